@@ -1,0 +1,298 @@
+/* wa-error.c: Graph API error parsing, classification and plain-language reasons. */
+#include "wa-error.h"
+
+#include "wa-i18n.h"
+#include "wa-json.h"
+
+G_DEFINE_QUARK(wa-graph-error-quark, wa_graph_error)
+
+WaGraphError *
+wa_graph_error_new(void)
+{
+  WaGraphError *error = g_new0(WaGraphError, 1);
+  error->reached = TRUE;
+  error->klass = WA_ERROR_CLASS_PERMANENT;
+  return error;
+}
+
+void
+wa_graph_error_free(WaGraphError *error)
+{
+  if (error == NULL)
+    return;
+  g_free(error->type);
+  g_free(error->message);
+  g_free(error->title);
+  g_free(error->details);
+  g_free(error->fbtrace_id);
+  g_free(error);
+}
+
+WaErrorClass
+wa_error_classify(gint64 code, gint64 subcode, int http_status, gboolean is_transient)
+{
+  switch (code) {
+  case 0:
+    break; /* no code: fall back to the HTTP status below */
+  case 1:
+  case 2:
+  case 131000:
+  case 131016:
+  case 131057:
+  case 133004:
+    return WA_ERROR_CLASS_RETRYABLE;
+  case 4:
+  case 17:
+  case 32:
+  case 613:
+  case 80007:
+  case 130429:
+  case 131056:
+    return WA_ERROR_CLASS_RATE_LIMITED;
+  case 131047:
+    return WA_ERROR_CLASS_WINDOW_CLOSED;
+  case 102:
+  case 104:
+  case 190:
+    return WA_ERROR_CLASS_AUTH;
+  case 3:
+  case 10:
+    return WA_ERROR_CLASS_PERMISSION;
+  case 33:
+    return WA_ERROR_CLASS_NOT_FOUND;
+  case 100:
+    if (subcode == 33)
+      return WA_ERROR_CLASS_NOT_FOUND;
+    return is_transient ? WA_ERROR_CLASS_RETRYABLE : WA_ERROR_CLASS_PERMANENT;
+  default:
+    if (code >= 200 && code <= 299)
+      return WA_ERROR_CLASS_PERMISSION;
+    return is_transient ? WA_ERROR_CLASS_RETRYABLE : WA_ERROR_CLASS_PERMANENT;
+  }
+
+  /* No Graph envelope: only the transport told us anything. */
+  if (is_transient)
+    return WA_ERROR_CLASS_RETRYABLE;
+  if (http_status == 0)
+    return WA_ERROR_CLASS_NETWORK;
+  if (http_status == 401)
+    return WA_ERROR_CLASS_AUTH;
+  if (http_status == 403)
+    return WA_ERROR_CLASS_PERMISSION;
+  if (http_status == 404)
+    return WA_ERROR_CLASS_NOT_FOUND;
+  if (http_status == 429)
+    return WA_ERROR_CLASS_RATE_LIMITED;
+  if (http_status == 408 || http_status >= 500)
+    return WA_ERROR_CLASS_RETRYABLE;
+  return WA_ERROR_CLASS_PERMANENT;
+}
+
+const char *
+wa_error_class_name(WaErrorClass klass)
+{
+  switch (klass) {
+  case WA_ERROR_CLASS_NETWORK: return "network";
+  case WA_ERROR_CLASS_RETRYABLE: return "retryable";
+  case WA_ERROR_CLASS_RATE_LIMITED: return "rate-limited";
+  case WA_ERROR_CLASS_WINDOW_CLOSED: return "window-closed";
+  case WA_ERROR_CLASS_AUTH: return "auth";
+  case WA_ERROR_CLASS_PERMISSION: return "permission";
+  case WA_ERROR_CLASS_NOT_FOUND: return "not-found";
+  case WA_ERROR_CLASS_PERMANENT: return "permanent";
+  }
+  return "unknown";
+}
+
+static void
+fill_from_object(WaGraphError *error, JsonObject *obj)
+{
+  JsonObject *data = wa_json_get_object(obj, "error_data");
+
+  error->code = wa_json_get_int(obj, "code", 0);
+  error->subcode = wa_json_get_int(obj, "error_subcode", 0);
+  error->type = g_strdup(wa_json_get_string(obj, "type"));
+  error->message = g_strdup(wa_json_get_string(obj, "message"));
+  error->title = g_strdup(wa_json_get_string(obj, "title"));
+  error->details = g_strdup(wa_json_get_string(data, "details"));
+  if (error->details == NULL)
+    error->details = g_strdup(wa_json_get_string(obj, "error_user_msg"));
+  error->fbtrace_id = g_strdup(wa_json_get_string(obj, "fbtrace_id"));
+  error->is_transient = wa_json_get_bool(obj, "is_transient", FALSE);
+}
+
+WaGraphError *
+wa_graph_error_from_reply(int http_status, const char *body, gsize len)
+{
+  g_autoptr(JsonNode) root = NULL;
+  JsonObject *envelope = NULL;
+  WaGraphError *error;
+
+  if (body != NULL && len > 0)
+    root = wa_json_parse_object(body, len, NULL);
+  if (root != NULL)
+    envelope = wa_json_get_object(json_node_get_object(root), "error");
+
+  if (envelope == NULL && http_status >= 200 && http_status < 300) {
+    if (root != NULL)
+      return NULL;
+    /* A 2xx whose body is not a JSON object cannot be used. */
+    error = wa_graph_error_new();
+    error->http_status = http_status;
+    error->message = g_strdup(_("The API answered with something that is not JSON"));
+    error->klass = WA_ERROR_CLASS_RETRYABLE;
+    return error;
+  }
+
+  error = wa_graph_error_new();
+  error->http_status = http_status;
+  if (envelope != NULL) {
+    fill_from_object(error, envelope);
+  } else {
+    error->message = g_strdup_printf(_("HTTP error %d without an API error body"), http_status);
+  }
+  error->klass = wa_error_classify(error->code, error->subcode, http_status, error->is_transient);
+  return error;
+}
+
+WaGraphError *
+wa_graph_error_from_webhook(JsonObject *obj)
+{
+  WaGraphError *error = wa_graph_error_new();
+
+  fill_from_object(error, obj);
+  error->klass = wa_error_classify(error->code, error->subcode, 0, error->is_transient);
+  if (error->code == 0)
+    error->klass = WA_ERROR_CLASS_PERMANENT;
+  return error;
+}
+
+WaGraphError *
+wa_graph_error_new_network(const char *message, gboolean reached)
+{
+  WaGraphError *error = wa_graph_error_new();
+
+  error->message = g_strdup(message);
+  error->reached = reached;
+  error->klass = WA_ERROR_CLASS_NETWORK;
+  return error;
+}
+
+typedef struct {
+  gint64 code;
+  const char *reason;
+  const char *advice;
+} CodeText;
+
+static const CodeText code_texts[] = {
+  { 0, N_("The access token is no longer valid."), N_("Enter a new access token in the account settings.") },
+  { 1, N_("WhatsApp reported an unknown server error."), N_("It will be retried.") },
+  { 2, N_("The WhatsApp service is temporarily unavailable."), N_("It will be retried.") },
+  { 3, N_("This app is not allowed to use this API method."), N_("Check the app's permissions in Meta's dashboard.") },
+  { 4, N_("The app has made too many API calls."), N_("Wait a while; it will be retried.") },
+  { 10, N_("The access token lacks a permission."), N_("Grant whatsapp_business_messaging and whatsapp_business_management to the system user's token.") },
+  { 33, N_("This business phone number no longer exists."), N_("Check the phone number ID in the account settings.") },
+  { 100, N_("WhatsApp refused a parameter of the request."), N_("Check the message; it was not sent.") },
+  { 104, N_("No access token was sent."), N_("Enter the access token as the account password.") },
+  { 190, N_("The access token is invalid or has expired."), N_("Enter a new access token as the account password.") },
+  { 368, N_("The WhatsApp Business Account is restricted for a policy violation."), N_("See Business Support in Meta's dashboard.") },
+  { 80007, N_("The WhatsApp Business Account has hit its rate limit."), N_("Wait a while; it will be retried.") },
+  { 130403, N_("The business has blocked this customer."), N_("Unblock the customer to send messages.") },
+  { 130429, N_("Too many messages were sent from this number in a short time."), N_("It will be retried shortly.") },
+  { 130472, N_("The customer is part of a marketing experiment, so the message was not sent."), N_("Nothing to do.") },
+  { 130497, N_("This business cannot message customers in that country."), N_("Nothing can be sent to this customer.") },
+  { 131000, N_("Sending failed for an unknown reason."), N_("Try again.") },
+  { 131005, N_("Access was denied."), N_("Check the token's permissions.") },
+  { 131008, N_("A required part of the message was missing."), N_("This is a bug in purple-wabiz; please report it.") },
+  { 131009, N_("A value in the message is not valid."), N_("Check the recipient and the message.") },
+  { 131016, N_("The WhatsApp service is temporarily overloaded."), N_("It will be retried.") },
+  { 131021, N_("You cannot message the business's own number."), N_("Choose another recipient.") },
+  { 131026, N_("The message could not be delivered: the number may not be on WhatsApp, may use an old WhatsApp version, or may not have accepted the terms."), N_("Ask the customer to update WhatsApp, or reach them another way.") },
+  { 131031, N_("The business account is locked."), N_("See Business Support in Meta's dashboard.") },
+  { 131037, N_("This number has no approved display name yet."), N_("Wait for the display name review in Meta's dashboard.") },
+  { 131042, N_("There is a problem with the business's payment method."), N_("Fix the payment method in Meta's Business Manager.") },
+  { 131045, N_("The business phone number is not registered."), N_("Register the number with the Cloud API.") },
+  { 131047, N_("More than 24 hours have passed since the customer last wrote."), N_("Only an approved template can be sent now.") },
+  { 131048, N_("Messages from this number were limited because too many were reported as spam."), N_("Send less, and only to customers who expect it.") },
+  { 131049, N_("WhatsApp did not deliver this message to keep engagement healthy (too many marketing messages to this customer)."), N_("Do not resend it within 24 hours.") },
+  { 131050, N_("The customer has stopped marketing messages from this business."), N_("Do not send marketing messages to this customer.") },
+  { 131051, N_("This message type is not supported."), N_("Send text or a supported type instead.") },
+  { 131052, N_("The customer's media could not be downloaded."), N_("Ask the customer to send it again, smaller if it is large.") },
+  { 131053, N_("The media could not be uploaded or fetched (wrong type, too large, or the link failed)."), N_("Check the file type and size.") },
+  { 131056, N_("Too many messages to this customer in a short time."), N_("It will be retried after a pause.") },
+  { 131057, N_("The business account is in maintenance."), N_("It will be retried in a minute.") },
+  { 131063, N_("Marketing templates are disabled for this account."), N_("See Meta's dashboard.") },
+  { 131064, N_("The messaging limit was reduced because of template classification violations."), N_("It lifts by itself; see Meta's dashboard.") },
+  { 132000, N_("The template got the wrong number of parameters."), N_("Check the template's placeholders.") },
+  { 132001, N_("The template does not exist in that language or is not approved."), N_("Pick an approved template and language.") },
+  { 132005, N_("The translated template text is too long."), N_("Shorten the parameters.") },
+  { 132007, N_("The template violates WhatsApp policy."), N_("Edit the template in Meta's dashboard.") },
+  { 132012, N_("A template parameter has the wrong format."), N_("Check the parameter types.") },
+  { 132015, N_("The template is paused because of low quality."), N_("Edit the template or wait until it is unpaused.") },
+  { 132016, N_("The template is permanently disabled."), N_("Create a new template.") },
+  { 132018, N_("A template parameter is not valid."), N_("Check the parameter values.") },
+  { 133010, N_("The business phone number is not registered on the platform."), N_("Register the number with the Cloud API.") },
+  { 137000, N_("The customer's identity key changed."), N_("Confirm the customer's identity before sending.") },
+};
+
+static const CodeText *
+find_code(gint64 code)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS(code_texts); i++)
+    if (code_texts[i].code == code)
+      return &code_texts[i];
+  return NULL;
+}
+
+const char *
+wa_error_code_reason(gint64 code)
+{
+  const CodeText *t = find_code(code);
+  return t != NULL ? _(t->reason) : NULL;
+}
+
+const char *
+wa_error_code_advice(gint64 code)
+{
+  const CodeText *t = find_code(code);
+  return t != NULL ? _(t->advice) : NULL;
+}
+
+char *
+wa_graph_error_describe(const WaGraphError *error)
+{
+  const CodeText *t;
+  GString *s;
+
+  if (error->klass == WA_ERROR_CLASS_NETWORK)
+    return g_strdup_printf(_("Cannot reach the WhatsApp API: %s"),
+                           error->message != NULL ? error->message : _("no answer"));
+
+  t = error->code != 0 ? find_code(error->code) : NULL;
+  s = g_string_new(NULL);
+  if (t != NULL) {
+    g_string_append(s, _(t->reason));
+  } else if (error->message != NULL) {
+    g_string_append(s, error->message);
+  } else if (error->title != NULL) {
+    g_string_append(s, error->title);
+  } else {
+    g_string_append(s, _("The WhatsApp API reported an error."));
+  }
+  if (error->details != NULL && *error->details != '\0')
+    g_string_append_printf(s, " (%s)", error->details);
+  if (t != NULL) {
+    g_string_append_c(s, ' ');
+    g_string_append(s, _(t->advice));
+  }
+  if (error->code != 0)
+    g_string_append_printf(s, _(" [error %" G_GINT64_FORMAT "]"), error->code);
+  return g_string_free(s, FALSE);
+}
+
+GError *
+wa_graph_error_to_gerror(const WaGraphError *error)
+{
+  g_autofree char *text = wa_graph_error_describe(error);
+  return g_error_new_literal(WA_GRAPH_ERROR, (gint) error->klass, text);
+}

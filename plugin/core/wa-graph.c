@@ -1,0 +1,323 @@
+/* wa-graph.c: Graph API calls over WaHttp, replies and errors parsed. */
+#include "wa-graph.h"
+
+#include <string.h>
+
+#include "wa-i18n.h"
+#include "wa-json.h"
+#include "wa-phone.h"
+
+struct _WaGraph {
+  WaHttp *http;
+  char *base_url; /* no trailing slash */
+  char *token;
+  GHashTable *calls; /* WaGraphCall* set */
+};
+
+struct _WaGraphCall {
+  WaGraph *graph;
+  WaHttpCall *http_call;
+  WaGraphCallback callback;
+  gpointer data;
+};
+
+static gboolean
+host_is_loopback(const char *host)
+{
+  g_autoptr(GInetAddress) addr = NULL;
+
+  if (host == NULL)
+    return FALSE;
+  if (g_ascii_strcasecmp(host, "localhost") == 0)
+    return TRUE;
+  addr = g_inet_address_new_from_string(host);
+  return addr != NULL && g_inet_address_get_is_loopback(addr);
+}
+
+gboolean
+wa_graph_check_base_url(const char *url, GError **error)
+{
+  g_autoptr(GUri) uri = NULL;
+  const char *scheme;
+
+  if (url == NULL || *url == '\0') {
+    g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, _("The API base URL is empty."));
+    return FALSE;
+  }
+  uri = g_uri_parse(url, G_URI_FLAGS_ENCODED, NULL);
+  if (uri == NULL || g_uri_get_host(uri) == NULL || *g_uri_get_host(uri) == '\0') {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, _("The API base URL “%s” is not a valid URL."), url);
+    return FALSE;
+  }
+  scheme = g_uri_get_scheme(uri);
+  if (g_ascii_strcasecmp(scheme, "https") != 0 &&
+      !(g_ascii_strcasecmp(scheme, "http") == 0 && host_is_loopback(g_uri_get_host(uri)))) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                _("The API base URL must use https (plain http is allowed only for this computer): %s"), url);
+    return FALSE;
+  }
+  if (g_uri_get_userinfo(uri) != NULL || g_uri_get_query(uri) != NULL || g_uri_get_fragment(uri) != NULL) {
+    g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        _("The API base URL must not contain a user name, a query or a fragment."));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+WaGraph *
+wa_graph_new(WaHttp *http, const char *base_url, const char *token, GError **error)
+{
+  WaGraph *graph;
+  gsize len;
+
+  if (!wa_graph_check_base_url(base_url, error))
+    return NULL;
+  graph = g_new0(WaGraph, 1);
+  graph->http = http;
+  graph->base_url = g_strdup(base_url);
+  len = strlen(graph->base_url);
+  while (len > 0 && graph->base_url[len - 1] == '/')
+    graph->base_url[--len] = '\0';
+  graph->token = g_strdup(token);
+  graph->calls = g_hash_table_new(NULL, NULL);
+  return graph;
+}
+
+static void
+call_free(WaGraphCall *call)
+{
+  g_free(call);
+}
+
+void
+wa_graph_free(WaGraph *graph)
+{
+  GHashTableIter iter;
+  gpointer key;
+
+  if (graph == NULL)
+    return;
+  g_hash_table_iter_init(&iter, graph->calls);
+  while (g_hash_table_iter_next(&iter, &key, NULL)) {
+    WaGraphCall *call = key;
+    wa_http_cancel(call->http_call);
+    call_free(call);
+  }
+  g_hash_table_destroy(graph->calls);
+  g_free(graph->base_url);
+  if (graph->token != NULL) {
+    memset(graph->token, 0, strlen(graph->token));
+    g_free(graph->token);
+  }
+  g_free(graph);
+}
+
+const char *
+wa_graph_get_base_url(WaGraph *graph)
+{
+  return graph->base_url;
+}
+
+static void
+http_done(WaHttpResponse *response, gpointer data)
+{
+  WaGraphCall *call = data;
+  WaGraph *graph = call->graph;
+  WaGraphReply reply = { 0 };
+  g_autoptr(JsonNode) root = NULL;
+
+  g_hash_table_remove(graph->calls, call);
+  reply.response = response;
+  if (!response->completed) {
+    reply.error = wa_graph_error_new_network(response->error, response->reached);
+  } else {
+    gsize len = 0;
+    const char *body = g_bytes_get_data(response->body, &len);
+
+    reply.error = wa_graph_error_from_reply((int) response->status, body, len);
+    if (reply.error == NULL) {
+      root = wa_json_parse_object(body, len, NULL);
+      reply.object = json_node_get_object(root);
+    }
+  }
+  call->callback(&reply, call->data);
+  wa_graph_error_free(reply.error);
+  call_free(call);
+}
+
+static WaGraphCall *
+start(WaGraph *graph, const char *method, const char *path, const char *query,
+      const char *body, gsize body_len, WaGraphCallback callback, gpointer data)
+{
+  WaGraphCall *call = g_new0(WaGraphCall, 1);
+  g_autofree char *url = NULL;
+  WaHttpRequest request = { 0 };
+
+  url = g_strconcat(graph->base_url, "/", path, query != NULL ? "?" : "", query != NULL ? query : "", NULL);
+  request.method = method;
+  request.url = url;
+  request.bearer = graph->token;
+  request.body = body;
+  request.body_len = body_len;
+  request.content_type = "application/json";
+  call->graph = graph;
+  call->callback = callback;
+  call->data = data;
+  call->http_call = wa_http_start(graph->http, &request, http_done, call);
+  if (call->http_call == NULL) {
+    g_free(call);
+    return NULL;
+  }
+  g_hash_table_add(graph->calls, call);
+  return call;
+}
+
+WaGraphCall *
+wa_graph_get(WaGraph *graph, const char *path, const char *query, WaGraphCallback callback, gpointer data)
+{
+  return start(graph, "GET", path, query, NULL, 0, callback, data);
+}
+
+WaGraphCall *
+wa_graph_post_json(WaGraph *graph, const char *path, JsonNode *body, WaGraphCallback callback, gpointer data)
+{
+  g_autofree char *text = wa_json_to_string(body);
+  return start(graph, "POST", path, NULL, text, strlen(text), callback, data);
+}
+
+void
+wa_graph_cancel(WaGraphCall *call)
+{
+  if (call == NULL)
+    return;
+  g_hash_table_remove(call->graph->calls, call);
+  wa_http_cancel(call->http_call);
+  call_free(call);
+}
+
+/* ---- phone number ---- */
+
+WaPhoneInfo *
+wa_phone_info_from_json(JsonObject *obj)
+{
+  WaPhoneInfo *info = g_new0(WaPhoneInfo, 1);
+
+  info->id = wa_json_dup_id(obj, "id");
+  info->display_phone_number = g_strdup(wa_json_get_string(obj, "display_phone_number"));
+  info->verified_name = g_strdup(wa_json_get_string(obj, "verified_name"));
+  info->quality_rating = g_strdup(wa_json_get_string(obj, "quality_rating"));
+  info->name_status = g_strdup(wa_json_get_string(obj, "name_status"));
+  info->throughput_level = g_strdup(wa_json_get_string(wa_json_get_object(obj, "throughput"), "level"));
+  info->messaging_limit = g_strdup(wa_json_get_string(obj, "whatsapp_business_manager_messaging_limit"));
+  if (info->messaging_limit == NULL)
+    info->messaging_limit = g_strdup(wa_json_get_string(obj, "messaging_limit_tier"));
+  info->platform_type = g_strdup(wa_json_get_string(obj, "platform_type"));
+  info->status = g_strdup(wa_json_get_string(obj, "status"));
+  info->account_mode = g_strdup(wa_json_get_string(obj, "account_mode"));
+  return info;
+}
+
+void
+wa_phone_info_free(WaPhoneInfo *info)
+{
+  if (info == NULL)
+    return;
+  g_free(info->id);
+  g_free(info->display_phone_number);
+  g_free(info->verified_name);
+  g_free(info->quality_rating);
+  g_free(info->name_status);
+  g_free(info->throughput_level);
+  g_free(info->messaging_limit);
+  g_free(info->platform_type);
+  g_free(info->status);
+  g_free(info->account_mode);
+  g_free(info);
+}
+
+WaGraphCall *
+wa_graph_get_phone_number(WaGraph *graph, const char *phone_number_id, WaGraphCallback callback, gpointer data)
+{
+  return wa_graph_get(graph, phone_number_id, "fields=" WA_PHONE_INFO_FIELDS, callback, data);
+}
+
+/* ---- messages ---- */
+
+JsonNode *
+wa_message_text_new(const char *customer, const char *body, gboolean preview_url, const char *callback_data)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new();
+
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "messaging_product");
+  json_builder_add_string_value(b, "whatsapp");
+  json_builder_set_member_name(b, "recipient_type");
+  json_builder_add_string_value(b, "individual");
+  if (wa_id_is_bsuid(customer)) {
+    json_builder_set_member_name(b, "recipient");
+    json_builder_add_string_value(b, customer);
+  } else {
+    g_autofree char *e164 = wa_phone_to_e164(customer);
+    json_builder_set_member_name(b, "to");
+    json_builder_add_string_value(b, e164);
+  }
+  json_builder_set_member_name(b, "type");
+  json_builder_add_string_value(b, "text");
+  json_builder_set_member_name(b, "text");
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "body");
+  json_builder_add_string_value(b, body);
+  if (preview_url) {
+    json_builder_set_member_name(b, "preview_url");
+    json_builder_add_boolean_value(b, TRUE);
+  }
+  json_builder_end_object(b);
+  if (callback_data != NULL) {
+    json_builder_set_member_name(b, "biz_opaque_callback_data");
+    json_builder_add_string_value(b, callback_data);
+  }
+  json_builder_end_object(b);
+  return json_builder_get_root(b);
+}
+
+WaSendResult *
+wa_send_result_from_json(JsonObject *obj, GError **error)
+{
+  JsonObject *message = wa_json_array_get_object(wa_json_get_array(obj, "messages"), 0);
+  JsonObject *contact = wa_json_array_get_object(wa_json_get_array(obj, "contacts"), 0);
+  WaSendResult *result;
+
+  if (wa_json_get_string(message, "id") == NULL) {
+    g_set_error_literal(error, WA_GRAPH_ERROR, WA_ERROR_CLASS_PERMANENT,
+                        _("The API accepted the message but returned no message id."));
+    return NULL;
+  }
+  result = g_new0(WaSendResult, 1);
+  result->wamid = g_strdup(wa_json_get_string(message, "id"));
+  result->message_status = g_strdup(wa_json_get_string(message, "message_status"));
+  result->input = g_strdup(wa_json_get_string(contact, "input"));
+  result->wa_id = wa_json_dup_id(contact, "wa_id");
+  result->user_id = g_strdup(wa_json_get_string(contact, "user_id"));
+  return result;
+}
+
+void
+wa_send_result_free(WaSendResult *result)
+{
+  if (result == NULL)
+    return;
+  g_free(result->wamid);
+  g_free(result->input);
+  g_free(result->wa_id);
+  g_free(result->user_id);
+  g_free(result->message_status);
+  g_free(result);
+}
+
+WaGraphCall *
+wa_graph_send_message(WaGraph *graph, const char *phone_number_id, JsonNode *message,
+                      WaGraphCallback callback, gpointer data)
+{
+  g_autofree char *path = g_strconcat(phone_number_id, "/messages", NULL);
+  return wa_graph_post_json(graph, path, message, callback, data);
+}

@@ -1,0 +1,39 @@
+/* wabiz-conv.c: conversations, and the one place where text from customers or
+ * the API becomes libpurple HTML (wa_text_to_html escapes it first). No other
+ * file may pass such text to purple_conversation_write or serv_got_im. */
+#include "wabiz.h"
+
+PurpleConversation *
+wabiz_conv_im(WabizAccount *wa, const char *customer, gboolean create)
+{
+  PurpleConversation *conv =
+    purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, customer, wa->account);
+
+  if (conv == NULL && create)
+    conv = purple_conversation_new(PURPLE_CONV_TYPE_IM, wa->account, customer);
+  return conv;
+}
+
+void
+wabiz_conv_write_plain(PurpleConversation *conv, const char *text, PurpleMessageFlags flags, time_t when)
+{
+  g_autofree char *html = wa_text_to_html(text, FALSE);
+
+  if (conv == NULL)
+    return;
+  purple_conversation_write(conv, NULL, html, flags | PURPLE_MESSAGE_NO_LINKIFY,
+                            when != 0 ? when : time(NULL));
+}
+
+/* Our conversations stay out of libpurple's plain-text logs unless the agent
+ * opted in: customers' messages are personal data. */
+void
+wabiz_conv_created_cb(PurpleConversation *conv, gpointer data)
+{
+  PurpleAccount *account = purple_conversation_get_account(conv);
+
+  if (account == NULL || g_strcmp0(purple_account_get_protocol_id(account), WABIZ_PRPL_ID) != 0)
+    return;
+  if (!purple_account_get_bool(account, WABIZ_OPT_PLAINTEXT_LOG, FALSE))
+    purple_conversation_set_logging(conv, FALSE);
+}

@@ -1,0 +1,141 @@
+/* wabiz-plugin.c: the plugin and prpl tables, account options, status types
+ * and plugin-wide set-up (gettext, debug routing). Per-account work lives in
+ * wabiz-login.c and wabiz-send.c. */
+#include "wabiz.h"
+
+#include <locale.h>
+
+#include "wabiz-config.h"
+
+const char *
+wabiz_account_string(PurpleAccount *account, const char *key)
+{
+  const char *def = NULL;
+
+  if (g_str_equal(key, WABIZ_OPT_API_BASE_URL))
+    def = WA_GRAPH_DEFAULT_BASE_URL;
+  return purple_account_get_string(account, key, def);
+}
+
+static const char *
+wabiz_list_icon(PurpleAccount *account, PurpleBuddy *buddy)
+{
+  return WABIZ_ICON_NAME;
+}
+
+static GList *
+wabiz_status_types(PurpleAccount *account)
+{
+  GList *types = NULL;
+
+  types = g_list_append(types, purple_status_type_new_with_attrs(
+    PURPLE_STATUS_AVAILABLE, "available", NULL, TRUE, TRUE, FALSE,
+    "message", _("Message"), purple_value_new(PURPLE_TYPE_STRING), NULL));
+  types = g_list_append(types, purple_status_type_new_with_attrs(
+    PURPLE_STATUS_AWAY, "away", NULL, TRUE, TRUE, FALSE,
+    "message", _("Message"), purple_value_new(PURPLE_TYPE_STRING), NULL));
+  types = g_list_append(types, purple_status_type_new_full(
+    PURPLE_STATUS_OFFLINE, "offline", NULL, TRUE, TRUE, FALSE));
+  return types;
+}
+
+static void
+wabiz_debug_http(const char *message)
+{
+  purple_debug_info("wabiz-http", "%s\n", message);
+}
+
+static gboolean
+plugin_load(PurplePlugin *plugin)
+{
+  purple_signal_connect(purple_conversations_get_handle(), "conversation-created", plugin,
+                        PURPLE_CALLBACK(wabiz_conv_created_cb), NULL);
+  return TRUE;
+}
+
+static gboolean
+plugin_unload(PurplePlugin *plugin)
+{
+  purple_signals_disconnect_by_handle(plugin);
+  return TRUE;
+}
+
+static PurplePluginProtocolInfo prpl_info = {
+  .options = 0, /* the access token is the account password */
+  .icon_spec = { .format = "png,jpg", .min_width = 0, .min_height = 0, .max_width = 640,
+                 .max_height = 640, .max_filesize = 0, .scale_rules = PURPLE_ICON_SCALE_SEND },
+  .list_icon = wabiz_list_icon,
+  .status_types = wabiz_status_types,
+  .login = wabiz_login,
+  .close = wabiz_close,
+  .send_im = wabiz_send_im,
+  .normalize = wabiz_normalize,
+  .struct_size = sizeof(PurplePluginProtocolInfo),
+};
+
+static PurplePluginInfo info = {
+  .magic = PURPLE_PLUGIN_MAGIC,
+  .major_version = PURPLE_MAJOR_VERSION,
+  .minor_version = PURPLE_MINOR_VERSION,
+  .type = PURPLE_PLUGIN_PROTOCOL,
+  .priority = PURPLE_PRIORITY_DEFAULT,
+  .id = WABIZ_PRPL_ID,
+  .name = "WhatsApp Business",
+  .version = WABIZ_VERSION,
+  .summary = N_("WhatsApp Business Platform (Cloud API) protocol plugin"),
+  .description = N_("Chat with customers of a WhatsApp Business number through Meta's Cloud API "
+                    "or a compatible provider."),
+  .author = "purple-wabiz developers",
+  .homepage = "https://github.com/purple-wabiz/purple-wabiz",
+  .load = plugin_load,
+  .unload = plugin_unload,
+  .extra_info = &prpl_info,
+};
+
+static void
+add_string_option(const char *label, const char *key, const char *def)
+{
+  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
+                                             purple_account_option_string_new(label, key, def));
+}
+
+static void
+init_plugin(PurplePlugin *plugin)
+{
+  const char *localedir = g_getenv("WABIZ_LOCALEDIR");
+  PurpleAccountOption *opt;
+
+  bindtextdomain(GETTEXT_PACKAGE, localedir != NULL ? localedir : WABIZ_LOCALEDIR);
+  bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
+  /* translate the tables now that the domain is bound */
+  info.summary = (char *) _(info.summary);
+  info.description = (char *) _(info.description);
+  wa_http_set_log_func(wabiz_debug_http);
+
+  add_string_option(_("WhatsApp Business Account ID"), WABIZ_OPT_WABA_ID, "");
+  add_string_option(_("API base URL"), WABIZ_OPT_API_BASE_URL, WA_GRAPH_DEFAULT_BASE_URL);
+  add_string_option(_("Default country code for national numbers"), WABIZ_OPT_DEFAULT_CC, "");
+  opt = purple_account_option_string_new(_("App secret (checks webhook signatures)"), WABIZ_OPT_APP_SECRET, "");
+  purple_account_option_set_masked(opt, TRUE);
+  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options, opt);
+  opt = purple_account_option_string_new(_("Webhook verify token"), WABIZ_OPT_VERIFY_TOKEN, "");
+  purple_account_option_set_masked(opt, TRUE);
+  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options, opt);
+  add_string_option(_("Webhook listen address"), WABIZ_OPT_WEBHOOK_BIND, "127.0.0.1");
+  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
+    purple_account_option_int_new(_("Webhook listen port (0 = any free port)"), WABIZ_OPT_WEBHOOK_PORT, 8090));
+  add_string_option(_("Webhook path"), WABIZ_OPT_WEBHOOK_PATH, "/webhook");
+  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
+    purple_account_option_bool_new(_("Keep the webhook receiver running when the messenger exits"),
+                                   WABIZ_OPT_RECEIVER_KEEP_RUNNING, TRUE));
+  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
+    purple_account_option_int_new(_("API request timeout (seconds)"), WABIZ_OPT_HTTP_TIMEOUT, 60));
+  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
+    purple_account_option_int_new(_("First retry delay for unsent messages (milliseconds)"),
+                                  WABIZ_OPT_RETRY_DELAY_MS, 1000));
+  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
+    purple_account_option_bool_new(_("Keep libpurple's plain-text conversation logs (not encrypted)"),
+                                   WABIZ_OPT_PLAINTEXT_LOG, FALSE));
+}
+
+PURPLE_INIT_PLUGIN(wabiz, init_plugin, info)

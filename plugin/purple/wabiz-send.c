@@ -1,0 +1,182 @@
+/* wabiz-send.c: sending to customers. send_im converts the agent's HTML to
+ * WhatsApp text, splits long texts, and hands the parts to the outbox
+ * (plugin/core wa-sender); the outbox's events become conversation lines. */
+#include "wabiz.h"
+
+#include <string.h>
+
+
+const char *
+wabiz_normalize(const PurpleAccount *account, const char *who)
+{
+  static char buf[256];
+  g_autofree char *norm = NULL;
+  const char *cc = NULL;
+
+  if (who == NULL)
+    return NULL;
+  if (account != NULL)
+    cc = purple_account_get_string((PurpleAccount *) account, WABIZ_OPT_DEFAULT_CC, NULL);
+  norm = wa_customer_id_normalize(who, cc, NULL);
+  g_strlcpy(buf, norm != NULL ? norm : who, sizeof(buf));
+  return buf;
+}
+
+static WabizAccount *
+from_user(gpointer user)
+{
+  return user;
+}
+
+static void
+forget_announced(WabizAccount *wa, const char *customer, gboolean say_done)
+{
+  if (g_hash_table_remove(wa->announced, customer) && say_done &&
+      wa_sender_waiting(wa->sender, customer) == 0)
+    wabiz_conv_write_plain(wabiz_conv_im(wa, customer, TRUE),
+                           _("The waiting messages have been sent."), PURPLE_MESSAGE_SYSTEM, 0);
+}
+
+/* The API may know the customer by another number (Brazil, Mexico): the buddy
+ * and the conversation follow the API. */
+static void
+follow_wa_id(WabizAccount *wa, const char *customer, const char *wa_id)
+{
+  PurpleBuddy *buddy;
+  PurpleConversation *conv;
+  g_autofree char *text = NULL;
+
+  if (wa_id == NULL || g_str_equal(wa_id, customer) || wa_id_is_bsuid(customer))
+    return;
+  if (purple_find_buddy(wa->account, wa_id) == NULL) {
+    buddy = purple_find_buddy(wa->account, customer);
+    if (buddy != NULL)
+      purple_blist_rename_buddy(buddy, wa_id);
+  }
+  conv = wabiz_conv_im(wa, customer, FALSE);
+  if (conv != NULL && wabiz_conv_im(wa, wa_id, FALSE) == NULL)
+    purple_conversation_set_name(conv, wa_id);
+  text = g_strdup_printf(_("WhatsApp knows this customer as +%s (you wrote +%s); the buddy now uses +%s."),
+                         wa_id, customer, wa_id);
+  wabiz_conv_write_plain(wabiz_conv_im(wa, wa_id, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);
+}
+
+static void
+on_sent(gpointer user, const char *customer, guint64 id, const WaSendResult *result)
+{
+  WabizAccount *wa = from_user(user);
+
+  purple_debug_info("wabiz", "outbox %" G_GUINT64_FORMAT " accepted\n", id);
+  g_hash_table_replace(wa->wamids, g_strdup(result->wamid), g_strdup(customer));
+  forget_announced(wa, customer, TRUE);
+  if (g_strcmp0(result->message_status, "held_for_quality_assessment") == 0 ||
+      g_strcmp0(result->message_status, "paused") == 0)
+    wabiz_conv_write_plain(wabiz_conv_im(wa, customer, TRUE),
+                           _("WhatsApp is holding this message for a quality check before delivering it."),
+                           PURPLE_MESSAGE_SYSTEM, 0);
+  follow_wa_id(wa, customer, result->wa_id);
+}
+
+static void
+on_failed(gpointer user, const char *customer, guint64 id, const WaGraphError *error)
+{
+  WabizAccount *wa = from_user(user);
+  g_autofree char *reason = wa_graph_error_describe(error);
+  g_autofree char *text = g_strdup_printf(_("Not sent: %s"), reason);
+
+  forget_announced(wa, customer, FALSE);
+  wabiz_conv_write_plain(wabiz_conv_im(wa, customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
+}
+
+static void
+on_uncertain(gpointer user, const char *customer, guint64 id, const WaGraphError *error)
+{
+  WabizAccount *wa = from_user(user);
+  g_autofree char *reason = wa_graph_error_describe(error);
+  g_autofree char *text = g_strdup_printf(
+    _("This message may or may not have been sent: %s. It was not sent again automatically, "
+      "so the customer does not get it twice; send it again if it does not show as delivered."),
+    reason);
+
+  forget_announced(wa, customer, FALSE);
+  wabiz_conv_write_plain(wabiz_conv_im(wa, customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
+}
+
+static void
+on_waiting(gpointer user, const char *customer, guint waiting, guint retry_ms, const WaGraphError *error)
+{
+  WabizAccount *wa = from_user(user);
+  g_autofree char *reason = NULL;
+  g_autofree char *text = NULL;
+
+  if (g_hash_table_contains(wa->announced, customer))
+    return; /* said once per outage; the next line is "sent" or a failure */
+  g_hash_table_add(wa->announced, g_strdup(customer));
+  reason = wa_graph_error_describe(error);
+  text = g_strdup_printf(ngettext("Queued (%u message waiting, retrying): %s",
+                                  "Queued (%u messages waiting, retrying): %s", waiting),
+                         waiting, reason);
+  wabiz_conv_write_plain(wabiz_conv_im(wa, customer, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);
+}
+
+static void
+on_auth_failed(gpointer user, const WaGraphError *error)
+{
+  WabizAccount *wa = from_user(user);
+  g_autofree char *reason = wa_graph_error_describe(error);
+  g_autofree char *text = g_strdup_printf(_("The access token was refused: %s"), reason);
+
+  purple_connection_error_reason(wa->gc, PURPLE_CONNECTION_ERROR_AUTHENTICATION_FAILED, text);
+}
+
+static const WaSenderEvents sender_events = {
+  .sent = on_sent,
+  .failed = on_failed,
+  .uncertain = on_uncertain,
+  .waiting = on_waiting,
+  .auth_failed = on_auth_failed,
+};
+
+void
+wabiz_sender_start(WabizAccount *wa)
+{
+  WaSenderConfig config = { 0 };
+  int base = purple_account_get_int(wa->account, WABIZ_OPT_RETRY_DELAY_MS, 1000);
+
+  wa->sender = wa_sender_new(wa->graph, wabiz_loop(), wa->pnid, &sender_events, wa);
+  config.backoff_base_ms = base > 0 ? (guint) base : 1000;
+  config.backoff_max_ms = MAX(config.backoff_base_ms, 60000);
+  wa_sender_set_config(wa->sender, &config);
+}
+
+int
+wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, PurpleMessageFlags flags)
+{
+  WabizAccount *wa = purple_connection_get_protocol_data(gc);
+  const char *cc = purple_account_get_string(wa->account, WABIZ_OPT_DEFAULT_CC, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *customer = NULL;
+  g_autofree char *text = NULL;
+  g_auto(GStrv) parts = NULL;
+
+  if (wa->sender == NULL)
+    return -ENOTCONN;
+  text = wa_html_to_whatsapp(message);
+  g_strstrip(text);
+  if (*text == '\0')
+    return 0;
+
+  customer = wa_customer_id_normalize(who, cc, &error);
+  if (customer == NULL) {
+    /* echo the text (return > 0) and say on its own line why it did not go */
+    g_autofree char *line = g_strdup_printf(_("Not sent: %s"), error->message);
+    wabiz_conv_write_plain(purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, who, wa->account),
+                           line, PURPLE_MESSAGE_ERROR, 0);
+    return 1;
+  }
+
+  parts = wa_text_split(text, WA_TEXT_MAX_UNITS);
+  for (guint i = 0; parts[i] != NULL; i++)
+    wa_sender_enqueue_text(wa->sender, customer, parts[i], wa_text_has_url(parts[i]));
+  return 1;
+}
