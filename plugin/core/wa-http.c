@@ -480,7 +480,6 @@ wa_http_start(WaHttp *http, const WaHttpRequest *request, WaHttpCallback callbac
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) http->connect_ms);
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) http->total_ms);
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");

@@ -1,0 +1,100 @@
+/* test-json.c: the depth limit and the lenient typed getters. */
+#include "wa-json.h"
+
+static char *
+nested(guint depth, char open, char close)
+{
+  GString *s = g_string_new(NULL);
+  for (guint i = 0; i < depth; i++)
+    g_string_append_c(s, open);
+  for (guint i = 0; i < depth; i++)
+    g_string_append_c(s, close);
+  return g_string_free(s, FALSE);
+}
+
+static void
+test_depth_limit(void)
+{
+  g_autofree char *ok = nested(WA_JSON_MAX_DEPTH, '[', ']');
+  g_autofree char *deep = nested(WA_JSON_MAX_DEPTH + 1, '[', ']');
+  g_autofree char *huge = nested(1000000, '{', '}');
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) node = wa_json_parse(ok, strlen(ok), &error);
+
+  g_assert_no_error(error);
+  g_assert_nonnull(node);
+  g_assert_null(wa_json_parse(deep, strlen(deep), &error));
+  g_assert_error(error, WA_JSON_ERROR, WA_JSON_ERROR_TOO_DEEP);
+  g_clear_error(&error);
+  /* a million levels is refused before json-glib sees it (it would crash) */
+  g_assert_null(wa_json_parse(huge, strlen(huge), &error));
+  g_assert_error(error, WA_JSON_ERROR, WA_JSON_ERROR_TOO_DEEP);
+}
+
+static void
+test_depth_ignores_strings(void)
+{
+  g_autofree char *brackets = nested(200, '[', ']');
+  g_autofree char *doc = g_strdup_printf("{\"a\":\"%s\\\"[[[\"}", brackets);
+
+  g_assert_true(wa_json_check_depth(doc, strlen(doc), 2, NULL));
+  g_assert_false(wa_json_check_depth("[[[\"x\"]]]", 9, 2, NULL));
+}
+
+static void
+test_invalid(void)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_null(wa_json_parse("{\"a\":", 5, &error));
+  g_assert_error(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID);
+  g_clear_error(&error);
+  g_assert_null(wa_json_parse_object("[1]", 3, &error));
+  g_assert_error(error, WA_JSON_ERROR, WA_JSON_ERROR_NOT_OBJECT);
+  g_clear_error(&error);
+  g_assert_null(wa_json_parse("", 0, &error));
+  g_assert_nonnull(error);
+}
+
+static void
+test_getters(void)
+{
+  const char *doc = "{\"s\":\"x\",\"ts\":\"1749416383\",\"n\":42,\"big\":1689556908129835,"
+                    "\"d\":37.5,\"b\":true,\"o\":{\"k\":1},\"a\":[{\"z\":1},2],\"nul\":null,\"bad\":\"12x\"}";
+  g_autoptr(JsonNode) root = wa_json_parse_object(doc, strlen(doc), NULL);
+  JsonObject *obj = json_node_get_object(root);
+  g_autofree char *big = wa_json_dup_id(obj, "big");
+  g_autofree char *sid = wa_json_dup_id(obj, "s");
+
+  g_assert_cmpstr(wa_json_get_string(obj, "s"), ==, "x");
+  g_assert_null(wa_json_get_string(obj, "n"));
+  g_assert_null(wa_json_get_string(obj, "missing"));
+  g_assert_null(wa_json_get_string(NULL, "s"));
+  g_assert_cmpint(wa_json_get_int(obj, "ts", -1), ==, 1749416383);
+  g_assert_cmpint(wa_json_get_int(obj, "n", -1), ==, 42);
+  g_assert_cmpint(wa_json_get_int(obj, "bad", -1), ==, -1);
+  g_assert_cmpint(wa_json_get_int(obj, "nul", -7), ==, -7);
+  g_assert_cmpint(wa_json_get_int(obj, "o", -7), ==, -7);
+  g_assert_cmpstr(big, ==, "1689556908129835");
+  g_assert_cmpstr(sid, ==, "x");
+  g_assert_cmpfloat(wa_json_get_double(obj, "d", 0), ==, 37.5);
+  g_assert_cmpfloat(wa_json_get_double(obj, "n", 0), ==, 42.0);
+  g_assert_true(wa_json_get_bool(obj, "b", FALSE));
+  g_assert_false(wa_json_get_bool(obj, "s", FALSE));
+  g_assert_nonnull(wa_json_get_object(obj, "o"));
+  g_assert_null(wa_json_get_object(obj, "a"));
+  g_assert_nonnull(wa_json_array_get_object(wa_json_get_array(obj, "a"), 0));
+  g_assert_null(wa_json_array_get_object(wa_json_get_array(obj, "a"), 1));
+  g_assert_null(wa_json_array_get_object(wa_json_get_array(obj, "a"), 5));
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/json/depth-limit", test_depth_limit);
+  g_test_add_func("/json/depth-ignores-strings", test_depth_ignores_strings);
+  g_test_add_func("/json/invalid", test_invalid);
+  g_test_add_func("/json/getters", test_getters);
+  return g_test_run();
+}

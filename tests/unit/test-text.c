@@ -1,0 +1,163 @@
+/* test-text.c: HTML to WhatsApp markup, splitting, escaping for libpurple. */
+#include "wa-text.h"
+
+#include <string.h>
+
+static void
+conv(const char *html, const char *want)
+{
+  g_autofree char *got = wa_html_to_whatsapp(html);
+  g_assert_cmpstr(got, ==, want);
+}
+
+static void
+test_markup(void)
+{
+  conv("plain text", "plain text");
+  conv("<b>bold</b> and <i>it</i>", "*bold* and _it_");
+  conv("<strong>x</strong><em>y</em>", "*x*_y_");
+  conv("<s>gone</s> <strike>a</strike> <del>b</del>", "~gone~ ~a~ ~b~");
+  conv("<tt>code</tt>", "```code```");
+  conv("<B>Upper</B>", "*Upper*");
+  /* white space moves outside the markers, or WhatsApp shows the stars */
+  conv("<b> bold </b>x", " *bold* x");
+  conv("<b> </b>", " ");
+  conv("<b>a<i>b</i></b>", "*a_b_*");
+  conv("line<br>next<BR/>last", "line\nnext\nlast");
+  conv("<font color=\"#ff0000\"><span style='x'>red</span></font><u>u</u>", "redu");
+  conv("a &amp; b &lt;c&gt; &quot;d&quot; &#39;e&#39; &#x263A; &nbsp;", "a & b <c> \"d\" 'e' \xe2\x98\xba  ");
+  conv("Tom & Jerry &unknown; &#0; &#xZZ;", "Tom & Jerry &unknown; &#0; &#xZZ;");
+  conv("<a href=\"https://shop.example/o?id=1&amp;x=2\">your order</a>",
+       "your order (https://shop.example/o?id=1&x=2)");
+  conv("<a href='https://a.example'>https://a.example</a>", "https://a.example");
+  conv("<a href=\"mailto:x@y.example\">x@y.example</a>", "x@y.example");
+  conv("<a href=\"https://a.example\"></a>", "https://a.example");
+  conv("1 < 2 and 3 > 2", "1 < 2 and 3 > 2");
+  conv("unclosed <b>bold", "unclosed bold");
+  conv("<!-- note -->text", "text");
+  conv("<p>one</p><p>two</p>", "one\ntwo\n");
+  conv("", "");
+}
+
+static void
+test_utf16_length(void)
+{
+  g_assert_cmpuint(wa_text_utf16_length("abc"), ==, 3);
+  g_assert_cmpuint(wa_text_utf16_length("caf\xc3\xa9"), ==, 4);
+  g_assert_cmpuint(wa_text_utf16_length("\xf0\x9f\x98\x80"), ==, 2); /* U+1F600 */
+}
+
+static void
+test_split_short(void)
+{
+  g_auto(GStrv) parts = wa_text_split("hello", 4096);
+
+  g_assert_cmpuint(g_strv_length(parts), ==, 1);
+  g_assert_cmpstr(parts[0], ==, "hello");
+}
+
+static void
+test_split_numbered(void)
+{
+  GString *text = g_string_new(NULL);
+  g_auto(GStrv) parts = NULL;
+  g_autoptr(GString) joined = g_string_new(NULL);
+
+  /* 10,000 characters of words: three parts, each within the limit */
+  while (text->len < 10000)
+    g_string_append(text, "word ");
+  g_string_truncate(text, 10000);
+  parts = wa_text_split(text->str, 4096);
+  g_assert_cmpuint(g_strv_length(parts), ==, 3);
+  for (guint i = 0; parts[i] != NULL; i++) {
+    g_autofree char *prefix = g_strdup_printf("(%u/3) ", i + 1);
+    g_assert_true(g_str_has_prefix(parts[i], prefix));
+    g_assert_cmpuint(wa_text_utf16_length(parts[i]), <=, 4096);
+    /* split at a word break: no part ends inside "word" */
+    g_assert_false(g_str_has_suffix(parts[i], "wo"));
+    if (joined->len > 0)
+      g_string_append_c(joined, ' ');
+    g_string_append(joined, parts[i] + strlen(prefix));
+  }
+  /* nothing lost but the separators at the cuts */
+  g_assert_cmpstr(joined->str, ==, text->str);
+  g_string_free(text, TRUE);
+}
+
+static void
+test_split_no_spaces_and_emoji(void)
+{
+  GString *text = g_string_new(NULL);
+  g_auto(GStrv) parts = NULL;
+  guint total_chars = 0;
+
+  /* 3,000 emoji = 6,000 UTF-16 units, no break opportunity: hard cuts between characters */
+  for (int i = 0; i < 3000; i++)
+    g_string_append(text, "\xf0\x9f\x98\x80");
+  parts = wa_text_split(text->str, 4096);
+  g_assert_cmpuint(g_strv_length(parts), ==, 2);
+  for (guint i = 0; parts[i] != NULL; i++) {
+    const char *body = strchr(parts[i], ' ') + 1;
+    g_assert_true(g_utf8_validate(parts[i], -1, NULL));
+    g_assert_cmpuint(wa_text_utf16_length(parts[i]), <=, 4096);
+    total_chars += (guint) g_utf8_strlen(body, -1);
+  }
+  g_assert_cmpuint(total_chars, ==, 3000);
+  g_string_free(text, TRUE);
+}
+
+static void
+test_split_many_parts(void)
+{
+  /* 12 parts: the prefix grows to "(10/12) " and every part still fits */
+  GString *text = g_string_new(NULL);
+  g_auto(GStrv) parts = NULL;
+
+  while (text->len < 100 * 11 + 50)
+    g_string_append(text, "abcdefghi ");
+  parts = wa_text_split(text->str, 100);
+  g_assert_cmpuint(g_strv_length(parts), >=, 12);
+  for (guint i = 0; parts[i] != NULL; i++)
+    g_assert_cmpuint(wa_text_utf16_length(parts[i]), <=, 100);
+  g_assert_true(g_str_has_prefix(parts[9], "(10/"));
+  g_string_free(text, TRUE);
+}
+
+static void
+test_to_html(void)
+{
+  g_autofree char *a = wa_text_to_html("<img id=\"7\"> & <b>x</b>\nnext", FALSE);
+  g_autofree char *b = wa_text_to_html("*bold* _it_ ~s~ ```m``` snake_case_name 2*3*4", TRUE);
+  g_autofree char *c = wa_text_to_html("bad \xff utf8", FALSE);
+  g_autofree char *d = wa_text_to_html("*<script>*", TRUE);
+
+  g_assert_cmpstr(a, ==, "&lt;img id=&quot;7&quot;&gt; &amp; &lt;b&gt;x&lt;/b&gt;<br>next");
+  g_assert_cmpstr(b, ==, "<b>bold</b> <i>it</i> <s>s</s> <tt>m</tt> snake_case_name 2*3*4");
+  g_assert_true(g_utf8_validate(c, -1, NULL));
+  g_assert_null(strchr(c, '\xff'));
+  g_assert_cmpstr(d, ==, "<b>&lt;script&gt;</b>");
+}
+
+static void
+test_has_url(void)
+{
+  g_assert_true(wa_text_has_url("see https://example.com/x"));
+  g_assert_true(wa_text_has_url("http://a.b"));
+  g_assert_false(wa_text_has_url("no link here"));
+  g_assert_false(wa_text_has_url("https:// nothing"));
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/text/markup", test_markup);
+  g_test_add_func("/text/utf16-length", test_utf16_length);
+  g_test_add_func("/text/split-short", test_split_short);
+  g_test_add_func("/text/split-numbered", test_split_numbered);
+  g_test_add_func("/text/split-no-spaces-emoji", test_split_no_spaces_and_emoji);
+  g_test_add_func("/text/split-many-parts", test_split_many_parts);
+  g_test_add_func("/text/to-html", test_to_html);
+  g_test_add_func("/text/has-url", test_has_url);
+  return g_test_run();
+}
