@@ -139,6 +139,7 @@ wabiz_login(PurpleAccount *account)
   const char *cc = wabiz_account_string(account, WABIZ_OPT_DEFAULT_CC);
   int timeout = purple_account_get_int(account, WABIZ_OPT_HTTP_TIMEOUT, 60);
 
+  wabiz_connect_signals();
   wa->account = account;
   wa->gc = gc;
   wa->pnid = g_strstrip(g_strdup(purple_account_get_username(account)));

@@ -45,11 +45,25 @@ wabiz_debug_http(const char *message)
   purple_debug_info("wabiz-http", "%s\n", message);
 }
 
+static PurplePlugin *plugin_handle;
+static gboolean signals_connected;
+
+/* Protocol plugins load before libpurple registers its conversation signals,
+ * so the connection waits for the first sign-on. */
+void
+wabiz_connect_signals(void)
+{
+  if (signals_connected)
+    return;
+  signals_connected = TRUE;
+  purple_signal_connect(purple_conversations_get_handle(), "conversation-created", plugin_handle,
+                        PURPLE_CALLBACK(wabiz_conv_created_cb), NULL);
+}
+
 static gboolean
 plugin_load(PurplePlugin *plugin)
 {
-  purple_signal_connect(purple_conversations_get_handle(), "conversation-created", plugin,
-                        PURPLE_CALLBACK(wabiz_conv_created_cb), NULL);
+  plugin_handle = plugin;
   return TRUE;
 }
 
@@ -57,6 +71,7 @@ static gboolean
 plugin_unload(PurplePlugin *plugin)
 {
   purple_signals_disconnect_by_handle(plugin);
+  signals_connected = FALSE;
   return TRUE;
 }
 

@@ -175,6 +175,14 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
     return 1;
   }
 
+  /* the conversation takes the customer's canonical id, as the buddy does */
+  {
+    PurpleConversation *conv = purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, who, wa->account);
+    if (conv != NULL && !g_str_equal(purple_conversation_get_name(conv), customer) &&
+        wabiz_conv_im(wa, customer, FALSE) == conv)
+      purple_conversation_set_name(conv, customer);
+  }
+
   parts = wa_text_split(text, WA_TEXT_MAX_UNITS);
   for (guint i = 0; parts[i] != NULL; i++)
     wa_sender_enqueue_text(wa->sender, customer, parts[i], wa_text_has_url(parts[i]));

@@ -68,3 +68,4 @@ void wabiz_conv_created_cb(PurpleConversation *conv, gpointer data);
 
 /* wabiz-plugin.c */
 const char *wabiz_account_string(PurpleAccount *account, const char *key);
+void wabiz_connect_signals(void);

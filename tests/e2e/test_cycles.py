@@ -1,0 +1,31 @@
+"""Sign-on / sign-off cycles: run under AddressSanitizer (100 cycles, leak
+check at exit) and valgrind memcheck (10 cycles): nothing may leak or touch
+freed memory. The count comes from WABIZ_CYCLES. A message is sent in every
+cycle so the HTTP client, Graph client and outbox are torn down with state."""
+
+import os
+
+from harness import Scenario, has, main
+
+
+class Cycles(Scenario):
+
+    def test_cycles(self):
+        count = int(os.environ.get("WABIZ_CYCLES", "10"))
+        host = self.start_host()
+        host.send_im("491701234567", "before cycling")
+        self.sim.wait_for_sent(1)
+        host.cycle(count, timeout_ms=60000, timeout=60 + count * 10)
+        # still usable after the cycles
+        host.connect()
+        host.wait_for({"event": "signed-on"}, timeout=60)
+        host.send_im("491701234567", "after cycling")
+        self.sim.wait_for_sent(2)
+        host.wait_for({"event": "write", "flags": has("send"), "message": "after cycling"})
+        self.assertEqual(host.quit(timeout=120), 0, host.stderr_text()[-4000:])
+        gets = [r for r in self.sim.requests() if r["path"].endswith("/" + self.sim.pnid)]
+        self.assertGreaterEqual(len(gets), count + 2)
+
+
+if __name__ == "__main__":
+    main()
