@@ -5,7 +5,7 @@ cycle so the HTTP client, Graph client and outbox are torn down with state."""
 
 import os
 
-from harness import Scenario, has, main
+from harness import Scenario, has, main, wait_until
 
 
 class Cycles(Scenario):
@@ -17,8 +17,9 @@ class Cycles(Scenario):
         self.sim.wait_for_sent(1)
         host.cycle(count, timeout_ms=60000, timeout=60 + count * 10)
         # still usable after the cycles
+        before = len(host.events("signed-on"))
         host.connect()
-        host.wait_for({"event": "signed-on"}, timeout=60)
+        wait_until(lambda: len(host.events("signed-on")) > before, timeout=60, what="sign-on")
         host.send_im("491701234567", "after cycling")
         self.sim.wait_for_sent(2)
         host.wait_for({"event": "write", "flags": has("send"), "message": "after cycling"})
