@@ -1,0 +1,391 @@
+/* sim-events.c: builds the webhook bodies the simulator emits (statuses and
+ * inbound messages, shaped like spec/examples/webhooks) and schedules the
+ * automatic statuses that follow an accepted send. */
+#include "sim.h"
+#include "sim-json.h"
+#include "sim-validate.h"
+#include "sim-webhook.h"
+
+#include <string.h>
+
+typedef struct {
+  Sim *sim;
+  char *wamid;
+  GPtrArray *statuses;   /* char*, emitted in order */
+  guint next;
+  JsonNode *errors;      /* for a "failed" status, or NULL */
+  guint source;
+} SimStatusTimer;
+
+static void
+status_timer_free (SimStatusTimer *t)
+{
+  if (t->source != 0)
+    g_source_remove (t->source);
+  g_free (t->wamid);
+  g_ptr_array_unref (t->statuses);
+  if (t->errors)
+    json_node_unref (t->errors);
+  g_free (t);
+}
+
+void
+sim_status_timers_cancel (Sim *sim)
+{
+  for (guint i = 0; i < sim->status_timers->len; i++)
+    status_timer_free (g_ptr_array_index (sim->status_timers, i));
+  g_ptr_array_set_size (sim->status_timers, 0);
+}
+
+/* Opens {"object":...,"entry":[{"id":WABA,"changes":[{"value":{...metadata */
+static void
+begin_envelope (Sim *sim, JsonBuilder *b)
+{
+  g_autofree char *display = sim_digits_only (sim->display_number);
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "object");
+  json_builder_add_string_value (b, "whatsapp_business_account");
+  json_builder_set_member_name (b, "entry");
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "id");
+  json_builder_add_string_value (b, sim->waba_id);
+  json_builder_set_member_name (b, "changes");
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "value");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "messaging_product");
+  json_builder_add_string_value (b, "whatsapp");
+  json_builder_set_member_name (b, "metadata");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "display_phone_number");
+  json_builder_add_string_value (b, display);
+  json_builder_set_member_name (b, "phone_number_id");
+  json_builder_add_string_value (b, sim->pnid);
+  json_builder_end_object (b);
+}
+
+static char *
+end_envelope (JsonBuilder *b)
+{
+  json_builder_end_object (b);          /* value */
+  json_builder_set_member_name (b, "field");
+  json_builder_add_string_value (b, "messages");
+  json_builder_end_object (b);          /* change */
+  json_builder_end_array (b);           /* changes */
+  json_builder_end_object (b);          /* entry */
+  json_builder_end_array (b);           /* entry[] */
+  json_builder_end_object (b);
+  return sim_json_serialize_builder (b);
+}
+
+char *
+sim_status_body (Sim *sim, SimSent *sent, const char *status, gint64 ts, JsonNode *errors)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autofree char *ts_str = g_strdup_printf ("%" G_GINT64_FORMAT, ts);
+  gboolean priced = FALSE;
+
+  if (g_strcmp0 (status, "sent") == 0)
+    priced = TRUE;
+  else if ((g_strcmp0 (status, "delivered") == 0 || g_strcmp0 (status, "read") == 0)
+           && !sent->priced_dr)
+    priced = sent->priced_dr = TRUE;
+  if (g_strcmp0 (status, "failed") == 0)
+    sent->failed = TRUE;
+
+  begin_envelope (sim, b);
+  json_builder_set_member_name (b, "statuses");
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "id");
+  json_builder_add_string_value (b, sent->wamid);
+  json_builder_set_member_name (b, "status");
+  json_builder_add_string_value (b, status);
+  json_builder_set_member_name (b, "timestamp");
+  json_builder_add_string_value (b, ts_str);
+  if (sent->recipient_id != NULL)
+    {
+      json_builder_set_member_name (b, "recipient_id");
+      json_builder_add_string_value (b, sent->recipient_id);
+    }
+  else
+    {
+      json_builder_set_member_name (b, "recipient_user_id");
+      json_builder_add_string_value (b, sent->user_id);
+    }
+  if (sent->biz_opaque != NULL)
+    {
+      json_builder_set_member_name (b, "biz_opaque_callback_data");
+      json_builder_add_string_value (b, sent->biz_opaque);
+    }
+  if (priced)
+    {
+      json_builder_set_member_name (b, "pricing");
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "billable");
+      json_builder_add_boolean_value (b, TRUE);
+      json_builder_set_member_name (b, "pricing_model");
+      json_builder_add_string_value (b, "PMP");
+      json_builder_set_member_name (b, "type");
+      json_builder_add_string_value (b, sent->pricing_type);
+      json_builder_set_member_name (b, "category");
+      json_builder_add_string_value (b, sent->category);
+      json_builder_end_object (b);
+    }
+  if (errors != NULL)
+    {
+      json_builder_set_member_name (b, "errors");
+      json_builder_add_value (b, json_node_copy (errors));
+    }
+  json_builder_end_object (b);
+  json_builder_end_array (b);
+  return end_envelope (b);
+}
+
+static JsonNode *
+reengagement_errors (void)
+{
+  static const char json[] =
+    "[{\"code\":131047,\"title\":\"Re-engagement message\",\"message\":\"Re-engagement message\","
+    "\"error_data\":{\"details\":\"Message failed to send because more than 24 hours have passed "
+    "since the customer last replied to this number.\"},"
+    "\"href\":\"https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/\"}]";
+
+  return sim_json_parse (json, strlen (json), NULL);
+}
+
+static gboolean
+status_timer_fire (gpointer data)
+{
+  SimStatusTimer *t = data;
+  Sim *sim = t->sim;
+  SimSent *sent = g_hash_table_lookup (sim->sent, t->wamid);
+
+  t->source = 0;
+  if (sent != NULL && t->next < t->statuses->len)
+    {
+      const char *status = g_ptr_array_index (t->statuses, t->next);
+      g_autofree char *body = NULL;
+
+      t->next++;
+      body = sim_status_body (sim, sent, status, sim_clock_now (&sim->clock),
+                              g_strcmp0 (status, "failed") == 0 ? t->errors : NULL);
+      sim_webhook_emit (sim->webhook, body, SIM_WEBHOOK_STATUS, TRUE, NULL);
+    }
+  if (sent != NULL && t->next < t->statuses->len)
+    {
+      t->source = g_timeout_add (sim->knobs.status_delay_ms, status_timer_fire, t);
+      return G_SOURCE_REMOVE;
+    }
+  g_ptr_array_remove (sim->status_timers, t);
+  status_timer_free (t);
+  return G_SOURCE_REMOVE;
+}
+
+void
+sim_schedule_statuses (Sim *sim, SimSent *sent, gboolean window_open)
+{
+  SimStatusTimer *t;
+
+  if (!sim_webhook_enabled (sim->webhook))
+    return;
+  t = g_new0 (SimStatusTimer, 1);
+  t->sim = sim;
+  t->wamid = g_strdup (sent->wamid);
+  t->statuses = g_ptr_array_new_with_free_func (g_free);
+  if (!window_open)
+    {
+      g_ptr_array_add (t->statuses, g_strdup ("failed"));
+      t->errors = reengagement_errors ();
+    }
+  else
+    for (guint i = 0; i < sim->knobs.auto_statuses->len; i++)
+      g_ptr_array_add (t->statuses, g_strdup (g_ptr_array_index (sim->knobs.auto_statuses, i)));
+  if (t->statuses->len == 0)
+    {
+      status_timer_free (t);
+      return;
+    }
+  g_ptr_array_add (sim->status_timers, t);
+  t->source = g_timeout_add (sim->knobs.status_delay_ms, status_timer_fire, t);
+}
+
+static gboolean
+parse_timestamp (JsonObject *req, gint64 *ts, GError **error)
+{
+  JsonNode *node = json_object_get_member (req, "timestamp");
+
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (sim_json_int (req, "timestamp", ts))
+    return TRUE;
+  if (sim_json_string (req, "timestamp") != NULL)
+    {
+      const char *s = sim_json_string (req, "timestamp");
+      char *end = NULL;
+
+      *ts = g_ascii_strtoll (s, &end, 10);
+      if (end != s && *end == '\0')
+        return TRUE;
+    }
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                       "timestamp must be unix seconds");
+  return FALSE;
+}
+
+static void
+add_passthrough (JsonBuilder *b, JsonObject *req, const char *member)
+{
+  JsonNode *node = json_object_get_member (req, member);
+
+  if (node == NULL)
+    return;
+  json_builder_set_member_name (b, member);
+  json_builder_add_value (b, json_node_copy (node));
+}
+
+/* Builds the webhook for POST /_sim/inbound; records the message id and
+ * moves the customer's window. Returns the exact body bytes. */
+char *
+sim_inbound_body (Sim *sim, JsonObject *req, char **wamid_out, GError **error)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  gboolean no_phone = FALSE;
+  const char *from = sim_json_string (req, "from");
+  const char *user_id = sim_json_string (req, "user_id");
+  const char *name = sim_json_string (req, "name");
+  const char *username = sim_json_string (req, "username");
+  const char *type = sim_json_string (req, "type");
+  const char *custom_id = sim_json_string (req, "id");
+  gint64 ts = sim_clock_now (&sim->clock);
+  g_autofree char *wamid = NULL;
+  g_autofree char *ts_str = NULL;
+  JsonNode *payload;
+  char *body;
+
+  sim_json_bool (req, "no_phone", &no_phone);
+  if (no_phone)
+    from = NULL;
+  else if (from == NULL || *from == '\0' || strspn (from, "0123456789") != strlen (from)
+           || strlen (from) > 20)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "from must be the customer's phone digits (or set no_phone)");
+      return NULL;
+    }
+  if (user_id != NULL && !sim_is_bsuid (user_id))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "user_id must look like CC.alphanumeric");
+      return NULL;
+    }
+  if (from == NULL && user_id == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "a user without phone needs user_id");
+      return NULL;
+    }
+  if (!parse_timestamp (req, &ts, error))
+    return NULL;
+  if (type == NULL)
+    type = "text";
+  payload = json_object_get_member (req, type);
+  if (g_strcmp0 (type, "text") == 0 && payload != NULL && !JSON_NODE_HOLDS_VALUE (payload)
+      && !JSON_NODE_HOLDS_OBJECT (payload))
+    payload = NULL;
+  if (payload == NULL && g_strcmp0 (type, "request_welcome") != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "member \"%s\" is missing", type);
+      return NULL;
+    }
+  if (g_strcmp0 (type, "text") == 0 && JSON_NODE_HOLDS_VALUE (payload)
+      && sim_json_string (req, "text") == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "text must be a string or an object");
+      return NULL;
+    }
+
+  wamid = custom_id ? g_strdup (custom_id) : sim_new_wamid (from ? from : user_id, TRUE);
+  ts_str = g_strdup_printf ("%" G_GINT64_FORMAT, ts);
+
+  begin_envelope (sim, b);
+  if (g_strcmp0 (type, "system") != 0)
+    {
+      json_builder_set_member_name (b, "contacts");
+      json_builder_begin_array (b);
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "profile");
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "name");
+      json_builder_add_string_value (b, name ? name : "Customer");
+      if (username != NULL)
+        {
+          json_builder_set_member_name (b, "username");
+          json_builder_add_string_value (b, username);
+        }
+      json_builder_end_object (b);
+      if (from != NULL)
+        {
+          json_builder_set_member_name (b, "wa_id");
+          json_builder_add_string_value (b, from);
+        }
+      if (user_id != NULL)
+        {
+          json_builder_set_member_name (b, "user_id");
+          json_builder_add_string_value (b, user_id);
+        }
+      json_builder_end_object (b);
+      json_builder_end_array (b);
+    }
+  json_builder_set_member_name (b, "messages");
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  add_passthrough (b, req, "context");
+  if (from != NULL)
+    {
+      json_builder_set_member_name (b, "from");
+      json_builder_add_string_value (b, from);
+    }
+  if (user_id != NULL)
+    {
+      json_builder_set_member_name (b, "from_user_id");
+      json_builder_add_string_value (b, user_id);
+    }
+  json_builder_set_member_name (b, "id");
+  json_builder_add_string_value (b, wamid);
+  json_builder_set_member_name (b, "timestamp");
+  json_builder_add_string_value (b, ts_str);
+  json_builder_set_member_name (b, "type");
+  json_builder_add_string_value (b, type);
+  if (g_strcmp0 (type, "text") == 0 && JSON_NODE_HOLDS_VALUE (payload))
+    {
+      json_builder_set_member_name (b, "text");
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "body");
+      json_builder_add_string_value (b, json_node_get_string (payload));
+      json_builder_end_object (b);
+    }
+  else if (payload != NULL)
+    add_passthrough (b, req, type);
+  add_passthrough (b, req, "referral");
+  add_passthrough (b, req, "errors");
+  json_builder_end_object (b);
+  json_builder_end_array (b);
+  body = end_envelope (b);
+
+  sim_inbound_record (sim, wamid, ts);
+  if (g_strcmp0 (type, "system") != 0)
+    {
+      if (from != NULL)
+        sim_window_touch (sim, from, ts);
+      if (user_id != NULL)
+        sim_window_touch (sim, user_id, ts);
+    }
+  *wamid_out = g_steal_pointer (&wamid);
+  return body;
+}

@@ -1,0 +1,226 @@
+/* sim-main.c: wabiz-sim's entry point: command line, the SoupServer that
+ * serves Graph routes and /_sim/ control routes, the READY line and ready
+ * file, and a clean exit on SIGTERM/SIGINT. Test tool only: never installed,
+ * never linked into the plugin. */
+#include "sim.h"
+#include "sim-webhook.h"
+
+#include <glib-unix.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static gboolean
+on_signal (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+on_request (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
+            gpointer data)
+{
+  Sim *sim = data;
+
+  if (g_str_has_prefix (path, "/_sim/") || g_strcmp0 (path, "/_sim") == 0)
+    {
+      sim_control_handle (sim, msg, path);
+      g_printerr ("sim: control %s %s -> %u\n", soup_server_message_get_method (msg), path,
+                  soup_server_message_get_status (msg));
+    }
+  else
+    sim_graph_handle (sim, msg, path);
+}
+
+/* libsoup 3.2's own listener leaks a socket reference per connection, so
+ * connections are accepted here and handed to the server (ENGINEERING.md). */
+static gboolean
+on_incoming (GSocketService *service, GSocketConnection *connection, GObject *source,
+             gpointer data)
+{
+  Sim *sim = data;
+  g_autoptr (GSocketAddress) local = g_socket_connection_get_local_address (connection, NULL);
+  g_autoptr (GSocketAddress) remote = g_socket_connection_get_remote_address (connection, NULL);
+  g_autoptr (GError) error = NULL;
+
+  if (!soup_server_accept_iostream (sim->server, G_IO_STREAM (connection), local, remote, &error))
+    g_printerr ("sim: cannot accept a connection: %s\n", error->message);
+  return TRUE;
+}
+
+static gboolean
+write_ready_file (const char *path, const char *base_url, GError **error)
+{
+  g_autofree char *contents = g_strconcat (base_url, "\n", NULL);
+
+  /* g_file_set_contents writes a temporary file and renames it over path */
+  return g_file_set_contents (path, contents, -1, error);
+}
+
+static void
+set_default (char **value, const char *fallback)
+{
+  if (*value == NULL)
+    *value = g_strdup (fallback);
+}
+
+static void
+sim_cli_clear (Sim *sim)
+{
+  g_clear_pointer (&sim->bind, g_free);
+  g_clear_pointer (&sim->pnid, g_free);
+  g_clear_pointer (&sim->display_number, g_free);
+  g_clear_pointer (&sim->verified_name, g_free);
+  g_clear_pointer (&sim->waba_id, g_free);
+  g_clear_pointer (&sim->token, g_free);
+  g_clear_pointer (&sim->token_noperm, g_free);
+  g_clear_pointer (&sim->app_secret, g_free);
+  g_clear_pointer (&sim->webhook_url, g_free);
+  g_clear_pointer (&sim->base_url, g_free);
+}
+
+/* Listens on the address asked for (port 0 = the kernel picks one) and
+ * reads the port back: never picks a free port first and binds it later. */
+static GSocketService *
+listen_on (Sim *sim, GInetAddress *address, int port, int *bound_port, GError **error)
+{
+  g_autoptr (GSocketAddress) wanted = g_inet_socket_address_new (address, (guint16) port);
+  g_autoptr (GSocketAddress) effective = NULL;
+  GSocketService *service = g_socket_service_new ();
+
+  if (!g_socket_listener_add_address (G_SOCKET_LISTENER (service), wanted, G_SOCKET_TYPE_STREAM,
+                                      G_SOCKET_PROTOCOL_TCP, NULL, &effective, error))
+    {
+      g_object_unref (service);
+      return NULL;
+    }
+  *bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (effective));
+  g_signal_connect (service, "incoming", G_CALLBACK (on_incoming), sim);
+  g_socket_service_start (service);
+  return service;
+}
+
+int
+main (int argc, char **argv)
+{
+  Sim sim = { 0 };
+  int port = 0;
+  char *ready_file = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GOptionContext) context = NULL;
+  g_autoptr (GInetAddress) address = NULL;
+  GSocketService *service = NULL;
+  guint sigterm, sigint;
+  int status = 0;
+  const GOptionEntry entries[] = {
+    { "bind", 0, 0, G_OPTION_ARG_STRING, &sim.bind, "Address to listen on (default 127.0.0.1)", "ADDR" },
+    { "port", 0, 0, G_OPTION_ARG_INT, &port, "Port (default 0: any free port)", "N" },
+    { "ready-file", 0, 0, G_OPTION_ARG_FILENAME, &ready_file, "Write the base URL here once listening", "PATH" },
+    { "pnid", 0, 0, G_OPTION_ARG_STRING, &sim.pnid, "Phone number ID", "ID" },
+    { "display-number", 0, 0, G_OPTION_ARG_STRING, &sim.display_number, "Display phone number", "NUMBER" },
+    { "verified-name", 0, 0, G_OPTION_ARG_STRING, &sim.verified_name, "Verified business name", "NAME" },
+    { "waba-id", 0, 0, G_OPTION_ARG_STRING, &sim.waba_id, "WhatsApp Business Account ID", "ID" },
+    { "token", 0, 0, G_OPTION_ARG_STRING, &sim.token, "Access token with all permissions", "TOKEN" },
+    { "token-no-permission", 0, 0, G_OPTION_ARG_STRING, &sim.token_noperm,
+      "Valid token without the WhatsApp permissions", "TOKEN" },
+    { "app-secret", 0, 0, G_OPTION_ARG_STRING, &sim.app_secret, "App secret that signs webhooks", "SECRET" },
+    { "webhook-url", 0, 0, G_OPTION_ARG_STRING, &sim.webhook_url, "Where webhooks are POSTed", "URL" },
+    { NULL }
+  };
+
+  context = g_option_context_new ("- WhatsApp Cloud API simulator for tests");
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      g_printerr ("wabiz-sim: %s\n", error->message);
+      status = 2;
+      goto out_cli;
+    }
+  if (port < 0 || port > 65535)
+    {
+      g_printerr ("wabiz-sim: --port must be between 0 and 65535\n");
+      status = 2;
+      goto out_cli;
+    }
+  set_default (&sim.bind, "127.0.0.1");
+  set_default (&sim.pnid, "106540352242922");
+  set_default (&sim.display_number, "+1 555-078-3881");
+  set_default (&sim.verified_name, "Jaspers Market");
+  set_default (&sim.waba_id, "102290129340398");
+  set_default (&sim.token, "TEST-TOKEN-OK");
+  set_default (&sim.token_noperm, "TEST-TOKEN-NOPERM");
+  set_default (&sim.app_secret, "test-app-secret");
+
+  address = g_inet_address_new_from_string (sim.bind);
+  if (address == NULL)
+    {
+      g_printerr ("wabiz-sim: --bind needs an IP address, got \"%s\"\n", sim.bind);
+      status = 2;
+      goto out_cli;
+    }
+
+  sim_state_init (&sim);
+  sim.webhook = sim_webhook_new (&sim.clock, sim.webhook_url, sim.app_secret);
+  sim.loop = g_main_loop_new (NULL, FALSE);
+  sim.server = soup_server_new ("server-header", "wabiz-sim", NULL);
+  soup_server_add_handler (sim.server, NULL, on_request, &sim, NULL);
+
+  service = listen_on (&sim, address, port, &port, &error);
+  if (service == NULL)
+    {
+      g_printerr ("wabiz-sim: cannot listen on %s: %s\n", sim.bind, error->message);
+      status = 1;
+      goto out;
+    }
+  if (g_inet_address_get_family (address) == G_SOCKET_FAMILY_IPV6)
+    sim.base_url = g_strdup_printf ("http://[%s]:%d", sim.bind, port);
+  else
+    sim.base_url = g_strdup_printf ("http://%s:%d", sim.bind, port);
+
+  if (ready_file != NULL && !write_ready_file (ready_file, sim.base_url, &error))
+    {
+      g_printerr ("wabiz-sim: cannot write %s: %s\n", ready_file, error->message);
+      status = 1;
+      goto out;
+    }
+  printf ("WABIZ_SIM_READY %s\n", sim.base_url);
+  fflush (stdout);
+  g_printerr ("sim: listening on %s (phone number id %s)\n", sim.base_url, sim.pnid);
+
+  sigterm = g_unix_signal_add (SIGTERM, on_signal, sim.loop);
+  sigint = g_unix_signal_add (SIGINT, on_signal, sim.loop);
+  g_main_loop_run (sim.loop);
+  g_source_remove (sigterm);
+  g_source_remove (sigint);
+  g_printerr ("sim: shutting down\n");
+
+out:
+  if (service != NULL)
+    {
+      g_socket_service_stop (service);
+      g_socket_listener_close (G_SOCKET_LISTENER (service));
+      g_object_unref (service);
+    }
+  soup_server_disconnect (sim.server);
+  sim_graph_shutdown (&sim);
+  sim_status_timers_cancel (&sim);
+  sim_webhook_shutdown (sim.webhook);
+  {
+    /* let cancelled deliveries and closed connections finish before freeing */
+    gint64 deadline = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;
+
+    while (sim_webhook_pending (sim.webhook) > 0 && g_get_monotonic_time () < deadline)
+      g_main_context_iteration (NULL, FALSE);
+    while (g_main_context_iteration (NULL, FALSE))
+      ;
+  }
+  sim_webhook_free (sim.webhook);
+  g_clear_object (&sim.server);
+  g_main_loop_unref (sim.loop);
+  sim_state_clear (&sim);
+out_cli:
+  sim_cli_clear (&sim);
+  g_free (ready_file);
+  return status;
+}

@@ -1,0 +1,128 @@
+/* sim.h: the shared state of wabiz-sim, the Cloud API simulator that tests run
+ * in place of graph.facebook.com. It never links plugin/core: its JSON, phone
+ * and signature handling are its own, so one bug cannot cancel itself out. */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+
+#include "sim-clock.h"
+
+typedef struct _SimWebhook SimWebhook;
+
+/* Knobs a test may change through POST /_sim/config; reset restores them. */
+typedef struct {
+  double throughput_mps;      /* per-number token bucket, messages per second */
+  double pair_burst;          /* per (number, customer) bucket capacity */
+  double pair_refill_s;       /* seconds per refilled pair token */
+  GPtrArray *auto_statuses;   /* char*: statuses emitted after an accepted send */
+  guint status_delay_ms;      /* pause before each automatic status */
+  GHashTable *wa_id_rewrite;  /* normalised input digits -> wa_id */
+  GHashTable *templates_missing; /* template name -> unused (a set) */
+  GHashTable *templates;      /* "name" or "name:lang" -> category; empty = accept all */
+  GHashTable *expired_tokens; /* token -> unused (a set) */
+} SimKnobs;
+
+/* One accepted send, kept for status webhooks and the /_sim/sent log. */
+typedef struct {
+  char *wamid;
+  char *pnid;
+  char *recipient_id;   /* wa_id, or NULL for a send to a BSUID */
+  char *user_id;        /* BSUID when sent with "recipient" */
+  char *type;
+  char *biz_opaque;     /* biz_opaque_callback_data, or NULL */
+  char *category;       /* pricing category */
+  char *pricing_type;   /* "regular" | "free_customer_service" */
+  gboolean priced_dr;   /* pricing already sent on delivered/read */
+  gboolean failed;      /* a failed status was emitted */
+} SimSent;
+
+/* A fault rule appended by POST /_sim/fault. */
+typedef struct {
+  char *path;           /* substring of the request path, or NULL */
+  char *method;         /* exact method, or NULL */
+  guint status;         /* HTTP status to answer, 0 = answer normally */
+  gint64 code;          /* Graph error code for an envelope body, 0 = none */
+  gint64 subcode;       /* error_subcode override, -1 = the code's usual one */
+  char *message;        /* error.message override, or NULL */
+  char *details;        /* error_data.details override, or NULL */
+  char *body;           /* raw body, or NULL */
+  char *content_type;   /* for body */
+  gint64 count;         /* remaining matches; -1 = until cleared */
+  gboolean reset;       /* close the connection without an answer */
+  guint delay_ms;       /* answer after a delay */
+  gboolean process;     /* run the request first, then apply status/reset */
+} SimFault;
+
+typedef struct {
+  /* identity, from the command line; fixed for the process */
+  char *bind;
+  char *pnid;
+  char *display_number;
+  char *verified_name;
+  char *waba_id;
+  char *token;
+  char *token_noperm;
+  char *app_secret;
+  char *webhook_url;
+  char *base_url;
+
+  SimClock clock;
+  SimKnobs knobs;
+  GPtrArray *faults;          /* SimFault* */
+
+  /* logs, each a JsonNode object with a "seq" member */
+  GPtrArray *sent_log;
+  GPtrArray *reads_log;
+  GPtrArray *requests_log;
+  gint64 sent_seq;
+  gint64 reads_seq;
+  gint64 requests_seq;
+
+  GHashTable *sent;           /* wamid -> SimSent* */
+  GHashTable *inbound;        /* inbound wamid -> gint64* (its unix time) */
+  GHashTable *windows;        /* customer (wa_id or BSUID) -> gint64* newest inbound time */
+  GHashTable *buckets;        /* key -> SimBucket* */
+  GPtrArray *status_timers;   /* pending automatic statuses (SimStatusTimer*) */
+  GPtrArray *paused;          /* Graph requests held by a fault (sim-graph.c owns them) */
+
+  SimWebhook *webhook;
+  SoupServer *server;
+  GMainLoop *loop;
+} Sim;
+
+/* sim-state.c */
+void sim_knobs_init (SimKnobs *knobs);
+void sim_knobs_clear (SimKnobs *knobs);
+void sim_state_init (Sim *sim);
+void sim_state_clear (Sim *sim);
+void sim_state_reset (Sim *sim);
+void sim_fault_free (SimFault *fault);
+void sim_sent_free (SimSent *sent);
+char *sim_new_wamid (const char *customer, gboolean inbound);
+char *sim_random_token (gsize len);
+char *sim_wa_id_for (Sim *sim, const char *digits);
+char *sim_digits_only (const char *s);
+gboolean sim_rate_check (Sim *sim, const char *customer, gint64 *code, gint64 *subcode);
+gboolean sim_window_open (Sim *sim, const char *customer);
+void sim_window_touch (Sim *sim, const char *customer, gint64 ts);
+void sim_inbound_record (Sim *sim, const char *wamid, gint64 ts);
+gboolean sim_inbound_known (Sim *sim, const char *wamid, gint64 *ts);
+JsonBuilder *sim_log_entry_begin (gint64 *seq);
+gint64 sim_log_entry_end (GPtrArray *log, JsonBuilder *entry);
+JsonNode *sim_log_since (GPtrArray *log, const char *member, gint64 since);
+
+/* sim-events.c: build webhook bodies and emit automatic statuses */
+char *sim_status_body (Sim *sim, SimSent *sent, const char *status, gint64 ts,
+                       JsonNode *errors);
+void sim_schedule_statuses (Sim *sim, SimSent *sent, gboolean window_open);
+void sim_status_timers_cancel (Sim *sim);
+char *sim_inbound_body (Sim *sim, JsonObject *req, char **wamid_out, GError **error);
+
+/* sim-graph.c */
+void sim_graph_handle (Sim *sim, SoupServerMessage *msg, const char *path);
+void sim_graph_shutdown (Sim *sim);
+
+/* sim-control.c */
+void sim_control_handle (Sim *sim, SoupServerMessage *msg, const char *path);

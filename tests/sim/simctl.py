@@ -1,0 +1,499 @@
+"""simctl: drive wabiz-sim (the Cloud API simulator) from Python tests.
+
+Standard library only. Other test suites import this module, so the API
+below is kept stable:
+
+    from simctl import Sim, WebhookReceiver
+
+    with WebhookReceiver() as hooks, Sim.start(sim_binary) as sim:
+        sim.webhook(url=hooks.url)
+        status, body, headers = sim.send_text("+4917012345678", "hello")
+        sim.inbound(**{"from": "4917012345678"}, text="hi")
+        hooks.wait_for(lambda got: len(got) >= 1)
+
+Nothing here sleeps for correctness: waiting is polling against a deadline
+(``wait_until``), so tests stay deterministic on slow machines.
+"""
+
+import hashlib
+import hmac
+import http.client
+import http.server
+import json
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+DEFAULT_PNID = "106540352242922"
+DEFAULT_WABA_ID = "102290129340398"
+DEFAULT_DISPLAY_NUMBER = "+1 555-078-3881"
+DEFAULT_VERIFIED_NAME = "Jaspers Market"
+DEFAULT_TOKEN = "TEST-TOKEN-OK"
+DEFAULT_TOKEN_NO_PERMISSION = "TEST-TOKEN-NOPERM"
+DEFAULT_APP_SECRET = "test-app-secret"
+DEFAULT_VERSION = "v25.0"
+DEFAULT_TIMEOUT = 10.0
+
+# Sentinel: "use the simulator's full-permission token".
+DEFAULT = object()
+
+# Loopback only: never let an http_proxy variable reroute test traffic.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class SimError(Exception):
+    """A control call failed, or the simulator did not start or stop."""
+
+
+class SimConnectionError(ConnectionError):
+    """The simulator closed the connection without an answer (a reset fault)."""
+
+
+def wait_until(predicate, timeout=DEFAULT_TIMEOUT, interval=0.02, what="condition"):
+    """Poll ``predicate()`` until it returns a true value; return that value.
+
+    Raises AssertionError naming ``what`` when ``timeout`` seconds pass.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def sign(body, secret=DEFAULT_APP_SECRET):
+    """The X-Hub-Signature-256 value Meta sends for ``body`` (bytes or str)."""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def sign_sha1(body, secret=DEFAULT_APP_SECRET):
+    """The legacy X-Hub-Signature value (HMAC-SHA1) for ``body``."""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    return "sha1=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha1).hexdigest()
+
+
+def verify_signature(body, header, secret=DEFAULT_APP_SECRET):
+    """True when ``header`` is the X-Hub-Signature-256 of the raw ``body``."""
+    if not header:
+        return False
+    return hmac.compare_digest(header, sign(body, secret))
+
+
+def statuses_of(body):
+    """All ``statuses[]`` objects of a webhook body (bytes, str or dict)."""
+    return _values_of(body, "statuses")
+
+
+def messages_of(body):
+    """All ``messages[]`` objects of a webhook body (bytes, str or dict)."""
+    return _values_of(body, "messages")
+
+
+def _values_of(body, member):
+    if isinstance(body, (bytes, str)):
+        body = json.loads(body)
+    found = []
+    for entry in body.get("entry", []):
+        for change in entry.get("changes", []):
+            found.extend(change.get("value", {}).get(member, []))
+    return found
+
+
+class Sim:
+    """A running wabiz-sim process and a client for its Graph and control APIs.
+
+    Create one with ``Sim.start(binary, **opts)``; ``opts`` are the command
+    line options with underscores (``pnid``, ``display_number``,
+    ``verified_name``, ``waba_id``, ``token``, ``token_no_permission``,
+    ``app_secret``, ``webhook_url``, ``bind``, ``port``, ``ready_file``).
+    The attributes of the same names hold the values in use.
+    """
+
+    def __init__(self, proc, base_url, opts):
+        self.proc = proc
+        self.base_url = base_url
+        self.pnid = opts.get("pnid", DEFAULT_PNID)
+        self.waba_id = opts.get("waba_id", DEFAULT_WABA_ID)
+        self.display_number = opts.get("display_number", DEFAULT_DISPLAY_NUMBER)
+        self.verified_name = opts.get("verified_name", DEFAULT_VERIFIED_NAME)
+        self.token = opts.get("token", DEFAULT_TOKEN)
+        self.token_no_permission = opts.get("token_no_permission", DEFAULT_TOKEN_NO_PERMISSION)
+        self.app_secret = opts.get("app_secret", DEFAULT_APP_SECRET)
+        self.version = DEFAULT_VERSION
+
+    # ---- process management -------------------------------------------
+
+    @classmethod
+    def start(cls, binary, timeout=DEFAULT_TIMEOUT, stderr=None, **opts):
+        """Start ``binary`` with ``opts`` and wait for its READY line.
+
+        ``stderr`` is passed to subprocess (default: inherited, so the
+        simulator's request log lands in the test log).
+        """
+        args = [binary]
+        for key, value in opts.items():
+            if value is None:
+                continue
+            args += ["--" + key.replace("_", "-"), str(value)]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr,
+                                stdin=subprocess.DEVNULL)
+        line = b""
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            while not line.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    proc.kill()
+                    proc.wait()
+                    raise SimError("wabiz-sim printed no READY line within %.1f s" % timeout)
+                chunk = os.read(proc.stdout.fileno(), 1)
+                if not chunk:
+                    code = proc.wait()
+                    raise SimError("wabiz-sim exited with %s before it was ready" % code)
+                line += chunk
+        text = line.decode("utf-8").strip()
+        prefix = "WABIZ_SIM_READY "
+        if not text.startswith(prefix):
+            proc.kill()
+            proc.wait()
+            raise SimError("unexpected first line from wabiz-sim: %r" % text)
+        return cls(proc, text[len(prefix):], opts)
+
+    def stop(self, timeout=DEFAULT_TIMEOUT):
+        """Send SIGTERM and wait; return the exit status (kills after ``timeout``)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise SimError("wabiz-sim did not exit within %.1f s of SIGTERM" % timeout)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # ---- Graph API ------------------------------------------------------
+
+    def graph(self, method, path, body=None, token=DEFAULT, headers=None, raw=None,
+              timeout=DEFAULT_TIMEOUT):
+        """Call a Graph route; return ``(status, json_or_None, headers)``.
+
+        ``path`` is relative to the base URL (``/v25.0/<pnid>/messages``).
+        ``body`` is JSON-encoded; ``raw`` (bytes or str) is sent as is.
+        ``token``: DEFAULT = the full-permission token, None = no
+        Authorization header, any string = that bearer token. Header names
+        in the result are lower case. Raises SimConnectionError when the
+        connection is closed without an answer.
+        """
+        data = None
+        all_headers = {"User-Agent": "simctl/1"}
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            all_headers["Content-Type"] = "application/json"
+        if raw is not None:
+            data = raw.encode("utf-8") if isinstance(raw, str) else raw
+            all_headers.setdefault("Content-Type", "application/json")
+        if token is DEFAULT:
+            token = self.token
+        if token is not None:
+            all_headers["Authorization"] = "Bearer " + token
+        all_headers.update(headers or {})
+        request = urllib.request.Request(self.base_url + path, data=data, method=method,
+                                         headers=all_headers)
+        try:
+            with _OPENER.open(request, timeout=timeout) as response:
+                status, payload, answer_headers = response.status, response.read(), response.headers
+        except urllib.error.HTTPError as error:
+            status, payload, answer_headers = error.code, error.read(), error.headers
+        except (urllib.error.URLError, ConnectionError, http.client.HTTPException) as error:
+            raise SimConnectionError(str(error)) from error
+        try:
+            parsed = json.loads(payload) if payload else None
+        except ValueError:
+            parsed = None
+        return status, parsed, {k.lower(): v for k, v in answer_headers.items()}
+
+    def messages_path(self, version=None, pnid=None):
+        """``/<version>/<pnid>/messages`` for this simulator."""
+        return "/%s/%s/messages" % (version or self.version, pnid or self.pnid)
+
+    def send(self, body, token=DEFAULT, version=None):
+        """POST ``body`` to the messages endpoint; same result as graph()."""
+        return self.graph("POST", self.messages_path(version), body, token=token)
+
+    def send_text(self, to, text, token=DEFAULT, **extra):
+        """Send a text message to ``to``; extra members go into the request."""
+        body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+                "type": "text", "text": {"body": text}}
+        body.update(extra)
+        return self.send(body, token=token)
+
+    def send_template(self, to, name="hello_world", language="en_US", **extra):
+        """Send a template message (allowed outside the 24-hour window)."""
+        body = {"messaging_product": "whatsapp", "to": to, "type": "template",
+                "template": {"name": name, "language": {"code": language}}}
+        body.update(extra)
+        return self.send(body)
+
+    def mark_read(self, message_id, typing=False):
+        """Mark an inbound message as read (optionally with a typing indicator)."""
+        body = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}
+        if typing:
+            body["typing_indicator"] = {"type": "text"}
+        return self.send(body)
+
+    # ---- control API ----------------------------------------------------
+
+    def control(self, method, what, body=None, query=None):
+        """Call ``/_sim/<what>``; return the decoded JSON, raise SimError if not 2xx."""
+        url = self.base_url + "/_sim/" + what
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = json.dumps(body).encode("utf-8") if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with _OPENER.open(request, timeout=DEFAULT_TIMEOUT) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            raise SimError("%s /_sim/%s -> %s %s" % (method, what, error.code,
+                                                     error.read().decode("utf-8", "replace")))
+
+    def info(self):
+        """Base URL, phone number id, WABA id, display number, verified name."""
+        return self.control("GET", "info")
+
+    def sent(self, since=0):
+        """Accepted sends, oldest first: dicts with seq, wamid, pnid, to, wa_id,
+        user_id, type, request (the JSON as received), authorization (raw
+        header), window_open, time."""
+        return self.control("GET", "sent", query={"since": since})["messages"]
+
+    def reads(self, since=0):
+        """Mark-as-read calls: seq, message_id, typing_indicator, request, authorization, time."""
+        return self.control("GET", "reads", query={"since": since})["reads"]
+
+    def requests(self, since=0):
+        """Every Graph request: seq, method, path, query, status, error_code,
+        authorization (bool), user_agent, content_type, fault, reset, time."""
+        return self.control("GET", "requests", query={"since": since})["requests"]
+
+    def webhooks(self, since=0):
+        """Webhook delivery attempts: seq, delivery, duplicate_of, kind, attempt,
+        url, body, signature_256, signature_1, status (0 = no answer), error,
+        final, time."""
+        return self.control("GET", "webhooks", query={"since": since})["deliveries"]
+
+    def clock(self):
+        """The simulator's clock, unix seconds."""
+        return self.control("GET", "clock")["now"]
+
+    def clock_advance(self, seconds):
+        """Move the simulator's clock forward; return the new time."""
+        return self.control("POST", "clock", {"advance": seconds})["now"]
+
+    def clock_set(self, unix_seconds):
+        """Set the simulator's clock; return the new time."""
+        return self.control("POST", "clock", {"set": unix_seconds})["now"]
+
+    def clock_freeze(self, frozen=True):
+        """Stop (or restart) real time flowing into the simulator's clock."""
+        return self.control("POST", "clock", {"freeze": frozen})["now"]
+
+    def fault(self, **rule):
+        """Append a fault rule: path, method, status, code, body, content_type,
+        count (default 1, -1 = until cleared), reset, delay_ms, process.
+        Returns the number of rules."""
+        return self.control("POST", "fault", rule)["faults"]
+
+    def faults(self):
+        """The fault rules still active."""
+        return self.control("GET", "fault")["faults"]
+
+    def clear_faults(self):
+        """Remove all fault rules."""
+        self.control("DELETE", "fault")
+
+    def inbound(self, text=None, **fields):
+        """Emit an inbound-message webhook; return {"id", "body", "delivery"}.
+
+        ``fields`` are the members of POST /_sim/inbound: from (use
+        ``**{"from": "4917..."}`` or ``sender=``), name, timestamp, user_id,
+        no_phone, username, type plus its object, context, referral, errors, id.
+        """
+        if "sender" in fields:
+            fields["from"] = fields.pop("sender")
+        if text is not None:
+            fields["text"] = text
+        return self.control("POST", "inbound", fields)
+
+    def status(self, wamid, status, **fields):
+        """Emit a status webhook for a sent message (errors, timestamp optional)."""
+        fields.update({"wamid": wamid, "status": status})
+        return self.control("POST", "status", fields)
+
+    def webhook_raw(self, body, sign=True, secret=None):
+        """Emit an arbitrary webhook body, signed (optionally with another secret) or not."""
+        request = {"body": body, "sign": sign}
+        if secret is not None:
+            request["secret"] = secret
+        return self.control("POST", "webhook_raw", request)
+
+    def config(self, **knobs):
+        """Change knobs (throughput_mps, pair_burst, pair_refill_s, auto_statuses,
+        status_delay_ms, wa_id_rewrite, templates_missing, templates,
+        expired_tokens); with no arguments just return the current ones."""
+        if not knobs:
+            return self.control("GET", "config")
+        return self.control("POST", "config", knobs)
+
+    def webhook(self, **settings):
+        """Change webhook delivery (url, app_secret, retry_base_ms, max_attempts,
+        duplicate, reorder, reorder_batch, reorder_seed, flush); return the
+        settings. With no arguments just return them."""
+        if not settings:
+            return self.control("GET", "webhook")
+        return self.control("POST", "webhook", settings)
+
+    def reset(self):
+        """Clear logs, state, faults and knobs (the command line stays)."""
+        self.control("POST", "reset", {})
+
+    def wait_for_sent(self, count, timeout=DEFAULT_TIMEOUT):
+        """Wait until at least ``count`` sends were accepted; return them."""
+        return wait_until(lambda: (lambda s: s if len(s) >= count else None)(self.sent()),
+                          timeout, what="%d accepted sends" % count)
+
+
+class Received:
+    """One webhook POST seen by a WebhookReceiver."""
+
+    def __init__(self, body, headers, answered, path):
+        self.body = body            # raw bytes
+        self.headers = headers      # dict, lower-case names
+        self.answered = answered    # HTTP status we answered
+        self.path = path
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+    def signed_ok(self, secret=DEFAULT_APP_SECRET):
+        """True when X-Hub-Signature-256 matches the raw body."""
+        return verify_signature(self.body, self.headers.get("x-hub-signature-256"), secret)
+
+
+class WebhookReceiver:
+    """A local HTTP server (own thread) that records webhook POSTs.
+
+    ``answers`` is a list of HTTP statuses to answer, one per request, in
+    order; once used up every request gets 200. ``set_answers`` replaces it.
+    Requests whose body does not arrive in full are not recorded (they only
+    increase ``aborted``).
+    """
+
+    def __init__(self, answers=None):
+        self._lock = threading.Lock()
+        self._answers = list(answers or [])
+        self.received = []
+        self.aborted = 0   # requests whose body never arrived in full
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    body = self.rfile.read(length)
+                except OSError:
+                    body = b""
+                if len(body) < length:
+                    # the sender gave up mid-request (e.g. a delivery cancelled
+                    # by a reset): not a delivery, and no answer is used up
+                    with receiver._lock:
+                        receiver.aborted += 1
+                    self.close_connection = True
+                    return
+                with receiver._lock:
+                    status = receiver._answers.pop(0) if receiver._answers else 200
+                    receiver.received.append(Received(
+                        body, {k.lower(): v for k, v in self.headers.items()}, status,
+                        self.path))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = "http://127.0.0.1:%d/webhook" % self._server.server_address[1]
+
+    def set_answers(self, answers):
+        with self._lock:
+            self._answers = list(answers)
+
+    def snapshot(self):
+        """A copy of the list of Received, oldest first."""
+        with self._lock:
+            return list(self.received)
+
+    def clear(self):
+        with self._lock:
+            self.received = []
+
+    def wait_for(self, predicate, timeout=DEFAULT_TIMEOUT, what="webhooks"):
+        """Wait until ``predicate(list_of_received)`` is true; return the list."""
+        return wait_until(lambda: (lambda got: got if predicate(got) else None)(self.snapshot()),
+                          timeout, what=what)
+
+    def wait_count(self, count, timeout=DEFAULT_TIMEOUT):
+        """Wait until at least ``count`` POSTs arrived; return them all."""
+        return self.wait_for(lambda got: len(got) >= count, timeout,
+                             what="%d webhook deliveries" % count)
+
+    def statuses(self):
+        """All status objects received so far, in arrival order."""
+        return [s for r in self.snapshot() for s in statuses_of(r.body)]
+
+    def wait_status(self, wamid, status, timeout=DEFAULT_TIMEOUT):
+        """Wait for a status webhook ``status`` about ``wamid``; return the status object."""
+        def find():
+            for s in self.statuses():
+                if s.get("id") == wamid and s.get("status") == status:
+                    return s
+            return None
+        return wait_until(find, timeout, what="status %s for %s" % (status, wamid))
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

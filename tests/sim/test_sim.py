@@ -1,0 +1,836 @@
+#!/usr/bin/env python3
+"""test_sim: behaviour checks for wabiz-sim, the Cloud API simulator.
+
+Usage: test_sim.py WABIZ_SIM_BINARY [TEST_NAME...]
+
+One simulator and one local webhook receiver serve all tests; the runner
+resets the simulator between tests. Waiting is polling with deadlines; the
+rate-limit tests freeze the simulator's clock and move it explicitly.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from simctl import (Sim, SimConnectionError, SimError, WebhookReceiver,  # noqa: E402
+                    messages_of, sign, sign_sha1, statuses_of, wait_until)
+
+BINARY = None
+CUSTOMER = "4917012345678"
+HREF = "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"
+
+
+# ---- small assertion helpers (each one can fail) --------------------------
+
+def eq(actual, expected, what):
+    if actual != expected:
+        raise AssertionError("%s: expected %r, got %r" % (what, expected, actual))
+
+
+def ok(condition, what):
+    if not condition:
+        raise AssertionError(what)
+
+
+def graph_error(result, http_status, code, what, subcode=None, message=None, details=None):
+    """Check a Graph error answer; return the error object."""
+    status, body, headers = result
+    eq(status, http_status, what + " HTTP status")
+    ok(isinstance(body, dict) and "error" in body, what + ": no error envelope in %r" % (body,))
+    err = body["error"]
+    eq(err.get("code"), code, what + " error code")
+    eq(err.get("error_subcode"), subcode, what + " error_subcode")
+    if message is not None:
+        eq(err.get("message"), message, what + " message")
+    if details is not None:
+        eq(err.get("error_data", {}).get("details"), details, what + " details")
+    ok(str(err.get("fbtrace_id", "")).startswith("A"), what + ": fbtrace_id missing")
+    ok("www-authenticate" in headers, what + ": no www-authenticate header")
+    return err
+
+
+def sent_ok(result, what):
+    status, body, _ = result
+    eq(status, 200, what + " HTTP status (%r)" % (body,))
+    wamid = body["messages"][0]["id"]
+    ok(wamid.startswith("wamid."), what + ": bad wamid %r" % wamid)
+    return wamid
+
+
+def open_window(sim, number=CUSTOMER, **extra):
+    return sim.inbound(**{"from": number}, name="Anna", text="Hello", **extra)
+
+
+def text(to, body="hello", **extra):
+    request = {"messaging_product": "whatsapp", "to": to, "type": "text", "text": {"body": body}}
+    request.update(extra)
+    return request
+
+
+def received_with(hooks, needle, count=1):
+    """Wait for ``count`` webhook POSTs whose raw body contains ``needle``."""
+    needle = needle.encode() if isinstance(needle, str) else needle
+    return hooks.wait_for(lambda got: len([r for r in got if needle in r.body]) >= count,
+                          what="%d webhooks containing %r" % (count, needle))
+
+
+def only_with(hooks, needle):
+    needle = needle.encode() if isinstance(needle, str) else needle
+    return [r for r in hooks.snapshot() if needle in r.body]
+
+
+# ---- Graph: auth, routing, phone number node -----------------------------
+
+def test_auth_errors(sim, hooks):
+    path = "/v25.0/%s" % sim.pnid
+    for token in (None, "WRONG-TOKEN"):
+        result = sim.graph("GET", path, token=token)
+        err = graph_error(result, 401, 190, "token %r" % token,
+                          message="Invalid OAuth access token - Cannot parse access token")
+        eq(err["type"], "OAuthException", "type")
+        headers = result[2]
+        ok("invalid_token" in headers["www-authenticate"], "www-authenticate names invalid_token")
+        for name in ("x-fb-trace-id", "x-fb-request-id"):
+            ok(headers.get(name), "header %s missing" % name)
+        eq(headers.get("facebook-api-version"), "v25.0", "facebook-api-version")
+        usage = json.loads(headers["x-business-use-case-usage"])
+        ok(sim.waba_id in usage and "call_count" in usage[sim.waba_id][0],
+           "x-business-use-case-usage is keyed by the WABA id: %r" % usage)
+    graph_error(sim.send(text("+4917012345678"), token="WRONG"), 401, 190, "send with a bad token")
+    eq(sim.sent(), [], "nothing is sent with a bad token")
+    eq([r["authorization"] for r in sim.requests()], [False, True, True],
+       "requests log: authorization present")
+
+
+def test_expired_token(sim, hooks):
+    sim.config(expired_tokens=[sim.token])
+    graph_error(sim.graph("GET", "/v25.0/%s" % sim.pnid), 401, 190, "expired token", subcode=463,
+                message="Error validating access token: Session has expired")
+
+
+def test_version_and_paths(sim, hooks):
+    graph_error(sim.graph("GET", "/v25/%s" % sim.pnid), 400, 2500, "version v25")
+    graph_error(sim.graph("GET", "/25.0/%s" % sim.pnid), 400, 2500, "version 25.0")
+    graph_error(sim.graph("POST", "/v25.0/%s/bogus" % sim.pnid, {}), 400, 2500, "unknown edge")
+    status, body, headers = sim.graph("GET", "/v19.0/%s" % sim.pnid)
+    eq(status, 200, "other version")
+    eq(headers.get("facebook-api-version"), "v19.0", "facebook-api-version echoes the path")
+
+
+def test_unknown_pnid(sim, hooks):
+    err = graph_error(sim.graph("GET", "/v25.0/123456789"), 400, 100, "unknown pnid", subcode=33,
+                      message="Unsupported get request. Object with ID '123456789' does not "
+                              "exist, cannot be loaded due to missing permissions, or does not "
+                              "support this operation.")
+    eq(err["type"], "GraphMethodException", "type")
+    err = graph_error(sim.graph("POST", "/v25.0/123456789/messages", text(CUSTOMER)), 400, 100,
+                      "unknown pnid send", subcode=33)
+    ok(err["message"].startswith("Unsupported post request. Object with ID '123456789'"),
+       "post message: %r" % err["message"])
+
+
+def test_no_permission(sim, hooks):
+    token = sim.token_no_permission
+    err = graph_error(sim.graph("GET", "/v25.0/%s" % sim.pnid, token=token), 403, 200, "GET",
+                      message="(#200) Permissions error")
+    ok("whatsapp_business_management" in err["error_data"]["details"], "GET details: %r" % err)
+    err = graph_error(sim.send(text(CUSTOMER), token=token), 403, 200, "send",
+                      message="(#200) Permissions error")
+    ok("whatsapp_business_messaging" in err["error_data"]["details"], "send details: %r" % err)
+    eq(sim.sent(), [], "nothing sent without permission")
+
+
+def test_fields(sim, hooks):
+    status, body, _ = sim.graph("GET", "/v25.0/%s" % sim.pnid)
+    eq(status, 200, "default fields")
+    eq(body, {"verified_name": "Jaspers Market", "display_phone_number": "+1 555-078-3881",
+              "quality_rating": "GREEN", "id": sim.pnid}, "default fields")
+    fields = ("display_phone_number,throughput,whatsapp_business_manager_messaging_limit,"
+              "platform_type,status,account_mode,code_verification_status,name_status,"
+              "is_official_business_account,messaging_limit_tier")
+    status, body, _ = sim.graph("GET", "/v25.0/%s?fields=%s" % (sim.pnid, fields))
+    eq(status, 200, "chosen fields")
+    eq(body, {"display_phone_number": "+1 555-078-3881", "throughput": {"level": "STANDARD"},
+              "whatsapp_business_manager_messaging_limit": "TIER_2K",
+              "platform_type": "CLOUD_API", "status": "CONNECTED", "account_mode": "LIVE",
+              "code_verification_status": "VERIFIED", "name_status": "APPROVED",
+              "is_official_business_account": False, "messaging_limit_tier": "TIER_2K",
+              "id": sim.pnid}, "chosen fields")
+    graph_error(sim.graph("GET", "/v25.0/%s?fields=display_phone_number,colour" % sim.pnid),
+                400, 100, "unknown field",
+                message="(#100) Tried accessing nonexisting field (colour) on node type "
+                        "(WhatsAppBusinessPhoneNumber)")
+
+
+# ---- send validation -------------------------------------------------------
+
+def test_text_limit(sim, hooks):
+    sent_ok(sim.send(text(CUSTOMER, "\U0001F600" * 4096)), "4096 astral characters")
+    sent_ok(sim.send(text(CUSTOMER, "é" * 4096)), "4096 two-byte characters")
+    graph_error(sim.send(text(CUSTOMER, "a" * 4097)), 400, 100, "4097 characters",
+                message="(#100) Invalid parameter",
+                details="Param text['body'] must be at most 4096 characters long.")
+    eq(len(sim.sent()), 2, "the long text was not sent")
+
+
+def test_required_members(sim, hooks):
+    graph_error(sim.send({"to": CUSTOMER, "type": "text", "text": {"body": "x"}}), 400, 100,
+                "no messaging_product", message="(#100) The parameter messaging_product is required.")
+    graph_error(sim.send({"messaging_product": "sms", "to": CUSTOMER, "type": "text",
+                          "text": {"body": "x"}}), 400, 100, "messaging_product sms")
+    graph_error(sim.send({"messaging_product": "whatsapp", "type": "text", "text": {"body": "x"}}),
+                400, 131008, "no to", message="(#131008) Required parameter is missing",
+                details="The parameter to is required.")
+    graph_error(sim.send({"messaging_product": "whatsapp", "to": CUSTOMER, "type": "text"}),
+                400, 131008, "no text object", details="The parameter text is required.")
+    graph_error(sim.send({"messaging_product": "whatsapp", "to": CUSTOMER, "type": "text",
+                          "text": {}}), 400, 131008, "no text body",
+                details="The parameter text['body'] is required.")
+    graph_error(sim.send({"messaging_product": "whatsapp", "to": CUSTOMER, "type": "poll",
+                          "poll": {}}), 400, 100, "unknown type")
+    graph_error(sim.graph("POST", sim.messages_path(), raw="{\"messaging_product\":"), 400, 100,
+                "malformed JSON")
+    graph_error(sim.graph("POST", sim.messages_path(), raw="[1,2]"), 400, 100, "JSON array")
+    graph_error(sim.graph("POST", sim.messages_path(), raw="[" * 5000 + "]" * 5000), 400, 100,
+                "deeply nested JSON")
+    graph_error(sim.send(text("+12ab5550000")), 400, 100, "letters in to")
+    graph_error(sim.send(text("+1234567")), 400, 100, "7 digits")
+    graph_error(sim.send(text("+1234567890123456")), 400, 100, "16 digits")
+    graph_error(sim.send(text(CUSTOMER, biz_opaque_callback_data="x" * 513)), 400, 100,
+                "biz_opaque_callback_data over 512")
+    graph_error(sim.send(text("+1 555-078-3881")), 400, 131021, "message to ourselves",
+                message="(#131021) Recipient cannot be sender")
+    eq(sim.sent(), [], "no invalid request was accepted")
+
+
+def _button(i, title=None, id_=None):
+    return {"type": "reply", "reply": {"id": id_ or "b%d" % i, "title": title or "Button %d" % i}}
+
+
+def _interactive(itype, action, body="Pick one", **extra):
+    inter = {"type": itype, "body": {"text": body}, "action": action}
+    inter.update(extra)
+    return {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "interactive",
+            "interactive": inter}
+
+
+def _list(rows_per_section, **row):
+    sections = []
+    n = 0
+    for count in rows_per_section:
+        rows = []
+        for _ in range(count):
+            n += 1
+            r = {"id": "row%d" % n, "title": "Row %d" % n}
+            r.update(row)
+            rows.append(r)
+        sections.append({"title": "Section", "rows": rows})
+    return _interactive("list", {"button": "Options", "sections": sections})
+
+
+def test_media_and_interactive_rules(sim, hooks):
+    def media(kind, **obj):
+        return {"messaging_product": "whatsapp", "to": CUSTOMER, "type": kind, kind: obj}
+
+    good = [
+        ("image by id", media("image", id="123", caption="c" * 1024)),
+        ("document by link", media("document", link="https://example.com/a.pdf", filename="a.pdf")),
+        ("audio", media("audio", id="123")),
+        ("3 buttons", _interactive("button", {"buttons": [_button(i) for i in range(3)]})),
+        ("button title 20", _interactive("button", {"buttons": [_button(1, "t" * 20)]})),
+        ("button body 1024", _interactive("button", {"buttons": [_button(1)]}, body="b" * 1024)),
+        ("list 10 rows in 2 sections", _list([5, 5])),
+        ("list body 4096", _interactive("list", {"button": "b", "sections": [
+            {"rows": [{"id": "r", "title": "t"}]}]}, body="b" * 4096)),
+        ("cta_url", _interactive("cta_url", {"name": "cta_url", "parameters": {
+            "display_text": "d" * 20, "url": "https://example.com"}})),
+        ("reaction removal", {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "reaction",
+                              "reaction": {"message_id": "wamid.x", "emoji": ""}}),
+        ("location as strings", {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "location",
+                                 "location": {"latitude": "52.5", "longitude": "13.4"}}),
+    ]
+    for what, body in good:
+        sent_ok(sim.send(body), what)
+
+    bad = [
+        ("image with id and link", media("image", id="1", link="https://x"), 100, None),
+        ("image without id or link", media("image", caption="x"), 100, None),
+        ("caption 1025", media("video", id="1", caption="c" * 1025), 100,
+         "Param video['caption'] must be at most 1024 characters long."),
+        ("audio caption", media("audio", id="1", caption="x"), 100, None),
+        ("sticker caption", media("sticker", id="1", caption="x"), 100, None),
+        ("4 buttons", _interactive("button", {"buttons": [_button(i) for i in range(4)]}), 131009, None),
+        ("0 buttons", _interactive("button", {"buttons": []}), 131009, None),
+        ("button title 21", _interactive("button", {"buttons": [_button(1, "t" * 21)]}), 100,
+         "Param interactive['action']['buttons'][0]['reply']['title'] must be at most 20 characters long."),
+        ("duplicate titles", _interactive("button", {"buttons": [_button(1, "Same"),
+                                                                 _button(2, "Same")]}), 131009, None),
+        ("button id 257", _interactive("button", {"buttons": [_button(1, id_="i" * 257)]}), 100, None),
+        ("button body 1025", _interactive("button", {"buttons": [_button(1)]}, body="b" * 1025), 100, None),
+        ("list 11 rows", _list([6, 5]), 131009, None),
+        ("list row title 25", _list([1], title="t" * 25), 100, None),
+        ("list row description 73", _list([1], description="d" * 73), 100, None),
+        ("list 11 sections", _list([1] * 11), 131009, None),
+        ("list image header", _interactive("list", {"button": "b", "sections": [
+            {"rows": [{"id": "r", "title": "t"}]}]}, header={"type": "image", "image": {"id": "1"}}),
+         131009, None),
+        ("list button 21", _interactive("list", {"button": "b" * 21, "sections": [
+            {"rows": [{"id": "r", "title": "t"}]}]}), 100, None),
+        ("cta display_text 21", _interactive("cta_url", {"name": "cta_url", "parameters": {
+            "display_text": "d" * 21, "url": "https://example.com"}}), 100, None),
+        ("interactive without action", _interactive("button", None), 131008, None),
+        ("reaction without message_id", {"messaging_product": "whatsapp", "to": CUSTOMER,
+                                         "type": "reaction", "reaction": {"emoji": "x"}}, 131008, None),
+        ("template name with dash", {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "template",
+                                     "template": {"name": "bad-name", "language": {"code": "en"}}}, 100, None),
+        ("template without language", {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "template",
+                                       "template": {"name": "ok_name"}}, 131008, None),
+        ("contacts without name", {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "contacts",
+                                   "contacts": [{"phones": []}]}, 131008, None),
+        ("location without latitude", {"messaging_product": "whatsapp", "to": CUSTOMER,
+                                       "type": "location", "location": {"longitude": 1}}, 131008, None),
+    ]
+    for what, body, code, details in bad:
+        if body["type"] == "interactive" and body["interactive"]["action"] is None:
+            del body["interactive"]["action"]
+        graph_error(sim.send(body), 400, code, what, details=details)
+    eq(len(sim.sent()), len(good), "only the valid requests were accepted")
+
+
+def test_wa_id_rules(sim, hooks):
+    cases = [
+        ("+55 11 91234-5678", "551112345678"),      # Brazil: the mobile 9 goes
+        ("+52 55 1234 5678", "5215512345678"),      # Mexico: 521 + 10 digits
+        ("+1 (650) 555-1234", "16505551234"),
+    ]
+    for to, wa_id in cases:
+        status, body, _ = sim.send(text(to))
+        eq(status, 200, to)
+        eq(body["contacts"], [{"input": to, "wa_id": wa_id}], "contacts for %s" % to)
+    sim.config(wa_id_rewrite={"4915112345678": "4915199999999"})
+    status, body, _ = sim.send(text("+49 151 12345678"))
+    eq(body["contacts"][0]["wa_id"], "4915199999999", "rewrite map")
+    eq([m["wa_id"] for m in sim.sent()],
+       ["551112345678", "5215512345678", "16505551234", "4915199999999"], "sent log wa_ids")
+
+
+def test_bsuid(sim, hooks):
+    bsuid = "US.13491208655302741918"
+    r = sim.inbound(no_phone=True, user_id=bsuid, name="Sheena", username="@sheena", text="Hi")
+    inbound = json.loads(r["body"])
+    value = inbound["entry"][0]["changes"][0]["value"]
+    eq(value["contacts"], [{"profile": {"name": "Sheena", "username": "@sheena"},
+                            "user_id": bsuid}], "contacts of a username-only user")
+    msg = value["messages"][0]
+    ok("from" not in msg, "no from for a username-only user")
+    eq(msg["from_user_id"], bsuid, "from_user_id")
+    status, body, _ = sim.send({"messaging_product": "whatsapp", "recipient": bsuid, "type": "text",
+                                "text": {"body": "hello"}})
+    eq(status, 200, "send by BSUID")
+    eq(body["contacts"], [{"input": bsuid, "user_id": bsuid}], "contacts of a BSUID send")
+    wamid = body["messages"][0]["id"]
+    st = hooks.wait_status(wamid, "sent")
+    eq(st.get("recipient_user_id"), bsuid, "recipient_user_id")
+    ok("recipient_id" not in st, "no recipient_id for a BSUID send")
+    graph_error(sim.send({"messaging_product": "whatsapp", "recipient": "not-a-bsuid", "type": "text",
+                          "text": {"body": "x"}}), 400, 100, "bad BSUID")
+
+
+# ---- 24-hour window, statuses, pricing -------------------------------------
+
+REENGAGEMENT = [{
+    "code": 131047, "title": "Re-engagement message", "message": "Re-engagement message",
+    "error_data": {"details": "Message failed to send because more than 24 hours have passed "
+                              "since the customer last replied to this number."},
+    "href": HREF}]
+
+
+def test_window_closed(sim, hooks):
+    number = "4917099990000"
+    wamid = sent_ok(sim.send(text("+" + number, biz_opaque_callback_data="outbox-17")),
+                    "send outside the window")
+    failed = hooks.wait_status(wamid, "failed")
+    eq(failed["errors"], REENGAGEMENT, "131047 error object")
+    eq(failed["recipient_id"], number, "recipient_id")
+    eq(failed["biz_opaque_callback_data"], "outbox-17", "biz_opaque_callback_data echoed")
+    ok("pricing" not in failed and "conversation" not in failed, "failed has no pricing")
+    eq([s["status"] for s in hooks.statuses() if s["id"] == wamid], ["failed"],
+       "only a failed status")
+    delivery = [r for r in hooks.snapshot() if wamid.encode() in r.body][0]
+    ok(delivery.signed_ok(sim.app_secret), "X-Hub-Signature-256 matches the body")
+    eq(delivery.headers.get("x-hub-signature"), sign_sha1(delivery.body, sim.app_secret),
+       "X-Hub-Signature (sha1)")
+    eq(delivery.headers.get("user-agent"), "facebookexternalua", "User-Agent")
+    ok(delivery.headers.get("content-type", "").startswith("application/json"), "Content-Type")
+    eq(sim.sent()[-1]["window_open"], False, "sent log records the closed window")
+
+    # the customer writes: the window opens
+    open_window(sim, number)
+    wamid = sent_ok(sim.send(text("+" + number)), "send inside the window")
+    hooks.wait_status(wamid, "delivered")
+    eq(sim.sent()[-1]["window_open"], True, "sent log records the open window")
+
+    # 24 hours later it is closed again, but templates still go out
+    sim.clock_advance(24 * 3600 + 1)
+    wamid = sent_ok(sim.send(text("+" + number)), "send after 24 h")
+    eq(hooks.wait_status(wamid, "failed")["errors"][0]["code"], 131047, "131047 after 24 h")
+    status, body, _ = sim.send_template("+" + number)
+    eq(status, 200, "template outside the window")
+    eq(body["messages"][0].get("message_status"), "accepted", "template message_status")
+    st = hooks.wait_status(body["messages"][0]["id"], "sent")
+    eq(st["pricing"], {"billable": True, "pricing_model": "PMP", "type": "regular",
+                       "category": "utility"}, "template pricing outside the window")
+
+
+def test_window_uses_message_timestamp(sim, hooks):
+    number = "4917055550000"
+    now = sim.clock()
+    sim.inbound(**{"from": number}, text="old", timestamp=now - 25 * 3600)
+    wamid = sent_ok(sim.send(text(number)), "send after a 25 h old message")
+    hooks.wait_status(wamid, "failed")
+    sim.inbound(**{"from": number}, text="recent", timestamp=now - 3600)
+    sim.inbound(**{"from": number}, text="replayed", timestamp=now - 30 * 3600)
+    wamid = sent_ok(sim.send(text(number)), "send after a 1 h old message")
+    hooks.wait_status(wamid, "delivered")
+
+
+def test_statuses_and_pricing(sim, hooks):
+    open_window(sim)
+    wamid = sent_ok(sim.send(text("+" + CUSTOMER, biz_opaque_callback_data="cb-1")), "send")
+    sent = hooks.wait_status(wamid, "sent")
+    delivered = hooks.wait_status(wamid, "delivered")
+    service = {"billable": True, "pricing_model": "PMP", "type": "free_customer_service",
+               "category": "service"}
+    for st in (sent, delivered):
+        eq(st.get("pricing"), service, "pricing on %s" % st["status"])
+        ok("conversation" not in st, "no conversation object (v24+)")
+        eq(st["recipient_id"], CUSTOMER, "recipient_id")
+        eq(st["biz_opaque_callback_data"], "cb-1", "biz_opaque_callback_data")
+        ok(isinstance(st["timestamp"], str) and st["timestamp"].isdigit(), "timestamp is a string")
+    read = json.loads(sim.status(wamid, "read")["body"])
+    st = statuses_of(read)[0]
+    ok("pricing" not in st, "no pricing on read after delivered")
+    hooks.wait_status(wamid, "read")
+    value = read["entry"][0]["changes"][0]["value"]
+    eq(read["object"], "whatsapp_business_account", "object")
+    eq(read["entry"][0]["id"], sim.waba_id, "entry id is the WABA id")
+    eq(read["entry"][0]["changes"][0]["field"], "messages", "field")
+    eq(value["metadata"], {"display_phone_number": "15550783881", "phone_number_id": sim.pnid},
+       "metadata")
+
+    # read without delivered: the read carries the pricing
+    sim.config(auto_statuses=["sent"])
+    wamid = sent_ok(sim.send(text("+" + CUSTOMER)), "second send")
+    hooks.wait_status(wamid, "sent")
+    eq(statuses_of(sim.status(wamid, "read")["body"])[0].get("pricing"), service,
+       "pricing on a read that came without delivered")
+    ok("pricing" not in statuses_of(sim.status(wamid, "delivered")["body"])[0],
+       "no pricing on a late delivered")
+    failed = statuses_of(sim.status(wamid, "failed", errors=[{"code": 131026}])["body"])[0]
+    eq(failed["errors"], [{"code": 131026}], "errors passed through")
+    try:
+        sim.status("wamid.unknown", "read")
+        raise AssertionError("status for an unknown wamid was accepted")
+    except SimError:
+        pass
+
+
+def test_mark_read(sim, hooks):
+    r = open_window(sim)
+    status, body, _ = sim.mark_read(r["id"], typing=True)
+    eq((status, body), (200, {"success": True}), "mark as read")
+    reads = sim.reads()
+    eq([(x["message_id"], x["typing_indicator"]) for x in reads], [(r["id"], True)], "reads log")
+    eq(reads[0]["authorization"], "Bearer " + sim.token, "reads log authorization")
+    graph_error(sim.mark_read("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUYzMjEzNDM2RTZGQ0MzMDJBRgA="),
+                400, 131009, "unknown wamid", message="(#131009) Parameter value is not valid")
+    outbound = sent_ok(sim.send(text(CUSTOMER)), "send")
+    graph_error(sim.mark_read(outbound), 400, 131009, "our own message")
+    graph_error(sim.send({"messaging_product": "whatsapp", "status": "read",
+                          "message_id": r["id"], "typing_indicator": {"type": "audio"}}),
+                400, 100, "typing_indicator audio")
+    eq(len(sim.reads()), 1, "failed reads are not logged")
+
+
+# ---- rate limits -------------------------------------------------------------
+
+def test_throughput(sim, hooks):
+    sim.clock_freeze()
+    sim.config(throughput_mps=3)
+    for i in range(3):
+        sent_ok(sim.send(text("+49170000000%d" % i)), "send %d" % i)
+    graph_error(sim.send(text("+4917000000009")), 400, 130429, "4th send in a second",
+                subcode=2494055, message="(#130429) Rate limit hit",
+                details="Cloud API message throughput has been reached.")
+    sim.clock_advance(0.2)
+    graph_error(sim.send(text("+4917000000009")), 400, 130429, "0.2 s later (0.6 tokens)",
+                subcode=2494055)
+    sim.clock_advance(0.2)
+    sent_ok(sim.send(text("+4917000000009")), "0.4 s later (1.2 tokens)")
+    graph_error(sim.send(text("+4917000000008")), 400, 130429, "the bucket is empty again",
+                subcode=2494055)
+    eq(len(sim.sent()), 4, "rate-limited sends are not recorded")
+
+
+def test_pair_limit(sim, hooks):
+    sim.clock_freeze()
+    sim.config(pair_burst=3, pair_refill_s=6)
+    for i in range(3):
+        sent_ok(sim.send(text(CUSTOMER)), "burst %d" % i)
+    graph_error(sim.send(text(CUSTOMER)), 400, 131056, "4th to the same customer",
+                message="(#131056) (Business Account, Consumer Account) pair rate limit hit")
+    sent_ok(sim.send(text("+4917011112222")), "another customer")
+    sim.clock_advance(5.9)
+    graph_error(sim.send(text(CUSTOMER)), 400, 131056, "5.9 s later")
+    sim.clock_advance(0.2)
+    sent_ok(sim.send(text(CUSTOMER)), "6.1 s later")
+    graph_error(sim.send(text(CUSTOMER)), 400, 131056, "right after the refill")
+
+
+# ---- webhook emitter ---------------------------------------------------------
+
+def test_escaping_and_signature(sim, hooks):
+    r = sim.inbound(**{"from": CUSTOMER}, name="Zoë", text="café / 😀\n\"q\"")
+    got = received_with(hooks, r["id"])
+    raw = [x for x in got if r["id"].encode() in x.body][0]
+    eq(raw.body, r["body"].encode("ascii"), "delivered bytes equal the reported body")
+    for needle in (b"caf\\u00e9", b"\\/", b"\\ud83d\\ude00", b"Zo\\u00eb", b"\\n", b'\\"q\\"'):
+        ok(needle in raw.body, "%r in %r" % (needle, raw.body))
+    ok(all(b < 0x80 for b in raw.body), "body is pure ASCII")
+    ok(b": " not in raw.body and b", " not in raw.body, "compact JSON")
+    eq(raw.headers.get("x-hub-signature-256"), sign(raw.body, sim.app_secret), "sha256 signature")
+    eq(raw.headers.get("x-hub-signature"), sign_sha1(raw.body, sim.app_secret), "sha1 signature")
+    ok(not raw.signed_ok("another-secret"), "the signature depends on the secret")
+    doc = json.loads(raw.body)
+    value = doc["entry"][0]["changes"][0]["value"]
+    eq(value["contacts"], [{"profile": {"name": "Zoë"}, "wa_id": CUSTOMER}], "contacts")
+    msg = value["messages"][0]
+    eq(list(msg.keys()), ["from", "id", "timestamp", "type", "text"], "message members")
+    eq(msg["text"], {"body": "café / 😀\n\"q\""}, "text decodes back")
+    eq(msg["from"], CUSTOMER, "from")
+    ok(isinstance(msg["timestamp"], str), "timestamp is a string")
+
+
+def test_inbound_types(sim, hooks):
+    loc = {"latitude": 37.44221496582, "longitude": -122.16165924072, "name": "Philz Coffee"}
+    r = sim.inbound(**{"from": CUSTOMER}, type="location", location=loc,
+                    context={"from": "15550783881", "id": "wamid.prev"})
+    msg = messages_of(r["body"])[0]
+    eq(msg["location"], loc, "location passes through (numbers keep their digits)")
+    eq(msg["context"], {"from": "15550783881", "id": "wamid.prev"}, "context")
+    ok('"latitude":37.44221496582' in r["body"], "number printed as given")
+    r = sim.inbound(**{"from": CUSTOMER}, type="reaction",
+                    reaction={"message_id": "wamid.x", "emoji": ""})
+    eq(messages_of(r["body"])[0]["reaction"], {"message_id": "wamid.x", "emoji": ""}, "reaction")
+    r = sim.inbound(**{"from": CUSTOMER}, type="system",
+                    system={"body": "changed", "type": "user_changed_number", "wa_id": "1"})
+    ok("contacts" not in json.loads(r["body"])["entry"][0]["changes"][0]["value"],
+       "system messages have no contacts")
+    try:
+        sim.inbound(**{"from": CUSTOMER}, type="image")
+        raise AssertionError("inbound image without an image object was accepted")
+    except SimError:
+        pass
+
+
+def test_webhook_retry(sim, hooks):
+    sim.webhook(retry_base_ms=50)
+    hooks.set_answers([500, 503])
+    r = open_window(sim)
+    got = received_with(hooks, r["id"], 3)
+    mine = [x for x in got if r["id"].encode() in x.body]
+    eq([x.answered for x in mine], [500, 503, 200], "answers seen by the receiver")
+    ok(all(x.body == mine[0].body for x in mine), "retries carry identical bytes")
+    log = wait_until(lambda: [e for e in sim.webhooks() if e["delivery"] == r["delivery"]]
+                     if len([e for e in sim.webhooks() if e["delivery"] == r["delivery"]]) >= 3
+                     else None, what="3 logged attempts")
+    eq([(e["attempt"], e["status"], e["final"]) for e in log],
+       [(1, 500, False), (2, 503, False), (3, 200, True)], "delivery log")
+    eq(log[0]["signature_256"], sign(log[0]["body"], sim.app_secret), "logged signature")
+
+
+def test_webhook_gives_up(sim, hooks):
+    sim.webhook(retry_base_ms=20, max_attempts=2)
+    hooks.set_answers([500] * 10)
+    r = open_window(sim)
+    wait_until(lambda: any(e["final"] for e in sim.webhooks() if e["delivery"] == r["delivery"]),
+               what="the final attempt")
+    log = [e for e in sim.webhooks() if e["delivery"] == r["delivery"]]
+    eq([(e["attempt"], e["status"]) for e in log], [(1, 500), (2, 500)], "two attempts")
+    eq(len(only_with(hooks, r["id"])), 2, "the receiver saw two attempts")
+
+
+def test_webhook_unreachable(sim, hooks):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    sim.webhook(url="http://127.0.0.1:%d/hook" % port, retry_base_ms=20, max_attempts=3)
+    r = open_window(sim)
+    wait_until(lambda: any(e["final"] for e in sim.webhooks() if e["delivery"] == r["delivery"]),
+               what="the final attempt")
+    log = [e for e in sim.webhooks() if e["delivery"] == r["delivery"]]
+    eq([(e["attempt"], e["status"]) for e in log], [(1, 0), (2, 0), (3, 0)],
+       "connection failures are retried")
+    ok(all(e["error"] for e in log), "the error is logged")
+
+
+def test_duplicate(sim, hooks):
+    sim.webhook(duplicate=True)
+    r = open_window(sim)
+    got = received_with(hooks, r["id"], 2)
+    mine = [x for x in got if r["id"].encode() in x.body]
+    eq(mine[0].body, mine[1].body, "duplicates are byte-identical")
+    wait_until(lambda: len([e for e in sim.webhooks() if r["id"] in e["body"]]) >= 2,
+               what="two logged deliveries")
+    log = [e for e in sim.webhooks() if r["id"] in e["body"]]
+    eq(sorted(e.get("duplicate_of", 0) for e in log), [0, r["delivery"]], "duplicate_of")
+
+
+def test_reorder(sim, hooks):
+    open_window(sim)
+    sim.webhook(reorder=True, reorder_batch=2)
+    wamid = sent_ok(sim.send(text(CUSTOMER)), "send")
+    hooks.wait_status(wamid, "sent")
+    eq([s["status"] for s in hooks.statuses() if s["id"] == wamid], ["delivered", "sent"],
+       "statuses arrive in reverse order")
+    sim.webhook(reorder=True, reorder_batch=10)
+    wamid = sent_ok(sim.send(text(CUSTOMER)), "send")
+    wait_until(lambda: sim.webhook()["held"] == 2, what="two held statuses")
+    eq([s for s in hooks.statuses() if s["id"] == wamid], [], "held statuses are not delivered")
+    sim.webhook(flush=True)
+    hooks.wait_status(wamid, "sent")
+    eq([s["status"] for s in hooks.statuses() if s["id"] == wamid], ["delivered", "sent"],
+       "flushed in reverse order")
+
+
+def test_webhook_raw(sim, hooks):
+    sim.webhook_raw('{"unsigned":1}', sign=False)
+    sim.webhook_raw('{"other_secret":1}', secret="other")
+    got = received_with(hooks, "other_secret")
+    unsigned = received_with(hooks, "unsigned")
+    u = [x for x in unsigned if b"unsigned" in x.body][0]
+    ok("x-hub-signature-256" not in u.headers, "unsigned body has no signature")
+    o = [x for x in got if b"other_secret" in x.body][0]
+    eq(o.body, b'{"other_secret":1}', "raw body is sent as is")
+    ok(o.signed_ok("other") and not o.signed_ok(sim.app_secret), "signed with the given secret")
+
+
+# ---- faults ------------------------------------------------------------------
+
+def test_faults(sim, hooks):
+    sim.fault(path="/messages", status=503)
+    status, body, _ = sim.send(text(CUSTOMER))
+    eq((status, body), (503, None), "503 fault with an empty body")
+    sent_ok(sim.send(text(CUSTOMER)), "count 1: the next send works")
+    eq(len(sim.sent()), 1, "the faulted send was not processed")
+    eq([r["fault"] for r in sim.requests()], [True, False], "requests log marks the fault")
+
+    sim.fault(path="/messages", status=500, code=131016)
+    err = graph_error(sim.send(text(CUSTOMER)), 500, 131016, "fault with a Graph code",
+                      message="(#131016) Service unavailable")
+    eq(err.get("is_transient"), True, "131016 is transient")
+    sim.fault(path="/messages", code=130429)
+    graph_error(sim.send(text(CUSTOMER)), 400, 130429, "fault with code 130429", subcode=2494055,
+                message="(#130429) Rate limit hit",
+                details="Cloud API message throughput has been reached.")
+    sim.fault(path="/messages", status=400, code=131009, subcode=7, message="(#131009) Custom",
+              details="custom details")
+    graph_error(sim.send(text(CUSTOMER)), 400, 131009, "fault with overrides", subcode=7,
+                message="(#131009) Custom", details="custom details")
+
+    sim.fault(path="/messages", status=429, body='{"custom":true}', content_type="application/json")
+    eq(sim.send(text(CUSTOMER))[:2], (429, {"custom": True}), "fault with a raw body")
+
+    sim.fault(path="/messages", reset=True)
+    try:
+        sim.send(text(CUSTOMER))
+        raise AssertionError("reset fault answered")
+    except SimConnectionError:
+        pass
+    eq(len(sim.sent()), 1, "a reset request is not processed")
+    eq(sim.requests()[-1]["reset"], True, "requests log marks the reset")
+    sent_ok(sim.send(text(CUSTOMER)), "after the reset")
+
+    sim.fault(path="/messages", reset=True, process=True)
+    try:
+        sim.send(text(CUSTOMER, "lost answer"))
+        raise AssertionError("reset fault answered")
+    except SimConnectionError:
+        pass
+    eq(sim.sent()[-1]["request"]["text"]["body"], "lost answer",
+       "process=true: accepted although the answer was lost")
+
+    sim.fault(path="/messages", status=503, count=2)
+    eq([sim.send(text(CUSTOMER))[0] for _ in range(3)], [503, 503, 200], "count 2")
+
+    sim.fault(path="/messages", status=503, count=-1)
+    eq([sim.send(text(CUSTOMER))[0] for _ in range(3)], [503, 503, 503], "count -1")
+    eq(len(sim.faults()), 1, "rule stays until cleared")
+    sim.clear_faults()
+    eq(sim.send(text(CUSTOMER))[0], 200, "cleared")
+
+    sim.fault(method="GET", status=500)
+    eq(sim.send(text(CUSTOMER))[0], 200, "method filter: POST is not faulted")
+    eq(sim.graph("GET", "/v25.0/%s" % sim.pnid)[0], 500, "method filter: GET is")
+
+    sim.fault(path="/", status=500, count=-1)
+    ok(sim.clock() > 0, "faults never apply to /_sim/")
+    sim.clear_faults()
+
+
+def test_fault_delay(sim, hooks):
+    sim.fault(path="/messages", delay_ms=2000)
+    result = {}
+
+    def slow():
+        start = time.monotonic()
+        result["answer"] = sim.send(text(CUSTOMER))
+        result["elapsed"] = time.monotonic() - start
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    wait_until(lambda: sim.control("GET", "fault")["paused"] == 1, what="the delayed send to arrive")
+    status, _, _ = sim.graph("GET", "/v25.0/%s" % sim.pnid)
+    eq(status, 200, "other requests are answered meanwhile")
+    ok(thread.is_alive(), "the delayed request is still waiting")
+    thread.join(15)
+    eq(result["answer"][0], 200, "the delayed send is answered normally")
+    ok(result["elapsed"] >= 1.9, "answer took %.2f s" % result["elapsed"])
+
+
+# ---- logs, templates, reset, process ----------------------------------------
+
+def test_sent_and_request_logs(sim, hooks):
+    body = text("+49 170 1234-5678", "logged", context={"message_id": "wamid.prev"})
+    status, answer, _ = sim.send(body)
+    eq(status, 200, "send")
+    entry = sim.sent()[-1]
+    eq(entry["request"], body, "the request as received")
+    eq(entry["authorization"], "Bearer " + sim.token, "the raw Authorization header")
+    eq((entry["to"], entry["wa_id"], entry["type"], entry["pnid"]),
+       ("+49 170 1234-5678", "4917012345678", "text", sim.pnid), "sent entry")
+    eq(entry["wamid"], answer["messages"][0]["id"], "sent entry wamid")
+    ok(abs(entry["time"] - sim.clock()) <= 5, "sent entry time")
+    req = sim.requests()[-1]
+    eq((req["method"], req["path"], req["status"], req["error_code"], req["authorization"],
+        req["user_agent"], req["content_type"]),
+       ("POST", sim.messages_path(), 200, None, True, "simctl/1", "application/json"), "request entry")
+    graph_error(sim.send(text("")), 400, 100, "empty text")
+    eq(sim.requests()[-1]["error_code"], 100, "request log error code")
+    first = sim.sent()[0]["seq"]
+    sent_ok(sim.send(text(CUSTOMER)), "another")
+    eq([e["seq"] for e in sim.sent(since=first)], [first + 1], "since")
+
+
+def test_templates(sim, hooks):
+    sim.config(templates_missing=["gone_template"])
+    graph_error(sim.send_template(CUSTOMER, name="gone_template"), 404, 132001, "missing template",
+                message="(#132001) Template name does not exist in the translation")
+    sent_ok(sim.send_template(CUSTOMER, name="any_other"), "empty registry accepts all")
+    sim.config(templates={"order_update": "MARKETING", "otp:en_US": "AUTHENTICATION"})
+    graph_error(sim.send_template(CUSTOMER, name="any_other"), 404, 132001, "not in the registry")
+    graph_error(sim.send_template(CUSTOMER, name="otp", language="de"), 404, 132001,
+                "registered for another language")
+    wamid = sent_ok(sim.send_template(CUSTOMER, name="order_update"), "registered template")
+    eq(hooks.wait_status(wamid, "sent")["pricing"]["category"], "marketing", "category")
+    wamid = sent_ok(sim.send_template(CUSTOMER, name="otp"), "registered with language")
+    eq(hooks.wait_status(wamid, "sent")["pricing"]["category"], "authentication", "category")
+
+
+def test_config_and_reset(sim, hooks):
+    try:
+        sim.config(throughput=5)
+        raise AssertionError("unknown knob accepted")
+    except SimError:
+        pass
+    try:
+        sim.config(throughput_mps=5, auto_statuses=["bogus"])
+        raise AssertionError("bad auto_statuses accepted")
+    except SimError:
+        pass
+    eq(sim.config()["throughput_mps"], 80, "a rejected config changes nothing")
+    sim.config(throughput_mps=5, status_delay_ms=10)
+    sim.fault(path="/x", status=500, count=-1)
+    open_window(sim)
+    sent_ok(sim.send(text(CUSTOMER)), "send")
+    sim.clock_advance(3600)
+    sim.reset()
+    eq((sim.sent(), sim.requests(), sim.reads(), sim.webhooks(), sim.faults()),
+       ([], [], [], [], []), "reset clears logs and faults")
+    eq(sim.config()["throughput_mps"], 80, "reset restores knobs")
+    ok(abs(sim.clock() - time.time()) < 60, "reset restores the clock")
+    eq(sim.webhook()["url"], None, "reset restores the command-line webhook URL (none)")
+
+
+def test_process(sim, hooks):
+    with tempfile.TemporaryDirectory() as tmp:
+        ready = os.path.join(tmp, "ready")
+        other = Sim.start(BINARY, ready_file=ready, pnid="999888777", webhook_url=hooks.url,
+                          stderr=subprocess.DEVNULL)
+        try:
+            with open(ready) as f:
+                eq(f.read(), other.base_url + "\n", "ready file holds the base URL")
+            ok(other.base_url.startswith("http://127.0.0.1:"), "base URL %r" % other.base_url)
+            ok(other.base_url != sim.base_url, "port 0 picks a free port")
+            eq(other.graph("GET", "/v25.0/999888777")[0], 200, "--pnid")
+            eq(other.webhook()["url"], hooks.url, "--webhook-url")
+            r = other.inbound(**{"from": CUSTOMER}, text="via CLI URL")
+            received_with(hooks, r["id"])
+        finally:
+            eq(other.stop(), 0, "clean exit on SIGTERM")
+    for bad in ({"bind": "not-an-address"}, {"port": 70000}, {"no_such_option": 1}):
+        try:
+            Sim.start(BINARY, stderr=subprocess.DEVNULL, **bad)
+            raise AssertionError("bad option accepted: %r" % bad)
+        except SimError:
+            pass
+
+
+TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
+
+
+def main():
+    global BINARY
+    if len(sys.argv) < 2:
+        print(__doc__)
+        return 2
+    BINARY = sys.argv[1]
+    wanted = set(sys.argv[2:])
+    failed = []
+    with WebhookReceiver() as hooks, Sim.start(BINARY) as sim:
+        for test in TESTS:
+            if wanted and test.__name__ not in wanted:
+                continue
+            # a clean simulator; stale deliveries of earlier tests are cancelled
+            sim.reset()
+            hooks.set_answers([])
+            sim.webhook(url=hooks.url)
+            start = time.monotonic()
+            try:
+                test(sim, hooks)
+                print("PASS %s (%.2f s)" % (test.__name__, time.monotonic() - start))
+            except Exception:
+                failed.append(test.__name__)
+                print("FAIL %s" % test.__name__)
+                traceback.print_exc(file=sys.stdout)
+            sys.stdout.flush()
+            try:
+                wait_until(lambda: sim.webhook(url=None)["pending"] == 0, timeout=10,
+                           what="webhook deliveries to settle")
+            except AssertionError:
+                pass  # the reset before the next test cancels them
+    print("%d tests, %d failed%s" % (len(TESTS) if not wanted else len(wanted), len(failed),
+                                     (": " + ", ".join(failed)) if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
