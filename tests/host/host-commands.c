@@ -1,0 +1,709 @@
+/* wabiz-host: reads commands (one JSON object per line) from stdin and runs
+ * them as a user of Pidgin would act: each command gets exactly one answer,
+ * "ok" or "error" ("pong" for ping), carrying the command's "tag" if any. */
+#include "host.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+
+/* Deeper input is refused before json-glib sees it (it recurses). */
+#define HOST_MAX_JSON_DEPTH 64
+
+struct _HostCmd {
+	char *name;       /* NULL when the line had no usable "cmd" */
+	JsonObject *obj;  /* the whole command */
+	JsonNode *tag;    /* echoed in the answer; may be NULL */
+};
+
+static GIOChannel *in_channel;
+static guint in_watch;
+static int in_flags = -1; /* fd 0's flags before we made it non-blocking */
+
+/* --- answers --------------------------------------------------------------- */
+
+HostCmd *
+host_cmd_copy(const HostCmd *cmd)
+{
+	HostCmd *copy = g_new0(HostCmd, 1);
+
+	copy->name = g_strdup(cmd->name);
+	copy->obj = cmd->obj != NULL ? json_object_ref(cmd->obj) : NULL;
+	copy->tag = cmd->tag != NULL ? json_node_copy(cmd->tag) : NULL;
+	return copy;
+}
+
+void
+host_cmd_free(HostCmd *cmd)
+{
+	if (cmd == NULL)
+		return;
+	g_free(cmd->name);
+	if (cmd->obj != NULL)
+		json_object_unref(cmd->obj);
+	if (cmd->tag != NULL)
+		json_node_unref(cmd->tag);
+	g_free(cmd);
+}
+
+const char *
+host_cmd_name(const HostCmd *cmd)
+{
+	return cmd->name;
+}
+
+static JsonBuilder *
+answer_begin(const char *event, const HostCmd *cmd)
+{
+	JsonBuilder *b = host_event_new(event);
+
+	host_add_string(b, "cmd", cmd->name);
+	if (cmd->tag != NULL) {
+		json_builder_set_member_name(b, "tag");
+		json_builder_add_value(b, json_node_copy(cmd->tag));
+	}
+	return b;
+}
+
+JsonBuilder *
+host_cmd_ok_begin(const HostCmd *cmd)
+{
+	return answer_begin("ok", cmd);
+}
+
+void
+host_cmd_ok(const HostCmd *cmd)
+{
+	host_event_emit(host_cmd_ok_begin(cmd));
+}
+
+void
+host_cmd_error(const HostCmd *cmd, const char *format, ...)
+{
+	JsonBuilder *b = answer_begin("error", cmd);
+	va_list args;
+	char *message;
+
+	va_start(args, format);
+	message = g_strdup_vprintf(format, args);
+	va_end(args);
+	host_add_string(b, "message", message);
+	host_event_emit(b);
+	g_free(message);
+}
+
+static void
+cmd_gerror(const HostCmd *cmd, GError *error)
+{
+	host_cmd_error(cmd, "%s", error->message);
+	g_error_free(error);
+}
+
+/* --- argument helpers ------------------------------------------------------ */
+
+static const char *
+arg_string(const HostCmd *cmd, const char *name)
+{
+	JsonNode *node = json_object_get_member(cmd->obj, name);
+
+	if (node == NULL || !JSON_NODE_HOLDS_VALUE(node) ||
+	    json_node_get_value_type(node) != G_TYPE_STRING)
+		return NULL;
+	return json_node_get_string(node);
+}
+
+/* A required string argument; answers the error itself when it is missing. */
+static const char *
+need_string(const HostCmd *cmd, const char *name)
+{
+	const char *value = arg_string(cmd, name);
+
+	if (value == NULL)
+		host_cmd_error(cmd, "\"%s\" (a string) is required", name);
+	return value;
+}
+
+static gboolean
+arg_int(const HostCmd *cmd, const char *name, gint64 fallback, gint64 *out)
+{
+	JsonNode *node = json_object_get_member(cmd->obj, name);
+
+	if (node == NULL) {
+		*out = fallback;
+		return TRUE;
+	}
+	if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_INT64) {
+		host_cmd_error(cmd, "\"%s\" must be an integer", name);
+		return FALSE;
+	}
+	*out = json_node_get_int(node);
+	return TRUE;
+}
+
+static PurpleConnection *
+need_connection(const HostCmd *cmd)
+{
+	PurpleAccount *account = host_get()->account;
+
+	if (!purple_account_is_connected(account)) {
+		host_cmd_error(cmd, "the account is not connected");
+		return NULL;
+	}
+	return purple_account_get_connection(account);
+}
+
+/* --- commands -------------------------------------------------------------- */
+
+static void
+cmd_ping(const HostCmd *cmd)
+{
+	JsonBuilder *b = answer_begin("pong", cmd);
+	JsonNode *id = json_object_get_member(cmd->obj, "id");
+
+	json_builder_set_member_name(b, "id");
+	json_builder_add_value(b, id != NULL ? json_node_copy(id) : json_node_new(JSON_NODE_NULL));
+	host_event_emit(b);
+}
+
+static PurpleConversation *
+find_or_open_im(PurpleAccount *account, const char *name)
+{
+	PurpleConversation *conv =
+		purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, name, account);
+
+	if (conv == NULL)
+		conv = purple_conversation_new(PURPLE_CONV_TYPE_IM, account, name);
+	return conv;
+}
+
+static void
+cmd_send(const HostCmd *cmd)
+{
+	PurpleAccount *account = host_get()->account;
+	const char *to = need_string(cmd, "to");
+	const char *text = to != NULL ? need_string(cmd, "text") : NULL;
+	PurpleConversation *conv;
+	JsonBuilder *b;
+
+	if (text == NULL || need_connection(cmd) == NULL)
+		return;
+	/* Exactly what typing into a Pidgin IM window does. */
+	conv = find_or_open_im(account, to);
+	purple_conv_im_send(PURPLE_CONV_IM(conv), text);
+
+	b = host_cmd_ok_begin(cmd);
+	host_add_string(b, "conv", purple_conversation_get_name(conv));
+	host_event_emit(b);
+}
+
+static void
+cmd_command(const HostCmd *cmd)
+{
+	PurpleAccount *account = host_get()->account;
+	const char *name = need_string(cmd, "conv");
+	const char *text = name != NULL ? need_string(cmd, "text") : NULL;
+	PurpleConversation *conv;
+	PurpleCmdStatus status;
+	char *markup;
+	char *error = NULL;
+	JsonBuilder *b;
+
+	if (text == NULL)
+		return;
+	conv = purple_find_conversation_with_account(PURPLE_CONV_TYPE_ANY, name, account);
+	if (conv == NULL)
+		conv = purple_conversation_new(PURPLE_CONV_TYPE_IM, account, name);
+
+	/* Pidgin hands the text after the '/' as cmdline and markup. */
+	if (text[0] == '/')
+		text++;
+	markup = g_markup_escape_text(text, -1);
+	status = purple_cmd_do_command(conv, text, markup, &error);
+
+	b = host_cmd_ok_begin(cmd);
+	host_add_string(b, "status", host_cmd_status_name(status));
+	host_add_string(b, "error", error);
+	host_event_emit(b);
+	g_free(markup);
+	g_free(error);
+}
+
+static void
+cmd_answer(const HostCmd *cmd)
+{
+	GError *error = NULL;
+	gint64 id;
+
+	if (json_object_get_member(cmd->obj, "id") == NULL) {
+		host_cmd_error(cmd, "\"id\" (the request id) is required");
+		return;
+	}
+	if (!arg_int(cmd, "id", 0, &id))
+		return;
+	if (id <= 0 || id > G_MAXUINT) {
+		host_cmd_error(cmd, "no request %" G_GINT64_FORMAT " is pending", id);
+		return;
+	}
+	if (!host_request_answer((guint)id, cmd->obj, &error)) {
+		cmd_gerror(cmd, error);
+		return;
+	}
+	host_cmd_ok(cmd);
+}
+
+static void
+activate_current_status(PurpleAccount *account)
+{
+	/* As Pidgin does when an account is enabled: give it the current
+	 * saved status, which connects it if that status is online. */
+	purple_savedstatus_activate_for_account(purple_savedstatus_get_current(), account);
+}
+
+static void
+cmd_enable(const HostCmd *cmd)
+{
+	PurpleAccount *account = host_get()->account;
+
+	purple_account_set_enabled(account, HOST_UI_ID, TRUE);
+	activate_current_status(account);
+	host_cmd_ok(cmd);
+}
+
+static void
+cmd_disable(const HostCmd *cmd)
+{
+	host_conn_cancel_reconnect();
+	purple_account_set_enabled(host_get()->account, HOST_UI_ID, FALSE);
+	host_cmd_ok(cmd);
+}
+
+static void
+cmd_connect(const HostCmd *cmd)
+{
+	PurpleAccount *account = host_get()->account;
+
+	if (!purple_account_get_enabled(account, HOST_UI_ID)) {
+		host_cmd_error(cmd, "the account is not enabled");
+		return;
+	}
+	if (!purple_account_is_disconnected(account)) {
+		host_cmd_error(cmd, "the account is already connected or connecting");
+		return;
+	}
+	host_conn_cancel_reconnect();
+	purple_account_connect(account);
+	host_cmd_ok(cmd);
+}
+
+static void
+cmd_disconnect(const HostCmd *cmd)
+{
+	PurpleAccount *account = host_get()->account;
+	gboolean was = !purple_account_is_disconnected(account);
+	JsonBuilder *b;
+
+	host_conn_cancel_reconnect();
+	if (was)
+		purple_account_disconnect(account);
+	b = host_cmd_ok_begin(cmd);
+	host_add_bool(b, "was_connected", was);
+	host_event_emit(b);
+}
+
+static void
+cmd_cycle(const HostCmd *cmd)
+{
+	gint64 count, timeout_ms;
+
+	if (!arg_int(cmd, "count", 1, &count) || !arg_int(cmd, "timeout_ms", 20000, &timeout_ms))
+		return;
+	if (count > G_MAXINT || timeout_ms > G_MAXINT) {
+		host_cmd_error(cmd, "count or timeout_ms is too large");
+		return;
+	}
+	host_conn_start_cycle((HostCmd *)cmd, (int)count, (int)timeout_ms);
+}
+
+static void
+cmd_status(const HostCmd *cmd)
+{
+	PurpleAccount *account = host_get()->account;
+	const char *id = need_string(cmd, "id");
+	const char *message = arg_string(cmd, "message");
+	PurpleStatus *status;
+
+	if (id == NULL)
+		return;
+	status = purple_account_get_status(account, id);
+	if (status == NULL) {
+		host_cmd_error(cmd, "%s has no status '%s'",
+		               purple_account_get_protocol_id(account), id);
+		return;
+	}
+	if (!purple_status_is_online(status))
+		host_conn_cancel_reconnect();
+	if (message != NULL)
+		purple_account_set_status(account, id, TRUE, "message", message, NULL);
+	else
+		purple_account_set_status(account, id, TRUE, NULL);
+	host_cmd_ok(cmd);
+}
+
+static void
+cmd_blist(const HostCmd *cmd)
+{
+	guint count = host_blist_dump();
+	JsonBuilder *b = host_cmd_ok_begin(cmd);
+
+	host_add_int(b, "count", count);
+	host_event_emit(b);
+}
+
+static void
+cmd_convs(const HostCmd *cmd)
+{
+	JsonBuilder *b = host_cmd_ok_begin(cmd);
+
+	json_builder_set_member_name(b, "convs");
+	json_builder_begin_array(b);
+	for (GList *l = purple_get_conversations(); l != NULL; l = l->next) {
+		json_builder_begin_object(b);
+		host_add_conv_members(b, l->data);
+		json_builder_end_object(b);
+	}
+	json_builder_end_array(b);
+	host_event_emit(b);
+}
+
+static void
+cmd_close_conv(const HostCmd *cmd)
+{
+	const char *name = need_string(cmd, "conv");
+	PurpleConversation *conv;
+
+	if (name == NULL)
+		return;
+	conv = purple_find_conversation_with_account(PURPLE_CONV_TYPE_ANY, name,
+	                                             host_get()->account);
+	if (conv == NULL) {
+		host_cmd_error(cmd, "no conversation '%s'", name);
+		return;
+	}
+	/* Closing the window. */
+	purple_conversation_destroy(conv);
+	host_cmd_ok(cmd);
+}
+
+static void
+cmd_get_info(const HostCmd *cmd)
+{
+	const char *who = need_string(cmd, "who");
+	PurpleConnection *gc;
+
+	if (who == NULL || (gc = need_connection(cmd)) == NULL)
+		return;
+	serv_get_info(gc, who);
+	host_cmd_ok(cmd);
+}
+
+static void
+cmd_set_option(const HostCmd *cmd)
+{
+	const char *key = need_string(cmd, "key");
+	JsonNode *node = json_object_get_member(cmd->obj, "value");
+	GError *error = NULL;
+	char *text = NULL;
+
+	if (key == NULL)
+		return;
+	if (node != NULL && JSON_NODE_HOLDS_VALUE(node)) {
+		GType type = json_node_get_value_type(node);
+
+		if (type == G_TYPE_STRING)
+			text = g_strdup(json_node_get_string(node));
+		else if (type == G_TYPE_INT64)
+			text = g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(node));
+		else if (type == G_TYPE_BOOLEAN)
+			text = g_strdup(json_node_get_boolean(node) ? "true" : "false");
+	}
+	if (text == NULL) {
+		host_cmd_error(cmd, "\"value\" must be a string, an integer or a boolean");
+		return;
+	}
+	if (!host_account_set_option(host_get()->account, key, text, &error))
+		cmd_gerror(cmd, error);
+	else
+		host_cmd_ok(cmd);
+	g_free(text);
+}
+
+static void
+cmd_add_buddy(const HostCmd *cmd)
+{
+	PurpleAccount *account = host_get()->account;
+	const char *who = need_string(cmd, "who");
+	const char *alias = arg_string(cmd, "alias");
+	const char *group_name = arg_string(cmd, "group");
+	PurpleGroup *group;
+	PurpleBuddy *buddy;
+
+	if (who == NULL)
+		return;
+	if (group_name == NULL)
+		group_name = "Buddies";
+	if (purple_find_buddy(account, who) != NULL) {
+		host_cmd_error(cmd, "'%s' is already on the buddy list", who);
+		return;
+	}
+	/* What Pidgin's "Add Buddy" dialog does. */
+	group = purple_find_group(group_name);
+	if (group == NULL) {
+		group = purple_group_new(group_name);
+		purple_blist_add_group(group, NULL);
+	}
+	buddy = purple_buddy_new(account, who, alias);
+	purple_blist_add_buddy(buddy, NULL, group, NULL);
+	purple_account_add_buddy(account, buddy);
+	host_cmd_ok(cmd);
+}
+
+static void
+cmd_remove_buddy(const HostCmd *cmd)
+{
+	PurpleAccount *account = host_get()->account;
+	const char *who = need_string(cmd, "who");
+	PurpleBuddy *buddy;
+
+	if (who == NULL)
+		return;
+	buddy = purple_find_buddy(account, who);
+	if (buddy == NULL) {
+		host_cmd_error(cmd, "'%s' is not on the buddy list", who);
+		return;
+	}
+	purple_account_remove_buddy(account, buddy, purple_buddy_get_group(buddy));
+	purple_blist_remove_buddy(buddy);
+	host_cmd_ok(cmd);
+}
+
+static void
+cmd_close_notify(const HostCmd *cmd)
+{
+	GError *error = NULL;
+	gint64 id;
+
+	if (!arg_int(cmd, "id", 0, &id))
+		return;
+	if (id <= 0 || id > G_MAXUINT) {
+		host_cmd_error(cmd, "no notification %" G_GINT64_FORMAT " is shown", id);
+		return;
+	}
+	if (!host_notify_close_by_id((guint)id, &error))
+		cmd_gerror(cmd, error);
+	else
+		host_cmd_ok(cmd);
+}
+
+static void
+cmd_search_button(const HostCmd *cmd)
+{
+	GError *error = NULL;
+	gint64 id, button, row;
+
+	if (!arg_int(cmd, "id", 0, &id) || !arg_int(cmd, "button", 0, &button) ||
+	    !arg_int(cmd, "row", 0, &row))
+		return;
+	if (id <= 0 || id > G_MAXUINT || button < 0 || button > G_MAXUINT || row < 0 ||
+	    row > G_MAXUINT) {
+		host_cmd_error(cmd, "id, button or row is out of range");
+		return;
+	}
+	if (!host_notify_search_button((guint)id, (guint)button, (guint)row, &error))
+		cmd_gerror(cmd, error);
+	else
+		host_cmd_ok(cmd);
+}
+
+static void
+cmd_quit(const HostCmd *cmd)
+{
+	host_cmd_ok(cmd);
+	host_request_quit(0);
+}
+
+static const struct {
+	const char *name;
+	void (*run)(const HostCmd *cmd);
+} commands[] = {
+	{ "ping", cmd_ping },
+	{ "send", cmd_send },
+	{ "command", cmd_command },
+	{ "answer", cmd_answer },
+	{ "enable", cmd_enable },
+	{ "disable", cmd_disable },
+	{ "connect", cmd_connect },
+	{ "disconnect", cmd_disconnect },
+	{ "cycle", cmd_cycle },
+	{ "status", cmd_status },
+	{ "blist", cmd_blist },
+	{ "convs", cmd_convs },
+	{ "close_conv", cmd_close_conv },
+	{ "get_info", cmd_get_info },
+	{ "set_option", cmd_set_option },
+	{ "add_buddy", cmd_add_buddy },
+	{ "remove_buddy", cmd_remove_buddy },
+	{ "close_notify", cmd_close_notify },
+	{ "search_button", cmd_search_button },
+	{ "quit", cmd_quit },
+};
+
+/* --- input ----------------------------------------------------------------- */
+
+/* Bracket depth outside strings; stops counting past the limit. */
+static gboolean
+depth_ok(const char *text, gsize len)
+{
+	int depth = 0;
+	gboolean in_string = FALSE;
+
+	for (gsize i = 0; i < len; i++) {
+		char c = text[i];
+
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = FALSE;
+		} else if (c == '"') {
+			in_string = TRUE;
+		} else if (c == '[' || c == '{') {
+			if (++depth > HOST_MAX_JSON_DEPTH)
+				return FALSE;
+		} else if (c == ']' || c == '}') {
+			depth--;
+		}
+	}
+	return TRUE;
+}
+
+static void
+run_line(const char *line, gsize len)
+{
+	HostCmd cmd = { 0 };
+	JsonParser *parser;
+	GError *error = NULL;
+	JsonNode *root;
+	JsonNode *name;
+
+	if (!depth_ok(line, len)) {
+		host_cmd_error(&cmd, "command nested deeper than %d levels", HOST_MAX_JSON_DEPTH);
+		return;
+	}
+	parser = json_parser_new();
+	if (!json_parser_load_from_data(parser, line, (gssize)len, &error)) {
+		host_cmd_error(&cmd, "invalid JSON: %s", error->message);
+		g_error_free(error);
+		g_object_unref(parser);
+		return;
+	}
+	root = json_parser_get_root(parser);
+	if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
+		host_cmd_error(&cmd, "a command is a JSON object");
+		g_object_unref(parser);
+		return;
+	}
+	cmd.obj = json_node_get_object(root);
+	cmd.tag = json_object_get_member(cmd.obj, "tag");
+	name = json_object_get_member(cmd.obj, "cmd");
+	if (name != NULL && JSON_NODE_HOLDS_VALUE(name) &&
+	    json_node_get_value_type(name) == G_TYPE_STRING)
+		cmd.name = (char *)json_node_get_string(name);
+
+	if (cmd.name == NULL) {
+		host_cmd_error(&cmd, "\"cmd\" (a string) is required");
+	} else {
+		gsize i;
+
+		for (i = 0; i < G_N_ELEMENTS(commands); i++) {
+			if (strcmp(commands[i].name, cmd.name) == 0)
+				break;
+		}
+		if (i < G_N_ELEMENTS(commands))
+			commands[i].run(&cmd);
+		else
+			host_cmd_error(&cmd, "unknown command '%s'", cmd.name);
+	}
+	g_object_unref(parser);
+}
+
+static gboolean
+is_blank(const char *line, gsize len)
+{
+	for (gsize i = 0; i < len; i++) {
+		if (!g_ascii_isspace(line[i]))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+stdin_cb(GIOChannel *channel, GIOCondition condition, gpointer data)
+{
+	for (;;) {
+		char *line = NULL;
+		gsize len = 0, terminator = 0;
+		GError *error = NULL;
+		GIOStatus status = g_io_channel_read_line(channel, &line, &len, &terminator, &error);
+
+		switch (status) {
+		case G_IO_STATUS_NORMAL:
+			if (terminator == 0)
+				terminator = len;
+			if (!is_blank(line, terminator))
+				run_line(line, terminator);
+			g_free(line);
+			if (host_get()->quitting) {
+				in_watch = 0;
+				return G_SOURCE_REMOVE;
+			}
+			break;
+		case G_IO_STATUS_AGAIN:
+			return G_SOURCE_CONTINUE;
+		case G_IO_STATUS_ERROR:
+			g_warning("reading commands: %s", error->message);
+			g_error_free(error);
+			G_GNUC_FALLTHROUGH;
+		case G_IO_STATUS_EOF:
+		default:
+			/* The test went away: shut down cleanly. */
+			in_watch = 0;
+			host_request_quit(0);
+			return G_SOURCE_REMOVE;
+		}
+	}
+}
+
+void
+host_commands_start(void)
+{
+	in_flags = fcntl(0, F_GETFL);
+	in_channel = g_io_channel_unix_new(0);
+	g_io_channel_set_encoding(in_channel, NULL, NULL);
+	g_io_channel_set_flags(in_channel, G_IO_FLAG_NONBLOCK, NULL);
+	in_watch = g_io_add_watch(in_channel, G_IO_IN | G_IO_HUP | G_IO_ERR, stdin_cb, NULL);
+}
+
+void
+host_commands_stop(void)
+{
+	if (in_watch != 0) {
+		g_source_remove(in_watch);
+		in_watch = 0;
+	}
+	g_clear_pointer(&in_channel, g_io_channel_unref);
+	/* fd 0 may be shared with a shell: give it back as we found it. */
+	if (in_flags != -1) {
+		fcntl(0, F_SETFL, in_flags);
+		in_flags = -1;
+	}
+}
