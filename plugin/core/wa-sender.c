@@ -266,6 +266,26 @@ wa_sender_enqueue_text(WaSender *sender, const char *customer, const char *body,
   return o->id;
 }
 
+void
+wa_sender_set_events(WaSender *sender, const WaSenderEvents *events, gpointer user)
+{
+  sender->events = *events;
+  sender->user = user;
+}
+
+guint
+wa_sender_in_flight(WaSender *sender)
+{
+  GHashTableIter iter;
+  gpointer value;
+  guint n = 0;
+
+  g_hash_table_iter_init(&iter, sender->queues);
+  while (g_hash_table_iter_next(&iter, NULL, &value))
+    n += ((CustomerQueue *) value)->call != NULL ? 1 : 0;
+  return n;
+}
+
 guint
 wa_sender_waiting(WaSender *sender, const char *customer)
 {

@@ -42,6 +42,12 @@ void wa_sender_set_config(WaSender *sender, const WaSenderConfig *config);
 /* Drops everything queued without events. */
 void wa_sender_free(WaSender *sender);
 
+/* Replaces the event handlers (at sign-off the plugin hands the outbox to a
+ * short grace period whose handlers only log). */
+void wa_sender_set_events(WaSender *sender, const WaSenderEvents *events, gpointer user);
+/* Requests in flight. */
+guint wa_sender_in_flight(WaSender *sender);
+
 /* Queues a text message for @customer (wa_id digits or BSUID). Returns its
  * outbox id (> 0). */
 guint64 wa_sender_enqueue_text(WaSender *sender, const char *customer, const char *body, gboolean preview_url);

@@ -184,6 +184,77 @@ wabiz_login(PurpleAccount *account)
                                    _("Could not start a request to the WhatsApp Business Platform."));
 }
 
+/* ---- sign-off ---------------------------------------------------------------
+ * A message the agent sent just before signing off may still be in flight:
+ * its request gets a short grace period (no libpurple calls any more, only
+ * debug lines), then everything is cancelled. Queued messages that did not
+ * start are dropped and logged: the durable outbox is a later issue. */
+
+#define SIGNOFF_GRACE_MS 5000
+#define SIGNOFF_POLL_MS 100
+
+typedef struct {
+  WaHttp *http;
+  WaGraph *graph;
+  WaSender *sender;
+  gint64 deadline;
+} Draining;
+
+static void
+drain_sent(gpointer user, const char *customer, guint64 id, const WaSendResult *result)
+{
+  purple_debug_info("wabiz", "outbox %" G_GUINT64_FORMAT " accepted after sign-off\n", id);
+}
+
+static void
+drain_failed(gpointer user, const char *customer, guint64 id, const WaGraphError *error)
+{
+  purple_debug_warning("wabiz", "outbox %" G_GUINT64_FORMAT " not sent after sign-off (code %" G_GINT64_FORMAT ")\n",
+                       id, error->code);
+}
+
+static void
+drain_waiting(gpointer user, const char *customer, guint waiting, guint retry_ms, const WaGraphError *error)
+{
+}
+
+static void
+drain_auth(gpointer user, const WaGraphError *error)
+{
+}
+
+static const WaSenderEvents drain_events = {
+  .sent = drain_sent,
+  .failed = drain_failed,
+  .uncertain = drain_failed,
+  .waiting = drain_waiting,
+  .auth_failed = drain_auth,
+};
+
+static void
+drain_free(Draining *d)
+{
+  guint left = wa_sender_total_waiting(d->sender);
+
+  if (left > 0)
+    purple_debug_warning("wabiz", "signed off with %u unsent message(s); they were dropped\n", left);
+  wa_sender_free(d->sender);
+  wa_graph_free(d->graph);
+  wa_http_free(d->http);
+  g_free(d);
+}
+
+static gboolean
+drain_poll(gpointer data)
+{
+  Draining *d = data;
+
+  if (wa_sender_in_flight(d->sender) > 0 && g_get_monotonic_time() < d->deadline)
+    return G_SOURCE_CONTINUE;
+  drain_free(d);
+  return G_SOURCE_REMOVE;
+}
+
 void
 wabiz_close(PurpleConnection *gc)
 {
@@ -193,11 +264,19 @@ wabiz_close(PurpleConnection *gc)
   purple_notify_close_with_handle(gc);
   if (wa == NULL)
     return;
-  /* In-memory outbox: anything still queued is reported lost in the debug log;
-   * the encrypted store (a later issue) makes it survive sign-off. */
-  if (wa->sender != NULL && wa_sender_total_waiting(wa->sender) > 0)
-    purple_debug_warning("wabiz", "signing off with %u unsent message(s)\n",
+  if (wa->sender != NULL && wa_sender_in_flight(wa->sender) > 0) {
+    Draining *d = g_new0(Draining, 1);
+
+    wa_sender_set_events(wa->sender, &drain_events, NULL);
+    d->sender = g_steal_pointer(&wa->sender);
+    d->graph = g_steal_pointer(&wa->graph);
+    d->http = g_steal_pointer(&wa->http);
+    d->deadline = g_get_monotonic_time() + SIGNOFF_GRACE_MS * 1000;
+    purple_timeout_add(SIGNOFF_POLL_MS, drain_poll, d);
+  } else if (wa->sender != NULL && wa_sender_total_waiting(wa->sender) > 0) {
+    purple_debug_warning("wabiz", "signed off with %u unsent message(s); they were dropped\n",
                          wa_sender_total_waiting(wa->sender));
+  }
   g_clear_pointer(&wa->sender, wa_sender_free);
   g_clear_pointer(&wa->graph, wa_graph_free); /* cancels signon_call too */
   g_clear_pointer(&wa->http, wa_http_free);

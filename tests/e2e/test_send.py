@@ -144,6 +144,23 @@ class Send(Scenario):
         self.assertEqual(req["recipient"], "US.13491208655302741918")
         self.assertNotIn("to", req)
 
+    def test_in_flight_send_finishes_after_sign_off(self):
+        self.host.close()
+        self.host = self.start_host(debug=True)
+        self.sim.fault(path="/messages", delay_ms=700, count=1)
+        self.host.send_im(ANNA, "bye for now")
+        wait_until(lambda: self.sim.control("GET", "fault")["paused"] == 1 or None,
+                   what="the send to be held by the simulator")
+        self.host.disconnect()
+        self.host.wait_for("signed-off")
+        # the request in flight was not cut off by the sign-off: its answer arrived
+        sent = self.sent(1)
+        self.assertEqual(sent[0]["request"]["text"]["body"], "bye for now")
+        wait_until(lambda: "outbox 1 accepted after sign-off" in self.host.stderr_text() or None,
+                   what="the answer after sign-off")
+        self.host.ping()
+        self.assertEqual(self.host.quit(), 0)
+
     def test_plaintext_log_off(self):
         self.host.send_im(ANNA, "private")
         self.host.wait_for({"event": "write", "flags": has("send")})
