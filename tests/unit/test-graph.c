@@ -25,6 +25,7 @@ typedef struct {
   char *user_agent;
   char *content_type;
   char *body;
+  guint16 remote_port;
 } Seen;
 
 typedef struct {
@@ -116,6 +117,8 @@ handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable
   s->user_agent = g_strdup(soup_message_headers_get_one(h, "User-Agent"));
   s->content_type = g_strdup(soup_message_headers_get_one(h, "Content-Type"));
   s->body = g_strndup(body->data, body->length);
+  s->remote_port = g_inet_socket_address_get_port(
+    G_INET_SOCKET_ADDRESS(soup_server_message_get_remote_address(msg)));
   g_ptr_array_add(srv->seen, s);
 
   srv->in_flight++;
@@ -365,6 +368,45 @@ test_network_failures(void)
 }
 
 static void
+test_proxy_used(void)
+{
+  guint16 port;
+  GSocket *refusing = refusing_socket(&port);
+  g_autofree char *base = g_strdup_printf("http://127.0.0.1:%u/v25.0", port);
+  Server *proxy = server_new();
+  g_autofree char *proxy_url = g_strndup(proxy->base, strlen(proxy->base) - strlen("/v25.0"));
+  WaHttp *http = wa_http_new(wa_loop_glib(), "purple-wabiz/test");
+  WaGraph *graph = wa_graph_new(http, base, "T", NULL);
+  Result r = { 0 };
+
+  /* the API itself refuses connections: only the proxy can answer */
+  wa_http_set_proxy(http, proxy_url, NULL, NULL);
+  server_script(proxy, 200, "{\"id\":\"1\"}");
+  wa_graph_get(graph, "1", NULL, graph_cb, &r);
+  wait_for(&r.done, 1);
+  g_assert_null(r.error);
+  g_assert_cmpuint(proxy->seen->len, ==, 1);
+  g_assert_cmpstr(seen(proxy, 0)->path, ==, "/v25.0/1");
+  result_clear(&r);
+
+  /* "" means no proxy at all, even if the environment names one */
+  g_setenv("http_proxy", proxy_url, TRUE);
+  wa_http_set_proxy(http, "", NULL, NULL);
+  wa_graph_get(graph, "2", NULL, graph_cb, &r);
+  wait_for(&r.done, 1);
+  g_assert_nonnull(r.error);
+  g_assert_cmpint(r.error->klass, ==, WA_ERROR_CLASS_NETWORK);
+  g_assert_cmpuint(proxy->seen->len, ==, 1);
+  g_unsetenv("http_proxy");
+  result_clear(&r);
+
+  wa_graph_free(graph);
+  wa_http_free(http);
+  server_free(proxy);
+  g_object_unref(refusing);
+}
+
+static void
 test_cancel_and_free(void)
 {
   Server *srv = server_new();
@@ -535,6 +577,9 @@ test_order_and_one_in_flight(Fixture *f, gconstpointer data)
   g_assert_cmpstr(seen(f->srv, 0)->path, ==, "/v25.0/555/messages");
   g_assert_cmpstr(seen(f->srv, 0)->content_type, ==, "application/json");
   g_assert_cmpuint(wa_sender_total_waiting(f->sender), ==, 0);
+  /* one connection, reused for the sequential sends */
+  g_assert_cmpuint(seen(f->srv, 0)->remote_port, ==, seen(f->srv, 1)->remote_port);
+  g_assert_cmpuint(seen(f->srv, 1)->remote_port, ==, seen(f->srv, 2)->remote_port);
 }
 
 static void
@@ -651,6 +696,7 @@ main(int argc, char **argv)
   g_test_add_func("/graph/base-url", test_base_url);
   g_test_add_func("/graph/phone-number", test_phone_number);
   g_test_add_func("/graph/network-failures", test_network_failures);
+  g_test_add_func("/graph/proxy-used", test_proxy_used);
   g_test_add_func("/graph/cancel-and-free", test_cancel_and_free);
   g_test_add_func("/graph/text-message-json", test_text_message_json);
   g_test_add_func("/graph/send-result", test_send_result);
