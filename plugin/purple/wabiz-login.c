@@ -9,17 +9,11 @@
 
 #include "wabiz-config.h"
 
-static PurpleProxyInfo *
-account_proxy(PurpleAccount *account)
-{
-  return purple_proxy_get_setup(account);
-}
-
 /* Maps libpurple's proxy settings onto a libcurl proxy URL. */
 static void
 apply_proxy(WaHttp *http, PurpleAccount *account)
 {
-  PurpleProxyInfo *info = account_proxy(account);
+  PurpleProxyInfo *info = purple_proxy_get_setup(account);
   const char *scheme = NULL;
   g_autofree char *url = NULL;
 
