@@ -1,6 +1,7 @@
 /* test-signature.c: X-Hub-Signature-256 checks over raw bodies and the
  * constant-time verify-token comparison. Expected MACs come from GLib's own
- * HMAC (an implementation independent of libsodium) or from RFC 4231. */
+ * HMAC (an implementation independent of libsodium) or from RFC 4231.
+ * Must not: derive expected values from the code under test or from libsodium. */
 #include "wa-signature.h"
 
 #include <string.h>

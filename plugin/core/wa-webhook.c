@@ -1,0 +1,532 @@
+/* wa-webhook.c: webhook body -> WaWebhook (see wa-webhook.h).
+ *
+ * Must not: trust any member's type (every read goes through the lenient
+ * wa_json getters), assert on input, stop at the first entry, change or array
+ * element, or include libpurple. */
+#include "wa-webhook.h"
+
+#include <math.h>
+
+#include "wa-json.h"
+
+G_DEFINE_QUARK(wa-webhook-error-quark, wa_webhook_error)
+
+typedef struct {
+  guint skipped;
+} ParseCtx;
+
+static char *
+dup_string(JsonObject *obj, const char *name)
+{
+  return g_strdup(wa_json_get_string(obj, name));
+}
+
+/* A new node holding @obj (shared, referenced), with no parent. */
+static JsonNode *
+object_node(JsonObject *obj)
+{
+  JsonNode *node = json_node_new(JSON_NODE_OBJECT);
+
+  json_node_set_object(node, obj);
+  return node;
+}
+
+/* The array member @name; NULL when absent, and counted when of another type. */
+static JsonArray *
+get_array(JsonObject *obj, const char *name, ParseCtx *ctx)
+{
+  JsonArray *array = wa_json_get_array(obj, name);
+
+  if (array == NULL && obj != NULL && json_object_has_member(obj, name))
+    ctx->skipped++;
+  return array;
+}
+
+/* Calls @each for every object element of @array; other elements are counted. */
+typedef void (*EachObject)(JsonObject *obj, gpointer out, ParseCtx *ctx);
+
+static void
+for_each_object(JsonArray *array, EachObject each, gpointer out, ParseCtx *ctx)
+{
+  guint n = array != NULL ? json_array_get_length(array) : 0;
+
+  for (guint i = 0; i < n; i++) {
+    JsonObject *obj = wa_json_array_get_object(array, i);
+
+    if (obj == NULL)
+      ctx->skipped++;
+    else
+      each(obj, out, ctx);
+  }
+}
+
+static void
+add_error(JsonObject *obj, gpointer out, ParseCtx *ctx)
+{
+  g_ptr_array_add(out, wa_graph_error_from_webhook(obj));
+}
+
+static GPtrArray *
+new_error_array(void)
+{
+  return g_ptr_array_new_with_free_func((GDestroyNotify) wa_graph_error_free);
+}
+
+/* --- contacts ----------------------------------------------------------- */
+
+static void
+add_contact(JsonObject *obj, gpointer out, ParseCtx *ctx)
+{
+  WaContact *contact = g_new0(WaContact, 1);
+  JsonObject *profile = wa_json_get_object(obj, "profile");
+
+  contact->wa_id = wa_json_dup_id(obj, "wa_id");
+  contact->user_id = dup_string(obj, "user_id");
+  contact->parent_user_id = dup_string(obj, "parent_user_id");
+  contact->identity_key_hash = dup_string(obj, "identity_key_hash");
+  contact->profile_name = dup_string(profile, "name");
+  contact->username = dup_string(profile, "username");
+  g_ptr_array_add(out, contact);
+}
+
+/* --- messages ----------------------------------------------------------- */
+
+/* "Name: phone, phone" per shared contact, one line each. */
+static char *
+shared_contacts_text(JsonArray *array)
+{
+  GString *text = g_string_new(NULL);
+  guint n = array != NULL ? json_array_get_length(array) : 0;
+
+  for (guint i = 0; i < n; i++) {
+    JsonObject *card = wa_json_array_get_object(array, i);
+    JsonObject *name = wa_json_get_object(card, "name");
+    JsonArray *phones = wa_json_get_array(card, "phones");
+    guint n_phones = phones != NULL ? json_array_get_length(phones) : 0;
+    const char *formatted = wa_json_get_string(name, "formatted_name");
+    const char *sep = "";
+    gsize line_start;
+
+    if (card == NULL)
+      continue;
+    if (text->len > 0)
+      g_string_append_c(text, '\n');
+    line_start = text->len;
+    if (formatted != NULL && *formatted != '\0') {
+      g_string_append(text, formatted);
+    } else {
+      const char *first = wa_json_get_string(name, "first_name");
+      const char *last = wa_json_get_string(name, "last_name");
+
+      if (first != NULL)
+        g_string_append(text, first);
+      if (first != NULL && last != NULL)
+        g_string_append_c(text, ' ');
+      if (last != NULL)
+        g_string_append(text, last);
+    }
+    if (n_phones > 0 && text->len > line_start)
+      sep = ": ";
+    for (guint j = 0; j < n_phones; j++) {
+      JsonObject *phone = wa_json_array_get_object(phones, j);
+      g_autofree char *number = dup_string(phone, "phone");
+
+      if (number == NULL)
+        number = wa_json_dup_id(phone, "wa_id");
+      if (number == NULL || *number == '\0')
+        continue;
+      g_string_append(text, sep);
+      g_string_append(text, number);
+      sep = ", ";
+    }
+  }
+  return g_string_free(text, FALSE);
+}
+
+static gboolean
+is_media_type(const char *type)
+{
+  return g_str_equal(type, "image") || g_str_equal(type, "video") || g_str_equal(type, "audio") ||
+         g_str_equal(type, "document") || g_str_equal(type, "sticker");
+}
+
+/* Fills the per-type fields of @msg from @container (the message, or the
+ * message inside an edit), whose payload member is named @type. */
+static void
+parse_payload(WaMessage *msg, const char *type, JsonObject *container, ParseCtx *ctx)
+{
+  JsonObject *p = wa_json_get_object(container, type);
+
+  if (g_str_equal(type, "text")) {
+    msg->text = dup_string(p, "body");
+  } else if (is_media_type(type)) {
+    msg->media_id = wa_json_dup_id(p, "id");
+    msg->mime_type = dup_string(p, "mime_type");
+    msg->sha256 = dup_string(p, "sha256");
+    msg->filename = dup_string(p, "filename");
+    msg->media_url = dup_string(p, "url");
+    msg->voice = wa_json_get_bool(p, "voice", FALSE);
+    msg->animated = wa_json_get_bool(p, "animated", FALSE);
+    msg->text = dup_string(p, "caption");
+  } else if (g_str_equal(type, "location")) {
+    double lat = wa_json_get_double(p, "latitude", NAN);
+    double lon = wa_json_get_double(p, "longitude", NAN);
+
+    msg->has_location = !isnan(lat) && !isnan(lon);
+    msg->latitude = msg->has_location ? lat : 0.0;
+    msg->longitude = msg->has_location ? lon : 0.0;
+    msg->location_name = dup_string(p, "name");
+    msg->location_address = dup_string(p, "address");
+    msg->location_url = dup_string(p, "url");
+  } else if (g_str_equal(type, "reaction")) {
+    msg->reaction_message_id = dup_string(p, "message_id");
+    msg->reaction_emoji = dup_string(p, "emoji");
+  } else if (g_str_equal(type, "interactive")) {
+    const char *itype = wa_json_get_string(p, "type");
+    JsonObject *reply = itype != NULL ? wa_json_get_object(p, itype) : NULL;
+
+    msg->interactive_type = g_strdup(itype);
+    msg->reply_id = wa_json_dup_id(reply, "id");
+    if (msg->reply_id == NULL)
+      msg->reply_id = dup_string(reply, "name"); /* nfm_reply */
+    msg->text = dup_string(reply, "title");
+    if (msg->text == NULL)
+      msg->text = dup_string(reply, "body"); /* nfm_reply */
+    msg->reply_description = dup_string(reply, "description");
+    msg->reply_json = dup_string(reply, "response_json");
+  } else if (g_str_equal(type, "button")) {
+    msg->reply_id = dup_string(p, "payload");
+    msg->text = dup_string(p, "text");
+  } else if (g_str_equal(type, "contacts")) {
+    /* the payload is an array, unlike every other type */
+    msg->text = shared_contacts_text(get_array(container, "contacts", ctx));
+  } else if (g_str_equal(type, "order")) {
+    JsonArray *items = get_array(p, "product_items", ctx);
+    guint n = items != NULL ? json_array_get_length(items) : 0;
+
+    msg->order_catalog_id = wa_json_dup_id(p, "catalog_id");
+    msg->text = dup_string(p, "text");
+    for (guint i = 0; i < n; i++) {
+      JsonObject *item = wa_json_array_get_object(items, i);
+      gint64 quantity;
+
+      if (item == NULL) {
+        ctx->skipped++;
+        continue;
+      }
+      msg->order_item_count++;
+      quantity = wa_json_get_int(item, "quantity", 0);
+      if (quantity > 0)
+        msg->order_quantity = quantity > G_MAXINT64 - msg->order_quantity ? G_MAXINT64
+                                                                          : msg->order_quantity + quantity;
+    }
+  } else if (g_str_equal(type, "system")) {
+    msg->system_type = dup_string(p, "type");
+    msg->system_body = dup_string(p, "body");
+    msg->system_new_wa_id = wa_json_dup_id(p, "wa_id");
+    msg->system_new_user_id = dup_string(p, "user_id");
+    msg->text = g_strdup(msg->system_body);
+  } else if (g_str_equal(type, "revoke")) {
+    msg->original_message_id = dup_string(p, "original_message_id");
+  } else if (g_str_equal(type, "edit")) {
+    JsonObject *inner = wa_json_get_object(p, "message");
+    const char *inner_type = wa_json_get_string(inner, "type");
+
+    msg->original_message_id = dup_string(p, "original_message_id");
+    msg->edit_type = g_strdup(inner_type);
+    /* one level only: an edit inside an edit would overwrite these fields */
+    if (inner_type != NULL && !g_str_equal(inner_type, "edit"))
+      parse_payload(msg, inner_type, inner, ctx);
+  } else if (g_str_equal(type, "unsupported")) {
+    msg->unsupported_type = dup_string(p, "type");
+  }
+  /* unknown types: nothing more to extract; raw keeps the payload */
+}
+
+static void
+add_message(JsonObject *obj, gpointer out, ParseCtx *ctx)
+{
+  WaMessage *msg = g_new0(WaMessage, 1);
+  JsonObject *context = wa_json_get_object(obj, "context");
+  JsonObject *referred = wa_json_get_object(context, "referred_product");
+  JsonObject *referral = wa_json_get_object(obj, "referral");
+
+  msg->id = dup_string(obj, "id");
+  msg->from = wa_json_dup_id(obj, "from");
+  msg->from_user_id = dup_string(obj, "from_user_id");
+  msg->from_parent_user_id = dup_string(obj, "from_parent_user_id");
+  msg->group_id = wa_json_dup_id(obj, "group_id");
+  msg->timestamp = wa_json_get_int(obj, "timestamp", 0);
+  msg->type = dup_string(obj, "type");
+
+  msg->context_id = dup_string(context, "id");
+  msg->context_from = wa_json_dup_id(context, "from");
+  msg->forwarded = wa_json_get_bool(context, "forwarded", FALSE);
+  msg->frequently_forwarded = wa_json_get_bool(context, "frequently_forwarded", FALSE);
+  msg->referred_catalog_id = wa_json_dup_id(referred, "catalog_id");
+  msg->referred_product_id = wa_json_dup_id(referred, "product_retailer_id");
+
+  msg->referral_source_url = dup_string(referral, "source_url");
+  msg->referral_headline = dup_string(referral, "headline");
+  msg->referral_body = dup_string(referral, "body");
+
+  if (msg->type != NULL)
+    parse_payload(msg, msg->type, obj, ctx);
+
+  msg->errors = new_error_array();
+  for_each_object(get_array(obj, "errors", ctx), add_error, msg->errors, ctx);
+  msg->raw = object_node(obj);
+  g_ptr_array_add(out, msg);
+}
+
+/* --- statuses ----------------------------------------------------------- */
+
+static void
+add_status(JsonObject *obj, gpointer out, ParseCtx *ctx)
+{
+  WaStatus *st = g_new0(WaStatus, 1);
+  JsonObject *conversation = wa_json_get_object(obj, "conversation");
+  JsonObject *pricing = wa_json_get_object(obj, "pricing");
+
+  st->id = dup_string(obj, "id");
+  st->status = dup_string(obj, "status");
+  st->timestamp = wa_json_get_int(obj, "timestamp", 0);
+  st->recipient_id = wa_json_dup_id(obj, "recipient_id");
+  st->recipient_user_id = dup_string(obj, "recipient_user_id");
+  st->recipient_parent_user_id = dup_string(obj, "parent_recipient_user_id");
+  st->recipient_type = dup_string(obj, "recipient_type");
+  st->recipient_participant_id = wa_json_dup_id(obj, "recipient_participant_id");
+  st->biz_opaque_callback_data = dup_string(obj, "biz_opaque_callback_data");
+  st->conversation_id = dup_string(conversation, "id");
+  st->conversation_origin = dup_string(wa_json_get_object(conversation, "origin"), "type");
+  st->has_pricing = pricing != NULL;
+  st->billable = wa_json_get_bool(pricing, "billable", FALSE);
+  st->pricing_model = dup_string(pricing, "pricing_model");
+  st->pricing_type = dup_string(pricing, "type");
+  st->pricing_category = dup_string(pricing, "category");
+  st->errors = new_error_array();
+  for_each_object(get_array(obj, "errors", ctx), add_error, st->errors, ctx);
+  st->raw = object_node(obj);
+  g_ptr_array_add(out, st);
+}
+
+/* --- envelope ----------------------------------------------------------- */
+
+typedef struct {
+  JsonObject *entry;
+  GPtrArray *changes;
+} EntryOut;
+
+static void
+add_change(JsonObject *obj, gpointer out, ParseCtx *ctx)
+{
+  EntryOut *eo = out;
+  JsonObject *value = wa_json_get_object(obj, "value");
+  JsonObject *metadata;
+  WaChange *change;
+
+  if (value == NULL) {
+    ctx->skipped++;
+    return;
+  }
+  metadata = wa_json_get_object(value, "metadata");
+  change = g_new0(WaChange, 1);
+  change->waba_id = wa_json_dup_id(eo->entry, "id");
+  change->entry_time = wa_json_get_int(eo->entry, "time", 0);
+  change->field = dup_string(obj, "field");
+  change->phone_number_id = wa_json_dup_id(metadata, "phone_number_id");
+  change->display_phone_number = wa_json_dup_id(metadata, "display_phone_number");
+  change->contacts = g_ptr_array_new_with_free_func((GDestroyNotify) wa_contact_free);
+  change->messages = g_ptr_array_new_with_free_func((GDestroyNotify) wa_message_free);
+  change->statuses = g_ptr_array_new_with_free_func((GDestroyNotify) wa_status_free);
+  change->errors = new_error_array();
+  for_each_object(get_array(value, "contacts", ctx), add_contact, change->contacts, ctx);
+  for_each_object(get_array(value, "messages", ctx), add_message, change->messages, ctx);
+  for_each_object(get_array(value, "statuses", ctx), add_status, change->statuses, ctx);
+  for_each_object(get_array(value, "errors", ctx), add_error, change->errors, ctx);
+  change->value = object_node(value);
+  g_ptr_array_add(eo->changes, change);
+}
+
+static void
+add_entry(JsonObject *obj, gpointer out, ParseCtx *ctx)
+{
+  EntryOut eo = { obj, out };
+  JsonArray *changes = wa_json_get_array(obj, "changes");
+
+  if (changes == NULL) {
+    ctx->skipped++; /* an entry without changes carries nothing */
+    return;
+  }
+  for_each_object(changes, add_change, &eo, ctx);
+}
+
+WaWebhook *
+wa_webhook_parse(const char *body, gsize len, GError **error)
+{
+  g_autoptr(JsonNode) root = NULL;
+  JsonObject *obj;
+  const char *object;
+  JsonArray *entries;
+  ParseCtx ctx = { 0 };
+  WaWebhook *webhook;
+
+  g_return_val_if_fail(body != NULL || len == 0, NULL);
+
+  root = wa_json_parse_object(body != NULL ? body : "", len, error);
+  if (root == NULL)
+    return NULL;
+  obj = json_node_get_object(root);
+  object = wa_json_get_string(obj, "object");
+  if (g_strcmp0(object, "whatsapp_business_account") != 0) {
+    g_set_error(error, WA_WEBHOOK_ERROR, WA_WEBHOOK_ERROR_OBJECT,
+                "webhook object is not whatsapp_business_account");
+    return NULL;
+  }
+  entries = wa_json_get_array(obj, "entry");
+  if (entries == NULL) {
+    g_set_error_literal(error, WA_WEBHOOK_ERROR, WA_WEBHOOK_ERROR_ENVELOPE,
+                        "webhook has no entry array");
+    return NULL;
+  }
+  webhook = g_new0(WaWebhook, 1);
+  webhook->changes = g_ptr_array_new_with_free_func((GDestroyNotify) wa_change_free);
+  for_each_object(entries, add_entry, webhook->changes, &ctx);
+  webhook->skipped = ctx.skipped;
+  return webhook;
+}
+
+const WaContact *
+wa_change_find_contact(const WaChange *change, const WaMessage *message)
+{
+  g_return_val_if_fail(change != NULL && message != NULL, NULL);
+
+  if (message->from != NULL) {
+    for (guint i = 0; i < change->contacts->len; i++) {
+      const WaContact *c = g_ptr_array_index(change->contacts, i);
+
+      if (g_strcmp0(c->wa_id, message->from) == 0)
+        return c;
+    }
+  }
+  if (message->from_user_id != NULL) {
+    for (guint i = 0; i < change->contacts->len; i++) {
+      const WaContact *c = g_ptr_array_index(change->contacts, i);
+
+      if (g_strcmp0(c->user_id, message->from_user_id) == 0)
+        return c;
+    }
+  }
+  return NULL;
+}
+
+/* --- freeing ------------------------------------------------------------ */
+
+void
+wa_contact_free(WaContact *contact)
+{
+  if (contact == NULL)
+    return;
+  g_free(contact->wa_id);
+  g_free(contact->user_id);
+  g_free(contact->parent_user_id);
+  g_free(contact->profile_name);
+  g_free(contact->username);
+  g_free(contact->identity_key_hash);
+  g_free(contact);
+}
+
+void
+wa_message_free(WaMessage *m)
+{
+  if (m == NULL)
+    return;
+  g_free(m->id);
+  g_free(m->from);
+  g_free(m->from_user_id);
+  g_free(m->from_parent_user_id);
+  g_free(m->group_id);
+  g_free(m->type);
+  g_free(m->text);
+  g_free(m->context_id);
+  g_free(m->context_from);
+  g_free(m->referred_catalog_id);
+  g_free(m->referred_product_id);
+  g_free(m->referral_source_url);
+  g_free(m->referral_headline);
+  g_free(m->referral_body);
+  g_free(m->media_id);
+  g_free(m->mime_type);
+  g_free(m->sha256);
+  g_free(m->filename);
+  g_free(m->media_url);
+  g_free(m->location_name);
+  g_free(m->location_address);
+  g_free(m->location_url);
+  g_free(m->reaction_message_id);
+  g_free(m->reaction_emoji);
+  g_free(m->interactive_type);
+  g_free(m->reply_id);
+  g_free(m->reply_description);
+  g_free(m->reply_json);
+  g_free(m->order_catalog_id);
+  g_free(m->system_type);
+  g_free(m->system_body);
+  g_free(m->system_new_wa_id);
+  g_free(m->system_new_user_id);
+  g_free(m->original_message_id);
+  g_free(m->edit_type);
+  g_free(m->unsupported_type);
+  g_clear_pointer(&m->errors, g_ptr_array_unref);
+  g_clear_pointer(&m->raw, json_node_unref);
+  g_free(m);
+}
+
+void
+wa_status_free(WaStatus *s)
+{
+  if (s == NULL)
+    return;
+  g_free(s->id);
+  g_free(s->status);
+  g_free(s->recipient_id);
+  g_free(s->recipient_user_id);
+  g_free(s->recipient_parent_user_id);
+  g_free(s->recipient_type);
+  g_free(s->recipient_participant_id);
+  g_free(s->biz_opaque_callback_data);
+  g_free(s->conversation_id);
+  g_free(s->conversation_origin);
+  g_free(s->pricing_model);
+  g_free(s->pricing_type);
+  g_free(s->pricing_category);
+  g_clear_pointer(&s->errors, g_ptr_array_unref);
+  g_clear_pointer(&s->raw, json_node_unref);
+  g_free(s);
+}
+
+void
+wa_change_free(WaChange *c)
+{
+  if (c == NULL)
+    return;
+  g_free(c->waba_id);
+  g_free(c->field);
+  g_free(c->phone_number_id);
+  g_free(c->display_phone_number);
+  g_clear_pointer(&c->contacts, g_ptr_array_unref);
+  g_clear_pointer(&c->messages, g_ptr_array_unref);
+  g_clear_pointer(&c->statuses, g_ptr_array_unref);
+  g_clear_pointer(&c->errors, g_ptr_array_unref);
+  g_clear_pointer(&c->value, json_node_unref);
+  g_free(c);
+}
+
+void
+wa_webhook_free(WaWebhook *webhook)
+{
+  if (webhook == NULL)
+    return;
+  g_clear_pointer(&webhook->changes, g_ptr_array_unref);
+  g_free(webhook);
+}

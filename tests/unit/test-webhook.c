@@ -1,0 +1,692 @@
+/* test-webhook.c: webhook bodies -> WaWebhook. Every example in
+ * shared/spec/examples/webhooks must parse; several are checked field by
+ * field; hand-written bodies cover statuses, errors, several entries, lenient
+ * types, BSUID-only senders and refused envelopes.
+ *
+ * The examples directory is the first non-option argument or $WABIZ_SPEC_DIR.
+ * Must not: modify the examples, depend on directory order, or pass when the
+ * directory holds fewer than 16 examples. */
+#include "wa-webhook.h"
+
+#include "wa-json.h"
+
+#include <string.h>
+
+#define MIN_EXAMPLES 16
+
+static const char *spec_dir;
+
+static WaWebhook *
+parse_str(const char *body, GError **error)
+{
+  return wa_webhook_parse(body, strlen(body), error);
+}
+
+static WaWebhook *
+parse_example(const char *name)
+{
+  g_autofree char *path = g_build_filename(spec_dir, name, NULL);
+  g_autofree char *body = NULL;
+  gsize len = 0;
+  g_autoptr(GError) error = NULL;
+  WaWebhook *webhook;
+
+  g_file_get_contents(path, &body, &len, &error);
+  g_assert_no_error(error);
+  webhook = wa_webhook_parse(body, len, &error);
+  g_assert_no_error(error);
+  g_assert_nonnull(webhook);
+  return webhook;
+}
+
+static const WaChange *
+only_change(const WaWebhook *webhook)
+{
+  g_assert_cmpuint(webhook->changes->len, ==, 1);
+  return g_ptr_array_index(webhook->changes, 0);
+}
+
+/* The single message of an example's single change, checked against the
+ * common envelope all "messages" examples share. */
+static const WaMessage *
+only_message(const WaWebhook *webhook)
+{
+  const WaChange *change = only_change(webhook);
+
+  g_assert_cmpstr(change->field, ==, "messages");
+  g_assert_cmpstr(change->phone_number_id, ==, "106540352242922");
+  g_assert_cmpstr(change->display_phone_number, ==, "15550783881");
+  g_assert_cmpuint(change->messages->len, ==, 1);
+  g_assert_cmpuint(change->statuses->len, ==, 0);
+  return g_ptr_array_index(change->messages, 0);
+}
+
+static void
+test_all_examples(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDir) dir = g_dir_open(spec_dir, 0, &error);
+  const char *name;
+  guint count = 0;
+
+  g_assert_no_error(error);
+  while ((name = g_dir_read_name(dir)) != NULL) {
+    g_autoptr(WaWebhook) webhook = NULL;
+
+    if (!g_str_has_suffix(name, ".json"))
+      continue;
+    g_test_message("example %s", name);
+    webhook = parse_example(name);
+    g_assert_cmpuint(webhook->changes->len, >=, 1);
+    g_assert_cmpuint(webhook->skipped, ==, 0);
+    for (guint i = 0; i < webhook->changes->len; i++) {
+      const WaChange *change = g_ptr_array_index(webhook->changes, i);
+
+      g_assert_nonnull(change->waba_id);
+      g_assert_nonnull(change->field);
+      g_assert_nonnull(change->value);
+      for (guint j = 0; j < change->messages->len; j++) {
+        const WaMessage *msg = g_ptr_array_index(change->messages, j);
+
+        g_assert_nonnull(msg->id);
+        g_assert_nonnull(msg->type);
+        g_assert_cmpint(msg->timestamp, >, 1700000000);
+        g_assert_nonnull(msg->raw);
+      }
+    }
+    count++;
+  }
+  g_assert_cmpuint(count, >=, MIN_EXAMPLES);
+}
+
+static void
+test_text(void)
+{
+  g_autoptr(WaWebhook) webhook = parse_example("text_message.json");
+  const WaChange *change = only_change(webhook);
+  const WaMessage *msg = only_message(webhook);
+  const WaContact *contact = wa_change_find_contact(change, msg);
+
+  g_assert_cmpstr(change->waba_id, ==, "419561257915477");
+  g_assert_cmpstr(msg->id, ==, "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=");
+  g_assert_cmpstr(msg->from, ==, "16505551234");
+  g_assert_cmpstr(msg->type, ==, "text");
+  g_assert_cmpstr(msg->text, ==, "Does it come in another color?");
+  g_assert_cmpint(msg->timestamp, ==, 1749416383);
+  g_assert_null(msg->context_id);
+  g_assert_false(msg->forwarded);
+  g_assert_cmpuint(change->contacts->len, ==, 1);
+  g_assert_nonnull(contact);
+  g_assert_cmpstr(contact->profile_name, ==, "Sheena Nelson");
+  g_assert_cmpstr(contact->wa_id, ==, "16505551234");
+  g_assert_null(contact->user_id);
+}
+
+static void
+test_image(void)
+{
+  g_autoptr(WaWebhook) webhook = parse_example("image_message.json");
+  const WaMessage *msg = only_message(webhook);
+
+  g_assert_cmpstr(msg->type, ==, "image");
+  g_assert_cmpstr(msg->media_id, ==, "1003383421387256");
+  g_assert_cmpstr(msg->mime_type, ==, "image/jpeg");
+  g_assert_cmpstr(msg->sha256, ==, "SfInY0gGKTsJlUWbwxC1k+FAD0FZHvzwfpvO0zX0GUI=");
+  g_assert_cmpstr(msg->text, ==, "Taj Mahal");
+  g_assert_null(msg->media_url);
+  g_assert_false(msg->voice);
+}
+
+static void
+test_location(void)
+{
+  g_autoptr(WaWebhook) webhook = parse_example("location_message.json");
+  const WaMessage *msg = only_message(webhook);
+
+  g_assert_cmpstr(msg->type, ==, "location");
+  g_assert_true(msg->has_location);
+  g_assert_cmpfloat_with_epsilon(msg->latitude, 37.44221496582, 1e-9);
+  g_assert_cmpfloat_with_epsilon(msg->longitude, -122.16165924072, 1e-9);
+  g_assert_cmpstr(msg->location_name, ==, "Philz Coffee");
+  g_assert_cmpstr(msg->location_address, ==, "101 Forest Ave, Palo Alto, CA 94301");
+  g_assert_cmpstr(msg->location_url, ==, "https://philzcoffee.com/");
+}
+
+static void
+test_reaction(void)
+{
+  g_autoptr(WaWebhook) webhook = parse_example("reaction_message.json");
+  const WaMessage *msg = only_message(webhook);
+
+  g_assert_cmpstr(msg->type, ==, "reaction");
+  g_assert_cmpstr(msg->reaction_message_id, ==, "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI0RTJEOTc2ODVERUY5RDlGNkYA");
+  g_assert_cmpstr(msg->reaction_emoji, ==, "\xf0\x9f\x91\x8d");
+  g_assert_null(msg->text);
+}
+
+static void
+test_interactive(void)
+{
+  g_autoptr(WaWebhook) button = parse_example("interactive_button_reply_message.json");
+  g_autoptr(WaWebhook) list = parse_example("interactive_list_reply_message.json");
+  const WaMessage *b = only_message(button);
+  const WaMessage *l = only_message(list);
+
+  g_assert_cmpstr(b->type, ==, "interactive");
+  g_assert_cmpstr(b->interactive_type, ==, "button_reply");
+  g_assert_cmpstr(b->reply_id, ==, "cancel-button");
+  g_assert_cmpstr(b->text, ==, "Cancel");
+  g_assert_cmpstr(b->context_id, ==, "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3MEM2RUJFNkI0RENGQTVDRjUA");
+  g_assert_cmpstr(b->context_from, ==, "15550783881");
+
+  g_assert_cmpstr(l->interactive_type, ==, "list_reply");
+  g_assert_cmpstr(l->reply_id, ==, "priority_express");
+  g_assert_cmpstr(l->text, ==, "Priority Mail Express");
+  g_assert_cmpstr(l->reply_description, ==, "Next Day to 2 Days");
+}
+
+static void
+test_button(void)
+{
+  g_autoptr(WaWebhook) webhook = parse_example("button_message.json");
+  const WaMessage *msg = only_message(webhook);
+
+  g_assert_cmpstr(msg->type, ==, "button");
+  g_assert_cmpstr(msg->reply_id, ==, "Unsubscribe");
+  g_assert_cmpstr(msg->text, ==, "Unsubscribe");
+  g_assert_null(msg->interactive_type);
+  g_assert_cmpstr(msg->context_id, ==, "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJFNjk2OTMwNEZCQjhGMzUyQUYA");
+}
+
+static void
+test_contacts_message(void)
+{
+  g_autoptr(WaWebhook) webhook = parse_example("contact_sharing_message.json");
+  const WaChange *change = only_change(webhook);
+  const WaMessage *msg = only_message(webhook);
+
+  g_assert_cmpstr(msg->type, ==, "contacts");
+  g_assert_cmpstr(msg->text, ==, "Luc\xc3\xad" "a G\xc3\xb3mez: +1 (983) 555-2319");
+  /* the shared card is not mistaken for the sender */
+  g_assert_cmpuint(change->contacts->len, ==, 1);
+  g_assert_cmpstr(wa_change_find_contact(change, msg)->profile_name, ==, "Sheena Nelson");
+}
+
+static void
+test_order(void)
+{
+  g_autoptr(WaWebhook) webhook = parse_example("order_message.json");
+  const WaMessage *msg = only_message(webhook);
+
+  g_assert_cmpstr(msg->type, ==, "order");
+  g_assert_cmpstr(msg->order_catalog_id, ==, "194836987003835");
+  g_assert_cmpuint(msg->order_item_count, ==, 2);
+  g_assert_cmpint(msg->order_quantity, ==, 3);
+  g_assert_cmpstr(msg->text, ==, "");
+}
+
+static void
+test_system(void)
+{
+  g_autoptr(WaWebhook) webhook = parse_example("system_message.json");
+  const WaChange *change = only_change(webhook);
+  const WaMessage *msg = only_message(webhook);
+
+  g_assert_cmpstr(msg->type, ==, "system");
+  g_assert_cmpstr(msg->system_type, ==, "user_changed_number");
+  g_assert_cmpstr(msg->system_new_wa_id, ==, "12195555358");
+  g_assert_cmpstr(msg->system_body, ==, "User Sheena Nelson changed from 16505551234 to 12195555358");
+  /* system messages carry no contacts */
+  g_assert_cmpuint(change->contacts->len, ==, 0);
+  g_assert_null(wa_change_find_contact(change, msg));
+}
+
+static void
+test_unsupported(void)
+{
+  g_autoptr(WaWebhook) webhook = parse_example("unsupported_message.json");
+  const WaMessage *msg = only_message(webhook);
+  const WaGraphError *err;
+
+  g_assert_cmpstr(msg->type, ==, "unsupported");
+  g_assert_cmpuint(msg->errors->len, ==, 1);
+  err = g_ptr_array_index(msg->errors, 0);
+  g_assert_cmpint(err->code, ==, 131051);
+  g_assert_cmpstr(err->title, ==, "Message type unknown");
+  g_assert_cmpstr(err->details, ==, "Message type is currently not supported.");
+}
+
+static void
+test_context_and_referral(void)
+{
+  g_autoptr(WaWebhook) inquiry = parse_example("text_message_with_context_product_inquiry.json");
+  g_autoptr(WaWebhook) ad = parse_example("text_message_from_click_to_whatsapp_ad.json");
+  const WaMessage *i = only_message(inquiry);
+  const WaMessage *a = only_message(ad);
+
+  g_assert_cmpstr(i->text, ==, "Is this still available?");
+  g_assert_cmpstr(i->referred_catalog_id, ==, "194836987003835");
+  g_assert_cmpstr(i->referred_product_id, ==, "di9ozbzfi4");
+  g_assert_cmpstr(a->text, ==, "Hello! Can I get more info on this?");
+  g_assert_cmpstr(a->referral_source_url, ==, "https://fb.me/3cr4Wqqkv");
+  g_assert_cmpstr(a->referral_headline, ==, "Chat with us");
+}
+
+static void
+test_groups(void)
+{
+  static const char *const names[] = {
+    "group_create_message.json", "group_remove_participants.json", "group_settings_update.json",
+  };
+  static const char *const fields[] = {
+    "group_lifecycle_update", "group_participants_update", "group_settings_update",
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+    g_autoptr(WaWebhook) webhook = parse_example(names[i]);
+    const WaChange *change = only_change(webhook);
+    JsonObject *value;
+    JsonArray *groups;
+
+    g_assert_cmpstr(change->field, ==, fields[i]);
+    g_assert_cmpstr(change->waba_id, ==, "102290129340398");
+    g_assert_nonnull(change->value);
+    value = json_node_get_object(change->value);
+    groups = wa_json_get_array(value, "groups");
+    g_assert_nonnull(groups);
+    g_assert_cmpstr(wa_json_get_string(wa_json_array_get_object(groups, 0), "group_id"), ==,
+                    "Y2FwaV9ncm91cDoxODA1NTU1MDE3MjoxMjAzNjMyMjI3NzE5NjMwNjcZD");
+    for (guint j = 0; j < change->messages->len; j++)
+      g_assert_nonnull(((WaMessage *) g_ptr_array_index(change->messages, j))->group_id);
+  }
+}
+
+/* --- hand-written bodies ------------------------------------------------ */
+
+#define ENVELOPE(VALUE) \
+  "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"111\",\"changes\":[{\"field\":\"messages\",\"value\":" VALUE "}]}]}"
+#define META "\"messaging_product\":\"whatsapp\",\"metadata\":{\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"106540352242922\"}"
+
+static void
+test_statuses(void)
+{
+  const char *body = ENVELOPE("{" META ",\"statuses\":["
+    "{\"id\":\"wamid.A\",\"status\":\"sent\",\"timestamp\":\"1750030073\",\"recipient_id\":\"16505551234\","
+    "\"biz_opaque_callback_data\":\"outbox:42\",\"conversation\":{\"id\":\"c1\",\"origin\":{\"type\":\"service\"}},"
+    "\"pricing\":{\"billable\":true,\"pricing_model\":\"PMP\",\"type\":\"regular\",\"category\":\"utility\"}},"
+    "{\"id\":\"wamid.A\",\"status\":\"delivered\",\"timestamp\":1750030080,\"recipient_id\":\"16505551234\"},"
+    "{\"id\":\"wamid.A\",\"status\":\"read\",\"timestamp\":\"1750030099\",\"recipient_user_id\":\"US.13491208655302741918\"},"
+    "{\"id\":\"wamid.B\",\"status\":\"failed\",\"timestamp\":\"1751142888\",\"recipient_id\":\"16505551234\","
+    "\"biz_opaque_callback_data\":\"outbox:43\",\"errors\":[{\"code\":131047,\"title\":\"Re-engagement message\","
+    "\"message\":\"Re-engagement message\",\"error_data\":{\"details\":\"Message failed to send because more than 24 hours have passed.\"},"
+    "\"href\":\"/documentation/business-messaging/whatsapp/support/error-codes\"}]}]}");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(WaWebhook) webhook = parse_str(body, &error);
+  const WaChange *change;
+  const WaStatus *sent, *delivered, *read, *failed;
+  const WaGraphError *err;
+
+  g_assert_no_error(error);
+  change = only_change(webhook);
+  g_assert_cmpuint(change->messages->len, ==, 0);
+  g_assert_cmpuint(change->statuses->len, ==, 4);
+  sent = g_ptr_array_index(change->statuses, 0);
+  delivered = g_ptr_array_index(change->statuses, 1);
+  read = g_ptr_array_index(change->statuses, 2);
+  failed = g_ptr_array_index(change->statuses, 3);
+
+  g_assert_cmpstr(sent->id, ==, "wamid.A");
+  g_assert_cmpstr(sent->status, ==, "sent");
+  g_assert_cmpint(sent->timestamp, ==, 1750030073);
+  g_assert_cmpstr(sent->recipient_id, ==, "16505551234");
+  g_assert_cmpstr(sent->biz_opaque_callback_data, ==, "outbox:42");
+  g_assert_true(sent->has_pricing);
+  g_assert_true(sent->billable);
+  g_assert_cmpstr(sent->pricing_model, ==, "PMP");
+  g_assert_cmpstr(sent->pricing_type, ==, "regular");
+  g_assert_cmpstr(sent->pricing_category, ==, "utility");
+  g_assert_cmpstr(sent->conversation_id, ==, "c1");
+  g_assert_cmpstr(sent->conversation_origin, ==, "service");
+  g_assert_cmpuint(sent->errors->len, ==, 0);
+
+  g_assert_cmpstr(delivered->status, ==, "delivered");
+  g_assert_cmpint(delivered->timestamp, ==, 1750030080);
+  g_assert_false(delivered->has_pricing);
+  g_assert_null(delivered->pricing_category);
+  g_assert_null(delivered->biz_opaque_callback_data);
+
+  g_assert_cmpstr(read->status, ==, "read");
+  g_assert_null(read->recipient_id);
+  g_assert_cmpstr(read->recipient_user_id, ==, "US.13491208655302741918");
+
+  g_assert_cmpstr(failed->status, ==, "failed");
+  g_assert_cmpstr(failed->biz_opaque_callback_data, ==, "outbox:43");
+  g_assert_false(failed->has_pricing);
+  g_assert_cmpuint(failed->errors->len, ==, 1);
+  err = g_ptr_array_index(failed->errors, 0);
+  g_assert_cmpint(err->code, ==, 131047);
+  g_assert_cmpint(err->klass, ==, WA_ERROR_CLASS_WINDOW_CLOSED);
+  g_assert_cmpstr(err->details, ==, "Message failed to send because more than 24 hours have passed.");
+}
+
+static void
+test_value_errors_only(void)
+{
+  const char *body = ENVELOPE("{" META ",\"errors\":[{\"code\":130429,\"title\":\"Rate limit hit\","
+                              "\"message\":\"Rate limit hit\",\"error_data\":{\"details\":\"too many\"}}]}");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(WaWebhook) webhook = parse_str(body, &error);
+  const WaChange *change;
+
+  g_assert_no_error(error);
+  change = only_change(webhook);
+  g_assert_cmpuint(change->messages->len, ==, 0);
+  g_assert_cmpuint(change->statuses->len, ==, 0);
+  g_assert_cmpuint(change->errors->len, ==, 1);
+  g_assert_cmpint(((WaGraphError *) g_ptr_array_index(change->errors, 0))->code, ==, 130429);
+  g_assert_cmpstr(((WaGraphError *) g_ptr_array_index(change->errors, 0))->title, ==, "Rate limit hit");
+}
+
+static void
+test_many_entries(void)
+{
+  const char *body =
+    "{\"object\":\"whatsapp_business_account\",\"entry\":["
+    "{\"id\":\"111\",\"changes\":["
+    "{\"field\":\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"P1\"},\"messages\":["
+    "{\"id\":\"m1\",\"from\":\"1\",\"timestamp\":\"10\",\"type\":\"text\",\"text\":{\"body\":\"one\"}},"
+    "{\"id\":\"m2\",\"from\":\"1\",\"timestamp\":11,\"type\":\"text\",\"text\":{\"body\":\"two\"}}]}},"
+    "{\"field\":\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"P2\"},\"messages\":["
+    "{\"id\":\"m3\",\"from\":\"2\",\"timestamp\":\"12\",\"type\":\"text\",\"text\":{\"body\":\"three\"}}]}}]},"
+    "{\"id\":222,\"time\":1751247548,\"changes\":["
+    "{\"field\":\"message_template_status_update\",\"value\":{\"event\":\"APPROVED\",\"message_template_id\":1689556908129835}}]}]}";
+  g_autoptr(GError) error = NULL;
+  g_autoptr(WaWebhook) webhook = parse_str(body, &error);
+  const WaChange *c1, *c2, *c3;
+
+  g_assert_no_error(error);
+  g_assert_cmpuint(webhook->changes->len, ==, 3);
+  g_assert_cmpuint(webhook->skipped, ==, 0);
+  c1 = g_ptr_array_index(webhook->changes, 0);
+  c2 = g_ptr_array_index(webhook->changes, 1);
+  c3 = g_ptr_array_index(webhook->changes, 2);
+  g_assert_cmpstr(c1->phone_number_id, ==, "P1");
+  g_assert_cmpuint(c1->messages->len, ==, 2);
+  g_assert_cmpstr(((WaMessage *) g_ptr_array_index(c1->messages, 1))->text, ==, "two");
+  /* timestamps as string and as integer */
+  g_assert_cmpint(((WaMessage *) g_ptr_array_index(c1->messages, 0))->timestamp, ==, 10);
+  g_assert_cmpint(((WaMessage *) g_ptr_array_index(c1->messages, 1))->timestamp, ==, 11);
+  g_assert_cmpstr(c2->phone_number_id, ==, "P2");
+  g_assert_cmpstr(((WaMessage *) g_ptr_array_index(c2->messages, 0))->id, ==, "m3");
+  g_assert_cmpstr(c1->waba_id, ==, "111");
+  g_assert_cmpint(c1->entry_time, ==, 0);
+  /* entry.id as an integer */
+  g_assert_cmpstr(c3->waba_id, ==, "222");
+  g_assert_cmpint(c3->entry_time, ==, 1751247548);
+  g_assert_cmpstr(c3->field, ==, "message_template_status_update");
+  g_assert_null(c3->phone_number_id);
+  g_assert_cmpstr(wa_json_get_string(json_node_get_object(c3->value), "event"), ==, "APPROVED");
+  g_assert_cmpint(wa_json_get_int(json_node_get_object(c3->value), "message_template_id", 0), ==, 1689556908129835);
+}
+
+static void
+test_wrong_types(void)
+{
+  const char *body =
+    "{\"object\":\"whatsapp_business_account\",\"entry\":[7,\"x\",null,{\"id\":[1],\"changes\":{}},"
+    "{\"id\":\"1\",\"time\":\"soon\",\"changes\":[1,{\"field\":3,\"value\":[]},{\"field\":\"messages\",\"value\":"
+    "{\"metadata\":\"no\",\"contacts\":{\"wa_id\":1},\"statuses\":\"none\",\"errors\":[1],\"messages\":[[],true,"
+    "{\"id\":5,\"from\":{},\"timestamp\":[1],\"type\":7,\"text\":\"flat\"},"
+    "{\"id\":\"ok\",\"type\":\"text\",\"text\":\"flat\",\"context\":[1],\"errors\":{}},"
+    "{\"id\":\"img\",\"type\":\"image\",\"image\":{\"id\":{},\"mime_type\":5,\"voice\":\"yes\"}},"
+    "{\"id\":\"loc\",\"type\":\"location\",\"location\":{\"latitude\":\"north\",\"longitude\":1}},"
+    "{\"id\":\"ord\",\"type\":\"order\",\"order\":{\"product_items\":[1,{\"quantity\":\"2\"},{\"quantity\":-5}]}},"
+    "{\"id\":\"con\",\"type\":\"contacts\",\"contacts\":[3,{\"name\":1,\"phones\":[{\"wa_id\":49170}]}]},"
+    "{\"id\":\"int\",\"type\":\"interactive\",\"interactive\":{\"type\":\"type\"}},"
+    "{\"id\":\"edit\",\"type\":\"edit\",\"edit\":{\"original_message_id\":\"m0\",\"message\":"
+    "{\"type\":\"edit\",\"edit\":{\"message\":{\"type\":\"text\",\"text\":{\"body\":\"deep\"}}}}}}"
+    "]}}]}]}";
+  g_autoptr(GError) error = NULL;
+  g_autoptr(WaWebhook) webhook = parse_str(body, &error);
+  const WaChange *change;
+  const WaMessage *m;
+
+  g_assert_no_error(error);
+  change = only_change(webhook);
+  /* entries 7, "x", null and the one with changes:{}; changes 1 and value:[];
+   * contacts:{} and statuses:"none"; value errors[1]; messages [] and true;
+   * a message's errors:{}; order item 1. Objects where objects are expected
+   * (metadata, context) and contact card 3 are ignored, not counted. */
+  g_assert_cmpuint(webhook->skipped, ==, 4 + 2 + 2 + 1 + 2 + 1 + 1);
+  g_assert_cmpstr(change->waba_id, ==, "1");
+  g_assert_cmpint(change->entry_time, ==, 0);
+  g_assert_null(change->phone_number_id);
+  g_assert_cmpuint(change->contacts->len, ==, 0);
+  g_assert_cmpuint(change->statuses->len, ==, 0);
+  g_assert_cmpuint(change->errors->len, ==, 0);
+  g_assert_cmpuint(change->messages->len, ==, 8);
+
+  m = g_ptr_array_index(change->messages, 0);
+  g_assert_null(m->id);
+  g_assert_null(m->type);
+  g_assert_null(m->from);
+  g_assert_cmpint(m->timestamp, ==, 0);
+  m = g_ptr_array_index(change->messages, 1);
+  g_assert_cmpstr(m->id, ==, "ok");
+  g_assert_null(m->text);
+  g_assert_null(m->context_id);
+  g_assert_cmpuint(m->errors->len, ==, 0);
+  m = g_ptr_array_index(change->messages, 2);
+  g_assert_null(m->media_id);
+  g_assert_null(m->mime_type);
+  g_assert_false(m->voice);
+  m = g_ptr_array_index(change->messages, 3);
+  g_assert_false(m->has_location);
+  m = g_ptr_array_index(change->messages, 4);
+  g_assert_cmpuint(m->order_item_count, ==, 2);
+  g_assert_cmpint(m->order_quantity, ==, 2);
+  m = g_ptr_array_index(change->messages, 5);
+  g_assert_cmpstr(m->text, ==, "49170");
+  m = g_ptr_array_index(change->messages, 6);
+  g_assert_cmpstr(m->interactive_type, ==, "type");
+  g_assert_null(m->reply_id);
+  /* an edit of an edit is not followed */
+  m = g_ptr_array_index(change->messages, 7);
+  g_assert_cmpstr(m->original_message_id, ==, "m0");
+  g_assert_cmpstr(m->edit_type, ==, "edit");
+  g_assert_null(m->text);
+}
+
+static void
+test_more_types(void)
+{
+  const char *body = ENVELOPE("{" META ",\"messages\":["
+    "{\"id\":\"a\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"audio\",\"audio\":{\"id\":\"55\",\"mime_type\":\"audio/ogg; codecs=opus\",\"voice\":true,\"url\":\"https://x/y\"}},"
+    "{\"id\":\"d\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"document\",\"document\":{\"id\":56,\"filename\":\"receipt.pdf\",\"caption\":\"here\"},"
+    "\"context\":{\"forwarded\":true}},"
+    "{\"id\":\"r\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"reaction\",\"reaction\":{\"message_id\":\"wamid.X\"}},"
+    "{\"id\":\"v\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"revoke\",\"revoke\":{\"original_message_id\":\"wamid.Y\"}},"
+    "{\"id\":\"e\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"edit\",\"edit\":{\"original_message_id\":\"wamid.Z\","
+    "\"message\":{\"type\":\"image\",\"image\":{\"id\":\"77\",\"caption\":\"new caption\"}}}},"
+    "{\"id\":\"n\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"interactive\",\"interactive\":{\"type\":\"nfm_reply\","
+    "\"nfm_reply\":{\"name\":\"flow\",\"body\":\"Sent\",\"response_json\":\"{\\\"flow_token\\\":\\\"t\\\"}\"}}},"
+    "{\"id\":\"u\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"hologram\",\"hologram\":{\"depth\":3},\"context\":{\"frequently_forwarded\":true}},"
+    "{\"id\":\"g\",\"from\":\"1\",\"group_id\":\"G1\",\"timestamp\":\"1\",\"type\":\"text\",\"text\":{\"body\":\"hi all\"}},"
+    "{\"id\":\"c\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"contacts\",\"contacts\":["
+    "{\"name\":{\"first_name\":\"Ann\",\"last_name\":\"Lee\"},\"phones\":[{\"phone\":\"+49 170 1\"},{\"wa_id\":\"4917022\"}]},"
+    "{\"name\":{\"formatted_name\":\"Bo\"}}]}"
+    "]}");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(WaWebhook) webhook = parse_str(body, &error);
+  const WaChange *change;
+  const WaMessage *m;
+
+  g_assert_no_error(error);
+  change = only_change(webhook);
+  g_assert_cmpuint(change->messages->len, ==, 9);
+  m = g_ptr_array_index(change->messages, 0);
+  g_assert_cmpstr(m->media_id, ==, "55");
+  g_assert_true(m->voice);
+  g_assert_cmpstr(m->media_url, ==, "https://x/y");
+  g_assert_cmpstr(m->mime_type, ==, "audio/ogg; codecs=opus");
+  m = g_ptr_array_index(change->messages, 1);
+  g_assert_cmpstr(m->media_id, ==, "56");
+  g_assert_cmpstr(m->filename, ==, "receipt.pdf");
+  g_assert_cmpstr(m->text, ==, "here");
+  g_assert_true(m->forwarded);
+  g_assert_false(m->frequently_forwarded);
+  m = g_ptr_array_index(change->messages, 2);
+  g_assert_cmpstr(m->reaction_message_id, ==, "wamid.X");
+  g_assert_null(m->reaction_emoji);
+  m = g_ptr_array_index(change->messages, 3);
+  g_assert_cmpstr(m->original_message_id, ==, "wamid.Y");
+  m = g_ptr_array_index(change->messages, 4);
+  g_assert_cmpstr(m->type, ==, "edit");
+  g_assert_cmpstr(m->original_message_id, ==, "wamid.Z");
+  g_assert_cmpstr(m->edit_type, ==, "image");
+  g_assert_cmpstr(m->media_id, ==, "77");
+  g_assert_cmpstr(m->text, ==, "new caption");
+  m = g_ptr_array_index(change->messages, 5);
+  g_assert_cmpstr(m->interactive_type, ==, "nfm_reply");
+  g_assert_cmpstr(m->reply_id, ==, "flow");
+  g_assert_cmpstr(m->text, ==, "Sent");
+  g_assert_cmpstr(m->reply_json, ==, "{\"flow_token\":\"t\"}");
+  m = g_ptr_array_index(change->messages, 6);
+  g_assert_cmpstr(m->type, ==, "hologram");
+  g_assert_true(m->frequently_forwarded);
+  g_assert_null(m->text);
+  g_assert_cmpint(wa_json_get_int(wa_json_get_object(json_node_get_object(m->raw), "hologram"), "depth", 0), ==, 3);
+  m = g_ptr_array_index(change->messages, 7);
+  g_assert_cmpstr(m->group_id, ==, "G1");
+  g_assert_cmpstr(m->text, ==, "hi all");
+  m = g_ptr_array_index(change->messages, 8);
+  g_assert_cmpstr(m->text, ==, "Ann Lee: +49 170 1, 4917022\nBo");
+}
+
+static void
+test_missing_messages(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(WaWebhook) webhook = parse_str(ENVELOPE("{" META "}"), &error);
+  const WaChange *change;
+
+  g_assert_no_error(error);
+  change = only_change(webhook);
+  g_assert_nonnull(change->messages);
+  g_assert_cmpuint(change->messages->len, ==, 0);
+  g_assert_cmpuint(change->contacts->len, ==, 0);
+  g_assert_cmpuint(webhook->skipped, ==, 0);
+  g_assert_cmpstr(change->phone_number_id, ==, "106540352242922");
+}
+
+static void
+test_bsuid_only(void)
+{
+  const char *body = ENVELOPE("{" META ","
+    "\"contacts\":[{\"profile\":{\"name\":\"Ann\"},\"wa_id\":\"4915112345678\",\"user_id\":\"DE.999\"},"
+    "{\"profile\":{\"name\":\"Sheena\",\"username\":\"@sheena\"},\"user_id\":\"US.13491208655302741918\","
+    "\"parent_user_id\":\"US.ENT.11815799212886844830\"}],"
+    "\"messages\":[{\"from_user_id\":\"US.13491208655302741918\",\"id\":\"wamid.B1\",\"timestamp\":\"1760000000\","
+    "\"type\":\"text\",\"text\":{\"body\":\"hi\"}},"
+    "{\"from_user_id\":\"US.000\",\"id\":\"wamid.B2\",\"timestamp\":\"1760000001\",\"type\":\"text\",\"text\":{\"body\":\"?\"}}]}");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(WaWebhook) webhook = parse_str(body, &error);
+  const WaChange *change;
+  const WaMessage *msg;
+  const WaContact *contact;
+
+  g_assert_no_error(error);
+  change = only_change(webhook);
+  msg = g_ptr_array_index(change->messages, 0);
+  g_assert_null(msg->from);
+  g_assert_cmpstr(msg->from_user_id, ==, "US.13491208655302741918");
+  contact = wa_change_find_contact(change, msg);
+  g_assert_nonnull(contact);
+  g_assert_null(contact->wa_id);
+  g_assert_cmpstr(contact->profile_name, ==, "Sheena");
+  g_assert_cmpstr(contact->username, ==, "@sheena");
+  g_assert_cmpstr(contact->parent_user_id, ==, "US.ENT.11815799212886844830");
+  /* an unknown BSUID matches nobody */
+  g_assert_null(wa_change_find_contact(change, g_ptr_array_index(change->messages, 1)));
+}
+
+static void
+test_refused(void)
+{
+  g_autoptr(GError) error = NULL;
+  const char *text = ENVELOPE("{\"messages\":[]}");
+  g_autofree char *truncated = g_strndup(text, strlen(text) - 3);
+  g_autofree char *open = g_strnfill(64, '[');
+  g_autofree char *close = g_strnfill(64, ']');
+  /* the envelope holds 6 levels: 64 more inside value is too deep, 40 is not */
+  g_autofree char *deep = g_strdup_printf(ENVELOPE("{\"x\":%s%s}"), open, close);
+  g_autofree char *shallow = g_strdup_printf(ENVELOPE("{\"x\":%.*s%.*s}"), 40, open, 40, close);
+  WaWebhook *ok;
+
+  g_assert_null(parse_str(deep, &error));
+  g_assert_error(error, WA_JSON_ERROR, WA_JSON_ERROR_TOO_DEEP);
+  g_clear_error(&error);
+  ok = parse_str(shallow, &error);
+  g_assert_no_error(error);
+  g_assert_nonnull(ok);
+  wa_webhook_free(ok);
+
+  g_assert_null(parse_str("{\"object\":\"page\",\"entry\":[]}", &error));
+  g_assert_error(error, WA_WEBHOOK_ERROR, WA_WEBHOOK_ERROR_OBJECT);
+  g_clear_error(&error);
+  g_assert_null(parse_str("{\"entry\":[]}", &error));
+  g_assert_error(error, WA_WEBHOOK_ERROR, WA_WEBHOOK_ERROR_OBJECT);
+  g_clear_error(&error);
+  g_assert_null(parse_str("{\"object\":\"whatsapp_business_account\"}", &error));
+  g_assert_error(error, WA_WEBHOOK_ERROR, WA_WEBHOOK_ERROR_ENVELOPE);
+  g_clear_error(&error);
+  g_assert_null(parse_str("{\"object\":\"whatsapp_business_account\",\"entry\":{}}", &error));
+  g_assert_error(error, WA_WEBHOOK_ERROR, WA_WEBHOOK_ERROR_ENVELOPE);
+  g_clear_error(&error);
+  g_assert_null(parse_str(truncated, &error));
+  g_assert_error(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID);
+  g_clear_error(&error);
+  g_assert_null(parse_str("[]", &error));
+  g_assert_error(error, WA_JSON_ERROR, WA_JSON_ERROR_NOT_OBJECT);
+  g_clear_error(&error);
+  g_assert_null(wa_webhook_parse(NULL, 0, &error));
+  g_assert_nonnull(error);
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  for (int i = 1; i < argc && spec_dir == NULL; i++)
+    if (argv[i][0] != '-')
+      spec_dir = argv[i];
+  if (spec_dir == NULL)
+    spec_dir = g_getenv("WABIZ_SPEC_DIR");
+  if (spec_dir == NULL) {
+    g_printerr("usage: test-webhook EXAMPLES-DIR (or set WABIZ_SPEC_DIR)\n");
+    return 1;
+  }
+
+  g_test_add_func("/webhook/all-examples", test_all_examples);
+  g_test_add_func("/webhook/text", test_text);
+  g_test_add_func("/webhook/image", test_image);
+  g_test_add_func("/webhook/location", test_location);
+  g_test_add_func("/webhook/reaction", test_reaction);
+  g_test_add_func("/webhook/interactive", test_interactive);
+  g_test_add_func("/webhook/button", test_button);
+  g_test_add_func("/webhook/contacts-message", test_contacts_message);
+  g_test_add_func("/webhook/order", test_order);
+  g_test_add_func("/webhook/system", test_system);
+  g_test_add_func("/webhook/unsupported", test_unsupported);
+  g_test_add_func("/webhook/context-and-referral", test_context_and_referral);
+  g_test_add_func("/webhook/groups", test_groups);
+  g_test_add_func("/webhook/statuses", test_statuses);
+  g_test_add_func("/webhook/value-errors-only", test_value_errors_only);
+  g_test_add_func("/webhook/many-entries", test_many_entries);
+  g_test_add_func("/webhook/wrong-types", test_wrong_types);
+  g_test_add_func("/webhook/more-types", test_more_types);
+  g_test_add_func("/webhook/missing-messages", test_missing_messages);
+  g_test_add_func("/webhook/bsuid-only", test_bsuid_only);
+  g_test_add_func("/webhook/refused", test_refused);
+  return g_test_run();
+}
