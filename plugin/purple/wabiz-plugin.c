@@ -77,8 +77,7 @@ plugin_unload(PurplePlugin *plugin)
 
 static PurplePluginProtocolInfo prpl_info = {
   .options = 0, /* the access token is the account password */
-  .icon_spec = { .format = "png,jpg", .min_width = 0, .min_height = 0, .max_width = 640,
-                 .max_height = 640, .max_filesize = 0, .scale_rules = PURPLE_ICON_SCALE_SEND },
+  .icon_spec = NO_BUDDY_ICONS, /* the business profile picture comes with profile editing */
   .list_icon = wabiz_list_icon,
   .status_types = wabiz_status_types,
   .login = wabiz_login,
