@@ -273,17 +273,44 @@ wa_sender_set_events(WaSender *sender, const WaSenderEvents *events, gpointer us
   sender->user = user;
 }
 
-guint
-wa_sender_in_flight(WaSender *sender)
+void
+wa_sender_foreach(WaSender *sender, WaSenderForeachFunc func, gpointer data)
 {
   GHashTableIter iter;
   gpointer value;
-  guint n = 0;
 
   g_hash_table_iter_init(&iter, sender->queues);
-  while (g_hash_table_iter_next(&iter, NULL, &value))
-    n += ((CustomerQueue *) value)->call != NULL ? 1 : 0;
+  while (g_hash_table_iter_next(&iter, NULL, &value)) {
+    CustomerQueue *q = value;
+    func(q->customer, g_queue_get_length(&q->items), q->call != NULL, data);
+  }
+}
+
+static void
+count_in_flight(const char *customer, guint waiting, gboolean in_flight, gpointer data)
+{
+  *(guint *) data += in_flight ? 1 : 0;
+}
+
+static void
+count_waiting(const char *customer, guint waiting, gboolean in_flight, gpointer data)
+{
+  *(guint *) data += waiting;
+}
+
+guint
+wa_sender_in_flight(WaSender *sender)
+{
+  guint n = 0;
+
+  wa_sender_foreach(sender, count_in_flight, &n);
   return n;
+}
+
+void
+wa_sender_pause(WaSender *sender)
+{
+  sender->paused = TRUE;
 }
 
 guint
@@ -296,13 +323,9 @@ wa_sender_waiting(WaSender *sender, const char *customer)
 guint
 wa_sender_total_waiting(WaSender *sender)
 {
-  GHashTableIter iter;
-  gpointer value;
   guint total = 0;
 
-  g_hash_table_iter_init(&iter, sender->queues);
-  while (g_hash_table_iter_next(&iter, NULL, &value))
-    total += g_queue_get_length(&((CustomerQueue *) value)->items);
+  wa_sender_foreach(sender, count_waiting, &total);
   return total;
 }
 

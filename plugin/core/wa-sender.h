@@ -47,6 +47,14 @@ void wa_sender_free(WaSender *sender);
 void wa_sender_set_events(WaSender *sender, const WaSenderEvents *events, gpointer user);
 /* Requests in flight. */
 guint wa_sender_in_flight(WaSender *sender);
+/* Starts no new request (those in flight still finish); wa_sender_resume()
+ * undoes it. */
+void wa_sender_pause(WaSender *sender);
+
+/* Calls @func for each customer with messages in the outbox: @waiting counts
+ * them all, @in_flight is 1 when one of them is being sent right now. */
+typedef void (*WaSenderForeachFunc)(const char *customer, guint waiting, gboolean in_flight, gpointer data);
+void wa_sender_foreach(WaSender *sender, WaSenderForeachFunc func, gpointer data);
 
 /* Queues a text message for @customer (wa_id digits or BSUID). Returns its
  * outbox id (> 0). */

@@ -4,13 +4,13 @@
 #include "wabiz.h"
 
 PurpleConversation *
-wabiz_conv_im(WabizAccount *wa, const char *customer, gboolean create)
+wabiz_conv_im(PurpleAccount *account, const char *customer, gboolean create)
 {
   PurpleConversation *conv =
-    purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, customer, wa->account);
+    purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, customer, account);
 
   if (conv == NULL && create)
-    conv = purple_conversation_new(PURPLE_CONV_TYPE_IM, wa->account, customer);
+    conv = purple_conversation_new(PURPLE_CONV_TYPE_IM, account, customer);
   return conv;
 }
 

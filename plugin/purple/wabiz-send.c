@@ -33,7 +33,7 @@ forget_announced(WabizAccount *wa, const char *customer, gboolean say_done)
 {
   if (g_hash_table_remove(wa->announced, customer) && say_done &&
       wa_sender_waiting(wa->sender, customer) == 0)
-    wabiz_conv_write_plain(wabiz_conv_im(wa, customer, TRUE),
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE),
                            _("The waiting messages have been sent."), PURPLE_MESSAGE_SYSTEM, 0);
 }
 
@@ -53,12 +53,12 @@ follow_wa_id(WabizAccount *wa, const char *customer, const char *wa_id)
     if (buddy != NULL)
       purple_blist_rename_buddy(buddy, wa_id);
   }
-  conv = wabiz_conv_im(wa, customer, FALSE);
-  if (conv != NULL && wabiz_conv_im(wa, wa_id, FALSE) == NULL)
+  conv = wabiz_conv_im(wa->account, customer, FALSE);
+  if (conv != NULL && wabiz_conv_im(wa->account, wa_id, FALSE) == NULL)
     purple_conversation_set_name(conv, wa_id);
   text = g_strdup_printf(_("WhatsApp knows this customer as +%s (you wrote +%s); the buddy now uses +%s."),
                          wa_id, customer, wa_id);
-  wabiz_conv_write_plain(wabiz_conv_im(wa, wa_id, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);
+  wabiz_conv_write_plain(wabiz_conv_im(wa->account, wa_id, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);
 }
 
 static void
@@ -71,35 +71,45 @@ on_sent(gpointer user, const char *customer, guint64 id, const WaSendResult *res
   forget_announced(wa, customer, TRUE);
   if (g_strcmp0(result->message_status, "held_for_quality_assessment") == 0 ||
       g_strcmp0(result->message_status, "paused") == 0)
-    wabiz_conv_write_plain(wabiz_conv_im(wa, customer, TRUE),
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE),
                            _("WhatsApp is holding this message for a quality check before delivering it."),
                            PURPLE_MESSAGE_SYSTEM, 0);
   follow_wa_id(wa, customer, result->wa_id);
+}
+
+void
+wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaGraphError *error,
+                    gboolean uncertain)
+{
+  g_autofree char *reason = wa_graph_error_describe(error);
+  g_autofree char *text = NULL;
+
+  if (uncertain)
+    text = g_strdup_printf(
+      _("This message may or may not have been sent: %s. It was not sent again automatically, "
+        "so the customer does not get it twice; send it again if it does not show as delivered."),
+      reason);
+  else
+    text = g_strdup_printf(_("Not sent: %s"), reason);
+  wabiz_conv_write_plain(wabiz_conv_im(account, customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
 }
 
 static void
 on_failed(gpointer user, const char *customer, guint64 id, const WaGraphError *error)
 {
   WabizAccount *wa = from_user(user);
-  g_autofree char *reason = wa_graph_error_describe(error);
-  g_autofree char *text = g_strdup_printf(_("Not sent: %s"), reason);
 
   forget_announced(wa, customer, FALSE);
-  wabiz_conv_write_plain(wabiz_conv_im(wa, customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
+  wabiz_report_unsent(wa->account, customer, error, FALSE);
 }
 
 static void
 on_uncertain(gpointer user, const char *customer, guint64 id, const WaGraphError *error)
 {
   WabizAccount *wa = from_user(user);
-  g_autofree char *reason = wa_graph_error_describe(error);
-  g_autofree char *text = g_strdup_printf(
-    _("This message may or may not have been sent: %s. It was not sent again automatically, "
-      "so the customer does not get it twice; send it again if it does not show as delivered."),
-    reason);
 
   forget_announced(wa, customer, FALSE);
-  wabiz_conv_write_plain(wabiz_conv_im(wa, customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
+  wabiz_report_unsent(wa->account, customer, error, TRUE);
 }
 
 static void
@@ -116,7 +126,7 @@ on_waiting(gpointer user, const char *customer, guint waiting, guint retry_ms, c
   text = g_strdup_printf(ngettext("Queued (%u message waiting, retrying): %s",
                                   "Queued (%u messages waiting, retrying): %s", waiting),
                          waiting, reason);
-  wabiz_conv_write_plain(wabiz_conv_im(wa, customer, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);
+  wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);
 }
 
 static void
@@ -170,16 +180,15 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
   if (customer == NULL) {
     /* echo the text (return > 0) and say on its own line why it did not go */
     g_autofree char *line = g_strdup_printf(_("Not sent: %s"), error->message);
-    wabiz_conv_write_plain(purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, who, wa->account),
-                           line, PURPLE_MESSAGE_ERROR, 0);
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, who, TRUE), line, PURPLE_MESSAGE_ERROR, 0);
     return 1;
   }
 
-  /* the conversation takes the customer's canonical id, as the buddy does */
+  /* the conversation takes the customer's canonical id, as the buddy does
+   * (lookups normalise, so "+49 170 ..." and "49170..." find the same one) */
   {
-    PurpleConversation *conv = purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, who, wa->account);
-    if (conv != NULL && !g_str_equal(purple_conversation_get_name(conv), customer) &&
-        wabiz_conv_im(wa, customer, FALSE) == conv)
+    PurpleConversation *conv = wabiz_conv_im(wa->account, customer, FALSE);
+    if (conv != NULL && !g_str_equal(purple_conversation_get_name(conv), customer))
       purple_conversation_set_name(conv, customer);
   }
 

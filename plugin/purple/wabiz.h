@@ -19,7 +19,6 @@
 
 #define WABIZ_PRPL_ID "prpl-wabiz"
 #define WABIZ_ICON_NAME "wabiz"
-#define WABIZ_DEFAULT_GROUP N_("WhatsApp Business")
 
 /* Account option keys: the contract in DESIGN.md; never rename. */
 #define WABIZ_OPT_WABA_ID "waba_id"
@@ -60,9 +59,13 @@ void wabiz_close(PurpleConnection *gc);
 int wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, PurpleMessageFlags flags);
 void wabiz_sender_start(WabizAccount *wa);
 const char *wabiz_normalize(const PurpleAccount *account, const char *who);
+/* Writes why a message did not go (or may not have gone) into the customer's
+ * conversation; also used after sign-off, while the account still exists. */
+void wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaGraphError *error,
+                         gboolean uncertain);
 
 /* wabiz-conv.c: the one place text from customers or the API becomes HTML. */
-PurpleConversation *wabiz_conv_im(WabizAccount *wa, const char *customer, gboolean create);
+PurpleConversation *wabiz_conv_im(PurpleAccount *account, const char *customer, gboolean create);
 void wabiz_conv_write_plain(PurpleConversation *conv, const char *text, PurpleMessageFlags flags, time_t when);
 void wabiz_conv_created_cb(PurpleConversation *conv, gpointer data);
 

@@ -149,17 +149,47 @@ class Send(Scenario):
         self.host = self.start_host(debug=True)
         self.sim.fault(path="/messages", delay_ms=700, count=1)
         self.host.send_im(ANNA, "bye for now")
+        self.host.send_im(ANNA, "queued behind it")
         wait_until(lambda: self.sim.control("GET", "fault")["paused"] == 1 or None,
                    what="the send to be held by the simulator")
         self.host.disconnect()
+        # the queued message never started: the conversation says so at once
+        dropped = self.host.wait_for({"event": "write", "flags": has("error"),
+                                      "message": contains("went offline before 1 message")})
+        self.assertEqual(dropped["conv"], ANNA)
         self.host.wait_for("signed-off")
         # the request in flight was not cut off by the sign-off: its answer arrived
         sent = self.sent(1)
         self.assertEqual(sent[0]["request"]["text"]["body"], "bye for now")
         wait_until(lambda: "outbox 1 accepted after sign-off" in self.host.stderr_text() or None,
                    what="the answer after sign-off")
+        self.assertEqual(len(self.sim.sent()), 1)
         self.host.ping()
         self.assertEqual(self.host.quit(), 0)
+
+    def test_failure_after_sign_off_is_shown(self):
+        self.sim.fault(path="/messages", delay_ms=700, code=131026, count=1)
+        self.host.send_im(ANNA, "last words")
+        wait_until(lambda: self.sim.control("GET", "fault")["paused"] == 1 or None,
+                   what="the send to be held by the simulator")
+        self.host.disconnect()
+        self.host.wait_for("signed-off")
+        err = self.host.wait_for({"event": "write", "flags": has("error"),
+                                  "message": contains("Not sent:")})
+        self.assertEqual(err["conv"], ANNA)
+        self.assertIn("131026", err["message"])
+
+    def test_token_refused_while_signed_in(self):
+        self.sim.fault(path="/messages", status=401, code=190, delay_ms=300, count=-1)
+        self.host.send_im(ANNA, "one")
+        self.host.send_im(ANNA, "two")
+        ev = self.host.wait_for("disconnect")
+        self.assertEqual(ev["reason_name"], "AUTHENTICATION_FAILED")
+        self.assertIn("access token was refused", ev["description"])
+        lost = self.host.wait_for({"event": "write", "flags": has("error"),
+                                   "message": contains("went offline before 2 messages")})
+        self.assertEqual(lost["conv"], ANNA)
+        self.assertEqual(self.sim.sent(), [])
 
     def test_plaintext_log_off(self):
         self.host.send_im(ANNA, "private")

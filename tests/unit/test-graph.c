@@ -650,6 +650,37 @@ test_auth_pauses(Fixture *f, gconstpointer data)
 }
 
 static void
+collect(const char *customer, guint waiting, gboolean in_flight, gpointer data)
+{
+  g_string_append_printf(data, "%s:%u:%d ", customer, waiting, in_flight);
+}
+
+static void
+test_pause_and_foreach(Fixture *f, gconstpointer data)
+{
+  g_autoptr(GString) seen_now = g_string_new(NULL);
+
+  wa_sender_pause(f->sender);
+  wa_sender_enqueue_text(f->sender, "491", "held", FALSE);
+  wa_sender_enqueue_text(f->sender, "491", "held too", FALSE);
+  wa_sender_foreach(f->sender, collect, seen_now);
+  g_assert_cmpstr(seen_now->str, ==, "491:2:0 ");
+  g_assert_cmpuint(wa_sender_in_flight(f->sender), ==, 0);
+  g_assert_cmpuint(f->srv->seen->len, ==, 0);
+  wa_sender_resume(f->sender);
+  g_assert_cmpuint(wa_sender_in_flight(f->sender), ==, 1);
+  g_string_truncate(seen_now, 0);
+  wa_sender_foreach(f->sender, collect, seen_now);
+  g_assert_cmpstr(seen_now->str, ==, "491:2:1 ");
+  /* pausing with a request in flight lets it finish but starts no other */
+  wa_sender_pause(f->sender);
+  wait_for(&f->log.sent, 1);
+  g_assert_cmpuint(f->srv->seen->len, ==, 1);
+  g_assert_cmpuint(wa_sender_total_waiting(f->sender), ==, 1);
+  g_assert_cmpuint(wa_sender_in_flight(f->sender), ==, 0);
+}
+
+static void
 test_unreachable_retried(void)
 {
   guint16 port;
@@ -710,5 +741,6 @@ main(int argc, char **argv)
   ADD("/sender/dropped-connection-not-repeated", test_dropped_connection_not_repeated);
   ADD("/sender/window-closed-failed", test_window_closed_failed);
   ADD("/sender/auth-pauses", test_auth_pauses);
+  ADD("/sender/pause-and-foreach", test_pause_and_foreach);
   return g_test_run();
 }
