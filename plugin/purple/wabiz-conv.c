@@ -37,3 +37,37 @@ wabiz_conv_created_cb(PurpleConversation *conv, gpointer data)
   if (!purple_account_get_bool(account, WABIZ_OPT_PLAINTEXT_LOG, FALSE))
     purple_conversation_set_logging(conv, FALSE);
 }
+
+/* A customer's message: WhatsApp markup becomes HTML after escaping, so
+ * "<b>" typed by a customer stays text. */
+void
+wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when)
+{
+  g_autofree char *html = wa_text_to_html(text, TRUE);
+
+  serv_got_im(wa->gc, customer, html, PURPLE_MESSAGE_RECV, when != 0 ? when : time(NULL));
+}
+
+/* A message the business sent from another app or agent: shown as sent, never
+ * as incoming (serv_got_im would notify the agent of their own message). */
+void
+wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const char *text, time_t when)
+{
+  PurpleConversation *conv = wabiz_conv_im(account, customer, TRUE);
+  g_autofree char *html = wa_text_to_html(text, TRUE);
+
+  purple_conversation_write(conv, NULL, html,
+                            PURPLE_MESSAGE_SEND | PURPLE_MESSAGE_REMOTE_SEND | PURPLE_MESSAGE_NO_LINKIFY,
+                            when != 0 ? when : time(NULL));
+}
+
+/* The account's notices conversation: set-up hints, receiver problems and
+ * account-level events. Its name cannot be a customer (no digits, no dot). */
+void
+wabiz_notice(WabizAccount *wa, const char *text)
+{
+  PurpleConversation *conv = wabiz_conv_im(wa->account, WABIZ_NOTICES_NAME, TRUE);
+
+  purple_conversation_set_title(conv, _("WhatsApp Business notices"));
+  wabiz_conv_write_plain(conv, text, PURPLE_MESSAGE_SYSTEM, 0);
+}

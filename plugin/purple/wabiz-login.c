@@ -120,6 +120,8 @@ phone_number_cb(WaGraphReply *reply, gpointer data)
   purple_connection_update_progress(wa->gc, _("Connected"), 2, 3);
   purple_connection_set_state(wa->gc, PURPLE_CONNECTED);
   wabiz_sender_start(wa);
+  wabiz_window_start(wa);
+  wabiz_link_start(wa);
 }
 
 void
@@ -139,6 +141,8 @@ wabiz_login(PurpleAccount *account)
   wa->pnid = g_strstrip(g_strdup(purple_account_get_username(account)));
   wa->wamids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   wa->announced = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  wa->statuses = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  g_queue_init(&wa->inbound);
   purple_connection_set_protocol_data(gc, wa);
   gc->flags |= PURPLE_CONNECTION_NO_BGCOLOR | PURPLE_CONNECTION_NO_FONTSIZE | PURPLE_CONNECTION_NO_URLDESC |
                PURPLE_CONNECTION_NO_IMAGES;
@@ -315,6 +319,8 @@ wabiz_close(PurpleConnection *gc)
   purple_notify_close_with_handle(gc);
   if (wa == NULL)
     return;
+  wabiz_link_stop(wa);
+  wabiz_window_stop(wa);
   if (wa->sender != NULL) {
     wa_sender_pause(wa->sender);
     wa_sender_foreach(wa->sender, report_dropped, wa->account);
@@ -336,6 +342,7 @@ wabiz_close(PurpleConnection *gc)
   g_clear_pointer(&wa->phone, wa_phone_info_free);
   g_clear_pointer(&wa->wamids, g_hash_table_destroy);
   g_clear_pointer(&wa->announced, g_hash_table_destroy);
+  g_clear_pointer(&wa->statuses, g_hash_table_destroy);
   g_free(wa->pnid);
   g_free(wa);
   purple_connection_set_protocol_data(gc, NULL);

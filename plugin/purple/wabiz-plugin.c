@@ -64,6 +64,7 @@ static gboolean
 plugin_load(PurplePlugin *plugin)
 {
   plugin_handle = plugin;
+  wabiz_test_hooks_register(plugin);
   return TRUE;
 }
 
@@ -71,6 +72,7 @@ static gboolean
 plugin_unload(PurplePlugin *plugin)
 {
   purple_signals_disconnect_by_handle(plugin);
+  purple_plugin_ipc_unregister_all(plugin);
   signals_connected = FALSE;
   return TRUE;
 }
@@ -84,6 +86,9 @@ static PurplePluginProtocolInfo prpl_info = {
   .close = wabiz_close,
   .send_im = wabiz_send_im,
   .normalize = wabiz_normalize,
+  .status_text = wabiz_status_text,
+  .tooltip_text = wabiz_tooltip_text,
+  .chat_send = wabiz_chat_send,
   .struct_size = sizeof(PurplePluginProtocolInfo),
 };
 
@@ -139,6 +144,17 @@ init_plugin(PurplePlugin *plugin)
   prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
     purple_account_option_int_new(_("Webhook listen port (0 = any free port)"), WABIZ_OPT_WEBHOOK_PORT, 8090));
   add_string_option(_("Webhook path"), WABIZ_OPT_WEBHOOK_PATH, "/webhook");
+  add_string_option(_("Public webhook URL (what Meta calls; shown in the set-up notice)"),
+                    WABIZ_OPT_WEBHOOK_PUBLIC_URL, "");
+  add_string_option(_("Webhook TLS certificate (PEM file; needed to listen on a public address)"),
+                    WABIZ_OPT_WEBHOOK_TLS_CERT, "");
+  add_string_option(_("Webhook TLS key (PEM file)"), WABIZ_OPT_WEBHOOK_TLS_KEY, "");
+  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
+    purple_account_option_bool_new(_("Allow plain HTTP on a public address (behind a TLS proxy only)"),
+                                   WABIZ_OPT_WEBHOOK_PUBLIC_HTTP, FALSE));
+  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
+    purple_account_option_int_new(_("Warn when sends get no webhook for (seconds, 0 = never)"),
+                                  WABIZ_OPT_WEBHOOK_SILENCE, 1800));
   prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
     purple_account_option_bool_new(_("Keep the webhook receiver running when the messenger exits"),
                                    WABIZ_OPT_RECEIVER_KEEP_RUNNING, TRUE));

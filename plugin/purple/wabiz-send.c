@@ -69,6 +69,7 @@ on_sent(gpointer user, const char *customer, guint64 id, const WaSendResult *res
   purple_debug_info("wabiz", "outbox %" G_GUINT64_FORMAT " accepted\n", id);
   g_hash_table_replace(wa->wamids, g_strdup(result->wamid), g_strdup(customer));
   forget_announced(wa, customer, TRUE);
+  wabiz_link_sent(wa);
   if (g_strcmp0(result->message_status, "held_for_quality_assessment") == 0 ||
       g_strcmp0(result->message_status, "paused") == 0)
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE),
@@ -176,6 +177,12 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
   if (*text == '\0')
     return 0;
 
+  if (g_str_equal(who, WABIZ_NOTICES_NAME)) {
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, who, TRUE),
+                           _("Not sent: this conversation only shows notices about the account."),
+                           PURPLE_MESSAGE_ERROR, 0);
+    return 1;
+  }
   customer = wa_customer_id_normalize(who, cc, &error);
   if (customer == NULL) {
     /* echo the text (return > 0) and say on its own line why it did not go */
@@ -190,6 +197,15 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
     PurpleConversation *conv = wabiz_conv_im(wa->account, customer, FALSE);
     if (conv != NULL && !g_str_equal(purple_conversation_get_name(conv), customer))
       purple_conversation_set_name(conv, customer);
+  }
+
+  /* free-form text to a closed window would fail at Meta (131047) */
+  if (wabiz_window_state(wa->account, customer, NULL) == WA_WINDOW_CLOSED) {
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE),
+                           _("Not sent: the 24-hour service window with this customer has closed. WhatsApp "
+                             "only allows an approved message template until the customer writes again."),
+                           PURPLE_MESSAGE_ERROR, 0);
+    return 1;
   }
 
   parts = wa_text_split(text, WA_TEXT_MAX_UNITS);

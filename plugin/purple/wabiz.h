@@ -15,7 +15,11 @@
 #include "wa-loop.h"
 #include "wa-sender.h"
 #include "wa-phone.h"
+#include "wa-rxclient.h"
+#include "wa-seal.h"
 #include "wa-text.h"
+#include "wa-webhook.h"
+#include "wa-window.h"
 
 #define WABIZ_PRPL_ID "prpl-wabiz"
 #define WABIZ_ICON_NAME "wabiz"
@@ -34,6 +38,19 @@
 #define WABIZ_OPT_HTTP_TIMEOUT "http_timeout"
 #define WABIZ_OPT_RETRY_DELAY_MS "send_retry_delay_ms"
 #define WABIZ_OPT_PLAINTEXT_LOG "plaintext_log"
+#define WABIZ_OPT_WEBHOOK_PUBLIC_URL "webhook_public_url"
+#define WABIZ_OPT_WEBHOOK_TLS_CERT "webhook_tls_cert"
+#define WABIZ_OPT_WEBHOOK_TLS_KEY "webhook_tls_key"
+#define WABIZ_OPT_WEBHOOK_PUBLIC_HTTP "webhook_allow_public_http"
+#define WABIZ_OPT_WEBHOOK_SILENCE "webhook_silence_seconds"
+
+/* Buddy node settings (until the encrypted store holds customers). */
+#define WABIZ_NODE_CUSTOMER_ID "wabiz-customer-id" /* internal id, stable across number changes */
+#define WABIZ_NODE_BSUID "wabiz-bsuid"             /* business-scoped user id, when known */
+#define WABIZ_NODE_LAST_INBOUND "wabiz-last-inbound" /* newest customer message timestamp: the window */
+
+#define WABIZ_GROUP_DEFAULT N_("WhatsApp Business")
+#define WABIZ_NOTICES_NAME "notices"
 
 typedef struct {
   PurpleAccount *account;
@@ -46,6 +63,28 @@ typedef struct {
   char *pnid;
   GHashTable *wamids;    /* wamid -> customer id, for status webhooks */
   GHashTable *announced; /* customers told that messages are waiting */
+  GHashTable *statuses;  /* wamid -> GINT_TO_POINTER(rank) of the furthest status seen */
+
+  /* receiving (wabiz-link.c, wabiz-inbound.c) */
+  WaKeyPair *keys;
+  WaRxclient *rx;
+  char *rx_dir;
+  char *rx_url;          /* where the receiver listens for this account */
+  guint rx_retry;        /* timer: reconnect or wait for a started receiver */
+  gint64 rx_deadline;    /* monotonic us: give up waiting for a started receiver */
+  guint rx_backoff_ms;
+  gboolean rx_spawned;
+  gboolean rx_told;      /* the notices conversation has the set-up text */
+  GQueue inbound;        /* WabizEvent* received, not yet applied */
+  guint inbound_slice;   /* timer applying the next slice */
+  gint64 last_event_us;  /* monotonic time of the last event from the receiver */
+  guint silence_timer;   /* warns when sends succeed but no webhook arrives */
+  gint64 silence_from_us;
+  gint64 applied_seq;    /* newest event applied: a re-sent one is skipped */
+
+  /* the 24-hour window (wabiz-window.c) */
+  guint window_timer;
+  gint64 window_timer_at;
 } WabizAccount;
 
 /* wabiz-loop.c */
@@ -68,6 +107,45 @@ void wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaG
 PurpleConversation *wabiz_conv_im(PurpleAccount *account, const char *customer, gboolean create);
 void wabiz_conv_write_plain(PurpleConversation *conv, const char *text, PurpleMessageFlags flags, time_t when);
 void wabiz_conv_created_cb(PurpleConversation *conv, gpointer data);
+
+/* wabiz-conv.c: customers' messages (HTML-escaped here), notices */
+void wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when);
+void wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const char *text, time_t when);
+void wabiz_notice(WabizAccount *wa, const char *text);
+
+/* wabiz-keys.c */
+WaKeyPair *wabiz_keys_load(PurpleAccount *account, const char *pnid, GError **error);
+char *wabiz_data_dir(const char *sub, GError **error);
+
+/* wabiz-link.c: the connection to wabiz-receiver */
+void wabiz_link_start(WabizAccount *wa);
+void wabiz_link_stop(WabizAccount *wa);
+void wabiz_link_sent(WabizAccount *wa);
+
+/* wabiz-inbound.c */
+typedef struct {
+  gint64 seq;
+  GBytes *sealed;
+} WabizEvent;
+void wabiz_inbound_queue(WabizAccount *wa, gint64 seq, GBytes *sealed);
+void wabiz_inbound_stop(WabizAccount *wa);
+PurpleBuddy *wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const char *bsuid,
+                                  const char *profile_name, gboolean create);
+
+/* wabiz-window.c */
+gint64 wabiz_now(void);
+void wabiz_window_start(WabizAccount *wa);
+void wabiz_window_stop(WabizAccount *wa);
+void wabiz_window_update(WabizAccount *wa, PurpleBuddy *buddy, gint64 timestamp);
+WaWindowState wabiz_window_state(PurpleAccount *account, const char *customer, gint64 *left);
+char *wabiz_status_text(PurpleBuddy *buddy);
+void wabiz_tooltip_text(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full);
+void wabiz_test_hooks_register(PurplePlugin *plugin);
+
+/* wabiz-chat.c: WhatsApp groups, read-only for now */
+void wabiz_group_message(WabizAccount *wa, const WaMessage *message, const char *sender_name);
+void wabiz_group_event(WabizAccount *wa, const char *group_id, const char *text, time_t when);
+int wabiz_chat_send(PurpleConnection *gc, int id, const char *message, PurpleMessageFlags flags);
 
 /* wabiz-plugin.c */
 const char *wabiz_account_string(PurpleAccount *account, const char *key);

@@ -2,13 +2,17 @@
 (wabiz-host) against the Cloud API simulator (wabiz-sim), over loopback HTTP.
 
 Environment (set by tests/e2e/meson.build): WABIZ_SIM, WABIZ_HOST,
-WABIZ_PLUGIN_DIR, WABIZ_SRC (source root). WABIZ_VALGRIND=1 runs the host under
+WABIZ_PLUGIN_DIR, WABIZ_RECEIVER, WABIZ_SRC (source root). WABIZ_VALGRIND=1 runs the host under
 valgrind memcheck with our suppressions.
 """
 
 import os
+import re
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import unittest
 
 SRC = os.environ.get("WABIZ_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -16,7 +20,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "sim"))
 sys.path.insert(0, os.path.join(SRC, "tests", "host"))
 
 from hostctl import Host, HostError, contains, has, regex  # noqa: E402,F401
-from simctl import Sim, wait_until  # noqa: E402,F401
+from simctl import DEFAULT_APP_SECRET, Sim, wait_until  # noqa: E402,F401
 
 PROTOCOL = "prpl-wabiz"
 
@@ -67,10 +71,68 @@ class Scenario(unittest.TestCase):
                    account=account or self.sim.pnid,
                    password=self.sim.token if password is None else password,
                    options=opts, reconnect_delay_ms=reconnect_delay_ms,
-                   wrapper=valgrind_wrapper(), env=env, **kwargs)
+                   env=env, **dict({"wrapper": valgrind_wrapper()}, **kwargs))
         if wait_signed_on:
             host.wait_for("signed-on", timeout=60)
         return host
+
+
+VERIFY_TOKEN = "e2e-verify-token"
+# small receiver limits so tests never wait on production timeouts
+RECEIVER_ARGS = "--header-timeout 5 --idle-timeout 10 --body-timeout 10"
+
+
+class Receiving(Scenario):
+    """Scenarios with webhooks: the plugin starts wabiz-receiver (from
+    WABIZ_RECEIVER) under the host's user dir, on a free port; the simulator
+    delivers its webhooks there. The receiver outlives a host (as it outlives
+    Pidgin), so a user dir can be reused by a second host; it is stopped at
+    the end of the test."""
+
+    def setUp(self):
+        super().setUp()
+        self.user_dir = tempfile.mkdtemp(prefix="wabiz-e2e-")
+        self.addCleanup(shutil.rmtree, self.user_dir, True)
+        self.addCleanup(self.stop_receiver)
+        self.webhook_url = None
+
+    @property
+    def receiver_dir(self):
+        return os.path.join(self.user_dir, "wabiz", "receiver")
+
+    def stop_receiver(self):
+        if os.path.exists(os.path.join(self.receiver_dir, "rx.sock")):
+            subprocess.run([os.environ["WABIZ_RECEIVER"], "--dir", self.receiver_dir, "--stop"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+
+    def receiver_status(self):
+        out = subprocess.run([os.environ["WABIZ_RECEIVER"], "--dir", self.receiver_dir, "--status"],
+                             capture_output=True, text=True, timeout=30)
+        import json
+        return json.loads(out.stdout) if out.returncode == 0 else None
+
+    def start_receiving_host(self, options=None, env=None, connect_sim=True, **kwargs):
+        opts = {"app_secret": DEFAULT_APP_SECRET, "verify_token": VERIFY_TOKEN, "webhook_port": 0}
+        opts.update(options or {})
+        environment = {"WABIZ_RECEIVER": os.environ["WABIZ_RECEIVER"], "WABIZ_TEST_HOOKS": "1",
+                       "WABIZ_RECEIVER_ARGS": RECEIVER_ARGS}
+        environment.update(env or {})
+        host = self.start_host(options=opts, env=environment, user_dir=self.user_dir, **kwargs)
+        notice = host.wait_for({"event": "write", "conv": "notices",
+                                "message": contains("webhook receiver listens on")}, timeout=30)
+        match = re.search(r"listens on (http://127\.0\.0\.1:\d+/[^\s<]*)", notice["message"])
+        self.assertIsNotNone(match, notice["message"])
+        self.webhook_url = match.group(1)
+        if connect_sim:
+            self.sim.webhook(url=self.webhook_url, app_secret=DEFAULT_APP_SECRET, retry_base_ms=100)
+        return host
+
+    def wait_delivered(self, count, timeout=30):
+        """Waits until the simulator has had `count` webhook deliveries answered 200."""
+        def done():
+            ok = [d for d in self.sim.webhooks() if d.get("status") == 200]
+            return len(ok) >= count
+        wait_until(done, timeout=timeout, what="%d webhooks answered 200" % count)
 
 
 def main():

@@ -375,6 +375,73 @@ cmd_convs(const HostCmd *cmd)
 	host_event_emit(b);
 }
 
+/* The buddy list's view of a buddy: what the prpl's status_text and
+ * tooltip_text give (Pidgin's list line and tooltip). */
+static void
+cmd_buddy_info(const HostCmd *cmd)
+{
+	const char *who = need_string(cmd, "who");
+	PurpleConnection *gc;
+	PurpleBuddy *buddy;
+	PurplePluginProtocolInfo *prpl;
+	PurpleNotifyUserInfo *info;
+	JsonBuilder *b;
+	char *text = NULL;
+
+	if (who == NULL || (gc = need_connection(cmd)) == NULL)
+		return;
+	buddy = purple_find_buddy(purple_connection_get_account(gc), who);
+	if (buddy == NULL) {
+		host_cmd_error(cmd, "no such buddy");
+		return;
+	}
+	prpl = PURPLE_PLUGIN_PROTOCOL_INFO(purple_connection_get_prpl(gc));
+	b = host_cmd_ok_begin(cmd);
+	if (prpl->status_text != NULL)
+		text = prpl->status_text(buddy);
+	host_add_string(b, "status_text", text);
+	g_free(text);
+	info = purple_notify_user_info_new();
+	if (prpl->tooltip_text != NULL)
+		prpl->tooltip_text(buddy, info, TRUE);
+	json_builder_set_member_name(b, "tooltip");
+	json_builder_begin_array(b);
+	for (GList *l = purple_notify_user_info_get_entries(info); l != NULL; l = l->next) {
+		json_builder_begin_object(b);
+		host_add_string(b, "label", purple_notify_user_info_entry_get_label(l->data));
+		host_add_string(b, "value", purple_notify_user_info_entry_get_value(l->data));
+		json_builder_end_object(b);
+	}
+	json_builder_end_array(b);
+	purple_notify_user_info_destroy(info);
+	host_event_emit(b);
+}
+
+/* purple_plugin_ipc_call with one string argument (plugins' test hooks). */
+static void
+cmd_ipc(const HostCmd *cmd)
+{
+	const char *plugin_id = need_string(cmd, "plugin");
+	const char *name = plugin_id != NULL ? need_string(cmd, "name") : NULL;
+	const char *arg = arg_string(cmd, "arg");
+	PurplePlugin *plugin;
+	gboolean ok = FALSE;
+
+	if (name == NULL)
+		return;
+	plugin = purple_plugins_find_with_id(plugin_id);
+	if (plugin == NULL) {
+		host_cmd_error(cmd, "no such plugin");
+		return;
+	}
+	purple_plugin_ipc_call(plugin, name, &ok, arg);
+	if (!ok) {
+		host_cmd_error(cmd, "no such IPC command (is the test hook enabled?)");
+		return;
+	}
+	host_cmd_ok(cmd);
+}
+
 static void
 cmd_close_conv(const HostCmd *cmd)
 {
@@ -549,6 +616,8 @@ static const struct {
 	{ "convs", cmd_convs },
 	{ "close_conv", cmd_close_conv },
 	{ "get_info", cmd_get_info },
+	{ "buddy_info", cmd_buddy_info },
+	{ "ipc", cmd_ipc },
 	{ "set_option", cmd_set_option },
 	{ "add_buddy", cmd_add_buddy },
 	{ "remove_buddy", cmd_remove_buddy },

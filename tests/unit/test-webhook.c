@@ -8,6 +8,7 @@
  * directory holds fewer than 16 examples. */
 #include "wa-webhook.h"
 
+#include "wa-describe.h"
 #include "wa-json.h"
 
 #include <string.h>
@@ -653,6 +654,47 @@ test_refused(void)
   g_assert_nonnull(error);
 }
 
+/* What a person sees for each example message: the exact line for a few, a
+ * non-empty line without markup for all. */
+static void
+test_describe(void)
+{
+  const struct {
+    const char *file;
+    const char *expected;
+  } cases[] = {
+    {"text_message.json", "Does it come in another color?"},
+    {"image_message.json", "[Image] Taj Mahal"},
+    {"location_message.json", "[Location] Philz Coffee, 101 Forest Ave, Palo Alto, CA 94301 (37.442215, -122.161659)"},
+    {"reaction_message.json", NULL},
+    {"order_message.json", NULL},
+    {"unsupported_message.json", NULL},
+    {"text_message_from_click_to_whatsapp_ad.json", NULL},
+    {"text_message_with_context_product_inquiry.json", NULL},
+    {"system_message.json", NULL},
+    {"button_message.json", NULL},
+    {"contact_sharing_message.json", NULL},
+    {"interactive_button_reply_message.json", NULL},
+    {"interactive_list_reply_message.json", NULL},
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autoptr(WaWebhook) webhook = parse_example(cases[i].file);
+    const WaMessage *msg = only_message(webhook);
+    g_autofree char *line = wa_message_describe(msg);
+
+    g_test_message("%s: %s", cases[i].file, line);
+    g_assert_cmpuint(strlen(line), >, 0);
+    if (cases[i].expected != NULL)
+      g_assert_cmpstr(line, ==, cases[i].expected);
+    if (g_str_equal(msg->type, "text") && msg->referral_headline == NULL && msg->referred_product_id == NULL)
+      g_assert_cmpstr(line, ==, msg->text);
+    if (!g_str_equal(msg->type, "text") && !g_str_equal(msg->type, "system"))
+      g_assert_nonnull(strchr(line, '['));
+    g_assert_cmpint(wa_message_opens_window(msg), ==, !g_str_equal(msg->type, "system"));
+  }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -688,5 +730,6 @@ main(int argc, char **argv)
   g_test_add_func("/webhook/missing-messages", test_missing_messages);
   g_test_add_func("/webhook/bsuid-only", test_bsuid_only);
   g_test_add_func("/webhook/refused", test_refused);
+  g_test_add_func("/webhook/describe", test_describe);
   return g_test_run();
 }

@@ -1,0 +1,136 @@
+/* wa-seal.c: crypto_box_seal of journalled events, and the account key pair.
+ *
+ * The receiver seals with the public key only; the plugin opens with the key
+ * pair. Must not: put key bytes in errors or logs, or keep a secret key outside
+ * sodium_malloc'd memory. */
+#include "wa-seal.h"
+
+#include <string.h>
+
+G_DEFINE_QUARK(wa-seal-error-quark, wa_seal_error)
+
+gboolean
+wa_sodium_init(GError **error)
+{
+  /* sodium_init() is idempotent and thread-safe; 1 means "already done" */
+  if (sodium_init() < 0) {
+    g_set_error_literal(error, WA_SEAL_ERROR, WA_SEAL_ERROR_INIT, "libsodium could not start");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static WaKeyPair *
+keypair_alloc(GError **error)
+{
+  WaKeyPair *pair;
+
+  if (!wa_sodium_init(error))
+    return NULL;
+  pair = g_new0(WaKeyPair, 1);
+  pair->secret_key = sodium_malloc(WA_SEAL_SECRET_KEY_BYTES);
+  if (pair->secret_key == NULL) {
+    g_free(pair);
+    g_set_error_literal(error, WA_SEAL_ERROR, WA_SEAL_ERROR_INIT, "no secure memory for a key");
+    return NULL;
+  }
+  return pair;
+}
+
+WaKeyPair *
+wa_keypair_new(GError **error)
+{
+  WaKeyPair *pair = keypair_alloc(error);
+
+  if (pair != NULL)
+    crypto_box_keypair(pair->public_key, pair->secret_key);
+  return pair;
+}
+
+WaKeyPair *
+wa_keypair_from_secret(const guint8 *secret_key, gsize len, GError **error)
+{
+  WaKeyPair *pair;
+
+  if (len != WA_SEAL_SECRET_KEY_BYTES) {
+    g_set_error(error, WA_SEAL_ERROR, WA_SEAL_ERROR_KEY, "a secret key has %d bytes, not %" G_GSIZE_FORMAT,
+                WA_SEAL_SECRET_KEY_BYTES, len);
+    return NULL;
+  }
+  pair = keypair_alloc(error);
+  if (pair == NULL)
+    return NULL;
+  memcpy(pair->secret_key, secret_key, len);
+  crypto_scalarmult_base(pair->public_key, pair->secret_key);
+  return pair;
+}
+
+void
+wa_keypair_free(WaKeyPair *pair)
+{
+  if (pair == NULL)
+    return;
+  sodium_free(pair->secret_key); /* wipes before freeing */
+  g_free(pair);
+}
+
+char *
+wa_keypair_public_base64(const WaKeyPair *pair)
+{
+  return g_base64_encode(pair->public_key, sizeof pair->public_key);
+}
+
+gboolean
+wa_seal_public_key_decode(const char *base64, guint8 out[WA_SEAL_PUBLIC_KEY_BYTES], GError **error)
+{
+  gsize len = 0;
+
+  if (base64 == NULL || *base64 == '\0' ||
+      sodium_base642bin(out, WA_SEAL_PUBLIC_KEY_BYTES, base64, strlen(base64), NULL, &len, NULL,
+                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
+      len != WA_SEAL_PUBLIC_KEY_BYTES) {
+    g_set_error(error, WA_SEAL_ERROR, WA_SEAL_ERROR_KEY,
+                "a public key must be %d bytes in standard base64", WA_SEAL_PUBLIC_KEY_BYTES);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+GBytes *
+wa_seal(const guint8 *public_key, const void *plain, gsize len)
+{
+  gsize sealed_len = len + crypto_box_SEALBYTES;
+  guint8 *sealed;
+
+  if (sodium_init() < 0)
+    return NULL;
+  sealed = g_malloc(sealed_len);
+  /* fails for a low-order public key (all zeros, say): nothing to seal to */
+  if (crypto_box_seal(sealed, plain, len, public_key) != 0) {
+    g_free(sealed);
+    return NULL;
+  }
+  return g_bytes_new_take(sealed, sealed_len);
+}
+
+GBytes *
+wa_seal_open(const WaKeyPair *pair, const guint8 *sealed, gsize len, GError **error)
+{
+  gsize plain_len;
+  guint8 *plain;
+
+  if (len < crypto_box_SEALBYTES) {
+    g_set_error_literal(error, WA_SEAL_ERROR, WA_SEAL_ERROR_FORMAT, "sealed data is too short");
+    return NULL;
+  }
+  plain_len = len - crypto_box_SEALBYTES;
+  plain = g_malloc(plain_len + 1);
+  if (crypto_box_seal_open(plain, sealed, len, pair->public_key, pair->secret_key) != 0) {
+    g_free(plain);
+    g_set_error_literal(error, WA_SEAL_ERROR, WA_SEAL_ERROR_OPEN,
+                        "sealed data was not made for this key, or was altered");
+    return NULL;
+  }
+  plain[plain_len] = '\0';
+  return g_bytes_new_take(plain, plain_len);
+}

@@ -1,0 +1,409 @@
+/* wabiz-inbound.c: applying events from wabiz-receiver.
+ *
+ * Each event is opened with the account's key, parsed as a one-change webhook
+ * body (plugin/core wa-webhook) and applied: customers' messages become
+ * incoming IMs from buddies (created on first contact), statuses of our sends
+ * record progress and explain failures, messages the business sent elsewhere
+ * are shown as sent, groups go to read-only chats, account-level events to the
+ * notices conversation. A backlog is applied in slices so the UI stays
+ * responsive; each slice is acknowledged after it was applied.
+ * Must not: pass customer text to libpurple except through wabiz-conv.c and
+ * wabiz-chat.c (which escape it), or acknowledge an event before applying it. */
+#include "wabiz.h"
+
+#include <string.h>
+
+#include "wa-describe.h"
+#include "wa-json.h"
+
+#define SLICE_EVENTS 25
+
+static void
+event_free(WabizEvent *event)
+{
+  g_bytes_unref(event->sealed);
+  g_free(event);
+}
+
+/* ---- customers ------------------------------------------------------------ */
+
+static PurpleBuddy *
+find_by_bsuid(PurpleAccount *account, const char *bsuid)
+{
+  GSList *buddies = purple_find_buddies(account, NULL);
+  PurpleBuddy *found = NULL;
+
+  for (GSList *l = buddies; l != NULL && found == NULL; l = l->next) {
+    PurpleBuddy *buddy = l->data;
+
+    if (g_strcmp0(purple_buddy_get_name(buddy), bsuid) == 0 ||
+        g_strcmp0(purple_blist_node_get_string(&buddy->node, WABIZ_NODE_BSUID), bsuid) == 0)
+      found = buddy;
+  }
+  g_slist_free(buddies);
+  return found;
+}
+
+/* A customer first known by BSUID now shows a phone number: the buddy and its
+ * conversation take the number, the BSUID stays linked. */
+static void
+link_phone(WabizAccount *wa, PurpleBuddy *buddy, const char *wa_id)
+{
+  const char *old = purple_buddy_get_name(buddy);
+  g_autofree char *old_name = g_strdup(old);
+  PurpleConversation *conv;
+  g_autofree char *text = NULL;
+
+  if (!wa_id_is_bsuid(old) || purple_find_buddy(wa->account, wa_id) != NULL)
+    return;
+  purple_blist_rename_buddy(buddy, wa_id);
+  conv = wabiz_conv_im(wa->account, old_name, FALSE);
+  if (conv != NULL && wabiz_conv_im(wa->account, wa_id, FALSE) == NULL)
+    purple_conversation_set_name(conv, wa_id);
+  text = g_strdup_printf(_("This customer now shares the phone number +%s."), wa_id);
+  wabiz_conv_write_plain(wabiz_conv_im(wa->account, wa_id, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);
+}
+
+PurpleBuddy *
+wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const char *bsuid, const char *profile_name,
+                     gboolean create)
+{
+  PurpleBuddy *buddy = NULL;
+
+  if (wa_id != NULL && *wa_id == '\0')
+    wa_id = NULL;
+  if (bsuid != NULL && *bsuid == '\0')
+    bsuid = NULL;
+  if (wa_id != NULL)
+    buddy = purple_find_buddy(wa->account, wa_id);
+  if (buddy == NULL && bsuid != NULL) {
+    buddy = find_by_bsuid(wa->account, bsuid);
+    if (buddy != NULL && wa_id != NULL)
+      link_phone(wa, buddy, wa_id);
+  }
+  if (buddy == NULL) {
+    const char *group_name = _(WABIZ_GROUP_DEFAULT);
+    PurpleGroup *group;
+    g_autofree char *id = NULL;
+
+    if (!create || (wa_id == NULL && bsuid == NULL))
+      return NULL;
+    group = purple_find_group(group_name);
+    if (group == NULL) {
+      group = purple_group_new(group_name);
+      purple_blist_add_group(group, NULL);
+    }
+    buddy = purple_buddy_new(wa->account, wa_id != NULL ? wa_id : bsuid, NULL);
+    purple_blist_add_buddy(buddy, NULL, group, NULL);
+    id = g_uuid_string_random();
+    purple_blist_node_set_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID, id);
+  }
+  if (bsuid != NULL)
+    purple_blist_node_set_string(&buddy->node, WABIZ_NODE_BSUID, bsuid);
+  if (profile_name != NULL && *profile_name != '\0' &&
+      g_strcmp0(purple_buddy_get_server_alias(buddy), profile_name) != 0)
+    serv_got_alias(wa->gc, purple_buddy_get_name(buddy), profile_name);
+  return buddy;
+}
+
+/* ---- messages ------------------------------------------------------------- */
+
+static void
+apply_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg)
+{
+  const WaContact *contact = wa_change_find_contact(change, msg);
+  const char *wa_id = msg->from != NULL ? msg->from : (contact != NULL ? contact->wa_id : NULL);
+  const char *bsuid = msg->from_user_id != NULL ? msg->from_user_id : (contact != NULL ? contact->user_id : NULL);
+  const char *profile = contact != NULL ? contact->profile_name : NULL;
+  g_autofree char *text = NULL;
+  PurpleBuddy *buddy;
+  const char *name;
+
+  if (msg->group_id != NULL) {
+    wabiz_group_message(wa, msg, profile);
+    return;
+  }
+  buddy = wabiz_customer_buddy(wa, wa_id, bsuid, profile, TRUE);
+  if (buddy == NULL) {
+    purple_debug_warning("wabiz", "a message without a sender was skipped\n");
+    return;
+  }
+  name = purple_buddy_get_name(buddy);
+  text = wa_message_describe(msg);
+  if (g_strcmp0(msg->type, "system") == 0) {
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, name, TRUE), text, PURPLE_MESSAGE_SYSTEM,
+                           (time_t) msg->timestamp);
+    return;
+  }
+  wabiz_conv_got_im(wa, name, text, (time_t) msg->timestamp);
+  for (guint i = 0; i < msg->errors->len; i++) {
+    g_autofree char *reason = wa_graph_error_describe(g_ptr_array_index(msg->errors, i));
+    g_autofree char *line = g_strdup_printf(_("WhatsApp could not pass this message on completely: %s"), reason);
+
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, name, TRUE), line, PURPLE_MESSAGE_ERROR, 0);
+  }
+  if (wa_message_opens_window(msg))
+    wabiz_window_update(wa, buddy, msg->timestamp > 0 ? msg->timestamp : wabiz_now());
+}
+
+/* ---- statuses ------------------------------------------------------------- */
+
+static int
+status_rank(const char *status)
+{
+  static const char *order[] = {"sent", "delivered", "read", "played", "failed"};
+
+  for (guint i = 0; i < G_N_ELEMENTS(order); i++)
+    if (g_strcmp0(status, order[i]) == 0)
+      return (int) i + 1;
+  return 0; /* unknown (e.g. "deleted"): a no-op */
+}
+
+static void
+apply_status(WabizAccount *wa, const WaStatus *st)
+{
+  const char *recipient = st->recipient_id != NULL ? st->recipient_id : st->recipient_user_id;
+  const char *known = st->id != NULL ? g_hash_table_lookup(wa->wamids, st->id) : NULL;
+  gboolean ours = known != NULL || (st->biz_opaque_callback_data != NULL &&
+                                    wa_sender_parse_callback_data(st->biz_opaque_callback_data) != 0);
+  int rank = status_rank(st->status);
+  int before = st->id != NULL ? GPOINTER_TO_INT(g_hash_table_lookup(wa->statuses, st->id)) : 0;
+  const char *customer = known != NULL ? known : recipient;
+
+  if (rank == 0 || st->id == NULL || customer == NULL || g_strcmp0(st->recipient_type, "group") == 0)
+    return;
+  /* monotonic: a late "sent" never overrides "read"; "failed" is final */
+  if (rank <= before || before == status_rank("failed"))
+    return;
+  g_hash_table_replace(wa->statuses, g_strdup(st->id), GINT_TO_POINTER(rank));
+
+  if (g_str_equal(st->status, "failed")) {
+    if (st->errors->len == 0) {
+      wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE),
+                             _("Not delivered: WhatsApp gave no reason."), PURPLE_MESSAGE_ERROR, 0);
+    }
+    for (guint i = 0; i < st->errors->len; i++) {
+      g_autofree char *reason = wa_graph_error_describe(g_ptr_array_index(st->errors, i));
+      g_autofree char *line = g_strdup_printf(_("Not delivered: %s"), reason);
+
+      wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), line, PURPLE_MESSAGE_ERROR, 0);
+    }
+    return;
+  }
+  if (!ours && before == 0) {
+    /* a send of this number we did not make: another app, agent or the
+     * WhatsApp Business app on the phone (coexistence) */
+    PurpleBuddy *buddy = wabiz_customer_buddy(wa, st->recipient_id, st->recipient_user_id, NULL, TRUE);
+
+    if (buddy != NULL)
+      wabiz_conv_write_elsewhere(wa->account, purple_buddy_get_name(buddy),
+                                 _("[A message sent from another app or device; its text is not available here]"),
+                                 (time_t) st->timestamp);
+  }
+}
+
+/* ---- other fields --------------------------------------------------------- */
+
+static void
+apply_echoes(WabizAccount *wa, const WaChange *change)
+{
+  JsonObject *value = json_node_get_object(change->value);
+  JsonArray *echoes = wa_json_get_array(value, "message_echoes");
+  guint n = echoes != NULL ? json_array_get_length(echoes) : 0;
+
+  for (guint i = 0; i < n; i++) {
+    JsonObject *echo = wa_json_array_get_object(echoes, i);
+    const char *to = wa_json_get_string(echo, "to");
+    const char *type = wa_json_get_string(echo, "type");
+    const char *body = wa_json_get_string(wa_json_get_object(echo, "text"), "body");
+    g_autofree char *text = NULL;
+    PurpleBuddy *buddy;
+
+    if (to == NULL)
+      continue;
+    buddy = wabiz_customer_buddy(wa, wa_id_is_bsuid(to) ? NULL : to, wa_id_is_bsuid(to) ? to : NULL, NULL, TRUE);
+    if (buddy == NULL)
+      continue;
+    if (body != NULL)
+      text = g_strdup(body);
+    else
+      text = g_strdup_printf(_("[A %s message sent from the WhatsApp Business app]"), type != NULL ? type : "?");
+    wabiz_conv_write_elsewhere(wa->account, purple_buddy_get_name(buddy), text,
+                               (time_t) wa_json_get_int(echo, "timestamp", 0));
+  }
+}
+
+static void
+apply_groups(WabizAccount *wa, const WaChange *change)
+{
+  JsonObject *value = json_node_get_object(change->value);
+  JsonArray *groups = wa_json_get_array(value, "groups");
+  guint n = groups != NULL ? json_array_get_length(groups) : 0;
+
+  for (guint i = 0; i < n; i++) {
+    JsonObject *g = wa_json_array_get_object(groups, i);
+    const char *id = wa_json_get_string(g, "group_id");
+    const char *type = wa_json_get_string(g, "type");
+    const char *subject = wa_json_get_string(g, "subject");
+    JsonArray *added = wa_json_get_array(g, "added_participants");
+    JsonArray *removed = wa_json_get_array(g, "removed_participants");
+    GString *text = g_string_new(NULL);
+
+    if (id == NULL) {
+      g_string_free(text, TRUE);
+      continue;
+    }
+    if (g_strcmp0(type, "group_create") == 0 && added == NULL && removed == NULL)
+      g_string_append(text, _("The group was created."));
+    else if (g_strcmp0(change->field, "group_settings_update") == 0)
+      g_string_append(text, _("The group's settings changed."));
+    else if (added == NULL && removed == NULL)
+      g_string_append_printf(text, _("Group event: %s."), type != NULL ? type : change->field);
+    if (subject != NULL)
+      g_string_append_printf(text, _(" Subject: %s."), subject);
+    if (added != NULL)
+      g_string_append_printf(text, ngettext(" %u participant joined.", " %u participants joined.",
+                                            json_array_get_length(added)), json_array_get_length(added));
+    if (removed != NULL)
+      g_string_append_printf(text, ngettext(" %u participant left or was removed.",
+                                            " %u participants left or were removed.", json_array_get_length(removed)),
+                             json_array_get_length(removed));
+    wabiz_group_event(wa, id, g_strstrip(text->str), (time_t) wa_json_get_int(g, "timestamp", 0));
+    g_string_free(text, TRUE);
+  }
+}
+
+/* An account-level event (templates, quality, account updates...): a short
+ * line with the event's simple members, until each has its own feature. */
+static void
+apply_account_event(WabizAccount *wa, const WaChange *change)
+{
+  JsonObject *value = change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value)
+                        ? json_node_get_object(change->value) : NULL;
+  GString *text = g_string_new(NULL);
+  GList *members = value != NULL ? json_object_get_members(value) : NULL;
+  guint shown = 0;
+
+  g_string_printf(text, _("Account event \"%s\":"), change->field != NULL ? change->field : "?");
+  for (GList *l = members; l != NULL && shown < 8; l = l->next) {
+    JsonNode *node = json_object_get_member(value, l->data);
+    g_autofree char *id = NULL;
+
+    if (g_str_equal(l->data, "messaging_product") || g_str_equal(l->data, "metadata") ||
+        !JSON_NODE_HOLDS_VALUE(node))
+      continue;
+    id = wa_json_dup_id(value, l->data);
+    if (id == NULL && json_node_get_value_type(node) == G_TYPE_BOOLEAN)
+      id = g_strdup(json_node_get_boolean(node) ? "true" : "false");
+    if (id == NULL)
+      continue;
+    g_string_append_printf(text, " %s=%s", (const char *) l->data, id);
+    shown++;
+  }
+  g_list_free(members);
+  wabiz_notice(wa, text->str);
+  g_string_free(text, TRUE);
+}
+
+static void
+apply_change(WabizAccount *wa, const WaChange *change)
+{
+  if (g_strcmp0(change->field, "messages") == 0) {
+    for (guint i = 0; i < change->messages->len; i++)
+      apply_message(wa, change, g_ptr_array_index(change->messages, i));
+    for (guint i = 0; i < change->statuses->len; i++)
+      apply_status(wa, g_ptr_array_index(change->statuses, i));
+    for (guint i = 0; i < change->errors->len; i++) {
+      g_autofree char *reason = wa_graph_error_describe(g_ptr_array_index(change->errors, i));
+      g_autofree char *text = g_strdup_printf(_("WhatsApp reported a problem: %s"), reason);
+
+      wabiz_notice(wa, text);
+    }
+  } else if (g_strcmp0(change->field, "smb_message_echoes") == 0) {
+    apply_echoes(wa, change);
+  } else if (change->field != NULL && g_str_has_prefix(change->field, "group_")) {
+    apply_groups(wa, change);
+  } else {
+    apply_account_event(wa, change);
+  }
+}
+
+/* ---- events --------------------------------------------------------------- */
+
+static void
+apply_event(WabizAccount *wa, WabizEvent *event)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) plain = NULL;
+  g_autoptr(WaWebhook) webhook = NULL;
+  gsize len = 0;
+  const guint8 *data = g_bytes_get_data(event->sealed, &len);
+
+  plain = wa_seal_open(wa->keys, data, len, &error);
+  if (plain == NULL) {
+    g_autofree char *text = g_strdup_printf(
+      _("A webhook event could not be opened and was skipped (%s). It was sealed to another key: "
+        "was this account's key file replaced?"), error->message);
+    wabiz_notice(wa, text);
+    return;
+  }
+  data = g_bytes_get_data(plain, &len);
+  webhook = wa_webhook_parse((const char *) data, len, &error);
+  if (webhook == NULL) {
+    g_autofree char *text = g_strdup_printf(_("A webhook event could not be read and was skipped: %s"),
+                                            error->message);
+    wabiz_notice(wa, text);
+    return;
+  }
+  for (guint i = 0; i < webhook->changes->len; i++)
+    apply_change(wa, g_ptr_array_index(webhook->changes, i));
+}
+
+static gboolean
+slice_cb(gpointer data)
+{
+  WabizAccount *wa = data;
+  gint64 last = -1;
+
+  for (guint i = 0; i < SLICE_EVENTS && !g_queue_is_empty(&wa->inbound); i++) {
+    WabizEvent *event = g_queue_pop_head(&wa->inbound);
+
+    /* re-sent after a lost acknowledgement (the receiver's seq only grows):
+     * already shown in this session. Across restarts the store (a later
+     * issue) makes applying idempotent. */
+    if (event->seq > wa->applied_seq) {
+      apply_event(wa, event);
+      wa->applied_seq = event->seq;
+    }
+    last = event->seq;
+    event_free(event);
+  }
+  if (last >= 0 && wa->rx != NULL)
+    wa_rxclient_ack(wa->rx, last);
+  if (!g_queue_is_empty(&wa->inbound))
+    return G_SOURCE_CONTINUE;
+  wa->inbound_slice = 0;
+  return G_SOURCE_REMOVE;
+}
+
+void
+wabiz_inbound_queue(WabizAccount *wa, gint64 seq, GBytes *sealed)
+{
+  WabizEvent *event = g_new0(WabizEvent, 1);
+
+  event->seq = seq;
+  event->sealed = g_bytes_ref(sealed);
+  g_queue_push_tail(&wa->inbound, event);
+  if (wa->inbound_slice == 0)
+    wa->inbound_slice = purple_timeout_add(0, slice_cb, wa);
+}
+
+void
+wabiz_inbound_stop(WabizAccount *wa)
+{
+  if (wa->inbound_slice != 0) {
+    purple_timeout_remove(wa->inbound_slice);
+    wa->inbound_slice = 0;
+  }
+  g_queue_clear_full(&wa->inbound, (GDestroyNotify) event_free);
+}

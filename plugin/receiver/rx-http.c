@@ -1,0 +1,961 @@
+/* rx-http.c: wabiz-receiver's webhook side: the TCP (and TLS) listeners, the
+ * connections it accepts itself and hands to a SoupServer, the limits and
+ * deadlines on them, and the answer to each request: the GET verification
+ * handshake, and POSTs checked (depth, signature, envelope), routed to the
+ * accounts that own them and journalled before they are answered.
+ *
+ * Limits (ENGINEERING.md: SoupServer 3.2 has none of its own):
+ * - at most opt.max_connections open connections; one more is closed at once;
+ * - per connection a header deadline (accept, TLS handshake and request
+ *   headers), a body deadline (headers to the end of the body) and an idle
+ *   deadline (no progress at all), none of them running while a POST waits
+ *   for its commit; a missed deadline shuts the socket down;
+ * - a body over opt.max_body is refused with 413: a Content-Length over the cap
+ *   as soon as the headers are in, a chunked body once its chunks pass it.
+ *   libsoup 3.2.3 would read the whole body even after a status was set in
+ *   "got-headers" (only "Expect: 100-continue" stops it), so the connection is
+ *   stolen from libsoup there (soup_server_message_steal_connection, which
+ *   io_read() in soup-server-message-io-http1.c tolerates: it returns at once
+ *   when the message lost its I/O), the 413 written by hand, and the rest of
+ *   the body read and thrown away for a few seconds so the client sees the
+ *   answer instead of a reset.
+ *
+ * Must not: answer 200 to a POST before the journal committed it, read a body
+ * past the cap, block on a slow client, route a change to an account whose own
+ * app secret did not sign it, or log a secret, a body, a phone number or a
+ * message id. */
+#include "rx.h"
+
+#include <string.h>
+
+#include "wa-json.h"
+#include "wa-signature.h"
+#include "wa-webhook.h"
+
+struct _RxListener {
+  grefcount refs;  /* memory: held by its users and by its connections */
+  int users;       /* registrations using it; the socket closes at 0 */
+  RxReceiver *rx;
+  char *bind;
+  int port;
+  char *tls_cert;
+  char *tls_key;
+  GTlsCertificate *certificate;
+  GSocketService *service;
+};
+
+typedef enum {
+  CONN_HANDSHAKE, /* ours: TLS handshake running */
+  CONN_SOUP,      /* libsoup's */
+  CONN_DRAIN,     /* ours again: 413 written, discarding the rest */
+} ConnPhase;
+
+typedef struct {
+  RxReceiver *rx;
+  RxListener *listener;
+  ConnPhase phase;
+  GSocket *socket;
+  GSocketConnection *tcp; /* only until handed to libsoup */
+  GIOStream *tls;         /* only until handed to libsoup */
+  GIOStream *stolen;      /* CONN_DRAIN: the stream taken back from libsoup */
+  GSocketAddress *local;
+  GSocketAddress *remote; /* carries a pointer back to this connection */
+  GCancellable *cancel;
+  GSource *timer;
+  gint64 header_deadline; /* monotonic microseconds; 0 = not running */
+  gint64 body_deadline;
+  gint64 idle_deadline;
+  gint64 drain_deadline;
+  gboolean paused; /* a POST waits for its commit: no deadline runs */
+  gint64 body_seen;
+  gsize drained;
+  guint8 *drain_buf;
+} RxConn;
+
+/* One POST waiting for its journal appends. */
+typedef struct {
+  RxReceiver *rx;
+  RxConn *conn;
+  SoupServerMessage *msg;
+  int refs;         /* one for the appends, one for the message */
+  guint pending;    /* appends not yet answered */
+  gboolean failed;  /* a commit failed: answer 500 */
+  gboolean msg_gone;
+  GPtrArray *failed_accounts; /* char* */
+} RxPost;
+
+typedef struct {
+  RxPost *post;
+  char *account;
+} RxAppend;
+
+#define DRAIN_CHUNK 65536
+
+static GQuark conn_quark;
+
+static void conn_close_own(RxConn *conn);
+
+/* ---- deadlines ------------------------------------------------------ */
+
+static gboolean
+deadline_dispatch(GSource *source, GSourceFunc callback, gpointer data)
+{
+  g_source_set_ready_time(source, -1);
+  return callback(data);
+}
+
+static GSourceFuncs deadline_funcs = {
+  .dispatch = deadline_dispatch,
+};
+
+static gint64
+earliest(gint64 a, gint64 b)
+{
+  if (a == 0)
+    return b;
+  if (b == 0)
+    return a;
+  return MIN(a, b);
+}
+
+static void
+conn_arm(RxConn *conn)
+{
+  gint64 when = 0;
+
+  if (!conn->paused) {
+    when = earliest(conn->header_deadline, conn->body_deadline);
+    when = earliest(when, conn->idle_deadline);
+    when = earliest(when, conn->drain_deadline);
+  }
+  g_source_set_ready_time(conn->timer, when != 0 ? when : -1);
+}
+
+/* Some progress on the connection: the idle deadline starts again. */
+static void
+conn_active(RxConn *conn)
+{
+  conn->idle_deadline = g_get_monotonic_time() + (gint64) conn->rx->opt.idle_timeout_s * G_USEC_PER_SEC;
+  conn_arm(conn);
+}
+
+static void
+conn_kill(RxConn *conn)
+{
+  conn->header_deadline = conn->body_deadline = conn->idle_deadline = conn->drain_deadline = 0;
+  conn_arm(conn);
+  switch (conn->phase) {
+  case CONN_HANDSHAKE:
+  case CONN_DRAIN:
+    /* the pending operation fails with CANCELLED and closes the connection */
+    g_cancellable_cancel(conn->cancel);
+    break;
+  case CONN_SOUP:
+    /* libsoup sees end of file (or a failed write), gives up on the message
+     * and disconnects; the socket stays valid until then */
+    g_socket_shutdown(conn->socket, TRUE, TRUE, NULL);
+    break;
+  }
+}
+
+static gboolean
+on_deadline(gpointer data)
+{
+  RxConn *conn = data;
+
+  conn_kill(conn);
+  return G_SOURCE_CONTINUE;
+}
+
+/* ---- listeners ------------------------------------------------------ */
+
+static RxListener *
+listener_ref(RxListener *listener)
+{
+  g_ref_count_inc(&listener->refs);
+  return listener;
+}
+
+static void
+listener_unref(RxListener *listener)
+{
+  if (!g_ref_count_dec(&listener->refs))
+    return;
+  g_free(listener->bind);
+  g_free(listener->tls_cert);
+  g_free(listener->tls_key);
+  g_clear_object(&listener->certificate);
+  g_free(listener);
+}
+
+static char *
+listener_url(RxListener *listener)
+{
+  const char *scheme = listener->certificate != NULL ? "https" : "http";
+
+  if (strchr(listener->bind, ':') != NULL)
+    return g_strdup_printf("%s://[%s]:%d", scheme, listener->bind, listener->port);
+  return g_strdup_printf("%s://%s:%d", scheme, listener->bind, listener->port);
+}
+
+static void
+listener_close(RxListener *listener)
+{
+  g_autofree char *url = NULL;
+
+  if (listener->service == NULL)
+    return;
+  url = listener_url(listener);
+  g_socket_service_stop(listener->service);
+  g_socket_listener_close(G_SOCKET_LISTENER(listener->service));
+  g_signal_handlers_disconnect_by_data(listener->service, listener);
+  g_clear_object(&listener->service);
+  rx_log("stopped listening on %s", url);
+}
+
+static gboolean on_incoming(GSocketService *service, GSocketConnection *connection,
+                            GObject *source, gpointer data);
+
+static GSocketService *
+listen_on(RxListener *listener, int port, int *bound, GError **error)
+{
+  g_autoptr(GSocketAddress) wanted = g_inet_socket_address_new_from_string(listener->bind, (guint) port);
+  g_autoptr(GSocketAddress) effective = NULL;
+  g_autoptr(GSocketService) service = g_socket_service_new();
+
+  if (wanted == NULL) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s is not an IP address",
+                listener->bind);
+    return NULL;
+  }
+  g_socket_listener_set_backlog(G_SOCKET_LISTENER(service), 128);
+  if (!g_socket_listener_add_address(G_SOCKET_LISTENER(service), wanted, G_SOCKET_TYPE_STREAM,
+                                     G_SOCKET_PROTOCOL_TCP, NULL, &effective, error))
+    return NULL;
+  *bound = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(effective));
+  return g_steal_pointer(&service);
+}
+
+RxListener *
+rx_listener_get(RxReceiver *rx, RxRegistration *reg, const char **code, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autofree char *url = NULL;
+  RxListener *listener;
+  int bound = 0;
+
+  *code = "bind";
+  if (reg->port != 0) {
+    for (guint i = 0; i < rx->listeners->len; i++) {
+      listener = g_ptr_array_index(rx->listeners, i);
+      if (listener->port != reg->port || !g_str_equal(listener->bind, reg->bind))
+        continue;
+      if (g_strcmp0(listener->tls_cert, reg->tls_cert) != 0 ||
+          g_strcmp0(listener->tls_key, reg->tls_key) != 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
+                    "%s port %d is already used by another account %s; accounts sharing a "
+                    "port must use the same TLS certificate and key (or none)",
+                    reg->bind, reg->port,
+                    listener->certificate != NULL ? "with TLS" : "without TLS");
+        return NULL;
+      }
+      listener->users++;
+      return listener_ref(listener);
+    }
+  }
+
+  listener = g_new0(RxListener, 1);
+  g_ref_count_init(&listener->refs);
+  listener->rx = rx;
+  listener->bind = g_strdup(reg->bind);
+  listener->tls_cert = g_strdup(reg->tls_cert);
+  listener->tls_key = g_strdup(reg->tls_key);
+  if (reg->tls_cert != NULL) {
+    listener->certificate = g_tls_certificate_new_from_files(reg->tls_cert, reg->tls_key, &local);
+    if (listener->certificate == NULL) {
+      *code = "tls";
+      g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                  "cannot use the TLS certificate and key: %s", local->message);
+      listener_unref(listener);
+      return NULL;
+    }
+  }
+  listener->service = listen_on(listener, reg->port, &bound, &local);
+  if (listener->service == NULL && reg->port != 0 && reg->requested_port == 0 &&
+      g_error_matches(local, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE)) {
+    /* the port remembered from an earlier "any port" is taken now */
+    g_clear_error(&local);
+    listener->service = listen_on(listener, 0, &bound, &local);
+  }
+  if (listener->service == NULL) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot listen on %s port %d: %s",
+                reg->bind, reg->port, local->message);
+    listener_unref(listener);
+    return NULL;
+  }
+  listener->port = bound;
+  listener->users = 1;
+  g_signal_connect(listener->service, "incoming", G_CALLBACK(on_incoming), listener);
+  g_socket_service_start(listener->service);
+  g_ptr_array_add(rx->listeners, listener);
+  reg->port = bound;
+  url = listener_url(listener);
+  rx_log("listening on %s", url);
+  *code = NULL;
+  return listener;
+}
+
+void
+rx_listener_release(RxListener *listener)
+{
+  if (listener == NULL)
+    return;
+  if (--listener->users == 0) {
+    listener_close(listener);
+    g_ptr_array_remove(listener->rx->listeners, listener);
+  }
+  listener_unref(listener);
+}
+
+int
+rx_listener_users(RxListener *listener)
+{
+  return listener->users;
+}
+
+JsonObject *
+rx_listener_status(RxReceiver *rx, RxListener *listener)
+{
+  JsonObject *obj = json_object_new();
+  JsonArray *paths = json_array_new();
+  g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+  GHashTableIter iter;
+  gpointer value;
+
+  json_object_set_string_member(obj, "bind", listener->bind);
+  json_object_set_int_member(obj, "port", listener->port);
+  json_object_set_boolean_member(obj, "tls", listener->certificate != NULL);
+  g_hash_table_iter_init(&iter, rx->accounts);
+  while (g_hash_table_iter_next(&iter, NULL, &value)) {
+    RxAccount *account = value;
+
+    if (account->listener == listener && g_hash_table_add(seen, account->reg->path))
+      json_array_add_string_element(paths, account->reg->path);
+  }
+  json_object_set_array_member(obj, "paths", paths);
+  return obj;
+}
+
+/* ---- connections ---------------------------------------------------- */
+
+static void
+conn_free(RxConn *conn)
+{
+  RxReceiver *rx = conn->rx;
+
+  g_hash_table_remove(rx->conns, conn);
+  rx->connections--;
+  if (conn->remote != NULL)
+    g_object_set_qdata(G_OBJECT(conn->remote), conn_quark, NULL);
+  g_source_destroy(conn->timer);
+  g_source_unref(conn->timer);
+  g_clear_object(&conn->socket);
+  g_clear_object(&conn->tcp);
+  g_clear_object(&conn->tls);
+  g_clear_object(&conn->stolen);
+  g_clear_object(&conn->local);
+  g_clear_object(&conn->remote);
+  g_clear_object(&conn->cancel);
+  g_free(conn->drain_buf);
+  listener_unref(conn->listener);
+  g_free(conn);
+}
+
+/* The stream given to libsoup was finalized: the connection is over. */
+static void
+on_stream_gone(gpointer data, GObject *where_the_object_was)
+{
+  conn_free(data);
+}
+
+static void
+conn_hand_to_soup(RxConn *conn, GIOStream *stream)
+{
+  g_autoptr(GError) error = NULL;
+
+  conn->phase = CONN_SOUP;
+  g_object_weak_ref(G_OBJECT(stream), on_stream_gone, conn);
+  /* SoupServer emits "request-started" for the connection's first message
+   * from inside this call; the remote address object leads back to @conn */
+  g_object_set_qdata(G_OBJECT(conn->remote), conn_quark, conn);
+  if (!soup_server_accept_iostream(conn->rx->server, stream, conn->local, conn->remote, &error))
+    rx_log("cannot serve a connection: %s", error->message);
+  g_clear_object(&conn->tcp);
+  g_clear_object(&conn->tls);
+}
+
+static void
+on_handshake(GObject *source, GAsyncResult *result, gpointer data)
+{
+  RxConn *conn = data;
+  g_autoptr(GError) error = NULL;
+
+  if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), result, &error)) {
+    conn_close_own(conn);
+    return;
+  }
+  conn_active(conn);
+  conn_hand_to_soup(conn, conn->tls);
+}
+
+/* Closes a connection that libsoup never had (or gave back), and frees it. */
+static void
+conn_close_own(RxConn *conn)
+{
+  if (conn->stolen != NULL)
+    g_io_stream_close(conn->stolen, NULL, NULL);
+  if (conn->tcp != NULL)
+    g_io_stream_close(G_IO_STREAM(conn->tcp), NULL, NULL);
+  g_socket_close(conn->socket, NULL);
+  if (conn->stolen != NULL) {
+    /* the stolen stream leads to the one libsoup had: its finalization
+     * (on_stream_gone) frees the connection */
+    g_clear_object(&conn->stolen);
+    return;
+  }
+  conn_free(conn);
+}
+
+static gboolean
+on_incoming(GSocketService *service, GSocketConnection *connection, GObject *source, gpointer data)
+{
+  RxListener *listener = data;
+  RxReceiver *rx = listener->rx;
+  g_autoptr(GError) error = NULL;
+  RxConn *conn;
+  gint64 now;
+
+  if (rx->stopping || rx->connections >= rx->opt.max_connections) {
+    rx->refused_connections++;
+    g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+    return TRUE;
+  }
+  conn = g_new0(RxConn, 1);
+  conn->rx = rx;
+  conn->listener = listener_ref(listener);
+  conn->socket = g_object_ref(g_socket_connection_get_socket(connection));
+  conn->tcp = g_object_ref(connection);
+  conn->cancel = g_cancellable_new();
+  conn->timer = g_source_new(&deadline_funcs, sizeof(GSource));
+  g_source_set_callback(conn->timer, on_deadline, conn, NULL);
+  g_source_attach(conn->timer, NULL);
+  rx->connections++;
+  g_hash_table_add(rx->conns, conn);
+
+  conn->local = g_socket_connection_get_local_address(connection, NULL);
+  conn->remote = g_socket_connection_get_remote_address(connection, NULL);
+  if (conn->local == NULL || conn->remote == NULL) {
+    /* the peer is gone already */
+    conn_close_own(conn);
+    return TRUE;
+  }
+  now = g_get_monotonic_time();
+  conn->header_deadline = now + (gint64) rx->opt.header_timeout_s * G_USEC_PER_SEC;
+  conn_active(conn);
+
+  if (listener->certificate == NULL) {
+    conn_hand_to_soup(conn, G_IO_STREAM(connection));
+    return TRUE;
+  }
+  conn->phase = CONN_HANDSHAKE;
+  conn->tls = g_tls_server_connection_new(G_IO_STREAM(connection), listener->certificate, &error);
+  if (conn->tls == NULL) {
+    rx_log("cannot start TLS on a connection: %s", error->message);
+    conn_close_own(conn);
+    return TRUE;
+  }
+  g_object_set(conn->tls, "require-close-notify", FALSE, NULL);
+  g_tls_connection_handshake_async(G_TLS_CONNECTION(conn->tls), G_PRIORITY_DEFAULT, conn->cancel,
+                                   on_handshake, conn);
+  return TRUE;
+}
+
+/* ---- 413: answering before the body ----------------------------------- */
+
+static void drain_next(RxConn *conn);
+
+static void
+on_drained(GObject *source, GAsyncResult *result, gpointer data)
+{
+  RxConn *conn = data;
+  gssize n = g_input_stream_read_finish(G_INPUT_STREAM(source), result, NULL);
+  gsize cap = (gsize) MAX(conn->rx->opt.max_body, 1024 * 1024) * 2;
+
+  if (n <= 0 || g_cancellable_is_cancelled(conn->cancel)) {
+    conn_close_own(conn);
+    return;
+  }
+  conn->drained += (gsize) n;
+  if (conn->drained > cap) {
+    conn_close_own(conn);
+    return;
+  }
+  drain_next(conn);
+}
+
+static void
+drain_next(RxConn *conn)
+{
+  g_input_stream_read_async(g_io_stream_get_input_stream(conn->stolen), conn->drain_buf,
+                            DRAIN_CHUNK, G_PRIORITY_LOW, conn->cancel, on_drained, conn);
+}
+
+static void
+on_413_written(GObject *source, GAsyncResult *result, gpointer data)
+{
+  RxConn *conn = data;
+
+  if (!g_output_stream_write_all_finish(G_OUTPUT_STREAM(source), result, NULL, NULL)) {
+    conn_close_own(conn);
+    return;
+  }
+  /* the answer is complete: the client sees it end, then the connection's
+   * end, while its body is still read and thrown away */
+  g_socket_shutdown(conn->socket, FALSE, TRUE, NULL);
+  drain_next(conn);
+}
+
+static void
+refuse_too_large(RxConn *conn, SoupServerMessage *msg)
+{
+  static const char answer[] = "HTTP/1.1 413 Payload Too Large\r\n"
+                               "Content-Type: text/plain\r\n"
+                               "Content-Length: 24\r\n"
+                               "Connection: close\r\n"
+                               "\r\n"
+                               "request body too large\r\n";
+  RxReceiver *rx = conn->rx;
+  gint64 drain_s = MIN(RX_DRAIN_SECONDS, rx->opt.body_timeout_s);
+
+  g_signal_handlers_disconnect_by_data(msg, conn);
+  conn->stolen = soup_server_message_steal_connection(msg);
+  if (conn->stolen == NULL) {
+    /* libsoup had already let go: shut it down and let finalization free us */
+    g_socket_shutdown(conn->socket, TRUE, TRUE, NULL);
+    return;
+  }
+  conn->phase = CONN_DRAIN;
+  conn->header_deadline = conn->body_deadline = conn->idle_deadline = 0;
+  conn->drain_deadline = g_get_monotonic_time() + drain_s * G_USEC_PER_SEC;
+  conn_arm(conn);
+  conn->drain_buf = g_malloc(DRAIN_CHUNK);
+  g_output_stream_write_all_async(g_io_stream_get_output_stream(conn->stolen), answer,
+                                  sizeof answer - 1, G_PRIORITY_DEFAULT, conn->cancel,
+                                  on_413_written, conn);
+}
+
+/* ---- SoupServerMessage signals -------------------------------------- */
+
+static RxConn *
+conn_of(SoupServerMessage *msg)
+{
+  GSocketAddress *remote = soup_server_message_get_remote_address(msg);
+
+  return remote != NULL ? g_object_get_qdata(G_OBJECT(remote), conn_quark) : NULL;
+}
+
+static void
+on_got_headers(SoupServerMessage *msg, gpointer data)
+{
+  RxConn *conn = data;
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers(msg);
+  SoupEncoding encoding = soup_message_headers_get_encoding(headers);
+  goffset length = 0;
+
+  conn->header_deadline = 0;
+  if (encoding == SOUP_ENCODING_CONTENT_LENGTH) {
+    length = soup_message_headers_get_content_length(headers);
+    if (length > conn->rx->opt.max_body) {
+      refuse_too_large(conn, msg);
+      return;
+    }
+  }
+  if (length > 0 || encoding == SOUP_ENCODING_CHUNKED || encoding == SOUP_ENCODING_EOF)
+    conn->body_deadline = g_get_monotonic_time() + (gint64) conn->rx->opt.body_timeout_s * G_USEC_PER_SEC;
+  conn_active(conn);
+}
+
+static void
+on_got_chunk(SoupServerMessage *msg, GBytes *chunk, gpointer data)
+{
+  RxConn *conn = data;
+
+  conn->body_seen += (gint64) g_bytes_get_size(chunk);
+  if (conn->body_seen > conn->rx->opt.max_body) {
+    refuse_too_large(conn, msg);
+    return;
+  }
+  conn_active(conn);
+}
+
+static void
+on_got_body(SoupServerMessage *msg, gpointer data)
+{
+  RxConn *conn = data;
+
+  conn->body_deadline = 0;
+  conn_active(conn);
+}
+
+static void
+on_progress(SoupServerMessage *msg, gpointer data)
+{
+  conn_active(data);
+}
+
+static void
+on_wrote_body_data(SoupServerMessage *msg, guint size, gpointer data)
+{
+  conn_active(data);
+}
+
+static void
+on_request_started(SoupServer *server, SoupServerMessage *msg, gpointer data)
+{
+  RxConn *conn = conn_of(msg);
+
+  if (conn == NULL)
+    return;
+  g_signal_connect(msg, "got-headers", G_CALLBACK(on_got_headers), conn);
+  g_signal_connect(msg, "got-chunk", G_CALLBACK(on_got_chunk), conn);
+  g_signal_connect(msg, "got-body", G_CALLBACK(on_got_body), conn);
+  g_signal_connect(msg, "wrote-headers", G_CALLBACK(on_progress), conn);
+  g_signal_connect(msg, "wrote-body-data", G_CALLBACK(on_wrote_body_data), conn);
+}
+
+/* ---- answers -------------------------------------------------------- */
+
+static void
+answer(SoupServerMessage *msg, guint status, const char *text)
+{
+  soup_server_message_set_status(msg, status, NULL);
+  if (text != NULL)
+    soup_server_message_set_response(msg, "text/plain", SOUP_MEMORY_COPY, text, strlen(text));
+}
+
+/* The accounts registered on @listener for @path. */
+static GPtrArray *
+accounts_on(RxReceiver *rx, RxListener *listener, const char *path)
+{
+  GPtrArray *found = g_ptr_array_new();
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init(&iter, rx->accounts);
+  while (g_hash_table_iter_next(&iter, NULL, &value)) {
+    RxAccount *account = value;
+
+    if (account->listener == listener && g_str_equal(account->reg->path, path))
+      g_ptr_array_add(found, account);
+  }
+  return found;
+}
+
+static void
+handle_get(SoupServerMessage *msg, GHashTable *query, GPtrArray *accounts)
+{
+  const char *mode = query != NULL ? g_hash_table_lookup(query, "hub.mode") : NULL;
+  const char *challenge = query != NULL ? g_hash_table_lookup(query, "hub.challenge") : NULL;
+  const char *token = query != NULL ? g_hash_table_lookup(query, "hub.verify_token") : NULL;
+  gboolean matched = FALSE;
+
+  /* compare with every account, not stopping at the first match */
+  for (guint i = 0; i < accounts->len; i++) {
+    RxAccount *account = g_ptr_array_index(accounts, i);
+
+    matched |= wa_token_equal(token, account->reg->verify_token);
+  }
+  if (matched && g_strcmp0(mode, "subscribe") == 0 && challenge != NULL && *challenge != '\0') {
+    soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+    soup_server_message_set_response(msg, "text/plain", SOUP_MEMORY_COPY, challenge,
+                                     strlen(challenge));
+    return;
+  }
+  answer(msg, SOUP_STATUS_FORBIDDEN, "forbidden\n");
+}
+
+static void
+post_unref(RxPost *post)
+{
+  if (--post->refs > 0)
+    return;
+  post->rx->posts_in_flight--;
+  g_ptr_array_unref(post->failed_accounts);
+  g_object_unref(post->msg);
+  if (post->rx->stopping)
+    rx_receiver_stop(post->rx, NULL);
+  g_free(post);
+}
+
+/* The message finished (answered, or its connection died): it no longer
+ * needs the post. */
+static void
+on_post_msg_done(SoupServerMessage *msg, gpointer data)
+{
+  RxPost *post = data;
+
+  if (post->msg_gone)
+    return;
+  post->msg_gone = TRUE;
+  g_signal_handlers_disconnect_by_data(msg, post);
+  post_unref(post);
+}
+
+static void
+post_answer(RxPost *post)
+{
+  RxReceiver *rx = post->rx;
+
+  if (post->msg_gone) {
+    post_unref(post);
+    return;
+  }
+  if (post->failed) {
+    answer(post->msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "could not store the delivery\n");
+    for (guint i = 0; i < post->failed_accounts->len; i++)
+      rx_notice(rx, g_ptr_array_index(post->failed_accounts, i), "storage",
+                "The receiver could not store a webhook delivery (its journal failed, e.g. "
+                "the disk is full); Meta will deliver it again later.");
+  } else {
+    soup_server_message_set_status(post->msg, SOUP_STATUS_OK, NULL);
+  }
+  post->conn->paused = FALSE;
+  conn_active(post->conn);
+  soup_server_message_unpause(post->msg);
+  /* the appends' reference; the message keeps its own until "finished" */
+  post_unref(post);
+}
+
+static void
+on_appended(guint stored, guint duplicates, const GError *error, gpointer data)
+{
+  RxAppend *append = data;
+  RxPost *post = append->post;
+  RxAccount *account = g_hash_table_lookup(post->rx->accounts, append->account);
+
+  if (error != NULL) {
+    post->failed = TRUE;
+    g_ptr_array_add(post->failed_accounts, g_steal_pointer(&append->account));
+    rx_log("a webhook delivery could not be stored: %s", error->message);
+  } else if (account != NULL) {
+    account->received += stored;
+    account->duplicates += duplicates;
+  }
+  g_free(append->account);
+  g_free(append);
+  if (--post->pending == 0)
+    post_answer(post);
+}
+
+static gboolean
+change_claimed_by(const WaChange *change, const RxRegistration *reg)
+{
+  if (reg->waba_id != NULL && g_strcmp0(reg->waba_id, change->waba_id) != 0)
+    return FALSE;
+  if (change->phone_number_id != NULL)
+    return g_str_equal(change->phone_number_id, reg->account);
+  /* fields without metadata (template and account updates) belong to the
+   * WABA: only accounts that name theirs claim them */
+  return reg->waba_id != NULL;
+}
+
+static void
+handle_post(RxConn *conn, SoupServerMessage *msg, GPtrArray *accounts)
+{
+  RxReceiver *rx = conn->rx;
+  SoupMessageBody *request_body = soup_server_message_get_request_body(msg);
+  g_autoptr(GBytes) body = soup_message_body_flatten(request_body);
+  const char *data = g_bytes_get_data(body, NULL);
+  gsize len = g_bytes_get_size(body);
+  const char *signature =
+    soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "X-Hub-Signature-256");
+  g_autoptr(GHashTable) checked = g_hash_table_new(g_str_hash, g_str_equal); /* secret -> match */
+  g_autoptr(GPtrArray) signed_by = g_ptr_array_new();                        /* RxAccount* */
+  g_autoptr(GHashTable) routed = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                                       (GDestroyNotify) g_ptr_array_unref);
+  g_autoptr(WaWebhook) webhook = NULL;
+  g_autoptr(GError) error = NULL;
+  GHashTableIter iter;
+  gpointer key, value;
+  RxPost *post;
+
+  if (!wa_json_check_depth(data, len, WA_JSON_MAX_DEPTH, NULL)) {
+    answer(msg, SOUP_STATUS_BAD_REQUEST, "JSON nested too deeply\n");
+    return;
+  }
+  for (guint i = 0; i < accounts->len; i++) {
+    RxAccount *account = g_ptr_array_index(accounts, i);
+    const char *secret = account->reg->app_secret;
+    gpointer match;
+
+    if (!g_hash_table_lookup_extended(checked, secret, NULL, &match)) {
+      match = GINT_TO_POINTER(wa_signature_check(signature, (const guint8 *) data, len, secret, NULL));
+      g_hash_table_insert(checked, (gpointer) secret, match);
+    }
+    if (GPOINTER_TO_INT(match))
+      g_ptr_array_add(signed_by, account);
+  }
+  if (signed_by->len == 0) {
+    for (guint i = 0; i < accounts->len; i++) {
+      RxAccount *account = g_ptr_array_index(accounts, i);
+
+      rx_notice(rx, account->reg->account, "signature",
+                "A webhook delivery on this account's path carried no valid signature for any "
+                "registered app secret, and was refused. Check the app secret in the account "
+                "settings.");
+    }
+    answer(msg, SOUP_STATUS_UNAUTHORIZED, "signature does not match\n");
+    return;
+  }
+
+  webhook = wa_webhook_parse(data, len, &error);
+  if (webhook == NULL) {
+    answer(msg, SOUP_STATUS_BAD_REQUEST, "not a WhatsApp Business webhook\n");
+    return;
+  }
+
+  for (guint c = 0; c < webhook->changes->len; c++) {
+    const WaChange *change = g_ptr_array_index(webhook->changes, c);
+    gboolean claimed = FALSE;
+
+    if (change->value == NULL || !JSON_NODE_HOLDS_OBJECT(change->value) || change->field == NULL)
+      continue;
+    for (guint i = 0; i < signed_by->len; i++) {
+      RxAccount *account = g_ptr_array_index(signed_by, i);
+      GPtrArray *changes;
+
+      if (!change_claimed_by(change, account->reg))
+        continue;
+      claimed = TRUE;
+      changes = g_hash_table_lookup(routed, account->reg->account);
+      if (changes == NULL) {
+        changes = g_ptr_array_new_with_free_func((GDestroyNotify) rx_change_free);
+        g_hash_table_insert(routed, account->reg->account, changes);
+      }
+      g_ptr_array_add(changes, rx_change_new(account->reg->account, account->reg->public_key,
+                                             change->waba_id, change->entry_time, change->field,
+                                             json_node_ref(change->value)));
+    }
+    if (claimed)
+      continue;
+    for (guint i = 0; i < signed_by->len; i++) {
+      RxAccount *account = g_ptr_array_index(signed_by, i);
+
+      account->unclaimed++;
+      rx_notice(rx, account->reg->account, "unclaimed",
+                "A signed webhook change on this account's path named a phone number ID (or "
+                "WhatsApp Business Account) that no registered account claims; it was dropped. "
+                "Check the phone number ID and WABA ID of the accounts using this app.");
+    }
+  }
+
+  if (g_hash_table_size(routed) == 0) {
+    soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+    return;
+  }
+
+  post = g_new0(RxPost, 1);
+  post->rx = rx;
+  post->conn = conn;
+  post->msg = g_object_ref(msg);
+  post->refs = 2;
+  post->failed_accounts = g_ptr_array_new_with_free_func(g_free);
+  rx->posts_in_flight++;
+  g_signal_connect(msg, "finished", G_CALLBACK(on_post_msg_done), post);
+  g_signal_connect(msg, "disconnected", G_CALLBACK(on_post_msg_done), post);
+  soup_server_message_pause(msg);
+  conn->paused = TRUE;
+  conn_arm(conn);
+
+  post->pending = g_hash_table_size(routed);
+  g_hash_table_iter_init(&iter, routed);
+  while (g_hash_table_iter_next(&iter, &key, &value)) {
+    RxAppend *append = g_new0(RxAppend, 1);
+
+    append->post = post;
+    append->account = g_strdup(key);
+    g_hash_table_iter_steal(&iter);
+    rx_journal_append(rx->journal, value, g_get_real_time() / G_USEC_PER_SEC, on_appended, append);
+  }
+}
+
+static void
+on_request(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
+           gpointer data)
+{
+  RxReceiver *rx = data;
+  RxConn *conn = conn_of(msg);
+  const char *method = soup_server_message_get_method(msg);
+  g_autoptr(GPtrArray) accounts = NULL;
+
+  rx->requests++;
+  if (conn == NULL) {
+    answer(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, NULL);
+    return;
+  }
+  accounts = accounts_on(rx, conn->listener, path);
+  if (accounts->len == 0) {
+    answer(msg, SOUP_STATUS_NOT_FOUND, "not found\n");
+    return;
+  }
+  if (method == SOUP_METHOD_GET) {
+    handle_get(msg, query, accounts);
+  } else if (method == SOUP_METHOD_POST) {
+    handle_post(conn, msg, accounts);
+  } else {
+    answer(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method not allowed\n");
+    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Allow",
+                                 "GET, POST");
+  }
+}
+
+/* ---- the server as a whole ------------------------------------------ */
+
+void
+rx_http_init(RxReceiver *rx)
+{
+  conn_quark = g_quark_from_static_string("rx-conn");
+  rx->listeners = g_ptr_array_new();
+  rx->conns = g_hash_table_new(NULL, NULL);
+  /* no "server-header": the receiver does not advertise what it runs */
+  rx->server = soup_server_new(NULL, NULL);
+  g_signal_connect(rx->server, "request-started", G_CALLBACK(on_request_started), rx);
+  soup_server_add_handler(rx->server, NULL, on_request, rx, NULL);
+}
+
+void
+rx_http_stop_listening(RxReceiver *rx)
+{
+  for (guint i = 0; i < rx->listeners->len; i++)
+    listener_close(g_ptr_array_index(rx->listeners, i));
+}
+
+void
+rx_http_shutdown(RxReceiver *rx)
+{
+  GHashTableIter iter;
+  gpointer key;
+  gint64 until = g_get_monotonic_time() + 2 * G_USEC_PER_SEC;
+
+  rx_http_stop_listening(rx);
+  g_hash_table_iter_init(&iter, rx->conns);
+  while (g_hash_table_iter_next(&iter, &key, NULL))
+    conn_kill(key);
+  /* disconnects what libsoup still holds: their streams go, and with them
+   * the connections (on_stream_gone) */
+  g_clear_object(&rx->server);
+  while (g_hash_table_size(rx->conns) > 0 && g_get_monotonic_time() < until)
+    g_main_context_iteration(NULL, FALSE);
+  if (g_hash_table_size(rx->conns) > 0)
+    rx_log("%u connections did not close in time", g_hash_table_size(rx->conns));
+}

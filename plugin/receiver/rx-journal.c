@@ -1,0 +1,1614 @@
+/* rx-journal.c: wabiz-receiver's durable journal of sealed webhook changes.
+ *
+ * rx_journal_open() prepares the state directory (0700), journal.db (0600,
+ * created before SQLite opens it) and journal.key (32 random bytes, 0600, held
+ * in sodium_malloc'd memory), takes SQLite's exclusive lock and checks the
+ * schema. After that one worker thread owns the only connection: every request
+ * is queued to it, and its answer goes back as an idle source attached to the
+ * GMainContext given at open. Appends found queued together are deduplicated,
+ * sealed and committed in one transaction (group commit); checkpoints run on
+ * the worker too.
+ *
+ * Threads and JSON: the worker only reads the callers' JSON trees and takes
+ * JsonNode references (which are atomic); JsonObject and JsonArray reference
+ * counts are not, so every RxChange is freed on the context's thread, together
+ * with the answer to its append, never on the worker.
+ *
+ * Must not: call back on the worker thread, log message content, ids, hashes
+ * or keys, modify a caller's JSON, or change the process umask. */
+#include "rx-journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "wa-json.h"
+
+G_DEFINE_QUARK(rx-journal-error-quark, rx_journal_error)
+
+#define JOURNAL_SCHEMA_VERSION 1
+#define JOURNAL_KEY_BYTES 32
+#define JOURNAL_HASH_BYTES 32
+/* Appends joined into one transaction at most (the rest wait for the next). */
+#define JOURNAL_MAX_BATCH 256
+/* Checkpoint (TRUNCATE) after this many commits since the last one, or when
+ * the WAL holds this many pages (4 MiB at the default page size).
+ * tests/unit/test-journal.c knows the commit count. */
+#define JOURNAL_CHECKPOINT_COMMITS 64
+#define JOURNAL_CHECKPOINT_PAGES 1024
+
+/* ---- requests --------------------------------------------------------- */
+
+typedef enum {
+  REQ_APPEND,
+  REQ_FETCH,
+  REQ_ACK,
+  REQ_SAVE_ACCOUNT,
+  REQ_REMOVE_ACCOUNT,
+  REQ_PENDING,
+  REQ_EXPIRE,
+  REQ_LOAD_ACCOUNTS, /* answered through ->reply, not the context */
+  REQ_NEW,           /* worker -> context only: new events for an account */
+  REQ_HOLD,          /* test hook: the worker waits until released */
+  REQ_STOP,
+} RequestKind;
+
+/* rx_journal_set_new_func()'s callback, shared with queued REQ_NEW answers
+ * so that they outlive the journal; cleared at close. */
+typedef struct {
+  GMutex lock;
+  RxJournalNewFunc func;
+  gpointer data;
+} Notifier;
+
+typedef struct {
+  RequestKind kind;
+  char *account;
+  char *json;
+  gint64 seq;    /* after_seq, upto_seq, last_seq */
+  gint64 now;
+  gint64 horizon;
+  guint limit;
+  GPtrArray *changes; /* RxChange*, freed on the context (see the top comment) */
+  union {
+    RxAppendFunc append;
+    RxFetchFunc fetch;
+    RxDoneFunc done;
+    RxCountsFunc counts;
+  } cb;
+  gpointer data;
+  Notifier *notifier;  /* REQ_NEW */
+  GAsyncQueue *reply;  /* REQ_LOAD_ACCOUNTS */
+
+  /* results, filled by the worker */
+  GError *error;
+  guint stored;
+  guint duplicates;
+  GPtrArray *events;   /* RxEvent* */
+  GHashTable *table;   /* counts or registrations */
+  GHashTable *last;    /* REQ_APPEND: account -> gint64* highest seq stored */
+} Request;
+
+typedef enum {
+  ST_SEEN_INSERT,
+  ST_EVENT_INSERT,
+  ST_FETCH,
+  ST_ACK,
+  ST_SAVE_ACCOUNT,
+  ST_DELETE_ACCOUNT,
+  ST_DELETE_EVENTS,
+  ST_PENDING,
+  ST_EXPIRE,
+  ST_LOAD_ACCOUNTS,
+  ST_COUNT
+} StatementId;
+
+static const char *const statement_sql[ST_COUNT] = {
+  [ST_SEEN_INSERT] = "INSERT OR IGNORE INTO seen (hash, at) VALUES (?1, ?2)",
+  [ST_EVENT_INSERT] = "INSERT INTO events (account, received, sealed) VALUES (?1, ?2, ?3)",
+  [ST_FETCH] = "SELECT seq, received, sealed FROM events WHERE account = ?1 AND seq > ?2 "
+               "ORDER BY seq LIMIT ?3",
+  [ST_ACK] = "DELETE FROM events WHERE account = ?1 AND seq <= ?2",
+  [ST_SAVE_ACCOUNT] = "INSERT INTO accounts (account, json) VALUES (?1, ?2) "
+                      "ON CONFLICT (account) DO UPDATE SET json = excluded.json",
+  [ST_DELETE_ACCOUNT] = "DELETE FROM accounts WHERE account = ?1",
+  [ST_DELETE_EVENTS] = "DELETE FROM events WHERE account = ?1",
+  [ST_PENDING] = "SELECT account, count(*) FROM events GROUP BY account",
+  [ST_EXPIRE] = "DELETE FROM seen WHERE at < ?1",
+  [ST_LOAD_ACCOUNTS] = "SELECT account, json FROM accounts",
+};
+
+struct _RxJournal {
+  GMainContext *context;
+  GAsyncQueue *queue; /* Request* */
+  GThread *worker;
+  Notifier *notifier;
+
+  /* test hook (rx_journal_test_hold) */
+  GMutex hold_lock;
+  GCond hold_cond;
+  gboolean held;
+
+  /* owned by the worker once it runs */
+  sqlite3 *db;
+  sqlite3_stmt *statements[ST_COUNT];
+  guint8 *key; /* JOURNAL_KEY_BYTES, sodium_malloc'd, read-only */
+  guint commits_since_checkpoint;
+  int wal_pages; /* WAL size in pages after the last commit (wal hook) */
+};
+
+/* Test hook, deliberately not in rx-journal.h: see the definition. */
+void rx_journal_test_hold(RxJournal *journal, gboolean hold);
+
+static void
+notifier_clear(gpointer data)
+{
+  Notifier *notifier = data;
+
+  g_mutex_clear(&notifier->lock);
+}
+
+static Notifier *
+notifier_new(void)
+{
+  Notifier *notifier = g_atomic_rc_box_new0(Notifier);
+
+  g_mutex_init(&notifier->lock);
+  return notifier;
+}
+
+static void
+notifier_release(Notifier *notifier)
+{
+  g_atomic_rc_box_release_full(notifier, notifier_clear);
+}
+
+static void
+changes_free(GPtrArray *changes)
+{
+  /* taken from the caller with or without a free function: free the
+   * elements ourselves, exactly once */
+  g_ptr_array_set_free_func(changes, NULL);
+  for (guint i = 0; i < changes->len; i++)
+    rx_change_free(g_ptr_array_index(changes, i));
+  g_ptr_array_unref(changes);
+}
+
+static Request *
+request_new(RequestKind kind)
+{
+  Request *req = g_new0(Request, 1);
+
+  req->kind = kind;
+  return req;
+}
+
+static void
+request_free(gpointer data)
+{
+  Request *req = data;
+
+  g_free(req->account);
+  if (req->json != NULL) /* a registration holds the app secret */
+    sodium_memzero(req->json, strlen(req->json));
+  g_free(req->json);
+  g_clear_pointer(&req->changes, changes_free);
+  g_clear_pointer(&req->notifier, notifier_release);
+  g_clear_pointer(&req->reply, g_async_queue_unref);
+  g_clear_error(&req->error);
+  g_clear_pointer(&req->events, g_ptr_array_unref);
+  g_clear_pointer(&req->table, g_hash_table_unref);
+  g_clear_pointer(&req->last, g_hash_table_unref);
+  g_free(req);
+}
+
+/* ---- public value types ----------------------------------------------- */
+
+RxChange *
+rx_change_new(const char *account, const guint8 *public_key, const char *waba_id,
+              gint64 entry_time, const char *field, JsonNode *value)
+{
+  RxChange *change = g_new0(RxChange, 1);
+
+  change->account = g_strdup(account);
+  memcpy(change->public_key, public_key, sizeof change->public_key);
+  change->waba_id = g_strdup(waba_id);
+  change->entry_time = entry_time;
+  change->field = g_strdup(field);
+  change->value = value;
+  return change;
+}
+
+void
+rx_change_free(RxChange *change)
+{
+  if (change == NULL)
+    return;
+  g_free(change->account);
+  g_free(change->waba_id);
+  g_free(change->field);
+  g_clear_pointer(&change->value, json_node_unref);
+  g_free(change);
+}
+
+void
+rx_event_free(RxEvent *event)
+{
+  if (event == NULL)
+    return;
+  g_clear_pointer(&event->sealed, g_bytes_unref);
+  g_free(event);
+}
+
+/* ---- SQLite helpers ----------------------------------------------------- */
+
+static void
+set_sqlite_error(GError **error, RxJournalError code, sqlite3 *db, const char *what)
+{
+  g_set_error(error, RX_JOURNAL_ERROR, code, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+static gboolean
+exec_sql(RxJournal *journal, const char *sql, RxJournalError code, GError **error)
+{
+  int rc = sqlite3_exec(journal->db, sql, NULL, NULL, NULL);
+
+  if (rc != SQLITE_OK) {
+    set_sqlite_error(error, code, journal->db,
+                     code == RX_JOURNAL_ERROR_OPEN ? "cannot open the journal"
+                                                   : "cannot write the journal");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* A cached statement, ready to bind; give it back with statement_done(). */
+static sqlite3_stmt *
+statement(RxJournal *journal, StatementId id, GError **error)
+{
+  if (journal->statements[id] == NULL) {
+    int rc = sqlite3_prepare_v3(journal->db, statement_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                &journal->statements[id], NULL);
+
+    if (rc != SQLITE_OK) {
+      set_sqlite_error(error, RX_JOURNAL_ERROR_STORAGE, journal->db,
+                       "cannot prepare a journal statement");
+      return NULL;
+    }
+  }
+  return journal->statements[id];
+}
+
+static void
+statement_done(sqlite3_stmt *stmt)
+{
+  /* the error of a failed step was reported by the caller already */
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+}
+
+/* Steps @stmt to its end (a statement that returns no rows). */
+static gboolean
+statement_run(RxJournal *journal, sqlite3_stmt *stmt, const char *what, GError **error)
+{
+  int rc = sqlite3_step(stmt);
+
+  if (rc != SQLITE_DONE) {
+    set_sqlite_error(error, RX_JOURNAL_ERROR_STORAGE, journal->db, what);
+    statement_done(stmt);
+    return FALSE;
+  }
+  statement_done(stmt);
+  return TRUE;
+}
+
+static gboolean
+bind_failed(RxJournal *journal, sqlite3_stmt *stmt, int rc, GError **error)
+{
+  if (rc == SQLITE_OK)
+    return FALSE;
+  set_sqlite_error(error, RX_JOURNAL_ERROR_STORAGE, journal->db, "cannot bind a journal statement");
+  statement_done(stmt);
+  return TRUE;
+}
+
+static void
+rollback(RxJournal *journal)
+{
+  /* SQLITE_FULL and I/O errors may have rolled the transaction back already */
+  if (!sqlite3_get_autocommit(journal->db) &&
+      sqlite3_exec(journal->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+    g_warning("journal: rollback failed: %s", sqlite3_errmsg(journal->db));
+}
+
+static int
+wal_hook(void *data, sqlite3 *db, const char *name, int pages)
+{
+  RxJournal *journal = data;
+
+  journal->wal_pages = pages;
+  return SQLITE_OK;
+}
+
+static void
+checkpoint(RxJournal *journal)
+{
+  int rc = sqlite3_wal_checkpoint_v2(journal->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+
+  if (rc != SQLITE_OK) {
+    /* nothing is lost: the WAL keeps the commits and the next one retries */
+    g_warning("journal: checkpoint failed: %s", sqlite3_errmsg(journal->db));
+    return;
+  }
+  journal->commits_since_checkpoint = 0;
+  journal->wal_pages = 0;
+}
+
+static void
+after_commit(RxJournal *journal)
+{
+  journal->commits_since_checkpoint++;
+  if (journal->commits_since_checkpoint >= JOURNAL_CHECKPOINT_COMMITS ||
+      journal->wal_pages >= JOURNAL_CHECKPOINT_PAGES)
+    checkpoint(journal);
+}
+
+/* ---- answers on the context --------------------------------------------- */
+
+static gboolean
+answer_dispatch(gpointer data)
+{
+  Request *req = data;
+
+  switch (req->kind) {
+  case REQ_APPEND:
+    if (req->cb.append != NULL)
+      req->cb.append(req->stored, req->duplicates, req->error, req->data);
+    break;
+  case REQ_FETCH:
+    if (req->cb.fetch != NULL)
+      req->cb.fetch(req->error == NULL ? req->events : NULL, req->error, req->data);
+    break;
+  case REQ_PENDING:
+    if (req->cb.counts != NULL)
+      req->cb.counts(req->error == NULL ? req->table : NULL, req->error, req->data);
+    break;
+  case REQ_ACK:
+  case REQ_SAVE_ACCOUNT:
+  case REQ_REMOVE_ACCOUNT:
+  case REQ_EXPIRE:
+    if (req->cb.done != NULL)
+      req->cb.done(req->error, req->data);
+    break;
+  case REQ_NEW: {
+    RxJournalNewFunc func;
+    gpointer func_data;
+
+    g_mutex_lock(&req->notifier->lock);
+    func = req->notifier->func;
+    func_data = req->notifier->data;
+    g_mutex_unlock(&req->notifier->lock);
+    if (func != NULL)
+      func(req->account, req->seq, func_data);
+    break;
+  }
+  case REQ_LOAD_ACCOUNTS:
+  case REQ_HOLD:
+  case REQ_STOP:
+    g_assert_not_reached();
+  }
+  return G_SOURCE_REMOVE;
+}
+
+/* Hands @req to the context (an idle source, so that the callback never runs
+ * on the worker, even when the context is the global default one). */
+static void
+answer(RxJournal *journal, Request *req)
+{
+  GSource *source = g_idle_source_new();
+
+  g_source_set_priority(source, G_PRIORITY_DEFAULT);
+  g_source_set_callback(source, answer_dispatch, req, request_free);
+  g_source_set_static_name(source, "rx-journal answer");
+  g_source_attach(source, journal->context);
+  g_source_unref(source);
+}
+
+/* ---- dedupe and sealing ------------------------------------------------- */
+
+/* Keyed hash of "m\0<account>\0<message id>" or, with @status,
+ * "s\0<account>\0<status id>\0<status>". */
+static gboolean
+dedupe_hash(RxJournal *journal, const char *account, const char *id, const char *status,
+            guint8 out[JOURNAL_HASH_BYTES])
+{
+  crypto_generichash_state state;
+  const char *kind = status != NULL ? "s" : "m";
+  int rc;
+
+  rc = crypto_generichash_init(&state, journal->key, JOURNAL_KEY_BYTES, JOURNAL_HASH_BYTES);
+  if (rc == 0)
+    rc = crypto_generichash_update(&state, (const guint8 *) kind, 2); /* with its NUL */
+  if (rc == 0)
+    rc = crypto_generichash_update(&state, (const guint8 *) account, strlen(account) + 1);
+  if (rc == 0)
+    rc = crypto_generichash_update(&state, (const guint8 *) id, strlen(id));
+  if (rc == 0 && status != NULL) {
+    rc = crypto_generichash_update(&state, (const guint8 *) "", 1);
+    if (rc == 0)
+      rc = crypto_generichash_update(&state, (const guint8 *) status, strlen(status));
+  }
+  if (rc == 0)
+    rc = crypto_generichash_final(&state, out, JOURNAL_HASH_BYTES);
+  sodium_memzero(&state, sizeof state);
+  return rc == 0;
+}
+
+/* Records the key of one message or status. *@fresh is TRUE when it was not
+ * seen before (in the journal or earlier in this transaction). */
+static gboolean
+record_key(RxJournal *journal, const char *account, const char *id, const char *status,
+           gint64 now, gboolean *fresh, GError **error)
+{
+  guint8 hash[JOURNAL_HASH_BYTES];
+  sqlite3_stmt *stmt;
+  int rc;
+
+  if (!dedupe_hash(journal, account, id, status, hash)) {
+    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE,
+                        "cannot hash a dedupe key");
+    return FALSE;
+  }
+  stmt = statement(journal, ST_SEEN_INSERT, error);
+  if (stmt == NULL)
+    return FALSE;
+  rc = sqlite3_bind_blob(stmt, 1, hash, sizeof hash, SQLITE_TRANSIENT);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(stmt, 2, now);
+  sodium_memzero(hash, sizeof hash);
+  if (bind_failed(journal, stmt, rc, error))
+    return FALSE;
+  if (!statement_run(journal, stmt, "cannot record a dedupe key", error))
+    return FALSE;
+  *fresh = sqlite3_changes(journal->db) > 0;
+  return TRUE;
+}
+
+/* A new array with the elements of @in whose key was not seen; elements that
+ * are not objects or have no id are kept. */
+static JsonArray *
+filter_array(RxJournal *journal, const char *account, JsonArray *in, gboolean statuses,
+             gint64 now, guint *kept, guint *dropped, GError **error)
+{
+  g_autoptr(JsonArray) out = json_array_new();
+  guint len = json_array_get_length(in);
+
+  for (guint i = 0; i < len; i++) {
+    JsonNode *element = json_array_get_element(in, i);
+    JsonObject *obj = JSON_NODE_HOLDS_OBJECT(element) ? json_node_get_object(element) : NULL;
+    g_autofree char *id = wa_json_dup_id(obj, "id");
+    gboolean fresh = TRUE;
+
+    if (id != NULL) {
+      const char *status = NULL;
+
+      if (statuses) {
+        status = wa_json_get_string(obj, "status");
+        if (status == NULL)
+          status = "";
+      }
+      if (!record_key(journal, account, id, status, now, &fresh, error))
+        return NULL;
+    }
+    if (!fresh) {
+      (*dropped)++;
+      continue;
+    }
+    json_array_add_element(out, json_node_ref(element));
+    (*kept)++;
+  }
+  return g_steal_pointer(&out);
+}
+
+static gboolean
+member_is_routine(const char *name)
+{
+  return strcmp(name, "messaging_product") == 0 || strcmp(name, "metadata") == 0 ||
+         strcmp(name, "contacts") == 0;
+}
+
+/* The value to journal for @change, sharing (never modifying) the caller's
+ * nodes. *@value is NULL when the change had only duplicates. */
+static gboolean
+dedupe_value(RxJournal *journal, const RxChange *change, gint64 now, JsonNode **value,
+             GError **error)
+{
+  JsonObject *in;
+  g_autoptr(JsonObject) out = NULL;
+  g_autoptr(GList) names = NULL;
+  guint kept = 0;
+  guint dropped = 0;
+  gboolean other = FALSE;
+
+  *value = NULL;
+  if (change->value == NULL) {
+    *value = json_node_new(JSON_NODE_NULL);
+    return TRUE;
+  }
+  if (!JSON_NODE_HOLDS_OBJECT(change->value) ||
+      (wa_json_get_array(json_node_get_object(change->value), "messages") == NULL &&
+       wa_json_get_array(json_node_get_object(change->value), "statuses") == NULL)) {
+    *value = json_node_ref(change->value);
+    return TRUE;
+  }
+
+  in = json_node_get_object(change->value);
+  out = json_object_new();
+  names = json_object_get_members(in);
+  for (GList *l = names; l != NULL; l = l->next) {
+    const char *name = l->data;
+    JsonNode *member = json_object_get_member(in, name);
+    gboolean is_list = strcmp(name, "messages") == 0 || strcmp(name, "statuses") == 0;
+
+    if (is_list && JSON_NODE_HOLDS_ARRAY(member)) {
+      guint kept_here = 0;
+      JsonArray *filtered = filter_array(journal, change->account, json_node_get_array(member),
+                                         strcmp(name, "statuses") == 0, now, &kept_here,
+                                         &dropped, error);
+
+      if (filtered == NULL)
+        return FALSE;
+      kept += kept_here;
+      /* an array emptied by dedupe is left out, as Meta would have sent it;
+       * one that arrived empty stays */
+      if (kept_here == 0 && json_array_get_length(json_node_get_array(member)) > 0)
+        json_array_unref(filtered);
+      else
+        json_object_set_array_member(out, name, filtered);
+      continue;
+    }
+    if (!member_is_routine(name))
+      other = TRUE;
+    json_object_set_member(out, name, json_node_ref(member));
+  }
+
+  if (dropped > 0 && kept == 0 && !other)
+    return TRUE; /* nothing new, nothing else: drop the change */
+  *value = json_node_init_object(json_node_alloc(), out);
+  return TRUE;
+}
+
+/* The webhook envelope holding exactly @change with @value (PROTOCOL.md). */
+static char *
+envelope_json(const RxChange *change, JsonNode *value, gint64 now)
+{
+  JsonObject *root = json_object_new();
+  JsonObject *entry = json_object_new();
+  JsonObject *item = json_object_new();
+  JsonArray *entries = json_array_new();
+  JsonArray *changes = json_array_new();
+  g_autoptr(JsonNode) node = NULL;
+
+  json_object_set_string_member(item, "field", change->field);
+  json_object_set_member(item, "value", json_node_ref(value));
+  json_array_add_object_element(changes, item);
+
+  if (change->waba_id != NULL)
+    json_object_set_string_member(entry, "id", change->waba_id);
+  if (change->entry_time != 0)
+    json_object_set_int_member(entry, "time", change->entry_time);
+  json_object_set_array_member(entry, "changes", changes);
+  json_array_add_object_element(entries, entry);
+
+  json_object_set_string_member(root, "object", "whatsapp_business_account");
+  json_object_set_int_member(root, "wabiz_received", now);
+  json_object_set_array_member(root, "entry", entries);
+
+  node = json_node_init_object(json_node_alloc(), root);
+  json_object_unref(root);
+  return wa_json_to_string(node);
+}
+
+static gboolean
+insert_event(RxJournal *journal, const char *account, gint64 now, GBytes *sealed, gint64 *seq,
+             GError **error)
+{
+  sqlite3_stmt *stmt = statement(journal, ST_EVENT_INSERT, error);
+  gsize len;
+  const void *data;
+  int rc;
+
+  if (stmt == NULL)
+    return FALSE;
+  data = g_bytes_get_data(sealed, &len);
+  if (len > G_MAXINT) {
+    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE,
+                        "cannot store an event: too large");
+    statement_done(stmt);
+    return FALSE;
+  }
+  rc = sqlite3_bind_text(stmt, 1, account, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(stmt, 2, now);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_blob(stmt, 3, data, (int) len, SQLITE_STATIC);
+  if (bind_failed(journal, stmt, rc, error))
+    return FALSE;
+  if (!statement_run(journal, stmt, "cannot store an event", error))
+    return FALSE;
+  *seq = sqlite3_last_insert_rowid(journal->db);
+  return TRUE;
+}
+
+static void
+last_seq_update(GHashTable *last, const char *account, gint64 seq)
+{
+  gint64 *known = g_hash_table_lookup(last, account);
+
+  if (known == NULL) {
+    known = g_new(gint64, 1);
+    *known = seq;
+    g_hash_table_insert(last, g_strdup(account), known);
+  } else if (seq > *known) {
+    *known = seq;
+  }
+}
+
+typedef enum {
+  APPEND_OK,
+  APPEND_SEAL_FAILED, /* this request only: its savepoint is rolled back */
+  APPEND_DB_FAILED,   /* the whole transaction fails */
+} AppendResult;
+
+static AppendResult
+append_one(RxJournal *journal, Request *req, GError **error)
+{
+  req->last = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  for (guint i = 0; i < req->changes->len; i++) {
+    const RxChange *change = g_ptr_array_index(req->changes, i);
+    g_autoptr(JsonNode) value = NULL;
+    g_autoptr(GBytes) sealed = NULL;
+    char *plain;
+    gint64 seq = 0;
+
+    if (change->account == NULL) {
+      g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE,
+                          "cannot store a change without an account");
+      return APPEND_SEAL_FAILED;
+    }
+    if (!dedupe_value(journal, change, req->now, &value, error))
+      return APPEND_DB_FAILED;
+    if (value == NULL) {
+      req->duplicates++;
+      continue;
+    }
+    plain = envelope_json(change, value, req->now);
+    sealed = wa_seal(change->public_key, plain, strlen(plain));
+    sodium_memzero(plain, strlen(plain));
+    g_free(plain);
+    if (sealed == NULL) {
+      g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE,
+                          "cannot seal an event to the account's public key");
+      return APPEND_SEAL_FAILED;
+    }
+    if (!insert_event(journal, change->account, req->now, sealed, &seq, error))
+      return APPEND_DB_FAILED;
+    last_seq_update(req->last, change->account, seq);
+    req->stored++;
+  }
+  return APPEND_OK;
+}
+
+static void
+fail_request(Request *req, const GError *error)
+{
+  if (req->error == NULL)
+    req->error = g_error_copy(error);
+  req->stored = 0;
+  req->duplicates = 0;
+  g_clear_pointer(&req->last, g_hash_table_unref);
+}
+
+/* One transaction for every append in @batch (Request*, answered here). */
+static void
+worker_append(RxJournal *journal, GPtrArray *batch)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GHashTable) last = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  GHashTableIter iter;
+  gpointer account, seq;
+
+  if (!exec_sql(journal, "BEGIN IMMEDIATE", RX_JOURNAL_ERROR_STORAGE, &error))
+    goto failed;
+  for (guint i = 0; i < batch->len; i++) {
+    Request *req = g_ptr_array_index(batch, i);
+    AppendResult result;
+
+    if (!exec_sql(journal, "SAVEPOINT append", RX_JOURNAL_ERROR_STORAGE, &error))
+      goto failed;
+    result = append_one(journal, req, &req->error);
+    if (result == APPEND_DB_FAILED) {
+      error = g_error_copy(req->error);
+      goto failed;
+    }
+    if (result == APPEND_SEAL_FAILED) {
+      fail_request(req, req->error);
+      if (!exec_sql(journal, "ROLLBACK TO append", RX_JOURNAL_ERROR_STORAGE, &error))
+        goto failed;
+    }
+    if (!exec_sql(journal, "RELEASE append", RX_JOURNAL_ERROR_STORAGE, &error))
+      goto failed;
+  }
+  if (!exec_sql(journal, "COMMIT", RX_JOURNAL_ERROR_STORAGE, &error))
+    goto failed;
+  after_commit(journal);
+
+  for (guint i = 0; i < batch->len; i++) {
+    Request *req = g_ptr_array_index(batch, i);
+
+    if (req->last != NULL) {
+      g_hash_table_iter_init(&iter, req->last);
+      while (g_hash_table_iter_next(&iter, &account, &seq))
+        last_seq_update(last, account, *(gint64 *) seq);
+    }
+    answer(journal, req);
+  }
+  /* then one notification per account that got events, with its highest seq */
+  g_hash_table_iter_init(&iter, last);
+  while (g_hash_table_iter_next(&iter, &account, &seq)) {
+    Request *note = request_new(REQ_NEW);
+
+    note->account = g_strdup(account);
+    note->seq = *(gint64 *) seq;
+    note->notifier = g_atomic_rc_box_acquire(journal->notifier);
+    answer(journal, note);
+  }
+  return;
+
+failed:
+  rollback(journal);
+  for (guint i = 0; i < batch->len; i++) {
+    Request *req = g_ptr_array_index(batch, i);
+
+    g_clear_error(&req->error);
+    fail_request(req, error);
+    answer(journal, req);
+  }
+}
+
+/* ---- the other requests ----------------------------------------------- */
+
+static gboolean
+worker_fetch(RxJournal *journal, Request *req, GError **error)
+{
+  sqlite3_stmt *stmt = statement(journal, ST_FETCH, error);
+  int rc;
+
+  if (stmt == NULL)
+    return FALSE;
+  rc = sqlite3_bind_text(stmt, 1, req->account, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(stmt, 2, req->seq);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(stmt, 3, req->limit);
+  if (bind_failed(journal, stmt, rc, error))
+    return FALSE;
+  req->events = g_ptr_array_new_with_free_func((GDestroyNotify) rx_event_free);
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    RxEvent *event = g_new0(RxEvent, 1);
+    const void *blob = sqlite3_column_blob(stmt, 2);
+    int len = sqlite3_column_bytes(stmt, 2);
+
+    event->seq = sqlite3_column_int64(stmt, 0);
+    event->received = sqlite3_column_int64(stmt, 1);
+    event->sealed = g_bytes_new(blob, len > 0 ? (gsize) len : 0);
+    g_ptr_array_add(req->events, event);
+  }
+  if (rc != SQLITE_DONE) {
+    set_sqlite_error(error, RX_JOURNAL_ERROR_STORAGE, journal->db, "cannot read events");
+    statement_done(stmt);
+    return FALSE;
+  }
+  statement_done(stmt);
+  return TRUE;
+}
+
+/* Runs the cached statement @id with (@text, @number) bound as far as it has
+ * parameters, in its own (autocommit) transaction. */
+static gboolean
+worker_write(RxJournal *journal, StatementId id, const char *text, const char *text2,
+             gint64 number, gboolean with_number, const char *what, GError **error)
+{
+  sqlite3_stmt *stmt = statement(journal, id, error);
+  int rc = SQLITE_OK;
+  int index = 1;
+
+  if (stmt == NULL)
+    return FALSE;
+  if (text != NULL)
+    rc = sqlite3_bind_text(stmt, index++, text, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK && text2 != NULL)
+    rc = sqlite3_bind_text(stmt, index++, text2, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK && with_number)
+    rc = sqlite3_bind_int64(stmt, index, number);
+  if (bind_failed(journal, stmt, rc, error))
+    return FALSE;
+  return statement_run(journal, stmt, what, error);
+}
+
+static gboolean
+worker_remove_account(RxJournal *journal, Request *req, GError **error)
+{
+  if (!exec_sql(journal, "BEGIN IMMEDIATE", RX_JOURNAL_ERROR_STORAGE, error))
+    return FALSE;
+  if (!worker_write(journal, ST_DELETE_ACCOUNT, req->account, NULL, 0, FALSE,
+                    "cannot remove an account", error) ||
+      !worker_write(journal, ST_DELETE_EVENTS, req->account, NULL, 0, FALSE,
+                    "cannot remove an account's events", error) ||
+      !exec_sql(journal, "COMMIT", RX_JOURNAL_ERROR_STORAGE, error)) {
+    rollback(journal);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static GHashTable *
+worker_pending(RxJournal *journal, GError **error)
+{
+  sqlite3_stmt *stmt = statement(journal, ST_PENDING, error);
+  g_autoptr(GHashTable) counts = NULL;
+  int rc;
+
+  if (stmt == NULL)
+    return NULL;
+  counts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    const char *account = (const char *) sqlite3_column_text(stmt, 0);
+    gint64 count = sqlite3_column_int64(stmt, 1);
+
+    if (account != NULL)
+      g_hash_table_insert(counts, g_strdup(account), GINT_TO_POINTER((int) MIN(count, G_MAXINT)));
+  }
+  if (rc != SQLITE_DONE) {
+    set_sqlite_error(error, RX_JOURNAL_ERROR_STORAGE, journal->db, "cannot count events");
+    statement_done(stmt);
+    return NULL;
+  }
+  statement_done(stmt);
+  return g_steal_pointer(&counts);
+}
+
+static GHashTable *
+worker_load_accounts(RxJournal *journal, GError **error)
+{
+  sqlite3_stmt *stmt = statement(journal, ST_LOAD_ACCOUNTS, error);
+  g_autoptr(GHashTable) accounts = NULL;
+  int rc;
+
+  if (stmt == NULL)
+    return NULL;
+  accounts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    const char *account = (const char *) sqlite3_column_text(stmt, 0);
+    const char *json = (const char *) sqlite3_column_text(stmt, 1);
+
+    if (account != NULL && json != NULL)
+      g_hash_table_insert(accounts, g_strdup(account), g_strdup(json));
+  }
+  if (rc != SQLITE_DONE) {
+    set_sqlite_error(error, RX_JOURNAL_ERROR_STORAGE, journal->db, "cannot read registrations");
+    statement_done(stmt);
+    return NULL;
+  }
+  statement_done(stmt);
+  return g_steal_pointer(&accounts);
+}
+
+static void
+worker_handle(RxJournal *journal, Request *req)
+{
+  gboolean committed = FALSE;
+
+  switch (req->kind) {
+  case REQ_FETCH:
+    if (!worker_fetch(journal, req, &req->error))
+      g_clear_pointer(&req->events, g_ptr_array_unref);
+    break;
+  case REQ_ACK:
+    committed = worker_write(journal, ST_ACK, req->account, NULL, req->seq, TRUE,
+                             "cannot delete acknowledged events", &req->error);
+    break;
+  case REQ_SAVE_ACCOUNT:
+    committed = worker_write(journal, ST_SAVE_ACCOUNT, req->account, req->json, 0, FALSE,
+                             "cannot save a registration", &req->error);
+    break;
+  case REQ_REMOVE_ACCOUNT:
+    committed = worker_remove_account(journal, req, &req->error);
+    break;
+  case REQ_PENDING:
+    req->table = worker_pending(journal, &req->error);
+    break;
+  case REQ_EXPIRE:
+    committed = worker_write(journal, ST_EXPIRE, NULL, NULL, req->now - req->horizon, TRUE,
+                             "cannot expire dedupe keys", &req->error);
+    break;
+  case REQ_LOAD_ACCOUNTS:
+    req->table = worker_load_accounts(journal, &req->error);
+    g_async_queue_push(req->reply, req); /* the caller waits for it and frees it */
+    return;
+  case REQ_HOLD:
+    g_mutex_lock(&journal->hold_lock);
+    while (journal->held)
+      g_cond_wait(&journal->hold_cond, &journal->hold_lock);
+    g_mutex_unlock(&journal->hold_lock);
+    request_free(req);
+    return;
+  case REQ_APPEND:
+  case REQ_NEW:
+  case REQ_STOP:
+    g_assert_not_reached();
+  }
+  if (committed)
+    after_commit(journal);
+  answer(journal, req);
+}
+
+static gpointer
+worker_main(gpointer data)
+{
+  RxJournal *journal = data;
+  Request *next = NULL;
+
+  for (;;) {
+    Request *req = next != NULL ? next : g_async_queue_pop(journal->queue);
+
+    next = NULL;
+    if (req->kind == REQ_STOP) {
+      request_free(req);
+      break;
+    }
+    if (req->kind == REQ_APPEND) {
+      g_autoptr(GPtrArray) batch = g_ptr_array_new();
+
+      /* group commit: every append queued right behind this one joins it;
+       * the first other request ends the batch and runs after it, in order */
+      g_ptr_array_add(batch, req);
+      while (batch->len < JOURNAL_MAX_BATCH &&
+             (next = g_async_queue_try_pop(journal->queue)) != NULL) {
+        if (next->kind != REQ_APPEND)
+          break;
+        g_ptr_array_add(batch, next);
+        next = NULL;
+      }
+      worker_append(journal, batch);
+      continue;
+    }
+    worker_handle(journal, req);
+  }
+
+  if (journal->commits_since_checkpoint > 0)
+    checkpoint(journal);
+  return NULL;
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+static gboolean
+open_error(GError **error, const char *what, const char *path, int errsv)
+{
+  g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "%s %s: %s", what, path,
+              g_strerror(errsv));
+  return FALSE;
+}
+
+/* The state directory: created 0700 when missing; ours, and 0700. */
+static gboolean
+prepare_dir(const char *dir, GError **error)
+{
+  struct stat st;
+  gboolean existed = g_file_test(dir, G_FILE_TEST_EXISTS);
+
+  if (g_mkdir_with_parents(dir, 0700) != 0)
+    return open_error(error, "cannot create the journal directory", dir, errno);
+  if (stat(dir, &st) != 0)
+    return open_error(error, "cannot inspect the journal directory", dir, errno);
+  if (!S_ISDIR(st.st_mode)) {
+    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "%s is not a directory", dir);
+    return FALSE;
+  }
+  if (st.st_uid != geteuid()) {
+    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN,
+                "the journal directory %s belongs to another user", dir);
+    return FALSE;
+  }
+  if ((st.st_mode & 07777) != 0700) {
+    if (chmod(dir, 0700) != 0)
+      return open_error(error, "cannot make the journal directory private", dir, errno);
+    if (existed)
+      g_message("journal: made %s private (mode 0700)", dir);
+  }
+  return TRUE;
+}
+
+/* Checks a file (described by @st): regular, ours. *@fix is TRUE when its
+ * mode is not exactly 0600: the umask may have removed bits, or an older file
+ * may be open to others. */
+static gboolean
+private_file(const struct stat *st, const char *path, gboolean *fix, GError **error)
+{
+  if (!S_ISREG(st->st_mode)) {
+    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "%s is not a regular file", path);
+    return FALSE;
+  }
+  if (st->st_uid != geteuid()) {
+    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "%s belongs to another user", path);
+    return FALSE;
+  }
+  *fix = (st->st_mode & 07777) != 0600;
+  return TRUE;
+}
+
+static gboolean
+private_fd(int fd, const char *path, GError **error)
+{
+  struct stat st;
+  gboolean fix;
+
+  if (fstat(fd, &st) != 0)
+    return open_error(error, "cannot inspect", path, errno);
+  if (!private_file(&st, path, &fix, error))
+    return FALSE;
+  if (fix && fchmod(fd, 0600) != 0)
+    return open_error(error, "cannot make private", path, errno);
+  return TRUE;
+}
+
+/* Creates @path 0600 when missing (unless @optional), or checks and fixes an
+ * existing one. An existing file is never opened here: closing any descriptor
+ * of a file drops all of this process's POSIX locks on it, including SQLite's
+ * lock of a journal this process already has open. */
+static gboolean
+prepare_file(const char *path, gboolean optional, GError **error)
+{
+  struct stat st;
+  gboolean fix;
+
+  if (!optional) {
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+    if (fd >= 0) {
+      /* new, so no one holds a lock on it */
+      gboolean ok = private_fd(fd, path, error);
+
+      close(fd);
+      return ok;
+    }
+    if (errno != EEXIST)
+      return open_error(error, "cannot create", path, errno);
+  }
+  if (lstat(path, &st) != 0) {
+    if (optional && errno == ENOENT)
+      return TRUE;
+    return open_error(error, "cannot inspect", path, errno);
+  }
+  if (!private_file(&st, path, &fix, error))
+    return FALSE;
+  /* inside our 0700 directory, no one else can swap the file meanwhile */
+  if (fix && chmod(path, 0600) != 0)
+    return open_error(error, "cannot make private", path, errno);
+  return TRUE;
+}
+
+static gboolean
+write_all(int fd, const guint8 *data, gsize len)
+{
+  while (len > 0) {
+    ssize_t n = write(fd, data, len);
+
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return FALSE;
+    }
+    data += n;
+    len -= (gsize) n;
+  }
+  return TRUE;
+}
+
+static gboolean
+read_all(int fd, guint8 *data, gsize len)
+{
+  while (len > 0) {
+    ssize_t n = read(fd, data, len);
+
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return FALSE;
+    }
+    if (n == 0) {
+      errno = EIO;
+      return FALSE;
+    }
+    data += n;
+    len -= (gsize) n;
+  }
+  return TRUE;
+}
+
+/* Writes a new random key to @path through a temporary file, so that a crash
+ * never leaves a short key behind. Runs with the database lock held, so no
+ * other receiver writes the same file. */
+static gboolean
+create_key(const char *dir, const char *path, guint8 *key, GError **error)
+{
+  g_autofree char *tmp = g_build_filename(dir, "journal.key.tmp", NULL);
+  int fd;
+  int dir_fd;
+
+  randombytes_buf(key, JOURNAL_KEY_BYTES);
+  if (unlink(tmp) != 0 && errno != ENOENT)
+    return open_error(error, "cannot remove", tmp, errno);
+  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return open_error(error, "cannot create", tmp, errno);
+  if (fchmod(fd, 0600) != 0 || !write_all(fd, key, JOURNAL_KEY_BYTES) || fsync(fd) != 0) {
+    int errsv = errno;
+
+    close(fd);
+    unlink(tmp);
+    return open_error(error, "cannot write", tmp, errsv);
+  }
+  if (close(fd) != 0 || rename(tmp, path) != 0) {
+    int errsv = errno;
+
+    unlink(tmp);
+    return open_error(error, "cannot create", path, errsv);
+  }
+  dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    fsync(dir_fd); /* best effort: the key is only lost with the hashes it made */
+    close(dir_fd);
+  }
+  return TRUE;
+}
+
+/* The dedupe key, in sodium_malloc'd read-only memory. */
+static guint8 *
+load_key(const char *dir, GError **error)
+{
+  g_autofree char *path = g_build_filename(dir, "journal.key", NULL);
+  guint8 *key = sodium_malloc(JOURNAL_KEY_BYTES);
+  struct stat st;
+  int fd;
+
+  if (key == NULL) {
+    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN,
+                        "no secure memory for the journal key");
+    return NULL;
+  }
+  fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) {
+    if (!create_key(dir, path, key, error))
+      goto failed;
+    sodium_mprotect_readonly(key);
+    return key;
+  }
+  if (fd < 0) {
+    open_error(error, "cannot open", path, errno);
+    goto failed;
+  }
+  if (!private_fd(fd, path, error)) {
+    close(fd);
+    goto failed;
+  }
+  if (fstat(fd, &st) != 0 || st.st_size != JOURNAL_KEY_BYTES) {
+    close(fd);
+    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN,
+                "%s is damaged (it must hold exactly %d bytes)", path, JOURNAL_KEY_BYTES);
+    goto failed;
+  }
+  if (!read_all(fd, key, JOURNAL_KEY_BYTES)) {
+    int errsv = errno;
+
+    close(fd);
+    open_error(error, "cannot read", path, errsv);
+    goto failed;
+  }
+  close(fd);
+  sodium_mprotect_readonly(key);
+  return key;
+
+failed:
+  sodium_free(key); /* wipes */
+  return NULL;
+}
+
+/* An error while opening: "in use" when another connection holds the lock. */
+static gboolean
+open_sqlite_error(RxJournal *journal, int rc, const char *what, GError **error)
+{
+  if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN,
+                        "the journal is in use by another receiver");
+  else
+    set_sqlite_error(error, RX_JOURNAL_ERROR_OPEN, journal->db, what);
+  return FALSE;
+}
+
+/* A PRAGMA that answers one row; its text in *@out when @out is given. */
+static int
+pragma(sqlite3 *db, const char *sql, char **out)
+{
+  sqlite3_stmt *stmt = NULL;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+
+  if (rc != SQLITE_OK)
+    return rc;
+  rc = sqlite3_step(stmt);
+  if (rc == SQLITE_ROW) {
+    if (out != NULL)
+      *out = g_strdup((const char *) sqlite3_column_text(stmt, 0));
+    rc = sqlite3_step(stmt);
+  }
+  if (rc == SQLITE_DONE)
+    rc = SQLITE_OK;
+  sqlite3_finalize(stmt);
+  return rc;
+}
+
+static gboolean
+configure(RxJournal *journal, GError **error)
+{
+  static const char *const setup[] = {
+    /* before WAL: then SQLite keeps the WAL index in heap memory (no -shm
+     * file) and never lets go of the lock it takes below */
+    "PRAGMA locking_mode = EXCLUSIVE",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA wal_autocheckpoint = 0",
+    "PRAGMA trusted_schema = OFF",
+  };
+  g_autofree char *mode = NULL;
+  int rc;
+
+  for (gsize i = 0; i < G_N_ELEMENTS(setup); i++) {
+    rc = pragma(journal->db, setup[i], NULL);
+    if (rc != SQLITE_OK)
+      return open_sqlite_error(journal, rc, "cannot configure the journal", error);
+  }
+  /* takes (and keeps) the exclusive lock, if no one else has it */
+  rc = pragma(journal->db, "PRAGMA journal_mode = WAL", &mode);
+  if (rc != SQLITE_OK)
+    return open_sqlite_error(journal, rc, "cannot open the journal", error);
+  if (g_strcmp0(mode, "wal") != 0) {
+    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN,
+                        "cannot switch the journal to write-ahead logging");
+    return FALSE;
+  }
+  /* sqlite3_wal_autocheckpoint(0) above cleared any hook: ours counts pages */
+  sqlite3_wal_hook(journal->db, wal_hook, journal);
+  return TRUE;
+}
+
+static gboolean
+prepare_schema(RxJournal *journal, GError **error)
+{
+  static const char schema[] =
+    "CREATE TABLE accounts (account TEXT PRIMARY KEY NOT NULL, json TEXT NOT NULL);"
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL,"
+    "  received INTEGER NOT NULL, sealed BLOB NOT NULL);"
+    "CREATE INDEX events_account_seq ON events (account, seq);"
+    "CREATE TABLE seen (hash BLOB PRIMARY KEY NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX seen_at ON seen (at);"
+    "PRAGMA user_version = 1;";
+  g_autofree char *version_text = NULL;
+  gint64 version;
+  int rc;
+
+  G_STATIC_ASSERT(JOURNAL_SCHEMA_VERSION == 1); /* the schema above */
+  rc = sqlite3_exec(journal->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc != SQLITE_OK)
+    return open_sqlite_error(journal, rc, "cannot open the journal", error);
+  rc = pragma(journal->db, "PRAGMA user_version", &version_text);
+  if (rc != SQLITE_OK) {
+    open_sqlite_error(journal, rc, "cannot read the journal schema", error);
+    goto failed;
+  }
+  version = g_ascii_strtoll(version_text != NULL ? version_text : "0", NULL, 10);
+  if (version > JOURNAL_SCHEMA_VERSION) {
+    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_SCHEMA,
+                "the journal was written by a newer wabiz-receiver (schema %" G_GINT64_FORMAT
+                ", this one knows up to %d)",
+                version, JOURNAL_SCHEMA_VERSION);
+    goto failed;
+  }
+  if (version == 0 && sqlite3_exec(journal->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+    set_sqlite_error(error, RX_JOURNAL_ERROR_OPEN, journal->db, "cannot create the journal schema");
+    goto failed;
+  }
+  if (sqlite3_exec(journal->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    set_sqlite_error(error, RX_JOURNAL_ERROR_OPEN, journal->db, "cannot create the journal schema");
+    goto failed;
+  }
+  return TRUE;
+
+failed:
+  rollback(journal);
+  return FALSE;
+}
+
+static gboolean
+limit_pages(RxJournal *journal, gint64 max_page_count, GError **error)
+{
+  g_autofree char *sql = NULL;
+
+  if (max_page_count <= 0)
+    return TRUE;
+  /* SQLite never sets it below the current size */
+  sql = g_strdup_printf("PRAGMA max_page_count = %" G_GINT64_FORMAT, max_page_count);
+  if (pragma(journal->db, sql, NULL) != SQLITE_OK) {
+    set_sqlite_error(error, RX_JOURNAL_ERROR_OPEN, journal->db, "cannot limit the journal size");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+close_db(RxJournal *journal)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS(journal->statements); i++)
+    g_clear_pointer(&journal->statements[i], sqlite3_finalize);
+  if (journal->db != NULL && sqlite3_close(journal->db) != SQLITE_OK)
+    g_warning("journal: cannot close the database: %s", sqlite3_errmsg(journal->db));
+  journal->db = NULL;
+}
+
+static void
+journal_free(RxJournal *journal)
+{
+  close_db(journal);
+  if (journal->key != NULL) {
+    sodium_mprotect_readwrite(journal->key);
+    sodium_memzero(journal->key, JOURNAL_KEY_BYTES);
+    sodium_free(journal->key);
+  }
+  g_clear_pointer(&journal->notifier, notifier_release);
+  g_clear_pointer(&journal->queue, g_async_queue_unref);
+  g_clear_pointer(&journal->context, g_main_context_unref);
+  g_mutex_clear(&journal->hold_lock);
+  g_cond_clear(&journal->hold_cond);
+  g_free(journal);
+}
+
+RxJournal *
+rx_journal_open(const char *dir, GMainContext *context, gint64 max_page_count, GError **error)
+{
+  RxJournal *journal;
+  g_autofree char *db_path = NULL;
+  g_autofree char *wal_path = NULL;
+  g_autofree char *shm_path = NULL;
+  g_autoptr(GError) local = NULL;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
+  int rc;
+
+  g_return_val_if_fail(dir != NULL, NULL);
+
+  if (!wa_sodium_init(&local)) {
+    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "%s", local->message);
+    return NULL;
+  }
+  journal = g_new0(RxJournal, 1);
+  g_mutex_init(&journal->hold_lock);
+  g_cond_init(&journal->hold_cond);
+  journal->context = g_main_context_ref(context != NULL ? context : g_main_context_default());
+  journal->queue = g_async_queue_new();
+  journal->notifier = notifier_new();
+
+  db_path = g_build_filename(dir, "journal.db", NULL);
+  wal_path = g_strconcat(db_path, "-wal", NULL);
+  shm_path = g_strconcat(db_path, "-shm", NULL);
+  /* SQLite gives -wal (and -shm) files the database's mode: create it 0600
+   * first, and fix files a crash may have left behind */
+  if (!prepare_dir(dir, error) || !prepare_file(db_path, FALSE, error) ||
+      !prepare_file(wal_path, TRUE, error) || !prepare_file(shm_path, TRUE, error))
+    goto failed;
+
+  rc = sqlite3_open_v2(db_path, &journal->db, flags, NULL);
+  if (rc != SQLITE_OK) {
+    if (journal->db != NULL)
+      set_sqlite_error(error, RX_JOURNAL_ERROR_OPEN, journal->db, "cannot open the journal");
+    else
+      g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "cannot open the journal: %s",
+                  sqlite3_errstr(rc));
+    goto failed;
+  }
+  sqlite3_extended_result_codes(journal->db, 1);
+  if (!configure(journal, error) || !prepare_schema(journal, error) ||
+      !limit_pages(journal, max_page_count, error))
+    goto failed;
+  /* with the lock held: no other receiver creates the key meanwhile */
+  journal->key = load_key(dir, error);
+  if (journal->key == NULL)
+    goto failed;
+
+  journal->worker = g_thread_try_new("rx-journal", worker_main, journal, &local);
+  if (journal->worker == NULL) {
+    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN,
+                "cannot start the journal thread: %s", local->message);
+    goto failed;
+  }
+  return journal;
+
+failed:
+  journal_free(journal);
+  return NULL;
+}
+
+void
+rx_journal_close(RxJournal *journal)
+{
+  if (journal == NULL)
+    return;
+  /* everything queued before STOP is processed and answered; the answers
+   * are idle sources on the context, which run whenever it is iterated
+   * again (or are freed with it) */
+  g_async_queue_push(journal->queue, request_new(REQ_STOP));
+  g_thread_join(journal->worker);
+  journal->worker = NULL;
+  /* no one can fetch from a closed journal: stop announcing new events */
+  rx_journal_set_new_func(journal, NULL, NULL);
+  journal_free(journal);
+}
+
+void
+rx_journal_set_new_func(RxJournal *journal, RxJournalNewFunc func, gpointer data)
+{
+  g_return_if_fail(journal != NULL);
+  g_mutex_lock(&journal->notifier->lock);
+  journal->notifier->func = func;
+  journal->notifier->data = data;
+  g_mutex_unlock(&journal->notifier->lock);
+}
+
+void
+rx_journal_append(RxJournal *journal, GPtrArray *changes, gint64 now, RxAppendFunc done,
+                  gpointer data)
+{
+  Request *req;
+
+  g_return_if_fail(journal != NULL);
+  g_return_if_fail(changes != NULL);
+  req = request_new(REQ_APPEND);
+  req->changes = changes;
+  req->now = now;
+  req->cb.append = done;
+  req->data = data;
+  g_async_queue_push(journal->queue, req);
+}
+
+void
+rx_journal_fetch(RxJournal *journal, const char *account, gint64 after_seq, guint limit,
+                 RxFetchFunc done, gpointer data)
+{
+  Request *req;
+
+  g_return_if_fail(journal != NULL);
+  g_return_if_fail(account != NULL);
+  req = request_new(REQ_FETCH);
+  req->account = g_strdup(account);
+  req->seq = after_seq;
+  req->limit = limit;
+  req->cb.fetch = done;
+  req->data = data;
+  g_async_queue_push(journal->queue, req);
+}
+
+static void
+queue_done_request(RxJournal *journal, RequestKind kind, const char *account, const char *json,
+                   gint64 seq, RxDoneFunc done, gpointer data)
+{
+  Request *req = request_new(kind);
+
+  req->account = g_strdup(account);
+  req->json = g_strdup(json);
+  req->seq = seq;
+  req->cb.done = done;
+  req->data = data;
+  g_async_queue_push(journal->queue, req);
+}
+
+void
+rx_journal_ack(RxJournal *journal, const char *account, gint64 upto_seq, RxDoneFunc done,
+               gpointer data)
+{
+  g_return_if_fail(journal != NULL);
+  g_return_if_fail(account != NULL);
+  queue_done_request(journal, REQ_ACK, account, NULL, upto_seq, done, data);
+}
+
+void
+rx_journal_save_account(RxJournal *journal, const char *account, const char *json,
+                        RxDoneFunc done, gpointer data)
+{
+  g_return_if_fail(journal != NULL);
+  g_return_if_fail(account != NULL);
+  g_return_if_fail(json != NULL);
+  queue_done_request(journal, REQ_SAVE_ACCOUNT, account, json, 0, done, data);
+}
+
+void
+rx_journal_remove_account(RxJournal *journal, const char *account, RxDoneFunc done,
+                          gpointer data)
+{
+  g_return_if_fail(journal != NULL);
+  g_return_if_fail(account != NULL);
+  queue_done_request(journal, REQ_REMOVE_ACCOUNT, account, NULL, 0, done, data);
+}
+
+GHashTable *
+rx_journal_load_accounts(RxJournal *journal, GError **error)
+{
+  Request *req;
+  GHashTable *accounts;
+
+  g_return_val_if_fail(journal != NULL, NULL);
+  /* through the worker, which owns the connection; waits for its answer */
+  req = request_new(REQ_LOAD_ACCOUNTS);
+  req->reply = g_async_queue_new();
+  g_async_queue_push(journal->queue, req);
+  req = g_async_queue_pop(req->reply);
+  if (req->error != NULL) {
+    g_propagate_error(error, g_steal_pointer(&req->error));
+    request_free(req);
+    return NULL;
+  }
+  accounts = g_steal_pointer(&req->table);
+  request_free(req);
+  return accounts;
+}
+
+void
+rx_journal_pending(RxJournal *journal, RxCountsFunc done, gpointer data)
+{
+  Request *req;
+
+  g_return_if_fail(journal != NULL);
+  req = request_new(REQ_PENDING);
+  req->cb.counts = done;
+  req->data = data;
+  g_async_queue_push(journal->queue, req);
+}
+
+void
+rx_journal_expire(RxJournal *journal, gint64 now, gint64 horizon_s, RxDoneFunc done,
+                  gpointer data)
+{
+  Request *req;
+
+  g_return_if_fail(journal != NULL);
+  req = request_new(REQ_EXPIRE);
+  req->now = now;
+  req->horizon = horizon_s;
+  req->cb.done = done;
+  req->data = data;
+  g_async_queue_push(journal->queue, req);
+}
+
+/* Test hook, not in rx-journal.h (tests/unit/test-journal.c declares it):
+ * with @hold TRUE the worker stops at this point of the queue until called
+ * again with FALSE, so that a test can queue several appends and see them
+ * committed as one group. */
+void
+rx_journal_test_hold(RxJournal *journal, gboolean hold)
+{
+  g_mutex_lock(&journal->hold_lock);
+  journal->held = hold;
+  g_cond_broadcast(&journal->hold_cond);
+  g_mutex_unlock(&journal->hold_lock);
+  if (hold)
+    g_async_queue_push(journal->queue, request_new(REQ_HOLD));
+}

@@ -1,0 +1,267 @@
+"""Receiving and chatting: webhooks from the simulator reach wabiz-receiver,
+which journals them sealed; the plugin (in wabiz-host) opens them and shows
+customers' messages, statuses, groups and notices as Pidgin would."""
+
+import json
+import os
+import stat
+import time
+
+from harness import DEFAULT_APP_SECRET, VERIFY_TOKEN, Receiving, contains, has, main, wait_until
+
+ANNA = "491701234567"
+BEN = "491709876543"
+
+
+def im_from(who, **extra):
+    match = {"event": "write", "conv": who, "who": who, "flags": has("recv")}
+    match.update(extra)
+    return match
+
+
+class Receive(Receiving):
+
+    def test_setup_notice(self):
+        host = self.start_receiving_host(options={"webhook_public_url": "https://biz.example/wh"})
+        notice = host.events({"event": "write", "conv": "notices",
+                              "message": contains("webhook receiver listens on")})[0]["message"]
+        self.assertIn("https://biz.example/wh", notice)
+        self.assertIn(VERIFY_TOKEN, notice)
+        self.assertNotIn(DEFAULT_APP_SECRET, notice)
+        status = self.receiver_status()
+        self.assertIsNotNone(status)
+        self.assertEqual([a["account"] for a in status["accounts"]], [self.sim.pnid])
+
+    def test_inbound_text_once_though_duplicated_and_reordered(self):
+        host = self.start_receiving_host()
+        self.sim.webhook(duplicate=True)
+        now = int(time.time())
+        first = self.sim.inbound("first question", sender=ANNA, name="Anna Schmidt", timestamp=now - 60)
+        second = self.sim.inbound("second question", sender=ANNA, name="Anna Schmidt", timestamp=now - 30)
+        # the first delivery again, after the second: a late retry
+        self.sim.webhook_raw(first["body"])
+        self.wait_delivered(5)
+        one = host.wait_for(im_from(ANNA, message="first question"))
+        two = host.wait_for(im_from(ANNA, message="second question"))
+        self.assertEqual(one["time"], now - 60)
+        self.assertEqual(two["time"], now - 30)
+        host.expect_none(im_from(ANNA), 1.0)
+        self.assertNotEqual(first["id"], second["id"])
+        buddy = host.wait_for({"event": "buddy", "name": ANNA, "server_alias": "Anna Schmidt"})
+        self.assertEqual(buddy["group"], "WhatsApp Business")
+        host.wait_for({"event": "buddy", "name": ANNA, "status_id": "available"})
+
+    def test_reply_round_trip_exact_json(self):
+        host = self.start_receiving_host()
+        self.sim.inbound("Do you ship to Munich?", sender=ANNA, name="Anna")
+        host.wait_for(im_from(ANNA, message="Do you ship to Munich?"))
+        host.send_im(ANNA, "Yes, <b>next day</b>.")
+        sent = self.sim.wait_for_sent(1)
+        self.assertEqual(sent[-1]["request"], {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "+" + ANNA,
+            "type": "text",
+            "text": {"body": "Yes, *next day*."},
+            "biz_opaque_callback_data": "wabiz:1",
+        })
+        host.expect_none({"event": "write", "flags": has("error")}, 1.0)
+        # its statuses (sent, delivered) arrive and show nothing new
+        host.expect_none({"event": "write", "flags": has("remote-send")}, 0.5)
+
+    def test_messenger_closed_then_opened_gets_backlog_once_in_order(self):
+        host = self.start_receiving_host()
+        host.quit()
+        self.hosts.remove(host)
+        host.close()
+        now = int(time.time())
+        for i in range(50):
+            self.sim.inbound("message %02d" % i, sender=BEN, name="Ben", timestamp=now - 100 + i)
+        self.wait_delivered(50)
+        again = self.start_receiving_host()
+        for i in range(50):
+            again.wait_for(im_from(BEN, message="message %02d" % i))
+        again.expect_none(im_from(BEN), 1.0)
+        status = self.receiver_status()
+        wait_pending = [a["pending"] for a in status["accounts"]]
+        self.assertEqual(wait_pending, [0])
+
+    def test_unsigned_and_wrongly_signed_posts_change_nothing(self):
+        host = self.start_receiving_host()
+        body = self.sim.inbound("real", sender=ANNA)["body"]
+        host.wait_for(im_from(ANNA, message="real"))
+        forged = body.replace("real", "forged")
+        unsigned = self.sim.webhook_raw(forged, sign=False)
+        wrong = self.sim.webhook_raw(forged, secret="not-the-app-secret")
+
+        def answers():
+            got = {d["delivery"]: d["status"] for d in self.sim.webhooks() if d.get("status")}
+            return got if unsigned["delivery"] in got and wrong["delivery"] in got else None
+        got = wait_until(answers, what="answers to the forged deliveries")
+        self.assertEqual(got[unsigned["delivery"]], 401)
+        self.assertEqual(got[wrong["delivery"]], 401)
+        host.wait_for({"event": "write", "conv": "notices", "message": contains("app secret")})
+        host.expect_none(im_from(ANNA, message="forged"), 1.0)
+
+    def test_window_closes_when_the_clock_moves(self):
+        host = self.start_receiving_host()
+        # a message from 23 h 30 min ago: open, under an hour left
+        self.sim.inbound("still there?", sender=ANNA, timestamp=int(time.time()) - 23 * 3600 - 1800)
+        host.wait_for(im_from(ANNA, message="still there?"))
+        host.wait_for({"event": "buddy", "name": ANNA, "status_id": "away"})
+        info = host.call({"cmd": "buddy_info", "who": ANNA})
+        self.assertRegex(info["status_text"], r"^Service window open: (29|30) min left$")
+        self.assertIn({"label": "Service window", "value": info["status_text"]}, info["tooltip"])
+        host.call({"cmd": "ipc", "plugin": "prpl-wabiz", "name": "clock-advance", "arg": "3600"})
+        # (the buddy's first event, when it was added, was offline too)
+        host.wait_for({"event": "buddy", "name": ANNA, "status_id": "offline", "show_offline": True})
+        info = host.call({"cmd": "buddy_info", "who": ANNA})
+        self.assertEqual(info["status_text"], "Service window closed: only approved templates can be sent")
+        before = len(self.sim.sent())
+        host.send_im(ANNA, "sorry for the wait")
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("error"),
+                       "message": contains("service window with this customer has closed")})
+        time.sleep(0.5)
+        self.assertEqual(len(self.sim.sent()), before)
+        # the customer writes again: the window reopens
+        self.sim.inbound("hello again", sender=ANNA, timestamp=int(time.time()) + 3600)
+        host.wait_for({"event": "buddy", "name": ANNA, "status_id": "available"})
+
+    def test_failed_status_shows_its_reason(self):
+        host = self.start_receiving_host()
+        self.sim.config(auto_statuses=[])
+        self.sim.inbound("hi", sender=ANNA)
+        host.wait_for(im_from(ANNA, message="hi"))
+        host.send_im(ANNA, "our offer")
+        wamid = self.sim.wait_for_sent(1)[-1]["wamid"]
+        self.sim.status(wamid, "failed", errors=[{
+            "code": 131049, "title": "This message was not delivered to maintain healthy ecosystem engagement.",
+            "message": "This message was not delivered to maintain healthy ecosystem engagement.",
+            "error_data": {"details": "In order to maintain a healthy ecosystem engagement, the message failed to be delivered."}}])
+        line = host.wait_for({"event": "write", "conv": ANNA, "flags": has("error"),
+                              "message": contains("Not delivered")})
+        self.assertIn("131049", line["message"])
+        # a late "sent" after "failed" changes nothing
+        self.sim.status(wamid, "sent")
+        host.expect_none({"event": "write", "conv": ANNA, "flags": has("remote-send")}, 1.0)
+
+    def test_customer_markup_arrives_as_text(self):
+        host = self.start_receiving_host()
+        self.sim.inbound('<img id="1"> <b>not bold</b> & *bold*', sender=ANNA, name='<i>Eve</i>')
+        line = host.wait_for(im_from(ANNA))
+        self.assertNotIn("<img", line["message"])
+        self.assertNotIn("<b>not", line["message"])
+        self.assertIn("&lt;img id=", line["message"])
+        self.assertIn("&lt;b&gt;not bold&lt;/b&gt;", line["message"])
+        self.assertIn("&amp;", line["message"])
+        self.assertIn("<b>bold</b>", line["message"])  # WhatsApp's own *bold*
+        host.wait_for({"event": "buddy", "name": ANNA, "server_alias": "<i>Eve</i>"})
+
+    def test_sent_elsewhere_and_echoes(self):
+        host = self.start_receiving_host()
+        pnid = self.sim.pnid
+        waba = self.sim.info()["waba_id"]
+        status = {"object": "whatsapp_business_account", "entry": [{"id": waba, "changes": [{
+            "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": pnid},
+                "statuses": [{"id": "wamid.elsewhere1", "status": "sent", "timestamp": str(int(time.time())),
+                              "recipient_id": BEN}]}}]}]}
+        self.sim.webhook_raw(json.dumps(status))
+        line = host.wait_for({"event": "write", "conv": BEN, "flags": has("send", "remote-send")})
+        self.assertIn("another app", line["message"])
+        echo = {"object": "whatsapp_business_account", "entry": [{"id": waba, "changes": [{
+            "field": "smb_message_echoes", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": pnid},
+                "message_echoes": [{"from": "15550783881", "to": BEN, "id": "wamid.echo1",
+                                    "timestamp": str(int(time.time())), "type": "text",
+                                    "text": {"body": "sent from the phone <3"}}]}}]}]}
+        self.sim.webhook_raw(json.dumps(echo))
+        line = host.wait_for({"event": "write", "conv": BEN, "flags": has("send", "remote-send"),
+                              "message": contains("sent from the phone")})
+        self.assertIn("&lt;3", line["message"])
+        host.expect_none({"event": "write", "flags": has("recv")}, 0.5)
+
+    def test_group_messages_in_a_read_only_chat(self):
+        host = self.start_receiving_host()
+        pnid = self.sim.pnid
+        waba = self.sim.info()["waba_id"]
+        group = "Y2FwaV9ncm91cDoxODA1NTU1MDE3MjoxMjAzNjMyMjI3NzE5NjMwNjcZD"
+        body = {"object": "whatsapp_business_account", "entry": [{"id": waba, "changes": [{
+            "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": pnid},
+                "contacts": [{"profile": {"name": "Ben"}, "wa_id": BEN}],
+                "messages": [{"from": BEN, "group_id": group, "id": "wamid.group1",
+                              "timestamp": str(int(time.time())), "type": "text",
+                              "text": {"body": "hello group"}}]}}]}]}
+        self.sim.webhook_raw(json.dumps(body))
+        line = host.wait_for({"event": "write", "conv": group, "conv_type": "chat", "who": BEN})
+        self.assertEqual(line["message"], "hello group")
+        host.call({"cmd": "command", "conv": group, "text": "say hi"}, expect_error=False)
+        lifecycle = {"object": "whatsapp_business_account", "entry": [{"id": waba, "changes": [{
+            "field": "group_participants_update", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": pnid},
+                "groups": [{"timestamp": str(int(time.time())), "group_id": group, "type": "group_participants_update",
+                            "removed_participants": [{"input": BEN, "wa_id": BEN}]}]}}]}]}
+        self.sim.webhook_raw(json.dumps(lifecycle))
+        host.wait_for({"event": "write", "conv": group, "message": contains("1 participant left")})
+        # no IM conversation was opened for the group's member
+        host.expect_none({"event": "write", "conv": BEN}, 0.5)
+
+    def test_silence_warning_when_no_webhook_arrives(self):
+        host = self.start_receiving_host(options={"webhook_silence_seconds": 1}, connect_sim=False)
+        host.send_im(ANNA, "hello?")
+        self.sim.wait_for_sent(1)
+        host.wait_for({"event": "write", "conv": "notices", "message": contains("no webhook")}, timeout=10)
+
+    def test_bsuid_customer_linked_to_phone_later(self):
+        host = self.start_receiving_host()
+        bsuid = "DE.13491208655302741918"
+        self.sim.inbound("no number yet", sender=ANNA, user_id=bsuid, no_phone=True, name="Username User")
+        host.wait_for(im_from(bsuid, message="no number yet"))
+        host.wait_for({"event": "buddy", "name": bsuid, "server_alias": "Username User"})
+        # the same person, now with a phone number: one buddy, renamed
+        self.sim.inbound("now with a number", sender=ANNA, user_id=bsuid, name="Username User")
+        host.wait_for(im_from(ANNA, message="now with a number"))
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("system"),
+                       "message": contains("now shares the phone number +" + ANNA)})
+        names = [b["name"] for b in host.blist()]
+        self.assertIn(ANNA, names)
+        self.assertNotIn(bsuid, names)
+        info = host.call({"cmd": "buddy_info", "who": ANNA})
+        self.assertIn({"label": "WhatsApp user ID", "value": bsuid}, info["tooltip"])
+
+    def test_receiver_exits_with_the_messenger_when_asked(self):
+        host = self.start_receiving_host(options={"receiver_keep_running": False})
+        self.assertIsNotNone(self.receiver_status())
+        host.quit()
+        wait_until(lambda: self.receiver_status() is None, timeout=20, what="the receiver to exit")
+
+    def test_key_and_receiver_files_are_private(self):
+        self.start_receiving_host()
+        wabiz = os.path.join(self.user_dir, "wabiz")
+        key = os.path.join(wabiz, "keys", self.sim.pnid + ".key")
+        for path, mode in ((wabiz, 0o700), (os.path.join(wabiz, "keys"), 0o700), (key, 0o600),
+                           (self.receiver_dir, 0o700), (os.path.join(self.receiver_dir, "rx.sock"), 0o600),
+                           (os.path.join(self.receiver_dir, "journal.db"), 0o600)):
+            self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), mode, path)
+        self.assertEqual(os.path.getsize(key), 32)
+        # the receiver holds only the public key: the secret key's bytes are nowhere in its files
+        with open(key, "rb") as f:
+            secret = f.read()
+        for name in os.listdir(self.receiver_dir):
+            path = os.path.join(self.receiver_dir, name)
+            if os.path.isfile(path):
+                with open(path, "rb") as f:
+                    self.assertNotIn(secret, f.read(), name)
+
+    def test_receiving_off_without_app_secret(self):
+        host = self.start_host()
+        host.wait_for({"event": "write", "conv": "notices", "message": contains("Receiving is off")})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+/* test-rxclient.c: the plugin's side of the receiver link against a scripted
+ * fake receiver on a real UNIX socket: the handshake lines, events and their
+ * acknowledgements, notices, refusals, a lost receiver, no receiver.
+ * Must not: depend on wabiz-receiver (its own tests cover it). */
+#include "wa-rxclient.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "wa-json.h"
+#include "wa-rxline.h"
+
+typedef struct {
+  char *dir;
+  char *path;
+  int listen_fd;
+  int peer;
+  WaRxlineBuf *in;
+  WaRxclient *client;
+  /* what the client reported */
+  gboolean ready;
+  char *url;
+  gint64 pending;
+  GPtrArray *events; /* "seq:payload" */
+  char *notice;
+  GError *failure;
+  char *failure_code;
+} Fixture;
+
+static void
+on_ready(gpointer user, JsonObject *registered, gint64 pending)
+{
+  Fixture *f = user;
+
+  f->ready = TRUE;
+  f->url = g_strdup(wa_json_get_string(registered, "url"));
+  f->pending = pending;
+}
+
+static void
+on_event(gpointer user, gint64 seq, gint64 received, GBytes *sealed)
+{
+  Fixture *f = user;
+  gsize len;
+  const char *data = g_bytes_get_data(sealed, &len);
+
+  g_ptr_array_add(f->events, g_strdup_printf("%" G_GINT64_FORMAT ":%.*s", seq, (int) len, data));
+}
+
+static void
+on_notice(gpointer user, const char *code, const char *message)
+{
+  Fixture *f = user;
+
+  g_free(f->notice);
+  f->notice = g_strdup_printf("%s:%s", code, message);
+}
+
+static void
+on_failed(gpointer user, const GError *error, const char *code)
+{
+  Fixture *f = user;
+
+  g_clear_error(&f->failure);
+  f->failure = g_error_copy(error);
+  g_free(f->failure_code);
+  f->failure_code = g_strdup(code);
+}
+
+static const WaRxclientEvents events = {on_ready, on_event, on_notice, on_failed};
+
+static void
+fixture_set_up(Fixture *f, gconstpointer data)
+{
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  g_autoptr(JsonObject) reg = json_object_new();
+
+  f->dir = g_dir_make_tmp("wabiz-rxclient-XXXXXX", NULL);
+  f->path = g_build_filename(f->dir, "rx.sock", NULL);
+  f->peer = -1;
+  f->events = g_ptr_array_new_with_free_func(g_free);
+  f->in = wa_rxline_buf_new();
+  if (data == NULL) {
+    f->listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    g_strlcpy(addr.sun_path, f->path, sizeof addr.sun_path);
+    g_assert_cmpint(bind(f->listen_fd, (struct sockaddr *) &addr, sizeof addr), ==, 0);
+    g_assert_cmpint(listen(f->listen_fd, 4), ==, 0);
+  } else {
+    f->listen_fd = -1;
+  }
+  json_object_set_string_member(reg, "account", "106540352242922");
+  json_object_set_string_member(reg, "public_key", "AAAA");
+  f->client = wa_rxclient_new(wa_loop_glib(), f->path, "test 1", reg, &events, f);
+}
+
+static void
+fixture_tear_down(Fixture *f, gconstpointer data)
+{
+  wa_rxclient_free(f->client);
+  if (f->peer >= 0)
+    close(f->peer);
+  if (f->listen_fd >= 0)
+    close(f->listen_fd);
+  g_unlink(f->path);
+  g_rmdir(f->dir);
+  g_free(f->path);
+  g_free(f->dir);
+  g_free(f->url);
+  g_free(f->notice);
+  g_free(f->failure_code);
+  g_clear_error(&f->failure);
+  g_ptr_array_unref(f->events);
+  wa_rxline_buf_free(f->in);
+}
+
+/* Iterates the main context until @done holds (or fails after 5 s). */
+#define SPIN_UNTIL(cond)                                                             \
+  G_STMT_START {                                                                     \
+    gint64 deadline_ = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;                  \
+    while (!(cond)) {                                                                \
+      g_assert_cmpint(g_get_monotonic_time(), <, deadline_);                         \
+      g_main_context_iteration(NULL, FALSE);                                         \
+      g_usleep(1000);                                                                \
+    }                                                                                \
+  } G_STMT_END
+
+/* The next line the client sent, read with a deadline. */
+static char *
+server_read_line(Fixture *f)
+{
+  gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+  char *line;
+
+  while ((line = wa_rxline_buf_pop(f->in, NULL)) == NULL) {
+    struct pollfd pfd = {.fd = f->peer, .events = POLLIN};
+    char chunk[4096];
+    ssize_t n;
+
+    g_main_context_iteration(NULL, FALSE); /* lets the client write */
+    g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+    if (poll(&pfd, 1, 10) <= 0)
+      continue;
+    n = read(f->peer, chunk, sizeof chunk);
+    g_assert_cmpint(n, >, 0);
+    g_assert_true(wa_rxline_buf_append(f->in, chunk, (gsize) n, NULL));
+  }
+  return line;
+}
+
+static void
+server_write(Fixture *f, const char *line)
+{
+  g_autofree char *with_nl = g_strconcat(line, "\n", NULL);
+
+  g_assert_cmpint(write(f->peer, with_nl, strlen(with_nl)), ==, (ssize_t) strlen(with_nl));
+}
+
+static void
+connect_and_accept(Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true(wa_rxclient_connect(f->client, &error));
+  g_assert_no_error(error);
+  f->peer = accept(f->listen_fd, NULL, NULL);
+  g_assert_cmpint(f->peer, >=, 0);
+}
+
+static void
+handshake(Fixture *f)
+{
+  g_autofree char *hello = NULL;
+  g_autofree char *reg = NULL;
+  g_autofree char *sub = NULL;
+
+  connect_and_accept(f);
+  hello = server_read_line(f);
+  reg = server_read_line(f);
+  sub = server_read_line(f);
+  g_assert_cmpstr(hello, ==, "HELLO {\"proto\":1,\"client\":\"test 1\"}");
+  g_assert_true(g_str_has_prefix(reg, "REGISTER {"));
+  g_assert_nonnull(strstr(reg, "\"public_key\":\"AAAA\""));
+  g_assert_cmpstr(sub, ==, "SUBSCRIBE {\"account\":\"106540352242922\"}");
+  server_write(f, "OK {\"proto\":1,\"version\":\"x\"}");
+  server_write(f, "OK {\"account\":\"106540352242922\",\"url\":\"http://127.0.0.1:9/webhook\",\"port\":9}");
+  g_assert_false(f->ready);
+  server_write(f, "OK {\"account\":\"106540352242922\",\"pending\":2}");
+  SPIN_UNTIL(f->ready);
+  g_assert_cmpstr(f->url, ==, "http://127.0.0.1:9/webhook");
+  g_assert_cmpint(f->pending, ==, 2);
+}
+
+static void
+test_events_and_acks(Fixture *f, gconstpointer data)
+{
+  g_autofree char *ack = NULL;
+  g_autofree char *b64 = g_base64_encode((const guchar *) "sealed-bytes", 12);
+  g_autofree char *event = g_strdup_printf(
+    "EVENT {\"account\":\"106540352242922\",\"seq\":41,\"received\":5,\"sealed\":\"%s\"}", b64);
+
+  handshake(f);
+  server_write(f, event);
+  server_write(f, "NOTICE {\"account\":\"106540352242922\",\"code\":\"signature\",\"message\":\"check\"}");
+  server_write(f, "FUTURE {\"ignored\":true}");
+  SPIN_UNTIL(f->notice != NULL);
+  g_assert_cmpuint(f->events->len, ==, 1);
+  g_assert_cmpstr(f->events->pdata[0], ==, "41:sealed-bytes");
+  g_assert_cmpstr(f->notice, ==, "signature:check");
+  wa_rxclient_ack(f->client, 41);
+  ack = server_read_line(f);
+  g_assert_cmpstr(ack, ==, "ACK {\"account\":\"106540352242922\",\"seq\":41}");
+  server_write(f, "OK {\"account\":\"106540352242922\",\"seq\":41}");
+  g_main_context_iteration(NULL, FALSE);
+  g_assert_null(f->failure);
+  g_assert_true(wa_rxclient_is_connected(f->client));
+}
+
+static void
+test_refused(Fixture *f, gconstpointer data)
+{
+  g_autofree char *line = NULL;
+
+  connect_and_accept(f);
+  line = server_read_line(f);
+  server_write(f, "OK {\"proto\":1}");
+  server_write(f, "ERR {\"code\":\"tls\",\"message\":\"a public address needs TLS\"}");
+  SPIN_UNTIL(f->failure != NULL);
+  g_assert_error(f->failure, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_REFUSED);
+  g_assert_cmpstr(f->failure->message, ==, "a public address needs TLS");
+  g_assert_cmpstr(f->failure_code, ==, "tls");
+  g_assert_false(f->ready);
+  g_assert_false(wa_rxclient_is_connected(f->client));
+}
+
+static void
+test_wrong_version_and_garbage(Fixture *f, gconstpointer data)
+{
+  connect_and_accept(f);
+  server_write(f, "OK {\"proto\":2}");
+  SPIN_UNTIL(f->failure != NULL);
+  g_assert_error(f->failure, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_PROTOCOL);
+  g_clear_error(&f->failure);
+  close(f->peer);
+  connect_and_accept(f);
+  server_write(f, "not a line");
+  SPIN_UNTIL(f->failure != NULL);
+  g_assert_error(f->failure, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_PROTOCOL);
+}
+
+static void
+test_lost(Fixture *f, gconstpointer data)
+{
+  handshake(f);
+  close(f->peer);
+  f->peer = -1;
+  SPIN_UNTIL(f->failure != NULL);
+  g_assert_error(f->failure, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_LOST);
+}
+
+static void
+test_not_running(Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_false(wa_rxclient_connect(f->client, &error));
+  g_assert_error(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_NOT_RUNNING);
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  g_test_add("/rxclient/events-and-acks", Fixture, NULL, fixture_set_up, test_events_and_acks, fixture_tear_down);
+  g_test_add("/rxclient/refused", Fixture, NULL, fixture_set_up, test_refused, fixture_tear_down);
+  g_test_add("/rxclient/wrong-version-and-garbage", Fixture, NULL, fixture_set_up, test_wrong_version_and_garbage,
+             fixture_tear_down);
+  g_test_add("/rxclient/lost", Fixture, NULL, fixture_set_up, test_lost, fixture_tear_down);
+  g_test_add("/rxclient/not-running", Fixture, "no socket", fixture_set_up, test_not_running, fixture_tear_down);
+  return g_test_run();
+}

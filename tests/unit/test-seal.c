@@ -1,0 +1,110 @@
+/* test-seal.c: events sealed to an account's public key open only with its
+ * key pair; keys round-trip through base64 and a stored secret key. */
+#include "wa-seal.h"
+
+#include <string.h>
+
+static void
+test_round_trip(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(WaKeyPair) pair = wa_keypair_new(&error);
+  const char *plain = "{\"object\":\"whatsapp_business_account\"}";
+  g_autoptr(GBytes) sealed = NULL;
+  g_autoptr(GBytes) opened = NULL;
+  gsize len;
+  const guint8 *data;
+
+  g_assert_no_error(error);
+  sealed = wa_seal(pair->public_key, plain, strlen(plain));
+  data = g_bytes_get_data(sealed, &len);
+  g_assert_cmpuint(len, ==, strlen(plain) + crypto_box_SEALBYTES);
+  /* the plaintext is not visible in the sealed bytes */
+  g_assert_null(memmem(data, len, "whatsapp", 8));
+  opened = wa_seal_open(pair, data, len, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(g_bytes_get_data(opened, NULL), ==, plain);
+}
+
+static void
+test_other_key_and_tamper(void)
+{
+  g_autoptr(WaKeyPair) pair = wa_keypair_new(NULL);
+  g_autoptr(WaKeyPair) other = wa_keypair_new(NULL);
+  g_autoptr(GBytes) sealed = wa_seal(pair->public_key, "secret", 6);
+  gsize len;
+  g_autofree guint8 *copy = g_memdup2(g_bytes_get_data(sealed, &len), g_bytes_get_size(sealed));
+  g_autoptr(GError) error = NULL;
+  GBytes *opened;
+
+  opened = wa_seal_open(other, copy, len, &error);
+  g_assert_null(opened);
+  g_assert_error(error, WA_SEAL_ERROR, WA_SEAL_ERROR_OPEN);
+  g_clear_error(&error);
+
+  copy[len - 1] ^= 1;
+  opened = wa_seal_open(pair, copy, len, &error);
+  g_assert_null(opened);
+  g_assert_error(error, WA_SEAL_ERROR, WA_SEAL_ERROR_OPEN);
+  g_clear_error(&error);
+
+  opened = wa_seal_open(pair, copy, crypto_box_SEALBYTES - 1, &error);
+  g_assert_null(opened);
+  g_assert_error(error, WA_SEAL_ERROR, WA_SEAL_ERROR_FORMAT);
+}
+
+static void
+test_keys_round_trip(void)
+{
+  g_autoptr(WaKeyPair) pair = wa_keypair_new(NULL);
+  g_autoptr(WaKeyPair) again = wa_keypair_from_secret(pair->secret_key, WA_SEAL_SECRET_KEY_BYTES, NULL);
+  g_autofree char *b64 = wa_keypair_public_base64(pair);
+  guint8 decoded[WA_SEAL_PUBLIC_KEY_BYTES];
+  g_autoptr(GBytes) sealed = NULL;
+  g_autoptr(GBytes) opened = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_nonnull(again);
+  g_assert_cmpmem(again->public_key, sizeof again->public_key, pair->public_key, sizeof pair->public_key);
+  g_assert_true(wa_seal_public_key_decode(b64, decoded, &error));
+  g_assert_cmpmem(decoded, sizeof decoded, pair->public_key, sizeof pair->public_key);
+  /* sealed to the decoded key, opened by the re-derived pair */
+  sealed = wa_seal(decoded, "x", 1);
+  opened = wa_seal_open(again, g_bytes_get_data(sealed, NULL), g_bytes_get_size(sealed), &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(g_bytes_get_size(opened), ==, 1);
+}
+
+static void
+test_bad_keys(void)
+{
+  guint8 out[WA_SEAL_PUBLIC_KEY_BYTES];
+  g_autofree char *short_key = g_base64_encode((const guchar *) "0123456789", 10);
+  const char *bad[] = {NULL, "", "not base64!", short_key,
+                       "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="};
+
+  for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autoptr(GError) error = NULL;
+    g_assert_false(wa_seal_public_key_decode(bad[i], out, &error));
+    g_assert_error(error, WA_SEAL_ERROR, WA_SEAL_ERROR_KEY);
+  }
+  {
+    guint8 zero[WA_SEAL_PUBLIC_KEY_BYTES] = {0};
+    g_autoptr(GError) error = NULL;
+    /* a low-order point: nothing can be sealed to it */
+    g_assert_null(wa_seal(zero, "x", 1));
+    g_assert_null(wa_keypair_from_secret(out, 16, &error));
+    g_assert_error(error, WA_SEAL_ERROR, WA_SEAL_ERROR_KEY);
+  }
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/seal/round-trip", test_round_trip);
+  g_test_add_func("/seal/other-key-and-tamper", test_other_key_and_tamper);
+  g_test_add_func("/seal/keys-round-trip", test_keys_round_trip);
+  g_test_add_func("/seal/bad-keys", test_bad_keys);
+  return g_test_run();
+}
