@@ -39,6 +39,14 @@ WABA_A = "102290129340398"
 WABA_B = "102290129340399"
 
 
+def kill_quietly(pid):
+    """Kills a daemon a failed test left running (nothing if it is gone)."""
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+
+
 def raw_http(port, head, body=b"", read_timeout=5.0):
     """Sends ``head`` (and ``body``) on a fresh socket; returns what comes back
     until the server closes or ``read_timeout`` passes."""
@@ -730,6 +738,7 @@ class ReceiverTest(unittest.TestCase):
         # ready when --daemon returns: the socket answers at once
         with Client(os.path.join(self.dir, "rx.sock")) as c:
             pid = c.status()["pid"]
+        self.addCleanup(kill_quietly, pid)  # if an assertion below fails
         self.assertIn("started (pid %d)" % pid, out)
         code, out, err = run_cli(BINARY, self.dir, "--status")
         self.assertEqual(code, 0, err)
