@@ -7,7 +7,7 @@ import os
 import stat
 import time
 
-from harness import DEFAULT_APP_SECRET, VERIFY_TOKEN, Receiving, contains, has, main, wait_until
+from harness import SRC, DEFAULT_APP_SECRET, VERIFY_TOKEN, Receiving, contains, has, main, wait_until
 
 ANNA = "491701234567"
 BEN = "491709876543"
@@ -257,6 +257,53 @@ class Receive(Receiving):
             if os.path.isfile(path):
                 with open(path, "rb") as f:
                     self.assertNotIn(secret, f.read(), name)
+
+    def test_every_meta_example_is_shown(self):
+        """Meta's 16 webhook examples, delivered signed through the receiver: each
+        one becomes a visible line. The examples reuse message ids across files;
+        each gets its own here (deduplication has its own test)."""
+        spec = os.path.join(SRC, "..", "shared", "spec", "examples", "webhooks")
+        expected = {
+            "text_message.json": "Does it come in another color?",
+            "image_message.json": "[Image] Taj Mahal",
+            "location_message.json": "[Location] Philz Coffee",
+            "reaction_message.json": "[Reaction]",
+            "order_message.json": "[Order] 2 products",
+            "unsupported_message.json": "[A message of a kind WhatsApp does not pass on",
+            "interactive_button_reply_message.json": "[Reply] Cancel",
+            "interactive_list_reply_message.json": "[Reply] Priority Mail Express",
+            "button_message.json": "[Reply] Unsubscribe",
+            "contact_sharing_message.json": "[Contact]",
+            "text_message_from_click_to_whatsapp_ad.json": "(From an ad: ",
+            "text_message_with_context_product_inquiry.json": "(About product di9ozbzfi4)",
+        }
+        group = "Y2FwaV9ncm91cDoxODA1NTU1MDE3MjoxMjAzNjMyMjI3NzE5NjMwNjcZD"
+        names = sorted(os.listdir(spec))
+        self.assertEqual(len(names), 16)
+        host = self.start_receiving_host()
+        for name in names:
+            with open(os.path.join(spec, name), encoding="utf-8") as f:
+                body = json.load(f)
+            for entry in body["entry"]:
+                for change in entry["changes"]:
+                    for message in change["value"].get("messages", []):
+                        message["id"] = "wamid.example-" + name
+            self.sim.webhook_raw(json.dumps(body, separators=(",", ":")))
+            if name in expected:
+                host.wait_for(im_from("16505551234", message=contains(expected[name])))
+            elif name == "system_message.json":
+                host.wait_for({"event": "write", "conv": "16505551234", "flags": has("system"),
+                               "message": contains("changed from 16505551234 to 12195555358")})
+                host.wait_for({"event": "write", "conv": "12195555358", "flags": has("system"),
+                               "message": contains("new number +12195555358")})
+            elif name == "group_create_message.json":
+                host.wait_for({"event": "write", "conv": group, "message": contains("The group was created")})
+            elif name == "group_remove_participants.json":
+                host.wait_for({"event": "write", "conv": group, "message": contains("2 participants left")})
+            elif name == "group_settings_update.json":
+                host.wait_for({"event": "write", "conv": group, "message": contains("settings changed")})
+            else:
+                self.fail("no expectation for " + name)
 
     def test_receiving_off_without_app_secret(self):
         host = self.start_host()
