@@ -62,6 +62,11 @@ wa_rxclient_new(WaLoop *loop, const char *socket_path, const char *client_name,
 static void
 teardown(WaRxclient *client)
 {
+  /* hand over what is queued (acknowledgements above all) before closing; a
+   * UNIX socket takes a few lines at once, and what does not fit is sent again
+   * by the receiver's next subscription anyway */
+  if (client->fd >= 0 && client->out != NULL && client->out->len > 0)
+    (void) !send(client->fd, client->out->data, client->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
   wa_loop_input_clear(client->loop, &client->read_watch);
   wa_loop_input_clear(client->loop, &client->write_watch);
   if (client->fd >= 0) {

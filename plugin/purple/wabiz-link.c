@@ -17,6 +17,8 @@
 #define RX_POLL_MS 100
 #define RX_BACKOFF_MIN_MS 1000
 #define RX_BACKOFF_MAX_MS 30000
+/* a backlog this large is announced: it takes a moment to show */
+#define BACKLOG_NOTICE 20
 
 static void try_connect(WabizAccount *wa);
 
@@ -100,6 +102,15 @@ on_ready(gpointer user, JsonObject *registered, gint64 pending)
   if (!wa->rx_told) {
     wa->rx_told = TRUE;
     tell_setup(wa);
+  }
+  if (pending >= BACKLOG_NOTICE) {
+    g_autofree char *text = g_strdup_printf(
+      ngettext("%" G_GINT64_FORMAT " webhook event arrived while this account was offline; showing it now.",
+               "%" G_GINT64_FORMAT " webhook events arrived while this account was offline; showing them now.",
+               (gulong) pending),
+      pending);
+
+    wabiz_notice(wa, text);
   }
 }
 

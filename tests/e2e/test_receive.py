@@ -4,6 +4,7 @@ customers' messages, statuses, groups and notices as Pidgin would."""
 
 import json
 import os
+import signal
 import stat
 import time
 
@@ -79,6 +80,8 @@ class Receive(Receiving):
             self.sim.inbound("message %02d" % i, sender=BEN, name="Ben", timestamp=now - 100 + i)
         self.wait_delivered(50)
         again = self.start_receiving_host()
+        again.wait_for({"event": "write", "conv": "notices",
+                        "message": contains("50 webhook events arrived while this account was offline")})
         for i in range(50):
             again.wait_for(im_from(BEN, message="message %02d" % i))
         again.expect_none(im_from(BEN), 1.0)
@@ -239,6 +242,23 @@ class Receive(Receiving):
         self.assertIsNotNone(self.receiver_status())
         host.quit()
         wait_until(lambda: self.receiver_status() is None, timeout=20, what="the receiver to exit")
+
+    def test_killed_receiver_is_restarted_and_nothing_is_lost(self):
+        host = self.start_receiving_host()
+        self.sim.inbound("before", sender=ANNA)
+        host.wait_for(im_from(ANNA, message="before"))
+        pid = self.receiver_status()["pid"]
+        os.kill(pid, signal.SIGKILL)
+        # Meta (the simulator) retries while the receiver is gone; the plugin
+        # starts a new one on the same port, which takes the retry
+        self.sim.inbound("during", sender=ANNA)
+        host.wait_for(im_from(ANNA, message="during"), timeout=30)
+        status = wait_until(self.receiver_status, what="a new receiver")
+        self.assertNotEqual(status["pid"], pid)
+        self.assertEqual(status["accounts"][0]["url"], self.webhook_url)
+        self.sim.inbound("after", sender=ANNA)
+        host.wait_for(im_from(ANNA, message="after"))
+        host.expect_none(im_from(ANNA), 1.0)
 
     def test_key_and_receiver_files_are_private(self):
         self.start_receiving_host()

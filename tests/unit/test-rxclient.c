@@ -220,6 +220,21 @@ test_events_and_acks(Fixture *f, gconstpointer data)
   g_assert_true(wa_rxclient_is_connected(f->client));
 }
 
+/* An acknowledgement queued just before sign-off still reaches the receiver:
+ * otherwise the event would be shown again at the next sign-on. */
+static void
+test_ack_flushed_on_disconnect(Fixture *f, gconstpointer data)
+{
+  g_autofree char *ack = NULL;
+
+  handshake(f);
+  wa_rxclient_ack(f->client, 7);
+  wa_rxclient_disconnect(f->client); /* no main-loop turn in between */
+  ack = server_read_line(f);
+  g_assert_cmpstr(ack, ==, "ACK {\"account\":\"106540352242922\",\"seq\":7}");
+  g_assert_null(f->failure);
+}
+
 static void
 test_refused(Fixture *f, gconstpointer data)
 {
@@ -276,6 +291,8 @@ main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
   g_test_add("/rxclient/events-and-acks", Fixture, NULL, fixture_set_up, test_events_and_acks, fixture_tear_down);
+  g_test_add("/rxclient/ack-flushed-on-disconnect", Fixture, NULL, fixture_set_up, test_ack_flushed_on_disconnect,
+             fixture_tear_down);
   g_test_add("/rxclient/refused", Fixture, NULL, fixture_set_up, test_refused, fixture_tear_down);
   g_test_add("/rxclient/wrong-version-and-garbage", Fixture, NULL, fixture_set_up, test_wrong_version_and_garbage,
              fixture_tear_down);

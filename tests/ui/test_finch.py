@@ -1,0 +1,83 @@
+"""Finch, as a person sees it: the plugin in Finch inside tmux against the
+simulator and the webhook receiver. A customer's message arrives in Finch's
+conversation window (markup shown as text), the agent types a reply with the
+keyboard, and the simulated customer receives it.
+
+Environment (tests/ui/meson.build): WABIZ_SIM, WABIZ_RECEIVER, WABIZ_PLUGIN,
+WABIZ_SRC. Needs finch and tmux (the README's test command installs them)."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+SRC = os.environ.get("WABIZ_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(SRC, "tools"))
+sys.path.insert(0, os.path.join(SRC, "tests", "sim"))
+
+import demo  # noqa: E402  (its Finch configuration and receiver lookup)
+from simctl import DEFAULT_APP_SECRET, Sim, wait_until  # noqa: E402
+
+RECEIVER = os.environ.get("WABIZ_RECEIVER")
+
+
+class Finch(unittest.TestCase):
+
+    def setUp(self):
+        for tool in ("finch", "tmux"):
+            self.assertIsNotNone(shutil.which(tool), tool + " is not installed")
+        self.conf = tempfile.mkdtemp(prefix="wabiz-ui-")
+        self.addCleanup(shutil.rmtree, self.conf, True)
+        self.sim = Sim.start(os.environ["WABIZ_SIM"], stderr=subprocess.DEVNULL)
+        self.addCleanup(self.sim.stop)
+        demo.write_config(self.conf, self.sim, os.environ["WABIZ_PLUGIN"])
+        self.session = "wabiz-ui-%d" % os.getpid()
+        command = ("env TERM=xterm-256color LANG=C.UTF-8 WABIZ_RECEIVER=%s finch -c %s"
+                   % (RECEIVER, self.conf))
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.session, "-x", "150", "-y", "45",
+                        command], check=True)
+        self.addCleanup(self.stop_receiver)
+        self.addCleanup(subprocess.run, ["tmux", "kill-session", "-t", self.session],
+                        stderr=subprocess.DEVNULL)
+
+    def stop_receiver(self):
+        subprocess.run([RECEIVER, "--dir", os.path.join(self.conf, "wabiz", "receiver"), "--stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def screen(self):
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.session],
+                              capture_output=True, text=True).stdout
+
+    def keys(self, *keys):
+        subprocess.run(["tmux", "send-keys", "-t", self.session] + list(keys), check=True)
+
+    def show_window_with(self, text, tries=8):
+        """Cycles Finch's windows (Alt-n) until one shows @text."""
+        for _ in range(tries):
+            try:
+                return wait_until(lambda: text in self.screen(), timeout=2, what=text)
+            except AssertionError:
+                self.keys("M-n")
+        self.fail("no Finch window shows %r; screen:\n%s" % (text, self.screen()))
+
+    def test_customer_message_and_reply(self):
+        url = wait_until(lambda: demo.receiver_url(RECEIVER, self.conf), timeout=60,
+                         what="Finch to sign in and register with the receiver")
+        self.sim.webhook(url=url, app_secret=DEFAULT_APP_SECRET)
+        self.sim.inbound("Is the <b>blue</b> one in stock?", sender=demo.CUSTOMER, name="Anna")
+        self.show_window_with("Is the <b>blue</b> one in stock?")
+        screen = self.screen()
+        self.assertIn("Anna (demo customer)", screen)
+        # the agent answers with the keyboard
+        self.keys("Yes, two left.", "Enter")
+        sent = self.sim.wait_for_sent(1)
+        self.assertEqual(sent[-1]["request"]["text"]["body"], "Yes, two left.")
+        self.assertEqual(sent[-1]["request"]["to"], "+" + demo.CUSTOMER)
+        wait_until(lambda: "Yes, two left." in self.screen(), timeout=10, what="the echo")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
