@@ -908,6 +908,61 @@ test_accounts(Fixture *f, gconstpointer data)
   g_assert_cmpstr(g_hash_table_lookup(after_restart, OTHER), ==, "{\"account\":\"" OTHER "\"}");
 }
 
+/* TRUE when @needle occurs in any file of the journal directory. */
+static gboolean
+dir_contains(Fixture *f, const char *needle)
+{
+  g_autoptr(GDir) dir = g_dir_open(f->dir, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
+    g_autofree char *path = g_build_filename(f->dir, name, NULL);
+    g_autofree char *data = NULL;
+    gsize len = 0;
+
+    if (g_file_get_contents(path, &data, &len, NULL) && memmem(data, len, needle, strlen(needle)) != NULL)
+      return TRUE;
+  }
+  return FALSE;
+}
+
+/* A registration of @size bytes ending in @secret (large ones spill into
+ * overflow pages, which a delete would otherwise leave readable). */
+static char *
+registration_with(const char *account, const char *secret, gsize size)
+{
+  g_autofree char *padding = g_strnfill(size, 'p');
+
+  return g_strdup_printf("{\"account\":\"%s\",\"padding\":\"%s\",\"app_secret\":\"%s\"}", account, padding,
+                         secret);
+}
+
+/* Replaced and removed registrations (with their app secrets) are zeroed on
+ * disk (secure_delete), not left in free pages. */
+static void
+test_replaced_secret_zeroed(Fixture *f, gconstpointer data)
+{
+  g_autofree char *old_reg = registration_with(ACCOUNT, "old-secret-0123456789", 10000);
+  g_autofree char *new_reg = registration_with(ACCOUNT, "new-secret-9876543210", 100);
+  g_autofree char *other_reg = registration_with(OTHER, "other-secret-555555555", 10000);
+  Result r = { 0 };
+
+  save_account(f, ACCOUNT, old_reg);
+  save_account(f, OTHER, other_reg);
+  reopen(f, 0); /* checkpointed into the database file */
+  g_assert_true(dir_contains(f, "old-secret-0123456789"));
+  g_assert_true(dir_contains(f, "other-secret-555555555"));
+  save_account(f, ACCOUNT, new_reg);
+  rx_journal_remove_account(f->journal, OTHER, on_done, &r);
+  run_until(f->context, &r.calls, 1);
+  g_assert_no_error(r.error);
+  result_clear(&r);
+  reopen(f, 0);
+  g_assert_true(dir_contains(f, "new-secret-9876543210"));
+  g_assert_false(dir_contains(f, "old-secret-0123456789"));
+  g_assert_false(dir_contains(f, "other-secret-555555555"));
+}
+
 static void
 test_pending(Fixture *f, gconstpointer data)
 {
@@ -1248,6 +1303,7 @@ main(int argc, char **argv)
   ADD("ack", test_ack, FALSE);
   ADD("seq-never-reused", test_seq_never_reused, FALSE);
   ADD("accounts", test_accounts, FALSE);
+  ADD("replaced-secret-zeroed", test_replaced_secret_zeroed, FALSE);
   ADD("pending", test_pending, FALSE);
   ADD("expire", test_expire, FALSE);
   ADD("storage-full", test_storage_full, TRUE);
