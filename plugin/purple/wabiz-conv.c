@@ -62,12 +62,43 @@ wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const c
 }
 
 /* The account's notices conversation: set-up hints, receiver problems and
- * account-level events. Its name cannot be a customer (no digits, no dot). */
+ * account-level events. Its name cannot be a customer (no digits, no dot).
+ * Rate-limited: the same text at most once a minute, at most
+ * NOTICES_PER_MINUTE lines a minute; what was held back is counted on the
+ * next line shown. */
+#define NOTICES_PER_MINUTE 20
+#define MINUTE_US (60 * G_USEC_PER_SEC)
+
 void
 wabiz_notice(WabizAccount *wa, const char *text)
 {
-  PurpleConversation *conv = wabiz_conv_im(wa->account, WABIZ_NOTICES_NAME, TRUE);
+  gint64 now = g_get_monotonic_time();
+  PurpleConversation *conv;
+  g_autofree char *line = NULL;
 
+  if (g_strcmp0(text, wa->notice_last) == 0 && now - wa->notice_last_us < MINUTE_US) {
+    wa->notice_dropped++;
+    return;
+  }
+  if (now - wa->notice_window_us >= MINUTE_US) {
+    wa->notice_window_us = now;
+    wa->notice_count = 0;
+  }
+  if (wa->notice_count >= NOTICES_PER_MINUTE) {
+    wa->notice_dropped++;
+    return;
+  }
+  wa->notice_count++;
+  g_free(wa->notice_last);
+  wa->notice_last = g_strdup(text);
+  wa->notice_last_us = now;
+  if (wa->notice_dropped > 0) {
+    line = g_strdup_printf(ngettext("%s (and %u earlier notice held back)", "%s (and %u earlier notices held back)",
+                                    wa->notice_dropped),
+                           text, wa->notice_dropped);
+    wa->notice_dropped = 0;
+  }
+  conv = wabiz_conv_im(wa->account, WABIZ_NOTICES_NAME, TRUE);
   purple_conversation_set_title(conv, _("WhatsApp Business notices"));
-  wabiz_conv_write_plain(conv, text, PURPLE_MESSAGE_SYSTEM, 0);
+  wabiz_conv_write_plain(conv, line != NULL ? line : text, PURPLE_MESSAGE_SYSTEM, 0);
 }

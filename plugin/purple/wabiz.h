@@ -82,6 +82,13 @@ typedef struct {
   gint64 silence_from_us;
   gint64 applied_seq;    /* newest event applied: a re-sent one is skipped */
 
+  /* notices (wabiz-conv.c): rate limit */
+  char *notice_last;      /* the last notice shown */
+  gint64 notice_last_us;
+  gint64 notice_window_us; /* start of the current minute of notices */
+  guint notice_count;      /* shown in that minute */
+  guint notice_dropped;    /* held back since the last one shown */
+
   /* the 24-hour window (wabiz-window.c) */
   guint window_timer;
   gint64 window_timer_at;

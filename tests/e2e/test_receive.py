@@ -325,6 +325,29 @@ class Receive(Receiving):
             else:
                 self.fail("no expectation for " + name)
 
+    def test_notices_are_rate_limited(self):
+        waba = self.sim.info()["waba_id"]
+        host = self.start_receiving_host(options={"waba_id": waba})
+
+        def template_event(i):
+            return json.dumps({"object": "whatsapp_business_account", "entry": [{
+                "id": waba, "time": int(time.time()), "changes": [{
+                    "field": "message_template_status_update",
+                    "value": {"event": "APPROVED", "message_template_id": 1000 + i,
+                              "message_template_name": "order_update_%d" % i,
+                              "message_template_language": "en"}}]}]})
+        # the same event twice: shown once
+        self.sim.webhook_raw(template_event(0))
+        self.sim.webhook_raw(template_event(0))
+        host.wait_for({"event": "write", "conv": "notices", "message": contains("order_update_0")})
+        for i in range(1, 30):
+            self.sim.webhook_raw(template_event(i))
+        # at most 20 lines a minute: the set-up notice, order_update_0 and 18 more
+        shown = [host.wait_for({"event": "write", "conv": "notices", "message": contains("order_update_")})
+                 for _ in range(18)]
+        self.assertEqual(len({line["message"] for line in shown}), 18)
+        host.expect_none({"event": "write", "conv": "notices"}, 1.5)
+
     def test_receiving_off_without_app_secret(self):
         host = self.start_host()
         host.wait_for({"event": "write", "conv": "notices", "message": contains("Receiving is off")})
