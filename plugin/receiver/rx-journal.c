@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "wa-json.h"
+#include "wa-sqlite.h"
 
 G_DEFINE_QUARK(rx-journal-error-quark, rx_journal_error)
 
@@ -1004,35 +1005,6 @@ open_error(GError **error, const char *what, const char *path, int errsv)
   return FALSE;
 }
 
-/* The state directory: created 0700 when missing; ours, and 0700. */
-static gboolean
-prepare_dir(const char *dir, GError **error)
-{
-  struct stat st;
-  gboolean existed = g_file_test(dir, G_FILE_TEST_EXISTS);
-
-  if (g_mkdir_with_parents(dir, 0700) != 0)
-    return open_error(error, "cannot create the journal directory", dir, errno);
-  if (stat(dir, &st) != 0)
-    return open_error(error, "cannot inspect the journal directory", dir, errno);
-  if (!S_ISDIR(st.st_mode)) {
-    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "%s is not a directory", dir);
-    return FALSE;
-  }
-  if (st.st_uid != geteuid()) {
-    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN,
-                "the journal directory %s belongs to another user", dir);
-    return FALSE;
-  }
-  if ((st.st_mode & 07777) != 0700) {
-    if (chmod(dir, 0700) != 0)
-      return open_error(error, "cannot make the journal directory private", dir, errno);
-    if (existed)
-      g_message("journal: made %s private (mode 0700)", dir);
-  }
-  return TRUE;
-}
-
 /* Checks a file (described by @st): regular, ours. *@fix is TRUE when its
  * mode is not exactly 0600: the umask may have removed bits, or an older file
  * may be open to others. */
@@ -1062,42 +1034,6 @@ private_fd(int fd, const char *path, GError **error)
   if (!private_file(&st, path, &fix, error))
     return FALSE;
   if (fix && fchmod(fd, 0600) != 0)
-    return open_error(error, "cannot make private", path, errno);
-  return TRUE;
-}
-
-/* Creates @path 0600 when missing (unless @optional), or checks and fixes an
- * existing one. An existing file is never opened here: closing any descriptor
- * of a file drops all of this process's POSIX locks on it, including SQLite's
- * lock of a journal this process already has open. */
-static gboolean
-prepare_file(const char *path, gboolean optional, GError **error)
-{
-  struct stat st;
-  gboolean fix;
-
-  if (!optional) {
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-
-    if (fd >= 0) {
-      /* new, so no one holds a lock on it */
-      gboolean ok = private_fd(fd, path, error);
-
-      close(fd);
-      return ok;
-    }
-    if (errno != EEXIST)
-      return open_error(error, "cannot create", path, errno);
-  }
-  if (lstat(path, &st) != 0) {
-    if (optional && errno == ENOENT)
-      return TRUE;
-    return open_error(error, "cannot inspect", path, errno);
-  }
-  if (!private_file(&st, path, &fix, error))
-    return FALSE;
-  /* inside our 0700 directory, no one else can swap the file meanwhile */
-  if (fix && chmod(path, 0600) != 0)
     return open_error(error, "cannot make private", path, errno);
   return TRUE;
 }
@@ -1240,52 +1176,17 @@ open_sqlite_error(RxJournal *journal, int rc, const char *what, GError **error)
   return FALSE;
 }
 
-/* A PRAGMA that answers one row; its text in *@out when @out is given. */
-static int
-pragma(sqlite3 *db, const char *sql, char **out)
-{
-  sqlite3_stmt *stmt = NULL;
-  int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
-
-  if (rc != SQLITE_OK)
-    return rc;
-  rc = sqlite3_step(stmt);
-  if (rc == SQLITE_ROW) {
-    if (out != NULL)
-      *out = g_strdup((const char *) sqlite3_column_text(stmt, 0));
-    rc = sqlite3_step(stmt);
-  }
-  if (rc == SQLITE_DONE)
-    rc = SQLITE_OK;
-  sqlite3_finalize(stmt);
-  return rc;
-}
-
 static gboolean
 configure(RxJournal *journal, GError **error)
 {
-  static const char *const setup[] = {
-    /* before WAL: then SQLite keeps the WAL index in heap memory (no -shm
-     * file) and never lets go of the lock it takes below */
-    "PRAGMA locking_mode = EXCLUSIVE",
-    "PRAGMA synchronous = FULL",
-    "PRAGMA wal_autocheckpoint = 0",
-    "PRAGMA trusted_schema = OFF",
-    /* deleted rows are zeroed: a replaced registration's app secret and
-     * acknowledged events do not linger in free pages (Debian's SQLite does
-     * this by default; other builds do not) */
-    "PRAGMA secure_delete = ON",
-  };
   g_autofree char *mode = NULL;
   int rc;
 
-  for (gsize i = 0; i < G_N_ELEMENTS(setup); i++) {
-    rc = pragma(journal->db, setup[i], NULL);
-    if (rc != SQLITE_OK)
-      return open_sqlite_error(journal, rc, "cannot configure the journal", error);
-  }
+  rc = wa_sqlite_setup(journal->db);
+  if (rc != SQLITE_OK)
+    return open_sqlite_error(journal, rc, "cannot configure the journal", error);
   /* takes (and keeps) the exclusive lock, if no one else has it */
-  rc = pragma(journal->db, "PRAGMA journal_mode = WAL", &mode);
+  rc = wa_sqlite_pragma(journal->db, "PRAGMA journal_mode = WAL", &mode);
   if (rc != SQLITE_OK)
     return open_sqlite_error(journal, rc, "cannot open the journal", error);
   if (g_strcmp0(mode, "wal") != 0) {
@@ -1317,7 +1218,7 @@ prepare_schema(RxJournal *journal, GError **error)
   rc = sqlite3_exec(journal->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   if (rc != SQLITE_OK)
     return open_sqlite_error(journal, rc, "cannot open the journal", error);
-  rc = pragma(journal->db, "PRAGMA user_version", &version_text);
+  rc = wa_sqlite_pragma(journal->db, "PRAGMA user_version", &version_text);
   if (rc != SQLITE_OK) {
     open_sqlite_error(journal, rc, "cannot read the journal schema", error);
     goto failed;
@@ -1354,7 +1255,7 @@ limit_pages(RxJournal *journal, gint64 max_page_count, GError **error)
     return TRUE;
   /* SQLite never sets it below the current size */
   sql = g_strdup_printf("PRAGMA max_page_count = %" G_GINT64_FORMAT, max_page_count);
-  if (pragma(journal->db, sql, NULL) != SQLITE_OK) {
+  if (wa_sqlite_pragma(journal->db, sql, NULL) != SQLITE_OK) {
     set_sqlite_error(error, RX_JOURNAL_ERROR_OPEN, journal->db, "cannot limit the journal size");
     return FALSE;
   }
@@ -1393,8 +1294,6 @@ rx_journal_open(const char *dir, GMainContext *context, gint64 max_page_count, G
 {
   RxJournal *journal;
   g_autofree char *db_path = NULL;
-  g_autofree char *wal_path = NULL;
-  g_autofree char *shm_path = NULL;
   g_autoptr(GError) local = NULL;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
   int rc;
@@ -1413,13 +1312,12 @@ rx_journal_open(const char *dir, GMainContext *context, gint64 max_page_count, G
   journal->notifier = notifier_new();
 
   db_path = g_build_filename(dir, "journal.db", NULL);
-  wal_path = g_strconcat(db_path, "-wal", NULL);
-  shm_path = g_strconcat(db_path, "-shm", NULL);
   /* SQLite gives -wal (and -shm) files the database's mode: create it 0600
    * first, and fix files a crash may have left behind */
-  if (!prepare_dir(dir, error) || !prepare_file(db_path, FALSE, error) ||
-      !prepare_file(wal_path, TRUE, error) || !prepare_file(shm_path, TRUE, error))
+  if (!wa_sqlite_private_db(dir, "the journal directory", db_path, &local)) {
+    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, local->message);
     goto failed;
+  }
 
   rc = sqlite3_open_v2(db_path, &journal->db, flags, NULL);
   if (rc != SQLITE_OK) {

@@ -9,6 +9,7 @@
  * rely on file permissions to provoke failures (CI runs as root; storage
  * failures come from max_page_count), or derive expected envelopes from the
  * code under test. */
+#include "test-util.h"
 #include "rx-journal.h"
 
 #include <glib/gstdio.h>
@@ -110,25 +111,6 @@ reopen(Fixture *f, gint64 max_page_count)
 }
 
 static void
-remove_tree(const char *path)
-{
-  GDir *dir = g_dir_open(path, 0, NULL);
-  const char *name;
-
-  if (dir == NULL) {
-    g_remove(path);
-    return;
-  }
-  while ((name = g_dir_read_name(dir)) != NULL) {
-    g_autofree char *child = g_build_filename(path, name, NULL);
-
-    remove_tree(child);
-  }
-  g_dir_close(dir);
-  g_rmdir(path);
-}
-
-static void
 fixture_set_up(Fixture *f, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
@@ -155,7 +137,7 @@ fixture_tear_down(Fixture *f, gconstpointer data)
   current_context = NULL;
   wa_keypair_free(f->pair);
   g_ptr_array_unref(f->news);
-  remove_tree(f->tmp);
+  test_remove_tree(f->tmp);
   g_free(f->dir);
   g_free(f->tmp);
 }
@@ -1129,12 +1111,12 @@ test_second_open(Fixture *f, gconstpointer data)
     return;
   }
 
-  remove_tree(f->tmp);
+  test_remove_tree(f->tmp);
   g_free(f->tmp);
   g_free(f->dir);
   f->tmp = lock_test_tmp(getpid());
   f->dir = g_build_filename(f->tmp, "state", NULL);
-  remove_tree(f->tmp); /* left over by a crashed run */
+  test_remove_tree(f->tmp); /* left over by a crashed run */
   g_assert_cmpint(g_mkdir(f->tmp, 0700), ==, 0);
   f->journal = open_journal(f, 0);
 

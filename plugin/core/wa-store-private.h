@@ -1,0 +1,166 @@
+/* wa-store-private.h: what the wa-store-*.c files share: the store struct,
+ * the request machinery and the worker's SQL and sealing helpers.
+ *
+ * Everything marked "worker" is touched only by the worker thread; requests
+ * are built on the caller's thread and answered (and freed) there.
+ * Must not: be included outside plugin/core/wa-store*.c. */
+#pragma once
+
+#include <sqlite3.h>
+
+#include "wa-store.h"
+
+G_BEGIN_DECLS
+
+#define WA_STORE_ID_HEX 32 /* internal ids: 128 random bits as hex */
+
+typedef struct _Request Request;
+
+/* Callbacks of every kind are kept as this and cast back by their answer
+ * function (void (*)(void) is the type C allows such round trips through). */
+typedef void (*StoreCallback)(void);
+#define STORE_CALLBACK(f) ((StoreCallback) (f))
+
+typedef enum {
+  MODE_READ,  /* runs on its own, outside a transaction */
+  MODE_WRITE, /* joins the next group commit, in a savepoint of its own */
+  MODE_SELF,  /* opens / unlocks / stops: handles transactions itself */
+} RequestMode;
+
+typedef struct {
+  RequestMode mode;
+  gboolean needs_key; /* refused with LOCKED before a successful unlock */
+  gsize size;         /* of the struct that embeds Request */
+  /* worker: FALSE with @error; STORAGE errors fail the whole transaction,
+   * others only this request (its savepoint is rolled back) */
+  gboolean (*run)(WaStore *store, Request *req, GError **error);
+  /* loop thread: calls the callback (req->error may be set) */
+  void (*answer)(Request *req);
+  /* loop thread: frees the kind's own fields (may be NULL) */
+  void (*finalize)(Request *req);
+} RequestClass;
+
+struct _Request {
+  const RequestClass *klass;
+  StoreCallback cb;
+  gpointer data;
+  gint64 now; /* Unix seconds when queued */
+  GError *error;
+};
+
+struct _WaStore {
+  WaLoop *loop;
+  WaClock *clock;
+  char *path;
+  gint64 max_page_count;
+
+  GAsyncQueue *queue;   /* Request*: to the worker */
+  GAsyncQueue *answers; /* Request*: back to the loop */
+  GThread *worker;
+  int pipe_read;
+  int pipe_write;
+  guint watch;
+  gint signalled;       /* atomic: a byte is in the pipe */
+  gboolean closed;      /* loop thread */
+  guint dispatching;    /* loop thread: inside answer callbacks */
+
+  /* test hooks */
+  GMutex hold_lock;
+  GCond hold_cond;
+  gboolean held;
+  gint commits;         /* atomic: transactions committed by group commits */
+
+  /* ---- worker ---- */
+  sqlite3 *db;
+  GHashTable *statements; /* SQL text pointer -> sqlite3_stmt* */
+  gboolean opened;        /* the open succeeded */
+  WaKey *store_key;       /* WA_SUBKEY_STORE; NULL until unlocked */
+  WaKey *index_key;       /* WA_SUBKEY_INDEX */
+  WaKey *audit_key;       /* WA_SUBKEY_AUDIT */
+  GHashTable *key_cache;  /* customer id -> WaKey* */
+  GQueue key_order;       /* customer ids, most recently used first (owned by key_cache) */
+  GPtrArray *txn_keys;    /* customer ids whose keys were cached in the open transaction */
+  gboolean checkpoint_soon;
+  guint commits_since_checkpoint;
+  int wal_pages;
+};
+
+/* ---- requests (wa-store.c) ---- */
+
+/* A zeroed request of @klass (klass->size bytes) with its callback; "now"
+ * read from the store's clock. */
+gpointer wa_store_request_new(WaStore *store, const RequestClass *klass, StoreCallback cb, gpointer data);
+/* Queues @req (taken) to the worker, or answers it with LOCKED when the store
+ * is closed. */
+void wa_store_request_push(WaStore *store, gpointer req);
+/* Frees a string that may hold content: wiped first. */
+void wa_store_wipe_free(char *s);
+
+/* ---- worker helpers (wa-store.c) ---- */
+
+gboolean wa_store_set_sqlite_error(WaStore *store, GError **error, const char *what);
+
+/* Cached statement for @sql (a string literal: cached by address), with
+ * parameters bound from @types: 't' const char * (NULL binds NULL), 'b'
+ * GBytes * (NULL binds NULL), 'h' const guint8 * of WA_CRYPT_HASH_BYTES
+ * (NULL binds NULL), 'i' gint64, 'u' guint64. Reset it with
+ * wa_store_sql_done() after use. */
+sqlite3_stmt *wa_store_sql(WaStore *store, GError **error, const char *sql, const char *types, ...);
+/* SQLITE_ROW, SQLITE_DONE, or 0 with @error (the statement is then reset). */
+int wa_store_sql_step(WaStore *store, sqlite3_stmt *stmt, GError **error);
+void wa_store_sql_done(sqlite3_stmt *stmt);
+/* Runs a statement that returns no rows (to its end). */
+gboolean wa_store_sql_exec(WaStore *store, GError **error, const char *sql, const char *types, ...);
+/* A statement whose first row's first column is an integer: *@out, and
+ * *@found when a row came (may be NULL; then no row leaves *@out 0). */
+gboolean wa_store_sql_int(WaStore *store, gint64 *out, gboolean *found, GError **error, const char *sql,
+                          const char *types, ...);
+
+char *wa_store_col_text(sqlite3_stmt *stmt, int col);
+
+/* A new random internal id (WA_STORE_ID_HEX hex digits). */
+char *wa_store_new_id(void);
+
+/* Seals @value (NULL gives NULL) under @key for table/column/row. NULL with
+ * @error (STORAGE) when sealing fails. */
+gboolean wa_store_seal(const WaKey *key, const char *table, const char *column, const char *row_id,
+                       const char *value, GBytes **out, GError **error);
+/* Opens column @col of @stmt; NULL column gives NULL. A value that does not
+ * open gives NULL and sets *@tampered. */
+char *wa_store_open_col(const WaKey *key, const char *table, const char *column, const char *row_id,
+                        sqlite3_stmt *stmt, int col, gboolean *tampered);
+/* Keyed hash of @value in @domain ("wa_id", "bsuid", "wamid", "suppress"). */
+void wa_store_index(WaStore *store, const char *domain, const char *value, guint8 out[WA_CRYPT_HASH_BYTES]);
+
+/* The customer's key (cached; owned by the cache, valid until the next call
+ * that may evict: use it at once). NOT_FOUND or TAMPERED. */
+const WaKey *wa_store_customer_key(WaStore *store, const char *customer_id, GError **error);
+/* A new random key for a new customer, cached, and its wrapping in *@wrapped. */
+const WaKey *wa_store_customer_key_new(WaStore *store, const char *customer_id, GBytes **wrapped,
+                                       GError **error);
+/* Drops the customer's key from the cache (wiped). */
+void wa_store_customer_key_forget(WaStore *store, const char *customer_id);
+
+/* Appends an audit row inside the open transaction (wa-store-ledger.c). */
+gboolean wa_store_audit_row(WaStore *store, gint64 at, const char *action, const char *customer_id,
+                            const char *detail, GError **error);
+
+/* A customer row read by its id (NULL with NOT_FOUND), decrypted
+ * (wa-store-records.c). */
+WaStoreCustomer *wa_store_read_customer(WaStore *store, const char *customer_id, GError **error);
+
+/* Settings of @customer_id (NULL: account-wide), name -> value
+ * (wa-store-records.c). */
+GHashTable *wa_store_read_settings(WaStore *store, const char *customer_id, GError **error);
+
+/* SELECT list and reader for WaStoreMessage rows (wa-store-records.c). */
+#define WA_STORE_MESSAGE_COLUMNS                                                                   \
+  "m.id, m.customer_id, m.direction, m.type, m.body, m.caption, m.wamid, m.error, m.timestamp, "  \
+  "m.status, m.status_time, m.outbox_id, m.expired"
+WaStoreMessage *wa_store_read_message(WaStore *store, sqlite3_stmt *stmt);
+#define WA_STORE_OUTBOX_COLUMNS                                                                    \
+  "o.id, o.message_id, o.customer_id, o.state, o.payload, o.preview_url, o.attempts, "            \
+  "o.next_attempt, o.created, o.updated, m.body, m.wamid, m.error"
+WaStoreOutbox *wa_store_read_outbox(WaStore *store, sqlite3_stmt *stmt);
+
+G_END_DECLS
