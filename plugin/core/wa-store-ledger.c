@@ -603,76 +603,25 @@ add_bool(JsonBuilder *builder, const char *name, gboolean value)
   json_builder_add_boolean_value(builder, value);
 }
 
+/* Writes one row of an exported table as a JSON object. */
+typedef void (*ExportRowFunc)(WaStore *store, JsonBuilder *builder, sqlite3_stmt *stmt, const char *customer_id);
+
+/* The rows @sql (one "t" parameter: the customer id) selects, as the array
+ * @member of the export. */
 static gboolean
-export_messages(WaStore *store, JsonBuilder *builder, const char *customer_id, GError **error)
+export_rows(WaStore *store, JsonBuilder *builder, const char *member, const char *sql, const char *customer_id,
+            ExportRowFunc write_row, GError **error)
 {
-  sqlite3_stmt *stmt = wa_store_sql(store, error,
-                                    "SELECT " WA_STORE_MESSAGE_COLUMNS ", m.raw FROM messages m "
-                                    "WHERE m.customer_id = ?1 ORDER BY m.timestamp, m.rowid",
-                                    "t", customer_id);
+  sqlite3_stmt *stmt = wa_store_sql(store, error, sql, "t", customer_id);
   int rc;
 
   if (stmt == NULL)
     return FALSE;
-  json_builder_set_member_name(builder, "messages");
+  json_builder_set_member_name(builder, member);
   json_builder_begin_array(builder);
   while ((rc = wa_store_sql_step(store, stmt, error)) == SQLITE_ROW) {
-    g_autoptr(WaStoreMessage) message = wa_store_read_message(store, stmt);
-    const WaKey *key = wa_store_customer_key(store, customer_id, NULL);
-    char *raw = key != NULL ? wa_store_open_col(key, "messages", "raw", message->id, stmt, 13, &message->tampered)
-                            : NULL;
-
     json_builder_begin_object(builder);
-    add_string(builder, "id", message->id);
-    add_string(builder, "direction", direction_name(message->direction));
-    add_string(builder, "type", message->type);
-    add_string(builder, "body", message->body);
-    add_string(builder, "caption", message->caption);
-    add_string(builder, "wamid", message->wamid);
-    add_int(builder, "timestamp", message->timestamp);
-    add_string(builder, "status", wa_store_status_to_string(message->status));
-    add_int(builder, "status_time", message->status_time);
-    add_string(builder, "error", message->error);
-    if (message->outbox_id != 0)
-      add_int(builder, "outbox_id", (gint64) message->outbox_id);
-    add_string(builder, "raw_event", raw);
-    add_bool(builder, "expired", message->expired);
-    add_bool(builder, "tampered", message->tampered);
-    json_builder_end_object(builder);
-    wa_store_wipe_free(raw);
-  }
-  json_builder_end_array(builder);
-  if (rc == 0)
-    return FALSE;
-  wa_store_sql_done(stmt);
-  return TRUE;
-}
-
-static gboolean
-export_outbox(WaStore *store, JsonBuilder *builder, const char *customer_id, GError **error)
-{
-  sqlite3_stmt *stmt = wa_store_sql(store, error,
-                                    "SELECT " WA_STORE_OUTBOX_COLUMNS " FROM outbox o JOIN messages m "
-                                    "ON m.id = o.message_id WHERE o.customer_id = ?1 ORDER BY o.rowid",
-                                    "t", customer_id);
-  int rc;
-
-  if (stmt == NULL)
-    return FALSE;
-  json_builder_set_member_name(builder, "outbox");
-  json_builder_begin_array(builder);
-  while ((rc = wa_store_sql_step(store, stmt, error)) == SQLITE_ROW) {
-    g_autoptr(WaStoreOutbox) entry = wa_store_read_outbox(store, stmt);
-
-    json_builder_begin_object(builder);
-    add_int(builder, "id", (gint64) entry->id);
-    add_string(builder, "message_id", entry->message_id);
-    add_string(builder, "state", outbox_state_name(entry->state));
-    add_string(builder, "payload", entry->payload);
-    add_int(builder, "attempts", entry->attempts);
-    add_int(builder, "created", entry->created);
-    add_int(builder, "updated", entry->updated);
-    add_bool(builder, "tampered", entry->tampered);
+    write_row(store, builder, stmt, customer_id);
     json_builder_end_object(builder);
   }
   json_builder_end_array(builder);
@@ -682,63 +631,67 @@ export_outbox(WaStore *store, JsonBuilder *builder, const char *customer_id, GEr
   return TRUE;
 }
 
-static gboolean
-export_consent(WaStore *store, JsonBuilder *builder, const char *customer_id, GError **error)
+static void
+export_message(WaStore *store, JsonBuilder *builder, sqlite3_stmt *stmt, const char *customer_id)
 {
-  sqlite3_stmt *stmt = wa_store_sql(store, error,
-                                    "SELECT " CONSENT_COLUMNS " FROM consent WHERE customer_id = ?1 ORDER BY seq", "t",
-                                    customer_id);
-  int rc;
+  g_autoptr(WaStoreMessage) message = wa_store_read_message(store, stmt);
+  const WaKey *key = wa_store_customer_key(store, customer_id, NULL);
+  char *raw = key != NULL ? wa_store_open_col(key, "messages", "raw", message->id, stmt, 13, &message->tampered)
+                          : NULL;
 
-  if (stmt == NULL)
-    return FALSE;
-  json_builder_set_member_name(builder, "consent");
-  json_builder_begin_array(builder);
-  while ((rc = wa_store_sql_step(store, stmt, error)) == SQLITE_ROW) {
-    WaStoreConsent *consent = consent_from_row(store, stmt);
-
-    json_builder_begin_object(builder);
-    add_string(builder, "state", consent_state_name(consent->state));
-    add_string(builder, "scope", consent->scope);
-    add_string(builder, "source", consent->source);
-    add_string(builder, "note", consent->note);
-    add_int(builder, "at", consent->at);
-    add_bool(builder, "tampered", consent->tampered);
-    json_builder_end_object(builder);
-    wa_store_consent_free(consent);
-  }
-  json_builder_end_array(builder);
-  if (rc == 0)
-    return FALSE;
-  wa_store_sql_done(stmt);
-  return TRUE;
+  add_string(builder, "id", message->id);
+  add_string(builder, "direction", direction_name(message->direction));
+  add_string(builder, "type", message->type);
+  add_string(builder, "body", message->body);
+  add_string(builder, "caption", message->caption);
+  add_string(builder, "wamid", message->wamid);
+  add_int(builder, "timestamp", message->timestamp);
+  add_string(builder, "status", wa_store_status_to_string(message->status));
+  add_int(builder, "status_time", message->status_time);
+  add_string(builder, "error", message->error);
+  if (message->outbox_id != 0)
+    add_int(builder, "outbox_id", (gint64) message->outbox_id);
+  add_string(builder, "raw_event", raw);
+  add_bool(builder, "expired", message->expired);
+  add_bool(builder, "tampered", message->tampered);
+  wa_store_wipe_free(raw);
 }
 
-static gboolean
-export_audit(WaStore *store, JsonBuilder *builder, const char *customer_id, GError **error)
+static void
+export_outbox_entry(WaStore *store, JsonBuilder *builder, sqlite3_stmt *stmt, const char *customer_id)
 {
-  sqlite3_stmt *stmt = wa_store_sql(store, error,
-                                    "SELECT seq, at, action, detail FROM audit WHERE customer_id = ?1 ORDER BY seq", "t",
-                                    customer_id);
-  int rc;
+  g_autoptr(WaStoreOutbox) entry = wa_store_read_outbox(store, stmt);
 
-  if (stmt == NULL)
-    return FALSE;
-  json_builder_set_member_name(builder, "audit");
-  json_builder_begin_array(builder);
-  while ((rc = wa_store_sql_step(store, stmt, error)) == SQLITE_ROW) {
-    json_builder_begin_object(builder);
-    add_int(builder, "seq", sqlite3_column_int64(stmt, 0));
-    add_int(builder, "at", sqlite3_column_int64(stmt, 1));
-    add_string(builder, "action", (const char *) sqlite3_column_text(stmt, 2));
-    add_string(builder, "detail", (const char *) sqlite3_column_text(stmt, 3));
-    json_builder_end_object(builder);
-  }
-  json_builder_end_array(builder);
-  if (rc == 0)
-    return FALSE;
-  wa_store_sql_done(stmt);
-  return TRUE;
+  add_int(builder, "id", (gint64) entry->id);
+  add_string(builder, "message_id", entry->message_id);
+  add_string(builder, "state", outbox_state_name(entry->state));
+  add_string(builder, "payload", entry->payload);
+  add_int(builder, "attempts", entry->attempts);
+  add_int(builder, "created", entry->created);
+  add_int(builder, "updated", entry->updated);
+  add_bool(builder, "tampered", entry->tampered);
+}
+
+static void
+export_consent_row(WaStore *store, JsonBuilder *builder, sqlite3_stmt *stmt, const char *customer_id)
+{
+  g_autoptr(WaStoreConsent) consent = consent_from_row(store, stmt);
+
+  add_string(builder, "state", consent_state_name(consent->state));
+  add_string(builder, "scope", consent->scope);
+  add_string(builder, "source", consent->source);
+  add_string(builder, "note", consent->note);
+  add_int(builder, "at", consent->at);
+  add_bool(builder, "tampered", consent->tampered);
+}
+
+static void
+export_audit_row(WaStore *store, JsonBuilder *builder, sqlite3_stmt *stmt, const char *customer_id)
+{
+  add_int(builder, "seq", sqlite3_column_int64(stmt, 0));
+  add_int(builder, "at", sqlite3_column_int64(stmt, 1));
+  add_string(builder, "action", (const char *) sqlite3_column_text(stmt, 2));
+  add_string(builder, "detail", (const char *) sqlite3_column_text(stmt, 3));
 }
 
 static gboolean
@@ -784,12 +737,24 @@ run_export(WaStore *store, Request *req, GError **error)
   add_int(builder, "created", customer->created);
   add_bool(builder, "tampered", customer->tampered);
   json_builder_end_object(builder);
-  if (!export_messages(store, builder, customer->id, error) || !export_outbox(store, builder, customer->id, error) ||
-      !export_consent(store, builder, customer->id, error) || !export_settings(store, builder, customer->id, error))
+  if (!export_rows(store, builder, "messages",
+                   "SELECT " WA_STORE_MESSAGE_COLUMNS ", m.raw FROM messages m "
+                   "WHERE m.customer_id = ?1 ORDER BY m.timestamp, m.rowid",
+                   customer->id, export_message, error) ||
+      !export_rows(store, builder, "outbox",
+                   "SELECT " WA_STORE_OUTBOX_COLUMNS " FROM outbox o JOIN messages m "
+                   "ON m.id = o.message_id WHERE o.customer_id = ?1 ORDER BY o.rowid",
+                   customer->id, export_outbox_entry, error) ||
+      !export_rows(store, builder, "consent",
+                   "SELECT " CONSENT_COLUMNS " FROM consent WHERE customer_id = ?1 ORDER BY seq",
+                   customer->id, export_consent_row, error) ||
+      !export_settings(store, builder, customer->id, error))
     return FALSE;
   /* this export is itself in the audit log, and so in the export */
   if (!wa_store_audit_row(store, req->now, "customer.exported", customer->id, NULL, error) ||
-      !export_audit(store, builder, customer->id, error))
+      !export_rows(store, builder, "audit",
+                   "SELECT seq, at, action, detail FROM audit WHERE customer_id = ?1 ORDER BY seq",
+                   customer->id, export_audit_row, error))
     return FALSE;
   json_builder_end_object(builder);
   root = json_builder_get_root(builder);
