@@ -16,7 +16,6 @@
 #include "wa-describe.h"
 #include "wa-json.h"
 
-#define SLICE_EVENTS 25
 
 static void
 event_free(WabizEvent *event)
@@ -95,7 +94,6 @@ wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const char *bsuid, con
   if (buddy == NULL) {
     const char *group_name = _(WABIZ_GROUP_DEFAULT);
     PurpleGroup *group;
-    g_autofree char *id = NULL;
 
     if (!create || (wa_id == NULL && bsuid == NULL))
       return NULL;
@@ -104,10 +102,9 @@ wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const char *bsuid, con
       group = purple_group_new(group_name);
       purple_blist_add_group(group, NULL);
     }
+    /* its customer id comes from the store, with the first stored message */
     buddy = purple_buddy_new(wa->account, wa_id != NULL ? wa_id : bsuid, NULL);
     purple_blist_add_buddy(buddy, NULL, group, NULL);
-    id = g_uuid_string_random();
-    purple_blist_node_set_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID, id);
   }
   if (bsuid != NULL)
     purple_blist_node_set_string(&buddy->node, WABIZ_NODE_BSUID, bsuid);
@@ -119,8 +116,28 @@ wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const char *bsuid, con
 
 /* ---- messages ------------------------------------------------------------- */
 
+/* One event being applied: its changes are stored, then shown, then the
+ * event is acknowledged. */
+struct _WabizApplying {
+  WabizAccount *wa;
+  gint64 seq;
+  WaWebhook *webhook;
+  char *raw;          /* the event's JSON, kept (sealed) with its messages */
+  guint pending;      /* store writes not yet answered, plus one while queuing */
+  gboolean orphaned;  /* the receiver link went away: show nothing more, ack nothing */
+};
+
+typedef struct {
+  WabizApplying *ap;
+  const WaChange *change;
+  const WaMessage *msg;
+} MessageJob;
+
+static void finish_one(WabizApplying *ap);
+
 static void
-apply_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg)
+show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, const char *customer_id,
+             gint64 newest_inbound)
 {
   const WaContact *contact = wa_change_find_contact(change, msg);
   const char *wa_id = msg->from != NULL ? msg->from : (contact != NULL ? contact->wa_id : NULL);
@@ -130,15 +147,13 @@ apply_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg)
   PurpleBuddy *buddy;
   const char *name;
 
-  if (msg->group_id != NULL) {
-    wabiz_group_message(wa, msg, profile);
-    return;
-  }
   buddy = wabiz_customer_buddy(wa, wa_id, bsuid, profile, TRUE);
   if (buddy == NULL) {
     purple_debug_warning("wabiz", "a message without a sender was skipped\n");
     return;
   }
+  if (customer_id != NULL)
+    purple_blist_node_set_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID, customer_id);
   name = purple_buddy_get_name(buddy);
   text = wa_message_describe(msg);
   if (g_strcmp0(msg->type, "system") == 0) {
@@ -162,7 +177,65 @@ apply_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg)
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, name, TRUE), line, PURPLE_MESSAGE_ERROR, 0);
   }
   if (wa_message_opens_window(msg))
-    wabiz_window_update(wa, buddy, msg->timestamp > 0 ? msg->timestamp : wabiz_now());
+    wabiz_window_update(wa, buddy, newest_inbound > 0 ? newest_inbound
+                                                      : (msg->timestamp > 0 ? msg->timestamp : wabiz_now()));
+}
+
+static void
+stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data)
+{
+  MessageJob *job = data;
+  WabizApplying *ap = job->ap;
+  const WaStoreCustomer *customer = result != NULL ? result->customer.customer : NULL;
+
+  if (!ap->orphaned) {
+    if (error != NULL) {
+      g_autofree char *text = g_strdup_printf(
+        _("A customer's message could not be stored (%s); it is shown, but will be missing from the "
+          "history."), error->message);
+
+      wabiz_notice(ap->wa, text);
+    }
+    /* a duplicate (stored before a crash or a lost acknowledgement) is shown
+     * again: showing it twice beats never showing it; history from the store
+     * replaces this */
+    show_message(ap->wa, job->change, job->msg, customer != NULL ? customer->id : NULL,
+                 customer != NULL ? customer->newest_inbound : 0);
+  }
+  g_free(job);
+  finish_one(ap);
+}
+
+static void
+apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
+{
+  const WaContact *contact = wa_change_find_contact(change, msg);
+  WaStoreInbound in = { 0 };
+  MessageJob *job;
+
+  in.wa_id = msg->from != NULL ? msg->from : (contact != NULL ? contact->wa_id : NULL);
+  in.bsuid = msg->from_user_id != NULL ? msg->from_user_id : (contact != NULL ? contact->user_id : NULL);
+  if (msg->group_id != NULL) {
+    wabiz_group_message(ap->wa, msg, contact != NULL ? contact->profile_name : NULL);
+    return;
+  }
+  if (msg->id == NULL || msg->type == NULL || (in.wa_id == NULL && in.bsuid == NULL)) {
+    show_message(ap->wa, change, msg, NULL, 0); /* cannot be stored: shown as it is */
+    return;
+  }
+  in.profile_name = contact != NULL ? contact->profile_name : NULL;
+  in.direction = WA_STORE_IN;
+  in.wamid = msg->id;
+  in.type = msg->type;
+  in.body = msg->text;
+  in.raw = ap->raw;
+  in.timestamp = msg->timestamp > 0 ? msg->timestamp : wabiz_now();
+  job = g_new0(MessageJob, 1);
+  job->ap = ap;
+  job->change = change;
+  job->msg = msg;
+  ap->pending++;
+  wa_store_inbound(ap->wa->store, &in, stored_cb, job);
 }
 
 /* ---- statuses ------------------------------------------------------------- */
@@ -325,11 +398,13 @@ apply_account_event(WabizAccount *wa, const WaChange *change)
 }
 
 static void
-apply_change(WabizAccount *wa, const WaChange *change)
+apply_change(WabizApplying *ap, const WaChange *change)
 {
+  WabizAccount *wa = ap->wa;
+
   if (g_strcmp0(change->field, "messages") == 0) {
     for (guint i = 0; i < change->messages->len; i++)
-      apply_message(wa, change, g_ptr_array_index(change->messages, i));
+      apply_message(ap, change, g_ptr_array_index(change->messages, i));
     for (guint i = 0; i < change->statuses->len; i++)
       apply_status(wa, g_ptr_array_index(change->statuses, i));
     for (guint i = 0; i < change->errors->len; i++) {
@@ -349,12 +424,65 @@ apply_change(WabizAccount *wa, const WaChange *change)
 
 /* ---- events --------------------------------------------------------------- */
 
+static void apply_next(WabizAccount *wa);
+
+static gboolean
+next_cb(gpointer data)
+{
+  WabizAccount *wa = data;
+
+  wa->inbound_slice = 0;
+  apply_next(wa);
+  return G_SOURCE_REMOVE;
+}
+
+/* Applying the next event waits for a turn of the loop: a backlog never
+ * holds the UI. */
 static void
-apply_event(WabizAccount *wa, WabizEvent *event)
+schedule_next(WabizAccount *wa)
+{
+  if (wa->inbound_slice == 0 && !g_queue_is_empty(&wa->inbound))
+    wa->inbound_slice = purple_timeout_add(0, next_cb, wa);
+}
+
+static void
+applying_free(WabizApplying *ap)
+{
+  g_clear_pointer(&ap->webhook, wa_webhook_free);
+  if (ap->raw != NULL) {
+    sodium_memzero(ap->raw, strlen(ap->raw));
+    g_free(ap->raw);
+  }
+  g_free(ap);
+}
+
+/* One store write (or the queuing itself) is done; the last one acknowledges
+ * the event: everything in it is committed and shown. */
+static void
+finish_one(WabizApplying *ap)
+{
+  WabizAccount *wa = ap->wa;
+
+  if (--ap->pending > 0)
+    return;
+  if (wa->applying == ap)
+    wa->applying = NULL;
+  wa->orphans = g_slist_remove(wa->orphans, ap);
+  if (!ap->orphaned) {
+    wa->applied_seq = MAX(wa->applied_seq, ap->seq);
+    if (wa->rx != NULL)
+      wa_rxclient_ack(wa->rx, ap->seq);
+    schedule_next(wa);
+  }
+  applying_free(ap);
+}
+
+static WaWebhook *
+open_event(WabizAccount *wa, WabizEvent *event, char **raw)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) plain = NULL;
-  g_autoptr(WaWebhook) webhook = NULL;
+  WaWebhook *webhook;
   gsize len = 0;
   const guint8 *data = g_bytes_get_data(event->sealed, &len);
 
@@ -362,9 +490,9 @@ apply_event(WabizAccount *wa, WabizEvent *event)
   if (plain == NULL) {
     g_autofree char *text = g_strdup_printf(
       _("A webhook event could not be opened and was skipped (%s). It was sealed to another key: "
-        "was this account's key file replaced?"), error->message);
+        "was this account's key replaced?"), error->message);
     wabiz_notice(wa, text);
-    return;
+    return NULL;
   }
   data = g_bytes_get_data(plain, &len);
   webhook = wa_webhook_parse((const char *) data, len, &error);
@@ -372,37 +500,35 @@ apply_event(WabizAccount *wa, WabizEvent *event)
     g_autofree char *text = g_strdup_printf(_("A webhook event could not be read and was skipped: %s"),
                                             error->message);
     wabiz_notice(wa, text);
-    return;
+    return NULL;
   }
-  for (guint i = 0; i < webhook->changes->len; i++)
-    apply_change(wa, g_ptr_array_index(webhook->changes, i));
+  *raw = g_strndup((const char *) data, len);
+  sodium_memzero((void *) data, len);
+  return webhook;
 }
 
-static gboolean
-slice_cb(gpointer data)
+static void
+apply_next(WabizAccount *wa)
 {
-  WabizAccount *wa = data;
-  gint64 last = -1;
+  WabizEvent *event;
+  WabizApplying *ap;
 
-  for (guint i = 0; i < SLICE_EVENTS && !g_queue_is_empty(&wa->inbound); i++) {
-    WabizEvent *event = g_queue_pop_head(&wa->inbound);
-
-    /* re-sent after a lost acknowledgement (the receiver's seq only grows):
-     * already shown in this session. Across restarts the store (a later
-     * issue) makes applying idempotent. */
-    if (event->seq > wa->applied_seq) {
-      apply_event(wa, event);
-      wa->applied_seq = event->seq;
-    }
-    last = event->seq;
-    event_free(event);
+  if (wa->applying != NULL || (event = g_queue_pop_head(&wa->inbound)) == NULL)
+    return;
+  ap = g_new0(WabizApplying, 1);
+  ap->wa = wa;
+  ap->seq = event->seq;
+  ap->pending = 1; /* held while the event's writes are queued */
+  wa->applying = ap;
+  /* re-sent after a lost acknowledgement (the receiver's seq only grows):
+   * already shown in this session */
+  if (event->seq > wa->applied_seq) {
+    ap->webhook = open_event(wa, event, &ap->raw);
+    for (guint i = 0; ap->webhook != NULL && i < ap->webhook->changes->len; i++)
+      apply_change(ap, g_ptr_array_index(ap->webhook->changes, i));
   }
-  if (last >= 0 && wa->rx != NULL)
-    wa_rxclient_ack(wa->rx, last);
-  if (!g_queue_is_empty(&wa->inbound))
-    return G_SOURCE_CONTINUE;
-  wa->inbound_slice = 0;
-  return G_SOURCE_REMOVE;
+  event_free(event);
+  finish_one(ap);
 }
 
 void
@@ -413,10 +539,13 @@ wabiz_inbound_queue(WabizAccount *wa, gint64 seq, GBytes *sealed)
   event->seq = seq;
   event->sealed = g_bytes_ref(sealed);
   g_queue_push_tail(&wa->inbound, event);
-  if (wa->inbound_slice == 0)
-    wa->inbound_slice = purple_timeout_add(0, slice_cb, wa);
+  if (wa->applying == NULL)
+    schedule_next(wa);
 }
 
+/* Events not yet applied are dropped (the receiver sends them again); one
+ * whose writes are still in the store finishes without showing more or
+ * acknowledging. */
 void
 wabiz_inbound_stop(WabizAccount *wa)
 {
@@ -425,4 +554,17 @@ wabiz_inbound_stop(WabizAccount *wa)
     wa->inbound_slice = 0;
   }
   g_queue_clear_full(&wa->inbound, (GDestroyNotify) event_free);
+  if (wa->applying != NULL) {
+    wa->applying->orphaned = TRUE;
+    wa->orphans = g_slist_prepend(wa->orphans, wa->applying);
+    wa->applying = NULL;
+  }
+}
+
+/* After the store is closed no store callback runs: orphaned events still
+ * waiting for one are freed here. */
+void
+wabiz_inbound_forget_orphans(WabizAccount *wa)
+{
+  g_slist_free_full(g_steal_pointer(&wa->orphans), (GDestroyNotify) applying_free);
 }

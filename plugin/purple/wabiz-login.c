@@ -117,11 +117,22 @@ phone_number_cb(WaGraphReply *reply, gpointer data)
   purple_debug_info("wabiz", "signed on: number %s, quality %s, limit %s\n",
                     wa->pnid, wa->phone->quality_rating != NULL ? wa->phone->quality_rating : "?",
                     wa->phone->messaging_limit != NULL ? wa->phone->messaging_limit : "?");
-  purple_connection_update_progress(wa->gc, _("Connected"), 2, 3);
+  purple_connection_update_progress(wa->gc, _("Connected"), 3, 4);
   purple_connection_set_state(wa->gc, PURPLE_CONNECTED);
   wabiz_sender_start(wa);
-  wabiz_window_start(wa);
+  wabiz_window_load(wa);
   wabiz_link_start(wa);
+}
+
+/* The store is unlocked: now the API. */
+static void
+store_ready(WabizAccount *wa)
+{
+  purple_connection_update_progress(wa->gc, _("Contacting the WhatsApp Business Platform"), 2, 4);
+  wa->signon_call = wa_graph_get_phone_number(wa->graph, wa->pnid, phone_number_cb, wa);
+  if (wa->signon_call == NULL)
+    purple_connection_error_reason(wa->gc, PURPLE_CONNECTION_ERROR_NETWORK_ERROR,
+                                   _("Could not start a request to the WhatsApp Business Platform."));
 }
 
 void
@@ -147,7 +158,7 @@ wabiz_login(PurpleAccount *account)
   gc->flags |= PURPLE_CONNECTION_NO_BGCOLOR | PURPLE_CONNECTION_NO_FONTSIZE | PURPLE_CONNECTION_NO_URLDESC |
                PURPLE_CONNECTION_NO_IMAGES;
 
-  purple_connection_update_progress(gc, _("Checking settings"), 0, 3);
+  purple_connection_update_progress(gc, _("Checking settings"), 0, 4);
   if (!is_digits(wa->pnid)) {
     purple_connection_error_reason(gc, PURPLE_CONNECTION_ERROR_INVALID_SETTINGS,
       _("The username must be the phone number ID (digits only) from WhatsApp Manager, not the phone number itself."));
@@ -175,11 +186,8 @@ wabiz_login(PurpleAccount *account)
     return;
   }
 
-  purple_connection_update_progress(gc, _("Contacting the WhatsApp Business Platform"), 1, 3);
-  wa->signon_call = wa_graph_get_phone_number(wa->graph, wa->pnid, phone_number_cb, wa);
-  if (wa->signon_call == NULL)
-    purple_connection_error_reason(gc, PURPLE_CONNECTION_ERROR_NETWORK_ERROR,
-                                   _("Could not start a request to the WhatsApp Business Platform."));
+  purple_connection_update_progress(gc, _("Opening the encrypted message store"), 1, 4);
+  wabiz_store_open(wa, store_ready);
 }
 
 /* ---- sign-off ---------------------------------------------------------------
@@ -321,6 +329,7 @@ wabiz_close(PurpleConnection *gc)
     return;
   wabiz_link_stop(wa);
   wabiz_window_stop(wa);
+  wabiz_store_close(wa);
   if (wa->sender != NULL) {
     wa_sender_pause(wa->sender);
     wa_sender_foreach(wa->sender, report_dropped, wa->account);

@@ -2,8 +2,9 @@
  *
  * available = open, away = under an hour left, offline = closed (kept visible
  * with the node's show_offline: these customers need a template). The window
- * runs from the newest customer message's own timestamp, kept in the buddy's
- * node settings until the encrypted store exists. One timer per account, for
+ * runs from the newest customer message's own timestamp, kept by the
+ * encrypted store (per customer) and mirrored here in memory, keyed by the
+ * store's customer id that the buddy carries. One timer per account, for
  * the next change of any buddy. Status text and tooltip are computed when
  * libpurple asks, so they are never stale.
  * Must not: keep a timer per buddy, or move a window back. */
@@ -18,12 +19,37 @@ wabiz_now(void)
   return g_get_real_time() / G_USEC_PER_SEC + clock_offset_s;
 }
 
+static WabizAccount *
+account_data(PurpleAccount *account)
+{
+  PurpleConnection *gc = account != NULL ? purple_account_get_connection(account) : NULL;
+
+  return gc != NULL ? purple_connection_get_protocol_data(gc) : NULL;
+}
+
 static gint64
 last_inbound(PurpleBuddy *buddy)
 {
-  const char *value = purple_blist_node_get_string(&buddy->node, WABIZ_NODE_LAST_INBOUND);
+  WabizAccount *wa = account_data(purple_buddy_get_account(buddy));
+  const char *customer = purple_blist_node_get_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID);
+  gint64 *newest;
 
-  return value != NULL ? g_ascii_strtoll(value, NULL, 10) : 0;
+  if (wa == NULL || wa->windows == NULL || customer == NULL)
+    return 0;
+  newest = g_hash_table_lookup(wa->windows, customer);
+  return newest != NULL ? *newest : 0;
+}
+
+static void
+remember_window(WabizAccount *wa, const char *customer, gint64 newest)
+{
+  gint64 *value = g_hash_table_lookup(wa->windows, customer);
+
+  if (value == NULL) {
+    value = g_new0(gint64, 1);
+    g_hash_table_insert(wa->windows, g_strdup(customer), value);
+  }
+  *value = wa_window_newest(*value, newest);
 }
 
 static void
@@ -108,6 +134,7 @@ wabiz_window_start(WabizAccount *wa)
 void
 wabiz_window_stop(WabizAccount *wa)
 {
+  g_clear_pointer(&wa->windows, g_hash_table_destroy);
   if (wa->window_timer != 0) {
     purple_timeout_remove(wa->window_timer);
     wa->window_timer = 0;
@@ -115,19 +142,96 @@ wabiz_window_stop(WabizAccount *wa)
   wa->window_timer_at = 0;
 }
 
+/* @buddy's customer wrote at @timestamp (the store has recorded it). */
 void
 wabiz_window_update(WabizAccount *wa, PurpleBuddy *buddy, gint64 timestamp)
 {
-  gint64 current = last_inbound(buddy);
-  gint64 newest = wa_window_newest(current, timestamp);
+  const char *customer = purple_blist_node_get_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID);
 
-  if (newest != current) {
-    g_autofree char *value = g_strdup_printf("%" G_GINT64_FORMAT, newest);
-
-    purple_blist_node_set_string(&buddy->node, WABIZ_NODE_LAST_INBOUND, value);
-  }
+  if (customer != NULL && wa->windows != NULL)
+    remember_window(wa, customer, timestamp);
   set_presence(wa->account, buddy, wabiz_now());
   reschedule(wa);
+}
+
+/* Buddies of an older version kept the window in their node settings: it
+ * moves into the store (the customer is found or created by the buddy's
+ * name) and the setting leaves blist.xml. */
+typedef struct {
+  WabizAccount *wa;
+  gint64 newest;
+} Migration;
+
+static void
+migrated_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer data)
+{
+  Migration *m = data;
+  WabizAccount *wa = m->wa;
+  PurpleBuddy *buddy;
+
+  if (error != NULL || update->customer == NULL) {
+    purple_debug_warning("wabiz", "a buddy's window could not be moved into the store: %s\n",
+                         error != NULL ? error->message : "?");
+  } else if ((buddy = wabiz_customer_buddy(wa, update->customer->wa_id, update->customer->bsuid, NULL, FALSE)) !=
+             NULL) {
+    wa_store_customer_set_newest_inbound(wa->store, update->customer->id, m->newest, NULL, NULL);
+    purple_blist_node_set_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID, update->customer->id);
+    purple_blist_node_remove_setting(&buddy->node, WABIZ_NODE_LAST_INBOUND);
+    wabiz_window_update(wa, buddy, m->newest);
+  }
+  g_free(m);
+}
+
+static void
+migrate_node_windows(WabizAccount *wa)
+{
+  GSList *buddies = purple_find_buddies(wa->account, NULL);
+
+  for (GSList *l = buddies; l != NULL; l = l->next) {
+    PurpleBuddy *buddy = l->data;
+    const char *old = purple_blist_node_get_string(&buddy->node, WABIZ_NODE_LAST_INBOUND);
+    const char *name = purple_buddy_get_name(buddy);
+    gboolean bsuid = wa_id_is_bsuid(name);
+    Migration *m;
+
+    if (old == NULL)
+      continue;
+    m = g_new0(Migration, 1);
+    m->wa = wa;
+    m->newest = g_ascii_strtoll(old, NULL, 10);
+    wa_store_customer_ensure(wa->store, bsuid ? NULL : name, bsuid ? name : NULL, NULL, WA_STORE_ENSURE_DEFAULT,
+                             migrated_cb, m);
+  }
+  g_slist_free(buddies);
+}
+
+static void
+customers_cb(GPtrArray *customers, const GError *error, gpointer data)
+{
+  WabizAccount *wa = data;
+
+  if (error != NULL) {
+    g_autofree char *text = g_strdup_printf(_("The customers' service windows could not be read: %s"),
+                                            error->message);
+
+    wabiz_notice(wa, text);
+  }
+  for (guint i = 0; customers != NULL && i < customers->len; i++) {
+    const WaStoreCustomer *customer = g_ptr_array_index(customers, i);
+
+    remember_window(wa, customer->id, customer->newest_inbound);
+  }
+  migrate_node_windows(wa);
+  wabiz_window_start(wa);
+}
+
+/* At sign-on: every customer's window from the store, then presence. */
+void
+wabiz_window_load(WabizAccount *wa)
+{
+  if (wa->windows == NULL)
+    wa->windows = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  wa_store_customers_list(wa->store, customers_cb, wa);
 }
 
 WaWindowState

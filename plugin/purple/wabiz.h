@@ -16,7 +16,9 @@
 #include "wa-sender.h"
 #include "wa-phone.h"
 #include "wa-rxclient.h"
+#include "wa-crypt.h"
 #include "wa-seal.h"
+#include "wa-store.h"
 #include "wa-text.h"
 #include "wa-webhook.h"
 #include "wa-window.h"
@@ -44,15 +46,16 @@
 #define WABIZ_OPT_WEBHOOK_PUBLIC_HTTP "webhook_allow_public_http"
 #define WABIZ_OPT_WEBHOOK_SILENCE "webhook_silence_seconds"
 
-/* Buddy node settings (until the encrypted store holds customers). */
+/* Buddy node settings: the store's pseudonymous customer id, and what older
+ * versions kept here. */
 #define WABIZ_NODE_CUSTOMER_ID "wabiz-customer-id" /* internal id, stable across number changes */
 #define WABIZ_NODE_BSUID "wabiz-bsuid"             /* business-scoped user id, when known */
-#define WABIZ_NODE_LAST_INBOUND "wabiz-last-inbound" /* newest customer message timestamp: the window */
+#define WABIZ_NODE_LAST_INBOUND "wabiz-last-inbound" /* before the store: migrated into it, then removed */
 
 #define WABIZ_GROUP_DEFAULT N_("WhatsApp Business")
 #define WABIZ_NOTICES_NAME "notices"
 
-typedef struct {
+typedef struct _WabizAccount {
   PurpleAccount *account;
   PurpleConnection *gc;
   WaHttp *http;
@@ -65,6 +68,10 @@ typedef struct {
   GHashTable *announced; /* customers told that messages are waiting */
   GHashTable *statuses;  /* wamid -> GINT_TO_POINTER(rank) of the furthest status seen */
 
+  /* the encrypted store (wabiz-store.c) */
+  WaStore *store;
+  void (*store_ready)(struct _WabizAccount *wa);
+
   /* receiving (wabiz-link.c, wabiz-inbound.c) */
   WaKeyPair *keys;
   WaRxclient *rx;
@@ -76,6 +83,8 @@ typedef struct {
   gboolean rx_spawned;
   gboolean rx_told;      /* the notices conversation has the set-up text */
   GQueue inbound;        /* WabizEvent* received, not yet applied */
+  struct _WabizApplying *applying; /* the event being stored and shown */
+  GSList *orphans;       /* events of a lost link still waiting for the store */
   guint inbound_slice;   /* timer applying the next slice */
   gint64 last_event_us;  /* monotonic time of the last event from the receiver */
   guint silence_timer;   /* warns when sends succeed but no webhook arrives */
@@ -90,6 +99,7 @@ typedef struct {
   guint notice_dropped;    /* held back since the last one shown */
 
   /* the 24-hour window (wabiz-window.c) */
+  GHashTable *windows;   /* store customer id -> gint64*: newest customer message */
   guint window_timer;
   gint64 window_timer_at;
 } WabizAccount;
@@ -120,6 +130,10 @@ void wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text,
 void wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const char *text, time_t when);
 void wabiz_notice(WabizAccount *wa, const char *text);
 
+/* wabiz-store.c */
+void wabiz_store_open(WabizAccount *wa, void (*ready)(WabizAccount *wa));
+void wabiz_store_close(WabizAccount *wa);
+
 /* wabiz-keys.c */
 WaKeyPair *wabiz_keys_load(PurpleAccount *account, const char *pnid, GError **error);
 char *wabiz_data_dir(const char *sub, GError **error);
@@ -134,13 +148,16 @@ typedef struct {
   gint64 seq;
   GBytes *sealed;
 } WabizEvent;
+typedef struct _WabizApplying WabizApplying;
 void wabiz_inbound_queue(WabizAccount *wa, gint64 seq, GBytes *sealed);
 void wabiz_inbound_stop(WabizAccount *wa);
+void wabiz_inbound_forget_orphans(WabizAccount *wa);
 PurpleBuddy *wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const char *bsuid,
                                   const char *profile_name, gboolean create);
 
 /* wabiz-window.c */
 gint64 wabiz_now(void);
+void wabiz_window_load(WabizAccount *wa);
 void wabiz_window_start(WabizAccount *wa);
 void wabiz_window_stop(WabizAccount *wa);
 void wabiz_window_update(WabizAccount *wa, PurpleBuddy *buddy, gint64 timestamp);

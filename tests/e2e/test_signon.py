@@ -9,7 +9,7 @@ class SignOn(Scenario):
     def test_ok(self):
         host = self.start_host(wait_signed_on=False)
         progress = host.wait_for({"event": "progress", "text": contains("Contacting")})
-        self.assertEqual(progress["count"], 3)
+        self.assertEqual(progress["count"], 4)
         on = host.wait_for("signed-on")
         self.assertEqual(on["display_name"], "Jaspers Market (+1 555-078-3881)")
         reqs = [r for r in self.sim.requests() if r["path"].endswith("/" + self.sim.pnid)]

@@ -1,0 +1,164 @@
+"""The encrypted store at sign-on: created with a key file and a recovery code
+shown once, unlocked at every sign-on, refused (with nothing changed) when the
+key file is missing or wrong, and nothing a customer wrote is readable on
+disk."""
+
+import hashlib
+import os
+import re
+import stat
+import textwrap
+import time
+
+from harness import Receiving, contains, has, main
+
+ANNA = "491701234567"
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class Store(Receiving):
+
+    def store_path(self):
+        return os.path.join(self.user_dir, "wabiz", "store", self.sim.pnid + ".db")
+
+    def key_path(self):
+        return os.path.join(self.user_dir, "wabiz", "keys", self.sim.pnid + ".store-key")
+
+    def restart(self, host, **kwargs):
+        host.quit()
+        self.hosts.remove(host)
+        host.close()
+        return self.start_host(user_dir=self.user_dir, **kwargs)
+
+    def test_created_with_a_recovery_code_shown_once(self):
+        host = self.start_host(user_dir=self.user_dir)
+        note = host.wait_for({"event": "notify", "kind": "formatted", "text": contains("recovery code")})
+        code = re.search(r"<tt>([A-Z2-7-]+)</tt>", note["text"])
+        self.assertIsNotNone(code, note["text"])
+        self.assertEqual(len(code.group(1).replace("-", "")), 52)
+        for path, mode in ((os.path.dirname(self.store_path()), 0o700), (self.store_path(), 0o600),
+                           (self.key_path(), 0o600)):
+            self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), mode, path)
+        again = self.restart(host)
+        again.expect_none({"event": "notify", "kind": "formatted"}, 1.0)
+        # the code is nowhere on disk
+        for root, _, files in os.walk(self.user_dir):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    self.assertNotIn(code.group(1).encode(), f.read(), name)
+
+    def test_missing_key_file_changes_nothing(self):
+        host = self.start_host(user_dir=self.user_dir)
+        host.quit()
+        self.hosts.remove(host)
+        host.close()
+        os.unlink(self.key_path())
+        before = digest(self.store_path())
+        again = self.start_host(user_dir=self.user_dir, wait_signed_on=False)
+        error = again.wait_for({"event": "disconnect"})
+        self.assertTrue(error["fatal"])
+        self.assertIn("is missing", error["description"])
+        self.assertIn(self.key_path(), error["description"])
+        self.assertFalse(os.path.exists(self.key_path()))
+        self.assertEqual(digest(self.store_path()), before)
+
+    def test_wrong_key_file_changes_nothing(self):
+        host = self.start_host(user_dir=self.user_dir)
+        host.quit()
+        self.hosts.remove(host)
+        host.close()
+        with open(self.key_path(), "wb") as f:
+            f.write(os.urandom(32))
+        before = digest(self.store_path())
+        again = self.start_host(user_dir=self.user_dir, wait_signed_on=False)
+        error = again.wait_for({"event": "disconnect"})
+        self.assertTrue(error["fatal"])
+        self.assertIn("could not be unlocked", error["description"])
+        self.assertEqual(digest(self.store_path()), before)
+
+    def test_nothing_a_customer_wrote_is_readable_on_disk(self):
+        host = self.start_receiving_host()
+        body = "my order 4711 goes to Lindenstrasse 12"
+        caption = "photo of the damaged parcel"
+        wamid = self.sim.inbound(body, sender=ANNA, name="Anna Schmidt")["id"]
+        self.sim.inbound(sender=ANNA, name="Anna Schmidt", type="image",
+                         image={"id": "1003383421387256", "mime_type": "image/jpeg",
+                                "sha256": "SfInY0gGKTsJlUWbwxC1k+FAD0FZHvzwfpvO0zX0GUI=", "caption": caption})
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv"), "message": body})
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv"), "message": contains(caption)})
+        host.send_im(ANNA, "thanks, we will check")
+        self.sim.wait_for_sent(1)
+        host.quit()
+        self.hosts.remove(host)
+        host.close()
+        self.stop_receiver()
+        found = []
+        for root, _, files in os.walk(self.user_dir):
+            for name in files:
+                path = os.path.join(root, name)
+                with open(path, "rb") as f:
+                    data = f.read()
+                for secret in (body, caption, wamid):
+                    if secret.encode() in data:
+                        found.append((path, secret))
+                # the profile name may be a buddy alias in blist.xml (the README says so), nowhere else
+                if name != "blist.xml" and b"Anna Schmidt" in data:
+                    found.append((path, "profile name"))
+        self.assertEqual(found, [])
+        self.assertTrue(os.path.exists(self.store_path()))
+
+
+    def test_window_survives_a_restart(self):
+        host = self.start_receiving_host()
+        self.sim.inbound("still there?", sender=ANNA, timestamp=int(time.time()) - 23 * 3600 - 1800)
+        host.wait_for({"event": "buddy", "name": ANNA, "status_id": "away"})
+        again = self.restart(host)
+        again.wait_for({"event": "buddy", "name": ANNA, "status_id": "away"})
+        info = again.call({"cmd": "buddy_info", "who": ANNA})
+        self.assertRegex(info["status_text"], r"^Service window open: (29|30) min left$")
+        again.quit()
+        with open(os.path.join(self.user_dir, "blist.xml"), encoding="utf-8") as f:
+            blist = f.read()
+        self.assertNotIn("wabiz-last-inbound", blist)
+        self.assertRegex(blist, r"<setting name='wabiz-customer-id' type='string'>[0-9a-f]{32}</setting>")
+
+    def test_window_in_old_node_settings_moves_into_the_store(self):
+        stamp = int(time.time()) - 3600
+        # the account must exist before a buddy list naming it is read
+        first = self.start_host(user_dir=self.user_dir)
+        first.quit()
+        self.hosts.remove(first)
+        first.close()
+        with open(os.path.join(self.user_dir, "blist.xml"), "w", encoding="utf-8") as f:
+            f.write(textwrap.dedent(f"""\
+                <?xml version='1.0' encoding='UTF-8' ?>
+                <purple version='1.0'>
+                 <blist>
+                  <group name='WhatsApp Business'>
+                   <contact>
+                    <buddy account='{self.sim.pnid}' proto='prpl-wabiz'>
+                     <name>{ANNA}</name>
+                     <setting name='wabiz-last-inbound' type='string'>{stamp}</setting>
+                    </buddy>
+                   </contact>
+                  </group>
+                 </blist>
+                </purple>
+                """))
+        host = self.start_host(user_dir=self.user_dir)
+        host.wait_for({"event": "buddy", "name": ANNA, "status_id": "available"})
+        again = self.restart(host)
+        again.wait_for({"event": "buddy", "name": ANNA, "status_id": "available"})
+        again.quit()
+        with open(os.path.join(self.user_dir, "blist.xml"), encoding="utf-8") as f:
+            blist = f.read()
+        self.assertNotIn("wabiz-last-inbound", blist)
+        self.assertNotIn(str(stamp), blist)
+
+
+if __name__ == "__main__":
+    main()
