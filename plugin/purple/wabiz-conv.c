@@ -25,8 +25,90 @@ wabiz_conv_write_plain(PurpleConversation *conv, const char *text, PurpleMessage
                             when != 0 ? when : time(NULL));
 }
 
+/* ---- history --------------------------------------------------------------
+ * When a customer's conversation opens, the last HISTORY_LINES messages come
+ * from the encrypted store (marked delayed and never logged). Each stored
+ * message is shown once per session, live or as history. */
+
+#define HISTORY_LINES 20
+
+typedef struct {
+  WabizAccount *wa;
+  char *conv_name;
+} HistoryRequest;
+
+/* TRUE (and remembered) the first time @message_id is shown this session. */
+gboolean
+wabiz_history_mark_shown(WabizAccount *wa, const char *message_id)
+{
+  if (wa->shown == NULL)
+    wa->shown = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  if (g_hash_table_contains(wa->shown, message_id))
+    return FALSE;
+  g_hash_table_add(wa->shown, g_strdup(message_id));
+  return TRUE;
+}
+
+static void
+history_cb(GPtrArray *messages, const GError *error, gpointer data)
+{
+  HistoryRequest *req = data;
+  WabizAccount *wa = req->wa;
+  PurpleConversation *conv = wabiz_conv_im(wa->account, req->conv_name, FALSE);
+
+  if (error != NULL)
+    purple_debug_warning("wabiz", "history unavailable: %s\n", error->message);
+  for (guint i = 0; conv != NULL && messages != NULL && i < messages->len; i++) {
+    const WaStoreMessage *m = g_ptr_array_index(messages, i);
+    PurpleMessageFlags flags = PURPLE_MESSAGE_NO_LOG | PURPLE_MESSAGE_DELAYED | PURPLE_MESSAGE_NO_LINKIFY;
+    g_autofree char *text = NULL;
+    g_autofree char *html = NULL;
+
+    if (!wabiz_history_mark_shown(wa, m->id))
+      continue;
+    if (m->body != NULL)
+      text = g_strdup(m->body);
+    else
+      text = g_strdup_printf(m->expired ? _("[%s message, deleted after the retention period]")
+                                        : _("[%s message]"),
+                             m->type != NULL ? m->type : "?");
+    html = wa_text_to_html(text, TRUE);
+    flags |= m->direction == WA_STORE_IN ? PURPLE_MESSAGE_RECV : PURPLE_MESSAGE_SEND;
+    if (m->direction == WA_STORE_ELSEWHERE)
+      flags |= PURPLE_MESSAGE_REMOTE_SEND;
+    purple_conversation_write(conv, m->direction == WA_STORE_IN ? req->conv_name : NULL, html, flags,
+                              (time_t) m->timestamp);
+  }
+  g_free(req->conv_name);
+  g_free(req);
+}
+
+static void
+load_history(PurpleConversation *conv, PurpleAccount *account)
+{
+  PurpleConnection *gc = purple_account_get_connection(account);
+  WabizAccount *wa = gc != NULL ? purple_connection_get_protocol_data(gc) : NULL;
+  PurpleBuddy *buddy;
+  const char *customer;
+  HistoryRequest *req;
+
+  if (wa == NULL || wa->store == NULL || purple_conversation_get_type(conv) != PURPLE_CONV_TYPE_IM)
+    return;
+  buddy = purple_find_buddy(account, purple_conversation_get_name(conv));
+  customer = buddy != NULL ? purple_blist_node_get_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID) : NULL;
+  if (customer == NULL)
+    return;
+  req = g_new0(HistoryRequest, 1);
+  req->wa = wa;
+  req->conv_name = g_strdup(purple_conversation_get_name(conv));
+  /* the store answers after the sign-off only if it was not closed: it is
+   * closed before the account data goes away, and then never answers */
+  wa_store_history(wa->store, customer, HISTORY_LINES, history_cb, req);
+}
+
 /* Our conversations stay out of libpurple's plain-text logs unless the agent
- * opted in: customers' messages are personal data. */
+ * opted in (customers' messages are personal data); their history comes from
+ * the encrypted store. */
 void
 wabiz_conv_created_cb(PurpleConversation *conv, gpointer data)
 {
@@ -36,6 +118,7 @@ wabiz_conv_created_cb(PurpleConversation *conv, gpointer data)
     return;
   if (!purple_account_get_bool(account, WABIZ_OPT_PLAINTEXT_LOG, FALSE))
     purple_conversation_set_logging(conv, FALSE);
+  load_history(conv, account);
 }
 
 /* A customer's message: WhatsApp markup becomes HTML after escaping, so

@@ -196,11 +196,12 @@ stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data
 
       wabiz_notice(ap->wa, text);
     }
-    /* a duplicate (stored before a crash or a lost acknowledgement) is shown
-     * again: showing it twice beats never showing it; history from the store
-     * replaces this */
-    show_message(ap->wa, job->change, job->msg, customer != NULL ? customer->id : NULL,
-                 customer != NULL ? customer->newest_inbound : 0);
+    /* each message is shown once per session: a duplicate (stored before a
+     * crash or a lost acknowledgement) is shown unless this session showed
+     * it already, live or as history */
+    if (result == NULL || result->message_id == NULL || wabiz_history_mark_shown(ap->wa, result->message_id))
+      show_message(ap->wa, job->change, job->msg, customer != NULL ? customer->id : NULL,
+                   customer != NULL ? customer->newest_inbound : 0);
   }
   g_free(job);
   finish_one(ap);

@@ -352,6 +352,7 @@ wabiz_close(PurpleConnection *gc)
   g_clear_pointer(&wa->wamids, g_hash_table_destroy);
   g_clear_pointer(&wa->announced, g_hash_table_destroy);
   g_clear_pointer(&wa->statuses, g_hash_table_destroy);
+  g_clear_pointer(&wa->shown, g_hash_table_destroy);
   g_free(wa->notice_last);
   g_free(wa->pnid);
   g_free(wa);

@@ -85,6 +85,7 @@ typedef struct _WabizAccount {
   GQueue inbound;        /* WabizEvent* received, not yet applied */
   struct _WabizApplying *applying; /* the event being stored and shown */
   GSList *orphans;       /* events of a lost link still waiting for the store */
+  GHashTable *shown;     /* store message ids shown this session (live or as history) */
   guint inbound_slice;   /* timer applying the next slice */
   gint64 last_event_us;  /* monotonic time of the last event from the receiver */
   guint silence_timer;   /* warns when sends succeed but no webhook arrives */
@@ -129,6 +130,7 @@ void wabiz_conv_created_cb(PurpleConversation *conv, gpointer data);
 void wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when);
 void wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const char *text, time_t when);
 void wabiz_notice(WabizAccount *wa, const char *text);
+gboolean wabiz_history_mark_shown(WabizAccount *wa, const char *message_id);
 
 /* wabiz-store.c */
 void wabiz_store_open(WabizAccount *wa, void (*ready)(WabizAccount *wa));

@@ -126,6 +126,22 @@ class Store(Receiving):
         self.assertNotIn("wabiz-last-inbound", blist)
         self.assertRegex(blist, r"<setting name='wabiz-customer-id' type='string'>[0-9a-f]{32}</setting>")
 
+    def test_history_when_a_conversation_opens(self):
+        host = self.start_receiving_host()
+        now = int(time.time())
+        for i in range(3):
+            self.sim.inbound("question %d" % i, sender=ANNA, timestamp=now - 300 + i)
+        for i in range(3):
+            host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv"), "message": "question %d" % i})
+        again = self.restart(host)
+        # opening the conversation (as a person would, by using it) shows the history
+        again.call({"cmd": "command", "conv": ANNA, "text": "help"})
+        lines = [again.wait_for({"event": "write", "conv": ANNA, "flags": has("recv", "delayed", "no-log")})
+                 for _ in range(3)]
+        self.assertEqual([line["message"] for line in lines], ["question 0", "question 1", "question 2"])
+        self.assertEqual([line["time"] for line in lines], [now - 300, now - 299, now - 298])
+        again.expect_none({"event": "write", "conv": ANNA, "flags": has("recv")}, 1.0)
+
     def test_window_in_old_node_settings_moves_into_the_store(self):
         stamp = int(time.time()) - 3600
         # the account must exist before a buddy list naming it is read
