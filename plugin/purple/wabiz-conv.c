@@ -37,6 +37,13 @@ typedef struct {
   char *conv_name;
 } HistoryRequest;
 
+static void
+history_request_free(HistoryRequest *req)
+{
+  g_free(req->conv_name);
+  g_free(req);
+}
+
 /* TRUE (and remembered) the first time @message_id is shown this session. */
 gboolean
 wabiz_history_mark_shown(WabizAccount *wa, const char *message_id)
@@ -56,6 +63,7 @@ history_cb(GPtrArray *messages, const GError *error, gpointer data)
   WabizAccount *wa = req->wa;
   PurpleConversation *conv = wabiz_conv_im(wa->account, req->conv_name, FALSE);
 
+  wabiz_store_release(wa, req);
   if (error != NULL)
     purple_debug_warning("wabiz", "history unavailable: %s\n", error->message);
   for (guint i = 0; conv != NULL && messages != NULL && i < messages->len; i++) {
@@ -79,8 +87,7 @@ history_cb(GPtrArray *messages, const GError *error, gpointer data)
     purple_conversation_write(conv, m->direction == WA_STORE_IN ? req->conv_name : NULL, html, flags,
                               (time_t) m->timestamp);
   }
-  g_free(req->conv_name);
-  g_free(req);
+  history_request_free(req);
 }
 
 static void
@@ -101,9 +108,8 @@ load_history(PurpleConversation *conv, PurpleAccount *account)
   req = g_new0(HistoryRequest, 1);
   req->wa = wa;
   req->conv_name = g_strdup(purple_conversation_get_name(conv));
-  /* the store answers after the sign-off only if it was not closed: it is
-   * closed before the account data goes away, and then never answers */
-  wa_store_history(wa->store, customer, HISTORY_LINES, history_cb, req);
+  wa_store_history(wa->store, customer, HISTORY_LINES, history_cb,
+                   wabiz_store_hold(wa, req, (GDestroyNotify) history_request_free));
 }
 
 /* Our conversations stay out of libpurple's plain-text logs unless the agent

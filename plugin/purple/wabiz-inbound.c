@@ -188,6 +188,7 @@ stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data
   WabizApplying *ap = job->ap;
   const WaStoreCustomer *customer = result != NULL ? result->customer.customer : NULL;
 
+  wabiz_store_release(ap->wa, job);
   if (!ap->orphaned) {
     if (error != NULL) {
       g_autofree char *text = g_strdup_printf(
@@ -236,7 +237,7 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
   job->change = change;
   job->msg = msg;
   ap->pending++;
-  wa_store_inbound(ap->wa->store, &in, stored_cb, job);
+  wa_store_inbound(ap->wa->store, &in, stored_cb, wabiz_store_hold(ap->wa, job, g_free));
 }
 
 /* ---- statuses ------------------------------------------------------------- */

@@ -1,7 +1,8 @@
 /* wabiz-keys.c: the account's X25519 key pair, to which wabiz-receiver seals
- * every event. Until the encrypted store exists the secret key is a 0600 file
- * in a 0700 directory under the purple user dir (wabiz/keys/<pnid>.key); the
- * receiver only ever gets the public key.
+ * every event. The secret key is kept sealed in the account's encrypted store
+ * (older versions kept it in wabiz/keys/<pnid>.key: it moves into the store
+ * and the file is deleted); the receiver only ever gets the public key. Also
+ * the 0700 data directories under the purple user dir.
  * Must not: log key bytes, or create files with the process umask's modes. */
 #include "wabiz.h"
 
@@ -53,61 +54,109 @@ read_key(const char *path, guint8 *out, GError **error)
   return TRUE;
 }
 
-static gboolean
-write_key(const char *path, const guint8 *key, GError **error)
+#define RECEIVER_KEY_SETTING "receiver_secret_key"
+
+typedef struct {
+  WabizAccount *wa;
+  WabizKeysFunc done;
+  WaKeyPair *pair;
+  char *legacy_path; /* the key file of older versions, deleted once the store has the key */
+} KeysLoad;
+
+static void
+keys_load_free(KeysLoad *load)
 {
-  g_autofree char *tmp = g_strconcat(path, ".new", NULL);
-  int fd;
-
-  g_unlink(tmp);
-  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0 || write(fd, key, WA_SEAL_SECRET_KEY_BYTES) != WA_SEAL_SECRET_KEY_BYTES || fsync(fd) != 0) {
-    int err = errno;
-
-    if (fd >= 0)
-      close(fd);
-    g_unlink(tmp);
-    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err), _("Cannot write the key file %s: %s"),
-                path, g_strerror(err));
-    return FALSE;
-  }
-  close(fd);
-  if (g_rename(tmp, path) != 0) {
-    int err = errno;
-
-    g_unlink(tmp);
-    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err), _("Cannot write the key file %s: %s"),
-                path, g_strerror(err));
-    return FALSE;
-  }
-  return TRUE;
+  g_clear_pointer(&load->pair, wa_keypair_free);
+  g_free(load->legacy_path);
+  g_free(load);
 }
 
-WaKeyPair *
-wabiz_keys_load(PurpleAccount *account, const char *pnid, GError **error)
+static void
+stored_cb(const GError *error, gpointer data)
 {
-  g_autofree char *dir = wabiz_data_dir("keys", error);
-  g_autofree char *name = NULL;
-  g_autofree char *path = NULL;
-  guint8 *secret;
-  WaKeyPair *pair;
+  KeysLoad *load = data;
 
-  if (dir == NULL || !wa_sodium_init(error))
-    return NULL;
-  name = g_strconcat(pnid, ".key", NULL);
-  path = g_build_filename(dir, name, NULL);
-  if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
-    pair = wa_keypair_new(error);
-    if (pair != NULL && !write_key(path, pair->secret_key, error))
-      g_clear_pointer(&pair, wa_keypair_free);
-    return pair;
+  wabiz_store_release(load->wa, load);
+  if (error == NULL && load->legacy_path != NULL)
+    g_unlink(load->legacy_path);
+  load->done(load->wa, error == NULL ? g_steal_pointer(&load->pair) : NULL, error);
+  keys_load_free(load);
+}
+
+/* A key pair from an older version's key file, or a new one; kept sealed in
+ * the store. */
+static void
+create_key(KeysLoad *load)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = wabiz_data_dir("keys", &error);
+  g_autofree char *name = g_strconcat(load->wa->pnid, ".key", NULL);
+  g_autofree char *b64 = NULL;
+
+  if (dir != NULL && wa_sodium_init(&error)) {
+    char *path = g_build_filename(dir, name, NULL);
+
+    if (g_file_test(path, G_FILE_TEST_EXISTS)) {
+      guint8 *secret = sodium_malloc(WA_SEAL_SECRET_KEY_BYTES);
+
+      if (secret != NULL && read_key(path, secret, &error))
+        load->pair = wa_keypair_from_secret(secret, WA_SEAL_SECRET_KEY_BYTES, &error);
+      sodium_free(secret);
+      load->legacy_path = path;
+    } else {
+      g_free(path);
+      load->pair = wa_keypair_new(&error);
+    }
   }
-  secret = sodium_malloc(WA_SEAL_SECRET_KEY_BYTES);
-  if (secret == NULL) {
-    g_set_error_literal(error, G_FILE_ERROR, G_FILE_ERROR_NOMEM, _("No secure memory for a key"));
-    return NULL;
+  if (load->pair == NULL) {
+    load->done(load->wa, NULL, error);
+    keys_load_free(load);
+    return;
   }
-  pair = read_key(path, secret, error) ? wa_keypair_from_secret(secret, WA_SEAL_SECRET_KEY_BYTES, error) : NULL;
-  sodium_free(secret);
-  return pair;
+  b64 = g_base64_encode(load->pair->secret_key, WA_SEAL_SECRET_KEY_BYTES);
+  wa_store_setting_set(load->wa->store, NULL, RECEIVER_KEY_SETTING, b64, stored_cb,
+                       wabiz_store_hold(load->wa, load, (GDestroyNotify) keys_load_free));
+  sodium_memzero(b64, strlen(b64));
+}
+
+static void
+setting_cb(const char *value, const GError *error, gpointer data)
+{
+  KeysLoad *load = data;
+  g_autoptr(GError) local = NULL;
+  guint8 secret[WA_SEAL_SECRET_KEY_BYTES];
+  gsize len = 0;
+
+  wabiz_store_release(load->wa, load);
+  if (error != NULL) {
+    load->done(load->wa, NULL, error);
+    keys_load_free(load);
+    return;
+  }
+  if (value == NULL) {
+    create_key(load);
+    return;
+  }
+  if (sodium_base642bin(secret, sizeof secret, value, strlen(value), NULL, &len, NULL,
+                        sodium_base64_VARIANT_ORIGINAL) != 0 || len != sizeof secret)
+    g_set_error_literal(&local, WA_SEAL_ERROR, WA_SEAL_ERROR_KEY, _("the stored receiver key is damaged"));
+  else
+    load->pair = wa_keypair_from_secret(secret, sizeof secret, &local);
+  sodium_memzero(secret, sizeof secret);
+  load->done(load->wa, g_steal_pointer(&load->pair), local);
+  keys_load_free(load);
+}
+
+/* The account's X25519 key pair for the receiver, kept sealed in the store
+ * (moved there from an older version's key file). @done gets the pair (to
+ * free) or an error. */
+void
+wabiz_keys_load(WabizAccount *wa, WabizKeysFunc done)
+{
+  KeysLoad *load = g_new0(KeysLoad, 1);
+
+  load->wa = wa;
+  load->done = done;
+  wa_store_setting_get(wa->store, NULL, RECEIVER_KEY_SETTING, setting_cb,
+                       wabiz_store_hold(wa, load, (GDestroyNotify) keys_load_free));
 }

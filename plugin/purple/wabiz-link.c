@@ -240,29 +240,24 @@ try_connect(WabizAccount *wa)
   retry_later(wa);
 }
 
-void
-wabiz_link_start(WabizAccount *wa)
+static void
+keys_cb(WabizAccount *wa, WaKeyPair *pair, const GError *error)
 {
-  const char *secret = purple_account_get_string(wa->account, WABIZ_OPT_APP_SECRET, NULL);
-  g_autoptr(GError) error = NULL;
+  g_autoptr(GError) local = NULL;
   g_autoptr(JsonObject) reg = NULL;
   g_autofree char *socket_path = NULL;
   g_autofree char *client = NULL;
 
-  if (secret == NULL || *secret == '\0') {
-    wabiz_notice(wa, _("Receiving is off: set the app secret and a verify token in the account's settings "
-                       "to receive customers' messages. Sending works without them."));
-    return;
-  }
-  wa->keys = wabiz_keys_load(wa->account, wa->pnid, &error);
-  if (wa->keys == NULL) {
-    g_autofree char *text = g_strdup_printf(_("Receiving is off: %s"), error->message);
+  if (pair == NULL) {
+    g_autofree char *text = g_strdup_printf(_("Receiving is off: the account's receiving key is unavailable (%s)"),
+                                            error != NULL ? error->message : "?");
     wabiz_notice(wa, text);
     return;
   }
-  wa->rx_dir = wabiz_data_dir("receiver", &error);
+  wa->keys = pair;
+  wa->rx_dir = wabiz_data_dir("receiver", &local);
   if (wa->rx_dir == NULL) {
-    g_autofree char *text = g_strdup_printf(_("Receiving is off: %s"), error->message);
+    g_autofree char *text = g_strdup_printf(_("Receiving is off: %s"), local->message);
     wabiz_notice(wa, text);
     return;
   }
@@ -271,6 +266,19 @@ wabiz_link_start(WabizAccount *wa)
   reg = registration(wa);
   wa->rx = wa_rxclient_new(wabiz_loop(), socket_path, client, reg, &rx_events, wa);
   try_connect(wa);
+}
+
+void
+wabiz_link_start(WabizAccount *wa)
+{
+  const char *secret = purple_account_get_string(wa->account, WABIZ_OPT_APP_SECRET, NULL);
+
+  if (secret == NULL || *secret == '\0') {
+    wabiz_notice(wa, _("Receiving is off: set the app secret and a verify token in the account's settings "
+                       "to receive customers' messages. Sending works without them."));
+    return;
+  }
+  wabiz_keys_load(wa, keys_cb);
 }
 
 void

@@ -125,10 +125,35 @@ wabiz_store_open(WabizAccount *wa, void (*ready)(WabizAccount *wa))
   wa->store = wa_store_open(wabiz_loop(), path, &options, opened_cb, wa);
 }
 
+gpointer
+wabiz_store_hold(WabizAccount *wa, gpointer data, GDestroyNotify free_func)
+{
+  if (wa->store_pending == NULL)
+    wa->store_pending = g_hash_table_new(NULL, NULL);
+  g_hash_table_insert(wa->store_pending, data, (gpointer) free_func);
+  return data;
+}
+
+void
+wabiz_store_release(WabizAccount *wa, gpointer data)
+{
+  if (wa->store_pending != NULL)
+    g_hash_table_remove(wa->store_pending, data);
+}
+
 void
 wabiz_store_close(WabizAccount *wa)
 {
+  GHashTableIter iter;
+  gpointer data, free_func;
+
   /* runs what is queued (so nothing accepted is lost); no callback after */
   g_clear_pointer(&wa->store, wa_store_close);
   wabiz_inbound_forget_orphans(wa);
+  if (wa->store_pending == NULL)
+    return;
+  g_hash_table_iter_init(&iter, wa->store_pending);
+  while (g_hash_table_iter_next(&iter, &data, &free_func))
+    ((GDestroyNotify) free_func)(data);
+  g_clear_pointer(&wa->store_pending, g_hash_table_destroy);
 }

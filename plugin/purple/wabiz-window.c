@@ -169,6 +169,7 @@ migrated_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer d
   WabizAccount *wa = m->wa;
   PurpleBuddy *buddy;
 
+  wabiz_store_release(wa, m);
   if (error != NULL || update->customer == NULL) {
     purple_debug_warning("wabiz", "a buddy's window could not be moved into the store: %s\n",
                          error != NULL ? error->message : "?");
@@ -200,7 +201,7 @@ migrate_node_windows(WabizAccount *wa)
     m->wa = wa;
     m->newest = g_ascii_strtoll(old, NULL, 10);
     wa_store_customer_ensure(wa->store, bsuid ? NULL : name, bsuid ? name : NULL, NULL, WA_STORE_ENSURE_DEFAULT,
-                             migrated_cb, m);
+                             migrated_cb, wabiz_store_hold(wa, m, g_free));
   }
   g_slist_free(buddies);
 }

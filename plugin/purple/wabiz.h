@@ -71,6 +71,7 @@ typedef struct _WabizAccount {
   /* the encrypted store (wabiz-store.c) */
   WaStore *store;
   void (*store_ready)(struct _WabizAccount *wa);
+  GHashTable *store_pending; /* callback data of requests in flight -> its free function */
 
   /* receiving (wabiz-link.c, wabiz-inbound.c) */
   WaKeyPair *keys;
@@ -135,9 +136,14 @@ gboolean wabiz_history_mark_shown(WabizAccount *wa, const char *message_id);
 /* wabiz-store.c */
 void wabiz_store_open(WabizAccount *wa, void (*ready)(WabizAccount *wa));
 void wabiz_store_close(WabizAccount *wa);
+/* Callback data of a store request: freed by wabiz_store_close() if the store
+ * closes before answering (it then never answers); the callback releases it. */
+gpointer wabiz_store_hold(WabizAccount *wa, gpointer data, GDestroyNotify free_func);
+void wabiz_store_release(WabizAccount *wa, gpointer data);
 
 /* wabiz-keys.c */
-WaKeyPair *wabiz_keys_load(PurpleAccount *account, const char *pnid, GError **error);
+typedef void (*WabizKeysFunc)(WabizAccount *wa, WaKeyPair *pair, const GError *error);
+void wabiz_keys_load(WabizAccount *wa, WabizKeysFunc done);
 char *wabiz_data_dir(const char *sub, GError **error);
 
 /* wabiz-link.c: the connection to wabiz-receiver */

@@ -263,20 +263,33 @@ class Receive(Receiving):
     def test_key_and_receiver_files_are_private(self):
         self.start_receiving_host()
         wabiz = os.path.join(self.user_dir, "wabiz")
-        key = os.path.join(wabiz, "keys", self.sim.pnid + ".key")
-        for path, mode in ((wabiz, 0o700), (os.path.join(wabiz, "keys"), 0o700), (key, 0o600),
+        store_key = os.path.join(wabiz, "keys", self.sim.pnid + ".store-key")
+        for path, mode in ((wabiz, 0o700), (os.path.join(wabiz, "keys"), 0o700), (store_key, 0o600),
                            (self.receiver_dir, 0o700), (os.path.join(self.receiver_dir, "rx.sock"), 0o600),
                            (os.path.join(self.receiver_dir, "journal.db"), 0o600)):
             self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), mode, path)
-        self.assertEqual(os.path.getsize(key), 32)
-        # the receiver holds only the public key: the secret key's bytes are nowhere in its files
-        with open(key, "rb") as f:
+        # the receiving key lives sealed in the store: no key file of its own
+        self.assertEqual(os.listdir(os.path.join(wabiz, "keys")), [self.sim.pnid + ".store-key"])
+        # the receiver holds no key of the plugin's
+        with open(store_key, "rb") as f:
             secret = f.read()
         for name in os.listdir(self.receiver_dir):
             path = os.path.join(self.receiver_dir, name)
             if os.path.isfile(path):
                 with open(path, "rb") as f:
                     self.assertNotIn(secret, f.read(), name)
+
+    def test_old_receiving_key_file_moves_into_the_store(self):
+        keys = os.path.join(self.user_dir, "wabiz", "keys")
+        os.makedirs(keys, mode=0o700)
+        legacy = os.path.join(keys, self.sim.pnid + ".key")
+        with open(legacy, "wb") as f:
+            f.write(os.urandom(32))
+        os.chmod(legacy, 0o600)
+        host = self.start_receiving_host()
+        self.sim.inbound("after the move", sender=ANNA)
+        host.wait_for(im_from(ANNA, message="after the move"))
+        self.assertFalse(os.path.exists(legacy))
 
     def test_every_meta_example_is_shown(self):
         """Meta's 16 webhook examples, delivered signed through the receiver: each
