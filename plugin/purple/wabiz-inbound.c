@@ -298,8 +298,53 @@ apply_status(WabizAccount *wa, const WaStatus *st)
 
 /* ---- other fields --------------------------------------------------------- */
 
+/* A message the business sent from the WhatsApp Business app (coexistence),
+ * kept in the store as sent elsewhere. */
+typedef struct {
+  WabizApplying *ap;
+  char *to;
+  char *text;
+  gint64 timestamp;
+} EchoJob;
+
 static void
-apply_echoes(WabizAccount *wa, const WaChange *change)
+echo_job_free(EchoJob *job)
+{
+  g_free(job->to);
+  g_free(job->text);
+  g_free(job);
+}
+
+static void
+show_echo(WabizAccount *wa, const char *to, const char *text, gint64 timestamp, const char *customer_id)
+{
+  gboolean bsuid = wa_id_is_bsuid(to);
+  PurpleBuddy *buddy = wabiz_customer_buddy(wa, bsuid ? NULL : to, bsuid ? to : NULL, NULL, TRUE);
+
+  if (buddy == NULL)
+    return;
+  if (customer_id != NULL)
+    purple_blist_node_set_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID, customer_id);
+  wabiz_conv_write_elsewhere(wa->account, purple_buddy_get_name(buddy), text, (time_t) timestamp);
+}
+
+static void
+echo_stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data)
+{
+  EchoJob *job = data;
+  WabizApplying *ap = job->ap;
+  const WaStoreCustomer *customer = result != NULL ? result->customer.customer : NULL;
+
+  wabiz_store_release(ap->wa, job);
+  if (!ap->orphaned &&
+      (result == NULL || result->message_id == NULL || wabiz_history_mark_shown(ap->wa, result->message_id)))
+    show_echo(ap->wa, job->to, job->text, job->timestamp, customer != NULL ? customer->id : NULL);
+  echo_job_free(job);
+  finish_one(ap);
+}
+
+static void
+apply_echoes(WabizApplying *ap, const WaChange *change)
 {
   JsonObject *value = json_node_get_object(change->value);
   JsonArray *echoes = wa_json_get_array(value, "message_echoes");
@@ -309,21 +354,35 @@ apply_echoes(WabizAccount *wa, const WaChange *change)
     JsonObject *echo = wa_json_array_get_object(echoes, i);
     const char *to = wa_json_get_string(echo, "to");
     const char *type = wa_json_get_string(echo, "type");
+    const char *id = wa_json_get_string(echo, "id");
     const char *body = wa_json_get_string(wa_json_get_object(echo, "text"), "body");
-    g_autofree char *text = NULL;
-    PurpleBuddy *buddy;
+    WaStoreInbound out = { 0 };
+    EchoJob *job;
 
     if (to == NULL)
       continue;
-    buddy = wabiz_customer_buddy(wa, wa_id_is_bsuid(to) ? NULL : to, wa_id_is_bsuid(to) ? to : NULL, NULL, TRUE);
-    if (buddy == NULL)
+    job = g_new0(EchoJob, 1);
+    job->ap = ap;
+    job->to = g_strdup(to);
+    job->text = body != NULL ? g_strdup(body)
+                             : g_strdup_printf(_("[A %s message sent from the WhatsApp Business app]"),
+                                               type != NULL ? type : "?");
+    job->timestamp = wa_json_get_int(echo, "timestamp", 0);
+    if (id == NULL) {
+      show_echo(ap->wa, job->to, job->text, job->timestamp, NULL); /* cannot be stored */
+      echo_job_free(job);
       continue;
-    if (body != NULL)
-      text = g_strdup(body);
-    else
-      text = g_strdup_printf(_("[A %s message sent from the WhatsApp Business app]"), type != NULL ? type : "?");
-    wabiz_conv_write_elsewhere(wa->account, purple_buddy_get_name(buddy), text,
-                               (time_t) wa_json_get_int(echo, "timestamp", 0));
+    }
+    out.wa_id = wa_id_is_bsuid(to) ? NULL : to;
+    out.bsuid = wa_id_is_bsuid(to) ? to : NULL;
+    out.direction = WA_STORE_ELSEWHERE;
+    out.wamid = id;
+    out.type = type != NULL ? type : "unknown";
+    out.body = body;
+    out.raw = ap->raw;
+    out.timestamp = job->timestamp > 0 ? job->timestamp : wabiz_now();
+    ap->pending++;
+    wa_store_inbound(ap->wa->store, &out, echo_stored_cb, wabiz_store_hold(ap->wa, job, (GDestroyNotify) echo_job_free));
   }
 }
 
@@ -416,7 +475,7 @@ apply_change(WabizApplying *ap, const WaChange *change)
       wabiz_notice(wa, text);
     }
   } else if (g_strcmp0(change->field, "smb_message_echoes") == 0) {
-    apply_echoes(wa, change);
+    apply_echoes(ap, change);
   } else if (change->field != NULL && g_str_has_prefix(change->field, "group_")) {
     apply_groups(wa, change);
   } else {

@@ -4,6 +4,7 @@ key file is missing or wrong, and nothing a customer wrote is readable on
 disk."""
 
 import hashlib
+import json
 import os
 import re
 import stat
@@ -141,6 +142,27 @@ class Store(Receiving):
         self.assertEqual([line["message"] for line in lines], ["question 0", "question 1", "question 2"])
         self.assertEqual([line["time"] for line in lines], [now - 300, now - 299, now - 298])
         again.expect_none({"event": "write", "conv": ANNA, "flags": has("recv")}, 1.0)
+
+    def test_echoes_are_stored_and_come_back_as_history(self):
+        host = self.start_receiving_host()
+        waba = self.sim.info()["waba_id"]
+        echo = {"object": "whatsapp_business_account", "entry": [{"id": waba, "changes": [{
+            "field": "smb_message_echoes", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": self.sim.pnid},
+                "message_echoes": [{"from": "15550783881", "to": ANNA, "id": "wamid.echo-store-1",
+                                    "timestamp": str(int(time.time()) - 60), "type": "text",
+                                    "text": {"body": "sent from the phone"}}]}}]}]}
+        self.sim.webhook_raw(json.dumps(echo))
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("send", "remote-send"),
+                       "message": "sent from the phone"})
+        # the same echo again (Meta retries): stored once, shown once
+        self.sim.webhook_raw(json.dumps(echo))
+        host.expect_none({"event": "write", "conv": ANNA, "message": "sent from the phone"}, 1.0)
+        again = self.restart(host)
+        again.call({"cmd": "command", "conv": ANNA, "text": "help"})
+        line = again.wait_for({"event": "write", "conv": ANNA, "flags": has("send", "remote-send", "delayed")})
+        self.assertEqual(line["message"], "sent from the phone")
 
     def test_window_in_old_node_settings_moves_into_the_store(self):
         stamp = int(time.time()) - 3600
