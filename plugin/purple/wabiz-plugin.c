@@ -65,6 +65,7 @@ plugin_load(PurplePlugin *plugin)
 {
   plugin_handle = plugin;
   wabiz_test_hooks_register(plugin);
+  wabiz_gdpr_register();
   return TRUE;
 }
 
@@ -73,6 +74,7 @@ plugin_unload(PurplePlugin *plugin)
 {
   purple_signals_disconnect_by_handle(plugin);
   purple_plugin_ipc_unregister_all(plugin);
+  wabiz_gdpr_unregister();
   signals_connected = FALSE;
   return TRUE;
 }

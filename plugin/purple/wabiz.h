@@ -179,6 +179,10 @@ void wabiz_group_message(WabizAccount *wa, const WaMessage *message, const char 
 void wabiz_group_event(WabizAccount *wa, const char *group_id, const char *text, time_t when);
 int wabiz_chat_send(PurpleConnection *gc, int id, const char *message, PurpleMessageFlags flags);
 
+/* wabiz-gdpr.c: /export and /erase */
+void wabiz_gdpr_register(void);
+void wabiz_gdpr_unregister(void);
+
 /* wabiz-plugin.c */
 const char *wabiz_account_string(PurpleAccount *account, const char *key);
 void wabiz_connect_signals(void);

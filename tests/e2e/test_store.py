@@ -164,6 +164,44 @@ class Store(Receiving):
         line = again.wait_for({"event": "write", "conv": ANNA, "flags": has("send", "remote-send", "delayed")})
         self.assertEqual(line["message"], "sent from the phone")
 
+    def test_export_then_erase(self):
+        host = self.start_receiving_host()
+        body = "please delete my data afterwards"
+        self.sim.inbound(body, sender=ANNA, name="Anna Schmidt")
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv"), "message": body})
+        export = os.path.join(self.user_dir, "anna-export.json")
+        answer = host.call({"cmd": "command", "conv": ANNA, "text": "export " + export})
+        self.assertEqual(answer["status"], "ok")
+        host.wait_for({"event": "write", "conv": ANNA, "message": contains("Exported everything")})
+        self.assertEqual(stat.S_IMODE(os.stat(export).st_mode), 0o600)
+        with open(export, encoding="utf-8") as f:
+            data = json.load(f)
+        self.assertEqual(data["customer"]["wa_id"], ANNA)
+        self.assertEqual(data["customer"]["profile_name"], "Anna Schmidt")
+        self.assertEqual([m["body"] for m in data["messages"]], [body])
+        os.unlink(export)
+        # erase asks first; Cancel keeps everything
+        host.call({"cmd": "command", "conv": ANNA, "text": "erase"})
+        request = host.wait_for({"event": "request", "kind": "action"})
+        self.assertEqual(request["actions"], ["Erase", "Cancel"])
+        host.answer(request["id"], action=1)
+        host.expect_none({"event": "buddy-removed"}, 0.5)
+        host.call({"cmd": "command", "conv": ANNA, "text": "erase"})
+        request = host.wait_for({"event": "request", "kind": "action"})
+        host.answer(request["id"], action=0)
+        host.wait_for({"event": "buddy-removed", "name": ANNA})
+        host.wait_for({"event": "write", "conv": ANNA, "message": contains("was erased")})
+        host.quit()
+        self.hosts.remove(host)
+        host.close()
+        self.stop_receiver()
+        for root, _, files in os.walk(self.user_dir):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    data = f.read()
+                self.assertNotIn(body.encode(), data, name)
+                self.assertNotIn(b"Anna Schmidt", data, name)
+
     def test_window_in_old_node_settings_moves_into_the_store(self):
         stamp = int(time.time()) - 3600
         # the account must exist before a buddy list naming it is read

@@ -1,0 +1,233 @@
+/* wabiz-gdpr.c: a customer's data on request (GDPR): /export writes
+ * everything the store holds about the customer of the conversation to a
+ * file the agent names; /erase, after a confirmation, deletes it (messages,
+ * outbox, consent, settings, the customer's key) and removes the buddy,
+ * keeping only a suppression entry so the number is not contacted again by an
+ * import or a campaign. Both are audited by the store.
+ * Must not: write the export anywhere but the named file (0600), or erase
+ * without the agent's confirmation. */
+#include "wabiz.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct {
+  WabizAccount *wa;
+  char *conv_name;
+  char *path;
+} GdprRequest;
+
+static void
+gdpr_request_free(GdprRequest *req)
+{
+  g_free(req->conv_name);
+  g_free(req->path);
+  g_free(req);
+}
+
+static void
+say(WabizAccount *wa, const char *conv_name, const char *text, PurpleMessageFlags flags)
+{
+  wabiz_conv_write_plain(wabiz_conv_im(wa->account, conv_name, TRUE), text, flags, 0);
+}
+
+static gboolean
+write_private(const char *path, const char *text, GError **error)
+{
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  gsize len = strlen(text);
+  gsize done = 0;
+
+  if (fd < 0) {
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "%s: %s", path, g_strerror(errno));
+    return FALSE;
+  }
+  while (done < len) {
+    ssize_t n = write(fd, text + done, len - done);
+
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    done += (gsize) n;
+  }
+  if (done < len || fchmod(fd, 0600) != 0 || fsync(fd) != 0) {
+    int err = errno;
+
+    close(fd);
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err), "%s: %s", path, g_strerror(err));
+    return FALSE;
+  }
+  close(fd);
+  return TRUE;
+}
+
+static void
+exported_cb(const char *json, const GError *error, gpointer data)
+{
+  GdprRequest *req = data;
+  g_autoptr(GError) local = NULL;
+  g_autofree char *text = NULL;
+
+  wabiz_store_release(req->wa, req);
+  if (error == NULL && write_private(req->path, json, &local))
+    text = g_strdup_printf(_("Exported everything stored about this customer to %s (readable only by you)."),
+                           req->path);
+  else
+    text = g_strdup_printf(_("The export failed: %s"), error != NULL ? error->message : local->message);
+  say(req->wa, req->conv_name, text, error == NULL && local == NULL ? PURPLE_MESSAGE_SYSTEM : PURPLE_MESSAGE_ERROR);
+  gdpr_request_free(req);
+}
+
+/* The store's customer behind @conv, or NULL (and an error line). */
+static const char *
+conv_customer(WabizAccount *wa, PurpleConversation *conv)
+{
+  PurpleBuddy *buddy = purple_find_buddy(wa->account, purple_conversation_get_name(conv));
+  const char *customer = buddy != NULL ? purple_blist_node_get_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID) : NULL;
+
+  if (customer == NULL)
+    say(wa, purple_conversation_get_name(conv), _("Nothing is stored about this customer."), PURPLE_MESSAGE_ERROR);
+  return customer;
+}
+
+static WabizAccount *
+conv_account(PurpleConversation *conv)
+{
+  PurpleConnection *gc = purple_conversation_get_gc(conv);
+  WabizAccount *wa = gc != NULL ? purple_connection_get_protocol_data(gc) : NULL;
+
+  return wa != NULL && wa->store != NULL ? wa : NULL;
+}
+
+static PurpleCmdRet
+cmd_export(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error, void *data)
+{
+  WabizAccount *wa = conv_account(conv);
+  const char *customer;
+  GdprRequest *req;
+
+  if (wa == NULL) {
+    *error = g_strdup(_("The account is not signed in."));
+    return PURPLE_CMD_RET_FAILED;
+  }
+  if (args[0] == NULL || *args[0] == '\0' || !g_path_is_absolute(args[0])) {
+    *error = g_strdup(_("Usage: /export FILE (an absolute path, e.g. /home/me/customer.json)"));
+    return PURPLE_CMD_RET_FAILED;
+  }
+  customer = conv_customer(wa, conv);
+  if (customer == NULL)
+    return PURPLE_CMD_RET_OK;
+  req = g_new0(GdprRequest, 1);
+  req->wa = wa;
+  req->conv_name = g_strdup(purple_conversation_get_name(conv));
+  req->path = g_strdup(args[0]);
+  wa_store_customer_export(wa->store, customer, exported_cb,
+                           wabiz_store_hold(wa, req, (GDestroyNotify) gdpr_request_free));
+  return PURPLE_CMD_RET_OK;
+}
+
+static void
+erased_cb(const GError *error, gpointer data)
+{
+  GdprRequest *req = data;
+  WabizAccount *wa = req->wa;
+  PurpleBuddy *buddy;
+
+  wabiz_store_release(wa, req);
+  if (error != NULL) {
+    g_autofree char *text = g_strdup_printf(_("Erasing failed, nothing was erased: %s"), error->message);
+
+    say(wa, req->conv_name, text, PURPLE_MESSAGE_ERROR);
+  } else {
+    buddy = purple_find_buddy(wa->account, req->conv_name);
+    if (buddy != NULL)
+      purple_blist_remove_buddy(buddy);
+    say(wa, req->conv_name,
+        _("Everything stored about this customer was erased, and the buddy removed. The number is kept "
+          "only as a keyed hash, so imports and campaigns will not contact it again. Close this window to "
+          "clear what it still shows."),
+        PURPLE_MESSAGE_SYSTEM);
+  }
+  gdpr_request_free(req);
+}
+
+static void
+erase_confirmed(GdprRequest *req, int action)
+{
+  WabizAccount *wa = req->wa;
+  PurpleBuddy *buddy;
+  const char *customer;
+
+  wabiz_store_release(wa, req);
+  buddy = purple_find_buddy(wa->account, req->conv_name);
+  customer = buddy != NULL ? purple_blist_node_get_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID) : NULL;
+  if (customer == NULL || wa->store == NULL) {
+    gdpr_request_free(req);
+    return;
+  }
+  wa_store_customer_erase(wa->store, customer, erased_cb,
+                          wabiz_store_hold(wa, req, (GDestroyNotify) gdpr_request_free));
+}
+
+static void
+erase_cancelled(GdprRequest *req, int action)
+{
+  wabiz_store_release(req->wa, req);
+  gdpr_request_free(req);
+}
+
+static PurpleCmdRet
+cmd_erase(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error, void *data)
+{
+  WabizAccount *wa = conv_account(conv);
+  GdprRequest *req;
+  g_autofree char *primary = NULL;
+
+  if (wa == NULL) {
+    *error = g_strdup(_("The account is not signed in."));
+    return PURPLE_CMD_RET_FAILED;
+  }
+  if (conv_customer(wa, conv) == NULL)
+    return PURPLE_CMD_RET_OK;
+  req = g_new0(GdprRequest, 1);
+  req->wa = wa;
+  req->conv_name = g_strdup(purple_conversation_get_name(conv));
+  primary = g_strdup_printf(_("Erase everything stored about %s?"), req->conv_name);
+  /* a dialog closed at sign-off calls neither button: the request is then
+   * freed with the store's pending requests */
+  wabiz_store_hold(wa, req, (GDestroyNotify) gdpr_request_free);
+  purple_request_action(wa->gc, _("Erase customer data"), primary,
+                        _("Messages, queued messages, consent records and settings of this customer are deleted "
+                          "for good, and the buddy is removed. Export first if the customer asked for a copy."),
+                        1, wa->account, req->conv_name, conv, req, 2,
+                        _("Erase"), PURPLE_CALLBACK(erase_confirmed),
+                        _("Cancel"), PURPLE_CALLBACK(erase_cancelled));
+  return PURPLE_CMD_RET_OK;
+}
+
+static GSList *command_ids;
+
+void
+wabiz_gdpr_register(void)
+{
+  PurpleCmdFlag flags = PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_PRPL_ONLY | PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS;
+
+  command_ids = g_slist_prepend(command_ids, GUINT_TO_POINTER(purple_cmd_register(
+    "export", "s", PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID, cmd_export,
+    _("export FILE: write everything stored about this customer to FILE (JSON)."), NULL)));
+  command_ids = g_slist_prepend(command_ids, GUINT_TO_POINTER(purple_cmd_register(
+    "erase", "", PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID, cmd_erase,
+    _("erase: delete everything stored about this customer (asks first)."), NULL)));
+}
+
+void
+wabiz_gdpr_unregister(void)
+{
+  for (GSList *l = command_ids; l != NULL; l = l->next)
+    purple_cmd_unregister(GPOINTER_TO_UINT(l->data));
+  g_clear_pointer(&command_ids, g_slist_free);
+}
