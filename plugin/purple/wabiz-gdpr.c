@@ -82,18 +82,6 @@ exported_cb(const char *json, const GError *error, gpointer data)
   gdpr_request_free(req);
 }
 
-/* The store's customer behind @conv, or NULL (and an error line). */
-static const char *
-conv_customer(WabizAccount *wa, PurpleConversation *conv)
-{
-  PurpleBuddy *buddy = purple_find_buddy(wa->account, purple_conversation_get_name(conv));
-  const char *customer = buddy != NULL ? purple_blist_node_get_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID) : NULL;
-
-  if (customer == NULL)
-    say(wa, purple_conversation_get_name(conv), _("Nothing is stored about this customer."), PURPLE_MESSAGE_ERROR);
-  return customer;
-}
-
 static WabizAccount *
 conv_account(PurpleConversation *conv)
 {
@@ -103,12 +91,38 @@ conv_account(PurpleConversation *conv)
   return wa != NULL && wa->store != NULL ? wa : NULL;
 }
 
+/* The store's customer of buddy @who, or NULL (and an error line). */
+static const char *
+buddy_customer(WabizAccount *wa, const char *who)
+{
+  PurpleBuddy *buddy = purple_find_buddy(wa->account, who);
+  const char *customer = buddy != NULL ? purple_blist_node_get_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID) : NULL;
+
+  if (customer == NULL)
+    say(wa, who, _("Nothing is stored about this customer."), PURPLE_MESSAGE_ERROR);
+  return customer;
+}
+
+static void
+start_export(WabizAccount *wa, const char *who, const char *path)
+{
+  const char *customer = buddy_customer(wa, who);
+  GdprRequest *req;
+
+  if (customer == NULL)
+    return;
+  req = g_new0(GdprRequest, 1);
+  req->wa = wa;
+  req->conv_name = g_strdup(who);
+  req->path = g_strdup(path);
+  wa_store_customer_export(wa->store, customer, exported_cb,
+                           wabiz_store_hold(wa, req, (GDestroyNotify) gdpr_request_free));
+}
+
 static PurpleCmdRet
 cmd_export(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error, void *data)
 {
   WabizAccount *wa = conv_account(conv);
-  const char *customer;
-  GdprRequest *req;
 
   if (wa == NULL) {
     *error = g_strdup(_("The account is not signed in."));
@@ -118,15 +132,7 @@ cmd_export(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **err
     *error = g_strdup(_("Usage: /export FILE (an absolute path, e.g. /home/me/customer.json)"));
     return PURPLE_CMD_RET_FAILED;
   }
-  customer = conv_customer(wa, conv);
-  if (customer == NULL)
-    return PURPLE_CMD_RET_OK;
-  req = g_new0(GdprRequest, 1);
-  req->wa = wa;
-  req->conv_name = g_strdup(purple_conversation_get_name(conv));
-  req->path = g_strdup(args[0]);
-  wa_store_customer_export(wa->store, customer, exported_cb,
-                           wabiz_store_hold(wa, req, (GDestroyNotify) gdpr_request_free));
+  start_export(wa, purple_conversation_get_name(conv), args[0]);
   return PURPLE_CMD_RET_OK;
 }
 
@@ -180,22 +186,18 @@ erase_cancelled(GdprRequest *req, int action)
   gdpr_request_free(req);
 }
 
-static PurpleCmdRet
-cmd_erase(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error, void *data)
+/* Asks before erasing the customer of buddy @who. */
+static void
+ask_erase(WabizAccount *wa, const char *who, PurpleConversation *conv)
 {
-  WabizAccount *wa = conv_account(conv);
   GdprRequest *req;
   g_autofree char *primary = NULL;
 
-  if (wa == NULL) {
-    *error = g_strdup(_("The account is not signed in."));
-    return PURPLE_CMD_RET_FAILED;
-  }
-  if (conv_customer(wa, conv) == NULL)
-    return PURPLE_CMD_RET_OK;
+  if (buddy_customer(wa, who) == NULL)
+    return;
   req = g_new0(GdprRequest, 1);
   req->wa = wa;
-  req->conv_name = g_strdup(purple_conversation_get_name(conv));
+  req->conv_name = g_strdup(who);
   primary = g_strdup_printf(_("Erase everything stored about %s?"), req->conv_name);
   /* a dialog closed at sign-off calls neither button: the request is then
    * freed with the store's pending requests */
@@ -206,7 +208,102 @@ cmd_erase(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **erro
                         1, wa->account, req->conv_name, conv, req, 2,
                         _("Erase"), PURPLE_CALLBACK(erase_confirmed),
                         _("Cancel"), PURPLE_CALLBACK(erase_cancelled));
+}
+
+static PurpleCmdRet
+cmd_erase(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error, void *data)
+{
+  WabizAccount *wa = conv_account(conv);
+
+  if (wa == NULL) {
+    *error = g_strdup(_("The account is not signed in."));
+    return PURPLE_CMD_RET_FAILED;
+  }
+  ask_erase(wa, purple_conversation_get_name(conv), conv);
   return PURPLE_CMD_RET_OK;
+}
+
+/* ---- the buddy menu --------------------------------------------------------- */
+
+typedef struct {
+  WabizAccount *wa;
+  char *who;
+} MenuExport;
+
+static void
+menu_export_free(MenuExport *m)
+{
+  g_free(m->who);
+  g_free(m);
+}
+
+static void
+menu_export_file(MenuExport *m, const char *path)
+{
+  wabiz_store_release(m->wa, m);
+  if (path != NULL && g_path_is_absolute(path))
+    start_export(m->wa, m->who, path);
+  menu_export_free(m);
+}
+
+static void
+menu_export_cancel(MenuExport *m, const char *path)
+{
+  wabiz_store_release(m->wa, m);
+  menu_export_free(m);
+}
+
+static WabizAccount *
+buddy_account(PurpleBuddy *buddy)
+{
+  PurpleConnection *gc = purple_account_get_connection(purple_buddy_get_account(buddy));
+  WabizAccount *wa = gc != NULL ? purple_connection_get_protocol_data(gc) : NULL;
+
+  return wa != NULL && wa->store != NULL ? wa : NULL;
+}
+
+static void
+menu_export(PurpleBlistNode *node, gpointer data)
+{
+  PurpleBuddy *buddy = (PurpleBuddy *) node;
+  WabizAccount *wa = buddy_account(buddy);
+  MenuExport *m;
+  g_autofree char *name = NULL;
+
+  if (wa == NULL)
+    return;
+  m = g_new0(MenuExport, 1);
+  m->wa = wa;
+  m->who = g_strdup(purple_buddy_get_name(buddy));
+  name = g_strdup_printf("customer-%s.json", m->who);
+  /* freed with the store's pending requests if the dialog closes at sign-off */
+  wabiz_store_hold(wa, m, (GDestroyNotify) menu_export_free);
+  purple_request_file(wa->gc, _("Export customer data to"), name, TRUE, PURPLE_CALLBACK(menu_export_file),
+                      PURPLE_CALLBACK(menu_export_cancel), wa->account, m->who, NULL, m);
+}
+
+static void
+menu_erase(PurpleBlistNode *node, gpointer data)
+{
+  PurpleBuddy *buddy = (PurpleBuddy *) node;
+  WabizAccount *wa = buddy_account(buddy);
+
+  if (wa != NULL)
+    ask_erase(wa, purple_buddy_get_name(buddy), NULL);
+}
+
+GList *
+wabiz_blist_node_menu(PurpleBlistNode *node)
+{
+  GList *menu = NULL;
+
+  if (!PURPLE_BLIST_NODE_IS_BUDDY(node) || buddy_account((PurpleBuddy *) node) == NULL)
+    return NULL;
+  menu = g_list_append(menu, purple_menu_action_new(_("Export customer data..."), PURPLE_CALLBACK(menu_export),
+                                                    NULL, NULL));
+  menu = g_list_append(menu, purple_menu_action_new(_("Erase customer data..."), PURPLE_CALLBACK(menu_erase),
+                                                    NULL, NULL));
+  return menu;
 }
 
 static GSList *command_ids;

@@ -91,6 +91,7 @@ static PurplePluginProtocolInfo prpl_info = {
   .status_text = wabiz_status_text,
   .tooltip_text = wabiz_tooltip_text,
   .chat_send = wabiz_chat_send,
+  .blist_node_menu = wabiz_blist_node_menu,
   .struct_size = sizeof(PurplePluginProtocolInfo),
 };
 
@@ -157,6 +158,9 @@ init_plugin(PurplePlugin *plugin)
   prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
     purple_account_option_int_new(_("Warn when sends get no webhook for (seconds, 0 = never)"),
                                   WABIZ_OPT_WEBHOOK_SILENCE, 1800));
+  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
+    purple_account_option_int_new(_("Delete message texts older than (days, 0 = keep)"),
+                                  WABIZ_OPT_RETENTION_DAYS, 0));
   prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
     purple_account_option_bool_new(_("Keep the webhook receiver running when the messenger exits"),
                                    WABIZ_OPT_RECEIVER_KEEP_RUNNING, TRUE));

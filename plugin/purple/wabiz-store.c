@@ -17,6 +17,33 @@ store_failed(WabizAccount *wa, const char *what, const GError *error)
   purple_connection_error_reason(wa->gc, PURPLE_CONNECTION_ERROR_OTHER_ERROR, text);
 }
 
+/* ---- retention: bodies older than the account's setting are deleted ------ */
+
+static void
+retention_cb(guint count, const GError *error, gpointer data)
+{
+  WabizAccount *wa = data;
+
+  if (error != NULL) {
+    g_autofree char *text = g_strdup_printf(_("Old messages could not be deleted: %s"), error->message);
+
+    wabiz_notice(wa, text);
+  } else if (count > 0) {
+    purple_debug_info("wabiz", "retention: %u message bodies deleted\n", count);
+  }
+}
+
+static gboolean
+retention_run(gpointer data)
+{
+  WabizAccount *wa = data;
+  int days = purple_account_get_int(wa->account, WABIZ_OPT_RETENTION_DAYS, 0);
+
+  if (days > 0 && wa->store != NULL)
+    wa_store_apply_retention(wa->store, (gint64) days * 24 * 3600, retention_cb, wa);
+  return G_SOURCE_CONTINUE;
+}
+
 static void
 unlocked_cb(const GError *error, gpointer data)
 {
@@ -26,6 +53,9 @@ unlocked_cb(const GError *error, gpointer data)
     store_failed(wa, _("The account's data could not be unlocked"), error);
     return;
   }
+  /* at sign-on, then daily */
+  retention_run(wa);
+  wa->retention_timer = purple_timeout_add_seconds(24 * 3600, retention_run, wa);
   wa->store_ready(wa);
 }
 
@@ -147,6 +177,10 @@ wabiz_store_close(WabizAccount *wa)
   GHashTableIter iter;
   gpointer data, free_func;
 
+  if (wa->retention_timer != 0) {
+    purple_timeout_remove(wa->retention_timer);
+    wa->retention_timer = 0;
+  }
   /* runs what is queued (so nothing accepted is lost); no callback after */
   g_clear_pointer(&wa->store, wa_store_close);
   wabiz_inbound_forget_orphans(wa);

@@ -45,6 +45,7 @@
 #define WABIZ_OPT_WEBHOOK_TLS_KEY "webhook_tls_key"
 #define WABIZ_OPT_WEBHOOK_PUBLIC_HTTP "webhook_allow_public_http"
 #define WABIZ_OPT_WEBHOOK_SILENCE "webhook_silence_seconds"
+#define WABIZ_OPT_RETENTION_DAYS "retention_days"
 
 /* Buddy node settings: the store's pseudonymous customer id, and what older
  * versions kept here. */
@@ -72,6 +73,7 @@ typedef struct _WabizAccount {
   WaStore *store;
   void (*store_ready)(struct _WabizAccount *wa);
   GHashTable *store_pending; /* callback data of requests in flight -> its free function */
+  guint retention_timer;
 
   /* receiving (wabiz-link.c, wabiz-inbound.c) */
   WaKeyPair *keys;
@@ -179,9 +181,10 @@ void wabiz_group_message(WabizAccount *wa, const WaMessage *message, const char 
 void wabiz_group_event(WabizAccount *wa, const char *group_id, const char *text, time_t when);
 int wabiz_chat_send(PurpleConnection *gc, int id, const char *message, PurpleMessageFlags flags);
 
-/* wabiz-gdpr.c: /export and /erase */
+/* wabiz-gdpr.c: /export and /erase, and the buddy menu */
 void wabiz_gdpr_register(void);
 void wabiz_gdpr_unregister(void);
+GList *wabiz_blist_node_menu(PurpleBlistNode *node);
 
 /* wabiz-plugin.c */
 const char *wabiz_account_string(PurpleAccount *account, const char *key);

@@ -202,6 +202,36 @@ class Store(Receiving):
                 self.assertNotIn(body.encode(), data, name)
                 self.assertNotIn(b"Anna Schmidt", data, name)
 
+    def test_export_from_the_buddy_menu(self):
+        host = self.start_receiving_host()
+        self.sim.inbound("menu export", sender=ANNA, name="Anna")
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv"), "message": "menu export"})
+        host.call({"cmd": "buddy_menu", "who": ANNA, "label": "Export customer data..."})
+        request = host.wait_for({"event": "request", "kind": "file"})
+        self.assertTrue(request["savedialog"])
+        export = os.path.join(self.user_dir, "from-menu.json")
+        host.answer(request["id"], file=export)
+        host.wait_for({"event": "write", "conv": ANNA, "message": contains("Exported everything")})
+        with open(export, encoding="utf-8") as f:
+            self.assertEqual([m["body"] for m in json.load(f)["messages"]], ["menu export"])
+        host.call({"cmd": "buddy_menu", "who": ANNA, "label": "Erase customer data..."})
+        request = host.wait_for({"event": "request", "kind": "action"})
+        self.assertEqual(request["actions"], ["Erase", "Cancel"])
+        host.answer(request["id"], action=0)
+        host.wait_for({"event": "buddy-removed", "name": ANNA})
+
+    def test_retention_deletes_old_texts(self):
+        host = self.start_receiving_host(options={"retention_days": 1})
+        self.sim.inbound("from two days ago", sender=ANNA, timestamp=int(time.time()) - 2 * 24 * 3600)
+        self.sim.inbound("from today", sender=ANNA)
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv"), "message": "from today"})
+        # retention runs at sign-on (and daily)
+        again = self.restart(host, options={"retention_days": 1})
+        again.call({"cmd": "command", "conv": ANNA, "text": "help"})
+        lines = [again.wait_for({"event": "write", "conv": ANNA, "flags": has("recv", "delayed")})["message"]
+                 for _ in range(2)]
+        self.assertEqual(lines, ["[text message, deleted after the retention period]", "from today"])
+
     def test_window_in_old_node_settings_moves_into_the_store(self):
         stamp = int(time.time()) - 3600
         # the account must exist before a buddy list naming it is read

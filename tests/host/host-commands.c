@@ -417,6 +417,44 @@ cmd_buddy_info(const HostCmd *cmd)
 	host_event_emit(b);
 }
 
+/* Runs the entry @label of the prpl's buddy menu for @who (what a person
+ * picks from the buddy's context menu in Pidgin or Finch). */
+static void
+cmd_buddy_menu(const HostCmd *cmd)
+{
+	const char *who = need_string(cmd, "who");
+	const char *label = who != NULL ? need_string(cmd, "label") : NULL;
+	PurpleConnection *gc;
+	PurpleBuddy *buddy;
+	PurplePluginProtocolInfo *prpl;
+	GList *menu;
+	gboolean done = FALSE;
+
+	if (label == NULL || (gc = need_connection(cmd)) == NULL)
+		return;
+	buddy = purple_find_buddy(purple_connection_get_account(gc), who);
+	prpl = PURPLE_PLUGIN_PROTOCOL_INFO(purple_connection_get_prpl(gc));
+	if (buddy == NULL || prpl->blist_node_menu == NULL) {
+		host_cmd_error(cmd, "no such buddy, or no buddy menu");
+		return;
+	}
+	menu = prpl->blist_node_menu((PurpleBlistNode *) buddy);
+	for (GList *l = menu; l != NULL; l = l->next) {
+		PurpleMenuAction *action = l->data;
+
+		if (!done && g_strcmp0(action->label, label) == 0 && action->callback != NULL) {
+			((void (*)(PurpleBlistNode *, gpointer)) action->callback)((PurpleBlistNode *) buddy, action->data);
+			done = TRUE;
+		}
+		purple_menu_action_free(action);
+	}
+	g_list_free(menu);
+	if (done)
+		host_cmd_ok(cmd);
+	else
+		host_cmd_error(cmd, "no menu entry %s", label);
+}
+
 /* purple_plugin_ipc_call with one string argument (plugins' test hooks). */
 static void
 cmd_ipc(const HostCmd *cmd)
@@ -617,6 +655,7 @@ static const struct {
 	{ "close_conv", cmd_close_conv },
 	{ "get_info", cmd_get_info },
 	{ "buddy_info", cmd_buddy_info },
+	{ "buddy_menu", cmd_buddy_menu },
 	{ "ipc", cmd_ipc },
 	{ "set_option", cmd_set_option },
 	{ "add_buddy", cmd_add_buddy },
