@@ -93,8 +93,7 @@ history_cb(GPtrArray *messages, const GError *error, gpointer data)
 static void
 load_history(PurpleConversation *conv, PurpleAccount *account)
 {
-  PurpleConnection *gc = purple_account_get_connection(account);
-  WabizAccount *wa = gc != NULL ? purple_connection_get_protocol_data(gc) : NULL;
+  WabizAccount *wa = wabiz_account_data(account);
   PurpleBuddy *buddy;
   const char *customer;
   HistoryRequest *req;
@@ -125,6 +124,30 @@ wabiz_conv_created_cb(PurpleConversation *conv, gpointer data)
   if (!purple_account_get_bool(account, WABIZ_OPT_PLAINTEXT_LOG, FALSE))
     purple_conversation_set_logging(conv, FALSE);
   load_history(conv, account);
+}
+
+/* The customer's buddy and conversation move from @old_name to @new_name (a
+ * phone number for a customer first known by BSUID, a changed number, the
+ * number WhatsApp uses for what the agent typed). Neither takes a name that
+ * another buddy or conversation already has. TRUE when the buddy moved. */
+gboolean
+wabiz_customer_rename(WabizAccount *wa, const char *old_name, const char *new_name)
+{
+  g_autofree char *old = g_strdup(old_name); /* may be the buddy's own name */
+  PurpleBuddy *buddy = purple_find_buddy(wa->account, old);
+  PurpleConversation *conv;
+  gboolean moved = FALSE;
+
+  if (g_str_equal(old, new_name))
+    return FALSE;
+  if (buddy != NULL && purple_find_buddy(wa->account, new_name) == NULL) {
+    purple_blist_rename_buddy(buddy, new_name);
+    moved = TRUE;
+  }
+  conv = wabiz_conv_im(wa->account, old, FALSE);
+  if (conv != NULL && wabiz_conv_im(wa->account, new_name, FALSE) == NULL)
+    purple_conversation_set_name(conv, new_name);
+  return moved;
 }
 
 /* A customer's message: WhatsApp markup becomes HTML after escaping, so

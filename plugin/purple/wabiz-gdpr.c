@@ -85,8 +85,7 @@ exported_cb(const char *json, const GError *error, gpointer data)
 static WabizAccount *
 conv_account(PurpleConversation *conv)
 {
-  PurpleConnection *gc = purple_conversation_get_gc(conv);
-  WabizAccount *wa = gc != NULL ? purple_connection_get_protocol_data(gc) : NULL;
+  WabizAccount *wa = wabiz_account_data(purple_conversation_get_account(conv));
 
   return wa != NULL && wa->store != NULL ? wa : NULL;
 }
@@ -256,8 +255,7 @@ menu_export_cancel(MenuExport *m, const char *path)
 static WabizAccount *
 buddy_account(PurpleBuddy *buddy)
 {
-  PurpleConnection *gc = purple_account_get_connection(purple_buddy_get_account(buddy));
-  WabizAccount *wa = gc != NULL ? purple_connection_get_protocol_data(gc) : NULL;
+  WabizAccount *wa = wabiz_account_data(purple_buddy_get_account(buddy));
 
   return wa != NULL && wa->store != NULL ? wa : NULL;
 }

@@ -43,24 +43,6 @@ find_by_bsuid(PurpleAccount *account, const char *bsuid)
   return found;
 }
 
-/* The buddy and its conversation take a new name (a phone number for a
- * customer first known by BSUID, or the new number after a number change);
- * nothing happens when another buddy already has that name. */
-static gboolean
-rename_customer(WabizAccount *wa, PurpleBuddy *buddy, const char *new_name)
-{
-  g_autofree char *old_name = g_strdup(purple_buddy_get_name(buddy));
-  PurpleConversation *conv;
-
-  if (g_str_equal(old_name, new_name) || purple_find_buddy(wa->account, new_name) != NULL)
-    return FALSE;
-  purple_blist_rename_buddy(buddy, new_name);
-  conv = wabiz_conv_im(wa->account, old_name, FALSE);
-  if (conv != NULL && wabiz_conv_im(wa->account, new_name, FALSE) == NULL)
-    purple_conversation_set_name(conv, new_name);
-  return TRUE;
-}
-
 /* A customer first known by BSUID now shows a phone number: the buddy and its
  * conversation take the number, the BSUID stays linked. */
 static void
@@ -68,7 +50,7 @@ link_phone(WabizAccount *wa, PurpleBuddy *buddy, const char *wa_id)
 {
   g_autofree char *text = NULL;
 
-  if (!wa_id_is_bsuid(purple_buddy_get_name(buddy)) || !rename_customer(wa, buddy, wa_id))
+  if (!wa_id_is_bsuid(purple_buddy_get_name(buddy)) || !wabiz_customer_rename(wa, purple_buddy_get_name(buddy), wa_id))
     return;
   text = g_strdup_printf(_("This customer now shares the phone number +%s."), wa_id);
   wabiz_conv_write_plain(wabiz_conv_im(wa->account, wa_id, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);
@@ -161,7 +143,7 @@ show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, con
                            (time_t) msg->timestamp);
     /* the customer's new number: the buddy (and its window) follow it */
     if (g_strcmp0(msg->system_type, "user_changed_number") == 0 && msg->system_new_wa_id != NULL &&
-        !wa_id_is_bsuid(name) && rename_customer(wa, buddy, msg->system_new_wa_id)) {
+        !wa_id_is_bsuid(name) && wabiz_customer_rename(wa, name, msg->system_new_wa_id)) {
       g_autofree char *line = g_strdup_printf(_("The buddy now uses the new number +%s."), msg->system_new_wa_id);
 
       wabiz_conv_write_plain(wabiz_conv_im(wa->account, msg->system_new_wa_id, TRUE), line,

@@ -17,6 +17,15 @@ wabiz_account_string(PurpleAccount *account, const char *key)
   return purple_account_get_string(account, key, def);
 }
 
+/* The signed-in account's data, or NULL while it is not connected. */
+WabizAccount *
+wabiz_account_data(PurpleAccount *account)
+{
+  PurpleConnection *gc = account != NULL ? purple_account_get_connection(account) : NULL;
+
+  return gc != NULL ? purple_connection_get_protocol_data(gc) : NULL;
+}
+
 static const char *
 wabiz_list_icon(PurpleAccount *account, PurpleBuddy *buddy)
 {

@@ -42,20 +42,11 @@ forget_announced(WabizAccount *wa, const char *customer, gboolean say_done)
 static void
 follow_wa_id(WabizAccount *wa, const char *customer, const char *wa_id)
 {
-  PurpleBuddy *buddy;
-  PurpleConversation *conv;
   g_autofree char *text = NULL;
 
   if (wa_id == NULL || g_str_equal(wa_id, customer) || wa_id_is_bsuid(customer))
     return;
-  if (purple_find_buddy(wa->account, wa_id) == NULL) {
-    buddy = purple_find_buddy(wa->account, customer);
-    if (buddy != NULL)
-      purple_blist_rename_buddy(buddy, wa_id);
-  }
-  conv = wabiz_conv_im(wa->account, customer, FALSE);
-  if (conv != NULL && wabiz_conv_im(wa->account, wa_id, FALSE) == NULL)
-    purple_conversation_set_name(conv, wa_id);
+  wabiz_customer_rename(wa, customer, wa_id);
   text = g_strdup_printf(_("WhatsApp knows this customer as +%s (you wrote +%s); the buddy now uses +%s."),
                          wa_id, customer, wa_id);
   wabiz_conv_write_plain(wabiz_conv_im(wa->account, wa_id, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);

@@ -19,18 +19,10 @@ wabiz_now(void)
   return g_get_real_time() / G_USEC_PER_SEC + clock_offset_s;
 }
 
-static WabizAccount *
-account_data(PurpleAccount *account)
-{
-  PurpleConnection *gc = account != NULL ? purple_account_get_connection(account) : NULL;
-
-  return gc != NULL ? purple_connection_get_protocol_data(gc) : NULL;
-}
-
 static gint64
 last_inbound(PurpleBuddy *buddy)
 {
-  WabizAccount *wa = account_data(purple_buddy_get_account(buddy));
+  WabizAccount *wa = wabiz_account_data(purple_buddy_get_account(buddy));
   const char *customer = purple_blist_node_get_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID);
   gint64 *newest;
 

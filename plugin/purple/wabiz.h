@@ -134,6 +134,7 @@ void wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text,
 void wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const char *text, time_t when);
 void wabiz_notice(WabizAccount *wa, const char *text);
 gboolean wabiz_history_mark_shown(WabizAccount *wa, const char *message_id);
+gboolean wabiz_customer_rename(WabizAccount *wa, const char *old_name, const char *new_name);
 
 /* wabiz-store.c */
 void wabiz_store_open(WabizAccount *wa, void (*ready)(WabizAccount *wa));
@@ -188,4 +189,5 @@ GList *wabiz_blist_node_menu(PurpleBlistNode *node);
 
 /* wabiz-plugin.c */
 const char *wabiz_account_string(PurpleAccount *account, const char *key);
+WabizAccount *wabiz_account_data(PurpleAccount *account);
 void wabiz_connect_signals(void);
