@@ -713,6 +713,7 @@ typedef struct {
   guint limit;
   /* results */
   gboolean duplicate;
+  gboolean shown;
   char *message_id;
   CustomerChange change;
   WaStoreStatusResult status_result;
@@ -746,10 +747,11 @@ finalize_message(Request *req)
 /* The message whose wamid hashes to @hash: its id and customer (NULL, no
  * error, when there is none). */
 static gboolean
-message_by_hash(WaStore *store, const guint8 *hash, char **id, char **customer_id, GError **error)
+message_by_hash(WaStore *store, const guint8 *hash, char **id, char **customer_id, gboolean *shown,
+                GError **error)
 {
-  sqlite3_stmt *stmt = wa_store_sql(store, error, "SELECT id, customer_id FROM messages WHERE wamid_hash = ?1", "h",
-                                    hash);
+  sqlite3_stmt *stmt = wa_store_sql(store, error, "SELECT id, customer_id, shown FROM messages WHERE wamid_hash = ?1",
+                                    "h", hash);
   int rc;
 
   *id = NULL;
@@ -762,6 +764,7 @@ message_by_hash(WaStore *store, const guint8 *hash, char **id, char **customer_i
   if (rc == SQLITE_ROW) {
     *id = wa_store_col_text(stmt, 0);
     *customer_id = wa_store_col_text(stmt, 1);
+    *shown = sqlite3_column_int(stmt, 2) != 0;
   }
   wa_store_sql_done(stmt);
   return TRUE;
@@ -787,7 +790,7 @@ run_inbound(WaStore *store, Request *req, GError **error)
     return FALSE;
   }
   wa_store_index(store, "wamid", mr->wamid, hash);
-  if (!message_by_hash(store, hash, &existing, &mr->change.customer_id, error))
+  if (!message_by_hash(store, hash, &existing, &mr->change.customer_id, &mr->shown, error))
     return FALSE;
   if (existing != NULL) {
     /* applied before: change nothing */
@@ -809,7 +812,7 @@ run_inbound(WaStore *store, Request *req, GError **error)
     return FALSE;
   if (!wa_store_sql_exec(store, error,
                          "INSERT INTO messages (id, customer_id, direction, type, body, caption, raw, wamid_hash, "
-                         "wamid, timestamp, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                         "wamid, timestamp, created, shown) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0)",
                          "ttitbbbhbii", id, mr->change.customer_id, (gint64) mr->direction, mr->type, body, caption,
                          raw, hash, wamid, mr->timestamp, req->now))
     return FALSE;
@@ -829,6 +832,7 @@ answer_inbound(Request *req)
   if (req->cb == NULL)
     return;
   result.duplicate = mr->duplicate;
+  result.shown = mr->shown;
   result.message_id = mr->message_id;
   customer_change_export(&mr->change, &result.customer);
   ((WaStoreInboundFunc) req->cb)(req->error == NULL ? &result : NULL, req->error, req->data);
@@ -933,6 +937,7 @@ run_status(WaStore *store, Request *req, GError **error)
     return FALSE;
   if (found_outbox) {
     result->outbox_state = (WaStoreOutboxState) state;
+    result->outbox_before = (WaStoreOutboxState) state;
     if (state == WA_STORE_OUTBOX_QUEUED || state == WA_STORE_OUTBOX_SENDING || state == WA_STORE_OUTBOX_UNCERTAIN) {
       WaStoreOutboxState resolved =
         result->status == WA_STORE_STATUS_FAILED ? WA_STORE_OUTBOX_FAILED : WA_STORE_OUTBOX_SENT;
@@ -1027,6 +1032,27 @@ answer_messages(Request *req)
     ((WaStoreMessagesFunc) req->cb)(req->error == NULL ? mr->list : NULL, req->error, req->data);
 }
 
+static gboolean
+run_mark_shown(WaStore *store, Request *req, GError **error)
+{
+  MessageRequest *mr = (MessageRequest *) req;
+
+  return wa_store_sql_exec(store, error, "UPDATE messages SET shown = 1 WHERE id = ?1 AND shown = 0", "t",
+                           mr->message_id);
+}
+
+/* For requests whose callback is a WaStoreDoneFunc. */
+static void
+answer_done(Request *req)
+{
+  if (req->cb != NULL)
+    ((WaStoreDoneFunc) req->cb)(req->error, req->data);
+}
+
+static const RequestClass mark_shown_class = {
+  .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(MessageRequest),
+  .run = run_mark_shown, .answer = answer_done, .finalize = finalize_message,
+};
 static const RequestClass inbound_class = {
   .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(MessageRequest),
   .run = run_inbound, .answer = answer_inbound, .finalize = finalize_message,
@@ -1061,6 +1087,17 @@ wa_store_inbound(WaStore *store, const WaStoreInbound *message, WaStoreInboundFu
   mr->caption = g_strdup(message->caption);
   mr->raw = g_strdup(message->raw);
   mr->timestamp = message->timestamp;
+  wa_store_request_push(store, mr);
+}
+
+void
+wa_store_message_mark_shown(WaStore *store, const char *message_id, WaStoreDoneFunc done, gpointer data)
+{
+  MessageRequest *mr;
+
+  g_return_if_fail(store != NULL && message_id != NULL);
+  mr = wa_store_request_new(store, &mark_shown_class, STORE_CALLBACK(done), data);
+  mr->message_id = g_strdup(message_id);
   wa_store_request_push(store, mr);
 }
 
@@ -1289,13 +1326,14 @@ run_outbox_update(WaStore *store, Request *req, GError **error)
     guint8 hash[WA_CRYPT_HASH_BYTES];
     g_autofree char *other = NULL;
     g_autofree char *other_customer = NULL;
+    gboolean other_shown = FALSE;
 
     if (obx->wamid == NULL || *obx->wamid == '\0') {
       g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_INVALID, "a sent message needs its wamid");
       return FALSE;
     }
     wa_store_index(store, "wamid", obx->wamid, hash);
-    if (!message_by_hash(store, hash, &other, &other_customer, error))
+    if (!message_by_hash(store, hash, &other, &other_customer, &other_shown, error))
       return FALSE;
     if (other != NULL && strcmp(other, current->message_id) != 0) {
       g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_INVALID, "this wamid belongs to another message");
@@ -1647,16 +1685,9 @@ answer_settings(Request *req)
     ((WaStoreSettingsFunc) req->cb)(req->error == NULL ? sr->all : NULL, req->error, req->data);
 }
 
-static void
-answer_setting_done(Request *req)
-{
-  if (req->cb != NULL)
-    ((WaStoreDoneFunc) req->cb)(req->error, req->data);
-}
-
 static const RequestClass setting_set_class = {
   .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(SettingRequest),
-  .run = run_setting_set, .answer = answer_setting_done, .finalize = finalize_setting,
+  .run = run_setting_set, .answer = answer_done, .finalize = finalize_setting,
 };
 static const RequestClass setting_get_class = {
   .mode = MODE_READ, .needs_key = TRUE, .size = sizeof(SettingRequest),

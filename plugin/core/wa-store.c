@@ -89,9 +89,16 @@ static const char schema_v1[] =
   "CREATE TABLE suppression (hash BLOB PRIMARY KEY NOT NULL, reason INTEGER NOT NULL,"
   "  at INTEGER NOT NULL) WITHOUT ROWID;";
 
+/* Version 2: whether an inbound message was shown to the agent, so that an
+ * event applied again after a crash is shown only when it was not shown
+ * before (messages stored by version 1 were). */
+static const char schema_v2[] =
+  "ALTER TABLE messages ADD COLUMN shown INTEGER NOT NULL DEFAULT 1;";
+
 /* Each step takes the schema from the previous version to its own. */
 static const Migration migrations[] = {
   {1, schema_v1},
+  {2, schema_v2},
 };
 
 /* Test hook (not in wa-store.h): one more step after the last, as a newer
@@ -1316,4 +1323,87 @@ wa_store_close(WaStore *store)
   if (store->dispatching > 0)
     return; /* on_answers() frees it when the callback returns */
   store_free(store);
+}
+
+/* ---- replacing the key header of an unlocked store -------------------------------- */
+
+typedef struct {
+  Request base;
+  WaKey *data_key;
+  char *header;
+} ReplaceHeaderRequest;
+
+/* A write of its own (it joins a group commit): the key check first, so a
+ * wrong key or an unreadable header changes nothing; then the header and an
+ * audit row. Unlike a second wa_store_unlock(), it leaves the store's keys
+ * and the outbox alone. */
+static gboolean
+run_replace_header(WaStore *store, Request *req, GError **error)
+{
+  ReplaceHeaderRequest *replace = (ReplaceHeaderRequest *) req;
+  /* the copy fails only without secure memory */
+  g_autoptr(WaKey) store_key = replace->data_key != NULL ? wa_key_derive(replace->data_key, WA_SUBKEY_STORE) : NULL;
+  g_autoptr(WaKeyHeader) parsed = NULL;
+  g_autoptr(GBytes) check = NULL;
+  g_autoptr(GBytes) plain = NULL;
+
+  if (store_key == NULL) {
+    g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_WRONG_KEY, "cannot derive the store's keys");
+    return FALSE;
+  }
+  check = meta_get(store, "key_check", error);
+  if (check == NULL)
+    return FALSE;
+  if (g_bytes_get_size(check) > 0)
+    plain = wa_crypt_open(store_key, "meta", "value", "key_check", g_bytes_get_data(check, NULL),
+                          g_bytes_get_size(check), NULL);
+  if (plain == NULL || g_bytes_get_size(plain) != strlen(KEY_CHECK_PLAIN) ||
+      memcmp(g_bytes_get_data(plain, NULL), KEY_CHECK_PLAIN, strlen(KEY_CHECK_PLAIN)) != 0) {
+    g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_WRONG_KEY, "the key does not belong to this store");
+    return FALSE;
+  }
+  /* a header that cannot be read back would lock the data away for good */
+  parsed = wa_key_header_from_json(replace->header, NULL);
+  if (parsed == NULL) {
+    g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_INVALID, "the new key header is not readable");
+    return FALSE;
+  }
+  return wa_store_sql_exec(store, error,
+                           "INSERT INTO meta (name, value) VALUES ('key_header', ?1) "
+                           "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                           "t", replace->header) &&
+         wa_store_audit_row(store, req->now, "key.rewrapped", NULL, NULL, error);
+}
+
+static void
+finalize_replace_header(Request *req)
+{
+  ReplaceHeaderRequest *replace = (ReplaceHeaderRequest *) req;
+
+  g_clear_pointer(&replace->data_key, wa_key_free);
+  g_free(replace->header);
+}
+
+static const RequestClass replace_header_class = {
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(ReplaceHeaderRequest),
+  .run = run_replace_header,
+  .answer = answer_done,
+  .finalize = finalize_replace_header,
+};
+
+void
+wa_store_replace_header(WaStore *store, const WaKey *data_key, const char *new_header_json, WaStoreDoneFunc done,
+                        gpointer data)
+{
+  ReplaceHeaderRequest *req;
+
+  g_return_if_fail(store != NULL);
+  g_return_if_fail(data_key != NULL);
+  g_return_if_fail(new_header_json != NULL);
+  req = wa_store_request_new(store, &replace_header_class, STORE_CALLBACK(done), data);
+  req->data_key = wa_key_copy(data_key);
+  req->header = g_strdup(new_header_json);
+  wa_store_request_push(store, req);
 }

@@ -309,6 +309,7 @@ typedef struct {
 
 typedef struct {
   gboolean duplicate;     /* the wamid was stored before: nothing changed */
+  gboolean shown;         /* a duplicate already marked shown (never for a new message) */
   const char *message_id; /* the new (or, for a duplicate, the existing) message */
   WaStoreCustomerUpdate customer; /* customer finding / linking / naming / window (IN only) */
 } WaStoreInboundResult;
@@ -320,6 +321,11 @@ typedef void (*WaStoreInboundFunc)(const WaStoreInboundResult *result, const GEr
  * already stored gives duplicate and changes nothing, so an event applied
  * twice is harmless. */
 void wa_store_inbound(WaStore *store, const WaStoreInbound *message, WaStoreInboundFunc done, gpointer data);
+/* Records that message @message_id was shown to the agent. Inbound messages
+ * are stored unshown; the plugin shows one, marks it, and only then
+ * acknowledges its event, so an event applied again after a crash shows the
+ * message only if it was not shown before. */
+void wa_store_message_mark_shown(WaStore *store, const char *message_id, WaStoreDoneFunc done, gpointer data);
 
 typedef struct {
   const char *wamid;       /* the status's message id */
@@ -337,7 +343,8 @@ typedef struct {
   const char *customer_id;
   guint64 outbox_id;         /* 0 when not ours */
   gboolean outbox_resolved;  /* the outbox entry moved to SENT or FAILED because of it */
-  WaStoreOutboxState outbox_state;
+  WaStoreOutboxState outbox_state;  /* the entry's state now */
+  WaStoreOutboxState outbox_before; /* and before this status */
 } WaStoreStatusResult;
 
 typedef void (*WaStoreStatusFunc)(const WaStoreStatusResult *result, const GError *error, gpointer data);
@@ -442,6 +449,17 @@ void wa_store_is_suppressed(WaStore *store, const char *id, WaStoreSuppressedFun
  * (their rows and metadata stay; outbox entries still to be sent are kept).
  * @done gets the number of messages trimmed. */
 void wa_store_apply_retention(WaStore *store, gint64 max_age_s, WaStoreCountFunc done, gpointer data);
+
+/* ---- key header of an unlocked store ---------------------------------------------- */
+
+/* Replaces the stored key header with @new_header_json (the data key
+ * re-wrapped: a new passphrase, or another mode) while the store is in use:
+ * @data_key (copied) must be the store's key (else WRONG_KEY) and the header
+ * must parse (else INVALID), both checked before anything is written; audited
+ * as "key.rewrapped". Unlike calling wa_store_unlock() again, the store's keys
+ * and its outbox are left as they are. LOCKED before a successful unlock. */
+void wa_store_replace_header(WaStore *store, const WaKey *data_key, const char *new_header_json,
+                             WaStoreDoneFunc done, gpointer data);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStoreCustomer, wa_store_customer_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStoreMessage, wa_store_message_free)

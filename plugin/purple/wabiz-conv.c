@@ -91,6 +91,21 @@ history_cb(GPtrArray *messages, const GError *error, gpointer data)
 }
 
 static void
+history_customer_cb(const WaStoreCustomer *customer, const GError *error, gpointer data)
+{
+  HistoryRequest *req = data;
+  WabizAccount *wa = req->wa;
+
+  wabiz_store_release(wa, req);
+  if (customer == NULL || wa->store == NULL) {
+    history_request_free(req);
+    return;
+  }
+  wa_store_history(wa->store, customer->id, HISTORY_LINES, history_cb,
+                   wabiz_store_hold(wa, req, (GDestroyNotify) history_request_free));
+}
+
+static void
 load_history(PurpleConversation *conv, PurpleAccount *account)
 {
   WabizAccount *wa = wabiz_account_data(account);
@@ -102,13 +117,20 @@ load_history(PurpleConversation *conv, PurpleAccount *account)
     return;
   buddy = purple_find_buddy(account, purple_conversation_get_name(conv));
   customer = buddy != NULL ? purple_blist_node_get_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID) : NULL;
-  if (customer == NULL)
-    return;
   req = g_new0(HistoryRequest, 1);
   req->wa = wa;
   req->conv_name = g_strdup(purple_conversation_get_name(conv));
-  wa_store_history(wa->store, customer, HISTORY_LINES, history_cb,
-                   wabiz_store_hold(wa, req, (GDestroyNotify) history_request_free));
+  if (customer != NULL) {
+    wa_store_history(wa->store, customer, HISTORY_LINES, history_cb,
+                     wabiz_store_hold(wa, req, (GDestroyNotify) history_request_free));
+  } else {
+    /* no buddy (the agent wrote to a number): the store knows the number */
+    gboolean bsuid = wa_id_is_bsuid(req->conv_name);
+
+    wa_store_customer_lookup(wa->store, bsuid ? NULL : req->conv_name, bsuid ? req->conv_name : NULL,
+                             history_customer_cb,
+                             wabiz_store_hold(wa, req, (GDestroyNotify) history_request_free));
+  }
 }
 
 /* Our conversations stay out of libpurple's plain-text logs unless the agent

@@ -118,6 +118,35 @@ typedef struct {
 static void finish_one(WabizApplying *ap);
 
 static void
+marked_cb(const GError *error, gpointer data)
+{
+  WabizApplying *ap = data;
+
+  if (error != NULL)
+    purple_debug_warning("wabiz", "a shown message could not be marked shown: %s\n", error->message);
+  wabiz_test_crash_point("inbound-marked");
+  finish_one(ap);
+}
+
+/* Whether a stored message is to be shown now: not when an earlier session
+ * showed it (marked in the store) or this one did (live or as history). One
+ * not yet marked is marked; the event's acknowledgement waits for that. */
+static gboolean
+should_show(WabizApplying *ap, const WaStoreInboundResult *result)
+{
+  gboolean show;
+
+  if (result == NULL || result->message_id == NULL)
+    return TRUE; /* not stored: shown as it is */
+  show = !result->shown && wabiz_history_mark_shown(ap->wa, result->message_id);
+  if (!result->shown) {
+    ap->pending++;
+    wa_store_message_mark_shown(ap->wa->store, result->message_id, marked_cb, ap);
+  }
+  return show;
+}
+
+static void
 show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, const char *customer_id,
              gint64 newest_inbound)
 {
@@ -179,12 +208,14 @@ stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data
 
       wabiz_notice(ap->wa, text);
     }
-    /* each message is shown once per session: a duplicate (stored before a
-     * crash or a lost acknowledgement) is shown unless this session showed
-     * it already, live or as history */
-    if (result == NULL || result->message_id == NULL || wabiz_history_mark_shown(ap->wa, result->message_id))
+    wabiz_test_crash_point("inbound-stored");
+    /* each message is shown once: a duplicate (stored before a crash or a
+     * lost acknowledgement) only when it was not shown yet */
+    if (should_show(ap, result)) {
       show_message(ap->wa, job->change, job->msg, customer != NULL ? customer->id : NULL,
                    customer != NULL ? customer->newest_inbound : 0);
+      wabiz_test_crash_point("inbound-shown");
+    }
   }
   g_free(job);
   finish_one(ap);
@@ -224,58 +255,133 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
 
 /* ---- statuses ------------------------------------------------------------- */
 
-static int
-status_rank(const char *status)
-{
-  static const char *order[] = {"sent", "delivered", "read", "played", "failed"};
+typedef struct {
+  WabizApplying *ap;
+  const WaStatus *st;
+} StatusJob;
 
-  for (guint i = 0; i < G_N_ELEMENTS(order); i++)
-    if (g_strcmp0(status, order[i]) == 0)
-      return (int) i + 1;
-  return 0; /* unknown (e.g. "deleted"): a no-op */
+/* The conversation a status about @st belongs to: the buddy's name when
+ * there is one (a BSUID customer may have a phone number by now). */
+static const char *
+status_customer(WabizAccount *wa, const WaStatus *st)
+{
+  PurpleBuddy *buddy = wabiz_customer_buddy(wa, st->recipient_id, st->recipient_user_id, NULL, FALSE);
+
+  if (buddy != NULL)
+    return purple_buddy_get_name(buddy);
+  return st->recipient_id != NULL ? st->recipient_id : st->recipient_user_id;
 }
 
 static void
-apply_status(WabizAccount *wa, const WaStatus *st)
+show_failure(WabizAccount *wa, const WaStatus *st)
 {
-  const char *recipient = st->recipient_id != NULL ? st->recipient_id : st->recipient_user_id;
-  const char *known = st->id != NULL ? g_hash_table_lookup(wa->wamids, st->id) : NULL;
-  gboolean ours = known != NULL || (st->biz_opaque_callback_data != NULL &&
-                                    wa_sender_parse_callback_data(st->biz_opaque_callback_data) != 0);
-  int rank = status_rank(st->status);
-  int before = st->id != NULL ? GPOINTER_TO_INT(g_hash_table_lookup(wa->statuses, st->id)) : 0;
-  const char *customer = known != NULL ? known : recipient;
+  const char *customer = status_customer(wa, st);
 
-  if (rank == 0 || st->id == NULL || customer == NULL || g_strcmp0(st->recipient_type, "group") == 0)
+  if (customer == NULL)
     return;
-  /* monotonic: a late "sent" never overrides "read"; "failed" is final */
-  if (rank <= before || before == status_rank("failed"))
-    return;
-  g_hash_table_replace(wa->statuses, g_strdup(st->id), GINT_TO_POINTER(rank));
+  if (st->errors->len == 0)
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE),
+                           _("Not delivered: WhatsApp gave no reason."), PURPLE_MESSAGE_ERROR, 0);
+  for (guint i = 0; i < st->errors->len; i++) {
+    g_autofree char *reason = wa_graph_error_describe(g_ptr_array_index(st->errors, i));
+    g_autofree char *line = g_strdup_printf(_("Not delivered: %s"), reason);
 
-  if (g_str_equal(st->status, "failed")) {
-    if (st->errors->len == 0) {
-      wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE),
-                             _("Not delivered: WhatsApp gave no reason."), PURPLE_MESSAGE_ERROR, 0);
-    }
-    for (guint i = 0; i < st->errors->len; i++) {
-      g_autofree char *reason = wa_graph_error_describe(g_ptr_array_index(st->errors, i));
-      g_autofree char *line = g_strdup_printf(_("Not delivered: %s"), reason);
-
-      wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), line, PURPLE_MESSAGE_ERROR, 0);
-    }
-    return;
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), line, PURPLE_MESSAGE_ERROR, 0);
   }
-  if (!ours && before == 0) {
-    /* a send of this number we did not make: another app, agent or the
-     * WhatsApp Business app on the phone (coexistence) */
-    PurpleBuddy *buddy = wabiz_customer_buddy(wa, st->recipient_id, st->recipient_user_id, NULL, TRUE);
+}
 
-    if (buddy != NULL)
-      wabiz_conv_write_elsewhere(wa->account, purple_buddy_get_name(buddy),
+/* A send of this number we did not make (another app, agent, or the
+ * WhatsApp Business app on the phone), stored as sent elsewhere so that its
+ * further statuses are known and it is shown once. */
+static void
+elsewhere_stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data)
+{
+  StatusJob *job = data;
+  WabizApplying *ap = job->ap;
+
+  wabiz_store_release(ap->wa, job);
+  if (!ap->orphaned && (error != NULL || should_show(ap, result))) {
+    PurpleBuddy *buddy = wabiz_customer_buddy(ap->wa, job->st->recipient_id, job->st->recipient_user_id, NULL, TRUE);
+
+    if (buddy != NULL) {
+      if (result != NULL && result->customer.customer != NULL)
+        purple_blist_node_set_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID, result->customer.customer->id);
+      wabiz_conv_write_elsewhere(ap->wa->account, purple_buddy_get_name(buddy),
                                  _("[A message sent from another app or device; its text is not available here]"),
-                                 (time_t) st->timestamp);
+                                 (time_t) job->st->timestamp);
+    }
   }
+  g_free(job);
+  finish_one(ap);
+}
+
+static void
+status_stored_cb(const WaStoreStatusResult *result, const GError *error, gpointer data)
+{
+  StatusJob *job = data;
+  WabizApplying *ap = job->ap;
+  WabizAccount *wa = ap->wa;
+  const WaStatus *st = job->st;
+  gboolean ours = wa_sender_parse_callback_data(st->biz_opaque_callback_data) != 0;
+
+  wabiz_store_release(wa, job);
+  if (ap->orphaned) {
+    g_free(job);
+    finish_one(ap);
+    return;
+  }
+  if (error != NULL) {
+    purple_debug_warning("wabiz", "a status could not be stored: %s\n", error->message);
+    if (g_str_equal(st->status, "failed"))
+      show_failure(wa, st);
+  } else if (result->found) {
+    if (result->changed && result->status == WA_STORE_STATUS_FAILED)
+      show_failure(wa, st);
+    else if (result->outbox_resolved && result->outbox_state == WA_STORE_OUTBOX_SENT)
+      wabiz_outbox_resolved(wa, result->outbox_id, result->outbox_before, status_customer(wa, st));
+  } else if (g_str_equal(st->status, "failed")) {
+    show_failure(wa, st);
+  } else if (!ours) {
+    WaStoreInbound out = { 0 };
+
+    out.wa_id = st->recipient_id;
+    out.bsuid = st->recipient_user_id;
+    out.direction = WA_STORE_ELSEWHERE;
+    out.wamid = st->id;
+    out.type = "unknown";
+    out.timestamp = st->timestamp > 0 ? st->timestamp : wabiz_now();
+    ap->pending++;
+    wa_store_inbound(wa->store, &out, elsewhere_stored_cb, wabiz_store_hold(wa, job, g_free));
+    finish_one(ap);
+    return;
+  }
+  g_free(job);
+  finish_one(ap);
+}
+
+static void
+apply_status(WabizApplying *ap, const WaStatus *st)
+{
+  WaStoreStatusUpdate update = { 0 };
+  g_autofree char *reason = NULL;
+  StatusJob *job;
+
+  update.status = wa_store_status_from_string(st->status);
+  /* unknown (e.g. "deleted"): a no-op; group sends are not ours yet */
+  if (update.status == WA_STORE_STATUS_NONE || st->id == NULL || g_strcmp0(st->recipient_type, "group") == 0 ||
+      (st->recipient_id == NULL && st->recipient_user_id == NULL))
+    return;
+  if (st->errors->len > 0)
+    reason = wa_graph_error_describe(g_ptr_array_index(st->errors, 0));
+  update.wamid = st->id;
+  update.outbox_id = wa_sender_parse_callback_data(st->biz_opaque_callback_data);
+  update.error_text = reason;
+  update.timestamp = st->timestamp > 0 ? st->timestamp : wabiz_now();
+  job = g_new0(StatusJob, 1);
+  job->ap = ap;
+  job->st = st;
+  ap->pending++;
+  wa_store_message_status(ap->wa->store, &update, status_stored_cb, wabiz_store_hold(ap->wa, job, g_free));
 }
 
 /* ---- other fields --------------------------------------------------------- */
@@ -318,8 +424,7 @@ echo_stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer
   const WaStoreCustomer *customer = result != NULL ? result->customer.customer : NULL;
 
   wabiz_store_release(ap->wa, job);
-  if (!ap->orphaned &&
-      (result == NULL || result->message_id == NULL || wabiz_history_mark_shown(ap->wa, result->message_id)))
+  if (!ap->orphaned && should_show(ap, result))
     show_echo(ap->wa, job->to, job->text, job->timestamp, customer != NULL ? customer->id : NULL);
   echo_job_free(job);
   finish_one(ap);
@@ -449,7 +554,7 @@ apply_change(WabizApplying *ap, const WaChange *change)
     for (guint i = 0; i < change->messages->len; i++)
       apply_message(ap, change, g_ptr_array_index(change->messages, i));
     for (guint i = 0; i < change->statuses->len; i++)
-      apply_status(wa, g_ptr_array_index(change->statuses, i));
+      apply_status(ap, g_ptr_array_index(change->statuses, i));
     for (guint i = 0; i < change->errors->len; i++) {
       g_autofree char *reason = wa_graph_error_describe(g_ptr_array_index(change->errors, i));
       g_autofree char *text = g_strdup_printf(_("WhatsApp reported a problem: %s"), reason);
@@ -513,8 +618,10 @@ finish_one(WabizApplying *ap)
   wa->orphans = g_slist_remove(wa->orphans, ap);
   if (!ap->orphaned) {
     wa->applied_seq = MAX(wa->applied_seq, ap->seq);
-    if (wa->rx != NULL)
+    if (wa->rx != NULL) {
       wa_rxclient_ack(wa->rx, ap->seq);
+      wabiz_test_crash_point("inbound-acked");
+    }
     schedule_next(wa);
   }
   applying_free(ap);

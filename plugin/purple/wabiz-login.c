@@ -119,7 +119,7 @@ phone_number_cb(WaGraphReply *reply, gpointer data)
                     wa->phone->messaging_limit != NULL ? wa->phone->messaging_limit : "?");
   purple_connection_update_progress(wa->gc, _("Connected"), 3, 4);
   purple_connection_set_state(wa->gc, PURPLE_CONNECTED);
-  wabiz_sender_start(wa);
+  wabiz_outbox_start(wa);
   wabiz_window_load(wa);
   wabiz_link_start(wa);
 }
@@ -150,9 +150,7 @@ wabiz_login(PurpleAccount *account)
   wa->account = account;
   wa->gc = gc;
   wa->pnid = g_strstrip(g_strdup(purple_account_get_username(account)));
-  wa->wamids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   wa->announced = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-  wa->statuses = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   g_queue_init(&wa->inbound);
   purple_connection_set_protocol_data(gc, wa);
   gc->flags |= PURPLE_CONNECTION_NO_BGCOLOR | PURPLE_CONNECTION_NO_FONTSIZE | PURPLE_CONNECTION_NO_URLDESC |
@@ -191,132 +189,8 @@ wabiz_login(PurpleAccount *account)
 }
 
 /* ---- sign-off ---------------------------------------------------------------
- * At sign-off the outbox stops starting requests. Messages still queued were
- * never sent: each conversation says so at once. A request already in flight
- * gets a short grace period to finish; its outcome is written into the
- * conversation if it failed or stayed unknown (the account is looked up again
- * by name: it may have been deleted meanwhile). The durable outbox that keeps
- * queued messages across sign-off is a later issue. */
-
-#define SIGNOFF_GRACE_MS 5000
-#define SIGNOFF_POLL_MS 100
-
-typedef struct {
-  WaHttp *http;
-  WaGraph *graph;
-  WaSender *sender;
-  char *username;
-  gint64 deadline;
-} Draining;
-
-static PurpleAccount *
-drain_account(Draining *d)
-{
-  return purple_accounts_find(d->username, WABIZ_PRPL_ID);
-}
-
-static void
-drain_sent(gpointer user, const char *customer, guint64 id, const WaSendResult *result)
-{
-  purple_debug_info("wabiz", "outbox %" G_GUINT64_FORMAT " accepted after sign-off\n", id);
-}
-
-static void
-drain_report(Draining *d, const char *customer, const WaGraphError *error, gboolean uncertain)
-{
-  PurpleAccount *account = drain_account(d);
-
-  if (account != NULL)
-    wabiz_report_unsent(account, customer, error, uncertain);
-  else
-    purple_debug_warning("wabiz", "a message sent before sign-off %s; its account is gone\n",
-                         uncertain ? "may not have arrived" : "failed");
-}
-
-static void
-drain_failed(gpointer user, const char *customer, guint64 id, const WaGraphError *error)
-{
-  drain_report(user, customer, error, FALSE);
-}
-
-static void
-drain_uncertain(gpointer user, const char *customer, guint64 id, const WaGraphError *error)
-{
-  drain_report(user, customer, error, TRUE);
-}
-
-static void
-drain_waiting(gpointer user, const char *customer, guint waiting, guint retry_ms, const WaGraphError *error)
-{
-  /* WhatsApp asked to wait (rate limit): the outbox is paused, so it is not
-   * tried again after sign-off; it was not sent */
-  drain_report(user, customer, error, FALSE);
-}
-
-static void
-drain_auth(gpointer user, const WaGraphError *error)
-{
-}
-
-static const WaSenderEvents drain_events = {
-  .sent = drain_sent,
-  .failed = drain_failed,
-  .uncertain = drain_uncertain,
-  .waiting = drain_waiting,
-  .auth_failed = drain_auth,
-};
-
-/* The grace period ran out with a request still open: its outcome is unknown. */
-static void
-report_cut_off(const char *customer, guint waiting, gboolean in_flight, gpointer data)
-{
-  g_autoptr(WaGraphError) error = NULL;
-
-  if (!in_flight)
-    return;
-  error = wa_graph_error_new_network(_("no answer before sign-off"), TRUE);
-  drain_report(data, customer, error, TRUE);
-}
-
-static void
-drain_free(Draining *d)
-{
-  wa_sender_foreach(d->sender, report_cut_off, d);
-  wa_sender_free(d->sender);
-  wa_graph_free(d->graph);
-  wa_http_free(d->http);
-  g_free(d->username);
-  g_free(d);
-}
-
-static gboolean
-drain_poll(gpointer data)
-{
-  Draining *d = data;
-
-  if (wa_sender_in_flight(d->sender) > 0 && g_get_monotonic_time() < d->deadline)
-    return G_SOURCE_CONTINUE;
-  drain_free(d);
-  return G_SOURCE_REMOVE;
-}
-
-/* Tells each conversation how many of its messages were never sent. */
-static void
-report_dropped(const char *customer, guint waiting, gboolean in_flight, gpointer data)
-{
-  PurpleAccount *account = data;
-  guint dropped = waiting - (in_flight ? 1 : 0);
-  g_autofree char *text = NULL;
-
-  if (dropped == 0)
-    return;
-  text = g_strdup_printf(ngettext("Not sent: the account went offline before %u message to this customer went out. "
-                                  "Send it again after signing in.",
-                                  "Not sent: the account went offline before %u messages to this customer went out. "
-                                  "Send them again after signing in.", dropped),
-                         dropped);
-  wabiz_conv_write_plain(wabiz_conv_im(account, customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
-}
+ * The outbox (wabiz-outbox.c) lets requests in flight finish in a short grace
+ * period; what is queued stays in the store for the next sign-on. */
 
 void
 wabiz_close(PurpleConnection *gc)
@@ -329,29 +203,12 @@ wabiz_close(PurpleConnection *gc)
     return;
   wabiz_link_stop(wa);
   wabiz_window_stop(wa);
+  wabiz_outbox_stop(wa);
   wabiz_store_close(wa);
-  if (wa->sender != NULL) {
-    wa_sender_pause(wa->sender);
-    wa_sender_foreach(wa->sender, report_dropped, wa->account);
-  }
-  if (wa->sender != NULL && wa_sender_in_flight(wa->sender) > 0) {
-    Draining *d = g_new0(Draining, 1);
-
-    wa_sender_set_events(wa->sender, &drain_events, d);
-    d->sender = g_steal_pointer(&wa->sender);
-    d->graph = g_steal_pointer(&wa->graph);
-    d->http = g_steal_pointer(&wa->http);
-    d->username = g_strdup(purple_account_get_username(wa->account));
-    d->deadline = g_get_monotonic_time() + SIGNOFF_GRACE_MS * 1000;
-    purple_timeout_add(SIGNOFF_POLL_MS, drain_poll, d);
-  }
-  g_clear_pointer(&wa->sender, wa_sender_free);
   g_clear_pointer(&wa->graph, wa_graph_free); /* cancels signon_call too */
   g_clear_pointer(&wa->http, wa_http_free);
   g_clear_pointer(&wa->phone, wa_phone_info_free);
-  g_clear_pointer(&wa->wamids, g_hash_table_destroy);
   g_clear_pointer(&wa->announced, g_hash_table_destroy);
-  g_clear_pointer(&wa->statuses, g_hash_table_destroy);
   g_clear_pointer(&wa->shown, g_hash_table_destroy);
   g_free(wa->notice_last);
   g_free(wa->pnid);

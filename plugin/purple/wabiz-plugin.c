@@ -69,12 +69,27 @@ wabiz_connect_signals(void)
                         PURPLE_CALLBACK(wabiz_conv_created_cb), NULL);
 }
 
+/* The account's actions menu (Pidgin: Accounts > the account). */
+static GList *
+wabiz_actions(PurplePlugin *plugin, gpointer context)
+{
+  PurpleConnection *gc = context;
+  WabizAccount *wa = gc != NULL ? purple_connection_get_protocol_data(gc) : NULL;
+  GList *actions = NULL;
+
+  if (wa != NULL && wabiz_passphrase_in_use(wa))
+    actions = g_list_append(actions, purple_plugin_action_new(_("Change store passphrase..."),
+                                                              wabiz_passphrase_change_action));
+  return actions;
+}
+
 static gboolean
 plugin_load(PurplePlugin *plugin)
 {
   plugin_handle = plugin;
   wabiz_test_hooks_register(plugin);
   wabiz_gdpr_register();
+  wabiz_outbox_register();
   return TRUE;
 }
 
@@ -84,6 +99,8 @@ plugin_unload(PurplePlugin *plugin)
   purple_signals_disconnect_by_handle(plugin);
   purple_plugin_ipc_unregister_all(plugin);
   wabiz_gdpr_unregister();
+  wabiz_outbox_unregister();
+  wabiz_passphrase_forget_all();
   signals_connected = FALSE;
   return TRUE;
 }
@@ -121,6 +138,7 @@ static PurplePluginInfo info = {
   .load = plugin_load,
   .unload = plugin_unload,
   .extra_info = &prpl_info,
+  .actions = wabiz_actions,
 };
 
 static void
@@ -171,6 +189,9 @@ init_plugin(PurplePlugin *plugin)
     purple_account_option_int_new(_("Delete message texts older than (days, 0 = keep)"),
                                   WABIZ_OPT_RETENTION_DAYS, 0));
   prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
+    purple_account_option_int_new(_("Ask about messages that may have been sent after (seconds)"),
+                                  WABIZ_OPT_UNCERTAIN_GRACE, 120));
+  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
     purple_account_option_bool_new(_("Keep the webhook receiver running when the messenger exits"),
                                    WABIZ_OPT_RECEIVER_KEEP_RUNNING, TRUE));
   prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
@@ -181,6 +202,24 @@ init_plugin(PurplePlugin *plugin)
   prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
     purple_account_option_bool_new(_("Keep libpurple's plain-text conversation logs (not encrypted)"),
                                    WABIZ_OPT_PLAINTEXT_LOG, FALSE));
+  {
+    /* the first item is the default */
+    static const char *const protection[][2] = {
+      { N_("Key file"), WABIZ_STORE_KEYFILE },
+      { N_("Passphrase"), WABIZ_STORE_PASSPHRASE },
+    };
+    GList *items = NULL;
+
+    for (guint i = 0; i < G_N_ELEMENTS(protection); i++) {
+      PurpleKeyValuePair *pair = g_new0(PurpleKeyValuePair, 1);
+
+      pair->key = g_strdup(_(protection[i][0]));
+      pair->value = g_strdup(protection[i][1]);
+      items = g_list_append(items, pair);
+    }
+    prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
+      purple_account_option_list_new(_("Store protection"), WABIZ_OPT_STORE_PROTECTION, items));
+  }
 }
 
 PURPLE_INIT_PLUGIN(wabiz, init_plugin, info)

@@ -31,8 +31,9 @@ from_user(gpointer user)
 static void
 forget_announced(WabizAccount *wa, const char *customer, gboolean say_done)
 {
-  if (g_hash_table_remove(wa->announced, customer) && say_done &&
-      wa_sender_waiting(wa->sender, customer) == 0)
+  if (say_done && wa_sender_waiting(wa->sender, customer) > 0)
+    return; /* said when the last one has gone */
+  if (g_hash_table_remove(wa->announced, customer) && say_done)
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE),
                            _("The waiting messages have been sent."), PURPLE_MESSAGE_SYSTEM, 0);
 }
@@ -58,7 +59,7 @@ on_sent(gpointer user, const char *customer, guint64 id, const WaSendResult *res
   WabizAccount *wa = from_user(user);
 
   purple_debug_info("wabiz", "outbox %" G_GUINT64_FORMAT " accepted\n", id);
-  g_hash_table_replace(wa->wamids, g_strdup(result->wamid), g_strdup(customer));
+  wabiz_outbox_answered(wa, id, customer, FALSE, NULL);
   forget_announced(wa, customer, TRUE);
   wabiz_link_sent(wa);
   if (g_strcmp0(result->message_status, "held_for_quality_assessment") == 0 ||
@@ -101,7 +102,7 @@ on_uncertain(gpointer user, const char *customer, guint64 id, const WaGraphError
   WabizAccount *wa = from_user(user);
 
   forget_announced(wa, customer, FALSE);
-  wabiz_report_unsent(wa->account, customer, error, TRUE);
+  wabiz_outbox_answered(wa, id, customer, TRUE, error);
 }
 
 static void
@@ -131,12 +132,24 @@ on_auth_failed(gpointer user, const WaGraphError *error)
   purple_connection_error_reason(wa->gc, PURPLE_CONNECTION_ERROR_AUTHENTICATION_FAILED, text);
 }
 
+static void
+on_store_failed(gpointer user, const GError *error)
+{
+  WabizAccount *wa = from_user(user);
+  g_autofree char *text = g_strdup_printf(
+    _("The outbox could not write to the account's store (%s); sending waits and is tried again."),
+    error->message);
+
+  wabiz_notice(wa, text);
+}
+
 static const WaSenderEvents sender_events = {
   .sent = on_sent,
   .failed = on_failed,
   .uncertain = on_uncertain,
   .waiting = on_waiting,
   .auth_failed = on_auth_failed,
+  .store_failed = on_store_failed,
 };
 
 void
@@ -145,10 +158,88 @@ wabiz_sender_start(WabizAccount *wa)
   WaSenderConfig config = { 0 };
   int base = purple_account_get_int(wa->account, WABIZ_OPT_RETRY_DELAY_MS, 1000);
 
-  wa->sender = wa_sender_new(wa->graph, wabiz_loop(), wa->pnid, &sender_events, wa);
+  wa->sender = wa_sender_new(wa->graph, wa->store, wabiz_loop(), wa->pnid, &sender_events, wa);
   config.backoff_base_ms = base > 0 ? (guint) base : 1000;
   config.backoff_max_ms = MAX(config.backoff_base_ms, 60000);
   wa_sender_set_config(wa->sender, &config);
+}
+
+/* The agent's message, from send_im until its parts are in the outbox. */
+typedef struct {
+  WabizAccount *wa;
+  char *to;
+  GStrv parts;
+} SendJob;
+
+static void
+send_job_free(SendJob *job)
+{
+  g_free(job->to);
+  for (guint i = 0; job->parts != NULL && job->parts[i] != NULL; i++)
+    sodium_memzero(job->parts[i], strlen(job->parts[i]));
+  g_strfreev(job->parts);
+  g_free(job);
+}
+
+typedef struct {
+  WabizAccount *wa;
+  char *to;
+} QueuedJob;
+
+static void
+queued_job_free(QueuedJob *job)
+{
+  g_free(job->to);
+  g_free(job);
+}
+
+static void
+queued_cb(const WaStoreOutbox *entry, const GError *error, gpointer data)
+{
+  QueuedJob *job = data;
+
+  wabiz_store_release(job->wa, job);
+  if (error == NULL)
+    wabiz_test_crash_point("outbox-queued");
+  if (error != NULL) {
+    g_autofree char *text = g_strdup_printf(_("Not sent: the message could not be stored (%s)."), error->message);
+
+    wabiz_conv_write_plain(wabiz_conv_im(job->wa->account, job->to, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
+  }
+  queued_job_free(job);
+}
+
+static void
+ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer data)
+{
+  SendJob *job = data;
+  WabizAccount *wa = job->wa;
+
+  wabiz_store_release(wa, job);
+  if (error != NULL || wa->sender == NULL) {
+    g_autofree char *text = g_strdup_printf(_("Not sent: the message could not be stored (%s)."),
+                                            error != NULL ? error->message : _("the account is offline"));
+
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, job->to, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
+    send_job_free(job);
+    return;
+  }
+  {
+    PurpleBuddy *buddy = purple_find_buddy(wa->account, job->to);
+
+    if (buddy != NULL)
+      purple_blist_node_set_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID, update->customer->id);
+  }
+  for (guint i = 0; job->parts[i] != NULL; i++) {
+    QueuedJob *q = g_new0(QueuedJob, 1);
+
+    q->wa = wa;
+    q->to = g_strdup(job->to);
+    wa_sender_enqueue_text(wa->sender, update->customer->id, job->to, job->parts[i],
+                           wa_text_has_url(job->parts[i]), queued_cb,
+                           wabiz_store_hold(wa, q, (GDestroyNotify) queued_job_free));
+  }
+  send_job_free(job);
 }
 
 int
@@ -159,9 +250,10 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
   g_autoptr(GError) error = NULL;
   g_autofree char *customer = NULL;
   g_autofree char *text = NULL;
-  g_auto(GStrv) parts = NULL;
+  SendJob *job;
+  gboolean bsuid;
 
-  if (wa->sender == NULL)
+  if (wa->sender == NULL || wa->store == NULL)
     return -ENOTCONN;
   text = wa_html_to_whatsapp(message);
   g_strstrip(text);
@@ -199,8 +291,13 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
     return 1;
   }
 
-  parts = wa_text_split(text, WA_TEXT_MAX_UNITS);
-  for (guint i = 0; parts[i] != NULL; i++)
-    wa_sender_enqueue_text(wa->sender, customer, parts[i], wa_text_has_url(parts[i]));
+  job = g_new0(SendJob, 1);
+  job->wa = wa;
+  job->to = g_strdup(customer);
+  job->parts = wa_text_split(text, WA_TEXT_MAX_UNITS);
+  bsuid = wa_id_is_bsuid(customer);
+  wa_store_customer_ensure(wa->store, bsuid ? NULL : customer, bsuid ? customer : NULL, NULL,
+                           WA_STORE_ENSURE_DEFAULT, ensured_cb,
+                           wabiz_store_hold(wa, job, (GDestroyNotify) send_job_free));
   return 1;
 }

@@ -1,13 +1,22 @@
 /* wabiz-store.c: the account's encrypted store (plugin/core wa-store) at
  * sign-on: opened, unlocked with the data key, and closed at sign-off.
  *
- * The data key is wrapped by a key file (wabiz/keys/<pnid>.store-key, 0600)
- * and by a recovery code shown once when the store is created. A passphrase
- * instead of the key file is the next step. A missing or wrong key file never
- * overwrites anything: the account stays offline with a clear error.
- * Must not: log key material or the recovery code, or block the main loop
- * (the store works on its own thread). */
+ * The data key is wrapped by a key-encryption key, in the mode the account
+ * option "store_protection" names: a key file (wabiz/keys/<pnid>.store-key,
+ * 0600; the default, handled here) or a passphrase (wabiz-passphrase.c); and
+ * always by a recovery code shown once when the store is created. When the
+ * option and the stored header disagree, the header is re-wrapped to the
+ * option's mode at sign-on. A missing or wrong key file never overwrites
+ * anything: the account stays offline with a clear error.
+ * Must not: log key material, passphrases or the recovery code, or block the
+ * main loop (the store works on its own thread, Argon2id on another). */
 #include "wabiz.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void
 store_failed(WabizAccount *wa, const char *what, const GError *error)
@@ -15,6 +24,74 @@ store_failed(WabizAccount *wa, const char *what, const GError *error)
   g_autofree char *text = g_strdup_printf("%s: %s", what, error->message);
 
   purple_connection_error_reason(wa->gc, PURPLE_CONNECTION_ERROR_OTHER_ERROR, text);
+}
+
+gboolean
+wabiz_store_wants_passphrase(WabizAccount *wa)
+{
+  const char *mode = purple_account_get_string(wa->account, WABIZ_OPT_STORE_PROTECTION, WABIZ_STORE_KEYFILE);
+
+  return g_strcmp0(mode, WABIZ_STORE_PASSPHRASE) == 0;
+}
+
+/* ---- the key file ---------------------------------------------------------- */
+
+char *
+wabiz_store_keyfile_path(WabizAccount *wa, GError **error)
+{
+  g_autofree char *keys_dir = wabiz_data_dir("keys", error);
+  g_autofree char *key_name = NULL;
+
+  if (keys_dir == NULL)
+    return NULL;
+  key_name = g_strconcat(wa->pnid, ".store-key", NULL);
+  return g_build_filename(keys_dir, key_name, NULL);
+}
+
+/* Overwrites the key file (a few bytes: no journalling file system keeps a
+ * copy of them elsewhere for long), flushes, and unlinks it. */
+static gboolean
+keyfile_destroy(const char *path, GError **error)
+{
+  guint8 zeros[64] = {0};
+  struct stat st;
+  off_t left;
+  int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return TRUE;
+    goto failed;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    goto failed_fd;
+  for (left = st.st_size; left > 0;) {
+    ssize_t n = write(fd, zeros, (size_t) MIN(left, (off_t) sizeof zeros));
+
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      goto failed_fd;
+    left -= n;
+  }
+  if (fsync(fd) != 0)
+    goto failed_fd;
+  close(fd);
+  if (g_unlink(path) != 0)
+    goto failed;
+  return TRUE;
+
+failed_fd:
+  {
+    int err = errno;
+
+    close(fd);
+    errno = err;
+  }
+failed:
+  g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), _("Cannot delete the key file %s: %s"), path,
+              g_strerror(errno));
+  return FALSE;
 }
 
 /* ---- retention: bodies older than the account's setting are deleted ------ */
@@ -44,60 +121,136 @@ retention_run(gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+/* ---- unlocking ------------------------------------------------------------- */
+
+typedef struct {
+  WabizAccount *wa;
+  WaKey *data_key;      /* kept for the cache */
+  char *new_header;     /* the header stored with the unlock, or NULL */
+  WabizUnlockFlags flags;
+  char *notice;         /* told once the store took it, or NULL */
+} Unlocking;
+
+static void
+unlocking_free(Unlocking *u)
+{
+  wa_key_free(u->data_key);
+  g_free(u->new_header);
+  g_free(u->notice);
+  g_free(u);
+}
+
 static void
 unlocked_cb(const GError *error, gpointer data)
 {
-  WabizAccount *wa = data;
+  Unlocking *u = data;
+  WabizAccount *wa = u->wa;
 
-  if (error != NULL) {
-    store_failed(wa, _("The account's data could not be unlocked"), error);
+  wabiz_store_release(wa, u);
+  if (error != NULL && (u->flags & WABIZ_UNLOCK_FROM_CACHE) &&
+      g_error_matches(error, WA_STORE_ERROR, WA_STORE_ERROR_WRONG_KEY)) {
+    /* the store was replaced (a backup restored?) since this process
+     * unlocked it: ask for its passphrase instead */
+    wabiz_passphrase_forget(wa->pnid);
+    unlocking_free(u);
+    wabiz_passphrase_unlock(wa);
     return;
   }
+  if (error != NULL) {
+    store_failed(wa, _("The account's data could not be unlocked (nothing was changed)"), error);
+    unlocking_free(u);
+    return;
+  }
+  if (u->new_header != NULL) {
+    g_free(wa->store_header);
+    wa->store_header = g_steal_pointer(&u->new_header);
+  }
+  if (u->flags & WABIZ_UNLOCK_REMEMBER_KEY)
+    wabiz_passphrase_remember(wa->pnid, u->data_key);
+  if (u->flags & WABIZ_UNLOCK_FORGET_KEY)
+    wabiz_passphrase_forget(wa->pnid);
+  if (u->notice != NULL)
+    wabiz_notice(wa, u->notice);
+  if (u->flags & WABIZ_UNLOCK_REMOVE_KEYFILE) {
+    g_autoptr(GError) local = NULL;
+    g_autofree char *path = wabiz_store_keyfile_path(wa, &local);
+
+    g_autofree char *text = NULL;
+
+    if (path != NULL && keyfile_destroy(path, &local))
+      text = g_strdup_printf(_("The key file %s is no longer needed: it was overwritten and deleted."), path);
+    else
+      text = g_strdup_printf(_("The key file is no longer needed but could not be deleted: %s. Delete it "
+                               "yourself."), local->message);
+    wabiz_notice(wa, text);
+  }
+  unlocking_free(u);
   /* at sign-on, then daily */
   retention_run(wa);
   wa->retention_timer = purple_timeout_add_seconds(24 * 3600, retention_run, wa);
   wa->store_ready(wa);
 }
 
-static void
-show_recovery_code(WabizAccount *wa, const char *code)
+void
+wabiz_store_unlock(WabizAccount *wa, const WaKey *data_key, const char *new_header_json, WabizUnlockFlags flags,
+                   const char *notice)
 {
-  g_autofree char *escaped = g_markup_escape_text(code, -1);
-  g_autofree char *text = g_strdup_printf(
-    _("This account's messages are stored encrypted. The key is in a key file under your purple "
-      "directory; if it is lost, this recovery code is the only way back to the data:<br><br>"
-      "<b><tt>%s</tt></b><br><br>Write it down and keep it somewhere safe. It is shown only now."),
-    escaped);
+  Unlocking *u = g_new0(Unlocking, 1);
 
-  purple_notify_formatted(wa->gc, _("WhatsApp Business: recovery code"), _("Keep this recovery code"), NULL, text,
-                          NULL, NULL);
+  u->wa = wa;
+  u->data_key = wa_key_copy(data_key);
+  u->new_header = g_strdup(new_header_json);
+  u->flags = flags;
+  u->notice = g_strdup(notice);
+  purple_connection_update_progress(wa->gc, _("Opening the encrypted message store"), 1, 4);
+  wa_store_unlock(wa->store, data_key, new_header_json, unlocked_cb,
+                  wabiz_store_hold(wa, u, (GDestroyNotify) unlocking_free));
 }
 
-static void
-opened_cb(const char *header_json, const GError *error, gpointer data)
+void
+wabiz_store_show_recovery_code(WabizAccount *wa, const char *code, WaKeyMode mode)
 {
-  WabizAccount *wa = data;
+  g_autofree char *escaped = g_markup_escape_text(code, -1);
+  char *text;
+
+  if (mode == WA_KEY_MODE_PASSPHRASE)
+    text = g_strdup_printf(
+      _("This account's messages are stored encrypted with your passphrase. If you forget the passphrase, "
+        "this recovery code is the only way back to the data:<br><br><b><tt>%s</tt></b><br><br>Write it down "
+        "and keep it somewhere safe, apart from the passphrase. It is shown only now. Without the passphrase "
+        "and without this code the stored messages are lost for good."),
+      escaped);
+  else
+    text = g_strdup_printf(
+      _("This account's messages are stored encrypted. The key is in a key file under your purple "
+        "directory; if it is lost, this recovery code is the only way back to the data:<br><br>"
+        "<b><tt>%s</tt></b><br><br>Write it down and keep it somewhere safe. It is shown only now."),
+      escaped);
+  purple_notify_formatted(wa->gc, _("WhatsApp Business: recovery code"), _("Keep this recovery code"), NULL, text,
+                          NULL, NULL);
+  sodium_memzero(escaped, strlen(escaped));
+  sodium_memzero(text, strlen(text));
+  g_free(text);
+}
+
+/* ---- key-file mode ---------------------------------------------------------- */
+
+/* A new store, or an existing one in key-file mode (@header). */
+static void
+open_with_keyfile(WabizAccount *wa, WaKeyHeader *header)
+{
   g_autoptr(GError) local = NULL;
   g_autoptr(WaKey) file_key = NULL;
   g_autoptr(WaKey) data_key = NULL;
-  g_autoptr(WaKeyHeader) header = NULL;
+  g_autoptr(WaKeyHeader) created = NULL;
   g_autofree char *new_json = NULL;
-  g_autofree char *keys_dir = NULL;
-  g_autofree char *key_name = NULL;
-  g_autofree char *key_path = NULL;
+  g_autofree char *key_path = wabiz_store_keyfile_path(wa, &local);
 
-  if (error != NULL) {
-    store_failed(wa, _("The account's data store could not be opened"), error);
-    return;
-  }
-  keys_dir = wabiz_data_dir("keys", &local);
-  if (keys_dir == NULL) {
+  if (key_path == NULL) {
     store_failed(wa, _("The account's data store could not be opened"), local);
     return;
   }
-  key_name = g_strconcat(wa->pnid, ".store-key", NULL);
-  key_path = g_build_filename(keys_dir, key_name, NULL);
-  if (header_json != NULL && !g_file_test(key_path, G_FILE_TEST_EXISTS)) {
+  if (header != NULL && !g_file_test(key_path, G_FILE_TEST_EXISTS)) {
     g_autofree char *text = g_strdup_printf(
       _("The key file %s that unlocks this account's stored messages is missing. Restore it from a backup; "
         "nothing was changed."), key_path);
@@ -110,30 +263,60 @@ opened_cb(const char *header_json, const GError *error, gpointer data)
     store_failed(wa, _("The key file could not be used"), local);
     return;
   }
-  if (header_json == NULL) {
+  if (header == NULL) {
     g_autofree char *code = NULL;
 
-    header = wa_key_header_create_keyfile(file_key, &data_key, &code, &local);
-    if (header == NULL) {
+    created = wa_key_header_create_keyfile(file_key, &data_key, &code, &local);
+    if (created == NULL) {
       store_failed(wa, _("The account's data store could not be created"), local);
       return;
     }
-    new_json = wa_key_header_to_json(header);
-    show_recovery_code(wa, code);
+    new_json = wa_key_header_to_json(created);
+    wabiz_store_show_recovery_code(wa, code, WA_KEY_MODE_KEYFILE);
     sodium_memzero(code, strlen(code));
-  } else {
-    header = wa_key_header_from_json(header_json, &local);
-    if (header != NULL && wa_key_header_mode(header) != WA_KEY_MODE_KEYFILE)
-      g_set_error_literal(&local, WA_CRYPT_ERROR, WA_CRYPT_ERROR_FORMAT,
-                          _("this account's data is protected by a passphrase, which this version cannot ask for"));
-    else if (header != NULL)
-      data_key = wa_key_header_unlock_keyfile(header, file_key, &local);
-    if (data_key == NULL) {
-      store_failed(wa, _("The account's data could not be unlocked (nothing was changed)"), local);
-      return;
-    }
+    wabiz_store_unlock(wa, data_key, new_json, 0, NULL);
+    return;
   }
-  wa_store_unlock(wa->store, data_key, new_json, unlocked_cb, wa);
+  data_key = wa_key_header_unlock_keyfile(header, file_key, &local);
+  if (data_key == NULL) {
+    store_failed(wa, _("The account's data could not be unlocked (nothing was changed)"), local);
+    return;
+  }
+  if (wabiz_store_wants_passphrase(wa))
+    wabiz_passphrase_adopt(wa, data_key); /* switches to a passphrase */
+  else
+    wabiz_store_unlock(wa, data_key, NULL, 0, NULL);
+}
+
+static void
+opened_cb(const char *header_json, const GError *error, gpointer data)
+{
+  WabizAccount *wa = data;
+  g_autoptr(GError) local = NULL;
+  g_autoptr(WaKeyHeader) header = NULL;
+
+  if (error != NULL) {
+    store_failed(wa, _("The account's data store could not be opened"), error);
+    return;
+  }
+  g_free(wa->store_header);
+  wa->store_header = g_strdup(header_json);
+  if (header_json == NULL) {
+    if (wabiz_store_wants_passphrase(wa))
+      wabiz_passphrase_create(wa);
+    else
+      open_with_keyfile(wa, NULL);
+    return;
+  }
+  header = wa_key_header_from_json(header_json, &local);
+  if (header == NULL) {
+    store_failed(wa, _("The account's data could not be unlocked (nothing was changed)"), local);
+    return;
+  }
+  if (wa_key_header_mode(header) == WA_KEY_MODE_PASSPHRASE)
+    wabiz_passphrase_unlock(wa); /* and to a key file, when the option says so */
+  else
+    open_with_keyfile(wa, header);
 }
 
 void
@@ -183,6 +366,7 @@ wabiz_store_close(WabizAccount *wa)
   }
   /* runs what is queued (so nothing accepted is lost); no callback after */
   g_clear_pointer(&wa->store, wa_store_close);
+  g_clear_pointer(&wa->store_header, g_free);
   wabiz_inbound_forget_orphans(wa);
   if (wa->store_pending == NULL)
     return;

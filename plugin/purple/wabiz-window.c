@@ -10,6 +10,11 @@
  * Must not: keep a timer per buddy, or move a window back. */
 #include "wabiz.h"
 
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
 /* Test hook: seconds added to the wall clock (see wabiz_test_hooks_register). */
 static gint64 clock_offset_s;
 
@@ -284,6 +289,33 @@ ipc_clock_advance(const char *seconds)
         purple_connection_get_state(gc) == PURPLE_CONNECTED && purple_connection_get_protocol_data(gc) != NULL)
       wabiz_window_start(purple_connection_get_protocol_data(gc));
   }
+}
+
+/* With WABIZ_TEST_HOOKS=1 and WABIZ_TEST_CRASH=<point>:<n>, the n-th time
+ * the plugin passes <point> the process is killed (SIGKILL: no clean-up), so
+ * tests can crash it at a chosen step. */
+void
+wabiz_test_crash_point(const char *point)
+{
+  static gboolean parsed;
+  static char *crash_point;
+  static guint64 crash_after;
+  static guint64 hits;
+
+  if (!parsed) {
+    const char *spec = g_getenv("WABIZ_TEST_CRASH");
+    const char *colon = spec != NULL ? strrchr(spec, ':') : NULL;
+
+    parsed = TRUE;
+    if (g_strcmp0(g_getenv("WABIZ_TEST_HOOKS"), "1") == 0 && colon != NULL &&
+        g_ascii_string_to_unsigned(colon + 1, 10, 1, G_MAXUINT64, &crash_after, NULL))
+      crash_point = g_strndup(spec, (gsize) (colon - spec));
+  }
+  if (crash_point == NULL || !g_str_equal(point, crash_point) || ++hits < crash_after)
+    return;
+  fprintf(stderr, "wabiz: test crash at %s #%" G_GUINT64_FORMAT "\n", point, hits);
+  fflush(stderr);
+  kill(getpid(), SIGKILL);
 }
 
 void

@@ -46,6 +46,10 @@
 #define WABIZ_OPT_WEBHOOK_PUBLIC_HTTP "webhook_allow_public_http"
 #define WABIZ_OPT_WEBHOOK_SILENCE "webhook_silence_seconds"
 #define WABIZ_OPT_RETENTION_DAYS "retention_days"
+#define WABIZ_OPT_UNCERTAIN_GRACE "uncertain_grace_seconds"
+#define WABIZ_OPT_STORE_PROTECTION "store_protection" /* list: WABIZ_STORE_KEYFILE (default) or _PASSPHRASE */
+#define WABIZ_STORE_KEYFILE "keyfile"
+#define WABIZ_STORE_PASSPHRASE "passphrase"
 
 /* Buddy node settings: the store's pseudonymous customer id, and what older
  * versions kept here. */
@@ -56,6 +60,8 @@
 #define WABIZ_GROUP_DEFAULT N_("WhatsApp Business")
 #define WABIZ_NOTICES_NAME "notices"
 
+typedef struct _ResendDialog ResendDialog;
+
 typedef struct _WabizAccount {
   PurpleAccount *account;
   PurpleConnection *gc;
@@ -65,14 +71,20 @@ typedef struct _WabizAccount {
   WaGraphCall *signon_call;
   WaPhoneInfo *phone;
   char *pnid;
-  GHashTable *wamids;    /* wamid -> customer id, for status webhooks */
   GHashTable *announced; /* customers told that messages are waiting */
-  GHashTable *statuses;  /* wamid -> GINT_TO_POINTER(rank) of the furthest status seen */
+
+  /* the outbox's open questions (wabiz-outbox.c) */
+  guint uncertain_timer;
+  struct _ResendDialog *resend_dialog; /* the open "may have been sent" dialog */
+  GHashTable *asked;     /* outbox ids (gint64*) already asked about this session */
+  GHashTable *resolved;  /* outbox ids (gint64*) a status resolved before the send's answer came */
+  GHashTable *unsure;    /* outbox ids (gint64*) the conversation was told may not have gone */
 
   /* the encrypted store (wabiz-store.c) */
   WaStore *store;
   void (*store_ready)(struct _WabizAccount *wa);
   GHashTable *store_pending; /* callback data of requests in flight -> its free function */
+  char *store_header;        /* the stored key header (JSON, not secret); NULL before the open */
   guint retention_timer;
 
   /* receiving (wabiz-link.c, wabiz-inbound.c) */
@@ -124,6 +136,20 @@ const char *wabiz_normalize(const PurpleAccount *account, const char *who);
 void wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaGraphError *error,
                          gboolean uncertain);
 
+/* wabiz-outbox.c: the durable outbox at sign-on and sign-off, and /resend */
+void wabiz_outbox_start(WabizAccount *wa);
+void wabiz_outbox_stop(WabizAccount *wa);
+/* Something became uncertain: ask the agent after the grace period. */
+void wabiz_outbox_uncertain_later(WabizAccount *wa);
+void wabiz_outbox_register(void);
+void wabiz_outbox_unregister(void);
+void wabiz_outbox_unload(void);
+/* A status resolved outbox entry @id (its state before: @before). */
+void wabiz_outbox_resolved(WabizAccount *wa, guint64 id, WaStoreOutboxState before, const char *customer);
+/* The send of @id ended: without an answer (@uncertain), or with one. */
+void wabiz_outbox_answered(WabizAccount *wa, guint64 id, const char *customer, gboolean uncertain,
+                           const WaGraphError *error);
+
 /* wabiz-conv.c: the one place text from customers or the API becomes HTML. */
 PurpleConversation *wabiz_conv_im(PurpleAccount *account, const char *customer, gboolean create);
 void wabiz_conv_write_plain(PurpleConversation *conv, const char *text, PurpleMessageFlags flags, time_t when);
@@ -143,6 +169,33 @@ void wabiz_store_close(WabizAccount *wa);
  * closes before answering (it then never answers); the callback releases it. */
 gpointer wabiz_store_hold(WabizAccount *wa, gpointer data, GDestroyNotify free_func);
 void wabiz_store_release(WabizAccount *wa, gpointer data);
+/* What follows a successful unlock (wabiz_store_unlock). */
+typedef enum {
+  WABIZ_UNLOCK_REMEMBER_KEY = 1 << 0,   /* passphrase mode: keep the data key for this process */
+  WABIZ_UNLOCK_FORGET_KEY = 1 << 1,     /* now key-file mode: drop it */
+  WABIZ_UNLOCK_REMOVE_KEYFILE = 1 << 2, /* the key file is no longer needed: overwritten and deleted */
+  WABIZ_UNLOCK_FROM_CACHE = 1 << 3,     /* the key came from the cache: a wrong one asks for the passphrase */
+} WabizUnlockFlags;
+/* Unlocks the opened store with @data_key (storing @new_header_json when not
+ * NULL), then does what @flags say, tells @notice (may be NULL), and goes on
+ * signing in; an error keeps the account offline. */
+void wabiz_store_unlock(WabizAccount *wa, const WaKey *data_key, const char *new_header_json,
+                        WabizUnlockFlags flags, const char *notice);
+gboolean wabiz_store_wants_passphrase(WabizAccount *wa);
+char *wabiz_store_keyfile_path(WabizAccount *wa, GError **error);
+void wabiz_store_show_recovery_code(WabizAccount *wa, const char *code, WaKeyMode mode);
+
+/* wabiz-passphrase.c: passphrase protection of the store */
+void wabiz_passphrase_create(WabizAccount *wa);   /* a new store */
+void wabiz_passphrase_unlock(WabizAccount *wa);   /* a store in passphrase mode (wa->store_header) */
+void wabiz_passphrase_adopt(WabizAccount *wa, const WaKey *data_key); /* a key-file store moves to a passphrase */
+gboolean wabiz_passphrase_in_use(WabizAccount *wa); /* signed in, unlocked with a passphrase */
+void wabiz_passphrase_change_action(PurplePluginAction *action);
+/* Data keys unlocked in this process, by phone number id (copies in sodium memory). */
+const WaKey *wabiz_passphrase_cached(const char *pnid);
+void wabiz_passphrase_remember(const char *pnid, const WaKey *data_key);
+void wabiz_passphrase_forget(const char *pnid);
+void wabiz_passphrase_forget_all(void);
 
 /* wabiz-keys.c */
 typedef void (*WabizKeysFunc)(WabizAccount *wa, WaKeyPair *pair, const GError *error);
@@ -176,6 +229,7 @@ WaWindowState wabiz_window_state(PurpleAccount *account, const char *customer, g
 char *wabiz_status_text(PurpleBuddy *buddy);
 void wabiz_tooltip_text(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full);
 void wabiz_test_hooks_register(PurplePlugin *plugin);
+void wabiz_test_crash_point(const char *point);
 
 /* wabiz-chat.c: WhatsApp groups, read-only for now */
 void wabiz_group_message(WabizAccount *wa, const WaMessage *message, const char *sender_name);

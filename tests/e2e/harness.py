@@ -42,6 +42,23 @@ def refusing_port():
     return sock, sock.getsockname()[1]
 
 
+# Argon2id with the minimum limits (store_protection=passphrase): see wabiz-passphrase.c
+FAST_KDF_ENV = {"WABIZ_TEST_HOOKS": "1", "WABIZ_TEST_KDF": "minimum"}
+
+
+def answer_store_passphrase(host, passphrase, timeout=None):
+    """Answers the next store passphrase dialog with passphrase (typed twice
+    when it asks for a new one); returns the request."""
+    request = host.wait_for({"event": "request", "kind": "fields",
+                             "fields": lambda fields: any(f["id"] == "passphrase" for f in fields)},
+                            timeout=timeout)
+    values = {"passphrase": passphrase}
+    if any(f["id"] == "again" for f in request["fields"]):
+        values["again"] = passphrase
+    host.answer(request["id"], fields=values)
+    return request
+
+
 class Scenario(unittest.TestCase):
     """Starts a simulator per test; start_host() signs a business account in."""
 
@@ -60,7 +77,7 @@ class Scenario(unittest.TestCase):
         return (sim or self.sim).base_url + "/v25.0"
 
     def start_host(self, account=None, password=None, options=None, wait_signed_on=True,
-                   reconnect_delay_ms=200, **kwargs):
+                   reconnect_delay_ms=200, passphrase=None, **kwargs):
         opts = {"api_base_url": self.api_url(), "send_retry_delay_ms": 50, "http_timeout": 10}
         opts.update(options or {})
         host = Host()
@@ -72,6 +89,8 @@ class Scenario(unittest.TestCase):
                    password=self.sim.token if password is None else password,
                    options=opts, reconnect_delay_ms=reconnect_delay_ms,
                    env=env, **dict({"wrapper": valgrind_wrapper()}, **kwargs))
+        if passphrase is not None:
+            answer_store_passphrase(host, passphrase)
         if wait_signed_on:
             host.wait_for("signed-on", timeout=60)
         return host

@@ -455,6 +455,41 @@ cmd_buddy_menu(const HostCmd *cmd)
 		host_cmd_error(cmd, "no menu entry %s", label);
 }
 
+/* Runs the account action @name (the prpl's actions for the connection:
+ * Pidgin's Accounts > <account> menu, Finch's Actions). */
+static void
+cmd_account_action(const HostCmd *cmd)
+{
+	const char *name = need_string(cmd, "name");
+	PurpleConnection *gc;
+	PurplePlugin *prpl;
+	GList *actions;
+	gboolean done = FALSE;
+
+	if (name == NULL || (gc = need_connection(cmd)) == NULL)
+		return;
+	prpl = purple_connection_get_prpl(gc);
+	actions = PURPLE_PLUGIN_ACTIONS(prpl, gc);
+	for (GList *l = actions; l != NULL; l = l->next) {
+		PurplePluginAction *action = l->data;
+
+		if (action == NULL)
+			continue; /* a separator */
+		if (!done && g_strcmp0(action->label, name) == 0 && action->callback != NULL) {
+			action->plugin = prpl;
+			action->context = gc;
+			action->callback(action);
+			done = TRUE;
+		}
+		purple_plugin_action_free(action);
+	}
+	g_list_free(actions);
+	if (done)
+		host_cmd_ok(cmd);
+	else
+		host_cmd_error(cmd, "no account action %s", name);
+}
+
 /* purple_plugin_ipc_call with one string argument (plugins' test hooks). */
 static void
 cmd_ipc(const HostCmd *cmd)
@@ -656,6 +691,7 @@ static const struct {
 	{ "get_info", cmd_get_info },
 	{ "buddy_info", cmd_buddy_info },
 	{ "buddy_menu", cmd_buddy_menu },
+	{ "account_action", cmd_account_action },
 	{ "ipc", cmd_ipc },
 	{ "set_option", cmd_set_option },
 	{ "add_buddy", cmd_add_buddy },

@@ -586,6 +586,115 @@ post_inbound (Sim *sim, SoupServerMessage *msg, JsonObject *req)
   answer_emitted (msg, wamid, body, delivery);
 }
 
+#define BULK_MAX_MESSAGES 100000
+#define BULK_MAX_SENDERS 1000
+#define BULK_MAX_PER_BODY 100
+#define BULK_PARALLEL 16     /* first attempts in flight at once */
+
+/* Many customers' text messages at once (load and crash tests): message i
+ * (numbered first + i) comes from from[(first + i) % len(from)], with text
+ * @text where {n} is its number and {from} the sender; per_body messages
+ * share one webhook (one change), the rest follow in further webhooks,
+ * signed and retried like those of /_sim/inbound, BULK_PARALLEL at a time. */
+static void
+post_inbound_bulk (Sim *sim, SoupServerMessage *msg, JsonObject *req)
+{
+  static const char *const known[] = { "from", "count", "text", "first", "per_body", "name",
+                                       "timestamp", NULL };
+  JsonArray *from = NULL;
+  const char *tmpl = "message {n}";
+  const char *name = "Customer";
+  gint64 count = 0, first = 0, per_body = 1, ts = sim_clock_now (&sim->clock);
+  guint n_senders;
+  g_autofree const char **senders = NULL;
+  g_autoptr (JsonBuilder) b = NULL;
+  g_autoptr (GPtrArray) bodies = NULL;
+  g_autofree gint64 *ids = NULL;
+
+  if (!check_members (msg, req, known))
+    return;
+  if (json_object_has_member (req, "from") && JSON_NODE_HOLDS_ARRAY (json_object_get_member (req, "from")))
+    from = json_object_get_array_member (req, "from");
+  n_senders = from != NULL ? json_array_get_length (from) : 0;
+  if (n_senders == 0 || n_senders > BULK_MAX_SENDERS)
+    {
+      answer_error (msg, 400, "from must be an array of 1 to %d customers' phone digits", BULK_MAX_SENDERS);
+      return;
+    }
+  senders = g_new0 (const char *, n_senders + 1);
+  for (guint i = 0; i < n_senders; i++)
+    {
+      JsonNode *node = json_array_get_element (from, i);
+      const char *s = JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING
+                        ? json_node_get_string (node) : NULL;
+
+      if (s == NULL || *s == '\0' || strspn (s, "0123456789") != strlen (s) || strlen (s) > 20)
+        {
+          answer_error (msg, 400, "from[%u] must be a customer's phone digits", i);
+          return;
+        }
+      senders[i] = s;
+    }
+  if (!sim_json_int (req, "count", &count) || count < 1 || count > BULK_MAX_MESSAGES)
+    {
+      answer_error (msg, 400, "count must be an integer from 1 to %d", BULK_MAX_MESSAGES);
+      return;
+    }
+  if (json_object_has_member (req, "first") && (!sim_json_int (req, "first", &first) || first < 0))
+    {
+      answer_error (msg, 400, "first must be an integer >= 0");
+      return;
+    }
+  if (json_object_has_member (req, "per_body")
+      && (!sim_json_int (req, "per_body", &per_body) || per_body < 1 || per_body > BULK_MAX_PER_BODY))
+    {
+      answer_error (msg, 400, "per_body must be an integer from 1 to %d", BULK_MAX_PER_BODY);
+      return;
+    }
+  if (json_object_has_member (req, "text") && (tmpl = sim_json_string (req, "text")) == NULL)
+    {
+      answer_error (msg, 400, "text must be a string");
+      return;
+    }
+  if (json_object_has_member (req, "name") && (name = sim_json_string (req, "name")) == NULL)
+    {
+      answer_error (msg, 400, "name must be a string");
+      return;
+    }
+  if (json_object_has_member (req, "timestamp") && !JSON_NODE_HOLDS_NULL (json_object_get_member (req, "timestamp"))
+      && !sim_json_int (req, "timestamp", &ts))
+    {
+      answer_error (msg, 400, "timestamp must be unix seconds");
+      return;
+    }
+  if (!sim_webhook_enabled (sim->webhook))
+    {
+      answer_error (msg, 409, "no webhook URL is configured");
+      return;
+    }
+
+  bodies = g_ptr_array_new_with_free_func (g_free);
+  for (gint64 done = 0; done < count; done += per_body)
+    g_ptr_array_add (bodies, sim_inbound_batch_body (sim, senders, n_senders, name, tmpl, first + done,
+                                                     (guint) MIN (per_body, count - done), ts));
+  ids = g_new0 (gint64, bodies->len);
+  sim_webhook_emit_chained (sim->webhook, (char *const *) bodies->pdata, bodies->len, SIM_WEBHOOK_MESSAGE,
+                            BULK_PARALLEL, ids);
+  b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "deliveries");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < bodies->len; i++)
+    json_builder_add_int_value (b, ids[i]);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "messages");
+  json_builder_add_int_value (b, count);
+  json_builder_set_member_name (b, "bodies");
+  json_builder_add_int_value (b, bodies->len);
+  json_builder_end_object (b);
+  answer_builder (msg, 200, b);
+}
+
 static void
 post_webhook_raw (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 {
@@ -785,6 +894,8 @@ sim_control_handle (Sim *sim, SoupServerMessage *msg, const char *path)
     }
   else if (post && g_strcmp0 (what, "inbound") == 0)
     post_inbound (sim, msg, req);
+  else if (post && g_strcmp0 (what, "inbound_bulk") == 0)
+    post_inbound_bulk (sim, msg, req);
   else if (post && g_strcmp0 (what, "webhook_raw") == 0)
     post_webhook_raw (sim, msg, req);
   else if (post && g_strcmp0 (what, "status") == 0)

@@ -389,3 +389,90 @@ sim_inbound_body (Sim *sim, JsonObject *req, char **wamid_out, GError **error)
   *wamid_out = g_steal_pointer (&wamid);
   return body;
 }
+
+/* {n} in @tmpl becomes @n, {from} becomes @from; nothing else changes. */
+static char *
+expand_text (const char *tmpl, gint64 n, const char *from)
+{
+  GString *out = g_string_new (NULL);
+
+  for (const char *p = tmpl; *p != '\0';)
+    {
+      if (g_str_has_prefix (p, "{n}"))
+        {
+          g_string_append_printf (out, "%" G_GINT64_FORMAT, n);
+          p += 3;
+        }
+      else if (g_str_has_prefix (p, "{from}"))
+        {
+          g_string_append (out, from);
+          p += 6;
+        }
+      else
+        g_string_append_c (out, *p++);
+    }
+  return g_string_free (out, FALSE);
+}
+
+/* Builds one webhook for POST /_sim/inbound_bulk: @count text messages, the
+ * i-th from senders[(first + i) % n_senders] with text @tmpl expanded for
+ * number first + i, all in one change as Meta batches them ("contacts" names
+ * each sender once, in order of first appearance). Records the ids and
+ * moves the windows as sim_inbound_body does. Returns the exact body bytes. */
+char *
+sim_inbound_batch_body (Sim *sim, const char *const *senders, guint n_senders, const char *name,
+                        const char *tmpl, gint64 first, guint count, gint64 ts)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autofree char *ts_str = g_strdup_printf ("%" G_GINT64_FORMAT, ts);
+
+  begin_envelope (sim, b);
+  json_builder_set_member_name (b, "contacts");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < count; i++)
+    {
+      const char *from = senders[(guint64) (first + i) % n_senders];
+
+      if (!g_hash_table_add (seen, (gpointer) from))
+        continue;
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "profile");
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "name");
+      json_builder_add_string_value (b, name);
+      json_builder_end_object (b);
+      json_builder_set_member_name (b, "wa_id");
+      json_builder_add_string_value (b, from);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "messages");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < count; i++)
+    {
+      const char *from = senders[(guint64) (first + i) % n_senders];
+      g_autofree char *wamid = sim_new_wamid (from, TRUE);
+      g_autofree char *text = expand_text (tmpl, first + i, from);
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "from");
+      json_builder_add_string_value (b, from);
+      json_builder_set_member_name (b, "id");
+      json_builder_add_string_value (b, wamid);
+      json_builder_set_member_name (b, "timestamp");
+      json_builder_add_string_value (b, ts_str);
+      json_builder_set_member_name (b, "type");
+      json_builder_add_string_value (b, "text");
+      json_builder_set_member_name (b, "text");
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "body");
+      json_builder_add_string_value (b, text);
+      json_builder_end_object (b);
+      json_builder_end_object (b);
+      sim_inbound_record (sim, wamid, ts);
+      sim_window_touch (sim, from, ts);
+    }
+  json_builder_end_array (b);
+  return end_envelope (b);
+}

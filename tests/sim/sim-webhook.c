@@ -437,6 +437,55 @@ sim_webhook_emit (SimWebhook *wh, const char *body, SimWebhookKind kind, gboolea
   return copies[0]->id;
 }
 
+/* Emits @n bodies of one kind (signed with the app secret) with at most
+ * @parallel first attempts in flight: the deliveries form @parallel chains,
+ * each starting the next of its chain when its first attempt is answered
+ * (retries then run on their own timers). Thousands of deliveries started at
+ * once would make the session's queue, not the receiver, the bottleneck.
+ * Duplicates (when on) follow their original in its chain; "reorder" does
+ * not apply. Stores the delivery id of each body in @ids. */
+void
+sim_webhook_emit_chained (SimWebhook *wh, char *const *bodies, guint n, SimWebhookKind kind,
+                          guint parallel, gint64 *ids)
+{
+  g_autofree Delivery **tails = g_new0 (Delivery *, MAX (parallel, 1));
+  g_autoptr (GPtrArray) heads = g_ptr_array_new ();
+
+  parallel = MAX (parallel, 1);
+  for (guint i = 0; i < n; i++)
+    {
+      gsize len = strlen (bodies[i]);
+      g_autoptr (GBytes) bytes = g_bytes_new (bodies[i], len);
+      g_autofree char *h256 = sim_webhook_sign (wh->secret, bodies[i], len, G_CHECKSUM_SHA256);
+      g_autofree char *h1 = sim_webhook_sign (wh->secret, bodies[i], len, G_CHECKSUM_SHA1);
+      g_autofree char *sig256 = g_strconcat ("sha256=", h256, NULL);
+      g_autofree char *sig1 = g_strconcat ("sha1=", h1, NULL);
+      Delivery *copies[2] = { NULL, NULL };
+      guint chain = i % parallel;
+
+      ids[i] = 0;
+      if (!sim_webhook_enabled (wh))
+        continue;
+      copies[0] = delivery_new (wh, bytes, kind, sig256, sig1);
+      ids[i] = copies[0]->id;
+      if (wh->duplicate)
+        {
+          copies[1] = delivery_new (wh, bytes, kind, sig256, sig1);
+          copies[1]->duplicate_of = copies[0]->id;
+        }
+      for (guint c = 0; c < G_N_ELEMENTS (copies) && copies[c] != NULL; c++)
+        {
+          if (tails[chain] == NULL)
+            g_ptr_array_add (heads, copies[c]);
+          else
+            tails[chain]->chain_next = copies[c];
+          tails[chain] = copies[c];
+        }
+    }
+  for (guint i = 0; i < heads->len; i++)
+    delivery_start (g_ptr_array_index (heads, i));
+}
+
 static gboolean
 get_uint (JsonObject *cfg, const char *member, guint min, guint *out, GError **error)
 {

@@ -26,6 +26,8 @@ void sim_webhook_describe (SimWebhook *wh, JsonBuilder *builder);
 gboolean sim_webhook_enabled (SimWebhook *wh);
 gint64 sim_webhook_emit (SimWebhook *wh, const char *body, SimWebhookKind kind,
                          gboolean sign, const char *secret);
+void sim_webhook_emit_chained (SimWebhook *wh, char *const *bodies, guint n,
+                               SimWebhookKind kind, guint parallel, gint64 *ids);
 guint sim_webhook_flush (SimWebhook *wh);
 JsonNode *sim_webhook_log (SimWebhook *wh, gint64 since);
 guint sim_webhook_pending (SimWebhook *wh);

@@ -119,6 +119,9 @@ char *sim_status_body (Sim *sim, SimSent *sent, const char *status, gint64 ts,
 void sim_schedule_statuses (Sim *sim, SimSent *sent, gboolean window_open);
 void sim_status_timers_cancel (Sim *sim);
 char *sim_inbound_body (Sim *sim, JsonObject *req, char **wamid_out, GError **error);
+char *sim_inbound_batch_body (Sim *sim, const char *const *senders, guint n_senders,
+                              const char *name, const char *tmpl, gint64 first, guint count,
+                              gint64 ts);
 
 /* sim-graph.c */
 void sim_graph_handle (Sim *sim, SoupServerMessage *msg, const char *path);

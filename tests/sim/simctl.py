@@ -347,6 +347,23 @@ class Sim:
             fields["text"] = text
         return self.control("POST", "inbound", fields)
 
+    def inbound_bulk(self, senders, count, text=None, first=None, per_body=None, name=None,
+                     timestamp=None):
+        """Emit ``count`` inbound text messages at once; return {"deliveries":
+        [delivery id of each webhook], "messages", "bodies"}.
+
+        Message ``first + i`` comes from ``senders[(first + i) % len(senders)]``
+        with ``text`` (default "message {n}"; ``{n}`` is its number, ``{from}``
+        the sender). ``per_body`` messages share one webhook (one change, as
+        Meta batches them); default 1. Needs a webhook URL.
+        """
+        request = {"from": list(senders), "count": count}
+        for key, value in (("text", text), ("first", first), ("per_body", per_body),
+                           ("name", name), ("timestamp", timestamp)):
+            if value is not None:
+                request[key] = value
+        return self.control("POST", "inbound_bulk", request)
+
     def status(self, wamid, status, **fields):
         """Emit a status webhook for a sent message (errors, timestamp optional)."""
         fields.update({"wamid": wamid, "status": status})

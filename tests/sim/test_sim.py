@@ -540,6 +540,49 @@ def test_inbound_types(sim, hooks):
         pass
 
 
+def test_inbound_bulk(sim, hooks):
+    senders = ["4917000000001", "4917000000002", "4917000000003"]
+    now = sim.clock()
+    r = sim.inbound_bulk(senders, 7, text="bulk {from} #{n}", first=10, per_body=3, name="Bulk",
+                         timestamp=now - 60)
+    eq((r["messages"], r["bodies"], len(r["deliveries"])), (7, 3, 3), "7 messages in 3 webhooks")
+    got = hooks.wait_for(lambda got: len([x for x in got if b"bulk 4917" in x.body]) >= 3,
+                         what="3 bulk webhooks")
+    mine = [x for x in got if b"bulk 4917" in x.body]
+    ok(all(x.signed_ok(sim.app_secret) for x in mine), "every bulk webhook is signed")
+    values = sorted((json.loads(x.body)["entry"][0]["changes"][0]["value"] for x in mine),
+                    key=lambda v: len(v["messages"]), reverse=True)
+    eq(sorted(len(v["messages"]) for v in values), [1, 3, 3], "per_body messages per webhook")
+    texts = sorted(m["text"]["body"] for v in values for m in v["messages"])
+    eq(texts, sorted("bulk %s #%d" % (senders[n % 3], n) for n in range(10, 17)), "texts")
+    for v in values:
+        eq(v["metadata"]["phone_number_id"], sim.pnid, "metadata")
+        eq([c["wa_id"] for c in v["contacts"]], list(dict.fromkeys(m["from"] for m in v["messages"])),
+           "each sender once in contacts")
+        ok(all(c["profile"]["name"] == "Bulk" for c in v["contacts"]), "profile name")
+        for m in v["messages"]:
+            eq(list(m.keys()), ["from", "id", "timestamp", "type", "text"], "message members")
+            eq(m["timestamp"], str(now - 60), "timestamp")
+    ids = [m["id"] for v in values for m in v["messages"]]
+    eq(len(set(ids)), 7, "distinct wamids")
+    # the ids are known for mark-as-read, like those of /_sim/inbound
+    eq(sim.mark_read(ids[0])[0], 200, "a bulk message can be marked read")
+    for bad in ({"count": 1}, {"from": [], "count": 1}, {"from": ["12a"], "count": 1},
+                {"from": senders, "count": 0}, {"from": senders, "count": 1, "per_body": 101},
+                {"from": senders, "count": 1, "extra": True}):
+        try:
+            sim.control("POST", "inbound_bulk", bad)
+            raise AssertionError("bad bulk request accepted: %r" % bad)
+        except SimError:
+            pass
+    sim.webhook(url=None)
+    try:
+        sim.inbound_bulk(senders, 1)
+        raise AssertionError("bulk inbound without a webhook URL was accepted")
+    except SimError:
+        pass
+
+
 def test_webhook_retry(sim, hooks):
     sim.webhook(retry_base_ms=50)
     hooks.set_answers([500, 503])

@@ -7,6 +7,7 @@
 #include "wa-graph.h"
 #include "wa-json.h"
 #include "wa-sender.h"
+#include "test-util.h"
 
 /* ---- a scripted server ------------------------------------------------------ */
 
@@ -467,21 +468,21 @@ test_send_result(void)
 /* ---- outbox ------------------------------------------------------------------- */
 
 typedef struct {
-  guint sent, failed, uncertain, waiting, auth, events;
+  guint sent, failed, uncertain, waiting, auth, events, store_failed;
   GString *log;
 } SenderLog;
 
 static void
-s_sent(gpointer user, const char *customer, guint64 id, const WaSendResult *result)
+s_sent(gpointer user, const char *to, guint64 id, const WaSendResult *result)
 {
   SenderLog *l = user;
   l->sent++;
   l->events++;
-  g_string_append_printf(l->log, "sent:%s:%" G_GUINT64_FORMAT " ", customer, id);
+  g_string_append_printf(l->log, "sent:%s ", to);
 }
 
 static void
-s_failed(gpointer user, const char *customer, guint64 id, const WaGraphError *error)
+s_failed(gpointer user, const char *to, guint64 id, const WaGraphError *error)
 {
   SenderLog *l = user;
   l->failed++;
@@ -490,16 +491,16 @@ s_failed(gpointer user, const char *customer, guint64 id, const WaGraphError *er
 }
 
 static void
-s_uncertain(gpointer user, const char *customer, guint64 id, const WaGraphError *error)
+s_uncertain(gpointer user, const char *to, guint64 id, const WaGraphError *error)
 {
   SenderLog *l = user;
   l->uncertain++;
   l->events++;
-  g_string_append_printf(l->log, "uncertain:%" G_GUINT64_FORMAT " ", id);
+  g_string_append_printf(l->log, "uncertain:%s ", to);
 }
 
 static void
-s_waiting(gpointer user, const char *customer, guint waiting, guint retry_ms, const WaGraphError *error)
+s_waiting(gpointer user, const char *to, guint waiting, guint retry_ms, const WaGraphError *error)
 {
   SenderLog *l = user;
   l->waiting++;
@@ -515,14 +516,176 @@ s_auth(gpointer user, const WaGraphError *error)
   g_string_append(l->log, "auth ");
 }
 
+static void
+s_store_failed(gpointer user, const GError *error)
+{
+  SenderLog *l = user;
+  l->store_failed++;
+  g_string_append(l->log, "store ");
+}
+
 static const WaSenderEvents events = {
   .sent = s_sent, .failed = s_failed, .uncertain = s_uncertain, .waiting = s_waiting, .auth_failed = s_auth,
+  .store_failed = s_store_failed,
 };
+
+/* ---- a real store for the outbox ---------------------------------------------- */
+
+typedef struct {
+  guint done;
+  GError *error;
+  char *text;
+  GPtrArray *list;
+  WaStoreOutbox *entry;
+} StoreWait;
+
+static void
+store_wait_clear(StoreWait *w)
+{
+  g_clear_error(&w->error);
+  g_clear_pointer(&w->text, g_free);
+  g_clear_pointer(&w->list, g_ptr_array_unref);
+  g_clear_pointer(&w->entry, wa_store_outbox_free);
+  memset(w, 0, sizeof *w);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(StoreWait, store_wait_clear)
+
+static void
+on_store_done(const GError *error, gpointer data)
+{
+  StoreWait *w = data;
+  w->error = error != NULL ? g_error_copy(error) : NULL;
+  w->done = 1;
+}
+
+static void
+on_store_open(const char *header, const GError *error, gpointer data)
+{
+  on_store_done(error, data);
+}
+
+static void
+on_customer(const WaStoreCustomerUpdate *update, const GError *error, gpointer data)
+{
+  StoreWait *w = data;
+  w->text = update != NULL ? g_strdup(update->customer->id) : NULL;
+  on_store_done(error, data);
+}
+
+static void
+on_outbox_list(GPtrArray *entries, const GError *error, gpointer data)
+{
+  StoreWait *w = data;
+  w->list = entries != NULL ? g_ptr_array_ref(entries) : NULL;
+  on_store_done(error, data);
+}
+
+static void
+on_outbox(const WaStoreOutbox *entry, const GError *error, gpointer data)
+{
+  StoreWait *w = data;
+  w->entry = entry != NULL ? wa_store_outbox_copy(entry) : NULL;
+  on_store_done(error, data);
+}
+
+typedef struct {
+  char *dir;
+  WaKey *key;
+  WaStore *store;
+  GHashTable *customers; /* to -> customer id */
+} TestStore;
+
+/* Opens (creating on first use) the store in ts->dir and unlocks it. */
+static void
+test_store_open(TestStore *ts)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = NULL;
+  g_auto(StoreWait) w = {0};
+  g_auto(StoreWait) w2 = {0};
+  gboolean created = ts->dir == NULL;
+
+  if (created) {
+    ts->dir = g_dir_make_tmp("test-sender-XXXXXX", &error);
+    g_assert_no_error(error);
+    ts->key = wa_key_new_random(&error);
+    g_assert_no_error(error);
+    ts->customers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  }
+  path = g_build_filename(ts->dir, "store", "account.db", NULL);
+  ts->store = wa_store_open(wa_loop_glib(), path, NULL, on_store_open, &w);
+  wait_for(&w.done, 1);
+  g_assert_no_error(w.error);
+  wa_store_unlock(ts->store, ts->key, created ? "{\"test-header\":1}" : NULL, on_store_done, &w2);
+  wait_for(&w2.done, 1);
+  g_assert_no_error(w2.error);
+}
+
+static void
+test_store_close(TestStore *ts)
+{
+  g_clear_pointer(&ts->store, wa_store_close);
+}
+
+static void
+test_store_free(TestStore *ts)
+{
+  test_store_close(ts);
+  test_remove_tree(ts->dir);
+  g_free(ts->dir);
+  wa_key_free(ts->key);
+  g_hash_table_destroy(ts->customers);
+}
+
+/* The store's customer id for address @to (created on first use). */
+static const char *
+test_customer(TestStore *ts, const char *to)
+{
+  g_auto(StoreWait) w = {0};
+
+  if (!g_hash_table_contains(ts->customers, to)) {
+    wa_store_customer_ensure(ts->store, to, NULL, NULL, WA_STORE_ENSURE_DEFAULT, on_customer, &w);
+    wait_for(&w.done, 1);
+    g_assert_no_error(w.error);
+    g_hash_table_insert(ts->customers, g_strdup(to), g_steal_pointer(&w.text));
+  }
+  return g_hash_table_lookup(ts->customers, to);
+}
+
+/* Outbox entries in any of @mask, in queue order. */
+static GPtrArray *
+test_outbox(TestStore *ts, guint mask)
+{
+  g_auto(StoreWait) w = {0};
+
+  wa_store_outbox_list(ts->store, mask, on_outbox_list, &w);
+  wait_for(&w.done, 1);
+  g_assert_no_error(w.error);
+  return g_steal_pointer(&w.list);
+}
+
+#define ALL_STATES 0x1fu
+
+/* The state of the entry whose body is @body. */
+static int
+test_state_of(TestStore *ts, const char *body)
+{
+  g_autoptr(GPtrArray) all = test_outbox(ts, ALL_STATES);
+
+  for (guint i = 0; i < all->len; i++) {
+    WaStoreOutbox *e = g_ptr_array_index(all, i);
+    if (g_strcmp0(e->body, body) == 0)
+      return (int) e->state;
+  }
+  return -1;
+}
 
 typedef struct {
   Server *srv;
   WaHttp *http;
   WaGraph *graph;
+  TestStore ts;
   WaSender *sender;
   SenderLog log;
 } Fixture;
@@ -536,18 +699,36 @@ fixture_setup(Fixture *f, gconstpointer data)
   f->http = wa_http_new(wa_loop_glib(), "purple-wabiz/test");
   f->graph = wa_graph_new(f->http, f->srv->base, "T", NULL);
   f->log.log = g_string_new(NULL);
-  f->sender = wa_sender_new(f->graph, wa_loop_glib(), "555", &events, &f->log);
+  test_store_open(&f->ts);
+  f->sender = wa_sender_new(f->graph, f->ts.store, wa_loop_glib(), "555", &events, &f->log);
   wa_sender_set_config(f->sender, &config);
+}
+
+/* Closes the store as sign-off does: the sender is detached first. */
+static void
+fixture_close(Fixture *f)
+{
+  if (f->sender != NULL)
+    wa_sender_detach_store(f->sender, NULL, NULL);
+  test_store_close(&f->ts);
+  g_clear_pointer(&f->sender, wa_sender_free);
 }
 
 static void
 fixture_teardown(Fixture *f, gconstpointer data)
 {
-  wa_sender_free(f->sender);
+  fixture_close(f);
+  test_store_free(&f->ts);
   wa_graph_free(f->graph);
   wa_http_free(f->http);
   server_free(f->srv);
   g_string_free(f->log.log, TRUE);
+}
+
+static void
+enqueue(Fixture *f, const char *to, const char *body)
+{
+  wa_sender_enqueue_text(f->sender, test_customer(&f->ts, to), to, body, FALSE, NULL, NULL);
 }
 
 static const char *
@@ -560,33 +741,101 @@ body_text(Seen *s)
   return buf;
 }
 
+static const char *
+callback_data_of(Seen *s)
+{
+  static char buf[64];
+  g_autoptr(JsonNode) root = wa_json_parse_object(s->body, strlen(s->body), NULL);
+  g_strlcpy(buf, wa_json_get_string(json_node_get_object(root), "biz_opaque_callback_data"), sizeof(buf));
+  return buf;
+}
+
+/* Runs the loop until the store has answered everything queued so far. */
+static void
+store_settle(TestStore *ts)
+{
+  g_auto(StoreWait) w = {0};
+
+  wa_store_flush(ts->store, on_store_done, &w);
+  wait_for(&w.done, 1);
+}
+
 static void
 test_order_and_one_in_flight(Fixture *f, gconstpointer data)
 {
-  wa_sender_enqueue_text(f->sender, "491", "a1", FALSE);
-  wa_sender_enqueue_text(f->sender, "491", "a2", FALSE);
-  wa_sender_enqueue_text(f->sender, "491", "a3", FALSE);
-  g_assert_cmpuint(wa_sender_waiting(f->sender, "491"), ==, 3);
+  g_autoptr(GPtrArray) sent = NULL;
+
+  enqueue(f, "491", "a1");
+  enqueue(f, "491", "a2");
+  enqueue(f, "491", "a3");
   wait_for(&f->log.sent, 3);
   g_assert_cmpuint(f->srv->seen->len, ==, 3);
   g_assert_cmpuint(f->srv->max_in_flight, ==, 1);
   g_assert_cmpstr(body_text(seen(f->srv, 0)), ==, "a1");
   g_assert_cmpstr(body_text(seen(f->srv, 1)), ==, "a2");
   g_assert_cmpstr(body_text(seen(f->srv, 2)), ==, "a3");
-  g_assert_nonnull(strstr(seen(f->srv, 0)->body, "\"biz_opaque_callback_data\":\"wabiz:1\""));
   g_assert_cmpstr(seen(f->srv, 0)->path, ==, "/v25.0/555/messages");
   g_assert_cmpstr(seen(f->srv, 0)->content_type, ==, "application/json");
   g_assert_cmpuint(wa_sender_total_waiting(f->sender), ==, 0);
   /* one connection, reused for the sequential sends */
   g_assert_cmpuint(seen(f->srv, 0)->remote_port, ==, seen(f->srv, 1)->remote_port);
   g_assert_cmpuint(seen(f->srv, 1)->remote_port, ==, seen(f->srv, 2)->remote_port);
+  /* the store has them sent, with their wamids, and the callback data
+   * carries each entry's outbox id */
+  store_settle(&f->ts);
+  sent = test_outbox(&f->ts, WA_STORE_OUTBOX_MASK(WA_STORE_OUTBOX_SENT));
+  g_assert_cmpuint(sent->len, ==, 3);
+  for (guint i = 0; i < 3; i++) {
+    WaStoreOutbox *e = g_ptr_array_index(sent, i);
+    g_autofree char *cb = wa_sender_callback_data(e->id);
+    g_autofree char *wamid = g_strdup_printf("wamid.T%u", i + 1);
+
+    g_assert_cmpstr(callback_data_of(seen(f->srv, i)), ==, cb);
+    g_assert_cmpstr(e->wamid, ==, wamid);
+    g_assert_cmpuint(e->attempts, ==, 1);
+  }
+}
+
+/* What the store said about the entry while its request was at the server. */
+static void
+on_seen_state(GPtrArray *entries, const GError *error, gpointer data)
+{
+  g_string_append_printf(data, "%u:%d ", entries != NULL ? entries->len : 0,
+                         entries != NULL && entries->len > 0 ? (int) ((WaStoreOutbox *) entries->pdata[0])->state : -1);
+}
+
+static void
+test_stored_before_http(Fixture *f, gconstpointer data)
+{
+  g_autoptr(GString) during = g_string_new(NULL);
+  g_auto(StoreWait) w = {0};
+
+  /* queued: committed before the callback, nothing sent yet */
+  wa_sender_pause(f->sender);
+  wa_sender_enqueue_text(f->sender, test_customer(&f->ts, "491"), "491", "first", FALSE, on_outbox, &w);
+  wait_for(&w.done, 1);
+  g_assert_no_error(w.error);
+  g_assert_cmpint(w.entry->state, ==, WA_STORE_OUTBOX_QUEUED);
+  g_assert_cmpuint(f->srv->seen->len, ==, 0);
+  g_assert_cmpint(test_state_of(&f->ts, "first"), ==, WA_STORE_OUTBOX_QUEUED);
+  /* while the request is at the server, the entry is SENDING in the store */
+  server_script(f->srv, 200, "{\"messages\":[{\"id\":\"wamid.SLOW\"}]}");
+  ((Scripted *) g_queue_peek_tail(&f->srv->script))->delay_ms = 300;
+  wa_sender_resume(f->sender);
+  while (f->srv->seen->len == 0)
+    g_main_context_iteration(NULL, TRUE);
+  wa_store_outbox_list(f->ts.store, ALL_STATES, on_seen_state, during);
+  wait_for(&f->log.sent, 1);
+  store_settle(&f->ts);
+  g_assert_cmpstr(during->str, ==, "1:1 ");
+  g_assert_cmpint(test_state_of(&f->ts, "first"), ==, WA_STORE_OUTBOX_SENT);
 }
 
 static void
 test_customers_in_parallel(Fixture *f, gconstpointer data)
 {
-  wa_sender_enqueue_text(f->sender, "491", "x", FALSE);
-  wa_sender_enqueue_text(f->sender, "492", "y", FALSE);
+  enqueue(f, "491", "x");
+  enqueue(f, "492", "y");
   wait_for(&f->log.sent, 2);
   g_assert_cmpuint(f->srv->max_in_flight, ==, 2);
 }
@@ -594,55 +843,85 @@ test_customers_in_parallel(Fixture *f, gconstpointer data)
 static void
 test_rate_limit_retried(Fixture *f, gconstpointer data)
 {
+  g_autoptr(GPtrArray) all = NULL;
+
   server_script(f->srv, 400, "{\"error\":{\"message\":\"(#130429) Rate limit hit\",\"code\":130429}}");
-  wa_sender_enqueue_text(f->sender, "491", "hello", FALSE);
+  enqueue(f, "491", "hello");
   wait_for(&f->log.sent, 1);
   g_assert_cmpuint(f->log.waiting, ==, 1);
   g_assert_cmpuint(f->srv->seen->len, ==, 2);
   g_assert_cmpstr(body_text(seen(f->srv, 1)), ==, "hello");
+  store_settle(&f->ts);
+  all = test_outbox(&f->ts, ALL_STATES);
+  g_assert_cmpuint(all->len, ==, 1);
+  g_assert_cmpint(((WaStoreOutbox *) all->pdata[0])->state, ==, WA_STORE_OUTBOX_SENT);
+  g_assert_cmpuint(((WaStoreOutbox *) all->pdata[0])->attempts, ==, 2);
 }
 
 static void
 test_server_error_not_repeated(Fixture *f, gconstpointer data)
 {
   server_script(f->srv, 500, "{\"error\":{\"message\":\"(#1) unknown\",\"code\":1}}");
-  wa_sender_enqueue_text(f->sender, "491", "m1", FALSE);
-  wa_sender_enqueue_text(f->sender, "491", "m2", FALSE);
+  enqueue(f, "491", "m1");
+  enqueue(f, "491", "m2");
   wait_for(&f->log.events, 2);
   /* m1 may have been accepted before the error: it is not sent again */
-  g_assert_cmpstr(f->log.log->str, ==, "uncertain:1 sent:491:2 ");
+  g_assert_cmpstr(f->log.log->str, ==, "uncertain:491 sent:491 ");
   g_assert_cmpuint(f->srv->seen->len, ==, 2);
+  store_settle(&f->ts);
+  g_assert_cmpint(test_state_of(&f->ts, "m1"), ==, WA_STORE_OUTBOX_UNCERTAIN);
+  g_assert_cmpint(test_state_of(&f->ts, "m2"), ==, WA_STORE_OUTBOX_SENT);
 }
 
 static void
 test_dropped_connection_not_repeated(Fixture *f, gconstpointer data)
 {
+  g_autoptr(GPtrArray) uncertain = NULL;
+  g_auto(StoreWait) w = {0};
+
   server_script_drop(f->srv);
-  wa_sender_enqueue_text(f->sender, "491", "m1", FALSE);
+  enqueue(f, "491", "m1");
   wait_for(&f->log.events, 1);
   g_assert_cmpuint(f->log.uncertain, ==, 1);
   g_assert_cmpuint(f->srv->seen->len, ==, 1);
+  store_settle(&f->ts);
+  uncertain = test_outbox(&f->ts, WA_STORE_OUTBOX_MASK(WA_STORE_OUTBOX_UNCERTAIN));
+  g_assert_cmpuint(uncertain->len, ==, 1);
+  g_assert_nonnull(((WaStoreOutbox *) uncertain->pdata[0])->error);
+  /* the agent decides to send it again */
+  wa_sender_resend(f->sender, uncertain->pdata[0], "491", on_outbox, &w);
+  wait_for(&f->log.sent, 1);
+  g_assert_no_error(w.error);
+  g_assert_cmpuint(f->srv->seen->len, ==, 2);
+  g_assert_cmpstr(body_text(seen(f->srv, 1)), ==, "m1");
+  store_settle(&f->ts);
+  g_assert_cmpint(test_state_of(&f->ts, "m1"), ==, WA_STORE_OUTBOX_SENT);
 }
 
 static void
 test_window_closed_failed(Fixture *f, gconstpointer data)
 {
   server_script(f->srv, 400, "{\"error\":{\"message\":\"(#131047) Re-engagement message\",\"code\":131047}}");
-  wa_sender_enqueue_text(f->sender, "491", "late", FALSE);
-  wa_sender_enqueue_text(f->sender, "491", "next", FALSE);
+  enqueue(f, "491", "late");
+  enqueue(f, "491", "next");
   wait_for(&f->log.events, 2);
-  g_assert_cmpstr(f->log.log->str, ==, "failed:131047 sent:491:2 ");
+  g_assert_cmpstr(f->log.log->str, ==, "failed:131047 sent:491 ");
+  store_settle(&f->ts);
+  g_assert_cmpint(test_state_of(&f->ts, "late"), ==, WA_STORE_OUTBOX_FAILED);
 }
 
 static void
 test_auth_pauses(Fixture *f, gconstpointer data)
 {
   server_script(f->srv, 401, "{\"error\":{\"message\":\"Invalid OAuth access token\",\"code\":190}}");
-  wa_sender_enqueue_text(f->sender, "491", "kept", FALSE);
+  enqueue(f, "491", "kept");
   wait_for(&f->log.auth, 1);
   g_assert_cmpuint(wa_sender_waiting(f->sender, "491"), ==, 1);
+  store_settle(&f->ts);
+  g_assert_cmpint(test_state_of(&f->ts, "kept"), ==, WA_STORE_OUTBOX_QUEUED);
   /* paused: a new message waits too */
-  wa_sender_enqueue_text(f->sender, "492", "also", FALSE);
+  enqueue(f, "492", "also");
+  store_settle(&f->ts);
   g_assert_cmpuint(f->srv->seen->len, ==, 1);
   wa_sender_resume(f->sender);
   wait_for(&f->log.sent, 2);
@@ -650,9 +929,9 @@ test_auth_pauses(Fixture *f, gconstpointer data)
 }
 
 static void
-collect(const char *customer, guint waiting, gboolean in_flight, gpointer data)
+collect(const char *to, guint waiting, gboolean in_flight, gpointer data)
 {
-  g_string_append_printf(data, "%s:%u:%d ", customer, waiting, in_flight);
+  g_string_append_printf(data, "%s:%u:%d ", to, waiting, in_flight);
 }
 
 static void
@@ -661,23 +940,92 @@ test_pause_and_foreach(Fixture *f, gconstpointer data)
   g_autoptr(GString) seen_now = g_string_new(NULL);
 
   wa_sender_pause(f->sender);
-  wa_sender_enqueue_text(f->sender, "491", "held", FALSE);
-  wa_sender_enqueue_text(f->sender, "491", "held too", FALSE);
+  enqueue(f, "491", "held");
+  enqueue(f, "491", "held too");
+  store_settle(&f->ts);
   wa_sender_foreach(f->sender, collect, seen_now);
   g_assert_cmpstr(seen_now->str, ==, "491:2:0 ");
   g_assert_cmpuint(wa_sender_in_flight(f->sender), ==, 0);
   g_assert_cmpuint(f->srv->seen->len, ==, 0);
   wa_sender_resume(f->sender);
-  g_assert_cmpuint(wa_sender_in_flight(f->sender), ==, 1);
+  while (wa_sender_in_flight(f->sender) == 0)
+    g_main_context_iteration(NULL, TRUE);
   g_string_truncate(seen_now, 0);
   wa_sender_foreach(f->sender, collect, seen_now);
   g_assert_cmpstr(seen_now->str, ==, "491:2:1 ");
   /* pausing with a request in flight lets it finish but starts no other */
   wa_sender_pause(f->sender);
   wait_for(&f->log.sent, 1);
+  store_settle(&f->ts);
   g_assert_cmpuint(f->srv->seen->len, ==, 1);
   g_assert_cmpuint(wa_sender_total_waiting(f->sender), ==, 1);
   g_assert_cmpuint(wa_sender_in_flight(f->sender), ==, 0);
+}
+
+static void
+on_restored(guint restored, const GError *error, gpointer data)
+{
+  g_assert_no_error(error);
+  *(guint *) data = restored + 1;
+}
+
+/* Queued messages survive a sign-off: a new sender sends them in order,
+ * before (and not together with) what is queued while they are read. */
+static void
+test_restore_after_restart(Fixture *f, gconstpointer data)
+{
+  guint restored = 0;
+
+  wa_sender_pause(f->sender);
+  enqueue(f, "491", "r1");
+  enqueue(f, "492", "other");
+  enqueue(f, "491", "r2");
+  store_settle(&f->ts);
+  fixture_close(f);
+  g_assert_cmpuint(f->srv->seen->len, ==, 0);
+
+  test_store_open(&f->ts);
+  f->sender = wa_sender_new(f->graph, f->ts.store, wa_loop_glib(), "555", &events, &f->log);
+  wa_sender_restore(f->sender, on_restored, &restored);
+  enqueue(f, "491", "r3"); /* written while the restore reads */
+  wait_for(&restored, 1);
+  g_assert_cmpuint(restored, ==, 3 + 1);
+  wait_for(&f->log.sent, 4);
+  g_assert_cmpuint(f->srv->seen->len, ==, 4);
+  {
+    g_autoptr(GString) order = g_string_new(NULL);
+    for (guint i = 0; i < 4; i++)
+      if (strstr(seen(f->srv, i)->body, "\"+491\"") != NULL)
+        g_string_append_printf(order, "%s ", body_text(seen(f->srv, i)));
+    g_assert_cmpstr(order->str, ==, "r1 r2 r3 ");
+  }
+}
+
+static void
+note_id(guint64 id, gpointer data)
+{
+  g_array_append_val((GArray *) data, id);
+}
+
+/* Detaching while an entry's SENDING is being recorded starts no request and
+ * names the entry, so that it can be queued again. */
+static void
+test_detach_while_marking(Fixture *f, gconstpointer data)
+{
+  g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(guint64));
+  g_auto(StoreWait) w = {0};
+
+  wa_sender_enqueue_text(f->sender, test_customer(&f->ts, "491"), "491", "cut", FALSE, on_outbox, &w);
+  wait_for(&w.done, 1);
+  /* the SENDING update is queued now, its answer not yet read */
+  wa_sender_detach_store(f->sender, note_id, ids);
+  test_store_close(&f->ts);
+  g_assert_cmpuint(ids->len, ==, 1);
+  g_assert_cmpuint(g_array_index(ids, guint64, 0), ==, w.entry->id);
+  for (int i = 0; i < 20; i++)
+    g_main_context_iteration(NULL, FALSE);
+  g_assert_cmpuint(f->srv->seen->len, ==, 0);
+  g_clear_pointer(&f->sender, wa_sender_free);
 }
 
 static void
@@ -690,17 +1038,25 @@ test_unreachable_retried(void)
   WaGraph *graph = wa_graph_new(http, base, "T", NULL);
   SenderLog log = { 0 };
   WaSenderConfig config = { .backoff_base_ms = 5, .backoff_max_ms = 20 };
+  TestStore ts = { 0 };
   WaSender *sender;
 
   log.log = g_string_new(NULL);
-  sender = wa_sender_new(graph, wa_loop_glib(), "555", &events, &log);
+  test_store_open(&ts);
+  sender = wa_sender_new(graph, ts.store, wa_loop_glib(), "555", &events, &log);
   wa_sender_set_config(sender, &config);
-  wa_sender_enqueue_text(sender, "491", "queued", FALSE);
+  wa_sender_enqueue_text(sender, test_customer(&ts, "491"), "491", "queued", FALSE, NULL, NULL);
   wait_for(&log.waiting, 3);
   /* never sent, never given up: still queued, nothing reported lost */
   g_assert_cmpuint(log.events, ==, 0);
   g_assert_cmpuint(wa_sender_waiting(sender, "491"), ==, 1);
+  wa_sender_detach_store(sender, NULL, NULL);
+  test_store_close(&ts);
+  test_store_open(&ts);
+  /* after a restart it is still queued (never sent: not uncertain) */
+  g_assert_cmpint(test_state_of(&ts, "queued"), ==, WA_STORE_OUTBOX_QUEUED);
   wa_sender_free(sender);
+  test_store_free(&ts);
   wa_graph_free(graph);
   wa_http_free(http);
   g_string_free(log.log, TRUE);
@@ -742,5 +1098,8 @@ main(int argc, char **argv)
   ADD("/sender/window-closed-failed", test_window_closed_failed);
   ADD("/sender/auth-pauses", test_auth_pauses);
   ADD("/sender/pause-and-foreach", test_pause_and_foreach);
+  ADD("/sender/stored-before-http", test_stored_before_http);
+  ADD("/sender/restore-after-restart", test_restore_after_restart);
+  ADD("/sender/detach-while-marking", test_detach_while_marking);
   return g_test_run();
 }

@@ -61,6 +61,7 @@ typedef struct {
   WaStoreCustomer *customer;
   gboolean created, linked, name_changed, window_moved, conflict;
   gboolean duplicate;
+  gboolean shown;
   char *message_id;
   GPtrArray *list;
   GHashTable *table;
@@ -186,6 +187,7 @@ on_inbound(const WaStoreInboundResult *result, const GError *error, gpointer dat
   g_assert_true((result == NULL) == (error != NULL));
   if (result != NULL) {
     w->duplicate = result->duplicate;
+    w->shown = result->shown;
     w->message_id = g_strdup(result->message_id);
     w->customer = wa_store_customer_copy(result->customer.customer);
     w->created = result->customer.created;
@@ -399,6 +401,16 @@ inbound(Fixture *f, const char *wa_id, const char *bsuid, const char *name, cons
   g_assert_no_error(w.error);
   g_assert_false(w.duplicate);
   return g_strdup(w.customer->id);
+}
+
+static void
+mark_shown(Fixture *f, const char *message_id)
+{
+  g_auto(Wait) w = {0};
+
+  wa_store_message_mark_shown(f->store, message_id, on_done, &w);
+  wait_for(&w);
+  g_assert_no_error(w.error);
 }
 
 static GPtrArray *
@@ -641,7 +653,7 @@ test_files_and_modes(Fixture *f, gconstpointer data)
   g_assert_cmphex(file_mode(f->path), ==, 0600);
   /* write-ahead logging with an exclusive lock, as configured */
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 1);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 2);
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM customers"), ==, 1);
 }
 
@@ -691,14 +703,23 @@ test_migrations(Fixture *f, gconstpointer data)
   g_autoptr(GPtrArray) list = NULL;
   g_autofree char *before = NULL;
   g_autofree char *after = NULL;
+  g_auto(Wait) w = {0};
 
-  /* from version 0 (an empty file) to 1, with data */
+  /* from version 0 (an empty file) to the newest, with data */
   store_ready(f, 0);
   g_free(inbound(f, WA_ID_A, NULL, NAME_A, "wamid.1", BODY_A, NOW));
   store_close(f);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 2);
 
-  /* a step that fails leaves version 1 and the file as they were */
-  wa_store_test_set_extra_migration("CREATE TABLE test_v2 (x); CREATE TABLE customers (x);");
+  /* version 1 to 2: messages stored by version 1 count as shown */
+  raw_exec(f->path, "ALTER TABLE messages DROP COLUMN shown; PRAGMA user_version = 1");
+  store_ready(f, 0);
+  store_close(f);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 2);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM messages WHERE shown = 1"), ==, 1);
+
+  /* a step that fails leaves the version and the file as they were */
+  wa_store_test_set_extra_migration("CREATE TABLE test_v3 (x); CREATE TABLE customers (x);");
   before = file_checksum(f->path);
   error = store_open(f, 0, NULL);
   g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_SCHEMA);
@@ -706,21 +727,26 @@ test_migrations(Fixture *f, gconstpointer data)
   store_close(f);
   after = file_checksum(f->path);
   g_assert_cmpstr(before, ==, after);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 1);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 2);
 
-  /* a version 2 step, as a newer plugin would have it: applied once, data kept */
-  wa_store_test_set_extra_migration("CREATE TABLE test_v2 (x); ALTER TABLE customers ADD COLUMN test_label TEXT;");
+  /* a version 3 step, as a newer plugin would have it: applied once, data kept */
+  wa_store_test_set_extra_migration("CREATE TABLE test_v3 (x); ALTER TABLE customers ADD COLUMN test_label TEXT;");
   store_ready(f, 0);
   list = customers(f);
   g_assert_cmpuint(list->len, ==, 1);
   g_assert_cmpstr(((WaStoreCustomer *) list->pdata[0])->name, ==, NAME_A);
+  /* the message migrated from version 1 is a duplicate already shown */
+  inbound_full(f, &w, WA_ID_A, NULL, NAME_A, "wamid.1", BODY_A, NOW);
+  g_assert_no_error(w.error);
+  g_assert_true(w.duplicate);
+  g_assert_true(w.shown);
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 2);
-  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'test_v2'"), ==, 1);
-  store_ready(f, 0); /* already at 2: nothing runs twice */
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'test_v3'"), ==, 1);
+  store_ready(f, 0); /* already at 3: nothing runs twice */
   store_close(f);
 
-  /* without the step this code knows only version 1: refused */
+  /* without the step this code knows only version 2: refused */
   wa_store_test_set_extra_migration(NULL);
   error = store_open(f, 0, NULL);
   g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_SCHEMA);
@@ -964,13 +990,22 @@ test_duplicate_wamid(Fixture *f, gconstpointer data)
   inbound_full(f, &w, WA_ID_A, NULL, NAME_A, "wamid.same", BODY_A, NOW - 10);
   g_assert_no_error(w.error);
   g_assert_false(w.duplicate);
+  g_assert_false(w.shown);
   g_assert_true(w.created);
   id = g_strdup(w.customer->id);
   first = g_strdup(w.message_id);
-  /* the same event applied again (crash between store and acknowledgement) */
+  /* the same event applied again (crash between store and showing) */
   inbound_full(f, &w2, WA_ID_A, NULL, "Another Name", "wamid.same", "other text", NOW);
   g_assert_no_error(w2.error);
   g_assert_true(w2.duplicate);
+  g_assert_false(w2.shown);
+  wait_clear(&w2);
+  /* shown, then applied again (crash between showing and acknowledgement) */
+  mark_shown(f, first);
+  inbound_full(f, &w2, WA_ID_A, NULL, "Another Name", "wamid.same", "other text", NOW);
+  g_assert_no_error(w2.error);
+  g_assert_true(w2.duplicate);
+  g_assert_true(w2.shown);
   g_assert_cmpstr(w2.message_id, ==, first);
   g_assert_false(w2.name_changed);
   g_assert_false(w2.window_moved);
@@ -1095,6 +1130,7 @@ test_status_ranks(Fixture *f, gconstpointer data)
   g_assert_true(r.changed);
   g_assert_true(r.outbox_resolved);
   g_assert_cmpint(r.outbox_state, ==, WA_STORE_OUTBOX_SENT);
+  g_assert_cmpint(r.outbox_before, ==, WA_STORE_OUTBOX_SENDING);
   /* the late answer of the send then changes nothing and is not an error */
   g_clear_pointer(&entry, wa_store_outbox_free);
   entry = outbox_move(f, two->id, WA_STORE_OUTBOX_SENT, "wamid.out2", NULL);
@@ -1915,6 +1951,95 @@ test_close_from_callback(Fixture *f, gconstpointer data)
   g_assert_cmpuint(c.calls, ==, 1);
 }
 
+/* ---- wa_store_replace_header ------------------------------------------------------ */
+
+static GError *
+replace_header(Fixture *f, const WaKey *key, const char *json)
+{
+  g_auto(Wait) w = {0};
+
+  wa_store_replace_header(f->store, key, json, on_done, &w);
+  wait_for(&w);
+  return g_steal_pointer(&w.error);
+}
+
+/* The passphrase changes while the store is in use: a wrong key or an
+ * unreadable header changes nothing; the right one replaces the header (one
+ * audit row) and leaves the keys and the outbox (an entry "sending") alone. */
+static void
+test_replace_header(Fixture *f, gconstpointer data)
+{
+  g_autoptr(WaKey) file_key = wa_key_new_random(NULL);
+  g_autoptr(WaKey) other = wa_key_new_random(NULL);
+  g_autoptr(WaKey) data_key = NULL;
+  g_autoptr(WaKey) unlocked = NULL;
+  g_autoptr(WaKeyHeader) header = NULL;
+  g_autoptr(WaKeyHeader) parsed = NULL;
+  g_autoptr(WaStoreOutbox) entry = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *recovery = NULL;
+  g_autofree char *json = NULL;
+  g_autofree char *rewrapped = NULL;
+  g_autofree char *stored = NULL;
+  g_autofree char *id = NULL;
+
+  error = store_open(f, 0, &stored);
+  g_assert_no_error(error);
+  g_assert_null(stored);
+  /* before the unlock: refused */
+  error = replace_header(f, file_key, "{}");
+  g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_LOCKED);
+  g_clear_error(&error);
+  header = wa_key_header_create_keyfile(file_key, &data_key, &recovery, &error);
+  g_assert_no_error(error);
+  json = wa_key_header_to_json(header);
+  error = store_unlock(f, data_key, json);
+  g_assert_no_error(error);
+  id = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.1", BODY_A, NOW);
+  entry = enqueue(f, id, "on its way");
+  wa_store_outbox_free(outbox_move(f, entry->id, WA_STORE_OUTBOX_SENDING, NULL, NULL));
+
+  g_assert_true(wa_key_header_rewrap_passphrase_with_limits(header, data_key, "correct horse battery",
+                                                            wa_kdf_limits_minimum(), &error));
+  g_assert_no_error(error);
+  rewrapped = wa_key_header_to_json(header);
+  error = replace_header(f, other, rewrapped);
+  g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_WRONG_KEY);
+  g_clear_error(&error);
+  error = replace_header(f, data_key, "{\"not\":\"a key header\"}");
+  g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_INVALID);
+  g_clear_error(&error);
+  error = replace_header(f, data_key, rewrapped);
+  g_assert_no_error(error);
+  /* still unlocked, nothing of the session changed */
+  list = outbox_list(f, WA_STORE_OUTBOX_MASK(WA_STORE_OUTBOX_SENDING));
+  g_assert_cmpuint(list->len, ==, 1);
+  g_clear_pointer(&list, g_ptr_array_unref);
+  list = customers(f);
+  g_assert_cmpuint(list->len, ==, 1);
+  g_assert_cmpstr(((WaStoreCustomer *) list->pdata[0])->name, ==, NAME_A);
+  g_clear_pointer(&list, g_ptr_array_unref);
+  store_close(f);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM audit WHERE action = 'key.rewrapped'"), ==, 1);
+
+  /* the stored header is the new one: the passphrase opens it, the key file no longer */
+  error = store_open(f, 0, &stored);
+  g_assert_no_error(error);
+  g_assert_cmpstr(stored, ==, rewrapped);
+  parsed = wa_key_header_from_json(stored, &error);
+  g_assert_no_error(error);
+  g_assert_null(wa_key_header_unlock_keyfile(parsed, file_key, &error));
+  g_assert_error(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_PASSPHRASE);
+  g_clear_error(&error);
+  unlocked = wa_key_header_unlock_passphrase(parsed, "correct horse battery", &error);
+  g_assert_no_error(error);
+  error = store_unlock(f, unlocked, NULL);
+  g_assert_no_error(error);
+  list = customers(f);
+  g_assert_cmpuint(list->len, ==, 1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1948,6 +2073,7 @@ main(int argc, char **argv)
   ADD("group-commit", test_group_commit);
   ADD("close-runs-queued", test_close_runs_queued);
   ADD("close-from-callback", test_close_from_callback);
+  ADD("replace-header", test_replace_header);
 #undef ADD
   return g_test_run();
 }
