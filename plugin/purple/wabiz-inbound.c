@@ -56,6 +56,12 @@ link_phone(WabizAccount *wa, PurpleBuddy *buddy, const char *wa_id)
   wabiz_conv_write_plain(wabiz_conv_im(wa->account, wa_id, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);
 }
 
+static gboolean
+pseudonymous(WabizAccount *wa)
+{
+  return purple_account_get_bool(wa->account, WABIZ_OPT_PSEUDONYMOUS, FALSE);
+}
+
 PurpleBuddy *
 wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const char *bsuid, const char *profile_name,
                      gboolean create)
@@ -90,10 +96,56 @@ wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const char *bsuid, con
   }
   if (bsuid != NULL)
     purple_blist_node_set_string(&buddy->node, WABIZ_NODE_BSUID, bsuid);
-  if (profile_name != NULL && *profile_name != '\0' &&
+  if (profile_name != NULL && *profile_name != '\0' && !pseudonymous(wa) &&
       g_strcmp0(purple_buddy_get_server_alias(buddy), profile_name) != 0)
     serv_got_alias(wa->gc, purple_buddy_get_name(buddy), profile_name);
   return buddy;
+}
+
+void
+wabiz_customer_identify(WabizAccount *wa, PurpleBuddy *buddy, const char *customer_id, const char *profile_name)
+{
+  g_autofree char *tag = NULL;
+  g_autofree char *alias = NULL;
+
+  if (buddy == NULL || customer_id == NULL)
+    return;
+  purple_blist_node_set_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID, customer_id);
+  if (!pseudonymous(wa))
+    return;
+  tag = g_ascii_strup(customer_id, MIN(strlen(customer_id), 6));
+  alias = g_strdup_printf(_("Customer %s"), tag);
+  if (g_strcmp0(purple_buddy_get_server_alias(buddy), alias) != 0)
+    serv_got_alias(wa->gc, purple_buddy_get_name(buddy), alias);
+  if (profile_name != NULL && *profile_name != '\0') {
+    if (wa->names == NULL)
+      wa->names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g_hash_table_replace(wa->names, g_strdup(customer_id), g_strdup(profile_name));
+  }
+}
+
+void
+wabiz_customer_names_load(WabizAccount *wa, GPtrArray *customers)
+{
+  g_autoptr(GHashTable) by_id = g_hash_table_new(g_str_hash, g_str_equal);
+  GSList *buddies;
+
+  if (!pseudonymous(wa) || customers == NULL)
+    return;
+  buddies = purple_find_buddies(wa->account, NULL);
+  for (GSList *l = buddies; l != NULL; l = l->next) {
+    const char *id = purple_blist_node_get_string(&((PurpleBuddy *) l->data)->node, WABIZ_NODE_CUSTOMER_ID);
+
+    if (id != NULL)
+      g_hash_table_insert(by_id, (gpointer) id, l->data);
+  }
+  /* buddies named before the option was set lose the profile name */
+  for (guint i = 0; i < customers->len; i++) {
+    const WaStoreCustomer *c = g_ptr_array_index(customers, i);
+
+    wabiz_customer_identify(wa, g_hash_table_lookup(by_id, c->id), c->id, c->name);
+  }
+  g_slist_free(buddies);
 }
 
 /* ---- messages ------------------------------------------------------------- */
@@ -163,8 +215,7 @@ show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, con
     purple_debug_warning("wabiz", "a message without a sender was skipped\n");
     return;
   }
-  if (customer_id != NULL)
-    purple_blist_node_set_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID, customer_id);
+  wabiz_customer_identify(wa, buddy, customer_id, profile);
   name = purple_buddy_get_name(buddy);
   text = wa_message_describe(msg);
   if (g_strcmp0(msg->type, "system") == 0) {
@@ -305,7 +356,7 @@ elsewhere_stored_cb(const WaStoreInboundResult *result, const GError *error, gpo
 
     if (buddy != NULL) {
       if (result != NULL && result->customer.customer != NULL)
-        purple_blist_node_set_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID, result->customer.customer->id);
+        wabiz_customer_identify(ap->wa, buddy, result->customer.customer->id, NULL);
       wabiz_conv_write_elsewhere(ap->wa->account, purple_buddy_get_name(buddy),
                                  _("[A message sent from another app or device; its text is not available here]"),
                                  (time_t) job->st->timestamp);
@@ -411,8 +462,7 @@ show_echo(WabizAccount *wa, const char *to, const char *text, gint64 timestamp, 
 
   if (buddy == NULL)
     return;
-  if (customer_id != NULL)
-    purple_blist_node_set_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID, customer_id);
+  wabiz_customer_identify(wa, buddy, customer_id, NULL);
   wabiz_conv_write_elsewhere(wa->account, purple_buddy_get_name(buddy), text, (time_t) timestamp);
 }
 

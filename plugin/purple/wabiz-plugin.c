@@ -192,6 +192,9 @@ init_plugin(PurplePlugin *plugin)
     purple_account_option_int_new(_("Ask about messages that may have been sent after (seconds)"),
                                   WABIZ_OPT_UNCERTAIN_GRACE, 120));
   prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
+    purple_account_option_bool_new(_("Pseudonymous buddy aliases (profile names stay out of the buddy list file)"),
+                                   WABIZ_OPT_PSEUDONYMOUS, FALSE));
+  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
     purple_account_option_bool_new(_("Keep the webhook receiver running when the messenger exits"),
                                    WABIZ_OPT_RECEIVER_KEEP_RUNNING, TRUE));
   prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,

@@ -228,7 +228,7 @@ ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer da
     PurpleBuddy *buddy = purple_find_buddy(wa->account, job->to);
 
     if (buddy != NULL)
-      purple_blist_node_set_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID, update->customer->id);
+      wabiz_customer_identify(wa, buddy, update->customer->id, NULL);
   }
   for (guint i = 0; job->parts[i] != NULL; i++) {
     QueuedJob *q = g_new0(QueuedJob, 1);

@@ -132,6 +132,7 @@ void
 wabiz_window_stop(WabizAccount *wa)
 {
   g_clear_pointer(&wa->windows, g_hash_table_destroy);
+  g_clear_pointer(&wa->names, g_hash_table_destroy);
   if (wa->window_timer != 0) {
     purple_timeout_remove(wa->window_timer);
     wa->window_timer = 0;
@@ -173,7 +174,7 @@ migrated_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer d
   } else if ((buddy = wabiz_customer_buddy(wa, update->customer->wa_id, update->customer->bsuid, NULL, FALSE)) !=
              NULL) {
     wa_store_customer_set_newest_inbound(wa->store, update->customer->id, m->newest, NULL, NULL);
-    purple_blist_node_set_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID, update->customer->id);
+    wabiz_customer_identify(wa, buddy, update->customer->id, NULL);
     purple_blist_node_remove_setting(&buddy->node, WABIZ_NODE_LAST_INBOUND);
     wabiz_window_update(wa, buddy, m->newest);
   }
@@ -219,6 +220,7 @@ customers_cb(GPtrArray *customers, const GError *error, gpointer data)
 
     remember_window(wa, customer->id, customer->newest_inbound);
   }
+  wabiz_customer_names_load(wa, customers);
   migrate_node_windows(wa);
   wabiz_window_start(wa);
 }
@@ -262,9 +264,16 @@ wabiz_tooltip_text(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full
 {
   g_autofree char *window = wa_window_describe(last_inbound(buddy), wabiz_now());
   const char *bsuid = purple_blist_node_get_string(&buddy->node, WABIZ_NODE_BSUID);
+  const char *customer = purple_blist_node_get_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID);
+  WabizAccount *wa = wabiz_account_data(purple_buddy_get_account(buddy));
+  /* with pseudonymous aliases the profile name is only in memory */
+  const char *profile = wa != NULL && wa->names != NULL && customer != NULL ? g_hash_table_lookup(wa->names, customer)
+                                                                            : NULL;
 
   purple_notify_user_info_add_pair_plaintext(info, _("Service window"),
                                              window != NULL ? window : _("No message from this customer yet"));
+  if (profile != NULL)
+    purple_notify_user_info_add_pair_plaintext(info, _("Profile name"), profile);
   if (full && bsuid != NULL && !g_str_equal(bsuid, purple_buddy_get_name(buddy)))
     purple_notify_user_info_add_pair_plaintext(info, _("WhatsApp user ID"), bsuid);
 }

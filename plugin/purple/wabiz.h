@@ -47,6 +47,7 @@
 #define WABIZ_OPT_WEBHOOK_SILENCE "webhook_silence_seconds"
 #define WABIZ_OPT_RETENTION_DAYS "retention_days"
 #define WABIZ_OPT_UNCERTAIN_GRACE "uncertain_grace_seconds"
+#define WABIZ_OPT_PSEUDONYMOUS "pseudonymous_aliases"
 #define WABIZ_OPT_STORE_PROTECTION "store_protection" /* list: WABIZ_STORE_KEYFILE (default) or _PASSPHRASE */
 #define WABIZ_STORE_KEYFILE "keyfile"
 #define WABIZ_STORE_PASSPHRASE "passphrase"
@@ -116,6 +117,8 @@ typedef struct _WabizAccount {
 
   /* the 24-hour window (wabiz-window.c) */
   GHashTable *windows;   /* store customer id -> gint64*: newest customer message */
+  GHashTable *names;     /* store customer id -> profile name, kept here instead of in blist.xml
+                          * when aliases are pseudonymous */
   guint window_timer;
   gint64 window_timer_at;
 } WabizAccount;
@@ -218,6 +221,13 @@ void wabiz_inbound_stop(WabizAccount *wa);
 void wabiz_inbound_forget_orphans(WabizAccount *wa);
 PurpleBuddy *wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const char *bsuid,
                                   const char *profile_name, gboolean create);
+/* The buddy belongs to store customer @customer_id: recorded on the buddy;
+ * with pseudonymous aliases its alias becomes "Customer 1A2B3C" and the
+ * profile name (may be NULL) is only kept in memory. */
+void wabiz_customer_identify(WabizAccount *wa, PurpleBuddy *buddy, const char *customer_id,
+                             const char *profile_name);
+/* At sign-on: the customers' profile names (pseudonymous aliases). */
+void wabiz_customer_names_load(WabizAccount *wa, GPtrArray *customers);
 
 /* wabiz-window.c */
 gint64 wabiz_now(void);

@@ -11,9 +11,10 @@ import stat
 import textwrap
 import time
 
-from harness import Receiving, contains, has, main
+from harness import DEFAULT_APP_SECRET, VERIFY_TOKEN, Receiving, contains, has, main
 
 ANNA = "491701234567"
+BEN = "491709876543"
 
 
 def digest(path):
@@ -34,6 +35,20 @@ class Store(Receiving):
         self.hosts.remove(host)
         host.close()
         return self.start_host(user_dir=self.user_dir, **kwargs)
+
+    def assert_nowhere_on_disk(self, host, secrets):
+        """Stops `host` and the receiver, then checks that no file under the
+        user dir (blist.xml and logs included) holds any of `secrets`."""
+        host.quit()
+        self.hosts.remove(host)
+        host.close()
+        self.stop_receiver()
+        for root, _, files in os.walk(self.user_dir):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    data = f.read()
+                for secret in secrets:
+                    self.assertNotIn(secret.encode(), data, os.path.join(root, name))
 
     def test_created_with_a_recovery_code_shown_once(self):
         host = self.start_host(user_dir=self.user_dir)
@@ -113,6 +128,26 @@ class Store(Receiving):
         self.assertTrue(os.path.exists(self.store_path()))
 
 
+    def test_pseudonymous_aliases_keep_names_out_of_the_buddy_list(self):
+        # a customer named before the option is set ...
+        host = self.start_receiving_host()
+        self.sim.inbound("hello", sender=ANNA, name="Anna Schmidt")
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv")})
+        host.wait_for({"event": "buddy", "name": ANNA, "alias": "Anna Schmidt"})
+        host = self.restart(host, options={"app_secret": DEFAULT_APP_SECRET, "verify_token": VERIFY_TOKEN,
+                                           "webhook_port": 0, "pseudonymous_aliases": True},
+                          env={"WABIZ_RECEIVER": os.environ["WABIZ_RECEIVER"], "WABIZ_TEST_HOOKS": "1"})
+        # ... loses the profile name as alias at sign-on; the tooltip still has it
+        alias = host.wait_for({"event": "buddy", "name": ANNA, "alias": contains("Customer ")})["alias"]
+        self.assertRegex(alias, r"^Customer [0-9A-F]{6}$")
+        info = host.call({"cmd": "buddy_info", "who": ANNA})
+        self.assertIn({"label": "Profile name", "value": "Anna Schmidt"}, info["tooltip"])
+        # a new customer never gets one
+        self.sim.inbound("hi there", sender=BEN, name="Ben Example")
+        host.wait_for({"event": "write", "conv": BEN, "flags": has("recv")})
+        host.wait_for({"event": "buddy", "name": BEN, "alias": contains("Customer ")})
+        self.assert_nowhere_on_disk(host, ("Anna Schmidt", "Ben Example"))
+
     def test_window_survives_a_restart(self):
         host = self.start_receiving_host()
         self.sim.inbound("still there?", sender=ANNA, timestamp=int(time.time()) - 23 * 3600 - 1800)
@@ -169,6 +204,12 @@ class Store(Receiving):
         body = "please delete my data afterwards"
         self.sim.inbound(body, sender=ANNA, name="Anna Schmidt")
         host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv"), "message": body})
+        host.send_im(ANNA, "of course, right after your order")
+        self.sim.wait_for_sent(1)
+        # one more reply stays queued (the API rate-limits): erasing drops it too
+        self.sim.fault(path="/messages", status=400, code=130429, count=-1)
+        host.send_im(ANNA, "queued when erased")
+        host.wait_for({"event": "write", "conv": ANNA, "message": contains("waiting, retrying")})
         export = os.path.join(self.user_dir, "anna-export.json")
         answer = host.call({"cmd": "command", "conv": ANNA, "text": "export " + export})
         self.assertEqual(answer["status"], "ok")
@@ -178,7 +219,8 @@ class Store(Receiving):
             data = json.load(f)
         self.assertEqual(data["customer"]["wa_id"], ANNA)
         self.assertEqual(data["customer"]["profile_name"], "Anna Schmidt")
-        self.assertEqual([m["body"] for m in data["messages"]], [body])
+        self.assertEqual([m["body"] for m in data["messages"]],
+                         [body, "of course, right after your order", "queued when erased"])
         os.unlink(export)
         # erase asks first; Cancel keeps everything
         host.call({"cmd": "command", "conv": ANNA, "text": "erase"})
@@ -191,16 +233,13 @@ class Store(Receiving):
         host.answer(request["id"], action=0)
         host.wait_for({"event": "buddy-removed", "name": ANNA})
         host.wait_for({"event": "write", "conv": ANNA, "message": contains("was erased")})
-        host.quit()
-        self.hosts.remove(host)
-        host.close()
-        self.stop_receiver()
-        for root, _, files in os.walk(self.user_dir):
-            for name in files:
-                with open(os.path.join(root, name), "rb") as f:
-                    data = f.read()
-                self.assertNotIn(body.encode(), data, name)
-                self.assertNotIn(b"Anna Schmidt", data, name)
+        # the API answers again: the erased customer's queued reply is not sent
+        self.sim.clear_faults()
+        host.send_im("491709876543", "another customer")
+        self.sim.wait_for_sent(2)
+        self.assertEqual([m["request"]["text"]["body"] for m in self.sim.sent()],
+                         ["of course, right after your order", "another customer"])
+        self.assert_nowhere_on_disk(host, (body, "Anna Schmidt", "right after your order", "queued when erased"))
 
     def test_export_from_the_buddy_menu(self):
         host = self.start_receiving_host()
