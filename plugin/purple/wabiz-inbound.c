@@ -157,43 +157,121 @@ struct _WabizApplying {
   gint64 seq;
   WaWebhook *webhook;
   char *raw;          /* the event's JSON, kept (sealed) with its messages */
-  guint pending;      /* store writes not yet answered, plus one while queuing */
+  guint pending;      /* store writes not yet answered or not yet started, plus one while queuing */
   gboolean orphaned;  /* the receiver link went away: show nothing more, ack nothing */
+  /* Messages (and echoes) of one event go one after another: stored, shown,
+   * marked shown (committed), then the next. Were they stored together, a
+   * crash after showing the third could come before the first's mark was
+   * committed, and the first would be shown again. */
+  GQueue deferred;    /* Deferred*: not started yet */
+  gboolean busy;      /* one of them is between its store write and its mark */
 };
+
+typedef struct {
+  void (*start)(gpointer job); /* starts its store write */
+  gpointer job;
+  GDestroyNotify free;         /* when it never starts (the link went away) */
+} Deferred;
 
 typedef struct {
   WabizApplying *ap;
   const WaChange *change;
   const WaMessage *msg;
+  WaStoreInbound in;  /* borrows from change, msg and ap->raw */
 } MessageJob;
 
 static void finish_one(WabizApplying *ap);
+
+/* Queues @job to start after the previous message of the event is done. */
+static void
+defer(WabizApplying *ap, void (*start)(gpointer), gpointer job, GDestroyNotify free_func)
+{
+  Deferred *d = g_new0(Deferred, 1);
+
+  d->start = start;
+  d->job = job;
+  d->free = free_func;
+  ap->pending++;
+  g_queue_push_tail(&ap->deferred, d);
+}
+
+/* Starts the next deferred message unless one is under way. */
+static void
+run_next(WabizApplying *ap)
+{
+  Deferred *d;
+
+  if (ap->busy || ap->orphaned || (d = g_queue_pop_head(&ap->deferred)) == NULL)
+    return;
+  ap->busy = TRUE;
+  d->start(d->job);
+  g_free(d);
+}
+
+/* The current deferred message is done (stored, shown and marked). */
+static void
+next_message(WabizApplying *ap)
+{
+  ap->busy = FALSE;
+  run_next(ap);
+}
+
+static void
+deferred_free(Deferred *d)
+{
+  d->free(d->job);
+  g_free(d);
+}
+
+static void
+marked(WabizApplying *ap, const GError *error)
+{
+  if (error != NULL)
+    purple_debug_warning("wabiz", "a shown message could not be marked shown: %s\n", error->message);
+  wabiz_test_crash_point("inbound-marked");
+}
 
 static void
 marked_cb(const GError *error, gpointer data)
 {
   WabizApplying *ap = data;
 
-  if (error != NULL)
-    purple_debug_warning("wabiz", "a shown message could not be marked shown: %s\n", error->message);
-  wabiz_test_crash_point("inbound-marked");
+  marked(ap, error);
+  next_message(ap);
+  finish_one(ap);
+}
+
+/* The mark of a line shown outside the event's sequence of messages. */
+static void
+marked_aside_cb(const GError *error, gpointer data)
+{
+  WabizApplying *ap = data;
+
+  marked(ap, error);
   finish_one(ap);
 }
 
 /* Whether a stored message is to be shown now: not when an earlier session
  * showed it (marked in the store) or this one did (live or as history). One
- * not yet marked is marked; the event's acknowledgement waits for that. */
+ * not yet marked is marked. For one of the event's sequence (@sequenced),
+ * the next waits for that mark (next_message from marked_cb), or starts now
+ * when there is nothing to mark. */
 static gboolean
-should_show(WabizApplying *ap, const WaStoreInboundResult *result)
+should_show(WabizApplying *ap, const WaStoreInboundResult *result, gboolean sequenced)
 {
   gboolean show;
 
-  if (result == NULL || result->message_id == NULL)
+  if (result == NULL || result->message_id == NULL) {
+    if (sequenced)
+      next_message(ap);
     return TRUE; /* not stored: shown as it is */
+  }
   show = !result->shown && wabiz_history_mark_shown(ap->wa, result->message_id);
   if (!result->shown) {
     ap->pending++;
-    wa_store_message_mark_shown(ap->wa->store, result->message_id, marked_cb, ap);
+    wa_store_message_mark_shown(ap->wa->store, result->message_id, sequenced ? marked_cb : marked_aside_cb, ap);
+  } else if (sequenced) {
+    next_message(ap);
   }
   return show;
 }
@@ -262,7 +340,7 @@ stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data
     wabiz_test_crash_point("inbound-stored");
     /* each message is shown once: a duplicate (stored before a crash or a
      * lost acknowledgement) only when it was not shown yet */
-    if (should_show(ap, result)) {
+    if (should_show(ap, result, TRUE)) {
       show_message(ap->wa, job->change, job->msg, customer != NULL ? customer->id : NULL,
                    customer != NULL ? customer->newest_inbound : 0);
       wabiz_test_crash_point("inbound-shown");
@@ -270,6 +348,14 @@ stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data
   }
   g_free(job);
   finish_one(ap);
+}
+
+static void
+start_message(gpointer data)
+{
+  MessageJob *job = data;
+
+  wa_store_inbound(job->ap->wa->store, &job->in, stored_cb, wabiz_store_hold(job->ap->wa, job, g_free));
 }
 
 static void
@@ -300,8 +386,8 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
   job->ap = ap;
   job->change = change;
   job->msg = msg;
-  ap->pending++;
-  wa_store_inbound(ap->wa->store, &in, stored_cb, wabiz_store_hold(ap->wa, job, g_free));
+  job->in = in;
+  defer(ap, start_message, job, g_free);
 }
 
 /* ---- statuses ------------------------------------------------------------- */
@@ -351,7 +437,7 @@ elsewhere_stored_cb(const WaStoreInboundResult *result, const GError *error, gpo
   WabizApplying *ap = job->ap;
 
   wabiz_store_release(ap->wa, job);
-  if (!ap->orphaned && (error != NULL || should_show(ap, result))) {
+  if (!ap->orphaned && (error != NULL || should_show(ap, result, FALSE))) {
     PurpleBuddy *buddy = wabiz_customer_buddy(ap->wa, job->st->recipient_id, job->st->recipient_user_id, NULL, TRUE);
 
     if (buddy != NULL) {
@@ -444,6 +530,7 @@ typedef struct {
   char *to;
   char *text;
   gint64 timestamp;
+  WaStoreInbound in;  /* borrows from the event (ap->webhook, ap->raw) */
 } EchoJob;
 
 static void
@@ -474,10 +561,19 @@ echo_stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer
   const WaStoreCustomer *customer = result != NULL ? result->customer.customer : NULL;
 
   wabiz_store_release(ap->wa, job);
-  if (!ap->orphaned && should_show(ap, result))
+  if (!ap->orphaned && should_show(ap, result, TRUE))
     show_echo(ap->wa, job->to, job->text, job->timestamp, customer != NULL ? customer->id : NULL);
   echo_job_free(job);
   finish_one(ap);
+}
+
+static void
+start_echo(gpointer data)
+{
+  EchoJob *job = data;
+
+  wa_store_inbound(job->ap->wa->store, &job->in, echo_stored_cb,
+                   wabiz_store_hold(job->ap->wa, job, (GDestroyNotify) echo_job_free));
 }
 
 static void
@@ -518,8 +614,8 @@ apply_echoes(WabizApplying *ap, const WaChange *change)
     out.body = body;
     out.raw = ap->raw;
     out.timestamp = job->timestamp > 0 ? job->timestamp : wabiz_now();
-    ap->pending++;
-    wa_store_inbound(ap->wa->store, &out, echo_stored_cb, wabiz_store_hold(ap->wa, job, (GDestroyNotify) echo_job_free));
+    job->in = out;
+    defer(ap, start_echo, job, (GDestroyNotify) echo_job_free);
   }
 }
 
@@ -646,6 +742,7 @@ schedule_next(WabizAccount *wa)
 static void
 applying_free(WabizApplying *ap)
 {
+  g_queue_clear_full(&ap->deferred, (GDestroyNotify) deferred_free);
   g_clear_pointer(&ap->webhook, wa_webhook_free);
   if (ap->raw != NULL) {
     sodium_memzero(ap->raw, strlen(ap->raw));
@@ -726,6 +823,7 @@ apply_next(WabizAccount *wa)
     ap->webhook = open_event(wa, event, &ap->raw);
     for (guint i = 0; ap->webhook != NULL && i < ap->webhook->changes->len; i++)
       apply_change(ap, g_ptr_array_index(ap->webhook->changes, i));
+    run_next(ap);
   }
   event_free(event);
   finish_one(ap);

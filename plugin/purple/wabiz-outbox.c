@@ -365,6 +365,8 @@ wabiz_outbox_answered(WabizAccount *wa, guint64 id, const char *customer, gboole
   if (!uncertain)
     return;
   id_set_add(&wa->unsure, id);
+  /* resent by the agent and uncertain again: asked about again */
+  id_set_take(wa->asked, id);
   wabiz_report_unsent(wa->account, customer, error, TRUE);
   wabiz_outbox_uncertain_later(wa);
 }
@@ -578,8 +580,6 @@ uncertain_cb(GPtrArray *entries, const GError *error, gpointer data)
     uncertain_job_free(job);
     return;
   }
-  if (wa->asked == NULL)
-    wa->asked = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
   job->entries = g_ptr_array_new_with_free_func((GDestroyNotify) wa_store_outbox_free);
   for (guint i = 0; i < entries->len; i++) {
     const WaStoreOutbox *e = g_ptr_array_index(entries, i);
@@ -589,9 +589,9 @@ uncertain_cb(GPtrArray *entries, const GError *error, gpointer data)
       younger = TRUE; /* its status may still come */
       continue;
     }
-    if (!job->forced && g_hash_table_contains(wa->asked, &id))
+    if (!job->forced && wa->asked != NULL && g_hash_table_contains(wa->asked, &id))
       continue;
-    g_hash_table_add(wa->asked, g_memdup2(&id, sizeof id));
+    id_set_add(&wa->asked, e->id);
     g_ptr_array_add(job->entries, wa_store_outbox_copy(e));
   }
   if (younger)

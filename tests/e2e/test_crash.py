@@ -143,9 +143,10 @@ class Crash(Receiving):
 
     def test_inbound_2000_killed_at_each_point(self):
         """2,000 messages from 20 customers; the host is killed at every step
-        of applying an event, once under load (the first run dies while the
-        messages still arrive) and once on the very first event after a
-        restart (a redelivered one), then runs to the end."""
+        of applying an event: early (the first run normally dies while the
+        simulator is still delivering), at each of the four points, and on
+        the very first event after a restart (a redelivered one); the last
+        run goes to the end."""
         total = 2000
         crashes = ["inbound-stored:300", "inbound-shown:250", "inbound-marked:400", "inbound-acked:350",
                    "inbound-stored:1"]

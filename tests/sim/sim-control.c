@@ -1,7 +1,7 @@
 /* sim-control.c: the simulator's control API under /_sim/ (no auth, JSON in
  * and out): logs, clock, faults, webhook settings, knobs, reset, and the
- * generators for inbound messages, statuses and raw webhooks. Faults never
- * apply here. */
+ * generators for inbound messages (one, or many at once), statuses and raw
+ * webhooks. Faults never apply here. */
 #include "sim.h"
 #include "sim-json.h"
 #include "sim-validate.h"

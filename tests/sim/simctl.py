@@ -38,7 +38,8 @@ DEFAULT_TOKEN = "TEST-TOKEN-OK"
 DEFAULT_TOKEN_NO_PERMISSION = "TEST-TOKEN-NOPERM"
 DEFAULT_APP_SECRET = "test-app-secret"
 DEFAULT_VERSION = "v25.0"
-DEFAULT_TIMEOUT = 10.0
+# slower under sanitizers and valgrind: the hosts' factor applies here too
+DEFAULT_TIMEOUT = 10.0 * float(os.environ.get("HOSTCTL_TIMEOUT_FACTOR", "1"))
 
 # Sentinel: "use the simulator's full-permission token".
 DEFAULT = object()
