@@ -54,6 +54,13 @@ class Finch(unittest.TestCase):
     def keys(self, *keys):
         subprocess.run(["tmux", "send-keys", "-t", self.session] + list(keys), check=True)
 
+    def wait_screen(self, text, timeout=20):
+        """Waits until the screen shows @text; fails with the screen."""
+        try:
+            wait_until(lambda: text in self.screen(), timeout=timeout, what=text)
+        except AssertionError:
+            self.fail("the screen does not show %r:\n%s" % (text, self.screen()))
+
     def show_window_with(self, text, tries=8):
         """Cycles Finch's windows (Alt-n) until one shows @text."""
         for _ in range(tries):
@@ -78,6 +85,31 @@ class Finch(unittest.TestCase):
         self.assertEqual(sent[-1]["request"]["to"], "+" + demo.CUSTOMER)
         wait_until(lambda: "Yes, two left." in self.screen(), timeout=10, what="the echo")
 
+
+    def test_resend_question_answered_with_the_keyboard(self):
+        url = wait_until(lambda: demo.receiver_url(RECEIVER, self.conf), timeout=60,
+                         what="Finch to sign in and register with the receiver")
+        self.sim.webhook(url=url, app_secret=DEFAULT_APP_SECRET)
+        self.sim.inbound("Has my parcel left?", sender=demo.CUSTOMER, name="Anna")
+        self.show_window_with("Has my parcel left?")
+        # the answer to the reply is lost before WhatsApp took it
+        self.sim.fault(path="/messages", reset=True, count=1)
+        self.keys("It leaves today.", "Enter")
+        self.wait_screen("may or may not have been sent")
+        self.assertEqual(self.sim.sent(), [])
+        # the agent asks for the decision and takes the first button
+        self.keys("/resend", "Enter")
+        self.wait_screen("WhatsApp Business: messages th")  # its place in the task bar
+        self.show_window_with("1 message may have been sent")
+        screen = self.screen()
+        for button in ("Resend all", "Drop", "List"):
+            self.assertIn(button, screen)
+        self.keys("Enter")
+        sent = self.sim.wait_for_sent(1)
+        self.assertEqual([m["request"]["text"]["body"] for m in sent], ["It leaves today."])
+        wait_until(lambda: "1 message may have been sent" not in self.screen(), timeout=10,
+                   what="the dialog to close")
+        self.assertEqual(len(self.sim.sent()), 1)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
