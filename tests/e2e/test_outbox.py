@@ -186,7 +186,9 @@ class Outbox(Receiving):
         host.close()
         self.assertEqual(self.bodies_sent(), [])
         self.sim.clear_faults()
-        host = self.start_host(user_dir=self.user_dir, options={"uncertain_grace_seconds": 1})
+        # a generous timeout: 500 sends at once under a sanitizer must not
+        # time out (a timed-out send is uncertain, and would be asked about)
+        host = self.start_host(user_dir=self.user_dir, options={"uncertain_grace_seconds": 1, "http_timeout": 300})
         note = host.wait_for({"event": "write", "conv": "notices",
                               "message": contains("waiting from before are being sent")})
         restored = int(re.search(r"(\d+) messages? waiting", note["message"]).group(1))
