@@ -112,6 +112,30 @@ wa_customer_id_normalize(const char *input, const char *default_cc, GError **err
   return wa_phone_normalize(input, default_cc, error);
 }
 
+gboolean
+wa_id_is_phone(const char *id)
+{
+  gsize n = 0;
+
+  if (id == NULL)
+    return FALSE;
+  for (; g_ascii_isdigit(id[n]); n++)
+    ;
+  return id[n] == '\0' && n >= 1 && n <= 20;
+}
+
+const char *
+wa_id_phone_or_null(const char *id)
+{
+  return wa_id_is_phone(id) ? id : NULL;
+}
+
+const char *
+wa_id_bsuid_or_null(const char *id)
+{
+  return wa_id_is_bsuid(id) ? id : NULL;
+}
+
 char *
 wa_phone_to_e164(const char *digits)
 {

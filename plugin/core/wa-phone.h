@@ -22,6 +22,12 @@ typedef enum {
 /* TRUE when @id looks like a business-scoped user ID ("CC.<alnum>" or
  * "CC.ENT.<digits>"). */
 gboolean wa_id_is_bsuid(const char *id);
+/* A wa_id as webhooks give it: 1 to 20 digits. */
+gboolean wa_id_is_phone(const char *id);
+/* @id when it is a wa_id (resp. a BSUID), else NULL: webhook ids that are
+ * neither never name a buddy or a conversation. */
+const char *wa_id_phone_or_null(const char *id);
+const char *wa_id_bsuid_or_null(const char *id);
 
 /* TRUE when @cc is a valid country calling code (1 to 3 digits, not 0). */
 gboolean wa_country_code_is_valid(const char *cc);

@@ -33,7 +33,8 @@ void
 wabiz_group_message(WabizAccount *wa, const WaMessage *message, const char *sender_name)
 {
   PurpleConversation *conv = group_conv(wa, message->group_id);
-  const char *who = message->from != NULL ? message->from : message->from_user_id;
+  const char *who = wa_id_phone_or_null(message->from) != NULL ? message->from
+                                                              : wa_id_bsuid_or_null(message->from_user_id);
   g_autofree char *text = wa_message_describe(message);
   g_autofree char *html = wa_text_to_html(text, TRUE);
 

@@ -68,10 +68,8 @@ wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const char *bsuid, con
 {
   PurpleBuddy *buddy = NULL;
 
-  if (wa_id != NULL && *wa_id == '\0')
-    wa_id = NULL;
-  if (bsuid != NULL && *bsuid == '\0')
-    bsuid = NULL;
+  wa_id = wa_id_phone_or_null(wa_id);
+  bsuid = wa_id_bsuid_or_null(bsuid);
   if (wa_id != NULL)
     buddy = purple_find_buddy(wa->account, wa_id);
   if (buddy == NULL && bsuid != NULL) {
@@ -276,21 +274,34 @@ should_show(WabizApplying *ap, const WaStoreInboundResult *result, gboolean sequ
   return show;
 }
 
+/* Who sent @msg: its wa_id and BSUID, each NULL unless it is a valid one
+ * (hostile ids never name a buddy or a conversation). */
+static void
+sender_ids(const WaChange *change, const WaMessage *msg, const char **wa_id, const char **bsuid)
+{
+  const WaContact *contact = wa_change_find_contact(change, msg);
+
+  *wa_id = wa_id_phone_or_null(msg->from != NULL ? msg->from : (contact != NULL ? contact->wa_id : NULL));
+  *bsuid = wa_id_bsuid_or_null(msg->from_user_id != NULL ? msg->from_user_id
+                                                         : (contact != NULL ? contact->user_id : NULL));
+}
+
 static void
 show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, const char *customer_id,
              gint64 newest_inbound)
 {
   const WaContact *contact = wa_change_find_contact(change, msg);
-  const char *wa_id = msg->from != NULL ? msg->from : (contact != NULL ? contact->wa_id : NULL);
-  const char *bsuid = msg->from_user_id != NULL ? msg->from_user_id : (contact != NULL ? contact->user_id : NULL);
+  const char *wa_id = NULL;
+  const char *bsuid = NULL;
   const char *profile = contact != NULL ? contact->profile_name : NULL;
   g_autofree char *text = NULL;
   PurpleBuddy *buddy;
   const char *name;
 
+  sender_ids(change, msg, &wa_id, &bsuid);
   buddy = wabiz_customer_buddy(wa, wa_id, bsuid, profile, TRUE);
   if (buddy == NULL) {
-    purple_debug_warning("wabiz", "a message without a sender was skipped\n");
+    wabiz_notice(wa, _("A message whose sender is not a valid WhatsApp number or user ID was skipped."));
     return;
   }
   wabiz_customer_identify(wa, buddy, customer_id, profile);
@@ -350,6 +361,18 @@ stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data
   finish_one(ap);
 }
 
+/* Group ids are base64url-like tokens; anything else would name a chat. */
+static gboolean
+group_id_is_valid(const char *id)
+{
+  gsize n = 0;
+
+  for (; id[n] != '\0'; n++)
+    if (!g_ascii_isalnum(id[n]) && strchr("-_=+/.", id[n]) == NULL)
+      return FALSE;
+  return n > 0 && n <= 256;
+}
+
 static void
 start_message(gpointer data)
 {
@@ -365,9 +388,12 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
   WaStoreInbound in = { 0 };
   MessageJob *job;
 
-  in.wa_id = msg->from != NULL ? msg->from : (contact != NULL ? contact->wa_id : NULL);
-  in.bsuid = msg->from_user_id != NULL ? msg->from_user_id : (contact != NULL ? contact->user_id : NULL);
+  sender_ids(change, msg, &in.wa_id, &in.bsuid);
   if (msg->group_id != NULL) {
+    if (!group_id_is_valid(msg->group_id)) {
+      wabiz_notice(ap->wa, _("A group message with an invalid group ID was skipped."));
+      return;
+    }
     wabiz_group_message(ap->wa, msg, contact != NULL ? contact->profile_name : NULL);
     return;
   }
@@ -406,7 +432,7 @@ status_customer(WabizAccount *wa, const WaStatus *st)
 
   if (buddy != NULL)
     return purple_buddy_get_name(buddy);
-  return st->recipient_id != NULL ? st->recipient_id : st->recipient_user_id;
+  return wa_id_phone_or_null(st->recipient_id) != NULL ? st->recipient_id : wa_id_bsuid_or_null(st->recipient_user_id);
 }
 
 static void
@@ -481,8 +507,8 @@ status_stored_cb(const WaStoreStatusResult *result, const GError *error, gpointe
   } else if (!ours) {
     WaStoreInbound out = { 0 };
 
-    out.wa_id = st->recipient_id;
-    out.bsuid = st->recipient_user_id;
+    out.wa_id = wa_id_phone_or_null(st->recipient_id);
+    out.bsuid = wa_id_bsuid_or_null(st->recipient_user_id);
     out.direction = WA_STORE_ELSEWHERE;
     out.wamid = st->id;
     out.type = "unknown";
@@ -506,7 +532,7 @@ apply_status(WabizApplying *ap, const WaStatus *st)
   update.status = wa_store_status_from_string(st->status);
   /* unknown (e.g. "deleted"): a no-op; group sends are not ours yet */
   if (update.status == WA_STORE_STATUS_NONE || st->id == NULL || g_strcmp0(st->recipient_type, "group") == 0 ||
-      (st->recipient_id == NULL && st->recipient_user_id == NULL))
+      (wa_id_phone_or_null(st->recipient_id) == NULL && wa_id_bsuid_or_null(st->recipient_user_id) == NULL))
     return;
   if (st->errors->len > 0)
     reason = wa_graph_error_describe(g_ptr_array_index(st->errors, 0));
@@ -586,6 +612,9 @@ apply_echoes(WabizApplying *ap, const WaChange *change)
   for (guint i = 0; i < n; i++) {
     JsonObject *echo = wa_json_array_get_object(echoes, i);
     const char *to = wa_json_get_string(echo, "to");
+
+    if (wa_id_phone_or_null(to) == NULL && wa_id_bsuid_or_null(to) == NULL)
+      to = NULL; /* not an id: names nothing */
     const char *type = wa_json_get_string(echo, "type");
     const char *id = wa_json_get_string(echo, "id");
     const char *body = wa_json_get_string(wa_json_get_object(echo, "text"), "body");
@@ -635,7 +664,7 @@ apply_groups(WabizAccount *wa, const WaChange *change)
     JsonArray *removed = wa_json_get_array(g, "removed_participants");
     GString *text = g_string_new(NULL);
 
-    if (id == NULL) {
+    if (id == NULL || !group_id_is_valid(id)) {
       g_string_free(text, TRUE);
       continue;
     }

@@ -78,6 +78,25 @@ test_bsuid(void)
   g_assert_cmpstr(id, ==, "US.13491208655302741918");
 }
 
+/* Ids from webhooks: only real ones may name a buddy. */
+static void
+test_webhook_ids(void)
+{
+  g_assert_true(wa_id_is_phone("491701234567"));
+  g_assert_true(wa_id_is_phone("1"));
+  g_assert_true(wa_id_is_phone("12345678901234567890"));
+  g_assert_false(wa_id_is_phone("123456789012345678901"));
+  g_assert_false(wa_id_is_phone(""));
+  g_assert_false(wa_id_is_phone("+491701234567"));
+  g_assert_false(wa_id_is_phone("4917<b>0</b>"));
+  g_assert_false(wa_id_is_phone("49170\n1"));
+  g_assert_false(wa_id_is_phone(NULL));
+  g_assert_cmpstr(wa_id_phone_or_null("4917"), ==, "4917");
+  g_assert_null(wa_id_phone_or_null("<img>"));
+  g_assert_cmpstr(wa_id_bsuid_or_null("US.1349"), ==, "US.1349");
+  g_assert_null(wa_id_bsuid_or_null("US.<b>"));
+}
+
 static void
 test_country_code(void)
 {
@@ -98,6 +117,7 @@ main(int argc, char **argv)
   g_test_add_func("/phone/same-buddy", test_same_buddy);
   g_test_add_func("/phone/national", test_national);
   g_test_add_func("/phone/refused", test_refused);
+  g_test_add_func("/phone/webhook-ids", test_webhook_ids);
   g_test_add_func("/phone/bsuid", test_bsuid);
   g_test_add_func("/phone/country-code", test_country_code);
   return g_test_run();
