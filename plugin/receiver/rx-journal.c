@@ -882,6 +882,88 @@ worker_pending(RxJournal *journal, GError **error)
   return g_steal_pointer(&counts);
 }
 
+/* ---- registrations, sealed ----------------------------------------------
+ * A registration holds the account's app secret, which the receiver needs
+ * to check signatures while the messenger is closed. It is kept sealed
+ * (XChaCha20-Poly1305, associated data = the account) with a subkey of the
+ * journal key (the 0600 key file beside the journal), so a copy of the
+ * journal alone does not reveal it. Rows written before sealing (plain JSON)
+ * are still read, and sealed at the plugin's next REGISTER. */
+
+#define SEALED_PREFIX "sealed1:"
+
+/* The registration subkey: BLAKE2b of the journal key with a fixed label. */
+static gboolean
+registration_key(RxJournal *journal, guint8 out[crypto_aead_xchacha20poly1305_ietf_KEYBYTES])
+{
+  static const char label[] = "wabiz-receiver registrations v1";
+
+  return crypto_generichash(out, crypto_aead_xchacha20poly1305_ietf_KEYBYTES, (const guint8 *) label,
+                            sizeof label, journal->key, JOURNAL_KEY_BYTES) == 0;
+}
+
+static char *
+seal_registration(RxJournal *journal, const char *account, const char *json, GError **error)
+{
+  guint8 key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+  gsize len = strlen(json);
+  gsize total = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + len + crypto_aead_xchacha20poly1305_ietf_ABYTES;
+  g_autofree guint8 *box = g_malloc(total);
+  unsigned long long written = 0;
+  gboolean ok;
+  char *text;
+
+  randombytes_buf(box, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+  ok = registration_key(journal, key) &&
+       crypto_aead_xchacha20poly1305_ietf_encrypt(box + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &written,
+                                                  (const guint8 *) json, len, (const guint8 *) account,
+                                                  strlen(account), NULL, box, key) == 0;
+  sodium_memzero(key, sizeof key);
+  if (!ok) {
+    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE, "cannot seal a registration");
+    return NULL;
+  }
+  text = g_base64_encode(box, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + (gsize) written);
+  {
+    char *prefixed = g_strconcat(SEALED_PREFIX, text, NULL);
+
+    g_free(text);
+    return prefixed;
+  }
+}
+
+/* The registration's JSON, or NULL when a sealed one does not open (another
+ * journal key): such a row is skipped, and the plugin registers again. */
+static char *
+open_registration(RxJournal *journal, const char *account, const char *stored)
+{
+  guint8 key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+  g_autofree guint8 *box = NULL;
+  gsize len = 0;
+  unsigned long long plain_len = 0;
+  char *plain;
+  gboolean ok;
+
+  if (!g_str_has_prefix(stored, SEALED_PREFIX))
+    return g_strdup(stored); /* written before sealing */
+  box = g_base64_decode(stored + strlen(SEALED_PREFIX), &len);
+  if (len < crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES)
+    return NULL;
+  plain = g_malloc(len + 1);
+  ok = registration_key(journal, key) &&
+       crypto_aead_xchacha20poly1305_ietf_decrypt((guint8 *) plain, &plain_len, NULL,
+                                                  box + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+                                                  len - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+                                                  (const guint8 *) account, strlen(account), box, key) == 0;
+  sodium_memzero(key, sizeof key);
+  if (!ok) {
+    g_free(plain);
+    return NULL;
+  }
+  plain[plain_len] = '\0';
+  return plain;
+}
+
 static GHashTable *
 worker_load_accounts(RxJournal *journal, GError **error)
 {
@@ -896,8 +978,10 @@ worker_load_accounts(RxJournal *journal, GError **error)
     const char *account = (const char *) sqlite3_column_text(stmt, 0);
     const char *json = (const char *) sqlite3_column_text(stmt, 1);
 
-    if (account != NULL && json != NULL)
-      g_hash_table_insert(accounts, g_strdup(account), g_strdup(json));
+    char *opened = account != NULL && json != NULL ? open_registration(journal, account, json) : NULL;
+
+    if (opened != NULL)
+      g_hash_table_insert(accounts, g_strdup(account), opened);
   }
   if (rc != SQLITE_DONE) {
     set_sqlite_error(error, RX_JOURNAL_ERROR_STORAGE, journal->db, "cannot read registrations");
@@ -922,10 +1006,13 @@ worker_handle(RxJournal *journal, Request *req)
     committed = worker_write(journal, ST_ACK, req->account, NULL, req->seq, TRUE,
                              "cannot delete acknowledged events", &req->error);
     break;
-  case REQ_SAVE_ACCOUNT:
-    committed = worker_write(journal, ST_SAVE_ACCOUNT, req->account, req->json, 0, FALSE,
-                             "cannot save a registration", &req->error);
+  case REQ_SAVE_ACCOUNT: {
+    g_autofree char *sealed = seal_registration(journal, req->account, req->json, &req->error);
+
+    committed = sealed != NULL && worker_write(journal, ST_SAVE_ACCOUNT, req->account, sealed, 0, FALSE,
+                                               "cannot save a registration", &req->error);
     break;
+  }
   case REQ_REMOVE_ACCOUNT:
     committed = worker_remove_account(journal, req, &req->error);
     break;

@@ -919,30 +919,45 @@ registration_with(const char *account, const char *secret, gsize size)
                          secret);
 }
 
-/* Replaced and removed registrations (with their app secrets) are zeroed on
- * disk (secure_delete), not left in free pages. */
+/* Registrations hold app secrets: they are sealed on disk (never in plain),
+ * read back intact, and a row written before sealing is still read and is
+ * sealed (and its plain text zeroed, secure_delete) when it is saved again. */
 static void
-test_replaced_secret_zeroed(Fixture *f, gconstpointer data)
+test_registrations_sealed(Fixture *f, gconstpointer data)
 {
-  g_autofree char *old_reg = registration_with(ACCOUNT, "old-secret-0123456789", 10000);
-  g_autofree char *new_reg = registration_with(ACCOUNT, "new-secret-9876543210", 100);
-  g_autofree char *other_reg = registration_with(OTHER, "other-secret-555555555", 10000);
-  Result r = { 0 };
+  g_autofree char *reg = registration_with(ACCOUNT, "the-secret-0123456789", 100);
+  g_autofree char *legacy = registration_with(OTHER, "legacy-secret-555555555", 10000);
+  g_autofree char *legacy_again = registration_with(OTHER, "legacy-secret-555555555", 100);
+  g_autofree char *path = g_build_filename(f->dir, "journal.db", NULL);
+  g_autofree char *insert = NULL;
+  g_autoptr(GHashTable) accounts = NULL;
+  sqlite3 *db = NULL;
 
-  save_account(f, ACCOUNT, old_reg);
-  save_account(f, OTHER, other_reg);
+  save_account(f, ACCOUNT, reg);
   reopen(f, 0); /* checkpointed into the database file */
-  g_assert_true(dir_contains(f, "old-secret-0123456789"));
-  g_assert_true(dir_contains(f, "other-secret-555555555"));
-  save_account(f, ACCOUNT, new_reg);
-  rx_journal_remove_account(f->journal, OTHER, on_done, &r);
-  run_until(f->context, &r.calls, 1);
-  g_assert_no_error(r.error);
-  result_clear(&r);
+  g_assert_false(dir_contains(f, "the-secret-0123456789"));
+  accounts = load_accounts(f);
+  g_assert_cmpstr(g_hash_table_lookup(accounts, ACCOUNT), ==, reg);
+  g_clear_pointer(&accounts, g_hash_table_unref);
+
+  /* a row from before sealing, in plain JSON */
+  g_clear_pointer(&f->journal, rx_journal_close);
+  insert = g_strdup_printf("INSERT INTO accounts (account, json) VALUES ('%s', '%s')", OTHER, legacy);
+  g_assert_cmpint(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
+  g_assert_cmpint(sqlite3_exec(db, insert, NULL, NULL, NULL), ==, SQLITE_OK);
+  g_assert_cmpint(sqlite3_close(db), ==, SQLITE_OK);
   reopen(f, 0);
-  g_assert_true(dir_contains(f, "new-secret-9876543210"));
-  g_assert_false(dir_contains(f, "old-secret-0123456789"));
-  g_assert_false(dir_contains(f, "other-secret-555555555"));
+  g_assert_true(dir_contains(f, "legacy-secret-555555555"));
+  accounts = load_accounts(f);
+  g_assert_cmpstr(g_hash_table_lookup(accounts, OTHER), ==, legacy);
+  g_assert_cmpstr(g_hash_table_lookup(accounts, ACCOUNT), ==, reg);
+  /* the plugin registers again: sealed, the plain text gone */
+  save_account(f, OTHER, legacy_again);
+  reopen(f, 0);
+  g_assert_false(dir_contains(f, "legacy-secret-555555555"));
+  g_clear_pointer(&accounts, g_hash_table_unref);
+  accounts = load_accounts(f);
+  g_assert_cmpstr(g_hash_table_lookup(accounts, OTHER), ==, legacy_again);
 }
 
 static void
@@ -1285,7 +1300,7 @@ main(int argc, char **argv)
   ADD("ack", test_ack, FALSE);
   ADD("seq-never-reused", test_seq_never_reused, FALSE);
   ADD("accounts", test_accounts, FALSE);
-  ADD("replaced-secret-zeroed", test_replaced_secret_zeroed, FALSE);
+  ADD("registrations-sealed", test_registrations_sealed, FALSE);
   ADD("pending", test_pending, FALSE);
   ADD("expire", test_expire, FALSE);
   ADD("storage-full", test_storage_full, TRUE);
