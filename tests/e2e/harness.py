@@ -68,10 +68,21 @@ class Scenario(unittest.TestCase):
         self.sim = Sim.start(os.environ["WABIZ_SIM"], **self.sim_opts)
         self.addCleanup(self.sim.stop)
         self.hosts = []
+        self.all_hosts = []  # including those a test stopped itself
 
     def tearDown(self):
+        # under valgrind (WABIZ_VALGRIND=1) a host still running must exit
+        # cleanly: 99 is valgrind's "errors or definite leaks"
+        failures = []
+        valgrind = os.environ.get("WABIZ_VALGRIND") == "1"
         for host in self.hosts:
+            if valgrind and host.running:
+                host.quit(timeout=120)
             host.close()
+        for host in self.all_hosts if valgrind else ():
+            if host.proc is not None and host.proc.returncode == 99:
+                failures.append("valgrind found errors or definite leaks:\n%s" % host.stderr_text()[-6000:])
+        self.assertEqual(failures, [])
 
     def api_url(self, sim=None):
         return (sim or self.sim).base_url + "/v25.0"
@@ -82,6 +93,7 @@ class Scenario(unittest.TestCase):
         opts.update(options or {})
         host = Host()
         self.hosts.append(host)
+        self.all_hosts.append(host)
         env = {"WABIZ_DEBUG_HTTP": "1"}
         env.update(kwargs.pop("env", {}))
         host.start(plugin_dir=os.environ["WABIZ_PLUGIN_DIR"], protocol=PROTOCOL,
