@@ -235,6 +235,25 @@ static const CodeText code_texts[] = {
   { 137000, N_("The customer's identity key changed."), N_("Confirm the customer's identity before sending.") },
 };
 
+/* Codes whose subcode says more than the code (cloud-api.md 7.2; Graph's
+ * OAuth subcodes): the agent learns whether the token expired or was
+ * invalidated, and that a new one is needed either way. */
+typedef struct {
+  gint64 code;
+  gint64 subcode;
+  CodeText text;
+} SubcodeText;
+
+static const SubcodeText subcode_texts[] = {
+  { 190, 458, { 190, N_("The access token is no longer valid: the app was removed from the user or business that "
+                        "issued it."), N_("Enter a new access token as the account password.") } },
+  { 190, 460, { 190, N_("The access token is no longer valid: the password of the user who issued it was "
+                        "changed."), N_("Enter a new access token as the account password.") } },
+  { 190, 463, { 190, N_("The access token has expired."), N_("Enter a new access token as the account password.") } },
+  { 190, 467, { 190, N_("The access token is no longer valid: it was invalidated (for example, its user logged out "
+                        "or it was revoked)."), N_("Enter a new access token as the account password.") } },
+};
+
 static const CodeText *
 find_code(gint64 code)
 {
@@ -242,6 +261,15 @@ find_code(gint64 code)
     if (code_texts[i].code == code)
       return &code_texts[i];
   return NULL;
+}
+
+static const CodeText *
+find_text(gint64 code, gint64 subcode)
+{
+  for (gsize i = 0; subcode != 0 && i < G_N_ELEMENTS(subcode_texts); i++)
+    if (subcode_texts[i].code == code && subcode_texts[i].subcode == subcode)
+      return &subcode_texts[i].text;
+  return find_code(code);
 }
 
 const char *
@@ -258,6 +286,31 @@ wa_error_code_advice(gint64 code)
   return t != NULL ? _(t->advice) : NULL;
 }
 
+/* At most this many characters of a text that came with an answer (the
+ * API's message, title or details, or whatever answered in its place). */
+#define ANSWER_TEXT_MAX_CHARS 200
+
+/* Appends @text cut to ANSWER_TEXT_MAX_CHARS characters (with "…"), its
+ * control characters as spaces and invalid UTF-8 replaced: a reason stays
+ * one short line whatever the answer held. */
+static void
+append_answer_text(GString *s, const char *text)
+{
+  g_autofree char *valid = g_utf8_make_valid(text, -1);
+  const char *p = valid;
+
+  for (guint n = 0; *p != '\0' && n < ANSWER_TEXT_MAX_CHARS; p = g_utf8_next_char(p), n++) {
+    gunichar c = g_utf8_get_char(p);
+
+    if (g_unichar_iscntrl(c))
+      g_string_append_c(s, ' ');
+    else
+      g_string_append_unichar(s, c);
+  }
+  if (*p != '\0')
+    g_string_append(s, "…");
+}
+
 char *
 wa_graph_error_describe(const WaGraphError *error)
 {
@@ -268,19 +321,22 @@ wa_graph_error_describe(const WaGraphError *error)
     return g_strdup_printf(_("Cannot reach the WhatsApp API: %s"),
                            error->message != NULL ? error->message : _("no answer"));
 
-  t = error->code != 0 ? find_code(error->code) : NULL;
+  t = error->code != 0 ? find_text(error->code, error->subcode) : NULL;
   s = g_string_new(NULL);
   if (t != NULL) {
     g_string_append(s, _(t->reason));
-  } else if (error->message != NULL) {
-    g_string_append(s, error->message);
-  } else if (error->title != NULL) {
-    g_string_append(s, error->title);
+  } else if (error->message != NULL && *error->message != '\0') {
+    append_answer_text(s, error->message);
+  } else if (error->title != NULL && *error->title != '\0') {
+    append_answer_text(s, error->title);
   } else {
     g_string_append(s, _("The WhatsApp API reported an error."));
   }
-  if (error->details != NULL && *error->details != '\0')
-    g_string_append_printf(s, " (%s)", error->details);
+  if (error->details != NULL && *error->details != '\0') {
+    g_string_append(s, " (");
+    append_answer_text(s, error->details);
+    g_string_append_c(s, ')');
+  }
   if (t != NULL) {
     g_string_append_c(s, ' ');
     g_string_append(s, _(t->advice));

@@ -168,7 +168,6 @@ provably_not_sent(CURLcode code, CURL *easy)
   long request_size = 0;
 
   switch (code) {
-  case CURLE_UNSUPPORTED_PROTOCOL:
   case CURLE_URL_MALFORMAT:
   case CURLE_COULDNT_RESOLVE_PROXY:
   case CURLE_COULDNT_RESOLVE_HOST:
@@ -179,6 +178,9 @@ provably_not_sent(CURLcode code, CURL *easy)
   case CURLE_SSL_CIPHER:
   case CURLE_SSL_CACERT_BADFILE:
     return TRUE;
+  case CURLE_UNSUPPORTED_PROTOCOL:
+    /* also what libcurl says when the answer is not HTTP ("Received
+     * HTTP/0.9"): the request went out then, so only its size tells */
   default:
     break;
   }

@@ -2,7 +2,9 @@
 #include "wa-json.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 G_DEFINE_QUARK(wa-json-error-quark, wa_json_error)
 
@@ -46,6 +48,122 @@ wa_json_check_depth(const char *data, gsize len, guint max_depth, GError **error
   return TRUE;
 }
 
+/* The value of the \u escape whose four hex digits start at @p (@end is the
+ * end of the data), or -1 when they are not four hex digits. */
+static int
+escape_value(const char *p, const char *end)
+{
+  int value = 0;
+
+  if (end - p < 4)
+    return -1;
+  for (int i = 0; i < 4; i++) {
+    if (!g_ascii_isxdigit(p[i]))
+      return -1;
+    value = value * 16 + g_ascii_xdigit_value(p[i]);
+  }
+  return value;
+}
+
+/* json-glib 1.6.6 mishandles input that is not JSON, so it is refused
+ * before json-glib sees it (found by fuzz/):
+ * - a second top-level object or array after the first value ("{}{}",
+ *   "1 []"): json-glib returns the last one and leaks the others. In JSON a
+ *   bracket outside strings at depth 0 can only be the first token;
+ * - a \u escape that is not four hex digits, or a surrogate not in a pair:
+ *   a high surrogate followed by another escape ("\ud83d\u0041") leaks
+ *   the string being read, and "\uzzzz" is taken as a character;
+ * - any other escape JSON does not have: "\304" is read as the byte 0xc4,
+ *   so a parsed string could hold invalid UTF-8. */
+static gboolean
+json_acceptable(const char *data, gsize len)
+{
+  const char *end = data + len;
+  guint depth = 0;
+  gboolean in_string = FALSE;
+  gboolean started = FALSE;
+
+  for (const char *p = data; p < end; p++) {
+    if (in_string) {
+      if (*p == '"') {
+        in_string = FALSE;
+      } else if (*p == '\\' && p + 1 < end && p[1] == 'u') {
+        int value = escape_value(p + 2, end);
+
+        if (value < 0 || (value >= 0xDC00 && value <= 0xDFFF))
+          return FALSE;
+        p += 5;
+        if (value >= 0xD800 && value <= 0xDBFF) {
+          int low = end - p > 2 && p[1] == '\\' && p[2] == 'u' ? escape_value(p + 3, end) : -1;
+
+          if (low < 0xDC00 || low > 0xDFFF)
+            return FALSE;
+          p += 6;
+        }
+      } else if (*p == '\\') {
+        if (p + 1 >= end || p[1] == '\0' || strchr("\"\\/bfnrt", p[1]) == NULL)
+          return FALSE;
+        p++;
+      }
+      continue;
+    }
+    switch (*p) {
+    case ' ':
+    case '\t':
+    case '\r':
+    case '\n':
+      continue;
+    case '"':
+      in_string = TRUE;
+      break;
+    case '[':
+    case '{':
+      if (depth == 0 && started)
+        return FALSE;
+      depth++;
+      break;
+    case ']':
+    case '}':
+      if (depth > 0)
+        depth--;
+      break;
+    default:
+      break;
+    }
+    started = TRUE;
+  }
+  return TRUE;
+}
+
+/* A number json-glib 1.6.6 parses as infinite (1e400) cannot be written back
+ * as JSON (it writes "inf.0"), and the receiver writes webhook values out
+ * again (found by fuzz/fuzz-rxline): such a document is refused like other
+ * invalid JSON. The depth check bounds the recursion. */
+static gboolean
+numbers_finite(JsonNode *node)
+{
+  if (JSON_NODE_HOLDS_OBJECT(node)) {
+    JsonObjectIter iter;
+    JsonNode *member;
+
+    json_object_iter_init(&iter, json_node_get_object(node));
+    while (json_object_iter_next(&iter, NULL, &member)) {
+      if (!numbers_finite(member))
+        return FALSE;
+    }
+  } else if (JSON_NODE_HOLDS_ARRAY(node)) {
+    JsonArray *array = json_node_get_array(node);
+
+    for (guint i = 0; i < json_array_get_length(array); i++) {
+      if (!numbers_finite(json_array_get_element(array, i)))
+        return FALSE;
+    }
+  } else if (JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_DOUBLE) {
+    return isfinite(json_node_get_double(node));
+  }
+  return TRUE;
+}
+
 JsonNode *
 wa_json_parse(const char *data, gsize len, GError **error)
 {
@@ -59,6 +177,11 @@ wa_json_parse(const char *data, gsize len, GError **error)
     g_set_error_literal(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID, "JSON too large");
     return NULL;
   }
+  if (!json_acceptable(data, len)) {
+    g_set_error_literal(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID,
+                        "invalid JSON: more than one top-level value, or a broken \\u escape");
+    return NULL;
+  }
   parser = json_parser_new_immutable();
   if (!json_parser_load_from_data(parser, data, (gssize) len, &local)) {
     g_set_error(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID, "invalid JSON: %s", local->message);
@@ -68,6 +191,11 @@ wa_json_parse(const char *data, gsize len, GError **error)
   root = json_parser_get_root(parser);
   if (root == NULL) {
     g_set_error_literal(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID, "empty JSON document");
+    return NULL;
+  }
+  if (!numbers_finite(root)) {
+    g_set_error_literal(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID,
+                        "invalid JSON: a number out of range");
     return NULL;
   }
   return json_node_ref(root);
@@ -216,11 +344,50 @@ wa_json_array_get_object(JsonArray *array, guint index)
   return JSON_NODE_HOLDS_OBJECT(node) ? json_node_get_object(node) : NULL;
 }
 
+/* json-glib 1.6.6 appends ".0" to every double it prints without a point,
+ * exponent forms included: 1e-300 becomes "1e-300.0", which is not JSON
+ * (found by fuzz/fuzz-rxline). Drops such a ".0" after an exponent, outside
+ * strings, in place. */
+static void
+drop_point_after_exponent(char *json)
+{
+  gboolean in_string = FALSE;
+  char prev = '\0';
+  char *w = json;
+
+  for (const char *r = json; *r != '\0';) {
+    if (in_string) {
+      if (*r == '\\' && r[1] != '\0')
+        *w++ = *r++;
+      else if (*r == '"')
+        in_string = FALSE;
+    } else if (*r == '"') {
+      in_string = TRUE;
+    } else if ((*r == 'e' || *r == 'E') && g_ascii_isdigit(prev)) {
+      *w++ = *r++;
+      if (*r == '+' || *r == '-')
+        *w++ = *r++;
+      while (g_ascii_isdigit(*r))
+        *w++ = *r++;
+      if (r[0] == '.' && r[1] == '0' && !g_ascii_isdigit(r[2]))
+        r += 2;
+      prev = '0';
+      continue;
+    }
+    prev = *r;
+    *w++ = *r++;
+  }
+  *w = '\0';
+}
+
 char *
 wa_json_to_string(JsonNode *node)
 {
   g_autoptr(JsonGenerator) gen = json_generator_new();
+  char *json;
 
   json_generator_set_root(gen, node);
-  return json_generator_to_data(gen, NULL);
+  json = json_generator_to_data(gen, NULL);
+  drop_point_after_exponent(json);
+  return json;
 }

@@ -454,8 +454,12 @@ marked_cb(const WaStoreOutbox *entry, const GError *error, gpointer data)
   if (error != NULL && (g_error_matches(error, WA_STORE_ERROR, WA_STORE_ERROR_NOT_FOUND) ||
                         g_error_matches(error, WA_STORE_ERROR, WA_STORE_ERROR_INVALID))) {
     /* erased with its customer, or resolved meanwhile: nothing to send */
+    g_autofree char *to = g_strdup(q->to);
+
     if (advance(q))
       pump(q);
+    if (sender->events.skipped != NULL)
+      sender->events.skipped(sender->user, to, job->id);
   } else if (error != NULL) {
     /* not recorded: not sent; everything waits for the store */
     if (sender->store_retry == 0)

@@ -37,6 +37,9 @@ typedef struct {
   void (*failed)(gpointer user, const char *to, guint64 id, const WaGraphError *error);
   /* the answer was lost: it may or may not have been sent; not retried */
   void (*uncertain)(gpointer user, const char *to, guint64 id, const WaGraphError *error);
+  /* not sent and never will be: erased with its customer, or resolved
+   * (sent after all) while it waited; may be NULL */
+  void (*skipped)(gpointer user, const char *to, guint64 id);
   /* not sent yet; retried after @retry_ms; @waiting messages queued for the customer */
   void (*waiting)(gpointer user, const char *to, guint waiting, guint retry_ms, const WaGraphError *error);
   /* the token was refused: the outbox is paused until wa_sender_resume() */

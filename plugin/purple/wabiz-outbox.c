@@ -572,7 +572,8 @@ uncertain_cb(GPtrArray *entries, const GError *error, gpointer data)
 {
   UncertainJob *job = data;
   WabizAccount *wa = job->wa;
-  gint64 cutoff = wabiz_now() - uncertain_grace_s(wa);
+  gint64 now = wabiz_now();
+  gint64 cutoff = now - uncertain_grace_s(wa);
   gboolean younger = FALSE;
 
   wabiz_store_release(wa, job);
@@ -585,8 +586,11 @@ uncertain_cb(GPtrArray *entries, const GError *error, gpointer data)
     const WaStoreOutbox *e = g_ptr_array_index(entries, i);
     gint64 id = (gint64) e->id;
 
-    if (!job->forced && e->updated > cutoff) {
-      younger = TRUE; /* its status may still come */
+    /* Younger than the grace period: its status may still come. An entry
+     * from the future means the clock went back: it is due now, or it would
+     * wait until the clock caught up. */
+    if (!job->forced && e->updated > cutoff && e->updated <= now) {
+      younger = TRUE;
       continue;
     }
     if (!job->forced && wa->asked != NULL && g_hash_table_contains(wa->asked, &id))

@@ -105,6 +105,15 @@ on_uncertain(gpointer user, const char *customer, guint64 id, const WaGraphError
   wabiz_outbox_answered(wa, id, customer, TRUE, error);
 }
 
+/* Resolved while it waited (it went after all) or erased: the messages
+ * announced as waiting may all be gone now. */
+static void
+on_skipped(gpointer user, const char *customer, guint64 id)
+{
+  purple_debug_info("wabiz", "outbox %" G_GUINT64_FORMAT " skipped\n", id);
+  forget_announced(from_user(user), customer, TRUE);
+}
+
 static void
 on_waiting(gpointer user, const char *customer, guint waiting, guint retry_ms, const WaGraphError *error)
 {
@@ -147,6 +156,7 @@ static const WaSenderEvents sender_events = {
   .sent = on_sent,
   .failed = on_failed,
   .uncertain = on_uncertain,
+  .skipped = on_skipped,
   .waiting = on_waiting,
   .auth_failed = on_auth_failed,
   .store_failed = on_store_failed,

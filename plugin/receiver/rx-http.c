@@ -1,8 +1,9 @@
 /* rx-http.c: wabiz-receiver's webhook side: the TCP (and TLS) listeners, the
  * connections it accepts itself and hands to a SoupServer, the limits and
  * deadlines on them, and the answer to each request: the GET verification
- * handshake, and POSTs checked (depth, signature, envelope), routed to the
- * accounts that own them and journalled before they are answered.
+ * handshake, and POSTs checked (depth, signature, envelope) and routed to the
+ * accounts that own them (rx-route.c), then journalled before they are
+ * answered.
  *
  * Limits (ENGINEERING.md: SoupServer 3.2 has none of its own):
  * - at most opt.max_connections open connections; one more is closed at once;
@@ -18,7 +19,8 @@
  *   io_read() in soup-server-message-io-http1.c tolerates: it returns at once
  *   when the message lost its I/O), the 413 written by hand, and the rest of
  *   the body read and thrown away for a few seconds so the client sees the
- *   answer instead of a reset.
+ *   answer instead of a reset. A Content-Length libsoup cannot use (negative,
+ *   past 2^63, or given twice) is refused the same way, with 400.
  *
  * Must not: answer 200 to a POST before the journal committed it, read a body
  * past the cap, block on a slow client, route a change to an account whose own
@@ -28,9 +30,9 @@
 
 #include <string.h>
 
-#include "wa-json.h"
+#include "rx-guard.h"
+#include "rx-route.h"
 #include "wa-signature.h"
-#include "wa-webhook.h"
 
 struct _RxListener {
   grefcount refs;  /* memory: held by its users and by its connections */
@@ -47,7 +49,7 @@ struct _RxListener {
 typedef enum {
   CONN_HANDSHAKE, /* ours: TLS handshake running */
   CONN_SOUP,      /* libsoup's */
-  CONN_DRAIN,     /* ours again: 413 written, discarding the rest */
+  CONN_DRAIN,     /* ours again: 413 (or 400) written, discarding the rest */
 } ConnPhase;
 
 typedef struct {
@@ -379,9 +381,11 @@ on_stream_gone(gpointer data, GObject *where_the_object_was)
 }
 
 static void
-conn_hand_to_soup(RxConn *conn, GIOStream *stream)
+conn_hand_to_soup(RxConn *conn, GIOStream *connection)
 {
   g_autoptr(GError) error = NULL;
+  /* libsoup reads through the head check (rx-guard.h: a libsoup leak) */
+  g_autoptr(GIOStream) stream = rx_guard_stream_new(connection);
 
   conn->phase = CONN_SOUP;
   g_object_weak_ref(G_OBJECT(stream), on_stream_gone, conn);
@@ -480,7 +484,7 @@ on_incoming(GSocketService *service, GSocketConnection *connection, GObject *sou
   return TRUE;
 }
 
-/* ---- 413: answering before the body ----------------------------------- */
+/* ---- 413 and 400: answering before the body ---------------------------- */
 
 static void drain_next(RxConn *conn);
 
@@ -511,7 +515,7 @@ drain_next(RxConn *conn)
 }
 
 static void
-on_413_written(GObject *source, GAsyncResult *result, gpointer data)
+on_refusal_written(GObject *source, GAsyncResult *result, gpointer data)
 {
   RxConn *conn = data;
 
@@ -525,15 +529,24 @@ on_413_written(GObject *source, GAsyncResult *result, gpointer data)
   drain_next(conn);
 }
 
+static const char too_large_answer[] = "HTTP/1.1 413 Payload Too Large\r\n"
+                                       "Content-Type: text/plain\r\n"
+                                       "Content-Length: 24\r\n"
+                                       "Connection: close\r\n"
+                                       "\r\n"
+                                       "request body too large\r\n";
+static const char bad_length_answer[] = "HTTP/1.1 400 Bad Request\r\n"
+                                        "Content-Type: text/plain\r\n"
+                                        "Content-Length: 24\r\n"
+                                        "Connection: close\r\n"
+                                        "\r\n"
+                                        "invalid Content-Length\r\n";
+
+/* Answers @answer (a whole HTTP response, a static string) before the body,
+ * then reads and discards the body for a few seconds. */
 static void
-refuse_too_large(RxConn *conn, SoupServerMessage *msg)
+refuse_early(RxConn *conn, SoupServerMessage *msg, const char *answer, gsize answer_len)
 {
-  static const char answer[] = "HTTP/1.1 413 Payload Too Large\r\n"
-                               "Content-Type: text/plain\r\n"
-                               "Content-Length: 24\r\n"
-                               "Connection: close\r\n"
-                               "\r\n"
-                               "request body too large\r\n";
   RxReceiver *rx = conn->rx;
   gint64 drain_s = MIN(RX_DRAIN_SECONDS, rx->opt.body_timeout_s);
 
@@ -550,8 +563,14 @@ refuse_too_large(RxConn *conn, SoupServerMessage *msg)
   conn_arm(conn);
   conn->drain_buf = g_malloc(DRAIN_CHUNK);
   g_output_stream_write_all_async(g_io_stream_get_output_stream(conn->stolen), answer,
-                                  sizeof answer - 1, G_PRIORITY_DEFAULT, conn->cancel,
-                                  on_413_written, conn);
+                                  answer_len, G_PRIORITY_DEFAULT, conn->cancel,
+                                  on_refusal_written, conn);
+}
+
+static void
+refuse_too_large(RxConn *conn, SoupServerMessage *msg)
+{
+  refuse_early(conn, msg, too_large_answer, sizeof too_large_answer - 1);
 }
 
 /* ---- SoupServerMessage signals -------------------------------------- */
@@ -574,7 +593,18 @@ on_got_headers(SoupServerMessage *msg, gpointer data)
 
   conn->header_deadline = 0;
   if (encoding == SOUP_ENCODING_CONTENT_LENGTH) {
+    const char *all = soup_message_headers_get_list(headers, "Content-Length");
+
     length = soup_message_headers_get_content_length(headers);
+    /* libsoup 3.2.3 parses the value with strtoull: it takes "+5", "-1"
+     * and values past 2^63 (those two come out negative, and it then reads
+     * the body until the client closes, with no body deadline here: length
+     * is not > 0), and of a repeated header the last value. RFC 9112
+     * section 6.3: anything but one 1*DIGIT value is answered 400. */
+    if (length < 0 || all == NULL || *all == '\0' || strspn(all, "0123456789") != strlen(all)) {
+      refuse_early(conn, msg, bad_length_answer, sizeof bad_length_answer - 1);
+      return;
+    }
     if (length > conn->rx->opt.max_body) {
       refuse_too_large(conn, msg);
       return;
@@ -757,18 +787,6 @@ on_appended(guint stored, guint duplicates, const GError *error, gpointer data)
     post_answer(post);
 }
 
-static gboolean
-change_claimed_by(const WaChange *change, const RxRegistration *reg)
-{
-  if (reg->waba_id != NULL && g_strcmp0(reg->waba_id, change->waba_id) != 0)
-    return FALSE;
-  if (change->phone_number_id != NULL)
-    return g_str_equal(change->phone_number_id, reg->account);
-  /* fields without metadata (template and account updates) belong to the
-   * WABA: only accounts that name theirs claim them */
-  return reg->waba_id != NULL;
-}
-
 static void
 handle_post(RxConn *conn, SoupServerMessage *msg, GPtrArray *accounts)
 {
@@ -779,33 +797,16 @@ handle_post(RxConn *conn, SoupServerMessage *msg, GPtrArray *accounts)
   gsize len = g_bytes_get_size(body);
   const char *signature =
     soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "X-Hub-Signature-256");
-  g_autoptr(GHashTable) checked = g_hash_table_new(g_str_hash, g_str_equal); /* secret -> match */
-  g_autoptr(GPtrArray) signed_by = g_ptr_array_new();                        /* RxAccount* */
-  g_autoptr(GHashTable) routed = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
-                                                       (GDestroyNotify) g_ptr_array_unref);
-  g_autoptr(WaWebhook) webhook = NULL;
-  g_autoptr(GError) error = NULL;
+  g_auto(RxRoute) route = { 0 };
   GHashTableIter iter;
   gpointer key, value;
   RxPost *post;
 
-  if (!wa_json_check_depth(data, len, WA_JSON_MAX_DEPTH, NULL)) {
+  switch (rx_route_post(data, len, signature, accounts, &route)) {
+  case RX_ROUTE_TOO_DEEP:
     answer(msg, SOUP_STATUS_BAD_REQUEST, "JSON nested too deeply\n");
     return;
-  }
-  for (guint i = 0; i < accounts->len; i++) {
-    RxAccount *account = g_ptr_array_index(accounts, i);
-    const char *secret = account->reg->app_secret;
-    gpointer match;
-
-    if (!g_hash_table_lookup_extended(checked, secret, NULL, &match)) {
-      match = GINT_TO_POINTER(wa_signature_check(signature, (const guint8 *) data, len, secret, NULL));
-      g_hash_table_insert(checked, (gpointer) secret, match);
-    }
-    if (GPOINTER_TO_INT(match))
-      g_ptr_array_add(signed_by, account);
-  }
-  if (signed_by->len == 0) {
+  case RX_ROUTE_UNSIGNED:
     for (guint i = 0; i < accounts->len; i++) {
       RxAccount *account = g_ptr_array_index(accounts, i);
 
@@ -816,50 +817,26 @@ handle_post(RxConn *conn, SoupServerMessage *msg, GPtrArray *accounts)
     }
     answer(msg, SOUP_STATUS_UNAUTHORIZED, "signature does not match\n");
     return;
-  }
-
-  webhook = wa_webhook_parse(data, len, &error);
-  if (webhook == NULL) {
+  case RX_ROUTE_NOT_WEBHOOK:
     answer(msg, SOUP_STATUS_BAD_REQUEST, "not a WhatsApp Business webhook\n");
     return;
+  case RX_ROUTE_OK:
+    break;
   }
 
-  for (guint c = 0; c < webhook->changes->len; c++) {
-    const WaChange *change = g_ptr_array_index(webhook->changes, c);
-    gboolean claimed = FALSE;
+  /* rx_notice sends one notice per code and account a minute: one call per
+   * account stands for all of this delivery's unclaimed changes */
+  for (guint i = 0; route.unclaimed > 0 && i < route.signed_by->len; i++) {
+    RxAccount *account = g_ptr_array_index(route.signed_by, i);
 
-    if (change->value == NULL || !JSON_NODE_HOLDS_OBJECT(change->value) || change->field == NULL)
-      continue;
-    for (guint i = 0; i < signed_by->len; i++) {
-      RxAccount *account = g_ptr_array_index(signed_by, i);
-      GPtrArray *changes;
-
-      if (!change_claimed_by(change, account->reg))
-        continue;
-      claimed = TRUE;
-      changes = g_hash_table_lookup(routed, account->reg->account);
-      if (changes == NULL) {
-        changes = g_ptr_array_new_with_free_func((GDestroyNotify) rx_change_free);
-        g_hash_table_insert(routed, account->reg->account, changes);
-      }
-      g_ptr_array_add(changes, rx_change_new(account->reg->account, account->reg->public_key,
-                                             change->waba_id, change->entry_time, change->field,
-                                             json_node_ref(change->value)));
-    }
-    if (claimed)
-      continue;
-    for (guint i = 0; i < signed_by->len; i++) {
-      RxAccount *account = g_ptr_array_index(signed_by, i);
-
-      account->unclaimed++;
-      rx_notice(rx, account->reg->account, "unclaimed",
-                "A signed webhook change on this account's path named a phone number ID (or "
-                "WhatsApp Business Account) that no registered account claims; it was dropped. "
-                "Check the phone number ID and WABA ID of the accounts using this app.");
-    }
+    account->unclaimed += route.unclaimed;
+    rx_notice(rx, account->reg->account, "unclaimed",
+              "A signed webhook change on this account's path named a phone number ID (or "
+              "WhatsApp Business Account) that no registered account claims; it was dropped. "
+              "Check the phone number ID and WABA ID of the accounts using this app.");
   }
 
-  if (g_hash_table_size(routed) == 0) {
+  if (g_hash_table_size(route.routed) == 0) {
     soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
     return;
   }
@@ -877,8 +854,8 @@ handle_post(RxConn *conn, SoupServerMessage *msg, GPtrArray *accounts)
   conn->paused = TRUE;
   conn_arm(conn);
 
-  post->pending = g_hash_table_size(routed);
-  g_hash_table_iter_init(&iter, routed);
+  post->pending = g_hash_table_size(route.routed);
+  g_hash_table_iter_init(&iter, route.routed);
   while (g_hash_table_iter_next(&iter, &key, &value)) {
     RxAppend *append = g_new0(RxAppend, 1);
 

@@ -478,11 +478,12 @@ record_key(RxJournal *journal, const char *account, const char *id, const char *
   return TRUE;
 }
 
-/* A new array with the elements of @in whose key was not seen; elements that
- * are not objects or have no id are kept. */
+/* A new array with the elements of @in whose key was not seen; objects
+ * without an id are kept (the plugin shows what it can of them), elements
+ * that are not objects are left out (counted in @junk): nothing can read them. */
 static JsonArray *
 filter_array(RxJournal *journal, const char *account, JsonArray *in, gboolean statuses,
-             gint64 now, guint *kept, guint *dropped, GError **error)
+             gint64 now, guint *kept, guint *dropped, guint *junk, GError **error)
 {
   g_autoptr(JsonArray) out = json_array_new();
   guint len = json_array_get_length(in);
@@ -493,6 +494,10 @@ filter_array(RxJournal *journal, const char *account, JsonArray *in, gboolean st
     g_autofree char *id = wa_json_dup_id(obj, "id");
     gboolean fresh = TRUE;
 
+    if (obj == NULL) {
+      (*junk)++;
+      continue;
+    }
     if (id != NULL) {
       const char *status = NULL;
 
@@ -522,26 +527,29 @@ member_is_routine(const char *name)
 }
 
 /* The value to journal for @change, sharing (never modifying) the caller's
- * nodes. *@value is NULL when the change had only duplicates. */
+ * nodes. *@value is NULL when the change had nothing new: only duplicates
+ * (*@duplicate TRUE) or only elements nothing can read. */
 static gboolean
 dedupe_value(RxJournal *journal, const RxChange *change, gint64 now, JsonNode **value,
-             GError **error)
+             gboolean *duplicate, GError **error)
 {
   JsonObject *in;
   g_autoptr(JsonObject) out = NULL;
   g_autoptr(GList) names = NULL;
   guint kept = 0;
   guint dropped = 0;
+  guint junk = 0;
   gboolean other = FALSE;
 
   *value = NULL;
+  *duplicate = FALSE;
   if (change->value == NULL) {
     *value = json_node_new(JSON_NODE_NULL);
     return TRUE;
   }
   if (!JSON_NODE_HOLDS_OBJECT(change->value) ||
-      (wa_json_get_array(json_node_get_object(change->value), "messages") == NULL &&
-       wa_json_get_array(json_node_get_object(change->value), "statuses") == NULL)) {
+      (!json_object_has_member(json_node_get_object(change->value), "messages") &&
+       !json_object_has_member(json_node_get_object(change->value), "statuses"))) {
     *value = json_node_ref(change->value);
     return TRUE;
   }
@@ -554,11 +562,15 @@ dedupe_value(RxJournal *journal, const RxChange *change, gint64 now, JsonNode **
     JsonNode *member = json_object_get_member(in, name);
     gboolean is_list = strcmp(name, "messages") == 0 || strcmp(name, "statuses") == 0;
 
-    if (is_list && JSON_NODE_HOLDS_ARRAY(member)) {
+    if (is_list && !JSON_NODE_HOLDS_ARRAY(member)) {
+      junk++; /* "messages" or "statuses" that is not an array: left out */
+      continue;
+    }
+    if (is_list) {
       guint kept_here = 0;
       JsonArray *filtered = filter_array(journal, change->account, json_node_get_array(member),
                                          strcmp(name, "statuses") == 0, now, &kept_here,
-                                         &dropped, error);
+                                         &dropped, &junk, error);
 
       if (filtered == NULL)
         return FALSE;
@@ -576,8 +588,10 @@ dedupe_value(RxJournal *journal, const RxChange *change, gint64 now, JsonNode **
     json_object_set_member(out, name, json_node_ref(member));
   }
 
-  if (dropped > 0 && kept == 0 && !other)
+  if ((dropped > 0 || junk > 0) && kept == 0 && !other) {
+    *duplicate = dropped > 0;
     return TRUE; /* nothing new, nothing else: drop the change */
+  }
   *value = json_node_init_object(json_node_alloc(), out);
   return TRUE;
 }
@@ -672,6 +686,7 @@ append_one(RxJournal *journal, Request *req, GError **error)
     const RxChange *change = g_ptr_array_index(req->changes, i);
     g_autoptr(JsonNode) value = NULL;
     g_autoptr(GBytes) sealed = NULL;
+    gboolean duplicate = FALSE;
     char *plain;
     gint64 seq = 0;
 
@@ -680,10 +695,11 @@ append_one(RxJournal *journal, Request *req, GError **error)
                           "cannot store a change without an account");
       return APPEND_SEAL_FAILED;
     }
-    if (!dedupe_value(journal, change, req->now, &value, error))
+    if (!dedupe_value(journal, change, req->now, &value, &duplicate, error))
       return APPEND_DB_FAILED;
     if (value == NULL) {
-      req->duplicates++;
+      if (duplicate)
+        req->duplicates++;
       continue;
     }
     plain = envelope_json(change, value, req->now);

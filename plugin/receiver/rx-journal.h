@@ -72,9 +72,12 @@ void rx_journal_set_new_func(RxJournal *journal, RxJournalNewFunc func, gpointer
 /* Deduplicates, seals and stores @changes (RxChange*, taken) at Unix time @now,
  * in one transaction shared with other queued appends. A message or status
  * already seen (or seen earlier in the same batch) is removed from the value's
- * "messages" / "statuses" arrays; a change whose arrays all became empty, and
- * that has nothing else ("errors" or any other member besides
- * messaging_product, metadata and contacts), is dropped. @done gets the
+ * "messages" / "statuses" arrays, and so are elements of them that are not
+ * objects, and "messages" / "statuses" members that are not arrays (nothing
+ * could read them; objects without an id are kept). A change whose arrays all
+ * became empty, and that has nothing else ("errors" or any other member besides
+ * messaging_product, metadata and contacts), is dropped; it counts as a
+ * duplicate only when a duplicate was removed from it. @done gets the
  * numbers stored and dropped, or a STORAGE error when the commit failed (then
  * nothing of this batch is stored and no hash is recorded). */
 typedef void (*RxAppendFunc)(guint stored, guint duplicates, const GError *error, gpointer data);

@@ -184,11 +184,13 @@ post_fault (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 {
   static const char *const known[] = {
     "path", "method", "status", "code", "subcode", "message", "details", "body",
-    "content_type", "count", "reset", "delay_ms", "process", NULL
+    "content_type", "count", "reset", "delay_ms", "process", "process_before_delay",
+    "probability", "seed", "duration_ms", "refuse", NULL
   };
   SimFault *f;
-  gint64 status = 0, code = 0, subcode = -1, count = 1, delay = 0;
-  gboolean reset = FALSE, process = FALSE;
+  gint64 status = 0, code = 0, subcode = -1, count = 1, delay = 0, seed = 0, duration = 0;
+  gboolean reset = FALSE, process = FALSE, early = FALSE, refuse = FALSE;
+  double probability = 1.0;
   static const char *const strings[] = {
     "path", "method", "message", "details", "body", "content_type", NULL
   };
@@ -206,62 +208,115 @@ post_fault (Sim *sim, SoupServerMessage *msg, JsonObject *req)
       || (json_object_has_member (req, "subcode") && !sim_json_int (req, "subcode", &subcode))
       || (json_object_has_member (req, "count") && !sim_json_int (req, "count", &count))
       || (json_object_has_member (req, "delay_ms") && !sim_json_int (req, "delay_ms", &delay))
+      || (json_object_has_member (req, "seed") && !sim_json_int (req, "seed", &seed))
+      || (json_object_has_member (req, "duration_ms") && !sim_json_int (req, "duration_ms", &duration))
       || (json_object_has_member (req, "reset") && !sim_json_bool (req, "reset", &reset))
-      || (json_object_has_member (req, "process") && !sim_json_bool (req, "process", &process)))
+      || (json_object_has_member (req, "process") && !sim_json_bool (req, "process", &process))
+      || (json_object_has_member (req, "process_before_delay")
+          && !sim_json_bool (req, "process_before_delay", &early))
+      || (json_object_has_member (req, "refuse") && !sim_json_bool (req, "refuse", &refuse)))
     {
-      answer_error (msg, 400, "status, code, subcode, count and delay_ms must be integers, "
-                    "reset and process booleans");
+      answer_error (msg, 400, "status, code, subcode, count, delay_ms, seed and duration_ms must be "
+                    "integers, reset, process, process_before_delay and refuse booleans");
       return;
     }
-  if (status != 0 && (status < 100 || status > 599))
+  if (json_object_has_member (req, "probability")
+      && (!sim_json_double (req, "probability", &probability) || !(probability >= 0.0 && probability <= 1.0)))
     {
-      answer_error (msg, 400, "status must be an HTTP status");
+      answer_error (msg, 400, "probability must be a number from 0 to 1");
       return;
     }
-  if (code != 0 && status == 0)
-    status = 400;
-  if ((json_object_has_member (req, "message") || json_object_has_member (req, "details")
-       || json_object_has_member (req, "subcode")) && code == 0)
+  if (duration < 0 || duration > 3600000)
     {
-      answer_error (msg, 400, "message, details and subcode need a code");
+      answer_error (msg, 400, "duration_ms must be between 0 and 3600000");
       return;
     }
-  if (json_object_has_member (req, "body") && status == 0)
+  if (refuse)
     {
-      answer_error (msg, 400, "body needs a status");
-      return;
-    }
-  if (count == 0 || count < -1)
-    {
-      answer_error (msg, 400, "count must be positive or -1");
-      return;
-    }
-  if (delay < 0 || delay > 600000)
-    {
-      answer_error (msg, 400, "delay_ms must be between 0 and 600000");
-      return;
-    }
-  if (status == 0 && !reset && delay == 0)
-    {
-      answer_error (msg, 400, "a fault needs status, code, reset or delay_ms");
-      return;
-    }
+      /* connection level: nothing else of a rule applies */
+      JsonObjectIter iter;
+      const char *name;
+      JsonNode *node;
 
-  f = g_new0 (SimFault, 1);
-  f->path = g_strdup (sim_json_string (req, "path"));
-  f->method = g_strdup (sim_json_string (req, "method"));
-  f->status = (guint) status;
-  f->code = code;
-  f->subcode = subcode;
-  f->message = g_strdup (sim_json_string (req, "message"));
-  f->details = g_strdup (sim_json_string (req, "details"));
-  f->body = g_strdup (sim_json_string (req, "body"));
-  f->content_type = g_strdup (sim_json_string (req, "content_type"));
-  f->count = count;
-  f->reset = reset;
-  f->delay_ms = (guint) delay;
-  f->process = process;
-  g_ptr_array_add (sim->faults, f);
+      json_object_iter_init (&iter, req);
+      while (json_object_iter_next (&iter, &name, &node))
+        if (g_strcmp0 (name, "refuse") != 0 && g_strcmp0 (name, "duration_ms") != 0)
+          {
+            answer_error (msg, 400, "refuse takes only duration_ms (it refuses connections, not requests)");
+            return;
+          }
+      if (duration == 0)
+        {
+          answer_error (msg, 400, "refuse needs duration_ms");
+          return;
+        }
+      sim_refuse_start (sim, (guint) duration);
+    }
+  else
+    {
+      if (status != 0 && (status < 100 || status > 599))
+        {
+          answer_error (msg, 400, "status must be an HTTP status");
+          return;
+        }
+      if (code != 0 && status == 0)
+        status = 400;
+      if ((json_object_has_member (req, "message") || json_object_has_member (req, "details")
+           || json_object_has_member (req, "subcode")) && code == 0)
+        {
+          answer_error (msg, 400, "message, details and subcode need a code");
+          return;
+        }
+      if (json_object_has_member (req, "body") && status == 0)
+        {
+          answer_error (msg, 400, "body needs a status");
+          return;
+        }
+      if (count == 0 || count < -1)
+        {
+          answer_error (msg, 400, "count must be positive or -1");
+          return;
+        }
+      if (delay < 0 || delay > 600000)
+        {
+          answer_error (msg, 400, "delay_ms must be between 0 and 600000");
+          return;
+        }
+      if (early && delay == 0)
+        {
+          answer_error (msg, 400, "process_before_delay needs delay_ms");
+          return;
+        }
+      if (status == 0 && !reset && delay == 0)
+        {
+          answer_error (msg, 400, "a fault needs status, code, reset, delay_ms or refuse");
+          return;
+        }
+
+      f = g_new0 (SimFault, 1);
+      f->path = g_strdup (sim_json_string (req, "path"));
+      f->method = g_strdup (sim_json_string (req, "method"));
+      f->status = (guint) status;
+      f->code = code;
+      f->subcode = subcode;
+      f->message = g_strdup (sim_json_string (req, "message"));
+      f->details = g_strdup (sim_json_string (req, "details"));
+      f->body = g_strdup (sim_json_string (req, "body"));
+      f->content_type = g_strdup (sim_json_string (req, "content_type"));
+      f->count = count;
+      f->reset = reset;
+      f->delay_ms = (guint) delay;
+      f->process = process || early;
+      f->process_before_delay = early;
+      f->probability = probability;
+      f->seed = seed;
+      if (probability < 1.0)
+        f->rand = g_rand_new_with_seed ((guint32) seed);
+      f->duration_ms = (guint) duration;
+      if (duration > 0)
+        f->until_us = g_get_monotonic_time () + duration * 1000;
+      g_ptr_array_add (sim->faults, f);
+    }
 
   {
     g_autoptr (JsonBuilder) b = json_builder_new ();
@@ -269,6 +324,8 @@ post_fault (Sim *sim, SoupServerMessage *msg, JsonObject *req)
     json_builder_begin_object (b);
     json_builder_set_member_name (b, "faults");
     json_builder_add_int_value (b, sim->faults->len);
+    json_builder_set_member_name (b, "refusing_ms");
+    json_builder_add_int_value (b, sim_refuse_remaining_ms (sim));
     json_builder_end_object (b);
     answer_builder (msg, 200, b);
   }
@@ -278,6 +335,7 @@ static void
 list_faults (Sim *sim, SoupServerMessage *msg)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
+  gint64 now = g_get_monotonic_time ();
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "faults");
@@ -286,6 +344,8 @@ list_faults (Sim *sim, SoupServerMessage *msg)
     {
       SimFault *f = g_ptr_array_index (sim->faults, i);
 
+      if (f->until_us != 0 && now >= f->until_us)
+        continue; /* expired: dropped at the next request */
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "path");
       if (f->path)
@@ -309,11 +369,24 @@ list_faults (Sim *sim, SoupServerMessage *msg)
       json_builder_add_int_value (b, f->delay_ms);
       json_builder_set_member_name (b, "process");
       json_builder_add_boolean_value (b, f->process);
+      json_builder_set_member_name (b, "process_before_delay");
+      json_builder_add_boolean_value (b, f->process_before_delay);
+      json_builder_set_member_name (b, "probability");
+      json_builder_add_double_value (b, f->probability);
+      json_builder_set_member_name (b, "seed");
+      json_builder_add_int_value (b, f->seed);
+      json_builder_set_member_name (b, "remaining_ms");
+      if (f->until_us != 0)
+        json_builder_add_int_value (b, (f->until_us - now + 999) / 1000);
+      else
+        json_builder_add_null_value (b);
       json_builder_end_object (b);
     }
   json_builder_end_array (b);
   json_builder_set_member_name (b, "paused");
   json_builder_add_int_value (b, sim->paused->len);
+  json_builder_set_member_name (b, "refusing_ms");
+  json_builder_add_int_value (b, sim_refuse_remaining_ms (sim));
   json_builder_end_object (b);
   answer_builder (msg, 200, b);
 }
@@ -811,6 +884,8 @@ answer_info (Sim *sim, SoupServerMessage *msg)
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "base_url");
   json_builder_add_string_value (b, sim->base_url);
+  json_builder_set_member_name (b, "graph_url");
+  json_builder_add_string_value (b, sim->graph_url);
   json_builder_set_member_name (b, "pnid");
   json_builder_add_string_value (b, sim->pnid);
   json_builder_set_member_name (b, "waba_id");
@@ -877,6 +952,7 @@ sim_control_handle (Sim *sim, SoupServerMessage *msg, const char *path)
   else if (g_strcmp0 (method, "DELETE") == 0 && g_strcmp0 (what, "fault") == 0)
     {
       g_ptr_array_set_size (sim->faults, 0);
+      sim_refuse_stop (sim);
       answer_ok (msg);
     }
   else if (get && g_strcmp0 (what, "webhook") == 0)

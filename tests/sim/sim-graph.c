@@ -29,6 +29,7 @@ typedef struct {
   char *content_type;
   char *version;            /* for facebook-api-version */
   SimFault *fault;          /* a copy of the matching rule, or NULL */
+  gboolean processed;       /* graph_process ran */
   guint timer;              /* while paused */
   Reply reply;
 } GraphRequest;
@@ -799,9 +800,29 @@ reply_fault_error (Reply *r, const SimFault *f)
   sim_error_clear (&e);
 }
 
+/* Drops rules whose duration_ms has passed. */
+static void
+expire_faults (Sim *sim)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  for (guint i = sim->faults->len; i > 0; i--)
+    {
+      SimFault *f = g_ptr_array_index (sim->faults, i - 1);
+
+      if (f->until_us != 0 && now >= f->until_us)
+        g_ptr_array_remove_index (sim->faults, i - 1);
+    }
+}
+
+/* The first rule that matches the request and, when it has a probability,
+ * whose own seeded generator says yes: each rule draws once for every
+ * request that reaches it, so a run with the same requests in the same
+ * order draws the same faults. */
 static SimFault *
 take_fault (Sim *sim, const char *method, const char *path)
 {
+  expire_faults (sim);
   for (guint i = 0; i < sim->faults->len; i++)
     {
       SimFault *f = g_ptr_array_index (sim->faults, i);
@@ -811,6 +832,8 @@ take_fault (Sim *sim, const char *method, const char *path)
         continue;
       if (f->method && g_ascii_strcasecmp (f->method, method) != 0)
         continue;
+      if (f->rand != NULL && g_rand_double (f->rand) >= f->probability)
+        continue;
       copy = g_memdup2 (f, sizeof *f);
       copy->path = g_strdup (f->path);
       copy->method = g_strdup (f->method);
@@ -818,6 +841,7 @@ take_fault (Sim *sim, const char *method, const char *path)
       copy->details = g_strdup (f->details);
       copy->body = g_strdup (f->body);
       copy->content_type = g_strdup (f->content_type);
+      copy->rand = NULL;
       if (f->count > 0 && --f->count == 0)
         g_ptr_array_remove_index (sim->faults, i);
       return copy;
@@ -856,6 +880,20 @@ finish_reset (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* Runs the request unless the fault replaces it (once: a request run on
+ * arrival is not run again when its delayed answer is written). */
+static void
+graph_process (GraphRequest *req)
+{
+  SimFault *f = req->fault;
+
+  if (req->processed)
+    return;
+  req->processed = TRUE;
+  if (!fault_answers (f) || f->process)
+    graph_route (req);
+}
+
 /* Runs the request (unless the fault replaces it) and answers. Returns FALSE
  * when the connection is being reset (the message stays paused). */
 static gboolean
@@ -863,8 +901,7 @@ graph_run (GraphRequest *req)
 {
   SimFault *f = req->fault;
 
-  if (!fault_answers (f) || f->process)
-    graph_route (req);
+  graph_process (req);
   if (!fault_answers (f))
     {
       write_reply (req, TRUE);
@@ -933,6 +970,10 @@ sim_graph_handle (Sim *sim, SoupServerMessage *msg, const char *path)
 
   if (req->fault != NULL && req->fault->delay_ms > 0)
     {
+      /* "the request was taken at once, the answer is late (or never
+       * comes, when the client gives up first)" */
+      if (req->fault->process_before_delay)
+        graph_process (req);
       soup_server_message_pause (msg);
       g_ptr_array_add (sim->paused, req);
       req->timer = g_timeout_add (req->fault->delay_ms, delayed_run, req);

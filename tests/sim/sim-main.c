@@ -7,6 +7,8 @@
 
 #include <glib-unix.h>
 #include <signal.h>
+#include <errno.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -47,6 +49,220 @@ on_incoming (GSocketService *service, GSocketConnection *connection, GObject *so
   if (!soup_server_accept_iostream (sim->server, G_IO_STREAM (connection), local, remote, &error))
     g_printerr ("sim: cannot accept a connection: %s\n", error->message);
   return TRUE;
+}
+
+/* ---- the Graph port ----
+ * A second listener for Graph clients. A "refuse" fault closes its listening
+ * socket, so connecting fails at once ("connection refused": the client
+ * provably sent nothing), and shuts its open connections down, so a client
+ * cannot carry on over a kept-alive one. A bound socket that never listens
+ * holds the port meanwhile (both use SO_REUSEPORT), so the listener comes
+ * back on the same port and nobody else can take it. */
+
+static void
+graph_conns_prune (Sim *sim)
+{
+  for (guint i = sim->graph_conns->len; i > 0; i--)
+    if (g_io_stream_is_closed (g_ptr_array_index (sim->graph_conns, i - 1)))
+      g_ptr_array_remove_index_fast (sim->graph_conns, i - 1);
+}
+
+static gboolean
+graph_accept (GSocket *listener, GIOCondition condition, gpointer data)
+{
+  Sim *sim = data;
+
+  for (;;)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GSocket) socket = g_socket_accept (listener, NULL, &error);
+      g_autoptr (GSocketConnection) connection = NULL;
+      g_autoptr (GSocketAddress) local = NULL;
+      g_autoptr (GSocketAddress) remote = NULL;
+
+      if (socket == NULL)
+        {
+          if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            g_printerr ("sim: graph port: cannot accept: %s\n", error->message);
+          return G_SOURCE_CONTINUE;
+        }
+      connection = g_socket_connection_factory_create_connection (socket);
+      local = g_socket_connection_get_local_address (connection, NULL);
+      remote = g_socket_connection_get_remote_address (connection, NULL);
+      graph_conns_prune (sim);
+      g_ptr_array_add (sim->graph_conns, g_object_ref (connection));
+      if (!soup_server_accept_iostream (sim->server, G_IO_STREAM (connection), local, remote, &error))
+        g_printerr ("sim: graph port: cannot accept a connection: %s\n", error->message);
+    }
+}
+
+static GSocket *
+graph_socket_new (GSocketFamily family, GError **error)
+{
+  GSocket *socket = g_socket_new (family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
+
+  if (socket == NULL)
+    return NULL;
+  g_socket_set_blocking (socket, FALSE);
+  g_socket_set_listen_backlog (socket, 128);
+  return socket;
+}
+
+/* bind() with SO_REUSEADDR and SO_REUSEPORT (g_socket_bind turns
+ * SO_REUSEPORT off for TCP). */
+static gboolean
+graph_bind (GSocket *socket, GSocketAddress *address, GError **error)
+{
+  struct sockaddr_storage native;
+  gssize len = g_socket_address_get_native_size (address);
+  int fd = g_socket_get_fd (socket);
+  int on = 1;
+
+  if (len < 0 || !g_socket_address_to_native (address, &native, sizeof native, error))
+    return FALSE;
+  if (setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0
+      || setsockopt (fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0
+      || bind (fd, (struct sockaddr *) &native, (socklen_t) len) != 0)
+    {
+      int saved = errno;
+
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "cannot bind the Graph port: %s",
+                   g_strerror (saved));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Listens on the Graph port (the first time on port 0, then on the same
+ * port again). */
+static gboolean
+graph_listen (Sim *sim, GSocketAddress *address, GError **error)
+{
+  g_autoptr (GSocket) socket = graph_socket_new (g_socket_address_get_family (address), error);
+
+  if (socket == NULL || !graph_bind (socket, address, error) || !g_socket_listen (socket, error))
+    return FALSE;
+  if (sim->graph_address == NULL)
+    {
+      sim->graph_address = g_socket_get_local_address (socket, error);
+      if (sim->graph_address == NULL)
+        return FALSE;
+    }
+  sim->graph_socket = g_steal_pointer (&socket);
+  sim->graph_source = g_socket_create_source (sim->graph_socket, G_IO_IN, NULL);
+  g_source_set_callback (sim->graph_source, G_SOURCE_FUNC (graph_accept), sim, NULL);
+  g_source_attach (sim->graph_source, NULL);
+  return TRUE;
+}
+
+static gboolean
+graph_port_open (Sim *sim, GInetAddress *address, GError **error)
+{
+  g_autoptr (GSocketAddress) any = g_inet_socket_address_new (address, 0);
+  g_autofree char *ip = g_inet_address_to_string (address);
+  int port;
+
+  sim->graph_conns = g_ptr_array_new_with_free_func (g_object_unref);
+  if (!graph_listen (sim, any, error))
+    return FALSE;
+  sim->graph_holder = graph_socket_new (g_inet_address_get_family (address), error);
+  if (sim->graph_holder == NULL || !graph_bind (sim->graph_holder, sim->graph_address, error))
+    return FALSE;
+  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (sim->graph_address));
+  if (g_inet_address_get_family (address) == G_SOCKET_FAMILY_IPV6)
+    sim->graph_url = g_strdup_printf ("http://[%s]:%d", ip, port);
+  else
+    sim->graph_url = g_strdup_printf ("http://%s:%d", ip, port);
+  return TRUE;
+}
+
+static void
+graph_unlisten (Sim *sim)
+{
+  if (sim->graph_source != NULL)
+    {
+      g_source_destroy (sim->graph_source);
+      g_clear_pointer (&sim->graph_source, g_source_unref);
+    }
+  if (sim->graph_socket != NULL)
+    {
+      g_socket_close (sim->graph_socket, NULL);
+      g_clear_object (&sim->graph_socket);
+    }
+}
+
+static void
+graph_port_close (Sim *sim)
+{
+  if (sim->refuse_timer != 0)
+    g_source_remove (sim->refuse_timer);
+  sim->refuse_timer = 0;
+  graph_unlisten (sim);
+  if (sim->graph_holder != NULL)
+    g_socket_close (sim->graph_holder, NULL);
+  g_clear_object (&sim->graph_holder);
+  g_clear_object (&sim->graph_address);
+  g_clear_pointer (&sim->graph_conns, g_ptr_array_unref);
+  g_clear_pointer (&sim->graph_url, g_free);
+}
+
+static gboolean
+refuse_over (gpointer data)
+{
+  Sim *sim = data;
+
+  sim->refuse_timer = 0;
+  sim_refuse_stop (sim);
+  return G_SOURCE_REMOVE;
+}
+
+/* Refuses connections to the Graph port for @duration_ms (a new call
+ * replaces the end time). */
+void
+sim_refuse_start (Sim *sim, guint duration_ms)
+{
+  if (sim->refuse_timer != 0)
+    g_source_remove (sim->refuse_timer);
+  sim->refuse_timer = g_timeout_add (duration_ms, refuse_over, sim);
+  sim->refuse_until_us = g_get_monotonic_time () + (gint64) duration_ms * 1000;
+  if (sim->graph_socket == NULL)
+    return;
+  graph_unlisten (sim);
+  /* a request in flight on them gets no answer: the outage cut it */
+  for (guint i = 0; i < sim->graph_conns->len; i++)
+    {
+      GSocketConnection *connection = g_ptr_array_index (sim->graph_conns, i);
+
+      if (!g_io_stream_is_closed (G_IO_STREAM (connection)))
+        g_socket_shutdown (g_socket_connection_get_socket (connection), TRUE, TRUE, NULL);
+    }
+  g_ptr_array_set_size (sim->graph_conns, 0);
+  g_printerr ("sim: graph port refuses connections for %u ms\n", duration_ms);
+}
+
+void
+sim_refuse_stop (Sim *sim)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (sim->refuse_timer != 0)
+    g_source_remove (sim->refuse_timer);
+  sim->refuse_timer = 0;
+  sim->refuse_until_us = 0;
+  if (sim->graph_socket != NULL || sim->graph_address == NULL)
+    return;
+  if (!graph_listen (sim, sim->graph_address, &error))
+    g_printerr ("sim: graph port: cannot listen again: %s\n", error->message);
+  else
+    g_printerr ("sim: graph port accepts connections again\n");
+}
+
+guint
+sim_refuse_remaining_ms (Sim *sim)
+{
+  gint64 left = sim->refuse_until_us - g_get_monotonic_time ();
+
+  return sim->refuse_until_us != 0 && left > 0 ? (guint) ((left + 999) / 1000) : 0;
 }
 
 static gboolean
@@ -177,6 +393,12 @@ main (int argc, char **argv)
     sim.base_url = g_strdup_printf ("http://[%s]:%d", sim.bind, port);
   else
     sim.base_url = g_strdup_printf ("http://%s:%d", sim.bind, port);
+  if (!graph_port_open (&sim, address, &error))
+    {
+      g_printerr ("wabiz-sim: cannot open the Graph port on %s: %s\n", sim.bind, error->message);
+      status = 1;
+      goto out;
+    }
 
   if (ready_file != NULL && !write_ready_file (ready_file, sim.base_url, &error))
     {
@@ -186,7 +408,8 @@ main (int argc, char **argv)
     }
   printf ("WABIZ_SIM_READY %s\n", sim.base_url);
   fflush (stdout);
-  g_printerr ("sim: listening on %s (phone number id %s)\n", sim.base_url, sim.pnid);
+  g_printerr ("sim: listening on %s, Graph port %s (phone number id %s)\n", sim.base_url, sim.graph_url,
+              sim.pnid);
 
   sigterm = g_unix_signal_add (SIGTERM, on_signal, sim.loop);
   sigint = g_unix_signal_add (SIGINT, on_signal, sim.loop);
@@ -202,6 +425,7 @@ out:
       g_socket_listener_close (G_SOCKET_LISTENER (service));
       g_object_unref (service);
     }
+  graph_port_close (&sim);
   soup_server_disconnect (sim.server);
   sim_graph_shutdown (&sim);
   sim_status_timers_cancel (&sim);

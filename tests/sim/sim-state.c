@@ -54,6 +54,7 @@ sim_fault_free (SimFault *fault)
   g_free (fault->details);
   g_free (fault->body);
   g_free (fault->content_type);
+  g_clear_pointer (&fault->rand, g_rand_free);
   g_free (fault);
 }
 
@@ -117,6 +118,7 @@ sim_state_reset (Sim *sim)
   sim_knobs_init (&sim->knobs);
   sim_clock_init (&sim->clock);
   g_ptr_array_set_size (sim->faults, 0);
+  sim_refuse_stop (sim);
   g_ptr_array_set_size (sim->sent_log, 0);
   g_ptr_array_set_size (sim->reads_log, 0);
   g_ptr_array_set_size (sim->requests_log, 0);

@@ -19,6 +19,7 @@ struct _SimWebhook {
   char *url;
   char *secret;
   guint retry_base_ms;
+  guint retry_max_ms;      /* cap of the backoff */
   guint max_attempts;
   gboolean duplicate;
   gboolean reorder;
@@ -104,6 +105,7 @@ set_defaults (SimWebhook *wh)
   wh->url = g_strdup (wh->default_url);
   wh->secret = g_strdup (wh->default_secret);
   wh->retry_base_ms = 1000;
+  wh->retry_max_ms = BACKOFF_CAP_MS;
   wh->max_attempts = 8;
   wh->duplicate = FALSE;
   wh->reorder = FALSE;
@@ -308,9 +310,9 @@ delivery_answered (GObject *source, GAsyncResult *result, gpointer data)
   {
     guint64 delay = wh->retry_base_ms;
 
-    for (guint i = 1; i < d->attempt && delay < BACKOFF_CAP_MS; i++)
+    for (guint i = 1; i < d->attempt && delay < wh->retry_max_ms; i++)
       delay *= 2;
-    d->timer = g_timeout_add ((guint) MIN (delay, (guint64) BACKOFF_CAP_MS), delivery_retry, d);
+    d->timer = g_timeout_add ((guint) MIN (delay, (guint64) wh->retry_max_ms), delivery_retry, d);
   }
 }
 
@@ -520,13 +522,14 @@ gboolean
 sim_webhook_configure (SimWebhook *wh, JsonObject *cfg, GError **error)
 {
   static const char *const known[] = {
-    "url", "app_secret", "retry_base_ms", "max_attempts", "duplicate", "reorder",
+    "url", "app_secret", "retry_base_ms", "retry_max_ms", "max_attempts", "duplicate", "reorder",
     "reorder_batch", "reorder_seed", "flush", NULL
   };
   JsonObjectIter iter;
   const char *name;
   JsonNode *node;
-  guint retry = wh->retry_base_ms, attempts = wh->max_attempts, batch = wh->reorder_batch;
+  guint retry = wh->retry_base_ms, retry_max = wh->retry_max_ms, attempts = wh->max_attempts;
+  guint batch = wh->reorder_batch;
   gboolean duplicate = wh->duplicate, reorder = wh->reorder, flush = FALSE;
   gint64 seed = wh->reorder_seed;
 
@@ -554,6 +557,7 @@ sim_webhook_configure (SimWebhook *wh, JsonObject *cfg, GError **error)
       return FALSE;
     }
   if (!get_uint (cfg, "retry_base_ms", 0, &retry, error)
+      || !get_uint (cfg, "retry_max_ms", 1, &retry_max, error)
       || !get_uint (cfg, "max_attempts", 1, &attempts, error)
       || !get_uint (cfg, "reorder_batch", 1, &batch, error)
       || !get_bool (cfg, "duplicate", &duplicate, error)
@@ -572,6 +576,7 @@ sim_webhook_configure (SimWebhook *wh, JsonObject *cfg, GError **error)
       wh->secret = g_strdup (sim_json_string (cfg, "app_secret"));
     }
   wh->retry_base_ms = retry;
+  wh->retry_max_ms = MIN (retry_max, (guint) BACKOFF_CAP_MS);
   wh->max_attempts = attempts;
   wh->duplicate = duplicate;
   wh->reorder_batch = batch;
@@ -594,6 +599,8 @@ sim_webhook_describe (SimWebhook *wh, JsonBuilder *b)
     json_builder_add_null_value (b);
   json_builder_set_member_name (b, "retry_base_ms");
   json_builder_add_int_value (b, wh->retry_base_ms);
+  json_builder_set_member_name (b, "retry_max_ms");
+  json_builder_add_int_value (b, wh->retry_max_ms);
   json_builder_set_member_name (b, "max_attempts");
   json_builder_add_int_value (b, wh->max_attempts);
   json_builder_set_member_name (b, "duplicate");

@@ -53,6 +53,12 @@ typedef struct {
   gboolean reset;       /* close the connection without an answer */
   guint delay_ms;       /* answer after a delay */
   gboolean process;     /* run the request first, then apply status/reset */
+  gboolean process_before_delay; /* with delay_ms: run it on arrival, answer later */
+  double probability;   /* chance that a matching request triggers it (1 = always) */
+  gint64 seed;          /* seeds rand */
+  GRand *rand;          /* the rule's own draws (NULL when probability is 1) */
+  guint duration_ms;    /* 0, or the rule's lifetime from when it was added */
+  gint64 until_us;      /* monotonic end of that lifetime, 0 = none */
 } SimFault;
 
 typedef struct {
@@ -86,6 +92,17 @@ typedef struct {
   GHashTable *buckets;        /* key -> SimBucket* */
   GPtrArray *status_timers;   /* pending automatic statuses (SimStatusTimer*) */
   GPtrArray *paused;          /* Graph requests held by a fault (sim-graph.c owns them) */
+
+  /* the Graph port: a second listener whose connections a "refuse" fault
+   * refuses (sim-main.c); the main port and /_sim/ are never refused */
+  GSocketAddress *graph_address; /* where it listens (the port read back) */
+  char *graph_url;
+  GSocket *graph_socket;      /* listening, or NULL while refusing */
+  GSocket *graph_holder;      /* bound, never listening: keeps the port ours */
+  GSource *graph_source;      /* accepts on graph_socket */
+  GPtrArray *graph_conns;     /* GSocketConnection* accepted on the Graph port */
+  guint refuse_timer;         /* ends the refusal */
+  gint64 refuse_until_us;     /* monotonic; 0 = not refusing */
 
   SimWebhook *webhook;
   SoupServer *server;
@@ -126,6 +143,11 @@ char *sim_inbound_batch_body (Sim *sim, const char *const *senders, guint n_send
 /* sim-graph.c */
 void sim_graph_handle (Sim *sim, SoupServerMessage *msg, const char *path);
 void sim_graph_shutdown (Sim *sim);
+
+/* sim-main.c: connection refusals on the Graph port */
+void sim_refuse_start (Sim *sim, guint duration_ms);
+void sim_refuse_stop (Sim *sim);
+guint sim_refuse_remaining_ms (Sim *sim);
 
 /* sim-control.c */
 void sim_control_handle (Sim *sim, SoupServerMessage *msg, const char *path);

@@ -133,6 +133,16 @@ class Sim:
         self.token_no_permission = opts.get("token_no_permission", DEFAULT_TOKEN_NO_PERMISSION)
         self.app_secret = opts.get("app_secret", DEFAULT_APP_SECRET)
         self.version = DEFAULT_VERSION
+        self._graph_url = None
+
+    @property
+    def graph_url(self):
+        """The Graph port's base URL: Graph routes (and /_sim/) as on
+        ``base_url``, but a ``refuse`` fault refuses its connections. Point a
+        client under test here when an outage should refuse it."""
+        if self._graph_url is None:
+            self._graph_url = self.info()["graph_url"]
+        return self._graph_url
 
     # ---- process management -------------------------------------------
 
@@ -196,10 +206,11 @@ class Sim:
     # ---- Graph API ------------------------------------------------------
 
     def graph(self, method, path, body=None, token=DEFAULT, headers=None, raw=None,
-              timeout=DEFAULT_TIMEOUT):
+              timeout=DEFAULT_TIMEOUT, base=None):
         """Call a Graph route; return ``(status, json_or_None, headers)``.
 
-        ``path`` is relative to the base URL (``/v25.0/<pnid>/messages``).
+        ``path`` is relative to the base URL (``/v25.0/<pnid>/messages``);
+        ``base`` replaces the base URL (e.g. ``graph_url``).
         ``body`` is JSON-encoded; ``raw`` (bytes or str) is sent as is.
         ``token``: DEFAULT = the full-permission token, None = no
         Authorization header, any string = that bearer token. Header names
@@ -219,7 +230,7 @@ class Sim:
         if token is not None:
             all_headers["Authorization"] = "Bearer " + token
         all_headers.update(headers or {})
-        request = urllib.request.Request(self.base_url + path, data=data, method=method,
+        request = urllib.request.Request((base or self.base_url) + path, data=data, method=method,
                                          headers=all_headers)
         try:
             with _OPENER.open(request, timeout=timeout) as response:
@@ -322,10 +333,24 @@ class Sim:
         return self.control("POST", "clock", {"freeze": frozen})["now"]
 
     def fault(self, **rule):
-        """Append a fault rule: path, method, status, code, body, content_type,
-        count (default 1, -1 = until cleared), reset, delay_ms, process.
-        Returns the number of rules."""
+        """Append a fault rule: path, method, status, code, subcode, message,
+        details, body, content_type, count (default 1, -1 = until cleared),
+        reset, delay_ms, process, process_before_delay, probability (0..1,
+        drawn from the rule's own generator seeded with seed), seed,
+        duration_ms (the rule's lifetime). Returns the number of rules.
+        ``refuse=True, duration_ms=N`` instead refuses connections to the
+        Graph port (``graph_url``) for N ms (see refuse())."""
         return self.control("POST", "fault", rule)["faults"]
+
+    def refuse(self, duration_ms):
+        """An outage: connections to ``graph_url`` are refused for
+        ``duration_ms`` and the open ones are shut down; the main port and
+        the control API keep working. Returns the ms left."""
+        return self.control("POST", "fault", {"refuse": True, "duration_ms": duration_ms})["refusing_ms"]
+
+    def refusing_ms(self):
+        """Milliseconds the Graph port still refuses connections (0 = none)."""
+        return self.control("GET", "fault")["refusing_ms"]
 
     def faults(self):
         """The fault rules still active."""
@@ -386,8 +411,8 @@ class Sim:
         return self.control("POST", "config", knobs)
 
     def webhook(self, **settings):
-        """Change webhook delivery (url, app_secret, retry_base_ms, max_attempts,
-        duplicate, reorder, reorder_batch, reorder_seed, flush); return the
+        """Change webhook delivery (url, app_secret, retry_base_ms, retry_max_ms,
+        max_attempts, duplicate, reorder, reorder_batch, reorder_seed, flush); return the
         settings. With no arguments just return them."""
         if not settings:
             return self.control("GET", "webhook")

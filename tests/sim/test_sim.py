@@ -8,6 +8,7 @@ resets the simulator between tests. Waiting is polling with deadlines; the
 rate-limit tests freeze the simulator's clock and move it explicitly.
 """
 
+import http.client
 import json
 import os
 import socket
@@ -747,6 +748,154 @@ def test_fault_delay(sim, hooks):
     thread.join(15)
     eq(result["answer"][0], 200, "the delayed send is answered normally")
     ok(result["elapsed"] >= 1.9, "answer took %.2f s" % result["elapsed"])
+
+
+def fault_pattern(sim, n, **rule):
+    """Adds ``rule`` to a clean simulator and sends ``n`` texts: "x" for a
+    faulted answer, "." for a normal one."""
+    sim.reset()
+    open_window(sim)
+    sim.fault(path="/messages", count=-1, **rule)
+    return "".join("x" if sim.send(text(CUSTOMER))[0] == 500 else "." for _ in range(n))
+
+
+def test_fault_probability(sim, hooks):
+    first = fault_pattern(sim, 60, status=500, probability=0.3, seed=7)
+    ok(8 <= first.count("x") <= 30, "about 30 %% faulted: %s" % first)
+    eq(fault_pattern(sim, 60, status=500, probability=0.3, seed=7), first,
+       "the same seed gives the same faults")
+    ok(fault_pattern(sim, 60, status=500, probability=0.3, seed=8) != first, "another seed, other faults")
+    eq(fault_pattern(sim, 20, status=500, probability=0.0), "." * 20, "probability 0 never fires")
+    eq(len(sim.sent()), 20, "requests a rule let pass are processed")
+    listed = sim.faults()[0]
+    eq((listed["probability"], listed["seed"], listed["remaining_ms"]), (0.0, 0, None), "listing")
+    # count counts the requests the rule triggered; an unlucky draw tries the next rule
+    sim.reset()
+    open_window(sim)
+    sim.fault(path="/messages", status=500, probability=0.5, seed=1, count=3)
+    sim.fault(path="/messages", status=503, count=-1)
+    answers = [sim.send(text(CUSTOMER))[0] for _ in range(40)]
+    eq(answers.count(500), 3, "count 3 of a probabilistic rule")
+    eq(answers.count(503), 37, "the others fell through to the next rule")
+    for bad in ({"probability": 1.5}, {"probability": "half"}, {"seed": "x"}, {"duration_ms": -1},
+                {"process_before_delay": True}):
+        try:
+            sim.fault(path="/messages", status=500, **bad)
+            raise AssertionError("bad rule accepted: %r" % bad)
+        except SimError:
+            pass
+
+
+def test_fault_duration(sim, hooks):
+    sim.fault(path="/messages", reset=True, count=-1, duration_ms=1000)
+    listed = sim.faults()[0]
+    ok(0 < listed["remaining_ms"] <= 1000, "remaining_ms %r" % listed["remaining_ms"])
+    try:
+        sim.send(text(CUSTOMER))
+        raise AssertionError("answered during the outage")
+    except SimConnectionError:
+        pass
+    wait_until(lambda: sim.faults() == [], timeout=5, what="the rule to expire")
+    sent_ok(sim.send(text(CUSTOMER)), "after the outage")
+
+
+def test_fault_process_before_delay(sim, hooks):
+    open_window(sim)
+    sim.fault(path="/messages", status=500, delay_ms=1500, process_before_delay=True)
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(answer=sim.send(text(CUSTOMER, "early"))))
+    thread.start()
+    wait_until(lambda: [m for m in sim.sent() if m["request"]["text"]["body"] == "early"], timeout=1.2,
+               what="the send accepted on arrival")
+    ok(thread.is_alive(), "the answer is still held")
+    wamid = sim.sent()[-1]["wamid"]
+    hooks.wait_status(wamid, "sent")
+    thread.join(15)
+    eq(result["answer"][0], 500, "then the late answer is the fault's")
+    eq(len(sim.sent()), 1, "accepted once")
+    eq(sim.faults(), [], "count 1 used up")
+
+
+def test_fault_refuse(sim, hooks):
+    graph = sim.graph_url
+    ok(graph.startswith("http://127.0.0.1:") and graph != sim.base_url, "graph_url %r" % graph)
+    host, port = graph[len("http://"):].split(":")
+    port = int(port)
+    eq(sim.graph("GET", "/v25.0/%s" % sim.pnid, base=graph)[0], 200, "the Graph port serves Graph routes")
+    eq(sim.graph("GET", "/_sim/clock", base=graph)[0], 200, "and the control API")
+    # a kept-alive connection, then a delayed send on another one
+    keep = http.client.HTTPConnection(host, port, timeout=10)
+    keep.request("GET", "/v25.0/%s" % sim.pnid, headers={"Authorization": "Bearer " + sim.token})
+    answer = keep.getresponse()
+    answer.read()
+    eq((answer.status, answer.will_close), (200, False), "kept-alive connection")
+    open_window(sim)
+    sim.fault(path="/messages", delay_ms=800)
+    result = {}
+
+    def delayed():
+        try:
+            result["answer"] = sim.graph("POST", sim.messages_path(), text(CUSTOMER, "cut"), base=graph)
+        except SimConnectionError as error:
+            result["error"] = error
+
+    thread = threading.Thread(target=delayed)
+    thread.start()
+    wait_until(lambda: sim.control("GET", "fault")["paused"] == 1, what="the delayed send")
+    left = sim.refuse(1500)
+    ok(0 < left <= 1500, "refusing_ms %r" % left)
+    thread.join(15)
+    ok("error" in result, "the request in flight got no answer: %r" % result)
+    try:
+        keep.request("GET", "/v25.0/%s" % sim.pnid, headers={"Authorization": "Bearer " + sim.token})
+        keep.getresponse()
+        raise AssertionError("the kept-alive connection still works")
+    except (OSError, http.client.HTTPException):
+        pass
+    keep.close()
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+        raise AssertionError("a connection was accepted while refusing")
+    except ConnectionRefusedError:
+        pass
+    eq(sim.graph("GET", "/v25.0/%s" % sim.pnid)[0], 200, "the main port works meanwhile")
+    ok(sim.refusing_ms() > 0, "refusing_ms while refusing")
+    # the delayed send still runs when its delay ends: Meta took it, the answer was lost
+    wait_until(lambda: [m for m in sim.sent() if m["request"]["text"]["body"] == "cut"], timeout=5,
+               what="the cut send processed")
+    wait_until(lambda: sim.refusing_ms() == 0, timeout=10, what="the refusal to end")
+    eq(sim.graph("GET", "/v25.0/%s" % sim.pnid, base=graph)[0], 200, "the same port listens again")
+    # DELETE /_sim/fault ends a refusal at once; a refusal takes nothing else
+    sim.refuse(60000)
+    sim.clear_faults()
+    eq(sim.refusing_ms(), 0, "ended by DELETE")
+    eq(sim.graph("GET", "/v25.0/%s" % sim.pnid, base=graph)[0], 200, "listening again after DELETE")
+    for bad in ({"refuse": True}, {"refuse": True, "duration_ms": 100, "path": "/messages"},
+                {"refuse": True, "duration_ms": 100, "status": 500}):
+        try:
+            sim.control("POST", "fault", bad)
+            raise AssertionError("bad refusal accepted: %r" % bad)
+        except SimError:
+            pass
+    sim.refuse(60000)
+    sim.reset()
+    eq(sim.graph("GET", "/v25.0/%s" % sim.pnid, base=graph)[0], 200, "reset ends a refusal")
+
+
+def test_webhook_retry_max(sim, hooks):
+    sim.webhook(retry_base_ms=300, retry_max_ms=300, max_attempts=6)
+    eq(sim.webhook()["retry_max_ms"], 300, "setting")
+    hooks.set_answers([500] * 5)
+    start = time.monotonic()
+    r = open_window(sim)
+    received_with(hooks, r["id"], 6)
+    # uncapped: 0.3 + 0.6 + 1.2 + 2.4 + 4.8 = 9.3 s; capped: 5 x 0.3 = 1.5 s
+    ok(time.monotonic() - start < 6, "retries at a steady pace (%.1f s)" % (time.monotonic() - start))
+    try:
+        sim.webhook(retry_max_ms=0)
+        raise AssertionError("retry_max_ms 0 accepted")
+    except SimError:
+        pass
 
 
 # ---- logs, templates, reset, process ----------------------------------------

@@ -115,6 +115,19 @@ test_webhook_error(void)
   g_assert_nonnull(strstr(text, "24 hours"));
 }
 
+/* An error body whose message (and title) is empty still tells the agent
+ * something (found by fuzz/fuzz-graph: the description was ""). */
+static void
+test_empty_message(void)
+{
+  const char *body = "{\"error\":{\"message\":\"\",\"title\":\"\",\"is_transient\":true}}";
+  g_autoptr(WaGraphError) e = wa_graph_error_from_reply(400, body, strlen(body));
+  g_autofree char *text = wa_graph_error_describe(e);
+
+  g_assert_nonnull(e);
+  g_assert_cmpstr(text, ==, "The WhatsApp API reported an error.");
+}
+
 static void
 test_network(void)
 {
@@ -147,6 +160,7 @@ main(int argc, char **argv)
   g_test_add_func("/error/non-json", test_non_json);
   g_test_add_func("/error/classes", test_classes);
   g_test_add_func("/error/webhook", test_webhook_error);
+  g_test_add_func("/error/empty-message", test_empty_message);
   g_test_add_func("/error/network", test_network);
   g_test_add_func("/error/reasons", test_reasons);
   return g_test_run();

@@ -56,6 +56,65 @@ test_invalid(void)
   g_assert_nonnull(error);
 }
 
+/* What json-glib 1.6.6 mishandles is refused (found by fuzz/): a second
+ * top-level value ("{}{}" parses, keeps the last object and leaks the first),
+ * broken \u escapes ("\ud83d\u0041" leaks the string, "\uzzzz" is taken as
+ * a character, "\304" gives a byte that is not UTF-8), and infinite numbers
+ * (its generator writes "inf.0"). JSON's own escapes and pairs still parse. */
+static void
+test_not_json_refused(void)
+{
+  static const char *const refused[] = {
+    "{}{}", "[][]", "{} []", "1 {}", "\"a\" []", "{\"a\":\"}\"}\n{\"b\":1}",
+    "{\"object\":\"whatsapp_business_account\",\"entry\":[]}{\"object\":\"x\"}",
+    "{\"a\":\"\\ud83d\\u0041\"}", "{\"a\":\"\\ud83d\\u\"}", "{\"a\":\"\\ud83dx\"}",
+    "{\"a\":\"\\udc00\"}", "{\"a\":\"\\uzzzz\"}", "{\"a\":\"\\u12\"}", "\"\\uddu\\u",
+    "{\"a\":1e400}", "{\"a\":[1.5,{\"b\":-1e999}]}",
+    "{\"a\":\"\\304\"}", "{\"a\":\"\\x41\"}", "{\"a\":\"\\'\"}", "{\"a\":\"x\\",
+  };
+  static const char *const accepted[] = {
+    " {\"a\":[{},[]]} \r\n", "[\"{\", \"[\"]", "\t[]",
+    "{\"a\":\"\\ud83d\\ude00 \\u00e4\\\\u \\\"\"}",
+    "{\"a\":\"\\/\\b\\f\\n\\r\\t\"}",
+  };
+  g_autoptr(GError) error = NULL;
+
+  for (gsize i = 0; i < G_N_ELEMENTS(refused); i++) {
+    g_assert_null(wa_json_parse(refused[i], strlen(refused[i]), &error));
+    g_assert_error(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID);
+    g_clear_error(&error);
+  }
+  for (gsize i = 0; i < G_N_ELEMENTS(accepted); i++) {
+    g_autoptr(JsonNode) node = wa_json_parse(accepted[i], strlen(accepted[i]), &error);
+
+    g_assert_no_error(error);
+    g_assert_nonnull(node);
+  }
+}
+
+/* Doubles that json-glib 1.6.6 prints without a point are written as JSON
+ * that parses back to the same numbers ("1e-300", not its "1e-300.0"; found
+ * by fuzz/fuzz-rxline); strings that look like numbers are left alone. */
+static void
+test_doubles_written_back(void)
+{
+  const char *doc = "{\"a\":1e-300,\"b\":[1e20,-2E+30,1.5e20,52.52,0.0,-0.5,1e16],"
+                    "\"s\":\"1e5.0 \\\"2e3.0\",\"1e2.0\":true}";
+  g_autoptr(JsonNode) node = wa_json_parse(doc, strlen(doc), NULL);
+  g_autofree char *json = NULL;
+  g_autoptr(JsonNode) again = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_nonnull(node);
+  json = wa_json_to_string(node);
+  again = wa_json_parse(json, strlen(json), &error);
+  g_assert_no_error(error);
+  g_assert_true(json_node_equal(node, again));
+  g_assert_nonnull(strstr(json, "\"a\":1e-300,"));
+  g_assert_nonnull(strstr(json, "\"s\":\"1e5.0 \\\"2e3.0\""));
+  g_assert_nonnull(strstr(json, "\"1e2.0\":true"));
+}
+
 static void
 test_getters(void)
 {
@@ -95,6 +154,8 @@ main(int argc, char **argv)
   g_test_add_func("/json/depth-limit", test_depth_limit);
   g_test_add_func("/json/depth-ignores-strings", test_depth_ignores_strings);
   g_test_add_func("/json/invalid", test_invalid);
+  g_test_add_func("/json/not-json-refused", test_not_json_refused);
+  g_test_add_func("/json/doubles-written-back", test_doubles_written_back);
   g_test_add_func("/json/getters", test_getters);
   return g_test_run();
 }
