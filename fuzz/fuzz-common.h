@@ -71,6 +71,14 @@ fuzz_init(int *argc, char ***argv)
   g_log_set_writer_func(fuzz_log_writer, NULL, NULL);
 }
 
+/* LLVMFuzzerInitialize for a target that needs nothing but fuzz_init(). */
+#define FUZZ_DEFAULT_INITIALIZE                                                                    \
+  int LLVMFuzzerInitialize(int *argc, char ***argv)                                                \
+  {                                                                                                \
+    fuzz_init(argc, argv);                                                                         \
+    return 0;                                                                                      \
+  }
+
 /* A NUL-terminated copy of @len bytes (which may hold NUL bytes of their own:
  * C-string consumers then see a prefix). */
 static inline char *

@@ -32,12 +32,7 @@ check_error(const WaGraphError *error)
     fuzz_check(wa_error_code_advice(error->code) != NULL);
 }
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-  fuzz_init(argc, argv);
-  return 0;
-}
+FUZZ_DEFAULT_INITIALIZE
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -157,12 +157,7 @@ check_utf16_length(const char *text)
   fuzz_check(utf16 != NULL && wa_text_utf16_length(text) == (gsize) units);
 }
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-  fuzz_init(argc, argv);
-  return 0;
-}
+FUZZ_DEFAULT_INITIALIZE
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

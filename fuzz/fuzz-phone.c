@@ -24,12 +24,7 @@ all_digits(const char *s)
   return TRUE;
 }
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-  fuzz_init(argc, argv);
-  return 0;
-}
+FUZZ_DEFAULT_INITIALIZE
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -42,12 +42,7 @@ check_line(const char *line, gsize len)
     fuzz_check(json_node_equal(payload, payload2));
 }
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-  fuzz_init(argc, argv);
-  return 0;
-}
+FUZZ_DEFAULT_INITIALIZE
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -22,12 +22,7 @@ respelled(const char *value)
   return g_strconcat(" \t", upper, "\t ", NULL);
 }
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-  fuzz_init(argc, argv);
-  return 0;
-}
+FUZZ_DEFAULT_INITIALIZE
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -65,18 +65,34 @@ escape_value(const char *p, const char *end)
   return value;
 }
 
+/* Writes U+FFFD over the lone surrogate escape at @p (six bytes, as long as
+ * "\ufffd"), in *@fixed: a copy of @data made on the first such escape. */
+static void
+replace_escape(const char *data, gsize len, const char *p, char **fixed)
+{
+  if (*fixed == NULL)
+    *fixed = g_memdup2(data, len);
+  memcpy(*fixed + (p - data), "\\ufffd", 6);
+}
+
 /* json-glib 1.6.6 mishandles input that is not JSON, so it is refused
  * before json-glib sees it (found by fuzz/):
  * - a second top-level object or array after the first value ("{}{}",
  *   "1 []"): json-glib returns the last one and leaks the others. In JSON a
  *   bracket outside strings at depth 0 can only be the first token;
- * - a \u escape that is not four hex digits, or a surrogate not in a pair:
- *   a high surrogate followed by another escape ("\ud83d\u0041") leaks
- *   the string being read, and "\uzzzz" is taken as a character;
+ * - a \u escape that is not four hex digits: "\uzzzz" is taken as a
+ *   character;
  * - any other escape JSON does not have: "\304" is read as the byte 0xc4,
- *   so a parsed string could hold invalid UTF-8. */
+ *   so a parsed string could hold invalid UTF-8.
+ * A surrogate escape not in a pair is JSON, but not a character: json-glib
+ * makes bytes that are not UTF-8 of it, and leaks the string when a high
+ * surrogate is followed by another escape ("\ud83d\u0041"). Refusing it
+ * would refuse a whole webhook delivery (Meta retries it for days, other
+ * messages in it included) for one broken character, so it becomes U+FFFD,
+ * as a UTF-8 decoder does with a broken sequence: *@fixed is then the
+ * corrected copy of @data, to be parsed instead. */
 static gboolean
-json_acceptable(const char *data, gsize len)
+json_acceptable(const char *data, gsize len, char **fixed)
 {
   const char *end = data + len;
   guint depth = 0;
@@ -89,17 +105,18 @@ json_acceptable(const char *data, gsize len)
         in_string = FALSE;
       } else if (*p == '\\' && p + 1 < end && p[1] == 'u') {
         int value = escape_value(p + 2, end);
+        int low;
 
-        if (value < 0 || (value >= 0xDC00 && value <= 0xDFFF))
+        if (value < 0)
           return FALSE;
+        low = value >= 0xD800 && value <= 0xDBFF && end - p >= 12 && p[6] == '\\' && p[7] == 'u'
+                ? escape_value(p + 8, end)
+                : -1;
+        if (low >= 0xDC00 && low <= 0xDFFF)
+          p += 6; /* a pair */
+        else if (value >= 0xD800 && value <= 0xDFFF)
+          replace_escape(data, len, p, fixed);
         p += 5;
-        if (value >= 0xD800 && value <= 0xDBFF) {
-          int low = end - p > 2 && p[1] == '\\' && p[2] == 'u' ? escape_value(p + 3, end) : -1;
-
-          if (low < 0xDC00 || low > 0xDFFF)
-            return FALSE;
-          p += 6;
-        }
       } else if (*p == '\\') {
         if (p + 1 >= end || p[1] == '\0' || strchr("\"\\/bfnrt", p[1]) == NULL)
           return FALSE;
@@ -168,6 +185,7 @@ JsonNode *
 wa_json_parse(const char *data, gsize len, GError **error)
 {
   g_autoptr(JsonParser) parser = NULL;
+  g_autofree char *fixed = NULL;
   GError *local = NULL;
   JsonNode *root;
 
@@ -177,13 +195,13 @@ wa_json_parse(const char *data, gsize len, GError **error)
     g_set_error_literal(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID, "JSON too large");
     return NULL;
   }
-  if (!json_acceptable(data, len)) {
+  if (!json_acceptable(data, len, &fixed)) {
     g_set_error_literal(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID,
-                        "invalid JSON: more than one top-level value, or a broken \\u escape");
+                        "invalid JSON: more than one top-level value, or a broken escape");
     return NULL;
   }
   parser = json_parser_new_immutable();
-  if (!json_parser_load_from_data(parser, data, (gssize) len, &local)) {
+  if (!json_parser_load_from_data(parser, fixed != NULL ? fixed : data, (gssize) len, &local)) {
     g_set_error(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID, "invalid JSON: %s", local->message);
     g_error_free(local);
     return NULL;

@@ -46,13 +46,10 @@ outcome_free(Outcome *o)
 static void
 outcome_stored(const WaStoreOutbox *entry, const GError *error, gpointer data)
 {
-  WabizAccount *wa = data;
-
   /* INVALID: a status webhook got there first; what it says stands */
   if (error != NULL && !g_error_matches(error, WA_STORE_ERROR, WA_STORE_ERROR_INVALID) &&
       !g_error_matches(error, WA_STORE_ERROR, WA_STORE_ERROR_NOT_FOUND))
     purple_debug_warning("wabiz", "an outcome from before sign-on could not be stored: %s\n", error->message);
-  (void) wa;
 }
 
 static void
@@ -60,7 +57,7 @@ outcome_apply(WabizAccount *wa, const Outcome *o)
 {
   WaStoreOutboxChange change = { .state = o->state, .wamid = o->wamid, .error_text = o->error };
 
-  wa_store_outbox_update(wa->store, o->id, &change, outcome_stored, wa);
+  wa_store_outbox_update(wa->store, o->id, &change, outcome_stored, NULL);
 }
 
 /* Writes @o into the account's store when it is signed on, else keeps it. */

@@ -40,11 +40,15 @@ import json
 import os
 import select
 import shlex
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import sys
+import tempfile
 import time
+import unittest
 import urllib.parse
 
 TIMEOUT_FACTOR = float(os.environ.get("RXCTL_TIMEOUT_FACTOR",
@@ -556,3 +560,36 @@ def tls_client_context(cafile):
     context = ssl.create_default_context(cafile=cafile)
     context.check_hostname = False
     return context
+
+
+class ReceiverCase(unittest.TestCase):
+    """A test with its own state directory (self.dir) that starts receivers
+    (self.receivers) and clients (self.clients): at the end the clients are
+    closed, each receiver still running is stopped and must exit 0 (a
+    sanitizer report or a leak makes it non-zero), and the last receiver's
+    log is written to stderr (meson shows it only when the test fails)."""
+
+    binary = os.environ.get("WABIZ_RECEIVER")
+    tmp_prefix = "rxtest-"
+
+    def setUp(self):
+        if not self.binary:
+            self.fail("WABIZ_RECEIVER must name the built wabiz-receiver")
+        self.tmp = tempfile.mkdtemp(prefix=self.tmp_prefix)
+        self.dir = os.path.join(self.tmp, "state")
+        self.receivers = []
+        self.clients = []
+
+    def tearDown(self):
+        for client in self.clients:
+            client.close()
+        bad_exits = []
+        for rx in self.receivers:
+            if rx.alive():
+                code = rx.stop()
+                if code != 0:
+                    bad_exits.append(code)
+        for rx in self.receivers[-1:]:
+            sys.stderr.write("---- receiver log ----\n" + rx.log())
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(bad_exits, [], "the receiver exited with an error at SIGTERM")

@@ -20,18 +20,17 @@ import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from rxctl import (  # noqa: E402
-    DEFAULT_TIMEOUT, TIMEOUT_FACTOR, Account, Client, Receiver, RxError, change, envelope,
+    DEFAULT_TIMEOUT, TIMEOUT_FACTOR, Account, Client, Receiver, ReceiverCase, RxError, change, envelope,
     http_request, meta_json, new_wamid, post_webhook, run_cli, sign, sign_sha1, status_item,
     text_message, tls_client_context, values_of, verify_get, wait_until, webhook_body)
 
-BINARY = os.environ.get("WABIZ_RECEIVER")
+BINARY = ReceiverCase.binary
 
 PNID_A = "106540352242922"
 PNID_B = "106540352242933"
@@ -72,32 +71,9 @@ def status_line(data):
     return data.split(b"\r\n", 1)[0].decode("latin-1")
 
 
-class ReceiverTest(unittest.TestCase):
+class ReceiverTest(ReceiverCase):
     maxDiff = None
 
-    def setUp(self):
-        if not BINARY:
-            self.fail("WABIZ_RECEIVER must name the built wabiz-receiver")
-        self.tmp = tempfile.mkdtemp(prefix="rxtest-")
-        self.dir = os.path.join(self.tmp, "state")
-        self.receivers = []
-        self.clients = []
-
-    def tearDown(self):
-        for client in self.clients:
-            client.close()
-        bad_exits = []
-        for rx in self.receivers:
-            if rx.alive():
-                code = rx.stop()
-                # a sanitizer or a leak check makes this non-zero
-                if code != 0:
-                    bad_exits.append(code)
-        # shown by meson only when the test fails
-        for rx in self.receivers[-1:]:
-            sys.stderr.write("---- receiver log ----\n" + rx.log())
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.assertEqual(bad_exits, [], "the receiver exited with an error at SIGTERM")
 
     # ---- helpers ------------------------------------------------------
 

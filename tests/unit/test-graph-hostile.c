@@ -462,40 +462,18 @@ test_answer_too_large(void)
 
 /* ---- the outbox: nothing lost, nothing twice -------------------------------------------- */
 
-typedef struct {
-  Server *srv;
-  WaHttp *http;
-  WaGraph *graph;
-  TestStore ts;
-  WaSender *sender;
-  SenderLog log;
-} Fixture;
+typedef SenderFixture Fixture;
 
 static void
 fixture_setup(Fixture *f, gconstpointer data)
 {
-  WaSenderConfig config = { .backoff_base_ms = 10, .backoff_max_ms = 50 };
-
-  f->srv = server_new();
-  f->http = wa_http_new(wa_loop_glib(), "purple-wabiz/test");
-  f->graph = wa_graph_new(f->http, f->srv->base, TOKEN, NULL);
-  f->log.log = g_string_new(NULL);
-  test_store_open(&f->ts);
-  f->sender = wa_sender_new(f->graph, f->ts.store, wa_loop_glib(), "555", &events, &f->log);
-  wa_sender_set_config(f->sender, &config);
+  sender_fixture_setup(f, TOKEN, 50);
 }
 
 static void
 fixture_teardown(Fixture *f, gconstpointer data)
 {
-  if (f->sender != NULL)
-    wa_sender_detach_store(f->sender, NULL, NULL);
-  test_store_free(&f->ts);
-  g_clear_pointer(&f->sender, wa_sender_free);
-  wa_graph_free(f->graph);
-  wa_http_free(f->http);
-  server_free(f->srv);
-  g_string_free(f->log.log, TRUE);
+  sender_fixture_teardown(f);
 }
 
 static void

@@ -256,48 +256,24 @@ test_send_result(void)
 
 /* ---- outbox ------------------------------------------------------------------- */
 
-typedef struct {
-  Server *srv;
-  WaHttp *http;
-  WaGraph *graph;
-  TestStore ts;
-  WaSender *sender;
-  SenderLog log;
-} Fixture;
+typedef SenderFixture Fixture;
 
 static void
 fixture_setup(Fixture *f, gconstpointer data)
 {
-  WaSenderConfig config = { .backoff_base_ms = 10, .backoff_max_ms = 100 };
-
-  f->srv = server_new();
-  f->http = wa_http_new(wa_loop_glib(), "purple-wabiz/test");
-  f->graph = wa_graph_new(f->http, f->srv->base, "T", NULL);
-  f->log.log = g_string_new(NULL);
-  test_store_open(&f->ts);
-  f->sender = wa_sender_new(f->graph, f->ts.store, wa_loop_glib(), "555", &events, &f->log);
-  wa_sender_set_config(f->sender, &config);
+  sender_fixture_setup(f, "T", 100);
 }
 
-/* Closes the store as sign-off does: the sender is detached first. */
 static void
 fixture_close(Fixture *f)
 {
-  if (f->sender != NULL)
-    wa_sender_detach_store(f->sender, NULL, NULL);
-  test_store_close(&f->ts);
-  g_clear_pointer(&f->sender, wa_sender_free);
+  sender_fixture_close(f);
 }
 
 static void
 fixture_teardown(Fixture *f, gconstpointer data)
 {
-  fixture_close(f);
-  test_store_free(&f->ts);
-  wa_graph_free(f->graph);
-  wa_http_free(f->http);
-  server_free(f->srv);
-  g_string_free(f->log.log, TRUE);
+  sender_fixture_teardown(f);
 }
 
 static void
@@ -528,6 +504,39 @@ test_pause_and_foreach(Fixture *f, gconstpointer data)
 }
 
 static void
+on_status_applied(const WaStoreStatusResult *result, const GError *error, gpointer data)
+{
+  g_assert_true(result->outbox_resolved);
+  on_store_done(error, data);
+}
+
+/* An entry resolved while it waited (its status came: it went after all) is
+ * not sent; the outbox says it skipped it and sends the next one. */
+static void
+test_resolved_while_waiting_is_skipped(Fixture *f, gconstpointer data)
+{
+  g_auto(StoreWait) queued = {0};
+  g_auto(StoreWait) applied = {0};
+  WaStoreStatusUpdate update = { .wamid = "wamid.AFTER", .status = WA_STORE_STATUS_DELIVERED, .timestamp = 1 };
+
+  wa_sender_pause(f->sender);
+  wa_sender_enqueue_text(f->sender, test_customer(&f->ts, "491"), "491", "went after all", FALSE, on_outbox,
+                         &queued);
+  wait_for(&queued.done, 1);
+  g_assert_no_error(queued.error);
+  enqueue(f, "491", "next");
+  update.outbox_id = queued.entry->id;
+  wa_store_message_status(f->ts.store, &update, on_status_applied, &applied);
+  wait_for(&applied.done, 1);
+  g_assert_no_error(applied.error);
+  wa_sender_resume(f->sender);
+  wait_for(&f->log.sent, 1);
+  g_assert_cmpstr(f->log.log->str, ==, "skipped:491 sent:491 ");
+  g_assert_cmpuint(f->srv->seen->len, ==, 1);
+  g_assert_cmpstr(body_text(seen(f->srv, 0)), ==, "next");
+}
+
+static void
 on_restored(guint restored, const GError *error, gpointer data)
 {
   g_assert_no_error(error);
@@ -663,6 +672,7 @@ main(int argc, char **argv)
   ADD("/sender/window-closed-failed", test_window_closed_failed);
   ADD("/sender/auth-pauses", test_auth_pauses);
   ADD("/sender/pause-and-foreach", test_pause_and_foreach);
+  ADD("/sender/resolved-while-waiting-is-skipped", test_resolved_while_waiting_is_skipped);
   ADD("/sender/stored-before-http", test_stored_before_http);
   ADD("/sender/restore-after-restart", test_restore_after_restart);
   ADD("/sender/detach-while-marking", test_detach_while_marking);

@@ -328,7 +328,7 @@ refusing_socket(guint16 *port)
 /* ---- the outbox's events ---------------------------------------------------------- */
 
 typedef struct {
-  guint sent, failed, uncertain, waiting, auth, events, store_failed;
+  guint sent, failed, uncertain, skipped, waiting, auth, events, store_failed;
   GString *log;
 } SenderLog;
 
@@ -360,6 +360,15 @@ s_uncertain(gpointer user, const char *to, guint64 id, const WaGraphError *error
 }
 
 static inline void
+s_skipped(gpointer user, const char *to, guint64 id)
+{
+  SenderLog *l = user;
+  l->skipped++;
+  l->events++;
+  g_string_append_printf(l->log, "skipped:%s ", to);
+}
+
+static inline void
 s_waiting(gpointer user, const char *to, guint waiting, guint retry_ms, const WaGraphError *error)
 {
   SenderLog *l = user;
@@ -385,7 +394,7 @@ s_store_failed(gpointer user, const GError *error)
 }
 
 G_GNUC_UNUSED static const WaSenderEvents events = {
-  .sent = s_sent, .failed = s_failed, .uncertain = s_uncertain, .waiting = s_waiting, .auth_failed = s_auth,
+  .sent = s_sent, .failed = s_failed, .uncertain = s_uncertain, .skipped = s_skipped, .waiting = s_waiting, .auth_failed = s_auth,
   .store_failed = s_store_failed,
 };
 
@@ -511,6 +520,54 @@ test_customer(TestStore *ts, const char *to)
     g_hash_table_insert(ts->customers, g_strdup(to), g_steal_pointer(&w.text));
   }
   return g_hash_table_lookup(ts->customers, to);
+}
+
+/* ---- the outbox against the scripted server -------------------------------------- */
+
+typedef struct {
+  Server *srv;
+  WaHttp *http;
+  WaGraph *graph;
+  TestStore ts;
+  WaSender *sender;
+  SenderLog log;
+} SenderFixture;
+
+/* A sender over a fresh store, sending to a new scripted server with @token;
+ * retries after 10 ms, at most @backoff_max_ms. */
+static inline void
+sender_fixture_setup(SenderFixture *f, const char *token, guint backoff_max_ms)
+{
+  WaSenderConfig config = { .backoff_base_ms = 10, .backoff_max_ms = backoff_max_ms };
+
+  f->srv = server_new();
+  f->http = wa_http_new(wa_loop_glib(), "purple-wabiz/test");
+  f->graph = wa_graph_new(f->http, f->srv->base, token, NULL);
+  f->log.log = g_string_new(NULL);
+  test_store_open(&f->ts);
+  f->sender = wa_sender_new(f->graph, f->ts.store, wa_loop_glib(), "555", &events, &f->log);
+  wa_sender_set_config(f->sender, &config);
+}
+
+/* Closes the store as sign-off does: the sender is detached first. */
+static inline void
+sender_fixture_close(SenderFixture *f)
+{
+  if (f->sender != NULL)
+    wa_sender_detach_store(f->sender, NULL, NULL);
+  test_store_close(&f->ts);
+  g_clear_pointer(&f->sender, wa_sender_free);
+}
+
+static inline void
+sender_fixture_teardown(SenderFixture *f)
+{
+  sender_fixture_close(f);
+  test_store_free(&f->ts);
+  wa_graph_free(f->graph);
+  wa_http_free(f->http);
+  server_free(f->srv);
+  g_string_free(f->log.log, TRUE);
 }
 
 /* Outbox entries in any of @mask, in queue order. */
