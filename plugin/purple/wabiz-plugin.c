@@ -116,6 +116,7 @@ static PurplePluginProtocolInfo prpl_info = {
   .normalize = wabiz_normalize,
   .status_text = wabiz_status_text,
   .tooltip_text = wabiz_tooltip_text,
+  .get_info = wabiz_get_info,
   .chat_send = wabiz_chat_send,
   .blist_node_menu = wabiz_blist_node_menu,
   .struct_size = sizeof(PurplePluginProtocolInfo),

@@ -259,8 +259,11 @@ wabiz_status_text(PurpleBuddy *buddy)
   return escaped;
 }
 
-void
-wabiz_tooltip_text(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full)
+/* The tooltip's lines; @alias_as_profile: the alias (WhatsApp's profile name
+ * unless aliases are pseudonymous) is shown as the profile name when the
+ * name is not kept apart. */
+static void
+add_customer_info(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full, gboolean alias_as_profile)
 {
   g_autofree char *window = wa_window_describe(last_inbound(buddy), wabiz_now());
   const char *bsuid = purple_blist_node_get_string(&buddy->node, WABIZ_NODE_BSUID);
@@ -270,12 +273,45 @@ wabiz_tooltip_text(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full
   const char *profile = wa != NULL && wa->names != NULL && customer != NULL ? g_hash_table_lookup(wa->names, customer)
                                                                             : NULL;
 
+  if (profile == NULL && alias_as_profile)
+    profile = purple_buddy_get_server_alias(buddy);
   purple_notify_user_info_add_pair_plaintext(info, _("Service window"),
                                              window != NULL ? window : _("No message from this customer yet"));
   if (profile != NULL)
     purple_notify_user_info_add_pair_plaintext(info, _("Profile name"), profile);
   if (full && bsuid != NULL && !g_str_equal(bsuid, purple_buddy_get_name(buddy)))
     purple_notify_user_info_add_pair_plaintext(info, _("WhatsApp user ID"), bsuid);
+}
+
+void
+wabiz_tooltip_text(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full)
+{
+  add_customer_info(buddy, info, full, FALSE);
+}
+
+/* "Get Info": the customer's address, then what the tooltip shows. Every
+ * value is added as plain text (libpurple escapes it): profile names come
+ * from customers. */
+void
+wabiz_get_info(PurpleConnection *gc, const char *who)
+{
+  PurpleAccount *account = purple_connection_get_account(gc);
+  PurpleBuddy *buddy = purple_find_buddy(account, who);
+  PurpleNotifyUserInfo *info = purple_notify_user_info_new();
+
+  if (wa_id_is_phone(who)) {
+    g_autofree char *number = g_strdup_printf("+%s", who);
+
+    purple_notify_user_info_add_pair_plaintext(info, _("WhatsApp number"), number);
+  } else {
+    purple_notify_user_info_add_pair_plaintext(info, _("WhatsApp user ID"), who);
+  }
+  if (buddy != NULL)
+    add_customer_info(buddy, info, TRUE, TRUE);
+  else
+    purple_notify_user_info_add_pair_plaintext(info, _("Service window"), _("No message from this customer yet"));
+  purple_notify_userinfo(gc, who, info, NULL, NULL);
+  purple_notify_user_info_destroy(info);
 }
 
 /* ---- test hook ------------------------------------------------------------

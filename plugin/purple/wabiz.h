@@ -238,6 +238,7 @@ void wabiz_window_update(WabizAccount *wa, PurpleBuddy *buddy, gint64 timestamp)
 WaWindowState wabiz_window_state(PurpleAccount *account, const char *customer, gint64 *left);
 char *wabiz_status_text(PurpleBuddy *buddy);
 void wabiz_tooltip_text(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full);
+void wabiz_get_info(PurpleConnection *gc, const char *who);
 void wabiz_test_hooks_register(PurplePlugin *plugin);
 void wabiz_test_crash_point(const char *point);
 

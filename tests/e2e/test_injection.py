@@ -46,7 +46,7 @@ class Injection(Receiving):
         line = self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv")})
         self.assert_text_not_markup(line["message"])
 
-    def test_profile_name_in_alias_and_tooltip(self):
+    def test_profile_name_in_alias_tooltip_and_get_info(self):
         self.sim.inbound("hello", sender=ANNA, name=HOSTILE)
         self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv")})
         # an alias is plain text for libpurple (UIs escape it); the tooltip,
@@ -57,6 +57,12 @@ class Injection(Receiving):
         for pair in info["tooltip"]:
             self.assertNotIn("<img", pair.get("value") or "")
         self.assertNotIn("<img", info.get("status_text") or "")
+        # Get Info: the same, as markup libpurple shows
+        self.host.get_info(ANNA)
+        shown = self.host.wait_for({"event": "userinfo", "who": ANNA})
+        entries = {e["label"]: e["value"] for e in shown["entries"]}
+        self.assertEqual(entries["WhatsApp number"], "+" + ANNA)
+        self.assert_text_not_markup(entries["Profile name"])
 
     def test_system_line_from_message_errors(self):
         self.change("messages", {
