@@ -12,7 +12,9 @@
  * on one libsoup would not recognise (or a NUL byte in the head) it writes the
  * answer itself (400, or 501 for an unknown transfer coding) and fails the
  * read, so libsoup closes the connection without ever parsing that head.
- * Every byte passes unchanged.
+ * Every byte passes unchanged. It reads a connection's first head only:
+ * rx-http answers every request with "Connection: close", so there is no
+ * second one on the same connection.
  *
  * Must not: change a byte, buffer beyond what GConverterInputStream does, or
  * look at anything after the head. */

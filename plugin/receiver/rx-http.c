@@ -656,6 +656,9 @@ on_request_started(SoupServer *server, SoupServerMessage *msg, gpointer data)
 
   if (conn == NULL)
     return;
+  /* one request per connection: the head check (rx-guard.h) reads the
+   * connection's first head only, so there is never a second */
+  soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
   g_signal_connect(msg, "got-headers", G_CALLBACK(on_got_headers), conn);
   g_signal_connect(msg, "got-chunk", G_CALLBACK(on_got_chunk), conn);
   g_signal_connect(msg, "got-body", G_CALLBACK(on_got_body), conn);

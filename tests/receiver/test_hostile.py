@@ -409,6 +409,14 @@ class HostileTest(ReceiverCase):
                                     5 * TIMEOUT_FACTOR, shut_write=True)
         self.assertEqual(status_lines(data), ["HTTP/1.1 400 Bad Request"])
         self.assertIsNotNone(closed)
+        # behind a good request on the same connection: every connection
+        # carries one request (Connection: close), so the check sees each head
+        good = post_head(len(body), signature) + body
+        data, closed = raw_exchange(self.port, good + post_head(b"abc", signature), 5 * TIMEOUT_FACTOR)
+        self.assertEqual(status_lines(data), ["HTTP/1.1 200 OK"])
+        self.assertIn(b"\r\nConnection: close\r\n", data)
+        self.assertIsNotNone(closed)
+        self.assert_stored(values_of(json.loads(body))[0])
         self.assert_serving()
 
     def test_chunked_body_over_cap(self):
