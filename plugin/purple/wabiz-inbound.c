@@ -329,7 +329,8 @@ show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, con
   }
   if (wa_message_opens_window(msg))
     wabiz_window_update(wa, buddy, newest_inbound > 0 ? newest_inbound
-                                                      : (msg->timestamp > 0 ? msg->timestamp : wabiz_now()));
+                                                      : (msg->timestamp > 0 ? MIN(msg->timestamp, wabiz_now())
+                                                                            : wabiz_now()));
 }
 
 static void
@@ -407,7 +408,9 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
   in.type = msg->type;
   in.body = msg->text;
   in.raw = ap->raw;
-  in.timestamp = msg->timestamp > 0 ? msg->timestamp : wabiz_now();
+  /* a time stamp from the future (a wrong clock, ours or the sender's) would
+   * hold the service window open until then: it counts as now */
+  in.timestamp = msg->timestamp > 0 ? MIN(msg->timestamp, wabiz_now()) : wabiz_now();
   job = g_new0(MessageJob, 1);
   job->ap = ap;
   job->change = change;

@@ -132,6 +132,17 @@ class Receive(Receiving):
         self.sim.inbound("hello again", sender=ANNA, timestamp=int(time.time()) + 3600)
         host.wait_for({"event": "buddy", "name": ANNA, "status_id": "available"})
 
+    def test_timestamp_from_the_future_does_not_hold_the_window_open(self):
+        host = self.start_receiving_host()
+        # a year ahead (a wrong clock somewhere): it counts as now
+        self.sim.inbound("from the future", sender=ANNA, timestamp=int(time.time()) + 365 * 86400)
+        host.wait_for(im_from(ANNA, message="from the future"))
+        host.wait_for({"event": "buddy", "name": ANNA, "status_id": "available"})
+        info = host.call({"cmd": "buddy_info", "who": ANNA})
+        self.assertRegex(info["status_text"], r"^Service window open: (23 h 59|24 h 0) min left$")
+        host.call({"cmd": "ipc", "plugin": "prpl-wabiz", "name": "clock-advance", "arg": str(24 * 3600 + 60)})
+        host.wait_for({"event": "buddy", "name": ANNA, "status_id": "offline", "show_offline": True})
+
     def test_failed_status_shows_its_reason(self):
         host = self.start_receiving_host()
         self.sim.config(auto_statuses=[])
