@@ -30,6 +30,31 @@
 /* How long a stop waits for POSTs that are being committed. */
 #define STOP_GRACE_S 30
 
+/* --daemon: the log file, rotated when it passes RX_LOG_MAX_BYTES (the
+ * previous one is kept as DIR/receiver.log.1), so that it never takes more
+ * than twice that. */
+#define RX_LOG_MAX_BYTES (1024 * 1024)
+static char *log_path;
+
+static int open_log(const char *path, GError **error);
+
+static void
+rotate_log(void)
+{
+  struct stat st;
+  g_autofree char *old = NULL;
+  int fd;
+
+  if (log_path == NULL || fstat(STDERR_FILENO, &st) != 0 || st.st_size < RX_LOG_MAX_BYTES)
+    return;
+  old = g_strconcat(log_path, ".1", NULL);
+  if (rename(log_path, old) != 0 || (fd = open_log(log_path, NULL)) < 0)
+    return; /* go on appending: a log is not worth stopping for */
+  dup2(fd, STDOUT_FILENO);
+  dup2(fd, STDERR_FILENO);
+  close(fd);
+}
+
 void
 rx_log(const char *format, ...)
 {
@@ -41,6 +66,7 @@ rx_log(const char *format, ...)
   va_start(args, format);
   text = g_strdup_vprintf(format, args);
   va_end(args);
+  rotate_log();
   fprintf(stderr, "%s %s[%d]: %s\n", stamp, RX_PROGRAM, (int) getpid(), text);
   fflush(stderr);
 }
@@ -546,11 +572,10 @@ failed:
 
 /* ---- --daemon ------------------------------------------------------- */
 
-static gboolean
-redirect_to_log(const char *dir, GError **error)
+/* The log file at @path, 0600, for appending; -1 on failure. */
+static int
+open_log(const char *path, GError **error)
 {
-  g_autofree char *path = g_build_filename(dir, RX_LOG_NAME, NULL);
-  int null_fd;
   int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
 
   if (fd < 0 || fchmod(fd, 0600) != 0) {
@@ -560,8 +585,22 @@ redirect_to_log(const char *dir, GError **error)
       close(fd);
     g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot open %s: %s", path,
                 g_strerror(err));
-    return FALSE;
+    return -1;
   }
+  return fd;
+}
+
+static gboolean
+redirect_to_log(const char *dir, GError **error)
+{
+  g_autofree char *path = g_build_filename(dir, RX_LOG_NAME, NULL);
+  int null_fd;
+  int fd = open_log(path, error);
+
+  if (fd < 0)
+    return FALSE;
+  g_free(log_path);
+  log_path = g_steal_pointer(&path);
   null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null_fd >= 0) {
     dup2(null_fd, STDIN_FILENO);

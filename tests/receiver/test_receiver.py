@@ -708,6 +708,30 @@ class ReceiverTest(ReceiverCase):
 
     # ---- the command line ---------------------------------------------
 
+    def test_cli_daemon_log_is_rotated(self):
+        """Past 1 MiB the daemon's log moves to receiver.log.1 (one kept):
+        it never takes more than about 2 MiB."""
+        os.makedirs(self.dir, mode=0o700)
+        log = os.path.join(self.dir, "receiver.log")
+        old_lines = b"an old line\n" * (1024 * 1024 // 12 + 1)
+        with open(log, "wb") as f:
+            f.write(old_lines)
+        code, out, err = run_cli(BINARY, self.dir, "--daemon")
+        self.assertEqual(code, 0, err)
+        with Client(os.path.join(self.dir, "rx.sock")) as c:
+            pid = c.status()["pid"]
+        self.addCleanup(kill_quietly, pid)
+        code, out, err = run_cli(BINARY, self.dir, "--stop")
+        self.assertEqual(code, 0, err)
+        with open(log + ".1", "rb") as f:
+            self.assertTrue(f.read().startswith(old_lines))
+        with open(log, "rb") as f:
+            new = f.read()
+        self.assertNotIn(b"an old line", new)
+        self.assertIn(b" wabiz-receiver[%d]: " % pid, new)  # what it logged since
+        for path in (log, log + ".1"):
+            self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+
     def test_cli_daemon_status_stop(self):
         code, out, err = run_cli(BINARY, self.dir, "--daemon", "--header-timeout", "5")
         self.assertEqual(code, 0, err)
