@@ -317,8 +317,11 @@ wa_graph_error_describe(const WaGraphError *error)
   const CodeText *t;
   GString *s;
 
-  if (error->klass == WA_ERROR_CLASS_NETWORK)
+  if (error->klass == WA_ERROR_CLASS_NETWORK && !error->reached)
     return g_strdup_printf(_("Cannot reach the WhatsApp API: %s"),
+                           error->message != NULL ? error->message : _("no answer"));
+  if (error->klass == WA_ERROR_CLASS_NETWORK)
+    return g_strdup_printf(_("The request went out, but no answer came back from the WhatsApp API: %s"),
                            error->message != NULL ? error->message : _("no answer"));
 
   t = error->code != 0 ? find_text(error->code, error->subcode) : NULL;

@@ -138,8 +138,21 @@ test_network(void)
   g_assert_false(e->reached);
   g_assert_cmpint(e->klass, ==, WA_ERROR_CLASS_NETWORK);
   g_assert_nonnull(strstr(text, "Couldn't connect"));
+  g_assert_true(g_str_has_prefix(text, "Cannot reach the WhatsApp API: "));
   g_assert_error(gerror, WA_GRAPH_ERROR, WA_ERROR_CLASS_NETWORK);
   g_error_free(gerror);
+}
+
+/* A request that went out and got no answer is not "cannot reach": it may
+ * well have been taken. */
+static void
+test_network_answer_lost(void)
+{
+  g_autoptr(WaGraphError) e = wa_graph_error_new_network("Operation timed out", TRUE);
+  g_autofree char *text = wa_graph_error_describe(e);
+
+  g_assert_true(e->reached);
+  g_assert_cmpstr(text, ==, "The request went out, but no answer came back from the WhatsApp API: Operation timed out");
 }
 
 static void
@@ -162,6 +175,7 @@ main(int argc, char **argv)
   g_test_add_func("/error/webhook", test_webhook_error);
   g_test_add_func("/error/empty-message", test_empty_message);
   g_test_add_func("/error/network", test_network);
+  g_test_add_func("/error/network-answer-lost", test_network_answer_lost);
   g_test_add_func("/error/reasons", test_reasons);
   return g_test_run();
 }
