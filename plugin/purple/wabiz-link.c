@@ -105,10 +105,9 @@ on_ready(gpointer user, JsonObject *registered, gint64 pending)
   }
   if (pending >= BACKLOG_NOTICE) {
     g_autofree char *text = g_strdup_printf(
-      ngettext("%" G_GINT64_FORMAT " webhook event arrived while this account was offline; showing it now.",
-               "%" G_GINT64_FORMAT " webhook events arrived while this account was offline; showing them now.",
-               (gulong) pending),
-      pending);
+      ngettext("%u webhook event arrived while this account was offline; showing it now.",
+               "%u webhook events arrived while this account was offline; showing them now.", (gulong) pending),
+      (guint) MIN(pending, (gint64) G_MAXUINT));
 
     wabiz_notice(wa, text);
   }
