@@ -55,7 +55,7 @@ append_body(GString *out, const WaMessage *m)
     g_string_append_printf(out, ngettext("[Order] %u product", "[Order] %u products", m->order_item_count),
                            m->order_item_count);
     if (m->order_quantity > 0)
-      g_string_append_printf(out, _(", %" G_GINT64_FORMAT " pieces"), m->order_quantity);
+      g_string_append_printf(out, _(", %lld pieces"), (long long) m->order_quantity);
     if (m->text != NULL && *m->text != '\0')
       g_string_append_printf(out, ": %s", m->text);
   } else if (g_str_equal(type, "system")) {

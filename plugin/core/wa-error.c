@@ -345,7 +345,7 @@ wa_graph_error_describe(const WaGraphError *error)
     g_string_append(s, _(t->advice));
   }
   if (error->code != 0)
-    g_string_append_printf(s, _(" [error %" G_GINT64_FORMAT "]"), error->code);
+    g_string_append_printf(s, _(" [error %lld]"), (long long) error->code);
   return g_string_free(s, FALSE);
 }
 
