@@ -80,7 +80,8 @@ wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaGraphE
   if (uncertain)
     text = g_strdup_printf(
       _("This message may or may not have been sent: %s. It was not sent again automatically, "
-        "so the customer does not get it twice; send it again if it does not show as delivered."),
+        "so the customer does not get it twice; if no delivery status settles it soon, you are asked "
+        "whether to send it again."),
       reason);
   else
     text = g_strdup_printf(_("Not sent: %s"), reason);
