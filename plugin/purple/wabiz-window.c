@@ -259,6 +259,8 @@ wabiz_status_text(PurpleBuddy *buddy)
   return escaped;
 }
 
+#define NO_WINDOW_YET _("No service window yet: no message from this customer")
+
 /* The tooltip's lines; @alias_as_profile: the alias (WhatsApp's profile name
  * unless aliases are pseudonymous) is shown as the profile name when the
  * name is not kept apart. */
@@ -275,8 +277,8 @@ add_customer_info(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full,
 
   if (profile == NULL && alias_as_profile)
     profile = purple_buddy_get_server_alias(buddy);
-  purple_notify_user_info_add_pair_plaintext(info, _("Service window"),
-                                             window != NULL ? window : _("No message from this customer yet"));
+  /* the text names the window itself: no label */
+  purple_notify_user_info_add_pair_plaintext(info, NULL, window != NULL ? window : NO_WINDOW_YET);
   if (profile != NULL)
     purple_notify_user_info_add_pair_plaintext(info, _("Profile name"), profile);
   if (full && bsuid != NULL && !g_str_equal(bsuid, purple_buddy_get_name(buddy)))
@@ -309,7 +311,7 @@ wabiz_get_info(PurpleConnection *gc, const char *who)
   if (buddy != NULL)
     add_customer_info(buddy, info, TRUE, TRUE);
   else
-    purple_notify_user_info_add_pair_plaintext(info, _("Service window"), _("No message from this customer yet"));
+    purple_notify_user_info_add_pair_plaintext(info, NULL, NO_WINDOW_YET);
   purple_notify_userinfo(gc, who, info, NULL, NULL);
   purple_notify_user_info_destroy(info);
 }
