@@ -88,7 +88,28 @@ window_timer_cb(gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* One timer for the earliest next change among the account's buddies. */
+/* The window timer never waits longer than this: the wall clock can jump
+ * (a suspend and resume, or a corrected clock) while a timeout, which runs
+ * on the monotonic clock, would wait on. Each tick rechecks presence. */
+#define WINDOW_TICK_S 60
+
+static gint64
+window_tick_s(void)
+{
+  static gint64 tick;
+
+  if (tick == 0) {
+    const char *test = g_strcmp0(g_getenv("WABIZ_TEST_HOOKS"), "1") == 0 ? g_getenv("WABIZ_TEST_WINDOW_TICK_S") : NULL;
+    guint64 value = 0;
+
+    tick = test != NULL && g_ascii_string_to_unsigned(test, 10, 1, WINDOW_TICK_S, &value, NULL) ? (gint64) value
+                                                                                                  : WINDOW_TICK_S;
+  }
+  return tick;
+}
+
+/* One timer for the earliest next change among the account's buddies, or
+ * the next tick when that comes first. */
 static void
 reschedule(WabizAccount *wa)
 {
@@ -103,17 +124,13 @@ reschedule(WabizAccount *wa)
       next = at;
   }
   g_slist_free(buddies);
-  if (wa->window_timer != 0 && wa->window_timer_at == next)
-    return;
   if (wa->window_timer != 0) {
     purple_timeout_remove(wa->window_timer);
     wa->window_timer = 0;
   }
-  wa->window_timer_at = next;
   if (next == 0)
     return;
-  /* whole seconds; a day fits purple_timeout_add's milliseconds */
-  wa->window_timer = purple_timeout_add((guint) (MAX(next - now, 1) * 1000), window_timer_cb, wa);
+  wa->window_timer = purple_timeout_add((guint) (CLAMP(next - now, 1, window_tick_s()) * 1000), window_timer_cb, wa);
 }
 
 void
@@ -137,7 +154,6 @@ wabiz_window_stop(WabizAccount *wa)
     purple_timeout_remove(wa->window_timer);
     wa->window_timer = 0;
   }
-  wa->window_timer_at = 0;
 }
 
 /* @buddy's customer wrote at @timestamp (the store has recorded it). */
@@ -320,7 +336,16 @@ wabiz_get_info(PurpleConnection *gc, const char *who)
  * With WABIZ_TEST_HOOKS=1 in the environment the plugin offers the IPC call
  * "clock-advance" (one string argument: seconds, may be negative), which
  * moves the plugin's wall clock for every connected account, so tests can
- * close a window without waiting a day. Never registered otherwise. */
+ * close a window without waiting a day, and "clock-jump", which moves it
+ * without telling anyone, as the wall clock moves across a suspend (then
+ * WABIZ_TEST_WINDOW_TICK_S, 1 to 60, shortens the window timer's tick).
+ * Never registered otherwise. */
+
+static void
+ipc_clock_jump(const char *seconds)
+{
+  clock_offset_s += g_ascii_strtoll(seconds != NULL ? seconds : "0", NULL, 10);
+}
 
 static void
 ipc_clock_advance(const char *seconds)
@@ -372,4 +397,6 @@ wabiz_test_hooks_register(PurplePlugin *plugin)
     return;
   purple_plugin_ipc_register(plugin, "clock-advance", PURPLE_CALLBACK(ipc_clock_advance),
                              purple_marshal_VOID__POINTER, NULL, 1, purple_value_new(PURPLE_TYPE_STRING));
+  purple_plugin_ipc_register(plugin, "clock-jump", PURPLE_CALLBACK(ipc_clock_jump), purple_marshal_VOID__POINTER,
+                             NULL, 1, purple_value_new(PURPLE_TYPE_STRING));
 }

@@ -120,7 +120,6 @@ typedef struct _WabizAccount {
   GHashTable *names;     /* store customer id -> profile name, kept here instead of in blist.xml
                           * when aliases are pseudonymous */
   guint window_timer;
-  gint64 window_timer_at;
 } WabizAccount;
 
 /* wabiz-loop.c */

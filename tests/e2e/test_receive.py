@@ -132,6 +132,17 @@ class Receive(Receiving):
         self.sim.inbound("hello again", sender=ANNA, timestamp=int(time.time()) + 3600)
         host.wait_for({"event": "buddy", "name": ANNA, "status_id": "available"})
 
+    def test_window_follows_a_wall_clock_jump(self):
+        """The wall clock jumps (a suspend and resume) without anyone
+        telling the plugin: the window timer, which runs on the monotonic
+        clock, still notices within its tick (60 s; 1 s here)."""
+        host = self.start_receiving_host(env={"WABIZ_TEST_WINDOW_TICK_S": "1"})
+        self.sim.inbound("still there?", sender=ANNA, timestamp=int(time.time()) - 23 * 3600 - 1800)
+        host.wait_for(im_from(ANNA, message="still there?"))
+        host.wait_for({"event": "buddy", "name": ANNA, "status_id": "away"})
+        host.call({"cmd": "ipc", "plugin": "prpl-wabiz", "name": "clock-jump", "arg": "3600"})
+        host.wait_for({"event": "buddy", "name": ANNA, "status_id": "offline", "show_offline": True}, timeout=5)
+
     def test_timestamp_from_the_future_does_not_hold_the_window_open(self):
         host = self.start_receiving_host()
         # a year ahead (a wrong clock somewhere): it counts as now
