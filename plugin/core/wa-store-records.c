@@ -860,6 +860,7 @@ run_status(WaStore *store, Request *req, GError **error)
   gint64 outbox_id = 0;
   gint64 state = 0;
   gboolean found_outbox = FALSE;
+  gboolean went_after_all;
   int rc;
 
   if (mr->status < WA_STORE_STATUS_SENT || mr->status > WA_STORE_STATUS_FAILED ||
@@ -914,7 +915,14 @@ run_status(WaStore *store, Request *req, GError **error)
                            hash, sealed))
       return FALSE;
   }
-  if (status_applies(result->status, mr->status)) {
+  if (outbox_id != 0 &&
+      !wa_store_sql_int(store, &state, &found_outbox, error, "SELECT state FROM outbox WHERE id = ?1", "i", outbox_id))
+    return FALSE;
+  /* an entry FAILED here, not by the API: the agent dropped it when its
+   * answer was lost (the API never sends statuses for messages it refused).
+   * A status that says it went puts that right. */
+  went_after_all = found_outbox && state == WA_STORE_OUTBOX_FAILED && mr->status != WA_STORE_STATUS_FAILED;
+  if (went_after_all || status_applies(result->status, mr->status)) {
     g_autoptr(GBytes) sealed = NULL;
 
     if (mr->status == WA_STORE_STATUS_FAILED && mr->error_text != NULL) {
@@ -932,13 +940,11 @@ run_status(WaStore *store, Request *req, GError **error)
     result->changed = TRUE;
   }
 
-  if (outbox_id != 0 &&
-      !wa_store_sql_int(store, &state, &found_outbox, error, "SELECT state FROM outbox WHERE id = ?1", "i", outbox_id))
-    return FALSE;
   if (found_outbox) {
     result->outbox_state = (WaStoreOutboxState) state;
     result->outbox_before = (WaStoreOutboxState) state;
-    if (state == WA_STORE_OUTBOX_QUEUED || state == WA_STORE_OUTBOX_SENDING || state == WA_STORE_OUTBOX_UNCERTAIN) {
+    if (state == WA_STORE_OUTBOX_QUEUED || state == WA_STORE_OUTBOX_SENDING || state == WA_STORE_OUTBOX_UNCERTAIN ||
+        went_after_all) {
       WaStoreOutboxState resolved =
         result->status == WA_STORE_STATUS_FAILED ? WA_STORE_OUTBOX_FAILED : WA_STORE_OUTBOX_SENT;
 

@@ -352,7 +352,9 @@ typedef void (*WaStoreStatusFunc)(const WaStoreStatusResult *result, const GErro
 /* Applies a status webhook: finds the message by wamid, else by @outbox_id
  * (then records the wamid: the status came before the send's answer), moves
  * its status by rank, and resolves an outbox entry still queued, sending or
- * uncertain (to SENT, or FAILED). Not found is not an error. */
+ * uncertain (to SENT, or FAILED), or one the agent dropped (FAILED here)
+ * when the status says it went after all (to SENT, the message's status
+ * with it). Not found is not an error. */
 void wa_store_message_status(WaStore *store, const WaStoreStatusUpdate *update, WaStoreStatusFunc done,
                              gpointer data);
 /* By wamid; NULL when not found. */

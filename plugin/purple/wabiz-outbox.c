@@ -344,7 +344,9 @@ wabiz_outbox_resolved(WabizAccount *wa, guint64 id, WaStoreOutboxState before, c
     id_set_add(&wa->resolved, id);
     return;
   }
-  if ((before == WA_STORE_OUTBOX_UNCERTAIN || id_set_take(wa->unsure, id)) && customer != NULL)
+  /* FAILED: dropped by the agent, and it went after all */
+  if ((before == WA_STORE_OUTBOX_UNCERTAIN || before == WA_STORE_OUTBOX_FAILED || id_set_take(wa->unsure, id)) &&
+      customer != NULL)
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), _(reached_text), PURPLE_MESSAGE_SYSTEM, 0);
 }
 

@@ -10,6 +10,7 @@ import socket
 import threading
 
 from harness import Receiving, contains, has, main, wait_until
+from hostctl import TIMEOUT_FACTOR
 
 ANNA = "491701234567"
 
@@ -260,6 +261,26 @@ class Outbox(Receiving):
         host.call({"cmd": "command", "conv": ANNA, "text": "resend"})
         host.wait_for({"event": "write", "message": contains("No message is waiting for a decision")})
         self.assertEqual(self.bodies_sent(), [])
+
+    def test_dropped_one_that_went_after_all_is_told(self):
+        """Meta took it, its answer was lost, the agent dropped it: when its
+        status comes, the conversation says it went, and the store holds it
+        as delivered."""
+        host = self.start_receiving_host(options={"uncertain_grace_seconds": 3600})
+        self.sim.inbound("hello", sender=ANNA)  # the window opens
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv")})
+        self.sim.config(status_delay_ms=int(3000 * TIMEOUT_FACTOR))
+        self.sim.fault(path="/messages", reset=True, process=True, count=1)
+        host.send_im(ANNA, "taken, answer lost")
+        host.wait_for({"event": "write", "conv": ANNA, "message": contains("may or may not have been sent")})
+        host.call({"cmd": "command", "conv": ANNA, "text": "resend"})
+        ask = host.wait_for({"event": "request", "kind": "action"})
+        host.answer(ask["id"], action=1)  # drop
+        dropped = host.wait_for({"event": "write", "conv": ANNA, "message": contains("Not sent again, as you decided")})
+        went = host.wait_for({"event": "write", "conv": ANNA, "message": contains("did reach WhatsApp after all")},
+                             timeout=30)
+        self.assertLess(dropped["_t"], went["_t"])
+        self.assertEqual(self.bodies_sent(), [(ANNA, "taken, answer lost")])
 
 
 if __name__ == "__main__":

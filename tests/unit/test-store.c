@@ -1154,6 +1154,47 @@ test_status_ranks(Fixture *f, gconstpointer data)
   g_assert_false(r.found);
 }
 
+/* An entry the agent dropped (its answer was lost) whose status then says it
+ * went: the entry becomes SENT and the message takes the status, error gone.
+ * A failure the API reported stays final. */
+static void
+test_dropped_then_delivered(Fixture *f, gconstpointer data)
+{
+  g_autofree char *id = NULL;
+  g_autoptr(WaStoreOutbox) dropped = NULL;
+  g_autoptr(WaStoreOutbox) entry = NULL;
+  g_auto(Wait) w1 = {0};
+  g_auto(Wait) w2 = {0};
+  g_auto(Wait) w3 = {0};
+  WaStoreStatusResult r;
+
+  store_ready(f, 0);
+  id = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.in", BODY_A, NOW);
+  dropped = enqueue(f, id, "lost answer");
+  entry = outbox_move(f, dropped->id, WA_STORE_OUTBOX_SENDING, NULL, NULL);
+  g_clear_pointer(&entry, wa_store_outbox_free);
+  entry = outbox_move(f, dropped->id, WA_STORE_OUTBOX_UNCERTAIN, NULL, NULL);
+  g_clear_pointer(&entry, wa_store_outbox_free);
+  entry = outbox_move(f, dropped->id, WA_STORE_OUTBOX_FAILED, NULL, NULL);
+  g_assert_cmpint(entry->state, ==, WA_STORE_OUTBOX_FAILED);
+
+  r = apply_status(f, "wamid.late", dropped->id, WA_STORE_STATUS_DELIVERED, &w1);
+  g_assert_true(r.found);
+  g_assert_true(r.changed);
+  g_assert_cmpint(r.status, ==, WA_STORE_STATUS_DELIVERED);
+  g_assert_true(r.outbox_resolved);
+  g_assert_cmpint(r.outbox_before, ==, WA_STORE_OUTBOX_FAILED);
+  g_assert_cmpint(r.outbox_state, ==, WA_STORE_OUTBOX_SENT);
+  wa_store_message_find(f->store, "wamid.late", on_message, &w2);
+  done_ok(f, &w2);
+  g_assert_cmpint(w2.message->status, ==, WA_STORE_STATUS_DELIVERED);
+  g_assert_null(w2.message->error);
+  /* now a failure reported by the API: final, as before */
+  r = apply_status(f, "wamid.late", 0, WA_STORE_STATUS_FAILED, &w3);
+  g_assert_cmpint(r.status, ==, WA_STORE_STATUS_FAILED);
+  g_assert_false(r.outbox_resolved);
+}
+
 /* ---- the outbox ---------------------------------------------------------------------- */
 
 static void
@@ -2059,6 +2100,7 @@ main(int argc, char **argv)
   ADD("window-monotonic", test_window_monotonic);
   ADD("history-limit", test_history_limit);
   ADD("status-ranks", test_status_ranks);
+  ADD("dropped-then-delivered", test_dropped_then_delivered);
   ADD("outbox-state-machine", test_outbox_state_machine);
   ADD("round-trip-and-settings", test_round_trip_and_settings);
   ADD("swapped-bodies-detected", test_swapped_bodies_detected);
