@@ -83,7 +83,11 @@ replace_escape(const char *data, gsize len, const char *p, char **fixed)
  * - a \u escape that is not four hex digits: "\uzzzz" is taken as a
  *   character;
  * - any other escape JSON does not have: "\304" is read as the byte 0xc4,
- *   so a parsed string could hold invalid UTF-8.
+ *   so a parsed string could hold invalid UTF-8;
+ * - outside strings, a byte JSON never has there ("/", "\", letters other
+ *   than those of true, false, null and exponents): its scanner, which
+ *   knows comments and identifiers, leaks the token it was reading when it
+ *   gives up on '/"/"\udBu\u'.
  * A surrogate escape not in a pair is JSON, but not a character: json-glib
  * makes bytes that are not UTF-8 of it, and leaks the string when a high
  * surrogate is followed by another escape ("\ud83d\u0041"). Refusing it
@@ -91,6 +95,9 @@ replace_escape(const char *data, gsize len, const char *p, char **fixed)
  * messages in it included) for one broken character, so it becomes U+FFFD,
  * as a UTF-8 decoder does with a broken sequence: *@fixed is then the
  * corrected copy of @data, to be parsed instead. */
+/* Every byte JSON has outside strings: structure, numbers, true, false, null. */
+#define OUTSIDE_STRINGS " \t\r\n{}[],:\"-+.0123456789eEtrufalsn"
+
 static gboolean
 json_acceptable(const char *data, gsize len, char **fixed)
 {
@@ -124,6 +131,8 @@ json_acceptable(const char *data, gsize len, char **fixed)
       }
       continue;
     }
+    if (strchr(OUTSIDE_STRINGS, *p) == NULL || *p == '\0')
+      return FALSE;
     switch (*p) {
     case ' ':
     case '\t':

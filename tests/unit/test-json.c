@@ -59,7 +59,9 @@ test_invalid(void)
 /* What json-glib 1.6.6 mishandles is refused (found by fuzz/): a second
  * top-level value ("{}{}" parses, keeps the last object and leaks the first),
  * broken escapes ("\uzzzz" is taken as a character, "\304" gives a byte
- * that is not UTF-8), and infinite numbers (its generator writes "inf.0").
+ * that is not UTF-8), bytes JSON never has outside strings (comments,
+ * identifiers, a backslash: '/"/"\udBu\u' leaks), and infinite numbers (its
+ * generator writes "inf.0").
  * JSON's own escapes and pairs still parse. */
 static void
 test_not_json_refused(void)
@@ -69,6 +71,7 @@ test_not_json_refused(void)
     "{\"object\":\"whatsapp_business_account\",\"entry\":[]}{\"object\":\"x\"}",
     "{\"a\":\"\\ud83d\\u\"}", "{\"a\":\"\\uzzzz\"}", "{\"a\":\"\\u12\"}", "\"\\uddu\\u",
     "{\"a\":1e400}", "{\"a\":[1.5,{\"b\":-1e999}]}",
+    "/\"/\"\\udBu\\u", "{\"a\":1}\\u", "{a:1}", "[1,/* c */2]", "[1,// c\n2]", "[NaN]", "[Infinity]",
     "{\"a\":\"\\304\"}", "{\"a\":\"\\x41\"}", "{\"a\":\"\\'\"}", "{\"a\":\"x\\",
   };
   static const char *const accepted[] = {
