@@ -8,15 +8,16 @@
 # BUILD_DIR is a build configured with -Dfuzz=true (default: build-fuzz-opt,
 # else build-fuzz); TARGET names such as "webhook" or "fuzz-webhook" (default:
 # all). JOBS=N runs N targets at a time (default 1; one core each).
-# Each target fuzzes a scratch copy of fuzz/corpus/<target> and
-# fuzz/crashers/<target> under $TMPDIR (kept, and printed): the committed
-# corpus is never changed. A run stops at its first crash; the crash file is
-# in the scratch directory's artifacts/. Exits 1 when anything crashed.
+# Each target fuzzes a scratch copy of fuzz/corpus/<target>, fuzz/grown/<target>
+# and fuzz/crashers/<target> under $TMPDIR (kept, and printed): the committed
+# corpora are never changed (fuzz/grow.sh keeps what a run found). A run
+# stops at its first crash; the crash file is in the scratch directory's
+# artifacts/. Exits 1 when anything crashed.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 
 if [ $# -lt 1 ] || ! [[ $1 =~ ^[0-9]+$ ]]; then
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 seconds=$1
@@ -46,6 +47,7 @@ run_one() {
   local t=${1#fuzz-} dir=$scratch/${1#fuzz-}
   mkdir -p "$dir/corpus" "$dir/artifacts"
   cp fuzz/corpus/"$t"/* "$dir/corpus/" 2>/dev/null || true
+  cp fuzz/grown/"$t"/* "$dir/corpus/" 2>/dev/null || true
   cp fuzz/crashers/"$t"/* "$dir/corpus/" 2>/dev/null || true
   ls "$dir/corpus" | wc -l >"$dir/seeds"
   # -rss_limit_mb: AddressSanitizer's quarantine alone takes 256 MB
