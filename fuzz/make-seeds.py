@@ -371,7 +371,11 @@ def signature_seeds(corpus, webhooks):
         seed("good-" + name, b"sha256=" + mac.encode(), body)
     body = webhooks[0][1]
     mac = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    seed("upper", b" SHA256=" + mac.upper().encode() + b"\t", body)
+    # a secret of its own: the upper-case HMAC under the usual one holds "EAA"
+    # and a run of letters and digits, which looks like a committed Meta token
+    upper_key = b"upper-case-app-secret"
+    upper = hmac.new(upper_key, body, hashlib.sha256).hexdigest().upper()
+    seed("upper", b" SHA256=" + upper.encode() + b"\t", body, key=upper_key)
     seed("wrong", b"sha256=" + ("0" * 64).encode(), body)
     seed("sha1", b"sha1=" + hashlib.sha1(body).hexdigest().encode(), body)
     seed("short", b"sha256=abc", body)
