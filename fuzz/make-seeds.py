@@ -3,10 +3,13 @@
 
 Usage: fuzz/make-seeds.py [--spec DIR] [--sim PATH] [--out DIR]
 
-Every seed comes from ../shared/spec (the webhook examples, the send examples,
-and the response and error examples of the OpenAPI description) or, with
---sim, from what the Cloud API simulator (tests/sim, built as
-build/tests/sim/wabiz-sim) answers and sends. Without --sim the result is the
+Every seed comes from the project's own webhook fixtures (tests/data/webhooks),
+from Meta's published examples when --spec names their folder (the webhook
+examples, the send examples, and the response and error examples of the
+OpenAPI description; default: ../shared/spec beside the source tree, the
+same folder as the meson option meta_examples; without it those seeds are
+left out, and the script says so) or, with --sim, from what the Cloud API
+simulator (tests/sim, built as build/tests/sim/wabiz-sim) answers and sends. Without --sim the result is the
 same on every run; the simulator's seeds carry its random message ids. Each
 target's directory is emptied first: the corpus is exactly what this script
 writes (saved crashers live in fuzz/crashers/). The record seeds are sealed
@@ -75,7 +78,10 @@ def meta_escaped(obj):
 
 
 def read_examples(spec, kind):
-    folder = os.path.join(spec, "examples", kind)
+    return read_folder(os.path.join(spec, "examples", kind))
+
+
+def read_folder(folder):
     result = []
     for name in sorted(os.listdir(folder)):
         if name.endswith(".json"):
@@ -387,7 +393,9 @@ def signature_seeds(corpus, webhooks):
 def receiver_seeds(corpus, webhooks):
     for name, body in webhooks:
         corpus.add("receiver-request", "signed-" + name, b"\x01\n" + body)
-    obj = json.loads(webhooks[0][1])
+    # the first body that names a number, so it can be routed
+    first = next(body for name, body in webhooks if b'"metadata"' in body)
+    obj = json.loads(first)
     change = obj["entry"][0]["changes"][0]
     variants = []
     for i, account in enumerate(RX_ACCOUNTS):
@@ -405,7 +413,7 @@ def receiver_seeds(corpus, webhooks):
     for name, body in variants:
         corpus.add("receiver-request", "signed-one-" + name, b"\x01\n" + body.encode())
         corpus.add("receiver-request", "signed-two-" + name, b"\x02\n" + body.encode())
-    body = webhooks[0][1]
+    body = first
     mac = hmac.new(b"app-secret-one", body, hashlib.sha256).hexdigest()
     corpus.add("receiver-request", "header-given", b"\x00sha256=" + mac.encode() + b"\n" + body)
     corpus.add("receiver-request", "header-wrong", b"\x00sha256=" + b"0" * 64 + b"\n" + body)
@@ -485,8 +493,16 @@ def main(argv):
     parser.add_argument("--out", default=os.path.join(HERE, "corpus"))
     args = parser.parse_args(argv[1:])
 
-    webhooks = read_examples(args.spec, "webhooks")
-    sends = read_examples(args.spec, "send")
+    webhooks, sends = [], []
+    have_spec = os.path.isdir(args.spec)
+    if have_spec:
+        webhooks = read_examples(args.spec, "webhooks")
+        sends = read_examples(args.spec, "send")
+    else:
+        print("Meta's examples are not at %s: their seeds (and the Graph answers of the "
+              "OpenAPI file) are left out" % args.spec, file=sys.stderr)
+    webhooks += [("fixture-" + name, body)
+                 for name, body in read_folder(os.path.join(ROOT, "tests", "data", "webhooks"))]
     corpus = Corpus(args.out)
     corpus.reset()
 
@@ -496,7 +512,8 @@ def main(argv):
     rxline_seeds(corpus, webhooks)
     markup_seeds(corpus, webhooks + sends)
     phone_seeds(corpus, webhooks + sends)
-    graph_seeds(corpus, load_openapi(args.spec))
+    if have_spec:
+        graph_seeds(corpus, load_openapi(args.spec))
     records_seeds(corpus, webhooks)
     if args.sim:
         for name, body in sim_seeds(corpus, args.sim):

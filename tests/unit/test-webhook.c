@@ -1,11 +1,19 @@
-/* test-webhook.c: webhook bodies -> WaWebhook. Every example in
- * shared/spec/examples/webhooks must parse; several are checked field by
- * field; hand-written bodies cover statuses, errors, several entries, lenient
- * types, BSUID-only senders and refused envelopes.
+/* test-webhook.c: webhook bodies -> WaWebhook, in two modes.
  *
- * The examples directory is the first non-option argument or $WABIZ_SPEC_DIR.
- * Must not: modify the examples, depend on directory order, or pass when the
- * directory holds fewer than 16 examples. */
+ *   test-webhook --fixtures DIR   the project's own conformance fixtures
+ *                                 (tests/data/webhooks: every webhook field and
+ *                                 message shape the code handles), checked
+ *                                 shape by shape, plus hand-written bodies for
+ *                                 statuses, errors, several entries, lenient
+ *                                 types, BSUID-only senders and refused
+ *                                 envelopes.
+ *   test-webhook --meta DIR       Meta's published examples (the folder of the
+ *                                 meson option meta_examples): every one must
+ *                                 parse; several are checked field by field.
+ *                                 A missing DIR is a skip with its reason.
+ *
+ * Must not: modify the examples, depend on directory order, or pass when a
+ * directory holds fewer files than expected. */
 #include "wa-webhook.h"
 
 #include "wa-describe.h"
@@ -14,6 +22,9 @@
 #include <string.h>
 
 #define MIN_EXAMPLES 16
+
+/* Meta's folder holds 16 examples; ours one file per shape in fixture_cases. */
+#define MIN_FIXTURES 37
 
 static const char *spec_dir;
 
@@ -63,7 +74,7 @@ only_message(const WaWebhook *webhook)
 }
 
 static void
-test_all_examples(void)
+check_all_parse(guint minimum)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GDir) dir = g_dir_open(spec_dir, 0, &error);
@@ -97,7 +108,19 @@ test_all_examples(void)
     }
     count++;
   }
-  g_assert_cmpuint(count, >=, MIN_EXAMPLES);
+  g_assert_cmpuint(count, >=, minimum);
+}
+
+static void
+test_all_examples(void)
+{
+  check_all_parse(MIN_EXAMPLES);
+}
+
+static void
+test_all_fixtures(void)
+{
+  check_all_parse(MIN_FIXTURES);
 }
 
 static void
@@ -300,6 +323,108 @@ test_groups(void)
     for (guint j = 0; j < change->messages->len; j++)
       g_assert_nonnull(((WaMessage *) g_ptr_array_index(change->messages, j))->group_id);
   }
+}
+
+
+/* --- the project's fixtures: one file per shape ------------------------- */
+
+/* Each fixture's field, its counts, and for message shapes the line a person
+ * sees (wa_message_describe of its first message) and who sent it. */
+static const struct {
+  const char *file;
+  const char *field;
+  guint messages;
+  guint statuses;
+  const char *from;     /* first message's sender (phone digits or BSUID) */
+  const char *line;     /* first message described; NULL: no message */
+} fixture_cases[] = {
+  {"account_update.json", "account_update", 0, 0, NULL, NULL},
+  {"audio_voice.json", "messages", 1, 0, "4915112345678", "[Voice message]"},
+  {"bsuid_only.json", "messages", 1, 0, "DE.1349120865530274", "Hi, I only have a username"},
+  {"button.json", "messages", 1, 0, "4915112345678", "[Reply] Stop promotions"},
+  {"contacts.json", "messages", 1, 0, "4915112345678", "[Contact] Jonas Brandt: +49 151 2223334"},
+  {"document.json", "messages", 1, 0, "4915112345678", "[Document] Rechnung 1187.pdf My invoice"},
+  {"edit.json", "messages", 1, 0, "4915112345678", "[Edited] Order 1188, not 1187"},
+  {"group_create.json", "group_lifecycle_update", 0, 0, NULL, NULL},
+  {"group_message.json", "messages", 1, 0, "4915112345678", "Can someone hold a parcel for me?"},
+  {"group_participants_remove.json", "group_participants_update", 0, 0, NULL, NULL},
+  {"group_settings_update.json", "group_settings_update", 0, 0, NULL, NULL},
+  {"image.json", "messages", 1, 0, "4915112345678", "[Image] The scratch on the lid"},
+  {"interactive_button_reply.json", "messages", 1, 0, "4915112345678", "[Reply] Reschedule"},
+  {"interactive_list_reply.json", "messages", 1, 0, "4915112345678", "[Reply] Tuesday 10-12"},
+  {"interactive_nfm_reply.json", "messages", 1, 0, "4915112345678", "[Reply] Sent"},
+  {"location.json", "messages", 1, 0, "4915112345678", "[Location] Alexanderplatz, 10178 Berlin (52.520008, 13.404954)"},
+  {"message_template_status_update.json", "message_template_status_update", 0, 0, NULL, NULL},
+  {"order.json", "messages", 1, 0, "4915112345678", "[Order] 2 products, 4 pieces: For the shop in Mitte"},
+  {"phone_number_quality_update.json", "phone_number_quality_update", 0, 0, NULL, NULL},
+  {"reaction.json", "messages", 1, 0, "4915112345678", "[Reaction] 👍 to a message"},
+  {"reaction_removed.json", "messages", 1, 0, "4915112345678", "[Reaction removed]"},
+  {"request_welcome.json", "messages", 1, 0, "4915112345678", "[The customer opened the chat for the first time]"},
+  {"revoke.json", "messages", 1, 0, "4915112345678", "[The customer deleted a message]"},
+  {"smb_message_echoes.json", "smb_message_echoes", 0, 0, NULL, NULL},
+  {"status_failed.json", "messages", 0, 1, NULL, NULL},
+  {"statuses.json", "messages", 0, 3, NULL, NULL},
+  {"sticker.json", "messages", 1, 0, "4915112345678", "[Sticker]"},
+  {"system_changed_number.json", "messages", 1, 0, "4915112345678", "User Lena Vogel changed from 4915112345678 to 4915199999999"},
+  {"text.json", "messages", 1, 0, "4915112345678", "Hallo! Is my order 1187 on its way?"},
+  {"text_forwarded.json", "messages", 1, 0, "4915112345678", "(Forwarded many times) Look at this offer"},
+  {"text_from_ad.json", "messages", 1, 0, "4915112345678", "(From an ad: Winter sale: 30% off) Is the winter sale still on?"},
+  {"text_product_inquiry.json", "messages", 1, 0, "4915112345678", "(About product boot-40-brown) Do you have it in size 40?"},
+  {"text_reply.json", "messages", 1, 0, "4915112345678", "Yes, that one."},
+  {"two_customers.json", "messages", 2, 0, "4915112345678", "First customer here"},
+  {"unsupported.json", "messages", 1, 0, "4915112345678", "[A message of a kind WhatsApp does not pass on (poll)]"},
+  {"value_errors.json", "messages", 0, 0, NULL, NULL},
+  {"video.json", "messages", 1, 0, "4915112345678", "[Video] How it rattles"},
+};
+
+static void
+test_fixture_shapes(void)
+{
+  for (guint i = 0; i < G_N_ELEMENTS(fixture_cases); i++) {
+    g_autoptr(WaWebhook) webhook = parse_example(fixture_cases[i].file);
+    const WaChange *change = only_change(webhook);
+
+    g_test_message("fixture %s", fixture_cases[i].file);
+    g_assert_cmpuint(webhook->skipped, ==, 0);
+    g_assert_cmpstr(change->waba_id, ==, "310000000000042");
+    g_assert_cmpstr(change->field, ==, fixture_cases[i].field);
+    g_assert_cmpuint(change->messages->len, ==, fixture_cases[i].messages);
+    g_assert_cmpuint(change->statuses->len, ==, fixture_cases[i].statuses);
+    if (change->phone_number_id != NULL)
+      g_assert_cmpstr(change->phone_number_id, ==, "210000000000017");
+    if (fixture_cases[i].line != NULL) {
+      const WaMessage *msg = g_ptr_array_index(change->messages, 0);
+      g_autofree char *line = wa_message_describe(msg);
+
+      g_assert_cmpstr(msg->from != NULL ? msg->from : msg->from_user_id, ==, fixture_cases[i].from);
+      g_assert_cmpstr(line, ==, fixture_cases[i].line);
+    }
+  }
+}
+
+/* Every file in the fixtures folder has its row above, so a new fixture
+ * cannot go unchecked. */
+static void
+test_fixture_table_complete(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDir) dir = g_dir_open(spec_dir, 0, &error);
+  const char *name;
+  guint count = 0;
+
+  g_assert_no_error(error);
+  while ((name = g_dir_read_name(dir)) != NULL) {
+    gboolean listed = FALSE;
+
+    if (!g_str_has_suffix(name, ".json"))
+      continue;
+    for (guint i = 0; i < G_N_ELEMENTS(fixture_cases) && !listed; i++)
+      listed = g_str_equal(name, fixture_cases[i].file);
+    if (!listed)
+      g_error("fixture %s has no row in fixture_cases", name);
+    count++;
+  }
+  g_assert_cmpuint(count, ==, G_N_ELEMENTS(fixture_cases));
 }
 
 /* --- hand-written bodies ------------------------------------------------ */
@@ -698,30 +823,46 @@ test_describe(void)
 int
 main(int argc, char **argv)
 {
+  gboolean meta = FALSE;
+
   g_test_init(&argc, &argv, NULL);
-  for (int i = 1; i < argc && spec_dir == NULL; i++)
-    if (argv[i][0] != '-')
-      spec_dir = argv[i];
-  if (spec_dir == NULL)
-    spec_dir = g_getenv("WABIZ_SPEC_DIR");
+  for (int i = 1; i + 1 < argc && spec_dir == NULL; i++) {
+    if (g_str_equal(argv[i], "--fixtures") || g_str_equal(argv[i], "--meta")) {
+      meta = g_str_equal(argv[i], "--meta");
+      spec_dir = argv[i + 1];
+    }
+  }
   if (spec_dir == NULL) {
-    g_printerr("usage: test-webhook EXAMPLES-DIR (or set WABIZ_SPEC_DIR)\n");
+    g_printerr("usage: test-webhook [--tap] --fixtures DIR | --meta DIR\n");
     return 1;
   }
+  if (meta && !g_file_test(spec_dir, G_FILE_TEST_IS_DIR)) {
+    /* TAP's plan for a skipped test, with its reason. */
+    g_print("1..0 # SKIP Meta's webhook examples are not at '%s' (meson option meta_examples)\n",
+            spec_dir);
+    return 0;
+  }
 
-  g_test_add_func("/webhook/all-examples", test_all_examples);
-  g_test_add_func("/webhook/text", test_text);
-  g_test_add_func("/webhook/image", test_image);
-  g_test_add_func("/webhook/location", test_location);
-  g_test_add_func("/webhook/reaction", test_reaction);
-  g_test_add_func("/webhook/interactive", test_interactive);
-  g_test_add_func("/webhook/button", test_button);
-  g_test_add_func("/webhook/contacts-message", test_contacts_message);
-  g_test_add_func("/webhook/order", test_order);
-  g_test_add_func("/webhook/system", test_system);
-  g_test_add_func("/webhook/unsupported", test_unsupported);
-  g_test_add_func("/webhook/context-and-referral", test_context_and_referral);
-  g_test_add_func("/webhook/groups", test_groups);
+  if (meta) {
+    g_test_add_func("/webhook/meta/all-examples", test_all_examples);
+    g_test_add_func("/webhook/meta/text", test_text);
+    g_test_add_func("/webhook/meta/image", test_image);
+    g_test_add_func("/webhook/meta/location", test_location);
+    g_test_add_func("/webhook/meta/reaction", test_reaction);
+    g_test_add_func("/webhook/meta/interactive", test_interactive);
+    g_test_add_func("/webhook/meta/button", test_button);
+    g_test_add_func("/webhook/meta/contacts-message", test_contacts_message);
+    g_test_add_func("/webhook/meta/order", test_order);
+    g_test_add_func("/webhook/meta/system", test_system);
+    g_test_add_func("/webhook/meta/unsupported", test_unsupported);
+    g_test_add_func("/webhook/meta/context-and-referral", test_context_and_referral);
+    g_test_add_func("/webhook/meta/groups", test_groups);
+    g_test_add_func("/webhook/meta/describe", test_describe);
+    return g_test_run();
+  }
+  g_test_add_func("/webhook/fixtures/all-parse", test_all_fixtures);
+  g_test_add_func("/webhook/fixtures/table-complete", test_fixture_table_complete);
+  g_test_add_func("/webhook/fixtures/shapes", test_fixture_shapes);
   g_test_add_func("/webhook/statuses", test_statuses);
   g_test_add_func("/webhook/value-errors-only", test_value_errors_only);
   g_test_add_func("/webhook/many-entries", test_many_entries);
@@ -730,6 +871,5 @@ main(int argc, char **argv)
   g_test_add_func("/webhook/missing-messages", test_missing_messages);
   g_test_add_func("/webhook/bsuid-only", test_bsuid_only);
   g_test_add_func("/webhook/refused", test_refused);
-  g_test_add_func("/webhook/describe", test_describe);
   return g_test_run();
 }
