@@ -317,6 +317,48 @@ typedef struct {
   GPtrArray *changes;
 } EntryOut;
 
+/* --- echoes and group events -------------------------------------------- */
+
+static void
+add_echo(JsonObject *obj, gpointer out, ParseCtx *ctx)
+{
+  WaEcho *echo = g_new0(WaEcho, 1);
+
+  echo->id = dup_string(obj, "id");
+  echo->from = wa_json_dup_id(obj, "from");
+  echo->to = wa_json_dup_id(obj, "to");
+  echo->type = dup_string(obj, "type");
+  echo->text = dup_string(wa_json_get_object(obj, "text"), "body");
+  echo->timestamp = wa_json_get_int(obj, "timestamp", 0);
+  echo->raw = object_node(obj);
+  g_ptr_array_add(out, echo);
+}
+
+/* The length of the array member @name; -1 when absent, and counted when
+ * of another type. */
+static gint
+array_length(JsonObject *obj, const char *name, ParseCtx *ctx)
+{
+  JsonArray *array = get_array(obj, name, ctx);
+
+  return array != NULL ? (gint) MIN(json_array_get_length(array), G_MAXINT) : -1;
+}
+
+static void
+add_group_event(JsonObject *obj, gpointer out, ParseCtx *ctx)
+{
+  WaGroupEvent *event = g_new0(WaGroupEvent, 1);
+
+  event->group_id = dup_string(obj, "group_id");
+  event->type = dup_string(obj, "type");
+  event->subject = dup_string(obj, "subject");
+  event->timestamp = wa_json_get_int(obj, "timestamp", 0);
+  event->added = array_length(obj, "added_participants", ctx);
+  event->removed = array_length(obj, "removed_participants", ctx);
+  event->raw = object_node(obj);
+  g_ptr_array_add(out, event);
+}
+
 static void
 add_change(JsonObject *obj, gpointer out, ParseCtx *ctx)
 {
@@ -340,10 +382,14 @@ add_change(JsonObject *obj, gpointer out, ParseCtx *ctx)
   change->messages = g_ptr_array_new_with_free_func((GDestroyNotify) wa_message_free);
   change->statuses = g_ptr_array_new_with_free_func((GDestroyNotify) wa_status_free);
   change->errors = new_error_array();
+  change->echoes = g_ptr_array_new_with_free_func((GDestroyNotify) wa_echo_free);
+  change->groups = g_ptr_array_new_with_free_func((GDestroyNotify) wa_group_event_free);
   for_each_object(get_array(value, "contacts", ctx), add_contact, change->contacts, ctx);
   for_each_object(get_array(value, "messages", ctx), add_message, change->messages, ctx);
   for_each_object(get_array(value, "statuses", ctx), add_status, change->statuses, ctx);
   for_each_object(get_array(value, "errors", ctx), add_error, change->errors, ctx);
+  for_each_object(get_array(value, "message_echoes", ctx), add_echo, change->echoes, ctx);
+  for_each_object(get_array(value, "groups", ctx), add_group_event, change->groups, ctx);
   change->value = object_node(value);
   g_ptr_array_add(eo->changes, change);
 }
@@ -506,6 +552,32 @@ wa_status_free(WaStatus *s)
 }
 
 void
+wa_echo_free(WaEcho *e)
+{
+  if (e == NULL)
+    return;
+  g_free(e->id);
+  g_free(e->from);
+  g_free(e->to);
+  g_free(e->type);
+  g_free(e->text);
+  g_clear_pointer(&e->raw, json_node_unref);
+  g_free(e);
+}
+
+void
+wa_group_event_free(WaGroupEvent *g)
+{
+  if (g == NULL)
+    return;
+  g_free(g->group_id);
+  g_free(g->type);
+  g_free(g->subject);
+  g_clear_pointer(&g->raw, json_node_unref);
+  g_free(g);
+}
+
+void
 wa_change_free(WaChange *c)
 {
   if (c == NULL)
@@ -518,6 +590,8 @@ wa_change_free(WaChange *c)
   g_clear_pointer(&c->messages, g_ptr_array_unref);
   g_clear_pointer(&c->statuses, g_ptr_array_unref);
   g_clear_pointer(&c->errors, g_ptr_array_unref);
+  g_clear_pointer(&c->echoes, g_ptr_array_unref);
+  g_clear_pointer(&c->groups, g_ptr_array_unref);
   g_clear_pointer(&c->value, json_node_unref);
   g_free(c);
 }

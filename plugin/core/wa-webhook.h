@@ -143,6 +143,30 @@ typedef struct {
   JsonNode *raw;                  /* the status object as received */
 } WaStatus;
 
+/* value.message_echoes[] (field smb_message_echoes): a message the business
+ * sent from elsewhere, e.g. the WhatsApp Business app on the phone. */
+typedef struct {
+  char *id;         /* wamid; NULL when absent (then it cannot be stored) */
+  char *from;       /* the business number */
+  char *to;         /* the customer: phone digits or BSUID, as given */
+  char *type;       /* text, image, ...; NULL when absent */
+  char *text;       /* text.body; NULL when absent (not a text echo) */
+  gint64 timestamp; /* Unix seconds; 0 when absent */
+  JsonNode *raw;    /* the echo object as received */
+} WaEcho;
+
+/* value.groups[] (fields group_lifecycle_update, group_participants_update,
+ * group_settings_update, ...): one event of a WhatsApp group. */
+typedef struct {
+  char *group_id;
+  char *type;       /* group_create, group_participants_remove, ...; NULL when absent */
+  char *subject;    /* NULL when absent */
+  gint64 timestamp; /* Unix seconds; 0 when absent */
+  gint added;       /* length of added_participants; -1 when absent */
+  gint removed;     /* length of removed_participants; -1 when absent */
+  JsonNode *raw;    /* the group object as received */
+} WaGroupEvent;
+
 /* entry[].changes[]: one change, with its entry's WABA id and time. */
 typedef struct {
   char *waba_id;              /* entry.id (string or integer) */
@@ -154,9 +178,11 @@ typedef struct {
   GPtrArray *messages;        /* WaMessage* */
   GPtrArray *statuses;        /* WaStatus* */
   GPtrArray *errors;          /* WaGraphError*: value.errors (system-level) */
+  GPtrArray *echoes;          /* WaEcho*: value.message_echoes */
+  GPtrArray *groups;          /* WaGroupEvent*: value.groups */
   JsonNode *value;            /* the raw value object, for fields we do not model
                                * (templates, quality, account_update,
-                               * user_preferences, smb_message_echoes, groups) */
+                               * user_preferences) */
 } WaChange;
 
 typedef struct {
@@ -181,11 +207,15 @@ void wa_change_free(WaChange *change);
 void wa_contact_free(WaContact *contact);
 void wa_message_free(WaMessage *message);
 void wa_status_free(WaStatus *status);
+void wa_echo_free(WaEcho *echo);
+void wa_group_event_free(WaGroupEvent *event);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaWebhook, wa_webhook_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaChange, wa_change_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaContact, wa_contact_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaMessage, wa_message_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStatus, wa_status_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaEcho, wa_echo_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaGroupEvent, wa_group_event_free)
 
 G_END_DECLS

@@ -608,32 +608,22 @@ start_echo(gpointer data)
 static void
 apply_echoes(WabizApplying *ap, const WaChange *change)
 {
-  JsonObject *value = json_node_get_object(change->value);
-  JsonArray *echoes = wa_json_get_array(value, "message_echoes");
-  guint n = echoes != NULL ? json_array_get_length(echoes) : 0;
-
-  for (guint i = 0; i < n; i++) {
-    JsonObject *echo = wa_json_array_get_object(echoes, i);
-    const char *to = wa_json_get_string(echo, "to");
-
-    if (wa_id_phone_or_null(to) == NULL && wa_id_bsuid_or_null(to) == NULL)
-      to = NULL; /* not an id: names nothing */
-    const char *type = wa_json_get_string(echo, "type");
-    const char *id = wa_json_get_string(echo, "id");
-    const char *body = wa_json_get_string(wa_json_get_object(echo, "text"), "body");
+  for (guint i = 0; i < change->echoes->len; i++) {
+    const WaEcho *echo = g_ptr_array_index(change->echoes, i);
+    const char *to = echo->to;
     WaStoreInbound out = { 0 };
     EchoJob *job;
 
-    if (to == NULL)
-      continue;
+    if (wa_id_phone_or_null(to) == NULL && wa_id_bsuid_or_null(to) == NULL)
+      continue; /* not an id: names nothing */
     job = g_new0(EchoJob, 1);
     job->ap = ap;
     job->to = g_strdup(to);
-    job->text = body != NULL ? g_strdup(body)
-                             : g_strdup_printf(_("[A %s message sent from the WhatsApp Business app]"),
-                                               type != NULL ? type : "?");
-    job->timestamp = wa_json_get_int(echo, "timestamp", 0);
-    if (id == NULL) {
+    job->text = echo->text != NULL ? g_strdup(echo->text)
+                                   : g_strdup_printf(_("[A %s message sent from the WhatsApp Business app]"),
+                                                     echo->type != NULL ? echo->type : "?");
+    job->timestamp = echo->timestamp;
+    if (echo->id == NULL) {
       show_echo(ap->wa, job->to, job->text, job->timestamp, NULL); /* cannot be stored */
       echo_job_free(job);
       continue;
@@ -641,9 +631,9 @@ apply_echoes(WabizApplying *ap, const WaChange *change)
     out.wa_id = wa_id_is_bsuid(to) ? NULL : to;
     out.bsuid = wa_id_is_bsuid(to) ? to : NULL;
     out.direction = WA_STORE_ELSEWHERE;
-    out.wamid = id;
-    out.type = type != NULL ? type : "unknown";
-    out.body = body;
+    out.wamid = echo->id;
+    out.type = echo->type != NULL ? echo->type : "unknown";
+    out.body = echo->text;
     out.raw = ap->raw;
     out.timestamp = job->timestamp > 0 ? job->timestamp : wabiz_now();
     job->in = out;
@@ -654,39 +644,29 @@ apply_echoes(WabizApplying *ap, const WaChange *change)
 static void
 apply_groups(WabizAccount *wa, const WaChange *change)
 {
-  JsonObject *value = json_node_get_object(change->value);
-  JsonArray *groups = wa_json_get_array(value, "groups");
-  guint n = groups != NULL ? json_array_get_length(groups) : 0;
+  for (guint i = 0; i < change->groups->len; i++) {
+    const WaGroupEvent *g = g_ptr_array_index(change->groups, i);
+    GString *text;
 
-  for (guint i = 0; i < n; i++) {
-    JsonObject *g = wa_json_array_get_object(groups, i);
-    const char *id = wa_json_get_string(g, "group_id");
-    const char *type = wa_json_get_string(g, "type");
-    const char *subject = wa_json_get_string(g, "subject");
-    JsonArray *added = wa_json_get_array(g, "added_participants");
-    JsonArray *removed = wa_json_get_array(g, "removed_participants");
-    GString *text = g_string_new(NULL);
-
-    if (id == NULL || !group_id_is_valid(id)) {
-      g_string_free(text, TRUE);
+    if (g->group_id == NULL || !group_id_is_valid(g->group_id))
       continue;
-    }
-    if (g_strcmp0(type, "group_create") == 0)
+    text = g_string_new(NULL);
+    if (g_strcmp0(g->type, "group_create") == 0)
       g_string_append(text, _("The group was created."));
     else if (g_strcmp0(change->field, "group_settings_update") == 0)
       g_string_append(text, _("The group's settings changed."));
-    else if (added == NULL && removed == NULL)
-      g_string_append_printf(text, _("Group event: %s."), type != NULL ? type : change->field);
-    if (subject != NULL)
-      g_string_append_printf(text, _(" Subject: %s."), subject);
-    if (added != NULL)
-      g_string_append_printf(text, ngettext(" %u participant joined.", " %u participants joined.",
-                                            json_array_get_length(added)), json_array_get_length(added));
-    if (removed != NULL)
+    else if (g->added < 0 && g->removed < 0)
+      g_string_append_printf(text, _("Group event: %s."), g->type != NULL ? g->type : change->field);
+    if (g->subject != NULL)
+      g_string_append_printf(text, _(" Subject: %s."), g->subject);
+    if (g->added >= 0)
+      g_string_append_printf(text, ngettext(" %u participant joined.", " %u participants joined.", (guint) g->added),
+                             (guint) g->added);
+    if (g->removed >= 0)
       g_string_append_printf(text, ngettext(" %u participant left or was removed.",
-                                            " %u participants left or were removed.", json_array_get_length(removed)),
-                             json_array_get_length(removed));
-    wabiz_group_event(wa, id, g_strstrip(text->str), (time_t) wa_json_get_int(g, "timestamp", 0));
+                                            " %u participants left or were removed.", (guint) g->removed),
+                             (guint) g->removed);
+    wabiz_group_event(wa, g->group_id, g_strstrip(text->str), (time_t) g->timestamp);
     g_string_free(text, TRUE);
   }
 }

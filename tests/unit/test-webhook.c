@@ -402,6 +402,76 @@ test_fixture_shapes(void)
   }
 }
 
+/* Echoes and group events come typed: what the plugin needs, and the raw
+ * object. Wrong types are skipped and counted, never fatal. */
+static void
+test_echoes_and_groups(void)
+{
+  g_autoptr(WaWebhook) echoes = parse_example("smb_message_echoes.json");
+  g_autoptr(WaWebhook) created = parse_example("group_create.json");
+  g_autoptr(WaWebhook) removed = parse_example("group_participants_remove.json");
+  g_autoptr(WaWebhook) settings = parse_example("group_settings_update.json");
+  g_autoptr(WaWebhook) lenient = NULL;
+  g_autoptr(GError) error = NULL;
+  const WaChange *change = only_change(echoes);
+  const WaEcho *echo;
+  const WaGroupEvent *g;
+
+  g_assert_cmpuint(change->echoes->len, ==, 1);
+  g_assert_cmpuint(change->groups->len, ==, 0);
+  echo = g_ptr_array_index(change->echoes, 0);
+  g_assert_cmpstr(echo->id, ==, "wamid.FIXTURE0028QUJDREVGR0hJSktMTU5PUA==");
+  g_assert_cmpstr(echo->from, ==, "493012345670");
+  g_assert_cmpstr(echo->to, ==, "4915112345678");
+  g_assert_cmpstr(echo->type, ==, "text");
+  g_assert_cmpstr(echo->text, ==, "Sent from the phone: we open at 9");
+  g_assert_cmpint(echo->timestamp, ==, 1767013320);
+  g_assert_nonnull(echo->raw);
+
+  change = only_change(created);
+  g_assert_cmpuint(change->groups->len, ==, 1);
+  g = g_ptr_array_index(change->groups, 0);
+  g_assert_cmpstr(g->group_id, ==, "Rml4dHVyZUdyb3VwOjQ5MzAxMjM0NTY3MDoxMjAzNjMwMDAwMDAwMDAxZD");
+  g_assert_cmpstr(g->type, ==, "group_create");
+  g_assert_cmpstr(g->subject, ==, "Mitte store pickups");
+  g_assert_cmpint(g->timestamp, ==, 1767013200);
+  g_assert_cmpint(g->added, ==, 2);
+  g_assert_cmpint(g->removed, ==, -1);
+
+  g = g_ptr_array_index(only_change(removed)->groups, 0);
+  g_assert_cmpstr(g->type, ==, "group_participants_remove");
+  g_assert_null(g->subject);
+  g_assert_cmpint(g->added, ==, -1);
+  g_assert_cmpint(g->removed, ==, 2);
+
+  g = g_ptr_array_index(only_change(settings)->groups, 0);
+  g_assert_cmpstr(g->type, ==, "group_settings_update");
+  g_assert_cmpint(g->added, ==, -1);
+  g_assert_cmpint(g->removed, ==, -1);
+
+  /* a number for "to", an echo that is not an object, a participants list
+   * that is not an array, groups that are not an array */
+  lenient = parse_str("{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":["
+                      "{\"field\":\"smb_message_echoes\",\"value\":{\"message_echoes\":"
+                      "[{\"to\":4915112345678,\"type\":\"image\",\"timestamp\":\"12\"},7]}},"
+                      "{\"field\":\"group_participants_update\",\"value\":{\"groups\":"
+                      "[{\"group_id\":\"g1\",\"added_participants\":{}}]}},"
+                      "{\"field\":\"group_settings_update\",\"value\":{\"groups\":{}}}]}]}", &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(lenient->changes->len, ==, 3);
+  g_assert_cmpuint(lenient->skipped, ==, 3);
+  change = g_ptr_array_index(lenient->changes, 0);
+  g_assert_cmpuint(change->echoes->len, ==, 1);
+  echo = g_ptr_array_index(change->echoes, 0);
+  g_assert_cmpstr(echo->to, ==, "4915112345678");
+  g_assert_null(echo->id);
+  g_assert_null(echo->text);
+  g_assert_cmpint(echo->timestamp, ==, 12);
+  g = g_ptr_array_index(((WaChange *) g_ptr_array_index(lenient->changes, 1))->groups, 0);
+  g_assert_cmpint(g->added, ==, -1);
+  g_assert_cmpuint(((WaChange *) g_ptr_array_index(lenient->changes, 2))->groups->len, ==, 0);
+}
+
 /* Every file in the fixtures folder has its row above, so a new fixture
  * cannot go unchecked. */
 static void
@@ -863,6 +933,7 @@ main(int argc, char **argv)
   g_test_add_func("/webhook/fixtures/all-parse", test_all_fixtures);
   g_test_add_func("/webhook/fixtures/table-complete", test_fixture_table_complete);
   g_test_add_func("/webhook/fixtures/shapes", test_fixture_shapes);
+  g_test_add_func("/webhook/fixtures/echoes-and-groups", test_echoes_and_groups);
   g_test_add_func("/webhook/statuses", test_statuses);
   g_test_add_func("/webhook/value-errors-only", test_value_errors_only);
   g_test_add_func("/webhook/many-entries", test_many_entries);
