@@ -1,7 +1,8 @@
 /* wabiz-chat.c: WhatsApp groups as chat conversations, read-only until groups
  * are a feature: members' messages and group events are shown, the agent's
  * lines are refused with an explanation.
- * Must not: pass group text to libpurple unescaped. */
+ * Must not: pass group text to libpurple itself (wabiz-conv.c turns it into
+ * HTML). */
 #include "wabiz.h"
 
 #include "wa-describe.h"
@@ -35,13 +36,13 @@ wabiz_group_message(WabizAccount *wa, const WaMessage *message, const char *send
   PurpleConversation *conv = group_conv(wa, message->group_id);
   const char *who = wa_id_phone_or_null(message->from) != NULL ? message->from
                                                               : wa_id_bsuid_or_null(message->from_user_id);
-  g_autofree char *text = wa_message_describe(message);
-  g_autofree char *html = wa_text_to_html(text, TRUE);
+  g_autofree char *text = NULL;
 
   if (conv == NULL)
     return;
-  serv_got_chat_in(wa->gc, chat_id(message->group_id), who != NULL ? who : "?", PURPLE_MESSAGE_RECV, html,
-                   message->timestamp > 0 ? (time_t) message->timestamp : time(NULL));
+  text = wa_message_describe(message);
+  wabiz_conv_got_chat(wa, chat_id(message->group_id), who != NULL ? who : "?", text,
+                      message->timestamp > 0 ? (time_t) message->timestamp : 0);
 }
 
 void

@@ -1,6 +1,7 @@
 /* wabiz-conv.c: conversations, and the one place where text from customers or
  * the API becomes libpurple HTML (wa_text_to_html escapes it first). No other
- * file may pass such text to purple_conversation_write or serv_got_im. */
+ * file may pass such text to purple_conversation_write, serv_got_im or
+ * serv_got_chat_in. */
 #include "wabiz.h"
 
 PurpleConversation *
@@ -180,6 +181,16 @@ wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time
   g_autofree char *html = wa_text_to_html(text, TRUE);
 
   serv_got_im(wa->gc, customer, html, PURPLE_MESSAGE_RECV, when != 0 ? when : time(NULL));
+}
+
+/* A group member's message in the group's chat (chat @id): the same
+ * escaping and markup as a customer's message. */
+void
+wabiz_conv_got_chat(WabizAccount *wa, int id, const char *who, const char *text, time_t when)
+{
+  g_autofree char *html = wa_text_to_html(text, TRUE);
+
+  serv_got_chat_in(wa->gc, id, who, PURPLE_MESSAGE_RECV, html, when != 0 ? when : time(NULL));
 }
 
 /* A message the business sent from another app or agent: shown as sent, never

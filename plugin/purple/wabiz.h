@@ -159,6 +159,7 @@ void wabiz_conv_created_cb(PurpleConversation *conv, gpointer data);
 
 /* wabiz-conv.c: customers' messages (HTML-escaped here), notices */
 void wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when);
+void wabiz_conv_got_chat(WabizAccount *wa, int id, const char *who, const char *text, time_t when);
 void wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const char *text, time_t when);
 void wabiz_notice(WabizAccount *wa, const char *text);
 gboolean wabiz_history_mark_shown(WabizAccount *wa, const char *message_id);
