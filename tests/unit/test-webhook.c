@@ -1,7 +1,8 @@
-/* test-webhook.c: webhook bodies -> WaWebhook. Every example in
- * shared/spec/examples/webhooks must parse; several are checked field by
- * field; hand-written bodies cover statuses, errors, several entries, lenient
- * types, BSUID-only senders and refused envelopes.
+/* test-webhook.c: webhook bodies -> WaWebhook. Every one of Meta's webhook
+ * examples (examples/webhooks in the folder of the meson option meta_examples)
+ * must parse; several are checked field by field; hand-written bodies cover
+ * statuses, errors, several entries, lenient types, BSUID-only senders and
+ * refused envelopes.
  *
  * The examples directory is the first non-option argument or $WABIZ_SPEC_DIR.
  * Must not: modify the examples, depend on directory order, or pass when the
