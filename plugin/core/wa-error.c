@@ -235,9 +235,9 @@ static const CodeText code_texts[] = {
   { 137000, N_("The customer's identity key changed."), N_("Confirm the customer's identity before sending.") },
 };
 
-/* Codes whose subcode says more than the code (cloud-api.md 7.2; Graph's
- * OAuth subcodes): the agent learns whether the token expired or was
- * invalidated, and that a new one is needed either way. */
+/* Codes whose subcode says more than the code (docs/CLOUD-API.md, Errors:
+ * codes; Graph's OAuth subcodes): the agent learns whether the token expired
+ * or was invalidated, and that a new one is needed either way. */
 typedef struct {
   gint64 code;
   gint64 subcode;

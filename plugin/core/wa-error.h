@@ -4,7 +4,7 @@
  * error_data:{details},fbtrace_id,is_transient}} in an HTTP reply; asynchronous
  * ones as {code,title,message,error_data:{details},href} inside webhooks. Both
  * become one WaGraphError with a classification that decides what the plugin
- * does (cloud-api.md section 7): dispatch on the code, never on the HTTP status
+ * does (docs/CLOUD-API.md, Errors): dispatch on the code, never on the HTTP status
  * or the message text. No libpurple here; user-facing text is marked for
  * translation with our own gettext domain. */
 #pragma once

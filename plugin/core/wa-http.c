@@ -1,9 +1,9 @@
 /* wa-http.c: libcurl multi interface on a WaLoop (socket and timer callbacks).
  *
- * Rules (ENGINEERING.md): one timer at a time, -1 removes it, 0 schedules it on
- * the loop (never call curl_multi_socket_action from inside the callback);
- * drain curl_multi_info_read after every action; a watch's condition is
- * changed by removing and re-adding it. */
+ * Rules (docs/ARCHITECTURE.md, Rules: libcurl): one timer at a time, -1
+ * removes it, 0 schedules it on the loop (never call curl_multi_socket_action
+ * from inside the callback); drain curl_multi_info_read after every action; a
+ * watch's condition is changed by removing and re-adding it. */
 #include "wa-http.h"
 
 #include <curl/curl.h>

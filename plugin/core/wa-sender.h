@@ -8,9 +8,10 @@
  * QUEUED entries (never sent: wa_sender_restore() sends them) or SENDING ones
  * (the store's unlock turns them UNCERTAIN: they may have gone out).
  *
- * Retry rule (ENGINEERING.md): a send is repeated automatically only when it
- * provably did not reach Meta (the connection never carried the request) or
- * Meta answered with a rate-limit error. A send whose answer was lost becomes
+ * Retry rule (docs/ARCHITECTURE.md, Rules: retrying sends): a send is
+ * repeated automatically only when it provably did not reach Meta (the
+ * connection never carried the request) or Meta answered with a rate-limit
+ * error. A send whose answer was lost becomes
  * "uncertain" and is never repeated without the agent (wa_sender_resend).
  * A refused token pauses the whole outbox. Each message carries its outbox id
  * in biz_opaque_callback_data so status webhooks resolve it later.

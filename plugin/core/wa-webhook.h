@@ -1,6 +1,6 @@
 /* wa-webhook.h: a webhook POST body as plain C structs.
  *
- * wa_webhook_parse() turns the JSON Meta delivers (cloud-api.md section 3)
+ * wa_webhook_parse() turns the JSON Meta delivers (docs/CLOUD-API.md, Webhooks)
  * into WaWebhook -> WaChange -> contacts / messages / statuses / errors, so the
  * receiver and the plugin never touch JSON for the fields we model. It walks
  * every entry[] and changes[] and every element of each array; elements of

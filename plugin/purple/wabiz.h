@@ -26,7 +26,7 @@
 #define WABIZ_PRPL_ID "prpl-wabiz"
 #define WABIZ_ICON_NAME "wabiz"
 
-/* Account option keys: the contract in DESIGN.md; never rename. */
+/* Account option keys: the contract in docs/ARCHITECTURE.md, Account contract; never rename. */
 #define WABIZ_OPT_WABA_ID "waba_id"
 #define WABIZ_OPT_API_BASE_URL "api_base_url"
 #define WABIZ_OPT_APP_SECRET "app_secret"

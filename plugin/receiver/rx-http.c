@@ -5,7 +5,7 @@
  * accounts that own them (rx-route.c), then journalled before they are
  * answered.
  *
- * Limits (ENGINEERING.md: SoupServer 3.2 has none of its own):
+ * Limits (docs/ARCHITECTURE.md, Rules: SoupServer; SoupServer 3.2 has none of its own):
  * - at most opt.max_connections open connections; one more is closed at once;
  * - per connection a header deadline (accept, TLS handshake and request
  *   headers), a body deadline (headers to the end of the body) and an idle

@@ -1,5 +1,5 @@
 /* sim-events.c: builds the webhook bodies the simulator emits (statuses and
- * inbound messages, shaped like spec/examples/webhooks) and schedules the
+ * inbound messages, shaped like Meta's webhook examples) and schedules the
  * automatic statuses that follow an accepted send. */
 #include "sim.h"
 #include "sim-json.h"

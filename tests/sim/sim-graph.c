@@ -1,7 +1,8 @@
 /* sim-graph.c: the Graph API side of the simulator: version and token
  * checks, GET /{pnid}, POST /{pnid}/messages (send and mark-as-read), the
- * error envelope and response headers of cloud-api.md section 7.1, rate
- * limits, the 24-hour window, and fault injection from /_sim/fault. */
+ * error envelope and response headers of docs/CLOUD-API.md (Errors:
+ * envelope), rate limits, the 24-hour window, and fault injection from
+ * /_sim/fault. */
 #include "sim.h"
 #include "sim-json.h"
 #include "sim-validate.h"
@@ -726,7 +727,7 @@ graph_route (GraphRequest *req)
 
 /* ---- faults ---- */
 
-/* Meta's wording for codes a fault may name (cloud-api.md section 7.2). */
+/* Meta's wording for codes a fault may name (docs/CLOUD-API.md, Errors: codes). */
 typedef struct {
   gint64 code;
   const char *message;

@@ -36,7 +36,8 @@ on_request (SoupServer *server, SoupServerMessage *msg, const char *path, GHashT
 }
 
 /* libsoup 3.2's own listener leaks a socket reference per connection, so
- * connections are accepted here and handed to the server (ENGINEERING.md). */
+ * connections are accepted here and handed to the server (docs/ARCHITECTURE.md,
+ * Rules: SoupServer). */
 static gboolean
 on_incoming (GSocketService *service, GSocketConnection *connection, GObject *source,
              gpointer data)

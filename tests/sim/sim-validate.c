@@ -1,6 +1,6 @@
 /* sim-validate.c: validation of send and mark-as-read requests, following
- * cloud-api.md section 2 (limits, required members, error codes 100, 131008
- * and 131009). Anything the simulator's state decides (templates, windows,
+ * docs/CLOUD-API.md, Sending: limits (limits, required members, error codes
+ * 100, 131008 and 131009). Anything the simulator's state decides (templates, windows,
  * rate limits, known wamids) is checked by the caller, not here. */
 #include "sim-validate.h"
 #include "sim-json.h"

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """test_examples: wabiz-sim must accept every request example from Meta's
-OpenAPI spec (spec/examples/send/*.json), placeholders aside.
+OpenAPI description (examples/send/*.json in the meta_examples folder),
+placeholders aside.
 
 Usage: test_examples.py WABIZ_SIM_BINARY EXAMPLES_SEND_DIR
 
