@@ -149,30 +149,6 @@ wabiz_conv_created_cb(PurpleConversation *conv, gpointer data)
   load_history(conv, account);
 }
 
-/* The customer's buddy and conversation move from @old_name to @new_name (a
- * phone number for a customer first known by BSUID, a changed number, the
- * number WhatsApp uses for what the agent typed). Neither takes a name that
- * another buddy or conversation already has. TRUE when the buddy moved. */
-gboolean
-wabiz_customer_rename(WabizAccount *wa, const char *old_name, const char *new_name)
-{
-  g_autofree char *old = g_strdup(old_name); /* may be the buddy's own name */
-  PurpleBuddy *buddy = purple_find_buddy(wa->account, old);
-  PurpleConversation *conv;
-  gboolean moved = FALSE;
-
-  if (g_str_equal(old, new_name))
-    return FALSE;
-  if (buddy != NULL && purple_find_buddy(wa->account, new_name) == NULL) {
-    purple_blist_rename_buddy(buddy, new_name);
-    moved = TRUE;
-  }
-  conv = wabiz_conv_im(wa->account, old, FALSE);
-  if (conv != NULL && wabiz_conv_im(wa->account, new_name, FALSE) == NULL)
-    purple_conversation_set_name(conv, new_name);
-  return moved;
-}
-
 /* A customer's message: WhatsApp markup becomes HTML after escaping, so
  * "<b>" typed by a customer stays text. */
 void

@@ -10,8 +10,8 @@
  * passphrase keeps the account offline and changes nothing. When the option
  * says "keyfile" but the store is in passphrase mode, the passphrase unlocks
  * it once more and the key moves to a key file.
- * Argon2id (MODERATE limits; the minimum with WABIZ_TEST_HOOKS=1 and
- * WABIZ_TEST_KDF=minimum) runs through wa_work_run(), never on the main loop.
+ * Argon2id (MODERATE limits; the minimum in the test build with
+ * WABIZ_TEST_HOOKS=1 and WABIZ_TEST_KDF=minimum) runs through wa_work_run(), never on the main loop.
  * Must not: log a passphrase, key or recovery code or put one into an error,
  * keep a copy of a passphrase without wiping it, or touch the account from
  * the Argon2id thread. */
@@ -57,7 +57,7 @@ wabiz_passphrase_forget_all(void)
 static WaKdfLimits
 kdf_limits(void)
 {
-  if (g_strcmp0(g_getenv("WABIZ_TEST_HOOKS"), "1") == 0 && g_strcmp0(g_getenv("WABIZ_TEST_KDF"), "minimum") == 0)
+  if (g_strcmp0(wabiz_test_env("WABIZ_TEST_KDF"), "minimum") == 0)
     return wa_kdf_limits_minimum();
   return wa_kdf_limits_moderate();
 }

@@ -10,19 +10,7 @@
  * Must not: keep a timer per buddy, or move a window back. */
 #include "wabiz.h"
 
-#include <signal.h>
-#include <stdio.h>
 #include <string.h>
-#include <unistd.h>
-
-/* Test hook: seconds added to the wall clock (see wabiz_test_hooks_register). */
-static gint64 clock_offset_s;
-
-gint64
-wabiz_now(void)
-{
-  return g_get_real_time() / G_USEC_PER_SEC + clock_offset_s;
-}
 
 static gint64
 last_inbound(PurpleBuddy *buddy)
@@ -99,7 +87,7 @@ window_tick_s(void)
   static gint64 tick;
 
   if (tick == 0) {
-    const char *test = g_strcmp0(g_getenv("WABIZ_TEST_HOOKS"), "1") == 0 ? g_getenv("WABIZ_TEST_WINDOW_TICK_S") : NULL;
+    const char *test = wabiz_test_env("WABIZ_TEST_WINDOW_TICK_S");
     guint64 value = 0;
 
     tick = test != NULL && g_ascii_string_to_unsigned(test, 10, 1, WINDOW_TICK_S, &value, NULL) ? (gint64) value
@@ -330,73 +318,4 @@ wabiz_get_info(PurpleConnection *gc, const char *who)
     purple_notify_user_info_add_pair_plaintext(info, NULL, NO_WINDOW_YET);
   purple_notify_userinfo(gc, who, info, NULL, NULL);
   purple_notify_user_info_destroy(info);
-}
-
-/* ---- test hook ------------------------------------------------------------
- * With WABIZ_TEST_HOOKS=1 in the environment the plugin offers the IPC call
- * "clock-advance" (one string argument: seconds, may be negative), which
- * moves the plugin's wall clock for every connected account, so tests can
- * close a window without waiting a day, and "clock-jump", which moves it
- * without telling anyone, as the wall clock moves across a suspend (then
- * WABIZ_TEST_WINDOW_TICK_S, 1 to 60, shortens the window timer's tick).
- * Never registered otherwise. */
-
-static void
-ipc_clock_jump(const char *seconds)
-{
-  clock_offset_s += g_ascii_strtoll(seconds != NULL ? seconds : "0", NULL, 10);
-}
-
-static void
-ipc_clock_advance(const char *seconds)
-{
-  GList *conns;
-
-  clock_offset_s += g_ascii_strtoll(seconds != NULL ? seconds : "0", NULL, 10);
-  for (conns = purple_connections_get_all(); conns != NULL; conns = conns->next) {
-    PurpleConnection *gc = conns->data;
-    PurpleAccount *account = purple_connection_get_account(gc);
-
-    if (g_strcmp0(purple_account_get_protocol_id(account), WABIZ_PRPL_ID) == 0 &&
-        purple_connection_get_state(gc) == PURPLE_CONNECTED && purple_connection_get_protocol_data(gc) != NULL)
-      wabiz_window_start(purple_connection_get_protocol_data(gc));
-  }
-}
-
-/* With WABIZ_TEST_HOOKS=1 and WABIZ_TEST_CRASH=<point>:<n>, the n-th time
- * the plugin passes <point> the process is killed (SIGKILL: no clean-up), so
- * tests can crash it at a chosen step. */
-void
-wabiz_test_crash_point(const char *point)
-{
-  static gboolean parsed;
-  static char *crash_point;
-  static guint64 crash_after;
-  static guint64 hits;
-
-  if (!parsed) {
-    const char *spec = g_getenv("WABIZ_TEST_CRASH");
-    const char *colon = spec != NULL ? strrchr(spec, ':') : NULL;
-
-    parsed = TRUE;
-    if (g_strcmp0(g_getenv("WABIZ_TEST_HOOKS"), "1") == 0 && colon != NULL &&
-        g_ascii_string_to_unsigned(colon + 1, 10, 1, G_MAXUINT64, &crash_after, NULL))
-      crash_point = g_strndup(spec, (gsize) (colon - spec));
-  }
-  if (crash_point == NULL || !g_str_equal(point, crash_point) || ++hits < crash_after)
-    return;
-  fprintf(stderr, "wabiz: test crash at %s #%" G_GUINT64_FORMAT "\n", point, hits);
-  fflush(stderr);
-  kill(getpid(), SIGKILL);
-}
-
-void
-wabiz_test_hooks_register(PurplePlugin *plugin)
-{
-  if (g_strcmp0(g_getenv("WABIZ_TEST_HOOKS"), "1") != 0)
-    return;
-  purple_plugin_ipc_register(plugin, "clock-advance", PURPLE_CALLBACK(ipc_clock_advance),
-                             purple_marshal_VOID__POINTER, NULL, 1, purple_value_new(PURPLE_TYPE_STRING));
-  purple_plugin_ipc_register(plugin, "clock-jump", PURPLE_CALLBACK(ipc_clock_jump), purple_marshal_VOID__POINTER,
-                             NULL, 1, purple_value_new(PURPLE_TYPE_STRING));
 }

@@ -163,7 +163,6 @@ void wabiz_conv_got_chat(WabizAccount *wa, int id, const char *who, const char *
 void wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const char *text, time_t when);
 void wabiz_notice(WabizAccount *wa, const char *text);
 gboolean wabiz_history_mark_shown(WabizAccount *wa, const char *message_id);
-gboolean wabiz_customer_rename(WabizAccount *wa, const char *old_name, const char *new_name);
 
 /* wabiz-store.c */
 void wabiz_store_open(WabizAccount *wa, void (*ready)(WabizAccount *wa));
@@ -219,6 +218,12 @@ typedef struct _WabizApplying WabizApplying;
 void wabiz_inbound_queue(WabizAccount *wa, gint64 seq, GBytes *sealed);
 void wabiz_inbound_stop(WabizAccount *wa);
 void wabiz_inbound_forget_orphans(WabizAccount *wa);
+
+/* wabiz-customer.c: customers as buddies */
+/* The customer's buddy, found by phone number @wa_id or BSUID @bsuid (either
+ * may be NULL; values that are not ids are ignored), created in the default
+ * group when @create; a BSUID buddy that now shows a number takes it. NULL
+ * when not found and not created. */
 PurpleBuddy *wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const char *bsuid,
                                   const char *profile_name, gboolean create);
 /* The buddy belongs to store customer @customer_id: recorded on the buddy;
@@ -228,9 +233,18 @@ void wabiz_customer_identify(WabizAccount *wa, PurpleBuddy *buddy, const char *c
                              const char *profile_name);
 /* At sign-on: the customers' profile names (pseudonymous aliases). */
 void wabiz_customer_names_load(WabizAccount *wa, GPtrArray *customers);
+/* The customer's buddy and conversation move from @old_name to @new_name;
+ * TRUE when the buddy moved. */
+gboolean wabiz_customer_rename(WabizAccount *wa, const char *old_name, const char *new_name);
+
+/* wabiz-testhooks.c: the clock, and hooks that exist only in the test build */
+gint64 wabiz_now(void);
+/* getenv(@name) in the test build with WABIZ_TEST_HOOKS=1; NULL otherwise. */
+const char *wabiz_test_env(const char *name);
+void wabiz_test_hooks_register(PurplePlugin *plugin);
+void wabiz_test_crash_point(const char *point);
 
 /* wabiz-window.c */
-gint64 wabiz_now(void);
 void wabiz_window_load(WabizAccount *wa);
 void wabiz_window_start(WabizAccount *wa);
 void wabiz_window_stop(WabizAccount *wa);
@@ -239,8 +253,6 @@ WaWindowState wabiz_window_state(PurpleAccount *account, const char *customer, g
 char *wabiz_status_text(PurpleBuddy *buddy);
 void wabiz_tooltip_text(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full);
 void wabiz_get_info(PurpleConnection *gc, const char *who);
-void wabiz_test_hooks_register(PurplePlugin *plugin);
-void wabiz_test_crash_point(const char *point);
 
 /* wabiz-chat.c: WhatsApp groups, read-only for now */
 void wabiz_group_message(WabizAccount *wa, const WaMessage *message, const char *sender_name);

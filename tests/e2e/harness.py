@@ -96,7 +96,9 @@ class Scenario(unittest.TestCase):
         self.all_hosts.append(host)
         env = {"WABIZ_DEBUG_HTTP": "1"}
         env.update(kwargs.pop("env", {}))
-        host.start(plugin_dir=os.environ["WABIZ_PLUGIN_DIR"], protocol=PROTOCOL,
+        # the test build of the plugin unless a scenario names another
+        plugin_dir = kwargs.pop("plugin_dir", os.environ["WABIZ_PLUGIN_DIR"])
+        host.start(plugin_dir=plugin_dir, protocol=PROTOCOL,
                    account=account or self.sim.pnid,
                    password=self.sim.token if password is None else password,
                    options=opts, reconnect_delay_ms=reconnect_delay_ms,

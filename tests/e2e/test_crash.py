@@ -30,6 +30,20 @@ class Crash(Receiving):
         super().setUp()
         self.runs = []  # [(host, crash spec or None)], in order
 
+    def test_installed_plugin_has_no_test_hooks(self):
+        """The plugin that is installed (build/plugin/purple, not the test
+        build the suites load) has no test hooks, whatever its environment
+        says: no crash point fires, no clock IPC exists."""
+        host = self.start_receiving_host(env={"WABIZ_TEST_CRASH": "inbound-stored:1"},
+                                         plugin_dir=os.environ["WABIZ_INSTALLED_PLUGIN_DIR"])
+        self.sim.inbound("crash test message 1", sender="491701234567")
+        host.wait_for({"event": "write", "flags": has("recv"), "message": "crash test message 1"})
+        answer = host.call({"cmd": "ipc", "plugin": "prpl-wabiz", "name": "clock-advance", "arg": "90000"},
+                           expect_error=True)
+        self.assertIn("no such IPC command", answer["message"])
+        host.ping()
+        self.assertNotIn("test crash", host.stderr_text())
+
     # ---- running hosts -----------------------------------------------------
 
     def start_run(self, crash=None):
