@@ -15,15 +15,28 @@ wabiz_conv_im(PurpleAccount *account, const char *customer, gboolean create)
   return conv;
 }
 
+/* A line of the plugin's (system, error, notice). BitlBee drops such
+ * writes: there it is written as a received line marked "[wabiz]", from the
+ * customer (or the "wabiz" contact) in an IM, from "wabiz" in a chat. */
 void
 wabiz_conv_write_plain(PurpleConversation *conv, const char *text, PurpleMessageFlags flags, time_t when)
 {
   g_autofree char *html = wa_text_to_html(text, FALSE);
+  g_autofree char *marked = NULL;
 
   if (conv == NULL)
     return;
-  purple_conversation_write(conv, NULL, html, flags | PURPLE_MESSAGE_NO_LINKIFY,
-                            when != 0 ? when : time(NULL));
+  when = when != 0 ? when : time(NULL);
+  if (!wabiz_bitlbee()) {
+    purple_conversation_write(conv, NULL, html, flags | PURPLE_MESSAGE_NO_LINKIFY, when);
+    return;
+  }
+  marked = wabiz_bitlbee_mark(html);
+  flags = PURPLE_MESSAGE_RECV | PURPLE_MESSAGE_NO_LOG | PURPLE_MESSAGE_NO_LINKIFY | (flags & PURPLE_MESSAGE_DELAYED);
+  if (purple_conversation_get_type(conv) == PURPLE_CONV_TYPE_CHAT)
+    purple_conv_chat_write(PURPLE_CONV_CHAT(conv), WABIZ_BITLBEE_NOTICES_NAME, marked, flags, when);
+  else
+    purple_conv_im_write(PURPLE_CONV_IM(conv), purple_conversation_get_name(conv), marked, flags, when);
 }
 
 /* ---- history --------------------------------------------------------------
@@ -85,6 +98,14 @@ history_cb(GPtrArray *messages, const GError *error, gpointer data)
     flags |= m->direction == WA_STORE_IN ? PURPLE_MESSAGE_RECV : PURPLE_MESSAGE_SEND;
     if (m->direction == WA_STORE_ELSEWHERE)
       flags |= PURPLE_MESSAGE_REMOTE_SEND;
+    if (m->direction == WA_STORE_IN && wabiz_bitlbee()) {
+      /* BitlBee shows received lines only through the IM path */
+      g_autofree char *escaped = wabiz_bitlbee_escape(text);
+      g_autofree char *line = wa_text_to_html(escaped, TRUE);
+
+      purple_conv_im_write(PURPLE_CONV_IM(conv), req->conv_name, line, flags, (time_t) m->timestamp);
+      continue;
+    }
     purple_conversation_write(conv, m->direction == WA_STORE_IN ? req->conv_name : NULL, html, flags,
                               (time_t) m->timestamp);
   }
@@ -154,7 +175,8 @@ wabiz_conv_created_cb(PurpleConversation *conv, gpointer data)
 void
 wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when)
 {
-  g_autofree char *html = wa_text_to_html(text, TRUE);
+  g_autofree char *escaped = wabiz_bitlbee() ? wabiz_bitlbee_escape(text) : NULL;
+  g_autofree char *html = wa_text_to_html(escaped != NULL ? escaped : text, TRUE);
 
   serv_got_im(wa->gc, customer, html, PURPLE_MESSAGE_RECV, when != 0 ? when : time(NULL));
 }
@@ -164,7 +186,8 @@ wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time
 void
 wabiz_conv_got_chat(WabizAccount *wa, int id, const char *who, const char *text, time_t when)
 {
-  g_autofree char *html = wa_text_to_html(text, TRUE);
+  g_autofree char *escaped = wabiz_bitlbee() ? wabiz_bitlbee_escape(text) : NULL;
+  g_autofree char *html = wa_text_to_html(escaped != NULL ? escaped : text, TRUE);
 
   serv_got_chat_in(wa->gc, id, who, PURPLE_MESSAGE_RECV, html, when != 0 ? when : time(NULL));
 }
@@ -219,7 +242,7 @@ wabiz_notice(WabizAccount *wa, const char *text)
                            text, wa->notice_dropped);
     wa->notice_dropped = 0;
   }
-  conv = wabiz_conv_im(wa->account, WABIZ_NOTICES_NAME, TRUE);
+  conv = wabiz_conv_im(wa->account, wabiz_notices_name(), TRUE);
   purple_conversation_set_title(conv, _("WhatsApp Business notices"));
   wabiz_conv_write_plain(conv, line != NULL ? line : text, PURPLE_MESSAGE_SYSTEM, 0);
 }

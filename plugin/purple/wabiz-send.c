@@ -271,7 +271,19 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
   if (*text == '\0')
     return 0;
 
-  if (g_str_equal(who, WABIZ_NOTICES_NAME)) {
+  /* BitlBee runs no libpurple commands: a line starting with / or ! is one */
+  switch (wabiz_bitlbee() ? wabiz_bitlbee_text(wa, who, &text) : WABIZ_TEXT_SEND) {
+  case WABIZ_TEXT_HANDLED:
+    return 0;
+  case WABIZ_TEXT_REFUSED_NOTICES:
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, who, TRUE),
+                           _("This contact is the plugin itself: type !help for its commands. Nothing was sent."),
+                           PURPLE_MESSAGE_ERROR, 0);
+    return 0;
+  case WABIZ_TEXT_SEND:
+    break;
+  }
+  if (wabiz_is_notices(who)) {
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, who, TRUE),
                            _("Not sent: this conversation only shows notices about the account."),
                            PURPLE_MESSAGE_ERROR, 0);

@@ -60,6 +60,10 @@
 
 #define WABIZ_GROUP_DEFAULT N_("WhatsApp Business")
 #define WABIZ_NOTICES_NAME "notices"
+/* In BitlBee the notices come from this contact, and plugin lines start
+ * with WABIZ_MARK (wabiz-bitlbee.c). */
+#define WABIZ_BITLBEE_NOTICES_NAME "wabiz"
+#define WABIZ_MARK "[wabiz]"
 
 typedef struct _ResendDialog ResendDialog;
 
@@ -236,6 +240,23 @@ void wabiz_customer_names_load(WabizAccount *wa, GPtrArray *customers);
 /* The customer's buddy and conversation move from @old_name to @new_name;
  * TRUE when the buddy moved. */
 gboolean wabiz_customer_rename(WabizAccount *wa, const char *old_name, const char *new_name);
+
+/* wabiz-bitlbee.c: the plugin in BitlBee */
+gboolean wabiz_bitlbee(void);
+/* The notices conversation's name: "wabiz" in BitlBee, "notices" elsewhere. */
+const char *wabiz_notices_name(void);
+gboolean wabiz_is_notices(const char *name);
+/* "[wabiz] " + @html: a line of the plugin's in BitlBee. */
+char *wabiz_bitlbee_mark(const char *html);
+/* A customer's @text that starts with the marker gets a backslash first. */
+char *wabiz_bitlbee_escape(const char *text);
+typedef enum {
+  WABIZ_TEXT_SEND,             /* send *text (a doubled "//" or "!!" undoubled) */
+  WABIZ_TEXT_HANDLED,          /* a command ran (or was refused): send nothing */
+  WABIZ_TEXT_REFUSED_NOTICES,  /* text typed to the notices contact: refuse */
+} WabizTextAction;
+/* In BitlBee, what the agent's line @*text to @who is. */
+WabizTextAction wabiz_bitlbee_text(WabizAccount *wa, const char *who, char **text);
 
 /* wabiz-testhooks.c: the clock, and hooks that exist only in the test build */
 gint64 wabiz_now(void);

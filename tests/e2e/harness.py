@@ -151,7 +151,8 @@ class Receiving(Scenario):
                        "WABIZ_RECEIVER_ARGS": RECEIVER_ARGS}
         environment.update(env or {})
         host = self.start_host(options=opts, env=environment, user_dir=self.user_dir, **kwargs)
-        notice = host.wait_for({"event": "write", "conv": "notices",
+        # the notices conversation ("wabiz" in BitlBee)
+        notice = host.wait_for({"event": "write", "conv": regex("^(notices|wabiz)$"),
                                 "message": contains("webhook receiver listens on")}, timeout=30)
         match = re.search(r"listens on (http://127\.0\.0\.1:\d+/[^\s<]*)", notice["message"])
         self.assertIsNotNone(match, notice["message"])

@@ -264,7 +264,7 @@ cmd_enable(const HostCmd *cmd)
 {
 	PurpleAccount *account = host_get()->account;
 
-	purple_account_set_enabled(account, HOST_UI_ID, TRUE);
+	purple_account_set_enabled(account, host_ui_id(), TRUE);
 	activate_current_status(account);
 	host_cmd_ok(cmd);
 }
@@ -273,7 +273,7 @@ static void
 cmd_disable(const HostCmd *cmd)
 {
 	host_conn_cancel_reconnect();
-	purple_account_set_enabled(host_get()->account, HOST_UI_ID, FALSE);
+	purple_account_set_enabled(host_get()->account, host_ui_id(), FALSE);
 	host_cmd_ok(cmd);
 }
 
@@ -282,7 +282,7 @@ cmd_connect(const HostCmd *cmd)
 {
 	PurpleAccount *account = host_get()->account;
 
-	if (!purple_account_get_enabled(account, HOST_UI_ID)) {
+	if (!purple_account_get_enabled(account, host_ui_id())) {
 		host_cmd_error(cmd, "the account is not enabled");
 		return;
 	}

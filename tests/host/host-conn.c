@@ -50,7 +50,7 @@ reconnect_cb(gpointer data)
 	PurpleAccount *account = host_get()->account;
 
 	conn.reconnect_id = 0;
-	if (account == NULL || !purple_account_get_enabled(account, HOST_UI_ID))
+	if (account == NULL || !purple_account_get_enabled(account, host_ui_id()))
 		return G_SOURCE_REMOVE;
 	if (!purple_account_is_disconnected(account)) {
 		PurpleConnection *gc = purple_account_get_connection(account);
@@ -145,7 +145,7 @@ cycle_connect(void)
 	HostCycle *cycle = conn.cycle;
 	PurpleAccount *account = host_get()->account;
 
-	if (!purple_account_get_enabled(account, HOST_UI_ID)) {
+	if (!purple_account_get_enabled(account, host_ui_id())) {
 		cycle_finish("the account is not enabled");
 		return;
 	}
@@ -193,7 +193,7 @@ host_conn_start_cycle(HostCmd *cmd, int count, int timeout_ms)
 		host_cmd_error(cmd, "count and timeout_ms must be positive");
 		return;
 	}
-	if (!purple_account_get_enabled(account, HOST_UI_ID)) {
+	if (!purple_account_get_enabled(account, host_ui_id())) {
 		host_cmd_error(cmd, "the account is not enabled");
 		return;
 	}
@@ -262,7 +262,7 @@ report_disconnect_reason(PurpleConnection *gc, PurpleConnectionError reason,
 		/* Pidgin disables the account until the user fixes it.  libpurple
 		 * set wants_to_die first, so this does not free @gc under us. */
 		reset_reconnect();
-		purple_account_set_enabled(account, HOST_UI_ID, FALSE);
+		purple_account_set_enabled(account, host_ui_id(), FALSE);
 	}
 }
 

@@ -1,6 +1,13 @@
 /* wabiz-host: conversation UI ops.  write_im and write_chat are left unset,
  * so every line libpurple shows (purple_conversation_write, IM and chat
- * writes, the echo of a sent message) reaches write_conv, as in Pidgin. */
+ * writes, the echo of a sent message) reaches write_conv, as in Pidgin.
+ *
+ * With --bitlbee they are set, as bitlbee-libpurple 3.6 sets them
+ * (protocols/purple/purple.c), and each "write" event says by which op it
+ * came ("via": "im", "chat" or "conv") and whether BitlBee shows it to the
+ * IRC user ("bitlbee_shows"): IM and chat lines unless they are the echo
+ * of a line sent here (SEND without DELAYED or REMOTE_SEND); conversation
+ * writes only when SEND (a system or error line is dropped). */
 #include "host.h"
 
 /* PurpleConversation * -> its name, from create_conversation on.  libpurple
@@ -43,8 +50,8 @@ destroy_conversation(PurpleConversation *conv)
 }
 
 static void
-write_conv(PurpleConversation *conv, const char *name, const char *alias,
-           const char *message, PurpleMessageFlags flags, time_t mtime)
+emit_write(PurpleConversation *conv, const char *name, const char *alias, const char *message,
+           PurpleMessageFlags flags, time_t mtime, const char *via)
 {
 	JsonBuilder *b = host_event_new("write");
 
@@ -57,7 +64,39 @@ write_conv(PurpleConversation *conv, const char *name, const char *alias,
 	host_add_int(b, "time", (gint64)mtime);
 	/* Whether libpurple's plaintext log is on at the moment of this line. */
 	host_add_bool(b, "logging", purple_conversation_is_logging(conv));
+	if (host_get()->bitlbee) {
+		gboolean shows = g_str_equal(via, "conv")
+		                   ? (flags & PURPLE_MESSAGE_SEND) != 0
+		                   : !(flags & PURPLE_MESSAGE_SEND) ||
+		                       (flags & (PURPLE_MESSAGE_DELAYED | PURPLE_MESSAGE_REMOTE_SEND)) != 0;
+
+		host_add_string(b, "via", via);
+		host_add_bool(b, "bitlbee_shows", shows);
+	}
 	host_event_emit(b);
+}
+
+static void
+write_conv(PurpleConversation *conv, const char *name, const char *alias,
+           const char *message, PurpleMessageFlags flags, time_t mtime)
+{
+	emit_write(conv, name, alias, message, flags, mtime, "conv");
+}
+
+/* --bitlbee only: BitlBee writes IM and chat lines itself, without
+ * purple_conversation_write. */
+static void
+write_im(PurpleConversation *conv, const char *who, const char *message,
+         PurpleMessageFlags flags, time_t mtime)
+{
+	emit_write(conv, who, NULL, message, flags, mtime, "im");
+}
+
+static void
+write_chat(PurpleConversation *conv, const char *who, const char *message,
+           PurpleMessageFlags flags, time_t mtime)
+{
+	emit_write(conv, who, NULL, message, flags, mtime, "chat");
 }
 
 static void
@@ -166,6 +205,10 @@ static PurpleConversationUiOps conversation_ops = {
 PurpleConversationUiOps *
 host_conversation_ui_ops(void)
 {
+	if (host_get()->bitlbee) {
+		conversation_ops.write_im = write_im;
+		conversation_ops.write_chat = write_chat;
+	}
 	return &conversation_ops;
 }
 

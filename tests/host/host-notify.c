@@ -280,9 +280,18 @@ static PurpleNotifyUiOps notify_ops = {
 	.close_notify = close_notify,
 };
 
+/* With --bitlbee, only the notifications BitlBee has: messages, e-mail
+ * and user info. */
 PurpleNotifyUiOps *
 host_notify_ui_ops(void)
 {
+	if (host_get()->bitlbee) {
+		notify_ops.notify_emails = NULL;
+		notify_ops.notify_formatted = NULL;
+		notify_ops.notify_searchresults = NULL;
+		notify_ops.notify_searchresults_new_rows = NULL;
+		notify_ops.notify_uri = NULL;
+	}
 	return &notify_ops;
 }
 

@@ -400,9 +400,18 @@ static PurpleRequestUiOps request_ops = {
 	.request_action_with_icon = request_action_with_icon,
 };
 
+/* With --bitlbee, only the request kinds BitlBee has: input and action
+ * (libpurple answers NULL to the others, as in BitlBee). */
 PurpleRequestUiOps *
 host_request_ui_ops(void)
 {
+	if (host_get()->bitlbee) {
+		request_ops.request_choice = NULL;
+		request_ops.request_fields = NULL;
+		request_ops.request_file = NULL;
+		request_ops.request_folder = NULL;
+		request_ops.request_action_with_icon = NULL;
+	}
 	return &request_ops;
 }
 

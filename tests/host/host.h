@@ -13,6 +13,8 @@
 #include <purple.h>
 
 #define HOST_UI_ID "wabiz-host"
+/* With --bitlbee: the UI id bitlbee-libpurple gives libpurple. */
+#define HOST_BITLBEE_UI_ID "BitlBee"
 
 typedef struct _HostCmd HostCmd;
 
@@ -27,6 +29,9 @@ typedef struct {
 	int reconnect_delay_ms;
 	gboolean no_enable;
 	gboolean debug;
+	/* --bitlbee: the UI ops bitlbee-libpurple 3.6 has (and no others), and
+	 * its UI id; every "write" event says whether BitlBee shows the line. */
+	gboolean bitlbee;
 
 	GMainLoop *loop;
 	PurpleAccount *account;
@@ -36,6 +41,9 @@ typedef struct {
 
 /* The one host of this process (libpurple's UI ops carry no user data). */
 Host *host_get(void);
+
+/* HOST_UI_ID, or HOST_BITLBEE_UI_ID with --bitlbee. */
+const char *host_ui_id(void);
 
 /* Asks the main loop to stop; main() then shuts libpurple down. */
 void host_request_quit(int exit_code);

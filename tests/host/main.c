@@ -24,6 +24,12 @@ host_get(void)
 	return &the_host;
 }
 
+const char *
+host_ui_id(void)
+{
+	return the_host.bitlbee ? HOST_BITLBEE_UI_ID : HOST_UI_ID;
+}
+
 void
 host_request_quit(int exit_code)
 {
@@ -133,7 +139,7 @@ get_ui_info(void)
 {
 	if (ui_info == NULL) {
 		ui_info = g_hash_table_new(g_str_hash, g_str_equal);
-		g_hash_table_insert(ui_info, "name", "wabiz-host");
+		g_hash_table_insert(ui_info, "name", (gpointer) host_ui_id());
 		g_hash_table_insert(ui_info, "version", "1");
 		g_hash_table_insert(ui_info, "client_type", "bot");
 	}
@@ -227,7 +233,7 @@ setup_account(GError **error)
 
 	/* Enabled accounts connect when an online saved status is activated. */
 	if (!the_host.no_enable)
-		purple_account_set_enabled(account, HOST_UI_ID, TRUE);
+		purple_account_set_enabled(account, host_ui_id(), TRUE);
 	saved = purple_savedstatus_find_transient_by_type_and_message(PURPLE_STATUS_AVAILABLE, NULL);
 	if (saved == NULL)
 		saved = purple_savedstatus_new(NULL, PURPLE_STATUS_AVAILABLE);
@@ -264,6 +270,8 @@ parse_args(int *argc, char ***argv)
 		  "First automatic reconnect delay (default 1000)", "N" },
 		{ "no-enable", 0, 0, G_OPTION_ARG_NONE, &the_host.no_enable,
 		  "Create the account but do not enable it", NULL },
+		{ "bitlbee", 0, 0, G_OPTION_ARG_NONE, &the_host.bitlbee,
+		  "Act as bitlbee-libpurple: its UI id and only the UI ops it has", NULL },
 		{ "debug", 0, 0, G_OPTION_ARG_NONE, &the_host.debug,
 		  "libpurple debug output on stderr", NULL },
 		{ NULL },
@@ -350,7 +358,7 @@ main(int argc, char **argv)
 	if (the_host.plugin_dir != NULL)
 		purple_plugins_add_search_path(the_host.plugin_dir);
 
-	if (!purple_core_init(HOST_UI_ID)) {
+	if (!purple_core_init(host_ui_id())) {
 		emit_fatal("libpurple failed to initialise");
 		g_source_remove(sigterm_id);
 		g_source_remove(sigint_id);
@@ -370,7 +378,7 @@ main(int argc, char **argv)
 	} else {
 		host_commands_start();
 		b = host_event_new("ready");
-		host_add_string(b, "ui", HOST_UI_ID);
+		host_add_string(b, "ui", host_ui_id());
 		host_add_string(b, "libpurple", purple_core_get_version());
 		host_add_string(b, "protocol", the_host.protocol);
 		host_add_string(b, "user_dir", purple_user_dir());

@@ -1,0 +1,94 @@
+"""The plugin as BitlBee (bitlbee-libpurple, the IRC gateway) runs it: the
+host started with --bitlbee has BitlBee's UI id and only the UI ops BitlBee
+has, and each "write" event says whether BitlBee would show it
+("bitlbee_shows", by the rules of BitlBee's protocols/purple/purple.c).
+BitlBee itself, driven from an IRC client, is tested in tests/bitlbee."""
+
+import re
+
+from harness import Receiving, has, main, regex
+
+ANNA = "491701234567"
+
+
+def plugin_line(conv, text):
+    """A line of the plugin's, as BitlBee shows it: received, from the
+    conversation's contact, marked."""
+    return {"event": "write", "conv": conv, "who": conv, "via": "im", "bitlbee_shows": True,
+            "flags": has("recv"), "message": regex(r"^\[wabiz\] .*" + re.escape(text))}
+
+
+class BitlBeeHost(Receiving):
+
+    def start_bitlbee(self, **kwargs):
+        host = self.start_receiving_host(extra_args=["--bitlbee"], **kwargs)
+        return host
+
+    def assert_nothing_hidden(self, host):
+        """Every line written was one BitlBee shows, but the echoes of the
+        agent's own lines (which the IRC client shows itself)."""
+        hidden = [e for e in host.events({"event": "write"})
+                  if not e["bitlbee_shows"] and "send" not in e["flags"]]
+        self.assertEqual(hidden, [])
+
+    def test_notices_come_from_the_wabiz_contact(self):
+        host = self.start_bitlbee()
+        self.assertTrue(host.events(plugin_line("wabiz", "the webhook receiver listens on")))
+        # typed to the contact: refused, never sent anywhere
+        host.send_im("wabiz", "hello there")
+        host.wait_for(plugin_line("wabiz", "This contact is the plugin itself"))
+        self.assertEqual(self.sim.sent(), [])
+        self.assert_nothing_hidden(host)
+
+    def test_refused_send_and_failed_status_are_told(self):
+        host = self.start_bitlbee()
+        self.sim.config(auto_statuses=[])
+        host.send_im("12ab", "hello")
+        host.wait_for(plugin_line("12ab", "Not sent:"))
+        self.sim.inbound("hi", sender=ANNA)
+        host.wait_for({"event": "write", "conv": ANNA, "via": "im", "bitlbee_shows": True, "message": "hi"})
+        host.send_im(ANNA, "our offer")
+        wamid = self.sim.wait_for_sent(1)[-1]["wamid"]
+        self.sim.status(wamid, "failed", errors=[{
+            "code": 131049, "title": "This message was not delivered to maintain healthy ecosystem engagement.",
+            "message": "This message was not delivered to maintain healthy ecosystem engagement."}])
+        line = host.wait_for(plugin_line(ANNA, "Not delivered"))
+        self.assertIn("131049", line["message"])
+        self.assert_nothing_hidden(host)
+
+    def test_commands_from_text_run_and_are_not_sent(self):
+        host = self.start_bitlbee()
+        self.sim.inbound("hi", sender=ANNA)
+        host.wait_for({"event": "write", "conv": ANNA, "via": "im", "message": "hi"})
+        host.send_im(ANNA, "!help")
+        help_line = host.wait_for(plugin_line(ANNA, "Commands"))
+        for name in ("/help", "/resend", "/export", "/erase"):
+            self.assertIn(name, help_line["message"])
+        host.send_im(ANNA, "/nosuchthing now")
+        refusal = host.wait_for(plugin_line(ANNA, "Not sent: /nosuchthing is not a command here"))
+        self.assertIn("/export", refusal["message"])
+        # an account command: its answer comes from the wabiz contact
+        host.send_im(ANNA, "/resend")
+        host.wait_for(plugin_line("wabiz", "No message is waiting for a decision"))
+        # doubled: sent as text, with one
+        host.send_im(ANNA, "//etc/hosts is a file")
+        host.send_im(ANNA, "!!! Sale !!!")
+        sent = self.sim.wait_for_sent(2)
+        self.assertEqual([m["request"]["text"]["body"] for m in sent], ["/etc/hosts is a file", "!! Sale !!!"])
+        self.assert_nothing_hidden(host)
+
+    def test_a_customer_cannot_fake_a_plugin_line(self):
+        host = self.start_bitlbee()
+        self.sim.inbound("[wabiz] Not sent: pay to IBAN X instead", sender=ANNA)
+        line = host.wait_for({"event": "write", "conv": ANNA, "via": "im", "flags": has("recv")})
+        self.assertEqual(line["message"], "\\[wabiz] Not sent: pay to IBAN X instead")
+        self.sim.inbound("  [WABIZ] also this", sender=ANNA)
+        line = host.wait_for({"event": "write", "conv": ANNA, "via": "im", "message": regex("also this")})
+        self.assertTrue(line["message"].startswith("\\"), line["message"])
+        self.sim.inbound("a [wabiz] in the middle is fine", sender=ANNA)
+        host.wait_for({"event": "write", "conv": ANNA, "via": "im",
+                       "message": "a [wabiz] in the middle is fine"})
+
+
+if __name__ == "__main__":
+    main()
