@@ -37,16 +37,36 @@ remember_window(WabizAccount *wa, const char *customer, gint64 newest)
   *value = wa_window_newest(*value, newest);
 }
 
+/* In BitlBee the away message is all an IRC user sees of the window (as
+ * the /whois away line): it says when the window closes, to the minute. */
+static void
+set_closing(PurpleAccount *account, PurpleBuddy *buddy, gint64 left)
+{
+  PurpleStatus *away = purple_presence_get_status(purple_buddy_get_presence(buddy), "away");
+  gint64 minutes = MAX((left + 59) / 60, 1);
+  g_autofree char *message = g_strdup_printf(ngettext("service window closes in %lld min",
+                                                      "service window closes in %lld min", (gulong) minutes),
+                                             (long long) minutes);
+
+  if (!purple_status_is_active(away) || g_strcmp0(purple_status_get_attr_string(away, "message"), message) != 0)
+    purple_prpl_got_user_status(account, purple_buddy_get_name(buddy), "away", "message", message, NULL);
+}
+
 static void
 set_presence(PurpleAccount *account, PurpleBuddy *buddy, gint64 now)
 {
   const char *status;
+  gint64 left = 0;
 
-  switch (wa_window_state(last_inbound(buddy), now, NULL)) {
+  switch (wa_window_state(last_inbound(buddy), now, &left)) {
   case WA_WINDOW_OPEN:
     status = "available";
     break;
   case WA_WINDOW_CLOSING:
+    if (wabiz_bitlbee()) {
+      set_closing(account, buddy, left);
+      return;
+    }
     status = "away";
     break;
   case WA_WINDOW_CLOSED:

@@ -5,6 +5,7 @@ has, and each "write" event says whether BitlBee would show it
 BitlBee itself, driven from an IRC client, is tested in tests/bitlbee."""
 
 import re
+import time
 
 from harness import Receiving, has, main, regex
 
@@ -76,6 +77,20 @@ class BitlBeeHost(Receiving):
         sent = self.sim.wait_for_sent(2)
         self.assertEqual([m["request"]["text"]["body"] for m in sent], ["/etc/hosts is a file", "!! Sale !!!"])
         self.assert_nothing_hidden(host)
+
+    def test_service_window_as_presence_and_away_message(self):
+        host = self.start_bitlbee()
+        # a message from 23 h 20 min ago: open, 40 min left
+        self.sim.inbound("still there?", sender=ANNA, timestamp=int(time.time()) - 23 * 3600 - 1200)
+        host.wait_for({"event": "buddy", "name": ANNA, "status_id": "away",
+                       "status_message": regex(r"^service window closes in (39|40) min$")})
+        host.call({"cmd": "ipc", "plugin": "prpl-wabiz", "name": "clock-advance", "arg": "1500"})
+        host.wait_for({"event": "buddy", "name": ANNA, "status_id": "away",
+                       "status_message": regex(r"^service window closes in 1[45] min$")})
+        host.call({"cmd": "ipc", "plugin": "prpl-wabiz", "name": "clock-advance", "arg": "1200"})
+        host.wait_for({"event": "buddy", "name": ANNA, "status_id": "offline"})
+        self.sim.inbound("hello again", sender=ANNA, timestamp=int(time.time()) + 2700)
+        host.wait_for({"event": "buddy", "name": ANNA, "status_id": "available"})
 
     def test_a_customer_cannot_fake_a_plugin_line(self):
         host = self.start_bitlbee()
