@@ -41,7 +41,6 @@ G_DEFINE_QUARK(rx-journal-error-quark, rx_journal_error)
  * tests/unit/test-journal.c knows the commit count. */
 #define JOURNAL_CHECKPOINT_COMMITS 64
 #define JOURNAL_CHECKPOINT_PAGES 1024
-#define MIB (1024 * 1024)
 
 /* ---- requests --------------------------------------------------------- */
 
@@ -790,6 +789,7 @@ pending_fill(RxJournal *journal, GPtrArray *batch, GError **error)
 static gboolean
 cap_allows(RxJournal *journal, const RxChange *change, gsize len, GError **error)
 {
+  g_autofree char *limit = NULL;
   gint64 pending;
 
   if (change->max_pending <= 0)
@@ -799,11 +799,12 @@ cap_allows(RxJournal *journal, const RxChange *change, gsize len, GError **error
             bytes_of(journal->request_bytes, change->account);
   if (pending == 0 || pending + (gint64) len <= change->max_pending)
     return TRUE;
+  limit = g_format_size((guint64) change->max_pending);
   g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_FULL,
-              "%" G_GINT64_FORMAT " MiB of webhook events wait for this account, its limit: new "
-              "deliveries are refused (Meta retries them for up to 7 days) until the messenger "
-              "signs on and collects them, or the account's limit is raised",
-              (change->max_pending + MIB - 1) / MIB);
+              "webhook events of %s wait for this account, its limit: new deliveries are "
+              "refused (Meta retries them for up to 7 days) until the messenger signs on and "
+              "collects them, or the account's limit is raised",
+              limit);
   return FALSE;
 }
 
@@ -814,6 +815,8 @@ floor_allows(RxJournal *journal, GError **error)
 {
   struct statvfs st;
   gint64 available;
+  g_autofree char *free_text = NULL;
+  g_autofree char *floor_text = NULL;
 
   if (journal->min_free <= 0)
     return TRUE;
@@ -827,11 +830,13 @@ floor_allows(RxJournal *journal, GError **error)
   available = (gint64) MIN((guint64) st.f_bavail * (guint64) st.f_frsize, (guint64) G_MAXINT64);
   if (available >= journal->min_free)
     return TRUE;
+  free_text = g_format_size((guint64) available);
+  floor_text = g_format_size((guint64) journal->min_free);
   g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_FULL,
-              "only %" G_GINT64_FORMAT " MiB are free on the disk of the receiver's journal, "
-              "which keeps at least %" G_GINT64_FORMAT " MiB free: deliveries are refused (Meta "
-              "retries them for up to 7 days) until space is freed",
-              available / MIB, (journal->min_free + MIB - 1) / MIB);
+              "only %s are free on the disk of the receiver's journal, which keeps at least %s "
+              "free: deliveries are refused (Meta retries them for up to 7 days) until space is "
+              "freed",
+              free_text, floor_text);
   return FALSE;
 }
 
