@@ -48,6 +48,8 @@
 #define WABIZ_OPT_RETENTION_DAYS "retention_days"
 #define WABIZ_OPT_UNCERTAIN_GRACE "uncertain_grace_seconds"
 #define WABIZ_OPT_PSEUDONYMOUS "pseudonymous_aliases"
+#define WABIZ_OPT_RECEIVER_MAX_PENDING_MB "receiver_max_pending_mb" /* REGISTER's max_pending_bytes, in MiB */
+#define WABIZ_DEFAULT_MAX_PENDING_MB 1024
 #define WABIZ_OPT_STORE_PROTECTION "store_protection" /* list: WABIZ_STORE_KEYFILE (default) or _PASSPHRASE */
 #define WABIZ_STORE_KEYFILE "keyfile"
 #define WABIZ_STORE_PASSPHRASE "passphrase"
