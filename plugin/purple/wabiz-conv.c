@@ -175,23 +175,25 @@ wabiz_customer_rename(WabizAccount *wa, const char *old_name, const char *new_na
 /* A customer's message: WhatsApp markup becomes HTML after escaping, so
  * "<b>" typed by a customer stays text. */
 void
-wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when)
+wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when,
+                  PurpleMessageFlags flags)
 {
   g_autofree char *html = wa_text_to_html(text, TRUE);
 
-  serv_got_im(wa->gc, customer, html, PURPLE_MESSAGE_RECV, when != 0 ? when : time(NULL));
+  serv_got_im(wa->gc, customer, html, PURPLE_MESSAGE_RECV | flags, when != 0 ? when : time(NULL));
 }
 
 /* A message the business sent from another app or agent: shown as sent, never
  * as incoming (serv_got_im would notify the agent of their own message). */
 void
-wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const char *text, time_t when)
+wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const char *text, time_t when,
+                           PurpleMessageFlags flags)
 {
   PurpleConversation *conv = wabiz_conv_im(account, customer, TRUE);
   g_autofree char *html = wa_text_to_html(text, TRUE);
 
   purple_conversation_write(conv, NULL, html,
-                            PURPLE_MESSAGE_SEND | PURPLE_MESSAGE_REMOTE_SEND | PURPLE_MESSAGE_NO_LINKIFY,
+                            PURPLE_MESSAGE_SEND | PURPLE_MESSAGE_REMOTE_SEND | PURPLE_MESSAGE_NO_LINKIFY | flags,
                             when != 0 ? when : time(NULL));
 }
 

@@ -100,6 +100,7 @@ typedef struct _WabizAccount {
   guint rx_backoff_ms;
   gboolean rx_spawned;
   gboolean rx_told;      /* the notices conversation has the set-up text */
+  gboolean old_told;     /* the notices said that deliveries older than Meta's retries arrived */
   GQueue inbound;        /* WabizEvent* received, not yet applied */
   struct _WabizApplying *applying; /* the event being stored and shown */
   GSList *orphans;       /* events of a lost link still waiting for the store */
@@ -160,8 +161,11 @@ void wabiz_conv_write_plain(PurpleConversation *conv, const char *text, PurpleMe
 void wabiz_conv_created_cb(PurpleConversation *conv, gpointer data);
 
 /* wabiz-conv.c: customers' messages (HTML-escaped here), notices */
-void wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when);
-void wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const char *text, time_t when);
+/* @flags: added to RECV (or SEND | REMOTE_SEND), e.g. PURPLE_MESSAGE_DELAYED for backlog. */
+void wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when,
+                       PurpleMessageFlags flags);
+void wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const char *text, time_t when,
+                                PurpleMessageFlags flags);
 void wabiz_notice(WabizAccount *wa, const char *text);
 gboolean wabiz_history_mark_shown(WabizAccount *wa, const char *message_id);
 gboolean wabiz_customer_rename(WabizAccount *wa, const char *old_name, const char *new_name);
