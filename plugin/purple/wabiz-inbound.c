@@ -737,7 +737,13 @@ apply_groups(WabizAccount *wa, const WaChange *change)
       g_string_append_printf(text, ngettext(" %u participant left or was removed.",
                                             " %u participants left or were removed.", json_array_get_length(removed)),
                              json_array_get_length(removed));
-    wabiz_group_event(wa, id, g_strstrip(text->str), (time_t) wa_json_get_int(g, "timestamp", 0));
+    {
+      gint64 when = wa_json_get_int(g, "timestamp", 0);
+      PurpleMessageFlags late = 0; /* group lines are system lines: only the marker */
+      g_autofree char *shown = late_text(wa, when, g_strstrip(text->str), &late);
+
+      wabiz_group_event(wa, id, shown, (time_t) when);
+    }
     g_string_free(text, TRUE);
   }
 }

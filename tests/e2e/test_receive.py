@@ -203,6 +203,16 @@ class Receive(Receiving):
         echo = host.wait_for({"event": "write", "conv": BEN, "flags": has("send", "remote-send", "delayed"),
                               "message": contains("our old answer")})
         self.assertTrue(echo["message"].startswith("[delivered late: sent %s]" % date))
+        group = "Y2FwaV9ncm91cDoxODA1NTU1MDE3MjoxMjAzNjMyMjI3NzE5NjMwNjcZD"
+        self.sim.webhook_raw(json.dumps({"object": "whatsapp_business_account", "entry": [{
+            "id": self.sim.info()["waba_id"], "changes": [{"field": "group_lifecycle_update", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550001111", "phone_number_id": self.sim.pnid},
+                "groups": [{"timestamp": str(sent), "group_id": group, "type": "group_create",
+                            "subject": "Old <i>group</i>"}]}}]}]}))
+        line = host.wait_for({"event": "write", "conv": group, "message": contains("The group was created")})
+        self.assertTrue(line["message"].startswith("[delivered late: sent %s] The group was created." % date))
+        self.assertIn("&lt;i&gt;group&lt;/i&gt;", line["message"])
         host.expect_none({"event": "write", "conv": "notices", "message": contains("older than")}, 1.0)
 
     def test_receiver_out_of_room_is_told_in_the_notices(self):
