@@ -173,12 +173,13 @@ wabiz_conv_created_cb(PurpleConversation *conv, gpointer data)
 /* A customer's message: WhatsApp markup becomes HTML after escaping, so
  * "<b>" typed by a customer stays text. */
 void
-wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when)
+wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when,
+                  PurpleMessageFlags flags)
 {
   g_autofree char *escaped = wabiz_bitlbee() ? wabiz_bitlbee_escape(text) : NULL;
   g_autofree char *html = wa_text_to_html(escaped != NULL ? escaped : text, TRUE);
 
-  serv_got_im(wa->gc, customer, html, PURPLE_MESSAGE_RECV, when != 0 ? when : time(NULL));
+  serv_got_im(wa->gc, customer, html, PURPLE_MESSAGE_RECV | flags, when != 0 ? when : time(NULL));
 }
 
 /* A group member's message in the group's chat (chat @id): the same
@@ -195,13 +196,14 @@ wabiz_conv_got_chat(WabizAccount *wa, int id, const char *who, const char *text,
 /* A message the business sent from another app or agent: shown as sent, never
  * as incoming (serv_got_im would notify the agent of their own message). */
 void
-wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const char *text, time_t when)
+wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const char *text, time_t when,
+                           PurpleMessageFlags flags)
 {
   PurpleConversation *conv = wabiz_conv_im(account, customer, TRUE);
   g_autofree char *html = wa_text_to_html(text, TRUE);
 
   purple_conversation_write(conv, NULL, html,
-                            PURPLE_MESSAGE_SEND | PURPLE_MESSAGE_REMOTE_SEND | PURPLE_MESSAGE_NO_LINKIFY,
+                            PURPLE_MESSAGE_SEND | PURPLE_MESSAGE_REMOTE_SEND | PURPLE_MESSAGE_NO_LINKIFY | flags,
                             when != 0 ? when : time(NULL));
 }
 

@@ -24,6 +24,47 @@ event_free(WabizEvent *event)
   g_free(event);
 }
 
+/* ---- late deliveries ------------------------------------------------------ */
+
+/* A message shown more than this long after its time stamp (it arrived while
+ * the messenger was closed, or Meta retried it) is backlog: written with
+ * PURPLE_MESSAGE_DELAYED, which clients, logs and BitlBee mark. */
+#define LATE_AFTER_S (5 * 60)
+/* Meta retries a delivery for up to 7 days. Older ones came from a replay or
+ * a wrong clock; they are shown (dropping them by time stamp would lose real
+ * messages when a clock is wrong), marked with their date. */
+#define RETRY_HORIZON_S (7 * 86400)
+
+/* What to show for a message sent at @timestamp (0: unknown): @text, or for
+ * one older than Meta's retries @text after a marker with its date (plain
+ * text, escaped later with the rest). Adds PURPLE_MESSAGE_DELAYED to *@flags
+ * when it is late, and says once per sign-on in the notices that old
+ * deliveries arrived. */
+static char *
+late_text(WabizAccount *wa, gint64 timestamp, const char *text, PurpleMessageFlags *flags)
+{
+  gint64 age = timestamp > 0 ? wabiz_now() - timestamp : 0;
+  g_autoptr(GDateTime) sent = NULL;
+  g_autofree char *date = NULL;
+
+  if (age > LATE_AFTER_S)
+    *flags |= PURPLE_MESSAGE_DELAYED;
+  if (age <= RETRY_HORIZON_S)
+    return g_strdup(text);
+  sent = g_date_time_new_from_unix_local(timestamp);
+  date = sent != NULL ? g_date_time_format(sent, "%Y-%m-%d %H:%M") : g_strdup("?");
+  if (!wa->old_told) {
+    g_autofree char *notice = g_strdup_printf(
+      _("Messages older than WhatsApp's 7 days of retries arrived (one was sent %s). Either old "
+        "deliveries were sent again (a replay) or a clock is wrong, here or at the sender. They are "
+        "shown, marked as delivered late."), date);
+
+    wa->old_told = TRUE;
+    wabiz_notice(wa, notice);
+  }
+  return g_strdup_printf(_("[delivered late: sent %s] %s"), date, text);
+}
+
 /* ---- messages ------------------------------------------------------------- */
 
 /* One event being applied: its changes are stored, then shown, then the
@@ -172,7 +213,9 @@ show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, con
   const char *wa_id = NULL;
   const char *bsuid = NULL;
   const char *profile = contact != NULL ? contact->profile_name : NULL;
+  g_autofree char *described = NULL;
   g_autofree char *text = NULL;
+  PurpleMessageFlags late = 0;
   PurpleBuddy *buddy;
   const char *name;
 
@@ -184,9 +227,10 @@ show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, con
   }
   wabiz_customer_identify(wa, buddy, customer_id, profile);
   name = purple_buddy_get_name(buddy);
-  text = wa_message_describe(msg);
+  described = wa_message_describe(msg);
+  text = late_text(wa, msg->timestamp, described, &late);
   if (g_strcmp0(msg->type, "system") == 0) {
-    wabiz_conv_write_plain(wabiz_conv_im(wa->account, name, TRUE), text, PURPLE_MESSAGE_SYSTEM,
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, name, TRUE), text, PURPLE_MESSAGE_SYSTEM | late,
                            (time_t) msg->timestamp);
     /* the customer's new number: the buddy (and its window) follow it */
     if (g_strcmp0(msg->system_type, "user_changed_number") == 0 && msg->system_new_wa_id != NULL &&
@@ -198,7 +242,7 @@ show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, con
     }
     return;
   }
-  wabiz_conv_got_im(wa, name, text, (time_t) msg->timestamp);
+  wabiz_conv_got_im(wa, name, text, (time_t) msg->timestamp, late);
   for (guint i = 0; i < msg->errors->len; i++) {
     g_autofree char *reason = wa_graph_error_describe(g_ptr_array_index(msg->errors, i));
     g_autofree char *line = g_strdup_printf(_("WhatsApp could not pass this message on completely: %s"), reason);
@@ -348,11 +392,15 @@ elsewhere_stored_cb(const WaStoreInboundResult *result, const GError *error, gpo
     PurpleBuddy *buddy = wabiz_customer_buddy(ap->wa, job->st->recipient_id, job->st->recipient_user_id, NULL, TRUE);
 
     if (buddy != NULL) {
+      PurpleMessageFlags late = 0;
+      g_autofree char *text = late_text(
+        ap->wa, job->st->timestamp,
+        _("[A message sent from another app or device; its text is not available here]"), &late);
+
       if (result != NULL && result->customer.customer != NULL)
         wabiz_customer_identify(ap->wa, buddy, result->customer.customer->id, NULL);
-      wabiz_conv_write_elsewhere(ap->wa->account, purple_buddy_get_name(buddy),
-                                 _("[A message sent from another app or device; its text is not available here]"),
-                                 (time_t) job->st->timestamp);
+      wabiz_conv_write_elsewhere(ap->wa->account, purple_buddy_get_name(buddy), text,
+                                 (time_t) job->st->timestamp, late);
     }
   }
   g_free(job);
@@ -453,11 +501,14 @@ show_echo(WabizAccount *wa, const char *to, const char *text, gint64 timestamp, 
 {
   gboolean bsuid = wa_id_is_bsuid(to);
   PurpleBuddy *buddy = wabiz_customer_buddy(wa, bsuid ? NULL : to, bsuid ? to : NULL, NULL, TRUE);
+  PurpleMessageFlags late = 0;
+  g_autofree char *shown = NULL;
 
   if (buddy == NULL)
     return;
   wabiz_customer_identify(wa, buddy, customer_id, NULL);
-  wabiz_conv_write_elsewhere(wa->account, purple_buddy_get_name(buddy), text, (time_t) timestamp);
+  shown = late_text(wa, timestamp, text, &late);
+  wabiz_conv_write_elsewhere(wa->account, purple_buddy_get_name(buddy), shown, (time_t) timestamp, late);
 }
 
 static void
@@ -544,7 +595,12 @@ apply_groups(WabizAccount *wa, const WaChange *change)
       g_string_append_printf(text, ngettext(" %u participant left or was removed.",
                                             " %u participants left or were removed.", (guint) g->removed),
                              (guint) g->removed);
-    wabiz_group_event(wa, g->group_id, g_strstrip(text->str), (time_t) g->timestamp);
+    {
+      PurpleMessageFlags late = 0; /* group lines are system lines: only the marker */
+      g_autofree char *shown = late_text(wa, g->timestamp, g_strstrip(text->str), &late);
+
+      wabiz_group_event(wa, g->group_id, shown, (time_t) g->timestamp);
+    }
     g_string_free(text, TRUE);
   }
 }

@@ -64,6 +64,10 @@ registration(WabizAccount *wa)
                                  purple_account_get_bool(account, WABIZ_OPT_RECEIVER_KEEP_RUNNING, TRUE));
   json_object_set_boolean_member(reg, "allow_public_http",
                                  purple_account_get_bool(account, WABIZ_OPT_WEBHOOK_PUBLIC_HTTP, FALSE));
+  /* at least 1 MiB; the receiver always takes one event while none waits */
+  json_object_set_int_member(reg, "max_pending_bytes",
+                             (gint64) MAX(purple_account_get_int(account, WABIZ_OPT_RECEIVER_MAX_PENDING_MB,
+                                                                 WABIZ_DEFAULT_MAX_PENDING_MB), 1) * 1024 * 1024);
   return reg;
 }
 

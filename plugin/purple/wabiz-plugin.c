@@ -199,6 +199,9 @@ init_plugin(PurplePlugin *plugin)
     purple_account_option_bool_new(_("Keep the webhook receiver running when the messenger exits"),
                                    WABIZ_OPT_RECEIVER_KEEP_RUNNING, TRUE));
   prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
+    purple_account_option_int_new(_("Webhook events kept while signed off (MiB)"),
+                                  WABIZ_OPT_RECEIVER_MAX_PENDING_MB, WABIZ_DEFAULT_MAX_PENDING_MB));
+  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
     purple_account_option_int_new(_("API request timeout (seconds)"), WABIZ_OPT_HTTP_TIMEOUT, 60));
   prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
     purple_account_option_int_new(_("First retry delay for unsent messages (milliseconds)"),

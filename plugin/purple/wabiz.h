@@ -48,6 +48,8 @@
 #define WABIZ_OPT_RETENTION_DAYS "retention_days"
 #define WABIZ_OPT_UNCERTAIN_GRACE "uncertain_grace_seconds"
 #define WABIZ_OPT_PSEUDONYMOUS "pseudonymous_aliases"
+#define WABIZ_OPT_RECEIVER_MAX_PENDING_MB "receiver_max_pending_mb" /* REGISTER's max_pending_bytes, in MiB */
+#define WABIZ_DEFAULT_MAX_PENDING_MB 1024
 #define WABIZ_OPT_STORE_PROTECTION "store_protection" /* list: WABIZ_STORE_KEYFILE (default) or _PASSPHRASE */
 #define WABIZ_STORE_KEYFILE "keyfile"
 #define WABIZ_STORE_PASSPHRASE "passphrase"
@@ -102,6 +104,7 @@ typedef struct _WabizAccount {
   guint rx_backoff_ms;
   gboolean rx_spawned;
   gboolean rx_told;      /* the notices conversation has the set-up text */
+  gboolean old_told;     /* the notices said that deliveries older than Meta's retries arrived */
   GQueue inbound;        /* WabizEvent* received, not yet applied */
   struct _WabizApplying *applying; /* the event being stored and shown */
   GSList *orphans;       /* events of a lost link still waiting for the store */
@@ -162,9 +165,12 @@ void wabiz_conv_write_plain(PurpleConversation *conv, const char *text, PurpleMe
 void wabiz_conv_created_cb(PurpleConversation *conv, gpointer data);
 
 /* wabiz-conv.c: customers' messages (HTML-escaped here), notices */
-void wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when);
+/* @flags: added to RECV (or SEND | REMOTE_SEND), e.g. PURPLE_MESSAGE_DELAYED for backlog. */
+void wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when,
+                       PurpleMessageFlags flags);
 void wabiz_conv_got_chat(WabizAccount *wa, int id, const char *who, const char *text, time_t when);
-void wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const char *text, time_t when);
+void wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const char *text, time_t when,
+                                PurpleMessageFlags flags);
 void wabiz_notice(WabizAccount *wa, const char *text);
 gboolean wabiz_history_mark_shown(WabizAccount *wa, const char *message_id);
 

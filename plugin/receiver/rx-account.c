@@ -122,6 +122,27 @@ get_port(JsonObject *obj, const char *name, int def, int *out, GError **error)
   return TRUE;
 }
 
+/* A whole number from @min to @max; absent or null gives @def. */
+static gboolean
+get_int64(JsonObject *obj, const char *name, gint64 def, gint64 min, gint64 max, gint64 *out,
+          GError **error)
+{
+  JsonNode *node = json_object_get_member(obj, name);
+
+  *out = def;
+  if (node == NULL || JSON_NODE_HOLDS_NULL(node))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_INT64 ||
+      json_node_get_int(node) < min || json_node_get_int(node) > max) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                "\"%s\" must be a number from %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT, name, min,
+                max);
+    return FALSE;
+  }
+  *out = json_node_get_int(node);
+  return TRUE;
+}
+
 /* An id given as a string of digits or as an integer. */
 static gboolean
 get_id(JsonObject *obj, const char *name, gboolean required, char **out, GError **error)
@@ -197,7 +218,9 @@ rx_registration_from_json(JsonObject *obj, const char **code, GError **error)
       !get_bool(obj, "keep_running", TRUE, &reg->keep_running, error) ||
       !get_string(obj, "tls_cert", &tls_cert, error) ||
       !get_string(obj, "tls_key", &tls_key, error) ||
-      !get_bool(obj, "allow_public_http", FALSE, &reg->allow_public_http, error))
+      !get_bool(obj, "allow_public_http", FALSE, &reg->allow_public_http, error) ||
+      !get_int64(obj, "max_pending_bytes", RX_DEFAULT_MAX_PENDING_BYTES, 1, G_MAXINT64 / 2,
+                 &reg->max_pending_bytes, error))
     return NULL;
   /* a saved registration remembers the port first asked for */
   if (!get_port(obj, "requested_port", reg->port, &reg->requested_port, error))
@@ -309,6 +332,8 @@ rx_registration_to_json(const RxRegistration *reg)
   json_builder_add_string_value(b, reg->tls_key != NULL ? reg->tls_key : "");
   json_builder_set_member_name(b, "allow_public_http");
   json_builder_add_boolean_value(b, reg->allow_public_http);
+  json_builder_set_member_name(b, "max_pending_bytes");
+  json_builder_add_int_value(b, reg->max_pending_bytes);
   json_builder_end_object(b);
   root = json_builder_get_root(b);
   return wa_json_to_string(root);

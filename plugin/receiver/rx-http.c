@@ -776,7 +776,12 @@ on_appended(guint stored, guint duplicates, const GError *error, gpointer data)
   RxPost *post = append->post;
   RxAccount *account = g_hash_table_lookup(post->rx->accounts, append->account);
 
-  if (error != NULL) {
+  if (g_error_matches(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_FULL)) {
+    /* a bound, not a failure: the journal's message says which and what to do */
+    post->failed = TRUE;
+    rx_notice(post->rx, append->account, "full", error->message);
+    rx_log("a webhook delivery was refused: %s", error->message);
+  } else if (error != NULL) {
     post->failed = TRUE;
     g_ptr_array_add(post->failed_accounts, g_steal_pointer(&append->account));
     rx_log("a webhook delivery could not be stored: %s", error->message);

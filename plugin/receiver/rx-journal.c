@@ -23,6 +23,7 @@
 #include <sqlite3.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "wa-json.h"
@@ -104,6 +105,8 @@ typedef enum {
   ST_PENDING,
   ST_EXPIRE,
   ST_LOAD_ACCOUNTS,
+  ST_PENDING_BYTES,
+  ST_ACKED_BYTES,
   ST_COUNT
 } StatementId;
 
@@ -120,6 +123,8 @@ static const char *const statement_sql[ST_COUNT] = {
   [ST_PENDING] = "SELECT account, count(*) FROM events GROUP BY account",
   [ST_EXPIRE] = "DELETE FROM seen WHERE at < ?1",
   [ST_LOAD_ACCOUNTS] = "SELECT account, json FROM accounts",
+  [ST_PENDING_BYTES] = "SELECT total(length(sealed)) FROM events WHERE account = ?1",
+  [ST_ACKED_BYTES] = "SELECT total(length(sealed)) FROM events WHERE account = ?1 AND seq <= ?2",
 };
 
 struct _RxJournal {
@@ -139,6 +144,13 @@ struct _RxJournal {
   guint8 *key; /* JOURNAL_KEY_BYTES, sodium_malloc'd, read-only */
   guint commits_since_checkpoint;
   int wal_pages; /* WAL size in pages after the last commit (wal hook) */
+  char *dir;     /* statvfs'd for the free-space floor */
+  gint64 min_free; /* bytes; set before the first append (rx_journal_set_min_free) */
+  /* bytes of sealed events pending per account (account -> gint64*), as
+   * committed: filled on first use, kept up to date by appends and ACKs */
+  GHashTable *pending_bytes;
+  GHashTable *batch_bytes;   /* added by the open transaction's released savepoints */
+  GHashTable *request_bytes; /* added by the open savepoint */
 };
 
 /* Test hook, deliberately not in rx-journal.h: see the definition. */
@@ -420,27 +432,21 @@ answer(RxJournal *journal, Request *req)
 
 /* ---- dedupe and sealing ------------------------------------------------- */
 
-/* Keyed hash of "m\0<account>\0<message id>" or, with @status,
- * "s\0<account>\0<status id>\0<status>". */
+/* Keyed hash of @n_parts strings joined with NUL bytes: "m\0<account>\0<message id>",
+ * "s\0<account>\0<status id>\0<status>" or "c\0<account>\0<field>\0<WABA id>\0<entry
+ * time>\0<value as JSON>" (a whole change). */
 static gboolean
-dedupe_hash(RxJournal *journal, const char *account, const char *id, const char *status,
-            guint8 out[JOURNAL_HASH_BYTES])
+dedupe_hash(RxJournal *journal, const char *const *parts, guint n_parts, guint8 out[JOURNAL_HASH_BYTES])
 {
   crypto_generichash_state state;
-  const char *kind = status != NULL ? "s" : "m";
   int rc;
 
   rc = crypto_generichash_init(&state, journal->key, JOURNAL_KEY_BYTES, JOURNAL_HASH_BYTES);
-  if (rc == 0)
-    rc = crypto_generichash_update(&state, (const guint8 *) kind, 2); /* with its NUL */
-  if (rc == 0)
-    rc = crypto_generichash_update(&state, (const guint8 *) account, strlen(account) + 1);
-  if (rc == 0)
-    rc = crypto_generichash_update(&state, (const guint8 *) id, strlen(id));
-  if (rc == 0 && status != NULL) {
-    rc = crypto_generichash_update(&state, (const guint8 *) "", 1);
+  for (guint i = 0; rc == 0 && i < n_parts; i++) {
+    if (i > 0)
+      rc = crypto_generichash_update(&state, (const guint8 *) "", 1);
     if (rc == 0)
-      rc = crypto_generichash_update(&state, (const guint8 *) status, strlen(status));
+      rc = crypto_generichash_update(&state, (const guint8 *) parts[i], strlen(parts[i]));
   }
   if (rc == 0)
     rc = crypto_generichash_final(&state, out, JOURNAL_HASH_BYTES);
@@ -448,17 +454,17 @@ dedupe_hash(RxJournal *journal, const char *account, const char *id, const char 
   return rc == 0;
 }
 
-/* Records the key of one message or status. *@fresh is TRUE when it was not
- * seen before (in the journal or earlier in this transaction). */
+/* Records the key made of @parts (see dedupe_hash). *@fresh is TRUE when it
+ * was not seen before (in the journal or earlier in this transaction). */
 static gboolean
-record_key(RxJournal *journal, const char *account, const char *id, const char *status,
-           gint64 now, gboolean *fresh, GError **error)
+record_key(RxJournal *journal, const char *const *parts, guint n_parts, gint64 now, gboolean *fresh,
+           GError **error)
 {
   guint8 hash[JOURNAL_HASH_BYTES];
   sqlite3_stmt *stmt;
   int rc;
 
-  if (!dedupe_hash(journal, account, id, status, hash)) {
+  if (!dedupe_hash(journal, parts, n_parts, hash)) {
     g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE,
                         "cannot hash a dedupe key");
     return FALSE;
@@ -476,6 +482,21 @@ record_key(RxJournal *journal, const char *account, const char *id, const char *
     return FALSE;
   *fresh = sqlite3_changes(journal->db) > 0;
   return TRUE;
+}
+
+/* Records the bytes of @change as Meta sent them (its entry's id and time,
+ * its field and value): a replayed delivery of any field is journalled once.
+ * Messages and statuses are also deduplicated by id (filter_array), since Meta
+ * sends the same message again in other envelopes. */
+static gboolean
+record_change(RxJournal *journal, const RxChange *change, gint64 now, gboolean *fresh, GError **error)
+{
+  g_autofree char *value = change->value != NULL ? wa_json_to_string(change->value) : g_strdup("");
+  g_autofree char *entry_time = g_strdup_printf("%" G_GINT64_FORMAT, change->entry_time);
+  const char *parts[] = { "c", change->account, change->field != NULL ? change->field : "",
+                          change->waba_id != NULL ? change->waba_id : "", entry_time, value };
+
+  return record_key(journal, parts, G_N_ELEMENTS(parts), now, fresh, error);
 }
 
 /* A new array with the elements of @in whose key was not seen; objects
@@ -499,14 +520,10 @@ filter_array(RxJournal *journal, const char *account, JsonArray *in, gboolean st
       continue;
     }
     if (id != NULL) {
-      const char *status = NULL;
+      const char *status = statuses ? wa_json_get_string(obj, "status") : NULL;
+      const char *parts[] = { statuses ? "s" : "m", account, id, status != NULL ? status : "" };
 
-      if (statuses) {
-        status = wa_json_get_string(obj, "status");
-        if (status == NULL)
-          status = "";
-      }
-      if (!record_key(journal, account, id, status, now, &fresh, error))
+      if (!record_key(journal, parts, statuses ? 4 : 3, now, &fresh, error))
         return NULL;
     }
     if (!fresh) {
@@ -674,9 +691,154 @@ last_seq_update(GHashTable *last, const char *account, gint64 seq)
 
 typedef enum {
   APPEND_OK,
-  APPEND_SEAL_FAILED, /* this request only: its savepoint is rolled back */
-  APPEND_DB_FAILED,   /* the whole transaction fails */
+  APPEND_REQUEST_FAILED, /* this request only (sealing, its account's cap): its savepoint is rolled back */
+  APPEND_DB_FAILED,      /* the whole transaction fails */
 } AppendResult;
+
+/* ---- pending bytes: the per-account cap and the free-space floor ------- */
+
+static gint64
+bytes_of(GHashTable *table, const char *account)
+{
+  gint64 *bytes = g_hash_table_lookup(table, account);
+
+  return bytes != NULL ? *bytes : 0;
+}
+
+static void
+bytes_add(GHashTable *table, const char *account, gint64 delta)
+{
+  gint64 *bytes = g_hash_table_lookup(table, account);
+
+  if (bytes == NULL) {
+    bytes = g_new0(gint64, 1);
+    g_hash_table_insert(table, g_strdup(account), bytes);
+  }
+  *bytes = MAX(*bytes + delta, 0);
+}
+
+/* Adds every count of @from to @to (only to accounts @to knows, unless
+ * @create), then empties @from. */
+static void
+bytes_merge(GHashTable *to, GHashTable *from, gboolean create)
+{
+  GHashTableIter iter;
+  gpointer account, bytes;
+
+  g_hash_table_iter_init(&iter, from);
+  while (g_hash_table_iter_next(&iter, &account, &bytes)) {
+    if (create || g_hash_table_contains(to, account))
+      bytes_add(to, account, *(gint64 *) bytes);
+  }
+  g_hash_table_remove_all(from);
+}
+
+/* Runs a cached statement that answers one total for @account (and @seq,
+ * when @with_seq). */
+static gboolean
+query_bytes(RxJournal *journal, StatementId id, const char *account, gint64 seq, gboolean with_seq,
+            gint64 *out, GError **error)
+{
+  sqlite3_stmt *stmt = statement(journal, id, error);
+  int rc;
+
+  if (stmt == NULL)
+    return FALSE;
+  rc = sqlite3_bind_text(stmt, 1, account, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK && with_seq)
+    rc = sqlite3_bind_int64(stmt, 2, seq);
+  if (bind_failed(journal, stmt, rc, error))
+    return FALSE;
+  rc = sqlite3_step(stmt);
+  if (rc != SQLITE_ROW) {
+    set_sqlite_error(error, RX_JOURNAL_ERROR_STORAGE, journal->db, "cannot sum pending events");
+    statement_done(stmt);
+    return FALSE;
+  }
+  *out = (gint64) sqlite3_column_double(stmt, 0);
+  statement_done(stmt);
+  return TRUE;
+}
+
+/* Before the batch's transaction: the committed pending bytes of every
+ * account with a cap that is not known yet. */
+static gboolean
+pending_fill(RxJournal *journal, GPtrArray *batch, GError **error)
+{
+  for (guint i = 0; i < batch->len; i++) {
+    Request *req = g_ptr_array_index(batch, i);
+
+    for (guint c = 0; c < req->changes->len; c++) {
+      const RxChange *change = g_ptr_array_index(req->changes, c);
+      gint64 bytes = 0;
+
+      if (change->max_pending <= 0 || change->account == NULL ||
+          g_hash_table_contains(journal->pending_bytes, change->account))
+        continue;
+      if (!query_bytes(journal, ST_PENDING_BYTES, change->account, 0, FALSE, &bytes, error))
+        return FALSE;
+      bytes_add(journal->pending_bytes, change->account, bytes);
+    }
+  }
+  return TRUE;
+}
+
+/* FALSE with a FULL error when storing @len more bytes for @change's account
+ * would pass its cap. An account with nothing pending always gets one event,
+ * however large: a cap below one delivery must not refuse it for ever. */
+static gboolean
+cap_allows(RxJournal *journal, const RxChange *change, gsize len, GError **error)
+{
+  g_autofree char *limit = NULL;
+  gint64 pending;
+
+  if (change->max_pending <= 0)
+    return TRUE;
+  pending = bytes_of(journal->pending_bytes, change->account) +
+            bytes_of(journal->batch_bytes, change->account) +
+            bytes_of(journal->request_bytes, change->account);
+  if (pending == 0 || pending + (gint64) len <= change->max_pending)
+    return TRUE;
+  limit = g_format_size((guint64) change->max_pending);
+  g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_FULL,
+              "webhook events of %s wait for this account, its limit: new deliveries are "
+              "refused (Meta retries them for up to 7 days) until the messenger signs on and "
+              "collects them, or the account's limit is raised",
+              limit);
+  return FALSE;
+}
+
+/* FALSE with a FULL error when the journal's file system has less free
+ * space than the floor. */
+static gboolean
+floor_allows(RxJournal *journal, GError **error)
+{
+  struct statvfs st;
+  gint64 available;
+  g_autofree char *free_text = NULL;
+  g_autofree char *floor_text = NULL;
+
+  if (journal->min_free <= 0)
+    return TRUE;
+  if (statvfs(journal->dir, &st) != 0) {
+    int errsv = errno;
+
+    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE,
+                "cannot tell the free space of the journal's disk: %s", g_strerror(errsv));
+    return FALSE;
+  }
+  available = (gint64) MIN((guint64) st.f_bavail * (guint64) st.f_frsize, (guint64) G_MAXINT64);
+  if (available >= journal->min_free)
+    return TRUE;
+  free_text = g_format_size((guint64) available);
+  floor_text = g_format_size((guint64) journal->min_free);
+  g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_FULL,
+              "only %s are free on the disk of the receiver's journal, which keeps at least %s "
+              "free: deliveries are refused (Meta retries them for up to 7 days) until space is "
+              "freed",
+              free_text, floor_text);
+  return FALSE;
+}
 
 static AppendResult
 append_one(RxJournal *journal, Request *req, GError **error)
@@ -690,10 +852,18 @@ append_one(RxJournal *journal, Request *req, GError **error)
     char *plain;
     gint64 seq = 0;
 
+    gboolean fresh = TRUE;
+
     if (change->account == NULL) {
       g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE,
                           "cannot store a change without an account");
-      return APPEND_SEAL_FAILED;
+      return APPEND_REQUEST_FAILED;
+    }
+    if (!record_change(journal, change, req->now, &fresh, error))
+      return APPEND_DB_FAILED;
+    if (!fresh) {
+      req->duplicates++;
+      continue;
     }
     if (!dedupe_value(journal, change, req->now, &value, &duplicate, error))
       return APPEND_DB_FAILED;
@@ -709,10 +879,13 @@ append_one(RxJournal *journal, Request *req, GError **error)
     if (sealed == NULL) {
       g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE,
                           "cannot seal an event to the account's public key");
-      return APPEND_SEAL_FAILED;
+      return APPEND_REQUEST_FAILED;
     }
+    if (!cap_allows(journal, change, g_bytes_get_size(sealed), error))
+      return APPEND_REQUEST_FAILED;
     if (!insert_event(journal, change->account, req->now, sealed, &seq, error))
       return APPEND_DB_FAILED;
+    bytes_add(journal->request_bytes, change->account, (gint64) g_bytes_get_size(sealed));
     last_seq_update(req->last, change->account, seq);
     req->stored++;
   }
@@ -738,6 +911,12 @@ worker_append(RxJournal *journal, GPtrArray *batch)
   GHashTableIter iter;
   gpointer account, seq;
 
+  g_hash_table_remove_all(journal->batch_bytes);
+  g_hash_table_remove_all(journal->request_bytes);
+  /* never fill the disk: below the floor nothing is stored (a 500, so Meta
+   * retries) */
+  if (!floor_allows(journal, &error) || !pending_fill(journal, batch, &error))
+    goto failed;
   if (!exec_sql(journal, "BEGIN IMMEDIATE", RX_JOURNAL_ERROR_STORAGE, &error))
     goto failed;
   for (guint i = 0; i < batch->len; i++) {
@@ -751,17 +930,20 @@ worker_append(RxJournal *journal, GPtrArray *batch)
       error = g_error_copy(req->error);
       goto failed;
     }
-    if (result == APPEND_SEAL_FAILED) {
+    if (result == APPEND_REQUEST_FAILED) {
       fail_request(req, req->error);
+      g_hash_table_remove_all(journal->request_bytes);
       if (!exec_sql(journal, "ROLLBACK TO append", RX_JOURNAL_ERROR_STORAGE, &error))
         goto failed;
     }
     if (!exec_sql(journal, "RELEASE append", RX_JOURNAL_ERROR_STORAGE, &error))
       goto failed;
+    bytes_merge(journal->batch_bytes, journal->request_bytes, TRUE);
   }
   if (!exec_sql(journal, "COMMIT", RX_JOURNAL_ERROR_STORAGE, &error))
     goto failed;
   after_commit(journal);
+  bytes_merge(journal->pending_bytes, journal->batch_bytes, FALSE);
 
   for (guint i = 0; i < batch->len; i++) {
     Request *req = g_ptr_array_index(batch, i);
@@ -787,6 +969,8 @@ worker_append(RxJournal *journal, GPtrArray *batch)
 
 failed:
   rollback(journal);
+  g_hash_table_remove_all(journal->batch_bytes);
+  g_hash_table_remove_all(journal->request_bytes);
   for (guint i = 0; i < batch->len; i++) {
     Request *req = g_ptr_array_index(batch, i);
 
@@ -1018,10 +1202,21 @@ worker_handle(RxJournal *journal, Request *req)
     if (!worker_fetch(journal, req, &req->error))
       g_clear_pointer(&req->events, g_ptr_array_unref);
     break;
-  case REQ_ACK:
+  case REQ_ACK: {
+    gint64 acked = 0;
+    gboolean counted = !g_hash_table_contains(journal->pending_bytes, req->account) ||
+                       query_bytes(journal, ST_ACKED_BYTES, req->account, req->seq, TRUE, &acked, NULL);
+
     committed = worker_write(journal, ST_ACK, req->account, NULL, req->seq, TRUE,
                              "cannot delete acknowledged events", &req->error);
+    /* unknown after a failure: counted again at the next append */
+    if (committed && counted) {
+      if (g_hash_table_contains(journal->pending_bytes, req->account))
+        bytes_add(journal->pending_bytes, req->account, -acked);
+    } else
+      g_hash_table_remove(journal->pending_bytes, req->account);
     break;
+  }
   case REQ_SAVE_ACCOUNT: {
     g_autofree char *sealed = seal_registration(journal, req->account, req->json, &req->error);
 
@@ -1031,6 +1226,7 @@ worker_handle(RxJournal *journal, Request *req)
   }
   case REQ_REMOVE_ACCOUNT:
     committed = worker_remove_account(journal, req, &req->error);
+    g_hash_table_remove(journal->pending_bytes, req->account);
     break;
   case REQ_PENDING:
     req->table = worker_pending(journal, &req->error);
@@ -1387,6 +1583,10 @@ journal_free(RxJournal *journal)
   g_clear_pointer(&journal->notifier, notifier_release);
   g_clear_pointer(&journal->queue, g_async_queue_unref);
   g_clear_pointer(&journal->context, g_main_context_unref);
+  g_clear_pointer(&journal->pending_bytes, g_hash_table_unref);
+  g_clear_pointer(&journal->batch_bytes, g_hash_table_unref);
+  g_clear_pointer(&journal->request_bytes, g_hash_table_unref);
+  g_free(journal->dir);
   g_mutex_clear(&journal->hold_lock);
   g_cond_clear(&journal->hold_cond);
   g_free(journal);
@@ -1413,6 +1613,10 @@ rx_journal_open(const char *dir, GMainContext *context, gint64 max_page_count, G
   journal->context = g_main_context_ref(context != NULL ? context : g_main_context_default());
   journal->queue = g_async_queue_new();
   journal->notifier = notifier_new();
+  journal->dir = g_strdup(dir);
+  journal->pending_bytes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  journal->batch_bytes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  journal->request_bytes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 
   db_path = g_build_filename(dir, "journal.db", NULL);
   /* SQLite gives -wal (and -shm) files the database's mode: create it 0600
@@ -1467,6 +1671,13 @@ rx_journal_close(RxJournal *journal)
   /* no one can fetch from a closed journal: stop announcing new events */
   rx_journal_set_new_func(journal, NULL, NULL);
   journal_free(journal);
+}
+
+void
+rx_journal_set_min_free(RxJournal *journal, gint64 bytes)
+{
+  g_return_if_fail(journal != NULL);
+  journal->min_free = bytes;
 }
 
 void

@@ -8,9 +8,15 @@
  * Appends queued while a transaction is open join the next one (group commit).
  *
  * The journal holds: registrations (JSON text per account), sealed events per
- * account with a strictly growing seq, and keyed hashes of message ids and of
- * (status id, status) seen in the last 30 days, for deduplication. The hash
- * key is a random 32-byte secret kept in <dir>/journal.key (0600).
+ * account with a strictly growing seq, and keyed hashes of whole changes, of
+ * message ids and of (status id, status) seen in the last 30 days, for
+ * deduplication. The hash key is a random 32-byte secret kept in
+ * <dir>/journal.key (0600).
+ *
+ * Bounds: a change whose account has max_pending bytes of sealed events
+ * waiting (and at least one) is refused, and so is every append while the
+ * journal's file system has less than the floor free (rx_journal_set_min_free):
+ * both fail with RX_JOURNAL_ERROR_FULL, whose message says what to do.
  *
  * Must not: call back on the worker thread, log message content, ids or keys,
  * or keep anything it could open (it only ever holds sealed events). */
@@ -30,6 +36,7 @@ typedef enum {
   RX_JOURNAL_ERROR_OPEN,    /* cannot create, open or lock the database */
   RX_JOURNAL_ERROR_SCHEMA,  /* written by a newer receiver */
   RX_JOURNAL_ERROR_STORAGE, /* a write failed (disk full, I/O error): nothing was stored */
+  RX_JOURNAL_ERROR_FULL,    /* refused: the account's cap or the free-space floor (message for a person) */
 } RxJournalError;
 
 typedef struct _RxJournal RxJournal;
@@ -42,6 +49,7 @@ typedef struct {
   gint64 entry_time;                           /* entry[].time; 0 when absent */
   char *field;                                 /* changes[].field */
   JsonNode *value;                             /* changes[].value (an object); owned */
+  gint64 max_pending; /* the account's cap on pending sealed bytes; 0 = none */
 } RxChange;
 
 RxChange *rx_change_new(const char *account, const guint8 *public_key, const char *waba_id,
@@ -64,13 +72,20 @@ RxJournal *rx_journal_open(const char *dir, GMainContext *context, gint64 max_pa
  * iterated), joins the worker and closes the database. */
 void rx_journal_close(RxJournal *journal);
 
+/* Appends are refused (RX_JOURNAL_ERROR_FULL) while the file system holding
+ * the journal has less than @bytes free (0 = no floor); for appends queued
+ * after the call. */
+void rx_journal_set_min_free(RxJournal *journal, gint64 bytes);
+
 /* Called on the context after each commit that stored events for @account,
  * with the highest seq stored. */
 typedef void (*RxJournalNewFunc)(const char *account, gint64 last_seq, gpointer data);
 void rx_journal_set_new_func(RxJournal *journal, RxJournalNewFunc func, gpointer data);
 
 /* Deduplicates, seals and stores @changes (RxChange*, taken) at Unix time @now,
- * in one transaction shared with other queued appends. A message or status
+ * in one transaction shared with other queued appends. A change whose bytes
+ * (entry id and time, field, value) were journalled before is dropped as a
+ * duplicate (a replayed delivery). A message or status
  * already seen (or seen earlier in the same batch) is removed from the value's
  * "messages" / "statuses" arrays, and so are elements of them that are not
  * objects, and "messages" / "statuses" members that are not arrays (nothing
@@ -79,7 +94,8 @@ void rx_journal_set_new_func(RxJournal *journal, RxJournalNewFunc func, gpointer
  * messaging_product, metadata and contacts), is dropped; it counts as a
  * duplicate only when a duplicate was removed from it. @done gets the
  * numbers stored and dropped, or a STORAGE error when the commit failed (then
- * nothing of this batch is stored and no hash is recorded). */
+ * nothing of this batch is stored and no hash is recorded), or a FULL error
+ * when a bound refused it (then nothing of @changes is stored). */
 typedef void (*RxAppendFunc)(guint stored, guint duplicates, const GError *error, gpointer data);
 void rx_journal_append(RxJournal *journal, GPtrArray *changes, gint64 now, RxAppendFunc done,
                        gpointer data);

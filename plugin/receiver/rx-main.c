@@ -509,6 +509,7 @@ run(RxReceiver *rx, int ready_fd)
   }
   if (!check_socket(rx->socket_path, TRUE, &error))
     goto failed;
+  rx_journal_set_min_free(rx->journal, rx->opt.min_free);
   rx_journal_set_new_func(rx->journal, rx_control_new_events, rx);
   saved = rx_journal_load_accounts(rx->journal, &error);
   if (saved == NULL)
@@ -714,6 +715,9 @@ main(int argc, char **argv)
       "Cap the journal at this many database pages (default 0: no cap; for tests)", "N" },
     { "dedupe-days", 0, 0, G_OPTION_ARG_INT, &rx.opt.dedupe_days,
       "Days a message id is remembered to drop duplicates (default 30)", "N" },
+    { "min-free-disk", 0, 0, G_OPTION_ARG_INT64, &rx.opt.min_free,
+      "Refuse deliveries (500, Meta retries) while the journal's disk has less free "
+      "(default 268435456; 0: no floor)", "BYTES" },
     { "status", 0, 0, G_OPTION_ARG_NONE, &status,
       "Print the running receiver's status as JSON", NULL },
     { "stop", 0, 0, G_OPTION_ARG_NONE, &stop, "Stop the running receiver", NULL },
@@ -728,6 +732,7 @@ main(int argc, char **argv)
   rx.opt.max_body = 3145728;
   rx.opt.max_pages = 0;
   rx.opt.dedupe_days = 30;
+  rx.opt.min_free = RX_DEFAULT_MIN_FREE_BYTES;
 
   context = g_option_context_new("- receive WhatsApp Business webhooks for purple-wabiz");
   g_option_context_set_summary(context,
@@ -762,7 +767,8 @@ main(int argc, char **argv)
       !check_range("body-timeout", rx.opt.body_timeout_s, 1, 86400) ||
       !check_range("max-body", rx.opt.max_body, 1, 1024 * 1024 * 1024) ||
       !check_range("max-pages", rx.opt.max_pages, 0, G_MAXINT32) ||
-      !check_range("dedupe-days", rx.opt.dedupe_days, 1, 3650))
+      !check_range("dedupe-days", rx.opt.dedupe_days, 1, 3650) ||
+      !check_range("min-free-disk", rx.opt.min_free, 0, G_MAXINT64))
     return 2;
 
   rx.opt.dir = g_canonicalize_filename(dir, NULL);

@@ -74,6 +74,7 @@ rx_route_post(const char *body, gsize len, const char *signature, GPtrArray *acc
     for (guint i = 0; i < route->signed_by->len; i++) {
       RxAccount *account = g_ptr_array_index(route->signed_by, i);
       GPtrArray *changes;
+      RxChange *routed;
 
       if (!change_claimed_by(change, account->reg))
         continue;
@@ -83,9 +84,10 @@ rx_route_post(const char *body, gsize len, const char *signature, GPtrArray *acc
         changes = g_ptr_array_new_with_free_func((GDestroyNotify) rx_change_free);
         g_hash_table_insert(route->routed, account->reg->account, changes);
       }
-      g_ptr_array_add(changes, rx_change_new(account->reg->account, account->reg->public_key,
-                                             change->waba_id, change->entry_time, change->field,
-                                             json_node_ref(change->value)));
+      routed = rx_change_new(account->reg->account, account->reg->public_key, change->waba_id,
+                             change->entry_time, change->field, json_node_ref(change->value));
+      routed->max_pending = account->reg->max_pending_bytes;
+      g_ptr_array_add(changes, routed);
     }
     if (!claimed)
       route->unclaimed++;

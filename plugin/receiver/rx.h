@@ -31,6 +31,10 @@ G_BEGIN_DECLS
  * the refused body for at most RX_DRAIN_SECONDS, so the client sees the
  * answer instead of a connection reset. */
 #define RX_DRAIN_SECONDS 5
+/* A registration without "max_pending_bytes": 1 GiB of events may wait. */
+#define RX_DEFAULT_MAX_PENDING_BYTES (G_GINT64_CONSTANT(1) << 30)
+/* Free space the journal's file system keeps by default (--min-free-disk). */
+#define RX_DEFAULT_MIN_FREE_BYTES (G_GINT64_CONSTANT(256) << 20)
 
 typedef struct {
   char *dir;
@@ -42,6 +46,7 @@ typedef struct {
   gint64 max_body;
   gint64 max_pages;
   int dedupe_days;
+  gint64 min_free; /* bytes the journal's file system keeps free (0 = no floor) */
 } RxOptions;
 
 typedef struct _RxListener RxListener;
@@ -64,6 +69,7 @@ typedef struct {
   char *tls_cert; /* PEM file, NULL for plain HTTP */
   char *tls_key;
   gboolean allow_public_http;
+  gint64 max_pending_bytes; /* sealed events waiting at most, in bytes */
 } RxRegistration;
 
 /* A registered account and what the receiver knows about it. */

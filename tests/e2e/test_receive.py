@@ -8,7 +8,8 @@ import signal
 import stat
 import time
 
-from harness import SRC, DEFAULT_APP_SECRET, VERIFY_TOKEN, Receiving, contains, has, main, wait_until
+from harness import (SRC, DEFAULT_APP_SECRET, RECEIVER_ARGS, VERIFY_TOKEN, Receiving, contains, has, main,
+                     wait_until)
 
 ANNA = "491701234567"
 BEN = "491709876543"
@@ -153,6 +154,76 @@ class Receive(Receiving):
         self.assertRegex(info["status_text"], r"^Service window open: (23 h 59|24 h 0) min left$")
         host.call({"cmd": "ipc", "plugin": "prpl-wabiz", "name": "clock-advance", "arg": str(24 * 3600 + 60)})
         host.wait_for({"event": "buddy", "name": ANNA, "status_id": "offline", "show_offline": True})
+
+    def test_late_message_is_marked_delayed(self):
+        """A message shown more than 5 minutes after its time stamp (it waited
+        in the receiver, or Meta retried it) is backlog: DELAYED, which
+        clients, logs and BitlBee mark. Time as the plugin's clock sees it."""
+        host = self.start_receiving_host()
+        now = int(time.time())
+        self.sim.inbound("just now", sender=ANNA, timestamp=now)
+        line = host.wait_for(im_from(ANNA, message="just now"))
+        self.assertNotIn("delayed", line["flags"])
+        self.sim.inbound("an hour ago", sender=ANNA, timestamp=now - 3600)
+        line = host.wait_for(im_from(ANNA, message="an hour ago", flags=has("recv", "delayed")))
+        self.assertEqual(line["time"], now - 3600)
+        # the plugin's clock 10 minutes ahead: a message stamped now is late
+        host.call({"cmd": "ipc", "plugin": "prpl-wabiz", "name": "clock-advance", "arg": "600"})
+        self.sim.inbound("ten minutes late", sender=ANNA, timestamp=int(time.time()))
+        host.wait_for(im_from(ANNA, message="ten minutes late", flags=has("recv", "delayed")))
+        # late, but within Meta's retries: no date marker, no notice
+        host.expect_none({"event": "write", "conv": "notices", "message": contains("older than")}, 0.5)
+
+    def test_delivery_older_than_meta_retries_is_marked_with_its_date(self):
+        """Timestamps are never used to drop a delivery (a wrong clock would
+        lose real messages); one older than Meta's 7 days of retries is shown
+        with its date, and the notices say once that old deliveries arrived."""
+        host = self.start_receiving_host()
+        sent = int(time.time()) - 40 * 86400
+        date = time.strftime("%Y-%m-%d %H:%M", time.localtime(sent))
+        self.sim.inbound("forty <b>days</b> old", sender=ANNA, timestamp=sent)
+        line = host.wait_for(im_from(ANNA, message=contains("forty")))
+        self.assertEqual(line["message"], "[delivered late: sent %s] forty &lt;b&gt;days&lt;/b&gt; old" % date)
+        self.assertIn("delayed", line["flags"])
+        self.assertEqual(line["time"], sent)
+        notice = host.wait_for({"event": "write", "conv": "notices", "message": contains("older than")})
+        self.assertIn(date, notice["message"])
+        self.assertIn("clock", notice["message"])
+        # another one (an echo of the business's own message too): marked, told once
+        self.sim.inbound("thirty days old", sender=BEN, timestamp=sent + 10 * 86400)
+        line = host.wait_for(im_from(BEN, message=contains("thirty days old")))
+        self.assertTrue(line["message"].startswith("[delivered late: sent "))
+        self.sim.webhook_raw(json.dumps({"object": "whatsapp_business_account", "entry": [{
+            "id": self.sim.info()["waba_id"], "changes": [{"field": "smb_message_echoes", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550001111", "phone_number_id": self.sim.pnid},
+                "message_echoes": [{"from": "15550001111", "to": BEN, "id": "wamid.oldecho",
+                                    "timestamp": str(sent), "type": "text",
+                                    "text": {"body": "our old answer"}}]}}]}]}))
+        echo = host.wait_for({"event": "write", "conv": BEN, "flags": has("send", "remote-send", "delayed"),
+                              "message": contains("our old answer")})
+        self.assertTrue(echo["message"].startswith("[delivered late: sent %s]" % date))
+        group = "Y2FwaV9ncm91cDoxODA1NTU1MDE3MjoxMjAzNjMyMjI3NzE5NjMwNjcZD"
+        self.sim.webhook_raw(json.dumps({"object": "whatsapp_business_account", "entry": [{
+            "id": self.sim.info()["waba_id"], "changes": [{"field": "group_lifecycle_update", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550001111", "phone_number_id": self.sim.pnid},
+                "groups": [{"timestamp": str(sent), "group_id": group, "type": "group_create",
+                            "subject": "Old <i>group</i>"}]}}]}]}))
+        line = host.wait_for({"event": "write", "conv": group, "message": contains("The group was created")})
+        self.assertTrue(line["message"].startswith("[delivered late: sent %s] The group was created." % date))
+        self.assertIn("&lt;i&gt;group&lt;/i&gt;", line["message"])
+        host.expect_none({"event": "write", "conv": "notices", "message": contains("older than")}, 1.0)
+
+    def test_receiver_out_of_room_is_told_in_the_notices(self):
+        """Below the receiver's free-disk floor (here above any disk's size)
+        deliveries are answered 500, so Meta retries, and the notices say why."""
+        host = self.start_receiving_host(env={"WABIZ_RECEIVER_ARGS": RECEIVER_ARGS + " --min-free-disk %d" % 2 ** 62})
+        self.sim.inbound("waiting at Meta", sender=ANNA)
+        notice = host.wait_for({"event": "write", "conv": "notices", "message": contains("free on the disk")})
+        self.assertIn("Meta retries", notice["message"])
+        wait_until(lambda: 500 in [d.get("status") for d in self.sim.webhooks()], timeout=30)
+        host.expect_none(im_from(ANNA), 0.5)
 
     def test_failed_status_shows_its_reason(self):
         host = self.start_receiving_host()

@@ -1,6 +1,7 @@
 /* test-journal.c: the receiver's journal (plugin/receiver/rx-journal.c) as the
  * plugin and the disk see it: file modes, sealed envelopes opened with the
- * account's key pair, deduplication of messages and statuses, acknowledgement,
+ * account's key pair, deduplication of messages, statuses and replayed changes,
+ * the per-account cap and the free-space floor, acknowledgement,
  * seq growth, registrations, group commit, storage failures, the schema
  * version and the exclusive lock.
  *
@@ -618,10 +619,16 @@ test_dedupe_messages(Fixture *f, gconstpointer data)
   /* the same id for another account is that account's own message */
   append_one(f, messages_change(f, OTHER, "wamid.1"), NOW + 3, 1, 0);
 
-  /* changes without messages or statuses are always stored */
-  append_one(f, change_new(f, ACCOUNT, WABA, 0, "message_template_status_update", template_value),
+  /* changes without messages or statuses: by their bytes, entry time
+   * included (a template approved again later is news; a replay is not) */
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "message_template_status_update",
+                           template_value),
              NOW + 4, 1, 0);
-  append_one(f, change_new(f, ACCOUNT, WABA, 0, "message_template_status_update", template_value),
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "message_template_status_update",
+                           template_value),
+             NOW + 4, 0, 1);
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME + 60, "message_template_status_update",
+                           template_value),
              NOW + 4, 1, 0);
 
   events = fetch(f, ACCOUNT, 0, 100);
@@ -750,6 +757,139 @@ test_duplicates_with_errors(Fixture *f, gconstpointer data)
   errors = wa_json_get_array(json_node_get_object(value), "errors");
   g_assert_nonnull(errors);
   g_assert_cmpint(wa_json_get_int(wa_json_array_get_object(errors, 0), "code", 0), ==, 131000);
+}
+
+/* A replayed delivery (the same signed bytes again) is journalled once,
+ * whatever its field: account updates, template status, group events, echoes,
+ * and a message change whose "errors" member alone would have kept it. */
+static void
+test_replay_any_field(Fixture *f, gconstpointer data)
+{
+  static const char *const fields[][2] = {
+    { "account_update", "{\"phone_number\":\"15550001111\",\"event\":\"VERIFIED_ACCOUNT\"}" },
+    { "message_template_status_update", "{\"event\":\"PAUSED\",\"message_template_id\":7}" },
+    { "group_lifecycle_update",
+      "{" METADATA ",\"groups\":[{\"timestamp\":\"1751247548\",\"group_id\":\"g1\","
+      "\"type\":\"group_create\"}]}" },
+    { "smb_message_echoes",
+      "{" METADATA ",\"message_echoes\":[{\"from\":\"15550001111\",\"to\":\"16315551181\","
+      "\"id\":\"wamid.E\",\"timestamp\":\"1751247548\",\"type\":\"text\","
+      "\"text\":{\"body\":\"hi\"}}]}" },
+  };
+  g_autofree char *with_errors = messages_json(
+    "wamid.1", "\"errors\":[{\"code\":131000,\"title\":\"Something went wrong\"}]");
+  g_autoptr(GPtrArray) events = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS(fields); i++) {
+    append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, fields[i][0], fields[i][1]), NOW, 1, 0);
+    append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, fields[i][0], fields[i][1]), NOW + 1, 0, 1);
+    /* the same value for another account is that account's */
+    append_one(f, change_new(f, OTHER, WABA, ENTRY_TIME, fields[i][0], fields[i][1]), NOW + 1, 1, 0);
+  }
+  append_one(f, messages_change(f, ACCOUNT, "wamid.1"), NOW, 1, 0);
+  append_one(f, change_new(f, ACCOUNT, WABA, 0, "messages", with_errors), NOW, 1, 0);
+  append_one(f, change_new(f, ACCOUNT, WABA, 0, "messages", with_errors), NOW, 0, 1);
+  /* the hashes persist */
+  reopen(f, 0);
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, fields[0][0], fields[0][1]), NOW + 2, 0, 1);
+
+  events = fetch(f, ACCOUNT, 0, 100);
+  g_assert_cmpuint(events->len, ==, G_N_ELEMENTS(fields) + 2);
+}
+
+static RxChange *
+capped_change(Fixture *f, const char *ids, gint64 max_pending)
+{
+  RxChange *change = messages_change(f, ACCOUNT, ids);
+
+  change->max_pending = max_pending;
+  return change;
+}
+
+static gsize
+pending_bytes(Fixture *f)
+{
+  g_autoptr(GPtrArray) events = fetch(f, ACCOUNT, 0, 1000);
+  gsize total = 0;
+
+  for (guint i = 0; i < events->len; i++)
+    total += g_bytes_get_size(((RxEvent *) g_ptr_array_index(events, i))->sealed);
+  return total;
+}
+
+static void
+append_refused(Fixture *f, RxChange *change)
+{
+  GPtrArray *changes = g_ptr_array_new_with_free_func((GDestroyNotify) rx_change_free);
+  Result r = { 0 };
+
+  g_ptr_array_add(changes, change);
+  append_wait(f, changes, NOW, &r);
+  g_assert_error(r.error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_FULL);
+  g_assert_cmpuint(r.stored, ==, 0);
+  result_clear(&r);
+}
+
+/* The per-account cap on pending bytes: past it a change is refused (and
+ * nothing of it recorded, so Meta's retry is taken once there is room);
+ * acknowledged events make room; a restart counts what is on disk; other
+ * accounts are not affected. */
+static void
+test_pending_cap(Fixture *f, gconstpointer data)
+{
+  gsize one, cap;
+  g_autoptr(GPtrArray) events = NULL;
+
+  /* with nothing pending, one event is taken even past the cap */
+  append_one(f, capped_change(f, "wamid.1", 1), NOW, 1, 0);
+  one = pending_bytes(f);
+  g_assert_cmpuint(one, >, 0);
+  append_refused(f, capped_change(f, "wamid.2", 1));
+
+  /* room for three events of this size */
+  cap = 3 * one + one / 2;
+  append_one(f, capped_change(f, "wamid.2", cap), NOW, 1, 0);
+  append_one(f, capped_change(f, "wamid.3", cap), NOW, 1, 0);
+  append_refused(f, capped_change(f, "wamid.4", cap));
+  append_one(f, messages_change(f, OTHER, "wamid.4"), NOW, 1, 0);
+  /* counted again from disk after a restart */
+  reopen(f, 0);
+  append_refused(f, capped_change(f, "wamid.4", cap));
+  g_assert_cmpuint(pending_bytes(f), <=, cap);
+
+  /* acknowledged: room again, and the refused message was not remembered */
+  events = fetch(f, ACCOUNT, 0, 100);
+  g_assert_cmpuint(events->len, ==, 3);
+  ack(f, ACCOUNT, ((RxEvent *) g_ptr_array_index(events, 1))->seq);
+  append_one(f, capped_change(f, "wamid.4", cap), NOW, 1, 0);
+  append_one(f, capped_change(f, "wamid.5", cap), NOW, 1, 0);
+  append_refused(f, capped_change(f, "wamid.6", cap));
+  /* everything acknowledged: a change of two messages is one event */
+  ack(f, ACCOUNT, G_MAXINT64);
+  append_one(f, capped_change(f, "wamid.6,wamid.7", cap), NOW, 1, 0);
+  g_assert_cmpuint(pending_bytes(f), <=, cap);
+}
+
+/* The free-space floor: below it every append is refused with a message a
+ * person can act on, and nothing is stored. */
+static void
+test_free_space_floor(Fixture *f, gconstpointer data)
+{
+  GPtrArray *changes = g_ptr_array_new_with_free_func((GDestroyNotify) rx_change_free);
+  g_autoptr(GPtrArray) events = NULL;
+  Result r = { 0 };
+
+  rx_journal_set_min_free(f->journal, G_MAXINT64);
+  g_ptr_array_add(changes, messages_change(f, ACCOUNT, "wamid.1"));
+  append_wait(f, changes, NOW, &r);
+  g_assert_error(r.error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_FULL);
+  g_assert_nonnull(strstr(r.error->message, "free on the disk"));
+  result_clear(&r);
+  events = fetch(f, ACCOUNT, 0, 100);
+  g_assert_cmpuint(events->len, ==, 0);
+
+  rx_journal_set_min_free(f->journal, 1);
+  append_one(f, messages_change(f, ACCOUNT, "wamid.1"), NOW, 1, 0);
 }
 
 static void
@@ -1297,6 +1437,9 @@ main(int argc, char **argv)
   ADD("partial-duplicate", test_partial_duplicate, FALSE);
   ADD("shared-subtree", test_shared_subtree, FALSE);
   ADD("duplicates-with-errors", test_duplicates_with_errors, FALSE);
+  ADD("replay-any-field", test_replay_any_field, FALSE);
+  ADD("pending-cap", test_pending_cap, FALSE);
+  ADD("free-space-floor", test_free_space_floor, FALSE);
   ADD("ack", test_ack, FALSE);
   ADD("seq-never-reused", test_seq_never_reused, FALSE);
   ADD("accounts", test_accounts, FALSE);
