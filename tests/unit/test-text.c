@@ -179,9 +179,14 @@ best_time_us(const char *text, guint runs)
  * marker used to search the rest of the text for its closing one (and the
  * text before it for a line break), seconds for a 64 K text from a customer,
  * on arrival and again in the history when the conversation opens. The
- * conversion is linear: 64 K characters well under 50 ms (under the
- * sanitizers, slower, 500 ms), and 4 times the text at most about 4 times
- * the time (6 allowed for noise; each figure the best of several runs). */
+ * conversion is linear: 64 K characters well under 50 ms, and 4 times the
+ * text (16 K to 64 K, both small enough to stay in the processor's caches,
+ * whose sharing with other processes would be measured otherwise) at most
+ * about 4 times the time (6 allowed for noise). Each figure is
+ * the best of several runs, and a ratio over the limit is measured again
+ * (twice) before it counts: other processes share the machine. Under the
+ * sanitizers, whose allocator is slow and uneven, 500 ms and a ratio of 12
+ * (a quadratic conversion would show 16). */
 static void
 test_markup_linear(void)
 {
@@ -197,24 +202,28 @@ test_markup_linear(void)
   };
   gboolean sanitized = g_strcmp0(g_getenv("WABIZ_SANITIZED"), "1") == 0;
   gint64 bound_us = (sanitized ? 500 : 50) * 1000;
+  gint64 ratio = sanitized ? 12 : 6;
 
   for (gsize i = 0; i < G_N_ELEMENTS(shapes); i++) {
+    g_autofree char *quarter = adversarial_text(shapes[i].head, shapes[i].mid, shapes[i].tail, 16384);
     g_autofree char *text = adversarial_text(shapes[i].head, shapes[i].mid, shapes[i].tail, 65536);
-    g_autofree char *four = NULL;
-    gint64 t = best_time_us(text, 5);
-    gint64 t_four;
+    gint64 t_quarter = 0, t = 0;
 
-    if (t >= bound_us)
-      g_error("shape %" G_GSIZE_FORMAT " (\"%s\"...): 64 K characters took %" G_GINT64_FORMAT " ms",
-              i, shapes[i].head, t / 1000);
-    four = adversarial_text(shapes[i].head, shapes[i].mid, shapes[i].tail, 4 * 65536);
-    t_four = best_time_us(four, 5);
-    g_test_message("shape %" G_GSIZE_FORMAT ": 64 K characters in %" G_GINT64_FORMAT " us, 256 K in %" G_GINT64_FORMAT
-                   " us", i, t, t_four);
-    /* below 0.1 ms a measurement is mostly noise */
-    if (t_four > 6 * MAX(t, 100))
-      g_error("shape %" G_GSIZE_FORMAT ": 64 K characters took %" G_GINT64_FORMAT " us, 256 K %" G_GINT64_FORMAT
-              " us: not linear", i, t, t_four);
+    for (guint attempt = 0; attempt < 3; attempt++) {
+      t = best_time_us(text, 5);
+      if (t >= bound_us)
+        g_error("shape %" G_GSIZE_FORMAT " (\"%s\"...): 64 K characters took %" G_GINT64_FORMAT " ms",
+                i, shapes[i].head, t / 1000);
+      t_quarter = best_time_us(quarter, 9);
+      g_test_message("shape %" G_GSIZE_FORMAT ": 16 K characters in %" G_GINT64_FORMAT " us, 64 K in %"
+                     G_GINT64_FORMAT " us", i, t_quarter, t);
+      /* below 50 us a measurement is mostly noise */
+      if (t <= ratio * MAX(t_quarter, 50))
+        break;
+    }
+    if (t > ratio * MAX(t_quarter, 50))
+      g_error("shape %" G_GSIZE_FORMAT ": 16 K characters took %" G_GINT64_FORMAT " us, 64 K %" G_GINT64_FORMAT
+              " us: not linear", i, t_quarter, t);
   }
 }
 
