@@ -620,21 +620,17 @@ test_sender_error_200_refused(Fixture *f, gconstpointer data)
   g_assert_cmpstr(f->log.log->str, ==, "failed:100 sent:491 ");
 }
 
-/* A login page from a proxy (401 without the API's error): the token was not
- * refused, nothing reached the API; the outbox waits (no "auth", the account
- * stays connected) and sends it once the way is clear, once. */
+/* A login page from a proxy (401 without the API's error), or a bare 403:
+ * the token was not refused, nothing reached the API; the outbox waits (no
+ * "auth", the account stays connected) and sends it once the way is clear,
+ * once. */
 static void
-test_sender_html_401_waits(Fixture *f, gconstpointer data)
+test_sender_bare_refusal_waits(Fixture *f, gconstpointer data)
 {
-  server_script(f->srv, 401, html_page)->content_type = g_strdup("text/html");
-  run_pair(f, WA_STORE_OUTBOX_SENT, 2);
-  g_assert_cmpstr(f->log.log->str, ==, "waiting:2 sent:491 sent:491 ");
-}
+  guint status = GPOINTER_TO_UINT(data);
 
-static void
-test_sender_html_403_waits(Fixture *f, gconstpointer data)
-{
-  server_script(f->srv, 403, "Forbidden")->content_type = g_strdup("text/plain");
+  server_script(f->srv, status, status == 401 ? html_page : "Forbidden")->content_type =
+    g_strdup(status == 401 ? "text/html" : "text/plain");
   run_pair(f, WA_STORE_OUTBOX_SENT, 2);
   g_assert_cmpstr(f->log.log->str, ==, "waiting:2 sent:491 sent:491 ");
 }
@@ -780,8 +776,10 @@ main(int argc, char **argv)
   ADD("/sender-hostile/html-502-uncertain", test_sender_html_502_uncertain);
   ADD("/sender-hostile/error-200-rate-limited-retried", test_sender_error_200_rate_limited_retried);
   ADD("/sender-hostile/error-200-refused", test_sender_error_200_refused);
-  ADD("/sender-hostile/html-401-waits", test_sender_html_401_waits);
-  ADD("/sender-hostile/html-403-waits", test_sender_html_403_waits);
+  g_test_add("/sender-hostile/html-401-waits", Fixture, GUINT_TO_POINTER(401), fixture_setup,
+             test_sender_bare_refusal_waits, fixture_teardown);
+  g_test_add("/sender-hostile/bare-403-waits", Fixture, GUINT_TO_POINTER(403), fixture_setup,
+             test_sender_bare_refusal_waits, fixture_teardown);
   ADD("/sender-hostile/message-id-and-error-200-sent", test_sender_message_id_and_error_200_sent);
   ADD("/sender-hostile/redirect-refused", test_sender_redirect_refused);
   ADD("/sender-hostile/slow-drip-uncertain", test_sender_slow_drip_uncertain);
