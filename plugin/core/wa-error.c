@@ -75,10 +75,12 @@ wa_error_classify(gint64 code, gint64 subcode, int http_status, gboolean is_tran
     return WA_ERROR_CLASS_RETRYABLE;
   if (http_status == 0)
     return WA_ERROR_CLASS_NETWORK;
-  if (http_status == 401)
-    return WA_ERROR_CLASS_AUTH;
-  if (http_status == 403)
-    return WA_ERROR_CLASS_PERMISSION;
+  /* Only the API's own error says a token was refused or lacks a permission
+   * (those disconnect the account). A bare 401, 403 or 407 (an HTML page)
+   * comes from something in front of the API, a proxy, firewall or captive
+   * portal, that refused to pass the request on: a network problem. */
+  if (http_status == 401 || http_status == 403 || http_status == 407)
+    return WA_ERROR_CLASS_NETWORK;
   if (http_status == 404)
     return WA_ERROR_CLASS_NOT_FOUND;
   if (http_status == 429)
@@ -133,6 +135,20 @@ wa_graph_error_from_reply(int http_status, const char *body, gsize len)
   if (root != NULL)
     envelope = wa_json_get_object(json_node_get_object(root), "error");
 
+  /* A 2xx that also carries an error: Meta documents a send's success as
+   * HTTP 200 with messages[].id, and errors as an "error" object with a 4xx
+   * or 5xx status; the two never come together. When they do, the message
+   * id wins: Meta took the message under that id, and its fate arrives in
+   * status webhooks for it (a failure included). Taken as an error, the
+   * message would be retried (a duplicate for the customer) or shown as
+   * failed while it is delivered. Without an id the error stands. */
+  if (envelope != NULL && http_status >= 200 && http_status < 300) {
+    JsonArray *messages = wa_json_get_array(json_node_get_object(root), "messages");
+
+    if (wa_json_get_string(wa_json_array_get_object(messages, 0), "id") != NULL)
+      return NULL;
+  }
+
   if (envelope == NULL && http_status >= 200 && http_status < 300) {
     if (root != NULL)
       return NULL;
@@ -152,6 +168,9 @@ wa_graph_error_from_reply(int http_status, const char *body, gsize len)
     error->message = g_strdup_printf(_("HTTP error %d without an API error body"), http_status);
   }
   error->klass = wa_error_classify(error->code, error->subcode, http_status, error->is_transient);
+  /* an answer that is not the API's refused the request: the API never saw it */
+  if (error->klass == WA_ERROR_CLASS_NETWORK)
+    error->reached = FALSE;
   return error;
 }
 
@@ -317,6 +336,11 @@ wa_graph_error_describe(const WaGraphError *error)
   const CodeText *t;
   GString *s;
 
+  if (error->klass == WA_ERROR_CLASS_NETWORK && error->http_status != 0)
+    return g_strdup_printf(_("The API's address answered with something that is not the WhatsApp API "
+                             "(HTTP %d without the API's error): a proxy, firewall or captive portal may be "
+                             "in the way, or the API base URL is wrong."),
+                           error->http_status);
   if (error->klass == WA_ERROR_CLASS_NETWORK && !error->reached)
     return g_strdup_printf(_("Cannot reach the WhatsApp API: %s"),
                            error->message != NULL ? error->message : _("no answer"));

@@ -14,7 +14,9 @@
 G_BEGIN_DECLS
 
 typedef enum {
-  WA_ERROR_CLASS_NETWORK,       /* no answer from the API (connect, DNS, TLS, timeout, reset) */
+  WA_ERROR_CLASS_NETWORK,       /* no answer from the API (connect, DNS, TLS, timeout, reset), or a
+                                 * refusal from something in front of it (a 401, 403 or 407 without
+                                 * the API's error: http_status set, reached FALSE) */
   WA_ERROR_CLASS_RETRYABLE,     /* transient server trouble: retry with backoff */
   WA_ERROR_CLASS_RATE_LIMITED,  /* throughput, pair or app rate limit: retry later */
   WA_ERROR_CLASS_WINDOW_CLOSED, /* 24-hour window closed: a template is needed */
@@ -51,8 +53,9 @@ WaErrorClass wa_error_classify(gint64 code, gint64 subcode, int http_status, gbo
 const char *wa_error_class_name(WaErrorClass klass);
 
 /* Parses a reply body with HTTP status @http_status. Returns NULL when the
- * status is 2xx and the body holds no "error" member; otherwise an error (a
- * non-JSON body, such as an HTML error page, still yields one). */
+ * status is 2xx and the body holds no "error" object, or holds a message id
+ * (messages[0].id) next to one; otherwise an error (a non-JSON body, such as
+ * an HTML error page, still yields one). */
 WaGraphError *wa_graph_error_from_reply(int http_status, const char *body, gsize len);
 /* Parses a webhook error object ({code,title,message,error_data}). */
 WaGraphError *wa_graph_error_from_webhook(JsonObject *obj);

@@ -21,19 +21,6 @@ struct _WaGraphCall {
   gpointer data;
 };
 
-static gboolean
-host_is_loopback(const char *host)
-{
-  g_autoptr(GInetAddress) addr = NULL;
-
-  if (host == NULL)
-    return FALSE;
-  if (g_ascii_strcasecmp(host, "localhost") == 0)
-    return TRUE;
-  addr = g_inet_address_new_from_string(host);
-  return addr != NULL && g_inet_address_get_is_loopback(addr);
-}
-
 gboolean
 wa_graph_check_base_url(const char *url, GError **error)
 {
@@ -51,7 +38,7 @@ wa_graph_check_base_url(const char *url, GError **error)
   }
   scheme = g_uri_get_scheme(uri);
   if (g_ascii_strcasecmp(scheme, "https") != 0 &&
-      !(g_ascii_strcasecmp(scheme, "http") == 0 && host_is_loopback(g_uri_get_host(uri)))) {
+      !(g_ascii_strcasecmp(scheme, "http") == 0 && wa_http_host_is_loopback(g_uri_get_host(uri)))) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                 _("The API base URL must use https (plain http is allowed only for this computer): %s"), url);
     return FALSE;

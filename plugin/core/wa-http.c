@@ -7,6 +7,7 @@
 #include "wa-http.h"
 
 #include <curl/curl.h>
+#include <gio/gio.h>
 #include <string.h>
 
 #include "wa-i18n.h"
@@ -90,6 +91,27 @@ http_log(const char *fmt, ...)
     log_func(msg);
   else
     g_debug("%s", msg);
+}
+
+gboolean
+wa_http_host_is_loopback(const char *host)
+{
+  g_autoptr(GInetAddress) addr = NULL;
+
+  if (host == NULL)
+    return FALSE;
+  if (g_ascii_strcasecmp(host, "localhost") == 0)
+    return TRUE;
+  addr = g_inet_address_new_from_string(host);
+  return addr != NULL && g_inet_address_get_is_loopback(addr);
+}
+
+static gboolean
+url_is_loopback(const char *url)
+{
+  g_autoptr(GUri) uri = g_uri_parse(url, G_URI_FLAGS_ENCODED, NULL);
+
+  return uri != NULL && wa_http_host_is_loopback(g_uri_get_host(uri));
 }
 
 char *
@@ -489,7 +511,11 @@ wa_http_start(WaHttp *http, const WaHttpRequest *request, WaHttpCallback callbac
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, call);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
   curl_easy_setopt(easy, CURLOPT_HEADERDATA, call);
-  if (http->proxy_set) {
+  if (url_is_loopback(request->url)) {
+    /* this computer: never through a proxy (a token to a plain http base
+     * URL would pass it in clear), whatever the settings or environment */
+    curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
+  } else if (http->proxy_set) {
     curl_easy_setopt(easy, CURLOPT_PROXY, http->proxy);
     if (http->proxy_user != NULL && *http->proxy_user != '\0') {
       curl_easy_setopt(easy, CURLOPT_PROXYUSERNAME, http->proxy_user);

@@ -4,7 +4,10 @@
  * One WaHttp per account: connections are reused (and multiplexed over HTTP/2
  * when the server offers it). Redirects are never followed and only http and
  * https are allowed. Callers decide which URLs may carry a token; this layer
- * sends exactly the headers it is given. Never blocks. */
+ * sends exactly the headers it is given. Requests to this computer (a
+ * loopback host) never go through a proxy, configured or from the
+ * environment: a proxy cannot reach our loopback anyway, and a token sent
+ * over plain http to it would be readable there. Never blocks. */
 #pragma once
 
 #include <glib.h>
@@ -67,6 +70,9 @@ guint wa_http_pending(WaHttp *http);
  * routes it to purple_debug. Default: g_debug. */
 typedef void (*WaLogFunc)(const char *message);
 void wa_http_set_log_func(WaLogFunc func);
+
+/* TRUE for "localhost" and loopback addresses (127.0.0.0/8, ::1). */
+gboolean wa_http_host_is_loopback(const char *host);
 
 /* The URL without userinfo, query or fragment, for log lines. */
 char *wa_http_redact_url(const char *url);

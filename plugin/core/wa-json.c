@@ -8,46 +8,6 @@
 
 G_DEFINE_QUARK(wa-json-error-quark, wa_json_error)
 
-gboolean
-wa_json_check_depth(const char *data, gsize len, guint max_depth, GError **error)
-{
-  guint depth = 0;
-  gboolean in_string = FALSE;
-
-  for (gsize i = 0; i < len; i++) {
-    char c = data[i];
-
-    if (in_string) {
-      if (c == '\\')
-        i++; /* skip the escaped character, whatever it is */
-      else if (c == '"')
-        in_string = FALSE;
-      continue;
-    }
-    switch (c) {
-    case '"':
-      in_string = TRUE;
-      break;
-    case '[':
-    case '{':
-      if (++depth > max_depth) {
-        g_set_error(error, WA_JSON_ERROR, WA_JSON_ERROR_TOO_DEEP,
-                    "JSON nested deeper than %u levels", max_depth);
-        return FALSE;
-      }
-      break;
-    case ']':
-    case '}':
-      if (depth > 0)
-        depth--;
-      break;
-    default:
-      break;
-    }
-  }
-  return TRUE;
-}
-
 /* The value of the \u escape whose four hex digits start at @p (@end is the
  * end of the data), or -1 when they are not four hex digits. */
 static int
@@ -98,42 +58,68 @@ replace_escape(const char *data, gsize len, const char *p, char **fixed)
 /* Every byte JSON has outside strings: structure, numbers, true, false, null. */
 #define OUTSIDE_STRINGS " \t\r\n{}[],:\"-+.0123456789eEtrufalsn"
 
+/* Checks the escape at @data[*i] ('\\', inside a string) and moves *@i to
+ * its last byte; FALSE (and *@i unchanged) when JSON has no such escape. */
 static gboolean
-json_acceptable(const char *data, gsize len, char **fixed)
+escape_acceptable(const char *data, gsize len, gsize *i, char **fixed)
 {
+  const char *p = data + *i;
   const char *end = data + len;
-  guint depth = 0;
+
+  if (p + 1 < end && p[1] == 'u') {
+    int value = escape_value(p + 2, end);
+    int low;
+
+    if (value < 0)
+      return FALSE;
+    low = value >= 0xD800 && value <= 0xDBFF && end - p >= 12 && p[6] == '\\' && p[7] == 'u'
+            ? escape_value(p + 8, end)
+            : -1;
+    if (low >= 0xDC00 && low <= 0xDFFF)
+      *i += 6; /* a pair */
+    else if (value >= 0xD800 && value <= 0xDFFF)
+      replace_escape(data, len, p, fixed);
+    *i += 5;
+    return TRUE;
+  }
+  if (p + 1 >= end || p[1] == '\0' || strchr("\"\\/bfnrt", p[1]) == NULL)
+    return FALSE;
+  *i += 1;
+  return TRUE;
+}
+
+/* One walk over @data for both checks: bracket depth outside strings (FALSE
+ * with WA_JSON_ERROR_TOO_DEEP past @max_depth, wherever it happens) and,
+ * when @acceptable is not NULL, whether json-glib may see the text (above).
+ * Once the text is found unacceptable the walk goes on for the depth alone,
+ * reading strings as the depth check always did (a backslash hides the next
+ * byte): up to there both readings agree, and a text both too deep and
+ * unacceptable is refused as too deep. */
+static gboolean
+json_scan(const char *data, gsize len, guint max_depth, gboolean *acceptable, char **fixed, GError **error)
+{
+  gboolean valid = acceptable != NULL;
   gboolean in_string = FALSE;
   gboolean started = FALSE;
+  guint depth = 0;
 
-  for (const char *p = data; p < end; p++) {
+  for (gsize i = 0; i < len; i++) {
+    char c = data[i];
+
     if (in_string) {
-      if (*p == '"') {
+      if (c == '"')
         in_string = FALSE;
-      } else if (*p == '\\' && p + 1 < end && p[1] == 'u') {
-        int value = escape_value(p + 2, end);
-        int low;
-
-        if (value < 0)
-          return FALSE;
-        low = value >= 0xD800 && value <= 0xDBFF && end - p >= 12 && p[6] == '\\' && p[7] == 'u'
-                ? escape_value(p + 8, end)
-                : -1;
-        if (low >= 0xDC00 && low <= 0xDFFF)
-          p += 6; /* a pair */
-        else if (value >= 0xD800 && value <= 0xDFFF)
-          replace_escape(data, len, p, fixed);
-        p += 5;
-      } else if (*p == '\\') {
-        if (p + 1 >= end || p[1] == '\0' || strchr("\"\\/bfnrt", p[1]) == NULL)
-          return FALSE;
-        p++;
+      else if (c == '\\') {
+        if (valid)
+          valid = escape_acceptable(data, len, &i, fixed);
+        if (!valid)
+          i++; /* skip the escaped character, whatever it is */
       }
       continue;
     }
-    if (strchr(OUTSIDE_STRINGS, *p) == NULL || *p == '\0')
-      return FALSE;
-    switch (*p) {
+    if (valid && (strchr(OUTSIDE_STRINGS, c) == NULL || c == '\0'))
+      valid = FALSE;
+    switch (c) {
     case ' ':
     case '\t':
     case '\r':
@@ -145,8 +131,12 @@ json_acceptable(const char *data, gsize len, char **fixed)
     case '[':
     case '{':
       if (depth == 0 && started)
+        valid = FALSE;
+      if (++depth > max_depth) {
+        g_set_error(error, WA_JSON_ERROR, WA_JSON_ERROR_TOO_DEEP,
+                    "JSON nested deeper than %u levels", max_depth);
         return FALSE;
-      depth++;
+      }
       break;
     case ']':
     case '}':
@@ -158,7 +148,15 @@ json_acceptable(const char *data, gsize len, char **fixed)
     }
     started = TRUE;
   }
+  if (acceptable != NULL)
+    *acceptable = valid;
   return TRUE;
+}
+
+gboolean
+wa_json_check_depth(const char *data, gsize len, guint max_depth, GError **error)
+{
+  return json_scan(data, len, max_depth, NULL, NULL, error);
 }
 
 /* A number json-glib 1.6.6 parses as infinite (1e400) cannot be written back
@@ -196,15 +194,16 @@ wa_json_parse(const char *data, gsize len, GError **error)
   g_autoptr(JsonParser) parser = NULL;
   g_autofree char *fixed = NULL;
   GError *local = NULL;
+  gboolean acceptable = FALSE;
   JsonNode *root;
 
-  if (!wa_json_check_depth(data, len, WA_JSON_MAX_DEPTH, error))
+  if (!json_scan(data, len, WA_JSON_MAX_DEPTH, &acceptable, &fixed, error))
     return NULL;
   if (len > G_MAXSSIZE) {
     g_set_error_literal(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID, "JSON too large");
     return NULL;
   }
-  if (!json_acceptable(data, len, &fixed)) {
+  if (!acceptable) {
     g_set_error_literal(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID,
                         "invalid JSON: more than one top-level value, or a broken escape");
     return NULL;

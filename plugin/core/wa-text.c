@@ -378,35 +378,56 @@ wa_text_split(const char *text, gsize max_units)
 
 /* ---- escaping for libpurple ----------------------------------------------- */
 
+/* TRUE when @marker at @c (inside @html, not at its start) may close a
+ * pair: no white space just inside, and white space, punctuation or the end
+ * just after. */
+static gboolean
+closes_at(const char *c, const char *marker, gsize mlen)
+{
+  const char *after = c + mlen;
+
+  return strncmp(c, marker, mlen) == 0 && !g_ascii_isspace(c[-1]) &&
+         (*after == '\0' || g_ascii_isspace(*after) || g_ascii_ispunct(*after));
+}
+
 /* Applies one WhatsApp marker pair (@marker) to already escaped @html: a marker
  * opens at the start or after white space / punctuation and closes before white
- * space, punctuation or the end, with no white space just inside. */
+ * space, punctuation or the end, with no white space just inside; a pair
+ * never spans a line break, and the first closing marker after an opening
+ * one wins.
+ *
+ * One pass: where a marker may close does not depend on where it opened, so
+ * the next closing position and the next line break are cursors that only
+ * move forward as the openings do (a customer's text of thousands of
+ * unmatched markers used to cost a scan of the rest of the text for each). */
 static char *
 apply_marker(const char *html, const char *marker, const char *open_tag, const char *close_tag)
 {
   GString *out = g_string_new(NULL);
   gsize mlen = strlen(marker);
+  const char *end = html + strlen(html);
   const char *p = html;
+  const char *close = html; /* the first closing position at or after inner + 1, or end */
+  const char *line_end = html; /* the first '\n' at or after p + mlen, or end */
 
   while (*p != '\0') {
     gboolean at_boundary = (p == html) || g_ascii_isspace(p[-1]) || g_ascii_ispunct(p[-1]);
     if (at_boundary && strncmp(p, marker, mlen) == 0 && p[mlen] != '\0' && !g_ascii_isspace(p[mlen])) {
-      const char *search = p + mlen;
-      const char *close = NULL;
+      const char *inner = p + mlen;
 
-      while ((search = strstr(search, marker)) != NULL) {
-        const char *after = search + mlen;
-        if (!g_ascii_isspace(search[-1]) && search > p + mlen &&
-            (*after == '\0' || g_ascii_isspace(*after) || g_ascii_ispunct(*after)) &&
-            memchr(p + mlen, '\n', (gsize) (search - p - mlen)) == NULL) {
-          close = search;
-          break;
-        }
-        search += 1;
+      /* a closing marker needs at least one character inside */
+      if (close < inner + 1) {
+        for (close = inner + 1; close < end && !closes_at(close, marker, mlen); close++)
+          ;
       }
-      if (close != NULL) {
+      if (line_end < inner) {
+        line_end = memchr(inner, '\n', (gsize) (end - inner));
+        if (line_end == NULL)
+          line_end = end;
+      }
+      if (close < line_end) {
         g_string_append(out, open_tag);
-        g_string_append_len(out, p + mlen, close - p - mlen);
+        g_string_append_len(out, inner, close - inner);
         g_string_append(out, close_tag);
         p = close + mlen;
         continue;

@@ -58,6 +58,21 @@ class SignOn(Scenario):
         self.sim.clear_faults()
         host.wait_for("signed-on", timeout=30)
 
+    def test_proxy_page_401_is_not_a_refused_token(self):
+        # a login page from something in front of the API (no Graph error):
+        # not the token's fault, so the account reconnects by itself
+        self.sim.fault(status=401, count=1, content_type="text/html",
+                       body="<html><body><h1>401 Authorization Required</h1></body></html>")
+        host = self.start_host(wait_signed_on=False)
+        ev = host.wait_for("disconnect")
+        self.assertEqual(ev["reason_name"], "NETWORK_ERROR")
+        self.assertFalse(ev["fatal"])
+        self.assertIn("not the WhatsApp API", ev["description"])
+        self.assertIn("HTTP 401", ev["description"])
+        self.assertNotIn("token was refused", ev["description"])
+        host.wait_for("reconnect-scheduled")
+        host.wait_for("signed-on", timeout=30)
+
     def test_rate_limited_at_sign_on(self):
         self.sim.fault(status=400, code=130429, count=1)
         host = self.start_host(wait_signed_on=False)

@@ -37,6 +37,67 @@ test_success_is_not_error(void)
   g_assert_null(reply(200, "{\"messages\":[{\"id\":\"wamid.x\"}]}"));
 }
 
+/* Meta's success has messages[].id, its error an "error" object with a 4xx
+ * or 5xx: a 200 with both is the message taken under that id (its fate comes
+ * in status webhooks), not an error; only an id makes it so. */
+static void
+test_message_id_beats_error_in_200(void)
+{
+  const char *err = "\"error\":{\"message\":\"(#131000) Something went wrong\",\"code\":131000}";
+  g_autofree char *both = g_strdup_printf("{\"messages\":[{\"id\":\"wamid.x\"}],%s}", err);
+  g_autofree char *no_id = g_strdup_printf("{\"messages\":[{\"id\":7}],%s}", err);
+  g_autofree char *empty = g_strdup_printf("{\"messages\":[],%s}", err);
+  g_autoptr(WaGraphError) e1 = reply(400, both);
+  g_autoptr(WaGraphError) e2 = reply(200, no_id);
+  g_autoptr(WaGraphError) e3 = reply(200, empty);
+
+  g_assert_null(reply(200, both));
+  g_assert_null(reply(201, both));
+  /* an error status is an error, whatever else the body holds */
+  g_assert_nonnull(e1);
+  g_assert_cmpint(e1->code, ==, 131000);
+  g_assert_nonnull(e2);
+  g_assert_cmpint(e2->code, ==, 131000);
+  g_assert_nonnull(e3);
+  g_assert_cmpint(e3->klass, ==, WA_ERROR_CLASS_RETRYABLE);
+}
+
+/* Only the API's own error says a token was refused or lacks a permission
+ * (the account is disconnected for it): a 401, 403 or 407 without it (a
+ * proxy's login page, a firewall) is a network problem, the request never
+ * reached the API, and the agent reads what happened. */
+static void
+test_bare_401_403_not_auth(void)
+{
+  static const int statuses[] = { 401, 403, 407 };
+
+  for (gsize i = 0; i < G_N_ELEMENTS(statuses); i++) {
+    g_autoptr(WaGraphError) html = reply(statuses[i], "<html><body><h1>Authorization required</h1></body></html>");
+    g_autoptr(WaGraphError) none = reply(statuses[i], NULL);
+    g_autoptr(WaGraphError) odd_json = reply(statuses[i], "{\"error\":\"Unauthorized\"}");
+    g_autofree char *text = wa_graph_error_describe(html);
+    g_autofree char *number = g_strdup_printf("HTTP %d", statuses[i]);
+
+    g_assert_cmpint(html->klass, ==, WA_ERROR_CLASS_NETWORK);
+    g_assert_false(html->reached);
+    g_assert_cmpint(html->http_status, ==, statuses[i]);
+    g_assert_cmpint(none->klass, ==, WA_ERROR_CLASS_NETWORK);
+    g_assert_cmpint(odd_json->klass, ==, WA_ERROR_CLASS_NETWORK);
+    g_assert_nonnull(strstr(text, "not the WhatsApp API"));
+    g_assert_nonnull(strstr(text, number));
+    g_assert_null(strstr(text, "token"));
+  }
+  /* Meta's own 401 and 403 */
+  {
+    g_autoptr(WaGraphError) refused = reply(401, "{\"error\":{\"message\":\"Invalid OAuth access token\",\"code\":190}}");
+    g_autoptr(WaGraphError) denied = reply(403, "{\"error\":{\"message\":\"(#200) Permissions error\",\"code\":200}}");
+
+    g_assert_cmpint(refused->klass, ==, WA_ERROR_CLASS_AUTH);
+    g_assert_true(refused->reached);
+    g_assert_cmpint(denied->klass, ==, WA_ERROR_CLASS_PERMISSION);
+  }
+}
+
 static void
 test_non_json(void)
 {
@@ -50,7 +111,7 @@ test_non_json(void)
   g_assert_nonnull(ok_html);
   g_assert_cmpint(ok_html->klass, ==, WA_ERROR_CLASS_RETRYABLE);
   g_assert_cmpint(empty->klass, ==, WA_ERROR_CLASS_RETRYABLE);
-  g_assert_cmpint(unauth->klass, ==, WA_ERROR_CLASS_AUTH);
+  g_assert_cmpint(unauth->klass, ==, WA_ERROR_CLASS_NETWORK);
 }
 
 static void
@@ -59,7 +120,9 @@ test_classes(void)
   struct { gint64 code, subcode; int http; WaErrorClass want; } cases[] = {
     { 190, 463, 401, WA_ERROR_CLASS_AUTH },
     { 190, 0, 400, WA_ERROR_CLASS_AUTH },
-    { 0, 0, 401, WA_ERROR_CLASS_AUTH },
+    { 0, 0, 401, WA_ERROR_CLASS_NETWORK }, /* not the API's answer: a proxy's, a firewall's */
+    { 0, 0, 403, WA_ERROR_CLASS_NETWORK },
+    { 0, 0, 407, WA_ERROR_CLASS_NETWORK },
     { 104, 0, 400, WA_ERROR_CLASS_AUTH },
     { 10, 0, 403, WA_ERROR_CLASS_PERMISSION },
     { 200, 0, 403, WA_ERROR_CLASS_PERMISSION },
@@ -170,6 +233,8 @@ main(int argc, char **argv)
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/error/envelope", test_envelope);
   g_test_add_func("/error/success-is-not-error", test_success_is_not_error);
+  g_test_add_func("/error/message-id-beats-error-in-200", test_message_id_beats_error_in_200);
+  g_test_add_func("/error/bare-401-403-not-auth", test_bare_401_403_not_auth);
   g_test_add_func("/error/non-json", test_non_json);
   g_test_add_func("/error/classes", test_classes);
   g_test_add_func("/error/webhook", test_webhook_error);

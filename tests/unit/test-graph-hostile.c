@@ -178,16 +178,20 @@ test_not_json_200(void)
 static void
 test_html_error_pages(void)
 {
+  /* 401, 403 and 407 without the API's error come from something in front
+   * of it (a proxy's login page): not a refused token, nothing reached the
+   * API (see test_sender_html_401_waits) */
   static const struct {
     guint status;
     WaErrorClass klass;
+    gboolean reached;
   } cases[] = {
-    { 400, WA_ERROR_CLASS_PERMANENT },    { 401, WA_ERROR_CLASS_AUTH },
-    { 403, WA_ERROR_CLASS_PERMISSION },   { 404, WA_ERROR_CLASS_NOT_FOUND },
-    { 408, WA_ERROR_CLASS_RETRYABLE },    { 429, WA_ERROR_CLASS_RATE_LIMITED },
-    { 500, WA_ERROR_CLASS_RETRYABLE },    { 502, WA_ERROR_CLASS_RETRYABLE },
-    { 503, WA_ERROR_CLASS_RETRYABLE },    { 504, WA_ERROR_CLASS_RETRYABLE },
-    { 418, WA_ERROR_CLASS_PERMANENT },
+    { 400, WA_ERROR_CLASS_PERMANENT, TRUE },    { 401, WA_ERROR_CLASS_NETWORK, FALSE },
+    { 403, WA_ERROR_CLASS_NETWORK, FALSE },     { 404, WA_ERROR_CLASS_NOT_FOUND, TRUE },
+    { 407, WA_ERROR_CLASS_NETWORK, FALSE },     { 408, WA_ERROR_CLASS_RETRYABLE, TRUE },
+    { 429, WA_ERROR_CLASS_RATE_LIMITED, TRUE }, { 500, WA_ERROR_CLASS_RETRYABLE, TRUE },
+    { 502, WA_ERROR_CLASS_RETRYABLE, TRUE },    { 503, WA_ERROR_CLASS_RETRYABLE, TRUE },
+    { 504, WA_ERROR_CLASS_RETRYABLE, TRUE },    { 418, WA_ERROR_CLASS_PERMANENT, TRUE },
   };
   g_auto(Env) env = {0};
   g_autoptr(GString) big = g_string_new("<html><body>");
@@ -203,8 +207,10 @@ test_html_error_pages(void)
       g_strdup("text/html; charset=utf-8");
     send_one(&env, &o);
     g_test_message("HTTP %u: %s", cases[i].status, o.describe);
-    assert_outcome(&o, cases[i].klass, TRUE, (int) cases[i].status);
+    assert_outcome(&o, cases[i].klass, cases[i].reached, (int) cases[i].status);
     assert_readable(o.describe, "lorem");
+    if (!cases[i].reached)
+      g_assert_nonnull(strstr(o.describe, "not the WhatsApp API"));
     /* it says what happened */
     {
       g_autofree char *number = g_strdup_printf("%u", cases[i].status);
@@ -251,6 +257,57 @@ test_error_body_with_200(void)
     assert_readable(o.describe, "fbtrace");
     g_assert_nonnull(strstr(o.describe, bracket));
   }
+}
+
+/* Meta's own 401 and 403 (with its error object) still say the token was
+ * refused or lacks a permission, whatever the content type. */
+static void
+test_api_401_403_are_auth(void)
+{
+  static const struct {
+    guint status;
+    const char *body;
+    WaErrorClass klass;
+  } cases[] = {
+    { 401, "{\"error\":{\"message\":\"Invalid OAuth access token - Cannot parse access token\","
+           "\"type\":\"OAuthException\",\"code\":190,\"fbtrace_id\":\"A1\"}}", WA_ERROR_CLASS_AUTH },
+    { 403, "{\"error\":{\"message\":\"(#200) Permissions error\",\"type\":\"OAuthException\","
+           "\"code\":200}}", WA_ERROR_CLASS_PERMISSION },
+    { 403, "{\"error\":{\"message\":\"(#10) Application does not have permission for this action\","
+           "\"code\":10}}", WA_ERROR_CLASS_PERMISSION },
+  };
+  g_auto(Env) env = {0};
+
+  env_init(&env);
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_auto(Outcome) o = {0};
+
+    server_script(env.srv, cases[i].status, cases[i].body)->content_type = g_strdup("text/html");
+    send_one(&env, &o);
+    assert_outcome(&o, cases[i].klass, TRUE, (int) cases[i].status);
+  }
+}
+
+/* A 200 with a message id and an error object next to it is a success (the
+ * id wins: see wa_graph_error_from_reply()); without an id the error stands. */
+static void
+test_message_id_and_error_200(void)
+{
+  g_auto(Env) env = {0};
+  g_auto(Outcome) o = {0};
+
+  env_init(&env);
+  server_script(env.srv, 200, "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"+491701234567\","
+                              "\"wa_id\":\"491701234567\"}],\"messages\":[{\"id\":\"wamid.BOTH\"}],"
+                              "\"error\":{\"message\":\"(#131000) Something went wrong\",\"code\":131000}}");
+  send_one(&env, &o);
+  g_assert_cmpuint(o.done, ==, 1);
+  g_assert_false(o.failed);
+  server_script(env.srv, 200, "{\"messages\":[],\"error\":{\"message\":\"(#131000) Something went wrong\","
+                              "\"code\":131000}}");
+  send_one(&env, &o);
+  assert_outcome(&o, WA_ERROR_CLASS_RETRYABLE, TRUE, 200);
+  g_assert_cmpint(o.code, ==, 131000);
 }
 
 static void
@@ -563,6 +620,39 @@ test_sender_error_200_refused(Fixture *f, gconstpointer data)
   g_assert_cmpstr(f->log.log->str, ==, "failed:100 sent:491 ");
 }
 
+/* A login page from a proxy (401 without the API's error), or a bare 403:
+ * the token was not refused, nothing reached the API; the outbox waits (no
+ * "auth", the account stays connected) and sends it once the way is clear,
+ * once. */
+static void
+test_sender_bare_refusal_waits(Fixture *f, gconstpointer data)
+{
+  guint status = GPOINTER_TO_UINT(data);
+
+  server_script(f->srv, status, status == 401 ? html_page : "Forbidden")->content_type =
+    g_strdup(status == 401 ? "text/html" : "text/plain");
+  run_pair(f, WA_STORE_OUTBOX_SENT, 2);
+  g_assert_cmpstr(f->log.log->str, ==, "waiting:2 sent:491 sent:491 ");
+}
+
+/* Meta took the message (its id came back) even though an error came along:
+ * sent under that id, not retried, not failed. */
+static void
+test_sender_message_id_and_error_200_sent(Fixture *f, gconstpointer data)
+{
+  server_script(f->srv, 200, "{\"messages\":[{\"id\":\"wamid.BOTH\"}],"
+                             "\"error\":{\"message\":\"(#131000) Something went wrong\",\"code\":131000}}");
+  run_pair(f, WA_STORE_OUTBOX_SENT, 1);
+  g_assert_cmpstr(f->log.log->str, ==, "sent:491 sent:491 ");
+  {
+    g_autoptr(GPtrArray) all = test_outbox(&f->ts, ALL_STATES);
+    const WaStoreOutbox *first = g_ptr_array_index(all, 0);
+
+    g_assert_cmpstr(first->body, ==, "first");
+    g_assert_cmpstr(first->wamid, ==, "wamid.BOTH");
+  }
+}
+
 static void
 test_sender_redirect_refused(Fixture *f, gconstpointer data)
 {
@@ -668,6 +758,8 @@ main(int argc, char **argv)
   g_test_add_func("/graph-hostile/not-json-200", test_not_json_200);
   g_test_add_func("/graph-hostile/html-error-pages", test_html_error_pages);
   g_test_add_func("/graph-hostile/error-body-with-200", test_error_body_with_200);
+  g_test_add_func("/graph-hostile/api-401-403-are-auth", test_api_401_403_are_auth);
+  g_test_add_func("/graph-hostile/message-id-and-error-200", test_message_id_and_error_200);
   g_test_add_func("/graph-hostile/truncated-error-body", test_truncated_error_body);
   g_test_add_func("/graph-hostile/long-and-odd-api-messages", test_long_and_odd_api_messages);
   g_test_add_func("/graph-hostile/redirect-not-followed", test_redirect_not_followed);
@@ -684,6 +776,11 @@ main(int argc, char **argv)
   ADD("/sender-hostile/html-502-uncertain", test_sender_html_502_uncertain);
   ADD("/sender-hostile/error-200-rate-limited-retried", test_sender_error_200_rate_limited_retried);
   ADD("/sender-hostile/error-200-refused", test_sender_error_200_refused);
+  g_test_add("/sender-hostile/html-401-waits", Fixture, GUINT_TO_POINTER(401), fixture_setup,
+             test_sender_bare_refusal_waits, fixture_teardown);
+  g_test_add("/sender-hostile/bare-403-waits", Fixture, GUINT_TO_POINTER(403), fixture_setup,
+             test_sender_bare_refusal_waits, fixture_teardown);
+  ADD("/sender-hostile/message-id-and-error-200-sent", test_sender_message_id_and_error_200_sent);
   ADD("/sender-hostile/redirect-refused", test_sender_redirect_refused);
   ADD("/sender-hostile/slow-drip-uncertain", test_sender_slow_drip_uncertain);
   ADD("/sender-hostile/truncated-transfer-uncertain", test_sender_truncated_transfer_uncertain);

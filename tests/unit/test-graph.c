@@ -157,6 +157,22 @@ test_network_failures(void)
   g_object_unref(refusing);
 }
 
+typedef struct {
+  guint done;
+  long status;
+  gboolean completed;
+} HttpResult;
+
+static void
+http_cb(WaHttpResponse *response, gpointer data)
+{
+  HttpResult *r = data;
+
+  r->status = response->status;
+  r->completed = response->completed;
+  r->done++;
+}
+
 static void
 test_proxy_used(void)
 {
@@ -167,17 +183,20 @@ test_proxy_used(void)
   g_autofree char *proxy_url = g_strndup(proxy->base, strlen(proxy->base) - strlen("/v25.0"));
   WaHttp *http = wa_http_new(wa_loop_glib(), "purple-wabiz/test");
   WaGraph *graph = wa_graph_new(http, base, "T", NULL);
+  WaHttpRequest request = { .method = "GET", .url = "http://api.example.invalid/v25.0/1" };
+  HttpResult h = { 0 };
   Result r = { 0 };
 
-  /* the API itself refuses connections: only the proxy can answer */
+  /* a host elsewhere is asked through the proxy (the name is not even
+   * resolved here: only the proxy can answer) */
   wa_http_set_proxy(http, proxy_url, NULL, NULL);
   server_script(proxy, 200, "{\"id\":\"1\"}");
-  wa_graph_get(graph, "1", NULL, graph_cb, &r);
-  wait_for(&r.done, 1);
-  g_assert_null(r.error);
+  wa_http_start(http, &request, http_cb, &h);
+  wait_for(&h.done, 1);
+  g_assert_true(h.completed);
+  g_assert_cmpint(h.status, ==, 200);
   g_assert_cmpuint(proxy->seen->len, ==, 1);
   g_assert_cmpstr(seen(proxy, 0)->path, ==, "/v25.0/1");
-  result_clear(&r);
 
   /* "" means no proxy at all, even if the environment names one */
   g_setenv("http_proxy", proxy_url, TRUE);
@@ -194,6 +213,63 @@ test_proxy_used(void)
   wa_http_free(http);
   server_free(proxy);
   g_object_unref(refusing);
+}
+
+/* A base URL on this computer (plain http is allowed only there) never goes
+ * through a proxy, from the environment or from the account's settings: the
+ * token would cross the proxy in clear, and a proxy cannot reach our
+ * loopback anyway. The request reaches the API directly, the proxy sees
+ * nothing. */
+static void
+test_loopback_bypasses_proxy(void)
+{
+  static const char *const variables[] = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+                                           "all_proxy", "ALL_PROXY" };
+  Server *api = server_new();
+  Server *proxy = server_new();
+  g_autofree char *proxy_url = g_strndup(proxy->base, strlen(proxy->base) - strlen("/v25.0"));
+  g_autofree char *by_name = g_strconcat("http://localhost", strrchr(api->base, ':'), NULL);
+  WaHttp *http = wa_http_new(wa_loop_glib(), "purple-wabiz/test");
+  WaGraph *graph = wa_graph_new(http, api->base, "SECRET-TOKEN", NULL);
+  WaGraph *named = wa_graph_new(http, by_name, "SECRET-TOKEN", NULL);
+  g_autoptr(JsonNode) body = json_from_string("{\"a\":1}", NULL);
+  Result r = { 0 };
+
+  for (gsize i = 0; i < G_N_ELEMENTS(variables); i++)
+    g_setenv(variables[i], proxy_url, TRUE);
+  g_unsetenv("no_proxy");
+  g_unsetenv("NO_PROXY");
+
+  /* the environment's proxy */
+  wa_http_set_proxy(http, NULL, NULL, NULL);
+  wa_graph_get(graph, "1", NULL, graph_cb, &r);
+  wait_for(&r.done, 1);
+  g_assert_null(r.error);
+  result_clear(&r);
+  /* a proxy from the account's settings */
+  wa_http_set_proxy(http, proxy_url, "user", "pass");
+  wa_graph_post_json(graph, "1/messages", body, graph_cb, &r);
+  wait_for(&r.done, 1);
+  g_assert_null(r.error);
+  result_clear(&r);
+  /* "localhost" by name */
+  wa_graph_post_json(named, "1/messages", body, graph_cb, &r);
+  wait_for(&r.done, 1);
+  g_assert_null(r.error);
+  result_clear(&r);
+
+  for (gsize i = 0; i < G_N_ELEMENTS(variables); i++)
+    g_unsetenv(variables[i]);
+  g_assert_cmpuint(proxy->seen->len, ==, 0);
+  g_assert_cmpuint(api->seen->len, ==, 3);
+  for (guint i = 0; i < 3; i++)
+    g_assert_cmpstr(seen(api, i)->auth, ==, "Bearer SECRET-TOKEN");
+
+  wa_graph_free(named);
+  wa_graph_free(graph);
+  wa_http_free(http);
+  server_free(proxy);
+  server_free(api);
 }
 
 static void
@@ -658,6 +734,7 @@ main(int argc, char **argv)
   g_test_add_func("/graph/phone-number", test_phone_number);
   g_test_add_func("/graph/network-failures", test_network_failures);
   g_test_add_func("/graph/proxy-used", test_proxy_used);
+  g_test_add_func("/graph/loopback-bypasses-proxy", test_loopback_bypasses_proxy);
   g_test_add_func("/graph/cancel-and-free", test_cancel_and_free);
   g_test_add_func("/graph/text-message-json", test_text_message_json);
   g_test_add_func("/graph/send-result", test_send_result);

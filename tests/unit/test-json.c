@@ -41,6 +41,33 @@ test_depth_ignores_strings(void)
   g_assert_false(wa_json_check_depth("[[[\"x\"]]]", 9, 2, NULL));
 }
 
+/* Depth and acceptability are checked in one walk: a text that is both too
+ * deep and not JSON is refused as too deep wherever each problem lies (the
+ * receiver answers "too deep" on its own), and a text with an escape that is
+ * not JSON still has its depth counted the way wa_json_check_depth() does,
+ * the broken escape hiding the byte after its backslash. */
+static void
+test_depth_and_validity_in_one_walk(void)
+{
+  g_autofree char *deep = nested(WA_JSON_MAX_DEPTH + 1, '[', ']');
+  g_autofree char *bad_then_deep = g_strconcat("{\"a\":\"\\q\"}", deep, NULL);
+  g_autofree char *deep_then_bad = g_strconcat(deep, "/", NULL);
+  /* the broken escape "\\q" hides nothing; "\\\"" hides a quote, so the
+   * brackets after it are inside a string and do not count */
+  g_autofree char *hidden = g_strconcat("[\"\\x\\\"", deep, "\"]", NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_null(wa_json_parse(bad_then_deep, strlen(bad_then_deep), &error));
+  g_assert_error(error, WA_JSON_ERROR, WA_JSON_ERROR_TOO_DEEP);
+  g_clear_error(&error);
+  g_assert_null(wa_json_parse(deep_then_bad, strlen(deep_then_bad), &error));
+  g_assert_error(error, WA_JSON_ERROR, WA_JSON_ERROR_TOO_DEEP);
+  g_clear_error(&error);
+  g_assert_true(wa_json_check_depth(hidden, strlen(hidden), WA_JSON_MAX_DEPTH, NULL));
+  g_assert_null(wa_json_parse(hidden, strlen(hidden), &error));
+  g_assert_error(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID);
+}
+
 static void
 test_invalid(void)
 {
@@ -180,6 +207,7 @@ main(int argc, char **argv)
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/json/depth-limit", test_depth_limit);
   g_test_add_func("/json/depth-ignores-strings", test_depth_ignores_strings);
+  g_test_add_func("/json/depth-and-validity-in-one-walk", test_depth_and_validity_in_one_walk);
   g_test_add_func("/json/invalid", test_invalid);
   g_test_add_func("/json/not-json-refused", test_not_json_refused);
   g_test_add_func("/json/lone-surrogates-replaced", test_lone_surrogates_replaced);

@@ -138,6 +138,95 @@ test_to_html(void)
   g_assert_cmpstr(d, ==, "<b>&lt;script&gt;</b>");
 }
 
+/* A text of @len characters: @head repeated over the first half, then @mid,
+ * then @tail repeated (or @head all along when @tail is NULL). */
+static char *
+adversarial_text(const char *head, const char *mid, const char *tail, gsize len)
+{
+  GString *s = g_string_sized_new(len + 16);
+
+  while (s->len < (tail != NULL ? len / 2 : len))
+    g_string_append(s, head);
+  if (tail != NULL) {
+    g_string_append(s, mid);
+    while (s->len < len)
+      g_string_append(s, tail);
+  }
+  g_string_truncate(s, len);
+  return g_string_free(s, FALSE);
+}
+
+/* The best of up to @runs conversions of @text, in microseconds; it stops
+ * retrying once 2 s went by (a run that slow is not noise). */
+static gint64
+best_time_us(const char *text, guint runs)
+{
+  gint64 best = G_MAXINT64;
+  gint64 started = g_get_monotonic_time();
+
+  for (guint i = 0; i < runs && g_get_monotonic_time() - started < 2 * G_USEC_PER_SEC; i++) {
+    gint64 t0 = g_get_monotonic_time();
+    g_autofree char *html = wa_text_to_html(text, TRUE);
+    gint64 t = g_get_monotonic_time() - t0;
+
+    g_assert_nonnull(html);
+    best = MIN(best, t);
+  }
+  return best;
+}
+
+/* Markers that never pair must not make the conversion slow: each opening
+ * marker used to search the rest of the text for its closing one (and the
+ * text before it for a line break), seconds for a 64 K text from a customer,
+ * on arrival and again in the history when the conversation opens. The
+ * conversion is linear: 64 K characters well under 50 ms, and 4 times the
+ * text (16 K to 64 K, both small enough to stay in the processor's caches,
+ * whose sharing with other processes would be measured otherwise) at most
+ * about 4 times the time (6 allowed for noise). Each figure is
+ * the best of several runs, and a ratio over the limit is measured again
+ * (twice) before it counts: other processes share the machine. Under the
+ * sanitizers, whose allocator is slow and uneven, 500 ms and a ratio of 12
+ * (a quadratic conversion would show 16). */
+static void
+test_markup_linear(void)
+{
+  static const struct { const char *head, *mid, *tail; } shapes[] = {
+    { " _x", "\n", "x_ " },
+    { " *x", "\n", "x* " },
+    { " ~x", "\n", "x~ " },
+    { " ```x", "\n", "x``` " },
+    { " *_~```x", "\n", "x```~_* " }, /* nested */
+    { " _x", NULL, NULL },             /* unclosed */
+    { " ```*x", NULL, NULL },
+    { "_ _", "x", " _" },              /* openers that close only across a break */
+  };
+  gboolean sanitized = g_strcmp0(g_getenv("WABIZ_SANITIZED"), "1") == 0;
+  gint64 bound_us = (sanitized ? 500 : 50) * 1000;
+  gint64 ratio = sanitized ? 12 : 6;
+
+  for (gsize i = 0; i < G_N_ELEMENTS(shapes); i++) {
+    g_autofree char *quarter = adversarial_text(shapes[i].head, shapes[i].mid, shapes[i].tail, 16384);
+    g_autofree char *text = adversarial_text(shapes[i].head, shapes[i].mid, shapes[i].tail, 65536);
+    gint64 t_quarter = 0, t = 0;
+
+    for (guint attempt = 0; attempt < 3; attempt++) {
+      t = best_time_us(text, 5);
+      if (t >= bound_us)
+        g_error("shape %" G_GSIZE_FORMAT " (\"%s\"...): 64 K characters took %" G_GINT64_FORMAT " ms",
+                i, shapes[i].head, t / 1000);
+      t_quarter = best_time_us(quarter, 9);
+      g_test_message("shape %" G_GSIZE_FORMAT ": 16 K characters in %" G_GINT64_FORMAT " us, 64 K in %"
+                     G_GINT64_FORMAT " us", i, t_quarter, t);
+      /* below 50 us a measurement is mostly noise */
+      if (t <= ratio * MAX(t_quarter, 50))
+        break;
+    }
+    if (t > ratio * MAX(t_quarter, 50))
+      g_error("shape %" G_GSIZE_FORMAT ": 16 K characters took %" G_GINT64_FORMAT " us, 64 K %" G_GINT64_FORMAT
+              " us: not linear", i, t_quarter, t);
+  }
+}
+
 static void
 test_has_url(void)
 {
@@ -158,6 +247,7 @@ main(int argc, char **argv)
   g_test_add_func("/text/split-no-spaces-emoji", test_split_no_spaces_and_emoji);
   g_test_add_func("/text/split-many-parts", test_split_many_parts);
   g_test_add_func("/text/to-html", test_to_html);
+  g_test_add_func("/text/markup-linear", test_markup_linear);
   g_test_add_func("/text/has-url", test_has_url);
   return g_test_run();
 }
