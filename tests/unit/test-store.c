@@ -653,7 +653,7 @@ test_files_and_modes(Fixture *f, gconstpointer data)
   g_assert_cmphex(file_mode(f->path), ==, 0600);
   /* write-ahead logging with an exclusive lock, as configured */
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 2);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM customers"), ==, 1);
 }
 
@@ -696,6 +696,18 @@ test_newer_schema_refused(Fixture *f, gconstpointer data)
   g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 99);
 }
 
+/* What schema 3 added, taken away again: the file as schema 2 left it (its
+ * index and audit keys were derived from the data key, not kept). */
+#define UNDO_V3                                                                                            \
+  "DROP TRIGGER customers_key_gen; DROP TRIGGER messages_key_gen; DROP TRIGGER outbox_key_gen;"            \
+  "DROP TRIGGER consent_key_gen; DROP TRIGGER settings_key_gen; DROP TRIGGER consent_no_update;"          \
+  "ALTER TABLE customers DROP COLUMN key_gen; ALTER TABLE messages DROP COLUMN key_gen;"                  \
+  "ALTER TABLE outbox DROP COLUMN key_gen; ALTER TABLE consent DROP COLUMN key_gen;"                      \
+  "ALTER TABLE settings DROP COLUMN key_gen;"                                                             \
+  "CREATE TRIGGER consent_no_update BEFORE UPDATE ON consent"                                             \
+  "  BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END;"                               \
+  "DELETE FROM meta WHERE name IN ('index_key', 'audit_key');"
+
 static void
 test_migrations(Fixture *f, gconstpointer data)
 {
@@ -703,23 +715,49 @@ test_migrations(Fixture *f, gconstpointer data)
   g_autoptr(GPtrArray) list = NULL;
   g_autofree char *before = NULL;
   g_autofree char *after = NULL;
+  g_autofree char *customer_id = NULL;
   g_auto(Wait) w = {0};
 
   /* from version 0 (an empty file) to the newest, with data */
   store_ready(f, 0);
-  g_free(inbound(f, WA_ID_A, NULL, NAME_A, "wamid.1", BODY_A, NOW));
+  customer_id = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.1", BODY_A, NOW);
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 2);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
 
-  /* version 1 to 2: messages stored by version 1 count as shown */
-  raw_exec(f->path, "ALTER TABLE messages DROP COLUMN shown; PRAGMA user_version = 1");
+  /* version 1 to 3: messages stored by version 1 count as shown */
+  raw_exec(f->path, UNDO_V3 "ALTER TABLE messages DROP COLUMN shown; PRAGMA user_version = 1");
   store_ready(f, 0);
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 2);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM messages WHERE shown = 1"), ==, 1);
 
+  /* version 2 to 3: every row is of the first key generation, and the index
+   * and audit keys the data key gave are kept sealed from the first unlock
+   * on, so hashes made before still find their rows and the chain verifies */
+  raw_exec(f->path, UNDO_V3 "PRAGMA user_version = 2");
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM meta WHERE name = 'index_key'"), ==, 0);
+  store_ready(f, 0);
+  store_close(f);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM meta WHERE name IN ('index_key', 'audit_key')"), ==, 2);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM customers WHERE key_gen = 1"), ==, 1);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM messages WHERE key_gen = 1"), ==, 1);
+  store_ready(f, 0);
+  g_assert_true(audit_verify(f).ok);
+  {
+    g_autoptr(WaStoreCustomer) found = NULL;
+    g_auto(Wait) lookup = {0};
+
+    wa_store_customer_lookup(f->store, WA_ID_A, NULL, on_customer, &lookup);
+    wait_for(&lookup);
+    g_assert_no_error(lookup.error);
+    g_assert_nonnull(lookup.customer);
+    g_assert_cmpstr(lookup.customer->id, ==, customer_id);
+  }
+  store_close(f);
+
   /* a step that fails leaves the version and the file as they were */
-  wa_store_test_set_extra_migration("CREATE TABLE test_v3 (x); CREATE TABLE customers (x);");
+  wa_store_test_set_extra_migration("CREATE TABLE test_v4 (x); CREATE TABLE customers (x);");
   before = file_checksum(f->path);
   error = store_open(f, 0, NULL);
   g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_SCHEMA);
@@ -727,10 +765,10 @@ test_migrations(Fixture *f, gconstpointer data)
   store_close(f);
   after = file_checksum(f->path);
   g_assert_cmpstr(before, ==, after);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 2);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
 
-  /* a version 3 step, as a newer plugin would have it: applied once, data kept */
-  wa_store_test_set_extra_migration("CREATE TABLE test_v3 (x); ALTER TABLE customers ADD COLUMN test_label TEXT;");
+  /* a version 4 step, as a newer plugin would have it: applied once, data kept */
+  wa_store_test_set_extra_migration("CREATE TABLE test_v4 (x); ALTER TABLE customers ADD COLUMN test_label TEXT;");
   store_ready(f, 0);
   list = customers(f);
   g_assert_cmpuint(list->len, ==, 1);
@@ -741,12 +779,12 @@ test_migrations(Fixture *f, gconstpointer data)
   g_assert_true(w.duplicate);
   g_assert_true(w.shown);
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
-  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'test_v3'"), ==, 1);
-  store_ready(f, 0); /* already at 3: nothing runs twice */
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 4);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'test_v4'"), ==, 1);
+  store_ready(f, 0); /* already at 4: nothing runs twice */
   store_close(f);
 
-  /* without the step this code knows only version 2: refused */
+  /* without the step this code knows only version 3: refused */
   wa_store_test_set_extra_migration(NULL);
   error = store_open(f, 0, NULL);
   g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_SCHEMA);
