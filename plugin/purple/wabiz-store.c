@@ -408,7 +408,10 @@ wabiz_store_rotate_key(WabizAccount *wa, const char *passphrase)
   }
   if (header != NULL)
     path = wabiz_store_keyfile_path(wa, &error);
-  if (path != NULL)
+  if (path != NULL && !g_file_test(path, G_FILE_TEST_EXISTS))
+    /* never a new key file here: it would not open the store */
+    g_set_error(&error, G_FILE_ERROR, G_FILE_ERROR_NOENT, _("the key file %s is missing"), path);
+  else if (path != NULL)
     file_key = wa_keyfile_load_or_create(path, &error);
   if (file_key != NULL)
     rotated = wa_key_header_rotate_keyfile(header, file_key, &old_key, &new_key, &code, &error);

@@ -318,9 +318,16 @@ class Passphrase(Receiving):
         host.call({"cmd": "account_action", "name": CHANGE_ACTION})
         answer_store_passphrase(host, NEW_PASSPHRASE)
         host.wait_for({"event": "write", "conv": "notices", "message": contains("was changed")})
+        # and a key rotation: neither its passphrase nor its new recovery code is written anywhere
+        host.call({"cmd": "account_action", "name": ROTATE_ACTION})
+        answer_store_passphrase(host, NEW_PASSPHRASE)
+        note = host.wait_for({"event": "notify", "kind": "formatted", "text": contains("old one no longer works")})
+        new_code = re.search(r"<tt>([A-Z2-7-]+)</tt>", note["text"]).group(1)
+        host.wait_for({"event": "write", "conv": "notices", "message": contains("store key was rotated")})
         self.stop(host)
         self.stop_receiver()
-        secrets = [PASSPHRASE.encode(), NEW_PASSPHRASE.encode()]
+        self.assertNotIn(new_code, host.stderr_text())
+        secrets = [PASSPHRASE.encode(), NEW_PASSPHRASE.encode(), new_code.encode()]
         found = []
         for root, _, files in os.walk(self.user_dir):
             for name in files:

@@ -263,6 +263,18 @@ class Store(Receiving):
                 with open(os.path.join(root, name), "rb") as f:
                     self.assertNotIn(new_code.encode(), f.read(), name)
 
+    def test_rotate_key_without_the_key_file_changes_nothing(self):
+        host = self.start_host(user_dir=self.user_dir)
+        host.wait_for(RECOVERY_NOTE)
+        os.unlink(self.key_path())
+        host.call({"cmd": "account_action", "name": ROTATE_ACTION})
+        host.answer(host.wait_for({"event": "request", "kind": "action"})["id"], action=0)
+        note = host.wait_for({"event": "write", "conv": "notices", "message": contains("was not rotated")})
+        self.assertIn("is missing", note["message"])
+        # no new key file (it would not open the store) and no new code
+        self.assertFalse(os.path.exists(self.key_path()))
+        host.expect_none(RECOVERY_NOTE, 0.5)
+
     def test_export_then_erase(self):
         host = self.start_receiving_host()
         body = "please delete my data afterwards"

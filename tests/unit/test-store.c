@@ -746,7 +746,6 @@ test_migrations(Fixture *f, gconstpointer data)
   store_ready(f, 0);
   g_assert_true(audit_verify(f).ok);
   {
-    g_autoptr(WaStoreCustomer) found = NULL;
     g_auto(Wait) lookup = {0};
 
     wa_store_customer_lookup(f->store, WA_ID_A, NULL, on_customer, &lookup);
