@@ -1,7 +1,7 @@
 /* wa-store.c: the store's life cycle and machinery: files and their modes,
  * SQLite configuration, the schema and its migrations, the worker thread and
  * its group commits, the pipe that carries answers back to the WaLoop, the
- * key check, and the per-customer key cache.
+ * key check, the per-customer key cache, and key rotation.
  *
  * The worker owns the only connection and every key; requests are queued to
  * it (GAsyncQueue) and come back through a second queue, announced by one

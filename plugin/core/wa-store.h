@@ -29,7 +29,11 @@
  * BSUID / wamid values with the customer's own random key (wrapped by the
  * WA_SUBKEY_STORE key, AD naming the customer; erasing the customer deletes
  * it); account settings with the WA_SUBKEY_STORE key. wa_id, BSUID and wamid
- * are found through keyed hashes (WA_SUBKEY_INDEX). Plaintext: ids we made
+ * are found through keyed hashes (the index key, and the audit chain has a key
+ * of its own: both were derived from the first data key, WA_SUBKEY_INDEX and
+ * WA_SUBKEY_AUDIT, and are kept sealed in meta so that a key rotation keeps
+ * them). Every row with sealed columns records its key generation (key_gen).
+ * Plaintext: ids we made
  * up (random), timestamps, states, status ranks, directions, message types,
  * counts, consent scopes and sources, audit actions and details, the key
  * header, setting names (so none of these may contain personal data).

@@ -6,7 +6,8 @@
  * asked for once per process: the data key it unlocks is kept per phone
  * number id (in sodium memory) until the plugin unloads, so signing off and
  * on, or a reconnect, does not ask again. "Change store passphrase..." (an
- * account action) re-wraps the key under a new one while signed in. A wrong
+ * account action) re-wraps the key under a new one while signed in; "Rotate
+ * store key..." asks for the current one, which wraps the new key. A wrong
  * passphrase keeps the account offline and changes nothing. When the option
  * says "keyfile" but the store is in passphrase mode, the passphrase unlocks
  * it once more and the key moves to a key file.

@@ -7,7 +7,10 @@
  * always by a recovery code shown once when the store is created. When the
  * option and the stored header disagree, the header is re-wrapped to the
  * option's mode at sign-on. A missing or wrong key file never overwrites
- * anything: the account stays offline with a clear error.
+ * anything: the account stays offline with a clear error. Key rotation
+ * ("Rotate store key...", wabiz_store_rotate_key) replaces the data key,
+ * the customer keys and the recovery code, slice by slice on the store's
+ * worker, and resumes at sign-on after an interruption.
  * Must not: log key material, passphrases or the recovery code, or block the
  * main loop (the store works on its own thread, Argon2id on another). */
 #include "wabiz.h"
