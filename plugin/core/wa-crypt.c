@@ -640,6 +640,44 @@ wa_key_header_unlock_recovery(const WaKeyHeader *header, const char *recovery_co
                     "the recovery code does not unlock this account's data", error);
 }
 
+WaKeyHeader *
+wa_key_header_rotate_passphrase(const WaKeyHeader *header, const char *passphrase, WaKey **old_key,
+                                WaKey **new_key, char **recovery_code, GError **error)
+{
+  g_autoptr(WaKey) current = NULL;
+  WaKeyHeader *rotated;
+
+  g_return_val_if_fail(header != NULL && old_key != NULL && new_key != NULL && recovery_code != NULL, NULL);
+  /* the passphrase must open the current header: a typing mistake here
+   * would otherwise lock the new key away for good */
+  current = wa_key_header_unlock_passphrase(header, passphrase, error);
+  if (current == NULL)
+    return NULL;
+  rotated = wa_key_header_create_passphrase(passphrase, header->limits, new_key, recovery_code, error);
+  if (rotated != NULL)
+    *old_key = g_steal_pointer(&current);
+  return rotated;
+}
+
+WaKeyHeader *
+wa_key_header_rotate_keyfile(const WaKeyHeader *header, const WaKey *file_key, WaKey **old_key, WaKey **new_key,
+                             char **recovery_code, GError **error)
+{
+  g_autoptr(WaKey) current = NULL;
+  WaKeyHeader *rotated;
+
+  g_return_val_if_fail(header != NULL && file_key != NULL && old_key != NULL && new_key != NULL &&
+                         recovery_code != NULL,
+                       NULL);
+  current = wa_key_header_unlock_keyfile(header, file_key, error);
+  if (current == NULL)
+    return NULL;
+  rotated = wa_key_header_create_keyfile(file_key, new_key, recovery_code, error);
+  if (rotated != NULL)
+    *old_key = g_steal_pointer(&current);
+  return rotated;
+}
+
 gboolean
 wa_key_header_rewrap_passphrase_with_limits(WaKeyHeader *header, const WaKey *data_key, const char *passphrase,
                                             WaKdfLimits limits, GError **error)

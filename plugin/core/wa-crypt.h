@@ -6,10 +6,13 @@
  *   data key: random, wrapped by the KEK (and separately by a recovery key shown
  *     once at creation) in a key header kept in the store; it never touches disk
  *     unwrapped;
- *   subkeys: derived from the data key for fixed purposes (the index key for
- *     keyed hashes, the audit-chain key), and random per-customer keys wrapped by
- *     the data key, so erasing a customer's wrapped key makes their rows
- *     unreadable.
+ *   subkeys: derived from the data key for fixed purposes (the store key;
+ *     stores before key rotation also derived the index key for keyed hashes
+ *     and the audit-chain key, which the store now keeps sealed instead, so
+ *     they survive a rotation), and random per-customer keys wrapped by the
+ *     data key, so erasing a customer's wrapped key makes their rows
+ *     unreadable. Rotation replaces the data key, the customer keys and the
+ *     recovery code (wa_key_header_rotate_*, wa_store_rotate_*).
  * Fields are sealed with XChaCha20-Poly1305 (IETF); the associated data names
  * table, column and a stable row id, so a ciphertext moved to another row or
  * column does not open. Ids that reveal phone numbers are indexed by keyed
@@ -56,8 +59,9 @@ const guint8 *wa_key_bytes(const WaKey *key);
 
 /* Fixed-purpose subkeys of @data_key (crypto_kdf_derive_from_key). */
 typedef enum {
-  WA_SUBKEY_INDEX = 1, /* keyed hashes of wa_id, BSUID, wamid, phone numbers */
-  WA_SUBKEY_AUDIT = 2, /* the audit log's hash chain */
+  WA_SUBKEY_INDEX = 1, /* keyed hashes of wa_id, BSUID, wamid, phone numbers (stores of
+                        * schema 2 and older; then kept sealed in the store) */
+  WA_SUBKEY_AUDIT = 2, /* the audit log's hash chain (likewise) */
   WA_SUBKEY_STORE = 3, /* fields not owned by one customer (settings, outbox meta) */
 } WaSubkey;
 WaKey *wa_key_derive(const WaKey *data_key, WaSubkey purpose);
@@ -129,6 +133,19 @@ gboolean wa_key_header_rewrap_passphrase_with_limits(WaKeyHeader *header, const 
                                                      GError **error);
 gboolean wa_key_header_rewrap_keyfile(WaKeyHeader *header, const WaKey *data_key, const WaKey *file_key,
                                       GError **error);
+
+/* Key rotation: a new header around a new random data key (*@new_key) and a
+ * new recovery key (*@recovery_code), in @header's mode and under the same
+ * secret: the passphrase, checked first against @header (Argon2id twice: its
+ * own salt, then a new one with the same limits), or the key file. *@old_key
+ * gets the data key @header wraps. The recovery code of @header does not
+ * open the new header. Re-encrypting what the old key sealed is the store's
+ * work (wa_store_rotate_begin). Slow for a passphrase: run through
+ * wa_work_run(). */
+WaKeyHeader *wa_key_header_rotate_passphrase(const WaKeyHeader *header, const char *passphrase, WaKey **old_key,
+                                             WaKey **new_key, char **recovery_code, GError **error);
+WaKeyHeader *wa_key_header_rotate_keyfile(const WaKeyHeader *header, const WaKey *file_key, WaKey **old_key,
+                                          WaKey **new_key, char **recovery_code, GError **error);
 
 char *wa_key_header_to_json(const WaKeyHeader *header);
 WaKeyHeader *wa_key_header_from_json(const char *json, GError **error);

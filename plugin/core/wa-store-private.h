@@ -69,14 +69,17 @@ struct _WaStore {
   GCond hold_cond;
   gboolean held;
   gint commits;         /* atomic: transactions committed by group commits */
+  gint rotate_fail_after; /* atomic: > 0: a rotation slice fails after re-keying this many customers */
 
   /* ---- worker ---- */
   sqlite3 *db;
   GHashTable *statements; /* SQL text pointer -> sqlite3_stmt* */
   gboolean opened;        /* the open succeeded */
-  WaKey *store_key;       /* WA_SUBKEY_STORE; NULL until unlocked */
-  WaKey *index_key;       /* WA_SUBKEY_INDEX */
-  WaKey *audit_key;       /* WA_SUBKEY_AUDIT */
+  WaKey *store_key;       /* WA_SUBKEY_STORE of the data key; NULL until unlocked */
+  WaKey *index_key;       /* sealed in meta (schema 2 and older: WA_SUBKEY_INDEX) */
+  WaKey *audit_key;       /* sealed in meta (schema 2 and older: WA_SUBKEY_AUDIT) */
+  gint64 key_gen;         /* the data key's generation (meta 'key_gen'; 1 before any rotation) */
+  WaKey *old_store_key;   /* during a rotation: the previous data key's store key; else NULL */
   GHashTable *key_cache;  /* customer id -> WaKey* */
   GQueue key_order;       /* customer ids, most recently used first (owned by key_cache) */
   GPtrArray *txn_keys;    /* customer ids whose keys were cached in the open transaction */

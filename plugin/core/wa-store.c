@@ -1,7 +1,7 @@
 /* wa-store.c: the store's life cycle and machinery: files and their modes,
  * SQLite configuration, the schema and its migrations, the worker thread and
  * its group commits, the pipe that carries answers back to the WaLoop, the
- * key check, and the per-customer key cache.
+ * key check, the per-customer key cache, and key rotation.
  *
  * The worker owns the only connection and every key; requests are queued to
  * it (GAsyncQueue) and come back through a second queue, announced by one
@@ -95,10 +95,50 @@ static const char schema_v1[] =
 static const char schema_v2[] =
   "ALTER TABLE messages ADD COLUMN shown INTEGER NOT NULL DEFAULT 1;";
 
+/* Version 3: key rotation. Every row with sealed columns records the
+ * generation of the data key its key descends from (customers: the data key
+ * that wraps their key; their messages, outbox entries, consent rows and
+ * settings: their customer's; account settings: the data key's). Rows written
+ * before are generation 1; new rows take their generation from their customer
+ * (or from meta 'key_gen') through the triggers, so no writer has to know.
+ * A consent row's note may change only with its generation (re-encryption);
+ * everything else in the ledger stays append-only. The index and audit keys,
+ * derived from the data key until now, are sealed into meta at the first
+ * unlock (run_unlock), as rotation must keep them. */
+static const char schema_v3[] =
+  "ALTER TABLE customers ADD COLUMN key_gen INTEGER NOT NULL DEFAULT 1;"
+  "ALTER TABLE messages ADD COLUMN key_gen INTEGER NOT NULL DEFAULT 1;"
+  "ALTER TABLE outbox ADD COLUMN key_gen INTEGER NOT NULL DEFAULT 1;"
+  "ALTER TABLE consent ADD COLUMN key_gen INTEGER NOT NULL DEFAULT 1;"
+  "ALTER TABLE settings ADD COLUMN key_gen INTEGER NOT NULL DEFAULT 1;"
+  "CREATE TRIGGER customers_key_gen AFTER INSERT ON customers BEGIN"
+  "  UPDATE customers SET key_gen = COALESCE((SELECT value FROM meta WHERE name = 'key_gen'), 1)"
+  "  WHERE id = NEW.id; END;"
+  "CREATE TRIGGER messages_key_gen AFTER INSERT ON messages BEGIN"
+  "  UPDATE messages SET key_gen = COALESCE((SELECT key_gen FROM customers WHERE id = NEW.customer_id), key_gen)"
+  "  WHERE id = NEW.id; END;"
+  "CREATE TRIGGER outbox_key_gen AFTER INSERT ON outbox BEGIN"
+  "  UPDATE outbox SET key_gen = COALESCE((SELECT key_gen FROM customers WHERE id = NEW.customer_id), key_gen)"
+  "  WHERE id = NEW.id; END;"
+  "CREATE TRIGGER consent_key_gen AFTER INSERT ON consent BEGIN"
+  "  UPDATE consent SET key_gen = COALESCE((SELECT key_gen FROM customers WHERE id = NEW.customer_id), key_gen)"
+  "  WHERE seq = NEW.seq; END;"
+  "CREATE TRIGGER settings_key_gen AFTER INSERT ON settings BEGIN"
+  "  UPDATE settings SET key_gen = COALESCE((SELECT key_gen FROM customers WHERE id = NEW.customer_id),"
+  "    (SELECT value FROM meta WHERE name = 'key_gen'), 1)"
+  "  WHERE customer_id = NEW.customer_id AND name = NEW.name; END;"
+  "DROP TRIGGER consent_no_update;"
+  "CREATE TRIGGER consent_no_update BEFORE UPDATE ON consent"
+  "  WHEN NEW.seq IS NOT OLD.seq OR NEW.id IS NOT OLD.id OR NEW.customer_id IS NOT OLD.customer_id"
+  "    OR NEW.state IS NOT OLD.state OR NEW.scope IS NOT OLD.scope OR NEW.source IS NOT OLD.source"
+  "    OR NEW.at IS NOT OLD.at OR (NEW.note IS NOT OLD.note AND NEW.key_gen IS OLD.key_gen)"
+  "  BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END;";
+
 /* Each step takes the schema from the previous version to its own. */
 static const Migration migrations[] = {
   {1, schema_v1},
   {2, schema_v2},
+  {3, schema_v3},
 };
 
 /* Test hook (not in wa-store.h): one more step after the last, as a newer
@@ -500,7 +540,7 @@ wa_store_customer_key(WaStore *store, const char *customer_id, GError **error)
     g_queue_push_head_link(&store->key_order, cached->link);
     return cached->key;
   }
-  stmt = wa_store_sql(store, error, "SELECT wrapped_key FROM customers WHERE id = ?1", "t", customer_id);
+  stmt = wa_store_sql(store, error, "SELECT wrapped_key, key_gen FROM customers WHERE id = ?1", "t", customer_id);
   if (stmt == NULL)
     return NULL;
   rc = wa_store_sql_step(store, stmt, error);
@@ -511,7 +551,9 @@ wa_store_customer_key(WaStore *store, const char *customer_id, GError **error)
     g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_NOT_FOUND, "no such customer");
     return NULL;
   }
-  plain = open_blob(store->store_key, "customers", "key", customer_id, stmt, 0, &tampered);
+  /* a customer not yet re-keyed by a rotation under way: the old data key wraps theirs */
+  plain = open_blob(sqlite3_column_int64(stmt, 1) == store->key_gen ? store->store_key : store->old_store_key,
+                    "customers", "key", customer_id, stmt, 0, &tampered);
   wa_store_sql_done(stmt);
   if (plain == NULL) {
     g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_TAMPERED,
@@ -570,6 +612,8 @@ forget_keys(WaStore *store)
   g_clear_pointer(&store->store_key, wa_key_free);
   g_clear_pointer(&store->index_key, wa_key_free);
   g_clear_pointer(&store->audit_key, wa_key_free);
+  g_clear_pointer(&store->old_store_key, wa_key_free);
+  store->key_gen = 0;
 }
 
 /* ---- requests ------------------------------------------------------------------ */
@@ -848,6 +892,20 @@ failed:
   }
 }
 
+/* Whether @check (meta 'key_check') opens under @store_key. */
+static gboolean
+key_check_opens(const WaKey *store_key, GBytes *check)
+{
+  g_autoptr(GBytes) plain = NULL;
+
+  if (store_key == NULL || check == NULL || g_bytes_get_size(check) == 0)
+    return FALSE;
+  plain = wa_crypt_open(store_key, "meta", "value", "key_check", g_bytes_get_data(check, NULL),
+                        g_bytes_get_size(check), NULL);
+  return plain != NULL && g_bytes_get_size(plain) == strlen(KEY_CHECK_PLAIN) &&
+         memcmp(g_bytes_get_data(plain, NULL), KEY_CHECK_PLAIN, strlen(KEY_CHECK_PLAIN)) == 0;
+}
+
 /* ---- opening (worker) ------------------------------------------------------------- */
 
 typedef struct {
@@ -1000,6 +1058,112 @@ meta_get(WaStore *store, const char *name, GError **error)
   return value;
 }
 
+static gboolean
+meta_put(WaStore *store, const char *name, GBytes *value, GError **error)
+{
+  return wa_store_sql_exec(store, error,
+                           "INSERT INTO meta (name, value) VALUES (?1, ?2) "
+                           "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                           "tb", name, value);
+}
+
+/* A key kept in meta row @name, sealed under @sealing; NULL with *@absent
+ * when there is none, NULL with TAMPERED when it does not open. */
+static WaKey *
+meta_key(WaStore *store, const char *name, const WaKey *sealing, gboolean *absent, GError **error)
+{
+  g_autoptr(GBytes) sealed = meta_get(store, name, error);
+  g_autoptr(GBytes) plain = NULL;
+  WaKey *key = NULL;
+
+  *absent = FALSE;
+  if (sealed == NULL)
+    return NULL;
+  if (g_bytes_get_size(sealed) == 0) {
+    *absent = TRUE;
+    return NULL;
+  }
+  plain = wa_crypt_open(sealing, "meta", "value", name, g_bytes_get_data(sealed, NULL), g_bytes_get_size(sealed),
+                        NULL);
+  if (plain != NULL)
+    key = wa_key_from_bytes(g_bytes_get_data(plain, NULL), g_bytes_get_size(plain), NULL);
+  if (plain != NULL)
+    sodium_memzero((gpointer) g_bytes_get_data(plain, NULL), g_bytes_get_size(plain));
+  if (key == NULL)
+    g_set_error(error, WA_STORE_ERROR, WA_STORE_ERROR_TAMPERED, "the store's %s was altered", name);
+  return key;
+}
+
+/* Seals @key under @sealing into meta row @name. */
+static gboolean
+meta_put_key(WaStore *store, const char *name, const WaKey *sealing, const WaKey *key, GError **error)
+{
+  g_autoptr(GBytes) sealed = wa_crypt_seal(sealing, "meta", "value", name, wa_key_bytes(key), WA_CRYPT_KEY_BYTES);
+
+  if (sealed == NULL) {
+    g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_STORAGE, "cannot seal a key for the store");
+    return FALSE;
+  }
+  return meta_put(store, name, sealed, error);
+}
+
+/* After the key check: the generation, the index and audit keys (sealed in
+ * meta; a new store, or one of schema 2 or older, has none yet: they are
+ * derived from the data key as schema 2 did, and *@save_keys asks the caller
+ * to seal them), and the previous data key of a rotation under way. */
+static gboolean
+load_keys(WaStore *store, const WaKey *data_key, gboolean *save_keys, GError **error)
+{
+  static const struct {
+    const char *name;
+    WaSubkey legacy;
+    gsize offset;
+  } kept[] = {
+    {"index_key", WA_SUBKEY_INDEX, G_STRUCT_OFFSET(WaStore, index_key)},
+    {"audit_key", WA_SUBKEY_AUDIT, G_STRUCT_OFFSET(WaStore, audit_key)},
+  };
+  g_autoptr(WaKey) previous = NULL;
+  gboolean found = FALSE, absent = FALSE;
+
+  *save_keys = FALSE;
+  if (!wa_store_sql_int(store, &store->key_gen, &found, error, "SELECT value FROM meta WHERE name = 'key_gen'",
+                        NULL))
+    return FALSE;
+  if (!found)
+    store->key_gen = 1;
+  for (guint i = 0; i < G_N_ELEMENTS(kept); i++) {
+    WaKey **slot = G_STRUCT_MEMBER_P(store, kept[i].offset);
+
+    *slot = meta_key(store, kept[i].name, store->store_key, &absent, error);
+    if (*slot == NULL && !absent)
+      return FALSE;
+    if (*slot == NULL) {
+      *slot = wa_key_derive(data_key, kept[i].legacy);
+      *save_keys = TRUE;
+    }
+    if (*slot == NULL) {
+      g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_WRONG_KEY, "cannot make the store's keys");
+      return FALSE;
+    }
+  }
+  previous = meta_key(store, "key_prev", store->store_key, &absent, error);
+  if (previous == NULL)
+    return absent;
+  store->old_store_key = wa_key_derive(previous, WA_SUBKEY_STORE);
+  if (store->old_store_key == NULL) {
+    g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_WRONG_KEY, "cannot derive the store's keys");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+save_keys(WaStore *store, GError **error)
+{
+  return meta_put_key(store, "index_key", store->store_key, store->index_key, error) &&
+         meta_put_key(store, "audit_key", store->store_key, store->audit_key, error);
+}
+
 static void
 close_db(WaStore *store)
 {
@@ -1086,8 +1250,8 @@ run_unlock(WaStore *store, Request *req, GError **error)
   g_autoptr(GBytes) header = NULL;
   g_autoptr(GBytes) check = NULL;
   g_autoptr(GBytes) sealed = NULL;
-  GBytes *plain = NULL;
   gboolean fresh;
+  gboolean keys_missing = FALSE;
   gint64 uncertain = 0;
 
   if (!store->opened) {
@@ -1112,28 +1276,23 @@ run_unlock(WaStore *store, Request *req, GError **error)
 
   forget_keys(store);
   store->store_key = wa_key_derive(unlock->data_key, WA_SUBKEY_STORE);
-  store->index_key = wa_key_derive(unlock->data_key, WA_SUBKEY_INDEX);
-  store->audit_key = wa_key_derive(unlock->data_key, WA_SUBKEY_AUDIT);
-  if (store->store_key == NULL || store->index_key == NULL || store->audit_key == NULL) {
+  if (store->store_key == NULL) {
     g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_WRONG_KEY, "cannot derive the store's keys");
     goto failed;
   }
-  if (!fresh) {
-    plain = wa_crypt_open(store->store_key, "meta", "value", "key_check", g_bytes_get_data(check, NULL),
-                          g_bytes_get_size(check), NULL);
-    if (plain == NULL || g_bytes_get_size(plain) != strlen(KEY_CHECK_PLAIN) ||
-        memcmp(g_bytes_get_data(plain, NULL), KEY_CHECK_PLAIN, strlen(KEY_CHECK_PLAIN)) != 0) {
-      g_clear_pointer(&plain, g_bytes_unref);
-      g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_WRONG_KEY,
-                          "the key does not unlock this store (wrong passphrase, key file or store)");
-      goto failed;
-    }
-    g_bytes_unref(plain);
+  if (!fresh && !key_check_opens(store->store_key, check)) {
+    g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_WRONG_KEY,
+                        "the key does not unlock this store (wrong passphrase, key file or store)");
+    goto failed;
   }
+  if (!load_keys(store, unlock->data_key, &keys_missing, error))
+    goto failed;
 
   /* the key is right: now (and only now) write */
   if (!exec_plain(store, "BEGIN IMMEDIATE", error))
     goto failed;
+  if (keys_missing && !save_keys(store, error))
+    goto rollback;
   if (fresh) {
     if (!wa_store_seal(store->store_key, "meta", "value", "key_check", KEY_CHECK_PLAIN, &sealed, error) ||
         !wa_store_sql_exec(store, error, "INSERT INTO meta (name, value) VALUES ('key_check', ?1)", "b", sealed) ||
@@ -1345,7 +1504,6 @@ run_replace_header(WaStore *store, Request *req, GError **error)
   g_autoptr(WaKey) store_key = replace->data_key != NULL ? wa_key_derive(replace->data_key, WA_SUBKEY_STORE) : NULL;
   g_autoptr(WaKeyHeader) parsed = NULL;
   g_autoptr(GBytes) check = NULL;
-  g_autoptr(GBytes) plain = NULL;
 
   if (store_key == NULL) {
     g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_WRONG_KEY, "cannot derive the store's keys");
@@ -1354,11 +1512,7 @@ run_replace_header(WaStore *store, Request *req, GError **error)
   check = meta_get(store, "key_check", error);
   if (check == NULL)
     return FALSE;
-  if (g_bytes_get_size(check) > 0)
-    plain = wa_crypt_open(store_key, "meta", "value", "key_check", g_bytes_get_data(check, NULL),
-                          g_bytes_get_size(check), NULL);
-  if (plain == NULL || g_bytes_get_size(plain) != strlen(KEY_CHECK_PLAIN) ||
-      memcmp(g_bytes_get_data(plain, NULL), KEY_CHECK_PLAIN, strlen(KEY_CHECK_PLAIN)) != 0) {
+  if (!key_check_opens(store_key, check)) {
     g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_WRONG_KEY, "the key does not belong to this store");
     return FALSE;
   }
@@ -1406,4 +1560,473 @@ wa_store_replace_header(WaStore *store, const WaKey *data_key, const char *new_h
   req->data_key = wa_key_copy(data_key);
   req->header = g_strdup(new_header_json);
   wa_store_request_push(store, req);
+}
+
+/* ---- key rotation (worker) ------------------------------------------------------------
+ *
+ * Begin, in one transaction: the new header (the new data key under the same
+ * KEK, a new recovery key), the key check, index and audit keys and account
+ * settings sealed under the new data key's store key, the old data key sealed
+ * under it too ('key_prev'), the new recovery code ('recovery_pending') and
+ * the generation. Then slices, each one transaction, each re-keying whole
+ * customers (a new random key; every sealed column of their rows opened with
+ * the old one and sealed again; the new key wrapped under the new data key;
+ * every row's key_gen moved). A customer is read with the key their
+ * generation names, so every row opens at every moment, and a crash loses at
+ * most the slice in flight (rolled back: still the old generation). The slice
+ * that finds no customer left deletes 'key_prev' and 'recovery_pending' and
+ * hands the code out. */
+
+typedef struct {
+  Request base;
+  WaKey *data_key;
+  WaKey *new_key;
+  char *header;
+  char *recovery_code;
+} RotateBeginRequest;
+
+/* Account settings (customer_id '') sealed again from @from to @to. */
+static gboolean
+reseal_account_settings(WaStore *store, const WaKey *from, const WaKey *to, gint64 gen, GError **error)
+{
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) values = g_ptr_array_new_with_free_func((GDestroyNotify) bytes_wipe_unref);
+  sqlite3_stmt *stmt = wa_store_sql(store, error, "SELECT name, value FROM settings WHERE customer_id = ''", NULL);
+  int rc;
+
+  if (stmt == NULL)
+    return FALSE;
+  while ((rc = wa_store_sql_step(store, stmt, error)) == SQLITE_ROW) {
+    char *name = wa_store_col_text(stmt, 0);
+    gboolean tampered = FALSE;
+    GBytes *plain = open_blob(from, "settings", "value", name, stmt, 1, &tampered);
+    GBytes *sealed;
+
+    if (plain != NULL)
+      sealed = wa_crypt_seal(to, "settings", "value", name, g_bytes_get_data(plain, NULL), g_bytes_get_size(plain));
+    else /* did not open before either: kept as it is */
+      sealed = g_bytes_new(sqlite3_column_blob(stmt, 1), (gsize) sqlite3_column_bytes(stmt, 1));
+    bytes_wipe_unref(plain);
+    g_ptr_array_add(names, name);
+    g_ptr_array_add(values, sealed);
+  }
+  if (rc == 0)
+    return FALSE;
+  wa_store_sql_done(stmt);
+  for (guint i = 0; i < names->len; i++) {
+    if (values->pdata[i] == NULL) {
+      g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_STORAGE, "cannot seal a value for the store");
+      return FALSE;
+    }
+    if (!wa_store_sql_exec(store, error,
+                           "UPDATE settings SET value = ?1, key_gen = ?2 WHERE customer_id = '' AND name = ?3",
+                           "bit", values->pdata[i], gen, names->pdata[i]))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+run_rotate_begin(WaStore *store, Request *req, GError **error)
+{
+  RotateBeginRequest *rot = (RotateBeginRequest *) req;
+  g_autoptr(WaKey) given = rot->data_key != NULL ? wa_key_derive(rot->data_key, WA_SUBKEY_STORE) : NULL;
+  g_autoptr(WaKey) new_store_key = rot->new_key != NULL ? wa_key_derive(rot->new_key, WA_SUBKEY_STORE) : NULL;
+  g_autoptr(WaKeyHeader) parsed = NULL;
+  g_autoptr(GBytes) check = NULL;
+  g_autoptr(GBytes) sealed = NULL;
+  g_autoptr(GBytes) code = NULL;
+  WaKey *previous = store->store_key;
+  gint64 gen = store->key_gen + 1;
+
+  if (given == NULL || new_store_key == NULL) {
+    g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_WRONG_KEY, "cannot derive the store's keys");
+    return FALSE;
+  }
+  check = meta_get(store, "key_check", error);
+  if (check == NULL)
+    return FALSE;
+  if (!key_check_opens(given, check)) {
+    g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_WRONG_KEY, "the key does not belong to this store");
+    return FALSE;
+  }
+  if (store->old_store_key != NULL) {
+    g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_INVALID,
+                        "a key rotation is already under way; it goes on by itself");
+    return FALSE;
+  }
+  parsed = wa_key_header_from_json(rot->header, NULL);
+  if (parsed == NULL || rot->recovery_code == NULL) {
+    g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_INVALID, "the new key header is not readable");
+    return FALSE;
+  }
+  code = wa_crypt_seal(new_store_key, "meta", "value", "recovery_pending", rot->recovery_code,
+                       strlen(rot->recovery_code));
+  if (!wa_store_seal(new_store_key, "meta", "value", "key_check", KEY_CHECK_PLAIN, &sealed, error) || code == NULL) {
+    g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_STORAGE, "cannot seal a value for the store");
+    return FALSE;
+  }
+  if (!exec_plain(store, "BEGIN IMMEDIATE", error))
+    return FALSE;
+  /* the audit row below seals the chain's head under the new key */
+  store->store_key = new_store_key;
+  if (!wa_store_sql_exec(store, error,
+                         "INSERT INTO meta (name, value) VALUES ('key_header', ?1) "
+                         "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                         "t", rot->header) ||
+      !meta_put(store, "key_check", sealed, error) || !meta_put(store, "recovery_pending", code, error) ||
+      !meta_put_key(store, "key_prev", new_store_key, rot->data_key, error) || !save_keys(store, error) ||
+      !wa_store_sql_exec(store, error,
+                         "INSERT INTO meta (name, value) VALUES ('key_gen', ?1) "
+                         "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                         "i", gen) ||
+      !reseal_account_settings(store, previous, new_store_key, gen, error) ||
+      !wa_store_audit_row(store, req->now, "key.rotation.started", NULL, NULL, error) ||
+      !exec_plain(store, "COMMIT", error)) {
+    store->store_key = previous;
+    rollback(store);
+    return FALSE;
+  }
+  g_atomic_int_inc(&store->commits);
+  after_commit(store);
+  store->old_store_key = previous;
+  store->store_key = g_steal_pointer(&new_store_key);
+  store->key_gen = gen;
+  return TRUE;
+}
+
+static void
+finalize_rotate_begin(Request *req)
+{
+  RotateBeginRequest *rot = (RotateBeginRequest *) req;
+
+  g_clear_pointer(&rot->data_key, wa_key_free);
+  g_clear_pointer(&rot->new_key, wa_key_free);
+  g_free(rot->header);
+  wa_store_wipe_free(rot->recovery_code);
+}
+
+static const RequestClass rotate_begin_class = {
+  .mode = MODE_SELF,
+  .needs_key = TRUE,
+  .size = sizeof(RotateBeginRequest),
+  .run = run_rotate_begin,
+  .answer = answer_done,
+  .finalize = finalize_rotate_begin,
+};
+
+void
+wa_store_rotate_begin(WaStore *store, const WaKey *data_key, const WaKey *new_key, const char *new_header_json,
+                      const char *recovery_code, WaStoreDoneFunc done, gpointer data)
+{
+  RotateBeginRequest *req;
+
+  g_return_if_fail(store != NULL && data_key != NULL && new_key != NULL);
+  g_return_if_fail(new_header_json != NULL && recovery_code != NULL);
+  req = wa_store_request_new(store, &rotate_begin_class, STORE_CALLBACK(done), data);
+  req->data_key = wa_key_copy(data_key);
+  req->new_key = wa_key_copy(new_key);
+  req->header = g_strdup(new_header_json);
+  req->recovery_code = g_strdup(recovery_code);
+  wa_store_request_push(store, req);
+}
+
+/* The sealed columns of one table whose rows a customer's key seals. @select
+ * gives the associated data's row id, the row's key and the columns (customer
+ * id in ?1); @update sets the columns (?1..?n), key_gen (?n+1) where
+ * customer_id = ?n+2 and the row's key = ?n+3. */
+typedef struct {
+  const char *table;
+  const char *select;
+  const char *update;
+  const char *columns[5];
+} SealedTable;
+
+static const SealedTable sealed_tables[] = {
+  {"customers", "SELECT id, id, wa_id, bsuid, name FROM customers WHERE id = ?1",
+   "UPDATE customers SET wa_id = ?1, bsuid = ?2, name = ?3, key_gen = ?4 WHERE id = ?5 AND id = ?6",
+   {"wa_id", "bsuid", "name"}},
+  {"messages", "SELECT id, id, body, caption, raw, wamid, error FROM messages WHERE customer_id = ?1",
+   "UPDATE messages SET body = ?1, caption = ?2, raw = ?3, wamid = ?4, error = ?5, key_gen = ?6 "
+   "WHERE customer_id = ?7 AND id = ?8",
+   {"body", "caption", "raw", "wamid", "error"}},
+  {"outbox", "SELECT CAST(id AS TEXT), id, payload FROM outbox WHERE customer_id = ?1",
+   "UPDATE outbox SET payload = ?1, key_gen = ?2 WHERE customer_id = ?3 AND id = ?4", {"payload"}},
+  {"consent", "SELECT id, seq, note FROM consent WHERE customer_id = ?1",
+   "UPDATE consent SET note = ?1, key_gen = ?2 WHERE customer_id = ?3 AND seq = ?4", {"note"}},
+  {"settings", "SELECT customer_id || '/' || name, name, value FROM settings WHERE customer_id = ?1",
+   "UPDATE settings SET value = ?1, key_gen = ?2 WHERE customer_id = ?3 AND name = ?4", {"value"}},
+};
+
+typedef struct {
+  char *row_key;
+  GBytes *values[5];
+} ResealedRow;
+
+static void
+resealed_row_free(gpointer data)
+{
+  ResealedRow *row = data;
+
+  g_free(row->row_key);
+  for (guint i = 0; i < G_N_ELEMENTS(row->values); i++)
+    if (row->values[i] != NULL)
+      g_bytes_unref(row->values[i]);
+  g_free(row);
+}
+
+/* Every row of @customer_id in @t sealed again from @from (NULL: the old key
+ * is lost, values are kept as they are) to @to; *@rows counts them. */
+static gboolean
+reseal_rows(WaStore *store, const SealedTable *t, const char *customer_id, const WaKey *from, const WaKey *to,
+            guint *rows, GError **error)
+{
+  g_autoptr(GPtrArray) resealed = g_ptr_array_new_with_free_func(resealed_row_free);
+  sqlite3_stmt *stmt = wa_store_sql(store, error, t->select, "t", customer_id);
+  guint n = 0;
+  int rc;
+
+  while (n < G_N_ELEMENTS(t->columns) && t->columns[n] != NULL)
+    n++;
+  if (stmt == NULL)
+    return FALSE;
+  while ((rc = wa_store_sql_step(store, stmt, error)) == SQLITE_ROW) {
+    ResealedRow *row = g_new0(ResealedRow, 1);
+    g_autofree char *ad_id = wa_store_col_text(stmt, 0);
+
+    row->row_key = wa_store_col_text(stmt, 1);
+    g_ptr_array_add(resealed, row);
+    for (guint i = 0; i < n; i++) {
+      gboolean tampered = FALSE;
+      GBytes *plain;
+
+      if (sqlite3_column_type(stmt, 2 + i) == SQLITE_NULL)
+        continue;
+      plain = from != NULL ? open_blob(from, t->table, t->columns[i], ad_id, stmt, 2 + (int) i, &tampered) : NULL;
+      if (plain != NULL)
+        row->values[i] = wa_crypt_seal(to, t->table, t->columns[i], ad_id, g_bytes_get_data(plain, NULL),
+                                       g_bytes_get_size(plain));
+      else /* did not open before either: kept as it is */
+        row->values[i] = g_bytes_new(sqlite3_column_blob(stmt, 2 + (int) i),
+                                     (gsize) sqlite3_column_bytes(stmt, 2 + (int) i));
+      bytes_wipe_unref(plain);
+      if (row->values[i] == NULL) {
+        wa_store_sql_done(stmt);
+        g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_STORAGE, "cannot seal a value for the store");
+        return FALSE;
+      }
+    }
+  }
+  if (rc == 0)
+    return FALSE;
+  wa_store_sql_done(stmt);
+  for (guint r = 0; r < resealed->len; r++) {
+    ResealedRow *row = resealed->pdata[r];
+    sqlite3_stmt *update = wa_store_sql(store, error, t->update, NULL);
+    int bound = SQLITE_OK;
+
+    if (update == NULL)
+      return FALSE;
+    for (guint i = 0; i < n && bound == SQLITE_OK; i++)
+      bound = row->values[i] != NULL ? sqlite3_bind_blob(update, (int) i + 1, g_bytes_get_data(row->values[i], NULL),
+                                                         (int) g_bytes_get_size(row->values[i]), SQLITE_STATIC)
+                                     : sqlite3_bind_null(update, (int) i + 1);
+    if (bound == SQLITE_OK)
+      bound = sqlite3_bind_int64(update, (int) n + 1, store->key_gen);
+    if (bound == SQLITE_OK)
+      bound = sqlite3_bind_text(update, (int) n + 2, customer_id, -1, SQLITE_STATIC);
+    if (bound == SQLITE_OK)
+      bound = sqlite3_bind_text(update, (int) n + 3, row->row_key, -1, SQLITE_STATIC);
+    if (bound != SQLITE_OK) {
+      wa_store_sql_done(update);
+      return wa_store_set_sqlite_error(store, error, "cannot bind a store statement");
+    }
+    rc = wa_store_sql_step(store, update, error);
+    if (rc == 0)
+      return FALSE;
+    wa_store_sql_done(update);
+  }
+  *rows += resealed->len;
+  return TRUE;
+}
+
+/* A new key for @customer_id and every sealed column of theirs under it. */
+static gboolean
+rekey_customer(WaStore *store, const char *customer_id, guint *rows, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  const WaKey *cached = wa_store_customer_key(store, customer_id, &local);
+  g_autoptr(WaKey) old_key = wa_key_copy(cached); /* the cache may evict it */
+  g_autoptr(WaKey) new_key = NULL;
+  g_autoptr(GBytes) wrapped = NULL;
+
+  if (cached == NULL && !g_error_matches(local, WA_STORE_ERROR, WA_STORE_ERROR_TAMPERED)) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    return FALSE;
+  }
+  /* a customer key that does not open left their rows unreadable already:
+   * they get a new key all the same, and their values stay as they are */
+  new_key = wa_key_new_random(NULL);
+  if (new_key != NULL)
+    wrapped = wa_crypt_seal(store->store_key, "customers", "key", customer_id, wa_key_bytes(new_key),
+                            WA_CRYPT_KEY_BYTES);
+  if (wrapped == NULL) {
+    g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_STORAGE, "cannot wrap a customer key");
+    return FALSE;
+  }
+  wa_store_customer_key_forget(store, customer_id);
+  for (guint i = 0; i < G_N_ELEMENTS(sealed_tables); i++)
+    if (!reseal_rows(store, &sealed_tables[i], customer_id, old_key, new_key, rows, error))
+      return FALSE;
+  return wa_store_sql_exec(store, error, "UPDATE customers SET wrapped_key = ?1, key_gen = ?2 WHERE id = ?3", "bit",
+                           wrapped, store->key_gen, customer_id);
+}
+
+typedef struct {
+  Request base;
+  guint max_rows;
+  gboolean active;
+  gboolean finished;
+  guint64 done;
+  guint64 total;
+  char *recovery_code;
+} RotateStepRequest;
+
+static gboolean
+rotate_count(WaStore *store, RotateStepRequest *step, GError **error)
+{
+  gint64 total = 0, left = 0;
+
+  if (!wa_store_sql_int(store, &total, NULL, error,
+                        "SELECT (SELECT count(*) FROM customers) + (SELECT count(*) FROM messages)", NULL) ||
+      !wa_store_sql_int(store, &left, NULL, error,
+                        "SELECT (SELECT count(*) FROM customers WHERE key_gen <> ?1)"
+                        " + (SELECT count(*) FROM messages WHERE key_gen <> ?1)",
+                        "i", store->key_gen))
+    return FALSE;
+  step->total = (guint64) total;
+  step->done = (guint64) (total - left);
+  return TRUE;
+}
+
+static gboolean
+run_rotate_step(WaStore *store, Request *req, GError **error)
+{
+  RotateStepRequest *step = (RotateStepRequest *) req;
+  guint rows = 0, customers = 0;
+  gboolean found = TRUE;
+
+  if (store->old_store_key == NULL)
+    return TRUE; /* no rotation under way */
+  step->active = TRUE;
+  if (!exec_plain(store, "BEGIN IMMEDIATE", error))
+    return FALSE;
+  while (rows < step->max_rows) {
+    g_autofree char *customer_id = NULL;
+    sqlite3_stmt *stmt = wa_store_sql(store, error, "SELECT id FROM customers WHERE key_gen <> ?1 LIMIT 1", "i",
+                                      store->key_gen);
+    int rc;
+
+    if (stmt == NULL || (rc = wa_store_sql_step(store, stmt, error)) == 0)
+      goto rollback;
+    found = rc == SQLITE_ROW;
+    if (found)
+      customer_id = wa_store_col_text(stmt, 0);
+    wa_store_sql_done(stmt);
+    if (!found)
+      break;
+    if (!rekey_customer(store, customer_id, &rows, error))
+      goto rollback;
+    customers++;
+    if ((gint) customers == g_atomic_int_get(&store->rotate_fail_after)) {
+      g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_STORAGE, "test: the rotation stops here");
+      goto rollback;
+    }
+  }
+  if (!found) {
+    g_autoptr(GBytes) sealed = meta_get(store, "recovery_pending", error);
+    GBytes *code;
+
+    if (sealed == NULL)
+      goto rollback;
+    code = g_bytes_get_size(sealed) > 0 ? wa_crypt_open(store->store_key, "meta", "value", "recovery_pending",
+                                                        g_bytes_get_data(sealed, NULL), g_bytes_get_size(sealed),
+                                                        NULL)
+                                        : NULL;
+    if (code != NULL)
+      step->recovery_code = g_strndup(g_bytes_get_data(code, NULL), g_bytes_get_size(code));
+    bytes_wipe_unref(code);
+    if (!wa_store_sql_exec(store, error, "DELETE FROM meta WHERE name IN ('key_prev', 'recovery_pending')", NULL) ||
+        !wa_store_audit_row(store, req->now, "key.rotated", NULL, NULL, error))
+      goto rollback;
+  }
+  if (!rotate_count(store, step, error) || !exec_plain(store, "COMMIT", error))
+    goto rollback;
+  g_atomic_int_inc(&store->commits);
+  after_commit(store);
+  if (!found) {
+    step->finished = TRUE;
+    g_clear_pointer(&store->old_store_key, wa_key_free);
+    store->checkpoint_soon = TRUE; /* old ciphertexts out of the WAL */
+  }
+  return TRUE;
+
+rollback:
+  rollback(store);
+  /* keys of customers re-keyed in it were dropped from the cache: reloaded */
+  wa_store_wipe_free(g_steal_pointer(&step->recovery_code));
+  return FALSE;
+}
+
+static void
+answer_rotate_step(Request *req)
+{
+  RotateStepRequest *step = (RotateStepRequest *) req;
+  WaStoreRotateProgress progress = {
+    .active = step->active,
+    .finished = step->finished,
+    .done = step->done,
+    .total = step->total,
+    .recovery_code = step->recovery_code,
+  };
+
+  if (req->cb != NULL)
+    ((WaStoreRotateFunc) req->cb)(req->error == NULL ? &progress : NULL, req->error, req->data);
+}
+
+static void
+finalize_rotate_step(Request *req)
+{
+  wa_store_wipe_free(((RotateStepRequest *) req)->recovery_code);
+}
+
+static const RequestClass rotate_step_class = {
+  .mode = MODE_SELF,
+  .needs_key = TRUE,
+  .size = sizeof(RotateStepRequest),
+  .run = run_rotate_step,
+  .answer = answer_rotate_step,
+  .finalize = finalize_rotate_step,
+};
+
+void
+wa_store_rotate_step(WaStore *store, guint max_rows, WaStoreRotateFunc done, gpointer data)
+{
+  RotateStepRequest *req;
+
+  g_return_if_fail(store != NULL);
+  req = wa_store_request_new(store, &rotate_step_class, STORE_CALLBACK(done), data);
+  req->max_rows = MAX(max_rows, 1);
+  wa_store_request_push(store, req);
+}
+
+/* Test hook (not in wa-store.h): the next rotation slices fail (rolled back,
+ * as a crash would leave them) after re-keying @customers customers; 0 turns
+ * it off. */
+void wa_store_test_rotate_fail_after(WaStore *store, guint customers);
+
+void
+wa_store_test_rotate_fail_after(WaStore *store, guint customers)
+{
+  g_atomic_int_set(&store->rotate_fail_after, (gint) customers);
 }

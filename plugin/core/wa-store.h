@@ -29,7 +29,11 @@
  * BSUID / wamid values with the customer's own random key (wrapped by the
  * WA_SUBKEY_STORE key, AD naming the customer; erasing the customer deletes
  * it); account settings with the WA_SUBKEY_STORE key. wa_id, BSUID and wamid
- * are found through keyed hashes (WA_SUBKEY_INDEX). Plaintext: ids we made
+ * are found through keyed hashes (the index key, and the audit chain has a key
+ * of its own: both were derived from the first data key, WA_SUBKEY_INDEX and
+ * WA_SUBKEY_AUDIT, and are kept sealed in meta so that a key rotation keeps
+ * them). Every row with sealed columns records its key generation (key_gen).
+ * Plaintext: ids we made
  * up (random), timestamps, states, status ranks, directions, message types,
  * counts, consent scopes and sources, audit actions and details, the key
  * header, setting names (so none of these may contain personal data).
@@ -462,6 +466,39 @@ void wa_store_apply_retention(WaStore *store, gint64 max_age_s, WaStoreCountFunc
  * and its outbox are left as they are. LOCKED before a successful unlock. */
 void wa_store_replace_header(WaStore *store, const WaKey *data_key, const char *new_header_json,
                              WaStoreDoneFunc done, gpointer data);
+
+/* ---- key rotation --------------------------------------------------------------------- */
+
+/* Starts replacing the data key with @new_key (and every customer key with a
+ * new one): @new_header_json wraps @new_key (wa_key_header_rotate_*) and
+ * @recovery_code is its recovery code, kept sealed in the store until the
+ * rotation ends and handed out then. In one transaction, after checking that
+ * @data_key is the store's key (else WRONG_KEY): the header, the key check,
+ * the index and audit keys and account settings under the new key, and the
+ * old data key sealed under the new one, so that everything stays readable
+ * until the end; audited as "key.rotation.started". From its commit on, only
+ * @new_key unlocks the store, and only the new recovery code opens the
+ * header. INVALID while a rotation is already under way. */
+void wa_store_rotate_begin(WaStore *store, const WaKey *data_key, const WaKey *new_key, const char *new_header_json,
+                           const char *recovery_code, WaStoreDoneFunc done, gpointer data);
+
+typedef struct {
+  gboolean active;           /* a rotation was under way when this step ran */
+  gboolean finished;         /* this step committed its end (audited as "key.rotated") */
+  guint64 done;              /* customers and messages under the new key */
+  guint64 total;             /* customers and messages */
+  const char *recovery_code; /* finished: the new recovery code (show it once), else NULL */
+} WaStoreRotateProgress;
+
+/* @progress NULL on error. */
+typedef void (*WaStoreRotateFunc)(const WaStoreRotateProgress *progress, const GError *error, gpointer data);
+
+/* One slice of a rotation under way, in one transaction on the worker:
+ * whole customers are re-keyed until about @max_rows rows were sealed again;
+ * the slice that finds none left ends the rotation. Not active (and nothing
+ * done) when no rotation is under way, e.g. right after unlocking: an
+ * interrupted rotation resumes by calling this until finished. */
+void wa_store_rotate_step(WaStore *store, guint max_rows, WaStoreRotateFunc done, gpointer data);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStoreCustomer, wa_store_customer_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStoreMessage, wa_store_message_free)

@@ -6,7 +6,8 @@
  * asked for once per process: the data key it unlocks is kept per phone
  * number id (in sodium memory) until the plugin unloads, so signing off and
  * on, or a reconnect, does not ask again. "Change store passphrase..." (an
- * account action) re-wraps the key under a new one while signed in. A wrong
+ * account action) re-wraps the key under a new one while signed in; "Rotate
+ * store key..." asks for the current one, which wraps the new key. A wrong
  * passphrase keeps the account offline and changes nothing. When the option
  * says "keyfile" but the store is in passphrase mode, the passphrase unlocks
  * it once more and the key moves to a key file.
@@ -79,6 +80,7 @@ typedef enum {
   PASS_UNLOCK,    /* a passphrase store: its passphrase, or the recovery code */
   PASS_RECOVERED, /* unlocked with the recovery code: a new passphrase */
   PASS_CHANGE,    /* signed in: Change store passphrase... */
+  PASS_ROTATE,    /* signed in: Rotate store key... (the current passphrase) */
 } PassPurpose;
 
 typedef struct {
@@ -89,7 +91,8 @@ typedef struct {
   WaKdfLimits limits;
   char *passphrase;    /* Argon2id's input: wiped as soon as it is done */
   char *new_json;      /* Argon2id's header (CREATE and the re-wraps) */
-  char *recovery_code; /* CREATE: wiped once shown */
+  char *recovery_code; /* CREATE, ROTATE: wiped once shown / handed to the store */
+  WaKey *new_key;      /* ROTATE: the new data key */
 } Pass;
 
 static Pass *
@@ -108,6 +111,7 @@ static void
 pass_free(Pass *p)
 {
   wa_key_free(p->data_key);
+  wa_key_free(p->new_key);
   secret_free(p->passphrase);
   secret_free(p->recovery_code);
   g_free(p->header_json);
@@ -132,7 +136,7 @@ fail(WabizAccount *wa, PurpleConnectionError reason, const char *text)
 static void
 waiting(Pass *p)
 {
-  if (p->purpose != PASS_CHANGE)
+  if (p->purpose != PASS_CHANGE && p->purpose != PASS_ROTATE)
     purple_connection_update_progress(p->wa->gc, _("Waiting for the passphrase of the message store"), 1, 4);
 }
 
@@ -282,6 +286,18 @@ kdf_work(gpointer data, GError **error)
     if (header != NULL)
       p->data_key = wa_key_header_unlock_passphrase(header, p->passphrase, error);
     return p->data_key != NULL ? p : NULL;
+  case PASS_ROTATE: {
+    g_autoptr(WaKeyHeader) rotated = NULL;
+
+    header = wa_key_header_from_json(p->header_json, error);
+    if (header != NULL)
+      rotated = wa_key_header_rotate_passphrase(header, p->passphrase, &p->data_key, &p->new_key,
+                                                &p->recovery_code, error);
+    if (rotated == NULL)
+      return NULL;
+    p->new_json = wa_key_header_to_json(rotated);
+    return p;
+  }
   case PASS_ADOPT:
   case PASS_RECOVERED:
   case PASS_CHANGE:
@@ -311,6 +327,11 @@ kdf_failed(Pass *p, const GError *error)
     fail(p->wa, PURPLE_CONNECTION_ERROR_AUTHENTICATION_FAILED,
          _("Wrong passphrase; nothing was changed. Sign in again to retry; if the passphrase is lost, "
            "enter the recovery code instead."));
+    return;
+  }
+  if (p->purpose == PASS_ROTATE) {
+    text = g_strdup_printf(_("The store key was not rotated (nothing was changed): %s"), error->message);
+    wabiz_notice(p->wa, text);
     return;
   }
   text = g_strdup_printf(_("The passphrase could not be used: %s"), error->message);
@@ -363,6 +384,9 @@ kdf_done(gpointer result, GError *error, gpointer data)
     wa_store_replace_header(wa->store, p->data_key, p->new_json, changed_cb,
                             wabiz_store_hold(wa, p, (GDestroyNotify) pass_free));
     return;
+  case PASS_ROTATE:
+    wabiz_store_rotate_begin(wa, p->data_key, p->new_key, p->new_json, p->recovery_code);
+    break;
   }
   pass_free(p);
 }
@@ -375,7 +399,7 @@ run_kdf(Pass *p, char *passphrase)
 
   p->passphrase = passphrase;
   p->limits = kdf_limits();
-  if (p->purpose != PASS_CHANGE)
+  if (p->purpose != PASS_CHANGE && p->purpose != PASS_ROTATE)
     purple_connection_update_progress(wa->gc, _("Opening the encrypted message store"), 1, 4);
   wa_work_run(wabiz_loop(), kdf_work, kdf_done, wabiz_store_hold(wa, p, (GDestroyNotify) pass_detach));
 }
@@ -429,6 +453,7 @@ new_cancel_cb(Pass *p, PurpleRequestFields *fields)
     break;
   case PASS_UNLOCK:
   case PASS_CHANGE:
+  case PASS_ROTATE:
   default:
     break; /* the old passphrase stays */
   }
@@ -467,6 +492,7 @@ ask_new(Pass *p, const char *why)
     break;
   case PASS_CHANGE:
   case PASS_UNLOCK:
+  case PASS_ROTATE:
   default:
     secondary = _("The new passphrase replaces the old one, which then no longer works. Use at least 8 "
                   "characters. The recovery code stays the same.");
@@ -596,4 +622,51 @@ wabiz_passphrase_change_action(PurplePluginAction *action)
     return;
   }
   ask_new(pass_new(wa, PASS_CHANGE, wabiz_passphrase_cached(wa->pnid)), NULL);
+}
+
+/* ---- key rotation: the current passphrase ------------------------------------ */
+
+void
+wabiz_passphrase_rotate(WabizAccount *wa, const char *passphrase)
+{
+  Pass *p;
+
+  if (passphrase == NULL || *passphrase == '\0') {
+    wabiz_notice(wa, _("The store key was not rotated (nothing was changed): the passphrase is needed."));
+    return;
+  }
+  p = pass_new(wa, PASS_ROTATE, NULL);
+  run_kdf(p, g_strdup(passphrase));
+}
+
+static void
+rotate_ok_cb(WabizAccount *wa, PurpleRequestFields *fields)
+{
+  char *passphrase = take_field(fields, "passphrase");
+
+  wabiz_store_rotate_key(wa, passphrase);
+  secret_free(passphrase);
+}
+
+static void
+rotate_cancel_cb(WabizAccount *wa, PurpleRequestFields *fields)
+{
+  secret_free(take_field(fields, "passphrase"));
+}
+
+void
+wabiz_passphrase_ask_rotate(WabizAccount *wa)
+{
+  PurpleRequestFields *fields = purple_request_fields_new();
+  PurpleRequestFieldGroup *group = purple_request_field_group_new(NULL);
+
+  add_masked(group, "passphrase", _("Passphrase"), TRUE);
+  purple_request_fields_add_group(fields, group);
+  purple_request_fields(wa->gc, _("WhatsApp Business: rotate the store key"),
+                        _("Enter the passphrase of this account's stored messages"),
+                        _("Every stored message is encrypted again under a new key, in the background; the "
+                          "passphrase stays the same. A new recovery code is shown at the end and the old one "
+                          "stops working at once."),
+                        fields, _("OK"), G_CALLBACK(rotate_ok_cb), _("Cancel"), G_CALLBACK(rotate_cancel_cb),
+                        wa->account, NULL, NULL, wa);
 }

@@ -80,6 +80,8 @@ wabiz_actions(PurplePlugin *plugin, gpointer context)
   if (wa != NULL && wabiz_passphrase_in_use(wa))
     actions = g_list_append(actions, purple_plugin_action_new(_("Change store passphrase..."),
                                                               wabiz_passphrase_change_action));
+  if (wa != NULL && wa->store != NULL && wa->store_header != NULL)
+    actions = g_list_append(actions, purple_plugin_action_new(_("Rotate store key..."), wabiz_store_rotate_action));
   return actions;
 }
 

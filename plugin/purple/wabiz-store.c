@@ -7,7 +7,10 @@
  * always by a recovery code shown once when the store is created. When the
  * option and the stored header disagree, the header is re-wrapped to the
  * option's mode at sign-on. A missing or wrong key file never overwrites
- * anything: the account stays offline with a clear error.
+ * anything: the account stays offline with a clear error. Key rotation
+ * ("Rotate store key...", wabiz_store_rotate_key) replaces the data key,
+ * the customer keys and the recovery code, slice by slice on the store's
+ * worker, and resumes at sign-on after an interruption.
  * Must not: log key material, passphrases or the recovery code, or block the
  * main loop (the store works on its own thread, Argon2id on another). */
 #include "wabiz.h"
@@ -123,6 +126,8 @@ retention_run(gpointer data)
 
 /* ---- unlocking ------------------------------------------------------------- */
 
+static void rotate_slice(WabizAccount *wa, gboolean resumed, guint tenths);
+
 typedef struct {
   WabizAccount *wa;
   WaKey *data_key;      /* kept for the cache */
@@ -185,6 +190,8 @@ unlocked_cb(const GError *error, gpointer data)
     wabiz_notice(wa, text);
   }
   unlocking_free(u);
+  /* a rotation a crash or sign-off interrupted goes on */
+  rotate_slice(wa, TRUE, 0);
   /* at sign-on, then daily */
   retention_run(wa);
   wa->retention_timer = purple_timeout_add_seconds(24 * 3600, retention_run, wa);
@@ -207,13 +214,20 @@ wabiz_store_unlock(WabizAccount *wa, const WaKey *data_key, const char *new_head
                   wabiz_store_hold(wa, u, (GDestroyNotify) unlocking_free));
 }
 
-void
-wabiz_store_show_recovery_code(WabizAccount *wa, const char *code, WaKeyMode mode)
+/* The recovery code in a notification; @rotated: a new one after a key rotation. */
+static void
+show_code(WabizAccount *wa, const char *code, WaKeyMode mode, gboolean rotated)
 {
   g_autofree char *escaped = g_markup_escape_text(code, -1);
   char *text;
 
-  if (mode == WA_KEY_MODE_PASSPHRASE)
+  if (rotated)
+    text = g_strdup_printf(
+      _("This account's stored messages are now encrypted under a new key. This is the new recovery code; the "
+        "old one no longer works:<br><br><b><tt>%s</tt></b><br><br>Write it down and keep it somewhere safe, "
+        "apart from the passphrase or key file, and destroy the old one. It is shown only now."),
+      escaped);
+  else if (mode == WA_KEY_MODE_PASSPHRASE)
     text = g_strdup_printf(
       _("This account's messages are stored encrypted with your passphrase. If you forget the passphrase, "
         "this recovery code is the only way back to the data:<br><br><b><tt>%s</tt></b><br><br>Write it down "
@@ -231,6 +245,225 @@ wabiz_store_show_recovery_code(WabizAccount *wa, const char *code, WaKeyMode mod
   sodium_memzero(escaped, strlen(escaped));
   sodium_memzero(text, strlen(text));
   g_free(text);
+}
+
+void
+wabiz_store_show_recovery_code(WabizAccount *wa, const char *code, WaKeyMode mode)
+{
+  show_code(wa, code, mode, FALSE);
+}
+
+/* ---- key rotation ------------------------------------------------------------
+ *
+ * The store does the work on its worker thread, a slice (one transaction of
+ * whole customers) per request; the next slice is asked for when the last
+ * one committed, so the main loop and other store requests run in between.
+ * An interrupted rotation resumes at the next sign-on (the store knows one
+ * is under way). */
+
+#define ROTATE_SLICE_ROWS 500
+
+static guint
+rotate_slice_rows(void)
+{
+  const char *text = g_getenv("WABIZ_TEST_ROTATE_SLICE");
+  guint64 rows = 0;
+
+  if (g_strcmp0(g_getenv("WABIZ_TEST_HOOKS"), "1") == 0 && text != NULL &&
+      g_ascii_string_to_unsigned(text, 10, 1, G_MAXUINT, &rows, NULL))
+    return (guint) rows;
+  return ROTATE_SLICE_ROWS;
+}
+
+typedef struct {
+  WabizAccount *wa;
+  gboolean resumed; /* at sign-on: not yet known whether one is under way */
+  guint tenths;     /* progress told so far */
+} RotateSlice;
+
+static void
+rotate_slice_cb(const WaStoreRotateProgress *progress, const GError *error, gpointer data)
+{
+  RotateSlice *slice = data;
+  WabizAccount *wa = slice->wa;
+  gboolean resumed = slice->resumed;
+  guint tenths = slice->tenths;
+
+  wabiz_store_release(wa, slice);
+  g_free(slice);
+  if (error != NULL) {
+    g_autofree char *text = g_strdup_printf(
+      _("Re-encrypting the stored messages under the new key stopped (%s). Everything stays readable; it goes "
+        "on at the next sign-on."),
+      error->message);
+
+    wabiz_notice(wa, text);
+    return;
+  }
+  if (!progress->active)
+    return;
+  if (progress->finished) {
+    if (progress->recovery_code != NULL)
+      show_code(wa, progress->recovery_code, WA_KEY_MODE_PASSPHRASE, TRUE);
+    wabiz_notice(wa, _("The store key was rotated: every stored message is encrypted under the new key, and only "
+                       "the new recovery code works."));
+    return;
+  }
+  if (resumed)
+    wabiz_notice(wa, _("An interrupted rotation of the store key goes on: the stored messages are being encrypted "
+                       "under the new key."));
+  if (progress->total > 0 && progress->done * 10 / progress->total > tenths) {
+    g_autofree char *text = NULL;
+
+    tenths = (guint) (progress->done * 10 / progress->total);
+    text = g_strdup_printf(_("Rotating the store key: %u%% done."), tenths * 10);
+    wabiz_notice(wa, text);
+  }
+  wabiz_test_crash_point("rotate-slice");
+  rotate_slice(wa, FALSE, tenths);
+}
+
+static void
+rotate_slice(WabizAccount *wa, gboolean resumed, guint tenths)
+{
+  RotateSlice *slice = g_new0(RotateSlice, 1);
+
+  slice->wa = wa;
+  slice->resumed = resumed;
+  slice->tenths = tenths;
+  wa_store_rotate_step(wa->store, rotate_slice_rows(), rotate_slice_cb, wabiz_store_hold(wa, slice, g_free));
+}
+
+typedef struct {
+  WabizAccount *wa;
+  WaKey *new_key;
+  char *header;
+} RotateStart;
+
+static void
+rotate_start_free(RotateStart *start)
+{
+  wa_key_free(start->new_key);
+  g_free(start->header);
+  g_free(start);
+}
+
+static void
+rotate_begun_cb(const GError *error, gpointer data)
+{
+  RotateStart *start = data;
+  WabizAccount *wa = start->wa;
+
+  wabiz_store_release(wa, start);
+  if (error != NULL) {
+    g_autofree char *text = g_strdup_printf(_("The store key was not rotated (nothing was changed): %s"),
+                                            error->message);
+
+    wabiz_notice(wa, text);
+    rotate_start_free(start);
+    return;
+  }
+  g_free(wa->store_header);
+  wa->store_header = g_steal_pointer(&start->header);
+  /* a reconnect in this process unlocks with the key that now fits */
+  if (wabiz_passphrase_cached(wa->pnid) != NULL)
+    wabiz_passphrase_remember(wa->pnid, start->new_key);
+  rotate_start_free(start);
+  wabiz_notice(wa, _("Rotating the store key: the stored messages are being encrypted under a new key. The old "
+                     "recovery code no longer works; the new one is shown when this is done."));
+  rotate_slice(wa, FALSE, 0);
+}
+
+void
+wabiz_store_rotate_begin(WabizAccount *wa, const WaKey *data_key, const WaKey *new_key, const char *header_json,
+                         const char *recovery_code)
+{
+  RotateStart *start = g_new0(RotateStart, 1);
+
+  start->wa = wa;
+  start->new_key = wa_key_copy(new_key);
+  start->header = g_strdup(header_json);
+  wa_store_rotate_begin(wa->store, data_key, new_key, header_json, recovery_code, rotate_begun_cb,
+                        wabiz_store_hold(wa, start, (GDestroyNotify) rotate_start_free));
+}
+
+void
+wabiz_store_rotate_key(WabizAccount *wa, const char *passphrase)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(WaKeyHeader) header = NULL;
+  g_autoptr(WaKey) file_key = NULL;
+  g_autoptr(WaKey) old_key = NULL;
+  g_autoptr(WaKey) new_key = NULL;
+  g_autoptr(WaKeyHeader) rotated = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *json = NULL;
+  char *code = NULL;
+
+  if (wa->store == NULL || wa->store_header == NULL) {
+    wabiz_notice(wa, _("The store key can be rotated only while the account is signed in."));
+    return;
+  }
+  header = wa_key_header_from_json(wa->store_header, &error);
+  if (header != NULL && wa_key_header_mode(header) == WA_KEY_MODE_PASSPHRASE) {
+    wabiz_passphrase_rotate(wa, passphrase); /* Argon2id off the main loop */
+    return;
+  }
+  if (header != NULL)
+    path = wabiz_store_keyfile_path(wa, &error);
+  if (path != NULL && !g_file_test(path, G_FILE_TEST_EXISTS))
+    /* never a new key file here: it would not open the store */
+    g_set_error(&error, G_FILE_ERROR, G_FILE_ERROR_NOENT, _("the key file %s is missing"), path);
+  else if (path != NULL)
+    file_key = wa_keyfile_load_or_create(path, &error);
+  if (file_key != NULL)
+    rotated = wa_key_header_rotate_keyfile(header, file_key, &old_key, &new_key, &code, &error);
+  if (rotated == NULL) {
+    g_autofree char *text = g_strdup_printf(_("The store key was not rotated (nothing was changed): %s"),
+                                            error->message);
+
+    wabiz_notice(wa, text);
+    return;
+  }
+  json = wa_key_header_to_json(rotated);
+  wabiz_store_rotate_begin(wa, old_key, new_key, json, code);
+  sodium_memzero(code, strlen(code));
+  g_free(code);
+}
+
+static void
+rotate_confirmed_cb(WabizAccount *wa, int choice)
+{
+  wabiz_store_rotate_key(wa, NULL);
+}
+
+/* The account action: the passphrase (passphrase mode) or a confirmation
+ * (key-file mode), then wabiz_store_rotate_key(). */
+void
+wabiz_store_rotate_action(PurplePluginAction *action)
+{
+  PurpleConnection *gc = action->context;
+  WabizAccount *wa = gc != NULL ? purple_connection_get_protocol_data(gc) : NULL;
+  g_autoptr(WaKeyHeader) header = NULL;
+
+  if (wa != NULL && PURPLE_CONNECTION_IS_CONNECTED(gc) && wa->store != NULL)
+    header = wa_key_header_from_json(wa->store_header, NULL);
+  if (header == NULL) {
+    purple_notify_error(gc, _("WhatsApp Business: rotate the store key"), _("The store key cannot be rotated now"),
+                        _("Only a signed-in account's store key can be rotated."));
+    return;
+  }
+  if (wa_key_header_mode(header) == WA_KEY_MODE_PASSPHRASE) {
+    wabiz_passphrase_ask_rotate(wa);
+    return;
+  }
+  purple_request_action(gc, _("WhatsApp Business: rotate the store key"),
+                        _("Encrypt this account's stored messages under a new key?"),
+                        _("Every stored message is encrypted again under a new key, in the background; the key file "
+                          "stays the same. A new recovery code is shown at the end and the old one stops working at "
+                          "once."),
+                        1, wa->account, NULL, NULL, wa, 2, _("OK"), G_CALLBACK(rotate_confirmed_cb), _("Cancel"),
+                        NULL);
 }
 
 /* ---- key-file mode ---------------------------------------------------------- */

@@ -196,6 +196,16 @@ void wabiz_store_unlock(WabizAccount *wa, const WaKey *data_key, const char *new
 gboolean wabiz_store_wants_passphrase(WabizAccount *wa);
 char *wabiz_store_keyfile_path(WabizAccount *wa, GError **error);
 void wabiz_store_show_recovery_code(WabizAccount *wa, const char *code, WaKeyMode mode);
+/* Key rotation (the "Rotate store key..." action; a /rotatekey command can
+ * call it too): a new data key, new customer keys and a new recovery code.
+ * @passphrase is the store's current passphrase in passphrase mode (checked;
+ * NULL in key-file mode). The outcome, progress and the new code are told in
+ * the notices conversation and a recovery-code notification. */
+void wabiz_store_rotate_key(WabizAccount *wa, const char *passphrase);
+/* With the keys known (wabiz-passphrase.c after Argon2id): starts it. */
+void wabiz_store_rotate_begin(WabizAccount *wa, const WaKey *data_key, const WaKey *new_key, const char *header_json,
+                              const char *recovery_code);
+void wabiz_store_rotate_action(PurplePluginAction *action);
 
 /* wabiz-passphrase.c: passphrase protection of the store */
 void wabiz_passphrase_create(WabizAccount *wa);   /* a new store */
@@ -203,6 +213,8 @@ void wabiz_passphrase_unlock(WabizAccount *wa);   /* a store in passphrase mode 
 void wabiz_passphrase_adopt(WabizAccount *wa, const WaKey *data_key); /* a key-file store moves to a passphrase */
 gboolean wabiz_passphrase_in_use(WabizAccount *wa); /* signed in, unlocked with a passphrase */
 void wabiz_passphrase_change_action(PurplePluginAction *action);
+void wabiz_passphrase_rotate(WabizAccount *wa, const char *passphrase); /* Argon2id, then wabiz_store_rotate_begin */
+void wabiz_passphrase_ask_rotate(WabizAccount *wa); /* the dialog: the current passphrase */
 /* Data keys unlocked in this process, by phone number id (copies in sodium memory). */
 const WaKey *wabiz_passphrase_cached(const char *pnid);
 void wabiz_passphrase_remember(const char *pnid, const WaKey *data_key);

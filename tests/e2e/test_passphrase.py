@@ -34,6 +34,8 @@ def field_ids(*ids):
 # a new passphrase (typed twice), and the passphrase of a store (or its recovery code)
 NEW_REQUEST = {"event": "request", "kind": "fields", "fields": field_ids("passphrase", "again")}
 UNLOCK_REQUEST = {"event": "request", "kind": "fields", "fields": field_ids("passphrase", "recovery")}
+RECOVERY_NOTE = {"event": "notify", "kind": "formatted", "text": contains("recovery code")}
+ROTATE_ACTION = "Rotate store key..."
 
 
 class Passphrase(Receiving):
@@ -235,6 +237,41 @@ class Passphrase(Receiving):
         self.refused(PASSPHRASE)
         self.start(passphrase=NEW_PASSPHRASE)
 
+    def test_rotate_key_action(self):
+        host = self.start(wait_signed_on=False, passphrase=PASSPHRASE)
+        old_code = re.search(r"<tt>([A-Z2-7-]+)</tt>", host.wait_for(RECOVERY_NOTE)["text"]).group(1)
+        host.wait_for("signed-on")
+        rotate = {"event": "request", "kind": "fields", "fields": field_ids("passphrase")}
+        # a wrong passphrase: nothing changes, the account stays online
+        host.call({"cmd": "account_action", "name": ROTATE_ACTION})
+        host.answer(host.wait_for(rotate)["id"], fields={"passphrase": NEW_PASSPHRASE})
+        host.wait_for({"event": "write", "conv": "notices", "message": contains("was not rotated")})
+        host.expect_none({"event": "disconnect"}, 0.2)
+        host.call({"cmd": "account_action", "name": ROTATE_ACTION})
+        host.answer(host.wait_for(rotate)["id"], fields={"passphrase": PASSPHRASE})
+        note = host.wait_for(RECOVERY_NOTE, timeout=60)
+        self.assertIn("old one no longer works", note["text"])
+        new_code = re.search(r"<tt>([A-Z2-7-]+)</tt>", note["text"]).group(1)
+        self.assertNotEqual(new_code, old_code)
+        host.wait_for({"event": "write", "conv": "notices", "message": contains("store key was rotated")})
+        # signing off and on in this process: the remembered key is the new one
+        host.disconnect()
+        host.wait_for("signed-off")
+        host.connect()
+        host.wait_for("signed-on")
+        host.expect_none({"event": "request"}, 0.2)
+        self.stop(host)
+        # the old recovery code no longer opens the store, the passphrase and the new code do
+        host = self.start(wait_signed_on=False)
+        host.answer(host.wait_for(UNLOCK_REQUEST)["id"], fields={"recovery": old_code})
+        error = host.wait_for({"event": "disconnect"})
+        self.assertIn("recovery code was not accepted", error["description"])
+        self.stop(host)
+        self.stop(self.start(passphrase=PASSPHRASE))
+        host = self.start(wait_signed_on=False)
+        host.answer(host.wait_for(UNLOCK_REQUEST)["id"], fields={"recovery": new_code})
+        host.wait_for(NEW_REQUEST)
+
     def test_switch_key_file_to_passphrase_and_back(self):
         host = self.start(protection="keyfile")
         host.wait_for({"event": "notify", "kind": "formatted", "text": contains("recovery code")})
@@ -281,9 +318,16 @@ class Passphrase(Receiving):
         host.call({"cmd": "account_action", "name": CHANGE_ACTION})
         answer_store_passphrase(host, NEW_PASSPHRASE)
         host.wait_for({"event": "write", "conv": "notices", "message": contains("was changed")})
+        # and a key rotation: neither its passphrase nor its new recovery code is written anywhere
+        host.call({"cmd": "account_action", "name": ROTATE_ACTION})
+        answer_store_passphrase(host, NEW_PASSPHRASE)
+        note = host.wait_for({"event": "notify", "kind": "formatted", "text": contains("old one no longer works")})
+        new_code = re.search(r"<tt>([A-Z2-7-]+)</tt>", note["text"]).group(1)
+        host.wait_for({"event": "write", "conv": "notices", "message": contains("store key was rotated")})
         self.stop(host)
         self.stop_receiver()
-        secrets = [PASSPHRASE.encode(), NEW_PASSPHRASE.encode()]
+        self.assertNotIn(new_code, host.stderr_text())
+        secrets = [PASSPHRASE.encode(), NEW_PASSPHRASE.encode(), new_code.encode()]
         found = []
         for root, _, files in os.walk(self.user_dir):
             for name in files:

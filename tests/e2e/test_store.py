@@ -3,18 +3,27 @@ shown once, unlocked at every sign-on, refused (with nothing changed) when the
 key file is missing or wrong, and nothing a customer wrote is readable on
 disk."""
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import signal
+import sqlite3
 import stat
 import textwrap
 import time
 
-from harness import DEFAULT_APP_SECRET, VERIFY_TOKEN, Receiving, contains, has, main
+from harness import DEFAULT_APP_SECRET, VERIFY_TOKEN, Receiving, contains, has, main, wait_until
 
 ANNA = "491701234567"
 BEN = "491709876543"
+ROTATE_ACTION = "Rotate store key..."
+RECOVERY_NOTE = {"event": "notify", "kind": "formatted", "text": contains("recovery code")}
+
+
+def recovery_code(note):
+    return re.search(r"<tt>([A-Z2-7-]+)</tt>", note["text"]).group(1)
 
 
 def digest(path):
@@ -198,6 +207,73 @@ class Store(Receiving):
         again.call({"cmd": "command", "conv": ANNA, "text": "help"})
         line = again.wait_for({"event": "write", "conv": ANNA, "flags": has("send", "remote-send", "delayed")})
         self.assertEqual(line["message"], "sent from the phone")
+
+    def test_rotate_key_killed_half_way_resumes_and_keeps_history(self):
+        slices = {"WABIZ_TEST_HOOKS": "1", "WABIZ_TEST_ROTATE_SLICE": "1"}
+        host = self.start_receiving_host(env=dict(slices, WABIZ_TEST_CRASH="rotate-slice:1"))
+        first_code = recovery_code(host.wait_for(RECOVERY_NOTE))
+        now = int(time.time())
+        for i, sender in enumerate((ANNA, ANNA, BEN)):
+            self.sim.inbound("question %d" % i, sender=sender, timestamp=now - 300 + i)
+        for i, sender in enumerate((ANNA, ANNA, BEN)):
+            host.wait_for({"event": "write", "conv": sender, "flags": has("recv"), "message": "question %d" % i})
+        host.call({"cmd": "account_action", "name": ROTATE_ACTION})
+        request = host.wait_for({"event": "request", "kind": "action"})
+        self.assertIn("recovery code", request["secondary"])
+        host.answer(request["id"], action=0)
+        host.wait_for({"event": "write", "conv": "notices", "message": contains("Rotating the store key")})
+        # killed after the first slice (one customer) committed
+        wait_until(lambda: host.proc.poll() is not None or None, timeout=60, what="the host to be killed")
+        self.assertEqual(host.proc.returncode, -signal.SIGKILL)
+        self.assertIn("test crash at rotate-slice #1", host.stderr_text())
+        self.hosts.remove(host)
+        host.close()
+        with contextlib.closing(sqlite3.connect(self.store_path())) as db:
+            gens = dict(db.execute("SELECT key_gen, count(*) FROM customers GROUP BY key_gen").fetchall())
+        self.assertEqual(gens, {1: 1, 2: 1})
+
+        # the next sign-on goes on, shows the new code once, and the old one is gone
+        again = self.start_host(user_dir=self.user_dir, env=slices)
+        again.wait_for({"event": "write", "conv": "notices", "message": contains("interrupted rotation")})
+        new_code = recovery_code(again.wait_for(RECOVERY_NOTE, timeout=60))
+        self.assertNotEqual(new_code, first_code)
+        again.wait_for({"event": "write", "conv": "notices", "message": contains("store key was rotated")})
+        third = self.restart(again)
+        third.expect_none(RECOVERY_NOTE, 1.0)
+        # the history is still there
+        third.call({"cmd": "command", "conv": ANNA, "text": "help"})
+        lines = [third.wait_for({"event": "write", "conv": ANNA, "flags": has("recv", "delayed", "no-log")})
+                 for _ in range(2)]
+        self.assertEqual([line["message"] for line in lines], ["question 0", "question 1"])
+        third.quit()
+        self.hosts.remove(third)
+        third.close()
+        with contextlib.closing(sqlite3.connect(self.store_path())) as db:
+            for table in ("customers", "messages"):
+                self.assertEqual(db.execute("SELECT count(*) FROM %s WHERE key_gen <> 2" % table).fetchone()[0],
+                                 0, table)
+            self.assertEqual(db.execute("SELECT count(*) FROM meta WHERE name IN ('key_prev', 'recovery_pending')")
+                             .fetchone()[0], 0)
+            header = json.loads(db.execute("SELECT value FROM meta WHERE name = 'key_header'").fetchone()[0])
+        self.assertEqual(header["mode"], "keyfile")
+        for root, _, files in os.walk(self.user_dir):
+            for name in files:
+                if not stat.S_ISREG(os.lstat(os.path.join(root, name)).st_mode):
+                    continue  # the receiver's socket
+                with open(os.path.join(root, name), "rb") as f:
+                    self.assertNotIn(new_code.encode(), f.read(), name)
+
+    def test_rotate_key_without_the_key_file_changes_nothing(self):
+        host = self.start_host(user_dir=self.user_dir)
+        host.wait_for(RECOVERY_NOTE)
+        os.unlink(self.key_path())
+        host.call({"cmd": "account_action", "name": ROTATE_ACTION})
+        host.answer(host.wait_for({"event": "request", "kind": "action"})["id"], action=0)
+        note = host.wait_for({"event": "write", "conv": "notices", "message": contains("was not rotated")})
+        self.assertIn("is missing", note["message"])
+        # no new key file (it would not open the store) and no new code
+        self.assertFalse(os.path.exists(self.key_path()))
+        host.expect_none(RECOVERY_NOTE, 0.5)
 
     def test_export_then_erase(self):
         host = self.start_receiving_host()

@@ -733,6 +733,105 @@ test_rewrap_passphrase(void)
   }
 }
 
+/* Rotation: a new data key and a new recovery code under the same passphrase
+ * (checked first) or key file; the old recovery code stops opening the new
+ * header, while a copy of the old header (a backup) still opens the old key
+ * only. */
+static void
+test_rotate_header(void)
+{
+  g_autoptr(WaKey) data_key = NULL;
+  g_autofree char *code = NULL;
+  g_autoptr(WaKeyHeader) header = create_passphrase_header("the passphrase", &data_key, &code);
+  g_autoptr(WaKeyHeader) rotated = NULL;
+  g_autoptr(WaKeyHeader) parsed = NULL;
+  g_autoptr(WaKey) old_key = NULL;
+  g_autoptr(WaKey) new_key = NULL;
+  g_autoptr(WaKey) file_key = wa_key_new_random(NULL);
+  g_autofree char *new_code = NULL;
+  g_autofree char *before = wa_key_header_to_json(header);
+  g_autoptr(GError) error = NULL;
+
+  /* a wrong passphrase gives nothing (it would lock the new key away) */
+  g_assert_null(wa_key_header_rotate_passphrase(header, "not the passphrase", &old_key, &new_key, &new_code, &error));
+  g_assert_error(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_PASSPHRASE);
+  g_clear_error(&error);
+  g_assert_null(old_key);
+  g_assert_null(new_key);
+  g_assert_null(new_code);
+
+  rotated = wa_key_header_rotate_passphrase(header, "the passphrase", &old_key, &new_key, &new_code, &error);
+  g_assert_no_error(error);
+  g_assert_nonnull(rotated);
+  assert_same_key(old_key, data_key);
+  assert_different(wa_key_bytes(new_key), wa_key_bytes(data_key), WA_CRYPT_KEY_BYTES);
+  g_assert_cmpstr(new_code, !=, code);
+  parsed = reparse(rotated);
+  g_assert_cmpint(wa_key_header_mode(parsed), ==, WA_KEY_MODE_PASSPHRASE);
+  {
+    g_autoptr(WaKey) key = wa_key_header_unlock_passphrase(parsed, "the passphrase", &error);
+
+    g_assert_no_error(error);
+    assert_same_key(key, new_key);
+  }
+  /* the old recovery code is refused, the new one accepted */
+  g_assert_null(wa_key_header_unlock_recovery(parsed, code, &error));
+  g_assert_error(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_PASSPHRASE);
+  g_clear_error(&error);
+  {
+    g_autoptr(WaKey) key = wa_key_header_unlock_recovery(parsed, new_code, &error);
+
+    g_assert_no_error(error);
+    assert_same_key(key, new_key);
+  }
+  /* the old header is untouched: a backup's copy still opens the old key */
+  {
+    g_autofree char *after = wa_key_header_to_json(header);
+    g_autoptr(WaKey) key = wa_key_header_unlock_recovery(header, code, &error);
+
+    g_assert_cmpstr(after, ==, before);
+    g_assert_no_error(error);
+    assert_same_key(key, data_key);
+  }
+
+  /* key-file mode: the same file, a new key and code */
+  g_clear_pointer(&header, wa_key_header_free);
+  g_clear_pointer(&rotated, wa_key_header_free);
+  g_clear_pointer(&data_key, wa_key_free);
+  g_clear_pointer(&old_key, wa_key_free);
+  g_clear_pointer(&new_key, wa_key_free);
+  g_clear_pointer(&code, g_free);
+  g_clear_pointer(&new_code, g_free);
+  header = wa_key_header_create_keyfile(file_key, &data_key, &code, &error);
+  g_assert_no_error(error);
+  {
+    g_autoptr(WaKey) other_file = wa_key_new_random(NULL);
+
+    g_assert_null(wa_key_header_rotate_keyfile(header, other_file, &old_key, &new_key, &new_code, &error));
+    g_assert_error(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_PASSPHRASE);
+    g_clear_error(&error);
+  }
+  rotated = wa_key_header_rotate_keyfile(header, file_key, &old_key, &new_key, &new_code, &error);
+  g_assert_no_error(error);
+  assert_same_key(old_key, data_key);
+  assert_different(wa_key_bytes(new_key), wa_key_bytes(data_key), WA_CRYPT_KEY_BYTES);
+  {
+    g_autoptr(WaKey) key = wa_key_header_unlock_keyfile(rotated, file_key, &error);
+
+    g_assert_no_error(error);
+    assert_same_key(key, new_key);
+  }
+  g_assert_null(wa_key_header_unlock_recovery(rotated, code, &error));
+  g_assert_error(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_PASSPHRASE);
+  g_clear_error(&error);
+  {
+    g_autoptr(WaKey) key = wa_key_header_unlock_recovery(rotated, new_code, &error);
+
+    g_assert_no_error(error);
+    assert_same_key(key, new_key);
+  }
+}
+
 static void
 test_rewrap_keyfile_and_back(void)
 {
@@ -1484,6 +1583,7 @@ main(int argc, char **argv)
   g_test_add_func("/crypt/header/holds-no-secret", test_header_holds_no_secret);
   g_test_add_func("/crypt/header/rewrap-passphrase", test_rewrap_passphrase);
   g_test_add_func("/crypt/header/rewrap-keyfile-and-back", test_rewrap_keyfile_and_back);
+  g_test_add_func("/crypt/header/rotate", test_rotate_header);
   g_test_add_func("/crypt/header/from-json-refuses", test_from_json_refuses);
   g_test_add("/crypt/keyfile/create-and-load", KeyfileFixture, NULL, keyfile_setup, test_keyfile_create_and_load,
              keyfile_teardown);

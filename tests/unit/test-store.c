@@ -29,6 +29,7 @@
 void wa_store_test_hold(WaStore *store, gboolean hold);
 guint wa_store_test_commits(WaStore *store);
 void wa_store_test_set_extra_migration(const char *sql);
+void wa_store_test_rotate_fail_after(WaStore *store, guint customers);
 
 #define NOW 1751250000
 #define DAY (24 * 3600)
@@ -653,7 +654,7 @@ test_files_and_modes(Fixture *f, gconstpointer data)
   g_assert_cmphex(file_mode(f->path), ==, 0600);
   /* write-ahead logging with an exclusive lock, as configured */
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 2);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM customers"), ==, 1);
 }
 
@@ -696,6 +697,18 @@ test_newer_schema_refused(Fixture *f, gconstpointer data)
   g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 99);
 }
 
+/* What schema 3 added, taken away again: the file as schema 2 left it (its
+ * index and audit keys were derived from the data key, not kept). */
+#define UNDO_V3                                                                                            \
+  "DROP TRIGGER customers_key_gen; DROP TRIGGER messages_key_gen; DROP TRIGGER outbox_key_gen;"            \
+  "DROP TRIGGER consent_key_gen; DROP TRIGGER settings_key_gen; DROP TRIGGER consent_no_update;"          \
+  "ALTER TABLE customers DROP COLUMN key_gen; ALTER TABLE messages DROP COLUMN key_gen;"                  \
+  "ALTER TABLE outbox DROP COLUMN key_gen; ALTER TABLE consent DROP COLUMN key_gen;"                      \
+  "ALTER TABLE settings DROP COLUMN key_gen;"                                                             \
+  "CREATE TRIGGER consent_no_update BEFORE UPDATE ON consent"                                             \
+  "  BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END;"                               \
+  "DELETE FROM meta WHERE name IN ('index_key', 'audit_key');"
+
 static void
 test_migrations(Fixture *f, gconstpointer data)
 {
@@ -703,23 +716,48 @@ test_migrations(Fixture *f, gconstpointer data)
   g_autoptr(GPtrArray) list = NULL;
   g_autofree char *before = NULL;
   g_autofree char *after = NULL;
+  g_autofree char *customer_id = NULL;
   g_auto(Wait) w = {0};
 
   /* from version 0 (an empty file) to the newest, with data */
   store_ready(f, 0);
-  g_free(inbound(f, WA_ID_A, NULL, NAME_A, "wamid.1", BODY_A, NOW));
+  customer_id = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.1", BODY_A, NOW);
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 2);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
 
-  /* version 1 to 2: messages stored by version 1 count as shown */
-  raw_exec(f->path, "ALTER TABLE messages DROP COLUMN shown; PRAGMA user_version = 1");
+  /* version 1 to 3: messages stored by version 1 count as shown */
+  raw_exec(f->path, UNDO_V3 "ALTER TABLE messages DROP COLUMN shown; PRAGMA user_version = 1");
   store_ready(f, 0);
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 2);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM messages WHERE shown = 1"), ==, 1);
 
+  /* version 2 to 3: every row is of the first key generation, and the index
+   * and audit keys the data key gave are kept sealed from the first unlock
+   * on, so hashes made before still find their rows and the chain verifies */
+  raw_exec(f->path, UNDO_V3 "PRAGMA user_version = 2");
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM meta WHERE name = 'index_key'"), ==, 0);
+  store_ready(f, 0);
+  store_close(f);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM meta WHERE name IN ('index_key', 'audit_key')"), ==, 2);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM customers WHERE key_gen = 1"), ==, 1);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM messages WHERE key_gen = 1"), ==, 1);
+  store_ready(f, 0);
+  g_assert_true(audit_verify(f).ok);
+  {
+    g_auto(Wait) lookup = {0};
+
+    wa_store_customer_lookup(f->store, WA_ID_A, NULL, on_customer, &lookup);
+    wait_for(&lookup);
+    g_assert_no_error(lookup.error);
+    g_assert_nonnull(lookup.customer);
+    g_assert_cmpstr(lookup.customer->id, ==, customer_id);
+  }
+  store_close(f);
+
   /* a step that fails leaves the version and the file as they were */
-  wa_store_test_set_extra_migration("CREATE TABLE test_v3 (x); CREATE TABLE customers (x);");
+  wa_store_test_set_extra_migration("CREATE TABLE test_v4 (x); CREATE TABLE customers (x);");
   before = file_checksum(f->path);
   error = store_open(f, 0, NULL);
   g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_SCHEMA);
@@ -727,10 +765,10 @@ test_migrations(Fixture *f, gconstpointer data)
   store_close(f);
   after = file_checksum(f->path);
   g_assert_cmpstr(before, ==, after);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 2);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
 
-  /* a version 3 step, as a newer plugin would have it: applied once, data kept */
-  wa_store_test_set_extra_migration("CREATE TABLE test_v3 (x); ALTER TABLE customers ADD COLUMN test_label TEXT;");
+  /* a version 4 step, as a newer plugin would have it: applied once, data kept */
+  wa_store_test_set_extra_migration("CREATE TABLE test_v4 (x); ALTER TABLE customers ADD COLUMN test_label TEXT;");
   store_ready(f, 0);
   list = customers(f);
   g_assert_cmpuint(list->len, ==, 1);
@@ -741,12 +779,12 @@ test_migrations(Fixture *f, gconstpointer data)
   g_assert_true(w.duplicate);
   g_assert_true(w.shown);
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
-  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'test_v3'"), ==, 1);
-  store_ready(f, 0); /* already at 3: nothing runs twice */
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 4);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'test_v4'"), ==, 1);
+  store_ready(f, 0); /* already at 4: nothing runs twice */
   store_close(f);
 
-  /* without the step this code knows only version 2: refused */
+  /* without the step this code knows only version 3: refused */
   wa_store_test_set_extra_migration(NULL);
   error = store_open(f, 0, NULL);
   g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_SCHEMA);
@@ -2081,6 +2119,384 @@ test_replace_header(Fixture *f, gconstpointer data)
   g_assert_cmpuint(list->len, ==, 1);
 }
 
+/* ---- key rotation ------------------------------------------------------------------ */
+
+typedef struct {
+  gboolean done;
+  GError *error;
+  WaStoreRotateProgress progress;
+  char *code;
+} RotateWait;
+
+static void
+on_rotate(const WaStoreRotateProgress *progress, const GError *error, gpointer data)
+{
+  RotateWait *w = data;
+
+  g_assert_false(w->done);
+  w->done = TRUE;
+  w->error = error != NULL ? g_error_copy(error) : NULL;
+  g_assert_true((progress == NULL) == (error != NULL));
+  if (progress != NULL) {
+    w->progress = *progress;
+    w->progress.recovery_code = NULL;
+    w->code = g_strdup(progress->recovery_code);
+  }
+}
+
+/* One slice of at most @max_rows; its error, or NULL with *@progress. */
+static GError *
+rotate_step(Fixture *f, guint max_rows, WaStoreRotateProgress *progress, char **code)
+{
+  RotateWait w = {0};
+
+  wa_store_rotate_step(f->store, max_rows, on_rotate, &w);
+  run_until(&w.done);
+  if (progress != NULL)
+    *progress = w.progress;
+  if (code != NULL)
+    *code = g_steal_pointer(&w.code);
+  g_free(w.code);
+  return w.error;
+}
+
+/* A new data key in a real key-file header; *@code its recovery code. */
+static WaKey *
+rotation_keys(char **header, char **code)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(WaKey) file_key = wa_key_new_random(NULL);
+  g_autoptr(WaKeyHeader) parsed = NULL;
+  WaKey *new_key = NULL;
+
+  parsed = wa_key_header_create_keyfile(file_key, &new_key, code, &error);
+  g_assert_no_error(error);
+  *header = wa_key_header_to_json(parsed);
+  return new_key;
+}
+
+static GError *
+rotate_begin(Fixture *f, const WaKey *data_key, const WaKey *new_key, const char *header, const char *code)
+{
+  g_auto(Wait) w = {0};
+
+  wa_store_rotate_begin(f->store, data_key, new_key, header, code, on_done, &w);
+  wait_for(&w);
+  return g_steal_pointer(&w.error);
+}
+
+/* A store with customers, messages, an outbox entry, consent, settings and a
+ * suppression; the customer ids in @ids. */
+static void
+rotation_data(Fixture *f, char *ids[3])
+{
+  g_auto(Wait) w1 = {0};
+  g_auto(Wait) w2 = {0};
+  g_auto(Wait) w3 = {0};
+  g_auto(Wait) w4 = {0};
+  g_autoptr(WaStoreOutbox) entry = NULL;
+
+  ids[0] = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.a1", BODY_A, NOW);
+  g_free(inbound(f, WA_ID_A, NULL, NAME_A, "wamid.a2", "second of Ada", NOW + 1));
+  ids[1] = inbound(f, NULL, BSUID_A, NAME_B, "wamid.b1", BODY_B, NOW + 2);
+  ids[2] = inbound(f, WA_ID_B, NULL, "Carla", "wamid.c1", "Carla's question", NOW + 3);
+  entry = enqueue(f, ids[0], "our answer to Ada");
+  wa_store_consent_record(f->store, ids[0], WA_STORE_CONSENT_OPT_IN, "marketing", "agent", "note-secret", 0, on_done,
+                          &w1);
+  done_ok(f, &w1);
+  wa_store_setting_set(f->store, ids[1], "greeting", "Hello Bruno", on_done, &w2);
+  done_ok(f, &w2);
+  wa_store_setting_set(f->store, NULL, "away", "closed on Sundays", on_done, &w3);
+  done_ok(f, &w3);
+  wa_store_suppress(f->store, "4930111222", WA_STORE_SUPPRESS_OPT_OUT, on_done, &w4);
+  done_ok(f, &w4);
+}
+
+/* Everything rotation_data() stored reads back as it was. */
+static void
+rotation_data_check(Fixture *f, char *ids[3])
+{
+  g_autoptr(GPtrArray) a = history(f, ids[0], 10);
+  g_autoptr(GPtrArray) b = history(f, ids[1], 10);
+  g_autoptr(GPtrArray) c = history(f, ids[2], 10);
+  g_autoptr(WaStoreCustomer) ada = customer_get(f, ids[0]);
+  g_autoptr(WaStoreCustomer) bruno = customer_get(f, ids[1]);
+  g_autoptr(GPtrArray) queued = outbox_list(f, WA_STORE_OUTBOX_MASK(WA_STORE_OUTBOX_QUEUED));
+  g_auto(Wait) w1 = {0};
+  g_auto(Wait) w2 = {0};
+  g_auto(Wait) w3 = {0};
+  g_auto(Wait) w4 = {0};
+  g_auto(Wait) w5 = {0};
+
+  g_assert_cmpuint(a->len, ==, 3);
+  for (guint i = 0; i < a->len; i++) {
+    const WaStoreMessage *m = a->pdata[i];
+
+    g_assert_false(m->tampered);
+    if (g_strcmp0(m->wamid, "wamid.a1") == 0)
+      g_assert_cmpstr(m->body, ==, BODY_A);
+    else if (g_strcmp0(m->wamid, "wamid.a2") == 0)
+      g_assert_cmpstr(m->body, ==, "second of Ada");
+    else
+      g_assert_cmpstr(m->body, ==, "our answer to Ada");
+  }
+  g_assert_cmpuint(b->len, ==, 1);
+  g_assert_cmpstr(((WaStoreMessage *) b->pdata[0])->body, ==, BODY_B);
+  g_assert_cmpuint(c->len, >=, 1);
+  g_assert_cmpstr(((WaStoreMessage *) c->pdata[0])->body, ==, "Carla's question");
+  g_assert_cmpstr(ada->wa_id, ==, WA_ID_A);
+  g_assert_cmpstr(ada->name, ==, NAME_A);
+  g_assert_false(ada->tampered);
+  g_assert_cmpstr(bruno->bsuid, ==, BSUID_A);
+  g_assert_cmpuint(queued->len, ==, 1);
+  g_assert_cmpstr(((WaStoreOutbox *) queued->pdata[0])->body, ==, "our answer to Ada");
+  wa_store_consent_latest(f->store, ids[0], "marketing", on_consent, &w1);
+  done_ok(f, &w1);
+  g_assert_cmpstr(w1.consent->note, ==, "note-secret");
+  wa_store_setting_get(f->store, ids[1], "greeting", on_string, &w2);
+  done_ok(f, &w2);
+  g_assert_cmpstr(w2.text, ==, "Hello Bruno");
+  wa_store_setting_get(f->store, NULL, "away", on_string, &w3);
+  done_ok(f, &w3);
+  g_assert_cmpstr(w3.text, ==, "closed on Sundays");
+  /* keyed hashes made before still match: the index key is kept */
+  wa_store_is_suppressed(f->store, "4930111222", on_suppressed, &w4);
+  done_ok(f, &w4);
+  g_assert_true(w4.suppressed);
+  wa_store_customer_lookup(f->store, WA_ID_B, NULL, on_customer, &w5);
+  done_ok(f, &w5);
+  g_assert_nonnull(w5.customer);
+  g_assert_cmpstr(w5.customer->id, ==, ids[2]);
+  g_assert_true(audit_verify(f).ok);
+}
+
+/* Rows of any table with sealed columns whose key generation is not @gen. */
+static gint64
+rows_not_of_generation(Fixture *f, gint64 gen)
+{
+  g_autofree char *sql = g_strdup_printf(
+    "SELECT (SELECT count(*) FROM customers WHERE key_gen <> %1$" G_GINT64_FORMAT ")"
+    " + (SELECT count(*) FROM messages WHERE key_gen <> %1$" G_GINT64_FORMAT ")"
+    " + (SELECT count(*) FROM outbox WHERE key_gen <> %1$" G_GINT64_FORMAT ")"
+    " + (SELECT count(*) FROM consent WHERE key_gen <> %1$" G_GINT64_FORMAT ")"
+    " + (SELECT count(*) FROM settings WHERE key_gen <> %1$" G_GINT64_FORMAT ")",
+    gen);
+
+  return raw_int(f->path, sql);
+}
+
+/* The customer key of @customer_id as the closed file holds it, unwrapped
+ * with @data_key's store key; NULL when that does not open it. */
+static WaKey *
+raw_customer_key(Fixture *f, const WaKey *data_key, const char *customer_id)
+{
+  g_autofree char *sql = g_strdup_printf("SELECT wrapped_key FROM customers WHERE id = '%s'", customer_id);
+  g_autoptr(GBytes) wrapped = raw_blob(f->path, sql);
+  g_autoptr(WaKey) store_key = wa_key_derive(data_key, WA_SUBKEY_STORE);
+  g_autoptr(GBytes) plain = wa_crypt_open(store_key, "customers", "key", customer_id,
+                                          g_bytes_get_data(wrapped, NULL), g_bytes_get_size(wrapped), NULL);
+
+  return plain != NULL ? wa_key_from_bytes(g_bytes_get_data(plain, NULL), g_bytes_get_size(plain), NULL) : NULL;
+}
+
+static gboolean
+raw_body_opens(Fixture *f, const WaKey *customer_key, const char *wamid_body)
+{
+  g_autoptr(GBytes) id = raw_blob(f->path, "SELECT id FROM messages WHERE outbox_id IS NULL ORDER BY timestamp LIMIT 1");
+  g_autofree char *message_id = g_strndup(g_bytes_get_data(id, NULL), g_bytes_get_size(id));
+  g_autofree char *sql = g_strdup_printf("SELECT body FROM messages WHERE id = '%s'", message_id);
+  g_autoptr(GBytes) body = raw_blob(f->path, sql);
+  g_autoptr(GBytes) plain = wa_crypt_open(customer_key, "messages", "body", message_id, g_bytes_get_data(body, NULL),
+                                          g_bytes_get_size(body), NULL);
+
+  return plain != NULL && g_strcmp0(g_bytes_get_data(plain, NULL), wamid_body) == 0;
+}
+
+static void
+test_rotate_key(Fixture *f, gconstpointer data)
+{
+  char *ids[3] = {NULL};
+  g_autofree char *header = NULL;
+  g_autofree char *code = NULL;
+  g_autofree char *given = NULL;
+  g_autoptr(GBytes) stored_header = NULL;
+  g_autoptr(WaKey) new_key = rotation_keys(&header, &code);
+  g_autoptr(WaKey) old_customer_key = NULL;
+  g_autoptr(WaKey) new_customer_key = NULL;
+  g_autoptr(WaKey) other = wa_key_new_random(NULL);
+  g_autoptr(GError) error = NULL;
+  WaStoreRotateProgress progress = {0};
+  guint64 last_done = 0;
+  guint steps = 0;
+
+  store_ready(f, 0);
+  rotation_data(f, ids);
+  store_close(f);
+  g_assert_cmpint(rows_not_of_generation(f, 1), ==, 0);
+  old_customer_key = raw_customer_key(f, f->key, ids[0]);
+  g_assert_nonnull(old_customer_key);
+  g_assert_true(raw_body_opens(f, old_customer_key, BODY_A));
+  store_ready(f, 0);
+
+  /* nothing under way: a step does nothing */
+  error = rotate_step(f, 100, &progress, NULL);
+  g_assert_no_error(error);
+  g_assert_false(progress.active);
+  /* only the store's own key may start it */
+  error = rotate_begin(f, other, new_key, header, code);
+  g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_WRONG_KEY);
+  g_clear_error(&error);
+
+  error = rotate_begin(f, f->key, new_key, header, code);
+  g_assert_no_error(error);
+  error = rotate_begin(f, new_key, other, header, code);
+  g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_INVALID);
+  g_clear_error(&error);
+  /* in slices of one row: one customer at a time, progress only forward */
+  do {
+    g_autofree char *got = NULL;
+
+    error = rotate_step(f, 1, &progress, &got);
+    g_assert_no_error(error);
+    g_assert_true(progress.active);
+    g_assert_cmpuint(progress.done, >=, last_done);
+    g_assert_cmpuint(progress.done, <=, progress.total);
+    last_done = progress.done;
+    if (progress.finished)
+      given = g_steal_pointer(&got);
+    else
+      g_assert_null(got);
+    g_assert_cmpuint(++steps, <=, 10);
+  } while (!progress.finished);
+  g_assert_cmpuint(steps, ==, 4); /* three customers, then the end */
+  g_assert_cmpuint(progress.done, ==, progress.total);
+  g_assert_cmpuint(progress.total, ==, 3 + 5); /* customers and messages (the outbox's among them) */
+  g_assert_cmpstr(given, ==, code);
+  rotation_data_check(f, ids);
+  error = rotate_step(f, 100, &progress, NULL);
+  g_assert_no_error(error);
+  g_assert_false(progress.active);
+  store_close(f);
+
+  /* every row is of the new generation; the old key's traces are gone */
+  g_assert_cmpint(raw_int(f->path, "SELECT value FROM meta WHERE name = 'key_gen'"), ==, 2);
+  g_assert_cmpint(rows_not_of_generation(f, 2), ==, 0);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM meta WHERE name IN ('key_prev', 'recovery_pending')"), ==,
+                  0);
+  stored_header = raw_blob(f->path, "SELECT value FROM meta WHERE name = 'key_header'");
+  g_assert_cmpmem(g_bytes_get_data(stored_header, NULL), g_bytes_get_size(stored_header), header, strlen(header));
+  /* the old data key opens neither the new customer keys nor, through the
+   * customer key it wrapped, the new ciphertexts */
+  g_assert_null(raw_customer_key(f, f->key, ids[0]));
+  g_assert_false(raw_body_opens(f, old_customer_key, BODY_A));
+  new_customer_key = raw_customer_key(f, new_key, ids[0]);
+  g_assert_nonnull(new_customer_key);
+  g_assert_cmpint(memcmp(wa_key_bytes(new_customer_key), wa_key_bytes(old_customer_key), WA_CRYPT_KEY_BYTES), !=, 0);
+  g_assert_true(raw_body_opens(f, new_customer_key, BODY_A));
+  g_assert_false(file_contains_text(f->path, BODY_A));
+
+  /* the old key no longer unlocks the store, the new one does */
+  error = store_open(f, 0, NULL);
+  g_assert_no_error(error);
+  error = store_unlock(f, f->key, NULL);
+  g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_WRONG_KEY);
+  g_clear_error(&error);
+  error = store_unlock(f, new_key, NULL);
+  g_assert_no_error(error);
+  rotation_data_check(f, ids);
+  for (guint i = 0; i < G_N_ELEMENTS(ids); i++)
+    g_free(ids[i]);
+}
+
+/* Stopped after its start, between slices, and inside a slice (rolled back,
+ * as a crash leaves it), with new rows meanwhile: every row opens at every
+ * point, only the new key unlocks, and the rotation resumes where it stopped. */
+static void
+test_rotate_interrupted(Fixture *f, gconstpointer data)
+{
+  char *ids[3] = {NULL};
+  g_autofree char *header = NULL;
+  g_autofree char *code = NULL;
+  g_autofree char *given = NULL;
+  g_autofree char *dana = NULL;
+  g_autoptr(WaKey) new_key = rotation_keys(&header, &code);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  WaStoreRotateProgress progress = {0};
+  gint64 pending;
+
+  store_ready(f, 0);
+  rotation_data(f, ids);
+  error = rotate_begin(f, f->key, new_key, header, code);
+  g_assert_no_error(error);
+  store_close(f);
+
+  /* stopped right after the start: the old key is refused, the new one reads all */
+  error = store_open(f, 0, NULL);
+  g_assert_no_error(error);
+  error = store_unlock(f, f->key, NULL);
+  g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_WRONG_KEY);
+  g_clear_error(&error);
+  error = store_unlock(f, new_key, NULL);
+  g_assert_no_error(error);
+  rotation_data_check(f, ids);
+
+  /* one slice, then stopped between slices */
+  error = rotate_step(f, 1, &progress, NULL);
+  g_assert_no_error(error);
+  g_assert_true(progress.active);
+  g_assert_false(progress.finished);
+  store_close(f);
+  pending = rows_not_of_generation(f, 2);
+  g_assert_cmpint(pending, >, 0);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM customers WHERE key_gen = 2"), ==, 1);
+
+  /* a slice that fails half-way leaves nothing of it */
+  error = store_open(f, 0, NULL);
+  g_assert_no_error(error);
+  error = store_unlock(f, new_key, NULL);
+  g_assert_no_error(error);
+  wa_store_test_rotate_fail_after(f->store, 1);
+  error = rotate_step(f, 1000, &progress, NULL);
+  g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_STORAGE);
+  g_clear_error(&error);
+  wa_store_test_rotate_fail_after(f->store, 0);
+  rotation_data_check(f, ids);
+  /* written meanwhile: to a customer not yet re-keyed, and a new customer */
+  g_free(inbound(f, WA_ID_B, NULL, "Carla", "wamid.c2", "Carla again", NOW + 10));
+  dana = inbound(f, "4477009900", NULL, "Dana", "wamid.d1", "Dana's first", NOW + 11);
+  store_close(f);
+  g_assert_cmpint(rows_not_of_generation(f, 2), ==, pending + 1); /* Carla's new message */
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM customers WHERE key_gen = 2"), ==, 2);
+
+  /* resumed at the next unlock, to its end */
+  error = store_open(f, 0, NULL);
+  g_assert_no_error(error);
+  error = store_unlock(f, new_key, NULL);
+  g_assert_no_error(error);
+  do {
+    g_autofree char *got = NULL;
+
+    error = rotate_step(f, 2, &progress, &got);
+    g_assert_no_error(error);
+    g_assert_true(progress.active);
+    if (progress.finished)
+      given = g_steal_pointer(&got);
+  } while (!progress.finished);
+  g_assert_cmpstr(given, ==, code);
+  rotation_data_check(f, ids);
+  list = history(f, dana, 10);
+  g_assert_cmpuint(list->len, ==, 1);
+  g_assert_cmpstr(((WaStoreMessage *) list->pdata[0])->body, ==, "Dana's first");
+  g_clear_pointer(&list, g_ptr_array_unref);
+  list = history(f, ids[2], 10);
+  g_assert_cmpuint(list->len, ==, 2);
+  store_close(f);
+  g_assert_cmpint(rows_not_of_generation(f, 2), ==, 0);
+  for (guint i = 0; i < G_N_ELEMENTS(ids); i++)
+    g_free(ids[i]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2116,6 +2532,8 @@ main(int argc, char **argv)
   ADD("close-runs-queued", test_close_runs_queued);
   ADD("close-from-callback", test_close_from_callback);
   ADD("replace-header", test_replace_header);
+  ADD("rotate-key", test_rotate_key);
+  ADD("rotate-interrupted", test_rotate_interrupted);
 #undef ADD
   return g_test_run();
 }
