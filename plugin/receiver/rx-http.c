@@ -29,10 +29,28 @@
 #include "rx.h"
 
 #include <string.h>
+#include <sys/stat.h>
 
 #include "rx-guard.h"
 #include "rx-route.h"
 #include "wa-signature.h"
+
+/* What a certificate or key file looked like when it was read: a renewal
+ * (written in place, or a new file renamed over it, or a symlink switched)
+ * changes at least one of these. */
+typedef struct {
+  gboolean exists;
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime;
+  struct timespec ctime;
+} FileStamp;
+
+typedef struct {
+  FileStamp cert;
+  FileStamp key;
+} TlsStamp;
 
 struct _RxListener {
   grefcount refs;  /* memory: held by its users and by its connections */
@@ -43,6 +61,9 @@ struct _RxListener {
   char *tls_cert;
   char *tls_key;
   GTlsCertificate *certificate;
+  TlsStamp loaded;      /* the files behind @certificate */
+  TlsStamp failed;      /* files that could not be used (logged once) */
+  gboolean have_failed;
   GSocketService *service;
 };
 
@@ -200,6 +221,86 @@ listener_url(RxListener *listener)
   return g_strdup_printf("%s://%s:%d", scheme, listener->bind, listener->port);
 }
 
+/* ---- TLS certificate reload ---------------------------------------------- */
+
+static void
+file_stamp(const char *path, FileStamp *stamp)
+{
+  struct stat st;
+
+  memset(stamp, 0, sizeof *stamp);
+  if (stat(path, &st) != 0)
+    return;
+  stamp->exists = TRUE;
+  stamp->dev = st.st_dev;
+  stamp->ino = st.st_ino;
+  stamp->size = st.st_size;
+  stamp->mtime = st.st_mtim;
+  stamp->ctime = st.st_ctim;
+}
+
+static void
+tls_stamp(RxListener *listener, TlsStamp *stamp)
+{
+  file_stamp(listener->tls_cert, &stamp->cert);
+  file_stamp(listener->tls_key, &stamp->key);
+}
+
+static gboolean
+file_stamp_equal(const FileStamp *a, const FileStamp *b)
+{
+  return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+         a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+         a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+static gboolean
+tls_stamp_equal(const TlsStamp *a, const TlsStamp *b)
+{
+  return file_stamp_equal(&a->cert, &b->cert) && file_stamp_equal(&a->key, &b->key);
+}
+
+/* Reads the listener's certificate and key again when the files changed
+ * since they were read (or always, with @force): a renewal is used from the
+ * next connection on. Files that cannot be used leave the certificate in use
+ * as it is, and are logged (once until they change again). */
+static void
+listener_tls_refresh(RxListener *listener, gboolean force)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *url = NULL;
+  GTlsCertificate *fresh;
+  TlsStamp now;
+
+  if (listener->certificate == NULL)
+    return;
+  tls_stamp(listener, &now);
+  if (!force && (tls_stamp_equal(&now, &listener->loaded) ||
+                 (listener->have_failed && tls_stamp_equal(&now, &listener->failed))))
+    return;
+  url = listener_url(listener);
+  fresh = g_tls_certificate_new_from_files(listener->tls_cert, listener->tls_key, &error);
+  if (fresh == NULL) {
+    listener->failed = now;
+    listener->have_failed = TRUE;
+    rx_log("cannot reload the TLS certificate of %s, still using the one read before: %s", url,
+           error->message);
+    return;
+  }
+  g_object_unref(listener->certificate);
+  listener->certificate = fresh;
+  listener->loaded = now;
+  listener->have_failed = FALSE;
+  rx_log("reloaded the TLS certificate of %s", url);
+}
+
+void
+rx_http_reload_tls(RxReceiver *rx)
+{
+  for (guint i = 0; i < rx->listeners->len; i++)
+    listener_tls_refresh(g_ptr_array_index(rx->listeners, i), TRUE);
+}
+
 static void
 listener_close(RxListener *listener)
 {
@@ -273,6 +374,7 @@ rx_listener_get(RxReceiver *rx, RxRegistration *reg, const char **code, GError *
   listener->tls_cert = g_strdup(reg->tls_cert);
   listener->tls_key = g_strdup(reg->tls_key);
   if (reg->tls_cert != NULL) {
+    tls_stamp(listener, &listener->loaded);
     listener->certificate = g_tls_certificate_new_from_files(reg->tls_cert, reg->tls_key, &local);
     if (listener->certificate == NULL) {
       *code = "tls";
@@ -471,6 +573,7 @@ on_incoming(GSocketService *service, GSocketConnection *connection, GObject *sou
     conn_hand_to_soup(conn, G_IO_STREAM(connection));
     return TRUE;
   }
+  listener_tls_refresh(listener, FALSE);
   conn->phase = CONN_HANDSHAKE;
   conn->tls = g_tls_server_connection_new(G_IO_STREAM(connection), listener->certificate, &error);
   if (conn->tls == NULL) {
@@ -694,6 +797,18 @@ accounts_on(RxReceiver *rx, RxListener *listener, const char *path)
   return found;
 }
 
+/* Whether @challenge is what Meta sends (digits) or at least a short plain
+ * token: letters, digits and "-._", at most RX_CHALLENGE_MAX characters. Only
+ * such a challenge is echoed, so the answer can never be markup or script. */
+static gboolean
+challenge_is_plain(const char *challenge)
+{
+  gsize len = strlen(challenge);
+
+  return len > 0 && len <= RX_CHALLENGE_MAX &&
+         strspn(challenge, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") == len;
+}
+
 static void
 handle_get(SoupServerMessage *msg, GHashTable *query, GPtrArray *accounts)
 {
@@ -708,13 +823,19 @@ handle_get(SoupServerMessage *msg, GHashTable *query, GPtrArray *accounts)
 
     matched |= wa_token_equal(token, account->reg->verify_token);
   }
-  if (matched && g_strcmp0(mode, "subscribe") == 0 && challenge != NULL && *challenge != '\0') {
-    soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
-    soup_server_message_set_response(msg, "text/plain", SOUP_MEMORY_COPY, challenge,
-                                     strlen(challenge));
+  if (!matched || g_strcmp0(mode, "subscribe") != 0 || challenge == NULL || *challenge == '\0') {
+    answer(msg, SOUP_STATUS_FORBIDDEN, "forbidden\n");
     return;
   }
-  answer(msg, SOUP_STATUS_FORBIDDEN, "forbidden\n");
+  soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+                               "X-Content-Type-Options", "nosniff");
+  if (!challenge_is_plain(challenge)) {
+    answer(msg, SOUP_STATUS_BAD_REQUEST, "hub.challenge is not a plain token\n");
+    return;
+  }
+  soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response(msg, "text/plain", SOUP_MEMORY_COPY, challenge,
+                                   strlen(challenge));
 }
 
 static void

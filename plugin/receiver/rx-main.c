@@ -2,7 +2,7 @@
  * directory, --daemon (fork, setsid, log file, and a pipe that tells the
  * parent once everything is ready), start-up (journal, saved registrations
  * and their listeners, the UNIX socket), the daily dedupe expiry, a clean exit
- * on SIGTERM/SIGINT/STOP, and the small clients behind --status and --stop.
+ * on SIGTERM/SIGINT/STOP, TLS certificates read again on SIGHUP, and the small clients behind --status and --stop.
  *
  * Must not: change the process umask, print a secret or a registration, or
  * report "ready" before the journal, the listeners and the socket are up. */
@@ -115,6 +115,14 @@ static gboolean
 on_signal(gpointer data)
 {
   rx_receiver_stop(data, "received a signal to stop");
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_sighup(gpointer data)
+{
+  rx_log("SIGHUP: reading the TLS certificates again");
+  rx_http_reload_tls(data);
   return G_SOURCE_CONTINUE;
 }
 
@@ -493,7 +501,7 @@ run(RxReceiver *rx, int ready_fd)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GHashTable) saved = NULL;
-  guint sigterm = 0, sigint = 0;
+  guint sigterm = 0, sigint = 0, sighup = 0;
   guint64 received = 0, duplicates = 0, unclaimed = 0;
   GHashTableIter iter;
   gpointer value;
@@ -523,6 +531,7 @@ run(RxReceiver *rx, int ready_fd)
   rx->expire_source = g_timeout_add_seconds(86400, on_expire_timer, rx);
   sigterm = g_unix_signal_add(SIGTERM, on_signal, rx);
   sigint = g_unix_signal_add(SIGINT, on_signal, rx);
+  sighup = g_unix_signal_add(SIGHUP, on_sighup, rx);
 
   rx_log("ready: version %s, %u registered accounts, %u listeners, socket %s", WABIZ_VERSION,
          g_hash_table_size(rx->accounts), rx->listeners->len, rx->socket_path);
@@ -531,6 +540,7 @@ run(RxReceiver *rx, int ready_fd)
 
   g_source_remove(sigterm);
   g_source_remove(sigint);
+  g_source_remove(sighup);
   g_source_remove(rx->expire_source);
   g_clear_handle_id(&rx->grace_source, g_source_remove);
   g_clear_handle_id(&rx->quit_source, g_source_remove);

@@ -31,6 +31,8 @@ G_BEGIN_DECLS
  * the refused body for at most RX_DRAIN_SECONDS, so the client sees the
  * answer instead of a connection reset. */
 #define RX_DRAIN_SECONDS 5
+/* The longest hub.challenge echoed in the GET handshake (Meta sends digits). */
+#define RX_CHALLENGE_MAX 128
 
 typedef struct {
   char *dir;
@@ -135,6 +137,9 @@ int rx_listener_users(RxListener *listener);
 /* STATUS's "listeners" entry. */
 JsonObject *rx_listener_status(RxReceiver *rx, RxListener *listener);
 void rx_http_init(RxReceiver *rx);
+/* Reads every TLS listener's certificate and key files again (SIGHUP); a
+ * file that cannot be used keeps the certificate in use, and is logged. */
+void rx_http_reload_tls(RxReceiver *rx);
 /* Closes every listening socket (accepted connections finish). */
 void rx_http_stop_listening(RxReceiver *rx);
 void rx_http_shutdown(RxReceiver *rx);
