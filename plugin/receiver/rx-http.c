@@ -5,8 +5,17 @@
  * accounts that own them (rx-route.c), then journalled before they are
  * answered.
  *
- * Limits (ENGINEERING.md: SoupServer 3.2 has none of its own):
- * - at most opt.max_connections open connections; one more is closed at once;
+ * Limits (SoupServer 3.2 has none of its own):
+ * - at most opt.max_connections open connections; when full, the slowest one
+ *   still sending its request (past opt.rate_grace_s, by average rate; before,
+ *   the one open longest) is closed for the new one; only when none is
+ *   sending, the new one is closed at once;
+ * - at most opt.max_per_address from one remote address other than 127.0.0.1
+ *   and ::1 (a reverse proxy's), one more closed at once;
+ * - a request must average opt.min_rate bytes per second (counted by the head
+ *   guard, after TLS) once opt.rate_grace_s have passed since libsoup got it;
+ * - request bodies held by all connections stay under opt.max_body_memory:
+ *   past it the slowest holders are closed;
  * - per connection a header deadline (accept, TLS handshake and request
  *   headers), a body deadline (headers to the end of the body) and an idle
  *   deadline (no progress at all), none of them running while a POST waits
