@@ -25,8 +25,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from rxctl import (  # noqa: E402
-    TIMEOUT_FACTOR, Account, Receiver, ReceiverCase, post_webhook, sign, values_of, verify_get,
-    wait_until, webhook_body)
+    TIMEOUT_FACTOR, Account, Receiver, ReceiverCase, post_webhook, run_cli, sign, values_of,
+    verify_get, wait_until, webhook_body)
 
 BINARY = ReceiverCase.binary
 SANITIZED = os.environ.get("WABIZ_SANITIZED") == "1"  # meson test --setup asan
@@ -349,6 +349,19 @@ class ConnectionsTest(ReceiverCase):
             for s in socks:
                 s.close()
         self.assertEqual(values_of(acct.open(c.next_event()))[0]["messages"][0]["text"]["body"], "still")
+
+    def test_limit_options_checked(self):
+        for args, what in ((["--max-per-address", "-1"], "--max-per-address"),
+                           (["--min-rate", "-5"], "--min-rate"),
+                           (["--rate-grace", "0"], "--rate-grace"),
+                           (["--max-body", "1000", "--max-body-memory", "999"], "--max-body-memory")):
+            code, _, err = run_cli(BINARY, self.dir, *args)
+            self.assertEqual(code, 2, args)
+            self.assertIn(what + " must be between", err)
+        code, out, _ = run_cli(BINARY, self.dir, "--help")
+        self.assertEqual(code, 0)
+        for option in ("--max-per-address", "--min-rate", "--rate-grace", "--max-body-memory"):
+            self.assertIn(option, out)
 
     # ---- the GET verification handshake ---------------------------------
 
