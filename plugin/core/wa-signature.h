@@ -36,9 +36,10 @@ gboolean wa_signature_check(const char *header_value, const guint8 *body, gsize 
  * send it. Newly allocated (g_free); NULL when @app_secret is NULL or empty. */
 char *wa_signature_compute(const guint8 *body, gsize len, const char *app_secret);
 
-/* Compares two secrets (verify tokens) in time independent of their content
- * (their lengths may leak). NULL or empty strings never compare equal, so an
- * unconfigured token never matches. */
+/* Compares two secrets (verify tokens) by their BLAKE2b digests with
+ * sodium_memcmp: the time taken shows neither their content nor their length
+ * (beyond the number of 128-byte blocks hashed). NULL or empty strings never
+ * compare equal, so an unconfigured token never matches. */
 gboolean wa_token_equal(const char *a, const char *b);
 
 G_END_DECLS

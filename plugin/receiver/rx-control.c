@@ -674,6 +674,7 @@ on_status_pending(GHashTable *counts, const GError *error, gpointer data)
     json_array_add_object_element(listeners,
                                   rx_listener_status(rx, g_ptr_array_index(rx->listeners, i)));
   json_object_set_array_member(ok, "listeners", listeners);
+  json_object_set_object_member(ok, "http", rx_http_status(rx));
   g_hash_table_iter_init(&iter, rx->accounts);
   while (g_hash_table_iter_next(&iter, NULL, &value))
     g_ptr_array_add(sorted, value);

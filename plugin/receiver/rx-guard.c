@@ -67,6 +67,7 @@ struct _RxHeadCheck {
   GOutputStream *answer_to; /* the connection's output, for the refusal */
   HeadState state;
   gboolean refused;    /* once refused, every later read fails too */
+  guint64 bytes;       /* bytes passed on so far */
   Watch watch;         /* the header whose value is being read */
   gboolean continued;  /* the last header line was a watched one */
   char name[NAME_MAX_LEN];
@@ -258,6 +259,7 @@ rx_head_check_convert(GConverter *converter, const void *inbuf, gsize inbuf_size
   }
   if (n > 0)
     memcpy(outbuf, inbuf, n);
+  check->bytes += n;
   *bytes_read = *bytes_written = n;
   if (at_end)
     return G_CONVERTER_FINISHED;
@@ -318,6 +320,7 @@ struct _RxGuardStream {
   GIOStream parent;
   GIOStream *base;
   GInputStream *input;
+  RxHeadCheck *check;
 };
 
 G_DEFINE_TYPE(RxGuardStream, rx_guard_stream, G_TYPE_IO_STREAM)
@@ -376,6 +379,7 @@ rx_guard_stream_finalize(GObject *object)
   RxGuardStream *guard = RX_GUARD_STREAM(object);
 
   g_clear_object(&guard->input);
+  g_clear_object(&guard->check);
   g_clear_object(&guard->base);
   G_OBJECT_CLASS(rx_guard_stream_parent_class)->finalize(object);
 }
@@ -407,6 +411,12 @@ rx_guard_stream_new(GIOStream *base)
   check->answer_to = g_object_ref(g_io_stream_get_output_stream(base));
   guard->base = g_object_ref(base);
   guard->input = g_converter_input_stream_new(g_io_stream_get_input_stream(base), G_CONVERTER(check));
-  g_object_unref(check);
+  guard->check = check;
   return G_IO_STREAM(guard);
+}
+
+guint64
+rx_guard_stream_bytes_read(GIOStream *stream)
+{
+  return RX_GUARD_STREAM(stream)->check->bytes;
 }

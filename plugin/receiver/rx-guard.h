@@ -16,6 +16,9 @@
  * rx-http answers every request with "Connection: close", so there is no
  * second one on the same connection.
  *
+ * It also counts the bytes that come in, for the receiver's minimum transfer
+ * rate.
+ *
  * Must not: change a byte, buffer beyond what GConverterInputStream does, or
  * look at anything after the head. */
 #pragma once
@@ -27,5 +30,8 @@ G_BEGIN_DECLS
 /* A new stream reading @base's input through the head check and writing to
  * @base's output; closing it closes @base. Holds a reference to @base. */
 GIOStream *rx_guard_stream_new(GIOStream *base);
+/* How many bytes have come in through @stream's input so far (head and body,
+ * after TLS): what rx-http measures a client's transfer rate by. */
+guint64 rx_guard_stream_bytes_read(GIOStream *stream);
 
 G_END_DECLS

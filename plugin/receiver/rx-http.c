@@ -6,7 +6,16 @@
  * answered.
  *
  * Limits (docs/ARCHITECTURE.md, Rules: SoupServer; SoupServer 3.2 has none of its own):
- * - at most opt.max_connections open connections; one more is closed at once;
+ * - at most opt.max_connections open connections; when full, the slowest one
+ *   still sending its request (past opt.rate_grace_s, by average rate; before,
+ *   the one open longest) is closed for the new one; only when none is
+ *   sending, the new one is closed at once;
+ * - at most opt.max_per_address from one remote address other than 127.0.0.1
+ *   and ::1 (a reverse proxy's), one more closed at once;
+ * - a request must average opt.min_rate bytes per second (counted by the head
+ *   guard, after TLS) once opt.rate_grace_s have passed since libsoup got it;
+ * - request bodies held by all connections stay under opt.max_body_memory:
+ *   past it the slowest holders are closed;
  * - per connection a header deadline (accept, TLS handshake and request
  *   headers), a body deadline (headers to the end of the body) and an idle
  *   deadline (no progress at all), none of them running while a POST waits
@@ -29,10 +38,28 @@
 #include "rx.h"
 
 #include <string.h>
+#include <sys/stat.h>
 
 #include "rx-guard.h"
 #include "rx-route.h"
 #include "wa-signature.h"
+
+/* What a certificate or key file looked like when it was read: a renewal
+ * (written in place, or a new file renamed over it, or a symlink switched)
+ * changes at least one of these. */
+typedef struct {
+  gboolean exists;
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime;
+  struct timespec ctime;
+} FileStamp;
+
+typedef struct {
+  FileStamp cert;
+  FileStamp key;
+} TlsStamp;
 
 struct _RxListener {
   grefcount refs;  /* memory: held by its users and by its connections */
@@ -43,6 +70,9 @@ struct _RxListener {
   char *tls_cert;
   char *tls_key;
   GTlsCertificate *certificate;
+  TlsStamp loaded;      /* the files behind @certificate */
+  TlsStamp failed;      /* files that could not be used (logged once) */
+  gboolean have_failed;
   GSocketService *service;
 };
 
@@ -69,6 +99,13 @@ typedef struct {
   gint64 idle_deadline;
   gint64 drain_deadline;
   gboolean paused; /* a POST waits for its commit: no deadline runs */
+  gboolean counted; /* holds a slot (and its address's share); FALSE once killed */
+  gboolean reading; /* the request is still coming in: it may be dropped for a new one */
+  char *peer;       /* the remote address, when --max-per-address applies to it */
+  gint64 accepted;  /* monotonic microseconds */
+  gint64 rate_start; /* handed to libsoup: the rate is measured from then on; 0 = not */
+  GIOStream *guard; /* the stream libsoup reads (not a reference: @conn goes with it) */
+  gint64 body_held; /* body bytes counted in rx->body_bytes */
   gint64 body_seen;
   gsize drained;
   guint8 *drain_buf;
@@ -120,16 +157,46 @@ earliest(gint64 a, gint64 b)
   return MIN(a, b);
 }
 
+static guint64
+conn_bytes_in(RxConn *conn)
+{
+  return conn->guard != NULL ? rx_guard_stream_bytes_read(conn->guard) : 0;
+}
+
+/* When the connection falls under --min-rate, with the bytes it sent so far:
+ * --rate-grace seconds after libsoup got it, and later as it sends more (its
+ * average since then must stay at or above the rate). 0 when not measured. */
+static gint64
+conn_rate_deadline(RxConn *conn)
+{
+  const RxOptions *opt = &conn->rx->opt;
+  gint64 grace = (gint64) opt->rate_grace_s * G_USEC_PER_SEC;
+  gint64 earned;
+
+  if (conn->rate_start == 0 || opt->min_rate <= 0)
+    return 0;
+  earned = (gint64) MIN(conn_bytes_in(conn), (guint64) G_MAXINT64 / G_USEC_PER_SEC) *
+           G_USEC_PER_SEC / opt->min_rate;
+  return conn->rate_start + MAX(grace, earned);
+}
+
+/* The earliest of the fixed deadlines (0 = none). */
+static gint64
+conn_fixed_deadline(RxConn *conn)
+{
+  gint64 when = earliest(conn->header_deadline, conn->body_deadline);
+
+  when = earliest(when, conn->idle_deadline);
+  return earliest(when, conn->drain_deadline);
+}
+
 static void
 conn_arm(RxConn *conn)
 {
   gint64 when = 0;
 
-  if (!conn->paused) {
-    when = earliest(conn->header_deadline, conn->body_deadline);
-    when = earliest(when, conn->idle_deadline);
-    when = earliest(when, conn->drain_deadline);
-  }
+  if (!conn->paused)
+    when = earliest(conn_fixed_deadline(conn), conn_rate_deadline(conn));
   g_source_set_ready_time(conn->timer, when != 0 ? when : -1);
 }
 
@@ -141,10 +208,36 @@ conn_active(RxConn *conn)
   conn_arm(conn);
 }
 
+/* The connection no longer counts against the limits (it is closing, or
+ * gone): its slot, its address's share and its body bytes are free. */
+static void
+conn_release(RxConn *conn)
+{
+  RxReceiver *rx = conn->rx;
+
+  if (!conn->counted)
+    return;
+  conn->counted = FALSE;
+  conn->reading = FALSE;
+  rx->connections--;
+  rx->body_bytes -= conn->body_held;
+  conn->body_held = 0;
+  if (conn->peer != NULL) {
+    int n = GPOINTER_TO_INT(g_hash_table_lookup(rx->peers, conn->peer)) - 1;
+
+    if (n > 0)
+      g_hash_table_insert(rx->peers, g_strdup(conn->peer), GINT_TO_POINTER(n));
+    else
+      g_hash_table_remove(rx->peers, conn->peer);
+  }
+}
+
 static void
 conn_kill(RxConn *conn)
 {
+  conn_release(conn);
   conn->header_deadline = conn->body_deadline = conn->idle_deadline = conn->drain_deadline = 0;
+  conn->rate_start = 0;
   conn_arm(conn);
   switch (conn->phase) {
   case CONN_HANDSHAKE:
@@ -164,9 +257,102 @@ static gboolean
 on_deadline(gpointer data)
 {
   RxConn *conn = data;
+  gint64 now = g_get_monotonic_time();
+  gint64 fixed = conn_fixed_deadline(conn);
+  gint64 rate = conn_rate_deadline(conn);
 
-  conn_kill(conn);
+  if (fixed != 0 && fixed <= now) {
+    conn_kill(conn);
+  } else if (rate != 0 && rate <= now) {
+    conn->rx->slow_connections++;
+    conn_kill(conn);
+  } else {
+    /* the rate deadline moved: bytes came in without a signal (a head) */
+    conn_arm(conn);
+  }
   return G_SOURCE_CONTINUE;
+}
+
+/* ---- which connection to drop ----------------------------------------- */
+
+/* 0: answered its 413 and only drains; 1: past --rate-grace (ranked by its
+ * average rate, slowest first); 2: younger (ranked by age, oldest first, so
+ * the newest, such as a delivery that just arrived, goes last). */
+static int
+conn_class(RxConn *conn, gint64 now, double *rate)
+{
+  gint64 age = now - conn->accepted;
+
+  *rate = 0;
+  if (conn->phase == CONN_DRAIN)
+    return 0;
+  if (age >= (gint64) conn->rx->opt.rate_grace_s * G_USEC_PER_SEC) {
+    *rate = (double) conn_bytes_in(conn) * G_USEC_PER_SEC / (double) MAX(age, 1);
+    return 1;
+  }
+  return 2;
+}
+
+/* Whether @a is to be dropped before @b. */
+static gboolean
+conn_worse(RxConn *a, RxConn *b, gint64 now)
+{
+  double rate_a, rate_b;
+  int class_a = conn_class(a, now, &rate_a);
+  int class_b = conn_class(b, now, &rate_b);
+
+  if (class_a != class_b)
+    return class_a < class_b;
+  if (class_a == 1 && rate_a != rate_b)
+    return rate_a < rate_b;
+  return a->accepted < b->accepted;
+}
+
+/* The connection to drop for a new one (or, with @holding_body, to free
+ * body memory): the slowest or oldest of those still sending their request
+ * (or draining), never one waiting for its commit or being answered. NULL
+ * when there is none. */
+static RxConn *
+pick_victim(RxReceiver *rx, gboolean holding_body)
+{
+  gint64 now = g_get_monotonic_time();
+  RxConn *victim = NULL;
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init(&iter, rx->conns);
+  while (g_hash_table_iter_next(&iter, &key, NULL)) {
+    RxConn *conn = key;
+
+    if (!conn->counted || conn->paused || (!conn->reading && conn->phase != CONN_DRAIN))
+      continue;
+    if (holding_body && conn->body_held == 0)
+      continue;
+    if (victim == NULL || conn_worse(conn, victim, now))
+      victim = conn;
+  }
+  return victim;
+}
+
+/* The key of --max-per-address for @remote: NULL for 127.0.0.1 and ::1
+ * (a reverse proxy on the same host: every delivery comes from there), or
+ * when there is no cap. */
+static char *
+peer_key(RxReceiver *rx, GSocketAddress *remote)
+{
+  GInetAddress *address;
+  char *text;
+
+  if (rx->opt.max_per_address <= 0 || !G_IS_INET_SOCKET_ADDRESS(remote))
+    return NULL;
+  address = g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote));
+  text = g_inet_address_to_string(address);
+  if (g_str_equal(text, "127.0.0.1") || g_str_equal(text, "::1") ||
+      g_str_equal(text, "::ffff:127.0.0.1")) {
+    g_free(text);
+    return NULL;
+  }
+  return text;
 }
 
 /* ---- listeners ------------------------------------------------------ */
@@ -198,6 +384,86 @@ listener_url(RxListener *listener)
   if (strchr(listener->bind, ':') != NULL)
     return g_strdup_printf("%s://[%s]:%d", scheme, listener->bind, listener->port);
   return g_strdup_printf("%s://%s:%d", scheme, listener->bind, listener->port);
+}
+
+/* ---- TLS certificate reload ---------------------------------------------- */
+
+static void
+file_stamp(const char *path, FileStamp *stamp)
+{
+  struct stat st;
+
+  memset(stamp, 0, sizeof *stamp);
+  if (stat(path, &st) != 0)
+    return;
+  stamp->exists = TRUE;
+  stamp->dev = st.st_dev;
+  stamp->ino = st.st_ino;
+  stamp->size = st.st_size;
+  stamp->mtime = st.st_mtim;
+  stamp->ctime = st.st_ctim;
+}
+
+static void
+tls_stamp(RxListener *listener, TlsStamp *stamp)
+{
+  file_stamp(listener->tls_cert, &stamp->cert);
+  file_stamp(listener->tls_key, &stamp->key);
+}
+
+static gboolean
+file_stamp_equal(const FileStamp *a, const FileStamp *b)
+{
+  return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+         a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+         a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+static gboolean
+tls_stamp_equal(const TlsStamp *a, const TlsStamp *b)
+{
+  return file_stamp_equal(&a->cert, &b->cert) && file_stamp_equal(&a->key, &b->key);
+}
+
+/* Reads the listener's certificate and key again when the files changed
+ * since they were read (or always, with @force): a renewal is used from the
+ * next connection on. Files that cannot be used leave the certificate in use
+ * as it is, and are logged (once until they change again). */
+static void
+listener_tls_refresh(RxListener *listener, gboolean force)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *url = NULL;
+  GTlsCertificate *fresh;
+  TlsStamp now;
+
+  if (listener->certificate == NULL)
+    return;
+  tls_stamp(listener, &now);
+  if (!force && (tls_stamp_equal(&now, &listener->loaded) ||
+                 (listener->have_failed && tls_stamp_equal(&now, &listener->failed))))
+    return;
+  url = listener_url(listener);
+  fresh = g_tls_certificate_new_from_files(listener->tls_cert, listener->tls_key, &error);
+  if (fresh == NULL) {
+    listener->failed = now;
+    listener->have_failed = TRUE;
+    rx_log("cannot reload the TLS certificate of %s, still using the one read before: %s", url,
+           error->message);
+    return;
+  }
+  g_object_unref(listener->certificate);
+  listener->certificate = fresh;
+  listener->loaded = now;
+  listener->have_failed = FALSE;
+  rx_log("reloaded the TLS certificate of %s", url);
+}
+
+void
+rx_http_reload_tls(RxReceiver *rx)
+{
+  for (guint i = 0; i < rx->listeners->len; i++)
+    listener_tls_refresh(g_ptr_array_index(rx->listeners, i), TRUE);
 }
 
 static void
@@ -273,6 +539,7 @@ rx_listener_get(RxReceiver *rx, RxRegistration *reg, const char **code, GError *
   listener->tls_cert = g_strdup(reg->tls_cert);
   listener->tls_key = g_strdup(reg->tls_key);
   if (reg->tls_cert != NULL) {
+    tls_stamp(listener, &listener->loaded);
     listener->certificate = g_tls_certificate_new_from_files(reg->tls_cert, reg->tls_key, &local);
     if (listener->certificate == NULL) {
       *code = "tls";
@@ -355,8 +622,8 @@ conn_free(RxConn *conn)
 {
   RxReceiver *rx = conn->rx;
 
+  conn_release(conn);
   g_hash_table_remove(rx->conns, conn);
-  rx->connections--;
   if (conn->remote != NULL)
     g_object_set_qdata(G_OBJECT(conn->remote), conn_quark, NULL);
   g_source_destroy(conn->timer);
@@ -369,6 +636,7 @@ conn_free(RxConn *conn)
   g_clear_object(&conn->remote);
   g_clear_object(&conn->cancel);
   g_free(conn->drain_buf);
+  g_free(conn->peer);
   listener_unref(conn->listener);
   g_free(conn);
 }
@@ -388,6 +656,9 @@ conn_hand_to_soup(RxConn *conn, GIOStream *connection)
   g_autoptr(GIOStream) stream = rx_guard_stream_new(connection);
 
   conn->phase = CONN_SOUP;
+  conn->guard = stream;
+  conn->rate_start = g_get_monotonic_time();
+  conn_arm(conn);
   g_object_weak_ref(G_OBJECT(stream), on_stream_gone, conn);
   /* SoupServer emits "request-started" for the connection's first message
    * from inside this call; the remote address object leads back to @conn */
@@ -404,7 +675,9 @@ on_handshake(GObject *source, GAsyncResult *result, gpointer data)
   RxConn *conn = data;
   g_autoptr(GError) error = NULL;
 
-  if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), result, &error)) {
+  if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), result, &error) ||
+      !conn->counted) {
+    /* failed, or dropped for another connection as it finished */
     conn_close_own(conn);
     return;
   }
@@ -436,9 +709,36 @@ on_incoming(GSocketService *service, GSocketConnection *connection, GObject *sou
   RxListener *listener = data;
   RxReceiver *rx = listener->rx;
   g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketAddress) local = NULL;
+  g_autoptr(GSocketAddress) remote = NULL;
+  g_autofree char *peer = NULL;
   RxConn *conn;
   gint64 now;
 
+  local = g_socket_connection_get_local_address(connection, NULL);
+  remote = g_socket_connection_get_remote_address(connection, NULL);
+  if (local == NULL || remote == NULL) {
+    /* the peer is gone already */
+    g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+    return TRUE;
+  }
+  peer = peer_key(rx, remote);
+  if (peer != NULL &&
+      GPOINTER_TO_INT(g_hash_table_lookup(rx->peers, peer)) >= rx->opt.max_per_address) {
+    rx->peer_refused++;
+    rx->refused_connections++;
+    g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+    return TRUE;
+  }
+  if (!rx->stopping && rx->connections >= rx->opt.max_connections) {
+    /* full: the slowest (or oldest) one still sending makes room */
+    RxConn *victim = pick_victim(rx, FALSE);
+
+    if (victim != NULL) {
+      rx->evicted_connections++;
+      conn_kill(victim);
+    }
+  }
   if (rx->stopping || rx->connections >= rx->opt.max_connections) {
     rx->refused_connections++;
     g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
@@ -453,16 +753,20 @@ on_incoming(GSocketService *service, GSocketConnection *connection, GObject *sou
   conn->timer = g_source_new(&deadline_funcs, sizeof(GSource));
   g_source_set_callback(conn->timer, on_deadline, conn, NULL);
   g_source_attach(conn->timer, NULL);
+  conn->local = g_steal_pointer(&local);
+  conn->remote = g_steal_pointer(&remote);
+  conn->counted = TRUE;
+  conn->reading = TRUE;
+  conn->accepted = g_get_monotonic_time();
   rx->connections++;
+  if (peer != NULL) {
+    int n = GPOINTER_TO_INT(g_hash_table_lookup(rx->peers, peer)) + 1;
+
+    conn->peer = g_strdup(peer);
+    g_hash_table_insert(rx->peers, g_steal_pointer(&peer), GINT_TO_POINTER(n));
+  }
   g_hash_table_add(rx->conns, conn);
 
-  conn->local = g_socket_connection_get_local_address(connection, NULL);
-  conn->remote = g_socket_connection_get_remote_address(connection, NULL);
-  if (conn->local == NULL || conn->remote == NULL) {
-    /* the peer is gone already */
-    conn_close_own(conn);
-    return TRUE;
-  }
   now = g_get_monotonic_time();
   conn->header_deadline = now + (gint64) rx->opt.header_timeout_s * G_USEC_PER_SEC;
   conn_active(conn);
@@ -471,6 +775,7 @@ on_incoming(GSocketService *service, GSocketConnection *connection, GObject *sou
     conn_hand_to_soup(conn, G_IO_STREAM(connection));
     return TRUE;
   }
+  listener_tls_refresh(listener, FALSE);
   conn->phase = CONN_HANDSHAKE;
   conn->tls = g_tls_server_connection_new(G_IO_STREAM(connection), listener->certificate, &error);
   if (conn->tls == NULL) {
@@ -558,6 +863,8 @@ refuse_early(RxConn *conn, SoupServerMessage *msg, const char *answer, gsize ans
     return;
   }
   conn->phase = CONN_DRAIN;
+  conn->reading = FALSE;
+  conn->rate_start = 0;
   conn->header_deadline = conn->body_deadline = conn->idle_deadline = 0;
   conn->drain_deadline = g_get_monotonic_time() + drain_s * G_USEC_PER_SEC;
   conn_arm(conn);
@@ -619,11 +926,29 @@ static void
 on_got_chunk(SoupServerMessage *msg, GBytes *chunk, gpointer data)
 {
   RxConn *conn = data;
+  RxReceiver *rx = conn->rx;
+  gint64 size = (gint64) g_bytes_get_size(chunk);
 
-  conn->body_seen += (gint64) g_bytes_get_size(chunk);
-  if (conn->body_seen > conn->rx->opt.max_body) {
+  conn->body_seen += size;
+  if (conn->body_seen > rx->opt.max_body) {
     refuse_too_large(conn, msg);
     return;
+  }
+  if (!conn->counted)
+    return; /* being closed */
+  /* libsoup keeps the body until the request is answered */
+  conn->body_held += size;
+  rx->body_bytes += size;
+  rx->body_bytes_peak = MAX(rx->body_bytes_peak, rx->body_bytes);
+  while (rx->body_bytes > rx->opt.max_body_memory) {
+    RxConn *victim = pick_victim(rx, TRUE);
+
+    if (victim == NULL)
+      break;
+    rx->body_memory_evictions++;
+    conn_kill(victim);
+    if (victim == conn)
+      return;
   }
   conn_active(conn);
 }
@@ -634,6 +959,8 @@ on_got_body(SoupServerMessage *msg, gpointer data)
   RxConn *conn = data;
 
   conn->body_deadline = 0;
+  conn->rate_start = 0;
+  conn->reading = FALSE;
   conn_active(conn);
 }
 
@@ -694,6 +1021,18 @@ accounts_on(RxReceiver *rx, RxListener *listener, const char *path)
   return found;
 }
 
+/* Whether @challenge is what Meta sends (digits) or at least a short plain
+ * token: letters, digits and "-._", at most RX_CHALLENGE_MAX characters. Only
+ * such a challenge is echoed, so the answer can never be markup or script. */
+static gboolean
+challenge_is_plain(const char *challenge)
+{
+  gsize len = strlen(challenge);
+
+  return len > 0 && len <= RX_CHALLENGE_MAX &&
+         strspn(challenge, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") == len;
+}
+
 static void
 handle_get(SoupServerMessage *msg, GHashTable *query, GPtrArray *accounts)
 {
@@ -708,13 +1047,19 @@ handle_get(SoupServerMessage *msg, GHashTable *query, GPtrArray *accounts)
 
     matched |= wa_token_equal(token, account->reg->verify_token);
   }
-  if (matched && g_strcmp0(mode, "subscribe") == 0 && challenge != NULL && *challenge != '\0') {
-    soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
-    soup_server_message_set_response(msg, "text/plain", SOUP_MEMORY_COPY, challenge,
-                                     strlen(challenge));
+  if (!matched || g_strcmp0(mode, "subscribe") != 0 || challenge == NULL || *challenge == '\0') {
+    answer(msg, SOUP_STATUS_FORBIDDEN, "forbidden\n");
     return;
   }
-  answer(msg, SOUP_STATUS_FORBIDDEN, "forbidden\n");
+  soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+                               "X-Content-Type-Options", "nosniff");
+  if (!challenge_is_plain(challenge)) {
+    answer(msg, SOUP_STATUS_BAD_REQUEST, "hub.challenge is not a plain token\n");
+    return;
+  }
+  soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response(msg, "text/plain", SOUP_MEMORY_COPY, challenge,
+                                   strlen(challenge));
 }
 
 static void
@@ -912,10 +1257,27 @@ rx_http_init(RxReceiver *rx)
   conn_quark = g_quark_from_static_string("rx-conn");
   rx->listeners = g_ptr_array_new();
   rx->conns = g_hash_table_new(NULL, NULL);
+  rx->peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   /* no "server-header": the receiver does not advertise what it runs */
   rx->server = soup_server_new(NULL, NULL);
   g_signal_connect(rx->server, "request-started", G_CALLBACK(on_request_started), rx);
   soup_server_add_handler(rx->server, NULL, on_request, rx, NULL);
+}
+
+JsonObject *
+rx_http_status(RxReceiver *rx)
+{
+  JsonObject *obj = json_object_new();
+
+  json_object_set_int_member(obj, "connections", rx->connections);
+  json_object_set_int_member(obj, "body_bytes", rx->body_bytes);
+  json_object_set_int_member(obj, "body_bytes_peak", rx->body_bytes_peak);
+  json_object_set_int_member(obj, "refused", (gint64) rx->refused_connections);
+  json_object_set_int_member(obj, "refused_per_address", (gint64) rx->peer_refused);
+  json_object_set_int_member(obj, "dropped_for_new", (gint64) rx->evicted_connections);
+  json_object_set_int_member(obj, "dropped_too_slow", (gint64) rx->slow_connections);
+  json_object_set_int_member(obj, "dropped_for_memory", (gint64) rx->body_memory_evictions);
+  return obj;
 }
 
 void

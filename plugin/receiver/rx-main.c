@@ -2,7 +2,7 @@
  * directory, --daemon (fork, setsid, log file, and a pipe that tells the
  * parent once everything is ready), start-up (journal, saved registrations
  * and their listeners, the UNIX socket), the daily dedupe expiry, a clean exit
- * on SIGTERM/SIGINT/STOP, and the small clients behind --status and --stop.
+ * on SIGTERM/SIGINT/STOP, TLS certificates read again on SIGHUP, and the small clients behind --status and --stop.
  *
  * Must not: change the process umask, print a secret or a registration, or
  * report "ready" before the journal, the listeners and the socket are up. */
@@ -115,6 +115,14 @@ static gboolean
 on_signal(gpointer data)
 {
   rx_receiver_stop(data, "received a signal to stop");
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_sighup(gpointer data)
+{
+  rx_log("SIGHUP: reading the TLS certificates again");
+  rx_http_reload_tls(data);
   return G_SOURCE_CONTINUE;
 }
 
@@ -493,7 +501,7 @@ run(RxReceiver *rx, int ready_fd)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GHashTable) saved = NULL;
-  guint sigterm = 0, sigint = 0;
+  guint sigterm = 0, sigint = 0, sighup = 0;
   guint64 received = 0, duplicates = 0, unclaimed = 0;
   GHashTableIter iter;
   gpointer value;
@@ -524,6 +532,7 @@ run(RxReceiver *rx, int ready_fd)
   rx->expire_source = g_timeout_add_seconds(86400, on_expire_timer, rx);
   sigterm = g_unix_signal_add(SIGTERM, on_signal, rx);
   sigint = g_unix_signal_add(SIGINT, on_signal, rx);
+  sighup = g_unix_signal_add(SIGHUP, on_sighup, rx);
 
   rx_log("ready: version %s, %u registered accounts, %u listeners, socket %s", WABIZ_VERSION,
          g_hash_table_size(rx->accounts), rx->listeners->len, rx->socket_path);
@@ -532,6 +541,7 @@ run(RxReceiver *rx, int ready_fd)
 
   g_source_remove(sigterm);
   g_source_remove(sigint);
+  g_source_remove(sighup);
   g_source_remove(rx->expire_source);
   g_clear_handle_id(&rx->grace_source, g_source_remove);
   g_clear_handle_id(&rx->quit_source, g_source_remove);
@@ -551,8 +561,11 @@ run(RxReceiver *rx, int ready_fd)
     ;
   rx_log("stopped: %" G_GUINT64_FORMAT " requests, %" G_GUINT64_FORMAT
          " changes journalled, %" G_GUINT64_FORMAT " duplicates, %" G_GUINT64_FORMAT
-         " unclaimed, %" G_GUINT64_FORMAT " connections refused over the limit",
-         rx->requests, received, duplicates, unclaimed, rx->refused_connections);
+         " unclaimed, %" G_GUINT64_FORMAT " connections refused over the limit (%" G_GUINT64_FORMAT
+         " per address), %" G_GUINT64_FORMAT " dropped for a new one, %" G_GUINT64_FORMAT
+         " too slow, %" G_GUINT64_FORMAT " for body memory",
+         rx->requests, received, duplicates, unclaimed, rx->refused_connections, rx->peer_refused,
+         rx->evicted_connections, rx->slow_connections, rx->body_memory_evictions);
   return rx->exit_status;
 
 failed:
@@ -702,7 +715,18 @@ main(int argc, char **argv)
     { "daemon", 0, 0, G_OPTION_ARG_NONE, &rx.opt.daemon,
       "Run in the background once ready; log to DIR/" RX_LOG_NAME, NULL },
     { "max-connections", 0, 0, G_OPTION_ARG_INT, &rx.opt.max_connections,
-      "Open HTTP connections at most (default 64)", "N" },
+      "Open HTTP connections at most; when full, the slowest one still sending makes room "
+      "(default 64)", "N" },
+    { "max-per-address", 0, 0, G_OPTION_ARG_INT, &rx.opt.max_per_address,
+      "Open HTTP connections at most from one address other than 127.0.0.1 and ::1 "
+      "(default 16; 0: no cap)", "N" },
+    { "min-rate", 0, 0, G_OPTION_ARG_INT64, &rx.opt.min_rate,
+      "Bytes per second a request must average once --rate-grace has passed (default 1024; "
+      "0: no minimum)", "BYTES" },
+    { "rate-grace", 0, 0, G_OPTION_ARG_INT, &rx.opt.rate_grace_s,
+      "Seconds before --min-rate applies (default 5)", "S" },
+    { "max-body-memory", 0, 0, G_OPTION_ARG_INT64, &rx.opt.max_body_memory,
+      "Request body bytes held for all connections at most (default 33554432)", "BYTES" },
     { "header-timeout", 0, 0, G_OPTION_ARG_INT, &rx.opt.header_timeout_s,
       "Seconds for a request's headers (default 10)", "S" },
     { "idle-timeout", 0, 0, G_OPTION_ARG_INT, &rx.opt.idle_timeout_s,
@@ -726,6 +750,10 @@ main(int argc, char **argv)
   };
 
   rx.opt.max_connections = 64;
+  rx.opt.max_per_address = 16;
+  rx.opt.min_rate = 1024;
+  rx.opt.rate_grace_s = 5;
+  rx.opt.max_body_memory = 32 * 1024 * 1024;
   rx.opt.header_timeout_s = 10;
   rx.opt.idle_timeout_s = 60;
   rx.opt.body_timeout_s = 30;
@@ -766,6 +794,10 @@ main(int argc, char **argv)
       !check_range("idle-timeout", rx.opt.idle_timeout_s, 1, 86400) ||
       !check_range("body-timeout", rx.opt.body_timeout_s, 1, 86400) ||
       !check_range("max-body", rx.opt.max_body, 1, 1024 * 1024 * 1024) ||
+      !check_range("max-per-address", rx.opt.max_per_address, 0, 100000) ||
+      !check_range("min-rate", rx.opt.min_rate, 0, 1024 * 1024 * 1024) ||
+      !check_range("rate-grace", rx.opt.rate_grace_s, 1, 86400) ||
+      !check_range("max-body-memory", rx.opt.max_body_memory, rx.opt.max_body, G_MAXINT64 / 2) ||
       !check_range("max-pages", rx.opt.max_pages, 0, G_MAXINT32) ||
       !check_range("dedupe-days", rx.opt.dedupe_days, 1, 3650) ||
       !check_range("min-free-disk", rx.opt.min_free, 0, G_MAXINT64))
@@ -804,6 +836,8 @@ main(int argc, char **argv)
     g_ptr_array_unref(rx.listeners);
   if (rx.conns != NULL)
     g_hash_table_unref(rx.conns);
+  if (rx.peers != NULL)
+    g_hash_table_unref(rx.peers);
   g_main_loop_unref(rx.loop);
 out:
   g_free(rx.opt.dir);

@@ -35,11 +35,17 @@ G_BEGIN_DECLS
 #define RX_DEFAULT_MAX_PENDING_BYTES (G_GINT64_CONSTANT(1) << 30)
 /* Free space the journal's file system keeps by default (--min-free-disk). */
 #define RX_DEFAULT_MIN_FREE_BYTES (G_GINT64_CONSTANT(256) << 20)
+/* The longest hub.challenge echoed in the GET handshake (Meta sends digits). */
+#define RX_CHALLENGE_MAX 128
 
 typedef struct {
   char *dir;
   gboolean daemon;
   int max_connections;
+  int max_per_address; /* 0: no cap; never applies to 127.0.0.1 and ::1 */
+  gint64 min_rate;     /* bytes per second a request must average; 0: off */
+  int rate_grace_s;    /* from this many seconds after accept */
+  gint64 max_body_memory; /* request body bytes held by all connections at most */
   int header_timeout_s;
   int idle_timeout_s;
   int body_timeout_s;
@@ -96,6 +102,9 @@ typedef struct {
   GHashTable *notices;     /* "code\naccount" -> GINT64 monotonic seconds of the last one */
   GHashTable *conns;       /* the HTTP connections (rx-http's) */
   int connections;         /* HTTP connections open (limit: opt.max_connections) */
+  GHashTable *peers;       /* remote address -> GINT_TO_POINTER(connections), capped ones */
+  gint64 body_bytes;       /* request body bytes held (limit: opt.max_body_memory) */
+  gint64 body_bytes_peak;
   int posts_in_flight;     /* POSTs paused for a commit, or answered but not yet finished */
   gboolean stopping;
   int exit_status;
@@ -104,7 +113,11 @@ typedef struct {
   guint expire_source;
   /* totals for the log */
   guint64 requests;
-  guint64 refused_connections;
+  guint64 refused_connections;   /* closed at once: full of busy ones, or stopping */
+  guint64 peer_refused;          /* closed at once: over --max-per-address */
+  guint64 evicted_connections;   /* dropped to make room for a new one */
+  guint64 slow_connections;      /* closed under --min-rate */
+  guint64 body_memory_evictions; /* dropped to keep bodies under --max-body-memory */
 } RxReceiver;
 
 /* rx-main.c */
@@ -141,6 +154,11 @@ int rx_listener_users(RxListener *listener);
 /* STATUS's "listeners" entry. */
 JsonObject *rx_listener_status(RxReceiver *rx, RxListener *listener);
 void rx_http_init(RxReceiver *rx);
+/* Reads every TLS listener's certificate and key files again (SIGHUP); a
+ * file that cannot be used keeps the certificate in use, and is logged. */
+void rx_http_reload_tls(RxReceiver *rx);
+/* STATUS's "http" entry: connections, body memory and what the limits did. */
+JsonObject *rx_http_status(RxReceiver *rx);
 /* Closes every listening socket (accepted connections finish). */
 void rx_http_stop_listening(RxReceiver *rx);
 void rx_http_shutdown(RxReceiver *rx);

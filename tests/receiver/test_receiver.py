@@ -821,31 +821,37 @@ class ReceiverTest(ReceiverCase):
     # ---- connections --------------------------------------------------
 
     def test_connection_limit(self):
-        rx = self.start(max_connections=4, header_timeout=30, idle_timeout=60)
+        """Full: the connection that has had the longest time to send its
+        request makes room for the new one, which is served."""
+        rx = self.start(max_connections=4, header_timeout=30, idle_timeout=60, rate_grace=60)
         acct = Account()
         c, url = self.register(rx, acct)
         port = int(url.split(":")[2].split("/")[0])
-        idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(4)]
+        idle = []
+        for _ in range(4):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5 * TIMEOUT_FACTOR))
+            wait_until(lambda: rx.status()["http"]["connections"] == len(idle),
+                       what="the connection to be accepted")
         try:
-            # let the receiver accept all four before the fifth
-            time.sleep(0.2)
-            extra = socket.create_connection(("127.0.0.1", port), timeout=5 * TIMEOUT_FACTOR)
+            start = time.monotonic()
+            self.assertEqual(post_webhook(url, webhook_body(text="after"), secret=acct.secret)[0], 200)
+            self.assertLess(time.monotonic() - start, 2 * TIMEOUT_FACTOR)
+            # the oldest was dropped, the others are still open
+            idle[0].settimeout(5 * TIMEOUT_FACTOR)
             try:
-                start = time.monotonic()
-                try:
-                    self.assertEqual(extra.recv(1), b"")
-                except ConnectionResetError:
-                    pass
-                self.assertLess(time.monotonic() - start, 2 * TIMEOUT_FACTOR)
-            finally:
-                extra.close()
-            # no POST gets through while the four are held
-            with self.assertRaises((ConnectionError, http.client.HTTPException, OSError)):
-                post_webhook(url, webhook_body(), secret=acct.secret, timeout=2)
+                self.assertEqual(idle[0].recv(1), b"")
+            except ConnectionResetError:
+                pass
+            for s in idle[1:]:
+                s.settimeout(0.2)
+                with self.assertRaises(socket.timeout):
+                    s.recv(1)
         finally:
             for s in idle:
                 s.close()
-        wait_until(lambda: self._try_post_ok(url, acct), what="a POST to get through again")
+        http_status = rx.status()["http"]
+        self.assertEqual(http_status["dropped_for_new"], 1)
+        self.assertEqual(http_status["refused"], 0)
         c.poll(0.3)
         texts = [values_of(acct.open(e))[0]["messages"][0]["text"]["body"] for e in c.events]
         self.assertIn("after", texts)
