@@ -417,7 +417,10 @@ load_registrations(RxReceiver *rx, GHashTable *saved)
     g_autoptr(JsonNode) node = wa_json_parse_object(value, strlen(value), &error);
     g_autoptr(RxRegistration) reg = NULL;
     RxAccount *account;
+    RxListener *listener;
     const char *code;
+    char *down = NULL;
+    gboolean taken = FALSE;
     int port;
 
     if (node != NULL)
@@ -429,10 +432,7 @@ load_registrations(RxReceiver *rx, GHashTable *saved)
     }
     port = reg->port;
     account = g_new0(RxAccount, 1);
-    account->listener = rx_listener_get(rx, reg, &code, &error);
-    if (account->listener == NULL)
-      rx_log("account %s: %s; it waits for the plugin to register it again", account_id,
-             error->message);
+    listener = rx_account_open_listener(rx, reg, FALSE, &down, &taken, &code, NULL);
     if (reg->port != port) {
       g_autofree char *json = rx_registration_to_json(reg);
 
@@ -441,6 +441,8 @@ load_registrations(RxReceiver *rx, GHashTable *saved)
     }
     account->reg = g_steal_pointer(&reg);
     g_hash_table_insert(rx->accounts, g_strdup(account_id), account);
+    /* a listener that cannot be opened is tried again on a timer */
+    rx_account_set_listener(rx, account, listener, down, taken);
   }
 }
 
@@ -533,6 +535,7 @@ run(RxReceiver *rx, int ready_fd)
   g_source_remove(sigint);
   g_source_remove(rx->expire_source);
   g_clear_handle_id(&rx->grace_source, g_source_remove);
+  g_clear_handle_id(&rx->listen_retry_source, g_source_remove);
   g_clear_handle_id(&rx->quit_source, g_source_remove);
   rx_control_stop(rx);
   rx_http_shutdown(rx);
@@ -714,6 +717,8 @@ main(int argc, char **argv)
       "Cap the journal at this many database pages (default 0: no cap; for tests)", "N" },
     { "dedupe-days", 0, 0, G_OPTION_ARG_INT, &rx.opt.dedupe_days,
       "Days a message id is remembered to drop duplicates (default 30)", "N" },
+    { "listen-retry", 0, 0, G_OPTION_ARG_INT, &rx.opt.listen_retry_s,
+      "Seconds between tries of a listener that cannot be opened (default 10)", "S" },
     { "status", 0, 0, G_OPTION_ARG_NONE, &status,
       "Print the running receiver's status as JSON", NULL },
     { "stop", 0, 0, G_OPTION_ARG_NONE, &stop, "Stop the running receiver", NULL },
@@ -728,6 +733,7 @@ main(int argc, char **argv)
   rx.opt.max_body = 3145728;
   rx.opt.max_pages = 0;
   rx.opt.dedupe_days = 30;
+  rx.opt.listen_retry_s = RX_LISTEN_RETRY_S;
 
   context = g_option_context_new("- receive WhatsApp Business webhooks for purple-wabiz");
   g_option_context_set_summary(context,
@@ -762,7 +768,8 @@ main(int argc, char **argv)
       !check_range("body-timeout", rx.opt.body_timeout_s, 1, 86400) ||
       !check_range("max-body", rx.opt.max_body, 1, 1024 * 1024 * 1024) ||
       !check_range("max-pages", rx.opt.max_pages, 0, G_MAXINT32) ||
-      !check_range("dedupe-days", rx.opt.dedupe_days, 1, 3650))
+      !check_range("dedupe-days", rx.opt.dedupe_days, 1, 3650) ||
+      !check_range("listen-retry", rx.opt.listen_retry_s, 1, 86400))
     return 2;
 
   rx.opt.dir = g_canonicalize_filename(dir, NULL);
