@@ -25,6 +25,8 @@
 #define BACKLOG_NOTICE 20
 /* a generated verify token: 32 random bytes, base64url (43 characters) */
 #define WABIZ_VERIFY_TOKEN_BYTES 32
+/* account setting (not an option): the listening address last told */
+#define LAST_URL_SETTING "webhook_last_url"
 
 static void try_connect(WabizAccount *wa);
 
@@ -107,6 +109,20 @@ tell_listen_state(WabizAccount *wa, JsonObject *state)
   if (url == NULL)
     url = wa->rx_url != NULL ? wa->rx_url : "?";
   if (wa_json_get_bool(state, "listening", TRUE)) {
+    const char *last = purple_account_get_string(wa->account, LAST_URL_SETTING, NULL);
+
+    if (last != NULL && *last != '\0' && !g_str_equal(last, url)) {
+      /* never a silent move: whatever forwards to the old address must change */
+      text = g_strdup_printf(
+        _("The webhook receiver now listens on %s, no longer on %s. If you did not change the webhook "
+          "settings, the old port was taken by another program (on a shared machine perhaps another "
+          "user, who would then get what is sent to the old address): update your proxy or tunnel, or "
+          "set a fixed port or a UNIX socket."),
+        url, last);
+      wabiz_notice(wa, text);
+      g_clear_pointer(&text, g_free);
+    }
+    purple_account_set_string(wa->account, LAST_URL_SETTING, url);
     if (wa->rx_listen_error != NULL) {
       text = g_strdup_printf(_("Receiving works again: the webhook receiver listens on %s."), url);
       wabiz_notice(wa, text);

@@ -166,6 +166,30 @@ class Listen(Receiving):
         host.wait_for({"event": "write", "conv": ANNA, "message": "back on the same port",
                        "flags": has("recv")})
 
+    def test_any_port_moved_at_a_restart_is_told(self):
+        """webhook_port 0 (any free port) is the one case where the receiver takes
+        another port, when the remembered one is taken at a start: not silently."""
+        first = self.start_receiving_host(connect_sim=False)
+        old_url = self.webhook_url
+        port = int(re.search(r":(\d+)/", old_url).group(1))
+        first.quit()
+        self.hosts.remove(first)
+        first.close()
+        self.stop_receiver()
+        squatter = wait_until(lambda: try_squat(port), timeout=30, interval=0.05,
+                              what="the stopped receiver's port to be free")
+        self.addCleanup(squatter.close)
+        host = self.start_receiving_host()
+        self.assertNotEqual(self.webhook_url, old_url)
+        text = self.notice(host, "now listens on %s, no longer on %s" % (self.webhook_url, old_url))
+        self.assertIn("another user", text)
+        # said once: the next sign-on has nothing new to say
+        host.quit()
+        self.hosts.remove(host)
+        host.close()
+        again = self.start_receiving_host()
+        again.expect_none({"event": "write", "conv": "notices", "message": contains("no longer on")}, 1.0)
+
     def test_unix_socket_delivery_reaches_the_conversation(self):
         run = tempfile.mkdtemp(prefix="wabiz-e2e-run-")
         self.addCleanup(shutil.rmtree, run, True)
