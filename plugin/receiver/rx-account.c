@@ -470,8 +470,6 @@ void
 rx_account_set_listener(RxReceiver *rx, RxAccount *account, RxListener *listener, char *down,
                         gboolean taken)
 {
-  g_autofree char *url = rx_registration_url(account->reg);
-
   rx_listener_release(account->listener);
   account->listener = listener;
   g_free(account->listen_error);
