@@ -528,7 +528,7 @@ handle_register(RxClient *client, JsonObject *payload)
   }
   old = g_hash_table_lookup(rx->accounts, reg->account);
   /* "any port" again: keep the port bound for this account while it is free */
-  if (reg->port == 0 && old != NULL && old->reg->port != 0) {
+  if (reg->port == 0 && rx_bind_unix_path(reg->bind) == NULL && old != NULL && old->reg->port != 0) {
     reg->port = old->reg->port;
     reg->requested_port = 0;
   }

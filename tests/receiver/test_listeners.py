@@ -243,6 +243,24 @@ class ListenerTest(ReceiverCase):
         self.assertTrue(self.account_status(rx2, acct.pnid)["listening"])
         self.assertEqual(stat.S_IMODE(os.lstat(sock_path).st_mode), 0o660)
 
+    def test_unix_socket_shared_by_accounts_and_switched_to(self):
+        """An account moving from a TCP port to a socket another account already
+        listens on shares it (the old port plays no part); a different group is refused."""
+        sock_path = os.path.join(self.socket_dir(), "hook.sock")
+        bind = "unix:" + sock_path
+        rx = self.start()
+        a, b = Account(), Account(pnid="106540352242933")
+        c = self.client(rx)
+        self.assertTrue(c.register(a.registration(bind=bind, socket_group=test_group()))["listening"])
+        self.assertNotEqual(c.register(b.registration(port=0))["port"], 0)
+        answer = c.register(b.registration(bind=bind, socket_group=test_group()))
+        self.assertTrue(answer["listening"], answer)
+        self.assertEqual(answer["url"], "http://unix:%s:/webhook" % sock_path)
+        self.assertEqual([x["bind"] for x in rx.status()["listeners"]], [bind])
+        with self.assertRaises(RxError) as cm:
+            c.register(b.registration(bind=bind, socket_group="0"))
+        self.assertIn("must give the same group", cm.exception.message)
+
     def test_unix_socket_without_group_is_private(self):
         sock_path = os.path.join(self.socket_dir(0o700), "hook.sock")
         rx = self.start()
