@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -142,6 +143,49 @@ queue_line(WaRxclient *client, const char *verb, JsonObject *payload)
 }
 
 gboolean
+wa_rxclient_check_peer(const char *dir_name, const struct stat *dir, uid_t peer_uid, uid_t uid,
+                       GError **error)
+{
+  if (!S_ISDIR(dir->st_mode) || dir->st_uid != uid) {
+    g_set_error(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_PEER,
+                "the receiver's directory %s belongs to another user (uid %u)", dir_name,
+                (guint) dir->st_uid);
+    return FALSE;
+  }
+  if ((dir->st_mode & 077) != 0) {
+    g_set_error(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_PEER,
+                "the receiver's directory %s is open to other users (mode %04o, not 0700)", dir_name,
+                (guint) (dir->st_mode & 07777));
+    return FALSE;
+  }
+  if (peer_uid != uid) {
+    g_set_error(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_PEER,
+                "the process at the receiver's socket runs as another user (uid %d)", (int) peer_uid);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The directory and the peer of a connected @fd are ours alone. */
+static gboolean
+peer_trusted(WaRxclient *client, int fd, GError **error)
+{
+  g_autofree char *dir_name = g_path_get_dirname(client->socket_path);
+  struct ucred cred = {.uid = (uid_t) -1};
+  socklen_t len = sizeof cred;
+  struct stat dir;
+
+  if (stat(dir_name, &dir) != 0) {
+    g_set_error(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_PEER, "cannot check %s: %s", dir_name,
+                g_strerror(errno));
+    return FALSE;
+  }
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred)
+    cred.uid = (uid_t) -1;
+  return wa_rxclient_check_peer(dir_name, &dir, cred.uid, getuid(), error);
+}
+
+gboolean
 wa_rxclient_connect(WaRxclient *client, GError **error)
 {
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -169,6 +213,11 @@ wa_rxclient_connect(WaRxclient *client, GError **error)
                 err == ENOENT || err == ECONNREFUSED || err == EAGAIN ? WA_RXCLIENT_ERROR_NOT_RUNNING
                                                                       : WA_RXCLIENT_ERROR_CONNECT,
                 "cannot reach the receiver at %s: %s", client->socket_path, g_strerror(err));
+    return FALSE;
+  }
+  /* REGISTER carries the app secret: nothing goes to a peer we cannot trust */
+  if (!peer_trusted(client, fd, error)) {
+    close(fd);
     return FALSE;
   }
   client->fd = fd;
@@ -283,6 +332,12 @@ handle_line(WaRxclient *client, const char *line, gsize len)
     return handle_ok(client, payload);
   if (g_str_equal(verb, "EVENT"))
     return handle_event(client, payload);
+  if (g_str_equal(verb, "LISTEN")) {
+    if (payload != NULL && client->events.listen != NULL &&
+        g_strcmp0(wa_json_get_string(payload, "account"), client->account) == 0)
+      client->events.listen(client->user, payload);
+    return TRUE;
+  }
   if (g_str_equal(verb, "NOTICE")) {
     client->events.notice(client->user, wa_json_get_string(payload, "code"),
                           wa_json_get_string(payload, "message"));

@@ -1,14 +1,18 @@
 /* wabiz-link.c: the account's link to wabiz-receiver.
  *
- * At sign-on: load the account's key pair, connect to the receiver's socket
- * (starting the receiver when nobody answers), register the account and
- * subscribe. Events go to wabiz-inbound.c; receiver notices and set-up hints
- * go to the notices conversation. A lost receiver is reconnected (and
- * restarted) with backoff; receiving problems never disconnect the account,
- * which can still send.
- * Must not: log the registration (it holds the app secret), or block while
- * the receiver starts (its socket is polled on a timer). */
+ * At sign-on: make a verify token if the account has none, load the
+ * account's key pair, connect to the receiver's socket (starting the receiver
+ * when nobody answers), register the account and subscribe. Events go to
+ * wabiz-inbound.c; receiver notices, set-up hints and a listener that cannot
+ * be opened (a port someone else holds) go to the notices conversation. A
+ * lost receiver is reconnected (and restarted) with backoff; receiving
+ * problems never disconnect the account, which can still send.
+ * Must not: log the registration (it holds the app secret), send it to a
+ * socket whose peer is not our own user's (wa-rxclient checks), or block
+ * while the receiver starts (its socket is polled on a timer). */
 #include "wabiz.h"
+
+#include <sodium.h>
 
 #include "wabiz-config.h"
 #include "wa-json.h"
@@ -19,6 +23,10 @@
 #define RX_BACKOFF_MAX_MS 30000
 /* a backlog this large is announced: it takes a moment to show */
 #define BACKLOG_NOTICE 20
+/* a generated verify token: 32 random bytes, base64url (43 characters) */
+#define WABIZ_VERIFY_TOKEN_BYTES 32
+/* account setting (not an option): the listening address last told */
+#define LAST_URL_SETTING "webhook_last_url"
 
 static void try_connect(WabizAccount *wa);
 
@@ -46,6 +54,7 @@ registration(WabizAccount *wa)
     {"path", WABIZ_OPT_WEBHOOK_PATH},
     {"tls_cert", WABIZ_OPT_WEBHOOK_TLS_CERT},
     {"tls_key", WABIZ_OPT_WEBHOOK_TLS_KEY},
+    {"socket_group", WABIZ_OPT_WEBHOOK_SOCKET_GROUP},
   };
 
   json_object_set_string_member(reg, "account", wa->pnid);
@@ -92,6 +101,65 @@ tell_setup(WabizAccount *wa)
   wabiz_notice(wa, text);
 }
 
+/* The receiver cannot listen for this account (or can again): say so once
+ * per change. */
+static void
+tell_listen_state(WabizAccount *wa, JsonObject *state)
+{
+  const char *url = wa_json_get_string(state, "url");
+  const char *why = wa_json_get_string(state, "listen_error");
+  g_autofree char *text = NULL;
+
+  if (url == NULL)
+    url = wa->rx_url != NULL ? wa->rx_url : "?";
+  if (wa_json_get_bool(state, "listening", TRUE)) {
+    const char *last = purple_account_get_string(wa->account, LAST_URL_SETTING, NULL);
+
+    if (last != NULL && *last != '\0' && !g_str_equal(last, url)) {
+      /* never a silent move: whatever forwards to the old address must change */
+      text = g_strdup_printf(
+        _("The webhook receiver now listens on %s, no longer on %s. If you did not change the webhook "
+          "settings, the old port was taken by another program (on a shared machine perhaps another "
+          "user, who would then get what is sent to the old address): update your proxy or tunnel, or "
+          "set a fixed port or a UNIX socket."),
+        url, last);
+      wabiz_notice(wa, text);
+      g_clear_pointer(&text, g_free);
+    }
+    purple_account_set_string(wa->account, LAST_URL_SETTING, url);
+    if (wa->rx_listen_error != NULL) {
+      text = g_strdup_printf(_("Receiving works again: the webhook receiver listens on %s."), url);
+      wabiz_notice(wa, text);
+    }
+    g_clear_pointer(&wa->rx_listen_error, g_free);
+    if (!wa->rx_told) {
+      wa->rx_told = TRUE;
+      tell_setup(wa);
+    }
+    return;
+  }
+  if (why == NULL || *why == '\0')
+    why = _("unknown reason");
+  if (g_strcmp0(why, wa->rx_listen_error) == 0)
+    return;
+  g_free(wa->rx_listen_error);
+  wa->rx_listen_error = g_strdup(why);
+  if (wa_json_get_bool(state, "port_taken", FALSE))
+    text = g_strdup_printf(
+      _("Receiving is interrupted: the webhook receiver cannot listen on %s because another program "
+        "already holds that address. On a shared machine this may be another user, who then gets this "
+        "account's webhooks (customers' messages) instead of you. The receiver tries again every few "
+        "seconds and never moves to another port by itself. Find out who holds it (e.g. ss -ltnp), or "
+        "choose another port and update your proxy or tunnel, or listen on a UNIX socket "
+        "(webhook listen address unix:/path). Details: %s"),
+      url, why);
+  else
+    text = g_strdup_printf(_("Receiving is interrupted: the webhook receiver cannot listen on %s "
+                             "(it tries again every few seconds): %s"),
+                           url, why);
+  wabiz_notice(wa, text);
+}
+
 static void
 on_ready(gpointer user, JsonObject *registered, gint64 pending)
 {
@@ -103,10 +171,7 @@ on_ready(gpointer user, JsonObject *registered, gint64 pending)
   g_free(wa->rx_url);
   wa->rx_url = g_strdup(url != NULL ? url : "?");
   purple_debug_info("wabiz", "receiver link ready, %" G_GINT64_FORMAT " events waiting\n", pending);
-  if (!wa->rx_told) {
-    wa->rx_told = TRUE;
-    tell_setup(wa);
-  }
+  tell_listen_state(wa, registered);
   if (pending >= BACKLOG_NOTICE) {
     g_autofree char *text = g_strdup_printf(
       ngettext("%u webhook event arrived while this account was offline; showing it now.",
@@ -115,6 +180,19 @@ on_ready(gpointer user, JsonObject *registered, gint64 pending)
 
     wabiz_notice(wa, text);
   }
+}
+
+static void
+on_listen(gpointer user, JsonObject *state)
+{
+  WabizAccount *wa = user;
+  const char *url = wa_json_get_string(state, "url");
+
+  if (url != NULL) {
+    g_free(wa->rx_url);
+    wa->rx_url = g_strdup(url);
+  }
+  tell_listen_state(wa, state);
 }
 
 static void
@@ -181,6 +259,7 @@ static const WaRxclientEvents rx_events = {
   .event = on_event,
   .notice = on_notice,
   .failed = on_failed,
+  .listen = on_listen,
 };
 
 static gboolean
@@ -214,6 +293,16 @@ try_connect(WabizAccount *wa)
 
   if (wa_rxclient_connect(wa->rx, &error))
     return;
+  if (g_error_matches(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_PEER)) {
+    /* retrying cannot help: someone else's socket, or a directory open to
+     * others, until the user looks into it */
+    text = g_strdup_printf(_("Receiving is off: the webhook receiver's socket cannot be trusted with the "
+                             "app secret, so nothing was sent to it: %s. Check who owns %s (it must be "
+                             "yours, mode 0700), then reconnect."),
+                           error->message, wa->rx_dir);
+    wabiz_notice(wa, text);
+    return;
+  }
   if (!g_error_matches(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_NOT_RUNNING)) {
     text = g_strdup_printf(_("Cannot reach the webhook receiver: %s"), error->message);
     wabiz_notice(wa, text);
@@ -271,16 +360,38 @@ keys_cb(WabizAccount *wa, WaKeyPair *pair, const GError *error)
   try_connect(wa);
 }
 
+/* An account without a verify token gets a strong one, kept in the account so
+ * that it stays what Meta's App Dashboard has (the set-up notice shows it). */
+static void
+ensure_verify_token(WabizAccount *wa)
+{
+  const char *token = purple_account_get_string(wa->account, WABIZ_OPT_VERIFY_TOKEN, NULL);
+  guint8 raw[WABIZ_VERIFY_TOKEN_BYTES];
+  char encoded[sodium_base64_ENCODED_LEN(WABIZ_VERIFY_TOKEN_BYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+
+  if (token != NULL && *token != '\0')
+    return;
+  if (!wa_sodium_init(NULL))
+    return;
+  randombytes_buf(raw, sizeof raw);
+  sodium_bin2base64(encoded, sizeof encoded, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  purple_account_set_string(wa->account, WABIZ_OPT_VERIFY_TOKEN, encoded);
+  sodium_memzero(raw, sizeof raw);
+  sodium_memzero(encoded, sizeof encoded);
+  purple_debug_info("wabiz", "made a new webhook verify token for the account\n");
+}
+
 void
 wabiz_link_start(WabizAccount *wa)
 {
   const char *secret = purple_account_get_string(wa->account, WABIZ_OPT_APP_SECRET, NULL);
 
   if (secret == NULL || *secret == '\0') {
-    wabiz_notice(wa, _("Receiving is off: set the app secret and a verify token in the account's settings "
-                       "to receive customers' messages. Sending works without them."));
+    wabiz_notice(wa, _("Receiving is off: set the app secret in the account's settings to receive "
+                       "customers' messages. Sending works without it."));
     return;
   }
+  ensure_verify_token(wa);
   wabiz_keys_load(wa, keys_cb);
 }
 
@@ -298,6 +409,7 @@ wabiz_link_stop(WabizAccount *wa)
   g_clear_pointer(&wa->keys, wa_keypair_free);
   g_clear_pointer(&wa->rx_dir, g_free);
   g_clear_pointer(&wa->rx_url, g_free);
+  g_clear_pointer(&wa->rx_listen_error, g_free);
 }
 
 static gboolean

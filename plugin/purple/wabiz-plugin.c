@@ -173,10 +173,13 @@ init_plugin(PurplePlugin *plugin)
   opt = purple_account_option_string_new(_("Webhook verify token"), WABIZ_OPT_VERIFY_TOKEN, "");
   purple_account_option_set_masked(opt, TRUE);
   prpl_info.protocol_options = g_list_append(prpl_info.protocol_options, opt);
-  add_string_option(_("Webhook listen address"), WABIZ_OPT_WEBHOOK_BIND, "127.0.0.1");
+  add_string_option(_("Webhook listen address (an IP address, or unix:/path for a local proxy)"),
+                    WABIZ_OPT_WEBHOOK_BIND, "127.0.0.1");
   prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
     purple_account_option_int_new(_("Webhook listen port (0 = any free port)"), WABIZ_OPT_WEBHOOK_PORT, 8090));
   add_string_option(_("Webhook path"), WABIZ_OPT_WEBHOOK_PATH, "/webhook");
+  add_string_option(_("Webhook socket group (unix: address only; the proxy's user must be in it)"),
+                    WABIZ_OPT_WEBHOOK_SOCKET_GROUP, "");
   add_string_option(_("Public webhook URL (what Meta calls; shown in the set-up notice)"),
                     WABIZ_OPT_WEBHOOK_PUBLIC_URL, "");
   add_string_option(_("Webhook TLS certificate (PEM file; needed to listen on a public address)"),

@@ -44,6 +44,7 @@
 #define WABIZ_OPT_WEBHOOK_TLS_CERT "webhook_tls_cert"
 #define WABIZ_OPT_WEBHOOK_TLS_KEY "webhook_tls_key"
 #define WABIZ_OPT_WEBHOOK_PUBLIC_HTTP "webhook_allow_public_http"
+#define WABIZ_OPT_WEBHOOK_SOCKET_GROUP "webhook_socket_group"
 #define WABIZ_OPT_WEBHOOK_SILENCE "webhook_silence_seconds"
 #define WABIZ_OPT_RETENTION_DAYS "retention_days"
 #define WABIZ_OPT_UNCERTAIN_GRACE "uncertain_grace_seconds"
@@ -105,6 +106,7 @@ typedef struct _WabizAccount {
   gboolean rx_spawned;
   gboolean rx_told;      /* the notices conversation has the set-up text */
   gboolean old_told;     /* the notices said that deliveries older than Meta's retries arrived */
+  char *rx_listen_error; /* the receiver cannot listen for this account: why (as last told) */
   GQueue inbound;        /* WabizEvent* received, not yet applied */
   struct _WabizApplying *applying; /* the event being stored and shown */
   GSList *orphans;       /* events of a lost link still waiting for the store */

@@ -1,7 +1,7 @@
 /* rx-control.c: wabiz-receiver's UNIX socket, <dir>/rx.sock, speaking
  * plugin/receiver/PROTOCOL.md to plugin instances (and to --status/--stop):
  * HELLO, REGISTER, SUBSCRIBE / EVENT / ACK, UNREGISTER, STATUS, STOP, and
- * the unsolicited NOTICE.
+ * the unsolicited NOTICE and LISTEN.
  *
  * Requests of one client are answered strictly in order: while one waits for
  * the journal, the next is not read. Output is queued and written
@@ -307,6 +307,20 @@ rx_notice(RxReceiver *rx, const char *account_id, const char *code, const char *
     g_hash_table_insert(rx->notices, g_steal_pointer(&key), GSIZE_TO_POINTER((gsize) now));
 }
 
+void
+rx_control_listen_changed(RxReceiver *rx, RxAccount *account)
+{
+  g_autoptr(JsonObject) obj = json_object_new();
+  g_autofree char *url = rx_registration_url(account->reg);
+
+  if (account->sub == NULL || account->sub->client->closed)
+    return;
+  json_object_set_string_member(obj, "account", account->reg->account);
+  json_object_set_string_member(obj, "url", url);
+  rx_account_listen_state(account, obj);
+  client_send(account->sub->client, "LISTEN", obj);
+}
+
 /* ---- requests ------------------------------------------------------- */
 
 /* A request waiting for the journal: the client, and what it needs. */
@@ -316,6 +330,8 @@ typedef struct {
   gint64 seq;
   RxRegistration *reg;
   RxListener *listener;
+  char *down;     /* REGISTER: why its listener cannot be opened (it is tried again) */
+  gboolean taken; /* ... because someone else holds the address */
 } RxRequest;
 
 static RxRequest *
@@ -337,6 +353,7 @@ request_done(RxRequest *req)
 
   rx_registration_free(req->reg);
   rx_listener_release(req->listener);
+  g_free(req->down);
   g_free(req->account);
   g_free(req);
   client->busy = FALSE;
@@ -408,9 +425,22 @@ on_register_pending(GHashTable *counts, const GError *error, gpointer data)
     json_object_set_string_member(ok, "url", url);
     json_object_set_int_member(ok, "port", account->reg->port);
     json_object_set_int_member(ok, "pending", pending_of(counts, req->account));
+    rx_account_listen_state(account, ok);
   }
   send_ok(req->client, ok);
   request_done(req);
+}
+
+/* @account's own listener again (after a REGISTER that gave it up failed). */
+static void
+reopen(RxReceiver *rx, RxAccount *account)
+{
+  const char *ignored;
+  char *down;
+  gboolean taken;
+  RxListener *listener = rx_account_open_listener(rx, account->reg, FALSE, &down, &taken, &ignored, NULL);
+
+  rx_account_set_listener(rx, account, listener, down, taken);
 }
 
 static void
@@ -428,11 +458,8 @@ on_register_saved(const GError *error, gpointer data)
     /* the old registration stays; give its listener back if it gave it up */
     account = g_hash_table_lookup(rx->accounts, req->account);
     g_clear_pointer(&req->listener, rx_listener_release);
-    if (account != NULL && account->listener == NULL) {
-      const char *ignored;
-
-      account->listener = rx_listener_get(rx, account->reg, &ignored, NULL);
-    }
+    if (account != NULL && account->listener == NULL)
+      reopen(rx, account);
     request_done(req);
     return;
   }
@@ -448,12 +475,37 @@ on_register_saved(const GError *error, gpointer data)
   }
   rx_registration_free(account->reg);
   account->reg = g_steal_pointer(&req->reg);
-  rx_listener_release(account->listener);
-  account->listener = g_steal_pointer(&req->listener);
+  rx_account_set_listener(rx, account, g_steal_pointer(&req->listener), g_steal_pointer(&req->down),
+                          req->taken);
   req->client->messenger = TRUE;
   url = rx_registration_url(account->reg);
   rx_log("registered account %s on %s", req->account, url);
   rx_journal_pending(rx->journal, on_register_pending, req);
+}
+
+/* Accounts sharing one UNIX socket share its group too. */
+static gboolean
+unix_socket_agrees(RxReceiver *rx, RxRegistration *reg, GError **error)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  if (rx_bind_unix_path(reg->bind) == NULL)
+    return TRUE;
+  g_hash_table_iter_init(&iter, rx->accounts);
+  while (g_hash_table_iter_next(&iter, NULL, &value)) {
+    RxAccount *other = value;
+
+    if (!g_str_equal(other->reg->account, reg->account) && g_str_equal(other->reg->bind, reg->bind) &&
+        g_strcmp0(other->reg->socket_group, reg->socket_group) != 0) {
+      g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                  "%s is already used by another account with socket group \"%s\"; accounts "
+                  "sharing a socket must give the same group",
+                  reg->bind, other->reg->socket_group != NULL ? other->reg->socket_group : "");
+      return FALSE;
+    }
+  }
+  return TRUE;
 }
 
 static void
@@ -467,6 +519,8 @@ handle_register(RxClient *client, JsonObject *payload)
   RxListener *listener;
   RxRequest *req;
   char *json;
+  char *down = NULL;
+  gboolean taken = FALSE;
 
   if (payload == NULL || (reg = rx_registration_from_json(payload, &code, &error)) == NULL) {
     send_err(client, code, FALSE, error != NULL ? error->message : "REGISTER needs a payload");
@@ -474,30 +528,33 @@ handle_register(RxClient *client, JsonObject *payload)
   }
   old = g_hash_table_lookup(rx->accounts, reg->account);
   /* "any port" again: keep the port bound for this account while it is free */
-  if (reg->port == 0 && old != NULL && old->reg->port != 0) {
+  if (reg->port == 0 && rx_bind_unix_path(reg->bind) == NULL && old != NULL && old->reg->port != 0) {
     reg->port = old->reg->port;
     reg->requested_port = 0;
   }
-  listener = rx_listener_get(rx, reg, &code, &error);
-  if (listener == NULL && g_strcmp0(code, "bind") == 0 && old != NULL && old->listener != NULL &&
-      rx_listener_users(old->listener) == 1 && old->reg->port == reg->port &&
-      g_str_equal(old->reg->bind, reg->bind)) {
+  if (!unix_socket_agrees(rx, reg, &error)) {
+    send_err(client, "bind", FALSE, error->message);
+    return;
+  }
+  listener = rx_account_open_listener(rx, reg, TRUE, &down, &taken, &code, &error);
+  if (listener == NULL && down == NULL && g_strcmp0(code, "bind") == 0 && old != NULL &&
+      old->listener != NULL && rx_listener_users(old->listener) == 1 &&
+      old->reg->port == reg->port && g_str_equal(old->reg->bind, reg->bind)) {
     /* the account alone uses the port and changes its TLS settings */
     g_clear_error(&error);
     g_clear_pointer(&old->listener, rx_listener_release);
-    listener = rx_listener_get(rx, reg, &code, &error);
-    if (listener == NULL) {
-      const char *ignored;
-
-      old->listener = rx_listener_get(rx, old->reg, &ignored, NULL);
-    }
+    listener = rx_account_open_listener(rx, reg, TRUE, &down, &taken, &code, &error);
+    if (listener == NULL && down == NULL)
+      reopen(rx, old);
   }
-  if (listener == NULL) {
+  if (listener == NULL && down == NULL) {
     send_err(client, code, FALSE, error->message);
     return;
   }
   req = request_new(client, reg->account);
   req->listener = listener;
+  req->down = down;
+  req->taken = taken;
   json = rx_registration_to_json(reg);
   req->reg = g_steal_pointer(&reg);
   rx_journal_save_account(rx->journal, req->account, json, on_register_saved, req);
@@ -514,6 +571,8 @@ on_subscribe_pending(GHashTable *counts, const GError *error, gpointer data)
 
   json_object_set_string_member(ok, "account", req->account);
   json_object_set_int_member(ok, "pending", pending_of(counts, req->account));
+  if (account != NULL)
+    rx_account_listen_state(account, ok);
   send_ok(req->client, ok);
   /* events follow the OK */
   if (account != NULL && account->sub != NULL && account->sub->client == req->client)
@@ -694,6 +753,7 @@ on_status_pending(GHashTable *counts, const GError *error, gpointer data)
     json_object_set_int_member(obj, "received", (gint64) account->received);
     json_object_set_int_member(obj, "duplicates", (gint64) account->duplicates);
     json_object_set_int_member(obj, "unclaimed", (gint64) account->unclaimed);
+    rx_account_listen_state(account, obj);
     json_array_add_object_element(accounts, obj);
   }
   json_object_set_array_member(ok, "accounts", accounts);

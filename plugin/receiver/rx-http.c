@@ -69,6 +69,7 @@ struct _RxListener {
   int port;
   char *tls_cert;
   char *tls_key;
+  char *group; /* a UNIX socket's group */
   GTlsCertificate *certificate;
   TlsStamp loaded;      /* the files behind @certificate */
   TlsStamp failed;      /* files that could not be used (logged once) */
@@ -372,6 +373,7 @@ listener_unref(RxListener *listener)
   g_free(listener->bind);
   g_free(listener->tls_cert);
   g_free(listener->tls_key);
+  g_free(listener->group);
   g_clear_object(&listener->certificate);
   g_free(listener);
 }
@@ -381,6 +383,8 @@ listener_url(RxListener *listener)
 {
   const char *scheme = listener->certificate != NULL ? "https" : "http";
 
+  if (rx_bind_unix_path(listener->bind) != NULL)
+    return g_strdup(listener->bind);
   if (strchr(listener->bind, ':') != NULL)
     return g_strdup_printf("%s://[%s]:%d", scheme, listener->bind, listener->port);
   return g_strdup_printf("%s://%s:%d", scheme, listener->bind, listener->port);
@@ -478,6 +482,8 @@ listener_close(RxListener *listener)
   g_socket_listener_close(G_SOCKET_LISTENER(listener->service));
   g_signal_handlers_disconnect_by_data(listener->service, listener);
   g_clear_object(&listener->service);
+  if (rx_bind_unix_path(listener->bind) != NULL)
+    rx_unix_unlink(rx_bind_unix_path(listener->bind));
   rx_log("stopped listening on %s", url);
 }
 
@@ -490,7 +496,17 @@ listen_on(RxListener *listener, int port, int *bound, GError **error)
   g_autoptr(GSocketAddress) wanted = g_inet_socket_address_new_from_string(listener->bind, (guint) port);
   g_autoptr(GSocketAddress) effective = NULL;
   g_autoptr(GSocketService) service = g_socket_service_new();
+  const char *socket_path = rx_bind_unix_path(listener->bind);
 
+  if (socket_path != NULL) {
+    g_autoptr(GSocket) socket = rx_unix_listen(socket_path, listener->group, error);
+
+    if (socket == NULL ||
+        !g_socket_listener_add_socket(G_SOCKET_LISTENER(service), socket, NULL, error))
+      return NULL;
+    *bound = 0;
+    return g_steal_pointer(&service);
+  }
   if (wanted == NULL) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s is not an IP address",
                 listener->bind);
@@ -513,14 +529,14 @@ rx_listener_get(RxReceiver *rx, RxRegistration *reg, const char **code, GError *
   int bound = 0;
 
   *code = "bind";
-  if (reg->port != 0) {
+  if (reg->port != 0 || rx_bind_unix_path(reg->bind) != NULL) {
     for (guint i = 0; i < rx->listeners->len; i++) {
       listener = g_ptr_array_index(rx->listeners, i);
       if (listener->port != reg->port || !g_str_equal(listener->bind, reg->bind))
         continue;
       if (g_strcmp0(listener->tls_cert, reg->tls_cert) != 0 ||
           g_strcmp0(listener->tls_key, reg->tls_key) != 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "%s port %d is already used by another account %s; accounts sharing a "
                     "port must use the same TLS certificate and key (or none)",
                     reg->bind, reg->port,
@@ -538,6 +554,7 @@ rx_listener_get(RxReceiver *rx, RxRegistration *reg, const char **code, GError *
   listener->bind = g_strdup(reg->bind);
   listener->tls_cert = g_strdup(reg->tls_cert);
   listener->tls_key = g_strdup(reg->tls_key);
+  listener->group = g_strdup(reg->socket_group);
   if (reg->tls_cert != NULL) {
     tls_stamp(listener, &listener->loaded);
     listener->certificate = g_tls_certificate_new_from_files(reg->tls_cert, reg->tls_key, &local);
@@ -557,8 +574,15 @@ rx_listener_get(RxReceiver *rx, RxRegistration *reg, const char **code, GError *
     listener->service = listen_on(listener, 0, &bound, &local);
   }
   if (listener->service == NULL) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot listen on %s port %d: %s",
-                reg->bind, reg->port, local->message);
+    /* the cause stays (rx-account: ADDRESS_IN_USE is someone else's port,
+     * INVALID_ARGUMENT a wrong setting) */
+    int cause = local->domain == G_IO_ERROR ? local->code : G_IO_ERROR_FAILED;
+
+    if (rx_bind_unix_path(reg->bind) != NULL)
+      g_set_error(error, G_IO_ERROR, cause, "cannot listen on %s: %s", reg->bind, local->message);
+    else
+      g_set_error(error, G_IO_ERROR, cause, "cannot listen on %s port %d: %s", reg->bind,
+                  reg->port, local->message);
     listener_unref(listener);
     return NULL;
   }

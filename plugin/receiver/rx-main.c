@@ -425,7 +425,10 @@ load_registrations(RxReceiver *rx, GHashTable *saved)
     g_autoptr(JsonNode) node = wa_json_parse_object(value, strlen(value), &error);
     g_autoptr(RxRegistration) reg = NULL;
     RxAccount *account;
+    RxListener *listener;
     const char *code;
+    char *down = NULL;
+    gboolean taken = FALSE;
     int port;
 
     if (node != NULL)
@@ -437,10 +440,7 @@ load_registrations(RxReceiver *rx, GHashTable *saved)
     }
     port = reg->port;
     account = g_new0(RxAccount, 1);
-    account->listener = rx_listener_get(rx, reg, &code, &error);
-    if (account->listener == NULL)
-      rx_log("account %s: %s; it waits for the plugin to register it again", account_id,
-             error->message);
+    listener = rx_account_open_listener(rx, reg, FALSE, &down, &taken, &code, NULL);
     if (reg->port != port) {
       g_autofree char *json = rx_registration_to_json(reg);
 
@@ -449,6 +449,8 @@ load_registrations(RxReceiver *rx, GHashTable *saved)
     }
     account->reg = g_steal_pointer(&reg);
     g_hash_table_insert(rx->accounts, g_strdup(account_id), account);
+    /* a listener that cannot be opened is tried again on a timer */
+    rx_account_set_listener(rx, account, listener, down, taken);
   }
 }
 
@@ -544,6 +546,7 @@ run(RxReceiver *rx, int ready_fd)
   g_source_remove(sighup);
   g_source_remove(rx->expire_source);
   g_clear_handle_id(&rx->grace_source, g_source_remove);
+  g_clear_handle_id(&rx->listen_retry_source, g_source_remove);
   g_clear_handle_id(&rx->quit_source, g_source_remove);
   rx_control_stop(rx);
   rx_http_shutdown(rx);
@@ -742,6 +745,8 @@ main(int argc, char **argv)
     { "min-free-disk", 0, 0, G_OPTION_ARG_INT64, &rx.opt.min_free,
       "Refuse deliveries (500, Meta retries) while the journal's disk has less free "
       "(default 268435456; 0: no floor)", "BYTES" },
+    { "listen-retry", 0, 0, G_OPTION_ARG_INT, &rx.opt.listen_retry_s,
+      "Seconds between tries of a listener that cannot be opened (default 10)", "S" },
     { "status", 0, 0, G_OPTION_ARG_NONE, &status,
       "Print the running receiver's status as JSON", NULL },
     { "stop", 0, 0, G_OPTION_ARG_NONE, &stop, "Stop the running receiver", NULL },
@@ -761,6 +766,7 @@ main(int argc, char **argv)
   rx.opt.max_pages = 0;
   rx.opt.dedupe_days = 30;
   rx.opt.min_free = RX_DEFAULT_MIN_FREE_BYTES;
+  rx.opt.listen_retry_s = RX_LISTEN_RETRY_S;
 
   context = g_option_context_new("- receive WhatsApp Business webhooks for purple-wabiz");
   g_option_context_set_summary(context,
@@ -800,7 +806,8 @@ main(int argc, char **argv)
       !check_range("max-body-memory", rx.opt.max_body_memory, rx.opt.max_body, G_MAXINT64 / 2) ||
       !check_range("max-pages", rx.opt.max_pages, 0, G_MAXINT32) ||
       !check_range("dedupe-days", rx.opt.dedupe_days, 1, 3650) ||
-      !check_range("min-free-disk", rx.opt.min_free, 0, G_MAXINT64))
+      !check_range("min-free-disk", rx.opt.min_free, 0, G_MAXINT64) ||
+      !check_range("listen-retry", rx.opt.listen_retry_s, 1, 86400))
     return 2;
 
   rx.opt.dir = g_canonicalize_filename(dir, NULL);

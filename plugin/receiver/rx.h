@@ -37,6 +37,11 @@ G_BEGIN_DECLS
 #define RX_DEFAULT_MIN_FREE_BYTES (G_GINT64_CONSTANT(256) << 20)
 /* The longest hub.challenge echoed in the GET handshake (Meta sends digits). */
 #define RX_CHALLENGE_MAX 128
+/* A listener that cannot be opened is tried again this often (seconds;
+ * --listen-retry). */
+#define RX_LISTEN_RETRY_S 10
+/* A bind address naming a UNIX socket: "unix:/absolute/path". */
+#define RX_UNIX_PREFIX "unix:"
 
 typedef struct {
   char *dir;
@@ -53,6 +58,7 @@ typedef struct {
   gint64 max_pages;
   int dedupe_days;
   gint64 min_free; /* bytes the journal's file system keeps free (0 = no floor) */
+  int listen_retry_s;
 } RxOptions;
 
 typedef struct _RxListener RxListener;
@@ -65,7 +71,7 @@ typedef struct {
   char *waba_id;      /* NULL when no check is wanted */
   char *app_secret;   /* never logged; wiped on free */
   char *verify_token; /* may be NULL; never logged; wiped on free */
-  char *bind;         /* an IP address literal, as given */
+  char *bind;         /* an IP address literal, or RX_UNIX_PREFIX and an absolute path */
   int port;           /* the port wanted (0 = any) and, once bound, the port bound */
   int requested_port; /* the port the client asked for (0 = any) */
   char *path;
@@ -76,12 +82,15 @@ typedef struct {
   char *tls_key;
   gboolean allow_public_http;
   gint64 max_pending_bytes; /* sealed events waiting at most, in bytes */
+  char *socket_group; /* UNIX socket only: its group (name or number), NULL for none */
 } RxRegistration;
 
 /* A registered account and what the receiver knows about it. */
 typedef struct {
   RxRegistration *reg;
   RxListener *listener; /* a reference; NULL when its listener could not be opened */
+  char *listen_error;   /* why not, while listener is NULL (tried again on a timer) */
+  gboolean port_taken;  /* listen_error is "address in use": someone else holds it */
   guint64 received;     /* changes journalled since start */
   guint64 duplicates;   /* changes dropped as already journalled */
   guint64 unclaimed;    /* signed changes on its path that no account claimed */
@@ -111,6 +120,7 @@ typedef struct {
   guint quit_source;
   guint grace_source;
   guint expire_source;
+  guint listen_retry_source; /* runs while an account's listener is down */
   /* totals for the log */
   guint64 requests;
   guint64 refused_connections;   /* closed at once: full of busy ones, or stopping */
@@ -137,8 +147,37 @@ char *rx_registration_to_json(const RxRegistration *reg);
 /* The URL Meta should call, e.g. http://127.0.0.1:8090/webhook. */
 char *rx_registration_url(const RxRegistration *reg);
 gboolean rx_bind_is_loopback(const char *bind);
+/* The socket path of a "unix:PATH" bind address, else NULL. */
+const char *rx_bind_unix_path(const char *bind);
 void rx_account_free(RxAccount *account);
+/* Opens (or shares) the listener @reg asks for. When the system refuses it
+ * (the port is taken, the address or the socket's directory is not there)
+ * NULL with *@down saying why (for RxAccount.listen_error) and *@taken for
+ * "address in use": the account stays registered, down, and is tried again.
+ * A wrong setting (TLS, a port or socket shared with other settings) fails
+ * with @error and *@code only when @strict (a REGISTER); otherwise it too
+ * leaves the account down. */
+RxListener *rx_account_open_listener(RxReceiver *rx, RxRegistration *reg, gboolean strict,
+                                     char **down, gboolean *taken, const char **code,
+                                     GError **error);
+/* Records @account's listener state (@listener taken, or NULL and @down
+ * taken) and runs the retry timer while any account is down. */
+void rx_account_set_listener(RxReceiver *rx, RxAccount *account, RxListener *listener,
+                             char *down, gboolean taken);
+/* The account's listener state for OK, STATUS and LISTEN payloads:
+ * "listening", and "listen_error" and "port_taken" while it is down. */
+void rx_account_listen_state(RxAccount *account, JsonObject *obj);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(RxRegistration, rx_registration_free)
+
+/* rx-unix.c */
+/* A listening UNIX stream socket at @path for the webhook side: mode 0660
+ * with @group (a name or number), or 0600 without one. Refuses a directory
+ * that someone other than its owner (us or root) can write without a sticky
+ * bit; removes a stale socket of ours; G_IO_ERROR_ADDRESS_IN_USE when a live
+ * one answers at @path; G_IO_ERROR_INVALID_ARGUMENT for a wrong setting. */
+GSocket *rx_unix_listen(const char *path, const char *group, GError **error);
+/* Removes the socket file at @path if it is a socket of ours. */
+void rx_unix_unlink(const char *path);
 
 /* rx-http.c */
 /* A listener for @reg's (bind, port): the existing one when the settings
@@ -171,6 +210,8 @@ void rx_control_stop(RxReceiver *rx);
 void rx_notice(RxReceiver *rx, const char *account, const char *code, const char *message);
 /* The journal stored events for @account up to @last_seq. */
 void rx_control_new_events(const char *account, gint64 last_seq, gpointer data);
+/* Sends LISTEN (the account's listener state) to @account's subscriber. */
+void rx_control_listen_changed(RxReceiver *rx, RxAccount *account);
 /* Number of connected clients that registered or subscribed an account. */
 guint rx_control_messengers(RxReceiver *rx);
 

@@ -256,6 +256,7 @@ class Client:
         self.buf = b""
         self.events = []   # EVENT payloads not yet taken by next_event()
         self.notices = []  # NOTICE payloads
+        self.listens = []  # LISTEN payloads
         self.closed = False
         self.timeout = timeout
         if hello:
@@ -313,6 +314,9 @@ class Client:
             return True
         if verb == "NOTICE":
             self.notices.append(payload)
+            return True
+        if verb == "LISTEN":
+            self.listens.append(payload)
             return True
         return False
 
@@ -385,6 +389,17 @@ class Client:
             self.poll(0.1)
             return None
         return wait_until(found, timeout or self.timeout, interval=0, what="NOTICE " + code)
+
+    def wait_listen(self, listening, timeout=None):
+        """The first LISTEN payload whose "listening" is ``listening``."""
+        def found():
+            for payload in self.listens:
+                if payload.get("listening") is listening:
+                    return payload
+            self.poll(0.1)
+            return None
+        return wait_until(found, timeout or self.timeout, interval=0,
+                          what="LISTEN listening=%s" % listening)
 
     def expect_closed(self, timeout=None):
         """Lines until EOF (collected); fails if the connection stays open."""

@@ -1,6 +1,7 @@
 /* test-rxclient.c: the plugin's side of the receiver link against a scripted
  * fake receiver on a real UNIX socket: the handshake lines, events and their
- * acknowledgements, notices, refusals, a lost receiver, no receiver.
+ * acknowledgements, notices, listener states, refusals, a lost receiver, no
+ * receiver, and a socket whose directory or peer is not ours alone.
  * Must not: depend on wabiz-receiver (its own tests cover it). */
 #include "wa-rxclient.h"
 
@@ -9,6 +10,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -28,6 +30,7 @@ typedef struct {
   gint64 pending;
   GPtrArray *events; /* "seq:payload" */
   char *notice;
+  char *listen; /* the last LISTEN payload, as JSON */
   GError *failure;
   char *failure_code;
 } Fixture;
@@ -72,7 +75,24 @@ on_failed(gpointer user, const GError *error, const char *code)
   f->failure_code = g_strdup(code);
 }
 
-static const WaRxclientEvents events = {on_ready, on_event, on_notice, on_failed};
+static void
+on_listen(gpointer user, JsonObject *state)
+{
+  Fixture *f = user;
+  g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
+
+  json_node_set_object(node, state);
+  g_free(f->listen);
+  f->listen = wa_json_to_string(node);
+}
+
+static const WaRxclientEvents events = {
+  .ready = on_ready,
+  .event = on_event,
+  .notice = on_notice,
+  .failed = on_failed,
+  .listen = on_listen,
+};
 
 static void
 fixture_set_up(Fixture *f, gconstpointer data)
@@ -112,6 +132,7 @@ fixture_tear_down(Fixture *f, gconstpointer data)
   g_free(f->dir);
   g_free(f->url);
   g_free(f->notice);
+  g_free(f->listen);
   g_free(f->failure_code);
   g_clear_error(&f->failure);
   g_ptr_array_unref(f->events);
@@ -286,6 +307,76 @@ test_not_running(Fixture *f, gconstpointer data)
   g_assert_error(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_NOT_RUNNING);
 }
 
+/* LISTEN lines of the account reach the owner; another account's do not. */
+static void
+test_listen_state(Fixture *f, gconstpointer data)
+{
+  handshake(f);
+  server_write(f, "LISTEN {\"account\":\"999\",\"listening\":true}");
+  server_write(f, "LISTEN {\"account\":\"106540352242922\",\"url\":\"http://127.0.0.1:9/webhook\","
+                  "\"listening\":false,\"listen_error\":\"in use\",\"port_taken\":true}");
+  SPIN_UNTIL(f->listen != NULL);
+  g_assert_cmpstr(f->listen, ==, "{\"account\":\"106540352242922\",\"url\":\"http://127.0.0.1:9/webhook\","
+                                 "\"listening\":false,\"listen_error\":\"in use\",\"port_taken\":true}");
+  g_assert_null(f->failure);
+}
+
+/* A receiver socket in a directory others may enter gets nothing: not even
+ * HELLO, let alone REGISTER with the app secret. */
+static void
+test_peer_directory_open(Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  char byte;
+  int peer;
+
+  g_assert_cmpint(g_chmod(f->dir, 0755), ==, 0);
+  g_assert_false(wa_rxclient_connect(f->client, &error));
+  g_assert_error(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_PEER);
+  g_assert_nonnull(strstr(error->message, "mode 0755"));
+  g_assert_false(wa_rxclient_is_connected(f->client));
+  /* the connection was made and closed at once: end of file, no byte */
+  peer = accept(f->listen_fd, NULL, NULL);
+  g_assert_cmpint(peer, >=, 0);
+  g_assert_cmpint(read(peer, &byte, 1), ==, 0);
+  close(peer);
+  /* 0700 again: the same client connects and talks */
+  g_clear_error(&error);
+  g_assert_cmpint(g_chmod(f->dir, 0700), ==, 0);
+  handshake(f);
+}
+
+/* The check on synthetic credentials: another uid at the socket, a
+ * directory of another user, one open to the group, not a directory. */
+static void
+test_peer_check(void)
+{
+  struct stat dir = {.st_mode = S_IFDIR | 0700, .st_uid = 1000};
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true(wa_rxclient_check_peer("/d", &dir, 1000, 1000, &error));
+  g_assert_no_error(error);
+  g_assert_false(wa_rxclient_check_peer("/d", &dir, 1001, 1000, &error));
+  g_assert_error(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_PEER);
+  g_assert_nonnull(strstr(error->message, "another user (uid 1001)"));
+  g_clear_error(&error);
+  g_assert_false(wa_rxclient_check_peer("/d", &dir, (uid_t) -1, 1000, &error));
+  g_assert_error(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_PEER);
+  g_clear_error(&error);
+  dir.st_uid = 0;
+  g_assert_false(wa_rxclient_check_peer("/d", &dir, 1000, 1000, &error));
+  g_assert_nonnull(strstr(error->message, "belongs to another user (uid 0)"));
+  g_clear_error(&error);
+  dir.st_uid = 1000;
+  dir.st_mode = S_IFDIR | 0710;
+  g_assert_false(wa_rxclient_check_peer("/d", &dir, 1000, 1000, &error));
+  g_assert_nonnull(strstr(error->message, "mode 0710"));
+  g_clear_error(&error);
+  dir.st_mode = S_IFREG | 0700;
+  g_assert_false(wa_rxclient_check_peer("/d", &dir, 1000, 1000, &error));
+  g_assert_error(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_PEER);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -297,6 +388,10 @@ main(int argc, char **argv)
   g_test_add("/rxclient/wrong-version-and-garbage", Fixture, NULL, fixture_set_up, test_wrong_version_and_garbage,
              fixture_tear_down);
   g_test_add("/rxclient/lost", Fixture, NULL, fixture_set_up, test_lost, fixture_tear_down);
+  g_test_add("/rxclient/listen-state", Fixture, NULL, fixture_set_up, test_listen_state, fixture_tear_down);
+  g_test_add("/rxclient/peer-directory-open", Fixture, NULL, fixture_set_up, test_peer_directory_open,
+             fixture_tear_down);
+  g_test_add_func("/rxclient/peer-check", test_peer_check);
   g_test_add("/rxclient/not-running", Fixture, "no socket", fixture_set_up, test_not_running, fixture_tear_down);
   return g_test_run();
 }
