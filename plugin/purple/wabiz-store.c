@@ -266,10 +266,10 @@ wabiz_store_show_recovery_code(WabizAccount *wa, const char *code, WaKeyMode mod
 static guint
 rotate_slice_rows(void)
 {
-  const char *text = g_getenv("WABIZ_TEST_ROTATE_SLICE");
+  const char *text = wabiz_test_env("WABIZ_TEST_ROTATE_SLICE");
   guint64 rows = 0;
 
-  if (g_strcmp0(g_getenv("WABIZ_TEST_HOOKS"), "1") == 0 && text != NULL &&
+  if (text != NULL &&
       g_ascii_string_to_unsigned(text, 10, 1, G_MAXUINT, &rows, NULL))
     return (guint) rows;
   return ROTATE_SLICE_ROWS;
