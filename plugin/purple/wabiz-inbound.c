@@ -154,7 +154,6 @@ struct _WabizApplying {
   WabizAccount *wa;
   gint64 seq;
   WaWebhook *webhook;
-  char *raw;          /* the event's JSON, kept (sealed) with its messages */
   guint pending;      /* store writes not yet answered or not yet started, plus one while queuing */
   gboolean orphaned;  /* the receiver link went away: show nothing more, ack nothing */
   /* Messages (and echoes) of one event go one after another: stored, shown,
@@ -175,8 +174,25 @@ typedef struct {
   WabizApplying *ap;
   const WaChange *change;
   const WaMessage *msg;
-  WaStoreInbound in;  /* borrows from change, msg and ap->raw */
+  char *raw;          /* what of the event concerns this message (event_for_one) */
+  WaStoreInbound in;  /* borrows from change, msg and raw */
 } MessageJob;
+
+static void
+wipe_free(char *text)
+{
+  if (text == NULL)
+    return;
+  sodium_memzero(text, strlen(text));
+  g_free(text);
+}
+
+static void
+message_job_free(MessageJob *job)
+{
+  wipe_free(job->raw);
+  g_free(job);
+}
 
 static void finish_one(WabizApplying *ap);
 
@@ -358,7 +374,7 @@ stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data
       wabiz_test_crash_point("inbound-shown");
     }
   }
-  g_free(job);
+  message_job_free(job);
   finish_one(ap);
 }
 
@@ -379,7 +395,94 @@ start_message(gpointer data)
 {
   MessageJob *job = data;
 
-  wa_store_inbound(job->ap->wa->store, &job->in, stored_cb, wabiz_store_hold(job->ap->wa, job, g_free));
+  wa_store_inbound(job->ap->wa->store, &job->in, stored_cb,
+                   wabiz_store_hold(job->ap->wa, job, (GDestroyNotify) message_job_free));
+}
+
+/* The entry of value.contacts[] that @contact was read from, or NULL. */
+static JsonNode *
+contact_json(const WaChange *change, const WaContact *contact)
+{
+  JsonObject *value = change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value)
+                        ? json_node_get_object(change->value) : NULL;
+  JsonArray *contacts = value != NULL ? wa_json_get_array(value, "contacts") : NULL;
+  guint n = contacts != NULL ? json_array_get_length(contacts) : 0;
+
+  for (guint i = 0; contact != NULL && i < n; i++) {
+    JsonObject *c = wa_json_array_get_object(contacts, i);
+    g_autofree char *wa_id = c != NULL ? wa_json_dup_id(c, "wa_id") : NULL;
+
+    if (c != NULL && g_strcmp0(wa_id, contact->wa_id) == 0 &&
+        g_strcmp0(wa_json_get_string(c, "user_id"), contact->user_id) == 0)
+      return json_array_get_element(contacts, i);
+  }
+  return NULL;
+}
+
+/* What is kept of an event with one customer's message: Meta's envelope
+ * around a value holding only @member = [@item] and that customer's
+ * @contact (may be NULL), with the change's field and metadata. A change
+ * may carry several customers' messages; stored whole with each, erasing one
+ * customer would leave their words in another's stored event. */
+static char *
+event_for_one(const WaChange *change, const char *member, JsonNode *item, JsonNode *contact)
+{
+  JsonObject *value = change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value)
+                        ? json_node_get_object(change->value) : NULL;
+  JsonNode *metadata = value != NULL ? json_object_get_member(value, "metadata") : NULL;
+  const char *product = value != NULL ? wa_json_get_string(value, "messaging_product") : NULL;
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  g_autoptr(JsonNode) root = NULL;
+
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "object");
+  json_builder_add_string_value(b, "whatsapp_business_account");
+  json_builder_set_member_name(b, "entry");
+  json_builder_begin_array(b);
+  json_builder_begin_object(b);
+  if (change->waba_id != NULL) {
+    json_builder_set_member_name(b, "id");
+    json_builder_add_string_value(b, change->waba_id);
+  }
+  if (change->entry_time > 0) {
+    json_builder_set_member_name(b, "time");
+    json_builder_add_int_value(b, change->entry_time);
+  }
+  json_builder_set_member_name(b, "changes");
+  json_builder_begin_array(b);
+  json_builder_begin_object(b);
+  if (change->field != NULL) {
+    json_builder_set_member_name(b, "field");
+    json_builder_add_string_value(b, change->field);
+  }
+  json_builder_set_member_name(b, "value");
+  json_builder_begin_object(b);
+  if (product != NULL) {
+    json_builder_set_member_name(b, "messaging_product");
+    json_builder_add_string_value(b, product);
+  }
+  if (metadata != NULL) {
+    json_builder_set_member_name(b, "metadata");
+    json_builder_add_value(b, json_node_copy(metadata));
+  }
+  if (contact != NULL) {
+    json_builder_set_member_name(b, "contacts");
+    json_builder_begin_array(b);
+    json_builder_add_value(b, json_node_copy(contact));
+    json_builder_end_array(b);
+  }
+  json_builder_set_member_name(b, member);
+  json_builder_begin_array(b);
+  json_builder_add_value(b, json_node_copy(item));
+  json_builder_end_array(b);
+  json_builder_end_object(b); /* value */
+  json_builder_end_object(b); /* change */
+  json_builder_end_array(b);
+  json_builder_end_object(b); /* entry */
+  json_builder_end_array(b);
+  json_builder_end_object(b);
+  root = json_builder_get_root(b);
+  return json_to_string(root, FALSE);
 }
 
 static void
@@ -407,7 +510,6 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
   in.wamid = msg->id;
   in.type = msg->type;
   in.body = msg->text;
-  in.raw = ap->raw;
   /* a time stamp from the future (a wrong clock, ours or the sender's) would
    * hold the service window open until then: it counts as now */
   in.timestamp = msg->timestamp > 0 ? MIN(msg->timestamp, wabiz_now()) : wabiz_now();
@@ -415,8 +517,10 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
   job->ap = ap;
   job->change = change;
   job->msg = msg;
+  job->raw = msg->raw != NULL ? event_for_one(change, "messages", msg->raw, contact_json(change, contact)) : NULL;
+  in.raw = job->raw;
   job->in = in;
-  defer(ap, start_message, job, g_free);
+  defer(ap, start_message, job, (GDestroyNotify) message_job_free);
 }
 
 /* ---- statuses ------------------------------------------------------------- */
@@ -559,14 +663,16 @@ typedef struct {
   char *to;
   char *text;
   gint64 timestamp;
-  WaStoreInbound in;  /* borrows from the event (ap->webhook, ap->raw) */
+  char *raw;          /* what of the event concerns this echo (event_for_one) */
+  WaStoreInbound in;  /* borrows from the event (ap->webhook) and raw */
 } EchoJob;
 
 static void
 echo_job_free(EchoJob *job)
 {
   g_free(job->to);
-  g_free(job->text);
+  wipe_free(job->text);
+  wipe_free(job->raw);
   g_free(job);
 }
 
@@ -644,7 +750,8 @@ apply_echoes(WabizApplying *ap, const WaChange *change)
     out.wamid = id;
     out.type = type != NULL ? type : "unknown";
     out.body = body;
-    out.raw = ap->raw;
+    job->raw = event_for_one(change, "message_echoes", json_array_get_element(echoes, i), NULL);
+    out.raw = job->raw;
     out.timestamp = job->timestamp > 0 ? job->timestamp : wabiz_now();
     job->in = out;
     defer(ap, start_echo, job, (GDestroyNotify) echo_job_free);
@@ -776,10 +883,6 @@ applying_free(WabizApplying *ap)
 {
   g_queue_clear_full(&ap->deferred, (GDestroyNotify) deferred_free);
   g_clear_pointer(&ap->webhook, wa_webhook_free);
-  if (ap->raw != NULL) {
-    sodium_memzero(ap->raw, strlen(ap->raw));
-    g_free(ap->raw);
-  }
   g_free(ap);
 }
 
@@ -807,7 +910,7 @@ finish_one(WabizApplying *ap)
 }
 
 static WaWebhook *
-open_event(WabizAccount *wa, WabizEvent *event, char **raw)
+open_event(WabizAccount *wa, WabizEvent *event)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) plain = NULL;
@@ -831,7 +934,6 @@ open_event(WabizAccount *wa, WabizEvent *event, char **raw)
     wabiz_notice(wa, text);
     return NULL;
   }
-  *raw = g_strndup((const char *) data, len);
   sodium_memzero((void *) data, len);
   return webhook;
 }
@@ -852,7 +954,7 @@ apply_next(WabizAccount *wa)
   /* re-sent after a lost acknowledgement (the receiver's seq only grows):
    * already shown in this session */
   if (event->seq > wa->applied_seq) {
-    ap->webhook = open_event(wa, event, &ap->raw);
+    ap->webhook = open_event(wa, event);
     for (guint i = 0; ap->webhook != NULL && i < ap->webhook->changes->len; i++)
       apply_change(ap, g_ptr_array_index(ap->webhook->changes, i));
     run_next(ap);
