@@ -525,10 +525,22 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
 
 /* ---- statuses ------------------------------------------------------------- */
 
+/* Statuses go in the event's sequence after its messages, one after
+ * another like them: a status of a send made elsewhere stores that message
+ * and shows a line for it, which is marked shown before the next starts. */
 typedef struct {
   WabizApplying *ap;
   const WaStatus *st;
+  char *reason;                /* a failure's reason, for the store */
+  WaStoreStatusUpdate update;  /* borrows from st and reason */
 } StatusJob;
+
+static void
+status_job_free(StatusJob *job)
+{
+  g_free(job->reason);
+  g_free(job);
+}
 
 /* The conversation a status about @st belongs to: the buddy's name when
  * there is one (a BSUID customer may have a phone number by now). */
@@ -570,19 +582,45 @@ elsewhere_stored_cb(const WaStoreInboundResult *result, const GError *error, gpo
   WabizApplying *ap = job->ap;
 
   wabiz_store_release(ap->wa, job);
-  if (!ap->orphaned && (error != NULL || should_show(ap, result, FALSE))) {
-    PurpleBuddy *buddy = wabiz_customer_buddy(ap->wa, job->st->recipient_id, job->st->recipient_user_id, NULL, TRUE);
+  if (!ap->orphaned) {
+    wabiz_test_crash_point("inbound-stored");
+    /* not stored (an error): shown as it is */
+    if (should_show(ap, result, TRUE)) {
+      PurpleBuddy *buddy = wabiz_customer_buddy(ap->wa, job->st->recipient_id, job->st->recipient_user_id, NULL,
+                                                TRUE);
 
-    if (buddy != NULL) {
-      if (result != NULL && result->customer.customer != NULL)
-        wabiz_customer_identify(ap->wa, buddy, result->customer.customer->id, NULL);
-      wabiz_conv_write_elsewhere(ap->wa->account, purple_buddy_get_name(buddy),
-                                 _("[A message sent from another app or device; its text is not available here]"),
-                                 (time_t) job->st->timestamp);
+      if (buddy != NULL) {
+        if (result != NULL && result->customer.customer != NULL)
+          wabiz_customer_identify(ap->wa, buddy, result->customer.customer->id, NULL);
+        wabiz_conv_write_elsewhere(ap->wa->account, purple_buddy_get_name(buddy),
+                                   _("[A message sent from another app or device; its text is not available here]"),
+                                   (time_t) job->st->timestamp);
+      }
+      wabiz_test_crash_point("inbound-shown");
     }
   }
-  g_free(job);
+  status_job_free(job);
   finish_one(ap);
+}
+
+/* Stores (or, applied again after a crash, finds) the message sent
+ * elsewhere that @job's status is about; elsewhere_stored_cb shows it. */
+static void
+store_elsewhere(StatusJob *job)
+{
+  WabizAccount *wa = job->ap->wa;
+  const WaStatus *st = job->st;
+  WaStoreInbound out = { 0 };
+
+  out.wa_id = wa_id_phone_or_null(st->recipient_id);
+  out.bsuid = wa_id_bsuid_or_null(st->recipient_user_id);
+  out.direction = WA_STORE_ELSEWHERE;
+  out.wamid = st->id;
+  out.type = "unknown";
+  out.timestamp = st->timestamp > 0 ? st->timestamp : wabiz_now();
+  job->ap->pending++;
+  wa_store_inbound(wa->store, &out, elsewhere_stored_cb,
+                   wabiz_store_hold(wa, job, (GDestroyNotify) status_job_free));
 }
 
 static void
@@ -596,7 +634,7 @@ status_stored_cb(const WaStoreStatusResult *result, const GError *error, gpointe
 
   wabiz_store_release(wa, job);
   if (ap->orphaned) {
-    g_free(job);
+    status_job_free(job);
     finish_one(ap);
     return;
   }
@@ -604,54 +642,55 @@ status_stored_cb(const WaStoreStatusResult *result, const GError *error, gpointe
     purple_debug_warning("wabiz", "a status could not be stored: %s\n", error->message);
     if (g_str_equal(st->status, "failed"))
       show_failure(wa, st);
-  } else if (result->found) {
+  } else if (result->found && result->outbox_id != 0) {
     if (result->changed && result->status == WA_STORE_STATUS_FAILED)
       show_failure(wa, st);
     else if (result->outbox_resolved && result->outbox_state == WA_STORE_OUTBOX_SENT)
       wabiz_outbox_resolved(wa, result->outbox_id, result->outbox_before, status_customer(wa, st));
   } else if (g_str_equal(st->status, "failed")) {
-    show_failure(wa, st);
-  } else if (!ours) {
-    WaStoreInbound out = { 0 };
-
-    out.wa_id = wa_id_phone_or_null(st->recipient_id);
-    out.bsuid = wa_id_bsuid_or_null(st->recipient_user_id);
-    out.direction = WA_STORE_ELSEWHERE;
-    out.wamid = st->id;
-    out.type = "unknown";
-    out.timestamp = st->timestamp > 0 ? st->timestamp : wabiz_now();
-    ap->pending++;
-    wa_store_inbound(wa->store, &out, elsewhere_stored_cb, wabiz_store_hold(wa, job, g_free));
+    if (!result->found || result->changed)
+      show_failure(wa, st);
+  } else if (!ours && (!result->found || result->direction == WA_STORE_ELSEWHERE)) {
+    /* new, or stored before a crash that came before its line was shown */
+    store_elsewhere(job);
     finish_one(ap);
     return;
   }
-  g_free(job);
+  next_message(ap);
+  status_job_free(job);
   finish_one(ap);
+}
+
+static void
+start_status(gpointer data)
+{
+  StatusJob *job = data;
+
+  wa_store_message_status(job->ap->wa->store, &job->update, status_stored_cb,
+                          wabiz_store_hold(job->ap->wa, job, (GDestroyNotify) status_job_free));
 }
 
 static void
 apply_status(WabizApplying *ap, const WaStatus *st)
 {
-  WaStoreStatusUpdate update = { 0 };
-  g_autofree char *reason = NULL;
+  WaStoreStatus status = wa_store_status_from_string(st->status);
   StatusJob *job;
 
-  update.status = wa_store_status_from_string(st->status);
   /* unknown (e.g. "deleted"): a no-op; group sends are not ours yet */
-  if (update.status == WA_STORE_STATUS_NONE || st->id == NULL || g_strcmp0(st->recipient_type, "group") == 0 ||
+  if (status == WA_STORE_STATUS_NONE || st->id == NULL || g_strcmp0(st->recipient_type, "group") == 0 ||
       (wa_id_phone_or_null(st->recipient_id) == NULL && wa_id_bsuid_or_null(st->recipient_user_id) == NULL))
     return;
-  if (st->errors->len > 0)
-    reason = wa_graph_error_describe(g_ptr_array_index(st->errors, 0));
-  update.wamid = st->id;
-  update.outbox_id = wa_sender_parse_callback_data(st->biz_opaque_callback_data);
-  update.error_text = reason;
-  update.timestamp = st->timestamp > 0 ? st->timestamp : wabiz_now();
   job = g_new0(StatusJob, 1);
   job->ap = ap;
   job->st = st;
-  ap->pending++;
-  wa_store_message_status(ap->wa->store, &update, status_stored_cb, wabiz_store_hold(ap->wa, job, g_free));
+  if (st->errors->len > 0)
+    job->reason = wa_graph_error_describe(g_ptr_array_index(st->errors, 0));
+  job->update.status = status;
+  job->update.wamid = st->id;
+  job->update.outbox_id = wa_sender_parse_callback_data(st->biz_opaque_callback_data);
+  job->update.error_text = job->reason;
+  job->update.timestamp = st->timestamp > 0 ? st->timestamp : wabiz_now();
+  defer(ap, start_status, job, (GDestroyNotify) status_job_free);
 }
 
 /* ---- other fields --------------------------------------------------------- */

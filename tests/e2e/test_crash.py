@@ -11,9 +11,11 @@ its "shown" mark, that one message may be shown a second time after the
 restart."""
 
 import collections
+import json
 import os
 import re
 import signal
+import time
 
 from harness import DEFAULT_APP_SECRET, RECEIVER_ARGS, VERIFY_TOKEN, Receiving, has, main, wait_until
 from hostctl import TIMEOUT_FACTOR
@@ -22,6 +24,7 @@ from hostctl import TIMEOUT_FACTOR
 CUSTOMERS = ["4917%09d" % (100000007 + 7919 * i) for i in range(20)]
 TEXT = "crash test message {n}"
 LINE = re.compile(r"^crash test message (\d+)$")
+ELSEWHERE = "[A message sent from another app or device; its text is not available here]"
 
 
 class Crash(Receiving):
@@ -215,6 +218,59 @@ class Crash(Receiving):
         self.assertEqual(host.quit(), 0)
         self.check_exactly_once(1)
         self.assertEqual([line["live"] for line in self.lines()], [True])
+
+    def test_statuses_of_one_event_killed_mid_way(self):
+        """One event with the statuses of five messages the business sent
+        from elsewhere (each shows a "sent from another app" line in its
+        customer's conversation), applied one after another like messages:
+        killed after the first line's "shown" mark, then while storing the
+        second, then after showing the second line of a run: each line is
+        shown live once (the one shown right before a kill at inbound-shown
+        at most twice), and none is lost, not even one stored before a kill
+        that came before its line was shown."""
+        total = 5
+        waba = self.sim.info()["waba_id"]
+        statuses = [{"id": "wamid.elsewhere-crash-%d" % i, "status": "sent", "timestamp": str(int(time.time())),
+                     "recipient_id": CUSTOMERS[i]} for i in range(total)]
+        body = {"object": "whatsapp_business_account", "entry": [{"id": waba, "changes": [{
+            "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": self.sim.pnid},
+                "statuses": statuses}}]}]}
+
+        def live(run=None):
+            return [(index, event["conv"])
+                    for index, (host, _) in enumerate(self.runs) if run is None or index == run
+                    for event in host.events({"event": "write", "flags": has("send", "remote-send"),
+                                              "message": ELSEWHERE})
+                    if "delayed" not in event["flags"]]
+        may_repeat = set()
+        for crash in ("inbound-marked:1", "inbound-stored:2", "inbound-shown:2"):
+            host = self.start_run(crash)
+            if len(self.runs) == 1:
+                self.sim.webhook_raw(json.dumps(body))
+            self.expect_crash(host, crash, timeout=30 * TIMEOUT_FACTOR)
+            if crash.startswith("inbound-shown:"):
+                may_repeat.add(live(run=len(self.runs) - 1)[-1][1])
+        # killed storing the second: only the first was shown
+        # one after another: the first was marked shown before the second
+        # was even stored; the second run died storing the second (the first
+        # is not shown again), the third showed the second and the third
+        self.assertEqual([conv for _, conv in live(run=0)], [CUSTOMERS[0]])
+        self.assertEqual(live(run=1), [])
+        self.assertEqual([conv for _, conv in live(run=2)], CUSTOMERS[1:3])
+        host = self.start_run()
+        wait_until(lambda: {conv for _, conv in live()} >= set(CUSTOMERS[:total]) or None,
+                   timeout=30 * TIMEOUT_FACTOR, what="every sent-elsewhere line shown")
+        wait_until(lambda: [a["pending"] for a in (self.receiver_status() or {"accounts": [{}]})["accounts"]] == [0]
+                   or None, timeout=30 * TIMEOUT_FACTOR, what="the event acknowledged")
+        host.consume_all()
+        host.expect_none({"event": "write", "message": ELSEWHERE}, 1.0)
+        self.assertEqual(host.quit(), 0)
+        counts = collections.Counter(conv for _, conv in live())
+        self.assertEqual(set(counts), set(CUSTOMERS[:total]))
+        twice = {conv: n for conv, n in counts.items() if n > 1 and not (conv in may_repeat and n == 2)}
+        self.assertEqual(twice, {}, "sent-elsewhere lines shown more than once: %r" % live())
 
 
 if __name__ == "__main__":
