@@ -197,6 +197,24 @@ wa_rxclient_ack(WaRxclient *client, gint64 seq)
   queue_line(client, "ACK", ack);
 }
 
+gboolean
+wa_rxclient_flush(WaRxclient *client)
+{
+  if (client->fd < 0 || client->out == NULL)
+    return FALSE;
+  while (client->out->len > 0) {
+    ssize_t n = send(client->fd, client->out->data, client->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return FALSE; /* full, or broken: the write watch finds out which */
+    g_byte_array_remove_range(client->out, 0, (guint) n);
+  }
+  wa_loop_input_clear(client->loop, &client->write_watch);
+  return TRUE;
+}
+
 static void
 on_writable(gpointer data, int fd, WaIoCondition cond)
 {

@@ -59,6 +59,11 @@ void wa_rxclient_disconnect(WaRxclient *client);
 
 /* Acknowledges every event up to @seq (cumulative). */
 void wa_rxclient_ack(WaRxclient *client, gint64 seq);
+/* Hands what is queued (an ACK just made) to the socket now, without
+ * blocking; TRUE when nothing is left queued: the receiver gets it even if
+ * this process dies next. FALSE when the socket is full or broken (the
+ * write watch sends the rest, or reports the failure, from the loop). */
+gboolean wa_rxclient_flush(WaRxclient *client);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaRxclient, wa_rxclient_free)
 

@@ -219,6 +219,30 @@ class Crash(Receiving):
         self.check_exactly_once(1)
         self.assertEqual([line["live"] for line in self.lines()], [True])
 
+    def test_inbound_acked_reaches_the_receiver_before_the_kill(self):
+        """Killed at inbound-acked, the point after the fifth event's ACK:
+        the receiver has that ACK (it leaves the process at once), so it
+        holds the other five events only, and the restart shows just those."""
+        total = 10
+        host = self.start_run("inbound-acked:5")
+        self.post(total)
+        self.expect_crash(host, "inbound-acked:5")
+        self.assertEqual(sorted(line["n"] for line in self.lines(run=0)), list(range(5)))
+        self.wait_delivered(total)
+
+        def pending():
+            status = self.receiver_status()
+            return [a["pending"] for a in status["accounts"]] if status is not None else None
+        try:
+            wait_until(lambda: pending() == [total - 5] or None, timeout=30 * TIMEOUT_FACTOR, interval=0.1,
+                       what="the receiver to hold the five events not acknowledged")
+        except AssertionError as error:
+            raise AssertionError("%s: pending %r" % (error, pending())) from None
+        host = self.start_run()
+        self.wait_all_shown(host, total, timeout=60)
+        self.assertEqual(host.quit(), 0)
+        self.check_exactly_once(total)
+
     def test_statuses_of_one_event_killed_mid_way(self):
         """One event with the statuses of five messages the business sent
         from elsewhere (each shows a "sent from another app" line in its
