@@ -197,24 +197,6 @@ wa_rxclient_ack(WaRxclient *client, gint64 seq)
   queue_line(client, "ACK", ack);
 }
 
-gboolean
-wa_rxclient_flush(WaRxclient *client)
-{
-  if (client->fd < 0 || client->out == NULL)
-    return FALSE;
-  while (client->out->len > 0) {
-    ssize_t n = send(client->fd, client->out->data, client->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return FALSE; /* full, or broken: the write watch finds out which */
-    g_byte_array_remove_range(client->out, 0, (guint) n);
-  }
-  wa_loop_input_clear(client->loop, &client->write_watch);
-  return TRUE;
-}
-
 static void
 on_writable(gpointer data, int fd, WaIoCondition cond)
 {
@@ -259,6 +241,8 @@ handle_ok(WaRxclient *client, JsonObject *payload)
     client->subscribed = TRUE;
     client->events.ready(client->user, client->registered != NULL ? client->registered : payload,
                          wa_json_get_int(payload, "pending", 0));
+  } else if (verb == g_intern_string("ACK") && client->events.acked != NULL) {
+    client->events.acked(client->user, wa_json_get_int(payload, "seq", -1));
   }
   return TRUE;
 }

@@ -41,6 +41,9 @@ typedef struct {
    * receiver's, and the ERR code is in *@code). The client may be freed or
    * connected again. */
   void (*failed)(gpointer user, const GError *error, const char *code);
+  /* Optional (may be NULL): the receiver confirmed an ACK, i.e. it deleted
+   * the events up to @seq (-1 when its answer did not say). */
+  void (*acked)(gpointer user, gint64 seq);
 } WaRxclientEvents;
 
 /* @registration is the REGISTER payload (copied). */
@@ -59,11 +62,6 @@ void wa_rxclient_disconnect(WaRxclient *client);
 
 /* Acknowledges every event up to @seq (cumulative). */
 void wa_rxclient_ack(WaRxclient *client, gint64 seq);
-/* Hands what is queued (an ACK just made) to the socket now, without
- * blocking; TRUE when nothing is left queued: the receiver gets it even if
- * this process dies next. FALSE when the socket is full or broken (the
- * write watch sends the rest, or reports the failure, from the loop). */
-gboolean wa_rxclient_flush(WaRxclient *client);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaRxclient, wa_rxclient_free)
 
