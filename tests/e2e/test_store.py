@@ -273,8 +273,24 @@ class Store(Receiving):
         self.sim.webhook_raw(json.dumps(change))
         host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv"), "message": anna_text})
         host.wait_for({"event": "write", "conv": BEN, "flags": has("recv"), "message": ben_text})
-        anna_marks = (ANNA, "Anna Schmidt", anna_text, "wamid.shared-change-anna")
-        ben_marks = (BEN, "Ben Example", ben_text, "wamid.shared-change-ben")
+        # and the business's answers, sent from the phone, in one change too
+        anna_echo = "your parcel for Lindenstrasse leaves today"
+        ben_echo = "invoice 8815 is paid"
+        echoes = {"object": "whatsapp_business_account", "entry": [{"id": waba, "changes": [{
+            "field": "smb_message_echoes", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": self.sim.pnid},
+                "message_echoes": [
+                    {"from": "15550783881", "to": ANNA, "id": "wamid.shared-echo-anna", "timestamp": now,
+                     "type": "text", "text": {"body": anna_echo}},
+                    {"from": "15550783881", "to": BEN, "id": "wamid.shared-echo-ben", "timestamp": now,
+                     "type": "text", "text": {"body": ben_echo}}]}}]}]}
+        self.sim.webhook_raw(json.dumps(echoes))
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("remote-send"), "message": anna_echo})
+        host.wait_for({"event": "write", "conv": BEN, "flags": has("remote-send"), "message": ben_echo})
+        anna_marks = (ANNA, "Anna Schmidt", anna_text, "wamid.shared-change-anna", anna_echo,
+                      "wamid.shared-echo-anna")
+        ben_marks = (BEN, "Ben Example", ben_text, "wamid.shared-change-ben", ben_echo, "wamid.shared-echo-ben")
         # each one's raw event is their own message, in Meta's envelope
         anna = json.loads(self.export_json(host, ANNA, "anna.json"))
         raw = json.loads(anna["messages"][0]["raw_event"])
@@ -293,7 +309,7 @@ class Store(Receiving):
         host.wait_for({"event": "write", "conv": ANNA, "message": contains("was erased")})
         # everything the store still holds about Ben, decrypted
         ben = self.export_json(host, BEN, "ben-after.json")
-        self.assertEqual([m["body"] for m in json.loads(ben)["messages"]], [ben_text])
+        self.assertEqual([m["body"] for m in json.loads(ben)["messages"]], [ben_text, ben_echo])
         for mark in anna_marks:
             self.assertNotIn(mark, ben, "Anna in Ben's export after she was erased")
         self.assert_nowhere_on_disk(host, anna_marks[1:])
