@@ -871,7 +871,8 @@ run_status(WaStore *store, Request *req, GError **error)
   if (mr->wamid != NULL) {
     wa_store_index(store, "wamid", mr->wamid, hash);
     stmt = wa_store_sql(store, error,
-                        "SELECT id, customer_id, status, outbox_id, 1, direction FROM messages WHERE wamid_hash = ?1", "h", hash);
+                        "SELECT id, customer_id, status, outbox_id, 1, direction FROM messages WHERE wamid_hash = ?1",
+                        "h", hash);
   } else {
     stmt = NULL;
   }

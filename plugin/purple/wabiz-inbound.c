@@ -939,9 +939,8 @@ finish_one(WabizApplying *ap)
   wa->orphans = g_slist_remove(wa->orphans, ap);
   if (!ap->orphaned) {
     wa->applied_seq = MAX(wa->applied_seq, ap->seq);
-    if (wa->rx != NULL) {
+    if (wa->rx != NULL)
       wa_rxclient_ack(wa->rx, ap->seq);
-    }
     schedule_next(wa);
   }
   applying_free(ap);

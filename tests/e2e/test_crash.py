@@ -1,7 +1,8 @@
 """Crashes while customers write: the plugin's own test hook
 (WABIZ_TEST_HOOKS=1, WABIZ_TEST_CRASH=<point>:<n>) kills the host with SIGKILL
 at a chosen step of applying inbound events (stored, shown, marked shown,
-acknowledged) while messages arrive through wabiz-receiver; the host is
+acknowledged: the receiver confirmed the ACK) while messages arrive through
+wabiz-receiver, or the statuses of messages sent elsewhere; the host is
 started again on the same user dir until every message is shown.
 
 What the agent must see: every customer message shown exactly once as it
