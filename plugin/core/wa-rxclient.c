@@ -290,6 +290,8 @@ handle_ok(WaRxclient *client, JsonObject *payload)
     client->subscribed = TRUE;
     client->events.ready(client->user, client->registered != NULL ? client->registered : payload,
                          wa_json_get_int(payload, "pending", 0));
+  } else if (verb == g_intern_string("ACK") && client->events.acked != NULL) {
+    client->events.acked(client->user, wa_json_get_int(payload, "seq", -1));
   }
   return TRUE;
 }

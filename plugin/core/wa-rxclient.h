@@ -52,6 +52,9 @@ typedef struct {
    * url, listening, and listen_error and port_taken while it is down). May be
    * NULL. */
   void (*listen)(gpointer user, JsonObject *state);
+  /* Optional (may be NULL): the receiver confirmed an ACK, i.e. it deleted
+   * the events up to @seq (-1 when its answer did not say). */
+  void (*acked)(gpointer user, gint64 seq);
 } WaRxclientEvents;
 
 /* @registration is the REGISTER payload (copied). */

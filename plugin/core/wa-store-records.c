@@ -871,7 +871,8 @@ run_status(WaStore *store, Request *req, GError **error)
   if (mr->wamid != NULL) {
     wa_store_index(store, "wamid", mr->wamid, hash);
     stmt = wa_store_sql(store, error,
-                        "SELECT id, customer_id, status, outbox_id, 1 FROM messages WHERE wamid_hash = ?1", "h", hash);
+                        "SELECT id, customer_id, status, outbox_id, 1, direction FROM messages WHERE wamid_hash = ?1",
+                        "h", hash);
   } else {
     stmt = NULL;
   }
@@ -884,7 +885,7 @@ run_status(WaStore *store, Request *req, GError **error)
     /* the status came before the send's answer: find it by the outbox id */
     wa_store_sql_done(stmt);
     stmt = wa_store_sql(store, error,
-                        "SELECT m.id, m.customer_id, m.status, m.outbox_id, m.wamid_hash IS NOT NULL "
+                        "SELECT m.id, m.customer_id, m.status, m.outbox_id, m.wamid_hash IS NOT NULL, m.direction "
                         "FROM outbox o JOIN messages m ON m.id = o.message_id WHERE o.id = ?1",
                         "u", mr->outbox_id);
     if (stmt == NULL)
@@ -899,6 +900,7 @@ run_status(WaStore *store, Request *req, GError **error)
     result->status = (WaStoreStatus) sqlite3_column_int(stmt, 2);
     outbox_id = sqlite3_column_int64(stmt, 3);
     has_wamid = sqlite3_column_int(stmt, 4) != 0;
+    result->direction = (WaStoreDirection) sqlite3_column_int(stmt, 5);
   }
   wa_store_sql_done(stmt);
   if (id == NULL)

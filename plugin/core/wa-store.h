@@ -345,6 +345,7 @@ typedef struct {
   WaStoreStatus status;      /* the message's status now */
   const char *message_id;    /* when found */
   const char *customer_id;
+  WaStoreDirection direction; /* when found */
   guint64 outbox_id;         /* 0 when not ours */
   gboolean outbox_resolved;  /* the outbox entry moved to SENT or FAILED because of it */
   WaStoreOutboxState outbox_state;  /* the entry's state now */

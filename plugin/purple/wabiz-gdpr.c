@@ -4,8 +4,9 @@
  * outbox, consent, settings, the customer's key) and removes the buddy,
  * keeping only a suppression entry so the number is not contacted again by an
  * import or a campaign. Both are audited by the store.
- * Must not: write the export anywhere but the named file (0600), or erase
- * without the agent's confirmation. */
+ * Must not: write the export anywhere but the named file (0600, written
+ * beside it and renamed over it; never through a symbolic link or into
+ * another user's file), or erase without the agent's confirmation. */
 #include "wabiz.h"
 
 #include <errno.h>
@@ -34,34 +35,101 @@ say(WabizAccount *wa, const char *conv_name, const char *text, PurpleMessageFlag
   wabiz_conv_write_plain(wabiz_conv_im(wa->account, conv_name, TRUE), text, flags, 0);
 }
 
-static gboolean
-write_private(const char *path, const char *text, GError **error)
+static void
+set_file_error(GError **error, int err, const char *path)
 {
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  gsize len = strlen(text);
-  gsize done = 0;
+  g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err), "%s: %s", path, g_strerror(err));
+}
 
-  if (fd < 0) {
-    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "%s: %s", path, g_strerror(errno));
+/* An existing @path may only be replaced when it is a regular file of ours:
+ * not a symbolic link (its target would be someone else's file) nor a file
+ * another user owns (they would find our customer's data in it). */
+static gboolean
+target_replaceable(const char *path, GError **error)
+{
+  struct stat st;
+
+  if (lstat(path, &st) != 0) {
+    if (errno == ENOENT)
+      return TRUE;
+    set_file_error(error, errno, path);
     return FALSE;
   }
+  if (S_ISLNK(st.st_mode)) {
+    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_PERM,
+                _("%s is a symbolic link: name the file itself, or a new file"), path);
+    return FALSE;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_PERM, _("%s exists and is not a regular file"), path);
+    return FALSE;
+  }
+  if (st.st_uid != geteuid()) {
+    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_PERM,
+                _("%s belongs to another user: it is not replaced; choose a file of your own"), path);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+write_all(int fd, const char *text, gsize len)
+{
+  gsize done = 0;
+
   while (done < len) {
     ssize_t n = write(fd, text + done, len - done);
 
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
-      break;
+      return FALSE;
     done += (gsize) n;
   }
-  if (done < len || fchmod(fd, 0600) != 0 || fsync(fd) != 0) {
-    int err = errno;
+  return TRUE;
+}
 
-    close(fd);
-    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err), "%s: %s", path, g_strerror(err));
+/* Writes @text to a new file readable only by us beside @path (created
+ * 0600 with O_EXCL, so nobody else's file and no older mode is reused),
+ * makes it durable, then renames it over @path: the target is never seen
+ * half written or with a wider mode. */
+static gboolean
+write_private(const char *path, const char *text, GError **error)
+{
+  g_autofree char *dir = g_path_get_dirname(path);
+  g_autofree char *base = g_path_get_basename(path);
+  g_autofree char *tmp = g_strdup_printf("%s/.%s.XXXXXX", dir, base);
+  int fd;
+  int dir_fd;
+
+  if (!target_replaceable(path, error))
+    return FALSE;
+  fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    set_file_error(error, errno, dir);
     return FALSE;
   }
-  close(fd);
+  if (!write_all(fd, text, strlen(text)) || fsync(fd) != 0) {
+    int err = errno != 0 ? errno : EIO;
+
+    close(fd);
+    unlink(tmp);
+    set_file_error(error, err, path);
+    return FALSE;
+  }
+  if (close(fd) != 0 || rename(tmp, path) != 0) {
+    int err = errno;
+
+    unlink(tmp);
+    set_file_error(error, err, path);
+    return FALSE;
+  }
+  /* the rename itself survives a crash once the directory is synced */
+  dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    (void) fsync(dir_fd);
+    close(dir_fd);
+  }
   return TRUE;
 }
 

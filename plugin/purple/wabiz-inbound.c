@@ -73,7 +73,6 @@ struct _WabizApplying {
   WabizAccount *wa;
   gint64 seq;
   WaWebhook *webhook;
-  char *raw;          /* the event's JSON, kept (sealed) with its messages */
   guint pending;      /* store writes not yet answered or not yet started, plus one while queuing */
   gboolean orphaned;  /* the receiver link went away: show nothing more, ack nothing */
   /* Messages (and echoes) of one event go one after another: stored, shown,
@@ -94,8 +93,25 @@ typedef struct {
   WabizApplying *ap;
   const WaChange *change;
   const WaMessage *msg;
-  WaStoreInbound in;  /* borrows from change, msg and ap->raw */
+  char *raw;          /* what of the event concerns this message (event_for_one) */
+  WaStoreInbound in;  /* borrows from change, msg and raw */
 } MessageJob;
+
+static void
+wipe_free(char *text)
+{
+  if (text == NULL)
+    return;
+  sodium_memzero(text, strlen(text));
+  g_free(text);
+}
+
+static void
+message_job_free(MessageJob *job)
+{
+  wipe_free(job->raw);
+  g_free(job);
+}
 
 static void finish_one(WabizApplying *ap);
 
@@ -280,7 +296,7 @@ stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data
       wabiz_test_crash_point("inbound-shown");
     }
   }
-  g_free(job);
+  message_job_free(job);
   finish_one(ap);
 }
 
@@ -301,7 +317,94 @@ start_message(gpointer data)
 {
   MessageJob *job = data;
 
-  wa_store_inbound(job->ap->wa->store, &job->in, stored_cb, wabiz_store_hold(job->ap->wa, job, g_free));
+  wa_store_inbound(job->ap->wa->store, &job->in, stored_cb,
+                   wabiz_store_hold(job->ap->wa, job, (GDestroyNotify) message_job_free));
+}
+
+/* The entry of value.contacts[] that @contact was read from, or NULL. */
+static JsonNode *
+contact_json(const WaChange *change, const WaContact *contact)
+{
+  JsonObject *value = change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value)
+                        ? json_node_get_object(change->value) : NULL;
+  JsonArray *contacts = value != NULL ? wa_json_get_array(value, "contacts") : NULL;
+  guint n = contacts != NULL ? json_array_get_length(contacts) : 0;
+
+  for (guint i = 0; contact != NULL && i < n; i++) {
+    JsonObject *c = wa_json_array_get_object(contacts, i);
+    g_autofree char *wa_id = c != NULL ? wa_json_dup_id(c, "wa_id") : NULL;
+
+    if (c != NULL && g_strcmp0(wa_id, contact->wa_id) == 0 &&
+        g_strcmp0(wa_json_get_string(c, "user_id"), contact->user_id) == 0)
+      return json_array_get_element(contacts, i);
+  }
+  return NULL;
+}
+
+/* What is kept of an event with one customer's message: Meta's envelope
+ * around a value holding only @member = [@item] and that customer's
+ * @contact (may be NULL), with the change's field and metadata. A change
+ * may carry several customers' messages; stored whole with each, erasing one
+ * customer would leave their words in another's stored event. */
+static char *
+event_for_one(const WaChange *change, const char *member, JsonNode *item, JsonNode *contact)
+{
+  JsonObject *value = change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value)
+                        ? json_node_get_object(change->value) : NULL;
+  JsonNode *metadata = value != NULL ? json_object_get_member(value, "metadata") : NULL;
+  const char *product = value != NULL ? wa_json_get_string(value, "messaging_product") : NULL;
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  g_autoptr(JsonNode) root = NULL;
+
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "object");
+  json_builder_add_string_value(b, "whatsapp_business_account");
+  json_builder_set_member_name(b, "entry");
+  json_builder_begin_array(b);
+  json_builder_begin_object(b);
+  if (change->waba_id != NULL) {
+    json_builder_set_member_name(b, "id");
+    json_builder_add_string_value(b, change->waba_id);
+  }
+  if (change->entry_time > 0) {
+    json_builder_set_member_name(b, "time");
+    json_builder_add_int_value(b, change->entry_time);
+  }
+  json_builder_set_member_name(b, "changes");
+  json_builder_begin_array(b);
+  json_builder_begin_object(b);
+  if (change->field != NULL) {
+    json_builder_set_member_name(b, "field");
+    json_builder_add_string_value(b, change->field);
+  }
+  json_builder_set_member_name(b, "value");
+  json_builder_begin_object(b);
+  if (product != NULL) {
+    json_builder_set_member_name(b, "messaging_product");
+    json_builder_add_string_value(b, product);
+  }
+  if (metadata != NULL) {
+    json_builder_set_member_name(b, "metadata");
+    json_builder_add_value(b, json_node_copy(metadata));
+  }
+  if (contact != NULL) {
+    json_builder_set_member_name(b, "contacts");
+    json_builder_begin_array(b);
+    json_builder_add_value(b, json_node_copy(contact));
+    json_builder_end_array(b);
+  }
+  json_builder_set_member_name(b, member);
+  json_builder_begin_array(b);
+  json_builder_add_value(b, json_node_copy(item));
+  json_builder_end_array(b);
+  json_builder_end_object(b); /* value */
+  json_builder_end_object(b); /* change */
+  json_builder_end_array(b);
+  json_builder_end_object(b); /* entry */
+  json_builder_end_array(b);
+  json_builder_end_object(b);
+  root = json_builder_get_root(b);
+  return json_to_string(root, FALSE);
 }
 
 static void
@@ -329,7 +432,6 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
   in.wamid = msg->id;
   in.type = msg->type;
   in.body = msg->text;
-  in.raw = ap->raw;
   /* a time stamp from the future (a wrong clock, ours or the sender's) would
    * hold the service window open until then: it counts as now */
   in.timestamp = msg->timestamp > 0 ? MIN(msg->timestamp, wabiz_now()) : wabiz_now();
@@ -337,16 +439,30 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
   job->ap = ap;
   job->change = change;
   job->msg = msg;
+  job->raw = msg->raw != NULL ? event_for_one(change, "messages", msg->raw, contact_json(change, contact)) : NULL;
+  in.raw = job->raw;
   job->in = in;
-  defer(ap, start_message, job, g_free);
+  defer(ap, start_message, job, (GDestroyNotify) message_job_free);
 }
 
 /* ---- statuses ------------------------------------------------------------- */
 
+/* Statuses go in the event's sequence after its messages, one after
+ * another like them: a status of a send made elsewhere stores that message
+ * and shows a line for it, which is marked shown before the next starts. */
 typedef struct {
   WabizApplying *ap;
   const WaStatus *st;
+  char *reason;                /* a failure's reason, for the store */
+  WaStoreStatusUpdate update;  /* borrows from st and reason */
 } StatusJob;
+
+static void
+status_job_free(StatusJob *job)
+{
+  g_free(job->reason);
+  g_free(job);
+}
 
 /* The conversation a status about @st belongs to: the buddy's name when
  * there is one (a BSUID customer may have a phone number by now). */
@@ -388,23 +504,49 @@ elsewhere_stored_cb(const WaStoreInboundResult *result, const GError *error, gpo
   WabizApplying *ap = job->ap;
 
   wabiz_store_release(ap->wa, job);
-  if (!ap->orphaned && (error != NULL || should_show(ap, result, FALSE))) {
-    PurpleBuddy *buddy = wabiz_customer_buddy(ap->wa, job->st->recipient_id, job->st->recipient_user_id, NULL, TRUE);
+  if (!ap->orphaned) {
+    wabiz_test_crash_point("inbound-stored");
+    /* not stored (an error): shown as it is */
+    if (should_show(ap, result, TRUE)) {
+      PurpleBuddy *buddy = wabiz_customer_buddy(ap->wa, job->st->recipient_id, job->st->recipient_user_id, NULL,
+                                                TRUE);
 
-    if (buddy != NULL) {
-      PurpleMessageFlags late = 0;
-      g_autofree char *text = late_text(
-        ap->wa, job->st->timestamp,
-        _("[A message sent from another app or device; its text is not available here]"), &late);
+      if (buddy != NULL) {
+        PurpleMessageFlags late = 0;
+        g_autofree char *text = late_text(
+          ap->wa, job->st->timestamp,
+          _("[A message sent from another app or device; its text is not available here]"), &late);
 
-      if (result != NULL && result->customer.customer != NULL)
-        wabiz_customer_identify(ap->wa, buddy, result->customer.customer->id, NULL);
-      wabiz_conv_write_elsewhere(ap->wa->account, purple_buddy_get_name(buddy), text,
-                                 (time_t) job->st->timestamp, late);
+        if (result != NULL && result->customer.customer != NULL)
+          wabiz_customer_identify(ap->wa, buddy, result->customer.customer->id, NULL);
+        wabiz_conv_write_elsewhere(ap->wa->account, purple_buddy_get_name(buddy), text,
+                                   (time_t) job->st->timestamp, late);
+      }
+      wabiz_test_crash_point("inbound-shown");
     }
   }
-  g_free(job);
+  status_job_free(job);
   finish_one(ap);
+}
+
+/* Stores (or, applied again after a crash, finds) the message sent
+ * elsewhere that @job's status is about; elsewhere_stored_cb shows it. */
+static void
+store_elsewhere(StatusJob *job)
+{
+  WabizAccount *wa = job->ap->wa;
+  const WaStatus *st = job->st;
+  WaStoreInbound out = { 0 };
+
+  out.wa_id = wa_id_phone_or_null(st->recipient_id);
+  out.bsuid = wa_id_bsuid_or_null(st->recipient_user_id);
+  out.direction = WA_STORE_ELSEWHERE;
+  out.wamid = st->id;
+  out.type = "unknown";
+  out.timestamp = st->timestamp > 0 ? st->timestamp : wabiz_now();
+  job->ap->pending++;
+  wa_store_inbound(wa->store, &out, elsewhere_stored_cb,
+                   wabiz_store_hold(wa, job, (GDestroyNotify) status_job_free));
 }
 
 static void
@@ -418,7 +560,7 @@ status_stored_cb(const WaStoreStatusResult *result, const GError *error, gpointe
 
   wabiz_store_release(wa, job);
   if (ap->orphaned) {
-    g_free(job);
+    status_job_free(job);
     finish_one(ap);
     return;
   }
@@ -426,54 +568,55 @@ status_stored_cb(const WaStoreStatusResult *result, const GError *error, gpointe
     purple_debug_warning("wabiz", "a status could not be stored: %s\n", error->message);
     if (g_str_equal(st->status, "failed"))
       show_failure(wa, st);
-  } else if (result->found) {
+  } else if (result->found && result->outbox_id != 0) {
     if (result->changed && result->status == WA_STORE_STATUS_FAILED)
       show_failure(wa, st);
     else if (result->outbox_resolved && result->outbox_state == WA_STORE_OUTBOX_SENT)
       wabiz_outbox_resolved(wa, result->outbox_id, result->outbox_before, status_customer(wa, st));
   } else if (g_str_equal(st->status, "failed")) {
-    show_failure(wa, st);
-  } else if (!ours) {
-    WaStoreInbound out = { 0 };
-
-    out.wa_id = wa_id_phone_or_null(st->recipient_id);
-    out.bsuid = wa_id_bsuid_or_null(st->recipient_user_id);
-    out.direction = WA_STORE_ELSEWHERE;
-    out.wamid = st->id;
-    out.type = "unknown";
-    out.timestamp = st->timestamp > 0 ? st->timestamp : wabiz_now();
-    ap->pending++;
-    wa_store_inbound(wa->store, &out, elsewhere_stored_cb, wabiz_store_hold(wa, job, g_free));
+    if (!result->found || result->changed)
+      show_failure(wa, st);
+  } else if (!ours && (!result->found || result->direction == WA_STORE_ELSEWHERE)) {
+    /* new, or stored before a crash that came before its line was shown */
+    store_elsewhere(job);
     finish_one(ap);
     return;
   }
-  g_free(job);
+  next_message(ap);
+  status_job_free(job);
   finish_one(ap);
+}
+
+static void
+start_status(gpointer data)
+{
+  StatusJob *job = data;
+
+  wa_store_message_status(job->ap->wa->store, &job->update, status_stored_cb,
+                          wabiz_store_hold(job->ap->wa, job, (GDestroyNotify) status_job_free));
 }
 
 static void
 apply_status(WabizApplying *ap, const WaStatus *st)
 {
-  WaStoreStatusUpdate update = { 0 };
-  g_autofree char *reason = NULL;
+  WaStoreStatus status = wa_store_status_from_string(st->status);
   StatusJob *job;
 
-  update.status = wa_store_status_from_string(st->status);
   /* unknown (e.g. "deleted"): a no-op; group sends are not ours yet */
-  if (update.status == WA_STORE_STATUS_NONE || st->id == NULL || g_strcmp0(st->recipient_type, "group") == 0 ||
+  if (status == WA_STORE_STATUS_NONE || st->id == NULL || g_strcmp0(st->recipient_type, "group") == 0 ||
       (wa_id_phone_or_null(st->recipient_id) == NULL && wa_id_bsuid_or_null(st->recipient_user_id) == NULL))
     return;
-  if (st->errors->len > 0)
-    reason = wa_graph_error_describe(g_ptr_array_index(st->errors, 0));
-  update.wamid = st->id;
-  update.outbox_id = wa_sender_parse_callback_data(st->biz_opaque_callback_data);
-  update.error_text = reason;
-  update.timestamp = st->timestamp > 0 ? st->timestamp : wabiz_now();
   job = g_new0(StatusJob, 1);
   job->ap = ap;
   job->st = st;
-  ap->pending++;
-  wa_store_message_status(ap->wa->store, &update, status_stored_cb, wabiz_store_hold(ap->wa, job, g_free));
+  if (st->errors->len > 0)
+    job->reason = wa_graph_error_describe(g_ptr_array_index(st->errors, 0));
+  job->update.status = status;
+  job->update.wamid = st->id;
+  job->update.outbox_id = wa_sender_parse_callback_data(st->biz_opaque_callback_data);
+  job->update.error_text = job->reason;
+  job->update.timestamp = st->timestamp > 0 ? st->timestamp : wabiz_now();
+  defer(ap, start_status, job, (GDestroyNotify) status_job_free);
 }
 
 /* ---- other fields --------------------------------------------------------- */
@@ -485,14 +628,16 @@ typedef struct {
   char *to;
   char *text;
   gint64 timestamp;
-  WaStoreInbound in;  /* borrows from the event (ap->webhook, ap->raw) */
+  char *raw;          /* what of the event concerns this echo (event_for_one) */
+  WaStoreInbound in;  /* borrows from the event (ap->webhook) and raw */
 } EchoJob;
 
 static void
 echo_job_free(EchoJob *job)
 {
   g_free(job->to);
-  g_free(job->text);
+  wipe_free(job->text);
+  wipe_free(job->raw);
   g_free(job);
 }
 
@@ -563,7 +708,8 @@ apply_echoes(WabizApplying *ap, const WaChange *change)
     out.wamid = echo->id;
     out.type = echo->type != NULL ? echo->type : "unknown";
     out.body = echo->text;
-    out.raw = ap->raw;
+    job->raw = event_for_one(change, "message_echoes", echo->raw, NULL);
+    out.raw = job->raw;
     out.timestamp = job->timestamp > 0 ? job->timestamp : wabiz_now();
     job->in = out;
     defer(ap, start_echo, job, (GDestroyNotify) echo_job_free);
@@ -690,10 +836,6 @@ applying_free(WabizApplying *ap)
 {
   g_queue_clear_full(&ap->deferred, (GDestroyNotify) deferred_free);
   g_clear_pointer(&ap->webhook, wa_webhook_free);
-  if (ap->raw != NULL) {
-    sodium_memzero(ap->raw, strlen(ap->raw));
-    g_free(ap->raw);
-  }
   g_free(ap);
 }
 
@@ -711,17 +853,15 @@ finish_one(WabizApplying *ap)
   wa->orphans = g_slist_remove(wa->orphans, ap);
   if (!ap->orphaned) {
     wa->applied_seq = MAX(wa->applied_seq, ap->seq);
-    if (wa->rx != NULL) {
+    if (wa->rx != NULL)
       wa_rxclient_ack(wa->rx, ap->seq);
-      wabiz_test_crash_point("inbound-acked");
-    }
     schedule_next(wa);
   }
   applying_free(ap);
 }
 
 static WaWebhook *
-open_event(WabizAccount *wa, WabizEvent *event, char **raw)
+open_event(WabizAccount *wa, WabizEvent *event)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) plain = NULL;
@@ -745,7 +885,6 @@ open_event(WabizAccount *wa, WabizEvent *event, char **raw)
     wabiz_notice(wa, text);
     return NULL;
   }
-  *raw = g_strndup((const char *) data, len);
   sodium_memzero((void *) data, len);
   return webhook;
 }
@@ -766,7 +905,7 @@ apply_next(WabizAccount *wa)
   /* re-sent after a lost acknowledgement (the receiver's seq only grows):
    * already shown in this session */
   if (event->seq > wa->applied_seq) {
-    ap->webhook = open_event(wa, event, &ap->raw);
+    ap->webhook = open_event(wa, event);
     for (guint i = 0; ap->webhook != NULL && i < ap->webhook->changes->len; i++)
       apply_change(ap, g_ptr_array_index(ap->webhook->changes, i));
     run_next(ap);

@@ -254,12 +254,22 @@ on_failed(gpointer user, const GError *error, const char *code)
   retry_later(wa);
 }
 
+/* The receiver deleted the events up to @seq (an applied event's ACK):
+ * the test crash point after an acknowledgement is here, so a test sees the
+ * state once the receiver has it. */
+static void
+on_acked(gpointer user, gint64 seq)
+{
+  wabiz_test_crash_point("inbound-acked");
+}
+
 static const WaRxclientEvents rx_events = {
   .ready = on_ready,
   .event = on_event,
   .notice = on_notice,
   .failed = on_failed,
   .listen = on_listen,
+  .acked = on_acked,
 };
 
 static gboolean

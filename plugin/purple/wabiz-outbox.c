@@ -150,6 +150,7 @@ typedef struct {
   char *username;
   char *pnid;
   gint64 deadline;
+  GHashTable *in_flight; /* addresses with a request under way at sign-off */
 } Draining;
 
 static PurpleAccount *
@@ -224,22 +225,47 @@ static const WaSenderEvents drain_events = {
   .auth_failed = drain_auth,
 };
 
-/* The grace period ran out with a request still open: its outcome is unknown. */
+/* Tells @to's conversation that @left messages wait for the next sign-on. */
 static void
-report_cut_off(const char *to, guint waiting, gboolean in_flight, gpointer data)
+tell_waiting(PurpleAccount *account, const char *to, guint left)
 {
-  g_autoptr(WaGraphError) error = NULL;
+  g_autofree char *text = NULL;
 
-  if (!in_flight)
+  if (left == 0 || account == NULL)
     return;
-  error = wa_graph_error_new_network(_("no answer before sign-off"), TRUE);
-  drain_report(data, to, error, TRUE);
+  text = g_strdup_printf(ngettext("The account went offline: %u message to this customer waits in the outbox and "
+                                  "is sent when the account is signed in again.",
+                                  "The account went offline: %u messages to this customer wait in the outbox and "
+                                  "are sent when the account is signed in again.", left),
+                         left);
+  wabiz_conv_write_plain(wabiz_conv_im(account, to, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);
+}
+
+/* The grace period is over: a request still open has an unknown outcome;
+ * customers who had one in flight at sign-off are told now how many wait
+ * (the one in flight among them when it came back provably unsent). */
+static void
+report_drained(const char *to, guint waiting, gboolean in_flight, gpointer data)
+{
+  Draining *d = data;
+  PurpleAccount *account;
+
+  if (in_flight) {
+    g_autoptr(WaGraphError) error = wa_graph_error_new_network(_("no answer before sign-off"), TRUE);
+
+    drain_report(d, to, error, TRUE);
+  }
+  account = drain_account(d);
+  if (account != NULL && g_hash_table_contains(d->in_flight, to))
+    tell_waiting(account, to, waiting - (in_flight ? 1 : 0));
 }
 
 static void
 drain_free(Draining *d)
 {
-  wa_sender_foreach(d->sender, report_cut_off, d);
+  if (d->sender != NULL)
+    wa_sender_foreach(d->sender, report_drained, d);
+  g_hash_table_destroy(d->in_flight);
   wa_sender_free(d->sender);
   wa_graph_free(d->graph);
   wa_http_free(d->http);
@@ -259,22 +285,18 @@ drain_poll(gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* Tells each conversation how many of its messages wait for the next sign-on. */
+/* Tells each conversation without a request in flight how many of its
+ * messages wait for the next sign-on; the others are told once the request
+ * has ended (report_drained), as it may come back unsent and wait too. */
 static void
 report_waiting(const char *to, guint waiting, gboolean in_flight, gpointer data)
 {
-  PurpleAccount *account = data;
-  guint left = waiting - (in_flight ? 1 : 0);
-  g_autofree char *text = NULL;
+  Draining *d = data;
 
-  if (left == 0)
-    return;
-  text = g_strdup_printf(ngettext("The account went offline: %u message to this customer waits in the outbox and "
-                                  "is sent when the account is signed in again.",
-                                  "The account went offline: %u messages to this customer wait in the outbox and "
-                                  "are sent when the account is signed in again.", left),
-                         left);
-  wabiz_conv_write_plain(wabiz_conv_im(account, to, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);
+  if (in_flight)
+    g_hash_table_add(d->in_flight, g_strdup(to));
+  else
+    tell_waiting(drain_account(d), to, waiting);
 }
 
 /* Before the store closes. */
@@ -294,15 +316,14 @@ wabiz_outbox_stop(WabizAccount *wa)
   if (wa->sender == NULL)
     return;
   wa_sender_pause(wa->sender);
-  wa_sender_foreach(wa->sender, report_waiting, wa->account);
   d = g_new0(Draining, 1);
   d->pnid = g_strdup(wa->pnid);
   d->username = g_strdup(purple_account_get_username(wa->account));
+  d->in_flight = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  wa_sender_foreach(wa->sender, report_waiting, d);
   wa_sender_detach_store(wa->sender, drain_not_started, d);
   if (wa_sender_in_flight(wa->sender) == 0) {
-    g_free(d->pnid);
-    g_free(d->username);
-    g_free(d);
+    drain_free(d);
     g_clear_pointer(&wa->sender, wa_sender_free);
     return;
   }

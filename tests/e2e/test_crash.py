@@ -1,7 +1,8 @@
 """Crashes while customers write: the plugin's own test hook
 (WABIZ_TEST_HOOKS=1, WABIZ_TEST_CRASH=<point>:<n>) kills the host with SIGKILL
 at a chosen step of applying inbound events (stored, shown, marked shown,
-acknowledged) while messages arrive through wabiz-receiver; the host is
+acknowledged: the receiver confirmed the ACK) while messages arrive through
+wabiz-receiver, or the statuses of messages sent elsewhere; the host is
 started again on the same user dir until every message is shown.
 
 What the agent must see: every customer message shown exactly once as it
@@ -11,9 +12,11 @@ its "shown" mark, that one message may be shown a second time after the
 restart."""
 
 import collections
+import json
 import os
 import re
 import signal
+import time
 
 from harness import DEFAULT_APP_SECRET, RECEIVER_ARGS, VERIFY_TOKEN, Receiving, has, main, wait_until
 from hostctl import TIMEOUT_FACTOR
@@ -22,6 +25,7 @@ from hostctl import TIMEOUT_FACTOR
 CUSTOMERS = ["4917%09d" % (100000007 + 7919 * i) for i in range(20)]
 TEXT = "crash test message {n}"
 LINE = re.compile(r"^crash test message (\d+)$")
+ELSEWHERE = "[A message sent from another app or device; its text is not available here]"
 
 
 class Crash(Receiving):
@@ -229,6 +233,83 @@ class Crash(Receiving):
         self.assertEqual(host.quit(), 0)
         self.check_exactly_once(1)
         self.assertEqual([line["live"] for line in self.lines()], [True])
+
+    def test_inbound_acked_reaches_the_receiver_before_the_kill(self):
+        """Killed at inbound-acked, the point where the receiver confirmed
+        the fifth event's ACK (it deleted the first five events): whatever
+        else the run did, the receiver holds at most the other five, and
+        the restart shows each message once."""
+        total = 10
+        host = self.start_run("inbound-acked:5")
+        self.post(total)
+        self.expect_crash(host, "inbound-acked:5")
+        shown = len(self.lines(run=0))
+        self.assertGreaterEqual(shown, 5)
+        self.wait_delivered(total)
+        status = self.receiver_status()
+        pending = [a["pending"] for a in status["accounts"]] if status is not None else None
+        # no event is deleted without its ACK: those shown after the fifth
+        # may or may not have been acknowledged before the kill
+        self.assertIsNotNone(pending)
+        self.assertLessEqual(pending[0], total - 5, "the receiver did not have the fifth ACK")
+        self.assertGreaterEqual(pending[0], total - shown)
+        host = self.start_run()
+        self.wait_all_shown(host, total, timeout=60)
+        self.assertEqual(host.quit(), 0)
+        self.check_exactly_once(total)
+
+    def test_statuses_of_one_event_killed_mid_way(self):
+        """One event with the statuses of five messages the business sent
+        from elsewhere (each shows a "sent from another app" line in its
+        customer's conversation), applied one after another like messages:
+        killed after the first line's "shown" mark, then while storing the
+        second, then after showing the second line of a run: each line is
+        shown live once (the one shown right before a kill at inbound-shown
+        at most twice), and none is lost, not even one stored before a kill
+        that came before its line was shown."""
+        total = 5
+        waba = self.sim.info()["waba_id"]
+        statuses = [{"id": "wamid.elsewhere-crash-%d" % i, "status": "sent", "timestamp": str(int(time.time())),
+                     "recipient_id": CUSTOMERS[i]} for i in range(total)]
+        body = {"object": "whatsapp_business_account", "entry": [{"id": waba, "changes": [{
+            "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": self.sim.pnid},
+                "statuses": statuses}}]}]}
+
+        def live(run=None):
+            return [(index, event["conv"])
+                    for index, (host, _) in enumerate(self.runs) if run is None or index == run
+                    for event in host.events({"event": "write", "flags": has("send", "remote-send"),
+                                              "message": ELSEWHERE})
+                    if "delayed" not in event["flags"]]
+        may_repeat = set()
+        for crash in ("inbound-marked:1", "inbound-stored:2", "inbound-shown:2"):
+            host = self.start_run(crash)
+            if len(self.runs) == 1:
+                self.sim.webhook_raw(json.dumps(body))
+            self.expect_crash(host, crash, timeout=30 * TIMEOUT_FACTOR)
+            if crash.startswith("inbound-shown:"):
+                may_repeat.add(live(run=len(self.runs) - 1)[-1][1])
+        # killed storing the second: only the first was shown
+        # one after another: the first was marked shown before the second
+        # was even stored; the second run died storing the second (the first
+        # is not shown again), the third showed the second and the third
+        self.assertEqual([conv for _, conv in live(run=0)], [CUSTOMERS[0]])
+        self.assertEqual(live(run=1), [])
+        self.assertEqual([conv for _, conv in live(run=2)], CUSTOMERS[1:3])
+        host = self.start_run()
+        wait_until(lambda: {conv for _, conv in live()} >= set(CUSTOMERS[:total]) or None,
+                   timeout=30 * TIMEOUT_FACTOR, what="every sent-elsewhere line shown")
+        wait_until(lambda: [a["pending"] for a in (self.receiver_status() or {"accounts": [{}]})["accounts"]] == [0]
+                   or None, timeout=30 * TIMEOUT_FACTOR, what="the event acknowledged")
+        host.consume_all()
+        host.expect_none({"event": "write", "message": ELSEWHERE}, 1.0)
+        self.assertEqual(host.quit(), 0)
+        counts = collections.Counter(conv for _, conv in live())
+        self.assertEqual(set(counts), set(CUSTOMERS[:total]))
+        twice = {conv: n for conv, n in counts.items() if n > 1 and not (conv in may_repeat and n == 2)}
+        self.assertEqual(twice, {}, "sent-elsewhere lines shown more than once: %r" % live())
 
 
 if __name__ == "__main__":

@@ -216,6 +216,47 @@ class Outbox(Receiving):
         if restored == 500:
             self.assert_each_once_in_order(expected)
 
+    def test_count_at_sign_off_includes_one_in_flight_that_comes_back_unsent(self):
+        """Signed off with a request in flight: the conversation is told how
+        many wait once that request has ended: with it when Meta refused it
+        (rate limit: it waits too), without it when Meta took it."""
+        host = self.start_host()
+        ben = "491709876543"
+        carl = "491705550000"
+        # Anna's first request: held, then refused by the rate limit; Ben's:
+        # held, then accepted (both within the sign-off grace of 5 s)
+        self.sim.fault(path="/messages", status=400, code=130429, delay_ms=3000, count=1)
+        host.send_im(ANNA, "anna 0")
+        wait_until(lambda: self.sim.control("GET", "fault")["paused"] == 1 or None,
+                   what="Anna's first send to be held")
+        self.sim.fault(path="/messages", delay_ms=3000, count=1)
+        host.send_im(ben, "ben 0")
+        wait_until(lambda: self.sim.control("GET", "fault")["paused"] == 2 or None,
+                   what="Ben's first send to be held")
+        host.send_im(ANNA, "anna 1")
+        host.send_im(ANNA, "anna 2")
+        host.send_im(ben, "ben 1")
+        # the store answers in order: once a later customer's message went
+        # out, the three above are in the outbox behind the held requests
+        host.send_im(carl, "carl 0")
+        wait_until(lambda: ("carl 0" in [b for _, b in self.bodies_sent()]) or None, what="Carl's message sent")
+        host.disconnect()
+        host.wait_for("signed-off")
+        anna = host.wait_for({"event": "write", "conv": ANNA, "flags": has("system"),
+                              "message": contains("wait in the outbox")})
+        self.assertIn("3 messages to this customer wait in the outbox", anna["message"])
+        ben_line = host.wait_for({"event": "write", "conv": ben, "flags": has("system"),
+                                  "message": contains("in the outbox")})
+        self.assertIn("1 message to this customer waits in the outbox", ben_line["message"])
+        host.expect_none({"event": "write", "message": contains("in the outbox")}, 1.0)
+        # and that is what goes out at the next sign-on
+        self.sim.clear_faults()
+        host.connect()
+        host.wait_for("signed-on")
+        wait_until(lambda: len(self.bodies_sent()) >= 6 or None, what="the waiting messages")
+        self.assert_each_once_in_order({ANNA: ["anna 0", "anna 1", "anna 2"], ben: ["ben 0", "ben 1"],
+                                        carl: ["carl 0"]})
+
     def test_uncertain_ones_are_resent_only_when_the_agent_says_so(self):
         host = self.start_receiving_host(options={"uncertain_grace_seconds": 1})
         self.sim.inbound("Where is my order?", sender=ANNA, name="Anna")

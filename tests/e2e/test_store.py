@@ -14,7 +14,7 @@ import stat
 import textwrap
 import time
 
-from harness import DEFAULT_APP_SECRET, VERIFY_TOKEN, Receiving, contains, has, main, wait_until
+from harness import DEFAULT_APP_SECRET, VERIFY_TOKEN, Receiving, contains, has, main, regex, wait_until
 
 ANNA = "491701234567"
 BEN = "491709876543"
@@ -317,6 +317,79 @@ class Store(Receiving):
                          ["of course, right after your order", "another customer"])
         self.assert_nowhere_on_disk(host, (body, "Anna Schmidt", "right after your order", "queued when erased"))
 
+    def export_json(self, host, who, name):
+        path = os.path.join(self.user_dir, name)
+        host.call({"cmd": "command", "conv": who, "text": "export " + path})
+        host.wait_for({"event": "write", "conv": who, "message": contains("Exported everything")})
+        with open(path, encoding="utf-8") as f:
+            data = f.read()
+        os.unlink(path)
+        return data
+
+    def test_erasing_one_customer_of_a_shared_change_leaves_nothing_of_them(self):
+        """Meta batches messages of several customers into one change: each
+        customer's stored raw event holds only their own message, so after
+        erasing Anna nothing of her is left in what is stored about Ben."""
+        host = self.start_receiving_host()
+        waba = self.sim.info()["waba_id"]
+        now = str(int(time.time()))
+        anna_text = "the parcel for Anna goes to Lindenstrasse 12"
+        ben_text = "Ben asks about invoice 8815"
+        change = {"object": "whatsapp_business_account", "entry": [{"id": waba, "time": int(now), "changes": [{
+            "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": self.sim.pnid},
+                "contacts": [{"profile": {"name": "Anna Schmidt"}, "wa_id": ANNA},
+                             {"profile": {"name": "Ben Example"}, "wa_id": BEN}],
+                "messages": [
+                    {"from": ANNA, "id": "wamid.shared-change-anna", "timestamp": now, "type": "text",
+                     "text": {"body": anna_text}},
+                    {"from": BEN, "id": "wamid.shared-change-ben", "timestamp": now, "type": "text",
+                     "text": {"body": ben_text}}]}}]}]}
+        self.sim.webhook_raw(json.dumps(change))
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv"), "message": anna_text})
+        host.wait_for({"event": "write", "conv": BEN, "flags": has("recv"), "message": ben_text})
+        # and the business's answers, sent from the phone, in one change too
+        anna_echo = "your parcel for Lindenstrasse leaves today"
+        ben_echo = "invoice 8815 is paid"
+        echoes = {"object": "whatsapp_business_account", "entry": [{"id": waba, "changes": [{
+            "field": "smb_message_echoes", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": self.sim.pnid},
+                "message_echoes": [
+                    {"from": "15550783881", "to": ANNA, "id": "wamid.shared-echo-anna", "timestamp": now,
+                     "type": "text", "text": {"body": anna_echo}},
+                    {"from": "15550783881", "to": BEN, "id": "wamid.shared-echo-ben", "timestamp": now,
+                     "type": "text", "text": {"body": ben_echo}}]}}]}]}
+        self.sim.webhook_raw(json.dumps(echoes))
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("remote-send"), "message": anna_echo})
+        host.wait_for({"event": "write", "conv": BEN, "flags": has("remote-send"), "message": ben_echo})
+        anna_marks = (ANNA, "Anna Schmidt", anna_text, "wamid.shared-change-anna", anna_echo,
+                      "wamid.shared-echo-anna")
+        ben_marks = (BEN, "Ben Example", ben_text, "wamid.shared-change-ben", ben_echo, "wamid.shared-echo-ben")
+        # each one's raw event is their own message, in Meta's envelope
+        anna = json.loads(self.export_json(host, ANNA, "anna.json"))
+        raw = json.loads(anna["messages"][0]["raw_event"])
+        value = raw["entry"][0]["changes"][0]["value"]
+        self.assertEqual(value["messages"], [change["entry"][0]["changes"][0]["value"]["messages"][0]])
+        self.assertEqual(value["contacts"], [{"profile": {"name": "Anna Schmidt"}, "wa_id": ANNA}])
+        self.assertEqual(value["metadata"]["phone_number_id"], self.sim.pnid)
+        for mark in ben_marks:
+            self.assertNotIn(mark, json.dumps(anna), "Ben in Anna's export")
+        ben_before = self.export_json(host, BEN, "ben-before.json")
+        for mark in anna_marks:
+            self.assertNotIn(mark, ben_before, "Anna in Ben's export")
+        host.call({"cmd": "command", "conv": ANNA, "text": "erase"})
+        request = host.wait_for({"event": "request", "kind": "action"})
+        host.answer(request["id"], action=0)
+        host.wait_for({"event": "write", "conv": ANNA, "message": contains("was erased")})
+        # everything the store still holds about Ben, decrypted
+        ben = self.export_json(host, BEN, "ben-after.json")
+        self.assertEqual([m["body"] for m in json.loads(ben)["messages"]], [ben_text, ben_echo])
+        for mark in anna_marks:
+            self.assertNotIn(mark, ben, "Anna in Ben's export after she was erased")
+        self.assert_nowhere_on_disk(host, anna_marks[1:])
+
     def test_export_from_the_buddy_menu(self):
         host = self.start_receiving_host()
         self.sim.inbound("menu export", sender=ANNA, name="Anna")
@@ -334,6 +407,62 @@ class Store(Receiving):
         self.assertEqual(request["actions"], ["Erase", "Cancel"])
         host.answer(request["id"], action=0)
         host.wait_for({"event": "buddy-removed", "name": ANNA})
+
+    def test_export_replaces_only_our_own_regular_file(self):
+        host = self.start_receiving_host()
+        self.sim.inbound("export me", sender=ANNA, name="Anna")
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv"), "message": "export me"})
+
+        def export(path):
+            host.consume_all()
+            host.call({"cmd": "command", "conv": ANNA, "text": "export " + path})
+            return host.wait_for({"event": "write", "conv": ANNA,
+                                  "message": regex(r"^(Exported everything|The export failed)")})
+        # an existing file of ours, readable by everyone: replaced whole, 0600
+        existing = os.path.join(self.user_dir, "existing.json")
+        with open(existing, "w", encoding="utf-8") as f:
+            f.write("x" * 100000)
+        os.chmod(existing, 0o644)
+        # someone who opened it while it was readable never reads the export
+        # through that descriptor: the export is a new file renamed over it
+        reader = open(existing, encoding="utf-8")
+        self.addCleanup(reader.close)
+        line = export(existing)
+        self.assertIn("Exported everything", line["message"])
+        self.assertEqual(stat.S_IMODE(os.stat(existing).st_mode), 0o600)
+        self.assertEqual(reader.read(), "x" * 100000)
+        with open(existing, encoding="utf-8") as f:
+            self.assertEqual([m["body"] for m in json.load(f)["messages"]], ["export me"])
+        # a symbolic link: refused, its target untouched
+        target = os.path.join(self.user_dir, "target.txt")
+        with open(target, "w", encoding="utf-8") as f:
+            f.write("not yours")
+        os.chmod(target, 0o644)
+        link = os.path.join(self.user_dir, "link.json")
+        os.symlink(target, link)
+        line = export(link)
+        self.assertIn("The export failed", line["message"])
+        self.assertIn("is a symbolic link", line["message"])
+        self.assertTrue(os.path.islink(link))
+        with open(target, encoding="utf-8") as f:
+            self.assertEqual(f.read(), "not yours")
+        self.assertEqual(stat.S_IMODE(os.stat(target).st_mode), 0o644)
+        # a directory is no file to replace
+        line = export(self.user_dir)
+        self.assertIn("is not a regular file", line["message"])
+        # nothing half-written is left beside the targets
+        self.assertEqual(sorted(n for n in os.listdir(self.user_dir) if n.startswith(".")), [])
+        if os.geteuid() != 0:
+            self.skipTest("a file owned by another user needs root to create (chown)")
+        theirs = os.path.join(self.user_dir, "theirs.json")
+        with open(theirs, "w", encoding="utf-8") as f:
+            f.write("their data")
+        os.chown(theirs, 65534, 65534)
+        line = export(theirs)
+        self.assertIn("belongs to another user", line["message"])
+        with open(theirs, encoding="utf-8") as f:
+            self.assertEqual(f.read(), "their data")
+        self.assertEqual(os.stat(theirs).st_uid, 65534)
 
     def test_retention_deletes_old_texts(self):
         host = self.start_receiving_host(options={"retention_days": 1})

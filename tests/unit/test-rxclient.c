@@ -33,6 +33,7 @@ typedef struct {
   char *listen; /* the last LISTEN payload, as JSON */
   GError *failure;
   char *failure_code;
+  gint64 acked;
 } Fixture;
 
 static void
@@ -86,12 +87,21 @@ on_listen(gpointer user, JsonObject *state)
   f->listen = wa_json_to_string(node);
 }
 
+static void
+on_acked(gpointer user, gint64 seq)
+{
+  Fixture *f = user;
+
+  f->acked = seq;
+}
+
 static const WaRxclientEvents events = {
   .ready = on_ready,
   .event = on_event,
   .notice = on_notice,
   .failed = on_failed,
   .listen = on_listen,
+  .acked = on_acked,
 };
 
 static void
@@ -256,6 +266,23 @@ test_ack_flushed_on_disconnect(Fixture *f, gconstpointer data)
   g_assert_null(f->failure);
 }
 
+/* The receiver's answer to an ACK is reported with its seq. */
+static void
+test_ack_confirmed(Fixture *f, gconstpointer data)
+{
+  g_autofree char *ack = NULL;
+
+  handshake(f);
+  wa_rxclient_ack(f->client, 9);
+  ack = server_read_line(f);
+  g_assert_cmpstr(ack, ==, "ACK {\"account\":\"106540352242922\",\"seq\":9}");
+  g_assert_cmpint(f->acked, ==, 0);
+  server_write(f, "OK {\"account\":\"106540352242922\",\"seq\":9}");
+  SPIN_UNTIL(f->acked != 0);
+  g_assert_cmpint(f->acked, ==, 9);
+  g_assert_null(f->failure);
+}
+
 static void
 test_refused(Fixture *f, gconstpointer data)
 {
@@ -384,6 +411,7 @@ main(int argc, char **argv)
   g_test_add("/rxclient/events-and-acks", Fixture, NULL, fixture_set_up, test_events_and_acks, fixture_tear_down);
   g_test_add("/rxclient/ack-flushed-on-disconnect", Fixture, NULL, fixture_set_up, test_ack_flushed_on_disconnect,
              fixture_tear_down);
+  g_test_add("/rxclient/ack-confirmed", Fixture, NULL, fixture_set_up, test_ack_confirmed, fixture_tear_down);
   g_test_add("/rxclient/refused", Fixture, NULL, fixture_set_up, test_refused, fixture_tear_down);
   g_test_add("/rxclient/wrong-version-and-garbage", Fixture, NULL, fixture_set_up, test_wrong_version_and_garbage,
              fixture_tear_down);

@@ -1148,6 +1148,7 @@ test_status_ranks(Fixture *f, gconstpointer data)
   g_assert_true(r.changed);
   g_assert_cmpint(r.status, ==, WA_STORE_STATUS_READ);
   g_assert_cmpuint(r.outbox_id, ==, one->id);
+  g_assert_cmpint(r.direction, ==, WA_STORE_OUT);
   /* a late "sent" and "delivered" never overwrite "read" */
   r = apply_status(f, "wamid.out1", 0, WA_STORE_STATUS_SENT, &w2);
   g_assert_false(r.changed);
@@ -1190,6 +1191,36 @@ test_status_ranks(Fixture *f, gconstpointer data)
   /* a status for a message this store does not know */
   r = apply_status(f, "wamid.unknown", 0, WA_STORE_STATUS_READ, &w9);
   g_assert_false(r.found);
+}
+
+/* A status of a message sent elsewhere says so (the plugin shows such a
+ * message when a crash came between storing it and showing it). */
+static void
+test_status_of_message_sent_elsewhere(Fixture *f, gconstpointer data)
+{
+  WaStoreInbound out = {
+    .wa_id = WA_ID_A, .direction = WA_STORE_ELSEWHERE, .wamid = "wamid.elsewhere", .type = "unknown",
+    .timestamp = NOW,
+  };
+  g_auto(Wait) w1 = {0};
+  g_auto(Wait) w2 = {0};
+  g_auto(Wait) w3 = {0};
+  WaStoreStatusResult r;
+
+  store_ready(f, 0);
+  wa_store_inbound(f->store, &out, on_inbound, &w1);
+  wait_for(&w1);
+  g_assert_no_error(w1.error);
+  r = apply_status(f, "wamid.elsewhere", 0, WA_STORE_STATUS_DELIVERED, &w2);
+  g_assert_true(r.found);
+  g_assert_cmpint(r.direction, ==, WA_STORE_ELSEWHERE);
+  g_assert_cmpuint(r.outbox_id, ==, 0);
+  /* and storing it again finds it, not yet shown */
+  wa_store_inbound(f->store, &out, on_inbound, &w3);
+  wait_for(&w3);
+  g_assert_no_error(w3.error);
+  g_assert_true(w3.duplicate);
+  g_assert_false(w3.shown);
 }
 
 /* An entry the agent dropped (its answer was lost) whose status then says it
@@ -2516,6 +2547,7 @@ main(int argc, char **argv)
   ADD("window-monotonic", test_window_monotonic);
   ADD("history-limit", test_history_limit);
   ADD("status-ranks", test_status_ranks);
+  ADD("status-of-message-sent-elsewhere", test_status_of_message_sent_elsewhere);
   ADD("dropped-then-delivered", test_dropped_then_delivered);
   ADD("outbox-state-machine", test_outbox_state_machine);
   ADD("round-trip-and-settings", test_round_trip_and_settings);
