@@ -502,12 +502,42 @@ drop_all(gpointer data, int action)
 
 static void show_dialog(WabizAccount *wa, ResendDialog *rd);
 
+/* In BitlBee (no formatted notifications): the list as lines of the
+ * "wabiz" contact. */
+static void
+list_as_lines(WabizAccount *wa, ResendDialog *rd)
+{
+  PurpleConversation *conv = wabiz_conv_im(wa->account, wabiz_notices_name(), TRUE);
+
+  for (guint i = 0; i < rd->entries->len && i < LIST_MAX; i++) {
+    const WaStoreOutbox *e = g_ptr_array_index(rd->entries, i);
+    const char *to = g_hash_table_lookup(rd->address, e->customer_id);
+    g_autofree char *when = g_strdup(purple_date_format_long(localtime(&(time_t){ (time_t) e->created })));
+    g_autofree char *line = g_strdup_printf(_("May have been sent to +%s (%s): %s"), to != NULL ? to : "?", when,
+                                            e->body != NULL ? e->body : _("[not readable]"));
+
+    wabiz_conv_write_plain(conv, line, PURPLE_MESSAGE_SYSTEM, 0);
+  }
+  if (rd->entries->len > LIST_MAX) {
+    g_autofree char *more = g_strdup_printf(_("... and %u more."), rd->entries->len - LIST_MAX);
+
+    wabiz_conv_write_plain(conv, more, PURPLE_MESSAGE_SYSTEM, 0);
+  }
+}
+
 static void
 list_all(gpointer data, int action)
 {
   ResendDialog *rd = dialog_take(data);
   WabizAccount *wa = rd->wa;
   GString *text = g_string_new(NULL);
+
+  if (wabiz_bitlbee()) {
+    list_as_lines(wa, rd);
+    g_string_free(text, TRUE);
+    show_dialog(wa, rd);
+    return;
+  }
 
   for (guint i = 0; i < rd->entries->len && i < LIST_MAX; i++) {
     const WaStoreOutbox *e = g_ptr_array_index(rd->entries, i);
@@ -537,6 +567,17 @@ show_dialog(WabizAccount *wa, ResendDialog *rd)
 
   dialog_free(wa->resend_dialog);
   wa->resend_dialog = rd;
+  if (wabiz_bitlbee()) {
+    /* BitlBee wires only OK and Cancel buttons: the question is a line, the
+     * answer a command */
+    g_autofree char *line = g_strdup_printf(
+      _("%s: the answer to these sends was lost, so it is not known whether WhatsApp took them. They were not "
+        "sent again automatically. Answer with /resend all (send them again), /resend drop (customers who got "
+        "them keep them) or /resend list (show them first)."), primary);
+
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, wabiz_notices_name(), TRUE), line, PURPLE_MESSAGE_SYSTEM, 0);
+    return;
+  }
   rd->handle = purple_request_action(wa->gc, _("WhatsApp Business: messages that may have been sent"), primary,
                         _("The answer to these sends was lost, so it is not known whether WhatsApp took them. "
                           "They were not sent again automatically, so no customer gets a message twice. "
@@ -547,9 +588,18 @@ show_dialog(WabizAccount *wa, ResendDialog *rd)
                         _("_List"), PURPLE_CALLBACK(list_all));
 }
 
+/* What "/resend ARG" decides; ASK opens the question. */
+typedef enum {
+  RESEND_ASK,
+  RESEND_ALL,
+  RESEND_DROP,
+  RESEND_LIST,
+} ResendChoice;
+
 typedef struct {
   WabizAccount *wa;
   gboolean forced;
+  ResendChoice choice;
   GPtrArray *entries;
 } UncertainJob;
 
@@ -560,12 +610,31 @@ uncertain_job_free(UncertainJob *job)
   g_free(job);
 }
 
+/* The agent's @choice about @rd (which becomes wa->resend_dialog). */
+static void
+decide(WabizAccount *wa, ResendDialog *rd, ResendChoice choice)
+{
+  if (choice == RESEND_ASK) {
+    show_dialog(wa, rd);
+    return;
+  }
+  dialog_free(wa->resend_dialog);
+  wa->resend_dialog = rd;
+  if (choice == RESEND_ALL)
+    resend_all(wa, 0);
+  else if (choice == RESEND_DROP)
+    drop_all(wa, 1);
+  else
+    list_all(wa, 2);
+}
+
 static void
 customers_cb(GPtrArray *customers, const GError *error, gpointer data)
 {
   UncertainJob *job = data;
   WabizAccount *wa = job->wa;
   ResendDialog *rd;
+  ResendChoice choice;
 
   wabiz_store_release(wa, job);
   if (error != NULL || wa->resend_dialog != NULL) {
@@ -583,8 +652,9 @@ customers_cb(GPtrArray *customers, const GError *error, gpointer data)
     if (to != NULL)
       g_hash_table_insert(rd->address, g_strdup(c->id), g_strdup(to));
   }
+  choice = job->choice;
   uncertain_job_free(job);
-  show_dialog(wa, rd);
+  decide(wa, rd, choice);
 }
 
 static void
@@ -630,7 +700,7 @@ uncertain_cb(GPtrArray *entries, const GError *error, gpointer data)
 }
 
 static void
-ask_uncertain(WabizAccount *wa, gboolean forced)
+ask_uncertain_with(WabizAccount *wa, gboolean forced, ResendChoice choice)
 {
   UncertainJob *job;
 
@@ -639,26 +709,49 @@ ask_uncertain(WabizAccount *wa, gboolean forced)
   job = g_new0(UncertainJob, 1);
   job->wa = wa;
   job->forced = forced;
+  job->choice = choice;
   wa_store_outbox_list(wa->store, WA_STORE_OUTBOX_MASK(WA_STORE_OUTBOX_UNCERTAIN), uncertain_cb,
                        wabiz_store_hold(wa, job, (GDestroyNotify) uncertain_job_free));
+}
+
+static void
+ask_uncertain(WabizAccount *wa, gboolean forced)
+{
+  ask_uncertain_with(wa, forced, RESEND_ASK);
 }
 
 static PurpleCmdRet
 cmd_resend(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data)
 {
   WabizAccount *wa = wabiz_account_data(purple_conversation_get_account(conv));
+  const char *arg = args != NULL && args[0] != NULL ? g_strstrip(args[0]) : "";
+  ResendChoice choice;
 
   if (wa == NULL || wa->store == NULL) {
     *error = g_strdup(_("The account is not signed in."));
     return PURPLE_CMD_RET_FAILED;
   }
+  if (*arg == '\0')
+    choice = RESEND_ASK;
+  else if (g_ascii_strcasecmp(arg, "all") == 0)
+    choice = RESEND_ALL;
+  else if (g_ascii_strcasecmp(arg, "drop") == 0)
+    choice = RESEND_DROP;
+  else if (g_ascii_strcasecmp(arg, "list") == 0)
+    choice = RESEND_LIST;
+  else {
+    *error = g_strdup_printf(_("\"%s\" is not one of all, drop, list."), arg);
+    return PURPLE_CMD_RET_FAILED;
+  }
   if (wa->resend_dialog != NULL) {
     ResendDialog *rd = dialog_take(wa);
 
-    purple_request_close(PURPLE_REQUEST_ACTION, rd->handle);
+    if (rd->handle != NULL)
+      purple_request_close(PURPLE_REQUEST_ACTION, rd->handle);
     dialog_free(rd);
   }
-  ask_uncertain(wa, TRUE);
+  /* the messages open now, asked about or not */
+  ask_uncertain_with(wa, TRUE, choice);
   return PURPLE_CMD_RET_OK;
 }
 
@@ -667,10 +760,11 @@ static guint resend_cmd;
 void
 wabiz_outbox_register(void)
 {
-  resend_cmd = purple_cmd_register("resend", "", PURPLE_CMD_P_PRPL,
+  resend_cmd = purple_cmd_register("resend", "s", PURPLE_CMD_P_PRPL,
                                    PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_PRPL_ONLY | PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS,
                                    WABIZ_PRPL_ID, cmd_resend,
-                                   _("resend: decide about messages that may have been sent (resend all, drop, list)."),
+                                   _("resend [all|drop|list]: decide about messages that may have been sent; "
+                                     "without a word, asks."),
                                    NULL);
 }
 

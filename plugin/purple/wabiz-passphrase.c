@@ -93,6 +93,7 @@ typedef struct {
   char *new_json;      /* Argon2id's header (CREATE and the re-wraps) */
   char *recovery_code; /* CREATE, ROTATE: wiped once shown / handed to the store */
   WaKey *new_key;      /* ROTATE: the new data key */
+  char *first;         /* BitlBee: the new passphrase until it is typed again */
 } Pass;
 
 static Pass *
@@ -114,6 +115,7 @@ pass_free(Pass *p)
   wa_key_free(p->new_key);
   secret_free(p->passphrase);
   secret_free(p->recovery_code);
+  secret_free(p->first);
   g_free(p->header_json);
   g_free(p->new_json);
   g_free(p);
@@ -169,7 +171,7 @@ can_ask(WabizAccount *wa)
 {
   PurpleRequestUiOps *ops = purple_request_get_ui_ops();
 
-  if (ops != NULL && ops->request_fields != NULL)
+  if (ops != NULL && (ops->request_fields != NULL || (wabiz_bitlbee() && ops->request_input != NULL)))
     return TRUE;
   fail(wa, PURPLE_CONNECTION_ERROR_AUTHENTICATION_IMPOSSIBLE,
        _("This messenger cannot ask for the passphrase of the message store: set the account option "
@@ -178,6 +180,7 @@ can_ask(WabizAccount *wa)
 }
 
 static void ask_new(Pass *p, const char *why);
+static void new_chosen(Pass *p, char *passphrase, const char *again);
 static void ask_unlock(Pass *p, const char *why);
 static void run_kdf(Pass *p, char *passphrase);
 
@@ -413,25 +416,15 @@ new_ok_cb(Pass *p, PurpleRequestFields *fields)
   char *again = take_field(fields, "again");
 
   wabiz_store_release(p->wa, p);
-  if (!g_utf8_validate(passphrase, -1, NULL) || g_utf8_strlen(passphrase, -1) < PASSPHRASE_MIN_CHARS) {
-    ask_new(p, _("That passphrase is too short: use at least 8 characters."));
-  } else if (strcmp(passphrase, again) != 0) {
-    ask_new(p, _("The two passphrases were not the same."));
-  } else {
-    run_kdf(p, passphrase);
-    passphrase = NULL;
-  }
-  secret_free(passphrase);
+  new_chosen(p, passphrase, again);
   secret_free(again);
 }
 
 static void
-new_cancel_cb(Pass *p, PurpleRequestFields *fields)
+new_cancelled(Pass *p)
 {
   WabizAccount *wa = p->wa;
 
-  secret_free(take_field(fields, "passphrase"));
-  secret_free(take_field(fields, "again"));
   wabiz_store_release(wa, p);
   switch (p->purpose) {
   case PASS_CREATE:
@@ -458,6 +451,108 @@ new_cancel_cb(Pass *p, PurpleRequestFields *fields)
     break; /* the old passphrase stays */
   }
   pass_free(p);
+}
+
+static void
+new_cancel_cb(Pass *p, PurpleRequestFields *fields)
+{
+  secret_free(take_field(fields, "passphrase"));
+  secret_free(take_field(fields, "again"));
+  new_cancelled(p);
+}
+
+/* A new passphrase, checked: too short or not the same again asks again;
+ * otherwise Argon2id runs. Takes @passphrase. */
+static void
+new_chosen(Pass *p, char *passphrase, const char *again)
+{
+  if (!g_utf8_validate(passphrase, -1, NULL) || g_utf8_strlen(passphrase, -1) < PASSPHRASE_MIN_CHARS) {
+    ask_new(p, _("That passphrase is too short: use at least 8 characters."));
+  } else if (strcmp(passphrase, again) != 0) {
+    ask_new(p, _("The two passphrases were not the same."));
+  } else {
+    run_kdf(p, passphrase);
+    return;
+  }
+  secret_free(passphrase);
+}
+
+/* ---- BitlBee: one value per question ------------------------------------------
+ * BitlBee has no request fields: each value is asked with request_input (a
+ * query from a contact of its own, answered by a message to it). It cannot
+ * mask what is typed, and IRC clients keep logs: the questions say so. */
+
+static const char *
+bitlbee_warning(void)
+{
+  return _("Note: BitlBee shows what you type here, and IRC clients may log it. In BitlBee the Key file store "
+           "protection (account wabiz set store_protection keyfile) is recommended.");
+}
+
+static void
+ask_input(Pass *p, const char *primary, const char *secondary, GCallback ok_cb, GCallback cancel_cb)
+{
+  WabizAccount *wa = p->wa;
+  g_autofree char *text = g_strdup_printf("%s %s", secondary, bitlbee_warning());
+
+  waiting(p);
+  purple_request_input(wa->gc, _("WhatsApp Business: message store passphrase"), primary, text, NULL, FALSE, TRUE,
+                       NULL, _("OK"), ok_cb, _("Cancel"), cancel_cb, wa->account, NULL, NULL,
+                       wabiz_store_hold(wa, p, (GDestroyNotify) pass_free));
+}
+
+static void
+again_text_cb(Pass *p, const char *value)
+{
+  char *first = g_steal_pointer(&p->first);
+
+  wabiz_store_release(p->wa, p);
+  new_chosen(p, first, value != NULL ? value : "");
+}
+
+static void
+new_text_cancel_cb(Pass *p, const char *value)
+{
+  new_cancelled(p);
+}
+
+static void
+first_text_cb(Pass *p, const char *value)
+{
+  wabiz_store_release(p->wa, p);
+  secret_free(p->first);
+  p->first = g_strdup(value != NULL ? value : "");
+  ask_input(p, _("Type the same passphrase again"), _("To be sure it is the one you meant."),
+            G_CALLBACK(again_text_cb), G_CALLBACK(new_text_cancel_cb));
+}
+
+static void
+unlock_text_cb(Pass *p, const char *value)
+{
+  g_autofree char *text = g_strstrip(g_strdup(value != NULL ? value : ""));
+
+  wabiz_store_release(p->wa, p);
+  if (*text == '\0') {
+    ask_unlock(p, _("Enter the passphrase, or the recovery code if the passphrase is lost."));
+  } else if (g_ascii_strncasecmp(text, "recovery ", 9) == 0) {
+    unlock_with_recovery(p, g_strstrip(text + 9));
+    pass_free(p);
+  } else {
+    run_kdf(p, g_strdup(value));
+  }
+  sodium_memzero(text, strlen(text));
+}
+
+static void
+unlock_text_cancel_cb(Pass *p, const char *value)
+{
+  WabizAccount *wa = p->wa;
+
+  wabiz_store_release(wa, p);
+  pass_free(p);
+  fail(wa, PURPLE_CONNECTION_ERROR_AUTHENTICATION_FAILED,
+       _("A passphrase is needed to unlock this account's stored messages. Nothing was changed; sign in again "
+         "to enter it."));
 }
 
 static void
@@ -499,6 +594,11 @@ ask_new(Pass *p, const char *why)
     break;
   }
   text = why != NULL ? g_strdup_printf("%s %s", why, secondary) : g_strdup(secondary);
+  if (wabiz_bitlbee()) {
+    purple_request_fields_destroy(fields);
+    ask_input(p, primary, text, G_CALLBACK(first_text_cb), G_CALLBACK(new_text_cancel_cb));
+    return;
+  }
   waiting(p);
   purple_request_fields(wa->gc, _("WhatsApp Business: message store passphrase"), primary, text, fields, _("OK"),
                         G_CALLBACK(new_ok_cb), _("Cancel"), G_CALLBACK(new_cancel_cb), wa->account, NULL, NULL,
@@ -562,6 +662,14 @@ ask_unlock(Pass *p, const char *why)
     g_string_append_c(text, ' ');
     g_string_append(text, _("The account option Store protection is Key file: once unlocked, the messages will "
                             "be protected by a key file instead."));
+  }
+  if (wabiz_bitlbee()) {
+    purple_request_fields_destroy(fields);
+    g_string_append_c(text, ' ');
+    g_string_append(text, _("Here: type the passphrase, or \"recovery\" and the code."));
+    ask_input(p, _("Enter the passphrase of this account's stored messages"), text->str, G_CALLBACK(unlock_text_cb),
+              G_CALLBACK(unlock_text_cancel_cb));
+    return;
   }
   waiting(p);
   purple_request_fields(wa->gc, _("WhatsApp Business: message store passphrase"),
@@ -654,11 +762,32 @@ rotate_cancel_cb(WabizAccount *wa, PurpleRequestFields *fields)
   secret_free(take_field(fields, "passphrase"));
 }
 
+static void
+rotate_text_cb(WabizAccount *wa, const char *value)
+{
+  wabiz_store_rotate_key(wa, value);
+}
+
 void
 wabiz_passphrase_ask_rotate(WabizAccount *wa)
 {
-  PurpleRequestFields *fields = purple_request_fields_new();
-  PurpleRequestFieldGroup *group = purple_request_field_group_new(NULL);
+  PurpleRequestFields *fields;
+  PurpleRequestFieldGroup *group;
+
+  if (wabiz_bitlbee()) {
+    g_autofree char *text = g_strdup_printf(
+      "%s %s",
+      _("Every stored message is encrypted again under a new key, in the background; the passphrase stays the "
+        "same. A new recovery code is shown at the end and the old one stops working at once."),
+      bitlbee_warning());
+
+    purple_request_input(wa->gc, _("WhatsApp Business: rotate the store key"),
+                         _("Enter the passphrase of this account's stored messages"), text, NULL, FALSE, TRUE, NULL,
+                         _("OK"), G_CALLBACK(rotate_text_cb), _("Cancel"), NULL, wa->account, NULL, NULL, wa);
+    return;
+  }
+  fields = purple_request_fields_new();
+  group = purple_request_field_group_new(NULL);
 
   add_masked(group, "passphrase", _("Passphrase"), TRUE);
   purple_request_fields_add_group(fields, group);

@@ -85,6 +85,33 @@ wabiz_actions(PurplePlugin *plugin, gpointer context)
   return actions;
 }
 
+/* Every account action is also a command, for clients without an actions
+ * menu (BitlBee: typed as text to the "wabiz" contact or in a query). */
+static PurpleCmdRet
+cmd_action(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data)
+{
+  PurplePluginAction action = { .context = purple_conversation_get_gc(conv) };
+
+  ((void (*)(PurplePluginAction *)) data)(&action);
+  return PURPLE_CMD_RET_OK;
+}
+
+static GSList *action_commands;
+
+static void
+action_commands_register(void)
+{
+  const PurpleCmdFlag flags = PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_PRPL_ONLY | PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS;
+
+  action_commands = g_slist_prepend(action_commands, GUINT_TO_POINTER(purple_cmd_register(
+    "passphrase", "", PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID, cmd_action,
+    _("passphrase: change the passphrase of the account's stored messages."), wabiz_passphrase_change_action)));
+  action_commands = g_slist_prepend(action_commands, GUINT_TO_POINTER(purple_cmd_register(
+    "rotatekey", "", PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID, cmd_action,
+    _("rotatekey: encrypt the account's stored messages under a new key (a new recovery code)."),
+    wabiz_store_rotate_action)));
+}
+
 static gboolean
 plugin_load(PurplePlugin *plugin)
 {
@@ -92,6 +119,7 @@ plugin_load(PurplePlugin *plugin)
   wabiz_test_hooks_register(plugin);
   wabiz_gdpr_register();
   wabiz_outbox_register();
+  action_commands_register();
   return TRUE;
 }
 
@@ -102,6 +130,9 @@ plugin_unload(PurplePlugin *plugin)
   purple_plugin_ipc_unregister_all(plugin);
   wabiz_gdpr_unregister();
   wabiz_outbox_unregister();
+  for (GSList *l = action_commands; l != NULL; l = l->next)
+    purple_cmd_unregister(GPOINTER_TO_UINT(l->data));
+  g_clear_pointer(&action_commands, g_slist_free);
   wabiz_passphrase_forget_all();
   signals_connected = FALSE;
   return TRUE;

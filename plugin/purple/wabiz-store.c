@@ -240,8 +240,22 @@ show_code(WabizAccount *wa, const char *code, WaKeyMode mode, gboolean rotated)
         "directory; if it is lost, this recovery code is the only way back to the data:<br><br>"
         "<b><tt>%s</tt></b><br><br>Write it down and keep it somewhere safe. It is shown only now."),
       escaped);
-  purple_notify_formatted(wa->gc, _("WhatsApp Business: recovery code"), _("Keep this recovery code"), NULL, text,
-                          NULL, NULL);
+  if (wabiz_bitlbee()) {
+    /* BitlBee has no formatted notifications: a line of the "wabiz" contact,
+     * with a word on the logs IRC clients keep */
+    char *plain = purple_markup_strip_html(text);
+    char *line = g_strdup_printf(_("%s\nMind your logs: IRC clients (and BitlBee, if it logs) may keep this line. "
+                                   "Delete it from them once the code is written down."), plain);
+
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, wabiz_notices_name(), TRUE), line, PURPLE_MESSAGE_SYSTEM, 0);
+    sodium_memzero(plain, strlen(plain));
+    sodium_memzero(line, strlen(line));
+    g_free(plain);
+    g_free(line);
+  } else {
+    purple_notify_formatted(wa->gc, _("WhatsApp Business: recovery code"), _("Keep this recovery code"), NULL,
+                            text, NULL, NULL);
+  }
   sodium_memzero(escaped, strlen(escaped));
   sodium_memzero(text, strlen(text));
   g_free(text);

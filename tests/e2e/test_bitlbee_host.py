@@ -7,9 +7,11 @@ BitlBee itself, driven from an IRC client, is tested in tests/bitlbee."""
 import re
 import time
 
-from harness import Receiving, has, main, regex
+from harness import FAST_KDF_ENV, Receiving, contains, has, main, regex
 
 ANNA = "491701234567"
+PASSPHRASE = "correct horse battery"
+CODE = r"([A-Z2-7]{4}(?:-[A-Z2-7]{4})+)"
 
 
 def plugin_line(conv, text):
@@ -91,6 +93,67 @@ class BitlBeeHost(Receiving):
         host.wait_for({"event": "buddy", "name": ANNA, "status_id": "offline"})
         self.sim.inbound("hello again", sender=ANNA, timestamp=int(time.time()) + 2700)
         host.wait_for({"event": "buddy", "name": ANNA, "status_id": "available"})
+
+    def test_recovery_code_and_key_rotation(self):
+        host = self.start_bitlbee()
+        first = host.events(plugin_line("wabiz", "recovery code"))
+        self.assertEqual(len(first), 1, "the recovery code, once, from the wabiz contact")
+        self.assertIn("IRC clients", first[0]["message"])
+        old = re.search(CODE, first[0]["message"]).group(1)
+        # an account action as a command: OK and Cancel are what BitlBee can answer
+        host.send_im("wabiz", "/rotatekey")
+        ask = host.wait_for({"event": "request", "kind": "action"})
+        self.assertEqual([a for a in ask["actions"]], ["OK", "Cancel"])
+        host.answer(ask["id"], action=0)
+        line = host.wait_for(plugin_line("wabiz", "new recovery code"), timeout=60)
+        new = re.search(CODE, line["message"]).group(1)
+        self.assertNotEqual(new, old)
+        self.assert_nothing_hidden(host)
+
+    def test_passphrase_mode_signs_on_with_questions_of_one_value(self):
+        """BitlBee has no request fields: the passphrase is asked (twice, when
+        new) with request_input, saying that BitlBee shows what is typed."""
+        host = self.start_host(user_dir=self.user_dir, extra_args=["--bitlbee"], env=FAST_KDF_ENV,
+                               options={"store_protection": "passphrase"}, wait_signed_on=False)
+        ask = host.wait_for({"event": "request", "kind": "input"})
+        self.assertIn("BitlBee shows what you type", ask["secondary"])
+        host.answer(ask["id"], value="short")
+        again = host.wait_for({"event": "request", "kind": "input"})
+        host.answer(again["id"], value="short")
+        ask = host.wait_for({"event": "request", "kind": "input", "secondary": contains("too short")})
+        host.answer(ask["id"], value=PASSPHRASE)
+        again = host.wait_for({"event": "request", "kind": "input"})
+        host.answer(again["id"], value=PASSPHRASE)
+        host.wait_for(plugin_line("wabiz", "recovery code"))
+        host.wait_for("signed-on")
+        self.assertEqual(host.quit(), 0)
+        self.hosts.remove(host)
+        host.close()
+        # a new process asks once, and signs on
+        host = self.start_host(user_dir=self.user_dir, extra_args=["--bitlbee"], env=FAST_KDF_ENV,
+                               options={"store_protection": "passphrase"}, wait_signed_on=False)
+        ask = host.wait_for({"event": "request", "kind": "input"})
+        self.assertIn("recovery", ask["secondary"])
+        host.answer(ask["id"], value=PASSPHRASE)
+        host.wait_for("signed-on", timeout=60)
+
+    def test_messages_that_may_have_been_sent_are_decided_by_command(self):
+        host = self.start_bitlbee(options={"uncertain_grace_seconds": 3600})
+        self.sim.fault(path="/messages", reset=True, count=1)
+        host.send_im(ANNA, "lost answer")
+        host.wait_for(plugin_line(ANNA, "may or may not have been sent"))
+        host.send_im(ANNA, "/resend")
+        host.wait_for(plugin_line("wabiz", "Answer with /resend all"))
+        host.expect_none({"event": "request"}, 0.5)
+        host.send_im("wabiz", "!resend list")
+        host.wait_for(plugin_line("wabiz", "May have been sent to +" + ANNA))
+        host.send_im("wabiz", "/resend all")
+        host.wait_for(plugin_line(ANNA, "Sending again, as you decided"))
+        sent = self.sim.wait_for_sent(1)
+        self.assertEqual([m["request"]["text"]["body"] for m in sent], ["lost answer"])
+        host.send_im("wabiz", "/resend sideways")
+        host.wait_for(plugin_line("wabiz", "is not one of all, drop, list"))
+        self.assert_nothing_hidden(host)
 
     def test_a_customer_cannot_fake_a_plugin_line(self):
         host = self.start_bitlbee()
