@@ -246,6 +246,7 @@ class Client:
     """One connection to rx.sock, speaking PROTOCOL.md."""
 
     def __init__(self, path, hello=True, timeout=DEFAULT_TIMEOUT):
+        self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         try:
@@ -336,7 +337,34 @@ class Client:
         return self.request("HELLO", {"proto": proto, "client": "rxctl"})
 
     def register(self, registration):
+        """REGISTER. Like the plugin, registers again on a new connection when
+        the receiver restarts to widen its confinement to new TLS files
+        (NOTICE restart, then the connection closes)."""
+        try:
+            return self.request("REGISTER", registration)
+        except RxClosed:
+            if not any(n.get("code") == "restart" for n in self.notices):
+                raise
+        self.reconnect()
         return self.request("REGISTER", registration)
+
+    def reconnect(self):
+        """A new connection (and HELLO) to the same socket, once it answers."""
+        self.close()
+
+        def connected():
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self.path)
+            except OSError:
+                sock.close()
+                return None
+            return sock
+        self.sock = wait_until(connected, self.timeout, interval=0.05, what="the receiver to come back")
+        self.buf = b""
+        self.closed = False
+        self.hello()
 
     def subscribe(self, account):
         return self.request("SUBSCRIBE", {"account": account})
