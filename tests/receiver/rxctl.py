@@ -339,11 +339,11 @@ class Client:
     def register(self, registration):
         """REGISTER. Like the plugin, registers again on a new connection when
         the receiver restarts to widen its confinement to new TLS files
-        (NOTICE restart, then the connection closes)."""
+        (ERR restart, and the connection closes)."""
         try:
             return self.request("REGISTER", registration)
-        except RxClosed:
-            if not any(n.get("code") == "restart" for n in self.notices):
+        except RxError as err:
+            if err.code != "restart":
                 raise
         self.reconnect()
         return self.request("REGISTER", registration)
