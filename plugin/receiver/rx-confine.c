@@ -122,23 +122,6 @@ tls_dirs(const char *path, GPtrArray *dirs)
   }
 }
 
-static GPtrArray *
-load_asked(const char *state_dir)
-{
-  g_autofree char *path = g_build_filename(state_dir, DIRS_NAME, NULL);
-  g_autofree char *text = NULL;
-  g_auto(GStrv) lines = NULL;
-  GPtrArray *dirs = g_ptr_array_new_with_free_func(g_free);
-
-  if (!g_file_get_contents(path, &text, NULL, NULL))
-    return dirs;
-  lines = g_strsplit(text, "\n", -1);
-  for (guint i = 0; lines[i] != NULL; i++)
-    if (g_path_is_absolute(lines[i]))
-      add_unique(dirs, lines[i]);
-  return dirs;
-}
-
 static gboolean
 save_asked(const char *state_dir, GPtrArray *dirs, GError **error)
 {
@@ -215,10 +198,13 @@ rx_confine_covers(RxReceiver *rx, const RxRegistration *reg)
 /* ---- the monitor ---------------------------------------------------- */
 
 static volatile sig_atomic_t worker_pid;
+static volatile sig_atomic_t stop_asked;
 
 static void
 forward_signal(int sig)
 {
+  if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT)
+    stop_asked = 1; /* a worker exiting to restart meanwhile is not restarted */
   if (worker_pid > 0)
     kill((pid_t) worker_pid, sig);
 }
@@ -308,6 +294,9 @@ rx_confine_supervise(RxReceiver *rx, char **args, int *ready_fd)
            "allow-list (SIGSYS)",
            (int) pid);
     note_stopped(rx->opt.dir, pid);
+  } else if (WIFEXITED(status) && WEXITSTATUS(status) == RX_EXIT_RESTART && stop_asked) {
+    rx_log("not restarting pid %d: asked to stop", (int) pid);
+    _exit(0);
   } else if (WIFEXITED(status) && WEXITSTATUS(status) == RX_EXIT_RESTART) {
     g_autoptr(GPtrArray) again = g_ptr_array_new();
 
@@ -315,8 +304,11 @@ rx_confine_supervise(RxReceiver *rx, char **args, int *ready_fd)
      * --daemon changed to / */
     for (guint i = 0; args[i] != NULL; i++)
       g_ptr_array_add(again, args[i]);
-    g_ptr_array_add(again, (char *) "--dir");
-    g_ptr_array_add(again, rx->opt.dir);
+    if (again->len < 2 || g_strcmp0(again->pdata[again->len - 2], "--dir") != 0 ||
+        g_strcmp0(again->pdata[again->len - 1], rx->opt.dir) != 0) {
+      g_ptr_array_add(again, (char *) "--dir");
+      g_ptr_array_add(again, rx->opt.dir);
+    }
     g_ptr_array_add(again, NULL);
     rx_log("restarting (pid %d exited to widen its confinement)", (int) pid);
     fflush(NULL);
@@ -451,6 +443,23 @@ landlock_start(const RxReceiver *rx, GPtrArray *tls)
   }
   close(ruleset);
   confine.landlock = TRUE;
+}
+
+static GPtrArray *
+load_asked(const char *state_dir)
+{
+  g_autofree char *path = g_build_filename(state_dir, DIRS_NAME, NULL);
+  g_autofree char *text = NULL;
+  g_auto(GStrv) lines = NULL;
+  GPtrArray *dirs = g_ptr_array_new_with_free_func(g_free);
+
+  if (!g_file_get_contents(path, &text, NULL, NULL))
+    return dirs;
+  lines = g_strsplit(text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (g_path_is_absolute(lines[i]))
+      add_unique(dirs, lines[i]);
+  return dirs;
 }
 
 void

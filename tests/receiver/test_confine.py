@@ -215,6 +215,35 @@ class ConfineTest(ReceiverCase):
                                        tls_key=os.path.join(live, "key.pem")))
         self.assertEqual(rx.status()["pid"], workers)
 
+    def test_saved_registration_with_tls_elsewhere_restarts_it_once(self):
+        """A registration saved by an unconfined receiver (an older version, or
+        WABIZ_RECEIVER_CONFINE=off) with TLS files outside: the confined one
+        restarts itself once at start and then serves them."""
+        cert, key = self.make_cert(os.path.join(self.tmp, "tls-saved"))
+        acct = Account()
+        rx = self.start(env={"WABIZ_RECEIVER_CONFINE": "off"})
+        c = self.client(rx)
+        port = c.register(acct.registration(tls_cert=cert, tls_key=key))["port"]
+        c.close()
+        self.assertEqual(rx.stop(), 0)
+        os.unlink(rx.log_path)  # the next log alone
+        rx = self.start()
+        self.require_landlock(rx)
+        url = "https://127.0.0.1:%d/webhook" % port
+
+        def restarted():
+            try:
+                return "restarting (pid" in rx.log() and len(rx.status()["listeners"]) == 1
+            except (OSError, ConnectionError, TimeoutError):
+                return False  # between the two processes
+        wait_until(restarted, what="a restart with the saved TLS directory")
+        c = self.client(rx)
+        c.subscribe(acct.pnid)
+        self.assertEqual(post_webhook(url, webhook_body(text="saved"), secret=acct.secret,
+                                      context=tls_client_context(cert))[0], 200)
+        self.assertEqual(values_of(acct.open(c.next_event()))[0]["messages"][0]["text"]["body"], "saved")
+        self.assertEqual(rx.log().count("restarting: the TLS files"), 1)
+
     def test_missing_tls_directory_does_not_loop(self):
         rx = self.start()
         self.require_landlock(rx)
