@@ -583,6 +583,25 @@ def run_cli(binary, directory, *args, timeout=DEFAULT_TIMEOUT):
     return done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
 
 
+def make_cert(directory):
+    """A self-signed EC certificate for 127.0.0.1 and its key, made with the
+    openssl command in @directory (created); (cert path, key path)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise AssertionError("the openssl command is needed for the TLS tests (apt-get install openssl)")
+    os.makedirs(directory, exist_ok=True)
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    done = subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                           "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+                           "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                           "-addext", "subjectAltName=IP:127.0.0.1"],
+                          capture_output=True, timeout=60)
+    if done.returncode != 0:
+        raise AssertionError("openssl failed: %s" % done.stderr.decode("utf-8", "replace"))
+    return cert, key
+
+
 def tls_client_context(cafile):
     """An SSL context that trusts exactly ``cafile`` (a self-signed cert)."""
     context = ssl.create_default_context(cafile=cafile)

@@ -14,7 +14,6 @@ Usage: WABIZ_RECEIVER=... WABIZ_RECEIVER_HOOKS=... python3 test_confine.py [Clas
 """
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from rxctl import (  # noqa: E402
-    Account, Receiver, ReceiverCase, post_webhook, tls_client_context, values_of, wait_until,
+    Account, Receiver, ReceiverCase, make_cert, post_webhook, tls_client_context, values_of, wait_until,
     webhook_body)
 
 HOOKS = os.environ.get("WABIZ_RECEIVER_HOOKS")
@@ -73,18 +72,6 @@ class ConfineTest(ReceiverCase):
             if "Landlock is unavailable" in line:
                 raise unittest.SkipTest(line.split(": ", 1)[1])
         self.assertIn("Landlock ABI", rx.log())
-
-    def make_cert(self, directory):
-        os.makedirs(directory, exist_ok=True)
-        cert = os.path.join(directory, "cert.pem")
-        key = os.path.join(directory, "key.pem")
-        done = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                               "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
-                               "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
-                               "-addext", "subjectAltName=IP:127.0.0.1"],
-                              capture_output=True, timeout=60)
-        self.assertEqual(done.returncode, 0, done.stderr)
-        return cert, key
 
     # ---- tests ----------------------------------------------------------
 
@@ -166,7 +153,7 @@ class ConfineTest(ReceiverCase):
         self.require_landlock(rx)
         started = rx.proc.pid
         first_worker = rx.status()["pid"]
-        cert, key = self.make_cert(os.path.join(self.tmp, "tls-a"))
+        cert, key = make_cert(os.path.join(self.tmp, "tls-a"))
         acct = Account()
         c = self.client(rx)
         answer = c.register(acct.registration(tls_cert=cert, tls_key=key))
@@ -189,7 +176,7 @@ class ConfineTest(ReceiverCase):
         # (Let's Encrypt's live/ and archive/): both directories are added
         archive = os.path.join(self.tmp, "archive")
         live = os.path.join(self.tmp, "live")
-        cert_b, key_b = self.make_cert(archive)
+        cert_b, key_b = make_cert(archive)
         os.makedirs(live)
         os.symlink(cert_b, os.path.join(live, "cert.pem"))
         os.symlink(key_b, os.path.join(live, "key.pem"))
@@ -219,7 +206,7 @@ class ConfineTest(ReceiverCase):
         """A registration saved by an unconfined receiver (an older version, or
         WABIZ_RECEIVER_CONFINE=off) with TLS files outside: the confined one
         restarts itself once at start and then serves them."""
-        cert, key = self.make_cert(os.path.join(self.tmp, "tls-saved"))
+        cert, key = make_cert(os.path.join(self.tmp, "tls-saved"))
         acct = Account()
         rx = self.start(env={"WABIZ_RECEIVER_CONFINE": "off"})
         c = self.client(rx)
