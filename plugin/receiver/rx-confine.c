@@ -299,6 +299,10 @@ rx_confine_supervise(RxReceiver *rx, char **args, int *ready_fd)
     _exit(0);
   } else if (WIFEXITED(status) && WEXITSTATUS(status) == RX_EXIT_RESTART) {
     g_autoptr(GPtrArray) again = g_ptr_array_new();
+    /* its path rather than /proc/self/exe, which would name the process "exe" */
+    g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+    const char *exe = self != NULL && g_file_test(self, G_FILE_TEST_IS_EXECUTABLE) ? self
+                                                                                : "/proc/self/exe";
 
     /* the same arguments; --dir once more as an absolute path, since
      * --daemon changed to / */
@@ -312,7 +316,7 @@ rx_confine_supervise(RxReceiver *rx, char **args, int *ready_fd)
     g_ptr_array_add(again, NULL);
     rx_log("restarting (pid %d exited to widen its confinement)", (int) pid);
     fflush(NULL);
-    execv("/proc/self/exe", (char **) again->pdata);
+    execv(exe, (char **) again->pdata);
     rx_log("cannot restart: %s", g_strerror(errno));
     _exit(1);
   }

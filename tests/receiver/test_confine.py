@@ -166,6 +166,10 @@ class ConfineTest(ReceiverCase):
         self.assertEqual(rx.proc.pid, started)
         second_worker = rx.status()["pid"]
         self.assertNotEqual(second_worker, first_worker)
+        # under its own name in ps and top (not "exe")
+        for pid in (started, second_worker):
+            with open("/proc/%d/comm" % pid) as f:
+                self.assertEqual(f.read().strip(), "wabiz-receiver")
         c.subscribe(acct.pnid)
         context = tls_client_context(cert)
         self.assertEqual(post_webhook(answer["url"], webhook_body(text="wider"), secret=acct.secret,
