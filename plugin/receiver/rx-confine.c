@@ -39,6 +39,10 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #endif
+#ifdef RX_CONFINE_TEST_HOOKS
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#endif
 
 /* The directories of TLS files a registration needed and the running
  * confinement did not cover: the next start adds them. One per line. */
@@ -394,10 +398,20 @@ static const char *const system_readable[] = {
   "/sys/devices/system/cpu", "/dev/urandom", "/dev/random",
 };
 
+/* struct landlock_ruleset_attr as of ABI 4, which adds network rights
+ * (Debian 12's kernel headers stop at handled_access_fs); the kernel reads
+ * only as much as the size given. */
+typedef struct {
+  guint64 handled_access_fs;
+  guint64 handled_access_net;
+} RulesetAttr;
+#define NET_CONNECT_TCP (1ULL << 1) /* LANDLOCK_ACCESS_NET_CONNECT_TCP */
+
 static void
 landlock_start(const RxReceiver *rx, GPtrArray *tls)
 {
-  struct landlock_ruleset_attr attr = { 0 };
+  RulesetAttr attr = { 0 };
+  gsize attr_size = sizeof attr.handled_access_fs;
   guint64 handled, own;
   int abi, ruleset;
   char self[64];
@@ -414,12 +428,13 @@ landlock_start(const RxReceiver *rx, GPtrArray *tls)
   confine.landlock_abi = abi;
   handled = fs_handled(abi);
   attr.handled_access_fs = handled;
-#ifdef LANDLOCK_ACCESS_NET_CONNECT_TCP
-  /* the receiver never connects out: ABI 4 can say so (binding stays free) */
-  if (abi >= 4)
-    attr.handled_access_net = LANDLOCK_ACCESS_NET_CONNECT_TCP;
-#endif
-  ruleset = (int) syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+  /* the receiver never connects out over TCP: ABI 4 can say so (binding,
+   * not handled, stays free) */
+  if (abi >= 4) {
+    attr.handled_access_net = NET_CONNECT_TCP;
+    attr_size = sizeof attr;
+  }
+  ruleset = (int) syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
   if (ruleset < 0) {
     confine.landlock_why = g_strdup_printf("Landlock is unavailable (%s): files are not confined",
                                            g_strerror(errno));
@@ -611,8 +626,9 @@ warm_up_tls(void)
 
 #ifdef RX_CONFINE_TEST_HOOKS
 /* Test builds only (wabiz-receiver-hooks): WABIZ_RX_TEST_ESCAPE, a list of
- * execve, open:PATH and create:PATH separated by ';', makes the confined
- * receiver try each once it is ready, logging what happened. */
+ * execve, fork, open:PATH, create:PATH and connect:PORT (TCP to 127.0.0.1)
+ * separated by ';', makes the confined receiver try each once it is ready,
+ * logging what happened. */
 static gboolean
 test_escape(gpointer data)
 {
@@ -628,6 +644,28 @@ test_escape(gpointer data)
       rx_log("test hook: execve /bin/true");
       execve("/bin/true", argv, environ);
       rx_log("test hook: execve /bin/true: %s", g_strerror(errno));
+    } else if (g_str_equal(what, "fork")) {
+      pid_t pid;
+
+      rx_log("test hook: fork");
+      pid = fork();
+      if (pid == 0)
+        _exit(0);
+      rx_log("test hook: fork: %s", pid > 0 ? "allowed" : g_strerror(errno));
+      if (pid > 0)
+        waitpid(pid, NULL, 0);
+    } else if (g_str_has_prefix(what, "connect:")) {
+      struct sockaddr_in addr = { .sin_family = AF_INET,
+                                  .sin_port = htons((guint16) atoi(what + 8)),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+      if (fd >= 0 && connect(fd, (struct sockaddr *) &addr, sizeof addr) == 0)
+        rx_log("test hook: connect %s: allowed", what + 8);
+      else
+        rx_log("test hook: connect %s: refused (%s)", what + 8, g_strerror(errno));
+      if (fd >= 0)
+        close(fd);
     } else if (g_str_has_prefix(what, "open:") || g_str_has_prefix(what, "create:")) {
       gboolean create = g_str_has_prefix(what, "create:");
       const char *path = strchr(what, ':') + 1;

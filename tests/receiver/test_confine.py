@@ -14,7 +14,9 @@ Usage: WABIZ_RECEIVER=... WABIZ_RECEIVER_HOOKS=... python3 test_confine.py [Clas
 """
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import unittest
@@ -73,6 +75,22 @@ class ConfineTest(ReceiverCase):
                 raise unittest.SkipTest(line.split(": ", 1)[1])
         self.assertIn("Landlock ABI", rx.log())
 
+    def run_until_exit(self, steps):
+        """wabiz-receiver-hooks trying @steps, which should end it before a
+        test could talk to it; (exit status, log)."""
+        log_path = self.dir + ".stderr"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen([HOOKS, "--dir", self.dir], stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=log, env=dict(os.environ, WABIZ_RX_TEST_ESCAPE=steps))
+        try:
+            code = proc.wait(60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        with open(log_path, errors="replace") as f:
+            return code, f.read()
+
     # ---- tests ----------------------------------------------------------
 
     def test_kernel_sees_it_confined(self):
@@ -101,19 +119,7 @@ class ConfineTest(ReceiverCase):
             raise unittest.SkipTest("this build has no confinement (-Dconfine=false or a sanitizer)")
         self.assertTrue(HOOKS, "WABIZ_RECEIVER_HOOKS must name wabiz-receiver-hooks")
         marker = os.path.join(self.dir, "stopped-by-confinement")
-        env = dict(os.environ, WABIZ_RX_TEST_ESCAPE="execve")
-        log_path = self.dir + ".stderr"
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen([HOOKS, "--dir", self.dir], stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=log, env=env)
-        try:
-            code = proc.wait(60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        with open(log_path, errors="replace") as f:
-            log = f.read()
+        code, log = self.run_until_exit("execve")
         self.assertIn("test hook: execve /bin/true", log)
         self.assertNotIn("test hook: execve /bin/true:", log)  # execve never returned
         self.assertEqual(code, -signal.SIGSYS, log)
@@ -123,6 +129,39 @@ class ConfineTest(ReceiverCase):
         # what the plugin does next: start it again on the same directory
         rx = self.start()
         self.assertIn("pid", rx.status())
+
+    def test_fork_kills_it(self):
+        """clone() without CLONE_THREAD is outside the allow-list (threads are
+        not: the journal and GLib start them all the time)."""
+        if not CONFINED_BUILD:
+            raise unittest.SkipTest("this build has no confinement (-Dconfine=false or a sanitizer)")
+        code, log = self.run_until_exit("fork")
+        self.assertEqual(code, -signal.SIGSYS, log)
+        self.assertIn("test hook: fork\n", log)
+        self.assertNotIn("test hook: fork:", log)
+        self.assertIn("was stopped by its confinement", log)
+
+    def test_no_outgoing_tcp(self):
+        """Landlock ABI 4 (Linux 6.7) refuses TCP connections out; binding
+        (its listeners) stays free."""
+        self.assertTrue(HOOKS, "WABIZ_RECEIVER_HOOKS must name wabiz-receiver-hooks")
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(server.close)
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        rx = self.start(HOOKS, env={"WABIZ_RX_TEST_ESCAPE": "connect:%d" % port})
+        self.require_landlock(rx)
+        abi = int(re.search(r"Landlock ABI (\d+)", rx.log()).group(1))
+        if abi < 4:
+            raise unittest.SkipTest("Landlock ABI %d has no network rules (4 and later do)" % abi)
+        wait_until(lambda: "test hook: connect" in rx.log(), what="the test hook")
+        self.assertIn("test hook: connect %d: refused (Permission denied)" % port, rx.log())
+        # its own listeners still bind and serve
+        acct = Account()
+        c = self.client(rx)
+        url = c.register(acct.registration())["url"]
+        self.assertEqual(post_webhook(url, webhook_body(), secret=acct.secret)[0], 200)
 
     def test_files_outside_its_directory_refused(self):
         self.assertTrue(HOOKS, "WABIZ_RECEIVER_HOOKS must name wabiz-receiver-hooks")
