@@ -13,6 +13,7 @@
 #include "wabiz.h"
 
 #include <sodium.h>
+#include <glib/gstdio.h>
 
 #include "wabiz-config.h"
 #include "wa-json.h"
@@ -160,11 +161,31 @@ tell_listen_state(WabizAccount *wa, JsonObject *state)
   wabiz_notice(wa, text);
 }
 
+/* The receiver's monitor leaves this file when the receiver's confinement
+ * stopped it (SIGSYS; RX_CONFINE_STOPPED_NAME in plugin/receiver/rx.h). The
+ * first account to find it says so and removes it. */
+static void
+tell_confinement_stop(WabizAccount *wa)
+{
+  g_autofree char *marker = g_build_filename(wa->rx_dir, "stopped-by-confinement", NULL);
+  g_autofree char *text = NULL;
+
+  if (g_unlink(marker) != 0)
+    return;
+  text = g_strdup_printf(_("The webhook receiver was stopped by its confinement (it made a system call it "
+                           "is not allowed to make) and has been started again. This is a bug or an attack: "
+                           "its log is %s/receiver.log."),
+                         wa->rx_dir);
+  wabiz_notice(wa, text);
+}
+
 static void
 on_ready(gpointer user, JsonObject *registered, gint64 pending)
 {
   WabizAccount *wa = user;
   const char *url = wa_json_get_string(registered, "url");
+
+  tell_confinement_stop(wa);
 
   wa->rx_spawned = FALSE;
   wa->rx_backoff_ms = 0;
@@ -241,7 +262,8 @@ on_failed(gpointer user, const GError *error, const char *code)
   /* unapplied events come again with the next subscription */
   wabiz_inbound_stop(wa);
   if (g_error_matches(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_REFUSED) &&
-      g_strcmp0(code, "storage") != 0 && g_strcmp0(code, "busy") != 0) {
+      g_strcmp0(code, "storage") != 0 && g_strcmp0(code, "busy") != 0 &&
+      g_strcmp0(code, "restart") != 0) {
     /* the settings are wrong (bind, TLS, a missing field) or the receiver is
      * of another version: retrying cannot help until the account changes */
     text = g_strdup_printf(_("The webhook receiver refused this account, so no messages can arrive: %s. "

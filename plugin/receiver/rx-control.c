@@ -526,6 +526,13 @@ handle_register(RxClient *client, JsonObject *payload)
     send_err(client, code, FALSE, error != NULL ? error->message : "REGISTER needs a payload");
     return;
   }
+  if (!rx_confine_covers(rx, reg)) {
+    /* it restarts to read the TLS files; the client registers again */
+    send_err(client, "restart", TRUE,
+             "the receiver restarts to read these TLS files (its confinement cannot widen while "
+             "it runs): connect and register again in a moment");
+    return;
+  }
   old = g_hash_table_lookup(rx->accounts, reg->account);
   /* "any port" again: keep the port bound for this account while it is free */
   if (reg->port == 0 && rx_bind_unix_path(reg->bind) == NULL && old != NULL && old->reg->port != 0) {

@@ -440,7 +440,13 @@ load_registrations(RxReceiver *rx, GHashTable *saved)
     }
     port = reg->port;
     account = g_new0(RxAccount, 1);
-    listener = rx_account_open_listener(rx, reg, FALSE, &down, &taken, &code, NULL);
+    /* TLS files its confinement cannot read: it restarts once started */
+    if (rx_confine_covers(rx, reg))
+      listener = rx_account_open_listener(rx, reg, FALSE, &down, &taken, &code, NULL);
+    else {
+      listener = NULL;
+      down = g_strdup("waiting for the receiver to restart with access to its TLS files");
+    }
     if (reg->port != port) {
       g_autofree char *json = rx_registration_to_json(reg);
 
@@ -505,6 +511,7 @@ run(RxReceiver *rx, int ready_fd)
   g_autoptr(GHashTable) saved = NULL;
   guint sigterm = 0, sigint = 0, sighup = 0;
   guint64 received = 0, duplicates = 0, unclaimed = 0;
+  g_autofree char *ready = NULL;
   GHashTableIter iter;
   gpointer value;
 
@@ -530,6 +537,8 @@ run(RxReceiver *rx, int ready_fd)
     g_prefix_error(&error, "cannot listen on %s: ", rx->socket_path);
     goto failed;
   }
+  if (!rx_confine_apply(rx, &error))
+    goto failed;
   on_expire_timer(rx);
   rx->expire_source = g_timeout_add_seconds(86400, on_expire_timer, rx);
   sigterm = g_unix_signal_add(SIGTERM, on_signal, rx);
@@ -538,7 +547,10 @@ run(RxReceiver *rx, int ready_fd)
 
   rx_log("ready: version %s, %u registered accounts, %u listeners, socket %s", WABIZ_VERSION,
          g_hash_table_size(rx->accounts), rx->listeners->len, rx->socket_path);
-  tell_parent(&ready_fd, "OK");
+  /* the parent of --daemon prints this pid (not its child's: with
+   * confinement that one is the monitor) */
+  ready = g_strdup_printf("OK %d", (int) getpid());
+  tell_parent(&ready_fd, ready);
   g_main_loop_run(rx->loop);
 
   g_source_remove(sigterm);
@@ -677,7 +689,10 @@ daemonize(const char *dir, int *ready_fd, int *parent_status)
   }
   close(fds[0]);
   if (g_str_has_prefix(message->str, "OK")) {
-    printf("started (pid %d)\n", (int) pid);
+    int started = (int) pid;
+
+    sscanf(message->str, "OK %d", &started);
+    printf("started (pid %d)\n", started);
     *parent_status = 0;
   } else {
     g_strchomp(message->str);
@@ -710,6 +725,7 @@ main(int argc, char **argv)
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
   struct sockaddr_un addr;
+  g_auto(GStrv) args = g_strdupv(argv); /* as started, for a restart */
   int ready_fd = -1;
   int exit_status;
   const GOptionEntry entries[] = {
@@ -830,6 +846,8 @@ main(int argc, char **argv)
   }
   if (rx.opt.daemon && daemonize(rx.opt.dir, &ready_fd, &exit_status))
     goto out;
+  rx_confine_supervise(&rx, args, &ready_fd);
+  rx_confine_start(&rx);
 
   rx.loop = g_main_loop_new(NULL, FALSE);
   rx.accounts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,

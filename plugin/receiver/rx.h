@@ -136,6 +136,30 @@ void rx_log(const char *format, ...) G_GNUC_PRINTF(1, 2);
  * loop. Safe to call more than once. */
 void rx_receiver_stop(RxReceiver *rx, const char *why);
 
+/* rx-confine.c */
+/* A worker's exit status that makes its monitor start it again (with the
+ * same arguments), so that its confinement covers new TLS directories. */
+#define RX_EXIT_RESTART 75
+/* Left in the state directory when the confinement stopped the receiver
+ * (SIGSYS); the plugin reports it and removes it. */
+#define RX_CONFINE_STOPPED_NAME "stopped-by-confinement"
+/* FALSE without -Dconfine (or with WABIZ_RECEIVER_CONFINE=off). */
+gboolean rx_confine_enabled(void);
+/* Before anything is opened: forks; the parent becomes a monitor that
+ * waits for the confined worker, reports a SIGSYS, restarts on
+ * RX_EXIT_RESTART and exits as the worker did (it never returns). Returns in
+ * the worker, or at once when confinement is off. @args: the command line as
+ * started. */
+void rx_confine_supervise(RxReceiver *rx, char **args, int *ready_fd);
+/* In the worker, still single-threaded: no new privileges, Landlock. */
+void rx_confine_start(RxReceiver *rx);
+/* Once started: the seccomp filter (after loading the TLS backend). */
+gboolean rx_confine_apply(RxReceiver *rx, GError **error);
+/* TRUE when Landlock lets the receiver read @reg's TLS files; otherwise it
+ * remembers their directories, tells every client, stops with
+ * RX_EXIT_RESTART (its monitor starts it again) and returns FALSE. */
+gboolean rx_confine_covers(RxReceiver *rx, const RxRegistration *reg);
+
 /* rx-account.c */
 /* Validates a REGISTER payload (or a saved registration). On failure
  * @code is set to the protocol's error code ("invalid" or "tls"). */

@@ -4,9 +4,14 @@ customers' messages, statuses, groups and notices as Pidgin would."""
 
 import json
 import os
+import re
 import signal
+import ssl
 import stat
+import subprocess
 import time
+import urllib.parse
+import urllib.request
 
 from harness import (SRC, DEFAULT_APP_SECRET, RECEIVER_ARGS, VERIFY_TOKEN, Receiving, contains, has, main,
                      wait_until)
@@ -354,6 +359,62 @@ class Receive(Receiving):
         self.sim.inbound("after", sender=ANNA)
         host.wait_for(im_from(ANNA, message="after"))
         host.expect_none(im_from(ANNA), 1.0)
+
+    def test_receiver_stopped_by_its_confinement_is_reported(self):
+        """When the receiver's confinement kills it (SIGSYS), its monitor
+        leaves receiver/stopped-by-confinement (tests/receiver/test_confine.py
+        checks that part); the plugin, once a new receiver is up, says so once
+        and removes the file."""
+        host = self.start_receiving_host()
+        marker = os.path.join(self.receiver_dir, "stopped-by-confinement")
+        pid = self.receiver_status()["pid"]
+        with open(marker, "w") as f:
+            f.write("pid %d\n" % pid)
+        os.kill(pid, signal.SIGKILL)
+        notice = host.wait_for({"event": "write", "conv": "notices",
+                                "message": contains("stopped by its confinement")}, timeout=30)
+        self.assertIn(os.path.join(self.receiver_dir, "receiver.log"), notice["message"])
+        self.assertFalse(os.path.exists(marker))
+        status = wait_until(self.receiver_status, what="a new receiver")
+        self.assertNotEqual(status["pid"], pid)
+        self.sim.inbound("after", sender=ANNA)
+        host.wait_for(im_from(ANNA, message="after"))
+        host.expect_none({"event": "write", "conv": "notices",
+                          "message": contains("stopped by its confinement")}, 1.0)
+
+    def test_tls_files_elsewhere_restart_the_receiver_and_it_is_reconnected(self):
+        """With Landlock the receiver may read only the TLS directories it
+        started with: a registration naming another one makes it restart
+        itself wider; the plugin reconnects and registers again on its own."""
+        tls = os.path.join(self.user_dir, "tls")
+        os.makedirs(tls)
+        cert, key = os.path.join(tls, "cert.pem"), os.path.join(tls, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+        host = self.start_host(
+            options={"app_secret": DEFAULT_APP_SECRET, "verify_token": VERIFY_TOKEN, "webhook_port": 0,
+                     "webhook_tls_cert": cert, "webhook_tls_key": key},
+            env={"WABIZ_RECEIVER": os.environ["WABIZ_RECEIVER"], "WABIZ_TEST_HOOKS": "1",
+                 "WABIZ_RECEIVER_ARGS": RECEIVER_ARGS},
+            user_dir=self.user_dir)
+        notice = host.wait_for({"event": "write", "conv": "notices",
+                                "message": contains("webhook receiver listens on https://")}, timeout=60)
+        url = re.search(r"listens on (https://127\.0\.0\.1:\d+/[^\s<]*)", notice["message"]).group(1)
+        with open(os.path.join(self.receiver_dir, "receiver.log"), errors="replace") as f:
+            log = f.read()
+        if "Landlock ABI" in log:
+            self.assertIn("restarting: the TLS files of a registration are in " + tls, log)
+            host.wait_for({"event": "write", "conv": "notices",
+                           "message": contains("restarts to read TLS files in " + tls)})
+        # the listener serves TLS: Meta's verification handshake
+        query = urllib.parse.urlencode({"hub.mode": "subscribe", "hub.challenge": "4711",
+                                        "hub.verify_token": VERIFY_TOKEN})
+        context = ssl.create_default_context(cafile=cert)
+        with urllib.request.urlopen(url + "?" + query, context=context, timeout=30) as answer:
+            self.assertEqual(answer.read(), b"4711")
+        self.assertEqual([a["url"] for a in self.receiver_status()["accounts"]], [url])
+        host.expect_none({"event": "write", "conv": "notices", "message": contains("refused this account")}, 1.0)
 
     def test_key_and_receiver_files_are_private(self):
         self.start_receiving_host()

@@ -246,6 +246,7 @@ class Client:
     """One connection to rx.sock, speaking PROTOCOL.md."""
 
     def __init__(self, path, hello=True, timeout=DEFAULT_TIMEOUT):
+        self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         try:
@@ -340,7 +341,34 @@ class Client:
         return self.request("HELLO", {"proto": proto, "client": "rxctl"})
 
     def register(self, registration):
+        """REGISTER. Like the plugin, registers again on a new connection when
+        the receiver restarts to widen its confinement to new TLS files
+        (ERR restart, and the connection closes)."""
+        try:
+            return self.request("REGISTER", registration)
+        except RxError as err:
+            if err.code != "restart":
+                raise
+        self.reconnect()
         return self.request("REGISTER", registration)
+
+    def reconnect(self):
+        """A new connection (and HELLO) to the same socket, once it answers."""
+        self.close()
+
+        def connected():
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self.path)
+            except OSError:
+                sock.close()
+                return None
+            return sock
+        self.sock = wait_until(connected, self.timeout, interval=0.05, what="the receiver to come back")
+        self.buf = b""
+        self.closed = False
+        self.hello()
 
     def subscribe(self, account):
         return self.request("SUBSCRIBE", {"account": account})
@@ -568,6 +596,25 @@ def run_cli(binary, directory, *args, timeout=DEFAULT_TIMEOUT):
     cmd = (shlex.split(wrapper) if wrapper else []) + [binary, "--dir", directory] + list(args)
     done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
     return done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+
+
+def make_cert(directory):
+    """A self-signed EC certificate for 127.0.0.1 and its key, made with the
+    openssl command in @directory (created); (cert path, key path)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise AssertionError("the openssl command is needed for the TLS tests (apt-get install openssl)")
+    os.makedirs(directory, exist_ok=True)
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    done = subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                           "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+                           "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                           "-addext", "subjectAltName=IP:127.0.0.1"],
+                          capture_output=True, timeout=60)
+    if done.returncode != 0:
+        raise AssertionError("openssl failed: %s" % done.stderr.decode("utf-8", "replace"))
+    return cert, key
 
 
 def tls_client_context(cafile):

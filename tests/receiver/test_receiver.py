@@ -15,7 +15,6 @@ Usage: WABIZ_RECEIVER=path/to/wabiz-receiver python3 test_receiver.py [Class.tes
 import http.client
 import json
 import os
-import shutil
 import socket
 import stat
 import subprocess
@@ -27,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from rxctl import (  # noqa: E402
     DEFAULT_TIMEOUT, TIMEOUT_FACTOR, Account, Client, Receiver, ReceiverCase, RxError, change, envelope,
-    http_request, meta_json, new_wamid, post_webhook, run_cli, sign, sign_sha1, status_item,
+    http_request, make_cert, meta_json, new_wamid, post_webhook, run_cli, sign, sign_sha1, status_item,
     text_message, tls_client_context, values_of, verify_get, wait_until, webhook_body)
 
 BINARY = ReceiverCase.binary
@@ -1021,18 +1020,7 @@ class ReceiverTest(ReceiverCase):
         self.assertEqual(err.exception.code, "invalid")
 
     def _make_cert(self):
-        openssl = shutil.which("openssl")
-        if openssl is None:
-            self.fail("the openssl command is needed for the TLS test (apt-get install openssl)")
-        cert = os.path.join(self.tmp, "cert.pem")
-        key = os.path.join(self.tmp, "key.pem")
-        done = subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                               "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
-                               "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
-                               "-addext", "subjectAltName=IP:127.0.0.1"],
-                              capture_output=True, timeout=60)
-        self.assertEqual(done.returncode, 0, done.stderr)
-        return cert, key
+        return make_cert(self.tmp)
 
     def test_tls_listener(self):
         cert, key = self._make_cert()
