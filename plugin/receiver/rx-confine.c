@@ -44,9 +44,12 @@
 #include <netinet/in.h>
 #endif
 
-/* The directories of TLS files a registration needed and the running
- * confinement did not cover: the next start adds them. One per line. */
+/* The directories a registration needed and the running confinement did
+ * not cover: the next start adds them. One per line: a TLS file's directory
+ * (read), or SOCK_PREFIX and a UNIX socket listener's directory (read, make
+ * and remove the socket). */
 #define DIRS_NAME "confinement-dirs"
+#define SOCK_PREFIX "sock:"
 
 static struct {
   gboolean on;         /* a monitor watches this process: confine it */
@@ -54,6 +57,7 @@ static struct {
   int landlock_abi;    /* 0: unavailable */
   char *landlock_why;  /* why not, when unavailable */
   GPtrArray *readable; /* canonical directories Landlock lets it read */
+  GPtrArray *sockable; /* canonical directories it may make UNIX sockets in */
   GPtrArray *asked;    /* directories asked for in DIRS_NAME */
   gboolean restarting;
 } confine;
@@ -83,14 +87,21 @@ path_under(const char *path, const char *dir)
 }
 
 static gboolean
-readable(const char *dir)
+under_any(GPtrArray *dirs, const char *dir)
 {
-  if (confine.readable == NULL)
-    return FALSE;
-  for (guint i = 0; i < confine.readable->len; i++)
-    if (path_under(dir, g_ptr_array_index(confine.readable, i)))
+  for (guint i = 0; dirs != NULL && i < dirs->len; i++)
+    if (path_under(dir, g_ptr_array_index(dirs, i)))
       return TRUE;
   return FALSE;
+}
+
+/* Whether the confinement in force allows @want (a line of DIRS_NAME). */
+static gboolean
+allowed_dir(const char *want)
+{
+  if (g_str_has_prefix(want, SOCK_PREFIX))
+    return under_any(confine.sockable, want + strlen(SOCK_PREFIX));
+  return under_any(confine.readable, want);
 }
 
 static void
@@ -154,19 +165,26 @@ rx_confine_covers(RxReceiver *rx, const RxRegistration *reg)
   g_autofree char *list = NULL;
   g_autofree char *message = NULL;
 
-  if (!confine.landlock || reg->tls_cert == NULL)
+  if (!confine.landlock)
     return TRUE;
   tls_dirs(reg->tls_cert, dirs);
   tls_dirs(reg->tls_key, dirs);
+  if (reg->bind != NULL && g_str_has_prefix(reg->bind, RX_UNIX_PREFIX)) {
+    g_autofree char *socket_path = g_canonicalize_filename(reg->bind + strlen(RX_UNIX_PREFIX), NULL);
+    g_autofree char *dir = g_path_get_dirname(socket_path);
+
+    if (!path_under(dir, rx->opt.dir)) /* its own directory allows sockets */
+      g_ptr_array_add(dirs, g_strconcat(SOCK_PREFIX, dir, NULL));
+  }
   for (guint i = 0; i < dirs->len; i++) {
     const char *dir = g_ptr_array_index(dirs, i);
     gboolean asked = FALSE;
 
     for (guint j = 0; j < confine.asked->len && !asked; j++)
       asked = g_str_equal(g_ptr_array_index(confine.asked, j), dir);
-    /* asked for and still not readable (it did not exist at the start):
+    /* asked for and still not allowed (it did not exist at the start):
      * opening the file fails with a clear error, no restart loop */
-    if (!readable(dir) && !asked)
+    if (!allowed_dir(dir) && !asked)
       add_unique(missing, dir);
   }
   if (missing->len == 0)
@@ -179,13 +197,20 @@ rx_confine_covers(RxReceiver *rx, const RxRegistration *reg)
     rx_log("cannot widen the confinement to new TLS files: %s", error->message);
     return TRUE; /* opening them fails and says why */
   }
+  for (guint i = 0; i < missing->len; i++) {
+    char *dir = g_ptr_array_index(missing, i);
+
+    if (g_str_has_prefix(dir, SOCK_PREFIX)) /* shown without the prefix */
+      memmove(dir, dir + strlen(SOCK_PREFIX), strlen(dir) - strlen(SOCK_PREFIX) + 1);
+  }
   g_ptr_array_add(missing, NULL);
   list = g_strjoinv(", ", (char **) missing->pdata);
-  rx_log("restarting: the TLS files of a registration are in %s, outside what its "
-         "confinement lets it read",
+  rx_log("restarting: the TLS files or UNIX socket of a registration are in %s, outside what "
+         "its confinement allows",
          list);
-  message = g_strdup_printf("the receiver restarts to read TLS files in %s (a running "
-                            "receiver's confinement cannot widen); register again in a moment",
+  message = g_strdup_printf("the receiver restarts to reach %s (TLS files or a UNIX socket's "
+                            "directory; a running receiver's confinement cannot widen); register "
+                            "again in a moment",
                             list);
   rx_notice(rx, NULL, "restart", message);
   confine.restarting = TRUE;
@@ -359,8 +384,10 @@ fs_handled(int abi)
   return all;
 }
 
+/* Allows @rights beneath @path; a directory is recorded in @remember (may
+ * be NULL) under its canonical name. */
 static gboolean
-add_path_rule(int ruleset, const char *path, guint64 rights, guint64 handled, gboolean remember)
+add_path_rule(int ruleset, const char *path, guint64 rights, guint64 handled, GPtrArray *remember)
 {
   struct landlock_path_beneath_attr rule = { 0 };
   struct stat st;
@@ -378,11 +405,11 @@ add_path_rule(int ruleset, const char *path, guint64 rights, guint64 handled, gb
     return FALSE;
   }
   close(fd);
-  if (remember && S_ISDIR(st.st_mode)) {
+  if (remember != NULL && S_ISDIR(st.st_mode)) {
     char *resolved = realpath(path, NULL);
 
     if (resolved != NULL) {
-      add_unique(confine.readable, resolved);
+      add_unique(remember, resolved);
       free(resolved);
     }
   }
@@ -408,7 +435,7 @@ typedef struct {
 #define NET_CONNECT_TCP (1ULL << 1) /* LANDLOCK_ACCESS_NET_CONNECT_TCP */
 
 static void
-landlock_start(const RxReceiver *rx, GPtrArray *tls)
+landlock_start(const RxReceiver *rx, GPtrArray *asked)
 {
   RulesetAttr attr = { 0 };
   gsize attr_size = sizeof attr.handled_access_fs;
@@ -445,15 +472,24 @@ landlock_start(const RxReceiver *rx, GPtrArray *tls)
   own = FS_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE |
         LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_REG |
         LANDLOCK_ACCESS_FS_MAKE_SOCK;
-  add_path_rule(ruleset, rx->opt.dir, own, handled, TRUE);
-  for (guint i = 0; i < tls->len; i++)
-    add_path_rule(ruleset, g_ptr_array_index(tls, i), FS_READ, handled, TRUE);
+  add_path_rule(ruleset, rx->opt.dir, own, handled, confine.readable);
+  for (guint i = 0; i < asked->len; i++) {
+    const char *want = g_ptr_array_index(asked, i);
+
+    if (g_str_has_prefix(want, SOCK_PREFIX))
+      /* a UNIX socket listener's directory: make, replace and remove it */
+      add_path_rule(ruleset, want + strlen(SOCK_PREFIX),
+                    FS_READ | LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_REMOVE_FILE, handled,
+                    confine.sockable);
+    else
+      add_path_rule(ruleset, want, FS_READ, handled, confine.readable);
+  }
   for (guint i = 0; i < G_N_ELEMENTS(system_readable); i++)
-    add_path_rule(ruleset, system_readable[i], FS_READ, handled, TRUE);
+    add_path_rule(ruleset, system_readable[i], FS_READ, handled, confine.readable);
   add_path_rule(ruleset, "/dev/null", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE,
-                handled, FALSE);
+                handled, NULL);
   g_snprintf(self, sizeof self, "/proc/%d", (int) getpid());
-  add_path_rule(ruleset, self, FS_READ, handled, FALSE);
+  add_path_rule(ruleset, self, FS_READ, handled, NULL);
   if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0) {
     confine.landlock_why = g_strdup_printf("Landlock is unavailable (%s): files are not confined",
                                            g_strerror(errno));
@@ -475,17 +511,18 @@ load_asked(const char *state_dir)
   if (!g_file_get_contents(path, &text, NULL, NULL))
     return dirs;
   lines = g_strsplit(text, "\n", -1);
-  for (guint i = 0; lines[i] != NULL; i++)
-    if (g_path_is_absolute(lines[i]))
+  for (guint i = 0; lines[i] != NULL; i++) {
+    const char *dir = g_str_has_prefix(lines[i], SOCK_PREFIX) ? lines[i] + strlen(SOCK_PREFIX) : lines[i];
+
+    if (g_path_is_absolute(dir))
       add_unique(dirs, lines[i]);
+  }
   return dirs;
 }
 
 void
 rx_confine_start(RxReceiver *rx)
 {
-  g_autoptr(GPtrArray) tls = g_ptr_array_new_with_free_func(g_free);
-
   if (!confine.on)
     return;
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
@@ -494,10 +531,9 @@ rx_confine_start(RxReceiver *rx)
     return;
   }
   confine.readable = g_ptr_array_new_with_free_func(g_free);
+  confine.sockable = g_ptr_array_new_with_free_func(g_free);
   confine.asked = load_asked(rx->opt.dir);
-  for (guint i = 0; i < confine.asked->len; i++)
-    add_unique(tls, g_ptr_array_index(confine.asked, i));
-  landlock_start(rx, tls);
+  landlock_start(rx, confine.asked);
 }
 
 /* ---- seccomp -------------------------------------------------------- */
@@ -590,10 +626,15 @@ seccomp_start(GError **error)
     rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
                           SCMP_A1(SCMP_CMP_EQ, requests[i]));
   }
-  /* thread names (g_thread_new) */
+  /* thread names (g_thread_new); reading the capability bounding set, which
+   * glibc's systemd NSS module does when a group name is not in /etc/group
+   * (a UNIX socket listener's group) */
   if (rc == 0)
     rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
                           SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
+  if (rc == 0)
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                          SCMP_A0(SCMP_CMP_EQ, PR_CAPBSET_READ));
   if (rc == 0)
     rc = seccomp_load(ctx);
   seccomp_release(ctx);

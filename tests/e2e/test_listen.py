@@ -13,6 +13,7 @@ import signal
 import socket
 import stat
 import tempfile
+import time
 import urllib.parse
 
 from harness import (DEFAULT_APP_SECRET, RECEIVER_ARGS, VERIFY_TOKEN, Receiving, contains, has,
@@ -80,7 +81,7 @@ def inbound_body(pnid, text, sender=ANNA, wamid="wamid.E2EUNIX0001"):
     value = {"messaging_product": "whatsapp",
              "metadata": {"display_phone_number": "15550783881", "phone_number_id": pnid},
              "contacts": [{"profile": {"name": "Anna"}, "wa_id": sender}],
-             "messages": [{"from": sender, "id": wamid, "timestamp": "1751247548",
+             "messages": [{"from": sender, "id": wamid, "timestamp": str(int(time.time())),
                            "type": "text", "text": {"body": text}}]}
     body = {"object": "whatsapp_business_account",
             "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}]}

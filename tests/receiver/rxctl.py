@@ -353,10 +353,21 @@ class Client:
         return self.request("REGISTER", registration)
 
     def reconnect(self):
-        """A new connection (and HELLO) to the same socket, once it answers."""
+        """A new connection (and HELLO) to the same socket, once it answers:
+        the restarted receiver's socket (another inode), not the old one that
+        may still accept while it stops."""
+        try:
+            old = os.stat(self.path).st_ino
+        except OSError:
+            old = None
         self.close()
 
         def connected():
+            try:
+                if os.stat(self.path).st_ino == old:
+                    return None
+            except OSError:
+                return None
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(self.timeout)
             try:

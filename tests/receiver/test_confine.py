@@ -199,7 +199,7 @@ class ConfineTest(ReceiverCase):
         self.assertTrue(answer["url"].startswith("https://127.0.0.1:"), answer)
         self.assertEqual([n["code"] for n in c.notices], ["restart"])
         self.assertIn(os.path.join(self.tmp, "tls-a"), c.notices[0]["message"])
-        self.assertIn("restarting: the TLS files of a registration are in", rx.log())
+        self.assertIn("restarting: the TLS files or UNIX socket of a registration are in", rx.log())
         # the same process started (its monitor executed itself again), a new worker
         self.assertEqual(rx.proc.poll(), None)
         self.assertEqual(rx.proc.pid, started)
