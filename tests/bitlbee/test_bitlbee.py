@@ -116,12 +116,13 @@ class BitlBeeScenario(Receiving):
         """Types a command into the control channel."""
         self.irc.say(CONTROL, command)
 
-    def sign_on(self, options=None):
-        """account add / set / on as an agent would; returns root's
-        "Logged in" line."""
+    def sign_on(self, options=None, token=None, wait_logged_in=True, before_on=None):
+        """account add / set / on as an agent would (before_on() is called
+        just before "on"); returns root's "Logged in" line (or None when not
+        waiting for it)."""
         if self.irc is None:
             self.connect()
-        self.root("account add wabiz %s %s" % (self.sim.pnid, self.sim.token))
+        self.root("account add wabiz %s %s" % (self.sim.pnid, token or self.sim.token))
         self.irc.wait_for(from_root("Account successfully added with tag wabiz"))
         opts = {"api_base_url": self.api_url(), "app_secret": DEFAULT_APP_SECRET,
                 "verify_token": VERIFY_TOKEN, "webhook_port": 0,
@@ -130,7 +131,11 @@ class BitlBeeScenario(Receiving):
         for key, value in opts.items():
             self.root("account wabiz set %s %s" % (key, value))
             self.irc.wait_for(from_root("%s = `%s'" % (key, value)))
+        if before_on is not None:
+            before_on()
         self.root("account wabiz on")
+        if not wait_logged_in:
+            return None
         return self.irc.wait_for(from_root(LOGGED_IN), timeout=60)
 
     def start_receiving(self):
@@ -173,6 +178,32 @@ class BitlBeeIrc(BitlBeeScenario):
                  if r["method"] == "GET" and r["path"] == "/v25.0/" + self.sim.pnid]
         self.assertTrue(phone and phone[0]["authorization"], self.sim.requests())
 
+    def test_refused_token_is_told_and_not_retried(self):
+        """A refused token is an error line in &bitlbee with the reason and
+        code; the account signs off and BitlBee does not retry it."""
+        self.sign_on(token="WRONG-TOKEN", wait_logged_in=False)
+        # BitlBee's words for an error while the account is logging in
+        error = self.irc.wait_for(from_root("wabiz - Login error: "), timeout=60)
+        self.assertIn("access token was refused", error.text)
+        self.assertIn("190", error.text)
+        self.assertNotIn("WRONG-TOKEN", error.text)
+        self.irc.wait_for(from_root("wabiz - Logging in: Signing off.."))
+        self.irc.expect_none(from_root("Reconnecting"), 2.0)
+        self.irc.expect_none(from_root(LOGGED_IN), 0.1)
+
+    def test_api_down_then_up_reconnects(self):
+        """An API that cannot be reached at sign-on is a network error:
+        BitlBee schedules a reconnect by itself, which signs in once the
+        API is back."""
+        # refused for 4 s from just before "on"; BitlBee retries after 5 s
+        # (a later retry, 15 s on, would do too)
+        self.sign_on(options={"api_base_url": self.sim.graph_url + "/v25.0"}, wait_logged_in=False,
+                     before_on=lambda: self.sim.refuse(4000))
+        error = self.irc.wait_for(from_root("wabiz - Login error: "), timeout=60)
+        self.assertIn("Cannot reach the WhatsApp Business Platform", error.text)
+        self.irc.wait_for(from_root("wabiz - Logging in: Reconnecting in "))
+        self.irc.wait_for(from_root(LOGGED_IN), timeout=60)
+
     def test_inbound_message(self):
         """A customer's text arrives once, as a PRIVMSG from _<number>; what
         the customer typed as markup arrives as the characters typed."""
@@ -207,6 +238,21 @@ class BitlBeeIrc(BitlBeeScenario):
         text = 'From 5 < 6 & "7" > 3 <b>euro</b>'
         self.irc.say(nick_of(ANNA), text)
         self.assertEqual(self.sim.wait_for_sent(1)[-1]["request"]["text"]["body"], text)
+
+    def test_sign_off_and_on_again(self):
+        """account wabiz off signs off (BitlBee's words), on signs in again,
+        and the conversation carries on through the same receiver."""
+        self.start_receiving()
+        self.customer_writes("before")
+        self.root("account wabiz off")
+        self.irc.wait_for(from_root("wabiz - Signing off.."))
+        self.root("account wabiz on")
+        self.irc.wait_for(from_root(LOGGED_IN), timeout=60)
+        self.customer_writes("after")
+        self.irc.say(nick_of(ANNA), "welcome back")
+        self.assertEqual(self.sim.wait_for_sent(1)[-1]["request"]["text"]["body"], "welcome back")
+        self.irc.expect_none(from_root("Error"), 0.5)
+        self.assertTrue(self.irc.connected)
 
     # --- issue 11: meant to fail until the plugin supports BitlBee ----------------
 
