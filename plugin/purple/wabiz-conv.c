@@ -23,6 +23,7 @@ wabiz_conv_write_plain(PurpleConversation *conv, const char *text, PurpleMessage
 {
   g_autofree char *html = wa_text_to_html(text, FALSE);
   g_autofree char *marked = NULL;
+  PurpleConnection *gc;
 
   if (conv == NULL)
     return;
@@ -31,7 +32,13 @@ wabiz_conv_write_plain(PurpleConversation *conv, const char *text, PurpleMessage
     purple_conversation_write(conv, NULL, html, flags | PURPLE_MESSAGE_NO_LINKIFY, when);
     return;
   }
-  marked = wabiz_bitlbee_mark(html);
+  /* BitlBee turns HTML into text only once the account is connected (it
+   * sets OPT_DOES_HTML then): before, during sign-on, the line goes as it is */
+  gc = purple_conversation_get_gc(conv);
+  if (gc != NULL && purple_connection_get_state(gc) == PURPLE_CONNECTED)
+    marked = wabiz_bitlbee_mark(html);
+  else
+    marked = wabiz_bitlbee_mark(text);
   flags = PURPLE_MESSAGE_RECV | PURPLE_MESSAGE_NO_LOG | PURPLE_MESSAGE_NO_LINKIFY | (flags & PURPLE_MESSAGE_DELAYED);
   if (purple_conversation_get_type(conv) == PURPLE_CONV_TYPE_CHAT)
     purple_conv_chat_write(PURPLE_CONV_CHAT(conv), WABIZ_BITLBEE_NOTICES_NAME, marked, flags, when);

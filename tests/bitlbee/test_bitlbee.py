@@ -67,6 +67,23 @@ def told(number, *parts):
     return check
 
 
+def plugin_text(line):
+    """The text of a line from the contact "wabiz": BitlBee shows a contact
+    that is not a buddy in &bitlbee, addressed to the agent ("agent: ...")."""
+    prefix = NICK + ": "
+    return line.text[len(prefix):] if line.target == CONTROL and line.text.startswith(prefix) else line.text
+
+
+def notice(text):
+    """A line of the account's notices: from the contact "wabiz", to the
+    agent or in &bitlbee addressed to the agent, containing text."""
+    def check(line):
+        return (line.command == "PRIVMSG" and line.source == "wabiz" and line.target in (NICK, CONTROL)
+                and text in plugin_text(line))
+    check.__name__ = "notice(%r)" % text
+    return check
+
+
 def from_root(text):
     """A line from root in the control channel containing text."""
     return {"command": "PRIVMSG", "source": "root", "target": CONTROL, "text": text}
@@ -258,12 +275,16 @@ class BitlBeeIrc(BitlBeeScenario):
 
     def test_setup_notice_shown(self):
         """The account's notices (here: where the receiver listens) reach the
-        agent in &bitlbee."""
+        agent from the contact "wabiz", as [wabiz] lines."""
         url = self.start_receiving()
-        line = self.irc.wait_for(from_root("webhook receiver listens on"), timeout=ISSUE11_WAIT)
-        self.assertIn(url, line.text)
-        self.assertIn(VERIFY_TOKEN, line.text)
-        self.assertNotIn(DEFAULT_APP_SECRET, line.text)
+
+        first = self.irc.wait_for(notice("webhook receiver listens on"))
+        self.assertTrue(plugin_text(first).startswith("[wabiz] "), first.text)
+        self.assertIn(url, first.text)
+        # the notice's further lines (BitlBee sends one PRIVMSG a line)
+        self.irc.wait_for(notice(VERIFY_TOKEN))
+        # (BitlBee itself echoes "account wabiz set app_secret ..." from root)
+        self.assertEqual(self.irc.lines(lambda l: l.source != "root" and DEFAULT_APP_SECRET in (l.text or "")), [])
 
     def test_refused_send_is_told(self):
         """A send the API refuses is told in the customer's query, as a
@@ -307,7 +328,8 @@ class BitlBeeIrc(BitlBeeScenario):
         """The new store's recovery code (shown once, when the store is
         created at the first sign-on) reaches the agent in IRC."""
         self.sign_on()
-        line = self.irc.wait_for({"command": "PRIVMSG", "text": "recovery code"}, timeout=ISSUE11_WAIT)
+        line = self.irc.wait_for(notice("recovery code"), timeout=ISSUE11_WAIT)
+        self.assertTrue(plugin_text(line).startswith("[wabiz] "), line.text)
         pattern = re.compile(r"[A-Z2-7]{4,}(?:-[A-Z2-7]+)+")
 
         def code():
@@ -318,6 +340,22 @@ class BitlBeeIrc(BitlBeeScenario):
             return None
         found = wait_until(code, timeout=10 * TIMEOUT_FACTOR, what="a recovery code in IRC")
         self.assertEqual(len(found.replace("-", "")), 52, found)
+        # with a word on the logs IRC clients keep
+        self.irc.wait_for(notice("IRC clients"))
+
+    def test_commands_to_the_wabiz_contact(self):
+        """Account commands typed to the contact "wabiz" run; other text
+        typed there is refused, and nothing reaches a customer."""
+        self.start_receiving()
+        self.irc.say("wabiz", "!help")
+        help_line = self.irc.wait_for(notice("Commands"))
+        self.irc.wait_for(notice("/rotatekey"))
+        self.irc.say("wabiz", "hello?")
+        self.irc.wait_for(notice("This contact is the plugin itself"))
+        self.irc.say("wabiz", "!resend")
+        self.irc.wait_for(notice("No message is waiting for a decision"))
+        self.assertEqual(self.sim.sent(), [])
+        self.assertTrue(plugin_text(help_line).startswith("[wabiz] "))
 
 
 if __name__ == "__main__":
