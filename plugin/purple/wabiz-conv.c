@@ -183,8 +183,9 @@ void
 wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when,
                   PurpleMessageFlags flags)
 {
+  /* BitlBee strips HTML: WhatsApp's *bold* stays as typed there */
   g_autofree char *escaped = wabiz_bitlbee() ? wabiz_bitlbee_escape(text) : NULL;
-  g_autofree char *html = wa_text_to_html(escaped != NULL ? escaped : text, TRUE);
+  g_autofree char *html = wa_text_to_html(escaped != NULL ? escaped : text, escaped == NULL);
 
   serv_got_im(wa->gc, customer, html, PURPLE_MESSAGE_RECV | flags, when != 0 ? when : time(NULL));
 }
@@ -195,7 +196,7 @@ void
 wabiz_conv_got_chat(WabizAccount *wa, int id, const char *who, const char *text, time_t when)
 {
   g_autofree char *escaped = wabiz_bitlbee() ? wabiz_bitlbee_escape(text) : NULL;
-  g_autofree char *html = wa_text_to_html(escaped != NULL ? escaped : text, TRUE);
+  g_autofree char *html = wa_text_to_html(escaped != NULL ? escaped : text, escaped == NULL);
 
   serv_got_chat_in(wa->gc, id, who, PURPLE_MESSAGE_RECV, html, when != 0 ? when : time(NULL));
 }

@@ -166,6 +166,9 @@ class BitlBeeHost(Receiving):
         self.sim.inbound("a [wabiz] in the middle is fine", sender=ANNA)
         host.wait_for({"event": "write", "conv": ANNA, "via": "im",
                        "message": "a [wabiz] in the middle is fine"})
+        # BitlBee strips HTML: WhatsApp's markup stays as the customer typed it
+        self.sim.inbound("order *1187* is _late_", sender=ANNA)
+        host.wait_for({"event": "write", "conv": ANNA, "via": "im", "message": "order *1187* is _late_"})
 
 
 if __name__ == "__main__":
