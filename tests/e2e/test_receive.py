@@ -404,7 +404,7 @@ class Receive(Receiving):
         with open(os.path.join(self.receiver_dir, "receiver.log"), errors="replace") as f:
             log = f.read()
         if "Landlock ABI" in log:
-            self.assertIn("restarting: the TLS files of a registration are in " + tls, log)
+            self.assertIn("restarting: the TLS files or UNIX socket of a registration are in " + tls, log)
             host.wait_for({"event": "write", "conv": "notices",
                            "message": contains("restarts to read TLS files in " + tls)})
         # the listener serves TLS: Meta's verification handshake
