@@ -406,7 +406,7 @@ class Receive(Receiving):
         if "Landlock ABI" in log:
             self.assertIn("restarting: the TLS files or UNIX socket of a registration are in " + tls, log)
             host.wait_for({"event": "write", "conv": "notices",
-                           "message": contains("restarts to read TLS files in " + tls)})
+                           "message": contains("restarts to reach " + tls)})
         # the listener serves TLS: Meta's verification handshake
         query = urllib.parse.urlencode({"hub.mode": "subscribe", "hub.challenge": "4711",
                                         "hub.verify_token": VERIFY_TOKEN})
