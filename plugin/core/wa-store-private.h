@@ -13,6 +13,8 @@
 G_BEGIN_DECLS
 
 #define WA_STORE_ID_HEX 32 /* internal ids: 128 random bits as hex */
+/* Outbox ids stay within 1 .. 2^53-1: exact in JSON numbers. */
+#define WA_STORE_JS_SAFE_MAX ((G_GUINT64_CONSTANT(1) << 53) - 1)
 
 typedef struct _Request Request;
 
@@ -148,15 +150,9 @@ void wa_store_customer_key_forget(WaStore *store, const char *customer_id);
 gboolean wa_store_audit_row(WaStore *store, gint64 at, const char *action, const char *customer_id,
                             const char *detail, GError **error);
 
-/* A customer row read by its id (NULL with NOT_FOUND), decrypted
- * (wa-store-records.c). */
-WaStoreCustomer *wa_store_read_customer(WaStore *store, const char *customer_id, GError **error);
+/* ---- rows (wa-store-rows.c) ---- */
 
-/* Settings of @customer_id (NULL: account-wide), name -> value
- * (wa-store-records.c). */
-GHashTable *wa_store_read_settings(WaStore *store, const char *customer_id, GError **error);
-
-/* SELECT list and reader for WaStoreMessage rows (wa-store-records.c). */
+/* SELECT list and reader for WaStoreMessage rows. */
 #define WA_STORE_MESSAGE_COLUMNS                                                                   \
   "m.id, m.customer_id, m.direction, m.type, m.body, m.caption, m.wamid, m.error, m.timestamp, "  \
   "m.status, m.status_time, m.outbox_id, m.expired"
@@ -165,5 +161,51 @@ WaStoreMessage *wa_store_read_message(WaStore *store, sqlite3_stmt *stmt);
   "o.id, o.message_id, o.customer_id, o.state, o.payload, o.preview_url, o.attempts, "            \
   "o.next_attempt, o.created, o.updated, m.body, m.wamid, m.error"
 WaStoreOutbox *wa_store_read_outbox(WaStore *store, sqlite3_stmt *stmt);
+
+/* The message whose wamid hashes to @hash: its id and customer (NULL, no
+ * error, when there is none) and whether it was shown. */
+gboolean wa_store_message_by_hash(WaStore *store, const guint8 *hash, char **id, char **customer_id, gboolean *shown,
+                                  GError **error);
+
+/* Answer (loop thread) of requests whose callback is a WaStoreDoneFunc. */
+void wa_store_answer_done(Request *req);
+
+/* ---- customers (wa-store-customers.c) ---- */
+
+/* A customer row read by its id (NULL with NOT_FOUND), decrypted. */
+WaStoreCustomer *wa_store_read_customer(WaStore *store, const char *customer_id, GError **error);
+
+/* What a find-or-create or an update did to a customer; handed to callers
+ * as a WaStoreCustomerUpdate. */
+typedef struct {
+  char *customer_id;
+  WaStoreCustomer *customer; /* read back at the end */
+  gboolean created;
+  gboolean linked;
+  gboolean name_changed;
+  gboolean window_moved;
+  gboolean conflict;
+} CustomerChange;
+
+void wa_store_customer_change_clear(CustomerChange *change);
+/* Fills @update with pointers into @change (valid while @change is). */
+void wa_store_customer_change_export(const CustomerChange *change, WaStoreCustomerUpdate *update);
+/* Reads the customer back into @change->customer (worker). */
+gboolean wa_store_customer_change_finish(WaStore *store, CustomerChange *change, GError **error);
+
+/* Find-or-create by wa_id and/or BSUID (worker); fills @change (customer
+ * read back by the caller, with wa_store_customer_change_finish()). */
+gboolean wa_store_find_or_create_customer(WaStore *store, gint64 now, const char *wa_id, const char *bsuid,
+                                          const char *name, WaStoreEnsureFlags flags, CustomerChange *change,
+                                          GError **error);
+/* Moves the customer's newest inbound time to @timestamp if that is later;
+ * sets *@moved then (worker). */
+gboolean wa_store_raise_newest_inbound(WaStore *store, const char *customer_id, gint64 timestamp, gboolean *moved,
+                                       GError **error);
+
+/* ---- settings (wa-store-settings.c) ---- */
+
+/* Settings of @customer_id (NULL: account-wide), name -> value. */
+GHashTable *wa_store_read_settings(WaStore *store, const char *customer_id, GError **error);
 
 G_END_DECLS
