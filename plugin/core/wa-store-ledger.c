@@ -4,7 +4,7 @@
  * one customer as JSON, erasure with a suppression entry left behind, the
  * suppression list, and retention.
  *
- * Runs on the worker like wa-store-records.c; JSON is built and serialised
+ * Runs on the worker like the other wa-store-*.c files; JSON is built and serialised
  * on the worker and only the string crosses to the loop thread.
  *
  * Must not: put content, phone numbers, BSUIDs or names into the audit log,
