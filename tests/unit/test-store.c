@@ -95,30 +95,11 @@ wait_clear(Wait *w)
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Wait, wait_clear)
 
-static gboolean
-deadline_passed(gpointer data)
-{
-  *(gboolean *) data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-static void
-run_until(const gboolean *flag)
-{
-  gboolean late = FALSE;
-  guint timeout = g_timeout_add_seconds(DEADLINE_S, deadline_passed, &late);
-
-  while (!*flag && !late)
-    g_main_context_iteration(NULL, TRUE);
-  if (!late)
-    g_source_remove(timeout);
-  g_assert_false(late);
-}
-
+/* Runs the loop until the store has answered @w. */
 static void
 wait_for(Wait *w)
 {
-  run_until(&w->done);
+  test_wait_until(w->done, DEADLINE_S);
 }
 
 static void
@@ -1950,8 +1931,6 @@ static void
 test_group_commit(Fixture *f, gconstpointer data)
 {
   Count count = {0};
-  gboolean late = FALSE;
-  guint timeout;
   guint before;
   g_autoptr(GPtrArray) list = NULL;
   g_autofree char *id = NULL;
@@ -1969,11 +1948,7 @@ test_group_commit(Fixture *f, gconstpointer data)
     wa_store_inbound(f->store, &in, on_inbound_count, &count);
   }
   wa_store_test_hold(f->store, FALSE);
-  timeout = g_timeout_add_seconds(DEADLINE_S, deadline_passed, &late);
-  while (count.done < GROUP && !late)
-    g_main_context_iteration(NULL, TRUE);
-  g_assert_false(late);
-  g_source_remove(timeout);
+  test_wait_count(count.done, GROUP, DEADLINE_S);
   g_assert_cmpuint(count.failed, ==, 0);
   g_assert_cmpuint(wa_store_test_commits(f->store), ==, before + 1);
   list = history(f, id, 50);
@@ -2047,15 +2022,7 @@ test_close_from_callback(Fixture *f, gconstpointer data)
   wa_store_inbound(f->store, &in, on_close_inside, &c);
   wa_store_inbound(f->store, &in2, on_close_inside, &c);
   wa_store_test_hold(f->store, FALSE);
-  {
-    gboolean late = FALSE;
-    guint timeout = g_timeout_add_seconds(DEADLINE_S, deadline_passed, &late);
-
-    while (f->store != NULL && !late)
-      g_main_context_iteration(NULL, TRUE);
-    g_assert_false(late);
-    g_source_remove(timeout);
-  }
+  test_wait_until(f->store == NULL, DEADLINE_S);
   while (g_main_context_iteration(NULL, FALSE))
     ;
   g_assert_cmpuint(c.calls, ==, 1);
@@ -2182,7 +2149,7 @@ rotate_step(Fixture *f, guint max_rows, WaStoreRotateProgress *progress, char **
   RotateWait w = {0};
 
   wa_store_rotate_step(f->store, max_rows, on_rotate, &w);
-  run_until(&w.done);
+  test_wait_until(w.done, DEADLINE_S);
   if (progress != NULL)
     *progress = w.progress;
   if (code != NULL)
