@@ -93,6 +93,7 @@ wait_clear(Wait *w)
   memset(w, 0, sizeof *w);
 }
 
+/* g_auto(Wait) w1 = {0}, w2 = {0}; clears both (the attribute covers every declarator). */
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Wait, wait_clear)
 
 /* Runs the loop until the store has answered @w. */
@@ -815,8 +816,7 @@ static void
 test_locked_until_unlocked(Fixture *f, gconstpointer data)
 {
   g_autoptr(GError) error = store_open(f, 0, NULL);
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
+  g_auto(Wait) w = {0}, w2 = {0};
 
   g_assert_no_error(error);
   wa_store_customers_list(f->store, on_list, &w);
@@ -905,9 +905,7 @@ test_bsuid_then_phone(Fixture *f, gconstpointer data)
 {
   g_autofree char *id = NULL;
   g_autoptr(GPtrArray) list = NULL;
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0};
 
   store_ready(f, 0);
   id = inbound(f, NULL, BSUID_A, NAME_A, "wamid.1", BODY_A, NOW - 100);
@@ -954,11 +952,7 @@ test_bsuid_then_phone(Fixture *f, gconstpointer data)
 static void
 test_customer_ensure_and_names(Fixture *f, gconstpointer data)
 {
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
-  g_auto(Wait) w4 = {0};
-  g_auto(Wait) w5 = {0};
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0}, w4 = {0}, w5 = {0};
 
   store_ready(f, 0);
   wa_store_customer_ensure(f->store, WA_ID_A, NULL, NAME_A, WA_STORE_ENSURE_DEFAULT, on_update, &w);
@@ -1002,8 +996,7 @@ test_duplicate_wamid(Fixture *f, gconstpointer data)
   g_autofree char *id = NULL;
   g_autoptr(GPtrArray) list = NULL;
   g_autofree char *first = NULL;
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
+  g_auto(Wait) w = {0}, w2 = {0};
 
   store_ready(f, 0);
   inbound_full(f, &w, WA_ID_A, NULL, NAME_A, "wamid.same", BODY_A, NOW - 10);
@@ -1039,9 +1032,7 @@ static void
 test_window_monotonic(Fixture *f, gconstpointer data)
 {
   g_autofree char *id = NULL;
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0};
 
   store_ready(f, 0);
   id = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.1", "new", NOW);
@@ -1104,15 +1095,7 @@ test_status_ranks(Fixture *f, gconstpointer data)
   g_autoptr(WaStoreOutbox) one = NULL;
   g_autoptr(WaStoreOutbox) two = NULL;
   g_autoptr(WaStoreOutbox) entry = NULL;
-  g_auto(Wait) w1 = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
-  g_auto(Wait) w4 = {0};
-  g_auto(Wait) w5 = {0};
-  g_auto(Wait) w6 = {0};
-  g_auto(Wait) w7 = {0};
-  g_auto(Wait) w8 = {0};
-  g_auto(Wait) w9 = {0};
+  g_auto(Wait) w1 = {0}, w2 = {0}, w3 = {0}, w4 = {0}, w5 = {0}, w6 = {0}, w7 = {0}, w8 = {0}, w9 = {0};
   WaStoreStatusResult r;
 
   store_ready(f, 0);
@@ -1183,9 +1166,7 @@ test_status_of_message_sent_elsewhere(Fixture *f, gconstpointer data)
     .wa_id = WA_ID_A, .direction = WA_STORE_ELSEWHERE, .wamid = "wamid.elsewhere", .type = "unknown",
     .timestamp = NOW,
   };
-  g_auto(Wait) w1 = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
+  g_auto(Wait) w1 = {0}, w2 = {0}, w3 = {0};
   WaStoreStatusResult r;
 
   store_ready(f, 0);
@@ -1213,9 +1194,7 @@ test_dropped_then_delivered(Fixture *f, gconstpointer data)
   g_autofree char *id = NULL;
   g_autoptr(WaStoreOutbox) dropped = NULL;
   g_autoptr(WaStoreOutbox) entry = NULL;
-  g_auto(Wait) w1 = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
+  g_auto(Wait) w1 = {0}, w2 = {0}, w3 = {0};
   WaStoreStatusResult r;
 
   store_ready(f, 0);
@@ -1258,8 +1237,7 @@ test_outbox_state_machine(Fixture *f, gconstpointer data)
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) list = NULL;
   g_autofree char *callback = NULL;
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
+  g_auto(Wait) w = {0}, w2 = {0};
 
   store_ready(f, 0);
   id = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.in", BODY_A, NOW);
@@ -1369,10 +1347,7 @@ test_round_trip_and_settings(Fixture *f, gconstpointer data)
   const char *body = "Grüße — the order #4471 is ready ✔";
   g_autofree char *id = NULL;
   g_autoptr(GPtrArray) list = NULL;
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
-  g_auto(Wait) w4 = {0};
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0}, w4 = {0};
 
   store_ready(f, 0);
   id = inbound(f, WA_ID_A, BSUID_A, name, "wamid.1", body, NOW);
@@ -1521,11 +1496,7 @@ test_no_plaintext_on_disk(Fixture *f, gconstpointer data)
     .raw = "{\"raw-secret\":1}", .timestamp = NOW,
   };
   WaStoreOutboxChange fail = {.state = WA_STORE_OUTBOX_FAILED, .error_text = "error-secret"};
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
-  g_auto(Wait) w4 = {0};
-  g_auto(Wait) w5 = {0};
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0}, w4 = {0}, w5 = {0};
 
   store_ready(f, 0);
   wa_store_inbound(f->store, &in, on_inbound, &w);
@@ -1605,11 +1576,7 @@ test_consent_ledger(Fixture *f, gconstpointer data)
 {
   g_autofree char *id = NULL;
   g_autofree char *refused = NULL;
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
-  g_auto(Wait) w4 = {0};
-  g_auto(Wait) w5 = {0};
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0}, w4 = {0}, w5 = {0};
 
   store_ready(f, 0);
   id = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.1", BODY_A, NOW);
@@ -1654,9 +1621,7 @@ test_export(Fixture *f, gconstpointer data)
   JsonArray *messages;
   JsonArray *audit;
   gboolean exported = FALSE;
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0};
 
   store_ready(f, 0);
   id = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.1", BODY_A, NOW - 10);
@@ -1713,14 +1678,7 @@ test_erase(Fixture *f, gconstpointer data)
   g_autoptr(GBytes) sealed_note = NULL;
   g_autoptr(GPtrArray) list = NULL;
   WaStoreAuditReport report;
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
-  g_auto(Wait) w4 = {0};
-  g_auto(Wait) w5 = {0};
-  g_auto(Wait) w6 = {0};
-  g_auto(Wait) w7 = {0};
-  g_auto(Wait) w8 = {0};
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0}, w4 = {0}, w5 = {0}, w6 = {0}, w7 = {0}, w8 = {0};
 
   store_ready(f, 0);
   a = inbound(f, WA_ID_A, BSUID_A, NAME_A, "wamid.a", BODY_A, NOW);
@@ -1871,9 +1829,7 @@ test_storage_full(Fixture *f, gconstpointer data)
     .wa_id = WA_ID_B, .profile_name = NAME_B, .direction = WA_STORE_IN, .wamid = "wamid.big", .type = "text",
     .body = big, .timestamp = NOW,
   };
-  g_auto(Wait) w1 = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
+  g_auto(Wait) w1 = {0}, w2 = {0}, w3 = {0};
   g_autofree char *id = NULL;
 
   store_ready(f, 64);
@@ -2188,10 +2144,7 @@ rotate_begin(Fixture *f, const WaKey *data_key, const WaKey *new_key, const char
 static void
 rotation_data(Fixture *f, char *ids[3])
 {
-  g_auto(Wait) w1 = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
-  g_auto(Wait) w4 = {0};
+  g_auto(Wait) w1 = {0}, w2 = {0}, w3 = {0}, w4 = {0};
   g_autoptr(WaStoreOutbox) entry = NULL;
 
   ids[0] = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.a1", BODY_A, NOW);
@@ -2220,11 +2173,7 @@ rotation_data_check(Fixture *f, char *ids[3])
   g_autoptr(WaStoreCustomer) ada = customer_get(f, ids[0]);
   g_autoptr(WaStoreCustomer) bruno = customer_get(f, ids[1]);
   g_autoptr(GPtrArray) queued = outbox_list(f, WA_STORE_OUTBOX_MASK(WA_STORE_OUTBOX_QUEUED));
-  g_auto(Wait) w1 = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
-  g_auto(Wait) w4 = {0};
-  g_auto(Wait) w5 = {0};
+  g_auto(Wait) w1 = {0}, w2 = {0}, w3 = {0}, w4 = {0}, w5 = {0};
 
   g_assert_cmpuint(a->len, ==, 3);
   for (guint i = 0; i < a->len; i++) {
