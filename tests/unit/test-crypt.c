@@ -19,6 +19,8 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
+#include "test-util.h"
+
 #define NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
 
@@ -1299,25 +1301,12 @@ typedef struct {
   guint expect_peers;
 } Job;
 
-static gboolean
-deadline_hit(gpointer data)
-{
-  *(gboolean *) data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-/* Drives the default main context until *@count reaches @target; fails
- * (instead of hanging) after 20 s. */
+/* Drives the default main context until *@count reaches @target (and not
+ * beyond); fails (instead of hanging) after 20 s. */
 static void
 run_until(const guint *count, guint target)
 {
-  gboolean timed_out = FALSE;
-  guint id = g_timeout_add_seconds(20, deadline_hit, &timed_out);
-
-  while (*count < target && !timed_out)
-    g_main_context_iteration(NULL, TRUE);
-  if (!timed_out)
-    g_source_remove(id);
+  test_wait_count(*count, target, 20);
   g_assert_cmpuint(*count, ==, target);
 }
 

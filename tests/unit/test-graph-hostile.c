@@ -103,7 +103,7 @@ send_one(Env *env, Outcome *o)
   outcome_clear(o);
   o->started = g_get_monotonic_time();
   wa_graph_send_message(env->graph, "555", message, outcome_cb, o);
-  wait_for(&o->done, 1);
+  test_wait_count(o->done, 1, WAIT_S);
 }
 
 /* The text an agent reads: present, UTF-8, short, without control characters,
@@ -560,7 +560,7 @@ run_pair(Fixture *f, WaStoreOutboxState expected, guint first_times)
 {
   enqueue(f, "first");
   enqueue(f, "second");
-  wait_for(&f->log.sent, expected == WA_STORE_OUTBOX_SENT ? 2 : 1);
+  test_wait_count(f->log.sent, expected == WA_STORE_OUTBOX_SENT ? 2 : 1, WAIT_S);
   store_settle(&f->ts);
   g_assert_cmpint(test_state_of(&f->ts, "first"), ==, expected);
   g_assert_cmpint(test_state_of(&f->ts, "second"), ==, WA_STORE_OUTBOX_SENT);
@@ -722,7 +722,7 @@ test_sender_refused_then_sent_once(void)
   sender = wa_sender_new(graph, ts.store, wa_loop_glib(), "555", &events, &log);
   wa_sender_set_config(sender, &config);
   wa_sender_enqueue_text(sender, test_customer(&ts, "491"), "491", "first", FALSE, NULL, NULL);
-  wait_for(&log.waiting, 2);
+  test_wait_count(log.waiting, 2, WAIT_S);
   g_assert_cmpuint(log.events, ==, 0);
   /* the API comes back on the same port */
   srv->server = soup_server_new(NULL, NULL);
@@ -734,7 +734,7 @@ test_sender_refused_then_sent_once(void)
   g_assert_no_error(error);
   g_assert_true(soup_server_listen_socket(srv->server, sock, 0, &error));
   g_assert_no_error(error);
-  wait_for(&log.sent, 1);
+  test_wait_count(log.sent, 1, WAIT_S);
   store_settle(&ts);
   g_assert_cmpuint(srv->seen->len, ==, 1);
   g_assert_cmpint(test_state_of(&ts, "first"), ==, WA_STORE_OUTBOX_SENT);

@@ -77,7 +77,7 @@ test_phone_number(void)
                           "\"verified_name\":\"Jaspers Market\",\"quality_rating\":\"GREEN\","
                           "\"throughput\":{\"level\":\"STANDARD\"},\"whatsapp_business_manager_messaging_limit\":\"TIER_2K\"}");
   wa_graph_get_phone_number(graph, "106540352242922", graph_cb, &r);
-  wait_for(&r.done, 1);
+  test_wait_count(r.done, 1, WAIT_S);
   g_assert_null(r.error);
   info = wa_phone_info_from_json(json_node_get_object(r.object));
   g_assert_cmpstr(info->verified_name, ==, "Jaspers Market");
@@ -94,7 +94,7 @@ test_phone_number(void)
   server_script(srv, 400, "{\"error\":{\"message\":\"Unsupported get request.\",\"type\":\"GraphMethodException\","
                           "\"code\":100,\"error_subcode\":33,\"fbtrace_id\":\"x\"}}");
   wa_graph_get_phone_number(graph, "1", graph_cb, &r);
-  wait_for(&r.done, 1);
+  test_wait_count(r.done, 1, WAIT_S);
   g_assert_nonnull(r.error);
   g_assert_cmpint(r.error->code, ==, 100);
   g_assert_cmpint(r.error->subcode, ==, 33);
@@ -104,7 +104,7 @@ test_phone_number(void)
   /* a redirect is not followed: the answer is an error, the target never asked */
   server_script(srv, 302, "");
   wa_graph_get(graph, "x", NULL, graph_cb, &r);
-  wait_for(&r.done, 1);
+  test_wait_count(r.done, 1, WAIT_S);
   g_assert_nonnull(r.error);
   g_assert_cmpint(r.status, ==, 302);
   g_assert_cmpuint(srv->seen->len, ==, 3);
@@ -113,7 +113,7 @@ test_phone_number(void)
   /* HTML error page from a proxy */
   server_script(srv, 502, "<html>bad gateway</html>");
   wa_graph_get(graph, "x", NULL, graph_cb, &r);
-  wait_for(&r.done, 1);
+  test_wait_count(r.done, 1, WAIT_S);
   g_assert_cmpint(r.error->klass, ==, WA_ERROR_CLASS_RETRYABLE);
   g_assert_true(r.error->reached);
   result_clear(&r);
@@ -137,7 +137,7 @@ test_network_failures(void)
 
   /* connection refused: provably not sent */
   wa_graph_get(graph, "x", NULL, graph_cb, &r);
-  wait_for(&r.done, 1);
+  test_wait_count(r.done, 1, WAIT_S);
   g_assert_cmpint(r.error->klass, ==, WA_ERROR_CLASS_NETWORK);
   g_assert_false(r.error->reached);
   result_clear(&r);
@@ -145,7 +145,7 @@ test_network_failures(void)
   /* connection closed after the request was sent: it may have arrived */
   server_script_drop(srv);
   wa_graph_post_json(graph2, "1/messages", json_from_string("{\"a\":1}", NULL), graph_cb, &r);
-  wait_for(&r.done, 1);
+  test_wait_count(r.done, 1, WAIT_S);
   g_assert_cmpint(r.error->klass, ==, WA_ERROR_CLASS_NETWORK);
   g_assert_true(r.error->reached);
   result_clear(&r);
@@ -192,7 +192,7 @@ test_proxy_used(void)
   wa_http_set_proxy(http, proxy_url, NULL, NULL);
   server_script(proxy, 200, "{\"id\":\"1\"}");
   wa_http_start(http, &request, http_cb, &h);
-  wait_for(&h.done, 1);
+  test_wait_count(h.done, 1, WAIT_S);
   g_assert_true(h.completed);
   g_assert_cmpint(h.status, ==, 200);
   g_assert_cmpuint(proxy->seen->len, ==, 1);
@@ -202,7 +202,7 @@ test_proxy_used(void)
   g_setenv("http_proxy", proxy_url, TRUE);
   wa_http_set_proxy(http, "", NULL, NULL);
   wa_graph_get(graph, "2", NULL, graph_cb, &r);
-  wait_for(&r.done, 1);
+  test_wait_count(r.done, 1, WAIT_S);
   g_assert_nonnull(r.error);
   g_assert_cmpint(r.error->klass, ==, WA_ERROR_CLASS_NETWORK);
   g_assert_cmpuint(proxy->seen->len, ==, 1);
@@ -243,18 +243,18 @@ test_loopback_bypasses_proxy(void)
   /* the environment's proxy */
   wa_http_set_proxy(http, NULL, NULL, NULL);
   wa_graph_get(graph, "1", NULL, graph_cb, &r);
-  wait_for(&r.done, 1);
+  test_wait_count(r.done, 1, WAIT_S);
   g_assert_null(r.error);
   result_clear(&r);
   /* a proxy from the account's settings */
   wa_http_set_proxy(http, proxy_url, "user", "pass");
   wa_graph_post_json(graph, "1/messages", body, graph_cb, &r);
-  wait_for(&r.done, 1);
+  test_wait_count(r.done, 1, WAIT_S);
   g_assert_null(r.error);
   result_clear(&r);
   /* "localhost" by name */
   wa_graph_post_json(named, "1/messages", body, graph_cb, &r);
-  wait_for(&r.done, 1);
+  test_wait_count(r.done, 1, WAIT_S);
   g_assert_null(r.error);
   result_clear(&r);
 
@@ -385,7 +385,7 @@ test_order_and_one_in_flight(Fixture *f, gconstpointer data)
   enqueue(f, "491", "a1");
   enqueue(f, "491", "a2");
   enqueue(f, "491", "a3");
-  wait_for(&f->log.sent, 3);
+  test_wait_count(f->log.sent, 3, WAIT_S);
   g_assert_cmpuint(f->srv->seen->len, ==, 3);
   g_assert_cmpuint(f->srv->max_in_flight, ==, 1);
   g_assert_cmpstr(body_text(seen(f->srv, 0)), ==, "a1");
@@ -430,7 +430,7 @@ test_stored_before_http(Fixture *f, gconstpointer data)
   /* queued: committed before the callback, nothing sent yet */
   wa_sender_pause(f->sender);
   wa_sender_enqueue_text(f->sender, test_customer(&f->ts, "491"), "491", "first", FALSE, on_outbox, &w);
-  wait_for(&w.done, 1);
+  test_wait_count(w.done, 1, WAIT_S);
   g_assert_no_error(w.error);
   g_assert_cmpint(w.entry->state, ==, WA_STORE_OUTBOX_QUEUED);
   g_assert_cmpuint(f->srv->seen->len, ==, 0);
@@ -439,10 +439,9 @@ test_stored_before_http(Fixture *f, gconstpointer data)
   server_script(f->srv, 200, "{\"messages\":[{\"id\":\"wamid.SLOW\"}]}");
   ((Scripted *) g_queue_peek_tail(&f->srv->script))->delay_ms = 300;
   wa_sender_resume(f->sender);
-  while (f->srv->seen->len == 0)
-    g_main_context_iteration(NULL, TRUE);
+  test_wait_until(f->srv->seen->len > 0, WAIT_S);
   wa_store_outbox_list(f->ts.store, ALL_STATES, on_seen_state, during);
-  wait_for(&f->log.sent, 1);
+  test_wait_count(f->log.sent, 1, WAIT_S);
   store_settle(&f->ts);
   g_assert_cmpstr(during->str, ==, "1:1 ");
   g_assert_cmpint(test_state_of(&f->ts, "first"), ==, WA_STORE_OUTBOX_SENT);
@@ -453,7 +452,7 @@ test_customers_in_parallel(Fixture *f, gconstpointer data)
 {
   enqueue(f, "491", "x");
   enqueue(f, "492", "y");
-  wait_for(&f->log.sent, 2);
+  test_wait_count(f->log.sent, 2, WAIT_S);
   g_assert_cmpuint(f->srv->max_in_flight, ==, 2);
 }
 
@@ -464,7 +463,7 @@ test_rate_limit_retried(Fixture *f, gconstpointer data)
 
   server_script(f->srv, 400, "{\"error\":{\"message\":\"(#130429) Rate limit hit\",\"code\":130429}}");
   enqueue(f, "491", "hello");
-  wait_for(&f->log.sent, 1);
+  test_wait_count(f->log.sent, 1, WAIT_S);
   g_assert_cmpuint(f->log.waiting, ==, 1);
   g_assert_cmpuint(f->srv->seen->len, ==, 2);
   g_assert_cmpstr(body_text(seen(f->srv, 1)), ==, "hello");
@@ -481,7 +480,7 @@ test_server_error_not_repeated(Fixture *f, gconstpointer data)
   server_script(f->srv, 500, "{\"error\":{\"message\":\"(#1) unknown\",\"code\":1}}");
   enqueue(f, "491", "m1");
   enqueue(f, "491", "m2");
-  wait_for(&f->log.events, 2);
+  test_wait_count(f->log.events, 2, WAIT_S);
   /* m1 may have been accepted before the error: it is not sent again */
   g_assert_cmpstr(f->log.log->str, ==, "uncertain:491 sent:491 ");
   g_assert_cmpuint(f->srv->seen->len, ==, 2);
@@ -498,7 +497,7 @@ test_dropped_connection_not_repeated(Fixture *f, gconstpointer data)
 
   server_script_drop(f->srv);
   enqueue(f, "491", "m1");
-  wait_for(&f->log.events, 1);
+  test_wait_count(f->log.events, 1, WAIT_S);
   g_assert_cmpuint(f->log.uncertain, ==, 1);
   g_assert_cmpuint(f->srv->seen->len, ==, 1);
   store_settle(&f->ts);
@@ -507,7 +506,7 @@ test_dropped_connection_not_repeated(Fixture *f, gconstpointer data)
   g_assert_nonnull(((WaStoreOutbox *) uncertain->pdata[0])->error);
   /* the agent decides to send it again */
   wa_sender_resend(f->sender, uncertain->pdata[0], "491", on_outbox, &w);
-  wait_for(&f->log.sent, 1);
+  test_wait_count(f->log.sent, 1, WAIT_S);
   g_assert_no_error(w.error);
   g_assert_cmpuint(f->srv->seen->len, ==, 2);
   g_assert_cmpstr(body_text(seen(f->srv, 1)), ==, "m1");
@@ -521,7 +520,7 @@ test_window_closed_failed(Fixture *f, gconstpointer data)
   server_script(f->srv, 400, "{\"error\":{\"message\":\"(#131047) Re-engagement message\",\"code\":131047}}");
   enqueue(f, "491", "late");
   enqueue(f, "491", "next");
-  wait_for(&f->log.events, 2);
+  test_wait_count(f->log.events, 2, WAIT_S);
   g_assert_cmpstr(f->log.log->str, ==, "failed:131047 sent:491 ");
   store_settle(&f->ts);
   g_assert_cmpint(test_state_of(&f->ts, "late"), ==, WA_STORE_OUTBOX_FAILED);
@@ -532,7 +531,7 @@ test_auth_pauses(Fixture *f, gconstpointer data)
 {
   server_script(f->srv, 401, "{\"error\":{\"message\":\"Invalid OAuth access token\",\"code\":190}}");
   enqueue(f, "491", "kept");
-  wait_for(&f->log.auth, 1);
+  test_wait_count(f->log.auth, 1, WAIT_S);
   g_assert_cmpuint(wa_sender_waiting(f->sender, "491"), ==, 1);
   store_settle(&f->ts);
   g_assert_cmpint(test_state_of(&f->ts, "kept"), ==, WA_STORE_OUTBOX_QUEUED);
@@ -541,7 +540,7 @@ test_auth_pauses(Fixture *f, gconstpointer data)
   store_settle(&f->ts);
   g_assert_cmpuint(f->srv->seen->len, ==, 1);
   wa_sender_resume(f->sender);
-  wait_for(&f->log.sent, 2);
+  test_wait_count(f->log.sent, 2, WAIT_S);
   g_assert_cmpuint(f->srv->seen->len, ==, 3);
 }
 
@@ -565,14 +564,13 @@ test_pause_and_foreach(Fixture *f, gconstpointer data)
   g_assert_cmpuint(wa_sender_in_flight(f->sender), ==, 0);
   g_assert_cmpuint(f->srv->seen->len, ==, 0);
   wa_sender_resume(f->sender);
-  while (wa_sender_in_flight(f->sender) == 0)
-    g_main_context_iteration(NULL, TRUE);
+  test_wait_until(wa_sender_in_flight(f->sender) > 0, WAIT_S);
   g_string_truncate(seen_now, 0);
   wa_sender_foreach(f->sender, collect, seen_now);
   g_assert_cmpstr(seen_now->str, ==, "491:2:1 ");
   /* pausing with a request in flight lets it finish but starts no other */
   wa_sender_pause(f->sender);
-  wait_for(&f->log.sent, 1);
+  test_wait_count(f->log.sent, 1, WAIT_S);
   store_settle(&f->ts);
   g_assert_cmpuint(f->srv->seen->len, ==, 1);
   g_assert_cmpuint(wa_sender_total_waiting(f->sender), ==, 1);
@@ -598,15 +596,15 @@ test_resolved_while_waiting_is_skipped(Fixture *f, gconstpointer data)
   wa_sender_pause(f->sender);
   wa_sender_enqueue_text(f->sender, test_customer(&f->ts, "491"), "491", "went after all", FALSE, on_outbox,
                          &queued);
-  wait_for(&queued.done, 1);
+  test_wait_count(queued.done, 1, WAIT_S);
   g_assert_no_error(queued.error);
   enqueue(f, "491", "next");
   update.outbox_id = queued.entry->id;
   wa_store_message_status(f->ts.store, &update, on_status_applied, &applied);
-  wait_for(&applied.done, 1);
+  test_wait_count(applied.done, 1, WAIT_S);
   g_assert_no_error(applied.error);
   wa_sender_resume(f->sender);
-  wait_for(&f->log.sent, 1);
+  test_wait_count(f->log.sent, 1, WAIT_S);
   g_assert_cmpstr(f->log.log->str, ==, "skipped:491 sent:491 ");
   g_assert_cmpuint(f->srv->seen->len, ==, 1);
   g_assert_cmpstr(body_text(seen(f->srv, 0)), ==, "next");
@@ -638,9 +636,9 @@ test_restore_after_restart(Fixture *f, gconstpointer data)
   f->sender = wa_sender_new(f->graph, f->ts.store, wa_loop_glib(), "555", &events, &f->log);
   wa_sender_restore(f->sender, on_restored, &restored);
   enqueue(f, "491", "r3"); /* written while the restore reads */
-  wait_for(&restored, 1);
+  test_wait_count(restored, 1, WAIT_S);
   g_assert_cmpuint(restored, ==, 3 + 1);
-  wait_for(&f->log.sent, 4);
+  test_wait_count(f->log.sent, 4, WAIT_S);
   g_assert_cmpuint(f->srv->seen->len, ==, 4);
   {
     g_autoptr(GString) order = g_string_new(NULL);
@@ -666,7 +664,7 @@ test_detach_while_marking(Fixture *f, gconstpointer data)
   g_auto(StoreWait) w = {0};
 
   wa_sender_enqueue_text(f->sender, test_customer(&f->ts, "491"), "491", "cut", FALSE, on_outbox, &w);
-  wait_for(&w.done, 1);
+  test_wait_count(w.done, 1, WAIT_S);
   /* the SENDING update is queued now, its answer not yet read */
   wa_sender_detach_store(f->sender, note_id, ids);
   test_store_close(&f->ts);
@@ -696,7 +694,7 @@ test_unreachable_retried(void)
   sender = wa_sender_new(graph, ts.store, wa_loop_glib(), "555", &events, &log);
   wa_sender_set_config(sender, &config);
   wa_sender_enqueue_text(sender, test_customer(&ts, "491"), "491", "queued", FALSE, NULL, NULL);
-  wait_for(&log.waiting, 3);
+  test_wait_count(log.waiting, 3, WAIT_S);
   /* never sent, never given up: still queued, nothing reported lost */
   g_assert_cmpuint(log.events, ==, 0);
   g_assert_cmpuint(wa_sender_waiting(sender, "491"), ==, 1);
@@ -711,6 +709,59 @@ test_unreachable_retried(void)
   wa_http_free(http);
   g_string_free(log.log, TRUE);
   g_object_unref(refusing);
+}
+
+/* ---- the shared wait (test-util.h) ------------------------------------------------- */
+
+static gboolean
+count_up(gpointer data)
+{
+  (*(guint *) data)++;
+  return G_SOURCE_CONTINUE;
+}
+
+/* Waits end when the condition holds, on the default context or another. */
+static void
+test_wait_until_holds(void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new();
+  g_autoptr(GSource) tick = g_timeout_source_new(10);
+  guint ticks = 0;
+  guint id = g_timeout_add(10, count_up, &ticks);
+
+  test_wait_count(ticks, 3, WAIT_S);
+  g_assert_cmpuint(ticks, ==, 3);
+  g_source_remove(id);
+  ticks = 0;
+  g_source_set_callback(tick, count_up, &ticks, NULL);
+  g_source_attach(tick, context);
+  test_wait_until_in(context, ticks == 2, WAIT_S);
+  g_source_destroy(tick);
+}
+
+/* A wait on a loop with nothing left to run fails at its deadline, naming
+ * what it waited for (and how far a counter got) and where, instead of
+ * blocking until meson's timeout; @data: "count" or "until". */
+static void
+test_wait_fails_at_deadline(gconstpointer data)
+{
+  gboolean count = g_str_equal(data, "count");
+
+  if (g_test_subprocess()) {
+    g_autoptr(GMainContext) context = g_main_context_new();
+    guint never = 0;
+
+    if (count)
+      test_wait_count(never, 2, 0.2);
+    else
+      test_wait_until_in(context, never == 2, 0.2);
+    return;
+  }
+  g_test_trap_subprocess(NULL, (guint64) (WAIT_S * test_timeout_factor() * G_USEC_PER_SEC), 0);
+  g_test_trap_assert_failed();
+  g_test_trap_assert_stderr(count
+    ? "*test-graph.c:*test_wait_fails_at_deadline: timed out after * s waiting for never to reach 2 (it is 0)\n*"
+    : "*test-graph.c:*test_wait_fails_at_deadline: timed out after * s waiting for never == 2\n*");
 }
 
 static void
@@ -739,6 +790,9 @@ main(int argc, char **argv)
   g_test_add_func("/graph/text-message-json", test_text_message_json);
   g_test_add_func("/graph/send-result", test_send_result);
   g_test_add_func("/sender/callback-data", test_callback_data);
+  g_test_add_func("/wait/until-holds", test_wait_until_holds);
+  g_test_add_data_func("/wait/count-fails-at-deadline", "count", test_wait_fails_at_deadline);
+  g_test_add_data_func("/wait/until-fails-at-deadline", "until", test_wait_fails_at_deadline);
   g_test_add_func("/sender/unreachable-retried", test_unreachable_retried);
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
   ADD("/sender/order-one-in-flight", test_order_and_one_in_flight);

@@ -60,29 +60,6 @@ assert_on_context(void)
   g_assert_true(g_main_context_is_owner(current_context));
 }
 
-static gboolean
-deadline_passed(gpointer data)
-{
-  *(gboolean *) data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-/* Iterates @context until *@counter reaches @target, failing after a deadline. */
-static void
-run_until(GMainContext *context, const guint *counter, guint target)
-{
-  gboolean late = FALSE;
-  GSource *timeout = g_timeout_source_new_seconds(DEADLINE_S);
-
-  g_source_set_callback(timeout, deadline_passed, &late, NULL);
-  g_source_attach(timeout, context);
-  while (*counter < target && !late)
-    g_main_context_iteration(context, TRUE);
-  g_source_destroy(timeout);
-  g_source_unref(timeout);
-  g_assert_false(late);
-}
-
 static void
 on_new(const char *account, gint64 last_seq, gpointer data)
 {
@@ -283,7 +260,7 @@ append_wait(Fixture *f, GPtrArray *changes, gint64 now, Result *r)
 {
   result_clear(r);
   rx_journal_append(f->journal, changes, now, on_append, r);
-  run_until(f->context, &r->calls, 1);
+  test_wait_count_in(f->context, r->calls, 1, DEADLINE_S);
 }
 
 /* Appends one change and asserts the numbers stored and dropped. */
@@ -308,7 +285,7 @@ fetch(Fixture *f, const char *account, gint64 after_seq, guint limit)
   GPtrArray *events;
 
   rx_journal_fetch(f->journal, account, after_seq, limit, on_fetch, &r);
-  run_until(f->context, &r.calls, 1);
+  test_wait_count_in(f->context, r.calls, 1, DEADLINE_S);
   g_assert_no_error(r.error);
   g_assert_nonnull(r.events);
   events = g_steal_pointer(&r.events);
@@ -322,7 +299,7 @@ ack(Fixture *f, const char *account, gint64 upto_seq)
   Result r = { 0 };
 
   rx_journal_ack(f->journal, account, upto_seq, on_done, &r);
-  run_until(f->context, &r.calls, 1);
+  test_wait_count_in(f->context, r.calls, 1, DEADLINE_S);
   g_assert_no_error(r.error);
   result_clear(&r);
 }
@@ -334,7 +311,7 @@ pending(Fixture *f)
   GHashTable *counts;
 
   rx_journal_pending(f->journal, on_counts, &r);
-  run_until(f->context, &r.calls, 1);
+  test_wait_count_in(f->context, r.calls, 1, DEADLINE_S);
   g_assert_no_error(r.error);
   g_assert_nonnull(r.counts);
   counts = g_steal_pointer(&r.counts);
@@ -928,13 +905,13 @@ test_ack(Fixture *f, gconstpointer data)
   rx_journal_append(f->journal,
                     g_ptr_array_new_full(1, (GDestroyNotify) rx_change_free), NOW, on_append,
                     &appended);
-  run_until(f->context, &appended.calls, 1);
+  test_wait_count_in(f->context, appended.calls, 1, DEADLINE_S);
   result_clear(&appended);
   changes = g_ptr_array_new(); /* no free function: the journal frees the changes anyway */
   g_ptr_array_add(changes, messages_change(f, ACCOUNT, "wamid.4"));
   rx_journal_append(f->journal, changes, NOW, on_append, &appended);
   rx_journal_ack(f->journal, ACCOUNT, G_MAXINT64, on_done, &acked);
-  run_until(f->context, &acked.calls, 1);
+  test_wait_count_in(f->context, acked.calls, 1, DEADLINE_S);
   g_assert_cmpuint(appended.calls, ==, 1); /* answered in order */
   g_assert_no_error(appended.error);
   g_assert_cmpuint(appended.stored, ==, 1);
@@ -979,7 +956,7 @@ save_account(Fixture *f, const char *account, const char *json)
   Result r = { 0 };
 
   rx_journal_save_account(f->journal, account, json, on_done, &r);
-  run_until(f->context, &r.calls, 1);
+  test_wait_count_in(f->context, r.calls, 1, DEADLINE_S);
   g_assert_no_error(r.error);
   result_clear(&r);
 }
@@ -1011,7 +988,7 @@ test_accounts(Fixture *f, gconstpointer data)
   append_one(f, messages_change(f, OTHER, "wamid.3"), NOW, 1, 0);
 
   rx_journal_remove_account(f->journal, ACCOUNT, on_done, &r);
-  run_until(f->context, &r.calls, 1);
+  test_wait_count_in(f->context, r.calls, 1, DEADLINE_S);
   g_assert_no_error(r.error);
   result_clear(&r);
 
@@ -1134,7 +1111,7 @@ expire(Fixture *f, gint64 now, gint64 horizon)
   Result r = { 0 };
 
   rx_journal_expire(f->journal, now, horizon, on_done, &r);
-  run_until(f->context, &r.calls, 1);
+  test_wait_count_in(f->context, r.calls, 1, DEADLINE_S);
   g_assert_no_error(r.error);
   result_clear(&r);
 }
@@ -1196,7 +1173,7 @@ test_storage_full(Fixture *f, gconstpointer data)
   g_ptr_array_add(changes, messages_change(f, ACCOUNT, "wamid.other"));
   rx_journal_append(f->journal, changes, NOW, on_append, &small);
   rx_journal_test_hold(f->journal, FALSE);
-  run_until(f->context, &small.calls, 1);
+  test_wait_count_in(f->context, small.calls, 1, DEADLINE_S);
   g_assert_cmpuint(big.calls, ==, 1);
   g_assert_error(big.error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE);
   g_assert_error(small.error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE);
@@ -1312,7 +1289,7 @@ test_group_commit(Fixture *f, gconstpointer data)
     rx_journal_append(f->journal, changes, NOW, on_append, &results[i]);
   }
   rx_journal_test_hold(f->journal, FALSE);
-  run_until(f->context, &results[G_N_ELEMENTS(ids) - 1].calls, 1);
+  test_wait_count_in(f->context, results[G_N_ELEMENTS(ids) - 1].calls, 1, DEADLINE_S);
 
   for (guint i = 0; i < G_N_ELEMENTS(ids); i++) {
     g_assert_cmpuint(results[i].calls, ==, 1);
@@ -1350,7 +1327,7 @@ test_close_delivers(Fixture *f, gconstpointer data)
 
   /* processed before the worker stopped; answered when the context runs */
   g_assert_cmpuint(appended.calls, ==, 0);
-  run_until(f->context, &counted.calls, 1);
+  test_wait_count_in(f->context, counted.calls, 1, DEADLINE_S);
   g_assert_cmpuint(appended.calls, ==, 1);
   g_assert_cmpuint(appended.stored, ==, 1);
   g_assert_cmpuint(fetched.calls, ==, 1);
@@ -1391,7 +1368,7 @@ test_default_context(Fixture *f, gconstpointer data)
   g_hash_table_unref(rx_journal_load_accounts(journal, &error));
   g_assert_no_error(error);
   g_assert_cmpuint(r.calls, ==, 0);
-  run_until(g_main_context_default(), &r.calls, 1);
+  test_wait_count_in(g_main_context_default(), r.calls, 1, DEADLINE_S);
   g_assert_cmpuint(r.stored, ==, 1);
   result_clear(&r);
   rx_journal_close(journal);

@@ -6,14 +6,15 @@
 #include "wa-rxclient.h"
 
 #include <errno.h>
+#include <glib-unix.h>
 #include <glib/gstdio.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "test-util.h"
 #include "wa-json.h"
 #include "wa-rxline.h"
 
@@ -149,37 +150,31 @@ fixture_tear_down(Fixture *f, gconstpointer data)
   wa_rxline_buf_free(f->in);
 }
 
-/* Iterates the main context until @done holds (or fails after 5 s). */
-#define SPIN_UNTIL(cond)                                                             \
-  G_STMT_START {                                                                     \
-    gint64 deadline_ = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;                  \
-    while (!(cond)) {                                                                \
-      g_assert_cmpint(g_get_monotonic_time(), <, deadline_);                         \
-      g_main_context_iteration(NULL, FALSE);                                         \
-      g_usleep(1000);                                                                \
-    }                                                                                \
-  } G_STMT_END
+/* Seconds a test waits for the client. */
+#define WAIT_S 5
+
+/* Moves what the client sent into f->in (a watch on the server's end). */
+static gboolean
+on_peer_readable(int fd, GIOCondition condition, gpointer data)
+{
+  Fixture *f = data;
+  char chunk[4096];
+  ssize_t n = read(fd, chunk, sizeof chunk);
+
+  g_assert_cmpint(n, >, 0);
+  g_assert_true(wa_rxline_buf_append(f->in, chunk, (gsize) n, NULL));
+  return G_SOURCE_CONTINUE;
+}
 
 /* The next line the client sent, read with a deadline. */
 static char *
 server_read_line(Fixture *f)
 {
-  gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+  guint watch = g_unix_fd_add(f->peer, G_IO_IN | G_IO_HUP | G_IO_ERR, on_peer_readable, f);
   char *line;
 
-  while ((line = wa_rxline_buf_pop(f->in, NULL)) == NULL) {
-    struct pollfd pfd = {.fd = f->peer, .events = POLLIN};
-    char chunk[4096];
-    ssize_t n;
-
-    g_main_context_iteration(NULL, FALSE); /* lets the client write */
-    g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-    if (poll(&pfd, 1, 10) <= 0)
-      continue;
-    n = read(f->peer, chunk, sizeof chunk);
-    g_assert_cmpint(n, >, 0);
-    g_assert_true(wa_rxline_buf_append(f->in, chunk, (gsize) n, NULL));
-  }
+  test_wait_until((line = wa_rxline_buf_pop(f->in, NULL)) != NULL, WAIT_S);
+  g_source_remove(watch);
   return line;
 }
 
@@ -221,7 +216,7 @@ handshake(Fixture *f)
   server_write(f, "OK {\"account\":\"106540352242922\",\"url\":\"http://127.0.0.1:9/webhook\",\"port\":9}");
   g_assert_false(f->ready);
   server_write(f, "OK {\"account\":\"106540352242922\",\"pending\":2}");
-  SPIN_UNTIL(f->ready);
+  test_wait_until(f->ready, WAIT_S);
   g_assert_cmpstr(f->url, ==, "http://127.0.0.1:9/webhook");
   g_assert_cmpint(f->pending, ==, 2);
 }
@@ -238,7 +233,7 @@ test_events_and_acks(Fixture *f, gconstpointer data)
   server_write(f, event);
   server_write(f, "NOTICE {\"account\":\"106540352242922\",\"code\":\"signature\",\"message\":\"check\"}");
   server_write(f, "FUTURE {\"ignored\":true}");
-  SPIN_UNTIL(f->notice != NULL);
+  test_wait_until(f->notice != NULL, WAIT_S);
   g_assert_cmpuint(f->events->len, ==, 1);
   g_assert_cmpstr(f->events->pdata[0], ==, "41:sealed-bytes");
   g_assert_cmpstr(f->notice, ==, "signature:check");
@@ -278,7 +273,7 @@ test_ack_confirmed(Fixture *f, gconstpointer data)
   g_assert_cmpstr(ack, ==, "ACK {\"account\":\"106540352242922\",\"seq\":9}");
   g_assert_cmpint(f->acked, ==, 0);
   server_write(f, "OK {\"account\":\"106540352242922\",\"seq\":9}");
-  SPIN_UNTIL(f->acked != 0);
+  test_wait_until(f->acked != 0, WAIT_S);
   g_assert_cmpint(f->acked, ==, 9);
   g_assert_null(f->failure);
 }
@@ -292,7 +287,7 @@ test_refused(Fixture *f, gconstpointer data)
   line = server_read_line(f);
   server_write(f, "OK {\"proto\":1}");
   server_write(f, "ERR {\"code\":\"tls\",\"message\":\"a public address needs TLS\"}");
-  SPIN_UNTIL(f->failure != NULL);
+  test_wait_until(f->failure != NULL, WAIT_S);
   g_assert_error(f->failure, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_REFUSED);
   g_assert_cmpstr(f->failure->message, ==, "a public address needs TLS");
   g_assert_cmpstr(f->failure_code, ==, "tls");
@@ -305,13 +300,13 @@ test_wrong_version_and_garbage(Fixture *f, gconstpointer data)
 {
   connect_and_accept(f);
   server_write(f, "OK {\"proto\":2}");
-  SPIN_UNTIL(f->failure != NULL);
+  test_wait_until(f->failure != NULL, WAIT_S);
   g_assert_error(f->failure, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_PROTOCOL);
   g_clear_error(&f->failure);
   close(f->peer);
   connect_and_accept(f);
   server_write(f, "not a line");
-  SPIN_UNTIL(f->failure != NULL);
+  test_wait_until(f->failure != NULL, WAIT_S);
   g_assert_error(f->failure, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_PROTOCOL);
 }
 
@@ -321,7 +316,7 @@ test_lost(Fixture *f, gconstpointer data)
   handshake(f);
   close(f->peer);
   f->peer = -1;
-  SPIN_UNTIL(f->failure != NULL);
+  test_wait_until(f->failure != NULL, WAIT_S);
   g_assert_error(f->failure, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_LOST);
 }
 
@@ -342,7 +337,7 @@ test_listen_state(Fixture *f, gconstpointer data)
   server_write(f, "LISTEN {\"account\":\"999\",\"listening\":true}");
   server_write(f, "LISTEN {\"account\":\"106540352242922\",\"url\":\"http://127.0.0.1:9/webhook\","
                   "\"listening\":false,\"listen_error\":\"in use\",\"port_taken\":true}");
-  SPIN_UNTIL(f->listen != NULL);
+  test_wait_until(f->listen != NULL, WAIT_S);
   g_assert_cmpstr(f->listen, ==, "{\"account\":\"106540352242922\",\"url\":\"http://127.0.0.1:9/webhook\","
                                  "\"listening\":false,\"listen_error\":\"in use\",\"port_taken\":true}");
   g_assert_null(f->failure);

@@ -296,18 +296,8 @@ seen(Server *srv, guint i)
   return g_ptr_array_index(srv->seen, i);
 }
 
-/* Runs the loop until *flag becomes non-zero or 10 s pass. */
-static inline void
-wait_for(volatile guint *flag, guint want)
-{
-  gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
-
-  while (*flag < want) {
-    if (g_get_monotonic_time() > deadline)
-      g_error("timed out waiting (%u of %u)", *flag, want);
-    g_main_context_iteration(NULL, TRUE);
-  }
-}
+/* Seconds a test_wait_* of these tests waits for an answer. */
+#define WAIT_S 10
 
 /* A loopback port that refuses connections for as long as we hold it: bound,
  * never listening. */
@@ -484,10 +474,10 @@ test_store_open(TestStore *ts)
   }
   path = g_build_filename(ts->dir, "store", "account.db", NULL);
   ts->store = wa_store_open(wa_loop_glib(), path, NULL, on_store_open, &w);
-  wait_for(&w.done, 1);
+  test_wait_count(w.done, 1, WAIT_S);
   g_assert_no_error(w.error);
   wa_store_unlock(ts->store, ts->key, created ? "{\"test-header\":1}" : NULL, on_store_done, &w2);
-  wait_for(&w2.done, 1);
+  test_wait_count(w2.done, 1, WAIT_S);
   g_assert_no_error(w2.error);
 }
 
@@ -515,7 +505,7 @@ test_customer(TestStore *ts, const char *to)
 
   if (!g_hash_table_contains(ts->customers, to)) {
     wa_store_customer_ensure(ts->store, to, NULL, NULL, WA_STORE_ENSURE_DEFAULT, on_customer, &w);
-    wait_for(&w.done, 1);
+    test_wait_count(w.done, 1, WAIT_S);
     g_assert_no_error(w.error);
     g_hash_table_insert(ts->customers, g_strdup(to), g_steal_pointer(&w.text));
   }
@@ -577,7 +567,7 @@ test_outbox(TestStore *ts, guint mask)
   g_auto(StoreWait) w = {0};
 
   wa_store_outbox_list(ts->store, mask, on_outbox_list, &w);
-  wait_for(&w.done, 1);
+  test_wait_count(w.done, 1, WAIT_S);
   g_assert_no_error(w.error);
   return g_steal_pointer(&w.list);
 }
@@ -605,5 +595,5 @@ store_settle(TestStore *ts)
   g_auto(StoreWait) w = {0};
 
   wa_store_flush(ts->store, on_store_done, &w);
-  wait_for(&w.done, 1);
+  test_wait_count(w.done, 1, WAIT_S);
 }

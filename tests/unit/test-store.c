@@ -93,32 +93,14 @@ wait_clear(Wait *w)
   memset(w, 0, sizeof *w);
 }
 
+/* g_auto(Wait) w1 = {0}, w2 = {0}; clears both (the attribute covers every declarator). */
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Wait, wait_clear)
 
-static gboolean
-deadline_passed(gpointer data)
-{
-  *(gboolean *) data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-static void
-run_until(const gboolean *flag)
-{
-  gboolean late = FALSE;
-  guint timeout = g_timeout_add_seconds(DEADLINE_S, deadline_passed, &late);
-
-  while (!*flag && !late)
-    g_main_context_iteration(NULL, TRUE);
-  if (!late)
-    g_source_remove(timeout);
-  g_assert_false(late);
-}
-
+/* Runs the loop until the store has answered @w. */
 static void
 wait_for(Wait *w)
 {
-  run_until(&w->done);
+  test_wait_until(w->done, DEADLINE_S);
 }
 
 static void
@@ -834,8 +816,7 @@ static void
 test_locked_until_unlocked(Fixture *f, gconstpointer data)
 {
   g_autoptr(GError) error = store_open(f, 0, NULL);
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
+  g_auto(Wait) w = {0}, w2 = {0};
 
   g_assert_no_error(error);
   wa_store_customers_list(f->store, on_list, &w);
@@ -924,9 +905,7 @@ test_bsuid_then_phone(Fixture *f, gconstpointer data)
 {
   g_autofree char *id = NULL;
   g_autoptr(GPtrArray) list = NULL;
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0};
 
   store_ready(f, 0);
   id = inbound(f, NULL, BSUID_A, NAME_A, "wamid.1", BODY_A, NOW - 100);
@@ -973,11 +952,7 @@ test_bsuid_then_phone(Fixture *f, gconstpointer data)
 static void
 test_customer_ensure_and_names(Fixture *f, gconstpointer data)
 {
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
-  g_auto(Wait) w4 = {0};
-  g_auto(Wait) w5 = {0};
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0}, w4 = {0}, w5 = {0};
 
   store_ready(f, 0);
   wa_store_customer_ensure(f->store, WA_ID_A, NULL, NAME_A, WA_STORE_ENSURE_DEFAULT, on_update, &w);
@@ -1021,8 +996,7 @@ test_duplicate_wamid(Fixture *f, gconstpointer data)
   g_autofree char *id = NULL;
   g_autoptr(GPtrArray) list = NULL;
   g_autofree char *first = NULL;
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
+  g_auto(Wait) w = {0}, w2 = {0};
 
   store_ready(f, 0);
   inbound_full(f, &w, WA_ID_A, NULL, NAME_A, "wamid.same", BODY_A, NOW - 10);
@@ -1058,9 +1032,7 @@ static void
 test_window_monotonic(Fixture *f, gconstpointer data)
 {
   g_autofree char *id = NULL;
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0};
 
   store_ready(f, 0);
   id = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.1", "new", NOW);
@@ -1123,15 +1095,7 @@ test_status_ranks(Fixture *f, gconstpointer data)
   g_autoptr(WaStoreOutbox) one = NULL;
   g_autoptr(WaStoreOutbox) two = NULL;
   g_autoptr(WaStoreOutbox) entry = NULL;
-  g_auto(Wait) w1 = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
-  g_auto(Wait) w4 = {0};
-  g_auto(Wait) w5 = {0};
-  g_auto(Wait) w6 = {0};
-  g_auto(Wait) w7 = {0};
-  g_auto(Wait) w8 = {0};
-  g_auto(Wait) w9 = {0};
+  g_auto(Wait) w1 = {0}, w2 = {0}, w3 = {0}, w4 = {0}, w5 = {0}, w6 = {0}, w7 = {0}, w8 = {0}, w9 = {0};
   WaStoreStatusResult r;
 
   store_ready(f, 0);
@@ -1202,9 +1166,7 @@ test_status_of_message_sent_elsewhere(Fixture *f, gconstpointer data)
     .wa_id = WA_ID_A, .direction = WA_STORE_ELSEWHERE, .wamid = "wamid.elsewhere", .type = "unknown",
     .timestamp = NOW,
   };
-  g_auto(Wait) w1 = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
+  g_auto(Wait) w1 = {0}, w2 = {0}, w3 = {0};
   WaStoreStatusResult r;
 
   store_ready(f, 0);
@@ -1232,9 +1194,7 @@ test_dropped_then_delivered(Fixture *f, gconstpointer data)
   g_autofree char *id = NULL;
   g_autoptr(WaStoreOutbox) dropped = NULL;
   g_autoptr(WaStoreOutbox) entry = NULL;
-  g_auto(Wait) w1 = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
+  g_auto(Wait) w1 = {0}, w2 = {0}, w3 = {0};
   WaStoreStatusResult r;
 
   store_ready(f, 0);
@@ -1277,8 +1237,7 @@ test_outbox_state_machine(Fixture *f, gconstpointer data)
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) list = NULL;
   g_autofree char *callback = NULL;
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
+  g_auto(Wait) w = {0}, w2 = {0};
 
   store_ready(f, 0);
   id = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.in", BODY_A, NOW);
@@ -1388,10 +1347,7 @@ test_round_trip_and_settings(Fixture *f, gconstpointer data)
   const char *body = "Grüße — the order #4471 is ready ✔";
   g_autofree char *id = NULL;
   g_autoptr(GPtrArray) list = NULL;
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
-  g_auto(Wait) w4 = {0};
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0}, w4 = {0};
 
   store_ready(f, 0);
   id = inbound(f, WA_ID_A, BSUID_A, name, "wamid.1", body, NOW);
@@ -1540,11 +1496,7 @@ test_no_plaintext_on_disk(Fixture *f, gconstpointer data)
     .raw = "{\"raw-secret\":1}", .timestamp = NOW,
   };
   WaStoreOutboxChange fail = {.state = WA_STORE_OUTBOX_FAILED, .error_text = "error-secret"};
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
-  g_auto(Wait) w4 = {0};
-  g_auto(Wait) w5 = {0};
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0}, w4 = {0}, w5 = {0};
 
   store_ready(f, 0);
   wa_store_inbound(f->store, &in, on_inbound, &w);
@@ -1624,11 +1576,7 @@ test_consent_ledger(Fixture *f, gconstpointer data)
 {
   g_autofree char *id = NULL;
   g_autofree char *refused = NULL;
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
-  g_auto(Wait) w4 = {0};
-  g_auto(Wait) w5 = {0};
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0}, w4 = {0}, w5 = {0};
 
   store_ready(f, 0);
   id = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.1", BODY_A, NOW);
@@ -1673,9 +1621,7 @@ test_export(Fixture *f, gconstpointer data)
   JsonArray *messages;
   JsonArray *audit;
   gboolean exported = FALSE;
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0};
 
   store_ready(f, 0);
   id = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.1", BODY_A, NOW - 10);
@@ -1732,14 +1678,7 @@ test_erase(Fixture *f, gconstpointer data)
   g_autoptr(GBytes) sealed_note = NULL;
   g_autoptr(GPtrArray) list = NULL;
   WaStoreAuditReport report;
-  g_auto(Wait) w = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
-  g_auto(Wait) w4 = {0};
-  g_auto(Wait) w5 = {0};
-  g_auto(Wait) w6 = {0};
-  g_auto(Wait) w7 = {0};
-  g_auto(Wait) w8 = {0};
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0}, w4 = {0}, w5 = {0}, w6 = {0}, w7 = {0}, w8 = {0};
 
   store_ready(f, 0);
   a = inbound(f, WA_ID_A, BSUID_A, NAME_A, "wamid.a", BODY_A, NOW);
@@ -1890,9 +1829,7 @@ test_storage_full(Fixture *f, gconstpointer data)
     .wa_id = WA_ID_B, .profile_name = NAME_B, .direction = WA_STORE_IN, .wamid = "wamid.big", .type = "text",
     .body = big, .timestamp = NOW,
   };
-  g_auto(Wait) w1 = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
+  g_auto(Wait) w1 = {0}, w2 = {0}, w3 = {0};
   g_autofree char *id = NULL;
 
   store_ready(f, 64);
@@ -1950,8 +1887,6 @@ static void
 test_group_commit(Fixture *f, gconstpointer data)
 {
   Count count = {0};
-  gboolean late = FALSE;
-  guint timeout;
   guint before;
   g_autoptr(GPtrArray) list = NULL;
   g_autofree char *id = NULL;
@@ -1969,11 +1904,7 @@ test_group_commit(Fixture *f, gconstpointer data)
     wa_store_inbound(f->store, &in, on_inbound_count, &count);
   }
   wa_store_test_hold(f->store, FALSE);
-  timeout = g_timeout_add_seconds(DEADLINE_S, deadline_passed, &late);
-  while (count.done < GROUP && !late)
-    g_main_context_iteration(NULL, TRUE);
-  g_assert_false(late);
-  g_source_remove(timeout);
+  test_wait_count(count.done, GROUP, DEADLINE_S);
   g_assert_cmpuint(count.failed, ==, 0);
   g_assert_cmpuint(wa_store_test_commits(f->store), ==, before + 1);
   list = history(f, id, 50);
@@ -2047,15 +1978,7 @@ test_close_from_callback(Fixture *f, gconstpointer data)
   wa_store_inbound(f->store, &in, on_close_inside, &c);
   wa_store_inbound(f->store, &in2, on_close_inside, &c);
   wa_store_test_hold(f->store, FALSE);
-  {
-    gboolean late = FALSE;
-    guint timeout = g_timeout_add_seconds(DEADLINE_S, deadline_passed, &late);
-
-    while (f->store != NULL && !late)
-      g_main_context_iteration(NULL, TRUE);
-    g_assert_false(late);
-    g_source_remove(timeout);
-  }
+  test_wait_until(f->store == NULL, DEADLINE_S);
   while (g_main_context_iteration(NULL, FALSE))
     ;
   g_assert_cmpuint(c.calls, ==, 1);
@@ -2182,7 +2105,7 @@ rotate_step(Fixture *f, guint max_rows, WaStoreRotateProgress *progress, char **
   RotateWait w = {0};
 
   wa_store_rotate_step(f->store, max_rows, on_rotate, &w);
-  run_until(&w.done);
+  test_wait_until(w.done, DEADLINE_S);
   if (progress != NULL)
     *progress = w.progress;
   if (code != NULL)
@@ -2221,10 +2144,7 @@ rotate_begin(Fixture *f, const WaKey *data_key, const WaKey *new_key, const char
 static void
 rotation_data(Fixture *f, char *ids[3])
 {
-  g_auto(Wait) w1 = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
-  g_auto(Wait) w4 = {0};
+  g_auto(Wait) w1 = {0}, w2 = {0}, w3 = {0}, w4 = {0};
   g_autoptr(WaStoreOutbox) entry = NULL;
 
   ids[0] = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.a1", BODY_A, NOW);
@@ -2253,11 +2173,7 @@ rotation_data_check(Fixture *f, char *ids[3])
   g_autoptr(WaStoreCustomer) ada = customer_get(f, ids[0]);
   g_autoptr(WaStoreCustomer) bruno = customer_get(f, ids[1]);
   g_autoptr(GPtrArray) queued = outbox_list(f, WA_STORE_OUTBOX_MASK(WA_STORE_OUTBOX_QUEUED));
-  g_auto(Wait) w1 = {0};
-  g_auto(Wait) w2 = {0};
-  g_auto(Wait) w3 = {0};
-  g_auto(Wait) w4 = {0};
-  g_auto(Wait) w5 = {0};
+  g_auto(Wait) w1 = {0}, w2 = {0}, w3 = {0}, w4 = {0}, w5 = {0};
 
   g_assert_cmpuint(a->len, ==, 3);
   for (guint i = 0; i < a->len; i++) {
