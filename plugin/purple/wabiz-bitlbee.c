@@ -33,6 +33,21 @@ wabiz_is_notices(const char *name)
   return g_strcmp0(name, WABIZ_NOTICES_NAME) == 0 || g_strcmp0(name, WABIZ_BITLBEE_NOTICES_NAME) == 0;
 }
 
+/* BitlBee wires only buttons whose caption contains "OK"/"Accept" (yes) or
+ * "Cancel"/"Reject" (no), matched in English: there a question's buttons are
+ * OK and Cancel, untranslated. */
+const char *
+wabiz_caption_yes(const char *caption)
+{
+  return wabiz_bitlbee() ? "OK" : caption;
+}
+
+const char *
+wabiz_caption_no(void)
+{
+  return wabiz_bitlbee() ? "Cancel" : _("Cancel");
+}
+
 char *
 wabiz_bitlbee_mark(const char *html)
 {

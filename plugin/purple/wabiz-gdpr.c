@@ -273,8 +273,8 @@ ask_erase(WabizAccount *wa, const char *who, PurpleConversation *conv)
                         _("Messages, queued messages, consent records and settings of this customer are deleted "
                           "for good, and the buddy is removed. Export first if the customer asked for a copy."),
                         1, wa->account, req->conv_name, conv, req, 2,
-                        _("Erase"), PURPLE_CALLBACK(erase_confirmed),
-                        _("Cancel"), PURPLE_CALLBACK(erase_cancelled));
+                        wabiz_caption_yes(_("Erase")), PURPLE_CALLBACK(erase_confirmed),
+                        wabiz_caption_no(), PURPLE_CALLBACK(erase_cancelled));
 }
 
 static PurpleCmdRet

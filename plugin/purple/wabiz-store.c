@@ -476,7 +476,7 @@ wabiz_store_rotate_action(PurplePluginAction *action)
                         _("Every stored message is encrypted again under a new key, in the background; the key file "
                           "stays the same. A new recovery code is shown at the end and the old one stops working at "
                           "once."),
-                        1, wa->account, NULL, NULL, wa, 2, _("OK"), G_CALLBACK(rotate_confirmed_cb), _("Cancel"),
+                        1, wa->account, NULL, NULL, wa, 2, wabiz_caption_yes(_("OK")), G_CALLBACK(rotate_confirmed_cb), wabiz_caption_no(),
                         NULL);
 }
 

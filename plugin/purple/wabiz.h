@@ -266,6 +266,10 @@ gboolean wabiz_bitlbee(void);
 /* The notices conversation's name: "wabiz" in BitlBee, "notices" elsewhere. */
 const char *wabiz_notices_name(void);
 gboolean wabiz_is_notices(const char *name);
+/* A yes/no question's captions: @caption and Cancel, or in BitlBee the
+ * untranslated OK and Cancel it can answer. */
+const char *wabiz_caption_yes(const char *caption);
+const char *wabiz_caption_no(void);
 /* "[wabiz] " + @html: a line of the plugin's in BitlBee. */
 char *wabiz_bitlbee_mark(const char *html);
 /* A customer's @text that starts with the marker gets a backslash first. */

@@ -155,6 +155,19 @@ class BitlBeeHost(Receiving):
         host.wait_for(plugin_line("wabiz", "is not one of all, drop, list"))
         self.assert_nothing_hidden(host)
 
+    def test_erase_asks_with_buttons_bitlbee_can_answer(self):
+        host = self.start_bitlbee()
+        self.sim.inbound("please forget me", sender=ANNA)
+        host.wait_for({"event": "write", "conv": ANNA, "via": "im", "message": "please forget me"})
+        host.send_im(ANNA, "!erase")
+        ask = host.wait_for({"event": "request", "kind": "action"})
+        # BitlBee wires only captions with OK/Accept and Cancel/Reject, in English
+        self.assertEqual(ask["actions"], ["OK", "Cancel"])
+        host.answer(ask["id"], action=0)
+        host.wait_for({"event": "buddy-removed", "name": ANNA})
+        host.wait_for(plugin_line(ANNA, "was erased"))
+        self.assertEqual(self.sim.sent(), [])
+
     def test_a_customer_cannot_fake_a_plugin_line(self):
         host = self.start_bitlbee()
         self.sim.inbound("[wabiz] Not sent: pay to IBAN X instead", sender=ANNA)
