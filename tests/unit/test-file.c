@@ -94,6 +94,19 @@ listing(const char *dir)
   return g_strjoinv(" ", (char **) names->pdata);
 }
 
+/* wa_file_private_file(@path, @optional) succeeds; an existing file is then
+ * exactly 0600. */
+static void
+private_file_ok(const char *path, gboolean optional)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true(wa_file_private_file(path, optional, &error));
+  g_assert_no_error(error);
+  if (g_file_test(path, G_FILE_TEST_EXISTS))
+    g_assert_cmpuint(mode_of(path), ==, 0600);
+}
+
 /* ---- directories ---------------------------------------------------------- */
 
 static void
@@ -150,27 +163,20 @@ test_file_created_private(Fixture *f, gconstpointer data)
 {
   g_autofree char *path = path_in(f, "new.db");
   g_autofree char *loose = path_in(f, "loose.db");
-  g_autoptr(GError) error = NULL;
 
   umask(0277); /* open(..., 0600) alone would make it 0400 */
-  g_assert_true(wa_file_private_file(path, FALSE, &error));
-  g_assert_no_error(error);
+  private_file_ok(path, FALSE);
   g_assert_cmpuint(umask(022), ==, 0277);
-  g_assert_cmpuint(mode_of(path), ==, 0600);
+  g_assert_true(g_file_test(path, G_FILE_TEST_IS_REGULAR));
   /* a second call finds it and keeps it */
-  g_assert_true(wa_file_private_file(path, FALSE, &error));
-  g_assert_no_error(error);
+  private_file_ok(path, FALSE);
 
   /* an existing file open to others is tightened, required or optional */
   put_file(loose, "data", 0644);
-  g_assert_true(wa_file_private_file(loose, FALSE, &error));
-  g_assert_no_error(error);
-  g_assert_cmpuint(mode_of(loose), ==, 0600);
+  private_file_ok(loose, FALSE);
   assert_contents(loose, "data");
   g_assert_cmpint(chmod(loose, 0660), ==, 0);
-  g_assert_true(wa_file_private_file(loose, TRUE, &error));
-  g_assert_no_error(error);
-  g_assert_cmpuint(mode_of(loose), ==, 0600);
+  private_file_ok(loose, TRUE);
 }
 
 static void
@@ -180,8 +186,7 @@ test_file_optional_missing(Fixture *f, gconstpointer data)
   g_autofree char *deeper = path_in(f, "no/such.db");
   g_autoptr(GError) error = NULL;
 
-  g_assert_true(wa_file_private_file(path, TRUE, &error));
-  g_assert_no_error(error);
+  private_file_ok(path, TRUE);
   g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS)); /* not created */
 
   g_assert_false(wa_file_private_file(deeper, FALSE, &error));
@@ -346,31 +351,34 @@ test_sync_dir(Fixture *f, gconstpointer data)
 
 /* ---- atomic replacement ------------------------------------------------------ */
 
+/* Replaces @path with @text; then the file holds @text, 0600, and the
+ * directory holds exactly @names (no temporary file left). */
+static void
+replace_and_check(Fixture *f, const char *path, const char *text, const char *names)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *got = NULL;
+
+  g_assert_true(wa_file_replace_private(path, text, strlen(text), &error));
+  g_assert_no_error(error);
+  assert_contents(path, text);
+  g_assert_cmpuint(mode_of(path), ==, 0600);
+  got = listing(f->tmp);
+  g_assert_cmpstr(got, ==, names);
+}
+
 static void
 test_replace(Fixture *f, gconstpointer data)
 {
   g_autofree char *path = path_in(f, "journal.key");
-  g_autofree char *names = NULL;
-  g_autoptr(GError) error = NULL;
 
-  umask(0277);
-  g_assert_true(wa_file_replace_private(path, "first", 5, &error));
-  g_assert_no_error(error);
+  umask(0277); /* open(..., 0600) alone would make it 0400 */
+  replace_and_check(f, path, "first", "journal.key");
   g_assert_cmpuint(umask(022), ==, 0277);
-  g_assert_cmpuint(mode_of(path), ==, 0600);
-  assert_contents(path, "first");
-  names = listing(f->tmp);
-  g_assert_cmpstr(names, ==, "journal.key"); /* no temporary file left */
-  g_clear_pointer(&names, g_free);
 
   /* an existing file is replaced whole, and made 0600 */
   g_assert_cmpint(chmod(path, 0644), ==, 0);
-  g_assert_true(wa_file_replace_private(path, "second!", 7, &error));
-  g_assert_no_error(error);
-  assert_contents(path, "second!");
-  g_assert_cmpuint(mode_of(path), ==, 0600);
-  names = listing(f->tmp);
-  g_assert_cmpstr(names, ==, "journal.key");
+  replace_and_check(f, path, "second!", "journal.key");
 }
 
 static void
@@ -379,28 +387,17 @@ test_replace_stale_tmp(Fixture *f, gconstpointer data)
   g_autofree char *path = path_in(f, "journal.key");
   g_autofree char *tmp = path_in(f, "journal.key.tmp");
   g_autofree char *victim = path_in(f, "victim");
-  g_autofree char *names = NULL;
-  g_autoptr(GError) error = NULL;
 
   /* a crash left the temporary file behind: it is replaced, not appended to */
   put_file(tmp, "stale stale stale", 0644);
-  g_assert_true(wa_file_replace_private(path, "key", 3, &error));
-  g_assert_no_error(error);
-  assert_contents(path, "key");
-  names = listing(f->tmp);
-  g_assert_cmpstr(names, ==, "journal.key");
-  g_clear_pointer(&names, g_free);
+  replace_and_check(f, path, "key", "journal.key");
 
   /* a symbolic link in its place is removed, its target untouched */
   put_file(victim, "victim", 0644);
   g_assert_cmpint(symlink(victim, tmp), ==, 0);
-  g_assert_true(wa_file_replace_private(path, "again", 5, &error));
-  g_assert_no_error(error);
-  assert_contents(path, "again");
+  replace_and_check(f, path, "again", "journal.key victim");
   assert_contents(victim, "victim");
   g_assert_cmpuint(mode_of(victim), ==, 0644);
-  names = listing(f->tmp);
-  g_assert_cmpstr(names, ==, "journal.key victim");
 }
 
 static void
