@@ -32,6 +32,7 @@
 #include <glib-unix.h>
 #include <sodium.h>
 
+#include "wa-file.h"
 #include "wa-json.h"
 #include "wa-seal.h"
 
@@ -913,7 +914,6 @@ keyfile_load(int fd, const char *path, GError **error)
   g_autofree char *shown = g_filename_display_name(path);
   g_autoptr(WaKey) key = NULL;
   struct stat st;
-  gsize got = 0;
 
   if (fstat(fd, &st) != 0) {
     int errsv = errno;
@@ -950,66 +950,16 @@ keyfile_load(int fd, const char *path, GError **error)
     close(fd);
     return NULL;
   }
-  while (got < sizeof key->bytes) {
-    ssize_t n = read(fd, key->bytes + got, sizeof key->bytes - got);
-
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      int errsv = n < 0 ? errno : EIO; /* shrank after fstat */
-
-      close(fd);
-      set_io_error(error, errsv, "read", path);
-      return NULL;
-    }
-    got += (gsize) n;
-  }
-  close(fd);
-  return key_finish(g_steal_pointer(&key), error);
-}
-
-static gboolean
-write_all(int fd, const guint8 *data, gsize len)
-{
-  while (len > 0) {
-    ssize_t n = write(fd, data, len);
-
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      if (n == 0)
-        errno = EIO;
-      return FALSE;
-    }
-    data += n;
-    len -= (gsize) n;
-  }
-  return TRUE;
-}
-
-/* Makes the directory entry of a new file durable. Some file systems cannot
- * sync a directory (EINVAL): they give no stronger promise to anyone. */
-static gboolean
-sync_parent_dir(const char *path)
-{
-  g_autofree char *dir = g_path_get_dirname(path);
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int rc;
-
-  if (fd < 0)
-    return FALSE;
-  rc = fsync(fd);
-  if (rc != 0 && errno == EINVAL)
-    rc = 0;
-  if (rc != 0) {
+  /* errno, worded here: EIO when the file shrank after fstat */
+  if (!wa_file_read_exact(fd, path, key->bytes, sizeof key->bytes, NULL)) {
     int errsv = errno;
 
     close(fd);
-    errno = errsv;
-    return FALSE;
+    set_io_error(error, errsv, "read", path);
+    return NULL;
   }
   close(fd);
-  return TRUE;
+  return key_finish(g_steal_pointer(&key), error);
 }
 
 /* A new key in a new file at @path; NULL without @error and *@exists set when
@@ -1037,7 +987,8 @@ keyfile_create(const char *path, gboolean *exists, GError **error)
     unlink(path);
     return NULL;
   }
-  if (!write_all(fd, key->bytes, sizeof key->bytes) || fsync(fd) != 0) {
+  /* errors worded here, from errno */
+  if (!wa_file_write_all(fd, path, key->bytes, sizeof key->bytes, NULL) || fsync(fd) != 0) {
     int errsv = errno;
 
     close(fd);
@@ -1045,7 +996,7 @@ keyfile_create(const char *path, gboolean *exists, GError **error)
     set_io_error(error, errsv, "write", path);
     return NULL;
   }
-  if (close(fd) != 0 || !sync_parent_dir(path)) {
+  if (close(fd) != 0 || !wa_file_sync_dir_of(path, NULL)) {
     int errsv = errno;
 
     unlink(path);

@@ -13,19 +13,10 @@
 
 G_BEGIN_DECLS
 
-/* Creates @dir (with parents) 0700 when missing; refuses one that is not a
- * directory or belongs to another user; makes it exactly 0700. @what names it
- * in error messages ("the store directory"). Errors in G_FILE_ERROR. */
-gboolean wa_sqlite_private_dir(const char *dir, const char *what, GError **error);
-
-/* Creates @path 0600 (O_EXCL, no symlinks) when missing, unless @optional;
- * checks an existing one (a regular file, ours) and makes it exactly 0600.
- * An @optional file that does not exist is fine. Errors in G_FILE_ERROR. */
-gboolean wa_sqlite_private_file(const char *path, gboolean optional, GError **error);
-
-/* @dir (as wa_sqlite_private_dir) and the database file @db_path in it (as
- * wa_sqlite_private_file), plus its -wal and -shm files when they exist:
- * SQLite gives those the database's mode. */
+/* @dir (as wa_file_private_dir; @what names it in errors, "the store
+ * directory") and the database file @db_path in it (as wa_file_private_file),
+ * plus its -wal and -shm files when they exist: SQLite gives those the
+ * database's mode. Errors in G_FILE_ERROR. */
 gboolean wa_sqlite_private_db(const char *dir, const char *what, const char *db_path, GError **error);
 
 /* The settings every database of ours runs with, before journal_mode=WAL:

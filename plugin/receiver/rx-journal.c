@@ -26,6 +26,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "wa-file.h"
 #include "wa-json.h"
 #include "wa-sqlite.h"
 
@@ -1296,119 +1297,24 @@ worker_main(gpointer data)
 
 /* ---- opening ------------------------------------------------------------ */
 
-static gboolean
-open_error(GError **error, const char *what, const char *path, int errsv)
+/* A file error (G_FILE_ERROR, from wa-file.c) as the journal's open error. */
+static void
+open_error(GError **error, const GError *file_error)
 {
-  g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "%s %s: %s", what, path,
-              g_strerror(errsv));
-  return FALSE;
-}
-
-/* Checks a file (described by @st): regular, ours. *@fix is TRUE when its
- * mode is not exactly 0600: the umask may have removed bits, or an older file
- * may be open to others. */
-static gboolean
-private_file(const struct stat *st, const char *path, gboolean *fix, GError **error)
-{
-  if (!S_ISREG(st->st_mode)) {
-    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "%s is not a regular file", path);
-    return FALSE;
-  }
-  if (st->st_uid != geteuid()) {
-    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "%s belongs to another user", path);
-    return FALSE;
-  }
-  *fix = (st->st_mode & 07777) != 0600;
-  return TRUE;
-}
-
-static gboolean
-private_fd(int fd, const char *path, GError **error)
-{
-  struct stat st;
-  gboolean fix;
-
-  if (fstat(fd, &st) != 0)
-    return open_error(error, "cannot inspect", path, errno);
-  if (!private_file(&st, path, &fix, error))
-    return FALSE;
-  if (fix && fchmod(fd, 0600) != 0)
-    return open_error(error, "cannot make private", path, errno);
-  return TRUE;
-}
-
-static gboolean
-write_all(int fd, const guint8 *data, gsize len)
-{
-  while (len > 0) {
-    ssize_t n = write(fd, data, len);
-
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return FALSE;
-    }
-    data += n;
-    len -= (gsize) n;
-  }
-  return TRUE;
-}
-
-static gboolean
-read_all(int fd, guint8 *data, gsize len)
-{
-  while (len > 0) {
-    ssize_t n = read(fd, data, len);
-
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return FALSE;
-    }
-    if (n == 0) {
-      errno = EIO;
-      return FALSE;
-    }
-    data += n;
-    len -= (gsize) n;
-  }
-  return TRUE;
+  g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, file_error->message);
 }
 
 /* Writes a new random key to @path through a temporary file, so that a crash
  * never leaves a short key behind. Runs with the database lock held, so no
  * other receiver writes the same file. */
 static gboolean
-create_key(const char *dir, const char *path, guint8 *key, GError **error)
+create_key(const char *path, guint8 *key, GError **error)
 {
-  g_autofree char *tmp = g_build_filename(dir, "journal.key.tmp", NULL);
-  int fd;
-  int dir_fd;
-
   randombytes_buf(key, JOURNAL_KEY_BYTES);
-  if (unlink(tmp) != 0 && errno != ENOENT)
-    return open_error(error, "cannot remove", tmp, errno);
-  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return open_error(error, "cannot create", tmp, errno);
-  if (fchmod(fd, 0600) != 0 || !write_all(fd, key, JOURNAL_KEY_BYTES) || fsync(fd) != 0) {
-    int errsv = errno;
-
-    close(fd);
-    unlink(tmp);
-    return open_error(error, "cannot write", tmp, errsv);
-  }
-  if (close(fd) != 0 || rename(tmp, path) != 0) {
-    int errsv = errno;
-
-    unlink(tmp);
-    return open_error(error, "cannot create", path, errsv);
-  }
-  dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    fsync(dir_fd); /* best effort: the key is only lost with the hashes it made */
-    close(dir_fd);
-  }
+  if (!wa_file_replace_private(path, key, JOURNAL_KEY_BYTES, error))
+    return FALSE;
+  /* best effort: the key is only lost with the hashes it made */
+  wa_file_sync_dir_of(path, NULL);
   return TRUE;
 }
 
@@ -1417,6 +1323,7 @@ static guint8 *
 load_key(const char *dir, GError **error)
 {
   g_autofree char *path = g_build_filename(dir, "journal.key", NULL);
+  g_autoptr(GError) local = NULL;
   guint8 *key = sodium_malloc(JOURNAL_KEY_BYTES);
   struct stat st;
   int fd;
@@ -1428,16 +1335,16 @@ load_key(const char *dir, GError **error)
   }
   fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT) {
-    if (!create_key(dir, path, key, error))
+    if (!create_key(path, key, &local))
       goto failed;
     sodium_mprotect_readonly(key);
     return key;
   }
   if (fd < 0) {
-    open_error(error, "cannot open", path, errno);
+    wa_file_set_error(&local, "cannot open", path, errno);
     goto failed;
   }
-  if (!private_fd(fd, path, error)) {
+  if (!wa_file_private_fd(fd, path, &local)) {
     close(fd);
     goto failed;
   }
@@ -1447,11 +1354,8 @@ load_key(const char *dir, GError **error)
                 "%s is damaged (it must hold exactly %d bytes)", path, JOURNAL_KEY_BYTES);
     goto failed;
   }
-  if (!read_all(fd, key, JOURNAL_KEY_BYTES)) {
-    int errsv = errno;
-
+  if (!wa_file_read_exact(fd, path, key, JOURNAL_KEY_BYTES, &local)) {
     close(fd);
-    open_error(error, "cannot read", path, errsv);
     goto failed;
   }
   close(fd);
@@ -1459,6 +1363,8 @@ load_key(const char *dir, GError **error)
   return key;
 
 failed:
+  if (local != NULL)
+    open_error(error, local);
   sodium_free(key); /* wipes */
   return NULL;
 }
@@ -1622,7 +1528,7 @@ rx_journal_open(const char *dir, GMainContext *context, gint64 max_page_count, G
   /* SQLite gives -wal (and -shm) files the database's mode: create it 0600
    * first, and fix files a crash may have left behind */
   if (!wa_sqlite_private_db(dir, "the journal directory", db_path, &local)) {
-    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, local->message);
+    open_error(error, local);
     goto failed;
   }
 
