@@ -22,12 +22,12 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define fuzz_check(cond)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                     \
-      abort();                                                                                     \
-    }                                                                                              \
+#define fuzz_check(cond)                                                       \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      abort();                                                                 \
+    }                                                                          \
   } while (0)
 
 static void
@@ -36,9 +36,8 @@ fuzz_log_handler(const gchar *domain, GLogLevelFlags level, const gchar *message
   if ((level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING)) == 0)
     return;
   /* warnings and criticals name code or an error, never message content */
-  fprintf(stderr, "GLib %s in domain %s: %s\n",
-          (level & G_LOG_LEVEL_WARNING) != 0 ? "warning" : "critical", domain != NULL ? domain : "-",
-          message);
+  fprintf(stderr, "GLib %s in domain %s: %s\n", (level & G_LOG_LEVEL_WARNING) != 0 ? "warning" : "critical",
+          domain != NULL ? domain : "-", message);
   abort();
 }
 
@@ -72,11 +71,11 @@ fuzz_init(int *argc, char ***argv)
 }
 
 /* LLVMFuzzerInitialize for a target that needs nothing but fuzz_init(). */
-#define FUZZ_DEFAULT_INITIALIZE                                                                    \
-  int LLVMFuzzerInitialize(int *argc, char ***argv)                                                \
-  {                                                                                                \
-    fuzz_init(argc, argv);                                                                         \
-    return 0;                                                                                      \
+#define FUZZ_DEFAULT_INITIALIZE                     \
+  int LLVMFuzzerInitialize(int *argc, char ***argv) \
+  {                                                 \
+    fuzz_init(argc, argv);                          \
+    return 0;                                       \
   }
 
 /* A NUL-terminated copy of @len bytes (which may hold NUL bytes of their own:

@@ -18,7 +18,7 @@
 #include "wa-graph.h"
 #include "wa-json.h"
 
-static const int statuses[] = { 200, 201, 400, 401, 403, 404, 429, 500 };
+static const int statuses[] = {200, 201, 400, 401, 403, 404, 429, 500};
 
 static void
 check_error(const WaGraphError *error)
@@ -64,8 +64,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   } else {
     fuzz_check(error->http_status == status);
     fuzz_check(error->reached ||
-               (error->klass == WA_ERROR_CLASS_NETWORK && error->code == 0 &&
-                (status == 401 || status == 403)));
+               (error->klass == WA_ERROR_CLASS_NETWORK && error->code == 0 && (status == 401 || status == 403)));
     check_error(error);
   }
 

@@ -39,8 +39,11 @@ generated_tag(const char *p, gboolean markup)
 static gsize
 entity(const char *p, GString *out)
 {
-  static const struct { const char *name; char c; } named[] = {
-    { "&amp;", '&' }, { "&lt;", '<' }, { "&gt;", '>' }, { "&quot;", '"' }, { "&apos;", '\'' },
+  static const struct {
+    const char *name;
+    char c;
+  } named[] = {
+    {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''},
   };
   const char *q;
   gunichar c = 0;
@@ -114,8 +117,7 @@ rebuilt(const char *text, char **pieces, guint i, guint n)
   /* what the cut dropped: nothing, "\n\n", "\n" or " " (also after the
    * last part, when that cut was the last) */
   if (i + 1 == n)
-    return *text == '\0' || g_str_equal(text, "\n\n") || g_str_equal(text, "\n") ||
-           g_str_equal(text, " ");
+    return *text == '\0' || g_str_equal(text, "\n\n") || g_str_equal(text, "\n") || g_str_equal(text, " ");
   if (rebuilt(text, pieces, i + 1, n))
     return TRUE;
   if (text[0] == '\n' && text[1] == '\n' && rebuilt(text + 2, pieces, i + 1, n))

@@ -13,7 +13,7 @@
 
 #include "wa-phone.h"
 
-static const char *const default_ccs[] = { NULL, "1", "49", "44", "358", "0", "", "12a", "1234" };
+static const char *const default_ccs[] = {NULL, "1", "49", "44", "358", "0", "", "12a", "1234"};
 
 static gboolean
 all_digits(const char *s)

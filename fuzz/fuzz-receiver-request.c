@@ -24,11 +24,11 @@
 static const struct {
   const char *account, *waba_id, *secret;
 } setup[N_ACCOUNTS] = {
-  { "106540352242922", NULL, "app-secret-one" },
-  { "106540352242923", "102290129340398", "app-secret-one" },
-  { "106540352242924", "419561257915477", "app-secret-two" },
+  {"106540352242922", NULL, "app-secret-one"},
+  {"106540352242923", "102290129340398", "app-secret-one"},
+  {"106540352242924", "419561257915477", "app-secret-two"},
 };
-static const char *const mode_secret[] = { NULL, "app-secret-one", "app-secret-two", "nobody's" };
+static const char *const mode_secret[] = {NULL, "app-secret-one", "app-secret-two", "nobody's"};
 
 static RxRegistration regs[N_ACCOUNTS];
 static RxAccount accounts[N_ACCOUNTS];
@@ -111,7 +111,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   const char *body;
   const uint8_t *nl;
   size_t header_len, body_len;
-  g_auto(RxRoute) route = { 0 };
+  g_auto(RxRoute) route = {0};
   RxRouteStatus status;
   guint mode;
 

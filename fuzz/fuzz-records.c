@@ -24,9 +24,9 @@
 #define COLUMN "body"
 #define ROW "0123456789abcdef0123456789abcdef"
 
-static WaKey *data_key;      /* bytes 1, 2, ..., 32 */
-static WaKey *file_key;      /* 32 x 0x2a */
-static WaKeyPair *event_keys; /* secret key 32 x 0x17 */
+static WaKey *data_key;          /* bytes 1, 2, ..., 32 */
+static WaKey *file_key;          /* 32 x 0x2a */
+static WaKeyPair *event_keys;    /* secret key 32 x 0x17 */
 static WaKeyHeader *made_header; /* made at start-up under file_key */
 static WaKey *made_data_key;
 static char *made_code;

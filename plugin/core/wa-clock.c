@@ -8,7 +8,7 @@ struct _WaClock {
   gint64 mono_us;
 };
 
-static WaClock system_clock = { FALSE, 0, 0 };
+static WaClock system_clock = {FALSE, 0, 0};
 
 WaClock *
 wa_clock_system(void)

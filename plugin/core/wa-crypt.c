@@ -36,7 +36,7 @@
 #include "wa-json.h"
 #include "wa-seal.h"
 
-G_DEFINE_QUARK(wa-crypt-error-quark, wa_crypt_error)
+G_DEFINE_QUARK(wa - crypt - error - quark, wa_crypt_error)
 
 #define SEAL_VERSION 1
 #define NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -179,8 +179,8 @@ wa_key_derive(const WaKey *data_key, WaSubkey purpose)
     g_warning("cannot derive a subkey: %s", error->message);
     return NULL;
   }
-  if (crypto_kdf_derive_from_key(sub->bytes, sizeof sub->bytes, (uint64_t) purpose, KDF_CONTEXT,
-                                 data_key->bytes) != 0) {
+  if (crypto_kdf_derive_from_key(sub->bytes, sizeof sub->bytes, (uint64_t) purpose, KDF_CONTEXT, data_key->bytes) !=
+      0) {
     sodium_free(sub);
     g_warning("cannot derive subkey %d", (int) purpose);
     return NULL;
@@ -235,8 +235,7 @@ wrap_ad(const char *purpose, const char *mode)
 /* ---- sealing fields ---------------------------------------------------------- */
 
 GBytes *
-wa_crypt_seal(const WaKey *key, const char *table, const char *column, const char *row_id, const void *plain,
-              gsize len)
+wa_crypt_seal(const WaKey *key, const char *table, const char *column, const char *row_id, const void *plain, gsize len)
 {
   static const guint8 empty[1];
   g_autoptr(GByteArray) ad = NULL;
@@ -255,8 +254,8 @@ wa_crypt_seal(const WaKey *key, const char *table, const char *column, const cha
   out = g_malloc(out_len);
   out[0] = SEAL_VERSION;
   randombytes_buf(out + 1, NONCE_BYTES);
-  if (crypto_aead_xchacha20poly1305_ietf_encrypt(out + 1 + NONCE_BYTES, &clen, len > 0 ? plain : empty, len,
-                                                 ad->data, ad->len, NULL, out + 1, key->bytes) != 0 ||
+  if (crypto_aead_xchacha20poly1305_ietf_encrypt(out + 1 + NONCE_BYTES, &clen, len > 0 ? plain : empty, len, ad->data,
+                                                 ad->len, NULL, out + 1, key->bytes) != 0 ||
       clen != len + TAG_BYTES) {
     g_free(out);
     return NULL;
@@ -324,10 +323,10 @@ wa_crypt_index(const WaKey *index_key, const char *domain, const char *value, gu
 
 struct _WaKeyHeader {
   WaKeyMode mode;
-  WaKdfLimits limits;              /* passphrase mode only */
-  guint8 salt[SALT_BYTES];         /* passphrase mode only */
-  guint8 wrapped[WRAPPED_BYTES];   /* the data key under the KEK */
-  guint8 recovery[WRAPPED_BYTES];  /* the data key under the recovery key */
+  WaKdfLimits limits;             /* passphrase mode only */
+  guint8 salt[SALT_BYTES];        /* passphrase mode only */
+  guint8 wrapped[WRAPPED_BYTES];  /* the data key under the KEK */
+  guint8 recovery[WRAPPED_BYTES]; /* the data key under the recovery key */
 };
 
 WaKdfLimits
@@ -395,8 +394,7 @@ kek_from_passphrase(const char *passphrase, WaKdfLimits limits, const guint8 sal
                     limits.memlimit, crypto_pwhash_ALG_ARGON2ID13) != 0) {
     sodium_free(kek);
     g_set_error(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_INIT,
-                "not enough memory to derive the key from the passphrase (Argon2id needs %" G_GSIZE_FORMAT
-                " KiB)",
+                "not enough memory to derive the key from the passphrase (Argon2id needs %" G_GSIZE_FORMAT " KiB)",
                 limits.memlimit / 1024);
     return NULL;
   }
@@ -405,16 +403,15 @@ kek_from_passphrase(const char *passphrase, WaKdfLimits limits, const guint8 sal
 
 /* @out = nonce || @data_key sealed under @wrapping, AD from @purpose and @mode. */
 static gboolean
-wrap_key(const WaKey *wrapping, const WaKey *data_key, const char *purpose, const char *mode,
-         guint8 out[WRAPPED_BYTES], GError **error)
+wrap_key(const WaKey *wrapping, const WaKey *data_key, const char *purpose, const char *mode, guint8 out[WRAPPED_BYTES],
+         GError **error)
 {
   g_autoptr(GByteArray) ad = wrap_ad(purpose, mode);
   unsigned long long clen = 0;
 
   randombytes_buf(out, NONCE_BYTES);
-  if (crypto_aead_xchacha20poly1305_ietf_encrypt(out + NONCE_BYTES, &clen, data_key->bytes,
-                                                 sizeof data_key->bytes, ad->data, ad->len, NULL, out,
-                                                 wrapping->bytes) != 0 ||
+  if (crypto_aead_xchacha20poly1305_ietf_encrypt(out + NONCE_BYTES, &clen, data_key->bytes, sizeof data_key->bytes,
+                                                 ad->data, ad->len, NULL, out, wrapping->bytes) != 0 ||
       clen != WA_CRYPT_KEY_BYTES + TAG_BYTES) {
     g_set_error_literal(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_INIT, "could not wrap the data key");
     return FALSE;
@@ -642,8 +639,8 @@ wa_key_header_unlock_recovery(const WaKeyHeader *header, const char *recovery_co
 }
 
 WaKeyHeader *
-wa_key_header_rotate_passphrase(const WaKeyHeader *header, const char *passphrase, WaKey **old_key,
-                                WaKey **new_key, char **recovery_code, GError **error)
+wa_key_header_rotate_passphrase(const WaKeyHeader *header, const char *passphrase, WaKey **old_key, WaKey **new_key,
+                                char **recovery_code, GError **error)
 {
   g_autoptr(WaKey) current = NULL;
   WaKeyHeader *rotated;
@@ -707,9 +704,10 @@ gboolean
 wa_key_header_rewrap_passphrase(WaKeyHeader *header, const WaKey *data_key, const char *passphrase, GError **error)
 {
   g_return_val_if_fail(header != NULL, FALSE);
-  return wa_key_header_rewrap_passphrase_with_limits(
-    header, data_key, passphrase,
-    header->mode == WA_KEY_MODE_PASSPHRASE ? header->limits : wa_kdf_limits_moderate(), error);
+  return wa_key_header_rewrap_passphrase_with_limits(header, data_key, passphrase,
+                                                     header->mode == WA_KEY_MODE_PASSPHRASE ? header->limits
+                                                                                            : wa_kdf_limits_moderate(),
+                                                     error);
 }
 
 gboolean
@@ -903,8 +901,8 @@ set_io_error(GError **error, int errsv, const char *doing, const char *path)
 {
   g_autofree char *shown = g_filename_display_name(path);
 
-  g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errsv), "could not %s the key file %s: %s", doing,
-              shown, g_strerror(errsv));
+  g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errsv), "could not %s the key file %s: %s", doing, shown,
+              g_strerror(errsv));
 }
 
 /* Reads the key from @fd (closed here) after checking type, mode and size. */
@@ -1094,7 +1092,7 @@ work_ready(gpointer data, int fd, WaIoCondition cond)
   ssize_t n = read(fd, &byte, 1);
 
   if (n < 0 && (errno == EAGAIN || errno == EINTR))
-    return; /* woken without the byte: keep waiting */
+    return;                    /* woken without the byte: keep waiting */
   g_thread_join(work->thread); /* the byte is written last: this returns at once */
   wa_loop_input_clear(work->loop, &work->watch);
   close(work->fds[0]);

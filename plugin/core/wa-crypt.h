@@ -71,18 +71,17 @@ WaKey *wa_key_derive(const WaKey *data_key, WaSubkey purpose);
 /* Seals @len bytes with @key; associated data = @table, @column and @row_id
  * (each non-NULL, joined unambiguously). Result: version byte, 24-byte nonce,
  * ciphertext and tag. */
-GBytes *wa_crypt_seal(const WaKey *key, const char *table, const char *column, const char *row_id,
-                      const void *plain, gsize len);
+GBytes *wa_crypt_seal(const WaKey *key, const char *table, const char *column, const char *row_id, const void *plain,
+                      gsize len);
 /* Opens what wa_crypt_seal() made for the same table, column and row id.
  * The result is NUL-terminated beyond its size. NULL with TAMPERED or FORMAT. */
-GBytes *wa_crypt_open(const WaKey *key, const char *table, const char *column, const char *row_id,
-                      const guint8 *sealed, gsize len, GError **error);
+GBytes *wa_crypt_open(const WaKey *key, const char *table, const char *column, const char *row_id, const guint8 *sealed,
+                      gsize len, GError **error);
 
 /* Keyed hash for an index: BLAKE2b-256 keyed with @index_key over @domain,
  * a separator, and @value. Same inputs, same hash; without the key nothing
  * can be learnt from it. */
-void wa_crypt_index(const WaKey *index_key, const char *domain, const char *value,
-                    guint8 out[WA_CRYPT_HASH_BYTES]);
+void wa_crypt_index(const WaKey *index_key, const char *domain, const char *value, guint8 out[WA_CRYPT_HASH_BYTES]);
 
 /* ---- the key header ---------------------------------------------------------- */
 
@@ -108,8 +107,8 @@ typedef struct _WaKeyHeader WaKeyHeader;
  * @limits and a random salt) and by a new recovery key. *@recovery_code gets
  * the recovery key for a person to write down (groups of letters and digits,
  * shown once, never stored). Slow: run through wa_work_run(). */
-WaKeyHeader *wa_key_header_create_passphrase(const char *passphrase, WaKdfLimits limits,
-                                             WaKey **data_key, char **recovery_code, GError **error);
+WaKeyHeader *wa_key_header_create_passphrase(const char *passphrase, WaKdfLimits limits, WaKey **data_key,
+                                             char **recovery_code, GError **error);
 /* The same with the KEK read from a key file (see wa_keyfile_load_or_create). */
 WaKeyHeader *wa_key_header_create_keyfile(const WaKey *file_key, WaKey **data_key, char **recovery_code,
                                           GError **error);
@@ -128,9 +127,8 @@ WaKey *wa_key_header_unlock_recovery(const WaKeyHeader *header, const char *reco
  * (tests use the minimum). */
 gboolean wa_key_header_rewrap_passphrase(WaKeyHeader *header, const WaKey *data_key, const char *passphrase,
                                          GError **error);
-gboolean wa_key_header_rewrap_passphrase_with_limits(WaKeyHeader *header, const WaKey *data_key,
-                                                     const char *passphrase, WaKdfLimits limits,
-                                                     GError **error);
+gboolean wa_key_header_rewrap_passphrase_with_limits(WaKeyHeader *header, const WaKey *data_key, const char *passphrase,
+                                                     WaKdfLimits limits, GError **error);
 gboolean wa_key_header_rewrap_keyfile(WaKeyHeader *header, const WaKey *data_key, const WaKey *file_key,
                                       GError **error);
 

@@ -4,7 +4,7 @@
 #include "wa-i18n.h"
 #include "wa-json.h"
 
-G_DEFINE_QUARK(wa-graph-error-quark, wa_graph_error)
+G_DEFINE_QUARK(wa - graph - error - quark, wa_graph_error)
 
 WaGraphError *
 wa_graph_error_new(void)
@@ -94,14 +94,22 @@ const char *
 wa_error_class_name(WaErrorClass klass)
 {
   switch (klass) {
-  case WA_ERROR_CLASS_NETWORK: return "network";
-  case WA_ERROR_CLASS_RETRYABLE: return "retryable";
-  case WA_ERROR_CLASS_RATE_LIMITED: return "rate-limited";
-  case WA_ERROR_CLASS_WINDOW_CLOSED: return "window-closed";
-  case WA_ERROR_CLASS_AUTH: return "auth";
-  case WA_ERROR_CLASS_PERMISSION: return "permission";
-  case WA_ERROR_CLASS_NOT_FOUND: return "not-found";
-  case WA_ERROR_CLASS_PERMANENT: return "permanent";
+  case WA_ERROR_CLASS_NETWORK:
+    return "network";
+  case WA_ERROR_CLASS_RETRYABLE:
+    return "retryable";
+  case WA_ERROR_CLASS_RATE_LIMITED:
+    return "rate-limited";
+  case WA_ERROR_CLASS_WINDOW_CLOSED:
+    return "window-closed";
+  case WA_ERROR_CLASS_AUTH:
+    return "auth";
+  case WA_ERROR_CLASS_PERMISSION:
+    return "permission";
+  case WA_ERROR_CLASS_NOT_FOUND:
+    return "not-found";
+  case WA_ERROR_CLASS_PERMANENT:
+    return "permanent";
   }
   return "unknown";
 }
@@ -204,54 +212,72 @@ typedef struct {
 } CodeText;
 
 static const CodeText code_texts[] = {
-  { 0, N_("The access token is no longer valid."), N_("Enter a new access token in the account settings.") },
-  { 1, N_("WhatsApp reported an unknown server error."), N_("It will be retried.") },
-  { 2, N_("The WhatsApp service is temporarily unavailable."), N_("It will be retried.") },
-  { 3, N_("This app is not allowed to use this API method."), N_("Check the app's permissions in Meta's dashboard.") },
-  { 4, N_("The app has made too many API calls."), N_("Wait a while; it will be retried.") },
-  { 10, N_("The access token lacks a permission."), N_("Grant whatsapp_business_messaging and whatsapp_business_management to the system user's token.") },
-  { 33, N_("This business phone number no longer exists."), N_("Check the phone number ID in the account settings.") },
-  { 100, N_("WhatsApp refused a parameter of the request."), N_("Check the message; it was not sent.") },
-  { 104, N_("No access token was sent."), N_("Enter the access token as the account password.") },
-  { 190, N_("The access token is invalid or has expired."), N_("Enter a new access token as the account password.") },
-  { 368, N_("The WhatsApp Business Account is restricted for a policy violation."), N_("See Business Support in Meta's dashboard.") },
-  { 80007, N_("The WhatsApp Business Account has hit its rate limit."), N_("Wait a while; it will be retried.") },
-  { 130403, N_("The business has blocked this customer."), N_("Unblock the customer to send messages.") },
-  { 130429, N_("Too many messages were sent from this number in a short time."), N_("It will be retried shortly.") },
-  { 130472, N_("The customer is part of a marketing experiment, so the message was not sent."), N_("Nothing to do.") },
-  { 130497, N_("This business cannot message customers in that country."), N_("Nothing can be sent to this customer.") },
-  { 131000, N_("Sending failed for an unknown reason."), N_("Try again.") },
-  { 131005, N_("Access was denied."), N_("Check the token's permissions.") },
-  { 131008, N_("A required part of the message was missing."), N_("This is a bug in purple-wabiz; please report it.") },
-  { 131009, N_("A value in the message is not valid."), N_("Check the recipient and the message.") },
-  { 131016, N_("The WhatsApp service is temporarily overloaded."), N_("It will be retried.") },
-  { 131021, N_("You cannot message the business's own number."), N_("Choose another recipient.") },
-  { 131026, N_("The message could not be delivered: the number may not be on WhatsApp, may use an old WhatsApp version, or may not have accepted the terms."), N_("Ask the customer to update WhatsApp, or reach them another way.") },
-  { 131031, N_("The business account is locked."), N_("See Business Support in Meta's dashboard.") },
-  { 131037, N_("This number has no approved display name yet."), N_("Wait for the display name review in Meta's dashboard.") },
-  { 131042, N_("There is a problem with the business's payment method."), N_("Fix the payment method in Meta's Business Manager.") },
-  { 131045, N_("The business phone number is not registered."), N_("Register the number with the Cloud API.") },
-  { 131047, N_("More than 24 hours have passed since the customer last wrote."), N_("Only an approved template can be sent now.") },
-  { 131048, N_("Messages from this number were limited because too many were reported as spam."), N_("Send less, and only to customers who expect it.") },
-  { 131049, N_("WhatsApp did not deliver this message to keep engagement healthy (too many marketing messages to this customer)."), N_("Do not resend it within 24 hours.") },
-  { 131050, N_("The customer has stopped marketing messages from this business."), N_("Do not send marketing messages to this customer.") },
-  { 131051, N_("This message type is not supported."), N_("Send text or a supported type instead.") },
-  { 131052, N_("The customer's media could not be downloaded."), N_("Ask the customer to send it again, smaller if it is large.") },
-  { 131053, N_("The media could not be uploaded or fetched (wrong type, too large, or the link failed)."), N_("Check the file type and size.") },
-  { 131056, N_("Too many messages to this customer in a short time."), N_("It will be retried after a pause.") },
-  { 131057, N_("The business account is in maintenance."), N_("It will be retried in a minute.") },
-  { 131063, N_("Marketing templates are disabled for this account."), N_("See Meta's dashboard.") },
-  { 131064, N_("The messaging limit was reduced because of template classification violations."), N_("It lifts by itself; see Meta's dashboard.") },
-  { 132000, N_("The template got the wrong number of parameters."), N_("Check the template's placeholders.") },
-  { 132001, N_("The template does not exist in that language or is not approved."), N_("Pick an approved template and language.") },
-  { 132005, N_("The translated template text is too long."), N_("Shorten the parameters.") },
-  { 132007, N_("The template violates WhatsApp policy."), N_("Edit the template in Meta's dashboard.") },
-  { 132012, N_("A template parameter has the wrong format."), N_("Check the parameter types.") },
-  { 132015, N_("The template is paused because of low quality."), N_("Edit the template or wait until it is unpaused.") },
-  { 132016, N_("The template is permanently disabled."), N_("Create a new template.") },
-  { 132018, N_("A template parameter is not valid."), N_("Check the parameter values.") },
-  { 133010, N_("The business phone number is not registered on the platform."), N_("Register the number with the Cloud API.") },
-  { 137000, N_("The customer's identity key changed."), N_("Confirm the customer's identity before sending.") },
+  {0, N_("The access token is no longer valid."), N_("Enter a new access token in the account settings.")},
+  {1, N_("WhatsApp reported an unknown server error."), N_("It will be retried.")},
+  {2, N_("The WhatsApp service is temporarily unavailable."), N_("It will be retried.")},
+  {3, N_("This app is not allowed to use this API method."), N_("Check the app's permissions in Meta's dashboard.")},
+  {4, N_("The app has made too many API calls."), N_("Wait a while; it will be retried.")},
+  {10, N_("The access token lacks a permission."),
+   N_("Grant whatsapp_business_messaging and whatsapp_business_management to the system user's token.")},
+  {33, N_("This business phone number no longer exists."), N_("Check the phone number ID in the account settings.")},
+  {100, N_("WhatsApp refused a parameter of the request."), N_("Check the message; it was not sent.")},
+  {104, N_("No access token was sent."), N_("Enter the access token as the account password.")},
+  {190, N_("The access token is invalid or has expired."), N_("Enter a new access token as the account password.")},
+  {368, N_("The WhatsApp Business Account is restricted for a policy violation."),
+   N_("See Business Support in Meta's dashboard.")},
+  {80007, N_("The WhatsApp Business Account has hit its rate limit."), N_("Wait a while; it will be retried.")},
+  {130403, N_("The business has blocked this customer."), N_("Unblock the customer to send messages.")},
+  {130429, N_("Too many messages were sent from this number in a short time."), N_("It will be retried shortly.")},
+  {130472, N_("The customer is part of a marketing experiment, so the message was not sent."), N_("Nothing to do.")},
+  {130497, N_("This business cannot message customers in that country."), N_("Nothing can be sent to this customer.")},
+  {131000, N_("Sending failed for an unknown reason."), N_("Try again.")},
+  {131005, N_("Access was denied."), N_("Check the token's permissions.")},
+  {131008, N_("A required part of the message was missing."), N_("This is a bug in purple-wabiz; please report it.")},
+  {131009, N_("A value in the message is not valid."), N_("Check the recipient and the message.")},
+  {131016, N_("The WhatsApp service is temporarily overloaded."), N_("It will be retried.")},
+  {131021, N_("You cannot message the business's own number."), N_("Choose another recipient.")},
+  {131026,
+   N_("The message could not be delivered: the number may not be on WhatsApp, may use an old WhatsApp version, or may "
+      "not have accepted the terms."),
+   N_("Ask the customer to update WhatsApp, or reach them another way.")},
+  {131031, N_("The business account is locked."), N_("See Business Support in Meta's dashboard.")},
+  {131037, N_("This number has no approved display name yet."),
+   N_("Wait for the display name review in Meta's dashboard.")},
+  {131042, N_("There is a problem with the business's payment method."),
+   N_("Fix the payment method in Meta's Business Manager.")},
+  {131045, N_("The business phone number is not registered."), N_("Register the number with the Cloud API.")},
+  {131047, N_("More than 24 hours have passed since the customer last wrote."),
+   N_("Only an approved template can be sent now.")},
+  {131048, N_("Messages from this number were limited because too many were reported as spam."),
+   N_("Send less, and only to customers who expect it.")},
+  {131049,
+   N_("WhatsApp did not deliver this message to keep engagement healthy (too many marketing messages to this "
+      "customer)."),
+   N_("Do not resend it within 24 hours.")},
+  {131050, N_("The customer has stopped marketing messages from this business."),
+   N_("Do not send marketing messages to this customer.")},
+  {131051, N_("This message type is not supported."), N_("Send text or a supported type instead.")},
+  {131052, N_("The customer's media could not be downloaded."),
+   N_("Ask the customer to send it again, smaller if it is large.")},
+  {131053, N_("The media could not be uploaded or fetched (wrong type, too large, or the link failed)."),
+   N_("Check the file type and size.")},
+  {131056, N_("Too many messages to this customer in a short time."), N_("It will be retried after a pause.")},
+  {131057, N_("The business account is in maintenance."), N_("It will be retried in a minute.")},
+  {131063, N_("Marketing templates are disabled for this account."), N_("See Meta's dashboard.")},
+  {131064, N_("The messaging limit was reduced because of template classification violations."),
+   N_("It lifts by itself; see Meta's dashboard.")},
+  {132000, N_("The template got the wrong number of parameters."), N_("Check the template's placeholders.")},
+  {132001, N_("The template does not exist in that language or is not approved."),
+   N_("Pick an approved template and language.")},
+  {132005, N_("The translated template text is too long."), N_("Shorten the parameters.")},
+  {132007, N_("The template violates WhatsApp policy."), N_("Edit the template in Meta's dashboard.")},
+  {132012, N_("A template parameter has the wrong format."), N_("Check the parameter types.")},
+  {132015, N_("The template is paused because of low quality."), N_("Edit the template or wait until it is unpaused.")},
+  {132016, N_("The template is permanently disabled."), N_("Create a new template.")},
+  {132018, N_("A template parameter is not valid."), N_("Check the parameter values.")},
+  {133010, N_("The business phone number is not registered on the platform."),
+   N_("Register the number with the Cloud API.")},
+  {137000, N_("The customer's identity key changed."), N_("Confirm the customer's identity before sending.")},
 };
 
 /* Codes whose subcode says more than the code (docs/CLOUD-API.md, Errors:
@@ -264,13 +290,25 @@ typedef struct {
 } SubcodeText;
 
 static const SubcodeText subcode_texts[] = {
-  { 190, 458, { 190, N_("The access token is no longer valid: the app was removed from the user or business that "
-                        "issued it."), N_("Enter a new access token as the account password.") } },
-  { 190, 460, { 190, N_("The access token is no longer valid: the password of the user who issued it was "
-                        "changed."), N_("Enter a new access token as the account password.") } },
-  { 190, 463, { 190, N_("The access token has expired."), N_("Enter a new access token as the account password.") } },
-  { 190, 467, { 190, N_("The access token is no longer valid: it was invalidated (for example, its user logged out "
-                        "or it was revoked)."), N_("Enter a new access token as the account password.") } },
+  {190,
+   458,
+   {190,
+    N_("The access token is no longer valid: the app was removed from the user or business that "
+       "issued it."),
+    N_("Enter a new access token as the account password.")}},
+  {190,
+   460,
+   {190,
+    N_("The access token is no longer valid: the password of the user who issued it was "
+       "changed."),
+    N_("Enter a new access token as the account password.")}},
+  {190, 463, {190, N_("The access token has expired."), N_("Enter a new access token as the account password.")}},
+  {190,
+   467,
+   {190,
+    N_("The access token is no longer valid: it was invalidated (for example, its user logged out "
+       "or it was revoked)."),
+    N_("Enter a new access token as the account password.")}},
 };
 
 static const CodeText *

@@ -27,16 +27,16 @@ typedef enum {
 } WaErrorClass;
 
 typedef struct {
-  int http_status;      /* 0 for webhook errors and network failures */
-  gint64 code;          /* Graph error code; 0 when none was given */
-  gint64 subcode;       /* error_subcode; 0 when absent */
-  char *type;           /* "OAuthException", ... or NULL */
-  char *message;        /* the API's message, or the network failure text */
-  char *title;          /* webhook errors only */
-  char *details;        /* error_data.details */
+  int http_status; /* 0 for webhook errors and network failures */
+  gint64 code;     /* Graph error code; 0 when none was given */
+  gint64 subcode;  /* error_subcode; 0 when absent */
+  char *type;      /* "OAuthException", ... or NULL */
+  char *message;   /* the API's message, or the network failure text */
+  char *title;     /* webhook errors only */
+  char *details;   /* error_data.details */
   char *fbtrace_id;
   gboolean is_transient;
-  gboolean reached;     /* FALSE when the request provably never reached the API */
+  gboolean reached; /* FALSE when the request provably never reached the API */
   WaErrorClass klass;
 } WaGraphError;
 

@@ -110,7 +110,7 @@ http_done(WaHttpResponse *response, gpointer data)
 {
   WaGraphCall *call = data;
   WaGraph *graph = call->graph;
-  WaGraphReply reply = { 0 };
+  WaGraphReply reply = {0};
   g_autoptr(JsonNode) root = NULL;
 
   g_hash_table_remove(graph->calls, call);
@@ -133,12 +133,12 @@ http_done(WaHttpResponse *response, gpointer data)
 }
 
 static WaGraphCall *
-start(WaGraph *graph, const char *method, const char *path, const char *query,
-      const char *body, gsize body_len, WaGraphCallback callback, gpointer data)
+start(WaGraph *graph, const char *method, const char *path, const char *query, const char *body, gsize body_len,
+      WaGraphCallback callback, gpointer data)
 {
   WaGraphCall *call = g_new0(WaGraphCall, 1);
   g_autofree char *url = NULL;
-  WaHttpRequest request = { 0 };
+  WaHttpRequest request = {0};
 
   url = g_strconcat(graph->base_url, "/", path, query != NULL ? "?" : "", query != NULL ? query : "", NULL);
   request.method = method;
@@ -302,8 +302,8 @@ wa_send_result_free(WaSendResult *result)
 }
 
 WaGraphCall *
-wa_graph_send_message(WaGraph *graph, const char *phone_number_id, JsonNode *message,
-                      WaGraphCallback callback, gpointer data)
+wa_graph_send_message(WaGraph *graph, const char *phone_number_id, JsonNode *message, WaGraphCallback callback,
+                      gpointer data)
 {
   g_autofree char *path = g_strconcat(phone_number_id, "/messages", NULL);
   return wa_graph_post_json(graph, path, message, callback, data);

@@ -39,15 +39,14 @@ const char *wa_graph_get_base_url(WaGraph *graph);
 
 /* Generic calls; @path is relative to the base URL ("123/messages"), @query
  * already encoded or NULL. */
-WaGraphCall *wa_graph_get(WaGraph *graph, const char *path, const char *query,
-                          WaGraphCallback callback, gpointer data);
-WaGraphCall *wa_graph_post_json(WaGraph *graph, const char *path, JsonNode *body,
-                                WaGraphCallback callback, gpointer data);
+WaGraphCall *wa_graph_get(WaGraph *graph, const char *path, const char *query, WaGraphCallback callback, gpointer data);
+WaGraphCall *wa_graph_post_json(WaGraph *graph, const char *path, JsonNode *body, WaGraphCallback callback,
+                                gpointer data);
 void wa_graph_cancel(WaGraphCall *call);
 
 /* ---- phone number: GET /{phone-number-id} ---- */
 
-#define WA_PHONE_INFO_FIELDS \
+#define WA_PHONE_INFO_FIELDS                                                  \
   "display_phone_number,verified_name,quality_rating,name_status,throughput," \
   "whatsapp_business_manager_messaging_limit,platform_type,status,account_mode"
 
@@ -68,16 +67,15 @@ WaPhoneInfo *wa_phone_info_from_json(JsonObject *obj);
 void wa_phone_info_free(WaPhoneInfo *info);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaPhoneInfo, wa_phone_info_free)
 
-WaGraphCall *wa_graph_get_phone_number(WaGraph *graph, const char *phone_number_id,
-                                       WaGraphCallback callback, gpointer data);
+WaGraphCall *wa_graph_get_phone_number(WaGraph *graph, const char *phone_number_id, WaGraphCallback callback,
+                                       gpointer data);
 
 /* ---- messages: POST /{phone-number-id}/messages ---- */
 
 /* Builds a text message. @customer is wa_id digits (sent as "to": "+digits")
  * or a BSUID (sent as "recipient"). @callback_data goes into
  * biz_opaque_callback_data (at most 512 characters) when not NULL. */
-JsonNode *wa_message_text_new(const char *customer, const char *body, gboolean preview_url,
-                              const char *callback_data);
+JsonNode *wa_message_text_new(const char *customer, const char *body, gboolean preview_url, const char *callback_data);
 
 typedef struct {
   char *wamid;

@@ -73,8 +73,7 @@ debug_http(void)
   return enabled;
 }
 
-static void
-http_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+static void http_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 
 static void
 http_log(const char *fmt, ...)
@@ -121,8 +120,8 @@ wa_http_redact_url(const char *url)
 
   if (uri == NULL)
     return g_strdup("(unparsable URL)");
-  return g_uri_join(G_URI_FLAGS_ENCODED, g_uri_get_scheme(uri), NULL, g_uri_get_host(uri),
-                    g_uri_get_port(uri), g_uri_get_path(uri), NULL, NULL);
+  return g_uri_join(G_URI_FLAGS_ENCODED, g_uri_get_scheme(uri), NULL, g_uri_get_host(uri), g_uri_get_port(uri),
+                    g_uri_get_path(uri), NULL, NULL);
 }
 
 /* ---- calls ---------------------------------------------------------------- */
@@ -214,7 +213,7 @@ provably_not_sent(CURLcode code, CURL *easy)
 static void
 dispatch(WaHttp *http, WaHttpCall *call)
 {
-  WaHttpResponse response = { 0 };
+  WaHttpResponse response = {0};
   gsize len = call->body->len;
   guint8 *bytes = g_byte_array_free(call->body, FALSE);
 
@@ -235,8 +234,8 @@ dispatch(WaHttp *http, WaHttpCall *call)
     else
       response.error = g_strdup(curl_easy_strerror(call->result));
   }
-  http_log("HTTP %s %s -> %ld%s%s", call->method, call->log_url, response.status,
-           response.error != NULL ? " " : "", response.error != NULL ? response.error : "");
+  http_log("HTTP %s %s -> %ld%s%s", call->method, call->log_url, response.status, response.error != NULL ? " " : "",
+           response.error != NULL ? response.error : "");
   call->callback(&response, call->data);
   g_bytes_unref(response.body);
   g_free(response.error);
@@ -531,9 +530,8 @@ wa_http_start(WaHttp *http, const WaHttpRequest *request, WaHttpCallback callbac
   call->headers = curl_slist_append(call->headers, "Expect:");
   call->headers = curl_slist_append(call->headers, "Accept: application/json");
   if (request->body != NULL) {
-    g_autofree char *ct = g_strconcat("Content-Type: ",
-                                      request->content_type != NULL ? request->content_type : "application/json",
-                                      NULL);
+    g_autofree char *ct =
+      g_strconcat("Content-Type: ", request->content_type != NULL ? request->content_type : "application/json", NULL);
     call->headers = curl_slist_append(call->headers, ct);
     call->body_copy = g_memdup2(request->body, request->body_len);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, call->body_copy);

@@ -20,22 +20,22 @@ typedef struct _WaHttp WaHttp;
 typedef struct _WaHttpCall WaHttpCall;
 
 typedef struct {
-  const char *method;       /* "GET", "POST", "DELETE" */
+  const char *method; /* "GET", "POST", "DELETE" */
   const char *url;
   const char *content_type; /* with a body */
   const char *body;         /* copied; may be NULL */
   gsize body_len;
-  const char *bearer;       /* sent as "Authorization: Bearer ..." when not NULL */
+  const char *bearer; /* sent as "Authorization: Bearer ..." when not NULL */
 } WaHttpRequest;
 
 typedef struct {
-  gboolean completed;   /* an HTTP answer arrived (any status) */
-  gboolean reached;     /* FALSE when the request provably never left this machine */
-  long status;          /* HTTP status; 0 without an answer */
-  GBytes *body;         /* never NULL */
-  GHashTable *headers;  /* lower-case name -> value of the final answer */
-  char *error;          /* transport failure text when !completed */
-  int curl_code;        /* CURLcode */
+  gboolean completed;  /* an HTTP answer arrived (any status) */
+  gboolean reached;    /* FALSE when the request provably never left this machine */
+  long status;         /* HTTP status; 0 without an answer */
+  GBytes *body;        /* never NULL */
+  GHashTable *headers; /* lower-case name -> value of the final answer */
+  char *error;         /* transport failure text when !completed */
+  int curl_code;       /* CURLcode */
 } WaHttpResponse;
 
 /* Called once per call unless the call was cancelled. The response belongs to
@@ -58,8 +58,7 @@ void wa_http_set_max_body(WaHttp *http, gsize max_body);
 
 /* Starts a request. Returns a handle valid until the callback has returned or
  * wa_http_cancel() was called. */
-WaHttpCall *wa_http_start(WaHttp *http, const WaHttpRequest *request,
-                          WaHttpCallback callback, gpointer data);
+WaHttpCall *wa_http_start(WaHttp *http, const WaHttpRequest *request, WaHttpCallback callback, gpointer data);
 /* The callback will not be called. */
 void wa_http_cancel(WaHttpCall *call);
 /* Number of calls in flight. */

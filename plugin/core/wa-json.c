@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-G_DEFINE_QUARK(wa-json-error-quark, wa_json_error)
+G_DEFINE_QUARK(wa - json - error - quark, wa_json_error)
 
 /* The value of the \u escape whose four hex digits start at @p (@end is the
  * end of the data), or -1 when they are not four hex digits. */
@@ -72,9 +72,8 @@ escape_acceptable(const char *data, gsize len, gsize *i, char **fixed)
 
     if (value < 0)
       return FALSE;
-    low = value >= 0xD800 && value <= 0xDBFF && end - p >= 12 && p[6] == '\\' && p[7] == 'u'
-            ? escape_value(p + 8, end)
-            : -1;
+    low = value >= 0xD800 && value <= 0xDBFF && end - p >= 12 && p[6] == '\\' && p[7] == 'u' ? escape_value(p + 8, end)
+                                                                                             : -1;
     if (low >= 0xDC00 && low <= 0xDFFF)
       *i += 6; /* a pair */
     else if (value >= 0xD800 && value <= 0xDFFF)
@@ -133,8 +132,7 @@ json_scan(const char *data, gsize len, guint max_depth, gboolean *acceptable, ch
       if (depth == 0 && started)
         valid = FALSE;
       if (++depth > max_depth) {
-        g_set_error(error, WA_JSON_ERROR, WA_JSON_ERROR_TOO_DEEP,
-                    "JSON nested deeper than %u levels", max_depth);
+        g_set_error(error, WA_JSON_ERROR, WA_JSON_ERROR_TOO_DEEP, "JSON nested deeper than %u levels", max_depth);
         return FALSE;
       }
       break;
@@ -220,8 +218,7 @@ wa_json_parse(const char *data, gsize len, GError **error)
     return NULL;
   }
   if (!numbers_finite(root)) {
-    g_set_error_literal(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID,
-                        "invalid JSON: a number out of range");
+    g_set_error_literal(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID, "invalid JSON: a number out of range");
     return NULL;
   }
   return json_node_ref(root);
@@ -234,8 +231,7 @@ wa_json_parse_object(const char *data, gsize len, GError **error)
 
   if (root != NULL && !JSON_NODE_HOLDS_OBJECT(root)) {
     json_node_unref(root);
-    g_set_error_literal(error, WA_JSON_ERROR, WA_JSON_ERROR_NOT_OBJECT,
-                        "JSON document is not an object");
+    g_set_error_literal(error, WA_JSON_ERROR, WA_JSON_ERROR_NOT_OBJECT, "JSON document is not an object");
     return NULL;
   }
   return root;

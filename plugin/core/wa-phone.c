@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-G_DEFINE_QUARK(wa-phone-error-quark, wa_phone_error)
+G_DEFINE_QUARK(wa - phone - error - quark, wa_phone_error)
 
 gboolean
 wa_id_is_bsuid(const char *id)
@@ -82,7 +82,8 @@ wa_phone_normalize(const char *input, const char *default_cc, GError **error)
   } else if (!plus && digits->str[0] == '0') {
     if (!wa_country_code_is_valid(default_cc)) {
       g_set_error(error, WA_PHONE_ERROR, WA_PHONE_ERROR_NEEDS_COUNTRY,
-                  _("“%s” is a national number: type it with + and the country code, or set the default country code in the account settings."),
+                  _("“%s” is a national number: type it with + and the country code, or set the default country code "
+                    "in the account settings."),
                   input);
       return NULL;
     }

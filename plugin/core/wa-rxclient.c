@@ -13,7 +13,7 @@
 #include "wa-json.h"
 #include "wa-rxline.h"
 
-G_DEFINE_QUARK(wa-rxclient-error-quark, wa_rxclient_error)
+G_DEFINE_QUARK(wa - rxclient - error - quark, wa_rxclient_error)
 
 struct _WaRxclient {
   WaLoop *loop;
@@ -29,8 +29,8 @@ struct _WaRxclient {
   guint write_watch;
   WaRxlineBuf *in;
   GByteArray *out;
-  GQueue pending;            /* verbs (static strings) awaiting OK/ERR, in order */
-  JsonObject *registered;    /* REGISTER's answer */
+  GQueue pending;         /* verbs (static strings) awaiting OK/ERR, in order */
+  JsonObject *registered; /* REGISTER's answer */
   gboolean subscribed;
 };
 
@@ -38,8 +38,8 @@ static void on_readable(gpointer data, int fd, WaIoCondition cond);
 static void on_writable(gpointer data, int fd, WaIoCondition cond);
 
 WaRxclient *
-wa_rxclient_new(WaLoop *loop, const char *socket_path, const char *client_name,
-                JsonObject *registration, const WaRxclientEvents *events, gpointer user)
+wa_rxclient_new(WaLoop *loop, const char *socket_path, const char *client_name, JsonObject *registration,
+                const WaRxclientEvents *events, gpointer user)
 {
   WaRxclient *client = g_new0(WaRxclient, 1);
   g_autoptr(JsonNode) copy = NULL;
@@ -111,8 +111,7 @@ wa_rxclient_is_connected(WaRxclient *client)
 
 /* Ends the connection and tells the owner, who may free the client: callers
  * return at once afterwards. */
-static void
-fail(WaRxclient *client, WaRxclientError code, const char *err_code, const char *fmt, ...)
+static void fail(WaRxclient *client, WaRxclientError code, const char *err_code, const char *fmt, ...)
   G_GNUC_PRINTF(4, 5);
 
 static void
@@ -135,21 +134,19 @@ queue_line(WaRxclient *client, const char *verb, JsonObject *payload)
   g_autofree char *line = wa_rxline_format(verb, payload);
 
   g_byte_array_append(client->out, (const guint8 *) line, (guint) strlen(line));
-  if (g_strcmp0(verb, "ACK") == 0 || g_strcmp0(verb, "HELLO") == 0 ||
-      g_strcmp0(verb, "REGISTER") == 0 || g_strcmp0(verb, "SUBSCRIBE") == 0)
+  if (g_strcmp0(verb, "ACK") == 0 || g_strcmp0(verb, "HELLO") == 0 || g_strcmp0(verb, "REGISTER") == 0 ||
+      g_strcmp0(verb, "SUBSCRIBE") == 0)
     g_queue_push_tail(&client->pending, (gpointer) g_intern_string(verb));
   if (client->write_watch == 0)
     client->write_watch = wa_loop_input_add(client->loop, client->fd, WA_IO_WRITE, on_writable, client);
 }
 
 gboolean
-wa_rxclient_check_peer(const char *dir_name, const struct stat *dir, uid_t peer_uid, uid_t uid,
-                       GError **error)
+wa_rxclient_check_peer(const char *dir_name, const struct stat *dir, uid_t peer_uid, uid_t uid, GError **error)
 {
   if (!S_ISDIR(dir->st_mode) || dir->st_uid != uid) {
     g_set_error(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_PEER,
-                "the receiver's directory %s belongs to another user (uid %u)", dir_name,
-                (guint) dir->st_uid);
+                "the receiver's directory %s belongs to another user (uid %u)", dir_name, (guint) dir->st_uid);
     return FALSE;
   }
   if ((dir->st_mode & 077) != 0) {
@@ -176,8 +173,7 @@ peer_trusted(WaRxclient *client, int fd, GError **error)
   struct stat dir;
 
   if (stat(dir_name, &dir) != 0) {
-    g_set_error(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_PEER, "cannot check %s: %s", dir_name,
-                g_strerror(errno));
+    g_set_error(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_PEER, "cannot check %s: %s", dir_name, g_strerror(errno));
     return FALSE;
   }
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred)
@@ -325,8 +321,7 @@ handle_line(WaRxclient *client, const char *line, gsize len)
   JsonObject *payload;
 
   if (!wa_rxline_parse(line, len, &verb, &node, &error)) {
-    fail(client, WA_RXCLIENT_ERROR_PROTOCOL, NULL, "the receiver sent a line we cannot read: %s",
-         error->message);
+    fail(client, WA_RXCLIENT_ERROR_PROTOCOL, NULL, "the receiver sent a line we cannot read: %s", error->message);
     return FALSE;
   }
   payload = node != NULL ? json_node_get_object(node) : NULL;
@@ -341,8 +336,7 @@ handle_line(WaRxclient *client, const char *line, gsize len)
     return TRUE;
   }
   if (g_str_equal(verb, "NOTICE")) {
-    client->events.notice(client->user, wa_json_get_string(payload, "code"),
-                          wa_json_get_string(payload, "message"));
+    client->events.notice(client->user, wa_json_get_string(payload, "code"), wa_json_get_string(payload, "message"));
     return TRUE;
   }
   if (g_str_equal(verb, "ERR")) {

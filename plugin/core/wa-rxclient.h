@@ -58,9 +58,8 @@ typedef struct {
 } WaRxclientEvents;
 
 /* @registration is the REGISTER payload (copied). */
-WaRxclient *wa_rxclient_new(WaLoop *loop, const char *socket_path, const char *client_name,
-                            JsonObject *registration, const WaRxclientEvents *events,
-                            gpointer user);
+WaRxclient *wa_rxclient_new(WaLoop *loop, const char *socket_path, const char *client_name, JsonObject *registration,
+                            const WaRxclientEvents *events, gpointer user);
 void wa_rxclient_free(WaRxclient *client);
 
 /* Connects and sends HELLO, REGISTER and SUBSCRIBE. FALSE with @error

@@ -9,7 +9,7 @@
 
 #include "wa-json.h"
 
-G_DEFINE_QUARK(wa-rxline-error-quark, wa_rxline_error)
+G_DEFINE_QUARK(wa - rxline - error - quark, wa_rxline_error)
 
 struct _WaRxlineBuf {
   GByteArray *data;
@@ -68,8 +68,8 @@ wa_rxline_parse(const char *line, gsize len, char **verb, JsonNode **payload, GE
   if (space != NULL) {
     node = wa_json_parse_object(space + 1, len - verb_len - 1, &local);
     if (node == NULL) {
-      g_set_error(error, WA_RXLINE_ERROR, WA_RXLINE_ERROR_SYNTAX, "payload of %.*s: %s",
-                  (int) verb_len, line, local->message);
+      g_set_error(error, WA_RXLINE_ERROR, WA_RXLINE_ERROR_SYNTAX, "payload of %.*s: %s", (int) verb_len, line,
+                  local->message);
       return FALSE;
     }
   }
@@ -110,8 +110,8 @@ wa_rxline_buf_append(WaRxlineBuf *buf, const void *data, gsize len, GError **err
   nl = memrchr(data, '\n', len);
   buf->tail = nl != NULL ? len - (gsize) (nl - (const guint8 *) data) - 1 : buf->tail + len;
   if (buf->tail >= WA_RXLINE_MAX) {
-    g_set_error(error, WA_RXLINE_ERROR, WA_RXLINE_ERROR_TOO_LONG,
-                "peer sent more than %u bytes without a line end", WA_RXLINE_MAX);
+    g_set_error(error, WA_RXLINE_ERROR, WA_RXLINE_ERROR_TOO_LONG, "peer sent more than %u bytes without a line end",
+                WA_RXLINE_MAX);
     return FALSE;
   }
   g_byte_array_append(buf->data, data, (guint) len);

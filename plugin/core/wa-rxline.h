@@ -35,8 +35,7 @@ char *wa_rxline_format(const char *verb, JsonObject *payload);
  * error). On success *@verb is a new string and *@payload a new object node
  * (NULL when the line had no payload); on failure both are NULL and @error is
  * set in WA_RXLINE_ERROR. The payload is depth-limited like every JSON input. */
-gboolean wa_rxline_parse(const char *line, gsize len, char **verb, JsonNode **payload,
-                         GError **error);
+gboolean wa_rxline_parse(const char *line, gsize len, char **verb, JsonNode **payload, GError **error);
 
 /* Splits a byte stream into lines. */
 typedef struct _WaRxlineBuf WaRxlineBuf;

@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-G_DEFINE_QUARK(wa-seal-error-quark, wa_seal_error)
+G_DEFINE_QUARK(wa - seal - error - quark, wa_seal_error)
 
 gboolean
 wa_sodium_init(GError **error)
@@ -89,8 +89,8 @@ wa_seal_public_key_decode(const char *base64, guint8 out[WA_SEAL_PUBLIC_KEY_BYTE
       sodium_base642bin(out, WA_SEAL_PUBLIC_KEY_BYTES, base64, strlen(base64), NULL, &len, NULL,
                         sodium_base64_VARIANT_ORIGINAL) != 0 ||
       len != WA_SEAL_PUBLIC_KEY_BYTES) {
-    g_set_error(error, WA_SEAL_ERROR, WA_SEAL_ERROR_KEY,
-                "a public key must be %d bytes in standard base64", WA_SEAL_PUBLIC_KEY_BYTES);
+    g_set_error(error, WA_SEAL_ERROR, WA_SEAL_ERROR_KEY, "a public key must be %d bytes in standard base64",
+                WA_SEAL_PUBLIC_KEY_BYTES);
     return FALSE;
   }
   return TRUE;

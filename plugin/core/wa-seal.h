@@ -21,10 +21,10 @@ G_BEGIN_DECLS
 GQuark wa_seal_error_quark(void);
 
 typedef enum {
-  WA_SEAL_ERROR_INIT,    /* sodium_init() failed */
-  WA_SEAL_ERROR_KEY,     /* a key of the wrong length or encoding */
-  WA_SEAL_ERROR_OPEN,    /* not sealed to this key pair, or tampered with */
-  WA_SEAL_ERROR_FORMAT,  /* not valid base64, or too short to be sealed */
+  WA_SEAL_ERROR_INIT,   /* sodium_init() failed */
+  WA_SEAL_ERROR_KEY,    /* a key of the wrong length or encoding */
+  WA_SEAL_ERROR_OPEN,   /* not sealed to this key pair, or tampered with */
+  WA_SEAL_ERROR_FORMAT, /* not valid base64, or too short to be sealed */
 } WaSealError;
 
 /* Calls sodium_init() once per process; FALSE with @error if it fails. */
@@ -45,8 +45,7 @@ void wa_keypair_free(WaKeyPair *pair);
 /* The public key as base64 (newly allocated). */
 char *wa_keypair_public_base64(const WaKeyPair *pair);
 /* Decodes a base64 public key into @out; FALSE with @error (KEY) otherwise. */
-gboolean wa_seal_public_key_decode(const char *base64, guint8 out[WA_SEAL_PUBLIC_KEY_BYTES],
-                                   GError **error);
+gboolean wa_seal_public_key_decode(const char *base64, guint8 out[WA_SEAL_PUBLIC_KEY_BYTES], GError **error);
 
 /* Seals @len bytes of @plain to @public_key; returns the sealed bytes, or
  * NULL when libsodium cannot start or the key is unusable (a low-order point

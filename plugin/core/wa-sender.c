@@ -20,11 +20,11 @@ typedef struct {
 typedef struct {
   WaSender *sender;
   char *to;
-  GQueue items;       /* Outgoing* in order */
-  gboolean marking;   /* the head's SENDING is being recorded */
-  WaGraphCall *call;  /* the one request in flight */
+  GQueue items;      /* Outgoing* in order */
+  gboolean marking;  /* the head's SENDING is being recorded */
+  WaGraphCall *call; /* the one request in flight */
   guint retry_timer;
-  guint attempts;     /* consecutive retries of the head item */
+  guint attempts; /* consecutive retries of the head item */
 } CustomerQueue;
 
 typedef enum {
@@ -51,17 +51,17 @@ typedef struct {
 
 struct _WaSender {
   WaGraph *graph;
-  WaStore *store;     /* NULL once detached */
+  WaStore *store; /* NULL once detached */
   WaLoop *loop;
   char *pnid;
   WaSenderEvents events;
   gpointer user;
   WaSenderConfig config;
-  GHashTable *queues; /* to -> CustomerQueue* */
-  GHashTable *jobs;   /* StoreJob* waiting for the store */
+  GHashTable *queues;         /* to -> CustomerQueue* */
+  GHashTable *jobs;           /* StoreJob* waiting for the store */
   WaSenderIdFunc not_started; /* after detaching: entries provably not sent */
   gpointer not_started_data;
-  guint store_retry;  /* timer after store_failed */
+  guint store_retry; /* timer after store_failed */
   gboolean paused;
   gboolean restoring;
 };
@@ -123,8 +123,8 @@ job_answered(StoreJob *job)
 }
 
 WaSender *
-wa_sender_new(WaGraph *graph, WaStore *store, WaLoop *loop, const char *phone_number_id,
-              const WaSenderEvents *events, gpointer user)
+wa_sender_new(WaGraph *graph, WaStore *store, WaLoop *loop, const char *phone_number_id, const WaSenderEvents *events,
+              gpointer user)
 {
   WaSender *sender = g_new0(WaSender, 1);
 
@@ -258,7 +258,10 @@ record(WaSender *sender, guint64 id, WaStoreOutboxState state, const char *wamid
        gint64 next_attempt)
 {
   WaStoreOutboxChange change = {
-    .state = state, .wamid = wamid, .error_text = error_text, .next_attempt = next_attempt,
+    .state = state,
+    .wamid = wamid,
+    .error_text = error_text,
+    .next_attempt = next_attempt,
   };
   StoreJob *job;
 
@@ -463,8 +466,8 @@ marked_cb(const WaStoreOutbox *entry, const GError *error, gpointer data)
   } else if (error != NULL) {
     /* not recorded: not sent; everything waits for the store */
     if (sender->store_retry == 0)
-      sender->store_retry = wa_loop_timeout_add(sender->loop, sender->config.backoff_base_ms, store_retry_fired,
-                                                sender);
+      sender->store_retry =
+        wa_loop_timeout_add(sender->loop, sender->config.backoff_base_ms, store_retry_fired, sender);
     if (sender->events.store_failed != NULL)
       sender->events.store_failed(sender->user, error);
   } else if (sender->paused) {
@@ -482,7 +485,7 @@ pump(CustomerQueue *q)
   WaSender *sender;
   Outgoing *head;
   StoreJob *job;
-  WaStoreOutboxChange change = { .state = WA_STORE_OUTBOX_SENDING };
+  WaStoreOutboxChange change = {.state = WA_STORE_OUTBOX_SENDING};
 
   if (q == NULL || q->call != NULL || q->marking || q->retry_timer != 0)
     return;
@@ -552,10 +555,9 @@ wa_sender_enqueue_text(WaSender *sender, const char *customer_id, const char *to
 }
 
 void
-wa_sender_resend(WaSender *sender, const WaStoreOutbox *entry, const char *to, WaSenderQueuedFunc queued,
-                 gpointer data)
+wa_sender_resend(WaSender *sender, const WaStoreOutbox *entry, const char *to, WaSenderQueuedFunc queued, gpointer data)
 {
-  WaStoreOutboxChange change = { .state = WA_STORE_OUTBOX_QUEUED };
+  WaStoreOutboxChange change = {.state = WA_STORE_OUTBOX_QUEUED};
   StoreJob *job;
 
   g_return_if_fail(entry != NULL && to != NULL);
@@ -576,8 +578,7 @@ restore_customers_cb(GPtrArray *customers, const GError *error, gpointer data)
   StoreJob *job = data;
   WaSender *sender = job->sender;
   g_autoptr(GHashTable) address = g_hash_table_new(g_str_hash, g_str_equal);
-  g_autoptr(GHashTable) fronts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                                       (GDestroyNotify) g_queue_free);
+  g_autoptr(GHashTable) fronts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_queue_free);
   GHashTableIter iter;
   gpointer key, value;
   guint restored = 0;

@@ -51,8 +51,8 @@ typedef struct {
 } WaSenderEvents;
 
 typedef struct {
-  guint backoff_base_ms;  /* first retry delay (default 1000) */
-  guint backoff_max_ms;   /* cap (default 60000) */
+  guint backoff_base_ms; /* first retry delay (default 1000) */
+  guint backoff_max_ms;  /* cap (default 60000) */
 } WaSenderConfig;
 
 /* @store must be unlocked (requests may be queued right after the unlock)

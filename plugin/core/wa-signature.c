@@ -8,7 +8,7 @@
 #include <sodium.h>
 #include <string.h>
 
-G_DEFINE_QUARK(wa-signature-error-quark, wa_signature_error)
+G_DEFINE_QUARK(wa - signature - error - quark, wa_signature_error)
 
 #define PREFIX "sha256="
 #define PREFIX_LEN (sizeof PREFIX - 1)
@@ -45,8 +45,7 @@ hmac(const guint8 *body, gsize len, const char *secret, guint8 mac[crypto_auth_h
 }
 
 gboolean
-wa_signature_check(const char *header_value, const guint8 *body, gsize len,
-                   const char *app_secret, GError **error)
+wa_signature_check(const char *header_value, const guint8 *body, gsize len, const char *app_secret, GError **error)
 {
   guint8 expected[crypto_auth_hmacsha256_BYTES];
   guint8 given[crypto_auth_hmacsha256_BYTES];
@@ -58,8 +57,7 @@ wa_signature_check(const char *header_value, const guint8 *body, gsize len,
   g_return_val_if_fail(body != NULL || len == 0, FALSE);
 
   if (app_secret == NULL || *app_secret == '\0') {
-    g_set_error_literal(error, WA_SIGNATURE_ERROR, WA_SIGNATURE_ERROR_NO_SECRET,
-                        "no app secret is configured");
+    g_set_error_literal(error, WA_SIGNATURE_ERROR, WA_SIGNATURE_ERROR_NO_SECRET, "no app secret is configured");
     return FALSE;
   }
   if (header_value == NULL) {
@@ -84,17 +82,15 @@ wa_signature_check(const char *header_value, const guint8 *body, gsize len,
   }
   hex = header_value + PREFIX_LEN;
   hex_len -= PREFIX_LEN;
-  if (hex_len != HEX_LEN ||
-      sodium_hex2bin(given, sizeof given, hex, hex_len, NULL, &bin_len, NULL) != 0 ||
+  if (hex_len != HEX_LEN || sodium_hex2bin(given, sizeof given, hex, hex_len, NULL, &bin_len, NULL) != 0 ||
       bin_len != sizeof given) {
-    g_set_error(error, WA_SIGNATURE_ERROR, WA_SIGNATURE_ERROR_MALFORMED,
-                "the signature is not %u hexadecimal digits", (guint) HEX_LEN);
+    g_set_error(error, WA_SIGNATURE_ERROR, WA_SIGNATURE_ERROR_MALFORMED, "the signature is not %u hexadecimal digits",
+                (guint) HEX_LEN);
     return FALSE;
   }
   if (!hmac(body, len, app_secret, expected)) {
     /* fail closed */
-    g_set_error_literal(error, WA_SIGNATURE_ERROR, WA_SIGNATURE_ERROR_MISMATCH,
-                        "libsodium could not be initialised");
+    g_set_error_literal(error, WA_SIGNATURE_ERROR, WA_SIGNATURE_ERROR_MISMATCH, "libsodium could not be initialised");
     return FALSE;
   }
   match = sodium_memcmp(expected, given, sizeof expected) == 0;

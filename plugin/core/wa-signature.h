@@ -29,8 +29,8 @@ typedef enum {
  * surrounding blanks are ignored. @body may contain NUL bytes; it may be NULL
  * only when @len is 0. @app_secret is a NUL-terminated string of any length.
  * Returns TRUE when the signature matches; otherwise FALSE with @error set. */
-gboolean wa_signature_check(const char *header_value, const guint8 *body, gsize len,
-                            const char *app_secret, GError **error);
+gboolean wa_signature_check(const char *header_value, const guint8 *body, gsize len, const char *app_secret,
+                            GError **error);
 
 /* "sha256=<64 lowercase hex digits>" for @body under @app_secret, as Meta would
  * send it. Newly allocated (g_free); NULL when @app_secret is NULL or empty. */

@@ -19,11 +19,8 @@ int
 wa_sqlite_setup(sqlite3 *db)
 {
   static const char *const setup[] = {
-    "PRAGMA locking_mode = EXCLUSIVE",
-    "PRAGMA synchronous = FULL",
-    "PRAGMA wal_autocheckpoint = 0",
-    "PRAGMA trusted_schema = OFF",
-    "PRAGMA secure_delete = ON",
+    "PRAGMA locking_mode = EXCLUSIVE", "PRAGMA synchronous = FULL", "PRAGMA wal_autocheckpoint = 0",
+    "PRAGMA trusted_schema = OFF",     "PRAGMA secure_delete = ON",
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS(setup); i++) {

@@ -43,8 +43,8 @@ customer_from_row(WaStore *store, sqlite3_stmt *stmt)
 WaStoreCustomer *
 wa_store_read_customer(WaStore *store, const char *customer_id, GError **error)
 {
-  sqlite3_stmt *stmt = wa_store_sql(store, error, "SELECT " CUSTOMER_COLUMNS " FROM customers WHERE id = ?1", "t",
-                                    customer_id);
+  sqlite3_stmt *stmt =
+    wa_store_sql(store, error, "SELECT " CUSTOMER_COLUMNS " FROM customers WHERE id = ?1", "t", customer_id);
   WaStoreCustomer *customer = NULL;
   int rc;
 
@@ -173,9 +173,8 @@ gboolean
 wa_store_raise_newest_inbound(WaStore *store, const char *customer_id, gint64 timestamp, gboolean *moved,
                               GError **error)
 {
-  if (!wa_store_sql_exec(store, error,
-                         "UPDATE customers SET newest_inbound = ?2 WHERE id = ?1 AND newest_inbound < ?2", "ti",
-                         customer_id, timestamp))
+  if (!wa_store_sql_exec(store, error, "UPDATE customers SET newest_inbound = ?2 WHERE id = ?1 AND newest_inbound < ?2",
+                         "ti", customer_id, timestamp))
     return FALSE;
   if (sqlite3_changes(store->db) > 0)
     *moved = TRUE;
@@ -407,8 +406,8 @@ static gboolean
 run_list(WaStore *store, Request *req, GError **error)
 {
   CustomerRequest *cr = (CustomerRequest *) req;
-  sqlite3_stmt *stmt = wa_store_sql(store, error, "SELECT " CUSTOMER_COLUMNS " FROM customers ORDER BY created, rowid",
-                                    NULL);
+  sqlite3_stmt *stmt =
+    wa_store_sql(store, error, "SELECT " CUSTOMER_COLUMNS " FROM customers ORDER BY created, rowid", NULL);
   int rc;
 
   if (stmt == NULL)
@@ -423,28 +422,52 @@ run_list(WaStore *store, Request *req, GError **error)
 }
 
 static const RequestClass ensure_class = {
-  .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(CustomerRequest),
-  .run = run_ensure, .answer = answer_customer_update, .finalize = finalize_customer,
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(CustomerRequest),
+  .run = run_ensure,
+  .answer = answer_customer_update,
+  .finalize = finalize_customer,
 };
 static const RequestClass set_name_class = {
-  .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(CustomerRequest),
-  .run = run_set_name, .answer = answer_customer_update, .finalize = finalize_customer,
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(CustomerRequest),
+  .run = run_set_name,
+  .answer = answer_customer_update,
+  .finalize = finalize_customer,
 };
 static const RequestClass set_newest_class = {
-  .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(CustomerRequest),
-  .run = run_set_newest, .answer = answer_customer_update, .finalize = finalize_customer,
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(CustomerRequest),
+  .run = run_set_newest,
+  .answer = answer_customer_update,
+  .finalize = finalize_customer,
 };
 static const RequestClass get_class = {
-  .mode = MODE_READ, .needs_key = TRUE, .size = sizeof(CustomerRequest),
-  .run = run_get, .answer = answer_customer, .finalize = finalize_customer,
+  .mode = MODE_READ,
+  .needs_key = TRUE,
+  .size = sizeof(CustomerRequest),
+  .run = run_get,
+  .answer = answer_customer,
+  .finalize = finalize_customer,
 };
 static const RequestClass lookup_class = {
-  .mode = MODE_READ, .needs_key = TRUE, .size = sizeof(CustomerRequest),
-  .run = run_lookup, .answer = answer_customer, .finalize = finalize_customer,
+  .mode = MODE_READ,
+  .needs_key = TRUE,
+  .size = sizeof(CustomerRequest),
+  .run = run_lookup,
+  .answer = answer_customer,
+  .finalize = finalize_customer,
 };
 static const RequestClass list_class = {
-  .mode = MODE_READ, .needs_key = TRUE, .size = sizeof(CustomerRequest),
-  .run = run_list, .answer = answer_customers, .finalize = finalize_customer,
+  .mode = MODE_READ,
+  .needs_key = TRUE,
+  .size = sizeof(CustomerRequest),
+  .run = run_list,
+  .answer = answer_customers,
+  .finalize = finalize_customer,
 };
 
 static CustomerRequest *
@@ -472,8 +495,8 @@ wa_store_customer_ensure(WaStore *store, const char *wa_id, const char *bsuid, c
 }
 
 void
-wa_store_customer_set_name(WaStore *store, const char *customer_id, const char *name,
-                           WaStoreCustomerUpdateFunc done, gpointer data)
+wa_store_customer_set_name(WaStore *store, const char *customer_id, const char *name, WaStoreCustomerUpdateFunc done,
+                           gpointer data)
 {
   CustomerRequest *cr;
 
@@ -503,8 +526,7 @@ wa_store_customer_get(WaStore *store, const char *customer_id, WaStoreCustomerFu
 }
 
 void
-wa_store_customer_lookup(WaStore *store, const char *wa_id, const char *bsuid, WaStoreCustomerFunc done,
-                         gpointer data)
+wa_store_customer_lookup(WaStore *store, const char *wa_id, const char *bsuid, WaStoreCustomerFunc done, gpointer data)
 {
   CustomerRequest *cr;
 

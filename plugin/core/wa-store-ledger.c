@@ -62,9 +62,8 @@ consent_from_row(WaStore *store, sqlite3_stmt *stmt)
   consent->scope = wa_store_col_text(stmt, 3);
   consent->source = wa_store_col_text(stmt, 4);
   consent->at = sqlite3_column_int64(stmt, 6);
-  key = consent->id != NULL && consent->customer_id != NULL
-          ? wa_store_customer_key(store, consent->customer_id, NULL)
-          : NULL;
+  key = consent->id != NULL && consent->customer_id != NULL ? wa_store_customer_key(store, consent->customer_id, NULL)
+                                                            : NULL;
   if (key == NULL)
     consent->tampered = TRUE;
   else
@@ -324,12 +323,20 @@ answer_audit(Request *req)
 }
 
 static const RequestClass audit_append_class = {
-  .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(LedgerRequest),
-  .run = run_audit_append, .answer = answer_ledger_done, .finalize = finalize_ledger,
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(LedgerRequest),
+  .run = run_audit_append,
+  .answer = answer_ledger_done,
+  .finalize = finalize_ledger,
 };
 static const RequestClass audit_verify_class = {
-  .mode = MODE_READ, .needs_key = TRUE, .size = sizeof(LedgerRequest),
-  .run = run_audit_verify, .answer = answer_audit, .finalize = finalize_ledger,
+  .mode = MODE_READ,
+  .needs_key = TRUE,
+  .size = sizeof(LedgerRequest),
+  .run = run_audit_verify,
+  .answer = answer_audit,
+  .finalize = finalize_ledger,
 };
 
 void
@@ -418,12 +425,20 @@ answer_consent(Request *req)
 }
 
 static const RequestClass consent_record_class = {
-  .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(LedgerRequest),
-  .run = run_consent_record, .answer = answer_ledger_done, .finalize = finalize_ledger,
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(LedgerRequest),
+  .run = run_consent_record,
+  .answer = answer_ledger_done,
+  .finalize = finalize_ledger,
 };
 static const RequestClass consent_latest_class = {
-  .mode = MODE_READ, .needs_key = TRUE, .size = sizeof(LedgerRequest),
-  .run = run_consent_latest, .answer = answer_consent, .finalize = finalize_ledger,
+  .mode = MODE_READ,
+  .needs_key = TRUE,
+  .size = sizeof(LedgerRequest),
+  .run = run_consent_latest,
+  .answer = answer_consent,
+  .finalize = finalize_ledger,
 };
 
 void
@@ -524,12 +539,20 @@ answer_suppressed(Request *req)
 }
 
 static const RequestClass suppress_class = {
-  .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(LedgerRequest),
-  .run = run_suppress, .answer = answer_ledger_done, .finalize = finalize_ledger,
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(LedgerRequest),
+  .run = run_suppress,
+  .answer = answer_ledger_done,
+  .finalize = finalize_ledger,
 };
 static const RequestClass is_suppressed_class = {
-  .mode = MODE_READ, .needs_key = TRUE, .size = sizeof(LedgerRequest),
-  .run = run_is_suppressed, .answer = answer_suppressed, .finalize = finalize_ledger,
+  .mode = MODE_READ,
+  .needs_key = TRUE,
+  .size = sizeof(LedgerRequest),
+  .run = run_is_suppressed,
+  .answer = answer_suppressed,
+  .finalize = finalize_ledger,
 };
 
 void
@@ -636,8 +659,7 @@ export_message(WaStore *store, JsonBuilder *builder, sqlite3_stmt *stmt, const c
 {
   g_autoptr(WaStoreMessage) message = wa_store_read_message(store, stmt);
   const WaKey *key = wa_store_customer_key(store, customer_id, NULL);
-  char *raw = key != NULL ? wa_store_open_col(key, "messages", "raw", message->id, stmt, 13, &message->tampered)
-                          : NULL;
+  char *raw = key != NULL ? wa_store_open_col(key, "messages", "raw", message->id, stmt, 13, &message->tampered) : NULL;
 
   add_string(builder, "id", message->id);
   add_string(builder, "direction", direction_name(message->direction));
@@ -746,15 +768,15 @@ run_export(WaStore *store, Request *req, GError **error)
                    "ON m.id = o.message_id WHERE o.customer_id = ?1 ORDER BY o.rowid",
                    customer->id, export_outbox_entry, error) ||
       !export_rows(store, builder, "consent",
-                   "SELECT " CONSENT_COLUMNS " FROM consent WHERE customer_id = ?1 ORDER BY seq",
-                   customer->id, export_consent_row, error) ||
+                   "SELECT " CONSENT_COLUMNS " FROM consent WHERE customer_id = ?1 ORDER BY seq", customer->id,
+                   export_consent_row, error) ||
       !export_settings(store, builder, customer->id, error))
     return FALSE;
   /* this export is itself in the audit log, and so in the export */
   if (!wa_store_audit_row(store, req->now, "customer.exported", customer->id, NULL, error) ||
       !export_rows(store, builder, "audit",
-                   "SELECT seq, at, action, detail FROM audit WHERE customer_id = ?1 ORDER BY seq",
-                   customer->id, export_audit_row, error))
+                   "SELECT seq, at, action, detail FROM audit WHERE customer_id = ?1 ORDER BY seq", customer->id,
+                   export_audit_row, error))
     return FALSE;
   json_builder_end_object(builder);
   root = json_builder_get_root(builder);
@@ -775,8 +797,12 @@ answer_export(Request *req)
 }
 
 static const RequestClass export_class = {
-  .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(LedgerRequest),
-  .run = run_export, .answer = answer_export, .finalize = finalize_ledger,
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(LedgerRequest),
+  .run = run_export,
+  .answer = answer_export,
+  .finalize = finalize_ledger,
 };
 
 void
@@ -823,8 +849,12 @@ run_erase(WaStore *store, Request *req, GError **error)
 }
 
 static const RequestClass erase_class = {
-  .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(LedgerRequest),
-  .run = run_erase, .answer = answer_ledger_done, .finalize = finalize_ledger,
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(LedgerRequest),
+  .run = run_erase,
+  .answer = answer_ledger_done,
+  .finalize = finalize_ledger,
 };
 
 void
@@ -871,8 +901,12 @@ answer_count(Request *req)
 }
 
 static const RequestClass retention_class = {
-  .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(LedgerRequest),
-  .run = run_retention, .answer = answer_count, .finalize = finalize_ledger,
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(LedgerRequest),
+  .run = run_retention,
+  .answer = answer_count,
+  .finalize = finalize_ledger,
 };
 
 void

@@ -153,8 +153,8 @@ typedef struct {
   gboolean has_wamid;               /* the message knows its wamid already */
   gint64 outbox_id;                 /* the message's outbox entry, or 0 */
   gboolean found_outbox;
-  gint64 outbox_state;              /* when found_outbox */
-  gboolean went_after_all;          /* it FAILED here, but the status says it went */
+  gint64 outbox_state;     /* when found_outbox */
+  gboolean went_after_all; /* it FAILED here, but the status says it went */
 } StatusTarget;
 
 static void
@@ -241,15 +241,14 @@ status_record_wamid(WaStore *store, const MessageRequest *mr, const StatusTarget
 static gboolean
 status_read_outbox(WaStore *store, const MessageRequest *mr, StatusTarget *target, GError **error)
 {
-  if (target->outbox_id != 0 &&
-      !wa_store_sql_int(store, &target->outbox_state, &target->found_outbox, error,
-                        "SELECT state FROM outbox WHERE id = ?1", "i", target->outbox_id))
+  if (target->outbox_id != 0 && !wa_store_sql_int(store, &target->outbox_state, &target->found_outbox, error,
+                                                  "SELECT state FROM outbox WHERE id = ?1", "i", target->outbox_id))
     return FALSE;
   /* an entry FAILED here, not by the API: the agent dropped it when its
    * answer was lost (the API never sends statuses for messages it refused).
    * A status that says it went puts that right. */
-  target->went_after_all = target->found_outbox && target->outbox_state == WA_STORE_OUTBOX_FAILED &&
-                           mr->status != WA_STORE_STATUS_FAILED;
+  target->went_after_all =
+    target->found_outbox && target->outbox_state == WA_STORE_OUTBOX_FAILED && mr->status != WA_STORE_STATUS_FAILED;
   return TRUE;
 }
 
@@ -418,24 +417,44 @@ run_mark_shown(WaStore *store, Request *req, GError **error)
 
 
 static const RequestClass mark_shown_class = {
-  .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(MessageRequest),
-  .run = run_mark_shown, .answer = wa_store_answer_done, .finalize = finalize_message,
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(MessageRequest),
+  .run = run_mark_shown,
+  .answer = wa_store_answer_done,
+  .finalize = finalize_message,
 };
 static const RequestClass inbound_class = {
-  .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(MessageRequest),
-  .run = run_inbound, .answer = answer_inbound, .finalize = finalize_message,
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(MessageRequest),
+  .run = run_inbound,
+  .answer = answer_inbound,
+  .finalize = finalize_message,
 };
 static const RequestClass status_class = {
-  .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(MessageRequest),
-  .run = run_status, .answer = answer_status, .finalize = finalize_message,
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(MessageRequest),
+  .run = run_status,
+  .answer = answer_status,
+  .finalize = finalize_message,
 };
 static const RequestClass find_class = {
-  .mode = MODE_READ, .needs_key = TRUE, .size = sizeof(MessageRequest),
-  .run = run_find, .answer = answer_message, .finalize = finalize_message,
+  .mode = MODE_READ,
+  .needs_key = TRUE,
+  .size = sizeof(MessageRequest),
+  .run = run_find,
+  .answer = answer_message,
+  .finalize = finalize_message,
 };
 static const RequestClass history_class = {
-  .mode = MODE_READ, .needs_key = TRUE, .size = sizeof(MessageRequest),
-  .run = run_history, .answer = answer_messages, .finalize = finalize_message,
+  .mode = MODE_READ,
+  .needs_key = TRUE,
+  .size = sizeof(MessageRequest),
+  .run = run_history,
+  .answer = answer_messages,
+  .finalize = finalize_message,
 };
 
 void

@@ -123,11 +123,12 @@ run_enqueue(WaStore *store, Request *req, GError **error)
                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
                          "ttitbiu", message_id, obx->customer_id, (gint64) WA_STORE_OUT,
                          obx->type != NULL ? obx->type : "text", body, req->now, id) ||
-      !wa_store_sql_exec(store, error,
-                         "INSERT INTO outbox (id, message_id, customer_id, state, payload, preview_url, created, updated) "
-                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                         "uttibii", id, message_id, obx->customer_id, (gint64) WA_STORE_OUTBOX_QUEUED, payload,
-                         (gint64) (obx->preview_url ? 1 : 0), req->now))
+      !wa_store_sql_exec(
+        store, error,
+        "INSERT INTO outbox (id, message_id, customer_id, state, payload, preview_url, created, updated) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        "uttibii", id, message_id, obx->customer_id, (gint64) WA_STORE_OUTBOX_QUEUED, payload,
+        (gint64) (obx->preview_url ? 1 : 0), req->now))
     return FALSE;
   return read_outbox_by_id(store, id, &obx->entry, error);
 }
@@ -216,9 +217,8 @@ run_outbox_update(WaStore *store, Request *req, GError **error)
       return FALSE;
     }
     if (!wa_store_seal(key, "messages", "wamid", current->message_id, obx->wamid, &sealed, error) ||
-        !wa_store_sql_exec(store, error,
-                           "UPDATE messages SET wamid_hash = ?2, wamid = ?3, error = NULL WHERE id = ?1", "thb",
-                           current->message_id, hash, sealed))
+        !wa_store_sql_exec(store, error, "UPDATE messages SET wamid_hash = ?2, wamid = ?3, error = NULL WHERE id = ?1",
+                           "thb", current->message_id, hash, sealed))
       return FALSE;
     break;
   }
@@ -234,9 +234,9 @@ run_outbox_update(WaStore *store, Request *req, GError **error)
     break;
   case WA_STORE_OUTBOX_QUEUED:
     /* a new attempt: the last one's failure no longer applies */
-    if (!wa_store_sql_exec(store, error,
-                           "UPDATE messages SET error = NULL, status = ?2, status_time = 0 WHERE id = ?1 AND status = ?3",
-                           "tii", current->message_id, (gint64) WA_STORE_STATUS_NONE, (gint64) WA_STORE_STATUS_FAILED) ||
+    if (!wa_store_sql_exec(
+          store, error, "UPDATE messages SET error = NULL, status = ?2, status_time = 0 WHERE id = ?1 AND status = ?3",
+          "tii", current->message_id, (gint64) WA_STORE_STATUS_NONE, (gint64) WA_STORE_STATUS_FAILED) ||
         !wa_store_sql_exec(store, error, "UPDATE messages SET error = NULL WHERE id = ?1", "t", current->message_id))
       return FALSE;
     break;
@@ -254,11 +254,11 @@ static gboolean
 run_outbox_list(WaStore *store, Request *req, GError **error)
 {
   OutboxRequest *obx = (OutboxRequest *) req;
-  sqlite3_stmt *stmt = wa_store_sql(store, error,
-                                    "SELECT " WA_STORE_OUTBOX_COLUMNS
-                                    " FROM outbox o JOIN messages m ON m.id = o.message_id "
-                                    "WHERE (?1 >> o.state) & 1 ORDER BY o.rowid",
-                                    "i", (gint64) obx->mask);
+  sqlite3_stmt *stmt =
+    wa_store_sql(store, error,
+                 "SELECT " WA_STORE_OUTBOX_COLUMNS " FROM outbox o JOIN messages m ON m.id = o.message_id "
+                 "WHERE (?1 >> o.state) & 1 ORDER BY o.rowid",
+                 "i", (gint64) obx->mask);
   int rc;
 
   if (stmt == NULL)
@@ -323,24 +323,44 @@ answer_outbox_list(Request *req)
 }
 
 static const RequestClass enqueue_class = {
-  .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(OutboxRequest),
-  .run = run_enqueue, .answer = answer_outbox, .finalize = finalize_outbox,
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(OutboxRequest),
+  .run = run_enqueue,
+  .answer = answer_outbox,
+  .finalize = finalize_outbox,
 };
 static const RequestClass outbox_update_class = {
-  .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(OutboxRequest),
-  .run = run_outbox_update, .answer = answer_outbox, .finalize = finalize_outbox,
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(OutboxRequest),
+  .run = run_outbox_update,
+  .answer = answer_outbox,
+  .finalize = finalize_outbox,
 };
 static const RequestClass outbox_list_class = {
-  .mode = MODE_READ, .needs_key = TRUE, .size = sizeof(OutboxRequest),
-  .run = run_outbox_list, .answer = answer_outbox_list, .finalize = finalize_outbox,
+  .mode = MODE_READ,
+  .needs_key = TRUE,
+  .size = sizeof(OutboxRequest),
+  .run = run_outbox_list,
+  .answer = answer_outbox_list,
+  .finalize = finalize_outbox,
 };
 static const RequestClass outbox_get_class = {
-  .mode = MODE_READ, .needs_key = TRUE, .size = sizeof(OutboxRequest),
-  .run = run_outbox_get, .answer = answer_outbox, .finalize = finalize_outbox,
+  .mode = MODE_READ,
+  .needs_key = TRUE,
+  .size = sizeof(OutboxRequest),
+  .run = run_outbox_get,
+  .answer = answer_outbox,
+  .finalize = finalize_outbox,
 };
 static const RequestClass outbox_find_class = {
-  .mode = MODE_READ, .needs_key = TRUE, .size = sizeof(OutboxRequest),
-  .run = run_outbox_find, .answer = answer_outbox, .finalize = finalize_outbox,
+  .mode = MODE_READ,
+  .needs_key = TRUE,
+  .size = sizeof(OutboxRequest),
+  .run = run_outbox_find,
+  .answer = answer_outbox,
+  .finalize = finalize_outbox,
 };
 
 void

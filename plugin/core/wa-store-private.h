@@ -62,15 +62,15 @@ struct _WaStore {
   int pipe_read;
   int pipe_write;
   guint watch;
-  gint signalled;       /* atomic: a byte is in the pipe */
-  gboolean closed;      /* loop thread */
-  guint dispatching;    /* loop thread: inside answer callbacks */
+  gint signalled;    /* atomic: a byte is in the pipe */
+  gboolean closed;   /* loop thread */
+  guint dispatching; /* loop thread: inside answer callbacks */
 
   /* test hooks */
   GMutex hold_lock;
   GCond hold_cond;
   gboolean held;
-  gint commits;         /* atomic: transactions committed by group commits */
+  gint commits;           /* atomic: transactions committed by group commits */
   gint rotate_fail_after; /* atomic: > 0: a rotation slice fails after re-keying this many customers */
 
   /* ---- worker ---- */
@@ -128,12 +128,12 @@ char *wa_store_new_id(void);
 
 /* Seals @value (NULL gives NULL) under @key for table/column/row. NULL with
  * @error (STORAGE) when sealing fails. */
-gboolean wa_store_seal(const WaKey *key, const char *table, const char *column, const char *row_id,
-                       const char *value, GBytes **out, GError **error);
+gboolean wa_store_seal(const WaKey *key, const char *table, const char *column, const char *row_id, const char *value,
+                       GBytes **out, GError **error);
 /* Opens column @col of @stmt; NULL column gives NULL. A value that does not
  * open gives NULL and sets *@tampered. */
-char *wa_store_open_col(const WaKey *key, const char *table, const char *column, const char *row_id,
-                        sqlite3_stmt *stmt, int col, gboolean *tampered);
+char *wa_store_open_col(const WaKey *key, const char *table, const char *column, const char *row_id, sqlite3_stmt *stmt,
+                        int col, gboolean *tampered);
 /* Keyed hash of @value in @domain ("wa_id", "bsuid", "wamid", "suppress"). */
 void wa_store_index(WaStore *store, const char *domain, const char *value, guint8 out[WA_CRYPT_HASH_BYTES]);
 
@@ -141,24 +141,23 @@ void wa_store_index(WaStore *store, const char *domain, const char *value, guint
  * that may evict: use it at once). NOT_FOUND or TAMPERED. */
 const WaKey *wa_store_customer_key(WaStore *store, const char *customer_id, GError **error);
 /* A new random key for a new customer, cached, and its wrapping in *@wrapped. */
-const WaKey *wa_store_customer_key_new(WaStore *store, const char *customer_id, GBytes **wrapped,
-                                       GError **error);
+const WaKey *wa_store_customer_key_new(WaStore *store, const char *customer_id, GBytes **wrapped, GError **error);
 /* Drops the customer's key from the cache (wiped). */
 void wa_store_customer_key_forget(WaStore *store, const char *customer_id);
 
 /* Appends an audit row inside the open transaction (wa-store-ledger.c). */
-gboolean wa_store_audit_row(WaStore *store, gint64 at, const char *action, const char *customer_id,
-                            const char *detail, GError **error);
+gboolean wa_store_audit_row(WaStore *store, gint64 at, const char *action, const char *customer_id, const char *detail,
+                            GError **error);
 
 /* ---- rows (wa-store-rows.c) ---- */
 
 /* SELECT list and reader for WaStoreMessage rows. */
-#define WA_STORE_MESSAGE_COLUMNS                                                                   \
-  "m.id, m.customer_id, m.direction, m.type, m.body, m.caption, m.wamid, m.error, m.timestamp, "  \
+#define WA_STORE_MESSAGE_COLUMNS                                                                 \
+  "m.id, m.customer_id, m.direction, m.type, m.body, m.caption, m.wamid, m.error, m.timestamp, " \
   "m.status, m.status_time, m.outbox_id, m.expired"
 WaStoreMessage *wa_store_read_message(WaStore *store, sqlite3_stmt *stmt);
-#define WA_STORE_OUTBOX_COLUMNS                                                                    \
-  "o.id, o.message_id, o.customer_id, o.state, o.payload, o.preview_url, o.attempts, "            \
+#define WA_STORE_OUTBOX_COLUMNS                                                        \
+  "o.id, o.message_id, o.customer_id, o.state, o.payload, o.preview_url, o.attempts, " \
   "o.next_attempt, o.created, o.updated, m.body, m.wamid, m.error"
 WaStoreOutbox *wa_store_read_outbox(WaStore *store, sqlite3_stmt *stmt);
 

@@ -125,9 +125,8 @@ wa_store_read_message(WaStore *store, sqlite3_stmt *stmt)
   message->status_time = sqlite3_column_int64(stmt, 10);
   message->outbox_id = (guint64) sqlite3_column_int64(stmt, 11);
   message->expired = sqlite3_column_int(stmt, 12) != 0;
-  key = message->id != NULL && message->customer_id != NULL
-          ? wa_store_customer_key(store, message->customer_id, NULL)
-          : NULL;
+  key = message->id != NULL && message->customer_id != NULL ? wa_store_customer_key(store, message->customer_id, NULL)
+                                                            : NULL;
   if (key == NULL) {
     message->tampered = TRUE;
     return message;
@@ -155,9 +154,8 @@ wa_store_read_outbox(WaStore *store, sqlite3_stmt *stmt)
   entry->next_attempt = sqlite3_column_int64(stmt, 7);
   entry->created = sqlite3_column_int64(stmt, 8);
   entry->updated = sqlite3_column_int64(stmt, 9);
-  key = entry->message_id != NULL && entry->customer_id != NULL
-          ? wa_store_customer_key(store, entry->customer_id, NULL)
-          : NULL;
+  key = entry->message_id != NULL && entry->customer_id != NULL ? wa_store_customer_key(store, entry->customer_id, NULL)
+                                                                : NULL;
   if (key == NULL) {
     entry->tampered = TRUE;
     return entry;
@@ -174,8 +172,8 @@ gboolean
 wa_store_message_by_hash(WaStore *store, const guint8 *hash, char **id, char **customer_id, gboolean *shown,
                          GError **error)
 {
-  sqlite3_stmt *stmt = wa_store_sql(store, error, "SELECT id, customer_id, shown FROM messages WHERE wamid_hash = ?1",
-                                    "h", hash);
+  sqlite3_stmt *stmt =
+    wa_store_sql(store, error, "SELECT id, customer_id, shown FROM messages WHERE wamid_hash = ?1", "h", hash);
   int rc;
 
   *id = NULL;

@@ -161,16 +161,28 @@ answer_settings(Request *req)
 }
 
 static const RequestClass setting_set_class = {
-  .mode = MODE_WRITE, .needs_key = TRUE, .size = sizeof(SettingRequest),
-  .run = run_setting_set, .answer = wa_store_answer_done, .finalize = finalize_setting,
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(SettingRequest),
+  .run = run_setting_set,
+  .answer = wa_store_answer_done,
+  .finalize = finalize_setting,
 };
 static const RequestClass setting_get_class = {
-  .mode = MODE_READ, .needs_key = TRUE, .size = sizeof(SettingRequest),
-  .run = run_setting_get, .answer = answer_setting, .finalize = finalize_setting,
+  .mode = MODE_READ,
+  .needs_key = TRUE,
+  .size = sizeof(SettingRequest),
+  .run = run_setting_get,
+  .answer = answer_setting,
+  .finalize = finalize_setting,
 };
 static const RequestClass settings_all_class = {
-  .mode = MODE_READ, .needs_key = TRUE, .size = sizeof(SettingRequest),
-  .run = run_settings_all, .answer = answer_settings, .finalize = finalize_setting,
+  .mode = MODE_READ,
+  .needs_key = TRUE,
+  .size = sizeof(SettingRequest),
+  .run = run_settings_all,
+  .answer = answer_settings,
+  .finalize = finalize_setting,
 };
 
 static SettingRequest *
@@ -185,8 +197,8 @@ setting_request(WaStore *store, const RequestClass *klass, StoreCallback cb, gpo
 }
 
 void
-wa_store_setting_set(WaStore *store, const char *customer_id, const char *name, const char *value,
-                     WaStoreDoneFunc done, gpointer data)
+wa_store_setting_set(WaStore *store, const char *customer_id, const char *name, const char *value, WaStoreDoneFunc done,
+                     gpointer data)
 {
   SettingRequest *sr;
 
@@ -197,8 +209,7 @@ wa_store_setting_set(WaStore *store, const char *customer_id, const char *name, 
 }
 
 void
-wa_store_setting_get(WaStore *store, const char *customer_id, const char *name, WaStoreStringFunc done,
-                     gpointer data)
+wa_store_setting_get(WaStore *store, const char *customer_id, const char *name, WaStoreStringFunc done, gpointer data)
 {
   g_return_if_fail(store != NULL && name != NULL);
   wa_store_request_push(store,

@@ -24,7 +24,7 @@
 #include "wa-seal.h"
 #include "wa-sqlite.h"
 
-G_DEFINE_QUARK(wa-store-error-quark, wa_store_error)
+G_DEFINE_QUARK(wa - store - error - quark, wa_store_error)
 
 /* Group commit: at most this many writes share a transaction. */
 #define STORE_MAX_BATCH 256
@@ -92,8 +92,7 @@ static const char schema_v1[] =
 /* Version 2: whether an inbound message was shown to the agent, so that an
  * event applied again after a crash is shown only when it was not shown
  * before (messages stored by version 1 were). */
-static const char schema_v2[] =
-  "ALTER TABLE messages ADD COLUMN shown INTEGER NOT NULL DEFAULT 1;";
+static const char schema_v2[] = "ALTER TABLE messages ADD COLUMN shown INTEGER NOT NULL DEFAULT 1;";
 
 /* Version 3: key rotation. Every row with sealed columns records the
  * generation of the data key its key descends from (customers: the data key
@@ -267,8 +266,7 @@ bindv(WaStore *store, sqlite3_stmt *stmt, GError **error, const char *types, va_
     case 't': {
       const char *text = va_arg(ap, const char *);
 
-      rc = text != NULL ? sqlite3_bind_text(stmt, index, text, -1, SQLITE_STATIC)
-                        : sqlite3_bind_null(stmt, index);
+      rc = text != NULL ? sqlite3_bind_text(stmt, index, text, -1, SQLITE_STATIC) : sqlite3_bind_null(stmt, index);
       break;
     }
     case 'b': {
@@ -374,8 +372,7 @@ wa_store_sql_exec(WaStore *store, GError **error, const char *sql, const char *t
 }
 
 gboolean
-wa_store_sql_int(WaStore *store, gint64 *out, gboolean *found, GError **error, const char *sql,
-                 const char *types, ...)
+wa_store_sql_int(WaStore *store, gint64 *out, gboolean *found, GError **error, const char *sql, const char *types, ...)
 {
   sqlite3_stmt *stmt;
   va_list ap;
@@ -427,8 +424,8 @@ wa_store_seal(const WaKey *key, const char *table, const char *column, const cha
 }
 
 static GBytes *
-open_blob(const WaKey *key, const char *table, const char *column, const char *row_id, sqlite3_stmt *stmt,
-          int col, gboolean *tampered)
+open_blob(const WaKey *key, const char *table, const char *column, const char *row_id, sqlite3_stmt *stmt, int col,
+          gboolean *tampered)
 {
   const guint8 *blob;
   int len;
@@ -438,8 +435,7 @@ open_blob(const WaKey *key, const char *table, const char *column, const char *r
     return NULL;
   blob = sqlite3_column_blob(stmt, col);
   len = sqlite3_column_bytes(stmt, col);
-  plain = key != NULL ? wa_crypt_open(key, table, column, row_id, blob, len > 0 ? (gsize) len : 0, NULL)
-                      : NULL;
+  plain = key != NULL ? wa_crypt_open(key, table, column, row_id, blob, len > 0 ? (gsize) len : 0, NULL) : NULL;
   if (plain == NULL)
     *tampered = TRUE;
   return plain;
@@ -578,8 +574,7 @@ wa_store_customer_key_new(WaStore *store, const char *customer_id, GBytes **wrap
   *wrapped = NULL;
   if (key == NULL)
     return NULL;
-  *wrapped = wa_crypt_seal(store->store_key, "customers", "key", customer_id, wa_key_bytes(key),
-                           WA_CRYPT_KEY_BYTES);
+  *wrapped = wa_crypt_seal(store->store_key, "customers", "key", customer_id, wa_key_bytes(key), WA_CRYPT_KEY_BYTES);
   if (*wrapped == NULL) {
     wa_key_free(key);
     g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_STORAGE, "cannot wrap a customer key");
@@ -900,8 +895,8 @@ key_check_opens(const WaKey *store_key, GBytes *check)
 
   if (store_key == NULL || check == NULL || g_bytes_get_size(check) == 0)
     return FALSE;
-  plain = wa_crypt_open(store_key, "meta", "value", "key_check", g_bytes_get_data(check, NULL),
-                        g_bytes_get_size(check), NULL);
+  plain = wa_crypt_open(store_key, "meta", "value", "key_check", g_bytes_get_data(check, NULL), g_bytes_get_size(check),
+                        NULL);
   return plain != NULL && g_bytes_get_size(plain) == strlen(KEY_CHECK_PLAIN) &&
          memcmp(g_bytes_get_data(plain, NULL), KEY_CHECK_PLAIN, strlen(KEY_CHECK_PLAIN)) == 0;
 }
@@ -960,8 +955,7 @@ configure(WaStore *store, GError **error)
   if (rc != SQLITE_OK)
     return open_sqlite_error(store, rc, "cannot open the store", error);
   if (g_strcmp0(mode, "wal") != 0) {
-    g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_OPEN,
-                        "cannot switch the store to write-ahead logging");
+    g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_OPEN, "cannot switch the store to write-ahead logging");
     return FALSE;
   }
   /* sqlite3_wal_autocheckpoint(0) above cleared any hook: ours counts pages */
@@ -1083,8 +1077,7 @@ meta_key(WaStore *store, const char *name, const WaKey *sealing, gboolean *absen
     *absent = TRUE;
     return NULL;
   }
-  plain = wa_crypt_open(sealing, "meta", "value", name, g_bytes_get_data(sealed, NULL), g_bytes_get_size(sealed),
-                        NULL);
+  plain = wa_crypt_open(sealing, "meta", "value", name, g_bytes_get_data(sealed, NULL), g_bytes_get_size(sealed), NULL);
   if (plain != NULL)
     key = wa_key_from_bytes(g_bytes_get_data(plain, NULL), g_bytes_get_size(plain), NULL);
   if (plain != NULL)
@@ -1126,8 +1119,7 @@ load_keys(WaStore *store, const WaKey *data_key, gboolean *save_keys, GError **e
   gboolean found = FALSE, absent = FALSE;
 
   *save_keys = FALSE;
-  if (!wa_store_sql_int(store, &store->key_gen, &found, error, "SELECT value FROM meta WHERE name = 'key_gen'",
-                        NULL))
+  if (!wa_store_sql_int(store, &store->key_gen, &found, error, "SELECT value FROM meta WHERE name = 'key_gen'", NULL))
     return FALSE;
   if (!found)
     store->key_gen = 1;
@@ -1453,8 +1445,7 @@ wa_store_open(WaLoop *loop, const char *path, const WaStoreOptions *options, WaS
 }
 
 void
-wa_store_unlock(WaStore *store, const WaKey *data_key, const char *new_header_json, WaStoreDoneFunc done,
-                gpointer data)
+wa_store_unlock(WaStore *store, const WaKey *data_key, const char *new_header_json, WaStoreDoneFunc done, gpointer data)
 {
   UnlockRequest *req;
 
@@ -1619,8 +1610,8 @@ reseal_account_settings(WaStore *store, const WaKey *from, const WaKey *to, gint
       return FALSE;
     }
     if (!wa_store_sql_exec(store, error,
-                           "UPDATE settings SET value = ?1, key_gen = ?2 WHERE customer_id = '' AND name = ?3",
-                           "bit", values->pdata[i], gen, names->pdata[i]))
+                           "UPDATE settings SET value = ?1, key_gen = ?2 WHERE customer_id = '' AND name = ?3", "bit",
+                           values->pdata[i], gen, names->pdata[i]))
       return FALSE;
   }
   return TRUE;
@@ -1660,8 +1651,8 @@ run_rotate_begin(WaStore *store, Request *req, GError **error)
     g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_INVALID, "the new key header is not readable");
     return FALSE;
   }
-  code = wa_crypt_seal(new_store_key, "meta", "value", "recovery_pending", rot->recovery_code,
-                       strlen(rot->recovery_code));
+  code =
+    wa_crypt_seal(new_store_key, "meta", "value", "recovery_pending", rot->recovery_code, strlen(rot->recovery_code));
   if (!wa_store_seal(new_store_key, "meta", "value", "key_check", KEY_CHECK_PLAIN, &sealed, error) || code == NULL) {
     g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_STORAGE, "cannot seal a value for the store");
     return FALSE;
@@ -1743,19 +1734,27 @@ typedef struct {
 } SealedTable;
 
 static const SealedTable sealed_tables[] = {
-  {"customers", "SELECT id, id, wa_id, bsuid, name FROM customers WHERE id = ?1",
+  {"customers",
+   "SELECT id, id, wa_id, bsuid, name FROM customers WHERE id = ?1",
    "UPDATE customers SET wa_id = ?1, bsuid = ?2, name = ?3, key_gen = ?4 WHERE id = ?5 AND id = ?6",
    {"wa_id", "bsuid", "name"}},
-  {"messages", "SELECT id, id, body, caption, raw, wamid, error FROM messages WHERE customer_id = ?1",
+  {"messages",
+   "SELECT id, id, body, caption, raw, wamid, error FROM messages WHERE customer_id = ?1",
    "UPDATE messages SET body = ?1, caption = ?2, raw = ?3, wamid = ?4, error = ?5, key_gen = ?6 "
    "WHERE customer_id = ?7 AND id = ?8",
    {"body", "caption", "raw", "wamid", "error"}},
-  {"outbox", "SELECT CAST(id AS TEXT), id, payload FROM outbox WHERE customer_id = ?1",
-   "UPDATE outbox SET payload = ?1, key_gen = ?2 WHERE customer_id = ?3 AND id = ?4", {"payload"}},
-  {"consent", "SELECT id, seq, note FROM consent WHERE customer_id = ?1",
-   "UPDATE consent SET note = ?1, key_gen = ?2 WHERE customer_id = ?3 AND seq = ?4", {"note"}},
-  {"settings", "SELECT customer_id || '/' || name, name, value FROM settings WHERE customer_id = ?1",
-   "UPDATE settings SET value = ?1, key_gen = ?2 WHERE customer_id = ?3 AND name = ?4", {"value"}},
+  {"outbox",
+   "SELECT CAST(id AS TEXT), id, payload FROM outbox WHERE customer_id = ?1",
+   "UPDATE outbox SET payload = ?1, key_gen = ?2 WHERE customer_id = ?3 AND id = ?4",
+   {"payload"}},
+  {"consent",
+   "SELECT id, seq, note FROM consent WHERE customer_id = ?1",
+   "UPDATE consent SET note = ?1, key_gen = ?2 WHERE customer_id = ?3 AND seq = ?4",
+   {"note"}},
+  {"settings",
+   "SELECT customer_id || '/' || name, name, value FROM settings WHERE customer_id = ?1",
+   "UPDATE settings SET value = ?1, key_gen = ?2 WHERE customer_id = ?3 AND name = ?4",
+   {"value"}},
 };
 
 typedef struct {
@@ -1804,11 +1803,11 @@ reseal_rows(WaStore *store, const SealedTable *t, const char *customer_id, const
         continue;
       plain = from != NULL ? open_blob(from, t->table, t->columns[i], ad_id, stmt, 2 + (int) i, &tampered) : NULL;
       if (plain != NULL)
-        row->values[i] = wa_crypt_seal(to, t->table, t->columns[i], ad_id, g_bytes_get_data(plain, NULL),
-                                       g_bytes_get_size(plain));
+        row->values[i] =
+          wa_crypt_seal(to, t->table, t->columns[i], ad_id, g_bytes_get_data(plain, NULL), g_bytes_get_size(plain));
       else /* did not open before either: kept as it is */
-        row->values[i] = g_bytes_new(sqlite3_column_blob(stmt, 2 + (int) i),
-                                     (gsize) sqlite3_column_bytes(stmt, 2 + (int) i));
+        row->values[i] =
+          g_bytes_new(sqlite3_column_blob(stmt, 2 + (int) i), (gsize) sqlite3_column_bytes(stmt, 2 + (int) i));
       bytes_wipe_unref(plain);
       if (row->values[i] == NULL) {
         wa_store_sql_done(stmt);
@@ -1868,8 +1867,8 @@ rekey_customer(WaStore *store, const char *customer_id, guint *rows, GError **er
    * they get a new key all the same, and their values stay as they are */
   new_key = wa_key_new_random(NULL);
   if (new_key != NULL)
-    wrapped = wa_crypt_seal(store->store_key, "customers", "key", customer_id, wa_key_bytes(new_key),
-                            WA_CRYPT_KEY_BYTES);
+    wrapped =
+      wa_crypt_seal(store->store_key, "customers", "key", customer_id, wa_key_bytes(new_key), WA_CRYPT_KEY_BYTES);
   if (wrapped == NULL) {
     g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_STORAGE, "cannot wrap a customer key");
     return FALSE;
@@ -1923,8 +1922,8 @@ run_rotate_step(WaStore *store, Request *req, GError **error)
     return FALSE;
   while (rows < step->max_rows) {
     g_autofree char *customer_id = NULL;
-    sqlite3_stmt *stmt = wa_store_sql(store, error, "SELECT id FROM customers WHERE key_gen <> ?1 LIMIT 1", "i",
-                                      store->key_gen);
+    sqlite3_stmt *stmt =
+      wa_store_sql(store, error, "SELECT id FROM customers WHERE key_gen <> ?1 LIMIT 1", "i", store->key_gen);
     int rc;
 
     if (stmt == NULL || (rc = wa_store_sql_step(store, stmt, error)) == 0)
@@ -1950,8 +1949,7 @@ run_rotate_step(WaStore *store, Request *req, GError **error)
     if (sealed == NULL)
       goto rollback;
     code = g_bytes_get_size(sealed) > 0 ? wa_crypt_open(store->store_key, "meta", "value", "recovery_pending",
-                                                        g_bytes_get_data(sealed, NULL), g_bytes_get_size(sealed),
-                                                        NULL)
+                                                        g_bytes_get_data(sealed, NULL), g_bytes_get_size(sealed), NULL)
                                         : NULL;
     if (code != NULL)
       step->recovery_code = g_strndup(g_bytes_get_data(code, NULL), g_bytes_get_size(code));

@@ -63,23 +63,23 @@ G_BEGIN_DECLS
 GQuark wa_store_error_quark(void);
 
 typedef enum {
-  WA_STORE_ERROR_OPEN,      /* cannot create, open or configure the file */
-  WA_STORE_ERROR_IN_USE,    /* another connection (process or account) holds the store */
-  WA_STORE_ERROR_SCHEMA,    /* written by a newer plugin, or a migration failed */
-  WA_STORE_ERROR_LOCKED,    /* not (successfully) unlocked, or closed */
-  WA_STORE_ERROR_WRONG_KEY, /* the data key does not belong to this store */
-  WA_STORE_ERROR_STORAGE,   /* a read or write failed (disk full, I/O): nothing of its transaction stored */
-  WA_STORE_ERROR_TAMPERED,  /* a sealed value did not open: altered, moved, or another customer's */
-  WA_STORE_ERROR_NOT_FOUND, /* no such customer / outbox entry */
-  WA_STORE_ERROR_INVALID,   /* bad arguments, or an outbox transition that is not allowed */
+  WA_STORE_ERROR_OPEN,       /* cannot create, open or configure the file */
+  WA_STORE_ERROR_IN_USE,     /* another connection (process or account) holds the store */
+  WA_STORE_ERROR_SCHEMA,     /* written by a newer plugin, or a migration failed */
+  WA_STORE_ERROR_LOCKED,     /* not (successfully) unlocked, or closed */
+  WA_STORE_ERROR_WRONG_KEY,  /* the data key does not belong to this store */
+  WA_STORE_ERROR_STORAGE,    /* a read or write failed (disk full, I/O): nothing of its transaction stored */
+  WA_STORE_ERROR_TAMPERED,   /* a sealed value did not open: altered, moved, or another customer's */
+  WA_STORE_ERROR_NOT_FOUND,  /* no such customer / outbox entry */
+  WA_STORE_ERROR_INVALID,    /* bad arguments, or an outbox transition that is not allowed */
   WA_STORE_ERROR_SUPPRESSED, /* refused: the number or BSUID is suppressed (opt-out, erasure) */
 } WaStoreError;
 
 typedef struct _WaStore WaStore;
 
 typedef struct {
-  WaClock *clock;         /* NULL: the system clock; must outlive the store */
-  gint64 max_page_count;  /* > 0: caps the file (tests inject SQLITE_FULL with it) */
+  WaClock *clock;        /* NULL: the system clock; must outlive the store */
+  gint64 max_page_count; /* > 0: caps the file (tests inject SQLITE_FULL with it) */
 } WaStoreOptions;
 
 /* ---- records ------------------------------------------------------------------ */
@@ -106,33 +106,33 @@ WaStoreStatus wa_store_status_from_string(const char *status);
 const char *wa_store_status_to_string(WaStoreStatus status);
 
 typedef struct {
-  char *id;             /* internal id: 32 hex digits, random, never reused */
-  char *wa_id;          /* digits, or NULL */
-  char *bsuid;          /* or NULL */
-  char *name;           /* profile name, or NULL */
+  char *id;              /* internal id: 32 hex digits, random, never reused */
+  char *wa_id;           /* digits, or NULL */
+  char *bsuid;           /* or NULL */
+  char *name;            /* profile name, or NULL */
   gint64 newest_inbound; /* timestamp of the newest customer message (the window); 0 = none */
   gint64 created;
-  gboolean tampered;    /* a sealed field did not open: it is NULL here */
+  gboolean tampered; /* a sealed field did not open: it is NULL here */
 } WaStoreCustomer;
 
 WaStoreCustomer *wa_store_customer_copy(const WaStoreCustomer *customer);
 void wa_store_customer_free(WaStoreCustomer *customer);
 
 typedef struct {
-  char *id;             /* 32 hex digits */
+  char *id; /* 32 hex digits */
   char *customer_id;
   WaStoreDirection direction;
-  char *type;           /* "text", "image", ... */
-  char *body;           /* or NULL */
-  char *caption;        /* or NULL */
-  char *wamid;          /* or NULL (ours before the API answered) */
-  char *error;          /* failure reason, or NULL */
+  char *type;    /* "text", "image", ... */
+  char *body;    /* or NULL */
+  char *caption; /* or NULL */
+  char *wamid;   /* or NULL (ours before the API answered) */
+  char *error;   /* failure reason, or NULL */
   gint64 timestamp;
   WaStoreStatus status;
-  gint64 status_time;   /* the latest status's timestamp, or 0 */
-  guint64 outbox_id;    /* ours: the outbox entry; else 0 */
-  gboolean expired;     /* body and caption deleted by retention */
-  gboolean tampered;    /* a sealed field did not open: it is NULL here */
+  gint64 status_time; /* the latest status's timestamp, or 0 */
+  guint64 outbox_id;  /* ours: the outbox entry; else 0 */
+  gboolean expired;   /* body and caption deleted by retention */
+  gboolean tampered;  /* a sealed field did not open: it is NULL here */
 } WaStoreMessage;
 
 WaStoreMessage *wa_store_message_copy(const WaStoreMessage *message);
@@ -149,17 +149,17 @@ typedef enum {
 #define WA_STORE_OUTBOX_MASK(state) (1u << (state))
 
 typedef struct {
-  guint64 id;           /* > 0, < 2^53; carried as "wabiz:<id>" (wa_sender_callback_data) */
-  char *message_id;     /* the conversation's record of it (direction OUT) */
+  guint64 id;       /* > 0, < 2^53; carried as "wabiz:<id>" (wa_sender_callback_data) */
+  char *message_id; /* the conversation's record of it (direction OUT) */
   char *customer_id;
   WaStoreOutboxState state;
-  char *body;           /* or NULL */
-  char *payload;        /* request details for non-text sends (JSON), or NULL */
+  char *body;    /* or NULL */
+  char *payload; /* request details for non-text sends (JSON), or NULL */
   gboolean preview_url;
-  guint attempts;       /* times it went to "sending" */
-  gint64 next_attempt;  /* not before (Unix s), 0 = now */
-  char *wamid;          /* once sent, or NULL */
-  char *error;          /* why it failed / is uncertain, or NULL */
+  guint attempts;      /* times it went to "sending" */
+  gint64 next_attempt; /* not before (Unix s), 0 = now */
+  char *wamid;         /* once sent, or NULL */
+  char *error;         /* why it failed / is uncertain, or NULL */
   gint64 created;
   gint64 updated;
   gboolean tampered;
@@ -177,9 +177,9 @@ typedef struct {
   char *id;
   char *customer_id;
   WaStoreConsentState state;
-  char *scope;          /* e.g. "marketing", "utility" */
-  char *source;         /* e.g. "keyword", "agent", "import" */
-  char *note;           /* or NULL */
+  char *scope;  /* e.g. "marketing", "utility" */
+  char *source; /* e.g. "keyword", "agent", "import" */
+  char *note;   /* or NULL */
   gint64 at;
   gboolean tampered;
 } WaStoreConsent;
@@ -193,9 +193,9 @@ typedef enum {
 } WaStoreSuppressReason;
 
 typedef struct {
-  gboolean ok;          /* every row and the head match */
-  guint64 rows;         /* rows checked */
-  gint64 first_broken;  /* seq of the first row that does not verify, or 0 */
+  gboolean ok;         /* every row and the head match */
+  guint64 rows;        /* rows checked */
+  gint64 first_broken; /* seq of the first row that does not verify, or 0 */
 } WaStoreAuditReport;
 
 /* ---- callbacks (all on the loop thread; arguments borrowed, see above) -------- */
@@ -220,8 +220,8 @@ typedef void (*WaStoreSettingsFunc)(GHashTable *settings, const GError *error, g
 typedef void (*WaStoreCountFunc)(guint count, const GError *error, gpointer data);
 typedef void (*WaStoreAuditFunc)(const WaStoreAuditReport *report, const GError *error, gpointer data);
 /* @reason and @at are meaningful when @suppressed. */
-typedef void (*WaStoreSuppressedFunc)(gboolean suppressed, WaStoreSuppressReason reason, gint64 at,
-                                      const GError *error, gpointer data);
+typedef void (*WaStoreSuppressedFunc)(gboolean suppressed, WaStoreSuppressReason reason, gint64 at, const GError *error,
+                                      gpointer data);
 
 /* ---- life cycle ------------------------------------------------------------------ */
 
@@ -230,16 +230,16 @@ typedef void (*WaStoreSuppressedFunc)(gboolean suppressed, WaStoreSuppressReason
  * lock taken, the schema created or migrated (a newer one: SCHEMA, nothing
  * touched), and @done gets the key header. Returns NULL only when the thread
  * or its pipe cannot be created. @options may be NULL. */
-WaStore *wa_store_open(WaLoop *loop, const char *path, const WaStoreOptions *options,
-                       WaStoreOpenFunc done, gpointer data);
+WaStore *wa_store_open(WaLoop *loop, const char *path, const WaStoreOptions *options, WaStoreOpenFunc done,
+                       gpointer data);
 
 /* Checks @data_key (copied) against the store and keeps it for the requests
  * that follow. A new store needs @new_header_json (stored with a key check,
  * in one transaction); for an existing one, a non-NULL @new_header_json
  * replaces the stored header (the passphrase was changed: re-wrapped), after
  * the key check. WRONG_KEY before anything is written. */
-void wa_store_unlock(WaStore *store, const WaKey *data_key, const char *new_header_json,
-                     WaStoreDoneFunc done, gpointer data);
+void wa_store_unlock(WaStore *store, const WaKey *data_key, const char *new_header_json, WaStoreDoneFunc done,
+                     gpointer data);
 
 /* Completes when everything queued before it has run (and is committed). */
 void wa_store_flush(WaStore *store, WaStoreDoneFunc done, gpointer data);
@@ -262,15 +262,14 @@ typedef enum {
 typedef struct {
   const WaStoreCustomer *customer; /* after the change */
   gboolean created;
-  gboolean linked;       /* a wa_id or BSUID was added to an existing customer, or (found by
+  gboolean linked; /* a wa_id or BSUID was added to an existing customer, or (found by
                           * BSUID) their wa_id replaced: a changed phone number */
   gboolean name_changed;
   gboolean window_moved; /* newest_inbound moved forward */
   gboolean conflict;     /* wa_id and BSUID name two different customers: the wa_id's is given, nothing linked */
 } WaStoreCustomerUpdate;
 
-typedef void (*WaStoreCustomerUpdateFunc)(const WaStoreCustomerUpdate *update, const GError *error,
-                                          gpointer data);
+typedef void (*WaStoreCustomerUpdateFunc)(const WaStoreCustomerUpdate *update, const GError *error, gpointer data);
 
 /* Finds the customer by @wa_id and/or @bsuid (at least one), creating it when
  * neither is known; a known customer missing one of them gets it linked (one
@@ -299,22 +298,22 @@ void wa_store_customers_list(WaStore *store, WaStoreCustomersFunc done, gpointer
 /* A message from the customer (IN) or sent by the business elsewhere
  * (ELSEWHERE), as one receiver event gives it. */
 typedef struct {
-  const char *wa_id;        /* digits, or NULL */
-  const char *bsuid;        /* or NULL; at least one of the two */
-  const char *profile_name; /* or NULL: unchanged */
+  const char *wa_id;          /* digits, or NULL */
+  const char *bsuid;          /* or NULL; at least one of the two */
+  const char *profile_name;   /* or NULL: unchanged */
   WaStoreDirection direction; /* IN or ELSEWHERE */
-  const char *wamid;        /* required */
-  const char *type;         /* required: "text", "image", ... */
-  const char *body;         /* or NULL */
-  const char *caption;      /* or NULL */
-  const char *raw;          /* the event's JSON (for export), or NULL */
-  gint64 timestamp;         /* the message's own timestamp */
+  const char *wamid;          /* required */
+  const char *type;           /* required: "text", "image", ... */
+  const char *body;           /* or NULL */
+  const char *caption;        /* or NULL */
+  const char *raw;            /* the event's JSON (for export), or NULL */
+  gint64 timestamp;           /* the message's own timestamp */
 } WaStoreInbound;
 
 typedef struct {
-  gboolean duplicate;     /* the wamid was stored before: nothing changed */
-  gboolean shown;         /* a duplicate already marked shown (never for a new message) */
-  const char *message_id; /* the new (or, for a duplicate, the existing) message */
+  gboolean duplicate;             /* the wamid was stored before: nothing changed */
+  gboolean shown;                 /* a duplicate already marked shown (never for a new message) */
+  const char *message_id;         /* the new (or, for a duplicate, the existing) message */
   WaStoreCustomerUpdate customer; /* customer finding / linking / naming / window (IN only) */
 } WaStoreInboundResult;
 
@@ -332,22 +331,22 @@ void wa_store_inbound(WaStore *store, const WaStoreInbound *message, WaStoreInbo
 void wa_store_message_mark_shown(WaStore *store, const char *message_id, WaStoreDoneFunc done, gpointer data);
 
 typedef struct {
-  const char *wamid;       /* the status's message id */
-  guint64 outbox_id;       /* from biz_opaque_callback_data, or 0 */
-  WaStoreStatus status;    /* SENT .. FAILED */
-  const char *error_text;  /* FAILED: a plain-language reason, or NULL */
+  const char *wamid;      /* the status's message id */
+  guint64 outbox_id;      /* from biz_opaque_callback_data, or 0 */
+  WaStoreStatus status;   /* SENT .. FAILED */
+  const char *error_text; /* FAILED: a plain-language reason, or NULL */
   gint64 timestamp;
 } WaStoreStatusUpdate;
 
 typedef struct {
   gboolean found;
-  gboolean changed;          /* the message's status moved */
-  WaStoreStatus status;      /* the message's status now */
-  const char *message_id;    /* when found */
+  gboolean changed;       /* the message's status moved */
+  WaStoreStatus status;   /* the message's status now */
+  const char *message_id; /* when found */
   const char *customer_id;
-  WaStoreDirection direction; /* when found */
-  guint64 outbox_id;         /* 0 when not ours */
-  gboolean outbox_resolved;  /* the outbox entry moved to SENT or FAILED because of it */
+  WaStoreDirection direction;       /* when found */
+  guint64 outbox_id;                /* 0 when not ours */
+  gboolean outbox_resolved;         /* the outbox entry moved to SENT or FAILED because of it */
   WaStoreOutboxState outbox_state;  /* the entry's state now */
   WaStoreOutboxState outbox_before; /* and before this status */
 } WaStoreStatusResult;
@@ -360,13 +359,11 @@ typedef void (*WaStoreStatusFunc)(const WaStoreStatusResult *result, const GErro
  * uncertain (to SENT, or FAILED), or one the agent dropped (FAILED here)
  * when the status says it went after all (to SENT, the message's status
  * with it). Not found is not an error. */
-void wa_store_message_status(WaStore *store, const WaStoreStatusUpdate *update, WaStoreStatusFunc done,
-                             gpointer data);
+void wa_store_message_status(WaStore *store, const WaStoreStatusUpdate *update, WaStoreStatusFunc done, gpointer data);
 /* By wamid; NULL when not found. */
 void wa_store_message_find(WaStore *store, const char *wamid, WaStoreMessageFunc done, gpointer data);
 /* The last @limit messages of @customer_id, oldest first, decrypted. */
-void wa_store_history(WaStore *store, const char *customer_id, guint limit, WaStoreMessagesFunc done,
-                      gpointer data);
+void wa_store_history(WaStore *store, const char *customer_id, guint limit, WaStoreMessagesFunc done, gpointer data);
 
 /* ---- outbox -------------------------------------------------------------------------- */
 
@@ -415,9 +412,8 @@ void wa_store_settings_all(WaStore *store, const char *customer_id, WaStoreSetti
 /* ---- consent ledger (append-only) ---------------------------------------------------- */
 
 /* Appends a row; @note (may be NULL) is sealed. @at 0 = now. */
-void wa_store_consent_record(WaStore *store, const char *customer_id, WaStoreConsentState state,
-                             const char *scope, const char *source, const char *note, gint64 at,
-                             WaStoreDoneFunc done, gpointer data);
+void wa_store_consent_record(WaStore *store, const char *customer_id, WaStoreConsentState state, const char *scope,
+                             const char *source, const char *note, gint64 at, WaStoreDoneFunc done, gpointer data);
 /* The latest row for @customer_id and @scope, or NULL. */
 void wa_store_consent_latest(WaStore *store, const char *customer_id, const char *scope, WaStoreConsentFunc done,
                              gpointer data);
@@ -465,8 +461,8 @@ void wa_store_apply_retention(WaStore *store, gint64 max_age_s, WaStoreCountFunc
  * must parse (else INVALID), both checked before anything is written; audited
  * as "key.rewrapped". Unlike calling wa_store_unlock() again, the store's keys
  * and its outbox are left as they are. LOCKED before a successful unlock. */
-void wa_store_replace_header(WaStore *store, const WaKey *data_key, const char *new_header_json,
-                             WaStoreDoneFunc done, gpointer data);
+void wa_store_replace_header(WaStore *store, const WaKey *data_key, const char *new_header_json, WaStoreDoneFunc done,
+                             gpointer data);
 
 /* ---- key rotation --------------------------------------------------------------------- */
 

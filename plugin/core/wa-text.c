@@ -10,9 +10,12 @@
 static gsize
 decode_entity(const char *p, GString *out)
 {
-  static const struct { const char *name; const char *text; } named[] = {
-    { "amp;", "&" }, { "lt;", "<" }, { "gt;", ">" }, { "quot;", "\"" },
-    { "apos;", "'" }, { "nbsp;", " " }, { "copy;", "\xc2\xa9" }, { "reg;", "\xc2\xae" },
+  static const struct {
+    const char *name;
+    const char *text;
+  } named[] = {
+    {"amp;", "&"},  {"lt;", "<"},   {"gt;", ">"},          {"quot;", "\""},
+    {"apos;", "'"}, {"nbsp;", " "}, {"copy;", "\xc2\xa9"}, {"reg;", "\xc2\xae"},
   };
 
   if (p[1] == '#') {
@@ -48,10 +51,10 @@ decode_entity(const char *p, GString *out)
 /* ---- HTML to WhatsApp ----------------------------------------------------- */
 
 typedef struct {
-  char *tag;       /* lower-case tag name */
+  char *tag;          /* lower-case tag name */
   const char *marker; /* WhatsApp marker, or NULL */
-  gsize start;     /* offset in the output where the element's text starts */
-  char *href;      /* for <a> */
+  gsize start;        /* offset in the output where the element's text starts */
+  char *href;         /* for <a> */
 } OpenElement;
 
 static void
@@ -407,7 +410,7 @@ apply_marker(const char *html, const char *marker, const char *open_tag, const c
   gsize mlen = strlen(marker);
   const char *end = html + strlen(html);
   const char *p = html;
-  const char *close = html; /* the first closing position at or after inner + 1, or end */
+  const char *close = html;    /* the first closing position at or after inner + 1, or end */
   const char *line_end = html; /* the first '\n' at or after p + mlen, or end */
 
   while (*p != '\0') {
@@ -452,11 +455,13 @@ wa_text_to_html(const char *text, gboolean whatsapp_markup)
   escaped = g_markup_escape_text(valid, -1);
 
   if (whatsapp_markup) {
-    static const struct { const char *marker, *open, *close; } marks[] = {
-      { "```", "<tt>", "</tt>" },
-      { "*", "<b>", "</b>" },
-      { "_", "<i>", "</i>" },
-      { "~", "<s>", "</s>" },
+    static const struct {
+      const char *marker, *open, *close;
+    } marks[] = {
+      {"```", "<tt>", "</tt>"},
+      {"*", "<b>", "</b>"},
+      {"_", "<i>", "</i>"},
+      {"~", "<s>", "</s>"},
     };
     for (gsize i = 0; i < G_N_ELEMENTS(marks); i++) {
       char *next = apply_marker(escaped, marks[i].marker, marks[i].open, marks[i].close);

@@ -9,7 +9,7 @@
 
 #include "wa-json.h"
 
-G_DEFINE_QUARK(wa-webhook-error-quark, wa_webhook_error)
+G_DEFINE_QUARK(wa - webhook - error - quark, wa_webhook_error)
 
 typedef struct {
   guint skipped;
@@ -217,8 +217,7 @@ parse_payload(WaMessage *msg, const char *type, JsonObject *container, ParseCtx 
       msg->order_item_count++;
       quantity = wa_json_get_int(item, "quantity", 0);
       if (quantity > 0)
-        msg->order_quantity = quantity > G_MAXINT64 - msg->order_quantity ? G_MAXINT64
-                                                                          : msg->order_quantity + quantity;
+        msg->order_quantity = quantity > G_MAXINT64 - msg->order_quantity ? G_MAXINT64 : msg->order_quantity + quantity;
     }
   } else if (g_str_equal(type, "system")) {
     msg->system_type = dup_string(p, "type");
@@ -397,7 +396,7 @@ add_change(JsonObject *obj, gpointer out, ParseCtx *ctx)
 static void
 add_entry(JsonObject *obj, gpointer out, ParseCtx *ctx)
 {
-  EntryOut eo = { obj, out };
+  EntryOut eo = {obj, out};
   JsonArray *changes = wa_json_get_array(obj, "changes");
 
   if (changes == NULL) {
@@ -414,7 +413,7 @@ wa_webhook_parse(const char *body, gsize len, GError **error)
   JsonObject *obj;
   const char *object;
   JsonArray *entries;
-  ParseCtx ctx = { 0 };
+  ParseCtx ctx = {0};
   WaWebhook *webhook;
 
   g_return_val_if_fail(body != NULL || len == 0, NULL);
@@ -425,14 +424,12 @@ wa_webhook_parse(const char *body, gsize len, GError **error)
   obj = json_node_get_object(root);
   object = wa_json_get_string(obj, "object");
   if (g_strcmp0(object, "whatsapp_business_account") != 0) {
-    g_set_error(error, WA_WEBHOOK_ERROR, WA_WEBHOOK_ERROR_OBJECT,
-                "webhook object is not whatsapp_business_account");
+    g_set_error(error, WA_WEBHOOK_ERROR, WA_WEBHOOK_ERROR_OBJECT, "webhook object is not whatsapp_business_account");
     return NULL;
   }
   entries = wa_json_get_array(obj, "entry");
   if (entries == NULL) {
-    g_set_error_literal(error, WA_WEBHOOK_ERROR, WA_WEBHOOK_ERROR_ENVELOPE,
-                        "webhook has no entry array");
+    g_set_error_literal(error, WA_WEBHOOK_ERROR, WA_WEBHOOK_ERROR_ENVELOPE, "webhook has no entry array");
     return NULL;
   }
   webhook = g_new0(WaWebhook, 1);

@@ -45,13 +45,13 @@ typedef struct {
 
 /* value.messages[]: one inbound message. */
 typedef struct {
-  char *id;                  /* wamid: the dedupe key */
-  char *from;                /* phone digits; absent for username-only users */
-  char *from_user_id;        /* BSUID (v25+) */
+  char *id;           /* wamid: the dedupe key */
+  char *from;         /* phone digits; absent for username-only users */
+  char *from_user_id; /* BSUID (v25+) */
   char *from_parent_user_id;
-  char *group_id;            /* group messages only */
-  gint64 timestamp;          /* Unix seconds (string or integer in JSON); 0 when absent */
-  char *type;                /* "text", "image", ...; unknown types are kept as given */
+  char *group_id;   /* group messages only */
+  gint64 timestamp; /* Unix seconds (string or integer in JSON); 0 when absent */
+  char *type;       /* "text", "image", ...; unknown types are kept as given */
 
   /* What to show, when the type has a natural text: text.body; the caption of
    * image, video and document; button.text; the interactive reply's title (or
@@ -60,7 +60,7 @@ typedef struct {
   char *text;
 
   /* context */
-  char *context_id;          /* the quoted (replied-to) message */
+  char *context_id; /* the quoted (replied-to) message */
   char *context_from;
   gboolean forwarded;
   gboolean frequently_forwarded;
@@ -75,14 +75,14 @@ typedef struct {
   /* image, video, audio, document, sticker */
   char *media_id;
   char *mime_type;
-  char *sha256;              /* base64, as the webhook gives it */
-  char *filename;            /* document */
-  char *media_url;           /* present on newer webhooks */
-  gboolean voice;            /* audio recorded as a voice note */
-  gboolean animated;         /* sticker */
+  char *sha256;      /* base64, as the webhook gives it */
+  char *filename;    /* document */
+  char *media_url;   /* present on newer webhooks */
+  gboolean voice;    /* audio recorded as a voice note */
+  gboolean animated; /* sticker */
 
   /* location */
-  gboolean has_location;     /* latitude and longitude were numbers */
+  gboolean has_location; /* latitude and longitude were numbers */
   double latitude;
   double longitude;
   char *location_name;
@@ -91,34 +91,34 @@ typedef struct {
 
   /* reaction */
   char *reaction_message_id;
-  char *reaction_emoji;      /* NULL or "" = reaction removed */
+  char *reaction_emoji; /* NULL or "" = reaction removed */
 
   /* interactive (button_reply, list_reply, nfm_reply, ...) and button */
-  char *interactive_type;    /* interactive.type */
-  char *reply_id;            /* button_reply/list_reply id, nfm_reply name, button payload */
-  char *reply_description;   /* list_reply description */
-  char *reply_json;          /* nfm_reply.response_json (a JSON string, unparsed) */
+  char *interactive_type;  /* interactive.type */
+  char *reply_id;          /* button_reply/list_reply id, nfm_reply name, button payload */
+  char *reply_description; /* list_reply description */
+  char *reply_json;        /* nfm_reply.response_json (a JSON string, unparsed) */
 
   /* order */
   char *order_catalog_id;
-  guint order_item_count;    /* entries of product_items */
-  gint64 order_quantity;     /* sum of their quantities */
+  guint order_item_count; /* entries of product_items */
+  gint64 order_quantity;  /* sum of their quantities */
 
   /* system */
-  char *system_type;         /* user_changed_number, user_changed_user_id, ... */
+  char *system_type; /* user_changed_number, user_changed_user_id, ... */
   char *system_body;
-  char *system_new_wa_id;    /* system.wa_id */
-  char *system_new_user_id;  /* system.user_id */
+  char *system_new_wa_id;   /* system.wa_id */
+  char *system_new_user_id; /* system.user_id */
 
   /* revoke, edit */
   char *original_message_id;
-  char *edit_type;           /* edit: the edited message's type; its payload fills the media fields */
+  char *edit_type; /* edit: the edited message's type; its payload fills the media fields */
 
   /* unsupported type: unsupported.type */
   char *unsupported_type;
 
-  GPtrArray *errors;         /* WaGraphError*: unsupported types, failed media (131052) */
-  JsonNode *raw;             /* the message object as received */
+  GPtrArray *errors; /* WaGraphError*: unsupported types, failed media (131052) */
+  JsonNode *raw;     /* the message object as received */
 } WaMessage;
 
 /* value.statuses[]: delivery state of one of our sends. */
@@ -133,14 +133,14 @@ typedef struct {
   char *recipient_participant_id;
   char *biz_opaque_callback_data; /* echoed from the send: our outbox id */
   char *conversation_id;
-  char *conversation_origin;      /* conversation.origin.type */
-  gboolean has_pricing;           /* a pricing object was present */
-  gboolean billable;              /* pricing.billable (deprecated by Meta) */
-  char *pricing_model;            /* PMP, CBP */
-  char *pricing_type;             /* regular, free_customer_service, free_entry_point */
-  char *pricing_category;         /* marketing, utility, authentication, service, ... */
-  GPtrArray *errors;              /* WaGraphError*, from wa_graph_error_from_webhook() */
-  JsonNode *raw;                  /* the status object as received */
+  char *conversation_origin; /* conversation.origin.type */
+  gboolean has_pricing;      /* a pricing object was present */
+  gboolean billable;         /* pricing.billable (deprecated by Meta) */
+  char *pricing_model;       /* PMP, CBP */
+  char *pricing_type;        /* regular, free_customer_service, free_entry_point */
+  char *pricing_category;    /* marketing, utility, authentication, service, ... */
+  GPtrArray *errors;         /* WaGraphError*, from wa_graph_error_from_webhook() */
+  JsonNode *raw;             /* the status object as received */
 } WaStatus;
 
 /* value.message_echoes[] (field smb_message_echoes): a message the business

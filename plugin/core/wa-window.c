@@ -55,8 +55,7 @@ wa_window_describe(gint64 last_inbound, gint64 now)
     hours = minutes / 60;
     minutes %= 60;
     if (hours > 0)
-      return g_strdup_printf(_("Service window open: %lld h %lld min left"), (long long) hours,
-                             (long long) minutes);
+      return g_strdup_printf(_("Service window open: %lld h %lld min left"), (long long) hours, (long long) minutes);
     return g_strdup_printf(_("Service window open: %lld min left"), (long long) minutes);
   case WA_WINDOW_CLOSED:
     return g_strdup(_("Service window closed: only approved templates can be sent"));

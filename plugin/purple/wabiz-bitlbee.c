@@ -124,7 +124,8 @@ run_command(PurpleConversation *conv, const char *line)
     g_autofree char *names = command_names(conv);
 
     text = g_strdup_printf(_("Not sent: /%s is not a command here. Commands: %s. To send a line that "
-                             "starts with / or !, double it (// or !!)."), name, names);
+                             "starts with / or !, double it (// or !!)."),
+                           name, names);
     break;
   }
   }

@@ -24,8 +24,9 @@ group_conv(WabizAccount *wa, const char *group_id)
     return conv;
   conv = serv_got_joined_chat(wa->gc, id, group_id);
   if (conv != NULL)
-    wabiz_conv_write_plain(conv, _("This is a WhatsApp group. Groups are read-only in this version: "
-                                   "members' messages show here, replies cannot be sent yet."),
+    wabiz_conv_write_plain(conv,
+                           _("This is a WhatsApp group. Groups are read-only in this version: "
+                             "members' messages show here, replies cannot be sent yet."),
                            PURPLE_MESSAGE_SYSTEM, 0);
   return conv;
 }
@@ -34,8 +35,8 @@ void
 wabiz_group_message(WabizAccount *wa, const WaMessage *message, const char *sender_name)
 {
   PurpleConversation *conv = group_conv(wa, message->group_id);
-  const char *who = wa_id_phone_or_null(message->from) != NULL ? message->from
-                                                              : wa_id_bsuid_or_null(message->from_user_id);
+  const char *who =
+    wa_id_phone_or_null(message->from) != NULL ? message->from : wa_id_bsuid_or_null(message->from_user_id);
   g_autofree char *text = NULL;
 
   if (conv == NULL)
@@ -56,7 +57,7 @@ wabiz_chat_send(PurpleConnection *gc, int id, const char *message, PurpleMessage
 {
   PurpleConversation *conv = purple_find_chat(gc, id);
 
-  wabiz_conv_write_plain(conv, _("Not sent: replying in WhatsApp groups is not supported yet."),
-                         PURPLE_MESSAGE_ERROR, 0);
+  wabiz_conv_write_plain(conv, _("Not sent: replying in WhatsApp groups is not supported yet."), PURPLE_MESSAGE_ERROR,
+                         0);
   return -1;
 }

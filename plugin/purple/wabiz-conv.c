@@ -7,8 +7,7 @@
 PurpleConversation *
 wabiz_conv_im(PurpleAccount *account, const char *customer, gboolean create)
 {
-  PurpleConversation *conv =
-    purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, customer, account);
+  PurpleConversation *conv = purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, customer, account);
 
   if (conv == NULL && create)
     conv = purple_conversation_new(PURPLE_CONV_TYPE_IM, account, customer);
@@ -98,8 +97,7 @@ history_cb(GPtrArray *messages, const GError *error, gpointer data)
     if (m->body != NULL)
       text = g_strdup(m->body);
     else
-      text = g_strdup_printf(m->expired ? _("[%s message, deleted after the retention period]")
-                                        : _("[%s message]"),
+      text = g_strdup_printf(m->expired ? _("[%s message, deleted after the retention period]") : _("[%s message]"),
                              m->type != NULL ? m->type : "?");
     html = wa_text_to_html(text, TRUE);
     flags |= m->direction == WA_STORE_IN ? PURPLE_MESSAGE_RECV : PURPLE_MESSAGE_SEND;
@@ -157,8 +155,7 @@ load_history(PurpleConversation *conv, PurpleAccount *account)
     gboolean bsuid = wa_id_is_bsuid(req->conv_name);
 
     wa_store_customer_lookup(wa->store, bsuid ? NULL : req->conv_name, bsuid ? req->conv_name : NULL,
-                             history_customer_cb,
-                             wabiz_store_hold(wa, req, (GDestroyNotify) history_request_free));
+                             history_customer_cb, wabiz_store_hold(wa, req, (GDestroyNotify) history_request_free));
   }
 }
 
@@ -180,8 +177,7 @@ wabiz_conv_created_cb(PurpleConversation *conv, gpointer data)
 /* A customer's message: WhatsApp markup becomes HTML after escaping, so
  * "<b>" typed by a customer stays text. */
 void
-wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when,
-                  PurpleMessageFlags flags)
+wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when, PurpleMessageFlags flags)
 {
   /* BitlBee strips HTML: WhatsApp's *bold* stays as typed there */
   g_autofree char *escaped = wabiz_bitlbee() ? wabiz_bitlbee_escape(text) : NULL;

@@ -71,8 +71,7 @@ pseudonymous(WabizAccount *wa)
 }
 
 PurpleBuddy *
-wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const char *bsuid, const char *profile_name,
-                     gboolean create)
+wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const char *bsuid, const char *profile_name, gboolean create)
 {
   PurpleBuddy *buddy = NULL;
 

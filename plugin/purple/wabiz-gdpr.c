@@ -56,8 +56,8 @@ target_replaceable(const char *path, GError **error)
     return FALSE;
   }
   if (S_ISLNK(st.st_mode)) {
-    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_PERM,
-                _("%s is a symbolic link: name the file itself, or a new file"), path);
+    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_PERM, _("%s is a symbolic link: name the file itself, or a new file"),
+                path);
     return FALSE;
   }
   if (!S_ISREG(st.st_mode)) {
@@ -142,8 +142,8 @@ exported_cb(const char *json, const GError *error, gpointer data)
 
   wabiz_store_release(req->wa, req);
   if (error == NULL && write_private(req->path, json, &local))
-    text = g_strdup_printf(_("Exported everything stored about this customer to %s (readable only by you)."),
-                           req->path);
+    text =
+      g_strdup_printf(_("Exported everything stored about this customer to %s (readable only by you)."), req->path);
   else
     text = g_strdup_printf(_("The export failed: %s"), error != NULL ? error->message : local->message);
   say(req->wa, req->conv_name, text, error == NULL && local == NULL ? PURPLE_MESSAGE_SYSTEM : PURPLE_MESSAGE_ERROR);
@@ -272,9 +272,8 @@ ask_erase(WabizAccount *wa, const char *who, PurpleConversation *conv)
   purple_request_action(wa->gc, _("Erase customer data"), primary,
                         _("Messages, queued messages, consent records and settings of this customer are deleted "
                           "for good, and the buddy is removed. Export first if the customer asked for a copy."),
-                        1, wa->account, req->conv_name, conv, req, 2,
-                        wabiz_caption_yes(_("Erase")), PURPLE_CALLBACK(erase_confirmed),
-                        wabiz_caption_no(), PURPLE_CALLBACK(erase_cancelled));
+                        1, wa->account, req->conv_name, conv, req, 2, wabiz_caption_yes(_("Erase")),
+                        PURPLE_CALLBACK(erase_confirmed), wabiz_caption_no(), PURPLE_CALLBACK(erase_cancelled));
 }
 
 static PurpleCmdRet
@@ -365,10 +364,10 @@ wabiz_blist_node_menu(PurpleBlistNode *node)
 
   if (!PURPLE_BLIST_NODE_IS_BUDDY(node) || buddy_account((PurpleBuddy *) node) == NULL)
     return NULL;
-  menu = g_list_append(menu, purple_menu_action_new(_("Export customer data..."), PURPLE_CALLBACK(menu_export),
-                                                    NULL, NULL));
-  menu = g_list_append(menu, purple_menu_action_new(_("Erase customer data..."), PURPLE_CALLBACK(menu_erase),
-                                                    NULL, NULL));
+  menu =
+    g_list_append(menu, purple_menu_action_new(_("Export customer data..."), PURPLE_CALLBACK(menu_export), NULL, NULL));
+  menu =
+    g_list_append(menu, purple_menu_action_new(_("Erase customer data..."), PURPLE_CALLBACK(menu_erase), NULL, NULL));
   return menu;
 }
 
@@ -379,12 +378,16 @@ wabiz_gdpr_register(void)
 {
   PurpleCmdFlag flags = PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_PRPL_ONLY | PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS;
 
-  command_ids = g_slist_prepend(command_ids, GUINT_TO_POINTER(purple_cmd_register(
-    "export", "s", PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID, cmd_export,
-    _("export FILE: write everything stored about this customer to FILE (JSON)."), NULL)));
-  command_ids = g_slist_prepend(command_ids, GUINT_TO_POINTER(purple_cmd_register(
-    "erase", "", PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID, cmd_erase,
-    _("erase: delete everything stored about this customer (asks first)."), NULL)));
+  command_ids =
+    g_slist_prepend(command_ids,
+                    GUINT_TO_POINTER(
+                      purple_cmd_register("export", "s", PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID, cmd_export,
+                                          _("export FILE: write everything stored about this customer to FILE (JSON)."),
+                                          NULL)));
+  command_ids =
+    g_slist_prepend(command_ids, GUINT_TO_POINTER(purple_cmd_register(
+                                   "erase", "", PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID, cmd_erase,
+                                   _("erase: delete everything stored about this customer (asks first)."), NULL)));
 }
 
 void

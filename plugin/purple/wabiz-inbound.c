@@ -54,10 +54,11 @@ late_text(WabizAccount *wa, gint64 timestamp, const char *text, PurpleMessageFla
   sent = g_date_time_new_from_unix_local(timestamp);
   date = sent != NULL ? g_date_time_format(sent, "%Y-%m-%d %H:%M") : g_strdup("?");
   if (!wa->old_told) {
-    g_autofree char *notice = g_strdup_printf(
-      _("Messages older than WhatsApp's 7 days of retries arrived (one was sent %s). Either old "
-        "deliveries were sent again (a replay) or a clock is wrong, here or at the sender. They are "
-        "shown, marked as delivered late."), date);
+    g_autofree char *notice =
+      g_strdup_printf(_("Messages older than WhatsApp's 7 days of retries arrived (one was sent %s). Either old "
+                        "deliveries were sent again (a replay) or a clock is wrong, here or at the sender. They are "
+                        "shown, marked as delivered late."),
+                      date);
 
     wa->old_told = TRUE;
     wabiz_notice(wa, notice);
@@ -73,28 +74,28 @@ struct _WabizApplying {
   WabizAccount *wa;
   gint64 seq;
   WaWebhook *webhook;
-  guint pending;      /* store writes not yet answered or not yet started, plus one while queuing */
-  gboolean orphaned;  /* the receiver link went away: show nothing more, ack nothing */
+  guint pending;     /* store writes not yet answered or not yet started, plus one while queuing */
+  gboolean orphaned; /* the receiver link went away: show nothing more, ack nothing */
   /* Messages (and echoes) of one event go one after another: stored, shown,
    * marked shown (committed), then the next. Were they stored together, a
    * crash after showing the third could come before the first's mark was
    * committed, and the first would be shown again. */
-  GQueue deferred;    /* Deferred*: not started yet */
-  gboolean busy;      /* one of them is between its store write and its mark */
+  GQueue deferred; /* Deferred*: not started yet */
+  gboolean busy;   /* one of them is between its store write and its mark */
 };
 
 typedef struct {
   void (*start)(gpointer job); /* starts its store write */
   gpointer job;
-  GDestroyNotify free;         /* when it never starts (the link went away) */
+  GDestroyNotify free; /* when it never starts (the link went away) */
 } Deferred;
 
 typedef struct {
   WabizApplying *ap;
   const WaChange *change;
   const WaMessage *msg;
-  char *raw;          /* what of the event concerns this message (event_for_one) */
-  WaStoreInbound in;  /* borrows from change, msg and raw */
+  char *raw;         /* what of the event concerns this message (event_for_one) */
+  WaStoreInbound in; /* borrows from change, msg and raw */
 } MessageJob;
 
 static void
@@ -217,8 +218,8 @@ sender_ids(const WaChange *change, const WaMessage *msg, const char **wa_id, con
   const WaContact *contact = wa_change_find_contact(change, msg);
 
   *wa_id = wa_id_phone_or_null(msg->from != NULL ? msg->from : (contact != NULL ? contact->wa_id : NULL));
-  *bsuid = wa_id_bsuid_or_null(msg->from_user_id != NULL ? msg->from_user_id
-                                                         : (contact != NULL ? contact->user_id : NULL));
+  *bsuid =
+    wa_id_bsuid_or_null(msg->from_user_id != NULL ? msg->from_user_id : (contact != NULL ? contact->user_id : NULL));
 }
 
 static void
@@ -253,8 +254,7 @@ show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, con
         !wa_id_is_bsuid(name) && wabiz_customer_rename(wa, name, msg->system_new_wa_id)) {
       g_autofree char *line = g_strdup_printf(_("The buddy now uses the new number +%s."), msg->system_new_wa_id);
 
-      wabiz_conv_write_plain(wabiz_conv_im(wa->account, msg->system_new_wa_id, TRUE), line,
-                             PURPLE_MESSAGE_SYSTEM, 0);
+      wabiz_conv_write_plain(wabiz_conv_im(wa->account, msg->system_new_wa_id, TRUE), line, PURPLE_MESSAGE_SYSTEM, 0);
     }
     return;
   }
@@ -266,9 +266,9 @@ show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, con
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, name, TRUE), line, PURPLE_MESSAGE_ERROR, 0);
   }
   if (wa_message_opens_window(msg))
-    wabiz_window_update(wa, buddy, newest_inbound > 0 ? newest_inbound
-                                                      : (msg->timestamp > 0 ? MIN(msg->timestamp, wabiz_now())
-                                                                            : wabiz_now()));
+    wabiz_window_update(wa, buddy,
+                        newest_inbound > 0 ? newest_inbound
+                                           : (msg->timestamp > 0 ? MIN(msg->timestamp, wabiz_now()) : wabiz_now()));
 }
 
 static void
@@ -281,9 +281,10 @@ stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data
   wabiz_store_release(ap->wa, job);
   if (!ap->orphaned) {
     if (error != NULL) {
-      g_autofree char *text = g_strdup_printf(
-        _("A customer's message could not be stored (%s); it is shown, but will be missing from the "
-          "history."), error->message);
+      g_autofree char *text =
+        g_strdup_printf(_("A customer's message could not be stored (%s); it is shown, but will be missing from the "
+                          "history."),
+                        error->message);
 
       wabiz_notice(ap->wa, text);
     }
@@ -325,8 +326,8 @@ start_message(gpointer data)
 static JsonNode *
 contact_json(const WaChange *change, const WaContact *contact)
 {
-  JsonObject *value = change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value)
-                        ? json_node_get_object(change->value) : NULL;
+  JsonObject *value =
+    change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value) ? json_node_get_object(change->value) : NULL;
   JsonArray *contacts = value != NULL ? wa_json_get_array(value, "contacts") : NULL;
   guint n = contacts != NULL ? json_array_get_length(contacts) : 0;
 
@@ -349,8 +350,8 @@ contact_json(const WaChange *change, const WaContact *contact)
 static char *
 event_for_one(const WaChange *change, const char *member, JsonNode *item, JsonNode *contact)
 {
-  JsonObject *value = change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value)
-                        ? json_node_get_object(change->value) : NULL;
+  JsonObject *value =
+    change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value) ? json_node_get_object(change->value) : NULL;
   JsonNode *metadata = value != NULL ? json_object_get_member(value, "metadata") : NULL;
   const char *product = value != NULL ? wa_json_get_string(value, "messaging_product") : NULL;
   g_autoptr(JsonBuilder) b = json_builder_new();
@@ -411,7 +412,7 @@ static void
 apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
 {
   const WaContact *contact = wa_change_find_contact(change, msg);
-  WaStoreInbound in = { 0 };
+  WaStoreInbound in = {0};
   MessageJob *job;
 
   sender_ids(change, msg, &in.wa_id, &in.bsuid);
@@ -453,8 +454,8 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
 typedef struct {
   WabizApplying *ap;
   const WaStatus *st;
-  char *reason;                /* a failure's reason, for the store */
-  WaStoreStatusUpdate update;  /* borrows from st and reason */
+  char *reason;               /* a failure's reason, for the store */
+  WaStoreStatusUpdate update; /* borrows from st and reason */
 } StatusJob;
 
 static void
@@ -484,8 +485,8 @@ show_failure(WabizAccount *wa, const WaStatus *st)
   if (customer == NULL)
     return;
   if (st->errors->len == 0)
-    wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE),
-                           _("Not delivered: WhatsApp gave no reason."), PURPLE_MESSAGE_ERROR, 0);
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), _("Not delivered: WhatsApp gave no reason."),
+                           PURPLE_MESSAGE_ERROR, 0);
   for (guint i = 0; i < st->errors->len; i++) {
     g_autofree char *reason = wa_graph_error_describe(g_ptr_array_index(st->errors, i));
     g_autofree char *line = g_strdup_printf(_("Not delivered: %s"), reason);
@@ -508,19 +509,18 @@ elsewhere_stored_cb(const WaStoreInboundResult *result, const GError *error, gpo
     wabiz_test_crash_point("inbound-stored");
     /* not stored (an error): shown as it is */
     if (should_show(ap, result, TRUE)) {
-      PurpleBuddy *buddy = wabiz_customer_buddy(ap->wa, job->st->recipient_id, job->st->recipient_user_id, NULL,
-                                                TRUE);
+      PurpleBuddy *buddy = wabiz_customer_buddy(ap->wa, job->st->recipient_id, job->st->recipient_user_id, NULL, TRUE);
 
       if (buddy != NULL) {
         PurpleMessageFlags late = 0;
-        g_autofree char *text = late_text(
-          ap->wa, job->st->timestamp,
-          _("[A message sent from another app or device; its text is not available here]"), &late);
+        g_autofree char *text =
+          late_text(ap->wa, job->st->timestamp,
+                    _("[A message sent from another app or device; its text is not available here]"), &late);
 
         if (result != NULL && result->customer.customer != NULL)
           wabiz_customer_identify(ap->wa, buddy, result->customer.customer->id, NULL);
-        wabiz_conv_write_elsewhere(ap->wa->account, purple_buddy_get_name(buddy), text,
-                                   (time_t) job->st->timestamp, late);
+        wabiz_conv_write_elsewhere(ap->wa->account, purple_buddy_get_name(buddy), text, (time_t) job->st->timestamp,
+                                   late);
       }
       wabiz_test_crash_point("inbound-shown");
     }
@@ -536,7 +536,7 @@ store_elsewhere(StatusJob *job)
 {
   WabizAccount *wa = job->ap->wa;
   const WaStatus *st = job->st;
-  WaStoreInbound out = { 0 };
+  WaStoreInbound out = {0};
 
   out.wa_id = wa_id_phone_or_null(st->recipient_id);
   out.bsuid = wa_id_bsuid_or_null(st->recipient_user_id);
@@ -545,8 +545,7 @@ store_elsewhere(StatusJob *job)
   out.type = "unknown";
   out.timestamp = st->timestamp > 0 ? st->timestamp : wabiz_now();
   job->ap->pending++;
-  wa_store_inbound(wa->store, &out, elsewhere_stored_cb,
-                   wabiz_store_hold(wa, job, (GDestroyNotify) status_job_free));
+  wa_store_inbound(wa->store, &out, elsewhere_stored_cb, wabiz_store_hold(wa, job, (GDestroyNotify) status_job_free));
 }
 
 static void
@@ -628,8 +627,8 @@ typedef struct {
   char *to;
   char *text;
   gint64 timestamp;
-  char *raw;          /* what of the event concerns this echo (event_for_one) */
-  WaStoreInbound in;  /* borrows from the event (ap->webhook) and raw */
+  char *raw;         /* what of the event concerns this echo (event_for_one) */
+  WaStoreInbound in; /* borrows from the event (ap->webhook) and raw */
 } EchoJob;
 
 static void
@@ -685,7 +684,7 @@ apply_echoes(WabizApplying *ap, const WaChange *change)
   for (guint i = 0; i < change->echoes->len; i++) {
     const WaEcho *echo = g_ptr_array_index(change->echoes, i);
     const char *to = echo->to;
-    WaStoreInbound out = { 0 };
+    WaStoreInbound out = {0};
     EchoJob *job;
 
     if (wa_id_phone_or_null(to) == NULL && wa_id_bsuid_or_null(to) == NULL)
@@ -738,8 +737,9 @@ apply_groups(WabizAccount *wa, const WaChange *change)
       g_string_append_printf(text, ngettext(" %u participant joined.", " %u participants joined.", (guint) g->added),
                              (guint) g->added);
     if (g->removed >= 0)
-      g_string_append_printf(text, ngettext(" %u participant left or was removed.",
-                                            " %u participants left or were removed.", (guint) g->removed),
+      g_string_append_printf(text,
+                             ngettext(" %u participant left or was removed.", " %u participants left or were removed.",
+                                      (guint) g->removed),
                              (guint) g->removed);
     {
       PurpleMessageFlags late = 0; /* group lines are system lines: only the marker */
@@ -756,8 +756,8 @@ apply_groups(WabizAccount *wa, const WaChange *change)
 static void
 apply_account_event(WabizAccount *wa, const WaChange *change)
 {
-  JsonObject *value = change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value)
-                        ? json_node_get_object(change->value) : NULL;
+  JsonObject *value =
+    change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value) ? json_node_get_object(change->value) : NULL;
   GString *text = g_string_new(NULL);
   GList *members = value != NULL ? json_object_get_members(value) : NULL;
   guint shown = 0;
@@ -767,8 +767,7 @@ apply_account_event(WabizAccount *wa, const WaChange *change)
     JsonNode *node = json_object_get_member(value, l->data);
     g_autofree char *id = NULL;
 
-    if (g_str_equal(l->data, "messaging_product") || g_str_equal(l->data, "metadata") ||
-        !JSON_NODE_HOLDS_VALUE(node))
+    if (g_str_equal(l->data, "messaging_product") || g_str_equal(l->data, "metadata") || !JSON_NODE_HOLDS_VALUE(node))
       continue;
     id = wa_json_dup_id(value, l->data);
     if (id == NULL && json_node_get_value_type(node) == G_TYPE_BOOLEAN)
@@ -871,17 +870,17 @@ open_event(WabizAccount *wa, WabizEvent *event)
 
   plain = wa_seal_open(wa->keys, data, len, &error);
   if (plain == NULL) {
-    g_autofree char *text = g_strdup_printf(
-      _("A webhook event could not be opened and was skipped (%s). It was sealed to another key: "
-        "was this account's key replaced?"), error->message);
+    g_autofree char *text =
+      g_strdup_printf(_("A webhook event could not be opened and was skipped (%s). It was sealed to another key: "
+                        "was this account's key replaced?"),
+                      error->message);
     wabiz_notice(wa, text);
     return NULL;
   }
   data = g_bytes_get_data(plain, &len);
   webhook = wa_webhook_parse((const char *) data, len, &error);
   if (webhook == NULL) {
-    g_autofree char *text = g_strdup_printf(_("A webhook event could not be read and was skipped: %s"),
-                                            error->message);
+    g_autofree char *text = g_strdup_printf(_("A webhook event could not be read and was skipped: %s"), error->message);
     wabiz_notice(wa, text);
     return NULL;
   }

@@ -38,8 +38,8 @@ read_key(const char *path, guint8 *out, GError **error)
   guint8 extra;
 
   if (fd < 0) {
-    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), _("Cannot read the key file %s: %s"),
-                path, g_strerror(errno));
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), _("Cannot read the key file %s: %s"), path,
+                g_strerror(errno));
     return FALSE;
   }
   n = read(fd, out, WA_SEAL_SECRET_KEY_BYTES);
@@ -47,7 +47,8 @@ read_key(const char *path, guint8 *out, GError **error)
     close(fd);
     g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
                 _("The key file %s is damaged (wrong size). Events already waiting in the receiver "
-                  "cannot be opened without it."), path);
+                  "cannot be opened without it."),
+                path);
     return FALSE;
   }
   close(fd);
@@ -138,7 +139,8 @@ setting_cb(const char *value, const GError *error, gpointer data)
     return;
   }
   if (sodium_base642bin(secret, sizeof secret, value, strlen(value), NULL, &len, NULL,
-                        sodium_base64_VARIANT_ORIGINAL) != 0 || len != sizeof secret)
+                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
+      len != sizeof secret)
     g_set_error_literal(&local, WA_SEAL_ERROR, WA_SEAL_ERROR_KEY, _("the stored receiver key is damaged"));
   else
     load->pair = wa_keypair_from_secret(secret, sizeof secret, &local);

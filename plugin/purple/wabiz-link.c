@@ -48,14 +48,10 @@ registration(WabizAccount *wa)
   JsonObject *reg = json_object_new();
   g_autofree char *public_key = wa_keypair_public_base64(wa->keys);
   const char *strings[][2] = {
-    {"waba_id", WABIZ_OPT_WABA_ID},
-    {"app_secret", WABIZ_OPT_APP_SECRET},
-    {"verify_token", WABIZ_OPT_VERIFY_TOKEN},
-    {"bind", WABIZ_OPT_WEBHOOK_BIND},
-    {"path", WABIZ_OPT_WEBHOOK_PATH},
-    {"tls_cert", WABIZ_OPT_WEBHOOK_TLS_CERT},
-    {"tls_key", WABIZ_OPT_WEBHOOK_TLS_KEY},
-    {"socket_group", WABIZ_OPT_WEBHOOK_SOCKET_GROUP},
+    {"waba_id", WABIZ_OPT_WABA_ID},           {"app_secret", WABIZ_OPT_APP_SECRET},
+    {"verify_token", WABIZ_OPT_VERIFY_TOKEN}, {"bind", WABIZ_OPT_WEBHOOK_BIND},
+    {"path", WABIZ_OPT_WEBHOOK_PATH},         {"tls_cert", WABIZ_OPT_WEBHOOK_TLS_CERT},
+    {"tls_key", WABIZ_OPT_WEBHOOK_TLS_KEY},   {"socket_group", WABIZ_OPT_WEBHOOK_SOCKET_GROUP},
   };
 
   json_object_set_string_member(reg, "account", wa->pnid);
@@ -75,9 +71,10 @@ registration(WabizAccount *wa)
   json_object_set_boolean_member(reg, "allow_public_http",
                                  purple_account_get_bool(account, WABIZ_OPT_WEBHOOK_PUBLIC_HTTP, FALSE));
   /* at least 1 MiB; the receiver always takes one event while none waits */
-  json_object_set_int_member(reg, "max_pending_bytes",
-                             (gint64) MAX(purple_account_get_int(account, WABIZ_OPT_RECEIVER_MAX_PENDING_MB,
-                                                                 WABIZ_DEFAULT_MAX_PENDING_MB), 1) * 1024 * 1024);
+  json_object_set_int_member(
+    reg, "max_pending_bytes",
+    (gint64) MAX(purple_account_get_int(account, WABIZ_OPT_RECEIVER_MAX_PENDING_MB, WABIZ_DEFAULT_MAX_PENDING_MB), 1) *
+      1024 * 1024);
   return reg;
 }
 
@@ -93,7 +90,8 @@ tell_setup(WabizAccount *wa)
     callback = g_strdup(public_url);
   else
     callback = g_strdup_printf(_("of the public HTTPS address that forwards to %s (set it as "
-                                 "\"Public webhook URL\" in the account to see it here)"), wa->rx_url);
+                                 "\"Public webhook URL\" in the account to see it here)"),
+                               wa->rx_url);
   text = g_strdup_printf(_("Receiving messages: the webhook receiver listens on %s\n"
                            "In Meta's App Dashboard (WhatsApp > Configuration > Webhook) enter the callback URL "
                            "%s and the verify token %s, then subscribe to the \"messages\" field."),
@@ -118,12 +116,12 @@ tell_listen_state(WabizAccount *wa, JsonObject *state)
 
     if (last != NULL && *last != '\0' && !g_str_equal(last, url)) {
       /* never a silent move: whatever forwards to the old address must change */
-      text = g_strdup_printf(
-        _("The webhook receiver now listens on %s, no longer on %s. If you did not change the webhook "
-          "settings, the old port was taken by another program (on a shared machine perhaps another "
-          "user, who would then get what is sent to the old address): update your proxy or tunnel, or "
-          "set a fixed port or a UNIX socket."),
-        url, last);
+      text =
+        g_strdup_printf(_("The webhook receiver now listens on %s, no longer on %s. If you did not change the webhook "
+                          "settings, the old port was taken by another program (on a shared machine perhaps another "
+                          "user, who would then get what is sent to the old address): update your proxy or tunnel, or "
+                          "set a fixed port or a UNIX socket."),
+                        url, last);
       wabiz_notice(wa, text);
       g_clear_pointer(&text, g_free);
     }
@@ -146,14 +144,14 @@ tell_listen_state(WabizAccount *wa, JsonObject *state)
   g_free(wa->rx_listen_error);
   wa->rx_listen_error = g_strdup(why);
   if (wa_json_get_bool(state, "port_taken", FALSE))
-    text = g_strdup_printf(
-      _("Receiving is interrupted: the webhook receiver cannot listen on %s because another program "
-        "already holds that address. On a shared machine this may be another user, who then gets this "
-        "account's webhooks (customers' messages) instead of you. The receiver tries again every few "
-        "seconds and never moves to another port by itself. Find out who holds it (e.g. ss -ltnp), or "
-        "choose another port and update your proxy or tunnel, or listen on a UNIX socket "
-        "(webhook listen address unix:/path). Details: %s"),
-      url, why);
+    text =
+      g_strdup_printf(_("Receiving is interrupted: the webhook receiver cannot listen on %s because another program "
+                        "already holds that address. On a shared machine this may be another user, who then gets this "
+                        "account's webhooks (customers' messages) instead of you. The receiver tries again every few "
+                        "seconds and never moves to another port by itself. Find out who holds it (e.g. ss -ltnp), or "
+                        "choose another port and update your proxy or tunnel, or listen on a UNIX socket "
+                        "(webhook listen address unix:/path). Details: %s"),
+                      url, why);
   else
     text = g_strdup_printf(_("Receiving is interrupted: the webhook receiver cannot listen on %s "
                              "(it tries again every few seconds): %s"),
@@ -194,10 +192,11 @@ on_ready(gpointer user, JsonObject *registered, gint64 pending)
   purple_debug_info("wabiz", "receiver link ready, %" G_GINT64_FORMAT " events waiting\n", pending);
   tell_listen_state(wa, registered);
   if (pending >= BACKLOG_NOTICE) {
-    g_autofree char *text = g_strdup_printf(
-      ngettext("%u webhook event arrived while this account was offline; showing it now.",
-               "%u webhook events arrived while this account was offline; showing them now.", (gulong) pending),
-      (guint) MIN(pending, (gint64) G_MAXUINT));
+    g_autofree char *text =
+      g_strdup_printf(ngettext("%u webhook event arrived while this account was offline; showing it now.",
+                               "%u webhook events arrived while this account was offline; showing them now.",
+                               (gulong) pending),
+                      (guint) MIN(pending, (gint64) G_MAXUINT));
 
     wabiz_notice(wa, text);
   }
@@ -261,13 +260,13 @@ on_failed(gpointer user, const GError *error, const char *code)
 
   /* unapplied events come again with the next subscription */
   wabiz_inbound_stop(wa);
-  if (g_error_matches(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_REFUSED) &&
-      g_strcmp0(code, "storage") != 0 && g_strcmp0(code, "busy") != 0 &&
-      g_strcmp0(code, "restart") != 0) {
+  if (g_error_matches(error, WA_RXCLIENT_ERROR, WA_RXCLIENT_ERROR_REFUSED) && g_strcmp0(code, "storage") != 0 &&
+      g_strcmp0(code, "busy") != 0 && g_strcmp0(code, "restart") != 0) {
     /* the settings are wrong (bind, TLS, a missing field) or the receiver is
      * of another version: retrying cannot help until the account changes */
     text = g_strdup_printf(_("The webhook receiver refused this account, so no messages can arrive: %s. "
-                             "Fix the webhook settings of the account, then reconnect."), error->message);
+                             "Fix the webhook settings of the account, then reconnect."),
+                           error->message);
     wabiz_notice(wa, text);
     return;
   }
@@ -357,8 +356,8 @@ try_connect(WabizAccount *wa)
     wa->rx_retry = purple_timeout_add(RX_POLL_MS, retry_cb, wa);
     return;
   }
-  text = g_strdup_printf(_("The webhook receiver did not start; its log is %s/receiver.log. Trying again."),
-                         wa->rx_dir);
+  text =
+    g_strdup_printf(_("The webhook receiver did not start; its log is %s/receiver.log. Trying again."), wa->rx_dir);
   wabiz_notice(wa, text);
   wa->rx_spawned = FALSE;
   retry_later(wa);

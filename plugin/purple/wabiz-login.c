@@ -42,8 +42,7 @@ apply_proxy(WaHttp *http, PurpleAccount *account)
     wa_http_set_proxy(http, "", NULL, NULL);
     return;
   }
-  url = g_strdup_printf("%s://%s:%d", scheme, purple_proxy_info_get_host(info),
-                        purple_proxy_info_get_port(info));
+  url = g_strdup_printf("%s://%s:%d", scheme, purple_proxy_info_get_host(info), purple_proxy_info_get_port(info));
   wa_http_set_proxy(http, url, purple_proxy_info_get_username(info), purple_proxy_info_get_password(info));
 }
 
@@ -114,8 +113,8 @@ phone_number_cb(WaGraphReply *reply, gpointer data)
     display = g_strdup(wa->phone->display_phone_number);
   if (display != NULL)
     purple_connection_set_display_name(wa->gc, display);
-  purple_debug_info("wabiz", "signed on: number %s, quality %s, limit %s\n",
-                    wa->pnid, wa->phone->quality_rating != NULL ? wa->phone->quality_rating : "?",
+  purple_debug_info("wabiz", "signed on: number %s, quality %s, limit %s\n", wa->pnid,
+                    wa->phone->quality_rating != NULL ? wa->phone->quality_rating : "?",
                     wa->phone->messaging_limit != NULL ? wa->phone->messaging_limit : "?");
   purple_connection_update_progress(wa->gc, _("Connected"), 3, 4);
   purple_connection_set_state(wa->gc, PURPLE_CONNECTED);
@@ -158,18 +157,19 @@ wabiz_login(PurpleAccount *account)
 
   purple_connection_update_progress(gc, _("Checking settings"), 0, 4);
   if (!is_digits(wa->pnid)) {
-    purple_connection_error_reason(gc, PURPLE_CONNECTION_ERROR_INVALID_SETTINGS,
+    purple_connection_error_reason(
+      gc, PURPLE_CONNECTION_ERROR_INVALID_SETTINGS,
       _("The username must be the phone number ID (digits only) from WhatsApp Manager, not the phone number itself."));
     return;
   }
   if (token == NULL || *token == '\0') {
     purple_connection_error_reason(gc, PURPLE_CONNECTION_ERROR_INVALID_SETTINGS,
-      _("Enter the access token (a system-user token) as the account password."));
+                                   _("Enter the access token (a system-user token) as the account password."));
     return;
   }
   if (cc != NULL && *cc != '\0' && !wa_country_code_is_valid(cc)) {
     purple_connection_error_reason(gc, PURPLE_CONNECTION_ERROR_INVALID_SETTINGS,
-      _("The default country code must be 1 to 3 digits, such as 49 or 1."));
+                                   _("The default country code must be 1 to 3 digits, such as 49 or 1."));
     return;
   }
 

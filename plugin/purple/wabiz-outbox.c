@@ -55,7 +55,7 @@ outcome_stored(const WaStoreOutbox *entry, const GError *error, gpointer data)
 static void
 outcome_apply(WabizAccount *wa, const Outcome *o)
 {
-  WaStoreOutboxChange change = { .state = o->state, .wamid = o->wamid, .error_text = o->error };
+  WaStoreOutboxChange change = {.state = o->state, .wamid = o->wamid, .error_text = o->error};
 
   wa_store_outbox_update(wa->store, o->id, &change, outcome_stored, NULL);
 }
@@ -117,15 +117,15 @@ restored_cb(guint restored, const GError *error, gpointer data)
   WabizAccount *wa = data;
 
   if (error != NULL) {
-    g_autofree char *text = g_strdup_printf(_("The waiting messages could not be read from the store: %s"),
-                                            error->message);
+    g_autofree char *text =
+      g_strdup_printf(_("The waiting messages could not be read from the store: %s"), error->message);
     wabiz_notice(wa, text);
     return;
   }
   if (restored > 0) {
-    g_autofree char *text = g_strdup_printf(
-      ngettext("%u message waiting from before is being sent.", "%u messages waiting from before are being sent.",
-               restored), restored);
+    g_autofree char *text = g_strdup_printf(ngettext("%u message waiting from before is being sent.",
+                                                     "%u messages waiting from before are being sent.", restored),
+                                            restored);
     wabiz_notice(wa, text);
   }
 }
@@ -236,7 +236,8 @@ tell_waiting(PurpleAccount *account, const char *to, guint left)
   text = g_strdup_printf(ngettext("The account went offline: %u message to this customer waits in the outbox and "
                                   "is sent when the account is signed in again.",
                                   "The account went offline: %u messages to this customer wait in the outbox and "
-                                  "are sent when the account is signed in again.", left),
+                                  "are sent when the account is signed in again.",
+                                  left),
                          left);
   wabiz_conv_write_plain(wabiz_conv_im(account, to, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);
 }
@@ -372,14 +373,12 @@ wabiz_outbox_resolved(WabizAccount *wa, guint64 id, WaStoreOutboxState before, c
 }
 
 void
-wabiz_outbox_answered(WabizAccount *wa, guint64 id, const char *customer, gboolean uncertain,
-                      const WaGraphError *error)
+wabiz_outbox_answered(WabizAccount *wa, guint64 id, const char *customer, gboolean uncertain, const WaGraphError *error)
 {
   if (id_set_take(wa->resolved, id)) {
     /* its status already said it went out */
     if (uncertain)
-      wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), _(reached_text), PURPLE_MESSAGE_SYSTEM,
-                             0);
+      wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), _(reached_text), PURPLE_MESSAGE_SYSTEM, 0);
     return;
   }
   if (!uncertain)
@@ -483,7 +482,8 @@ drop_all(gpointer data, int action)
   ResendDialog *rd = dialog_take(data);
   WabizAccount *wa = rd->wa;
   WaStoreOutboxChange change = {
-    .state = WA_STORE_OUTBOX_FAILED, .error_text = "not sent again: the agent decided so",
+    .state = WA_STORE_OUTBOX_FAILED,
+    .error_text = "not sent again: the agent decided so",
   };
 
   for (guint i = 0; i < rd->entries->len; i++) {
@@ -512,7 +512,7 @@ list_as_lines(WabizAccount *wa, ResendDialog *rd)
   for (guint i = 0; i < rd->entries->len && i < LIST_MAX; i++) {
     const WaStoreOutbox *e = g_ptr_array_index(rd->entries, i);
     const char *to = g_hash_table_lookup(rd->address, e->customer_id);
-    g_autofree char *when = g_strdup(purple_date_format_long(localtime(&(time_t){ (time_t) e->created })));
+    g_autofree char *when = g_strdup(purple_date_format_long(localtime(&(time_t){(time_t) e->created})));
     g_autofree char *line = g_strdup_printf(_("May have been sent to +%s (%s): %s"), to != NULL ? to : "?", when,
                                             e->body != NULL ? e->body : _("[not readable]"));
 
@@ -544,15 +544,14 @@ list_all(gpointer data, int action)
     const char *to = g_hash_table_lookup(rd->address, e->customer_id);
     g_autofree char *who = g_markup_escape_text(to != NULL ? to : "?", -1);
     g_autofree char *body = g_markup_escape_text(e->body != NULL ? e->body : _("[not readable]"), -1);
-    g_autofree char *when = g_strdup(purple_date_format_long(localtime(&(time_t){ (time_t) e->created })));
+    g_autofree char *when = g_strdup(purple_date_format_long(localtime(&(time_t){(time_t) e->created})));
 
     g_string_append_printf(text, "<b>%s</b> (%s): %s<br>", who, when, body);
   }
   if (rd->entries->len > LIST_MAX)
     g_string_append_printf(text, _("... and %u more."), rd->entries->len - LIST_MAX);
   purple_notify_formatted(wa->gc, _("WhatsApp Business: messages that may have been sent"),
-                          _("These messages may or may not have reached the customers"), NULL, text->str, NULL,
-                          NULL);
+                          _("These messages may or may not have reached the customers"), NULL, text->str, NULL, NULL);
   g_string_free(text, TRUE);
   /* and the decision is still to be made */
   show_dialog(wa, rd);
@@ -562,8 +561,8 @@ static void
 show_dialog(WabizAccount *wa, ResendDialog *rd)
 {
   guint n = rd->entries->len;
-  g_autofree char *primary = g_strdup_printf(
-    ngettext("%u message may have been sent", "%u messages may have been sent", n), n);
+  g_autofree char *primary =
+    g_strdup_printf(ngettext("%u message may have been sent", "%u messages may have been sent", n), n);
 
   dialog_free(wa->resend_dialog);
   wa->resend_dialog = rd;
@@ -573,19 +572,19 @@ show_dialog(WabizAccount *wa, ResendDialog *rd)
     g_autofree char *line = g_strdup_printf(
       _("%s: the answer to these sends was lost, so it is not known whether WhatsApp took them. They were not "
         "sent again automatically. Answer with /resend all (send them again), /resend drop (customers who got "
-        "them keep them) or /resend list (show them first)."), primary);
+        "them keep them) or /resend list (show them first)."),
+      primary);
 
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, wabiz_notices_name(), TRUE), line, PURPLE_MESSAGE_SYSTEM, 0);
     return;
   }
-  rd->handle = purple_request_action(wa->gc, _("WhatsApp Business: messages that may have been sent"), primary,
-                        _("The answer to these sends was lost, so it is not known whether WhatsApp took them. "
-                          "They were not sent again automatically, so no customer gets a message twice. "
-                          "Send them all again, or drop them (customers who got them keep them)."),
-                        0, wa->account, NULL, NULL, wa, 3,
-                        _("_Resend all"), PURPLE_CALLBACK(resend_all),
-                        _("_Drop"), PURPLE_CALLBACK(drop_all),
-                        _("_List"), PURPLE_CALLBACK(list_all));
+  rd->handle =
+    purple_request_action(wa->gc, _("WhatsApp Business: messages that may have been sent"), primary,
+                          _("The answer to these sends was lost, so it is not known whether WhatsApp took them. "
+                            "They were not sent again automatically, so no customer gets a message twice. "
+                            "Send them all again, or drop them (customers who got them keep them)."),
+                          0, wa->account, NULL, NULL, wa, 3, _("_Resend all"), PURPLE_CALLBACK(resend_all), _("_Drop"),
+                          PURPLE_CALLBACK(drop_all), _("_List"), PURPLE_CALLBACK(list_all));
 }
 
 /* What "/resend ARG" decides; ASK opens the question. */

@@ -84,10 +84,10 @@ typedef enum {
 } PassPurpose;
 
 typedef struct {
-  WabizAccount *wa;    /* NULL once the account signed off while Argon2id ran */
+  WabizAccount *wa; /* NULL once the account signed off while Argon2id ran */
   PassPurpose purpose;
-  char *header_json;   /* the stored header (not secret); NULL for a new store */
-  WaKey *data_key;     /* the unlocked key: given (ADOPT, RECOVERED, CHANGE) or found (CREATE, UNLOCK) */
+  char *header_json; /* the stored header (not secret); NULL for a new store */
+  WaKey *data_key;   /* the unlocked key: given (ADOPT, RECOVERED, CHANGE) or found (CREATE, UNLOCK) */
   WaKdfLimits limits;
   char *passphrase;    /* Argon2id's input: wiped as soon as it is done */
   char *new_json;      /* Argon2id's header (CREATE and the re-wraps) */
@@ -202,9 +202,9 @@ to_keyfile(WabizAccount *wa, const WaKey *data_key, WabizUnlockFlags flags)
   if (file_key != NULL)
     header = wa_key_header_from_json(wa->store_header, &error);
   if (header == NULL || !wa_key_header_rewrap_keyfile(header, data_key, file_key, &error)) {
-    g_autofree char *text = g_strdup_printf(
-      _("This account's stored messages could not be moved to a key file (nothing was changed): %s"),
-      error->message);
+    g_autofree char *text =
+      g_strdup_printf(_("This account's stored messages could not be moved to a key file (nothing was changed): %s"),
+                      error->message);
 
     fail(wa, PURPLE_CONNECTION_ERROR_OTHER_ERROR, text);
     return;
@@ -241,8 +241,8 @@ unlock_with_recovery(Pass *p, const char *code)
   if (header != NULL)
     data_key = wa_key_header_unlock_recovery(header, code, &error);
   if (data_key == NULL) {
-    g_autofree char *text = g_strdup_printf(_("The recovery code was not accepted (%s); nothing was changed."),
-                                            error->message);
+    g_autofree char *text =
+      g_strdup_printf(_("The recovery code was not accepted (%s); nothing was changed."), error->message);
 
     fail(p->wa, PURPLE_CONNECTION_ERROR_AUTHENTICATION_FAILED, text);
     return;
@@ -258,8 +258,8 @@ changed_cb(const GError *error, gpointer data)
 
   wabiz_store_release(wa, p);
   if (error != NULL) {
-    g_autofree char *text = g_strdup_printf(_("The passphrase of the stored messages was not changed: %s"),
-                                            error->message);
+    g_autofree char *text =
+      g_strdup_printf(_("The passphrase of the stored messages was not changed: %s"), error->message);
 
     wabiz_notice(wa, text);
   } else {
@@ -294,8 +294,8 @@ kdf_work(gpointer data, GError **error)
 
     header = wa_key_header_from_json(p->header_json, error);
     if (header != NULL)
-      rotated = wa_key_header_rotate_passphrase(header, p->passphrase, &p->data_key, &p->new_key,
-                                                &p->recovery_code, error);
+      rotated =
+        wa_key_header_rotate_passphrase(header, p->passphrase, &p->data_key, &p->new_key, &p->recovery_code, error);
     if (rotated == NULL)
       return NULL;
     p->new_json = wa_key_header_to_json(rotated);
@@ -496,8 +496,8 @@ ask_input(Pass *p, const char *primary, const char *secondary, GCallback ok_cb, 
   g_autofree char *text = g_strdup_printf("%s %s", secondary, bitlbee_warning());
 
   waiting(p);
-  purple_request_input(wa->gc, _("WhatsApp Business: message store passphrase"), primary, text, NULL, FALSE, TRUE,
-                       NULL, _("OK"), ok_cb, _("Cancel"), cancel_cb, wa->account, NULL, NULL,
+  purple_request_input(wa->gc, _("WhatsApp Business: message store passphrase"), primary, text, NULL, FALSE, TRUE, NULL,
+                       _("OK"), ok_cb, _("Cancel"), cancel_cb, wa->account, NULL, NULL,
                        wabiz_store_hold(wa, p, (GDestroyNotify) pass_free));
 }
 
@@ -522,8 +522,8 @@ first_text_cb(Pass *p, const char *value)
   wabiz_store_release(p->wa, p);
   secret_free(p->first);
   p->first = g_strdup(value != NULL ? value : "");
-  ask_input(p, _("Type the same passphrase again"), _("To be sure it is the one you meant."),
-            G_CALLBACK(again_text_cb), G_CALLBACK(new_text_cancel_cb));
+  ask_input(p, _("Type the same passphrase again"), _("To be sure it is the one you meant."), G_CALLBACK(again_text_cb),
+            G_CALLBACK(new_text_cancel_cb));
 }
 
 static void
@@ -674,8 +674,8 @@ ask_unlock(Pass *p, const char *why)
   waiting(p);
   purple_request_fields(wa->gc, _("WhatsApp Business: message store passphrase"),
                         _("Enter the passphrase of this account's stored messages"), text->str, fields, _("OK"),
-                        G_CALLBACK(unlock_ok_cb), _("Cancel"), G_CALLBACK(unlock_cancel_cb), wa->account, NULL,
-                        NULL, wabiz_store_hold(wa, p, (GDestroyNotify) pass_free));
+                        G_CALLBACK(unlock_ok_cb), _("Cancel"), G_CALLBACK(unlock_cancel_cb), wa->account, NULL, NULL,
+                        wabiz_store_hold(wa, p, (GDestroyNotify) pass_free));
 }
 
 /* ---- from wabiz-store.c and the account actions ---------------------------- */
@@ -723,8 +723,7 @@ wabiz_passphrase_change_action(PurplePluginAction *action)
   WabizAccount *wa = gc != NULL ? purple_connection_get_protocol_data(gc) : NULL;
 
   if (wa == NULL || !PURPLE_CONNECTION_IS_CONNECTED(gc) || !wabiz_passphrase_in_use(wa)) {
-    purple_notify_error(gc, _("WhatsApp Business: message store passphrase"),
-                        _("There is no passphrase to change"),
+    purple_notify_error(gc, _("WhatsApp Business: message store passphrase"), _("There is no passphrase to change"),
                         _("Only a signed-in account whose stored messages are protected by a passphrase has one. "
                           "To use one, set the account option Store protection to Passphrase and sign in again."));
     return;

@@ -37,14 +37,13 @@ wabiz_status_types(PurpleAccount *account)
 {
   GList *types = NULL;
 
-  types = g_list_append(types, purple_status_type_new_with_attrs(
-    PURPLE_STATUS_AVAILABLE, "available", NULL, TRUE, TRUE, FALSE,
-    "message", _("Message"), purple_value_new(PURPLE_TYPE_STRING), NULL));
-  types = g_list_append(types, purple_status_type_new_with_attrs(
-    PURPLE_STATUS_AWAY, "away", NULL, TRUE, TRUE, FALSE,
-    "message", _("Message"), purple_value_new(PURPLE_TYPE_STRING), NULL));
-  types = g_list_append(types, purple_status_type_new_full(
-    PURPLE_STATUS_OFFLINE, "offline", NULL, TRUE, TRUE, FALSE));
+  types = g_list_append(types, purple_status_type_new_with_attrs(PURPLE_STATUS_AVAILABLE, "available", NULL, TRUE, TRUE,
+                                                                 FALSE, "message", _("Message"),
+                                                                 purple_value_new(PURPLE_TYPE_STRING), NULL));
+  types = g_list_append(types, purple_status_type_new_with_attrs(PURPLE_STATUS_AWAY, "away", NULL, TRUE, TRUE, FALSE,
+                                                                 "message", _("Message"),
+                                                                 purple_value_new(PURPLE_TYPE_STRING), NULL));
+  types = g_list_append(types, purple_status_type_new_full(PURPLE_STATUS_OFFLINE, "offline", NULL, TRUE, TRUE, FALSE));
   return types;
 }
 
@@ -78,8 +77,8 @@ wabiz_actions(PurplePlugin *plugin, gpointer context)
   GList *actions = NULL;
 
   if (wa != NULL && wabiz_passphrase_in_use(wa))
-    actions = g_list_append(actions, purple_plugin_action_new(_("Change store passphrase..."),
-                                                              wabiz_passphrase_change_action));
+    actions =
+      g_list_append(actions, purple_plugin_action_new(_("Change store passphrase..."), wabiz_passphrase_change_action));
   if (wa != NULL && wa->store != NULL && wa->store_header != NULL)
     actions = g_list_append(actions, purple_plugin_action_new(_("Rotate store key..."), wabiz_store_rotate_action));
   return actions;
@@ -90,7 +89,7 @@ wabiz_actions(PurplePlugin *plugin, gpointer context)
 static PurpleCmdRet
 cmd_action(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data)
 {
-  PurplePluginAction action = { .context = purple_conversation_get_gc(conv) };
+  PurplePluginAction action = {.context = purple_conversation_get_gc(conv)};
 
   ((void (*)(PurplePluginAction *)) data)(&action);
   return PURPLE_CMD_RET_OK;
@@ -103,13 +102,18 @@ action_commands_register(void)
 {
   const PurpleCmdFlag flags = PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_PRPL_ONLY | PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS;
 
-  action_commands = g_slist_prepend(action_commands, GUINT_TO_POINTER(purple_cmd_register(
-    "passphrase", "", PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID, cmd_action,
-    _("passphrase: change the passphrase of the account's stored messages."), wabiz_passphrase_change_action)));
-  action_commands = g_slist_prepend(action_commands, GUINT_TO_POINTER(purple_cmd_register(
-    "rotatekey", "", PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID, cmd_action,
-    _("rotatekey: encrypt the account's stored messages under a new key (a new recovery code)."),
-    wabiz_store_rotate_action)));
+  action_commands =
+    g_slist_prepend(action_commands,
+                    GUINT_TO_POINTER(
+                      purple_cmd_register("passphrase", "", PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID, cmd_action,
+                                          _("passphrase: change the passphrase of the account's stored messages."),
+                                          wabiz_passphrase_change_action)));
+  action_commands =
+    g_slist_prepend(action_commands,
+                    GUINT_TO_POINTER(purple_cmd_register(
+                      "rotatekey", "", PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID, cmd_action,
+                      _("rotatekey: encrypt the account's stored messages under a new key (a new recovery code)."),
+                      wabiz_store_rotate_action)));
 }
 
 static gboolean
@@ -139,7 +143,7 @@ plugin_unload(PurplePlugin *plugin)
 }
 
 static PurplePluginProtocolInfo prpl_info = {
-  .options = 0, /* the access token is the account password */
+  .options = 0,                /* the access token is the account password */
   .icon_spec = NO_BUDDY_ICONS, /* the business profile picture comes with profile editing */
   .list_icon = wabiz_list_icon,
   .status_types = wabiz_status_types,
@@ -178,8 +182,8 @@ static PurplePluginInfo info = {
 static void
 add_string_option(const char *label, const char *key, const char *def)
 {
-  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
-                                             purple_account_option_string_new(label, key, def));
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options, purple_account_option_string_new(label, key, def));
 }
 
 static void
@@ -207,49 +211,60 @@ init_plugin(PurplePlugin *plugin)
   add_string_option(_("Webhook listen address (an IP address, or unix:/path for a local proxy)"),
                     WABIZ_OPT_WEBHOOK_BIND, "127.0.0.1");
   prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
-    purple_account_option_int_new(_("Webhook listen port (0 = any free port)"), WABIZ_OPT_WEBHOOK_PORT, 8090));
+                                             purple_account_option_int_new(_("Webhook listen port (0 = any free port)"),
+                                                                           WABIZ_OPT_WEBHOOK_PORT, 8090));
   add_string_option(_("Webhook path"), WABIZ_OPT_WEBHOOK_PATH, "/webhook");
   add_string_option(_("Webhook socket group (unix: address only; the proxy's user must be in it)"),
                     WABIZ_OPT_WEBHOOK_SOCKET_GROUP, "");
-  add_string_option(_("Public webhook URL (what Meta calls; shown in the set-up notice)"),
-                    WABIZ_OPT_WEBHOOK_PUBLIC_URL, "");
+  add_string_option(_("Public webhook URL (what Meta calls; shown in the set-up notice)"), WABIZ_OPT_WEBHOOK_PUBLIC_URL,
+                    "");
   add_string_option(_("Webhook TLS certificate (PEM file; needed to listen on a public address)"),
                     WABIZ_OPT_WEBHOOK_TLS_CERT, "");
   add_string_option(_("Webhook TLS key (PEM file)"), WABIZ_OPT_WEBHOOK_TLS_KEY, "");
-  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
-    purple_account_option_bool_new(_("Allow plain HTTP on a public address (behind a TLS proxy only)"),
-                                   WABIZ_OPT_WEBHOOK_PUBLIC_HTTP, FALSE));
-  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
-    purple_account_option_int_new(_("Warn when sends get no webhook for (seconds, 0 = never)"),
-                                  WABIZ_OPT_WEBHOOK_SILENCE, 1800));
-  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
-    purple_account_option_int_new(_("Delete message texts older than (days, 0 = keep)"),
-                                  WABIZ_OPT_RETENTION_DAYS, 0));
-  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
-    purple_account_option_int_new(_("Ask about messages that may have been sent after (seconds)"),
-                                  WABIZ_OPT_UNCERTAIN_GRACE, 120));
-  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options,
+                  purple_account_option_bool_new(_("Allow plain HTTP on a public address (behind a TLS proxy only)"),
+                                                 WABIZ_OPT_WEBHOOK_PUBLIC_HTTP, FALSE));
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options,
+                  purple_account_option_int_new(_("Warn when sends get no webhook for (seconds, 0 = never)"),
+                                                WABIZ_OPT_WEBHOOK_SILENCE, 1800));
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options,
+                  purple_account_option_int_new(_("Delete message texts older than (days, 0 = keep)"),
+                                                WABIZ_OPT_RETENTION_DAYS, 0));
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options,
+                  purple_account_option_int_new(_("Ask about messages that may have been sent after (seconds)"),
+                                                WABIZ_OPT_UNCERTAIN_GRACE, 120));
+  prpl_info.protocol_options = g_list_append(
+    prpl_info.protocol_options,
     purple_account_option_bool_new(_("Pseudonymous buddy aliases (profile names stay out of the buddy list file)"),
                                    WABIZ_OPT_PSEUDONYMOUS, FALSE));
-  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
-    purple_account_option_bool_new(_("Keep the webhook receiver running when the messenger exits"),
-                                   WABIZ_OPT_RECEIVER_KEEP_RUNNING, TRUE));
-  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
-    purple_account_option_int_new(_("Webhook events kept while signed off (MiB)"),
-                                  WABIZ_OPT_RECEIVER_MAX_PENDING_MB, WABIZ_DEFAULT_MAX_PENDING_MB));
-  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
-    purple_account_option_int_new(_("API request timeout (seconds)"), WABIZ_OPT_HTTP_TIMEOUT, 60));
-  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
-    purple_account_option_int_new(_("First retry delay for unsent messages (milliseconds)"),
-                                  WABIZ_OPT_RETRY_DELAY_MS, 1000));
-  prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
-    purple_account_option_bool_new(_("Keep libpurple's plain-text conversation logs (not encrypted)"),
-                                   WABIZ_OPT_PLAINTEXT_LOG, FALSE));
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options,
+                  purple_account_option_bool_new(_("Keep the webhook receiver running when the messenger exits"),
+                                                 WABIZ_OPT_RECEIVER_KEEP_RUNNING, TRUE));
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options,
+                  purple_account_option_int_new(_("Webhook events kept while signed off (MiB)"),
+                                                WABIZ_OPT_RECEIVER_MAX_PENDING_MB, WABIZ_DEFAULT_MAX_PENDING_MB));
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options,
+                  purple_account_option_int_new(_("API request timeout (seconds)"), WABIZ_OPT_HTTP_TIMEOUT, 60));
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options,
+                  purple_account_option_int_new(_("First retry delay for unsent messages (milliseconds)"),
+                                                WABIZ_OPT_RETRY_DELAY_MS, 1000));
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options,
+                  purple_account_option_bool_new(_("Keep libpurple's plain-text conversation logs (not encrypted)"),
+                                                 WABIZ_OPT_PLAINTEXT_LOG, FALSE));
   {
     /* the first item is the default */
     static const char *const protection[][2] = {
-      { N_("Key file"), WABIZ_STORE_KEYFILE },
-      { N_("Passphrase"), WABIZ_STORE_PASSPHRASE },
+      {N_("Key file"), WABIZ_STORE_KEYFILE},
+      {N_("Passphrase"), WABIZ_STORE_PASSPHRASE},
     };
     GList *items = NULL;
 
@@ -260,8 +275,9 @@ init_plugin(PurplePlugin *plugin)
       pair->value = g_strdup(protection[i][1]);
       items = g_list_append(items, pair);
     }
-    prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
-      purple_account_option_list_new(_("Store protection"), WABIZ_OPT_STORE_PROTECTION, items));
+    prpl_info.protocol_options =
+      g_list_append(prpl_info.protocol_options,
+                    purple_account_option_list_new(_("Store protection"), WABIZ_OPT_STORE_PROTECTION, items));
   }
 }
 

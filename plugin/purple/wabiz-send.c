@@ -34,8 +34,8 @@ forget_announced(WabizAccount *wa, const char *customer, gboolean say_done)
   if (say_done && wa_sender_waiting(wa->sender, customer) > 0)
     return; /* said when the last one has gone */
   if (g_hash_table_remove(wa->announced, customer) && say_done)
-    wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE),
-                           _("The waiting messages have been sent."), PURPLE_MESSAGE_SYSTEM, 0);
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), _("The waiting messages have been sent."),
+                           PURPLE_MESSAGE_SYSTEM, 0);
 }
 
 /* The API may know the customer by another number (Brazil, Mexico): the buddy
@@ -48,8 +48,8 @@ follow_wa_id(WabizAccount *wa, const char *customer, const char *wa_id)
   if (wa_id == NULL || g_str_equal(wa_id, customer) || wa_id_is_bsuid(customer))
     return;
   wabiz_customer_rename(wa, customer, wa_id);
-  text = g_strdup_printf(_("WhatsApp knows this customer as +%s (you wrote +%s); the buddy now uses +%s."),
-                         wa_id, customer, wa_id);
+  text = g_strdup_printf(_("WhatsApp knows this customer as +%s (you wrote +%s); the buddy now uses +%s."), wa_id,
+                         customer, wa_id);
   wabiz_conv_write_plain(wabiz_conv_im(wa->account, wa_id, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);
 }
 
@@ -71,18 +71,17 @@ on_sent(gpointer user, const char *customer, guint64 id, const WaSendResult *res
 }
 
 void
-wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaGraphError *error,
-                    gboolean uncertain)
+wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaGraphError *error, gboolean uncertain)
 {
   g_autofree char *reason = wa_graph_error_describe(error);
   g_autofree char *text = NULL;
 
   if (uncertain)
-    text = g_strdup_printf(
-      _("This message may or may not have been sent: %s. It was not sent again automatically, "
-        "so the customer does not get it twice; if no delivery status settles it soon, you are asked "
-        "whether to send it again."),
-      reason);
+    text =
+      g_strdup_printf(_("This message may or may not have been sent: %s. It was not sent again automatically, "
+                        "so the customer does not get it twice; if no delivery status settles it soon, you are asked "
+                        "whether to send it again."),
+                      reason);
   else
     text = g_strdup_printf(_("Not sent: %s"), reason);
   wabiz_conv_write_plain(wabiz_conv_im(account, customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
@@ -146,9 +145,9 @@ static void
 on_store_failed(gpointer user, const GError *error)
 {
   WabizAccount *wa = from_user(user);
-  g_autofree char *text = g_strdup_printf(
-    _("The outbox could not write to the account's store (%s); sending waits and is tried again."),
-    error->message);
+  g_autofree char *text =
+    g_strdup_printf(_("The outbox could not write to the account's store (%s); sending waits and is tried again."),
+                    error->message);
 
   wabiz_notice(wa, text);
 }
@@ -166,7 +165,7 @@ static const WaSenderEvents sender_events = {
 void
 wabiz_sender_start(WabizAccount *wa)
 {
-  WaSenderConfig config = { 0 };
+  WaSenderConfig config = {0};
   int base = purple_account_get_int(wa->account, WABIZ_OPT_RETRY_DELAY_MS, 1000);
 
   wa->sender = wa_sender_new(wa->graph, wa->store, wabiz_loop(), wa->pnid, &sender_events, wa);
@@ -246,9 +245,8 @@ ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer da
 
     q->wa = wa;
     q->to = g_strdup(job->to);
-    wa_sender_enqueue_text(wa->sender, update->customer->id, job->to, job->parts[i],
-                           wa_text_has_url(job->parts[i]), queued_cb,
-                           wabiz_store_hold(wa, q, (GDestroyNotify) queued_job_free));
+    wa_sender_enqueue_text(wa->sender, update->customer->id, job->to, job->parts[i], wa_text_has_url(job->parts[i]),
+                           queued_cb, wabiz_store_hold(wa, q, (GDestroyNotify) queued_job_free));
   }
   send_job_free(job);
 }
@@ -285,8 +283,8 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
   }
   if (wabiz_is_notices(who)) {
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, who, TRUE),
-                           _("Not sent: this conversation only shows notices about the account."),
-                           PURPLE_MESSAGE_ERROR, 0);
+                           _("Not sent: this conversation only shows notices about the account."), PURPLE_MESSAGE_ERROR,
+                           0);
     return 1;
   }
   customer = wa_customer_id_normalize(who, cc, &error);
@@ -319,8 +317,7 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
   job->to = g_strdup(customer);
   job->parts = wa_text_split(text, WA_TEXT_MAX_UNITS);
   bsuid = wa_id_is_bsuid(customer);
-  wa_store_customer_ensure(wa->store, bsuid ? NULL : customer, bsuid ? customer : NULL, NULL,
-                           WA_STORE_ENSURE_DEFAULT, ensured_cb,
-                           wabiz_store_hold(wa, job, (GDestroyNotify) send_job_free));
+  wa_store_customer_ensure(wa->store, bsuid ? NULL : customer, bsuid ? customer : NULL, NULL, WA_STORE_ENSURE_DEFAULT,
+                           ensured_cb, wabiz_store_hold(wa, job, (GDestroyNotify) send_job_free));
   return 1;
 }

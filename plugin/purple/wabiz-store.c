@@ -84,13 +84,12 @@ keyfile_destroy(const char *path, GError **error)
     goto failed;
   return TRUE;
 
-failed_fd:
-  {
-    int err = errno;
+failed_fd : {
+  int err = errno;
 
-    close(fd);
-    errno = err;
-  }
+  close(fd);
+  errno = err;
+}
 failed:
   g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), _("Cannot delete the key file %s: %s"), path,
               g_strerror(errno));
@@ -130,10 +129,10 @@ static void rotate_slice(WabizAccount *wa, gboolean resumed, guint tenths);
 
 typedef struct {
   WabizAccount *wa;
-  WaKey *data_key;      /* kept for the cache */
-  char *new_header;     /* the header stored with the unlock, or NULL */
+  WaKey *data_key;  /* kept for the cache */
+  char *new_header; /* the header stored with the unlock, or NULL */
   WabizUnlockFlags flags;
-  char *notice;         /* told once the store took it, or NULL */
+  char *notice; /* told once the store took it, or NULL */
 } Unlocking;
 
 static void
@@ -186,7 +185,8 @@ unlocked_cb(const GError *error, gpointer data)
       text = g_strdup_printf(_("The key file %s is no longer needed: it was overwritten and deleted."), path);
     else
       text = g_strdup_printf(_("The key file is no longer needed but could not be deleted: %s. Delete it "
-                               "yourself."), local->message);
+                               "yourself."),
+                             local->message);
     wabiz_notice(wa, text);
   }
   unlocking_free(u);
@@ -235,17 +235,18 @@ show_code(WabizAccount *wa, const char *code, WaKeyMode mode, gboolean rotated)
         "and without this code the stored messages are lost for good."),
       escaped);
   else
-    text = g_strdup_printf(
-      _("This account's messages are stored encrypted. The key is in a key file under your purple "
-        "directory; if it is lost, this recovery code is the only way back to the data:<br><br>"
-        "<b><tt>%s</tt></b><br><br>Write it down and keep it somewhere safe. It is shown only now."),
-      escaped);
+    text =
+      g_strdup_printf(_("This account's messages are stored encrypted. The key is in a key file under your purple "
+                        "directory; if it is lost, this recovery code is the only way back to the data:<br><br>"
+                        "<b><tt>%s</tt></b><br><br>Write it down and keep it somewhere safe. It is shown only now."),
+                      escaped);
   if (wabiz_bitlbee()) {
     /* BitlBee has no formatted notifications: a line of the "wabiz" contact,
      * with a word on the logs IRC clients keep */
     char *plain = purple_markup_strip_html(text);
     char *line = g_strdup_printf(_("%s\nMind your logs: IRC clients (and BitlBee, if it logs) may keep this line. "
-                                   "Delete it from them once the code is written down."), plain);
+                                   "Delete it from them once the code is written down."),
+                                 plain);
 
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, wabiz_notices_name(), TRUE), line, PURPLE_MESSAGE_SYSTEM, 0);
     sodium_memzero(plain, strlen(plain));
@@ -253,8 +254,8 @@ show_code(WabizAccount *wa, const char *code, WaKeyMode mode, gboolean rotated)
     g_free(plain);
     g_free(line);
   } else {
-    purple_notify_formatted(wa->gc, _("WhatsApp Business: recovery code"), _("Keep this recovery code"), NULL,
-                            text, NULL, NULL);
+    purple_notify_formatted(wa->gc, _("WhatsApp Business: recovery code"), _("Keep this recovery code"), NULL, text,
+                            NULL, NULL);
   }
   sodium_memzero(escaped, strlen(escaped));
   sodium_memzero(text, strlen(text));
@@ -283,8 +284,7 @@ rotate_slice_rows(void)
   const char *text = wabiz_test_env("WABIZ_TEST_ROTATE_SLICE");
   guint64 rows = 0;
 
-  if (text != NULL &&
-      g_ascii_string_to_unsigned(text, 10, 1, G_MAXUINT, &rows, NULL))
+  if (text != NULL && g_ascii_string_to_unsigned(text, 10, 1, G_MAXUINT, &rows, NULL))
     return (guint) rows;
   return ROTATE_SLICE_ROWS;
 }
@@ -370,8 +370,8 @@ rotate_begun_cb(const GError *error, gpointer data)
 
   wabiz_store_release(wa, start);
   if (error != NULL) {
-    g_autofree char *text = g_strdup_printf(_("The store key was not rotated (nothing was changed): %s"),
-                                            error->message);
+    g_autofree char *text =
+      g_strdup_printf(_("The store key was not rotated (nothing was changed): %s"), error->message);
 
     wabiz_notice(wa, text);
     rotate_start_free(start);
@@ -433,8 +433,8 @@ wabiz_store_rotate_key(WabizAccount *wa, const char *passphrase)
   if (file_key != NULL)
     rotated = wa_key_header_rotate_keyfile(header, file_key, &old_key, &new_key, &code, &error);
   if (rotated == NULL) {
-    g_autofree char *text = g_strdup_printf(_("The store key was not rotated (nothing was changed): %s"),
-                                            error->message);
+    g_autofree char *text =
+      g_strdup_printf(_("The store key was not rotated (nothing was changed): %s"), error->message);
 
     wabiz_notice(wa, text);
     return;
@@ -476,8 +476,8 @@ wabiz_store_rotate_action(PurplePluginAction *action)
                         _("Every stored message is encrypted again under a new key, in the background; the key file "
                           "stays the same. A new recovery code is shown at the end and the old one stops working at "
                           "once."),
-                        1, wa->account, NULL, NULL, wa, 2, wabiz_caption_yes(_("OK")), G_CALLBACK(rotate_confirmed_cb), wabiz_caption_no(),
-                        NULL);
+                        1, wa->account, NULL, NULL, wa, 2, wabiz_caption_yes(_("OK")), G_CALLBACK(rotate_confirmed_cb),
+                        wabiz_caption_no(), NULL);
 }
 
 /* ---- key-file mode ---------------------------------------------------------- */
@@ -500,7 +500,8 @@ open_with_keyfile(WabizAccount *wa, WaKeyHeader *header)
   if (header != NULL && !g_file_test(key_path, G_FILE_TEST_EXISTS)) {
     g_autofree char *text = g_strdup_printf(
       _("The key file %s that unlocks this account's stored messages is missing. Restore it from a backup; "
-        "nothing was changed."), key_path);
+        "nothing was changed."),
+      key_path);
 
     purple_connection_error_reason(wa->gc, PURPLE_CONNECTION_ERROR_OTHER_ERROR, text);
     return;
@@ -573,7 +574,7 @@ wabiz_store_open(WabizAccount *wa, void (*ready)(WabizAccount *wa))
   g_autofree char *dir = wabiz_data_dir("store", &error);
   g_autofree char *name = NULL;
   g_autofree char *path = NULL;
-  WaStoreOptions options = { 0 };
+  WaStoreOptions options = {0};
 
   if (dir == NULL) {
     store_failed(wa, _("The account's data store could not be opened"), error);

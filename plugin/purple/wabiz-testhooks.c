@@ -95,10 +95,10 @@ wabiz_test_hooks_register(PurplePlugin *plugin)
 {
   if (!hooks_on())
     return;
-  purple_plugin_ipc_register(plugin, "clock-advance", PURPLE_CALLBACK(ipc_clock_advance),
-                             purple_marshal_VOID__POINTER, NULL, 1, purple_value_new(PURPLE_TYPE_STRING));
-  purple_plugin_ipc_register(plugin, "clock-jump", PURPLE_CALLBACK(ipc_clock_jump), purple_marshal_VOID__POINTER,
+  purple_plugin_ipc_register(plugin, "clock-advance", PURPLE_CALLBACK(ipc_clock_advance), purple_marshal_VOID__POINTER,
                              NULL, 1, purple_value_new(PURPLE_TYPE_STRING));
+  purple_plugin_ipc_register(plugin, "clock-jump", PURPLE_CALLBACK(ipc_clock_jump), purple_marshal_VOID__POINTER, NULL,
+                             1, purple_value_new(PURPLE_TYPE_STRING));
 }
 
 #else /* the installed plugin: no hooks */

@@ -111,7 +111,7 @@ window_tick_s(void)
     guint64 value = 0;
 
     tick = test != NULL && g_ascii_string_to_unsigned(test, 10, 1, WINDOW_TICK_S, &value, NULL) ? (gint64) value
-                                                                                                  : WINDOW_TICK_S;
+                                                                                                : WINDOW_TICK_S;
   }
   return tick;
 }
@@ -234,8 +234,7 @@ customers_cb(GPtrArray *customers, const GError *error, gpointer data)
   WabizAccount *wa = data;
 
   if (error != NULL) {
-    g_autofree char *text = g_strdup_printf(_("The customers' service windows could not be read: %s"),
-                                            error->message);
+    g_autofree char *text = g_strdup_printf(_("The customers' service windows could not be read: %s"), error->message);
 
     wabiz_notice(wa, text);
   }
@@ -296,8 +295,8 @@ add_customer_info(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full,
   const char *customer = purple_blist_node_get_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID);
   WabizAccount *wa = wabiz_account_data(purple_buddy_get_account(buddy));
   /* with pseudonymous aliases the profile name is only in memory */
-  const char *profile = wa != NULL && wa->names != NULL && customer != NULL ? g_hash_table_lookup(wa->names, customer)
-                                                                            : NULL;
+  const char *profile =
+    wa != NULL && wa->names != NULL && customer != NULL ? g_hash_table_lookup(wa->names, customer) : NULL;
 
   if (profile == NULL && alias_as_profile)
     profile = purple_buddy_get_server_alias(buddy);

@@ -57,8 +57,8 @@
 
 /* Buddy node settings: the store's pseudonymous customer id, and what older
  * versions kept here. */
-#define WABIZ_NODE_CUSTOMER_ID "wabiz-customer-id" /* internal id, stable across number changes */
-#define WABIZ_NODE_BSUID "wabiz-bsuid"             /* business-scoped user id, when known */
+#define WABIZ_NODE_CUSTOMER_ID "wabiz-customer-id"   /* internal id, stable across number changes */
+#define WABIZ_NODE_BSUID "wabiz-bsuid"               /* business-scoped user id, when known */
 #define WABIZ_NODE_LAST_INBOUND "wabiz-last-inbound" /* before the store: migrated into it, then removed */
 
 #define WABIZ_GROUP_DEFAULT N_("WhatsApp Business")
@@ -84,9 +84,9 @@ typedef struct _WabizAccount {
   /* the outbox's open questions (wabiz-outbox.c) */
   guint uncertain_timer;
   struct _ResendDialog *resend_dialog; /* the open "may have been sent" dialog */
-  GHashTable *asked;     /* outbox ids (gint64*) already asked about this session */
-  GHashTable *resolved;  /* outbox ids (gint64*) a status resolved before the send's answer came */
-  GHashTable *unsure;    /* outbox ids (gint64*) the conversation was told may not have gone */
+  GHashTable *asked;                   /* outbox ids (gint64*) already asked about this session */
+  GHashTable *resolved;                /* outbox ids (gint64*) a status resolved before the send's answer came */
+  GHashTable *unsure;                  /* outbox ids (gint64*) the conversation was told may not have gone */
 
   /* the encrypted store (wabiz-store.c) */
   WaStore *store;
@@ -99,34 +99,34 @@ typedef struct _WabizAccount {
   WaKeyPair *keys;
   WaRxclient *rx;
   char *rx_dir;
-  char *rx_url;          /* where the receiver listens for this account */
-  guint rx_retry;        /* timer: reconnect or wait for a started receiver */
-  gint64 rx_deadline;    /* monotonic us: give up waiting for a started receiver */
+  char *rx_url;       /* where the receiver listens for this account */
+  guint rx_retry;     /* timer: reconnect or wait for a started receiver */
+  gint64 rx_deadline; /* monotonic us: give up waiting for a started receiver */
   guint rx_backoff_ms;
   gboolean rx_spawned;
-  gboolean rx_told;      /* the notices conversation has the set-up text */
-  gboolean old_told;     /* the notices said that deliveries older than Meta's retries arrived */
-  char *rx_listen_error; /* the receiver cannot listen for this account: why (as last told) */
-  GQueue inbound;        /* WabizEvent* received, not yet applied */
+  gboolean rx_told;                /* the notices conversation has the set-up text */
+  gboolean old_told;               /* the notices said that deliveries older than Meta's retries arrived */
+  char *rx_listen_error;           /* the receiver cannot listen for this account: why (as last told) */
+  GQueue inbound;                  /* WabizEvent* received, not yet applied */
   struct _WabizApplying *applying; /* the event being stored and shown */
-  GSList *orphans;       /* events of a lost link still waiting for the store */
-  GHashTable *shown;     /* store message ids shown this session (live or as history) */
-  guint inbound_slice;   /* timer applying the next slice */
-  gint64 last_event_us;  /* monotonic time of the last event from the receiver */
-  guint silence_timer;   /* warns when sends succeed but no webhook arrives */
+  GSList *orphans;                 /* events of a lost link still waiting for the store */
+  GHashTable *shown;               /* store message ids shown this session (live or as history) */
+  guint inbound_slice;             /* timer applying the next slice */
+  gint64 last_event_us;            /* monotonic time of the last event from the receiver */
+  guint silence_timer;             /* warns when sends succeed but no webhook arrives */
   gint64 silence_from_us;
-  gint64 applied_seq;    /* newest event applied: a re-sent one is skipped */
+  gint64 applied_seq; /* newest event applied: a re-sent one is skipped */
 
   /* notices (wabiz-conv.c): rate limit */
-  char *notice_last;      /* the last notice shown */
+  char *notice_last; /* the last notice shown */
   gint64 notice_last_us;
   gint64 notice_window_us; /* start of the current minute of notices */
   guint notice_count;      /* shown in that minute */
   guint notice_dropped;    /* held back since the last one shown */
 
   /* the 24-hour window (wabiz-window.c) */
-  GHashTable *windows;   /* store customer id -> gint64*: newest customer message */
-  GHashTable *names;     /* store customer id -> profile name, kept here instead of in blist.xml
+  GHashTable *windows; /* store customer id -> gint64*: newest customer message */
+  GHashTable *names;   /* store customer id -> profile name, kept here instead of in blist.xml
                           * when aliases are pseudonymous */
   guint window_timer;
 } WabizAccount;
@@ -144,8 +144,7 @@ void wabiz_sender_start(WabizAccount *wa);
 const char *wabiz_normalize(const PurpleAccount *account, const char *who);
 /* Writes why a message did not go (or may not have gone) into the customer's
  * conversation; also used after sign-off, while the account still exists. */
-void wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaGraphError *error,
-                         gboolean uncertain);
+void wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaGraphError *error, gboolean uncertain);
 
 /* wabiz-outbox.c: the durable outbox at sign-on and sign-off, and /resend */
 void wabiz_outbox_start(WabizAccount *wa);
@@ -168,8 +167,7 @@ void wabiz_conv_created_cb(PurpleConversation *conv, gpointer data);
 
 /* wabiz-conv.c: customers' messages (HTML-escaped here), notices */
 /* @flags: added to RECV (or SEND | REMOTE_SEND), e.g. PURPLE_MESSAGE_DELAYED for backlog. */
-void wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when,
-                       PurpleMessageFlags flags);
+void wabiz_conv_got_im(WabizAccount *wa, const char *customer, const char *text, time_t when, PurpleMessageFlags flags);
 void wabiz_conv_got_chat(WabizAccount *wa, int id, const char *who, const char *text, time_t when);
 void wabiz_conv_write_elsewhere(PurpleAccount *account, const char *customer, const char *text, time_t when,
                                 PurpleMessageFlags flags);
@@ -193,8 +191,8 @@ typedef enum {
 /* Unlocks the opened store with @data_key (storing @new_header_json when not
  * NULL), then does what @flags say, tells @notice (may be NULL), and goes on
  * signing in; an error keeps the account offline. */
-void wabiz_store_unlock(WabizAccount *wa, const WaKey *data_key, const char *new_header_json,
-                        WabizUnlockFlags flags, const char *notice);
+void wabiz_store_unlock(WabizAccount *wa, const WaKey *data_key, const char *new_header_json, WabizUnlockFlags flags,
+                        const char *notice);
 gboolean wabiz_store_wants_passphrase(WabizAccount *wa);
 char *wabiz_store_keyfile_path(WabizAccount *wa, GError **error);
 void wabiz_store_show_recovery_code(WabizAccount *wa, const char *code, WaKeyMode mode);
@@ -210,13 +208,13 @@ void wabiz_store_rotate_begin(WabizAccount *wa, const WaKey *data_key, const WaK
 void wabiz_store_rotate_action(PurplePluginAction *action);
 
 /* wabiz-passphrase.c: passphrase protection of the store */
-void wabiz_passphrase_create(WabizAccount *wa);   /* a new store */
-void wabiz_passphrase_unlock(WabizAccount *wa);   /* a store in passphrase mode (wa->store_header) */
+void wabiz_passphrase_create(WabizAccount *wa); /* a new store */
+void wabiz_passphrase_unlock(WabizAccount *wa); /* a store in passphrase mode (wa->store_header) */
 void wabiz_passphrase_adopt(WabizAccount *wa, const WaKey *data_key); /* a key-file store moves to a passphrase */
-gboolean wabiz_passphrase_in_use(WabizAccount *wa); /* signed in, unlocked with a passphrase */
+gboolean wabiz_passphrase_in_use(WabizAccount *wa);                   /* signed in, unlocked with a passphrase */
 void wabiz_passphrase_change_action(PurplePluginAction *action);
 void wabiz_passphrase_rotate(WabizAccount *wa, const char *passphrase); /* Argon2id, then wabiz_store_rotate_begin */
-void wabiz_passphrase_ask_rotate(WabizAccount *wa); /* the dialog: the current passphrase */
+void wabiz_passphrase_ask_rotate(WabizAccount *wa);                     /* the dialog: the current passphrase */
 /* Data keys unlocked in this process, by phone number id (copies in sodium memory). */
 const WaKey *wabiz_passphrase_cached(const char *pnid);
 void wabiz_passphrase_remember(const char *pnid, const WaKey *data_key);
@@ -248,13 +246,12 @@ void wabiz_inbound_forget_orphans(WabizAccount *wa);
  * may be NULL; values that are not ids are ignored), created in the default
  * group when @create; a BSUID buddy that now shows a number takes it. NULL
  * when not found and not created. */
-PurpleBuddy *wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const char *bsuid,
-                                  const char *profile_name, gboolean create);
+PurpleBuddy *wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const char *bsuid, const char *profile_name,
+                                  gboolean create);
 /* The buddy belongs to store customer @customer_id: recorded on the buddy;
  * with pseudonymous aliases its alias becomes "Customer 1A2B3C" and the
  * profile name (may be NULL) is only kept in memory. */
-void wabiz_customer_identify(WabizAccount *wa, PurpleBuddy *buddy, const char *customer_id,
-                             const char *profile_name);
+void wabiz_customer_identify(WabizAccount *wa, PurpleBuddy *buddy, const char *customer_id, const char *profile_name);
 /* At sign-on: the customers' profile names (pseudonymous aliases). */
 void wabiz_customer_names_load(WabizAccount *wa, GPtrArray *customers);
 /* The customer's buddy and conversation move from @old_name to @new_name;
@@ -275,9 +272,9 @@ char *wabiz_bitlbee_mark(const char *html);
 /* A customer's @text that starts with the marker gets a backslash first. */
 char *wabiz_bitlbee_escape(const char *text);
 typedef enum {
-  WABIZ_TEXT_SEND,             /* send *text (a doubled "//" or "!!" undoubled) */
-  WABIZ_TEXT_HANDLED,          /* a command ran (or was refused): send nothing */
-  WABIZ_TEXT_REFUSED_NOTICES,  /* text typed to the notices contact: refuse */
+  WABIZ_TEXT_SEND,            /* send *text (a doubled "//" or "!!" undoubled) */
+  WABIZ_TEXT_HANDLED,         /* a command ran (or was refused): send nothing */
+  WABIZ_TEXT_REFUSED_NOTICES, /* text typed to the notices contact: refuse */
 } WabizTextAction;
 /* In BitlBee, what the agent's line @*text to @who is. */
 WabizTextAction wabiz_bitlbee_text(WabizAccount *wa, const char *who, char **text);

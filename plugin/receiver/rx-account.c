@@ -96,8 +96,7 @@ get_bool(JsonObject *obj, const char *name, gboolean def, gboolean *out, GError 
   if (node == NULL || JSON_NODE_HOLDS_NULL(node))
     return TRUE;
   if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_BOOLEAN) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "\"%s\" must be true or false",
-                name);
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "\"%s\" must be true or false", name);
     return FALSE;
   }
   *out = json_node_get_boolean(node);
@@ -114,14 +113,12 @@ get_port(JsonObject *obj, const char *name, int def, int *out, GError **error)
   if (node == NULL || JSON_NODE_HOLDS_NULL(node))
     return TRUE;
   if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_INT64) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                "\"%s\" must be a number from 0 to 65535", name);
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "\"%s\" must be a number from 0 to 65535", name);
     return FALSE;
   }
   value = json_node_get_int(node);
   if (value < 0 || value > 65535) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                "\"%s\" must be a number from 0 to 65535", name);
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "\"%s\" must be a number from 0 to 65535", name);
     return FALSE;
   }
   *out = (int) value;
@@ -130,19 +127,17 @@ get_port(JsonObject *obj, const char *name, int def, int *out, GError **error)
 
 /* A whole number from @min to @max; absent or null gives @def. */
 static gboolean
-get_int64(JsonObject *obj, const char *name, gint64 def, gint64 min, gint64 max, gint64 *out,
-          GError **error)
+get_int64(JsonObject *obj, const char *name, gint64 def, gint64 min, gint64 max, gint64 *out, GError **error)
 {
   JsonNode *node = json_object_get_member(obj, name);
 
   *out = def;
   if (node == NULL || JSON_NODE_HOLDS_NULL(node))
     return TRUE;
-  if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_INT64 ||
-      json_node_get_int(node) < min || json_node_get_int(node) > max) {
+  if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_INT64 || json_node_get_int(node) < min ||
+      json_node_get_int(node) > max) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                "\"%s\" must be a number from %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT, name, min,
-                max);
+                "\"%s\" must be a number from %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT, name, min, max);
     return FALSE;
   }
   *out = json_node_get_int(node);
@@ -158,10 +153,9 @@ get_id(JsonObject *obj, const char *name, gboolean required, char **out, GError 
 
   *out = NULL;
   if (node != NULL && !JSON_NODE_HOLDS_NULL(node)) {
-    if (!JSON_NODE_HOLDS_VALUE(node) || (json_node_get_value_type(node) != G_TYPE_STRING &&
-                                         json_node_get_value_type(node) != G_TYPE_INT64)) {
-      g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                  "\"%s\" must be a string of digits", name);
+    if (!JSON_NODE_HOLDS_VALUE(node) ||
+        (json_node_get_value_type(node) != G_TYPE_STRING && json_node_get_value_type(node) != G_TYPE_INT64)) {
+      g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "\"%s\" must be a string of digits", name);
       return FALSE;
     }
     id = wa_json_dup_id(obj, name);
@@ -174,8 +168,7 @@ get_id(JsonObject *obj, const char *name, gboolean required, char **out, GError 
     return TRUE;
   }
   if (strlen(id) > MAX_ID_LEN || !all_digits(id)) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                "\"%s\" must be a string of digits", name);
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "\"%s\" must be a string of digits", name);
     return FALSE;
   }
   *out = g_steal_pointer(&id);
@@ -221,11 +214,9 @@ unix_bind_valid(RxRegistration *reg, const char *bind, const char *group, GError
   struct sockaddr_un addr;
   g_auto(GStrv) parts = NULL;
 
-  if (!g_path_is_absolute(path) || strlen(path) >= sizeof addr.sun_path ||
-      g_str_has_suffix(path, "/")) {
+  if (!g_path_is_absolute(path) || strlen(path) >= sizeof addr.sun_path || g_str_has_suffix(path, "/")) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                "\"bind\" unix:PATH needs an absolute file path of at most %d bytes",
-                (int) sizeof addr.sun_path - 1);
+                "\"bind\" unix:PATH needs an absolute file path of at most %d bytes", (int) sizeof addr.sun_path - 1);
     return FALSE;
   }
   parts = g_strsplit(path, "/", -1);
@@ -252,8 +243,7 @@ unix_bind_valid(RxRegistration *reg, const char *bind, const char *group, GError
       }
     }
     if (strlen(group) > MAX_ID_LEN) {
-      g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                          "\"socket_group\" is too long");
+      g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "\"socket_group\" is too long");
       return FALSE;
     }
     reg->socket_group = g_strdup(group);
@@ -272,18 +262,15 @@ rx_registration_from_json(JsonObject *obj, const char **code, GError **error)
   const char *socket_group;
 
   *code = "invalid";
-  if (!get_id(obj, "account", TRUE, &reg->account, error) ||
-      !get_id(obj, "waba_id", FALSE, &reg->waba_id, error) ||
-      !get_string(obj, "app_secret", &app_secret, error) ||
-      !get_string(obj, "verify_token", &verify_token, error) ||
+  if (!get_id(obj, "account", TRUE, &reg->account, error) || !get_id(obj, "waba_id", FALSE, &reg->waba_id, error) ||
+      !get_string(obj, "app_secret", &app_secret, error) || !get_string(obj, "verify_token", &verify_token, error) ||
       !get_string(obj, "bind", &bind, error) || !get_port(obj, "port", 8090, &reg->port, error) ||
       !get_string(obj, "path", &path, error) || !get_string(obj, "public_key", &public_key, error) ||
       !get_bool(obj, "keep_running", TRUE, &reg->keep_running, error) ||
-      !get_string(obj, "tls_cert", &tls_cert, error) ||
-      !get_string(obj, "tls_key", &tls_key, error) ||
+      !get_string(obj, "tls_cert", &tls_cert, error) || !get_string(obj, "tls_key", &tls_key, error) ||
       !get_bool(obj, "allow_public_http", FALSE, &reg->allow_public_http, error) ||
-      !get_int64(obj, "max_pending_bytes", RX_DEFAULT_MAX_PENDING_BYTES, 1, G_MAXINT64 / 2,
-                 &reg->max_pending_bytes, error) ||
+      !get_int64(obj, "max_pending_bytes", RX_DEFAULT_MAX_PENDING_BYTES, 1, G_MAXINT64 / 2, &reg->max_pending_bytes,
+                 error) ||
       !get_string(obj, "socket_group", &socket_group, error))
     return NULL;
   /* a saved registration remembers the port first asked for */
@@ -295,8 +282,7 @@ rx_registration_from_json(JsonObject *obj, const char **code, GError **error)
                         "\"app_secret\" is missing: without it no webhook can be verified");
     return NULL;
   }
-  if (strlen(app_secret) > MAX_SECRET_LEN ||
-      (verify_token != NULL && strlen(verify_token) > MAX_SECRET_LEN)) {
+  if (strlen(app_secret) > MAX_SECRET_LEN || (verify_token != NULL && strlen(verify_token) > MAX_SECRET_LEN)) {
     g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                         "\"app_secret\" or \"verify_token\" is too long");
     return NULL;
@@ -335,8 +321,7 @@ rx_registration_from_json(JsonObject *obj, const char **code, GError **error)
 
   if (public_key == NULL || !wa_seal_public_key_decode(public_key, reg->public_key, &key_error)) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                "\"public_key\" must be the base64 of a %d-byte X25519 public key",
-                WA_SEAL_PUBLIC_KEY_BYTES);
+                "\"public_key\" must be the base64 of a %d-byte X25519 public key", WA_SEAL_PUBLIC_KEY_BYTES);
     return NULL;
   }
   reg->public_key_b64 = g_strdup(public_key);
@@ -366,8 +351,7 @@ rx_registration_from_json(JsonObject *obj, const char **code, GError **error)
                         "and tls_key empty");
     return NULL;
   }
-  if (address != NULL && reg->tls_cert == NULL && !reg->allow_public_http &&
-      !g_inet_address_get_is_loopback(address)) {
+  if (address != NULL && reg->tls_cert == NULL && !reg->allow_public_http && !g_inet_address_get_is_loopback(address)) {
     *code = "tls";
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                 "listening on %s (not loopback) needs TLS: set tls_cert and tls_key, or put a "
@@ -441,8 +425,8 @@ rx_registration_url(const RxRegistration *reg)
 static gboolean retry_listeners(gpointer data);
 
 RxListener *
-rx_account_open_listener(RxReceiver *rx, RxRegistration *reg, gboolean strict, char **down,
-                         gboolean *taken, const char **code, GError **error)
+rx_account_open_listener(RxReceiver *rx, RxRegistration *reg, gboolean strict, char **down, gboolean *taken,
+                         const char **code, GError **error)
 {
   g_autoptr(GError) local = NULL;
   RxListener *listener;
@@ -454,8 +438,7 @@ rx_account_open_listener(RxReceiver *rx, RxRegistration *reg, gboolean strict, c
   if (listener != NULL)
     return listener;
   /* rx-http: a wrong setting is "tls", or "bind" with INVALID_ARGUMENT */
-  if (strict && (g_strcmp0(*code, "tls") == 0 ||
-                 g_error_matches(local, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT))) {
+  if (strict && (g_strcmp0(*code, "tls") == 0 || g_error_matches(local, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT))) {
     g_propagate_error(error, g_steal_pointer(&local));
     return NULL;
   }
@@ -485,15 +468,13 @@ arm_retry(RxReceiver *rx)
   gboolean down = any_down(rx);
 
   if (down && rx->listen_retry_source == 0 && !rx->stopping)
-    rx->listen_retry_source =
-      g_timeout_add_seconds((guint) MAX(rx->opt.listen_retry_s, 1), retry_listeners, rx);
+    rx->listen_retry_source = g_timeout_add_seconds((guint) MAX(rx->opt.listen_retry_s, 1), retry_listeners, rx);
   else if (!down && rx->listen_retry_source != 0)
     g_clear_handle_id(&rx->listen_retry_source, g_source_remove);
 }
 
 void
-rx_account_set_listener(RxReceiver *rx, RxAccount *account, RxListener *listener, char *down,
-                        gboolean taken)
+rx_account_set_listener(RxReceiver *rx, RxAccount *account, RxListener *listener, char *down, gboolean taken)
 {
   rx_listener_release(account->listener);
   account->listener = listener;
@@ -503,8 +484,8 @@ rx_account_set_listener(RxReceiver *rx, RxAccount *account, RxListener *listener
     g_free(down);
   account->port_taken = listener == NULL && taken;
   if (listener == NULL)
-    rx_log("account %s: not listening (%s); trying again every %d s", account->reg->account,
-           account->listen_error, MAX(rx->opt.listen_retry_s, 1));
+    rx_log("account %s: not listening (%s); trying again every %d s", account->reg->account, account->listen_error,
+           MAX(rx->opt.listen_retry_s, 1));
   arm_retry(rx);
 }
 
@@ -513,8 +494,7 @@ rx_account_listen_state(RxAccount *account, JsonObject *obj)
 {
   json_object_set_boolean_member(obj, "listening", account->listener != NULL);
   if (account->listener == NULL) {
-    json_object_set_string_member(obj, "listen_error",
-                                  account->listen_error != NULL ? account->listen_error : "");
+    json_object_set_string_member(obj, "listen_error", account->listen_error != NULL ? account->listen_error : "");
     json_object_set_boolean_member(obj, "port_taken", account->port_taken);
   }
 }

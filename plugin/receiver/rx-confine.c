@@ -145,8 +145,7 @@ save_asked(const char *state_dir, GPtrArray *dirs, GError **error)
 
   for (guint i = 0; i < dirs->len; i++)
     g_string_append_printf(text, "%s\n", (const char *) g_ptr_array_index(dirs, i));
-  return g_file_set_contents_full(path, text->str, (gssize) text->len,
-                                  G_FILE_SET_CONTENTS_CONSISTENT, 0600, error);
+  return g_file_set_contents_full(path, text->str, (gssize) text->len, G_FILE_SET_CONTENTS_CONSISTENT, 0600, error);
 }
 
 static gboolean
@@ -255,7 +254,7 @@ note_stopped(const char *state_dir, pid_t pid)
 static G_GNUC_NORETURN void
 end_like(int status)
 {
-  struct sigaction dfl = { .sa_handler = SIG_DFL };
+  struct sigaction dfl = {.sa_handler = SIG_DFL};
   int sig;
 
   if (WIFEXITED(status))
@@ -271,8 +270,8 @@ end_like(int status)
 void
 rx_confine_supervise(RxReceiver *rx, char **args, int *ready_fd)
 {
-  static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
-  struct sigaction sa = { .sa_handler = forward_signal };
+  static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+  struct sigaction sa = {.sa_handler = forward_signal};
   sigset_t block, old;
   pid_t monitor = getpid();
   pid_t pid;
@@ -330,8 +329,7 @@ rx_confine_supervise(RxReceiver *rx, char **args, int *ready_fd)
     g_autoptr(GPtrArray) again = g_ptr_array_new();
     /* its path rather than /proc/self/exe, which would name the process "exe" */
     g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
-    const char *exe = self != NULL && g_file_test(self, G_FILE_TEST_IS_EXECUTABLE) ? self
-                                                                                : "/proc/self/exe";
+    const char *exe = self != NULL && g_file_test(self, G_FILE_TEST_IS_EXECUTABLE) ? self : "/proc/self/exe";
 
     /* the same arguments; --dir once more as an absolute path, since
      * --daemon changed to / */
@@ -365,8 +363,8 @@ rx_confine_supervise(RxReceiver *rx, char **args, int *ready_fd)
 #endif
 
 #define FS_READ (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
-#define FS_FILE_RIGHTS                                                                             \
-  (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE |      \
+#define FS_FILE_RIGHTS                                                                         \
+  (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE | \
    LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_IOCTL_DEV)
 
 /* What each ABI version knows: a ruleset handles all of it. */
@@ -389,7 +387,7 @@ fs_handled(int abi)
 static gboolean
 add_path_rule(int ruleset, const char *path, guint64 rights, guint64 handled, GPtrArray *remember)
 {
-  struct landlock_path_beneath_attr rule = { 0 };
+  struct landlock_path_beneath_attr rule = {0};
   struct stat st;
   int fd = open(path, O_PATH | O_CLOEXEC);
 
@@ -420,9 +418,9 @@ add_path_rule(int ruleset, const char *path, guint64 rights, guint64 handled, GP
  * modules loaded late, GnuTLS's configuration and trust store, time zones,
  * random devices, and this process's /proc entries. */
 static const char *const system_readable[] = {
-  "/usr", "/etc/ssl", "/etc/gnutls", "/etc/crypto-policies", "/etc/ld.so.cache",
-  "/etc/localtime", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group",
-  "/sys/devices/system/cpu", "/dev/urandom", "/dev/random",
+  "/usr",           "/etc/ssl",           "/etc/gnutls", "/etc/crypto-policies", "/etc/ld.so.cache",
+  "/etc/localtime", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group",           "/sys/devices/system/cpu",
+  "/dev/urandom",   "/dev/random",
 };
 
 /* struct landlock_ruleset_attr as of ABI 4, which adds network rights
@@ -437,7 +435,7 @@ typedef struct {
 static void
 landlock_start(const RxReceiver *rx, GPtrArray *asked)
 {
-  RulesetAttr attr = { 0 };
+  RulesetAttr attr = {0};
   gsize attr_size = sizeof attr.handled_access_fs;
   guint64 handled, own;
   int abi, ruleset;
@@ -445,11 +443,10 @@ landlock_start(const RxReceiver *rx, GPtrArray *asked)
 
   abi = (int) syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
   if (abi < 0) {
-    confine.landlock_why = g_strdup_printf(
-      "Landlock is unavailable (%s): files are not confined",
-      errno == ENOSYS ? "the kernel has no Landlock"
-      : errno == EOPNOTSUPP ? "Landlock is disabled at boot"
-                            : g_strerror(errno));
+    confine.landlock_why = g_strdup_printf("Landlock is unavailable (%s): files are not confined",
+                                           errno == ENOSYS       ? "the kernel has no Landlock"
+                                           : errno == EOPNOTSUPP ? "Landlock is disabled at boot"
+                                                                 : g_strerror(errno));
     return;
   }
   confine.landlock_abi = abi;
@@ -463,15 +460,13 @@ landlock_start(const RxReceiver *rx, GPtrArray *asked)
   }
   ruleset = (int) syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
   if (ruleset < 0) {
-    confine.landlock_why = g_strdup_printf("Landlock is unavailable (%s): files are not confined",
-                                           g_strerror(errno));
+    confine.landlock_why = g_strdup_printf("Landlock is unavailable (%s): files are not confined", g_strerror(errno));
     return;
   }
   /* its own directory: the journal, its -wal and -shm, rx.sock, the log
    * and its rotation */
-  own = FS_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE |
-        LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_REG |
-        LANDLOCK_ACCESS_FS_MAKE_SOCK;
+  own = FS_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_REMOVE_FILE |
+        LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK;
   add_path_rule(ruleset, rx->opt.dir, own, handled, confine.readable);
   for (guint i = 0; i < asked->len; i++) {
     const char *want = g_ptr_array_index(asked, i);
@@ -479,20 +474,17 @@ landlock_start(const RxReceiver *rx, GPtrArray *asked)
     if (g_str_has_prefix(want, SOCK_PREFIX))
       /* a UNIX socket listener's directory: make, replace and remove it */
       add_path_rule(ruleset, want + strlen(SOCK_PREFIX),
-                    FS_READ | LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_REMOVE_FILE, handled,
-                    confine.sockable);
+                    FS_READ | LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_REMOVE_FILE, handled, confine.sockable);
     else
       add_path_rule(ruleset, want, FS_READ, handled, confine.readable);
   }
   for (guint i = 0; i < G_N_ELEMENTS(system_readable); i++)
     add_path_rule(ruleset, system_readable[i], FS_READ, handled, confine.readable);
-  add_path_rule(ruleset, "/dev/null", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE,
-                handled, NULL);
+  add_path_rule(ruleset, "/dev/null", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE, handled, NULL);
   g_snprintf(self, sizeof self, "/proc/%d", (int) getpid());
   add_path_rule(ruleset, self, FS_READ, handled, NULL);
   if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0) {
-    confine.landlock_why = g_strdup_printf("Landlock is unavailable (%s): files are not confined",
-                                           g_strerror(errno));
+    confine.landlock_why = g_strdup_printf("Landlock is unavailable (%s): files are not confined", g_strerror(errno));
     close(ruleset);
     return;
   }
@@ -544,40 +536,142 @@ rx_confine_start(RxReceiver *rx)
 static const char *const allowed[] = {
   /* memory: malloc, thread stacks, GLib slices, SQLite's mmap I/O, and
    * libsodium's guarded, locked key memory */
-  "brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mlock", "mlock2", "munlock",
+  "brk",
+  "mmap",
+  "munmap",
+  "mremap",
+  "mprotect",
+  "madvise",
+  "mlock",
+  "mlock2",
+  "munlock",
   /* threads (clone is checked below) and their synchronisation */
-  "futex", "set_robust_list", "rseq", "sched_yield", "sched_getaffinity", "gettid",
+  "futex",
+  "set_robust_list",
+  "rseq",
+  "sched_yield",
+  "sched_getaffinity",
+  "gettid",
   /* a new GLib thread takes its creator's scheduling settings (by thread id) */
-  "sched_getattr", "sched_setattr",
-  "exit", "exit_group", "restart_syscall", "nanosleep", "clock_nanosleep",
+  "sched_getattr",
+  "sched_setattr",
+  "exit",
+  "exit_group",
+  "restart_syscall",
+  "nanosleep",
+  "clock_nanosleep",
   /* the event loop: poll, GLib's wakeup eventfd, g_unix_signal_add (a pipe
    * and signal handlers), timers */
-  "poll", "ppoll", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "eventfd2",
-  "pipe", "pipe2", "signalfd4", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn",
-  "sigaltstack", "tgkill", "getpid", "getppid", "clock_gettime", "gettimeofday", "time",
+  "poll",
+  "ppoll",
+  "epoll_create1",
+  "epoll_ctl",
+  "epoll_wait",
+  "epoll_pwait",
+  "eventfd2",
+  "pipe",
+  "pipe2",
+  "signalfd4",
+  "rt_sigaction",
+  "rt_sigprocmask",
+  "rt_sigreturn",
+  "sigaltstack",
+  "tgkill",
+  "getpid",
+  "getppid",
+  "clock_gettime",
+  "gettimeofday",
+  "time",
   "clock_getres",
   /* sockets: HTTP(S) listeners on TCP, the control socket and UNIX
    * listeners (socket() is checked below), their options and transfers;
    * connect() only to tell a stale UNIX socket from a live one (Landlock
    * refuses outgoing TCP where it can) */
-  "bind", "listen", "connect", "accept", "accept4", "getsockname", "getpeername", "getsockopt",
-  "setsockopt", "shutdown", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg",
+  "bind",
+  "listen",
+  "connect",
+  "accept",
+  "accept4",
+  "getsockname",
+  "getpeername",
+  "getsockopt",
+  "setsockopt",
+  "shutdown",
+  "sendto",
+  "recvfrom",
+  "sendmsg",
+  "recvmsg",
+  "sendmmsg",
   "recvmmsg",
   /* reading and writing fds: journal, log, sockets */
-  "read", "write", "readv", "writev", "pread64", "pwrite64", "lseek", "close", "dup", "dup2",
-  "dup3", "fcntl", "fsync", "fdatasync", "ftruncate", "fallocate",
+  "read",
+  "write",
+  "readv",
+  "writev",
+  "pread64",
+  "pwrite64",
+  "lseek",
+  "close",
+  "dup",
+  "dup2",
+  "dup3",
+  "fcntl",
+  "fsync",
+  "fdatasync",
+  "ftruncate",
+  "fallocate",
   /* files in its directory, TLS files, GnuTLS's configuration: open, stat,
    * create, rename (log rotation, atomic saves), unlink (the socket, SQLite),
    * chmod/chown of the socket file, free space of the journal's file system */
-  "open", "openat", "stat", "fstat", "lstat", "newfstatat", "statx", "access", "faccessat",
-  "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd", "rename", "renameat",
-  "renameat2", "unlink", "unlinkat", "mkdir", "mkdirat", "fchmod", "fchmodat", "chmod",
-  "fchown", "fchownat", "chown", "lchown", "statfs", "fstatfs", "umask", "flock",
+  "open",
+  "openat",
+  "stat",
+  "fstat",
+  "lstat",
+  "newfstatat",
+  "statx",
+  "access",
+  "faccessat",
+  "faccessat2",
+  "readlink",
+  "readlinkat",
+  "getdents64",
+  "getcwd",
+  "rename",
+  "renameat",
+  "renameat2",
+  "unlink",
+  "unlinkat",
+  "mkdir",
+  "mkdirat",
+  "fchmod",
+  "fchmodat",
+  "chmod",
+  "fchown",
+  "fchownat",
+  "chown",
+  "lchown",
+  "statfs",
+  "fstatfs",
+  "umask",
+  "flock",
   /* GFileMonitor (TLS files reloaded when they change) */
-  "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
+  "inotify_init1",
+  "inotify_add_watch",
+  "inotify_rm_watch",
   /* identity and limits: the peer credential check, GLib's user lookups */
-  "getuid", "geteuid", "getgid", "getegid", "getgroups", "getresuid", "getresgid",
-  "getrlimit", "prlimit64", "uname", "sysinfo", "getrusage",
+  "getuid",
+  "geteuid",
+  "getgid",
+  "getegid",
+  "getgroups",
+  "getresuid",
+  "getresgid",
+  "getrlimit",
+  "prlimit64",
+  "uname",
+  "sysinfo",
+  "getrusage",
   /* randomness for libsodium, GnuTLS and SQLite */
   "getrandom",
 };
@@ -610,37 +704,30 @@ seccomp_start(GError **error)
     rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
   /* sockets of the three families it listens on */
   if (rc == 0)
-    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                          SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
   if (rc == 0)
-    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                          SCMP_A0(SCMP_CMP_EQ, AF_INET));
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET));
   if (rc == 0)
-    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                          SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6));
   /* ioctls: non-blocking mode and bytes waiting (GSocket), a terminal check
    * on stderr; nothing else */
   for (guint i = 0; i < 4 && rc == 0; i++) {
-    static const unsigned long requests[] = { FIONBIO, FIONREAD, FIOCLEX, TCGETS };
+    static const unsigned long requests[] = {FIONBIO, FIONREAD, FIOCLEX, TCGETS};
 
-    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-                          SCMP_A1(SCMP_CMP_EQ, requests[i]));
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, requests[i]));
   }
   /* thread names (g_thread_new); reading the capability bounding set, which
    * glibc's systemd NSS module does when a group name is not in /etc/group
    * (a UNIX socket listener's group) */
   if (rc == 0)
-    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                          SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
   if (rc == 0)
-    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                          SCMP_A0(SCMP_CMP_EQ, PR_CAPBSET_READ));
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, PR_CAPBSET_READ));
   if (rc == 0)
     rc = seccomp_load(ctx);
   seccomp_release(ctx);
   if (rc != 0) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot load the seccomp filter: %s",
-                g_strerror(-rc));
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot load the seccomp filter: %s", g_strerror(-rc));
     return FALSE;
   }
   return TRUE;
@@ -661,8 +748,7 @@ warm_up_tls(void)
   g_type_class_unref(g_type_class_ref(g_tls_backend_get_server_connection_type(backend)));
   g_type_class_unref(g_type_class_ref(g_tls_backend_get_certificate_type(backend)));
   /* a parse that fails still initialises the certificate code */
-  cert = g_tls_certificate_new_from_pem("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
-                                        -1, &error);
+  cert = g_tls_certificate_new_from_pem("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", -1, &error);
 }
 
 #ifdef RX_CONFINE_TEST_HOOKS
@@ -673,14 +759,14 @@ warm_up_tls(void)
 static gboolean
 test_escape(gpointer data)
 {
-  g_auto(GStrv) steps = g_strsplit(g_getenv("WABIZ_RX_TEST_ESCAPE") != NULL
-                                     ? g_getenv("WABIZ_RX_TEST_ESCAPE") : "", ";", -1);
+  g_auto(GStrv) steps =
+    g_strsplit(g_getenv("WABIZ_RX_TEST_ESCAPE") != NULL ? g_getenv("WABIZ_RX_TEST_ESCAPE") : "", ";", -1);
 
   for (guint i = 0; steps[i] != NULL; i++) {
     const char *what = steps[i];
 
     if (g_str_equal(what, "execve")) {
-      char *argv[] = { (char *) "/bin/true", NULL };
+      char *argv[] = {(char *) "/bin/true", NULL};
 
       rx_log("test hook: execve /bin/true");
       execve("/bin/true", argv, environ);
@@ -696,9 +782,9 @@ test_escape(gpointer data)
       if (pid > 0)
         waitpid(pid, NULL, 0);
     } else if (g_str_has_prefix(what, "connect:")) {
-      struct sockaddr_in addr = { .sin_family = AF_INET,
-                                  .sin_port = htons((guint16) atoi(what + 8)),
-                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+      struct sockaddr_in addr = {.sin_family = AF_INET,
+                                 .sin_port = htons((guint16) atoi(what + 8)),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
       int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
       if (fd >= 0 && connect(fd, (struct sockaddr *) &addr, sizeof addr) == 0)
@@ -710,15 +796,13 @@ test_escape(gpointer data)
     } else if (g_str_has_prefix(what, "open:") || g_str_has_prefix(what, "create:")) {
       gboolean create = g_str_has_prefix(what, "create:");
       const char *path = strchr(what, ':') + 1;
-      int fd = create ? open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)
-                      : open(path, O_RDONLY | O_CLOEXEC);
+      int fd = create ? open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600) : open(path, O_RDONLY | O_CLOEXEC);
 
       if (fd >= 0) {
         rx_log("test hook: %s %s: allowed", create ? "create" : "open", path);
         close(fd);
       } else {
-        rx_log("test hook: %s %s: refused (%s)", create ? "create" : "open", path,
-               g_strerror(errno));
+        rx_log("test hook: %s %s: refused (%s)", create ? "create" : "open", path, g_strerror(errno));
       }
     }
   }
@@ -732,8 +816,7 @@ rx_confine_apply(RxReceiver *rx, GError **error)
   g_autoptr(GString) dirs = g_string_new(NULL);
 
   if (!confine.on) {
-    rx_log("confinement is off (%s)",
-           rx_confine_enabled() ? "no monitor" : "WABIZ_RECEIVER_CONFINE=off");
+    rx_log("confinement is off (%s)", rx_confine_enabled() ? "no monitor" : "WABIZ_RECEIVER_CONFINE=off");
     return TRUE;
   }
   warm_up_tls();
@@ -743,10 +826,9 @@ rx_confine_apply(RxReceiver *rx, GError **error)
     rx_log("confined: no new privileges, seccomp allow-list; %s", confine.landlock_why);
   } else {
     for (guint i = 0; i < confine.readable->len; i++)
-      g_string_append_printf(dirs, "%s%s", i > 0 ? " " : "",
-                             (const char *) g_ptr_array_index(confine.readable, i));
-    rx_log("confined: no new privileges, seccomp allow-list, Landlock ABI %d (files: %s)",
-           confine.landlock_abi, dirs->str);
+      g_string_append_printf(dirs, "%s%s", i > 0 ? " " : "", (const char *) g_ptr_array_index(confine.readable, i));
+    rx_log("confined: no new privileges, seccomp allow-list, Landlock ABI %d (files: %s)", confine.landlock_abi,
+           dirs->str);
   }
 #ifdef RX_CONFINE_TEST_HOOKS
   g_idle_add(test_escape, NULL);

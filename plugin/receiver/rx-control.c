@@ -132,9 +132,8 @@ client_flush(RxClient *client)
   }
   client->writing = TRUE;
   g_output_stream_write_all_async(g_io_stream_get_output_stream(G_IO_STREAM(client->conn)),
-                                  g_bytes_get_data(head, NULL), g_bytes_get_size(head),
-                                  G_PRIORITY_DEFAULT, client->cancel, on_written,
-                                  client_ref(client));
+                                  g_bytes_get_data(head, NULL), g_bytes_get_size(head), G_PRIORITY_DEFAULT,
+                                  client->cancel, on_written, client_ref(client));
 }
 
 static void
@@ -247,8 +246,8 @@ sub_fetch(RxSub *sub)
     return;
   }
   /* a client that does not read gets no more until it does (client_drained) */
-  if (sub->client->closed || sub->unacked->len >= RX_MAX_UNACKED ||
-      sub->client->out_bytes >= OUT_HIGH_WATER || sub->client->rx->journal == NULL)
+  if (sub->client->closed || sub->unacked->len >= RX_MAX_UNACKED || sub->client->out_bytes >= OUT_HIGH_WATER ||
+      sub->client->rx->journal == NULL)
     return;
   room = MIN(RX_MAX_UNACKED - sub->unacked->len, FETCH_BATCH);
   sub->fetching = TRUE;
@@ -475,8 +474,7 @@ on_register_saved(const GError *error, gpointer data)
   }
   rx_registration_free(account->reg);
   account->reg = g_steal_pointer(&req->reg);
-  rx_account_set_listener(rx, account, g_steal_pointer(&req->listener), g_steal_pointer(&req->down),
-                          req->taken);
+  rx_account_set_listener(rx, account, g_steal_pointer(&req->listener), g_steal_pointer(&req->down), req->taken);
   req->client->messenger = TRUE;
   url = rx_registration_url(account->reg);
   rx_log("registered account %s on %s", req->account, url);
@@ -544,9 +542,8 @@ handle_register(RxClient *client, JsonObject *payload)
     return;
   }
   listener = rx_account_open_listener(rx, reg, TRUE, &down, &taken, &code, &error);
-  if (listener == NULL && down == NULL && g_strcmp0(code, "bind") == 0 && old != NULL &&
-      old->listener != NULL && rx_listener_users(old->listener) == 1 &&
-      old->reg->port == reg->port && g_str_equal(old->reg->bind, reg->bind)) {
+  if (listener == NULL && down == NULL && g_strcmp0(code, "bind") == 0 && old != NULL && old->listener != NULL &&
+      rx_listener_users(old->listener) == 1 && old->reg->port == reg->port && g_str_equal(old->reg->bind, reg->bind)) {
     /* the account alone uses the port and changes its TLS settings */
     g_clear_error(&error);
     g_clear_pointer(&old->listener, rx_listener_release);
@@ -656,8 +653,8 @@ handle_ack(RxClient *client, JsonObject *payload)
 
   if (account_id == NULL || (account = registered(client, account_id)) == NULL)
     return;
-  if (seq_node == NULL || !JSON_NODE_HOLDS_VALUE(seq_node) ||
-      json_node_get_value_type(seq_node) != G_TYPE_INT64 || json_node_get_int(seq_node) < 0) {
+  if (seq_node == NULL || !JSON_NODE_HOLDS_VALUE(seq_node) || json_node_get_value_type(seq_node) != G_TYPE_INT64 ||
+      json_node_get_int(seq_node) < 0) {
     send_err(client, "invalid", FALSE, "\"seq\" must be a non-negative number");
     return;
   }
@@ -703,8 +700,7 @@ handle_unregister(RxClient *client, JsonObject *payload)
 
   if (account_id == NULL || registered(client, account_id) == NULL)
     return;
-  rx_journal_remove_account(client->rx->journal, account_id, on_unregistered,
-                            request_new(client, account_id));
+  rx_journal_remove_account(client->rx->journal, account_id, on_unregistered, request_new(client, account_id));
 }
 
 static gint
@@ -737,8 +733,7 @@ on_status_pending(GHashTable *counts, const GError *error, gpointer data)
   json_object_set_int_member(ok, "pid", getpid());
   json_object_set_int_member(ok, "clients", clients);
   for (guint i = 0; i < rx->listeners->len; i++)
-    json_array_add_object_element(listeners,
-                                  rx_listener_status(rx, g_ptr_array_index(rx->listeners, i)));
+    json_array_add_object_element(listeners, rx_listener_status(rx, g_ptr_array_index(rx->listeners, i)));
   json_object_set_array_member(ok, "listeners", listeners);
   json_object_set_object_member(ok, "http", rx_http_status(rx));
   g_hash_table_iter_init(&iter, rx->accounts);
@@ -817,8 +812,8 @@ client_process(RxClient *client)
 {
   char *line;
 
-  while (!client->busy && !client->closing && !client->closed &&
-         client->out_bytes < OUT_HIGH_WATER && (line = g_queue_pop_head(&client->lines)) != NULL) {
+  while (!client->busy && !client->closing && !client->closed && client->out_bytes < OUT_HIGH_WATER &&
+         (line = g_queue_pop_head(&client->lines)) != NULL) {
     handle_line(client, line, strlen(line));
     g_free(line);
   }
@@ -887,9 +882,8 @@ client_read(RxClient *client)
   if (client->reading)
     return;
   client->reading = TRUE;
-  g_input_stream_read_async(g_io_stream_get_input_stream(G_IO_STREAM(client->conn)), client->buf,
-                            READ_CHUNK, G_PRIORITY_DEFAULT, client->read_cancel, on_read,
-                            client_ref(client));
+  g_input_stream_read_async(g_io_stream_get_input_stream(G_IO_STREAM(client->conn)), client->buf, READ_CHUNK,
+                            G_PRIORITY_DEFAULT, client->read_cancel, on_read, client_ref(client));
 }
 
 static gboolean
@@ -949,15 +943,13 @@ client_close(RxClient *client)
 static gboolean
 peer_is_us(GSocketConnection *connection)
 {
-  g_autoptr(GCredentials) credentials =
-    g_socket_get_credentials(g_socket_connection_get_socket(connection), NULL);
+  g_autoptr(GCredentials) credentials = g_socket_get_credentials(g_socket_connection_get_socket(connection), NULL);
 
   return credentials != NULL && g_credentials_get_unix_user(credentials, NULL) == getuid();
 }
 
 static gboolean
-on_control_incoming(GSocketService *service, GSocketConnection *connection, GObject *source,
-                    gpointer data)
+on_control_incoming(GSocketService *service, GSocketConnection *connection, GObject *source, gpointer data)
 {
   RxReceiver *rx = data;
   RxClient *client = g_new0(RxClient, 1);
@@ -1006,8 +998,8 @@ rx_control_start(RxReceiver *rx, GError **error)
   if (chmod(rx->socket_path, 0600) != 0) {
     int err = errno;
 
-    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot make %s private: %s",
-                rx->socket_path, g_strerror(err));
+    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot make %s private: %s", rx->socket_path,
+                g_strerror(err));
     return FALSE;
   }
   if (!g_socket_listen(socket, error))

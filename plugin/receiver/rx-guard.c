@@ -38,11 +38,11 @@ static const char bad_coding[] = "HTTP/1.1 501 Not Implemented\r\n"
 typedef enum {
   HEAD_REQUEST_LINE,
   HEAD_LINE_START,
-  HEAD_LINE_CR,  /* a line that started with '\r' */
+  HEAD_LINE_CR, /* a line that started with '\r' */
   HEAD_NAME,
-  HEAD_VALUE,    /* of Content-Length or Transfer-Encoding */
-  HEAD_SKIP,     /* the rest of a line nobody needs */
-  HEAD_DONE,     /* the body, or anything after the head: passed unread */
+  HEAD_VALUE, /* of Content-Length or Transfer-Encoding */
+  HEAD_SKIP,  /* the rest of a line nobody needs */
+  HEAD_DONE,  /* the body, or anything after the head: passed unread */
 } HeadState;
 
 typedef enum {
@@ -66,10 +66,10 @@ struct _RxHeadCheck {
   GObject parent;
   GOutputStream *answer_to; /* the connection's output, for the refusal */
   HeadState state;
-  gboolean refused;    /* once refused, every later read fails too */
-  guint64 bytes;       /* bytes passed on so far */
-  Watch watch;         /* the header whose value is being read */
-  gboolean continued;  /* the last header line was a watched one */
+  gboolean refused;   /* once refused, every later read fails too */
+  guint64 bytes;      /* bytes passed on so far */
+  Watch watch;        /* the header whose value is being read */
+  gboolean continued; /* the last header line was a watched one */
   char name[NAME_MAX_LEN];
   gsize name_len;
   char value[VALUE_MAX];
@@ -221,15 +221,13 @@ refuse(RxHeadCheck *check, Refusal why, GError **error)
   /* best effort: a few bytes into an idle connection's send buffer */
   if (G_IS_POLLABLE_OUTPUT_STREAM(check->answer_to) &&
       g_pollable_output_stream_can_poll(G_POLLABLE_OUTPUT_STREAM(check->answer_to)))
-    g_pollable_output_stream_write_nonblocking(G_POLLABLE_OUTPUT_STREAM(check->answer_to), answer,
-                                               len, NULL, NULL);
+    g_pollable_output_stream_write_nonblocking(G_POLLABLE_OUTPUT_STREAM(check->answer_to), answer, len, NULL, NULL);
   g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "request head refused");
 }
 
 static GConverterResult
-rx_head_check_convert(GConverter *converter, const void *inbuf, gsize inbuf_size, void *outbuf,
-                      gsize outbuf_size, GConverterFlags flags, gsize *bytes_read,
-                      gsize *bytes_written, GError **error)
+rx_head_check_convert(GConverter *converter, const void *inbuf, gsize inbuf_size, void *outbuf, gsize outbuf_size,
+                      GConverterFlags flags, gsize *bytes_read, gsize *bytes_written, GError **error)
 {
   RxHeadCheck *check = RX_HEAD_CHECK(converter);
   const char *in = inbuf;
@@ -358,13 +356,12 @@ on_base_closed(GObject *source, GAsyncResult *result, gpointer data)
 
 /* Not GIOStream's default, which would run close() in another thread. */
 static void
-rx_guard_stream_close_async(GIOStream *stream, int io_priority, GCancellable *cancellable,
-                            GAsyncReadyCallback callback, gpointer data)
+rx_guard_stream_close_async(GIOStream *stream, int io_priority, GCancellable *cancellable, GAsyncReadyCallback callback,
+                            gpointer data)
 {
   GTask *task = g_task_new(stream, cancellable, callback, data);
 
-  g_io_stream_close_async(RX_GUARD_STREAM(stream)->base, io_priority, cancellable, on_base_closed,
-                          task);
+  g_io_stream_close_async(RX_GUARD_STREAM(stream)->base, io_priority, cancellable, on_base_closed, task);
 }
 
 static gboolean

@@ -62,8 +62,8 @@ typedef struct {
 } TlsStamp;
 
 struct _RxListener {
-  grefcount refs;  /* memory: held by its users and by its connections */
-  int users;       /* registrations using it; the socket closes at 0 */
+  grefcount refs; /* memory: held by its users and by its connections */
+  int users;      /* registrations using it; the socket closes at 0 */
   RxReceiver *rx;
   char *bind;
   int port;
@@ -71,8 +71,8 @@ struct _RxListener {
   char *tls_key;
   char *group; /* a UNIX socket's group */
   GTlsCertificate *certificate;
-  TlsStamp loaded;      /* the files behind @certificate */
-  TlsStamp failed;      /* files that could not be used (logged once) */
+  TlsStamp loaded; /* the files behind @certificate */
+  TlsStamp failed; /* files that could not be used (logged once) */
   gboolean have_failed;
   GSocketService *service;
 };
@@ -99,14 +99,14 @@ typedef struct {
   gint64 body_deadline;
   gint64 idle_deadline;
   gint64 drain_deadline;
-  gboolean paused; /* a POST waits for its commit: no deadline runs */
-  gboolean counted; /* holds a slot (and its address's share); FALSE once killed */
-  gboolean reading; /* the request is still coming in: it may be dropped for a new one */
-  char *peer;       /* the remote address, when --max-per-address applies to it */
-  gint64 accepted;  /* monotonic microseconds */
+  gboolean paused;   /* a POST waits for its commit: no deadline runs */
+  gboolean counted;  /* holds a slot (and its address's share); FALSE once killed */
+  gboolean reading;  /* the request is still coming in: it may be dropped for a new one */
+  char *peer;        /* the remote address, when --max-per-address applies to it */
+  gint64 accepted;   /* monotonic microseconds */
   gint64 rate_start; /* handed to libsoup: the rate is measured from then on; 0 = not */
-  GIOStream *guard; /* the stream libsoup reads (not a reference: @conn goes with it) */
-  gint64 body_held; /* body bytes counted in rx->body_bytes */
+  GIOStream *guard;  /* the stream libsoup reads (not a reference: @conn goes with it) */
+  gint64 body_held;  /* body bytes counted in rx->body_bytes */
   gint64 body_seen;
   gsize drained;
   guint8 *drain_buf;
@@ -117,9 +117,9 @@ typedef struct {
   RxReceiver *rx;
   RxConn *conn;
   SoupServerMessage *msg;
-  int refs;         /* one for the appends, one for the message */
-  guint pending;    /* appends not yet answered */
-  gboolean failed;  /* a commit failed: answer 500 */
+  int refs;        /* one for the appends, one for the message */
+  guint pending;   /* appends not yet answered */
+  gboolean failed; /* a commit failed: answer 500 */
   gboolean msg_gone;
   GPtrArray *failed_accounts; /* char* */
 } RxPost;
@@ -176,8 +176,7 @@ conn_rate_deadline(RxConn *conn)
 
   if (conn->rate_start == 0 || opt->min_rate <= 0)
     return 0;
-  earned = (gint64) MIN(conn_bytes_in(conn), (guint64) G_MAXINT64 / G_USEC_PER_SEC) *
-           G_USEC_PER_SEC / opt->min_rate;
+  earned = (gint64) MIN(conn_bytes_in(conn), (guint64) G_MAXINT64 / G_USEC_PER_SEC) * G_USEC_PER_SEC / opt->min_rate;
   return conn->rate_start + MAX(grace, earned);
 }
 
@@ -348,8 +347,7 @@ peer_key(RxReceiver *rx, GSocketAddress *remote)
     return NULL;
   address = g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote));
   text = g_inet_address_to_string(address);
-  if (g_str_equal(text, "127.0.0.1") || g_str_equal(text, "::1") ||
-      g_str_equal(text, "::ffff:127.0.0.1")) {
+  if (g_str_equal(text, "127.0.0.1") || g_str_equal(text, "::1") || g_str_equal(text, "::ffff:127.0.0.1")) {
     g_free(text);
     return NULL;
   }
@@ -444,16 +442,15 @@ listener_tls_refresh(RxListener *listener, gboolean force)
   if (listener->certificate == NULL)
     return;
   tls_stamp(listener, &now);
-  if (!force && (tls_stamp_equal(&now, &listener->loaded) ||
-                 (listener->have_failed && tls_stamp_equal(&now, &listener->failed))))
+  if (!force &&
+      (tls_stamp_equal(&now, &listener->loaded) || (listener->have_failed && tls_stamp_equal(&now, &listener->failed))))
     return;
   url = listener_url(listener);
   fresh = g_tls_certificate_new_from_files(listener->tls_cert, listener->tls_key, &error);
   if (fresh == NULL) {
     listener->failed = now;
     listener->have_failed = TRUE;
-    rx_log("cannot reload the TLS certificate of %s, still using the one read before: %s", url,
-           error->message);
+    rx_log("cannot reload the TLS certificate of %s, still using the one read before: %s", url, error->message);
     return;
   }
   g_object_unref(listener->certificate);
@@ -487,8 +484,7 @@ listener_close(RxListener *listener)
   rx_log("stopped listening on %s", url);
 }
 
-static gboolean on_incoming(GSocketService *service, GSocketConnection *connection,
-                            GObject *source, gpointer data);
+static gboolean on_incoming(GSocketService *service, GSocketConnection *connection, GObject *source, gpointer data);
 
 static GSocketService *
 listen_on(RxListener *listener, int port, int *bound, GError **error)
@@ -501,20 +497,18 @@ listen_on(RxListener *listener, int port, int *bound, GError **error)
   if (socket_path != NULL) {
     g_autoptr(GSocket) socket = rx_unix_listen(socket_path, listener->group, error);
 
-    if (socket == NULL ||
-        !g_socket_listener_add_socket(G_SOCKET_LISTENER(service), socket, NULL, error))
+    if (socket == NULL || !g_socket_listener_add_socket(G_SOCKET_LISTENER(service), socket, NULL, error))
       return NULL;
     *bound = 0;
     return g_steal_pointer(&service);
   }
   if (wanted == NULL) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s is not an IP address",
-                listener->bind);
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s is not an IP address", listener->bind);
     return NULL;
   }
   g_socket_listener_set_backlog(G_SOCKET_LISTENER(service), 128);
-  if (!g_socket_listener_add_address(G_SOCKET_LISTENER(service), wanted, G_SOCKET_TYPE_STREAM,
-                                     G_SOCKET_PROTOCOL_TCP, NULL, &effective, error))
+  if (!g_socket_listener_add_address(G_SOCKET_LISTENER(service), wanted, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+                                     NULL, &effective, error))
     return NULL;
   *bound = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(effective));
   return g_steal_pointer(&service);
@@ -534,13 +528,11 @@ rx_listener_get(RxReceiver *rx, RxRegistration *reg, const char **code, GError *
       listener = g_ptr_array_index(rx->listeners, i);
       if (listener->port != reg->port || !g_str_equal(listener->bind, reg->bind))
         continue;
-      if (g_strcmp0(listener->tls_cert, reg->tls_cert) != 0 ||
-          g_strcmp0(listener->tls_key, reg->tls_key) != 0) {
+      if (g_strcmp0(listener->tls_cert, reg->tls_cert) != 0 || g_strcmp0(listener->tls_key, reg->tls_key) != 0) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "%s port %d is already used by another account %s; accounts sharing a "
                     "port must use the same TLS certificate and key (or none)",
-                    reg->bind, reg->port,
-                    listener->certificate != NULL ? "with TLS" : "without TLS");
+                    reg->bind, reg->port, listener->certificate != NULL ? "with TLS" : "without TLS");
         return NULL;
       }
       listener->users++;
@@ -560,8 +552,7 @@ rx_listener_get(RxReceiver *rx, RxRegistration *reg, const char **code, GError *
     listener->certificate = g_tls_certificate_new_from_files(reg->tls_cert, reg->tls_key, &local);
     if (listener->certificate == NULL) {
       *code = "tls";
-      g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                  "cannot use the TLS certificate and key: %s", local->message);
+      g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot use the TLS certificate and key: %s", local->message);
       listener_unref(listener);
       return NULL;
     }
@@ -581,8 +572,7 @@ rx_listener_get(RxReceiver *rx, RxRegistration *reg, const char **code, GError *
     if (rx_bind_unix_path(reg->bind) != NULL)
       g_set_error(error, G_IO_ERROR, cause, "cannot listen on %s: %s", reg->bind, local->message);
     else
-      g_set_error(error, G_IO_ERROR, cause, "cannot listen on %s port %d: %s", reg->bind,
-                  reg->port, local->message);
+      g_set_error(error, G_IO_ERROR, cause, "cannot listen on %s port %d: %s", reg->bind, reg->port, local->message);
     listener_unref(listener);
     return NULL;
   }
@@ -699,8 +689,7 @@ on_handshake(GObject *source, GAsyncResult *result, gpointer data)
   RxConn *conn = data;
   g_autoptr(GError) error = NULL;
 
-  if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), result, &error) ||
-      !conn->counted) {
+  if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), result, &error) || !conn->counted) {
     /* failed, or dropped for another connection as it finished */
     conn_close_own(conn);
     return;
@@ -747,8 +736,7 @@ on_incoming(GSocketService *service, GSocketConnection *connection, GObject *sou
     return TRUE;
   }
   peer = peer_key(rx, remote);
-  if (peer != NULL &&
-      GPOINTER_TO_INT(g_hash_table_lookup(rx->peers, peer)) >= rx->opt.max_per_address) {
+  if (peer != NULL && GPOINTER_TO_INT(g_hash_table_lookup(rx->peers, peer)) >= rx->opt.max_per_address) {
     rx->peer_refused++;
     rx->refused_connections++;
     g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
@@ -808,8 +796,7 @@ on_incoming(GSocketService *service, GSocketConnection *connection, GObject *sou
     return TRUE;
   }
   g_object_set(conn->tls, "require-close-notify", FALSE, NULL);
-  g_tls_connection_handshake_async(G_TLS_CONNECTION(conn->tls), G_PRIORITY_DEFAULT, conn->cancel,
-                                   on_handshake, conn);
+  g_tls_connection_handshake_async(G_TLS_CONNECTION(conn->tls), G_PRIORITY_DEFAULT, conn->cancel, on_handshake, conn);
   return TRUE;
 }
 
@@ -839,8 +826,8 @@ on_drained(GObject *source, GAsyncResult *result, gpointer data)
 static void
 drain_next(RxConn *conn)
 {
-  g_input_stream_read_async(g_io_stream_get_input_stream(conn->stolen), conn->drain_buf,
-                            DRAIN_CHUNK, G_PRIORITY_LOW, conn->cancel, on_drained, conn);
+  g_input_stream_read_async(g_io_stream_get_input_stream(conn->stolen), conn->drain_buf, DRAIN_CHUNK, G_PRIORITY_LOW,
+                            conn->cancel, on_drained, conn);
 }
 
 static void
@@ -893,9 +880,8 @@ refuse_early(RxConn *conn, SoupServerMessage *msg, const char *answer, gsize ans
   conn->drain_deadline = g_get_monotonic_time() + drain_s * G_USEC_PER_SEC;
   conn_arm(conn);
   conn->drain_buf = g_malloc(DRAIN_CHUNK);
-  g_output_stream_write_all_async(g_io_stream_get_output_stream(conn->stolen), answer,
-                                  answer_len, G_PRIORITY_DEFAULT, conn->cancel,
-                                  on_refusal_written, conn);
+  g_output_stream_write_all_async(g_io_stream_get_output_stream(conn->stolen), answer, answer_len, G_PRIORITY_DEFAULT,
+                                  conn->cancel, on_refusal_written, conn);
 }
 
 static void
@@ -1075,15 +1061,13 @@ handle_get(SoupServerMessage *msg, GHashTable *query, GPtrArray *accounts)
     answer(msg, SOUP_STATUS_FORBIDDEN, "forbidden\n");
     return;
   }
-  soup_message_headers_replace(soup_server_message_get_response_headers(msg),
-                               "X-Content-Type-Options", "nosniff");
+  soup_message_headers_replace(soup_server_message_get_response_headers(msg), "X-Content-Type-Options", "nosniff");
   if (!challenge_is_plain(challenge)) {
     answer(msg, SOUP_STATUS_BAD_REQUEST, "hub.challenge is not a plain token\n");
     return;
   }
   soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
-  soup_server_message_set_response(msg, "text/plain", SOUP_MEMORY_COPY, challenge,
-                                   strlen(challenge));
+  soup_server_message_set_response(msg, "text/plain", SOUP_MEMORY_COPY, challenge, strlen(challenge));
 }
 
 static void
@@ -1174,7 +1158,7 @@ handle_post(RxConn *conn, SoupServerMessage *msg, GPtrArray *accounts)
   gsize len = g_bytes_get_size(body);
   const char *signature =
     soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "X-Hub-Signature-256");
-  g_auto(RxRoute) route = { 0 };
+  g_auto(RxRoute) route = {0};
   GHashTableIter iter;
   gpointer key, value;
   RxPost *post;
@@ -1244,8 +1228,7 @@ handle_post(RxConn *conn, SoupServerMessage *msg, GPtrArray *accounts)
 }
 
 static void
-on_request(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
-           gpointer data)
+on_request(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query, gpointer data)
 {
   RxReceiver *rx = data;
   RxConn *conn = conn_of(msg);
@@ -1268,8 +1251,7 @@ on_request(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTa
     handle_post(conn, msg, accounts);
   } else {
     answer(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method not allowed\n");
-    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Allow",
-                                 "GET, POST");
+    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Allow", "GET, POST");
   }
 }
 

@@ -30,7 +30,7 @@
 #include "wa-json.h"
 #include "wa-sqlite.h"
 
-G_DEFINE_QUARK(rx-journal-error-quark, rx_journal_error)
+G_DEFINE_QUARK(rx - journal - error - quark, rx_journal_error)
 
 #define JOURNAL_SCHEMA_VERSION 1
 #define JOURNAL_KEY_BYTES 32
@@ -71,7 +71,7 @@ typedef struct {
   RequestKind kind;
   char *account;
   char *json;
-  gint64 seq;    /* after_seq, upto_seq, last_seq */
+  gint64 seq; /* after_seq, upto_seq, last_seq */
   gint64 now;
   gint64 horizon;
   guint limit;
@@ -83,16 +83,16 @@ typedef struct {
     RxCountsFunc counts;
   } cb;
   gpointer data;
-  Notifier *notifier;  /* REQ_NEW */
-  GAsyncQueue *reply;  /* REQ_LOAD_ACCOUNTS */
+  Notifier *notifier; /* REQ_NEW */
+  GAsyncQueue *reply; /* REQ_LOAD_ACCOUNTS */
 
   /* results, filled by the worker */
   GError *error;
   guint stored;
   guint duplicates;
-  GPtrArray *events;   /* RxEvent* */
-  GHashTable *table;   /* counts or registrations */
-  GHashTable *last;    /* REQ_APPEND: account -> gint64* highest seq stored */
+  GPtrArray *events; /* RxEvent* */
+  GHashTable *table; /* counts or registrations */
+  GHashTable *last;  /* REQ_APPEND: account -> gint64* highest seq stored */
 } Request;
 
 typedef enum {
@@ -144,8 +144,8 @@ struct _RxJournal {
   sqlite3_stmt *statements[ST_COUNT];
   guint8 *key; /* JOURNAL_KEY_BYTES, sodium_malloc'd, read-only */
   guint commits_since_checkpoint;
-  int wal_pages; /* WAL size in pages after the last commit (wal hook) */
-  char *dir;     /* statvfs'd for the free-space floor */
+  int wal_pages;   /* WAL size in pages after the last commit (wal hook) */
+  char *dir;       /* statvfs'd for the free-space floor */
   gint64 min_free; /* bytes; set before the first append (rx_journal_set_min_free) */
   /* bytes of sealed events pending per account (account -> gint64*), as
    * committed: filled on first use, kept up to date by appends and ACKs */
@@ -222,8 +222,8 @@ request_free(gpointer data)
 /* ---- public value types ----------------------------------------------- */
 
 RxChange *
-rx_change_new(const char *account, const guint8 *public_key, const char *waba_id,
-              gint64 entry_time, const char *field, JsonNode *value)
+rx_change_new(const char *account, const guint8 *public_key, const char *waba_id, gint64 entry_time, const char *field,
+              JsonNode *value)
 {
   RxChange *change = g_new0(RxChange, 1);
 
@@ -272,8 +272,7 @@ exec_sql(RxJournal *journal, const char *sql, RxJournalError code, GError **erro
 
   if (rc != SQLITE_OK) {
     set_sqlite_error(error, code, journal->db,
-                     code == RX_JOURNAL_ERROR_OPEN ? "cannot open the journal"
-                                                   : "cannot write the journal");
+                     code == RX_JOURNAL_ERROR_OPEN ? "cannot open the journal" : "cannot write the journal");
     return FALSE;
   }
   return TRUE;
@@ -284,12 +283,11 @@ static sqlite3_stmt *
 statement(RxJournal *journal, StatementId id, GError **error)
 {
   if (journal->statements[id] == NULL) {
-    int rc = sqlite3_prepare_v3(journal->db, statement_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                &journal->statements[id], NULL);
+    int rc =
+      sqlite3_prepare_v3(journal->db, statement_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &journal->statements[id], NULL);
 
     if (rc != SQLITE_OK) {
-      set_sqlite_error(error, RX_JOURNAL_ERROR_STORAGE, journal->db,
-                       "cannot prepare a journal statement");
+      set_sqlite_error(error, RX_JOURNAL_ERROR_STORAGE, journal->db, "cannot prepare a journal statement");
       return NULL;
     }
   }
@@ -333,8 +331,7 @@ static void
 rollback(RxJournal *journal)
 {
   /* SQLITE_FULL and I/O errors may have rolled the transaction back already */
-  if (!sqlite3_get_autocommit(journal->db) &&
-      sqlite3_exec(journal->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+  if (!sqlite3_get_autocommit(journal->db) && sqlite3_exec(journal->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
     g_warning("journal: rollback failed: %s", sqlite3_errmsg(journal->db));
 }
 
@@ -365,8 +362,7 @@ static void
 after_commit(RxJournal *journal)
 {
   journal->commits_since_checkpoint++;
-  if (journal->commits_since_checkpoint >= JOURNAL_CHECKPOINT_COMMITS ||
-      journal->wal_pages >= JOURNAL_CHECKPOINT_PAGES)
+  if (journal->commits_since_checkpoint >= JOURNAL_CHECKPOINT_COMMITS || journal->wal_pages >= JOURNAL_CHECKPOINT_PAGES)
     checkpoint(journal);
 }
 
@@ -458,16 +454,14 @@ dedupe_hash(RxJournal *journal, const char *const *parts, guint n_parts, guint8 
 /* Records the key made of @parts (see dedupe_hash). *@fresh is TRUE when it
  * was not seen before (in the journal or earlier in this transaction). */
 static gboolean
-record_key(RxJournal *journal, const char *const *parts, guint n_parts, gint64 now, gboolean *fresh,
-           GError **error)
+record_key(RxJournal *journal, const char *const *parts, guint n_parts, gint64 now, gboolean *fresh, GError **error)
 {
   guint8 hash[JOURNAL_HASH_BYTES];
   sqlite3_stmt *stmt;
   int rc;
 
   if (!dedupe_hash(journal, parts, n_parts, hash)) {
-    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE,
-                        "cannot hash a dedupe key");
+    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE, "cannot hash a dedupe key");
     return FALSE;
   }
   stmt = statement(journal, ST_SEEN_INSERT, error);
@@ -494,8 +488,12 @@ record_change(RxJournal *journal, const RxChange *change, gint64 now, gboolean *
 {
   g_autofree char *value = change->value != NULL ? wa_json_to_string(change->value) : g_strdup("");
   g_autofree char *entry_time = g_strdup_printf("%" G_GINT64_FORMAT, change->entry_time);
-  const char *parts[] = { "c", change->account, change->field != NULL ? change->field : "",
-                          change->waba_id != NULL ? change->waba_id : "", entry_time, value };
+  const char *parts[] = {"c",
+                         change->account,
+                         change->field != NULL ? change->field : "",
+                         change->waba_id != NULL ? change->waba_id : "",
+                         entry_time,
+                         value};
 
   return record_key(journal, parts, G_N_ELEMENTS(parts), now, fresh, error);
 }
@@ -504,8 +502,8 @@ record_change(RxJournal *journal, const RxChange *change, gint64 now, gboolean *
  * without an id are kept (the plugin shows what it can of them), elements
  * that are not objects are left out (counted in @junk): nothing can read them. */
 static JsonArray *
-filter_array(RxJournal *journal, const char *account, JsonArray *in, gboolean statuses,
-             gint64 now, guint *kept, guint *dropped, guint *junk, GError **error)
+filter_array(RxJournal *journal, const char *account, JsonArray *in, gboolean statuses, gint64 now, guint *kept,
+             guint *dropped, guint *junk, GError **error)
 {
   g_autoptr(JsonArray) out = json_array_new();
   guint len = json_array_get_length(in);
@@ -522,7 +520,7 @@ filter_array(RxJournal *journal, const char *account, JsonArray *in, gboolean st
     }
     if (id != NULL) {
       const char *status = statuses ? wa_json_get_string(obj, "status") : NULL;
-      const char *parts[] = { statuses ? "s" : "m", account, id, status != NULL ? status : "" };
+      const char *parts[] = {statuses ? "s" : "m", account, id, status != NULL ? status : ""};
 
       if (!record_key(journal, parts, statuses ? 4 : 3, now, &fresh, error))
         return NULL;
@@ -540,16 +538,15 @@ filter_array(RxJournal *journal, const char *account, JsonArray *in, gboolean st
 static gboolean
 member_is_routine(const char *name)
 {
-  return strcmp(name, "messaging_product") == 0 || strcmp(name, "metadata") == 0 ||
-         strcmp(name, "contacts") == 0;
+  return strcmp(name, "messaging_product") == 0 || strcmp(name, "metadata") == 0 || strcmp(name, "contacts") == 0;
 }
 
 /* The value to journal for @change, sharing (never modifying) the caller's
  * nodes. *@value is NULL when the change had nothing new: only duplicates
  * (*@duplicate TRUE) or only elements nothing can read. */
 static gboolean
-dedupe_value(RxJournal *journal, const RxChange *change, gint64 now, JsonNode **value,
-             gboolean *duplicate, GError **error)
+dedupe_value(RxJournal *journal, const RxChange *change, gint64 now, JsonNode **value, gboolean *duplicate,
+             GError **error)
 {
   JsonObject *in;
   g_autoptr(JsonObject) out = NULL;
@@ -587,8 +584,7 @@ dedupe_value(RxJournal *journal, const RxChange *change, gint64 now, JsonNode **
     if (is_list) {
       guint kept_here = 0;
       JsonArray *filtered = filter_array(journal, change->account, json_node_get_array(member),
-                                         strcmp(name, "statuses") == 0, now, &kept_here,
-                                         &dropped, &junk, error);
+                                         strcmp(name, "statuses") == 0, now, &kept_here, &dropped, &junk, error);
 
       if (filtered == NULL)
         return FALSE;
@@ -646,8 +642,7 @@ envelope_json(const RxChange *change, JsonNode *value, gint64 now)
 }
 
 static gboolean
-insert_event(RxJournal *journal, const char *account, gint64 now, GBytes *sealed, gint64 *seq,
-             GError **error)
+insert_event(RxJournal *journal, const char *account, gint64 now, GBytes *sealed, gint64 *seq, GError **error)
 {
   sqlite3_stmt *stmt = statement(journal, ST_EVENT_INSERT, error);
   gsize len;
@@ -658,8 +653,7 @@ insert_event(RxJournal *journal, const char *account, gint64 now, GBytes *sealed
     return FALSE;
   data = g_bytes_get_data(sealed, &len);
   if (len > G_MAXINT) {
-    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE,
-                        "cannot store an event: too large");
+    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE, "cannot store an event: too large");
     statement_done(stmt);
     return FALSE;
   }
@@ -737,8 +731,8 @@ bytes_merge(GHashTable *to, GHashTable *from, gboolean create)
 /* Runs a cached statement that answers one total for @account (and @seq,
  * when @with_seq). */
 static gboolean
-query_bytes(RxJournal *journal, StatementId id, const char *account, gint64 seq, gboolean with_seq,
-            gint64 *out, GError **error)
+query_bytes(RxJournal *journal, StatementId id, const char *account, gint64 seq, gboolean with_seq, gint64 *out,
+            GError **error)
 {
   sqlite3_stmt *stmt = statement(journal, id, error);
   int rc;
@@ -795,8 +789,7 @@ cap_allows(RxJournal *journal, const RxChange *change, gsize len, GError **error
 
   if (change->max_pending <= 0)
     return TRUE;
-  pending = bytes_of(journal->pending_bytes, change->account) +
-            bytes_of(journal->batch_bytes, change->account) +
+  pending = bytes_of(journal->pending_bytes, change->account) + bytes_of(journal->batch_bytes, change->account) +
             bytes_of(journal->request_bytes, change->account);
   if (pending == 0 || pending + (gint64) len <= change->max_pending)
     return TRUE;
@@ -1021,8 +1014,8 @@ worker_fetch(RxJournal *journal, Request *req, GError **error)
 /* Runs the cached statement @id with (@text, @number) bound as far as it has
  * parameters, in its own (autocommit) transaction. */
 static gboolean
-worker_write(RxJournal *journal, StatementId id, const char *text, const char *text2,
-             gint64 number, gboolean with_number, const char *what, GError **error)
+worker_write(RxJournal *journal, StatementId id, const char *text, const char *text2, gint64 number,
+             gboolean with_number, const char *what, GError **error)
 {
   sqlite3_stmt *stmt = statement(journal, id, error);
   int rc = SQLITE_OK;
@@ -1046,10 +1039,9 @@ worker_remove_account(RxJournal *journal, Request *req, GError **error)
 {
   if (!exec_sql(journal, "BEGIN IMMEDIATE", RX_JOURNAL_ERROR_STORAGE, error))
     return FALSE;
-  if (!worker_write(journal, ST_DELETE_ACCOUNT, req->account, NULL, 0, FALSE,
-                    "cannot remove an account", error) ||
-      !worker_write(journal, ST_DELETE_EVENTS, req->account, NULL, 0, FALSE,
-                    "cannot remove an account's events", error) ||
+  if (!worker_write(journal, ST_DELETE_ACCOUNT, req->account, NULL, 0, FALSE, "cannot remove an account", error) ||
+      !worker_write(journal, ST_DELETE_EVENTS, req->account, NULL, 0, FALSE, "cannot remove an account's events",
+                    error) ||
       !exec_sql(journal, "COMMIT", RX_JOURNAL_ERROR_STORAGE, error)) {
     rollback(journal);
     return FALSE;
@@ -1099,8 +1091,8 @@ registration_key(RxJournal *journal, guint8 out[crypto_aead_xchacha20poly1305_ie
 {
   static const char label[] = "wabiz-receiver registrations v1";
 
-  return crypto_generichash(out, crypto_aead_xchacha20poly1305_ietf_KEYBYTES, (const guint8 *) label,
-                            sizeof label, journal->key, JOURNAL_KEY_BYTES) == 0;
+  return crypto_generichash(out, crypto_aead_xchacha20poly1305_ietf_KEYBYTES, (const guint8 *) label, sizeof label,
+                            journal->key, JOURNAL_KEY_BYTES) == 0;
 }
 
 static char *
@@ -1117,8 +1109,8 @@ seal_registration(RxJournal *journal, const char *account, const char *json, GEr
   randombytes_buf(box, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
   ok = registration_key(journal, key) &&
        crypto_aead_xchacha20poly1305_ietf_encrypt(box + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &written,
-                                                  (const guint8 *) json, len, (const guint8 *) account,
-                                                  strlen(account), NULL, box, key) == 0;
+                                                  (const guint8 *) json, len, (const guint8 *) account, strlen(account),
+                                                  NULL, box, key) == 0;
   sodium_memzero(key, sizeof key);
   if (!ok) {
     g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE, "cannot seal a registration");
@@ -1208,8 +1200,8 @@ worker_handle(RxJournal *journal, Request *req)
     gboolean counted = !g_hash_table_contains(journal->pending_bytes, req->account) ||
                        query_bytes(journal, ST_ACKED_BYTES, req->account, req->seq, TRUE, &acked, NULL);
 
-    committed = worker_write(journal, ST_ACK, req->account, NULL, req->seq, TRUE,
-                             "cannot delete acknowledged events", &req->error);
+    committed = worker_write(journal, ST_ACK, req->account, NULL, req->seq, TRUE, "cannot delete acknowledged events",
+                             &req->error);
     /* unknown after a failure: counted again at the next append */
     if (committed && counted) {
       if (g_hash_table_contains(journal->pending_bytes, req->account))
@@ -1233,8 +1225,8 @@ worker_handle(RxJournal *journal, Request *req)
     req->table = worker_pending(journal, &req->error);
     break;
   case REQ_EXPIRE:
-    committed = worker_write(journal, ST_EXPIRE, NULL, NULL, req->now - req->horizon, TRUE,
-                             "cannot expire dedupe keys", &req->error);
+    committed = worker_write(journal, ST_EXPIRE, NULL, NULL, req->now - req->horizon, TRUE, "cannot expire dedupe keys",
+                             &req->error);
     break;
   case REQ_LOAD_ACCOUNTS:
     req->table = worker_load_accounts(journal, &req->error);
@@ -1277,8 +1269,7 @@ worker_main(gpointer data)
       /* group commit: every append queued right behind this one joins it;
        * the first other request ends the batch and runs after it, in order */
       g_ptr_array_add(batch, req);
-      while (batch->len < JOURNAL_MAX_BATCH &&
-             (next = g_async_queue_try_pop(journal->queue)) != NULL) {
+      while (batch->len < JOURNAL_MAX_BATCH && (next = g_async_queue_try_pop(journal->queue)) != NULL) {
         if (next->kind != REQ_APPEND)
           break;
         g_ptr_array_add(batch, next);
@@ -1329,8 +1320,7 @@ load_key(const char *dir, GError **error)
   int fd;
 
   if (key == NULL) {
-    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN,
-                        "no secure memory for the journal key");
+    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "no secure memory for the journal key");
     return NULL;
   }
   fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -1350,8 +1340,8 @@ load_key(const char *dir, GError **error)
   }
   if (fstat(fd, &st) != 0 || st.st_size != JOURNAL_KEY_BYTES) {
     close(fd);
-    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN,
-                "%s is damaged (it must hold exactly %d bytes)", path, JOURNAL_KEY_BYTES);
+    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "%s is damaged (it must hold exactly %d bytes)", path,
+                JOURNAL_KEY_BYTES);
     goto failed;
   }
   if (!wa_file_read_exact(fd, path, key, JOURNAL_KEY_BYTES, &local)) {
@@ -1374,8 +1364,7 @@ static gboolean
 open_sqlite_error(RxJournal *journal, int rc, const char *what, GError **error)
 {
   if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN,
-                        "the journal is in use by another receiver");
+    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "the journal is in use by another receiver");
   else
     set_sqlite_error(error, RX_JOURNAL_ERROR_OPEN, journal->db, what);
   return FALSE;
@@ -1407,14 +1396,13 @@ configure(RxJournal *journal, GError **error)
 static gboolean
 prepare_schema(RxJournal *journal, GError **error)
 {
-  static const char schema[] =
-    "CREATE TABLE accounts (account TEXT PRIMARY KEY NOT NULL, json TEXT NOT NULL);"
-    "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL,"
-    "  received INTEGER NOT NULL, sealed BLOB NOT NULL);"
-    "CREATE INDEX events_account_seq ON events (account, seq);"
-    "CREATE TABLE seen (hash BLOB PRIMARY KEY NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE INDEX seen_at ON seen (at);"
-    "PRAGMA user_version = 1;";
+  static const char schema[] = "CREATE TABLE accounts (account TEXT PRIMARY KEY NOT NULL, json TEXT NOT NULL);"
+                               "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL,"
+                               "  received INTEGER NOT NULL, sealed BLOB NOT NULL);"
+                               "CREATE INDEX events_account_seq ON events (account, seq);"
+                               "CREATE TABLE seen (hash BLOB PRIMARY KEY NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;"
+                               "CREATE INDEX seen_at ON seen (at);"
+                               "PRAGMA user_version = 1;";
   g_autofree char *version_text = NULL;
   gint64 version;
   int rc;
@@ -1537,13 +1525,11 @@ rx_journal_open(const char *dir, GMainContext *context, gint64 max_page_count, G
     if (journal->db != NULL)
       set_sqlite_error(error, RX_JOURNAL_ERROR_OPEN, journal->db, "cannot open the journal");
     else
-      g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "cannot open the journal: %s",
-                  sqlite3_errstr(rc));
+      g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "cannot open the journal: %s", sqlite3_errstr(rc));
     goto failed;
   }
   sqlite3_extended_result_codes(journal->db, 1);
-  if (!configure(journal, error) || !prepare_schema(journal, error) ||
-      !limit_pages(journal, max_page_count, error))
+  if (!configure(journal, error) || !prepare_schema(journal, error) || !limit_pages(journal, max_page_count, error))
     goto failed;
   /* with the lock held: no other receiver creates the key meanwhile */
   journal->key = load_key(dir, error);
@@ -1552,8 +1538,7 @@ rx_journal_open(const char *dir, GMainContext *context, gint64 max_page_count, G
 
   journal->worker = g_thread_try_new("rx-journal", worker_main, journal, &local);
   if (journal->worker == NULL) {
-    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN,
-                "cannot start the journal thread: %s", local->message);
+    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "cannot start the journal thread: %s", local->message);
     goto failed;
   }
   return journal;
@@ -1597,8 +1582,7 @@ rx_journal_set_new_func(RxJournal *journal, RxJournalNewFunc func, gpointer data
 }
 
 void
-rx_journal_append(RxJournal *journal, GPtrArray *changes, gint64 now, RxAppendFunc done,
-                  gpointer data)
+rx_journal_append(RxJournal *journal, GPtrArray *changes, gint64 now, RxAppendFunc done, gpointer data)
 {
   Request *req;
 
@@ -1613,8 +1597,8 @@ rx_journal_append(RxJournal *journal, GPtrArray *changes, gint64 now, RxAppendFu
 }
 
 void
-rx_journal_fetch(RxJournal *journal, const char *account, gint64 after_seq, guint limit,
-                 RxFetchFunc done, gpointer data)
+rx_journal_fetch(RxJournal *journal, const char *account, gint64 after_seq, guint limit, RxFetchFunc done,
+                 gpointer data)
 {
   Request *req;
 
@@ -1630,8 +1614,8 @@ rx_journal_fetch(RxJournal *journal, const char *account, gint64 after_seq, guin
 }
 
 static void
-queue_done_request(RxJournal *journal, RequestKind kind, const char *account, const char *json,
-                   gint64 seq, RxDoneFunc done, gpointer data)
+queue_done_request(RxJournal *journal, RequestKind kind, const char *account, const char *json, gint64 seq,
+                   RxDoneFunc done, gpointer data)
 {
   Request *req = request_new(kind);
 
@@ -1644,8 +1628,7 @@ queue_done_request(RxJournal *journal, RequestKind kind, const char *account, co
 }
 
 void
-rx_journal_ack(RxJournal *journal, const char *account, gint64 upto_seq, RxDoneFunc done,
-               gpointer data)
+rx_journal_ack(RxJournal *journal, const char *account, gint64 upto_seq, RxDoneFunc done, gpointer data)
 {
   g_return_if_fail(journal != NULL);
   g_return_if_fail(account != NULL);
@@ -1653,8 +1636,7 @@ rx_journal_ack(RxJournal *journal, const char *account, gint64 upto_seq, RxDoneF
 }
 
 void
-rx_journal_save_account(RxJournal *journal, const char *account, const char *json,
-                        RxDoneFunc done, gpointer data)
+rx_journal_save_account(RxJournal *journal, const char *account, const char *json, RxDoneFunc done, gpointer data)
 {
   g_return_if_fail(journal != NULL);
   g_return_if_fail(account != NULL);
@@ -1663,8 +1645,7 @@ rx_journal_save_account(RxJournal *journal, const char *account, const char *jso
 }
 
 void
-rx_journal_remove_account(RxJournal *journal, const char *account, RxDoneFunc done,
-                          gpointer data)
+rx_journal_remove_account(RxJournal *journal, const char *account, RxDoneFunc done, gpointer data)
 {
   g_return_if_fail(journal != NULL);
   g_return_if_fail(account != NULL);
@@ -1706,8 +1687,7 @@ rx_journal_pending(RxJournal *journal, RxCountsFunc done, gpointer data)
 }
 
 void
-rx_journal_expire(RxJournal *journal, gint64 now, gint64 horizon_s, RxDoneFunc done,
-                  gpointer data)
+rx_journal_expire(RxJournal *journal, gint64 now, gint64 horizon_s, RxDoneFunc done, gpointer data)
 {
   Request *req;
 

@@ -49,11 +49,11 @@ typedef struct {
   gint64 entry_time;                           /* entry[].time; 0 when absent */
   char *field;                                 /* changes[].field */
   JsonNode *value;                             /* changes[].value (an object); owned */
-  gint64 max_pending; /* the account's cap on pending sealed bytes; 0 = none */
+  gint64 max_pending;                          /* the account's cap on pending sealed bytes; 0 = none */
 } RxChange;
 
-RxChange *rx_change_new(const char *account, const guint8 *public_key, const char *waba_id,
-                        gint64 entry_time, const char *field, JsonNode *value /* taken */);
+RxChange *rx_change_new(const char *account, const guint8 *public_key, const char *waba_id, gint64 entry_time,
+                        const char *field, JsonNode *value /* taken */);
 void rx_change_free(RxChange *change);
 
 typedef struct {
@@ -66,8 +66,7 @@ void rx_event_free(RxEvent *event);
 
 /* Opens (creating when missing) <dir>/journal.db. @max_page_count > 0 caps the
  * database size (tests inject SQLITE_FULL with it). Callbacks run on @context. */
-RxJournal *rx_journal_open(const char *dir, GMainContext *context, gint64 max_page_count,
-                           GError **error);
+RxJournal *rx_journal_open(const char *dir, GMainContext *context, gint64 max_page_count, GError **error);
 /* Finishes queued requests (their callbacks still run if the context is
  * iterated), joins the worker and closes the database. */
 void rx_journal_close(RxJournal *journal);
@@ -97,26 +96,22 @@ void rx_journal_set_new_func(RxJournal *journal, RxJournalNewFunc func, gpointer
  * nothing of this batch is stored and no hash is recorded), or a FULL error
  * when a bound refused it (then nothing of @changes is stored). */
 typedef void (*RxAppendFunc)(guint stored, guint duplicates, const GError *error, gpointer data);
-void rx_journal_append(RxJournal *journal, GPtrArray *changes, gint64 now, RxAppendFunc done,
-                       gpointer data);
+void rx_journal_append(RxJournal *journal, GPtrArray *changes, gint64 now, RxAppendFunc done, gpointer data);
 
 /* Up to @limit events of @account with seq > @after_seq, oldest first.
  * @events (RxEvent*) belongs to the callback's caller: ref it to keep it. */
 typedef void (*RxFetchFunc)(GPtrArray *events, const GError *error, gpointer data);
-void rx_journal_fetch(RxJournal *journal, const char *account, gint64 after_seq, guint limit,
-                      RxFetchFunc done, gpointer data);
+void rx_journal_fetch(RxJournal *journal, const char *account, gint64 after_seq, guint limit, RxFetchFunc done,
+                      gpointer data);
 
 typedef void (*RxDoneFunc)(const GError *error, gpointer data);
 /* Deletes the events of @account with seq <= @upto_seq. */
-void rx_journal_ack(RxJournal *journal, const char *account, gint64 upto_seq, RxDoneFunc done,
-                    gpointer data);
+void rx_journal_ack(RxJournal *journal, const char *account, gint64 upto_seq, RxDoneFunc done, gpointer data);
 
 /* Registrations: @json is the REGISTER payload as the receiver keeps it. */
-void rx_journal_save_account(RxJournal *journal, const char *account, const char *json,
-                             RxDoneFunc done, gpointer data);
+void rx_journal_save_account(RxJournal *journal, const char *account, const char *json, RxDoneFunc done, gpointer data);
 /* Forgets the registration and deletes the account's events. */
-void rx_journal_remove_account(RxJournal *journal, const char *account, RxDoneFunc done,
-                               gpointer data);
+void rx_journal_remove_account(RxJournal *journal, const char *account, RxDoneFunc done, gpointer data);
 /* Every saved registration, (account -> json), read synchronously: only at start-up,
  * before any other request. */
 GHashTable *rx_journal_load_accounts(RxJournal *journal, GError **error);
@@ -127,8 +122,7 @@ void rx_journal_pending(RxJournal *journal, RxCountsFunc done, gpointer data);
 
 /* Deletes dedupe hashes older than @horizon_s seconds before @now (30 days in
  * production; the receiver runs this at start-up and daily). */
-void rx_journal_expire(RxJournal *journal, gint64 now, gint64 horizon_s, RxDoneFunc done,
-                       gpointer data);
+void rx_journal_expire(RxJournal *journal, gint64 now, gint64 horizon_s, RxDoneFunc done, gpointer data);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(RxChange, rx_change_free)
 

@@ -91,8 +91,7 @@ on_stop_grace(gpointer data)
   RxReceiver *rx = data;
 
   rx->grace_source = 0;
-  rx_log("%d deliveries were still being stored when the stop grace time ran out",
-         rx->posts_in_flight);
+  rx_log("%d deliveries were still being stored when the stop grace time ran out", rx->posts_in_flight);
   g_main_loop_quit(rx->loop);
   return G_SOURCE_REMOVE;
 }
@@ -137,15 +136,13 @@ ensure_dir(const char *dir, GError **error)
     if (errno != ENOENT) {
       int err = errno;
 
-      g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot use %s: %s", dir,
-                  g_strerror(err));
+      g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot use %s: %s", dir, g_strerror(err));
       return FALSE;
     }
     if (g_mkdir_with_parents(dir, 0700) != 0 || stat(dir, &st) != 0) {
       int err = errno;
 
-      g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot create %s: %s", dir,
-                  g_strerror(err));
+      g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot create %s: %s", dir, g_strerror(err));
       return FALSE;
     }
   }
@@ -209,7 +206,7 @@ read_answer(int fd, WaRxlineBuf *buf, char **verb, JsonNode **payload, GError **
     gsize len;
     g_autofree char *line = wa_rxline_buf_pop(buf, &len);
     char chunk[65536];
-    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
     gint64 left;
     ssize_t n;
 
@@ -231,8 +228,7 @@ read_answer(int fd, WaRxlineBuf *buf, char **verb, JsonNode **payload, GError **
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0) {
-      g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
-                          "the receiver closed the connection");
+      g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED, "the receiver closed the connection");
       return FALSE;
     }
     if (!wa_rxline_buf_append(buf, chunk, (gsize) n, error))
@@ -243,10 +239,9 @@ read_answer(int fd, WaRxlineBuf *buf, char **verb, JsonNode **payload, GError **
 /* HELLO, then @verb (if not NULL). *@pid gets the receiver's pid, *@answer
  * the payload of @verb's OK. */
 static CallResult
-call_receiver(const char *socket_path, const char *verb, int *pid, JsonNode **answer,
-              GError **error)
+call_receiver(const char *socket_path, const char *verb, int *pid, JsonNode **answer, GError **error)
 {
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
   g_autoptr(WaRxlineBuf) buf = wa_rxline_buf_new();
   g_autofree char *hello = NULL;
   g_autoptr(JsonObject) hello_obj = json_object_new();
@@ -263,8 +258,7 @@ call_receiver(const char *socket_path, const char *verb, int *pid, JsonNode **an
     int err = errno;
 
     close(fd);
-    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot reach %s: %s",
-                socket_path, g_strerror(err));
+    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot reach %s: %s", socket_path, g_strerror(err));
     return err == ENOENT || err == ECONNREFUSED ? CALL_NOT_RUNNING : CALL_FAILED;
   }
   json_object_set_int_member(hello_obj, "proto", WA_RXLINE_PROTO);
@@ -292,9 +286,8 @@ call_receiver(const char *socket_path, const char *verb, int *pid, JsonNode **an
     obj = payload != NULL ? json_node_get_object(payload) : NULL;
     if (g_str_equal(got, "ERR")) {
       g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "the receiver refused: %s",
-                  obj != NULL && wa_json_get_string(obj, "message") != NULL
-                    ? wa_json_get_string(obj, "message")
-                    : "(no reason given)");
+                  obj != NULL && wa_json_get_string(obj, "message") != NULL ? wa_json_get_string(obj, "message")
+                                                                            : "(no reason given)");
       goto out;
     }
     if (round == 0 && pid != NULL)
@@ -376,8 +369,7 @@ check_socket(const char *socket_path, gboolean remove_stale, GError **error)
   if (lstat(socket_path, &st) != 0)
     return TRUE;
   if (!S_ISSOCK(st.st_mode)) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
-                "%s exists and is not a socket; move it away", socket_path);
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS, "%s exists and is not a socket; move it away", socket_path);
     return FALSE;
   }
   result = call_receiver(socket_path, NULL, &pid, NULL, &local);
@@ -386,8 +378,8 @@ check_socket(const char *socket_path, gboolean remove_stale, GError **error)
     return FALSE;
   }
   if (result == CALL_FAILED) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
-                "something answers on %s but not as a receiver: %s", socket_path, local->message);
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS, "something answers on %s but not as a receiver: %s", socket_path,
+                local->message);
     return FALSE;
   }
   /* nobody listens: a stale socket from a receiver that did not exit cleanly */
@@ -396,8 +388,8 @@ check_socket(const char *socket_path, gboolean remove_stale, GError **error)
   if (unlink(socket_path) != 0 && errno != ENOENT) {
     int err = errno;
 
-    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot remove the stale %s: %s",
-                socket_path, g_strerror(err));
+    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot remove the stale %s: %s", socket_path,
+                g_strerror(err));
     return FALSE;
   }
   return TRUE;
@@ -472,8 +464,8 @@ on_expire_timer(gpointer data)
 {
   RxReceiver *rx = data;
 
-  rx_journal_expire(rx->journal, g_get_real_time() / G_USEC_PER_SEC,
-                    (gint64) rx->opt.dedupe_days * 86400, on_expired, NULL);
+  rx_journal_expire(rx->journal, g_get_real_time() / G_USEC_PER_SEC, (gint64) rx->opt.dedupe_days * 86400, on_expired,
+                    NULL);
   return G_SOURCE_CONTINUE;
 }
 
@@ -520,8 +512,7 @@ run(RxReceiver *rx, int ready_fd)
     goto failed;
   rx->journal = rx_journal_open(rx->opt.dir, g_main_context_default(), rx->opt.max_pages, &error);
   if (rx->journal == NULL) {
-    g_prefix_error(&error, "cannot open the journal (is another receiver starting on %s?): ",
-                   rx->opt.dir);
+    g_prefix_error(&error, "cannot open the journal (is another receiver starting on %s?): ", rx->opt.dir);
     goto failed;
   }
   if (!check_socket(rx->socket_path, TRUE, &error))
@@ -574,11 +565,10 @@ run(RxReceiver *rx, int ready_fd)
   /* answers of the last requests, queued on the context by the journal */
   while (g_main_context_iteration(NULL, FALSE))
     ;
-  rx_log("stopped: %" G_GUINT64_FORMAT " requests, %" G_GUINT64_FORMAT
-         " changes journalled, %" G_GUINT64_FORMAT " duplicates, %" G_GUINT64_FORMAT
-         " unclaimed, %" G_GUINT64_FORMAT " connections refused over the limit (%" G_GUINT64_FORMAT
-         " per address), %" G_GUINT64_FORMAT " dropped for a new one, %" G_GUINT64_FORMAT
-         " too slow, %" G_GUINT64_FORMAT " for body memory",
+  rx_log("stopped: %" G_GUINT64_FORMAT " requests, %" G_GUINT64_FORMAT " changes journalled, %" G_GUINT64_FORMAT
+         " duplicates, %" G_GUINT64_FORMAT " unclaimed, %" G_GUINT64_FORMAT
+         " connections refused over the limit (%" G_GUINT64_FORMAT " per address), %" G_GUINT64_FORMAT
+         " dropped for a new one, %" G_GUINT64_FORMAT " too slow, %" G_GUINT64_FORMAT " for body memory",
          rx->requests, received, duplicates, unclaimed, rx->refused_connections, rx->peer_refused,
          rx->evicted_connections, rx->slow_connections, rx->body_memory_evictions);
   return rx->exit_status;
@@ -612,8 +602,7 @@ open_log(const char *path, GError **error)
 
     if (fd >= 0)
       close(fd);
-    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot open %s: %s", path,
-                g_strerror(err));
+    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "cannot open %s: %s", path, g_strerror(err));
     return -1;
   }
   return fd;
@@ -696,8 +685,7 @@ daemonize(const char *dir, int *ready_fd, int *parent_status)
     *parent_status = 0;
   } else {
     g_strchomp(message->str);
-    g_printerr("%s: %s\n", RX_PROGRAM,
-               message->len > 0 ? message->str : "the receiver exited while starting");
+    g_printerr("%s: %s\n", RX_PROGRAM, message->len > 0 ? message->str : "the receiver exited while starting");
     *parent_status = 1;
   }
   g_string_free(message, TRUE);
@@ -711,15 +699,14 @@ check_range(const char *name, gint64 value, gint64 min, gint64 max)
 {
   if (value >= min && value <= max)
     return TRUE;
-  g_printerr("%s: --%s must be between %" G_GINT64_FORMAT " and %" G_GINT64_FORMAT "\n",
-             RX_PROGRAM, name, min, max);
+  g_printerr("%s: --%s must be between %" G_GINT64_FORMAT " and %" G_GINT64_FORMAT "\n", RX_PROGRAM, name, min, max);
   return FALSE;
 }
 
 int
 main(int argc, char **argv)
 {
-  RxReceiver rx = { 0 };
+  RxReceiver rx = {0};
   gboolean status = FALSE, stop = FALSE, version = FALSE;
   g_autofree char *dir = NULL;
   g_autoptr(GOptionContext) context = NULL;
@@ -729,46 +716,45 @@ main(int argc, char **argv)
   int ready_fd = -1;
   int exit_status;
   const GOptionEntry entries[] = {
-    { "dir", 0, 0, G_OPTION_ARG_FILENAME, &dir,
-      "State directory (journal, socket, log); created 0700", "DIR" },
-    { "daemon", 0, 0, G_OPTION_ARG_NONE, &rx.opt.daemon,
-      "Run in the background once ready; log to DIR/" RX_LOG_NAME, NULL },
-    { "max-connections", 0, 0, G_OPTION_ARG_INT, &rx.opt.max_connections,
-      "Open HTTP connections at most; when full, the slowest one still sending makes room "
-      "(default 64)", "N" },
-    { "max-per-address", 0, 0, G_OPTION_ARG_INT, &rx.opt.max_per_address,
-      "Open HTTP connections at most from one address other than 127.0.0.1 and ::1 "
-      "(default 16; 0: no cap)", "N" },
-    { "min-rate", 0, 0, G_OPTION_ARG_INT64, &rx.opt.min_rate,
-      "Bytes per second a request must average once --rate-grace has passed (default 1024; "
-      "0: no minimum)", "BYTES" },
-    { "rate-grace", 0, 0, G_OPTION_ARG_INT, &rx.opt.rate_grace_s,
-      "Seconds before --min-rate applies (default 5)", "S" },
-    { "max-body-memory", 0, 0, G_OPTION_ARG_INT64, &rx.opt.max_body_memory,
-      "Request body bytes held for all connections at most (default 33554432)", "BYTES" },
-    { "header-timeout", 0, 0, G_OPTION_ARG_INT, &rx.opt.header_timeout_s,
-      "Seconds for a request's headers (default 10)", "S" },
-    { "idle-timeout", 0, 0, G_OPTION_ARG_INT, &rx.opt.idle_timeout_s,
-      "Seconds a connection may make no progress (default 60)", "S" },
-    { "body-timeout", 0, 0, G_OPTION_ARG_INT, &rx.opt.body_timeout_s,
-      "Seconds for a request's body (default 30)", "S" },
-    { "max-body", 0, 0, G_OPTION_ARG_INT64, &rx.opt.max_body,
-      "Largest request body in bytes (default 3145728)", "BYTES" },
-    { "max-pages", 0, 0, G_OPTION_ARG_INT64, &rx.opt.max_pages,
-      "Cap the journal at this many database pages (default 0: no cap; for tests)", "N" },
-    { "dedupe-days", 0, 0, G_OPTION_ARG_INT, &rx.opt.dedupe_days,
-      "Days a message id is remembered to drop duplicates (default 30)", "N" },
-    { "min-free-disk", 0, 0, G_OPTION_ARG_INT64, &rx.opt.min_free,
-      "Refuse deliveries (500, Meta retries) while the journal's disk has less free "
-      "(default 268435456; 0: no floor)", "BYTES" },
-    { "listen-retry", 0, 0, G_OPTION_ARG_INT, &rx.opt.listen_retry_s,
-      "Seconds between tries of a listener that cannot be opened (default 10)", "S" },
-    { "status", 0, 0, G_OPTION_ARG_NONE, &status,
-      "Print the running receiver's status as JSON", NULL },
-    { "stop", 0, 0, G_OPTION_ARG_NONE, &stop, "Stop the running receiver", NULL },
-    { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version", NULL },
-    { NULL }
-  };
+    {"dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "State directory (journal, socket, log); created 0700", "DIR"},
+    {"daemon", 0, 0, G_OPTION_ARG_NONE, &rx.opt.daemon, "Run in the background once ready; log to DIR/" RX_LOG_NAME,
+     NULL},
+    {"max-connections", 0, 0, G_OPTION_ARG_INT, &rx.opt.max_connections,
+     "Open HTTP connections at most; when full, the slowest one still sending makes room "
+     "(default 64)",
+     "N"},
+    {"max-per-address", 0, 0, G_OPTION_ARG_INT, &rx.opt.max_per_address,
+     "Open HTTP connections at most from one address other than 127.0.0.1 and ::1 "
+     "(default 16; 0: no cap)",
+     "N"},
+    {"min-rate", 0, 0, G_OPTION_ARG_INT64, &rx.opt.min_rate,
+     "Bytes per second a request must average once --rate-grace has passed (default 1024; "
+     "0: no minimum)",
+     "BYTES"},
+    {"rate-grace", 0, 0, G_OPTION_ARG_INT, &rx.opt.rate_grace_s, "Seconds before --min-rate applies (default 5)", "S"},
+    {"max-body-memory", 0, 0, G_OPTION_ARG_INT64, &rx.opt.max_body_memory,
+     "Request body bytes held for all connections at most (default 33554432)", "BYTES"},
+    {"header-timeout", 0, 0, G_OPTION_ARG_INT, &rx.opt.header_timeout_s, "Seconds for a request's headers (default 10)",
+     "S"},
+    {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &rx.opt.idle_timeout_s,
+     "Seconds a connection may make no progress (default 60)", "S"},
+    {"body-timeout", 0, 0, G_OPTION_ARG_INT, &rx.opt.body_timeout_s, "Seconds for a request's body (default 30)", "S"},
+    {"max-body", 0, 0, G_OPTION_ARG_INT64, &rx.opt.max_body, "Largest request body in bytes (default 3145728)",
+     "BYTES"},
+    {"max-pages", 0, 0, G_OPTION_ARG_INT64, &rx.opt.max_pages,
+     "Cap the journal at this many database pages (default 0: no cap; for tests)", "N"},
+    {"dedupe-days", 0, 0, G_OPTION_ARG_INT, &rx.opt.dedupe_days,
+     "Days a message id is remembered to drop duplicates (default 30)", "N"},
+    {"min-free-disk", 0, 0, G_OPTION_ARG_INT64, &rx.opt.min_free,
+     "Refuse deliveries (500, Meta retries) while the journal's disk has less free "
+     "(default 268435456; 0: no floor)",
+     "BYTES"},
+    {"listen-retry", 0, 0, G_OPTION_ARG_INT, &rx.opt.listen_retry_s,
+     "Seconds between tries of a listener that cannot be opened (default 10)", "S"},
+    {"status", 0, 0, G_OPTION_ARG_NONE, &status, "Print the running receiver's status as JSON", NULL},
+    {"stop", 0, 0, G_OPTION_ARG_NONE, &stop, "Stop the running receiver", NULL},
+    {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version", NULL},
+    {NULL}};
 
   rx.opt.max_connections = 64;
   rx.opt.max_per_address = 16;
@@ -785,10 +771,9 @@ main(int argc, char **argv)
   rx.opt.listen_retry_s = RX_LISTEN_RETRY_S;
 
   context = g_option_context_new("- receive WhatsApp Business webhooks for purple-wabiz");
-  g_option_context_set_summary(context,
-                               "Listens for the Cloud API's webhooks, checks their signatures, "
-                               "journals each change sealed to its account's key, and serves "
-                               "the journal to Pidgin or Finch over DIR/" RX_SOCKET_NAME ".");
+  g_option_context_set_summary(context, "Listens for the Cloud API's webhooks, checks their signatures, "
+                                        "journals each change sealed to its account's key, and serves "
+                                        "the journal to Pidgin or Finch over DIR/" RX_SOCKET_NAME ".");
   g_option_context_add_main_entries(context, entries, NULL);
   if (!g_option_context_parse(context, &argc, &argv, &error)) {
     g_printerr("%s: %s\n", RX_PROGRAM, error->message);
@@ -803,8 +788,7 @@ main(int argc, char **argv)
     return 2;
   }
   if (dir == NULL || *dir == '\0') {
-    g_printerr("%s: --dir DIR is required (the plugin uses ~/.purple/wabiz/receiver)\n",
-               RX_PROGRAM);
+    g_printerr("%s: --dir DIR is required (the plugin uses ~/.purple/wabiz/receiver)\n", RX_PROGRAM);
     return 2;
   }
   if (status + stop + rx.opt.daemon > 1) {
@@ -850,8 +834,7 @@ main(int argc, char **argv)
   rx_confine_start(&rx);
 
   rx.loop = g_main_loop_new(NULL, FALSE);
-  rx.accounts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                      (GDestroyNotify) rx_account_free);
+  rx.accounts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) rx_account_free);
   rx.notices = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   rx_log("starting: %s", rx.opt.dir);
   exit_status = run(&rx, ready_fd);

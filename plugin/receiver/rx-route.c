@@ -84,8 +84,8 @@ rx_route_post(const char *body, gsize len, const char *signature, GPtrArray *acc
         changes = g_ptr_array_new_with_free_func((GDestroyNotify) rx_change_free);
         g_hash_table_insert(route->routed, account->reg->account, changes);
       }
-      routed = rx_change_new(account->reg->account, account->reg->public_key, change->waba_id,
-                             change->entry_time, change->field, json_node_ref(change->value));
+      routed = rx_change_new(account->reg->account, account->reg->public_key, change->waba_id, change->entry_time,
+                             change->field, json_node_ref(change->value));
       routed->max_pending = account->reg->max_pending_bytes;
       g_ptr_array_add(changes, routed);
     }

@@ -33,8 +33,7 @@ typedef struct {
  * early exit). Fills @route whatever the status (clear it with
  * rx_route_clear, or declare it g_auto(RxRoute)); only RX_ROUTE_OK routes
  * anything. */
-RxRouteStatus rx_route_post(const char *body, gsize len, const char *signature, GPtrArray *accounts,
-                            RxRoute *route);
+RxRouteStatus rx_route_post(const char *body, gsize len, const char *signature, GPtrArray *accounts, RxRoute *route);
 void rx_route_clear(RxRoute *route);
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RxRoute, rx_route_clear)

@@ -19,8 +19,7 @@
 static gboolean
 fail_errno(GError **error, int err, const char *what, const char *path)
 {
-  g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "%s %s: %s", what, path,
-              g_strerror(err));
+  g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "%s %s: %s", what, path, g_strerror(err));
   return FALSE;
 }
 
@@ -87,14 +86,13 @@ clear_stale(const char *path, GError **error)
   if (lstat(path, &st) != 0)
     return errno == ENOENT ? TRUE : fail_errno(error, errno, "cannot look at", path);
   if (!S_ISSOCK(st.st_mode)) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                "%s exists and is not a socket: choose another path", path);
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s exists and is not a socket: choose another path",
+                path);
     return FALSE;
   }
   if (st.st_uid != getuid()) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
-                "%s is a socket of another user (uid %u), who may be receiving your webhooks",
-                path, (guint) st.st_uid);
+                "%s is a socket of another user (uid %u), who may be receiving your webhooks", path, (guint) st.st_uid);
     return FALSE;
   }
   g_strlcpy(addr.sun_path, path, sizeof addr.sun_path);
@@ -105,8 +103,7 @@ clear_stale(const char *path, GError **error)
   err = errno;
   close(fd);
   if (rc == 0 || err == EAGAIN) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
-                "another process already listens on %s", path);
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE, "another process already listens on %s", path);
     return FALSE;
   }
   if (unlink(path) != 0 && errno != ENOENT)
@@ -132,15 +129,13 @@ rx_unix_listen(const char *path, const char *group, GError **error)
   if (!g_socket_bind(socket, address, FALSE, error))
     return NULL;
   /* nobody can connect before listen(): the mode and group are set first */
-  if ((group != NULL && lchown(path, (uid_t) -1, gid) != 0) ||
-      chmod(path, group != NULL ? 0660 : 0600) != 0) {
+  if ((group != NULL && lchown(path, (uid_t) -1, gid) != 0) || chmod(path, group != NULL ? 0660 : 0600) != 0) {
     int err = errno;
 
     unlink(path);
     if (err == EPERM)
       g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                  "cannot give %s the group \"%s\": the receiver's user must be a member of it",
-                  path, group);
+                  "cannot give %s the group \"%s\": the receiver's user must be a member of it", path, group);
     else
       fail_errno(error, err, "cannot set the mode of", path);
     return NULL;

@@ -47,9 +47,9 @@ typedef struct {
   char *dir;
   gboolean daemon;
   int max_connections;
-  int max_per_address; /* 0: no cap; never applies to 127.0.0.1 and ::1 */
-  gint64 min_rate;     /* bytes per second a request must average; 0: off */
-  int rate_grace_s;    /* from this many seconds after accept */
+  int max_per_address;    /* 0: no cap; never applies to 127.0.0.1 and ::1 */
+  gint64 min_rate;        /* bytes per second a request must average; 0: off */
+  int rate_grace_s;       /* from this many seconds after accept */
   gint64 max_body_memory; /* request body bytes held by all connections at most */
   int header_timeout_s;
   int idle_timeout_s;
@@ -82,7 +82,7 @@ typedef struct {
   char *tls_key;
   gboolean allow_public_http;
   gint64 max_pending_bytes; /* sealed events waiting at most, in bytes */
-  char *socket_group; /* UNIX socket only: its group (name or number), NULL for none */
+  char *socket_group;       /* UNIX socket only: its group (name or number), NULL for none */
 } RxRegistration;
 
 /* A registered account and what the receiver knows about it. */
@@ -114,7 +114,7 @@ typedef struct {
   GHashTable *peers;       /* remote address -> GINT_TO_POINTER(connections), capped ones */
   gint64 body_bytes;       /* request body bytes held (limit: opt.max_body_memory) */
   gint64 body_bytes_peak;
-  int posts_in_flight;     /* POSTs paused for a commit, or answered but not yet finished */
+  int posts_in_flight; /* POSTs paused for a commit, or answered but not yet finished */
   gboolean stopping;
   int exit_status;
   guint quit_source;
@@ -181,13 +181,11 @@ void rx_account_free(RxAccount *account);
  * A wrong setting (TLS, a port or socket shared with other settings) fails
  * with @error and *@code only when @strict (a REGISTER); otherwise it too
  * leaves the account down. */
-RxListener *rx_account_open_listener(RxReceiver *rx, RxRegistration *reg, gboolean strict,
-                                     char **down, gboolean *taken, const char **code,
-                                     GError **error);
+RxListener *rx_account_open_listener(RxReceiver *rx, RxRegistration *reg, gboolean strict, char **down, gboolean *taken,
+                                     const char **code, GError **error);
 /* Records @account's listener state (@listener taken, or NULL and @down
  * taken) and runs the retry timer while any account is down. */
-void rx_account_set_listener(RxReceiver *rx, RxAccount *account, RxListener *listener,
-                             char *down, gboolean taken);
+void rx_account_set_listener(RxReceiver *rx, RxAccount *account, RxListener *listener, char *down, gboolean taken);
 /* The account's listener state for OK, STATUS and LISTEN payloads:
  * "listening", and "listen_error" and "port_taken" while it is down. */
 void rx_account_listen_state(RxAccount *account, JsonObject *obj);
@@ -207,8 +205,7 @@ void rx_unix_unlink(const char *path);
 /* A listener for @reg's (bind, port): the existing one when the settings
  * agree, else a new one; @reg->port is updated to the port bound. Returns a
  * new reference, or NULL with @error and *@code ("bind" or "tls"). */
-RxListener *rx_listener_get(RxReceiver *rx, RxRegistration *reg, const char **code,
-                            GError **error);
+RxListener *rx_listener_get(RxReceiver *rx, RxRegistration *reg, const char **code, GError **error);
 /* Drops a registration's hold; the last one closes the listening socket
  * (connections already accepted finish). */
 void rx_listener_release(RxListener *listener);

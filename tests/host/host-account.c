@@ -49,8 +49,7 @@ parse_bool(const char *value, gboolean *out)
 }
 
 gboolean
-host_account_set_option(PurpleAccount *account, const char *key,
-                        const char *value, GError **error)
+host_account_set_option(PurpleAccount *account, const char *key, const char *value, GError **error)
 {
 	PurplePlugin *prpl = purple_find_prpl(purple_account_get_protocol_id(account));
 	PurplePluginProtocolInfo *info;

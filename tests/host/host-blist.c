@@ -27,17 +27,15 @@ buddy_signature(PurpleBuddy *buddy)
 	PurpleGroup *group = purple_buddy_get_group(buddy);
 
 	/* Unit separators keep fields apart; NULL and "" differ on purpose. */
-	return g_strdup_printf("%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%d%d%d",
-	                       purple_buddy_get_name(buddy),
-	                       purple_buddy_get_alias(buddy),
-	                       or_null_mark(purple_buddy_get_server_alias(buddy)),
-	                       or_null_mark(purple_buddy_get_local_buddy_alias(buddy)),
-	                       or_null_mark(group != NULL ? purple_group_get_name(group) : NULL),
-	                       or_null_mark(status != NULL ? purple_status_get_id(status) : NULL),
-	                       or_null_mark(status_message(status)),
-	                       purple_presence_is_available(presence),
-	                       PURPLE_BUDDY_IS_ONLINE(buddy),
-	                       purple_blist_node_get_bool(PURPLE_BLIST_NODE(buddy), "show_offline"));
+	return g_strdup_printf(
+	        "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%d%d%d", purple_buddy_get_name(buddy),
+	        purple_buddy_get_alias(buddy), or_null_mark(purple_buddy_get_server_alias(buddy)),
+	        or_null_mark(purple_buddy_get_local_buddy_alias(buddy)),
+	        or_null_mark(group != NULL ? purple_group_get_name(group) : NULL),
+	        or_null_mark(status != NULL ? purple_status_get_id(status) : NULL),
+	        or_null_mark(status_message(status)), purple_presence_is_available(presence),
+	        PURPLE_BUDDY_IS_ONLINE(buddy),
+	        purple_blist_node_get_bool(PURPLE_BLIST_NODE(buddy), "show_offline"));
 }
 
 void
@@ -135,8 +133,8 @@ buddy_changed_cb(PurpleBuddy *buddy, gpointer data)
 }
 
 static void
-buddy_status_changed_cb(PurpleBuddy *buddy, PurpleStatus *old_status,
-                        PurpleStatus *new_status, gpointer data)
+buddy_status_changed_cb(PurpleBuddy *buddy, PurpleStatus *old_status, PurpleStatus *new_status,
+                        gpointer data)
 {
 	host_blist_emit_buddy(buddy, FALSE);
 }
@@ -171,13 +169,18 @@ host_blist_init(void *handle)
 	void *blist = purple_blist_get_handle();
 
 	last_seen = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
-	purple_signal_connect(blist, "buddy-added", handle, PURPLE_CALLBACK(buddy_changed_cb), NULL);
-	purple_signal_connect(blist, "buddy-removed", handle, PURPLE_CALLBACK(buddy_removed_cb), NULL);
+	purple_signal_connect(blist, "buddy-added", handle, PURPLE_CALLBACK(buddy_changed_cb),
+	                      NULL);
+	purple_signal_connect(blist, "buddy-removed", handle, PURPLE_CALLBACK(buddy_removed_cb),
+	                      NULL);
 	purple_signal_connect(blist, "buddy-status-changed", handle,
 	                      PURPLE_CALLBACK(buddy_status_changed_cb), NULL);
-	purple_signal_connect(blist, "buddy-signed-on", handle, PURPLE_CALLBACK(buddy_changed_cb), NULL);
-	purple_signal_connect(blist, "buddy-signed-off", handle, PURPLE_CALLBACK(buddy_changed_cb), NULL);
-	purple_signal_connect(blist, "blist-node-aliased", handle, PURPLE_CALLBACK(node_aliased_cb), NULL);
+	purple_signal_connect(blist, "buddy-signed-on", handle, PURPLE_CALLBACK(buddy_changed_cb),
+	                      NULL);
+	purple_signal_connect(blist, "buddy-signed-off", handle, PURPLE_CALLBACK(buddy_changed_cb),
+	                      NULL);
+	purple_signal_connect(blist, "blist-node-aliased", handle, PURPLE_CALLBACK(node_aliased_cb),
+	                      NULL);
 }
 
 void

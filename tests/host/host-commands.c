@@ -11,9 +11,9 @@
 #define HOST_MAX_JSON_DEPTH 64
 
 struct _HostCmd {
-	char *name;       /* NULL when the line had no usable "cmd" */
-	JsonObject *obj;  /* the whole command */
-	JsonNode *tag;    /* echoed in the answer; may be NULL */
+	char *name;      /* NULL when the line had no usable "cmd" */
+	JsonObject *obj; /* the whole command */
+	JsonNode *tag;   /* echoed in the answer; may be NULL */
 };
 
 static GIOChannel *in_channel;
@@ -169,7 +169,7 @@ static PurpleConversation *
 find_or_open_im(PurpleAccount *account, const char *name)
 {
 	PurpleConversation *conv =
-		purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, name, account);
+	        purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, name, account);
 
 	if (conv == NULL)
 		conv = purple_conversation_new(PURPLE_CONV_TYPE_IM, account, name);
@@ -438,12 +438,13 @@ cmd_buddy_menu(const HostCmd *cmd)
 		host_cmd_error(cmd, "no such buddy, or no buddy menu");
 		return;
 	}
-	menu = prpl->blist_node_menu((PurpleBlistNode *) buddy);
+	menu = prpl->blist_node_menu((PurpleBlistNode *)buddy);
 	for (GList *l = menu; l != NULL; l = l->next) {
 		PurpleMenuAction *action = l->data;
 
 		if (!done && g_strcmp0(action->label, label) == 0 && action->callback != NULL) {
-			((void (*)(PurpleBlistNode *, gpointer)) action->callback)((PurpleBlistNode *) buddy, action->data);
+			((void (*)(PurpleBlistNode *, gpointer))action->callback)(
+			        (PurpleBlistNode *)buddy, action->data);
 			done = TRUE;
 		}
 		purple_menu_action_free(action);
@@ -797,7 +798,8 @@ stdin_cb(GIOChannel *channel, GIOCondition condition, gpointer data)
 		char *line = NULL;
 		gsize len = 0, terminator = 0;
 		GError *error = NULL;
-		GIOStatus status = g_io_channel_read_line(channel, &line, &len, &terminator, &error);
+		GIOStatus status =
+		        g_io_channel_read_line(channel, &line, &len, &terminator, &error);
 
 		switch (status) {
 		case G_IO_STATUS_NORMAL:

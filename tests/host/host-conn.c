@@ -22,7 +22,7 @@ typedef struct {
 
 static struct {
 	guint reconnect_id;
-	guint delay_ms;    /* last delay used; 0 after a successful sign-on */
+	guint delay_ms; /* last delay used; 0 after a successful sign-on */
 	guint attempts;
 	HostCycle *cycle;
 } conn;
@@ -59,7 +59,8 @@ reconnect_cb(gpointer data)
 		 * its own zero timeout): look again soon.  Otherwise the user
 		 * connected it meanwhile. */
 		if (gc != NULL && gc->disconnect_timeout != 0)
-			conn.reconnect_id = g_timeout_add(HOST_RECONNECT_RETRY_MS, reconnect_cb, NULL);
+			conn.reconnect_id =
+			        g_timeout_add(HOST_RECONNECT_RETRY_MS, reconnect_cb, NULL);
 		return G_SOURCE_REMOVE;
 	}
 	if (purple_status_is_online(purple_account_get_active_status(account)))
@@ -113,8 +114,8 @@ cycle_finish(const char *error)
 		g_source_remove(cycle->step_id);
 
 	if (error != NULL) {
-		host_cmd_error(cycle->cmd, "cycle %d of %d: %s", cycle->done + 1,
-		               cycle->count, error);
+		host_cmd_error(cycle->cmd, "cycle %d of %d: %s", cycle->done + 1, cycle->count,
+		               error);
 	} else {
 		JsonBuilder *b = host_cmd_ok_begin(cycle->cmd);
 
@@ -233,8 +234,7 @@ notice(PurpleConnection *gc, const char *text)
 }
 
 static void
-report_disconnect_reason(PurpleConnection *gc, PurpleConnectionError reason,
-                         const char *text)
+report_disconnect_reason(PurpleConnection *gc, PurpleConnectionError reason, const char *text)
 {
 	PurpleAccount *account = purple_connection_get_account(gc);
 	gboolean fatal = purple_connection_error_is_fatal(reason);

@@ -66,9 +66,10 @@ emit_write(PurpleConversation *conv, const char *name, const char *alias, const 
 	host_add_bool(b, "logging", purple_conversation_is_logging(conv));
 	if (host_get()->bitlbee) {
 		gboolean shows = g_str_equal(via, "conv")
-		                   ? (flags & PURPLE_MESSAGE_SEND) != 0
-		                   : !(flags & PURPLE_MESSAGE_SEND) ||
-		                       (flags & (PURPLE_MESSAGE_DELAYED | PURPLE_MESSAGE_REMOTE_SEND)) != 0;
+		                         ? (flags & PURPLE_MESSAGE_SEND) != 0
+		                         : !(flags & PURPLE_MESSAGE_SEND) ||
+		                                   (flags & (PURPLE_MESSAGE_DELAYED |
+		                                             PURPLE_MESSAGE_REMOTE_SEND)) != 0;
 
 		host_add_string(b, "via", via);
 		host_add_bool(b, "bitlbee_shows", shows);
@@ -77,8 +78,8 @@ emit_write(PurpleConversation *conv, const char *name, const char *alias, const 
 }
 
 static void
-write_conv(PurpleConversation *conv, const char *name, const char *alias,
-           const char *message, PurpleMessageFlags flags, time_t mtime)
+write_conv(PurpleConversation *conv, const char *name, const char *alias, const char *message,
+           PurpleMessageFlags flags, time_t mtime)
 {
 	emit_write(conv, name, alias, message, flags, mtime, "conv");
 }
@@ -86,15 +87,15 @@ write_conv(PurpleConversation *conv, const char *name, const char *alias,
 /* --bitlbee only: BitlBee writes IM and chat lines itself, without
  * purple_conversation_write. */
 static void
-write_im(PurpleConversation *conv, const char *who, const char *message,
-         PurpleMessageFlags flags, time_t mtime)
+write_im(PurpleConversation *conv, const char *who, const char *message, PurpleMessageFlags flags,
+         time_t mtime)
 {
 	emit_write(conv, who, NULL, message, flags, mtime, "im");
 }
 
 static void
-write_chat(PurpleConversation *conv, const char *who, const char *message,
-           PurpleMessageFlags flags, time_t mtime)
+write_chat(PurpleConversation *conv, const char *who, const char *message, PurpleMessageFlags flags,
+           time_t mtime)
 {
 	emit_write(conv, who, NULL, message, flags, mtime, "chat");
 }
@@ -213,8 +214,7 @@ host_conversation_ui_ops(void)
 }
 
 static void
-chat_topic_changed_cb(PurpleConversation *conv, const char *who, const char *topic,
-                      gpointer data)
+chat_topic_changed_cb(PurpleConversation *conv, const char *who, const char *topic, gpointer data)
 {
 	JsonBuilder *b = host_event_new("chat-topic");
 
@@ -257,8 +257,9 @@ conversation_updated_cb(PurpleConversation *conv, PurpleConvUpdateType type, gpo
 			break;
 		b = host_event_new("typing");
 		host_add_string(b, "conv", purple_conversation_get_name(conv));
-		host_add_string(b, "state",
-		                typing_state_name(purple_conv_im_get_typing_state(PURPLE_CONV_IM(conv))));
+		host_add_string(
+		        b, "state",
+		        typing_state_name(purple_conv_im_get_typing_state(PURPLE_CONV_IM(conv))));
 		host_event_emit(b);
 		break;
 	case PURPLE_CONV_UPDATE_TITLE:

@@ -29,8 +29,7 @@ input_dispatch(GIOChannel *source, GIOCondition condition, gpointer user_data)
 }
 
 static guint
-host_input_add(int fd, PurpleInputCondition cond, PurpleInputFunction func,
-               gpointer user_data)
+host_input_add(int fd, PurpleInputCondition cond, PurpleInputFunction func, gpointer user_data)
 {
 	HostInput *input;
 	GIOChannel *channel;
@@ -48,8 +47,7 @@ host_input_add(int fd, PurpleInputCondition cond, PurpleInputFunction func,
 	input->wanted = cond;
 
 	channel = g_io_channel_unix_new(fd);
-	id = g_io_add_watch_full(channel, G_PRIORITY_DEFAULT, gcond, input_dispatch,
-	                         input, g_free);
+	id = g_io_add_watch_full(channel, G_PRIORITY_DEFAULT, gcond, input_dispatch, input, g_free);
 	g_io_channel_unref(channel);
 	return id;
 }

@@ -130,8 +130,7 @@ notify_emails(PurpleConnection *gc, size_t count, gboolean detailed, const char 
 }
 
 static void *
-notify_formatted(const char *title, const char *primary, const char *secondary,
-                 const char *text)
+notify_formatted(const char *title, const char *primary, const char *secondary, const char *text)
 {
 	HostNotify *note = notify_new(PURPLE_NOTIFY_FORMATTED, NULL);
 	JsonBuilder *b = notify_event("notify", note);
@@ -160,8 +159,7 @@ add_rows(JsonBuilder *b, GList *rows)
 
 static void *
 notify_searchresults(PurpleConnection *gc, const char *title, const char *primary,
-                     const char *secondary, PurpleNotifySearchResults *results,
-                     gpointer user_data)
+                     const char *secondary, PurpleNotifySearchResults *results, gpointer user_data)
 {
 	HostNotify *note = notify_new(PURPLE_NOTIFY_SEARCHRESULTS, gc);
 	JsonBuilder *b = notify_event("searchresults", note);
@@ -194,8 +192,7 @@ notify_searchresults(PurpleConnection *gc, const char *title, const char *primar
 }
 
 static void
-notify_searchresults_new_rows(PurpleConnection *gc, PurpleNotifySearchResults *results,
-                              void *data)
+notify_searchresults_new_rows(PurpleConnection *gc, PurpleNotifySearchResults *results, void *data)
 {
 	HostNotify *note = data;
 	JsonBuilder *b = notify_event("searchresults-rows", note);
@@ -236,7 +233,8 @@ notify_userinfo(PurpleConnection *gc, const char *who, PurpleNotifyUserInfo *use
 		PurpleNotifyUserInfoEntry *entry = l->data;
 
 		json_builder_begin_object(b);
-		host_add_string(b, "type", entry_type_name(purple_notify_user_info_entry_get_type(entry)));
+		host_add_string(b, "type",
+		                entry_type_name(purple_notify_user_info_entry_get_type(entry)));
 		host_add_string(b, "label", purple_notify_user_info_entry_get_label(entry));
 		host_add_string(b, "value", purple_notify_user_info_entry_get_value(entry));
 		json_builder_end_object(b);
@@ -301,7 +299,8 @@ host_notify_close_by_id(guint id, GError **error)
 	HostNotify *note = shown != NULL ? g_hash_table_lookup(shown, GUINT_TO_POINTER(id)) : NULL;
 
 	if (note == NULL) {
-		g_set_error(error, HOST_ERROR, HOST_ERROR_NOT_FOUND, "no notification %u is shown", id);
+		g_set_error(error, HOST_ERROR, HOST_ERROR_NOT_FOUND, "no notification %u is shown",
+		            id);
 		return FALSE;
 	}
 	/* As the user closing the dialog: libpurple calls close_notify and then
@@ -320,7 +319,8 @@ host_notify_search_button(guint id, guint button, guint row, GError **error)
 	GList *cells;
 
 	if (note == NULL || note->type != PURPLE_NOTIFY_SEARCHRESULTS) {
-		g_set_error(error, HOST_ERROR, HOST_ERROR_NOT_FOUND, "no search results %u are shown", id);
+		g_set_error(error, HOST_ERROR, HOST_ERROR_NOT_FOUND,
+		            "no search results %u are shown", id);
 		return FALSE;
 	}
 	b = g_list_nth_data(note->results->buttons, button);

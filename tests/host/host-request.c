@@ -11,10 +11,10 @@ typedef struct {
 	GCallback ok_cb;
 	GCallback cancel_cb;
 	gpointer user_data;
-	char *default_value;        /* input */
-	int default_int;            /* choice: default value; action: default index */
-	GArray *choice_values;      /* choice: int value of each choice */
-	GCallback *action_cbs;      /* action */
+	char *default_value;   /* input */
+	int default_int;       /* choice: default value; action: default index */
+	GArray *choice_values; /* choice: int value of each choice */
+	GCallback *action_cbs; /* action */
 	gsize action_count;
 	PurpleRequestFields *fields; /* fields: owned, destroyed on close */
 } HostRequest;
@@ -105,9 +105,8 @@ is_pending(guint id, HostRequest *req)
 
 /* Starts a "request" event with what every kind has. */
 static JsonBuilder *
-request_event(HostRequest *req, const char *title, const char *primary,
-              const char *secondary, PurpleAccount *account, const char *who,
-              PurpleConversation *conv)
+request_event(HostRequest *req, const char *title, const char *primary, const char *secondary,
+              PurpleAccount *account, const char *who, PurpleConversation *conv)
 {
 	JsonBuilder *b = host_event_new("request");
 
@@ -116,7 +115,8 @@ request_event(HostRequest *req, const char *title, const char *primary,
 	host_add_string(b, "title", title);
 	host_add_string(b, "primary", primary);
 	host_add_string(b, "secondary", secondary);
-	host_add_string(b, "account", account != NULL ? purple_account_get_username(account) : NULL);
+	host_add_string(b, "account",
+	                account != NULL ? purple_account_get_username(account) : NULL);
 	host_add_string(b, "who", who);
 	host_add_string(b, "conv", conv != NULL ? purple_conversation_get_name(conv) : NULL);
 	return b;
@@ -135,9 +135,8 @@ add_actions(JsonBuilder *b, const char *ok_text, const char *cancel_text)
 static void *
 request_input(const char *title, const char *primary, const char *secondary,
               const char *default_value, gboolean multiline, gboolean masked, gchar *hint,
-              const char *ok_text, GCallback ok_cb, const char *cancel_text,
-              GCallback cancel_cb, PurpleAccount *account, const char *who,
-              PurpleConversation *conv, void *user_data)
+              const char *ok_text, GCallback ok_cb, const char *cancel_text, GCallback cancel_cb,
+              PurpleAccount *account, const char *who, PurpleConversation *conv, void *user_data)
 {
 	HostRequest *req = request_new(PURPLE_REQUEST_INPUT, user_data);
 	JsonBuilder *b;
@@ -157,10 +156,10 @@ request_input(const char *title, const char *primary, const char *secondary,
 }
 
 static void *
-request_choice(const char *title, const char *primary, const char *secondary,
-               int default_value, const char *ok_text, GCallback ok_cb,
-               const char *cancel_text, GCallback cancel_cb, PurpleAccount *account,
-               const char *who, PurpleConversation *conv, void *user_data, va_list choices)
+request_choice(const char *title, const char *primary, const char *secondary, int default_value,
+               const char *ok_text, GCallback ok_cb, const char *cancel_text, GCallback cancel_cb,
+               PurpleAccount *account, const char *who, PurpleConversation *conv, void *user_data,
+               va_list choices)
 {
 	HostRequest *req = request_new(PURPLE_REQUEST_CHOICE, user_data);
 	JsonBuilder *b;
@@ -192,10 +191,9 @@ request_choice(const char *title, const char *primary, const char *secondary,
 }
 
 static HostRequest *
-action_request(const char *title, const char *primary, const char *secondary,
-               int default_action, PurpleAccount *account, const char *who,
-               PurpleConversation *conv, void *user_data, size_t action_count,
-               va_list actions, gsize icon_size)
+action_request(const char *title, const char *primary, const char *secondary, int default_action,
+               PurpleAccount *account, const char *who, PurpleConversation *conv, void *user_data,
+               size_t action_count, va_list actions, gsize icon_size)
 {
 	HostRequest *req = request_new(PURPLE_REQUEST_ACTION, user_data);
 	JsonBuilder *b;
@@ -223,10 +221,9 @@ action_request(const char *title, const char *primary, const char *secondary,
 }
 
 static void *
-request_action(const char *title, const char *primary, const char *secondary,
-               int default_action, PurpleAccount *account, const char *who,
-               PurpleConversation *conv, void *user_data, size_t action_count,
-               va_list actions)
+request_action(const char *title, const char *primary, const char *secondary, int default_action,
+               PurpleAccount *account, const char *who, PurpleConversation *conv, void *user_data,
+               size_t action_count, va_list actions)
 {
 	return action_request(title, primary, secondary, default_action, account, who, conv,
 	                      user_data, action_count, actions, 0);
@@ -274,14 +271,16 @@ add_field(JsonBuilder *b, PurpleRequestFieldGroup *group, PurpleRequestField *fi
 		host_add_int(b, "value", purple_request_field_choice_get_value(field));
 		json_builder_set_member_name(b, "choices");
 		json_builder_begin_array(b);
-		for (GList *l = purple_request_field_choice_get_labels(field); l != NULL; l = l->next)
+		for (GList *l = purple_request_field_choice_get_labels(field); l != NULL;
+		     l = l->next)
 			host_add_string_element(b, l->data);
 		json_builder_end_array(b);
 		break;
 	case PURPLE_REQUEST_FIELD_LIST:
 		json_builder_set_member_name(b, "value");
 		json_builder_begin_array(b);
-		for (GList *l = purple_request_field_list_get_selected(field); l != NULL; l = l->next)
+		for (GList *l = purple_request_field_list_get_selected(field); l != NULL;
+		     l = l->next)
 			host_add_string_element(b, l->data);
 		json_builder_end_array(b);
 		json_builder_set_member_name(b, "choices");
@@ -294,7 +293,8 @@ add_field(JsonBuilder *b, PurpleRequestFieldGroup *group, PurpleRequestField *fi
 	case PURPLE_REQUEST_FIELD_ACCOUNT: {
 		PurpleAccount *account = purple_request_field_account_get_value(field);
 
-		host_add_string(b, "value", account != NULL ? purple_account_get_username(account) : NULL);
+		host_add_string(b, "value",
+		                account != NULL ? purple_account_get_username(account) : NULL);
 		break;
 	}
 	case PURPLE_REQUEST_FIELD_IMAGE:
@@ -327,7 +327,8 @@ request_fields(const char *title, const char *primary, const char *secondary,
 	json_builder_set_member_name(b, "fields");
 	json_builder_begin_array(b);
 	for (GList *g = purple_request_fields_get_groups(fields); g != NULL; g = g->next) {
-		for (GList *f = purple_request_field_group_get_fields(g->data); f != NULL; f = f->next)
+		for (GList *f = purple_request_field_group_get_fields(g->data); f != NULL;
+		     f = f->next)
 			add_field(b, g->data, f->data);
 	}
 	json_builder_end_array(b);
@@ -336,10 +337,9 @@ request_fields(const char *title, const char *primary, const char *secondary,
 }
 
 static void *
-file_request(PurpleRequestType type, const char *title, const char *path,
-             gboolean savedialog, GCallback ok_cb, GCallback cancel_cb,
-             PurpleAccount *account, const char *who, PurpleConversation *conv,
-             void *user_data)
+file_request(PurpleRequestType type, const char *title, const char *path, gboolean savedialog,
+             GCallback ok_cb, GCallback cancel_cb, PurpleAccount *account, const char *who,
+             PurpleConversation *conv, void *user_data)
 {
 	HostRequest *req = request_new(type, user_data);
 	JsonBuilder *b;
@@ -358,8 +358,8 @@ file_request(PurpleRequestType type, const char *title, const char *path,
 
 static void *
 request_file(const char *title, const char *filename, gboolean savedialog, GCallback ok_cb,
-             GCallback cancel_cb, PurpleAccount *account, const char *who,
-             PurpleConversation *conv, void *user_data)
+             GCallback cancel_cb, PurpleAccount *account, const char *who, PurpleConversation *conv,
+             void *user_data)
 {
 	return file_request(PURPLE_REQUEST_FILE, title, filename, savedialog, ok_cb, cancel_cb,
 	                    account, who, conv, user_data);
@@ -367,11 +367,10 @@ request_file(const char *title, const char *filename, gboolean savedialog, GCall
 
 static void *
 request_folder(const char *title, const char *dirname, GCallback ok_cb, GCallback cancel_cb,
-               PurpleAccount *account, const char *who, PurpleConversation *conv,
-               void *user_data)
+               PurpleAccount *account, const char *who, PurpleConversation *conv, void *user_data)
 {
-	return file_request(PURPLE_REQUEST_FOLDER, title, dirname, FALSE, ok_cb, cancel_cb,
-	                    account, who, conv, user_data);
+	return file_request(PURPLE_REQUEST_FOLDER, title, dirname, FALSE, ok_cb, cancel_cb, account,
+	                    who, conv, user_data);
 }
 
 static void
@@ -460,8 +459,9 @@ set_field(PurpleRequestField *field, JsonNode *value, gboolean apply, GError **e
 		if (!JSON_NODE_HOLDS_NULL(value) && !node_is_string(value))
 			break;
 		if (apply)
-			purple_request_field_string_set_value(field, JSON_NODE_HOLDS_NULL(value)
-			                                      ? NULL : json_node_get_string(value));
+			purple_request_field_string_set_value(
+			        field,
+			        JSON_NODE_HOLDS_NULL(value) ? NULL : json_node_get_string(value));
 		return TRUE;
 	case PURPLE_REQUEST_FIELD_INTEGER:
 		if (!node_is_int(value))
@@ -470,7 +470,8 @@ set_field(PurpleRequestField *field, JsonNode *value, gboolean apply, GError **e
 			purple_request_field_int_set_value(field, (int)json_node_get_int(value));
 		return TRUE;
 	case PURPLE_REQUEST_FIELD_BOOLEAN:
-		if (!JSON_NODE_HOLDS_VALUE(value) || json_node_get_value_type(value) != G_TYPE_BOOLEAN)
+		if (!JSON_NODE_HOLDS_VALUE(value) ||
+		    json_node_get_value_type(value) != G_TYPE_BOOLEAN)
 			break;
 		if (apply)
 			purple_request_field_bool_set_value(field, json_node_get_boolean(value));
@@ -532,12 +533,14 @@ set_field(PurpleRequestField *field, JsonNode *value, gboolean apply, GError **e
 		for (GList *l = items; l != NULL; l = l->next) {
 			if (!list_has_item(field, l->data)) {
 				g_set_error(error, HOST_ERROR, HOST_ERROR_INVALID,
-				            "field '%s' has no item '%s'", id, (const char *)l->data);
+				            "field '%s' has no item '%s'", id,
+				            (const char *)l->data);
 				g_list_free(items);
 				return FALSE;
 			}
 		}
-		if (g_list_length(items) > 1 && !purple_request_field_list_get_multi_select(field)) {
+		if (g_list_length(items) > 1 &&
+		    !purple_request_field_list_get_multi_select(field)) {
 			g_set_error(error, HOST_ERROR, HOST_ERROR_INVALID,
 			            "field '%s' allows one item only", id);
 			g_list_free(items);
@@ -567,15 +570,14 @@ set_field(PurpleRequestField *field, JsonNode *value, gboolean apply, GError **e
 		return TRUE;
 	}
 	default:
-		g_set_error(error, HOST_ERROR, HOST_ERROR_INVALID,
-		            "field '%s' (%s) cannot be set",
+		g_set_error(error, HOST_ERROR, HOST_ERROR_INVALID, "field '%s' (%s) cannot be set",
 		            id, field_type_name(purple_request_field_get_type(field)));
 		return FALSE;
 	}
 
 	g_set_error(error, HOST_ERROR, HOST_ERROR_INVALID,
-	            "field '%s' (%s) cannot take that JSON value",
-	            id, field_type_name(purple_request_field_get_type(field)));
+	            "field '%s' (%s) cannot take that JSON value", id,
+	            field_type_name(purple_request_field_get_type(field)));
 	return FALSE;
 }
 
@@ -595,12 +597,14 @@ set_fields(HostRequest *req, JsonObject *values, GError **error)
 
 			if (!purple_request_fields_exists(req->fields, l->data)) {
 				g_set_error(error, HOST_ERROR, HOST_ERROR_NOT_FOUND,
-				            "request %u has no field '%s'", req->id, (const char *)l->data);
+				            "request %u has no field '%s'", req->id,
+				            (const char *)l->data);
 				ok = FALSE;
 				break;
 			}
 			field = purple_request_fields_get_field(req->fields, l->data);
-			ok = set_field(field, json_object_get_member(values, l->data), apply, error);
+			ok = set_field(field, json_object_get_member(values, l->data), apply,
+			               error);
 		}
 	}
 	g_list_free(members);
@@ -652,14 +656,16 @@ call_back(HostRequest *req, JsonObject *obj, GError **error)
 			return FALSE;
 		}
 		if (req->action_cbs[action] != NULL)
-			((PurpleRequestActionCb)req->action_cbs[action])(req->user_data, (int)action);
+			((PurpleRequestActionCb)req->action_cbs[action])(req->user_data,
+			                                                 (int)action);
 		return TRUE;
 	}
 
 	/* Other kinds: action 0 is OK, 1 is Cancel. */
 	if (action != 0 && action != 1) {
 		g_set_error(error, HOST_ERROR, HOST_ERROR_INVALID,
-		            "action must be 0 (ok) or 1 (cancel) for a %s request", kind_name(req->type));
+		            "action must be 0 (ok) or 1 (cancel) for a %s request",
+		            kind_name(req->type));
 		return FALSE;
 	}
 	GCallback cb = action == 0 ? req->ok_cb : req->cancel_cb;
@@ -698,11 +704,13 @@ call_back(HostRequest *req, JsonObject *obj, GError **error)
 		JsonNode *values = json_object_get_member(obj, "fields");
 
 		if (values != NULL && !JSON_NODE_HOLDS_OBJECT(values)) {
-			g_set_error(error, HOST_ERROR, HOST_ERROR_INVALID, "'fields' must be an object");
+			g_set_error(error, HOST_ERROR, HOST_ERROR_INVALID,
+			            "'fields' must be an object");
 			return FALSE;
 		}
 		if (action == 0) {
-			if (!set_fields(req, values != NULL ? json_node_get_object(values) : NULL, error))
+			if (!set_fields(req, values != NULL ? json_node_get_object(values) : NULL,
+			                error))
 				return FALSE;
 			/* Pidgin keeps OK insensitive until required fields are filled. */
 			if (!purple_request_fields_all_required_filled(req->fields)) {
@@ -737,10 +745,12 @@ call_back(HostRequest *req, JsonObject *obj, GError **error)
 gboolean
 host_request_answer(guint id, JsonObject *obj, GError **error)
 {
-	HostRequest *req = pending != NULL ? g_hash_table_lookup(pending, GUINT_TO_POINTER(id)) : NULL;
+	HostRequest *req =
+	        pending != NULL ? g_hash_table_lookup(pending, GUINT_TO_POINTER(id)) : NULL;
 
 	if (req == NULL) {
-		g_set_error(error, HOST_ERROR, HOST_ERROR_NOT_FOUND, "no request %u is pending", id);
+		g_set_error(error, HOST_ERROR, HOST_ERROR_NOT_FOUND, "no request %u is pending",
+		            id);
 		return FALSE;
 	}
 	if (!call_back(req, obj, error))

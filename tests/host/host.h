@@ -131,8 +131,8 @@ void host_cmd_error(const HostCmd *cmd, const char *format, ...) G_GNUC_PRINTF(2
 /* --- host-account.c: account options --------------------------------- */
 /* Sets protocol option @key of @account from the text @value, typed by the
  * prpl's protocol_options (string, int, bool or list). */
-gboolean host_account_set_option(PurpleAccount *account, const char *key,
-                                 const char *value, GError **error);
+gboolean host_account_set_option(PurpleAccount *account, const char *key, const char *value,
+                                 GError **error);
 
 #define HOST_ERROR (host_error_quark())
 GQuark host_error_quark(void);

@@ -15,7 +15,7 @@
 #define HT_ID "prpl-hosttest"
 
 typedef struct {
-	char *conv;      /* the conversation of the last command */
+	char *conv; /* the conversation of the last command */
 	guint login_id;
 	gboolean closing;
 } HtData;
@@ -30,8 +30,7 @@ ht_data(PurpleConnection *gc)
 }
 
 /* Writes a system line into the IM conversation of the last command. */
-static void
-ht_say(PurpleConnection *gc, const char *format, ...) G_GNUC_PRINTF(2, 3);
+static void ht_say(PurpleConnection *gc, const char *format, ...) G_GNUC_PRINTF(2, 3);
 
 static void
 ht_say(PurpleConnection *gc, const char *format, ...)
@@ -102,8 +101,7 @@ fields_ok(PurpleConnection *gc, PurpleRequestFields *fields)
 	       purple_request_fields_get_string(fields, "name"),
 	       purple_request_fields_get_integer(fields, "age"),
 	       purple_request_fields_get_bool(fields, "vip"),
-	       purple_request_fields_get_choice(fields, "lang"),
-	       joined->str,
+	       purple_request_fields_get_choice(fields, "lang"), joined->str,
 	       account != NULL ? purple_account_get_username(account) : "(none)");
 	g_string_free(joined, TRUE);
 }
@@ -156,17 +154,18 @@ ht_cmd(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error, 
 	ht->conv = g_strdup(purple_conversation_get_name(conv));
 
 	if (strcmp(cmd, "htinput") == 0) {
-		purple_request_input(gc, "Input", "Your name?", "secondary", "default name",
-		                     FALSE, FALSE, NULL, "OK", G_CALLBACK(input_ok),
-		                     "Cancel", G_CALLBACK(input_cancel), account, "who", conv, gc);
+		purple_request_input(gc, "Input", "Your name?", "secondary", "default name", FALSE,
+		                     FALSE, NULL, "OK", G_CALLBACK(input_ok), "Cancel",
+		                     G_CALLBACK(input_cancel), account, "who", conv, gc);
 	} else if (strcmp(cmd, "htchoice") == 0) {
-		purple_request_choice(gc, "Choice", "Pick one", NULL, 20, "OK", G_CALLBACK(choice_ok),
-		                      "Cancel", G_CALLBACK(choice_cancel), account, NULL, conv, gc,
-		                      "ten", 10, "twenty", 20, "thirty", 30, NULL);
+		purple_request_choice(gc, "Choice", "Pick one", NULL, 20, "OK",
+		                      G_CALLBACK(choice_ok), "Cancel", G_CALLBACK(choice_cancel),
+		                      account, NULL, conv, gc, "ten", 10, "twenty", 20, "thirty",
+		                      30, NULL);
 	} else if (strcmp(cmd, "htaction") == 0) {
 		purple_request_action(gc, "Action", "Do what?", NULL, 1, account, NULL, conv, gc, 3,
-		                      "First", G_CALLBACK(action_cb), "Second", G_CALLBACK(action_cb),
-		                      "Nothing", NULL);
+		                      "First", G_CALLBACK(action_cb), "Second",
+		                      G_CALLBACK(action_cb), "Nothing", NULL);
 	} else if (strcmp(cmd, "htfields") == 0) {
 		PurpleRequestFields *fields = purple_request_fields_new();
 		PurpleRequestFieldGroup *group = purple_request_field_group_new("Customer");
@@ -175,8 +174,10 @@ ht_cmd(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error, 
 		f = purple_request_field_string_new("name", "Name", NULL, FALSE);
 		purple_request_field_set_required(f, TRUE);
 		purple_request_field_group_add_field(group, f);
-		purple_request_field_group_add_field(group, purple_request_field_int_new("age", "Age", 30));
-		purple_request_field_group_add_field(group, purple_request_field_bool_new("vip", "VIP", FALSE));
+		purple_request_field_group_add_field(
+		        group, purple_request_field_int_new("age", "Age", 30));
+		purple_request_field_group_add_field(
+		        group, purple_request_field_bool_new("vip", "VIP", FALSE));
 		f = purple_request_field_choice_new("lang", "Language", 0);
 		purple_request_field_choice_add(f, "English");
 		purple_request_field_choice_add(f, "Deutsch");
@@ -188,8 +189,8 @@ ht_cmd(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error, 
 		purple_request_field_list_add(f, "paid", GINT_TO_POINTER(2));
 		purple_request_field_list_add(f, "late", GINT_TO_POINTER(3));
 		purple_request_field_group_add_field(group, f);
-		purple_request_field_group_add_field(group,
-			purple_request_field_label_new("hint", "Preview: <b>bold</b>"));
+		purple_request_field_group_add_field(
+		        group, purple_request_field_label_new("hint", "Preview: <b>bold</b>"));
 		f = purple_request_field_account_new("acct", "Account", account);
 		purple_request_field_account_set_show_all(f, TRUE);
 		purple_request_field_group_add_field(group, f);
@@ -213,10 +214,10 @@ ht_cmd(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error, 
 		PurpleNotifySearchResults *results = purple_notify_searchresults_new();
 		GList *row;
 
-		purple_notify_searchresults_column_add(results,
-			purple_notify_searchresults_column_new("Name"));
-		purple_notify_searchresults_column_add(results,
-			purple_notify_searchresults_column_new("Phone"));
+		purple_notify_searchresults_column_add(
+		        results, purple_notify_searchresults_column_new("Name"));
+		purple_notify_searchresults_column_add(
+		        results, purple_notify_searchresults_column_new("Phone"));
 		row = g_list_append(g_list_append(NULL, g_strdup("Ann")), g_strdup("+1555"));
 		purple_notify_searchresults_row_add(results, row);
 		row = g_list_append(g_list_append(NULL, g_strdup("Bob")), g_strdup("+1666"));
@@ -225,10 +226,9 @@ ht_cmd(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error, 
 		purple_notify_searchresults(gc, "Search", "Found", NULL, results, NULL, gc);
 	} else if (strcmp(cmd, "htremote") == 0) {
 		/* A message the business sent from elsewhere. */
-		purple_conversation_write(conv, purple_account_get_username(account),
-		                          args[0] != NULL ? args[0] : "",
-		                          PURPLE_MESSAGE_SEND | PURPLE_MESSAGE_REMOTE_SEND,
-		                          time(NULL));
+		purple_conversation_write(
+		        conv, purple_account_get_username(account), args[0] != NULL ? args[0] : "",
+		        PURPLE_MESSAGE_SEND | PURPLE_MESSAGE_REMOTE_SEND, time(NULL));
 	} else if (strcmp(cmd, "htnolog") == 0) {
 		purple_conversation_set_logging(conv, FALSE);
 	} else if (strcmp(cmd, "htfatal") == 0) {
@@ -253,15 +253,16 @@ ht_status_types(PurpleAccount *account)
 {
 	GList *types = NULL;
 
+	types = g_list_append(types, purple_status_type_new_with_attrs(
+	                                     PURPLE_STATUS_AVAILABLE, NULL, NULL, TRUE, TRUE, FALSE,
+	                                     "message", "Message",
+	                                     purple_value_new(PURPLE_TYPE_STRING), NULL));
 	types = g_list_append(types,
-		purple_status_type_new_with_attrs(PURPLE_STATUS_AVAILABLE, NULL, NULL, TRUE, TRUE, FALSE,
-		                                  "message", "Message",
-		                                  purple_value_new(PURPLE_TYPE_STRING), NULL));
+	                      purple_status_type_new_with_attrs(
+	                              PURPLE_STATUS_AWAY, NULL, NULL, TRUE, TRUE, FALSE, "message",
+	                              "Message", purple_value_new(PURPLE_TYPE_STRING), NULL));
 	types = g_list_append(types,
-		purple_status_type_new_with_attrs(PURPLE_STATUS_AWAY, NULL, NULL, TRUE, TRUE, FALSE,
-		                                  "message", "Message",
-		                                  purple_value_new(PURPLE_TYPE_STRING), NULL));
-	types = g_list_append(types, purple_status_type_new(PURPLE_STATUS_OFFLINE, NULL, NULL, TRUE));
+	                      purple_status_type_new(PURPLE_STATUS_OFFLINE, NULL, NULL, TRUE));
 	return types;
 }
 
@@ -277,7 +278,8 @@ ht_login_cb(gpointer data)
 		purple_connection_error_reason(gc, (PurpleConnectionError)reason, "asked to fail");
 		return FALSE;
 	}
-	purple_connection_set_display_name(gc, purple_account_get_string(account, "display", "Host Test"));
+	purple_connection_set_display_name(
+	        gc, purple_account_get_string(account, "display", "Host Test"));
 	purple_connection_set_state(gc, PURPLE_CONNECTED);
 	return FALSE;
 }
@@ -334,14 +336,16 @@ static gboolean
 ht_load(PurplePlugin *plugin)
 {
 	static const char *const names[] = {
-		"htinput", "htchoice", "htaction", "htfields", "htfile", "htfolder",
+		"htinput",  "htchoice",  "htaction", "htfields", "htfile",  "htfolder",
 		"htnotify", "htmessage", "htsearch", "htremote", "htnolog", "htfatal",
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS(names); i++) {
 		PurpleCmdId id = purple_cmd_register(names[i], "s", PURPLE_CMD_P_PRPL,
-			PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_CHAT | PURPLE_CMD_FLAG_PRPL_ONLY |
-			PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS, HT_ID, ht_cmd, "host test command", NULL);
+		                                     PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_CHAT |
+		                                             PURPLE_CMD_FLAG_PRPL_ONLY |
+		                                             PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS,
+		                                     HT_ID, ht_cmd, "host test command", NULL);
 
 		cmd_ids = g_slist_prepend(cmd_ids, GUINT_TO_POINTER(id));
 	}
@@ -401,12 +405,15 @@ ht_init(PurplePlugin *plugin)
 	GList *items = NULL;
 	PurpleKeyValuePair *pair;
 
-	prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
-		purple_account_option_string_new("Display name", "display", "Host Test"));
-	prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
-		purple_account_option_int_new("Fail with reason", "fail_reason", -1));
-	prpl_info.protocol_options = g_list_append(prpl_info.protocol_options,
-		purple_account_option_bool_new("A flag", "flag", FALSE));
+	prpl_info.protocol_options = g_list_append(
+	        prpl_info.protocol_options,
+	        purple_account_option_string_new("Display name", "display", "Host Test"));
+	prpl_info.protocol_options =
+	        g_list_append(prpl_info.protocol_options,
+	                      purple_account_option_int_new("Fail with reason", "fail_reason", -1));
+	prpl_info.protocol_options =
+	        g_list_append(prpl_info.protocol_options,
+	                      purple_account_option_bool_new("A flag", "flag", FALSE));
 
 	pair = g_new0(PurpleKeyValuePair, 1);
 	pair->key = g_strdup("Alpha");

@@ -139,7 +139,7 @@ get_ui_info(void)
 {
 	if (ui_info == NULL) {
 		ui_info = g_hash_table_new(g_str_hash, g_str_equal);
-		g_hash_table_insert(ui_info, "name", (gpointer) host_ui_id());
+		g_hash_table_insert(ui_info, "name", (gpointer)host_ui_id());
 		g_hash_table_insert(ui_info, "version", "1");
 		g_hash_table_insert(ui_info, "client_type", "bot");
 	}
@@ -234,7 +234,8 @@ setup_account(GError **error)
 	/* Enabled accounts connect when an online saved status is activated. */
 	if (!the_host.no_enable)
 		purple_account_set_enabled(account, host_ui_id(), TRUE);
-	saved = purple_savedstatus_find_transient_by_type_and_message(PURPLE_STATUS_AVAILABLE, NULL);
+	saved = purple_savedstatus_find_transient_by_type_and_message(PURPLE_STATUS_AVAILABLE,
+	                                                              NULL);
 	if (saved == NULL)
 		saved = purple_savedstatus_new(NULL, PURPLE_STATUS_AVAILABLE);
 	purple_savedstatus_activate(saved);
@@ -260,8 +261,8 @@ parse_args(int *argc, char ***argv)
 		  "libpurple's user dir (accounts, prefs, logs)", "DIR" },
 		{ "protocol", 0, 0, G_OPTION_ARG_STRING, &the_host.protocol,
 		  "Protocol plugin id (default prpl-wabiz)", "ID" },
-		{ "account", 0, 0, G_OPTION_ARG_STRING, &the_host.username,
-		  "Account user name", "USERNAME" },
+		{ "account", 0, 0, G_OPTION_ARG_STRING, &the_host.username, "Account user name",
+		  "USERNAME" },
 		{ "password", 0, 0, G_OPTION_ARG_STRING, &the_host.password,
 		  "Account password (remembered)", "PW" },
 		{ "option", 0, 0, G_OPTION_ARG_STRING_ARRAY, &the_host.options,

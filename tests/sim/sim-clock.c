@@ -27,7 +27,7 @@ sim_clock_now (const SimClock *clock)
 void
 sim_clock_advance (SimClock *clock, double seconds)
 {
-  gint64 delta = (gint64) (seconds * G_USEC_PER_SEC);
+  gint64 delta = (gint64)(seconds * G_USEC_PER_SEC);
 
   if (clock->frozen)
     clock->frozen_us += delta;
@@ -38,7 +38,7 @@ sim_clock_advance (SimClock *clock, double seconds)
 void
 sim_clock_set (SimClock *clock, double unix_seconds)
 {
-  gint64 target = (gint64) (unix_seconds * G_USEC_PER_SEC);
+  gint64 target = (gint64)(unix_seconds * G_USEC_PER_SEC);
 
   if (clock->frozen)
     clock->frozen_us = target;

@@ -5,10 +5,11 @@
 
 #include <glib.h>
 
-typedef struct {
-  gint64 offset_us;   /* added to the real time while running */
+typedef struct
+{
+  gint64 offset_us; /* added to the real time while running */
   gboolean frozen;
-  gint64 frozen_us;   /* the time shown while frozen */
+  gint64 frozen_us; /* the time shown while frozen */
 } SimClock;
 
 void sim_clock_init (SimClock *clock);

@@ -16,8 +16,7 @@ answer_node (SoupServerMessage *msg, guint status, JsonNode *node)
   g_autofree char *body = sim_json_serialize (node);
 
   soup_server_message_set_status (msg, status, NULL);
-  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body,
-                                    strlen (body));
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body, strlen (body));
 }
 
 static void
@@ -29,7 +28,7 @@ answer_builder (SoupServerMessage *msg, guint status, JsonBuilder *b)
 }
 
 static void answer_error (SoupServerMessage *msg, guint status, const char *format, ...)
-  G_GNUC_PRINTF (3, 4);
+    G_GNUC_PRINTF (3, 4);
 
 static void
 answer_error (SoupServerMessage *msg, guint status, const char *format, ...)
@@ -182,18 +181,31 @@ post_clock (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 static void
 post_fault (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 {
-  static const char *const known[] = {
-    "path", "method", "status", "code", "subcode", "message", "details", "body",
-    "content_type", "count", "reset", "delay_ms", "process", "process_before_delay",
-    "probability", "seed", "duration_ms", "refuse", NULL
-  };
+  static const char *const known[] = { "path",
+                                       "method",
+                                       "status",
+                                       "code",
+                                       "subcode",
+                                       "message",
+                                       "details",
+                                       "body",
+                                       "content_type",
+                                       "count",
+                                       "reset",
+                                       "delay_ms",
+                                       "process",
+                                       "process_before_delay",
+                                       "probability",
+                                       "seed",
+                                       "duration_ms",
+                                       "refuse",
+                                       NULL };
   SimFault *f;
   gint64 status = 0, code = 0, subcode = -1, count = 1, delay = 0, seed = 0, duration = 0;
   gboolean reset = FALSE, process = FALSE, early = FALSE, refuse = FALSE;
   double probability = 1.0;
-  static const char *const strings[] = {
-    "path", "method", "message", "details", "body", "content_type", NULL
-  };
+  static const char *const strings[]
+      = { "path", "method", "message", "details", "body", "content_type", NULL };
 
   if (!check_members (msg, req, known))
     return;
@@ -209,19 +221,22 @@ post_fault (Sim *sim, SoupServerMessage *msg, JsonObject *req)
       || (json_object_has_member (req, "count") && !sim_json_int (req, "count", &count))
       || (json_object_has_member (req, "delay_ms") && !sim_json_int (req, "delay_ms", &delay))
       || (json_object_has_member (req, "seed") && !sim_json_int (req, "seed", &seed))
-      || (json_object_has_member (req, "duration_ms") && !sim_json_int (req, "duration_ms", &duration))
+      || (json_object_has_member (req, "duration_ms")
+          && !sim_json_int (req, "duration_ms", &duration))
       || (json_object_has_member (req, "reset") && !sim_json_bool (req, "reset", &reset))
       || (json_object_has_member (req, "process") && !sim_json_bool (req, "process", &process))
       || (json_object_has_member (req, "process_before_delay")
           && !sim_json_bool (req, "process_before_delay", &early))
       || (json_object_has_member (req, "refuse") && !sim_json_bool (req, "refuse", &refuse)))
     {
-      answer_error (msg, 400, "status, code, subcode, count, delay_ms, seed and duration_ms must be "
+      answer_error (msg, 400,
+                    "status, code, subcode, count, delay_ms, seed and duration_ms must be "
                     "integers, reset, process, process_before_delay and refuse booleans");
       return;
     }
   if (json_object_has_member (req, "probability")
-      && (!sim_json_double (req, "probability", &probability) || !(probability >= 0.0 && probability <= 1.0)))
+      && (!sim_json_double (req, "probability", &probability)
+          || !(probability >= 0.0 && probability <= 1.0)))
     {
       answer_error (msg, 400, "probability must be a number from 0 to 1");
       return;
@@ -242,7 +257,8 @@ post_fault (Sim *sim, SoupServerMessage *msg, JsonObject *req)
       while (json_object_iter_next (&iter, &name, &node))
         if (g_strcmp0 (name, "refuse") != 0 && g_strcmp0 (name, "duration_ms") != 0)
           {
-            answer_error (msg, 400, "refuse takes only duration_ms (it refuses connections, not requests)");
+            answer_error (msg, 400,
+                          "refuse takes only duration_ms (it refuses connections, not requests)");
             return;
           }
       if (duration == 0)
@@ -250,7 +266,7 @@ post_fault (Sim *sim, SoupServerMessage *msg, JsonObject *req)
           answer_error (msg, 400, "refuse needs duration_ms");
           return;
         }
-      sim_refuse_start (sim, (guint) duration);
+      sim_refuse_start (sim, (guint)duration);
     }
   else
     {
@@ -262,7 +278,8 @@ post_fault (Sim *sim, SoupServerMessage *msg, JsonObject *req)
       if (code != 0 && status == 0)
         status = 400;
       if ((json_object_has_member (req, "message") || json_object_has_member (req, "details")
-           || json_object_has_member (req, "subcode")) && code == 0)
+           || json_object_has_member (req, "subcode"))
+          && code == 0)
         {
           answer_error (msg, 400, "message, details and subcode need a code");
           return;
@@ -296,7 +313,7 @@ post_fault (Sim *sim, SoupServerMessage *msg, JsonObject *req)
       f = g_new0 (SimFault, 1);
       f->path = g_strdup (sim_json_string (req, "path"));
       f->method = g_strdup (sim_json_string (req, "method"));
-      f->status = (guint) status;
+      f->status = (guint)status;
       f->code = code;
       f->subcode = subcode;
       f->message = g_strdup (sim_json_string (req, "message"));
@@ -305,14 +322,14 @@ post_fault (Sim *sim, SoupServerMessage *msg, JsonObject *req)
       f->content_type = g_strdup (sim_json_string (req, "content_type"));
       f->count = count;
       f->reset = reset;
-      f->delay_ms = (guint) delay;
+      f->delay_ms = (guint)delay;
       f->process = process || early;
       f->process_before_delay = early;
       f->probability = probability;
       f->seed = seed;
       if (probability < 1.0)
-        f->rand = g_rand_new_with_seed ((guint32) seed);
-      f->duration_ms = (guint) duration;
+        f->rand = g_rand_new_with_seed ((guint32)seed);
+      f->duration_ms = (guint)duration;
       if (duration > 0)
         f->until_us = g_get_monotonic_time () + duration * 1000;
       g_ptr_array_add (sim->faults, f);
@@ -398,7 +415,7 @@ add_set_members (JsonBuilder *b, const char *name, GHashTable *set)
 {
   g_autoptr (GList) keys = g_hash_table_get_keys (set);
 
-  keys = g_list_sort (keys, (GCompareFunc) g_strcmp0);
+  keys = g_list_sort (keys, (GCompareFunc)g_strcmp0);
   json_builder_set_member_name (b, name);
   json_builder_begin_array (b);
   for (GList *l = keys; l; l = l->next)
@@ -411,7 +428,7 @@ add_map_members (JsonBuilder *b, const char *name, GHashTable *map)
 {
   g_autoptr (GList) keys = g_hash_table_get_keys (map);
 
-  keys = g_list_sort (keys, (GCompareFunc) g_strcmp0);
+  keys = g_list_sort (keys, (GCompareFunc)g_strcmp0);
   json_builder_set_member_name (b, name);
   json_builder_begin_object (b);
   for (GList *l = keys; l; l = l->next)
@@ -505,8 +522,7 @@ read_string_map (SoupServerMessage *msg, JsonObject *req, const char *member, GH
 static GHashTable *
 copy_table (GHashTable *src, gboolean values)
 {
-  GHashTable *dst = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                           values ? g_free : NULL);
+  GHashTable *dst = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, values ? g_free : NULL);
   GHashTableIter iter;
   gpointer k, v;
 
@@ -517,8 +533,7 @@ copy_table (GHashTable *src, gboolean values)
 }
 
 static gboolean
-read_number (SoupServerMessage *msg, JsonObject *req, const char *member, double min,
-             double *out)
+read_number (SoupServerMessage *msg, JsonObject *req, const char *member, double min, double *out)
 {
   if (!json_object_has_member (req, member))
     return TRUE;
@@ -548,7 +563,7 @@ apply_config (Sim *sim, SoupServerMessage *msg, JsonObject *req, SimKnobs *k)
           answer_error (msg, 400, "status_delay_ms must be between 0 and 600000");
           return FALSE;
         }
-      k->status_delay_ms = (guint) delay;
+      k->status_delay_ms = (guint)delay;
     }
   if (json_object_has_member (req, "auto_statuses"))
     {
@@ -563,9 +578,10 @@ apply_config (Sim *sim, SoupServerMessage *msg, JsonObject *req, SimKnobs *k)
       for (guint i = 0; i < json_array_get_length (array); i++)
         {
           JsonNode *node = json_array_get_element (array, i);
-          const char *s = JSON_NODE_HOLDS_VALUE (node)
-                          && json_node_get_value_type (node) == G_TYPE_STRING
-                          ? json_node_get_string (node) : NULL;
+          const char *s
+              = JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING
+                    ? json_node_get_string (node)
+                    : NULL;
 
           if (s == NULL || !g_strv_contains (statuses, s))
             {
@@ -591,8 +607,8 @@ static void
 post_config (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 {
   static const char *const known[] = {
-    "throughput_mps", "pair_burst", "pair_refill_s", "auto_statuses", "status_delay_ms",
-    "wa_id_rewrite", "templates_missing", "templates", "expired_tokens", NULL
+    "throughput_mps", "pair_burst",        "pair_refill_s", "auto_statuses",  "status_delay_ms",
+    "wa_id_rewrite",  "templates_missing", "templates",     "expired_tokens", NULL
   };
   SimKnobs k = sim->knobs;
 
@@ -662,7 +678,7 @@ post_inbound (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 #define BULK_MAX_MESSAGES 100000
 #define BULK_MAX_SENDERS 1000
 #define BULK_MAX_PER_BODY 100
-#define BULK_PARALLEL 16     /* first attempts in flight at once */
+#define BULK_PARALLEL 16 /* first attempts in flight at once */
 
 /* Many customers' text messages at once (load and crash tests): message i
  * (numbered first + i) comes from from[(first + i) % len(from)], with text
@@ -672,8 +688,8 @@ post_inbound (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 static void
 post_inbound_bulk (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 {
-  static const char *const known[] = { "from", "count", "text", "first", "per_body", "name",
-                                       "timestamp", NULL };
+  static const char *const known[]
+      = { "from", "count", "text", "first", "per_body", "name", "timestamp", NULL };
   JsonArray *from = NULL;
   const char *tmpl = "message {n}";
   const char *name = "Customer";
@@ -686,20 +702,24 @@ post_inbound_bulk (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 
   if (!check_members (msg, req, known))
     return;
-  if (json_object_has_member (req, "from") && JSON_NODE_HOLDS_ARRAY (json_object_get_member (req, "from")))
+  if (json_object_has_member (req, "from")
+      && JSON_NODE_HOLDS_ARRAY (json_object_get_member (req, "from")))
     from = json_object_get_array_member (req, "from");
   n_senders = from != NULL ? json_array_get_length (from) : 0;
   if (n_senders == 0 || n_senders > BULK_MAX_SENDERS)
     {
-      answer_error (msg, 400, "from must be an array of 1 to %d customers' phone digits", BULK_MAX_SENDERS);
+      answer_error (msg, 400, "from must be an array of 1 to %d customers' phone digits",
+                    BULK_MAX_SENDERS);
       return;
     }
   senders = g_new0 (const char *, n_senders + 1);
   for (guint i = 0; i < n_senders; i++)
     {
       JsonNode *node = json_array_get_element (from, i);
-      const char *s = JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING
-                        ? json_node_get_string (node) : NULL;
+      const char *s
+          = JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING
+                ? json_node_get_string (node)
+                : NULL;
 
       if (s == NULL || *s == '\0' || strspn (s, "0123456789") != strlen (s) || strlen (s) > 20)
         {
@@ -719,7 +739,8 @@ post_inbound_bulk (Sim *sim, SoupServerMessage *msg, JsonObject *req)
       return;
     }
   if (json_object_has_member (req, "per_body")
-      && (!sim_json_int (req, "per_body", &per_body) || per_body < 1 || per_body > BULK_MAX_PER_BODY))
+      && (!sim_json_int (req, "per_body", &per_body) || per_body < 1
+          || per_body > BULK_MAX_PER_BODY))
     {
       answer_error (msg, 400, "per_body must be an integer from 1 to %d", BULK_MAX_PER_BODY);
       return;
@@ -734,7 +755,8 @@ post_inbound_bulk (Sim *sim, SoupServerMessage *msg, JsonObject *req)
       answer_error (msg, 400, "name must be a string");
       return;
     }
-  if (json_object_has_member (req, "timestamp") && !JSON_NODE_HOLDS_NULL (json_object_get_member (req, "timestamp"))
+  if (json_object_has_member (req, "timestamp")
+      && !JSON_NODE_HOLDS_NULL (json_object_get_member (req, "timestamp"))
       && !sim_json_int (req, "timestamp", &ts))
     {
       answer_error (msg, 400, "timestamp must be unix seconds");
@@ -748,11 +770,12 @@ post_inbound_bulk (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 
   bodies = g_ptr_array_new_with_free_func (g_free);
   for (gint64 done = 0; done < count; done += per_body)
-    g_ptr_array_add (bodies, sim_inbound_batch_body (sim, senders, n_senders, name, tmpl, first + done,
-                                                     (guint) MIN (per_body, count - done), ts));
+    g_ptr_array_add (bodies,
+                     sim_inbound_batch_body (sim, senders, n_senders, name, tmpl, first + done,
+                                             (guint)MIN (per_body, count - done), ts));
   ids = g_new0 (gint64, bodies->len);
-  sim_webhook_emit_chained (sim->webhook, (char *const *) bodies->pdata, bodies->len, SIM_WEBHOOK_MESSAGE,
-                            BULK_PARALLEL, ids);
+  sim_webhook_emit_chained (sim->webhook, (char *const *)bodies->pdata, bodies->len,
+                            SIM_WEBHOOK_MESSAGE, BULK_PARALLEL, ids);
   b = json_builder_new ();
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "deliveries");
@@ -808,10 +831,11 @@ post_status (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 {
   static const char *const known[] = { "wamid", "status", "errors", "timestamp", NULL };
   static const char *const statuses[] = { "sent", "delivered", "read", "failed", "played", NULL };
-  static const char undeliverable[] =
-    "[{\"code\":131026,\"title\":\"Message undeliverable\",\"message\":\"Message undeliverable\","
-    "\"error_data\":{\"details\":\"Message Undeliverable.\"},"
-    "\"href\":\"https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/\"}]";
+  static const char undeliverable[] = "[{\"code\":131026,\"title\":\"Message "
+                                      "undeliverable\",\"message\":\"Message undeliverable\","
+                                      "\"error_data\":{\"details\":\"Message Undeliverable.\"},"
+                                      "\"href\":\"https://developers.facebook.com/docs/whatsapp/"
+                                      "cloud-api/support/error-codes/\"}]";
   const char *wamid = sim_json_string (req, "wamid");
   const char *status = sim_json_string (req, "status");
   JsonNode *errors = json_object_get_member (req, "errors");

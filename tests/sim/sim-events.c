@@ -8,12 +8,13 @@
 
 #include <string.h>
 
-typedef struct {
+typedef struct
+{
   Sim *sim;
   char *wamid;
-  GPtrArray *statuses;   /* char*, emitted in order */
+  GPtrArray *statuses; /* char*, emitted in order */
   guint next;
-  JsonNode *errors;      /* for a "failed" status, or NULL */
+  JsonNode *errors; /* for a "failed" status, or NULL */
   guint source;
 } SimStatusTimer;
 
@@ -70,13 +71,13 @@ begin_envelope (Sim *sim, JsonBuilder *b)
 static char *
 end_envelope (JsonBuilder *b)
 {
-  json_builder_end_object (b);          /* value */
+  json_builder_end_object (b); /* value */
   json_builder_set_member_name (b, "field");
   json_builder_add_string_value (b, "messages");
-  json_builder_end_object (b);          /* change */
-  json_builder_end_array (b);           /* changes */
-  json_builder_end_object (b);          /* entry */
-  json_builder_end_array (b);           /* entry[] */
+  json_builder_end_object (b); /* change */
+  json_builder_end_array (b);  /* changes */
+  json_builder_end_object (b); /* entry */
+  json_builder_end_array (b);  /* entry[] */
   json_builder_end_object (b);
   return sim_json_serialize_builder (b);
 }
@@ -148,11 +149,13 @@ sim_status_body (Sim *sim, SimSent *sent, const char *status, gint64 ts, JsonNod
 static JsonNode *
 reengagement_errors (void)
 {
-  static const char json[] =
-    "[{\"code\":131047,\"title\":\"Re-engagement message\",\"message\":\"Re-engagement message\","
-    "\"error_data\":{\"details\":\"Message failed to send because more than 24 hours have passed "
-    "since the customer last replied to this number.\"},"
-    "\"href\":\"https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/\"}]";
+  static const char json[] = "[{\"code\":131047,\"title\":\"Re-engagement "
+                             "message\",\"message\":\"Re-engagement message\","
+                             "\"error_data\":{\"details\":\"Message failed to send because more "
+                             "than 24 hours have passed "
+                             "since the customer last replied to this number.\"},"
+                             "\"href\":\"https://developers.facebook.com/docs/whatsapp/cloud-api/"
+                             "support/error-codes/\"}]";
 
   return sim_json_parse (json, strlen (json), NULL);
 }
@@ -298,8 +301,8 @@ sim_inbound_body (Sim *sim, JsonObject *req, char **wamid_out, GError **error)
     payload = NULL;
   if (payload == NULL && g_strcmp0 (type, "request_welcome") != 0)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "member \"%s\" is missing", type);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "member \"%s\" is missing",
+                   type);
       return NULL;
     }
   if (g_strcmp0 (type, "text") == 0 && JSON_NODE_HOLDS_VALUE (payload)
@@ -432,9 +435,9 @@ sim_inbound_batch_body (Sim *sim, const char *const *senders, guint n_senders, c
   json_builder_begin_array (b);
   for (guint i = 0; i < count; i++)
     {
-      const char *from = senders[(guint64) (first + i) % n_senders];
+      const char *from = senders[(guint64)(first + i) % n_senders];
 
-      if (!g_hash_table_add (seen, (gpointer) from))
+      if (!g_hash_table_add (seen, (gpointer)from))
         continue;
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "profile");
@@ -451,7 +454,7 @@ sim_inbound_batch_body (Sim *sim, const char *const *senders, guint n_senders, c
   json_builder_begin_array (b);
   for (guint i = 0; i < count; i++)
     {
-      const char *from = senders[(guint64) (first + i) % n_senders];
+      const char *from = senders[(guint64)(first + i) % n_senders];
       g_autofree char *wamid = sim_new_wamid (from, TRUE);
       g_autofree char *text = expand_text (tmpl, first + i, from);
 

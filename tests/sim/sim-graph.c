@@ -11,27 +11,29 @@
 
 #define DEFAULT_VERSION "v25.0"
 
-typedef struct {
+typedef struct
+{
   guint status;
   char *body;
   const char *content_type;
-  gint64 error_code;        /* 0 on success */
+  gint64 error_code; /* 0 on success */
   char *www_authenticate;
 } Reply;
 
-typedef struct {
+typedef struct
+{
   Sim *sim;
-  SoupServerMessage *msg;   /* a reference */
+  SoupServerMessage *msg; /* a reference */
   char *method;
   char *path;
   char *query;
-  char *authorization;      /* raw header value, or NULL */
+  char *authorization; /* raw header value, or NULL */
   char *user_agent;
   char *content_type;
-  char *version;            /* for facebook-api-version */
-  SimFault *fault;          /* a copy of the matching rule, or NULL */
-  gboolean processed;       /* graph_process ran */
-  guint timer;              /* while paused */
+  char *version;      /* for facebook-api-version */
+  SimFault *fault;    /* a copy of the matching rule, or NULL */
+  gboolean processed; /* graph_process ran */
+  guint timer;        /* while paused */
   Reply reply;
 } GraphRequest;
 
@@ -107,17 +109,17 @@ error_body (const SimError *e)
 static void
 reply_error (Reply *r, const SimError *e)
 {
-  const char *kind = e->code == 190 ? "invalid_token"
-                   : (e->code >= 200 && e->code < 300) ? "insufficient_scope"
-                   : "invalid_request";
+  const char *kind = e->code == 190                      ? "invalid_token"
+                     : (e->code >= 200 && e->code < 300) ? "insufficient_scope"
+                                                         : "invalid_request";
 
   reply_clear (r);
   r->status = e->http_status ? e->http_status : 400;
   r->body = error_body (e);
   r->content_type = "application/json; charset=UTF-8";
   r->error_code = e->code;
-  r->www_authenticate = g_strdup_printf ("OAuth \"Facebook Platform\" \"%s\" \"%s\"", kind,
-                                         e->message);
+  r->www_authenticate
+      = g_strdup_printf ("OAuth \"Facebook Platform\" \"%s\" \"%s\"", kind, e->message);
 }
 
 static void
@@ -241,8 +243,8 @@ log_request (GraphRequest *req, guint status, gint64 error_code, gboolean reset)
   if (reset)
     g_printerr ("sim: %s %s -> connection reset\n", req->method, req->path);
   else if (error_code != 0)
-    g_printerr ("sim: %s %s -> %u (#%" G_GINT64_FORMAT ")\n", req->method, req->path,
-                status, error_code);
+    g_printerr ("sim: %s %s -> %u (#%" G_GINT64_FORMAT ")\n", req->method, req->path, status,
+                error_code);
   else
     g_printerr ("sim: %s %s -> %u\n", req->method, req->path, status);
 }
@@ -328,9 +330,8 @@ add_phone_field (Sim *sim, JsonBuilder *b, const char *field)
 static void
 handle_phone_get (GraphRequest *req)
 {
-  static const char *const default_fields[] = {
-    "verified_name", "display_phone_number", "quality_rating", NULL
-  };
+  static const char *const default_fields[]
+      = { "verified_name", "display_phone_number", "quality_rating", NULL };
   Sim *sim = req->sim;
   g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autoptr (GHashTable) form = req->query ? soup_form_decode (req->query) : NULL;
@@ -338,7 +339,7 @@ handle_phone_get (GraphRequest *req)
   g_auto (GStrv) list = NULL;
   g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
 
-  list = fields ? g_strsplit (fields, ",", -1) : g_strdupv ((char **) default_fields);
+  list = fields ? g_strsplit (fields, ",", -1) : g_strdupv ((char **)default_fields);
   json_builder_begin_object (b);
   for (guint i = 0; list[i] != NULL; i++)
     {
@@ -348,9 +349,10 @@ handle_phone_get (GraphRequest *req)
         continue;
       if (!add_phone_field (sim, b, field))
         {
-          g_autofree char *message = g_strdup_printf (
-            "(#100) Tried accessing nonexisting field (%s) on node type (WhatsAppBusinessPhoneNumber)",
-            field);
+          g_autofree char *message
+              = g_strdup_printf ("(#100) Tried accessing nonexisting field (%s) on node type "
+                                 "(WhatsAppBusinessPhoneNumber)",
+                                 field);
 
           reply_simple_error (&req->reply, 400, 100, 0, NULL, message, NULL);
           return;
@@ -393,9 +395,9 @@ handle_mark_read (GraphRequest *req, JsonNode *root, const SimSendInfo *info)
 
   if (!sim_inbound_known (sim, info->message_id, &ts))
     {
-      reply_simple_error (&req->reply, 400, 131009, 0, NULL,
-                          "(#131009) Parameter value is not valid",
-                          "Invalid message_id: it is not an incoming message of this phone number.");
+      reply_simple_error (
+          &req->reply, 400, 131009, 0, NULL, "(#131009) Parameter value is not valid",
+          "Invalid message_id: it is not an incoming message of this phone number.");
       return;
     }
   if (sim_clock_now (&sim->clock) - ts > 30 * 24 * 3600)
@@ -512,10 +514,11 @@ handle_send (GraphRequest *req, JsonNode *root, SimSendInfo *info)
         reply_simple_error (&req->reply, 400, code, subcode, NULL, "(#130429) Rate limit hit",
                             "Cloud API message throughput has been reached.");
       else
-        reply_simple_error (&req->reply, 400, code, subcode, NULL,
-                            "(#131056) (Business Account, Consumer Account) pair rate limit hit",
-                            "Message failed to send because there were too many messages sent "
-                            "from this phone number to the same phone number in a short period of time.");
+        reply_simple_error (
+            &req->reply, 400, code, subcode, NULL,
+            "(#131056) (Business Account, Consumer Account) pair rate limit hit",
+            "Message failed to send because there were too many messages sent "
+            "from this phone number to the same phone number in a short period of time.");
       return;
     }
 
@@ -595,8 +598,8 @@ handle_messages (GraphRequest *req)
   root = sim_json_parse (data, len, &error);
   if (root == NULL)
     {
-      g_autofree char *details = g_strdup_printf ("The request body is not valid JSON: %s",
-                                                  error->message);
+      g_autofree char *details
+          = g_strdup_printf ("The request body is not valid JSON: %s", error->message);
 
       reply_simple_error (&req->reply, 400, 100, 0, NULL, "(#100) Invalid parameter", details);
       return;
@@ -622,8 +625,9 @@ unsupported_request (Reply *r, const char *method, const char *id)
 {
   g_autofree char *lower = g_ascii_strdown (method, -1);
   g_autofree char *message = g_strdup_printf (
-    "Unsupported %s request. Object with ID '%s' does not exist, cannot be loaded due to "
-    "missing permissions, or does not support this operation.", lower, id);
+      "Unsupported %s request. Object with ID '%s' does not exist, cannot be loaded due to "
+      "missing permissions, or does not support this operation.",
+      lower, id);
 
   reply_simple_error (r, 400, 100, 33, "GraphMethodException", message, NULL);
 }
@@ -631,8 +635,8 @@ unsupported_request (Reply *r, const char *method, const char *id)
 static void
 permission_error (Reply *r, const char *permission)
 {
-  g_autofree char *details = g_strdup_printf (
-    "The access token does not have the %s permission.", permission);
+  g_autofree char *details
+      = g_strdup_printf ("The access token does not have the %s permission.", permission);
 
   reply_simple_error (r, 403, 200, 0, NULL, "(#200) Permissions error", details);
 }
@@ -674,7 +678,8 @@ graph_route (GraphRequest *req)
                           "Error validating access token: Session has expired", NULL);
       return;
     }
-  if (token == NULL || (g_strcmp0 (token, sim->token) != 0 && g_strcmp0 (token, sim->token_noperm) != 0))
+  if (token == NULL
+      || (g_strcmp0 (token, sim->token) != 0 && g_strcmp0 (token, sim->token_noperm) != 0))
     {
       reply_simple_error (&req->reply, 401, 190, 0, NULL,
                           "Invalid OAuth access token - Cannot parse access token", NULL);
@@ -728,7 +733,8 @@ graph_route (GraphRequest *req)
 /* ---- faults ---- */
 
 /* Meta's wording for codes a fault may name (docs/CLOUD-API.md, Errors: codes). */
-typedef struct {
+typedef struct
+{
   gint64 code;
   const char *message;
   gint64 subcode;
@@ -746,7 +752,8 @@ static const KnownError known_errors[] = {
   { 200, "(#200) Permissions error", 0, NULL, FALSE },
   { 368, "(#368) Temporarily blocked for policies violations", 0, NULL, FALSE },
   { 80007, "(#80007) Rate limit issues", 0, NULL, FALSE },
-  { 130429, "(#130429) Rate limit hit", 2494055, "Cloud API message throughput has been reached.", FALSE },
+  { 130429, "(#130429) Rate limit hit", 2494055, "Cloud API message throughput has been reached.",
+    FALSE },
   { 130472, "(#130472) User's number is part of an experiment", 0, NULL, FALSE },
   { 131000, "(#131000) Something went wrong", 0, NULL, FALSE },
   { 131005, "(#131005) Access denied", 0, NULL, FALSE },
@@ -760,18 +767,21 @@ static const KnownError known_errors[] = {
   { 131045, "(#131045) Incorrect certificate", 0, NULL, FALSE },
   { 131047, "(#131047) Re-engagement message", 0,
     "Message failed to send because more than 24 hours have passed since the customer last "
-    "replied to this number.", FALSE },
+    "replied to this number.",
+    FALSE },
   { 131048, "(#131048) Spam rate limit hit", 0, NULL, FALSE },
   { 131051, "(#131051) Unsupported message type", 0, NULL, FALSE },
   { 131052, "(#131052) Media download error", 0, NULL, FALSE },
   { 131053, "(#131053) Media upload error", 0, NULL, FALSE },
   { 131056, "(#131056) (Business Account, Consumer Account) pair rate limit hit", 0, NULL, FALSE },
   { 131057, "(#131057) Account in maintenance mode", 0, NULL, FALSE },
-  { 132000, "(#132000) Number of parameters does not match the expected number of params", 0, NULL, FALSE },
+  { 132000, "(#132000) Number of parameters does not match the expected number of params", 0, NULL,
+    FALSE },
   { 132001, "(#132001) Template name does not exist in the translation", 0, NULL, FALSE },
   { 132005, "(#132005) Translated text too long", 0, NULL, FALSE },
   { 132007, "(#132007) Template format character policy violated", 0, NULL, FALSE },
-  { 132012, "(#132012) Parameter format does not match format in the created template", 0, NULL, FALSE },
+  { 132012, "(#132012) Parameter format does not match format in the created template", 0, NULL,
+    FALSE },
   { 132015, "(#132015) Template is Paused", 0, NULL, FALSE },
   { 132016, "(#132016) Template is Disabled", 0, NULL, FALSE },
   { 132018, "(#132018) There was an issue with the parameters in your template.", 0, NULL, FALSE },
@@ -791,10 +801,13 @@ reply_fault_error (Reply *r, const SimFault *f)
   if (f->message == NULL && known == NULL)
     generic = g_strdup_printf ("(#%" G_GINT64_FORMAT ") Simulated fault", f->code);
   sim_error_set (&e, f->status, f->code,
-                 f->message ? f->message : known ? known->message : generic,
-                 "%s", f->details ? f->details
-                       : known && known->details ? known->details
-                       : "Simulated fault (injected by /_sim/fault).");
+                 f->message ? f->message
+                 : known    ? known->message
+                            : generic,
+                 "%s",
+                 f->details                ? f->details
+                 : known && known->details ? known->details
+                                           : "Simulated fault (injected by /_sim/fault).");
   e.subcode = f->subcode >= 0 ? f->subcode : known ? known->subcode : 0;
   e.is_transient = known != NULL && known->transient;
   reply_error (r, &e);

@@ -45,11 +45,10 @@ sim_json_parse (const char *data, gsize len, GError **error)
 
   if (data == NULL || len == 0)
     {
-      g_set_error_literal (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_PARSE,
-                           "empty body");
+      g_set_error_literal (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_PARSE, "empty body");
       return NULL;
     }
-  if (!g_utf8_validate (data, (gssize) len, NULL))
+  if (!g_utf8_validate (data, (gssize)len, NULL))
     {
       g_set_error_literal (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA,
                            "body is not UTF-8");
@@ -62,13 +61,12 @@ sim_json_parse (const char *data, gsize len, GError **error)
       return NULL;
     }
   parser = json_parser_new ();
-  if (!json_parser_load_from_data (parser, data, (gssize) len, error))
+  if (!json_parser_load_from_data (parser, data, (gssize)len, error))
     return NULL;
   root = json_parser_get_root (parser);
   if (root == NULL)
     {
-      g_set_error_literal (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_PARSE,
-                           "empty document");
+      g_set_error_literal (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_PARSE, "empty document");
       return NULL;
     }
   return json_node_copy (root);
@@ -110,16 +108,15 @@ sim_json_append_string (GString *out, const char *s)
           break;
         default:
           if (c < 0x20 || (c >= 0x7f && c < 0x10000))
-            g_string_append_printf (out, "\\u%04x", (unsigned) c);
+            g_string_append_printf (out, "\\u%04x", (unsigned)c);
           else if (c >= 0x10000)
             {
               gunichar v = c - 0x10000;
-              g_string_append_printf (out, "\\u%04x\\u%04x",
-                                      (unsigned) (0xd800 + (v >> 10)),
-                                      (unsigned) (0xdc00 + (v & 0x3ff)));
+              g_string_append_printf (out, "\\u%04x\\u%04x", (unsigned)(0xd800 + (v >> 10)),
+                                      (unsigned)(0xdc00 + (v & 0x3ff)));
             }
           else
-            g_string_append_c (out, (char) c);
+            g_string_append_c (out, (char)c);
           break;
         }
     }
@@ -134,8 +131,11 @@ append_double (GString *out, double d)
 
   for (int precision = 15; precision <= 17; precision++)
     {
-      g_ascii_formatd (buf, sizeof buf, precision == 15 ? "%.15g"
-                       : precision == 16 ? "%.16g" : "%.17g", d);
+      g_ascii_formatd (buf, sizeof buf,
+                       precision == 15   ? "%.15g"
+                       : precision == 16 ? "%.16g"
+                                         : "%.17g",
+                       d);
       if (g_ascii_strtod (buf, NULL) == d)
         break;
     }
@@ -280,7 +280,7 @@ sim_json_int (JsonObject *obj, const char *member, gint64 *out)
   if (!sim_json_is_number (node))
     return FALSE;
   if (json_node_get_value_type (node) == G_TYPE_DOUBLE)
-    *out = (gint64) json_node_get_double (node);
+    *out = (gint64)json_node_get_double (node);
   else
     *out = json_node_get_int (node);
   return TRUE;

@@ -39,8 +39,7 @@ on_request (SoupServer *server, SoupServerMessage *msg, const char *path, GHashT
  * connections are accepted here and handed to the server (docs/ARCHITECTURE.md,
  * Rules: SoupServer). */
 static gboolean
-on_incoming (GSocketService *service, GSocketConnection *connection, GObject *source,
-             gpointer data)
+on_incoming (GSocketService *service, GSocketConnection *connection, GObject *source, gpointer data)
 {
   Sim *sim = data;
   g_autoptr (GSocketAddress) local = g_socket_connection_get_local_address (connection, NULL);
@@ -92,7 +91,8 @@ graph_accept (GSocket *listener, GIOCondition condition, gpointer data)
       remote = g_socket_connection_get_remote_address (connection, NULL);
       graph_conns_prune (sim);
       g_ptr_array_add (sim->graph_conns, g_object_ref (connection));
-      if (!soup_server_accept_iostream (sim->server, G_IO_STREAM (connection), local, remote, &error))
+      if (!soup_server_accept_iostream (sim->server, G_IO_STREAM (connection), local, remote,
+                                        &error))
         g_printerr ("sim: graph port: cannot accept a connection: %s\n", error->message);
     }
 }
@@ -123,12 +123,12 @@ graph_bind (GSocket *socket, GSocketAddress *address, GError **error)
     return FALSE;
   if (setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0
       || setsockopt (fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0
-      || bind (fd, (struct sockaddr *) &native, (socklen_t) len) != 0)
+      || bind (fd, (struct sockaddr *)&native, (socklen_t)len) != 0)
     {
       int saved = errno;
 
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "cannot bind the Graph port: %s",
-                   g_strerror (saved));
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   "cannot bind the Graph port: %s", g_strerror (saved));
       return FALSE;
     }
   return TRUE;
@@ -225,7 +225,7 @@ sim_refuse_start (Sim *sim, guint duration_ms)
   if (sim->refuse_timer != 0)
     g_source_remove (sim->refuse_timer);
   sim->refuse_timer = g_timeout_add (duration_ms, refuse_over, sim);
-  sim->refuse_until_us = g_get_monotonic_time () + (gint64) duration_ms * 1000;
+  sim->refuse_until_us = g_get_monotonic_time () + (gint64)duration_ms * 1000;
   if (sim->graph_socket == NULL)
     return;
   graph_unlisten (sim);
@@ -263,7 +263,7 @@ sim_refuse_remaining_ms (Sim *sim)
 {
   gint64 left = sim->refuse_until_us - g_get_monotonic_time ();
 
-  return sim->refuse_until_us != 0 && left > 0 ? (guint) ((left + 999) / 1000) : 0;
+  return sim->refuse_until_us != 0 && left > 0 ? (guint)((left + 999) / 1000) : 0;
 }
 
 static gboolean
@@ -302,7 +302,7 @@ sim_cli_clear (Sim *sim)
 static GSocketService *
 listen_on (Sim *sim, GInetAddress *address, int port, int *bound_port, GError **error)
 {
-  g_autoptr (GSocketAddress) wanted = g_inet_socket_address_new (address, (guint16) port);
+  g_autoptr (GSocketAddress) wanted = g_inet_socket_address_new (address, (guint16)port);
   g_autoptr (GSocketAddress) effective = NULL;
   GSocketService *service = g_socket_service_new ();
 
@@ -330,21 +330,28 @@ main (int argc, char **argv)
   GSocketService *service = NULL;
   guint sigterm, sigint;
   int status = 0;
-  const GOptionEntry entries[] = {
-    { "bind", 0, 0, G_OPTION_ARG_STRING, &sim.bind, "Address to listen on (default 127.0.0.1)", "ADDR" },
-    { "port", 0, 0, G_OPTION_ARG_INT, &port, "Port (default 0: any free port)", "N" },
-    { "ready-file", 0, 0, G_OPTION_ARG_FILENAME, &ready_file, "Write the base URL here once listening", "PATH" },
-    { "pnid", 0, 0, G_OPTION_ARG_STRING, &sim.pnid, "Phone number ID", "ID" },
-    { "display-number", 0, 0, G_OPTION_ARG_STRING, &sim.display_number, "Display phone number", "NUMBER" },
-    { "verified-name", 0, 0, G_OPTION_ARG_STRING, &sim.verified_name, "Verified business name", "NAME" },
-    { "waba-id", 0, 0, G_OPTION_ARG_STRING, &sim.waba_id, "WhatsApp Business Account ID", "ID" },
-    { "token", 0, 0, G_OPTION_ARG_STRING, &sim.token, "Access token with all permissions", "TOKEN" },
-    { "token-no-permission", 0, 0, G_OPTION_ARG_STRING, &sim.token_noperm,
-      "Valid token without the WhatsApp permissions", "TOKEN" },
-    { "app-secret", 0, 0, G_OPTION_ARG_STRING, &sim.app_secret, "App secret that signs webhooks", "SECRET" },
-    { "webhook-url", 0, 0, G_OPTION_ARG_STRING, &sim.webhook_url, "Where webhooks are POSTed", "URL" },
-    { NULL }
-  };
+  const GOptionEntry entries[]
+      = { { "bind", 0, 0, G_OPTION_ARG_STRING, &sim.bind,
+            "Address to listen on (default 127.0.0.1)", "ADDR" },
+          { "port", 0, 0, G_OPTION_ARG_INT, &port, "Port (default 0: any free port)", "N" },
+          { "ready-file", 0, 0, G_OPTION_ARG_FILENAME, &ready_file,
+            "Write the base URL here once listening", "PATH" },
+          { "pnid", 0, 0, G_OPTION_ARG_STRING, &sim.pnid, "Phone number ID", "ID" },
+          { "display-number", 0, 0, G_OPTION_ARG_STRING, &sim.display_number,
+            "Display phone number", "NUMBER" },
+          { "verified-name", 0, 0, G_OPTION_ARG_STRING, &sim.verified_name,
+            "Verified business name", "NAME" },
+          { "waba-id", 0, 0, G_OPTION_ARG_STRING, &sim.waba_id, "WhatsApp Business Account ID",
+            "ID" },
+          { "token", 0, 0, G_OPTION_ARG_STRING, &sim.token, "Access token with all permissions",
+            "TOKEN" },
+          { "token-no-permission", 0, 0, G_OPTION_ARG_STRING, &sim.token_noperm,
+            "Valid token without the WhatsApp permissions", "TOKEN" },
+          { "app-secret", 0, 0, G_OPTION_ARG_STRING, &sim.app_secret,
+            "App secret that signs webhooks", "SECRET" },
+          { "webhook-url", 0, 0, G_OPTION_ARG_STRING, &sim.webhook_url, "Where webhooks are POSTed",
+            "URL" },
+          { NULL } };
 
   context = g_option_context_new ("- WhatsApp Cloud API simulator for tests");
   g_option_context_add_main_entries (context, entries, NULL);
@@ -409,8 +416,8 @@ main (int argc, char **argv)
     }
   printf ("WABIZ_SIM_READY %s\n", sim.base_url);
   fflush (stdout);
-  g_printerr ("sim: listening on %s, Graph port %s (phone number id %s)\n", sim.base_url, sim.graph_url,
-              sim.pnid);
+  g_printerr ("sim: listening on %s, Graph port %s (phone number id %s)\n", sim.base_url,
+              sim.graph_url, sim.pnid);
 
   sigterm = g_unix_signal_add (SIGTERM, on_signal, sim.loop);
   sigint = g_unix_signal_add (SIGINT, on_signal, sim.loop);

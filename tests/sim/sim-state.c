@@ -6,7 +6,8 @@
 
 #include <string.h>
 
-typedef struct {
+typedef struct
+{
   double tokens;
   gint64 last_us;
 } SimBucket;
@@ -79,12 +80,11 @@ sim_state_init (Sim *sim)
 {
   sim_clock_init (&sim->clock);
   sim_knobs_init (&sim->knobs);
-  sim->faults = g_ptr_array_new_with_free_func ((GDestroyNotify) sim_fault_free);
-  sim->sent_log = g_ptr_array_new_with_free_func ((GDestroyNotify) json_node_unref);
-  sim->reads_log = g_ptr_array_new_with_free_func ((GDestroyNotify) json_node_unref);
-  sim->requests_log = g_ptr_array_new_with_free_func ((GDestroyNotify) json_node_unref);
-  sim->sent = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
-                                     (GDestroyNotify) sim_sent_free);
+  sim->faults = g_ptr_array_new_with_free_func ((GDestroyNotify)sim_fault_free);
+  sim->sent_log = g_ptr_array_new_with_free_func ((GDestroyNotify)json_node_unref);
+  sim->reads_log = g_ptr_array_new_with_free_func ((GDestroyNotify)json_node_unref);
+  sim->requests_log = g_ptr_array_new_with_free_func ((GDestroyNotify)json_node_unref);
+  sim->sent = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify)sim_sent_free);
   sim->inbound = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   sim->windows = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   sim->buckets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
@@ -151,17 +151,17 @@ sim_new_wamid (const char *customer, gboolean inbound)
 
   g_string_append_c (raw, 0x1c);
   g_string_append_c (raw, 0x18);
-  g_string_append_c (raw, (char) clen);
-  g_string_append_len (raw, customer, (gssize) clen);
+  g_string_append_c (raw, (char)clen);
+  g_string_append_len (raw, customer, (gssize)clen);
   g_string_append_c (raw, 0x15);
   g_string_append_c (raw, 0x02);
   g_string_append_c (raw, 0x00);
   g_string_append_c (raw, inbound ? 0x12 : 0x11);
   g_string_append_c (raw, 0x18);
-  g_string_append_c (raw, (char) idlen);
+  g_string_append_c (raw, (char)idlen);
   append_hex (raw, idlen);
   g_string_append_c (raw, 0x00);
-  b64 = g_base64_encode ((const guchar *) raw->str, raw->len);
+  b64 = g_base64_encode ((const guchar *)raw->str, raw->len);
   g_string_free (raw, TRUE);
   return g_strconcat ("wamid.", b64, NULL);
 }
@@ -169,12 +169,11 @@ sim_new_wamid (const char *customer, gboolean inbound)
 char *
 sim_random_token (gsize len)
 {
-  static const char alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   char *s = g_malloc (len + 1);
 
   for (gsize i = 0; i < len; i++)
-    s[i] = alphabet[g_random_int_range (0, (gint32) (sizeof alphabet - 1))];
+    s[i] = alphabet[g_random_int_range (0, (gint32)(sizeof alphabet - 1))];
   s[len] = '\0';
   return s;
 }
@@ -222,7 +221,7 @@ bucket_refill (Sim *sim, const char *key, double capacity, double per_second, gi
       return b;
     }
   if (now_us > b->last_us)
-    b->tokens += (double) (now_us - b->last_us) * per_second / G_USEC_PER_SEC;
+    b->tokens += (double)(now_us - b->last_us) * per_second / G_USEC_PER_SEC;
   b->last_us = now_us;
   if (b->tokens > capacity)
     b->tokens = capacity;

@@ -14,26 +14,32 @@
 
 enum
 {
-  CHK_REQUIRED = 1 << 0,  /* missing -> 131008 */
-  CHK_NONEMPTY = 1 << 1,  /* "" -> 100 */
+  CHK_REQUIRED = 1 << 0, /* missing -> 131008 */
+  CHK_NONEMPTY = 1 << 1, /* "" -> 100 */
 };
 
-static const char *const message_types[] = {
-  "text", "image", "video", "audio", "document", "sticker", "location",
-  "contacts", "reaction", "interactive", "template", NULL
-};
+static const char *const message_types[]
+    = { "text",     "image",    "video",    "audio",       "document", "sticker",
+        "location", "contacts", "reaction", "interactive", "template", NULL };
 
-static const char *const interactive_types[] = {
-  "button", "list", "cta_url", "flow", "product", "product_list",
-  "catalog_message", "location_request_message", "order_details",
-  "order_status", "call_permission_request", "request_contact_info",
-  "address_message", "voice_call", NULL
-};
+static const char *const interactive_types[] = { "button",
+                                                 "list",
+                                                 "cta_url",
+                                                 "flow",
+                                                 "product",
+                                                 "product_list",
+                                                 "catalog_message",
+                                                 "location_request_message",
+                                                 "order_details",
+                                                 "order_status",
+                                                 "call_permission_request",
+                                                 "request_contact_info",
+                                                 "address_message",
+                                                 "voice_call",
+                                                 NULL };
 
-static void
-sim_error_setv (SimError *err, guint http_status, gint64 code, const char *message,
-                const char *details_format, va_list args)
-  G_GNUC_PRINTF (5, 0);
+static void sim_error_setv (SimError *err, guint http_status, gint64 code, const char *message,
+                            const char *details_format, va_list args) G_GNUC_PRINTF (5, 0);
 
 static void
 sim_error_setv (SimError *err, guint http_status, gint64 code, const char *message,
@@ -85,8 +91,7 @@ static gboolean
 fail (SimError *err, gint64 code, const char *format, ...)
 {
   va_list args;
-  const char *message = code == 131008 ? MSG_131008
-                      : code == 131009 ? MSG_131009 : MSG_100;
+  const char *message = code == 131008 ? MSG_131008 : code == 131009 ? MSG_131009 : MSG_100;
 
   va_start (args, format);
   sim_error_setv (err, 400, code, message, format, args);
@@ -118,12 +123,11 @@ is_string_node (JsonNode *node)
 
 /* Checks obj[key] as a string of at most max characters (0 = no limit). */
 static gboolean
-check_str (JsonObject *obj, const char *base, const char *key, int flags,
-           guint max, SimError *err, const char **out)
+check_str (JsonObject *obj, const char *base, const char *key, int flags, guint max, SimError *err,
+           const char **out)
 {
   JsonNode *node = obj ? json_object_get_member (obj, key) : NULL;
-  g_autofree char *path = base && *base ? g_strdup_printf ("%s['%s']", base, key)
-                                        : g_strdup (key);
+  g_autofree char *path = base && *base ? g_strdup_printf ("%s['%s']", base, key) : g_strdup (key);
   const char *s;
 
   if (out)
@@ -135,7 +139,7 @@ check_str (JsonObject *obj, const char *base, const char *key, int flags,
   s = json_node_get_string (node);
   if ((flags & CHK_NONEMPTY) && *s == '\0')
     return fail (err, 100, "Param %s must not be empty.", path);
-  if (max > 0 && g_utf8_strlen (s, -1) > (glong) max)
+  if (max > 0 && g_utf8_strlen (s, -1) > (glong)max)
     return fail (err, 100, "Param %s must be at most %u characters long.", path, max);
   if (out)
     *out = s;
@@ -144,8 +148,8 @@ check_str (JsonObject *obj, const char *base, const char *key, int flags,
 
 /* obj[key] must be an object (required) or absent. */
 static gboolean
-check_obj (JsonObject *obj, const char *base, const char *key, gboolean required,
-           SimError *err, JsonObject **out)
+check_obj (JsonObject *obj, const char *base, const char *key, gboolean required, SimError *err,
+           JsonObject **out)
 {
   JsonNode *node = json_object_get_member (obj, key);
   g_autofree char *path = base ? g_strdup_printf ("%s['%s']", base, key) : g_strdup (key);
@@ -160,8 +164,8 @@ check_obj (JsonObject *obj, const char *base, const char *key, gboolean required
 }
 
 static gboolean
-check_media (JsonObject *media, const char *base, const char *kind,
-             gboolean caption_ok, SimError *err)
+check_media (JsonObject *media, const char *base, const char *kind, gboolean caption_ok,
+             SimError *err)
 {
   gboolean has_id = json_object_has_member (media, "id");
   gboolean has_link = json_object_has_member (media, "link");
@@ -179,15 +183,13 @@ check_media (JsonObject *media, const char *base, const char *kind,
       if (!check_str (media, base, "caption", 0, 1024, err, NULL))
         return FALSE;
     }
-  if (g_strcmp0 (kind, "document") == 0
-      && !check_str (media, base, "filename", 0, 0, err, NULL))
+  if (g_strcmp0 (kind, "document") == 0 && !check_str (media, base, "filename", 0, 0, err, NULL))
     return FALSE;
   return TRUE;
 }
 
 static gboolean
-check_coordinate (JsonObject *obj, const char *base, const char *key, double limit,
-                  SimError *err)
+check_coordinate (JsonObject *obj, const char *base, const char *key, double limit, SimError *err)
 {
   JsonNode *node = json_object_get_member (obj, key);
   g_autofree char *path = g_strdup_printf ("%s['%s']", base, key);
@@ -241,7 +243,8 @@ check_contacts (JsonArray *contacts, SimError *err)
         return FALSE;
       {
         g_autofree char *name_base = g_strdup_printf ("%s['name']", base);
-        if (!check_str (name, name_base, "formatted_name", CHK_REQUIRED | CHK_NONEMPTY, 0, err, NULL))
+        if (!check_str (name, name_base, "formatted_name", CHK_REQUIRED | CHK_NONEMPTY, 0, err,
+                        NULL))
           return FALSE;
       }
     }
@@ -260,15 +263,17 @@ check_header (JsonObject *inter, const char *itype, SimError *err)
     return FALSE;
   if (header == NULL)
     return TRUE;
-  if (!check_str (header, "interactive['header']", "type", CHK_REQUIRED | CHK_NONEMPTY, 0, err, &htype))
+  if (!check_str (header, "interactive['header']", "type", CHK_REQUIRED | CHK_NONEMPTY, 0, err,
+                  &htype))
     return FALSE;
   if (g_strcmp0 (htype, "text") == 0)
-    return check_str (header, "interactive['header']", "text", strict ? CHK_REQUIRED | CHK_NONEMPTY : 0,
-                      60, err, NULL);
+    return check_str (header, "interactive['header']", "text",
+                      strict ? CHK_REQUIRED | CHK_NONEMPTY : 0, 60, err, NULL);
   if (!strict)
     return TRUE;
   if (g_strcmp0 (itype, "list") == 0)
-    return fail (err, 131009, "Param interactive['header']['type'] must be 'text' for list messages.");
+    return fail (err, 131009,
+                 "Param interactive['header']['type'] must be 'text' for list messages.");
   if (g_strcmp0 (htype, "image") == 0 || g_strcmp0 (htype, "video") == 0
       || g_strcmp0 (htype, "document") == 0)
     {
@@ -279,7 +284,9 @@ check_header (JsonObject *inter, const char *itype, SimError *err)
         return FALSE;
       return check_media (media, base, htype, TRUE, err);
     }
-  return fail (err, 131009, "Param interactive['header']['type'] must be one of {text, image, video, document}.");
+  return fail (
+      err, 131009,
+      "Param interactive['header']['type'] must be one of {text, image, video, document}.");
 }
 
 static gboolean
@@ -296,7 +303,8 @@ check_buttons (JsonObject *action, SimError *err)
     return fail (err, 100, "Param interactive['action']['buttons'] must be an array.");
   n = json_array_get_length (buttons);
   if (n < 1 || n > 3)
-    return fail (err, 131009, "Param interactive['action']['buttons'] must have between 1 and 3 elements.");
+    return fail (err, 131009,
+                 "Param interactive['action']['buttons'] must have between 1 and 3 elements.");
   for (guint i = 0; i < n; i++)
     {
       JsonNode *node = json_array_get_element (buttons, i);
@@ -317,10 +325,11 @@ check_buttons (JsonObject *action, SimError *err)
           || !check_str (reply, reply_base, "title", CHK_REQUIRED | CHK_NONEMPTY, 20, err, &title))
         return FALSE;
       if (g_ascii_isspace (id[0]) || g_ascii_isspace (id[strlen (id) - 1]))
-        return fail (err, 131009, "Param %s['id'] must not have leading or trailing spaces.", reply_base);
-      if (!g_hash_table_add (titles, (gpointer) title))
+        return fail (err, 131009, "Param %s['id'] must not have leading or trailing spaces.",
+                     reply_base);
+      if (!g_hash_table_add (titles, (gpointer)title))
         return fail (err, 131009, "Button titles must be unique: \"%s\" is used twice.", title);
-      if (!g_hash_table_add (ids, (gpointer) id))
+      if (!g_hash_table_add (ids, (gpointer)id))
         return fail (err, 131009, "Button ids must be unique: \"%s\" is used twice.", id);
     }
   return TRUE;
@@ -333,7 +342,8 @@ check_list (JsonObject *action, SimError *err)
   g_autoptr (GHashTable) ids = g_hash_table_new (g_str_hash, g_str_equal);
   guint n, total_rows = 0;
 
-  if (!check_str (action, "interactive['action']", "button", CHK_REQUIRED | CHK_NONEMPTY, 20, err, NULL))
+  if (!check_str (action, "interactive['action']", "button", CHK_REQUIRED | CHK_NONEMPTY, 20, err,
+                  NULL))
     return FALSE;
   if (!json_object_has_member (action, "sections"))
     return missing (err, "interactive['action']['sections']");
@@ -342,7 +352,8 @@ check_list (JsonObject *action, SimError *err)
     return fail (err, 100, "Param interactive['action']['sections'] must be an array.");
   n = json_array_get_length (sections);
   if (n < 1 || n > 10)
-    return fail (err, 131009, "Param interactive['action']['sections'] must have between 1 and 10 elements.");
+    return fail (err, 131009,
+                 "Param interactive['action']['sections'] must have between 1 and 10 elements.");
   for (guint i = 0; i < n; i++)
     {
       JsonNode *node = json_array_get_element (sections, i);
@@ -354,15 +365,16 @@ check_list (JsonObject *action, SimError *err)
       if (!JSON_NODE_HOLDS_OBJECT (node))
         return fail (err, 100, "Param %s must be a JSON object.", base);
       section = json_node_get_object (node);
-      if (!check_str (section, base, "title", n > 1 ? CHK_REQUIRED | CHK_NONEMPTY : 0, 24, err, NULL))
+      if (!check_str (section, base, "title", n > 1 ? CHK_REQUIRED | CHK_NONEMPTY : 0, 24, err,
+                      NULL))
         return FALSE;
       rows = sim_json_array (section, "rows");
       if (rows == NULL)
         {
           g_autofree char *path = g_strdup_printf ("%s['rows']", base);
           return json_object_has_member (section, "rows")
-                 ? fail (err, 100, "Param %s must be an array.", path)
-                 : missing (err, path);
+                     ? fail (err, 100, "Param %s must be an array.", path)
+                     : missing (err, path);
         }
       n_rows = json_array_get_length (rows);
       if (n_rows == 0)
@@ -381,13 +393,14 @@ check_list (JsonObject *action, SimError *err)
               || !check_str (row, rbase, "title", CHK_REQUIRED | CHK_NONEMPTY, 24, err, NULL)
               || !check_str (row, rbase, "description", 0, 72, err, NULL))
             return FALSE;
-          if (!g_hash_table_add (ids, (gpointer) id))
+          if (!g_hash_table_add (ids, (gpointer)id))
             return fail (err, 131009, "Row ids must be unique: \"%s\" is used twice.", id);
         }
       total_rows += n_rows;
     }
   if (total_rows > 10)
-    return fail (err, 131009, "A list message can have at most 10 rows in total, got %u.", total_rows);
+    return fail (err, 131009, "A list message can have at most 10 rows in total, got %u.",
+                 total_rows);
   return TRUE;
 }
 
@@ -419,7 +432,8 @@ check_interactive (JsonObject *inter, SimError *err)
   if (!check_str (inter, "interactive", "type", CHK_REQUIRED | CHK_NONEMPTY, 0, err, &itype))
     return FALSE;
   if (!in_list (itype, interactive_types))
-    return fail (err, 100, "Param interactive['type'] is not a supported interactive type: \"%s\".", itype);
+    return fail (err, 100, "Param interactive['type'] is not a supported interactive type: \"%s\".",
+                 itype);
   body_required = g_strcmp0 (itype, "product") != 0;
   if (!check_obj (inter, "interactive", "body", body_required, err, &body))
     return FALSE;
@@ -465,8 +479,8 @@ check_template_param (JsonObject *param, const char *base, SimError *err)
 
       if (!JSON_NODE_HOLDS_OBJECT (value))
         return fail (err, 100, "Param %s must be a JSON object.", vbase);
-      if (!check_str (json_node_get_object (value), vbase, "fallback_value",
-                      CHK_REQUIRED, 0, err, NULL))
+      if (!check_str (json_node_get_object (value), vbase, "fallback_value", CHK_REQUIRED, 0, err,
+                      NULL))
         return FALSE;
     }
   if (g_strcmp0 (ptype, "image") == 0 || g_strcmp0 (ptype, "video") == 0
@@ -491,11 +505,14 @@ check_template (JsonObject *tpl, SimSendInfo *info, SimError *err)
   JsonNode *components;
   const char *policy;
 
-  if (!check_str (tpl, "template", "name", CHK_REQUIRED | CHK_NONEMPTY, 512, err, &info->template_name))
+  if (!check_str (tpl, "template", "name", CHK_REQUIRED | CHK_NONEMPTY, 512, err,
+                  &info->template_name))
     return FALSE;
   for (const char *p = info->template_name; *p; p++)
     if (!(g_ascii_islower (*p) || g_ascii_isdigit (*p) || *p == '_'))
-      return fail (err, 100, "Param template['name'] may contain only lowercase letters, digits and underscores.");
+      return fail (
+          err, 100,
+          "Param template['name'] may contain only lowercase letters, digits and underscores.");
   if (!check_obj (tpl, "template", "language", TRUE, err, &language)
       || !check_str (language, "template['language']", "code", CHK_REQUIRED | CHK_NONEMPTY, 0, err,
                      &info->template_lang)
@@ -534,7 +551,7 @@ check_template (JsonObject *tpl, SimSendInfo *info, SimError *err)
               return missing (err, path);
             }
           if (sim_json_is_number (index))
-            idx = (gint64) json_node_get_double (index);
+            idx = (gint64)json_node_get_double (index);
           else if (is_string_node (index))
             {
               const char *s = json_node_get_string (index);
@@ -664,7 +681,8 @@ check_recipient (JsonObject *req, SimSendInfo *info, SimError *err)
       if (!check_str (req, "", "recipient", CHK_REQUIRED | CHK_NONEMPTY, 0, err, &info->input))
         return FALSE;
       if (!sim_is_bsuid (info->input))
-        return fail (err, 100, "Param recipient must be a business-scoped user ID (CC.alphanumeric): \"%s\".",
+        return fail (err, 100,
+                     "Param recipient must be a business-scoped user ID (CC.alphanumeric): \"%s\".",
                      info->input);
       info->user_id = info->input;
       return TRUE;
@@ -721,8 +739,10 @@ sim_validate_send (JsonNode *root, SimSendInfo *info, SimError *err)
       if (!check_str (req, "", "type", CHK_REQUIRED | CHK_NONEMPTY, 0, err, &type))
         return FALSE;
       if (!in_list (type, message_types))
-        return fail (err, 100, "Param type must be one of {text, image, video, audio, document, "
-                     "sticker, location, contacts, reaction, interactive, template}, got \"%s\".", type);
+        return fail (err, 100,
+                     "Param type must be one of {text, image, video, audio, document, "
+                     "sticker, location, contacts, reaction, interactive, template}, got \"%s\".",
+                     type);
     }
   else
     type = infer_type (req);
@@ -754,8 +774,9 @@ sim_validate_send (JsonNode *root, SimSendInfo *info, SimError *err)
     {
       JsonNode *preview = json_object_get_member (body, "preview_url");
 
-      if (preview != NULL && !(JSON_NODE_HOLDS_VALUE (preview)
-                               && json_node_get_value_type (preview) == G_TYPE_BOOLEAN))
+      if (preview != NULL
+          && !(JSON_NODE_HOLDS_VALUE (preview)
+               && json_node_get_value_type (preview) == G_TYPE_BOOLEAN))
         return fail (err, 100, "Param text['preview_url'] must be a boolean.");
       return check_str (body, "text", "body", CHK_REQUIRED | CHK_NONEMPTY, 4096, err, NULL);
     }

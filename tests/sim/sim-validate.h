@@ -7,29 +7,30 @@
 #include <json-glib/json-glib.h>
 
 /* A Graph API error, as sent in the {"error":{...}} envelope. */
-typedef struct {
+typedef struct
+{
   guint http_status;
   gint64 code;
-  gint64 subcode;       /* 0 = none */
-  const char *type;     /* static string, "OAuthException" by default */
+  gint64 subcode;   /* 0 = none */
+  const char *type; /* static string, "OAuthException" by default */
   char *message;
-  char *details;        /* error_data.details, or NULL */
+  char *details; /* error_data.details, or NULL */
   gboolean is_transient;
 } SimError;
 
-void sim_error_set (SimError *err, guint http_status, gint64 code,
-                    const char *message, const char *details_format, ...)
-  G_GNUC_PRINTF (5, 6);
+void sim_error_set (SimError *err, guint http_status, gint64 code, const char *message,
+                    const char *details_format, ...) G_GNUC_PRINTF (5, 6);
 void sim_error_clear (SimError *err);
 
 /* What a valid request asks for; pointers borrow from the request object. */
-typedef struct {
-  gboolean is_read;          /* the mark-as-read / typing form */
-  const char *message_id;    /* is_read: the message marked as read */
-  gboolean typing;           /* is_read: typing_indicator present */
-  const char *input;         /* "to" or "recipient" exactly as sent */
-  char *digits;              /* normalised phone digits (owned), NULL for a BSUID */
-  const char *user_id;       /* the BSUID when sent with "recipient" */
+typedef struct
+{
+  gboolean is_read;       /* the mark-as-read / typing form */
+  const char *message_id; /* is_read: the message marked as read */
+  gboolean typing;        /* is_read: typing_indicator present */
+  const char *input;      /* "to" or "recipient" exactly as sent */
+  char *digits;           /* normalised phone digits (owned), NULL for a BSUID */
+  const char *user_id;    /* the BSUID when sent with "recipient" */
   gboolean is_group;
   const char *type;
   const char *template_name;

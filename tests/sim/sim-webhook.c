@@ -12,43 +12,45 @@
 
 typedef struct _Delivery Delivery;
 
-struct _SimWebhook {
+struct _SimWebhook
+{
   const SimClock *clock;
   char *default_url;
   char *default_secret;
   char *url;
   char *secret;
   guint retry_base_ms;
-  guint retry_max_ms;      /* cap of the backoff */
+  guint retry_max_ms; /* cap of the backoff */
   guint max_attempts;
   gboolean duplicate;
   gboolean reorder;
   guint reorder_batch;
-  gint64 reorder_seed;     /* 0 = reverse each batch; else shuffle */
+  gint64 reorder_seed; /* 0 = reverse each batch; else shuffle */
   GRand *rand;
 
   SoupSession *session;
   GCancellable *cancellable;
-  GHashTable *live;        /* Delivery* set: waiting, in flight or held */
-  GPtrArray *held;         /* Delivery*, statuses held back by "reorder" */
-  GPtrArray *log;          /* JsonNode* per attempt */
+  GHashTable *live; /* Delivery* set: waiting, in flight or held */
+  GPtrArray *held;  /* Delivery*, statuses held back by "reorder" */
+  GPtrArray *log;   /* JsonNode* per attempt */
   gint64 log_seq;
   gint64 next_id;
 };
 
-struct _Delivery {
+struct _Delivery
+{
   SimWebhook *wh;
   gint64 id;
   gint64 duplicate_of;
   SimWebhookKind kind;
   char *url;
   GBytes *body;
-  char *sig256;            /* header values, NULL when unsigned */
+  char *sig256; /* header values, NULL when unsigned */
   char *sig1;
   guint attempt;
   guint timer;
   GCancellable *cancellable;
-  Delivery *chain_next;    /* started after this one's first attempt */
+  Delivery *chain_next; /* started after this one's first attempt */
 };
 
 static void delivery_start (Delivery *d);
@@ -71,9 +73,9 @@ kind_name (SimWebhookKind kind)
 char *
 sim_webhook_sign (const char *secret, const char *body, gsize len, GChecksumType type)
 {
-  g_autoptr (GHmac) hmac = g_hmac_new (type, (const guchar *) secret, strlen (secret));
+  g_autoptr (GHmac) hmac = g_hmac_new (type, (const guchar *)secret, strlen (secret));
 
-  g_hmac_update (hmac, (const guchar *) body, (gssize) len);
+  g_hmac_update (hmac, (const guchar *)body, (gssize)len);
   return g_strdup (g_hmac_get_string (hmac));
 }
 
@@ -125,18 +127,13 @@ sim_webhook_new (const SimClock *clock, const char *url, const char *app_secret)
   wh->default_secret = g_strdup (app_secret);
   set_defaults (wh);
   /* No proxy: deliveries go straight to the test's receiver. */
-  wh->session = g_object_new (SOUP_TYPE_SESSION,
-                              "user-agent", "facebookexternalua",
-                              "timeout", 10,
-                              "idle-timeout", 30,
-                              "max-conns", 64,
-                              "max-conns-per-host", 32,
-                              "proxy-resolver", direct,
-                              NULL);
+  wh->session = g_object_new (SOUP_TYPE_SESSION, "user-agent", "facebookexternalua", "timeout", 10,
+                              "idle-timeout", 30, "max-conns", 64, "max-conns-per-host", 32,
+                              "proxy-resolver", direct, NULL);
   wh->cancellable = g_cancellable_new ();
   wh->live = g_hash_table_new (g_direct_hash, g_direct_equal);
   wh->held = g_ptr_array_new ();
-  wh->log = g_ptr_array_new_with_free_func ((GDestroyNotify) json_node_unref);
+  wh->log = g_ptr_array_new_with_free_func ((GDestroyNotify)json_node_unref);
   return wh;
 }
 
@@ -290,7 +287,7 @@ delivery_answered (GObject *source, GAsyncResult *result, gpointer data)
   gboolean final;
   Delivery *next = d->chain_next;
 
-  g_clear_pointer (&answer, g_bytes_unref);  /* only the status matters */
+  g_clear_pointer (&answer, g_bytes_unref); /* only the status matters */
   g_clear_object (&d->cancellable);
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     {
@@ -312,7 +309,7 @@ delivery_answered (GObject *source, GAsyncResult *result, gpointer data)
 
     for (guint i = 1; i < d->attempt && delay < wh->retry_max_ms; i++)
       delay *= 2;
-    d->timer = g_timeout_add ((guint) MIN (delay, (guint64) wh->retry_max_ms), delivery_retry, d);
+    d->timer = g_timeout_add ((guint)MIN (delay, (guint64)wh->retry_max_ms), delivery_retry, d);
   }
 }
 
@@ -379,10 +376,10 @@ sim_webhook_flush (SimWebhook *wh)
   if (wh->reorder_seed != 0)
     {
       if (wh->rand == NULL)
-        wh->rand = g_rand_new_with_seed ((guint32) wh->reorder_seed);
+        wh->rand = g_rand_new_with_seed ((guint32)wh->reorder_seed);
       for (guint i = n - 1; i > 0; i--)
         {
-          guint j = (guint) g_rand_int_range (wh->rand, 0, (gint32) i + 1);
+          guint j = (guint)g_rand_int_range (wh->rand, 0, (gint32)i + 1);
           gpointer tmp = batch->pdata[i];
 
           batch->pdata[i] = batch->pdata[j];
@@ -390,7 +387,7 @@ sim_webhook_flush (SimWebhook *wh)
         }
     }
   for (guint i = 0; i + 1 < n; i++)
-    ((Delivery *) batch->pdata[i])->chain_next = batch->pdata[i + 1];
+    ((Delivery *)batch->pdata[i])->chain_next = batch->pdata[i + 1];
   delivery_start (batch->pdata[0]);
   return n;
 }
@@ -497,11 +494,11 @@ get_uint (JsonObject *cfg, const char *member, guint min, guint *out, GError **e
     return TRUE;
   if (!sim_json_int (cfg, member, &v) || v < min || v > G_MAXINT32)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "%s must be an integer >= %u", member, min);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s must be an integer >= %u",
+                   member, min);
       return FALSE;
     }
-  *out = (guint) v;
+  *out = (guint)v;
   return TRUE;
 }
 
@@ -521,10 +518,10 @@ get_bool (JsonObject *cfg, const char *member, gboolean *out, GError **error)
 gboolean
 sim_webhook_configure (SimWebhook *wh, JsonObject *cfg, GError **error)
 {
-  static const char *const known[] = {
-    "url", "app_secret", "retry_base_ms", "retry_max_ms", "max_attempts", "duplicate", "reorder",
-    "reorder_batch", "reorder_seed", "flush", NULL
-  };
+  static const char *const known[]
+      = { "url",       "app_secret", "retry_base_ms", "retry_max_ms", "max_attempts",
+          "duplicate", "reorder",    "reorder_batch", "reorder_seed", "flush",
+          NULL };
   JsonObjectIter iter;
   const char *name;
   JsonNode *node;
@@ -543,17 +540,20 @@ sim_webhook_configure (SimWebhook *wh, JsonObject *cfg, GError **error)
   node = json_object_get_member (cfg, "url");
   if (node != NULL && !JSON_NODE_HOLDS_NULL (node) && sim_json_string (cfg, "url") == NULL)
     {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "url must be a string or null");
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "url must be a string or null");
       return FALSE;
     }
   if (json_object_has_member (cfg, "app_secret") && sim_json_string (cfg, "app_secret") == NULL)
     {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "app_secret must be a string");
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "app_secret must be a string");
       return FALSE;
     }
   if (json_object_has_member (cfg, "reorder_seed") && !sim_json_int (cfg, "reorder_seed", &seed))
     {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "reorder_seed must be an integer");
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "reorder_seed must be an integer");
       return FALSE;
     }
   if (!get_uint (cfg, "retry_base_ms", 0, &retry, error)
@@ -561,8 +561,7 @@ sim_webhook_configure (SimWebhook *wh, JsonObject *cfg, GError **error)
       || !get_uint (cfg, "max_attempts", 1, &attempts, error)
       || !get_uint (cfg, "reorder_batch", 1, &batch, error)
       || !get_bool (cfg, "duplicate", &duplicate, error)
-      || !get_bool (cfg, "reorder", &reorder, error)
-      || !get_bool (cfg, "flush", &flush, error))
+      || !get_bool (cfg, "reorder", &reorder, error) || !get_bool (cfg, "flush", &flush, error))
     return FALSE;
 
   if (node != NULL)
@@ -576,7 +575,7 @@ sim_webhook_configure (SimWebhook *wh, JsonObject *cfg, GError **error)
       wh->secret = g_strdup (sim_json_string (cfg, "app_secret"));
     }
   wh->retry_base_ms = retry;
-  wh->retry_max_ms = MIN (retry_max, (guint) BACKOFF_CAP_MS);
+  wh->retry_max_ms = MIN (retry_max, (guint)BACKOFF_CAP_MS);
   wh->max_attempts = attempts;
   wh->duplicate = duplicate;
   wh->reorder_batch = batch;

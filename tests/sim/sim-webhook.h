@@ -13,9 +13,9 @@ typedef struct _SimWebhook SimWebhook;
 
 typedef enum
 {
-  SIM_WEBHOOK_MESSAGE,   /* inbound messages */
-  SIM_WEBHOOK_STATUS,    /* statuses: the ones "reorder" holds back */
-  SIM_WEBHOOK_RAW,       /* /_sim/webhook_raw */
+  SIM_WEBHOOK_MESSAGE, /* inbound messages */
+  SIM_WEBHOOK_STATUS,  /* statuses: the ones "reorder" holds back */
+  SIM_WEBHOOK_RAW,     /* /_sim/webhook_raw */
 } SimWebhookKind;
 
 SimWebhook *sim_webhook_new (const SimClock *clock, const char *url, const char *app_secret);
@@ -24,10 +24,10 @@ void sim_webhook_reset (SimWebhook *wh);
 gboolean sim_webhook_configure (SimWebhook *wh, JsonObject *cfg, GError **error);
 void sim_webhook_describe (SimWebhook *wh, JsonBuilder *builder);
 gboolean sim_webhook_enabled (SimWebhook *wh);
-gint64 sim_webhook_emit (SimWebhook *wh, const char *body, SimWebhookKind kind,
-                         gboolean sign, const char *secret);
-void sim_webhook_emit_chained (SimWebhook *wh, char *const *bodies, guint n,
-                               SimWebhookKind kind, guint parallel, gint64 *ids);
+gint64 sim_webhook_emit (SimWebhook *wh, const char *body, SimWebhookKind kind, gboolean sign,
+                         const char *secret);
+void sim_webhook_emit_chained (SimWebhook *wh, char *const *bodies, guint n, SimWebhookKind kind,
+                               guint parallel, gint64 *ids);
 guint sim_webhook_flush (SimWebhook *wh);
 JsonNode *sim_webhook_log (SimWebhook *wh, gint64 since);
 guint sim_webhook_pending (SimWebhook *wh);

@@ -12,56 +12,60 @@
 typedef struct _SimWebhook SimWebhook;
 
 /* Knobs a test may change through POST /_sim/config; reset restores them. */
-typedef struct {
-  double throughput_mps;      /* per-number token bucket, messages per second */
-  double pair_burst;          /* per (number, customer) bucket capacity */
-  double pair_refill_s;       /* seconds per refilled pair token */
-  GPtrArray *auto_statuses;   /* char*: statuses emitted after an accepted send */
-  guint status_delay_ms;      /* pause before each automatic status */
-  GHashTable *wa_id_rewrite;  /* normalised input digits -> wa_id */
+typedef struct
+{
+  double throughput_mps;         /* per-number token bucket, messages per second */
+  double pair_burst;             /* per (number, customer) bucket capacity */
+  double pair_refill_s;          /* seconds per refilled pair token */
+  GPtrArray *auto_statuses;      /* char*: statuses emitted after an accepted send */
+  guint status_delay_ms;         /* pause before each automatic status */
+  GHashTable *wa_id_rewrite;     /* normalised input digits -> wa_id */
   GHashTable *templates_missing; /* template name -> unused (a set) */
-  GHashTable *templates;      /* "name" or "name:lang" -> category; empty = accept all */
-  GHashTable *expired_tokens; /* token -> unused (a set) */
+  GHashTable *templates;         /* "name" or "name:lang" -> category; empty = accept all */
+  GHashTable *expired_tokens;    /* token -> unused (a set) */
 } SimKnobs;
 
 /* One accepted send, kept for status webhooks and the /_sim/sent log. */
-typedef struct {
+typedef struct
+{
   char *wamid;
   char *pnid;
-  char *recipient_id;   /* wa_id, or NULL for a send to a BSUID */
-  char *user_id;        /* BSUID when sent with "recipient" */
+  char *recipient_id; /* wa_id, or NULL for a send to a BSUID */
+  char *user_id;      /* BSUID when sent with "recipient" */
   char *type;
-  char *biz_opaque;     /* biz_opaque_callback_data, or NULL */
-  char *category;       /* pricing category */
-  char *pricing_type;   /* "regular" | "free_customer_service" */
-  gboolean priced_dr;   /* pricing already sent on delivered/read */
-  gboolean failed;      /* a failed status was emitted */
+  char *biz_opaque;   /* biz_opaque_callback_data, or NULL */
+  char *category;     /* pricing category */
+  char *pricing_type; /* "regular" | "free_customer_service" */
+  gboolean priced_dr; /* pricing already sent on delivered/read */
+  gboolean failed;    /* a failed status was emitted */
 } SimSent;
 
 /* A fault rule appended by POST /_sim/fault. */
-typedef struct {
-  char *path;           /* substring of the request path, or NULL */
-  char *method;         /* exact method, or NULL */
-  guint status;         /* HTTP status to answer, 0 = answer normally */
-  gint64 code;          /* Graph error code for an envelope body, 0 = none */
-  gint64 subcode;       /* error_subcode override, -1 = the code's usual one */
-  char *message;        /* error.message override, or NULL */
-  char *details;        /* error_data.details override, or NULL */
-  char *body;           /* raw body, or NULL */
-  char *content_type;   /* for body */
-  gint64 count;         /* remaining matches; -1 = until cleared */
-  gboolean reset;       /* close the connection without an answer */
-  guint delay_ms;       /* answer after a delay */
-  gboolean process;     /* run the request first, then apply status/reset */
+typedef struct
+{
+  char *path;                    /* substring of the request path, or NULL */
+  char *method;                  /* exact method, or NULL */
+  guint status;                  /* HTTP status to answer, 0 = answer normally */
+  gint64 code;                   /* Graph error code for an envelope body, 0 = none */
+  gint64 subcode;                /* error_subcode override, -1 = the code's usual one */
+  char *message;                 /* error.message override, or NULL */
+  char *details;                 /* error_data.details override, or NULL */
+  char *body;                    /* raw body, or NULL */
+  char *content_type;            /* for body */
+  gint64 count;                  /* remaining matches; -1 = until cleared */
+  gboolean reset;                /* close the connection without an answer */
+  guint delay_ms;                /* answer after a delay */
+  gboolean process;              /* run the request first, then apply status/reset */
   gboolean process_before_delay; /* with delay_ms: run it on arrival, answer later */
-  double probability;   /* chance that a matching request triggers it (1 = always) */
-  gint64 seed;          /* seeds rand */
-  GRand *rand;          /* the rule's own draws (NULL when probability is 1) */
-  guint duration_ms;    /* 0, or the rule's lifetime from when it was added */
-  gint64 until_us;      /* monotonic end of that lifetime, 0 = none */
+  double probability;            /* chance that a matching request triggers it (1 = always) */
+  gint64 seed;                   /* seeds rand */
+  GRand *rand;                   /* the rule's own draws (NULL when probability is 1) */
+  guint duration_ms;             /* 0, or the rule's lifetime from when it was added */
+  gint64 until_us;               /* monotonic end of that lifetime, 0 = none */
 } SimFault;
 
-typedef struct {
+typedef struct
+{
   /* identity, from the command line; fixed for the process */
   char *bind;
   char *pnid;
@@ -76,7 +80,7 @@ typedef struct {
 
   SimClock clock;
   SimKnobs knobs;
-  GPtrArray *faults;          /* SimFault* */
+  GPtrArray *faults; /* SimFault* */
 
   /* logs, each a JsonNode object with a "seq" member */
   GPtrArray *sent_log;
@@ -86,23 +90,23 @@ typedef struct {
   gint64 reads_seq;
   gint64 requests_seq;
 
-  GHashTable *sent;           /* wamid -> SimSent* */
-  GHashTable *inbound;        /* inbound wamid -> gint64* (its unix time) */
-  GHashTable *windows;        /* customer (wa_id or BSUID) -> gint64* newest inbound time */
-  GHashTable *buckets;        /* key -> SimBucket* */
-  GPtrArray *status_timers;   /* pending automatic statuses (SimStatusTimer*) */
-  GPtrArray *paused;          /* Graph requests held by a fault (sim-graph.c owns them) */
+  GHashTable *sent;         /* wamid -> SimSent* */
+  GHashTable *inbound;      /* inbound wamid -> gint64* (its unix time) */
+  GHashTable *windows;      /* customer (wa_id or BSUID) -> gint64* newest inbound time */
+  GHashTable *buckets;      /* key -> SimBucket* */
+  GPtrArray *status_timers; /* pending automatic statuses (SimStatusTimer*) */
+  GPtrArray *paused;        /* Graph requests held by a fault (sim-graph.c owns them) */
 
   /* the Graph port: a second listener whose connections a "refuse" fault
    * refuses (sim-main.c); the main port and /_sim/ are never refused */
   GSocketAddress *graph_address; /* where it listens (the port read back) */
   char *graph_url;
-  GSocket *graph_socket;      /* listening, or NULL while refusing */
-  GSocket *graph_holder;      /* bound, never listening: keeps the port ours */
-  GSource *graph_source;      /* accepts on graph_socket */
-  GPtrArray *graph_conns;     /* GSocketConnection* accepted on the Graph port */
-  guint refuse_timer;         /* ends the refusal */
-  gint64 refuse_until_us;     /* monotonic; 0 = not refusing */
+  GSocket *graph_socket;  /* listening, or NULL while refusing */
+  GSocket *graph_holder;  /* bound, never listening: keeps the port ours */
+  GSource *graph_source;  /* accepts on graph_socket */
+  GPtrArray *graph_conns; /* GSocketConnection* accepted on the Graph port */
+  guint refuse_timer;     /* ends the refusal */
+  gint64 refuse_until_us; /* monotonic; 0 = not refusing */
 
   SimWebhook *webhook;
   SoupServer *server;
@@ -131,8 +135,7 @@ gint64 sim_log_entry_end (GPtrArray *log, JsonBuilder *entry);
 JsonNode *sim_log_since (GPtrArray *log, const char *member, gint64 since);
 
 /* sim-events.c: build webhook bodies and emit automatic statuses */
-char *sim_status_body (Sim *sim, SimSent *sent, const char *status, gint64 ts,
-                       JsonNode *errors);
+char *sim_status_body (Sim *sim, SimSent *sent, const char *status, gint64 ts, JsonNode *errors);
 void sim_schedule_statuses (Sim *sim, SimSent *sent, gboolean window_open);
 void sim_status_timers_cancel (Sim *sim);
 char *sim_inbound_body (Sim *sim, JsonObject *req, char **wamid_out, GError **error);

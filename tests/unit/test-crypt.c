@@ -27,8 +27,7 @@
 /* ---- helpers ----------------------------------------------------------------- */
 
 static GBytes *
-open_field(const WaKey *key, const char *table, const char *column, const char *row, GBytes *sealed,
-           GError **error)
+open_field(const WaKey *key, const char *table, const char *column, const char *row, GBytes *sealed, GError **error)
 {
   return wa_crypt_open(key, table, column, row, g_bytes_get_data(sealed, NULL), g_bytes_get_size(sealed), error);
 }
@@ -203,9 +202,8 @@ test_seal_format_pinned(void)
 
   g_assert_cmpuint(len, ==, 1 + NONCE + 6 + TAG);
   g_assert_cmpuint(data[0], ==, 1);
-  g_assert_cmpint(crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plain_len, NULL, data + 1 + NONCE,
-                                                             len - 1 - NONCE, ad->data, ad->len, data + 1,
-                                                             wa_key_bytes(key)),
+  g_assert_cmpint(crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plain_len, NULL, data + 1 + NONCE, len - 1 - NONCE,
+                                                             ad->data, ad->len, data + 1, wa_key_bytes(key)),
                   ==, 0);
   g_assert_cmpmem(plain, plain_len, "pinned", 6);
 }
@@ -217,11 +215,10 @@ test_ad_binding(void)
   g_autoptr(GBytes) sealed = wa_crypt_seal(key, "messages", "body", "42", "secret", 6);
   g_autoptr(GBytes) joined = wa_crypt_seal(key, "ab", "c", "1", "x", 1);
   const char *others[][3] = {
-    {"contacts", "body", "42"}, /* another table */
+    {"contacts", "body", "42"},    /* another table */
     {"messages", "caption", "42"}, /* another column */
-    {"messages", "body", "43"}, /* another row */
-    {"messages", "body", "42 "},
-    {"messages", "body", ""},
+    {"messages", "body", "43"},    /* another row */
+    {"messages", "body", "42 "},   {"messages", "body", ""},
   };
 
   for (guint i = 0; i < G_N_ELEMENTS(others); i++) {
@@ -397,7 +394,8 @@ test_index(void)
   guint8 a[WA_CRYPT_HASH_BYTES], b[WA_CRYPT_HASH_BYTES], c[WA_CRYPT_HASH_BYTES];
   guint8 d[WA_CRYPT_HASH_BYTES], e[WA_CRYPT_HASH_BYTES], f[WA_CRYPT_HASH_BYTES];
   guint8 g[WA_CRYPT_HASH_BYTES], h[WA_CRYPT_HASH_BYTES], expected[WA_CRYPT_HASH_BYTES];
-  static const char input[] = "wa_id\0" "491701234567";
+  static const char input[] = "wa_id\0"
+                              "491701234567";
 
   wa_crypt_index(key, "wa_id", "491701234567", a);
   wa_crypt_index(key, "wa_id", "491701234567", b);
@@ -622,12 +620,12 @@ test_header_format_pinned(void)
   g_assert_true(base32_decode(code, recovery_key, sizeof recovery_key));
   g_assert_true(unwrap_pinned(json_object_get_string_member(root, "recovery"), recovery_key, recovery_parts, 1, out));
   g_assert_cmpmem(out, sizeof out, wa_key_bytes(data_key), WA_CRYPT_KEY_BYTES);
-  g_assert_true(unwrap_pinned(json_object_get_string_member(root, "wrapped"), wa_key_bytes(file_key), kek_parts, 2,
-                              out));
+  g_assert_true(
+    unwrap_pinned(json_object_get_string_member(root, "wrapped"), wa_key_bytes(file_key), kek_parts, 2, out));
   g_assert_cmpmem(out, sizeof out, wa_key_bytes(data_key), WA_CRYPT_KEY_BYTES);
   /* the AD names the mode */
-  g_assert_false(unwrap_pinned(json_object_get_string_member(root, "wrapped"), wa_key_bytes(file_key), wrong_parts,
-                               2, out));
+  g_assert_false(
+    unwrap_pinned(json_object_get_string_member(root, "wrapped"), wa_key_bytes(file_key), wrong_parts, 2, out));
 }
 
 static void
@@ -876,8 +874,8 @@ test_rewrap_keyfile_and_back(void)
   }
 
   /* and back to a passphrase, from the parsed header (no limits left in it) */
-  g_assert_true(wa_key_header_rewrap_passphrase_with_limits(parsed, data_key, "passphrase two",
-                                                            wa_kdf_limits_minimum(), &error));
+  g_assert_true(
+    wa_key_header_rewrap_passphrase_with_limits(parsed, data_key, "passphrase two", wa_kdf_limits_minimum(), &error));
   g_assert_no_error(error);
   g_clear_pointer(&json, g_free);
   g_clear_pointer(&node, json_node_unref);
@@ -989,8 +987,8 @@ test_from_json_refuses(void)
     {TRUE, "opslimit", NULL},
     {TRUE, "memlimit", "8191"},
     {TRUE, "memlimit", "-8192"},
-    {TRUE, "memlimit", "4294967297"},       /* just above 4 GiB */
-    {TRUE, "memlimit", "1099511627776"},    /* 1 TiB */
+    {TRUE, "memlimit", "4294967297"},    /* just above 4 GiB */
+    {TRUE, "memlimit", "1099511627776"}, /* 1 TiB */
     {TRUE, "memlimit", "9223372036854775807"},
     {TRUE, "memlimit", "\"8192\""},
     {TRUE, "memlimit", "8192.5"},
@@ -1297,7 +1295,7 @@ typedef struct {
   GError *error;
   guint done_calls;
   guint *done_total;
-  gint *arrived;     /* for the concurrency test */
+  gint *arrived; /* for the concurrency test */
   guint expect_peers;
 } Job;
 

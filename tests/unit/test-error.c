@@ -69,7 +69,7 @@ test_message_id_beats_error_in_200(void)
 static void
 test_bare_401_403_not_auth(void)
 {
-  static const int statuses[] = { 401, 403, 407 };
+  static const int statuses[] = {401, 403, 407};
 
   for (gsize i = 0; i < G_N_ELEMENTS(statuses); i++) {
     g_autoptr(WaGraphError) html = reply(statuses[i], "<html><body><h1>Authorization required</h1></body></html>");
@@ -89,7 +89,8 @@ test_bare_401_403_not_auth(void)
   }
   /* Meta's own 401 and 403 */
   {
-    g_autoptr(WaGraphError) refused = reply(401, "{\"error\":{\"message\":\"Invalid OAuth access token\",\"code\":190}}");
+    g_autoptr(WaGraphError) refused =
+      reply(401, "{\"error\":{\"message\":\"Invalid OAuth access token\",\"code\":190}}");
     g_autoptr(WaGraphError) denied = reply(403, "{\"error\":{\"message\":\"(#200) Permissions error\",\"code\":200}}");
 
     g_assert_cmpint(refused->klass, ==, WA_ERROR_CLASS_AUTH);
@@ -117,36 +118,40 @@ test_non_json(void)
 static void
 test_classes(void)
 {
-  struct { gint64 code, subcode; int http; WaErrorClass want; } cases[] = {
-    { 190, 463, 401, WA_ERROR_CLASS_AUTH },
-    { 190, 0, 400, WA_ERROR_CLASS_AUTH },
-    { 0, 0, 401, WA_ERROR_CLASS_NETWORK }, /* not the API's answer: a proxy's, a firewall's */
-    { 0, 0, 403, WA_ERROR_CLASS_NETWORK },
-    { 0, 0, 407, WA_ERROR_CLASS_NETWORK },
-    { 104, 0, 400, WA_ERROR_CLASS_AUTH },
-    { 10, 0, 403, WA_ERROR_CLASS_PERMISSION },
-    { 200, 0, 403, WA_ERROR_CLASS_PERMISSION },
-    { 299, 0, 400, WA_ERROR_CLASS_PERMISSION },
-    { 100, 33, 400, WA_ERROR_CLASS_NOT_FOUND },
-    { 33, 0, 400, WA_ERROR_CLASS_NOT_FOUND },
-    { 100, 0, 400, WA_ERROR_CLASS_PERMANENT },
-    { 131047, 0, 400, WA_ERROR_CLASS_WINDOW_CLOSED },
-    { 131056, 0, 400, WA_ERROR_CLASS_RATE_LIMITED },
-    { 130429, 0, 429, WA_ERROR_CLASS_RATE_LIMITED },
-    { 80007, 0, 400, WA_ERROR_CLASS_RATE_LIMITED },
-    { 4, 0, 400, WA_ERROR_CLASS_RATE_LIMITED },
-    { 1, 0, 500, WA_ERROR_CLASS_RETRYABLE },
-    { 2, 0, 503, WA_ERROR_CLASS_RETRYABLE },
-    { 131000, 0, 500, WA_ERROR_CLASS_RETRYABLE },
-    { 131016, 0, 503, WA_ERROR_CLASS_RETRYABLE },
-    { 131057, 0, 400, WA_ERROR_CLASS_RETRYABLE },
-    { 131026, 0, 400, WA_ERROR_CLASS_PERMANENT },
-    { 132001, 0, 404, WA_ERROR_CLASS_PERMANENT }, /* the code wins over the HTTP status */
-    { 0, 0, 404, WA_ERROR_CLASS_NOT_FOUND },
-    { 0, 0, 429, WA_ERROR_CLASS_RATE_LIMITED },
-    { 0, 0, 503, WA_ERROR_CLASS_RETRYABLE },
-    { 0, 0, 400, WA_ERROR_CLASS_PERMANENT },
-    { 0, 0, 0, WA_ERROR_CLASS_NETWORK },
+  struct {
+    gint64 code, subcode;
+    int http;
+    WaErrorClass want;
+  } cases[] = {
+    {190, 463, 401, WA_ERROR_CLASS_AUTH},
+    {190, 0, 400, WA_ERROR_CLASS_AUTH},
+    {0, 0, 401, WA_ERROR_CLASS_NETWORK}, /* not the API's answer: a proxy's, a firewall's */
+    {0, 0, 403, WA_ERROR_CLASS_NETWORK},
+    {0, 0, 407, WA_ERROR_CLASS_NETWORK},
+    {104, 0, 400, WA_ERROR_CLASS_AUTH},
+    {10, 0, 403, WA_ERROR_CLASS_PERMISSION},
+    {200, 0, 403, WA_ERROR_CLASS_PERMISSION},
+    {299, 0, 400, WA_ERROR_CLASS_PERMISSION},
+    {100, 33, 400, WA_ERROR_CLASS_NOT_FOUND},
+    {33, 0, 400, WA_ERROR_CLASS_NOT_FOUND},
+    {100, 0, 400, WA_ERROR_CLASS_PERMANENT},
+    {131047, 0, 400, WA_ERROR_CLASS_WINDOW_CLOSED},
+    {131056, 0, 400, WA_ERROR_CLASS_RATE_LIMITED},
+    {130429, 0, 429, WA_ERROR_CLASS_RATE_LIMITED},
+    {80007, 0, 400, WA_ERROR_CLASS_RATE_LIMITED},
+    {4, 0, 400, WA_ERROR_CLASS_RATE_LIMITED},
+    {1, 0, 500, WA_ERROR_CLASS_RETRYABLE},
+    {2, 0, 503, WA_ERROR_CLASS_RETRYABLE},
+    {131000, 0, 500, WA_ERROR_CLASS_RETRYABLE},
+    {131016, 0, 503, WA_ERROR_CLASS_RETRYABLE},
+    {131057, 0, 400, WA_ERROR_CLASS_RETRYABLE},
+    {131026, 0, 400, WA_ERROR_CLASS_PERMANENT},
+    {132001, 0, 404, WA_ERROR_CLASS_PERMANENT}, /* the code wins over the HTTP status */
+    {0, 0, 404, WA_ERROR_CLASS_NOT_FOUND},
+    {0, 0, 429, WA_ERROR_CLASS_RATE_LIMITED},
+    {0, 0, 503, WA_ERROR_CLASS_RETRYABLE},
+    {0, 0, 400, WA_ERROR_CLASS_PERMANENT},
+    {0, 0, 0, WA_ERROR_CLASS_NETWORK},
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -162,9 +167,10 @@ test_classes(void)
 static void
 test_webhook_error(void)
 {
-  const char *json = "{\"code\":131049,\"title\":\"This message was not delivered to maintain healthy ecosystem engagement.\","
-                     "\"message\":\"x\",\"error_data\":{\"details\":\"In order to maintain a healthy ecosystem engagement, "
-                     "the message failed to be delivered.\"},\"href\":\"/documentation\"}";
+  const char *json =
+    "{\"code\":131049,\"title\":\"This message was not delivered to maintain healthy ecosystem engagement.\","
+    "\"message\":\"x\",\"error_data\":{\"details\":\"In order to maintain a healthy ecosystem engagement, "
+    "the message failed to be delivered.\"},\"href\":\"/documentation\"}";
   g_autoptr(JsonParser) parser = json_parser_new();
   g_autoptr(WaGraphError) e = NULL;
   g_autofree char *text = NULL;

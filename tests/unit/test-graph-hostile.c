@@ -21,9 +21,8 @@
 #define MARKER "PAGE-MARKER-7731"
 #define DESCRIBE_MAX_CHARS 800
 
-static const char html_page[] =
-  "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>"
-  "<h1>Bad Gateway</h1><p>" MARKER "</p><script>alert(1)</script></body></html>";
+static const char html_page[] = "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>"
+                                "<h1>Bad Gateway</h1><p>" MARKER "</p><script>alert(1)</script></body></html>";
 
 /* ---- one Graph call ------------------------------------------------------------ */
 
@@ -157,9 +156,17 @@ static void
 test_not_json_200(void)
 {
   static const char *const bodies[] = {
-    "", "OK", "null", "[]", "[{\"messages\":[{\"id\":\"wamid.X\"}]}]", "\"wamid.X\"", "42",
+    "",
+    "OK",
+    "null",
+    "[]",
+    "[{\"messages\":[{\"id\":\"wamid.X\"}]}]",
+    "\"wamid.X\"",
+    "42",
     "{\"messaging_product\":\"whatsapp\",\"messages\":[{\"id\":\"wamid.HBgL", /* truncated */
-    "{\"messaging_product\":\"whatsapp\"", "\xff\xfe{}", "<?xml version=\"1.0\"?><error/>",
+    "{\"messaging_product\":\"whatsapp\"",
+    "\xff\xfe{}",
+    "<?xml version=\"1.0\"?><error/>",
   };
   g_auto(Env) env = {0};
 
@@ -186,12 +193,12 @@ test_html_error_pages(void)
     WaErrorClass klass;
     gboolean reached;
   } cases[] = {
-    { 400, WA_ERROR_CLASS_PERMANENT, TRUE },    { 401, WA_ERROR_CLASS_NETWORK, FALSE },
-    { 403, WA_ERROR_CLASS_NETWORK, FALSE },     { 404, WA_ERROR_CLASS_NOT_FOUND, TRUE },
-    { 407, WA_ERROR_CLASS_NETWORK, FALSE },     { 408, WA_ERROR_CLASS_RETRYABLE, TRUE },
-    { 429, WA_ERROR_CLASS_RATE_LIMITED, TRUE }, { 500, WA_ERROR_CLASS_RETRYABLE, TRUE },
-    { 502, WA_ERROR_CLASS_RETRYABLE, TRUE },    { 503, WA_ERROR_CLASS_RETRYABLE, TRUE },
-    { 504, WA_ERROR_CLASS_RETRYABLE, TRUE },    { 418, WA_ERROR_CLASS_PERMANENT, TRUE },
+    {400, WA_ERROR_CLASS_PERMANENT, TRUE},    {401, WA_ERROR_CLASS_NETWORK, FALSE},
+    {403, WA_ERROR_CLASS_NETWORK, FALSE},     {404, WA_ERROR_CLASS_NOT_FOUND, TRUE},
+    {407, WA_ERROR_CLASS_NETWORK, FALSE},     {408, WA_ERROR_CLASS_RETRYABLE, TRUE},
+    {429, WA_ERROR_CLASS_RATE_LIMITED, TRUE}, {500, WA_ERROR_CLASS_RETRYABLE, TRUE},
+    {502, WA_ERROR_CLASS_RETRYABLE, TRUE},    {503, WA_ERROR_CLASS_RETRYABLE, TRUE},
+    {504, WA_ERROR_CLASS_RETRYABLE, TRUE},    {418, WA_ERROR_CLASS_PERMANENT, TRUE},
   };
   g_auto(Env) env = {0};
   g_autoptr(GString) big = g_string_new("<html><body>");
@@ -229,18 +236,18 @@ test_error_body_with_200(void)
     WaErrorClass klass;
     gint64 code;
   } cases[] = {
-    { "{\"error\":{\"message\":\"(#131056) (Business Account, Consumer Account) pair rate limit hit\","
-      "\"type\":\"OAuthException\",\"code\":131056,\"fbtrace_id\":\"A1\"}}",
-      WA_ERROR_CLASS_RATE_LIMITED, 131056 },
-    { "{\"error\":{\"message\":\"(#100) Invalid parameter\",\"type\":\"OAuthException\",\"code\":100}}",
-      WA_ERROR_CLASS_PERMANENT, 100 },
-    { "{\"error\":{\"message\":\"Error validating access token\",\"type\":\"OAuthException\",\"code\":190,"
-      "\"error_subcode\":463}}",
-      WA_ERROR_CLASS_AUTH, 190 },
-    { "{\"error\":{\"message\":\"(#131047) Re-engagement message\",\"code\":131047}}",
-      WA_ERROR_CLASS_WINDOW_CLOSED, 131047 },
-    { "{\"error\":{\"message\":\"Service temporarily unavailable\",\"code\":2,\"is_transient\":true}}",
-      WA_ERROR_CLASS_RETRYABLE, 2 },
+    {"{\"error\":{\"message\":\"(#131056) (Business Account, Consumer Account) pair rate limit hit\","
+     "\"type\":\"OAuthException\",\"code\":131056,\"fbtrace_id\":\"A1\"}}",
+     WA_ERROR_CLASS_RATE_LIMITED, 131056},
+    {"{\"error\":{\"message\":\"(#100) Invalid parameter\",\"type\":\"OAuthException\",\"code\":100}}",
+     WA_ERROR_CLASS_PERMANENT, 100},
+    {"{\"error\":{\"message\":\"Error validating access token\",\"type\":\"OAuthException\",\"code\":190,"
+     "\"error_subcode\":463}}",
+     WA_ERROR_CLASS_AUTH, 190},
+    {"{\"error\":{\"message\":\"(#131047) Re-engagement message\",\"code\":131047}}", WA_ERROR_CLASS_WINDOW_CLOSED,
+     131047},
+    {"{\"error\":{\"message\":\"Service temporarily unavailable\",\"code\":2,\"is_transient\":true}}",
+     WA_ERROR_CLASS_RETRYABLE, 2},
   };
   g_auto(Env) env = {0};
 
@@ -269,12 +276,18 @@ test_api_401_403_are_auth(void)
     const char *body;
     WaErrorClass klass;
   } cases[] = {
-    { 401, "{\"error\":{\"message\":\"Invalid OAuth access token - Cannot parse access token\","
-           "\"type\":\"OAuthException\",\"code\":190,\"fbtrace_id\":\"A1\"}}", WA_ERROR_CLASS_AUTH },
-    { 403, "{\"error\":{\"message\":\"(#200) Permissions error\",\"type\":\"OAuthException\","
-           "\"code\":200}}", WA_ERROR_CLASS_PERMISSION },
-    { 403, "{\"error\":{\"message\":\"(#10) Application does not have permission for this action\","
-           "\"code\":10}}", WA_ERROR_CLASS_PERMISSION },
+    {401,
+     "{\"error\":{\"message\":\"Invalid OAuth access token - Cannot parse access token\","
+     "\"type\":\"OAuthException\",\"code\":190,\"fbtrace_id\":\"A1\"}}",
+     WA_ERROR_CLASS_AUTH},
+    {403,
+     "{\"error\":{\"message\":\"(#200) Permissions error\",\"type\":\"OAuthException\","
+     "\"code\":200}}",
+     WA_ERROR_CLASS_PERMISSION},
+    {403,
+     "{\"error\":{\"message\":\"(#10) Application does not have permission for this action\","
+     "\"code\":10}}",
+     WA_ERROR_CLASS_PERMISSION},
   };
   g_auto(Env) env = {0};
 
@@ -297,14 +310,16 @@ test_message_id_and_error_200(void)
   g_auto(Outcome) o = {0};
 
   env_init(&env);
-  server_script(env.srv, 200, "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"+491701234567\","
-                              "\"wa_id\":\"491701234567\"}],\"messages\":[{\"id\":\"wamid.BOTH\"}],"
-                              "\"error\":{\"message\":\"(#131000) Something went wrong\",\"code\":131000}}");
+  server_script(env.srv, 200,
+                "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"+491701234567\","
+                "\"wa_id\":\"491701234567\"}],\"messages\":[{\"id\":\"wamid.BOTH\"}],"
+                "\"error\":{\"message\":\"(#131000) Something went wrong\",\"code\":131000}}");
   send_one(&env, &o);
   g_assert_cmpuint(o.done, ==, 1);
   g_assert_false(o.failed);
-  server_script(env.srv, 200, "{\"messages\":[],\"error\":{\"message\":\"(#131000) Something went wrong\","
-                              "\"code\":131000}}");
+  server_script(env.srv, 200,
+                "{\"messages\":[],\"error\":{\"message\":\"(#131000) Something went wrong\","
+                "\"code\":131000}}");
   send_one(&env, &o);
   assert_outcome(&o, WA_ERROR_CLASS_RETRYABLE, TRUE, 200);
   g_assert_cmpint(o.code, ==, 131000);
@@ -355,8 +370,9 @@ test_long_and_odd_api_messages(void)
     g_auto(Outcome) o = {0};
 
     /* control characters (an escape sequence, line breaks) in the API's text */
-    server_script(env.srv, 400, "{\"error\":{\"code\":987654,\"message\":\"bad\\u001b[31m red\\r\\nline\\ttab\","
-                                "\"title\":\"t\"}}");
+    server_script(env.srv, 400,
+                  "{\"error\":{\"code\":987654,\"message\":\"bad\\u001b[31m red\\r\\nline\\ttab\","
+                  "\"title\":\"t\"}}");
     send_one(&env, &o);
     g_test_message("%s", o.describe);
     assert_readable(o.describe, NULL);
@@ -369,7 +385,7 @@ test_long_and_odd_api_messages(void)
 static void
 test_redirect_not_followed(void)
 {
-  static const guint codes[] = { 301, 302, 303, 307, 308 };
+  static const guint codes[] = {301, 302, 303, 307, 308};
   g_auto(Env) env = {0};
   Server *other = server_new();
 
@@ -410,8 +426,37 @@ test_slow_drip(void)
 {
   static const char *const drip[] = {
     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n",
-    "{", "\"", "m", "e", "s", "s", "a", "g", "e", "s", "\"", ":", "[", "{", "\"", "i", "d", "\"", ":",
-    "\"", "w", "a", "m", "i", "d", ".", "D", "R", "I", "P", NULL,
+    "{",
+    "\"",
+    "m",
+    "e",
+    "s",
+    "s",
+    "a",
+    "g",
+    "e",
+    "s",
+    "\"",
+    ":",
+    "[",
+    "{",
+    "\"",
+    "i",
+    "d",
+    "\"",
+    ":",
+    "\"",
+    "w",
+    "a",
+    "m",
+    "i",
+    "d",
+    ".",
+    "D",
+    "R",
+    "I",
+    "P",
+    NULL,
   };
   g_auto(Env) env = {0};
   g_auto(Outcome) o = {0};
@@ -431,7 +476,7 @@ test_slow_drip(void)
 static void
 test_no_answer(void)
 {
-  static const char *const nothing[] = { "", "HTTP/1.1 200 OK\r\n\r\n{}", NULL };
+  static const char *const nothing[] = {"", "HTTP/1.1 200 OK\r\n\r\n{}", NULL};
   g_auto(Env) env = {0};
   g_auto(Outcome) o = {0};
 
@@ -475,15 +520,15 @@ test_truncated_transfer(void)
 static void
 test_garbage_instead_of_http(void)
 {
-  static const char *const ssh[] = { "SSH-2.0-OpenSSH_9.2p1\r\n", NULL };
-  static const char *const html09[] = { "<html><body>" MARKER "</body></html>\r\n", NULL };
-  static const char *const bad_status[] = { "HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\n{}", NULL };
+  static const char *const ssh[] = {"SSH-2.0-OpenSSH_9.2p1\r\n", NULL};
+  static const char *const html09[] = {"<html><body>" MARKER "</body></html>\r\n", NULL};
+  static const char *const bad_status[] = {"HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\n{}", NULL};
   static const char *const bad_gzip[] = {
     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
     "Content-Length: 16\r\n\r\nnot gzip at all!",
     NULL,
   };
-  const char *const *answers[] = { ssh, html09, bad_status, bad_gzip };
+  const char *const *answers[] = {ssh, html09, bad_status, bad_gzip};
   g_auto(Env) env = {0};
 
   env_init(&env);
@@ -640,8 +685,9 @@ test_sender_bare_refusal_waits(Fixture *f, gconstpointer data)
 static void
 test_sender_message_id_and_error_200_sent(Fixture *f, gconstpointer data)
 {
-  server_script(f->srv, 200, "{\"messages\":[{\"id\":\"wamid.BOTH\"}],"
-                             "\"error\":{\"message\":\"(#131000) Something went wrong\",\"code\":131000}}");
+  server_script(f->srv, 200,
+                "{\"messages\":[{\"id\":\"wamid.BOTH\"}],"
+                "\"error\":{\"message\":\"(#131000) Something went wrong\",\"code\":131000}}");
   run_pair(f, WA_STORE_OUTBOX_SENT, 1);
   g_assert_cmpstr(f->log.log->str, ==, "sent:491 sent:491 ");
   {
@@ -670,7 +716,24 @@ test_sender_slow_drip_uncertain(Fixture *f, gconstpointer data)
 {
   static const char *const drip[] = {
     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
-    "{", "\"", "m", "e", "s", "s", "a", "g", "e", "s", "\"", ":", "[", "{", "\"", "i", "d", NULL,
+    "{",
+    "\"",
+    "m",
+    "e",
+    "s",
+    "s",
+    "a",
+    "g",
+    "e",
+    "s",
+    "\"",
+    ":",
+    "[",
+    "{",
+    "\"",
+    "i",
+    "d",
+    NULL,
   };
 
   wa_http_set_timeouts(f->http, 2000, 500);
@@ -693,7 +756,7 @@ test_sender_truncated_transfer_uncertain(Fixture *f, gconstpointer data)
 static void
 test_sender_garbage_uncertain(Fixture *f, gconstpointer data)
 {
-  static const char *const garbage[] = { "<html><body>" MARKER "</body></html>\r\n", NULL };
+  static const char *const garbage[] = {"<html><body>" MARKER "</body></html>\r\n", NULL};
 
   /* the request was written before the garbage came back: not provably unsent */
   server_script_raw(f->srv, 10, garbage);
@@ -710,9 +773,9 @@ test_sender_refused_then_sent_once(void)
   g_autofree char *base = g_strdup_printf("http://127.0.0.1:%u/v25.0", port);
   WaHttp *http = wa_http_new(wa_loop_glib(), "purple-wabiz/test");
   WaGraph *graph = wa_graph_new(http, base, TOKEN, NULL);
-  WaSenderConfig config = { .backoff_base_ms = 10, .backoff_max_ms = 50 };
-  SenderLog log = { 0 };
-  TestStore ts = { 0 };
+  WaSenderConfig config = {.backoff_base_ms = 10, .backoff_max_ms = 50};
+  SenderLog log = {0};
+  TestStore ts = {0};
   Server *srv = g_new0(Server, 1);
   g_autoptr(GError) error = NULL;
   WaSender *sender;

@@ -69,13 +69,14 @@ test_phone_number(void)
   WaHttp *http = wa_http_new(wa_loop_glib(), "purple-wabiz/test");
   g_autoptr(GError) error = NULL;
   WaGraph *graph = wa_graph_new(http, srv->base, "TOKEN-1", &error);
-  Result r = { 0 };
+  Result r = {0};
   g_autoptr(WaPhoneInfo) info = NULL;
 
   g_assert_no_error(error);
-  server_script(srv, 200, "{\"id\":\"106540352242922\",\"display_phone_number\":\"+1 555-078-3881\","
-                          "\"verified_name\":\"Jaspers Market\",\"quality_rating\":\"GREEN\","
-                          "\"throughput\":{\"level\":\"STANDARD\"},\"whatsapp_business_manager_messaging_limit\":\"TIER_2K\"}");
+  server_script(srv, 200,
+                "{\"id\":\"106540352242922\",\"display_phone_number\":\"+1 555-078-3881\","
+                "\"verified_name\":\"Jaspers Market\",\"quality_rating\":\"GREEN\","
+                "\"throughput\":{\"level\":\"STANDARD\"},\"whatsapp_business_manager_messaging_limit\":\"TIER_2K\"}");
   wa_graph_get_phone_number(graph, "106540352242922", graph_cb, &r);
   test_wait_count(r.done, 1, WAIT_S);
   g_assert_null(r.error);
@@ -91,8 +92,9 @@ test_phone_number(void)
   result_clear(&r);
 
   /* the Graph error envelope becomes a classified error */
-  server_script(srv, 400, "{\"error\":{\"message\":\"Unsupported get request.\",\"type\":\"GraphMethodException\","
-                          "\"code\":100,\"error_subcode\":33,\"fbtrace_id\":\"x\"}}");
+  server_script(srv, 400,
+                "{\"error\":{\"message\":\"Unsupported get request.\",\"type\":\"GraphMethodException\","
+                "\"code\":100,\"error_subcode\":33,\"fbtrace_id\":\"x\"}}");
   wa_graph_get_phone_number(graph, "1", graph_cb, &r);
   test_wait_count(r.done, 1, WAIT_S);
   g_assert_nonnull(r.error);
@@ -133,7 +135,7 @@ test_network_failures(void)
   WaGraph *graph = wa_graph_new(http, base, "T", NULL);
   Server *srv = server_new();
   WaGraph *graph2 = wa_graph_new(http, srv->base, "T", NULL);
-  Result r = { 0 };
+  Result r = {0};
 
   /* connection refused: provably not sent */
   wa_graph_get(graph, "x", NULL, graph_cb, &r);
@@ -183,9 +185,9 @@ test_proxy_used(void)
   g_autofree char *proxy_url = g_strndup(proxy->base, strlen(proxy->base) - strlen("/v25.0"));
   WaHttp *http = wa_http_new(wa_loop_glib(), "purple-wabiz/test");
   WaGraph *graph = wa_graph_new(http, base, "T", NULL);
-  WaHttpRequest request = { .method = "GET", .url = "http://api.example.invalid/v25.0/1" };
-  HttpResult h = { 0 };
-  Result r = { 0 };
+  WaHttpRequest request = {.method = "GET", .url = "http://api.example.invalid/v25.0/1"};
+  HttpResult h = {0};
+  Result r = {0};
 
   /* a host elsewhere is asked through the proxy (the name is not even
    * resolved here: only the proxy can answer) */
@@ -223,8 +225,8 @@ test_proxy_used(void)
 static void
 test_loopback_bypasses_proxy(void)
 {
-  static const char *const variables[] = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
-                                           "all_proxy", "ALL_PROXY" };
+  static const char *const variables[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+                                          "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
   Server *api = server_new();
   Server *proxy = server_new();
   g_autofree char *proxy_url = g_strndup(proxy->base, strlen(proxy->base) - strlen("/v25.0"));
@@ -233,7 +235,7 @@ test_loopback_bypasses_proxy(void)
   WaGraph *graph = wa_graph_new(http, api->base, "SECRET-TOKEN", NULL);
   WaGraph *named = wa_graph_new(http, by_name, "SECRET-TOKEN", NULL);
   g_autoptr(JsonNode) body = json_from_string("{\"a\":1}", NULL);
-  Result r = { 0 };
+  Result r = {0};
 
   for (gsize i = 0; i < G_N_ELEMENTS(variables); i++)
     g_setenv(variables[i], proxy_url, TRUE);
@@ -278,7 +280,7 @@ test_cancel_and_free(void)
   Server *srv = server_new();
   WaHttp *http = wa_http_new(wa_loop_glib(), "purple-wabiz/test");
   WaGraph *graph = wa_graph_new(http, srv->base, "T", NULL);
-  Result r = { 0 };
+  Result r = {0};
   WaGraphCall *call;
   gint64 until;
 
@@ -304,12 +306,14 @@ test_text_message_json(void)
   g_autofree char *a = wa_json_to_string(phone);
   g_autofree char *b = wa_json_to_string(bsuid);
 
-  g_assert_cmpstr(a, ==, "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\","
-                         "\"to\":\"+491701234567\",\"type\":\"text\",\"text\":{\"body\":\"Hallo *Welt*\"},"
-                         "\"biz_opaque_callback_data\":\"wabiz:7\"}");
-  g_assert_cmpstr(b, ==, "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\","
-                         "\"recipient\":\"US.13491208655302741918\",\"type\":\"text\","
-                         "\"text\":{\"body\":\"see https://x.example\",\"preview_url\":true}}");
+  g_assert_cmpstr(a, ==,
+                  "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\","
+                  "\"to\":\"+491701234567\",\"type\":\"text\",\"text\":{\"body\":\"Hallo *Welt*\"},"
+                  "\"biz_opaque_callback_data\":\"wabiz:7\"}");
+  g_assert_cmpstr(b, ==,
+                  "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\","
+                  "\"recipient\":\"US.13491208655302741918\",\"type\":\"text\","
+                  "\"text\":{\"body\":\"see https://x.example\",\"preview_url\":true}}");
 }
 
 static void
@@ -591,11 +595,10 @@ test_resolved_while_waiting_is_skipped(Fixture *f, gconstpointer data)
 {
   g_auto(StoreWait) queued = {0};
   g_auto(StoreWait) applied = {0};
-  WaStoreStatusUpdate update = { .wamid = "wamid.AFTER", .status = WA_STORE_STATUS_DELIVERED, .timestamp = 1 };
+  WaStoreStatusUpdate update = {.wamid = "wamid.AFTER", .status = WA_STORE_STATUS_DELIVERED, .timestamp = 1};
 
   wa_sender_pause(f->sender);
-  wa_sender_enqueue_text(f->sender, test_customer(&f->ts, "491"), "491", "went after all", FALSE, on_outbox,
-                         &queued);
+  wa_sender_enqueue_text(f->sender, test_customer(&f->ts, "491"), "491", "went after all", FALSE, on_outbox, &queued);
   test_wait_count(queued.done, 1, WAIT_S);
   g_assert_no_error(queued.error);
   enqueue(f, "491", "next");
@@ -684,9 +687,9 @@ test_unreachable_retried(void)
   g_autofree char *base = g_strdup_printf("http://127.0.0.1:%u/v25.0", port);
   WaHttp *http = wa_http_new(wa_loop_glib(), "purple-wabiz/test");
   WaGraph *graph = wa_graph_new(http, base, "T", NULL);
-  SenderLog log = { 0 };
-  WaSenderConfig config = { .backoff_base_ms = 5, .backoff_max_ms = 20 };
-  TestStore ts = { 0 };
+  SenderLog log = {0};
+  WaSenderConfig config = {.backoff_base_ms = 5, .backoff_max_ms = 20};
+  TestStore ts = {0};
   WaSender *sender;
 
   log.log = g_string_new(NULL);
@@ -759,9 +762,9 @@ test_wait_fails_at_deadline(gconstpointer data)
   }
   g_test_trap_subprocess(NULL, (guint64) (WAIT_S * test_timeout_factor() * G_USEC_PER_SEC), 0);
   g_test_trap_assert_failed();
-  g_test_trap_assert_stderr(count
-    ? "*test-graph.c:*test_wait_fails_at_deadline: timed out after * s waiting for never to reach 2 (it is 0)\n*"
-    : "*test-graph.c:*test_wait_fails_at_deadline: timed out after * s waiting for never == 2\n*");
+  g_test_trap_assert_stderr(
+    count ? "*test-graph.c:*test_wait_fails_at_deadline: timed out after * s waiting for never to reach 2 (it is 0)\n*"
+          : "*test-graph.c:*test_wait_fails_at_deadline: timed out after * s waiting for never == 2\n*");
 }
 
 static void

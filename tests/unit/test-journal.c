@@ -34,8 +34,8 @@ void rx_journal_test_hold(RxJournal *journal, gboolean hold);
 #define NOW 1751250000
 #define DEADLINE_S 30
 
-#define METADATA                                                                                   \
-  "\"messaging_product\":\"whatsapp\",\"metadata\":{\"display_phone_number\":\"15550001111\","    \
+#define METADATA                                                                               \
+  "\"messaging_product\":\"whatsapp\",\"metadata\":{\"display_phone_number\":\"15550001111\"," \
   "\"phone_number_id\":\"" ACCOUNT "\"}"
 #define CONTACTS "\"contacts\":[{\"profile\":{\"name\":\"Kerry\"},\"wa_id\":\"16315551181\"}]"
 
@@ -43,12 +43,12 @@ static GThread *main_thread;
 static GMainContext *current_context;
 
 typedef struct {
-  char *tmp;            /* from g_dir_make_tmp */
-  char *dir;            /* tmp/state: the journal's directory, created by open */
+  char *tmp; /* from g_dir_make_tmp */
+  char *dir; /* tmp/state: the journal's directory, created by open */
   GMainContext *context;
   WaKeyPair *pair;
   RxJournal *journal;
-  GPtrArray *news;      /* "account:seq" per new_func call */
+  GPtrArray *news; /* "account:seq" per new_func call */
 } Fixture;
 
 /* ---- plumbing ------------------------------------------------------------ */
@@ -185,8 +185,8 @@ on_done(const GError *error, gpointer data)
 }
 
 static RxChange *
-change_new(Fixture *f, const char *account, const char *waba_id, gint64 entry_time,
-           const char *field, const char *value_json)
+change_new(Fixture *f, const char *account, const char *waba_id, gint64 entry_time, const char *field,
+           const char *value_json)
 {
   g_autoptr(GError) error = NULL;
   JsonNode *value = wa_json_parse_object(value_json, strlen(value_json), &error);
@@ -209,8 +209,10 @@ messages_json(const char *ids, const char *extra)
     g_string_append(s, "{\"from\":\"16315551181\",");
     if (strcmp(list[i], "-") != 0)
       g_string_append_printf(s, "\"id\":\"%s\",", list[i]);
-    g_string_append_printf(s, "\"timestamp\":\"1751247548\",\"type\":\"text\","
-                              "\"text\":{\"body\":\"hello %u\"}}", i);
+    g_string_append_printf(s,
+                           "\"timestamp\":\"1751247548\",\"type\":\"text\","
+                           "\"text\":{\"body\":\"hello %u\"}}",
+                           i);
   }
   g_string_append(s, "]");
   if (extra != NULL)
@@ -231,8 +233,10 @@ statuses_json(const char *pairs)
 
     if (i > 0)
       g_string_append_c(s, ',');
-    g_string_append_printf(s, "{\"id\":\"%s\",\"status\":\"%s\",\"timestamp\":\"1751247600\","
-                              "\"recipient_id\":\"16315551181\"}", parts[0], parts[1]);
+    g_string_append_printf(s,
+                           "{\"id\":\"%s\",\"status\":\"%s\",\"timestamp\":\"1751247600\","
+                           "\"recipient_id\":\"16315551181\"}",
+                           parts[0], parts[1]);
   }
   g_string_append(s, "]}");
   return g_string_free(s, FALSE);
@@ -268,7 +272,7 @@ static void
 append_one(Fixture *f, RxChange *change, gint64 now, guint stored, guint duplicates)
 {
   GPtrArray *changes = g_ptr_array_new_with_free_func((GDestroyNotify) rx_change_free);
-  Result r = { 0 };
+  Result r = {0};
 
   g_ptr_array_add(changes, change);
   append_wait(f, changes, now, &r);
@@ -281,7 +285,7 @@ append_one(Fixture *f, RxChange *change, gint64 now, guint stored, guint duplica
 static GPtrArray *
 fetch(Fixture *f, const char *account, gint64 after_seq, guint limit)
 {
-  Result r = { 0 };
+  Result r = {0};
   GPtrArray *events;
 
   rx_journal_fetch(f->journal, account, after_seq, limit, on_fetch, &r);
@@ -296,7 +300,7 @@ fetch(Fixture *f, const char *account, gint64 after_seq, guint limit)
 static void
 ack(Fixture *f, const char *account, gint64 upto_seq)
 {
-  Result r = { 0 };
+  Result r = {0};
 
   rx_journal_ack(f->journal, account, upto_seq, on_done, &r);
   test_wait_count_in(f->context, r.calls, 1, DEADLINE_S);
@@ -307,7 +311,7 @@ ack(Fixture *f, const char *account, gint64 upto_seq)
 static GHashTable *
 pending(Fixture *f)
 {
-  Result r = { 0 };
+  Result r = {0};
   GHashTable *counts;
 
   rx_journal_pending(f->journal, on_counts, &r);
@@ -495,14 +499,14 @@ test_append_fetch_sealed(Fixture *f, gconstpointer data)
   g_autofree char *value = messages_json("wamid.A", NULL);
   const char *template_value = "{\"event\":\"APPROVED\",\"message_template_id\":594425479261596,"
                                "\"message_template_name\":\"hello_world\"}";
-  g_autofree char *expected_first = g_strdup_printf(
-    "{\"object\":\"whatsapp_business_account\",\"wabiz_received\":%d,\"entry\":[{\"id\":\"" WABA
-    "\",\"time\":%d,\"changes\":[{\"field\":\"messages\",\"value\":%s}]}]}",
-    NOW, ENTRY_TIME, value);
-  g_autofree char *expected_second = g_strdup_printf(
-    "{\"object\":\"whatsapp_business_account\",\"wabiz_received\":%d,\"entry\":[{\"changes\":"
-    "[{\"field\":\"message_template_status_update\",\"value\":%s}]}]}",
-    NOW, template_value);
+  g_autofree char *expected_first =
+    g_strdup_printf("{\"object\":\"whatsapp_business_account\",\"wabiz_received\":%d,\"entry\":[{\"id\":\"" WABA
+                    "\",\"time\":%d,\"changes\":[{\"field\":\"messages\",\"value\":%s}]}]}",
+                    NOW, ENTRY_TIME, value);
+  g_autofree char *expected_second =
+    g_strdup_printf("{\"object\":\"whatsapp_business_account\",\"wabiz_received\":%d,\"entry\":[{\"changes\":"
+                    "[{\"field\":\"message_template_status_update\",\"value\":%s}]}]}",
+                    NOW, template_value);
   GPtrArray *changes = g_ptr_array_new_with_free_func((GDestroyNotify) rx_change_free);
   g_autoptr(GPtrArray) events = NULL;
   g_autoptr(GPtrArray) later = NULL;
@@ -510,14 +514,13 @@ test_append_fetch_sealed(Fixture *f, gconstpointer data)
   g_autoptr(WaKeyPair) other = wa_keypair_new(NULL);
   g_autoptr(GError) error = NULL;
   g_autofree char *plain = NULL;
-  Result r = { 0 };
+  Result r = {0};
   RxEvent *e0, *e1;
   gsize len;
   const guint8 *sealed;
 
   g_ptr_array_add(changes, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "messages", value));
-  g_ptr_array_add(changes, change_new(f, ACCOUNT, NULL, 0, "message_template_status_update",
-                                      template_value));
+  g_ptr_array_add(changes, change_new(f, ACCOUNT, NULL, 0, "message_template_status_update", template_value));
   append_wait(f, changes, NOW, &r);
   g_assert_no_error(r.error);
   g_assert_cmpuint(r.stored, ==, 2);
@@ -570,7 +573,7 @@ test_dedupe_messages(Fixture *f, gconstpointer data)
   GPtrArray *changes = g_ptr_array_new_with_free_func((GDestroyNotify) rx_change_free);
   const char *template_value = "{\"event\":\"APPROVED\",\"message_template_id\":1}";
   g_autoptr(GPtrArray) events = NULL;
-  Result r = { 0 };
+  Result r = {0};
 
   /* the same message twice in one batch: kept once */
   g_ptr_array_add(changes, messages_change(f, ACCOUNT, "wamid.1"));
@@ -598,14 +601,11 @@ test_dedupe_messages(Fixture *f, gconstpointer data)
 
   /* changes without messages or statuses: by their bytes, entry time
    * included (a template approved again later is news; a replay is not) */
-  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "message_template_status_update",
-                           template_value),
-             NOW + 4, 1, 0);
-  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "message_template_status_update",
-                           template_value),
-             NOW + 4, 0, 1);
-  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME + 60, "message_template_status_update",
-                           template_value),
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "message_template_status_update", template_value), NOW + 4, 1,
+             0);
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "message_template_status_update", template_value), NOW + 4, 0,
+             1);
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME + 60, "message_template_status_update", template_value),
              NOW + 4, 1, 0);
 
   events = fetch(f, ACCOUNT, 0, 100);
@@ -640,9 +640,8 @@ test_partial_duplicate(Fixture *f, gconstpointer data)
   g_autoptr(JsonNode) value = NULL;
   g_autofree char *ids = NULL;
   g_autofree char *statuses = NULL;
-  g_autofree char *mixed = g_strdup_printf(
-    "{" METADATA ",\"messages\":[{\"id\":\"wamid.1\",\"type\":\"text\"}],"
-    "\"statuses\":[{\"id\":\"wamid.9\",\"status\":\"sent\"}]}");
+  g_autofree char *mixed = g_strdup_printf("{" METADATA ",\"messages\":[{\"id\":\"wamid.1\",\"type\":\"text\"}],"
+                                           "\"statuses\":[{\"id\":\"wamid.9\",\"status\":\"sent\"}]}");
   JsonObject *obj;
 
   append_one(f, messages_change(f, ACCOUNT, "wamid.1"), NOW, 1, 0);
@@ -657,8 +656,7 @@ test_partial_duplicate(Fixture *f, gconstpointer data)
   g_assert_cmpstr(ids, ==, "wamid.2,-");
   value = event_value(f, g_ptr_array_index(events, 1));
   obj = json_node_get_object(value);
-  g_assert_cmpstr(wa_json_get_string(wa_json_get_object(obj, "metadata"), "phone_number_id"), ==,
-                  ACCOUNT);
+  g_assert_cmpstr(wa_json_get_string(wa_json_get_object(obj, "metadata"), "phone_number_id"), ==, ACCOUNT);
   g_assert_cmpuint(json_array_get_length(wa_json_get_array(obj, "contacts")), ==, 1);
   g_assert_cmpstr(wa_json_get_string(obj, "messaging_product"), ==, "whatsapp");
 
@@ -681,7 +679,7 @@ test_shared_subtree(Fixture *f, gconstpointer data)
   g_autofree char *ids = NULL;
   GPtrArray *changes = g_ptr_array_new_with_free_func((GDestroyNotify) rx_change_free);
   JsonObject *second;
-  Result r = { 0 };
+  Result r = {0};
 
   g_assert_no_error(error);
   /* a second value sharing the first one's (immutable) messages array */
@@ -690,10 +688,9 @@ test_shared_subtree(Fixture *f, gconstpointer data)
   json_object_set_string_member(second, "messaging_product", "whatsapp");
   json_object_set_member(second, "messages", json_node_ref(messages));
 
-  g_ptr_array_add(changes, rx_change_new(ACCOUNT, f->pair->public_key, WABA, ENTRY_TIME,
-                                         "messages", json_node_ref(parsed)));
-  g_ptr_array_add(changes, rx_change_new(ACCOUNT, f->pair->public_key, WABA, ENTRY_TIME,
-                                         "messages",
+  g_ptr_array_add(changes,
+                  rx_change_new(ACCOUNT, f->pair->public_key, WABA, ENTRY_TIME, "messages", json_node_ref(parsed)));
+  g_ptr_array_add(changes, rx_change_new(ACCOUNT, f->pair->public_key, WABA, ENTRY_TIME, "messages",
                                          json_node_init_object(json_node_alloc(), second)));
   json_object_unref(second);
   append_wait(f, changes, NOW, &r);
@@ -715,8 +712,8 @@ test_shared_subtree(Fixture *f, gconstpointer data)
 static void
 test_duplicates_with_errors(Fixture *f, gconstpointer data)
 {
-  g_autofree char *with_errors = messages_json(
-    "wamid.1", "\"errors\":[{\"code\":131000,\"title\":\"Something went wrong\"}]");
+  g_autofree char *with_errors =
+    messages_json("wamid.1", "\"errors\":[{\"code\":131000,\"title\":\"Something went wrong\"}]");
   g_autoptr(GPtrArray) events = NULL;
   g_autoptr(JsonNode) value = NULL;
   JsonArray *errors;
@@ -743,18 +740,16 @@ static void
 test_replay_any_field(Fixture *f, gconstpointer data)
 {
   static const char *const fields[][2] = {
-    { "account_update", "{\"phone_number\":\"15550001111\",\"event\":\"VERIFIED_ACCOUNT\"}" },
-    { "message_template_status_update", "{\"event\":\"PAUSED\",\"message_template_id\":7}" },
-    { "group_lifecycle_update",
-      "{" METADATA ",\"groups\":[{\"timestamp\":\"1751247548\",\"group_id\":\"g1\","
-      "\"type\":\"group_create\"}]}" },
-    { "smb_message_echoes",
-      "{" METADATA ",\"message_echoes\":[{\"from\":\"15550001111\",\"to\":\"16315551181\","
-      "\"id\":\"wamid.E\",\"timestamp\":\"1751247548\",\"type\":\"text\","
-      "\"text\":{\"body\":\"hi\"}}]}" },
+    {"account_update", "{\"phone_number\":\"15550001111\",\"event\":\"VERIFIED_ACCOUNT\"}"},
+    {"message_template_status_update", "{\"event\":\"PAUSED\",\"message_template_id\":7}"},
+    {"group_lifecycle_update", "{" METADATA ",\"groups\":[{\"timestamp\":\"1751247548\",\"group_id\":\"g1\","
+                               "\"type\":\"group_create\"}]}"},
+    {"smb_message_echoes", "{" METADATA ",\"message_echoes\":[{\"from\":\"15550001111\",\"to\":\"16315551181\","
+                           "\"id\":\"wamid.E\",\"timestamp\":\"1751247548\",\"type\":\"text\","
+                           "\"text\":{\"body\":\"hi\"}}]}"},
   };
-  g_autofree char *with_errors = messages_json(
-    "wamid.1", "\"errors\":[{\"code\":131000,\"title\":\"Something went wrong\"}]");
+  g_autofree char *with_errors =
+    messages_json("wamid.1", "\"errors\":[{\"code\":131000,\"title\":\"Something went wrong\"}]");
   g_autoptr(GPtrArray) events = NULL;
 
   for (guint i = 0; i < G_N_ELEMENTS(fields); i++) {
@@ -798,7 +793,7 @@ static void
 append_refused(Fixture *f, RxChange *change)
 {
   GPtrArray *changes = g_ptr_array_new_with_free_func((GDestroyNotify) rx_change_free);
-  Result r = { 0 };
+  Result r = {0};
 
   g_ptr_array_add(changes, change);
   append_wait(f, changes, NOW, &r);
@@ -854,7 +849,7 @@ test_free_space_floor(Fixture *f, gconstpointer data)
 {
   GPtrArray *changes = g_ptr_array_new_with_free_func((GDestroyNotify) rx_change_free);
   g_autoptr(GPtrArray) events = NULL;
-  Result r = { 0 };
+  Result r = {0};
 
   rx_journal_set_min_free(f->journal, G_MAXINT64);
   g_ptr_array_add(changes, messages_change(f, ACCOUNT, "wamid.1"));
@@ -877,8 +872,8 @@ test_ack(Fixture *f, gconstpointer data)
   g_autoptr(GPtrArray) left = NULL;
   g_autoptr(GPtrArray) none = NULL;
   g_autoptr(GPtrArray) others = NULL;
-  Result appended = { 0 };
-  Result acked = { 0 };
+  Result appended = {0};
+  Result acked = {0};
   gint64 seqs[3];
 
   g_ptr_array_add(changes, messages_change(f, ACCOUNT, "wamid.1"));
@@ -902,9 +897,7 @@ test_ack(Fixture *f, gconstpointer data)
   g_assert_cmpuint(others->len, ==, 1);
 
   /* an ack queued right behind an append sees it */
-  rx_journal_append(f->journal,
-                    g_ptr_array_new_full(1, (GDestroyNotify) rx_change_free), NOW, on_append,
-                    &appended);
+  rx_journal_append(f->journal, g_ptr_array_new_full(1, (GDestroyNotify) rx_change_free), NOW, on_append, &appended);
   test_wait_count_in(f->context, appended.calls, 1, DEADLINE_S);
   result_clear(&appended);
   changes = g_ptr_array_new(); /* no free function: the journal frees the changes anyway */
@@ -953,7 +946,7 @@ test_seq_never_reused(Fixture *f, gconstpointer data)
 static void
 save_account(Fixture *f, const char *account, const char *json)
 {
-  Result r = { 0 };
+  Result r = {0};
 
   rx_journal_save_account(f->journal, account, json, on_done, &r);
   test_wait_count_in(f->context, r.calls, 1, DEADLINE_S);
@@ -969,7 +962,7 @@ test_accounts(Fixture *f, gconstpointer data)
   g_autoptr(GHashTable) after_restart = NULL;
   g_autoptr(GHashTable) counts = NULL;
   g_autoptr(GPtrArray) events = NULL;
-  Result r = { 0 };
+  Result r = {0};
 
   first = load_accounts(f);
   g_assert_cmpuint(g_hash_table_size(first), ==, 0);
@@ -980,8 +973,7 @@ test_accounts(Fixture *f, gconstpointer data)
   save_account(f, ACCOUNT, "{\"account\":\"" ACCOUNT "\",\"port\":8091}"); /* replaces */
   first = load_accounts(f);
   g_assert_cmpuint(g_hash_table_size(first), ==, 2);
-  g_assert_cmpstr(g_hash_table_lookup(first, ACCOUNT), ==,
-                  "{\"account\":\"" ACCOUNT "\",\"port\":8091}");
+  g_assert_cmpstr(g_hash_table_lookup(first, ACCOUNT), ==, "{\"account\":\"" ACCOUNT "\",\"port\":8091}");
   g_assert_cmpstr(g_hash_table_lookup(first, OTHER), ==, "{\"account\":\"" OTHER "\"}");
 
   append_one(f, messages_change(f, ACCOUNT, "wamid.1,wamid.2"), NOW, 1, 0);
@@ -1032,8 +1024,7 @@ registration_with(const char *account, const char *secret, gsize size)
 {
   g_autofree char *padding = g_strnfill(size, 'p');
 
-  return g_strdup_printf("{\"account\":\"%s\",\"padding\":\"%s\",\"app_secret\":\"%s\"}", account, padding,
-                         secret);
+  return g_strdup_printf("{\"account\":\"%s\",\"padding\":\"%s\",\"app_secret\":\"%s\"}", account, padding, secret);
 }
 
 /* Registrations hold app secrets: they are sealed on disk (never in plain),
@@ -1084,7 +1075,7 @@ test_pending(Fixture *f, gconstpointer data)
   g_autoptr(GHashTable) counts = NULL;
   g_autoptr(GHashTable) after_ack = NULL;
   GPtrArray *changes = g_ptr_array_new_with_free_func((GDestroyNotify) rx_change_free);
-  Result r = { 0 };
+  Result r = {0};
 
   g_assert_cmpuint(g_hash_table_size(empty), ==, 0);
   g_ptr_array_add(changes, messages_change(f, ACCOUNT, "wamid.1"));
@@ -1108,7 +1099,7 @@ test_pending(Fixture *f, gconstpointer data)
 static void
 expire(Fixture *f, gint64 now, gint64 horizon)
 {
-  Result r = { 0 };
+  Result r = {0};
 
   rx_journal_expire(f->journal, now, horizon, on_done, &r);
   test_wait_count_in(f->context, r.calls, 1, DEADLINE_S);
@@ -1137,9 +1128,9 @@ static RxChange *
 big_change(Fixture *f, const char *id)
 {
   g_autofree char *body = g_strnfill(256 * 1024, 'x');
-  g_autofree char *json = g_strdup_printf(
-    "{" METADATA ",\"messages\":[{\"id\":\"%s\",\"type\":\"text\",\"text\":{\"body\":\"%s\"}}]}",
-    id, body);
+  g_autofree char *json =
+    g_strdup_printf("{" METADATA ",\"messages\":[{\"id\":\"%s\",\"type\":\"text\",\"text\":{\"body\":\"%s\"}}]}", id,
+                    body);
 
   return change_new(f, ACCOUNT, WABA, ENTRY_TIME, "messages", json);
 }
@@ -1151,8 +1142,8 @@ test_storage_full(Fixture *f, gconstpointer data)
   g_autoptr(GPtrArray) events = NULL;
   g_autoptr(GHashTable) counts = NULL;
   g_autoptr(GPtrArray) stored = NULL;
-  Result big = { 0 };
-  Result small = { 0 };
+  Result big = {0};
+  Result small = {0};
 
   f->journal = open_journal(f, 16);
 
@@ -1274,9 +1265,9 @@ test_second_open(Fixture *f, gconstpointer data)
 static void
 test_group_commit(Fixture *f, gconstpointer data)
 {
-  const char *const accounts[] = { ACCOUNT, ACCOUNT, OTHER, ACCOUNT, ACCOUNT, ACCOUNT };
-  const char *const ids[] = { "wamid.1", "wamid.2", "wamid.3", "wamid.4", "wamid.1", "wamid.5" };
-  Result results[G_N_ELEMENTS(ids)] = { { 0 } };
+  const char *const accounts[] = {ACCOUNT, ACCOUNT, OTHER, ACCOUNT, ACCOUNT, ACCOUNT};
+  const char *const ids[] = {"wamid.1", "wamid.2", "wamid.3", "wamid.4", "wamid.1", "wamid.5"};
+  Result results[G_N_ELEMENTS(ids)] = {{0}};
   g_autofree char *expected_account = NULL;
   g_autofree char *expected_other = NULL;
   guint all = 0;
@@ -1315,9 +1306,9 @@ static void
 test_close_delivers(Fixture *f, gconstpointer data)
 {
   GPtrArray *changes = g_ptr_array_new_with_free_func((GDestroyNotify) rx_change_free);
-  Result appended = { 0 };
-  Result fetched = { 0 };
-  Result counted = { 0 };
+  Result appended = {0};
+  Result fetched = {0};
+  Result counted = {0};
 
   g_ptr_array_add(changes, messages_change(f, ACCOUNT, "wamid.1"));
   rx_journal_append(f->journal, changes, NOW, on_append, &appended);
@@ -1354,7 +1345,7 @@ test_default_context(Fixture *f, gconstpointer data)
   g_autoptr(GError) error = NULL;
   GPtrArray *changes = g_ptr_array_new_with_free_func((GDestroyNotify) rx_change_free);
   RxJournal *journal;
-  Result r = { 0 };
+  Result r = {0};
 
   /* with the global default context, no one iterating it, the answer must
    * still wait for this thread (g_main_context_invoke would run it on the
@@ -1403,9 +1394,8 @@ main(int argc, char **argv)
   g_test_init(&argc, &argv, NULL);
   main_thread = g_thread_self();
 
-#define ADD(path, func, opens_itself)                                                              \
-  g_test_add("/journal/" path, Fixture, (opens_itself) ? "" : NULL, fixture_set_up, func,         \
-             fixture_tear_down)
+#define ADD(path, func, opens_itself) \
+  g_test_add("/journal/" path, Fixture, (opens_itself) ? "" : NULL, fixture_set_up, func, fixture_tear_down)
   ADD("modes", test_modes, TRUE);
   ADD("key-file", test_key_file, FALSE);
   ADD("append-fetch-sealed", test_append_fetch_sealed, FALSE);

@@ -94,16 +94,33 @@ static void
 test_not_json_refused(void)
 {
   static const char *const refused[] = {
-    "{}{}", "[][]", "{} []", "1 {}", "\"a\" []", "{\"a\":\"}\"}\n{\"b\":1}",
+    "{}{}",
+    "[][]",
+    "{} []",
+    "1 {}",
+    "\"a\" []",
+    "{\"a\":\"}\"}\n{\"b\":1}",
     "{\"object\":\"whatsapp_business_account\",\"entry\":[]}{\"object\":\"x\"}",
-    "{\"a\":\"\\ud83d\\u\"}", "{\"a\":\"\\uzzzz\"}", "{\"a\":\"\\u12\"}", "\"\\uddu\\u",
-    "{\"a\":1e400}", "{\"a\":[1.5,{\"b\":-1e999}]}",
-    "/\"/\"\\udBu\\u", "{\"a\":1}\\u", "{a:1}", "[1,/* c */2]", "[1,// c\n2]", "[NaN]", "[Infinity]",
-    "{\"a\":\"\\304\"}", "{\"a\":\"\\x41\"}", "{\"a\":\"\\'\"}", "{\"a\":\"x\\",
+    "{\"a\":\"\\ud83d\\u\"}",
+    "{\"a\":\"\\uzzzz\"}",
+    "{\"a\":\"\\u12\"}",
+    "\"\\uddu\\u",
+    "{\"a\":1e400}",
+    "{\"a\":[1.5,{\"b\":-1e999}]}",
+    "/\"/\"\\udBu\\u",
+    "{\"a\":1}\\u",
+    "{a:1}",
+    "[1,/* c */2]",
+    "[1,// c\n2]",
+    "[NaN]",
+    "[Infinity]",
+    "{\"a\":\"\\304\"}",
+    "{\"a\":\"\\x41\"}",
+    "{\"a\":\"\\'\"}",
+    "{\"a\":\"x\\",
   };
   static const char *const accepted[] = {
-    " {\"a\":[{},[]]} \r\n", "[\"{\", \"[\"]", "\t[]",
-    "{\"a\":\"\\ud83d\\ude00 \\u00e4\\\\u \\\"\"}",
+    " {\"a\":[{},[]]} \r\n",          "[\"{\", \"[\"]", "\t[]", "{\"a\":\"\\ud83d\\ude00 \\u00e4\\\\u \\\"\"}",
     "{\"a\":\"\\/\\b\\f\\n\\r\\t\"}",
   };
   g_autoptr(GError) error = NULL;
@@ -130,11 +147,12 @@ test_lone_surrogates_replaced(void)
   static const struct {
     const char *json, *value;
   } cases[] = {
-    { "{\"a\":\"\\ud83d\\u0041\"}", "\xef\xbf\xbd" "A" },
-    { "{\"a\":\"x\\ud83dx\"}", "x\xef\xbf\xbdx" },
-    { "{\"a\":\"\\udc00\\ud83d\"}", "\xef\xbf\xbd\xef\xbf\xbd" },
-    { "{\"a\":\"\\ud83d\\ud83d\\ude00\"}", "\xef\xbf\xbd\xf0\x9f\x98\x80" },
-    { "{\"a\":\"\\udbff\\udfff\\ud800\"}", "\xf4\x8f\xbf\xbf\xef\xbf\xbd" },
+    {"{\"a\":\"\\ud83d\\u0041\"}", "\xef\xbf\xbd"
+                                   "A"},
+    {"{\"a\":\"x\\ud83dx\"}", "x\xef\xbf\xbdx"},
+    {"{\"a\":\"\\udc00\\ud83d\"}", "\xef\xbf\xbd\xef\xbf\xbd"},
+    {"{\"a\":\"\\ud83d\\ud83d\\ude00\"}", "\xef\xbf\xbd\xf0\x9f\x98\x80"},
+    {"{\"a\":\"\\udbff\\udfff\\ud800\"}", "\xf4\x8f\xbf\xbf\xef\xbf\xbd"},
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {

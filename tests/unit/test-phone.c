@@ -57,8 +57,8 @@ test_refused(void)
   expect_error("<b>1</b>", NULL, WA_PHONE_ERROR_CHARACTERS);
   expect_error("+1234567", NULL, WA_PHONE_ERROR_LENGTH);          /* 7 digits */
   expect_error("+1234567890123456", NULL, WA_PHONE_ERROR_LENGTH); /* 16 digits */
-  expect("+12345678", NULL, "12345678");                         /* 8 digits */
-  expect("+123456789012345", NULL, "123456789012345");           /* 15 digits */
+  expect("+12345678", NULL, "12345678");                          /* 8 digits */
+  expect("+123456789012345", NULL, "123456789012345");            /* 15 digits */
 }
 
 static void

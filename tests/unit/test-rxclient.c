@@ -226,8 +226,8 @@ test_events_and_acks(Fixture *f, gconstpointer data)
 {
   g_autofree char *ack = NULL;
   g_autofree char *b64 = g_base64_encode((const guchar *) "sealed-bytes", 12);
-  g_autofree char *event = g_strdup_printf(
-    "EVENT {\"account\":\"106540352242922\",\"seq\":41,\"received\":5,\"sealed\":\"%s\"}", b64);
+  g_autofree char *event =
+    g_strdup_printf("EVENT {\"account\":\"106540352242922\",\"seq\":41,\"received\":5,\"sealed\":\"%s\"}", b64);
 
   handshake(f);
   server_write(f, event);
@@ -338,8 +338,9 @@ test_listen_state(Fixture *f, gconstpointer data)
   server_write(f, "LISTEN {\"account\":\"106540352242922\",\"url\":\"http://127.0.0.1:9/webhook\","
                   "\"listening\":false,\"listen_error\":\"in use\",\"port_taken\":true}");
   test_wait_until(f->listen != NULL, WAIT_S);
-  g_assert_cmpstr(f->listen, ==, "{\"account\":\"106540352242922\",\"url\":\"http://127.0.0.1:9/webhook\","
-                                 "\"listening\":false,\"listen_error\":\"in use\",\"port_taken\":true}");
+  g_assert_cmpstr(f->listen, ==,
+                  "{\"account\":\"106540352242922\",\"url\":\"http://127.0.0.1:9/webhook\","
+                  "\"listening\":false,\"listen_error\":\"in use\",\"port_taken\":true}");
   g_assert_null(f->failure);
 }
 

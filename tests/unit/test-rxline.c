@@ -28,8 +28,7 @@ test_format_parse_round_trip(void)
   g_assert_no_error(error);
   g_assert_cmpstr(verb, ==, "EVENT");
   g_assert_nonnull(payload);
-  g_assert_cmpstr(wa_json_get_string(json_node_get_object(payload), "text"), ==,
-                  "two\nlines and \"quotes\"");
+  g_assert_cmpstr(wa_json_get_string(json_node_get_object(payload), "text"), ==, "two\nlines and \"quotes\"");
   g_assert_cmpint(wa_json_get_int(json_node_get_object(payload), "seq", 0), ==, 41);
 }
 

@@ -46,13 +46,13 @@ typedef struct {
 
 typedef struct {
   SoupServer *server;
-  char *base;           /* http://127.0.0.1:PORT/v25.0 */
-  GQueue script;        /* Scripted*; empty = 200 with a fresh wamid */
-  GPtrArray *seen;      /* Seen* */
+  char *base;      /* http://127.0.0.1:PORT/v25.0 */
+  GQueue script;   /* Scripted*; empty = 200 with a fresh wamid */
+  GPtrArray *seen; /* Seen* */
   guint in_flight;
   guint max_in_flight;
   guint wamid_counter;
-  GList *writers;       /* RawWriter* still writing */
+  GList *writers; /* RawWriter* still writing */
 } Server;
 
 /* A raw answer being written. */
@@ -165,11 +165,11 @@ answer(Server *srv, SoupServerMessage *msg, Scripted *sc)
       soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Location", sc->location);
   } else {
     body = g_strdup_printf("{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":\"x\",\"wa_id\":\"x\"}],"
-                           "\"messages\":[{\"id\":\"wamid.T%u\"}]}", ++srv->wamid_counter);
+                           "\"messages\":[{\"id\":\"wamid.T%u\"}]}",
+                           ++srv->wamid_counter);
     soup_server_message_set_status(msg, 200, NULL);
   }
-  soup_server_message_set_response(msg, sc != NULL && sc->content_type != NULL ? sc->content_type
-                                                                                : "application/json",
+  soup_server_message_set_response(msg, sc != NULL && sc->content_type != NULL ? sc->content_type : "application/json",
                                    SOUP_MEMORY_TAKE, body, strlen(body));
   srv->in_flight--;
 }
@@ -206,8 +206,7 @@ handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable
   s->user_agent = g_strdup(soup_message_headers_get_one(h, "User-Agent"));
   s->content_type = g_strdup(soup_message_headers_get_one(h, "Content-Type"));
   s->body = g_strndup(body->data, body->length);
-  s->remote_port = g_inet_socket_address_get_port(
-    G_INET_SOCKET_ADDRESS(soup_server_message_get_remote_address(msg)));
+  s->remote_port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(soup_server_message_get_remote_address(msg)));
   g_ptr_array_add(srv->seen, s);
 
   srv->in_flight++;
@@ -384,7 +383,12 @@ s_store_failed(gpointer user, const GError *error)
 }
 
 G_GNUC_UNUSED static const WaSenderEvents events = {
-  .sent = s_sent, .failed = s_failed, .uncertain = s_uncertain, .skipped = s_skipped, .waiting = s_waiting, .auth_failed = s_auth,
+  .sent = s_sent,
+  .failed = s_failed,
+  .uncertain = s_uncertain,
+  .skipped = s_skipped,
+  .waiting = s_waiting,
+  .auth_failed = s_auth,
   .store_failed = s_store_failed,
 };
 
@@ -528,7 +532,7 @@ typedef struct {
 static inline void
 sender_fixture_setup(SenderFixture *f, const char *token, guint backoff_max_ms)
 {
-  WaSenderConfig config = { .backoff_base_ms = 10, .backoff_max_ms = backoff_max_ms };
+  WaSenderConfig config = {.backoff_base_ms = 10, .backoff_max_ms = backoff_max_ms};
 
   f->srv = server_new();
   f->http = wa_http_new(wa_loop_glib(), "purple-wabiz/test");

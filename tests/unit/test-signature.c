@@ -10,8 +10,7 @@
 static char *
 glib_signature(const char *secret, const void *body, gsize len)
 {
-  g_autofree char *hex = g_compute_hmac_for_data(G_CHECKSUM_SHA256, (const guchar *) secret,
-                                                 strlen(secret), body, len);
+  g_autofree char *hex = g_compute_hmac_for_data(G_CHECKSUM_SHA256, (const guchar *) secret, strlen(secret), body, len);
   return g_strconcat("sha256=", hex, NULL);
 }
 
@@ -76,7 +75,8 @@ static void
 test_secrets(void)
 {
   const char *body = "{\"a\":1}";
-  const char *utf8_secret = "s\xc3\xa9" "cr\xc3\xa8t-\xe2\x82\xac";
+  const char *utf8_secret = "s\xc3\xa9"
+                            "cr\xc3\xa8t-\xe2\x82\xac";
   g_autofree char *long_secret = g_strnfill(200, 'k');
   g_autofree char *h_utf8 = glib_signature(utf8_secret, body, strlen(body));
   g_autofree char *h_long = glib_signature(long_secret, body, strlen(body));
@@ -117,8 +117,8 @@ test_header_forms(void)
   g_autofree char *truncated = g_strndup(good, strlen(good) - 2);
   g_autofree char *longer = g_strconcat(good, "00", NULL);
   g_autofree char *odd = g_strconcat(good, "0", NULL);
-  g_autofree char *sha1_hex = g_compute_hmac_for_data(G_CHECKSUM_SHA1, (const guchar *) secret,
-                                                      strlen(secret), (const guchar *) body, strlen(body));
+  g_autofree char *sha1_hex = g_compute_hmac_for_data(G_CHECKSUM_SHA1, (const guchar *) secret, strlen(secret),
+                                                      (const guchar *) body, strlen(body));
   g_autofree char *sha1 = g_strconcat("sha1=", sha1_hex, NULL);
   g_autofree char *no_prefix = g_strdup(good + 7);
   g_autofree char *non_hex = g_strdup(good);
@@ -163,8 +163,8 @@ test_header_forms(void)
 static void
 test_nul_byte(void)
 {
-  static const guint8 body[] = { '{', '"', 'a', '"', ':', '"', 'x', 0, 'y', '"', '}' };
-  static const guint8 cut[] = { '{', '"', 'a', '"', ':', '"', 'x', 0, 'z', '"', '}' };
+  static const guint8 body[] = {'{', '"', 'a', '"', ':', '"', 'x', 0, 'y', '"', '}'};
+  static const guint8 cut[] = {'{', '"', 'a', '"', ':', '"', 'x', 0, 'z', '"', '}'};
   g_autofree char *header = glib_signature("k3y", body, sizeof body);
   g_autofree char *ours = wa_signature_compute(body, sizeof body, "k3y");
   g_autoptr(GError) error = NULL;

@@ -46,8 +46,8 @@ void wa_store_test_rotate_fail_after(WaStore *store, guint customers);
 
 typedef struct {
   char *tmp;
-  char *dir;    /* tmp/store: created by the store */
-  char *path;   /* dir/account.db */
+  char *dir;  /* tmp/store: created by the store */
+  char *path; /* dir/account.db */
   WaClock *clock;
   WaKey *key;
   WaStore *store;
@@ -472,7 +472,11 @@ static WaStoreStatusResult
 apply_status(Fixture *f, const char *wamid, guint64 outbox_id, WaStoreStatus status, Wait *w)
 {
   WaStoreStatusUpdate update = {
-    .wamid = wamid, .outbox_id = outbox_id, .status = status, .error_text = "Message undeliverable", .timestamp = NOW,
+    .wamid = wamid,
+    .outbox_id = outbox_id,
+    .status = status,
+    .error_text = "Message undeliverable",
+    .timestamp = NOW,
   };
 
   wa_store_message_status(f->store, &update, on_status, w);
@@ -681,14 +685,14 @@ test_newer_schema_refused(Fixture *f, gconstpointer data)
 
 /* What schema 3 added, taken away again: the file as schema 2 left it (its
  * index and audit keys were derived from the data key, not kept). */
-#define UNDO_V3                                                                                            \
-  "DROP TRIGGER customers_key_gen; DROP TRIGGER messages_key_gen; DROP TRIGGER outbox_key_gen;"            \
-  "DROP TRIGGER consent_key_gen; DROP TRIGGER settings_key_gen; DROP TRIGGER consent_no_update;"          \
-  "ALTER TABLE customers DROP COLUMN key_gen; ALTER TABLE messages DROP COLUMN key_gen;"                  \
-  "ALTER TABLE outbox DROP COLUMN key_gen; ALTER TABLE consent DROP COLUMN key_gen;"                      \
-  "ALTER TABLE settings DROP COLUMN key_gen;"                                                             \
-  "CREATE TRIGGER consent_no_update BEFORE UPDATE ON consent"                                             \
-  "  BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END;"                               \
+#define UNDO_V3                                                                                  \
+  "DROP TRIGGER customers_key_gen; DROP TRIGGER messages_key_gen; DROP TRIGGER outbox_key_gen;"  \
+  "DROP TRIGGER consent_key_gen; DROP TRIGGER settings_key_gen; DROP TRIGGER consent_no_update;" \
+  "ALTER TABLE customers DROP COLUMN key_gen; ALTER TABLE messages DROP COLUMN key_gen;"         \
+  "ALTER TABLE outbox DROP COLUMN key_gen; ALTER TABLE consent DROP COLUMN key_gen;"             \
+  "ALTER TABLE settings DROP COLUMN key_gen;"                                                    \
+  "CREATE TRIGGER consent_no_update BEFORE UPDATE ON consent"                                    \
+  "  BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END;"                       \
   "DELETE FROM meta WHERE name IN ('index_key', 'audit_key');"
 
 static void
@@ -1163,7 +1167,10 @@ static void
 test_status_of_message_sent_elsewhere(Fixture *f, gconstpointer data)
 {
   WaStoreInbound out = {
-    .wa_id = WA_ID_A, .direction = WA_STORE_ELSEWHERE, .wamid = "wamid.elsewhere", .type = "unknown",
+    .wa_id = WA_ID_A,
+    .direction = WA_STORE_ELSEWHERE,
+    .wamid = "wamid.elsewhere",
+    .type = "unknown",
     .timestamp = NOW,
   };
   g_auto(Wait) w1 = {0}, w2 = {0}, w3 = {0};
@@ -1470,8 +1477,8 @@ test_rows_moved_between_customers(Fixture *f, gconstpointer data)
 static void
 assert_no_plaintext(const char *path, gboolean expect_file)
 {
-  const char *secrets[] = {BODY_A, NAME_A, WA_ID_A, BSUID_A, "wamid.secret-1", "caption-secret",
-                           "raw-secret", "setting-secret", "note-secret", "error-secret"};
+  const char *secrets[] = {BODY_A,           NAME_A,       WA_ID_A,          BSUID_A,       "wamid.secret-1",
+                           "caption-secret", "raw-secret", "setting-secret", "note-secret", "error-secret"};
 
   if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
     g_assert_false(expect_file);
@@ -1491,9 +1498,16 @@ test_no_plaintext_on_disk(Fixture *f, gconstpointer data)
   g_autoptr(WaStoreOutbox) entry = NULL;
   g_autoptr(WaStoreOutbox) moved = NULL;
   WaStoreInbound in = {
-    .wa_id = WA_ID_A, .bsuid = BSUID_A, .profile_name = NAME_A, .direction = WA_STORE_IN,
-    .wamid = "wamid.secret-1", .type = "image", .body = BODY_A, .caption = "caption-secret",
-    .raw = "{\"raw-secret\":1}", .timestamp = NOW,
+    .wa_id = WA_ID_A,
+    .bsuid = BSUID_A,
+    .profile_name = NAME_A,
+    .direction = WA_STORE_IN,
+    .wamid = "wamid.secret-1",
+    .type = "image",
+    .body = BODY_A,
+    .caption = "caption-secret",
+    .raw = "{\"raw-secret\":1}",
+    .timestamp = NOW,
   };
   WaStoreOutboxChange fail = {.state = WA_STORE_OUTBOX_FAILED, .error_text = "error-secret"};
   g_auto(Wait) w = {0}, w2 = {0}, w3 = {0}, w4 = {0}, w5 = {0};
@@ -1826,8 +1840,13 @@ test_storage_full(Fixture *f, gconstpointer data)
   g_autofree char *big = g_strnfill(1024 * 1024, 'x');
   g_autoptr(GPtrArray) list = NULL;
   WaStoreInbound in = {
-    .wa_id = WA_ID_B, .profile_name = NAME_B, .direction = WA_STORE_IN, .wamid = "wamid.big", .type = "text",
-    .body = big, .timestamp = NOW,
+    .wa_id = WA_ID_B,
+    .profile_name = NAME_B,
+    .direction = WA_STORE_IN,
+    .wamid = "wamid.big",
+    .type = "text",
+    .body = big,
+    .timestamp = NOW,
   };
   g_auto(Wait) w1 = {0}, w2 = {0}, w3 = {0};
   g_autofree char *id = NULL;
@@ -1898,7 +1917,12 @@ test_group_commit(Fixture *f, gconstpointer data)
   for (int i = 0; i < GROUP; i++) {
     g_autofree char *wamid = g_strdup_printf("wamid.group.%d", i);
     WaStoreInbound in = {
-      .wa_id = WA_ID_A, .direction = WA_STORE_IN, .wamid = wamid, .type = "text", .body = "group", .timestamp = NOW + i,
+      .wa_id = WA_ID_A,
+      .direction = WA_STORE_IN,
+      .wamid = wamid,
+      .type = "text",
+      .body = "group",
+      .timestamp = NOW + i,
     };
 
     wa_store_inbound(f->store, &in, on_inbound_count, &count);
@@ -1932,7 +1956,12 @@ test_close_runs_queued(Fixture *f, gconstpointer data)
   for (int i = 0; i < 5; i++) {
     g_autofree char *wamid = g_strdup_printf("wamid.late.%d", i);
     WaStoreInbound in = {
-      .wa_id = WA_ID_A, .direction = WA_STORE_IN, .wamid = wamid, .type = "text", .body = "late", .timestamp = NOW,
+      .wa_id = WA_ID_A,
+      .direction = WA_STORE_IN,
+      .wamid = wamid,
+      .type = "text",
+      .body = "late",
+      .timestamp = NOW,
     };
 
     wa_store_inbound(f->store, &in, on_late, NULL);
@@ -1968,7 +1997,12 @@ test_close_from_callback(Fixture *f, gconstpointer data)
 {
   CloseFromCallback c = {.f = f};
   WaStoreInbound in = {
-    .wa_id = WA_ID_A, .direction = WA_STORE_IN, .wamid = "wamid.x", .type = "text", .body = "x", .timestamp = NOW,
+    .wa_id = WA_ID_A,
+    .direction = WA_STORE_IN,
+    .wamid = "wamid.x",
+    .type = "text",
+    .body = "x",
+    .timestamp = NOW,
   };
   WaStoreInbound in2 = in;
 
@@ -2221,13 +2255,13 @@ rotation_data_check(Fixture *f, char *ids[3])
 static gint64
 rows_not_of_generation(Fixture *f, gint64 gen)
 {
-  g_autofree char *sql = g_strdup_printf(
-    "SELECT (SELECT count(*) FROM customers WHERE key_gen <> %1$" G_GINT64_FORMAT ")"
-    " + (SELECT count(*) FROM messages WHERE key_gen <> %1$" G_GINT64_FORMAT ")"
-    " + (SELECT count(*) FROM outbox WHERE key_gen <> %1$" G_GINT64_FORMAT ")"
-    " + (SELECT count(*) FROM consent WHERE key_gen <> %1$" G_GINT64_FORMAT ")"
-    " + (SELECT count(*) FROM settings WHERE key_gen <> %1$" G_GINT64_FORMAT ")",
-    gen);
+  g_autofree char *sql =
+    g_strdup_printf("SELECT (SELECT count(*) FROM customers WHERE key_gen <> %1$" G_GINT64_FORMAT ")"
+                    " + (SELECT count(*) FROM messages WHERE key_gen <> %1$" G_GINT64_FORMAT ")"
+                    " + (SELECT count(*) FROM outbox WHERE key_gen <> %1$" G_GINT64_FORMAT ")"
+                    " + (SELECT count(*) FROM consent WHERE key_gen <> %1$" G_GINT64_FORMAT ")"
+                    " + (SELECT count(*) FROM settings WHERE key_gen <> %1$" G_GINT64_FORMAT ")",
+                    gen);
 
   return raw_int(f->path, sql);
 }
@@ -2240,8 +2274,8 @@ raw_customer_key(Fixture *f, const WaKey *data_key, const char *customer_id)
   g_autofree char *sql = g_strdup_printf("SELECT wrapped_key FROM customers WHERE id = '%s'", customer_id);
   g_autoptr(GBytes) wrapped = raw_blob(f->path, sql);
   g_autoptr(WaKey) store_key = wa_key_derive(data_key, WA_SUBKEY_STORE);
-  g_autoptr(GBytes) plain = wa_crypt_open(store_key, "customers", "key", customer_id,
-                                          g_bytes_get_data(wrapped, NULL), g_bytes_get_size(wrapped), NULL);
+  g_autoptr(GBytes) plain = wa_crypt_open(store_key, "customers", "key", customer_id, g_bytes_get_data(wrapped, NULL),
+                                          g_bytes_get_size(wrapped), NULL);
 
   return plain != NULL ? wa_key_from_bytes(g_bytes_get_data(plain, NULL), g_bytes_get_size(plain), NULL) : NULL;
 }
@@ -2249,7 +2283,8 @@ raw_customer_key(Fixture *f, const WaKey *data_key, const char *customer_id)
 static gboolean
 raw_body_opens(Fixture *f, const WaKey *customer_key, const char *wamid_body)
 {
-  g_autoptr(GBytes) id = raw_blob(f->path, "SELECT id FROM messages WHERE outbox_id IS NULL ORDER BY timestamp LIMIT 1");
+  g_autoptr(GBytes) id =
+    raw_blob(f->path, "SELECT id FROM messages WHERE outbox_id IS NULL ORDER BY timestamp LIMIT 1");
   g_autofree char *message_id = g_strndup(g_bytes_get_data(id, NULL), g_bytes_get_size(id));
   g_autofree char *sql = g_strdup_printf("SELECT body FROM messages WHERE id = '%s'", message_id);
   g_autoptr(GBytes) body = raw_blob(f->path, sql);
@@ -2328,8 +2363,7 @@ test_rotate_key(Fixture *f, gconstpointer data)
   /* every row is of the new generation; the old key's traces are gone */
   g_assert_cmpint(raw_int(f->path, "SELECT value FROM meta WHERE name = 'key_gen'"), ==, 2);
   g_assert_cmpint(rows_not_of_generation(f, 2), ==, 0);
-  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM meta WHERE name IN ('key_prev', 'recovery_pending')"), ==,
-                  0);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM meta WHERE name IN ('key_prev', 'recovery_pending')"), ==, 0);
   stored_header = raw_blob(f->path, "SELECT value FROM meta WHERE name = 'key_header'");
   g_assert_cmpmem(g_bytes_get_data(stored_header, NULL), g_bytes_get_size(stored_header), header, strlen(header));
   /* the old data key opens neither the new customer keys nor, through the

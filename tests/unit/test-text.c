@@ -190,15 +190,17 @@ best_time_us(const char *text, guint runs)
 static void
 test_markup_linear(void)
 {
-  static const struct { const char *head, *mid, *tail; } shapes[] = {
-    { " _x", "\n", "x_ " },
-    { " *x", "\n", "x* " },
-    { " ~x", "\n", "x~ " },
-    { " ```x", "\n", "x``` " },
-    { " *_~```x", "\n", "x```~_* " }, /* nested */
-    { " _x", NULL, NULL },             /* unclosed */
-    { " ```*x", NULL, NULL },
-    { "_ _", "x", " _" },              /* openers that close only across a break */
+  static const struct {
+    const char *head, *mid, *tail;
+  } shapes[] = {
+    {" _x", "\n", "x_ "},
+    {" *x", "\n", "x* "},
+    {" ~x", "\n", "x~ "},
+    {" ```x", "\n", "x``` "},
+    {" *_~```x", "\n", "x```~_* "}, /* nested */
+    {" _x", NULL, NULL},            /* unclosed */
+    {" ```*x", NULL, NULL},
+    {"_ _", "x", " _"}, /* openers that close only across a break */
   };
   gboolean sanitized = g_strcmp0(g_getenv("WABIZ_SANITIZED"), "1") == 0;
   gint64 bound_us = (sanitized ? 500 : 50) * 1000;
@@ -212,18 +214,20 @@ test_markup_linear(void)
     for (guint attempt = 0; attempt < 3; attempt++) {
       t = best_time_us(text, 5);
       if (t >= bound_us)
-        g_error("shape %" G_GSIZE_FORMAT " (\"%s\"...): 64 K characters took %" G_GINT64_FORMAT " ms",
-                i, shapes[i].head, t / 1000);
+        g_error("shape %" G_GSIZE_FORMAT " (\"%s\"...): 64 K characters took %" G_GINT64_FORMAT " ms", i,
+                shapes[i].head, t / 1000);
       t_quarter = best_time_us(quarter, 9);
-      g_test_message("shape %" G_GSIZE_FORMAT ": 16 K characters in %" G_GINT64_FORMAT " us, 64 K in %"
-                     G_GINT64_FORMAT " us", i, t_quarter, t);
+      g_test_message("shape %" G_GSIZE_FORMAT ": 16 K characters in %" G_GINT64_FORMAT " us, 64 K in %" G_GINT64_FORMAT
+                     " us",
+                     i, t_quarter, t);
       /* below 50 us a measurement is mostly noise */
       if (t <= ratio * MAX(t_quarter, 50))
         break;
     }
     if (t > ratio * MAX(t_quarter, 50))
       g_error("shape %" G_GSIZE_FORMAT ": 16 K characters took %" G_GINT64_FORMAT " us, 64 K %" G_GINT64_FORMAT
-              " us: not linear", i, t_quarter, t);
+              " us: not linear",
+              i, t_quarter, t);
   }
 }
 

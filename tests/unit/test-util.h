@@ -49,9 +49,9 @@ typedef struct {
   GMainContext *context; /* NULL: the default main context */
   GSource *deadline;
   gboolean late;
-  double timeout_s;      /* already scaled */
+  double timeout_s; /* already scaled */
   const char *what;
-  gboolean counting;     /* report @have with the failure */
+  gboolean counting; /* report @have with the failure */
   gint64 have;
   const char *file;
   int line;
@@ -69,9 +69,14 @@ static inline void
 test_wait_begin_(TestWait *w, GMainContext *context, double timeout_s, const char *what, gboolean counting,
                  const char *file, int line, const char *func)
 {
-  *w = (TestWait) {
-    .context = context, .timeout_s = timeout_s * test_timeout_factor(), .what = what, .counting = counting,
-    .file = file, .line = line, .func = func,
+  *w = (TestWait){
+    .context = context,
+    .timeout_s = timeout_s * test_timeout_factor(),
+    .what = what,
+    .counting = counting,
+    .file = file,
+    .line = line,
+    .func = func,
   };
   w->deadline = g_timeout_source_new((guint) (w->timeout_s * 1000));
   g_source_set_callback(w->deadline, test_wait_deadline_cb_, &w->late, NULL);
@@ -85,9 +90,9 @@ test_wait_iterate_(TestWait *w)
 {
   if (w->late) {
     g_autofree char *message = w->counting
-      ? g_strdup_printf("timed out after %g s waiting for %s (it is %" G_GINT64_FORMAT ")", w->timeout_s,
-                        w->what, w->have)
-      : g_strdup_printf("timed out after %g s waiting for %s", w->timeout_s, w->what);
+                                 ? g_strdup_printf("timed out after %g s waiting for %s (it is %" G_GINT64_FORMAT ")",
+                                                   w->timeout_s, w->what, w->have)
+                                 : g_strdup_printf("timed out after %g s waiting for %s", w->timeout_s, w->what);
 
     g_assertion_message(G_LOG_DOMAIN, w->file, w->line, w->func, message);
     return FALSE;
@@ -108,27 +113,31 @@ test_wait_end_(TestWait *w)
  * @timeout_s seconds (times test_timeout_factor()) have passed, so that a wait
  * on broken code ends with a message instead of hanging until meson's
  * timeout. */
-#define test_wait_until_in(context, cond, timeout_s)                                                   \
-  G_STMT_START {                                                                                       \
-    TestWait test_wait_;                                                                               \
+#define test_wait_until_in(context, cond, timeout_s)                                                    \
+  G_STMT_START                                                                                          \
+  {                                                                                                     \
+    TestWait test_wait_;                                                                                \
     test_wait_begin_(&test_wait_, (context), (timeout_s), #cond, FALSE, __FILE__, __LINE__, G_STRFUNC); \
-    while (!(cond) && test_wait_iterate_(&test_wait_))                                                 \
-      ;                                                                                                \
-    test_wait_end_(&test_wait_);                                                                       \
-  } G_STMT_END
+    while (!(cond) && test_wait_iterate_(&test_wait_))                                                  \
+      ;                                                                                                 \
+    test_wait_end_(&test_wait_);                                                                        \
+  }                                                                                                     \
+  G_STMT_END
 
 #define test_wait_until(cond, timeout_s) test_wait_until_in(NULL, cond, timeout_s)
 
 /* The same until the counter @counter (an lvalue) reaches @n; the failure
  * says how far it got. */
-#define test_wait_count_in(context, counter, n, timeout_s)                                             \
-  G_STMT_START {                                                                                       \
-    TestWait test_wait_;                                                                               \
-    test_wait_begin_(&test_wait_, (context), (timeout_s), #counter " to reach " #n, TRUE, __FILE__,      \
-                     __LINE__, G_STRFUNC);                                                             \
-    while ((test_wait_.have = (gint64) (counter)) < (gint64) (n) && test_wait_iterate_(&test_wait_))    \
-      ;                                                                                                \
-    test_wait_end_(&test_wait_);                                                                       \
-  } G_STMT_END
+#define test_wait_count_in(context, counter, n, timeout_s)                                                    \
+  G_STMT_START                                                                                                \
+  {                                                                                                           \
+    TestWait test_wait_;                                                                                      \
+    test_wait_begin_(&test_wait_, (context), (timeout_s), #counter " to reach " #n, TRUE, __FILE__, __LINE__, \
+                     G_STRFUNC);                                                                              \
+    while ((test_wait_.have = (gint64) (counter)) < (gint64) (n) && test_wait_iterate_(&test_wait_))          \
+      ;                                                                                                       \
+    test_wait_end_(&test_wait_);                                                                              \
+  }                                                                                                           \
+  G_STMT_END
 
 #define test_wait_count(counter, n, timeout_s) test_wait_count_in(NULL, counter, n, timeout_s)

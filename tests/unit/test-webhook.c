@@ -230,7 +230,9 @@ test_contacts_message(void)
   const WaMessage *msg = only_message(webhook);
 
   g_assert_cmpstr(msg->type, ==, "contacts");
-  g_assert_cmpstr(msg->text, ==, "Luc\xc3\xad" "a G\xc3\xb3mez: +1 (983) 555-2319");
+  g_assert_cmpstr(msg->text, ==,
+                  "Luc\xc3\xad"
+                  "a G\xc3\xb3mez: +1 (983) 555-2319");
   /* the shared card is not mistaken for the sender */
   g_assert_cmpuint(change->contacts->len, ==, 1);
   g_assert_cmpstr(wa_change_find_contact(change, msg)->profile_name, ==, "Sheena Nelson");
@@ -300,10 +302,14 @@ static void
 test_groups(void)
 {
   static const char *const names[] = {
-    "group_create_message.json", "group_remove_participants.json", "group_settings_update.json",
+    "group_create_message.json",
+    "group_remove_participants.json",
+    "group_settings_update.json",
   };
   static const char *const fields[] = {
-    "group_lifecycle_update", "group_participants_update", "group_settings_update",
+    "group_lifecycle_update",
+    "group_participants_update",
+    "group_settings_update",
   };
 
   for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
@@ -335,8 +341,8 @@ static const struct {
   const char *field;
   guint messages;
   guint statuses;
-  const char *from;     /* first message's sender (phone digits or BSUID) */
-  const char *line;     /* first message described; NULL: no message */
+  const char *from; /* first message's sender (phone digits or BSUID) */
+  const char *line; /* first message described; NULL: no message */
 } fixture_cases[] = {
   {"account_update.json", "account_update", 0, 0, NULL, NULL},
   {"audio_voice.json", "messages", 1, 0, "4915112345678", "[Voice message]"},
@@ -353,7 +359,8 @@ static const struct {
   {"interactive_button_reply.json", "messages", 1, 0, "4915112345678", "[Reply] Reschedule"},
   {"interactive_list_reply.json", "messages", 1, 0, "4915112345678", "[Reply] Tuesday 10-12"},
   {"interactive_nfm_reply.json", "messages", 1, 0, "4915112345678", "[Reply] Sent"},
-  {"location.json", "messages", 1, 0, "4915112345678", "[Location] Alexanderplatz, 10178 Berlin (52.520008, 13.404954)"},
+  {"location.json", "messages", 1, 0, "4915112345678",
+   "[Location] Alexanderplatz, 10178 Berlin (52.520008, 13.404954)"},
   {"message_template_status_update.json", "message_template_status_update", 0, 0, NULL, NULL},
   {"order.json", "messages", 1, 0, "4915112345678", "[Order] 2 products, 4 pieces: For the shop in Mitte"},
   {"phone_number_quality_update.json", "phone_number_quality_update", 0, 0, NULL, NULL},
@@ -365,11 +372,14 @@ static const struct {
   {"status_failed.json", "messages", 0, 1, NULL, NULL},
   {"statuses.json", "messages", 0, 3, NULL, NULL},
   {"sticker.json", "messages", 1, 0, "4915112345678", "[Sticker]"},
-  {"system_changed_number.json", "messages", 1, 0, "4915112345678", "User Lena Vogel changed from 4915112345678 to 4915199999999"},
+  {"system_changed_number.json", "messages", 1, 0, "4915112345678",
+   "User Lena Vogel changed from 4915112345678 to 4915199999999"},
   {"text.json", "messages", 1, 0, "4915112345678", "Hallo! Is my order 1187 on its way?"},
   {"text_forwarded.json", "messages", 1, 0, "4915112345678", "(Forwarded many times) Look at this offer"},
-  {"text_from_ad.json", "messages", 1, 0, "4915112345678", "(From an ad: Winter sale: 30% off) Is the winter sale still on?"},
-  {"text_product_inquiry.json", "messages", 1, 0, "4915112345678", "(About product boot-40-brown) Do you have it in size 40?"},
+  {"text_from_ad.json", "messages", 1, 0, "4915112345678",
+   "(From an ad: Winter sale: 30% off) Is the winter sale still on?"},
+  {"text_product_inquiry.json", "messages", 1, 0, "4915112345678",
+   "(About product boot-40-brown) Do you have it in size 40?"},
   {"text_reply.json", "messages", 1, 0, "4915112345678", "Yes, that one."},
   {"two_customers.json", "messages", 2, 0, "4915112345678", "First customer here"},
   {"unsupported.json", "messages", 1, 0, "4915112345678", "[A message of a kind WhatsApp does not pass on (poll)]"},
@@ -456,7 +466,8 @@ test_echoes_and_groups(void)
                       "[{\"to\":4915112345678,\"type\":\"image\",\"timestamp\":\"12\"},7]}},"
                       "{\"field\":\"group_participants_update\",\"value\":{\"groups\":"
                       "[{\"group_id\":\"g1\",\"added_participants\":{}}]}},"
-                      "{\"field\":\"group_settings_update\",\"value\":{\"groups\":{}}}]}]}", &error);
+                      "{\"field\":\"group_settings_update\",\"value\":{\"groups\":{}}}]}]}",
+                      &error);
   g_assert_no_error(error);
   g_assert_cmpuint(lenient->changes->len, ==, 3);
   g_assert_cmpuint(lenient->skipped, ==, 3);
@@ -499,22 +510,28 @@ test_fixture_table_complete(void)
 
 /* --- hand-written bodies ------------------------------------------------ */
 
-#define ENVELOPE(VALUE) \
-  "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"111\",\"changes\":[{\"field\":\"messages\",\"value\":" VALUE "}]}]}"
-#define META "\"messaging_product\":\"whatsapp\",\"metadata\":{\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"106540352242922\"}"
+#define ENVELOPE(VALUE)                                                                                        \
+  "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"111\",\"changes\":[{\"field\":\"messages\"," \
+  "\"value\":" VALUE "}]}]}"
+#define META                                                                                                       \
+  "\"messaging_product\":\"whatsapp\",\"metadata\":{\"display_phone_number\":\"15550783881\",\"phone_number_id\":" \
+  "\"106540352242922\"}"
 
 static void
 test_statuses(void)
 {
-  const char *body = ENVELOPE("{" META ",\"statuses\":["
+  const char *body = ENVELOPE(
+    "{" META ",\"statuses\":["
     "{\"id\":\"wamid.A\",\"status\":\"sent\",\"timestamp\":\"1750030073\",\"recipient_id\":\"16505551234\","
     "\"biz_opaque_callback_data\":\"outbox:42\",\"conversation\":{\"id\":\"c1\",\"origin\":{\"type\":\"service\"}},"
     "\"pricing\":{\"billable\":true,\"pricing_model\":\"PMP\",\"type\":\"regular\",\"category\":\"utility\"}},"
     "{\"id\":\"wamid.A\",\"status\":\"delivered\",\"timestamp\":1750030080,\"recipient_id\":\"16505551234\"},"
-    "{\"id\":\"wamid.A\",\"status\":\"read\",\"timestamp\":\"1750030099\",\"recipient_user_id\":\"US.13491208655302741918\"},"
+    "{\"id\":\"wamid.A\",\"status\":\"read\",\"timestamp\":\"1750030099\",\"recipient_user_id\":\"US."
+    "13491208655302741918\"},"
     "{\"id\":\"wamid.B\",\"status\":\"failed\",\"timestamp\":\"1751142888\",\"recipient_id\":\"16505551234\","
     "\"biz_opaque_callback_data\":\"outbox:43\",\"errors\":[{\"code\":131047,\"title\":\"Re-engagement message\","
-    "\"message\":\"Re-engagement message\",\"error_data\":{\"details\":\"Message failed to send because more than 24 hours have passed.\"},"
+    "\"message\":\"Re-engagement message\",\"error_data\":{\"details\":\"Message failed to send because more than 24 "
+    "hours have passed.\"},"
     "\"href\":\"/documentation/business-messaging/whatsapp/support/error-codes\"}]}]}");
   g_autoptr(GError) error = NULL;
   g_autoptr(WaWebhook) webhook = parse_str(body, &error);
@@ -595,7 +612,8 @@ test_many_entries(void)
     "{\"field\":\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"P2\"},\"messages\":["
     "{\"id\":\"m3\",\"from\":\"2\",\"timestamp\":\"12\",\"type\":\"text\",\"text\":{\"body\":\"three\"}}]}}]},"
     "{\"id\":222,\"time\":1751247548,\"changes\":["
-    "{\"field\":\"message_template_status_update\",\"value\":{\"event\":\"APPROVED\",\"message_template_id\":1689556908129835}}]}]}";
+    "{\"field\":\"message_template_status_update\",\"value\":{\"event\":\"APPROVED\",\"message_template_id\":"
+    "1689556908129835}}]}]}";
   g_autoptr(GError) error = NULL;
   g_autoptr(WaWebhook) webhook = parse_str(body, &error);
   const WaChange *c1, *c2, *c3;
@@ -696,20 +714,27 @@ test_wrong_types(void)
 static void
 test_more_types(void)
 {
-  const char *body = ENVELOPE("{" META ",\"messages\":["
-    "{\"id\":\"a\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"audio\",\"audio\":{\"id\":\"55\",\"mime_type\":\"audio/ogg; codecs=opus\",\"voice\":true,\"url\":\"https://x/y\"}},"
-    "{\"id\":\"d\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"document\",\"document\":{\"id\":56,\"filename\":\"receipt.pdf\",\"caption\":\"here\"},"
+  const char *body = ENVELOPE(
+    "{" META ",\"messages\":["
+    "{\"id\":\"a\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"audio\",\"audio\":{\"id\":\"55\",\"mime_type\":"
+    "\"audio/ogg; codecs=opus\",\"voice\":true,\"url\":\"https://x/y\"}},"
+    "{\"id\":\"d\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"document\",\"document\":{\"id\":56,\"filename\":"
+    "\"receipt.pdf\",\"caption\":\"here\"},"
     "\"context\":{\"forwarded\":true}},"
     "{\"id\":\"r\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"reaction\",\"reaction\":{\"message_id\":\"wamid.X\"}},"
-    "{\"id\":\"v\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"revoke\",\"revoke\":{\"original_message_id\":\"wamid.Y\"}},"
+    "{\"id\":\"v\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"revoke\",\"revoke\":{\"original_message_id\":\"wamid."
+    "Y\"}},"
     "{\"id\":\"e\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"edit\",\"edit\":{\"original_message_id\":\"wamid.Z\","
     "\"message\":{\"type\":\"image\",\"image\":{\"id\":\"77\",\"caption\":\"new caption\"}}}},"
     "{\"id\":\"n\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"interactive\",\"interactive\":{\"type\":\"nfm_reply\","
     "\"nfm_reply\":{\"name\":\"flow\",\"body\":\"Sent\",\"response_json\":\"{\\\"flow_token\\\":\\\"t\\\"}\"}}},"
-    "{\"id\":\"u\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"hologram\",\"hologram\":{\"depth\":3},\"context\":{\"frequently_forwarded\":true}},"
-    "{\"id\":\"g\",\"from\":\"1\",\"group_id\":\"G1\",\"timestamp\":\"1\",\"type\":\"text\",\"text\":{\"body\":\"hi all\"}},"
+    "{\"id\":\"u\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"hologram\",\"hologram\":{\"depth\":3},\"context\":{"
+    "\"frequently_forwarded\":true}},"
+    "{\"id\":\"g\",\"from\":\"1\",\"group_id\":\"G1\",\"timestamp\":\"1\",\"type\":\"text\",\"text\":{\"body\":\"hi "
+    "all\"}},"
     "{\"id\":\"c\",\"from\":\"1\",\"timestamp\":\"1\",\"type\":\"contacts\",\"contacts\":["
-    "{\"name\":{\"first_name\":\"Ann\",\"last_name\":\"Lee\"},\"phones\":[{\"phone\":\"+49 170 1\"},{\"wa_id\":\"4917022\"}]},"
+    "{\"name\":{\"first_name\":\"Ann\",\"last_name\":\"Lee\"},\"phones\":[{\"phone\":\"+49 170 "
+    "1\"},{\"wa_id\":\"4917022\"}]},"
     "{\"name\":{\"formatted_name\":\"Bo\"}}]}"
     "]}");
   g_autoptr(GError) error = NULL;
@@ -778,13 +803,15 @@ test_missing_messages(void)
 static void
 test_bsuid_only(void)
 {
-  const char *body = ENVELOPE("{" META ","
+  const char *body = ENVELOPE(
+    "{" META ","
     "\"contacts\":[{\"profile\":{\"name\":\"Ann\"},\"wa_id\":\"4915112345678\",\"user_id\":\"DE.999\"},"
     "{\"profile\":{\"name\":\"Sheena\",\"username\":\"@sheena\"},\"user_id\":\"US.13491208655302741918\","
     "\"parent_user_id\":\"US.ENT.11815799212886844830\"}],"
     "\"messages\":[{\"from_user_id\":\"US.13491208655302741918\",\"id\":\"wamid.B1\",\"timestamp\":\"1760000000\","
     "\"type\":\"text\",\"text\":{\"body\":\"hi\"}},"
-    "{\"from_user_id\":\"US.000\",\"id\":\"wamid.B2\",\"timestamp\":\"1760000001\",\"type\":\"text\",\"text\":{\"body\":\"?\"}}]}");
+    "{\"from_user_id\":\"US.000\",\"id\":\"wamid.B2\",\"timestamp\":\"1760000001\",\"type\":\"text\",\"text\":{"
+    "\"body\":\"?\"}}]}");
   g_autoptr(GError) error = NULL;
   g_autoptr(WaWebhook) webhook = parse_str(body, &error);
   const WaChange *change;
@@ -908,8 +935,7 @@ main(int argc, char **argv)
   }
   if (meta && !g_file_test(spec_dir, G_FILE_TEST_IS_DIR)) {
     /* TAP's plan for a skipped test, with its reason. */
-    g_print("1..0 # SKIP Meta's webhook examples are not at '%s' (meson option meta_examples)\n",
-            spec_dir);
+    g_print("1..0 # SKIP Meta's webhook examples are not at '%s' (meson option meta_examples)\n", spec_dir);
     return 0;
   }
 
