@@ -361,14 +361,17 @@ id_set_add(GHashTable **set, guint64 id)
 void
 wabiz_outbox_resolved(WabizAccount *wa, guint64 id, WaStoreOutboxState before, const char *customer)
 {
-  if (before == WA_STORE_OUTBOX_SENDING) {
+  /* the answer was lost and the conversation said so, though the store may
+   * not have recorded that yet (its update is still on the worker) */
+  gboolean told_unsure = id_set_take(wa->unsure, id);
+
+  if (before == WA_STORE_OUTBOX_SENDING && !told_unsure) {
     /* the usual race: the status came before the send's answer */
     id_set_add(&wa->resolved, id);
     return;
   }
   /* FAILED: dropped by the agent, and it went after all */
-  if ((before == WA_STORE_OUTBOX_UNCERTAIN || before == WA_STORE_OUTBOX_FAILED || id_set_take(wa->unsure, id)) &&
-      customer != NULL)
+  if ((before == WA_STORE_OUTBOX_UNCERTAIN || before == WA_STORE_OUTBOX_FAILED || told_unsure) && customer != NULL)
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), _(reached_text), PURPLE_MESSAGE_SYSTEM, 0);
 }
 
