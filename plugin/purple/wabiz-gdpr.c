@@ -186,8 +186,8 @@ start_export(WabizAccount *wa, const char *who, const char *path)
                            wabiz_store_hold(wa, req, (GDestroyNotify) gdpr_request_free));
 }
 
-static PurpleCmdRet
-cmd_export(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error, void *data)
+PurpleCmdRet
+wabiz_cmd_export(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error, void *data)
 {
   WabizAccount *wa = conv_account(conv);
 
@@ -276,8 +276,8 @@ ask_erase(WabizAccount *wa, const char *who, PurpleConversation *conv)
                         PURPLE_CALLBACK(erase_confirmed), wabiz_caption_no(), PURPLE_CALLBACK(erase_cancelled));
 }
 
-static PurpleCmdRet
-cmd_erase(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error, void *data)
+PurpleCmdRet
+wabiz_cmd_erase(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error, void *data)
 {
   WabizAccount *wa = conv_account(conv);
 
@@ -369,31 +369,4 @@ wabiz_blist_node_menu(PurpleBlistNode *node)
   menu =
     g_list_append(menu, purple_menu_action_new(_("Erase customer data..."), PURPLE_CALLBACK(menu_erase), NULL, NULL));
   return menu;
-}
-
-static GSList *command_ids;
-
-void
-wabiz_gdpr_register(void)
-{
-  PurpleCmdFlag flags = PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_PRPL_ONLY | PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS;
-
-  command_ids =
-    g_slist_prepend(command_ids,
-                    GUINT_TO_POINTER(
-                      purple_cmd_register("export", "s", PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID, cmd_export,
-                                          _("export FILE: write everything stored about this customer to FILE (JSON)."),
-                                          NULL)));
-  command_ids =
-    g_slist_prepend(command_ids, GUINT_TO_POINTER(purple_cmd_register(
-                                   "erase", "", PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID, cmd_erase,
-                                   _("erase: delete everything stored about this customer (asks first)."), NULL)));
-}
-
-void
-wabiz_gdpr_unregister(void)
-{
-  for (GSList *l = command_ids; l != NULL; l = l->next)
-    purple_cmd_unregister(GPOINTER_TO_UINT(l->data));
-  g_clear_pointer(&command_ids, g_slist_free);
 }

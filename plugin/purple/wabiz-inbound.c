@@ -175,36 +175,25 @@ marked_cb(const GError *error, gpointer data)
   finish_one(ap);
 }
 
-/* The mark of a line shown outside the event's sequence of messages. */
-static void
-marked_aside_cb(const GError *error, gpointer data)
-{
-  WabizApplying *ap = data;
-
-  marked(ap, error);
-  finish_one(ap);
-}
-
 /* Whether a stored message is to be shown now: not when an earlier session
  * showed it (marked in the store) or this one did (live or as history). One
- * not yet marked is marked. For one of the event's sequence (@sequenced),
- * the next waits for that mark (next_message from marked_cb), or starts now
- * when there is nothing to mark. */
+ * not yet marked is marked. The event's next message or status waits for
+ * that mark (next_message from marked_cb), or starts now when there is
+ * nothing to mark. */
 static gboolean
-should_show(WabizApplying *ap, const WaStoreInboundResult *result, gboolean sequenced)
+should_show(WabizApplying *ap, const WaStoreInboundResult *result)
 {
   gboolean show;
 
   if (result == NULL || result->message_id == NULL) {
-    if (sequenced)
-      next_message(ap);
+    next_message(ap);
     return TRUE; /* not stored: shown as it is */
   }
   show = !result->shown && wabiz_history_mark_shown(ap->wa, result->message_id);
   if (!result->shown) {
     ap->pending++;
-    wa_store_message_mark_shown(ap->wa->store, result->message_id, sequenced ? marked_cb : marked_aside_cb, ap);
-  } else if (sequenced) {
+    wa_store_message_mark_shown(ap->wa->store, result->message_id, marked_cb, ap);
+  } else {
     next_message(ap);
   }
   return show;
@@ -291,7 +280,7 @@ stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data
     wabiz_test_crash_point("inbound-stored");
     /* each message is shown once: a duplicate (stored before a crash or a
      * lost acknowledgement) only when it was not shown yet */
-    if (should_show(ap, result, TRUE)) {
+    if (should_show(ap, result)) {
       show_message(ap->wa, job->change, job->msg, customer != NULL ? customer->id : NULL,
                    customer != NULL ? customer->newest_inbound : 0);
       wabiz_test_crash_point("inbound-shown");
@@ -508,7 +497,7 @@ elsewhere_stored_cb(const WaStoreInboundResult *result, const GError *error, gpo
   if (!ap->orphaned) {
     wabiz_test_crash_point("inbound-stored");
     /* not stored (an error): shown as it is */
-    if (should_show(ap, result, TRUE)) {
+    if (should_show(ap, result)) {
       PurpleBuddy *buddy = wabiz_customer_buddy(ap->wa, job->st->recipient_id, job->st->recipient_user_id, NULL, TRUE);
 
       if (buddy != NULL) {
@@ -663,7 +652,7 @@ echo_stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer
   const WaStoreCustomer *customer = result != NULL ? result->customer.customer : NULL;
 
   wabiz_store_release(ap->wa, job);
-  if (!ap->orphaned && should_show(ap, result, TRUE))
+  if (!ap->orphaned && should_show(ap, result))
     show_echo(ap->wa, job->to, job->text, job->timestamp, customer != NULL ? customer->id : NULL);
   echo_job_free(job);
   finish_one(ap);

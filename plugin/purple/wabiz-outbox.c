@@ -722,8 +722,8 @@ ask_uncertain(WabizAccount *wa, gboolean forced)
   ask_uncertain_with(wa, forced, RESEND_ASK);
 }
 
-static PurpleCmdRet
-cmd_resend(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data)
+PurpleCmdRet
+wabiz_cmd_resend(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data)
 {
   WabizAccount *wa = wabiz_account_data(purple_conversation_get_account(conv));
   const char *arg = args != NULL && args[0] != NULL ? g_strstrip(args[0]) : "";
@@ -755,26 +755,4 @@ cmd_resend(PurpleConversation *conv, const char *cmd, char **args, char **error,
   /* the messages open now, asked about or not */
   ask_uncertain_with(wa, TRUE, choice);
   return PURPLE_CMD_RET_OK;
-}
-
-static guint resend_cmd;
-
-void
-wabiz_outbox_register(void)
-{
-  resend_cmd = purple_cmd_register("resend", "s", PURPLE_CMD_P_PRPL,
-                                   PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_PRPL_ONLY | PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS,
-                                   WABIZ_PRPL_ID, cmd_resend,
-                                   _("resend [all|drop|list]: decide about messages that may have been sent; "
-                                     "without a word, asks."),
-                                   NULL);
-}
-
-void
-wabiz_outbox_unregister(void)
-{
-  if (resend_cmd != 0)
-    purple_cmd_unregister(resend_cmd);
-  resend_cmd = 0;
-  wabiz_outbox_unload();
 }

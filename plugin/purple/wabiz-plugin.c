@@ -95,25 +95,47 @@ cmd_action(PurpleConversation *conv, const char *cmd, char **args, char **error,
   return PURPLE_CMD_RET_OK;
 }
 
-static GSList *action_commands;
+/* The plugin's commands, in every IM conversation of its accounts; help
+ * texts translated when registered. */
+static const struct {
+  const char *name;
+  const char *args;
+  PurpleCmdFunc func;
+  const char *help;
+  void (*action)(PurplePluginAction *action); /* for cmd_action */
+} commands[] = {
+  {"export", "s", wabiz_cmd_export, N_("export FILE: write everything stored about this customer to FILE (JSON)."),
+   NULL},
+  {"erase", "", wabiz_cmd_erase, N_("erase: delete everything stored about this customer (asks first)."), NULL},
+  {"resend", "s", wabiz_cmd_resend,
+   N_("resend [all|drop|list]: decide about messages that may have been sent; without a word, asks."), NULL},
+  {"passphrase", "", cmd_action, N_("passphrase: change the passphrase of the account's stored messages."),
+   wabiz_passphrase_change_action},
+  {"rotatekey", "", cmd_action,
+   N_("rotatekey: encrypt the account's stored messages under a new key (a new recovery code)."),
+   wabiz_store_rotate_action},
+};
+
+static PurpleCmdId command_ids[G_N_ELEMENTS(commands)];
 
 static void
-action_commands_register(void)
+commands_register(void)
 {
   const PurpleCmdFlag flags = PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_PRPL_ONLY | PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS;
 
-  action_commands =
-    g_slist_prepend(action_commands,
-                    GUINT_TO_POINTER(
-                      purple_cmd_register("passphrase", "", PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID, cmd_action,
-                                          _("passphrase: change the passphrase of the account's stored messages."),
-                                          wabiz_passphrase_change_action)));
-  action_commands =
-    g_slist_prepend(action_commands,
-                    GUINT_TO_POINTER(purple_cmd_register(
-                      "rotatekey", "", PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID, cmd_action,
-                      _("rotatekey: encrypt the account's stored messages under a new key (a new recovery code)."),
-                      wabiz_store_rotate_action)));
+  for (guint i = 0; i < G_N_ELEMENTS(commands); i++)
+    command_ids[i] = purple_cmd_register(commands[i].name, commands[i].args, PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID,
+                                         commands[i].func, _(commands[i].help), (void *) commands[i].action);
+}
+
+static void
+commands_unregister(void)
+{
+  for (guint i = 0; i < G_N_ELEMENTS(command_ids); i++) {
+    if (command_ids[i] != 0)
+      purple_cmd_unregister(command_ids[i]);
+    command_ids[i] = 0;
+  }
 }
 
 static gboolean
@@ -121,9 +143,7 @@ plugin_load(PurplePlugin *plugin)
 {
   plugin_handle = plugin;
   wabiz_test_hooks_register(plugin);
-  wabiz_gdpr_register();
-  wabiz_outbox_register();
-  action_commands_register();
+  commands_register();
   return TRUE;
 }
 
@@ -132,11 +152,8 @@ plugin_unload(PurplePlugin *plugin)
 {
   purple_signals_disconnect_by_handle(plugin);
   purple_plugin_ipc_unregister_all(plugin);
-  wabiz_gdpr_unregister();
-  wabiz_outbox_unregister();
-  for (GSList *l = action_commands; l != NULL; l = l->next)
-    purple_cmd_unregister(GPOINTER_TO_UINT(l->data));
-  g_clear_pointer(&action_commands, g_slist_free);
+  commands_unregister();
+  wabiz_outbox_unload();
   wabiz_passphrase_forget_all();
   signals_connected = FALSE;
   return TRUE;

@@ -151,8 +151,7 @@ void wabiz_outbox_start(WabizAccount *wa);
 void wabiz_outbox_stop(WabizAccount *wa);
 /* Something became uncertain: ask the agent after the grace period. */
 void wabiz_outbox_uncertain_later(WabizAccount *wa);
-void wabiz_outbox_register(void);
-void wabiz_outbox_unregister(void);
+PurpleCmdRet wabiz_cmd_resend(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 void wabiz_outbox_unload(void);
 /* A status resolved outbox entry @id (its state before: @before). */
 void wabiz_outbox_resolved(WabizAccount *wa, guint64 id, WaStoreOutboxState before, const char *customer);
@@ -302,8 +301,8 @@ void wabiz_group_event(WabizAccount *wa, const char *group_id, const char *text,
 int wabiz_chat_send(PurpleConnection *gc, int id, const char *message, PurpleMessageFlags flags);
 
 /* wabiz-gdpr.c: /export and /erase, and the buddy menu */
-void wabiz_gdpr_register(void);
-void wabiz_gdpr_unregister(void);
+PurpleCmdRet wabiz_cmd_export(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_erase(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 GList *wabiz_blist_node_menu(PurpleBlistNode *node);
 
 /* wabiz-plugin.c */
