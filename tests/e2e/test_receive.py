@@ -515,7 +515,8 @@ class Receive(Receiving):
             "two_customers.json": im_from(omar, message=contains("Second customer, other words")),
             "group_message.json": {"event": "write", "conv": group,
                                    "message": contains("Can someone hold a parcel for me?")},
-            "group_create.json": {"event": "write", "conv": group, "message": contains("The group was created")},
+            "group_create.json": {"event": "write", "conv": group,
+                                  "message": contains("The group was created. Subject: Mitte store pickups")},
             "group_participants_remove.json": {"event": "write", "conv": group,
                                                "message": contains("2 participants left")},
             "group_settings_update.json": {"event": "write", "conv": group, "message": contains("settings changed")},
@@ -580,7 +581,9 @@ class Receive(Receiving):
                 host.wait_for({"event": "write", "conv": "12195555358", "flags": has("system"),
                                "message": contains("new number +12195555358")})
             elif name == "group_create_message.json":
-                host.wait_for({"event": "write", "conv": group, "message": contains("The group was created")})
+                # (Meta's removal example says "group_create" too: match what only this one has)
+                host.wait_for({"event": "write", "conv": group,
+                               "message": contains("The group was created. Subject: your-group-subject")})
             elif name == "group_remove_participants.json":
                 host.wait_for({"event": "write", "conv": group, "message": contains("2 participants left")})
             elif name == "group_settings_update.json":
