@@ -18,6 +18,7 @@ import unittest
 SRC = os.environ.get("WABIZ_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "tests", "sim"))
 sys.path.insert(0, os.path.join(SRC, "tests", "host"))
+sys.path.insert(0, os.path.join(SRC, "tests", "receiver"))
 
 from hostctl import Host, HostError, contains, has, regex  # noqa: E402,F401
 from simctl import DEFAULT_APP_SECRET, Sim, wait_until  # noqa: E402,F401

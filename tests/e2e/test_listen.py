@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import stat
 import tempfile
 import time
@@ -18,52 +17,12 @@ import urllib.parse
 
 from harness import (DEFAULT_APP_SECRET, RECEIVER_ARGS, VERIFY_TOKEN, Receiving, contains, has,
                      main, wait_until)
+from rxctl import socket_group, squat, try_squat, unix_request
 from simctl import sign as sign_body
 
 ANNA = "491701234567"
 RETRY_ENV = {"WABIZ_RECEIVER_ARGS": RECEIVER_ARGS + " --listen-retry 1"}
 TAKEN = "because another program already holds that address"
-
-
-def squat(port=0):
-    """A listening socket on 127.0.0.1:port, as another user's program would hold it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
-        sock.listen(4)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def try_squat(port):
-    try:
-        return squat(port)
-    except OSError:
-        return None
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=30)
-        self.socket_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socket_path)
-
-
-def unix_request(path, method, target, body=None, headers=None):
-    conn = UnixHTTPConnection(path)
-    try:
-        conn.request(method, target, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 def http_get(url):
@@ -86,14 +45,6 @@ def inbound_body(pnid, text, sender=ANNA, wamid="wamid.E2EUNIX0001"):
     body = {"object": "whatsapp_business_account",
             "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}]}
     return json.dumps(body, separators=(",", ":")).encode("utf-8")
-
-
-def socket_group():
-    """A group the test's user may give a file: "daemon" as root (CI), else
-    the user's own primary group."""
-    if os.getuid() == 0:
-        return "daemon"
-    return grp.getgrgid(os.getgid()).gr_name
 
 
 class Listen(Receiving):

@@ -33,6 +33,7 @@ RXCTL_WRAPPER is a command prefix for the receiver (e.g. "valgrind -q").
 import base64
 import ctypes
 import ctypes.util
+import grp
 import hashlib
 import hmac
 import http.client
@@ -58,6 +59,61 @@ DEFAULT_PNID = "106540352242922"
 DEFAULT_WABA_ID = "102290129340398"
 DEFAULT_SECRET = "test-app-secret"
 DEFAULT_VERIFY_TOKEN = "test-verify-token"
+
+
+# ---- sockets other programs hold, and HTTP over a UNIX socket ----------------------------
+
+def squat(port=0):
+    """A listening socket on 127.0.0.1:port, as another user's program would hold it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(4)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def try_squat(port):
+    """squat(port), or None while the port is taken."""
+    try:
+        return squat(port)
+    except OSError:
+        return None
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over a UNIX stream socket (what nginx's proxy_pass does)."""
+
+    def __init__(self, path, timeout=None):
+        super().__init__("localhost", timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
+        self.socket_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+def unix_request(path, method, target, body=None, headers=None):
+    """One HTTP request over the UNIX socket @path: (status, body bytes)."""
+    conn = UnixHTTPConnection(path)
+    try:
+        conn.request(method, target, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def socket_group():
+    """A group the test's user may give a file: "daemon" as root (CI), else
+    the user's own primary group."""
+    if os.getuid() == 0:
+        return "daemon"
+    return grp.getgrgid(os.getgid()).gr_name
 
 
 class RxError(Exception):

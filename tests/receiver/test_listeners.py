@@ -17,7 +17,6 @@ Usage: WABIZ_RECEIVER=path/to/wabiz-receiver python3 test_listeners.py [Class.te
 """
 
 import grp
-import http.client
 import os
 import socket
 import stat
@@ -27,50 +26,11 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from rxctl import (  # noqa: E402
-    DEFAULT_TIMEOUT, Account, Receiver, ReceiverCase, RxError, post_webhook, sign, values_of,
-    verify_get, wait_until, webhook_body)
+    DEFAULT_TIMEOUT, Account, Receiver, ReceiverCase, RxError, post_webhook, sign, socket_group, squat,
+    unix_request, values_of, verify_get, wait_until, webhook_body)
 
 BINARY = ReceiverCase.binary
 RETRY = "1"
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """http.client over a UNIX stream socket (what nginx's proxy_pass does)."""
-
-    def __init__(self, path, timeout=DEFAULT_TIMEOUT):
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socket_path)
-
-
-def unix_request(path, method, target, body=None, headers=None):
-    conn = UnixHTTPConnection(path)
-    try:
-        conn.request(method, target, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
-def squat(port=0):
-    """A listening socket on 127.0.0.1:port, as another user's program would hold it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(4)
-    return sock
-
-
-def test_group():
-    """A group the receiver's user may give a file: "daemon" as root (CI),
-    else the user's own primary group."""
-    if os.getuid() == 0:
-        return "daemon"
-    return grp.getgrgid(os.getgid()).gr_name
 
 
 class ListenerTest(ReceiverCase):
@@ -205,7 +165,7 @@ class ListenerTest(ReceiverCase):
         return path
 
     def test_unix_socket_delivery_mode_and_group(self):
-        group = test_group()
+        group = socket_group()
         sock_path = os.path.join(self.socket_dir(), "hook.sock")
         rx = self.start()
         acct = Account()
@@ -251,9 +211,9 @@ class ListenerTest(ReceiverCase):
         rx = self.start()
         a, b = Account(), Account(pnid="106540352242933")
         c = self.client(rx)
-        self.assertTrue(c.register(a.registration(bind=bind, socket_group=test_group()))["listening"])
+        self.assertTrue(c.register(a.registration(bind=bind, socket_group=socket_group()))["listening"])
         self.assertNotEqual(c.register(b.registration(port=0))["port"], 0)
-        answer = c.register(b.registration(bind=bind, socket_group=test_group()))
+        answer = c.register(b.registration(bind=bind, socket_group=socket_group()))
         self.assertTrue(answer["listening"], answer)
         self.assertEqual(answer["url"], "http://unix:%s:/webhook" % sock_path)
         self.assertEqual([x["bind"] for x in rx.status()["listeners"]], [bind])
@@ -275,14 +235,14 @@ class ListenerTest(ReceiverCase):
         acct = Account()
         with self.assertRaises(RxError) as cm:
             c.register(acct.registration(bind="unix:" + os.path.join(run, "hook.sock"),
-                                         socket_group=test_group()))
+                                         socket_group=socket_group()))
         self.assertEqual(cm.exception.code, "bind")
         self.assertIn("writable by other users and has no sticky bit", cm.exception.message)
         self.assertFalse(os.path.lexists(os.path.join(run, "hook.sock")))
         # with the sticky bit (like /tmp) nobody else can replace it
         os.chmod(run, 0o1777)
         self.assertTrue(c.register(acct.registration(bind="unix:" + os.path.join(run, "hook.sock"),
-                                                     socket_group=test_group()))["listening"])
+                                                     socket_group=socket_group()))["listening"])
 
     def test_unix_socket_bad_settings_are_refused(self):
         run = self.socket_dir()
