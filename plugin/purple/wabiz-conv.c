@@ -99,18 +99,18 @@ history_cb(GPtrArray *messages, const GError *error, gpointer data)
     else
       text = g_strdup_printf(m->expired ? _("[%s message, deleted after the retention period]") : _("[%s message]"),
                              m->type != NULL ? m->type : "?");
-    html = wa_text_to_html(text, TRUE);
     flags |= m->direction == WA_STORE_IN ? PURPLE_MESSAGE_RECV : PURPLE_MESSAGE_SEND;
     if (m->direction == WA_STORE_ELSEWHERE)
       flags |= PURPLE_MESSAGE_REMOTE_SEND;
     if (m->direction == WA_STORE_IN && wabiz_bitlbee()) {
       /* BitlBee shows received lines only through the IM path */
       g_autofree char *escaped = wabiz_bitlbee_escape(text);
-      g_autofree char *line = wa_text_to_html(escaped, TRUE);
 
-      purple_conv_im_write(PURPLE_CONV_IM(conv), req->conv_name, line, flags, (time_t) m->timestamp);
+      html = wa_text_to_html(escaped, TRUE);
+      purple_conv_im_write(PURPLE_CONV_IM(conv), req->conv_name, html, flags, (time_t) m->timestamp);
       continue;
     }
+    html = wa_text_to_html(text, TRUE);
     purple_conversation_write(conv, m->direction == WA_STORE_IN ? req->conv_name : NULL, html, flags,
                               (time_t) m->timestamp);
   }

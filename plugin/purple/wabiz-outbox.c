@@ -533,15 +533,15 @@ list_all(gpointer data, int action)
 {
   ResendDialog *rd = dialog_take(data);
   WabizAccount *wa = rd->wa;
-  GString *text = g_string_new(NULL);
+  GString *text;
 
   if (wabiz_bitlbee()) {
     list_as_lines(wa, rd);
-    g_string_free(text, TRUE);
     show_dialog(wa, rd);
     return;
   }
 
+  text = g_string_new(NULL);
   for (guint i = 0; i < rd->entries->len && i < LIST_MAX; i++) {
     const WaStoreOutbox *e = g_ptr_array_index(rd->entries, i);
     const char *to = g_hash_table_lookup(rd->address, e->customer_id);

@@ -209,7 +209,8 @@ wabiz_store_unlock(WabizAccount *wa, const WaKey *data_key, const char *new_head
   u->new_header = g_strdup(new_header_json);
   u->flags = flags;
   u->notice = g_strdup(notice);
-  purple_connection_update_progress(wa->gc, _("Opening the encrypted message store"), 1, 4);
+  /* the progress line "Opening the encrypted message store" was shown by
+   * the sign-in (wabiz-login.c) or after the passphrase (wabiz-passphrase.c) */
   wa_store_unlock(wa->store, data_key, new_header_json, unlocked_cb,
                   wabiz_store_hold(wa, u, (GDestroyNotify) unlocking_free));
 }

@@ -19,6 +19,9 @@ class SignOn(Scenario):
         self.assertIn("fields=display_phone_number,verified_name,quality_rating", reqs[0]["query"])
         self.assertTrue(reqs[0]["user_agent"].startswith("purple-wabiz/"))
         host.expect_none("disconnect", 0.5)
+        # each step of the sign-in is shown once, in order
+        steps = [(e["step"], e["text"]) for e in host.events("progress")]
+        self.assertEqual([step for step, _ in steps], [0, 1, 2, 3], steps)
 
     def test_bad_token(self):
         host = self.start_host(password="WRONG-TOKEN", wait_signed_on=False)
