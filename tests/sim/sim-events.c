@@ -69,17 +69,23 @@ begin_envelope (Sim *sim, JsonBuilder *b)
 }
 
 static char *
-end_envelope (JsonBuilder *b)
+end_envelope_field (JsonBuilder *b, const char *field)
 {
   json_builder_end_object (b); /* value */
   json_builder_set_member_name (b, "field");
-  json_builder_add_string_value (b, "messages");
+  json_builder_add_string_value (b, field);
   json_builder_end_object (b); /* change */
   json_builder_end_array (b);  /* changes */
   json_builder_end_object (b); /* entry */
   json_builder_end_array (b);  /* entry[] */
   json_builder_end_object (b);
   return sim_json_serialize_builder (b);
+}
+
+static char *
+end_envelope (JsonBuilder *b)
+{
+  return end_envelope_field (b, "messages");
 }
 
 char *
@@ -478,4 +484,129 @@ sim_inbound_batch_body (Sim *sim, const char *const *senders, guint n_senders, c
     }
   json_builder_end_array (b);
   return end_envelope (b);
+}
+
+/* Builds the webhook for POST /_sim/call: field "calls", one call from the
+ * customer (from and/or user_id, named in "contacts" like a message's
+ * sender) with event connect (ringing) or terminate (status, duration), as
+ * Meta's Calling API sends it. Calls open the customer's window. Returns the
+ * exact body bytes; *@id_out gets the call id (wacid). */
+char *
+sim_call_body (Sim *sim, JsonObject *req, char **id_out, GError **error)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  const char *from = sim_json_string (req, "from");
+  const char *user_id = sim_json_string (req, "user_id");
+  const char *name = sim_json_string (req, "name");
+  const char *event = sim_json_string (req, "event");
+  const char *status = sim_json_string (req, "status");
+  g_autofree char *display = sim_digits_only (sim->display_number);
+  g_autofree char *ts_str = NULL;
+  g_autofree char *id = NULL;
+  g_autofree char *uuid = g_uuid_string_random ();
+  gint64 duration = 0;
+  gint64 ts = sim_clock_now (&sim->clock);
+
+  if (from != NULL
+      && (*from == '\0' || strspn (from, "0123456789") != strlen (from) || strlen (from) > 20))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "from must be the customer's phone digits");
+      return NULL;
+    }
+  if (user_id != NULL && !sim_is_bsuid (user_id))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "user_id must look like CC.alphanumeric");
+      return NULL;
+    }
+  if (from == NULL && user_id == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "a call needs from or user_id");
+      return NULL;
+    }
+  if (event == NULL)
+    event = "connect";
+  if (g_strcmp0 (event, "connect") != 0 && g_strcmp0 (event, "terminate") != 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "event must be connect or terminate");
+      return NULL;
+    }
+  if (!parse_timestamp (req, &ts, error))
+    return NULL;
+  sim_json_int (req, "duration", &duration);
+  ts_str = g_strdup_printf ("%" G_GINT64_FORMAT, ts);
+  id = g_strdup_printf ("wacid.%s", uuid);
+
+  begin_envelope (sim, b);
+  json_builder_set_member_name (b, "contacts");
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "profile");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "name");
+  json_builder_add_string_value (b, name ? name : "Customer");
+  json_builder_end_object (b);
+  if (from != NULL)
+    {
+      json_builder_set_member_name (b, "wa_id");
+      json_builder_add_string_value (b, from);
+    }
+  if (user_id != NULL)
+    {
+      json_builder_set_member_name (b, "user_id");
+      json_builder_add_string_value (b, user_id);
+    }
+  json_builder_end_object (b);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "calls");
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "id");
+  json_builder_add_string_value (b, id);
+  json_builder_set_member_name (b, "to");
+  json_builder_add_string_value (b, display);
+  if (from != NULL)
+    {
+      json_builder_set_member_name (b, "from");
+      json_builder_add_string_value (b, from);
+    }
+  if (user_id != NULL)
+    {
+      json_builder_set_member_name (b, "from_user_id");
+      json_builder_add_string_value (b, user_id);
+    }
+  json_builder_set_member_name (b, "event");
+  json_builder_add_string_value (b, event);
+  json_builder_set_member_name (b, "timestamp");
+  json_builder_add_string_value (b, ts_str);
+  json_builder_set_member_name (b, "direction");
+  json_builder_add_string_value (b, "USER_INITIATED");
+  if (g_strcmp0 (event, "connect") == 0)
+    {
+      json_builder_set_member_name (b, "session");
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "sdp_type");
+      json_builder_add_string_value (b, "offer");
+      json_builder_set_member_name (b, "sdp");
+      json_builder_add_string_value (b, "v=0");
+      json_builder_end_object (b);
+    }
+  else
+    {
+      json_builder_set_member_name (b, "status");
+      json_builder_add_string_value (b, status ? status : "COMPLETED");
+      json_builder_set_member_name (b, "duration");
+      json_builder_add_int_value (b, duration);
+    }
+  json_builder_end_object (b);
+  json_builder_end_array (b);
+  if (from != NULL)
+    sim_window_touch (sim, from, ts);
+  if (user_id != NULL)
+    sim_window_touch (sim, user_id, ts);
+  *id_out = g_steal_pointer (&id);
+  return end_envelope_field (b, "calls");
 }
