@@ -495,6 +495,10 @@ wa_message_describe(const WaMessage *m)
 char *
 wa_call_describe(const WaCall *call)
 {
+  if (g_strcmp0(call->direction, "BUSINESS_INITIATED") == 0)
+    return g_strdup_printf(_("A WhatsApp call from this business (made elsewhere) to the customer: %s%s%s."),
+                           call->event != NULL ? call->event : "?", call->status != NULL ? ", " : "",
+                           call->status != NULL ? call->status : "");
   if (g_strcmp0(call->event, "terminate") == 0) {
     if (call->duration > 0)
       return g_strdup_printf(_("The customer's WhatsApp call ended after %lld s (%s). Calls are not answered here."),

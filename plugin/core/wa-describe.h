@@ -42,7 +42,8 @@ const char *wa_message_referenced_id(const WaMessage *message);
 char *wa_describe_short_quote(const char *text);
 
 /* The line for a voice call event (field "calls"): the customer is calling,
- * or the call ended; calls are not answered here. Newly allocated. */
+ * or the call ended; calls are not answered here (a call the business made
+ * from elsewhere is named as such). Newly allocated. */
 char *wa_call_describe(const WaCall *call);
 
 /* A stable key for a message's ad referral (source id, else URL, else

@@ -201,14 +201,15 @@ wabiz_kinds_calls(WabizAccount *wa, const WaChange *change)
 {
   for (guint i = 0; i < change->calls->len; i++) {
     const WaCall *call = g_ptr_array_index(change->calls, i);
-    const WaContact *contact = wa_change_find_call_contact(change, call);
+    gboolean ours = g_strcmp0(call->direction, "BUSINESS_INITIATED") == 0;
+    const WaContact *contact = ours ? NULL : wa_change_find_call_contact(change, call);
     PurpleBuddy *buddy;
     g_autofree char *line = NULL;
 
-    /* the business's own calls (to a customer) are not made from here */
-    if (g_strcmp0(call->direction, "BUSINESS_INITIATED") == 0)
-      continue;
-    buddy = event_buddy(wa, call->from, call->from_user_id, contact);
+    /* the business's own calls (made elsewhere) go to the customer called */
+    if (ours && change->contacts->len == 1)
+      contact = g_ptr_array_index(change->contacts, 0);
+    buddy = event_buddy(wa, ours ? call->to : call->from, ours ? NULL : call->from_user_id, contact);
     if (buddy == NULL) {
       wabiz_notice(wa, _("A WhatsApp call came from someone who is not a valid WhatsApp number or user ID."));
       continue;

@@ -1207,6 +1207,15 @@ test_calls(void)
   g_assert_true(g_str_has_prefix(ended_line, "The customer's WhatsApp call ended (FAILED)."));
   g_assert_true(g_str_has_prefix(other_line, "WhatsApp call event \"ring\""));
   g_assert_cmpstr(permission, ==, "[Calls] The customer answered the call permission request: reject.");
+  {
+    WaCall ours = {.direction = (char *) "BUSINESS_INITIATED",
+                   .event = (char *) "terminate",
+                   .status = (char *) "COMPLETED"};
+    g_autofree char *line = wa_call_describe(&ours);
+
+    g_assert_cmpstr(line, ==,
+                    "A WhatsApp call from this business (made elsewhere) to the customer: terminate, COMPLETED.");
+  }
 }
 
 /* A user ID change names the old and the new one. */
