@@ -86,18 +86,13 @@ append_location(GString *out, const WaMessage *m)
   if (m->location_address != NULL)
     g_string_append_printf(out, "%s%s", m->location_name != NULL ? ", " : " ", m->location_address);
   if (m->has_location) {
-    g_string_append(out, " (");
-    append_number(out, "%.6f", m->latitude);
-    g_string_append(out, ", ");
-    append_number(out, "%.6f", m->longitude);
-    g_string_append(out, ") https://www.openstreetmap.org/?mlat=");
-    append_number(out, "%.6f", m->latitude);
-    g_string_append(out, "&mlon=");
-    append_number(out, "%.6f", m->longitude);
-    g_string_append(out, "#map=16/");
-    append_number(out, "%.6f", m->latitude);
-    g_string_append_c(out, '/');
-    append_number(out, "%.6f", m->longitude);
+    char lat[G_ASCII_DTOSTR_BUF_SIZE];
+    char lon[G_ASCII_DTOSTR_BUF_SIZE];
+
+    g_ascii_formatd(lat, sizeof lat, "%.6f", m->latitude);
+    g_ascii_formatd(lon, sizeof lon, "%.6f", m->longitude);
+    g_string_append_printf(out, " (%s, %s) https://www.openstreetmap.org/?mlat=%s&mlon=%s#map=16/%s/%s", lat, lon, lat,
+                           lon, lat, lon);
   }
   if (m->location_url != NULL && *m->location_url != '\0')
     g_string_append_printf(out, " %s", m->location_url);

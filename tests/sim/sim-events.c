@@ -256,6 +256,63 @@ add_passthrough (JsonBuilder *b, JsonObject *req, const char *member)
   json_builder_add_value (b, json_node_copy (node));
 }
 
+/* A customer is named by phone digits (@from), a BSUID (@user_id), or both;
+ * @from may be NULL (no phone), but not empty. */
+static gboolean
+check_sender (const char *from, const char *user_id, GError **error)
+{
+  if (from != NULL
+      && (*from == '\0' || strspn (from, "0123456789") != strlen (from) || strlen (from) > 20))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "from must be the customer's phone digits (or set no_phone)");
+      return FALSE;
+    }
+  if (user_id != NULL && !sim_is_bsuid (user_id))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "user_id must look like CC.alphanumeric");
+      return FALSE;
+    }
+  if (from == NULL && user_id == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "a user without phone needs user_id");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* @member: @value, unless @value is NULL. */
+static void
+add_string_if (JsonBuilder *b, const char *member, const char *value)
+{
+  if (value == NULL)
+    return;
+  json_builder_set_member_name (b, member);
+  json_builder_add_string_value (b, value);
+}
+
+/* "contacts":[{profile:{name[,username]}, wa_id?, user_id?}]: the sender. */
+static void
+add_sender_contact (JsonBuilder *b, const char *name, const char *username, const char *from,
+                    const char *user_id)
+{
+  json_builder_set_member_name (b, "contacts");
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "profile");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "name");
+  json_builder_add_string_value (b, name ? name : "Customer");
+  add_string_if (b, "username", username);
+  json_builder_end_object (b);
+  add_string_if (b, "wa_id", from);
+  add_string_if (b, "user_id", user_id);
+  json_builder_end_object (b);
+  json_builder_end_array (b);
+}
+
 /* Builds the webhook for POST /_sim/inbound; records the message id and
  * moves the customer's window. Returns the exact body bytes. */
 char *
@@ -278,25 +335,10 @@ sim_inbound_body (Sim *sim, JsonObject *req, char **wamid_out, GError **error)
   sim_json_bool (req, "no_phone", &no_phone);
   if (no_phone)
     from = NULL;
-  else if (from == NULL || *from == '\0' || strspn (from, "0123456789") != strlen (from)
-           || strlen (from) > 20)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                           "from must be the customer's phone digits (or set no_phone)");
-      return NULL;
-    }
-  if (user_id != NULL && !sim_is_bsuid (user_id))
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                           "user_id must look like CC.alphanumeric");
-      return NULL;
-    }
-  if (from == NULL && user_id == NULL)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                           "a user without phone needs user_id");
-      return NULL;
-    }
+  else if (from == NULL)
+    from = "";
+  if (!check_sender (from, user_id, error))
+    return NULL;
   if (!parse_timestamp (req, &ts, error))
     return NULL;
   if (type == NULL)
@@ -324,47 +366,13 @@ sim_inbound_body (Sim *sim, JsonObject *req, char **wamid_out, GError **error)
 
   begin_envelope (sim, b);
   if (g_strcmp0 (type, "system") != 0)
-    {
-      json_builder_set_member_name (b, "contacts");
-      json_builder_begin_array (b);
-      json_builder_begin_object (b);
-      json_builder_set_member_name (b, "profile");
-      json_builder_begin_object (b);
-      json_builder_set_member_name (b, "name");
-      json_builder_add_string_value (b, name ? name : "Customer");
-      if (username != NULL)
-        {
-          json_builder_set_member_name (b, "username");
-          json_builder_add_string_value (b, username);
-        }
-      json_builder_end_object (b);
-      if (from != NULL)
-        {
-          json_builder_set_member_name (b, "wa_id");
-          json_builder_add_string_value (b, from);
-        }
-      if (user_id != NULL)
-        {
-          json_builder_set_member_name (b, "user_id");
-          json_builder_add_string_value (b, user_id);
-        }
-      json_builder_end_object (b);
-      json_builder_end_array (b);
-    }
+    add_sender_contact (b, name, username, from, user_id);
   json_builder_set_member_name (b, "messages");
   json_builder_begin_array (b);
   json_builder_begin_object (b);
   add_passthrough (b, req, "context");
-  if (from != NULL)
-    {
-      json_builder_set_member_name (b, "from");
-      json_builder_add_string_value (b, from);
-    }
-  if (user_id != NULL)
-    {
-      json_builder_set_member_name (b, "from_user_id");
-      json_builder_add_string_value (b, user_id);
-    }
+  add_string_if (b, "from", from);
+  add_string_if (b, "from_user_id", user_id);
   json_builder_set_member_name (b, "id");
   json_builder_add_string_value (b, wamid);
   json_builder_set_member_name (b, "timestamp");
@@ -507,25 +515,8 @@ sim_call_body (Sim *sim, JsonObject *req, char **id_out, GError **error)
   gint64 duration = 0;
   gint64 ts = sim_clock_now (&sim->clock);
 
-  if (from != NULL
-      && (*from == '\0' || strspn (from, "0123456789") != strlen (from) || strlen (from) > 20))
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                           "from must be the customer's phone digits");
-      return NULL;
-    }
-  if (user_id != NULL && !sim_is_bsuid (user_id))
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                           "user_id must look like CC.alphanumeric");
-      return NULL;
-    }
-  if (from == NULL && user_id == NULL)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                           "a call needs from or user_id");
-      return NULL;
-    }
+  if (!check_sender (from, user_id, error))
+    return NULL;
   if (event == NULL)
     event = "connect";
   if (g_strcmp0 (event, "connect") != 0 && g_strcmp0 (event, "terminate") != 0)
@@ -541,26 +532,7 @@ sim_call_body (Sim *sim, JsonObject *req, char **id_out, GError **error)
   id = g_strdup_printf ("wacid.%s", uuid);
 
   begin_envelope (sim, b);
-  json_builder_set_member_name (b, "contacts");
-  json_builder_begin_array (b);
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "profile");
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "name");
-  json_builder_add_string_value (b, name ? name : "Customer");
-  json_builder_end_object (b);
-  if (from != NULL)
-    {
-      json_builder_set_member_name (b, "wa_id");
-      json_builder_add_string_value (b, from);
-    }
-  if (user_id != NULL)
-    {
-      json_builder_set_member_name (b, "user_id");
-      json_builder_add_string_value (b, user_id);
-    }
-  json_builder_end_object (b);
-  json_builder_end_array (b);
+  add_sender_contact (b, name, NULL, from, user_id);
   json_builder_set_member_name (b, "calls");
   json_builder_begin_array (b);
   json_builder_begin_object (b);
@@ -568,16 +540,8 @@ sim_call_body (Sim *sim, JsonObject *req, char **id_out, GError **error)
   json_builder_add_string_value (b, id);
   json_builder_set_member_name (b, "to");
   json_builder_add_string_value (b, display);
-  if (from != NULL)
-    {
-      json_builder_set_member_name (b, "from");
-      json_builder_add_string_value (b, from);
-    }
-  if (user_id != NULL)
-    {
-      json_builder_set_member_name (b, "from_user_id");
-      json_builder_add_string_value (b, user_id);
-    }
+  add_string_if (b, "from", from);
+  add_string_if (b, "from_user_id", user_id);
   json_builder_set_member_name (b, "event");
   json_builder_add_string_value (b, event);
   json_builder_set_member_name (b, "timestamp");
