@@ -159,9 +159,60 @@ wabiz_kinds_username_seen(WabizAccount *wa, PurpleBuddy *buddy, const char *cust
 const char *
 wabiz_kinds_username(WabizAccount *wa, PurpleBuddy *buddy)
 {
+  const char *username;
+
   if (wa == NULL || wa->usernames == NULL || buddy == NULL)
     return NULL;
-  return g_hash_table_lookup(wa->usernames, purple_buddy_get_name(buddy));
+  username = g_hash_table_lookup(wa->usernames, purple_buddy_get_name(buddy));
+  return username != NULL && *username != '\0' ? username : NULL; /* "": looked up, none */
+}
+
+typedef struct {
+  WabizAccount *wa;
+  char *who;
+  WabizKindsThen then;
+} UsernameLoad;
+
+static void
+username_load_free(UsernameLoad *load)
+{
+  g_free(load->who);
+  g_free(load);
+}
+
+static void
+username_loaded_cb(const char *value, const GError *error, gpointer data)
+{
+  UsernameLoad *load = data;
+  WabizAccount *wa = load->wa;
+
+  wabiz_store_release(wa, load);
+  if (error != NULL)
+    purple_debug_warning("wabiz", "a username could not be read: %s\n", error->message);
+  if (wa->usernames == NULL)
+    wa->usernames = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  if (!g_hash_table_contains(wa->usernames, load->who))
+    g_hash_table_insert(wa->usernames, g_strdup(load->who), g_strdup(value != NULL ? value : ""));
+  load->then(wa, load->who);
+  username_load_free(load);
+}
+
+gboolean
+wabiz_kinds_username_load(WabizAccount *wa, const char *who, WabizKindsThen then)
+{
+  PurpleBuddy *buddy = purple_find_buddy(wa->account, who);
+  const char *customer = buddy != NULL ? purple_blist_node_get_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID) : NULL;
+  UsernameLoad *load;
+
+  if (customer == NULL || wa->store == NULL || (wa->usernames != NULL && g_hash_table_contains(wa->usernames, who)))
+    return FALSE;
+  load = g_new0(UsernameLoad, 1);
+  load->wa = wa;
+  load->who = g_strdup(who);
+  load->then = then;
+  wa_store_setting_get(wa->store, customer, SETTING_USERNAME, username_loaded_cb,
+                       wabiz_store_hold(wa, load, (GDestroyNotify) username_load_free));
+  return TRUE;
 }
 
 /* A buddy moved to a new name: its username goes with it. */

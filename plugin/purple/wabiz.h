@@ -296,6 +296,11 @@ guint wabiz_kinds_add_cards(WabizAccount *wa, const char *who, const WaMessage *
 PurpleCmdRet wabiz_cmd_addcontact(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 void wabiz_kinds_username_seen(WabizAccount *wa, PurpleBuddy *buddy, const char *customer_id, const char *username);
 const char *wabiz_kinds_username(WabizAccount *wa, PurpleBuddy *buddy);
+typedef void (*WabizKindsThen)(WabizAccount *wa, const char *who);
+/* The username of buddy @who is not in memory (a restart): reads it from the
+ * store and calls @then; FALSE (and nothing called) when there is nothing
+ * to read. */
+gboolean wabiz_kinds_username_load(WabizAccount *wa, const char *who, WabizKindsThen then);
 void wabiz_kinds_renamed(WabizAccount *wa, const char *old_name, const char *new_name);
 void wabiz_kinds_stop(WabizAccount *wa);
 /* Lines for the voice calls of a "calls" change. */

@@ -153,6 +153,14 @@ class Kinds(Receiving):
         self.assertEqual(data["customer"]["bsuid"], new)
         self.assertEqual([m["body"] for m in data["messages"] if m["type"] == "text"],
                          ["before the change", "after the change"])
+        # after a restart, Get Info reads the username from the store
+        host.quit()
+        self.hosts.remove(host)
+        host.close()
+        again = self.start_receiving_host()
+        again.get_info(new)
+        shown = again.wait_for({"event": "userinfo", "who": new})
+        self.assertEqual({e["label"]: e["value"] for e in shown["entries"]}.get("WhatsApp username"), "@lena")
 
     def test_calls_and_unknown_kinds_are_told(self):
         host = self.start_receiving_host()
