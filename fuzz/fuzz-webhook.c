@@ -48,9 +48,17 @@ walk_change(const WaChange *change)
   for (guint i = 0; i < change->messages->len; i++) {
     const WaMessage *m = g_ptr_array_index(change->messages, i);
     g_autofree char *described = wa_message_describe(m);
+    /* as the plugin describes it: quoting, numbering contacts, ad seen */
+    WaDescribeContext known = {.quoted = m->text, .first_contact = 1, .referral_seen = i % 2 == 1};
+    g_autofree char *in_context = wa_message_describe_in(m, &known);
+    g_autofree char *quote = wa_describe_short_quote(m->text);
     const WaContact *sender = wa_change_find_contact(change, m);
 
     fuzz_check(described != NULL && *described != '\0');
+    fuzz_check(in_context != NULL && *in_context != '\0');
+    fuzz_check(g_utf8_strlen(quote, -1) <= 61);
+    touch(wa_message_referenced_id(m));
+    touch(wa_message_referral_key(m));
     wa_message_opens_window(m);
     if (sender != NULL)
       fuzz_check((m->from != NULL && g_strcmp0(sender->wa_id, m->from) == 0) ||
@@ -72,6 +80,14 @@ walk_change(const WaChange *change)
     walk_errors(s->errors);
   }
   walk_errors(change->errors);
+  for (guint i = 0; i < change->calls->len; i++) {
+    const WaCall *call = g_ptr_array_index(change->calls, i);
+    g_autofree char *line = wa_call_describe(call);
+
+    fuzz_check(line != NULL && *line != '\0');
+    wa_change_find_call_contact(change, call);
+    fuzz_check(call->raw != NULL);
+  }
 }
 
 FUZZ_DEFAULT_INITIALIZE

@@ -120,12 +120,13 @@ is_suppressed(WaStore *store, const char *id, gboolean *suppressed, GError **err
                           hash);
 }
 
-/* Adds @value as the customer's BSUID if the customer has none, or as their
+/* Adds @value as the customer's BSUID if the customer has none (or, with
+ * @replace, if it differs: WhatsApp gave the customer a new one), or as their
  * wa_id if it differs (a customer found by BSUID with a new phone number has
  * changed numbers; the BSUID stays). */
 static gboolean
-link_id(WaStore *store, const char *customer_id, gboolean bsuid, const char *value, const guint8 *hash,
-        gboolean *linked, GError **error)
+link_id(WaStore *store, const char *customer_id, gboolean bsuid, gboolean replace, const char *value,
+        const guint8 *hash, gboolean *linked, GError **error)
 {
   const char *column = bsuid ? "bsuid" : "wa_id";
   const WaKey *key = wa_store_customer_key(store, customer_id, error);
@@ -134,7 +135,12 @@ link_id(WaStore *store, const char *customer_id, gboolean bsuid, const char *val
 
   if (key == NULL || !wa_store_seal(key, "customers", column, customer_id, value, &sealed, error))
     return FALSE;
-  if (bsuid)
+  if (bsuid && replace)
+    ok = wa_store_sql_exec(store, error,
+                           "UPDATE customers SET bsuid_hash = ?2, bsuid = ?3 "
+                           "WHERE id = ?1 AND (bsuid_hash IS NULL OR bsuid_hash != ?2)",
+                           "thb", customer_id, hash, sealed);
+  else if (bsuid)
     ok = wa_store_sql_exec(store, error,
                            "UPDATE customers SET bsuid_hash = ?2, bsuid = ?3 WHERE id = ?1 AND bsuid_hash IS NULL",
                            "thb", customer_id, hash, sealed);
@@ -245,11 +251,11 @@ wa_store_find_or_create_customer(WaStore *store, gint64 now, const char *wa_id, 
   } else if (by_wa_id != NULL) {
     change->customer_id = g_steal_pointer(&by_wa_id);
     if (bsuid != NULL && by_bsuid == NULL &&
-        !link_id(store, change->customer_id, TRUE, bsuid, bsuid_hash, &change->linked, error))
+        !link_id(store, change->customer_id, TRUE, FALSE, bsuid, bsuid_hash, &change->linked, error))
       return FALSE;
   } else if (by_bsuid != NULL) {
     change->customer_id = g_steal_pointer(&by_bsuid);
-    if (wa_id != NULL && !link_id(store, change->customer_id, FALSE, wa_id, wa_hash, &change->linked, error))
+    if (wa_id != NULL && !link_id(store, change->customer_id, FALSE, FALSE, wa_id, wa_hash, &change->linked, error))
       return FALSE;
   } else {
     if (flags & WA_STORE_ENSURE_REFUSE_SUPPRESSED) {
@@ -362,6 +368,28 @@ run_set_newest(WaStore *store, Request *req, GError **error)
 }
 
 static gboolean
+run_set_bsuid(WaStore *store, Request *req, GError **error)
+{
+  CustomerRequest *cr = (CustomerRequest *) req;
+  guint8 hash[WA_CRYPT_HASH_BYTES];
+  g_autofree char *holder = NULL;
+  g_autoptr(GError) local = NULL;
+
+  wa_store_index(store, "bsuid", cr->bsuid, hash);
+  holder = customer_by_hash(store, TRUE, hash, &local);
+  if (local != NULL) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    return FALSE;
+  }
+  cr->change.customer_id = g_strdup(cr->customer_id);
+  if (holder != NULL && strcmp(holder, cr->customer_id) != 0)
+    cr->change.conflict = TRUE; /* another customer has it: merging is the agent's call */
+  else if (holder == NULL && !link_id(store, cr->customer_id, TRUE, TRUE, cr->bsuid, hash, &cr->change.linked, error))
+    return FALSE;
+  return wa_store_customer_change_finish(store, &cr->change, error);
+}
+
+static gboolean
 run_get(WaStore *store, Request *req, GError **error)
 {
   CustomerRequest *cr = (CustomerRequest *) req;
@@ -445,6 +473,14 @@ static const RequestClass set_newest_class = {
   .answer = answer_customer_update,
   .finalize = finalize_customer,
 };
+static const RequestClass set_bsuid_class = {
+  .mode = MODE_WRITE,
+  .needs_key = TRUE,
+  .size = sizeof(CustomerRequest),
+  .run = run_set_bsuid,
+  .answer = answer_customer_update,
+  .finalize = finalize_customer,
+};
 static const RequestClass get_class = {
   .mode = MODE_READ,
   .needs_key = TRUE,
@@ -515,6 +551,18 @@ wa_store_customer_set_newest_inbound(WaStore *store, const char *customer_id, gi
   g_return_if_fail(store != NULL && customer_id != NULL);
   cr = customer_request(store, &set_newest_class, STORE_CALLBACK(done), data, customer_id);
   cr->number = timestamp;
+  wa_store_request_push(store, cr);
+}
+
+void
+wa_store_customer_set_bsuid(WaStore *store, const char *customer_id, const char *bsuid, WaStoreCustomerUpdateFunc done,
+                            gpointer data)
+{
+  CustomerRequest *cr;
+
+  g_return_if_fail(store != NULL && customer_id != NULL && bsuid != NULL && *bsuid != '\0');
+  cr = customer_request(store, &set_bsuid_class, STORE_CALLBACK(done), data, customer_id);
+  cr->bsuid = g_strdup(bsuid);
   wa_store_request_push(store, cr);
 }
 

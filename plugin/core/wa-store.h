@@ -285,6 +285,13 @@ void wa_store_customer_set_name(WaStore *store, const char *customer_id, const c
 /* Moves newest_inbound to @timestamp if that is later (never back). */
 void wa_store_customer_set_newest_inbound(WaStore *store, const char *customer_id, gint64 timestamp,
                                           WaStoreCustomerUpdateFunc done, gpointer data);
+/* WhatsApp gave the customer a new BSUID (system message
+ * user_changed_user_id): it replaces the old one, so that their messages
+ * from the new one find the same customer and history. When another
+ * customer already has it, nothing changes and the update says conflict;
+ * the same BSUID again changes nothing (linked FALSE). */
+void wa_store_customer_set_bsuid(WaStore *store, const char *customer_id, const char *bsuid,
+                                 WaStoreCustomerUpdateFunc done, gpointer data);
 /* By internal id. */
 void wa_store_customer_get(WaStore *store, const char *customer_id, WaStoreCustomerFunc done, gpointer data);
 /* By wa_id, else by BSUID (either may be NULL). */

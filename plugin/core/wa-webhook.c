@@ -91,52 +91,86 @@ add_contact(JsonObject *obj, gpointer out, ParseCtx *ctx)
 
 /* --- messages ----------------------------------------------------------- */
 
-/* "Name: phone, phone" per shared contact, one line each. */
-static char *
-shared_contacts_text(JsonArray *array)
+/* The strings @member of each object of @obj's array @array_name (skipping
+ * empty ones); @fallback, when not NULL, is read where @member is missing. */
+static GPtrArray *
+strings_of(JsonObject *obj, const char *array_name, const char *member, const char *fallback)
 {
-  GString *text = g_string_new(NULL);
+  GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+  JsonArray *array = wa_json_get_array(obj, array_name);
   guint n = array != NULL ? json_array_get_length(array) : 0;
 
   for (guint i = 0; i < n; i++) {
-    JsonObject *card = wa_json_array_get_object(array, i);
-    JsonObject *name = wa_json_get_object(card, "name");
-    JsonArray *phones = wa_json_get_array(card, "phones");
-    guint n_phones = phones != NULL ? json_array_get_length(phones) : 0;
-    const char *formatted = wa_json_get_string(name, "formatted_name");
-    const char *sep = "";
-    gsize line_start;
+    JsonObject *item = wa_json_array_get_object(array, i);
+    char *value = wa_json_dup_id(item, member);
 
-    if (card == NULL)
-      continue;
+    if (value == NULL && fallback != NULL)
+      value = wa_json_dup_id(item, fallback);
+    if (value == NULL || *value == '\0')
+      g_free(value);
+    else
+      g_ptr_array_add(out, value);
+  }
+  return out;
+}
+
+static WaSharedContact *
+shared_contact_new(JsonObject *card)
+{
+  WaSharedContact *c = g_new0(WaSharedContact, 1);
+  JsonObject *name = wa_json_get_object(card, "name");
+  JsonObject *org = wa_json_get_object(card, "org");
+  JsonArray *phones = wa_json_get_array(card, "phones");
+  const char *formatted = wa_json_get_string(name, "formatted_name");
+  const char *company = wa_json_get_string(org, "company");
+  const char *department = wa_json_get_string(org, "department");
+  guint n_phones = phones != NULL ? json_array_get_length(phones) : 0;
+
+  if (formatted != NULL && *formatted != '\0') {
+    c->name = g_strdup(formatted);
+  } else {
+    const char *first = wa_json_get_string(name, "first_name");
+    const char *last = wa_json_get_string(name, "last_name");
+
+    if (first != NULL || last != NULL)
+      c->name =
+        g_strjoin(first != NULL && last != NULL ? " " : "", first != NULL ? first : "", last != NULL ? last : "", NULL);
+  }
+  if (company != NULL && *company != '\0' && department != NULL && *department != '\0')
+    c->org = g_strdup_printf("%s, %s", company, department);
+  else if (company != NULL && *company != '\0')
+    c->org = g_strdup(company);
+  c->phones = strings_of(card, "phones", "phone", "wa_id");
+  c->emails = strings_of(card, "emails", "email", NULL);
+  c->urls = strings_of(card, "urls", "url", NULL);
+  for (guint i = 0; i < n_phones && c->wa_id == NULL; i++) {
+    char *wa_id = wa_json_dup_id(wa_json_array_get_object(phones, i), "wa_id");
+
+    if (wa_id != NULL && *wa_id == '\0')
+      g_clear_pointer(&wa_id, g_free);
+    c->wa_id = wa_id;
+  }
+  return c;
+}
+
+/* "Name: phone, phone, email" per shared contact, one line each. */
+static char *
+shared_contacts_text(GPtrArray *contacts)
+{
+  GString *text = g_string_new(NULL);
+
+  for (guint i = 0; i < contacts->len; i++) {
+    const WaSharedContact *c = g_ptr_array_index(contacts, i);
+    const char *sep = c->name != NULL ? ": " : "";
+
     if (text->len > 0)
       g_string_append_c(text, '\n');
-    line_start = text->len;
-    if (formatted != NULL && *formatted != '\0') {
-      g_string_append(text, formatted);
-    } else {
-      const char *first = wa_json_get_string(name, "first_name");
-      const char *last = wa_json_get_string(name, "last_name");
-
-      if (first != NULL)
-        g_string_append(text, first);
-      if (first != NULL && last != NULL)
-        g_string_append_c(text, ' ');
-      if (last != NULL)
-        g_string_append(text, last);
-    }
-    if (n_phones > 0 && text->len > line_start)
-      sep = ": ";
-    for (guint j = 0; j < n_phones; j++) {
-      JsonObject *phone = wa_json_array_get_object(phones, j);
-      g_autofree char *number = dup_string(phone, "phone");
-
-      if (number == NULL)
-        number = wa_json_dup_id(phone, "wa_id");
-      if (number == NULL || *number == '\0')
-        continue;
+    if (c->name != NULL)
+      g_string_append(text, c->name);
+    for (guint j = 0; j < c->phones->len + c->emails->len; j++) {
       g_string_append(text, sep);
-      g_string_append(text, number);
+      g_string_append(text, j < c->phones->len ? g_ptr_array_index(c->phones, j)
+                                               : g_ptr_array_index(c->emails, j - c->phones->len));
       sep = ", ";
     }
   }
@@ -194,12 +228,23 @@ parse_payload(WaMessage *msg, const char *type, JsonObject *container, ParseCtx 
       msg->text = dup_string(reply, "body"); /* nfm_reply */
     msg->reply_description = dup_string(reply, "description");
     msg->reply_json = dup_string(reply, "response_json");
+    msg->permission_response = dup_string(reply, "response");
+    msg->permission_permanent = wa_json_get_bool(reply, "is_permanent", FALSE);
   } else if (g_str_equal(type, "button")) {
     msg->reply_id = dup_string(p, "payload");
     msg->text = dup_string(p, "text");
   } else if (g_str_equal(type, "contacts")) {
     /* the payload is an array, unlike every other type */
-    msg->text = shared_contacts_text(get_array(container, "contacts", ctx));
+    JsonArray *cards = get_array(container, "contacts", ctx);
+    guint n = cards != NULL ? json_array_get_length(cards) : 0;
+
+    for (guint i = 0; i < n; i++) {
+      JsonObject *card = wa_json_array_get_object(cards, i);
+
+      if (card != NULL) /* a card of another type is ignored (not counted), as before */
+        g_ptr_array_add(msg->shared_contacts, shared_contact_new(card));
+    }
+    msg->text = shared_contacts_text(msg->shared_contacts);
   } else if (g_str_equal(type, "order")) {
     JsonArray *items = get_array(p, "product_items", ctx);
     guint n = items != NULL ? json_array_get_length(items) : 0;
@@ -208,7 +253,9 @@ parse_payload(WaMessage *msg, const char *type, JsonObject *container, ParseCtx 
     msg->text = dup_string(p, "text");
     for (guint i = 0; i < n; i++) {
       JsonObject *item = wa_json_array_get_object(items, i);
+      WaOrderItem *entry;
       gint64 quantity;
+      double price;
 
       if (item == NULL) {
         ctx->skipped++;
@@ -218,12 +265,21 @@ parse_payload(WaMessage *msg, const char *type, JsonObject *container, ParseCtx 
       quantity = wa_json_get_int(item, "quantity", 0);
       if (quantity > 0)
         msg->order_quantity = quantity > G_MAXINT64 - msg->order_quantity ? G_MAXINT64 : msg->order_quantity + quantity;
+      entry = g_new0(WaOrderItem, 1);
+      entry->product_id = wa_json_dup_id(item, "product_retailer_id");
+      entry->quantity = MAX(quantity, 0);
+      price = wa_json_get_double(item, "item_price", NAN);
+      entry->has_price = isfinite(price) && price >= 0;
+      entry->price = entry->has_price ? price : 0.0;
+      entry->currency = dup_string(item, "currency");
+      g_ptr_array_add(msg->order_items, entry);
     }
   } else if (g_str_equal(type, "system")) {
     msg->system_type = dup_string(p, "type");
     msg->system_body = dup_string(p, "body");
     msg->system_new_wa_id = wa_json_dup_id(p, "wa_id");
     msg->system_new_user_id = dup_string(p, "user_id");
+    msg->system_previous_user_id = dup_string(p, "previous_user_id");
     msg->text = g_strdup(msg->system_body);
   } else if (g_str_equal(type, "revoke")) {
     msg->original_message_id = dup_string(p, "original_message_id");
@@ -268,6 +324,10 @@ add_message(JsonObject *obj, gpointer out, ParseCtx *ctx)
   msg->referral_source_url = dup_string(referral, "source_url");
   msg->referral_headline = dup_string(referral, "headline");
   msg->referral_body = dup_string(referral, "body");
+  msg->referral_source_id = wa_json_dup_id(referral, "source_id");
+  msg->referral_source_type = dup_string(referral, "source_type");
+  msg->shared_contacts = g_ptr_array_new_with_free_func((GDestroyNotify) wa_shared_contact_free);
+  msg->order_items = g_ptr_array_new_with_free_func((GDestroyNotify) wa_order_item_free);
 
   if (msg->type != NULL)
     parse_payload(msg, msg->type, obj, ctx);
@@ -359,6 +419,24 @@ add_group_event(JsonObject *obj, gpointer out, ParseCtx *ctx)
 }
 
 static void
+add_call(JsonObject *obj, gpointer out, ParseCtx *ctx)
+{
+  WaCall *call = g_new0(WaCall, 1);
+
+  call->id = dup_string(obj, "id");
+  call->from = wa_json_dup_id(obj, "from");
+  call->from_user_id = dup_string(obj, "from_user_id");
+  call->to = wa_json_dup_id(obj, "to");
+  call->event = dup_string(obj, "event");
+  call->direction = dup_string(obj, "direction");
+  call->status = dup_string(obj, "status");
+  call->timestamp = wa_json_get_int(obj, "timestamp", 0);
+  call->duration = MAX(wa_json_get_int(obj, "duration", 0), 0);
+  call->raw = object_node(obj);
+  g_ptr_array_add(out, call);
+}
+
+static void
 add_change(JsonObject *obj, gpointer out, ParseCtx *ctx)
 {
   EntryOut *eo = out;
@@ -383,12 +461,14 @@ add_change(JsonObject *obj, gpointer out, ParseCtx *ctx)
   change->errors = new_error_array();
   change->echoes = g_ptr_array_new_with_free_func((GDestroyNotify) wa_echo_free);
   change->groups = g_ptr_array_new_with_free_func((GDestroyNotify) wa_group_event_free);
+  change->calls = g_ptr_array_new_with_free_func((GDestroyNotify) wa_call_free);
   for_each_object(get_array(value, "contacts", ctx), add_contact, change->contacts, ctx);
   for_each_object(get_array(value, "messages", ctx), add_message, change->messages, ctx);
   for_each_object(get_array(value, "statuses", ctx), add_status, change->statuses, ctx);
   for_each_object(get_array(value, "errors", ctx), add_error, change->errors, ctx);
   for_each_object(get_array(value, "message_echoes", ctx), add_echo, change->echoes, ctx);
   for_each_object(get_array(value, "groups", ctx), add_group_event, change->groups, ctx);
+  for_each_object(get_array(value, "calls", ctx), add_call, change->calls, ctx);
   change->value = object_node(value);
   g_ptr_array_add(eo->changes, change);
 }
@@ -439,31 +519,81 @@ wa_webhook_parse(const char *body, gsize len, GError **error)
   return webhook;
 }
 
+static const WaContact *
+find_contact(const WaChange *change, const char *wa_id, const char *user_id)
+{
+  for (guint i = 0; wa_id != NULL && i < change->contacts->len; i++) {
+    const WaContact *c = g_ptr_array_index(change->contacts, i);
+
+    if (g_strcmp0(c->wa_id, wa_id) == 0)
+      return c;
+  }
+  for (guint i = 0; user_id != NULL && i < change->contacts->len; i++) {
+    const WaContact *c = g_ptr_array_index(change->contacts, i);
+
+    if (g_strcmp0(c->user_id, user_id) == 0)
+      return c;
+  }
+  return NULL;
+}
+
 const WaContact *
 wa_change_find_contact(const WaChange *change, const WaMessage *message)
 {
   g_return_val_if_fail(change != NULL && message != NULL, NULL);
 
-  if (message->from != NULL) {
-    for (guint i = 0; i < change->contacts->len; i++) {
-      const WaContact *c = g_ptr_array_index(change->contacts, i);
+  return find_contact(change, message->from, message->from_user_id);
+}
 
-      if (g_strcmp0(c->wa_id, message->from) == 0)
-        return c;
-    }
-  }
-  if (message->from_user_id != NULL) {
-    for (guint i = 0; i < change->contacts->len; i++) {
-      const WaContact *c = g_ptr_array_index(change->contacts, i);
+const WaContact *
+wa_change_find_call_contact(const WaChange *change, const WaCall *call)
+{
+  g_return_val_if_fail(change != NULL && call != NULL, NULL);
 
-      if (g_strcmp0(c->user_id, message->from_user_id) == 0)
-        return c;
-    }
-  }
-  return NULL;
+  return find_contact(change, call->from, call->from_user_id);
 }
 
 /* --- freeing ------------------------------------------------------------ */
+
+void
+wa_shared_contact_free(WaSharedContact *c)
+{
+  if (c == NULL)
+    return;
+  g_free(c->name);
+  g_free(c->org);
+  g_free(c->wa_id);
+  g_clear_pointer(&c->phones, g_ptr_array_unref);
+  g_clear_pointer(&c->emails, g_ptr_array_unref);
+  g_clear_pointer(&c->urls, g_ptr_array_unref);
+  g_free(c);
+}
+
+void
+wa_order_item_free(WaOrderItem *item)
+{
+  if (item == NULL)
+    return;
+  g_free(item->product_id);
+  g_free(item->currency);
+  g_free(item);
+}
+
+void
+wa_call_free(WaCall *call)
+{
+  if (call == NULL)
+    return;
+  g_free(call->id);
+  g_free(call->from);
+  g_free(call->from_user_id);
+  g_free(call->to);
+  g_free(call->event);
+  g_free(call->direction);
+  g_free(call->status);
+  g_clear_pointer(&call->raw, json_node_unref);
+  g_free(call);
+}
 
 void
 wa_contact_free(WaContact *contact)
@@ -498,6 +628,10 @@ wa_message_free(WaMessage *m)
   g_free(m->referral_source_url);
   g_free(m->referral_headline);
   g_free(m->referral_body);
+  g_free(m->referral_source_id);
+  g_free(m->referral_source_type);
+  g_clear_pointer(&m->shared_contacts, g_ptr_array_unref);
+  g_clear_pointer(&m->order_items, g_ptr_array_unref);
   g_free(m->media_id);
   g_free(m->mime_type);
   g_free(m->sha256);
@@ -512,11 +646,13 @@ wa_message_free(WaMessage *m)
   g_free(m->reply_id);
   g_free(m->reply_description);
   g_free(m->reply_json);
+  g_free(m->permission_response);
   g_free(m->order_catalog_id);
   g_free(m->system_type);
   g_free(m->system_body);
   g_free(m->system_new_wa_id);
   g_free(m->system_new_user_id);
+  g_free(m->system_previous_user_id);
   g_free(m->original_message_id);
   g_free(m->edit_type);
   g_free(m->unsupported_type);
@@ -589,6 +725,7 @@ wa_change_free(WaChange *c)
   g_clear_pointer(&c->errors, g_ptr_array_unref);
   g_clear_pointer(&c->echoes, g_ptr_array_unref);
   g_clear_pointer(&c->groups, g_ptr_array_unref);
+  g_clear_pointer(&c->calls, g_ptr_array_unref);
   g_clear_pointer(&c->value, json_node_unref);
   g_free(c);
 }

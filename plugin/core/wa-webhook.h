@@ -43,6 +43,25 @@ typedef struct {
   char *identity_key_hash; /* only with the identity-change check */
 } WaContact;
 
+/* One card of a "contacts" message. */
+typedef struct {
+  char *name;        /* name.formatted_name, else first and last name; may be NULL */
+  char *org;         /* org.company (with org.department); may be NULL */
+  char *wa_id;       /* the first phone's WhatsApp id (digits), or NULL */
+  GPtrArray *phones; /* char*: phones[].phone, else phones[].wa_id */
+  GPtrArray *emails; /* char*: emails[].email */
+  GPtrArray *urls;   /* char*: urls[].url */
+} WaSharedContact;
+
+/* One entry of an order's product_items. */
+typedef struct {
+  char *product_id;   /* product_retailer_id; may be NULL */
+  gint64 quantity;    /* 0 when absent or not a positive integer */
+  gboolean has_price; /* item_price was a number */
+  double price;       /* item_price (per piece) */
+  char *currency;     /* ISO 4217, or NULL */
+} WaOrderItem;
+
 /* value.messages[]: one inbound message. */
 typedef struct {
   char *id;           /* wamid: the dedupe key */
@@ -71,6 +90,8 @@ typedef struct {
   char *referral_source_url;
   char *referral_headline;
   char *referral_body;
+  char *referral_source_id;
+  char *referral_source_type; /* "ad", "post" */
 
   /* image, video, audio, document, sticker */
   char *media_id;
@@ -94,21 +115,28 @@ typedef struct {
   char *reaction_emoji; /* NULL or "" = reaction removed */
 
   /* interactive (button_reply, list_reply, nfm_reply, ...) and button */
-  char *interactive_type;  /* interactive.type */
-  char *reply_id;          /* button_reply/list_reply id, nfm_reply name, button payload */
-  char *reply_description; /* list_reply description */
-  char *reply_json;        /* nfm_reply.response_json (a JSON string, unparsed) */
+  char *interactive_type;        /* interactive.type */
+  char *reply_id;                /* button_reply/list_reply id, nfm_reply name, button payload */
+  char *reply_description;       /* list_reply description */
+  char *reply_json;              /* nfm_reply.response_json (a JSON string, unparsed) */
+  char *permission_response;     /* call_permission_reply.response: accept, reject, ... */
+  gboolean permission_permanent; /* call_permission_reply.is_permanent */
+
+  /* contacts */
+  GPtrArray *shared_contacts; /* WaSharedContact*, in order */
 
   /* order */
   char *order_catalog_id;
   guint order_item_count; /* entries of product_items */
   gint64 order_quantity;  /* sum of their quantities */
+  GPtrArray *order_items; /* WaOrderItem*, in order */
 
   /* system */
   char *system_type; /* user_changed_number, user_changed_user_id, ... */
   char *system_body;
-  char *system_new_wa_id;   /* system.wa_id */
-  char *system_new_user_id; /* system.user_id */
+  char *system_new_wa_id;        /* system.wa_id */
+  char *system_new_user_id;      /* system.user_id */
+  char *system_previous_user_id; /* system.previous_user_id */
 
   /* revoke, edit */
   char *original_message_id;
@@ -167,6 +195,20 @@ typedef struct {
   JsonNode *raw;    /* the group object as received */
 } WaGroupEvent;
 
+/* value.calls[] (field "calls"): one event of a WhatsApp voice call. */
+typedef struct {
+  char *id;           /* wacid */
+  char *from;         /* the caller's phone digits, or NULL */
+  char *from_user_id; /* the caller's BSUID (v25+), or NULL */
+  char *to;
+  char *event;     /* connect, terminate, ...; NULL when absent */
+  char *direction; /* USER_INITIATED, BUSINESS_INITIATED; NULL when absent */
+  char *status;    /* terminate: COMPLETED, FAILED, ...; NULL when absent */
+  gint64 timestamp;
+  gint64 duration; /* seconds; 0 when absent */
+  JsonNode *raw;
+} WaCall;
+
 /* entry[].changes[]: one change, with its entry's WABA id and time. */
 typedef struct {
   char *waba_id;              /* entry.id (string or integer) */
@@ -180,6 +222,7 @@ typedef struct {
   GPtrArray *errors;          /* WaGraphError*: value.errors (system-level) */
   GPtrArray *echoes;          /* WaEcho*: value.message_echoes */
   GPtrArray *groups;          /* WaGroupEvent*: value.groups */
+  GPtrArray *calls;           /* WaCall*: value.calls */
   JsonNode *value;            /* the raw value object, for fields we do not model
                                * (templates, quality, account_update,
                                * user_preferences) */
@@ -209,6 +252,12 @@ void wa_message_free(WaMessage *message);
 void wa_status_free(WaStatus *status);
 void wa_echo_free(WaEcho *echo);
 void wa_group_event_free(WaGroupEvent *event);
+void wa_call_free(WaCall *call);
+void wa_shared_contact_free(WaSharedContact *contact);
+void wa_order_item_free(WaOrderItem *item);
+
+/* The contact of @change that made @call, as wa_change_find_contact(). */
+const WaContact *wa_change_find_call_contact(const WaChange *change, const WaCall *call);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaWebhook, wa_webhook_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaChange, wa_change_free)
@@ -217,5 +266,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaMessage, wa_message_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStatus, wa_status_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaEcho, wa_echo_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaGroupEvent, wa_group_event_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaCall, wa_call_free)
 
 G_END_DECLS

@@ -26,6 +26,7 @@ wabiz_customer_rename(WabizAccount *wa, const char *old_name, const char *new_na
     return FALSE;
   if (buddy != NULL && purple_find_buddy(wa->account, new_name) == NULL) {
     purple_blist_rename_buddy(buddy, new_name);
+    wabiz_kinds_renamed(wa, old, new_name);
     moved = TRUE;
   }
   conv = wabiz_conv_im(wa->account, old, FALSE);

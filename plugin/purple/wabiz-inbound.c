@@ -96,6 +96,12 @@ typedef struct {
   const WaMessage *msg;
   char *raw;         /* what of the event concerns this message (event_for_one) */
   WaStoreInbound in; /* borrows from change, msg and raw */
+  /* once stored, what its line needs from the store (look_up) */
+  char *message_id; /* the stored message */
+  char *customer_id;
+  gint64 newest_inbound;
+  char *quoted;           /* the text of the message it refers to, when stored */
+  gboolean referral_seen; /* its ad referral was shown for this customer before */
 } MessageJob;
 
 static void
@@ -111,6 +117,9 @@ static void
 message_job_free(MessageJob *job)
 {
   wipe_free(job->raw);
+  g_free(job->message_id);
+  g_free(job->customer_id);
+  wipe_free(job->quoted);
   g_free(job);
 }
 
@@ -181,22 +190,28 @@ marked_cb(const GError *error, gpointer data)
  * that mark (next_message from marked_cb), or starts now when there is
  * nothing to mark. */
 static gboolean
-should_show(WabizApplying *ap, const WaStoreInboundResult *result)
+should_show_id(WabizApplying *ap, const char *message_id, gboolean shown_before)
 {
   gboolean show;
 
-  if (result == NULL || result->message_id == NULL) {
+  if (message_id == NULL) {
     next_message(ap);
     return TRUE; /* not stored: shown as it is */
   }
-  show = !result->shown && wabiz_history_mark_shown(ap->wa, result->message_id);
-  if (!result->shown) {
+  show = !shown_before && wabiz_history_mark_shown(ap->wa, message_id);
+  if (!shown_before) {
     ap->pending++;
-    wa_store_message_mark_shown(ap->wa->store, result->message_id, marked_cb, ap);
+    wa_store_message_mark_shown(ap->wa->store, message_id, marked_cb, ap);
   } else {
     next_message(ap);
   }
   return show;
+}
+
+static gboolean
+should_show(WabizApplying *ap, const WaStoreInboundResult *result)
+{
+  return should_show_id(ap, result != NULL ? result->message_id : NULL, result != NULL && result->shown);
 }
 
 /* Who sent @msg: its wa_id and BSUID, each NULL unless it is a valid one
@@ -205,16 +220,77 @@ static void
 sender_ids(const WaChange *change, const WaMessage *msg, const char **wa_id, const char **bsuid)
 {
   const WaContact *contact = wa_change_find_contact(change, msg);
+  const char *user_id = msg->from_user_id != NULL ? msg->from_user_id : (contact != NULL ? contact->user_id : NULL);
 
   *wa_id = wa_id_phone_or_null(msg->from != NULL ? msg->from : (contact != NULL ? contact->wa_id : NULL));
-  *bsuid =
-    wa_id_bsuid_or_null(msg->from_user_id != NULL ? msg->from_user_id : (contact != NULL ? contact->user_id : NULL));
+  /* a user ID change may name the old one only as previous_user_id */
+  *bsuid = wa_id_bsuid_or_null(user_id != NULL ? user_id : msg->system_previous_user_id);
+}
+
+typedef struct {
+  WabizAccount *wa;
+  char *who; /* the buddy's name */
+} BsuidJob;
+
+static void
+bsuid_job_free(BsuidJob *job)
+{
+  g_free(job->who);
+  g_free(job);
+}
+
+static void
+bsuid_linked_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer data)
+{
+  BsuidJob *job = data;
+
+  wabiz_store_release(job->wa, job);
+  if (error != NULL || (update != NULL && update->conflict)) {
+    g_autofree char *line = g_strdup_printf(
+      _("The customer's new WhatsApp user ID could not be linked to their stored history (%s): their next "
+        "messages may start a new history."),
+      error != NULL ? error->message : _("another customer already has it"));
+
+    wabiz_conv_write_plain(wabiz_conv_im(job->wa->account, job->who, TRUE), line, PURPLE_MESSAGE_ERROR, 0);
+  }
+  bsuid_job_free(job);
+}
+
+/* WhatsApp gave the customer of @buddy a new business-scoped user ID: a
+ * buddy named by the old one takes the new one (with its conversation), the
+ * store links it to the customer (their history stays theirs). */
+static void
+follow_user_id(WabizAccount *wa, PurpleBuddy *buddy, const char *customer_id, const char *new_id)
+{
+  const char *bsuid = wa_id_bsuid_or_null(new_id);
+  g_autofree char *name = g_strdup(purple_buddy_get_name(buddy));
+  g_autofree char *line = NULL;
+  const char *now = name;
+  BsuidJob *job;
+
+  if (bsuid == NULL)
+    return;
+  if (wa_id_is_bsuid(name) && wabiz_customer_rename(wa, name, bsuid))
+    now = bsuid;
+  buddy = purple_find_buddy(wa->account, now);
+  if (buddy != NULL)
+    purple_blist_node_set_string(&buddy->node, WABIZ_NODE_BSUID, bsuid);
+  line = g_strdup_printf(_("The customer's WhatsApp user ID changed to %s; the buddy follows it."), bsuid);
+  wabiz_conv_write_plain(wabiz_conv_im(wa->account, now, TRUE), line, PURPLE_MESSAGE_SYSTEM, 0);
+  if (customer_id == NULL || wa->store == NULL)
+    return;
+  job = g_new0(BsuidJob, 1);
+  job->wa = wa;
+  job->who = g_strdup(now);
+  wa_store_customer_set_bsuid(wa->store, customer_id, bsuid, bsuid_linked_cb,
+                              wabiz_store_hold(wa, job, (GDestroyNotify) bsuid_job_free));
 }
 
 static void
 show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, const char *customer_id,
-             gint64 newest_inbound)
+             gint64 newest_inbound, const WaDescribeContext *known)
 {
+  WaDescribeContext dctx = {0};
   const WaContact *contact = wa_change_find_contact(change, msg);
   const char *wa_id = NULL;
   const char *bsuid = NULL;
@@ -232,8 +308,12 @@ show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, con
     return;
   }
   wabiz_customer_identify(wa, buddy, customer_id, profile);
+  wabiz_kinds_username_seen(wa, buddy, customer_id, contact != NULL ? contact->username : NULL);
   name = purple_buddy_get_name(buddy);
-  described = wa_message_describe(msg);
+  if (known != NULL)
+    dctx = *known;
+  dctx.first_contact = wabiz_kinds_add_cards(wa, name, msg);
+  described = wa_message_describe_in(msg, &dctx);
   text = late_text(wa, msg->timestamp, described, &late);
   if (g_strcmp0(msg->type, "system") == 0) {
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, name, TRUE), text, PURPLE_MESSAGE_SYSTEM | late,
@@ -245,10 +325,13 @@ show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, con
 
       wabiz_conv_write_plain(wabiz_conv_im(wa->account, msg->system_new_wa_id, TRUE), line, PURPLE_MESSAGE_SYSTEM, 0);
     }
+    if (g_strcmp0(msg->system_type, "user_changed_user_id") == 0 && msg->system_new_user_id != NULL)
+      follow_user_id(wa, buddy, customer_id, msg->system_new_user_id);
     return;
   }
   wabiz_conv_got_im(wa, name, text, (time_t) msg->timestamp, late);
-  for (guint i = 0; i < msg->errors->len; i++) {
+  /* an unsupported message's line carries WhatsApp's words already */
+  for (guint i = 0; g_strcmp0(msg->type, "unsupported") != 0 && i < msg->errors->len; i++) {
     g_autofree char *reason = wa_graph_error_describe(g_ptr_array_index(msg->errors, i));
     g_autofree char *line = g_strdup_printf(_("WhatsApp could not pass this message on completely: %s"), reason);
 
@@ -258,6 +341,107 @@ show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, con
     wabiz_window_update(wa, buddy,
                         newest_inbound > 0 ? newest_inbound
                                            : (msg->timestamp > 0 ? MIN(msg->timestamp, wabiz_now()) : wabiz_now()));
+}
+
+/* ---- what a line needs from the store --------------------------------------
+ * A reply, reaction, edit or deletion quotes the message it refers to, and
+ * an ad referral is shown once per customer and ad: both are looked up
+ * after the message is stored and before it is shown. The event's next
+ * message waits (it starts from should_show_id), so lines keep their order. */
+
+/* The store setting (per customer) naming the last ad referral shown. */
+#define SETTING_REFERRAL "referral"
+
+static void show_looked_up(MessageJob *job);
+
+static void
+referral_saved_cb(const GError *error, gpointer data)
+{
+  if (error != NULL)
+    purple_debug_warning("wabiz", "an ad referral could not be remembered: %s\n", error->message);
+}
+
+static void
+referral_cb(const char *value, const GError *error, gpointer data)
+{
+  MessageJob *job = data;
+  const char *key = wa_message_referral_key(job->msg);
+
+  wabiz_store_release(job->ap->wa, job);
+  job->referral_seen = error == NULL && g_strcmp0(value, key) == 0;
+  if (!job->referral_seen && !job->ap->orphaned)
+    wa_store_setting_set(job->ap->wa->store, job->customer_id, SETTING_REFERRAL, key, referral_saved_cb, NULL);
+  show_looked_up(job);
+}
+
+static void
+look_up_referral(MessageJob *job)
+{
+  WabizAccount *wa = job->ap->wa;
+
+  if (job->ap->orphaned || job->customer_id == NULL || wa_message_referral_key(job->msg) == NULL) {
+    show_looked_up(job);
+    return;
+  }
+  wa_store_setting_get(wa->store, job->customer_id, SETTING_REFERRAL, referral_cb,
+                       wabiz_store_hold(wa, job, (GDestroyNotify) message_job_free));
+}
+
+static void
+found_cb(const WaStoreMessage *found, const GError *error, gpointer data)
+{
+  MessageJob *job = data;
+
+  wabiz_store_release(job->ap->wa, job);
+  if (error != NULL)
+    purple_debug_warning("wabiz", "a quoted message could not be read: %s\n", error->message);
+  /* the customer's messages and ours alike; gone (expired, erased) is not stored */
+  if (found != NULL && !found->tampered && !found->expired) {
+    if (found->body != NULL && *found->body != '\0')
+      job->quoted = g_strdup(found->body);
+    else if (found->caption != NULL && *found->caption != '\0')
+      job->quoted = g_strdup(found->caption);
+    else if (found->type == NULL || g_str_equal(found->type, "unknown"))
+      job->quoted = g_strdup(_("[a message whose text is not known here]"));
+    else
+      job->quoted = g_strdup_printf(_("[%s message]"), found->type);
+  }
+  look_up_referral(job);
+}
+
+/* Starts what @job's line needs from the store; show_looked_up follows. */
+static void
+look_up(MessageJob *job)
+{
+  const char *ref = wa_message_referenced_id(job->msg);
+
+  if (ref == NULL || job->ap->orphaned) {
+    look_up_referral(job);
+    return;
+  }
+  wa_store_message_find(job->ap->wa->store, ref, found_cb,
+                        wabiz_store_hold(job->ap->wa, job, (GDestroyNotify) message_job_free));
+}
+
+static gboolean
+needs_look_up(const WaMessage *msg)
+{
+  return wa_message_referenced_id(msg) != NULL || wa_message_referral_key(msg) != NULL;
+}
+
+static void
+show_looked_up(MessageJob *job)
+{
+  WabizApplying *ap = job->ap;
+
+  if (!ap->orphaned && should_show_id(ap, job->message_id, FALSE)) {
+    WaDescribeContext known = {.quoted = job->quoted, .referral_seen = job->referral_seen};
+
+    show_message(ap->wa, job->change, job->msg, job->customer_id, job->newest_inbound, &known);
+    wabiz_test_crash_point("inbound-shown");
+  }
+  message_job_free(job);
+  finish_one(ap);
 }
 
 static void
@@ -278,11 +462,18 @@ stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data
       wabiz_notice(ap->wa, text);
     }
     wabiz_test_crash_point("inbound-stored");
+    if (result != NULL && result->message_id != NULL && !result->shown && needs_look_up(job->msg)) {
+      job->message_id = g_strdup(result->message_id);
+      job->customer_id = g_strdup(customer != NULL ? customer->id : NULL);
+      job->newest_inbound = customer != NULL ? customer->newest_inbound : 0;
+      look_up(job); /* shows it, then finishes */
+      return;
+    }
     /* each message is shown once: a duplicate (stored before a crash or a
      * lost acknowledgement) only when it was not shown yet */
     if (should_show(ap, result)) {
       show_message(ap->wa, job->change, job->msg, customer != NULL ? customer->id : NULL,
-                   customer != NULL ? customer->newest_inbound : 0);
+                   customer != NULL ? customer->newest_inbound : 0, NULL);
       wabiz_test_crash_point("inbound-shown");
     }
   }
@@ -414,7 +605,7 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
     return;
   }
   if (msg->id == NULL || msg->type == NULL || (in.wa_id == NULL && in.bsuid == NULL)) {
-    show_message(ap->wa, change, msg, NULL, 0); /* cannot be stored: shown as it is */
+    show_message(ap->wa, change, msg, NULL, 0, NULL); /* cannot be stored: shown as it is */
     return;
   }
   in.profile_name = contact != NULL ? contact->profile_name : NULL;
@@ -791,7 +982,9 @@ apply_change(WabizApplying *ap, const WaChange *change)
     apply_echoes(ap, change);
   } else if (change->field != NULL && g_str_has_prefix(change->field, "group_")) {
     apply_groups(wa, change);
-  } else {
+  } else if (g_strcmp0(change->field, "calls") == 0 && change->calls->len > 0) {
+    wabiz_kinds_calls(wa, change);
+  } else if (!wabiz_kinds_customer_event(wa, change)) {
     apply_account_event(wa, change);
   }
 }

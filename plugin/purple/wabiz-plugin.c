@@ -114,6 +114,8 @@ static const struct {
   {"rotatekey", "", cmd_action,
    N_("rotatekey: encrypt the account's stored messages under a new key (a new recovery code)."),
    wabiz_store_rotate_action},
+  {"addcontact", "s", wabiz_cmd_addcontact,
+   N_("addcontact N: add contact N shared in this conversation (numbered in its line) as a buddy."), NULL},
 };
 
 static PurpleCmdId command_ids[G_N_ELEMENTS(commands)];

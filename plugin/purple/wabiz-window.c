@@ -306,6 +306,8 @@ add_customer_info(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full,
     purple_notify_user_info_add_pair_plaintext(info, _("Profile name"), profile);
   if (full && bsuid != NULL && !g_str_equal(bsuid, purple_buddy_get_name(buddy)))
     purple_notify_user_info_add_pair_plaintext(info, _("WhatsApp user ID"), bsuid);
+  if (wabiz_kinds_username(wa, buddy) != NULL)
+    purple_notify_user_info_add_pair_plaintext(info, _("WhatsApp username"), wabiz_kinds_username(wa, buddy));
 }
 
 void
@@ -317,10 +319,17 @@ wabiz_tooltip_text(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full
 /* "Get Info": the customer's address, then what the tooltip shows. Every
  * value is added as plain text (libpurple escapes it): profile names come
  * from customers. */
+static void get_info_loaded(WabizAccount *wa, const char *who);
+
 void
 wabiz_get_info(PurpleConnection *gc, const char *who)
 {
   PurpleAccount *account = purple_connection_get_account(gc);
+  WabizAccount *wa = wabiz_account_data(account);
+
+  /* after a restart the username is in the store only */
+  if (wa != NULL && wabiz_kinds_username_load(wa, who, get_info_loaded))
+    return;
   PurpleBuddy *buddy = purple_find_buddy(account, who);
   PurpleNotifyUserInfo *info = purple_notify_user_info_new();
 
@@ -337,4 +346,10 @@ wabiz_get_info(PurpleConnection *gc, const char *who)
     purple_notify_user_info_add_pair_plaintext(info, NULL, NO_WINDOW_YET);
   purple_notify_userinfo(gc, who, info, NULL, NULL);
   purple_notify_user_info_destroy(info);
+}
+
+static void
+get_info_loaded(WabizAccount *wa, const char *who)
+{
+  wabiz_get_info(wa->gc, who);
 }

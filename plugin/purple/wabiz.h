@@ -129,6 +129,10 @@ typedef struct _WabizAccount {
   GHashTable *names;   /* store customer id -> profile name, kept here instead of in blist.xml
                           * when aliases are pseudonymous */
   guint window_timer;
+
+  /* inbound kinds beyond text (wabiz-kinds.c) */
+  GHashTable *cards;     /* buddy name -> GPtrArray of the contacts shared in its conversation */
+  GHashTable *usernames; /* buddy name -> WhatsApp username (profile.username) */
 } WabizAccount;
 
 /* wabiz-loop.c */
@@ -284,6 +288,26 @@ gint64 wabiz_now(void);
 const char *wabiz_test_env(const char *name);
 void wabiz_test_hooks_register(PurplePlugin *plugin);
 void wabiz_test_crash_point(const char *point);
+
+/* wabiz-kinds.c: shared contacts (/addcontact), usernames, calls */
+/* Records the contacts @msg shares in @who's conversation; returns the
+ * number of the first (as the line shows it), 0 when none. */
+guint wabiz_kinds_add_cards(WabizAccount *wa, const char *who, const WaMessage *msg);
+PurpleCmdRet wabiz_cmd_addcontact(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+void wabiz_kinds_username_seen(WabizAccount *wa, PurpleBuddy *buddy, const char *customer_id, const char *username);
+const char *wabiz_kinds_username(WabizAccount *wa, PurpleBuddy *buddy);
+typedef void (*WabizKindsThen)(WabizAccount *wa, const char *who);
+/* The username of buddy @who is not in memory (a restart): reads it from the
+ * store and calls @then; FALSE (and nothing called) when there is nothing
+ * to read. */
+gboolean wabiz_kinds_username_load(WabizAccount *wa, const char *who, WabizKindsThen then);
+void wabiz_kinds_renamed(WabizAccount *wa, const char *old_name, const char *new_name);
+void wabiz_kinds_stop(WabizAccount *wa);
+/* Lines for the voice calls of a "calls" change. */
+void wabiz_kinds_calls(WabizAccount *wa, const WaChange *change);
+/* A line in each named customer's conversation for an event of a field not
+ * handled otherwise; FALSE when it names no customer. */
+gboolean wabiz_kinds_customer_event(WabizAccount *wa, const WaChange *change);
 
 /* wabiz-window.c */
 void wabiz_window_load(WabizAccount *wa);

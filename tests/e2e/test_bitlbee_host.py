@@ -80,6 +80,29 @@ class BitlBeeHost(Receiving):
         self.assertEqual([m["request"]["text"]["body"] for m in sent], ["/etc/hosts is a file", "!! Sale !!!"])
         self.assert_nothing_hidden(host)
 
+    def test_inbound_kinds_reach_the_irc_user_and_addcontact_runs_from_text(self):
+        host = self.start_bitlbee()
+        first = self.sim.inbound("Order 1187, two pairs", sender=ANNA, name="Anna")["id"]
+        host.wait_for({"event": "write", "conv": ANNA, "via": "im", "bitlbee_shows": True,
+                       "message": "Order 1187, two pairs"})
+        self.sim.inbound_kind("location", sender=ANNA, name="Anna", place="Alexanderplatz", address="10178 Berlin")
+        host.wait_for({"event": "write", "conv": ANNA, "via": "im", "bitlbee_shows": True,
+                       "message": contains("[Location] Alexanderplatz, 10178 Berlin (52.520008, 13.404954) "
+                                           "https://www.openstreetmap.org/?mlat=52.520008")})
+        self.sim.inbound_kind("reaction", sender=ANNA, message_id=first, name="Anna")
+        host.wait_for({"event": "write", "conv": ANNA, "via": "im", "bitlbee_shows": True,
+                       "message": "reacted \U0001F44D to: \u201cOrder 1187, two pairs\u201d"})
+        self.sim.inbound_kind("contacts", sender=ANNA, name="Anna")
+        host.wait_for({"event": "write", "conv": ANNA, "via": "im", "bitlbee_shows": True,
+                       "message": contains("[Contact 1] Jonas Brandt (Brandt Logistik)")})
+        host.send_im(ANNA, "!addcontact 1")
+        host.wait_for(plugin_line(ANNA, "Contact 1 is now the buddy +491512223334"))
+        host.wait_for({"event": "buddy", "name": "491512223334", "alias": "Jonas Brandt"})
+        self.sim.call(sender=ANNA, name="Anna")
+        host.wait_for(plugin_line(ANNA, "The customer is calling on WhatsApp"))
+        self.assertEqual(self.sim.sent(), [])
+        self.assert_nothing_hidden(host)
+
     def test_service_window_as_presence_and_away_message(self):
         host = self.start_bitlbee()
         # a message from 23 h 20 min ago: open, 40 min left

@@ -477,11 +477,11 @@ class Receive(Receiving):
                     value = change["value"]
                     if "metadata" in value:
                         value["metadata"]["phone_number_id"] = self.sim.pnid
-                    for key in ("messages", "statuses", "message_echoes", "groups"):
+                    for key in ("messages", "statuses", "message_echoes", "groups", "calls"):
                         for i, item in enumerate(value.get(key, [])):
                             if "timestamp" in item:
                                 item["timestamp"] = str(now)
-                            if key != "statuses" and "id" in item:
+                            if key not in ("statuses", "calls") and "id" in item:
                                 item["id"] = "wamid.fixture-%d-%s" % (i, name)
 
         # with the WABA id set, account events (which name no number) reach it
@@ -491,26 +491,42 @@ class Receive(Receiving):
             "text.json": im_from(lena, message=contains("Is my order 1187 on its way?")),
             "text_reply.json": im_from(lena, message=contains("Yes, that one.")),
             "text_forwarded.json": im_from(lena, message=contains("(Forwarded many times) Look at this offer")),
-            "text_from_ad.json": im_from(lena, message=contains("(From an ad: Winter sale: 30% off)")),
+            "text_from_ad.json": im_from(lena, message=contains("(From an ad: Winter sale: 30% off, https://fb.me/")),
             "text_product_inquiry.json": im_from(lena, message=contains("(About product boot-40-brown)")),
             "image.json": im_from(lena, message=contains("[Image] The scratch on the lid")),
             "sticker.json": im_from(lena, message=contains("[Sticker]")),
             "audio_voice.json": im_from(lena, message=contains("[Voice message]")),
             "video.json": im_from(lena, message=contains("[Video] How it rattles")),
             "document.json": im_from(lena, message=contains("[Document] Rechnung 1187.pdf My invoice")),
-            "location.json": im_from(lena, message=contains("[Location] Alexanderplatz, 10178 Berlin")),
-            "contacts.json": im_from(lena, message=contains("[Contact] Jonas Brandt: +49 151 2223334")),
+            "location.json": im_from(lena, message=contains(
+                "[Location] Alexanderplatz, 10178 Berlin (52.520008, 13.404954) "
+                "https://www.openstreetmap.org/?mlat=52.520008&amp;mlon=13.404954#map=16/52.520008/13.404954")),
+            "contacts.json": im_from(lena, message=contains(
+                "[Contact 1] Jonas Brandt (Brandt Logistik, Dispatch): +49 151 2223334, jonas@example.com")),
             "interactive_button_reply.json": im_from(lena, message=contains("[Reply] Reschedule")),
-            "interactive_list_reply.json": im_from(lena, message=contains("[Reply] Tuesday 10-12")),
-            "interactive_nfm_reply.json": im_from(lena, message=contains("[Reply] Sent")),
-            "button.json": im_from(lena, message=contains("[Reply] Stop promotions")),
-            "order.json": im_from(lena, message=contains("[Order] 2 products, 4 pieces")),
-            "reaction.json": im_from(lena, message=contains("[Reaction] \U0001F44D")),
-            "reaction_removed.json": im_from(lena, message=contains("[Reaction removed]")),
+            "interactive_list_reply.json": im_from(lena, message=contains(
+                "[Reply] Tuesday 10-12 (Delivery between 10 and 12)")),
+            "interactive_nfm_reply.json": im_from(lena, message=contains(
+                "[Form] Sent \u2014 size: 40; colour: brown; gift_wrap: yes")),
+            "interactive_call_permission_reply.json": im_from(lena, message=contains(
+                "[Calls] The customer allows calls from this business for now. Calls are not answered here.")),
+            "button.json": im_from(lena, message=contains("[Reply] Stop promotions (payload: STOP_PROMOS)")),
+            "order.json": im_from(lena, message=contains(
+                "[Order] 2 products, 4 pieces: 1 \u00d7 boot-40-brown at 89.90 EUR; 3 \u00d7 sock-pack at 4.50 EUR; "
+                "total 103.40 EUR")),
+            "reaction.json": im_from(lena, message=contains("reacted \U0001F44D to")),
+            "reaction_removed.json": im_from(lena, message=contains("removed a reaction to an earlier message")),
             "request_welcome.json": im_from(lena, message=contains("opened the chat for the first time")),
-            "revoke.json": im_from(lena, message=contains("[The customer deleted a message]")),
-            "edit.json": im_from(lena, message=contains("[Edited] Order 1188, not 1187")),
-            "unsupported.json": im_from(lena, message=contains("does not pass on (poll)")),
+            "revoke.json": im_from(lena, message=contains("deleted a message")),
+            "edit.json": im_from(lena, message=contains("edited a message: Order 1188, not 1187")),
+            "unsupported.json": im_from(lena, message=contains(
+                "does not pass on (poll)] Message type unknown (Message type is currently not supported.)")),
+            "unknown_type.json": im_from(lena, message=contains("[A hologram message, not shown by this version]")),
+            "calls.json": {"event": "write", "conv": lena, "message": contains("The customer is calling on WhatsApp")},
+            "call_permission_update.json": {"event": "write", "conv": lena,
+                                            "message": contains("may call them. Calls are not answered here.")},
+            "system_changed_user_id.json": {"event": "write", "conv": lena, "flags": has("system"),
+                                            "message": contains("user ID changed to DE.LenaNew0000000002")},
             "bsuid_only.json": im_from("DE.1349120865530274", message=contains("I only have a username")),
             "two_customers.json": im_from(omar, message=contains("Second customer, other words")),
             "group_message.json": {"event": "write", "conv": group,
@@ -552,13 +568,13 @@ class Receive(Receiving):
             "text_message.json": "Does it come in another color?",
             "image_message.json": "[Image] Taj Mahal",
             "location_message.json": "[Location] Philz Coffee",
-            "reaction_message.json": "[Reaction]",
+            "reaction_message.json": "reacted \U0001F44D to an earlier message",
             "order_message.json": "[Order] 2 products",
             "unsupported_message.json": "[A message of a kind WhatsApp does not pass on",
             "interactive_button_reply_message.json": "[Reply] Cancel",
             "interactive_list_reply_message.json": "[Reply] Priority Mail Express",
             "button_message.json": "[Reply] Unsubscribe",
-            "contact_sharing_message.json": "[Contact]",
+            "contact_sharing_message.json": "[Contact 1] ",
             "text_message_from_click_to_whatsapp_ad.json": "(From an ad: ",
             "text_message_with_context_product_inquiry.json": "(About product di9ozbzfi4)",
         }

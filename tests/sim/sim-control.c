@@ -675,6 +675,29 @@ post_inbound (Sim *sim, SoupServerMessage *msg, JsonObject *req)
   answer_emitted (msg, wamid, body, delivery);
 }
 
+/* A customer's voice call (webhook field "calls"): connect or terminate. */
+static void
+post_call (Sim *sim, SoupServerMessage *msg, JsonObject *req)
+{
+  static const char *const known[]
+      = { "from", "user_id", "name", "event", "status", "duration", "timestamp", NULL };
+  g_autoptr (GError) error = NULL;
+  g_autofree char *id = NULL;
+  g_autofree char *body = NULL;
+  gint64 delivery;
+
+  if (!check_members (msg, req, known))
+    return;
+  body = sim_call_body (sim, req, &id, &error);
+  if (body == NULL)
+    {
+      answer_error (msg, 400, "%s", error->message);
+      return;
+    }
+  delivery = sim_webhook_emit (sim->webhook, body, SIM_WEBHOOK_MESSAGE, TRUE, NULL);
+  answer_emitted (msg, id, body, delivery);
+}
+
 #define BULK_MAX_MESSAGES 100000
 #define BULK_MAX_SENDERS 1000
 #define BULK_MAX_PER_BODY 100
@@ -994,6 +1017,8 @@ sim_control_handle (Sim *sim, SoupServerMessage *msg, const char *path)
     }
   else if (post && g_strcmp0 (what, "inbound") == 0)
     post_inbound (sim, msg, req);
+  else if (post && g_strcmp0 (what, "call") == 0)
+    post_call (sim, msg, req);
   else if (post && g_strcmp0 (what, "inbound_bulk") == 0)
     post_inbound_bulk (sim, msg, req);
   else if (post && g_strcmp0 (what, "webhook_raw") == 0)

@@ -69,17 +69,23 @@ begin_envelope (Sim *sim, JsonBuilder *b)
 }
 
 static char *
-end_envelope (JsonBuilder *b)
+end_envelope_field (JsonBuilder *b, const char *field)
 {
   json_builder_end_object (b); /* value */
   json_builder_set_member_name (b, "field");
-  json_builder_add_string_value (b, "messages");
+  json_builder_add_string_value (b, field);
   json_builder_end_object (b); /* change */
   json_builder_end_array (b);  /* changes */
   json_builder_end_object (b); /* entry */
   json_builder_end_array (b);  /* entry[] */
   json_builder_end_object (b);
   return sim_json_serialize_builder (b);
+}
+
+static char *
+end_envelope (JsonBuilder *b)
+{
+  return end_envelope_field (b, "messages");
 }
 
 char *
@@ -250,6 +256,63 @@ add_passthrough (JsonBuilder *b, JsonObject *req, const char *member)
   json_builder_add_value (b, json_node_copy (node));
 }
 
+/* A customer is named by phone digits (@from), a BSUID (@user_id), or both;
+ * @from may be NULL (no phone), but not empty. */
+static gboolean
+check_sender (const char *from, const char *user_id, GError **error)
+{
+  if (from != NULL
+      && (*from == '\0' || strspn (from, "0123456789") != strlen (from) || strlen (from) > 20))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "from must be the customer's phone digits (or set no_phone)");
+      return FALSE;
+    }
+  if (user_id != NULL && !sim_is_bsuid (user_id))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "user_id must look like CC.alphanumeric");
+      return FALSE;
+    }
+  if (from == NULL && user_id == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "a user without phone needs user_id");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* @member: @value, unless @value is NULL. */
+static void
+add_string_if (JsonBuilder *b, const char *member, const char *value)
+{
+  if (value == NULL)
+    return;
+  json_builder_set_member_name (b, member);
+  json_builder_add_string_value (b, value);
+}
+
+/* "contacts":[{profile:{name[,username]}, wa_id?, user_id?}]: the sender. */
+static void
+add_sender_contact (JsonBuilder *b, const char *name, const char *username, const char *from,
+                    const char *user_id)
+{
+  json_builder_set_member_name (b, "contacts");
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "profile");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "name");
+  json_builder_add_string_value (b, name ? name : "Customer");
+  add_string_if (b, "username", username);
+  json_builder_end_object (b);
+  add_string_if (b, "wa_id", from);
+  add_string_if (b, "user_id", user_id);
+  json_builder_end_object (b);
+  json_builder_end_array (b);
+}
+
 /* Builds the webhook for POST /_sim/inbound; records the message id and
  * moves the customer's window. Returns the exact body bytes. */
 char *
@@ -272,25 +335,10 @@ sim_inbound_body (Sim *sim, JsonObject *req, char **wamid_out, GError **error)
   sim_json_bool (req, "no_phone", &no_phone);
   if (no_phone)
     from = NULL;
-  else if (from == NULL || *from == '\0' || strspn (from, "0123456789") != strlen (from)
-           || strlen (from) > 20)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                           "from must be the customer's phone digits (or set no_phone)");
-      return NULL;
-    }
-  if (user_id != NULL && !sim_is_bsuid (user_id))
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                           "user_id must look like CC.alphanumeric");
-      return NULL;
-    }
-  if (from == NULL && user_id == NULL)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                           "a user without phone needs user_id");
-      return NULL;
-    }
+  else if (from == NULL)
+    from = "";
+  if (!check_sender (from, user_id, error))
+    return NULL;
   if (!parse_timestamp (req, &ts, error))
     return NULL;
   if (type == NULL)
@@ -318,47 +366,13 @@ sim_inbound_body (Sim *sim, JsonObject *req, char **wamid_out, GError **error)
 
   begin_envelope (sim, b);
   if (g_strcmp0 (type, "system") != 0)
-    {
-      json_builder_set_member_name (b, "contacts");
-      json_builder_begin_array (b);
-      json_builder_begin_object (b);
-      json_builder_set_member_name (b, "profile");
-      json_builder_begin_object (b);
-      json_builder_set_member_name (b, "name");
-      json_builder_add_string_value (b, name ? name : "Customer");
-      if (username != NULL)
-        {
-          json_builder_set_member_name (b, "username");
-          json_builder_add_string_value (b, username);
-        }
-      json_builder_end_object (b);
-      if (from != NULL)
-        {
-          json_builder_set_member_name (b, "wa_id");
-          json_builder_add_string_value (b, from);
-        }
-      if (user_id != NULL)
-        {
-          json_builder_set_member_name (b, "user_id");
-          json_builder_add_string_value (b, user_id);
-        }
-      json_builder_end_object (b);
-      json_builder_end_array (b);
-    }
+    add_sender_contact (b, name, username, from, user_id);
   json_builder_set_member_name (b, "messages");
   json_builder_begin_array (b);
   json_builder_begin_object (b);
   add_passthrough (b, req, "context");
-  if (from != NULL)
-    {
-      json_builder_set_member_name (b, "from");
-      json_builder_add_string_value (b, from);
-    }
-  if (user_id != NULL)
-    {
-      json_builder_set_member_name (b, "from_user_id");
-      json_builder_add_string_value (b, user_id);
-    }
+  add_string_if (b, "from", from);
+  add_string_if (b, "from_user_id", user_id);
   json_builder_set_member_name (b, "id");
   json_builder_add_string_value (b, wamid);
   json_builder_set_member_name (b, "timestamp");
@@ -478,4 +492,85 @@ sim_inbound_batch_body (Sim *sim, const char *const *senders, guint n_senders, c
     }
   json_builder_end_array (b);
   return end_envelope (b);
+}
+
+/* Builds the webhook for POST /_sim/call: field "calls", one call from the
+ * customer (from and/or user_id, named in "contacts" like a message's
+ * sender) with event connect (ringing) or terminate (status, duration), as
+ * Meta's Calling API sends it. Calls open the customer's window. Returns the
+ * exact body bytes; *@id_out gets the call id (wacid). */
+char *
+sim_call_body (Sim *sim, JsonObject *req, char **id_out, GError **error)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  const char *from = sim_json_string (req, "from");
+  const char *user_id = sim_json_string (req, "user_id");
+  const char *name = sim_json_string (req, "name");
+  const char *event = sim_json_string (req, "event");
+  const char *status = sim_json_string (req, "status");
+  g_autofree char *display = sim_digits_only (sim->display_number);
+  g_autofree char *ts_str = NULL;
+  g_autofree char *id = NULL;
+  g_autofree char *uuid = g_uuid_string_random ();
+  gint64 duration = 0;
+  gint64 ts = sim_clock_now (&sim->clock);
+
+  if (!check_sender (from, user_id, error))
+    return NULL;
+  if (event == NULL)
+    event = "connect";
+  if (g_strcmp0 (event, "connect") != 0 && g_strcmp0 (event, "terminate") != 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "event must be connect or terminate");
+      return NULL;
+    }
+  if (!parse_timestamp (req, &ts, error))
+    return NULL;
+  sim_json_int (req, "duration", &duration);
+  ts_str = g_strdup_printf ("%" G_GINT64_FORMAT, ts);
+  id = g_strdup_printf ("wacid.%s", uuid);
+
+  begin_envelope (sim, b);
+  add_sender_contact (b, name, NULL, from, user_id);
+  json_builder_set_member_name (b, "calls");
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "id");
+  json_builder_add_string_value (b, id);
+  json_builder_set_member_name (b, "to");
+  json_builder_add_string_value (b, display);
+  add_string_if (b, "from", from);
+  add_string_if (b, "from_user_id", user_id);
+  json_builder_set_member_name (b, "event");
+  json_builder_add_string_value (b, event);
+  json_builder_set_member_name (b, "timestamp");
+  json_builder_add_string_value (b, ts_str);
+  json_builder_set_member_name (b, "direction");
+  json_builder_add_string_value (b, "USER_INITIATED");
+  if (g_strcmp0 (event, "connect") == 0)
+    {
+      json_builder_set_member_name (b, "session");
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "sdp_type");
+      json_builder_add_string_value (b, "offer");
+      json_builder_set_member_name (b, "sdp");
+      json_builder_add_string_value (b, "v=0");
+      json_builder_end_object (b);
+    }
+  else
+    {
+      json_builder_set_member_name (b, "status");
+      json_builder_add_string_value (b, status ? status : "COMPLETED");
+      json_builder_set_member_name (b, "duration");
+      json_builder_add_int_value (b, duration);
+    }
+  json_builder_end_object (b);
+  json_builder_end_array (b);
+  if (from != NULL)
+    sim_window_touch (sim, from, ts);
+  if (user_id != NULL)
+    sim_window_touch (sim, user_id, ts);
+  *id_out = g_steal_pointer (&id);
+  return end_envelope_field (b, "calls");
 }

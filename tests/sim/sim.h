@@ -139,6 +139,7 @@ char *sim_status_body (Sim *sim, SimSent *sent, const char *status, gint64 ts, J
 void sim_schedule_statuses (Sim *sim, SimSent *sent, gboolean window_open);
 void sim_status_timers_cancel (Sim *sim);
 char *sim_inbound_body (Sim *sim, JsonObject *req, char **wamid_out, GError **error);
+char *sim_call_body (Sim *sim, JsonObject *req, char **id_out, GError **error);
 char *sim_inbound_batch_body (Sim *sim, const char *const *senders, guint n_senders,
                               const char *name, const char *tmpl, gint64 first, guint count,
                               gint64 ts);

@@ -373,6 +373,26 @@ class Sim:
             fields["text"] = text
         return self.control("POST", "inbound", fields)
 
+    def inbound_kind(self, kind, sender=None, **params):
+        """Emit an inbound message of ``kind`` (a key of KINDS: location,
+        contacts, button_reply, list_reply, nfm_reply, call_permission_reply,
+        button, order, reaction, edit, revoke, unsupported, request_welcome,
+        user_changed_user_id, from_ad) built by ``kind_fields``; the other
+        ``params`` are those of that kind, or members of POST /_sim/inbound
+        (name, user_id, no_phone, username, context, timestamp, id)."""
+        fields = kind_fields(kind, **params)
+        if sender is not None:
+            fields["from"] = sender
+        return self.control("POST", "inbound", fields)
+
+    def call(self, sender=None, **fields):
+        """Emit a voice call webhook (field "calls"); return {"id" (the
+        wacid), "body", "delivery"}. ``fields``: user_id, name, event
+        (connect, the default, or terminate), status, duration, timestamp."""
+        if sender is not None:
+            fields["from"] = sender
+        return self.control("POST", "call", fields)
+
     def inbound_bulk(self, senders, count, text=None, first=None, per_body=None, name=None,
                      timestamp=None):
         """Emit ``count`` inbound text messages at once; return {"deliveries":
@@ -540,3 +560,82 @@ class WebhookReceiver:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def _pop(params, key, default):
+    return params.pop(key) if key in params else default
+
+
+def kind_fields(kind, **params):
+    """The members of POST /_sim/inbound for a message of ``kind``, shaped as
+    Meta sends it; each kind's own parameters (with defaults) are taken from
+    ``params``, the rest are passed on."""
+    p = params
+    if kind == "location":
+        msg = {"type": "location", "location": {
+            "latitude": _pop(p, "latitude", 52.520008), "longitude": _pop(p, "longitude", 13.404954)}}
+        for key in ("place", "address", "url"):
+            if key in p:
+                msg["location"]["name" if key == "place" else key] = p.pop(key)
+    elif kind == "contacts":
+        msg = {"type": "contacts", "contacts": _pop(p, "cards", [{
+            "name": {"formatted_name": "Jonas Brandt", "first_name": "Jonas", "last_name": "Brandt"},
+            "org": {"company": "Brandt Logistik"},
+            "phones": [{"phone": "+49 151 2223334", "wa_id": "491512223334", "type": "CELL"}],
+            "emails": [{"email": "jonas@example.com", "type": "WORK"}],
+            "urls": [{"url": "https://brandt.example", "type": "WORK"}]}])}
+    elif kind in ("button_reply", "list_reply"):
+        reply = {"id": _pop(p, "reply_id", "slot-1"), "title": _pop(p, "title", "Tuesday 10-12")}
+        if kind == "list_reply":
+            reply["description"] = _pop(p, "description", "Delivery between 10 and 12")
+        msg = {"type": "interactive", "interactive": {"type": kind, kind: reply}}
+    elif kind == "nfm_reply":
+        answers = _pop(p, "answers", {"size": "40", "colour": "brown"})
+        answers = dict(answers, flow_token="sim-flow-token")
+        msg = {"type": "interactive", "interactive": {"type": "nfm_reply", "nfm_reply": {
+            "name": "flow", "body": _pop(p, "body", "Sent"), "response_json": json.dumps(answers)}}}
+    elif kind == "call_permission_reply":
+        msg = {"type": "interactive", "interactive": {"type": "call_permission_reply", "call_permission_reply": {
+            "response": _pop(p, "response", "accept"), "is_permanent": _pop(p, "permanent", False),
+            "response_source": "user_action"}}}
+    elif kind == "button":
+        msg = {"type": "button", "button": {"text": _pop(p, "title", "Stop promotions"),
+                                            "payload": _pop(p, "payload", "STOP_PROMOS")}}
+    elif kind == "order":
+        msg = {"type": "order", "order": {"catalog_id": _pop(p, "catalog_id", "880000000000003"),
+                                          "text": _pop(p, "note", ""),
+                                          "product_items": _pop(p, "items", [
+                                              {"product_retailer_id": "boot-40-brown", "quantity": 1,
+                                               "item_price": 89.9, "currency": "EUR"},
+                                              {"product_retailer_id": "sock-pack", "quantity": 3,
+                                               "item_price": 4.5, "currency": "EUR"}])}}
+    elif kind == "reaction":
+        msg = {"type": "reaction", "reaction": {"message_id": p.pop("message_id"),
+                                                "emoji": _pop(p, "emoji", "\U0001F44D")}}
+    elif kind == "edit":
+        msg = {"type": "edit", "edit": {"original_message_id": p.pop("message_id"), "message": {
+            "type": "text", "text": {"body": p.pop("new_text")}}}}
+    elif kind == "revoke":
+        msg = {"type": "revoke", "revoke": {"original_message_id": p.pop("message_id")}}
+    elif kind == "unsupported":
+        msg = {"type": "unsupported", "unsupported": {"type": _pop(p, "what", "poll")},
+               "errors": [{"code": 131051, "title": "Message type unknown", "message": "Message type unknown",
+                           "error_data": {"details": "Message type is currently not supported."}}]}
+    elif kind == "request_welcome":
+        msg = {"type": "request_welcome"}
+    elif kind == "user_changed_user_id":
+        new_id = p.pop("new_user_id")
+        msg = {"type": "system", "system": {"type": "user_changed_user_id", "user_id": new_id,
+                                            "previous_user_id": p.get("user_id"),
+                                            "body": "User changed their user ID"}}
+    elif kind == "from_ad":
+        msg = {"type": "text", "text": {"body": _pop(p, "text", "Is the sale still on?")},
+               "referral": {"source_url": _pop(p, "source_url", "https://fb.me/sim-ad"),
+                            "source_id": _pop(p, "source_id", "120200000000001"), "source_type": "ad",
+                            "headline": _pop(p, "headline", "Winter sale: 30% off"), "body": "Boots and coats",
+                            "media_type": "image", "image_url": "https://example.com/ad.jpg",
+                            "ctwa_clid": "sim-clid"}}
+    else:
+        raise ValueError("unknown kind %r" % kind)
+    msg.update(p)
+    return msg

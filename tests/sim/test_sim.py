@@ -20,7 +20,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from simctl import (Sim, SimConnectionError, SimError, WebhookReceiver,  # noqa: E402
+from simctl import (Sim, SimConnectionError, SimError, WebhookReceiver, kind_fields,  # noqa: E402
                     messages_of, sign, sign_sha1, statuses_of, wait_until)
 
 BINARY = None
@@ -539,6 +539,40 @@ def test_inbound_types(sim, hooks):
         raise AssertionError("inbound image without an image object was accepted")
     except SimError:
         pass
+
+
+def test_inbound_kinds_and_calls(sim, hooks):
+    for kind, extra in (("location", {"place": "Alexanderplatz"}), ("contacts", {}), ("button_reply", {}),
+                        ("list_reply", {}), ("nfm_reply", {}), ("call_permission_reply", {}), ("button", {}),
+                        ("order", {}), ("reaction", {"message_id": "wamid.x"}),
+                        ("edit", {"message_id": "wamid.x", "new_text": "now"}), ("revoke", {"message_id": "wamid.x"}),
+                        ("unsupported", {}), ("request_welcome", {}), ("from_ad", {}),
+                        ("user_changed_user_id", {"user_id": "DE.Old0000000001", "new_user_id": "DE.New0000000002"})):
+        r = sim.inbound_kind(kind, sender=CUSTOMER, **extra)
+        msg = messages_of(r["body"])[0]
+        eq(msg["type"], kind_fields(kind, **dict(extra))["type"], kind + ": its type")
+    msg = messages_of(sim.inbound_kind("list_reply", sender=CUSTOMER)["body"])[0]
+    eq(msg["interactive"]["list_reply"]["description"], "Delivery between 10 and 12", "list reply description")
+    msg = messages_of(sim.inbound_kind("user_changed_user_id", sender=CUSTOMER, user_id="DE.Old0000000001",
+                                       new_user_id="DE.New0000000002")["body"])[0]
+    eq((msg["from_user_id"], msg["system"]["previous_user_id"], msg["system"]["user_id"]),
+       ("DE.Old0000000001", "DE.Old0000000001", "DE.New0000000002"), "user ID change names both")
+    r = sim.call(sender=CUSTOMER, name="Caller")
+    change = json.loads(r["body"])["entry"][0]["changes"][0]
+    eq(change["field"], "calls", "the calls field")
+    call = change["value"]["calls"][0]
+    eq((call["id"], call["from"], call["event"], call["direction"]), (r["id"], CUSTOMER, "connect", "USER_INITIATED"),
+       "a customer's call")
+    eq(change["value"]["contacts"][0]["profile"]["name"], "Caller", "the caller in contacts")
+    ended = json.loads(sim.call(user_id="DE.Caller000001", event="terminate", status="FAILED", duration=0)["body"])
+    call = ended["entry"][0]["changes"][0]["value"]["calls"][0]
+    eq((call["from_user_id"], call["status"], "from" in call), ("DE.Caller000001", "FAILED", False), "terminate")
+    for bad in ({"event": "ring", "from": CUSTOMER}, {}, {"from": "+49"}, {"from": CUSTOMER, "colour": "red"}):
+        try:
+            sim.call(**bad)
+            raise AssertionError("call %r was accepted" % bad)
+        except SimError:
+            pass
 
 
 def test_inbound_bulk(sim, hooks):

@@ -953,6 +953,53 @@ test_bsuid_then_phone(Fixture *f, gconstpointer data)
   g_assert_cmpuint(list->len, ==, 1);
 }
 
+/* WhatsApp gives a customer known only by BSUID a new one
+ * (user_changed_user_id): it replaces the old one, so the new one finds the
+ * same customer and history; one that another customer holds is refused. */
+static void
+test_bsuid_replaced(Fixture *f, gconstpointer data)
+{
+  const char *new_bsuid = "DE.NewUserId000000000000001";
+  g_autofree char *id = NULL;
+  g_autofree char *other = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  g_autoptr(GPtrArray) messages = NULL;
+  g_auto(Wait) w = {0}, w2 = {0}, w3 = {0}, w4 = {0};
+
+  store_ready(f, 0);
+  id = inbound(f, NULL, BSUID_A, NAME_A, "wamid.1", BODY_A, NOW - 100);
+  other = inbound(f, WA_ID_B, "DE.OtherCustomer00000000001", NULL, "wamid.2", "other", NOW - 90);
+  wa_store_customer_set_bsuid(f->store, id, new_bsuid, on_update, &w);
+  done_ok(f, &w);
+  g_assert_true(w.linked);
+  g_assert_false(w.conflict);
+  g_assert_cmpstr(w.customer->bsuid, ==, new_bsuid);
+  /* the same again changes nothing */
+  wa_store_customer_set_bsuid(f->store, id, new_bsuid, on_update, &w2);
+  done_ok(f, &w2);
+  g_assert_false(w2.linked);
+  /* the new BSUID finds the customer, the old one no longer does */
+  inbound_full(f, &w3, NULL, new_bsuid, NULL, "wamid.3", "from the new id", NOW);
+  g_assert_no_error(w3.error);
+  g_assert_cmpstr(w3.customer->id, ==, id);
+  g_assert_false(w3.created);
+  wait_clear(&w3);
+  wa_store_customer_lookup(f->store, NULL, BSUID_A, on_customer, &w3);
+  done_ok(f, &w3);
+  g_assert_null(w3.customer);
+  messages = history(f, id, 10);
+  g_assert_cmpuint(messages->len, ==, 2);
+  g_assert_cmpstr(((WaStoreMessage *) g_ptr_array_index(messages, 0))->body, ==, BODY_A);
+  /* another customer's BSUID: a conflict, nothing changed */
+  wa_store_customer_set_bsuid(f->store, id, "DE.OtherCustomer00000000001", on_update, &w4);
+  done_ok(f, &w4);
+  g_assert_true(w4.conflict);
+  g_assert_false(w4.linked);
+  g_assert_cmpstr(w4.customer->bsuid, ==, new_bsuid);
+  list = customers(f);
+  g_assert_cmpuint(list->len, ==, 2);
+}
+
 static void
 test_customer_ensure_and_names(Fixture *f, gconstpointer data)
 {
@@ -2492,6 +2539,7 @@ main(int argc, char **argv)
   ADD("locked-until-unlocked", test_locked_until_unlocked);
   ADD("key-header-flow", test_key_header_flow);
   ADD("bsuid-then-phone", test_bsuid_then_phone);
+  ADD("bsuid-replaced", test_bsuid_replaced);
   ADD("customer-ensure-and-names", test_customer_ensure_and_names);
   ADD("duplicate-wamid", test_duplicate_wamid);
   ADD("window-monotonic", test_window_monotonic);

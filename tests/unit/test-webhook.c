@@ -14,6 +14,8 @@
  *
  * Must not: modify the examples, depend on directory order, or pass when a
  * directory holds fewer files than expected. */
+#include <locale.h>
+
 #include "wa-webhook.h"
 
 #include "wa-describe.h"
@@ -347,42 +349,56 @@ static const struct {
   {"account_update.json", "account_update", 0, 0, NULL, NULL},
   {"audio_voice.json", "messages", 1, 0, "4915112345678", "[Voice message]"},
   {"bsuid_only.json", "messages", 1, 0, "DE.1349120865530274", "Hi, I only have a username"},
-  {"button.json", "messages", 1, 0, "4915112345678", "[Reply] Stop promotions"},
-  {"contacts.json", "messages", 1, 0, "4915112345678", "[Contact] Jonas Brandt: +49 151 2223334"},
+  {"button.json", "messages", 1, 0, "4915112345678", "[Reply] Stop promotions (payload: STOP_PROMOS)"},
+  {"call_permission_update.json", "call_permission_update", 0, 0, NULL, NULL},
+  {"calls.json", "calls", 0, 0, NULL, NULL},
+  {"contacts.json", "messages", 1, 0, "4915112345678",
+   "[Contact] Jonas Brandt (Brandt Logistik, Dispatch): +49 151 2223334, jonas@example.com, https://brandt.example"},
   {"document.json", "messages", 1, 0, "4915112345678", "[Document] Rechnung 1187.pdf My invoice"},
-  {"edit.json", "messages", 1, 0, "4915112345678", "[Edited] Order 1188, not 1187"},
+  {"edit.json", "messages", 1, 0, "4915112345678", "edited a message: Order 1188, not 1187"},
   {"group_create.json", "group_lifecycle_update", 0, 0, NULL, NULL},
   {"group_message.json", "messages", 1, 0, "4915112345678", "Can someone hold a parcel for me?"},
   {"group_participants_remove.json", "group_participants_update", 0, 0, NULL, NULL},
   {"group_settings_update.json", "group_settings_update", 0, 0, NULL, NULL},
   {"image.json", "messages", 1, 0, "4915112345678", "[Image] The scratch on the lid"},
   {"interactive_button_reply.json", "messages", 1, 0, "4915112345678", "[Reply] Reschedule"},
-  {"interactive_list_reply.json", "messages", 1, 0, "4915112345678", "[Reply] Tuesday 10-12"},
-  {"interactive_nfm_reply.json", "messages", 1, 0, "4915112345678", "[Reply] Sent"},
+  {"interactive_call_permission_reply.json", "messages", 1, 0, "4915112345678",
+   "[Calls] The customer allows calls from this business for now. Calls are not answered here."},
+  {"interactive_list_reply.json", "messages", 1, 0, "4915112345678",
+   "[Reply] Tuesday 10-12 (Delivery between 10 and 12)"},
+  {"interactive_nfm_reply.json", "messages", 1, 0, "4915112345678",
+   "[Form] Sent — size: 40; colour: brown; gift_wrap: yes"},
   {"location.json", "messages", 1, 0, "4915112345678",
-   "[Location] Alexanderplatz, 10178 Berlin (52.520008, 13.404954)"},
+   "[Location] Alexanderplatz, 10178 Berlin (52.520008, 13.404954) "
+   "https://www.openstreetmap.org/?mlat=52.520008&mlon=13.404954#map=16/52.520008/13.404954 https://example.com/alex"},
   {"message_template_status_update.json", "message_template_status_update", 0, 0, NULL, NULL},
-  {"order.json", "messages", 1, 0, "4915112345678", "[Order] 2 products, 4 pieces: For the shop in Mitte"},
+  {"order.json", "messages", 1, 0, "4915112345678",
+   "[Order] 2 products, 4 pieces: 1 × boot-40-brown at 89.90 EUR; 3 × sock-pack at 4.50 EUR; total 103.40 EUR — note: "
+   "For the shop in Mitte"},
   {"phone_number_quality_update.json", "phone_number_quality_update", 0, 0, NULL, NULL},
-  {"reaction.json", "messages", 1, 0, "4915112345678", "[Reaction] 👍 to a message"},
-  {"reaction_removed.json", "messages", 1, 0, "4915112345678", "[Reaction removed]"},
+  {"reaction.json", "messages", 1, 0, "4915112345678", "reacted 👍 to an earlier message"},
+  {"reaction_removed.json", "messages", 1, 0, "4915112345678", "removed a reaction to an earlier message"},
   {"request_welcome.json", "messages", 1, 0, "4915112345678", "[The customer opened the chat for the first time]"},
-  {"revoke.json", "messages", 1, 0, "4915112345678", "[The customer deleted a message]"},
+  {"revoke.json", "messages", 1, 0, "4915112345678", "deleted a message"},
   {"smb_message_echoes.json", "smb_message_echoes", 0, 0, NULL, NULL},
   {"status_failed.json", "messages", 0, 1, NULL, NULL},
   {"statuses.json", "messages", 0, 3, NULL, NULL},
   {"sticker.json", "messages", 1, 0, "4915112345678", "[Sticker]"},
   {"system_changed_number.json", "messages", 1, 0, "4915112345678",
    "User Lena Vogel changed from 4915112345678 to 4915199999999"},
+  {"system_changed_user_id.json", "messages", 1, 0, "4915112345678", "User Lena Vogel changed their user ID"},
   {"text.json", "messages", 1, 0, "4915112345678", "Hallo! Is my order 1187 on its way?"},
   {"text_forwarded.json", "messages", 1, 0, "4915112345678", "(Forwarded many times) Look at this offer"},
   {"text_from_ad.json", "messages", 1, 0, "4915112345678",
-   "(From an ad: Winter sale: 30% off) Is the winter sale still on?"},
+   "(From an ad: Winter sale: 30% off, https://fb.me/fixture-ad) Is the winter sale still on?"},
   {"text_product_inquiry.json", "messages", 1, 0, "4915112345678",
    "(About product boot-40-brown) Do you have it in size 40?"},
-  {"text_reply.json", "messages", 1, 0, "4915112345678", "Yes, that one."},
+  {"text_reply.json", "messages", 1, 0, "4915112345678", "(In reply to an earlier message) Yes, that one."},
   {"two_customers.json", "messages", 2, 0, "4915112345678", "First customer here"},
-  {"unsupported.json", "messages", 1, 0, "4915112345678", "[A message of a kind WhatsApp does not pass on (poll)]"},
+  {"unknown_type.json", "messages", 1, 0, "4915112345678", "[A hologram message, not shown by this version]"},
+  {"unsupported.json", "messages", 1, 0, "4915112345678",
+   "[A message of a kind WhatsApp does not pass on (poll)] Message type unknown (Message type is currently not "
+   "supported.) [error 131051]"},
   {"value_errors.json", "messages", 0, 0, NULL, NULL},
   {"video.json", "messages", 1, 0, "4915112345678", "[Video] How it rattles"},
 };
@@ -887,7 +903,10 @@ test_describe(void)
   } cases[] = {
     {"text_message.json", "Does it come in another color?"},
     {"image_message.json", "[Image] Taj Mahal"},
-    {"location_message.json", "[Location] Philz Coffee, 101 Forest Ave, Palo Alto, CA 94301 (37.442215, -122.161659)"},
+    {"location_message.json",
+     "[Location] Philz Coffee, 101 Forest Ave, Palo Alto, CA 94301 (37.442215, -122.161659) "
+     "https://www.openstreetmap.org/?mlat=37.442215&mlon=-122.161659#map=16/37.442215/-122.161659 "
+     "https://philzcoffee.com/"},
     {"reaction_message.json", NULL},
     {"order_message.json", NULL},
     {"unsupported_message.json", NULL},
@@ -911,10 +930,319 @@ test_describe(void)
       g_assert_cmpstr(line, ==, cases[i].expected);
     if (g_str_equal(msg->type, "text") && msg->referral_headline == NULL && msg->referred_product_id == NULL)
       g_assert_cmpstr(line, ==, msg->text);
-    if (!g_str_equal(msg->type, "text") && !g_str_equal(msg->type, "system"))
+    if (!g_str_equal(msg->type, "text") && !g_str_equal(msg->type, "system") && !g_str_equal(msg->type, "reaction"))
       g_assert_nonnull(strchr(line, '['));
     g_assert_cmpint(wa_message_opens_window(msg), ==, !g_str_equal(msg->type, "system"));
   }
+}
+
+/* --- the inbound kinds, described --------------------------------------- */
+
+/* A one-message webhook whose message object is @message_json. */
+static WaWebhook *
+parse_message(const char *message_json)
+{
+  g_autofree char *body = g_strdup_printf(
+    "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":[{\"field\":\"messages\","
+    "\"value\":{\"metadata\":{\"phone_number_id\":\"106540352242922\"},\"contacts\":[{\"wa_id\":\"4915112345678\","
+    "\"profile\":"
+    "{\"name\":\"Lena\",\"username\":\"@lena\"}}],\"messages\":[{%s}]}}]}]}",
+    message_json);
+  g_autoptr(GError) error = NULL;
+  WaWebhook *webhook = parse_str(body, &error);
+
+  g_assert_no_error(error);
+  return webhook;
+}
+
+static const WaMessage *
+first_message(const WaWebhook *webhook)
+{
+  const WaChange *change = only_change(webhook);
+
+  g_assert_cmpuint(change->messages->len, ==, 1);
+  return g_ptr_array_index(change->messages, 0);
+}
+
+static char *
+describe_one(const char *message_json, const WaDescribeContext *ctx)
+{
+  g_autoptr(WaWebhook) webhook = parse_message(message_json);
+
+  return wa_message_describe_in(first_message(webhook), ctx);
+}
+
+#define FROM "\"from\":\"4915112345678\",\"id\":\"wamid.x\",\"timestamp\":\"1\","
+
+/* Replies, reactions, edits and deletions quote what the caller found, or
+ * say that it is not known; quotes are one short line. */
+static void
+test_describe_quotes(void)
+{
+  WaDescribeContext found = {.quoted = "Your parcel ships today,\nexpect it on Friday between 10 and 12 o'clock "
+                                       "at the latest, or call us"};
+  g_autofree char *reply = describe_one(FROM "\"type\":\"text\",\"text\":{\"body\":\"Great\"},"
+                                             "\"context\":{\"id\":\"wamid.q\"}",
+                                        &found);
+  g_autofree char *reply_unknown =
+    describe_one(FROM "\"type\":\"text\",\"text\":{\"body\":\"Great\"},\"context\":{\"id\":\"wamid.q\"}", NULL);
+  g_autofree char *reacted =
+    describe_one(FROM "\"type\":\"reaction\",\"reaction\":{\"message_id\":\"wamid.q\",\"emoji\":\"👍\"}", &found);
+  g_autofree char *removed =
+    describe_one(FROM "\"type\":\"reaction\",\"reaction\":{\"message_id\":\"wamid.q\",\"emoji\":\"\"}", &found);
+  g_autofree char *edited = describe_one(FROM "\"type\":\"edit\",\"edit\":{\"original_message_id\":\"wamid.q\","
+                                              "\"message\":{\"type\":\"image\",\"image\":{\"id\":\"9\","
+                                              "\"caption\":\"now blue\"}}}",
+                                         &found);
+  g_autofree char *revoked =
+    describe_one(FROM "\"type\":\"revoke\",\"revoke\":{\"original_message_id\":\"wamid.q\"}", &found);
+  g_autofree char *tap = describe_one(FROM "\"type\":\"button\",\"button\":{\"text\":\"Stop\",\"payload\":\"STOP\"},"
+                                           "\"context\":{\"id\":\"wamid.t\"}",
+                                      NULL);
+  g_autoptr(WaWebhook) webhook = parse_message(FROM "\"type\":\"edit\",\"edit\":{\"original_message_id\":\"wamid.o\","
+                                                    "\"message\":{\"type\":\"text\",\"text\":{\"body\":\"x\"}}}");
+
+  g_assert_cmpstr(reply, ==, "(In reply to: “Your parcel ships today, expect it on Friday between 10 and…”) Great");
+  g_assert_cmpstr(reply_unknown, ==, "(In reply to an earlier message) Great");
+  g_assert_cmpstr(reacted, ==, "reacted 👍 to: “Your parcel ships today, expect it on Friday between 10 and…”");
+  g_assert_cmpstr(removed, ==,
+                  "removed the reaction to: “Your parcel ships today, expect it on Friday between 10 and…”");
+  g_assert_cmpstr(edited, ==,
+                  "edited a message: [Image] now blue (was: “Your parcel ships today, expect it on Friday between 10 "
+                  "and…”)");
+  g_assert_cmpstr(revoked, ==, "deleted a message: “Your parcel ships today, expect it on Friday between 10 and…”");
+  /* a tap answers the business's own message: nothing said when unknown */
+  g_assert_cmpstr(tap, ==, "[Reply] Stop (payload: STOP)");
+  g_assert_cmpstr(wa_message_referenced_id(first_message(webhook)), ==, "wamid.o");
+}
+
+static void
+test_short_quote(void)
+{
+  g_autofree char *exact = wa_describe_short_quote("abc\t\tdef\r\n");
+  g_autofree char *accents =
+    wa_describe_short_quote("ääääääääääääääääääääääääääääääääääääääääääääääääääääääääääääääää");
+  g_autofree char *invalid = wa_describe_short_quote("\xff\xfe");
+  g_autofree char *empty = wa_describe_short_quote(NULL);
+
+  g_assert_cmpstr(exact, ==, "abc def");
+  /* 60 characters (not bytes), then the ellipsis */
+  g_assert_cmpuint(g_utf8_strlen(accents, -1), ==, 61);
+  g_assert_true(g_str_has_suffix(accents, "ää…"));
+  g_assert_cmpstr(invalid, ==, "?");
+  g_assert_cmpstr(empty, ==, "");
+}
+
+/* Shared contacts: every card, numbered from the caller's count, with
+ * organisation, phones, emails and links; a card without a WhatsApp id
+ * keeps its phone. */
+static void
+test_describe_contacts(void)
+{
+  const char *json = FROM "\"type\":\"contacts\",\"contacts\":[{\"name\":{\"first_name\":\"Jonas\",\"last_name\":"
+                          "\"Brandt\"},\"org\":{\"company\":\"ACME\"},\"phones\":[{\"phone\":\"+49 151 2223334\","
+                          "\"wa_id\":\"491512223334\"}],\"emails\":[{\"email\":\"j@example.com\"}],\"urls\":[{\"url\":"
+                          "\"https://acme.example\"}]},{\"name\":{\"formatted_name\":\"Desk\"},\"phones\":[{\"phone\":"
+                          "\"030 1234\"}]},{\"phones\":[]}]";
+  g_autoptr(WaWebhook) webhook = parse_message(json);
+  const WaMessage *m = first_message(webhook);
+  const WaSharedContact *first = g_ptr_array_index(m->shared_contacts, 0);
+  const WaSharedContact *second = g_ptr_array_index(m->shared_contacts, 1);
+  WaDescribeContext numbered = {.first_contact = 4};
+  g_autofree char *line = wa_message_describe_in(m, &numbered);
+  g_autofree char *plain = wa_message_describe(m);
+
+  g_assert_cmpuint(m->shared_contacts->len, ==, 3);
+  g_assert_cmpstr(first->name, ==, "Jonas Brandt");
+  g_assert_cmpstr(first->org, ==, "ACME");
+  g_assert_cmpstr(first->wa_id, ==, "491512223334");
+  g_assert_cmpstr(g_ptr_array_index(first->emails, 0), ==, "j@example.com");
+  g_assert_cmpstr(g_ptr_array_index(first->urls, 0), ==, "https://acme.example");
+  g_assert_null(second->wa_id);
+  g_assert_cmpstr(line, ==,
+                  "[Contact 4] Jonas Brandt (ACME): +49 151 2223334, j@example.com, https://acme.example\n"
+                  "[Contact 5] Desk: 030 1234\n"
+                  "[Contact 6] (no name)\n"
+                  "(/addcontact N adds contact N as a buddy)");
+  g_assert_true(g_str_has_prefix(plain, "[Contact] Jonas Brandt (ACME)"));
+  g_assert_null(strstr(plain, "/addcontact"));
+}
+
+/* Orders: each line, and totals per currency; none when a price is missing. */
+static void
+test_describe_order(void)
+{
+  g_autofree char *mixed = describe_one(
+    FROM "\"type\":\"order\",\"order\":{\"catalog_id\":\"7\",\"product_items\":[{\"product_retailer_id\":\"a\","
+         "\"quantity\":2,\"item_price\":1.25,\"currency\":\"EUR\"},{\"product_retailer_id\":\"b\",\"quantity\":\"1\","
+         "\"item_price\":\"x\",\"currency\":\"EUR\"}]}",
+    NULL);
+  g_autofree char *two = describe_one(
+    FROM
+    "\"type\":\"order\",\"order\":{\"product_items\":[{\"product_retailer_id\":\"a\",\"quantity\":2,"
+    "\"item_price\":1.25,\"currency\":\"EUR\"},{\"product_retailer_id\":\"b\",\"quantity\":3,\"item_price\":2,"
+    "\"currency\":\"USD\"},{\"product_retailer_id\":\"c\",\"quantity\":1,\"item_price\":0.5,\"currency\":\"EUR\"}]}",
+    NULL);
+  g_autoptr(WaWebhook) webhook =
+    parse_message(FROM "\"type\":\"order\",\"order\":{\"product_items\":[{\"product_retailer_id\":\"a\","
+                       "\"quantity\":2,\"item_price\":1.25,\"currency\":\"EUR\"}]}");
+  const WaOrderItem *item = g_ptr_array_index(first_message(webhook)->order_items, 0);
+
+  g_assert_cmpstr(item->product_id, ==, "a");
+  g_assert_cmpint(item->quantity, ==, 2);
+  g_assert_true(item->has_price);
+  g_assert_cmpfloat(item->price, ==, 1.25);
+  g_assert_cmpstr(item->currency, ==, "EUR");
+  g_assert_cmpstr(mixed, ==, "[Order] 2 products, 3 pieces: 2 × a at 1.25 EUR; 1 × b");
+  g_assert_cmpstr(two, ==,
+                  "[Order] 3 products, 6 pieces: 2 × a at 1.25 EUR; 3 × b at 2.00 USD; 1 × c at 0.50 EUR; "
+                  "total 3.00 EUR + 6.00 USD");
+}
+
+/* Flow answers: bounded, flow token left out, unreadable JSON said so. */
+static void
+test_describe_form(void)
+{
+  GString *many = g_string_new("{\\\"flow_token\\\":\\\"t\\\"");
+  g_autofree char *json = NULL;
+  g_autofree char *line = NULL;
+  g_autofree char *bad =
+    describe_one(FROM
+                 "\"type\":\"interactive\",\"interactive\":{\"type\":\"nfm_reply\",\"nfm_reply\":{\"name\":\"flow\","
+                 "\"body\":\"Sent\",\"response_json\":\"[[[[\"}}",
+                 NULL);
+  g_autofree char *nested =
+    describe_one(FROM
+                 "\"type\":\"interactive\",\"interactive\":{\"type\":\"nfm_reply\",\"nfm_reply\":{\"name\":\"flow\","
+                 "\"response_json\":\"{\\\"sizes\\\":[\\\"40\\\",\\\"41\\\"],\\\"n\\\":2,\\\"o\\\":{\\\"a\\\":1}}\"}}",
+                 NULL);
+
+  for (guint i = 0; i < 15; i++)
+    g_string_append_printf(many, ",\\\"f%u\\\":\\\"v%u\\\"", i, i);
+  g_string_append_c(many, '}');
+  json = g_strdup_printf(FROM "\"type\":\"interactive\",\"interactive\":{\"type\":\"nfm_reply\",\"nfm_reply\":{"
+                              "\"name\":\"flow\",\"body\":\"Sent\",\"response_json\":\"%s\"}}",
+                         many->str + 0);
+  g_string_free(many, TRUE);
+  line = describe_one(json, NULL);
+  g_assert_cmpstr(bad, ==, "[Form] Sent (its answers could not be read)");
+  g_assert_cmpstr(nested, ==, "[Form] — sizes: 40, 41; n: 2; o: …");
+  g_assert_true(g_str_has_prefix(line, "[Form] Sent — f0: v0; f1: v1;"));
+  g_assert_true(g_str_has_suffix(line, "f9: v9 (and 5 more answers)"));
+  g_assert_null(strstr(line, "flow_token"));
+}
+
+/* Locations in every locale: a dot, six decimals, an OpenStreetMap link. */
+static void
+test_describe_location(void)
+{
+  g_autofree char *bare = NULL;
+  const char *old = setlocale(LC_NUMERIC, NULL);
+  g_autofree char *saved = g_strdup(old);
+
+  setlocale(LC_NUMERIC, "de_DE.UTF-8"); /* where installed: a decimal comma */
+  bare = describe_one(FROM "\"type\":\"location\",\"location\":{\"latitude\":-33.8688,\"longitude\":151.2093}", NULL);
+  setlocale(LC_NUMERIC, saved);
+  g_assert_cmpstr(bare, ==,
+                  "[Location] (-33.868800, 151.209300) "
+                  "https://www.openstreetmap.org/?mlat=-33.868800&mlon=151.209300#map=16/-33.868800/151.209300");
+}
+
+/* The ad is said once: the caller says when it was seen. */
+static void
+test_describe_referral_once(void)
+{
+  const char *json = FROM "\"type\":\"text\",\"text\":{\"body\":\"Hi\"},\"referral\":{\"source_id\":\"55\","
+                          "\"source_type\":\"ad\",\"headline\":\"Sale\",\"source_url\":\"https://fb.me/a\"}";
+  WaDescribeContext seen = {.referral_seen = TRUE};
+  g_autoptr(WaWebhook) webhook = parse_message(json);
+  g_autofree char *first = wa_message_describe(first_message(webhook));
+  g_autofree char *again = wa_message_describe_in(first_message(webhook), &seen);
+
+  g_assert_cmpstr(first, ==, "(From an ad: Sale, https://fb.me/a) Hi");
+  g_assert_cmpstr(again, ==, "Hi");
+  g_assert_cmpstr(wa_message_referral_key(first_message(webhook)), ==, "55");
+  g_assert_cmpstr(first_message(webhook)->referral_source_type, ==, "ad");
+}
+
+/* Calls (field "calls") and the call permission answer. */
+static void
+test_calls(void)
+{
+  const char *body =
+    "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":[{\"field\":\"calls\","
+    "\"value\":{\"metadata\":{\"phone_number_id\":\"2\"},\"contacts\":[{\"wa_id\":\"4915112345678\"},{\"user_id\":"
+    "\"DE.Caller0000001\"}],\"calls\":[{\"id\":\"wacid.1\",\"from\":\"4915112345678\",\"event\":\"connect\","
+    "\"direction\":\"USER_INITIATED\",\"timestamp\":\"5\"},{\"id\":\"wacid.2\",\"from_user_id\":\"DE.Caller0000001\","
+    "\"event\":\"terminate\",\"status\":\"FAILED\",\"duration\":\"0\"},{\"id\":\"wacid.3\",\"event\":\"ring\"},7]}}]}]"
+    "}";
+  g_autoptr(GError) error = NULL;
+  g_autoptr(WaWebhook) webhook = parse_str(body, &error);
+  const WaChange *change = only_change(webhook);
+  const WaCall *connect, *ended, *other;
+  g_autofree char *connect_line = NULL;
+  g_autofree char *ended_line = NULL;
+  g_autofree char *other_line = NULL;
+  g_autofree char *permission = describe_one(
+    FROM "\"type\":\"interactive\",\"interactive\":{\"type\":\"call_permission_reply\",\"call_permission_reply\":"
+         "{\"response\":\"reject\"}}",
+    NULL);
+
+  g_assert_no_error(error);
+  g_assert_cmpuint(webhook->skipped, ==, 1);
+  g_assert_cmpuint(change->calls->len, ==, 3);
+  connect = g_ptr_array_index(change->calls, 0);
+  ended = g_ptr_array_index(change->calls, 1);
+  other = g_ptr_array_index(change->calls, 2);
+  g_assert_cmpstr(connect->direction, ==, "USER_INITIATED");
+  g_assert_cmpint(connect->timestamp, ==, 5);
+  g_assert_cmpstr(wa_change_find_call_contact(change, connect)->wa_id, ==, "4915112345678");
+  g_assert_cmpstr(wa_change_find_call_contact(change, ended)->user_id, ==, "DE.Caller0000001");
+  g_assert_null(wa_change_find_call_contact(change, other));
+  connect_line = wa_call_describe(connect);
+  ended_line = wa_call_describe(ended);
+  other_line = wa_call_describe(other);
+  g_assert_cmpstr(connect_line, ==,
+                  "The customer is calling on WhatsApp. Calls are not answered here: call back by phone, or write.");
+  g_assert_true(g_str_has_prefix(ended_line, "The customer's WhatsApp call ended (FAILED)."));
+  g_assert_true(g_str_has_prefix(other_line, "WhatsApp call event \"ring\""));
+  g_assert_cmpstr(permission, ==, "[Calls] The customer answered the call permission request: reject.");
+  {
+    WaCall ours = {.direction = (char *) "BUSINESS_INITIATED",
+                   .event = (char *) "terminate",
+                   .status = (char *) "COMPLETED"};
+    g_autofree char *line = wa_call_describe(&ours);
+
+    g_assert_cmpstr(line, ==,
+                    "A WhatsApp call from this business (made elsewhere) to the customer: terminate, COMPLETED.");
+  }
+}
+
+/* A user ID change names the old and the new one. */
+static void
+test_user_id_change(void)
+{
+  g_autoptr(WaWebhook) webhook = parse_example("system_changed_user_id.json");
+  const WaMessage *m = first_message(webhook);
+
+  g_assert_cmpstr(m->system_type, ==, "user_changed_user_id");
+  g_assert_cmpstr(m->system_new_user_id, ==, "DE.LenaNew0000000002");
+  g_assert_cmpstr(m->system_previous_user_id, ==, "DE.LenaOld0000000001");
+  g_assert_false(wa_message_opens_window(m));
+}
+
+/* Meta's own words for a message it does not pass on, bounded. */
+static void
+test_describe_unsupported(void)
+{
+  g_autofree char *line = describe_one(
+    FROM "\"type\":\"unsupported\",\"unsupported\":{\"type\":\"poll\"},\"errors\":[{\"code\":131051,\"title\":"
+         "\"Message type unknown\",\"message\":\"Not yet\",\"error_data\":{\"details\":\"Polls are not supported.\"}}]",
+    NULL);
+
+  g_assert_cmpstr(line, ==,
+                  "[A message of a kind WhatsApp does not pass on (poll)] Message type unknown: Not yet (Polls are not "
+                  "supported.) [error 131051]");
 }
 
 int
@@ -968,5 +1296,15 @@ main(int argc, char **argv)
   g_test_add_func("/webhook/missing-messages", test_missing_messages);
   g_test_add_func("/webhook/bsuid-only", test_bsuid_only);
   g_test_add_func("/webhook/refused", test_refused);
+  g_test_add_func("/webhook/describe/quotes", test_describe_quotes);
+  g_test_add_func("/webhook/describe/short-quote", test_short_quote);
+  g_test_add_func("/webhook/describe/contacts", test_describe_contacts);
+  g_test_add_func("/webhook/describe/order", test_describe_order);
+  g_test_add_func("/webhook/describe/form", test_describe_form);
+  g_test_add_func("/webhook/describe/location", test_describe_location);
+  g_test_add_func("/webhook/describe/referral-once", test_describe_referral_once);
+  g_test_add_func("/webhook/describe/unsupported", test_describe_unsupported);
+  g_test_add_func("/webhook/calls", test_calls);
+  g_test_add_func("/webhook/user-id-change", test_user_id_change);
   return g_test_run();
 }
