@@ -63,14 +63,16 @@ wa_receipt_state_clear(WaReceiptState *state)
 {
   g_clear_pointer(&state->newest, g_free);
   g_clear_pointer(&state->sent, g_free);
+  state->newest_ts = 0;
   state->typing_at = 0;
 }
 
 void
-wa_receipt_state_inbound(WaReceiptState *state, const char *wamid)
+wa_receipt_state_inbound(WaReceiptState *state, const char *wamid, gint64 timestamp)
 {
-  if (wamid == NULL || g_strcmp0(state->newest, wamid) == 0)
+  if (wamid == NULL || g_strcmp0(state->newest, wamid) == 0 || (timestamp > 0 && timestamp < state->newest_ts))
     return;
+  state->newest_ts = MAX(timestamp, state->newest_ts);
   g_free(state->newest);
   state->newest = g_strdup(wamid);
 }

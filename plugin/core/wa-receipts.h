@@ -47,6 +47,7 @@ gboolean wa_receipt_policy_allows(WaReceiptPolicy policy, WaReceiptMoment moment
 /* One conversation's receipts (owned by the caller; strings owned here). */
 typedef struct {
   char *newest;     /* the newest inbound wamid, or NULL */
+  gint64 newest_ts; /* its timestamp (Unix s), 0 = unknown */
   char *sent;       /* the wamid the last receipt went for, or NULL */
   gint64 typing_at; /* when the last typing indicator went (Unix s), 0 = never */
 } WaReceiptState;
@@ -58,8 +59,9 @@ typedef enum {
 } WaReceiptAction;
 
 void wa_receipt_state_clear(WaReceiptState *state);
-/* A newer inbound message arrived. */
-void wa_receipt_state_inbound(WaReceiptState *state, const char *wamid);
+/* An inbound message arrived (@timestamp 0: unknown); one older than the
+ * newest known is ignored (webhooks are not ordered). */
+void wa_receipt_state_inbound(WaReceiptState *state, const char *wamid, gint64 timestamp);
 /* What to send at @moment under @policy (effective) at time @now: at most
  * one receipt per newest inbound message; a typing indicator (TYPING only)
  * at most every WA_TYPING_INTERVAL_S, with a plain receipt in between when a

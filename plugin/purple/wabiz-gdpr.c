@@ -368,5 +368,6 @@ wabiz_blist_node_menu(PurpleBlistNode *node)
     g_list_append(menu, purple_menu_action_new(_("Export customer data..."), PURPLE_CALLBACK(menu_export), NULL, NULL));
   menu =
     g_list_append(menu, purple_menu_action_new(_("Erase customer data..."), PURPLE_CALLBACK(menu_erase), NULL, NULL));
+  menu = g_list_append(menu, wabiz_receipts_menu((PurpleBuddy *) node));
   return menu;
 }

@@ -248,6 +248,7 @@ show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, con
     return;
   }
   wabiz_conv_got_im(wa, name, text, (time_t) msg->timestamp, late);
+  wabiz_receipts_inbound(wa, name, msg->id, msg->timestamp);
   for (guint i = 0; i < msg->errors->len; i++) {
     g_autofree char *reason = wa_graph_error_describe(g_ptr_array_index(msg->errors, i));
     g_autofree char *line = g_strdup_printf(_("WhatsApp could not pass this message on completely: %s"), reason);
@@ -471,7 +472,8 @@ show_failure(WabizAccount *wa, const WaStatus *st)
 {
   const char *customer = status_customer(wa, st);
 
-  if (customer == NULL)
+  /* "none": the tooltip and Get Info still say "failed" */
+  if (customer == NULL || wabiz_ticks_policy(wa) == WA_TICKS_NONE)
     return;
   if (st->errors->len == 0)
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), _("Not delivered: WhatsApp gave no reason."),
@@ -557,6 +559,7 @@ status_stored_cb(const WaStoreStatusResult *result, const GError *error, gpointe
     if (g_str_equal(st->status, "failed"))
       show_failure(wa, st);
   } else if (result->found && result->outbox_id != 0) {
+    wabiz_receipts_status(wa, status_customer(wa, st), st, result->changed);
     if (result->changed && result->status == WA_STORE_STATUS_FAILED)
       show_failure(wa, st);
     else if (result->outbox_resolved && result->outbox_state == WA_STORE_OUTBOX_SENT)

@@ -67,7 +67,14 @@ on_sent(gpointer user, const char *customer, guint64 id, const WaSendResult *res
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE),
                            _("WhatsApp is holding this message for a quality check before delivering it."),
                            PURPLE_MESSAGE_SYSTEM, 0);
+  wabiz_receipts_sent(wa, customer, result->wamid);
   follow_wa_id(wa, customer, result->wa_id);
+}
+
+static void
+on_read(gpointer user, const char *customer, const char *wamid, gboolean typing, const WaGraphError *error)
+{
+  wabiz_receipts_read_done(from_user(user), customer, wamid, typing, error);
 }
 
 void
@@ -160,6 +167,7 @@ static const WaSenderEvents sender_events = {
   .waiting = on_waiting,
   .auth_failed = on_auth_failed,
   .store_failed = on_store_failed,
+  .read = on_read,
 };
 
 void
@@ -312,6 +320,8 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
     return 1;
   }
 
+  /* the reply's read receipt goes beside it, not through the outbox */
+  wabiz_receipts_replied(wa, customer);
   job = g_new0(SendJob, 1);
   job->wa = wa;
   job->to = g_strdup(customer);

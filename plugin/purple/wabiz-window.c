@@ -306,6 +306,7 @@ add_customer_info(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full,
     purple_notify_user_info_add_pair_plaintext(info, _("Profile name"), profile);
   if (full && bsuid != NULL && !g_str_equal(bsuid, purple_buddy_get_name(buddy)))
     purple_notify_user_info_add_pair_plaintext(info, _("WhatsApp user ID"), bsuid);
+  wabiz_receipts_info(buddy, info);
 }
 
 void

@@ -65,7 +65,7 @@ test_one_receipt_per_message(void)
 
   /* nothing received: nothing to mark */
   g_assert_cmpint(wa_receipt_decide(&st, WA_RECEIPTS_SEEN, WA_RECEIPT_REPLY, T0), ==, WA_RECEIPT_NONE);
-  wa_receipt_state_inbound(&st, "wamid.1");
+  wa_receipt_state_inbound(&st, "wamid.1", T0 + 1);
   g_assert_cmpint(wa_receipt_decide(&st, WA_RECEIPTS_REPLY, WA_RECEIPT_SEEN, T0), ==, WA_RECEIPT_NONE);
   g_assert_cmpint(wa_receipt_decide(&st, WA_RECEIPTS_NEVER, WA_RECEIPT_REPLY, T0), ==, WA_RECEIPT_NONE);
   g_assert_cmpint(wa_receipt_decide(&st, WA_RECEIPTS_REPLY, WA_RECEIPT_REPLY, T0), ==, WA_RECEIPT_READ);
@@ -74,12 +74,16 @@ test_one_receipt_per_message(void)
   g_assert_cmpint(wa_receipt_decide(&st, WA_RECEIPTS_REPLY, WA_RECEIPT_REPLY, T0 + 5), ==, WA_RECEIPT_NONE);
   g_assert_cmpint(wa_receipt_decide(&st, WA_RECEIPTS_SEEN, WA_RECEIPT_SEEN, T0 + 5), ==, WA_RECEIPT_NONE);
   /* the same id again is not new */
-  wa_receipt_state_inbound(&st, "wamid.1");
+  wa_receipt_state_inbound(&st, "wamid.1", T0 + 1);
   g_assert_cmpint(wa_receipt_decide(&st, WA_RECEIPTS_SEEN, WA_RECEIPT_SEEN, T0 + 5), ==, WA_RECEIPT_NONE);
-  wa_receipt_state_inbound(&st, "wamid.2");
+  wa_receipt_state_inbound(&st, "wamid.2", T0 + 2);
   g_assert_cmpint(wa_receipt_decide(&st, WA_RECEIPTS_SEEN, WA_RECEIPT_SEEN, T0 + 6), ==, WA_RECEIPT_READ);
   wa_receipt_state_sent(&st, WA_RECEIPT_READ, T0 + 6);
   g_assert_cmpstr(st.sent, ==, "wamid.2");
+  /* an older message delivered late is not the newest */
+  wa_receipt_state_inbound(&st, "wamid.0", T0);
+  g_assert_cmpstr(st.newest, ==, "wamid.2");
+  g_assert_cmpint(wa_receipt_decide(&st, WA_RECEIPTS_SEEN, WA_RECEIPT_SEEN, T0 + 7), ==, WA_RECEIPT_NONE);
   wa_receipt_state_clear(&st);
   g_assert_null(st.newest);
 }
@@ -89,7 +93,7 @@ test_typing_interval(void)
 {
   WaReceiptState st = {0};
 
-  wa_receipt_state_inbound(&st, "wamid.1");
+  wa_receipt_state_inbound(&st, "wamid.1", T0 + 1);
   /* "reply only" allows no typing indicator, "typing" does */
   g_assert_cmpint(wa_receipt_decide(&st, WA_RECEIPTS_REPLY, WA_RECEIPT_TYPING, T0), ==, WA_RECEIPT_NONE);
   g_assert_cmpint(wa_receipt_decide(&st, WA_RECEIPTS_TYPING, WA_RECEIPT_TYPING, T0), ==, WA_RECEIPT_TYPING_INDICATOR);
@@ -99,7 +103,7 @@ test_typing_interval(void)
   g_assert_cmpint(wa_receipt_decide(&st, WA_RECEIPTS_TYPING, WA_RECEIPT_TYPING, T0 + 19), ==, WA_RECEIPT_NONE);
   g_assert_cmpint(wa_receipt_decide(&st, WA_RECEIPTS_TYPING, WA_RECEIPT_REPLY, T0 + 19), ==, WA_RECEIPT_NONE);
   /* a newer message within the 20 s: a plain receipt */
-  wa_receipt_state_inbound(&st, "wamid.2");
+  wa_receipt_state_inbound(&st, "wamid.2", T0 + 2);
   g_assert_cmpint(wa_receipt_decide(&st, WA_RECEIPTS_TYPING, WA_RECEIPT_TYPING, T0 + 19), ==, WA_RECEIPT_READ);
   wa_receipt_state_sent(&st, WA_RECEIPT_READ, T0 + 19);
   g_assert_cmpint(st.typing_at, ==, T0);
