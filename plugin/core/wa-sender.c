@@ -768,14 +768,12 @@ wa_sender_mark_read(WaSender *sender, const char *to, const char *wamid, gboolea
   pump_read(slot);
 }
 
-guint
-wa_sender_reads_pending(WaSender *sender, const char *to)
+gboolean
+wa_sender_read_waiting(WaSender *sender, const char *to)
 {
   ReadSlot *slot = g_hash_table_lookup(sender->reads, to);
 
-  if (slot == NULL)
-    return 0;
-  return (slot->call != NULL ? 1 : 0) + (slot->wamid != NULL ? 1 : 0);
+  return slot != NULL && slot->wamid != NULL;
 }
 
 /* ---- the rest --------------------------------------------------------------------- */

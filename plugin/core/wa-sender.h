@@ -126,8 +126,9 @@ guint wa_sender_total_waiting(WaSender *sender);
  * flight (nor does a text wait for it). One receipt per customer at a
  * time: a newer one waiting replaces the older (its typing request kept). */
 void wa_sender_mark_read(WaSender *sender, const char *to, const char *wamid, gboolean typing);
-/* Receipts waiting or in flight for @to (0 or 1 each). */
-guint wa_sender_reads_pending(WaSender *sender, const char *to);
+/* Whether a receipt for @to waits to start (behind one in flight, or held
+ * back by a pause or a rate limit). */
+gboolean wa_sender_read_waiting(WaSender *sender, const char *to);
 
 /* "wabiz:<id>": the biz_opaque_callback_data of outbox message @id. */
 char *wa_sender_callback_data(guint64 id);

@@ -219,6 +219,7 @@ erased_cb(const GError *error, gpointer data)
     buddy = purple_find_buddy(wa->account, req->conv_name);
     if (buddy != NULL)
       purple_blist_remove_buddy(buddy);
+    wabiz_receipts_forget(wa, req->conv_name);
     say(wa, req->conv_name,
         _("Everything stored about this customer was erased, and the buddy removed. The number is kept "
           "only as a keyed hash, so imports and campaigns will not contact it again. Close this window to "

@@ -69,6 +69,13 @@ wabiz_receipts_stop(WabizAccount *wa)
   g_clear_pointer(&wa->receipts, g_hash_table_destroy);
 }
 
+void
+wabiz_receipts_forget(WabizAccount *wa, const char *name)
+{
+  if (wa->receipts != NULL)
+    g_hash_table_remove(wa->receipts, name);
+}
+
 static const char *
 customer_id(WabizAccount *wa, const char *name)
 {

@@ -330,6 +330,8 @@ void wabiz_receipts_info(PurpleBuddy *buddy, PurpleNotifyUserInfo *info);
 PurpleCmdRet wabiz_cmd_receipts(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 PurpleMenuAction *wabiz_receipts_menu(PurpleBuddy *buddy);
 void wabiz_receipts_stop(WabizAccount *wa);
+/* @name was erased: what memory holds about them goes too. */
+void wabiz_receipts_forget(WabizAccount *wa, const char *name);
 
 /* wabiz-plugin.c */
 const char *wabiz_account_string(PurpleAccount *account, const char *key);

@@ -153,6 +153,15 @@ class Receipts(Receiving):
         # back to the account's setting
         again.command(ANNA, "/receipts default")
         again.wait_for({"event": "write", "conv": ANNA, "message": contains("(the account&apos;s setting)")})
+        # erasing the customer forgets their setting in memory too
+        again.command(ANNA, "/receipts never")
+        again.wait_for({"event": "write", "conv": ANNA, "message": contains("never (set for this customer)")})
+        again.command(ANNA, "/erase")
+        request = again.wait_for({"event": "request", "kind": "action"})
+        again.answer(request["id"], action=0)
+        again.wait_for({"event": "write", "conv": ANNA, "message": contains("was erased")})
+        again.command(ANNA, "/receipts")
+        again.wait_for({"event": "write", "conv": ANNA, "message": contains("reply (the account&apos;s setting)")})
 
     def test_a_refused_receipt_is_logged_not_shown_and_texts_still_go(self):
         host = self.start_receiving_host()
