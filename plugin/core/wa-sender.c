@@ -249,16 +249,25 @@ outgoing_new(const WaStoreOutbox *entry)
 static void pump(CustomerQueue *q);
 static void pump_reads(WaSender *sender);
 
-static void
-pump_all(WaSender *sender)
+/* The values of @table, to walk while their callbacks may change it. */
+static GPtrArray *
+values_of(GHashTable *table)
 {
   GHashTableIter iter;
   gpointer value;
-  g_autoptr(GPtrArray) all = g_ptr_array_new();
+  GPtrArray *all = g_ptr_array_new();
 
-  g_hash_table_iter_init(&iter, sender->queues);
+  g_hash_table_iter_init(&iter, table);
   while (g_hash_table_iter_next(&iter, NULL, &value))
     g_ptr_array_add(all, value);
+  return all;
+}
+
+static void
+pump_all(WaSender *sender)
+{
+  g_autoptr(GPtrArray) all = values_of(sender->queues);
+
   for (guint i = 0; i < all->len; i++)
     pump(g_ptr_array_index(all, i));
   pump_reads(sender);
@@ -736,13 +745,8 @@ pump_read(ReadSlot *slot)
 static void
 pump_reads(WaSender *sender)
 {
-  GHashTableIter iter;
-  gpointer value;
-  g_autoptr(GPtrArray) all = g_ptr_array_new();
+  g_autoptr(GPtrArray) all = values_of(sender->reads);
 
-  g_hash_table_iter_init(&iter, sender->reads);
-  while (g_hash_table_iter_next(&iter, NULL, &value))
-    g_ptr_array_add(all, value);
   for (guint i = 0; i < all->len; i++)
     pump_read(g_ptr_array_index(all, i));
 }

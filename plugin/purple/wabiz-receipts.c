@@ -118,13 +118,24 @@ decide(Conv *c, WaReceiptMoment moment)
   wa_receipt_state_sent(&c->st, action, wabiz_now());
 }
 
+/* A store request about @name's conversation. */
 typedef struct {
   WabizAccount *wa;
   char *name;
-} LoadJob;
+} NameJob;
+
+static NameJob *
+name_job_new(WabizAccount *wa, const char *name)
+{
+  NameJob *job = g_new0(NameJob, 1);
+
+  job->wa = wa;
+  job->name = g_strdup(name);
+  return job;
+}
 
 static void
-load_job_free(LoadJob *job)
+name_job_free(NameJob *job)
 {
   g_free(job->name);
   g_free(job);
@@ -133,7 +144,7 @@ load_job_free(LoadJob *job)
 static void
 loaded_cb(const char *value, const GError *error, gpointer data)
 {
-  LoadJob *job = data;
+  NameJob *job = data;
   Conv *c;
 
   wabiz_store_release(job->wa, job);
@@ -150,7 +161,7 @@ loaded_cb(const char *value, const GError *error, gpointer data)
       decide(c, c->pending_moment);
     c->pending_typing = c->pending_other = FALSE;
   }
-  load_job_free(job);
+  name_job_free(job);
 }
 
 /* The customer's override is read once per session, before the first
@@ -160,7 +171,7 @@ override_ready(Conv *c)
 {
   WabizAccount *wa = c->wa;
   const char *id;
-  LoadJob *job;
+  NameJob *job;
 
   if (c->override_known)
     return TRUE;
@@ -172,11 +183,9 @@ override_ready(Conv *c)
     return TRUE;
   }
   c->loading = TRUE;
-  job = g_new0(LoadJob, 1);
-  job->wa = wa;
-  job->name = g_strdup(c->name);
+  job = name_job_new(wa, c->name);
   wa_store_setting_get(wa->store, id, SETTING_RECEIPTS, loaded_cb,
-                       wabiz_store_hold(wa, job, (GDestroyNotify) load_job_free));
+                       wabiz_store_hold(wa, job, (GDestroyNotify) name_job_free));
   return FALSE;
 }
 
@@ -295,22 +304,10 @@ tell_policy(WabizAccount *wa, const char *name)
   wabiz_conv_write_plain(wabiz_conv_im(wa->account, name, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);
 }
 
-typedef struct {
-  WabizAccount *wa;
-  char *name;
-} SetJob;
-
-static void
-set_job_free(SetJob *job)
-{
-  g_free(job->name);
-  g_free(job);
-}
-
 static void
 set_cb(const GError *error, gpointer data)
 {
-  SetJob *job = data;
+  NameJob *job = data;
 
   wabiz_store_release(job->wa, job);
   if (error != NULL) {
@@ -321,7 +318,7 @@ set_cb(const GError *error, gpointer data)
   } else {
     tell_policy(job->wa, job->name);
   }
-  set_job_free(job);
+  name_job_free(job);
 }
 
 /* Sets (DEFAULT: removes) @name's own policy; FALSE with a line saying why
@@ -331,7 +328,7 @@ set_policy(WabizAccount *wa, const char *name, WaReceiptPolicy policy)
 {
   const char *id = customer_id(wa, name);
   Conv *c;
-  SetJob *job;
+  NameJob *job;
 
   if (id == NULL || wa->store == NULL) {
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, name, TRUE),
@@ -343,19 +340,17 @@ set_policy(WabizAccount *wa, const char *name, WaReceiptPolicy policy)
   c = conv_get(wa, name);
   c->override = policy;
   c->override_known = TRUE;
-  job = g_new0(SetJob, 1);
-  job->wa = wa;
-  job->name = g_strdup(name);
+  job = name_job_new(wa, name);
   wa_store_setting_set(wa->store, id, SETTING_RECEIPTS,
                        policy == WA_RECEIPTS_DEFAULT ? NULL : wa_receipt_policy_to_string(policy), set_cb,
-                       wabiz_store_hold(wa, job, (GDestroyNotify) set_job_free));
+                       wabiz_store_hold(wa, job, (GDestroyNotify) name_job_free));
   return TRUE;
 }
 
 static void
 show_cb(const char *value, const GError *error, gpointer data)
 {
-  LoadJob *job = data;
+  NameJob *job = data;
   Conv *c;
 
   wabiz_store_release(job->wa, job);
@@ -365,7 +360,7 @@ show_cb(const char *value, const GError *error, gpointer data)
     c->override_known = TRUE;
   }
   tell_policy(job->wa, job->name);
-  load_job_free(job);
+  name_job_free(job);
 }
 
 PurpleCmdRet
@@ -392,12 +387,10 @@ wabiz_cmd_receipts(PurpleConversation *conv, const char *cmd, char **args, char 
     if (c->override_known || id == NULL) {
       tell_policy(wa, name);
     } else {
-      LoadJob *job = g_new0(LoadJob, 1);
+      NameJob *job = name_job_new(wa, name);
 
-      job->wa = wa;
-      job->name = g_strdup(name);
       wa_store_setting_get(wa->store, id, SETTING_RECEIPTS, show_cb,
-                           wabiz_store_hold(wa, job, (GDestroyNotify) load_job_free));
+                           wabiz_store_hold(wa, job, (GDestroyNotify) name_job_free));
     }
     return PURPLE_CMD_RET_OK;
   }
