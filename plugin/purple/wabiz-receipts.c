@@ -153,8 +153,10 @@ loaded_cb(const char *value, const GError *error, gpointer data)
     if (error != NULL)
       purple_debug_warning("wabiz", "a customer's receipt setting could not be read: %s\n", error->message);
     c->loading = FALSE;
+    /* set meanwhile (/receipts): that is newer than what was read */
+    if (!c->override_known)
+      c->override = wa_receipt_policy_from_string(value, NULL);
     c->override_known = TRUE;
-    c->override = wa_receipt_policy_from_string(value, NULL);
     if (c->pending_typing)
       decide(c, WA_RECEIPT_TYPING);
     if (c->pending_other)
