@@ -68,6 +68,9 @@ on_sent(gpointer user, const char *customer, guint64 id, const WaSendResult *res
                            _("WhatsApp is holding this message for a quality check before delivering it."),
                            PURPLE_MESSAGE_SYSTEM, 0);
   wabiz_receipts_sent(wa, customer, result->wamid);
+  /* a reply WhatsApp took marks what it answers read (not a refused one);
+   * the receipt goes beside the next messages, never through the outbox */
+  wabiz_receipts_replied(wa, customer);
   follow_wa_id(wa, customer, result->wa_id);
 }
 
@@ -320,8 +323,6 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
     return 1;
   }
 
-  /* the reply's read receipt goes beside it, not through the outbox */
-  wabiz_receipts_replied(wa, customer);
   job = g_new0(SendJob, 1);
   job->wa = wa;
   job->to = g_strdup(customer);

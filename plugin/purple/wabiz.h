@@ -314,7 +314,7 @@ GList *wabiz_blist_node_menu(PurpleBlistNode *node);
 /* wabiz-receipts.c: read receipts, typing, ticks */
 /* An inbound message @wamid (at @timestamp) was shown in @name's conversation. */
 void wabiz_receipts_inbound(WabizAccount *wa, const char *name, const char *wamid, gint64 timestamp);
-/* The agent replied to @name. */
+/* WhatsApp accepted the agent's reply to @name. */
 void wabiz_receipts_replied(WabizAccount *wa, const char *name);
 void wabiz_receipts_conv_updated(PurpleConversation *conv, PurpleConvUpdateType type, gpointer data);
 unsigned int wabiz_send_typing(PurpleConnection *gc, const char *name, PurpleTypingState state);

@@ -103,6 +103,11 @@ class Receipts(Receiving):
         host.focus(ANNA)
         host.typing(ANNA)
         self.no_more_reads(0, 0.5)
+        # a reply WhatsApp refuses marks nothing read
+        self.sim.fault(path="/messages", status=400, code=131009, count=1)
+        host.send_im(ANNA, "refused")
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("error"), "message": contains("Not sent")})
+        self.no_more_reads(0, 0.5)
         self.reply(host, "answer", 1)
         self.assertEqual(self.wait_reads(1), [(first, False)])
         self.reply(host, "and more", 2)
