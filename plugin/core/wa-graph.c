@@ -267,6 +267,29 @@ wa_message_text_new(const char *customer, const char *body, gboolean preview_url
   return json_builder_get_root(b);
 }
 
+JsonNode *
+wa_message_read_new(const char *wamid, gboolean typing)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new();
+
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "messaging_product");
+  json_builder_add_string_value(b, "whatsapp");
+  json_builder_set_member_name(b, "status");
+  json_builder_add_string_value(b, "read");
+  json_builder_set_member_name(b, "message_id");
+  json_builder_add_string_value(b, wamid);
+  if (typing) {
+    json_builder_set_member_name(b, "typing_indicator");
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "type");
+    json_builder_add_string_value(b, "text");
+    json_builder_end_object(b);
+  }
+  json_builder_end_object(b);
+  return json_builder_get_root(b);
+}
+
 WaSendResult *
 wa_send_result_from_json(JsonObject *obj, GError **error)
 {

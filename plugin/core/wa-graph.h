@@ -77,6 +77,11 @@ WaGraphCall *wa_graph_get_phone_number(WaGraph *graph, const char *phone_number_
  * biz_opaque_callback_data (at most 512 characters) when not NULL. */
 JsonNode *wa_message_text_new(const char *customer, const char *body, gboolean preview_url, const char *callback_data);
 
+/* Marks inbound message @wamid (and every earlier one) read; with @typing
+ * the customer also sees the typing indicator (25 s, or until our reply).
+ * Sent with wa_graph_send_message; the answer is {"success": true}. */
+JsonNode *wa_message_read_new(const char *wamid, gboolean typing);
+
 typedef struct {
   char *wamid;
   char *input;

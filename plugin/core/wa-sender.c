@@ -27,6 +27,29 @@ typedef struct {
   guint attempts; /* consecutive retries of the head item */
 } CustomerQueue;
 
+/* A customer's read receipt: one in flight, one waiting. */
+typedef struct {
+  WaSender *sender;
+  char *to;
+  WaGraphCall *call;
+  char *call_wamid;
+  gboolean call_typing;
+  char *wamid; /* waiting, or NULL */
+  gboolean typing;
+} ReadSlot;
+
+static void
+read_slot_free(gpointer data)
+{
+  ReadSlot *slot = data;
+
+  wa_graph_cancel(slot->call);
+  g_free(slot->call_wamid);
+  g_free(slot->wamid);
+  g_free(slot->to);
+  g_free(slot);
+}
+
 typedef enum {
   JOB_ENQUEUE,
   JOB_MARK,
@@ -61,6 +84,7 @@ struct _WaSender {
   GHashTable *jobs;           /* StoreJob* waiting for the store */
   WaSenderIdFunc not_started; /* after detaching: entries provably not sent */
   gpointer not_started_data;
+  GHashTable *reads; /* to -> ReadSlot*: read receipts */
   guint store_retry; /* timer after store_failed */
   gboolean paused;
   gboolean restoring;
@@ -138,6 +162,7 @@ wa_sender_new(WaGraph *graph, WaStore *store, WaLoop *loop, const char *phone_nu
   sender->config.backoff_max_ms = 60000;
   sender->queues = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, queue_free);
   sender->jobs = g_hash_table_new_full(NULL, NULL, (GDestroyNotify) job_free, NULL);
+  sender->reads = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, read_slot_free);
   return sender;
 }
 
@@ -162,6 +187,7 @@ wa_sender_free(WaSender *sender)
   wa_loop_timeout_clear(sender->loop, &sender->store_retry);
   g_hash_table_destroy(sender->queues);
   g_hash_table_destroy(sender->jobs);
+  g_hash_table_destroy(sender->reads);
   g_free(sender->pnid);
   g_free(sender);
 }
@@ -221,19 +247,30 @@ outgoing_new(const WaStoreOutbox *entry)
 }
 
 static void pump(CustomerQueue *q);
+static void pump_reads(WaSender *sender);
+
+/* The values of @table, to walk while their callbacks may change it. */
+static GPtrArray *
+values_of(GHashTable *table)
+{
+  GHashTableIter iter;
+  gpointer value;
+  GPtrArray *all = g_ptr_array_new();
+
+  g_hash_table_iter_init(&iter, table);
+  while (g_hash_table_iter_next(&iter, NULL, &value))
+    g_ptr_array_add(all, value);
+  return all;
+}
 
 static void
 pump_all(WaSender *sender)
 {
-  GHashTableIter iter;
-  gpointer value;
-  g_autoptr(GPtrArray) all = g_ptr_array_new();
+  g_autoptr(GPtrArray) all = values_of(sender->queues);
 
-  g_hash_table_iter_init(&iter, sender->queues);
-  while (g_hash_table_iter_next(&iter, NULL, &value))
-    g_ptr_array_add(all, value);
   for (guint i = 0; i < all->len; i++)
     pump(g_ptr_array_index(all, i));
+  pump_reads(sender);
 }
 
 /* ---- recording outcomes --------------------------------------------------- */
@@ -315,8 +352,11 @@ retry_fired(gpointer data)
 {
   CustomerQueue *q = data;
 
+  WaSender *sender = q->sender;
+
   q->retry_timer = 0;
   pump(q);
+  pump_reads(sender);
   return G_SOURCE_REMOVE;
 }
 
@@ -659,6 +699,85 @@ wa_sender_restore(WaSender *sender, WaSenderRestoredFunc done, gpointer data)
   job->data = data;
   sender->restoring = TRUE;
   wa_store_outbox_list(sender->store, WA_STORE_OUTBOX_MASK(WA_STORE_OUTBOX_QUEUED), restore_list_cb, job);
+}
+
+/* ---- read receipts --------------------------------------------------------------- */
+
+static void pump_read(ReadSlot *slot);
+
+static void
+read_done(WaGraphReply *reply, gpointer data)
+{
+  ReadSlot *slot = data;
+  WaSender *sender = slot->sender;
+  g_autofree char *to = g_strdup(slot->to);
+  g_autofree char *wamid = g_steal_pointer(&slot->call_wamid);
+  gboolean typing = slot->call_typing;
+
+  slot->call = NULL;
+  if (slot->wamid != NULL)
+    pump_read(slot);
+  else
+    g_hash_table_remove(sender->reads, to);
+  /* after the slot moved on: a handler may ask for another receipt */
+  if (sender->events.read != NULL)
+    sender->events.read(sender->user, to, wamid, typing, reply->error);
+}
+
+/* Starts the waiting receipt unless one is in flight or sending is held
+ * back (paused, or the customer's queue backs off after a rate limit). */
+static void
+pump_read(ReadSlot *slot)
+{
+  WaSender *sender = slot->sender;
+  CustomerQueue *q = g_hash_table_lookup(sender->queues, slot->to);
+  g_autoptr(JsonNode) message = NULL;
+
+  if (slot->call != NULL || slot->wamid == NULL || sender->paused || (q != NULL && q->retry_timer != 0))
+    return;
+  slot->call_wamid = g_steal_pointer(&slot->wamid);
+  slot->call_typing = slot->typing;
+  slot->typing = FALSE;
+  message = wa_message_read_new(slot->call_wamid, slot->call_typing);
+  slot->call = wa_graph_send_message(sender->graph, sender->pnid, message, read_done, slot);
+}
+
+static void
+pump_reads(WaSender *sender)
+{
+  g_autoptr(GPtrArray) all = values_of(sender->reads);
+
+  for (guint i = 0; i < all->len; i++)
+    pump_read(g_ptr_array_index(all, i));
+}
+
+void
+wa_sender_mark_read(WaSender *sender, const char *to, const char *wamid, gboolean typing)
+{
+  ReadSlot *slot;
+
+  g_return_if_fail(to != NULL && wamid != NULL);
+  slot = g_hash_table_lookup(sender->reads, to);
+  if (slot == NULL) {
+    slot = g_new0(ReadSlot, 1);
+    slot->sender = sender;
+    slot->to = g_strdup(to);
+    g_hash_table_insert(sender->reads, slot->to, slot);
+  }
+  if (g_strcmp0(slot->wamid, wamid) != 0) {
+    g_free(slot->wamid);
+    slot->wamid = g_strdup(wamid);
+  }
+  slot->typing = slot->typing || typing;
+  pump_read(slot);
+}
+
+gboolean
+wa_sender_read_waiting(WaSender *sender, const char *to)
+{
+  ReadSlot *slot = g_hash_table_lookup(sender->reads, to);
+
+  return slot != NULL && slot->wamid != NULL;
 }
 
 /* ---- the rest --------------------------------------------------------------------- */

@@ -48,6 +48,9 @@ typedef struct {
   /* the store could not record a step (disk full, ...): the outbox pauses
    * and tries again after the retry delay */
   void (*store_failed)(gpointer user, const GError *error);
+  /* a read receipt (wa_sender_mark_read) was answered: @error NULL on
+   * success; may be NULL */
+  void (*read)(gpointer user, const char *to, const char *wamid, gboolean typing, const WaGraphError *error);
 } WaSenderEvents;
 
 typedef struct {
@@ -115,6 +118,17 @@ void wa_sender_restore(WaSender *sender, WaSenderRestoredFunc done, gpointer dat
 /* Messages queued for @to (including one in flight). */
 guint wa_sender_waiting(WaSender *sender, const char *to);
 guint wa_sender_total_waiting(WaSender *sender);
+
+/* A read receipt for inbound message @wamid of @to (with the typing
+ * indicator when @typing). Not stored: lost at sign-off, never retried.
+ * Paced with the customer's messages: it waits while the outbox is paused or
+ * @to's queue backs off after a rate limit, but never waits for a text in
+ * flight (nor does a text wait for it). One receipt per customer at a
+ * time: a newer one waiting replaces the older (its typing request kept). */
+void wa_sender_mark_read(WaSender *sender, const char *to, const char *wamid, gboolean typing);
+/* Whether a receipt for @to waits to start (behind one in flight, or held
+ * back by a pause or a rate limit). */
+gboolean wa_sender_read_waiting(WaSender *sender, const char *to);
 
 /* "wabiz:<id>": the biz_opaque_callback_data of outbox message @id. */
 char *wa_sender_callback_data(guint64 id);

@@ -219,6 +219,7 @@ erased_cb(const GError *error, gpointer data)
     buddy = purple_find_buddy(wa->account, req->conv_name);
     if (buddy != NULL)
       purple_blist_remove_buddy(buddy);
+    wabiz_receipts_forget(wa, req->conv_name);
     say(wa, req->conv_name,
         _("Everything stored about this customer was erased, and the buddy removed. The number is kept "
           "only as a keyed hash, so imports and campaigns will not contact it again. Close this window to "
@@ -368,5 +369,6 @@ wabiz_blist_node_menu(PurpleBlistNode *node)
     g_list_append(menu, purple_menu_action_new(_("Export customer data..."), PURPLE_CALLBACK(menu_export), NULL, NULL));
   menu =
     g_list_append(menu, purple_menu_action_new(_("Erase customer data..."), PURPLE_CALLBACK(menu_erase), NULL, NULL));
+  menu = g_list_append(menu, wabiz_receipts_menu((PurpleBuddy *) node));
   return menu;
 }

@@ -330,6 +330,7 @@ show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, con
     return;
   }
   wabiz_conv_got_im(wa, name, text, (time_t) msg->timestamp, late);
+  wabiz_receipts_inbound(wa, name, msg->id, msg->timestamp);
   /* an unsupported message's line carries WhatsApp's words already */
   for (guint i = 0; g_strcmp0(msg->type, "unsupported") != 0 && i < msg->errors->len; i++) {
     g_autofree char *reason = wa_graph_error_describe(g_ptr_array_index(msg->errors, i));
@@ -662,6 +663,8 @@ show_failure(WabizAccount *wa, const WaStatus *st)
 {
   const char *customer = status_customer(wa, st);
 
+  /* failures are written whatever the ticks option says: they are not ticks
+   * but messages that did not reach the customer */
   if (customer == NULL)
     return;
   if (st->errors->len == 0)
@@ -748,6 +751,7 @@ status_stored_cb(const WaStoreStatusResult *result, const GError *error, gpointe
     if (g_str_equal(st->status, "failed"))
       show_failure(wa, st);
   } else if (result->found && result->outbox_id != 0) {
+    wabiz_receipts_status(wa, status_customer(wa, st), st, result->changed);
     if (result->changed && result->status == WA_STORE_STATUS_FAILED)
       show_failure(wa, st);
     else if (result->outbox_resolved && result->outbox_state == WA_STORE_OUTBOX_SENT)

@@ -205,6 +205,7 @@ wabiz_close(PurpleConnection *gc)
   wabiz_window_stop(wa);
   wabiz_kinds_stop(wa);
   wabiz_outbox_stop(wa);
+  wabiz_receipts_stop(wa);
   wabiz_store_close(wa);
   g_clear_pointer(&wa->graph, wa_graph_free); /* cancels signon_call too */
   g_clear_pointer(&wa->http, wa_http_free);

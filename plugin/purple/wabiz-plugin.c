@@ -66,6 +66,8 @@ wabiz_connect_signals(void)
   signals_connected = TRUE;
   purple_signal_connect(purple_conversations_get_handle(), "conversation-created", plugin_handle,
                         PURPLE_CALLBACK(wabiz_conv_created_cb), NULL);
+  purple_signal_connect(purple_conversations_get_handle(), "conversation-updated", plugin_handle,
+                        PURPLE_CALLBACK(wabiz_receipts_conv_updated), NULL);
 }
 
 /* The account's actions menu (Pidgin: Accounts > the account). */
@@ -111,6 +113,9 @@ static const struct {
    N_("resend [all|drop|list]: decide about messages that may have been sent; without a word, asks."), NULL},
   {"passphrase", "", cmd_action, N_("passphrase: change the passphrase of the account's stored messages."),
    wabiz_passphrase_change_action},
+  {"receipts", "s", wabiz_cmd_receipts,
+   N_("receipts [seen|typing|reply|never|default]: when read receipts go to this customer; without a word, shows it."),
+   NULL},
   {"rotatekey", "", cmd_action,
    N_("rotatekey: encrypt the account's stored messages under a new key (a new recovery code)."),
    wabiz_store_rotate_action},
@@ -169,6 +174,7 @@ static PurplePluginProtocolInfo prpl_info = {
   .login = wabiz_login,
   .close = wabiz_close,
   .send_im = wabiz_send_im,
+  .send_typing = wabiz_send_typing,
   .normalize = wabiz_normalize,
   .status_text = wabiz_status_text,
   .tooltip_text = wabiz_tooltip_text,
@@ -197,6 +203,23 @@ static PurplePluginInfo info = {
   .extra_info = &prpl_info,
   .actions = wabiz_actions,
 };
+
+/* A list option; the first of @n @items ({label, value}) is the default. */
+static void
+add_list_option(const char *label, const char *key, const char *const (*items)[2], guint n)
+{
+  GList *list = NULL;
+
+  for (guint i = 0; i < n; i++) {
+    PurpleKeyValuePair *pair = g_new0(PurpleKeyValuePair, 1);
+
+    pair->key = g_strdup(_(items[i][0]));
+    pair->value = g_strdup(items[i][1]);
+    list = g_list_append(list, pair);
+  }
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options, purple_account_option_list_new(label, key, list));
+}
 
 static void
 add_string_option(const char *label, const char *key, const char *def)
@@ -297,6 +320,22 @@ init_plugin(PurplePlugin *plugin)
     prpl_info.protocol_options =
       g_list_append(prpl_info.protocol_options,
                     purple_account_option_list_new(_("Store protection"), WABIZ_OPT_STORE_PROTECTION, items));
+  }
+  {
+    static const char *const receipts[][2] = {
+      {N_("When I type or reply"), "typing"},
+      {N_("When the conversation is seen"), "seen"},
+      {N_("When I reply"), "reply"},
+      {N_("Never"), "never"},
+    };
+    static const char *const ticks[][2] = {
+      {N_("Failures only"), "failures"},
+      {N_("Delivered and read too"), "all"},
+      {N_("None (failures are still written)"), "none"},
+    };
+
+    add_list_option(_("Send read receipts"), WABIZ_OPT_RECEIPTS, receipts, G_N_ELEMENTS(receipts));
+    add_list_option(_("Status lines in conversations"), WABIZ_OPT_TICKS, ticks, G_N_ELEMENTS(ticks));
   }
 }
 

@@ -67,7 +67,17 @@ on_sent(gpointer user, const char *customer, guint64 id, const WaSendResult *res
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE),
                            _("WhatsApp is holding this message for a quality check before delivering it."),
                            PURPLE_MESSAGE_SYSTEM, 0);
+  wabiz_receipts_sent(wa, customer, result->wamid);
+  /* a reply WhatsApp took marks what it answers read (not a refused one);
+   * the receipt goes beside the next messages, never through the outbox */
+  wabiz_receipts_replied(wa, customer);
   follow_wa_id(wa, customer, result->wa_id);
+}
+
+static void
+on_read(gpointer user, const char *customer, const char *wamid, gboolean typing, const WaGraphError *error)
+{
+  wabiz_receipts_read_done(from_user(user), customer, wamid, typing, error);
 }
 
 void
@@ -160,6 +170,7 @@ static const WaSenderEvents sender_events = {
   .waiting = on_waiting,
   .auth_failed = on_auth_failed,
   .store_failed = on_store_failed,
+  .read = on_read,
 };
 
 void

@@ -308,6 +308,7 @@ add_customer_info(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full,
     purple_notify_user_info_add_pair_plaintext(info, _("WhatsApp user ID"), bsuid);
   if (wabiz_kinds_username(wa, buddy) != NULL)
     purple_notify_user_info_add_pair_plaintext(info, _("WhatsApp username"), wabiz_kinds_username(wa, buddy));
+  wabiz_receipts_info(buddy, info);
 }
 
 void

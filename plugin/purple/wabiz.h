@@ -15,6 +15,7 @@
 #include "wa-loop.h"
 #include "wa-sender.h"
 #include "wa-phone.h"
+#include "wa-receipts.h"
 #include "wa-rxclient.h"
 #include "wa-crypt.h"
 #include "wa-seal.h"
@@ -54,6 +55,8 @@
 #define WABIZ_OPT_STORE_PROTECTION "store_protection" /* list: WABIZ_STORE_KEYFILE (default) or _PASSPHRASE */
 #define WABIZ_STORE_KEYFILE "keyfile"
 #define WABIZ_STORE_PASSPHRASE "passphrase"
+#define WABIZ_OPT_RECEIPTS "read_receipts" /* list: typing (default), seen, reply, never (wa_receipt_policy) */
+#define WABIZ_OPT_TICKS "delivery_ticks"   /* list: failures (default), none, all */
 
 /* Buddy node settings: the store's pseudonymous customer id, and what older
  * versions kept here. */
@@ -133,6 +136,8 @@ typedef struct _WabizAccount {
   /* inbound kinds beyond text (wabiz-kinds.c) */
   GHashTable *cards;     /* buddy name -> GPtrArray of the contacts shared in its conversation */
   GHashTable *usernames; /* buddy name -> WhatsApp username (profile.username) */
+  /* receipts, typing and ticks (wabiz-receipts.c) */
+  GHashTable *receipts; /* buddy name -> its receipt state, ticks and last status */
 } WabizAccount;
 
 /* wabiz-loop.c */
@@ -328,6 +333,28 @@ int wabiz_chat_send(PurpleConnection *gc, int id, const char *message, PurpleMes
 PurpleCmdRet wabiz_cmd_export(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 PurpleCmdRet wabiz_cmd_erase(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 GList *wabiz_blist_node_menu(PurpleBlistNode *node);
+
+/* wabiz-receipts.c: read receipts, typing, ticks */
+/* An inbound message @wamid (at @timestamp) was shown in @name's conversation. */
+void wabiz_receipts_inbound(WabizAccount *wa, const char *name, const char *wamid, gint64 timestamp);
+/* WhatsApp accepted the agent's reply to @name. */
+void wabiz_receipts_replied(WabizAccount *wa, const char *name);
+void wabiz_receipts_conv_updated(PurpleConversation *conv, PurpleConvUpdateType type, gpointer data);
+unsigned int wabiz_send_typing(PurpleConnection *gc, const char *name, PurpleTypingState state);
+void wabiz_receipts_read_done(WabizAccount *wa, const char *to, const char *wamid, gboolean typing,
+                              const WaGraphError *error);
+/* Our newest message to @name was accepted as @wamid. */
+void wabiz_receipts_sent(WabizAccount *wa, const char *name, const char *wamid);
+/* A status of our message @st (stored; @changed: it moved the message's status). */
+void wabiz_receipts_status(WabizAccount *wa, const char *name, const WaStatus *st, gboolean changed);
+WaTicksPolicy wabiz_ticks_policy(WabizAccount *wa);
+/* The tooltip's and Get Info's lines: the last message's state and pricing category. */
+void wabiz_receipts_info(PurpleBuddy *buddy, PurpleNotifyUserInfo *info);
+PurpleCmdRet wabiz_cmd_receipts(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleMenuAction *wabiz_receipts_menu(PurpleBuddy *buddy);
+void wabiz_receipts_stop(WabizAccount *wa);
+/* @name was erased: what memory holds about them goes too. */
+void wabiz_receipts_forget(WabizAccount *wa, const char *name);
 
 /* wabiz-plugin.c */
 const char *wabiz_account_string(PurpleAccount *account, const char *key);

@@ -7,7 +7,7 @@ BitlBee itself, driven from an IRC client, is tested in tests/bitlbee."""
 import re
 import time
 
-from harness import FAST_KDF_ENV, Receiving, contains, has, main, regex
+from harness import FAST_KDF_ENV, Receiving, contains, has, main, regex, wait_until
 
 ANNA = "491701234567"
 PASSPHRASE = "correct horse battery"
@@ -57,6 +57,25 @@ class BitlBeeHost(Receiving):
             "message": "This message was not delivered to maintain healthy ecosystem engagement."}])
         line = host.wait_for(plugin_line(ANNA, "Not delivered"))
         self.assertIn("131049", line["message"])
+        self.assert_nothing_hidden(host)
+
+    def test_receipts_command_and_a_receipt_on_reply(self):
+        """BitlBee cannot tell when a conversation is seen: "seen" works as
+        "on reply" there, and !receipts says so."""
+        host = self.start_bitlbee(options={"read_receipts": "seen"})
+        wamid = self.sim.inbound("hi", sender=ANNA)["id"]
+        host.wait_for({"event": "write", "conv": ANNA, "via": "im", "message": "hi"})
+        host.send_im(ANNA, "!receipts")
+        host.wait_for(plugin_line(ANNA, "Read receipts to this customer: on reply (BitlBee cannot tell when a "
+                                        "conversation is seen) (the account"))
+        host.typing(ANNA)  # IRC typing notices reach send_typing
+        host.send_im(ANNA, "hello back")
+        self.sim.wait_for_sent(1)
+        wait_until(lambda: self.sim.reads(), timeout=30, what="a read receipt")
+        self.assertEqual([(r["message_id"], r["typing_indicator"]) for r in self.sim.reads()], [(wamid, False)])
+        host.send_im(ANNA, "!receipts never")
+        host.wait_for(plugin_line(ANNA, "Read receipts to this customer: never (set for this customer)."))
+        self.assertEqual(len(self.sim.sent()), 1)  # the commands went nowhere
         self.assert_nothing_hidden(host)
 
     def test_commands_from_text_run_and_are_not_sent(self):

@@ -196,6 +196,56 @@ cmd_send(const HostCmd *cmd)
 	host_event_emit(b);
 }
 
+/* The agent looks at conversation "conv" (focus), or at none ("conv"
+ * missing): what Pidgin and Finch do when a conversation window gains
+ * focus, including the UNSEEN update they make then. */
+static void
+cmd_focus(const HostCmd *cmd)
+{
+	Host *host = host_get();
+	const char *name = arg_string(cmd, "conv");
+	PurpleConversation *conv = NULL;
+
+	if (name != NULL && need_connection(cmd) == NULL)
+		return;
+	g_free(host->focused);
+	host->focused = g_strdup(name);
+	if (name != NULL) {
+		conv = find_or_open_im(host->account, name);
+		purple_conversation_update(conv, PURPLE_CONV_UPDATE_UNSEEN);
+	}
+	host_cmd_ok(cmd);
+}
+
+/* The agent types in the IM with "to" ("state": typing, typed or
+ * not-typing): Pidgin's serv_send_typing call; answers with the seconds
+ * after which Pidgin would call it again ("again"). */
+static void
+cmd_typing(const HostCmd *cmd)
+{
+	const char *to = need_string(cmd, "to");
+	const char *state_name = arg_string(cmd, "state");
+	PurpleTypingState state = PURPLE_TYPING;
+	PurpleConnection *gc;
+	unsigned int again;
+	JsonBuilder *b;
+
+	if (to == NULL || (gc = need_connection(cmd)) == NULL)
+		return;
+	if (g_strcmp0(state_name, "typed") == 0)
+		state = PURPLE_TYPED;
+	else if (g_strcmp0(state_name, "not-typing") == 0)
+		state = PURPLE_NOT_TYPING;
+	else if (state_name != NULL && g_strcmp0(state_name, "typing") != 0) {
+		host_cmd_error(cmd, "state must be typing, typed or not-typing");
+		return;
+	}
+	again = serv_send_typing(gc, to, state);
+	b = host_cmd_ok_begin(cmd);
+	host_add_int(b, "again", again);
+	host_event_emit(b);
+}
+
 static void
 cmd_command(const HostCmd *cmd)
 {
@@ -417,8 +467,41 @@ cmd_buddy_info(const HostCmd *cmd)
 	host_event_emit(b);
 }
 
+/* Runs the entry @path of @menu ("Sub/Entry" for an entry of a submenu) on
+ * @node; frees the menu. TRUE when it ran. */
+static gboolean
+run_menu(GList *menu, const char *path, PurpleBlistNode *node)
+{
+	const char *slash = strchr(path, '/');
+	gsize len = slash != NULL ? (gsize)(slash - path) : strlen(path);
+	gboolean done = FALSE;
+
+	for (GList *l = menu; l != NULL; l = l->next) {
+		PurpleMenuAction *action = l->data;
+		gboolean match = node != NULL && !done && action->label != NULL &&
+		                 strlen(action->label) == len &&
+		                 strncmp(action->label, path, len) == 0;
+
+		if (match && slash != NULL) {
+			done = run_menu(action->children, slash + 1, node);
+			action->children = NULL;
+		} else if (match && action->callback != NULL) {
+			((void (*)(PurpleBlistNode *, gpointer))action->callback)(node,
+			                                                          action->data);
+			done = TRUE;
+		}
+		if (action->children != NULL)
+			run_menu(action->children, "", NULL); /* frees them; runs nothing */
+		action->children = NULL;
+		purple_menu_action_free(action);
+	}
+	g_list_free(menu);
+	return done;
+}
+
 /* Runs the entry @label of the prpl's buddy menu for @who (what a person
- * picks from the buddy's context menu in Pidgin or Finch). */
+ * picks from the buddy's context menu in Pidgin or Finch); "Sub/Entry"
+ * picks from a submenu. */
 static void
 cmd_buddy_menu(const HostCmd *cmd)
 {
@@ -439,17 +522,7 @@ cmd_buddy_menu(const HostCmd *cmd)
 		return;
 	}
 	menu = prpl->blist_node_menu((PurpleBlistNode *)buddy);
-	for (GList *l = menu; l != NULL; l = l->next) {
-		PurpleMenuAction *action = l->data;
-
-		if (!done && g_strcmp0(action->label, label) == 0 && action->callback != NULL) {
-			((void (*)(PurpleBlistNode *, gpointer))action->callback)(
-			        (PurpleBlistNode *)buddy, action->data);
-			done = TRUE;
-		}
-		purple_menu_action_free(action);
-	}
-	g_list_free(menu);
+	done = run_menu(menu, label, (PurpleBlistNode *)buddy);
 	if (done)
 		host_cmd_ok(cmd);
 	else
@@ -679,6 +752,8 @@ static const struct {
 	{ "ping", cmd_ping },
 	{ "send", cmd_send },
 	{ "command", cmd_command },
+	{ "focus", cmd_focus },
+	{ "typing", cmd_typing },
 	{ "answer", cmd_answer },
 	{ "enable", cmd_enable },
 	{ "disable", cmd_disable },

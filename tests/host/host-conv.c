@@ -177,7 +177,9 @@ present(PurpleConversation *conv)
 static gboolean
 has_focus(PurpleConversation *conv)
 {
-	return FALSE;
+	/* BitlBee has no such op: never focused there */
+	return !host_get()->bitlbee && host_get()->focused != NULL &&
+	       g_strcmp0(purple_conversation_get_name(conv), host_get()->focused) == 0;
 }
 
 static void

@@ -35,6 +35,7 @@ typedef struct {
 
 	GMainLoop *loop;
 	PurpleAccount *account;
+	char *focused; /* the conversation the "focus" command focused, or NULL */
 	int exit_code;
 	gboolean quitting;
 } Host;

@@ -461,6 +461,16 @@ class Host:
         """Types text (HTML) into the IM conversation with to and sends it."""
         return self.call({"cmd": "send", "to": to, "text": text}, timeout)
 
+    def focus(self, conv=None, timeout=None):
+        """The agent looks at IM conversation conv (None: at no conversation),
+        as when a Pidgin or Finch window gains focus."""
+        return self.call({"cmd": "focus", "conv": conv} if conv is not None else {"cmd": "focus"}, timeout)
+
+    def typing(self, to, state="typing", timeout=None):
+        """The agent types in the IM with to; the answer's "again" is the
+        prpl's type-again interval (seconds)."""
+        return self.call({"cmd": "typing", "to": to, "state": state}, timeout)
+
     def command(self, conv, text, timeout=None):
         """Runs a /command in conversation conv; the answer has "status"
         (ok, failed, not-found, wrong-args, wrong-prpl, wrong-type) and

@@ -852,7 +852,7 @@ post_webhook_raw (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 static void
 post_status (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 {
-  static const char *const known[] = { "wamid", "status", "errors", "timestamp", NULL };
+  static const char *const known[] = { "wamid", "status", "errors", "timestamp", "category", NULL };
   static const char *const statuses[] = { "sent", "delivered", "read", "failed", "played", NULL };
   static const char undeliverable[] = "[{\"code\":131026,\"title\":\"Message "
                                       "undeliverable\",\"message\":\"Message undeliverable\","
@@ -889,6 +889,13 @@ post_status (Sim *sim, SoupServerMessage *msg, JsonObject *req)
     {
       answer_error (msg, 400, "timestamp must be unix seconds");
       return;
+    }
+  /* the pricing category this and later statuses report (any word: Meta
+   * adds categories) */
+  if (sim_json_string (req, "category") != NULL)
+    {
+      g_free (sent->category);
+      sent->category = g_strdup (sim_json_string (req, "category"));
     }
   if (errors == NULL && g_strcmp0 (status, "failed") == 0)
     errors = default_errors = sim_json_parse (undeliverable, strlen (undeliverable), NULL);

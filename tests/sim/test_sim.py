@@ -434,6 +434,9 @@ def test_statuses_and_pricing(sim, hooks):
        "pricing on a read that came without delivered")
     ok("pricing" not in statuses_of(sim.status(wamid, "delivered")["body"])[0],
        "no pricing on a late delivered")
+    # a category Meta may add tomorrow is reported as given
+    st = statuses_of(sim.status(wamid, "sent", category="galactic_promo")["body"])[0]
+    eq(st["pricing"]["category"], "galactic_promo", "pricing category set by the test")
     failed = statuses_of(sim.status(wamid, "failed", errors=[{"code": 131026}])["body"])[0]
     eq(failed["errors"], [{"code": 131026}], "errors passed through")
     try:

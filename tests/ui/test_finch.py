@@ -34,6 +34,7 @@ class Finch(unittest.TestCase):
         self.sim = Sim.start(os.environ["WABIZ_SIM"], stderr=subprocess.DEVNULL)
         self.addCleanup(self.sim.stop)
         demo.write_config(self.conf, self.sim, os.environ["WABIZ_PLUGIN"])
+        self.add_settings(self.SETTINGS.get(self._testMethodName, {}))
         self.session = "wabiz-ui-%d" % os.getpid()
         command = ("env TERM=xterm-256color LANG=C.UTF-8 WABIZ_RECEIVER=%s finch -c %s"
                    % (RECEIVER, self.conf))
@@ -42,6 +43,17 @@ class Finch(unittest.TestCase):
         self.addCleanup(self.stop_receiver)
         self.addCleanup(subprocess.run, ["tmux", "kill-session", "-t", self.session],
                         stderr=subprocess.DEVNULL)
+
+    # account options of single tests (list options are stored as strings)
+    SETTINGS = {"test_seen_conversation_marks_read": {"read_receipts": "seen"}}
+
+    def add_settings(self, settings):
+        path = os.path.join(self.conf, "accounts.xml")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        lines = "".join("   <setting name='%s' type='string'>%s</setting>\n" % kv for kv in settings.items())
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text.replace("  </settings>\n", lines + "  </settings>\n", 1))
 
     def stop_receiver(self):
         subprocess.run([RECEIVER, "--dir", os.path.join(self.conf, "wabiz", "receiver"), "--stop"],
@@ -74,7 +86,7 @@ class Finch(unittest.TestCase):
         url = wait_until(lambda: demo.receiver_url(RECEIVER, self.conf), timeout=60,
                          what="Finch to sign in and register with the receiver")
         self.sim.webhook(url=url, app_secret=DEFAULT_APP_SECRET)
-        self.sim.inbound("Is the <b>blue</b> one in stock?", sender=demo.CUSTOMER, name="Anna")
+        inbound = self.sim.inbound("Is the <b>blue</b> one in stock?", sender=demo.CUSTOMER, name="Anna")
         self.show_window_with("Is the <b>blue</b> one in stock?")
         screen = self.screen()
         self.assertIn("Anna (demo customer)", screen)
@@ -84,6 +96,22 @@ class Finch(unittest.TestCase):
         self.assertEqual(sent[-1]["request"]["text"]["body"], "Yes, two left.")
         self.assertEqual(sent[-1]["request"]["to"], "+" + demo.CUSTOMER)
         wait_until(lambda: "Yes, two left." in self.screen(), timeout=10, what="the echo")
+        # the default receipt policy: the reply marks the customer's message read
+        wait_until(lambda: self.sim.reads(), timeout=10, what="a read receipt")
+        self.assertEqual([r["message_id"] for r in self.sim.reads()], [inbound["id"]])
+
+    def test_seen_conversation_marks_read(self):
+        """read_receipts "seen": Finch's conversation window taking focus (or
+        a message arriving in the focused one) marks the message read."""
+        url = wait_until(lambda: demo.receiver_url(RECEIVER, self.conf), timeout=60,
+                         what="Finch to sign in and register with the receiver")
+        self.sim.webhook(url=url, app_secret=DEFAULT_APP_SECRET)
+        inbound = self.sim.inbound("Are you open on Sunday?", sender=demo.CUSTOMER, name="Anna")
+        self.show_window_with("Are you open on Sunday?")
+        wait_until(lambda: self.sim.reads(), timeout=20, what="a read receipt")
+        self.assertEqual([(r["message_id"], r["typing_indicator"]) for r in self.sim.reads()],
+                         [(inbound["id"], False)])
+        self.assertEqual(self.sim.sent(), [])
 
 
     def test_resend_question_answered_with_the_keyboard(self):

@@ -780,6 +780,88 @@ test_callback_data(void)
   g_assert_cmpuint(wa_sender_parse_callback_data(NULL), ==, 0);
 }
 
+/* ---- read receipts ---------------------------------------------------------- */
+
+static void
+test_read_message_json(void)
+{
+  g_autoptr(JsonNode) plain = wa_message_read_new("wamid.IN1", FALSE);
+  g_autoptr(JsonNode) typing = wa_message_read_new("wamid.IN2", TRUE);
+  g_autofree char *a = json_to_string(plain, FALSE);
+  g_autofree char *b = json_to_string(typing, FALSE);
+
+  g_assert_cmpstr(a, ==, "{\"messaging_product\":\"whatsapp\",\"status\":\"read\",\"message_id\":\"wamid.IN1\"}");
+  g_assert_cmpstr(b, ==,
+                  "{\"messaging_product\":\"whatsapp\",\"status\":\"read\",\"message_id\":\"wamid.IN2\","
+                  "\"typing_indicator\":{\"type\":\"text\"}}");
+}
+
+/* A receipt neither waits for a text in flight nor holds one up. */
+static void
+test_read_beside_text(Fixture *f, gconstpointer data)
+{
+  server_script(f->srv, 200, "{\"messages\":[{\"id\":\"wamid.SLOW\"}]}");
+  ((Scripted *) g_queue_peek_tail(&f->srv->script))->delay_ms = 2000;
+  enqueue(f, "491", "slow text");
+  test_wait_until(f->srv->seen->len == 1, WAIT_S);
+  wa_sender_mark_read(f->sender, "491", "wamid.IN1", FALSE);
+  test_wait_count(f->log.reads, 1, WAIT_S);
+  g_assert_cmpuint(f->log.sent, ==, 0); /* the text is still at the server */
+  g_assert_cmpstr(f->log.log->str, ==, "read:491:wamid.IN1 ");
+  g_assert_nonnull(strstr(seen(f->srv, 1)->body, "\"status\":\"read\""));
+  g_assert_cmpstr(seen(f->srv, 1)->path, ==, "/v25.0/555/messages");
+  test_wait_count(f->log.sent, 1, WAIT_S);
+  g_assert_false(wa_sender_read_waiting(f->sender, "491"));
+}
+
+/* One receipt per customer at a time: those asked for meanwhile collapse
+ * into one for the newest message, keeping a typing request. */
+static void
+test_read_coalesced(Fixture *f, gconstpointer data)
+{
+  server_script(f->srv, 200, "{\"success\":true}");
+  ((Scripted *) g_queue_peek_tail(&f->srv->script))->delay_ms = 300;
+  wa_sender_mark_read(f->sender, "491", "wamid.A", FALSE);
+  wa_sender_mark_read(f->sender, "491", "wamid.B", TRUE);
+  wa_sender_mark_read(f->sender, "491", "wamid.C", FALSE);
+  g_assert_true(wa_sender_read_waiting(f->sender, "491")); /* B and C, behind A */
+  test_wait_count(f->log.reads, 2, WAIT_S);
+  g_assert_cmpstr(f->log.log->str, ==, "read:491:wamid.A read:491:wamid.C+typing ");
+  g_assert_cmpuint(f->srv->seen->len, ==, 2);
+  g_assert_nonnull(strstr(seen(f->srv, 1)->body, "\"typing_indicator\":{\"type\":\"text\"}"));
+  g_assert_false(wa_sender_read_waiting(f->sender, "491"));
+}
+
+/* Paced like texts: a paused outbox, or a customer's queue backing off after
+ * a rate limit, holds receipts too; an error is reported, not retried. */
+static void
+test_read_paced(Fixture *f, gconstpointer data)
+{
+  WaSenderConfig config = {.backoff_base_ms = 2000, .backoff_max_ms = 2000};
+
+  wa_sender_pause(f->sender);
+  wa_sender_mark_read(f->sender, "491", "wamid.P", FALSE);
+  g_assert_true(wa_sender_read_waiting(f->sender, "491"));
+  g_assert_cmpuint(f->srv->seen->len, ==, 0);
+  wa_sender_resume(f->sender);
+  test_wait_count(f->log.reads, 1, WAIT_S);
+
+  wa_sender_set_config(f->sender, &config);
+  server_script(f->srv, 400, "{\"error\":{\"message\":\"(#131056) Pair rate limit hit\",\"code\":131056}}");
+  enqueue(f, "492", "limited");
+  test_wait_count(f->log.waiting, 1, WAIT_S);
+  wa_sender_mark_read(f->sender, "492", "wamid.Q", FALSE);
+  g_assert_true(wa_sender_read_waiting(f->sender, "492")); /* waits for the backoff */
+  test_wait_count(f->log.reads, 2, WAIT_S);
+  test_wait_count(f->log.sent, 1, WAIT_S);
+
+  server_script(f->srv, 400, "{\"error\":{\"message\":\"(#131009) Parameter value is not valid\",\"code\":131009}}");
+  wa_sender_mark_read(f->sender, "493", "wamid.OLD", FALSE);
+  test_wait_count(f->log.reads, 3, WAIT_S);
+  g_assert_nonnull(strstr(f->log.log->str, "read:493:wamid.OLD error:131009 "));
+  g_assert_false(wa_sender_read_waiting(f->sender, "493"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -810,5 +892,9 @@ main(int argc, char **argv)
   ADD("/sender/stored-before-http", test_stored_before_http);
   ADD("/sender/restore-after-restart", test_restore_after_restart);
   ADD("/sender/detach-while-marking", test_detach_while_marking);
+  g_test_add_func("/graph/read-message-json", test_read_message_json);
+  ADD("/sender/read-beside-text", test_read_beside_text);
+  ADD("/sender/read-coalesced", test_read_coalesced);
+  ADD("/sender/read-paced", test_read_paced);
   return g_test_run();
 }

@@ -317,7 +317,7 @@ refusing_socket(guint16 *port)
 /* ---- the outbox's events ---------------------------------------------------------- */
 
 typedef struct {
-  guint sent, failed, uncertain, skipped, waiting, auth, events, store_failed;
+  guint sent, failed, uncertain, skipped, waiting, auth, events, store_failed, reads;
   GString *log;
 } SenderLog;
 
@@ -382,6 +382,16 @@ s_store_failed(gpointer user, const GError *error)
   g_string_append(l->log, "store ");
 }
 
+static inline void
+s_read(gpointer user, const char *to, const char *wamid, gboolean typing, const WaGraphError *error)
+{
+  SenderLog *l = user;
+  l->reads++;
+  g_string_append_printf(l->log, "read:%s:%s%s ", to, wamid, typing ? "+typing" : "");
+  if (error != NULL)
+    g_string_append_printf(l->log, "error:%" G_GINT64_FORMAT " ", error->code);
+}
+
 G_GNUC_UNUSED static const WaSenderEvents events = {
   .sent = s_sent,
   .failed = s_failed,
@@ -390,6 +400,7 @@ G_GNUC_UNUSED static const WaSenderEvents events = {
   .waiting = s_waiting,
   .auth_failed = s_auth,
   .store_failed = s_store_failed,
+  .read = s_read,
 };
 
 /* ---- a real store for the outbox ---------------------------------------------- */
