@@ -290,18 +290,6 @@ stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data
   finish_one(ap);
 }
 
-/* Group ids are base64url-like tokens; anything else would name a chat. */
-static gboolean
-group_id_is_valid(const char *id)
-{
-  gsize n = 0;
-
-  for (; id[n] != '\0'; n++)
-    if (!g_ascii_isalnum(id[n]) && strchr("-_=+/.", id[n]) == NULL)
-      return FALSE;
-  return n > 0 && n <= 256;
-}
-
 static void
 start_message(gpointer data)
 {
@@ -406,7 +394,8 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
 
   sender_ids(change, msg, &in.wa_id, &in.bsuid);
   if (msg->group_id != NULL) {
-    if (!group_id_is_valid(msg->group_id)) {
+    /* anything else would name a chat */
+    if (!wa_group_id_is_valid(msg->group_id)) {
       wabiz_notice(ap->wa, _("A group message with an invalid group ID was skipped."));
       return;
     }
@@ -711,7 +700,7 @@ apply_groups(WabizAccount *wa, const WaChange *change)
     const WaGroupEvent *g = g_ptr_array_index(change->groups, i);
     GString *text;
 
-    if (g->group_id == NULL || !group_id_is_valid(g->group_id))
+    if (g->group_id == NULL || !wa_group_id_is_valid(g->group_id))
       continue;
     text = g_string_new(NULL);
     if (g_strcmp0(g->type, "group_create") == 0)

@@ -45,7 +45,8 @@ follow_wa_id(WabizAccount *wa, const char *customer, const char *wa_id)
 {
   g_autofree char *text = NULL;
 
-  if (wa_id == NULL || g_str_equal(wa_id, customer) || wa_id_is_bsuid(customer))
+  if (wa_id == NULL || g_str_equal(wa_id, customer) || wa_id_is_bsuid(customer) ||
+      wa_group_address_id(customer) != NULL)
     return;
   wabiz_customer_rename(wa, customer, wa_id);
   text = g_strdup_printf(_("WhatsApp knows this customer as +%s (you wrote +%s); the buddy now uses +%s."), wa_id,
@@ -251,6 +252,28 @@ ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer da
   send_job_free(job);
 }
 
+const char *
+wabiz_window_closed_text(void)
+{
+  return _("Not sent: the 24-hour service window with this customer has closed. WhatsApp "
+           "only allows an approved message template until the customer writes again.");
+}
+
+void
+wabiz_send_text(WabizAccount *wa, const char *to, const char *text)
+{
+  SendJob *job = g_new0(SendJob, 1);
+  gboolean bsuid = wa_id_is_bsuid(to) || wa_group_address_id(to) != NULL;
+
+  job->wa = wa;
+  job->to = g_strdup(to);
+  job->parts = wa_text_split(text, WA_TEXT_MAX_UNITS);
+  /* a group is kept in the store as a record addressed "group:<id>" (its
+   * outbox entries need one) */
+  wa_store_customer_ensure(wa->store, bsuid ? NULL : to, bsuid ? to : NULL, NULL, WA_STORE_ENSURE_DEFAULT, ensured_cb,
+                           wabiz_store_hold(wa, job, (GDestroyNotify) send_job_free));
+}
+
 int
 wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, PurpleMessageFlags flags)
 {
@@ -259,8 +282,6 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
   g_autoptr(GError) error = NULL;
   g_autofree char *customer = NULL;
   g_autofree char *text = NULL;
-  SendJob *job;
-  gboolean bsuid;
 
   if (wa->sender == NULL || wa->store == NULL)
     return -ENOTCONN;
@@ -305,19 +326,10 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
 
   /* free-form text to a closed window would fail at Meta (131047) */
   if (wabiz_window_state(wa->account, customer, NULL) == WA_WINDOW_CLOSED) {
-    wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE),
-                           _("Not sent: the 24-hour service window with this customer has closed. WhatsApp "
-                             "only allows an approved message template until the customer writes again."),
-                           PURPLE_MESSAGE_ERROR, 0);
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), wabiz_window_closed_text(), PURPLE_MESSAGE_ERROR,
+                           0);
     return 1;
   }
-
-  job = g_new0(SendJob, 1);
-  job->wa = wa;
-  job->to = g_strdup(customer);
-  job->parts = wa_text_split(text, WA_TEXT_MAX_UNITS);
-  bsuid = wa_id_is_bsuid(customer);
-  wa_store_customer_ensure(wa->store, bsuid ? NULL : customer, bsuid ? customer : NULL, NULL, WA_STORE_ENSURE_DEFAULT,
-                           ensured_cb, wabiz_store_hold(wa, job, (GDestroyNotify) send_job_free));
+  wabiz_send_text(wa, customer, text);
   return 1;
 }

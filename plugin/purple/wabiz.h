@@ -145,6 +145,19 @@ const char *wabiz_normalize(const PurpleAccount *account, const char *who);
 /* Writes why a message did not go (or may not have gone) into the customer's
  * conversation; also used after sign-off, while the account still exists. */
 void wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaGraphError *error, gboolean uncertain);
+/* "Not sent: the 24-hour service window ... has closed ..." */
+const char *wabiz_window_closed_text(void);
+/* Queues @text (the agent's, as WhatsApp text) to @to in parts (a customer
+ * or a group address); failures are reported in the conversation. */
+void wabiz_send_text(WabizAccount *wa, const char *to, const char *text);
+
+/* wabiz-commands.c: /reply, /react, /location, /buttons, /list, /askphone */
+PurpleCmdRet wabiz_cmd_reply(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_react(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_location(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_buttons(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_list(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_askphone(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 
 /* wabiz-outbox.c: the durable outbox at sign-on and sign-off, and /resend */
 void wabiz_outbox_start(WabizAccount *wa);
@@ -160,8 +173,13 @@ void wabiz_outbox_answered(WabizAccount *wa, guint64 id, const char *customer, g
                            const WaGraphError *error);
 
 /* wabiz-conv.c: the one place text from customers or the API becomes HTML. */
+/* The conversation of @customer; for a group address (wa-phone.h), the
+ * group's chat, so outbox reports about group sends land there. */
 PurpleConversation *wabiz_conv_im(PurpleAccount *account, const char *customer, gboolean create);
 void wabiz_conv_write_plain(PurpleConversation *conv, const char *text, PurpleMessageFlags flags, time_t when);
+/* The agent's own line for something queued that libpurple does not echo
+ * (a command's message, a group text). */
+void wabiz_conv_write_sent(PurpleConversation *conv, const char *text);
 void wabiz_conv_created_cb(PurpleConversation *conv, gpointer data);
 
 /* wabiz-conv.c: customers' messages (HTML-escaped here), notices */
@@ -277,6 +295,8 @@ typedef enum {
 } WabizTextAction;
 /* In BitlBee, what the agent's line @*text to @who is. */
 WabizTextAction wabiz_bitlbee_text(WabizAccount *wa, const char *who, char **text);
+/* The same for a line typed in a group chat: TRUE when it was a command. */
+gboolean wabiz_bitlbee_chat_text(PurpleConversation *conv, char **text);
 
 /* wabiz-testhooks.c: the clock, and hooks that exist only in the test build */
 gint64 wabiz_now(void);
@@ -299,6 +319,8 @@ void wabiz_get_info(PurpleConnection *gc, const char *who);
 void wabiz_group_message(WabizAccount *wa, const WaMessage *message, const char *sender_name);
 void wabiz_group_event(WabizAccount *wa, const char *group_id, const char *text, time_t when);
 int wabiz_chat_send(PurpleConnection *gc, int id, const char *message, PurpleMessageFlags flags);
+/* The chat of @group_id (opened when @create). */
+PurpleConversation *wabiz_group_conv(PurpleAccount *account, const char *group_id, gboolean create);
 
 /* wabiz-gdpr.c: /export and /erase, and the buddy menu */
 PurpleCmdRet wabiz_cmd_export(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
