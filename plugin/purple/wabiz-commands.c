@@ -251,12 +251,12 @@ refused(GError *local, char **error)
   return PURPLE_CMD_RET_FAILED;
 }
 
-/* The argument as text: libpurple gives the markup of what was typed
- * (Pidgin's HTML, "&amp;" for "&"). */
+/* The argument: an "s" argument is the plain text typed (libpurple slices
+ * markup only for "S"). */
 static char *
 arg(char **args)
 {
-  return wa_html_to_whatsapp(args != NULL && args[0] != NULL ? args[0] : "");
+  return g_strdup(args != NULL && args[0] != NULL ? args[0] : "");
 }
 
 PurpleCmdRet

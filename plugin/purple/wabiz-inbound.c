@@ -4,7 +4,7 @@
  * body (plugin/core wa-webhook) and applied: customers' messages become
  * incoming IMs from buddies (created on first contact), statuses of our sends
  * record progress and explain failures, messages the business sent elsewhere
- * are shown as sent, groups go to read-only chats, account-level events to the
+ * are shown as sent, groups go to their chats, account-level events to the
  * notices conversation. A backlog is applied in slices so the UI stays
  * responsive; each slice is acknowledged after it was applied.
  * Must not: pass customer text to libpurple except through wabiz-conv.c

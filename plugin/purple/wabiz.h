@@ -315,7 +315,7 @@ char *wabiz_status_text(PurpleBuddy *buddy);
 void wabiz_tooltip_text(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full);
 void wabiz_get_info(PurpleConnection *gc, const char *who);
 
-/* wabiz-chat.c: WhatsApp groups, read-only for now */
+/* wabiz-chat.c: WhatsApp groups (members' lines shown, the agent's text sent) */
 void wabiz_group_message(WabizAccount *wa, const WaMessage *message, const char *sender_name);
 void wabiz_group_event(WabizAccount *wa, const char *group_id, const char *text, time_t when);
 int wabiz_chat_send(PurpleConnection *gc, int id, const char *message, PurpleMessageFlags flags);

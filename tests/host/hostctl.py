@@ -461,6 +461,10 @@ class Host:
         """Types text (HTML) into the IM conversation with to and sends it."""
         return self.call({"cmd": "send", "to": to, "text": text}, timeout)
 
+    def chat_send(self, conv, text, timeout=None):
+        """Types text (HTML) into the open chat conv and sends it."""
+        return self.call({"cmd": "chat_send", "conv": conv, "text": text}, timeout)
+
     def command(self, conv, text, timeout=None):
         """Runs a /command in conversation conv; the answer has "status"
         (ok, failed, not-found, wrong-args, wrong-prpl, wrong-type) and
