@@ -178,6 +178,37 @@ class Commands(Receiving):
         self.assertEqual(len(sent), 1)
         self.assertEqual(sent[0]["type"], "interactive")
 
+    def test_queued_commands_survive_a_restart(self):
+        self.inbound("anything new?")
+        self.sim.fault(path="/messages", status=400, code=130429, count=-1)
+        self.assertEqual(self.command(ANNA, "/buttons Still interested? | Yes | No")["status"], "ok")
+        self.assertEqual(self.command(ANNA, "/location 48.137154 11.576124 Shop")["status"], "ok")
+        self.host.wait_for({"event": "write", "conv": ANNA, "message": contains("waiting, retrying")})
+        self.host.quit()
+        self.hosts.remove(self.host)
+        self.host.close()
+        self.assertEqual(self.sim.sent(), [])
+        self.sim.clear_faults()
+        self.host = self.start_receiving_host()
+        self.host.wait_for({"event": "write", "conv": "notices",
+                            "message": contains("2 messages waiting from before are being sent")})
+        sent = self.sim.wait_for_sent(2)
+        self.assertEqual([s["type"] for s in sent], ["interactive", "location"])
+        self.assertEqual(sent[0]["request"]["interactive"]["action"]["buttons"][1]["reply"]["title"], "No")
+        self.assertEqual(sent[1]["request"]["location"]["name"], "Shop")
+        time.sleep(0.5)
+        self.assertEqual(len(self.sim.sent()), 2)
+        # the agent's lines come back as history
+        self.host.quit()
+        self.hosts.remove(self.host)
+        self.host.close()
+        self.host = self.start_receiving_host()
+        self.host.send_im(ANNA, "one more")
+        for fragment in ("[Buttons] Still interested? | Yes | No", "[Location] Shop (48.137154, 11.576124)"):
+            line = self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("delayed"),
+                                       "message": contains(fragment)})
+            self.assertIn("send", line["flags"])
+
     def test_api_refusal_is_reported(self):
         self.inbound("hi")
         self.sim.fault(path="/messages", status=400, code=131009, count=1)
