@@ -30,11 +30,23 @@ typedef struct {
   WaComposed *composed;
   char *text; /* /reply's text, /react's emoji, /askphone's text */
   guint nth;
+  gboolean gated; /* holds the address's send gate (wabiz-send.c) */
 } CommandJob;
+
+/* Later sends to the address may start: this one is queued or given up. */
+static void
+command_job_ungate(CommandJob *job)
+{
+  if (job->gated) {
+    job->gated = FALSE;
+    wabiz_send_gate_leave(job->wa, job->to);
+  }
+}
 
 static void
 command_job_free(CommandJob *job)
 {
+  command_job_ungate(job);
   g_free(job->to);
   g_free(job->customer);
   g_clear_pointer(&job->composed, wa_composed_free);
@@ -78,6 +90,8 @@ enqueue(CommandJob *job)
   }
   wa_sender_enqueue(wa->sender, job->customer, job->to, job->composed->type, job->composed->line,
                     job->composed->payload, queued_cb, wabiz_store_hold(wa, job, (GDestroyNotify) command_job_free));
+  /* the store takes requests in order: what comes next is queued after it */
+  command_job_ungate(job);
 }
 
 static void
@@ -165,6 +179,24 @@ ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer da
   enqueue(job);
 }
 
+/* Its turn among the sends to the address: the customer is found or
+ * created in the store first (as for text). */
+static void
+command_job_start(gpointer data)
+{
+  CommandJob *job = data;
+  WabizAccount *wa = job->wa;
+  gboolean bsuid = wa_id_is_bsuid(job->to);
+
+  if (wa->store == NULL) {
+    say_not_sent(job, _("the account is offline."));
+    command_job_free(job);
+    return;
+  }
+  wa_store_customer_ensure(wa->store, bsuid ? NULL : job->to, bsuid ? job->to : NULL, NULL, WA_STORE_ENSURE_DEFAULT,
+                           ensured_cb, wabiz_store_hold(wa, job, (GDestroyNotify) command_job_free));
+}
+
 /* The customer of @conv, checked as send_im checks it (connected, a
  * customer, the window open); NULL with *@error set otherwise. */
 static char *
@@ -208,8 +240,7 @@ command_customer(PurpleConversation *conv, const char *cmd, WabizAccount **wa_ou
   return g_steal_pointer(&customer);
 }
 
-/* Starts @kind for @conv: the customer is found or created in the store
- * first (as for text), then the message is queued. */
+/* Starts @kind for @conv: it waits for the sends typed before it. */
 static PurpleCmdRet
 command_start(PurpleConversation *conv, const char *cmd, CommandKind kind, WaComposed *composed, const char *text,
               guint nth, char **error)
@@ -217,7 +248,6 @@ command_start(PurpleConversation *conv, const char *cmd, CommandKind kind, WaCom
   WabizAccount *wa = NULL;
   g_autofree char *customer = command_customer(conv, cmd, &wa, error);
   CommandJob *job;
-  gboolean bsuid;
 
   if (customer == NULL) {
     wa_composed_free(composed);
@@ -237,9 +267,8 @@ command_start(PurpleConversation *conv, const char *cmd, CommandKind kind, WaCom
   job->composed = composed;
   job->text = g_strdup(text);
   job->nth = nth;
-  bsuid = wa_id_is_bsuid(customer);
-  wa_store_customer_ensure(wa->store, bsuid ? NULL : customer, bsuid ? customer : NULL, NULL, WA_STORE_ENSURE_DEFAULT,
-                           ensured_cb, wabiz_store_hold(wa, job, (GDestroyNotify) command_job_free));
+  job->gated = TRUE;
+  wabiz_send_gate_enter(wa, customer, command_job_start, job, (GDestroyNotify) command_job_free);
   return PURPLE_CMD_RET_OK;
 }
 

@@ -175,6 +175,76 @@ wabiz_sender_start(WabizAccount *wa)
   wa_sender_set_config(wa->sender, &config);
 }
 
+/* ---- one address's sends in order ------------------------------------------ */
+
+typedef struct {
+  WabizGateFunc start;
+  gpointer job;
+  GDestroyNotify free_job;
+} GateItem;
+
+typedef struct {
+  GQueue waiting; /* GateItem*: after the one under way */
+} Gate;
+
+static void
+gate_free(Gate *gate)
+{
+  GateItem *item;
+
+  while ((item = g_queue_pop_head(&gate->waiting)) != NULL) {
+    item->free_job(item->job);
+    g_free(item);
+  }
+  g_free(gate);
+}
+
+void
+wabiz_send_gate_enter(WabizAccount *wa, const char *to, WabizGateFunc start, gpointer job, GDestroyNotify free_job)
+{
+  Gate *gate;
+
+  if (wa->send_gates == NULL)
+    wa->send_gates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) gate_free);
+  gate = g_hash_table_lookup(wa->send_gates, to);
+  if (gate != NULL) {
+    GateItem *item = g_new0(GateItem, 1);
+
+    item->start = start;
+    item->job = job;
+    item->free_job = free_job;
+    g_queue_push_tail(&gate->waiting, item);
+    return;
+  }
+  g_hash_table_insert(wa->send_gates, g_strdup(to), g_new0(Gate, 1));
+  start(job);
+}
+
+void
+wabiz_send_gate_leave(WabizAccount *wa, const char *to)
+{
+  Gate *gate = wa->send_gates != NULL ? g_hash_table_lookup(wa->send_gates, to) : NULL;
+  GateItem *item = gate != NULL ? g_queue_pop_head(&gate->waiting) : NULL;
+
+  if (gate == NULL)
+    return;
+  if (item == NULL) {
+    g_hash_table_remove(wa->send_gates, to);
+    return;
+  }
+  item->start(item->job);
+  g_free(item);
+}
+
+void
+wabiz_send_gates_clear(WabizAccount *wa)
+{
+  GHashTable *gates = g_steal_pointer(&wa->send_gates);
+
+  if (gates != NULL)
+    g_hash_table_destroy(gates);
+}
+
 /* The agent's message, from send_im until its parts are in the outbox. */
 typedef struct {
   WabizAccount *wa;
@@ -185,6 +255,7 @@ typedef struct {
 static void
 send_job_free(SendJob *job)
 {
+  wabiz_send_gate_leave(job->wa, job->to);
   g_free(job->to);
   for (guint i = 0; job->parts != NULL && job->parts[i] != NULL; i++)
     sodium_memzero(job->parts[i], strlen(job->parts[i]));
@@ -259,19 +330,32 @@ wabiz_window_closed_text(void)
            "only allows an approved message template until the customer writes again.");
 }
 
+static void
+send_job_start(gpointer data)
+{
+  SendJob *job = data;
+  WabizAccount *wa = job->wa;
+  gboolean bsuid = wa_id_is_bsuid(job->to) || wa_group_address_id(job->to) != NULL;
+
+  if (wa->store == NULL) {
+    send_job_free(job);
+    return;
+  }
+  /* a group is kept in the store as a record addressed "group:<id>" (its
+   * outbox entries need one) */
+  wa_store_customer_ensure(wa->store, bsuid ? NULL : job->to, bsuid ? job->to : NULL, NULL, WA_STORE_ENSURE_DEFAULT,
+                           ensured_cb, wabiz_store_hold(wa, job, (GDestroyNotify) send_job_free));
+}
+
 void
 wabiz_send_text(WabizAccount *wa, const char *to, const char *text)
 {
   SendJob *job = g_new0(SendJob, 1);
-  gboolean bsuid = wa_id_is_bsuid(to) || wa_group_address_id(to) != NULL;
 
   job->wa = wa;
   job->to = g_strdup(to);
   job->parts = wa_text_split(text, WA_TEXT_MAX_UNITS);
-  /* a group is kept in the store as a record addressed "group:<id>" (its
-   * outbox entries need one) */
-  wa_store_customer_ensure(wa->store, bsuid ? NULL : to, bsuid ? to : NULL, NULL, WA_STORE_ENSURE_DEFAULT, ensured_cb,
-                           wabiz_store_hold(wa, job, (GDestroyNotify) send_job_free));
+  wabiz_send_gate_enter(wa, to, send_job_start, job, (GDestroyNotify) send_job_free);
 }
 
 int

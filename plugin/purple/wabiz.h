@@ -79,7 +79,8 @@ typedef struct _WabizAccount {
   WaGraphCall *signon_call;
   WaPhoneInfo *phone;
   char *pnid;
-  GHashTable *announced; /* customers told that messages are waiting */
+  GHashTable *announced;  /* customers told that messages are waiting */
+  GHashTable *send_gates; /* address -> its sends on their way to the outbox, in order (wabiz-send.c) */
 
   /* the outbox's open questions (wabiz-outbox.c) */
   guint uncertain_timer;
@@ -145,6 +146,17 @@ const char *wabiz_normalize(const PurpleAccount *account, const char *who);
 /* Writes why a message did not go (or may not have gone) into the customer's
  * conversation; also used after sign-off, while the account still exists. */
 void wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaGraphError *error, gboolean uncertain);
+/* The agent's sends to one address reach the outbox in the order typed,
+ * though some first look things up in the store (a /reply its message):
+ * each is started by wabiz_send_gate_enter() once those before it have
+ * queued theirs, and calls wabiz_send_gate_leave() when it has queued (or
+ * given up). @free_job frees a job that never started (sign-off). */
+typedef void (*WabizGateFunc)(gpointer job);
+void wabiz_send_gate_enter(WabizAccount *wa, const char *to, WabizGateFunc start, gpointer job,
+                           GDestroyNotify free_job);
+void wabiz_send_gate_leave(WabizAccount *wa, const char *to);
+/* At sign-off: jobs that never started are freed. */
+void wabiz_send_gates_clear(WabizAccount *wa);
 /* "Not sent: the 24-hour service window ... has closed ..." */
 const char *wabiz_window_closed_text(void);
 /* Queues @text (the agent's, as WhatsApp text) to @to in parts (a customer

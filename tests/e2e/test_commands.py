@@ -70,6 +70,20 @@ class Commands(Receiving):
         self.assertEqual(sent[1]["request"]["text"], {"body": "Munich too & <more>"})
         self.host.expect_none({"event": "write", "flags": has("error")}, 0.5)
 
+    def test_order_typed_is_kept(self):
+        """A /reply or /react first looks its message up in the store; what
+        was typed after it still goes after it."""
+        wamid = self.inbound("Two questions")
+        self.command(ANNA, "/reply first")
+        self.host.send_im(ANNA, "second")
+        self.command(ANNA, "/react \U0001F44D")
+        self.host.send_im(ANNA, "fourth")
+        self.command(ANNA, "/location 1 2")
+        sent = self.sim.wait_for_sent(5)
+        self.assertEqual([(s["type"], s["request"].get("text", {}).get("body")) for s in sent], [
+            ("text", "first"), ("text", "second"), ("reaction", None), ("text", "fourth"), ("location", None)])
+        self.assertEqual(sent[0]["request"]["context"], {"message_id": wamid})
+
     def test_reply_refusals_send_nothing(self):
         before = self.refused(ANNA, "/reply 51 hello", "1 to 50")
         self.refused(ANNA, "/reply", "text is missing")
