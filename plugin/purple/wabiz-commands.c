@@ -268,7 +268,7 @@ command_start(PurpleConversation *conv, const char *cmd, CommandKind kind, WaCom
   job->text = g_strdup(text);
   job->nth = nth;
   job->gated = TRUE;
-  wabiz_send_gate_enter(wa, customer, command_job_start, job, (GDestroyNotify) command_job_free);
+  wabiz_send_gate_enter(wa, customer, TRUE, command_job_start, job, (GDestroyNotify) command_job_free);
   return PURPLE_CMD_RET_OK;
 }
 

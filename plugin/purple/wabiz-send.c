@@ -199,11 +199,22 @@ gate_free(Gate *gate)
   g_free(gate);
 }
 
+gboolean
+wabiz_send_gate_busy(WabizAccount *wa, const char *to)
+{
+  return wa->send_gates != NULL && g_hash_table_contains(wa->send_gates, to);
+}
+
 void
-wabiz_send_gate_enter(WabizAccount *wa, const char *to, WabizGateFunc start, gpointer job, GDestroyNotify free_job)
+wabiz_send_gate_enter(WabizAccount *wa, const char *to, gboolean hold, WabizGateFunc start, gpointer job,
+                      GDestroyNotify free_job)
 {
   Gate *gate;
 
+  if (!hold && !wabiz_send_gate_busy(wa, to)) {
+    start(job); /* nothing ahead that is still looking things up */
+    return;
+  }
   if (wa->send_gates == NULL)
     wa->send_gates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) gate_free);
   gate = g_hash_table_lookup(wa->send_gates, to);
@@ -250,12 +261,14 @@ typedef struct {
   WabizAccount *wa;
   char *to;
   GStrv parts;
+  gboolean gated; /* started through the gate: leaves it when freed */
 } SendJob;
 
 static void
 send_job_free(SendJob *job)
 {
-  wabiz_send_gate_leave(job->wa, job->to);
+  if (job->gated)
+    wabiz_send_gate_leave(job->wa, job->to);
   g_free(job->to);
   for (guint i = 0; job->parts != NULL && job->parts[i] != NULL; i++)
     sodium_memzero(job->parts[i], strlen(job->parts[i]));
@@ -355,7 +368,8 @@ wabiz_send_text(WabizAccount *wa, const char *to, const char *text)
   job->wa = wa;
   job->to = g_strdup(to);
   job->parts = wa_text_split(text, WA_TEXT_MAX_UNITS);
-  wabiz_send_gate_enter(wa, to, send_job_start, job, (GDestroyNotify) send_job_free);
+  job->gated = wabiz_send_gate_busy(wa, to);
+  wabiz_send_gate_enter(wa, to, FALSE, send_job_start, job, (GDestroyNotify) send_job_free);
 }
 
 int

@@ -147,12 +147,16 @@ const char *wabiz_normalize(const PurpleAccount *account, const char *who);
  * conversation; also used after sign-off, while the account still exists. */
 void wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaGraphError *error, gboolean uncertain);
 /* The agent's sends to one address reach the outbox in the order typed,
- * though some first look things up in the store (a /reply its message):
- * each is started by wabiz_send_gate_enter() once those before it have
- * queued theirs, and calls wabiz_send_gate_leave() when it has queued (or
- * given up). @free_job frees a job that never started (sign-off). */
+ * though some first look things up in the store (a /reply its message): a
+ * job that does (@hold) takes the address's gate, and what is typed after it
+ * waits until it has queued (or given up) and called
+ * wabiz_send_gate_leave(). A job whose turn came through the gate holds it
+ * too; other text starts at once. wabiz_send_gate_busy() tells a job before
+ * it enters whether it will hold the gate. @free_job frees a job that never
+ * started (sign-off). */
 typedef void (*WabizGateFunc)(gpointer job);
-void wabiz_send_gate_enter(WabizAccount *wa, const char *to, WabizGateFunc start, gpointer job,
+gboolean wabiz_send_gate_busy(WabizAccount *wa, const char *to);
+void wabiz_send_gate_enter(WabizAccount *wa, const char *to, gboolean hold, WabizGateFunc start, gpointer job,
                            GDestroyNotify free_job);
 void wabiz_send_gate_leave(WabizAccount *wa, const char *to);
 /* At sign-off: jobs that never started are freed. */
