@@ -600,7 +600,8 @@ apply_config (Sim *sim, SoupServerMessage *msg, JsonObject *req, SimKnobs *k)
           && !read_string_set (msg, req, "templates_missing", k->templates_missing))
       || (json_object_has_member (req, "expired_tokens")
           && !read_string_set (msg, req, "expired_tokens", k->expired_tokens))
-      || (json_object_has_member (req, "groups") && !read_string_set (msg, req, "groups", k->groups)))
+      || (json_object_has_member (req, "groups")
+          && !read_string_set (msg, req, "groups", k->groups)))
     return FALSE;
   return TRUE;
 }
@@ -608,10 +609,17 @@ apply_config (Sim *sim, SoupServerMessage *msg, JsonObject *req, SimKnobs *k)
 static void
 post_config (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 {
-  static const char *const known[] = {
-    "throughput_mps", "pair_burst",        "pair_refill_s", "auto_statuses",  "status_delay_ms",
-    "wa_id_rewrite",  "templates_missing", "templates",     "expired_tokens", "groups", NULL
-  };
+  static const char *const known[] = { "throughput_mps",
+                                       "pair_burst",
+                                       "pair_refill_s",
+                                       "auto_statuses",
+                                       "status_delay_ms",
+                                       "wa_id_rewrite",
+                                       "templates_missing",
+                                       "templates",
+                                       "expired_tokens",
+                                       "groups",
+                                       NULL };
   SimKnobs k = sim->knobs;
 
   if (!check_members (msg, req, known))

@@ -504,15 +504,9 @@ handle_send (GraphRequest *req, JsonNode *root, SimSendInfo *info)
     }
   if (info->is_group && !g_hash_table_contains (sim->knobs.groups, info->input))
     {
-      reply_simple_error (&req->reply, 400, 131009, 0, NULL, "(#131009) Parameter value is not valid",
+      reply_simple_error (&req->reply, 400, 131009, 0, NULL,
+                          "(#131009) Parameter value is not valid",
                           "The group does not exist or this phone number is not in it.");
-      return;
-    }
-  if (info->reaction_to != NULL && !g_hash_table_contains (sim->inbound, info->reaction_to)
-      && !g_hash_table_contains (sim->sent, info->reaction_to))
-    {
-      reply_simple_error (&req->reply, 400, 131009, 0, NULL, "(#131009) Parameter value is not valid",
-                          "The message to react to is not known.");
       return;
     }
   if (info->is_group)

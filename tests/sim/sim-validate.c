@@ -291,7 +291,7 @@ is_single_emoji (const char *s)
 }
 
 static gboolean
-check_reaction (JsonObject *reaction, SimSendInfo *info, SimError *err)
+check_reaction (JsonObject *reaction, SimError *err)
 {
   const char *message_id, *emoji;
 
@@ -305,7 +305,6 @@ check_reaction (JsonObject *reaction, SimSendInfo *info, SimError *err)
   if (*emoji != '\0' && !is_single_emoji (emoji))
     return fail (err, 100,
                  "Param reaction['emoji'] must be a single emoji, or empty to remove a reaction.");
-  info->reaction_to = message_id;
   return TRUE;
 }
 
@@ -515,7 +514,8 @@ check_request_contact_info (JsonObject *action, SimError *err)
   if (!check_str (action, "interactive['action']", "name", CHK_REQUIRED, 0, err, &name))
     return FALSE;
   if (g_strcmp0 (name, "request_contact_info") != 0)
-    return fail (err, 131009, "Param interactive['action']['name'] must be 'request_contact_info'.");
+    return fail (err, 131009,
+                 "Param interactive['action']['name'] must be 'request_contact_info'.");
   return TRUE;
 }
 
@@ -898,7 +898,7 @@ sim_validate_send (JsonNode *root, SimSendInfo *info, SimError *err)
   if (g_strcmp0 (type, "location") == 0)
     return check_location (body, err);
   if (g_strcmp0 (type, "reaction") == 0)
-    return check_reaction (body, info, err);
+    return check_reaction (body, err);
   if (g_strcmp0 (type, "interactive") == 0)
     return check_interactive (body, err);
   if (g_strcmp0 (type, "template") == 0)

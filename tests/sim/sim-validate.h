@@ -36,7 +36,6 @@ typedef struct
   const char *template_name;
   const char *template_lang;
   const char *biz_opaque;
-  const char *reaction_to; /* a reaction: the message it is on */
 } SimSendInfo;
 
 void sim_send_info_clear (SimSendInfo *info);
