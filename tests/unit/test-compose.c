@@ -238,6 +238,7 @@ test_buttons(void)
   {
     g_autoptr(WaComposed) ok = wa_compose_buttons("Q | üüüüüüüüüüüüüüüüüüüü", &error);
     g_assert_no_error(error);
+    g_assert_nonnull(ok);
   }
 }
 
