@@ -113,7 +113,8 @@ history_cb(GPtrArray *messages, const GError *error, gpointer data)
   for (guint i = messages->len; i > 0 && target == NULL; i--) {
     const WaStoreMessage *m = g_ptr_array_index(messages, i - 1);
 
-    if (m->direction == WA_STORE_IN && m->wamid != NULL && ++seen == job->nth)
+    /* a customer's reaction is not a message one can answer or react to */
+    if (m->direction == WA_STORE_IN && m->wamid != NULL && g_strcmp0(m->type, "reaction") != 0 && ++seen == job->nth)
       target = m;
   }
   if (target == NULL) {

@@ -579,7 +579,7 @@ apply_status(WabizApplying *ap, const WaStatus *st)
   WaStoreStatus status = wa_store_status_from_string(st->status);
   StatusJob *job;
 
-  /* unknown (e.g. "deleted"): a no-op; group sends are not ours yet */
+  /* unknown (e.g. "deleted"): a no-op; statuses of group sends (one per participant) are not applied yet */
   if (status == WA_STORE_STATUS_NONE || st->id == NULL || g_strcmp0(st->recipient_type, "group") == 0 ||
       (wa_id_phone_or_null(st->recipient_id) == NULL && wa_id_bsuid_or_null(st->recipient_user_id) == NULL))
     return;

@@ -110,6 +110,17 @@ class Commands(Receiving):
         self.assertEqual(sent[1]["request"]["reaction"], {"message_id": wamid, "emoji": ""})
         self.host.expect_none({"event": "write", "flags": has("error")}, 0.5)
 
+    def test_customer_reactions_are_not_the_last_message(self):
+        wamid = self.inbound("Here is my order")
+        self.sim.inbound(sender=ANNA, name="Anna", type="reaction",
+                         reaction={"message_id": wamid, "emoji": "\u2764\ufe0f"})
+        self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv"), "message": contains("\u2764")})
+        self.command(ANNA, "/react \U0001F44D")
+        self.command(ANNA, "/reply Thanks!")
+        sent = self.sim.wait_for_sent(2)
+        self.assertEqual(sent[-2]["request"]["reaction"]["message_id"], wamid)
+        self.assertEqual(sent[-1]["request"]["context"], {"message_id": wamid})
+
     def test_react_refusals_send_nothing(self):
         self.inbound("hello")
         before = self.refused(ANNA, "/react great", "one emoji")
