@@ -62,6 +62,15 @@ say_not_sent(CommandJob *job, const char *reason)
   wabiz_conv_write_plain(wabiz_conv_im(job->wa->account, job->to, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
 }
 
+/* /askphone to a customer whose number is known. */
+static char *
+askphone_refusal(const char *number)
+{
+  return g_strdup_printf(_("this customer's phone number is known already (+%s); /askphone is for customers "
+                           "known only by a business-scoped user ID."),
+                         number);
+}
+
 static void
 queued_cb(const WaStoreOutbox *entry, const GError *error, gpointer data)
 {
@@ -82,16 +91,22 @@ static void
 enqueue(CommandJob *job)
 {
   WabizAccount *wa = job->wa;
+  g_autofree char *to = g_strdup(job->to);
+  gboolean gated = job->gated;
 
-  if (wa->sender == NULL) {
+  if (wa->sender == NULL || wa->store == NULL) {
     say_not_sent(job, _("the account is offline."));
     command_job_free(job);
     return;
   }
+  /* the store takes requests in order: what comes next is queued after
+   * this (left after the request, which may answer, and free the job, at
+   * once) */
+  job->gated = FALSE;
   wa_sender_enqueue(wa->sender, job->customer, job->to, job->composed->type, job->composed->line,
                     job->composed->payload, queued_cb, wabiz_store_hold(wa, job, (GDestroyNotify) command_job_free));
-  /* the store takes requests in order: what comes next is queued after it */
-  command_job_ungate(job);
+  if (gated)
+    wabiz_send_gate_leave(wa, to);
 }
 
 static void
@@ -159,10 +174,7 @@ ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer da
   switch (job->kind) {
   case KIND_ASKPHONE:
     if (update->customer->wa_id != NULL) {
-      g_autofree char *reason =
-        g_strdup_printf(_("this customer's phone number is known already (+%s); /askphone is for customers "
-                          "known only by a business-scoped user ID."),
-                        update->customer->wa_id);
+      g_autofree char *reason = askphone_refusal(update->customer->wa_id);
 
       say_not_sent(job, reason);
       command_job_free(job);
@@ -255,9 +267,9 @@ command_start(PurpleConversation *conv, const char *cmd, CommandKind kind, WaCom
     return PURPLE_CMD_RET_FAILED;
   }
   if (kind == KIND_ASKPHONE && !wa_id_is_bsuid(customer)) {
-    *error = g_strdup_printf(_("Not sent: this customer's phone number is known already (+%s); /askphone is for "
-                               "customers known only by a business-scoped user ID."),
-                             customer);
+    g_autofree char *reason = askphone_refusal(customer);
+
+    *error = g_strdup_printf(_("Not sent: %s"), reason);
     wa_composed_free(composed);
     return PURPLE_CMD_RET_FAILED;
   }
