@@ -267,6 +267,29 @@ class Commands(Receiving):
             "type": "text", "text": {"body": "I do & *the candles*"}})
         self.host.expect_none({"event": "write", "flags": has("error")}, 0.5)
 
+    def test_group_text_survives_a_restart(self):
+        self.sim.config(groups=[GROUP])
+        self.group_message("Meeting at 5?")
+        self.sim.fault(path="/messages", status=400, code=130429, count=-1)
+        self.host.chat_send(GROUP, "yes, at 5")
+        self.host.wait_for({"event": "write", "conv": GROUP, "message": contains("waiting, retrying")})
+        self.host.quit()
+        self.hosts.remove(self.host)
+        self.host.close()
+        self.assertEqual(self.sim.sent(), [])
+        self.sim.clear_faults()
+        self.host = self.start_receiving_host()
+        sent = self.sim.wait_for_sent(1)
+        self.assertEqual(callback_free(sent[0]["request"]), {
+            "messaging_product": "whatsapp", "recipient_type": "group", "to": GROUP,
+            "type": "text", "text": {"body": "yes, at 5"}})
+        # no buddy or IM conversation was made of the group's address
+        time.sleep(0.5)
+        convs = self.host.call({"cmd": "convs"})["convs"]
+        self.assertEqual([c for c in convs if "group" in c["conv"]], [])
+        self.host.call({"cmd": "blist"})
+        self.assertEqual([b for b in self.host.events({"event": "buddy"}) if "group" in b["name"]], [])
+
     def test_group_refusals(self):
         self.group_message("Hello group")
         before = len(self.sim.sent())
