@@ -230,17 +230,21 @@ wa_graph_get_phone_number(WaGraph *graph, const char *phone_number_id, WaGraphCa
 
 /* ---- messages ---- */
 
-JsonNode *
-wa_message_text_new(const char *customer, const char *body, gboolean preview_url, const char *callback_data)
+/* messaging_product and the recipient: a group address (wa-phone.h) as
+ * recipient_type "group", a BSUID as "recipient", digits as "to". */
+static void
+add_recipient(JsonBuilder *b, const char *customer)
 {
-  g_autoptr(JsonBuilder) b = json_builder_new();
+  const char *group = wa_group_address_id(customer);
 
-  json_builder_begin_object(b);
   json_builder_set_member_name(b, "messaging_product");
   json_builder_add_string_value(b, "whatsapp");
   json_builder_set_member_name(b, "recipient_type");
-  json_builder_add_string_value(b, "individual");
-  if (wa_id_is_bsuid(customer)) {
+  json_builder_add_string_value(b, group != NULL ? "group" : "individual");
+  if (group != NULL) {
+    json_builder_set_member_name(b, "to");
+    json_builder_add_string_value(b, group);
+  } else if (wa_id_is_bsuid(customer)) {
     json_builder_set_member_name(b, "recipient");
     json_builder_add_string_value(b, customer);
   } else {
@@ -248,6 +252,24 @@ wa_message_text_new(const char *customer, const char *body, gboolean preview_url
     json_builder_set_member_name(b, "to");
     json_builder_add_string_value(b, e164);
   }
+}
+
+static void
+add_callback_data(JsonBuilder *b, const char *callback_data)
+{
+  if (callback_data != NULL) {
+    json_builder_set_member_name(b, "biz_opaque_callback_data");
+    json_builder_add_string_value(b, callback_data);
+  }
+}
+
+JsonNode *
+wa_message_text_new(const char *customer, const char *body, gboolean preview_url, const char *callback_data)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new();
+
+  json_builder_begin_object(b);
+  add_recipient(b, customer);
   json_builder_set_member_name(b, "type");
   json_builder_add_string_value(b, "text");
   json_builder_set_member_name(b, "text");
@@ -259,10 +281,42 @@ wa_message_text_new(const char *customer, const char *body, gboolean preview_url
     json_builder_add_boolean_value(b, TRUE);
   }
   json_builder_end_object(b);
-  if (callback_data != NULL) {
-    json_builder_set_member_name(b, "biz_opaque_callback_data");
-    json_builder_add_string_value(b, callback_data);
+  add_callback_data(b, callback_data);
+  json_builder_end_object(b);
+  return json_builder_get_root(b);
+}
+
+JsonNode *
+wa_message_payload_new(const char *customer, const char *payload, const char *callback_data, GError **error)
+{
+  g_autoptr(JsonNode) root = wa_json_parse_object(payload, strlen(payload), error);
+  g_autoptr(JsonBuilder) b = NULL;
+  static const char *const copied[] = {"type", NULL /* the type's member */, "context"};
+  JsonObject *obj;
+  const char *type;
+
+  if (root == NULL)
+    return NULL;
+  obj = json_node_get_object(root);
+  type = wa_json_get_string(obj, "type");
+  if (type == NULL || !json_object_has_member(obj, type) || g_str_equal(type, "type") || g_str_equal(type, "context")) {
+    g_set_error_literal(error, WA_JSON_ERROR, WA_JSON_ERROR_INVALID, "the stored message has no type member");
+    return NULL;
   }
+  b = json_builder_new();
+  json_builder_begin_object(b);
+  add_recipient(b, customer);
+  /* type, its member and context, as composed (wa-compose.h) */
+  for (guint i = 0; i < G_N_ELEMENTS(copied); i++) {
+    const char *name = copied[i] != NULL ? copied[i] : type;
+    JsonNode *member = json_object_get_member(obj, name);
+
+    if (member != NULL) {
+      json_builder_set_member_name(b, name);
+      json_builder_add_value(b, json_node_copy(member));
+    }
+  }
+  add_callback_data(b, callback_data);
   json_builder_end_object(b);
   return json_builder_get_root(b);
 }

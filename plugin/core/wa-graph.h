@@ -72,10 +72,15 @@ WaGraphCall *wa_graph_get_phone_number(WaGraph *graph, const char *phone_number_
 
 /* ---- messages: POST /{phone-number-id}/messages ---- */
 
-/* Builds a text message. @customer is wa_id digits (sent as "to": "+digits")
- * or a BSUID (sent as "recipient"). @callback_data goes into
+/* Builds a text message. @customer is wa_id digits (sent as "to": "+digits"),
+ * a BSUID (sent as "recipient") or a group address (wa-phone.h; sent as "to"
+ * with recipient_type "group"). @callback_data goes into
  * biz_opaque_callback_data (at most 512 characters) when not NULL. */
 JsonNode *wa_message_text_new(const char *customer, const char *body, gboolean preview_url, const char *callback_data);
+/* Builds a message from a composed payload (wa-compose.h: {"type": T, T:
+ * {...}, "context"?: {...}}) for @customer (as above, or a group address:
+ * recipient_type "group"). NULL with @error when @payload is not one. */
+JsonNode *wa_message_payload_new(const char *customer, const char *payload, const char *callback_data, GError **error);
 
 /* Marks inbound message @wamid (and every earlier one) read; with @typing
  * the customer also sees the typing indicator (25 s, or until our reply).

@@ -142,3 +142,33 @@ wa_phone_to_e164(const char *digits)
 {
   return g_strconcat("+", digits, NULL);
 }
+
+gboolean
+wa_group_id_is_valid(const char *group_id)
+{
+  gsize n = 0;
+
+  if (group_id == NULL)
+    return FALSE;
+  for (; group_id[n] != '\0'; n++)
+    if (!g_ascii_isalnum(group_id[n]) && strchr("-_=+/.", group_id[n]) == NULL)
+      return FALSE;
+  return n > 0 && n <= 256;
+}
+
+char *
+wa_group_address(const char *group_id)
+{
+  return wa_group_id_is_valid(group_id) ? g_strconcat(WA_GROUP_ADDRESS_PREFIX, group_id, NULL) : NULL;
+}
+
+const char *
+wa_group_address_id(const char *address)
+{
+  const char *id;
+
+  if (address == NULL || !g_str_has_prefix(address, WA_GROUP_ADDRESS_PREFIX))
+    return NULL;
+  id = address + strlen(WA_GROUP_ADDRESS_PREFIX);
+  return wa_group_id_is_valid(id) ? id : NULL;
+}

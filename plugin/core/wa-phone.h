@@ -47,4 +47,15 @@ char *wa_customer_id_normalize(const char *input, const char *default_cc, GError
 /* "+" followed by the digits, for the API's "to" field. */
 char *wa_phone_to_e164(const char *digits);
 
+/* WhatsApp groups in the outbox: a group is addressed as "group:<group id>"
+ * (its store record and outbox queue use that address; sends go out with
+ * recipient_type "group"). A group id is 1 to 256 characters of
+ * [A-Za-z0-9-_=+/.]. */
+#define WA_GROUP_ADDRESS_PREFIX "group:"
+gboolean wa_group_id_is_valid(const char *group_id);
+/* "group:<id>", or NULL when @group_id is not valid. */
+char *wa_group_address(const char *group_id);
+/* The group id of a group address, or NULL when @address is not one. */
+const char *wa_group_address_id(const char *address);
+
 G_END_DECLS

@@ -103,6 +103,13 @@ typedef void (*WaSenderQueuedFunc)(const WaStoreOutbox *entry, const GError *err
 void wa_sender_enqueue_text(WaSender *sender, const char *customer_id, const char *to, const char *body,
                             gboolean preview_url, WaSenderQueuedFunc queued, gpointer data);
 
+/* Queues a composed message (wa-compose.h): @type is the stored message's
+ * type, @line what the conversation shows (stored as its body), @payload the
+ * JSON that wa_message_payload_new() completes when it is sent. Otherwise as
+ * wa_sender_enqueue_text(). */
+void wa_sender_enqueue(WaSender *sender, const char *customer_id, const char *to, const char *type, const char *line,
+                       const char *payload, WaSenderQueuedFunc queued, gpointer data);
+
 /* Puts @entry (UNCERTAIN or FAILED, as wa_store_outbox_list gives it) back
  * in the queue of @to: the agent decided to send it again. */
 void wa_sender_resend(WaSender *sender, const WaStoreOutbox *entry, const char *to, WaSenderQueuedFunc queued,

@@ -132,19 +132,35 @@ run_command(PurpleConversation *conv, const char *line)
   wabiz_conv_write_plain(conv, text, PURPLE_MESSAGE_ERROR, 0);
 }
 
+/* TRUE when @t is a command line; "//x" becomes "/x" (text) in place. */
+static gboolean
+is_command_line(char *t)
+{
+  if ((t[0] == '/' || t[0] == '!') && t[1] == t[0]) {
+    memmove(t, t + 1, strlen(t)); /* "//x" sends "/x" */
+    return FALSE;
+  }
+  return t[0] == '/' || t[0] == '!';
+}
+
 WabizTextAction
 wabiz_bitlbee_text(WabizAccount *wa, const char *who, char **text)
 {
   char *t = *text;
-  PurpleConversation *conv;
 
-  if ((t[0] == '/' || t[0] == '!') && t[1] == t[0]) {
-    memmove(t, t + 1, strlen(t)); /* "//x" sends "/x" */
+  if (!is_command_line(t))
     return wabiz_is_notices(who) ? WABIZ_TEXT_REFUSED_NOTICES : WABIZ_TEXT_SEND;
-  }
-  if (t[0] != '/' && t[0] != '!')
-    return wabiz_is_notices(who) ? WABIZ_TEXT_REFUSED_NOTICES : WABIZ_TEXT_SEND;
-  conv = wabiz_conv_im(wa->account, who, TRUE);
-  run_command(conv, g_strchug(t + 1));
+  run_command(wabiz_conv_im(wa->account, who, TRUE), g_strchug(t + 1));
   return WABIZ_TEXT_HANDLED;
+}
+
+gboolean
+wabiz_bitlbee_chat_text(PurpleConversation *conv, char **text)
+{
+  char *t = *text;
+
+  if (!is_command_line(t))
+    return FALSE;
+  run_command(conv, g_strchug(t + 1));
+  return TRUE;
 }

@@ -7,7 +7,12 @@
 PurpleConversation *
 wabiz_conv_im(PurpleAccount *account, const char *customer, gboolean create)
 {
-  PurpleConversation *conv = purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, customer, account);
+  const char *group = wa_group_address_id(customer);
+  PurpleConversation *conv;
+
+  if (group != NULL)
+    return wabiz_group_conv(account, group, create);
+  conv = purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, customer, account);
 
   if (conv == NULL && create)
     conv = purple_conversation_new(PURPLE_CONV_TYPE_IM, account, customer);
@@ -195,6 +200,24 @@ wabiz_conv_got_chat(WabizAccount *wa, int id, const char *who, const char *text,
   g_autofree char *html = wa_text_to_html(escaped != NULL ? escaped : text, escaped == NULL);
 
   serv_got_chat_in(wa->gc, id, who, PURPLE_MESSAGE_RECV, html, when != 0 ? when : time(NULL));
+}
+
+void
+wabiz_conv_write_sent(PurpleConversation *conv, const char *text)
+{
+  g_autofree char *html = wa_text_to_html(text, FALSE);
+  PurpleConnection *gc = conv != NULL ? purple_conversation_get_gc(conv) : NULL;
+
+  if (conv == NULL)
+    return;
+  if (purple_conversation_get_type(conv) == PURPLE_CONV_TYPE_CHAT && gc != NULL) {
+    /* a chat echoes only what the protocol reports back */
+    serv_got_chat_in(gc, purple_conv_chat_get_id(PURPLE_CONV_CHAT(conv)),
+                     purple_account_get_username(purple_conversation_get_account(conv)),
+                     PURPLE_MESSAGE_SEND | PURPLE_MESSAGE_NO_LINKIFY, html, time(NULL));
+    return;
+  }
+  purple_conversation_write(conv, NULL, html, PURPLE_MESSAGE_SEND | PURPLE_MESSAGE_NO_LINKIFY, time(NULL));
 }
 
 /* A message the business sent from another app or agent: shown as sent, never

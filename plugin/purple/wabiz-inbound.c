@@ -4,7 +4,7 @@
  * body (plugin/core wa-webhook) and applied: customers' messages become
  * incoming IMs from buddies (created on first contact), statuses of our sends
  * record progress and explain failures, messages the business sent elsewhere
- * are shown as sent, groups go to read-only chats, account-level events to the
+ * are shown as sent, groups go to their chats, account-level events to the
  * notices conversation. A backlog is applied in slices so the UI stays
  * responsive; each slice is acknowledged after it was applied.
  * Must not: pass customer text to libpurple except through wabiz-conv.c
@@ -482,18 +482,6 @@ stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data
   finish_one(ap);
 }
 
-/* Group ids are base64url-like tokens; anything else would name a chat. */
-static gboolean
-group_id_is_valid(const char *id)
-{
-  gsize n = 0;
-
-  for (; id[n] != '\0'; n++)
-    if (!g_ascii_isalnum(id[n]) && strchr("-_=+/.", id[n]) == NULL)
-      return FALSE;
-  return n > 0 && n <= 256;
-}
-
 static void
 start_message(gpointer data)
 {
@@ -598,7 +586,8 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
 
   sender_ids(change, msg, &in.wa_id, &in.bsuid);
   if (msg->group_id != NULL) {
-    if (!group_id_is_valid(msg->group_id)) {
+    /* anything else would name a chat */
+    if (!wa_group_id_is_valid(msg->group_id)) {
       wabiz_notice(ap->wa, _("A group message with an invalid group ID was skipped."));
       return;
     }
@@ -785,7 +774,7 @@ apply_status(WabizApplying *ap, const WaStatus *st)
   WaStoreStatus status = wa_store_status_from_string(st->status);
   StatusJob *job;
 
-  /* unknown (e.g. "deleted"): a no-op; group sends are not ours yet */
+  /* unknown (e.g. "deleted"): a no-op; statuses of group sends (one per participant) are not applied yet */
   if (status == WA_STORE_STATUS_NONE || st->id == NULL || g_strcmp0(st->recipient_type, "group") == 0 ||
       (wa_id_phone_or_null(st->recipient_id) == NULL && wa_id_bsuid_or_null(st->recipient_user_id) == NULL))
     return;
@@ -906,7 +895,7 @@ apply_groups(WabizAccount *wa, const WaChange *change)
     const WaGroupEvent *g = g_ptr_array_index(change->groups, i);
     GString *text;
 
-    if (g->group_id == NULL || !group_id_is_valid(g->group_id))
+    if (g->group_id == NULL || !wa_group_id_is_valid(g->group_id))
       continue;
     text = g_string_new(NULL);
     if (g_strcmp0(g->type, "group_create") == 0)

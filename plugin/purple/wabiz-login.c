@@ -206,6 +206,7 @@ wabiz_close(PurpleConnection *gc)
   wabiz_kinds_stop(wa);
   wabiz_outbox_stop(wa);
   wabiz_receipts_stop(wa);
+  wabiz_send_gates_clear(wa);
   wabiz_store_close(wa);
   g_clear_pointer(&wa->graph, wa_graph_free); /* cancels signon_call too */
   g_clear_pointer(&wa->http, wa_http_free);

@@ -105,6 +105,7 @@ static const struct {
   PurpleCmdFunc func;
   const char *help;
   void (*action)(PurplePluginAction *action); /* for cmd_action */
+  PurpleCmdFlag flags;                        /* more than IM conversations: PURPLE_CMD_FLAG_CHAT */
 } commands[] = {
   {"export", "s", wabiz_cmd_export, N_("export FILE: write everything stored about this customer to FILE (JSON)."),
    NULL},
@@ -121,6 +122,26 @@ static const struct {
    wabiz_store_rotate_action},
   {"addcontact", "s", wabiz_cmd_addcontact,
    N_("addcontact N: add contact N shared in this conversation (numbered in its line) as a buddy."), NULL},
+  {"reply", "s", wabiz_cmd_reply,
+   N_("reply [N] TEXT: answer the customer's last message (or the N-th last, 1 to 50), quoting it."), NULL,
+   PURPLE_CMD_FLAG_CHAT},
+  {"react", "s", wabiz_cmd_react,
+   N_("react [EMOJI]: react with one emoji to the customer's last message; without one, remove the reaction."), NULL,
+   PURPLE_CMD_FLAG_CHAT},
+  {"location", "s", wabiz_cmd_location,
+   N_("location LAT LON [NAME]: send a location (latitude -90 to 90, longitude -180 to 180, decimal degrees)."), NULL,
+   PURPLE_CMD_FLAG_CHAT},
+  {"buttons", "s", wabiz_cmd_buttons,
+   N_("buttons BODY | B1 | B2 [| B3]: send a text with 1 to 3 reply buttons (titles up to 20 characters, "
+      "different; text up to 1024)."),
+   NULL, PURPLE_CMD_FLAG_CHAT},
+  {"list", "s", wabiz_cmd_list,
+   N_("list BUTTON | BODY | ROW[; ROW...]: send a menu of up to 10 rows behind a button (up to 20 characters); "
+      "a row is \"Title\" or \"Title - description\" (24 and 72 characters)."),
+   NULL, PURPLE_CMD_FLAG_CHAT},
+  {"askphone", "s", wabiz_cmd_askphone,
+   N_("askphone [TEXT]: ask a customer known only by a business-scoped user ID to share their phone number."), NULL,
+   PURPLE_CMD_FLAG_CHAT},
 };
 
 static PurpleCmdId command_ids[G_N_ELEMENTS(commands)];
@@ -131,8 +152,9 @@ commands_register(void)
   const PurpleCmdFlag flags = PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_PRPL_ONLY | PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS;
 
   for (guint i = 0; i < G_N_ELEMENTS(commands); i++)
-    command_ids[i] = purple_cmd_register(commands[i].name, commands[i].args, PURPLE_CMD_P_PRPL, flags, WABIZ_PRPL_ID,
-                                         commands[i].func, _(commands[i].help), (void *) commands[i].action);
+    command_ids[i] =
+      purple_cmd_register(commands[i].name, commands[i].args, PURPLE_CMD_P_PRPL, flags | commands[i].flags,
+                          WABIZ_PRPL_ID, commands[i].func, _(commands[i].help), (void *) commands[i].action);
 }
 
 static void

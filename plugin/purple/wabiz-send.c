@@ -45,7 +45,8 @@ follow_wa_id(WabizAccount *wa, const char *customer, const char *wa_id)
 {
   g_autofree char *text = NULL;
 
-  if (wa_id == NULL || g_str_equal(wa_id, customer) || wa_id_is_bsuid(customer))
+  if (wa_id == NULL || g_str_equal(wa_id, customer) || wa_id_is_bsuid(customer) ||
+      wa_group_address_id(customer) != NULL)
     return;
   wabiz_customer_rename(wa, customer, wa_id);
   text = g_strdup_printf(_("WhatsApp knows this customer as +%s (you wrote +%s); the buddy now uses +%s."), wa_id,
@@ -185,16 +186,100 @@ wabiz_sender_start(WabizAccount *wa)
   wa_sender_set_config(wa->sender, &config);
 }
 
+/* ---- one address's sends in order ------------------------------------------ */
+
+typedef struct {
+  WabizGateFunc start;
+  gpointer job;
+  GDestroyNotify free_job;
+} GateItem;
+
+typedef struct {
+  GQueue waiting; /* GateItem*: after the one under way */
+} Gate;
+
+static void
+gate_free(Gate *gate)
+{
+  GateItem *item;
+
+  while ((item = g_queue_pop_head(&gate->waiting)) != NULL) {
+    item->free_job(item->job);
+    g_free(item);
+  }
+  g_free(gate);
+}
+
+gboolean
+wabiz_send_gate_busy(WabizAccount *wa, const char *to)
+{
+  return wa->send_gates != NULL && g_hash_table_contains(wa->send_gates, to);
+}
+
+void
+wabiz_send_gate_enter(WabizAccount *wa, const char *to, gboolean hold, WabizGateFunc start, gpointer job,
+                      GDestroyNotify free_job)
+{
+  Gate *gate;
+
+  if (!hold && !wabiz_send_gate_busy(wa, to)) {
+    start(job); /* nothing ahead that is still looking things up */
+    return;
+  }
+  if (wa->send_gates == NULL)
+    wa->send_gates = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) gate_free);
+  gate = g_hash_table_lookup(wa->send_gates, to);
+  if (gate != NULL) {
+    GateItem *item = g_new0(GateItem, 1);
+
+    item->start = start;
+    item->job = job;
+    item->free_job = free_job;
+    g_queue_push_tail(&gate->waiting, item);
+    return;
+  }
+  g_hash_table_insert(wa->send_gates, g_strdup(to), g_new0(Gate, 1));
+  start(job);
+}
+
+void
+wabiz_send_gate_leave(WabizAccount *wa, const char *to)
+{
+  Gate *gate = wa->send_gates != NULL ? g_hash_table_lookup(wa->send_gates, to) : NULL;
+  GateItem *item = gate != NULL ? g_queue_pop_head(&gate->waiting) : NULL;
+
+  if (gate == NULL)
+    return;
+  if (item == NULL) {
+    g_hash_table_remove(wa->send_gates, to);
+    return;
+  }
+  item->start(item->job);
+  g_free(item);
+}
+
+void
+wabiz_send_gates_clear(WabizAccount *wa)
+{
+  GHashTable *gates = g_steal_pointer(&wa->send_gates);
+
+  if (gates != NULL)
+    g_hash_table_destroy(gates);
+}
+
 /* The agent's message, from send_im until its parts are in the outbox. */
 typedef struct {
   WabizAccount *wa;
   char *to;
   GStrv parts;
+  gboolean gated; /* started through the gate: leaves it when freed */
 } SendJob;
 
 static void
 send_job_free(SendJob *job)
 {
+  if (job->gated)
+    wabiz_send_gate_leave(job->wa, job->to);
   g_free(job->to);
   for (guint i = 0; job->parts != NULL && job->parts[i] != NULL; i++)
     sodium_memzero(job->parts[i], strlen(job->parts[i]));
@@ -262,6 +347,42 @@ ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer da
   send_job_free(job);
 }
 
+const char *
+wabiz_window_closed_text(void)
+{
+  return _("Not sent: the 24-hour service window with this customer has closed. WhatsApp "
+           "only allows an approved message template until the customer writes again.");
+}
+
+static void
+send_job_start(gpointer data)
+{
+  SendJob *job = data;
+  WabizAccount *wa = job->wa;
+  gboolean bsuid = wa_id_is_bsuid(job->to) || wa_group_address_id(job->to) != NULL;
+
+  if (wa->store == NULL) {
+    send_job_free(job);
+    return;
+  }
+  /* a group is kept in the store as a record addressed "group:<id>" (its
+   * outbox entries need one) */
+  wa_store_customer_ensure(wa->store, bsuid ? NULL : job->to, bsuid ? job->to : NULL, NULL, WA_STORE_ENSURE_DEFAULT,
+                           ensured_cb, wabiz_store_hold(wa, job, (GDestroyNotify) send_job_free));
+}
+
+void
+wabiz_send_text(WabizAccount *wa, const char *to, const char *text)
+{
+  SendJob *job = g_new0(SendJob, 1);
+
+  job->wa = wa;
+  job->to = g_strdup(to);
+  job->parts = wa_text_split(text, WA_TEXT_MAX_UNITS);
+  job->gated = wabiz_send_gate_busy(wa, to);
+  wabiz_send_gate_enter(wa, to, FALSE, send_job_start, job, (GDestroyNotify) send_job_free);
+}
+
 int
 wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, PurpleMessageFlags flags)
 {
@@ -270,8 +391,6 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
   g_autoptr(GError) error = NULL;
   g_autofree char *customer = NULL;
   g_autofree char *text = NULL;
-  SendJob *job;
-  gboolean bsuid;
 
   if (wa->sender == NULL || wa->store == NULL)
     return -ENOTCONN;
@@ -316,19 +435,10 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
 
   /* free-form text to a closed window would fail at Meta (131047) */
   if (wabiz_window_state(wa->account, customer, NULL) == WA_WINDOW_CLOSED) {
-    wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE),
-                           _("Not sent: the 24-hour service window with this customer has closed. WhatsApp "
-                             "only allows an approved message template until the customer writes again."),
-                           PURPLE_MESSAGE_ERROR, 0);
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), wabiz_window_closed_text(), PURPLE_MESSAGE_ERROR,
+                           0);
     return 1;
   }
-
-  job = g_new0(SendJob, 1);
-  job->wa = wa;
-  job->to = g_strdup(customer);
-  job->parts = wa_text_split(text, WA_TEXT_MAX_UNITS);
-  bsuid = wa_id_is_bsuid(customer);
-  wa_store_customer_ensure(wa->store, bsuid ? NULL : customer, bsuid ? customer : NULL, NULL, WA_STORE_ENSURE_DEFAULT,
-                           ensured_cb, wabiz_store_hold(wa, job, (GDestroyNotify) send_job_free));
+  wabiz_send_text(wa, customer, text);
   return 1;
 }

@@ -82,7 +82,8 @@ typedef struct _WabizAccount {
   WaGraphCall *signon_call;
   WaPhoneInfo *phone;
   char *pnid;
-  GHashTable *announced; /* customers told that messages are waiting */
+  GHashTable *announced;  /* customers told that messages are waiting */
+  GHashTable *send_gates; /* address -> its sends on their way to the outbox, in order (wabiz-send.c) */
 
   /* the outbox's open questions (wabiz-outbox.c) */
   guint uncertain_timer;
@@ -154,6 +155,34 @@ const char *wabiz_normalize(const PurpleAccount *account, const char *who);
 /* Writes why a message did not go (or may not have gone) into the customer's
  * conversation; also used after sign-off, while the account still exists. */
 void wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaGraphError *error, gboolean uncertain);
+/* The agent's sends to one address reach the outbox in the order typed,
+ * though some first look things up in the store (a /reply its message): a
+ * job that does (@hold) takes the address's gate, and what is typed after it
+ * waits until it has queued (or given up) and called
+ * wabiz_send_gate_leave(). A job whose turn came through the gate holds it
+ * too; other text starts at once. wabiz_send_gate_busy() tells a job before
+ * it enters whether it will hold the gate. @free_job frees a job that never
+ * started (sign-off). */
+typedef void (*WabizGateFunc)(gpointer job);
+gboolean wabiz_send_gate_busy(WabizAccount *wa, const char *to);
+void wabiz_send_gate_enter(WabizAccount *wa, const char *to, gboolean hold, WabizGateFunc start, gpointer job,
+                           GDestroyNotify free_job);
+void wabiz_send_gate_leave(WabizAccount *wa, const char *to);
+/* At sign-off: jobs that never started are freed. */
+void wabiz_send_gates_clear(WabizAccount *wa);
+/* "Not sent: the 24-hour service window ... has closed ..." */
+const char *wabiz_window_closed_text(void);
+/* Queues @text (the agent's, as WhatsApp text) to @to in parts (a customer
+ * or a group address); failures are reported in the conversation. */
+void wabiz_send_text(WabizAccount *wa, const char *to, const char *text);
+
+/* wabiz-commands.c: /reply, /react, /location, /buttons, /list, /askphone */
+PurpleCmdRet wabiz_cmd_reply(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_react(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_location(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_buttons(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_list(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_askphone(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 
 /* wabiz-outbox.c: the durable outbox at sign-on and sign-off, and /resend */
 void wabiz_outbox_start(WabizAccount *wa);
@@ -169,8 +198,13 @@ void wabiz_outbox_answered(WabizAccount *wa, guint64 id, const char *customer, g
                            const WaGraphError *error);
 
 /* wabiz-conv.c: the one place text from customers or the API becomes HTML. */
+/* The conversation of @customer; for a group address (wa-phone.h), the
+ * group's chat, so outbox reports about group sends land there. */
 PurpleConversation *wabiz_conv_im(PurpleAccount *account, const char *customer, gboolean create);
 void wabiz_conv_write_plain(PurpleConversation *conv, const char *text, PurpleMessageFlags flags, time_t when);
+/* The agent's own line for something queued that libpurple does not echo
+ * (a command's message, a group text). */
+void wabiz_conv_write_sent(PurpleConversation *conv, const char *text);
 void wabiz_conv_created_cb(PurpleConversation *conv, gpointer data);
 
 /* wabiz-conv.c: customers' messages (HTML-escaped here), notices */
@@ -286,6 +320,8 @@ typedef enum {
 } WabizTextAction;
 /* In BitlBee, what the agent's line @*text to @who is. */
 WabizTextAction wabiz_bitlbee_text(WabizAccount *wa, const char *who, char **text);
+/* The same for a line typed in a group chat: TRUE when it was a command. */
+gboolean wabiz_bitlbee_chat_text(PurpleConversation *conv, char **text);
 
 /* wabiz-testhooks.c: the clock, and hooks that exist only in the test build */
 gint64 wabiz_now(void);
@@ -324,10 +360,12 @@ char *wabiz_status_text(PurpleBuddy *buddy);
 void wabiz_tooltip_text(PurpleBuddy *buddy, PurpleNotifyUserInfo *info, gboolean full);
 void wabiz_get_info(PurpleConnection *gc, const char *who);
 
-/* wabiz-chat.c: WhatsApp groups, read-only for now */
+/* wabiz-chat.c: WhatsApp groups (members' lines shown, the agent's text sent) */
 void wabiz_group_message(WabizAccount *wa, const WaMessage *message, const char *sender_name);
 void wabiz_group_event(WabizAccount *wa, const char *group_id, const char *text, time_t when);
 int wabiz_chat_send(PurpleConnection *gc, int id, const char *message, PurpleMessageFlags flags);
+/* The chat of @group_id (opened when @create). */
+PurpleConversation *wabiz_group_conv(PurpleAccount *account, const char *group_id, gboolean create);
 
 /* wabiz-gdpr.c: /export and /erase, and the buddy menu */
 PurpleCmdRet wabiz_cmd_export(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);

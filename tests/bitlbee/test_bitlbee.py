@@ -16,6 +16,7 @@ PRIVMSG to that nick.
 import os
 import re
 import sys
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -323,6 +324,30 @@ class BitlBeeIrc(BitlBeeScenario):
         # one request in flight per customer, in order: had the command
         # gone out, it would be the first send
         self.assertEqual(self.accepted_bodies(), ["after help"])
+
+    def test_reply_and_buttons_commands(self):
+        """!reply and !buttons typed in the customer's query go out as a
+        quoted reply and reply buttons, shown as the agent's own lines; a
+        refusal comes back as a [wabiz] line and nothing is sent."""
+        self.start_receiving()
+        wamid = self.sim.inbound("Which shop is open?", sender=ANNA, name="Anna")["id"]
+        self.irc.wait_for(im_from(ANNA, "Which shop is open?"), timeout=30)
+        self.irc.say(nick_of(ANNA), "!reply Both, until 6 pm.")
+        self.irc.say(nick_of(ANNA), "!buttons Which one? | Mitte | Kreuzberg")
+        sent = self.sim.wait_for_sent(2)
+        self.assertEqual(sent[0]["request"]["context"], {"message_id": wamid})
+        self.assertEqual(sent[0]["request"]["text"], {"body": "Both, until 6 pm."})
+        self.assertEqual(sent[1]["request"]["interactive"]["action"]["buttons"],
+                         [{"type": "reply", "reply": {"id": "b1", "title": "Mitte"}},
+                          {"type": "reply", "reply": {"id": "b2", "title": "Kreuzberg"}}])
+        # what went out comes back as the agent's own lines in the query
+        for text in ("[Reply to: Which shop is open?] Both, until 6 pm.", "[Buttons] Which one? | Mitte | Kreuzberg"):
+            self.irc.wait_for(lambda line, text=text: line.command == "PRIVMSG" and line.source == NICK
+                              and line.target == nick_of(ANNA) and line.text == text, timeout=ISSUE11_WAIT)
+        self.irc.say(nick_of(ANNA), "!buttons Which one? | A | B | C | D")
+        self.irc.wait_for(told(ANNA, "Not sent", "at most 3 buttons"), timeout=ISSUE11_WAIT)
+        time.sleep(0.5)
+        self.assertEqual(len(self.sim.sent()), 2)
 
     def test_recovery_code_shown(self):
         """The new store's recovery code (shown once, when the store is

@@ -120,6 +120,32 @@ class BitlBeeHost(Receiving):
         self.sim.call(sender=ANNA, name="Anna")
         host.wait_for(plugin_line(ANNA, "The customer is calling on WhatsApp"))
         self.assertEqual(self.sim.sent(), [])
+
+    def test_reply_and_buttons_typed_as_text(self):
+        host = self.start_bitlbee()
+        wamid = self.sim.inbound("Can I pick it up today?", sender=ANNA)["id"]
+        host.wait_for({"event": "write", "conv": ANNA, "via": "im", "message": "Can I pick it up today?"})
+        host.send_im(ANNA, "!reply Yes, until 6 pm.")
+        host.send_im(ANNA, "!buttons Which shop? | Mitte | Kreuzberg")
+        sent = self.sim.wait_for_sent(2)
+        self.assertEqual(sent[0]["request"]["context"], {"message_id": wamid})
+        self.assertEqual(sent[0]["request"]["text"], {"body": "Yes, until 6 pm."})
+        self.assertEqual([b["reply"]["title"] for b in sent[1]["request"]["interactive"]["action"]["buttons"]],
+                         ["Mitte", "Kreuzberg"])
+        # what went out is shown as the agent's lines
+        for text in ("[Reply to: Can I pick it up today?] Yes, until 6 pm.", "[Buttons] Which shop? | Mitte | Kreuzberg"):
+            line = host.wait_for({"event": "write", "conv": ANNA, "flags": has("send"), "message": contains(text)})
+            self.assertTrue(line["bitlbee_shows"], line)
+        # a refusal is told, nothing is sent
+        host.send_im(ANNA, "!buttons Which shop? | A | B | C | D")
+        host.wait_for(plugin_line(ANNA, "/buttons failed: Not sent: WhatsApp allows at most 3 buttons"))
+        host.send_im(ANNA, "!help")
+        help_line = host.wait_for(plugin_line(ANNA, "Commands"))
+        for name in ("/reply [N] TEXT", "/react [EMOJI]", "/location LAT LON", "/buttons BODY", "/list BUTTON",
+                     "/askphone"):
+            self.assertIn(name, help_line["message"])
+        time.sleep(0.5)
+        self.assertEqual(len(self.sim.sent()), 2)
         self.assert_nothing_hidden(host)
 
     def test_service_window_as_presence_and_away_message(self):

@@ -247,6 +247,26 @@ cmd_typing(const HostCmd *cmd)
 }
 
 static void
+cmd_chat_send(const HostCmd *cmd)
+{
+	PurpleAccount *account = host_get()->account;
+	const char *name = need_string(cmd, "conv");
+	const char *text = name != NULL ? need_string(cmd, "text") : NULL;
+	PurpleConversation *conv;
+
+	if (text == NULL || need_connection(cmd) == NULL)
+		return;
+	conv = purple_find_conversation_with_account(PURPLE_CONV_TYPE_CHAT, name, account);
+	if (conv == NULL) {
+		host_cmd_error(cmd, "no chat named %s is open", name);
+		return;
+	}
+	/* Exactly what typing into a Pidgin chat window does. */
+	purple_conv_chat_send(PURPLE_CONV_CHAT(conv), text);
+	host_cmd_ok(cmd);
+}
+
+static void
 cmd_command(const HostCmd *cmd)
 {
 	PurpleAccount *account = host_get()->account;
@@ -751,6 +771,7 @@ static const struct {
 } commands[] = {
 	{ "ping", cmd_ping },
 	{ "send", cmd_send },
+	{ "chat_send", cmd_chat_send },
 	{ "command", cmd_command },
 	{ "focus", cmd_focus },
 	{ "typing", cmd_typing },

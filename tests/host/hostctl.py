@@ -470,6 +470,9 @@ class Host:
         """The agent types in the IM with to; the answer's "again" is the
         prpl's type-again interval (seconds)."""
         return self.call({"cmd": "typing", "to": to, "state": state}, timeout)
+    def chat_send(self, conv, text, timeout=None):
+        """Types text (HTML) into the open chat conv and sends it."""
+        return self.call({"cmd": "chat_send", "conv": conv, "text": text}, timeout)
 
     def command(self, conv, text, timeout=None):
         """Runs a /command in conversation conv; the answer has "status"

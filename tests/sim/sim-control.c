@@ -463,6 +463,7 @@ answer_config (Sim *sim, SoupServerMessage *msg)
   add_set_members (b, "templates_missing", k->templates_missing);
   add_map_members (b, "templates", k->templates);
   add_set_members (b, "expired_tokens", k->expired_tokens);
+  add_set_members (b, "groups", k->groups);
   json_builder_end_object (b);
   answer_builder (msg, 200, b);
 }
@@ -598,7 +599,9 @@ apply_config (Sim *sim, SoupServerMessage *msg, JsonObject *req, SimKnobs *k)
       || (json_object_has_member (req, "templates_missing")
           && !read_string_set (msg, req, "templates_missing", k->templates_missing))
       || (json_object_has_member (req, "expired_tokens")
-          && !read_string_set (msg, req, "expired_tokens", k->expired_tokens)))
+          && !read_string_set (msg, req, "expired_tokens", k->expired_tokens))
+      || (json_object_has_member (req, "groups")
+          && !read_string_set (msg, req, "groups", k->groups)))
     return FALSE;
   return TRUE;
 }
@@ -606,10 +609,17 @@ apply_config (Sim *sim, SoupServerMessage *msg, JsonObject *req, SimKnobs *k)
 static void
 post_config (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 {
-  static const char *const known[] = {
-    "throughput_mps", "pair_burst",        "pair_refill_s", "auto_statuses",  "status_delay_ms",
-    "wa_id_rewrite",  "templates_missing", "templates",     "expired_tokens", NULL
-  };
+  static const char *const known[] = { "throughput_mps",
+                                       "pair_burst",
+                                       "pair_refill_s",
+                                       "auto_statuses",
+                                       "status_delay_ms",
+                                       "wa_id_rewrite",
+                                       "templates_missing",
+                                       "templates",
+                                       "expired_tokens",
+                                       "groups",
+                                       NULL };
   SimKnobs k = sim->knobs;
 
   if (!check_members (msg, req, known))
@@ -621,6 +631,7 @@ post_config (Sim *sim, SoupServerMessage *msg, JsonObject *req)
   k.templates = copy_table (sim->knobs.templates, TRUE);
   k.templates_missing = copy_table (sim->knobs.templates_missing, FALSE);
   k.expired_tokens = copy_table (sim->knobs.expired_tokens, FALSE);
+  k.groups = copy_table (sim->knobs.groups, FALSE);
   if (!apply_config (sim, msg, req, &k))
     {
       sim_knobs_clear (&k);

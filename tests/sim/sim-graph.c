@@ -502,6 +502,13 @@ handle_send (GraphRequest *req, JsonNode *root, SimSendInfo *info)
           return;
         }
     }
+  if (info->is_group && !g_hash_table_contains (sim->knobs.groups, info->input))
+    {
+      reply_simple_error (&req->reply, 400, 131009, 0, NULL,
+                          "(#131009) Parameter value is not valid",
+                          "The group does not exist or this phone number is not in it.");
+      return;
+    }
   if (info->is_group)
     wa_id = g_strdup (info->input);
   else if (info->digits)

@@ -32,6 +32,7 @@ sim_knobs_init (SimKnobs *knobs)
   knobs->templates_missing = new_set ();
   knobs->templates = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   knobs->expired_tokens = new_set ();
+  knobs->groups = new_set ();
 }
 
 void
@@ -42,6 +43,7 @@ sim_knobs_clear (SimKnobs *knobs)
   g_clear_pointer (&knobs->templates_missing, g_hash_table_unref);
   g_clear_pointer (&knobs->templates, g_hash_table_unref);
   g_clear_pointer (&knobs->expired_tokens, g_hash_table_unref);
+  g_clear_pointer (&knobs->groups, g_hash_table_unref);
 }
 
 void

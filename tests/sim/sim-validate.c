@@ -224,6 +224,90 @@ check_location (JsonObject *loc, SimError *err)
          && check_str (loc, "location", "address", 0, 0, err, NULL);
 }
 
+/* A message id as the API gives them out: "wamid." and base64 characters. */
+static gboolean
+is_wamid (const char *s)
+{
+  gsize n = 0;
+
+  if (!g_str_has_prefix (s, "wamid."))
+    return FALSE;
+  for (const char *p = s + 6; *p; p++, n++)
+    if (!g_ascii_isalnum (*p) && strchr ("+/=_-.", *p) == NULL)
+      return FALSE;
+  return n > 0;
+}
+
+/* Code points that belong to the emoji before them: variation selectors,
+ * skin tones, the keycap, tags. */
+static gboolean
+is_emoji_extender (gunichar c)
+{
+  return c == 0xFE0E || c == 0xFE0F || c == 0x20E3 || (c >= 0x1F3FB && c <= 0x1F3FF)
+         || (c >= 0xE0020 && c <= 0xE007F);
+}
+
+/* One emoji: letters, digits alone, spaces and more than one emoji (not
+ * joined by U+200D) are refused; a flag is a pair of regional indicators. */
+static gboolean
+is_single_emoji (const char *s)
+{
+  guint bases = 0, regional = 0, count = 0;
+  gboolean joined = FALSE, keycap = FALSE;
+
+  if (!g_utf8_validate (s, -1, NULL))
+    return FALSE;
+  for (const char *p = s; *p; p = g_utf8_next_char (p), count++)
+    {
+      gunichar c = g_utf8_get_char (p);
+
+      if (c == 0x200D)
+        {
+          joined = TRUE;
+          continue;
+        }
+      if (is_emoji_extender (c))
+        {
+          keycap = keycap || c == 0x20E3;
+          continue;
+        }
+      if (c >= 0x1F1E6 && c <= 0x1F1FF)
+        {
+          if (regional++ % 2 == 1)
+            continue; /* the second half of a flag */
+        }
+      else if (c < 0x80 && !(g_ascii_isdigit (c) || c == '#' || c == '*'))
+        return FALSE;
+      else if (c >= 0x80 && c < 0x2000 && c != 0xA9 && c != 0xAE)
+        return FALSE;
+      if (!joined)
+        bases++;
+      joined = FALSE;
+    }
+  if (count > 16 || bases != 1 || regional == 1 || joined)
+    return FALSE;
+  /* a lone digit, # or * is a keycap only with U+20E3 */
+  return keycap || !(g_ascii_isdigit (s[0]) || s[0] == '#' || s[0] == '*');
+}
+
+static gboolean
+check_reaction (JsonObject *reaction, SimError *err)
+{
+  const char *message_id, *emoji;
+
+  if (!check_str (reaction, "reaction", "message_id", CHK_REQUIRED | CHK_NONEMPTY, 0, err,
+                  &message_id)
+      || !check_str (reaction, "reaction", "emoji", CHK_REQUIRED, 0, err, &emoji))
+    return FALSE;
+  if (!is_wamid (message_id))
+    return fail (err, 100, "Param reaction['message_id'] is not a valid message id: \"%s\".",
+                 message_id);
+  if (*emoji != '\0' && !is_single_emoji (emoji))
+    return fail (err, 100,
+                 "Param reaction['emoji'] must be a single emoji, or empty to remove a reaction.");
+  return TRUE;
+}
+
 static gboolean
 check_contacts (JsonArray *contacts, SimError *err)
 {
@@ -423,6 +507,19 @@ check_cta_url (JsonObject *action, SimError *err)
 }
 
 static gboolean
+check_request_contact_info (JsonObject *action, SimError *err)
+{
+  const char *name;
+
+  if (!check_str (action, "interactive['action']", "name", CHK_REQUIRED, 0, err, &name))
+    return FALSE;
+  if (g_strcmp0 (name, "request_contact_info") != 0)
+    return fail (err, 131009,
+                 "Param interactive['action']['name'] must be 'request_contact_info'.");
+  return TRUE;
+}
+
+static gboolean
 check_interactive (JsonObject *inter, SimError *err)
 {
   const char *itype;
@@ -456,6 +553,8 @@ check_interactive (JsonObject *inter, SimError *err)
     return check_list (action, err);
   if (g_strcmp0 (itype, "cta_url") == 0)
     return check_cta_url (action, err);
+  if (g_strcmp0 (itype, "request_contact_info") == 0)
+    return check_request_contact_info (action, err);
   return TRUE;
 }
 
@@ -750,9 +849,20 @@ sim_validate_send (JsonNode *root, SimSendInfo *info, SimError *err)
 
   if (!check_obj (req, NULL, "context", FALSE, err, &context))
     return FALSE;
-  if (context != NULL
-      && !check_str (context, "context", "message_id", CHK_REQUIRED | CHK_NONEMPTY, 0, err, NULL))
-    return FALSE;
+  if (context != NULL)
+    {
+      const char *quoted;
+
+      if (!check_str (context, "context", "message_id", CHK_REQUIRED | CHK_NONEMPTY, 0, err,
+                      &quoted))
+        return FALSE;
+      if (!is_wamid (quoted))
+        return fail (err, 100, "Param context['message_id'] is not a valid message id: \"%s\".",
+                     quoted);
+    }
+  /* groups take no reactions and no interactive messages */
+  if (info->is_group && (g_strcmp0 (type, "reaction") == 0 || g_strcmp0 (type, "interactive") == 0))
+    return fail (err, 131009, "Messages of type %s cannot be sent to a group.", type);
   if (!check_str (req, "", "biz_opaque_callback_data", 0, 512, err, &info->biz_opaque))
     return FALSE;
 
@@ -788,8 +898,7 @@ sim_validate_send (JsonNode *root, SimSendInfo *info, SimError *err)
   if (g_strcmp0 (type, "location") == 0)
     return check_location (body, err);
   if (g_strcmp0 (type, "reaction") == 0)
-    return check_str (body, "reaction", "message_id", CHK_REQUIRED | CHK_NONEMPTY, 0, err, NULL)
-           && check_str (body, "reaction", "emoji", CHK_REQUIRED, 0, err, NULL);
+    return check_reaction (body, err);
   if (g_strcmp0 (type, "interactive") == 0)
     return check_interactive (body, err);
   if (g_strcmp0 (type, "template") == 0)

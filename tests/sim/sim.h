@@ -23,6 +23,7 @@ typedef struct
   GHashTable *templates_missing; /* template name -> unused (a set) */
   GHashTable *templates;         /* "name" or "name:lang" -> category; empty = accept all */
   GHashTable *expired_tokens;    /* token -> unused (a set) */
+  GHashTable *groups;            /* group ids the number is in (a set): sends to others fail */
 } SimKnobs;
 
 /* One accepted send, kept for status webhooks and the /_sim/sent log. */

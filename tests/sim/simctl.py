@@ -425,7 +425,7 @@ class Sim:
     def config(self, **knobs):
         """Change knobs (throughput_mps, pair_burst, pair_refill_s, auto_statuses,
         status_delay_ms, wa_id_rewrite, templates_missing, templates,
-        expired_tokens); with no arguments just return the current ones."""
+        expired_tokens, groups); with no arguments just return the current ones."""
         if not knobs:
             return self.control("GET", "config")
         return self.control("POST", "config", knobs)

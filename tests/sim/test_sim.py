@@ -305,6 +305,82 @@ def test_media_and_interactive_rules(sim, hooks):
     eq(len(sim.sent()), len(good), "only the valid requests were accepted")
 
 
+GROUP = "Y2FwaV9ncm91cDoxNTU1MDc4Mzg4MTo="
+
+
+def _reaction(message_id, emoji, to=CUSTOMER, **extra):
+    request = {"messaging_product": "whatsapp", "to": to, "type": "reaction",
+               "reaction": {"message_id": message_id, "emoji": emoji}}
+    request.update(extra)
+    return request
+
+
+def test_reply_reaction_contact_request_rules(sim, hooks):
+    """What the plugin's commands send: reply context, reactions, locations,
+    request_contact_info; each refused the way Meta refuses it."""
+    wamid = open_window(sim)["id"]
+    ask = _interactive("request_contact_info", {"name": "request_contact_info"},
+                       body="Please share your number")
+    good = [
+        ("reply context", text(CUSTOMER, "yes", context={"message_id": wamid})),
+        ("reaction", _reaction(wamid, "\U0001F44D")),
+        ("reaction with a skin tone", _reaction(wamid, "\U0001F44D\U0001F3FD")),
+        ("reaction ZWJ family", _reaction(wamid, "\U0001F468\u200d\U0001F469\u200d\U0001F467")),
+        ("reaction flag", _reaction(wamid, "\U0001F1E9\U0001F1EA")),
+        ("reaction keycap", _reaction(wamid, "1\ufe0f\u20e3")),
+        ("reaction removed", _reaction(wamid, "")),
+        ("location at the edges", {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "location",
+                                   "location": {"latitude": -90, "longitude": 180, "name": "Pole"}}),
+        ("request_contact_info", ask),
+    ]
+    for what, body in good:
+        sent_ok(sim.send(body), what)
+    no_action_name = _interactive("request_contact_info", {}, body="x")
+    wrong_action_name = _interactive("request_contact_info", {"name": "cta_url"}, body="x")
+    bad = [
+        ("context id not a wamid", text(CUSTOMER, "x", context={"message_id": "12345"}), 100,
+         'Param context[\'message_id\'] is not a valid message id: "12345".'),
+        ("reaction id not a wamid", _reaction("12345", "\U0001F44D"), 100,
+         'Param reaction[\'message_id\'] is not a valid message id: "12345".'),
+        ("reaction with a word", _reaction(wamid, "ok"), 100,
+         "Param reaction['emoji'] must be a single emoji, or empty to remove a reaction."),
+        ("reaction with two emoji", _reaction(wamid, "\U0001F44D\U0001F44D"), 100, None),
+        ("reaction with a half flag", _reaction(wamid, "\U0001F1E9"), 100, None),
+        ("reaction with a lone digit", _reaction(wamid, "1"), 100, None),
+        ("request_contact_info without action name", no_action_name, 131008, None),
+        ("request_contact_info with another action", wrong_action_name, 131009,
+         "Param interactive['action']['name'] must be 'request_contact_info'."),
+        ("latitude 90.1", {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "location",
+                           "location": {"latitude": 90.1, "longitude": 0}}, 131009, None),
+        ("longitude -181", {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "location",
+                            "location": {"latitude": 0, "longitude": -181}}, 131009, None),
+    ]
+    for what, body, code, details in bad:
+        graph_error(sim.send(body), 400, code, what, details=details)
+    eq(len(sim.sent()), len(good), "only the valid requests were accepted")
+
+
+def test_group_send_rules(sim, hooks):
+    """recipient_type group: only to a group the number is in; no reactions
+    or interactive messages."""
+    wamid = open_window(sim)["id"]
+    graph_error(sim.send(text(GROUP, recipient_type="group")), 400, 131009, "unknown group",
+                details="The group does not exist or this phone number is not in it.")
+    sim.config(groups=[GROUP])
+    status, body, _ = sim.send(text(GROUP, "hello all", recipient_type="group"))
+    eq(status, 200, "group text (%r)" % (body,))
+    eq(body["messages"][0].get("group_id"), GROUP, "the answer names the group")
+    graph_error(sim.send(_reaction(wamid, "\U0001F44D", to=GROUP, recipient_type="group")), 400, 131009,
+                "reaction in a group", details="Messages of type reaction cannot be sent to a group.")
+    buttons = _interactive("button", {"buttons": [_button(1)]})
+    buttons.update(to=GROUP, recipient_type="group")
+    graph_error(sim.send(buttons), 400, 131009, "buttons in a group",
+                details="Messages of type interactive cannot be sent to a group.")
+    sent = sim.sent()
+    eq([(m["to"], m["type"], m["request"]["recipient_type"]) for m in sent], [(GROUP, "text", "group")],
+       "only the group text was accepted")
+
+
 def test_wa_id_rules(sim, hooks):
     cases = [
         ("+55 11 91234-5678", "551112345678"),      # Brazil: the mobile 9 goes
