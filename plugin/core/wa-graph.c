@@ -132,31 +132,40 @@ http_done(WaHttpResponse *response, gpointer data)
   call_free(call);
 }
 
+/* Starts @request (its URL, token and callback set here). */
 static WaGraphCall *
-start(WaGraph *graph, const char *method, const char *path, const char *query, const char *body, gsize body_len,
-      WaGraphCallback callback, gpointer data)
+start_request(WaGraph *graph, WaHttpRequest *request, const char *path, const char *query, WaGraphCallback callback,
+              gpointer data)
 {
   WaGraphCall *call = g_new0(WaGraphCall, 1);
   g_autofree char *url = NULL;
-  WaHttpRequest request = {0};
 
   url = g_strconcat(graph->base_url, "/", path, query != NULL ? "?" : "", query != NULL ? query : "", NULL);
-  request.method = method;
-  request.url = url;
-  request.bearer = graph->token;
-  request.body = body;
-  request.body_len = body_len;
-  request.content_type = "application/json";
+  request->url = url;
+  request->bearer = graph->token;
   call->graph = graph;
   call->callback = callback;
   call->data = data;
-  call->http_call = wa_http_start(graph->http, &request, http_done, call);
+  call->http_call = wa_http_start(graph->http, request, http_done, call);
   if (call->http_call == NULL) {
     g_free(call);
     return NULL;
   }
   g_hash_table_add(graph->calls, call);
   return call;
+}
+
+static WaGraphCall *
+start(WaGraph *graph, const char *method, const char *path, const char *query, const char *body, gsize body_len,
+      WaGraphCallback callback, gpointer data)
+{
+  WaHttpRequest request = {0};
+
+  request.method = method;
+  request.body = body;
+  request.body_len = body_len;
+  request.content_type = "application/json";
+  return start_request(graph, &request, path, query, callback, data);
 }
 
 WaGraphCall *
@@ -230,12 +239,10 @@ wa_graph_get_phone_number(WaGraph *graph, const char *phone_number_id, WaGraphCa
 
 /* ---- messages ---- */
 
-JsonNode *
-wa_message_text_new(const char *customer, const char *body, gboolean preview_url, const char *callback_data)
+/* The members every message starts with: product, recipient type, address. */
+static void
+add_envelope(JsonBuilder *b, const char *customer)
 {
-  g_autoptr(JsonBuilder) b = json_builder_new();
-
-  json_builder_begin_object(b);
   json_builder_set_member_name(b, "messaging_product");
   json_builder_add_string_value(b, "whatsapp");
   json_builder_set_member_name(b, "recipient_type");
@@ -248,6 +255,24 @@ wa_message_text_new(const char *customer, const char *body, gboolean preview_url
     json_builder_set_member_name(b, "to");
     json_builder_add_string_value(b, e164);
   }
+}
+
+static void
+add_callback_data(JsonBuilder *b, const char *callback_data)
+{
+  if (callback_data != NULL) {
+    json_builder_set_member_name(b, "biz_opaque_callback_data");
+    json_builder_add_string_value(b, callback_data);
+  }
+}
+
+JsonNode *
+wa_message_text_new(const char *customer, const char *body, gboolean preview_url, const char *callback_data)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new();
+
+  json_builder_begin_object(b);
+  add_envelope(b, customer);
   json_builder_set_member_name(b, "type");
   json_builder_add_string_value(b, "text");
   json_builder_set_member_name(b, "text");
@@ -259,10 +284,38 @@ wa_message_text_new(const char *customer, const char *body, gboolean preview_url
     json_builder_add_boolean_value(b, TRUE);
   }
   json_builder_end_object(b);
-  if (callback_data != NULL) {
-    json_builder_set_member_name(b, "biz_opaque_callback_data");
-    json_builder_add_string_value(b, callback_data);
+  add_callback_data(b, callback_data);
+  json_builder_end_object(b);
+  return json_builder_get_root(b);
+}
+
+JsonNode *
+wa_message_payload_new(const char *customer, const char *payload, const char *callback_data, GError **error)
+{
+  g_autoptr(JsonNode) details = wa_json_parse_object(payload, strlen(payload), error);
+  g_autoptr(JsonBuilder) b = NULL;
+  JsonObjectIter iter;
+  const char *name;
+  JsonNode *value;
+
+  if (details == NULL)
+    return NULL;
+  if (wa_json_get_string(json_node_get_object(details), "type") == NULL) {
+    g_set_error_literal(error, WA_GRAPH_ERROR, WA_ERROR_CLASS_PERMANENT, _("The stored message has no type."));
+    return NULL;
   }
+  b = json_builder_new();
+  json_builder_begin_object(b);
+  add_envelope(b, customer);
+  json_object_iter_init(&iter, json_node_get_object(details));
+  while (json_object_iter_next(&iter, &name, &value)) {
+    if (g_str_equal(name, "messaging_product") || g_str_equal(name, "recipient_type") || g_str_equal(name, "to") ||
+        g_str_equal(name, "recipient") || g_str_equal(name, "biz_opaque_callback_data"))
+      continue; /* the envelope is the outbox's, not the payload's */
+    json_builder_set_member_name(b, name);
+    json_builder_add_value(b, json_node_copy(value));
+  }
+  add_callback_data(b, callback_data);
   json_builder_end_object(b);
   return json_builder_get_root(b);
 }
@@ -307,4 +360,43 @@ wa_graph_send_message(WaGraph *graph, const char *phone_number_id, JsonNode *mes
 {
   g_autofree char *path = g_strconcat(phone_number_id, "/messages", NULL);
   return wa_graph_post_json(graph, path, message, callback, data);
+}
+
+/* ---- media: POST /{phone-number-id}/media ---- */
+
+WaGraphCall *
+wa_graph_upload_media(WaGraph *graph, const char *phone_number_id, const char *path, const char *mime,
+                      const char *filename, WaHttpProgress progress, gpointer progress_data, WaGraphCallback callback,
+                      gpointer data)
+{
+  g_autofree char *url_path = g_strconcat(phone_number_id, "/media", NULL);
+  const WaHttpFormPart form[] = {
+    {.name = "messaging_product", .value = "whatsapp"},
+    {.name = "type", .value = mime},
+    {.name = "file", .path = path, .filename = filename, .type = mime},
+  };
+  WaHttpRequest request = {
+    .method = "POST",
+    .form = form,
+    .n_form = G_N_ELEMENTS(form),
+    .progress = progress,
+    .progress_data = progress_data,
+    .long_transfer = TRUE,
+  };
+
+  return start_request(graph, &request, url_path, NULL, callback, data);
+}
+
+char *
+wa_media_id_from_json(JsonObject *obj, GError **error)
+{
+  char *id = wa_json_dup_id(obj, "id");
+
+  if (id == NULL || *id == '\0') {
+    g_free(id);
+    g_set_error_literal(error, WA_GRAPH_ERROR, WA_ERROR_CLASS_PERMANENT,
+                        _("The API accepted the file but returned no media id."));
+    return NULL;
+  }
+  return id;
 }

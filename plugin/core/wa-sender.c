@@ -14,6 +14,7 @@ typedef struct {
   guint64 id;
   char *customer_id;
   char *body;
+  char *payload; /* non-text sends: the message's details (JSON), else NULL */
   gboolean preview_url;
 } Outgoing;
 
@@ -75,6 +76,10 @@ outgoing_free(Outgoing *o)
   if (o->body != NULL) {
     memset(o->body, 0, strlen(o->body));
     g_free(o->body);
+  }
+  if (o->payload != NULL) {
+    memset(o->payload, 0, strlen(o->payload));
+    g_free(o->payload);
   }
   g_free(o);
 }
@@ -216,6 +221,7 @@ outgoing_new(const WaStoreOutbox *entry)
   o->id = entry->id;
   o->customer_id = g_strdup(entry->customer_id);
   o->body = g_strdup(entry->body);
+  o->payload = g_strdup(entry->payload);
   o->preview_url = entry->preview_url;
   return o;
 }
@@ -425,8 +431,23 @@ start_request(CustomerQueue *q)
 {
   Outgoing *head = g_queue_peek_head(&q->items);
   g_autofree char *callback_data = wa_sender_callback_data(head->id);
-  g_autoptr(JsonNode) message = wa_message_text_new(q->to, head->body, head->preview_url, callback_data);
+  g_autoptr(JsonNode) message = NULL;
 
+  if (head->payload != NULL) {
+    g_autoptr(GError) error = NULL;
+
+    message = wa_message_payload_new(q->to, head->payload, callback_data, &error);
+    if (message == NULL) {
+      /* unreadable details: nothing can go, and nothing went */
+      g_autoptr(WaGraphError) bad = wa_graph_error_new();
+
+      bad->message = g_strdup(error->message);
+      finish_head(q, WA_STORE_OUTBOX_FAILED, bad, q->sender->events.failed);
+      return;
+    }
+  } else {
+    message = wa_message_text_new(q->to, head->body, head->preview_url, callback_data);
+  }
   q->call = wa_graph_send_message(q->sender->graph, q->sender->pnid, message, send_done, q);
 }
 
@@ -552,6 +573,22 @@ wa_sender_enqueue_text(WaSender *sender, const char *customer_id, const char *to
   job->queued = queued;
   job->data = data;
   wa_store_outbox_enqueue(sender->store, customer_id, "text", body, NULL, preview_url, enqueued_cb, job);
+}
+
+void
+wa_sender_enqueue_payload(WaSender *sender, const char *customer_id, const char *to, const char *type, const char *body,
+                          const char *payload, WaSenderQueuedFunc queued, gpointer data)
+{
+  StoreJob *job;
+
+  g_return_if_fail(customer_id != NULL && to != NULL && type != NULL && payload != NULL);
+  if (refused_detached(sender, queued, data))
+    return;
+  job = job_new(sender, JOB_ENQUEUE);
+  job->to = g_strdup(to);
+  job->queued = queued;
+  job->data = data;
+  wa_store_outbox_enqueue(sender->store, customer_id, type, body, payload, FALSE, enqueued_cb, job);
 }
 
 void

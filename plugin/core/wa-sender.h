@@ -100,6 +100,15 @@ typedef void (*WaSenderQueuedFunc)(const WaStoreOutbox *entry, const GError *err
 void wa_sender_enqueue_text(WaSender *sender, const char *customer_id, const char *to, const char *body,
                             gboolean preview_url, WaSenderQueuedFunc queued, gpointer data);
 
+/* Queues a message of @type ("image", "document", ...) whose details are
+ * @payload (JSON: "type" and its object, e.g. from wa_media_payload_new;
+ * a media message names an uploaded media id, so a restored entry is sent
+ * without uploading again). @body is what the conversation's record keeps
+ * (a caption or a file name; may be NULL). Otherwise as
+ * wa_sender_enqueue_text. */
+void wa_sender_enqueue_payload(WaSender *sender, const char *customer_id, const char *to, const char *type,
+                               const char *body, const char *payload, WaSenderQueuedFunc queued, gpointer data);
+
 /* Puts @entry (UNCERTAIN or FAILED, as wa_store_outbox_list gives it) back
  * in the queue of @to: the agent decided to send it again. */
 void wa_sender_resend(WaSender *sender, const WaStoreOutbox *entry, const char *to, WaSenderQueuedFunc queued,

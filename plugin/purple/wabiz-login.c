@@ -203,6 +203,7 @@ wabiz_close(PurpleConnection *gc)
     return;
   wabiz_link_stop(wa);
   wabiz_window_stop(wa);
+  wabiz_file_stop(wa);
   wabiz_outbox_stop(wa);
   wabiz_store_close(wa);
   g_clear_pointer(&wa->graph, wa_graph_free); /* cancels signon_call too */

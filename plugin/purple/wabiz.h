@@ -13,6 +13,7 @@
 #include "wa-http.h"
 #include "wa-i18n.h"
 #include "wa-loop.h"
+#include "wa-media.h"
 #include "wa-sender.h"
 #include "wa-phone.h"
 #include "wa-rxclient.h"
@@ -129,6 +130,9 @@ typedef struct _WabizAccount {
   GHashTable *names;   /* store customer id -> profile name, kept here instead of in blist.xml
                           * when aliases are pseudonymous */
   guint window_timer;
+
+  /* files being uploaded (wabiz-file.c) */
+  GList *uploads; /* FileSend* */
 } WabizAccount;
 
 /* wabiz-loop.c */
@@ -145,6 +149,13 @@ const char *wabiz_normalize(const PurpleAccount *account, const char *who);
 /* Writes why a message did not go (or may not have gone) into the customer's
  * conversation; also used after sign-off, while the account still exists. */
 void wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaGraphError *error, gboolean uncertain);
+
+/* wabiz-file.c: files to customers (send_file, /sendfile) */
+gboolean wabiz_can_receive_file(PurpleConnection *gc, const char *who);
+void wabiz_send_file(PurpleConnection *gc, const char *who, const char *filename);
+PurpleCmdRet wabiz_cmd_sendfile(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+/* Sign-off: uploads in flight stop (nothing of them was queued). */
+void wabiz_file_stop(WabizAccount *wa);
 
 /* wabiz-outbox.c: the durable outbox at sign-on and sign-off, and /resend */
 void wabiz_outbox_start(WabizAccount *wa);
