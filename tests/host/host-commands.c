@@ -196,6 +196,21 @@ cmd_send(const HostCmd *cmd)
 	host_event_emit(b);
 }
 
+/* What Pidgin's "Send File..." does once a file is picked (and BitlBee
+ * after a DCC SEND): the prpl's send_file with the path. */
+static void
+cmd_send_file(const HostCmd *cmd)
+{
+	const char *to = need_string(cmd, "to");
+	const char *path = to != NULL ? need_string(cmd, "path") : NULL;
+	PurpleConnection *gc;
+
+	if (path == NULL || (gc = need_connection(cmd)) == NULL)
+		return;
+	serv_send_file(gc, to, path);
+	host_cmd_ok(cmd);
+}
+
 static void
 cmd_command(const HostCmd *cmd)
 {
@@ -678,6 +693,7 @@ static const struct {
 } commands[] = {
 	{ "ping", cmd_ping },
 	{ "send", cmd_send },
+	{ "send_file", cmd_send_file },
 	{ "command", cmd_command },
 	{ "answer", cmd_answer },
 	{ "enable", cmd_enable },

@@ -114,6 +114,9 @@ gboolean host_request_answer(guint id, JsonObject *obj, GError **error);
 /* Closes every request still pending (no callbacks are called). */
 void host_request_close_all(void);
 
+/* --- host-xfer.c: file transfers ("xfer" events) ------------------- */
+PurpleXferUiOps *host_xfer_ui_ops(void);
+
 /* --- host-commands.c: stdin ----------------------------------------- */
 /* Watches fd 0 for command lines; EOF asks the host to quit. */
 void host_commands_start(void);

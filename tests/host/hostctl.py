@@ -461,6 +461,11 @@ class Host:
         """Types text (HTML) into the IM conversation with to and sends it."""
         return self.call({"cmd": "send", "to": to, "text": text}, timeout)
 
+    def send_file(self, to, path, timeout=None):
+        """The prpl's send_file for ``path`` to ``to`` (Pidgin's Send File,
+        drag and drop, BitlBee's DCC); "xfer" events follow."""
+        return self.call({"cmd": "send_file", "to": to, "path": path}, timeout=timeout)
+
     def command(self, conv, text, timeout=None):
         """Runs a /command in conversation conv; the answer has "status"
         (ok, failed, not-found, wrong-args, wrong-prpl, wrong-type) and
