@@ -364,16 +364,15 @@ wa_graph_send_message(WaGraph *graph, const char *phone_number_id, JsonNode *mes
 
 /* ---- media: POST /{phone-number-id}/media ---- */
 
-WaGraphCall *
-wa_graph_upload_media(WaGraph *graph, const char *phone_number_id, const char *path, const char *mime,
-                      const char *filename, WaHttpProgress progress, gpointer progress_data, WaGraphCallback callback,
-                      gpointer data)
+static WaGraphCall *
+upload(WaGraph *graph, const char *phone_number_id, const WaHttpFormPart *file, WaHttpProgress progress,
+       gpointer progress_data, WaGraphCallback callback, gpointer data)
 {
   g_autofree char *url_path = g_strconcat(phone_number_id, "/media", NULL);
   const WaHttpFormPart form[] = {
     {.name = "messaging_product", .value = "whatsapp"},
-    {.name = "type", .value = mime},
-    {.name = "file", .path = path, .filename = filename, .type = mime},
+    {.name = "type", .value = file->type},
+    *file,
   };
   WaHttpRequest request = {
     .method = "POST",
@@ -385,6 +384,28 @@ wa_graph_upload_media(WaGraph *graph, const char *phone_number_id, const char *p
   };
 
   return start_request(graph, &request, url_path, NULL, callback, data);
+}
+
+WaGraphCall *
+wa_graph_upload_media(WaGraph *graph, const char *phone_number_id, const char *path, const char *mime,
+                      const char *filename, WaHttpProgress progress, gpointer progress_data, WaGraphCallback callback,
+                      gpointer data)
+{
+  const WaHttpFormPart file = {.name = "file", .path = path, .filename = filename, .type = mime};
+
+  return upload(graph, phone_number_id, &file, progress, progress_data, callback, data);
+}
+
+WaGraphCall *
+wa_graph_upload_media_bytes(WaGraph *graph, const char *phone_number_id, GBytes *bytes, const char *mime,
+                            const char *filename, WaGraphCallback callback, gpointer data)
+{
+  gsize len = 0;
+  const void *bytes_data = g_bytes_get_data(bytes, &len);
+  const WaHttpFormPart file = {
+    .name = "file", .data = bytes_data != NULL ? bytes_data : "", .data_len = len, .filename = filename, .type = mime};
+
+  return upload(graph, phone_number_id, &file, NULL, NULL, callback, data);
 }
 
 char *

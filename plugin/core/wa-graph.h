@@ -109,6 +109,9 @@ WaGraphCall *wa_graph_send_message(WaGraph *graph, const char *phone_number_id, 
 WaGraphCall *wa_graph_upload_media(WaGraph *graph, const char *phone_number_id, const char *path, const char *mime,
                                    const char *filename, WaHttpProgress progress, gpointer progress_data,
                                    WaGraphCallback callback, gpointer data);
+/* The same for bytes in memory (copied; a pasted image). */
+WaGraphCall *wa_graph_upload_media_bytes(WaGraph *graph, const char *phone_number_id, GBytes *bytes, const char *mime,
+                                         const char *filename, WaGraphCallback callback, gpointer data);
 /* The media id of an upload's reply (newly allocated), or NULL with @error. */
 char *wa_media_id_from_json(JsonObject *obj, GError **error);
 

@@ -213,6 +213,10 @@ form_new(CURL *easy, const WaHttpRequest *request)
       /* filedata sets the path's base name; the caller's name wins */
       curl_mime_filename(part, p->filename);
       curl_mime_type(part, p->type);
+    } else if (p->data != NULL) {
+      curl_mime_data(part, p->data, p->data_len);
+      curl_mime_filename(part, p->filename);
+      curl_mime_type(part, p->type);
     } else {
       curl_mime_data(part, p->value != NULL ? p->value : "", CURL_ZERO_TERMINATED);
     }

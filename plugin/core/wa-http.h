@@ -19,14 +19,17 @@ G_BEGIN_DECLS
 typedef struct _WaHttp WaHttp;
 typedef struct _WaHttpCall WaHttpCall;
 
-/* One part of a multipart/form-data body: a text field (@value) or a file
- * streamed from disk (@path; never read into memory whole). */
+/* One part of a multipart/form-data body: a text field (@value), a file
+ * streamed from disk (@path; never read into memory whole) or bytes in
+ * memory (@data, copied). */
 typedef struct {
   const char *name;
-  const char *value;    /* a text field, or NULL */
-  const char *path;     /* a file, or NULL */
-  const char *filename; /* the file name sent with @path */
-  const char *type;     /* the Content-Type of @path's part */
+  const char *value; /* a text field, or NULL */
+  const char *path;  /* a file, or NULL */
+  const void *data;  /* or the file's bytes, or NULL */
+  gsize data_len;
+  const char *filename; /* the file name sent with @path or @data */
+  const char *type;     /* the Content-Type of that part */
 } WaHttpFormPart;
 
 /* Upload progress: @sent of @total bytes of the request body. Must not

@@ -15,7 +15,10 @@
  * memory, or keep a PurpleXfer after the account signed off. */
 #include "wabiz.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+static void compose_free(WabizCompose *c);
 
 typedef struct {
   WabizAccount *wa;
@@ -346,6 +349,8 @@ wabiz_send_file(PurpleConnection *gc, const char *who, const char *filename)
 void
 wabiz_file_stop(WabizAccount *wa)
 {
+  while (wa->composes != NULL)
+    compose_free(wa->composes->data);
   while (wa->uploads != NULL)
     file_send_end(wa->uploads->data);
 }
@@ -417,4 +422,256 @@ wabiz_cmd_sendfile(PurpleConversation *conv, const char *cmd, char **args, char 
   fs = file_send_new(wa, who, path, caption, TRUE);
   purple_xfer_request_accepted(fs->xfer, path);
   return PURPLE_CMD_RET_OK;
+}
+
+/* ---- pasted images: a message with <img id="N"> ------------------------------------------
+ * Pidgin puts images pasted or inserted into a message in its imgstore and
+ * sends <img id="N"> in the HTML. Each image is checked and uploaded from
+ * the imgstore's bytes, one after the other; then the parts of the message
+ * go into the outbox in their order (text as text, images by id), all in
+ * one go, so the store keeps the order. An image that is refused or whose
+ * upload fails is told and left out; the rest still goes. */
+
+typedef struct {
+  char *text;         /* WhatsApp text, or NULL for an image */
+  GBytes *data;       /* the image's bytes, until uploaded */
+  WaMediaInfo *info;  /* the image */
+  char *media_id;     /* once uploaded */
+  gboolean attempted; /* its upload has ended (media_id or not) */
+} Part;
+
+struct _WabizCompose {
+  WabizAccount *wa;
+  char *customer;
+  GPtrArray *parts;    /* Part* in the message's order */
+  WaGraphCall *upload; /* the one upload in flight */
+  Part *uploading;
+};
+
+static void
+part_free(Part *part)
+{
+  if (part->text != NULL)
+    sodium_memzero(part->text, strlen(part->text));
+  g_free(part->text);
+  g_clear_pointer(&part->data, g_bytes_unref);
+  wa_media_info_free(part->info);
+  g_free(part->media_id);
+  g_free(part);
+}
+
+static void
+compose_free(WabizCompose *c)
+{
+  c->wa->composes = g_list_remove(c->wa->composes, c);
+  if (c->upload != NULL)
+    wa_graph_cancel(c->upload);
+  g_ptr_array_unref(c->parts);
+  g_free(c->customer);
+  g_free(c);
+}
+
+gboolean
+wabiz_file_has_images(const char *html)
+{
+  const char *start, *end;
+  GData *attributes = NULL;
+  gboolean found = FALSE;
+
+  if (html == NULL)
+    return FALSE;
+  if (purple_markup_find_tag("img", html, &start, &end, &attributes)) {
+    found = g_datalist_get_data(&attributes, "id") != NULL;
+    g_datalist_clear(&attributes);
+  }
+  return found;
+}
+
+static void
+add_text(WabizCompose *c, const char *html, gsize len)
+{
+  g_autofree char *chunk = g_strndup(html, len);
+  char *text = wa_html_to_whatsapp(chunk);
+  Part *part;
+
+  g_strstrip(text);
+  if (*text == '\0') {
+    g_free(text);
+    return;
+  }
+  part = g_new0(Part, 1);
+  part->text = text;
+  g_ptr_array_add(c->parts, part);
+}
+
+static void
+add_image(WabizCompose *c, int id)
+{
+  PurpleStoredImage *img = purple_imgstore_find_by_id(id);
+  g_autoptr(GError) error = NULL;
+  Part *part;
+  const char *name;
+  gsize size;
+
+  if (img == NULL)
+    return;
+  size = purple_imgstore_get_size(img);
+  name = purple_imgstore_get_filename(img);
+  part = g_new0(Part, 1);
+  part->data = g_bytes_new(purple_imgstore_get_data(img), size);
+  part->info = wa_media_classify_bytes(purple_imgstore_get_data(img), size, size,
+                                       name != NULL && *name != '\0' ? name : "image", &error);
+  if (part->info == NULL) {
+    wabiz_conv_write_plain(wabiz_conv_im(c->wa->account, c->customer, TRUE), error->message, PURPLE_MESSAGE_ERROR, 0);
+    part_free(part);
+    return;
+  }
+  g_ptr_array_add(c->parts, part);
+}
+
+static void compose_next(WabizCompose *c);
+
+static void
+compose_text_queued(const WaStoreOutbox *entry, const GError *error, gpointer data)
+{
+  FileQueued *fq = data;
+
+  wabiz_store_release(fq->wa, fq);
+  if (error != NULL) {
+    g_autofree char *text = g_strdup_printf(_("Not sent: the message could not be stored (%s)."), error->message);
+
+    wabiz_conv_write_plain(wabiz_conv_im(fq->wa->account, fq->customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
+  }
+  file_queued_free(fq);
+}
+
+static void
+compose_ensured(const WaStoreCustomerUpdate *update, const GError *error, gpointer data)
+{
+  WabizCompose *c = data;
+  WabizAccount *wa = c->wa;
+  PurpleBuddy *buddy;
+
+  wabiz_store_release(wa, c);
+  if (error != NULL || wa->sender == NULL) {
+    g_autofree char *text = g_strdup_printf(_("Not sent: the message could not be stored (%s)."),
+                                            error != NULL ? error->message : _("the account is offline"));
+
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, c->customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
+    compose_free(c);
+    return;
+  }
+  buddy = purple_find_buddy(wa->account, c->customer);
+  if (buddy != NULL)
+    wabiz_customer_identify(wa, buddy, update->customer->id, NULL);
+  /* all in one go: the store runs them in this order */
+  for (guint i = 0; i < c->parts->len; i++) {
+    Part *part = g_ptr_array_index(c->parts, i);
+    FileQueued *fq;
+
+    if (part->text != NULL) {
+      g_auto(GStrv) pieces = wa_text_split(part->text, WA_TEXT_MAX_UNITS);
+
+      for (guint j = 0; pieces[j] != NULL; j++) {
+        fq = g_new0(FileQueued, 1);
+        fq->wa = wa;
+        fq->customer = g_strdup(c->customer);
+        wa_sender_enqueue_text(wa->sender, update->customer->id, c->customer, pieces[j], wa_text_has_url(pieces[j]),
+                               compose_text_queued, wabiz_store_hold(wa, fq, (GDestroyNotify) file_queued_free));
+        sodium_memzero(pieces[j], strlen(pieces[j]));
+      }
+      continue;
+    }
+    if (part->media_id == NULL)
+      continue; /* refused or failed: told already */
+    fq = g_new0(FileQueued, 1);
+    fq->wa = wa;
+    fq->customer = g_strdup(c->customer);
+    fq->type = g_strdup(wa_media_kind_name(part->info->kind));
+    fq->payload = wa_media_payload_new(part->info, part->media_id, NULL);
+    fq->line = wa_media_describe(part->info);
+    wa_sender_enqueue_payload(wa->sender, update->customer->id, c->customer, fq->type, fq->line, fq->payload, queued_cb,
+                              wabiz_store_hold(wa, fq, (GDestroyNotify) file_queued_free));
+  }
+  compose_free(c);
+}
+
+static void
+compose_uploaded(WaGraphReply *reply, gpointer data)
+{
+  WabizCompose *c = data;
+  Part *part = c->uploading;
+  g_autoptr(GError) error = NULL;
+
+  c->upload = NULL;
+  c->uploading = NULL;
+  part->attempted = TRUE;
+  g_clear_pointer(&part->data, g_bytes_unref);
+  if (reply->error == NULL)
+    part->media_id = wa_media_id_from_json(reply->object, &error);
+  if (reply->error != NULL) {
+    wabiz_report_unsent(c->wa->account, c->customer, reply->error, FALSE);
+  } else if (part->media_id == NULL) {
+    g_autofree char *text = g_strdup_printf(_("Not sent: %s"), error->message);
+
+    wabiz_conv_write_plain(wabiz_conv_im(c->wa->account, c->customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
+  }
+  compose_next(c);
+}
+
+/* Uploads the next image, or queues everything once all are done. */
+static void
+compose_next(WabizCompose *c)
+{
+  WabizAccount *wa = c->wa;
+  gboolean bsuid;
+
+  for (guint i = 0; i < c->parts->len; i++) {
+    Part *part = g_ptr_array_index(c->parts, i);
+
+    if (part->text != NULL || part->attempted)
+      continue;
+    c->uploading = part;
+    c->upload = wa_graph_upload_media_bytes(wa->graph, wa->pnid, part->data, part->info->mime, part->info->filename,
+                                            compose_uploaded, c);
+    if (c->upload != NULL)
+      return;
+    c->uploading = NULL;
+    part->attempted = TRUE;
+  }
+  /* no longer in flight: the store holds it from here */
+  wa->composes = g_list_remove(wa->composes, c);
+  if (wa->store == NULL || wa->sender == NULL) {
+    compose_free(c);
+    return;
+  }
+  bsuid = wa_id_is_bsuid(c->customer);
+  wa_store_customer_ensure(wa->store, bsuid ? NULL : c->customer, bsuid ? c->customer : NULL, NULL,
+                           WA_STORE_ENSURE_DEFAULT, compose_ensured,
+                           wabiz_store_hold(wa, c, (GDestroyNotify) compose_free));
+}
+
+void
+wabiz_file_send_composed(WabizAccount *wa, const char *customer, const char *html)
+{
+  WabizCompose *c = g_new0(WabizCompose, 1);
+  const char *p = html;
+  const char *start, *end;
+  GData *attributes = NULL;
+
+  c->wa = wa;
+  c->customer = g_strdup(customer);
+  c->parts = g_ptr_array_new_with_free_func((GDestroyNotify) part_free);
+  while (purple_markup_find_tag("img", p, &start, &end, &attributes)) {
+    const char *id = g_datalist_get_data(&attributes, "id");
+
+    add_text(c, p, start - p);
+    if (id != NULL)
+      add_image(c, atoi(id));
+    g_datalist_clear(&attributes);
+    p = end + 1;
+  }
+  add_text(c, p, strlen(p));
+  wa->composes = g_list_prepend(wa->composes, c);
+  compose_next(c);
 }

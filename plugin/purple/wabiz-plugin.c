@@ -164,8 +164,8 @@ plugin_unload(PurplePlugin *plugin)
 }
 
 static PurplePluginProtocolInfo prpl_info = {
-  .options = 0,                /* the access token is the account password */
-  .icon_spec = NO_BUDDY_ICONS, /* the business profile picture comes with profile editing */
+  .options = OPT_PROTO_IM_IMAGE, /* images in IMs (pasted ones go out as images); the token is the password */
+  .icon_spec = NO_BUDDY_ICONS,   /* the business profile picture comes with profile editing */
   .list_icon = wabiz_list_icon,
   .status_types = wabiz_status_types,
   .login = wabiz_login,

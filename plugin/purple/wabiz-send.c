@@ -261,12 +261,15 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
   g_autofree char *text = NULL;
   SendJob *job;
   gboolean bsuid;
+  gboolean images;
 
   if (wa->sender == NULL || wa->store == NULL)
     return -ENOTCONN;
   text = wa_html_to_whatsapp(message);
   g_strstrip(text);
-  if (*text == '\0')
+  /* pasted images (Pidgin's imgstore; BitlBee has none) */
+  images = !wabiz_bitlbee() && wabiz_file_has_images(message);
+  if (*text == '\0' && !images)
     return 0;
 
   /* BitlBee runs no libpurple commands: a line starting with / or ! is one */
@@ -312,6 +315,10 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
     return 1;
   }
 
+  if (images) {
+    wabiz_file_send_composed(wa, customer, message);
+    return 1;
+  }
   job = g_new0(SendJob, 1);
   job->wa = wa;
   job->to = g_strdup(customer);

@@ -70,6 +70,7 @@
 #define WABIZ_MARK "[wabiz]"
 
 typedef struct _ResendDialog ResendDialog;
+typedef struct _WabizCompose WabizCompose;
 
 typedef struct _WabizAccount {
   PurpleAccount *account;
@@ -132,7 +133,8 @@ typedef struct _WabizAccount {
   guint window_timer;
 
   /* files being uploaded (wabiz-file.c) */
-  GList *uploads; /* FileSend* */
+  GList *uploads;  /* FileSend* */
+  GList *composes; /* WabizCompose*: messages with pasted images, uploading */
 } WabizAccount;
 
 /* wabiz-loop.c */
@@ -154,6 +156,10 @@ void wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaG
 gboolean wabiz_can_receive_file(PurpleConnection *gc, const char *who);
 void wabiz_send_file(PurpleConnection *gc, const char *who, const char *filename);
 PurpleCmdRet wabiz_cmd_sendfile(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+/* A message with pasted images (<img id="N"> from the imgstore). */
+gboolean wabiz_file_has_images(const char *html);
+/* Uploads its images, then queues text and images in the message's order. */
+void wabiz_file_send_composed(WabizAccount *wa, const char *customer, const char *html);
 /* Sign-off: uploads in flight stop (nothing of them was queued). */
 void wabiz_file_stop(WabizAccount *wa);
 

@@ -168,6 +168,25 @@ class Files(Scenario):
         wait_until(lambda: len(self.sim.sent()) == 1 or None, what="one send")
         self.assertEqual(len(self.media_posts()), 1)
 
+    def test_pasted_images_go_in_order_with_the_text(self):
+        first = self.host.call({"cmd": "imgstore_add", "path": self.file("shelf.jpg", jpeg())})["id"]
+        second = self.host.call({"cmd": "imgstore_add", "path": self.file("door.png", bmp())})["id"]
+        third = self.host.call({"cmd": "imgstore_add", "path": self.file("sign.jpg", jpeg(10))})["id"]
+        self.host.send_im(ANNA, 'Here: <IMG ID="%d"> and <b>the door</b> <img id="%d"><br><img id="%d">'
+                          % (first, second, third))
+        # the BMP is refused (nothing uploaded for it); the rest goes in order
+        refused = self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("error")})
+        self.assertIn("door.png", refused["message"])
+        self.assertIn("image/bmp", refused["message"])
+        sent = self.sim.wait_for_sent(4)
+        uploads = self.uploads()
+        self.assertEqual([u["filename"] for u in uploads], ["shelf.jpg", "sign.jpg"])
+        self.assertEqual([(m["request"]["type"], m["request"].get("text") or m["request"].get("image"))
+                          for m in sent],
+                         [("text", {"body": "Here:"}), ("image", {"id": uploads[0]["id"]}),
+                          ("text", {"body": "and *the door*"}), ("image", {"id": uploads[1]["id"]})])
+        self.sent_line("[Image] sign.jpg, 32 bytes")
+
     def test_notices_take_no_files(self):
         # can_receive_file says no: the core does not even start a transfer
         self.host.send_file("notices", self.file("a.jpg", jpeg()))

@@ -211,6 +211,33 @@ cmd_send_file(const HostCmd *cmd)
 	host_cmd_ok(cmd);
 }
 
+/* What pasting an image into Pidgin's message box does: the image goes
+ * into the imgstore; the message then carries <img id="N">. ok has "id". */
+static void
+cmd_imgstore_add(const HostCmd *cmd)
+{
+	const char *path = need_string(cmd, "path");
+	GError *error = NULL;
+	char *data = NULL;
+	gsize len = 0;
+	char *name;
+	JsonBuilder *b;
+	int id;
+
+	if (path == NULL)
+		return;
+	if (!g_file_get_contents(path, &data, &len, &error)) {
+		cmd_gerror(cmd, error);
+		return;
+	}
+	name = g_path_get_basename(path);
+	id = purple_imgstore_add_with_id(data, len, name); /* takes data */
+	g_free(name);
+	b = host_cmd_ok_begin(cmd);
+	host_add_int(b, "id", id);
+	host_event_emit(b);
+}
+
 static void
 cmd_command(const HostCmd *cmd)
 {
@@ -694,6 +721,7 @@ static const struct {
 	{ "ping", cmd_ping },
 	{ "send", cmd_send },
 	{ "send_file", cmd_send_file },
+	{ "imgstore_add", cmd_imgstore_add },
 	{ "command", cmd_command },
 	{ "answer", cmd_answer },
 	{ "enable", cmd_enable },
