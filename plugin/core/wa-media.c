@@ -111,6 +111,12 @@ wa_media_kind_label(WaMediaKind kind, gboolean voice)
   }
 }
 
+gboolean
+wa_media_takes_caption(WaMediaKind kind)
+{
+  return kind == WA_MEDIA_IMAGE || kind == WA_MEDIA_VIDEO || kind == WA_MEDIA_DOCUMENT;
+}
+
 char *
 wa_media_format_size(guint64 bytes)
 {
@@ -305,7 +311,7 @@ wa_media_payload_new(const WaMediaInfo *info, const char *media_id, const char *
   g_autoptr(JsonGenerator) gen = json_generator_new();
   g_autoptr(JsonNode) root = NULL;
   const char *kind = wa_media_kind_name(info->kind);
-  gboolean caption_ok = info->kind == WA_MEDIA_IMAGE || info->kind == WA_MEDIA_VIDEO || info->kind == WA_MEDIA_DOCUMENT;
+  gboolean caption_ok = wa_media_takes_caption(info->kind);
 
   g_return_val_if_fail(kind != NULL && media_id != NULL, NULL);
   json_builder_begin_object(b);

@@ -58,6 +58,9 @@ WaMediaInfo *wa_media_classify_bytes(const guint8 *head, gsize head_len, guint64
 /* The same for the file at @path: reads its head only. */
 WaMediaInfo *wa_media_classify_file(const char *path, GError **error);
 
+/* Images, videos and documents take a caption; audio and stickers do not. */
+gboolean wa_media_takes_caption(WaMediaKind kind);
+
 /* "120 KB", "4.8 MB" (decimal units, as Meta states its limits). */
 char *wa_media_format_size(guint64 bytes);
 

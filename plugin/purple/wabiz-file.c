@@ -94,66 +94,29 @@ file_send_end(FileSend *fs)
 /* ---- into the outbox ------------------------------------------------------------ */
 
 static void
+say_not_stored(WabizAccount *wa, const char *customer, const GError *error)
+{
+  g_autofree char *text = g_strdup_printf(_("Not sent: the message could not be stored (%s)."),
+                                          error != NULL ? error->message : _("the account is offline"));
+
+  wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
+}
+
+/* A part is in the outbox: a file's line is written then (text was echoed). */
+static void
 queued_cb(const WaStoreOutbox *entry, const GError *error, gpointer data)
 {
   FileQueued *fq = data;
-  PurpleConversation *conv = wabiz_conv_im(fq->wa->account, fq->customer, TRUE);
 
   wabiz_store_release(fq->wa, fq);
-  if (error != NULL) {
-    g_autofree char *text = g_strdup_printf(_("Not sent: the message could not be stored (%s)."), error->message);
-
-    wabiz_conv_write_plain(conv, text, PURPLE_MESSAGE_ERROR, 0);
-  } else {
-    wabiz_conv_write_plain(conv, fq->line, PURPLE_MESSAGE_SEND, 0);
-  }
+  if (error != NULL)
+    say_not_stored(fq->wa, fq->customer, error);
+  else if (fq->line != NULL)
+    wabiz_conv_write_plain(wabiz_conv_im(fq->wa->account, fq->customer, TRUE), fq->line, PURPLE_MESSAGE_SEND, 0);
   file_queued_free(fq);
 }
 
-static void
-ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer data)
-{
-  FileQueued *fq = data;
-  WabizAccount *wa = fq->wa;
-  PurpleBuddy *buddy;
-
-  wabiz_store_release(wa, fq);
-  if (error != NULL || wa->sender == NULL) {
-    g_autofree char *text = g_strdup_printf(_("Not sent: the message could not be stored (%s)."),
-                                            error != NULL ? error->message : _("the account is offline"));
-
-    wabiz_conv_write_plain(wabiz_conv_im(wa->account, fq->customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
-    file_queued_free(fq);
-    return;
-  }
-  buddy = purple_find_buddy(wa->account, fq->customer);
-  if (buddy != NULL)
-    wabiz_customer_identify(wa, buddy, update->customer->id, NULL);
-  wa_sender_enqueue_payload(wa->sender, update->customer->id, fq->customer, fq->type, fq->line, fq->payload, queued_cb,
-                            wabiz_store_hold(wa, fq, (GDestroyNotify) file_queued_free));
-}
-
-/* The uploaded media id of @fs goes into the outbox. */
-static void
-enqueue(FileSend *fs, const char *media_id)
-{
-  WabizAccount *wa = fs->wa;
-  FileQueued *fq = g_new0(FileQueued, 1);
-  g_autofree char *line = wa_media_describe(fs->info);
-  gboolean bsuid = wa_id_is_bsuid(fs->customer);
-
-  fq->wa = wa;
-  fq->customer = g_strdup(fs->customer);
-  fq->type = g_strdup(wa_media_kind_name(fs->info->kind));
-  fq->payload = wa_media_payload_new(fs->info, media_id, fs->caption);
-  if (fs->caption != NULL && fs->info->kind != WA_MEDIA_AUDIO && fs->info->kind != WA_MEDIA_STICKER)
-    fq->line = g_strdup_printf("%s\n%s", line, fs->caption);
-  else
-    fq->line = g_steal_pointer(&line);
-  wa_store_customer_ensure(wa->store, bsuid ? NULL : fs->customer, bsuid ? fs->customer : NULL, NULL,
-                           WA_STORE_ENSURE_DEFAULT, ensured_cb,
-                           wabiz_store_hold(wa, fq, (GDestroyNotify) file_queued_free));
-}
+static void enqueue(FileSend *fs, const char *media_id);
 
 /* ---- the upload ---------------------------------------------------------------------- */
 
@@ -434,6 +397,7 @@ wabiz_cmd_sendfile(PurpleConversation *conv, const char *cmd, char **args, char 
 
 typedef struct {
   char *text;         /* WhatsApp text, or NULL for an image */
+  char *caption;      /* an image's (a file's) caption, or NULL */
   GBytes *data;       /* the image's bytes, until uploaded */
   WaMediaInfo *info;  /* the image */
   char *media_id;     /* once uploaded */
@@ -454,6 +418,7 @@ part_free(Part *part)
   if (part->text != NULL)
     sodium_memzero(part->text, strlen(part->text));
   g_free(part->text);
+  g_free(part->caption);
   g_clear_pointer(&part->data, g_bytes_unref);
   wa_media_info_free(part->info);
   g_free(part->media_id);
@@ -469,6 +434,18 @@ compose_free(WabizCompose *c)
   g_ptr_array_unref(c->parts);
   g_free(c->customer);
   g_free(c);
+}
+
+static WabizCompose *
+compose_new(WabizAccount *wa, const char *customer)
+{
+  WabizCompose *c = g_new0(WabizCompose, 1);
+
+  c->wa = wa;
+  c->customer = g_strdup(customer);
+  c->parts = g_ptr_array_new_with_free_func((GDestroyNotify) part_free);
+  wa->composes = g_list_prepend(wa->composes, c);
+  return c;
 }
 
 gboolean
@@ -530,20 +507,7 @@ add_image(WabizCompose *c, int id)
 }
 
 static void compose_next(WabizCompose *c);
-
-static void
-compose_text_queued(const WaStoreOutbox *entry, const GError *error, gpointer data)
-{
-  FileQueued *fq = data;
-
-  wabiz_store_release(fq->wa, fq);
-  if (error != NULL) {
-    g_autofree char *text = g_strdup_printf(_("Not sent: the message could not be stored (%s)."), error->message);
-
-    wabiz_conv_write_plain(wabiz_conv_im(fq->wa->account, fq->customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
-  }
-  file_queued_free(fq);
-}
+static void compose_queue(WabizCompose *c);
 
 static void
 compose_ensured(const WaStoreCustomerUpdate *update, const GError *error, gpointer data)
@@ -554,10 +518,7 @@ compose_ensured(const WaStoreCustomerUpdate *update, const GError *error, gpoint
 
   wabiz_store_release(wa, c);
   if (error != NULL || wa->sender == NULL) {
-    g_autofree char *text = g_strdup_printf(_("Not sent: the message could not be stored (%s)."),
-                                            error != NULL ? error->message : _("the account is offline"));
-
-    wabiz_conv_write_plain(wabiz_conv_im(wa->account, c->customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
+    say_not_stored(wa, c->customer, error);
     compose_free(c);
     return;
   }
@@ -577,7 +538,7 @@ compose_ensured(const WaStoreCustomerUpdate *update, const GError *error, gpoint
         fq->wa = wa;
         fq->customer = g_strdup(c->customer);
         wa_sender_enqueue_text(wa->sender, update->customer->id, c->customer, pieces[j], wa_text_has_url(pieces[j]),
-                               compose_text_queued, wabiz_store_hold(wa, fq, (GDestroyNotify) file_queued_free));
+                               queued_cb, wabiz_store_hold(wa, fq, (GDestroyNotify) file_queued_free));
         sodium_memzero(pieces[j], strlen(pieces[j]));
       }
       continue;
@@ -588,8 +549,14 @@ compose_ensured(const WaStoreCustomerUpdate *update, const GError *error, gpoint
     fq->wa = wa;
     fq->customer = g_strdup(c->customer);
     fq->type = g_strdup(wa_media_kind_name(part->info->kind));
-    fq->payload = wa_media_payload_new(part->info, part->media_id, NULL);
+    fq->payload = wa_media_payload_new(part->info, part->media_id, part->caption);
     fq->line = wa_media_describe(part->info);
+    if (part->caption != NULL && wa_media_takes_caption(part->info->kind)) {
+      char *with = g_strdup_printf("%s\n%s", fq->line, part->caption);
+
+      g_free(fq->line);
+      fq->line = with;
+    }
     wa_sender_enqueue_payload(wa->sender, update->customer->id, c->customer, fq->type, fq->line, fq->payload, queued_cb,
                               wabiz_store_hold(wa, fq, (GDestroyNotify) file_queued_free));
   }
@@ -624,7 +591,6 @@ static void
 compose_next(WabizCompose *c)
 {
   WabizAccount *wa = c->wa;
-  gboolean bsuid;
 
   for (guint i = 0; i < c->parts->len; i++) {
     Part *part = g_ptr_array_index(c->parts, i);
@@ -639,6 +605,16 @@ compose_next(WabizCompose *c)
     c->uploading = NULL;
     part->attempted = TRUE;
   }
+  compose_queue(c);
+}
+
+/* Every upload has ended: the parts go into the outbox. */
+static void
+compose_queue(WabizCompose *c)
+{
+  WabizAccount *wa = c->wa;
+  gboolean bsuid;
+
   /* no longer in flight: the store holds it from here */
   wa->composes = g_list_remove(wa->composes, c);
   if (wa->store == NULL || wa->sender == NULL) {
@@ -651,17 +627,29 @@ compose_next(WabizCompose *c)
                            wabiz_store_hold(wa, c, (GDestroyNotify) compose_free));
 }
 
+/* An uploaded file: a message of one part. */
+static void
+enqueue(FileSend *fs, const char *media_id)
+{
+  WabizCompose *c = compose_new(fs->wa, fs->customer);
+  Part *part = g_new0(Part, 1);
+
+  part->info = g_steal_pointer(&fs->info);
+  part->media_id = g_strdup(media_id);
+  part->caption = g_steal_pointer(&fs->caption);
+  part->attempted = TRUE;
+  g_ptr_array_add(c->parts, part);
+  compose_queue(c);
+}
+
 void
 wabiz_file_send_composed(WabizAccount *wa, const char *customer, const char *html)
 {
-  WabizCompose *c = g_new0(WabizCompose, 1);
+  WabizCompose *c = compose_new(wa, customer);
   const char *p = html;
   const char *start, *end;
   GData *attributes = NULL;
 
-  c->wa = wa;
-  c->customer = g_strdup(customer);
-  c->parts = g_ptr_array_new_with_free_func((GDestroyNotify) part_free);
   while (purple_markup_find_tag("img", p, &start, &end, &attributes)) {
     const char *id = g_datalist_get_data(&attributes, "id");
 
@@ -672,6 +660,5 @@ wabiz_file_send_composed(WabizAccount *wa, const char *customer, const char *htm
     p = end + 1;
   }
   add_text(c, p, strlen(p));
-  wa->composes = g_list_prepend(wa->composes, c);
   compose_next(c);
 }

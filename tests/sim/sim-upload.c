@@ -95,10 +95,12 @@ sim_uploads_log (gint64 since)
   return sim_log_since (uploads_log, "uploads", since);
 }
 
-static gboolean bad_param (SimError *err, const char *format, ...) G_GNUC_PRINTF (2, 3);
+static gboolean upload_error (SimError *err, gint64 code, const char *format, ...)
+    G_GNUC_PRINTF (3, 4);
 
+/* 100 for a bad parameter, 131053 for media Meta will not take; always FALSE. */
 static gboolean
-bad_param (SimError *err, const char *format, ...)
+upload_error (SimError *err, gint64 code, const char *format, ...)
 {
   va_list args;
   g_autofree char *details = NULL;
@@ -106,24 +108,14 @@ bad_param (SimError *err, const char *format, ...)
   va_start (args, format);
   details = g_strdup_vprintf (format, args);
   va_end (args);
-  sim_error_set (err, 400, 100, "(#100) Invalid parameter", "%s", details);
+  sim_error_set (err, 400, code,
+                 code == 100 ? "(#100) Invalid parameter" : "(#131053) Media upload error", "%s",
+                 details);
   return FALSE;
 }
 
-static gboolean media_error (SimError *err, const char *format, ...) G_GNUC_PRINTF (2, 3);
-
-static gboolean
-media_error (SimError *err, const char *format, ...)
-{
-  va_list args;
-  g_autofree char *details = NULL;
-
-  va_start (args, format);
-  details = g_strdup_vprintf (format, args);
-  va_end (args);
-  sim_error_set (err, 400, 131053, "(#131053) Media upload error", "%s", details);
-  return FALSE;
-}
+#define bad_param(err, ...) upload_error (err, 100, __VA_ARGS__)
+#define media_error(err, ...) upload_error (err, 131053, __VA_ARGS__)
 
 /* "audio/ogg; codecs=opus" -> "audio/ogg" and "opus". */
 static char *
