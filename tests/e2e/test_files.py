@@ -168,6 +168,23 @@ class Files(Scenario):
         wait_until(lambda: len(self.sim.sent()) == 1 or None, what="one send")
         self.assertEqual(len(self.media_posts()), 1)
 
+    def test_cancelled_upload_sends_nothing(self):
+        # the simulator holds the upload; the agent presses Cancel meanwhile
+        self.sim.fault(path="/media", delay_ms=3000, count=1)
+        self.host.send_file(ANNA, self.file("late.pdf", pdf()))
+        self.host.wait_for({"event": "xfer", "what": "progress", "status": "started"})
+        wait_until(lambda: self.sim.control("GET", "fault")["paused"] == 1 or None,
+                   what="the upload to be held by the simulator")
+        self.assertEqual(self.host.call({"cmd": "xfer_cancel"})["cancelled"], 1)
+        self.host.wait_for({"event": "xfer", "what": "cancel_local"})
+        wait_until(lambda: self.sim.control("GET", "fault")["paused"] == 0 or None,
+                   what="the held upload to end", timeout=30)
+        self.host.expect_none({"event": "write", "flags": has("send"), "message": contains("[Document]")}, 0.5)
+        self.assertEqual(self.sim.sent(), [])
+        # and the next file goes
+        self.host.send_file(ANNA, self.file("next.pdf", pdf()))
+        self.assertEqual(self.sim.wait_for_sent(1)[0]["request"]["document"]["filename"], "next.pdf")
+
     def test_pasted_images_go_in_order_with_the_text(self):
         first = self.host.call({"cmd": "imgstore_add", "path": self.file("shelf.jpg", jpeg())})["id"]
         second = self.host.call({"cmd": "imgstore_add", "path": self.file("door.png", bmp())})["id"]

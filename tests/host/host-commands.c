@@ -211,6 +211,15 @@ cmd_send_file(const HostCmd *cmd)
 	host_cmd_ok(cmd);
 }
 
+static void
+cmd_xfer_cancel(const HostCmd *cmd)
+{
+	JsonBuilder *b = host_cmd_ok_begin(cmd);
+
+	host_add_int(b, "cancelled", host_xfer_cancel_all());
+	host_event_emit(b);
+}
+
 /* What pasting an image into Pidgin's message box does: the image goes
  * into the imgstore; the message then carries <img id="N">. ok has "id". */
 static void
@@ -722,6 +731,7 @@ static const struct {
 	{ "send", cmd_send },
 	{ "send_file", cmd_send_file },
 	{ "imgstore_add", cmd_imgstore_add },
+	{ "xfer_cancel", cmd_xfer_cancel },
 	{ "command", cmd_command },
 	{ "answer", cmd_answer },
 	{ "enable", cmd_enable },

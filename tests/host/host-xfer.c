@@ -11,6 +11,8 @@ typedef struct {
 	PurpleXferStatusType status;
 } XferSeen;
 
+static GList *xfers; /* PurpleXfer* between new_xfer and destroy */
+
 static const char *
 status_name(PurpleXferStatusType status)
 {
@@ -54,6 +56,7 @@ static void
 new_xfer(PurpleXfer *xfer)
 {
 	xfer->ui_data = g_new0(XferSeen, 1);
+	xfers = g_list_append(xfers, xfer);
 	emit(xfer, "new");
 }
 
@@ -61,6 +64,7 @@ static void
 destroy(PurpleXfer *xfer)
 {
 	emit(xfer, "destroy");
+	xfers = g_list_remove(xfers, xfer);
 	g_free(xfer->ui_data);
 	xfer->ui_data = NULL;
 }
@@ -106,6 +110,25 @@ static PurpleXferUiOps xfer_ops = {
 	.cancel_local = cancel_local,
 	.cancel_remote = cancel_remote,
 };
+
+guint
+host_xfer_cancel_all(void)
+{
+	guint n = 0;
+	GList *copy = g_list_copy(xfers);
+
+	for (GList *l = copy; l != NULL; l = l->next) {
+		PurpleXfer *xfer = l->data;
+
+		if (g_list_find(xfers, xfer) == NULL || purple_xfer_is_completed(xfer) ||
+		    purple_xfer_is_canceled(xfer))
+			continue;
+		purple_xfer_cancel_local(xfer);
+		n++;
+	}
+	g_list_free(copy);
+	return n;
+}
 
 PurpleXferUiOps *
 host_xfer_ui_ops(void)
