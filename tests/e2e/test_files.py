@@ -185,6 +185,27 @@ class Files(Scenario):
         self.host.send_file(ANNA, self.file("next.pdf", pdf()))
         self.assertEqual(self.sim.wait_for_sent(1)[0]["request"]["document"]["filename"], "next.pdf")
 
+    def test_large_document_streams_from_disk(self):
+        # 40 MB (sparse on disk): the plugin's memory must not grow by the file
+        size = 40 * 1000 * 1000
+        path = self.file("archive.pdf", pdf())
+        with open(path, "r+b") as f:
+            f.truncate(size)
+        before = self.peak_rss_kb()
+        self.host.send_file(ANNA, path)
+        sent = self.sim.wait_for_sent(1, timeout=120)
+        self.assertEqual(self.uploads()[0]["size"], size)
+        self.assertEqual(sent[0]["request"]["document"]["filename"], "archive.pdf")
+        grown_mb = (self.peak_rss_kb() - before) / 1000
+        self.assertLess(grown_mb, 15, "the host's peak memory grew by %.1f MB for a 40 MB upload" % grown_mb)
+
+    def peak_rss_kb(self):
+        with open("/proc/%d/status" % self.host.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        self.fail("no VmHWM")
+
     def test_pasted_images_go_in_order_with_the_text(self):
         first = self.host.call({"cmd": "imgstore_add", "path": self.file("shelf.jpg", jpeg())})["id"]
         second = self.host.call({"cmd": "imgstore_add", "path": self.file("door.png", bmp())})["id"]
