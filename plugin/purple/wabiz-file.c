@@ -308,16 +308,6 @@ wabiz_send_file(PurpleConnection *gc, const char *who, const char *filename)
     purple_xfer_request(fs->xfer); /* the UI asks for the file */
 }
 
-/* Cancels the uploads in flight (sign-off): nothing of them was queued. */
-void
-wabiz_file_stop(WabizAccount *wa)
-{
-  while (wa->composes != NULL)
-    compose_free(wa->composes->data);
-  while (wa->uploads != NULL)
-    file_send_end(wa->uploads->data);
-}
-
 /* "PATH [CAPTION]", PATH in double quotes when it has spaces; ~ is home. */
 static gboolean
 parse_sendfile(const char *args, char **path, char **caption)
@@ -661,4 +651,25 @@ wabiz_file_send_composed(WabizAccount *wa, const char *customer, const char *htm
   }
   add_text(c, p, strlen(p));
   compose_next(c);
+}
+
+/* Cancels the uploads in flight (sign-off): nothing of them was queued. */
+void
+wabiz_file_stop(WabizAccount *wa)
+{
+  const char *text = _("Not sent: the account signed off during the upload. Send the file again once it is back.");
+
+  while (wa->composes != NULL) {
+    WabizCompose *c = wa->composes->data;
+
+    wabiz_conv_write_plain(wabiz_conv_im(wa->account, c->customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
+    compose_free(c);
+  }
+  while (wa->uploads != NULL) {
+    FileSend *fs = wa->uploads->data;
+
+    if (fs->upload != NULL)
+      say_error(fs, fs->customer, text);
+    file_send_end(fs);
+  }
 }

@@ -185,6 +185,20 @@ class Files(Scenario):
         self.host.send_file(ANNA, self.file("next.pdf", pdf()))
         self.assertEqual(self.sim.wait_for_sent(1)[0]["request"]["document"]["filename"], "next.pdf")
 
+    def test_sign_off_during_an_upload_is_told(self):
+        self.sim.fault(path="/media", delay_ms=3000, count=1)
+        self.host.send_file(ANNA, self.file("slow.pdf", pdf()))
+        wait_until(lambda: self.sim.control("GET", "fault")["paused"] == 1 or None,
+                   what="the upload to be held by the simulator")
+        self.host.disconnect()
+        line = self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("error")})
+        self.assertIn("signed off during the upload", line["message"])
+        self.host.wait_for("signed-off")
+        self.host.wait_for({"event": "xfer", "what": "cancel_local"})
+        wait_until(lambda: self.sim.control("GET", "fault")["paused"] == 0 or None,
+                   what="the held upload to end", timeout=30)
+        self.assertEqual(self.sim.sent(), [])
+
     def test_large_document_streams_from_disk(self):
         # 40 MB (sparse on disk): the plugin's memory must not grow by the file
         size = 40 * 1000 * 1000
