@@ -146,6 +146,8 @@ uploaded_cb(WaGraphReply *reply, gpointer data)
   if (media_id == NULL) {
     if (reply->error != NULL) {
       wabiz_report_unsent(fs->wa->account, fs->customer, reply->error, FALSE);
+      if (reply->error->klass == WA_ERROR_CLASS_AUTH)
+        wabiz_token_refused(fs->wa, reply->error);
     } else {
       g_autofree char *text = g_strdup_printf(_("Not sent: %s"), error->message);
 
@@ -568,6 +570,8 @@ compose_uploaded(WaGraphReply *reply, gpointer data)
     part->media_id = wa_media_id_from_json(reply->object, &error);
   if (reply->error != NULL) {
     wabiz_report_unsent(c->wa->account, c->customer, reply->error, FALSE);
+    if (reply->error->klass == WA_ERROR_CLASS_AUTH)
+      wabiz_token_refused(c->wa, reply->error);
   } else if (part->media_id == NULL) {
     g_autofree char *text = g_strdup_printf(_("Not sent: %s"), error->message);
 

@@ -131,14 +131,19 @@ on_waiting(gpointer user, const char *customer, guint waiting, guint retry_ms, c
   wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);
 }
 
-static void
-on_auth_failed(gpointer user, const WaGraphError *error)
+void
+wabiz_token_refused(WabizAccount *wa, const WaGraphError *error)
 {
-  WabizAccount *wa = from_user(user);
   g_autofree char *reason = wa_graph_error_describe(error);
   g_autofree char *text = g_strdup_printf(_("The access token was refused: %s"), reason);
 
   purple_connection_error_reason(wa->gc, PURPLE_CONNECTION_ERROR_AUTHENTICATION_FAILED, text);
+}
+
+static void
+on_auth_failed(gpointer user, const WaGraphError *error)
+{
+  wabiz_token_refused(from_user(user), error);
 }
 
 static void

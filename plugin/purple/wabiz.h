@@ -151,6 +151,9 @@ const char *wabiz_normalize(const PurpleAccount *account, const char *who);
 /* Writes why a message did not go (or may not have gone) into the customer's
  * conversation; also used after sign-off, while the account still exists. */
 void wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaGraphError *error, gboolean uncertain);
+/* The API refused the token (while sending or uploading): the account
+ * disconnects with an authentication error. */
+void wabiz_token_refused(WabizAccount *wa, const WaGraphError *error);
 
 /* wabiz-file.c: files to customers (send_file, /sendfile) */
 gboolean wabiz_can_receive_file(PurpleConnection *gc, const char *who);

@@ -199,6 +199,16 @@ class Files(Scenario):
                    what="the held upload to end", timeout=30)
         self.assertEqual(self.sim.sent(), [])
 
+    def test_token_refused_at_upload_disconnects(self):
+        self.sim.config(expired_tokens=[self.sim.token])
+        self.host.send_file(ANNA, self.file("a.pdf", pdf()))
+        line = self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("error")})
+        self.assertIn("Not sent:", line["message"])
+        ev = self.host.wait_for("disconnect", timeout=30)
+        self.assertEqual(ev["reason_name"], "AUTHENTICATION_FAILED")
+        self.assertTrue(ev["fatal"])
+        self.assertEqual(self.sim.sent(), [])
+
     def test_large_document_streams_from_disk(self):
         # 40 MB (sparse on disk): the plugin's memory must not grow by the file
         size = 40 * 1000 * 1000
