@@ -86,6 +86,22 @@ class Finch(unittest.TestCase):
         wait_until(lambda: "Yes, two left." in self.screen(), timeout=10, what="the echo")
 
 
+    def test_sendfile_with_the_keyboard(self):
+        url = wait_until(lambda: demo.receiver_url(RECEIVER, self.conf), timeout=60,
+                         what="Finch to sign in and register with the receiver")
+        self.sim.webhook(url=url, app_secret=DEFAULT_APP_SECRET)
+        self.sim.inbound("Do you have a catalogue?", sender=demo.CUSTOMER, name="Anna")
+        self.show_window_with("Do you have a catalogue?")
+        path = os.path.join(self.conf, "catalogue.pdf")
+        with open(path, "wb") as f:
+            f.write(b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n")
+        self.keys("/sendfile %s the spring one" % path, "Enter")
+        sent = self.sim.wait_for_sent(1)
+        self.assertEqual(sent[-1]["request"]["type"], "document")
+        self.assertEqual(sent[-1]["request"]["document"]["filename"], "catalogue.pdf")
+        self.assertEqual(sent[-1]["request"]["document"]["caption"], "the spring one")
+        self.show_window_with("[Document] catalogue.pdf, 33 bytes")
+
     def test_resend_question_answered_with_the_keyboard(self):
         url = wait_until(lambda: demo.receiver_url(RECEIVER, self.conf), timeout=60,
                          what="Finch to sign in and register with the receiver")
