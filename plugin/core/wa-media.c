@@ -232,6 +232,25 @@ wa_media_classify_bytes(const guint8 *head, gsize head_len, guint64 size, const 
     info->limit = table[i].limit;
     break;
   }
+  if (info->kind == WA_MEDIA_NONE && g_str_equal(info->sniffed, "application/zip")) {
+    /* an Office Open XML file whose parts are not in the order libmagic
+     * looks for is just a ZIP to it: the content says "ZIP container",
+     * the name says which of the three */
+    static const char *const ooxml[][2] = {
+      {".docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"},
+      {".xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
+      {".pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation"},
+    };
+    g_autofree char *lower = g_ascii_strdown(info->filename, -1);
+
+    for (guint i = 0; i < G_N_ELEMENTS(ooxml); i++) {
+      if (g_str_has_suffix(lower, ooxml[i][0])) {
+        info->kind = WA_MEDIA_DOCUMENT;
+        info->mime = g_strdup(ooxml[i][1]);
+        info->limit = 100 * MB;
+      }
+    }
+  }
   if (info->kind == WA_MEDIA_NONE && g_str_has_prefix(info->sniffed, "text/")) {
     /* CSV, source code, ...: text, and WhatsApp takes text as text/plain */
     info->kind = WA_MEDIA_DOCUMENT;

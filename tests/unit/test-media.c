@@ -183,6 +183,82 @@ test_refusals(void)
   g_clear_error(&error);
 }
 
+/* A ZIP of @names (stored, empty members): enough for libmagic. */
+static GBytes *
+zip_bytes(const char *const *names)
+{
+  GByteArray *a = g_byte_array_new();
+
+  for (guint i = 0; names[i] != NULL; i++) {
+    guint16 len = (guint16) strlen(names[i]);
+    const guint8 head[] = {'P',
+                           'K',
+                           3,
+                           4,
+                           20,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           (guint8) (len & 0xff),
+                           (guint8) (len >> 8),
+                           0,
+                           0};
+
+    g_byte_array_append(a, head, sizeof(head));
+    g_byte_array_append(a, (const guint8 *) names[i], len);
+  }
+  return g_byte_array_free_to_bytes(a);
+}
+
+static void
+test_office_files(void)
+{
+  static const char *const usual[] = {"[Content_Types].xml", "_rels/.rels", "word/document.xml", NULL};
+  static const char *const other_order[] = {"_rels/.rels", "word/document.xml", "[Content_Types].xml", NULL};
+  static const char *const plain[] = {"notes.txt", "photo.jpg", NULL};
+  g_autoptr(GError) error = NULL;
+  WaMediaInfo *info;
+
+  info = classify(zip_bytes(usual), 0, "offer.docx", &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(info->mime, ==, "application/vnd.openxmlformats-officedocument.wordprocessingml.document");
+  wa_media_info_free(info);
+  /* parts in another order: a ZIP to libmagic; the name says which Office type */
+  info = classify(zip_bytes(other_order), 0, "Offer.DOCX", &error);
+  g_assert_no_error(error);
+  g_assert_cmpint(info->kind, ==, WA_MEDIA_DOCUMENT);
+  g_assert_cmpstr(info->mime, ==, "application/vnd.openxmlformats-officedocument.wordprocessingml.document");
+  wa_media_info_free(info);
+  /* a ZIP that does not say it is an Office file is not taken */
+  info = classify(zip_bytes(plain), 0, "archive.zip", &error);
+  g_assert_null(info);
+  g_assert_error(error, WA_MEDIA_ERROR, WA_MEDIA_ERROR_UNSUPPORTED);
+  g_assert_nonnull(strstr(error->message, "application/zip"));
+  g_clear_error(&error);
+  /* and a name alone makes nothing a document */
+  info = classify(bmp_bytes(), 0, "x.docx", &error);
+  g_assert_null(info);
+  g_clear_error(&error);
+}
+
 static void
 test_limits(void)
 {
@@ -429,6 +505,7 @@ main(int argc, char **argv)
   g_test_add_func("/media/kinds", test_kinds);
   g_test_add_func("/media/refusals", test_refusals);
   g_test_add_func("/media/limits", test_limits);
+  g_test_add_func("/media/office-files", test_office_files);
   g_test_add_func("/media/names-and-lines", test_names_and_lines);
   g_test_add_func("/media/payloads", test_payloads);
   g_test_add_func("/media/upload-multipart", test_upload_multipart);
