@@ -70,6 +70,14 @@ class Finch(unittest.TestCase):
                 self.keys("M-n")
         self.fail("no Finch window shows %r; screen:\n%s" % (text, self.screen()))
 
+    def customer_writes(self, text):
+        """Once Finch is signed in, a customer's message, shown in its window."""
+        url = wait_until(lambda: demo.receiver_url(RECEIVER, self.conf), timeout=60,
+                         what="Finch to sign in and register with the receiver")
+        self.sim.webhook(url=url, app_secret=DEFAULT_APP_SECRET)
+        self.sim.inbound(text, sender=demo.CUSTOMER, name="Anna")
+        self.show_window_with(text)
+
     def test_customer_message_and_reply(self):
         url = wait_until(lambda: demo.receiver_url(RECEIVER, self.conf), timeout=60,
                          what="Finch to sign in and register with the receiver")
@@ -87,11 +95,7 @@ class Finch(unittest.TestCase):
 
 
     def test_sendfile_with_the_keyboard(self):
-        url = wait_until(lambda: demo.receiver_url(RECEIVER, self.conf), timeout=60,
-                         what="Finch to sign in and register with the receiver")
-        self.sim.webhook(url=url, app_secret=DEFAULT_APP_SECRET)
-        self.sim.inbound("Do you have a catalogue?", sender=demo.CUSTOMER, name="Anna")
-        self.show_window_with("Do you have a catalogue?")
+        self.customer_writes("Do you have a catalogue?")
         path = os.path.join(self.conf, "catalogue.pdf")
         with open(path, "wb") as f:
             f.write(b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n")
