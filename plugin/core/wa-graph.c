@@ -132,31 +132,40 @@ http_done(WaHttpResponse *response, gpointer data)
   call_free(call);
 }
 
+/* Starts @request (its URL, token and callback set here). */
 static WaGraphCall *
-start(WaGraph *graph, const char *method, const char *path, const char *query, const char *body, gsize body_len,
-      WaGraphCallback callback, gpointer data)
+start_request(WaGraph *graph, WaHttpRequest *request, const char *path, const char *query, WaGraphCallback callback,
+              gpointer data)
 {
   WaGraphCall *call = g_new0(WaGraphCall, 1);
   g_autofree char *url = NULL;
-  WaHttpRequest request = {0};
 
   url = g_strconcat(graph->base_url, "/", path, query != NULL ? "?" : "", query != NULL ? query : "", NULL);
-  request.method = method;
-  request.url = url;
-  request.bearer = graph->token;
-  request.body = body;
-  request.body_len = body_len;
-  request.content_type = "application/json";
+  request->url = url;
+  request->bearer = graph->token;
   call->graph = graph;
   call->callback = callback;
   call->data = data;
-  call->http_call = wa_http_start(graph->http, &request, http_done, call);
+  call->http_call = wa_http_start(graph->http, request, http_done, call);
   if (call->http_call == NULL) {
     g_free(call);
     return NULL;
   }
   g_hash_table_add(graph->calls, call);
   return call;
+}
+
+static WaGraphCall *
+start(WaGraph *graph, const char *method, const char *path, const char *query, const char *body, gsize body_len,
+      WaGraphCallback callback, gpointer data)
+{
+  WaHttpRequest request = {0};
+
+  request.method = method;
+  request.body = body;
+  request.body_len = body_len;
+  request.content_type = "application/json";
+  return start_request(graph, &request, path, query, callback, data);
 }
 
 WaGraphCall *
@@ -384,4 +393,64 @@ wa_graph_send_message(WaGraph *graph, const char *phone_number_id, JsonNode *mes
 {
   g_autofree char *path = g_strconcat(phone_number_id, "/messages", NULL);
   return wa_graph_post_json(graph, path, message, callback, data);
+}
+
+/* ---- media: POST /{phone-number-id}/media ---- */
+
+static WaGraphCall *
+upload(WaGraph *graph, const char *phone_number_id, const WaHttpFormPart *file, WaHttpProgress progress,
+       gpointer progress_data, WaGraphCallback callback, gpointer data)
+{
+  g_autofree char *url_path = g_strconcat(phone_number_id, "/media", NULL);
+  const WaHttpFormPart form[] = {
+    {.name = "messaging_product", .value = "whatsapp"},
+    {.name = "type", .value = file->type},
+    *file,
+  };
+  WaHttpRequest request = {
+    .method = "POST",
+    .form = form,
+    .n_form = G_N_ELEMENTS(form),
+    .progress = progress,
+    .progress_data = progress_data,
+    .long_transfer = TRUE,
+  };
+
+  return start_request(graph, &request, url_path, NULL, callback, data);
+}
+
+WaGraphCall *
+wa_graph_upload_media(WaGraph *graph, const char *phone_number_id, const char *path, const char *mime,
+                      const char *filename, WaHttpProgress progress, gpointer progress_data, WaGraphCallback callback,
+                      gpointer data)
+{
+  const WaHttpFormPart file = {.name = "file", .path = path, .filename = filename, .type = mime};
+
+  return upload(graph, phone_number_id, &file, progress, progress_data, callback, data);
+}
+
+WaGraphCall *
+wa_graph_upload_media_bytes(WaGraph *graph, const char *phone_number_id, GBytes *bytes, const char *mime,
+                            const char *filename, WaGraphCallback callback, gpointer data)
+{
+  gsize len = 0;
+  const void *bytes_data = g_bytes_get_data(bytes, &len);
+  const WaHttpFormPart file = {
+    .name = "file", .data = bytes_data != NULL ? bytes_data : "", .data_len = len, .filename = filename, .type = mime};
+
+  return upload(graph, phone_number_id, &file, NULL, NULL, callback, data);
+}
+
+char *
+wa_media_id_from_json(JsonObject *obj, GError **error)
+{
+  char *id = wa_json_dup_id(obj, "id");
+
+  if (id == NULL || *id == '\0') {
+    g_free(id);
+    g_set_error_literal(error, WA_GRAPH_ERROR, WA_ERROR_CLASS_PERMANENT,
+                        _("The API accepted the file but returned no media id."));
+    return NULL;
+  }
+  return id;
 }

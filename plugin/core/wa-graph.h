@@ -77,8 +77,9 @@ WaGraphCall *wa_graph_get_phone_number(WaGraph *graph, const char *phone_number_
  * with recipient_type "group"). @callback_data goes into
  * biz_opaque_callback_data (at most 512 characters) when not NULL. */
 JsonNode *wa_message_text_new(const char *customer, const char *body, gboolean preview_url, const char *callback_data);
-/* Builds a message from a composed payload (wa-compose.h: {"type": T, T:
- * {...}, "context"?: {...}}) for @customer (as above, or a group address:
+/* Builds a message from a composed payload (wa-compose.h, or a media
+ * message of wa_media_payload_new: {"type": T, T: {...}, "context"?: {...}};
+ * other members are not sent) for @customer (as above, or a group address:
  * recipient_type "group"). NULL with @error when @payload is not one. */
 JsonNode *wa_message_payload_new(const char *customer, const char *payload, const char *callback_data, GError **error);
 
@@ -102,5 +103,21 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaSendResult, wa_send_result_free)
 
 WaGraphCall *wa_graph_send_message(WaGraph *graph, const char *phone_number_id, JsonNode *message,
                                    WaGraphCallback callback, gpointer data);
+
+/* ---- media: POST /{phone-number-id}/media ---- */
+
+/* Uploads the file at @path (streamed from disk; @filename and @mime are
+ * sent with it, and @mime as the "type" field) as multipart/form-data.
+ * @progress (may be NULL) follows the upload. No total timeout: it fails
+ * when nothing moves for the client's total timeout. The reply holds the
+ * media id (wa_media_id_from_json). */
+WaGraphCall *wa_graph_upload_media(WaGraph *graph, const char *phone_number_id, const char *path, const char *mime,
+                                   const char *filename, WaHttpProgress progress, gpointer progress_data,
+                                   WaGraphCallback callback, gpointer data);
+/* The same for bytes in memory (copied; a pasted image). */
+WaGraphCall *wa_graph_upload_media_bytes(WaGraph *graph, const char *phone_number_id, GBytes *bytes, const char *mime,
+                                         const char *filename, WaGraphCallback callback, gpointer data);
+/* The media id of an upload's reply (newly allocated), or NULL with @error. */
+char *wa_media_id_from_json(JsonObject *obj, GError **error);
 
 G_END_DECLS

@@ -37,6 +37,10 @@ struct _WaHttpCall {
   CURL *easy;
   struct curl_slist *headers;
   char *body_copy;
+  curl_mime *mime;
+  WaHttpProgress progress;
+  gpointer progress_data;
+  curl_off_t progress_last;
   char *method;
   char *log_url;
   GByteArray *body;
@@ -132,6 +136,7 @@ call_free(WaHttpCall *call)
   if (call->easy != NULL)
     curl_easy_cleanup(call->easy);
   curl_slist_free_all(call->headers);
+  curl_mime_free(call->mime);
   g_free(call->body_copy);
   g_free(call->method);
   g_free(call->log_url);
@@ -178,6 +183,45 @@ header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
     g_hash_table_replace(call->resp_headers, name, value);
   }
   return n;
+}
+
+static int
+xferinfo_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+  WaHttpCall *call = userdata;
+
+  if (ulnow != call->progress_last && !call->cancelled) {
+    call->progress_last = ulnow;
+    call->progress((guint64) ulnow, (guint64) MAX(ultotal, ulnow), call->progress_data);
+  }
+  return 0;
+}
+
+/* The multipart body of @request (files streamed by libcurl from disk). */
+static curl_mime *
+form_new(CURL *easy, const WaHttpRequest *request)
+{
+  curl_mime *mime = curl_mime_init(easy);
+
+  for (guint i = 0; i < request->n_form; i++) {
+    const WaHttpFormPart *p = &request->form[i];
+    curl_mimepart *part = curl_mime_addpart(mime);
+
+    curl_mime_name(part, p->name);
+    if (p->path != NULL) {
+      curl_mime_filedata(part, p->path);
+      /* filedata sets the path's base name; the caller's name wins */
+      curl_mime_filename(part, p->filename);
+      curl_mime_type(part, p->type);
+    } else if (p->data != NULL) {
+      curl_mime_data(part, p->data, p->data_len);
+      curl_mime_filename(part, p->filename);
+      curl_mime_type(part, p->type);
+    } else {
+      curl_mime_data(part, p->value != NULL ? p->value : "", CURL_ZERO_TERMINATED);
+    }
+  }
+  return mime;
 }
 
 /* TRUE when @code means the request never left this machine, so it is safe to
@@ -504,7 +548,21 @@ wa_http_start(WaHttp *http, const WaHttpRequest *request, WaHttpCallback callbac
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) http->connect_ms);
-  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) http->total_ms);
+  if (request->long_transfer) {
+    /* a 100 MB upload takes as long as it takes, as long as it moves */
+    curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long) MAX(http->total_ms / 1000, 1u));
+  } else {
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) http->total_ms);
+  }
+  if (request->progress != NULL) {
+    call->progress = request->progress;
+    call->progress_data = request->progress_data;
+    call->progress_last = -1;
+    curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, call);
+    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+  }
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, call);
@@ -529,7 +587,11 @@ wa_http_start(WaHttp *http, const WaHttpRequest *request, WaHttpCallback callbac
   }
   call->headers = curl_slist_append(call->headers, "Expect:");
   call->headers = curl_slist_append(call->headers, "Accept: application/json");
-  if (request->body != NULL) {
+  if (request->form != NULL) {
+    /* libcurl writes the Content-Type with the boundary, and POSTs */
+    call->mime = form_new(easy, request);
+    curl_easy_setopt(easy, CURLOPT_MIMEPOST, call->mime);
+  } else if (request->body != NULL) {
     g_autofree char *ct =
       g_strconcat("Content-Type: ", request->content_type != NULL ? request->content_type : "application/json", NULL);
     call->headers = curl_slist_append(call->headers, ct);
@@ -537,7 +599,9 @@ wa_http_start(WaHttp *http, const WaHttpRequest *request, WaHttpCallback callbac
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, call->body_copy);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) request->body_len);
   }
-  if (g_strcmp0(call->method, "GET") == 0 && request->body == NULL)
+  if (request->form != NULL) {
+    /* a POST already */
+  } else if (g_strcmp0(call->method, "GET") == 0 && request->body == NULL)
     curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
   else if (g_strcmp0(call->method, "POST") != 0)
     curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, call->method);

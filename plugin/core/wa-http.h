@@ -19,13 +19,37 @@ G_BEGIN_DECLS
 typedef struct _WaHttp WaHttp;
 typedef struct _WaHttpCall WaHttpCall;
 
+/* One part of a multipart/form-data body: a text field (@value), a file
+ * streamed from disk (@path; never read into memory whole) or bytes in
+ * memory (@data, copied). */
+typedef struct {
+  const char *name;
+  const char *value; /* a text field, or NULL */
+  const char *path;  /* a file, or NULL */
+  const void *data;  /* or the file's bytes, or NULL */
+  gsize data_len;
+  const char *filename; /* the file name sent with @path or @data */
+  const char *type;     /* the Content-Type of that part */
+} WaHttpFormPart;
+
+/* Upload progress: @sent of @total bytes of the request body. Must not
+ * cancel the call. */
+typedef void (*WaHttpProgress)(guint64 sent, guint64 total, gpointer data);
+
 typedef struct {
   const char *method; /* "GET", "POST", "DELETE" */
   const char *url;
   const char *content_type; /* with a body */
   const char *body;         /* copied; may be NULL */
   gsize body_len;
-  const char *bearer; /* sent as "Authorization: Bearer ..." when not NULL */
+  const char *bearer;         /* sent as "Authorization: Bearer ..." when not NULL */
+  const WaHttpFormPart *form; /* instead of @body: a multipart/form-data POST of @n_form parts */
+  guint n_form;
+  WaHttpProgress progress; /* may be NULL */
+  gpointer progress_data;
+  /* a long transfer (an upload): no total timeout, but it fails when no byte
+   * moves for the total timeout */
+  gboolean long_transfer;
 } WaHttpRequest;
 
 typedef struct {

@@ -597,36 +597,35 @@ refused_detached(WaSender *sender, WaSenderQueuedFunc queued, gpointer data)
   return TRUE;
 }
 
-void
-wa_sender_enqueue_text(WaSender *sender, const char *customer_id, const char *to, const char *body,
-                       gboolean preview_url, WaSenderQueuedFunc queued, gpointer data)
+static void
+enqueue(WaSender *sender, const char *customer_id, const char *to, const char *type, const char *body,
+        const char *payload, gboolean preview_url, WaSenderQueuedFunc queued, gpointer data)
 {
   StoreJob *job;
 
-  g_return_if_fail(customer_id != NULL && to != NULL && body != NULL);
   if (refused_detached(sender, queued, data))
     return;
   job = job_new(sender, JOB_ENQUEUE);
   job->to = g_strdup(to);
   job->queued = queued;
   job->data = data;
-  wa_store_outbox_enqueue(sender->store, customer_id, "text", body, NULL, preview_url, enqueued_cb, job);
+  wa_store_outbox_enqueue(sender->store, customer_id, type, body, payload, preview_url, enqueued_cb, job);
+}
+
+void
+wa_sender_enqueue_text(WaSender *sender, const char *customer_id, const char *to, const char *body,
+                       gboolean preview_url, WaSenderQueuedFunc queued, gpointer data)
+{
+  g_return_if_fail(customer_id != NULL && to != NULL && body != NULL);
+  enqueue(sender, customer_id, to, "text", body, NULL, preview_url, queued, data);
 }
 
 void
 wa_sender_enqueue(WaSender *sender, const char *customer_id, const char *to, const char *type, const char *line,
                   const char *payload, WaSenderQueuedFunc queued, gpointer data)
 {
-  StoreJob *job;
-
   g_return_if_fail(customer_id != NULL && to != NULL && type != NULL && payload != NULL);
-  if (refused_detached(sender, queued, data))
-    return;
-  job = job_new(sender, JOB_ENQUEUE);
-  job->to = g_strdup(to);
-  job->queued = queued;
-  job->data = data;
-  wa_store_outbox_enqueue(sender->store, customer_id, type, line, payload, FALSE, enqueued_cb, job);
+  enqueue(sender, customer_id, to, type, line, payload, FALSE, queued, data);
 }
 
 void

@@ -204,6 +204,7 @@ wabiz_close(PurpleConnection *gc)
   wabiz_link_stop(wa);
   wabiz_window_stop(wa);
   wabiz_kinds_stop(wa);
+  wabiz_file_stop(wa);
   wabiz_outbox_stop(wa);
   wabiz_receipts_stop(wa);
   wabiz_send_gates_clear(wa);

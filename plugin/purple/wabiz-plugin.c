@@ -112,6 +112,10 @@ static const struct {
   {"erase", "", wabiz_cmd_erase, N_("erase: delete everything stored about this customer (asks first)."), NULL},
   {"resend", "s", wabiz_cmd_resend,
    N_("resend [all|drop|list]: decide about messages that may have been sent; without a word, asks."), NULL},
+  {"sendfile", "s", wabiz_cmd_sendfile,
+   N_("sendfile PATH [CAPTION]: send the file at PATH (in double quotes if it has spaces) to this customer, as an "
+      "image, audio, video, sticker or document by its content, with an optional caption."),
+   NULL},
   {"passphrase", "", cmd_action, N_("passphrase: change the passphrase of the account's stored messages."),
    wabiz_passphrase_change_action},
   {"receipts", "s", wabiz_cmd_receipts,
@@ -189,8 +193,8 @@ plugin_unload(PurplePlugin *plugin)
 }
 
 static PurplePluginProtocolInfo prpl_info = {
-  .options = 0,                /* the access token is the account password */
-  .icon_spec = NO_BUDDY_ICONS, /* the business profile picture comes with profile editing */
+  .options = OPT_PROTO_IM_IMAGE, /* images in IMs (pasted ones go out as images); the token is the password */
+  .icon_spec = NO_BUDDY_ICONS,   /* the business profile picture comes with profile editing */
   .list_icon = wabiz_list_icon,
   .status_types = wabiz_status_types,
   .login = wabiz_login,
@@ -202,6 +206,8 @@ static PurplePluginProtocolInfo prpl_info = {
   .tooltip_text = wabiz_tooltip_text,
   .get_info = wabiz_get_info,
   .chat_send = wabiz_chat_send,
+  .can_receive_file = wabiz_can_receive_file,
+  .send_file = wabiz_send_file,
   .blist_node_menu = wabiz_blist_node_menu,
   .struct_size = sizeof(PurplePluginProtocolInfo),
 };

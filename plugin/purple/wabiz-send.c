@@ -142,14 +142,19 @@ on_waiting(gpointer user, const char *customer, guint waiting, guint retry_ms, c
   wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), text, PURPLE_MESSAGE_SYSTEM, 0);
 }
 
-static void
-on_auth_failed(gpointer user, const WaGraphError *error)
+void
+wabiz_token_refused(WabizAccount *wa, const WaGraphError *error)
 {
-  WabizAccount *wa = from_user(user);
   g_autofree char *reason = wa_graph_error_describe(error);
   g_autofree char *text = g_strdup_printf(_("The access token was refused: %s"), reason);
 
   purple_connection_error_reason(wa->gc, PURPLE_CONNECTION_ERROR_AUTHENTICATION_FAILED, text);
+}
+
+static void
+on_auth_failed(gpointer user, const WaGraphError *error)
+{
+  wabiz_token_refused(from_user(user), error);
 }
 
 static void
@@ -391,12 +396,15 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
   g_autoptr(GError) error = NULL;
   g_autofree char *customer = NULL;
   g_autofree char *text = NULL;
+  gboolean images;
 
   if (wa->sender == NULL || wa->store == NULL)
     return -ENOTCONN;
   text = wa_html_to_whatsapp(message);
   g_strstrip(text);
-  if (*text == '\0')
+  /* pasted images (Pidgin's imgstore; BitlBee has none) */
+  images = !wabiz_bitlbee() && wabiz_file_has_images(message);
+  if (*text == '\0' && !images)
     return 0;
 
   /* BitlBee runs no libpurple commands: a line starting with / or ! is one */
@@ -437,6 +445,10 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
   if (wabiz_window_state(wa->account, customer, NULL) == WA_WINDOW_CLOSED) {
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), wabiz_window_closed_text(), PURPLE_MESSAGE_ERROR,
                            0);
+    return 1;
+  }
+  if (images) {
+    wabiz_file_send_composed(wa, customer, message);
     return 1;
   }
   wabiz_send_text(wa, customer, text);

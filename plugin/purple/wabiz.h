@@ -13,6 +13,7 @@
 #include "wa-http.h"
 #include "wa-i18n.h"
 #include "wa-loop.h"
+#include "wa-media.h"
 #include "wa-sender.h"
 #include "wa-phone.h"
 #include "wa-receipts.h"
@@ -72,6 +73,7 @@
 #define WABIZ_MARK "[wabiz]"
 
 typedef struct _ResendDialog ResendDialog;
+typedef struct _WabizCompose WabizCompose;
 
 typedef struct _WabizAccount {
   PurpleAccount *account;
@@ -139,6 +141,9 @@ typedef struct _WabizAccount {
   GHashTable *usernames; /* buddy name -> WhatsApp username (profile.username) */
   /* receipts, typing and ticks (wabiz-receipts.c) */
   GHashTable *receipts; /* buddy name -> its receipt state, ticks and last status */
+  /* files being uploaded (wabiz-file.c) */
+  GList *uploads;  /* FileSend* */
+  GList *composes; /* WabizCompose*: messages with pasted images, uploading */
 } WabizAccount;
 
 /* wabiz-loop.c */
@@ -183,6 +188,20 @@ PurpleCmdRet wabiz_cmd_location(PurpleConversation *conv, const char *cmd, char 
 PurpleCmdRet wabiz_cmd_buttons(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 PurpleCmdRet wabiz_cmd_list(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 PurpleCmdRet wabiz_cmd_askphone(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+/* The API refused the token (while sending or uploading): the account
+ * disconnects with an authentication error. */
+void wabiz_token_refused(WabizAccount *wa, const WaGraphError *error);
+
+/* wabiz-file.c: files to customers (send_file, /sendfile) */
+gboolean wabiz_can_receive_file(PurpleConnection *gc, const char *who);
+void wabiz_send_file(PurpleConnection *gc, const char *who, const char *filename);
+PurpleCmdRet wabiz_cmd_sendfile(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+/* A message with pasted images (<img id="N"> from the imgstore). */
+gboolean wabiz_file_has_images(const char *html);
+/* Uploads its images, then queues text and images in the message's order. */
+void wabiz_file_send_composed(WabizAccount *wa, const char *customer, const char *html);
+/* Sign-off: uploads in flight stop (nothing of them was queued). */
+void wabiz_file_stop(WabizAccount *wa);
 
 /* wabiz-outbox.c: the durable outbox at sign-on and sign-off, and /resend */
 void wabiz_outbox_start(WabizAccount *wa);

@@ -15,6 +15,8 @@ PRIVMSG to that nick.
 
 import os
 import re
+import socket
+import struct
 import sys
 import time
 import unittest
@@ -247,6 +249,39 @@ class BitlBeeIrc(BitlBeeScenario):
             "text": {"body": "Yes, next day."},
         })
         self.irc.expect_none(im_from(ANNA), 1.0)
+
+    def test_dcc_send_reaches_the_api_as_a_document(self):
+        """A DCC SEND from the IRC client to the customer's nick: BitlBee
+        receives the file and hands it to the plugin's send_file, which
+        uploads it and sends it as a document by its media id."""
+        self.start_receiving()
+        self.customer_writes("Can you send the invoice?")
+        data = b"%PDF-1.4\n1 0 obj<<>>endobj\n" + b"%% invoice line\n" * 4000 + b"%%EOF\n"
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(30 * TIMEOUT_FACTOR)
+        port = listener.getsockname()[1]
+        # classic DCC: the address as one 32-bit number, then the size
+        self.irc.say(nick_of(ANNA), "\x01DCC SEND invoice.pdf %d %d %d\x01" % (0x7f000001, port, len(data)))
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(30 * TIMEOUT_FACTOR)
+            conn.sendall(data)
+            # the receiver acknowledges what it got (4-byte totals) until all is there
+            got = 0
+            while got < len(data):
+                ack = conn.recv(4)
+                if len(ack) < 4:
+                    break
+                got = struct.unpack(">I", ack)[0]
+        sent = self.sim.wait_for_sent(1)
+        uploads = self.sim.uploads()
+        self.assertEqual([(u["type"], u["filename"], u["size"]) for u in uploads],
+                         [("application/pdf", "invoice.pdf", len(data))])
+        self.assertEqual(sent[-1]["request"]["document"], {"id": uploads[0]["id"], "filename": "invoice.pdf"})
+        self.irc.wait_for(told(ANNA, "[Document] invoice.pdf"), timeout=30)
 
     def test_reply_with_markup_characters_unchanged(self):
         """What an agent types in IRC is plain text: < > & and quotes reach

@@ -4,7 +4,9 @@ has, and each "write" event says whether BitlBee would show it
 ("bitlbee_shows", by the rules of BitlBee's protocols/purple/purple.c).
 BitlBee itself, driven from an IRC client, is tested in tests/bitlbee."""
 
+import os
 import re
+import tempfile
 import time
 
 from harness import FAST_KDF_ENV, Receiving, contains, has, main, regex, wait_until
@@ -147,6 +149,38 @@ class BitlBeeHost(Receiving):
         time.sleep(0.5)
         self.assertEqual(len(self.sim.sent()), 2)
         self.assert_nothing_hidden(host)
+    def test_files_by_command_and_by_dcc(self):
+        host = self.start_bitlbee()
+        self.sim.inbound("send me the prices", sender=ANNA)
+        host.wait_for({"event": "write", "conv": ANNA, "via": "im", "message": "send me the prices"})
+        folder = tempfile.mkdtemp(prefix="wabiz-bitlbee-files-")
+        path = os.path.join(folder, "price list.pdf")
+        with open(path, "wb") as f:
+            f.write(b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n")
+        host.send_im(ANNA, "!help")
+        self.assertIn("/sendfile", host.wait_for(plugin_line(ANNA, "Commands"))["message"])
+        # typed as text: BitlBee runs no libpurple command
+        host.send_im(ANNA, '/sendfile "%s" this week\'s prices' % path)
+        host.wait_for(plugin_line(ANNA, "Uploading [Document] price list.pdf"))
+        host.wait_for(plugin_line(ANNA, "[Document] price list.pdf, 33 bytes"))
+        sent = self.sim.wait_for_sent(1)
+        self.assertEqual(sent[0]["request"]["document"]["filename"], "price list.pdf")
+        self.assertEqual(sent[0]["request"]["document"]["caption"], "this week's prices")
+        # a refusal is a line BitlBee shows
+        with open(os.path.join(folder, "x.bmp"), "wb") as f:
+            f.write(b"BM:\x00\x00\x00\x00\x00\x00\x006\x00\x00\x00(\x00\x00\x00\x01\x00\x00\x00"
+                    b"\x01\x00\x00\x00\x01\x00\x18\x00" + b"\x00" * 28)
+        host.send_im(ANNA, "/sendfile %s" % os.path.join(folder, "x.bmp"))
+        host.wait_for(plugin_line(ANNA, "Not sent: x.bmp is of a type WhatsApp does not accept"))
+        # an IRC user's DCC SEND: BitlBee saves the file and calls send_file
+        host.send_file(ANNA, path)
+        self.sim.wait_for_sent(2)
+        self.assertEqual(len(self.sim.uploads()), 2)
+        host.wait_for(plugin_line(ANNA, "[Document] price list.pdf, 33 bytes"))
+        # hidden are only libpurple's own transfer lines (the IRC client shows the DCC itself)
+        hidden = [e["message"] for e in host.events({"event": "write"})
+                  if not e["bitlbee_shows"] and "send" not in e["flags"]]
+        self.assertEqual([m for m in hidden if not re.match(r"^(Offering to send|Transfer of file)", m)], [])
 
     def test_service_window_as_presence_and_away_message(self):
         host = self.start_bitlbee()

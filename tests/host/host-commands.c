@@ -266,6 +266,57 @@ cmd_chat_send(const HostCmd *cmd)
 	host_cmd_ok(cmd);
 }
 
+/* What Pidgin's "Send File..." does once a file is picked (and BitlBee
+ * after a DCC SEND): the prpl's send_file with the path. */
+static void
+cmd_send_file(const HostCmd *cmd)
+{
+	const char *to = need_string(cmd, "to");
+	const char *path = to != NULL ? need_string(cmd, "path") : NULL;
+	PurpleConnection *gc;
+
+	if (path == NULL || (gc = need_connection(cmd)) == NULL)
+		return;
+	serv_send_file(gc, to, path);
+	host_cmd_ok(cmd);
+}
+
+static void
+cmd_xfer_cancel(const HostCmd *cmd)
+{
+	JsonBuilder *b = host_cmd_ok_begin(cmd);
+
+	host_add_int(b, "cancelled", host_xfer_cancel_all());
+	host_event_emit(b);
+}
+
+/* What pasting an image into Pidgin's message box does: the image goes
+ * into the imgstore; the message then carries <img id="N">. ok has "id". */
+static void
+cmd_imgstore_add(const HostCmd *cmd)
+{
+	const char *path = need_string(cmd, "path");
+	GError *error = NULL;
+	char *data = NULL;
+	gsize len = 0;
+	char *name;
+	JsonBuilder *b;
+	int id;
+
+	if (path == NULL)
+		return;
+	if (!g_file_get_contents(path, &data, &len, &error)) {
+		cmd_gerror(cmd, error);
+		return;
+	}
+	name = g_path_get_basename(path);
+	id = purple_imgstore_add_with_id(data, len, name); /* takes data */
+	g_free(name);
+	b = host_cmd_ok_begin(cmd);
+	host_add_int(b, "id", id);
+	host_event_emit(b);
+}
+
 static void
 cmd_command(const HostCmd *cmd)
 {
@@ -772,6 +823,9 @@ static const struct {
 	{ "ping", cmd_ping },
 	{ "send", cmd_send },
 	{ "chat_send", cmd_chat_send },
+	{ "send_file", cmd_send_file },
+	{ "imgstore_add", cmd_imgstore_add },
+	{ "xfer_cancel", cmd_xfer_cancel },
 	{ "command", cmd_command },
 	{ "focus", cmd_focus },
 	{ "typing", cmd_typing },

@@ -115,6 +115,11 @@ gboolean host_request_answer(guint id, JsonObject *obj, GError **error);
 /* Closes every request still pending (no callbacks are called). */
 void host_request_close_all(void);
 
+/* --- host-xfer.c: file transfers ("xfer" events) ------------------- */
+PurpleXferUiOps *host_xfer_ui_ops(void);
+/* The Cancel button on every transfer still running; returns how many. */
+guint host_xfer_cancel_all(void);
+
 /* --- host-commands.c: stdin ----------------------------------------- */
 /* Watches fd 0 for command lines; EOF asks the host to quit. */
 void host_commands_start(void);

@@ -473,6 +473,10 @@ class Host:
     def chat_send(self, conv, text, timeout=None):
         """Types text (HTML) into the open chat conv and sends it."""
         return self.call({"cmd": "chat_send", "conv": conv, "text": text}, timeout)
+    def send_file(self, to, path, timeout=None):
+        """The prpl's send_file for ``path`` to ``to`` (Pidgin's Send File,
+        drag and drop, BitlBee's DCC); "xfer" events follow."""
+        return self.call({"cmd": "send_file", "to": to, "path": path}, timeout=timeout)
 
     def command(self, conv, text, timeout=None):
         """Runs a /command in conversation conv; the answer has "status"

@@ -118,6 +118,7 @@ ui_init(void)
 	purple_accounts_set_ui_ops(host_account_ui_ops());
 	purple_notify_set_ui_ops(host_notify_ui_ops());
 	purple_request_set_ui_ops(host_request_ui_ops());
+	purple_xfers_set_ui_ops(host_xfer_ui_ops());
 	purple_idle_set_ui_ops(&idle_ops);
 
 	host_conn_init(&signal_handle);

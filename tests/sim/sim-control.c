@@ -4,6 +4,7 @@
  * webhooks. Faults never apply here. */
 #include "sim.h"
 #include "sim-json.h"
+#include "sim-upload.h"
 #include "sim-validate.h"
 #include "sim-webhook.h"
 
@@ -997,6 +998,11 @@ sim_control_handle (Sim *sim, SoupServerMessage *msg, const char *path)
     answer_info (sim, msg);
   else if (get && g_strcmp0 (what, "sent") == 0)
     answer_log (msg, sim->sent_log, "messages");
+  else if (get && g_strcmp0 (what, "uploads") == 0)
+    {
+      g_autoptr (JsonNode) node = sim_uploads_log (query_since (msg));
+      answer_node (msg, 200, node);
+    }
   else if (get && g_strcmp0 (what, "reads") == 0)
     answer_log (msg, sim->reads_log, "reads");
   else if (get && g_strcmp0 (what, "requests") == 0)
@@ -1031,6 +1037,7 @@ sim_control_handle (Sim *sim, SoupServerMessage *msg, const char *path)
   else if (post && g_strcmp0 (what, "reset") == 0)
     {
       sim_state_reset (sim);
+      sim_uploads_reset ();
       answer_ok (msg);
     }
   else if (post && g_strcmp0 (what, "inbound") == 0)

@@ -5,6 +5,7 @@
  * /_sim/fault. */
 #include "sim.h"
 #include "sim-json.h"
+#include "sim-upload.h"
 #include "sim-validate.h"
 
 #include <string.h>
@@ -618,11 +619,41 @@ handle_messages (GraphRequest *req)
       sim_send_info_clear (&info);
       return;
     }
+  if (!info.is_read && info.type != NULL
+      && !sim_upload_check_send (info.type,
+                                 sim_json_object (json_node_get_object (root), info.type), &err))
+    {
+      reply_error (&req->reply, &err);
+      sim_error_clear (&err);
+      sim_send_info_clear (&info);
+      return;
+    }
   if (info.is_read)
     handle_mark_read (req, root, &info);
   else
     handle_send (req, root, &info);
   sim_send_info_clear (&info);
+}
+
+static void
+handle_upload (GraphRequest *req)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autofree char *id = NULL;
+  SimError err = { 0 };
+
+  id = sim_upload_media (req->sim, req->msg, &err);
+  if (id == NULL)
+    {
+      reply_error (&req->reply, &err);
+      sim_error_clear (&err);
+      return;
+    }
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "id");
+  json_builder_add_string_value (b, id);
+  json_builder_end_object (b);
+  reply_json (&req->reply, b);
 }
 
 /* ---- routing ---- */
@@ -706,7 +737,7 @@ graph_route (GraphRequest *req)
       reply_simple_error (&req->reply, 400, 2500, 0, NULL, message, NULL);
       return;
     }
-  if (n == 3 && g_strcmp0 (parts[2], "messages") != 0)
+  if (n == 3 && g_strcmp0 (parts[2], "messages") != 0 && g_strcmp0 (parts[2], "media") != 0)
     {
       g_autofree char *message = g_strdup_printf ("(#2500) Unknown path components: /%s", parts[2]);
 
@@ -724,6 +755,14 @@ graph_route (GraphRequest *req)
         permission_error (&req->reply, "whatsapp_business_management");
       else
         handle_phone_get (req);
+      return;
+    }
+  if (n == 3 && g_strcmp0 (parts[2], "media") == 0 && g_strcmp0 (req->method, "POST") == 0)
+    {
+      if (noperm)
+        permission_error (&req->reply, "whatsapp_business_messaging");
+      else
+        handle_upload (req);
       return;
     }
   if (n == 3 && g_strcmp0 (req->method, "POST") == 0)

@@ -185,6 +185,15 @@ check_media (JsonObject *media, const char *base, const char *kind, gboolean cap
     }
   if (g_strcmp0 (kind, "document") == 0 && !check_str (media, base, "filename", 0, 0, err, NULL))
     return FALSE;
+  if (json_object_has_member (media, "voice"))
+    {
+      gboolean voice;
+
+      if (g_strcmp0 (kind, "audio") != 0)
+        return fail (err, 100, "Param %s['voice'] is only allowed for audio messages.", base);
+      if (!sim_json_bool (media, "voice", &voice))
+        return fail (err, 100, "Param %s['voice'] must be a boolean.", base);
+    }
   return TRUE;
 }
 

@@ -267,6 +267,34 @@ class Sim:
         body.update(extra)
         return self.send(body)
 
+    def upload(self, data, mime, filename="file", fields=None, token=DEFAULT, version=None,
+               file_type=None):
+        """POST ``data`` (bytes) to ``/<version>/<pnid>/media`` as
+        multipart/form-data with messaging_product=whatsapp and type=``mime``
+        (``fields`` replaces those text fields; a None value leaves one out;
+        ``file_type`` is the file part's Content-Type, ``mime`` by default);
+        same result as graph(). The media id is ``result[1]["id"]``."""
+        boundary = "simctl-" + os.urandom(8).hex()
+        form = {"messaging_product": "whatsapp", "type": mime}
+        form.update(fields or {})
+        parts = []
+        for name, value in form.items():
+            if value is not None:
+                parts.append(('--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+                              % (boundary, name, value)).encode("utf-8"))
+        parts.append(('--%s\r\nContent-Disposition: form-data; name="file"; filename="%s"\r\n'
+                      'Content-Type: %s\r\n\r\n' % (boundary, filename, file_type or mime))
+                     .encode("utf-8") + data + b"\r\n")
+        parts.append(("--%s--\r\n" % boundary).encode("utf-8"))
+        path = "/%s/%s/media" % (version or self.version, self.pnid)
+        return self.graph("POST", path, raw=b"".join(parts), token=token,
+                          headers={"Content-Type": "multipart/form-data; boundary=" + boundary})
+
+    def uploads(self, since=0):
+        """Accepted uploads: seq, id, pnid, messaging_product, type,
+        content_type (of the file part), filename, size, sha256 (hex)."""
+        return self.control("GET", "uploads", query={"since": since})["uploads"]
+
     def mark_read(self, message_id, typing=False):
         """Mark an inbound message as read (optionally with a typing indicator)."""
         body = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}

@@ -24,7 +24,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from simctl import Sim  # noqa: E402
 
 RECIPIENT = "+16505551234"
-MEDIA_ID = "1037543291543636"
+# one upload per kind (unknown media ids are refused with 131053, as at Meta)
+MEDIA = {
+    "image": (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "image/jpeg"),
+    "video": (b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00", "video/mp4"),
+    "audio": (b"\xff\xfb\x90\x00", "audio/mpeg"),
+    "document": (b"%PDF-1.4\n", "application/pdf"),
+    "sticker": (b"RIFF\x16\x00\x00\x00WEBPVP8L", "image/webp"),
+}
+MEDIA_IDS = {}
 WAMID_RE = re.compile(r"^wamid\.[A-Za-z0-9+/=_-]{10,}$")
 TEMPLATE_NAME_RE = re.compile(r"^[a-z0-9_]+$")
 
@@ -50,7 +58,7 @@ def fill(node, inbound_wamid, replaced, key=None, parent_key=None):
         new = "https://example.com/media/" + (parent_key or "file")
     elif key == "id" and parent_key in ("image", "video", "audio", "document", "sticker") \
             and is_placeholder(node):
-        new = MEDIA_ID
+        new = MEDIA_IDS[parent_key]
     elif key == "message_id" and parent_key == "context" and is_placeholder(node):
         new = inbound_wamid
     elif key == "flow_id" and is_placeholder(node):
@@ -87,6 +95,12 @@ def main():
     with Sim.start(binary) as sim:
         # all examples go to one customer: lift the pair limit, keep its checks on
         sim.config(pair_burst=1000)
+        for kind, (data, mime) in MEDIA.items():
+            status, answer, _ = sim.upload(data, mime, "sample")
+            if status != 200:
+                print("FAIL: uploading a sample %s -> %s %s" % (kind, status, answer))
+                return 1
+            MEDIA_IDS[kind] = answer["id"]
         inbound = sim.inbound(**{"from": RECIPIENT.lstrip("+")}, name="Sheena", text="Hi")
         for name in files:
             with open(os.path.join(directory, name), encoding="utf-8") as f:

@@ -240,10 +240,12 @@ def test_media_and_interactive_rules(sim, hooks):
     def media(kind, **obj):
         return {"messaging_product": "whatsapp", "to": CUSTOMER, "type": kind, kind: obj}
 
+    image_id = sim.upload(JPEG, "image/jpeg", "a.jpg")[1]["id"]
+    audio_id = sim.upload(MP3, "audio/mpeg", "a.mp3")[1]["id"]
     good = [
-        ("image by id", media("image", id="123", caption="c" * 1024)),
+        ("image by id", media("image", id=image_id, caption="c" * 1024)),
         ("document by link", media("document", link="https://example.com/a.pdf", filename="a.pdf")),
-        ("audio", media("audio", id="123")),
+        ("audio", media("audio", id=audio_id)),
         ("3 buttons", _interactive("button", {"buttons": [_button(i) for i in range(3)]})),
         ("button title 20", _interactive("button", {"buttons": [_button(1, "t" * 20)]})),
         ("button body 1024", _interactive("button", {"buttons": [_button(1)]}, body="b" * 1024)),
@@ -379,6 +381,75 @@ def test_group_send_rules(sim, hooks):
     sent = sim.sent()
     eq([(m["to"], m["type"], m["request"]["recipient_type"]) for m in sent], [(GROUP, "text", "group")],
        "only the group text was accepted")
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00" + b"\x00" * 64
+MP3 = b"\xff\xfb\x90\x00" + b"\x00" * 64
+OPUS = b"OggS\x00\x02" + b"\x00" * 22 + b"OpusHead\x01\x01"
+PDF = b"%PDF-1.4\n%%EOF\n"
+
+
+def webp(size, animated=False):
+    head = b"RIFF" + (size - 8).to_bytes(4, "little") + b"WEBPVP8X\x0a\x00\x00\x00"
+    return head + (b"\x02" if animated else b"\x00") + b"\x00" * (size - len(head) - 1)
+
+
+def test_uploads(sim, hooks):
+    status, answer, _ = sim.upload(PDF, "application/pdf", "report.pdf")
+    eq(status, 200, "pdf upload")
+    ok(answer["id"].isdigit(), "a numeric media id: %r" % answer)
+    log = sim.uploads()
+    eq(len(log), 1, "one upload logged")
+    eq((log[0]["id"], log[0]["type"], log[0]["filename"], log[0]["size"], log[0]["messaging_product"],
+        log[0]["content_type"]),
+       (answer["id"], "application/pdf", "report.pdf", len(PDF), "whatsapp", "application/pdf"), "the log")
+    eq(sim.upload(OPUS, "audio/ogg; codecs=opus", "n.ogg")[0], 200, "ogg opus")
+    eq(sim.upload(webp(100000), "image/webp", "s.webp")[0], 200, "static sticker of 100 KB")
+    eq(sim.upload(webp(400000, True), "image/webp", "a.webp")[0], 200, "animated sticker of 400 KB")
+
+    graph_error(sim.upload(PDF, "application/pdf", fields={"messaging_product": None}), 400, 100,
+                "no messaging_product")
+    graph_error(sim.upload(PDF, "application/pdf", fields={"messaging_product": "instagram"}), 400, 100,
+                "another product")
+    graph_error(sim.upload(PDF, "application/pdf", fields={"type": None}), 400, 100, "no type")
+    graph_error(sim.upload(b"BM" + b"\x00" * 60, "image/bmp", "x.bmp"), 400, 131053, "an unsupported type")
+    graph_error(sim.upload(PDF, "image/jpeg", "x.jpg"), 400, 131053, "a PDF declared as JPEG")
+    graph_error(sim.upload(JPEG, "image/jpeg", "x.jpg", file_type="image/png"), 400, 131053,
+                "the part's type differs")
+    graph_error(sim.upload(JPEG + b"\x00" * 5000000, "image/jpeg", "big.jpg"), 400, 131053,
+                "an image over 5 MB")
+    graph_error(sim.upload(webp(100001), "image/webp", "s.webp"), 400, 131053, "a static sticker over 100 KB")
+    graph_error(sim.upload(OPUS, "audio/ogg", "n.ogg"), 400, 131053, "ogg without the opus codec")
+    graph_error(sim.upload(PDF, "application/pdf", token="wrong"), 401, 190, "a wrong token")
+    eq(len(sim.uploads()), 4, "refused uploads are not logged")
+
+    # faults on uploads are the general ones, by path
+    sim.fault(path="/media", status=500, code=131016)
+    graph_error(sim.upload(PDF, "application/pdf", "r.pdf"), 500, 131016, "a fault on /media")
+    eq(sim.upload(PDF, "application/pdf", "r.pdf")[0], 200, "the fault was used up")
+
+
+def test_media_sends_by_id(sim, hooks):
+    def media(kind, **obj):
+        return {"messaging_product": "whatsapp", "to": CUSTOMER, "type": kind, kind: obj}
+
+    pdf = sim.upload(PDF, "application/pdf", "r.pdf")[1]["id"]
+    jpeg = sim.upload(JPEG, "image/jpeg", "a.jpg")[1]["id"]
+    opus = sim.upload(OPUS, "audio/ogg; codecs=opus", "n.ogg")[1]["id"]
+    mp3 = sim.upload(MP3, "audio/mpeg", "a.mp3")[1]["id"]
+    sticker = sim.upload(webp(1000), "image/webp", "s.webp")[1]["id"]
+    sent_ok(sim.send(media("document", id=pdf, filename="r.pdf", caption="here")), "document")
+    sent_ok(sim.send(media("image", id=jpeg)), "image")
+    sent_ok(sim.send(media("audio", id=opus, voice=True)), "voice note")
+    sent_ok(sim.send(media("audio", id=mp3)), "mp3 audio")
+    sent_ok(sim.send(media("sticker", id=sticker)), "sticker")
+    graph_error(sim.send(media("image", id="999999999")), 400, 131053, "an unknown id")
+    graph_error(sim.send(media("image", id=pdf)), 400, 131053, "a PDF as an image")
+    graph_error(sim.send(media("image", id=sticker)), 400, 131053, "a WebP as an image")
+    graph_error(sim.send(media("audio", id=mp3, voice=True)), 400, 131053, "an mp3 voice note")
+    graph_error(sim.send(media("audio", id=opus, voice="yes")), 400, 100, "voice not a boolean")
+    graph_error(sim.send(media("image", id=jpeg, voice=True)), 400, 100, "voice on an image")
+    graph_error(sim.send(media("document", id=pdf, link="https://x/a.pdf")), 400, 100, "id and link")
+    sim.reset()
+    graph_error(sim.send(media("document", id=pdf)), 400, 131053, "uploads end with a reset")
 
 
 def test_wa_id_rules(sim, hooks):

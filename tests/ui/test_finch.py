@@ -82,6 +82,14 @@ class Finch(unittest.TestCase):
                 self.keys("M-n")
         self.fail("no Finch window shows %r; screen:\n%s" % (text, self.screen()))
 
+    def customer_writes(self, text):
+        """Once Finch is signed in, a customer's message, shown in its window."""
+        url = wait_until(lambda: demo.receiver_url(RECEIVER, self.conf), timeout=60,
+                         what="Finch to sign in and register with the receiver")
+        self.sim.webhook(url=url, app_secret=DEFAULT_APP_SECRET)
+        self.sim.inbound(text, sender=demo.CUSTOMER, name="Anna")
+        self.show_window_with(text)
+
     def test_customer_message_and_reply(self):
         url = wait_until(lambda: demo.receiver_url(RECEIVER, self.conf), timeout=60,
                          what="Finch to sign in and register with the receiver")
@@ -113,6 +121,18 @@ class Finch(unittest.TestCase):
                          [(inbound["id"], False)])
         self.assertEqual(self.sim.sent(), [])
 
+
+    def test_sendfile_with_the_keyboard(self):
+        self.customer_writes("Do you have a catalogue?")
+        path = os.path.join(self.conf, "catalogue.pdf")
+        with open(path, "wb") as f:
+            f.write(b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n")
+        self.keys("/sendfile %s the spring one" % path, "Enter")
+        sent = self.sim.wait_for_sent(1)
+        self.assertEqual(sent[-1]["request"]["type"], "document")
+        self.assertEqual(sent[-1]["request"]["document"]["filename"], "catalogue.pdf")
+        self.assertEqual(sent[-1]["request"]["document"]["caption"], "the spring one")
+        self.show_window_with("[Document] catalogue.pdf, 33 bytes")
 
     def test_resend_question_answered_with_the_keyboard(self):
         url = wait_until(lambda: demo.receiver_url(RECEIVER, self.conf), timeout=60,
