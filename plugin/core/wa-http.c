@@ -44,6 +44,9 @@ struct _WaHttpCall {
   WaHttpCallback callback;
   gpointer data;
   gboolean too_large;
+  gboolean sink_stopped;
+  gboolean (*sink)(const guint8 *data, gsize len, gpointer sink_data);
+  gpointer sink_data;
   gboolean cancelled;
   gboolean finished;
   CURLcode result;
@@ -148,6 +151,18 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
   WaHttpCall *call = userdata;
   gsize n = size * nmemb;
 
+  if (call->sink != NULL) {
+    long status = 0;
+
+    curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) {
+      if (!call->sink((const guint8 *) ptr, n, call->sink_data)) {
+        call->sink_stopped = TRUE;
+        return 0; /* CURLE_WRITE_ERROR */
+      }
+      return n;
+    }
+  }
   if (call->body->len + n > call->http->max_body) {
     call->too_large = TRUE;
     return 0; /* CURLE_WRITE_ERROR */
@@ -229,6 +244,8 @@ dispatch(WaHttp *http, WaHttpCall *call)
     response.reached = !provably_not_sent(call->result, call->easy);
     if (call->too_large)
       response.error = g_strdup(_("the answer was larger than allowed"));
+    else if (call->sink_stopped)
+      response.error = g_strdup(_("stopped by the receiver"));
     else if (call->errbuf[0] != '\0')
       response.error = g_strdup(call->errbuf);
     else
@@ -504,7 +521,9 @@ wa_http_start(WaHttp *http, const WaHttpRequest *request, WaHttpCallback callbac
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) http->connect_ms);
-  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) http->total_ms);
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) (request->total_ms > 0 ? request->total_ms : http->total_ms));
+  call->sink = request->sink;
+  call->sink_data = request->sink_data;
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, call);

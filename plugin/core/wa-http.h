@@ -26,6 +26,14 @@ typedef struct {
   const char *body;         /* copied; may be NULL */
   gsize body_len;
   const char *bearer; /* sent as "Authorization: Bearer ..." when not NULL */
+  /* Streaming (downloads): the body of a 2xx answer goes to @sink piece by
+   * piece as it arrives, instead of into the response (max_body does not
+   * apply: the sink keeps count); a sink that returns FALSE aborts the call
+   * (not completed, error "stopped by the receiver"). Other answers (errors)
+   * are kept in the response as usual. */
+  gboolean (*sink)(const guint8 *data, gsize len, gpointer sink_data);
+  gpointer sink_data;
+  guint total_ms; /* > 0: this call's total timeout instead of the default */
 } WaHttpRequest;
 
 typedef struct {
