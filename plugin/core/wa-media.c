@@ -95,6 +95,19 @@ wa_media_url_allowed(const char *url, const char *base_url, GError **error)
   return FALSE;
 }
 
+/* ---- types ------------------------------------------------------------------------- */
+
+gboolean
+wa_media_type_downloads(const char *type)
+{
+  static const char *const types[] = {"image", "sticker", "audio", "video", "document"};
+
+  for (gsize i = 0; type != NULL && i < G_N_ELEMENTS(types); i++)
+    if (strcmp(type, types[i]) == 0)
+      return TRUE;
+  return FALSE;
+}
+
 /* ---- names and sizes ----------------------------------------------------------- */
 
 #define SAFE_NAME_MAX 120

@@ -43,6 +43,12 @@ gboolean wa_media_digest_decode(const char *text, guint8 out[WA_MEDIA_DIGEST_BYT
  * @error saying why otherwise. */
 gboolean wa_media_url_allowed(const char *url, const char *base_url, GError **error);
 
+/* ---- types ---------------------------------------------------------------------- */
+
+/* Whether a message of @type carries a file to download: image, sticker,
+ * audio, video, document. */
+gboolean wa_media_type_downloads(const char *type);
+
 /* ---- names and sizes ---------------------------------------------------------- */
 
 /* A file name safe to create in a directory: the last path component of

@@ -106,6 +106,10 @@ static const struct {
 } commands[] = {
   {"export", "s", wabiz_cmd_export, N_("export FILE: write everything stored about this customer to FILE (JSON)."),
    NULL},
+  {"save", "s", wabiz_cmd_save,
+   N_("save N [PATH]: write attachment N of this conversation, decrypted, to PATH (a folder or a file name; "
+      "default: the downloads folder). Never overwrites a file."),
+   NULL},
   {"erase", "", wabiz_cmd_erase, N_("erase: delete everything stored about this customer (asks first)."), NULL},
   {"resend", "s", wabiz_cmd_resend,
    N_("resend [all|drop|list]: decide about messages that may have been sent; without a word, asks."), NULL},
@@ -269,6 +273,13 @@ init_plugin(PurplePlugin *plugin)
   prpl_info.protocol_options =
     g_list_append(prpl_info.protocol_options,
                   purple_account_option_int_new(_("API request timeout (seconds)"), WABIZ_OPT_HTTP_TIMEOUT, 60));
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options,
+                  purple_account_option_int_new(_("Largest attachment to download (MiB)"), WABIZ_OPT_MEDIA_MAX_MB, 100));
+  prpl_info.protocol_options = g_list_append(
+    prpl_info.protocol_options,
+    purple_account_option_int_new(_("First retry delay for failed attachment downloads (milliseconds)"),
+                                  WABIZ_OPT_MEDIA_RETRY_MS, 30000));
   prpl_info.protocol_options =
     g_list_append(prpl_info.protocol_options,
                   purple_account_option_int_new(_("First retry delay for unsent messages (milliseconds)"),

@@ -52,6 +52,8 @@
 #define WABIZ_OPT_RECEIVER_MAX_PENDING_MB "receiver_max_pending_mb" /* REGISTER's max_pending_bytes, in MiB */
 #define WABIZ_DEFAULT_MAX_PENDING_MB 1024
 #define WABIZ_OPT_STORE_PROTECTION "store_protection" /* list: WABIZ_STORE_KEYFILE (default) or _PASSPHRASE */
+#define WABIZ_OPT_MEDIA_MAX_MB "media_max_mb"         /* attachments larger than this are not downloaded */
+#define WABIZ_OPT_MEDIA_RETRY_MS "media_retry_delay_ms" /* first retry of a failed download; doubles */
 #define WABIZ_STORE_KEYFILE "keyfile"
 #define WABIZ_STORE_PASSPHRASE "passphrase"
 
@@ -69,6 +71,7 @@
 #define WABIZ_MARK "[wabiz]"
 
 typedef struct _ResendDialog ResendDialog;
+typedef struct _WabizMediaState WabizMediaState;
 
 typedef struct _WabizAccount {
   PurpleAccount *account;
@@ -129,6 +132,9 @@ typedef struct _WabizAccount {
   GHashTable *names;   /* store customer id -> profile name, kept here instead of in blist.xml
                           * when aliases are pseudonymous */
   guint window_timer;
+
+  /* attachments being downloaded (wabiz-media.c) */
+  WabizMediaState *media;
 } WabizAccount;
 
 /* wabiz-loop.c */
@@ -162,6 +168,8 @@ void wabiz_outbox_answered(WabizAccount *wa, guint64 id, const char *customer, g
 /* wabiz-conv.c: the one place text from customers or the API becomes HTML. */
 PurpleConversation *wabiz_conv_im(PurpleAccount *account, const char *customer, gboolean create);
 void wabiz_conv_write_plain(PurpleConversation *conv, const char *text, PurpleMessageFlags flags, time_t when);
+/* A picture from the imgstore (@img_id) as a received line (Pidgin). */
+void wabiz_conv_write_image(PurpleConversation *conv, int img_id, time_t when);
 void wabiz_conv_created_cb(PurpleConversation *conv, gpointer data);
 
 /* wabiz-conv.c: customers' messages (HTML-escaped here), notices */
@@ -299,6 +307,16 @@ void wabiz_get_info(PurpleConnection *gc, const char *who);
 void wabiz_group_message(WabizAccount *wa, const WaMessage *message, const char *sender_name);
 void wabiz_group_event(WabizAccount *wa, const char *group_id, const char *text, time_t when);
 int wabiz_chat_send(PurpleConnection *gc, int id, const char *message, PurpleMessageFlags flags);
+
+/* wabiz-media.c: customers' attachments */
+/* A message's attachment was stored (or found stored again): its download
+ * starts or continues, with a line in the conversation. */
+void wabiz_media_arrived(WabizAccount *wa, const WaStoreMedia *media);
+/* At sign-on: pending downloads of earlier sessions resume. */
+void wabiz_media_start(WabizAccount *wa);
+/* At sign-off: downloads stop (partial files removed; they stay pending). */
+void wabiz_media_stop(WabizAccount *wa);
+PurpleCmdRet wabiz_cmd_save(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 
 /* wabiz-gdpr.c: /export and /erase, and the buddy menu */
 PurpleCmdRet wabiz_cmd_export(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);

@@ -1,0 +1,158 @@
+"""Inbound media: a customer's attachment is recorded with its message,
+downloaded from the simulator (lookup, then the signed URL with the token)
+beside the inbound queue, kept encrypted, announced with "/save N", saved
+decrypted by /save, retried after transient failures (also across a
+restart), and given up with a reason when it cannot be had."""
+
+import hashlib
+import os
+import stat
+
+from harness import Receiving, contains, has, main, regex, wait_until
+
+ANNA = "491701234567"
+PICTURE = b"\xff\xd8\xff\xe0" + b"JFIF-PLAINTEXT-PICTURE-BYTES " * 4000 + b"\xff\xd9"
+
+
+def line(who, text):
+    return {"event": "write", "conv": who, "message": contains(text)}
+
+
+class MediaIn(Receiving):
+
+    def media_dir(self):
+        return os.path.join(self.user_dir, "wabiz", "store", "media")
+
+    def start(self, **options):
+        opts = {"media_retry_delay_ms": 200}
+        opts.update(options)
+        return self.start_receiving_host(options=opts)
+
+    def save(self, host, number, path):
+        answer = host.call({"cmd": "command", "conv": ANNA, "text": "save %d %s" % (number, path)})
+        self.assertEqual(answer["status"], "ok")
+        return host.wait_for(line(ANNA, "Saved to "))
+
+    def test_image_line_and_save_writes_identical_bytes(self):
+        host = self.start()
+        media = self.sim.media(PICTURE, mime_type="image/jpeg")
+        self.sim.inbound_media("image", media, caption="my <b>receipt</b>", sender=ANNA, name="Anna")
+        # the message at once, then the attachment's lines
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv"), "message": contains("receipt")})
+        host.wait_for(line(ANNA, "Image 1: downloading"))
+        done = host.wait_for(line(ANNA, "Type /save 1 to save it"))
+        self.assertIn("Image 1 (113 KB)", done["message"])
+        listed = self.sim.media_list()[media["id"]]
+        self.assertEqual((listed["lookups"], listed["downloads"]), (1, 1))
+        # at rest: encrypted, private, named by the store
+        files = []
+        for root, dirs, names in os.walk(self.media_dir()):
+            for d in dirs:
+                self.assertEqual(stat.S_IMODE(os.stat(os.path.join(root, d)).st_mode), 0o700)
+            files += [os.path.join(root, n) for n in names]
+        self.assertEqual(len(files), 1, files)
+        self.assertEqual(stat.S_IMODE(os.stat(files[0]).st_mode), 0o600)
+        with open(files[0], "rb") as f:
+            self.assertNotIn(b"PLAINTEXT-PICTURE", f.read())
+        # /save into a folder: the bytes as sent; a second save never overwrites
+        out = os.path.join(self.user_dir, "out")
+        os.mkdir(out)
+        first = self.save(host, 1, out)
+        second = self.save(host, 1, out)
+        saved = sorted(os.listdir(out))
+        self.assertEqual(saved, ["whatsapp-image-1 (1).jpg", "whatsapp-image-1.jpg"], (first, second))
+        for name in saved:
+            with open(os.path.join(out, name), "rb") as f:
+                self.assertEqual(hashlib.sha256(f.read()).digest(), hashlib.sha256(PICTURE).digest())
+        answer = host.call({"cmd": "command", "conv": ANNA, "text": "save 7"})
+        self.assertEqual(answer["status"], "ok")
+        host.wait_for(line(ANNA, "There is no attachment 7"))
+
+    def test_document_keeps_a_safe_name(self):
+        host = self.start()
+        media = self.sim.media(b"%PDF-1.4 invoice", mime_type="application/pdf")
+        self.sim.inbound_media("document", media, filename="../../etc/in\x1bvoice.pdf", sender=ANNA)
+        done = host.wait_for(line(ANNA, "Type /save 1"))
+        self.assertIn("Document 1 (invoice.pdf, 16 B)", done["message"])
+        out = os.path.join(self.user_dir, "docs")
+        os.mkdir(out)
+        self.save(host, 1, out)
+        self.assertEqual(os.listdir(out), ["invoice.pdf"])
+
+    def test_download_failing_twice_then_succeeding(self):
+        host = self.start()
+        media = self.sim.media(PICTURE, mime_type="image/jpeg", download_fail_next=1, lookup_fail_next=1)
+        self.sim.inbound_media("image", media, sender=ANNA)
+        host.wait_for(line(ANNA, "Type /save 1"), timeout=60)
+        host.expect_none(line(ANNA, "could not be downloaded"), 0.5)
+        listed = self.sim.media_list()[media["id"]]
+        self.assertEqual((listed["lookups"], listed["downloads"]), (3, 2))
+
+    def test_gone_media_is_not_downloaded(self):
+        host = self.start()
+        media = self.sim.media(PICTURE, gone=True)
+        self.sim.inbound_media("image", media, sender=ANNA)
+        failed = host.wait_for(line(ANNA, "could not be downloaded"))
+        self.assertIn("404", failed["message"])
+        host.expect_none(line(ANNA, "Type /save"), 1.0)
+        self.assertEqual(self.sim.media_list()[media["id"]]["downloads"], 1)
+        host.call({"cmd": "command", "conv": ANNA, "text": "save 1"})
+        host.wait_for(line(ANNA, "Attachment 1 could not be downloaded"))
+
+    def test_unknown_media_id_is_not_found(self):
+        host = self.start()
+        fake = {"id": "987654321", "mime_type": "image/jpeg", "sha256": "x"}
+        self.sim.inbound_media("image", fake, sender=ANNA)
+        failed = host.wait_for(line(ANNA, "could not be downloaded"))
+        self.assertIn("media lookup failed", failed["message"])
+
+    def test_digest_mismatch_is_tried_once_more_then_given_up(self):
+        host = self.start()
+        media = self.sim.media(PICTURE)
+        media["sha256"] = media["sha256"][::-1]  # the webhook's digest is not the file's
+        self.sim.inbound_media("image", media, sender=ANNA)
+        failed = host.wait_for(line(ANNA, "could not be downloaded"))
+        self.assertIn("SHA-256", failed["message"])
+        self.assertEqual(self.sim.media_list()[media["id"]]["downloads"], 2)
+        for _, _, names in os.walk(self.media_dir()):
+            self.assertEqual(names, [])
+
+    def test_over_the_size_limit(self):
+        host = self.start(media_max_mb=1)
+        media = self.sim.media(size=2 * 1024 * 1024, mime_type="video/mp4")
+        self.sim.inbound_media("video", media, sender=ANNA)
+        failed = host.wait_for(line(ANNA, "could not be downloaded"))
+        self.assertIn("limit of 1 MB", failed["message"])
+        self.assertEqual(self.sim.media_list()[media["id"]]["downloads"], 0)
+
+    def test_pending_download_resumes_after_a_restart(self):
+        host = self.start(media_retry_delay_ms=60000)
+        media = self.sim.media(PICTURE, download_fail_next=1)
+        self.sim.inbound_media("image", media, sender=ANNA)
+        wait_until(lambda: self.sim.media_list()[media["id"]]["downloads"] == 1, what="the first download")
+        host.expect_none(line(ANNA, "Type /save"), 1.0)
+        host.quit()
+        self.hosts.remove(host)
+        host.close()
+        # the retry was due in a minute; a new session tries at once
+        again = self.start()
+        again.wait_for(line(ANNA, "Type /save 1"))
+        self.assertEqual(self.sim.media_list()[media["id"]]["downloads"], 2)
+
+    def test_erase_deletes_the_files(self):
+        host = self.start()
+        media = self.sim.media(PICTURE)
+        self.sim.inbound_media("image", media, sender=ANNA)
+        host.wait_for(line(ANNA, "Type /save 1"))
+        names = [n for _, _, ns in os.walk(self.media_dir()) for n in ns]
+        self.assertEqual(len(names), 1)
+        host.call({"cmd": "command", "conv": ANNA, "text": "erase"})
+        request = host.wait_for({"event": "request", "kind": "action"})
+        host.answer(request["id"], action=0)
+        host.wait_for(line(ANNA, "was erased"))
+        names = [n for _, _, ns in os.walk(self.media_dir()) for n in ns]
+        self.assertEqual(names, [])
+
+
+if __name__ == "__main__":
+    main()
