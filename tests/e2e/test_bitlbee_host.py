@@ -4,6 +4,7 @@ has, and each "write" event says whether BitlBee would show it
 ("bitlbee_shows", by the rules of BitlBee's protocols/purple/purple.c).
 BitlBee itself, driven from an IRC client, is tested in tests/bitlbee."""
 
+import os
 import re
 import time
 
@@ -78,6 +79,24 @@ class BitlBeeHost(Receiving):
         host.send_im(ANNA, "!!! Sale !!!")
         sent = self.sim.wait_for_sent(2)
         self.assertEqual([m["request"]["text"]["body"] for m in sent], ["/etc/hosts is a file", "!! Sale !!!"])
+        self.assert_nothing_hidden(host)
+
+    def test_attachment_line_and_save_command(self):
+        host = self.start_bitlbee(options={"media_retry_delay_ms": 200})
+        picture = b"\xff\xd8\xff\xe0" + b"picture bytes " * 500
+        media = self.sim.media(picture, mime_type="image/jpeg")
+        self.sim.inbound_media("image", media, caption="the receipt", sender=ANNA)
+        host.wait_for({"event": "write", "conv": ANNA, "via": "im", "bitlbee_shows": True,
+                       "message": contains("the receipt")})
+        line = host.wait_for(plugin_line(ANNA, "Type /save 1 to save it"))
+        self.assertIn("Image 1 (7 KB)", line["message"])
+        out = os.path.join(self.user_dir, "saved")
+        os.mkdir(out)
+        host.send_im(ANNA, "!save 1 " + out)
+        host.wait_for(plugin_line(ANNA, "Saved to " + out))
+        with open(os.path.join(out, "whatsapp-image-1.jpg"), "rb") as f:
+            self.assertEqual(f.read(), picture)
+        self.assertEqual(self.sim.sent(), [])
         self.assert_nothing_hidden(host)
 
     def test_service_window_as_presence_and_away_message(self):

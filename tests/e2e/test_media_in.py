@@ -68,6 +68,24 @@ class MediaIn(Receiving):
         self.assertEqual(answer["status"], "ok")
         host.wait_for(line(ANNA, "There is no attachment 7"))
 
+    def test_pidgin_shows_the_picture_inline(self):
+        # the host as Pidgin (UI id "gtk-gaim"), through the test hook
+        host = self.start_receiving_host(env={"WABIZ_TEST_UI": "gtk-gaim"})
+        media = self.sim.media(PICTURE, mime_type="image/jpeg")
+        self.sim.inbound_media("image", media, caption="<img id=\"1\">", sender=ANNA)
+        # the caption is text, even when it looks like markup
+        caption = host.wait_for({"event": "write", "conv": ANNA, "flags": has("recv"),
+                                 "message": contains("&lt;img id=")})
+        self.assertNotIn("<img", caption["message"])
+        picture = host.wait_for({"event": "write", "conv": ANNA, "flags": has("images"),
+                                 "message": regex(r'^<img id="[1-9][0-9]*">$')})
+        self.assertIn("recv", picture["flags"])
+        host.wait_for(line(ANNA, "Image 1 (113 KB) received (shown above; /save 1 saves it)"))
+        # a sticker (WebP) gets the line
+        sticker = self.sim.media(b"RIFF....WEBPVP8 sticker", mime_type="image/webp")
+        self.sim.inbound_media("sticker", sticker, sender=ANNA)
+        host.wait_for(line(ANNA, "Sticker 2 (23 B) received. Type /save 2"))
+
     def test_document_keeps_a_safe_name(self):
         host = self.start()
         media = self.sim.media(b"%PDF-1.4 invoice", mime_type="application/pdf")
