@@ -332,10 +332,16 @@ static gboolean
 run_list(WaStore *store, Request *req, GError **error)
 {
   MediaRequest *mr = (MediaRequest *) req;
-  sqlite3_stmt *stmt = wa_store_sql(store, error,
-                                    "SELECT " WA_STORE_MEDIA_COLUMNS " FROM media d WHERE ((1 << d.state) & ?1) <> 0 "
-                                    "ORDER BY d.created, d.rowid",
-                                    "i", (gint64) mr->mask);
+  sqlite3_stmt *stmt =
+    mr->customer_id != NULL
+      ? wa_store_sql(store, error,
+                     "SELECT " WA_STORE_MEDIA_COLUMNS " FROM media d WHERE ((1 << d.state) & ?1) <> 0 "
+                     "AND d.customer_id = ?2 ORDER BY d.number",
+                     "it", (gint64) mr->mask, mr->customer_id)
+      : wa_store_sql(store, error,
+                     "SELECT " WA_STORE_MEDIA_COLUMNS " FROM media d WHERE ((1 << d.state) & ?1) <> 0 "
+                     "ORDER BY d.created, d.rowid",
+                     "i", (gint64) mr->mask);
   int rc;
 
   if (stmt == NULL)
@@ -366,6 +372,19 @@ wa_store_media_list(WaStore *store, guint state_mask, WaStoreMediaListFunc done,
   g_return_if_fail(store != NULL);
   mr = wa_store_request_new(store, &list_class, STORE_CALLBACK(done), data);
   mr->mask = state_mask;
+  wa_store_request_push(store, mr);
+}
+
+void
+wa_store_media_of_customer(WaStore *store, const char *customer_id, guint state_mask, WaStoreMediaListFunc done,
+                           gpointer data)
+{
+  MediaRequest *mr;
+
+  g_return_if_fail(store != NULL && customer_id != NULL);
+  mr = wa_store_request_new(store, &list_class, STORE_CALLBACK(done), data);
+  mr->mask = state_mask;
+  mr->customer_id = g_strdup(customer_id);
   wa_store_request_push(store, mr);
 }
 

@@ -374,6 +374,9 @@ typedef void (*WaStoreMediaListFunc)(GPtrArray *media, const GError *error, gpoi
 
 /* Every attachment in a state of @state_mask (WA_STORE_MEDIA_MASK()), oldest first. */
 void wa_store_media_list(WaStore *store, guint state_mask, WaStoreMediaListFunc done, gpointer data);
+/* The attachments of @customer_id in a state of @state_mask, by number. */
+void wa_store_media_of_customer(WaStore *store, const char *customer_id, guint state_mask, WaStoreMediaListFunc done,
+                                gpointer data);
 /* Attachment @number of @customer_id, or NULL. */
 void wa_store_media_get(WaStore *store, const char *customer_id, guint number, WaStoreMediaFunc done, gpointer data);
 
@@ -516,7 +519,8 @@ void wa_store_audit_verify(WaStore *store, WaStoreAuditFunc done, gpointer data)
 /* ---- data protection ------------------------------------------------------------------ */
 
 /* Everything held about @customer_id as one JSON document, decrypted: the
- * customer, messages (with raw events), outbox entries, consent rows, their
+ * customer, messages (with raw events), attachments (what is known of them;
+ * the files are the caller's to copy), outbox entries, consent rows, their
  * settings and the audit rows naming them. Audited. */
 void wa_store_customer_export(WaStore *store, const char *customer_id, WaStoreStringFunc done, gpointer data);
 /* In one transaction: deletes the customer's messages, attachments (rows

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "wa-download.h"
 #include "wa-file.h"
@@ -680,4 +681,127 @@ wabiz_cmd_save(PurpleConversation *conv, const char *cmd, char **args, char **er
   wa_store_media_get(wa->store, customer, req->number, save_media_cb,
                      wabiz_store_hold(wa, req, (GDestroyNotify) save_request_free));
   return PURPLE_CMD_RET_OK;
+}
+
+/* ---- export: the attachments beside the JSON ----------------------------------------------- */
+
+typedef struct {
+  char *src;
+  WaKey *key;
+  char *name;
+} ExportItem;
+
+typedef struct {
+  WabizAccount *wa; /* until the store has answered */
+  char *account_user;
+  char *conv_name;
+  char *dir;
+  GPtrArray *items; /* ExportItem* */
+  guint written;
+} ExportJob;
+
+static void
+export_item_free(ExportItem *item)
+{
+  g_free(item->src);
+  wa_key_free(item->key);
+  g_free(item->name);
+  g_free(item);
+}
+
+static void
+export_job_free(ExportJob *job)
+{
+  g_free(job->account_user);
+  g_free(job->conv_name);
+  g_free(job->dir);
+  g_clear_pointer(&job->items, g_ptr_array_unref);
+  g_free(job);
+}
+
+/* Off the main loop: "N-name" files in a private directory; an earlier
+ * export's file of the same name is replaced (unlinked first: a symbolic
+ * link there is removed, never followed). */
+static gpointer
+export_work(gpointer data, GError **error)
+{
+  ExportJob *job = data;
+
+  if (!wa_file_private_dir(job->dir, "the attachments folder", error))
+    return NULL;
+  for (guint i = 0; i < job->items->len; i++) {
+    ExportItem *item = g_ptr_array_index(job->items, i);
+    g_autofree char *path = g_build_filename(job->dir, item->name, NULL);
+
+    if (unlink(path) != 0 && errno != ENOENT) {
+      wa_file_set_error(error, "cannot replace", path, errno);
+      return NULL;
+    }
+    if (!wa_media_decrypt_to_file(item->src, item->key, path, error))
+      return NULL;
+    job->written++;
+  }
+  return job;
+}
+
+static void
+export_done(gpointer result, GError *error, gpointer data)
+{
+  ExportJob *job = data;
+  g_autofree char *text = NULL;
+
+  if (error != NULL)
+    text = g_strdup_printf(_("The attachments could not be exported: %s"), error->message);
+  else
+    text = g_strdup_printf(ngettext("%u attachment exported to %s.", "%u attachments exported to %s.", job->written),
+                           job->written, job->dir);
+  save_say(job->account_user, job->conv_name, text, error != NULL ? PURPLE_MESSAGE_ERROR : PURPLE_MESSAGE_SYSTEM);
+  g_clear_error(&error);
+  export_job_free(job);
+}
+
+static void
+export_list_cb(GPtrArray *list, const GError *error, gpointer data)
+{
+  ExportJob *job = data;
+
+  wabiz_store_release(job->wa, job);
+  job->wa = NULL;
+  if (list == NULL || list->len == 0) {
+    export_job_free(job);
+    return;
+  }
+  for (guint i = 0; i < list->len; i++) {
+    const WaStoreMedia *m = g_ptr_array_index(list, i);
+    g_autofree char *fallback =
+      g_strdup_printf("whatsapp-%s-%u.%s", m->type, m->number, wa_media_extension(m->mime_type));
+    g_autofree char *safe = wa_media_safe_name(m->filename, fallback);
+    ExportItem *item;
+
+    if (m->file_key == NULL)
+      continue;
+    item = g_new0(ExportItem, 1);
+    item->src = g_strdup(m->path);
+    item->key = wa_key_copy(m->file_key);
+    item->name = g_strdup_printf("%u-%s", m->number, safe);
+    g_ptr_array_add(job->items, item);
+  }
+  wa_work_run(wabiz_loop(), export_work, export_done, job);
+}
+
+void
+wabiz_media_export(WabizAccount *wa, const char *customer_id, const char *dir, const char *conv_name)
+{
+  ExportJob *job;
+
+  if (wa->store == NULL || customer_id == NULL)
+    return;
+  job = g_new0(ExportJob, 1);
+  job->wa = wa;
+  job->account_user = g_strdup(purple_account_get_username(wa->account));
+  job->conv_name = g_strdup(conv_name);
+  job->dir = g_strdup(dir);
+  job->items = g_ptr_array_new_with_free_func((GDestroyNotify) export_item_free);
+  wa_store_media_of_customer(wa->store, customer_id, WA_STORE_MEDIA_MASK(WA_STORE_MEDIA_DONE), export_list_cb,
+                             wabiz_store_hold(wa, job, (GDestroyNotify) export_job_free));
 }

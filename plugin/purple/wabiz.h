@@ -316,6 +316,9 @@ void wabiz_media_arrived(WabizAccount *wa, const WaStoreMedia *media);
 void wabiz_media_start(WabizAccount *wa);
 /* At sign-off: downloads stop (partial files removed; they stay pending). */
 void wabiz_media_stop(WabizAccount *wa);
+/* After an export: the customer's downloaded attachments, decrypted, into
+ * @dir (created 0700) as "N-name"; a line in @conv_name says how many. */
+void wabiz_media_export(WabizAccount *wa, const char *customer_id, const char *dir, const char *conv_name);
 PurpleCmdRet wabiz_cmd_save(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 
 /* wabiz-gdpr.c: /export and /erase, and the buddy menu */

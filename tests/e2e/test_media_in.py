@@ -5,13 +5,28 @@ decrypted by /save, retried after transient failures (also across a
 restart), and given up with a reason when it cannot be had."""
 
 import hashlib
+import json
 import os
 import stat
+import threading
+import time
 
 from harness import Receiving, contains, has, main, regex, wait_until
 
 ANNA = "491701234567"
 PICTURE = b"\xff\xd8\xff\xe0" + b"JFIF-PLAINTEXT-PICTURE-BYTES " * 4000 + b"\xff\xd9"
+
+
+def rss_kib(pid):
+    """The resident set of process pid, in KiB (0 when it is gone)."""
+    try:
+        with open("/proc/%d/status" % pid, encoding="ascii") as f:
+            for entry in f:
+                if entry.startswith("VmRSS:"):
+                    return int(entry.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def line(who, text):
@@ -156,6 +171,69 @@ class MediaIn(Receiving):
         again = self.start()
         again.wait_for(line(ANNA, "Type /save 1"))
         self.assertEqual(self.sim.media_list()[media["id"]]["downloads"], 2)
+
+    def test_100_mib_document_memory_stays_flat(self):
+        """A document at the 100 MiB limit: streamed through the encrypted
+        file, so the host's resident memory grows by far less than the file;
+        /save gives the same bytes."""
+        size = 100 * 1024 * 1024
+        host = self.start()
+        media = self.sim.media(size=size, seed=11, mime_type="application/pdf")
+        pid = host.proc.pid
+        baseline = rss_kib(pid)
+        peak = [baseline]
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                value = rss_kib(pid)
+                if value:
+                    peak[0] = max(peak[0], value)
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            self.sim.inbound_media("document", media, filename="catalogue.pdf", sender=ANNA)
+            host.wait_for(line(ANNA, "Document 1: downloading 100.0 MB..."), timeout=60)
+            host.wait_for(line(ANNA, "Document 1 (catalogue.pdf, 100.0 MB) received"), timeout=240)
+        finally:
+            done.set()
+            sampler.join()
+        grown_mib = (peak[0] - baseline) / 1024
+        if os.environ.get("WABIZ_SANITIZED") != "1" and os.environ.get("WABIZ_VALGRIND") != "1":
+            self.assertLess(grown_mib, 32, "resident memory grew by %.1f MiB" % grown_mib)
+        stored = [os.path.join(r, n) for r, _, ns in os.walk(self.media_dir()) for n in ns]
+        self.assertEqual(len(stored), 1)
+        self.assertGreater(os.path.getsize(stored[0]), size)
+        out = os.path.join(self.user_dir, "big")
+        os.mkdir(out)
+        self.save(host, 1, out)
+        digest = hashlib.sha256()
+        with open(os.path.join(out, "catalogue.pdf"), "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        self.assertEqual(digest.hexdigest(), media["sha256_hex"])
+
+    def test_export_writes_the_attachments_beside_the_json(self):
+        host = self.start()
+        media = self.sim.media(PICTURE, mime_type="image/jpeg")
+        self.sim.inbound_media("image", media, caption="receipt", sender=ANNA)
+        host.wait_for(line(ANNA, "Type /save 1"))
+        export = os.path.join(self.user_dir, "anna.json")
+        host.call({"cmd": "command", "conv": ANNA, "text": "export " + export})
+        host.wait_for(line(ANNA, "1 attachment exported to " + export + ".attachments"))
+        with open(export, encoding="utf-8") as f:
+            data = json.load(f)
+        self.assertEqual([(a["number"], a["type"], a["state"], a["size"], a["sha256"]) for a in data["attachments"]],
+                         [(1, "image", "done", len(PICTURE), media["sha256"])])
+        folder = export + ".attachments"
+        self.assertEqual(stat.S_IMODE(os.stat(folder).st_mode), 0o700)
+        self.assertEqual(os.listdir(folder), ["1-whatsapp-image-1.jpg"])
+        saved = os.path.join(folder, "1-whatsapp-image-1.jpg")
+        self.assertEqual(stat.S_IMODE(os.stat(saved).st_mode), 0o600)
+        with open(saved, "rb") as f:
+            self.assertEqual(f.read(), PICTURE)
 
     def test_erase_deletes_the_files(self):
         host = self.start()
