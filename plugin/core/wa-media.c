@@ -130,8 +130,8 @@ wa_media_safe_name(const char *name, const char *fallback)
   for (const char *p = base; *p != '\0'; p = g_utf8_next_char(p)) {
     gunichar c = g_utf8_get_char(p);
 
-    if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) || c == 0x2028 || c == 0x2029 || c == 0x202e ||
-        c == ':' || (out->len == 0 && (c == '.' || c == ' ')))
+    if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) || c == 0x2028 || c == 0x2029 || c == 0x202e || c == ':' ||
+        (out->len == 0 && (c == '.' || c == ' ')))
       continue;
     if (out->len + (gsize) (g_utf8_next_char(p) - p) > SAFE_NAME_MAX)
       break;

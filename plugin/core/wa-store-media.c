@@ -138,7 +138,8 @@ wa_store_read_media(WaStore *store, sqlite3_stmt *stmt)
 static gboolean
 read_media_where(WaStore *store, const char *sql_id, WaStoreMedia **out, GError **error)
 {
-  sqlite3_stmt *stmt = wa_store_sql(store, error, "SELECT " WA_STORE_MEDIA_COLUMNS " FROM media d WHERE d.id = ?1", "t", sql_id);
+  sqlite3_stmt *stmt =
+    wa_store_sql(store, error, "SELECT " WA_STORE_MEDIA_COLUMNS " FROM media d WHERE d.id = ?1", "t", sql_id);
   int rc;
 
   *out = NULL;
@@ -178,8 +179,8 @@ wa_store_media_insert(WaStore *store, gint64 now, const char *customer_id, const
     g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_INVALID, "an attachment needs a media id");
     return FALSE;
   }
-  if (!wa_store_sql_int(store, &number, NULL, error, "SELECT COALESCE(max(number), 0) + 1 FROM media WHERE customer_id = ?1",
-                        "t", customer_id))
+  if (!wa_store_sql_int(store, &number, NULL, error,
+                        "SELECT COALESCE(max(number), 0) + 1 FROM media WHERE customer_id = ?1", "t", customer_id))
     return FALSE;
   randombytes_buf(raw, sizeof raw);
   sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
@@ -206,7 +207,8 @@ gboolean
 wa_store_media_of_message(WaStore *store, const char *message_id, WaStoreMedia **out, GError **error)
 {
   sqlite3_stmt *stmt =
-    wa_store_sql(store, error, "SELECT " WA_STORE_MEDIA_COLUMNS " FROM media d WHERE d.message_id = ?1", "t", message_id);
+    wa_store_sql(store, error, "SELECT " WA_STORE_MEDIA_COLUMNS " FROM media d WHERE d.message_id = ?1", "t",
+                 message_id);
   int rc;
 
   *out = NULL;
@@ -226,8 +228,7 @@ wa_store_media_of_message(WaStore *store, const char *message_id, WaStoreMedia *
 /* Removes the files of the rows @sql selects (one text column: file; ?1
  * bound to @arg as @type). A file already gone is fine. */
 static gboolean
-unlink_files(WaStore *store, const char *sql, const char *types, const char *text_arg, gint64 int_arg,
-             GError **error)
+unlink_files(WaStore *store, const char *sql, const char *types, const char *text_arg, gint64 int_arg, GError **error)
 {
   g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func(g_free);
   sqlite3_stmt *stmt = types[0] == 't' ? wa_store_sql(store, error, sql, types, text_arg)
@@ -393,8 +394,9 @@ run_get(WaStore *store, Request *req, GError **error)
 {
   MediaRequest *mr = (MediaRequest *) req;
   sqlite3_stmt *stmt =
-    wa_store_sql(store, error, "SELECT " WA_STORE_MEDIA_COLUMNS " FROM media d WHERE d.customer_id = ?1 AND d.number = ?2",
-                 "ti", mr->customer_id, (gint64) mr->number);
+    wa_store_sql(store, error,
+                 "SELECT " WA_STORE_MEDIA_COLUMNS " FROM media d WHERE d.customer_id = ?1 AND d.number = ?2", "ti",
+                 mr->customer_id, (gint64) mr->number);
   int rc;
 
   if (stmt == NULL)
@@ -470,8 +472,8 @@ static const RequestClass update_class = {
 };
 
 void
-wa_store_media_update(WaStore *store, const char *media_row_id, const WaStoreMediaChange *change,
-                      WaStoreMediaFunc done, gpointer data)
+wa_store_media_update(WaStore *store, const char *media_row_id, const WaStoreMediaChange *change, WaStoreMediaFunc done,
+                      gpointer data)
 {
   MediaRequest *mr;
 

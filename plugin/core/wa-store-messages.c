@@ -128,8 +128,8 @@ run_inbound(WaStore *store, Request *req, GError **error)
     return FALSE;
   /* the pending download, in the same transaction: once the event is
    * acknowledged, the attachment cannot be forgotten */
-  if (mr->has_media && !wa_store_media_insert(store, req->now, mr->change.customer_id, id, mr->type, &mr->media_in,
-                                              &mr->media, error))
+  if (mr->has_media &&
+      !wa_store_media_insert(store, req->now, mr->change.customer_id, id, mr->type, &mr->media_in, &mr->media, error))
     return FALSE;
   mr->message_id = g_steal_pointer(&id);
   return wa_store_customer_change_finish(store, &mr->change, error);

@@ -210,9 +210,9 @@ GHashTable *wa_store_read_settings(WaStore *store, const char *customer_id, GErr
 /* ---- media (wa-store-media.c) ---- */
 
 /* SELECT list (table alias d) and reader for WaStoreMedia rows. */
-#define WA_STORE_MEDIA_COLUMNS                                                                                   \
+#define WA_STORE_MEDIA_COLUMNS                                                                           \
   "d.id, d.message_id, d.customer_id, d.number, d.type, d.mime_type, d.media_id, d.sha256, d.filename, " \
-  "d.voice, d.size, d.state, d.attempts, d.next_attempt, d.error, d.file, d.file_key, d.created, "     \
+  "d.voice, d.size, d.state, d.attempts, d.next_attempt, d.error, d.file, d.file_key, d.created, "       \
   "(SELECT timestamp FROM messages WHERE id = d.message_id)"
 WaStoreMedia *wa_store_read_media(WaStore *store, sqlite3_stmt *stmt);
 

@@ -97,7 +97,8 @@ typedef struct {
   const WaMessage *msg;
   char *raw;         /* what of the event concerns this message (event_for_one) */
   WaStoreInbound in; /* borrows from change, msg, raw and media */
-  WaStoreInboundMedia media; /* an attachment to download (borrows from msg) */
+  /* an attachment to download (borrows from msg) */
+  WaStoreInboundMedia media;
 } MessageJob;
 
 static void

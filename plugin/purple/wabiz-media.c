@@ -146,9 +146,9 @@ shows_images(void)
 static gboolean
 inline_type(const WaStoreMedia *m)
 {
-  return m->mime_type != NULL && (g_str_has_prefix(m->mime_type, "image/jpeg") ||
-                                  g_str_has_prefix(m->mime_type, "image/png") ||
-                                  g_str_has_prefix(m->mime_type, "image/gif"));
+  return m->mime_type != NULL &&
+         (g_str_has_prefix(m->mime_type, "image/jpeg") || g_str_has_prefix(m->mime_type, "image/png") ||
+          g_str_has_prefix(m->mime_type, "image/gif"));
 }
 
 /* The decrypted picture into the imgstore and the conversation. */
@@ -219,7 +219,8 @@ job_end(MediaJob *job, const WaStoreMediaChange *change)
 
   g_hash_table_steal(st->jobs, job->media->id);
   if (wa->store != NULL)
-    wa_store_media_update(wa->store, job->media->id, change, stored_cb, wabiz_store_hold(wa, job, (GDestroyNotify) job_free));
+    wa_store_media_update(wa->store, job->media->id, change, stored_cb,
+                          wabiz_store_hold(wa, job, (GDestroyNotify) job_free));
   else
     job_free(job);
 }
@@ -353,7 +354,8 @@ progress_cb(guint64 got, guint64 total, gpointer data)
 
   if (!job->told_big && total >= BIG_FILE) {
     g_autofree char *size = wa_media_format_size((gint64) total);
-    g_autofree char *line = g_strdup_printf(_("%s %u: downloading %s..."), type_name(job->media), job->media->number, size);
+    g_autofree char *line =
+      g_strdup_printf(_("%s %u: downloading %s..."), type_name(job->media), job->media->number, size);
 
     job->told_big = TRUE;
     say(job->wa, job->media, line, PURPLE_MESSAGE_SYSTEM);
@@ -518,8 +520,8 @@ save_work(gpointer data, GError **error)
 {
   SaveJob *job = data;
   const char *dot = strrchr(job->name, '.');
-  g_autofree char *stem = dot != NULL && dot != job->name ? g_strndup(job->name, (gsize) (dot - job->name))
-                                                          : g_strdup(job->name);
+  g_autofree char *stem =
+    dot != NULL && dot != job->name ? g_strndup(job->name, (gsize) (dot - job->name)) : g_strdup(job->name);
   const char *ext = dot != NULL && dot != job->name ? dot : "";
 
   for (guint i = 0; i < 1000; i++) {
@@ -615,8 +617,8 @@ save_media_cb(const WaStoreMedia *m, const GError *error, gpointer data)
   else if (m->state == WA_STORE_MEDIA_PENDING)
     text = g_strdup_printf(_("Attachment %u is still being downloaded."), req->number);
   else if (m->state == WA_STORE_MEDIA_FAILED)
-    text = g_strdup_printf(_("Attachment %u could not be downloaded: %s"), req->number,
-                           m->error != NULL ? m->error : "?");
+    text =
+      g_strdup_printf(_("Attachment %u could not be downloaded: %s"), req->number, m->error != NULL ? m->error : "?");
   else if (m->state == WA_STORE_MEDIA_EXPIRED)
     text = g_strdup_printf(_("Attachment %u was deleted after the retention period."), req->number);
   else if (m->file_key == NULL)

@@ -274,12 +274,12 @@ init_plugin(PurplePlugin *plugin)
     g_list_append(prpl_info.protocol_options,
                   purple_account_option_int_new(_("API request timeout (seconds)"), WABIZ_OPT_HTTP_TIMEOUT, 60));
   prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options, purple_account_option_int_new(_("Largest attachment to download (MiB)"),
+                                                                            WABIZ_OPT_MEDIA_MAX_MB, 100));
+  prpl_info.protocol_options =
     g_list_append(prpl_info.protocol_options,
-                  purple_account_option_int_new(_("Largest attachment to download (MiB)"), WABIZ_OPT_MEDIA_MAX_MB, 100));
-  prpl_info.protocol_options = g_list_append(
-    prpl_info.protocol_options,
-    purple_account_option_int_new(_("First retry delay for failed attachment downloads (milliseconds)"),
-                                  WABIZ_OPT_MEDIA_RETRY_MS, 30000));
+                  purple_account_option_int_new(_("First retry delay for failed attachment downloads (milliseconds)"),
+                                                WABIZ_OPT_MEDIA_RETRY_MS, 30000));
   prpl_info.protocol_options =
     g_list_append(prpl_info.protocol_options,
                   purple_account_option_int_new(_("First retry delay for unsent messages (milliseconds)"),

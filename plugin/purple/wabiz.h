@@ -52,10 +52,12 @@
 #define WABIZ_OPT_RECEIVER_MAX_PENDING_MB "receiver_max_pending_mb" /* REGISTER's max_pending_bytes, in MiB */
 #define WABIZ_DEFAULT_MAX_PENDING_MB 1024
 #define WABIZ_OPT_STORE_PROTECTION "store_protection" /* list: WABIZ_STORE_KEYFILE (default) or _PASSPHRASE */
-#define WABIZ_OPT_MEDIA_MAX_MB "media_max_mb"         /* attachments larger than this are not downloaded */
-#define WABIZ_OPT_MEDIA_RETRY_MS "media_retry_delay_ms" /* first retry of a failed download; doubles */
 #define WABIZ_STORE_KEYFILE "keyfile"
 #define WABIZ_STORE_PASSPHRASE "passphrase"
+/* attachments (wabiz-media.c): larger ones are not downloaded (MiB); the first retry
+ * of a failed download (ms, doubling) */
+#define WABIZ_OPT_MEDIA_MAX_MB "media_max_mb"
+#define WABIZ_OPT_MEDIA_RETRY_MS "media_retry_delay_ms"
 
 /* Buddy node settings: the store's pseudonymous customer id, and what older
  * versions kept here. */

@@ -718,7 +718,8 @@ graph_route (GraphRequest *req)
           return;
         case SIM_MEDIA_LOOKUP_FAULT:
           reply_simple_error (&req->reply, 500, 2, 0, NULL,
-                              "An unexpected error has occurred. Please retry your request later.", NULL);
+                              "An unexpected error has occurred. Please retry your request later.",
+                              NULL);
           return;
         case SIM_MEDIA_UNKNOWN:
           break;

@@ -64,7 +64,8 @@ ensure_registry (void)
 {
   if (registry == NULL)
     {
-      registry = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify)sim_media_free);
+      registry
+          = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify)sim_media_free);
       url_secret = sim_random_token (32);
     }
 }
@@ -121,8 +122,8 @@ url_signature (const char *id, gint64 exp)
 {
   g_autofree char *text = g_strdup_printf ("%s|%" G_GINT64_FORMAT, id, exp);
 
-  return g_compute_hmac_for_string (G_CHECKSUM_SHA256, (const guchar *)url_secret, strlen (url_secret),
-                                    text, -1);
+  return g_compute_hmac_for_string (G_CHECKSUM_SHA256, (const guchar *)url_secret,
+                                    strlen (url_secret), text, -1);
 }
 
 static SimMedia *
@@ -161,9 +162,10 @@ sim_media_lookup (Sim *sim, const char *id, SoupServerMessage *msg, JsonBuilder 
   exp = sim_clock_now (&sim->clock) + MEDIA_URL_TTL_S;
   sig = url_signature (m->id, exp);
   host = g_uri_get_host (uri);
-  url = g_strdup_printf ("%s://%s%s%s:%d/_media/%s?exp=%" G_GINT64_FORMAT "&sig=%s", g_uri_get_scheme (uri),
-                         strchr (host, ':') != NULL ? "[" : "", host, strchr (host, ':') != NULL ? "]" : "",
-                         g_uri_get_port (uri), m->id, exp, sig);
+  url = g_strdup_printf ("%s://%s%s%s:%d/_media/%s?exp=%" G_GINT64_FORMAT "&sig=%s",
+                         g_uri_get_scheme (uri), strchr (host, ':') != NULL ? "[" : "", host,
+                         strchr (host, ':') != NULL ? "]" : "", g_uri_get_port (uri), m->id, exp,
+                         sig);
   size = g_strdup_printf ("%" G_GINT64_FORMAT, m->size);
   *answer = json_builder_new ();
   json_builder_begin_object (*answer);
@@ -174,9 +176,9 @@ sim_media_lookup (Sim *sim, const char *id, SoupServerMessage *msg, JsonBuilder 
   json_builder_set_member_name (*answer, "mime_type");
   json_builder_add_string_value (*answer, m->mime_type);
   json_builder_set_member_name (*answer, "sha256");
-  json_builder_add_string_value (*answer,
-                                 m->wrong_digest ? "0000000000000000000000000000000000000000000000000000000000000000"
-                                                 : m->sha256_hex);
+  json_builder_add_string_value (
+      *answer, m->wrong_digest ? "0000000000000000000000000000000000000000000000000000000000000000"
+                               : m->sha256_hex);
   json_builder_set_member_name (*answer, "file_size");
   json_builder_add_string_value (*answer, size);
   json_builder_set_member_name (*answer, "id");
@@ -286,8 +288,8 @@ sim_media_download (Sim *sim, SoupServerMessage *msg, const char *path)
 {
   const char *id = path + strlen ("/_media/");
   GUri *uri = soup_server_message_get_uri (msg);
-  const char *auth
-      = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "Authorization");
+  const char *auth = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                                   "Authorization");
   g_autoptr (GHashTable) query = NULL;
   g_autofree char *want = NULL;
   const char *exp_text, *sig;
@@ -300,13 +302,15 @@ sim_media_download (Sim *sim, SoupServerMessage *msg, const char *path)
       download_error (msg, 405, "GET only");
       return;
     }
-  if (auth == NULL || g_ascii_strncasecmp (auth, "Bearer ", 7) != 0 || g_strcmp0 (auth + 7, sim->token) != 0)
+  if (auth == NULL || g_ascii_strncasecmp (auth, "Bearer ", 7) != 0
+      || g_strcmp0 (auth + 7, sim->token) != 0)
     {
       download_error (msg, 401, "a media download needs the access token");
       return;
     }
-  query = g_uri_get_query (uri) != NULL ? g_uri_parse_params (g_uri_get_query (uri), -1, "&", G_URI_PARAMS_NONE, NULL)
-                                        : NULL;
+  query = g_uri_get_query (uri) != NULL
+              ? g_uri_parse_params (g_uri_get_query (uri), -1, "&", G_URI_PARAMS_NONE, NULL)
+              : NULL;
   exp_text = query != NULL ? g_hash_table_lookup (query, "exp") : NULL;
   sig = query != NULL ? g_hash_table_lookup (query, "sig") : NULL;
   exp = exp_text != NULL ? g_ascii_strtoll (exp_text, NULL, 10) : 0;

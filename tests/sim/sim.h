@@ -159,7 +159,8 @@ typedef enum
   SIM_MEDIA_FOUND,        /* *answer holds the lookup's JSON */
   SIM_MEDIA_LOOKUP_FAULT, /* a fault: answer with a transient server error */
 } SimMediaLookup;
-SimMediaLookup sim_media_lookup (Sim *sim, const char *id, SoupServerMessage *msg, JsonBuilder **answer);
+SimMediaLookup sim_media_lookup (Sim *sim, const char *id, SoupServerMessage *msg,
+                                 JsonBuilder **answer);
 void sim_media_download (Sim *sim, SoupServerMessage *msg, const char *path);
 void sim_media_control (Sim *sim, SoupServerMessage *msg, const char *method, JsonObject *req);
 void sim_media_reset (void);

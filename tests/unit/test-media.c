@@ -327,7 +327,9 @@ test_safe_name(void)
     {"C:\\Users\\x\\report.docx", "report.docx"},
     {".bashrc", "bashrc"},
     {"a\nb\tc\x1b[31m.txt", "abc[31m.txt"},
-    {"x\xe2\x80\xae" "fdp.exe", "xfdp.exe"},
+    {"x\xe2\x80\xae"
+     "fdp.exe",
+     "xfdp.exe"},
     {"dir/", "attachment"},
     {"...", "attachment"},
     {"", "attachment"},

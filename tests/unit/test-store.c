@@ -686,7 +686,7 @@ test_newer_schema_refused(Fixture *f, gconstpointer data)
 /* What schema 3 added, taken away again: the file as schema 2 left it (its
  * index and audit keys were derived from the data key, not kept). */
 #define UNDO_V3                                                                                  \
-  "DROP TABLE media;"                                                                             \
+  "DROP TABLE media;"                                                                            \
   "DROP TRIGGER customers_key_gen; DROP TRIGGER messages_key_gen; DROP TRIGGER outbox_key_gen;"  \
   "DROP TRIGGER consent_key_gen; DROP TRIGGER settings_key_gen; DROP TRIGGER consent_no_update;" \
   "ALTER TABLE customers DROP COLUMN key_gen; ALTER TABLE messages DROP COLUMN key_gen;"         \
@@ -2646,7 +2646,7 @@ test_media(Fixture *f, gconstpointer data)
   g_assert_cmpint(upd.media->next_attempt, ==, NOW + 30);
   g_assert_cmpstr(upd.media->error, ==, "the media server answered 500");
   media_wait_clear(&upd);
-  change = (WaStoreMediaChange) {.state = WA_STORE_MEDIA_DONE, .size = 123456, .mime_type = "application/pdf"};
+  change = (WaStoreMediaChange){.state = WA_STORE_MEDIA_DONE, .size = 123456, .mime_type = "application/pdf"};
   wa_store_media_update(f->store, one.media->id, &change, on_media, &upd);
   test_wait_until(upd.done, DEADLINE_S);
   g_assert_no_error(upd.error);
