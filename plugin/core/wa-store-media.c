@@ -135,11 +135,10 @@ wa_store_read_media(WaStore *store, sqlite3_stmt *stmt)
   return m;
 }
 
+/* The row @stmt (NULL: an error) selects, or NULL (no error) when there is none. */
 static gboolean
-read_media_where(WaStore *store, const char *sql_id, WaStoreMedia **out, GError **error)
+read_one(WaStore *store, sqlite3_stmt *stmt, WaStoreMedia **out, GError **error)
 {
-  sqlite3_stmt *stmt =
-    wa_store_sql(store, error, "SELECT " WA_STORE_MEDIA_COLUMNS " FROM media d WHERE d.id = ?1", "t", sql_id);
   int rc;
 
   *out = NULL;
@@ -152,6 +151,15 @@ read_media_where(WaStore *store, const char *sql_id, WaStoreMedia **out, GError 
     *out = wa_store_read_media(store, stmt);
   wa_store_sql_done(stmt);
   return TRUE;
+}
+
+static gboolean
+read_media_where(WaStore *store, const char *sql_id, WaStoreMedia **out, GError **error)
+{
+  return read_one(store,
+                  wa_store_sql(store, error, "SELECT " WA_STORE_MEDIA_COLUMNS " FROM media d WHERE d.id = ?1", "t",
+                               sql_id),
+                  out, error);
 }
 
 /* ---- inside the inbound transaction ---------------------------------------------- */
@@ -206,21 +214,10 @@ wa_store_media_insert(WaStore *store, gint64 now, const char *customer_id, const
 gboolean
 wa_store_media_of_message(WaStore *store, const char *message_id, WaStoreMedia **out, GError **error)
 {
-  sqlite3_stmt *stmt =
-    wa_store_sql(store, error, "SELECT " WA_STORE_MEDIA_COLUMNS " FROM media d WHERE d.message_id = ?1", "t",
-                 message_id);
-  int rc;
-
-  *out = NULL;
-  if (stmt == NULL)
-    return FALSE;
-  rc = wa_store_sql_step(store, stmt, error);
-  if (rc == 0)
-    return FALSE;
-  if (rc == SQLITE_ROW)
-    *out = wa_store_read_media(store, stmt);
-  wa_store_sql_done(stmt);
-  return TRUE;
+  return read_one(store,
+                  wa_store_sql(store, error, "SELECT " WA_STORE_MEDIA_COLUMNS " FROM media d WHERE d.message_id = ?1",
+                               "t", message_id),
+                  out, error);
 }
 
 /* ---- files: erasure and retention ------------------------------------------------- */
@@ -393,21 +390,13 @@ static gboolean
 run_get(WaStore *store, Request *req, GError **error)
 {
   MediaRequest *mr = (MediaRequest *) req;
-  sqlite3_stmt *stmt =
-    wa_store_sql(store, error,
-                 "SELECT " WA_STORE_MEDIA_COLUMNS " FROM media d WHERE d.customer_id = ?1 AND d.number = ?2", "ti",
-                 mr->customer_id, (gint64) mr->number);
-  int rc;
 
-  if (stmt == NULL)
-    return FALSE;
-  rc = wa_store_sql_step(store, stmt, error);
-  if (rc == 0)
-    return FALSE;
-  if (rc == SQLITE_ROW)
-    mr->media = wa_store_read_media(store, stmt);
-  wa_store_sql_done(stmt);
-  return TRUE;
+  return read_one(store,
+                  wa_store_sql(store, error,
+                               "SELECT " WA_STORE_MEDIA_COLUMNS
+                               " FROM media d WHERE d.customer_id = ?1 AND d.number = ?2",
+                               "ti", mr->customer_id, (gint64) mr->number),
+                  &mr->media, error);
 }
 
 static const RequestClass get_class = {
