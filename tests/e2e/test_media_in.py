@@ -139,6 +139,15 @@ class MediaIn(Receiving):
         failed = host.wait_for(line(ANNA, "could not be downloaded"))
         self.assertIn("media lookup failed", failed["message"])
 
+    def test_token_never_goes_to_another_host(self):
+        host = self.start()
+        media = self.sim.media(PICTURE, foreign_url=True)
+        self.sim.inbound_media("image", media, sender=ANNA)
+        failed = host.wait_for(line(ANNA, "could not be downloaded"))
+        self.assertIn("localhost", failed["message"])
+        self.assertIn("the access token is not sent there", failed["message"])
+        self.assertEqual(self.sim.media_list()[media["id"]]["downloads"], 0)
+
     def test_digest_mismatch_is_tried_once_more_then_given_up(self):
         host = self.start()
         media = self.sim.media(PICTURE)

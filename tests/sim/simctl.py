@@ -381,7 +381,7 @@ class Sim:
 
         ``content`` (bytes) is served as is; ``size`` (with ``seed=``) makes
         up that many bytes on the fly. Other fields: mime_type, age_s,
-        wrong_digest, gone, lookup_fail_next, download_fail_next,
+        wrong_digest, gone, foreign_url, lookup_fail_next, download_fail_next,
         chunk_delay_ms; with ``id=`` they change an existing media.
         """
         if content is not None:
