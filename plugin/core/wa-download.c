@@ -215,7 +215,8 @@ located(WaGraphReply *reply, gpointer data)
   request.bearer = d->token;
   request.sink = sink;
   request.sink_data = d;
-  request.total_ms = d->timeout_ms;
+  /* a large file on a slow line: at least 32 KiB/s more than the base */
+  request.total_ms = (guint) MIN((guint64) d->timeout_ms + (guint64) MAX(d->total, 0) / 32, (guint64) G_MAXUINT32 / 2);
   d->http_call = wa_http_start(d->http, &request, fetched, d);
   if (d->http_call == NULL)
     finish(d, WA_DOWNLOAD_TRANSIENT, _("the download could not be started"), 0);

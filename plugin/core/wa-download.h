@@ -49,7 +49,7 @@ typedef struct {
   gint64 max_bytes;   /* > 0 */
   const char *dest;   /* the final path (its directory exists) */
   const WaKey *key;   /* the file's key (copied) */
-  guint timeout_ms;   /* total time allowed for the file itself (0: 10 minutes) */
+  guint timeout_ms;   /* time allowed for the file itself (0: 10 minutes), plus 1 s per 32 KiB of its size */
 } WaDownloadRequest;
 
 /* @graph and @http are borrowed and must outlive the download; @token is
