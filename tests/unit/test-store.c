@@ -2600,7 +2600,6 @@ test_media(Fixture *f, gconstpointer data)
 {
   g_auto(MediaWait) one = {0}, two = {0}, dup = {0}, other = {0}, upd = {0}, got = {0}, missing = {0}, late = {0};
   g_auto(Wait) w = {0}, w2 = {0};
-  g_autofree char *key_before = NULL;
   g_autofree char *header = NULL;
   g_autofree char *code = NULL;
   g_autoptr(WaKey) new_key = NULL;
