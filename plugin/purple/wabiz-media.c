@@ -27,6 +27,8 @@
 #include "wa-file.h"
 #include "wa-media.h"
 
+#include <sodium.h>
+
 #define MAX_ACTIVE 2
 #define MAX_ATTEMPTS 8
 #define MAX_RETRY_DELAY_MS (60 * 60 * 1000)
@@ -196,6 +198,133 @@ show_inline(WabizAccount *wa, const WaStoreMedia *m)
   return TRUE;
 }
 
+/* ---- file transfers: audio, video, documents (and images by option) ---------------------- */
+
+#define LATE_S (5 * 60) /* older messages arrived while the messenger was closed: listed only */
+
+typedef struct {
+  char *src;
+  WaKey *key;
+  WaMediaReader *reader;
+  guint8 *buf;
+  guint timer;
+} XferFeed;
+
+static void
+feed_free(XferFeed *feed)
+{
+  if (feed == NULL)
+    return;
+  if (feed->timer != 0)
+    purple_timeout_remove(feed->timer);
+  wa_media_reader_free(feed->reader);
+  g_free(feed->src);
+  wa_key_free(feed->key);
+  if (feed->buf != NULL)
+    sodium_memzero(feed->buf, WA_MEDIA_CHUNK);
+  g_free(feed->buf);
+  g_free(feed);
+}
+
+/* Declined, cancelled or ended: the feed goes. */
+static void
+xfer_release(PurpleXfer *xfer)
+{
+  feed_free(xfer->data);
+  xfer->data = NULL;
+}
+
+/* One chunk per turn of the loop, decrypted into the agent's file. */
+static gboolean
+feed_tick(gpointer data)
+{
+  PurpleXfer *xfer = data;
+  XferFeed *feed = xfer->data;
+  gsize len = 0;
+
+  if (!wa_media_reader_read(feed->reader, feed->buf, &len, NULL)) {
+    feed->timer = 0;
+    purple_xfer_cancel_local(xfer);
+    return FALSE;
+  }
+  if (len == 0) {
+    feed->timer = 0;
+    purple_xfer_set_completed(xfer, TRUE);
+    purple_xfer_end(xfer);
+    return FALSE;
+  }
+  if (!purple_xfer_write_file(xfer, feed->buf, len)) {
+    feed->timer = 0;
+    purple_xfer_cancel_local(xfer);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+xfer_init(PurpleXfer *xfer)
+{
+  XferFeed *feed = xfer->data;
+
+  feed->reader = wa_media_reader_open(feed->src, feed->key, NULL);
+  if (feed->reader == NULL) {
+    purple_xfer_cancel_local(xfer);
+    return;
+  }
+  feed->buf = g_malloc(WA_MEDIA_CHUNK);
+  purple_xfer_start(xfer, -1, NULL, 0);
+  feed->timer = purple_timeout_add(0, feed_tick, xfer);
+}
+
+static gboolean
+wants_transfer(WabizAccount *wa, const WaStoreMedia *m)
+{
+  const char *images = purple_account_get_string(wa->account, WABIZ_OPT_MEDIA_IMAGES, WABIZ_MEDIA_IMAGES_INLINE);
+  gboolean picture = g_strcmp0(m->type, "image") == 0 || g_strcmp0(m->type, "sticker") == 0;
+
+  if (m->timestamp > 0 && wabiz_now() - m->timestamp > LATE_S)
+    return FALSE;
+  return !picture || g_strcmp0(images, WABIZ_MEDIA_IMAGES_INLINE) != 0;
+}
+
+static gboolean
+wants_inline(WabizAccount *wa, const WaStoreMedia *m)
+{
+  const char *images = purple_account_get_string(wa->account, WABIZ_OPT_MEDIA_IMAGES, WABIZ_MEDIA_IMAGES_INLINE);
+
+  return g_strcmp0(images, WABIZ_MEDIA_IMAGES_TRANSFER) != 0;
+}
+
+/* Offers the decrypted file as an incoming transfer from the customer. */
+static void
+offer_transfer(WabizAccount *wa, const WaStoreMedia *m)
+{
+  PurpleConversation *conv = customer_conv(wa, m->customer_id);
+  g_autofree char *fallback = NULL;
+  g_autofree char *name = NULL;
+  PurpleXfer *xfer;
+  XferFeed *feed;
+
+  if (conv == NULL || m->file_key == NULL)
+    return;
+  fallback = g_strdup_printf("whatsapp-%s-%u.%s", m->type, m->number, wa_media_extension(m->mime_type));
+  name = wa_media_safe_name(m->filename, fallback);
+  xfer = purple_xfer_new(wa->account, PURPLE_XFER_RECEIVE, purple_conversation_get_name(conv));
+  if (xfer == NULL)
+    return;
+  feed = g_new0(XferFeed, 1);
+  feed->src = g_strdup(m->path);
+  feed->key = wa_key_copy(m->file_key);
+  xfer->data = feed;
+  purple_xfer_set_filename(xfer, name);
+  purple_xfer_set_size(xfer, (size_t) MAX(m->size, 0));
+  purple_xfer_set_init_fnc(xfer, xfer_init);
+  purple_xfer_set_request_denied_fnc(xfer, xfer_release);
+  purple_xfer_set_cancel_recv_fnc(xfer, xfer_release);
+  purple_xfer_set_end_fnc(xfer, xfer_release);
+  purple_xfer_request(xfer);
+}
+
 /* ---- the outcome ------------------------------------------------------------------- */
 
 static void
@@ -311,11 +440,13 @@ done_cb(const WaDownloadResult *result, gpointer data)
     if (result->mime_type != NULL && job->media->mime_type == NULL)
       job->media->mime_type = g_strdup(result->mime_type);
     what = describe(job->media);
-    if (show_inline(wa, job->media))
+    if (wants_inline(wa, job->media) && show_inline(wa, job->media))
       line = g_strdup_printf(_("%s received (shown above; /save %u saves it)."), what, job->media->number);
     else
       line = g_strdup_printf(_("%s received. Type /save %u to save it."), what, job->media->number);
     say(wa, job->media, line, PURPLE_MESSAGE_SYSTEM);
+    if (wants_transfer(wa, job->media))
+      offer_transfer(wa, job->media);
     change.state = WA_STORE_MEDIA_DONE;
     change.size = result->size;
     change.mime_type = result->mime_type;

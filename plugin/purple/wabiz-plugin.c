@@ -207,6 +207,23 @@ add_string_option(const char *label, const char *key, const char *def)
     g_list_append(prpl_info.protocol_options, purple_account_option_string_new(label, key, def));
 }
 
+/* A list option of @n (label, value) pairs; the first is the default. */
+static void
+add_list_option(const char *label, const char *key, const char *const items[][2], guint n)
+{
+  GList *list = NULL;
+
+  for (guint i = 0; i < n; i++) {
+    PurpleKeyValuePair *pair = g_new0(PurpleKeyValuePair, 1);
+
+    pair->key = g_strdup(_(items[i][0]));
+    pair->value = g_strdup(items[i][1]);
+    list = g_list_append(list, pair);
+  }
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options, purple_account_option_list_new(label, key, list));
+}
+
 static void
 init_plugin(PurplePlugin *plugin)
 {
@@ -289,23 +306,18 @@ init_plugin(PurplePlugin *plugin)
                   purple_account_option_bool_new(_("Keep libpurple's plain-text conversation logs (not encrypted)"),
                                                  WABIZ_OPT_PLAINTEXT_LOG, FALSE));
   {
-    /* the first item is the default */
+    static const char *const images[][2] = {
+      {N_("Inline (Pidgin)"), WABIZ_MEDIA_IMAGES_INLINE},
+      {N_("As file transfers"), WABIZ_MEDIA_IMAGES_TRANSFER},
+      {N_("Both"), WABIZ_MEDIA_IMAGES_BOTH},
+    };
     static const char *const protection[][2] = {
       {N_("Key file"), WABIZ_STORE_KEYFILE},
       {N_("Passphrase"), WABIZ_STORE_PASSPHRASE},
     };
-    GList *items = NULL;
 
-    for (guint i = 0; i < G_N_ELEMENTS(protection); i++) {
-      PurpleKeyValuePair *pair = g_new0(PurpleKeyValuePair, 1);
-
-      pair->key = g_strdup(_(protection[i][0]));
-      pair->value = g_strdup(protection[i][1]);
-      items = g_list_append(items, pair);
-    }
-    prpl_info.protocol_options =
-      g_list_append(prpl_info.protocol_options,
-                    purple_account_option_list_new(_("Store protection"), WABIZ_OPT_STORE_PROTECTION, items));
+    add_list_option(_("Pictures from customers"), WABIZ_OPT_MEDIA_IMAGES, images, G_N_ELEMENTS(images));
+    add_list_option(_("Store protection"), WABIZ_OPT_STORE_PROTECTION, protection, G_N_ELEMENTS(protection));
   }
 }
 

@@ -58,6 +58,11 @@
  * of a failed download (ms, doubling) */
 #define WABIZ_OPT_MEDIA_MAX_MB "media_max_mb"
 #define WABIZ_OPT_MEDIA_RETRY_MS "media_retry_delay_ms"
+/* images and stickers: inline (Pidgin; the line elsewhere), as file transfers, or both */
+#define WABIZ_OPT_MEDIA_IMAGES "media_images"
+#define WABIZ_MEDIA_IMAGES_INLINE "inline"
+#define WABIZ_MEDIA_IMAGES_TRANSFER "transfer"
+#define WABIZ_MEDIA_IMAGES_BOTH "both"
 
 /* Buddy node settings: the store's pseudonymous customer id, and what older
  * versions kept here. */

@@ -112,6 +112,53 @@ class MediaIn(Receiving):
         self.save(host, 1, out)
         self.assertEqual(os.listdir(out), ["invoice.pdf"])
 
+    def test_document_offered_as_a_transfer(self):
+        host = self.start()
+        content = b"%PDF-1.4 " + b"transfer body " * 20000
+        media = self.sim.media(content, mime_type="application/pdf")
+        self.sim.inbound_media("document", media, filename="offer.pdf", sender=ANNA)
+        host.wait_for(line(ANNA, "Document 1 (offer.pdf, 273 KB) received"))
+        # libpurple asks whether to accept, then where to write it
+        ask = host.wait_for({"event": "request", "kind": "action"})
+        self.assertIn("offer.pdf", json.dumps(ask))
+        host.answer(ask["id"], action=0)
+        where = host.wait_for({"event": "request", "kind": "file"})
+        target = os.path.join(self.user_dir, "received-offer.pdf")
+        host.answer(where["id"], file=target)
+
+        def complete():
+            try:
+                with open(target, "rb") as f:
+                    return f.read() == content
+            except OSError:
+                return False
+        wait_until(complete, what="the transferred file")
+        # a picture (inline by default) is not offered; with the option it is
+        self.sim.inbound_media("image", self.sim.media(PICTURE), sender=ANNA)
+        host.wait_for(line(ANNA, "Image 2 (113 KB) received"))
+        host.expect_none({"event": "request", "kind": "action"}, 1.0)
+
+    def test_pictures_as_transfers_by_option(self):
+        host = self.start(media_images="transfer")
+        self.sim.inbound_media("image", self.sim.media(PICTURE), sender=ANNA)
+        host.wait_for(line(ANNA, "Image 1 (113 KB) received. Type /save 1"))
+        ask = host.wait_for({"event": "request", "kind": "action"})
+        host.answer(ask["id"], action=1)  # declined: nothing is written, the attachment stays
+        host.expect_none({"event": "request", "kind": "file"}, 0.5)
+        out = os.path.join(self.user_dir, "later")
+        os.mkdir(out)
+        self.save(host, 1, out)
+        with open(os.path.join(out, "whatsapp-image-1.jpg"), "rb") as f:
+            self.assertEqual(f.read(), PICTURE)
+
+    def test_backlog_is_listed_not_offered(self):
+        host = self.start()
+        media = self.sim.media(b"%PDF old", mime_type="application/pdf")
+        self.sim.inbound_media("document", media, filename="old.pdf", sender=ANNA,
+                               timestamp=int(time.time()) - 3600)
+        host.wait_for(line(ANNA, "Document 1 (old.pdf, 8 B) received. Type /save 1"))
+        host.expect_none({"event": "request", "kind": "action"}, 1.0)
+
     def test_download_failing_twice_then_succeeding(self):
         host = self.start()
         media = self.sim.media(PICTURE, mime_type="image/jpeg", download_fail_next=1, lookup_fail_next=1)
