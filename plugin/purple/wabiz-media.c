@@ -327,6 +327,47 @@ offer_transfer(WabizAccount *wa, const WaStoreMedia *m)
 
 /* ---- the outcome ------------------------------------------------------------------- */
 
+/* The file of an attachment whose row is gone (the customer was erased
+ * while it downloaded). */
+static void
+remove_orphan(const char *path)
+{
+  g_autofree char *part = g_strconcat(path, ".part", NULL);
+
+  unlink(path);
+  unlink(part);
+}
+
+typedef struct {
+  WabizAccount *wa;
+  char *id;
+} RetryNote;
+
+static void
+retry_note_free(RetryNote *note)
+{
+  g_free(note->id);
+  g_free(note);
+}
+
+/* A retry was recorded; a row gone meanwhile (erased) ends its job. */
+static void
+retry_stored_cb(const WaStoreMedia *media, const GError *error, gpointer data)
+{
+  RetryNote *note = data;
+  WabizAccount *wa = note->wa;
+  MediaJob *job;
+
+  wabiz_store_release(wa, note);
+  if (g_error_matches(error, WA_STORE_ERROR, WA_STORE_ERROR_NOT_FOUND) && wa->media != NULL &&
+      (job = g_hash_table_lookup(wa->media->jobs, note->id)) != NULL && !job->running) {
+    remove_orphan(job->media->path);
+    g_queue_remove(&wa->media->waiting, job);
+    g_hash_table_remove(wa->media->jobs, note->id);
+  }
+  retry_note_free(note);
+}
+
 static void
 stored_cb(const WaStoreMedia *media, const GError *error, gpointer data)
 {
@@ -334,7 +375,9 @@ stored_cb(const WaStoreMedia *media, const GError *error, gpointer data)
   WabizAccount *wa = job->wa;
 
   wabiz_store_release(wa, job);
-  if (error != NULL)
+  if (g_error_matches(error, WA_STORE_ERROR, WA_STORE_ERROR_NOT_FOUND))
+    remove_orphan(job->media->path); /* erased while it downloaded */
+  else if (error != NULL)
     purple_debug_warning("wabiz", "an attachment's state could not be stored: %s\n", error->message);
   job_free(job);
 }
@@ -415,9 +458,15 @@ retry(MediaJob *job, const char *reason)
   job->media->attempts = attempts;
   job->media->next_attempt = change.next_attempt;
   purple_debug_info("wabiz", "attachment download failed (attempt %u), next in %u ms\n", attempts, delay);
-  if (wa->store != NULL)
-    wa_store_media_update(wa->store, job->media->id, &change, NULL, NULL);
   job->timer = purple_timeout_add(delay, retry_due, job);
+  if (wa->store != NULL) {
+    RetryNote *note = g_new0(RetryNote, 1);
+
+    note->wa = wa;
+    note->id = g_strdup(job->media->id);
+    wa_store_media_update(wa->store, job->media->id, &change, retry_stored_cb,
+                          wabiz_store_hold(wa, note, (GDestroyNotify) retry_note_free));
+  }
 }
 
 static void

@@ -228,6 +228,23 @@ class MediaIn(Receiving):
         again.wait_for(line(ANNA, "Type /save 1"))
         self.assertEqual(self.sim.media_list()[media["id"]]["downloads"], 2)
 
+    def test_erased_while_downloading_leaves_no_file(self):
+        host = self.start()
+        # about 3 s of download: 48 pieces of 64 KiB, 60 ms apart
+        media = self.sim.media(size=48 * 65536, mime_type="video/mp4", chunk_delay_ms=60)
+        self.sim.inbound_media("video", media, sender=ANNA)
+        host.wait_for(line(ANNA, "Video 1: downloading"))
+        wait_until(lambda: self.sim.media_list()[media["id"]]["downloads"] == 1, what="the download to start")
+        host.call({"cmd": "command", "conv": ANNA, "text": "erase"})
+        request = host.wait_for({"event": "request", "kind": "action"})
+        host.answer(request["id"], action=0)
+        host.wait_for(line(ANNA, "was erased"))
+        # the erasure removed the partial file; the download then ends
+        # (about 3 s) and is neither retried nor leaves a file behind
+        host.expect_none(line(ANNA, "received"), 6.0)
+        self.assertEqual([n for _, _, ns in os.walk(self.media_dir()) for n in ns], [])
+        self.assertEqual(self.sim.media_list()[media["id"]]["lookups"], 1)
+
     def test_100_mib_document_memory_stays_flat(self):
         """A document at the 100 MiB limit: streamed through the encrypted
         file, so the host's resident memory grows by far less than the file;
