@@ -120,7 +120,7 @@ fetched(WaHttpResponse *response, gpointer data)
   d->http_call = NULL;
   if (d->too_large) {
     reason =
-      g_strdup_printf(_("the file is larger than the limit of %" G_GINT64_FORMAT " MB"), d->max_bytes / (1024 * 1024));
+      g_strdup_printf(_("the file is larger than the limit of %lld MB"), (long long) (d->max_bytes / (1024 * 1024)));
     finish(d, WA_DOWNLOAD_TOO_LARGE, reason, 0);
     return;
   }
@@ -147,8 +147,7 @@ fetched(WaHttpResponse *response, gpointer data)
     return;
   }
   if (d->total > 0 && size != d->total) {
-    reason =
-      g_strdup_printf(_("the download ended after %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT " bytes"), size, d->total);
+    reason = g_strdup_printf(_("the download ended after %lld of %lld bytes"), (long long) size, (long long) d->total);
     unlink(d->part);
     finish(d, WA_DOWNLOAD_TRANSIENT, reason, 0);
     return;
@@ -193,9 +192,9 @@ located(WaGraphReply *reply, gpointer data)
     return;
   }
   if (d->total > d->max_bytes) {
-    reason =
-      g_strdup_printf(_("the file (%" G_GINT64_FORMAT " MB) is larger than the limit of %" G_GINT64_FORMAT " MB"),
-                      (d->total + 1024 * 1024 - 1) / (1024 * 1024), d->max_bytes / (1024 * 1024));
+    reason = g_strdup_printf(_("the file (%lld MB) is larger than the limit of %lld MB"),
+                             (long long) ((d->total + 1024 * 1024 - 1) / (1024 * 1024)),
+                             (long long) (d->max_bytes / (1024 * 1024)));
     finish(d, WA_DOWNLOAD_TOO_LARGE, reason, d->total);
     return;
   }

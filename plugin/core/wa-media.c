@@ -15,6 +15,7 @@
 
 #include "wa-file.h"
 #include "wa-http.h"
+#include "wa-i18n.h"
 
 #define MAGIC "WABIZMEDIA1\n"
 #define MAGIC_LEN (sizeof(MAGIC) - 1)
@@ -70,11 +71,11 @@ wa_media_url_allowed(const char *url, const char *base_url, GError **error)
   const char *scheme, *host;
 
   if (uri == NULL || g_uri_get_host(uri) == NULL || *g_uri_get_host(uri) == '\0') {
-    g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "the media URL is not a valid URL");
+    g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, _("the media URL is not a valid URL"));
     return FALSE;
   }
   if (g_uri_get_userinfo(uri) != NULL) {
-    g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED, "the media URL carries credentials");
+    g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED, _("the media URL carries credentials"));
     return FALSE;
   }
   scheme = g_uri_get_scheme(uri);
@@ -89,8 +90,8 @@ wa_media_url_allowed(const char *url, const char *base_url, GError **error)
       if (host_under(host, meta_media_domains[i]))
         return TRUE;
   g_set_error(error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
-              "the media URL points to %s, which is neither one of Meta's media hosts nor the API host: the access "
-              "token is not sent there",
+              _("the media URL points to %s, which is neither one of Meta's media hosts nor the API host: the access "
+                "token is not sent there"),
               host);
   return FALSE;
 }
@@ -208,7 +209,7 @@ wa_media_writer_new(const char *path, const WaKey *key, GError **error)
   w->hash = sodium_malloc(sizeof *w->hash);
   w->plain = sodium_malloc(WA_MEDIA_CHUNK);
   if (w->state == NULL || w->hash == NULL || w->plain == NULL) {
-    g_set_error_literal(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_INIT, "no secure memory for a media file");
+    g_set_error_literal(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_INIT, _("no secure memory for a media file"));
     return NULL;
   }
   w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -313,7 +314,7 @@ struct _WaMediaReader {
 static gboolean
 tampered(GError **error, const char *what)
 {
-  g_set_error(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_TAMPERED, "the media file %s", what);
+  g_set_error(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_TAMPERED, _("the media file %s"), what);
   return FALSE;
 }
 
@@ -331,19 +332,19 @@ wa_media_reader_open(const char *path, const WaKey *key, GError **error)
   r->path = g_strdup(path);
   r->state = sodium_malloc(sizeof *r->state);
   if (r->state == NULL) {
-    g_set_error_literal(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_INIT, "no secure memory for a media file");
+    g_set_error_literal(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_INIT, _("no secure memory for a media file"));
     return NULL;
   }
   if (!wa_file_read_exact(r->fd, path, head, sizeof head, NULL)) {
-    tampered(error, "is cut short");
+    tampered(error, _("is cut short"));
     return NULL;
   }
   if (memcmp(head, MAGIC, MAGIC_LEN) != 0) {
-    g_set_error_literal(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_FORMAT, "not a media file of this plugin");
+    g_set_error_literal(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_FORMAT, _("not a media file of this plugin"));
     return NULL;
   }
   if (crypto_secretstream_xchacha20poly1305_init_pull(r->state, head + MAGIC_LEN, wa_key_bytes(key)) != 0) {
-    tampered(error, "has an invalid header");
+    tampered(error, _("has an invalid header"));
     return NULL;
   }
   return g_steal_pointer(&r);
@@ -385,25 +386,25 @@ wa_media_reader_read(WaMediaReader *r, guint8 *buf, gsize *len, GError **error)
   if (n < 0)
     return FALSE;
   if ((gsize) n < ABYTES)
-    return tampered(error, "is cut short");
+    return tampered(error, _("is cut short"));
   if (crypto_secretstream_xchacha20poly1305_pull(r->state, buf, &mlen, &tag, r->cipher, (unsigned long long) n, NULL,
                                                  0) != 0)
-    return tampered(error, "does not open: altered, or another key");
+    return tampered(error, _("does not open: altered, or another key"));
   if (tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL) {
     guint8 extra;
 
     if (read_up_to(r, &extra, 1, error) != 0) {
       sodium_memzero(buf, (gsize) mlen);
-      return tampered(error, "has bytes after its end");
+      return tampered(error, _("has bytes after its end"));
     }
     r->ended = TRUE;
   } else if ((gsize) n < sizeof r->cipher) {
     sodium_memzero(buf, (gsize) mlen);
-    return tampered(error, "is cut short");
+    return tampered(error, _("is cut short"));
   }
   *len = (gsize) mlen;
   if (*len == 0 && !r->ended)
-    return tampered(error, "has an empty chunk");
+    return tampered(error, _("has an empty chunk"));
   return TRUE;
 }
 
@@ -431,7 +432,7 @@ wa_media_decrypt_to_file(const char *src, const WaKey *key, const char *dest, GE
     return FALSE;
   buf = sodium_malloc(WA_MEDIA_CHUNK);
   if (buf == NULL) {
-    g_set_error_literal(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_INIT, "no secure memory for a media file");
+    g_set_error_literal(error, WA_CRYPT_ERROR, WA_CRYPT_ERROR_INIT, _("no secure memory for a media file"));
     return FALSE;
   }
   fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
