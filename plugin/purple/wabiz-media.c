@@ -27,6 +27,7 @@
 #include "wa-file.h"
 #include "wa-media.h"
 
+#include <dlfcn.h>
 #include <sodium.h>
 
 #define MAX_ACTIVE 2
@@ -143,14 +144,50 @@ shows_images(void)
   return g_strcmp0(ui, "gtk-gaim") == 0;
 }
 
-/* JPEG, PNG and GIF: what Pidgin's image loader always reads (WebP stickers
- * need a loader that is not always there: they get the line). */
+/* Whether the image loader of the messenger (gdk-pixbuf, in Pidgin's
+ * process; not linked here) has a loader named @name: looked up at run time,
+ * so the plugin does not depend on it. The test build may say yes
+ * (WABIZ_TEST_PIXBUF_FORMATS, names separated by commas). */
+static gboolean
+pixbuf_can_load(const char *name)
+{
+  typedef GSList *(*GetFormats)(void);
+  typedef char *(*GetName)(gpointer format);
+  const char *fake = wabiz_test_env("WABIZ_TEST_PIXBUF_FORMATS");
+  gpointer get_formats, get_name;
+  gboolean found = FALSE;
+
+  if (fake != NULL) {
+    g_auto(GStrv) names = g_strsplit(fake, ",", -1);
+
+    return g_strv_contains((const char *const *) names, name);
+  }
+  get_formats = dlsym(RTLD_DEFAULT, "gdk_pixbuf_get_formats");
+  get_name = dlsym(RTLD_DEFAULT, "gdk_pixbuf_format_get_name");
+  if (get_formats != NULL && get_name != NULL) {
+    GSList *formats = ((GetFormats) get_formats)();
+
+    for (GSList *l = formats; l != NULL && !found; l = l->next) {
+      g_autofree char *format = ((GetName) get_name)(l->data);
+
+      found = g_strcmp0(format, name) == 0;
+    }
+    g_slist_free(formats);
+  }
+  return found;
+}
+
+/* JPEG, PNG and GIF: what Pidgin's image loader always reads; WebP (stickers)
+ * when a loader for it is installed, else they get the line. */
 static gboolean
 inline_type(const WaStoreMedia *m)
 {
-  return m->mime_type != NULL &&
-         (g_str_has_prefix(m->mime_type, "image/jpeg") || g_str_has_prefix(m->mime_type, "image/png") ||
-          g_str_has_prefix(m->mime_type, "image/gif"));
+  if (m->mime_type == NULL)
+    return FALSE;
+  if (g_str_has_prefix(m->mime_type, "image/webp"))
+    return pixbuf_can_load("webp");
+  return g_str_has_prefix(m->mime_type, "image/jpeg") || g_str_has_prefix(m->mime_type, "image/png") ||
+         g_str_has_prefix(m->mime_type, "image/gif");
 }
 
 /* The decrypted picture into the imgstore and the conversation. */

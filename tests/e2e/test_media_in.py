@@ -101,6 +101,23 @@ class MediaIn(Receiving):
         self.sim.inbound_media("sticker", sticker, sender=ANNA)
         host.wait_for(line(ANNA, "Sticker 2 (23 B) received. Type /save 2"))
 
+    def test_pidgin_shows_a_sticker_when_its_loader_reads_webp(self):
+        host = self.start_receiving_host(env={"WABIZ_TEST_UI": "gtk-gaim", "WABIZ_TEST_PIXBUF_FORMATS": "png,webp"})
+        sticker = self.sim.media(b"RIFF....WEBPVP8 sticker", mime_type="image/webp")
+        self.sim.inbound_media("sticker", sticker, sender=ANNA)
+        host.wait_for({"event": "write", "conv": ANNA, "flags": has("images"), "message": regex(r'^<img id="[1-9]')})
+        host.wait_for(line(ANNA, "Sticker 1 (23 B) received (shown above; /save 1 saves it)"))
+
+    def test_voice_note_is_marked(self):
+        host = self.start()
+        note = self.sim.media(b"OggS voice", mime_type="audio/ogg; codecs=opus")
+        self.sim.inbound_media("audio", note, voice=True, sender=ANNA)
+        host.wait_for(line(ANNA, "Voice note 1 (10 B) received. Type /save 1"))
+        out = os.path.join(self.user_dir, "voice")
+        os.mkdir(out)
+        self.save(host, 1, out)
+        self.assertEqual(os.listdir(out), ["whatsapp-audio-1.ogg"])
+
     def test_document_keeps_a_safe_name(self):
         host = self.start()
         media = self.sim.media(b"%PDF-1.4 invoice", mime_type="application/pdf")
