@@ -69,6 +69,14 @@ class MediaIn(Receiving):
         self.assertEqual(stat.S_IMODE(os.stat(files[0]).st_mode), 0o600)
         with open(files[0], "rb") as f:
             self.assertNotIn(b"PLAINTEXT-PICTURE", f.read())
+        # nowhere under the user dir (store, receiver journal, logs) in plaintext
+        for root, _, names in os.walk(self.user_dir):
+            for name in names:
+                path = os.path.join(root, name)
+                if not stat.S_ISREG(os.lstat(path).st_mode):
+                    continue  # the receiver's socket
+                with open(path, "rb") as f:
+                    self.assertNotIn(b"PLAINTEXT-PICTURE", f.read(), path)
         # /save into a folder: the bytes as sent; a second save never overwrites
         out = os.path.join(self.user_dir, "out")
         os.mkdir(out)
