@@ -896,7 +896,8 @@ wabiz_cmd_save(PurpleConversation *conv, const char *cmd, char **args, char **er
   req->conv_name = g_strdup(who);
   req->number = (guint) number;
   if (words[1] != NULL && *g_strstrip(words[1]) != '\0')
-    req->path = g_strdup(words[1]);
+    req->path =
+      g_str_has_prefix(words[1], "~/") ? g_build_filename(g_get_home_dir(), words[1] + 2, NULL) : g_strdup(words[1]);
   wa_store_media_get(wa->store, customer, req->number, save_media_cb,
                      wabiz_store_hold(wa, req, (GDestroyNotify) save_request_free));
   return PURPLE_CMD_RET_OK;

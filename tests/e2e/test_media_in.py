@@ -333,6 +333,26 @@ class MediaIn(Receiving):
         with open(saved, "rb") as f:
             self.assertEqual(f.read(), PICTURE)
 
+    def test_quit_mid_download_resumes_at_the_next_sign_on(self):
+        host = self.start()
+        media = self.sim.media(size=40 * 65536, seed=5, mime_type="video/mp4", chunk_delay_ms=100)
+        self.sim.inbound_media("video", media, sender=ANNA)
+        wait_until(lambda: self.sim.media_list()[media["id"]]["downloads"] == 1, what="the download to start")
+        host.quit()
+        self.hosts.remove(host)
+        host.close()
+        # nothing half-written stays behind
+        self.assertEqual([n for _, _, ns in os.walk(self.media_dir()) for n in ns], [])
+        self.sim.media(id=media["id"], chunk_delay_ms=0)
+        again = self.start()
+        again.wait_for(line(ANNA, "Video 1 (2.5 MB) received"))
+        self.assertEqual(self.sim.media_list()[media["id"]]["downloads"], 2)
+        out = os.path.join(self.user_dir, "video")
+        os.mkdir(out)
+        self.save(again, 1, out)
+        with open(os.path.join(out, "whatsapp-video-1.mp4"), "rb") as f:
+            self.assertEqual(hashlib.sha256(f.read()).hexdigest(), media["sha256_hex"])
+
     def test_erase_deletes_the_files(self):
         host = self.start()
         media = self.sim.media(PICTURE)
