@@ -17,6 +17,7 @@
 #include "wa-media.h"
 
 #define DEFAULT_TIMEOUT_MS (10 * 60 * 1000)
+#define DEFAULT_STALL_S 60
 
 struct _WaDownload {
   WaGraph *graph;
@@ -29,6 +30,7 @@ struct _WaDownload {
   char *part;
   WaKey *key;
   guint timeout_ms;
+  guint stall_s;
   WaDownloadProgressFunc progress;
   WaDownloadDoneFunc done;
   gpointer data;
@@ -216,6 +218,7 @@ located(WaGraphReply *reply, gpointer data)
   request.sink_data = d;
   /* a large file on a slow line: at least 32 KiB/s more than the base */
   request.total_ms = (guint) MIN((guint64) d->timeout_ms + (guint64) MAX(d->total, 0) / 32, (guint64) G_MAXUINT32 / 2);
+  request.stall_s = d->stall_s;
   d->http_call = wa_http_start(d->http, &request, fetched, d);
   if (d->http_call == NULL)
     finish(d, WA_DOWNLOAD_TRANSIENT, _("the download could not be started"), 0);
@@ -240,6 +243,7 @@ wa_download_start(WaGraph *graph, WaHttp *http, const char *token, const WaDownl
   d->part = g_strconcat(request->dest, ".part", NULL);
   d->key = wa_key_copy(request->key);
   d->timeout_ms = request->timeout_ms > 0 ? request->timeout_ms : DEFAULT_TIMEOUT_MS;
+  d->stall_s = request->stall_s > 0 ? request->stall_s : DEFAULT_STALL_S;
   d->progress = progress;
   d->done = done;
   d->data = data;

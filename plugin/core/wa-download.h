@@ -50,6 +50,7 @@ typedef struct {
   const char *dest;   /* the final path (its directory exists) */
   const WaKey *key;   /* the file's key (copied) */
   guint timeout_ms;   /* time allowed for the file itself (0: 10 minutes), plus 1 s per 32 KiB of its size */
+  guint stall_s;      /* a download under 1 KiB/s for this long is cut (transient); 0: 60 s */
 } WaDownloadRequest;
 
 /* @graph and @http are borrowed and must outlive the download; @token is

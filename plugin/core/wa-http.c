@@ -522,6 +522,10 @@ wa_http_start(WaHttp *http, const WaHttpRequest *request, WaHttpCallback callbac
   curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) http->connect_ms);
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) (request->total_ms > 0 ? request->total_ms : http->total_ms));
+  if (request->stall_s > 0) {
+    curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long) request->stall_s);
+  }
   call->sink = request->sink;
   call->sink_data = request->sink_data;
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");

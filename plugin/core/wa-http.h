@@ -34,6 +34,7 @@ typedef struct {
   gboolean (*sink)(const guint8 *data, gsize len, gpointer sink_data);
   gpointer sink_data;
   guint total_ms; /* > 0: this call's total timeout instead of the default */
+  guint stall_s;  /* > 0: give up when under 1 KiB/s arrives for this long (a stalled download) */
 } WaHttpRequest;
 
 typedef struct {

@@ -614,6 +614,8 @@ job_start(MediaJob *job)
   request.max_bytes = (gint64) MAX(max_mb, 1) * 1024 * 1024;
   request.dest = job->media->path;
   request.key = job->media->file_key;
+  /* stalled for as long as an API request may take: cut, and retried */
+  request.stall_s = (guint) MAX(purple_account_get_int(wa->account, WABIZ_OPT_HTTP_TIMEOUT, 60), 1);
   st->active++;
   job->running = TRUE;
   /* an id that cannot be asked for ends at once (done_cb), returning NULL */

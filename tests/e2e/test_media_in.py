@@ -239,6 +239,18 @@ class MediaIn(Receiving):
         self.assertIn("limit of 1 MB", failed["message"])
         self.assertEqual(self.sim.media_list()[media["id"]]["downloads"], 0)
 
+    def test_stalled_download_is_cut_and_retried(self):
+        # a stall is as long as an API request may take (http_timeout: 2 s here)
+        host = self.start(http_timeout=2)
+        media = self.sim.media(size=8 * 65536, seed=9, mime_type="video/mp4", chunk_delay_ms=10000)
+        self.sim.inbound_media("video", media, sender=ANNA)
+        # the first 64 KiB come at once, then nothing for 10 s
+        wait_until(lambda: self.sim.media_list()[media["id"]]["downloads"] == 1, what="the download to start")
+        self.sim.media(id=media["id"], chunk_delay_ms=0)
+        host.wait_for(line(ANNA, "Video 1 (512 KB) received"), timeout=60)
+        # cut after about 4 s and fetched again, rather than waiting out the stall
+        self.assertEqual(self.sim.media_list()[media["id"]]["downloads"], 2)
+
     def test_pending_download_resumes_after_a_restart(self):
         host = self.start(media_retry_delay_ms=60000)
         media = self.sim.media(PICTURE, download_fail_next=1)
