@@ -48,6 +48,9 @@ struct _WaHttpCall {
   WaHttpCallback callback;
   gpointer data;
   gboolean too_large;
+  gboolean sink_stopped;
+  gboolean (*sink)(const guint8 *data, gsize len, gpointer sink_data);
+  gpointer sink_data;
   gboolean cancelled;
   gboolean finished;
   CURLcode result;
@@ -153,6 +156,18 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
   WaHttpCall *call = userdata;
   gsize n = size * nmemb;
 
+  if (call->sink != NULL) {
+    long status = 0;
+
+    curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) {
+      if (!call->sink((const guint8 *) ptr, n, call->sink_data)) {
+        call->sink_stopped = TRUE;
+        return 0; /* CURLE_WRITE_ERROR */
+      }
+      return n;
+    }
+  }
   if (call->body->len + n > call->http->max_body) {
     call->too_large = TRUE;
     return 0; /* CURLE_WRITE_ERROR */
@@ -273,6 +288,8 @@ dispatch(WaHttp *http, WaHttpCall *call)
     response.reached = !provably_not_sent(call->result, call->easy);
     if (call->too_large)
       response.error = g_strdup(_("the answer was larger than allowed"));
+    else if (call->sink_stopped)
+      response.error = g_strdup(_("stopped by the receiver"));
     else if (call->errbuf[0] != '\0')
       response.error = g_strdup(call->errbuf);
     else
@@ -553,8 +570,14 @@ wa_http_start(WaHttp *http, const WaHttpRequest *request, WaHttpCallback callbac
     curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long) MAX(http->total_ms / 1000, 1u));
   } else {
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) http->total_ms);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) (request->total_ms > 0 ? request->total_ms : http->total_ms));
   }
+  if (request->stall_s > 0) {
+    curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long) request->stall_s);
+  }
+  call->sink = request->sink;
+  call->sink_data = request->sink_data;
   if (request->progress != NULL) {
     call->progress = request->progress;
     call->progress_data = request->progress_data;

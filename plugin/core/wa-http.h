@@ -50,6 +50,15 @@ typedef struct {
   /* a long transfer (an upload): no total timeout, but it fails when no byte
    * moves for the total timeout */
   gboolean long_transfer;
+  /* Streaming (downloads): the body of a 2xx answer goes to @sink piece by
+   * piece as it arrives, instead of into the response (max_body does not
+   * apply: the sink keeps count); a sink that returns FALSE aborts the call
+   * (not completed, error "stopped by the receiver"). Other answers (errors)
+   * are kept in the response as usual. */
+  gboolean (*sink)(const guint8 *data, gsize len, gpointer sink_data);
+  gpointer sink_data;
+  guint total_ms; /* > 0: this call's total timeout instead of the default */
+  guint stall_s;  /* > 0: give up when under 1 KiB/s arrives for this long (a stalled download) */
 } WaHttpRequest;
 
 typedef struct {

@@ -680,6 +680,25 @@ export_message(WaStore *store, JsonBuilder *builder, sqlite3_stmt *stmt, const c
 }
 
 static void
+export_attachment(WaStore *store, JsonBuilder *builder, sqlite3_stmt *stmt, const char *customer_id)
+{
+  static const char *const states[] = {"pending", "done", "failed", "expired"};
+  g_autoptr(WaStoreMedia) media = wa_store_read_media(store, stmt);
+
+  add_int(builder, "number", media->number);
+  add_string(builder, "message_id", media->message_id);
+  add_string(builder, "type", media->type);
+  add_string(builder, "mime_type", media->mime_type);
+  add_string(builder, "filename", media->filename);
+  add_bool(builder, "voice", media->voice);
+  add_int(builder, "size", media->size);
+  add_string(builder, "sha256", media->sha256);
+  add_string(builder, "state", media->state < G_N_ELEMENTS(states) ? states[media->state] : "unknown");
+  add_string(builder, "error", media->error);
+  add_bool(builder, "tampered", media->tampered);
+}
+
+static void
 export_outbox_entry(WaStore *store, JsonBuilder *builder, sqlite3_stmt *stmt, const char *customer_id)
 {
   g_autoptr(WaStoreOutbox) entry = wa_store_read_outbox(store, stmt);
@@ -763,6 +782,9 @@ run_export(WaStore *store, Request *req, GError **error)
                    "SELECT " WA_STORE_MESSAGE_COLUMNS ", m.raw FROM messages m "
                    "WHERE m.customer_id = ?1 ORDER BY m.timestamp, m.rowid",
                    customer->id, export_message, error) ||
+      !export_rows(store, builder, "attachments",
+                   "SELECT " WA_STORE_MEDIA_COLUMNS " FROM media d WHERE d.customer_id = ?1 ORDER BY d.number",
+                   customer->id, export_attachment, error) ||
       !export_rows(store, builder, "outbox",
                    "SELECT " WA_STORE_OUTBOX_COLUMNS " FROM outbox o JOIN messages m "
                    "ON m.id = o.message_id WHERE o.customer_id = ?1 ORDER BY o.rowid",
@@ -835,6 +857,7 @@ run_erase(WaStore *store, Request *req, GError **error)
       !wa_store_sql_exec(store, error, "DELETE FROM consent WHERE customer_id = ?1", "t", customer->id) ||
       !wa_store_sql_exec(store, error, "DELETE FROM erase_permit WHERE customer_id = ?1", "t", customer->id) ||
       !wa_store_sql_exec(store, error, "DELETE FROM outbox WHERE customer_id = ?1", "t", customer->id) ||
+      !wa_store_media_erase_customer(store, customer->id, error) ||
       !wa_store_sql_exec(store, error, "DELETE FROM messages WHERE customer_id = ?1", "t", customer->id) ||
       !wa_store_sql_exec(store, error, "DELETE FROM settings WHERE customer_id = ?1", "t", customer->id) ||
       !wa_store_sql_exec(store, error, "DELETE FROM customers WHERE id = ?1", "t", customer->id))
@@ -882,6 +905,8 @@ run_retention(WaStore *store, Request *req, GError **error)
                          (gint64) WA_STORE_OUTBOX_SENDING, (gint64) WA_STORE_OUTBOX_UNCERTAIN))
     return FALSE;
   lr->count = (guint) sqlite3_changes(store->db);
+  if (!wa_store_media_expire(store, req->now - lr->number, error))
+    return FALSE;
   if (lr->count == 0)
     return TRUE;
   detail = g_strdup_printf("messages=%u", lr->count);

@@ -27,6 +27,9 @@ typedef struct {
   char *caption;
   char *raw;
   gint64 timestamp;
+  WaStoreInboundMedia media_in;
+  gboolean has_media;
+  WaStoreMedia *media;
   /* status */
   guint64 outbox_id;
   WaStoreStatus status;
@@ -65,6 +68,11 @@ finalize_message(Request *req)
   g_free(mr->result_customer_id);
   g_clear_pointer(&mr->message, wa_store_message_free);
   g_clear_pointer(&mr->list, g_ptr_array_unref);
+  wa_store_wipe_free((char *) mr->media_in.media_id);
+  g_free((char *) mr->media_in.mime_type);
+  wa_store_wipe_free((char *) mr->media_in.sha256);
+  wa_store_wipe_free((char *) mr->media_in.filename);
+  g_clear_pointer(&mr->media, wa_store_media_free);
 }
 
 
@@ -94,7 +102,8 @@ run_inbound(WaStore *store, Request *req, GError **error)
     /* applied before: change nothing */
     mr->duplicate = TRUE;
     mr->message_id = g_steal_pointer(&existing);
-    return wa_store_customer_change_finish(store, &mr->change, error);
+    return wa_store_media_of_message(store, mr->message_id, &mr->media, error) &&
+           wa_store_customer_change_finish(store, &mr->change, error);
   }
   if (!wa_store_find_or_create_customer(store, req->now, mr->wa_id, mr->bsuid, mr->profile_name,
                                         WA_STORE_ENSURE_DEFAULT, &mr->change, error))
@@ -117,6 +126,11 @@ run_inbound(WaStore *store, Request *req, GError **error)
   if (mr->direction == WA_STORE_IN &&
       !wa_store_raise_newest_inbound(store, mr->change.customer_id, mr->timestamp, &mr->change.window_moved, error))
     return FALSE;
+  /* the pending download, in the same transaction: once the event is
+   * acknowledged, the attachment cannot be forgotten */
+  if (mr->has_media &&
+      !wa_store_media_insert(store, req->now, mr->change.customer_id, id, mr->type, &mr->media_in, &mr->media, error))
+    return FALSE;
   mr->message_id = g_steal_pointer(&id);
   return wa_store_customer_change_finish(store, &mr->change, error);
 }
@@ -132,6 +146,7 @@ answer_inbound(Request *req)
   result.duplicate = mr->duplicate;
   result.shown = mr->shown;
   result.message_id = mr->message_id;
+  result.media = mr->media;
   wa_store_customer_change_export(&mr->change, &result.customer);
   ((WaStoreInboundFunc) req->cb)(req->error == NULL ? &result : NULL, req->error, req->data);
 }
@@ -474,6 +489,14 @@ wa_store_inbound(WaStore *store, const WaStoreInbound *message, WaStoreInboundFu
   mr->caption = g_strdup(message->caption);
   mr->raw = g_strdup(message->raw);
   mr->timestamp = message->timestamp;
+  if (message->media != NULL) {
+    mr->has_media = TRUE;
+    mr->media_in.media_id = g_strdup(message->media->media_id);
+    mr->media_in.mime_type = g_strdup(message->media->mime_type);
+    mr->media_in.sha256 = g_strdup(message->media->sha256);
+    mr->media_in.filename = g_strdup(message->media->filename);
+    mr->media_in.voice = message->media->voice;
+  }
   wa_store_request_push(store, mr);
 }
 

@@ -207,4 +207,25 @@ gboolean wa_store_raise_newest_inbound(WaStore *store, const char *customer_id, 
 /* Settings of @customer_id (NULL: account-wide), name -> value. */
 GHashTable *wa_store_read_settings(WaStore *store, const char *customer_id, GError **error);
 
+/* ---- media (wa-store-media.c) ---- */
+
+/* SELECT list (table alias d) and reader for WaStoreMedia rows. */
+#define WA_STORE_MEDIA_COLUMNS                                                                           \
+  "d.id, d.message_id, d.customer_id, d.number, d.type, d.mime_type, d.media_id, d.sha256, d.filename, " \
+  "d.voice, d.size, d.state, d.attempts, d.next_attempt, d.error, d.file, d.file_key, d.created, "       \
+  "(SELECT timestamp FROM messages WHERE id = d.message_id)"
+WaStoreMedia *wa_store_read_media(WaStore *store, sqlite3_stmt *stmt);
+
+/* Records @in as a pending download of message @message_id (worker, inside
+ * the inbound transaction); *@out gets the row. */
+gboolean wa_store_media_insert(WaStore *store, gint64 now, const char *customer_id, const char *message_id,
+                               const char *type, const WaStoreInboundMedia *in, WaStoreMedia **out, GError **error);
+/* The attachment of message @message_id, or NULL (no error). */
+gboolean wa_store_media_of_message(WaStore *store, const char *message_id, WaStoreMedia **out, GError **error);
+/* Deletes the customer's attachment files and rows (erasure). */
+gboolean wa_store_media_erase_customer(WaStore *store, const char *customer_id, GError **error);
+/* Deletes the files of attachments of messages older than @before; their
+ * rows become EXPIRED (retention). */
+gboolean wa_store_media_expire(WaStore *store, gint64 before, GError **error);
+
 G_END_DECLS

@@ -133,11 +133,33 @@ static const char schema_v3[] =
   "    OR NEW.at IS NOT OLD.at OR (NEW.note IS NOT OLD.note AND NEW.key_gen IS OLD.key_gen)"
   "  BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END;";
 
+/* Version 4: inbound attachments (wa-store-media.c). One row per media
+ * message, inserted with the message (so the event is acknowledged only
+ * once its download is recorded): its state (pending, done, failed,
+ * expired), attempts and next attempt, and the random name of its encrypted
+ * file in the media directory. media_id, sha256, filename, error and
+ * file_key (the file's own random key, as hex) are sealed with the
+ * customer's key like the other tables, with key_gen for rotation. number
+ * counts a customer's attachments for "/save N". */
+static const char schema_v4[] =
+  "CREATE TABLE media (id TEXT PRIMARY KEY NOT NULL, message_id TEXT NOT NULL UNIQUE,"
+  "  customer_id TEXT NOT NULL, number INTEGER NOT NULL, type TEXT NOT NULL, mime_type TEXT,"
+  "  media_id BLOB, sha256 BLOB, filename BLOB, voice INTEGER NOT NULL DEFAULT 0,"
+  "  size INTEGER NOT NULL DEFAULT 0, state INTEGER NOT NULL DEFAULT 0,"
+  "  attempts INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL DEFAULT 0, error BLOB,"
+  "  file TEXT NOT NULL, file_key BLOB NOT NULL, created INTEGER NOT NULL,"
+  "  key_gen INTEGER NOT NULL DEFAULT 1, UNIQUE (customer_id, number));"
+  "CREATE INDEX media_state ON media (state);"
+  "CREATE TRIGGER media_key_gen AFTER INSERT ON media BEGIN"
+  "  UPDATE media SET key_gen = COALESCE((SELECT key_gen FROM customers WHERE id = NEW.customer_id), key_gen)"
+  "  WHERE id = NEW.id; END;";
+
 /* Each step takes the schema from the previous version to its own. */
 static const Migration migrations[] = {
   {1, schema_v1},
   {2, schema_v2},
   {3, schema_v3},
+  {4, schema_v4},
 };
 
 /* Test hook (not in wa-store.h): one more step after the last, as a newer
@@ -1755,6 +1777,11 @@ static const SealedTable sealed_tables[] = {
    "SELECT customer_id || '/' || name, name, value FROM settings WHERE customer_id = ?1",
    "UPDATE settings SET value = ?1, key_gen = ?2 WHERE customer_id = ?3 AND name = ?4",
    {"value"}},
+  {"media",
+   "SELECT id, id, media_id, sha256, filename, error, file_key FROM media WHERE customer_id = ?1",
+   "UPDATE media SET media_id = ?1, sha256 = ?2, filename = ?3, error = ?4, file_key = ?5, key_gen = ?6 "
+   "WHERE customer_id = ?7 AND id = ?8",
+   {"media_id", "sha256", "filename", "error", "file_key"}},
 };
 
 typedef struct {

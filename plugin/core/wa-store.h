@@ -315,13 +315,98 @@ typedef struct {
   const char *caption;        /* or NULL */
   const char *raw;            /* the event's JSON (for export), or NULL */
   gint64 timestamp;           /* the message's own timestamp */
+  /* an attachment to fetch (image, sticker, audio, video, document), or
+   * NULL: recorded as a pending download in the same transaction */
+  const struct _WaStoreInboundMedia *media;
 } WaStoreInbound;
+
+/* ---- media (inbound attachments) --------------------------------------------------- */
+
+typedef struct _WaStoreInboundMedia {
+  const char *media_id;  /* required: the Cloud API's media id */
+  const char *mime_type; /* or NULL */
+  const char *sha256;    /* the webhook's digest (base64), or NULL */
+  const char *filename;  /* a document's file name, or NULL */
+  gboolean voice;        /* a voice note */
+} WaStoreInboundMedia;
+
+typedef enum {
+  WA_STORE_MEDIA_PENDING = 0, /* to be downloaded (next_attempt says when) */
+  WA_STORE_MEDIA_DONE = 1,    /* downloaded: the encrypted file is at path */
+  WA_STORE_MEDIA_FAILED = 2,  /* could not be downloaded: error says why (final) */
+  WA_STORE_MEDIA_EXPIRED = 3, /* its file was deleted by retention */
+} WaStoreMediaState;
+
+#define WA_STORE_MEDIA_MASK(state) (1u << (state))
+
+/* One inbound attachment. Its file lives in the store's media directory
+ * (wa_store_media_dir) under a random name, encrypted (wa-media.h) with
+ * file_key, which the store keeps sealed with the customer's key. media_id,
+ * sha256, filename, error and the file key are sealed; type, MIME type,
+ * size, state, attempts and times are plaintext. */
+typedef struct {
+  char *id; /* 32 hex digits */
+  char *message_id;
+  char *customer_id;
+  guint number; /* 1, 2, ... per customer: "/save N" */
+  char *type;   /* "image", "document", ... */
+  char *mime_type;
+  char *media_id;
+  char *sha256; /* as the webhook gave it, or NULL */
+  char *filename;
+  gboolean voice;
+  gint64 size; /* bytes once known (the media endpoint, then the file), else 0 */
+  WaStoreMediaState state;
+  guint attempts;
+  gint64 next_attempt;
+  char *error;
+  char *path;       /* the encrypted file's full path (it exists once DONE) */
+  WaKey *file_key;  /* NULL when tampered */
+  gint64 timestamp; /* the message's */
+  gint64 created;
+  gboolean tampered;
+} WaStoreMedia;
+
+WaStoreMedia *wa_store_media_copy(const WaStoreMedia *media);
+void wa_store_media_free(WaStoreMedia *media);
+
+/* The directory that holds the store's media files ("media/<name>" beside
+ * the database file); the caller creates it 0700 before writing. */
+char *wa_store_media_dir(WaStore *store);
+
+/* @media NULL when not found. */
+typedef void (*WaStoreMediaFunc)(const WaStoreMedia *media, const GError *error, gpointer data);
+/* WaStoreMedia* elements, oldest first. */
+typedef void (*WaStoreMediaListFunc)(GPtrArray *media, const GError *error, gpointer data);
+
+/* Every attachment in a state of @state_mask (WA_STORE_MEDIA_MASK()), oldest first. */
+void wa_store_media_list(WaStore *store, guint state_mask, WaStoreMediaListFunc done, gpointer data);
+/* The attachments of @customer_id in a state of @state_mask, by number. */
+void wa_store_media_of_customer(WaStore *store, const char *customer_id, guint state_mask, WaStoreMediaListFunc done,
+                                gpointer data);
+/* Attachment @number of @customer_id, or NULL. */
+void wa_store_media_get(WaStore *store, const char *customer_id, guint number, WaStoreMediaFunc done, gpointer data);
+
+typedef struct {
+  WaStoreMediaState state;
+  gint64 size;            /* > 0: the size now known */
+  const char *mime_type;  /* or NULL: unchanged */
+  gboolean count_attempt; /* one more attempt was made */
+  gint64 next_attempt;    /* PENDING: not before (Unix s) */
+  const char *error_text; /* FAILED (or a PENDING retry's reason), or NULL */
+} WaStoreMediaChange;
+
+/* Records a download's outcome; @done gets the row after the change
+ * (NOT_FOUND when it was erased meanwhile). */
+void wa_store_media_update(WaStore *store, const char *media_row_id, const WaStoreMediaChange *change,
+                           WaStoreMediaFunc done, gpointer data);
 
 typedef struct {
   gboolean duplicate;             /* the wamid was stored before: nothing changed */
   gboolean shown;                 /* a duplicate already marked shown (never for a new message) */
   const char *message_id;         /* the new (or, for a duplicate, the existing) message */
   WaStoreCustomerUpdate customer; /* customer finding / linking / naming / window (IN only) */
+  const WaStoreMedia *media;      /* the message's attachment (new or, for a duplicate, stored), or NULL */
 } WaStoreInboundResult;
 
 typedef void (*WaStoreInboundFunc)(const WaStoreInboundResult *result, const GError *error, gpointer data);
@@ -441,11 +526,12 @@ void wa_store_audit_verify(WaStore *store, WaStoreAuditFunc done, gpointer data)
 /* ---- data protection ------------------------------------------------------------------ */
 
 /* Everything held about @customer_id as one JSON document, decrypted: the
- * customer, messages (with raw events), outbox entries, consent rows, their
+ * customer, messages (with raw events), attachments (what is known of them;
+ * the files are the caller's to copy), outbox entries, consent rows, their
  * settings and the audit rows naming them. Audited. */
 void wa_store_customer_export(WaStore *store, const char *customer_id, WaStoreStringFunc done, gpointer data);
-/* In one transaction: deletes the customer's messages, outbox entries,
- * consent rows, settings and wrapped key, keeps a suppression entry (ERASURE) for their
+/* In one transaction: deletes the customer's messages, attachments (rows
+ * and files), outbox entries, consent rows, settings and wrapped key, keeps a suppression entry (ERASURE) for their
  * wa_id and BSUID and an audit row without content; then checkpoints, so that
  * (with secure_delete) nothing of them is left in the files. */
 void wa_store_customer_erase(WaStore *store, const char *customer_id, WaStoreDoneFunc done, gpointer data);
@@ -455,8 +541,9 @@ void wa_store_suppress(WaStore *store, const char *id, WaStoreSuppressReason rea
                        gpointer data);
 /* Whether @id (normalised the same way) is suppressed. */
 void wa_store_is_suppressed(WaStore *store, const char *id, WaStoreSuppressedFunc done, gpointer data);
-/* Deletes bodies, captions and raw events of messages older than @max_age_s
- * (their rows and metadata stay; outbox entries still to be sent are kept).
+/* Deletes bodies, captions and raw events of messages older than @max_age_s,
+ * and their attachments' files (EXPIRED) (their rows and metadata stay;
+ * outbox entries still to be sent are kept).
  * @done gets the number of messages trimmed. */
 void wa_store_apply_retention(WaStore *store, gint64 max_age_s, WaStoreCountFunc done, gpointer data);
 
@@ -508,5 +595,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStoreCustomer, wa_store_customer_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStoreMessage, wa_store_message_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStoreOutbox, wa_store_outbox_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStoreConsent, wa_store_consent_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStoreMedia, wa_store_media_free)
 
 G_END_DECLS

@@ -50,6 +50,18 @@ wabiz_conv_write_plain(PurpleConversation *conv, const char *text, PurpleMessage
     purple_conv_im_write(PURPLE_CONV_IM(conv), purple_conversation_get_name(conv), marked, flags, when);
 }
 
+void
+wabiz_conv_write_image(PurpleConversation *conv, int img_id, time_t when)
+{
+  g_autofree char *html = g_strdup_printf("<img id=\"%d\">", img_id);
+
+  if (conv == NULL || img_id <= 0)
+    return;
+  purple_conversation_write(conv, purple_conversation_get_name(conv), html,
+                            PURPLE_MESSAGE_RECV | PURPLE_MESSAGE_IMAGES | PURPLE_MESSAGE_NO_LOG,
+                            when != 0 ? when : time(NULL));
+}
+
 /* ---- history --------------------------------------------------------------
  * When a customer's conversation opens, the last HISTORY_LINES messages come
  * from the encrypted store (marked delayed and never logged). Each stored

@@ -19,6 +19,7 @@ typedef struct {
   WabizAccount *wa;
   char *conv_name;
   char *path;
+  char *customer; /* export: whose attachments follow the JSON */
 } GdprRequest;
 
 static void
@@ -26,6 +27,7 @@ gdpr_request_free(GdprRequest *req)
 {
   g_free(req->conv_name);
   g_free(req->path);
+  g_free(req->customer);
   g_free(req);
 }
 
@@ -147,6 +149,12 @@ exported_cb(const char *json, const GError *error, gpointer data)
   else
     text = g_strdup_printf(_("The export failed: %s"), error != NULL ? error->message : local->message);
   say(req->wa, req->conv_name, text, error == NULL && local == NULL ? PURPLE_MESSAGE_SYSTEM : PURPLE_MESSAGE_ERROR);
+  if (error == NULL && local == NULL) {
+    /* the attachments beside it: FILE.attachments/N-name */
+    g_autofree char *dir = g_strconcat(req->path, ".attachments", NULL);
+
+    wabiz_media_export(req->wa, req->customer, dir, req->conv_name);
+  }
   gdpr_request_free(req);
 }
 
@@ -182,6 +190,7 @@ start_export(WabizAccount *wa, const char *who, const char *path)
   req->wa = wa;
   req->conv_name = g_strdup(who);
   req->path = g_strdup(path);
+  req->customer = g_strdup(customer);
   wa_store_customer_export(wa->store, customer, exported_cb,
                            wabiz_store_hold(wa, req, (GDestroyNotify) gdpr_request_free));
 }

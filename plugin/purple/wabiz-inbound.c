@@ -15,6 +15,7 @@
 
 #include "wa-describe.h"
 #include "wa-json.h"
+#include "wa-attach.h"
 
 
 static void
@@ -95,7 +96,9 @@ typedef struct {
   const WaChange *change;
   const WaMessage *msg;
   char *raw;         /* what of the event concerns this message (event_for_one) */
-  WaStoreInbound in; /* borrows from change, msg and raw */
+  WaStoreInbound in; /* borrows from change, msg, raw and media */
+  /* an attachment to download (borrows from msg) */
+  WaStoreInboundMedia media;
   /* once stored, what its line needs from the store (look_up) */
   char *message_id; /* the stored message */
   char *customer_id;
@@ -477,6 +480,9 @@ stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data
                    customer != NULL ? customer->newest_inbound : 0, NULL);
       wabiz_test_crash_point("inbound-shown");
     }
+    /* its attachment downloads beside the queue (a duplicate's resumes) */
+    if (result != NULL && result->media != NULL)
+      wabiz_media_arrived(ap->wa, result->media);
   }
   message_job_free(job);
   finish_one(ap);
@@ -612,6 +618,14 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
   job->msg = msg;
   job->raw = msg->raw != NULL ? event_for_one(change, "messages", msg->raw, contact_json(change, contact)) : NULL;
   in.raw = job->raw;
+  if (msg->media_id != NULL && wa_attach_type_downloads(msg->type)) {
+    job->media.media_id = msg->media_id;
+    job->media.mime_type = msg->mime_type;
+    job->media.sha256 = msg->sha256;
+    job->media.filename = msg->filename;
+    job->media.voice = msg->voice;
+    in.media = &job->media;
+  }
   job->in = in;
   defer(ap, start_message, job, (GDestroyNotify) message_job_free);
 }

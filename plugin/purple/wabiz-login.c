@@ -119,6 +119,7 @@ phone_number_cb(WaGraphReply *reply, gpointer data)
   purple_connection_update_progress(wa->gc, _("Connected"), 3, 4);
   purple_connection_set_state(wa->gc, PURPLE_CONNECTED);
   wabiz_outbox_start(wa);
+  wabiz_media_start(wa);
   wabiz_window_load(wa);
   wabiz_link_start(wa);
 }
@@ -208,6 +209,7 @@ wabiz_close(PurpleConnection *gc)
   wabiz_outbox_stop(wa);
   wabiz_receipts_stop(wa);
   wabiz_send_gates_clear(wa);
+  wabiz_media_stop(wa);
   wabiz_store_close(wa);
   g_clear_pointer(&wa->graph, wa_graph_free); /* cancels signon_call too */
   g_clear_pointer(&wa->http, wa_http_free);

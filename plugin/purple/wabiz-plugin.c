@@ -109,6 +109,10 @@ static const struct {
 } commands[] = {
   {"export", "s", wabiz_cmd_export, N_("export FILE: write everything stored about this customer to FILE (JSON)."),
    NULL},
+  {"save", "s", wabiz_cmd_save,
+   N_("save N [PATH]: write attachment N of this conversation, decrypted, to PATH (a folder or a file name; "
+      "default: the downloads folder). Never overwrites a file."),
+   NULL},
   {"erase", "", wabiz_cmd_erase, N_("erase: delete everything stored about this customer (asks first)."), NULL},
   {"resend", "s", wabiz_cmd_resend,
    N_("resend [all|drop|list]: decide about messages that may have been sent; without a word, asks."), NULL},
@@ -232,9 +236,16 @@ static PurplePluginInfo info = {
   .actions = wabiz_actions,
 };
 
-/* A list option; the first of @n @items ({label, value}) is the default. */
 static void
-add_list_option(const char *label, const char *key, const char *const (*items)[2], guint n)
+add_string_option(const char *label, const char *key, const char *def)
+{
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options, purple_account_option_string_new(label, key, def));
+}
+
+/* A list option of @n (label, value) pairs; the first is the default. */
+static void
+add_list_option(const char *label, const char *key, const char *const items[][2], guint n)
 {
   GList *list = NULL;
 
@@ -247,13 +258,6 @@ add_list_option(const char *label, const char *key, const char *const (*items)[2
   }
   prpl_info.protocol_options =
     g_list_append(prpl_info.protocol_options, purple_account_option_list_new(label, key, list));
-}
-
-static void
-add_string_option(const char *label, const char *key, const char *def)
-{
-  prpl_info.protocol_options =
-    g_list_append(prpl_info.protocol_options, purple_account_option_string_new(label, key, def));
 }
 
 static void
@@ -323,6 +327,13 @@ init_plugin(PurplePlugin *plugin)
     g_list_append(prpl_info.protocol_options,
                   purple_account_option_int_new(_("API request timeout (seconds)"), WABIZ_OPT_HTTP_TIMEOUT, 60));
   prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options, purple_account_option_int_new(_("Largest attachment to download (MiB)"),
+                                                                            WABIZ_OPT_MEDIA_MAX_MB, 100));
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options,
+                  purple_account_option_int_new(_("First retry delay for failed attachment downloads (milliseconds)"),
+                                                WABIZ_OPT_MEDIA_RETRY_MS, 30000));
+  prpl_info.protocol_options =
     g_list_append(prpl_info.protocol_options,
                   purple_account_option_int_new(_("First retry delay for unsent messages (milliseconds)"),
                                                 WABIZ_OPT_RETRY_DELAY_MS, 1000));
@@ -331,23 +342,18 @@ init_plugin(PurplePlugin *plugin)
                   purple_account_option_bool_new(_("Keep libpurple's plain-text conversation logs (not encrypted)"),
                                                  WABIZ_OPT_PLAINTEXT_LOG, FALSE));
   {
-    /* the first item is the default */
+    static const char *const images[][2] = {
+      {N_("Inline (Pidgin)"), WABIZ_MEDIA_IMAGES_INLINE},
+      {N_("As file transfers"), WABIZ_MEDIA_IMAGES_TRANSFER},
+      {N_("Both"), WABIZ_MEDIA_IMAGES_BOTH},
+    };
     static const char *const protection[][2] = {
       {N_("Key file"), WABIZ_STORE_KEYFILE},
       {N_("Passphrase"), WABIZ_STORE_PASSPHRASE},
     };
-    GList *items = NULL;
 
-    for (guint i = 0; i < G_N_ELEMENTS(protection); i++) {
-      PurpleKeyValuePair *pair = g_new0(PurpleKeyValuePair, 1);
-
-      pair->key = g_strdup(_(protection[i][0]));
-      pair->value = g_strdup(protection[i][1]);
-      items = g_list_append(items, pair);
-    }
-    prpl_info.protocol_options =
-      g_list_append(prpl_info.protocol_options,
-                    purple_account_option_list_new(_("Store protection"), WABIZ_OPT_STORE_PROTECTION, items));
+    add_list_option(_("Pictures from customers"), WABIZ_OPT_MEDIA_IMAGES, images, G_N_ELEMENTS(images));
+    add_list_option(_("Store protection"), WABIZ_OPT_STORE_PROTECTION, protection, G_N_ELEMENTS(protection));
   }
   {
     static const char *const receipts[][2] = {

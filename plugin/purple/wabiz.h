@@ -13,6 +13,7 @@
 #include "wa-http.h"
 #include "wa-i18n.h"
 #include "wa-loop.h"
+#include "wa-attach.h"
 #include "wa-media.h"
 #include "wa-sender.h"
 #include "wa-phone.h"
@@ -58,6 +59,15 @@
 #define WABIZ_STORE_PASSPHRASE "passphrase"
 #define WABIZ_OPT_RECEIPTS "read_receipts" /* list: typing (default), seen, reply, never (wa_receipt_policy) */
 #define WABIZ_OPT_TICKS "delivery_ticks"   /* list: failures (default), none, all */
+/* attachments (wabiz-media.c): larger ones are not downloaded (MiB); the first retry
+ * of a failed download (ms, doubling) */
+#define WABIZ_OPT_MEDIA_MAX_MB "media_max_mb"
+#define WABIZ_OPT_MEDIA_RETRY_MS "media_retry_delay_ms"
+/* images and stickers: inline (Pidgin; the line elsewhere), as file transfers, or both */
+#define WABIZ_OPT_MEDIA_IMAGES "media_images"
+#define WABIZ_MEDIA_IMAGES_INLINE "inline"
+#define WABIZ_MEDIA_IMAGES_TRANSFER "transfer"
+#define WABIZ_MEDIA_IMAGES_BOTH "both"
 
 /* Buddy node settings: the store's pseudonymous customer id, and what older
  * versions kept here. */
@@ -74,6 +84,7 @@
 
 typedef struct _ResendDialog ResendDialog;
 typedef struct _WabizCompose WabizCompose;
+typedef struct _WabizMediaState WabizMediaState;
 
 typedef struct _WabizAccount {
   PurpleAccount *account;
@@ -144,6 +155,8 @@ typedef struct _WabizAccount {
   /* files being uploaded (wabiz-file.c) */
   GList *uploads;  /* FileSend* */
   GList *composes; /* WabizCompose*: messages with pasted images, uploading */
+  /* attachments being downloaded (wabiz-media.c) */
+  WabizMediaState *media;
 } WabizAccount;
 
 /* wabiz-loop.c */
@@ -224,6 +237,8 @@ void wabiz_conv_write_plain(PurpleConversation *conv, const char *text, PurpleMe
 /* The agent's own line for something queued that libpurple does not echo
  * (a command's message, a group text). */
 void wabiz_conv_write_sent(PurpleConversation *conv, const char *text);
+/* A picture from the imgstore (@img_id) as a received line (Pidgin). */
+void wabiz_conv_write_image(PurpleConversation *conv, int img_id, time_t when);
 void wabiz_conv_created_cb(PurpleConversation *conv, gpointer data);
 
 /* wabiz-conv.c: customers' messages (HTML-escaped here), notices */
@@ -385,6 +400,19 @@ void wabiz_group_event(WabizAccount *wa, const char *group_id, const char *text,
 int wabiz_chat_send(PurpleConnection *gc, int id, const char *message, PurpleMessageFlags flags);
 /* The chat of @group_id (opened when @create). */
 PurpleConversation *wabiz_group_conv(PurpleAccount *account, const char *group_id, gboolean create);
+
+/* wabiz-media.c: customers' attachments */
+/* A message's attachment was stored (or found stored again): its download
+ * starts or continues, with a line in the conversation. */
+void wabiz_media_arrived(WabizAccount *wa, const WaStoreMedia *media);
+/* At sign-on: pending downloads of earlier sessions resume. */
+void wabiz_media_start(WabizAccount *wa);
+/* At sign-off: downloads stop (partial files removed; they stay pending). */
+void wabiz_media_stop(WabizAccount *wa);
+/* After an export: the customer's downloaded attachments, decrypted, into
+ * @dir (created 0700) as "N-name"; a line in @conv_name says how many. */
+void wabiz_media_export(WabizAccount *wa, const char *customer_id, const char *dir, const char *conv_name);
+PurpleCmdRet wabiz_cmd_save(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 
 /* wabiz-gdpr.c: /export and /erase, and the buddy menu */
 PurpleCmdRet wabiz_cmd_export(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);

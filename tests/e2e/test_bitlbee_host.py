@@ -181,6 +181,28 @@ class BitlBeeHost(Receiving):
         hidden = [e["message"] for e in host.events({"event": "write"})
                   if not e["bitlbee_shows"] and "send" not in e["flags"]]
         self.assertEqual([m for m in hidden if not re.match(r"^(Offering to send|Transfer of file)", m)], [])
+    def test_attachment_line_and_save_command(self):
+        host = self.start_bitlbee(options={"media_retry_delay_ms": 200})
+        picture = b"\xff\xd8\xff\xe0" + b"picture bytes " * 500
+        media = self.sim.media(picture, mime_type="image/jpeg")
+        self.sim.inbound_media("image", media, caption="the receipt", sender=ANNA)
+        host.wait_for({"event": "write", "conv": ANNA, "via": "im", "bitlbee_shows": True,
+                       "message": contains("the receipt")})
+        line = host.wait_for(plugin_line(ANNA, "Type /save 1 to save it"))
+        self.assertIn("Image 1 (7 KB)", line["message"])
+        out = os.path.join(self.user_dir, "saved")
+        os.mkdir(out)
+        host.send_im(ANNA, "!save 1 " + out)
+        host.wait_for(plugin_line(ANNA, "Saved to " + out))
+        with open(os.path.join(out, "whatsapp-image-1.jpg"), "rb") as f:
+            self.assertEqual(f.read(), picture)
+        # a document: the line, no file transfer (BitlBee would stage it unencrypted in /tmp)
+        document = self.sim.media(b"%PDF-1.4 terms", mime_type="application/pdf")
+        self.sim.inbound_media("document", document, filename="terms.pdf", sender=ANNA)
+        host.wait_for(plugin_line(ANNA, "Document 2 (terms.pdf, 14 B) received. Type /save 2"))
+        host.expect_none({"event": "request"}, 1.0)
+        self.assertEqual(self.sim.sent(), [])
+        self.assert_nothing_hidden(host)
 
     def test_service_window_as_presence_and_away_message(self):
         host = self.start_bitlbee()

@@ -1050,6 +1050,8 @@ sim_control_handle (Sim *sim, SoupServerMessage *msg, const char *path)
     post_webhook_raw (sim, msg, req);
   else if (post && g_strcmp0 (what, "status") == 0)
     post_status (sim, msg, req);
+  else if (g_strcmp0 (what, "media") == 0)
+    sim_media_control (sim, msg, method, req);
   else
     answer_error (msg, 404, "no control route %s %s", method, path);
 }

@@ -744,6 +744,25 @@ graph_route (GraphRequest *req)
       reply_simple_error (&req->reply, 400, 2500, 0, NULL, message, NULL);
       return;
     }
+  if (n == 2 && g_strcmp0 (req->method, "GET") == 0 && g_strcmp0 (parts[1], sim->pnid) != 0)
+    {
+      /* a media lookup (sim-media.c); unknown ids fall through to Meta's answer */
+      g_autoptr (JsonBuilder) answer = NULL;
+
+      switch (sim_media_lookup (sim, parts[1], req->msg, &answer))
+        {
+        case SIM_MEDIA_FOUND:
+          reply_json (&req->reply, answer);
+          return;
+        case SIM_MEDIA_LOOKUP_FAULT:
+          reply_simple_error (&req->reply, 500, 2, 0, NULL,
+                              "An unexpected error has occurred. Please retry your request later.",
+                              NULL);
+          return;
+        case SIM_MEDIA_UNKNOWN:
+          break;
+        }
+    }
   if (g_strcmp0 (parts[1], sim->pnid) != 0)
     {
       unsupported_request (&req->reply, req->method, parts[1]);

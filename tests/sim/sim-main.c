@@ -31,6 +31,8 @@ on_request (SoupServer *server, SoupServerMessage *msg, const char *path, GHashT
       g_printerr ("sim: control %s %s -> %u\n", soup_server_message_get_method (msg), path,
                   soup_server_message_get_status (msg));
     }
+  else if (g_str_has_prefix (path, "/_media/"))
+    sim_media_download (sim, msg, path);
   else
     sim_graph_handle (sim, msg, path);
 }

@@ -119,6 +119,7 @@ sim_state_reset (Sim *sim)
   sim_knobs_clear (&sim->knobs);
   sim_knobs_init (&sim->knobs);
   sim_clock_init (&sim->clock);
+  sim_media_reset ();
   g_ptr_array_set_size (sim->faults, 0);
   sim_refuse_stop (sim);
   g_ptr_array_set_size (sim->sent_log, 0);

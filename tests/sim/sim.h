@@ -154,5 +154,18 @@ void sim_refuse_start (Sim *sim, guint duration_ms);
 void sim_refuse_stop (Sim *sim);
 guint sim_refuse_remaining_ms (Sim *sim);
 
+/* sim-media.c: media registry, lookup and download */
+typedef enum
+{
+  SIM_MEDIA_UNKNOWN,      /* no such media id (or older than 7 days) */
+  SIM_MEDIA_FOUND,        /* *answer holds the lookup's JSON */
+  SIM_MEDIA_LOOKUP_FAULT, /* a fault: answer with a transient server error */
+} SimMediaLookup;
+SimMediaLookup sim_media_lookup (Sim *sim, const char *id, SoupServerMessage *msg,
+                                 JsonBuilder **answer);
+void sim_media_download (Sim *sim, SoupServerMessage *msg, const char *path);
+void sim_media_control (Sim *sim, SoupServerMessage *msg, const char *method, JsonObject *req);
+void sim_media_reset (void);
+
 /* sim-control.c */
 void sim_control_handle (Sim *sim, SoupServerMessage *msg, const char *path);

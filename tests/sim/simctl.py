@@ -15,6 +15,7 @@ Nothing here sleeps for correctness: waiting is polling against a deadline
 (``wait_until``), so tests stay deterministic on slow machines.
 """
 
+import base64
 import hashlib
 import hmac
 import http.client
@@ -420,6 +421,39 @@ class Sim:
         if sender is not None:
             fields["from"] = sender
         return self.control("POST", "call", fields)
+    def media(self, content=None, size=None, **fields):
+        """Register inbound media (POST /_sim/media); return {"id", "sha256"
+        (base64, as webhooks give it), "sha256_hex", "size", "mime_type",
+        "lookups", "downloads"}.
+
+        ``content`` (bytes) is served as is; ``size`` (with ``seed=``) makes
+        up that many bytes on the fly. Other fields: mime_type, age_s,
+        wrong_digest, gone, foreign_url, lookup_fail_next, download_fail_next,
+        chunk_delay_ms; with ``id=`` they change an existing media.
+        """
+        if content is not None:
+            fields["content_base64"] = base64.b64encode(content).decode("ascii")
+        if size is not None:
+            fields["size"] = size
+        return self.control("POST", "media", fields)
+
+    def media_list(self):
+        """Every registered media with its lookup and download counts, by id."""
+        return {m["id"]: m for m in self.control("GET", "media")["media"]}
+
+    def inbound_media(self, kind, media, caption=None, filename=None, voice=None, **fields):
+        """An inbound message of type ``kind`` (image, document, audio, video,
+        sticker) carrying ``media`` (what media() returned)."""
+        obj = {"id": media["id"], "mime_type": media["mime_type"], "sha256": media["sha256"]}
+        if caption is not None:
+            obj["caption"] = caption
+        if filename is not None:
+            obj["filename"] = filename
+        if voice is not None:
+            obj["voice"] = voice
+        fields["type"] = kind
+        fields[kind] = obj
+        return self.inbound(**fields)
 
     def inbound_bulk(self, senders, count, text=None, first=None, per_body=None, name=None,
                      timestamp=None):

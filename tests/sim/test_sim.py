@@ -8,6 +8,8 @@ resets the simulator between tests. Waiting is polling with deadlines; the
 rate-limit tests freeze the simulator's clock and move it explicitly.
 """
 
+import base64
+import hashlib
 import http.client
 import json
 import os
@@ -18,6 +20,8 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from simctl import (Sim, SimConnectionError, SimError, WebhookReceiver, kind_fields,  # noqa: E402
@@ -1168,6 +1172,61 @@ def test_process(sim, hooks):
             raise AssertionError("bad option accepted: %r" % bad)
         except SimError:
             pass
+
+
+# ---- media: registry, lookup, signed download ------------------------------
+
+def _download(url, token):
+    request = urllib.request.Request(url, headers={"Authorization": "Bearer " + token} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_media_lookup_and_download(sim, hooks):
+    content = bytes(range(256)) * 300
+    media = sim.media(content, mime_type="image/jpeg")
+    eq(media["sha256"], base64.b64encode(hashlib.sha256(content).digest()).decode(), "webhook digest (base64)")
+    status, body, _ = sim.graph("GET", "/%s/%s" % (sim.version, media["id"]))
+    eq(status, 200, "lookup status")
+    eq(body["mime_type"], "image/jpeg", "mime_type")
+    eq(body["sha256"], hashlib.sha256(content).hexdigest(), "lookup digest (hex)")
+    eq(body["file_size"], str(len(content)), "file_size")
+    ok(body["url"].startswith(sim.base_url + "/_media/"), "URL on the sim's host: %r" % body["url"])
+    # the token is required, the signature and the expiry too
+    eq(_download(body["url"], None)[0], 401, "download without token")
+    eq(_download(body["url"], "wrong")[0], 401, "download with another token")
+    eq(_download(body["url"].replace("sig=", "sig=0"), sim.token)[0], 403, "altered signature")
+    eq(_download(body["url"], sim.token), (200, content), "download")
+    sim.clock_advance(301)
+    eq(_download(body["url"], sim.token)[0], 403, "URL past 5 minutes")
+    # media ids live 7 days; unknown ids get Meta's error
+    sim.clock_advance(7 * 86400)
+    graph_error(sim.graph("GET", "/%s/%s" % (sim.version, media["id"])), 400, 100, "expired media id", subcode=33)
+    graph_error(sim.graph("GET", "/%s/123456" % sim.version), 400, 100, "unknown media id", subcode=33)
+    eq(sim.graph("GET", "/%s/%s" % (sim.version, media["id"]), token="nope")[0], 401, "lookup without the token")
+
+
+def test_media_faults_and_generated(sim, hooks):
+    media = sim.media(size=3 * 65536 + 5, seed=3, mime_type="application/pdf", download_fail_next=2,
+                      lookup_fail_next=1)
+    graph_error(sim.graph("GET", "/%s/%s" % (sim.version, media["id"])), 500, 2, "lookup fault")
+    status, body, _ = sim.graph("GET", "/%s/%s" % (sim.version, media["id"]))
+    eq(status, 200, "lookup after the fault")
+    eq(_download(body["url"], sim.token)[0], 500, "first download")
+    eq(_download(body["url"], sim.token)[0], 500, "second download")
+    status, data = _download(body["url"], sim.token)
+    eq(status, 200, "third download")
+    eq(len(data), 3 * 65536 + 5, "generated size")
+    eq(hashlib.sha256(data).hexdigest(), media["sha256_hex"], "generated digest")
+    listed = sim.media_list()[media["id"]]
+    eq((listed["lookups"], listed["downloads"]), (2, 3), "counts")
+    sim.media(id=media["id"], gone=True, wrong_digest=True)
+    status, body, _ = sim.graph("GET", "/%s/%s" % (sim.version, media["id"]))
+    eq(body["sha256"], "0" * 64, "a wrong digest on request")
+    eq(_download(body["url"], sim.token)[0], 404, "gone")
 
 
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]

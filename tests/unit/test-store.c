@@ -640,7 +640,7 @@ test_files_and_modes(Fixture *f, gconstpointer data)
   g_assert_cmphex(file_mode(f->path), ==, 0600);
   /* write-ahead logging with an exclusive lock, as configured */
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 4);
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM customers"), ==, 1);
 }
 
@@ -686,6 +686,7 @@ test_newer_schema_refused(Fixture *f, gconstpointer data)
 /* What schema 3 added, taken away again: the file as schema 2 left it (its
  * index and audit keys were derived from the data key, not kept). */
 #define UNDO_V3                                                                                  \
+  "DROP TABLE media;"                                                                            \
   "DROP TRIGGER customers_key_gen; DROP TRIGGER messages_key_gen; DROP TRIGGER outbox_key_gen;"  \
   "DROP TRIGGER consent_key_gen; DROP TRIGGER settings_key_gen; DROP TRIGGER consent_no_update;" \
   "ALTER TABLE customers DROP COLUMN key_gen; ALTER TABLE messages DROP COLUMN key_gen;"         \
@@ -709,23 +710,23 @@ test_migrations(Fixture *f, gconstpointer data)
   store_ready(f, 0);
   customer_id = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.1", BODY_A, NOW);
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 4);
 
-  /* version 1 to 3: messages stored by version 1 count as shown */
+  /* version 1 to 4: messages stored by version 1 count as shown */
   raw_exec(f->path, UNDO_V3 "ALTER TABLE messages DROP COLUMN shown; PRAGMA user_version = 1");
   store_ready(f, 0);
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 4);
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM messages WHERE shown = 1"), ==, 1);
 
-  /* version 2 to 3: every row is of the first key generation, and the index
+  /* version 2 to 4: every row is of the first key generation, and the index
    * and audit keys the data key gave are kept sealed from the first unlock
    * on, so hashes made before still find their rows and the chain verifies */
   raw_exec(f->path, UNDO_V3 "PRAGMA user_version = 2");
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM meta WHERE name = 'index_key'"), ==, 0);
   store_ready(f, 0);
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 4);
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM meta WHERE name IN ('index_key', 'audit_key')"), ==, 2);
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM customers WHERE key_gen = 1"), ==, 1);
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM messages WHERE key_gen = 1"), ==, 1);
@@ -751,9 +752,9 @@ test_migrations(Fixture *f, gconstpointer data)
   store_close(f);
   after = file_checksum(f->path);
   g_assert_cmpstr(before, ==, after);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 3);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 4);
 
-  /* a version 4 step, as a newer plugin would have it: applied once, data kept */
+  /* a version 5 step, as a newer plugin would have it: applied once, data kept */
   wa_store_test_set_extra_migration("CREATE TABLE test_v4 (x); ALTER TABLE customers ADD COLUMN test_label TEXT;");
   store_ready(f, 0);
   list = customers(f);
@@ -765,12 +766,12 @@ test_migrations(Fixture *f, gconstpointer data)
   g_assert_true(w.duplicate);
   g_assert_true(w.shown);
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 4);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 5);
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'test_v4'"), ==, 1);
-  store_ready(f, 0); /* already at 4: nothing runs twice */
+  store_ready(f, 0); /* already at 5: nothing runs twice */
   store_close(f);
 
-  /* without the step this code knows only version 3: refused */
+  /* without the step this code knows only version 4: refused */
   wa_store_test_set_extra_migration(NULL);
   error = store_open(f, 0, NULL);
   g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_SCHEMA);
@@ -2525,6 +2526,241 @@ test_rotate_interrupted(Fixture *f, gconstpointer data)
     g_free(ids[i]);
 }
 
+
+/* ---- media --------------------------------------------------------------------- */
+
+#define MEDIA_ID_A "1037543291543636"
+#define MEDIA_NAME_A "Ada's passport scan.pdf"
+
+typedef struct {
+  gboolean done;
+  GError *error;
+  WaStoreMedia *media;
+  GPtrArray *list;
+  char *message_id;
+  gboolean duplicate;
+  char *customer_id;
+} MediaWait;
+
+static void
+media_wait_clear(MediaWait *w)
+{
+  g_clear_error(&w->error);
+  g_clear_pointer(&w->media, wa_store_media_free);
+  g_clear_pointer(&w->list, g_ptr_array_unref);
+  g_clear_pointer(&w->message_id, g_free);
+  g_clear_pointer(&w->customer_id, g_free);
+  memset(w, 0, sizeof *w);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(MediaWait, media_wait_clear)
+
+static void
+on_media_inbound(const WaStoreInboundResult *result, const GError *error, gpointer data)
+{
+  MediaWait *w = data;
+
+  if (result != NULL) {
+    w->media = wa_store_media_copy(result->media);
+    w->message_id = g_strdup(result->message_id);
+    w->duplicate = result->duplicate;
+    w->customer_id = g_strdup(result->customer.customer->id);
+  }
+  w->error = error != NULL ? g_error_copy(error) : NULL;
+  w->done = TRUE;
+}
+
+static void
+on_media(const WaStoreMedia *media, const GError *error, gpointer data)
+{
+  MediaWait *w = data;
+
+  g_assert_true(media == NULL || error == NULL);
+  w->media = wa_store_media_copy(media);
+  w->error = error != NULL ? g_error_copy(error) : NULL;
+  w->done = TRUE;
+}
+
+static void
+on_media_list(GPtrArray *list, const GError *error, gpointer data)
+{
+  MediaWait *w = data;
+
+  w->list = list != NULL ? g_ptr_array_ref(list) : NULL;
+  w->error = error != NULL ? g_error_copy(error) : NULL;
+  w->done = TRUE;
+}
+
+static void
+media_inbound(Fixture *f, MediaWait *w, const char *wa_id, const char *wamid, const char *type, const char *media_id,
+              const char *filename, gint64 timestamp)
+{
+  WaStoreInboundMedia media = {
+    .media_id = media_id,
+    .mime_type = "application/pdf",
+    .sha256 = "ZmFrZS1kaWdlc3QtZm9yLWEtdGVzdC0xMjM0NTY3OA==",
+    .filename = filename,
+  };
+  WaStoreInbound in = {
+    .wa_id = wa_id,
+    .direction = WA_STORE_IN,
+    .wamid = wamid,
+    .type = type,
+    .caption = "see attached",
+    .timestamp = timestamp,
+    .media = &media,
+  };
+
+  wa_store_inbound(f->store, &in, on_media_inbound, w);
+  test_wait_until(w->done, DEADLINE_S);
+  g_assert_no_error(w->error);
+}
+
+static guint
+media_count(Fixture *f, guint mask)
+{
+  g_auto(MediaWait) w = {0};
+
+  wa_store_media_list(f->store, mask, on_media_list, &w);
+  test_wait_until(w.done, DEADLINE_S);
+  g_assert_no_error(w.error);
+  return w.list->len;
+}
+
+static void
+touch_file(const char *path)
+{
+  g_autofree char *dir = g_path_get_dirname(path);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
+  g_file_set_contents(path, "ciphertext", -1, &error);
+  g_assert_no_error(error);
+}
+
+/* An attachment is recorded with its message (one transaction), numbered
+ * per customer, found again for a duplicate, moves through its states, is
+ * sealed at rest, survives a key rotation, and its file goes with retention
+ * and with erasure. */
+static void
+test_media(Fixture *f, gconstpointer data)
+{
+  g_auto(MediaWait) one = {0}, two = {0}, dup = {0}, other = {0}, upd = {0}, got = {0}, missing = {0}, late = {0};
+  g_auto(Wait) w = {0}, w2 = {0};
+  g_autofree char *header = NULL;
+  g_autofree char *code = NULL;
+  g_autoptr(WaKey) new_key = NULL;
+  g_autoptr(GError) error = NULL;
+  WaStoreMediaChange change = {0};
+  WaStoreRotateProgress progress = {0};
+
+  store_ready(f, 0);
+  media_inbound(f, &one, WA_ID_A, "wamid.m1", "document", MEDIA_ID_A, MEDIA_NAME_A, NOW);
+  g_assert_nonnull(one.media);
+  g_assert_cmpuint(one.media->number, ==, 1);
+  g_assert_cmpint(one.media->state, ==, WA_STORE_MEDIA_PENDING);
+  g_assert_cmpstr(one.media->media_id, ==, MEDIA_ID_A);
+  g_assert_cmpstr(one.media->filename, ==, MEDIA_NAME_A);
+  g_assert_cmpstr(one.media->type, ==, "document");
+  g_assert_cmpstr(one.media->message_id, ==, one.message_id);
+  g_assert_cmpint(one.media->timestamp, ==, NOW);
+  g_assert_nonnull(one.media->file_key);
+  g_assert_false(one.media->tampered);
+  /* files are named by the store, never by the customer */
+  g_assert_true(g_str_has_prefix(one.media->path, f->dir));
+  g_assert_null(strstr(one.media->path, "passport"));
+  media_inbound(f, &two, WA_ID_A, "wamid.m2", "image", "2621233374848975", NULL, NOW + 1);
+  g_assert_cmpuint(two.media->number, ==, 2);
+  g_assert_cmpstr(two.media->path, !=, one.media->path);
+  media_inbound(f, &other, WA_ID_B, "wamid.m3", "audio", "777", NULL, NOW - 40 * DAY);
+  g_assert_cmpuint(other.media->number, ==, 1);
+  /* the same event again: the stored attachment, not a new one */
+  media_inbound(f, &dup, WA_ID_A, "wamid.m1", "document", MEDIA_ID_A, MEDIA_NAME_A, NOW);
+  g_assert_true(dup.duplicate);
+  g_assert_cmpstr(dup.media->id, ==, one.media->id);
+  g_assert_cmpuint(media_count(f, WA_STORE_MEDIA_MASK(WA_STORE_MEDIA_PENDING)), ==, 3);
+
+  /* a retry, then done */
+  change.state = WA_STORE_MEDIA_PENDING;
+  change.count_attempt = TRUE;
+  change.next_attempt = NOW + 30;
+  change.error_text = "the media server answered 500";
+  wa_store_media_update(f->store, one.media->id, &change, on_media, &upd);
+  test_wait_until(upd.done, DEADLINE_S);
+  g_assert_no_error(upd.error);
+  g_assert_cmpuint(upd.media->attempts, ==, 1);
+  g_assert_cmpint(upd.media->next_attempt, ==, NOW + 30);
+  g_assert_cmpstr(upd.media->error, ==, "the media server answered 500");
+  media_wait_clear(&upd);
+  change = (WaStoreMediaChange){.state = WA_STORE_MEDIA_DONE, .size = 123456, .mime_type = "application/pdf"};
+  wa_store_media_update(f->store, one.media->id, &change, on_media, &upd);
+  test_wait_until(upd.done, DEADLINE_S);
+  g_assert_no_error(upd.error);
+  g_assert_cmpint(upd.media->state, ==, WA_STORE_MEDIA_DONE);
+  g_assert_cmpint(upd.media->size, ==, 123456);
+  g_assert_null(upd.media->error);
+  g_assert_cmpuint(media_count(f, WA_STORE_MEDIA_MASK(WA_STORE_MEDIA_PENDING)), ==, 2);
+  g_assert_cmpuint(media_count(f, WA_STORE_MEDIA_MASK(WA_STORE_MEDIA_DONE)), ==, 1);
+  touch_file(one.media->path);
+  touch_file(other.media->path);
+
+  /* /save N finds it by customer and number */
+  wa_store_media_get(f->store, one.customer_id, 1, on_media, &got);
+  test_wait_until(got.done, DEADLINE_S);
+  g_assert_no_error(got.error);
+  g_assert_cmpstr(got.media->id, ==, one.media->id);
+  g_assert_cmpmem(wa_key_bytes(got.media->file_key), WA_CRYPT_KEY_BYTES, wa_key_bytes(one.media->file_key),
+                  WA_CRYPT_KEY_BYTES);
+  wa_store_media_get(f->store, one.customer_id, 9, on_media, &missing);
+  test_wait_until(missing.done, DEADLINE_S);
+  g_assert_no_error(missing.error);
+  g_assert_null(missing.media);
+  store_close(f);
+  /* sealed at rest: neither the media id nor the file name in the file */
+  g_assert_false(file_contains_text(f->path, MEDIA_ID_A));
+  g_assert_false(file_contains_text(f->path, "passport"));
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM media WHERE key_gen = 1"), ==, 3);
+
+  /* a key rotation seals the rows again; the file keys stay the same */
+  store_ready(f, 0);
+  new_key = rotation_keys(&header, &code);
+  error = rotate_begin(f, f->key, new_key, header, code);
+  g_assert_no_error(error);
+  do {
+    g_autofree char *given = NULL;
+
+    error = rotate_step(f, 100, &progress, &given);
+    g_assert_no_error(error);
+  } while (!progress.finished);
+  store_close(f);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM media WHERE key_gen <> 2"), ==, 0);
+  error = store_open(f, 0, NULL);
+  g_assert_no_error(error);
+  error = store_unlock(f, new_key, NULL);
+  g_assert_no_error(error);
+  wa_store_media_get(f->store, one.customer_id, 1, on_media, &late);
+  test_wait_until(late.done, DEADLINE_S);
+  g_assert_no_error(late.error);
+  g_assert_false(late.media->tampered);
+  g_assert_cmpstr(late.media->media_id, ==, MEDIA_ID_A);
+  g_assert_cmpmem(wa_key_bytes(late.media->file_key), WA_CRYPT_KEY_BYTES, wa_key_bytes(one.media->file_key),
+                  WA_CRYPT_KEY_BYTES);
+
+  /* retention: the old message's file goes, its row says so */
+  wa_store_apply_retention(f->store, 30 * DAY, on_count, &w);
+  wait_for(&w);
+  g_assert_no_error(w.error);
+  g_assert_false(g_file_test(other.media->path, G_FILE_TEST_EXISTS));
+  g_assert_true(g_file_test(one.media->path, G_FILE_TEST_EXISTS));
+  g_assert_cmpuint(media_count(f, WA_STORE_MEDIA_MASK(WA_STORE_MEDIA_EXPIRED)), ==, 1);
+
+  /* erasure: rows and files */
+  wa_store_customer_erase(f->store, one.customer_id, on_done, &w2);
+  done_ok(f, &w2);
+  g_assert_false(g_file_test(one.media->path, G_FILE_TEST_EXISTS));
+  g_assert_cmpuint(media_count(f, 0xf), ==, 1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2535,6 +2771,7 @@ main(int argc, char **argv)
   ADD("second-open-refused", test_second_open_refused);
   ADD("newer-schema-refused", test_newer_schema_refused);
   ADD("migrations", test_migrations);
+  ADD("media", test_media);
   ADD("wrong-key", test_wrong_key);
   ADD("locked-until-unlocked", test_locked_until_unlocked);
   ADD("key-header-flow", test_key_header_flow);
