@@ -181,7 +181,7 @@ file_begin(FileSend *fs, const char *who)
     file_send_end(fs);
     return;
   }
-  fs->customer = wa_customer_id_normalize(who, cc, &error);
+  fs->customer = wa_group_address_id(who) != NULL ? g_strdup(who) : wa_customer_id_normalize(who, cc, &error);
   if (fs->customer == NULL) {
     g_autofree char *text = g_strdup_printf(_("Not sent: %s"), error->message);
 
@@ -203,7 +203,9 @@ file_begin(FileSend *fs, const char *who)
     file_send_end(fs);
     return;
   }
-  if (wabiz_window_state(wa->account, fs->customer, NULL) == WA_WINDOW_CLOSED) {
+  /* groups have no 24-hour window */
+  if (wa_group_address_id(fs->customer) == NULL &&
+      wabiz_window_state(wa->account, fs->customer, NULL) == WA_WINDOW_CLOSED) {
     say_error(fs, fs->customer,
               _("Not sent: the 24-hour service window with this customer has closed. WhatsApp "
                 "only allows an approved message template until the customer writes again."));
@@ -349,7 +351,10 @@ wabiz_cmd_sendfile(PurpleConversation *conv, const char *cmd, char **args, char 
 {
   PurpleConnection *gc = purple_conversation_get_gc(conv);
   WabizAccount *wa = gc != NULL ? purple_connection_get_protocol_data(gc) : NULL;
-  const char *who = purple_conversation_get_name(conv);
+  gboolean group = purple_conversation_get_type(conv) == PURPLE_CONV_TYPE_CHAT;
+  /* a group chat's file goes to the group's address (wa-phone.h) */
+  g_autofree char *address = group ? wa_group_address(purple_conversation_get_name(conv)) : NULL;
+  const char *who = group ? address : purple_conversation_get_name(conv);
   g_autofree char *path = NULL;
   g_autofree char *caption = NULL;
   FileSend *fs;
@@ -362,8 +367,13 @@ wabiz_cmd_sendfile(PurpleConversation *conv, const char *cmd, char **args, char 
     *error = g_strdup(_("Usage: /sendfile PATH [CAPTION] (a PATH with spaces in double quotes)"));
     return PURPLE_CMD_RET_FAILED;
   }
-  if (wabiz_bitlbee()) {
-    /* no transfers in BitlBee: lines say what happens */
+  if (who == NULL) {
+    *error = g_strdup(_("This chat is not a WhatsApp group the plugin knows."));
+    return PURPLE_CMD_RET_FAILED;
+  }
+  if (wabiz_bitlbee() || group) {
+    /* no transfers in BitlBee, nor to a group (libpurple's are to a buddy):
+     * lines say what happens */
     fs = file_send_new(wa, who, path, caption, FALSE);
     file_begin(fs, who);
     return PURPLE_CMD_RET_OK;
@@ -615,7 +625,8 @@ compose_queue(WabizCompose *c)
     compose_free(c);
     return;
   }
-  bsuid = wa_id_is_bsuid(c->customer);
+  /* a group's record is addressed "group:<id>", as for its texts (wabiz-send.c) */
+  bsuid = wa_id_is_bsuid(c->customer) || wa_group_address_id(c->customer) != NULL;
   wa_store_customer_ensure(wa->store, bsuid ? NULL : c->customer, bsuid ? c->customer : NULL, NULL,
                            WA_STORE_ENSURE_DEFAULT, compose_ensured,
                            wabiz_store_hold(wa, c, (GDestroyNotify) compose_free));

@@ -118,8 +118,9 @@ static const struct {
    N_("resend [all|drop|list]: decide about messages that may have been sent; without a word, asks."), NULL},
   {"sendfile", "s", wabiz_cmd_sendfile,
    N_("sendfile PATH [CAPTION]: send the file at PATH (in double quotes if it has spaces) to this customer, as an "
-      "image, audio, video, sticker or document by its content, with an optional caption."),
-   NULL},
+      "image, audio, video, sticker or document by its content, with an optional caption (in a group chat: to the "
+      "group)."),
+   NULL, PURPLE_CMD_FLAG_CHAT},
   {"passphrase", "", cmd_action, N_("passphrase: change the passphrase of the account's stored messages."),
    wabiz_passphrase_change_action},
   {"receipts", "s", wabiz_cmd_receipts,

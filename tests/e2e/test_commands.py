@@ -4,6 +4,8 @@ receives, the agent's line in the conversation, refusals that send nothing,
 and the outbox (retries) behind them as behind text."""
 
 import json
+import os
+import tempfile
 import time
 
 from harness import Receiving, contains, has, main, wait_until
@@ -305,6 +307,29 @@ class Commands(Receiving):
         err = self.host.wait_for({"event": "write", "conv": GROUP, "flags": has("error"),
                                   "message": contains("Not sent:")})
         self.assertIn("131009", err["message"])
+
+    def test_group_file(self):
+        """/sendfile in a group chat uploads the file and sends it to the
+        group (recipient_type group), shown in the chat as the agent's line."""
+        self.sim.config(groups=[GROUP])
+        self.group_message("Is there a photo of the cake?")
+        folder = tempfile.mkdtemp(prefix="wabiz-group-file-")
+        path = os.path.join(folder, "cake.jpg")
+        with open(path, "wb") as f:
+            f.write(bytes.fromhex("ffd8ffe000104a46494600010100000100010000") + b"\x00" * 2000 + b"\xff\xd9")
+        self.assertEqual(self.command(GROUP, "/sendfile %s the cake" % path)["status"], "ok")
+        request = callback_free(self.sim.wait_for_sent(1)[0]["request"])
+        media_id = request.get("image", {}).get("id")
+        self.assertEqual(request, {
+            "messaging_product": "whatsapp", "recipient_type": "group", "to": GROUP,
+            "type": "image", "image": {"id": media_id, "caption": "the cake"}})
+        self.assertEqual([u["id"] for u in self.sim.uploads()], [media_id])
+        self.host.wait_for({"event": "write", "conv": GROUP, "conv_type": "chat", "flags": has("send"),
+                            "message": contains("[Image]")})
+        self.host.expect_none({"event": "write", "flags": has("error")}, 0.5)
+        # no buddy or IM conversation was made of the group's address
+        convs = self.host.call({"cmd": "convs"})["convs"]
+        self.assertEqual([c for c in convs if "group" in c["conv"]], [])
 
 
 if __name__ == "__main__":

@@ -121,7 +121,6 @@ class Finch(unittest.TestCase):
                          [(inbound["id"], False)])
         self.assertEqual(self.sim.sent(), [])
 
-
     def test_sendfile_with_the_keyboard(self):
         self.customer_writes("Do you have a catalogue?")
         path = os.path.join(self.conf, "catalogue.pdf")
@@ -133,6 +132,22 @@ class Finch(unittest.TestCase):
         self.assertEqual(sent[-1]["request"]["document"]["filename"], "catalogue.pdf")
         self.assertEqual(sent[-1]["request"]["document"]["caption"], "the spring one")
         self.show_window_with("[Document] catalogue.pdf, 33 bytes")
+
+    def test_received_image_line_and_save_with_the_keyboard(self):
+        """Finch draws no pictures: a customer's image is a line with its size
+        and caption, and /save typed in the conversation writes it out."""
+        self.customer_writes("Which one do you mean?")
+        picture = b"\xff\xd8\xff\xe0" + b"a blue jacket " * 400
+        media = self.sim.media(picture, mime_type="image/jpeg")
+        self.sim.inbound_media("image", media, caption="this blue one", sender=demo.CUSTOMER, name="Anna")
+        self.show_window_with("[Image] this blue one")
+        self.wait_screen("Image 1 (6 KB) received. Type /save 1 to save it.")
+        target = os.path.join(self.conf, "jacket.jpg")
+        self.keys("/save 1 %s" % target, "Enter")
+        self.wait_screen("Saved to %s" % target)
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), picture)
+        self.assertEqual(self.sim.sent(), [])
 
     def test_resend_question_answered_with_the_keyboard(self):
         url = wait_until(lambda: demo.receiver_url(RECEIVER, self.conf), timeout=60,
@@ -158,6 +173,7 @@ class Finch(unittest.TestCase):
         wait_until(lambda: "1 message may have been sent" not in self.screen(), timeout=10,
                    what="the dialog to close")
         self.assertEqual(len(self.sim.sent()), 1)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
