@@ -199,7 +199,7 @@ class BitlBeeHost(Receiving):
         # a document: the line, no file transfer (BitlBee would stage it unencrypted in /tmp)
         document = self.sim.media(b"%PDF-1.4 terms", mime_type="application/pdf")
         self.sim.inbound_media("document", document, filename="terms.pdf", sender=ANNA)
-        host.wait_for(plugin_line(ANNA, "Document 2 (terms.pdf, 14 B) received. Type /save 2"))
+        host.wait_for(plugin_line(ANNA, "Document 2 (terms.pdf, 14 bytes) received. Type /save 2"))
         host.expect_none({"event": "request"}, 1.0)
         self.assertEqual(self.sim.sent(), [])
         self.assert_nothing_hidden(host)
