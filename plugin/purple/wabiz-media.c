@@ -46,6 +46,7 @@ typedef struct {
   gboolean running;
   gboolean digest_retried; /* one fresh download after a digest mismatch */
   gboolean told_big;
+  guint told_quarters; /* of a big file: 25, 50 and 75 % told so far (0 to 3) */
 } MediaJob;
 
 struct _WabizMediaState {
@@ -578,6 +579,18 @@ progress_cb(guint64 got, guint64 total, gpointer data)
       g_strdup_printf(_("%s %u: downloading %s..."), type_name(job->media), job->media->number, size);
 
     job->told_big = TRUE;
+    say(job->wa, job->media, line, PURPLE_MESSAGE_SYSTEM);
+  }
+  /* a big file's progress: a line at each quarter (at most three) */
+  while (job->told_big && total > 0 && job->told_quarters < 3 && got * 4 >= total * (job->told_quarters + 1)) {
+    g_autofree char *have = wa_media_format_size(got);
+    g_autofree char *line = NULL;
+
+    job->told_quarters++;
+    if (got * 4 >= total * (job->told_quarters + 1))
+      continue; /* a later quarter is reached already: tell that one */
+    line = g_strdup_printf(_("%s %u: %u%% downloaded (%s)..."), type_name(job->media), job->media->number,
+                           job->told_quarters * 25, have);
     say(job->wa, job->media, line, PURPLE_MESSAGE_SYSTEM);
   }
 }

@@ -306,6 +306,9 @@ class MediaIn(Receiving):
         try:
             self.sim.inbound_media("document", media, filename="catalogue.pdf", sender=ANNA)
             host.wait_for(line(ANNA, "Document 1: downloading 104.9 MB..."), timeout=60)
+            # long work shows progress: a line at each quarter, in order
+            for percent in (25, 50, 75):
+                host.wait_for(line(ANNA, "Document 1: %d%% downloaded (" % percent), timeout=120)
             host.wait_for(line(ANNA, "Document 1 (catalogue.pdf, 104.9 MB) received"), timeout=240)
         finally:
             done.set()
