@@ -438,6 +438,14 @@ run_update(WaStore *store, Request *req, GError **error)
     g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_NOT_FOUND, "no such attachment");
     return FALSE;
   }
+  if (current->state == WA_STORE_MEDIA_EXPIRED && mr->state != WA_STORE_MEDIA_EXPIRED) {
+    /* retention expired it while it downloaded: it stays expired, and what
+     * the download wrote is deleted */
+    if (!unlink_files(store, "SELECT file FROM media WHERE id = ?1", "t", mr->row_id, 0, error))
+      return FALSE;
+    mr->media = g_steal_pointer(&current);
+    return TRUE;
+  }
   key = wa_store_customer_key(store, current->customer_id, error);
   if (key == NULL || !wa_store_seal(key, "media", "error", mr->row_id, mr->error_text, &sealed, error))
     return FALSE;

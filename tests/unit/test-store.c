@@ -2753,6 +2753,20 @@ test_media(Fixture *f, gconstpointer data)
   g_assert_false(g_file_test(other.media->path, G_FILE_TEST_EXISTS));
   g_assert_true(g_file_test(one.media->path, G_FILE_TEST_EXISTS));
   g_assert_cmpuint(media_count(f, WA_STORE_MEDIA_MASK(WA_STORE_MEDIA_EXPIRED)), ==, 1);
+  {
+    /* its download, still running then, ends: the row stays expired and
+     * the file it wrote is deleted */
+    g_auto(MediaWait) finished = {0};
+
+    touch_file(other.media->path);
+    change = (WaStoreMediaChange){.state = WA_STORE_MEDIA_DONE, .size = 4096};
+    wa_store_media_update(f->store, other.media->id, &change, on_media, &finished);
+    test_wait_until(finished.done, DEADLINE_S);
+    g_assert_no_error(finished.error);
+    g_assert_cmpint(finished.media->state, ==, WA_STORE_MEDIA_EXPIRED);
+    g_assert_false(g_file_test(other.media->path, G_FILE_TEST_EXISTS));
+    g_assert_cmpuint(media_count(f, WA_STORE_MEDIA_MASK(WA_STORE_MEDIA_EXPIRED)), ==, 1);
+  }
 
   /* erasure: rows and files */
   wa_store_customer_erase(f->store, one.customer_id, on_done, &w2);
