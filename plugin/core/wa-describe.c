@@ -108,7 +108,7 @@ append_values(GString *out, GPtrArray *values, const char **sep, guint *shown)
 }
 
 static void
-append_contacts(GString *out, const WaMessage *m, guint first)
+append_contacts(GString *out, const WaMessage *m, guint first, char prefix)
 {
   guint n = MIN(m->shared_contacts->len, MAX_CARDS);
 
@@ -135,7 +135,8 @@ append_contacts(GString *out, const WaMessage *m, guint first)
   if (m->shared_contacts->len > n)
     g_string_append_printf(out, _("\n(and %u more contacts)"), m->shared_contacts->len - n);
   if (first > 0 && n > 0)
-    g_string_append_printf(out, "\n%s", _("(/addcontact N adds contact N as a buddy)"));
+    /* TRANSLATORS: %c is the command character: / or, in BitlBee, ! */
+    g_string_append_printf(out, _("\n(%caddcontact N adds contact N as a buddy)"), prefix != 0 ? prefix : '/');
 }
 
 /* A form answer's value, short. */
@@ -367,7 +368,7 @@ append_body(GString *out, const WaMessage *m, const WaDescribeContext *ctx)
   } else if (g_str_equal(type, "location")) {
     append_location(out, m);
   } else if (g_str_equal(type, "contacts")) {
-    append_contacts(out, m, ctx->first_contact);
+    append_contacts(out, m, ctx->first_contact, ctx->command_prefix);
   } else if (g_str_equal(type, "interactive")) {
     append_interactive(out, m);
   } else if (g_str_equal(type, "button")) {

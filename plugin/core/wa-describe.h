@@ -25,6 +25,9 @@ typedef struct {
   guint first_contact;
   /* The ad referral was shown before for this customer: leave it out. */
   gboolean referral_seen;
+  /* What the agent types before a command: '/' (also when 0), or '!' in
+   * BitlBee, which runs no libpurple commands. */
+  char command_prefix;
 } WaDescribeContext;
 
 /* Newly allocated, translated; never NULL or empty. @ctx may be NULL (no

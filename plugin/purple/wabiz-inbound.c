@@ -316,6 +316,7 @@ show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, con
   if (known != NULL)
     dctx = *known;
   dctx.first_contact = wabiz_kinds_add_cards(wa, name, msg);
+  dctx.command_prefix = wabiz_bitlbee() ? '!' : '/';
   described = wa_message_describe_in(msg, &dctx);
   text = late_text(wa, msg->timestamp, described, &late);
   if (g_strcmp0(msg->type, "system") == 0) {

@@ -116,6 +116,8 @@ class BitlBeeHost(Receiving):
         self.sim.inbound_kind("contacts", sender=ANNA, name="Anna")
         host.wait_for({"event": "write", "conv": ANNA, "via": "im", "bitlbee_shows": True,
                        "message": contains("[Contact 1] Jonas Brandt (Brandt Logistik)")})
+        # the hint names the command as BitlBee users type it
+        self.assertTrue(host.events({"event": "write", "conv": ANNA, "message": contains("(!addcontact N adds contact N")}))
         host.send_im(ANNA, "!addcontact 1")
         host.wait_for(plugin_line(ANNA, "Contact 1 is now the buddy +491512223334"))
         host.wait_for({"event": "buddy", "name": "491512223334", "alias": "Jonas Brandt"})

@@ -1066,6 +1066,11 @@ test_describe_contacts(void)
                   "(/addcontact N adds contact N as a buddy)");
   g_assert_true(g_str_has_prefix(plain, "[Contact] Jonas Brandt (ACME)"));
   g_assert_null(strstr(plain, "/addcontact"));
+  /* in BitlBee commands are typed with ! */
+  numbered.command_prefix = '!';
+  g_free(line);
+  line = wa_message_describe_in(m, &numbered);
+  g_assert_true(g_str_has_suffix(line, "\n(!addcontact N adds contact N as a buddy)"));
 }
 
 /* Orders: each line, and totals per currency; none when a price is missing. */
