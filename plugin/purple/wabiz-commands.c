@@ -199,15 +199,13 @@ command_job_start(gpointer data)
 {
   CommandJob *job = data;
   WabizAccount *wa = job->wa;
-  gboolean bsuid = wa_id_is_bsuid(job->to);
 
   if (wa->store == NULL) {
     say_not_sent(job, _("the account is offline."));
     command_job_free(job);
     return;
   }
-  wa_store_customer_ensure(wa->store, bsuid ? NULL : job->to, bsuid ? job->to : NULL, NULL, WA_STORE_ENSURE_DEFAULT,
-                           ensured_cb, wabiz_store_hold(wa, job, (GDestroyNotify) command_job_free));
+  wabiz_store_ensure_address(wa, job->to, ensured_cb, wabiz_store_hold(wa, job, (GDestroyNotify) command_job_free));
 }
 
 /* The customer of @conv, checked as send_im checks it (connected, a

@@ -617,7 +617,6 @@ static void
 compose_queue(WabizCompose *c)
 {
   WabizAccount *wa = c->wa;
-  gboolean bsuid;
 
   /* no longer in flight: the store holds it from here */
   wa->composes = g_list_remove(wa->composes, c);
@@ -625,11 +624,7 @@ compose_queue(WabizCompose *c)
     compose_free(c);
     return;
   }
-  /* a group's record is addressed "group:<id>", as for its texts (wabiz-send.c) */
-  bsuid = wa_id_is_bsuid(c->customer) || wa_group_address_id(c->customer) != NULL;
-  wa_store_customer_ensure(wa->store, bsuid ? NULL : c->customer, bsuid ? c->customer : NULL, NULL,
-                           WA_STORE_ENSURE_DEFAULT, compose_ensured,
-                           wabiz_store_hold(wa, c, (GDestroyNotify) compose_free));
+  wabiz_store_ensure_address(wa, c->customer, compose_ensured, wabiz_store_hold(wa, c, (GDestroyNotify) compose_free));
 }
 
 /* An uploaded file: a message of one part. */

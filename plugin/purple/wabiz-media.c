@@ -581,17 +581,19 @@ progress_cb(guint64 got, guint64 total, gpointer data)
     job->told_big = TRUE;
     say(job->wa, job->media, line, PURPLE_MESSAGE_SYSTEM);
   }
-  /* a big file's progress: a line at each quarter (at most three) */
-  while (job->told_big && total > 0 && job->told_quarters < 3 && got * 4 >= total * (job->told_quarters + 1)) {
-    g_autofree char *have = wa_media_format_size(got);
-    g_autofree char *line = NULL;
+  /* a big file's progress: a line at each quarter reached (the latest, when
+   * one step passes several), at most three */
+  if (job->told_big && total > 0) {
+    guint quarter = (guint) MIN(got * 4 / total, 3);
 
-    job->told_quarters++;
-    if (got * 4 >= total * (job->told_quarters + 1))
-      continue; /* a later quarter is reached already: tell that one */
-    line = g_strdup_printf(_("%s %u: %u%% downloaded (%s)..."), type_name(job->media), job->media->number,
-                           job->told_quarters * 25, have);
-    say(job->wa, job->media, line, PURPLE_MESSAGE_SYSTEM);
+    if (quarter > job->told_quarters) {
+      g_autofree char *have = wa_media_format_size(got);
+      g_autofree char *line = g_strdup_printf(_("%s %u: %u%% downloaded (%s)..."), type_name(job->media),
+                                              job->media->number, quarter * 25, have);
+
+      job->told_quarters = quarter;
+      say(job->wa, job->media, line, PURPLE_MESSAGE_SYSTEM);
+    }
   }
 }
 

@@ -364,16 +364,12 @@ send_job_start(gpointer data)
 {
   SendJob *job = data;
   WabizAccount *wa = job->wa;
-  gboolean bsuid = wa_id_is_bsuid(job->to) || wa_group_address_id(job->to) != NULL;
 
   if (wa->store == NULL) {
     send_job_free(job);
     return;
   }
-  /* a group is kept in the store as a record addressed "group:<id>" (its
-   * outbox entries need one) */
-  wa_store_customer_ensure(wa->store, bsuid ? NULL : job->to, bsuid ? job->to : NULL, NULL, WA_STORE_ENSURE_DEFAULT,
-                           ensured_cb, wabiz_store_hold(wa, job, (GDestroyNotify) send_job_free));
+  wabiz_store_ensure_address(wa, job->to, ensured_cb, wabiz_store_hold(wa, job, (GDestroyNotify) send_job_free));
 }
 
 void

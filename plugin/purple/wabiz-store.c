@@ -624,3 +624,13 @@ wabiz_store_close(WabizAccount *wa)
     ((GDestroyNotify) free_func)(data);
   g_clear_pointer(&wa->store_pending, g_hash_table_destroy);
 }
+
+void
+wabiz_store_ensure_address(WabizAccount *wa, const char *to, WaStoreCustomerUpdateFunc done, gpointer data)
+{
+  /* a group is kept as a record addressed "group:<id>" (its outbox entries
+   * need one), like a BSUID */
+  gboolean bsuid = wa_id_is_bsuid(to) || wa_group_address_id(to) != NULL;
+
+  wa_store_customer_ensure(wa->store, bsuid ? NULL : to, bsuid ? to : NULL, NULL, WA_STORE_ENSURE_DEFAULT, done, data);
+}

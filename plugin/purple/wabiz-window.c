@@ -213,8 +213,6 @@ migrate_node_windows(WabizAccount *wa)
   for (GSList *l = buddies; l != NULL; l = l->next) {
     PurpleBuddy *buddy = l->data;
     const char *old = purple_blist_node_get_string(&buddy->node, WABIZ_NODE_LAST_INBOUND);
-    const char *name = purple_buddy_get_name(buddy);
-    gboolean bsuid = wa_id_is_bsuid(name);
     Migration *m;
 
     if (old == NULL)
@@ -222,8 +220,7 @@ migrate_node_windows(WabizAccount *wa)
     m = g_new0(Migration, 1);
     m->wa = wa;
     m->newest = g_ascii_strtoll(old, NULL, 10);
-    wa_store_customer_ensure(wa->store, bsuid ? NULL : name, bsuid ? name : NULL, NULL, WA_STORE_ENSURE_DEFAULT,
-                             migrated_cb, wabiz_store_hold(wa, m, g_free));
+    wabiz_store_ensure_address(wa, purple_buddy_get_name(buddy), migrated_cb, wabiz_store_hold(wa, m, g_free));
   }
   g_slist_free(buddies);
 }

@@ -257,6 +257,9 @@ void wabiz_store_close(WabizAccount *wa);
  * closes before answering (it then never answers); the callback releases it. */
 gpointer wabiz_store_hold(WabizAccount *wa, gpointer data, GDestroyNotify free_func);
 void wabiz_store_release(WabizAccount *wa, gpointer data);
+/* Finds or creates the store record of address @to: phone digits, a BSUID
+ * or a group address ("group:<id>", kept like a BSUID). */
+void wabiz_store_ensure_address(WabizAccount *wa, const char *to, WaStoreCustomerUpdateFunc done, gpointer data);
 /* What follows a successful unlock (wabiz_store_unlock). */
 typedef enum {
   WABIZ_UNLOCK_REMEMBER_KEY = 1 << 0,   /* passphrase mode: keep the data key for this process */
