@@ -412,15 +412,20 @@ class Client:
         """A new connection (and HELLO) to the same socket, once it answers:
         the restarted receiver's socket (another inode), not the old one that
         may still accept while it stops."""
+        def identity():
+            # the inode number alone may be reused by the new socket file
+            st = os.stat(self.path)
+            return (st.st_ino, st.st_ctime_ns)
+
         try:
-            old = os.stat(self.path).st_ino
+            old = identity()
         except OSError:
             old = None
         self.close()
 
         def connected():
             try:
-                if os.stat(self.path).st_ino == old:
+                if identity() == old:
                     return None
             except OSError:
                 return None
