@@ -469,9 +469,12 @@ template_category (Sim *sim, const SimSendInfo *info)
   return category ? category : "utility";
 }
 
+static void add_template_record (JsonBuilder *b, const SimSendInfo *info, const char *category,
+                                 const SimTemplateRender *render);
+
 static void
 log_sent (GraphRequest *req, JsonNode *root, const SimSendInfo *info, SimSent *sent,
-          gboolean window_open)
+          gboolean window_open, const char *template_category, const SimTemplateRender *render)
 {
   Sim *sim = req->sim;
   JsonBuilder *b = sim_log_entry_begin (&sim->sent_seq);
@@ -500,33 +503,93 @@ log_sent (GraphRequest *req, JsonNode *root, const SimSendInfo *info, SimSent *s
   json_builder_add_string_value (b, req->authorization);
   json_builder_set_member_name (b, "window_open");
   json_builder_add_boolean_value (b, window_open);
+  if (template_category != NULL)
+    add_template_record (b, info, template_category, render);
   json_builder_set_member_name (b, "time");
   json_builder_add_int_value (b, sim_clock_now (&sim->clock));
   sim_log_entry_end (sim->sent_log, b);
 }
 
+/* The accepted send's "template" member in /_sim/sent. */
+static void
+add_template_record (JsonBuilder *b, const SimSendInfo *info, const char *category,
+                     const SimTemplateRender *render)
+{
+  const char *parts[][2] = { { "header", render->header },
+                             { "body", render->body },
+                             { "footer", render->footer },
+                             { "text", render->text } };
+
+  json_builder_set_member_name (b, "template");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "name");
+  json_builder_add_string_value (b, info->template_name);
+  json_builder_set_member_name (b, "language");
+  json_builder_add_string_value (b, info->template_lang);
+  json_builder_set_member_name (b, "category");
+  json_builder_add_string_value (b, category);
+  for (gsize i = 0; i < G_N_ELEMENTS (parts); i++)
+    {
+      json_builder_set_member_name (b, parts[i][0]);
+      if (parts[i][1])
+        json_builder_add_string_value (b, parts[i][1]);
+      else
+        json_builder_add_null_value (b);
+    }
+  json_builder_end_object (b);
+}
+
+static void handle_send_checked (GraphRequest *req, JsonNode *root, SimSendInfo *info,
+                                 const char *category, const SimTemplateRender *render);
+
 static void
 handle_send (GraphRequest *req, JsonNode *root, SimSendInfo *info)
+{
+  Sim *sim = req->sim;
+  SimTemplateRender render = { 0 };
+  SimError err = { 0 };
+  const char *category = "service";
+
+  if (g_strcmp0 (info->type, "template") == 0)
+    {
+      if (!sim_templates_empty ())
+        {
+          if (!sim_templates_check_send (sim_json_object (json_node_get_object (root), "template"),
+                                         req->version, &render, &err))
+            {
+              reply_error (&req->reply, &err);
+              sim_error_clear (&err);
+              return;
+            }
+          category = render.category;
+        }
+      else if ((category = template_category (sim, info)) == NULL)
+        {
+          g_autofree char *details = g_strdup_printf ("template name (%s) does not exist in %s",
+                                                      info->template_name, info->template_lang);
+
+          reply_simple_error (&req->reply, 404, 132001, 0, NULL,
+                              "(#132001) Template name does not exist in the translation", details);
+          return;
+        }
+    }
+  handle_send_checked (req, root, info, category, &render);
+  sim_template_render_clear (&render);
+}
+
+static void
+handle_send_checked (GraphRequest *req, JsonNode *root, SimSendInfo *info, const char *category,
+                     const SimTemplateRender *render)
 {
   Sim *sim = req->sim;
   g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autofree char *wa_id = NULL;
   const char *customer;
-  const char *category = "service";
   gboolean is_template = g_strcmp0 (info->type, "template") == 0;
   gboolean window_open;
   gint64 code = 0, subcode = 0;
   SimSent *sent;
 
-  if (is_template && (category = template_category (sim, info)) == NULL)
-    {
-      g_autofree char *details = g_strdup_printf ("template name (%s) does not exist in %s",
-                                                  info->template_name, info->template_lang);
-
-      reply_simple_error (&req->reply, 404, 132001, 0, NULL,
-                          "(#132001) Template name does not exist in the translation", details);
-      return;
-    }
   if (info->digits != NULL)
     {
       g_autofree char *own = sim_digits_only (sim->display_number);
@@ -582,7 +645,7 @@ handle_send (GraphRequest *req, JsonNode *root, SimSendInfo *info)
   else
     sent->pricing_type = g_strdup ("regular");
   g_hash_table_insert (sim->sent, sent->wamid, sent);
-  log_sent (req, root, info, sent, window_open);
+  log_sent (req, root, info, sent, window_open, is_template ? category : NULL, render);
   /* templates and group messages are allowed outside the window */
   sim_schedule_statuses (sim, sent, window_open || is_template || info->is_group);
 

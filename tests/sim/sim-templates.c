@@ -18,9 +18,11 @@
  * Must not: link plugin/core. */
 #include "sim-templates.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "sim-json.h"
+#include "sim-upload.h"
 #include "sim-webhook.h"
 
 #define DEFAULT_LIMIT 25
@@ -967,4 +969,447 @@ sim_templates_control (Sim *sim, SoupServerMessage *msg, const char *method, con
     update_template (sim, msg, req);
   else
     answer_problem (msg, 404, "GET, POST or DELETE /_sim/templates, POST /_sim/templates/update");
+}
+
+/* ---- send-time checks ---- */
+
+void
+sim_template_render_clear (SimTemplateRender *r)
+{
+  g_clear_pointer (&r->category, g_free);
+  g_clear_pointer (&r->header, g_free);
+  g_clear_pointer (&r->body, g_free);
+  g_clear_pointer (&r->footer, g_free);
+  g_clear_pointer (&r->text, g_free);
+}
+
+gboolean
+sim_templates_empty (void)
+{
+  ensure_catalogue ();
+  return catalogue->len == 0;
+}
+
+/* The placeholders of @text in order of first appearance ("1", "first_name"). */
+static GPtrArray *
+placeholders (const char *text)
+{
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  const char *p = text;
+
+  while (p != NULL && (p = strstr (p, "{{")) != NULL)
+    {
+      const char *end = strstr (p + 2, "}}");
+      g_autofree char *name = NULL;
+
+      if (end == NULL)
+        break;
+      name = g_strstrip (g_strndup (p + 2, end - p - 2));
+      if (*name != '\0' && !g_ptr_array_find_with_equal_func (names, name, g_str_equal, NULL))
+        g_ptr_array_add (names, g_steal_pointer (&name));
+      p = end + 2;
+    }
+  return names;
+}
+
+/* @text with each {{name}} replaced by values[name]. */
+static char *
+substitute (const char *text, GHashTable *values)
+{
+  GString *out = g_string_new (NULL);
+  const char *p = text;
+
+  while (*p)
+    {
+      const char *end = g_str_has_prefix (p, "{{") ? strstr (p + 2, "}}") : NULL;
+
+      if (end != NULL)
+        {
+          g_autofree char *name = g_strstrip (g_strndup (p + 2, end - p - 2));
+          const char *value = g_hash_table_lookup (values, name);
+
+          if (value != NULL)
+            {
+              g_string_append (out, value);
+              p = end + 2;
+              continue;
+            }
+        }
+      g_string_append_c (out, *p++);
+    }
+  return g_string_free (out, FALSE);
+}
+
+typedef struct
+{
+  const SimTemplate *t;
+  gint64 format_code; /* 132018 (v23+) or 132012 */
+  gboolean named;
+  SimError *err;
+} SendCheck;
+
+static gboolean
+format_error (SendCheck *c, const char *details)
+{
+  sim_error_set (c->err, 400, c->format_code,
+                 c->format_code == 132018
+                     ? "(#132018) There was an issue with the parameters in your template."
+                     : "(#132012) Parameter format does not match format in the created template",
+                 "%s", details);
+  return FALSE;
+}
+
+static gboolean
+count_error (SendCheck *c, const char *part, guint got, guint expected)
+{
+  sim_error_set (c->err, 400, 132000,
+                 "(#132000) Number of parameters does not match the expected number of params",
+                 "%s: number of localizable_params (%u) does not match the expected number of "
+                 "params (%u)",
+                 part, got, expected);
+  return FALSE;
+}
+
+/* The send's component of @type ("header", "body"), or NULL. */
+static JsonObject *
+send_component (JsonArray *send, const char *type)
+{
+  for (guint i = 0; send && i < json_array_get_length (send); i++)
+    {
+      JsonObject *c = json_array_get_object_element (send, i);
+
+      if (g_ascii_strcasecmp (sim_json_string (c, "type"), type) == 0)
+        return c;
+    }
+  return NULL;
+}
+
+static guint
+n_params (JsonObject *component)
+{
+  JsonArray *params = component ? sim_json_array (component, "parameters") : NULL;
+
+  return params ? json_array_get_length (params) : 0;
+}
+
+/* The text a text-like parameter stands for. */
+static const char *
+param_text (JsonObject *param)
+{
+  const char *type = sim_json_string (param, "type");
+  JsonObject *obj;
+
+  if (g_strcmp0 (type, "text") == 0)
+    return sim_json_string (param, "text");
+  if ((g_strcmp0 (type, "currency") == 0 || g_strcmp0 (type, "date_time") == 0)
+      && (obj = sim_json_object (param, type)) != NULL)
+    return sim_json_string (obj, "fallback_value");
+  return NULL;
+}
+
+/* Text parameters of a header or body: count, types, names and the text
+ * policy; fills @values (placeholder -> text). */
+static gboolean
+check_text_params (SendCheck *c, const char *part, const char *def_text, JsonObject *component,
+                   GHashTable *values)
+{
+  g_autoptr (GPtrArray) names = placeholders (def_text);
+  JsonArray *params = component ? sim_json_array (component, "parameters") : NULL;
+  guint got = n_params (component);
+
+  if (got != names->len)
+    return count_error (c, part, got, names->len);
+  for (guint i = 0; i < got; i++)
+    {
+      JsonObject *param = json_array_get_object_element (params, i);
+      const char *name = sim_json_string (param, "parameter_name");
+      const char *text = param_text (param);
+      g_autofree char *details = NULL;
+      char *key;
+
+      if (text == NULL)
+        {
+          details = g_strdup_printf ("%s: parameter %u is of type %s; this template takes text.",
+                                     part, i, sim_json_string (param, "type"));
+          return format_error (c, details);
+        }
+      if (c->named && name == NULL)
+        {
+          details = g_strdup_printf ("%s: parameter %u needs a parameter_name: the template "
+                                     "uses named parameters.",
+                                     part, i);
+          return format_error (c, details);
+        }
+      if (!c->named && name != NULL)
+        {
+          details = g_strdup_printf ("%s: parameter %u has a parameter_name: the template uses "
+                                     "positional parameters.",
+                                     part, i);
+          return format_error (c, details);
+        }
+      key = c->named ? g_strdup (name) : g_strdup_printf ("%u", i + 1);
+      if (!g_ptr_array_find_with_equal_func (names, key, g_str_equal, NULL)
+          || g_hash_table_contains (values, key))
+        {
+          details = g_strdup_printf ("%s: parameter_name %s does not match a parameter of the "
+                                     "template, or is given twice.",
+                                     part, key);
+          g_free (key);
+          return format_error (c, details);
+        }
+      if (strchr (text, '\n') || strchr (text, '\t') || strstr (text, "     "))
+        {
+          g_free (key);
+          return format_error (c, "Param text cannot have new-line/tab characters or more than 4 "
+                                  "consecutive spaces");
+        }
+      g_hash_table_insert (values, key, (gpointer)text);
+    }
+  return TRUE;
+}
+
+static gboolean
+too_long (SendCheck *c, const char *part, const char *text, glong max)
+{
+  glong len = g_utf8_strlen (text, -1);
+
+  if (len <= max)
+    return FALSE;
+  sim_error_set (c->err, 400, 132005, "(#132005) Translated text too long",
+                 "%s: the text with its parameters is %ld characters long; at most %ld.", part, len,
+                 max);
+  return TRUE;
+}
+
+/* A media or location header: one parameter of that type. */
+static gboolean
+check_header_media (SendCheck *c, const char *format, JsonObject *component)
+{
+  g_autofree char *type = g_ascii_strdown (format, -1);
+  JsonArray *params = component ? sim_json_array (component, "parameters") : NULL;
+  JsonObject *param;
+
+  if (n_params (component) != 1)
+    return count_error (c, "header", n_params (component), 1);
+  param = json_array_get_object_element (params, 0);
+  if (g_strcmp0 (sim_json_string (param, "type"), type) != 0)
+    {
+      g_autofree char *details
+          = g_strdup_printf ("header: Format mismatch, expected %s, received %s", format,
+                             sim_json_string (param, "type"));
+
+      return format_error (c, details);
+    }
+  if (g_strcmp0 (type, "location") == 0)
+    return TRUE;
+  /* an id must be an upload of a type that kind takes (sim-upload.c) */
+  return sim_upload_check_send (type, sim_json_object (param, type), c->err);
+}
+
+static gboolean
+button_error (SendCheck *c, const char *details)
+{
+  sim_error_set (c->err, 400, 131009, "(#131009) Parameter value is not valid", "%s", details);
+  return FALSE;
+}
+
+/* The sub_type a send uses for a button of the template's @type. */
+static const char *
+button_sub_type (const char *type)
+{
+  static const char *const map[][2] = {
+    { "QUICK_REPLY", "quick_reply" },
+    { "URL", "url" },
+    { "COPY_CODE", "copy_code" },
+    { "OTP", "url" },
+    { "FLOW", "flow" },
+    { "CATALOG", "catalog" },
+    { "MPM", "mpm" },
+    { "VOICE_CALL", "voice_call" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (map); i++)
+    if (g_strcmp0 (type, map[i][0]) == 0)
+      return map[i][1];
+  return NULL;
+}
+
+static gboolean
+check_buttons (SendCheck *c, JsonArray *buttons, JsonArray *send)
+{
+  guint n_buttons = buttons ? json_array_get_length (buttons) : 0;
+  g_autofree gboolean *given = g_new0 (gboolean, MAX (n_buttons, 1));
+
+  for (guint i = 0; send && i < json_array_get_length (send); i++)
+    {
+      JsonObject *comp = json_array_get_object_element (send, i);
+      JsonNode *index_node = json_object_get_member (comp, "index");
+      const char *sub_type = sim_json_string (comp, "sub_type");
+      gint64 index;
+      JsonObject *button;
+      const char *type, *expected;
+      guint got = n_params (comp), want;
+      g_autofree char *details = NULL;
+
+      if (g_ascii_strcasecmp (sim_json_string (comp, "type"), "button") != 0)
+        continue;
+      index = JSON_NODE_HOLDS_VALUE (index_node)
+                      && json_node_get_value_type (index_node) == G_TYPE_STRING
+                  ? g_ascii_strtoll (json_node_get_string (index_node), NULL, 10)
+                  : (gint64)json_node_get_double (index_node);
+      if (index >= n_buttons)
+        {
+          details = g_strdup_printf ("buttons: there is no button at index %" G_GINT64_FORMAT
+                                     "; the template has %u.",
+                                     index, n_buttons);
+          return button_error (c, details);
+        }
+      button = json_array_get_object_element (buttons, (guint)index);
+      type = sim_json_string (button, "type");
+      expected = button_sub_type (type);
+      if (expected == NULL || g_strcmp0 (expected, sub_type) != 0)
+        {
+          details = g_strdup_printf ("buttons: the button at index %" G_GINT64_FORMAT
+                                     " is a %s button; sub_type %s does not fit it.",
+                                     index, type ? type : "?", sub_type);
+          return button_error (c, details);
+        }
+      given[index] = TRUE;
+      if (g_strcmp0 (type, "QUICK_REPLY") == 0)
+        want = MIN (got, 1); /* the payload is optional */
+      else if (g_strcmp0 (type, "URL") == 0)
+        want = strstr (sim_json_string (button, "url") ? sim_json_string (button, "url") : "", "{{")
+                   ? 1
+                   : 0;
+      else
+        want = 1;
+      if (got != want)
+        return count_error (c, "buttons", got, want);
+    }
+  /* a dynamic URL, a copy code or a one-time code must be given */
+  for (guint i = 0; i < n_buttons; i++)
+    {
+      JsonObject *button = json_array_get_object_element (buttons, i);
+      const char *type = sim_json_string (button, "type");
+      const char *url = sim_json_string (button, "url");
+
+      if (!given[i]
+          && ((g_strcmp0 (type, "URL") == 0 && url && strstr (url, "{{"))
+              || g_strcmp0 (type, "COPY_CODE") == 0 || g_strcmp0 (type, "OTP") == 0))
+        return count_error (c, "buttons", 0, 1);
+    }
+  return TRUE;
+}
+
+static int
+version_major (const char *version)
+{
+  return version && version[0] == 'v' ? atoi (version + 1) : 25;
+}
+
+gboolean
+sim_templates_check_send (JsonObject *tpl, const char *version, SimTemplateRender *out,
+                          SimError *err)
+{
+  const char *name = sim_json_string (tpl, "name");
+  JsonObject *language = sim_json_object (tpl, "language");
+  const char *code = language ? sim_json_string (language, "code") : NULL;
+  JsonArray *send = sim_json_array (tpl, "components");
+  const SimTemplate *t = find_template (name, code);
+  g_autoptr (GHashTable) header_values
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr (GHashTable) body_values
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  const char *header_text = NULL, *body_text = NULL, *footer_text = NULL, *header_format = NULL;
+  JsonArray *buttons = NULL, *defs;
+  gboolean only_body = TRUE;
+  SendCheck c = { 0 };
+  GString *text;
+
+  if (t == NULL || g_strcmp0 (t->status, "DELETED") == 0)
+    {
+      sim_error_set (err, 404, 132001, "(#132001) Template name does not exist in the translation",
+                     "template name (%s) does not exist in %s", name, code);
+      return FALSE;
+    }
+  if (g_strcmp0 (t->status, "PAUSED") == 0)
+    {
+      sim_error_set (err, 400, 132015, "(#132015) Template is Paused", "%s",
+                     "Template is paused due to low quality so it cannot be sent in a template "
+                     "message.");
+      return FALSE;
+    }
+  if (g_strcmp0 (t->status, "DISABLED") == 0)
+    {
+      sim_error_set (err, 400, 132016, "(#132016) Template is Disabled", "%s",
+                     "Template has been paused too many times due to low quality and is now "
+                     "permanently disabled.");
+      return FALSE;
+    }
+  if (g_strcmp0 (t->status, "APPROVED") != 0)
+    {
+      sim_error_set (err, 404, 132001, "(#132001) Template name does not exist in the translation",
+                     "template name (%s) in %s is %s, not APPROVED", name, code, t->status);
+      return FALSE;
+    }
+
+  c.t = t;
+  c.format_code = version_major (version) >= 23 ? 132018 : 132012;
+  c.named = g_strcmp0 (t->parameter_format, "NAMED") == 0;
+  c.err = err;
+  defs = json_node_get_array (t->components);
+  for (guint i = 0; i < json_array_get_length (defs); i++)
+    {
+      JsonObject *d = json_array_get_object_element (defs, i);
+      const char *type = sim_json_string (d, "type");
+
+      if (g_strcmp0 (type, "HEADER") == 0)
+        {
+          header_format = sim_json_string (d, "format") ? sim_json_string (d, "format") : "TEXT";
+          header_text = sim_json_string (d, "text");
+        }
+      else if (g_strcmp0 (type, "BODY") == 0)
+        body_text = sim_json_string (d, "text");
+      else if (g_strcmp0 (type, "FOOTER") == 0)
+        footer_text = sim_json_string (d, "text");
+      else if (g_strcmp0 (type, "BUTTONS") == 0)
+        buttons = sim_json_array (d, "buttons");
+      if (g_strcmp0 (type, "BODY") != 0)
+        only_body = FALSE;
+    }
+
+  if (header_format == NULL || g_strcmp0 (header_format, "TEXT") == 0)
+    {
+      if (!check_text_params (&c, "header", header_text ? header_text : "",
+                              send_component (send, "header"), header_values))
+        return FALSE;
+    }
+  else if (!check_header_media (&c, header_format, send_component (send, "header")))
+    return FALSE;
+  if (!check_text_params (&c, "body", body_text ? body_text : "", send_component (send, "body"),
+                          body_values)
+      || !check_buttons (&c, buttons, send))
+    return FALSE;
+
+  out->category = g_strdup (t->category);
+  out->header = header_text ? substitute (header_text, header_values) : NULL;
+  out->body = body_text ? substitute (body_text, body_values) : NULL;
+  out->footer = g_strdup (footer_text);
+  if ((out->header && too_long (&c, "header", out->header, 60))
+      || (out->body && too_long (&c, "body", out->body, only_body ? 32768 : 1024)))
+    {
+      sim_template_render_clear (out);
+      return FALSE;
+    }
+  text = g_string_new (NULL);
+  if (out->header)
+    g_string_append_printf (text, "%s\n", out->header);
+  if (out->body)
+    g_string_append_printf (text, "%s\n", out->body);
+  if (out->footer)
+    g_string_append_printf (text, "%s\n", out->footer);
+  if (text->len > 0)
+    g_string_truncate (text, text->len - 1);
+  out->text = g_string_free (text, FALSE);
+  return TRUE;
 }

@@ -1421,7 +1421,144 @@ def test_template_management_limit(sim, hooks):
     eq(sim.list_templates()[0], 200, "an hour later")
     sim.config(management_calls_per_hour=200, management_exhausted=True)
     graph_error(sim.list_templates(), 400, 80008, "exhausted by the knob", subcode=2446079)
-    eq(sim.send_template(CUSTOMER)[0], 200, "sends are not management calls")
+    sent_ok(tsend(sim, "order_update", "en_US", order_components()),
+            "sends are not management calls")
+
+
+def tsend(sim, name, language, components=None, to=CUSTOMER, version=None):
+    template = {"name": name, "language": {"code": language}}
+    if components is not None:
+        template["components"] = components
+    return sim.send({"messaging_product": "whatsapp", "to": to, "type": "template",
+                     "template": template}, version=version)
+
+
+def body_params(*values, names=None):
+    params = [{"type": "text", "text": v} for v in values]
+    for p, n in zip(params, names or []):
+        p["parameter_name"] = n
+    return {"type": "body", "parameters": params}
+
+
+def order_components(name="Pablo", header="#123", suffix="abc", extra_buttons=()):
+    return [{"type": "header", "parameters": [{"type": "text", "text": header}]},
+            {"type": "body", "parameters": [
+                {"type": "text", "text": name}, {"type": "text", "text": "#123"},
+                {"type": "date_time", "date_time": {"fallback_value": "Monday"}}]},
+            {"type": "button", "sub_type": "url", "index": "1",
+             "parameters": [{"type": "text", "text": suffix}]}] + list(extra_buttons)
+
+
+def test_template_send_checks(sim, hooks):
+    sim.add_template(order_template())
+    sim.add_template(named_template())
+    # closed window: templates still go out, free-form is refused with 131047
+    status, body, _ = tsend(sim, "order_update", "en_US", order_components())
+    eq(status, 200, "valid positional send (%r)" % (body,))
+    eq(body["messages"][0]["message_status"], "accepted", "message_status")
+    wamid = body["messages"][0]["id"]
+    hooks.wait_status(wamid, "delivered")
+    record = sim.sent()[-1]["template"]
+    eq(record, {"name": "order_update", "language": "en_US", "category": "UTILITY",
+                "header": "Order #123", "body": "Hi Pablo, your order #123 ships on Monday.",
+                "footer": "Jaspers Market",
+                "text": "Order #123\nHi Pablo, your order #123 ships on Monday.\nJaspers Market"},
+       "recorded rendering")
+    eq(sim.sent()[-1]["window_open"], False, "sent with the window closed")
+    wamid = sent_ok(sim.send(text(CUSTOMER)), "free-form accepted")
+    eq(hooks.wait_status(wamid, "failed")["errors"][0]["code"], 131047, "free-form: 131047")
+    named = [body_params("Anna", "Montag", names=["first_name", "date"])]
+    sent_ok(tsend(sim, "appointment_named", "de", named), "valid named send")
+    eq(sim.sent()[-1]["template"]["body"], "Hallo Anna, Ihr Termin ist am Montag.", "named render")
+    sent_ok(tsend(sim, "appointment_named", "de",
+                  [body_params("Montag", "Anna", names=["date", "first_name"])]),
+            "named parameters in any order")
+
+    e = "(#132001) Template name does not exist in the translation"
+    graph_error(tsend(sim, "no_such", "en_US"), 404, 132001, "unknown name", message=e,
+                details="template name (no_such) does not exist in en_US")
+    graph_error(tsend(sim, "order_update", "de", order_components()), 404, 132001,
+                "unknown language", message=e)
+    count = "(#132000) Number of parameters does not match the expected number of params"
+    graph_error(tsend(sim, "order_update", "en_US", order_components()[:1]
+                      + [body_params("Pablo")] + order_components()[2:]), 400, 132000,
+                "body count", message=count,
+                details="body: number of localizable_params (1) does not match the expected "
+                        "number of params (3)")
+    graph_error(tsend(sim, "order_update", "en_US", order_components()[1:]), 400, 132000,
+                "header missing", details="header: number of localizable_params (0) does not "
+                "match the expected number of params (1)")
+    graph_error(tsend(sim, "order_update", "en_US", order_components()[:2]), 400, 132000,
+                "dynamic URL button missing")
+    # format errors: 132018 on v23 and later, 132012 before
+    bad = [body_params("Anna", "Montag")]
+    graph_error(tsend(sim, "appointment_named", "de", bad), 400, 132018, "named without names",
+                message="(#132018) There was an issue with the parameters in your template.")
+    graph_error(tsend(sim, "appointment_named", "de", bad, version="v22.0"), 400, 132012,
+                "named without names (v22)",
+                message="(#132012) Parameter format does not match format in the created "
+                        "template")
+    graph_error(tsend(sim, "appointment_named", "de",
+                      [body_params("Anna", "Montag", names=["first_name", "day"])]),
+                400, 132018, "unknown parameter_name")
+    graph_error(tsend(sim, "order_update", "en_US", order_components(name="two\nlines")), 400,
+                132018, "new line in a parameter",
+                details="Param text cannot have new-line/tab characters or more than 4 "
+                        "consecutive spaces")
+    positional_named = order_components()
+    positional_named[1]["parameters"][0]["parameter_name"] = "x"
+    graph_error(tsend(sim, "order_update", "en_US", positional_named), 400, 132018,
+                "parameter_name on a positional template")
+    graph_error(tsend(sim, "order_update", "en_US", order_components(name="x" * 1000)), 400,
+                132005, "rendered body too long", message="(#132005) Translated text too long")
+    graph_error(tsend(sim, "order_update", "en_US", order_components(header="y" * 60)), 400,
+                132005, "rendered header too long")
+    # buttons
+    graph_error(tsend(sim, "order_update", "en_US", order_components(extra_buttons=[
+        {"type": "button", "sub_type": "quick_reply", "index": 5,
+         "parameters": [{"type": "payload", "payload": "P"}]}])), 400, 131009,
+        "no button at that index")
+    graph_error(tsend(sim, "order_update", "en_US", order_components(extra_buttons=[
+        {"type": "button", "sub_type": "url", "index": 0,
+         "parameters": [{"type": "text", "text": "x"}]}])), 400, 131009,
+        "sub_type does not fit the button")
+    sent_ok(tsend(sim, "order_update", "en_US", order_components(extra_buttons=[
+        {"type": "button", "sub_type": "quick_reply", "index": 0,
+         "parameters": [{"type": "payload", "payload": "STOP"}]}])), "quick reply payload")
+    # status
+    sim.set_template_status("order_update", "en_US", "PAUSED")
+    graph_error(tsend(sim, "order_update", "en_US", order_components()), 400, 132015, "paused",
+                message="(#132015) Template is Paused")
+    sim.set_template_status("order_update", "en_US", "DISABLED")
+    graph_error(tsend(sim, "order_update", "en_US", order_components()), 400, 132016, "disabled",
+                message="(#132016) Template is Disabled")
+    for status in ("PENDING", "REJECTED", "IN_APPEAL", "LIMIT_EXCEEDED", "ARCHIVED"):
+        sim.set_template_status("order_update", "en_US", status)
+        graph_error(tsend(sim, "order_update", "en_US", order_components()), 404, 132001,
+                    "status %s" % status)
+    eq([m["template"]["name"] for m in sim.sent() if m["type"] == "template"],
+       ["order_update", "appointment_named", "appointment_named", "order_update"],
+       "only accepted sends are recorded")
+
+
+def test_template_header_media(sim, hooks):
+    sim.add_template({"name": "receipt", "language": "en", "components": [
+        {"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "Your receipt"}]})
+    media_id = sim.upload(JPEG, "image/jpeg", "r.jpg")[1]["id"]
+    header = lambda param: [{"type": "header", "parameters": [param]}]  # noqa: E731
+    sent_ok(tsend(sim, "receipt", "en", header({"type": "image", "image": {"id": media_id}})),
+            "uploaded image id")
+    sent_ok(tsend(sim, "receipt", "en",
+                  header({"type": "image", "image": {"link": "https://example.com/r.jpg"}})),
+            "image link")
+    graph_error(tsend(sim, "receipt", "en", header({"type": "image", "image": {"id": "4242"}})),
+                400, 131053, "unknown media id")
+    graph_error(tsend(sim, "receipt", "en",
+                      header({"type": "document", "document": {"id": media_id}})),
+                400, 132018, "wrong header format",
+                details="header: Format mismatch, expected IMAGE, received document")
+    graph_error(tsend(sim, "receipt", "en"), 400, 132000, "no header parameter")
+    eq(sim.sent()[-1]["template"]["text"], "Your receipt", "media header: body text recorded")
 
 
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
