@@ -630,6 +630,13 @@ handle_send_checked (GraphRequest *req, JsonNode *root, SimSendInfo *info, const
     wa_id = sim_wa_id_for (sim, info->digits);
   customer = wa_id ? wa_id : info->user_id;
 
+  if (sim->knobs.maintenance)
+    {
+      reply_simple_error (&req->reply, 400, 131057, 0, NULL,
+                          "(#131057) Account in maintenance mode",
+                          "Business account is in maintenance mode");
+      return;
+    }
   if (!sim_rate_check (sim, customer, &code, &subcode))
     {
       if (code == 130429)
@@ -671,6 +678,8 @@ handle_send_checked (GraphRequest *req, JsonNode *root, SimSendInfo *info, const
   else if (is_template && g_ascii_strcasecmp (category, "marketing") == 0 && wa_id != NULL
            && g_hash_table_contains (sim->knobs.marketing_limited, wa_id))
     failure = SIM_FAIL_MARKETING_LIMIT;
+  else if (is_template && !window_open && !info->is_group && !sim_portfolio_reach (sim, customer))
+    failure = SIM_FAIL_SPAM_RATE;
   sim_schedule_outcome (sim, sent, failure);
 
   json_builder_begin_object (b);
@@ -1247,6 +1256,17 @@ sim_graph_handle (Sim *sim, SoupServerMessage *msg, const char *path)
       soup_server_message_pause (msg);
       g_ptr_array_add (sim->paused, req);
       req->timer = g_timeout_add (req->fault->delay_ms, delayed_run, req);
+      return;
+    }
+  if (req->fault == NULL && sim->knobs.latency_ms > 0 && g_strcmp0 (req->method, "POST") == 0
+      && (g_str_has_suffix (path, "/messages") || g_str_has_suffix (path, "/marketing_messages")))
+    {
+      /* configured latency: taken (and counted by the limits) on arrival,
+       * answered later; the main loop serves other requests meanwhile */
+      graph_process (req);
+      soup_server_message_pause (msg);
+      g_ptr_array_add (sim->paused, req);
+      req->timer = g_timeout_add (sim->knobs.latency_ms, delayed_run, req);
       return;
     }
   if (!graph_run (req))

@@ -486,6 +486,11 @@ class Sim:
         fields.update({"wamid": wamid, "status": status})
         return self.control("POST", "status", fields)
 
+    def portfolio(self):
+        """The portfolio's messaging-limit counter: {limit (0 = unlimited),
+        used, window_s, recipients: [{customer, time}]}."""
+        return self.control("GET", "portfolio")
+
     def user_preferences(self, wa_id, value="stop", **fields):
         """Emit a user_preferences webhook (value stop or resume; category,
         detail, timestamp, name optional). "stop" also makes the customer's
@@ -505,7 +510,7 @@ class Sim:
         status_delay_ms, wa_id_rewrite, templates_missing, templates,
         expired_tokens, groups, management_calls_per_hour,
         management_exhausted, marketing_disabled, marketing_opted_out,
-        marketing_limited); with no arguments just return the current ones."""
+        marketing_limited, maintenance, portfolio_limit, latency_ms); with no arguments just return the current ones."""
         if not knobs:
             return self.control("GET", "config")
         return self.control("POST", "config", knobs)

@@ -1649,6 +1649,79 @@ def test_marketing_refusals(sim, hooks):
         raise AssertionError("accepted %r" % (bad,))
 
 
+def test_default_throughput_and_maintenance(sim, hooks):
+    sim.clock_freeze()
+    eq(sim.config()["throughput_mps"], 80, "default throughput")
+    sim.config(maintenance=True)
+    sim.add_template(promo_template())
+    for result, what in ((sim.send(text(CUSTOMER)), "send"),
+                         (sim.send_marketing(promo()), "marketing send")):
+        graph_error(result, 400, 131057, "maintenance: " + what,
+                    message="(#131057) Account in maintenance mode",
+                    details="Business account is in maintenance mode")
+    sim.config(maintenance=False)
+    for i in range(80):
+        sent_ok(sim.send(text("+491700000%04d" % i)), "send %d of 80 in one second" % i)
+    graph_error(sim.send(text("+4917000009999")), 400, 130429, "the 81st", subcode=2494055,
+                details="Cloud API message throughput has been reached.")
+    eq(len(sim.sent()), 80, "refused sends are not recorded")
+
+
+def test_portfolio_limit(sim, hooks):
+    sim.clock_freeze()
+    sim.add_template(order_template())
+    sim.config(portfolio_limit=2)
+    send = lambda number: tsend(sim, "order_update", "en_US", order_components(),  # noqa: E731
+                                to="+" + number)
+    a, b, c, d = "4917011120001", "4917011120002", "4917011120003", "4917011120004"
+    hooks.wait_status(sent_ok(send(a), "a"), "delivered")
+    sim.clock_advance(10)
+    hooks.wait_status(sent_ok(send(b), "b"), "delivered")
+    hooks.wait_status(sent_ok(send(a), "a again: not a new customer"), "delivered")
+    open_window(sim, d)
+    hooks.wait_status(sent_ok(send(d), "d inside its window: not counted"), "delivered")
+    wamid = sent_ok(send(c), "c: accepted")
+    err = hooks.wait_status(wamid, "failed")["errors"][0]
+    eq((err["code"], err["title"]), (131048, "Spam rate limit hit"), "c over the limit")
+    p = sim.portfolio()
+    eq((p["limit"], p["used"], p["window_s"]), (2, 2, 86400), "counter")
+    eq([r["customer"] for r in p["recipients"]], [a, b], "recipients, oldest first")
+    eq(p["recipients"][1]["time"] - p["recipients"][0]["time"], 10, "times")
+    sim.clock_advance(24 * 3600 - 10)
+    eq([r["customer"] for r in sim.portfolio()["recipients"]], [b], "a left the 24 hours")
+    hooks.wait_status(sent_ok(send(c), "c once a left"), "delivered")
+    sim.config(portfolio_limit=0)
+    for i in range(5):
+        hooks.wait_status(sent_ok(send("49170111300%02d" % i), "unlimited"), "delivered")
+    eq(sim.portfolio()["used"], 7, "unlimited still counts")
+
+
+def test_latency(sim, hooks):
+    sim.config(latency_ms=800)
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(
+        sim.send(text("+49170111400%02d" % i)))) for i in range(4)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    # the main loop keeps serving while the answers wait
+    wait_until(lambda: sim.control("GET", "fault")["paused"] == 4, what="4 sends held by the latency")
+    eq(len(sim.sent()), 4, "taken on arrival")
+    eq(results, [], "no answer before the latency")
+    for t in threads:
+        t.join(30)
+    elapsed = time.monotonic() - start
+    eq(len(results), 4, "all answered")
+    for r in results:
+        sent_ok(r, "answer after the latency")
+    ok(elapsed >= 0.8, "answered after at least 800 ms (%.2f s)" % elapsed)
+    if os.environ.get("WABIZ_SANITIZED") != "1":
+        ok(elapsed < 3.0, "the four waited in parallel (%.2f s)" % elapsed)
+    sim.config(latency_ms=0)
+    eq(sim.control("GET", "fault")["paused"], 0, "nothing held")
+    sent_ok(sim.send(text(CUSTOMER)), "no latency")
+
+
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
 
 
