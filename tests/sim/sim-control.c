@@ -50,6 +50,25 @@ answer_error (SoupServerMessage *msg, guint status, const char *format, ...)
   g_printerr ("sim: control %s -> %u %s\n", soup_server_message_get_method (msg), status, text);
 }
 
+/* For the control routes of other files (sim-templates.c). */
+void
+sim_control_answer (SoupServerMessage *msg, guint status, JsonBuilder *b)
+{
+  answer_builder (msg, status, b);
+}
+
+void
+sim_control_error (SoupServerMessage *msg, guint status, const char *format, ...)
+{
+  g_autofree char *text = NULL;
+  va_list args;
+
+  va_start (args, format);
+  text = g_strdup_vprintf (format, args);
+  va_end (args);
+  answer_error (msg, status, "%s", text);
+}
+
 static void
 answer_ok (SoupServerMessage *msg)
 {

@@ -932,6 +932,7 @@ graph_route (GraphRequest *req)
     {
       /* a media lookup (sim-media.c); unknown ids fall through to Meta's answer */
       g_autoptr (JsonBuilder) answer = NULL;
+      SimError err = { 0 };
 
       switch (sim_media_lookup (sim, parts[1], req->msg, &answer))
         {
@@ -944,6 +945,22 @@ graph_route (GraphRequest *req)
                               NULL);
           return;
         case SIM_MEDIA_UNKNOWN:
+          break;
+        }
+      /* a template by id (sim-templates.c) */
+      switch (sim_templates_get (soup_server_message_get_uri (req->msg), parts[1], &answer, &err))
+        {
+        case SIM_TEMPLATE_FOUND:
+          if (noperm)
+            permission_error (&req->reply, "whatsapp_business_management");
+          else
+            reply_json (&req->reply, answer);
+          return;
+        case SIM_TEMPLATE_ERROR:
+          reply_error (&req->reply, &err);
+          sim_error_clear (&err);
+          return;
+        case SIM_TEMPLATE_UNKNOWN:
           break;
         }
     }

@@ -196,3 +196,6 @@ void sim_media_reset (void);
 
 /* sim-control.c */
 void sim_control_handle (Sim *sim, SoupServerMessage *msg, const char *path);
+void sim_control_answer (SoupServerMessage *msg, guint status, JsonBuilder *b);
+void sim_control_error (SoupServerMessage *msg, guint status, const char *format, ...)
+    G_GNUC_PRINTF (3, 4);

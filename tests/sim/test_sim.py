@@ -1303,6 +1303,15 @@ def test_template_catalogue_shape(sim, hooks):
                 "create is not simulated", subcode=33)
     graph_error(sim.graph("GET", "/v25.0/999/message_templates"), 400, 100, "another WABA",
                 subcode=33)
+    # one template by id
+    status, one, _ = sim.graph("GET", "/v25.0/%s?fields=name,status" % tid)
+    eq((status, one), (200, {"name": "order_update", "status": "APPROVED", "id": tid}),
+       "GET /{template-id}")
+    eq(sim.graph("GET", "/v25.0/%s" % tid)[1]["components"], order_template()["components"],
+       "GET /{template-id}: default fields")
+    graph_error(sim.graph("GET", "/v25.0/%s?fields=x" % tid), 400, 100, "bad field by id")
+    graph_error(sim.graph("GET", "/v25.0/%s" % tid, token=sim.token_no_permission), 403, 200,
+                "template by id without permission")
     # replace keeps the id and the place; delete
     sim.add_template(order_template(category="MARKETING"))
     eq([(t["id"], t["category"]) for t in sim.templates()][0], (tid, "MARKETING"), "replaced")
@@ -1349,6 +1358,9 @@ def test_template_paging(sim, hooks):
                                     before=page2["paging"]["cursors"]["before"])
     eq([t["name"] for t in back["data"]], [t["name"] for t in page1["data"][:-1]],
        "before cursor: the previous page")
+    _, page, _ = sim.list_templates(base=sim.graph_url, limit=50)
+    ok(page["paging"]["next"].startswith(sim.graph_url + "/v25.0/"),
+       "next names the host and port asked: %s" % page["paging"]["next"])
     _, big, _ = sim.list_templates(limit=5000, fields="name")
     eq(len(big["data"]), 59, "a large limit returns everything")
     ok("next" not in big["paging"], "no next on the last page")
