@@ -24,8 +24,9 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from simctl import (Sim, SimConnectionError, SimError, WebhookReceiver, kind_fields,  # noqa: E402
-                    messages_of, sign, sign_sha1, statuses_of, wait_until)
+from simctl import (SAMPLE_SENDS, SAMPLE_TEMPLATES, Sim, SimConnectionError,  # noqa: E402
+                    SimError, WebhookReceiver, kind_fields, messages_of, sign, sign_sha1,
+                    statuses_of, wait_until)
 
 BINARY = None
 CUSTOMER = "4917012345678"
@@ -1732,6 +1733,23 @@ def test_latency(sim, hooks):
     sim.config(latency_ms=0)
     eq(sim.control("GET", "fault")["paused"], 0, "nothing held")
     sent_ok(sim.send(text(CUSTOMER)), "no latency")
+
+
+def test_sample_templates(sim, hooks):
+    added = sim.add_sample_templates()
+    eq(len(added), len(SAMPLE_TEMPLATES), "all samples added")
+    eq(len(sim.list_templates(limit=1000)[1]["data"]), len(SAMPLE_TEMPLATES), "listed")
+    for (name, language) in SAMPLE_SENDS:
+        status, body, _ = sim.send(sim.sample_send(CUSTOMER, name, language))
+        eq(status, 200, "sample send %s/%s: %r" % (name, language, body))
+    eq(sim.sent()[-1]["template"]["text"], "*123456* is your verification code.\n"
+       "This code expires in 10 minutes.", "OTP rendering")
+    for name, code in (("spring_sale", 132015), ("old_promo", 132016), ("new_feature", 132001)):
+        eq(tsend(sim, name, "en_US")[1]["error"]["code"], code, "sample %s" % name)
+    graph_error(sim.send(sim.sample_send(CUSTOMER, "fall_sale", "en_US", template={
+        "name": "fall_sale", "language": {"code": "en_US"},
+        "components": SAMPLE_SENDS[("fall_sale", "en_US")][:2]})), 400, 132000,
+        "copy code missing")
 
 
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
