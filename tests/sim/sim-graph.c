@@ -32,11 +32,12 @@ typedef struct
   char *authorization; /* raw header value, or NULL */
   char *user_agent;
   char *content_type;
-  char *version;      /* for facebook-api-version */
-  SimFault *fault;    /* a copy of the matching rule, or NULL */
-  gboolean processed; /* graph_process ran */
-  gboolean marketing; /* POST /{pnid}/marketing_messages */
-  guint timer;        /* while paused */
+  char *version;       /* for facebook-api-version */
+  SimFault *fault;     /* a copy of the matching rule, or NULL */
+  gboolean processed;  /* graph_process ran */
+  gboolean marketing;  /* POST /{pnid}/marketing_messages */
+  gboolean management; /* a management call: GET of the number, a template or the catalogue */
+  guint timer;         /* while paused */
   Reply reply;
 } GraphRequest;
 
@@ -164,13 +165,14 @@ version_ok (const char *v)
   return *p == '\0';
 }
 
-/* Management (GET) calls in the last hour of the sim clock, this one
- * included; *oldest is the time of the oldest of them. */
+/* Management calls (GET of the number, the catalogue or a template; not
+ * media) in the last hour of the sim clock, @current included when it is
+ * one; *oldest is the time of the oldest of them. */
 static gint64
-management_calls (Sim *sim, gint64 *oldest)
+management_calls (Sim *sim, gboolean current, gint64 *oldest)
 {
   gint64 now = sim_clock_now (&sim->clock);
-  gint64 calls = 1;
+  gint64 calls = current ? 1 : 0;
 
   *oldest = now;
   for (guint i = 0; i < sim->requests_log->len; i++)
@@ -178,7 +180,7 @@ management_calls (Sim *sim, gint64 *oldest)
       JsonObject *e = json_node_get_object (g_ptr_array_index (sim->requests_log, i));
       gint64 t = json_object_get_int_member (e, "time");
 
-      if (now - t < 3600 && g_strcmp0 (json_object_get_string_member (e, "method"), "GET") == 0)
+      if (now - t < 3600 && json_object_get_boolean_member_with_default (e, "management", FALSE))
         {
           calls++;
           *oldest = MIN (*oldest, t);
@@ -189,10 +191,10 @@ management_calls (Sim *sim, gint64 *oldest)
 
 /* Minutes until management calls are allowed again, 0 when they are. */
 static gint64
-management_regain_minutes (Sim *sim, gint64 *percent)
+management_regain_minutes (Sim *sim, gboolean current, gint64 *percent)
 {
   gint64 oldest;
-  gint64 calls = management_calls (sim, &oldest);
+  gint64 calls = management_calls (sim, current, &oldest);
   gint64 limit = sim->knobs.management_calls_per_hour;
 
   *percent = MIN (100, calls * 100 / limit);
@@ -214,7 +216,7 @@ business_usage (GraphRequest *req)
   Sim *sim = req->sim;
   g_autoptr (JsonBuilder) b = json_builder_new ();
   gint64 percent;
-  gint64 regain = management_regain_minutes (sim, &percent);
+  gint64 regain = management_regain_minutes (sim, req->management, &percent);
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, sim->waba_id);
@@ -274,6 +276,8 @@ log_request (GraphRequest *req, guint status, gint64 error_code, gboolean reset)
   json_builder_add_boolean_value (b, req->fault != NULL);
   json_builder_set_member_name (b, "reset");
   json_builder_add_boolean_value (b, reset);
+  json_builder_set_member_name (b, "management");
+  json_builder_add_boolean_value (b, req->management);
   json_builder_set_member_name (b, "time");
   json_builder_add_int_value (b, sim_clock_now (&sim->clock));
   sim_log_entry_end (sim->requests_log, b);
@@ -808,12 +812,13 @@ handle_templates (GraphRequest *req, gboolean noperm)
       unsupported_request (&req->reply, req->method, req->sim->waba_id);
       return;
     }
+  req->management = TRUE;
   if (noperm)
     {
       permission_error (&req->reply, "whatsapp_business_management");
       return;
     }
-  if (management_regain_minutes (req->sim, &percent) > 0)
+  if (management_regain_minutes (req->sim, TRUE, &percent) > 0)
     {
       reply_simple_error (&req->reply, 400, 80008, 2446079, NULL,
                           "(#80008) There have been too many calls to this WhatsApp Business "
@@ -951,12 +956,14 @@ graph_route (GraphRequest *req)
       switch (sim_templates_get (soup_server_message_get_uri (req->msg), parts[1], &answer, &err))
         {
         case SIM_TEMPLATE_FOUND:
+          req->management = TRUE;
           if (noperm)
             permission_error (&req->reply, "whatsapp_business_management");
           else
             reply_json (&req->reply, answer);
           return;
         case SIM_TEMPLATE_ERROR:
+          req->management = TRUE;
           reply_error (&req->reply, &err);
           sim_error_clear (&err);
           return;
@@ -971,6 +978,7 @@ graph_route (GraphRequest *req)
     }
   if (n == 2 && g_strcmp0 (req->method, "GET") == 0)
     {
+      req->management = TRUE;
       if (noperm)
         permission_error (&req->reply, "whatsapp_business_management");
       else

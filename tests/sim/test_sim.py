@@ -1432,6 +1432,12 @@ def test_template_management_limit(sim, hooks):
     eq(usage["estimated_time_to_regain_access"], 60, "minutes until the hour has passed")
     sim.clock_advance(3601)
     eq(sim.list_templates()[0], 200, "an hour later")
+    media = sim.media(content=JPEG, mime_type="image/jpeg")["id"]
+    for i in range(4):
+        eq(sim.graph("GET", "/v25.0/%s" % media)[0], 200, "media lookup %d" % i)
+    eq(sim.list_templates()[0], 200, "media lookups are not management calls")
+    eq([r["management"] for r in sim.requests()][-6:], [True] + [False] * 4 + [True],
+       "requests log: management")
     sim.config(management_calls_per_hour=200, management_exhausted=True)
     graph_error(sim.list_templates(), 400, 80008, "exhausted by the knob", subcode=2446079)
     sent_ok(tsend(sim, "order_update", "en_US", order_components()),
