@@ -816,6 +816,62 @@ test_params_sealed(Fixture *f, gconstpointer data)
   g_free(ids[1]);
 }
 
+static void
+on_rotate(const WaStoreRotateProgress *progress, const GError *error, gpointer data)
+{
+  Wait *w = data;
+
+  w->count = progress != NULL && progress->finished ? 1 : 0;
+  finish(w, error);
+}
+
+/* A key rotation seals campaign params again under the customer's new key. */
+static void
+test_rotation(Fixture *f, gconstpointer data)
+{
+  char *ids[1] = {NULL};
+  g_autoptr(WaStoreCampaign) campaign = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  g_autoptr(WaKey) file_key = wa_key_new_random(NULL);
+  g_autoptr(WaKeyHeader) parsed = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *header = NULL;
+  g_autofree char *code = NULL;
+  WaKey *new_key = NULL;
+  g_auto(Wait) w = {0};
+  gboolean finished = FALSE;
+
+  store_ready(f);
+  ids[0] = customer(f, WA_ID_A);
+  campaign = running(f, "parcel_out", ids, 1, &list);
+  parsed = wa_key_header_create_keyfile(file_key, &new_key, &code, &error);
+  g_assert_no_error(error);
+  header = wa_key_header_to_json(parsed);
+  wa_store_rotate_begin(f->store, f->key, new_key, header, code, on_done, &w);
+  wait_for(&w);
+  g_assert_no_error(w.error);
+  while (!finished) {
+    g_auto(Wait) step = {0};
+
+    wa_store_rotate_step(f->store, 100, on_rotate, &step);
+    wait_for(&step);
+    g_assert_no_error(step.error);
+    finished = step.count == 1;
+  }
+  g_clear_pointer(&f->store, wa_store_close);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM campaign_recipients WHERE key_gen <> 2"), ==, 0);
+  wa_key_free(f->key);
+  f->key = new_key;
+  store_ready(f);
+  {
+    g_autoptr(GPtrArray) after = recipients(f, campaign->id, ~0u);
+
+    g_assert_false(RECIPIENT(after, 0)->tampered);
+    g_assert_cmpstr(RECIPIENT(after, 0)->params, ==, PARAMS_A);
+  }
+  g_free(ids[0]);
+}
+
 /* A store written by schema 4 (before campaigns) gains the tables, keeps its data. */
 static void
 test_migration_from_v4(Fixture *f, gconstpointer data)
@@ -858,6 +914,7 @@ main(int argc, char **argv)
   ADD("portfolio-reach-and-erasure", test_portfolio_reach_and_erasure);
   ADD("retention-of-params", test_retention_of_params);
   ADD("params-sealed", test_params_sealed);
+  ADD("rotation", test_rotation);
   ADD("migration-from-v4", test_migration_from_v4);
 #undef ADD
   return g_test_run();
