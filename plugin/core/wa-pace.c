@@ -276,8 +276,8 @@ wa_portfolio_tier_limit(const char *tier, guint *limit)
     const char *name;
     guint limit;
   } tiers[] = {
-    {"TIER_50", 50},        {"TIER_250", 250},      {"TIER_1K", 1000},          {"TIER_2K", 2000},
-    {"TIER_10K", 10000},    {"TIER_100K", 100000}, {"TIER_UNLIMITED", 0},
+    {"TIER_50", 50},     {"TIER_250", 250},     {"TIER_1K", 1000},     {"TIER_2K", 2000},
+    {"TIER_10K", 10000}, {"TIER_100K", 100000}, {"TIER_UNLIMITED", 0},
   };
 
   for (guint i = 0; tier != NULL && i < G_N_ELEMENTS(tiers); i++)

@@ -56,10 +56,10 @@
 
 G_BEGIN_DECLS
 
-#define WA_PACE_RATE_DEFAULT 80   /* messages per second of a registered number */
-#define WA_PACE_RATE_HIGH 1000    /* after the automatic upgrade */
-#define WA_PACE_RATE_COEXIST 20   /* numbers shared with the WhatsApp Business app */
-#define WA_PACE_MAINTENANCE_S 60  /* pause on 131057 */
+#define WA_PACE_RATE_DEFAULT 80  /* messages per second of a registered number */
+#define WA_PACE_RATE_HIGH 1000   /* after the automatic upgrade */
+#define WA_PACE_RATE_COEXIST 20  /* numbers shared with the WhatsApp Business app */
+#define WA_PACE_MAINTENANCE_S 60 /* pause on 131057 */
 #define WA_PACE_RECOVER_INTERVAL_S 5
 #define WA_PACE_PAIR_MAX_EXPONENT 6 /* the pair wait stops growing at 4^6 s (about 68 min) */
 

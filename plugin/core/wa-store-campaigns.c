@@ -110,9 +110,9 @@ wa_store_recipient_free(WaStoreRecipient *recipient)
 static gboolean
 campaign_counts(WaStore *store, WaStoreCampaign *campaign, GError **error)
 {
-  sqlite3_stmt *stmt = wa_store_sql(
-    store, error, "SELECT state, count(*) FROM campaign_recipients WHERE campaign_id = ?1 GROUP BY state", "t",
-    campaign->id);
+  sqlite3_stmt *stmt =
+    wa_store_sql(store, error, "SELECT state, count(*) FROM campaign_recipients WHERE campaign_id = ?1 GROUP BY state",
+                 "t", campaign->id);
   int rc;
 
   if (stmt == NULL)
@@ -152,8 +152,7 @@ campaign_from_row(sqlite3_stmt *stmt)
 static gboolean
 read_campaign(WaStore *store, const char *id, WaStoreCampaign **out, GError **error)
 {
-  sqlite3_stmt *stmt =
-    wa_store_sql(store, error, "SELECT " CAMPAIGN_COLUMNS " FROM campaigns WHERE id = ?1", "t", id);
+  sqlite3_stmt *stmt = wa_store_sql(store, error, "SELECT " CAMPAIGN_COLUMNS " FROM campaigns WHERE id = ?1", "t", id);
   int rc;
 
   *out = NULL;
@@ -172,8 +171,8 @@ read_campaign(WaStore *store, const char *id, WaStoreCampaign **out, GError **er
   return TRUE;
 }
 
-#define RECIPIENT_COLUMNS                                                                                    \
-  "r.id, r.campaign_id, r.customer_id, r.seq, r.params, r.state, r.reason, r.error_code, r.outbox_id, "     \
+#define RECIPIENT_COLUMNS                                                                               \
+  "r.id, r.campaign_id, r.customer_id, r.seq, r.params, r.state, r.reason, r.error_code, r.outbox_id, " \
   "r.pricing, r.created, r.updated, m.id, m.wamid, m.status"
 #define RECIPIENT_FROM \
   " FROM campaign_recipients r LEFT JOIN outbox o ON o.id = r.outbox_id LEFT JOIN messages m ON m.id = o.message_id"
@@ -475,8 +474,9 @@ static gboolean
 read_recipient_brief(WaStore *store, const char *recipient_id, char **campaign_id, char **customer_id, gint64 *state,
                      gboolean *found, GError **error)
 {
-  sqlite3_stmt *stmt = wa_store_sql(
-    store, error, "SELECT campaign_id, customer_id, state FROM campaign_recipients WHERE id = ?1", "t", recipient_id);
+  sqlite3_stmt *stmt =
+    wa_store_sql(store, error, "SELECT campaign_id, customer_id, state FROM campaign_recipients WHERE id = ?1", "t",
+                 recipient_id);
   int rc;
 
   *found = FALSE;
@@ -534,11 +534,10 @@ begin_one(WaStore *store, CampaignRequest *cr, const WaStoreCampaign *campaign, 
                          "ON CONFLICT (customer_id, template) DO UPDATE SET at = excluded.at",
                          "tti", customer_id, campaign->template_name, now))
     return FALSE;
-  if (send->count_reach &&
-      !wa_store_sql_exec(store, error,
-                         "INSERT INTO portfolio_reach (customer_id, at) VALUES (?1, ?2) "
-                         "ON CONFLICT (customer_id) DO UPDATE SET at = excluded.at",
-                         "ti", customer_id, now))
+  if (send->count_reach && !wa_store_sql_exec(store, error,
+                                              "INSERT INTO portfolio_reach (customer_id, at) VALUES (?1, ?2) "
+                                              "ON CONFLICT (customer_id) DO UPDATE SET at = excluded.at",
+                                              "ti", customer_id, now))
     return FALSE;
   if (!wa_store_outbox_read(store, outbox_id, &entry, error))
     return FALSE;

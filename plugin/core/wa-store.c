@@ -190,11 +190,7 @@ static const char schema_v5[] =
 
 /* Each step takes the schema from the previous version to its own. */
 static const Migration migrations[] = {
-  {1, schema_v1},
-  {2, schema_v2},
-  {3, schema_v3},
-  {4, schema_v4},
-  {5, schema_v5},
+  {1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4}, {5, schema_v5},
 };
 
 /* Test hook (not in wa-store.h): one more step after the last, as a newer

@@ -595,13 +595,13 @@ typedef struct {
   guint seq;    /* 1, 2, ... in the order added (the CSV's order) */
   char *params; /* what the runner stored (e.g. JSON of the placeholders), decrypted; NULL after retention */
   WaStoreRecipientState state;
-  char *reason;            /* SKIPPED: a plaintext code ("no-consent", "opted-out", "cancelled", ...), else NULL */
-  gint error_code;         /* FAILED: the Cloud API's code when known, else 0 */
-  guint64 outbox_id;       /* 0 before SENDING */
-  char *pricing;           /* the pricing category the status gave, or NULL */
-  char *message_id;        /* the conversation's record of the send, or NULL */
-  char *wamid;             /* once sent, or NULL */
-  WaStoreStatus status;    /* the message's status (delivered, read, failed, ...) */
+  char *reason;         /* SKIPPED: a plaintext code ("no-consent", "opted-out", "cancelled", ...), else NULL */
+  gint error_code;      /* FAILED: the Cloud API's code when known, else 0 */
+  guint64 outbox_id;    /* 0 before SENDING */
+  char *pricing;        /* the pricing category the status gave, or NULL */
+  char *message_id;     /* the conversation's record of the send, or NULL */
+  char *wamid;          /* once sent, or NULL */
+  WaStoreStatus status; /* the message's status (delivered, read, failed, ...) */
   gint64 created;
   gint64 updated;
   gboolean tampered;
@@ -637,7 +637,7 @@ void wa_store_campaign_list(WaStore *store, guint state_mask, WaStoreCampaignLis
 
 typedef struct {
   const char *customer_id;
-  const char *params; /* sealed with the customer's key; may be NULL */
+  const char *params;      /* sealed with the customer's key; may be NULL */
   const char *skip_reason; /* NULL: PENDING; else SKIPPED with this code (plaintext, no personal data) */
 } WaStoreRecipientNew;
 
@@ -656,10 +656,10 @@ void wa_store_campaign_recipients(WaStore *store, const char *campaign_id, guint
 
 typedef struct {
   const char *recipient_id;
-  const char *type;    /* the message type recorded (e.g. "template") */
-  const char *body;    /* the rendered text shown in the conversation, or NULL */
-  const char *payload; /* what the sender sends (JSON), or NULL (one of body and payload) */
-  gboolean confirmed;  /* the agent confirmed sending this template again within 24 hours */
+  const char *type;     /* the message type recorded (e.g. "template") */
+  const char *body;     /* the rendered text shown in the conversation, or NULL */
+  const char *payload;  /* what the sender sends (JSON), or NULL (one of body and payload) */
+  gboolean confirmed;   /* the agent confirmed sending this template again within 24 hours */
   gboolean count_reach; /* a template outside an open window: counts for the portfolio's daily limit */
 } WaStoreCampaignSend;
 

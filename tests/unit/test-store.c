@@ -685,14 +685,15 @@ test_newer_schema_refused(Fixture *f, gconstpointer data)
 
 /* What schema 5 added (wa-store-campaigns.c), taken away again: the file as
  * schema 4 left it. */
-#define UNDO_V5                                                                                   \
-  "DROP TRIGGER outbox_campaign_state; DROP TABLE campaign_recipients; DROP TABLE campaigns;"   \
+#define UNDO_V5                                                                               \
+  "DROP TRIGGER outbox_campaign_state; DROP TABLE campaign_recipients; DROP TABLE campaigns;" \
   "DROP TABLE template_sends; DROP TABLE portfolio_reach;"
 
 /* What schemas 3 to 5 added, taken away again: the file as schema 2 left it
  * (its index and audit keys were derived from the data key, not kept). */
 #define UNDO_V3                                                                                  \
-  UNDO_V5 "DROP TABLE media;"                                                                    \
+  UNDO_V5                                                                                        \
+  "DROP TABLE media;"                                                                            \
   "DROP TRIGGER customers_key_gen; DROP TRIGGER messages_key_gen; DROP TRIGGER outbox_key_gen;"  \
   "DROP TRIGGER consent_key_gen; DROP TRIGGER settings_key_gen; DROP TRIGGER consent_no_update;" \
   "ALTER TABLE customers DROP COLUMN key_gen; ALTER TABLE messages DROP COLUMN key_gen;"         \
