@@ -159,7 +159,8 @@ gboolean wa_store_audit_row(WaStore *store, gint64 at, const char *action, const
 WaStoreMessage *wa_store_read_message(WaStore *store, sqlite3_stmt *stmt);
 #define WA_STORE_OUTBOX_COLUMNS                                                        \
   "o.id, o.message_id, o.customer_id, o.state, o.payload, o.preview_url, o.attempts, " \
-  "o.next_attempt, o.created, o.updated, m.body, m.wamid, m.error"
+  "o.next_attempt, o.created, o.updated, m.body, m.wamid, m.error, "                   \
+  "EXISTS (SELECT 1 FROM campaign_recipients r WHERE r.outbox_id = o.id)"
 WaStoreOutbox *wa_store_read_outbox(WaStore *store, sqlite3_stmt *stmt);
 
 /* The message whose wamid hashes to @hash: its id and customer (NULL, no

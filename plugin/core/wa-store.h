@@ -163,6 +163,7 @@ typedef struct {
   gint64 created;
   gint64 updated;
   gboolean tampered;
+  gboolean campaign; /* a campaign recipient's send (wa_store_campaign_begin_sends): its runner paces it */
 } WaStoreOutbox;
 
 WaStoreOutbox *wa_store_outbox_copy(const WaStoreOutbox *entry);

@@ -517,6 +517,8 @@ test_begin_sends(Fixture *f, gconstpointer data)
   g_assert_cmpstr(entry->customer_id, ==, ids[0]);
   g_assert_cmpstr(entry->body, ==, "Your parcel is out for delivery");
   g_assert_cmpstr(entry->payload, ==, "{\"template\":{\"name\":\"parcel\"}}");
+  /* marked as a campaign's, so that the chat outbox's restore leaves it to the runner */
+  g_assert_true(entry->campaign);
   after = get(f, campaign->id);
   g_assert_cmpuint(after->counts[WA_STORE_RECIPIENT_SENDING], ==, 2);
 
@@ -532,6 +534,16 @@ test_begin_sends(Fixture *f, gconstpointer data)
     wa_store_outbox_list(f->store, ~0u, on_list, &outbox);
     wait_for(&outbox);
     g_assert_cmpuint(outbox.list->len, ==, 2);
+    g_assert_true(((WaStoreOutbox *) outbox.list->pdata[0])->campaign);
+  }
+  /* the agent's own messages are not */
+  {
+    g_auto(Wait) chat = {0};
+
+    wa_store_outbox_enqueue(f->store, ids[0], "text", "hello", NULL, FALSE, on_outbox, &chat);
+    wait_for(&chat);
+    g_assert_no_error(chat.error);
+    g_assert_false(chat.outbox->campaign);
   }
 
   /* the outbox drives the recipients: one sent, one failed */
