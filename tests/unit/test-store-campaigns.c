@@ -17,6 +17,10 @@
 #include <sqlite3.h>
 #include <string.h>
 
+/* wa-store.c's test hooks (deliberately not in wa-store.h). */
+void wa_store_test_hold(WaStore *store, gboolean hold);
+guint wa_store_test_commits(WaStore *store);
+
 #define NOW 1751250000
 #define DAY (24 * 3600)
 #define DEADLINE_S 20
@@ -884,6 +888,63 @@ test_rotation(Fixture *f, gconstpointer data)
   g_free(ids[0]);
 }
 
+/* Many recipients per request, and requests queued together, share one
+ * commit: a campaign's writes do not wait on a synced commit per message. */
+static void
+test_batched_writes(Fixture *f, gconstpointer data)
+{
+  enum { N = 240, BATCHES = 3 };
+  g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
+  g_autofree WaStoreRecipientNew *rows = g_new0(WaStoreRecipientNew, N);
+  g_autoptr(WaStoreCampaign) campaign = NULL;
+  g_autoptr(WaStoreCampaign) after = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  Wait w[BATCHES] = {{0}};
+  guint before;
+
+  store_ready(f);
+  for (guint i = 0; i < N; i++) {
+    g_autofree char *number = g_strdup_printf("4915100%06u", i);
+
+    g_ptr_array_add(ids, customer(f, number));
+    rows[i].customer_id = ids->pdata[i];
+    rows[i].params = PARAMS_A;
+  }
+  campaign = create(f, "batch", "parcel_out");
+  before = wa_store_test_commits(f->store);
+  g_assert_cmpuint(add(f, campaign->id, rows, N), ==, N);
+  g_assert_cmpuint(wa_store_test_commits(f->store), ==, before + 1);
+  g_assert_no_error(set_state(f, campaign->id, WA_STORE_CAMPAIGN_RUNNING));
+  list = recipients(f, campaign->id, WA_STORE_RECIPIENT_MASK(WA_STORE_RECIPIENT_PENDING));
+  g_assert_cmpuint(list->len, ==, N);
+
+  before = wa_store_test_commits(f->store);
+  wa_store_test_hold(f->store, TRUE);
+  for (guint b = 0; b < BATCHES; b++) {
+    GArray *sends = g_array_new(FALSE, TRUE, sizeof(WaStoreCampaignSend));
+
+    for (guint i = 0; i < N / BATCHES; i++) {
+      WaStoreCampaignSend s = {.recipient_id = RECIPIENT(list, b * (N / BATCHES) + i)->id, .payload = "{}"};
+
+      g_array_append_val(sends, s);
+    }
+    wa_store_campaign_begin_sends(f->store, campaign->id, (WaStoreCampaignSend *) (void *) sends->data, sends->len,
+                                  on_sends, &w[b]);
+    g_array_unref(sends);
+  }
+  wa_store_test_hold(f->store, FALSE);
+  for (guint b = 0; b < BATCHES; b++) {
+    wait_for(&w[b]);
+    g_assert_no_error(w[b].error);
+    for (guint i = 0; i < N / BATCHES; i++)
+      g_assert_cmpint(outcome(&w[b], i), ==, WA_STORE_SEND_BEGUN);
+    wait_clear(&w[b]);
+  }
+  g_assert_cmpuint(wa_store_test_commits(f->store), ==, before + 1);
+  after = get(f, campaign->id);
+  g_assert_cmpuint(after->counts[WA_STORE_RECIPIENT_SENDING], ==, N);
+}
+
 /* A store written by schema 4 (before campaigns) gains the tables, keeps its data. */
 static void
 test_migration_from_v4(Fixture *f, gconstpointer data)
@@ -927,6 +988,7 @@ main(int argc, char **argv)
   ADD("retention-of-params", test_retention_of_params);
   ADD("params-sealed", test_params_sealed);
   ADD("rotation", test_rotation);
+  ADD("batched-writes", test_batched_writes);
   ADD("migration-from-v4", test_migration_from_v4);
 #undef ADD
   return g_test_run();
