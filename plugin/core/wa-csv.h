@@ -26,7 +26,9 @@
  * Recipients: a column "to" (a phone number, normalised with
  * wa_customer_id_normalize(), or a business-scoped user ID), one column per
  * template placeholder (named "1", "2", ... or the placeholder's name; "{{1}}"
- * is accepted too), an optional column "consent" (opt-in, opt-out or empty);
+ * is accepted too), an optional column "consent" (opt-in, opt-out or empty;
+ * case is ignored, and optin / opt in / in / yes, optout / opt out / out / no
+ * are understood too);
  * other columns are ignored. Every row either becomes a recipient or a
  * problem with its line number: empty "to", invalid number, duplicate (of an
  * earlier line), an empty placeholder value, or a consent value not

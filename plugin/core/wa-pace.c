@@ -163,6 +163,29 @@ wa_pace_paused_until(WaPace *pace)
   return pace->paused_until > wa_clock_mono_us(pace->clock) ? pace->paused_until : 0;
 }
 
+gboolean
+wa_pace_rate_error(WaPace *pace, gint code, const char *key, gint64 *retry_at)
+{
+  g_return_val_if_fail(pace != NULL && retry_at != NULL, FALSE);
+  switch (code) {
+  case 130429:
+    wa_pace_throttled(pace);
+    *retry_at = wa_pace_next_at(pace, WA_PACE_CAMPAIGN);
+    return TRUE;
+  case 131056:
+    g_return_val_if_fail(key != NULL, FALSE);
+    wa_pace_pair_hit(pace, key);
+    *retry_at = MAX(wa_pace_pair_next_at(pace, key), wa_pace_next_at(pace, WA_PACE_CAMPAIGN));
+    return TRUE;
+  case 131057:
+    wa_pace_maintenance(pace);
+    *retry_at = wa_pace_next_at(pace, WA_PACE_CAMPAIGN);
+    return TRUE;
+  default:
+    return FALSE;
+  }
+}
+
 guint
 wa_pace_in_flight_for(guint rate, gint64 round_trip_us)
 {

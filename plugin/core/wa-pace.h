@@ -96,6 +96,14 @@ void wa_pace_maintenance(WaPace *pace);
 /* Monotonic µs until which sends are paused (0 when not paused). */
 gint64 wa_pace_paused_until(WaPace *pace);
 
+/* A send's error as pacing sees it: 130429 (wa_pace_throttled), 131056 for
+ * customer @key (wa_pace_pair_hit) and 131057 (wa_pace_maintenance) are
+ * applied and answer TRUE, with *@retry_at (monotonic µs) the earliest time
+ * the same send may go again (these errors mean it did not go out). Any other
+ * code changes nothing and answers FALSE: the outbox's own rules decide
+ * (131048, 131049, 131050, 131026 are final, recorded without retry). */
+gboolean wa_pace_rate_error(WaPace *pace, gint code, const char *key, gint64 *retry_at);
+
 /* How many requests must be in flight at @rate for a round trip of
  * @round_trip_us so that the rate, not the latency, sets the pace: rate ×
  * round trip, rounded up, plus a quarter for jitter, at least 1. */

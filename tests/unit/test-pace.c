@@ -217,6 +217,33 @@ test_pair_limit(Fixture *f, gconstpointer data)
 }
 
 static void
+test_rate_errors(Fixture *f, gconstpointer data)
+{
+  g_autoptr(WaPace) pace = wa_pace_new(f->clock, 80);
+  gint64 now = wa_clock_mono_us(f->clock);
+  gint64 retry_at = -1;
+  static const gint final[] = {131048, 131049, 131050, 131026, 131047, 0};
+
+  /* errors that are not about pacing change nothing */
+  for (guint i = 0; i < G_N_ELEMENTS(final); i++)
+    g_assert_false(wa_pace_rate_error(pace, final[i], "customer-a", &retry_at));
+  g_assert_cmpint(retry_at, ==, -1);
+  g_assert_cmpuint(wa_pace_current_rate(pace), ==, 80);
+  g_assert_true(wa_pace_try_take(pace, WA_PACE_CAMPAIGN));
+
+  g_assert_true(wa_pace_rate_error(pace, 130429, "customer-a", &retry_at));
+  g_assert_cmpuint(wa_pace_current_rate(pace), ==, 40);
+  g_assert_cmpint(retry_at, ==, now + SEC / 40);
+  g_assert_true(wa_pace_rate_error(pace, 131056, "customer-a", &retry_at));
+  g_assert_cmpint(retry_at, ==, now + SEC);
+  g_assert_true(wa_pace_rate_error(pace, 131056, "customer-a", &retry_at));
+  g_assert_cmpint(retry_at, ==, now + 4 * SEC);
+  g_assert_cmpint(wa_pace_pair_next_at(pace, "customer-b"), ==, 0);
+  g_assert_true(wa_pace_rate_error(pace, 131057, NULL, &retry_at));
+  g_assert_cmpint(retry_at, ==, now + 60 * SEC);
+}
+
+static void
 test_portfolio_tiers(Fixture *f, gconstpointer data)
 {
   guint limit = 7;
@@ -294,6 +321,7 @@ main(int argc, char **argv)
   ADD("set-rate", test_set_rate);
   ADD("maintenance", test_maintenance);
   ADD("pair-limit", test_pair_limit);
+  ADD("rate-errors", test_rate_errors);
   ADD("portfolio-tiers", test_portfolio_tiers);
   ADD("portfolio-rolling", test_portfolio_rolling);
 #undef ADD
