@@ -125,6 +125,32 @@ test_broken_files(void)
 }
 
 static void
+test_utf8_and_edges(void)
+{
+  static const char overlong[] = "to\n\xC0\xAF\n";
+  static const char surrogate[] = "to\n1\n\xED\xA0\x80\n";
+  g_autoptr(WaCsv) csv = parse_ok("\"to\",\"1\"\r\n"
+                                  "4915112345678,\"M\xC3\xBCller \xF0\x9F\x93\xA6\"\r\n"
+                                  "14155550123,\"cr\ronly\"\r\n"
+                                  "447700900123,\r\n"
+                                  "449,\"\"\"quoted at the start\"\r\n");
+
+  /* quoted header names, multibyte text kept byte for byte */
+  g_assert_cmpint(wa_csv_column(csv, "1"), ==, 1);
+  g_assert_cmpstr(ROW(csv, 0)->fields[1], ==, "M\xC3\xBCller \xF0\x9F\x93\xA6");
+  /* a lone CR inside quotes is a line break for the line count too */
+  g_assert_cmpstr(ROW(csv, 1)->fields[1], ==, "cr\ronly");
+  g_assert_cmpuint(ROW(csv, 2)->line, ==, 5);
+  /* a separator right before the line end gives an empty last field */
+  g_assert_cmpstr(ROW(csv, 2)->fields[1], ==, "");
+  g_assert_cmpstr(ROW(csv, 3)->fields[1], ==, "\"quoted at the start");
+  /* overlong encodings and surrogates are not UTF-8 */
+  parse_fails(overlong, sizeof overlong - 1, NULL, WA_CSV_ERROR_ENCODING, 2);
+  parse_fails(surrogate, sizeof surrogate - 1, NULL, WA_CSV_ERROR_ENCODING, 3);
+  parse_fails("t\xFFo\n", 4, NULL, WA_CSV_ERROR_ENCODING, 1);
+}
+
+static void
 test_limits(void)
 {
   WaCsvLimits field = {.max_field_bytes = 8};
@@ -298,6 +324,7 @@ main(int argc, char **argv)
   g_test_add_func("/csv/separators-and-line-ends", test_separators_and_line_ends);
   g_test_add_func("/csv/short-and-long-rows", test_short_and_long_rows);
   g_test_add_func("/csv/broken-files", test_broken_files);
+  g_test_add_func("/csv/utf8-and-edges", test_utf8_and_edges);
   g_test_add_func("/csv/limits", test_limits);
   g_test_add_func("/csv/writer", test_writer);
   g_test_add_func("/csv/recipients", test_recipients);
