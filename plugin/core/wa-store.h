@@ -696,6 +696,11 @@ void wa_store_campaign_recipient_skip(WaStore *store, const char *recipient_id, 
  * category a status gave (NULL: unchanged). */
 void wa_store_campaign_recipient_note(WaStore *store, const char *recipient_id, gint error_code, const char *pricing,
                                       WaStoreDoneFunc done, gpointer data);
+/* The same for the recipient whose send is outbox entry @outbox_id (a status
+ * webhook's pricing, a send's error); an entry that is not a campaign's
+ * changes nothing and is not an error, so every status may be passed on. */
+void wa_store_campaign_outbox_note(WaStore *store, guint64 outbox_id, gint error_code, const char *pricing,
+                                   WaStoreDoneFunc done, gpointer data);
 
 /* One customer reached with a template outside an open window. @key is the
  * customer's wa_id or BSUID, or "erased:<n>" for an erased customer (still

@@ -558,12 +558,22 @@ test_begin_sends(Fixture *f, gconstpointer data)
   {
     g_auto(Wait) note = {0}, note2 = {0};
 
+    g_auto(Wait) note3 = {0}, note4 = {0};
+
     wa_store_campaign_recipient_note(f->store, both[1], 131026, NULL, on_done, &note);
-    wa_store_campaign_recipient_note(f->store, both[0], 0, "utility", on_done, &note2);
+    /* by the outbox id a status echoes; the error code stays */
+    wa_store_campaign_outbox_note(f->store, entry->id, 0, "utility", on_done, &note2);
+    /* an entry that is not a campaign's: nothing, no error */
+    wa_store_campaign_outbox_note(f->store, 12345, 0, "marketing", on_done, &note3);
+    wa_store_campaign_recipient_note(f->store, "ffffffffffffffffffffffffffffffff", 1, NULL, on_done, &note4);
     wait_for(&note);
     wait_for(&note2);
+    wait_for(&note3);
+    wait_for(&note4);
     g_assert_no_error(note.error);
     g_assert_no_error(note2.error);
+    g_assert_no_error(note3.error);
+    g_assert_error(note4.error, WA_STORE_ERROR, WA_STORE_ERROR_NOT_FOUND);
   }
   report = recipients(f, campaign->id, ~0u);
   g_assert_cmpint(RECIPIENT(report, 0)->state, ==, WA_STORE_RECIPIENT_SENT);
