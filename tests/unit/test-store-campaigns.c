@@ -910,7 +910,6 @@ test_kill_9(Fixture *f, gconstpointer data)
 {
   char *ids[4] = {NULL};
   g_autoptr(GPtrArray) report = NULL;
-  g_autoptr(GPtrArray) campaigns = NULL;
   g_auto(Wait) list = {0}, again = {0};
   const char *rid[5];
   const char *campaign_id;
