@@ -25,8 +25,8 @@
  *
  * What is sealed (wa-crypt, XChaCha20-Poly1305, associated data = table,
  * column and the row's id): bodies, captions, raw events, error texts, profile
- * names, consent notes, outbox payloads, a customer's settings and wa_id /
- * BSUID / wamid values with the customer's own random key (wrapped by the
+ * names, consent notes, outbox payloads, campaign recipients' params, a
+ * customer's settings and wa_id / BSUID / wamid values with the customer's own random key (wrapped by the
  * WA_SUBKEY_STORE key, AD naming the customer; erasing the customer deletes
  * it); account settings with the WA_SUBKEY_STORE key. wa_id, BSUID and wamid
  * are found through keyed hashes (the index key, and the audit chain has a key
@@ -36,7 +36,8 @@
  * Plaintext: ids we made
  * up (random), timestamps, states, status ranks, directions, message types,
  * counts, consent scopes and sources, audit actions and details, the key
- * header, setting names (so none of these may contain personal data).
+ * header, setting names, campaign names, templates, languages, categories and
+ * skip reasons (so none of these may contain personal data).
  *
  * Memory: everything a callback receives is borrowed for the duration of the
  * callback. Ref a GPtrArray / GHashTable to keep it (its elements stay valid
