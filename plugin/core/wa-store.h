@@ -541,7 +541,8 @@ void wa_store_audit_verify(WaStore *store, WaStoreAuditFunc done, gpointer data)
  *    (the agent resends through the outbox, or a status resolves them);
  *  - a template already sent to a customer within the last 24 hours (by any
  *    campaign of this store) is not begun again unless the send is marked
- *    confirmed (the agent agreed).
+ *    confirmed (the agent agreed); a begun send counts even when it failed
+ *    later (a retry is the agent's choice too).
  * Writes are batched: one begin_sends or add_recipients request handles many
  * recipients in one savepoint, and the worker group-commits requests queued
  * together. */
