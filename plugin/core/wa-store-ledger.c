@@ -789,6 +789,7 @@ run_export(WaStore *store, Request *req, GError **error)
                    "SELECT " WA_STORE_OUTBOX_COLUMNS " FROM outbox o JOIN messages m "
                    "ON m.id = o.message_id WHERE o.customer_id = ?1 ORDER BY o.rowid",
                    customer->id, export_outbox_entry, error) ||
+      !wa_store_campaigns_export(store, builder, customer->id, error) ||
       !export_rows(store, builder, "consent",
                    "SELECT " CONSENT_COLUMNS " FROM consent WHERE customer_id = ?1 ORDER BY seq", customer->id,
                    export_consent_row, error) ||
@@ -856,6 +857,7 @@ run_erase(WaStore *store, Request *req, GError **error)
   if (!wa_store_sql_exec(store, error, "INSERT INTO erase_permit (customer_id) VALUES (?1)", "t", customer->id) ||
       !wa_store_sql_exec(store, error, "DELETE FROM consent WHERE customer_id = ?1", "t", customer->id) ||
       !wa_store_sql_exec(store, error, "DELETE FROM erase_permit WHERE customer_id = ?1", "t", customer->id) ||
+      !wa_store_campaigns_erase_customer(store, customer->id, error) ||
       !wa_store_sql_exec(store, error, "DELETE FROM outbox WHERE customer_id = ?1", "t", customer->id) ||
       !wa_store_media_erase_customer(store, customer->id, error) ||
       !wa_store_sql_exec(store, error, "DELETE FROM messages WHERE customer_id = ?1", "t", customer->id) ||
@@ -905,7 +907,8 @@ run_retention(WaStore *store, Request *req, GError **error)
                          (gint64) WA_STORE_OUTBOX_SENDING, (gint64) WA_STORE_OUTBOX_UNCERTAIN))
     return FALSE;
   lr->count = (guint) sqlite3_changes(store->db);
-  if (!wa_store_media_expire(store, req->now - lr->number, error))
+  if (!wa_store_media_expire(store, req->now - lr->number, error) ||
+      !wa_store_campaigns_expire(store, req->now, req->now - lr->number, error))
     return FALSE;
   if (lr->count == 0)
     return TRUE;

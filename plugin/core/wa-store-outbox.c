@@ -95,40 +95,59 @@ new_outbox_id(WaStore *store, guint64 *out, GError **error)
   }
 }
 
-static gboolean
-run_enqueue(WaStore *store, Request *req, GError **error)
+gboolean
+wa_store_outbox_insert(WaStore *store, gint64 now, const char *customer_id, const char *type, const char *body,
+                       const char *payload, gboolean preview_url, guint64 *out_id, GError **error)
 {
-  OutboxRequest *obx = (OutboxRequest *) req;
   const WaKey *key;
   g_autofree char *message_id = NULL;
   g_autofree char *id_text = NULL;
-  g_autoptr(GBytes) body = NULL;
-  g_autoptr(GBytes) payload = NULL;
+  g_autoptr(GBytes) sealed_body = NULL;
+  g_autoptr(GBytes) sealed_payload = NULL;
   guint64 id;
 
-  if (obx->body == NULL && obx->payload == NULL) {
+  if (body == NULL && payload == NULL) {
     g_set_error_literal(error, WA_STORE_ERROR, WA_STORE_ERROR_INVALID, "nothing to send");
     return FALSE;
   }
-  key = wa_store_customer_key(store, obx->customer_id, error);
+  key = wa_store_customer_key(store, customer_id, error);
   if (key == NULL || !new_outbox_id(store, &id, error))
     return FALSE;
   message_id = wa_store_new_id();
   id_text = g_strdup_printf("%" G_GUINT64_FORMAT, id);
-  if (!wa_store_seal(key, "messages", "body", message_id, obx->body, &body, error) ||
-      !wa_store_seal(key, "outbox", "payload", id_text, obx->payload, &payload, error))
+  if (!wa_store_seal(key, "messages", "body", message_id, body, &sealed_body, error) ||
+      !wa_store_seal(key, "outbox", "payload", id_text, payload, &sealed_payload, error))
     return FALSE;
   if (!wa_store_sql_exec(store, error,
                          "INSERT INTO messages (id, customer_id, direction, type, body, timestamp, outbox_id, created) "
                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
-                         "ttitbiu", message_id, obx->customer_id, (gint64) WA_STORE_OUT,
-                         obx->type != NULL ? obx->type : "text", body, req->now, id) ||
+                         "ttitbiu", message_id, customer_id, (gint64) WA_STORE_OUT, type != NULL ? type : "text",
+                         sealed_body, now, id) ||
       !wa_store_sql_exec(
         store, error,
         "INSERT INTO outbox (id, message_id, customer_id, state, payload, preview_url, created, updated) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        "uttibii", id, message_id, obx->customer_id, (gint64) WA_STORE_OUTBOX_QUEUED, payload,
-        (gint64) (obx->preview_url ? 1 : 0), req->now))
+        "uttibii", id, message_id, customer_id, (gint64) WA_STORE_OUTBOX_QUEUED, sealed_payload,
+        (gint64) (preview_url ? 1 : 0), now))
+    return FALSE;
+  *out_id = id;
+  return TRUE;
+}
+
+gboolean
+wa_store_outbox_read(WaStore *store, guint64 id, WaStoreOutbox **out, GError **error)
+{
+  return read_outbox_by_id(store, id, out, error);
+}
+
+static gboolean
+run_enqueue(WaStore *store, Request *req, GError **error)
+{
+  OutboxRequest *obx = (OutboxRequest *) req;
+  guint64 id;
+
+  if (!wa_store_outbox_insert(store, req->now, obx->customer_id, obx->type, obx->body, obx->payload, obx->preview_url,
+                              &id, error))
     return FALSE;
   return read_outbox_by_id(store, id, &obx->entry, error);
 }

@@ -6,6 +6,7 @@
  * Must not: be included outside plugin/core/wa-store*.c. */
 #pragma once
 
+#include <json-glib/json-glib.h>
 #include <sqlite3.h>
 
 #include "wa-store.h"
@@ -158,7 +159,8 @@ gboolean wa_store_audit_row(WaStore *store, gint64 at, const char *action, const
 WaStoreMessage *wa_store_read_message(WaStore *store, sqlite3_stmt *stmt);
 #define WA_STORE_OUTBOX_COLUMNS                                                        \
   "o.id, o.message_id, o.customer_id, o.state, o.payload, o.preview_url, o.attempts, " \
-  "o.next_attempt, o.created, o.updated, m.body, m.wamid, m.error"
+  "o.next_attempt, o.created, o.updated, m.body, m.wamid, m.error, "                   \
+  "EXISTS (SELECT 1 FROM campaign_recipients r WHERE r.outbox_id = o.id)"
 WaStoreOutbox *wa_store_read_outbox(WaStore *store, sqlite3_stmt *stmt);
 
 /* The message whose wamid hashes to @hash: its id and customer (NULL, no
@@ -201,6 +203,26 @@ gboolean wa_store_find_or_create_customer(WaStore *store, gint64 now, const char
  * sets *@moved then (worker). */
 gboolean wa_store_raise_newest_inbound(WaStore *store, const char *customer_id, gint64 timestamp, gboolean *moved,
                                        GError **error);
+
+/* ---- outbox (wa-store-outbox.c) ---- */
+
+/* Inserts an outbox entry (QUEUED) and its OUT message for @customer_id
+ * inside the open transaction (worker); *@out_id gets the entry's id. */
+gboolean wa_store_outbox_insert(WaStore *store, gint64 now, const char *customer_id, const char *type, const char *body,
+                                const char *payload, gboolean preview_url, guint64 *out_id, GError **error);
+/* The entry @id, or NULL in *@out (no error) when there is none. */
+gboolean wa_store_outbox_read(WaStore *store, guint64 id, WaStoreOutbox **out, GError **error);
+
+/* ---- campaigns (wa-store-campaigns.c) ---- */
+
+/* Erasure (worker): deletes the customer's recipient rows and template send
+ * records; their portfolio reach stays counted without naming them. */
+gboolean wa_store_campaigns_erase_customer(WaStore *store, const char *customer_id, GError **error);
+/* Retention (worker): deletes the params of finished recipients older than
+ * @before, and template send and reach records older than 24 hours. */
+gboolean wa_store_campaigns_expire(WaStore *store, gint64 now, gint64 before, GError **error);
+/* Export (worker): the customer's recipient rows as the array "campaigns". */
+gboolean wa_store_campaigns_export(WaStore *store, JsonBuilder *builder, const char *customer_id, GError **error);
 
 /* ---- settings (wa-store-settings.c) ---- */
 

@@ -154,6 +154,7 @@ wa_store_read_outbox(WaStore *store, sqlite3_stmt *stmt)
   entry->next_attempt = sqlite3_column_int64(stmt, 7);
   entry->created = sqlite3_column_int64(stmt, 8);
   entry->updated = sqlite3_column_int64(stmt, 9);
+  entry->campaign = sqlite3_column_int(stmt, 13) != 0;
   key = entry->message_id != NULL && entry->customer_id != NULL ? wa_store_customer_key(store, entry->customer_id, NULL)
                                                                 : NULL;
   if (key == NULL) {

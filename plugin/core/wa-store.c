@@ -154,12 +154,43 @@ static const char schema_v4[] =
   "  UPDATE media SET key_gen = COALESCE((SELECT key_gen FROM customers WHERE id = NEW.customer_id), key_gen)"
   "  WHERE id = NEW.id; END;";
 
+/* Version 5: campaign foundations (wa-store-campaigns.c). A campaign (its
+ * name, template, language and category in plaintext: no personal data in
+ * them) and its recipients: one row per customer (UNIQUE), params sealed with
+ * the customer's key (key_gen for rotation), a state that the outbox entry
+ * drives once there is one (trigger outbox_campaign_state: queued and sending
+ * keep the recipient "sending", then sent, uncertain, failed), skip reasons
+ * and error codes as plaintext codes. template_sends holds the latest time
+ * template T went to customer C (the "once a day" rule across campaigns);
+ * portfolio_reach the latest time a customer was reached with a template
+ * outside an open window (the portfolio's 24-hour count; an erased
+ * customer's row stays counted without naming them). Both keep 24 hours. */
+static const char schema_v5[] =
+  "CREATE TABLE campaigns (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, template TEXT NOT NULL,"
+  "  language TEXT NOT NULL, category TEXT NOT NULL, state INTEGER NOT NULL DEFAULT 0,"
+  "  start_at INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL, updated INTEGER NOT NULL);"
+  "CREATE TABLE campaign_recipients (id TEXT PRIMARY KEY NOT NULL, campaign_id TEXT NOT NULL,"
+  "  customer_id TEXT NOT NULL, seq INTEGER NOT NULL, params BLOB, state INTEGER NOT NULL DEFAULT 0,"
+  "  reason TEXT, error_code INTEGER NOT NULL DEFAULT 0, outbox_id INTEGER, pricing TEXT,"
+  "  created INTEGER NOT NULL, updated INTEGER NOT NULL, key_gen INTEGER NOT NULL DEFAULT 1,"
+  "  UNIQUE (campaign_id, customer_id), UNIQUE (campaign_id, seq));"
+  "CREATE INDEX campaign_recipients_state ON campaign_recipients (campaign_id, state, seq);"
+  "CREATE INDEX campaign_recipients_customer ON campaign_recipients (customer_id);"
+  "CREATE INDEX campaign_recipients_outbox ON campaign_recipients (outbox_id);"
+  "CREATE TRIGGER campaign_recipients_key_gen AFTER INSERT ON campaign_recipients BEGIN"
+  "  UPDATE campaign_recipients SET key_gen = COALESCE((SELECT key_gen FROM customers WHERE id = NEW.customer_id),"
+  "    key_gen) WHERE id = NEW.id; END;"
+  "CREATE TRIGGER outbox_campaign_state AFTER UPDATE OF state ON outbox BEGIN"
+  "  UPDATE campaign_recipients SET state = CASE NEW.state WHEN 2 THEN 3 WHEN 3 THEN 4 WHEN 4 THEN 5 ELSE 2 END,"
+  "    updated = NEW.updated WHERE outbox_id = NEW.id; END;"
+  "CREATE TABLE template_sends (customer_id TEXT NOT NULL, template TEXT NOT NULL, at INTEGER NOT NULL,"
+  "  PRIMARY KEY (customer_id, template)) WITHOUT ROWID;"
+  "CREATE TABLE portfolio_reach (customer_id TEXT UNIQUE, at INTEGER NOT NULL);"
+  "CREATE INDEX portfolio_reach_at ON portfolio_reach (at);";
+
 /* Each step takes the schema from the previous version to its own. */
 static const Migration migrations[] = {
-  {1, schema_v1},
-  {2, schema_v2},
-  {3, schema_v3},
-  {4, schema_v4},
+  {1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4}, {5, schema_v5},
 };
 
 /* Test hook (not in wa-store.h): one more step after the last, as a newer
@@ -1782,6 +1813,10 @@ static const SealedTable sealed_tables[] = {
    "UPDATE media SET media_id = ?1, sha256 = ?2, filename = ?3, error = ?4, file_key = ?5, key_gen = ?6 "
    "WHERE customer_id = ?7 AND id = ?8",
    {"media_id", "sha256", "filename", "error", "file_key"}},
+  {"campaign_recipients",
+   "SELECT id, id, params FROM campaign_recipients WHERE customer_id = ?1",
+   "UPDATE campaign_recipients SET params = ?1, key_gen = ?2 WHERE customer_id = ?3 AND id = ?4",
+   {"params"}},
 };
 
 typedef struct {

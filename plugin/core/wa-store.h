@@ -25,8 +25,8 @@
  *
  * What is sealed (wa-crypt, XChaCha20-Poly1305, associated data = table,
  * column and the row's id): bodies, captions, raw events, error texts, profile
- * names, consent notes, outbox payloads, a customer's settings and wa_id /
- * BSUID / wamid values with the customer's own random key (wrapped by the
+ * names, consent notes, outbox payloads, campaign recipients' params, a
+ * customer's settings and wa_id / BSUID / wamid values with the customer's own random key (wrapped by the
  * WA_SUBKEY_STORE key, AD naming the customer; erasing the customer deletes
  * it); account settings with the WA_SUBKEY_STORE key. wa_id, BSUID and wamid
  * are found through keyed hashes (the index key, and the audit chain has a key
@@ -36,7 +36,8 @@
  * Plaintext: ids we made
  * up (random), timestamps, states, status ranks, directions, message types,
  * counts, consent scopes and sources, audit actions and details, the key
- * header, setting names (so none of these may contain personal data).
+ * header, setting names, campaign names, templates, languages, categories and
+ * skip reasons (so none of these may contain personal data).
  *
  * Memory: everything a callback receives is borrowed for the duration of the
  * callback. Ref a GPtrArray / GHashTable to keep it (its elements stay valid
@@ -163,6 +164,7 @@ typedef struct {
   gint64 created;
   gint64 updated;
   gboolean tampered;
+  gboolean campaign; /* a campaign recipient's send (wa_store_campaign_begin_sends): its runner paces it */
 } WaStoreOutbox;
 
 WaStoreOutbox *wa_store_outbox_copy(const WaStoreOutbox *entry);
@@ -523,15 +525,210 @@ void wa_store_audit_append(WaStore *store, const char *action, const char *custo
  * fields) and compares the head kept in meta. */
 void wa_store_audit_verify(WaStore *store, WaStoreAuditFunc done, gpointer data);
 
+/* ---- campaigns (wa-store-campaigns.c) -------------------------------------------------
+ *
+ * A campaign sends one template to many customers. Its recipients are rows
+ * of their own; "never twice" rests on three rules the store enforces:
+ *  - a recipient leaves PENDING only through wa_store_campaign_begin_sends(),
+ *    which in the same transaction creates its outbox entry (QUEUED, with the
+ *    message row) and records the template send, so a committed SENDING
+ *    recipient always has exactly one outbox entry and no recipient ever gets
+ *    a second one from the store;
+ *  - from then on the outbox entry drives the recipient (a trigger): queued
+ *    or sending keeps it SENDING, then SENT, UNCERTAIN, FAILED as the entry
+ *    goes. After a crash, unlocking turns entries left sending into
+ *    uncertain, and their recipients with them: never resent automatically
+ *    (the agent resends through the outbox, or a status resolves them);
+ *  - a template already sent to a customer within the last 24 hours (by any
+ *    campaign of this store) is not begun again unless the send is marked
+ *    confirmed (the agent agreed); a begun send counts even when it failed
+ *    later (a retry is the agent's choice too).
+ * Writes are batched: one begin_sends or add_recipients request handles many
+ * recipients in one savepoint, and the worker group-commits requests queued
+ * together. */
+
+typedef enum {
+  WA_STORE_CAMPAIGN_DRAFT = 0,     /* recipients being added; nothing sent */
+  WA_STORE_CAMPAIGN_SCHEDULED = 1, /* waits for start_at */
+  WA_STORE_CAMPAIGN_RUNNING = 2,
+  WA_STORE_CAMPAIGN_PAUSED = 3,
+  WA_STORE_CAMPAIGN_CANCELLED = 4, /* final: pending recipients became SKIPPED "cancelled" */
+  WA_STORE_CAMPAIGN_DONE = 5,      /* final */
+} WaStoreCampaignState;
+
+#define WA_STORE_CAMPAIGN_MASK(state) (1u << (state))
+
+const char *wa_store_campaign_state_to_string(WaStoreCampaignState state);
+
+typedef enum {
+  WA_STORE_RECIPIENT_PENDING = 0,
+  WA_STORE_RECIPIENT_SKIPPED = 1,   /* with a reason code; never sent */
+  WA_STORE_RECIPIENT_SENDING = 2,   /* has an outbox entry, not yet answered */
+  WA_STORE_RECIPIENT_SENT = 3,      /* the API accepted it (statuses follow on the message) */
+  WA_STORE_RECIPIENT_UNCERTAIN = 4, /* may have gone out: never resent automatically */
+  WA_STORE_RECIPIENT_FAILED = 5,    /* with the error code when known */
+  WA_STORE_RECIPIENT_N_STATES = 6,
+} WaStoreRecipientState;
+
+#define WA_STORE_RECIPIENT_MASK(state) (1u << (state))
+
+const char *wa_store_recipient_state_to_string(WaStoreRecipientState state);
+
+typedef struct {
+  char *id; /* 32 hex digits */
+  char *name;
+  char *template_name;
+  char *language;
+  char *category; /* "MARKETING", "UTILITY", "AUTHENTICATION" */
+  WaStoreCampaignState state;
+  gint64 start_at; /* Unix s, 0 = at once */
+  gint64 created;
+  gint64 updated;
+  guint counts[WA_STORE_RECIPIENT_N_STATES]; /* recipients per state */
+  guint total;
+} WaStoreCampaign;
+
+WaStoreCampaign *wa_store_campaign_copy(const WaStoreCampaign *campaign);
+void wa_store_campaign_free(WaStoreCampaign *campaign);
+
+typedef struct {
+  char *id; /* 32 hex digits */
+  char *campaign_id;
+  char *customer_id;
+  guint seq;    /* 1, 2, ... in the order added (the CSV's order) */
+  char *params; /* what the runner stored (e.g. JSON of the placeholders), decrypted; NULL after retention */
+  WaStoreRecipientState state;
+  char *reason;         /* SKIPPED: a plaintext code ("no-consent", "opted-out", "cancelled", ...), else NULL */
+  gint error_code;      /* FAILED: the Cloud API's code when known, else 0 */
+  guint64 outbox_id;    /* 0 before SENDING */
+  char *pricing;        /* the pricing category the status gave, or NULL */
+  char *message_id;     /* the conversation's record of the send, or NULL */
+  char *wamid;          /* once sent, or NULL */
+  WaStoreStatus status; /* the message's status (delivered, read, failed, ...) */
+  gint64 created;
+  gint64 updated;
+  gboolean tampered;
+} WaStoreRecipient;
+
+WaStoreRecipient *wa_store_recipient_copy(const WaStoreRecipient *recipient);
+void wa_store_recipient_free(WaStoreRecipient *recipient);
+
+/* @campaign NULL when not found. */
+typedef void (*WaStoreCampaignFunc)(const WaStoreCampaign *campaign, const GError *error, gpointer data);
+/* WaStoreCampaign* elements, oldest first. */
+typedef void (*WaStoreCampaignListFunc)(GPtrArray *campaigns, const GError *error, gpointer data);
+/* WaStoreRecipient* elements, by seq. */
+typedef void (*WaStoreRecipientListFunc)(GPtrArray *recipients, const GError *error, gpointer data);
+
+/* A new campaign (DRAFT). @name, @template_name, @language and @category are
+ * kept in plaintext (no personal data in them); all are required. */
+void wa_store_campaign_create(WaStore *store, const char *name, const char *template_name, const char *language,
+                              const char *category, gint64 start_at, WaStoreCampaignFunc done, gpointer data);
+/* Moves campaign @campaign_id to @state: DRAFT -> SCHEDULED | RUNNING | CANCELLED;
+ * SCHEDULED -> RUNNING | PAUSED | CANCELLED | DRAFT; RUNNING -> PAUSED | CANCELLED | DONE;
+ * PAUSED -> RUNNING | CANCELLED; the same state again changes nothing. CANCELLED
+ * turns its pending recipients into SKIPPED "cancelled" (those already
+ * sending go on as their outbox entries do). Anything else: INVALID. @start_at
+ * >= 0 replaces the start time (< 0 keeps it). Audited ("campaign.<state>"). */
+void wa_store_campaign_set_state(WaStore *store, const char *campaign_id, WaStoreCampaignState state, gint64 start_at,
+                                 WaStoreCampaignFunc done, gpointer data);
+/* With its counts; NULL when not found. */
+void wa_store_campaign_get(WaStore *store, const char *campaign_id, WaStoreCampaignFunc done, gpointer data);
+/* Every campaign in a state of @state_mask, oldest first (after a restart:
+ * SCHEDULED, RUNNING and PAUSED ones resume). */
+void wa_store_campaign_list(WaStore *store, guint state_mask, WaStoreCampaignListFunc done, gpointer data);
+
+typedef struct {
+  const char *customer_id;
+  const char *params;      /* sealed with the customer's key; may be NULL */
+  const char *skip_reason; /* NULL: PENDING; else SKIPPED with this code (plaintext, no personal data) */
+} WaStoreRecipientNew;
+
+/* Adds @n recipients to a DRAFT or SCHEDULED campaign in one savepoint
+ * (seq continues after the last). A customer already a recipient of this
+ * campaign is not added again; @done gets how many were added. INVALID when
+ * the campaign is in another state, NOT_FOUND for an unknown customer
+ * (nothing added). */
+void wa_store_campaign_add_recipients(WaStore *store, const char *campaign_id, const WaStoreRecipientNew *recipients,
+                                      guint n, WaStoreCountFunc done, gpointer data);
+/* Up to @limit (0: all) recipients in a state of @state_mask with seq >
+ * @after_seq, by seq, decrypted, with their message's wamid and status (the
+ * report). */
+void wa_store_campaign_recipients(WaStore *store, const char *campaign_id, guint state_mask, guint after_seq,
+                                  guint limit, WaStoreRecipientListFunc done, gpointer data);
+
+typedef struct {
+  const char *recipient_id;
+  const char *type;     /* the message type recorded (e.g. "template") */
+  const char *body;     /* the rendered text shown in the conversation, or NULL */
+  const char *payload;  /* what the sender sends (JSON), or NULL (one of body and payload) */
+  gboolean confirmed;   /* the agent confirmed sending this template again within 24 hours */
+  gboolean count_reach; /* a template outside an open window: counts for the portfolio's daily limit */
+} WaStoreCampaignSend;
+
+typedef enum {
+  WA_STORE_SEND_BEGUN = 0,       /* SENDING, with its outbox entry (QUEUED): send it */
+  WA_STORE_SEND_REPEAT = 1,      /* this template went to this customer within 24 h: not begun (ask the agent) */
+  WA_STORE_SEND_NOT_PENDING = 2, /* the recipient is not PENDING (already begun, skipped, erased) */
+  WA_STORE_SEND_NOT_RUNNING = 3, /* the campaign is not RUNNING: nothing begun */
+} WaStoreSendOutcome;
+
+typedef struct {
+  const char *recipient_id;
+  WaStoreSendOutcome outcome;
+  const WaStoreOutbox *entry; /* BEGUN: the new outbox entry */
+  gint64 last_sent;           /* REPEAT: when the template last went to them */
+} WaStoreSendResult;
+
+/* @results: @n results in the order of the sends (NULL on error). */
+typedef void (*WaStoreSendsFunc)(const WaStoreSendResult *results, guint n, const GError *error, gpointer data);
+
+/* Begins @n sends of RUNNING campaign @campaign_id in one savepoint: each
+ * PENDING recipient becomes SENDING with a new outbox entry (QUEUED) for
+ * its customer, the template send is recorded (and the portfolio reach when
+ * count_reach); see the rules above. The caller then sends each entry
+ * through the outbox (QUEUED -> SENDING -> ...). */
+void wa_store_campaign_begin_sends(WaStore *store, const char *campaign_id, const WaStoreCampaignSend *sends, guint n,
+                                   WaStoreSendsFunc done, gpointer data);
+/* PENDING -> SKIPPED with @reason (e.g. consent checked again right before
+ * the send was missing); INVALID from any other state. */
+void wa_store_campaign_recipient_skip(WaStore *store, const char *recipient_id, const char *reason,
+                                      WaStoreDoneFunc done, gpointer data);
+/* Records the error code of a failed send (0: unchanged) and the pricing
+ * category a status gave (NULL: unchanged). */
+void wa_store_campaign_recipient_note(WaStore *store, const char *recipient_id, gint error_code, const char *pricing,
+                                      WaStoreDoneFunc done, gpointer data);
+/* The same for the recipient whose send is outbox entry @outbox_id (a status
+ * webhook's pricing, a send's error); an entry that is not a campaign's
+ * changes nothing and is not an error, so every status may be passed on. */
+void wa_store_campaign_outbox_note(WaStore *store, guint64 outbox_id, gint error_code, const char *pricing,
+                                   WaStoreDoneFunc done, gpointer data);
+
+/* One customer reached with a template outside an open window. @key is the
+ * customer's wa_id or BSUID, or "erased:<n>" for an erased customer (still
+ * counted, no longer named). */
+typedef struct {
+  const char *key;
+  gint64 at;
+} WaStoreReach;
+
+/* WaStoreReach elements (borrowed), every reach at or after @since. */
+typedef void (*WaStoreReachFunc)(const WaStoreReach *reach, guint n, const GError *error, gpointer data);
+/* The reach records kept (24 hours): the plugin loads them into its shared
+ * portfolio counter (wa-pace.h) at sign-on. */
+void wa_store_portfolio_reach(WaStore *store, gint64 since, WaStoreReachFunc done, gpointer data);
+
 /* ---- data protection ------------------------------------------------------------------ */
 
 /* Everything held about @customer_id as one JSON document, decrypted: the
  * customer, messages (with raw events), attachments (what is known of them;
- * the files are the caller's to copy), outbox entries, consent rows, their
- * settings and the audit rows naming them. Audited. */
+ * the files are the caller's to copy), outbox entries, campaign recipient
+ * rows, consent rows, their settings and the audit rows naming them. Audited. */
 void wa_store_customer_export(WaStore *store, const char *customer_id, WaStoreStringFunc done, gpointer data);
 /* In one transaction: deletes the customer's messages, attachments (rows
- * and files), outbox entries, consent rows, settings and wrapped key, keeps a suppression entry (ERASURE) for their
+ * and files), outbox entries, campaign recipient rows and template send
+ * records, consent rows, settings and wrapped key (their portfolio reach
+ * stays counted, no longer naming them), keeps a suppression entry (ERASURE) for their
  * wa_id and BSUID and an audit row without content; then checkpoints, so that
  * (with secure_delete) nothing of them is left in the files. */
 void wa_store_customer_erase(WaStore *store, const char *customer_id, WaStoreDoneFunc done, gpointer data);
@@ -543,7 +740,9 @@ void wa_store_suppress(WaStore *store, const char *id, WaStoreSuppressReason rea
 void wa_store_is_suppressed(WaStore *store, const char *id, WaStoreSuppressedFunc done, gpointer data);
 /* Deletes bodies, captions and raw events of messages older than @max_age_s,
  * and their attachments' files (EXPIRED) (their rows and metadata stay;
- * outbox entries still to be sent are kept).
+ * outbox entries still to be sent are kept), the params of campaign
+ * recipients no longer pending or sending, and template send and portfolio
+ * reach records older than 24 hours.
  * @done gets the number of messages trimmed. */
 void wa_store_apply_retention(WaStore *store, gint64 max_age_s, WaStoreCountFunc done, gpointer data);
 
@@ -596,5 +795,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStoreMessage, wa_store_message_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStoreOutbox, wa_store_outbox_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStoreConsent, wa_store_consent_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStoreMedia, wa_store_media_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStoreCampaign, wa_store_campaign_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaStoreRecipient, wa_store_recipient_free)
 
 G_END_DECLS

@@ -640,7 +640,7 @@ test_files_and_modes(Fixture *f, gconstpointer data)
   g_assert_cmphex(file_mode(f->path), ==, 0600);
   /* write-ahead logging with an exclusive lock, as configured */
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 4);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 5);
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM customers"), ==, 1);
 }
 
@@ -683,9 +683,16 @@ test_newer_schema_refused(Fixture *f, gconstpointer data)
   g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 99);
 }
 
-/* What schema 3 added, taken away again: the file as schema 2 left it (its
- * index and audit keys were derived from the data key, not kept). */
+/* What schema 5 added (wa-store-campaigns.c), taken away again: the file as
+ * schema 4 left it. */
+#define UNDO_V5                                                                               \
+  "DROP TRIGGER outbox_campaign_state; DROP TABLE campaign_recipients; DROP TABLE campaigns;" \
+  "DROP TABLE template_sends; DROP TABLE portfolio_reach;"
+
+/* What schemas 3 to 5 added, taken away again: the file as schema 2 left it
+ * (its index and audit keys were derived from the data key, not kept). */
 #define UNDO_V3                                                                                  \
+  UNDO_V5                                                                                        \
   "DROP TABLE media;"                                                                            \
   "DROP TRIGGER customers_key_gen; DROP TRIGGER messages_key_gen; DROP TRIGGER outbox_key_gen;"  \
   "DROP TRIGGER consent_key_gen; DROP TRIGGER settings_key_gen; DROP TRIGGER consent_no_update;" \
@@ -710,23 +717,23 @@ test_migrations(Fixture *f, gconstpointer data)
   store_ready(f, 0);
   customer_id = inbound(f, WA_ID_A, NULL, NAME_A, "wamid.1", BODY_A, NOW);
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 4);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 5);
 
-  /* version 1 to 4: messages stored by version 1 count as shown */
+  /* version 1 to 5: messages stored by version 1 count as shown */
   raw_exec(f->path, UNDO_V3 "ALTER TABLE messages DROP COLUMN shown; PRAGMA user_version = 1");
   store_ready(f, 0);
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 4);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 5);
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM messages WHERE shown = 1"), ==, 1);
 
-  /* version 2 to 4: every row is of the first key generation, and the index
+  /* version 2 to 5: every row is of the first key generation, and the index
    * and audit keys the data key gave are kept sealed from the first unlock
    * on, so hashes made before still find their rows and the chain verifies */
   raw_exec(f->path, UNDO_V3 "PRAGMA user_version = 2");
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM meta WHERE name = 'index_key'"), ==, 0);
   store_ready(f, 0);
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 4);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 5);
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM meta WHERE name IN ('index_key', 'audit_key')"), ==, 2);
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM customers WHERE key_gen = 1"), ==, 1);
   g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM messages WHERE key_gen = 1"), ==, 1);
@@ -744,7 +751,7 @@ test_migrations(Fixture *f, gconstpointer data)
   store_close(f);
 
   /* a step that fails leaves the version and the file as they were */
-  wa_store_test_set_extra_migration("CREATE TABLE test_v4 (x); CREATE TABLE customers (x);");
+  wa_store_test_set_extra_migration("CREATE TABLE test_v6 (x); CREATE TABLE customers (x);");
   before = file_checksum(f->path);
   error = store_open(f, 0, NULL);
   g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_SCHEMA);
@@ -752,10 +759,10 @@ test_migrations(Fixture *f, gconstpointer data)
   store_close(f);
   after = file_checksum(f->path);
   g_assert_cmpstr(before, ==, after);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 4);
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 5);
 
-  /* a version 5 step, as a newer plugin would have it: applied once, data kept */
-  wa_store_test_set_extra_migration("CREATE TABLE test_v4 (x); ALTER TABLE customers ADD COLUMN test_label TEXT;");
+  /* a version 6 step, as a newer plugin would have it: applied once, data kept */
+  wa_store_test_set_extra_migration("CREATE TABLE test_v6 (x); ALTER TABLE customers ADD COLUMN test_label TEXT;");
   store_ready(f, 0);
   list = customers(f);
   g_assert_cmpuint(list->len, ==, 1);
@@ -766,12 +773,12 @@ test_migrations(Fixture *f, gconstpointer data)
   g_assert_true(w.duplicate);
   g_assert_true(w.shown);
   store_close(f);
-  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 5);
-  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'test_v4'"), ==, 1);
-  store_ready(f, 0); /* already at 5: nothing runs twice */
+  g_assert_cmpint(raw_int(f->path, "PRAGMA user_version"), ==, 6);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'test_v6'"), ==, 1);
+  store_ready(f, 0); /* already at 6: nothing runs twice */
   store_close(f);
 
-  /* without the step this code knows only version 4: refused */
+  /* without the step this code knows only version 5: refused */
   wa_store_test_set_extra_migration(NULL);
   error = store_open(f, 0, NULL);
   g_assert_error(error, WA_STORE_ERROR, WA_STORE_ERROR_SCHEMA);
