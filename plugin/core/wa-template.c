@@ -1094,3 +1094,41 @@ wa_template_payload(const WaTemplate *tpl, GPtrArray *values, gboolean marketing
   root = json_builder_get_root(b);
   return wa_json_to_string(root);
 }
+
+/* ---- the use-case usage header ------------------------------------------------------ */
+
+gint64
+wa_template_usage_backoff(const char *header)
+{
+  g_autoptr(JsonNode) root = header != NULL ? wa_json_parse_object(header, strlen(header), NULL) : NULL;
+  GList *members;
+  gint64 wait = 0;
+
+  if (root == NULL)
+    return 0;
+  /* {"<business id>": [{"type", "call_count", "total_cputime", "total_time", "estimated_time_to_regain_access"}]} */
+  members = json_object_get_members(json_node_get_object(root));
+  for (GList *l = members; l != NULL; l = l->next) {
+    JsonNode *node = json_object_get_member(json_node_get_object(root), l->data);
+    JsonArray *uses = JSON_NODE_HOLDS_ARRAY(node) ? json_node_get_array(node) : NULL;
+
+    for (guint i = 0; uses != NULL && i < json_array_get_length(uses); i++) {
+      JsonObject *u = wa_json_array_get_object(uses, i);
+      gint64 most, regain;
+
+      if (u == NULL)
+        continue;
+      most = MAX(wa_json_get_int(u, "call_count", 0),
+                 MAX(wa_json_get_int(u, "total_cputime", 0), wa_json_get_int(u, "total_time", 0)));
+      regain = wa_json_get_int(u, "estimated_time_to_regain_access", 0);
+      if (regain > 0)
+        wait = MAX(wait, regain * 60);
+      else if (most >= 100)
+        wait = MAX(wait, 3600);
+      else if (most >= 90)
+        wait = MAX(wait, 600);
+    }
+  }
+  g_list_free(members);
+  return wait;
+}

@@ -150,4 +150,10 @@ char *wa_template_payload(const WaTemplate *tpl, GPtrArray *values, gboolean mar
  * a link). */
 gboolean wa_template_media_is_file(const char *value);
 
+/* The x-business-use-case-usage header of a management call: how long to
+ * wait (seconds) before the next one. 0 while well under the limits; the
+ * estimated time to regain access when given; an hour at 100 %; ten
+ * minutes from 90 %. */
+gint64 wa_template_usage_backoff(const char *header);
+
 G_END_DECLS

@@ -356,7 +356,8 @@ const char *
 wabiz_window_closed_text(void)
 {
   return _("Not sent: the 24-hour service window with this customer has closed. WhatsApp "
-           "only allows an approved message template until the customer writes again.");
+           "only allows an approved message template until the customer writes again: send one with "
+           "/template NAME [LANG] VALUES (/templates lists them).");
 }
 
 static void

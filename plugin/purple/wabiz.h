@@ -9,6 +9,7 @@
 #include <purple.h>
 
 #include "wa-clock.h"
+#include "wa-compose.h"
 #include "wa-graph.h"
 #include "wa-http.h"
 #include "wa-i18n.h"
@@ -68,6 +69,10 @@
 #define WABIZ_MEDIA_IMAGES_INLINE "inline"
 #define WABIZ_MEDIA_IMAGES_TRANSFER "transfer"
 #define WABIZ_MEDIA_IMAGES_BOTH "both"
+/* templates (wabiz-template.c): the language /template uses when a template
+ * has several; marketing templates through POST /{phone-number-id}/marketing_messages */
+#define WABIZ_OPT_TEMPLATE_LANGUAGE "template_language"
+#define WABIZ_OPT_MARKETING_ENDPOINT "marketing_endpoint"
 
 /* Buddy node settings: the store's pseudonymous customer id, and what older
  * versions kept here. */
@@ -85,6 +90,7 @@
 typedef struct _ResendDialog ResendDialog;
 typedef struct _WabizCompose WabizCompose;
 typedef struct _WabizMediaState WabizMediaState;
+typedef struct _WabizTemplates WabizTemplates;
 
 typedef struct _WabizAccount {
   PurpleAccount *account;
@@ -157,6 +163,8 @@ typedef struct _WabizAccount {
   GList *composes; /* WabizCompose*: messages with pasted images, uploading */
   /* attachments being downloaded (wabiz-media.c) */
   WabizMediaState *media;
+  /* message templates (wabiz-template.c) */
+  WabizTemplates *templates;
 } WabizAccount;
 
 /* wabiz-loop.c */
@@ -201,6 +209,17 @@ PurpleCmdRet wabiz_cmd_location(PurpleConversation *conv, const char *cmd, char 
 PurpleCmdRet wabiz_cmd_buttons(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 PurpleCmdRet wabiz_cmd_list(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 PurpleCmdRet wabiz_cmd_askphone(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+/* The customer of conversation @conv, checked as send_im checks it
+ * (connected, a customer, the window open unless @closed_ok: a template);
+ * NULL with *@error set ("Not sent: ...") otherwise. */
+char *wabiz_command_customer(PurpleConversation *conv, const char *cmd, gboolean closed_ok, WabizAccount **wa,
+                             char **error);
+/* Queues @composed (taken) to @to as the commands queue theirs: after the
+ * sends typed before it, through the outbox, the agent's line shown once
+ * queued. With @consent_category (a template's category) the customer's
+ * consent is checked right before queuing; a refusal is written in the
+ * conversation and nothing is sent. */
+void wabiz_command_queue(WabizAccount *wa, const char *to, WaComposed *composed, const char *consent_category);
 /* The API refused the token (while sending or uploading): the account
  * disconnects with an authentication error. */
 void wabiz_token_refused(WabizAccount *wa, const WaGraphError *error);
@@ -443,6 +462,16 @@ PurpleMenuAction *wabiz_receipts_menu(PurpleBuddy *buddy);
 void wabiz_receipts_stop(WabizAccount *wa);
 /* @name was erased: what memory holds about them goes too. */
 void wabiz_receipts_forget(WabizAccount *wa, const char *name);
+
+/* wabiz-template.c: the template catalogue, /template, /templates */
+void wabiz_templates_start(WabizAccount *wa); /* signed on: the stored catalogue, refreshed when due */
+void wabiz_templates_stop(WabizAccount *wa);
+/* A template webhook (status, quality, category, components): the notice
+ * and a refresh; FALSE when @change is not one. */
+gboolean wabiz_templates_webhook(WabizAccount *wa, const WaChange *change);
+PurpleCmdRet wabiz_cmd_template(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_templates(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+void wabiz_templates_action(PurplePluginAction *action);
 
 /* wabiz-plugin.c */
 const char *wabiz_account_string(PurpleAccount *account, const char *key);

@@ -493,6 +493,21 @@ test_page(void)
   }
 }
 
+static void
+test_usage(void)
+{
+  g_assert_cmpint(wa_template_usage_backoff(NULL), ==, 0);
+  g_assert_cmpint(wa_template_usage_backoff("not json"), ==, 0);
+  g_assert_cmpint(wa_template_usage_backoff("{\"1\":[{\"type\":\"whatsapp_business_management\",\"call_count\":"
+                                            "12,\"total_cputime\":3,\"total_time\":5}]}"),
+                  ==, 0);
+  g_assert_cmpint(wa_template_usage_backoff("{\"1\":[{\"call_count\":91,\"total_cputime\":3,\"total_time\":5}]}"), ==,
+                  600);
+  g_assert_cmpint(wa_template_usage_backoff("{\"1\":[{\"call_count\":100}],\"2\":[{\"total_time\":3}]}"), ==, 3600);
+  g_assert_cmpint(wa_template_usage_backoff("{\"1\":[{\"call_count\":100,\"estimated_time_to_regain_access\":7}]}"), ==,
+                  420);
+}
+
 /* ---- Meta's published sends ---- */
 
 /* The shape of a JSON value: member names and types, not values. */
@@ -601,5 +616,6 @@ main(int argc, char **argv)
   g_test_add_func("/template/validation", test_validation);
   g_test_add_func("/template/pick", test_pick);
   g_test_add_func("/template/page", test_page);
+  g_test_add_func("/template/usage", test_usage);
   return g_test_run();
 }
