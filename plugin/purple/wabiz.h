@@ -10,6 +10,7 @@
 
 #include "wa-clock.h"
 #include "wa-compose.h"
+#include "wa-consent.h"
 #include "wa-graph.h"
 #include "wa-http.h"
 #include "wa-i18n.h"
@@ -73,6 +74,15 @@
  * has several; marketing templates through POST /{phone-number-id}/marketing_messages */
 #define WABIZ_OPT_TEMPLATE_LANGUAGE "template_language"
 #define WABIZ_OPT_MARKETING_ENDPOINT "marketing_endpoint"
+/* consent (wabiz-consent.c): utility templates need an opt-in ("required", the
+ * default) or go unless opted out ("not_required"); the whole messages that opt a
+ * customer out of everything, and the template button payloads that opt out of
+ * marketing (comma-separated; case and accents ignored) */
+#define WABIZ_OPT_UTILITY_CONSENT "utility_consent"
+#define WABIZ_OPT_OPTOUT_KEYWORDS "optout_keywords"
+#define WABIZ_DEFAULT_OPTOUT_KEYWORDS "STOP, STOPP, UNSUBSCRIBE, ABMELDEN"
+#define WABIZ_OPT_OPTOUT_PAYLOADS "optout_payloads"
+#define WABIZ_DEFAULT_OPTOUT_PAYLOADS "STOP, UNSUBSCRIBE"
 
 /* Buddy node settings: the store's pseudonymous customer id, and what older
  * versions kept here. */
@@ -472,6 +482,37 @@ gboolean wabiz_templates_webhook(WabizAccount *wa, const WaChange *change);
 PurpleCmdRet wabiz_cmd_template(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 PurpleCmdRet wabiz_cmd_templates(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 void wabiz_templates_action(PurplePluginAction *action);
+/* wabiz-consent.c: the consent ledger (/optin, /optout, /consent, opt-outs from
+ * customers and WhatsApp) and the check before a template goes */
+typedef void (*WabizConsentFunc)(WabizAccount *wa, gboolean allowed, const char *why, gpointer data);
+/* Whether a template of @category ("MARKETING", "UTILITY", "AUTHENTICATION", as Meta names it) may go to store customer @customer_id (address @to) now; @why: a translated sentence for the agent when refused. Reads the ledger and the suppression list each time (checked right before each send). */
+/* (@customer_id NULL: no ledger rows; @to NULL: no suppression check and no
+ * window. @done runs once, possibly before this returns; not at all when the
+ * account signs off first: the store's pending requests are dropped.) */
+void wabiz_consent_check(WabizAccount *wa, const char *customer_id, const char *to, const char *category,
+                         WabizConsentFunc done, gpointer data);
+/* @recorded: the scopes a row was written for (a repeated automatic change
+ * writes none); @error when the store failed. */
+typedef void (*WabizConsentRecordFunc)(WabizAccount *wa, WaConsentScopes recorded, const GError *error, gpointer data);
+/* Appends @state for each of @scopes (WA_CONSENT_MARKETING, WA_CONSENT_UTILITY
+ * or WA_CONSENT_ALL) of store customer @customer_id, from
+ * @source ("agent", "import", ...; plaintext: never personal data), with
+ * @note (sealed; may be NULL) at @at (0 = now); audited by the store. A
+ * source other than "agent" writes nothing when the latest row of the scope
+ * already has that state from that source. @done may be NULL. */
+void wabiz_consent_record(WabizAccount *wa, const char *customer_id, WaConsentScopes scopes, WaStoreConsentState state,
+                          const char *source, const char *note, gint64 at, WabizConsentRecordFunc done, gpointer data);
+PurpleCmdRet wabiz_cmd_optin(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_optout(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_consent(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleMenuAction *wabiz_consent_menu(PurpleBuddy *buddy);
+/* A customer's message shown in @who's conversation: an opt-out keyword or
+ * button payload records the opt-out, with a line. */
+void wabiz_consent_inbound(WabizAccount *wa, const char *who, const WaMessage *msg);
+/* The user_preferences webhook: marketing "stop" and "resume". */
+void wabiz_consent_preferences(WabizAccount *wa, const WaChange *change);
+/* A send to @who failed with @error: 131050 records a marketing opt-out. */
+void wabiz_consent_api_error(WabizAccount *wa, const char *who, const WaGraphError *error);
 
 /* wabiz-plugin.c */
 const char *wabiz_account_string(PurpleAccount *account, const char *key);
