@@ -4,6 +4,7 @@
  * webhooks. Faults never apply here. */
 #include "sim.h"
 #include "sim-json.h"
+#include "sim-templates.h"
 #include "sim-upload.h"
 #include "sim-validate.h"
 #include "sim-webhook.h"
@@ -465,6 +466,10 @@ answer_config (Sim *sim, SoupServerMessage *msg)
   add_map_members (b, "templates", k->templates);
   add_set_members (b, "expired_tokens", k->expired_tokens);
   add_set_members (b, "groups", k->groups);
+  json_builder_set_member_name (b, "management_calls_per_hour");
+  json_builder_add_int_value (b, k->management_calls_per_hour);
+  json_builder_set_member_name (b, "management_exhausted");
+  json_builder_add_boolean_value (b, k->management_exhausted);
   json_builder_end_object (b);
   answer_builder (msg, 200, b);
 }
@@ -593,6 +598,23 @@ apply_config (Sim *sim, SoupServerMessage *msg, JsonObject *req, SimKnobs *k)
           g_ptr_array_add (k->auto_statuses, g_strdup (s));
         }
     }
+  if (json_object_has_member (req, "management_calls_per_hour"))
+    {
+      gint64 calls;
+
+      if (!sim_json_int (req, "management_calls_per_hour", &calls) || calls < 1)
+        {
+          answer_error (msg, 400, "management_calls_per_hour must be an integer >= 1");
+          return FALSE;
+        }
+      k->management_calls_per_hour = calls;
+    }
+  if (json_object_has_member (req, "management_exhausted")
+      && !sim_json_bool (req, "management_exhausted", &k->management_exhausted))
+    {
+      answer_error (msg, 400, "management_exhausted must be a boolean");
+      return FALSE;
+    }
   if ((json_object_has_member (req, "wa_id_rewrite")
        && !read_string_map (msg, req, "wa_id_rewrite", k->wa_id_rewrite))
       || (json_object_has_member (req, "templates")
@@ -620,6 +642,8 @@ post_config (Sim *sim, SoupServerMessage *msg, JsonObject *req)
                                        "templates",
                                        "expired_tokens",
                                        "groups",
+                                       "management_calls_per_hour",
+                                       "management_exhausted",
                                        NULL };
   SimKnobs k = sim->knobs;
 
@@ -1052,6 +1076,8 @@ sim_control_handle (Sim *sim, SoupServerMessage *msg, const char *path)
     post_status (sim, msg, req);
   else if (g_strcmp0 (what, "media") == 0)
     sim_media_control (sim, msg, method, req);
+  else if (g_str_has_prefix (what, "templates"))
+    sim_templates_control (sim, msg, method, what, req);
   else
     answer_error (msg, 404, "no control route %s %s", method, path);
 }

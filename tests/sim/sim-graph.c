@@ -5,6 +5,7 @@
  * /_sim/fault. */
 #include "sim.h"
 #include "sim-json.h"
+#include "sim-templates.h"
 #include "sim-upload.h"
 #include "sim-validate.h"
 
@@ -162,23 +163,58 @@ version_ok (const char *v)
   return *p == '\0';
 }
 
-/* Graph management call usage, percent of 200 GET calls per hour. */
+/* Management (GET) calls in the last hour of the sim clock, this one
+ * included; *oldest is the time of the oldest of them. */
+static gint64
+management_calls (Sim *sim, gint64 *oldest)
+{
+  gint64 now = sim_clock_now (&sim->clock);
+  gint64 calls = 1;
+
+  *oldest = now;
+  for (guint i = 0; i < sim->requests_log->len; i++)
+    {
+      JsonObject *e = json_node_get_object (g_ptr_array_index (sim->requests_log, i));
+      gint64 t = json_object_get_int_member (e, "time");
+
+      if (now - t < 3600 && g_strcmp0 (json_object_get_string_member (e, "method"), "GET") == 0)
+        {
+          calls++;
+          *oldest = MIN (*oldest, t);
+        }
+    }
+  return calls;
+}
+
+/* Minutes until management calls are allowed again, 0 when they are. */
+static gint64
+management_regain_minutes (Sim *sim, gint64 *percent)
+{
+  gint64 oldest;
+  gint64 calls = management_calls (sim, &oldest);
+  gint64 limit = sim->knobs.management_calls_per_hour;
+
+  *percent = MIN (100, calls * 100 / limit);
+  if (sim->knobs.management_exhausted)
+    {
+      *percent = 100;
+      return 60;
+    }
+  if (calls <= limit)
+    return 0;
+  return MAX (1, (oldest + 3600 - sim_clock_now (&sim->clock) + 59) / 60);
+}
+
+/* Graph management call usage: percent of management_calls_per_hour GET
+ * calls in the last hour. */
 static char *
 business_usage (GraphRequest *req)
 {
   Sim *sim = req->sim;
   g_autoptr (JsonBuilder) b = json_builder_new ();
-  gint64 now = sim_clock_now (&sim->clock);
-  gint64 calls = 1;
+  gint64 percent;
+  gint64 regain = management_regain_minutes (sim, &percent);
 
-  for (guint i = 0; i < sim->requests_log->len; i++)
-    {
-      JsonObject *e = json_node_get_object (g_ptr_array_index (sim->requests_log, i));
-
-      if (now - json_object_get_int_member (e, "time") < 3600
-          && g_strcmp0 (json_object_get_string_member (e, "method"), "GET") == 0)
-        calls++;
-    }
   json_builder_begin_object (b);
   json_builder_set_member_name (b, sim->waba_id);
   json_builder_begin_array (b);
@@ -186,13 +222,13 @@ business_usage (GraphRequest *req)
   json_builder_set_member_name (b, "type");
   json_builder_add_string_value (b, "whatsapp_business_management");
   json_builder_set_member_name (b, "call_count");
-  json_builder_add_int_value (b, MIN (100, calls * 100 / 200));
+  json_builder_add_int_value (b, percent);
   json_builder_set_member_name (b, "total_cputime");
   json_builder_add_int_value (b, 1);
   json_builder_set_member_name (b, "total_time");
   json_builder_add_int_value (b, 1);
   json_builder_set_member_name (b, "estimated_time_to_regain_access");
-  json_builder_add_int_value (b, 0);
+  json_builder_add_int_value (b, regain);
   json_builder_end_object (b);
   json_builder_end_array (b);
   json_builder_end_object (b);
@@ -433,9 +469,12 @@ template_category (Sim *sim, const SimSendInfo *info)
   return category ? category : "utility";
 }
 
+static void add_template_record (JsonBuilder *b, const SimSendInfo *info, const char *category,
+                                 const SimTemplateRender *render);
+
 static void
 log_sent (GraphRequest *req, JsonNode *root, const SimSendInfo *info, SimSent *sent,
-          gboolean window_open)
+          gboolean window_open, const char *template_category, const SimTemplateRender *render)
 {
   Sim *sim = req->sim;
   JsonBuilder *b = sim_log_entry_begin (&sim->sent_seq);
@@ -464,33 +503,93 @@ log_sent (GraphRequest *req, JsonNode *root, const SimSendInfo *info, SimSent *s
   json_builder_add_string_value (b, req->authorization);
   json_builder_set_member_name (b, "window_open");
   json_builder_add_boolean_value (b, window_open);
+  if (template_category != NULL)
+    add_template_record (b, info, template_category, render);
   json_builder_set_member_name (b, "time");
   json_builder_add_int_value (b, sim_clock_now (&sim->clock));
   sim_log_entry_end (sim->sent_log, b);
 }
 
+/* The accepted send's "template" member in /_sim/sent. */
+static void
+add_template_record (JsonBuilder *b, const SimSendInfo *info, const char *category,
+                     const SimTemplateRender *render)
+{
+  const char *parts[][2] = { { "header", render->header },
+                             { "body", render->body },
+                             { "footer", render->footer },
+                             { "text", render->text } };
+
+  json_builder_set_member_name (b, "template");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "name");
+  json_builder_add_string_value (b, info->template_name);
+  json_builder_set_member_name (b, "language");
+  json_builder_add_string_value (b, info->template_lang);
+  json_builder_set_member_name (b, "category");
+  json_builder_add_string_value (b, category);
+  for (gsize i = 0; i < G_N_ELEMENTS (parts); i++)
+    {
+      json_builder_set_member_name (b, parts[i][0]);
+      if (parts[i][1])
+        json_builder_add_string_value (b, parts[i][1]);
+      else
+        json_builder_add_null_value (b);
+    }
+  json_builder_end_object (b);
+}
+
+static void handle_send_checked (GraphRequest *req, JsonNode *root, SimSendInfo *info,
+                                 const char *category, const SimTemplateRender *render);
+
 static void
 handle_send (GraphRequest *req, JsonNode *root, SimSendInfo *info)
+{
+  Sim *sim = req->sim;
+  SimTemplateRender render = { 0 };
+  SimError err = { 0 };
+  const char *category = "service";
+
+  if (g_strcmp0 (info->type, "template") == 0)
+    {
+      if (!sim_templates_empty ())
+        {
+          if (!sim_templates_check_send (sim_json_object (json_node_get_object (root), "template"),
+                                         req->version, &render, &err))
+            {
+              reply_error (&req->reply, &err);
+              sim_error_clear (&err);
+              return;
+            }
+          category = render.category;
+        }
+      else if ((category = template_category (sim, info)) == NULL)
+        {
+          g_autofree char *details = g_strdup_printf ("template name (%s) does not exist in %s",
+                                                      info->template_name, info->template_lang);
+
+          reply_simple_error (&req->reply, 404, 132001, 0, NULL,
+                              "(#132001) Template name does not exist in the translation", details);
+          return;
+        }
+    }
+  handle_send_checked (req, root, info, category, &render);
+  sim_template_render_clear (&render);
+}
+
+static void
+handle_send_checked (GraphRequest *req, JsonNode *root, SimSendInfo *info, const char *category,
+                     const SimTemplateRender *render)
 {
   Sim *sim = req->sim;
   g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autofree char *wa_id = NULL;
   const char *customer;
-  const char *category = "service";
   gboolean is_template = g_strcmp0 (info->type, "template") == 0;
   gboolean window_open;
   gint64 code = 0, subcode = 0;
   SimSent *sent;
 
-  if (is_template && (category = template_category (sim, info)) == NULL)
-    {
-      g_autofree char *details = g_strdup_printf ("template name (%s) does not exist in %s",
-                                                  info->template_name, info->template_lang);
-
-      reply_simple_error (&req->reply, 404, 132001, 0, NULL,
-                          "(#132001) Template name does not exist in the translation", details);
-      return;
-    }
   if (info->digits != NULL)
     {
       g_autofree char *own = sim_digits_only (sim->display_number);
@@ -546,7 +645,7 @@ handle_send (GraphRequest *req, JsonNode *root, SimSendInfo *info)
   else
     sent->pricing_type = g_strdup ("regular");
   g_hash_table_insert (sim->sent, sent->wamid, sent);
-  log_sent (req, root, info, sent, window_open);
+  log_sent (req, root, info, sent, window_open, is_template ? category : NULL, render);
   /* templates and group messages are allowed outside the window */
   sim_schedule_statuses (sim, sent, window_open || is_template || info->is_group);
 
@@ -656,6 +755,47 @@ handle_upload (GraphRequest *req)
   reply_json (&req->reply, b);
 }
 
+/* ---- GET /{waba}/message_templates ---- */
+
+static void permission_error (Reply *r, const char *permission);
+static void unsupported_request (Reply *r, const char *method, const char *id);
+
+static void
+handle_templates (GraphRequest *req, gboolean noperm)
+{
+  g_autoptr (JsonBuilder) answer = NULL;
+  SimError err = { 0 };
+  gint64 percent;
+
+  if (g_strcmp0 (req->method, "GET") != 0)
+    {
+      unsupported_request (&req->reply, req->method, req->sim->waba_id);
+      return;
+    }
+  if (noperm)
+    {
+      permission_error (&req->reply, "whatsapp_business_management");
+      return;
+    }
+  if (management_regain_minutes (req->sim, &percent) > 0)
+    {
+      reply_simple_error (&req->reply, 400, 80008, 2446079, NULL,
+                          "(#80008) There have been too many calls to this WhatsApp Business "
+                          "account. Wait a bit and try again. For more info, please refer to "
+                          "https://developers.facebook.com/docs/graph-api/overview/rate-limiting.",
+                          NULL);
+      return;
+    }
+  if (!sim_templates_list (req->sim, soup_server_message_get_uri (req->msg), req->version, &answer,
+                           &err))
+    {
+      reply_error (&req->reply, &err);
+      sim_error_clear (&err);
+      return;
+    }
+  reply_json (&req->reply, answer);
+}
+
 /* ---- routing ---- */
 
 static void
@@ -737,7 +877,14 @@ graph_route (GraphRequest *req)
       reply_simple_error (&req->reply, 400, 2500, 0, NULL, message, NULL);
       return;
     }
-  if (n == 3 && g_strcmp0 (parts[2], "messages") != 0 && g_strcmp0 (parts[2], "media") != 0)
+  if (n == 3 && g_strcmp0 (parts[1], sim->waba_id) == 0
+      && g_strcmp0 (parts[2], "message_templates") == 0)
+    {
+      handle_templates (req, noperm);
+      return;
+    }
+  if (n == 3 && g_strcmp0 (parts[2], "messages") != 0 && g_strcmp0 (parts[2], "media") != 0
+      && g_strcmp0 (parts[2], "message_templates") != 0)
     {
       g_autofree char *message = g_strdup_printf ("(#2500) Unknown path components: /%s", parts[2]);
 

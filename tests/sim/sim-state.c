@@ -2,6 +2,7 @@
  * inbound message ids, customer service windows and rate-limit buckets, plus
  * small helpers (wamids, wa_id rules). Nothing here talks HTTP. */
 #include "sim.h"
+#include "sim-templates.h"
 #include "sim-webhook.h"
 
 #include <string.h>
@@ -33,6 +34,8 @@ sim_knobs_init (SimKnobs *knobs)
   knobs->templates = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   knobs->expired_tokens = new_set ();
   knobs->groups = new_set ();
+  knobs->management_calls_per_hour = 200;
+  knobs->management_exhausted = FALSE;
 }
 
 void
@@ -120,6 +123,7 @@ sim_state_reset (Sim *sim)
   sim_knobs_init (&sim->knobs);
   sim_clock_init (&sim->clock);
   sim_media_reset ();
+  sim_templates_reset ();
   g_ptr_array_set_size (sim->faults, 0);
   sim_refuse_stop (sim);
   g_ptr_array_set_size (sim->sent_log, 0);

@@ -24,6 +24,10 @@ typedef struct
   GHashTable *templates;         /* "name" or "name:lang" -> category; empty = accept all */
   GHashTable *expired_tokens;    /* token -> unused (a set) */
   GHashTable *groups;            /* group ids the number is in (a set): sends to others fail */
+
+  /* GET calls per hour before GET message_templates answers 80008; or refused at once */
+  gint64 management_calls_per_hour;
+  gboolean management_exhausted;
 } SimKnobs;
 
 /* One accepted send, kept for status webhooks and the /_sim/sent log. */

@@ -487,7 +487,8 @@ class Sim:
     def config(self, **knobs):
         """Change knobs (throughput_mps, pair_burst, pair_refill_s, auto_statuses,
         status_delay_ms, wa_id_rewrite, templates_missing, templates,
-        expired_tokens, groups); with no arguments just return the current ones."""
+        expired_tokens, groups, management_calls_per_hour,
+        management_exhausted); with no arguments just return the current ones."""
         if not knobs:
             return self.control("GET", "config")
         return self.control("POST", "config", knobs)
@@ -503,6 +504,70 @@ class Sim:
     def reset(self):
         """Clear logs, state, faults and knobs (the command line stays)."""
         self.control("POST", "reset", {})
+
+    # ---- template catalogue (GET /<waba>/message_templates) -------------
+
+    def templates_path(self, version=None, waba_id=None):
+        """``/<version>/<waba-id>/message_templates`` for this simulator."""
+        return "/%s/%s/message_templates" % (version or self.version, waba_id or self.waba_id)
+
+    def list_templates(self, token=DEFAULT, version=None, base=None, **query):
+        """GET the catalogue page as the plugin would (query: fields, limit,
+        after, before, name, status, category, language); same result as
+        graph()."""
+        path = self.templates_path(version)
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        return self.graph("GET", path, token=token, base=base)
+
+    def add_template(self, template):
+        """Add or replace (same name and language) one template: a dict shaped
+        like Meta's template object (name, language, status="APPROVED",
+        category="UTILITY", parameter_format="POSITIONAL", components=[],
+        quality_score="UNKNOWN", id=generated, previous_category,
+        sub_category, rejected_reason). Returns its id."""
+        return self.control("POST", "templates", template)["templates"][0]["id"]
+
+    def add_templates(self, templates):
+        """Add or replace several templates at once (all or nothing); returns
+        [{id, name, language, replaced}]."""
+        return self.control("POST", "templates", {"templates": list(templates)})["templates"]
+
+    def templates(self):
+        """The catalogue as the simulator holds it (every field, quality_score
+        as a plain string)."""
+        return self.control("GET", "templates")["templates"]
+
+    def delete_template(self, name=None, language=None):
+        """Remove templates (all languages of ``name`` without ``language``;
+        everything without ``name``), silently; returns how many."""
+        query = {k: v for k, v in (("name", name), ("language", language)) if v is not None}
+        return self.control("DELETE", "templates", query=query)["deleted"]
+
+    def update_template(self, name, language, **changes):
+        """Change status (+ reason, rejection_info, disable_info, other_info),
+        quality_score, category and/or components; each change emits its
+        signed webhook. Returns {template, deliveries, bodies}."""
+        changes.update({"name": name, "language": language})
+        return self.control("POST", "templates/update", changes)
+
+    def set_template_status(self, name, language, status, reason=None, **extra):
+        """message_template_status_update (event = status)."""
+        if reason is not None:
+            extra["reason"] = reason
+        return self.update_template(name, language, status=status, **extra)
+
+    def set_template_quality(self, name, language, quality):
+        """message_template_quality_update (GREEN, YELLOW, RED, UNKNOWN)."""
+        return self.update_template(name, language, quality_score=quality)
+
+    def set_template_category(self, name, language, category):
+        """template_category_update (MARKETING, UTILITY, AUTHENTICATION)."""
+        return self.update_template(name, language, category=category)
+
+    def set_template_components(self, name, language, components):
+        """message_template_components_update (components replaced wholesale)."""
+        return self.update_template(name, language, components=components)
 
     def wait_for_sent(self, count, timeout=DEFAULT_TIMEOUT):
         """Wait until at least ``count`` sends were accepted; return them."""

@@ -1229,6 +1229,338 @@ def test_media_faults_and_generated(sim, hooks):
     eq(_download(body["url"], sim.token)[0], 404, "gone")
 
 
+# ---- template catalogue -------------------------------------------------------
+
+def order_template(**extra):
+    """A realistic positional utility template with every component kind."""
+    t = {"name": "order_update", "language": "en_US", "category": "UTILITY",
+         "components": [
+             {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}",
+              "example": {"header_text": ["#123"]}},
+             {"type": "BODY", "text": "Hi {{1}}, your order {{2}} ships on {{3}}.",
+              "example": {"body_text": [["Pablo", "#123", "Monday"]]}},
+             {"type": "FOOTER", "text": "Jaspers Market"},
+             {"type": "BUTTONS", "buttons": [
+                 {"type": "QUICK_REPLY", "text": "Stop updates"},
+                 {"type": "URL", "text": "Track", "url": "https://example.com/track/{{1}}",
+                  "example": ["https://example.com/track/abc"]},
+                 {"type": "PHONE_NUMBER", "text": "Call us", "phone_number": "+15550783881"}]}]}
+    t.update(extra)
+    return t
+
+
+def named_template(**extra):
+    t = {"name": "appointment_named", "language": "de", "category": "UTILITY",
+         "parameter_format": "NAMED",
+         "components": [
+             {"type": "BODY", "text": "Hallo {{first_name}}, Ihr Termin ist am {{date}}.",
+              "example": {"body_text_named_params": [
+                  {"param_name": "first_name", "example": "Anna"},
+                  {"param_name": "date", "example": "Montag"}]}}]}
+    t.update(extra)
+    return t
+
+
+def follow_next(sim, url):
+    """GET a paging.next URL (it names the simulator's own host and port)."""
+    base, _, rest = url.partition("/v25.0/")
+    return sim.graph("GET", "/v25.0/" + rest, base=base)
+
+
+def test_template_catalogue_shape(sim, hooks):
+    tid = sim.add_template(order_template())
+    sim.add_template(named_template(status="PAUSED", quality_score="YELLOW", id="987654321"))
+    status, body, headers = sim.list_templates()
+    eq(status, 200, "list status")
+    ok("x-business-use-case-usage" in headers, "usage header on management calls")
+    eq([list(t) for t in body["data"]][0],
+       ["name", "parameter_format", "components", "language", "status", "category", "id"],
+       "default fields and their order")
+    first = body["data"][0]
+    eq((first["id"], first["name"], first["status"], first["category"],
+        first["parameter_format"], first["language"]),
+       (tid, "order_update", "APPROVED", "UTILITY", "POSITIONAL", "en_US"), "first template")
+    ok(isinstance(first["id"], str), "id is a string")
+    eq(first["components"], order_template()["components"], "components as added")
+    eq(body["data"][1]["id"], "987654321", "explicit id")
+    ok("next" not in body["paging"] and "previous" not in body["paging"], "one page: no next")
+    status, body, _ = sim.list_templates(fields="name,quality_score,status")
+    eq(list(body["data"][1]), ["name", "quality_score", "status", "id"], "requested fields")
+    eq(body["data"][1]["quality_score"]["score"], "YELLOW", "quality_score.score")
+    ok(isinstance(body["data"][1]["quality_score"]["date"], int), "quality_score.date")
+    eq([t["name"] for t in sim.list_templates(status="paused")[1]["data"]],
+       ["appointment_named"], "status filter (any case)")
+    eq([t["name"] for t in sim.list_templates(name="order")[1]["data"]], ["order_update"],
+       "name filter (substring)")
+    eq(sim.list_templates(language="fr")[1], {"data": []}, "no match: data only")
+    graph_error(sim.list_templates(fields="name,colour"), 400, 100, "unknown field",
+                message="(#100) Tried accessing nonexisting field (colour) on node type "
+                        "(WhatsAppBusinessHSM)")
+    graph_error(sim.list_templates(after="bm9wZQ=="), 400, 100, "bad cursor")
+    graph_error(sim.list_templates(limit="0"), 400, 100, "bad limit")
+    graph_error(sim.list_templates(token=sim.token_no_permission), 403, 200, "no permission")
+    graph_error(sim.graph("POST", sim.templates_path(), {"name": "x"}), 400, 100,
+                "create is not simulated", subcode=33)
+    graph_error(sim.graph("GET", "/v25.0/999/message_templates"), 400, 100, "another WABA",
+                subcode=33)
+    # replace keeps the id and the place; delete
+    sim.add_template(order_template(category="MARKETING"))
+    eq([(t["id"], t["category"]) for t in sim.templates()][0], (tid, "MARKETING"), "replaced")
+    eq(sim.delete_template("order_update"), 1, "deleted")
+    eq([t["name"] for t in sim.templates()], ["appointment_named"], "left")
+    for bad in ({"name": "Bad-Name", "language": "en"}, {"name": "x"},
+                {"name": "x", "language": "en", "status": "MAYBE"},
+                {"name": "x", "language": "en", "colour": 1},
+                {"name": "x", "language": "en", "components": [{"text": "no type"}]}):
+        try:
+            sim.add_template(bad)
+        except SimError:
+            continue
+        raise AssertionError("accepted %r" % (bad,))
+
+
+def test_template_paging(sim, hooks):
+    sim.add_templates([{"name": "tpl_%03d" % i, "language": "en_US",
+                        "status": "APPROVED" if i % 3 else "REJECTED",
+                        "components": [{"type": "BODY", "text": "Message %d" % i}]}
+                       for i in range(60)])
+    status, body, _ = sim.list_templates(fields="name")
+    eq(len(body["data"]), 25, "default limit 25")
+    seen, pages = [t["name"] for t in body["data"]], 1
+    while "next" in body["paging"]:
+        ok("limit=25" in body["paging"]["next"] and "fields=name" in body["paging"]["next"],
+           "next keeps the query: %s" % body["paging"]["next"])
+        status, body, _ = follow_next(sim, body["paging"]["next"])
+        eq(status, 200, "next page")
+        ok("previous" in body["paging"], "later pages have previous")
+        seen += [t["name"] for t in body["data"]]
+        pages += 1
+    eq(seen, ["tpl_%03d" % i for i in range(60)], "cursor walk sees each template once, in order")
+    eq(pages, 3, "pages")
+    # a template added while walking shows up at the end; deleted ones do not break a cursor
+    _, page1, _ = sim.list_templates(limit=10, status="APPROVED")
+    eq(len(page1["data"]), 10, "filtered page")
+    ok(all(t["status"] == "APPROVED" for t in page1["data"]), "status filter across pages")
+    sim.delete_template(page1["data"][-1]["name"])
+    _, page2, _ = sim.list_templates(limit=10, status="APPROVED",
+                                     after=page1["paging"]["cursors"]["after"])
+    eq(page2["data"][0]["name"], "tpl_016", "after a deleted cursor template")
+    _, back, _ = sim.list_templates(limit=10, status="APPROVED",
+                                    before=page2["paging"]["cursors"]["before"])
+    eq([t["name"] for t in back["data"]], [t["name"] for t in page1["data"][:-1]],
+       "before cursor: the previous page")
+    _, big, _ = sim.list_templates(limit=5000, fields="name")
+    eq(len(big["data"]), 59, "a large limit returns everything")
+    ok("next" not in big["paging"], "no next on the last page")
+
+
+def test_template_webhooks(sim, hooks):
+    hooks.clear()
+    tid = sim.add_template(order_template(quality_score="GREEN"))
+    r = sim.set_template_status("order_update", "en_US", "PAUSED", reason="NONE",
+                                other_info={"title": "FIRST_PAUSE", "description": "low quality"})
+    eq(r["template"]["status"], "PAUSED", "status changed")
+    sim.set_template_quality("order_update", "en_US", "RED")
+    sim.set_template_category("order_update", "en_US", "MARKETING")
+    sim.set_template_components("order_update", "en_US",
+                                [{"type": "BODY", "text": "New text {{1}}"}])
+    got = hooks.wait_count(4)
+    by_field = {}
+    for x in got:
+        ok(x.signed_ok(), "template webhook signed")
+        entry = x.json["entry"][0]
+        eq(entry["id"], sim.waba_id, "entry id is the WABA id")
+        ok(isinstance(entry["time"], int), "entry.time")
+        change = entry["changes"][0]
+        ok("metadata" not in change["value"] and "messaging_product" not in change["value"],
+           "no metadata in template webhooks")
+        by_field[change["field"]] = change["value"]
+    eq(by_field["message_template_status_update"],
+       {"event": "PAUSED", "message_template_id": int(tid),
+        "message_template_name": "order_update", "message_template_language": "en_US",
+        "reason": "NONE", "message_template_category": "UTILITY",
+        "other_info": {"title": "FIRST_PAUSE", "description": "low quality"}}, "status update")
+    eq(by_field["message_template_quality_update"],
+       {"previous_quality_score": "GREEN", "new_quality_score": "RED",
+        "message_template_id": int(tid), "message_template_name": "order_update",
+        "message_template_language": "en_US"}, "quality update")
+    eq(by_field["template_category_update"],
+       {"message_template_id": int(tid), "message_template_name": "order_update",
+        "message_template_language": "en_US", "previous_category": "UTILITY",
+        "new_category": "MARKETING"}, "category update")
+    eq(by_field["message_template_components_update"]["message_template_element"],
+       "New text {{1}}", "components update")
+    t = sim.list_templates(fields="status,category,previous_category,quality_score")[1]["data"][0]
+    eq((t["status"], t["category"], t["previous_category"], t["quality_score"]["score"]),
+       ("PAUSED", "MARKETING", "UTILITY", "RED"), "the listing follows the changes")
+    try:
+        sim.set_template_status("order_update", "fr", "APPROVED")
+        raise AssertionError("unknown template accepted")
+    except SimError as e:
+        ok("404" in str(e), "unknown template: 404")
+
+
+def test_template_management_limit(sim, hooks):
+    sim.clock_freeze()
+    sim.add_template(order_template())
+    sim.config(management_calls_per_hour=4)
+    for i in range(4):
+        status, _, headers = sim.list_templates()
+        eq(status, 200, "call %d" % i)
+    usage = json.loads(headers["x-business-use-case-usage"])[sim.waba_id][0]
+    eq((usage["type"], usage["call_count"], usage["estimated_time_to_regain_access"]),
+       ("whatsapp_business_management", 100, 0), "usage at the limit")
+    result = sim.list_templates()
+    graph_error(result, 400, 80008, "over the limit", subcode=2446079)
+    ok(result[1]["error"]["message"].startswith("(#80008) There have been too many calls"),
+       "80008 message")
+    usage = json.loads(result[2]["x-business-use-case-usage"])[sim.waba_id][0]
+    eq(usage["call_count"], 100, "call_count 100 when over")
+    eq(usage["estimated_time_to_regain_access"], 60, "minutes until the hour has passed")
+    sim.clock_advance(3601)
+    eq(sim.list_templates()[0], 200, "an hour later")
+    sim.config(management_calls_per_hour=200, management_exhausted=True)
+    graph_error(sim.list_templates(), 400, 80008, "exhausted by the knob", subcode=2446079)
+    sent_ok(tsend(sim, "order_update", "en_US", order_components()),
+            "sends are not management calls")
+
+
+def tsend(sim, name, language, components=None, to=CUSTOMER, version=None):
+    template = {"name": name, "language": {"code": language}}
+    if components is not None:
+        template["components"] = components
+    return sim.send({"messaging_product": "whatsapp", "to": to, "type": "template",
+                     "template": template}, version=version)
+
+
+def body_params(*values, names=None):
+    params = [{"type": "text", "text": v} for v in values]
+    for p, n in zip(params, names or []):
+        p["parameter_name"] = n
+    return {"type": "body", "parameters": params}
+
+
+def order_components(name="Pablo", header="#123", suffix="abc", extra_buttons=()):
+    return [{"type": "header", "parameters": [{"type": "text", "text": header}]},
+            {"type": "body", "parameters": [
+                {"type": "text", "text": name}, {"type": "text", "text": "#123"},
+                {"type": "date_time", "date_time": {"fallback_value": "Monday"}}]},
+            {"type": "button", "sub_type": "url", "index": "1",
+             "parameters": [{"type": "text", "text": suffix}]}] + list(extra_buttons)
+
+
+def test_template_send_checks(sim, hooks):
+    sim.add_template(order_template())
+    sim.add_template(named_template())
+    # closed window: templates still go out, free-form is refused with 131047
+    status, body, _ = tsend(sim, "order_update", "en_US", order_components())
+    eq(status, 200, "valid positional send (%r)" % (body,))
+    eq(body["messages"][0]["message_status"], "accepted", "message_status")
+    wamid = body["messages"][0]["id"]
+    hooks.wait_status(wamid, "delivered")
+    record = sim.sent()[-1]["template"]
+    eq(record, {"name": "order_update", "language": "en_US", "category": "UTILITY",
+                "header": "Order #123", "body": "Hi Pablo, your order #123 ships on Monday.",
+                "footer": "Jaspers Market",
+                "text": "Order #123\nHi Pablo, your order #123 ships on Monday.\nJaspers Market"},
+       "recorded rendering")
+    eq(sim.sent()[-1]["window_open"], False, "sent with the window closed")
+    wamid = sent_ok(sim.send(text(CUSTOMER)), "free-form accepted")
+    eq(hooks.wait_status(wamid, "failed")["errors"][0]["code"], 131047, "free-form: 131047")
+    named = [body_params("Anna", "Montag", names=["first_name", "date"])]
+    sent_ok(tsend(sim, "appointment_named", "de", named), "valid named send")
+    eq(sim.sent()[-1]["template"]["body"], "Hallo Anna, Ihr Termin ist am Montag.", "named render")
+    sent_ok(tsend(sim, "appointment_named", "de",
+                  [body_params("Montag", "Anna", names=["date", "first_name"])]),
+            "named parameters in any order")
+
+    e = "(#132001) Template name does not exist in the translation"
+    graph_error(tsend(sim, "no_such", "en_US"), 404, 132001, "unknown name", message=e,
+                details="template name (no_such) does not exist in en_US")
+    graph_error(tsend(sim, "order_update", "de", order_components()), 404, 132001,
+                "unknown language", message=e)
+    count = "(#132000) Number of parameters does not match the expected number of params"
+    graph_error(tsend(sim, "order_update", "en_US", order_components()[:1]
+                      + [body_params("Pablo")] + order_components()[2:]), 400, 132000,
+                "body count", message=count,
+                details="body: number of localizable_params (1) does not match the expected "
+                        "number of params (3)")
+    graph_error(tsend(sim, "order_update", "en_US", order_components()[1:]), 400, 132000,
+                "header missing", details="header: number of localizable_params (0) does not "
+                "match the expected number of params (1)")
+    graph_error(tsend(sim, "order_update", "en_US", order_components()[:2]), 400, 132000,
+                "dynamic URL button missing")
+    # format errors: 132018 on v23 and later, 132012 before
+    bad = [body_params("Anna", "Montag")]
+    graph_error(tsend(sim, "appointment_named", "de", bad), 400, 132018, "named without names",
+                message="(#132018) There was an issue with the parameters in your template.")
+    graph_error(tsend(sim, "appointment_named", "de", bad, version="v22.0"), 400, 132012,
+                "named without names (v22)",
+                message="(#132012) Parameter format does not match format in the created "
+                        "template")
+    graph_error(tsend(sim, "appointment_named", "de",
+                      [body_params("Anna", "Montag", names=["first_name", "day"])]),
+                400, 132018, "unknown parameter_name")
+    graph_error(tsend(sim, "order_update", "en_US", order_components(name="two\nlines")), 400,
+                132018, "new line in a parameter",
+                details="Param text cannot have new-line/tab characters or more than 4 "
+                        "consecutive spaces")
+    positional_named = order_components()
+    positional_named[1]["parameters"][0]["parameter_name"] = "x"
+    graph_error(tsend(sim, "order_update", "en_US", positional_named), 400, 132018,
+                "parameter_name on a positional template")
+    graph_error(tsend(sim, "order_update", "en_US", order_components(name="x" * 1000)), 400,
+                132005, "rendered body too long", message="(#132005) Translated text too long")
+    graph_error(tsend(sim, "order_update", "en_US", order_components(header="y" * 60)), 400,
+                132005, "rendered header too long")
+    # buttons
+    graph_error(tsend(sim, "order_update", "en_US", order_components(extra_buttons=[
+        {"type": "button", "sub_type": "quick_reply", "index": 5,
+         "parameters": [{"type": "payload", "payload": "P"}]}])), 400, 131009,
+        "no button at that index")
+    graph_error(tsend(sim, "order_update", "en_US", order_components(extra_buttons=[
+        {"type": "button", "sub_type": "url", "index": 0,
+         "parameters": [{"type": "text", "text": "x"}]}])), 400, 131009,
+        "sub_type does not fit the button")
+    sent_ok(tsend(sim, "order_update", "en_US", order_components(extra_buttons=[
+        {"type": "button", "sub_type": "quick_reply", "index": 0,
+         "parameters": [{"type": "payload", "payload": "STOP"}]}])), "quick reply payload")
+    # status
+    sim.set_template_status("order_update", "en_US", "PAUSED")
+    graph_error(tsend(sim, "order_update", "en_US", order_components()), 400, 132015, "paused",
+                message="(#132015) Template is Paused")
+    sim.set_template_status("order_update", "en_US", "DISABLED")
+    graph_error(tsend(sim, "order_update", "en_US", order_components()), 400, 132016, "disabled",
+                message="(#132016) Template is Disabled")
+    for status in ("PENDING", "REJECTED", "IN_APPEAL", "LIMIT_EXCEEDED", "ARCHIVED"):
+        sim.set_template_status("order_update", "en_US", status)
+        graph_error(tsend(sim, "order_update", "en_US", order_components()), 404, 132001,
+                    "status %s" % status)
+    eq([m["template"]["name"] for m in sim.sent() if m["type"] == "template"],
+       ["order_update", "appointment_named", "appointment_named", "order_update"],
+       "only accepted sends are recorded")
+
+
+def test_template_header_media(sim, hooks):
+    sim.add_template({"name": "receipt", "language": "en", "components": [
+        {"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "Your receipt"}]})
+    media_id = sim.upload(JPEG, "image/jpeg", "r.jpg")[1]["id"]
+    header = lambda param: [{"type": "header", "parameters": [param]}]  # noqa: E731
+    sent_ok(tsend(sim, "receipt", "en", header({"type": "image", "image": {"id": media_id}})),
+            "uploaded image id")
+    sent_ok(tsend(sim, "receipt", "en",
+                  header({"type": "image", "image": {"link": "https://example.com/r.jpg"}})),
+            "image link")
+    graph_error(tsend(sim, "receipt", "en", header({"type": "image", "image": {"id": "4242"}})),
+                400, 131053, "unknown media id")
+    graph_error(tsend(sim, "receipt", "en",
+                      header({"type": "document", "document": {"id": media_id}})),
+                400, 132018, "wrong header format",
+                details="header: Format mismatch, expected IMAGE, received document")
+    graph_error(tsend(sim, "receipt", "en"), 400, 132000, "no header parameter")
+    eq(sim.sent()[-1]["template"]["text"], "Your receipt", "media header: body text recorded")
+
+
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
 
 
