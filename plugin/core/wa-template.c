@@ -694,6 +694,16 @@ wa_template_fill(const WaTemplate *tpl, const WaTemplateArgs *args, GError **err
       fill_error(error, tpl, problem);
       return NULL;
     }
+    /* Meta refuses text values with new lines, tabs or more than four spaces in a row */
+    if (value != NULL && (slot->kind == WA_TEMPLATE_SLOT_HEADER_TEXT || slot->kind == WA_TEMPLATE_SLOT_BODY) &&
+        (strpbrk(value, "\n\t") != NULL || strstr(value, "     ") != NULL)) {
+      g_autofree char *label = slot_label(tpl, slot);
+      g_autofree char *problem =
+        g_strdup_printf(_("%s may not hold new lines, tabs or more than four spaces in a row."), label);
+
+      fill_error(error, tpl, problem);
+      return NULL;
+    }
     g_ptr_array_add(values, g_strdup(value));
   }
   if (missing->len > 0) {

@@ -157,6 +157,21 @@ history_cb(GPtrArray *messages, const GError *error, gpointer data)
   enqueue(job);
 }
 
+/* A template's consent, checked right before it is queued. */
+static void
+consent_cb(WabizAccount *wa, gboolean allowed, const char *why, gpointer data)
+{
+  CommandJob *job = data;
+
+  wabiz_store_release(wa, job);
+  if (!allowed) {
+    say_not_sent(job, why);
+    command_job_free(job);
+    return;
+  }
+  enqueue(job);
+}
+
 static void
 ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer data)
 {
@@ -189,6 +204,11 @@ ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer da
                      wabiz_store_hold(wa, job, (GDestroyNotify) command_job_free));
     return;
   case KIND_STATIC:
+    if (job->consent_category != NULL) {
+      wabiz_consent_check(wa, job->customer, job->to, job->consent_category, consent_cb,
+                          wabiz_store_hold(wa, job, (GDestroyNotify) command_job_free));
+      return;
+    }
     break;
   }
   enqueue(job);

@@ -390,6 +390,11 @@ test_validation(void)
     fill_refused(note, cat, note_long, "at most 32768");
     g_assert_nonnull(otp);
   }
+  /* new lines, tabs, five spaces: Meta refuses them in text values */
+  fill_refused(tpl, cat, "order_update #42 | An\tn | A-7 | today | button1=A",
+               "{{1}} (e.g. Ann) may not hold new lines");
+  fill_refused(tpl, cat, "order_update #42 | Ann | A     7 | today | button1=A", "{{2}} (e.g. A-7) may not hold");
+  g_ptr_array_unref(fill_ok(tpl, cat, "order_update #42 | Ann | A    7 | today | button1=A"));
   /* a template needs its name */
   g_assert_null(wa_template_args_parse("  ", cat, &error));
   g_assert_error(error, WA_TEMPLATE_ERROR, WA_TEMPLATE_ERROR_SYNTAX);
