@@ -470,6 +470,10 @@ answer_config (Sim *sim, SoupServerMessage *msg)
   json_builder_add_int_value (b, k->management_calls_per_hour);
   json_builder_set_member_name (b, "management_exhausted");
   json_builder_add_boolean_value (b, k->management_exhausted);
+  json_builder_set_member_name (b, "marketing_disabled");
+  json_builder_add_boolean_value (b, k->marketing_disabled);
+  add_set_members (b, "marketing_opted_out", k->marketing_opted_out);
+  add_set_members (b, "marketing_limited", k->marketing_limited);
   json_builder_end_object (b);
   answer_builder (msg, 200, b);
 }
@@ -615,6 +619,17 @@ apply_config (Sim *sim, SoupServerMessage *msg, JsonObject *req, SimKnobs *k)
       answer_error (msg, 400, "management_exhausted must be a boolean");
       return FALSE;
     }
+  if (json_object_has_member (req, "marketing_disabled")
+      && !sim_json_bool (req, "marketing_disabled", &k->marketing_disabled))
+    {
+      answer_error (msg, 400, "marketing_disabled must be a boolean");
+      return FALSE;
+    }
+  if ((json_object_has_member (req, "marketing_opted_out")
+       && !read_string_set (msg, req, "marketing_opted_out", k->marketing_opted_out))
+      || (json_object_has_member (req, "marketing_limited")
+          && !read_string_set (msg, req, "marketing_limited", k->marketing_limited)))
+    return FALSE;
   if ((json_object_has_member (req, "wa_id_rewrite")
        && !read_string_map (msg, req, "wa_id_rewrite", k->wa_id_rewrite))
       || (json_object_has_member (req, "templates")
@@ -644,6 +659,9 @@ post_config (Sim *sim, SoupServerMessage *msg, JsonObject *req)
                                        "groups",
                                        "management_calls_per_hour",
                                        "management_exhausted",
+                                       "marketing_disabled",
+                                       "marketing_opted_out",
+                                       "marketing_limited",
                                        NULL };
   SimKnobs k = sim->knobs;
 
@@ -657,6 +675,8 @@ post_config (Sim *sim, SoupServerMessage *msg, JsonObject *req)
   k.templates_missing = copy_table (sim->knobs.templates_missing, FALSE);
   k.expired_tokens = copy_table (sim->knobs.expired_tokens, FALSE);
   k.groups = copy_table (sim->knobs.groups, FALSE);
+  k.marketing_opted_out = copy_table (sim->knobs.marketing_opted_out, FALSE);
+  k.marketing_limited = copy_table (sim->knobs.marketing_limited, FALSE);
   if (!apply_config (sim, msg, req, &k))
     {
       sim_knobs_clear (&k);
@@ -940,6 +960,30 @@ post_status (Sim *sim, SoupServerMessage *msg, JsonObject *req)
   answer_emitted (msg, wamid, body, delivery);
 }
 
+/* A customer's stop / resume of marketing messages: the user_preferences
+ * webhook; "stop" also puts the wa_id into marketing_opted_out, "resume"
+ * takes it out. */
+static void
+post_user_preferences (Sim *sim, SoupServerMessage *msg, JsonObject *req)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *body = sim_user_preferences_body (sim, req, &error);
+  const char *wa_id = sim_json_string (req, "wa_id");
+  gint64 delivery;
+
+  if (body == NULL)
+    {
+      answer_error (msg, 400, "%s", error->message);
+      return;
+    }
+  if (g_strcmp0 (sim_json_string (req, "value"), "resume") == 0)
+    g_hash_table_remove (sim->knobs.marketing_opted_out, wa_id);
+  else
+    g_hash_table_add (sim->knobs.marketing_opted_out, g_strdup (wa_id));
+  delivery = sim_webhook_emit (sim->webhook, body, SIM_WEBHOOK_MESSAGE, TRUE, NULL);
+  answer_emitted (msg, NULL, body, delivery);
+}
+
 /* ---- webhook settings ---- */
 
 static void
@@ -1074,6 +1118,8 @@ sim_control_handle (Sim *sim, SoupServerMessage *msg, const char *path)
     post_webhook_raw (sim, msg, req);
   else if (post && g_strcmp0 (what, "status") == 0)
     post_status (sim, msg, req);
+  else if (post && g_strcmp0 (what, "user_preferences") == 0)
+    post_user_preferences (sim, msg, req);
   else if (g_strcmp0 (what, "media") == 0)
     sim_media_control (sim, msg, method, req);
   else if (g_str_has_prefix (what, "templates"))

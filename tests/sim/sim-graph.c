@@ -35,6 +35,7 @@ typedef struct
   char *version;      /* for facebook-api-version */
   SimFault *fault;    /* a copy of the matching rule, or NULL */
   gboolean processed; /* graph_process ran */
+  gboolean marketing; /* POST /{pnid}/marketing_messages */
   guint timer;        /* while paused */
   Reply reply;
 } GraphRequest;
@@ -503,6 +504,8 @@ log_sent (GraphRequest *req, JsonNode *root, const SimSendInfo *info, SimSent *s
   json_builder_add_string_value (b, req->authorization);
   json_builder_set_member_name (b, "window_open");
   json_builder_add_boolean_value (b, window_open);
+  json_builder_set_member_name (b, "endpoint");
+  json_builder_add_string_value (b, req->marketing ? "marketing_messages" : "messages");
   if (template_category != NULL)
     add_template_record (b, info, template_category, render);
   json_builder_set_member_name (b, "time");
@@ -573,7 +576,18 @@ handle_send (GraphRequest *req, JsonNode *root, SimSendInfo *info)
           return;
         }
     }
-  handle_send_checked (req, root, info, category, &render);
+  if (req->marketing && g_ascii_strcasecmp (category, "marketing") != 0)
+    reply_simple_error (&req->reply, 400, 131009, 0, NULL, "(#131009) Parameter value is not valid",
+                        "Only marketing templates can be sent through the Marketing Messages API.");
+  else if (!req->marketing && sim->knobs.marketing_disabled
+           && g_ascii_strcasecmp (category, "marketing") == 0)
+    reply_simple_error (&req->reply, 400, 131063, 0, NULL,
+                        "(#131063) Marketing template messages are not available on Cloud API",
+                        "Marketing template messages are disabled on Cloud API for this "
+                        "WhatsApp Business Account; send them through the Marketing Messages "
+                        "API.");
+  else
+    handle_send_checked (req, root, info, category, &render);
   sim_template_render_clear (&render);
 }
 
@@ -588,6 +602,7 @@ handle_send_checked (GraphRequest *req, JsonNode *root, SimSendInfo *info, const
   gboolean is_template = g_strcmp0 (info->type, "template") == 0;
   gboolean window_open;
   gint64 code = 0, subcode = 0;
+  SimFailure failure = SIM_FAIL_NONE;
   SimSent *sent;
 
   if (info->digits != NULL)
@@ -646,8 +661,17 @@ handle_send_checked (GraphRequest *req, JsonNode *root, SimSendInfo *info, const
     sent->pricing_type = g_strdup ("regular");
   g_hash_table_insert (sim->sent, sent->wamid, sent);
   log_sent (req, root, info, sent, window_open, is_template ? category : NULL, render);
-  /* templates and group messages are allowed outside the window */
-  sim_schedule_statuses (sim, sent, window_open || is_template || info->is_group);
+  /* templates and group messages are allowed outside the window; marketing
+   * templates fail for customers who stopped them or reached their limit */
+  if (!(window_open || is_template || info->is_group))
+    failure = SIM_FAIL_REENGAGEMENT;
+  else if (is_template && g_ascii_strcasecmp (category, "marketing") == 0 && wa_id != NULL
+           && g_hash_table_contains (sim->knobs.marketing_opted_out, wa_id))
+    failure = SIM_FAIL_OPTED_OUT;
+  else if (is_template && g_ascii_strcasecmp (category, "marketing") == 0 && wa_id != NULL
+           && g_hash_table_contains (sim->knobs.marketing_limited, wa_id))
+    failure = SIM_FAIL_MARKETING_LIMIT;
+  sim_schedule_outcome (sim, sent, failure);
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "messaging_product");
@@ -727,7 +751,10 @@ handle_messages (GraphRequest *req)
       sim_send_info_clear (&info);
       return;
     }
-  if (info.is_read)
+  if (req->marketing && (info.is_read || g_strcmp0 (info.type, "template") != 0))
+    reply_simple_error (&req->reply, 400, 100, 0, NULL, "(#100) Invalid parameter",
+                        "The Marketing Messages API sends only messages of type template.");
+  else if (info.is_read)
     handle_mark_read (req, root, &info);
   else
     handle_send (req, root, &info);
@@ -884,7 +911,8 @@ graph_route (GraphRequest *req)
       return;
     }
   if (n == 3 && g_strcmp0 (parts[2], "messages") != 0 && g_strcmp0 (parts[2], "media") != 0
-      && g_strcmp0 (parts[2], "message_templates") != 0)
+      && g_strcmp0 (parts[2], "message_templates") != 0
+      && g_strcmp0 (parts[2], "marketing_messages") != 0)
     {
       g_autofree char *message = g_strdup_printf ("(#2500) Unknown path components: /%s", parts[2]);
 
@@ -933,6 +961,7 @@ graph_route (GraphRequest *req)
     }
   if (n == 3 && g_strcmp0 (req->method, "POST") == 0)
     {
+      req->marketing = g_strcmp0 (parts[2], "marketing_messages") == 0;
       if (noperm)
         permission_error (&req->reply, "whatsapp_business_messaging");
       else
@@ -964,6 +993,11 @@ static const KnownError known_errors[] = {
   { 200, "(#200) Permissions error", 0, NULL, FALSE },
   { 368, "(#368) Temporarily blocked for policies violations", 0, NULL, FALSE },
   { 80007, "(#80007) Rate limit issues", 0, NULL, FALSE },
+  { 80008,
+    "(#80008) There have been too many calls to this WhatsApp Business account. Wait a bit and "
+    "try again. For more info, please refer to "
+    "https://developers.facebook.com/docs/graph-api/overview/rate-limiting.",
+    2446079, NULL, TRUE },
   { 130429, "(#130429) Rate limit hit", 2494055, "Cloud API message throughput has been reached.",
     FALSE },
   { 130472, "(#130472) User's number is part of an experiment", 0, NULL, FALSE },
@@ -982,16 +1016,26 @@ static const KnownError known_errors[] = {
     "replied to this number.",
     FALSE },
   { 131048, "(#131048) Spam rate limit hit", 0, NULL, FALSE },
+  { 131049, "(#131049) This message was not delivered to maintain healthy ecosystem engagement.", 0,
+    NULL, FALSE },
+  { 131050,
+    "(#131050) Unable to deliver the message. This recipient has chosen to stop receiving "
+    "marketing messages on WhatsApp from your business.",
+    0, NULL, FALSE },
   { 131051, "(#131051) Unsupported message type", 0, NULL, FALSE },
   { 131052, "(#131052) Media download error", 0, NULL, FALSE },
   { 131053, "(#131053) Media upload error", 0, NULL, FALSE },
   { 131056, "(#131056) (Business Account, Consumer Account) pair rate limit hit", 0, NULL, FALSE },
   { 131057, "(#131057) Account in maintenance mode", 0, NULL, FALSE },
+  { 131063, "(#131063) Marketing template messages are not available on Cloud API", 0, NULL,
+    FALSE },
+  { 131064, "(#131064) Messaging limit reached", 0, NULL, FALSE },
   { 132000, "(#132000) Number of parameters does not match the expected number of params", 0, NULL,
     FALSE },
   { 132001, "(#132001) Template name does not exist in the translation", 0, NULL, FALSE },
   { 132005, "(#132005) Translated text too long", 0, NULL, FALSE },
   { 132007, "(#132007) Template format character policy violated", 0, NULL, FALSE },
+  { 132008, "(#132008) Template Parameter Format Mismatch", 0, NULL, FALSE },
   { 132012, "(#132012) Parameter format does not match format in the created template", 0, NULL,
     FALSE },
   { 132015, "(#132015) Template is Paused", 0, NULL, FALSE },

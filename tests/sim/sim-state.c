@@ -36,6 +36,9 @@ sim_knobs_init (SimKnobs *knobs)
   knobs->groups = new_set ();
   knobs->management_calls_per_hour = 200;
   knobs->management_exhausted = FALSE;
+  knobs->marketing_disabled = FALSE;
+  knobs->marketing_opted_out = new_set ();
+  knobs->marketing_limited = new_set ();
 }
 
 void
@@ -47,6 +50,8 @@ sim_knobs_clear (SimKnobs *knobs)
   g_clear_pointer (&knobs->templates, g_hash_table_unref);
   g_clear_pointer (&knobs->expired_tokens, g_hash_table_unref);
   g_clear_pointer (&knobs->groups, g_hash_table_unref);
+  g_clear_pointer (&knobs->marketing_opted_out, g_hash_table_unref);
+  g_clear_pointer (&knobs->marketing_limited, g_hash_table_unref);
 }
 
 void

@@ -28,6 +28,11 @@ typedef struct
   /* GET calls per hour before GET message_templates answers 80008; or refused at once */
   gint64 management_calls_per_hour;
   gboolean management_exhausted;
+  /* marketing: 131063 for marketing templates on /messages; customers (wa_id
+   * sets) whose marketing templates fail with 131050 / 131049 */
+  gboolean marketing_disabled;
+  GHashTable *marketing_opted_out;
+  GHashTable *marketing_limited;
 } SimKnobs;
 
 /* One accepted send, kept for status webhooks and the /_sim/sent log. */
@@ -140,8 +145,18 @@ gint64 sim_log_entry_end (GPtrArray *log, JsonBuilder *entry);
 JsonNode *sim_log_since (GPtrArray *log, const char *member, gint64 since);
 
 /* sim-events.c: build webhook bodies and emit automatic statuses */
+typedef enum
+{
+  SIM_FAIL_NONE,            /* the automatic statuses */
+  SIM_FAIL_REENGAGEMENT,    /* 131047: free-form with the window closed */
+  SIM_FAIL_SPAM_RATE,       /* 131048: over the portfolio's messaging limit */
+  SIM_FAIL_MARKETING_LIMIT, /* 131049: per-user marketing limit */
+  SIM_FAIL_OPTED_OUT,       /* 131050: the customer stopped marketing messages */
+} SimFailure;
 char *sim_status_body (Sim *sim, SimSent *sent, const char *status, gint64 ts, JsonNode *errors);
 void sim_schedule_statuses (Sim *sim, SimSent *sent, gboolean window_open);
+void sim_schedule_outcome (Sim *sim, SimSent *sent, SimFailure failure);
+char *sim_user_preferences_body (Sim *sim, JsonObject *req, GError **error);
 void sim_status_timers_cancel (Sim *sim);
 char *sim_inbound_body (Sim *sim, JsonObject *req, char **wamid_out, GError **error);
 char *sim_call_body (Sim *sim, JsonObject *req, char **id_out, GError **error);

@@ -268,6 +268,15 @@ class Sim:
         body.update(extra)
         return self.send(body)
 
+    def marketing_path(self, version=None, pnid=None):
+        """``/<version>/<pnid>/marketing_messages`` for this simulator."""
+        return "/%s/%s/marketing_messages" % (version or self.version, pnid or self.pnid)
+
+    def send_marketing(self, body, token=DEFAULT, version=None):
+        """POST ``body`` (a template message, as for send()) to the Marketing
+        Messages endpoint; same result as graph()."""
+        return self.graph("POST", self.marketing_path(version), body, token=token)
+
     def upload(self, data, mime, filename="file", fields=None, token=DEFAULT, version=None,
                file_type=None):
         """POST ``data`` (bytes) to ``/<version>/<pnid>/media`` as
@@ -477,6 +486,13 @@ class Sim:
         fields.update({"wamid": wamid, "status": status})
         return self.control("POST", "status", fields)
 
+    def user_preferences(self, wa_id, value="stop", **fields):
+        """Emit a user_preferences webhook (value stop or resume; category,
+        detail, timestamp, name optional). "stop" also makes the customer's
+        marketing templates fail with 131050; "resume" ends that."""
+        fields.update({"wa_id": wa_id, "value": value})
+        return self.control("POST", "user_preferences", fields)
+
     def webhook_raw(self, body, sign=True, secret=None):
         """Emit an arbitrary webhook body, signed (optionally with another secret) or not."""
         request = {"body": body, "sign": sign}
@@ -488,7 +504,8 @@ class Sim:
         """Change knobs (throughput_mps, pair_burst, pair_refill_s, auto_statuses,
         status_delay_ms, wa_id_rewrite, templates_missing, templates,
         expired_tokens, groups, management_calls_per_hour,
-        management_exhausted); with no arguments just return the current ones."""
+        management_exhausted, marketing_disabled, marketing_opted_out,
+        marketing_limited); with no arguments just return the current ones."""
         if not knobs:
             return self.control("GET", "config")
         return self.control("POST", "config", knobs)

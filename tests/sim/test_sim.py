@@ -1561,6 +1561,94 @@ def test_template_header_media(sim, hooks):
     eq(sim.sent()[-1]["template"]["text"], "Your receipt", "media header: body text recorded")
 
 
+def promo_template(**extra):
+    t = {"name": "fall_sale", "language": "en_US", "category": "MARKETING",
+         "components": [{"type": "BODY", "text": "Hi {{1}}, our Fall Sale is on!"},
+                        {"type": "BUTTONS", "buttons": [
+                            {"type": "QUICK_REPLY", "text": "Stop promotions"}]}]}
+    t.update(extra)
+    return t
+
+
+def promo(to=CUSTOMER, name="Mark"):
+    return {"messaging_product": "whatsapp", "to": to, "type": "template",
+            "template": {"name": "fall_sale", "language": {"code": "en_US"},
+                         "components": [body_params(name)]}}
+
+
+def test_marketing_messages(sim, hooks):
+    sim.add_template(promo_template())
+    sim.add_template(order_template())
+    status, body, _ = sim.send_marketing(promo())
+    eq(status, 200, "marketing endpoint (%r)" % (body,))
+    eq(body["messages"][0]["message_status"], "accepted", "message_status")
+    eq(hooks.wait_status(body["messages"][0]["id"], "sent")["pricing"]["category"], "marketing",
+       "pricing category")
+    eq((sim.sent()[-1]["endpoint"], sim.sent()[-1]["template"]["text"]),
+       ("marketing_messages", "Hi Mark, our Fall Sale is on!"), "recorded")
+    graph_error(sim.graph("POST", sim.marketing_path(), {
+        "messaging_product": "whatsapp", "to": CUSTOMER, "type": "template",
+        "template": {"name": "order_update", "language": {"code": "en_US"},
+                     "components": order_components()}}), 400, 131009, "utility template",
+        details="Only marketing templates can be sent through the Marketing Messages API.")
+    graph_error(sim.send_marketing(text(CUSTOMER)), 400, 100, "free-form on the endpoint")
+    graph_error(sim.send_marketing(promo(), token=sim.token_no_permission), 403, 200,
+                "no permission")
+    graph_error(sim.send_marketing(dict(promo(), template={"name": "fall_sale",
+                                                          "language": {"code": "en_US"}})),
+                400, 132000, "the endpoint checks templates too")
+    # marketing disabled on Cloud API: /messages refuses marketing templates only
+    sim.config(marketing_disabled=True)
+    graph_error(sim.send(promo()), 400, 131063, "marketing on /messages")
+    sent_ok(tsend(sim, "order_update", "en_US", order_components()), "utility still goes")
+    sent_ok(sim.send_marketing(promo()), "the marketing endpoint still goes")
+    sim.config(marketing_disabled=False)
+    sent_ok(sim.send(promo()), "marketing on /messages when allowed")
+
+
+def test_marketing_refusals(sim, hooks):
+    sim.add_template(promo_template())
+    sim.add_template(order_template())
+    sim.config(marketing_opted_out=["4917011110001"], marketing_limited=["4917011110002"])
+    for number, code in (("4917011110001", 131050), ("4917011110002", 131049)):
+        for send in (sim.send, sim.send_marketing):
+            wamid = sent_ok(send(promo("+" + number)), "accepted for %s" % number)
+            failed = hooks.wait_status(wamid, "failed")
+            err = failed["errors"][0]
+            eq(err["code"], code, "async failure for %s" % number)
+            ok(err["title"] and err["error_data"]["details"] and err["href"] == HREF,
+               "error object shape: %r" % err)
+            ok(not any(s["id"] == wamid and s["status"] != "failed" for s in hooks.statuses()),
+               "no sent/delivered for a refused marketing template")
+    wamid = sent_ok(tsend(sim, "order_update", "en_US", order_components(),
+                          to="+4917011110001"), "utility to an opted-out customer")
+    hooks.wait_status(wamid, "delivered")
+    # user_preferences: stop / resume
+    r = sim.user_preferences("4917011110003", "stop")
+    body = json.loads(r["body"])
+    change = body["entry"][0]["changes"][0]
+    eq(change["field"], "user_preferences", "field")
+    eq(change["value"]["metadata"]["phone_number_id"], sim.pnid, "metadata")
+    pref = change["value"]["user_preferences"][0]
+    eq((pref["wa_id"], pref["value"], pref["category"], pref["detail"]),
+       ("4917011110003", "stop", "marketing_messages",
+        "User requested to stop marketing messages"), "preference")
+    eq(change["value"]["contacts"][0]["wa_id"], "4917011110003", "contacts")
+    got = hooks.wait_for(lambda g: any(x.body == r["body"].encode() for x in g),
+                         what="user_preferences delivered")
+    ok([x for x in got if x.body == r["body"].encode()][0].signed_ok(), "signed")
+    eq(hooks.wait_status(sent_ok(sim.send(promo("+4917011110003")), "after stop"),
+                         "failed")["errors"][0]["code"], 131050, "stop makes 131050")
+    sim.user_preferences("4917011110003", "resume")
+    hooks.wait_status(sent_ok(sim.send(promo("+4917011110003")), "after resume"), "delivered")
+    for bad in ({"value": "stop"}, {"wa_id": "1", "value": "maybe"}, {"wa_id": "1", "x": 1}):
+        try:
+            sim.control("POST", "user_preferences", bad)
+        except SimError:
+            continue
+        raise AssertionError("accepted %r" % (bad,))
+
+
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
 
 
