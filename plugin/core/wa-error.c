@@ -249,7 +249,7 @@ static const CodeText code_texts[] = {
    N_("Fix the payment method in Meta's Business Manager.")},
   {131045, N_("The business phone number is not registered."), N_("Register the number with the Cloud API.")},
   {131047, N_("More than 24 hours have passed since the customer last wrote."),
-   N_("Only an approved template can be sent now.")},
+   N_("Only an approved template can be sent now: /template NAME (/templates lists them).")},
   {131048, N_("Messages from this number were limited because too many were reported as spam."),
    N_("Send less, and only to customers who expect it.")},
   {131049,

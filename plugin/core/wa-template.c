@@ -580,8 +580,8 @@ WaTemplate *
 wa_template_pick(GPtrArray *catalogue, const char *name, const char *language, const char *default_language,
                  GError **error)
 {
-  const WaTemplate *found = NULL, *approved = NULL, *fallback = NULL;
-  guint n_approved = 0;
+  const WaTemplate *found = NULL, *approved = NULL, *fallback = NULL, *any = NULL;
+  guint n_approved = 0, n_languages = 0;
   g_autoptr(GString) languages = g_string_new(NULL);
   g_autofree char *why = NULL;
 
@@ -591,6 +591,8 @@ wa_template_pick(GPtrArray *catalogue, const char *name, const char *language, c
     if (!g_str_equal(t->name, name))
       continue;
     g_string_append_printf(languages, "%s%s (%s)", languages->len > 0 ? ", " : "", t->language, t->status);
+    any = t;
+    n_languages++;
     if (language != NULL && g_str_equal(t->language, language))
       found = t;
     if (wa_template_sendable(t, NULL)) {
@@ -623,8 +625,9 @@ wa_template_pick(GPtrArray *catalogue, const char *name, const char *language, c
                 _("template \"%s\" has no language %s (it has: %s)."), name, language, languages->str);
     return NULL;
   }
+  /* the only approved language, else the default, else the only one (to say why it cannot go) */
   if (found == NULL)
-    found = n_approved == 1 ? approved : fallback;
+    found = n_approved == 1 ? approved : fallback != NULL ? fallback : n_languages == 1 ? any : NULL;
   if (found == NULL) {
     g_set_error(error, WA_TEMPLATE_ERROR, WA_TEMPLATE_ERROR_UNKNOWN,
                 _("template \"%s\" exists in several languages: name one (%s), or set the account's default "

@@ -34,6 +34,7 @@ typedef struct {
 } Waiting;
 
 struct _WabizTemplates {
+  WabizAccount *wa;
   GPtrArray *catalogue; /* WaTemplate* */
   gboolean loaded;      /* read from the store */
   gint64 synced;        /* unix seconds of the last fetch; 0: never */
@@ -360,13 +361,12 @@ sync_now(WabizAccount *wa)
 static void
 loaded_cb(GHashTable *settings, const GError *error, gpointer data)
 {
-  WabizAccount *wa = data;
-  WabizTemplates *ts;
+  WabizTemplates *ts = data;
+  WabizAccount *wa = ts->wa;
   GHashTableIter iter;
   gpointer key, value;
 
-  wabiz_store_release(wa, wa->templates);
-  ts = wa->templates;
+  wabiz_store_release(wa, ts);
   ts->loaded = TRUE;
   if (error != NULL) {
     purple_debug_warning("wabiz", "stored templates not read: %s\n", error->message);
@@ -510,6 +510,7 @@ typedef struct {
   WaTemplate *tpl;
   GPtrArray *values;
   guint media; /* the slot being uploaded */
+  char *line;  /* the rendered text, naming the header files */
   WaGraphCall *upload;
 } TemplateSend;
 
@@ -517,6 +518,7 @@ static void
 template_send_free(TemplateSend *ts)
 {
   g_free(ts->to);
+  g_free(ts->line);
   g_clear_pointer(&ts->tpl, wa_template_free);
   g_clear_pointer(&ts->values, g_ptr_array_unref);
   g_free(ts);
@@ -533,6 +535,7 @@ wabiz_templates_start(WabizAccount *wa)
 {
   WabizTemplates *ts = g_new0(WabizTemplates, 1);
 
+  ts->wa = wa;
   ts->catalogue = g_ptr_array_new_with_free_func((GDestroyNotify) wa_template_free);
   wa->templates = ts;
   ts->timer = purple_timeout_add_seconds(CHECK_S, daily_cb, wa);
@@ -596,7 +599,7 @@ template_queue(TemplateSend *s)
   composed = g_new0(WaComposed, 1);
   composed->type = g_strdup("template");
   composed->payload = g_steal_pointer(&payload);
-  composed->line = wa_template_render(s->tpl, s->values);
+  composed->line = g_strdup(s->line);
   wabiz_command_queue(wa, s->to, composed, s->tpl->category);
 }
 
@@ -714,6 +717,7 @@ template_ready(WabizAccount *wa, const char *error, gpointer data)
   s->to = g_strdup(c->to);
   s->tpl = g_steal_pointer(&tpl);
   s->values = values;
+  s->line = wa_template_render(s->tpl, values);
   upload_next(s);
 }
 

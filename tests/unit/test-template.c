@@ -425,6 +425,15 @@ test_pick(void)
   g_assert_nonnull(strstr(error->message, "template \"welcome\" (en) cannot be sent: it is paused because of low "
                                           "quality"));
   g_clear_error(&error);
+  /* a template in one language that cannot be sent: why, without naming the language */
+  {
+    static const char *const one[] = {WELCOME_EN, NULL};
+    g_autoptr(GPtrArray) only_en = catalogue_of(one);
+
+    g_assert_null(wa_template_pick(only_en, "welcome", NULL, NULL, &error));
+    g_assert_error(error, WA_TEMPLATE_ERROR, WA_TEMPLATE_ERROR_NOT_SENDABLE);
+    g_clear_error(&error);
+  }
   tpl = wa_template_pick(cat, "welcome", "fr", NULL, &error);
   g_assert_error(error, WA_TEMPLATE_ERROR, WA_TEMPLATE_ERROR_UNKNOWN);
   g_assert_nonnull(strstr(error->message, "has no language fr (it has: de (APPROVED), en (PAUSED))"));
