@@ -263,6 +263,8 @@ class Templates(Receiving):
 
     def test_failures_are_readable(self):
         self.start()
+        self.command(ANNA, "/templates")
+        self.host.wait_for({"event": "write", "conv": ANNA, "message": contains("order_update (en_US)")})
         # the simulator no longer has the template (no webhook): Meta's 132001
         self.sim.delete_template("order_update")
         self.inbound(BEN)
