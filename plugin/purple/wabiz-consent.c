@@ -18,6 +18,13 @@
 
 /* ---- recording ------------------------------------------------------------------ */
 
+/* The account signed off (its store is closed). */
+static GError *
+store_closed(void)
+{
+  return g_error_new_literal(WA_STORE_ERROR, WA_STORE_ERROR_INVALID, _("the store is not open"));
+}
+
 typedef struct {
   WabizAccount *wa;
   char *customer_id;
@@ -29,6 +36,7 @@ typedef struct {
   gint64 at;
   WabizConsentRecordFunc done;
   gpointer data;
+  GDestroyNotify data_free; /* frees @data when the store drops the request (sign-off) */
 } Record;
 
 static void
@@ -38,6 +46,15 @@ record_free(Record *r)
   g_free(r->source);
   g_free(r->note);
   g_free(r);
+}
+
+/* The store closed with the request pending: done is never called. */
+static void
+record_dropped(Record *r)
+{
+  if (r->data_free != NULL)
+    r->data_free(r->data);
+  record_free(r);
 }
 
 static WaConsentScopes
@@ -90,7 +107,7 @@ latest_cb(const WaStoreConsent *latest, const GError *error, gpointer data)
     return;
   }
   wa_store_consent_record(r->wa->store, r->customer_id, r->state, wa_consent_scope_name(scope), r->source, r->note,
-                          r->at, recorded_cb, wabiz_store_hold(r->wa, r, (GDestroyNotify) record_free));
+                          r->at, recorded_cb, wabiz_store_hold(r->wa, r, (GDestroyNotify) record_dropped));
 }
 
 static void
@@ -104,20 +121,19 @@ record_step(Record *r)
   }
   if (g_str_equal(r->source, WA_CONSENT_SOURCE_AGENT))
     wa_store_consent_record(r->wa->store, r->customer_id, r->state, wa_consent_scope_name(scope), r->source, r->note,
-                            r->at, recorded_cb, wabiz_store_hold(r->wa, r, (GDestroyNotify) record_free));
+                            r->at, recorded_cb, wabiz_store_hold(r->wa, r, (GDestroyNotify) record_dropped));
   else
     wa_store_consent_latest(r->wa->store, r->customer_id, wa_consent_scope_name(scope), latest_cb,
-                            wabiz_store_hold(r->wa, r, (GDestroyNotify) record_free));
+                            wabiz_store_hold(r->wa, r, (GDestroyNotify) record_dropped));
 }
 
-void
-wabiz_consent_record(WabizAccount *wa, const char *customer_id, WaConsentScopes scopes, WaStoreConsentState state,
-                     const char *source, const char *note, gint64 at, WabizConsentRecordFunc done, gpointer data)
+static void
+record_start(WabizAccount *wa, const char *customer_id, WaConsentScopes scopes, WaStoreConsentState state,
+             const char *source, const char *note, gint64 at, WabizConsentRecordFunc done, gpointer data,
+             GDestroyNotify data_free)
 {
-  Record *r;
+  Record *r = g_new0(Record, 1);
 
-  g_return_if_fail(wa != NULL && customer_id != NULL && source != NULL);
-  r = g_new0(Record, 1);
   r->wa = wa;
   r->customer_id = g_strdup(customer_id);
   r->todo = scopes & WA_CONSENT_ALL;
@@ -127,13 +143,22 @@ wabiz_consent_record(WabizAccount *wa, const char *customer_id, WaConsentScopes 
   r->at = at;
   r->done = done;
   r->data = data;
+  r->data_free = data_free;
   if (wa->store == NULL) {
-    g_autoptr(GError) error = g_error_new_literal(WA_STORE_ERROR, WA_STORE_ERROR_INVALID, _("The store is not open."));
+    g_autoptr(GError) error = store_closed();
 
     record_end(r, error);
     return;
   }
   record_step(r);
+}
+
+void
+wabiz_consent_record(WabizAccount *wa, const char *customer_id, WaConsentScopes scopes, WaStoreConsentState state,
+                     const char *source, const char *note, gint64 at, WabizConsentRecordFunc done, gpointer data)
+{
+  g_return_if_fail(wa != NULL && customer_id != NULL && source != NULL);
+  record_start(wa, customer_id, scopes, state, source, note, at, done, data, NULL);
 }
 
 /* "marketing", "utility" or "marketing and utility" messages, translated. */
@@ -251,13 +276,13 @@ change_ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpoi
     }
     return;
   }
-  wabiz_consent_record(wa, update->customer->id, c->scopes, c->state,
-                       c->kind == LINE_AGENT         ? WA_CONSENT_SOURCE_AGENT
-                       : c->kind == LINE_KEYWORD     ? WA_CONSENT_SOURCE_KEYWORD
-                       : c->kind == LINE_BUTTON      ? WA_CONSENT_SOURCE_BUTTON
-                       : c->kind == LINE_PREFERENCES ? WA_CONSENT_SOURCE_PREFERENCES
-                                                     : WA_CONSENT_SOURCE_API,
-                       NULL, c->at, change_recorded, c);
+  record_start(wa, update->customer->id, c->scopes, c->state,
+               c->kind == LINE_AGENT         ? WA_CONSENT_SOURCE_AGENT
+               : c->kind == LINE_KEYWORD     ? WA_CONSENT_SOURCE_KEYWORD
+               : c->kind == LINE_BUTTON      ? WA_CONSENT_SOURCE_BUTTON
+               : c->kind == LINE_PREFERENCES ? WA_CONSENT_SOURCE_PREFERENCES
+                                             : WA_CONSENT_SOURCE_API,
+               NULL, c->at, change_recorded, c, (GDestroyNotify) change_free);
 }
 
 /* Records @state for @scopes of the customer at address @to (phone digits
@@ -424,7 +449,7 @@ wabiz_consent_check(WabizAccount *wa, const char *customer_id, const char *to, c
   c->done = done;
   c->data = data;
   if (wa->store == NULL) {
-    g_autoptr(GError) error = g_error_new_literal(WA_STORE_ERROR, WA_STORE_ERROR_INVALID, _("the store is not open"));
+    g_autoptr(GError) error = store_closed();
 
     check_end(c, error);
     return;
@@ -537,40 +562,40 @@ command_word(char **args)
   return args != NULL && args[0] != NULL ? g_strstrip(args[0]) : "";
 }
 
-PurpleCmdRet
-wabiz_cmd_optin(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data)
+/* /optin and /optout: @state for the scopes the word names (@fallback
+ * without one; "all" only when @allow_all), or @usage as the error. */
+static PurpleCmdRet
+record_command(PurpleConversation *conv, const char *cmd, char **args, char **error, WaStoreConsentState state,
+               gboolean allow_all, WaConsentScopes fallback, const char *usage)
 {
   WabizAccount *wa = command_account(conv, cmd, error);
-  /* without a word: marketing, the consent that needs an opt-in most */
-  WaConsentScopes scopes = wa_consent_scopes_parse(command_word(args), FALSE, WA_CONSENT_MARKETING);
+  WaConsentScopes scopes = wa_consent_scopes_parse(command_word(args), allow_all, fallback);
   const char *name = purple_conversation_get_name(conv);
 
   if (wa == NULL)
     return PURPLE_CMD_RET_FAILED;
   if (scopes == 0) {
-    *error = g_strdup(_("optin [marketing|utility]: record that this customer agreed to marketing (the default) or "
-                        "utility templates."));
+    *error = g_strdup(usage);
     return PURPLE_CMD_RET_FAILED;
   }
-  change_start(wa, name, name, LINE_AGENT, scopes, WA_STORE_CONSENT_OPT_IN, NULL, 0);
+  change_start(wa, name, name, LINE_AGENT, scopes, state, NULL, 0);
   return PURPLE_CMD_RET_OK;
+}
+
+PurpleCmdRet
+wabiz_cmd_optin(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data)
+{
+  /* without a word: marketing, the consent that needs an opt-in most */
+  return record_command(conv, cmd, args, error, WA_STORE_CONSENT_OPT_IN, FALSE, WA_CONSENT_MARKETING,
+                        _("optin [marketing|utility]: record that this customer agreed to marketing (the default) or "
+                          "utility templates."));
 }
 
 PurpleCmdRet
 wabiz_cmd_optout(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data)
 {
-  WabizAccount *wa = command_account(conv, cmd, error);
-  WaConsentScopes scopes = wa_consent_scopes_parse(command_word(args), TRUE, WA_CONSENT_ALL);
-  const char *name = purple_conversation_get_name(conv);
-
-  if (wa == NULL)
-    return PURPLE_CMD_RET_FAILED;
-  if (scopes == 0) {
-    *error = g_strdup(_("optout [marketing|utility|all]: record that this customer opted out (default: all)."));
-    return PURPLE_CMD_RET_FAILED;
-  }
-  change_start(wa, name, name, LINE_AGENT, scopes, WA_STORE_CONSENT_OPT_OUT, NULL, 0);
-  return PURPLE_CMD_RET_OK;
+  return record_command(conv, cmd, args, error, WA_STORE_CONSENT_OPT_OUT, TRUE, WA_CONSENT_ALL,
+                        _("optout [marketing|utility|all]: record that this customer opted out (default: all)."));
 }
 
 PurpleCmdRet

@@ -162,6 +162,15 @@ static const struct {
   {"askphone", "s", wabiz_cmd_askphone,
    N_("askphone [TEXT]: ask a customer known only by a business-scoped user ID to share their phone number."), NULL,
    PURPLE_CMD_FLAG_CHAT},
+  {"optin", "s", wabiz_cmd_optin,
+   N_("optin [marketing|utility]: record that this customer agreed to marketing (the default) or utility templates."),
+   NULL},
+  {"optout", "s", wabiz_cmd_optout,
+   N_("optout [marketing|utility|all]: record that this customer opted out (default: all); such templates are "
+      "not sent to them."),
+   NULL},
+  {"consent", "", wabiz_cmd_consent,
+   N_("consent: show this customer's consent per scope (with source and time) and which templates may go now."), NULL},
 };
 
 static PurpleCmdId command_ids[G_N_ELEMENTS(commands)];
@@ -388,6 +397,18 @@ init_plugin(PurplePlugin *plugin)
 
     add_list_option(_("Send read receipts"), WABIZ_OPT_RECEIPTS, receipts, G_N_ELEMENTS(receipts));
     add_list_option(_("Status lines in conversations"), WABIZ_OPT_TICKS, ticks, G_N_ELEMENTS(ticks));
+  }
+  {
+    static const char *const utility[][2] = {
+      {N_("Opt-in required (except in an open service window)"), WA_CONSENT_UTILITY_REQUIRED_WORD},
+      {N_("Not required unless opted out"), WA_CONSENT_UTILITY_NOT_REQUIRED_WORD},
+    };
+
+    add_list_option(_("Utility templates"), WABIZ_OPT_UTILITY_CONSENT, utility, G_N_ELEMENTS(utility));
+    add_string_option(_("Opt-out keywords (whole message; comma-separated; case and accents ignored)"),
+                      WABIZ_OPT_OPTOUT_KEYWORDS, WABIZ_DEFAULT_OPTOUT_KEYWORDS);
+    add_string_option(_("Template button payloads that opt out of marketing (comma-separated)"),
+                      WABIZ_OPT_OPTOUT_PAYLOADS, WABIZ_DEFAULT_OPTOUT_PAYLOADS);
   }
 }
 

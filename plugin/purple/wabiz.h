@@ -499,7 +499,8 @@ typedef void (*WabizConsentRecordFunc)(WabizAccount *wa, WaConsentScopes recorde
  * @source ("agent", "import", ...; plaintext: never personal data), with
  * @note (sealed; may be NULL) at @at (0 = now); audited by the store. A
  * source other than "agent" writes nothing when the latest row of the scope
- * already has that state from that source. @done may be NULL. */
+ * already has that state from that source. @done may be NULL; it is not
+ * called when the account signs off first (the store drops the request). */
 void wabiz_consent_record(WabizAccount *wa, const char *customer_id, WaConsentScopes scopes, WaStoreConsentState state,
                           const char *source, const char *note, gint64 at, WabizConsentRecordFunc done, gpointer data);
 PurpleCmdRet wabiz_cmd_optin(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
