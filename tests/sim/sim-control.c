@@ -50,6 +50,25 @@ answer_error (SoupServerMessage *msg, guint status, const char *format, ...)
   g_printerr ("sim: control %s -> %u %s\n", soup_server_message_get_method (msg), status, text);
 }
 
+/* For the control routes of other files (sim-templates.c). */
+void
+sim_control_answer (SoupServerMessage *msg, guint status, JsonBuilder *b)
+{
+  answer_builder (msg, status, b);
+}
+
+void
+sim_control_error (SoupServerMessage *msg, guint status, const char *format, ...)
+{
+  g_autofree char *text = NULL;
+  va_list args;
+
+  va_start (args, format);
+  text = g_strdup_vprintf (format, args);
+  va_end (args);
+  answer_error (msg, status, "%s", text);
+}
+
 static void
 answer_ok (SoupServerMessage *msg)
 {
@@ -474,6 +493,12 @@ answer_config (Sim *sim, SoupServerMessage *msg)
   json_builder_add_boolean_value (b, k->marketing_disabled);
   add_set_members (b, "marketing_opted_out", k->marketing_opted_out);
   add_set_members (b, "marketing_limited", k->marketing_limited);
+  json_builder_set_member_name (b, "maintenance");
+  json_builder_add_boolean_value (b, k->maintenance);
+  json_builder_set_member_name (b, "portfolio_limit");
+  json_builder_add_int_value (b, k->portfolio_limit);
+  json_builder_set_member_name (b, "latency_ms");
+  json_builder_add_int_value (b, k->latency_ms);
   json_builder_end_object (b);
   answer_builder (msg, 200, b);
 }
@@ -619,6 +644,29 @@ apply_config (Sim *sim, SoupServerMessage *msg, JsonObject *req, SimKnobs *k)
       answer_error (msg, 400, "management_exhausted must be a boolean");
       return FALSE;
     }
+  if (json_object_has_member (req, "maintenance")
+      && !sim_json_bool (req, "maintenance", &k->maintenance))
+    {
+      answer_error (msg, 400, "maintenance must be a boolean");
+      return FALSE;
+    }
+  if (json_object_has_member (req, "portfolio_limit")
+      && (!sim_json_int (req, "portfolio_limit", &k->portfolio_limit) || k->portfolio_limit < 0))
+    {
+      answer_error (msg, 400, "portfolio_limit must be an integer >= 0 (0 = unlimited)");
+      return FALSE;
+    }
+  if (json_object_has_member (req, "latency_ms"))
+    {
+      gint64 latency;
+
+      if (!sim_json_int (req, "latency_ms", &latency) || latency < 0 || latency > 600000)
+        {
+          answer_error (msg, 400, "latency_ms must be between 0 and 600000");
+          return FALSE;
+        }
+      k->latency_ms = (guint)latency;
+    }
   if (json_object_has_member (req, "marketing_disabled")
       && !sim_json_bool (req, "marketing_disabled", &k->marketing_disabled))
     {
@@ -662,6 +710,9 @@ post_config (Sim *sim, SoupServerMessage *msg, JsonObject *req)
                                        "marketing_disabled",
                                        "marketing_opted_out",
                                        "marketing_limited",
+                                       "maintenance",
+                                       "portfolio_limit",
+                                       "latency_ms",
                                        NULL };
   SimKnobs k = sim->knobs;
 
@@ -1118,6 +1169,11 @@ sim_control_handle (Sim *sim, SoupServerMessage *msg, const char *path)
     post_webhook_raw (sim, msg, req);
   else if (post && g_strcmp0 (what, "status") == 0)
     post_status (sim, msg, req);
+  else if (get && g_strcmp0 (what, "portfolio") == 0)
+    {
+      g_autoptr (JsonNode) node = sim_portfolio_describe (sim);
+      answer_node (msg, 200, node);
+    }
   else if (post && g_strcmp0 (what, "user_preferences") == 0)
     post_user_preferences (sim, msg, req);
   else if (g_strcmp0 (what, "media") == 0)

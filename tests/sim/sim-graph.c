@@ -32,11 +32,12 @@ typedef struct
   char *authorization; /* raw header value, or NULL */
   char *user_agent;
   char *content_type;
-  char *version;      /* for facebook-api-version */
-  SimFault *fault;    /* a copy of the matching rule, or NULL */
-  gboolean processed; /* graph_process ran */
-  gboolean marketing; /* POST /{pnid}/marketing_messages */
-  guint timer;        /* while paused */
+  char *version;       /* for facebook-api-version */
+  SimFault *fault;     /* a copy of the matching rule, or NULL */
+  gboolean processed;  /* graph_process ran */
+  gboolean marketing;  /* POST /{pnid}/marketing_messages */
+  gboolean management; /* a management call: GET of the number, a template or the catalogue */
+  guint timer;         /* while paused */
   Reply reply;
 } GraphRequest;
 
@@ -164,13 +165,14 @@ version_ok (const char *v)
   return *p == '\0';
 }
 
-/* Management (GET) calls in the last hour of the sim clock, this one
- * included; *oldest is the time of the oldest of them. */
+/* Management calls (GET of the number, the catalogue or a template; not
+ * media) in the last hour of the sim clock, @current included when it is
+ * one; *oldest is the time of the oldest of them. */
 static gint64
-management_calls (Sim *sim, gint64 *oldest)
+management_calls (Sim *sim, gboolean current, gint64 *oldest)
 {
   gint64 now = sim_clock_now (&sim->clock);
-  gint64 calls = 1;
+  gint64 calls = current ? 1 : 0;
 
   *oldest = now;
   for (guint i = 0; i < sim->requests_log->len; i++)
@@ -178,7 +180,7 @@ management_calls (Sim *sim, gint64 *oldest)
       JsonObject *e = json_node_get_object (g_ptr_array_index (sim->requests_log, i));
       gint64 t = json_object_get_int_member (e, "time");
 
-      if (now - t < 3600 && g_strcmp0 (json_object_get_string_member (e, "method"), "GET") == 0)
+      if (now - t < 3600 && json_object_get_boolean_member_with_default (e, "management", FALSE))
         {
           calls++;
           *oldest = MIN (*oldest, t);
@@ -189,10 +191,10 @@ management_calls (Sim *sim, gint64 *oldest)
 
 /* Minutes until management calls are allowed again, 0 when they are. */
 static gint64
-management_regain_minutes (Sim *sim, gint64 *percent)
+management_regain_minutes (Sim *sim, gboolean current, gint64 *percent)
 {
   gint64 oldest;
-  gint64 calls = management_calls (sim, &oldest);
+  gint64 calls = management_calls (sim, current, &oldest);
   gint64 limit = sim->knobs.management_calls_per_hour;
 
   *percent = MIN (100, calls * 100 / limit);
@@ -214,7 +216,7 @@ business_usage (GraphRequest *req)
   Sim *sim = req->sim;
   g_autoptr (JsonBuilder) b = json_builder_new ();
   gint64 percent;
-  gint64 regain = management_regain_minutes (sim, &percent);
+  gint64 regain = management_regain_minutes (sim, req->management, &percent);
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, sim->waba_id);
@@ -274,6 +276,8 @@ log_request (GraphRequest *req, guint status, gint64 error_code, gboolean reset)
   json_builder_add_boolean_value (b, req->fault != NULL);
   json_builder_set_member_name (b, "reset");
   json_builder_add_boolean_value (b, reset);
+  json_builder_set_member_name (b, "management");
+  json_builder_add_boolean_value (b, req->management);
   json_builder_set_member_name (b, "time");
   json_builder_add_int_value (b, sim_clock_now (&sim->clock));
   sim_log_entry_end (sim->requests_log, b);
@@ -630,6 +634,13 @@ handle_send_checked (GraphRequest *req, JsonNode *root, SimSendInfo *info, const
     wa_id = sim_wa_id_for (sim, info->digits);
   customer = wa_id ? wa_id : info->user_id;
 
+  if (sim->knobs.maintenance)
+    {
+      reply_simple_error (&req->reply, 400, 131057, 0, NULL,
+                          "(#131057) Account in maintenance mode",
+                          "Business account is in maintenance mode");
+      return;
+    }
   if (!sim_rate_check (sim, customer, &code, &subcode))
     {
       if (code == 130429)
@@ -671,6 +682,8 @@ handle_send_checked (GraphRequest *req, JsonNode *root, SimSendInfo *info, const
   else if (is_template && g_ascii_strcasecmp (category, "marketing") == 0 && wa_id != NULL
            && g_hash_table_contains (sim->knobs.marketing_limited, wa_id))
     failure = SIM_FAIL_MARKETING_LIMIT;
+  else if (is_template && !window_open && !info->is_group && !sim_portfolio_reach (sim, customer))
+    failure = SIM_FAIL_SPAM_RATE;
   sim_schedule_outcome (sim, sent, failure);
 
   json_builder_begin_object (b);
@@ -799,12 +812,13 @@ handle_templates (GraphRequest *req, gboolean noperm)
       unsupported_request (&req->reply, req->method, req->sim->waba_id);
       return;
     }
+  req->management = TRUE;
   if (noperm)
     {
       permission_error (&req->reply, "whatsapp_business_management");
       return;
     }
-  if (management_regain_minutes (req->sim, &percent) > 0)
+  if (management_regain_minutes (req->sim, TRUE, &percent) > 0)
     {
       reply_simple_error (&req->reply, 400, 80008, 2446079, NULL,
                           "(#80008) There have been too many calls to this WhatsApp Business "
@@ -923,6 +937,7 @@ graph_route (GraphRequest *req)
     {
       /* a media lookup (sim-media.c); unknown ids fall through to Meta's answer */
       g_autoptr (JsonBuilder) answer = NULL;
+      SimError err = { 0 };
 
       switch (sim_media_lookup (sim, parts[1], req->msg, &answer))
         {
@@ -937,6 +952,24 @@ graph_route (GraphRequest *req)
         case SIM_MEDIA_UNKNOWN:
           break;
         }
+      /* a template by id (sim-templates.c) */
+      switch (sim_templates_get (soup_server_message_get_uri (req->msg), parts[1], &answer, &err))
+        {
+        case SIM_TEMPLATE_FOUND:
+          req->management = TRUE;
+          if (noperm)
+            permission_error (&req->reply, "whatsapp_business_management");
+          else
+            reply_json (&req->reply, answer);
+          return;
+        case SIM_TEMPLATE_ERROR:
+          req->management = TRUE;
+          reply_error (&req->reply, &err);
+          sim_error_clear (&err);
+          return;
+        case SIM_TEMPLATE_UNKNOWN:
+          break;
+        }
     }
   if (g_strcmp0 (parts[1], sim->pnid) != 0)
     {
@@ -945,6 +978,7 @@ graph_route (GraphRequest *req)
     }
   if (n == 2 && g_strcmp0 (req->method, "GET") == 0)
     {
+      req->management = TRUE;
       if (noperm)
         permission_error (&req->reply, "whatsapp_business_management");
       else
@@ -1247,6 +1281,17 @@ sim_graph_handle (Sim *sim, SoupServerMessage *msg, const char *path)
       soup_server_message_pause (msg);
       g_ptr_array_add (sim->paused, req);
       req->timer = g_timeout_add (req->fault->delay_ms, delayed_run, req);
+      return;
+    }
+  if (req->fault == NULL && sim->knobs.latency_ms > 0 && g_strcmp0 (req->method, "POST") == 0
+      && (g_str_has_suffix (path, "/messages") || g_str_has_suffix (path, "/marketing_messages")))
+    {
+      /* configured latency: taken (and counted by the limits) on arrival,
+       * answered later; the main loop serves other requests meanwhile */
+      graph_process (req);
+      soup_server_message_pause (msg);
+      g_ptr_array_add (sim->paused, req);
+      req->timer = g_timeout_add (sim->knobs.latency_ms, delayed_run, req);
       return;
     }
   if (!graph_run (req))

@@ -163,6 +163,12 @@ add_field (JsonBuilder *b, const SimTemplate *t, const char *field)
     add_string_member (b, "rejected_reason", t->rejected_reason ? t->rejected_reason : "NONE");
 }
 
+static void
+bad_request (SimError *err, const char *message)
+{
+  sim_error_set (err, 400, 100, message, NULL);
+}
+
 static char *
 encode_cursor (gint64 seq)
 {
@@ -238,36 +244,18 @@ page_url (GUri *uri, const char *version, const char *waba, GHashTable *form, gi
   return g_string_free (url, FALSE);
 }
 
-static void
-bad_request (SimError *err, const char *message)
-{
-  sim_error_set (err, 400, 100, message, NULL);
-}
-
-gboolean
-sim_templates_list (Sim *sim, GUri *uri, const char *version, JsonBuilder **answer, SimError *err)
+/* The fields asked for (borrowed from *@fields), or the default ones; 100
+ * for an unknown one. */
+static gboolean
+parse_fields (const char *fields_arg, GStrv *fields, GPtrArray *chosen, SimError *err)
 {
   static const char *const default_fields[]
       = { "name", "parameter_format", "components", "language", "status", "category", NULL };
-  const char *query = g_uri_get_query (uri);
-  g_autoptr (GHashTable) form
-      = query ? soup_form_decode (query) : g_hash_table_new (g_str_hash, g_str_equal);
-  const char *fields_arg = g_hash_table_lookup (form, "fields");
-  const char *limit_arg = g_hash_table_lookup (form, "limit");
-  const char *after_arg = g_hash_table_lookup (form, "after");
-  const char *before_arg = g_hash_table_lookup (form, "before");
-  g_auto (GStrv) fields = NULL;
-  g_autoptr (GPtrArray) matching = g_ptr_array_new ();
-  g_autoptr (GPtrArray) chosen = g_ptr_array_new ();
-  gint64 limit = DEFAULT_LIMIT, cursor = 0;
-  guint start = 0, end = 0;
-  JsonBuilder *b;
 
-  ensure_catalogue ();
-  fields = fields_arg ? g_strsplit (fields_arg, ",", -1) : g_strdupv ((char **)default_fields);
-  for (guint i = 0; fields[i] != NULL; i++)
+  *fields = fields_arg ? g_strsplit (fields_arg, ",", -1) : g_strdupv ((char **)default_fields);
+  for (guint i = 0; (*fields)[i] != NULL; i++)
     {
-      char *field = g_strstrip (fields[i]);
+      char *field = g_strstrip ((*fields)[i]);
 
       if (*field == '\0' || g_strcmp0 (field, "id") == 0)
         continue;
@@ -284,6 +272,61 @@ sim_templates_list (Sim *sim, GUri *uri, const char *version, JsonBuilder **answ
       if (!g_ptr_array_find_with_equal_func (chosen, field, g_str_equal, NULL))
         g_ptr_array_add (chosen, field);
     }
+  return TRUE;
+}
+
+static void
+add_template_fields (JsonBuilder *b, const SimTemplate *t, GPtrArray *chosen)
+{
+  json_builder_begin_object (b);
+  for (guint f = 0; f < chosen->len; f++)
+    add_field (b, t, g_ptr_array_index (chosen, f));
+  add_field (b, t, "id");
+  json_builder_end_object (b);
+}
+
+SimTemplateLookup
+sim_templates_get (GUri *uri, const char *id, JsonBuilder **answer, SimError *err)
+{
+  const char *query = g_uri_get_query (uri);
+  g_autoptr (GHashTable) form = query ? soup_form_decode (query) : NULL;
+  g_auto (GStrv) fields = NULL;
+  g_autoptr (GPtrArray) chosen = g_ptr_array_new ();
+  const SimTemplate *t = NULL;
+
+  ensure_catalogue ();
+  for (guint i = 0; i < catalogue->len && t == NULL; i++)
+    if (g_strcmp0 (((SimTemplate *)catalogue->pdata[i])->id, id) == 0)
+      t = catalogue->pdata[i];
+  if (t == NULL)
+    return SIM_TEMPLATE_UNKNOWN;
+  if (!parse_fields (form ? g_hash_table_lookup (form, "fields") : NULL, &fields, chosen, err))
+    return SIM_TEMPLATE_ERROR;
+  *answer = json_builder_new ();
+  add_template_fields (*answer, t, chosen);
+  return SIM_TEMPLATE_FOUND;
+}
+
+gboolean
+sim_templates_list (Sim *sim, GUri *uri, const char *version, JsonBuilder **answer, SimError *err)
+{
+  const char *query = g_uri_get_query (uri);
+  g_autoptr (GHashTable) form
+      = query ? soup_form_decode (query) : g_hash_table_new (g_str_hash, g_str_equal);
+  const char *fields_arg = g_hash_table_lookup (form, "fields");
+  const char *limit_arg = g_hash_table_lookup (form, "limit");
+  const char *after_arg = g_hash_table_lookup (form, "after");
+  const char *before_arg = g_hash_table_lookup (form, "before");
+  g_auto (GStrv) fields = NULL;
+  g_autoptr (GPtrArray) matching = g_ptr_array_new ();
+  g_autoptr (GPtrArray) chosen = g_ptr_array_new ();
+  gint64 limit = DEFAULT_LIMIT, cursor = 0;
+  guint start = 0, end = 0;
+  JsonBuilder *b;
+
+  ensure_catalogue ();
+  if (!parse_fields (fields_arg, &fields, chosen, err))
+    return FALSE;
   if (limit_arg != NULL)
     {
       char *endp = NULL;
@@ -331,13 +374,7 @@ sim_templates_list (Sim *sim, GUri *uri, const char *version, JsonBuilder **answ
   json_builder_begin_array (b);
   for (guint i = start; i < end; i++)
     {
-      SimTemplate *t = g_ptr_array_index (matching, i);
-
-      json_builder_begin_object (b);
-      for (guint f = 0; f < chosen->len; f++)
-        add_field (b, t, g_ptr_array_index (chosen, f));
-      add_field (b, t, "id");
-      json_builder_end_object (b);
+      add_template_fields (b, g_ptr_array_index (matching, i), chosen);
     }
   json_builder_end_array (b);
   if (end > start)
@@ -373,35 +410,6 @@ sim_templates_list (Sim *sim, GUri *uri, const char *version, JsonBuilder **answ
 }
 
 /* ---- control: answers ---- */
-
-static void
-answer_json (SoupServerMessage *msg, guint status, JsonBuilder *b)
-{
-  g_autofree char *body = sim_json_serialize_builder (b);
-
-  soup_server_message_set_status (msg, status, NULL);
-  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body, strlen (body));
-}
-
-static void answer_problem (SoupServerMessage *msg, guint status, const char *format, ...)
-    G_GNUC_PRINTF (3, 4);
-
-static void
-answer_problem (SoupServerMessage *msg, guint status, const char *format, ...)
-{
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  g_autofree char *text = NULL;
-  va_list args;
-
-  va_start (args, format);
-  text = g_strdup_vprintf (format, args);
-  va_end (args);
-  json_builder_begin_object (b);
-  add_string_member (b, "error", text);
-  json_builder_end_object (b);
-  answer_json (msg, status, b);
-  g_printerr ("sim: control templates -> %u %s\n", status, text);
-}
 
 /* The full object, as the control API shows it. */
 static void
@@ -568,7 +576,7 @@ post_templates (Sim *sim, SoupServerMessage *msg, JsonObject *req)
     {
       if (list == NULL || json_object_get_size (req) != 1)
         {
-          answer_problem (msg, 400, "templates must be an array of template objects, alone");
+          sim_control_error (msg, 400, "templates must be an array of template objects, alone");
           return;
         }
       for (guint i = 0; i < json_array_get_length (list); i++)
@@ -580,8 +588,8 @@ post_templates (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 
           if (t == NULL)
             {
-              answer_problem (msg, 400, "template %u: %s", i,
-                              problem->len ? problem->str : "not an object");
+              sim_control_error (msg, 400, "template %u: %s", i,
+                                 problem->len ? problem->str : "not an object");
               return;
             }
           g_ptr_array_add (added, t);
@@ -593,7 +601,7 @@ post_templates (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 
       if (t == NULL)
         {
-          answer_problem (msg, 400, "%s", problem->str);
+          sim_control_error (msg, 400, "%s", problem->str);
           return;
         }
       g_ptr_array_add (added, t);
@@ -639,7 +647,7 @@ post_templates (Sim *sim, SoupServerMessage *msg, JsonObject *req)
     }
   json_builder_end_array (b);
   json_builder_end_object (b);
-  answer_json (msg, 200, b);
+  sim_control_answer (msg, 200, b);
 }
 
 static void
@@ -655,7 +663,7 @@ list_templates (SoupServerMessage *msg)
     add_template_object (b, g_ptr_array_index (catalogue, i));
   json_builder_end_array (b);
   json_builder_end_object (b);
-  answer_json (msg, 200, b);
+  sim_control_answer (msg, 200, b);
 }
 
 /* DELETE /_sim/templates[?name=N[&language=L]]: no name = all. */
@@ -685,7 +693,7 @@ delete_templates (SoupServerMessage *msg)
   json_builder_set_member_name (b, "deleted");
   json_builder_add_int_value (b, deleted);
   json_builder_end_object (b);
-  answer_json (msg, 200, b);
+  sim_control_answer (msg, 200, b);
 }
 
 /* ---- control: changes and their webhooks ---- */
@@ -880,13 +888,13 @@ update_template (Sim *sim, SoupServerMessage *msg, JsonObject *req)
   while (json_object_iter_next (&iter, &member, &node))
     if (!g_strv_contains (known, member))
       {
-        answer_problem (msg, 400, "unknown member \"%s\"", member);
+        sim_control_error (msg, 400, "unknown member \"%s\"", member);
         return;
       }
   if (t == NULL)
     {
-      answer_problem (msg, 404, "no template %s in %s", sim_json_string (req, "name"),
-                      sim_json_string (req, "language"));
+      sim_control_error (msg, 404, "no template %s in %s", sim_json_string (req, "name"),
+                         sim_json_string (req, "language"));
       return;
     }
   if ((json_object_has_member (req, "status")
@@ -897,7 +905,7 @@ update_template (Sim *sim, SoupServerMessage *msg, JsonObject *req)
           && !read_enum (req, "category", categories, NULL, &category, problem))
       || (components != NULL && !components_ok (components, problem)))
     {
-      answer_problem (msg, 400, "%s", problem->str);
+      sim_control_error (msg, 400, "%s", problem->str);
       return;
     }
   if (status != NULL)
@@ -950,7 +958,7 @@ update_template (Sim *sim, SoupServerMessage *msg, JsonObject *req)
     json_builder_add_string_value (b, g_ptr_array_index (bodies, i));
   json_builder_end_array (b);
   json_builder_end_object (b);
-  answer_json (msg, 200, b);
+  sim_control_answer (msg, 200, b);
 }
 
 void
@@ -968,7 +976,8 @@ sim_templates_control (Sim *sim, SoupServerMessage *msg, const char *method, con
   else if (g_strcmp0 (what, "templates/update") == 0 && post)
     update_template (sim, msg, req);
   else
-    answer_problem (msg, 404, "GET, POST or DELETE /_sim/templates, POST /_sim/templates/update");
+    sim_control_error (msg, 404,
+                       "GET, POST or DELETE /_sim/templates, POST /_sim/templates/update");
 }
 
 /* ---- send-time checks ---- */

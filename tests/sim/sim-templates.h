@@ -17,6 +17,17 @@ void sim_templates_reset (void);
 gboolean sim_templates_list (Sim *sim, GUri *uri, const char *version, JsonBuilder **answer,
                              SimError *err);
 
+typedef enum
+{
+  SIM_TEMPLATE_UNKNOWN, /* no template has that id */
+  SIM_TEMPLATE_FOUND,   /* *answer holds the template object */
+  SIM_TEMPLATE_ERROR,   /* err is set (an unknown field) */
+} SimTemplateLookup;
+
+/* GET /{version}/{template-id}[?fields=...]. */
+SimTemplateLookup sim_templates_get (GUri *uri, const char *id, JsonBuilder **answer,
+                                     SimError *err);
+
 /* /_sim/templates[/update]: @what is the path after /_sim/. */
 void sim_templates_control (Sim *sim, SoupServerMessage *msg, const char *method, const char *what,
                             JsonObject *req);

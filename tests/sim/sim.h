@@ -33,6 +33,11 @@ typedef struct
   gboolean marketing_disabled;
   GHashTable *marketing_opted_out;
   GHashTable *marketing_limited;
+  /* sends answer 131057; unique customers reached by templates outside a
+   * window in 24 h (0 = unlimited; over it 131048); delay of send answers */
+  gboolean maintenance;
+  gint64 portfolio_limit;
+  guint latency_ms;
 } SimKnobs;
 
 /* One accepted send, kept for status webhooks and the /_sim/sent log. */
@@ -104,6 +109,7 @@ typedef struct
   GHashTable *inbound;      /* inbound wamid -> gint64* (its unix time) */
   GHashTable *windows;      /* customer (wa_id or BSUID) -> gint64* newest inbound time */
   GHashTable *buckets;      /* key -> SimBucket* */
+  GHashTable *portfolio;    /* customer -> gint64* when a template outside a window reached them */
   GPtrArray *status_timers; /* pending automatic statuses (SimStatusTimer*) */
   GPtrArray *paused;        /* Graph requests held by a fault (sim-graph.c owns them) */
 
@@ -137,6 +143,8 @@ char *sim_wa_id_for (Sim *sim, const char *digits);
 char *sim_digits_only (const char *s);
 gboolean sim_rate_check (Sim *sim, const char *customer, gint64 *code, gint64 *subcode);
 gboolean sim_window_open (Sim *sim, const char *customer);
+gboolean sim_portfolio_reach (Sim *sim, const char *customer);
+JsonNode *sim_portfolio_describe (Sim *sim);
 void sim_window_touch (Sim *sim, const char *customer, gint64 ts);
 void sim_inbound_record (Sim *sim, const char *wamid, gint64 ts);
 gboolean sim_inbound_known (Sim *sim, const char *wamid, gint64 *ts);
@@ -188,3 +196,6 @@ void sim_media_reset (void);
 
 /* sim-control.c */
 void sim_control_handle (Sim *sim, SoupServerMessage *msg, const char *path);
+void sim_control_answer (SoupServerMessage *msg, guint status, JsonBuilder *b);
+void sim_control_error (SoupServerMessage *msg, guint status, const char *format, ...)
+    G_GNUC_PRINTF (3, 4);

@@ -45,6 +45,116 @@ DEFAULT_TIMEOUT = 10.0 * float(os.environ.get("HOSTCTL_TIMEOUT_FACTOR", "1"))
 # Sentinel: "use the simulator's full-permission token".
 DEFAULT = object()
 
+# A realistic catalogue (Sim.add_sample_templates): each kind of template the
+# plugin meets, shaped as GET /<waba>/message_templates gives them.
+SAMPLE_TEMPLATES = [
+    {"name": "hello_world", "language": "en_US", "category": "UTILITY",
+     "components": [
+         {"type": "HEADER", "format": "TEXT", "text": "Hello World"},
+         {"type": "BODY", "text": "Welcome and congratulations!! This message demonstrates your "
+                                 "ability to send a message notification from WhatsApp Business "
+                                 "Platform's Cloud API. Thank you for taking the time to test "
+                                 "with us."},
+         {"type": "FOOTER", "text": "WhatsApp Business API Team"}]},
+    {"name": "order_shipped", "language": "en_US", "category": "UTILITY",
+     "components": [
+         {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}",
+          "example": {"header_text": ["#4711"]}},
+         {"type": "BODY", "text": "Hi {{1}}, your order {{2}} is on its way and arrives {{3}}.",
+          "example": {"body_text": [["Anna", "#4711", "tomorrow"]]}},
+         {"type": "FOOTER", "text": "Reply STOP to opt out"},
+         {"type": "BUTTONS", "buttons": [
+             {"type": "URL", "text": "Track parcel", "url": "https://example.com/track/{{1}}",
+              "example": ["https://example.com/track/4711"]},
+             {"type": "QUICK_REPLY", "text": "Stop updates"}]}]},
+    {"name": "appointment_reminder", "language": "de", "category": "UTILITY",
+     "parameter_format": "NAMED",
+     "components": [
+         {"type": "BODY", "text": "Hallo {{first_name}}, Ihr Termin ist am {{date}} um {{time}}.",
+          "example": {"body_text_named_params": [
+              {"param_name": "first_name", "example": "Anna"},
+              {"param_name": "date", "example": "Montag"},
+              {"param_name": "time", "example": "10:00"}]}}]},
+    {"name": "appointment_reminder", "language": "en_US", "category": "UTILITY",
+     "parameter_format": "NAMED",
+     "components": [
+         {"type": "BODY", "text": "Hi {{first_name}}, your appointment is on {{date}} at {{time}}.",
+          "example": {"body_text_named_params": [
+              {"param_name": "first_name", "example": "Anna"},
+              {"param_name": "date", "example": "Monday"},
+              {"param_name": "time", "example": "10:00"}]}}]},
+    {"name": "invoice_ready", "language": "en_US", "category": "UTILITY",
+     "components": [
+         {"type": "HEADER", "format": "DOCUMENT",
+          "example": {"header_handle": ["4::aW52b2ljZS5wZGY="]}},
+         {"type": "BODY", "text": "Your invoice {{1}} is ready.",
+          "example": {"body_text": [["INV-42"]]}}]},
+    {"name": "fall_sale", "language": "en_US", "category": "MARKETING",
+     "components": [
+         {"type": "HEADER", "format": "IMAGE",
+          "example": {"header_handle": ["4::c2FsZS5qcGc="]}},
+         {"type": "BODY", "text": "Hi {{1}}, our Fall Sale is on! Use code {{2}} for 25% off.",
+          "example": {"body_text": [["Mark", "FALL25"]]}},
+         {"type": "FOOTER", "text": "Not interested? Tap Stop promotions"},
+         {"type": "BUTTONS", "buttons": [
+             {"type": "QUICK_REPLY", "text": "Stop promotions"},
+             {"type": "COPY_CODE", "example": "FALL25"}]}]},
+    {"name": "login_code", "language": "en_US", "category": "AUTHENTICATION",
+     "components": [
+         {"type": "BODY", "text": "*{{1}}* is your verification code.",
+          "add_security_recommendation": True},
+         {"type": "FOOTER", "text": "This code expires in 10 minutes.",
+          "code_expiration_minutes": 10},
+         {"type": "BUTTONS", "buttons": [
+             {"type": "OTP", "otp_type": "COPY_CODE", "text": "Copy code"}]}]},
+    {"name": "spring_sale", "language": "en_US", "category": "MARKETING", "status": "PAUSED",
+     "quality_score": "RED",
+     "components": [{"type": "BODY", "text": "Spring deals for {{1}}!",
+                     "example": {"body_text": [["you"]]}}]},
+    {"name": "old_promo", "language": "en_US", "category": "MARKETING", "status": "DISABLED",
+     "components": [{"type": "BODY", "text": "Old promotion"}]},
+    {"name": "new_feature", "language": "en_US", "category": "MARKETING", "status": "PENDING",
+     "components": [{"type": "BODY", "text": "Something new is coming."}]},
+]
+
+
+def _text_params(*values, names=None):
+    params = [{"type": "text", "text": v} for v in values]
+    for param, name in zip(params, names or []):
+        param["parameter_name"] = name
+    return params
+
+
+# For each APPROVED sample: (name, language) -> "components" of a valid send
+# (header media by link; Sim.sample_send builds the whole request).
+SAMPLE_SENDS = {
+    ("hello_world", "en_US"): [],
+    ("order_shipped", "en_US"): [
+        {"type": "header", "parameters": _text_params("#4711")},
+        {"type": "body", "parameters": _text_params("Anna", "#4711", "tomorrow")},
+        {"type": "button", "sub_type": "url", "index": "0", "parameters": _text_params("4711")}],
+    ("appointment_reminder", "de"): [
+        {"type": "body", "parameters": _text_params("Anna", "Montag", "10:00",
+                                                    names=["first_name", "date", "time"])}],
+    ("appointment_reminder", "en_US"): [
+        {"type": "body", "parameters": _text_params("Anna", "Monday", "10:00",
+                                                    names=["first_name", "date", "time"])}],
+    ("invoice_ready", "en_US"): [
+        {"type": "header", "parameters": [
+            {"type": "document", "document": {"link": "https://example.com/inv-42.pdf",
+                                              "filename": "INV-42.pdf"}}]},
+        {"type": "body", "parameters": _text_params("INV-42")}],
+    ("fall_sale", "en_US"): [
+        {"type": "header", "parameters": [
+            {"type": "image", "image": {"link": "https://example.com/sale.jpg"}}]},
+        {"type": "body", "parameters": _text_params("Mark", "FALL25")},
+        {"type": "button", "sub_type": "copy_code", "index": 1,
+         "parameters": [{"type": "coupon_code", "coupon_code": "FALL25"}]}],
+    ("login_code", "en_US"): [
+        {"type": "body", "parameters": _text_params("123456")},
+        {"type": "button", "sub_type": "url", "index": "0", "parameters": _text_params("123456")}],
+}
+
 # Loopback only: never let an http_proxy variable reroute test traffic.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -486,6 +596,11 @@ class Sim:
         fields.update({"wamid": wamid, "status": status})
         return self.control("POST", "status", fields)
 
+    def portfolio(self):
+        """The portfolio's messaging-limit counter: {limit (0 = unlimited),
+        used, window_s, recipients: [{customer, time}]}."""
+        return self.control("GET", "portfolio")
+
     def user_preferences(self, wa_id, value="stop", **fields):
         """Emit a user_preferences webhook (value stop or resume; category,
         detail, timestamp, name optional). "stop" also makes the customer's
@@ -505,7 +620,7 @@ class Sim:
         status_delay_ms, wa_id_rewrite, templates_missing, templates,
         expired_tokens, groups, management_calls_per_hour,
         management_exhausted, marketing_disabled, marketing_opted_out,
-        marketing_limited); with no arguments just return the current ones."""
+        marketing_limited, maintenance, portfolio_limit, latency_ms); with no arguments just return the current ones."""
         if not knobs:
             return self.control("GET", "config")
         return self.control("POST", "config", knobs)
@@ -549,6 +664,21 @@ class Sim:
         """Add or replace several templates at once (all or nothing); returns
         [{id, name, language, replaced}]."""
         return self.control("POST", "templates", {"templates": list(templates)})["templates"]
+
+    def add_sample_templates(self):
+        """Fill the catalogue with SAMPLE_TEMPLATES (positional and named,
+        text / image / document headers, URL, quick-reply, copy-code and OTP
+        buttons, each category, and PAUSED, DISABLED and PENDING ones);
+        returns [{id, name, language, replaced}]."""
+        return self.add_templates(SAMPLE_TEMPLATES)
+
+    def sample_send(self, to, name, language, **extra):
+        """The request body of a valid send of an APPROVED sample template."""
+        body = {"messaging_product": "whatsapp", "to": to, "type": "template",
+                "template": {"name": name, "language": {"code": language},
+                             "components": SAMPLE_SENDS[(name, language)]}}
+        body.update(extra)
+        return body
 
     def templates(self):
         """The catalogue as the simulator holds it (every field, quality_score

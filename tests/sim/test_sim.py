@@ -24,8 +24,9 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from simctl import (Sim, SimConnectionError, SimError, WebhookReceiver, kind_fields,  # noqa: E402
-                    messages_of, sign, sign_sha1, statuses_of, wait_until)
+from simctl import (SAMPLE_SENDS, SAMPLE_TEMPLATES, Sim, SimConnectionError,  # noqa: E402
+                    SimError, WebhookReceiver, kind_fields, messages_of, sign, sign_sha1,
+                    statuses_of, wait_until)
 
 BINARY = None
 CUSTOMER = "4917012345678"
@@ -1303,6 +1304,15 @@ def test_template_catalogue_shape(sim, hooks):
                 "create is not simulated", subcode=33)
     graph_error(sim.graph("GET", "/v25.0/999/message_templates"), 400, 100, "another WABA",
                 subcode=33)
+    # one template by id
+    status, one, _ = sim.graph("GET", "/v25.0/%s?fields=name,status" % tid)
+    eq((status, one), (200, {"name": "order_update", "status": "APPROVED", "id": tid}),
+       "GET /{template-id}")
+    eq(sim.graph("GET", "/v25.0/%s" % tid)[1]["components"], order_template()["components"],
+       "GET /{template-id}: default fields")
+    graph_error(sim.graph("GET", "/v25.0/%s?fields=x" % tid), 400, 100, "bad field by id")
+    graph_error(sim.graph("GET", "/v25.0/%s" % tid, token=sim.token_no_permission), 403, 200,
+                "template by id without permission")
     # replace keeps the id and the place; delete
     sim.add_template(order_template(category="MARKETING"))
     eq([(t["id"], t["category"]) for t in sim.templates()][0], (tid, "MARKETING"), "replaced")
@@ -1349,6 +1359,9 @@ def test_template_paging(sim, hooks):
                                     before=page2["paging"]["cursors"]["before"])
     eq([t["name"] for t in back["data"]], [t["name"] for t in page1["data"][:-1]],
        "before cursor: the previous page")
+    _, page, _ = sim.list_templates(base=sim.graph_url, limit=50)
+    ok(page["paging"]["next"].startswith(sim.graph_url + "/v25.0/"),
+       "next names the host and port asked: %s" % page["paging"]["next"])
     _, big, _ = sim.list_templates(limit=5000, fields="name")
     eq(len(big["data"]), 59, "a large limit returns everything")
     ok("next" not in big["paging"], "no next on the last page")
@@ -1419,6 +1432,12 @@ def test_template_management_limit(sim, hooks):
     eq(usage["estimated_time_to_regain_access"], 60, "minutes until the hour has passed")
     sim.clock_advance(3601)
     eq(sim.list_templates()[0], 200, "an hour later")
+    media = sim.media(content=JPEG, mime_type="image/jpeg")["id"]
+    for i in range(4):
+        eq(sim.graph("GET", "/v25.0/%s" % media)[0], 200, "media lookup %d" % i)
+    eq(sim.list_templates()[0], 200, "media lookups are not management calls")
+    eq([r["management"] for r in sim.requests()][-6:], [True] + [False] * 4 + [True],
+       "requests log: management")
     sim.config(management_calls_per_hour=200, management_exhausted=True)
     graph_error(sim.list_templates(), 400, 80008, "exhausted by the knob", subcode=2446079)
     sent_ok(tsend(sim, "order_update", "en_US", order_components()),
@@ -1647,6 +1666,96 @@ def test_marketing_refusals(sim, hooks):
         except SimError:
             continue
         raise AssertionError("accepted %r" % (bad,))
+
+
+def test_default_throughput_and_maintenance(sim, hooks):
+    sim.clock_freeze()
+    eq(sim.config()["throughput_mps"], 80, "default throughput")
+    sim.config(maintenance=True)
+    sim.add_template(promo_template())
+    for result, what in ((sim.send(text(CUSTOMER)), "send"),
+                         (sim.send_marketing(promo()), "marketing send")):
+        graph_error(result, 400, 131057, "maintenance: " + what,
+                    message="(#131057) Account in maintenance mode",
+                    details="Business account is in maintenance mode")
+    sim.config(maintenance=False)
+    for i in range(80):
+        sent_ok(sim.send(text("+491700000%04d" % i)), "send %d of 80 in one second" % i)
+    graph_error(sim.send(text("+4917000009999")), 400, 130429, "the 81st", subcode=2494055,
+                details="Cloud API message throughput has been reached.")
+    eq(len(sim.sent()), 80, "refused sends are not recorded")
+
+
+def test_portfolio_limit(sim, hooks):
+    sim.clock_freeze()
+    sim.add_template(order_template())
+    sim.config(portfolio_limit=2)
+    send = lambda number: tsend(sim, "order_update", "en_US", order_components(),  # noqa: E731
+                                to="+" + number)
+    a, b, c, d = "4917011120001", "4917011120002", "4917011120003", "4917011120004"
+    hooks.wait_status(sent_ok(send(a), "a"), "delivered")
+    sim.clock_advance(10)
+    hooks.wait_status(sent_ok(send(b), "b"), "delivered")
+    hooks.wait_status(sent_ok(send(a), "a again: not a new customer"), "delivered")
+    open_window(sim, d)
+    hooks.wait_status(sent_ok(send(d), "d inside its window: not counted"), "delivered")
+    wamid = sent_ok(send(c), "c: accepted")
+    err = hooks.wait_status(wamid, "failed")["errors"][0]
+    eq((err["code"], err["title"]), (131048, "Spam rate limit hit"), "c over the limit")
+    p = sim.portfolio()
+    eq((p["limit"], p["used"], p["window_s"]), (2, 2, 86400), "counter")
+    eq([r["customer"] for r in p["recipients"]], [a, b], "recipients, oldest first")
+    eq(p["recipients"][1]["time"] - p["recipients"][0]["time"], 10, "times")
+    sim.clock_advance(24 * 3600 - 10)
+    eq([r["customer"] for r in sim.portfolio()["recipients"]], [b], "a left the 24 hours")
+    hooks.wait_status(sent_ok(send(c), "c once a left"), "delivered")
+    sim.config(portfolio_limit=0)
+    for i in range(5):
+        hooks.wait_status(sent_ok(send("49170111300%02d" % i), "unlimited"), "delivered")
+    eq(sim.portfolio()["used"], 7, "unlimited still counts")
+
+
+def test_latency(sim, hooks):
+    sim.config(latency_ms=800)
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(
+        sim.send(text("+49170111400%02d" % i)))) for i in range(4)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    # the main loop keeps serving while the answers wait
+    wait_until(lambda: sim.control("GET", "fault")["paused"] == 4, what="4 sends held by the latency")
+    eq(len(sim.sent()), 4, "taken on arrival")
+    eq(results, [], "no answer before the latency")
+    for t in threads:
+        t.join(30)
+    elapsed = time.monotonic() - start
+    eq(len(results), 4, "all answered")
+    for r in results:
+        sent_ok(r, "answer after the latency")
+    ok(elapsed >= 0.8, "answered after at least 800 ms (%.2f s)" % elapsed)
+    if os.environ.get("WABIZ_SANITIZED") != "1":
+        ok(elapsed < 3.0, "the four waited in parallel (%.2f s)" % elapsed)
+    sim.config(latency_ms=0)
+    eq(sim.control("GET", "fault")["paused"], 0, "nothing held")
+    sent_ok(sim.send(text(CUSTOMER)), "no latency")
+
+
+def test_sample_templates(sim, hooks):
+    added = sim.add_sample_templates()
+    eq(len(added), len(SAMPLE_TEMPLATES), "all samples added")
+    eq(len(sim.list_templates(limit=1000)[1]["data"]), len(SAMPLE_TEMPLATES), "listed")
+    for (name, language) in SAMPLE_SENDS:
+        status, body, _ = sim.send(sim.sample_send(CUSTOMER, name, language))
+        eq(status, 200, "sample send %s/%s: %r" % (name, language, body))
+    eq(sim.sent()[-1]["template"]["text"], "*123456* is your verification code.\n"
+       "This code expires in 10 minutes.", "OTP rendering")
+    for name, code in (("spring_sale", 132015), ("old_promo", 132016), ("new_feature", 132001)):
+        eq(tsend(sim, name, "en_US")[1]["error"]["code"], code, "sample %s" % name)
+    graph_error(sim.send(sim.sample_send(CUSTOMER, "fall_sale", "en_US", template={
+        "name": "fall_sale", "language": {"code": "en_US"},
+        "components": SAMPLE_SENDS[("fall_sale", "en_US")][:2]})), 400, 132000,
+        "copy code missing")
 
 
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
