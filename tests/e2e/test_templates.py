@@ -80,10 +80,7 @@ class Templates(Receiving):
         self.host.wait_for({"event": "write", "conv": sender, "message": contains(text)})
 
     def optin(self, conv, scope):
-        answer = self.host.command(conv, "/optin " + scope)
-        if answer["status"] == "not-found":
-            self.skipTest("/optin is not registered yet: %s" % answer)
-        self.assertEqual(answer["status"], "ok", answer)
+        self.command(conv, "/optin " + scope)
 
     def restart(self, **options):
         self.host.quit()
