@@ -482,6 +482,10 @@ gboolean wabiz_templates_webhook(WabizAccount *wa, const WaChange *change);
 PurpleCmdRet wabiz_cmd_template(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 PurpleCmdRet wabiz_cmd_templates(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 void wabiz_templates_action(PurplePluginAction *action);
+/* The "Send template..." dialog for customer @to (not in BitlBee); @offered:
+ * text just went into a closed window (nothing said when no template can go). */
+void wabiz_template_dialog(WabizAccount *wa, const char *to, gboolean offered);
+PurpleMenuAction *wabiz_template_menu(PurpleBuddy *buddy); /* NULL where not offered */
 /* wabiz-consent.c: the consent ledger (/optin, /optout, /consent, opt-outs from
  * customers and WhatsApp) and the check before a template goes */
 typedef void (*WabizConsentFunc)(WabizAccount *wa, gboolean allowed, const char *why, gpointer data);
