@@ -38,6 +38,7 @@ struct _WabizTemplates {
   GPtrArray *catalogue; /* WaTemplate* */
   gboolean loaded;      /* read from the store */
   gint64 synced;        /* unix seconds of the last fetch; 0: never */
+  gboolean stale;       /* fetch before the next use (/templates refresh) */
   gboolean fetching;
   GList *waiting; /* Waiting*: need the catalogue */
   guint timer;    /* the daily refresh */
@@ -303,7 +304,8 @@ fetched(WabizAccount *wa, GPtrArray *templates, const char *error)
   ts->fetching = FALSE;
   if (error != NULL) {
     purple_debug_warning("wabiz", "template catalogue not fetched: %s\n", error);
-    /* what was fetched before serves meanwhile */
+    /* what was fetched before serves meanwhile (the next use tries again) */
+    ts->stale = FALSE;
     run_waiting(wa, ts, ts->synced != 0 ? NULL : error);
     return;
   }
@@ -337,6 +339,7 @@ fetched(WabizAccount *wa, GPtrArray *templates, const char *error)
     }
   }
   ts->synced = wabiz_now();
+  ts->stale = FALSE;
   now = g_strdup_printf("%" G_GINT64_FORMAT, ts->synced);
   wa_store_setting_set(wa->store, NULL, SETTING_SYNCED, now, NULL, NULL);
   g_clear_pointer(&ts->catalogue, g_ptr_array_unref);
@@ -405,7 +408,7 @@ with_catalogue(WabizAccount *wa, ReadyFunc func, gpointer data, GDestroyNotify f
       free_data(data);
     return;
   }
-  if (ts->loaded && ts->synced != 0 && !ts->fetching) {
+  if (ts->loaded && ts->synced != 0 && !ts->stale && !ts->fetching) {
     func(wa, NULL, data);
     if (free_data != NULL)
       free_data(data);
@@ -846,8 +849,8 @@ wabiz_cmd_templates(PurpleConversation *conv, const char *cmd, char **args, char
   r->conv_name = g_strdup(purple_conversation_get_name(conv));
   r->type = purple_conversation_get_type(conv);
   if (g_str_equal(word, "refresh")) {
-    /* fetched again, then listed */
-    wa->templates->synced = 0;
+    /* fetched again, then listed (what was fetched before serves if it fails) */
+    wa->templates->stale = TRUE;
   } else if (*word != '\0') {
     r->name = g_strdup(word);
   }

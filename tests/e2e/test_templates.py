@@ -254,6 +254,19 @@ class Templates(Receiving):
         time.sleep(0.5)
         self.assertEqual(len(self.sim.sent()), 1)
 
+    def test_usage_limit_backs_off(self):
+        self.start()
+        self.sim.config(management_exhausted=True)
+        self.command(ANNA, "/templates")
+        self.host.wait_for({"event": "write", "conv": ANNA, "message": contains("could not be read")})
+        self.assertEqual(len(self.catalogue_fetches()), 1)
+        # Meta said to wait: the next use does not ask again, and says when it will
+        self.command(ANNA, "/template order_update #1 | Anna | A-1 | button1=A-1")
+        self.refused_line(ANNA, "usage limit for template requests is reached")
+        time.sleep(0.5)
+        self.assertEqual(len(self.catalogue_fetches()), 1)
+        self.assertEqual(self.template_sends(), [])
+
     def test_catalogue_paging_and_templates_list(self):
         many = [{"name": "bulk_%03d" % i, "language": "en", "category": "UTILITY",
                  "components": [{"type": "BODY", "text": "Item %d: {{1}}" % i}]} for i in range(300)]
@@ -272,6 +285,13 @@ class Templates(Receiving):
         self.command(ANNA, "/template bulk_299 last")
         self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("send"), "message": contains("Item 299: last")})
         self.assertEqual(len(self.catalogue_fetches()), 2)
+        # /templates refresh fetches both pages again; a template gone from the catalogue goes from the list
+        self.sim.delete_template("bulk_000")
+        self.command(ANNA, "/templates refresh")
+        listing = self.host.wait_for({"event": "write", "conv": ANNA, "message": contains("Message templates")})
+        self.assertEqual(len(self.catalogue_fetches()), 4)
+        self.assertNotIn("bulk_000", listing["message"])
+        self.assertIn("bulk_001", listing["message"])
 
     def test_status_webhook_told_and_kept_across_restart(self):
         self.start()
