@@ -527,6 +527,8 @@ template_send_free(TemplateSend *ts)
   g_free(ts);
 }
 
+static void template_refused(WabizAccount *wa, const char *to, const char *reason);
+
 /* The state is freed by wabiz_templates_stop(), not by the store. */
 static void
 keep(gpointer data)
@@ -562,6 +564,7 @@ wabiz_templates_stop(WabizAccount *wa)
     TemplateSend *s = l->data;
 
     g_clear_pointer(&s->upload, wa_graph_cancel);
+    template_refused(wa, s->to, _("the account went offline while the header file was uploading."));
     template_send_free(s);
   }
   g_list_free(ts->uploads);

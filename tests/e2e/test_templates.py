@@ -267,6 +267,40 @@ class Templates(Receiving):
         self.assertEqual(len(self.catalogue_fetches()), 1)
         self.assertEqual(self.template_sends(), [])
 
+    def test_sign_off_while_fetching_and_uploading(self):
+        """Signing off with a fetch and an upload in flight: what waited is
+        told, nothing is sent, and the next sign-on works."""
+        self.start()
+        self.inbound()
+        self.sim.fault(path="/message_templates", delay_ms=3000)
+        self.command(ANNA, "/template order_update #1 | Anna | A-1 | button1=A-1")
+        self.command(ANNA, "/templates")
+        time.sleep(0.5)
+        self.host.disconnect()
+        self.refused_line(ANNA, "the account went offline")
+        self.host.connect()
+        self.host.wait_for("signed-on", timeout=60)
+        path = os.path.join(self.user_dir, "shoes.jpg")
+        with open(path, "wb") as f:
+            f.write(jpeg())
+        self.sim.fault(path="/media", delay_ms=3000)
+        self.command(ANNA, "/template new_arrival header=%s | Red | code=A" % path)
+        time.sleep(0.5)
+        self.host.disconnect()
+        self.refused_line(ANNA, "the account went offline while the header file was uploading")
+        self.host.connect()
+        self.host.wait_for("signed-on", timeout=60)
+        time.sleep(3.5)
+        self.assertEqual(self.template_sends(), [])
+        # a dialog open at sign-off is closed and freed
+        self.host.call({"cmd": "buddy_menu", "who": ANNA, "label": "Send template..."})
+        step1 = self.host.wait_for({"event": "request", "kind": "fields"})
+        self.host.call({"cmd": "answer", "id": step1["id"], "fields": {"template": "order_update (en_US, UTILITY)"}})
+        self.host.wait_for({"event": "request", "kind": "fields", "primary": contains("order_update")})
+        self.host.disconnect()
+        self.assertEqual(self.host.quit(timeout=60), 0)
+        self.assertEqual(self.template_sends(), [])
+
     def test_catalogue_paging_and_templates_list(self):
         many = [{"name": "bulk_%03d" % i, "language": "en", "category": "UTILITY",
                  "components": [{"type": "BODY", "text": "Item %d: {{1}}" % i}]} for i in range(300)]
