@@ -326,6 +326,11 @@ class Templates(Receiving):
         self.assertEqual(len(self.catalogue_fetches()), 4)
         self.assertNotIn("bulk_000", listing["message"])
         self.assertIn("bulk_001", listing["message"])
+        # the account action shows the same list in a window
+        self.host.call({"cmd": "account_action", "name": "Message templates..."})
+        shown = self.host.wait_for({"event": "notify", "kind": "formatted", "title": contains("message templates")})
+        self.assertIn("order_update (en_US): APPROVED, UTILITY, quality", shown["text"])
+        self.assertIn("bulk_299 (en)", shown["text"])
 
     def test_status_webhook_told_and_kept_across_restart(self):
         self.start()
@@ -343,14 +348,20 @@ class Templates(Receiving):
         self.host.wait_for({"event": "write", "conv": "notices",
                             "message": contains("welcome&quot; (de) is now in category UTILITY")})
         wait_until(lambda: len(self.catalogue_fetches()) == 3, timeout=30)
+        # a quality change is kept without a notice
+        self.sim.set_template_quality("welcome", "de", "RED")
+        wait_until(lambda: len(self.catalogue_fetches()) == 4, timeout=30)
+        self.command(ANNA, "/templates welcome")
+        self.host.wait_for({"event": "write", "conv": ANNA, "message": contains("welcome (de): APPROVED, UTILITY, quality RED")})
         self.restart()
         self.command(ANNA, "/templates")
         listing = self.host.wait_for({"event": "write", "conv": ANNA, "message": contains("Message templates")})
         self.assertIn("order_update (en_US): PAUSED", listing["message"])
         self.assertIn("welcome (de): APPROVED, UTILITY", listing["message"])
+        self.assertIn("welcome (de): APPROVED, UTILITY, quality RED", listing["message"])
         # read from the store: not fetched again within the day
         time.sleep(0.5)
-        self.assertEqual(len(self.catalogue_fetches()), 3)
+        self.assertEqual(len(self.catalogue_fetches()), 4)
 
     def test_failures_are_readable(self):
         self.start()
