@@ -178,7 +178,7 @@ class Templates(Receiving):
         self.refused_line(ANNA, "paused because of low quality")
         self.command(ANNA, "/template order_update #42 | Anna")
         line = self.refused_line(ANNA, "Missing: {{2}} (e.g. A-7), button1=URL_SUFFIX")
-        self.assertIn("takes: {{1}} (e.g. #42)", line["message"])
+        self.assertIn("takes: header {{1}} (e.g. #42)", line["message"])
         self.command(ANNA, "/template order_update #42 | Anna | A-7 | more | button1=x")
         self.refused_line(ANNA, "1 value too many.")
         self.command(ANNA, "/template order_update %s | Anna | A-7 | button1=x" % ("x" * 61))

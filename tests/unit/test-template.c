@@ -152,7 +152,7 @@ test_parse_positional(void)
   /* header {{1}}, body {{1}} {{2}} {{3}} ({{1}} twice is one slot), URL suffix, quick reply payload */
   g_assert_cmpuint(tpl->slots->len, ==, 6);
   g_assert_cmpstr(slots, ==,
-                  "{{1}} (e.g. #42), {{1}} (e.g. Ann), {{2}} (e.g. A-7), {{3}} (e.g. today), "
+                  "header {{1}} (e.g. #42), {{1}} (e.g. Ann), {{2}} (e.g. A-7), {{3}} (e.g. today), "
                   "button1=URL_SUFFIX (e.g. https://shop.example/t/A-7), [button2=PAYLOAD]");
   g_assert_cmpuint(((WaTemplateSlot *) g_ptr_array_index(tpl->slots, 0))->max, ==, 60);
   g_assert_cmpuint(((WaTemplateSlot *) g_ptr_array_index(tpl->slots, 1))->max, ==, 1024);
@@ -369,10 +369,10 @@ test_validation(void)
   g_autofree char *long_line = g_strdup_printf("order_update %s | Ann | A-7 | today | button1=A", long61);
 
   fill_refused(tpl, cat, "order_update #42 | Ann", "Missing: {{2}} (e.g. A-7), {{3}} (e.g. today), button1=URL_SUFFIX");
-  fill_refused(tpl, cat, "order_update #42 | Ann", "Template \"order_update\" (en_US) takes: {{1}} (e.g. #42)");
+  fill_refused(tpl, cat, "order_update #42 | Ann", "Template \"order_update\" (en_US) takes: header {{1}} (e.g. #42)");
   fill_refused(tpl, cat, "order_update #42 | Ann | A-7 | today | extra | more | button1=A", "2 values too many.");
   g_ptr_array_unref(fill_ok(tpl, cat, ok_line));
-  fill_refused(tpl, cat, long_line, "{{1}} (e.g. #42) is too long (61 characters; at most 60)");
+  fill_refused(tpl, cat, long_line, "header {{1}} (e.g. #42) is too long (61 characters; at most 60)");
   /* a body value: 1024 with other components, 32768 in a body-only template */
   {
     g_autofree char *big = g_strnfill(1025, 'y');
