@@ -67,10 +67,10 @@ class Templates(Receiving):
         self.sim.add_templates([ORDER, WELCOME, PHOTO, PAUSED, LOGIN_CODE])
         self.waba = self.sim.info()["waba_id"]
 
-    def start(self, **options):
+    def start(self, env=None, **options):
         opts = {"waba_id": self.waba}
         opts.update(options)
-        self.host = self.start_receiving_host(options=opts)
+        self.host = self.start_receiving_host(options=opts, env=env)
         return self.host
 
     def inbound(self, sender=ANNA, text="hello"):
@@ -253,6 +253,16 @@ class Templates(Receiving):
         self.host.call({"cmd": "answer", "id": offer["id"], "action": 1})
         time.sleep(0.5)
         self.assertEqual(len(self.sim.sent()), 1)
+
+    def test_daily_refresh(self):
+        self.start(env={"WABIZ_TEST_TEMPLATE_CHECK_S": "1"})
+        self.command(ANNA, "/templates")
+        self.host.wait_for({"event": "write", "conv": ANNA, "message": contains("Message templates")})
+        time.sleep(2.5)
+        self.assertEqual(len(self.catalogue_fetches()), 1)
+        # a day later the catalogue is fetched again, without a use
+        self.host.call({"cmd": "ipc", "plugin": "prpl-wabiz", "name": "clock-advance", "arg": str(24 * 3600 + 60)})
+        wait_until(lambda: len(self.catalogue_fetches()) == 2, timeout=30)
 
     def test_usage_limit_backs_off(self):
         self.start()
