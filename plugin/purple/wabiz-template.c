@@ -43,7 +43,8 @@ struct _WabizTemplates {
   GList *waiting; /* Waiting*: need the catalogue */
   guint timer;    /* the daily refresh */
   guint webhook_timer;
-  GList *uploads; /* TemplateSend*: header files uploading */
+  GList *uploads;      /* TemplateSend*: header files uploading */
+  GHashTable *offered; /* customers with an offered dialog open: offered once */
 };
 
 /* ---- the shared fetch ------------------------------------------------------ */
@@ -542,6 +543,7 @@ wabiz_templates_start(WabizAccount *wa)
 
   ts->wa = wa;
   ts->catalogue = g_ptr_array_new_with_free_func((GDestroyNotify) wa_template_free);
+  ts->offered = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   wa->templates = ts;
   {
     /* the test build can look more often (the clock is moved by a hook) */
@@ -580,6 +582,7 @@ wabiz_templates_stop(WabizAccount *wa)
   if (ts->webhook_timer != 0)
     purple_timeout_remove(ts->webhook_timer);
   g_clear_pointer(&ts->catalogue, g_ptr_array_unref);
+  g_clear_pointer(&ts->offered, g_hash_table_destroy);
   g_free(ts);
 }
 
@@ -901,6 +904,9 @@ typedef struct {
 static void
 dialog_free(Dialog *d)
 {
+  /* (after sign-off the account has no templates and nothing to forget) */
+  if (d->offered && d->wa->templates != NULL)
+    g_hash_table_remove(d->wa->templates->offered, d->to);
   g_free(d->to);
   g_clear_pointer(&d->choices, g_ptr_array_unref);
   g_clear_pointer(&d->tpl, wa_template_free);
@@ -1110,6 +1116,10 @@ wabiz_template_dialog(WabizAccount *wa, const char *to, gboolean offered)
 
   if (wabiz_bitlbee() || wa->templates == NULL)
     return;
+  if (offered && g_hash_table_contains(wa->templates->offered, to))
+    return;
+  if (offered)
+    g_hash_table_add(wa->templates->offered, g_strdup(to));
   d = g_new0(Dialog, 1);
   d->wa = wa;
   d->to = g_strdup(to);

@@ -250,7 +250,16 @@ class Templates(Receiving):
         self.refused_line(BEN, "/template NAME")
         offer = self.host.wait_for({"event": "request", "kind": "fields"})
         self.assertIn("service window with this customer has closed", offer["secondary"])
+        # more text while it is open: refused again, but offered once
+        self.host.send_im(BEN, "hello?")
+        self.refused_line(BEN, "/template NAME")
+        self.host.expect_none({"event": "request"}, 1)
         self.host.call({"cmd": "answer", "id": offer["id"], "action": 1})
+        # once it was cancelled, the next text offers it again
+        self.host.send_im(BEN, "anyone?")
+        self.refused_line(BEN, "/template NAME")
+        again = self.host.wait_for({"event": "request", "kind": "fields"})
+        self.host.call({"cmd": "answer", "id": again["id"], "action": 1})
         time.sleep(0.5)
         self.assertEqual(len(self.sim.sent()), 1)
 
