@@ -617,7 +617,8 @@ template_queue(TemplateSend *s)
   composed->type = g_strdup("template");
   composed->payload = g_steal_pointer(&payload);
   composed->line = g_strdup(s->line);
-  wabiz_command_queue(wa, s->to, composed, s->tpl->category);
+  /* a template without a category is checked as an unknown one (as marketing) */
+  wabiz_command_queue(wa, s->to, composed, s->tpl->category != NULL ? s->tpl->category : "UNKNOWN");
 }
 
 static void
