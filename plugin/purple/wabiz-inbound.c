@@ -994,6 +994,8 @@ apply_change(WabizApplying *ap, const WaChange *change)
     apply_groups(wa, change);
   } else if (g_strcmp0(change->field, "calls") == 0 && change->calls->len > 0) {
     wabiz_kinds_calls(wa, change);
+  } else if (wabiz_templates_webhook(wa, change)) {
+    /* told and refreshed there */
   } else if (g_strcmp0(change->field, "user_preferences") == 0) {
     wabiz_consent_preferences(wa, change);
   } else if (!wabiz_kinds_customer_event(wa, change)) {

@@ -9,6 +9,7 @@
 #include <purple.h>
 
 #include "wa-clock.h"
+#include "wa-compose.h"
 #include "wa-consent.h"
 #include "wa-graph.h"
 #include "wa-http.h"
@@ -69,6 +70,10 @@
 #define WABIZ_MEDIA_IMAGES_INLINE "inline"
 #define WABIZ_MEDIA_IMAGES_TRANSFER "transfer"
 #define WABIZ_MEDIA_IMAGES_BOTH "both"
+/* templates (wabiz-template.c): the language /template uses when a template
+ * has several; marketing templates through POST /{phone-number-id}/marketing_messages */
+#define WABIZ_OPT_TEMPLATE_LANGUAGE "template_language"
+#define WABIZ_OPT_MARKETING_ENDPOINT "marketing_endpoint"
 /* consent (wabiz-consent.c): utility templates need an opt-in ("required", the
  * default) or go unless opted out ("not_required"); the whole messages that opt a
  * customer out of everything, and the template button payloads that opt out of
@@ -95,6 +100,7 @@
 typedef struct _ResendDialog ResendDialog;
 typedef struct _WabizCompose WabizCompose;
 typedef struct _WabizMediaState WabizMediaState;
+typedef struct _WabizTemplates WabizTemplates;
 
 typedef struct _WabizAccount {
   PurpleAccount *account;
@@ -167,6 +173,8 @@ typedef struct _WabizAccount {
   GList *composes; /* WabizCompose*: messages with pasted images, uploading */
   /* attachments being downloaded (wabiz-media.c) */
   WabizMediaState *media;
+  /* message templates (wabiz-template.c) */
+  WabizTemplates *templates;
 } WabizAccount;
 
 /* wabiz-loop.c */
@@ -211,6 +219,17 @@ PurpleCmdRet wabiz_cmd_location(PurpleConversation *conv, const char *cmd, char 
 PurpleCmdRet wabiz_cmd_buttons(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 PurpleCmdRet wabiz_cmd_list(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 PurpleCmdRet wabiz_cmd_askphone(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+/* The customer of conversation @conv, checked as send_im checks it
+ * (connected, a customer, the window open unless @closed_ok: a template);
+ * NULL with *@error set ("Not sent: ...") otherwise. */
+char *wabiz_command_customer(PurpleConversation *conv, const char *cmd, gboolean closed_ok, WabizAccount **wa,
+                             char **error);
+/* Queues @composed (taken) to @to as the commands queue theirs: after the
+ * sends typed before it, through the outbox, the agent's line shown once
+ * queued. With @consent_category (a template's category) the customer's
+ * consent is checked right before queuing; a refusal is written in the
+ * conversation and nothing is sent. */
+void wabiz_command_queue(WabizAccount *wa, const char *to, WaComposed *composed, const char *consent_category);
 /* The API refused the token (while sending or uploading): the account
  * disconnects with an authentication error. */
 void wabiz_token_refused(WabizAccount *wa, const WaGraphError *error);
@@ -454,6 +473,19 @@ void wabiz_receipts_stop(WabizAccount *wa);
 /* @name was erased: what memory holds about them goes too. */
 void wabiz_receipts_forget(WabizAccount *wa, const char *name);
 
+/* wabiz-template.c: the template catalogue, /template, /templates */
+void wabiz_templates_start(WabizAccount *wa); /* signed on: the stored catalogue, refreshed when due */
+void wabiz_templates_stop(WabizAccount *wa);
+/* A template webhook (status, quality, category, components): the notice
+ * and a refresh; FALSE when @change is not one. */
+gboolean wabiz_templates_webhook(WabizAccount *wa, const WaChange *change);
+PurpleCmdRet wabiz_cmd_template(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_templates(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+void wabiz_templates_action(PurplePluginAction *action);
+/* The "Send template..." dialog for customer @to (not in BitlBee); @offered:
+ * text just went into a closed window (nothing said when no template can go). */
+void wabiz_template_dialog(WabizAccount *wa, const char *to, gboolean offered);
+PurpleMenuAction *wabiz_template_menu(PurpleBuddy *buddy); /* NULL where not offered */
 /* wabiz-consent.c: the consent ledger (/optin, /optout, /consent, opt-outs from
  * customers and WhatsApp) and the check before a template goes */
 typedef void (*WabizConsentFunc)(WabizAccount *wa, gboolean allowed, const char *why, gpointer data);
