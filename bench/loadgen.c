@@ -281,10 +281,13 @@ main(int argc, char **argv)
       connects += opened;
       latency = g_get_monotonic_time() - slot->due;
       g_array_append_val(latencies, latency);
-      if (msg->data.result == CURLE_OK && code == 200)
+      if (msg->data.result == CURLE_OK && code == 200) {
         accepted++;
-      else
+      } else {
+        if (errors < 5)
+          fprintf(stderr, "loadgen: %s, HTTP status %ld\n", curl_easy_strerror(msg->data.result), code);
         errors++;
+      }
       curl_multi_remove_handle(multi, msg->easy_handle);
       slot->busy = FALSE;
     }

@@ -152,6 +152,7 @@ struct _RxJournal {
   GHashTable *pending_bytes;
   GHashTable *batch_bytes;   /* added by the open transaction's released savepoints */
   GHashTable *request_bytes; /* added by the open savepoint */
+  GPtrArray *sealers;        /* WaSealer*: one per account key in the open transaction */
 };
 
 /* Test hook, deliberately not in rx-journal.h: see the definition. */
@@ -834,6 +835,24 @@ floor_allows(RxJournal *journal, GError **error)
   return FALSE;
 }
 
+/* The batch's sealer for @public_key: one key agreement per account key and
+ * transaction, not one per event (wa-seal.h). NULL for an unusable key. */
+static WaSealer *
+sealer_for(RxJournal *journal, const guint8 *public_key)
+{
+  WaSealer *sealer;
+
+  for (guint i = 0; i < journal->sealers->len; i++) {
+    sealer = g_ptr_array_index(journal->sealers, i);
+    if (memcmp(wa_sealer_public_key(sealer), public_key, WA_SEAL_PUBLIC_KEY_BYTES) == 0)
+      return sealer;
+  }
+  sealer = wa_sealer_new(public_key);
+  if (sealer != NULL)
+    g_ptr_array_add(journal->sealers, sealer);
+  return sealer;
+}
+
 static AppendResult
 append_one(RxJournal *journal, Request *req, GError **error)
 {
@@ -845,8 +864,8 @@ append_one(RxJournal *journal, Request *req, GError **error)
     gboolean duplicate = FALSE;
     char *plain;
     gint64 seq = 0;
-
     gboolean fresh = TRUE;
+    WaSealer *sealer;
 
     if (change->account == NULL) {
       g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE,
@@ -866,8 +885,10 @@ append_one(RxJournal *journal, Request *req, GError **error)
         req->duplicates++;
       continue;
     }
+    sealer = sealer_for(journal, change->public_key);
     plain = envelope_json(change, value, req->now);
-    sealed = wa_seal(change->public_key, plain, strlen(plain));
+    if (sealer != NULL)
+      sealed = wa_sealer_seal(sealer, plain, strlen(plain));
     sodium_memzero(plain, strlen(plain));
     g_free(plain);
     if (sealed == NULL) {
@@ -907,6 +928,7 @@ worker_append(RxJournal *journal, GPtrArray *batch)
 
   g_hash_table_remove_all(journal->batch_bytes);
   g_hash_table_remove_all(journal->request_bytes);
+  g_ptr_array_set_size(journal->sealers, 0);
   /* never fill the disk: below the floor nothing is stored (a 500, so Meta
    * retries) */
   if (!floor_allows(journal, &error) || !pending_fill(journal, batch, &error))
@@ -937,6 +959,7 @@ worker_append(RxJournal *journal, GPtrArray *batch)
   if (!exec_sql(journal, "COMMIT", RX_JOURNAL_ERROR_STORAGE, &error))
     goto failed;
   after_commit(journal);
+  g_ptr_array_set_size(journal->sealers, 0); /* the batch's shared keys are wiped */
   bytes_merge(journal->pending_bytes, journal->batch_bytes, FALSE);
 
   for (guint i = 0; i < batch->len; i++) {
@@ -963,6 +986,7 @@ worker_append(RxJournal *journal, GPtrArray *batch)
 
 failed:
   rollback(journal);
+  g_ptr_array_set_size(journal->sealers, 0);
   g_hash_table_remove_all(journal->batch_bytes);
   g_hash_table_remove_all(journal->request_bytes);
   for (guint i = 0; i < batch->len; i++) {
@@ -1377,6 +1401,11 @@ configure(RxJournal *journal, GError **error)
   int rc;
 
   rc = wa_sqlite_setup(journal->db);
+  /* temporary files (the statement journal of a group commit's savepoints
+   * spills to one past 64 KiB) would go to /var/tmp, which the confinement
+   * does not allow: the append failed with "unable to open database file" */
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(journal->db, "PRAGMA temp_store = MEMORY", NULL, NULL, NULL);
   if (rc != SQLITE_OK)
     return open_sqlite_error(journal, rc, "cannot configure the journal", error);
   /* takes (and keeps) the exclusive lock, if no one else has it */
@@ -1480,6 +1509,7 @@ journal_free(RxJournal *journal)
   g_clear_pointer(&journal->pending_bytes, g_hash_table_unref);
   g_clear_pointer(&journal->batch_bytes, g_hash_table_unref);
   g_clear_pointer(&journal->request_bytes, g_hash_table_unref);
+  g_clear_pointer(&journal->sealers, g_ptr_array_unref);
   g_free(journal->dir);
   g_mutex_clear(&journal->hold_lock);
   g_cond_clear(&journal->hold_cond);
@@ -1511,6 +1541,7 @@ rx_journal_open(const char *dir, GMainContext *context, gint64 max_page_count, G
   journal->pending_bytes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   journal->batch_bytes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   journal->request_bytes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  journal->sealers = g_ptr_array_new_with_free_func((GDestroyNotify) wa_sealer_free);
 
   db_path = g_build_filename(dir, "journal.db", NULL);
   /* SQLite gives -wal (and -shm) files the database's mode: create it 0600
