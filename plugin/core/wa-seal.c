@@ -116,7 +116,8 @@ wa_seal(const guint8 *public_key, const void *plain, gsize len)
 struct _WaSealer {
   guint8 public_key[crypto_box_PUBLICKEYBYTES];
   guint8 ephemeral[crypto_box_PUBLICKEYBYTES]; /* the batch's public key */
-  guint8 *shared;                              /* crypto_box_BEFORENMBYTES, sodium_malloc'd */
+  guint8 *shared;                              /* crypto_box_BEFORENMBYTES, then room for the ephemeral secret (wiped at
+                   * once): one sodium_malloc'd area, one allocation per batch */
 };
 
 WaSealer *
@@ -129,18 +130,17 @@ wa_sealer_new(const guint8 *public_key)
   if (sodium_init() < 0)
     return NULL;
   sealer = g_new0(WaSealer, 1);
-  sealer->shared = sodium_malloc(crypto_box_BEFORENMBYTES);
-  secret = sodium_malloc(crypto_box_SECRETKEYBYTES);
-  if (sealer->shared == NULL || secret == NULL) {
-    sodium_free(secret);
+  sealer->shared = sodium_malloc(crypto_box_BEFORENMBYTES + crypto_box_SECRETKEYBYTES);
+  if (sealer->shared == NULL) {
     wa_sealer_free(sealer);
     return NULL;
   }
+  secret = sealer->shared + crypto_box_BEFORENMBYTES;
   memcpy(sealer->public_key, public_key, sizeof sealer->public_key);
   crypto_box_keypair(sealer->ephemeral, secret);
   /* fails for a low-order public key: nothing to seal to */
   rc = crypto_box_beforenm(sealer->shared, public_key, secret);
-  sodium_free(secret); /* wiped: nothing here opens what is sealed */
+  sodium_memzero(secret, crypto_box_SECRETKEYBYTES); /* nothing here opens what is sealed */
   if (rc != 0) {
     wa_sealer_free(sealer);
     return NULL;
