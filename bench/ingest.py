@@ -3,7 +3,7 @@
 (bench/README.md, "Ingest").
 
     bench/ingest.py [--build build] [--seconds 10] [--connections 16] [--only receiver,node,node-fsync]
-                    [--rates 100,1000,5000,0]
+                    [--rates 100,1000,5000,0] [--baseline OTHER_BUILD]
 
 Starts the built wabiz-receiver on a temporary directory (an account registered
 over rx.sock on port 0, as tests/receiver/rxctl.py does; no plugin subscribed,
@@ -11,7 +11,8 @@ so every accepted event stays pending in the journal) and bench/node-peer.js
 (without and with --fsync), runs bench/loadgen (build/bench/loadgen) against
 each at the offered rates (0: as fast as possible), and prints one table row per
 target and rate, the journal's growth per 100,000 pending events, and the
-machine. Every run posts new ids, so nothing is a duplicate.
+machine. Every run posts new ids, so nothing is a duplicate. --baseline also
+measures the wabiz-receiver of another build (an earlier commit) in the same run.
 """
 
 import argparse
@@ -66,10 +67,9 @@ def dir_bytes(directory, names):
 
 
 class ReceiverTarget:
-    name = "wabiz-receiver"
-
-    def __init__(self, build, workdir):
-        self.dir = os.path.join(workdir, "rx")
+    def __init__(self, build, workdir, name="wabiz-receiver"):
+        self.name = name
+        self.dir = os.path.join(workdir, name.replace(" ", "-"))
         binary = os.path.join(build, "plugin", "receiver", "wabiz-receiver")
         self.rx = rxctl.Receiver.start(binary, self.dir)
         self.account = rxctl.Account(secret=SECRET)
@@ -115,6 +115,7 @@ def main():
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rates", default="100,1000,5000,0")
     parser.add_argument("--only", default="receiver,node,node-fsync")
+    parser.add_argument("--baseline", help="another build whose wabiz-receiver is measured too")
     parser.add_argument("--statuses", type=int, default=0,
                         help="percent of requests that are statuses (default 0: all text messages)")
     args = parser.parse_args()
@@ -128,6 +129,8 @@ def main():
         targets = []
         if "receiver" in only:
             targets.append(lambda: ReceiverTarget(args.build, workdir))
+        if args.baseline:
+            targets.append(lambda: ReceiverTarget(args.baseline, workdir, "wabiz-receiver (baseline)"))
         if "node" in only:
             targets.append(lambda: NodeTarget(workdir, False))
         if "node-fsync" in only:
@@ -142,7 +145,7 @@ def main():
                     print("%-16s %-6s %s" % (target.name, int(rate) or "max",
                                              " ".join("%s=%s" % kv for kv in figures.items())),
                           file=sys.stderr, flush=True)
-                if isinstance(target, ReceiverTarget):
+                if isinstance(target, ReceiverTarget) and target.name == "wabiz-receiver":
                     pending = target.pending()
                     grown = target.journal_bytes() - target.base_bytes
                     if pending > 0:
