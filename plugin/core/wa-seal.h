@@ -51,11 +51,37 @@ gboolean wa_seal_public_key_decode(const char *base64, guint8 out[WA_SEAL_PUBLIC
  * NULL when libsodium cannot start or the key is unusable (a low-order point
  * such as all zeros). */
 GBytes *wa_seal(const guint8 *public_key, const void *plain, gsize len);
-/* Opens sealed bytes with @pair. Returns the plain bytes (NUL-terminated
+/* Sealing many events to one key at once (the receiver's group commit): one
+ * ephemeral X25519 key pair and one key agreement per batch, each event then
+ * encrypted with crypto_box_easy_afternm under the batch's shared key with a
+ * random nonce of its own. What it protects is what crypto_box_seal
+ * protects: only the holder of the account's secret key can open an event,
+ * and the sealer keeps nothing that opens one once freed (the ephemeral
+ * secret is wiped as soon as the shared key is made, the shared key on free).
+ * Format: "wabizB1\0", the ephemeral public key (32 bytes), the nonce (24),
+ * the ciphertext with its tag (16 bytes more than the plain text). */
+typedef struct _WaSealer WaSealer;
+
+#define WA_SEAL_BATCH_MAGIC "wabizB1"
+#define WA_SEAL_BATCH_OVERHEAD (8 + crypto_box_PUBLICKEYBYTES + crypto_box_NONCEBYTES + crypto_box_MACBYTES)
+
+/* A sealer for @public_key, or NULL when libsodium cannot start or the key is
+ * unusable (a low-order point). */
+WaSealer *wa_sealer_new(const guint8 *public_key);
+/* The public key @sealer seals to. */
+const guint8 *wa_sealer_public_key(const WaSealer *sealer);
+/* Seals @len bytes of @plain (never NULL). */
+GBytes *wa_sealer_seal(WaSealer *sealer, const void *plain, gsize len);
+void wa_sealer_free(WaSealer *sealer);
+
+/* Opens sealed bytes with @pair: a batch-sealed event (above) or one sealed
+ * with crypto_box_seal (wa_seal, and every event journalled before batches).
+ * Returns the plain bytes (NUL-terminated
  * beyond their size, so JSON text can be used as a string) or NULL with
  * @error (OPEN or FORMAT). */
 GBytes *wa_seal_open(const WaKeyPair *pair, const guint8 *sealed, gsize len, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaKeyPair, wa_keypair_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaSealer, wa_sealer_free)
 
 G_END_DECLS

@@ -42,7 +42,9 @@ typedef enum {
   HEAD_NAME,
   HEAD_VALUE, /* of Content-Length or Transfer-Encoding */
   HEAD_SKIP,  /* the rest of a line nobody needs */
-  HEAD_DONE,  /* the body, or anything after the head: passed unread */
+  HEAD_DONE,  /* the head's last byte was read: head_end() decides what follows */
+  HEAD_BODY,  /* a Content-Length body: passed unread, then the next head */
+  HEAD_PASS,  /* a body whose end the check does not follow (chunked): everything passed unread */
 } HeadState;
 
 typedef enum {
@@ -68,6 +70,15 @@ struct _RxHeadCheck {
   HeadState state;
   gboolean refused;   /* once refused, every later read fails too */
   guint64 bytes;      /* bytes passed on so far */
+  gboolean head_open; /* a head's first byte was read, its end not yet */
+  guint heads;        /* heads read to their end */
+  gboolean ended;     /* the line end after the client's end was handed out */
+  guint length_lines; /* Content-Length lines in this head */
+  gboolean coding;    /* a Transfer-Encoding line in this head */
+  guint64 length;     /* the Content-Length read */
+  guint64 body_left;  /* HEAD_BODY: body bytes still to pass */
+  RxGuardFunc on_event;
+  gpointer on_event_data;
   Watch watch;        /* the header whose value is being read */
   gboolean continued; /* the last header line was a watched one */
   char name[NAME_MAX_LEN];
@@ -111,7 +122,40 @@ check_value(RxHeadCheck *check)
   while (end > start && strchr(" \t\r", check->value[end - 1]) != NULL)
     end--;
   check->value[end] = '\0';
-  return value_recognised(check->watch, check->value + start);
+  if (!value_recognised(check->watch, check->value + start))
+    return FALSE;
+  if (check->watch == WATCH_CODING) {
+    check->coding = TRUE;
+  } else {
+    check->length_lines++;
+    /* a sign, or a value past 2^64: rx-http refuses it and closes; the
+     * check stops following this connection's requests */
+    if (!g_ascii_string_to_unsigned(check->value + start, 10, 0, G_MAXUINT64, &check->length, NULL))
+      check->coding = TRUE;
+  }
+  return TRUE;
+}
+
+/* The head is complete: where its body ends, as libsoup reads it. A body
+ * with a single Content-Length (or none: no body) is followed, and the next
+ * head on the connection is checked like the first; any other framing
+ * (chunked, or what rx-http refuses) is passed unread to the end, and rx-http
+ * closes the connection after that request (rx_guard_stream_follows). */
+static void
+head_end(RxHeadCheck *check)
+{
+  check->head_open = FALSE;
+  check->continued = FALSE;
+  check->watch = WATCH_NONE;
+  check->heads++;
+  if (check->coding || check->length_lines > 1) {
+    check->state = HEAD_PASS;
+    return;
+  }
+  check->body_left = check->length_lines == 1 ? check->length : 0;
+  check->state = check->body_left > 0 ? HEAD_BODY : HEAD_REQUEST_LINE;
+  check->length_lines = 0;
+  check->length = 0;
 }
 
 static Watch
@@ -206,6 +250,8 @@ check_byte(RxHeadCheck *check, char c, Refusal *why)
     }
     break;
   case HEAD_DONE:
+  case HEAD_BODY:
+  case HEAD_PASS:
     break;
   }
   return TRUE;
@@ -222,7 +268,28 @@ refuse(RxHeadCheck *check, Refusal why, GError **error)
   if (G_IS_POLLABLE_OUTPUT_STREAM(check->answer_to) &&
       g_pollable_output_stream_can_poll(G_POLLABLE_OUTPUT_STREAM(check->answer_to)))
     g_pollable_output_stream_write_nonblocking(G_POLLABLE_OUTPUT_STREAM(check->answer_to), answer, len, NULL, NULL);
+  /* libsoup may take a failed read of a later request on a kept-alive
+   * connection for an idle client and keep waiting: the connection ends here */
+  if (check->on_event != NULL)
+    check->on_event(RX_GUARD_REFUSED, check->on_event_data);
   g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "request head refused");
+}
+
+/* libsoup 3.2.3 forgets a kept-alive connection whose read of the next
+ * request fails before a byte of it was read: it emits no "request-started",
+ * so nothing calls its request_finished(), which alone disconnects (the
+ * connection, its stream and rx-http's slot would stay for good). So when
+ * the client ends a kept-alive connection between requests, or a later
+ * head is refused, libsoup is handed one line end first: the read of that
+ * request has then begun, and its failure at the next read ends the
+ * connection. libsoup never parses it (a head needs an empty line after the
+ * request line). */
+static GConverterResult
+line_end_first(void *outbuf, gsize *bytes_written)
+{
+  ((char *) outbuf)[0] = '\n';
+  *bytes_written = 1;
+  return G_CONVERTER_CONVERTED;
 }
 
 static GConverterResult
@@ -232,7 +299,7 @@ rx_head_check_convert(GConverter *converter, const void *inbuf, gsize inbuf_size
   RxHeadCheck *check = RX_HEAD_CHECK(converter);
   const char *in = inbuf;
   gsize n = MIN(inbuf_size, outbuf_size);
-  gboolean at_end = (flags & G_CONVERTER_INPUT_AT_END) != 0 && n == inbuf_size;
+  gboolean at_end;
   Refusal why = REFUSE_HEAD;
 
   *bytes_read = *bytes_written = 0;
@@ -244,12 +311,53 @@ rx_head_check_convert(GConverter *converter, const void *inbuf, gsize inbuf_size
     g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "no room");
     return G_CONVERTER_ERROR;
   }
-  for (gsize i = 0; i < n && check->state != HEAD_DONE; i++) {
+  if ((flags & G_CONVERTER_INPUT_AT_END) != 0 && inbuf_size == 0 && outbuf_size > 0 && check->heads > 0 &&
+      check->state == HEAD_REQUEST_LINE && !check->head_open && !check->ended) {
+    check->ended = TRUE;
+    return line_end_first(outbuf, bytes_written);
+  }
+  /* one request at a time: a call passes bytes up to the end of the current
+   * request's body and stops there, so the next head is read (and perhaps
+   * refused, its answer written) only when libsoup reads the next request,
+   * after it answered this one */
+  for (gsize i = 0; i < n; i++) {
+    if (check->state == HEAD_PASS)
+      break;
+    if (check->state == HEAD_BODY) {
+      gsize take = (gsize) MIN(check->body_left, (guint64) (n - i));
+
+      check->body_left -= take;
+      if (check->body_left == 0) {
+        check->state = HEAD_REQUEST_LINE;
+        n = i + take;
+      }
+      break;
+    }
+    if (!check->head_open) {
+      check->head_open = TRUE;
+      if (check->on_event != NULL)
+        check->on_event(RX_GUARD_HEAD, check->on_event_data);
+    }
     if (!check_byte(check, in[i], &why)) {
-      refuse(check, why, error);
+      GError *refused = NULL;
+
+      refuse(check, why, &refused);
+      if (check->heads > 0) {
+        g_error_free(refused);
+        return line_end_first(outbuf, bytes_written);
+      }
+      g_propagate_error(error, refused);
       return G_CONVERTER_ERROR;
     }
+    if (check->state == HEAD_DONE) {
+      head_end(check);
+      if (check->state == HEAD_REQUEST_LINE) {
+        n = i + 1; /* no body: the next head is the next request's */
+        break;
+      }
+    }
   }
+  at_end = (flags & G_CONVERTER_INPUT_AT_END) != 0 && n == inbuf_size;
   /* libsoup parses a head cut short by the end of the input as it is */
   if (at_end && check->state == HEAD_VALUE && !check_value(check)) {
     refuse(check, refusal_of(check->watch), error);
@@ -279,6 +387,11 @@ rx_head_check_reset(GConverter *converter)
   check->refused = FALSE;
   check->watch = WATCH_NONE;
   check->continued = FALSE;
+  check->head_open = FALSE;
+  check->length_lines = 0;
+  check->coding = FALSE;
+  check->length = 0;
+  check->body_left = 0;
 }
 
 static void
@@ -416,4 +529,17 @@ guint64
 rx_guard_stream_bytes_read(GIOStream *stream)
 {
   return RX_GUARD_STREAM(stream)->check->bytes;
+}
+
+void
+rx_guard_stream_on_event(GIOStream *stream, RxGuardFunc func, gpointer data)
+{
+  RX_GUARD_STREAM(stream)->check->on_event = func;
+  RX_GUARD_STREAM(stream)->check->on_event_data = data;
+}
+
+gboolean
+rx_guard_stream_follows(GIOStream *stream)
+{
+  return RX_GUARD_STREAM(stream)->check->state != HEAD_PASS;
 }

@@ -20,6 +20,12 @@
  *   headers), a body deadline (headers to the end of the body) and an idle
  *   deadline (no progress at all), none of them running while a POST waits
  *   for its commit; a missed deadline shuts the socket down;
+ * - connections are kept alive (server_keep_alive): each later request's
+ *   head is checked like the first (rx-guard.h), its header, body and rate
+ *   deadlines start with its first byte (on_guard), and between requests
+ *   only the idle deadline runs; a waiting connection is dropped first for a
+ *   new one; a refused request (4xx, 5xx) or a body the head check does not
+ *   follow (chunked) closes the connection after its answer;
  * - a body over opt.max_body is refused with 413: a Content-Length over the cap
  *   as soon as the headers are in, a chunked body once its chunks pass it.
  *   libsoup 3.2.3 would read the whole body even after a status was set in
@@ -37,6 +43,8 @@
  * message id. */
 #include "rx.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -102,6 +110,8 @@ typedef struct {
   gboolean paused;   /* a POST waits for its commit: no deadline runs */
   gboolean counted;  /* holds a slot (and its address's share); FALSE once killed */
   gboolean reading;  /* the request is still coming in: it may be dropped for a new one */
+  gboolean waiting;  /* kept alive, answered, no byte of the next request yet: dropped first */
+  guint64 rate_base; /* bytes in before the current request's head */
   char *peer;        /* the remote address, when --max-per-address applies to it */
   gint64 accepted;   /* monotonic microseconds */
   gint64 rate_start; /* handed to libsoup: the rate is measured from then on; 0 = not */
@@ -176,7 +186,8 @@ conn_rate_deadline(RxConn *conn)
 
   if (conn->rate_start == 0 || opt->min_rate <= 0)
     return 0;
-  earned = (gint64) MIN(conn_bytes_in(conn), (guint64) G_MAXINT64 / G_USEC_PER_SEC) * G_USEC_PER_SEC / opt->min_rate;
+  earned = (gint64) MIN(conn_bytes_in(conn) - conn->rate_base, (guint64) G_MAXINT64 / G_USEC_PER_SEC) * G_USEC_PER_SEC /
+           opt->min_rate;
   return conn->rate_start + MAX(grace, earned);
 }
 
@@ -275,7 +286,8 @@ on_deadline(gpointer data)
 
 /* ---- which connection to drop ----------------------------------------- */
 
-/* 0: answered its 413 and only drains; 1: past --rate-grace (ranked by its
+/* 0: answered its 413 and only drains, or kept alive waiting for its next
+ * request; 1: past --rate-grace (ranked by its
  * average rate, slowest first); 2: younger (ranked by age, oldest first, so
  * the newest, such as a delivery that just arrived, goes last). */
 static int
@@ -284,7 +296,7 @@ conn_class(RxConn *conn, gint64 now, double *rate)
   gint64 age = now - conn->accepted;
 
   *rate = 0;
-  if (conn->phase == CONN_DRAIN)
+  if (conn->phase == CONN_DRAIN || conn->waiting)
     return 0;
   if (age >= (gint64) conn->rx->opt.rate_grace_s * G_USEC_PER_SEC) {
     *rate = (double) conn_bytes_in(conn) * G_USEC_PER_SEC / (double) MAX(age, 1);
@@ -324,7 +336,7 @@ pick_victim(RxReceiver *rx, gboolean holding_body)
   while (g_hash_table_iter_next(&iter, &key, NULL)) {
     RxConn *conn = key;
 
-    if (!conn->counted || conn->paused || (!conn->reading && conn->phase != CONN_DRAIN))
+    if (!conn->counted || conn->paused || (!conn->reading && !conn->waiting && conn->phase != CONN_DRAIN))
       continue;
     if (holding_body && conn->body_held == 0)
       continue;
@@ -662,6 +674,29 @@ on_stream_gone(gpointer data, GObject *where_the_object_was)
   conn_free(data);
 }
 
+/* The first byte of a request head came in (rx-guard.h): the first request's
+ * deadlines run from the accept, a later one's from here (between requests a
+ * kept-alive connection has only its idle deadline). Or a head was refused:
+ * the connection ends. */
+static void
+on_guard(RxGuardEvent event, gpointer data)
+{
+  RxConn *conn = data;
+
+  if (event == RX_GUARD_REFUSED) {
+    conn_kill(conn);
+    return;
+  }
+  if (!conn->waiting || !conn->counted)
+    return;
+  conn->waiting = FALSE;
+  conn->reading = TRUE;
+  conn->rate_start = g_get_monotonic_time();
+  conn->rate_base = conn_bytes_in(conn);
+  conn->header_deadline = conn->rate_start + (gint64) conn->rx->opt.header_timeout_s * G_USEC_PER_SEC;
+  conn_active(conn);
+}
+
 static void
 conn_hand_to_soup(RxConn *conn, GIOStream *connection)
 {
@@ -671,6 +706,7 @@ conn_hand_to_soup(RxConn *conn, GIOStream *connection)
 
   conn->phase = CONN_SOUP;
   conn->guard = stream;
+  rx_guard_stream_on_event(stream, on_guard, conn);
   conn->rate_start = g_get_monotonic_time();
   conn_arm(conn);
   g_object_weak_ref(G_OBJECT(stream), on_stream_gone, conn);
@@ -760,6 +796,11 @@ on_incoming(GSocketService *service, GSocketConnection *connection, GObject *sou
   conn->rx = rx;
   conn->listener = listener_ref(listener);
   conn->socket = g_object_ref(g_socket_connection_get_socket(connection));
+  /* libsoup writes an answer's head and body separately: on a kept-alive
+   * connection Nagle's algorithm would hold the body until the client's
+   * delayed ACK (40 ms) */
+  if (g_socket_get_family(conn->socket) != G_SOCKET_FAMILY_UNIX)
+    g_socket_set_option(conn->socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
   conn->tcp = g_object_ref(connection);
   conn->cancel = g_cancellable_new();
   conn->timer = g_source_new(&deadline_funcs, sizeof(GSource));
@@ -909,6 +950,9 @@ on_got_headers(SoupServerMessage *msg, gpointer data)
   goffset length = 0;
 
   conn->header_deadline = 0;
+  /* kept alive only while the head check can find the next head (rx-guard.h) */
+  if (!rx_guard_stream_follows(conn->guard) || conn->rx->stopping)
+    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
   if (encoding == SOUP_ENCODING_CONTENT_LENGTH) {
     const char *all = soup_message_headers_get_list(headers, "Content-Length");
 
@@ -986,6 +1030,26 @@ on_wrote_body_data(SoupServerMessage *msg, guint size, gpointer data)
   conn_active(data);
 }
 
+/* The request was answered (or failed): libsoup let go of its body. */
+static void
+on_finished(SoupServerMessage *msg, gpointer data)
+{
+  RxConn *conn = data;
+
+  if (!conn->counted)
+    return;
+  conn->rx->body_bytes -= conn->body_held;
+  conn->body_held = 0;
+  /* kept alive: libsoup waits for the next request, whose deadlines start
+   * with its first byte (on_guard); until then only the idle deadline runs */
+  conn->body_seen = 0;
+  conn->reading = FALSE;
+  conn->waiting = TRUE;
+  conn->header_deadline = conn->body_deadline = 0;
+  conn->rate_start = 0;
+  conn_active(conn);
+}
+
 static void
 on_request_started(SoupServer *server, SoupServerMessage *msg, gpointer data)
 {
@@ -993,14 +1057,12 @@ on_request_started(SoupServer *server, SoupServerMessage *msg, gpointer data)
 
   if (conn == NULL)
     return;
-  /* one request per connection: the head check (rx-guard.h) reads the
-   * connection's first head only, so there is never a second */
-  soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
   g_signal_connect(msg, "got-headers", G_CALLBACK(on_got_headers), conn);
   g_signal_connect(msg, "got-chunk", G_CALLBACK(on_got_chunk), conn);
   g_signal_connect(msg, "got-body", G_CALLBACK(on_got_body), conn);
   g_signal_connect(msg, "wrote-headers", G_CALLBACK(on_progress), conn);
   g_signal_connect(msg, "wrote-body-data", G_CALLBACK(on_wrote_body_data), conn);
+  g_signal_connect(msg, "finished", G_CALLBACK(on_finished), conn);
 }
 
 /* ---- answers -------------------------------------------------------- */
@@ -1009,6 +1071,10 @@ static void
 answer(SoupServerMessage *msg, guint status, const char *text)
 {
   soup_server_message_set_status(msg, status, NULL);
+  /* a refused request ends its connection: whatever the client sends after
+   * it is not read */
+  if (status >= 400)
+    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
   if (text != NULL)
     soup_server_message_set_response(msg, "text/plain", SOUP_MEMORY_COPY, text, strlen(text));
 }
@@ -1257,6 +1323,28 @@ on_request(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTa
 
 /* ---- the server as a whole ------------------------------------------ */
 
+/* SoupServer 3.2 keeps a connection alive after an answer only when it has a
+ * listener of its own (request_finished() in soup-server.c checks
+ * priv->listeners), and every connection here comes through
+ * soup_server_accept_iostream(). So the server gets a listener nobody can
+ * reach: a UNIX socket in the 0700 state directory, unlinked as soon as it
+ * listens (a socket without a name cannot be connected to). Without it the
+ * receiver still works, one request per connection. */
+static void
+server_keep_alive(RxReceiver *rx)
+{
+  g_autofree char *path = g_build_filename(rx->opt.dir, "ka.sock", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocket) socket = rx_unix_listen(path, NULL, &error);
+
+  if (socket != NULL) {
+    rx_unix_unlink(path);
+    if (soup_server_listen_socket(rx->server, socket, 0, &error))
+      return;
+  }
+  rx_log("connections are not kept alive: %s", error->message);
+}
+
 void
 rx_http_init(RxReceiver *rx)
 {
@@ -1268,6 +1356,7 @@ rx_http_init(RxReceiver *rx)
   rx->server = soup_server_new(NULL, NULL);
   g_signal_connect(rx->server, "request-started", G_CALLBACK(on_request_started), rx);
   soup_server_add_handler(rx->server, NULL, on_request, rx, NULL);
+  server_keep_alive(rx);
 }
 
 JsonObject *

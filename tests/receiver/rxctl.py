@@ -144,11 +144,15 @@ def wait_until(predicate, timeout=DEFAULT_TIMEOUT, interval=0.02, what="conditio
 # ---- libsodium ----------------------------------------------------------
 
 class _Sodium:
-    """crypto_box_keypair and crypto_box_seal_open from the system libsodium."""
+    """crypto_box_keypair and the opening of sealed events (crypto_box_seal, and the
+    receiver's batch format of plugin/core/wa-seal.h) from the system libsodium."""
 
     PUBLICKEYBYTES = 32
     SECRETKEYBYTES = 32
     SEALBYTES = 48
+    BATCH_MAGIC = b"wabizB1\0"
+    NONCEBYTES = 24
+    MACBYTES = 16
 
     def __init__(self):
         name = "libsodium.so.23"
@@ -165,6 +169,9 @@ class _Sodium:
             ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulonglong, ctypes.c_char_p, ctypes.c_char_p]
         self.lib.crypto_box_seal.argtypes = [
             ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulonglong, ctypes.c_char_p]
+        self.lib.crypto_box_open_easy.argtypes = [
+            ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulonglong, ctypes.c_char_p, ctypes.c_char_p,
+            ctypes.c_char_p]
 
     def keypair(self):
         pk = ctypes.create_string_buffer(self.PUBLICKEYBYTES)
@@ -175,6 +182,14 @@ class _Sodium:
 
     def seal_open(self, sealed, pk, sk):
         """The plaintext, or None when ``sealed`` was not sealed to ``pk``."""
+        head = len(self.BATCH_MAGIC) + self.PUBLICKEYBYTES + self.NONCEBYTES
+        if len(sealed) >= head + self.MACBYTES and sealed.startswith(self.BATCH_MAGIC):
+            ephemeral = sealed[len(self.BATCH_MAGIC):len(self.BATCH_MAGIC) + self.PUBLICKEYBYTES]
+            nonce = sealed[head - self.NONCEBYTES:head]
+            out = ctypes.create_string_buffer(len(sealed) - head - self.MACBYTES)
+            if self.lib.crypto_box_open_easy(out, sealed[head:], len(sealed) - head, nonce,
+                                             ephemeral, sk) == 0:
+                return out.raw
         if len(sealed) < self.SEALBYTES:
             return None
         out = ctypes.create_string_buffer(len(sealed) - self.SEALBYTES)

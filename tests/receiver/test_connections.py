@@ -301,7 +301,7 @@ class ConnectionsTest(ReceiverCase):
                 time.sleep(0.1)
             s.settimeout(10 * TIMEOUT_FACTOR)
             data = b""
-            while True:
+            while b"\r\n\r\n" not in data:  # the connection is kept alive
                 chunk = s.recv(65536)
                 if not chunk:
                     break

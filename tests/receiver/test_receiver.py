@@ -392,6 +392,21 @@ class ReceiverTest(ReceiverCase):
 
     # ---- dedupe -------------------------------------------------------
 
+    def test_dedupe_spread_over_the_journal(self):
+        # a delivery whose ids land all over a large dedupe index changes
+        # many pages in its savepoint: SQLite's statement journal then spills
+        # to a temporary file, which the confinement refused in /var/tmp (a
+        # 500 for that delivery: "unable to open database file")
+        rx = self.start()
+        acct = Account()
+        c, url = self.register(rx, acct)
+        for _ in range(30):
+            body = meta_json(envelope([change(acct.pnid, messages=[text_message("x") for _ in range(200)])]))
+            self.assertEqual(post_webhook(url, body, secret=acct.secret)[0], 200)
+        body = meta_json(envelope([change(acct.pnid, messages=[text_message("y") for _ in range(400)])]))
+        self.assertEqual(post_webhook(url, body, secret=acct.secret)[0], 200, rx.log())
+        self.assertNotIn("could not be stored", rx.log())
+
     def test_dedupe(self):
         rx = self.start()
         acct = Account()

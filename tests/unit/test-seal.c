@@ -53,6 +53,81 @@ test_other_key_and_tamper(void)
   g_assert_error(error, WA_SEAL_ERROR, WA_SEAL_ERROR_FORMAT);
 }
 
+/* The receiver's batches: events sealed by one sealer open one by one with
+ * the account's key pair, each under its own nonce; tampering, another key
+ * and a cut event are refused; events sealed before batches (wa_seal, still
+ * in journals written by earlier receivers) open beside them. */
+static void
+test_batch(void)
+{
+  g_autoptr(WaKeyPair) pair = wa_keypair_new(NULL);
+  g_autoptr(WaKeyPair) other = wa_keypair_new(NULL);
+  g_autoptr(WaSealer) sealer = wa_sealer_new(pair->public_key);
+  const char *plain[] = {"{\"first\":\"whatsapp\"}", "{\"second\":\"whatsapp\"}", ""};
+  g_autoptr(GBytes) sealed0 = wa_sealer_seal(sealer, plain[0], strlen(plain[0]));
+  g_autoptr(GBytes) sealed1 = wa_sealer_seal(sealer, plain[1], strlen(plain[1]));
+  g_autoptr(GBytes) sealed2 = wa_sealer_seal(sealer, plain[2], 0);
+  g_autoptr(GBytes) old = wa_seal(pair->public_key, "{\"old\":1}", 9);
+  GBytes *sealed[] = {sealed0, sealed1, sealed2};
+  const guint8 *a = g_bytes_get_data(sealed0, NULL);
+  const guint8 *b = g_bytes_get_data(sealed1, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) opened_old = NULL;
+  gsize len;
+  g_autofree guint8 *copy = NULL;
+  GBytes *opened;
+
+  g_assert_nonnull(sealer);
+  g_assert_cmpmem(wa_sealer_public_key(sealer), WA_SEAL_PUBLIC_KEY_BYTES, pair->public_key, WA_SEAL_PUBLIC_KEY_BYTES);
+  for (guint i = 0; i < G_N_ELEMENTS(sealed); i++) {
+    const guint8 *data = g_bytes_get_data(sealed[i], &len);
+
+    g_assert_cmpuint(len, ==, strlen(plain[i]) + WA_SEAL_BATCH_OVERHEAD);
+    g_assert_cmpmem(data, 8, WA_SEAL_BATCH_MAGIC, 8);
+    g_assert_null(memmem(data, len, "whatsapp", 8));
+    opened = wa_seal_open(pair, data, len, &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(g_bytes_get_data(opened, NULL), ==, plain[i]);
+    g_bytes_unref(opened);
+  }
+  /* one key agreement (the same ephemeral key), a nonce of each event's own */
+  g_assert_cmpmem(a + 8, crypto_box_PUBLICKEYBYTES, b + 8, crypto_box_PUBLICKEYBYTES);
+  g_assert_true(memcmp(a + 8 + crypto_box_PUBLICKEYBYTES, b + 8 + crypto_box_PUBLICKEYBYTES, crypto_box_NONCEBYTES) !=
+                0);
+
+  /* the upgrade path: an event of the old format still opens */
+  opened_old = wa_seal_open(pair, g_bytes_get_data(old, NULL), g_bytes_get_size(old), &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(g_bytes_get_data(opened_old, NULL), ==, "{\"old\":1}");
+
+  opened = wa_seal_open(other, a, g_bytes_get_size(sealed0), &error);
+  g_assert_null(opened);
+  g_assert_error(error, WA_SEAL_ERROR, WA_SEAL_ERROR_OPEN);
+  g_clear_error(&error);
+
+  copy = g_memdup2(a, g_bytes_get_size(sealed0));
+  len = g_bytes_get_size(sealed0);
+  for (gsize at = 8; at < len; at += 7) {
+    copy[at] ^= 1;
+    opened = wa_seal_open(pair, copy, len, &error);
+    g_assert_null(opened);
+    g_assert_error(error, WA_SEAL_ERROR, WA_SEAL_ERROR_OPEN);
+    g_clear_error(&error);
+    copy[at] ^= 1;
+  }
+  opened = wa_seal_open(pair, copy, len - 1, &error);
+  g_assert_null(opened);
+  g_assert_error(error, WA_SEAL_ERROR, WA_SEAL_ERROR_OPEN);
+  g_clear_error(&error);
+
+  /* a low-order point: nothing can be sealed to it */
+  {
+    guint8 zero[WA_SEAL_PUBLIC_KEY_BYTES] = {0};
+
+    g_assert_null(wa_sealer_new(zero));
+  }
+}
+
 static void
 test_keys_round_trip(void)
 {
@@ -105,6 +180,7 @@ main(int argc, char **argv)
   g_test_add_func("/seal/round-trip", test_round_trip);
   g_test_add_func("/seal/other-key-and-tamper", test_other_key_and_tamper);
   g_test_add_func("/seal/keys-round-trip", test_keys_round_trip);
+  g_test_add_func("/seal/batch", test_batch);
   g_test_add_func("/seal/bad-keys", test_bad_keys);
   return g_test_run();
 }
