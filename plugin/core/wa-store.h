@@ -454,7 +454,8 @@ typedef void (*WaStoreStatusFunc)(const WaStoreStatusResult *result, const GErro
 void wa_store_message_status(WaStore *store, const WaStoreStatusUpdate *update, WaStoreStatusFunc done, gpointer data);
 /* By wamid; NULL when not found. */
 void wa_store_message_find(WaStore *store, const char *wamid, WaStoreMessageFunc done, gpointer data);
-/* The last @limit messages of @customer_id, oldest first, decrypted. */
+/* The last @limit messages of @customer_id, oldest first, decrypted;
+ * inbound messages not yet marked shown are left out. */
 void wa_store_history(WaStore *store, const char *customer_id, guint limit, WaStoreMessagesFunc done, gpointer data);
 
 /* ---- outbox -------------------------------------------------------------------------- */

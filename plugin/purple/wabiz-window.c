@@ -116,6 +116,24 @@ window_tick_s(void)
   return tick;
 }
 
+/* The window timer fires at @next (0: no timer), or at the next tick when
+ * that comes first. */
+static void
+set_timer(WabizAccount *wa, gint64 now, gint64 next)
+{
+  gint64 wait;
+
+  if (wa->window_timer != 0) {
+    purple_timeout_remove(wa->window_timer);
+    wa->window_timer = 0;
+  }
+  if (next == 0)
+    return;
+  wait = CLAMP(next - now, 1, window_tick_s());
+  wa->window_at = now + wait;
+  wa->window_timer = purple_timeout_add((guint) (wait * 1000), window_timer_cb, wa);
+}
+
 /* One timer for the earliest next change among the account's buddies, or
  * the next tick when that comes first. */
 static void
@@ -132,13 +150,7 @@ reschedule(WabizAccount *wa)
       next = at;
   }
   g_slist_free(buddies);
-  if (wa->window_timer != 0) {
-    purple_timeout_remove(wa->window_timer);
-    wa->window_timer = 0;
-  }
-  if (next == 0)
-    return;
-  wa->window_timer = purple_timeout_add((guint) (CLAMP(next - now, 1, window_tick_s()) * 1000), window_timer_cb, wa);
+  set_timer(wa, now, next);
 }
 
 void
@@ -164,16 +176,23 @@ wabiz_window_stop(WabizAccount *wa)
   }
 }
 
-/* @buddy's customer wrote at @timestamp (the store has recorded it). */
+/* @buddy's customer wrote at @timestamp (the store has recorded it). Only
+ * this buddy is looked at: a message moves its window later, so the timer
+ * is moved only when this buddy's next change comes before it (a timer
+ * that fires early finds nothing to change and sets the next one). */
 void
 wabiz_window_update(WabizAccount *wa, PurpleBuddy *buddy, gint64 timestamp)
 {
   const char *customer = purple_blist_node_get_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID);
+  gint64 now = wabiz_now();
+  gint64 at;
 
   if (customer != NULL && wa->windows != NULL)
     remember_window(wa, customer, timestamp);
-  set_presence(wa->account, buddy, wabiz_now());
-  reschedule(wa);
+  set_presence(wa->account, buddy, now);
+  at = wa_window_next_change(last_inbound(buddy), now);
+  if (at > 0 && (wa->window_timer == 0 || at < wa->window_at))
+    set_timer(wa, now, at);
 }
 
 /* Buddies of an older version kept the window in their node settings: it

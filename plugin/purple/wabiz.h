@@ -126,8 +126,9 @@ typedef struct _WabizAccount {
   char *rx_listen_error;           /* the receiver cannot listen for this account: why (as last told) */
   GQueue inbound;                  /* WabizEvent* received, not yet applied */
   struct _WabizApplying *applying; /* the event being stored and shown */
-  GSList *orphans;                 /* events of a lost link still waiting for the store */
+  GSList *orphans;                 /* batches still waiting for the store: of a lost link, or for their marks */
   GHashTable *shown;               /* store message ids shown this session (live or as history) */
+  GQueue shown_order;              /* the same ids (owned by shown), oldest first */
   guint inbound_slice;             /* timer applying the next slice */
   gint64 last_event_us;            /* monotonic time of the last event from the receiver */
   guint silence_timer;             /* warns when sends succeed but no webhook arrives */
@@ -146,6 +147,7 @@ typedef struct _WabizAccount {
   GHashTable *names;   /* store customer id -> profile name, kept here instead of in blist.xml
                           * when aliases are pseudonymous */
   guint window_timer;
+  gint64 window_at;   /* when window_timer fires (Unix s) */
 
   /* inbound kinds beyond text (wabiz-kinds.c) */
   GHashTable *cards;     /* buddy name -> GPtrArray of the contacts shared in its conversation */
