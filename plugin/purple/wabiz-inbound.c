@@ -25,6 +25,7 @@ static void
 event_free(WabizEvent *event)
 {
   g_bytes_unref(event->sealed);
+  g_clear_pointer(&event->webhook, wa_webhook_free);
   g_free(event);
 }
 
@@ -1166,8 +1167,11 @@ apply_next(WabizAccount *wa)
 
     /* re-sent after a lost acknowledgement (the receiver's seq only grows):
      * already shown in this session */
-    if (event->seq > wa->applied_seq && (webhook = open_event(wa, event)) != NULL && n > 0 && !batchable(webhook)) {
-      wa_webhook_free(webhook);
+    if (event->seq > wa->applied_seq)
+      webhook = event->opened ? g_steal_pointer(&event->webhook) : open_event(wa, event);
+    if (webhook != NULL && n > 0 && !batchable(webhook)) {
+      event->webhook = webhook;
+      event->opened = TRUE;
       g_queue_push_head(&wa->inbound, event); /* the next batch starts with it */
       break;
     }
@@ -1185,6 +1189,31 @@ apply_next(WabizAccount *wa)
   finish_one(ap);
 }
 
+/* Events are opened (decrypted and parsed) for at most this long in one
+ * turn of the loop ahead of their batch: while a batch waits for its store
+ * commit, the next one gets ready. */
+#define OPEN_AHEAD_SLICE_US 4000
+
+static gboolean
+open_ahead_cb(gpointer data)
+{
+  WabizAccount *wa = data;
+  gint64 until = g_get_monotonic_time() + OPEN_AHEAD_SLICE_US;
+
+  for (GList *l = wa->inbound.head; l != NULL; l = l->next) {
+    WabizEvent *event = l->data;
+
+    if (event->opened || event->seq <= wa->applied_seq)
+      continue;
+    if (g_get_monotonic_time() >= until)
+      return G_SOURCE_CONTINUE;
+    event->webhook = open_event(wa, event);
+    event->opened = TRUE;
+  }
+  wa->inbound_open = 0;
+  return G_SOURCE_REMOVE;
+}
+
 void
 wabiz_inbound_queue(WabizAccount *wa, gint64 seq, GBytes *sealed)
 {
@@ -1195,6 +1224,8 @@ wabiz_inbound_queue(WabizAccount *wa, gint64 seq, GBytes *sealed)
   g_queue_push_tail(&wa->inbound, event);
   if (wa->applying == NULL)
     schedule_next(wa);
+  else if (wa->inbound_open == 0)
+    wa->inbound_open = purple_timeout_add(0, open_ahead_cb, wa);
 }
 
 /* Events not yet applied are dropped (the receiver sends them again); one
@@ -1206,6 +1237,10 @@ wabiz_inbound_stop(WabizAccount *wa)
   if (wa->inbound_slice != 0) {
     purple_timeout_remove(wa->inbound_slice);
     wa->inbound_slice = 0;
+  }
+  if (wa->inbound_open != 0) {
+    purple_timeout_remove(wa->inbound_open);
+    wa->inbound_open = 0;
   }
   g_queue_clear_full(&wa->inbound, (GDestroyNotify) event_free);
   for (GSList *l = wa->orphans; l != NULL; l = l->next)

@@ -130,6 +130,7 @@ typedef struct _WabizAccount {
   GHashTable *shown;               /* store message ids shown this session (live or as history) */
   GQueue shown_order;              /* the same ids (owned by shown), oldest first */
   guint inbound_slice;             /* timer applying the next slice */
+  guint inbound_open;              /* timer opening queued events ahead of their batch */
   gint64 last_event_us;            /* monotonic time of the last event from the receiver */
   guint silence_timer;             /* warns when sends succeed but no webhook arrives */
   gint64 silence_from_us;
@@ -316,6 +317,8 @@ void wabiz_link_sent(WabizAccount *wa);
 typedef struct {
   gint64 seq;
   GBytes *sealed;
+  gboolean opened;    /* opened ahead of its batch (webhook NULL: it could not be) */
+  WaWebhook *webhook; /* once opened */
 } WabizEvent;
 typedef struct _WabizApplying WabizApplying;
 void wabiz_inbound_queue(WabizAccount *wa, gint64 seq, GBytes *sealed);
