@@ -211,7 +211,8 @@ main(int argc, char **argv)
   g_main_loop_run(f.main);
   seconds = (g_get_monotonic_time() - f.started) / 1e6;
   wa_store_close(f.store);
-  fprintf(stderr, "%" G_GUINT64_FORMAT " messages (%" G_GUINT64_FORMAT " errors) over %" G_GUINT64_FORMAT
+  fprintf(stderr,
+          "%" G_GUINT64_FORMAT " messages (%" G_GUINT64_FORMAT " errors) over %" G_GUINT64_FORMAT
           " customers in %.1f s: %.0f/s\n",
           f.done, f.errors, f.customers, seconds, f.done / seconds);
   for (guint64 c = 0; c < f.blist; c++) {

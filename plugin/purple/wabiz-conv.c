@@ -97,8 +97,8 @@ shown_kept(void)
     const char *test = wabiz_test_env("WABIZ_TEST_SHOWN_KEPT");
     guint64 value = 0;
 
-    kept = test != NULL && g_ascii_string_to_unsigned(test, 10, 1, SHOWN_KEPT, &value, NULL) ? (guint) value
-                                                                                            : SHOWN_KEPT;
+    kept =
+      test != NULL && g_ascii_string_to_unsigned(test, 10, 1, SHOWN_KEPT, &value, NULL) ? (guint) value : SHOWN_KEPT;
   }
   return kept;
 }

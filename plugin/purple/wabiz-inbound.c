@@ -168,8 +168,7 @@ run_next(WabizApplying *ap)
 {
   Deferred *d;
 
-  while (!ap->orphaned && !ap->alone && ap->running < APPLY_WINDOW &&
-         (d = g_queue_peek_head(&ap->deferred)) != NULL) {
+  while (!ap->orphaned && !ap->alone && ap->running < APPLY_WINDOW && (d = g_queue_peek_head(&ap->deferred)) != NULL) {
     if (d->alone && ap->running > 0)
       return;
     g_queue_pop_head(&ap->deferred);

@@ -842,7 +842,8 @@ cmd_gap_meter(const HostCmd *cmd)
 		/* reported as it stands */
 	} else if (strcmp(action, "start") == 0 || strcmp(action, "reset") == 0) {
 		if (gap_meter.timer == 0)
-			gap_meter.timer = g_timeout_add(GAP_METER_INTERVAL_MS, gap_meter_tick, NULL);
+			gap_meter.timer =
+			        g_timeout_add(GAP_METER_INTERVAL_MS, gap_meter_tick, NULL);
 		gap_meter.last = g_get_monotonic_time();
 		gap_meter.max_gap = 0;
 		gap_meter.ticks = 0;
