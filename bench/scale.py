@@ -62,6 +62,32 @@ def add_buddies(user_dir, pnid, ids):
     tree.write(path, encoding="UTF-8", xml_declaration=True)
 
 
+def build_store(args, build, user_dir, ids_path, sim, host):
+    """A first sign-on creates the store; scale-store fills it; blist.xml
+    gets the buddies. Returns the buddies [(number, customer id)] and the
+    webhook URL."""
+    first = host()
+    notice = first.wait_for({"event": "write", "message": lambda m: "webhook receiver listens on" in m},
+                            timeout=60)
+    url = re.search(r"listens on (http://127\.0\.0\.1:\d+/[^\s<]*)", notice["message"]).group(1)
+    assert first.quit(timeout=60) == 0
+    first.close()
+    t = time.monotonic()
+    fill = subprocess.run([os.path.join(build, "bench", "scale-store"), user_dir, sim.pnid,
+                           str(args.customers), str(args.messages), "--blist", str(args.buddies)],
+                          capture_output=True, text=True, check=True)
+    fill_s = time.monotonic() - t
+    ids = [line.split() for line in fill.stdout.splitlines() if line.strip()]
+    add_buddies(user_dir, sim.pnid, ids)
+    with open(ids_path, "w") as f:
+        f.write(fill.stdout)
+    db = os.path.join(user_dir, "wabiz", "store", sim.pnid + ".db")
+    print("# store: %d customers, %d messages, %d buddies: %.0f MiB, written in %.0f s (%s)"
+          % (args.customers, args.messages, len(ids), os.path.getsize(db) / 2**20, fill_s,
+             fill.stderr.strip().splitlines()[-1]))
+    return ids, url
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build", default=os.path.join(SRC, "build"))
@@ -70,10 +96,14 @@ def main():
     parser.add_argument("--buddies", type=int, default=5000)
     parser.add_argument("--more", type=int, default=100000)
     parser.add_argument("--step", type=int, default=25000)
+    parser.add_argument("--keep", metavar="DIR",
+                        help="build the store in DIR and keep it; a later run with the same DIR reuses it")
     args = parser.parse_args()
     build = os.path.abspath(args.build)
     receiver = os.path.join(build, "plugin", "receiver", "wabiz-receiver")
-    user_dir = tempfile.mkdtemp(prefix="wabiz-scale-")
+    user_dir = os.path.abspath(args.keep) if args.keep else tempfile.mkdtemp(prefix="wabiz-scale-")
+    ids_path = os.path.join(user_dir, "scale-buddies.txt")
+    reuse = os.path.exists(ids_path)
     receiver_dir = os.path.join(user_dir, "wabiz", "receiver")
     sim = Sim.start(os.path.join(build, "tests", "sim", "wabiz-sim"), stderr=subprocess.DEVNULL)
 
@@ -91,24 +121,13 @@ def main():
     print("# bench/scale.py, %s UTC" % time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
     print("# machine: %s" % machine())
     try:
-        first = host()
-        notice = first.wait_for({"event": "write", "message": lambda m: "webhook receiver listens on" in m},
-                                timeout=60)
-        url = re.search(r"listens on (http://127\.0\.0\.1:\d+/[^\s<]*)", notice["message"]).group(1)
-        assert first.quit(timeout=60) == 0
-        first.close()
-
-        t = time.monotonic()
-        fill = subprocess.run([os.path.join(build, "bench", "scale-store"), user_dir, sim.pnid,
-                               str(args.customers), str(args.messages), "--blist", str(args.buddies)],
-                              capture_output=True, text=True, check=True)
-        fill_s = time.monotonic() - t
-        ids = [line.split() for line in fill.stdout.splitlines() if line.strip()]
-        add_buddies(user_dir, sim.pnid, ids)
-        db = os.path.join(user_dir, "wabiz", "store", sim.pnid + ".db")
-        print("# store: %d customers, %d messages, %d buddies: %.0f MiB, written in %.0f s (%s)"
-              % (args.customers, args.messages, len(ids), os.path.getsize(db) / 2**20, fill_s,
-                 fill.stderr.strip().splitlines()[-1]))
+        if reuse:
+            with open(ids_path) as f:
+                ids = [line.split() for line in f if line.strip()]
+            url = None
+            print("# store reused from %s" % user_dir)
+        else:
+            ids, url = build_store(args, build, user_dir, ids_path, sim, host)
 
         start = time.monotonic()
         second = host()
@@ -132,6 +151,10 @@ def main():
         print("| RSS after sign-on | %.1f MiB |" % (rss[0][1] / 1024.0), flush=True)
 
         if args.more > 0:
+            if url is None:
+                notice = second.wait_for({"event": "write", "message": lambda m: "webhook receiver listens on" in m},
+                                         timeout=60)
+                url = re.search(r"listens on (http://127\.0\.0\.1:\d+/[^\s<]*)", notice["message"]).group(1)
             sim.webhook(url=url, app_secret=DEFAULT_APP_SECRET, retry_base_ms=100)
             customers = ["4916%09d" % (100000000 + i) for i in range(16)]
             done = 0
@@ -149,7 +172,8 @@ def main():
         subprocess.run([receiver, "--dir", receiver_dir, "--stop"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=60)
         sim.stop()
-        shutil.rmtree(user_dir, True)
+        if not args.keep:
+            shutil.rmtree(user_dir, True)
 
 
 if __name__ == "__main__":

@@ -299,6 +299,9 @@ void wa_store_customer_lookup(WaStore *store, const char *wa_id, const char *bsu
                               gpointer data);
 /* Every customer (for buddies and windows at sign-on), oldest first. */
 void wa_store_customers_list(WaStore *store, WaStoreCustomersFunc done, gpointer data);
+/* Every customer who wrote (for the service windows at sign-on), oldest
+ * first, with only id and newest_inbound set (nothing is decrypted). */
+void wa_store_customers_windows(WaStore *store, WaStoreCustomersFunc done, gpointer data);
 
 /* ---- messages ---------------------------------------------------------------------- */
 

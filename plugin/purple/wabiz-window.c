@@ -259,7 +259,7 @@ customers_cb(GPtrArray *customers, const GError *error, gpointer data)
 
     remember_window(wa, customer->id, customer->newest_inbound);
   }
-  wabiz_customer_names_load(wa, customers);
+  wabiz_customer_names_load(wa);
   migrate_node_windows(wa);
   wabiz_window_start(wa);
 }
@@ -270,7 +270,7 @@ wabiz_window_load(WabizAccount *wa)
 {
   if (wa->windows == NULL)
     wa->windows = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-  wa_store_customers_list(wa->store, customers_cb, wa);
+  wa_store_customers_windows(wa->store, customers_cb, wa);
 }
 
 WaWindowState

@@ -337,7 +337,7 @@ PurpleBuddy *wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const cha
  * profile name (may be NULL) is only kept in memory. */
 void wabiz_customer_identify(WabizAccount *wa, PurpleBuddy *buddy, const char *customer_id, const char *profile_name);
 /* At sign-on: the customers' profile names (pseudonymous aliases). */
-void wabiz_customer_names_load(WabizAccount *wa, GPtrArray *customers);
+void wabiz_customer_names_load(WabizAccount *wa);
 /* The customer's buddy and conversation move from @old_name to @new_name;
  * TRUE when the buddy moved. */
 gboolean wabiz_customer_rename(WabizAccount *wa, const char *old_name, const char *new_name);
