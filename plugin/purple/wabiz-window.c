@@ -153,16 +153,46 @@ reschedule(WabizAccount *wa)
   set_timer(wa, now, next);
 }
 
+/* Presence is set for at most this long in one turn of the loop: at
+ * sign-on thousands of buddies change at once (each a signal the UI
+ * redraws a row for), the rest waits for the next turns. */
+#define PRESENCE_SLICE_US 5000
+
+static gboolean
+presence_slice_cb(gpointer data)
+{
+  WabizAccount *wa = data;
+  gint64 until = g_get_monotonic_time() + PRESENCE_SLICE_US;
+  gint64 now = wabiz_now();
+  char *name;
+
+  while (g_get_monotonic_time() < until && (name = g_queue_pop_head(&wa->presence_todo)) != NULL) {
+    /* by name: a buddy may have gone meanwhile */
+    PurpleBuddy *buddy = purple_find_buddy(wa->account, name);
+
+    if (buddy != NULL)
+      set_presence(wa->account, buddy, now);
+    g_free(name);
+  }
+  if (!g_queue_is_empty(&wa->presence_todo))
+    return G_SOURCE_CONTINUE;
+  wa->presence_slice = 0;
+  reschedule(wa);
+  return G_SOURCE_REMOVE;
+}
+
+/* Every buddy's presence (in slices), then the timer. */
 void
 wabiz_window_start(WabizAccount *wa)
 {
-  gint64 now = wabiz_now();
   GSList *buddies = purple_find_buddies(wa->account, NULL);
 
+  g_queue_clear_full(&wa->presence_todo, g_free);
   for (GSList *l = buddies; l != NULL; l = l->next)
-    set_presence(wa->account, l->data, now);
+    g_queue_push_tail(&wa->presence_todo, g_strdup(purple_buddy_get_name(l->data)));
   g_slist_free(buddies);
-  reschedule(wa);
+  if (presence_slice_cb(wa) && wa->presence_slice == 0)
+    wa->presence_slice = purple_timeout_add(0, presence_slice_cb, wa);
 }
 
 void
@@ -174,6 +204,11 @@ wabiz_window_stop(WabizAccount *wa)
     purple_timeout_remove(wa->window_timer);
     wa->window_timer = 0;
   }
+  if (wa->presence_slice != 0) {
+    purple_timeout_remove(wa->presence_slice);
+    wa->presence_slice = 0;
+  }
+  g_queue_clear_full(&wa->presence_todo, g_free);
 }
 
 /* @buddy's customer wrote at @timestamp (the store has recorded it). Only
@@ -248,17 +283,32 @@ static void
 customers_cb(GPtrArray *customers, const GError *error, gpointer data)
 {
   WabizAccount *wa = data;
+  g_autoptr(GHashTable) with_buddy = g_hash_table_new(g_str_hash, g_str_equal);
+  GSList *buddies = purple_find_buddies(wa->account, NULL);
+  gint64 now = wabiz_now();
 
   if (error != NULL) {
     g_autofree char *text = g_strdup_printf(_("The customers' service windows could not be read: %s"), error->message);
 
     wabiz_notice(wa, text);
   }
+  /* a window is looked up through a buddy: those of customers without one
+   * are kept while open (a buddy may come for them), closed ones are not
+   * (a message brings theirs back) */
+  for (GSList *l = buddies; l != NULL; l = l->next) {
+    const char *id = purple_blist_node_get_string(&((PurpleBuddy *) l->data)->node, WABIZ_NODE_CUSTOMER_ID);
+
+    if (id != NULL)
+      g_hash_table_add(with_buddy, (gpointer) id);
+  }
   for (guint i = 0; customers != NULL && i < customers->len; i++) {
     const WaStoreCustomer *customer = g_ptr_array_index(customers, i);
 
-    remember_window(wa, customer->id, customer->newest_inbound);
+    if (wa_window_state(customer->newest_inbound, now, NULL) != WA_WINDOW_CLOSED ||
+        g_hash_table_contains(with_buddy, customer->id))
+      remember_window(wa, customer->id, customer->newest_inbound);
   }
+  g_slist_free(buddies);
   wabiz_customer_names_load(wa);
   migrate_node_windows(wa);
   wabiz_window_start(wa);
