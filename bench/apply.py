@@ -10,8 +10,8 @@ records the largest gap between two ticks). Reported: shown events/s (the
 first to the last live line), the time from sign-on to the last line, the
 largest main-loop gap, and that every message was shown exactly once.
 
-    bench/apply.py [--build build] [--events 30000,50000] [--customers 200]
-                   [--per-body 1] [--perf]
+    bench/apply.py [--build build] [--events 30000,50000] [--customers 16]
+                   [--per-body 1] [--perf] [--plugin-build OTHER_BUILD]
 
 --perf records the applying host with `perf record -g` (perf.data in the
 current directory). Not a test: it prints figures and the machine.
@@ -60,7 +60,7 @@ class Bench:
         build = os.path.abspath(args.build)
         self.sim_bin = os.path.join(build, "tests", "sim", "wabiz-sim")
         self.host_bin = os.path.join(build, "tests", "host", "wabiz-host")
-        self.plugin_dir = os.path.join(build, "plugin", "purple", "test")
+        self.plugin_dir = os.path.join(os.path.abspath(args.plugin_build or args.build), "plugin", "purple", "test")
         self.receiver = os.path.join(build, "plugin", "receiver", "wabiz-receiver")
         self.args = args
 
@@ -168,6 +168,8 @@ def main():
     parser.add_argument("--customers", type=int, default=16)
     parser.add_argument("--per-body", type=int, default=1)
     parser.add_argument("--perf", action="store_true")
+    parser.add_argument("--plugin-build", help="take the plugin from another build (an older version, "
+                        "for a before/after figure); the host, receiver and simulator come from --build")
     args = parser.parse_args()
     bench = Bench(args)
     print("# bench/apply.py, %s UTC" % time.strftime("%Y-%m-%d %H:%M", time.gmtime()))

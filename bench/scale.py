@@ -96,10 +96,15 @@ def main():
     parser.add_argument("--buddies", type=int, default=5000)
     parser.add_argument("--more", type=int, default=100000)
     parser.add_argument("--step", type=int, default=25000)
+    parser.add_argument("--plugin-build", help="take the plugin from another build (an older version, for a "
+                        "before/after figure); the host, receiver, simulator and scale-store come from --build")
+    parser.add_argument("--close-convs", action="store_true",
+                        help="close the conversations after each step (libpurple frees their lines)")
     parser.add_argument("--keep", metavar="DIR",
                         help="build the store in DIR and keep it; a later run with the same DIR reuses it")
     args = parser.parse_args()
     build = os.path.abspath(args.build)
+    plugin_build = os.path.abspath(args.plugin_build or args.build)
     receiver = os.path.join(build, "plugin", "receiver", "wabiz-receiver")
     user_dir = os.path.abspath(args.keep) if args.keep else tempfile.mkdtemp(prefix="wabiz-scale-")
     ids_path = os.path.join(user_dir, "scale-buddies.txt")
@@ -110,7 +115,7 @@ def main():
     def host():
         h = Host()
         h.start(binary=os.path.join(build, "tests", "host", "wabiz-host"),
-                plugin_dir=os.path.join(build, "plugin", "purple", "test"), user_dir=user_dir,
+                plugin_dir=os.path.join(plugin_build, "plugin", "purple", "test"), user_dir=user_dir,
                 account=sim.pnid, password=sim.token,
                 options={"api_base_url": sim.base_url + "/v25.0", "http_timeout": 10,
                          "app_secret": DEFAULT_APP_SECRET, "verify_token": "bench-verify-token",
@@ -167,6 +172,13 @@ def main():
                 rss.append((done, rss_kib(second.proc.pid)))
                 print("| RSS after %d more messages applied | %.1f MiB |" % (done, rss[-1][1] / 1024.0),
                       flush=True)
+                if args.close_convs:
+                    # libpurple keeps every line of an open conversation
+                    # (its message history): closed, they are freed
+                    for customer in customers:
+                        second.call({"cmd": "close_conv", "conv": customer}, timeout=60)
+                    print("| RSS after closing the 16 conversations | %.1f MiB |"
+                          % (rss_kib(second.proc.pid) / 1024.0), flush=True)
         assert second.quit(timeout=120) == 0
     finally:
         subprocess.run([receiver, "--dir", receiver_dir, "--stop"], stdout=subprocess.DEVNULL,
