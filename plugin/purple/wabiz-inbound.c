@@ -1146,6 +1146,13 @@ batchable(const WaWebhook *webhook)
   return TRUE;
 }
 
+/* Events are opened (decrypted and parsed) for at most this long in one
+ * turn of the loop ahead of their batch: while a batch waits for its store
+ * commit, the next one gets ready. */
+#define OPEN_AHEAD_SLICE_US 4000
+
+static gboolean open_ahead_cb(gpointer data);
+
 /* Opens the next events (a batch of at most APPLY_BATCH_EVENTS) and starts
  * applying them. */
 static void
@@ -1153,9 +1160,11 @@ apply_next(WabizAccount *wa)
 {
   WabizEvent *event;
   WabizApplying *ap;
+  gint64 until;
 
   if (wa->applying != NULL || g_queue_is_empty(&wa->inbound))
     return;
+  until = g_get_monotonic_time() + OPEN_AHEAD_SLICE_US;
   ap = g_new0(WabizApplying, 1);
   ap->wa = wa;
   ap->webhook = g_ptr_array_new_with_free_func((GDestroyNotify) wa_webhook_free);
@@ -1163,6 +1172,12 @@ apply_next(WabizAccount *wa)
   wa->applying = ap;
   for (guint n = 0; n < APPLY_BATCH_EVENTS && (event = g_queue_pop_head(&wa->inbound)) != NULL; n++) {
     WaWebhook *webhook = NULL;
+
+    /* events not opened ahead are opened here, for at most a slice */
+    if (n > 0 && !event->opened && g_get_monotonic_time() >= until) {
+      g_queue_push_head(&wa->inbound, event);
+      break;
+    }
 
     /* re-sent after a lost acknowledgement (the receiver's seq only grows):
      * already shown in this session */
@@ -1185,13 +1200,11 @@ apply_next(WabizAccount *wa)
       break; /* and the next batch waits for its lines */
   }
   run_next(ap);
+  if (!g_queue_is_empty(&wa->inbound) && wa->inbound_open == 0)
+    wa->inbound_open = purple_timeout_add(0, open_ahead_cb, wa);
   finish_one(ap);
 }
 
-/* Events are opened (decrypted and parsed) for at most this long in one
- * turn of the loop ahead of their batch: while a batch waits for its store
- * commit, the next one gets ready. */
-#define OPEN_AHEAD_SLICE_US 4000
 
 static gboolean
 open_ahead_cb(gpointer data)
