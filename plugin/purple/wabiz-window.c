@@ -12,6 +12,9 @@
 
 #include <string.h>
 
+typedef struct _WabizWindowLoad WabizWindowLoad;
+static void window_load_free(WabizWindowLoad *load);
+
 static gint64
 last_inbound(PurpleBuddy *buddy)
 {
@@ -198,6 +201,7 @@ wabiz_window_start(WabizAccount *wa)
 void
 wabiz_window_stop(WabizAccount *wa)
 {
+  g_clear_pointer(&wa->window_load, window_load_free);
   g_clear_pointer(&wa->windows, g_hash_table_destroy);
   g_clear_pointer(&wa->names, g_hash_table_destroy);
   if (wa->window_timer != 0) {
@@ -279,39 +283,85 @@ migrate_node_windows(WabizAccount *wa)
   g_slist_free(buddies);
 }
 
+/* The customers' windows read at sign-on, taken in slices (a hundred
+ * thousand customers would hold the loop for tens of milliseconds). */
+struct _WabizWindowLoad {
+  GPtrArray *customers;   /* WaStoreCustomer*: each freed once taken */
+  GHashTable *with_buddy; /* customer ids that have a buddy */
+  guint next;
+  gint64 now;
+  guint slice;
+};
+
+static void
+window_load_free(WabizWindowLoad *load)
+{
+  if (load == NULL)
+    return;
+  if (load->slice != 0)
+    purple_timeout_remove(load->slice);
+  g_ptr_array_unref(load->customers);
+  g_hash_table_destroy(load->with_buddy);
+  g_free(load);
+}
+
+static gboolean
+load_slice_cb(gpointer data)
+{
+  WabizAccount *wa = data;
+  WabizWindowLoad *load = wa->window_load;
+  gint64 until = g_get_monotonic_time() + PRESENCE_SLICE_US;
+
+  /* a window is looked up through a buddy: those of customers without one
+   * are kept while open (a buddy may come for them), closed ones are not
+   * (a message brings theirs back) */
+  while (load->next < load->customers->len && g_get_monotonic_time() < until) {
+    WaStoreCustomer *customer = g_ptr_array_index(load->customers, load->next);
+
+    if (wa_window_state(customer->newest_inbound, load->now, NULL) != WA_WINDOW_CLOSED ||
+        g_hash_table_contains(load->with_buddy, customer->id))
+      remember_window(wa, customer->id, customer->newest_inbound);
+    wa_store_customer_free(customer);
+    load->customers->pdata[load->next++] = NULL;
+  }
+  if (load->next < load->customers->len)
+    return G_SOURCE_CONTINUE;
+  load->slice = 0;
+  g_clear_pointer(&wa->window_load, window_load_free);
+  wabiz_customer_names_load(wa);
+  migrate_node_windows(wa);
+  wabiz_window_start(wa);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 customers_cb(GPtrArray *customers, const GError *error, gpointer data)
 {
   WabizAccount *wa = data;
-  g_autoptr(GHashTable) with_buddy = g_hash_table_new(g_str_hash, g_str_equal);
-  GSList *buddies = purple_find_buddies(wa->account, NULL);
-  gint64 now = wabiz_now();
+  WabizWindowLoad *load;
+  GSList *buddies;
 
   if (error != NULL) {
     g_autofree char *text = g_strdup_printf(_("The customers' service windows could not be read: %s"), error->message);
 
     wabiz_notice(wa, text);
   }
-  /* a window is looked up through a buddy: those of customers without one
-   * are kept while open (a buddy may come for them), closed ones are not
-   * (a message brings theirs back) */
+  g_clear_pointer(&wa->window_load, window_load_free);
+  load = g_new0(WabizWindowLoad, 1);
+  load->customers = customers != NULL ? g_ptr_array_ref(customers) : g_ptr_array_new();
+  load->with_buddy = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  load->now = wabiz_now();
+  buddies = purple_find_buddies(wa->account, NULL);
   for (GSList *l = buddies; l != NULL; l = l->next) {
     const char *id = purple_blist_node_get_string(&((PurpleBuddy *) l->data)->node, WABIZ_NODE_CUSTOMER_ID);
 
     if (id != NULL)
-      g_hash_table_add(with_buddy, (gpointer) id);
-  }
-  for (guint i = 0; customers != NULL && i < customers->len; i++) {
-    const WaStoreCustomer *customer = g_ptr_array_index(customers, i);
-
-    if (wa_window_state(customer->newest_inbound, now, NULL) != WA_WINDOW_CLOSED ||
-        g_hash_table_contains(with_buddy, customer->id))
-      remember_window(wa, customer->id, customer->newest_inbound);
+      g_hash_table_add(load->with_buddy, g_strdup(id));
   }
   g_slist_free(buddies);
-  wabiz_customer_names_load(wa);
-  migrate_node_windows(wa);
-  wabiz_window_start(wa);
+  wa->window_load = load;
+  if (load_slice_cb(wa))
+    load->slice = purple_timeout_add(0, load_slice_cb, wa);
 }
 
 /* At sign-on: every customer's window from the store, then presence. */

@@ -148,9 +148,10 @@ typedef struct _WabizAccount {
   GHashTable *names;   /* store customer id -> profile name, kept here instead of in blist.xml
                           * when aliases are pseudonymous */
   guint window_timer;
-  gint64 window_at;     /* when window_timer fires (Unix s) */
-  guint presence_slice; /* timer setting the next buddies' presence */
-  GQueue presence_todo; /* names of the buddies whose presence is still to be set */
+  gint64 window_at;                     /* when window_timer fires (Unix s) */
+  guint presence_slice;                 /* timer setting the next buddies' presence */
+  GQueue presence_todo;                 /* names of the buddies whose presence is still to be set */
+  struct _WabizWindowLoad *window_load; /* the windows read at sign-on, being taken in slices */
 
   /* inbound kinds beyond text (wabiz-kinds.c) */
   GHashTable *cards;     /* buddy name -> GPtrArray of the contacts shared in its conversation */
