@@ -455,8 +455,9 @@ static gboolean
 run_windows(WaStore *store, Request *req, GError **error)
 {
   CustomerRequest *cr = (CustomerRequest *) req;
-  sqlite3_stmt *stmt = wa_store_sql(
-    store, error, "SELECT id, newest_inbound FROM customers WHERE newest_inbound > 0 ORDER BY created, rowid", NULL);
+  sqlite3_stmt *stmt =
+    wa_store_sql(store, error,
+                 "SELECT id, newest_inbound FROM customers WHERE newest_inbound > 0 ORDER BY created, rowid", NULL);
   int rc;
 
   if (stmt == NULL)
