@@ -449,6 +449,33 @@ run_list(WaStore *store, Request *req, GError **error)
   return TRUE;
 }
 
+/* Only what the service windows need: no key is unwrapped, nothing is
+ * decrypted, so it stays quick with a hundred thousand customers. */
+static gboolean
+run_windows(WaStore *store, Request *req, GError **error)
+{
+  CustomerRequest *cr = (CustomerRequest *) req;
+  sqlite3_stmt *stmt =
+    wa_store_sql(store, error,
+                 "SELECT id, newest_inbound FROM customers WHERE newest_inbound > 0 ORDER BY created, rowid", NULL);
+  int rc;
+
+  if (stmt == NULL)
+    return FALSE;
+  cr->list = g_ptr_array_new_with_free_func((GDestroyNotify) wa_store_customer_free);
+  while ((rc = wa_store_sql_step(store, stmt, error)) == SQLITE_ROW) {
+    WaStoreCustomer *customer = g_new0(WaStoreCustomer, 1);
+
+    customer->id = wa_store_col_text(stmt, 0);
+    customer->newest_inbound = sqlite3_column_int64(stmt, 1);
+    g_ptr_array_add(cr->list, customer);
+  }
+  if (rc == 0)
+    return FALSE;
+  wa_store_sql_done(stmt);
+  return TRUE;
+}
+
 static const RequestClass ensure_class = {
   .mode = MODE_WRITE,
   .needs_key = TRUE,
@@ -502,6 +529,14 @@ static const RequestClass list_class = {
   .needs_key = TRUE,
   .size = sizeof(CustomerRequest),
   .run = run_list,
+  .answer = answer_customers,
+  .finalize = finalize_customer,
+};
+static const RequestClass windows_class = {
+  .mode = MODE_READ,
+  .needs_key = TRUE,
+  .size = sizeof(CustomerRequest),
+  .run = run_windows,
   .answer = answer_customers,
   .finalize = finalize_customer,
 };
@@ -590,4 +625,11 @@ wa_store_customers_list(WaStore *store, WaStoreCustomersFunc done, gpointer data
 {
   g_return_if_fail(store != NULL);
   wa_store_request_push(store, customer_request(store, &list_class, STORE_CALLBACK(done), data, NULL));
+}
+
+void
+wa_store_customers_windows(WaStore *store, WaStoreCustomersFunc done, gpointer data)
+{
+  g_return_if_fail(store != NULL);
+  wa_store_request_push(store, customer_request(store, &windows_class, STORE_CALLBACK(done), data, NULL));
 }

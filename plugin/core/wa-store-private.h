@@ -33,7 +33,11 @@ typedef enum {
 typedef struct {
   RequestMode mode;
   gboolean needs_key; /* refused with LOCKED before a successful unlock */
-  gsize size;         /* of the struct that embeds Request */
+  /* MODE_WRITE: it only has to survive a crash of the process, not a power
+   * loss; a group commit of such writes only is not synced (WAL with
+   * synchronous=NORMAL: the next synced commit or checkpoint syncs it) */
+  gboolean unsynced;
+  gsize size; /* of the struct that embeds Request */
   /* worker: FALSE with @error; STORAGE errors fail the whole transaction,
    * others only this request (its savepoint is rolled back) */
   gboolean (*run)(WaStore *store, Request *req, GError **error);

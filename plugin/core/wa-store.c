@@ -738,11 +738,18 @@ store_free(WaStore *store)
   g_free(store);
 }
 
+/* Answers are dispatched for at most this long in one turn of the loop
+ * (callbacks show lines: a backlog's would hold the UI); the rest wait for
+ * the next turn. Measured on the real monotonic clock: it is about the
+ * loop, not about time the store records. */
+#define STORE_ANSWER_SLICE_US 8000
+
 /* Loop thread: the worker has answers. */
 static void
 on_answers(gpointer data, int fd, WaIoCondition cond)
 {
   WaStore *store = data;
+  gint64 until = g_get_monotonic_time() + STORE_ANSWER_SLICE_US;
   guint8 buf[16];
   Request *req;
 
@@ -753,6 +760,16 @@ on_answers(gpointer data, int fd, WaIoCondition cond)
   while (!store->closed && (req = g_async_queue_try_pop(store->answers)) != NULL) {
     req->klass->answer(req);
     request_free(req);
+    if (g_get_monotonic_time() >= until && g_async_queue_length(store->answers) > 0) {
+      guint8 byte = 1;
+
+      /* the rest in the next turn: the watch fires again (the worker may
+       * have written its byte already) */
+      if (g_atomic_int_compare_and_exchange(&store->signalled, 0, 1))
+        while (write(store->pipe_write, &byte, 1) < 0 && errno == EINTR)
+          ;
+      break;
+    }
   }
   store->dispatching--;
   if (store->closed && store->dispatching == 0)
@@ -884,18 +901,39 @@ locked(WaStore *store, Request *req)
   return TRUE;
 }
 
+/* Whether every write of @batch may commit without a sync. */
+static gboolean
+batch_unsynced(GPtrArray *batch)
+{
+  for (guint i = 0; i < batch->len; i++) {
+    if (!((Request *) g_ptr_array_index(batch, i))->klass->unsynced)
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+synced_again(WaStore *store)
+{
+  if (sqlite3_exec(store->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK)
+    g_warning("store: cannot set synchronous=FULL again: %s", sqlite3_errmsg(store->db));
+}
+
 /* One transaction for every write in @batch, each in a savepoint; all are
  * answered here. */
 static void
 run_batch(WaStore *store, GPtrArray *batch)
 {
   g_autoptr(GError) error = NULL;
+  gboolean unsynced = batch_unsynced(batch);
 
   if (store->db == NULL) {
     g_set_error_literal(&error, WA_STORE_ERROR, WA_STORE_ERROR_LOCKED, "the store is not open");
     goto failed;
   }
-  if (!exec_plain(store, "BEGIN IMMEDIATE", &error))
+  /* every other commit keeps synchronous=FULL: set back after this one */
+  if ((unsynced && !exec_plain(store, "PRAGMA synchronous = NORMAL", &error)) ||
+      !exec_plain(store, "BEGIN IMMEDIATE", &error))
     goto failed;
   for (guint i = 0; i < batch->len; i++) {
     Request *req = g_ptr_array_index(batch, i);
@@ -919,6 +957,8 @@ run_batch(WaStore *store, GPtrArray *batch)
   }
   if (!exec_plain(store, "COMMIT", &error))
     goto failed;
+  if (unsynced)
+    synced_again(store);
   g_atomic_int_inc(&store->commits);
   after_commit(store);
   for (guint i = 0; i < batch->len; i++)
@@ -929,6 +969,8 @@ failed:
   if (store->db != NULL) {
     rollback(store);
     txn_keys_forget(store, 0);
+    if (unsynced)
+      synced_again(store);
   }
   for (guint i = 0; i < batch->len; i++) {
     Request *req = g_ptr_array_index(batch, i);

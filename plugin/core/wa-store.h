@@ -301,6 +301,9 @@ void wa_store_customer_lookup(WaStore *store, const char *wa_id, const char *bsu
                               gpointer data);
 /* Every customer (for buddies and windows at sign-on), oldest first. */
 void wa_store_customers_list(WaStore *store, WaStoreCustomersFunc done, gpointer data);
+/* Every customer who wrote (for the service windows at sign-on), oldest
+ * first, with only id and newest_inbound set (nothing is decrypted). */
+void wa_store_customers_windows(WaStore *store, WaStoreCustomersFunc done, gpointer data);
 
 /* ---- messages ---------------------------------------------------------------------- */
 
@@ -456,7 +459,8 @@ typedef void (*WaStoreStatusFunc)(const WaStoreStatusResult *result, const GErro
 void wa_store_message_status(WaStore *store, const WaStoreStatusUpdate *update, WaStoreStatusFunc done, gpointer data);
 /* By wamid; NULL when not found. */
 void wa_store_message_find(WaStore *store, const char *wamid, WaStoreMessageFunc done, gpointer data);
-/* The last @limit messages of @customer_id, oldest first, decrypted. */
+/* The last @limit messages of @customer_id, oldest first, decrypted;
+ * inbound messages not yet marked shown are left out. */
 void wa_store_history(WaStore *store, const char *customer_id, guint limit, WaStoreMessagesFunc done, gpointer data);
 
 /* ---- outbox -------------------------------------------------------------------------- */

@@ -81,15 +81,44 @@ history_request_free(HistoryRequest *req)
   g_free(req);
 }
 
-/* TRUE (and remembered) the first time @message_id is shown this session. */
+/* The ids remembered as shown this session: the most recent ones only, so
+ * memory stays flat however many messages a session shows. A customer's
+ * history is their last HISTORY_LINES messages, and a duplicate comes
+ * within a batch of the original: an older id forgotten only means its
+ * line can come back as history when its conversation is opened again. */
+#define SHOWN_KEPT 4096
+
+static guint
+shown_kept(void)
+{
+  static guint kept;
+
+  if (kept == 0) {
+    const char *test = wabiz_test_env("WABIZ_TEST_SHOWN_KEPT");
+    guint64 value = 0;
+
+    kept =
+      test != NULL && g_ascii_string_to_unsigned(test, 10, 1, SHOWN_KEPT, &value, NULL) ? (guint) value : SHOWN_KEPT;
+  }
+  return kept;
+}
+
+/* TRUE (and remembered) the first time @message_id is shown this session
+ * (among the last shown_kept() ids). */
 gboolean
 wabiz_history_mark_shown(WabizAccount *wa, const char *message_id)
 {
+  char *id;
+
   if (wa->shown == NULL)
     wa->shown = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   if (g_hash_table_contains(wa->shown, message_id))
     return FALSE;
-  g_hash_table_add(wa->shown, g_strdup(message_id));
+  id = g_strdup(message_id);
+  g_hash_table_add(wa->shown, id);
+  g_queue_push_tail(&wa->shown_order, id);
+  while (g_queue_get_length(&wa->shown_order) > shown_kept())
+    g_hash_table_remove(wa->shown, g_queue_pop_head(&wa->shown_order)); /* frees it */
   return TRUE;
 }
 

@@ -130,13 +130,16 @@ wabiz_customer_identify(WabizAccount *wa, PurpleBuddy *buddy, const char *custom
   }
 }
 
-void
-wabiz_customer_names_load(WabizAccount *wa, GPtrArray *customers)
+static void
+names_cb(GPtrArray *customers, const GError *error, gpointer data)
 {
+  WabizAccount *wa = data;
   g_autoptr(GHashTable) by_id = g_hash_table_new(g_str_hash, g_str_equal);
   GSList *buddies;
 
-  if (!pseudonymous(wa) || customers == NULL)
+  if (error != NULL)
+    purple_debug_warning("wabiz", "the customers' profile names could not be read: %s\n", error->message);
+  if (customers == NULL)
     return;
   buddies = purple_find_buddies(wa->account, NULL);
   for (GSList *l = buddies; l != NULL; l = l->next) {
@@ -152,4 +155,14 @@ wabiz_customer_names_load(WabizAccount *wa, GPtrArray *customers)
     wabiz_customer_identify(wa, g_hash_table_lookup(by_id, c->id), c->id, c->name);
   }
   g_slist_free(buddies);
+}
+
+/* At sign-on, with pseudonymous aliases: the profile names (kept only in
+ * memory then) from the store. Nothing otherwise: the names are the
+ * buddies' aliases already. */
+void
+wabiz_customer_names_load(WabizAccount *wa)
+{
+  if (pseudonymous(wa))
+    wa_store_customers_list(wa->store, names_cb, wa);
 }

@@ -5,8 +5,11 @@
  * incoming IMs from buddies (created on first contact), statuses of our sends
  * record progress and explain failures, messages the business sent elsewhere
  * are shown as sent, groups go to their chats, account-level events to the
- * notices conversation. A backlog is applied in slices so the UI stays
- * responsive; each slice is acknowledged after it was applied.
+ * notices conversation. A backlog is applied in batches (at most
+ * APPLY_BATCH_EVENTS events, at most APPLY_WINDOW messages between their
+ * store write and their "shown" mark), each acknowledged at once after it
+ * was applied; the store answers in time-bounded slices, so the UI stays
+ * responsive.
  * Must not: pass customer text to libpurple except through wabiz-conv.c
  * (which escapes it), or acknowledge an event before applying it. */
 #include "wabiz.h"
@@ -22,6 +25,7 @@ static void
 event_free(WabizEvent *event)
 {
   g_bytes_unref(event->sealed);
+  g_clear_pointer(&event->webhook, wa_webhook_free);
   g_free(event);
 }
 
@@ -69,26 +73,39 @@ late_text(WabizAccount *wa, gint64 timestamp, const char *text, PurpleMessageFla
 
 /* ---- messages ------------------------------------------------------------- */
 
-/* One event being applied: its changes are stored, then shown, then the
- * event is acknowledged. */
+/* Events applied together: at most this many, acknowledged by one ACK. */
+#define APPLY_BATCH_EVENTS 32
+/* At most this many messages are between their store write and their
+ * committed "shown" mark: the most a crash can show a second time. */
+#define APPLY_WINDOW 64
+
+/* A batch of events being applied: their changes are stored, then shown,
+ * then marked shown, then the batch is acknowledged (its newest seq). */
 struct _WabizApplying {
   WabizAccount *wa;
-  gint64 seq;
-  WaWebhook *webhook;
-  guint pending;     /* store writes not yet answered or not yet started, plus one while queuing */
-  gboolean orphaned; /* the receiver link went away: show nothing more, ack nothing */
-  /* Messages (and echoes) of one event go one after another: stored, shown,
-   * marked shown (committed), then the next. Were they stored together, a
-   * crash after showing the third could come before the first's mark was
-   * committed, and the first would be shown again. */
+  gint64 seq;         /* the newest event of the batch */
+  GPtrArray *webhook; /* WaWebhook*: the batch's opened events (jobs borrow from them) */
+  guint pending;      /* store writes not yet answered or not yet started, plus one while queuing */
+  gboolean orphaned;  /* the receiver link went away: show nothing more, ack nothing */
+  /* Messages (and echoes) start their store writes together, up to
+   * APPLY_WINDOW at a time: the writes share a group commit and are
+   * answered in order, so each is shown in turn, and its "shown" mark
+   * follows (the marks share commits too). A job that needs more than one
+   * store request before its line (a look-up, a status) runs alone, after
+   * every earlier one was marked, so lines keep their order. A crash shows
+   * again at most the lines whose marks were not committed: at most
+   * APPLY_WINDOW. */
   GQueue deferred; /* Deferred*: not started yet */
-  gboolean busy;   /* one of them is between its store write and its mark */
+  guint running;   /* started and not yet marked (or done) */
+  guint marking;   /* of those, shown and waiting for their marks */
+  gboolean alone;  /* the running one runs alone */
 };
 
 typedef struct {
   void (*start)(gpointer job); /* starts its store write */
   gpointer job;
   GDestroyNotify free; /* when it never starts (the link went away) */
+  gboolean alone;      /* it needs more than one store request before its line */
 } Deferred;
 
 typedef struct {
@@ -127,39 +144,49 @@ message_job_free(MessageJob *job)
 }
 
 static void finish_one(WabizApplying *ap);
+static void follow(WabizApplying *ap);
 
-/* Queues @job to start after the previous message of the event is done. */
+/* Queues @job to start in its turn (@alone: after every earlier one is
+ * done, and before any later one starts). */
 static void
-defer(WabizApplying *ap, void (*start)(gpointer), gpointer job, GDestroyNotify free_func)
+defer(WabizApplying *ap, void (*start)(gpointer), gpointer job, GDestroyNotify free_func, gboolean alone)
 {
   Deferred *d = g_new0(Deferred, 1);
 
   d->start = start;
   d->job = job;
   d->free = free_func;
+  d->alone = alone;
   ap->pending++;
   g_queue_push_tail(&ap->deferred, d);
 }
 
-/* Starts the next deferred message unless one is under way. */
+/* Starts the next deferred messages: up to APPLY_WINDOW at a time, or one
+ * that runs alone. */
 static void
 run_next(WabizApplying *ap)
 {
   Deferred *d;
 
-  if (ap->busy || ap->orphaned || (d = g_queue_pop_head(&ap->deferred)) == NULL)
-    return;
-  ap->busy = TRUE;
-  d->start(d->job);
-  g_free(d);
+  while (!ap->orphaned && !ap->alone && ap->running < APPLY_WINDOW && (d = g_queue_peek_head(&ap->deferred)) != NULL) {
+    if (d->alone && ap->running > 0)
+      return;
+    g_queue_pop_head(&ap->deferred);
+    ap->running++;
+    ap->alone = d->alone;
+    d->start(d->job);
+    g_free(d);
+  }
 }
 
-/* The current deferred message is done (stored, shown and marked). */
+/* A started message is done (stored, shown and marked). */
 static void
 next_message(WabizApplying *ap)
 {
-  ap->busy = FALSE;
+  ap->running--;
+  ap->alone = FALSE;
   run_next(ap);
+  follow(ap);
 }
 
 static void
@@ -183,6 +210,7 @@ marked_cb(const GError *error, gpointer data)
   WabizApplying *ap = data;
 
   marked(ap, error);
+  ap->marking--;
   next_message(ap);
   finish_one(ap);
 }
@@ -204,7 +232,9 @@ should_show_id(WabizApplying *ap, const char *message_id, gboolean shown_before)
   show = !shown_before && wabiz_history_mark_shown(ap->wa, message_id);
   if (!shown_before) {
     ap->pending++;
+    ap->marking++;
     wa_store_message_mark_shown(ap->wa->store, message_id, marked_cb, ap);
+    follow(ap);
   } else {
     next_message(ap);
   }
@@ -629,7 +659,7 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
     in.media = &job->media;
   }
   job->in = in;
-  defer(ap, start_message, job, (GDestroyNotify) message_job_free);
+  defer(ap, start_message, job, (GDestroyNotify) message_job_free, needs_look_up(msg));
 }
 
 /* ---- statuses ------------------------------------------------------------- */
@@ -805,7 +835,7 @@ apply_status(WabizApplying *ap, const WaStatus *st)
   job->update.outbox_id = wa_sender_parse_callback_data(st->biz_opaque_callback_data);
   job->update.error_text = job->reason;
   job->update.timestamp = st->timestamp > 0 ? st->timestamp : wabiz_now();
-  defer(ap, start_status, job, (GDestroyNotify) status_job_free);
+  defer(ap, start_status, job, (GDestroyNotify) status_job_free, TRUE);
 }
 
 /* ---- other fields --------------------------------------------------------- */
@@ -901,7 +931,7 @@ apply_echoes(WabizApplying *ap, const WaChange *change)
     out.raw = job->raw;
     out.timestamp = job->timestamp > 0 ? job->timestamp : wabiz_now();
     job->in = out;
-    defer(ap, start_echo, job, (GDestroyNotify) echo_job_free);
+    defer(ap, start_echo, job, (GDestroyNotify) echo_job_free, FALSE);
   }
 }
 
@@ -1030,12 +1060,28 @@ static void
 applying_free(WabizApplying *ap)
 {
   g_queue_clear_full(&ap->deferred, (GDestroyNotify) deferred_free);
-  g_clear_pointer(&ap->webhook, wa_webhook_free);
+  g_clear_pointer(&ap->webhook, g_ptr_array_unref);
   g_free(ap);
 }
 
+/* Every line of @ap's batch is shown, only marks are waited for: the next
+ * batch may start. Its store writes queue behind these marks and are
+ * answered after them, so its lines come after these, and a crash can come
+ * after its first line only once these marks are committed. */
+static void
+follow(WabizApplying *ap)
+{
+  WabizAccount *wa = ap->wa;
+
+  if (wa->applying != ap || ap->pending <= 1 || !g_queue_is_empty(&ap->deferred) || ap->running != ap->marking)
+    return;
+  wa->applying = NULL;
+  wa->orphans = g_slist_prepend(wa->orphans, ap); /* until its marks are answered */
+  schedule_next(wa);
+}
+
 /* One store write (or the queuing itself) is done; the last one acknowledges
- * the event: everything in it is committed and shown. */
+ * the batch: everything in it is committed and shown. */
 static void
 finish_one(WabizApplying *ap)
 {
@@ -1084,29 +1130,106 @@ open_event(WabizAccount *wa, WabizEvent *event)
   return webhook;
 }
 
+/* Whether every line of @webhook waits for its store write (customers'
+ * messages, statuses, echoes): it can join a batch. Group and account
+ * events show their lines at once, so one starts a batch of its own, after
+ * every earlier line. */
+static gboolean
+batchable(const WaWebhook *webhook)
+{
+  for (guint i = 0; i < webhook->changes->len; i++) {
+    const WaChange *change = g_ptr_array_index(webhook->changes, i);
+
+    if (g_strcmp0(change->field, "smb_message_echoes") == 0)
+      continue;
+    if (g_strcmp0(change->field, "messages") != 0)
+      return FALSE;
+    for (guint m = 0; m < change->messages->len; m++) {
+      if (((const WaMessage *) g_ptr_array_index(change->messages, m))->group_id != NULL)
+        return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+/* Events are opened (decrypted and parsed) for at most this long in one
+ * turn of the loop ahead of their batch: while a batch waits for its store
+ * commit, the next one gets ready. */
+#define OPEN_AHEAD_SLICE_US 4000
+
+static gboolean open_ahead_cb(gpointer data);
+
+/* Opens the next events (a batch of at most APPLY_BATCH_EVENTS) and starts
+ * applying them. */
 static void
 apply_next(WabizAccount *wa)
 {
   WabizEvent *event;
   WabizApplying *ap;
+  gint64 until;
 
-  if (wa->applying != NULL || (event = g_queue_pop_head(&wa->inbound)) == NULL)
+  if (wa->applying != NULL || g_queue_is_empty(&wa->inbound))
     return;
+  until = g_get_monotonic_time() + OPEN_AHEAD_SLICE_US;
   ap = g_new0(WabizApplying, 1);
   ap->wa = wa;
-  ap->seq = event->seq;
-  ap->pending = 1; /* held while the event's writes are queued */
+  ap->webhook = g_ptr_array_new_with_free_func((GDestroyNotify) wa_webhook_free);
+  ap->pending = 1; /* held while the batch's writes are queued */
   wa->applying = ap;
-  /* re-sent after a lost acknowledgement (the receiver's seq only grows):
-   * already shown in this session */
-  if (event->seq > wa->applied_seq) {
-    ap->webhook = open_event(wa, event);
-    for (guint i = 0; ap->webhook != NULL && i < ap->webhook->changes->len; i++)
-      apply_change(ap, g_ptr_array_index(ap->webhook->changes, i));
-    run_next(ap);
+  for (guint n = 0; n < APPLY_BATCH_EVENTS && (event = g_queue_pop_head(&wa->inbound)) != NULL; n++) {
+    WaWebhook *webhook = NULL;
+
+    /* events not opened ahead are opened here, for at most a slice */
+    if (n > 0 && !event->opened && g_get_monotonic_time() >= until) {
+      g_queue_push_head(&wa->inbound, event);
+      break;
+    }
+
+    /* re-sent after a lost acknowledgement (the receiver's seq only grows):
+     * already shown in this session */
+    if (event->seq > wa->applied_seq)
+      webhook = event->opened ? g_steal_pointer(&event->webhook) : open_event(wa, event);
+    if (webhook != NULL && n > 0 && !batchable(webhook)) {
+      event->webhook = webhook;
+      event->opened = TRUE;
+      g_queue_push_head(&wa->inbound, event); /* the next batch starts with it */
+      break;
+    }
+    ap->seq = MAX(ap->seq, event->seq);
+    if (webhook != NULL) {
+      g_ptr_array_add(ap->webhook, webhook);
+      for (guint i = 0; i < webhook->changes->len; i++)
+        apply_change(ap, g_ptr_array_index(webhook->changes, i));
+    }
+    event_free(event);
+    if (webhook != NULL && !batchable(webhook))
+      break; /* and the next batch waits for its lines */
   }
-  event_free(event);
+  run_next(ap);
+  if (!g_queue_is_empty(&wa->inbound) && wa->inbound_open == 0)
+    wa->inbound_open = purple_timeout_add(0, open_ahead_cb, wa);
   finish_one(ap);
+}
+
+
+static gboolean
+open_ahead_cb(gpointer data)
+{
+  WabizAccount *wa = data;
+  gint64 until = g_get_monotonic_time() + OPEN_AHEAD_SLICE_US;
+
+  for (GList *l = wa->inbound.head; l != NULL; l = l->next) {
+    WabizEvent *event = l->data;
+
+    if (event->opened || event->seq <= wa->applied_seq)
+      continue;
+    if (g_get_monotonic_time() >= until)
+      return G_SOURCE_CONTINUE;
+    event->webhook = open_event(wa, event);
+    event->opened = TRUE;
+  }
+  wa->inbound_open = 0;
+  return G_SOURCE_REMOVE;
 }
 
 void
@@ -1119,6 +1242,8 @@ wabiz_inbound_queue(WabizAccount *wa, gint64 seq, GBytes *sealed)
   g_queue_push_tail(&wa->inbound, event);
   if (wa->applying == NULL)
     schedule_next(wa);
+  else if (wa->inbound_open == 0)
+    wa->inbound_open = purple_timeout_add(0, open_ahead_cb, wa);
 }
 
 /* Events not yet applied are dropped (the receiver sends them again); one
@@ -1131,7 +1256,13 @@ wabiz_inbound_stop(WabizAccount *wa)
     purple_timeout_remove(wa->inbound_slice);
     wa->inbound_slice = 0;
   }
+  if (wa->inbound_open != 0) {
+    purple_timeout_remove(wa->inbound_open);
+    wa->inbound_open = 0;
+  }
   g_queue_clear_full(&wa->inbound, (GDestroyNotify) event_free);
+  for (GSList *l = wa->orphans; l != NULL; l = l->next)
+    ((WabizApplying *) l->data)->orphaned = TRUE;
   if (wa->applying != NULL) {
     wa->applying->orphaned = TRUE;
     wa->orphans = g_slist_prepend(wa->orphans, wa->applying);

@@ -217,6 +217,7 @@ wabiz_close(PurpleConnection *gc)
   g_clear_pointer(&wa->http, wa_http_free);
   g_clear_pointer(&wa->phone, wa_phone_info_free);
   g_clear_pointer(&wa->announced, g_hash_table_destroy);
+  g_queue_clear(&wa->shown_order);
   g_clear_pointer(&wa->shown, g_hash_table_destroy);
   g_free(wa->notice_last);
   g_free(wa->pnid);

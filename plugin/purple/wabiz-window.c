@@ -12,6 +12,9 @@
 
 #include <string.h>
 
+typedef struct _WabizWindowLoad WabizWindowLoad;
+static void window_load_free(WabizWindowLoad *load);
+
 static gint64
 last_inbound(PurpleBuddy *buddy)
 {
@@ -116,6 +119,24 @@ window_tick_s(void)
   return tick;
 }
 
+/* The window timer fires at @next (0: no timer), or at the next tick when
+ * that comes first. */
+static void
+set_timer(WabizAccount *wa, gint64 now, gint64 next)
+{
+  gint64 wait;
+
+  if (wa->window_timer != 0) {
+    purple_timeout_remove(wa->window_timer);
+    wa->window_timer = 0;
+  }
+  if (next == 0)
+    return;
+  wait = CLAMP(next - now, 1, window_tick_s());
+  wa->window_at = now + wait;
+  wa->window_timer = purple_timeout_add((guint) (wait * 1000), window_timer_cb, wa);
+}
+
 /* One timer for the earliest next change among the account's buddies, or
  * the next tick when that comes first. */
 static void
@@ -132,48 +153,85 @@ reschedule(WabizAccount *wa)
       next = at;
   }
   g_slist_free(buddies);
-  if (wa->window_timer != 0) {
-    purple_timeout_remove(wa->window_timer);
-    wa->window_timer = 0;
-  }
-  if (next == 0)
-    return;
-  wa->window_timer = purple_timeout_add((guint) (CLAMP(next - now, 1, window_tick_s()) * 1000), window_timer_cb, wa);
+  set_timer(wa, now, next);
 }
 
+/* Presence is set for at most this long in one turn of the loop: at
+ * sign-on thousands of buddies change at once (each a signal the UI
+ * redraws a row for), the rest waits for the next turns. */
+#define PRESENCE_SLICE_US 5000
+
+static gboolean
+presence_slice_cb(gpointer data)
+{
+  WabizAccount *wa = data;
+  gint64 until = g_get_monotonic_time() + PRESENCE_SLICE_US;
+  gint64 now = wabiz_now();
+  char *name;
+
+  while (g_get_monotonic_time() < until && (name = g_queue_pop_head(&wa->presence_todo)) != NULL) {
+    /* by name: a buddy may have gone meanwhile */
+    PurpleBuddy *buddy = purple_find_buddy(wa->account, name);
+
+    if (buddy != NULL)
+      set_presence(wa->account, buddy, now);
+    g_free(name);
+  }
+  if (!g_queue_is_empty(&wa->presence_todo))
+    return G_SOURCE_CONTINUE;
+  wa->presence_slice = 0;
+  reschedule(wa);
+  return G_SOURCE_REMOVE;
+}
+
+/* Every buddy's presence (in slices), then the timer. */
 void
 wabiz_window_start(WabizAccount *wa)
 {
-  gint64 now = wabiz_now();
   GSList *buddies = purple_find_buddies(wa->account, NULL);
 
+  g_queue_clear_full(&wa->presence_todo, g_free);
   for (GSList *l = buddies; l != NULL; l = l->next)
-    set_presence(wa->account, l->data, now);
+    g_queue_push_tail(&wa->presence_todo, g_strdup(purple_buddy_get_name(l->data)));
   g_slist_free(buddies);
-  reschedule(wa);
+  if (presence_slice_cb(wa) && wa->presence_slice == 0)
+    wa->presence_slice = purple_timeout_add(0, presence_slice_cb, wa);
 }
 
 void
 wabiz_window_stop(WabizAccount *wa)
 {
+  g_clear_pointer(&wa->window_load, window_load_free);
   g_clear_pointer(&wa->windows, g_hash_table_destroy);
   g_clear_pointer(&wa->names, g_hash_table_destroy);
   if (wa->window_timer != 0) {
     purple_timeout_remove(wa->window_timer);
     wa->window_timer = 0;
   }
+  if (wa->presence_slice != 0) {
+    purple_timeout_remove(wa->presence_slice);
+    wa->presence_slice = 0;
+  }
+  g_queue_clear_full(&wa->presence_todo, g_free);
 }
 
-/* @buddy's customer wrote at @timestamp (the store has recorded it). */
+/* @buddy's customer wrote at @timestamp (the store has recorded it). Only
+ * this buddy is looked at: a message moves its window later, so the timer
+ * is moved only when this buddy's next change comes before it (a timer
+ * that fires early finds nothing to change and sets the next one). */
 void
 wabiz_window_update(WabizAccount *wa, PurpleBuddy *buddy, gint64 timestamp)
 {
   const char *customer = purple_blist_node_get_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID);
+  gint64 now = wabiz_now();
+  gint64 at;
 
   if (customer != NULL && wa->windows != NULL)
     remember_window(wa, customer, timestamp);
-  set_presence(wa->account, buddy, wabiz_now());
-  reschedule(wa);
+  set_presence(wa->account, buddy, now);
+  at = wa_window_next_change(last_inbound(buddy), now);
+  if (at > 0 && (wa->window_timer == 0 || at < wa->window_at))
+    set_timer(wa, now, at);
 }
 
 /* Buddies of an older version kept the window in their node settings: it
@@ -225,24 +283,85 @@ migrate_node_windows(WabizAccount *wa)
   g_slist_free(buddies);
 }
 
+/* The customers' windows read at sign-on, taken in slices (a hundred
+ * thousand customers would hold the loop for tens of milliseconds). */
+struct _WabizWindowLoad {
+  GPtrArray *customers;   /* WaStoreCustomer*: each freed once taken */
+  GHashTable *with_buddy; /* customer ids that have a buddy */
+  guint next;
+  gint64 now;
+  guint slice;
+};
+
+static void
+window_load_free(WabizWindowLoad *load)
+{
+  if (load == NULL)
+    return;
+  if (load->slice != 0)
+    purple_timeout_remove(load->slice);
+  g_ptr_array_unref(load->customers);
+  g_hash_table_destroy(load->with_buddy);
+  g_free(load);
+}
+
+static gboolean
+load_slice_cb(gpointer data)
+{
+  WabizAccount *wa = data;
+  WabizWindowLoad *load = wa->window_load;
+  gint64 until = g_get_monotonic_time() + PRESENCE_SLICE_US;
+
+  /* a window is looked up through a buddy: those of customers without one
+   * are kept while open (a buddy may come for them), closed ones are not
+   * (a message brings theirs back) */
+  while (load->next < load->customers->len && g_get_monotonic_time() < until) {
+    WaStoreCustomer *customer = g_ptr_array_index(load->customers, load->next);
+
+    if (wa_window_state(customer->newest_inbound, load->now, NULL) != WA_WINDOW_CLOSED ||
+        g_hash_table_contains(load->with_buddy, customer->id))
+      remember_window(wa, customer->id, customer->newest_inbound);
+    wa_store_customer_free(customer);
+    load->customers->pdata[load->next++] = NULL;
+  }
+  if (load->next < load->customers->len)
+    return G_SOURCE_CONTINUE;
+  load->slice = 0;
+  g_clear_pointer(&wa->window_load, window_load_free);
+  wabiz_customer_names_load(wa);
+  migrate_node_windows(wa);
+  wabiz_window_start(wa);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 customers_cb(GPtrArray *customers, const GError *error, gpointer data)
 {
   WabizAccount *wa = data;
+  WabizWindowLoad *load;
+  GSList *buddies;
 
   if (error != NULL) {
     g_autofree char *text = g_strdup_printf(_("The customers' service windows could not be read: %s"), error->message);
 
     wabiz_notice(wa, text);
   }
-  for (guint i = 0; customers != NULL && i < customers->len; i++) {
-    const WaStoreCustomer *customer = g_ptr_array_index(customers, i);
+  g_clear_pointer(&wa->window_load, window_load_free);
+  load = g_new0(WabizWindowLoad, 1);
+  load->customers = customers != NULL ? g_ptr_array_ref(customers) : g_ptr_array_new();
+  load->with_buddy = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  load->now = wabiz_now();
+  buddies = purple_find_buddies(wa->account, NULL);
+  for (GSList *l = buddies; l != NULL; l = l->next) {
+    const char *id = purple_blist_node_get_string(&((PurpleBuddy *) l->data)->node, WABIZ_NODE_CUSTOMER_ID);
 
-    remember_window(wa, customer->id, customer->newest_inbound);
+    if (id != NULL)
+      g_hash_table_add(load->with_buddy, g_strdup(id));
   }
-  wabiz_customer_names_load(wa, customers);
-  migrate_node_windows(wa);
-  wabiz_window_start(wa);
+  g_slist_free(buddies);
+  wa->window_load = load;
+  if (load_slice_cb(wa))
+    load->slice = purple_timeout_add(0, load_slice_cb, wa);
 }
 
 /* At sign-on: every customer's window from the store, then presence. */
@@ -251,7 +370,7 @@ wabiz_window_load(WabizAccount *wa)
 {
   if (wa->windows == NULL)
     wa->windows = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-  wa_store_customers_list(wa->store, customers_cb, wa);
+  wa_store_customers_windows(wa->store, customers_cb, wa);
 }
 
 WaWindowState

@@ -142,9 +142,11 @@ typedef struct _WabizAccount {
   char *rx_listen_error;           /* the receiver cannot listen for this account: why (as last told) */
   GQueue inbound;                  /* WabizEvent* received, not yet applied */
   struct _WabizApplying *applying; /* the event being stored and shown */
-  GSList *orphans;                 /* events of a lost link still waiting for the store */
+  GSList *orphans;                 /* batches still waiting for the store: of a lost link, or for their marks */
   GHashTable *shown;               /* store message ids shown this session (live or as history) */
+  GQueue shown_order;              /* the same ids (owned by shown), oldest first */
   guint inbound_slice;             /* timer applying the next slice */
+  guint inbound_open;              /* timer opening queued events ahead of their batch */
   gint64 last_event_us;            /* monotonic time of the last event from the receiver */
   guint silence_timer;             /* warns when sends succeed but no webhook arrives */
   gint64 silence_from_us;
@@ -162,6 +164,10 @@ typedef struct _WabizAccount {
   GHashTable *names;   /* store customer id -> profile name, kept here instead of in blist.xml
                           * when aliases are pseudonymous */
   guint window_timer;
+  gint64 window_at;                     /* when window_timer fires (Unix s) */
+  guint presence_slice;                 /* timer setting the next buddies' presence */
+  GQueue presence_todo;                 /* names of the buddies whose presence is still to be set */
+  struct _WabizWindowLoad *window_load; /* the windows read at sign-on, being taken in slices */
 
   /* inbound kinds beyond text (wabiz-kinds.c) */
   GHashTable *cards;     /* buddy name -> GPtrArray of the contacts shared in its conversation */
@@ -343,6 +349,8 @@ void wabiz_link_sent(WabizAccount *wa);
 typedef struct {
   gint64 seq;
   GBytes *sealed;
+  gboolean opened;    /* opened ahead of its batch (webhook NULL: it could not be) */
+  WaWebhook *webhook; /* once opened */
 } WabizEvent;
 typedef struct _WabizApplying WabizApplying;
 void wabiz_inbound_queue(WabizAccount *wa, gint64 seq, GBytes *sealed);
@@ -361,7 +369,7 @@ PurpleBuddy *wabiz_customer_buddy(WabizAccount *wa, const char *wa_id, const cha
  * profile name (may be NULL) is only kept in memory. */
 void wabiz_customer_identify(WabizAccount *wa, PurpleBuddy *buddy, const char *customer_id, const char *profile_name);
 /* At sign-on: the customers' profile names (pseudonymous aliases). */
-void wabiz_customer_names_load(WabizAccount *wa, GPtrArray *customers);
+void wabiz_customer_names_load(WabizAccount *wa);
 /* The customer's buddy and conversation move from @old_name to @new_name;
  * TRUE when the buddy moved. */
 gboolean wabiz_customer_rename(WabizAccount *wa, const char *old_name, const char *new_name);

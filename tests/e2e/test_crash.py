@@ -7,8 +7,10 @@ started again on the same user dir until every message is shown.
 
 What the agent must see: every customer message shown exactly once as it
 arrives (a live line, not only as history), in its customer's conversation.
-One documented exception: killed between showing a message and committing
-its "shown" mark, that one message may be shown a second time after the
+One documented exception: messages are applied in batches, and the "shown"
+marks of a batch are committed together after its lines: killed between
+showing lines and committing their marks, those lines (at most BATCH, the
+last ones the killed run showed) may be shown a second time after the
 restart."""
 
 import collections
@@ -26,6 +28,9 @@ CUSTOMERS = ["4917%09d" % (100000007 + 7919 * i) for i in range(20)]
 TEXT = "crash test message {n}"
 LINE = re.compile(r"^crash test message (\d+)$")
 ELSEWHERE = "[A message sent from another app or device; its text is not available here]"
+# the most lines shown and not yet marked shown at any time (APPLY_WINDOW in
+# plugin/purple/wabiz-inbound.c): what a kill may show a second time
+BATCH = 64
 
 
 class Crash(Receiving):
@@ -153,6 +158,11 @@ class Crash(Receiving):
                 self.assertLess(first_live_run[line["n"]], line["run"],
                                 "history showed message %d before it was shown live" % line["n"])
 
+    def last_lines(self, run, count=BATCH):
+        """The numbers of the last count live lines a run showed: those a
+        kill may show again."""
+        return {line["n"] for line in [line for line in self.lines(run=run) if line["live"]][-count:]}
+
     def post(self, total, per_body=1):
         result = self.sim.inbound_bulk(CUSTOMERS, total, text=TEXT, per_body=per_body, name="Customer")
         self.assertEqual(result["messages"], total)
@@ -162,11 +172,12 @@ class Crash(Receiving):
     def test_inbound_2000_killed_at_each_point(self):
         """2,000 messages from 20 customers; the host is killed at every step
         of applying an event: early (the first run normally dies while the
-        simulator is still delivering), at each of the four points, and on
-        the very first event after a restart (a redelivered one); the last
-        run goes to the end."""
+        simulator is still delivering), at each of the four points (the
+        tenth batch acknowledged), and on the very first event after a
+        restart (a redelivered one); the last run goes to the end. Only the
+        last lines of a killed run (at most one batch) may come again."""
         total = 2000
-        crashes = ["inbound-stored:300", "inbound-shown:250", "inbound-marked:400", "inbound-acked:350",
+        crashes = ["inbound-stored:300", "inbound-shown:250", "inbound-marked:400", "inbound-acked:10",
                    "inbound-stored:1"]
         may_repeat = set()
         for crash in crashes:
@@ -174,9 +185,8 @@ class Crash(Receiving):
             if len(self.runs) == 1:
                 self.post(total)
             self.expect_crash(host, crash)
-            if crash.startswith("inbound-shown:"):
-                # the line shown right before the kill: its mark was perhaps not committed
-                may_repeat.add(self.lines(run=len(self.runs) - 1)[-1]["n"])
+            # the lines shown last before the kill: their marks were perhaps not committed
+            may_repeat |= self.last_lines(len(self.runs) - 1)
         # killed before showing its 300th message: 299 shown, none as history
         first = self.lines(run=0)
         self.assertEqual((len(first), all(line["live"] for line in first)), (299, True))
@@ -191,35 +201,51 @@ class Crash(Receiving):
         messages were shown: none of those may come again (only the one
         shown right before a kill at inbound-shown)."""
         total = 500
-        # hits count messages: 35 and 57 are the 5th and 7th of a batch
-        crashes = ["inbound-stored:35", "inbound-shown:57", "inbound-marked:123", "inbound-acked:7"]
+        # hits count messages: 35 and 57 are the 5th and 7th of a webhook
+        crashes = ["inbound-stored:35", "inbound-shown:57", "inbound-marked:123", "inbound-acked:1"]
         may_repeat = set()
         for crash in crashes:
             host = self.start_run(crash)
             if len(self.runs) == 1:
                 self.post(total, per_body=10)
             self.expect_crash(host, crash)
-            if crash.startswith("inbound-shown:"):
-                may_repeat.add(self.lines(run=len(self.runs) - 1)[-1]["n"])
+            may_repeat |= self.last_lines(len(self.runs) - 1)
         host = self.start_run()
         self.wait_all_shown(host, total, timeout=60)
         self.assertEqual(host.quit(), 0)
         self.check_exactly_once(total, may_repeat)
 
     def test_inbound_killed_between_show_and_mark(self):
-        """Killed after showing the 10th message, before its "shown" mark is
-        committed: that message may come twice, no other one."""
+        """Killed after showing the 10th message, before the "shown" marks of
+        its batch are committed: those 10 may come twice, no other one."""
         total = 50
         host = self.start_run("inbound-shown:10")
         self.post(total)
         self.expect_crash(host, "inbound-shown:10")
         before = self.lines(run=0)
         self.assertEqual(len(before), 10)
-        victim = before[-1]["n"]
         host = self.start_run()
         self.wait_all_shown(host, total, timeout=60)
         self.assertEqual(host.quit(), 0)
-        self.check_exactly_once(total, may_repeat={victim})
+        self.check_exactly_once(total, may_repeat={line["n"] for line in before})
+
+    def test_inbound_backlog_killed_mid_batch_repeats_at_most_one_batch(self):
+        """A backlog of 600 messages applied at sign-on (batches of the
+        most the receiver sends at a time), killed after the 200th line:
+        at most one batch of lines, the last ones before the kill, comes
+        again; every other line exactly once."""
+        total = 600
+        host = self.start_run()
+        self.assertEqual(host.quit(), 0)
+        self.post(total)
+        self.wait_delivered(total, timeout=120)
+        host = self.start_run("inbound-shown:200")
+        self.expect_crash(host, "inbound-shown:200")
+        self.assertEqual(len(self.lines(run=1)), 200)
+        host = self.start_run()
+        self.wait_all_shown(host, total, timeout=120)
+        self.assertEqual(host.quit(), 0)
+        self.check_exactly_once(total, may_repeat=self.last_lines(1))
 
     def test_inbound_killed_before_show_is_shown_after_restart(self):
         """Killed after the message was stored, before it was shown: nothing
@@ -236,22 +262,22 @@ class Crash(Receiving):
 
     def test_inbound_acked_reaches_the_receiver_before_the_kill(self):
         """Killed at inbound-acked, the point where the receiver confirmed
-        the fifth event's ACK (it deleted the first five events): whatever
-        else the run did, the receiver holds at most the other five, and
+        the first batch's ACK (it deleted the batch's events): whatever
+        else the run did, the receiver holds at most the other events, and
         the restart shows each message once."""
         total = 10
-        host = self.start_run("inbound-acked:5")
+        host = self.start_run("inbound-acked:1")
         self.post(total)
-        self.expect_crash(host, "inbound-acked:5")
+        self.expect_crash(host, "inbound-acked:1")
         shown = len(self.lines(run=0))
-        self.assertGreaterEqual(shown, 5)
+        self.assertGreaterEqual(shown, 1)
         self.wait_delivered(total)
         status = self.receiver_status()
         pending = [a["pending"] for a in status["accounts"]] if status is not None else None
-        # no event is deleted without its ACK: those shown after the fifth
-        # may or may not have been acknowledged before the kill
+        # no event is deleted without its ACK: those shown after the first
+        # batch may or may not have been acknowledged before the kill
         self.assertIsNotNone(pending)
-        self.assertLessEqual(pending[0], total - 5, "the receiver did not have the fifth ACK")
+        self.assertLess(pending[0], total, "the receiver did not have the first ACK")
         self.assertGreaterEqual(pending[0], total - shown)
         host = self.start_run()
         self.wait_all_shown(host, total, timeout=60)

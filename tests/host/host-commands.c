@@ -809,6 +809,60 @@ cmd_search_button(const HostCmd *cmd)
 		host_cmd_ok(cmd);
 }
 
+/* The gap meter: a repeating 5 ms timer on the main loop that records the
+ * largest time between two of its runs (a stall of the loop: a callback
+ * that held it, from the plugin or libpurple). Off until asked. */
+#define GAP_METER_INTERVAL_MS 5
+
+static struct {
+	guint timer;
+	gint64 last;    /* monotonic time of the last tick, µs */
+	gint64 max_gap; /* µs */
+	gint64 ticks;
+} gap_meter;
+
+static gboolean
+gap_meter_tick(gpointer data)
+{
+	gint64 now = g_get_monotonic_time();
+
+	gap_meter.max_gap = MAX(gap_meter.max_gap, now - gap_meter.last);
+	gap_meter.last = now;
+	gap_meter.ticks++;
+	return G_SOURCE_CONTINUE;
+}
+
+static void
+cmd_gap_meter(const HostCmd *cmd)
+{
+	const char *action = arg_string(cmd, "action");
+	JsonBuilder *b;
+
+	if (action == NULL || strcmp(action, "read") == 0) {
+		/* reported as it stands */
+	} else if (strcmp(action, "start") == 0 || strcmp(action, "reset") == 0) {
+		if (gap_meter.timer == 0)
+			gap_meter.timer =
+			        g_timeout_add(GAP_METER_INTERVAL_MS, gap_meter_tick, NULL);
+		gap_meter.last = g_get_monotonic_time();
+		gap_meter.max_gap = 0;
+		gap_meter.ticks = 0;
+	} else if (strcmp(action, "stop") == 0) {
+		if (gap_meter.timer != 0)
+			g_source_remove(gap_meter.timer);
+		gap_meter.timer = 0;
+	} else {
+		host_cmd_error(cmd, "action must be start, reset, read or stop");
+		return;
+	}
+	b = host_cmd_ok_begin(cmd);
+	host_add_bool(b, "running", gap_meter.timer != 0);
+	host_add_int(b, "interval_ms", GAP_METER_INTERVAL_MS);
+	host_add_int(b, "max_gap_us", gap_meter.max_gap);
+	host_add_int(b, "ticks", gap_meter.ticks);
+	host_event_emit(b);
+}
+
 static void
 cmd_quit(const HostCmd *cmd)
 {
@@ -849,6 +903,7 @@ static const struct {
 	{ "remove_buddy", cmd_remove_buddy },
 	{ "close_notify", cmd_close_notify },
 	{ "search_button", cmd_search_button },
+	{ "gap_meter", cmd_gap_meter },
 	{ "quit", cmd_quit },
 };
 
@@ -992,6 +1047,10 @@ host_commands_start(void)
 void
 host_commands_stop(void)
 {
+	if (gap_meter.timer != 0) {
+		g_source_remove(gap_meter.timer);
+		gap_meter.timer = 0;
+	}
 	if (in_watch != 0) {
 		g_source_remove(in_watch);
 		in_watch = 0;

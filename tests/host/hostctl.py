@@ -453,6 +453,11 @@ class Host:
             raise HostError(self._report("command %r did not fail: %r" % (cmd, answer)))
         return answer
 
+    def gap_meter(self, action="read", timeout=None):
+        """The main-loop gap meter: "start", "reset", "read" or "stop";
+        returns the answer (max_gap_us, ticks, running)."""
+        return self.call({"cmd": "gap_meter", "action": action}, timeout)
+
     def ping(self, id=None, timeout=None):
         """Round trip; returns the pong event (its "id" echoes id)."""
         return self.call({"cmd": "ping", "id": id}, timeout)
