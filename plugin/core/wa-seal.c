@@ -178,23 +178,40 @@ wa_sealer_free(WaSealer *sealer)
   g_free(sealer);
 }
 
+struct _WaSealOpener {
+  const WaKeyPair *pair;
+  guint8 ephemeral[crypto_box_PUBLICKEYBYTES]; /* the batch whose shared key is kept */
+  guint8 *shared;                              /* crypto_box_BEFORENMBYTES, sodium_malloc'd */
+  gboolean have;                               /* shared holds the key of ephemeral */
+};
+
 /* A batch-sealed event (wa_sealer_seal) opened into @plain, which has room
- * for its plain text; FALSE when it is not one or does not open. */
+ * for its plain text; FALSE when it is not one or does not open. With
+ * @opener, its batch's shared key is made once and kept. */
 static gboolean
-open_batch(const WaKeyPair *pair, const guint8 *sealed, gsize len, guint8 *plain)
+open_batch(const WaKeyPair *pair, WaSealOpener *opener, const guint8 *sealed, gsize len, guint8 *plain)
 {
   const guint8 *ephemeral = sealed + 8;
   const guint8 *nonce = ephemeral + crypto_box_PUBLICKEYBYTES;
+  const guint8 *cipher = nonce + crypto_box_NONCEBYTES;
+  gsize cipher_len = len - (WA_SEAL_BATCH_OVERHEAD - crypto_box_MACBYTES);
 
   if (len < WA_SEAL_BATCH_OVERHEAD || memcmp(sealed, WA_SEAL_BATCH_MAGIC, 8) != 0)
     return FALSE;
-  return crypto_box_open_easy(plain, nonce + crypto_box_NONCEBYTES,
-                              len - (WA_SEAL_BATCH_OVERHEAD - crypto_box_MACBYTES), nonce, ephemeral,
-                              pair->secret_key) == 0;
+  if (opener == NULL)
+    return crypto_box_open_easy(plain, cipher, cipher_len, nonce, ephemeral, pair->secret_key) == 0;
+  if (!opener->have || memcmp(opener->ephemeral, ephemeral, crypto_box_PUBLICKEYBYTES) != 0) {
+    opener->have = FALSE;
+    if (crypto_box_beforenm(opener->shared, ephemeral, pair->secret_key) != 0)
+      return FALSE; /* a low-order point: nothing opens */
+    memcpy(opener->ephemeral, ephemeral, crypto_box_PUBLICKEYBYTES);
+    opener->have = TRUE;
+  }
+  return crypto_box_open_easy_afternm(plain, cipher, cipher_len, nonce, opener->shared) == 0;
 }
 
-GBytes *
-wa_seal_open(const WaKeyPair *pair, const guint8 *sealed, gsize len, GError **error)
+static GBytes *
+open_any(const WaKeyPair *pair, WaSealOpener *opener, const guint8 *sealed, gsize len, GError **error)
 {
   gsize plain_len;
   guint8 *plain;
@@ -202,7 +219,7 @@ wa_seal_open(const WaKeyPair *pair, const guint8 *sealed, gsize len, GError **er
   if (len >= WA_SEAL_BATCH_OVERHEAD) {
     plain_len = len - WA_SEAL_BATCH_OVERHEAD;
     plain = g_malloc(plain_len + 1);
-    if (open_batch(pair, sealed, len, plain)) {
+    if (open_batch(pair, opener, sealed, len, plain)) {
       plain[plain_len] = '\0';
       return g_bytes_new_take(plain, plain_len);
     }
@@ -226,4 +243,42 @@ wa_seal_open(const WaKeyPair *pair, const guint8 *sealed, gsize len, GError **er
   }
   plain[plain_len] = '\0';
   return g_bytes_new_take(plain, plain_len);
+}
+
+GBytes *
+wa_seal_open(const WaKeyPair *pair, const guint8 *sealed, gsize len, GError **error)
+{
+  return open_any(pair, NULL, sealed, len, error);
+}
+
+WaSealOpener *
+wa_seal_opener_new(const WaKeyPair *pair)
+{
+  WaSealOpener *opener;
+
+  if (sodium_init() < 0)
+    return NULL;
+  opener = g_new0(WaSealOpener, 1);
+  opener->pair = pair;
+  opener->shared = sodium_malloc(crypto_box_BEFORENMBYTES);
+  if (opener->shared == NULL) {
+    g_free(opener);
+    return NULL;
+  }
+  return opener;
+}
+
+GBytes *
+wa_seal_opener_open(WaSealOpener *opener, const guint8 *sealed, gsize len, GError **error)
+{
+  return open_any(opener->pair, opener, sealed, len, error);
+}
+
+void
+wa_seal_opener_free(WaSealOpener *opener)
+{
+  if (opener == NULL)
+    return;
+  sodium_free(opener->shared); /* wipes before freeing */
+  g_free(opener);
 }

@@ -81,7 +81,18 @@ void wa_sealer_free(WaSealer *sealer);
  * @error (OPEN or FORMAT). */
 GBytes *wa_seal_open(const WaKeyPair *pair, const guint8 *sealed, gsize len, GError **error);
 
+/* Opening a stream of events sealed to one key pair (the plugin's inbound
+ * queue): the shared key of the last batch seen is kept (sodium_malloc'd,
+ * wiped on free), so that the events of one batch cost one key agreement
+ * between them instead of one each. It opens what wa_seal_open() opens and
+ * answers the same. @pair is borrowed and must outlive the opener. */
+typedef struct _WaSealOpener WaSealOpener;
+WaSealOpener *wa_seal_opener_new(const WaKeyPair *pair);
+GBytes *wa_seal_opener_open(WaSealOpener *opener, const guint8 *sealed, gsize len, GError **error);
+void wa_seal_opener_free(WaSealOpener *opener);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaKeyPair, wa_keypair_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaSealer, wa_sealer_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaSealOpener, wa_seal_opener_free)
 
 G_END_DECLS

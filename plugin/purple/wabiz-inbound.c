@@ -1110,7 +1110,10 @@ open_event(WabizAccount *wa, WabizEvent *event)
   gsize len = 0;
   const guint8 *data = g_bytes_get_data(event->sealed, &len);
 
-  plain = wa_seal_open(wa->keys, data, len, &error);
+  if (wa->opener == NULL)
+    wa->opener = wa_seal_opener_new(wa->keys);
+  plain = wa->opener != NULL ? wa_seal_opener_open(wa->opener, data, len, &error)
+                             : wa_seal_open(wa->keys, data, len, &error);
   if (plain == NULL) {
     g_autofree char *text =
       g_strdup_printf(_("A webhook event could not be opened and was skipped (%s). It was sealed to another key: "

@@ -130,6 +130,7 @@ typedef struct _WabizAccount {
 
   /* receiving (wabiz-link.c, wabiz-inbound.c) */
   WaKeyPair *keys;
+  WaSealOpener *opener; /* opens events with the shared key of their batch kept (wabiz-inbound.c) */
   WaRxclient *rx;
   char *rx_dir;
   char *rx_url;       /* where the receiver listens for this account */

@@ -173,6 +173,58 @@ test_bad_keys(void)
   }
 }
 
+/* The opener keeps the last batch's shared key: events of several batches,
+ * interleaved, of the old format and altered ones, open (or not) exactly as
+ * wa_seal_open has them. */
+static void
+test_opener(void)
+{
+  g_autoptr(WaKeyPair) pair = wa_keypair_new(NULL);
+  g_autoptr(WaKeyPair) other = wa_keypair_new(NULL);
+  g_autoptr(WaSealer) first = wa_sealer_new(pair->public_key);
+  g_autoptr(WaSealer) second = wa_sealer_new(pair->public_key);
+  g_autoptr(WaSealOpener) opener = wa_seal_opener_new(pair);
+  g_autoptr(WaSealOpener) stranger = wa_seal_opener_new(other);
+  GBytes *sealed[] = {
+    wa_sealer_seal(first, "a1", 2), wa_sealer_seal(second, "b1", 2), wa_sealer_seal(first, "a2", 2),
+    wa_seal(pair->public_key, "o1", 2), wa_sealer_seal(second, "b2", 2), wa_sealer_seal(second, "b3", 2),
+  };
+  const char *plain[] = {"a1", "b1", "a2", "o1", "b2", "b3"};
+  g_autoptr(GError) error = NULL;
+  GBytes *opened;
+
+  g_assert_nonnull(opener);
+  for (guint round = 0; round < 2; round++) {
+    for (guint i = 0; i < G_N_ELEMENTS(sealed); i++) {
+      gsize len;
+      const guint8 *data = g_bytes_get_data(sealed[i], &len);
+      g_autofree guint8 *copy = g_memdup2(data, len);
+
+      opened = wa_seal_opener_open(opener, data, len, &error);
+      g_assert_no_error(error);
+      g_assert_cmpstr(g_bytes_get_data(opened, NULL), ==, plain[i]);
+      g_bytes_unref(opened);
+
+      /* altered (the ephemeral key, the nonce, the text): refused, and the
+       * next event still opens */
+      for (gsize at = 9; at < len; at += 13) {
+        copy[at] ^= 0x20;
+        opened = wa_seal_opener_open(opener, copy, len, &error);
+        g_assert_null(opened);
+        g_assert_error(error, WA_SEAL_ERROR, WA_SEAL_ERROR_OPEN);
+        g_clear_error(&error);
+        copy[at] ^= 0x20;
+      }
+      opened = wa_seal_opener_open(stranger, data, len, &error);
+      g_assert_null(opened);
+      g_assert_error(error, WA_SEAL_ERROR, WA_SEAL_ERROR_OPEN);
+      g_clear_error(&error);
+    }
+  }
+  for (guint i = 0; i < G_N_ELEMENTS(sealed); i++)
+    g_bytes_unref(sealed[i]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -181,6 +233,7 @@ main(int argc, char **argv)
   g_test_add_func("/seal/other-key-and-tamper", test_other_key_and_tamper);
   g_test_add_func("/seal/keys-round-trip", test_keys_round_trip);
   g_test_add_func("/seal/batch", test_batch);
+  g_test_add_func("/seal/opener", test_opener);
   g_test_add_func("/seal/bad-keys", test_bad_keys);
   return g_test_run();
 }
