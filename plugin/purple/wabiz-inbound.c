@@ -1112,8 +1112,8 @@ open_event(WabizAccount *wa, WabizEvent *event)
 
   if (wa->opener == NULL)
     wa->opener = wa_seal_opener_new(wa->keys);
-  plain = wa->opener != NULL ? wa_seal_opener_open(wa->opener, data, len, &error)
-                             : wa_seal_open(wa->keys, data, len, &error);
+  plain =
+    wa->opener != NULL ? wa_seal_opener_open(wa->opener, data, len, &error) : wa_seal_open(wa->keys, data, len, &error);
   if (plain == NULL) {
     g_autofree char *text =
       g_strdup_printf(_("A webhook event could not be opened and was skipped (%s). It was sealed to another key: "

@@ -186,7 +186,7 @@ test_opener(void)
   g_autoptr(WaSealOpener) opener = wa_seal_opener_new(pair);
   g_autoptr(WaSealOpener) stranger = wa_seal_opener_new(other);
   GBytes *sealed[] = {
-    wa_sealer_seal(first, "a1", 2), wa_sealer_seal(second, "b1", 2), wa_sealer_seal(first, "a2", 2),
+    wa_sealer_seal(first, "a1", 2),     wa_sealer_seal(second, "b1", 2), wa_sealer_seal(first, "a2", 2),
     wa_seal(pair->public_key, "o1", 2), wa_sealer_seal(second, "b2", 2), wa_sealer_seal(second, "b3", 2),
   };
   const char *plain[] = {"a1", "b1", "a2", "o1", "b2", "b3"};
