@@ -194,6 +194,8 @@ typedef struct {
   WaConsentScopes scopes;
   WaStoreConsentState state;
   gint64 at;
+  WabizConsentSettledFunc settled; /* or NULL: told once the change is recorded (or refused) */
+  gpointer settled_data;
 } Change;
 
 static void
@@ -202,6 +204,15 @@ change_free(Change *c)
   g_free(c->who);
   g_free(c->what);
   g_free(c);
+}
+
+/* The change's write is over (committed, refused or failed; not when the
+ * store closed first): whoever waits for it is told. */
+static void
+change_settle(Change *c)
+{
+  if (c->settled != NULL)
+    c->settled(c->settled_data);
 }
 
 static char *
@@ -251,6 +262,7 @@ change_recorded(WabizAccount *wa, WaConsentScopes recorded, const GError *error,
 
     say(wa, c->who, text, PURPLE_MESSAGE_SYSTEM);
   }
+  change_settle(c);
   change_free(c);
 }
 
@@ -270,6 +282,7 @@ change_ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpoi
             _("This number is on the suppression list (its data was erased, or it was listed as opted out): "
               "nothing is recorded, and nothing is sent to it."),
             PURPLE_MESSAGE_ERROR);
+      change_settle(c);
       change_free(c);
     } else {
       change_recorded(wa, 0, error, c);
@@ -287,17 +300,22 @@ change_ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpoi
 
 /* Records @state for @scopes of the customer at address @to (phone digits
  * or a BSUID; created when the store does not know them, unless the number
- * is suppressed), then writes the line in conversation @who. */
-static void
+ * is suppressed), then writes the line in conversation @who and calls
+ * @settled (may be NULL). FALSE when nothing was started (then @settled is
+ * never called). */
+static gboolean
 change_start(WabizAccount *wa, const char *who, const char *to, LineKind kind, WaConsentScopes scopes,
-             WaStoreConsentState state, const char *what, gint64 at)
+             WaStoreConsentState state, const char *what, gint64 at, WabizConsentSettledFunc settled,
+             gpointer settled_data)
 {
   Change *c;
   gboolean bsuid = wa_id_bsuid_or_null(to) != NULL;
 
   if (wa == NULL || wa->store == NULL || (wa_id_phone_or_null(to) == NULL && !bsuid))
-    return;
+    return FALSE;
   c = g_new0(Change, 1);
+  c->settled = settled;
+  c->settled_data = settled_data;
   c->wa = wa;
   c->who = g_strdup(who);
   c->what = g_strdup(what);
@@ -307,6 +325,7 @@ change_start(WabizAccount *wa, const char *who, const char *to, LineKind kind, W
   c->at = at;
   wa_store_customer_ensure(wa->store, bsuid ? NULL : to, bsuid ? to : NULL, NULL, WA_STORE_ENSURE_REFUSE_SUPPRESSED,
                            change_ensured_cb, wabiz_store_hold(wa, c, (GDestroyNotify) change_free));
+  return TRUE;
 }
 
 /* ---- the check before a template goes ------------------------------------------ */
@@ -578,7 +597,7 @@ record_command(PurpleConversation *conv, const char *cmd, char **args, char **er
     *error = g_strdup(usage);
     return PURPLE_CMD_RET_FAILED;
   }
-  change_start(wa, name, name, LINE_AGENT, scopes, state, NULL, 0);
+  change_start(wa, name, name, LINE_AGENT, scopes, state, NULL, 0, NULL, NULL);
   return PURPLE_CMD_RET_OK;
 }
 
@@ -625,7 +644,8 @@ menu_cb(PurpleBlistNode *node, gpointer data)
   if (item == 0)
     show_consent(wa, name);
   else
-    change_start(wa, name, name, LINE_AGENT, item & WA_CONSENT_ALL, (WaStoreConsentState) (item >> 4), NULL, 0);
+    change_start(wa, name, name, LINE_AGENT, item & WA_CONSENT_ALL, (WaStoreConsentState) (item >> 4), NULL, 0, NULL,
+                 NULL);
 }
 
 PurpleMenuAction *
@@ -660,8 +680,9 @@ sent_at(const WaMessage *msg)
   return msg->timestamp > 0 ? MIN(msg->timestamp, wabiz_now()) : 0;
 }
 
-void
-wabiz_consent_inbound(WabizAccount *wa, const char *who, const WaMessage *msg)
+guint
+wabiz_consent_inbound(WabizAccount *wa, const char *who, const WaMessage *msg, WabizConsentSettledFunc settled,
+                      gpointer data)
 {
   const char *keywords =
     purple_account_get_string(wa->account, WABIZ_OPT_OPTOUT_KEYWORDS, WABIZ_DEFAULT_OPTOUT_KEYWORDS);
@@ -669,26 +690,29 @@ wabiz_consent_inbound(WabizAccount *wa, const char *who, const WaMessage *msg)
     purple_account_get_string(wa->account, WABIZ_OPT_OPTOUT_PAYLOADS, WABIZ_DEFAULT_OPTOUT_PAYLOADS);
 
   if (who == NULL || msg == NULL || msg->type == NULL)
-    return;
+    return 0;
   /* the whole message is the keyword: "STOP" opts out of everything */
   if (g_str_equal(msg->type, "text") && wa_consent_keyword_match(msg->text, keywords)) {
     g_autofree char *said = g_strstrip(g_strdup(msg->text));
 
-    change_start(wa, who, who, LINE_KEYWORD, WA_CONSENT_ALL, WA_STORE_CONSENT_OPT_OUT, said, sent_at(msg));
+    return change_start(wa, who, who, LINE_KEYWORD, WA_CONSENT_ALL, WA_STORE_CONSENT_OPT_OUT, said, sent_at(msg),
+                        settled, data);
   }
   /* a template's quick-reply button: opt-out buttons sit on marketing templates */
-  else if (g_str_equal(msg->type, "button") && wa_consent_keyword_match(msg->reply_id, payloads))
-    change_start(wa, who, who, LINE_BUTTON, WA_CONSENT_MARKETING, WA_STORE_CONSENT_OPT_OUT,
-                 msg->text != NULL ? msg->text : msg->reply_id, sent_at(msg));
+  if (g_str_equal(msg->type, "button") && wa_consent_keyword_match(msg->reply_id, payloads))
+    return change_start(wa, who, who, LINE_BUTTON, WA_CONSENT_MARKETING, WA_STORE_CONSENT_OPT_OUT,
+                        msg->text != NULL ? msg->text : msg->reply_id, sent_at(msg), settled, data);
+  return 0;
 }
 
-void
-wabiz_consent_preferences(WabizAccount *wa, const WaChange *change)
+guint
+wabiz_consent_preferences(WabizAccount *wa, const WaChange *change, WabizConsentSettledFunc settled, gpointer data)
 {
   JsonObject *value =
     change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value) ? json_node_get_object(change->value) : NULL;
   JsonArray *prefs = value != NULL ? wa_json_get_array(value, "user_preferences") : NULL;
   guint n = prefs != NULL ? json_array_get_length(prefs) : 0;
+  guint started = 0;
 
   for (guint i = 0; i < n; i++) {
     JsonObject *pref = wa_json_array_get_object(prefs, i);
@@ -708,9 +732,9 @@ wabiz_consent_preferences(WabizAccount *wa, const WaChange *change)
     who = buddy != NULL ? purple_buddy_get_name(buddy) : to;
     if (g_strcmp0(category, "marketing_messages") == 0 &&
         (g_strcmp0(word, "stop") == 0 || g_strcmp0(word, "resume") == 0))
-      change_start(wa, who, to, LINE_PREFERENCES, WA_CONSENT_MARKETING,
-                   g_str_equal(word, "stop") ? WA_STORE_CONSENT_OPT_OUT : WA_STORE_CONSENT_OPT_IN, NULL,
-                   wa_json_get_int(pref, "timestamp", 0));
+      started += change_start(wa, who, to, LINE_PREFERENCES, WA_CONSENT_MARKETING,
+                              g_str_equal(word, "stop") ? WA_STORE_CONSENT_OPT_OUT : WA_STORE_CONSENT_OPT_IN, NULL,
+                              wa_json_get_int(pref, "timestamp", 0), settled, data);
     else {
       g_autofree char *line =
         g_strdup_printf(_("WhatsApp reported a preference of the customer (%s: %s); nothing was recorded."),
@@ -719,11 +743,14 @@ wabiz_consent_preferences(WabizAccount *wa, const WaChange *change)
       say(wa, who, line, PURPLE_MESSAGE_SYSTEM);
     }
   }
+  return started;
 }
 
-void
-wabiz_consent_api_error(WabizAccount *wa, const char *who, const WaGraphError *error)
+guint
+wabiz_consent_api_error(WabizAccount *wa, const char *who, const WaGraphError *error, WabizConsentSettledFunc settled,
+                        gpointer data)
 {
   if (wa != NULL && who != NULL && error != NULL && error->code == WA_CONSENT_ERROR_OPTED_OUT)
-    change_start(wa, who, who, LINE_API, WA_CONSENT_MARKETING, WA_STORE_CONSENT_OPT_OUT, NULL, 0);
+    return change_start(wa, who, who, LINE_API, WA_CONSENT_MARKETING, WA_STORE_CONSENT_OPT_OUT, NULL, 0, settled, data);
+  return 0;
 }

@@ -319,10 +319,20 @@ follow_user_id(WabizAccount *wa, PurpleBuddy *buddy, const char *customer_id, co
                               wabiz_store_hold(wa, job, (GDestroyNotify) bsuid_job_free));
 }
 
+/* A consent change the event brought (STOP, an opt-out button, a
+ * preference, 131050) is recorded: one write of the batch fewer, so the
+ * batch is acknowledged only once the ledger has it. */
 static void
-show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, const char *customer_id,
+consent_settled(gpointer data)
+{
+  finish_one(data);
+}
+
+static void
+show_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg, const char *customer_id,
              gint64 newest_inbound, const WaDescribeContext *known)
 {
+  WabizAccount *wa = ap->wa;
   WaDescribeContext dctx = {0};
   const WaContact *contact = wa_change_find_contact(change, msg);
   const char *wa_id = NULL;
@@ -364,7 +374,7 @@ show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, con
     return;
   }
   wabiz_conv_got_im(wa, name, text, (time_t) msg->timestamp, late);
-  wabiz_consent_inbound(wa, name, msg); /* STOP, or an opt-out button */
+  ap->pending += wabiz_consent_inbound(wa, name, msg, consent_settled, ap); /* STOP, or an opt-out button */
   wabiz_receipts_inbound(wa, name, msg->id, msg->timestamp);
   /* an unsupported message's line carries WhatsApp's words already */
   for (guint i = 0; g_strcmp0(msg->type, "unsupported") != 0 && i < msg->errors->len; i++) {
@@ -473,7 +483,7 @@ show_looked_up(MessageJob *job)
   if (!ap->orphaned && should_show_id(ap, job->message_id, FALSE)) {
     WaDescribeContext known = {.quoted = job->quoted, .referral_seen = job->referral_seen};
 
-    show_message(ap->wa, job->change, job->msg, job->customer_id, job->newest_inbound, &known);
+    show_message(ap, job->change, job->msg, job->customer_id, job->newest_inbound, &known);
     wabiz_test_crash_point("inbound-shown");
   }
   message_job_free(job);
@@ -508,7 +518,7 @@ stored_cb(const WaStoreInboundResult *result, const GError *error, gpointer data
     /* each message is shown once: a duplicate (stored before a crash or a
      * lost acknowledgement) only when it was not shown yet */
     if (should_show(ap, result)) {
-      show_message(ap->wa, job->change, job->msg, customer != NULL ? customer->id : NULL,
+      show_message(ap, job->change, job->msg, customer != NULL ? customer->id : NULL,
                    customer != NULL ? customer->newest_inbound : 0, NULL);
       wabiz_test_crash_point("inbound-shown");
     }
@@ -633,7 +643,7 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
     return;
   }
   if (msg->id == NULL || msg->type == NULL || (in.wa_id == NULL && in.bsuid == NULL)) {
-    show_message(ap->wa, change, msg, NULL, 0, NULL); /* cannot be stored: shown as it is */
+    show_message(ap, change, msg, NULL, 0, NULL); /* cannot be stored: shown as it is */
     return;
   }
   in.profile_name = contact != NULL ? contact->profile_name : NULL;
@@ -694,8 +704,9 @@ status_customer(WabizAccount *wa, const WaStatus *st)
 }
 
 static void
-show_failure(WabizAccount *wa, const WaStatus *st)
+show_failure(WabizApplying *ap, const WaStatus *st)
 {
+  WabizAccount *wa = ap->wa;
   const char *customer = status_customer(wa, st);
 
   /* failures are written whatever the ticks option says: they are not ticks
@@ -710,7 +721,8 @@ show_failure(WabizAccount *wa, const WaStatus *st)
     g_autofree char *line = g_strdup_printf(_("Not delivered: %s"), reason);
 
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), line, PURPLE_MESSAGE_ERROR, 0);
-    wabiz_consent_api_error(wa, customer, g_ptr_array_index(st->errors, i)); /* 131050: opted out */
+    /* 131050: opted out */
+    ap->pending += wabiz_consent_api_error(wa, customer, g_ptr_array_index(st->errors, i), consent_settled, ap);
   }
 }
 
@@ -785,16 +797,16 @@ status_stored_cb(const WaStoreStatusResult *result, const GError *error, gpointe
   if (error != NULL) {
     purple_debug_warning("wabiz", "a status could not be stored: %s\n", error->message);
     if (g_str_equal(st->status, "failed"))
-      show_failure(wa, st);
+      show_failure(ap, st);
   } else if (result->found && result->outbox_id != 0) {
     wabiz_receipts_status(wa, status_customer(wa, st), st, result->changed);
     if (result->changed && result->status == WA_STORE_STATUS_FAILED)
-      show_failure(wa, st);
+      show_failure(ap, st);
     else if (result->outbox_resolved && result->outbox_state == WA_STORE_OUTBOX_SENT)
       wabiz_outbox_resolved(wa, result->outbox_id, result->outbox_before, status_customer(wa, st));
   } else if (g_str_equal(st->status, "failed")) {
     if (!result->found || result->changed)
-      show_failure(wa, st);
+      show_failure(ap, st);
   } else if (!ours && (!result->found || result->direction == WA_STORE_ELSEWHERE)) {
     /* new, or stored before a crash that came before its line was shown */
     store_elsewhere(job);
@@ -1027,7 +1039,7 @@ apply_change(WabizApplying *ap, const WaChange *change)
   } else if (wabiz_templates_webhook(wa, change)) {
     /* told and refreshed there */
   } else if (g_strcmp0(change->field, "user_preferences") == 0) {
-    wabiz_consent_preferences(wa, change);
+    ap->pending += wabiz_consent_preferences(wa, change, consent_settled, ap);
   } else if (!wabiz_kinds_customer_event(wa, change)) {
     apply_account_event(wa, change);
   }

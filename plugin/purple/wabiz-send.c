@@ -96,7 +96,7 @@ wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaGraphE
   else
     text = g_strdup_printf(_("Not sent: %s"), reason);
   wabiz_conv_write_plain(wabiz_conv_im(account, customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
-  wabiz_consent_api_error(wabiz_account_data(account), customer, error); /* 131050: opted out */
+  wabiz_consent_api_error(wabiz_account_data(account), customer, error, NULL, NULL); /* 131050: opted out */
 }
 
 static void

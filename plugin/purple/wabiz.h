@@ -520,13 +520,22 @@ PurpleCmdRet wabiz_cmd_optin(PurpleConversation *conv, const char *cmd, char **a
 PurpleCmdRet wabiz_cmd_optout(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 PurpleCmdRet wabiz_cmd_consent(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 PurpleMenuAction *wabiz_consent_menu(PurpleBuddy *buddy);
+/* What customers and WhatsApp say about consent is recorded before the
+ * event that said it is acknowledged: each function below returns how many
+ * ledger writes it started, and calls @settled (may be NULL) once for each
+ * when it is over (committed, or refused with a line), never when the
+ * store closed first. */
+typedef void (*WabizConsentSettledFunc)(gpointer data);
 /* A customer's message shown in @who's conversation: an opt-out keyword or
  * button payload records the opt-out, with a line. */
-void wabiz_consent_inbound(WabizAccount *wa, const char *who, const WaMessage *msg);
+guint wabiz_consent_inbound(WabizAccount *wa, const char *who, const WaMessage *msg, WabizConsentSettledFunc settled,
+                            gpointer data);
 /* The user_preferences webhook: marketing "stop" and "resume". */
-void wabiz_consent_preferences(WabizAccount *wa, const WaChange *change);
+guint wabiz_consent_preferences(WabizAccount *wa, const WaChange *change, WabizConsentSettledFunc settled,
+                                gpointer data);
 /* A send to @who failed with @error: 131050 records a marketing opt-out. */
-void wabiz_consent_api_error(WabizAccount *wa, const char *who, const WaGraphError *error);
+guint wabiz_consent_api_error(WabizAccount *wa, const char *who, const WaGraphError *error,
+                              WabizConsentSettledFunc settled, gpointer data);
 
 /* wabiz-plugin.c */
 const char *wabiz_account_string(PurpleAccount *account, const char *key);

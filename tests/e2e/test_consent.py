@@ -8,6 +8,7 @@ the ledger and the suppression list forbid, with the reason."""
 
 import json
 import os
+import signal
 import time
 
 from harness import Receiving, contains, has, main, regex, wait_until
@@ -171,6 +172,22 @@ class Consent(Receiving):
         # the customer is still answered: free-form replies are service, not templates
         host.send_im(ANNA, "Done, you will get no more offers.")
         self.sim.wait_for_sent(1)
+
+    def test_stop_is_in_the_ledger_before_its_event_is_acknowledged(self):
+        """The opt-out a STOP brings is committed before the plugin
+        acknowledges the event: killed right after the receiver confirmed
+        the first ACK (and deleted the event, so it never comes again), the
+        restarted plugin has the opt-out in its ledger."""
+        host = self.start_receiving_host(env={"WABIZ_TEST_CRASH": "inbound-acked:1"})
+        self.sim.inbound("STOP", sender=ANNA, name="Anna")
+        self.assertEqual(host.wait_exit(timeout=120), -signal.SIGKILL, host.stderr_text()[-3000:])
+        self.assertIn("wabiz: test crash at inbound-acked #1\n", host.stderr_text())
+        host = self.start_receiving_host(connect_sim=False)
+        self.settle()
+        shown = self.consent(host, ANNA)
+        self.assertIn("marketing: opted out (the customer&apos;s keyword, ", shown)
+        self.assertIn("utility: opted out (the customer&apos;s keyword, ", shown)
+        self.assertEqual(host.quit(), 0)
 
     def test_keywords_and_button_payloads_by_option(self):
         host = self.start_receiving_host(options={"optout_keywords": "Halt, ARRET",
