@@ -391,7 +391,25 @@ WaGraphCall *
 wa_graph_send_message(WaGraph *graph, const char *phone_number_id, JsonNode *message, WaGraphCallback callback,
                       gpointer data)
 {
-  g_autofree char *path = g_strconcat(phone_number_id, "/messages", NULL);
+  return wa_graph_send_message_to(graph, phone_number_id, "messages", message, callback, data);
+}
+
+const char *
+wa_message_payload_endpoint(const char *payload)
+{
+  g_autoptr(JsonNode) root = payload != NULL ? wa_json_parse_object(payload, strlen(payload), NULL) : NULL;
+
+  if (root != NULL && g_strcmp0(wa_json_get_string(json_node_get_object(root), "endpoint"), "marketing_messages") == 0)
+    return "marketing_messages";
+  return "messages";
+}
+
+WaGraphCall *
+wa_graph_send_message_to(WaGraph *graph, const char *phone_number_id, const char *endpoint, JsonNode *message,
+                         WaGraphCallback callback, gpointer data)
+{
+  g_autofree char *path = g_strconcat(phone_number_id, "/", endpoint, NULL);
+
   return wa_graph_post_json(graph, path, message, callback, data);
 }
 

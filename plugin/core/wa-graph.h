@@ -103,6 +103,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaSendResult, wa_send_result_free)
 
 WaGraphCall *wa_graph_send_message(WaGraph *graph, const char *phone_number_id, JsonNode *message,
                                    WaGraphCallback callback, gpointer data);
+/* The endpoint a composed @payload goes to: "marketing_messages" when it
+ * says so (a marketing template, wa-template.h), else "messages". */
+const char *wa_message_payload_endpoint(const char *payload);
+/* POST /{phone-number-id}/@endpoint ("messages" or "marketing_messages"). */
+WaGraphCall *wa_graph_send_message_to(WaGraph *graph, const char *phone_number_id, const char *endpoint,
+                                      JsonNode *message, WaGraphCallback callback, gpointer data);
 
 /* ---- media: POST /{phone-number-id}/media ---- */
 

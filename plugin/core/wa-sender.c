@@ -486,7 +486,8 @@ start_request(CustomerQueue *q)
     finish_head(q, WA_STORE_OUTBOX_FAILED, bad, q->sender->events.failed);
     return;
   }
-  q->call = wa_graph_send_message(q->sender->graph, q->sender->pnid, message, send_done, q);
+  q->call = wa_graph_send_message_to(q->sender->graph, q->sender->pnid, wa_message_payload_endpoint(head->payload),
+                                     message, send_done, q);
 }
 
 static gboolean

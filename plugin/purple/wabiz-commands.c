@@ -30,7 +30,8 @@ typedef struct {
   WaComposed *composed;
   char *text; /* /reply's text, /react's emoji, /askphone's text */
   guint nth;
-  gboolean gated; /* holds the address's send gate (wabiz-send.c) */
+  gboolean gated;         /* holds the address's send gate (wabiz-send.c) */
+  char *consent_category; /* a template's category: the customer's consent is checked before queuing */
 } CommandJob;
 
 /* Later sends to the address may start: this one is queued or given up. */
@@ -51,6 +52,7 @@ command_job_free(CommandJob *job)
   g_free(job->customer);
   g_clear_pointer(&job->composed, wa_composed_free);
   g_free(job->text);
+  g_free(job->consent_category);
   g_free(job);
 }
 
@@ -155,6 +157,21 @@ history_cb(GPtrArray *messages, const GError *error, gpointer data)
   enqueue(job);
 }
 
+/* A template's consent, checked right before it is queued. */
+static void
+consent_cb(WabizAccount *wa, gboolean allowed, const char *why, gpointer data)
+{
+  CommandJob *job = data;
+
+  wabiz_store_release(wa, job);
+  if (!allowed) {
+    say_not_sent(job, why);
+    command_job_free(job);
+    return;
+  }
+  enqueue(job);
+}
+
 static void
 ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer data)
 {
@@ -187,6 +204,11 @@ ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer da
                      wabiz_store_hold(wa, job, (GDestroyNotify) command_job_free));
     return;
   case KIND_STATIC:
+    if (job->consent_category != NULL) {
+      wabiz_consent_check(wa, job->customer, job->to, job->consent_category, consent_cb,
+                          wabiz_store_hold(wa, job, (GDestroyNotify) command_job_free));
+      return;
+    }
     break;
   }
   enqueue(job);
@@ -211,7 +233,7 @@ command_job_start(gpointer data)
 /* The customer of @conv, checked as send_im checks it (connected, a
  * customer, the window open); NULL with *@error set otherwise. */
 static char *
-command_customer(PurpleConversation *conv, const char *cmd, WabizAccount **wa_out, char **error)
+command_customer(PurpleConversation *conv, const char *cmd, gboolean closed_ok, WabizAccount **wa_out, char **error)
 {
   WabizAccount *wa = purple_conversation_get_gc(conv) != NULL
                        ? purple_connection_get_protocol_data(purple_conversation_get_gc(conv))
@@ -243,7 +265,7 @@ command_customer(PurpleConversation *conv, const char *cmd, WabizAccount **wa_ou
     *error = g_strdup_printf(_("Not sent: %s"), local->message);
     return NULL;
   }
-  if (wabiz_window_state(wa->account, customer, NULL) == WA_WINDOW_CLOSED) {
+  if (!closed_ok && wabiz_window_state(wa->account, customer, NULL) == WA_WINDOW_CLOSED) {
     *error = g_strdup(wabiz_window_closed_text());
     return NULL;
   }
@@ -257,7 +279,7 @@ command_start(PurpleConversation *conv, const char *cmd, CommandKind kind, WaCom
               guint nth, char **error)
 {
   WabizAccount *wa = NULL;
-  g_autofree char *customer = command_customer(conv, cmd, &wa, error);
+  g_autofree char *customer = command_customer(conv, cmd, FALSE, &wa, error);
   CommandJob *job;
 
   if (customer == NULL) {
@@ -281,6 +303,26 @@ command_start(PurpleConversation *conv, const char *cmd, CommandKind kind, WaCom
   job->gated = TRUE;
   wabiz_send_gate_enter(wa, customer, TRUE, command_job_start, job, (GDestroyNotify) command_job_free);
   return PURPLE_CMD_RET_OK;
+}
+
+char *
+wabiz_command_customer(PurpleConversation *conv, const char *cmd, gboolean closed_ok, WabizAccount **wa, char **error)
+{
+  return command_customer(conv, cmd, closed_ok, wa, error);
+}
+
+void
+wabiz_command_queue(WabizAccount *wa, const char *to, WaComposed *composed, const char *consent_category)
+{
+  CommandJob *job = g_new0(CommandJob, 1);
+
+  job->wa = wa;
+  job->kind = KIND_STATIC;
+  job->to = g_strdup(to);
+  job->composed = composed;
+  job->consent_category = g_strdup(consent_category);
+  job->gated = TRUE;
+  wabiz_send_gate_enter(wa, to, TRUE, command_job_start, job, (GDestroyNotify) command_job_free);
 }
 
 /* A composing error as the command's failure. */

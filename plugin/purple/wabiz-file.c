@@ -206,9 +206,7 @@ file_begin(FileSend *fs, const char *who)
   /* groups have no 24-hour window */
   if (wa_group_address_id(fs->customer) == NULL &&
       wabiz_window_state(wa->account, fs->customer, NULL) == WA_WINDOW_CLOSED) {
-    say_error(fs, fs->customer,
-              _("Not sent: the 24-hour service window with this customer has closed. WhatsApp "
-                "only allows an approved message template until the customer writes again."));
+    say_error(fs, fs->customer, wabiz_window_closed_text());
     file_send_end(fs);
     return;
   }

@@ -379,5 +379,6 @@ wabiz_blist_node_menu(PurpleBlistNode *node)
   menu =
     g_list_append(menu, purple_menu_action_new(_("Erase customer data..."), PURPLE_CALLBACK(menu_erase), NULL, NULL));
   menu = g_list_append(menu, wabiz_receipts_menu((PurpleBuddy *) node));
+  menu = g_list_append(menu, wabiz_consent_menu((PurpleBuddy *) node));
   return menu;
 }

@@ -334,6 +334,7 @@ show_message(WabizAccount *wa, const WaChange *change, const WaMessage *msg, con
     return;
   }
   wabiz_conv_got_im(wa, name, text, (time_t) msg->timestamp, late);
+  wabiz_consent_inbound(wa, name, msg); /* STOP, or an opt-out button */
   wabiz_receipts_inbound(wa, name, msg->id, msg->timestamp);
   /* an unsupported message's line carries WhatsApp's words already */
   for (guint i = 0; g_strcmp0(msg->type, "unsupported") != 0 && i < msg->errors->len; i++) {
@@ -679,6 +680,7 @@ show_failure(WabizAccount *wa, const WaStatus *st)
     g_autofree char *line = g_strdup_printf(_("Not delivered: %s"), reason);
 
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), line, PURPLE_MESSAGE_ERROR, 0);
+    wabiz_consent_api_error(wa, customer, g_ptr_array_index(st->errors, i)); /* 131050: opted out */
   }
 }
 
@@ -992,6 +994,10 @@ apply_change(WabizApplying *ap, const WaChange *change)
     apply_groups(wa, change);
   } else if (g_strcmp0(change->field, "calls") == 0 && change->calls->len > 0) {
     wabiz_kinds_calls(wa, change);
+  } else if (wabiz_templates_webhook(wa, change)) {
+    /* told and refreshed there */
+  } else if (g_strcmp0(change->field, "user_preferences") == 0) {
+    wabiz_consent_preferences(wa, change);
   } else if (!wabiz_kinds_customer_event(wa, change)) {
     apply_account_event(wa, change);
   }

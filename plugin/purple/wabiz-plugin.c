@@ -83,6 +83,8 @@ wabiz_actions(PurplePlugin *plugin, gpointer context)
       g_list_append(actions, purple_plugin_action_new(_("Change store passphrase..."), wabiz_passphrase_change_action));
   if (wa != NULL && wa->store != NULL && wa->store_header != NULL)
     actions = g_list_append(actions, purple_plugin_action_new(_("Rotate store key..."), wabiz_store_rotate_action));
+  if (wa != NULL && wa->templates != NULL)
+    actions = g_list_append(actions, purple_plugin_action_new(_("Message templates..."), wabiz_templates_action));
   return actions;
 }
 
@@ -148,9 +150,27 @@ static const struct {
    N_("list BUTTON | BODY | ROW[; ROW...]: send a menu of up to 10 rows behind a button (up to 20 characters); "
       "a row is \"Title\" or \"Title - description\" (24 and 72 characters)."),
    NULL, PURPLE_CMD_FLAG_CHAT},
+  {"template", "s", wabiz_cmd_template,
+   N_("template NAME [LANG] VALUE | VALUE | key=value ...: send an approved message template (also when the "
+      "24-hour window is closed); values in placeholder order, or name=value for named ones, header=FILE_OR_MEDIA_ID, "
+      "buttonN=URL_SUFFIX, code=COUPON. /templates lists them."),
+   NULL},
+  {"templates", "s", wabiz_cmd_templates,
+   N_("templates [NAME|refresh]: the account's message templates (status, category, quality, language, placeholders "
+      "or why one cannot be sent); with NAME its text; refresh fetches them again."),
+   NULL, PURPLE_CMD_FLAG_CHAT},
   {"askphone", "s", wabiz_cmd_askphone,
    N_("askphone [TEXT]: ask a customer known only by a business-scoped user ID to share their phone number."), NULL,
    PURPLE_CMD_FLAG_CHAT},
+  {"optin", "s", wabiz_cmd_optin,
+   N_("optin [marketing|utility]: record that this customer agreed to marketing (the default) or utility templates."),
+   NULL},
+  {"optout", "s", wabiz_cmd_optout,
+   N_("optout [marketing|utility|all]: record that this customer opted out (default: all); such templates are "
+      "not sent to them."),
+   NULL},
+  {"consent", "", wabiz_cmd_consent,
+   N_("consent: show this customer's consent per scope (with source and time) and which templates may go now."), NULL},
 };
 
 static PurpleCmdId command_ids[G_N_ELEMENTS(commands)];
@@ -338,6 +358,12 @@ init_plugin(PurplePlugin *plugin)
     g_list_append(prpl_info.protocol_options,
                   purple_account_option_int_new(_("First retry delay for unsent messages (milliseconds)"),
                                                 WABIZ_OPT_RETRY_DELAY_MS, 1000));
+  add_string_option(_("Default template language (such as en_US; for templates in several languages)"),
+                    WABIZ_OPT_TEMPLATE_LANGUAGE, "");
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options,
+                  purple_account_option_bool_new(_("Send marketing templates through the Marketing Messages API"),
+                                                 WABIZ_OPT_MARKETING_ENDPOINT, FALSE));
   prpl_info.protocol_options =
     g_list_append(prpl_info.protocol_options,
                   purple_account_option_bool_new(_("Keep libpurple's plain-text conversation logs (not encrypted)"),
@@ -371,6 +397,18 @@ init_plugin(PurplePlugin *plugin)
 
     add_list_option(_("Send read receipts"), WABIZ_OPT_RECEIPTS, receipts, G_N_ELEMENTS(receipts));
     add_list_option(_("Status lines in conversations"), WABIZ_OPT_TICKS, ticks, G_N_ELEMENTS(ticks));
+  }
+  {
+    static const char *const utility[][2] = {
+      {N_("Opt-in required (except in an open service window)"), WA_CONSENT_UTILITY_REQUIRED_WORD},
+      {N_("Not required unless opted out"), WA_CONSENT_UTILITY_NOT_REQUIRED_WORD},
+    };
+
+    add_list_option(_("Utility templates"), WABIZ_OPT_UTILITY_CONSENT, utility, G_N_ELEMENTS(utility));
+    add_string_option(_("Opt-out keywords (whole message; comma-separated; case and accents ignored)"),
+                      WABIZ_OPT_OPTOUT_KEYWORDS, WABIZ_DEFAULT_OPTOUT_KEYWORDS);
+    add_string_option(_("Template button payloads that opt out of marketing (comma-separated)"),
+                      WABIZ_OPT_OPTOUT_PAYLOADS, WABIZ_DEFAULT_OPTOUT_PAYLOADS);
   }
 }
 

@@ -96,6 +96,7 @@ wabiz_report_unsent(PurpleAccount *account, const char *customer, const WaGraphE
   else
     text = g_strdup_printf(_("Not sent: %s"), reason);
   wabiz_conv_write_plain(wabiz_conv_im(account, customer, TRUE), text, PURPLE_MESSAGE_ERROR, 0);
+  wabiz_consent_api_error(wabiz_account_data(account), customer, error); /* 131050: opted out */
 }
 
 static void
@@ -356,7 +357,8 @@ const char *
 wabiz_window_closed_text(void)
 {
   return _("Not sent: the 24-hour service window with this customer has closed. WhatsApp "
-           "only allows an approved message template until the customer writes again.");
+           "only allows an approved message template until the customer writes again: send one with "
+           "/template NAME [LANG] VALUES (/templates lists them).");
 }
 
 static void

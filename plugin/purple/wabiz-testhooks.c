@@ -64,6 +64,52 @@ ipc_clock_advance(const char *seconds)
   }
 }
 
+/* The IPC call "consent-check" ("ADDRESS CATEGORY") asks wabiz_consent_check
+ * what the templates feature asks before each send, and writes the answer
+ * into ADDRESS's conversation: "[test] CATEGORY allowed" or "[test]
+ * CATEGORY refused: <why>". */
+typedef struct {
+  char *who;
+  char *category;
+} ConsentProbe;
+
+static void
+consent_checked(WabizAccount *wa, gboolean allowed, const char *why, gpointer data)
+{
+  ConsentProbe *probe = data;
+  g_autofree char *line = allowed ? g_strdup_printf("[test] %s allowed", probe->category)
+                                  : g_strdup_printf("[test] %s refused: %s", probe->category, why);
+
+  wabiz_conv_write_plain(wabiz_conv_im(wa->account, probe->who, TRUE), line, PURPLE_MESSAGE_SYSTEM, 0);
+  g_free(probe->who);
+  g_free(probe->category);
+  g_free(probe);
+}
+
+static void
+ipc_consent_check(const char *arg)
+{
+  g_auto(GStrv) words = g_strsplit(arg != NULL ? arg : "", " ", 2);
+
+  if (g_strv_length(words) != 2)
+    return;
+  for (GList *conns = purple_connections_get_all(); conns != NULL; conns = conns->next) {
+    PurpleConnection *gc = conns->data;
+    WabizAccount *wa = purple_connection_get_protocol_data(gc);
+    PurpleBuddy *buddy;
+    ConsentProbe *probe;
+
+    if (g_strcmp0(purple_account_get_protocol_id(purple_connection_get_account(gc)), WABIZ_PRPL_ID) != 0 || wa == NULL)
+      continue;
+    buddy = purple_find_buddy(wa->account, words[0]);
+    probe = g_new0(ConsentProbe, 1);
+    probe->who = g_strdup(words[0]);
+    probe->category = g_strdup(words[1]);
+    wabiz_consent_check(wa, buddy != NULL ? purple_blist_node_get_string(&buddy->node, WABIZ_NODE_CUSTOMER_ID) : NULL,
+                        words[0], words[1], consent_checked, probe);
+  }
+}
+
 /* With WABIZ_TEST_CRASH=<point>:<n>, the n-th time the plugin passes <point>
  * the process is killed (SIGKILL: no clean-up), so tests can crash it at a
  * chosen step. */
@@ -99,6 +145,8 @@ wabiz_test_hooks_register(PurplePlugin *plugin)
                              NULL, 1, purple_value_new(PURPLE_TYPE_STRING));
   purple_plugin_ipc_register(plugin, "clock-jump", PURPLE_CALLBACK(ipc_clock_jump), purple_marshal_VOID__POINTER, NULL,
                              1, purple_value_new(PURPLE_TYPE_STRING));
+  purple_plugin_ipc_register(plugin, "consent-check", PURPLE_CALLBACK(ipc_consent_check), purple_marshal_VOID__POINTER,
+                             NULL, 1, purple_value_new(PURPLE_TYPE_STRING));
 }
 
 #else /* the installed plugin: no hooks */

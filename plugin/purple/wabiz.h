@@ -9,6 +9,8 @@
 #include <purple.h>
 
 #include "wa-clock.h"
+#include "wa-compose.h"
+#include "wa-consent.h"
 #include "wa-graph.h"
 #include "wa-http.h"
 #include "wa-i18n.h"
@@ -68,6 +70,19 @@
 #define WABIZ_MEDIA_IMAGES_INLINE "inline"
 #define WABIZ_MEDIA_IMAGES_TRANSFER "transfer"
 #define WABIZ_MEDIA_IMAGES_BOTH "both"
+/* templates (wabiz-template.c): the language /template uses when a template
+ * has several; marketing templates through POST /{phone-number-id}/marketing_messages */
+#define WABIZ_OPT_TEMPLATE_LANGUAGE "template_language"
+#define WABIZ_OPT_MARKETING_ENDPOINT "marketing_endpoint"
+/* consent (wabiz-consent.c): utility templates need an opt-in ("required", the
+ * default) or go unless opted out ("not_required"); the whole messages that opt a
+ * customer out of everything, and the template button payloads that opt out of
+ * marketing (comma-separated; case and accents ignored) */
+#define WABIZ_OPT_UTILITY_CONSENT "utility_consent"
+#define WABIZ_OPT_OPTOUT_KEYWORDS "optout_keywords"
+#define WABIZ_DEFAULT_OPTOUT_KEYWORDS "STOP, STOPP, UNSUBSCRIBE, ABMELDEN"
+#define WABIZ_OPT_OPTOUT_PAYLOADS "optout_payloads"
+#define WABIZ_DEFAULT_OPTOUT_PAYLOADS "STOP, UNSUBSCRIBE"
 
 /* Buddy node settings: the store's pseudonymous customer id, and what older
  * versions kept here. */
@@ -85,6 +100,7 @@
 typedef struct _ResendDialog ResendDialog;
 typedef struct _WabizCompose WabizCompose;
 typedef struct _WabizMediaState WabizMediaState;
+typedef struct _WabizTemplates WabizTemplates;
 
 typedef struct _WabizAccount {
   PurpleAccount *account;
@@ -157,6 +173,8 @@ typedef struct _WabizAccount {
   GList *composes; /* WabizCompose*: messages with pasted images, uploading */
   /* attachments being downloaded (wabiz-media.c) */
   WabizMediaState *media;
+  /* message templates (wabiz-template.c) */
+  WabizTemplates *templates;
 } WabizAccount;
 
 /* wabiz-loop.c */
@@ -201,6 +219,17 @@ PurpleCmdRet wabiz_cmd_location(PurpleConversation *conv, const char *cmd, char 
 PurpleCmdRet wabiz_cmd_buttons(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 PurpleCmdRet wabiz_cmd_list(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 PurpleCmdRet wabiz_cmd_askphone(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+/* The customer of conversation @conv, checked as send_im checks it
+ * (connected, a customer, the window open unless @closed_ok: a template);
+ * NULL with *@error set ("Not sent: ...") otherwise. */
+char *wabiz_command_customer(PurpleConversation *conv, const char *cmd, gboolean closed_ok, WabizAccount **wa,
+                             char **error);
+/* Queues @composed (taken) to @to as the commands queue theirs: after the
+ * sends typed before it, through the outbox, the agent's line shown once
+ * queued. With @consent_category (a template's category) the customer's
+ * consent is checked right before queuing; a refusal is written in the
+ * conversation and nothing is sent. */
+void wabiz_command_queue(WabizAccount *wa, const char *to, WaComposed *composed, const char *consent_category);
 /* The API refused the token (while sending or uploading): the account
  * disconnects with an authentication error. */
 void wabiz_token_refused(WabizAccount *wa, const WaGraphError *error);
@@ -443,6 +472,48 @@ PurpleMenuAction *wabiz_receipts_menu(PurpleBuddy *buddy);
 void wabiz_receipts_stop(WabizAccount *wa);
 /* @name was erased: what memory holds about them goes too. */
 void wabiz_receipts_forget(WabizAccount *wa, const char *name);
+
+/* wabiz-template.c: the template catalogue, /template, /templates */
+void wabiz_templates_start(WabizAccount *wa); /* signed on: the stored catalogue, refreshed when due */
+void wabiz_templates_stop(WabizAccount *wa);
+/* A template webhook (status, quality, category, components): the notice
+ * and a refresh; FALSE when @change is not one. */
+gboolean wabiz_templates_webhook(WabizAccount *wa, const WaChange *change);
+PurpleCmdRet wabiz_cmd_template(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_templates(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+void wabiz_templates_action(PurplePluginAction *action);
+/* wabiz-consent.c: the consent ledger (/optin, /optout, /consent, opt-outs from
+ * customers and WhatsApp) and the check before a template goes */
+typedef void (*WabizConsentFunc)(WabizAccount *wa, gboolean allowed, const char *why, gpointer data);
+/* Whether a template of @category ("MARKETING", "UTILITY", "AUTHENTICATION", as Meta names it) may go to store customer @customer_id (address @to) now; @why: a translated sentence for the agent when refused. Reads the ledger and the suppression list each time (checked right before each send). */
+/* (@customer_id NULL: no ledger rows; @to NULL: no suppression check and no
+ * window. @done runs once, possibly before this returns; not at all when the
+ * account signs off first: the store's pending requests are dropped.) */
+void wabiz_consent_check(WabizAccount *wa, const char *customer_id, const char *to, const char *category,
+                         WabizConsentFunc done, gpointer data);
+/* @recorded: the scopes a row was written for (a repeated automatic change
+ * writes none); @error when the store failed. */
+typedef void (*WabizConsentRecordFunc)(WabizAccount *wa, WaConsentScopes recorded, const GError *error, gpointer data);
+/* Appends @state for each of @scopes (WA_CONSENT_MARKETING, WA_CONSENT_UTILITY
+ * or WA_CONSENT_ALL) of store customer @customer_id, from
+ * @source ("agent", "import", ...; plaintext: never personal data), with
+ * @note (sealed; may be NULL) at @at (0 = now); audited by the store. A
+ * source other than "agent" writes nothing when the latest row of the scope
+ * already has that state from that source. @done may be NULL; it is not
+ * called when the account signs off first (the store drops the request). */
+void wabiz_consent_record(WabizAccount *wa, const char *customer_id, WaConsentScopes scopes, WaStoreConsentState state,
+                          const char *source, const char *note, gint64 at, WabizConsentRecordFunc done, gpointer data);
+PurpleCmdRet wabiz_cmd_optin(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_optout(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_consent(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleMenuAction *wabiz_consent_menu(PurpleBuddy *buddy);
+/* A customer's message shown in @who's conversation: an opt-out keyword or
+ * button payload records the opt-out, with a line. */
+void wabiz_consent_inbound(WabizAccount *wa, const char *who, const WaMessage *msg);
+/* The user_preferences webhook: marketing "stop" and "resume". */
+void wabiz_consent_preferences(WabizAccount *wa, const WaChange *change);
+/* A send to @who failed with @error: 131050 records a marketing opt-out. */
+void wabiz_consent_api_error(WabizAccount *wa, const char *who, const WaGraphError *error);
 
 /* wabiz-plugin.c */
 const char *wabiz_account_string(PurpleAccount *account, const char *key);

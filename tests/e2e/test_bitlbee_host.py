@@ -101,6 +101,32 @@ class BitlBeeHost(Receiving):
         self.assertEqual([m["request"]["text"]["body"] for m in sent], ["/etc/hosts is a file", "!! Sale !!!"])
         self.assert_nothing_hidden(host)
 
+    def test_consent_commands_typed_as_text_and_stop_told(self):
+        host = self.start_bitlbee()
+        self.sim.inbound("hi", sender=ANNA)
+        host.wait_for({"event": "write", "conv": ANNA, "via": "im", "message": "hi"})
+        host.send_im(ANNA, "!optin")
+        host.wait_for(plugin_line(ANNA, "Recorded: the customer opted in to marketing messages (source: agent)."))
+        host.send_im(ANNA, "!optout utility")
+        host.wait_for(plugin_line(ANNA, "Recorded: the customer opted out of utility messages (source: agent)"))
+        host.send_im(ANNA, "!consent")
+        shown = host.wait_for(plugin_line(ANNA, "Consent: marketing: opted in (recorded by an agent, "))
+        self.assertIn("utility: opted out (recorded by an agent, ", shown["message"])
+        # the customer's STOP is told in the query
+        self.sim.inbound("STOP", sender=ANNA)
+        host.wait_for(plugin_line(ANNA, "The customer opted out with &quot;STOP&quot;: recorded for marketing "
+                                        "and utility messages; templates will not be sent to them."))
+        # a refusal names the command as BitlBee users type it
+        host.call({"cmd": "ipc", "plugin": "prpl-wabiz", "name": "consent-check", "arg": ANNA + " MARKETING"})
+        refused = host.wait_for(plugin_line(ANNA, "[test] MARKETING refused: Not sent: the customer opted out"))
+        self.assertIn("!optin marketing", refused["message"])
+        host.send_im(ANNA, "!help")
+        help_line = host.wait_for(plugin_line(ANNA, "Commands"))
+        for name in ("/optin", "/optout", "/consent"):
+            self.assertIn(name, help_line["message"])
+        self.assertEqual(self.sim.sent(), [])  # the commands went nowhere
+        self.assert_nothing_hidden(host)
+
     def test_inbound_kinds_reach_the_irc_user_and_addcontact_runs_from_text(self):
         host = self.start_bitlbee()
         first = self.sim.inbound("Order 1187, two pairs", sender=ANNA, name="Anna")["id"]

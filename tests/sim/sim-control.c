@@ -4,6 +4,7 @@
  * webhooks. Faults never apply here. */
 #include "sim.h"
 #include "sim-json.h"
+#include "sim-templates.h"
 #include "sim-upload.h"
 #include "sim-validate.h"
 #include "sim-webhook.h"
@@ -47,6 +48,25 @@ answer_error (SoupServerMessage *msg, guint status, const char *format, ...)
   json_builder_end_object (b);
   answer_builder (msg, status, b);
   g_printerr ("sim: control %s -> %u %s\n", soup_server_message_get_method (msg), status, text);
+}
+
+/* For the control routes of other files (sim-templates.c). */
+void
+sim_control_answer (SoupServerMessage *msg, guint status, JsonBuilder *b)
+{
+  answer_builder (msg, status, b);
+}
+
+void
+sim_control_error (SoupServerMessage *msg, guint status, const char *format, ...)
+{
+  g_autofree char *text = NULL;
+  va_list args;
+
+  va_start (args, format);
+  text = g_strdup_vprintf (format, args);
+  va_end (args);
+  answer_error (msg, status, "%s", text);
 }
 
 static void
@@ -465,6 +485,20 @@ answer_config (Sim *sim, SoupServerMessage *msg)
   add_map_members (b, "templates", k->templates);
   add_set_members (b, "expired_tokens", k->expired_tokens);
   add_set_members (b, "groups", k->groups);
+  json_builder_set_member_name (b, "management_calls_per_hour");
+  json_builder_add_int_value (b, k->management_calls_per_hour);
+  json_builder_set_member_name (b, "management_exhausted");
+  json_builder_add_boolean_value (b, k->management_exhausted);
+  json_builder_set_member_name (b, "marketing_disabled");
+  json_builder_add_boolean_value (b, k->marketing_disabled);
+  add_set_members (b, "marketing_opted_out", k->marketing_opted_out);
+  add_set_members (b, "marketing_limited", k->marketing_limited);
+  json_builder_set_member_name (b, "maintenance");
+  json_builder_add_boolean_value (b, k->maintenance);
+  json_builder_set_member_name (b, "portfolio_limit");
+  json_builder_add_int_value (b, k->portfolio_limit);
+  json_builder_set_member_name (b, "latency_ms");
+  json_builder_add_int_value (b, k->latency_ms);
   json_builder_end_object (b);
   answer_builder (msg, 200, b);
 }
@@ -593,6 +627,57 @@ apply_config (Sim *sim, SoupServerMessage *msg, JsonObject *req, SimKnobs *k)
           g_ptr_array_add (k->auto_statuses, g_strdup (s));
         }
     }
+  if (json_object_has_member (req, "management_calls_per_hour"))
+    {
+      gint64 calls;
+
+      if (!sim_json_int (req, "management_calls_per_hour", &calls) || calls < 1)
+        {
+          answer_error (msg, 400, "management_calls_per_hour must be an integer >= 1");
+          return FALSE;
+        }
+      k->management_calls_per_hour = calls;
+    }
+  if (json_object_has_member (req, "management_exhausted")
+      && !sim_json_bool (req, "management_exhausted", &k->management_exhausted))
+    {
+      answer_error (msg, 400, "management_exhausted must be a boolean");
+      return FALSE;
+    }
+  if (json_object_has_member (req, "maintenance")
+      && !sim_json_bool (req, "maintenance", &k->maintenance))
+    {
+      answer_error (msg, 400, "maintenance must be a boolean");
+      return FALSE;
+    }
+  if (json_object_has_member (req, "portfolio_limit")
+      && (!sim_json_int (req, "portfolio_limit", &k->portfolio_limit) || k->portfolio_limit < 0))
+    {
+      answer_error (msg, 400, "portfolio_limit must be an integer >= 0 (0 = unlimited)");
+      return FALSE;
+    }
+  if (json_object_has_member (req, "latency_ms"))
+    {
+      gint64 latency;
+
+      if (!sim_json_int (req, "latency_ms", &latency) || latency < 0 || latency > 600000)
+        {
+          answer_error (msg, 400, "latency_ms must be between 0 and 600000");
+          return FALSE;
+        }
+      k->latency_ms = (guint)latency;
+    }
+  if (json_object_has_member (req, "marketing_disabled")
+      && !sim_json_bool (req, "marketing_disabled", &k->marketing_disabled))
+    {
+      answer_error (msg, 400, "marketing_disabled must be a boolean");
+      return FALSE;
+    }
+  if ((json_object_has_member (req, "marketing_opted_out")
+       && !read_string_set (msg, req, "marketing_opted_out", k->marketing_opted_out))
+      || (json_object_has_member (req, "marketing_limited")
+          && !read_string_set (msg, req, "marketing_limited", k->marketing_limited)))
+    return FALSE;
   if ((json_object_has_member (req, "wa_id_rewrite")
        && !read_string_map (msg, req, "wa_id_rewrite", k->wa_id_rewrite))
       || (json_object_has_member (req, "templates")
@@ -620,6 +705,14 @@ post_config (Sim *sim, SoupServerMessage *msg, JsonObject *req)
                                        "templates",
                                        "expired_tokens",
                                        "groups",
+                                       "management_calls_per_hour",
+                                       "management_exhausted",
+                                       "marketing_disabled",
+                                       "marketing_opted_out",
+                                       "marketing_limited",
+                                       "maintenance",
+                                       "portfolio_limit",
+                                       "latency_ms",
                                        NULL };
   SimKnobs k = sim->knobs;
 
@@ -633,6 +726,8 @@ post_config (Sim *sim, SoupServerMessage *msg, JsonObject *req)
   k.templates_missing = copy_table (sim->knobs.templates_missing, FALSE);
   k.expired_tokens = copy_table (sim->knobs.expired_tokens, FALSE);
   k.groups = copy_table (sim->knobs.groups, FALSE);
+  k.marketing_opted_out = copy_table (sim->knobs.marketing_opted_out, FALSE);
+  k.marketing_limited = copy_table (sim->knobs.marketing_limited, FALSE);
   if (!apply_config (sim, msg, req, &k))
     {
       sim_knobs_clear (&k);
@@ -916,6 +1011,30 @@ post_status (Sim *sim, SoupServerMessage *msg, JsonObject *req)
   answer_emitted (msg, wamid, body, delivery);
 }
 
+/* A customer's stop / resume of marketing messages: the user_preferences
+ * webhook; "stop" also puts the wa_id into marketing_opted_out, "resume"
+ * takes it out. */
+static void
+post_user_preferences (Sim *sim, SoupServerMessage *msg, JsonObject *req)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *body = sim_user_preferences_body (sim, req, &error);
+  const char *wa_id = sim_json_string (req, "wa_id");
+  gint64 delivery;
+
+  if (body == NULL)
+    {
+      answer_error (msg, 400, "%s", error->message);
+      return;
+    }
+  if (g_strcmp0 (sim_json_string (req, "value"), "resume") == 0)
+    g_hash_table_remove (sim->knobs.marketing_opted_out, wa_id);
+  else
+    g_hash_table_add (sim->knobs.marketing_opted_out, g_strdup (wa_id));
+  delivery = sim_webhook_emit (sim->webhook, body, SIM_WEBHOOK_MESSAGE, TRUE, NULL);
+  answer_emitted (msg, NULL, body, delivery);
+}
+
 /* ---- webhook settings ---- */
 
 static void
@@ -1050,8 +1169,17 @@ sim_control_handle (Sim *sim, SoupServerMessage *msg, const char *path)
     post_webhook_raw (sim, msg, req);
   else if (post && g_strcmp0 (what, "status") == 0)
     post_status (sim, msg, req);
+  else if (get && g_strcmp0 (what, "portfolio") == 0)
+    {
+      g_autoptr (JsonNode) node = sim_portfolio_describe (sim);
+      answer_node (msg, 200, node);
+    }
+  else if (post && g_strcmp0 (what, "user_preferences") == 0)
+    post_user_preferences (sim, msg, req);
   else if (g_strcmp0 (what, "media") == 0)
     sim_media_control (sim, msg, method, req);
+  else if (g_str_has_prefix (what, "templates"))
+    sim_templates_control (sim, msg, method, what, req);
   else
     answer_error (msg, 404, "no control route %s %s", method, path);
 }

@@ -152,18 +152,32 @@ sim_status_body (Sim *sim, SimSent *sent, const char *status, gint64 ts, JsonNod
   return end_envelope (b);
 }
 
+/* [{code, title, message, error_data:{details}, href}], as statuses carry errors. */
 static JsonNode *
-reengagement_errors (void)
+status_errors (gint64 code, const char *title, const char *details)
 {
-  static const char json[] = "[{\"code\":131047,\"title\":\"Re-engagement "
-                             "message\",\"message\":\"Re-engagement message\","
-                             "\"error_data\":{\"details\":\"Message failed to send because more "
-                             "than 24 hours have passed "
-                             "since the customer last replied to this number.\"},"
-                             "\"href\":\"https://developers.facebook.com/docs/whatsapp/cloud-api/"
-                             "support/error-codes/\"}]";
+  g_autoptr (JsonBuilder) b = json_builder_new ();
 
-  return sim_json_parse (json, strlen (json), NULL);
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "code");
+  json_builder_add_int_value (b, code);
+  json_builder_set_member_name (b, "title");
+  json_builder_add_string_value (b, title);
+  json_builder_set_member_name (b, "message");
+  json_builder_add_string_value (b, title);
+  json_builder_set_member_name (b, "error_data");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "details");
+  json_builder_add_string_value (b, details);
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "href");
+  json_builder_add_string_value (b,
+                                 "https://developers.facebook.com/docs/whatsapp/cloud-api/support/"
+                                 "error-codes/");
+  json_builder_end_object (b);
+  json_builder_end_array (b);
+  return json_builder_get_root (b);
 }
 
 static gboolean
@@ -194,8 +208,39 @@ status_timer_fire (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* Meta's wording of the failures an accepted send can end in. */
+static const struct
+{
+  SimFailure failure;
+  gint64 code;
+  const char *title;
+  const char *details;
+} failures[] = {
+  { SIM_FAIL_REENGAGEMENT, 131047, "Re-engagement message",
+    "Message failed to send because more than 24 hours have passed since the customer last "
+    "replied to this number." },
+  { SIM_FAIL_SPAM_RATE, 131048, "Spam rate limit hit",
+    "Message failed to send because there are restrictions on how many messages can be sent "
+    "from this phone number. This may be because too many previous messages were blocked or "
+    "flagged as spam." },
+  { SIM_FAIL_MARKETING_LIMIT, 131049,
+    "This message was not delivered to maintain healthy ecosystem engagement.",
+    "In order to maintain a healthy ecosystem engagement, the message failed to be delivered." },
+  { SIM_FAIL_OPTED_OUT, 131050,
+    "Unable to deliver the message. This recipient has chosen to stop receiving marketing "
+    "messages on WhatsApp from your business.",
+    "Unable to deliver the message. This recipient has chosen to stop receiving marketing "
+    "messages on WhatsApp from your business." },
+};
+
 void
 sim_schedule_statuses (Sim *sim, SimSent *sent, gboolean window_open)
+{
+  sim_schedule_outcome (sim, sent, window_open ? SIM_FAIL_NONE : SIM_FAIL_REENGAGEMENT);
+}
+
+void
+sim_schedule_outcome (Sim *sim, SimSent *sent, SimFailure failure)
 {
   SimStatusTimer *t;
 
@@ -205,10 +250,12 @@ sim_schedule_statuses (Sim *sim, SimSent *sent, gboolean window_open)
   t->sim = sim;
   t->wamid = g_strdup (sent->wamid);
   t->statuses = g_ptr_array_new_with_free_func (g_free);
-  if (!window_open)
+  if (failure != SIM_FAIL_NONE)
     {
+      for (gsize i = 0; i < G_N_ELEMENTS (failures); i++)
+        if (failures[i].failure == failure)
+          t->errors = status_errors (failures[i].code, failures[i].title, failures[i].details);
       g_ptr_array_add (t->statuses, g_strdup ("failed"));
-      t->errors = reengagement_errors ();
     }
   else
     for (guint i = 0; i < sim->knobs.auto_statuses->len; i++)
@@ -573,4 +620,81 @@ sim_call_body (Sim *sim, JsonObject *req, char **id_out, GError **error)
     sim_window_touch (sim, user_id, ts);
   *id_out = g_steal_pointer (&id);
   return end_envelope_field (b, "calls");
+}
+
+/* A customer's marketing preference change (webhook field "user_preferences"):
+ * {wa_id, value: stop|resume, category, detail, timestamp, name}. */
+char *
+sim_user_preferences_body (Sim *sim, JsonObject *req, GError **error)
+{
+  static const char *const known[]
+      = { "wa_id", "value", "category", "detail", "timestamp", "name", NULL };
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  const char *wa_id = sim_json_string (req, "wa_id");
+  const char *value = sim_json_string (req, "value");
+  const char *category = sim_json_string (req, "category");
+  const char *detail = sim_json_string (req, "detail");
+  const char *name = sim_json_string (req, "name");
+  gint64 ts = sim_clock_now (&sim->clock);
+  JsonObjectIter iter;
+  const char *member;
+  JsonNode *node;
+
+  json_object_iter_init (&iter, req);
+  while (json_object_iter_next (&iter, &member, &node))
+    if (!g_strv_contains (known, member))
+      {
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "unknown member \"%s\"",
+                     member);
+        return NULL;
+      }
+  if (wa_id == NULL || *wa_id == '\0')
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "wa_id (the customer's digits) is required");
+      return NULL;
+    }
+  if (value == NULL)
+    value = "stop";
+  if (g_strcmp0 (value, "stop") != 0 && g_strcmp0 (value, "resume") != 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "value must be stop or resume");
+      return NULL;
+    }
+  if (!parse_timestamp (req, &ts, error))
+    return NULL;
+  if (detail == NULL)
+    detail = g_strcmp0 (value, "stop") == 0 ? "User requested to stop marketing messages"
+                                            : "User requested to resume marketing messages";
+
+  begin_envelope (sim, b);
+  json_builder_set_member_name (b, "contacts");
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "profile");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "name");
+  json_builder_add_string_value (b, name ? name : "Customer");
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "wa_id");
+  json_builder_add_string_value (b, wa_id);
+  json_builder_end_object (b);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "user_preferences");
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "wa_id");
+  json_builder_add_string_value (b, wa_id);
+  json_builder_set_member_name (b, "detail");
+  json_builder_add_string_value (b, detail);
+  json_builder_set_member_name (b, "category");
+  json_builder_add_string_value (b, category ? category : "marketing_messages");
+  json_builder_set_member_name (b, "value");
+  json_builder_add_string_value (b, value);
+  json_builder_set_member_name (b, "timestamp");
+  json_builder_add_int_value (b, ts);
+  json_builder_end_object (b);
+  json_builder_end_array (b);
+  return end_envelope_field (b, "user_preferences");
 }

@@ -5,6 +5,7 @@
  * /_sim/fault. */
 #include "sim.h"
 #include "sim-json.h"
+#include "sim-templates.h"
 #include "sim-upload.h"
 #include "sim-validate.h"
 
@@ -31,10 +32,12 @@ typedef struct
   char *authorization; /* raw header value, or NULL */
   char *user_agent;
   char *content_type;
-  char *version;      /* for facebook-api-version */
-  SimFault *fault;    /* a copy of the matching rule, or NULL */
-  gboolean processed; /* graph_process ran */
-  guint timer;        /* while paused */
+  char *version;       /* for facebook-api-version */
+  SimFault *fault;     /* a copy of the matching rule, or NULL */
+  gboolean processed;  /* graph_process ran */
+  gboolean marketing;  /* POST /{pnid}/marketing_messages */
+  gboolean management; /* a management call: GET of the number, a template or the catalogue */
+  guint timer;         /* while paused */
   Reply reply;
 } GraphRequest;
 
@@ -162,23 +165,59 @@ version_ok (const char *v)
   return *p == '\0';
 }
 
-/* Graph management call usage, percent of 200 GET calls per hour. */
+/* Management calls (GET of the number, the catalogue or a template; not
+ * media) in the last hour of the sim clock, @current included when it is
+ * one; *oldest is the time of the oldest of them. */
+static gint64
+management_calls (Sim *sim, gboolean current, gint64 *oldest)
+{
+  gint64 now = sim_clock_now (&sim->clock);
+  gint64 calls = current ? 1 : 0;
+
+  *oldest = now;
+  for (guint i = 0; i < sim->requests_log->len; i++)
+    {
+      JsonObject *e = json_node_get_object (g_ptr_array_index (sim->requests_log, i));
+      gint64 t = json_object_get_int_member (e, "time");
+
+      if (now - t < 3600 && json_object_get_boolean_member_with_default (e, "management", FALSE))
+        {
+          calls++;
+          *oldest = MIN (*oldest, t);
+        }
+    }
+  return calls;
+}
+
+/* Minutes until management calls are allowed again, 0 when they are. */
+static gint64
+management_regain_minutes (Sim *sim, gboolean current, gint64 *percent)
+{
+  gint64 oldest;
+  gint64 calls = management_calls (sim, current, &oldest);
+  gint64 limit = sim->knobs.management_calls_per_hour;
+
+  *percent = MIN (100, calls * 100 / limit);
+  if (sim->knobs.management_exhausted)
+    {
+      *percent = 100;
+      return 60;
+    }
+  if (calls <= limit)
+    return 0;
+  return MAX (1, (oldest + 3600 - sim_clock_now (&sim->clock) + 59) / 60);
+}
+
+/* Graph management call usage: percent of management_calls_per_hour GET
+ * calls in the last hour. */
 static char *
 business_usage (GraphRequest *req)
 {
   Sim *sim = req->sim;
   g_autoptr (JsonBuilder) b = json_builder_new ();
-  gint64 now = sim_clock_now (&sim->clock);
-  gint64 calls = 1;
+  gint64 percent;
+  gint64 regain = management_regain_minutes (sim, req->management, &percent);
 
-  for (guint i = 0; i < sim->requests_log->len; i++)
-    {
-      JsonObject *e = json_node_get_object (g_ptr_array_index (sim->requests_log, i));
-
-      if (now - json_object_get_int_member (e, "time") < 3600
-          && g_strcmp0 (json_object_get_string_member (e, "method"), "GET") == 0)
-        calls++;
-    }
   json_builder_begin_object (b);
   json_builder_set_member_name (b, sim->waba_id);
   json_builder_begin_array (b);
@@ -186,13 +225,13 @@ business_usage (GraphRequest *req)
   json_builder_set_member_name (b, "type");
   json_builder_add_string_value (b, "whatsapp_business_management");
   json_builder_set_member_name (b, "call_count");
-  json_builder_add_int_value (b, MIN (100, calls * 100 / 200));
+  json_builder_add_int_value (b, percent);
   json_builder_set_member_name (b, "total_cputime");
   json_builder_add_int_value (b, 1);
   json_builder_set_member_name (b, "total_time");
   json_builder_add_int_value (b, 1);
   json_builder_set_member_name (b, "estimated_time_to_regain_access");
-  json_builder_add_int_value (b, 0);
+  json_builder_add_int_value (b, regain);
   json_builder_end_object (b);
   json_builder_end_array (b);
   json_builder_end_object (b);
@@ -237,6 +276,8 @@ log_request (GraphRequest *req, guint status, gint64 error_code, gboolean reset)
   json_builder_add_boolean_value (b, req->fault != NULL);
   json_builder_set_member_name (b, "reset");
   json_builder_add_boolean_value (b, reset);
+  json_builder_set_member_name (b, "management");
+  json_builder_add_boolean_value (b, req->management);
   json_builder_set_member_name (b, "time");
   json_builder_add_int_value (b, sim_clock_now (&sim->clock));
   sim_log_entry_end (sim->requests_log, b);
@@ -433,9 +474,12 @@ template_category (Sim *sim, const SimSendInfo *info)
   return category ? category : "utility";
 }
 
+static void add_template_record (JsonBuilder *b, const SimSendInfo *info, const char *category,
+                                 const SimTemplateRender *render);
+
 static void
 log_sent (GraphRequest *req, JsonNode *root, const SimSendInfo *info, SimSent *sent,
-          gboolean window_open)
+          gboolean window_open, const char *template_category, const SimTemplateRender *render)
 {
   Sim *sim = req->sim;
   JsonBuilder *b = sim_log_entry_begin (&sim->sent_seq);
@@ -464,33 +508,107 @@ log_sent (GraphRequest *req, JsonNode *root, const SimSendInfo *info, SimSent *s
   json_builder_add_string_value (b, req->authorization);
   json_builder_set_member_name (b, "window_open");
   json_builder_add_boolean_value (b, window_open);
+  json_builder_set_member_name (b, "endpoint");
+  json_builder_add_string_value (b, req->marketing ? "marketing_messages" : "messages");
+  if (template_category != NULL)
+    add_template_record (b, info, template_category, render);
   json_builder_set_member_name (b, "time");
   json_builder_add_int_value (b, sim_clock_now (&sim->clock));
   sim_log_entry_end (sim->sent_log, b);
 }
 
+/* The accepted send's "template" member in /_sim/sent. */
+static void
+add_template_record (JsonBuilder *b, const SimSendInfo *info, const char *category,
+                     const SimTemplateRender *render)
+{
+  const char *parts[][2] = { { "header", render->header },
+                             { "body", render->body },
+                             { "footer", render->footer },
+                             { "text", render->text } };
+
+  json_builder_set_member_name (b, "template");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "name");
+  json_builder_add_string_value (b, info->template_name);
+  json_builder_set_member_name (b, "language");
+  json_builder_add_string_value (b, info->template_lang);
+  json_builder_set_member_name (b, "category");
+  json_builder_add_string_value (b, category);
+  for (gsize i = 0; i < G_N_ELEMENTS (parts); i++)
+    {
+      json_builder_set_member_name (b, parts[i][0]);
+      if (parts[i][1])
+        json_builder_add_string_value (b, parts[i][1]);
+      else
+        json_builder_add_null_value (b);
+    }
+  json_builder_end_object (b);
+}
+
+static void handle_send_checked (GraphRequest *req, JsonNode *root, SimSendInfo *info,
+                                 const char *category, const SimTemplateRender *render);
+
 static void
 handle_send (GraphRequest *req, JsonNode *root, SimSendInfo *info)
+{
+  Sim *sim = req->sim;
+  SimTemplateRender render = { 0 };
+  SimError err = { 0 };
+  const char *category = "service";
+
+  if (g_strcmp0 (info->type, "template") == 0)
+    {
+      if (!sim_templates_empty ())
+        {
+          if (!sim_templates_check_send (sim_json_object (json_node_get_object (root), "template"),
+                                         req->version, &render, &err))
+            {
+              reply_error (&req->reply, &err);
+              sim_error_clear (&err);
+              return;
+            }
+          category = render.category;
+        }
+      else if ((category = template_category (sim, info)) == NULL)
+        {
+          g_autofree char *details = g_strdup_printf ("template name (%s) does not exist in %s",
+                                                      info->template_name, info->template_lang);
+
+          reply_simple_error (&req->reply, 404, 132001, 0, NULL,
+                              "(#132001) Template name does not exist in the translation", details);
+          return;
+        }
+    }
+  if (req->marketing && g_ascii_strcasecmp (category, "marketing") != 0)
+    reply_simple_error (&req->reply, 400, 131009, 0, NULL, "(#131009) Parameter value is not valid",
+                        "Only marketing templates can be sent through the Marketing Messages API.");
+  else if (!req->marketing && sim->knobs.marketing_disabled
+           && g_ascii_strcasecmp (category, "marketing") == 0)
+    reply_simple_error (&req->reply, 400, 131063, 0, NULL,
+                        "(#131063) Marketing template messages are not available on Cloud API",
+                        "Marketing template messages are disabled on Cloud API for this "
+                        "WhatsApp Business Account; send them through the Marketing Messages "
+                        "API.");
+  else
+    handle_send_checked (req, root, info, category, &render);
+  sim_template_render_clear (&render);
+}
+
+static void
+handle_send_checked (GraphRequest *req, JsonNode *root, SimSendInfo *info, const char *category,
+                     const SimTemplateRender *render)
 {
   Sim *sim = req->sim;
   g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autofree char *wa_id = NULL;
   const char *customer;
-  const char *category = "service";
   gboolean is_template = g_strcmp0 (info->type, "template") == 0;
   gboolean window_open;
   gint64 code = 0, subcode = 0;
+  SimFailure failure = SIM_FAIL_NONE;
   SimSent *sent;
 
-  if (is_template && (category = template_category (sim, info)) == NULL)
-    {
-      g_autofree char *details = g_strdup_printf ("template name (%s) does not exist in %s",
-                                                  info->template_name, info->template_lang);
-
-      reply_simple_error (&req->reply, 404, 132001, 0, NULL,
-                          "(#132001) Template name does not exist in the translation", details);
-      return;
-    }
   if (info->digits != NULL)
     {
       g_autofree char *own = sim_digits_only (sim->display_number);
@@ -516,6 +634,13 @@ handle_send (GraphRequest *req, JsonNode *root, SimSendInfo *info)
     wa_id = sim_wa_id_for (sim, info->digits);
   customer = wa_id ? wa_id : info->user_id;
 
+  if (sim->knobs.maintenance)
+    {
+      reply_simple_error (&req->reply, 400, 131057, 0, NULL,
+                          "(#131057) Account in maintenance mode",
+                          "Business account is in maintenance mode");
+      return;
+    }
   if (!sim_rate_check (sim, customer, &code, &subcode))
     {
       if (code == 130429)
@@ -546,9 +671,20 @@ handle_send (GraphRequest *req, JsonNode *root, SimSendInfo *info)
   else
     sent->pricing_type = g_strdup ("regular");
   g_hash_table_insert (sim->sent, sent->wamid, sent);
-  log_sent (req, root, info, sent, window_open);
-  /* templates and group messages are allowed outside the window */
-  sim_schedule_statuses (sim, sent, window_open || is_template || info->is_group);
+  log_sent (req, root, info, sent, window_open, is_template ? category : NULL, render);
+  /* templates and group messages are allowed outside the window; marketing
+   * templates fail for customers who stopped them or reached their limit */
+  if (!(window_open || is_template || info->is_group))
+    failure = SIM_FAIL_REENGAGEMENT;
+  else if (is_template && g_ascii_strcasecmp (category, "marketing") == 0 && wa_id != NULL
+           && g_hash_table_contains (sim->knobs.marketing_opted_out, wa_id))
+    failure = SIM_FAIL_OPTED_OUT;
+  else if (is_template && g_ascii_strcasecmp (category, "marketing") == 0 && wa_id != NULL
+           && g_hash_table_contains (sim->knobs.marketing_limited, wa_id))
+    failure = SIM_FAIL_MARKETING_LIMIT;
+  else if (is_template && !window_open && !info->is_group && !sim_portfolio_reach (sim, customer))
+    failure = SIM_FAIL_SPAM_RATE;
+  sim_schedule_outcome (sim, sent, failure);
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "messaging_product");
@@ -628,7 +764,10 @@ handle_messages (GraphRequest *req)
       sim_send_info_clear (&info);
       return;
     }
-  if (info.is_read)
+  if (req->marketing && (info.is_read || g_strcmp0 (info.type, "template") != 0))
+    reply_simple_error (&req->reply, 400, 100, 0, NULL, "(#100) Invalid parameter",
+                        "The Marketing Messages API sends only messages of type template.");
+  else if (info.is_read)
     handle_mark_read (req, root, &info);
   else
     handle_send (req, root, &info);
@@ -654,6 +793,48 @@ handle_upload (GraphRequest *req)
   json_builder_add_string_value (b, id);
   json_builder_end_object (b);
   reply_json (&req->reply, b);
+}
+
+/* ---- GET /{waba}/message_templates ---- */
+
+static void permission_error (Reply *r, const char *permission);
+static void unsupported_request (Reply *r, const char *method, const char *id);
+
+static void
+handle_templates (GraphRequest *req, gboolean noperm)
+{
+  g_autoptr (JsonBuilder) answer = NULL;
+  SimError err = { 0 };
+  gint64 percent;
+
+  if (g_strcmp0 (req->method, "GET") != 0)
+    {
+      unsupported_request (&req->reply, req->method, req->sim->waba_id);
+      return;
+    }
+  req->management = TRUE;
+  if (noperm)
+    {
+      permission_error (&req->reply, "whatsapp_business_management");
+      return;
+    }
+  if (management_regain_minutes (req->sim, TRUE, &percent) > 0)
+    {
+      reply_simple_error (&req->reply, 400, 80008, 2446079, NULL,
+                          "(#80008) There have been too many calls to this WhatsApp Business "
+                          "account. Wait a bit and try again. For more info, please refer to "
+                          "https://developers.facebook.com/docs/graph-api/overview/rate-limiting.",
+                          NULL);
+      return;
+    }
+  if (!sim_templates_list (req->sim, soup_server_message_get_uri (req->msg), req->version, &answer,
+                           &err))
+    {
+      reply_error (&req->reply, &err);
+      sim_error_clear (&err);
+      return;
+    }
+  reply_json (&req->reply, answer);
 }
 
 /* ---- routing ---- */
@@ -737,7 +918,15 @@ graph_route (GraphRequest *req)
       reply_simple_error (&req->reply, 400, 2500, 0, NULL, message, NULL);
       return;
     }
-  if (n == 3 && g_strcmp0 (parts[2], "messages") != 0 && g_strcmp0 (parts[2], "media") != 0)
+  if (n == 3 && g_strcmp0 (parts[1], sim->waba_id) == 0
+      && g_strcmp0 (parts[2], "message_templates") == 0)
+    {
+      handle_templates (req, noperm);
+      return;
+    }
+  if (n == 3 && g_strcmp0 (parts[2], "messages") != 0 && g_strcmp0 (parts[2], "media") != 0
+      && g_strcmp0 (parts[2], "message_templates") != 0
+      && g_strcmp0 (parts[2], "marketing_messages") != 0)
     {
       g_autofree char *message = g_strdup_printf ("(#2500) Unknown path components: /%s", parts[2]);
 
@@ -748,6 +937,7 @@ graph_route (GraphRequest *req)
     {
       /* a media lookup (sim-media.c); unknown ids fall through to Meta's answer */
       g_autoptr (JsonBuilder) answer = NULL;
+      SimError err = { 0 };
 
       switch (sim_media_lookup (sim, parts[1], req->msg, &answer))
         {
@@ -762,6 +952,24 @@ graph_route (GraphRequest *req)
         case SIM_MEDIA_UNKNOWN:
           break;
         }
+      /* a template by id (sim-templates.c) */
+      switch (sim_templates_get (soup_server_message_get_uri (req->msg), parts[1], &answer, &err))
+        {
+        case SIM_TEMPLATE_FOUND:
+          req->management = TRUE;
+          if (noperm)
+            permission_error (&req->reply, "whatsapp_business_management");
+          else
+            reply_json (&req->reply, answer);
+          return;
+        case SIM_TEMPLATE_ERROR:
+          req->management = TRUE;
+          reply_error (&req->reply, &err);
+          sim_error_clear (&err);
+          return;
+        case SIM_TEMPLATE_UNKNOWN:
+          break;
+        }
     }
   if (g_strcmp0 (parts[1], sim->pnid) != 0)
     {
@@ -770,6 +978,7 @@ graph_route (GraphRequest *req)
     }
   if (n == 2 && g_strcmp0 (req->method, "GET") == 0)
     {
+      req->management = TRUE;
       if (noperm)
         permission_error (&req->reply, "whatsapp_business_management");
       else
@@ -786,6 +995,7 @@ graph_route (GraphRequest *req)
     }
   if (n == 3 && g_strcmp0 (req->method, "POST") == 0)
     {
+      req->marketing = g_strcmp0 (parts[2], "marketing_messages") == 0;
       if (noperm)
         permission_error (&req->reply, "whatsapp_business_messaging");
       else
@@ -817,6 +1027,11 @@ static const KnownError known_errors[] = {
   { 200, "(#200) Permissions error", 0, NULL, FALSE },
   { 368, "(#368) Temporarily blocked for policies violations", 0, NULL, FALSE },
   { 80007, "(#80007) Rate limit issues", 0, NULL, FALSE },
+  { 80008,
+    "(#80008) There have been too many calls to this WhatsApp Business account. Wait a bit and "
+    "try again. For more info, please refer to "
+    "https://developers.facebook.com/docs/graph-api/overview/rate-limiting.",
+    2446079, NULL, TRUE },
   { 130429, "(#130429) Rate limit hit", 2494055, "Cloud API message throughput has been reached.",
     FALSE },
   { 130472, "(#130472) User's number is part of an experiment", 0, NULL, FALSE },
@@ -835,16 +1050,26 @@ static const KnownError known_errors[] = {
     "replied to this number.",
     FALSE },
   { 131048, "(#131048) Spam rate limit hit", 0, NULL, FALSE },
+  { 131049, "(#131049) This message was not delivered to maintain healthy ecosystem engagement.", 0,
+    NULL, FALSE },
+  { 131050,
+    "(#131050) Unable to deliver the message. This recipient has chosen to stop receiving "
+    "marketing messages on WhatsApp from your business.",
+    0, NULL, FALSE },
   { 131051, "(#131051) Unsupported message type", 0, NULL, FALSE },
   { 131052, "(#131052) Media download error", 0, NULL, FALSE },
   { 131053, "(#131053) Media upload error", 0, NULL, FALSE },
   { 131056, "(#131056) (Business Account, Consumer Account) pair rate limit hit", 0, NULL, FALSE },
   { 131057, "(#131057) Account in maintenance mode", 0, NULL, FALSE },
+  { 131063, "(#131063) Marketing template messages are not available on Cloud API", 0, NULL,
+    FALSE },
+  { 131064, "(#131064) Messaging limit reached", 0, NULL, FALSE },
   { 132000, "(#132000) Number of parameters does not match the expected number of params", 0, NULL,
     FALSE },
   { 132001, "(#132001) Template name does not exist in the translation", 0, NULL, FALSE },
   { 132005, "(#132005) Translated text too long", 0, NULL, FALSE },
   { 132007, "(#132007) Template format character policy violated", 0, NULL, FALSE },
+  { 132008, "(#132008) Template Parameter Format Mismatch", 0, NULL, FALSE },
   { 132012, "(#132012) Parameter format does not match format in the created template", 0, NULL,
     FALSE },
   { 132015, "(#132015) Template is Paused", 0, NULL, FALSE },
@@ -1056,6 +1281,17 @@ sim_graph_handle (Sim *sim, SoupServerMessage *msg, const char *path)
       soup_server_message_pause (msg);
       g_ptr_array_add (sim->paused, req);
       req->timer = g_timeout_add (req->fault->delay_ms, delayed_run, req);
+      return;
+    }
+  if (req->fault == NULL && sim->knobs.latency_ms > 0 && g_strcmp0 (req->method, "POST") == 0
+      && (g_str_has_suffix (path, "/messages") || g_str_has_suffix (path, "/marketing_messages")))
+    {
+      /* configured latency: taken (and counted by the limits) on arrival,
+       * answered later; the main loop serves other requests meanwhile */
+      graph_process (req);
+      soup_server_message_pause (msg);
+      g_ptr_array_add (sim->paused, req);
+      req->timer = g_timeout_add (sim->knobs.latency_ms, delayed_run, req);
       return;
     }
   if (!graph_run (req))

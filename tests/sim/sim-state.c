@@ -2,6 +2,7 @@
  * inbound message ids, customer service windows and rate-limit buckets, plus
  * small helpers (wamids, wa_id rules). Nothing here talks HTTP. */
 #include "sim.h"
+#include "sim-templates.h"
 #include "sim-webhook.h"
 
 #include <string.h>
@@ -33,6 +34,14 @@ sim_knobs_init (SimKnobs *knobs)
   knobs->templates = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   knobs->expired_tokens = new_set ();
   knobs->groups = new_set ();
+  knobs->management_calls_per_hour = 200;
+  knobs->management_exhausted = FALSE;
+  knobs->marketing_disabled = FALSE;
+  knobs->marketing_opted_out = new_set ();
+  knobs->marketing_limited = new_set ();
+  knobs->maintenance = FALSE;
+  knobs->portfolio_limit = 0;
+  knobs->latency_ms = 0;
 }
 
 void
@@ -44,6 +53,8 @@ sim_knobs_clear (SimKnobs *knobs)
   g_clear_pointer (&knobs->templates, g_hash_table_unref);
   g_clear_pointer (&knobs->expired_tokens, g_hash_table_unref);
   g_clear_pointer (&knobs->groups, g_hash_table_unref);
+  g_clear_pointer (&knobs->marketing_opted_out, g_hash_table_unref);
+  g_clear_pointer (&knobs->marketing_limited, g_hash_table_unref);
 }
 
 void
@@ -90,6 +101,7 @@ sim_state_init (Sim *sim)
   sim->inbound = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   sim->windows = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   sim->buckets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  sim->portfolio = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   sim->status_timers = g_ptr_array_new ();
   sim->paused = g_ptr_array_new ();
 }
@@ -109,6 +121,7 @@ sim_state_clear (Sim *sim)
   g_clear_pointer (&sim->inbound, g_hash_table_unref);
   g_clear_pointer (&sim->windows, g_hash_table_unref);
   g_clear_pointer (&sim->buckets, g_hash_table_unref);
+  g_clear_pointer (&sim->portfolio, g_hash_table_unref);
 }
 
 /* Back to the state right after start-up: the command line stays. */
@@ -120,6 +133,7 @@ sim_state_reset (Sim *sim)
   sim_knobs_init (&sim->knobs);
   sim_clock_init (&sim->clock);
   sim_media_reset ();
+  sim_templates_reset ();
   g_ptr_array_set_size (sim->faults, 0);
   sim_refuse_stop (sim);
   g_ptr_array_set_size (sim->sent_log, 0);
@@ -130,6 +144,7 @@ sim_state_reset (Sim *sim)
   g_hash_table_remove_all (sim->inbound);
   g_hash_table_remove_all (sim->windows);
   g_hash_table_remove_all (sim->buckets);
+  g_hash_table_remove_all (sim->portfolio);
   sim_webhook_reset (sim->webhook);
 }
 
@@ -258,6 +273,79 @@ sim_rate_check (Sim *sim, const char *customer, gint64 *code, gint64 *subcode)
   tp->tokens -= 1.0;
   pair->tokens -= 1.0;
   return TRUE;
+}
+
+static gboolean
+portfolio_expired (gpointer key, gpointer value, gpointer now)
+{
+  (void)key;
+  return *(gint64 *)now - *(gint64 *)value >= 24 * 3600;
+}
+
+/* A template reaches @customer outside a service window: FALSE when that
+ * would be one unique customer more than portfolio_limit in 24 hours (the
+ * customer is then not counted). */
+gboolean
+sim_portfolio_reach (Sim *sim, const char *customer)
+{
+  gint64 now = sim_clock_now (&sim->clock);
+
+  g_hash_table_foreach_remove (sim->portfolio, portfolio_expired, &now);
+  if (g_hash_table_contains (sim->portfolio, customer))
+    return TRUE;
+  if (sim->knobs.portfolio_limit > 0
+      && g_hash_table_size (sim->portfolio) >= sim->knobs.portfolio_limit)
+    return FALSE;
+  g_hash_table_insert (sim->portfolio, g_strdup (customer), g_memdup2 (&now, sizeof now));
+  return TRUE;
+}
+
+static gint
+compare_reached (gconstpointer a, gconstpointer b, gpointer portfolio)
+{
+  gint64 ta = *(gint64 *)g_hash_table_lookup (portfolio, *(const char *const *)a);
+  gint64 tb = *(gint64 *)g_hash_table_lookup (portfolio, *(const char *const *)b);
+
+  return ta != tb ? (ta < tb ? -1 : 1) : strcmp (*(const char *const *)a, *(const char *const *)b);
+}
+
+/* {"limit", "used", "window_s", "recipients":[{customer, time}]} (oldest first). */
+JsonNode *
+sim_portfolio_describe (Sim *sim)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (GPtrArray) keys = g_ptr_array_new ();
+  gint64 now = sim_clock_now (&sim->clock);
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_foreach_remove (sim->portfolio, portfolio_expired, &now);
+  g_hash_table_iter_init (&iter, sim->portfolio);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_ptr_array_add (keys, key);
+  g_ptr_array_sort_with_data (keys, compare_reached, sim->portfolio);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "limit");
+  json_builder_add_int_value (b, sim->knobs.portfolio_limit);
+  json_builder_set_member_name (b, "used");
+  json_builder_add_int_value (b, keys->len);
+  json_builder_set_member_name (b, "window_s");
+  json_builder_add_int_value (b, 24 * 3600);
+  json_builder_set_member_name (b, "recipients");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < keys->len; i++)
+    {
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "customer");
+      json_builder_add_string_value (b, keys->pdata[i]);
+      json_builder_set_member_name (b, "time");
+      json_builder_add_int_value (b,
+                                  *(gint64 *)g_hash_table_lookup (sim->portfolio, keys->pdata[i]));
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
 }
 
 gboolean

@@ -24,6 +24,20 @@ typedef struct
   GHashTable *templates;         /* "name" or "name:lang" -> category; empty = accept all */
   GHashTable *expired_tokens;    /* token -> unused (a set) */
   GHashTable *groups;            /* group ids the number is in (a set): sends to others fail */
+
+  /* GET calls per hour before GET message_templates answers 80008; or refused at once */
+  gint64 management_calls_per_hour;
+  gboolean management_exhausted;
+  /* marketing: 131063 for marketing templates on /messages; customers (wa_id
+   * sets) whose marketing templates fail with 131050 / 131049 */
+  gboolean marketing_disabled;
+  GHashTable *marketing_opted_out;
+  GHashTable *marketing_limited;
+  /* sends answer 131057; unique customers reached by templates outside a
+   * window in 24 h (0 = unlimited; over it 131048); delay of send answers */
+  gboolean maintenance;
+  gint64 portfolio_limit;
+  guint latency_ms;
 } SimKnobs;
 
 /* One accepted send, kept for status webhooks and the /_sim/sent log. */
@@ -95,6 +109,7 @@ typedef struct
   GHashTable *inbound;      /* inbound wamid -> gint64* (its unix time) */
   GHashTable *windows;      /* customer (wa_id or BSUID) -> gint64* newest inbound time */
   GHashTable *buckets;      /* key -> SimBucket* */
+  GHashTable *portfolio;    /* customer -> gint64* when a template outside a window reached them */
   GPtrArray *status_timers; /* pending automatic statuses (SimStatusTimer*) */
   GPtrArray *paused;        /* Graph requests held by a fault (sim-graph.c owns them) */
 
@@ -128,6 +143,8 @@ char *sim_wa_id_for (Sim *sim, const char *digits);
 char *sim_digits_only (const char *s);
 gboolean sim_rate_check (Sim *sim, const char *customer, gint64 *code, gint64 *subcode);
 gboolean sim_window_open (Sim *sim, const char *customer);
+gboolean sim_portfolio_reach (Sim *sim, const char *customer);
+JsonNode *sim_portfolio_describe (Sim *sim);
 void sim_window_touch (Sim *sim, const char *customer, gint64 ts);
 void sim_inbound_record (Sim *sim, const char *wamid, gint64 ts);
 gboolean sim_inbound_known (Sim *sim, const char *wamid, gint64 *ts);
@@ -136,8 +153,18 @@ gint64 sim_log_entry_end (GPtrArray *log, JsonBuilder *entry);
 JsonNode *sim_log_since (GPtrArray *log, const char *member, gint64 since);
 
 /* sim-events.c: build webhook bodies and emit automatic statuses */
+typedef enum
+{
+  SIM_FAIL_NONE,            /* the automatic statuses */
+  SIM_FAIL_REENGAGEMENT,    /* 131047: free-form with the window closed */
+  SIM_FAIL_SPAM_RATE,       /* 131048: over the portfolio's messaging limit */
+  SIM_FAIL_MARKETING_LIMIT, /* 131049: per-user marketing limit */
+  SIM_FAIL_OPTED_OUT,       /* 131050: the customer stopped marketing messages */
+} SimFailure;
 char *sim_status_body (Sim *sim, SimSent *sent, const char *status, gint64 ts, JsonNode *errors);
 void sim_schedule_statuses (Sim *sim, SimSent *sent, gboolean window_open);
+void sim_schedule_outcome (Sim *sim, SimSent *sent, SimFailure failure);
+char *sim_user_preferences_body (Sim *sim, JsonObject *req, GError **error);
 void sim_status_timers_cancel (Sim *sim);
 char *sim_inbound_body (Sim *sim, JsonObject *req, char **wamid_out, GError **error);
 char *sim_call_body (Sim *sim, JsonObject *req, char **id_out, GError **error);
@@ -169,3 +196,6 @@ void sim_media_reset (void);
 
 /* sim-control.c */
 void sim_control_handle (Sim *sim, SoupServerMessage *msg, const char *path);
+void sim_control_answer (SoupServerMessage *msg, guint status, JsonBuilder *b);
+void sim_control_error (SoupServerMessage *msg, guint status, const char *format, ...)
+    G_GNUC_PRINTF (3, 4);

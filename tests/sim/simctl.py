@@ -45,6 +45,116 @@ DEFAULT_TIMEOUT = 10.0 * float(os.environ.get("HOSTCTL_TIMEOUT_FACTOR", "1"))
 # Sentinel: "use the simulator's full-permission token".
 DEFAULT = object()
 
+# A realistic catalogue (Sim.add_sample_templates): each kind of template the
+# plugin meets, shaped as GET /<waba>/message_templates gives them.
+SAMPLE_TEMPLATES = [
+    {"name": "hello_world", "language": "en_US", "category": "UTILITY",
+     "components": [
+         {"type": "HEADER", "format": "TEXT", "text": "Hello World"},
+         {"type": "BODY", "text": "Welcome and congratulations!! This message demonstrates your "
+                                 "ability to send a message notification from WhatsApp Business "
+                                 "Platform's Cloud API. Thank you for taking the time to test "
+                                 "with us."},
+         {"type": "FOOTER", "text": "WhatsApp Business API Team"}]},
+    {"name": "order_shipped", "language": "en_US", "category": "UTILITY",
+     "components": [
+         {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}",
+          "example": {"header_text": ["#4711"]}},
+         {"type": "BODY", "text": "Hi {{1}}, your order {{2}} is on its way and arrives {{3}}.",
+          "example": {"body_text": [["Anna", "#4711", "tomorrow"]]}},
+         {"type": "FOOTER", "text": "Reply STOP to opt out"},
+         {"type": "BUTTONS", "buttons": [
+             {"type": "URL", "text": "Track parcel", "url": "https://example.com/track/{{1}}",
+              "example": ["https://example.com/track/4711"]},
+             {"type": "QUICK_REPLY", "text": "Stop updates"}]}]},
+    {"name": "appointment_reminder", "language": "de", "category": "UTILITY",
+     "parameter_format": "NAMED",
+     "components": [
+         {"type": "BODY", "text": "Hallo {{first_name}}, Ihr Termin ist am {{date}} um {{time}}.",
+          "example": {"body_text_named_params": [
+              {"param_name": "first_name", "example": "Anna"},
+              {"param_name": "date", "example": "Montag"},
+              {"param_name": "time", "example": "10:00"}]}}]},
+    {"name": "appointment_reminder", "language": "en_US", "category": "UTILITY",
+     "parameter_format": "NAMED",
+     "components": [
+         {"type": "BODY", "text": "Hi {{first_name}}, your appointment is on {{date}} at {{time}}.",
+          "example": {"body_text_named_params": [
+              {"param_name": "first_name", "example": "Anna"},
+              {"param_name": "date", "example": "Monday"},
+              {"param_name": "time", "example": "10:00"}]}}]},
+    {"name": "invoice_ready", "language": "en_US", "category": "UTILITY",
+     "components": [
+         {"type": "HEADER", "format": "DOCUMENT",
+          "example": {"header_handle": ["4::aW52b2ljZS5wZGY="]}},
+         {"type": "BODY", "text": "Your invoice {{1}} is ready.",
+          "example": {"body_text": [["INV-42"]]}}]},
+    {"name": "fall_sale", "language": "en_US", "category": "MARKETING",
+     "components": [
+         {"type": "HEADER", "format": "IMAGE",
+          "example": {"header_handle": ["4::c2FsZS5qcGc="]}},
+         {"type": "BODY", "text": "Hi {{1}}, our Fall Sale is on! Use code {{2}} for 25% off.",
+          "example": {"body_text": [["Mark", "FALL25"]]}},
+         {"type": "FOOTER", "text": "Not interested? Tap Stop promotions"},
+         {"type": "BUTTONS", "buttons": [
+             {"type": "QUICK_REPLY", "text": "Stop promotions"},
+             {"type": "COPY_CODE", "example": "FALL25"}]}]},
+    {"name": "login_code", "language": "en_US", "category": "AUTHENTICATION",
+     "components": [
+         {"type": "BODY", "text": "*{{1}}* is your verification code.",
+          "add_security_recommendation": True},
+         {"type": "FOOTER", "text": "This code expires in 10 minutes.",
+          "code_expiration_minutes": 10},
+         {"type": "BUTTONS", "buttons": [
+             {"type": "OTP", "otp_type": "COPY_CODE", "text": "Copy code"}]}]},
+    {"name": "spring_sale", "language": "en_US", "category": "MARKETING", "status": "PAUSED",
+     "quality_score": "RED",
+     "components": [{"type": "BODY", "text": "Spring deals for {{1}}!",
+                     "example": {"body_text": [["you"]]}}]},
+    {"name": "old_promo", "language": "en_US", "category": "MARKETING", "status": "DISABLED",
+     "components": [{"type": "BODY", "text": "Old promotion"}]},
+    {"name": "new_feature", "language": "en_US", "category": "MARKETING", "status": "PENDING",
+     "components": [{"type": "BODY", "text": "Something new is coming."}]},
+]
+
+
+def _text_params(*values, names=None):
+    params = [{"type": "text", "text": v} for v in values]
+    for param, name in zip(params, names or []):
+        param["parameter_name"] = name
+    return params
+
+
+# For each APPROVED sample: (name, language) -> "components" of a valid send
+# (header media by link; Sim.sample_send builds the whole request).
+SAMPLE_SENDS = {
+    ("hello_world", "en_US"): [],
+    ("order_shipped", "en_US"): [
+        {"type": "header", "parameters": _text_params("#4711")},
+        {"type": "body", "parameters": _text_params("Anna", "#4711", "tomorrow")},
+        {"type": "button", "sub_type": "url", "index": "0", "parameters": _text_params("4711")}],
+    ("appointment_reminder", "de"): [
+        {"type": "body", "parameters": _text_params("Anna", "Montag", "10:00",
+                                                    names=["first_name", "date", "time"])}],
+    ("appointment_reminder", "en_US"): [
+        {"type": "body", "parameters": _text_params("Anna", "Monday", "10:00",
+                                                    names=["first_name", "date", "time"])}],
+    ("invoice_ready", "en_US"): [
+        {"type": "header", "parameters": [
+            {"type": "document", "document": {"link": "https://example.com/inv-42.pdf",
+                                              "filename": "INV-42.pdf"}}]},
+        {"type": "body", "parameters": _text_params("INV-42")}],
+    ("fall_sale", "en_US"): [
+        {"type": "header", "parameters": [
+            {"type": "image", "image": {"link": "https://example.com/sale.jpg"}}]},
+        {"type": "body", "parameters": _text_params("Mark", "FALL25")},
+        {"type": "button", "sub_type": "copy_code", "index": 1,
+         "parameters": [{"type": "coupon_code", "coupon_code": "FALL25"}]}],
+    ("login_code", "en_US"): [
+        {"type": "body", "parameters": _text_params("123456")},
+        {"type": "button", "sub_type": "url", "index": "0", "parameters": _text_params("123456")}],
+}
+
 # Loopback only: never let an http_proxy variable reroute test traffic.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -268,6 +378,15 @@ class Sim:
         body.update(extra)
         return self.send(body)
 
+    def marketing_path(self, version=None, pnid=None):
+        """``/<version>/<pnid>/marketing_messages`` for this simulator."""
+        return "/%s/%s/marketing_messages" % (version or self.version, pnid or self.pnid)
+
+    def send_marketing(self, body, token=DEFAULT, version=None):
+        """POST ``body`` (a template message, as for send()) to the Marketing
+        Messages endpoint; same result as graph()."""
+        return self.graph("POST", self.marketing_path(version), body, token=token)
+
     def upload(self, data, mime, filename="file", fields=None, token=DEFAULT, version=None,
                file_type=None):
         """POST ``data`` (bytes) to ``/<version>/<pnid>/media`` as
@@ -477,6 +596,18 @@ class Sim:
         fields.update({"wamid": wamid, "status": status})
         return self.control("POST", "status", fields)
 
+    def portfolio(self):
+        """The portfolio's messaging-limit counter: {limit (0 = unlimited),
+        used, window_s, recipients: [{customer, time}]}."""
+        return self.control("GET", "portfolio")
+
+    def user_preferences(self, wa_id, value="stop", **fields):
+        """Emit a user_preferences webhook (value stop or resume; category,
+        detail, timestamp, name optional). "stop" also makes the customer's
+        marketing templates fail with 131050; "resume" ends that."""
+        fields.update({"wa_id": wa_id, "value": value})
+        return self.control("POST", "user_preferences", fields)
+
     def webhook_raw(self, body, sign=True, secret=None):
         """Emit an arbitrary webhook body, signed (optionally with another secret) or not."""
         request = {"body": body, "sign": sign}
@@ -487,7 +618,9 @@ class Sim:
     def config(self, **knobs):
         """Change knobs (throughput_mps, pair_burst, pair_refill_s, auto_statuses,
         status_delay_ms, wa_id_rewrite, templates_missing, templates,
-        expired_tokens, groups); with no arguments just return the current ones."""
+        expired_tokens, groups, management_calls_per_hour,
+        management_exhausted, marketing_disabled, marketing_opted_out,
+        marketing_limited, maintenance, portfolio_limit, latency_ms); with no arguments just return the current ones."""
         if not knobs:
             return self.control("GET", "config")
         return self.control("POST", "config", knobs)
@@ -503,6 +636,85 @@ class Sim:
     def reset(self):
         """Clear logs, state, faults and knobs (the command line stays)."""
         self.control("POST", "reset", {})
+
+    # ---- template catalogue (GET /<waba>/message_templates) -------------
+
+    def templates_path(self, version=None, waba_id=None):
+        """``/<version>/<waba-id>/message_templates`` for this simulator."""
+        return "/%s/%s/message_templates" % (version or self.version, waba_id or self.waba_id)
+
+    def list_templates(self, token=DEFAULT, version=None, base=None, **query):
+        """GET the catalogue page as the plugin would (query: fields, limit,
+        after, before, name, status, category, language); same result as
+        graph()."""
+        path = self.templates_path(version)
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        return self.graph("GET", path, token=token, base=base)
+
+    def add_template(self, template):
+        """Add or replace (same name and language) one template: a dict shaped
+        like Meta's template object (name, language, status="APPROVED",
+        category="UTILITY", parameter_format="POSITIONAL", components=[],
+        quality_score="UNKNOWN", id=generated, previous_category,
+        sub_category, rejected_reason). Returns its id."""
+        return self.control("POST", "templates", template)["templates"][0]["id"]
+
+    def add_templates(self, templates):
+        """Add or replace several templates at once (all or nothing); returns
+        [{id, name, language, replaced}]."""
+        return self.control("POST", "templates", {"templates": list(templates)})["templates"]
+
+    def add_sample_templates(self):
+        """Fill the catalogue with SAMPLE_TEMPLATES (positional and named,
+        text / image / document headers, URL, quick-reply, copy-code and OTP
+        buttons, each category, and PAUSED, DISABLED and PENDING ones);
+        returns [{id, name, language, replaced}]."""
+        return self.add_templates(SAMPLE_TEMPLATES)
+
+    def sample_send(self, to, name, language, **extra):
+        """The request body of a valid send of an APPROVED sample template."""
+        body = {"messaging_product": "whatsapp", "to": to, "type": "template",
+                "template": {"name": name, "language": {"code": language},
+                             "components": SAMPLE_SENDS[(name, language)]}}
+        body.update(extra)
+        return body
+
+    def templates(self):
+        """The catalogue as the simulator holds it (every field, quality_score
+        as a plain string)."""
+        return self.control("GET", "templates")["templates"]
+
+    def delete_template(self, name=None, language=None):
+        """Remove templates (all languages of ``name`` without ``language``;
+        everything without ``name``), silently; returns how many."""
+        query = {k: v for k, v in (("name", name), ("language", language)) if v is not None}
+        return self.control("DELETE", "templates", query=query)["deleted"]
+
+    def update_template(self, name, language, **changes):
+        """Change status (+ reason, rejection_info, disable_info, other_info),
+        quality_score, category and/or components; each change emits its
+        signed webhook. Returns {template, deliveries, bodies}."""
+        changes.update({"name": name, "language": language})
+        return self.control("POST", "templates/update", changes)
+
+    def set_template_status(self, name, language, status, reason=None, **extra):
+        """message_template_status_update (event = status)."""
+        if reason is not None:
+            extra["reason"] = reason
+        return self.update_template(name, language, status=status, **extra)
+
+    def set_template_quality(self, name, language, quality):
+        """message_template_quality_update (GREEN, YELLOW, RED, UNKNOWN)."""
+        return self.update_template(name, language, quality_score=quality)
+
+    def set_template_category(self, name, language, category):
+        """template_category_update (MARKETING, UTILITY, AUTHENTICATION)."""
+        return self.update_template(name, language, category=category)
+
+    def set_template_components(self, name, language, components):
+        """message_template_components_update (components replaced wholesale)."""
+        return self.update_template(name, language, components=components)
 
     def wait_for_sent(self, count, timeout=DEFAULT_TIMEOUT):
         """Wait until at least ``count`` sends were accepted; return them."""

@@ -24,8 +24,9 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from simctl import (Sim, SimConnectionError, SimError, WebhookReceiver, kind_fields,  # noqa: E402
-                    messages_of, sign, sign_sha1, statuses_of, wait_until)
+from simctl import (SAMPLE_SENDS, SAMPLE_TEMPLATES, Sim, SimConnectionError,  # noqa: E402
+                    SimError, WebhookReceiver, kind_fields, messages_of, sign, sign_sha1,
+                    statuses_of, wait_until)
 
 BINARY = None
 CUSTOMER = "4917012345678"
@@ -1227,6 +1228,534 @@ def test_media_faults_and_generated(sim, hooks):
     status, body, _ = sim.graph("GET", "/%s/%s" % (sim.version, media["id"]))
     eq(body["sha256"], "0" * 64, "a wrong digest on request")
     eq(_download(body["url"], sim.token)[0], 404, "gone")
+
+
+# ---- template catalogue -------------------------------------------------------
+
+def order_template(**extra):
+    """A realistic positional utility template with every component kind."""
+    t = {"name": "order_update", "language": "en_US", "category": "UTILITY",
+         "components": [
+             {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}",
+              "example": {"header_text": ["#123"]}},
+             {"type": "BODY", "text": "Hi {{1}}, your order {{2}} ships on {{3}}.",
+              "example": {"body_text": [["Pablo", "#123", "Monday"]]}},
+             {"type": "FOOTER", "text": "Jaspers Market"},
+             {"type": "BUTTONS", "buttons": [
+                 {"type": "QUICK_REPLY", "text": "Stop updates"},
+                 {"type": "URL", "text": "Track", "url": "https://example.com/track/{{1}}",
+                  "example": ["https://example.com/track/abc"]},
+                 {"type": "PHONE_NUMBER", "text": "Call us", "phone_number": "+15550783881"}]}]}
+    t.update(extra)
+    return t
+
+
+def named_template(**extra):
+    t = {"name": "appointment_named", "language": "de", "category": "UTILITY",
+         "parameter_format": "NAMED",
+         "components": [
+             {"type": "BODY", "text": "Hallo {{first_name}}, Ihr Termin ist am {{date}}.",
+              "example": {"body_text_named_params": [
+                  {"param_name": "first_name", "example": "Anna"},
+                  {"param_name": "date", "example": "Montag"}]}}]}
+    t.update(extra)
+    return t
+
+
+def follow_next(sim, url):
+    """GET a paging.next URL (it names the simulator's own host and port)."""
+    base, _, rest = url.partition("/v25.0/")
+    return sim.graph("GET", "/v25.0/" + rest, base=base)
+
+
+def test_template_catalogue_shape(sim, hooks):
+    tid = sim.add_template(order_template())
+    sim.add_template(named_template(status="PAUSED", quality_score="YELLOW", id="987654321"))
+    status, body, headers = sim.list_templates()
+    eq(status, 200, "list status")
+    ok("x-business-use-case-usage" in headers, "usage header on management calls")
+    eq([list(t) for t in body["data"]][0],
+       ["name", "parameter_format", "components", "language", "status", "category", "id"],
+       "default fields and their order")
+    first = body["data"][0]
+    eq((first["id"], first["name"], first["status"], first["category"],
+        first["parameter_format"], first["language"]),
+       (tid, "order_update", "APPROVED", "UTILITY", "POSITIONAL", "en_US"), "first template")
+    ok(isinstance(first["id"], str), "id is a string")
+    eq(first["components"], order_template()["components"], "components as added")
+    eq(body["data"][1]["id"], "987654321", "explicit id")
+    ok("next" not in body["paging"] and "previous" not in body["paging"], "one page: no next")
+    status, body, _ = sim.list_templates(fields="name,quality_score,status")
+    eq(list(body["data"][1]), ["name", "quality_score", "status", "id"], "requested fields")
+    eq(body["data"][1]["quality_score"]["score"], "YELLOW", "quality_score.score")
+    ok(isinstance(body["data"][1]["quality_score"]["date"], int), "quality_score.date")
+    eq([t["name"] for t in sim.list_templates(status="paused")[1]["data"]],
+       ["appointment_named"], "status filter (any case)")
+    eq([t["name"] for t in sim.list_templates(name="order")[1]["data"]], ["order_update"],
+       "name filter (substring)")
+    eq(sim.list_templates(language="fr")[1], {"data": []}, "no match: data only")
+    graph_error(sim.list_templates(fields="name,colour"), 400, 100, "unknown field",
+                message="(#100) Tried accessing nonexisting field (colour) on node type "
+                        "(WhatsAppBusinessHSM)")
+    graph_error(sim.list_templates(after="bm9wZQ=="), 400, 100, "bad cursor")
+    graph_error(sim.list_templates(limit="0"), 400, 100, "bad limit")
+    graph_error(sim.list_templates(token=sim.token_no_permission), 403, 200, "no permission")
+    graph_error(sim.graph("POST", sim.templates_path(), {"name": "x"}), 400, 100,
+                "create is not simulated", subcode=33)
+    graph_error(sim.graph("GET", "/v25.0/999/message_templates"), 400, 100, "another WABA",
+                subcode=33)
+    # one template by id
+    status, one, _ = sim.graph("GET", "/v25.0/%s?fields=name,status" % tid)
+    eq((status, one), (200, {"name": "order_update", "status": "APPROVED", "id": tid}),
+       "GET /{template-id}")
+    eq(sim.graph("GET", "/v25.0/%s" % tid)[1]["components"], order_template()["components"],
+       "GET /{template-id}: default fields")
+    graph_error(sim.graph("GET", "/v25.0/%s?fields=x" % tid), 400, 100, "bad field by id")
+    graph_error(sim.graph("GET", "/v25.0/%s" % tid, token=sim.token_no_permission), 403, 200,
+                "template by id without permission")
+    # replace keeps the id and the place; delete
+    sim.add_template(order_template(category="MARKETING"))
+    eq([(t["id"], t["category"]) for t in sim.templates()][0], (tid, "MARKETING"), "replaced")
+    eq(sim.delete_template("order_update"), 1, "deleted")
+    eq([t["name"] for t in sim.templates()], ["appointment_named"], "left")
+    for bad in ({"name": "Bad-Name", "language": "en"}, {"name": "x"},
+                {"name": "x", "language": "en", "status": "MAYBE"},
+                {"name": "x", "language": "en", "colour": 1},
+                {"name": "x", "language": "en", "components": [{"text": "no type"}]}):
+        try:
+            sim.add_template(bad)
+        except SimError:
+            continue
+        raise AssertionError("accepted %r" % (bad,))
+
+
+def test_template_paging(sim, hooks):
+    sim.add_templates([{"name": "tpl_%03d" % i, "language": "en_US",
+                        "status": "APPROVED" if i % 3 else "REJECTED",
+                        "components": [{"type": "BODY", "text": "Message %d" % i}]}
+                       for i in range(60)])
+    status, body, _ = sim.list_templates(fields="name")
+    eq(len(body["data"]), 25, "default limit 25")
+    seen, pages = [t["name"] for t in body["data"]], 1
+    while "next" in body["paging"]:
+        ok("limit=25" in body["paging"]["next"] and "fields=name" in body["paging"]["next"],
+           "next keeps the query: %s" % body["paging"]["next"])
+        status, body, _ = follow_next(sim, body["paging"]["next"])
+        eq(status, 200, "next page")
+        ok("previous" in body["paging"], "later pages have previous")
+        seen += [t["name"] for t in body["data"]]
+        pages += 1
+    eq(seen, ["tpl_%03d" % i for i in range(60)], "cursor walk sees each template once, in order")
+    eq(pages, 3, "pages")
+    # a template added while walking shows up at the end; deleted ones do not break a cursor
+    _, page1, _ = sim.list_templates(limit=10, status="APPROVED")
+    eq(len(page1["data"]), 10, "filtered page")
+    ok(all(t["status"] == "APPROVED" for t in page1["data"]), "status filter across pages")
+    sim.delete_template(page1["data"][-1]["name"])
+    _, page2, _ = sim.list_templates(limit=10, status="APPROVED",
+                                     after=page1["paging"]["cursors"]["after"])
+    eq(page2["data"][0]["name"], "tpl_016", "after a deleted cursor template")
+    _, back, _ = sim.list_templates(limit=10, status="APPROVED",
+                                    before=page2["paging"]["cursors"]["before"])
+    eq([t["name"] for t in back["data"]], [t["name"] for t in page1["data"][:-1]],
+       "before cursor: the previous page")
+    _, page, _ = sim.list_templates(base=sim.graph_url, limit=50)
+    ok(page["paging"]["next"].startswith(sim.graph_url + "/v25.0/"),
+       "next names the host and port asked: %s" % page["paging"]["next"])
+    _, big, _ = sim.list_templates(limit=5000, fields="name")
+    eq(len(big["data"]), 59, "a large limit returns everything")
+    ok("next" not in big["paging"], "no next on the last page")
+
+
+def test_template_webhooks(sim, hooks):
+    hooks.clear()
+    tid = sim.add_template(order_template(quality_score="GREEN"))
+    r = sim.set_template_status("order_update", "en_US", "PAUSED", reason="NONE",
+                                other_info={"title": "FIRST_PAUSE", "description": "low quality"})
+    eq(r["template"]["status"], "PAUSED", "status changed")
+    sim.set_template_quality("order_update", "en_US", "RED")
+    sim.set_template_category("order_update", "en_US", "MARKETING")
+    sim.set_template_components("order_update", "en_US",
+                                [{"type": "BODY", "text": "New text {{1}}"}])
+    got = hooks.wait_count(4)
+    by_field = {}
+    for x in got:
+        ok(x.signed_ok(), "template webhook signed")
+        entry = x.json["entry"][0]
+        eq(entry["id"], sim.waba_id, "entry id is the WABA id")
+        ok(isinstance(entry["time"], int), "entry.time")
+        change = entry["changes"][0]
+        ok("metadata" not in change["value"] and "messaging_product" not in change["value"],
+           "no metadata in template webhooks")
+        by_field[change["field"]] = change["value"]
+    eq(by_field["message_template_status_update"],
+       {"event": "PAUSED", "message_template_id": int(tid),
+        "message_template_name": "order_update", "message_template_language": "en_US",
+        "reason": "NONE", "message_template_category": "UTILITY",
+        "other_info": {"title": "FIRST_PAUSE", "description": "low quality"}}, "status update")
+    eq(by_field["message_template_quality_update"],
+       {"previous_quality_score": "GREEN", "new_quality_score": "RED",
+        "message_template_id": int(tid), "message_template_name": "order_update",
+        "message_template_language": "en_US"}, "quality update")
+    eq(by_field["template_category_update"],
+       {"message_template_id": int(tid), "message_template_name": "order_update",
+        "message_template_language": "en_US", "previous_category": "UTILITY",
+        "new_category": "MARKETING"}, "category update")
+    eq(by_field["message_template_components_update"]["message_template_element"],
+       "New text {{1}}", "components update")
+    t = sim.list_templates(fields="status,category,previous_category,quality_score")[1]["data"][0]
+    eq((t["status"], t["category"], t["previous_category"], t["quality_score"]["score"]),
+       ("PAUSED", "MARKETING", "UTILITY", "RED"), "the listing follows the changes")
+    try:
+        sim.set_template_status("order_update", "fr", "APPROVED")
+        raise AssertionError("unknown template accepted")
+    except SimError as e:
+        ok("404" in str(e), "unknown template: 404")
+
+
+def test_template_management_limit(sim, hooks):
+    sim.clock_freeze()
+    sim.add_template(order_template())
+    sim.config(management_calls_per_hour=4)
+    for i in range(4):
+        status, _, headers = sim.list_templates()
+        eq(status, 200, "call %d" % i)
+    usage = json.loads(headers["x-business-use-case-usage"])[sim.waba_id][0]
+    eq((usage["type"], usage["call_count"], usage["estimated_time_to_regain_access"]),
+       ("whatsapp_business_management", 100, 0), "usage at the limit")
+    result = sim.list_templates()
+    graph_error(result, 400, 80008, "over the limit", subcode=2446079)
+    ok(result[1]["error"]["message"].startswith("(#80008) There have been too many calls"),
+       "80008 message")
+    usage = json.loads(result[2]["x-business-use-case-usage"])[sim.waba_id][0]
+    eq(usage["call_count"], 100, "call_count 100 when over")
+    eq(usage["estimated_time_to_regain_access"], 60, "minutes until the hour has passed")
+    sim.clock_advance(3601)
+    eq(sim.list_templates()[0], 200, "an hour later")
+    media = sim.media(content=JPEG, mime_type="image/jpeg")["id"]
+    for i in range(4):
+        eq(sim.graph("GET", "/v25.0/%s" % media)[0], 200, "media lookup %d" % i)
+    eq(sim.list_templates()[0], 200, "media lookups are not management calls")
+    eq([r["management"] for r in sim.requests()][-6:], [True] + [False] * 4 + [True],
+       "requests log: management")
+    sim.config(management_calls_per_hour=200, management_exhausted=True)
+    graph_error(sim.list_templates(), 400, 80008, "exhausted by the knob", subcode=2446079)
+    sent_ok(tsend(sim, "order_update", "en_US", order_components()),
+            "sends are not management calls")
+
+
+def tsend(sim, name, language, components=None, to=CUSTOMER, version=None):
+    template = {"name": name, "language": {"code": language}}
+    if components is not None:
+        template["components"] = components
+    return sim.send({"messaging_product": "whatsapp", "to": to, "type": "template",
+                     "template": template}, version=version)
+
+
+def body_params(*values, names=None):
+    params = [{"type": "text", "text": v} for v in values]
+    for p, n in zip(params, names or []):
+        p["parameter_name"] = n
+    return {"type": "body", "parameters": params}
+
+
+def order_components(name="Pablo", header="#123", suffix="abc", extra_buttons=()):
+    return [{"type": "header", "parameters": [{"type": "text", "text": header}]},
+            {"type": "body", "parameters": [
+                {"type": "text", "text": name}, {"type": "text", "text": "#123"},
+                {"type": "date_time", "date_time": {"fallback_value": "Monday"}}]},
+            {"type": "button", "sub_type": "url", "index": "1",
+             "parameters": [{"type": "text", "text": suffix}]}] + list(extra_buttons)
+
+
+def test_template_send_checks(sim, hooks):
+    sim.add_template(order_template())
+    sim.add_template(named_template())
+    # closed window: templates still go out, free-form is refused with 131047
+    status, body, _ = tsend(sim, "order_update", "en_US", order_components())
+    eq(status, 200, "valid positional send (%r)" % (body,))
+    eq(body["messages"][0]["message_status"], "accepted", "message_status")
+    wamid = body["messages"][0]["id"]
+    hooks.wait_status(wamid, "delivered")
+    record = sim.sent()[-1]["template"]
+    eq(record, {"name": "order_update", "language": "en_US", "category": "UTILITY",
+                "header": "Order #123", "body": "Hi Pablo, your order #123 ships on Monday.",
+                "footer": "Jaspers Market",
+                "text": "Order #123\nHi Pablo, your order #123 ships on Monday.\nJaspers Market"},
+       "recorded rendering")
+    eq(sim.sent()[-1]["window_open"], False, "sent with the window closed")
+    wamid = sent_ok(sim.send(text(CUSTOMER)), "free-form accepted")
+    eq(hooks.wait_status(wamid, "failed")["errors"][0]["code"], 131047, "free-form: 131047")
+    named = [body_params("Anna", "Montag", names=["first_name", "date"])]
+    sent_ok(tsend(sim, "appointment_named", "de", named), "valid named send")
+    eq(sim.sent()[-1]["template"]["body"], "Hallo Anna, Ihr Termin ist am Montag.", "named render")
+    sent_ok(tsend(sim, "appointment_named", "de",
+                  [body_params("Montag", "Anna", names=["date", "first_name"])]),
+            "named parameters in any order")
+
+    e = "(#132001) Template name does not exist in the translation"
+    graph_error(tsend(sim, "no_such", "en_US"), 404, 132001, "unknown name", message=e,
+                details="template name (no_such) does not exist in en_US")
+    graph_error(tsend(sim, "order_update", "de", order_components()), 404, 132001,
+                "unknown language", message=e)
+    count = "(#132000) Number of parameters does not match the expected number of params"
+    graph_error(tsend(sim, "order_update", "en_US", order_components()[:1]
+                      + [body_params("Pablo")] + order_components()[2:]), 400, 132000,
+                "body count", message=count,
+                details="body: number of localizable_params (1) does not match the expected "
+                        "number of params (3)")
+    graph_error(tsend(sim, "order_update", "en_US", order_components()[1:]), 400, 132000,
+                "header missing", details="header: number of localizable_params (0) does not "
+                "match the expected number of params (1)")
+    graph_error(tsend(sim, "order_update", "en_US", order_components()[:2]), 400, 132000,
+                "dynamic URL button missing")
+    # format errors: 132018 on v23 and later, 132012 before
+    bad = [body_params("Anna", "Montag")]
+    graph_error(tsend(sim, "appointment_named", "de", bad), 400, 132018, "named without names",
+                message="(#132018) There was an issue with the parameters in your template.")
+    graph_error(tsend(sim, "appointment_named", "de", bad, version="v22.0"), 400, 132012,
+                "named without names (v22)",
+                message="(#132012) Parameter format does not match format in the created "
+                        "template")
+    graph_error(tsend(sim, "appointment_named", "de",
+                      [body_params("Anna", "Montag", names=["first_name", "day"])]),
+                400, 132018, "unknown parameter_name")
+    graph_error(tsend(sim, "order_update", "en_US", order_components(name="two\nlines")), 400,
+                132018, "new line in a parameter",
+                details="Param text cannot have new-line/tab characters or more than 4 "
+                        "consecutive spaces")
+    positional_named = order_components()
+    positional_named[1]["parameters"][0]["parameter_name"] = "x"
+    graph_error(tsend(sim, "order_update", "en_US", positional_named), 400, 132018,
+                "parameter_name on a positional template")
+    graph_error(tsend(sim, "order_update", "en_US", order_components(name="x" * 1000)), 400,
+                132005, "rendered body too long", message="(#132005) Translated text too long")
+    graph_error(tsend(sim, "order_update", "en_US", order_components(header="y" * 60)), 400,
+                132005, "rendered header too long")
+    # buttons
+    graph_error(tsend(sim, "order_update", "en_US", order_components(extra_buttons=[
+        {"type": "button", "sub_type": "quick_reply", "index": 5,
+         "parameters": [{"type": "payload", "payload": "P"}]}])), 400, 131009,
+        "no button at that index")
+    graph_error(tsend(sim, "order_update", "en_US", order_components(extra_buttons=[
+        {"type": "button", "sub_type": "url", "index": 0,
+         "parameters": [{"type": "text", "text": "x"}]}])), 400, 131009,
+        "sub_type does not fit the button")
+    sent_ok(tsend(sim, "order_update", "en_US", order_components(extra_buttons=[
+        {"type": "button", "sub_type": "quick_reply", "index": 0,
+         "parameters": [{"type": "payload", "payload": "STOP"}]}])), "quick reply payload")
+    # status
+    sim.set_template_status("order_update", "en_US", "PAUSED")
+    graph_error(tsend(sim, "order_update", "en_US", order_components()), 400, 132015, "paused",
+                message="(#132015) Template is Paused")
+    sim.set_template_status("order_update", "en_US", "DISABLED")
+    graph_error(tsend(sim, "order_update", "en_US", order_components()), 400, 132016, "disabled",
+                message="(#132016) Template is Disabled")
+    for status in ("PENDING", "REJECTED", "IN_APPEAL", "LIMIT_EXCEEDED", "ARCHIVED"):
+        sim.set_template_status("order_update", "en_US", status)
+        graph_error(tsend(sim, "order_update", "en_US", order_components()), 404, 132001,
+                    "status %s" % status)
+    eq([m["template"]["name"] for m in sim.sent() if m["type"] == "template"],
+       ["order_update", "appointment_named", "appointment_named", "order_update"],
+       "only accepted sends are recorded")
+
+
+def test_template_header_media(sim, hooks):
+    sim.add_template({"name": "receipt", "language": "en", "components": [
+        {"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "Your receipt"}]})
+    media_id = sim.upload(JPEG, "image/jpeg", "r.jpg")[1]["id"]
+    header = lambda param: [{"type": "header", "parameters": [param]}]  # noqa: E731
+    sent_ok(tsend(sim, "receipt", "en", header({"type": "image", "image": {"id": media_id}})),
+            "uploaded image id")
+    sent_ok(tsend(sim, "receipt", "en",
+                  header({"type": "image", "image": {"link": "https://example.com/r.jpg"}})),
+            "image link")
+    graph_error(tsend(sim, "receipt", "en", header({"type": "image", "image": {"id": "4242"}})),
+                400, 131053, "unknown media id")
+    graph_error(tsend(sim, "receipt", "en",
+                      header({"type": "document", "document": {"id": media_id}})),
+                400, 132018, "wrong header format",
+                details="header: Format mismatch, expected IMAGE, received document")
+    graph_error(tsend(sim, "receipt", "en"), 400, 132000, "no header parameter")
+    eq(sim.sent()[-1]["template"]["text"], "Your receipt", "media header: body text recorded")
+
+
+def promo_template(**extra):
+    t = {"name": "fall_sale", "language": "en_US", "category": "MARKETING",
+         "components": [{"type": "BODY", "text": "Hi {{1}}, our Fall Sale is on!"},
+                        {"type": "BUTTONS", "buttons": [
+                            {"type": "QUICK_REPLY", "text": "Stop promotions"}]}]}
+    t.update(extra)
+    return t
+
+
+def promo(to=CUSTOMER, name="Mark"):
+    return {"messaging_product": "whatsapp", "to": to, "type": "template",
+            "template": {"name": "fall_sale", "language": {"code": "en_US"},
+                         "components": [body_params(name)]}}
+
+
+def test_marketing_messages(sim, hooks):
+    sim.add_template(promo_template())
+    sim.add_template(order_template())
+    status, body, _ = sim.send_marketing(promo())
+    eq(status, 200, "marketing endpoint (%r)" % (body,))
+    eq(body["messages"][0]["message_status"], "accepted", "message_status")
+    eq(hooks.wait_status(body["messages"][0]["id"], "sent")["pricing"]["category"], "marketing",
+       "pricing category")
+    eq((sim.sent()[-1]["endpoint"], sim.sent()[-1]["template"]["text"]),
+       ("marketing_messages", "Hi Mark, our Fall Sale is on!"), "recorded")
+    graph_error(sim.graph("POST", sim.marketing_path(), {
+        "messaging_product": "whatsapp", "to": CUSTOMER, "type": "template",
+        "template": {"name": "order_update", "language": {"code": "en_US"},
+                     "components": order_components()}}), 400, 131009, "utility template",
+        details="Only marketing templates can be sent through the Marketing Messages API.")
+    graph_error(sim.send_marketing(text(CUSTOMER)), 400, 100, "free-form on the endpoint")
+    graph_error(sim.send_marketing(promo(), token=sim.token_no_permission), 403, 200,
+                "no permission")
+    graph_error(sim.send_marketing(dict(promo(), template={"name": "fall_sale",
+                                                          "language": {"code": "en_US"}})),
+                400, 132000, "the endpoint checks templates too")
+    # marketing disabled on Cloud API: /messages refuses marketing templates only
+    sim.config(marketing_disabled=True)
+    graph_error(sim.send(promo()), 400, 131063, "marketing on /messages")
+    sent_ok(tsend(sim, "order_update", "en_US", order_components()), "utility still goes")
+    sent_ok(sim.send_marketing(promo()), "the marketing endpoint still goes")
+    sim.config(marketing_disabled=False)
+    sent_ok(sim.send(promo()), "marketing on /messages when allowed")
+
+
+def test_marketing_refusals(sim, hooks):
+    sim.add_template(promo_template())
+    sim.add_template(order_template())
+    sim.config(marketing_opted_out=["4917011110001"], marketing_limited=["4917011110002"])
+    for number, code in (("4917011110001", 131050), ("4917011110002", 131049)):
+        for send in (sim.send, sim.send_marketing):
+            wamid = sent_ok(send(promo("+" + number)), "accepted for %s" % number)
+            failed = hooks.wait_status(wamid, "failed")
+            err = failed["errors"][0]
+            eq(err["code"], code, "async failure for %s" % number)
+            ok(err["title"] and err["error_data"]["details"] and err["href"] == HREF,
+               "error object shape: %r" % err)
+            ok(not any(s["id"] == wamid and s["status"] != "failed" for s in hooks.statuses()),
+               "no sent/delivered for a refused marketing template")
+    wamid = sent_ok(tsend(sim, "order_update", "en_US", order_components(),
+                          to="+4917011110001"), "utility to an opted-out customer")
+    hooks.wait_status(wamid, "delivered")
+    # user_preferences: stop / resume
+    r = sim.user_preferences("4917011110003", "stop")
+    body = json.loads(r["body"])
+    change = body["entry"][0]["changes"][0]
+    eq(change["field"], "user_preferences", "field")
+    eq(change["value"]["metadata"]["phone_number_id"], sim.pnid, "metadata")
+    pref = change["value"]["user_preferences"][0]
+    eq((pref["wa_id"], pref["value"], pref["category"], pref["detail"]),
+       ("4917011110003", "stop", "marketing_messages",
+        "User requested to stop marketing messages"), "preference")
+    eq(change["value"]["contacts"][0]["wa_id"], "4917011110003", "contacts")
+    got = hooks.wait_for(lambda g: any(x.body == r["body"].encode() for x in g),
+                         what="user_preferences delivered")
+    ok([x for x in got if x.body == r["body"].encode()][0].signed_ok(), "signed")
+    eq(hooks.wait_status(sent_ok(sim.send(promo("+4917011110003")), "after stop"),
+                         "failed")["errors"][0]["code"], 131050, "stop makes 131050")
+    sim.user_preferences("4917011110003", "resume")
+    hooks.wait_status(sent_ok(sim.send(promo("+4917011110003")), "after resume"), "delivered")
+    for bad in ({"value": "stop"}, {"wa_id": "1", "value": "maybe"}, {"wa_id": "1", "x": 1}):
+        try:
+            sim.control("POST", "user_preferences", bad)
+        except SimError:
+            continue
+        raise AssertionError("accepted %r" % (bad,))
+
+
+def test_default_throughput_and_maintenance(sim, hooks):
+    sim.clock_freeze()
+    eq(sim.config()["throughput_mps"], 80, "default throughput")
+    sim.config(maintenance=True)
+    sim.add_template(promo_template())
+    for result, what in ((sim.send(text(CUSTOMER)), "send"),
+                         (sim.send_marketing(promo()), "marketing send")):
+        graph_error(result, 400, 131057, "maintenance: " + what,
+                    message="(#131057) Account in maintenance mode",
+                    details="Business account is in maintenance mode")
+    sim.config(maintenance=False)
+    for i in range(80):
+        sent_ok(sim.send(text("+491700000%04d" % i)), "send %d of 80 in one second" % i)
+    graph_error(sim.send(text("+4917000009999")), 400, 130429, "the 81st", subcode=2494055,
+                details="Cloud API message throughput has been reached.")
+    eq(len(sim.sent()), 80, "refused sends are not recorded")
+
+
+def test_portfolio_limit(sim, hooks):
+    sim.clock_freeze()
+    sim.add_template(order_template())
+    sim.config(portfolio_limit=2)
+    send = lambda number: tsend(sim, "order_update", "en_US", order_components(),  # noqa: E731
+                                to="+" + number)
+    a, b, c, d = "4917011120001", "4917011120002", "4917011120003", "4917011120004"
+    hooks.wait_status(sent_ok(send(a), "a"), "delivered")
+    sim.clock_advance(10)
+    hooks.wait_status(sent_ok(send(b), "b"), "delivered")
+    hooks.wait_status(sent_ok(send(a), "a again: not a new customer"), "delivered")
+    open_window(sim, d)
+    hooks.wait_status(sent_ok(send(d), "d inside its window: not counted"), "delivered")
+    wamid = sent_ok(send(c), "c: accepted")
+    err = hooks.wait_status(wamid, "failed")["errors"][0]
+    eq((err["code"], err["title"]), (131048, "Spam rate limit hit"), "c over the limit")
+    p = sim.portfolio()
+    eq((p["limit"], p["used"], p["window_s"]), (2, 2, 86400), "counter")
+    eq([r["customer"] for r in p["recipients"]], [a, b], "recipients, oldest first")
+    eq(p["recipients"][1]["time"] - p["recipients"][0]["time"], 10, "times")
+    sim.clock_advance(24 * 3600 - 10)
+    eq([r["customer"] for r in sim.portfolio()["recipients"]], [b], "a left the 24 hours")
+    hooks.wait_status(sent_ok(send(c), "c once a left"), "delivered")
+    sim.config(portfolio_limit=0)
+    for i in range(5):
+        hooks.wait_status(sent_ok(send("49170111300%02d" % i), "unlimited"), "delivered")
+    eq(sim.portfolio()["used"], 7, "unlimited still counts")
+
+
+def test_latency(sim, hooks):
+    sim.config(latency_ms=800)
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(
+        sim.send(text("+49170111400%02d" % i)))) for i in range(4)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    # the main loop keeps serving while the answers wait
+    wait_until(lambda: sim.control("GET", "fault")["paused"] == 4, what="4 sends held by the latency")
+    eq(len(sim.sent()), 4, "taken on arrival")
+    eq(results, [], "no answer before the latency")
+    for t in threads:
+        t.join(30)
+    elapsed = time.monotonic() - start
+    eq(len(results), 4, "all answered")
+    for r in results:
+        sent_ok(r, "answer after the latency")
+    ok(elapsed >= 0.8, "answered after at least 800 ms (%.2f s)" % elapsed)
+    if os.environ.get("WABIZ_SANITIZED") != "1":
+        ok(elapsed < 3.0, "the four waited in parallel (%.2f s)" % elapsed)
+    sim.config(latency_ms=0)
+    eq(sim.control("GET", "fault")["paused"], 0, "nothing held")
+    sent_ok(sim.send(text(CUSTOMER)), "no latency")
+
+
+def test_sample_templates(sim, hooks):
+    added = sim.add_sample_templates()
+    eq(len(added), len(SAMPLE_TEMPLATES), "all samples added")
+    eq(len(sim.list_templates(limit=1000)[1]["data"]), len(SAMPLE_TEMPLATES), "listed")
+    for (name, language) in SAMPLE_SENDS:
+        status, body, _ = sim.send(sim.sample_send(CUSTOMER, name, language))
+        eq(status, 200, "sample send %s/%s: %r" % (name, language, body))
+    eq(sim.sent()[-1]["template"]["text"], "*123456* is your verification code.\n"
+       "This code expires in 10 minutes.", "OTP rendering")
+    for name, code in (("spring_sale", 132015), ("old_promo", 132016), ("new_feature", 132001)):
+        eq(tsend(sim, name, "en_US")[1]["error"]["code"], code, "sample %s" % name)
+    graph_error(sim.send(sim.sample_send(CUSTOMER, "fall_sale", "en_US", template={
+        "name": "fall_sale", "language": {"code": "en_US"},
+        "components": SAMPLE_SENDS[("fall_sale", "en_US")][:2]})), 400, 132000,
+        "copy code missing")
 
 
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]

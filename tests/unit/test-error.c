@@ -231,6 +231,19 @@ test_reasons(void)
   g_assert_nonnull(strstr(wa_error_code_advice(131047), "template"));
   g_assert_nonnull(wa_error_code_reason(131026));
   g_assert_null(wa_error_code_reason(999999));
+  /* every template failure has a reason and a next step */
+  {
+    static const gint64 codes[] = {132000, 132001, 132005, 132007, 132008, 132012, 132015, 132016,
+                                   132018, 131008, 131047, 131049, 131050, 131063, 131064};
+
+    for (guint i = 0; i < G_N_ELEMENTS(codes); i++) {
+      if (wa_error_code_reason(codes[i]) == NULL || wa_error_code_advice(codes[i]) == NULL)
+        g_error("error %" G_GINT64_FORMAT " has no reason or next step", codes[i]);
+    }
+  }
+  /* 131063: the option that sends marketing templates another way */
+  g_assert_nonnull(strstr(wa_error_code_advice(131063), "marketing_endpoint"));
+  g_assert_nonnull(strstr(wa_error_code_advice(132001), "/templates"));
 }
 
 int

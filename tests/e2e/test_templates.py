@@ -1,0 +1,301 @@
+"""Message templates end to end: the catalogue fetched from the simulator
+(cursor paging), /template positional and named, header media uploaded
+first, buttons, the exact template JSON the simulator receives and the
+rendered line, refusals that send nothing (unknown, not approved, missing
+or extra values, no consent), a status webhook told in the notices and
+kept, the closed-window refusal naming /template, readable failures
+(131050, 132001, 131063) and the Marketing Messages endpoint option."""
+
+import os
+import tempfile
+import time
+
+from harness import Receiving, contains, has, main, wait_until
+
+ANNA = "491701234567"
+BEN = "491709876543"
+CARL = "491705550123"
+
+
+def jpeg():
+    return bytes.fromhex("ffd8ffe000104a46494600010100000100010000") + b"\x00" * 64 + b"\xff\xd9"
+
+
+ORDER = {
+    "name": "order_update", "language": "en_US", "category": "UTILITY", "parameter_format": "POSITIONAL",
+    "components": [
+        {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}", "example": {"header_text": ["#42"]}},
+        {"type": "BODY", "text": "Hi {{1}}, order {{2}} ships today.",
+         "example": {"body_text": [["Anna", "A-7"]]}},
+        {"type": "FOOTER", "text": "Shop Ltd"},
+        {"type": "BUTTONS", "buttons": [
+            {"type": "URL", "text": "Track", "url": "https://shop.example/t/{{1}}",
+             "example": ["https://shop.example/t/A-7"]},
+            {"type": "QUICK_REPLY", "text": "Stop"}]}]}
+
+WELCOME = {
+    "name": "welcome", "language": "de", "category": "MARKETING", "parameter_format": "NAMED",
+    "components": [
+        {"type": "BODY", "text": "Hallo {{first_name}}, Tisch fuer {{guests}}.",
+         "example": {"body_text_named_params": [{"param_name": "first_name", "example": "Pablo"},
+                                                {"param_name": "guests", "example": "4"}]}}]}
+
+PHOTO = {
+    "name": "new_arrival", "language": "en", "category": "UTILITY",
+    "components": [{"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "New: {{1}}"},
+                   {"type": "BUTTONS", "buttons": [{"type": "COPY_CODE", "example": "SAVE10"}]}]}
+
+LOGIN_CODE = {
+    "name": "login_code", "language": "en", "category": "AUTHENTICATION",
+    "components": [{"type": "BODY", "text": "*{{1}}* is your verification code."},
+                   {"type": "BUTTONS", "buttons": [{"type": "OTP", "otp_type": "COPY_CODE", "text": "Copy code"}]}]}
+
+PAUSED = {"name": "old_promo", "language": "en", "category": "MARKETING", "status": "PAUSED",
+          "components": [{"type": "BODY", "text": "Sale!"}]}
+
+
+def callback_free(request):
+    request = dict(request)
+    request.pop("biz_opaque_callback_data", None)
+    return request
+
+
+class Templates(Receiving):
+
+    def setUp(self):
+        super().setUp()
+        self.sim.add_templates([ORDER, WELCOME, PHOTO, PAUSED, LOGIN_CODE])
+        self.waba = self.sim.info()["waba_id"]
+
+    def start(self, **options):
+        opts = {"waba_id": self.waba}
+        opts.update(options)
+        self.host = self.start_receiving_host(options=opts)
+        return self.host
+
+    def inbound(self, sender=ANNA, text="hello"):
+        """The customer writes: the window opens (utility templates need an
+        opt-in or an open window)."""
+        self.sim.inbound(text, sender=sender, name="Anna")
+        self.host.wait_for({"event": "write", "conv": sender, "message": contains(text)})
+
+    def optin(self, conv, scope):
+        answer = self.host.command(conv, "/optin " + scope)
+        if answer["status"] == "not-found":
+            self.skipTest("/optin is not registered yet: %s" % answer)
+        self.assertEqual(answer["status"], "ok", answer)
+
+    def restart(self, **options):
+        self.host.quit()
+        self.hosts.remove(self.host)
+        self.host.close()
+        return self.start(**options)
+
+    def command(self, conv, text):
+        answer = self.host.command(conv, text)
+        self.assertEqual(answer["status"], "ok", answer)
+
+    def refused_line(self, conv, fragment):
+        return self.host.wait_for({"event": "write", "conv": conv, "flags": has("error"),
+                                   "message": contains(fragment)})
+
+    def template_sends(self):
+        return [s for s in self.sim.sent() if s["type"] == "template"]
+
+    def catalogue_fetches(self):
+        return [r for r in self.sim.requests() if r["path"].endswith("/message_templates")]
+
+    def test_positional_with_buttons_exact_json(self):
+        self.start()
+        self.inbound()
+        self.command(ANNA, "/template order_update en_US #42 | Anna | A-7 | button1=A-7")
+        line = self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("send"),
+                                   "message": contains("[Template order_update, UTILITY]")})
+        self.assertIn("Order #42", line["message"])
+        self.assertIn("Hi Anna, order A-7 ships today.", line["message"])
+        sent = self.sim.wait_for_sent(1)[0]
+        self.assertEqual(callback_free(sent["request"]), {
+            "messaging_product": "whatsapp", "recipient_type": "individual", "to": "+" + ANNA,
+            "type": "template", "template": {
+                "name": "order_update", "language": {"code": "en_US"}, "components": [
+                    {"type": "header", "parameters": [{"type": "text", "text": "#42"}]},
+                    {"type": "body", "parameters": [{"type": "text", "text": "Anna"},
+                                                    {"type": "text", "text": "A-7"}]},
+                    {"type": "button", "sub_type": "url", "index": "0",
+                     "parameters": [{"type": "text", "text": "A-7"}]}]}})
+        self.assertEqual(sent["template"]["body"], "Hi Anna, order A-7 ships today.")
+        # the catalogue was fetched once, with the fields and a large limit
+        fetches = self.catalogue_fetches()
+        self.assertEqual(len(fetches), 1)
+        self.assertIn("limit=250", fetches[0]["query"])
+        self.assertIn("parameter_format", fetches[0]["query"])
+        self.host.expect_none({"event": "write", "conv": ANNA, "flags": has("error")}, 0.5)
+
+    def test_named_marketing_with_consent(self):
+        self.start()
+        # marketing needs the customer's opt-in: refused first, nothing sent
+        self.command(ANNA, "/template welcome first_name=Anna | guests=4")
+        self.refused_line(ANNA, "Not sent")
+        time.sleep(0.5)
+        self.assertEqual(self.template_sends(), [])
+        self.optin(ANNA, "marketing")
+        self.command(ANNA, "/template welcome guests=4 | first_name=Anna Maria")
+        self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("send"),
+                            "message": contains("Hallo Anna Maria, Tisch fuer 4.")})
+        sent = self.sim.wait_for_sent(1)[0]
+        self.assertEqual(sent["request"]["template"]["components"], [
+            {"type": "body", "parameters": [
+                {"type": "text", "parameter_name": "first_name", "text": "Anna Maria"},
+                {"type": "text", "parameter_name": "guests", "text": "4"}]}])
+        self.assertEqual(sent["endpoint"], "messages")
+
+    def test_header_image_from_a_file_and_coupon(self):
+        self.start()
+        self.inbound()
+        path = os.path.join(tempfile.mkdtemp(dir=self.user_dir), "shoes.jpg")
+        with open(path, "wb") as f:
+            f.write(jpeg())
+        self.command(ANNA, "/template new_arrival header=%s | Red shoes | code=SAVE10" % path)
+        line = self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("send"),
+                                   "message": contains("[Template new_arrival, UTILITY]")})
+        self.assertIn("[image: shoes.jpg]", line["message"])
+        uploads = self.sim.uploads()
+        self.assertEqual(len(uploads), 1)
+        sent = self.sim.wait_for_sent(1)[0]
+        self.assertEqual(sent["request"]["template"]["components"], [
+            {"type": "header", "parameters": [{"type": "image", "image": {"id": uploads[0]["id"]}}]},
+            {"type": "body", "parameters": [{"type": "text", "text": "Red shoes"}]},
+            {"type": "button", "sub_type": "copy_code", "index": "0",
+             "parameters": [{"type": "coupon_code", "coupon_code": "SAVE10"}]}])
+        # a media id is sent as it is, without an upload
+        self.command(ANNA, "/template new_arrival header=%s | Blue shoes | code=SAVE10" % uploads[0]["id"])
+        self.sim.wait_for_sent(2)
+        self.assertEqual(len(self.sim.uploads()), 1)
+
+    def test_refusals_send_nothing_and_show_the_placeholders(self):
+        self.start()
+        self.inbound()
+        self.command(ANNA, "/template nope 1 | 2")
+        self.refused_line(ANNA, "no template named &quot;nope&quot;")
+        self.command(ANNA, "/template old_promo")
+        self.refused_line(ANNA, "paused because of low quality")
+        self.command(ANNA, "/template order_update #42 | Anna")
+        line = self.refused_line(ANNA, "Missing: {{2}} (e.g. A-7), button1=URL_SUFFIX")
+        self.assertIn("takes: {{1}} (e.g. #42)", line["message"])
+        self.command(ANNA, "/template order_update #42 | Anna | A-7 | more | button1=x")
+        self.refused_line(ANNA, "1 value too many.")
+        self.command(ANNA, "/template order_update %s | Anna | A-7 | button1=x" % ("x" * 61))
+        self.refused_line(ANNA, "at most 60")
+        time.sleep(0.5)
+        self.assertEqual(self.template_sends(), [])
+        self.assertEqual(self.sim.uploads(), [])
+
+    def test_closed_window_refusal_names_template_and_a_template_goes(self):
+        self.start()
+        # Ben wrote 25 hours ago: the window is closed
+        self.sim.inbound("old question", sender=BEN, name="Ben", timestamp=int(time.time()) - 25 * 3600)
+        self.host.wait_for({"event": "write", "conv": BEN, "message": contains("old question")})
+        self.host.send_im(BEN, "are you there?")
+        self.refused_line(BEN, "/template NAME")
+        # an authentication template goes without an opt-in: the code in the body and its button
+        self.command(BEN, "/template login_code 482913")
+        self.host.wait_for({"event": "write", "conv": BEN, "flags": has("send"),
+                            "message": contains("*482913* is your verification code.")})
+        sent = self.sim.wait_for_sent(1)
+        self.assertEqual(sent[0]["type"], "template")
+        self.assertFalse(sent[0]["window_open"])
+        self.assertEqual(sent[0]["request"]["template"]["components"], [
+            {"type": "body", "parameters": [{"type": "text", "text": "482913"}]},
+            {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "482913"}]}])
+        # a utility template to a closed window needs an opt-in: refused, nothing more sent
+        self.command(BEN, "/template order_update #1 | Ben | B-2 | button1=B-2")
+        self.refused_line(BEN, "Not sent")
+        time.sleep(0.5)
+        self.assertEqual(len(self.sim.sent()), 1)
+        # text to a customer the plugin knows nothing of goes; Meta's 131047 names /template too
+        self.host.send_im(CARL, "hello?")
+        self.host.wait_for({"event": "write", "conv": CARL, "flags": has("error"),
+                            "message": contains("Only an approved template can be sent now: /template")})
+
+    def test_catalogue_paging_and_templates_list(self):
+        many = [{"name": "bulk_%03d" % i, "language": "en", "category": "UTILITY",
+                 "components": [{"type": "BODY", "text": "Item %d: {{1}}" % i}]} for i in range(300)]
+        self.sim.add_templates(many)
+        self.start()
+        self.inbound()
+        self.command(ANNA, "/templates")
+        listing = self.host.wait_for({"event": "write", "conv": ANNA, "message": contains("Message templates")})
+        self.assertIn("bulk_299 (en): APPROVED, UTILITY", listing["message"])
+        self.assertIn("old_promo (en): PAUSED, MARKETING", listing["message"])
+        self.assertIn("cannot be sent: it is paused", listing["message"])
+        fetches = self.catalogue_fetches()
+        self.assertEqual(len(fetches), 2)
+        self.assertIn("after=", fetches[1]["query"])
+        # the last template of the second page is sendable; the catalogue is not fetched again
+        self.command(ANNA, "/template bulk_299 last")
+        self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("send"), "message": contains("Item 299: last")})
+        self.assertEqual(len(self.catalogue_fetches()), 2)
+
+    def test_status_webhook_told_and_kept_across_restart(self):
+        self.start()
+        self.inbound()
+        self.command(ANNA, "/templates order_update")
+        self.host.wait_for({"event": "write", "conv": ANNA, "message": contains("Hi {{1}}, order {{2}}")})
+        self.sim.set_template_status("order_update", "en_US", "PAUSED", reason="NONE")
+        self.host.wait_for({"event": "write", "conv": "notices",
+                            "message": contains("order_update&quot; (en_US) is now PAUSED")})
+        self.command(ANNA, "/template order_update #42 | Anna | A-7 | button1=A-7")
+        self.refused_line(ANNA, "paused because of low quality")
+        # the catalogue is fetched again after the webhook, and kept in the store
+        wait_until(lambda: len(self.catalogue_fetches()) == 2, timeout=30)
+        self.sim.set_template_category("welcome", "de", "UTILITY")
+        self.host.wait_for({"event": "write", "conv": "notices",
+                            "message": contains("welcome&quot; (de) is now in category UTILITY")})
+        wait_until(lambda: len(self.catalogue_fetches()) == 3, timeout=30)
+        self.restart()
+        self.command(ANNA, "/templates")
+        listing = self.host.wait_for({"event": "write", "conv": ANNA, "message": contains("Message templates")})
+        self.assertIn("order_update (en_US): PAUSED", listing["message"])
+        self.assertIn("welcome (de): APPROVED, UTILITY", listing["message"])
+        # read from the store: not fetched again within the day
+        time.sleep(0.5)
+        self.assertEqual(len(self.catalogue_fetches()), 3)
+
+    def test_failures_are_readable(self):
+        self.start()
+        self.command(ANNA, "/templates")
+        self.host.wait_for({"event": "write", "conv": ANNA, "message": contains("order_update (en_US)")})
+        # the simulator no longer has the template (no webhook): Meta's 132001
+        self.sim.delete_template("order_update")
+        self.inbound(BEN)
+        self.command(BEN, "/template order_update #1 | Ben | B-2 | button1=B-2")
+        line = self.host.wait_for({"event": "write", "conv": BEN, "flags": has("error"),
+                                   "message": contains("does not exist in that language or is not approved")})
+        self.assertIn("/templates", line["message"])
+        # a customer who stopped marketing messages: Meta's 131050, asynchronously
+        self.sim.config(marketing_opted_out=[ANNA])
+        self.optin(ANNA, "marketing")
+        self.command(ANNA, "/template welcome Anna | 2")
+        self.host.wait_for({"event": "write", "conv": ANNA,
+                            "message": contains("stopped marketing messages from this business")})
+
+    def test_marketing_endpoint_option(self):
+        self.start()
+        self.sim.config(marketing_disabled=True)
+        self.optin(ANNA, "marketing")
+        self.command(ANNA, "/template welcome Anna | 2")
+        self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("error"),
+                            "message": contains("marketing_endpoint")})
+        self.restart(marketing_endpoint=True)
+        self.command(ANNA, "/template welcome Anna | 3")
+        sent = self.sim.wait_for_sent(1)
+        self.assertEqual(sent[0]["endpoint"], "marketing_messages")
+        # utility templates stay on /messages
+        self.inbound()
+        self.command(ANNA, "/template order_update #1 | Anna | A-1 | button1=A-1")
+        sent = self.sim.wait_for_sent(2)
+        self.assertEqual(sent[1]["endpoint"], "messages")
+
+
+if __name__ == "__main__":
+    main()
