@@ -84,13 +84,13 @@ field_append(Reader *r, GString *field, gsize *row_bytes, guint start_line, char
 {
   g_string_append_c(field, c);
   if (field->len > r->max_field) {
-    g_set_error(error, WA_CSV_ERROR, WA_CSV_ERROR_LIMIT,
-                _("Line %u: a field is longer than %" G_GSIZE_FORMAT " bytes."), start_line, r->max_field);
+    g_set_error(error, WA_CSV_ERROR, WA_CSV_ERROR_LIMIT, _("Line %u: a field is longer than %u bytes."), start_line,
+                (guint) MIN(r->max_field, G_MAXUINT));
     return FALSE;
   }
   if (++*row_bytes > r->max_row) {
-    g_set_error(error, WA_CSV_ERROR, WA_CSV_ERROR_LIMIT,
-                _("Line %u: the row is longer than %" G_GSIZE_FORMAT " bytes."), start_line, r->max_row);
+    g_set_error(error, WA_CSV_ERROR, WA_CSV_ERROR_LIMIT, _("Line %u: the row is longer than %u bytes."), start_line,
+                (guint) MIN(r->max_row, G_MAXUINT));
     return FALSE;
   }
   return TRUE;

@@ -232,6 +232,7 @@ typedef struct {
   char *language;
   char *category;
   char *text; /* skip reason, pricing */
+  guint64 outbox_id;
   WaStoreCampaignState state;
   gint64 number; /* start_at, error code, since */
   guint mask;
@@ -592,14 +593,21 @@ run_note(WaStore *store, Request *req, GError **error)
 {
   CampaignRequest *cr = (CampaignRequest *) req;
 
-  if (!wa_store_sql_exec(store, error,
-                         "UPDATE campaign_recipients SET error_code = CASE WHEN ?2 <> 0 THEN ?2 ELSE error_code END, "
-                         "pricing = COALESCE(?3, pricing), updated = ?4 WHERE id = ?1",
-                         "titi", cr->recipient_id, cr->number, cr->text, req->now))
-    return FALSE;
-  if (sqlite3_changes(store->db) == 0)
-    return not_found(error, "no such recipient");
-  return TRUE;
+  if (cr->recipient_id != NULL) {
+    if (!wa_store_sql_exec(store, error,
+                           "UPDATE campaign_recipients SET error_code = CASE WHEN ?2 <> 0 THEN ?2 ELSE error_code END, "
+                           "pricing = COALESCE(?3, pricing), updated = ?4 WHERE id = ?1",
+                           "titi", cr->recipient_id, cr->number, cr->text, req->now))
+      return FALSE;
+    if (sqlite3_changes(store->db) == 0)
+      return not_found(error, "no such recipient");
+    return TRUE;
+  }
+  /* by outbox entry: not a campaign's is not an error */
+  return wa_store_sql_exec(store, error,
+                           "UPDATE campaign_recipients SET error_code = CASE WHEN ?2 <> 0 THEN ?2 ELSE error_code END, "
+                           "pricing = COALESCE(?3, pricing), updated = ?4 WHERE outbox_id = ?1",
+                           "uiti", cr->outbox_id, cr->number, cr->text, req->now);
 }
 
 /* ---- portfolio reach ---- */
@@ -928,5 +936,19 @@ wa_store_portfolio_reach(WaStore *store, gint64 since, WaStoreReachFunc done, gp
   g_return_if_fail(store != NULL);
   cr = campaign_request(store, &reach_class, STORE_CALLBACK(done), data, NULL);
   cr->number = since;
+  wa_store_request_push(store, cr);
+}
+
+void
+wa_store_campaign_outbox_note(WaStore *store, guint64 outbox_id, gint error_code, const char *pricing,
+                              WaStoreDoneFunc done, gpointer data)
+{
+  CampaignRequest *cr;
+
+  g_return_if_fail(store != NULL && outbox_id != 0);
+  cr = campaign_request(store, &note_class, STORE_CALLBACK(done), data, NULL);
+  cr->outbox_id = outbox_id;
+  cr->number = error_code;
+  cr->text = g_strdup(pricing);
   wa_store_request_push(store, cr);
 }

@@ -25,8 +25,8 @@
  *
  * What is sealed (wa-crypt, XChaCha20-Poly1305, associated data = table,
  * column and the row's id): bodies, captions, raw events, error texts, profile
- * names, consent notes, outbox payloads, a customer's settings and wa_id /
- * BSUID / wamid values with the customer's own random key (wrapped by the
+ * names, consent notes, outbox payloads, campaign recipients' params, a
+ * customer's settings and wa_id / BSUID / wamid values with the customer's own random key (wrapped by the
  * WA_SUBKEY_STORE key, AD naming the customer; erasing the customer deletes
  * it); account settings with the WA_SUBKEY_STORE key. wa_id, BSUID and wamid
  * are found through keyed hashes (the index key, and the audit chain has a key
@@ -36,7 +36,8 @@
  * Plaintext: ids we made
  * up (random), timestamps, states, status ranks, directions, message types,
  * counts, consent scopes and sources, audit actions and details, the key
- * header, setting names (so none of these may contain personal data).
+ * header, setting names, campaign names, templates, languages, categories and
+ * skip reasons (so none of these may contain personal data).
  *
  * Memory: everything a callback receives is borrowed for the duration of the
  * callback. Ref a GPtrArray / GHashTable to keep it (its elements stay valid
@@ -540,7 +541,8 @@ void wa_store_audit_verify(WaStore *store, WaStoreAuditFunc done, gpointer data)
  *    (the agent resends through the outbox, or a status resolves them);
  *  - a template already sent to a customer within the last 24 hours (by any
  *    campaign of this store) is not begun again unless the send is marked
- *    confirmed (the agent agreed).
+ *    confirmed (the agent agreed); a begun send counts even when it failed
+ *    later (a retry is the agent's choice too).
  * Writes are batched: one begin_sends or add_recipients request handles many
  * recipients in one savepoint, and the worker group-commits requests queued
  * together. */
@@ -696,6 +698,11 @@ void wa_store_campaign_recipient_skip(WaStore *store, const char *recipient_id, 
  * category a status gave (NULL: unchanged). */
 void wa_store_campaign_recipient_note(WaStore *store, const char *recipient_id, gint error_code, const char *pricing,
                                       WaStoreDoneFunc done, gpointer data);
+/* The same for the recipient whose send is outbox entry @outbox_id (a status
+ * webhook's pricing, a send's error); an entry that is not a campaign's
+ * changes nothing and is not an error, so every status may be passed on. */
+void wa_store_campaign_outbox_note(WaStore *store, guint64 outbox_id, gint error_code, const char *pricing,
+                                   WaStoreDoneFunc done, gpointer data);
 
 /* One customer reached with a template outside an open window. @key is the
  * customer's wa_id or BSUID, or "erased:<n>" for an erased customer (still

@@ -87,6 +87,53 @@ test_in_flight(Fixture *f, gconstpointer data)
   g_assert_cmpuint(wa_pace_in_flight_for(1, 1000), ==, 2);
 }
 
+/* Sends for @seconds (end excluded) with at most @cap requests in flight, each answered
+ * @rtt µs after it went; returns how many went. */
+static guint
+simulate(Fixture *f, WaPace *pace, guint cap, gint64 rtt, gint64 seconds)
+{
+  g_autoptr(GArray) answers = g_array_new(FALSE, FALSE, sizeof(gint64)); /* in send order = answer order */
+  gint64 end = wa_clock_mono_us(f->clock) + seconds * SEC;
+  guint sent = 0, first = 0;
+
+  for (;;) {
+    gint64 now = wa_clock_mono_us(f->clock), next;
+
+    while (first < answers->len && g_array_index(answers, gint64, first) <= now)
+      first++;
+    if (answers->len - first < cap && wa_pace_try_take(pace, WA_PACE_CAMPAIGN)) {
+      gint64 at = now + rtt;
+
+      g_array_append_val(answers, at);
+      sent++;
+      continue;
+    }
+    next = answers->len - first < cap ? wa_pace_next_at(pace, WA_PACE_CAMPAIGN) : g_array_index(answers, gint64, first);
+    if (next >= end)
+      return sent;
+    move_to(f, next);
+  }
+}
+
+static void
+test_rate_not_round_trip(Fixture *f, gconstpointer data)
+{
+  static const guint rates[] = {WA_PACE_RATE_DEFAULT, WA_PACE_RATE_HIGH};
+
+  for (guint i = 0; i < G_N_ELEMENTS(rates); i++) {
+    g_autoptr(WaPace) pace = wa_pace_new(f->clock, rates[i]);
+    g_autoptr(WaPace) serial = wa_pace_new(f->clock, rates[i]);
+    guint cap = wa_pace_in_flight_for(rates[i], 50000);
+    guint sent = simulate(f, pace, cap, 50000, 10);
+
+    /* with enough in flight, 50 ms round trips still give the full rate */
+    g_assert_cmpuint(sent, >=, 10 * rates[i]);
+    g_assert_cmpuint(sent, <=, 10 * rates[i] + rates[i] / 10);
+    /* one at a time, the round trip would set the pace: 20 per second */
+    g_assert_cmpuint(simulate(f, serial, 1, 50000, 10), ==, 200);
+  }
+}
+
 static void
 test_chat_first(Fixture *f, gconstpointer data)
 {
@@ -316,6 +363,7 @@ main(int argc, char **argv)
 #define ADD(name, fn) g_test_add("/pace/" name, Fixture, NULL, set_up, fn, tear_down)
   ADD("throughput", test_throughput);
   ADD("in-flight", test_in_flight);
+  ADD("rate-not-round-trip", test_rate_not_round_trip);
   ADD("chat-first", test_chat_first);
   ADD("slow-down-and-recover", test_slow_down_and_recover);
   ADD("set-rate", test_set_rate);

@@ -14,8 +14,11 @@
 #include "wa-store.h"
 
 #include <json-glib/json-glib.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* wa-store.c's test hooks (deliberately not in wa-store.h). */
 void wa_store_test_hold(WaStore *store, gboolean hold);
@@ -558,12 +561,22 @@ test_begin_sends(Fixture *f, gconstpointer data)
   {
     g_auto(Wait) note = {0}, note2 = {0};
 
+    g_auto(Wait) note3 = {0}, note4 = {0};
+
     wa_store_campaign_recipient_note(f->store, both[1], 131026, NULL, on_done, &note);
-    wa_store_campaign_recipient_note(f->store, both[0], 0, "utility", on_done, &note2);
+    /* by the outbox id a status echoes; the error code stays */
+    wa_store_campaign_outbox_note(f->store, entry->id, 0, "utility", on_done, &note2);
+    /* an entry that is not a campaign's: nothing, no error */
+    wa_store_campaign_outbox_note(f->store, 12345, 0, "marketing", on_done, &note3);
+    wa_store_campaign_recipient_note(f->store, "ffffffffffffffffffffffffffffffff", 1, NULL, on_done, &note4);
     wait_for(&note);
     wait_for(&note2);
+    wait_for(&note3);
+    wait_for(&note4);
     g_assert_no_error(note.error);
     g_assert_no_error(note2.error);
+    g_assert_no_error(note3.error);
+    g_assert_error(note4.error, WA_STORE_ERROR, WA_STORE_ERROR_NOT_FOUND);
   }
   report = recipients(f, campaign->id, ~0u);
   g_assert_cmpint(RECIPIENT(report, 0)->state, ==, WA_STORE_RECIPIENT_SENT);
@@ -888,6 +901,81 @@ test_rotation(Fixture *f, gconstpointer data)
   g_free(ids[0]);
 }
 
+/* kill -9 in the middle of a campaign (a child process holds the store and
+ * dies with entries in flight, begun and pending): after it, nothing is
+ * begun twice and every recipient is pending, sending (queued, not sent),
+ * or uncertain. */
+static void
+test_kill_9(Fixture *f, gconstpointer data)
+{
+  char *ids[4] = {NULL};
+  g_autoptr(GPtrArray) report = NULL;
+  g_auto(Wait) list = {0}, again = {0};
+  const char *rid[5];
+  const char *campaign_id;
+  int status = 0;
+  pid_t child;
+
+  /* the store is created (and its worker started) only in the child */
+  child = fork();
+  g_assert_cmpint(child, >=, 0);
+  if (child == 0) {
+    g_autoptr(WaStoreCampaign) campaign = NULL;
+    g_autoptr(GPtrArray) recipients_list = NULL;
+    g_auto(Wait) w = {0};
+
+    store_ready(f);
+    ids[0] = customer(f, WA_ID_A);
+    ids[1] = customer(f, WA_ID_B);
+    ids[2] = customer(f, WA_ID_C);
+    ids[3] = customer(f, "4930123456789");
+    campaign = running(f, "parcel_out", ids, 4, &recipients_list);
+    rid[0] = RECIPIENT(recipients_list, 0)->id;
+    rid[1] = RECIPIENT(recipients_list, 1)->id;
+    rid[2] = RECIPIENT(recipients_list, 2)->id;
+    rid[3] = NULL;
+    begin(f, campaign->id, rid, FALSE, TRUE, &w);
+    g_assert_no_error(w.error);
+    /* one answered, one in flight, one queued, one never begun */
+    outbox_move(f, ((WaStoreOutbox *) w.entries->pdata[0])->id, WA_STORE_OUTBOX_SENDING, NULL);
+    outbox_move(f, ((WaStoreOutbox *) w.entries->pdata[0])->id, WA_STORE_OUTBOX_SENT, "wamid.K1");
+    outbox_move(f, ((WaStoreOutbox *) w.entries->pdata[1])->id, WA_STORE_OUTBOX_SENDING, NULL);
+    kill(getpid(), SIGKILL);
+    _exit(3); /* not reached */
+  }
+  g_assert_cmpint(waitpid(child, &status, 0), ==, child);
+  g_assert_true(WIFSIGNALED(status));
+  g_assert_cmpint(WTERMSIG(status), ==, SIGKILL);
+
+  store_ready(f);
+  wa_store_campaign_list(f->store, WA_STORE_CAMPAIGN_MASK(WA_STORE_CAMPAIGN_RUNNING), on_list, &list);
+  wait_for(&list);
+  g_assert_no_error(list.error);
+  g_assert_cmpuint(list.list->len, ==, 1);
+  campaign_id = ((WaStoreCampaign *) list.list->pdata[0])->id;
+  report = recipients(f, campaign_id, ~0u);
+  g_assert_cmpuint(report->len, ==, 4);
+  g_assert_cmpint(RECIPIENT(report, 0)->state, ==, WA_STORE_RECIPIENT_SENT);
+  g_assert_cmpstr(RECIPIENT(report, 0)->wamid, ==, "wamid.K1");
+  g_assert_cmpint(RECIPIENT(report, 1)->state, ==, WA_STORE_RECIPIENT_UNCERTAIN);
+  g_assert_cmpint(RECIPIENT(report, 2)->state, ==, WA_STORE_RECIPIENT_SENDING);
+  g_assert_cmpint(RECIPIENT(report, 3)->state, ==, WA_STORE_RECIPIENT_PENDING);
+  for (guint i = 0; i < 4; i++)
+    rid[i] = RECIPIENT(report, i)->id;
+  rid[4] = NULL;
+  /* the runner starting over begins only the one never begun */
+  begin(f, campaign_id, rid, TRUE, TRUE, &again);
+  g_assert_no_error(again.error);
+  g_assert_cmpint(outcome(&again, 0), ==, WA_STORE_SEND_NOT_PENDING);
+  g_assert_cmpint(outcome(&again, 1), ==, WA_STORE_SEND_NOT_PENDING);
+  g_assert_cmpint(outcome(&again, 2), ==, WA_STORE_SEND_NOT_PENDING);
+  g_assert_cmpint(outcome(&again, 3), ==, WA_STORE_SEND_BEGUN);
+  g_clear_pointer(&f->store, wa_store_close);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM outbox"), ==, 4);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM outbox WHERE state = 3"), ==, 1);
+  g_assert_cmpint(raw_int(f->path, "SELECT count(*) FROM portfolio_reach"), ==, 4);
+}
+
 /* Many recipients per request, and requests queued together, share one
  * commit: a campaign's writes do not wait on a synced commit per message. */
 static void
@@ -989,6 +1077,7 @@ main(int argc, char **argv)
   ADD("params-sealed", test_params_sealed);
   ADD("rotation", test_rotation);
   ADD("batched-writes", test_batched_writes);
+  ADD("kill-9", test_kill_9);
   ADD("migration-from-v4", test_migration_from_v4);
 #undef ADD
   return g_test_run();
