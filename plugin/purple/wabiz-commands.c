@@ -273,6 +273,24 @@ command_customer(PurpleConversation *conv, const char *cmd, gboolean closed_ok, 
   return g_steal_pointer(&customer);
 }
 
+/* A job for @to (takes @composed) waits for the sends typed before it. */
+static void
+command_job_enter(WabizAccount *wa, CommandKind kind, const char *to, WaComposed *composed, const char *text, guint nth,
+                  const char *consent_category)
+{
+  CommandJob *job = g_new0(CommandJob, 1);
+
+  job->wa = wa;
+  job->kind = kind;
+  job->to = g_strdup(to);
+  job->composed = composed;
+  job->text = g_strdup(text);
+  job->nth = nth;
+  job->consent_category = g_strdup(consent_category);
+  job->gated = TRUE;
+  wabiz_send_gate_enter(wa, to, TRUE, command_job_start, job, (GDestroyNotify) command_job_free);
+}
+
 /* Starts @kind for @conv: it waits for the sends typed before it. */
 static PurpleCmdRet
 command_start(PurpleConversation *conv, const char *cmd, CommandKind kind, WaComposed *composed, const char *text,
@@ -280,7 +298,6 @@ command_start(PurpleConversation *conv, const char *cmd, CommandKind kind, WaCom
 {
   WabizAccount *wa = NULL;
   g_autofree char *customer = command_customer(conv, cmd, FALSE, &wa, error);
-  CommandJob *job;
 
   if (customer == NULL) {
     wa_composed_free(composed);
@@ -293,15 +310,7 @@ command_start(PurpleConversation *conv, const char *cmd, CommandKind kind, WaCom
     wa_composed_free(composed);
     return PURPLE_CMD_RET_FAILED;
   }
-  job = g_new0(CommandJob, 1);
-  job->wa = wa;
-  job->kind = kind;
-  job->to = g_strdup(customer);
-  job->composed = composed;
-  job->text = g_strdup(text);
-  job->nth = nth;
-  job->gated = TRUE;
-  wabiz_send_gate_enter(wa, customer, TRUE, command_job_start, job, (GDestroyNotify) command_job_free);
+  command_job_enter(wa, kind, customer, composed, text, nth, NULL);
   return PURPLE_CMD_RET_OK;
 }
 
@@ -314,15 +323,7 @@ wabiz_command_customer(PurpleConversation *conv, const char *cmd, gboolean close
 void
 wabiz_command_queue(WabizAccount *wa, const char *to, WaComposed *composed, const char *consent_category)
 {
-  CommandJob *job = g_new0(CommandJob, 1);
-
-  job->wa = wa;
-  job->kind = KIND_STATIC;
-  job->to = g_strdup(to);
-  job->composed = composed;
-  job->consent_category = g_strdup(consent_category);
-  job->gated = TRUE;
-  wabiz_send_gate_enter(wa, to, TRUE, command_job_start, job, (GDestroyNotify) command_job_free);
+  command_job_enter(wa, KIND_STATIC, to, composed, NULL, 0, consent_category);
 }
 
 /* A composing error as the command's failure. */

@@ -677,6 +677,13 @@ wabiz_consent_menu(PurpleBuddy *buddy)
 
 /* ---- what customers and WhatsApp say ------------------------------------------- */
 
+/* When the customer said it (a time from the future, a wrong clock, counts as now). */
+static gint64
+sent_at(const WaMessage *msg)
+{
+  return msg->timestamp > 0 ? MIN(msg->timestamp, wabiz_now()) : 0;
+}
+
 void
 wabiz_consent_inbound(WabizAccount *wa, const char *who, const WaMessage *msg)
 {
@@ -691,12 +698,12 @@ wabiz_consent_inbound(WabizAccount *wa, const char *who, const WaMessage *msg)
   if (g_str_equal(msg->type, "text") && wa_consent_keyword_match(msg->text, keywords)) {
     g_autofree char *said = g_strstrip(g_strdup(msg->text));
 
-    change_start(wa, who, who, LINE_KEYWORD, WA_CONSENT_ALL, WA_STORE_CONSENT_OPT_OUT, said, msg->timestamp);
+    change_start(wa, who, who, LINE_KEYWORD, WA_CONSENT_ALL, WA_STORE_CONSENT_OPT_OUT, said, sent_at(msg));
   }
   /* a template's quick-reply button: opt-out buttons sit on marketing templates */
   else if (g_str_equal(msg->type, "button") && wa_consent_keyword_match(msg->reply_id, payloads))
     change_start(wa, who, who, LINE_BUTTON, WA_CONSENT_MARKETING, WA_STORE_CONSENT_OPT_OUT,
-                 msg->text != NULL ? msg->text : msg->reply_id, msg->timestamp);
+                 msg->text != NULL ? msg->text : msg->reply_id, sent_at(msg));
 }
 
 void

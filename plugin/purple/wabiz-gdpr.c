@@ -371,6 +371,7 @@ GList *
 wabiz_blist_node_menu(PurpleBlistNode *node)
 {
   GList *menu = NULL;
+  PurpleMenuAction *template;
 
   if (!PURPLE_BLIST_NODE_IS_BUDDY(node) || buddy_account((PurpleBuddy *) node) == NULL)
     return NULL;
@@ -380,5 +381,8 @@ wabiz_blist_node_menu(PurpleBlistNode *node)
     g_list_append(menu, purple_menu_action_new(_("Erase customer data..."), PURPLE_CALLBACK(menu_erase), NULL, NULL));
   menu = g_list_append(menu, wabiz_receipts_menu((PurpleBuddy *) node));
   menu = g_list_append(menu, wabiz_consent_menu((PurpleBuddy *) node));
+  template = wabiz_template_menu((PurpleBuddy *) node);
+  if (template != NULL)
+    menu = g_list_append(menu, template);
   return menu;
 }

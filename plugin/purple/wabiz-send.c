@@ -455,6 +455,8 @@ wabiz_send_im(PurpleConnection *gc, const char *who, const char *message, Purple
   if (wabiz_window_state(wa->account, customer, NULL) == WA_WINDOW_CLOSED) {
     wabiz_conv_write_plain(wabiz_conv_im(wa->account, customer, TRUE), wabiz_window_closed_text(), PURPLE_MESSAGE_ERROR,
                            0);
+    /* Pidgin and Finch: the template dialog is offered */
+    wabiz_template_dialog(wa, customer, TRUE);
     return 1;
   }
   if (images) {

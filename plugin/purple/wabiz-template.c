@@ -38,6 +38,7 @@ struct _WabizTemplates {
   GPtrArray *catalogue; /* WaTemplate* */
   gboolean loaded;      /* read from the store */
   gint64 synced;        /* unix seconds of the last fetch; 0: never */
+  gboolean stale;       /* fetch before the next use (/templates refresh) */
   gboolean fetching;
   GList *waiting; /* Waiting*: need the catalogue */
   guint timer;    /* the daily refresh */
@@ -263,9 +264,9 @@ find(GPtrArray *catalogue, const char *name, const char *language)
 }
 
 static void
-run_waiting(WabizAccount *wa, const char *error)
+run_waiting(WabizAccount *wa, WabizTemplates *ts, const char *error)
 {
-  GList *waiting = g_steal_pointer(&wa->templates->waiting);
+  GList *waiting = g_steal_pointer(&ts->waiting);
 
   for (GList *l = waiting; l != NULL; l = l->next) {
     Waiting *w = l->data;
@@ -303,8 +304,9 @@ fetched(WabizAccount *wa, GPtrArray *templates, const char *error)
   ts->fetching = FALSE;
   if (error != NULL) {
     purple_debug_warning("wabiz", "template catalogue not fetched: %s\n", error);
-    /* what was fetched before serves meanwhile */
-    run_waiting(wa, ts->synced != 0 ? NULL : error);
+    /* what was fetched before serves meanwhile (the next use tries again) */
+    ts->stale = FALSE;
+    run_waiting(wa, ts, ts->synced != 0 ? NULL : error);
     return;
   }
   for (guint i = 0; i < templates->len; i++) {
@@ -337,11 +339,12 @@ fetched(WabizAccount *wa, GPtrArray *templates, const char *error)
     }
   }
   ts->synced = wabiz_now();
+  ts->stale = FALSE;
   now = g_strdup_printf("%" G_GINT64_FORMAT, ts->synced);
   wa_store_setting_set(wa->store, NULL, SETTING_SYNCED, now, NULL, NULL);
   g_clear_pointer(&ts->catalogue, g_ptr_array_unref);
   ts->catalogue = g_ptr_array_ref(templates);
-  run_waiting(wa, NULL);
+  run_waiting(wa, ts, NULL);
 }
 
 static void
@@ -388,7 +391,7 @@ loaded_cb(GHashTable *settings, const GError *error, gpointer data)
   if ((ts->synced == 0 && ts->waiting != NULL) || (ts->synced != 0 && wabiz_now() - ts->synced >= DAY_S))
     sync_now(wa);
   else
-    run_waiting(wa, NULL);
+    run_waiting(wa, ts, NULL);
 }
 
 /* Calls @func once the catalogue is there (read from the store, fetched at
@@ -405,7 +408,7 @@ with_catalogue(WabizAccount *wa, ReadyFunc func, gpointer data, GDestroyNotify f
       free_data(data);
     return;
   }
-  if (ts->loaded && ts->synced != 0 && !ts->fetching) {
+  if (ts->loaded && ts->synced != 0 && !ts->stale && !ts->fetching) {
     func(wa, NULL, data);
     if (free_data != NULL)
       free_data(data);
@@ -564,7 +567,9 @@ wabiz_templates_stop(WabizAccount *wa)
   wabiz_store_release(wa, ts);
   fetch_leave(wa);
   ts->fetching = FALSE;
-  run_waiting(wa, _("the account went offline"));
+  /* what waits is told, with the account already without templates */
+  wa->templates = NULL;
+  run_waiting(wa, ts, _("the account went offline"));
   for (GList *l = ts->uploads; l != NULL; l = l->next) {
     TemplateSend *s = l->data;
 
@@ -578,7 +583,6 @@ wabiz_templates_stop(WabizAccount *wa)
     purple_timeout_remove(ts->webhook_timer);
   g_clear_pointer(&ts->catalogue, g_ptr_array_unref);
   g_free(ts);
-  wa->templates = NULL;
 }
 
 /* ---- /template ------------------------------------------------------------- */
@@ -711,8 +715,7 @@ template_ready(WabizAccount *wa, const char *error, gpointer data)
   if (error != NULL) {
     g_autofree char *text = g_strdup_printf(_("the template catalogue could not be read (%s)."), error);
 
-    if (wa->templates != NULL)
-      template_refused(wa, c->to, text);
+    template_refused(wa, c->to, text);
     return;
   }
   args = wa_template_args_parse(c->text, wa->templates->catalogue, &local);
@@ -858,8 +861,8 @@ wabiz_cmd_templates(PurpleConversation *conv, const char *cmd, char **args, char
   r->conv_name = g_strdup(purple_conversation_get_name(conv));
   r->type = purple_conversation_get_type(conv);
   if (g_str_equal(word, "refresh")) {
-    /* fetched again, then listed */
-    wa->templates->synced = 0;
+    /* fetched again, then listed (what was fetched before serves if it fails) */
+    wa->templates->stale = TRUE;
   } else if (*word != '\0') {
     r->name = g_strdup(word);
   }
@@ -879,4 +882,262 @@ wabiz_templates_action(PurplePluginAction *action)
   r = g_new0(ListRequest, 1);
   r->account = wa->account;
   with_catalogue(wa, list_ready, r, (GDestroyNotify) list_request_free);
+}
+
+/* ---- the dialog: "Send template..." ----------------------------------------
+ * Finch cannot change a dialog's fields when a choice changes: step 1 picks
+ * the template, step 2 asks one field per placeholder, step 3 shows the
+ * rendered message and asks. Not offered in BitlBee (no request fields):
+ * /template is the form there. */
+
+typedef struct {
+  WabizAccount *wa;
+  char *to;
+  gboolean offered;   /* opened because text went into a closed window */
+  GPtrArray *choices; /* WaTemplate* (borrowed copies of the catalogue's JSON, owned here) */
+  WaTemplate *tpl;    /* the one chosen */
+  GPtrArray *values;
+  char *problem; /* why step 2 is asked again */
+} Dialog;
+
+static void
+dialog_free(Dialog *d)
+{
+  g_free(d->to);
+  g_clear_pointer(&d->choices, g_ptr_array_unref);
+  g_clear_pointer(&d->tpl, wa_template_free);
+  g_clear_pointer(&d->values, g_ptr_array_unref);
+  g_free(d->problem);
+  g_free(d);
+}
+
+/* The dialog's callbacks end here: it is no longer the store's to free. */
+static void
+dialog_end(Dialog *d)
+{
+  wabiz_store_release(d->wa, d);
+  dialog_free(d);
+}
+
+static void dialog_values(Dialog *d);
+
+static void
+dialog_cancel(Dialog *d, PurpleRequestFields *fields)
+{
+  dialog_end(d);
+}
+
+static void
+dialog_send(Dialog *d, int action)
+{
+  TemplateSend *s = g_new0(TemplateSend, 1);
+
+  s->wa = d->wa;
+  s->to = g_strdup(d->to);
+  s->tpl = g_steal_pointer(&d->tpl);
+  s->values = g_steal_pointer(&d->values);
+  s->line = wa_template_render(s->tpl, s->values);
+  dialog_end(d);
+  upload_next(s);
+}
+
+static void
+dialog_no(Dialog *d, int action)
+{
+  dialog_end(d);
+}
+
+/* Step 3: the rendered message, then OK to send. */
+static void
+dialog_confirm(Dialog *d)
+{
+  g_autofree char *line = wa_template_render(d->tpl, d->values);
+  g_autofree char *primary = g_strdup_printf(_("Send this template to %s?"), d->to);
+  PurpleAccount *account = d->wa->account;
+
+  purple_request_action(d->wa->gc, _("Send template"), primary, line, 0, account, d->to, NULL, d, 2,
+                        wabiz_caption_yes(_("_Send")), G_CALLBACK(dialog_send), wabiz_caption_no(),
+                        G_CALLBACK(dialog_no));
+}
+
+static void
+dialog_values_ok(Dialog *d, PurpleRequestFields *fields)
+{
+  g_autoptr(WaTemplateArgs) args = g_new0(WaTemplateArgs, 1);
+  g_autoptr(GError) local = NULL;
+
+  args->positional = g_ptr_array_new_with_free_func(g_free);
+  args->keys = g_ptr_array_new_with_free_func(g_free);
+  args->values = g_ptr_array_new_with_free_func(g_free);
+  for (guint i = 0; i < d->tpl->slots->len; i++) {
+    const WaTemplateSlot *slot = g_ptr_array_index(d->tpl->slots, i);
+    const char *value = purple_request_fields_get_string(fields, slot->key);
+
+    if (value != NULL && *value != '\0') {
+      g_ptr_array_add(args->keys, g_strdup(slot->key));
+      g_ptr_array_add(args->values, g_strstrip(g_strdup(value)));
+    }
+  }
+  g_clear_pointer(&d->values, g_ptr_array_unref);
+  d->values = wa_template_fill(d->tpl, args, &local);
+  if (d->values == NULL) {
+    /* asked again, with what was typed and why */
+    g_free(d->problem);
+    d->problem = g_strdup(local->message);
+    d->values = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < d->tpl->slots->len; i++)
+      g_ptr_array_add(d->values, g_strdup(purple_request_fields_get_string(
+                                   fields, ((WaTemplateSlot *) g_ptr_array_index(d->tpl->slots, i))->key)));
+    dialog_values(d);
+    return;
+  }
+  dialog_confirm(d);
+}
+
+/* Step 2: one field per placeholder (a template without any goes straight
+ * to step 3). */
+static void
+dialog_values(Dialog *d)
+{
+  PurpleRequestFields *fields;
+  PurpleRequestFieldGroup *group;
+  g_autofree char *primary = NULL;
+
+  if (d->tpl->slots->len == 0) {
+    d->values = g_ptr_array_new_with_free_func(g_free);
+    dialog_confirm(d);
+    return;
+  }
+  fields = purple_request_fields_new();
+  group = purple_request_field_group_new(NULL);
+  purple_request_fields_add_group(fields, group);
+  for (guint i = 0; i < d->tpl->slots->len; i++) {
+    const WaTemplateSlot *slot = g_ptr_array_index(d->tpl->slots, i);
+    g_autofree char *label = NULL;
+    const char *old = d->values != NULL ? g_ptr_array_index(d->values, i) : NULL;
+    PurpleRequestField *field;
+
+    if (slot->kind == WA_TEMPLATE_SLOT_HEADER_MEDIA)
+      label = g_strdup_printf(_("%s (%s: a file or a media id)"), slot->key, slot->format);
+    else if (slot->example != NULL)
+      label = g_strdup_printf(_("%s (e.g. %s)"), slot->key, slot->example);
+    else
+      label = g_strdup(slot->key);
+    field = purple_request_field_string_new(slot->key, label, old, FALSE);
+    purple_request_field_set_required(field, !slot->optional);
+    purple_request_field_group_add_field(group, field);
+  }
+  primary = g_strdup_printf(_("%s (%s, %s)"), d->tpl->name, d->tpl->language,
+                            d->tpl->category != NULL ? d->tpl->category : "?");
+  purple_request_fields(d->wa->gc, _("Send template"), primary, d->problem != NULL ? d->problem : d->tpl->main.body,
+                        fields, _("_Next"), G_CALLBACK(dialog_values_ok), _("_Cancel"), G_CALLBACK(dialog_cancel),
+                        d->wa->account, d->to, NULL, d);
+}
+
+static void
+dialog_choice_ok(Dialog *d, PurpleRequestFields *fields)
+{
+  int index = purple_request_fields_get_choice(fields, "template");
+
+  if (index < 0 || (guint) index >= d->choices->len) {
+    dialog_end(d);
+    return;
+  }
+  d->tpl = wa_template_from_json(((WaTemplate *) g_ptr_array_index(d->choices, index))->json, NULL);
+  if (d->tpl == NULL) {
+    dialog_end(d);
+    return;
+  }
+  dialog_values(d);
+}
+
+/* Step 1: the approved templates and languages. */
+static void
+dialog_ready(WabizAccount *wa, const char *error, gpointer data)
+{
+  Dialog *d = data;
+  PurpleRequestFields *fields;
+  PurpleRequestFieldGroup *group;
+  PurpleRequestField *field;
+  const char *secondary;
+
+  if (wa->templates == NULL) {
+    dialog_free(d);
+    return;
+  }
+  d->choices = g_ptr_array_new_with_free_func((GDestroyNotify) wa_template_free);
+  for (guint i = 0; error == NULL && i < wa->templates->catalogue->len; i++) {
+    const WaTemplate *t = g_ptr_array_index(wa->templates->catalogue, i);
+
+    if (wa_template_sendable(t, NULL))
+      g_ptr_array_add(d->choices, wa_template_from_json(t->json, NULL));
+  }
+  if (d->choices->len == 0) {
+    /* an offer with nothing to offer stays unsaid: the refusal line names /template */
+    if (!d->offered) {
+      g_autofree char *text = error != NULL
+                                ? g_strdup_printf(_("The template catalogue could not be read (%s)."), error)
+                                : g_strdup(_("The account has no approved message templates."));
+
+      purple_notify_error(wa->gc, _("Send template"), _("No template can be sent"), text);
+    }
+    dialog_free(d);
+    return;
+  }
+  fields = purple_request_fields_new();
+  group = purple_request_field_group_new(NULL);
+  purple_request_fields_add_group(fields, group);
+  field = purple_request_field_choice_new("template", _("Template"), 0);
+  for (guint i = 0; i < d->choices->len; i++) {
+    const WaTemplate *t = g_ptr_array_index(d->choices, i);
+    g_autofree char *label =
+      g_strdup_printf("%s (%s, %s)", t->name, t->language, t->category != NULL ? t->category : "?");
+
+    purple_request_field_choice_add(field, label);
+  }
+  purple_request_field_group_add_field(group, field);
+  secondary = d->offered ? _("The 24-hour service window with this customer has closed: only an approved message "
+                             "template can be sent until the customer writes again.")
+                         : NULL;
+  wabiz_store_hold(wa, d, (GDestroyNotify) dialog_free);
+  purple_request_fields(wa->gc, _("Send template"), _("Choose a template and language"), secondary, fields, _("_Next"),
+                        G_CALLBACK(dialog_choice_ok), _("_Cancel"), G_CALLBACK(dialog_cancel), wa->account, d->to, NULL,
+                        d);
+}
+
+void
+wabiz_template_dialog(WabizAccount *wa, const char *to, gboolean offered)
+{
+  Dialog *d;
+
+  if (wabiz_bitlbee() || wa->templates == NULL)
+    return;
+  d = g_new0(Dialog, 1);
+  d->wa = wa;
+  d->to = g_strdup(to);
+  d->offered = offered;
+  with_catalogue(wa, dialog_ready, d, NULL);
+}
+
+static void
+menu_template(PurpleBlistNode *node, gpointer data)
+{
+  PurpleBuddy *buddy = (PurpleBuddy *) node;
+  WabizAccount *wa = wabiz_account_data(purple_buddy_get_account(buddy));
+  g_autofree char *to = NULL;
+
+  if (wa == NULL || wa->templates == NULL)
+    return;
+  to = wa_customer_id_normalize(purple_buddy_get_name(buddy),
+                                purple_account_get_string(wa->account, WABIZ_OPT_DEFAULT_CC, NULL), NULL);
+  if (to != NULL)
+    wabiz_template_dialog(wa, to, FALSE);
+}
+
+PurpleMenuAction *
+wabiz_template_menu(PurpleBuddy *buddy)
+{
+  if (wabiz_bitlbee() || wabiz_is_notices(purple_buddy_get_name(buddy)))
+    return NULL;
+  return purple_menu_action_new(_("Send template..."), PURPLE_CALLBACK(menu_template), NULL, NULL);
 }

@@ -493,6 +493,10 @@ void wabiz_templates_action(PurplePluginAction *action);
 typedef void (*WabizTemplatesReadyFunc)(WabizAccount *wa, const char *error, gpointer data);
 void wabiz_templates_with(WabizAccount *wa, WabizTemplatesReadyFunc func, gpointer data, GDestroyNotify free_data);
 GPtrArray *wabiz_templates_catalogue(WabizAccount *wa);
+/* The "Send template..." dialog for customer @to (not in BitlBee); @offered:
+ * text just went into a closed window (nothing said when no template can go). */
+void wabiz_template_dialog(WabizAccount *wa, const char *to, gboolean offered);
+PurpleMenuAction *wabiz_template_menu(PurpleBuddy *buddy); /* NULL where not offered */
 /* wabiz-consent.c: the consent ledger (/optin, /optout, /consent, opt-outs from
  * customers and WhatsApp) and the check before a template goes */
 typedef void (*WabizConsentFunc)(WabizAccount *wa, gboolean allowed, const char *why, gpointer data);

@@ -177,6 +177,36 @@ class BitlBeeHost(Receiving):
         time.sleep(0.5)
         self.assertEqual(len(self.sim.sent()), 2)
         self.assert_nothing_hidden(host)
+    def test_templates_listed_and_sent_typed_as_text(self):
+        from test_templates import ORDER, PAUSED
+        self.sim.add_templates([ORDER, PAUSED])
+        host = self.start_bitlbee(options={"waba_id": self.sim.info()["waba_id"]})
+        self.sim.inbound("Where is my order?", sender=ANNA)
+        host.wait_for({"event": "write", "conv": ANNA, "via": "im", "message": "Where is my order?"})
+        # the account action's form: the list, in the wabiz contact and in a query
+        host.send_im("wabiz", "!templates")
+        listing = host.wait_for(plugin_line("wabiz", "Message templates"))
+        self.assertIn("order_update (en_US): APPROVED, UTILITY", listing["message"])
+        self.assertIn("old_promo (en): PAUSED, MARKETING, quality", listing["message"])
+        self.assertIn("cannot be sent: it is paused because of low quality", listing["message"])
+        host.send_im(ANNA, "!templates order_update")
+        host.wait_for(plugin_line(ANNA, "Hi {{1}}, order {{2}} ships today."))
+        # a refusal lists the placeholders, nothing is sent
+        host.send_im(ANNA, "!template order_update #42")
+        host.wait_for(plugin_line(ANNA, "Not sent: Missing: {{1}} (e.g. Anna), {{2}} (e.g. A-7), button1=URL_SUFFIX"))
+        host.send_im(ANNA, "/template order_update #42 | Anna | A-7 | button1=A-7")
+        sent = self.sim.wait_for_sent(1)
+        self.assertEqual(sent[0]["request"]["template"]["name"], "order_update")
+        line = host.wait_for({"event": "write", "conv": ANNA, "flags": has("send"),
+                              "message": contains("[Template order_update, UTILITY]")})
+        self.assertTrue(line["bitlbee_shows"], line)
+        self.assertIn("Hi Anna, order A-7 ships today.", line["message"])
+        host.send_im(ANNA, "!help")
+        self.assertIn("/template NAME [LANG]", host.wait_for(plugin_line(ANNA, "Commands"))["message"])
+        time.sleep(0.5)
+        self.assertEqual(len(self.sim.sent()), 1)
+        self.assert_nothing_hidden(host)
+
     def test_files_by_command_and_by_dcc(self):
         host = self.start_bitlbee()
         self.sim.inbound("send me the prices", sender=ANNA)

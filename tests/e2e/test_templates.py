@@ -80,10 +80,7 @@ class Templates(Receiving):
         self.host.wait_for({"event": "write", "conv": sender, "message": contains(text)})
 
     def optin(self, conv, scope):
-        answer = self.host.command(conv, "/optin " + scope)
-        if answer["status"] == "not-found":
-            self.skipTest("/optin is not registered yet: %s" % answer)
-        self.assertEqual(answer["status"], "ok", answer)
+        self.command(conv, "/optin " + scope)
 
     def restart(self, **options):
         self.host.quit()
@@ -217,6 +214,59 @@ class Templates(Receiving):
         self.host.wait_for({"event": "write", "conv": CARL, "flags": has("error"),
                             "message": contains("Only an approved template can be sent now: /template")})
 
+    def test_dialog_three_steps_and_the_offer_in_a_closed_window(self):
+        self.start()
+        self.inbound()
+        self.host.call({"cmd": "buddy_menu", "who": ANNA, "label": "Send template..."})
+        # 1: the approved templates and languages (not the paused one)
+        step1 = self.host.wait_for({"event": "request", "kind": "fields"})
+        choices = step1["fields"][0]["choices"]
+        self.assertIn("order_update (en_US, UTILITY)", choices)
+        self.assertNotIn("old_promo (en, MARKETING)", choices)
+        self.host.call({"cmd": "answer", "id": step1["id"], "fields": {"template": "order_update (en_US, UTILITY)"}})
+        # 2: one field per placeholder; a value too long asks again, saying why
+        step2 = self.host.wait_for({"event": "request", "kind": "fields"})
+        self.assertEqual([f["id"] for f in step2["fields"]], ["header", "1", "2", "button1", "button2"])
+        self.host.call({"cmd": "answer", "id": step2["id"],
+                        "fields": {"header": "x" * 61, "1": "Anna", "2": "A-7", "button1": "A-7"}})
+        again = self.host.wait_for({"event": "request", "kind": "fields"})
+        self.assertIn("at most 60", again["secondary"])
+        self.host.call({"cmd": "answer", "id": again["id"],
+                        "fields": {"header": "#42", "1": "Anna", "2": "A-7", "button1": "A-7"}})
+        # 3: the rendered message, then OK
+        step3 = self.host.wait_for({"event": "request", "kind": "action"})
+        self.assertIn("Hi Anna, order A-7 ships today.", step3["secondary"])
+        self.assertEqual(self.template_sends(), [])
+        self.host.call({"cmd": "answer", "id": step3["id"], "action": 0})
+        sent = self.sim.wait_for_sent(1)
+        self.assertEqual(sent[0]["request"]["template"]["components"][0],
+                         {"type": "header", "parameters": [{"type": "text", "text": "#42"}]})
+        self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("send"),
+                            "message": contains("[Template order_update, UTILITY]")})
+        # text into a closed window: refused, and the dialog is offered
+        self.sim.inbound("old question", sender=BEN, name="Ben", timestamp=int(time.time()) - 25 * 3600)
+        self.host.wait_for({"event": "write", "conv": BEN, "message": contains("old question")})
+        self.host.send_im(BEN, "are you there?")
+        self.refused_line(BEN, "/template NAME")
+        offer = self.host.wait_for({"event": "request", "kind": "fields"})
+        self.assertIn("service window with this customer has closed", offer["secondary"])
+        self.host.call({"cmd": "answer", "id": offer["id"], "action": 1})
+        time.sleep(0.5)
+        self.assertEqual(len(self.sim.sent()), 1)
+
+    def test_usage_limit_backs_off(self):
+        self.start()
+        self.sim.config(management_exhausted=True)
+        self.command(ANNA, "/templates")
+        self.host.wait_for({"event": "write", "conv": ANNA, "message": contains("could not be read")})
+        self.assertEqual(len(self.catalogue_fetches()), 1)
+        # Meta said to wait: the next use does not ask again, and says when it will
+        self.command(ANNA, "/template order_update #1 | Anna | A-1 | button1=A-1")
+        self.refused_line(ANNA, "usage limit for template requests is reached")
+        time.sleep(0.5)
+        self.assertEqual(len(self.catalogue_fetches()), 1)
+        self.assertEqual(self.template_sends(), [])
+
     def test_catalogue_paging_and_templates_list(self):
         many = [{"name": "bulk_%03d" % i, "language": "en", "category": "UTILITY",
                  "components": [{"type": "BODY", "text": "Item %d: {{1}}" % i}]} for i in range(300)]
@@ -235,6 +285,13 @@ class Templates(Receiving):
         self.command(ANNA, "/template bulk_299 last")
         self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("send"), "message": contains("Item 299: last")})
         self.assertEqual(len(self.catalogue_fetches()), 2)
+        # /templates refresh fetches both pages again; a template gone from the catalogue goes from the list
+        self.sim.delete_template("bulk_000")
+        self.command(ANNA, "/templates refresh")
+        listing = self.host.wait_for({"event": "write", "conv": ANNA, "message": contains("Message templates")})
+        self.assertEqual(len(self.catalogue_fetches()), 4)
+        self.assertNotIn("bulk_000", listing["message"])
+        self.assertIn("bulk_001", listing["message"])
 
     def test_status_webhook_told_and_kept_across_restart(self):
         self.start()

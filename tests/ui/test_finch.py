@@ -45,7 +45,8 @@ class Finch(unittest.TestCase):
                         stderr=subprocess.DEVNULL)
 
     # account options of single tests (list options are stored as strings)
-    SETTINGS = {"test_seen_conversation_marks_read": {"read_receipts": "seen"}}
+    SETTINGS = {"test_seen_conversation_marks_read": {"read_receipts": "seen"},
+                "test_template_typed_and_the_dialog_with_the_keyboard": {"utility_consent": "not_required"}}
 
     def add_settings(self, settings):
         path = os.path.join(self.conf, "accounts.xml")
@@ -173,6 +174,37 @@ class Finch(unittest.TestCase):
         wait_until(lambda: "1 message may have been sent" not in self.screen(), timeout=10,
                    what="the dialog to close")
         self.assertEqual(len(self.sim.sent()), 1)
+
+    def test_template_typed_and_the_dialog_with_the_keyboard(self):
+        """A closed window: /template typed in the conversation goes; text is
+        refused and the dialog is offered, then filled in with the keyboard."""
+        self.sim.add_templates([{
+            "name": "order_update", "language": "en_US", "category": "UTILITY",
+            "components": [{"type": "BODY", "text": "Hi {{1}}, order {{2}} ships today."}]}])
+        url = wait_until(lambda: demo.receiver_url(RECEIVER, self.conf), timeout=60,
+                         what="Finch to sign in and register with the receiver")
+        self.sim.webhook(url=url, app_secret=DEFAULT_APP_SECRET)
+        self.sim.inbound("Where is my order?", sender=demo.CUSTOMER, name="Anna",
+                         timestamp=int(time.time()) - 25 * 3600)
+        self.show_window_with("Where is my order?")
+        self.keys("/template order_update Anna | A-7", "Enter")
+        sent = self.sim.wait_for_sent(1)
+        self.assertEqual(sent[-1]["request"]["template"]["name"], "order_update")
+        self.wait_screen("[Template order_update, UTILITY]")
+        self.wait_screen("Hi Anna, order A-7 ships today.")
+        # text into the closed window: refused, and the dialog offered
+        self.keys("are you there?", "Enter")
+        self.show_window_with("Choose a template and language")
+        self.keys("Tab", "Enter")  # Next, with the first (only) template
+        self.show_window_with("order_update (en_US, UTILITY)")
+        self.keys("Bea", "Tab", "B-9", "Tab", "Enter")  # the two values, Next
+        self.show_window_with("Send this template to")
+        self.assertIn("Hi Bea, order B-9 ships today.", self.screen())
+        self.keys("Enter")  # Send
+        sent = self.sim.wait_for_sent(2)
+        self.assertEqual(sent[-1]["request"]["template"]["components"][0]["parameters"],
+                         [{"type": "text", "text": "Bea"}, {"type": "text", "text": "B-9"}])
+        self.assertEqual(len(self.sim.sent()), 2)
 
 
 if __name__ == "__main__":
