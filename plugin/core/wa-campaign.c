@@ -18,6 +18,7 @@ wa_campaign_args_free(WaCampaignArgs *args)
   g_free(args->file);
   g_free(args->group);
   g_free(args->values);
+  g_free(args->start);
   g_free(args);
 }
 
@@ -41,18 +42,20 @@ next_word(const char **p)
   return g_strndup(start, s - start);
 }
 
-/* en, pt_BR, zh_Hant_HK ... */
+/* en, pt_BR, zh_Hant_HK ...: 2 or 3 lowercase letters, then _Parts */
 static gboolean
 looks_like_language(const char *word)
 {
-  gsize n = strlen(word);
+  gsize n = 0;
 
-  if (n < 2 || n > 12 || !g_ascii_islower(word[0]) || !g_ascii_islower(word[1]))
+  while (g_ascii_islower(word[n]))
+    n++;
+  if (n < 2 || n > 3)
     return FALSE;
-  for (gsize i = 0; i < n; i++)
-    if (!g_ascii_isalpha(word[i]) && word[i] != '_')
+  for (; word[n] != '\0'; n++)
+    if (!g_ascii_isalpha(word[n]) && word[n] != '_')
       return FALSE;
-  return TRUE;
+  return word[2] == '\0' || word[2] == '_' || word[3] == '\0' || word[3] == '_';
 }
 
 static gboolean
@@ -88,11 +91,57 @@ parse_group(WaCampaignArgs *args, const char *s, GError **error)
   return TRUE;
 }
 
+static gboolean
+read_hhmm(const char *hhmm, int *hour, int *minute)
+{
+  if (strlen(hhmm) != 5 || !g_ascii_isdigit(hhmm[0]) || !g_ascii_isdigit(hhmm[1]) || hhmm[2] != ':' ||
+      !g_ascii_isdigit(hhmm[3]) || !g_ascii_isdigit(hhmm[4]))
+    return FALSE;
+  *hour = (hhmm[0] - '0') * 10 + (hhmm[1] - '0');
+  *minute = (hhmm[3] - '0') * 10 + (hhmm[4] - '0');
+  return *hour < 24 && *minute < 60;
+}
+
+gboolean
+wa_campaign_start_at(const char *hhmm, gint64 now, GTimeZone *tz, gint64 *start_at)
+{
+  g_autoptr(GDateTime) utc = g_date_time_new_from_unix_utc(now);
+  g_autoptr(GDateTime) local = NULL;
+  g_autoptr(GDateTime) at = NULL;
+  int hour, minute;
+
+  if (hhmm == NULL || !read_hhmm(hhmm, &hour, &minute) || utc == NULL)
+    return FALSE;
+  local = tz != NULL ? g_date_time_to_timezone(utc, tz) : g_date_time_to_local(utc);
+  at = g_date_time_new(g_date_time_get_timezone(local), g_date_time_get_year(local), g_date_time_get_month(local),
+                       g_date_time_get_day_of_month(local), hour, minute, 0);
+  if (at == NULL)
+    return FALSE;
+  if (g_date_time_to_unix(at) <= now) {
+    GDateTime *tomorrow = g_date_time_add_days(at, 1);
+
+    g_date_time_unref(at);
+    at = tomorrow;
+  }
+  *start_at = g_date_time_to_unix(at);
+  return TRUE;
+}
+
 WaCampaignArgs *
 wa_campaign_args_parse(const char *text, GError **error)
 {
   g_autoptr(WaCampaignArgs) args = g_new0(WaCampaignArgs, 1);
-  const char *p = text != NULL ? text : "";
+  g_autofree char *copy = g_strstrip(g_strdup(text != NULL ? text : ""));
+  const char *p = copy;
+  gsize len = strlen(copy);
+  int hour, minute;
+
+  /* a trailing "at HH:MM" */
+  if (len > 9 && g_ascii_isspace(copy[len - 9]) && g_ascii_strncasecmp(copy + len - 8, "at ", 3) == 0 &&
+      read_hhmm(copy + len - 5, &hour, &minute)) {
+    args->start = g_strdup(copy + len - 5);
+    copy[len - 9] = '\0';
+  }
   const char *rest;
   g_autofree char *second = NULL;
 

@@ -20,6 +20,7 @@ typedef enum {
 } WaCampaignError;
 
 /* /notify TEMPLATE [LANG] FILE.csv  or  /notify TEMPLATE [LANG] @GROUP [V | V ...]
+ * either followed by "at HH:MM" (a scheduled start, local time).
  * GROUP is one word or "a quoted name"; the values after it fill the
  * template's placeholders for every member. LANG is taken when the second
  * word looks like a language code (en, en_US, pt_BR, ...) and more follows. */
@@ -29,11 +30,17 @@ typedef struct {
   char *file;     /* the CSV file, or NULL */
   char *group;    /* the buddy group, or NULL */
   char *values;   /* group form: the text after the group ("" when none) */
+  char *start;    /* "HH:MM" from a trailing "at HH:MM", or NULL: at once */
 } WaCampaignArgs;
 
 void wa_campaign_args_free(WaCampaignArgs *args);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(WaCampaignArgs, wa_campaign_args_free)
 WaCampaignArgs *wa_campaign_args_parse(const char *text, GError **error);
+
+/* The next @hhmm ("HH:MM", 00:00 to 23:59) in @tz after Unix time @now:
+ * today's when it is still ahead, else tomorrow's. FALSE when @hhmm does
+ * not read. */
+gboolean wa_campaign_start_at(const char *hhmm, gint64 now, GTimeZone *tz, gint64 *start_at);
 
 /* The reason code (plaintext, kept in the store and the report) of a
  * consent refusal; NULL for WA_CONSENT_ALLOWED. */

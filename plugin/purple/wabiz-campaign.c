@@ -88,7 +88,8 @@ struct _WabizCampaigns {
   GHashTable *owner;   /* outbox id -> campaign id */
   guint tick;
   guint progress_timer;
-  GList *plans; /* Plan*: being read or waiting for the agent's answer */
+  guint schedule_timer; /* every second: scheduled campaigns whose time came */
+  GList *plans;         /* Plan*: being read or waiting for the agent's answer */
 };
 
 static void run(WabizCampaigns *cs);
@@ -285,6 +286,43 @@ progress_fired(gpointer data)
   if (cs->active != NULL)
     progress_one(cs, cs->active, FALSE);
   return G_SOURCE_CONTINUE;
+}
+
+static void camp_set_state(WabizCampaigns *cs, Camp *c, WaStoreCampaignState state, gint64 start_at);
+
+/* Scheduled campaigns start when their time has come (the plugin's clock). */
+static gboolean
+schedule_fired(gpointer data)
+{
+  WabizCampaigns *cs = data;
+  g_autoptr(GPtrArray) due = g_ptr_array_new();
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init(&iter, cs->camps);
+  while (g_hash_table_iter_next(&iter, NULL, &value)) {
+    Camp *c = value;
+
+    if (c->state == WA_STORE_CAMPAIGN_SCHEDULED && c->start_at <= wabiz_now())
+      g_ptr_array_add(due, c);
+  }
+  for (guint i = 0; i < due->len; i++) {
+    Camp *c = g_ptr_array_index(due, i);
+
+    /* asked once: the store's answer moves it on */
+    c->start_at = G_MAXINT64;
+    camp_set_state(cs, c, WA_STORE_CAMPAIGN_RUNNING, -1);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+/* "HH:MM" of @at in local time. */
+static char *
+local_hhmm(gint64 at)
+{
+  g_autoptr(GDateTime) t = g_date_time_new_from_unix_local(at);
+
+  return t != NULL ? g_date_time_format(t, "%H:%M") : g_strdup("?");
 }
 
 static void
@@ -841,6 +879,7 @@ typedef struct {
   WabizCampaigns *cs;
   char *id;
   WaStoreCampaignState state;
+  WaStoreCampaignState from;
 } StateChange;
 
 static void
@@ -875,7 +914,7 @@ state_changed_cb(const WaStoreCampaign *sc, const GError *error, gpointer data)
     camp_say(cs, c, _("Paused: nothing more is sent until /resume (sends already under way finish)."));
     break;
   case WA_STORE_CAMPAIGN_RUNNING:
-    camp_say(cs, c, _("Resumed."));
+    camp_say(cs, c, s->from == WA_STORE_CAMPAIGN_SCHEDULED ? _("Starting now, as scheduled.") : _("Resumed."));
     break;
   case WA_STORE_CAMPAIGN_CANCELLED:
     camp_say(cs, c, _("Cancelled: the remaining recipients are skipped (sends already under way finish)."));
@@ -900,6 +939,7 @@ camp_set_state(WabizCampaigns *cs, Camp *c, WaStoreCampaignState state, gint64 s
   s->cs = cs;
   s->id = g_strdup(c->id);
   s->state = state;
+  s->from = c->state;
   if (cs->active == c && state != WA_STORE_CAMPAIGN_RUNNING) {
     /* stop taking recipients now; the store's answer confirms it */
     runner_clear(cs);
@@ -1043,7 +1083,7 @@ typedef struct {
   guint waiting;     /* store requests out */
   guint step;
   char *campaign_id;
-  gboolean failed;
+  gint64 start_at; /* Unix s; 0: at once */
 } Plan;
 
 static void
@@ -1262,6 +1302,13 @@ plan_ask(Plan *p)
   secondary =
     g_strdup_printf(_("%s\nSkipped: %s.\nCategory %s, billed as %s."), primary, why->len > 0 ? why->str : _("none"),
                     p->tpl->category != NULL ? p->tpl->category : "?", pricing != NULL ? pricing : "?");
+  if (p->start_at > 0) {
+    g_autofree char *hhmm = local_hhmm(p->start_at);
+    g_autofree char *with = g_strdup_printf(_("%s\nStarts at %s (local time)."), secondary, hhmm);
+
+    g_free(secondary);
+    secondary = g_steal_pointer(&with);
+  }
   /* BitlBee shows only the primary text: everything is in it there */
   purple_request_action(wa->gc, _("Send notification"), wabiz_bitlbee() ? secondary : primary,
                         wabiz_bitlbee() ? NULL : secondary + strlen(primary) + 1, 1, wa->account, NULL, NULL, p, 2,
@@ -1422,7 +1469,7 @@ plan_next(Plan *p)
     g_autofree char *name = g_strdup_printf("%s %s", p->tpl->name, p->tpl->language);
 
     wa_store_campaign_create(wa->store, name, p->tpl->name, p->tpl->language,
-                             p->tpl->category != NULL ? p->tpl->category : "MARKETING", 0, created_cb,
+                             p->tpl->category != NULL ? p->tpl->category : "MARKETING", p->start_at, created_cb,
                              wabiz_store_hold(wa, p, (GDestroyNotify) plan_free));
     return;
   }
@@ -1448,18 +1495,26 @@ plan_next(Plan *p)
                                      wabiz_store_hold(wa, p, (GDestroyNotify) plan_free));
     return;
   }
-  case 12: /* running */
-    wa_store_campaign_set_state(wa->store, p->campaign_id, WA_STORE_CAMPAIGN_RUNNING, -1, created_cb,
-                                wabiz_store_hold(wa, p, (GDestroyNotify) plan_free));
+  case 12: /* running, or waiting for its time (kept across restarts) */
+    wa_store_campaign_set_state(wa->store, p->campaign_id,
+                                p->start_at > 0 ? WA_STORE_CAMPAIGN_SCHEDULED : WA_STORE_CAMPAIGN_RUNNING, -1,
+                                created_cb, wabiz_store_hold(wa, p, (GDestroyNotify) plan_free));
     return;
   case 13: {
     Camp *c = g_hash_table_lookup(cs->camps, p->campaign_id);
     g_autofree char *text = NULL;
 
     if (c != NULL) {
-      text = g_strdup_printf(_("Sending template %s (%s). Progress shows here; /pause, /resume, /cancel, /report "
-                               "FILE."),
-                             c->template_name, c->language);
+      if (p->start_at > 0) {
+        g_autofree char *hhmm = local_hhmm(p->start_at);
+
+        text = g_strdup_printf(_("Template %s (%s) is scheduled for %s (local time). /pause, /cancel, /report FILE."),
+                               c->template_name, c->language, hhmm);
+      } else {
+        text = g_strdup_printf(_("Sending template %s (%s). Progress shows here; /pause, /resume, /cancel, /report "
+                                 "FILE."),
+                               c->template_name, c->language);
+      }
       camp_say(cs, c, text);
       for (guint i = 0; i < p->items->len; i++) {
         Item *it = g_ptr_array_index(p->items, i);
@@ -1524,6 +1579,10 @@ plan_start(WabizAccount *wa, PurpleConversation *conv, const char *text)
   p->args = wa_campaign_args_parse(text, &local);
   if (p->args == NULL) {
     plan_refuse(p, local->message);
+    return;
+  }
+  if (p->args->start != NULL && !wa_campaign_start_at(p->args->start, wabiz_now(), NULL, &p->start_at)) {
+    plan_refuse(p, _("the start time does not read (HH:MM, 00:00 to 23:59)"));
     return;
   }
   /* the plan lives in cs->plans; the catalogue's wait does not own it */
@@ -1639,9 +1698,10 @@ listed_cb(GPtrArray *campaigns, const GError *error, gpointer data)
     wa_store_campaign_recipients(cs->wa->store, sc->id, WA_STORE_RECIPIENT_MASK(WA_STORE_RECIPIENT_SENDING), 0, 0,
                                  sending_cb, wabiz_store_hold(cs->wa, o, (GDestroyNotify) owned_free));
     camp_say(cs, c,
-             c->state == WA_STORE_CAMPAIGN_PAUSED ? _("Campaign reopened: paused (/resume goes on).")
-                                                  : _("Campaign reopened: it goes on where it stopped; sends that were "
-                                                      "under way are not repeated."));
+             c->state == WA_STORE_CAMPAIGN_PAUSED      ? _("Campaign reopened: paused (/resume goes on).")
+             : c->state == WA_STORE_CAMPAIGN_SCHEDULED ? _("Campaign reopened: scheduled, it starts at its time.")
+                                                       : _("Campaign reopened: it goes on where it stopped; sends that "
+                                                           "were under way are not repeated."));
   }
   progress_all(cs);
   activate_next(cs);
@@ -1666,6 +1726,7 @@ wabiz_campaigns_start(WabizAccount *wa)
   g_queue_init(&cs->ready);
   wa->campaigns = cs;
   cs->progress_timer = purple_timeout_add_seconds(PROGRESS_S, progress_fired, cs);
+  cs->schedule_timer = purple_timeout_add_seconds(1, schedule_fired, cs);
   wa_store_campaign_list(wa->store,
                          WA_STORE_CAMPAIGN_MASK(WA_STORE_CAMPAIGN_RUNNING) |
                            WA_STORE_CAMPAIGN_MASK(WA_STORE_CAMPAIGN_PAUSED) |
@@ -1689,6 +1750,8 @@ wabiz_campaigns_stop(WabizAccount *wa)
   }
   if (cs->progress_timer != 0)
     purple_timeout_remove(cs->progress_timer);
+  if (cs->schedule_timer != 0)
+    purple_timeout_remove(cs->schedule_timer);
   g_hash_table_destroy(cs->camps);
   g_hash_table_destroy(cs->owned);
   g_hash_table_destroy(cs->owner);

@@ -204,6 +204,31 @@ class Campaign(Receiving):
             repeats += [r for r in self.report(chat) if r["code"] == "sent-within-24h"]
         self.assertEqual(sorted(r["recipient"] for r in repeats), sorted(number(i) for i in range(30, 60)))
 
+    def test_scheduled_start_survives_a_restart(self):
+        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(20)]
+        path = self.write_csv("later.csv", rows)
+        hhmm = time.strftime("%H:%M", time.localtime(time.time() + 2 * 3600))
+        self.start()
+        ask = self.notify("spring_sale %s at %s" % (path, hhmm))
+        self.assertIn("Starts at %s" % hhmm, ask["primary"] + " " + (ask["secondary"] or ""))
+        line = self.host.wait_for({"event": "write", "conv": regex("^Campaign [0-9a-f]{8}: "),
+                                   "message": contains("scheduled for %s" % hhmm)}, timeout=60)
+        chat = line["conv"]
+        time.sleep(2.0)
+        self.assertEqual(self.template_sends(), [], "sent before its time")
+        self.host.quit()
+        self.host.close()
+        self.host = self.start_receiving_host(options={"waba_id": self.waba, "campaign_throughput": "1000"})
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign reopened: scheduled")},
+                           timeout=60)
+        time.sleep(1.5)
+        self.assertEqual(self.template_sends(), [], "sent before its time after the restart")
+        self.host.call({"cmd": "ipc", "plugin": "prpl-wabiz", "name": "clock-advance", "arg": str(2 * 3600 + 60)})
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Starting now")}, timeout=30)
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=60)
+        tos = sorted(m["to"].lstrip("+") for m in self.template_sends())
+        self.assertEqual(tos, sorted(number(i) for i in range(20)))
+
     def test_buddy_group_with_fixed_values(self):
         self.start()
         for i in range(5):

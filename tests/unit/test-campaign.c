@@ -45,6 +45,44 @@ test_args(void)
 }
 
 static void
+test_start_at(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(WaCampaignArgs) a = wa_campaign_args_parse("promo orders.csv at 07:30", &error);
+  g_autoptr(WaCampaignArgs) b = wa_campaign_args_parse("promo de @vip Anna | 5 at 23:59", &error);
+  g_autoptr(WaCampaignArgs) c = wa_campaign_args_parse("promo orders at 7.csv", &error);
+  g_autoptr(GTimeZone) utc = g_time_zone_new_utc();
+  g_autoptr(GTimeZone) berlin = g_time_zone_new_identifier("Europe/Berlin");
+  gint64 at = 0;
+  /* 2026-12-07 18:00:00 UTC */
+  const gint64 now = 1796666400;
+
+  g_assert_no_error(error);
+  g_assert_cmpstr(a->file, ==, "orders.csv");
+  g_assert_cmpstr(a->start, ==, "07:30");
+  g_assert_cmpstr(b->group, ==, "vip");
+  g_assert_cmpstr(b->values, ==, "Anna | 5");
+  g_assert_cmpstr(b->start, ==, "23:59");
+  g_assert_cmpstr(c->file, ==, "orders at 7.csv");
+  g_assert_null(c->start);
+  /* later today, or tomorrow once passed */
+  g_assert_true(wa_campaign_start_at("19:15", now, utc, &at));
+  g_assert_cmpint(at, ==, now + 75 * 60);
+  g_assert_true(wa_campaign_start_at("18:00", now, utc, &at));
+  g_assert_cmpint(at, ==, now + 24 * 3600);
+  g_assert_true(wa_campaign_start_at("07:30", now, utc, &at));
+  g_assert_cmpint(at, ==, now + (13 * 60 + 30) * 60);
+  /* local time: 19:15 in Berlin (UTC+1 in December) is 18:15 UTC */
+  if (berlin != NULL && g_strcmp0(g_time_zone_get_identifier(berlin), "UTC") != 0) {
+    g_assert_true(wa_campaign_start_at("19:15", now, berlin, &at));
+    g_assert_cmpint(at, ==, now + 15 * 60);
+  }
+  g_assert_false(wa_campaign_start_at("24:00", now, utc, &at));
+  g_assert_false(wa_campaign_start_at("7:30", now, utc, &at));
+  g_assert_false(wa_campaign_start_at(NULL, now, utc, &at));
+}
+
+static void
 test_reasons_and_pricing(void)
 {
   g_assert_null(wa_campaign_consent_reason(WA_CONSENT_ALLOWED));
@@ -130,6 +168,7 @@ main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/campaign/args", test_args);
+  g_test_add_func("/campaign/start-at", test_start_at);
   g_test_add_func("/campaign/reasons-and-pricing", test_reasons_and_pricing);
   g_test_add_func("/campaign/chat-ids", test_chat_ids);
   g_test_add_func("/campaign/progress", test_progress);
