@@ -40,6 +40,11 @@
 #define CHECKS_IN_FLIGHT 64
 #define BEGIN_BATCH 100
 #define SETTLE_US (1 * G_USEC_PER_SEC)
+/* requests in flight: as many as the rate needs for this round trip (so the
+ * rate, not the latency, sets the pace), and no more, so that a slow API does
+ * not collect requests until they time out (and become uncertain) */
+#define ROUND_TRIP_US (250 * 1000) /* the first guess */
+#define MAX_IN_FLIGHT 256
 
 /* One campaign of this account that is not over. */
 typedef struct {
@@ -73,26 +78,35 @@ struct _WabizCampaigns {
   Camp *active;      /* the one being sent (RUNNING), or NULL */
   WaTemplate *tpl;   /* the active campaign's template */
   WaPace *pace;
-  GQueue fetched; /* Pending*: consent not yet checked */
-  GQueue ready;   /* Pending*: allowed */
+  WaPortfolio *portfolio; /* shared by the accounts of one WABA (portfolios) */
+  gboolean told_full;     /* the chat was told the daily limit is reached */
+  GQueue fetched;         /* Pending*: consent not yet checked */
+  GQueue ready;           /* Pending*: allowed */
   guint after_seq;
   guint generation; /* changes when the active campaign stops: late answers are dropped */
   gboolean fetching;
-  gboolean exhausted;  /* no pending recipient left after after_seq */
-  guint checking;      /* consent checks in flight */
-  gboolean beginning;  /* a begin_sends in flight */
-  gboolean settling;   /* the end is being checked */
-  gint64 settle_at_us; /* monotonic: not asked again before */
-  GHashTable *owned;   /* outbox id (guint64*) -> recipient id: campaign sends in flight */
-  GHashTable *by_to;   /* address -> outbox id (guint64*) */
-  GHashTable *owner;   /* outbox id -> campaign id */
+  gboolean exhausted;   /* no pending recipient left after after_seq */
+  guint checking;       /* consent checks in flight */
+  gboolean beginning;   /* a begin_sends in flight */
+  gboolean settling;    /* the end is being checked */
+  gint64 settle_at_us;  /* monotonic: not asked again before */
+  GHashTable *owned;    /* outbox id (guint64*) -> recipient id: campaign sends in flight */
+  GHashTable *by_to;    /* address -> outbox id (guint64*) */
+  GHashTable *owner;    /* outbox id -> campaign id */
+  GHashTable *begun;    /* outbox id -> gint64*: monotonic µs it was handed to the outbox */
+  gint64 round_trip_us; /* how long a send takes to be answered (moving average) */
   guint tick;
   guint progress_timer;
   guint schedule_timer; /* every second: scheduled campaigns whose time came */
   GList *plans;         /* Plan*: being read or waiting for the agent's answer */
 };
 
+/* WABA id -> WaPortfolio*: the daily limit counts across the accounts of one
+ * business in this messenger (each holds a reference). */
+static GHashTable *portfolios;
+
 static void run(WabizCampaigns *cs);
+static char *local_hhmm(gint64 at);
 static void progress_all(WabizCampaigns *cs);
 static void activate_next(WabizCampaigns *cs);
 
@@ -421,6 +435,14 @@ own(WabizCampaigns *cs, guint64 outbox_id, const char *recipient_id, const char 
 
   *key = *id2 = *id3 = outbox_id;
   g_hash_table_replace(cs->owned, key, g_strdup(recipient_id));
+  {
+    guint64 *id4 = g_new(guint64, 1);
+    gint64 *at = g_new(gint64, 1);
+
+    *id4 = outbox_id;
+    *at = g_get_monotonic_time();
+    g_hash_table_replace(cs->begun, id4, at);
+  }
   g_hash_table_replace(cs->by_to, g_strdup(to), id2);
   g_hash_table_replace(cs->owner, id3, g_strdup(campaign_id));
 }
@@ -548,8 +570,29 @@ begin_ready(WabizCampaigns *cs)
     WaStoreCampaignSend send = {0};
     WaWindowState window;
 
+    gboolean reach;
+
+    if (g_hash_table_size(cs->owned) + b->pendings->len >=
+        MIN(MAX_IN_FLIGHT, wa_pace_in_flight_for(wa_pace_configured_rate(cs->pace), cs->round_trip_us)))
+      break;
     if (wa_pace_pair_next_at(cs->pace, p->to) > g_get_monotonic_time())
       break; /* 131056: this customer waits; the others keep their order behind */
+    window = wabiz_window_state(wa->account, p->to, NULL);
+    reach = window != WA_WINDOW_OPEN && window != WA_WINDOW_CLOSING;
+    if (reach && !wa_portfolio_allows(cs->portfolio, p->to)) {
+      /* the portfolio's daily limit: wait for a slot (the outbox's other sends go on) */
+      if (!cs->told_full) {
+        g_autofree char *hhmm = local_hhmm(wa_portfolio_next_slot_at(cs->portfolio));
+        g_autofree char *text = g_strdup_printf(
+          _("Waiting: the daily limit of %u customers reached with templates is used up; the next slot frees at %s."),
+          wa_portfolio_limit(cs->portfolio), hhmm);
+
+        cs->told_full = TRUE;
+        camp_say(cs, cs->active, text);
+      }
+      break;
+    }
+    cs->told_full = FALSE;
     if (!wa_pace_try_take(cs->pace, WA_PACE_CAMPAIGN))
       break;
     g_queue_pop_head(&cs->ready);
@@ -564,13 +607,14 @@ begin_ready(WabizCampaigns *cs)
     line = wa_template_render(cs->tpl, values);
     g_ptr_array_add(b->strings, payload);
     g_ptr_array_add(b->strings, line);
-    window = wabiz_window_state(wa->account, p->to, NULL);
     send.recipient_id = p->recipient_id;
     send.type = "template";
     send.body = line;
     send.payload = payload;
     send.confirmed = FALSE;
-    send.count_reach = window != WA_WINDOW_OPEN && window != WA_WINDOW_CLOSING;
+    send.count_reach = reach;
+    if (reach)
+      wa_portfolio_note(cs->portfolio, p->to, 0);
     g_array_append_val(b->sends, send);
     g_ptr_array_add(b->pendings, p);
   }
@@ -849,6 +893,16 @@ wabiz_campaign_outcome(WabizAccount *wa, guint64 id, const char *to, WabizCampai
   default:
     break;
   }
+  {
+    gint64 *at = g_hash_table_lookup(cs->begun, &id);
+
+    if (at != NULL) {
+      gint64 took = g_get_monotonic_time() - *at;
+
+      cs->round_trip_us = (cs->round_trip_us * 7 + took) / 8;
+    }
+  }
+  g_hash_table_remove(cs->begun, &id);
   g_hash_table_remove(cs->owned, &id);
   g_hash_table_remove(cs->owner, &id);
   g_hash_table_remove(cs->by_to, to);
@@ -1707,6 +1761,69 @@ listed_cb(GPtrArray *campaigns, const GError *error, gpointer data)
   activate_next(cs);
 }
 
+/* The limit the account's option or the API gives; FALSE: none known (keep). */
+static gboolean
+portfolio_limit(WabizAccount *wa, guint *limit)
+{
+  const char *option = purple_account_get_string(wa->account, WABIZ_OPT_PORTFOLIO_LIMIT, "api");
+  guint64 n;
+
+  if (option != NULL && g_ascii_string_to_unsigned(option, 10, 0, G_MAXUINT, &n, NULL)) {
+    *limit = (guint) n;
+    return TRUE;
+  }
+  return wa->phone != NULL && wa->phone->messaging_limit != NULL &&
+         wa_portfolio_tier_limit(wa->phone->messaging_limit, limit);
+}
+
+static void
+reach_cb(const WaStoreReach *reach, guint n, const GError *error, gpointer data)
+{
+  Fetch *f = data;
+  WabizCampaigns *cs = f->cs;
+
+  wabiz_store_release(cs->wa, f);
+  g_free(f);
+  for (guint i = 0; error == NULL && i < n; i++)
+    wa_portfolio_note(cs->portfolio, reach[i].key, reach[i].at);
+}
+
+/* The business's shared counter (one per WABA id), with this store's reach
+ * records of the last 24 hours. */
+static void
+portfolio_join(WabizCampaigns *cs)
+{
+  WabizAccount *wa = cs->wa;
+  const char *waba = wabiz_account_string(wa->account, WABIZ_OPT_WABA_ID);
+  g_autofree char *key = g_strdup(waba != NULL && *waba != '\0' ? waba : wa->pnid);
+  guint limit = 0;
+
+  if (portfolios == NULL)
+    portfolios = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) wa_portfolio_unref);
+  cs->portfolio = g_hash_table_lookup(portfolios, key);
+  if (cs->portfolio == NULL) {
+    cs->portfolio = wa_portfolio_new(wa_clock_system(), 0);
+    g_hash_table_insert(portfolios, g_strdup(key), cs->portfolio);
+  }
+  wa_portfolio_ref(cs->portfolio);
+  if (portfolio_limit(wa, &limit))
+    wa_portfolio_set_limit(cs->portfolio, limit);
+  {
+    Fetch *f = g_new0(Fetch, 1);
+
+    f->cs = cs;
+    wa_store_portfolio_reach(wa->store, wabiz_now() - WA_PORTFOLIO_WINDOW_S, reach_cb, wabiz_store_hold(wa, f, g_free));
+  }
+}
+
+/* The account's reference goes; the table keeps the counter for the process
+ * (another account of the business, or this one signing on again). */
+static void
+portfolio_leave(WabizCampaigns *cs)
+{
+  g_clear_pointer(&cs->portfolio, wa_portfolio_unref);
+}
+
 void
 wabiz_campaigns_start(WabizAccount *wa)
 {
@@ -1719,9 +1836,12 @@ wabiz_campaigns_start(WabizAccount *wa)
   cs->wa = wa;
   cs->camps = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) camp_free);
   cs->owned = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+  cs->begun = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+  cs->round_trip_us = ROUND_TRIP_US;
   cs->owner = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
   cs->by_to = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   cs->pace = wa_pace_new(wa_clock_system(), (guint) mps);
+  portfolio_join(cs);
   g_queue_init(&cs->fetched);
   g_queue_init(&cs->ready);
   wa->campaigns = cs;
@@ -1754,9 +1874,11 @@ wabiz_campaigns_stop(WabizAccount *wa)
     purple_timeout_remove(cs->schedule_timer);
   g_hash_table_destroy(cs->camps);
   g_hash_table_destroy(cs->owned);
+  g_hash_table_destroy(cs->begun);
   g_hash_table_destroy(cs->owner);
   g_hash_table_destroy(cs->by_to);
   wa_pace_free(cs->pace);
+  portfolio_leave(cs);
   g_free(cs);
   wa->campaigns = NULL;
 }

@@ -431,6 +431,19 @@ init_plugin(PurplePlugin *plugin)
     };
 
     add_list_option(_("Campaign throughput"), WABIZ_OPT_CAMPAIGN_THROUGHPUT, throughput, G_N_ELEMENTS(throughput));
+  }
+  {
+    static const char *const portfolio[][2] = {
+      {N_("As the API says"), "api"},
+      {N_("250 customers a day"), "250"},
+      {N_("2,000 customers a day"), "2000"},
+      {N_("10,000 customers a day"), "10000"},
+      {N_("100,000 customers a day"), "100000"},
+      {N_("Unlimited"), "0"},
+    };
+
+    add_list_option(_("Daily limit of customers reached with templates"), WABIZ_OPT_PORTFOLIO_LIMIT, portfolio,
+                    G_N_ELEMENTS(portfolio));
     add_string_option(_("Opt-out keywords (whole message; comma-separated; case and accents ignored)"),
                       WABIZ_OPT_OPTOUT_KEYWORDS, WABIZ_DEFAULT_OPTOUT_KEYWORDS);
     add_string_option(_("Template button payloads that opt out of marketing (comma-separated)"),

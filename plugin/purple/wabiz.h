@@ -86,6 +86,10 @@
 /* campaigns (wabiz-campaign.c): the number's throughput in messages per second
  * (list: 80, 1000, 20 for numbers shared with the Business app) */
 #define WABIZ_OPT_CAMPAIGN_THROUGHPUT "campaign_throughput"
+/* the portfolio's daily limit of customers reached with templates (list: "api" = as
+ * the API's whatsapp_business_manager_messaging_limit says, 250, 2000, 10000,
+ * 100000, 0 = unlimited), shared by the accounts of one WABA */
+#define WABIZ_OPT_PORTFOLIO_LIMIT "portfolio_limit"
 
 /* Buddy node settings: the store's pseudonymous customer id, and what older
  * versions kept here. */

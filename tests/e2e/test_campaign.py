@@ -39,7 +39,7 @@ class Campaign(Receiving):
         self.dir = tempfile.mkdtemp(prefix="wabiz-campaign-")
 
     def start(self, **options):
-        opts = {"waba_id": self.waba, "campaign_throughput": "1000", "send_retry_delay_ms": 50}
+        opts = {"waba_id": self.waba, "campaign_throughput": "80", "send_retry_delay_ms": 50}
         opts.update(options)
         self.host = self.start_receiving_host(options=opts)
         return self.host
@@ -97,7 +97,7 @@ class Campaign(Receiving):
         self.start()
         # throughput reached now and then, and one customer's pair limit
         # (a few: each 130429 halves the campaign's rate, which recovers slowly)
-        self.sim.fault(path="/messages", code=130429, probability=0.05, seed=1, count=3)
+        self.sim.fault(path="/messages", code=130429, probability=0.05, seed=1, count=2)
         self.sim.fault(path="/messages", code=131056, probability=0.03, seed=2, count=10)
         ask = self.notify("spring_sale " + path)
         text = ask["primary"] + " " + (ask["secondary"] or "")
@@ -119,7 +119,7 @@ class Campaign(Receiving):
             body = m["request"]["template"]["components"][0]["parameters"]
             self.assertEqual(body[0]["text"], "Customer %d" % i)
         codes = [r.get("error_code") for r in self.sim.requests()]
-        self.assertEqual(codes.count(130429), 3)
+        self.assertEqual(codes.count(130429), 2)
         self.assertEqual(codes.count(131056), 10)
         report = self.report(chat)
         by_to = {r["recipient"]: r for r in report}
@@ -166,8 +166,7 @@ class Campaign(Receiving):
         host.kill()  # SIGKILL
         before = len(self.template_sends())
         self.assertLess(before, 300)
-        self.host = self.start_receiving_host(options={"waba_id": self.waba, "campaign_throughput": "1000",
-                                                       "send_retry_delay_ms": 50})
+        self.host = self.start_receiving_host(options={"waba_id": self.waba, "send_retry_delay_ms": 50})
         self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign reopened")}, timeout=60)
         self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=120)
         tos = [m["to"].lstrip("+") for m in self.template_sends()]
@@ -218,7 +217,7 @@ class Campaign(Receiving):
         self.assertEqual(self.template_sends(), [], "sent before its time")
         self.host.quit()
         self.host.close()
-        self.host = self.start_receiving_host(options={"waba_id": self.waba, "campaign_throughput": "1000"})
+        self.host = self.start_receiving_host(options={"waba_id": self.waba})
         self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign reopened: scheduled")},
                            timeout=60)
         time.sleep(1.5)
@@ -228,6 +227,40 @@ class Campaign(Receiving):
         self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=60)
         tos = sorted(m["to"].lstrip("+") for m in self.template_sends())
         self.assertEqual(tos, sorted(number(i) for i in range(20)))
+
+    def test_final_errors_recorded_without_retry(self):
+        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(10)]
+        path = self.write_csv("final.csv", rows)
+        self.start(campaign_throughput="20")
+        self.sim.fault(path="/messages", code=131049, count=2)
+        self.sim.fault(path="/messages", code=131026, count=1)
+        self.notify("spring_sale " + path)
+        chat = self.campaign_chat()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished: 7 sent, 3 failed")},
+                           timeout=60)
+        posts = [r for r in self.sim.requests() if r["path"].endswith("/messages") and r["method"] == "POST"]
+        self.assertEqual(len(posts), 10, "a final error was retried")
+        report = self.report(chat)
+        codes = sorted(r["code"] for r in report if r["status"] == "failed")
+        self.assertEqual(codes, ["131026", "131049", "131049"])
+        # the failed are the chat's members
+        self.assertEqual(len(self.sim.sent()), 7)
+
+    def test_portfolio_daily_limit_waits_then_cancel(self):
+        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(260)]
+        path = self.write_csv("limit.csv", rows)
+        self.start(portfolio_limit="250")
+        self.notify("spring_sale " + path)
+        chat = self.campaign_chat()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("daily limit of 250 customers")},
+                           timeout=60)
+        wait_until(lambda: len(self.template_sends()) == 250, timeout=30, what="250 sends")
+        time.sleep(1.5)
+        self.assertEqual(len(self.template_sends()), 250, "sent beyond the daily limit")
+        self.assertEqual(self.host.command(chat, "/cancel")["status"], "ok")
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Cancelled")}, timeout=30)
+        report = self.report(chat)
+        self.assertEqual(sorted(r["code"] for r in report if r["status"] == "skipped"), ["cancelled"] * 10)
 
     def test_buddy_group_with_fixed_values(self):
         self.start()
