@@ -910,6 +910,15 @@ wabiz_campaign_outcome(WabizAccount *wa, guint64 id, const char *to, WabizCampai
   return TRUE;
 }
 
+void
+wabiz_campaign_chat_sent(WabizAccount *wa)
+{
+  /* a chat token is always taken (the bucket may owe): campaign sends wait
+   * until it is paid back */
+  if (wa->campaigns != NULL)
+    wa_pace_try_take(wa->campaigns->pace, WA_PACE_CHAT);
+}
+
 gboolean
 wabiz_campaign_waiting(WabizAccount *wa, const char *to, const WaGraphError *error)
 {

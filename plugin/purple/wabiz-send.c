@@ -64,6 +64,7 @@ on_sent(gpointer user, const char *customer, guint64 id, const WaSendResult *res
     wabiz_link_sent(wa);
     return;
   }
+  wabiz_campaign_chat_sent(wa);
   wabiz_outbox_answered(wa, id, customer, FALSE, NULL);
   forget_announced(wa, customer, TRUE);
   wabiz_link_sent(wa);

@@ -557,6 +557,9 @@ typedef enum {
 gboolean wabiz_campaign_outcome(WabizAccount *wa, guint64 id, const char *to, WabizCampaignOutcome outcome,
                                 const WaGraphError *error);
 gboolean wabiz_campaign_waiting(WabizAccount *wa, const char *to, const WaGraphError *error);
+/* One of the agent's own messages went out: it used the number's throughput,
+ * which campaigns then leave (the chat never waits for them). */
+void wabiz_campaign_chat_sent(WabizAccount *wa);
 
 /* wabiz-plugin.c */
 const char *wabiz_account_string(PurpleAccount *account, const char *key);
