@@ -409,7 +409,9 @@ slot_label(const WaTemplate *tpl, const WaTemplateSlot *slot)
 {
   g_autofree char *base = NULL;
 
-  if (slot->positional && !tpl->named)
+  if (slot->positional && !tpl->named && slot->kind == WA_TEMPLATE_SLOT_HEADER_TEXT)
+    base = g_strdup_printf(_("header {{%s}}"), slot->param); /* the body has its own {{1}} */
+  else if (slot->positional && !tpl->named)
     base = g_strdup_printf("{{%s}}", slot->param);
   else if (slot->positional)
     base = g_strdup_printf("%s=", slot->key);

@@ -43,7 +43,8 @@ struct _WabizTemplates {
   GList *waiting; /* Waiting*: need the catalogue */
   guint timer;    /* the daily refresh */
   guint webhook_timer;
-  GList *uploads; /* TemplateSend*: header files uploading */
+  GList *uploads;      /* TemplateSend*: header files uploading */
+  GHashTable *offered; /* customers with an offered dialog open: offered once */
 };
 
 /* ---- the shared fetch ------------------------------------------------------ */
@@ -539,6 +540,8 @@ template_send_free(TemplateSend *ts)
   g_free(ts);
 }
 
+static void template_refused(WabizAccount *wa, const char *to, const char *reason);
+
 /* The state is freed by wabiz_templates_stop(), not by the store. */
 static void
 keep(gpointer data)
@@ -552,8 +555,16 @@ wabiz_templates_start(WabizAccount *wa)
 
   ts->wa = wa;
   ts->catalogue = g_ptr_array_new_with_free_func((GDestroyNotify) wa_template_free);
+  ts->offered = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   wa->templates = ts;
-  ts->timer = purple_timeout_add_seconds(CHECK_S, daily_cb, wa);
+  {
+    /* the test build can look more often (the clock is moved by a hook) */
+    const char *check = wabiz_test_env("WABIZ_TEST_TEMPLATE_CHECK_S");
+    guint every =
+      check != NULL && g_ascii_strtoull(check, NULL, 10) > 0 ? (guint) g_ascii_strtoull(check, NULL, 10) : CHECK_S;
+
+    ts->timer = purple_timeout_add_seconds(every, daily_cb, wa);
+  }
   wa_store_settings_all(wa->store, NULL, loaded_cb, wabiz_store_hold(wa, ts, keep));
 }
 
@@ -574,6 +585,7 @@ wabiz_templates_stop(WabizAccount *wa)
     TemplateSend *s = l->data;
 
     g_clear_pointer(&s->upload, wa_graph_cancel);
+    template_refused(wa, s->to, _("the account went offline while the header file was uploading."));
     template_send_free(s);
   }
   g_list_free(ts->uploads);
@@ -582,6 +594,7 @@ wabiz_templates_stop(WabizAccount *wa)
   if (ts->webhook_timer != 0)
     purple_timeout_remove(ts->webhook_timer);
   g_clear_pointer(&ts->catalogue, g_ptr_array_unref);
+  g_clear_pointer(&ts->offered, g_hash_table_destroy);
   g_free(ts);
 }
 
@@ -616,7 +629,8 @@ template_queue(TemplateSend *s)
   composed->type = g_strdup("template");
   composed->payload = g_steal_pointer(&payload);
   composed->line = g_strdup(s->line);
-  wabiz_command_queue(wa, s->to, composed, s->tpl->category);
+  /* a template without a category is checked as an unknown one (as marketing) */
+  wabiz_command_queue(wa, s->to, composed, s->tpl->category != NULL ? s->tpl->category : "UNKNOWN");
 }
 
 static void
@@ -903,6 +917,9 @@ typedef struct {
 static void
 dialog_free(Dialog *d)
 {
+  /* (after sign-off the account has no templates and nothing to forget) */
+  if (d->offered && d->wa->templates != NULL)
+    g_hash_table_remove(d->wa->templates->offered, d->to);
   g_free(d->to);
   g_clear_pointer(&d->choices, g_ptr_array_unref);
   g_clear_pointer(&d->tpl, wa_template_free);
@@ -1112,6 +1129,10 @@ wabiz_template_dialog(WabizAccount *wa, const char *to, gboolean offered)
 
   if (wabiz_bitlbee() || wa->templates == NULL)
     return;
+  if (offered && g_hash_table_contains(wa->templates->offered, to))
+    return;
+  if (offered)
+    g_hash_table_add(wa->templates->offered, g_strdup(to));
   d = g_new0(Dialog, 1);
   d->wa = wa;
   d->to = g_strdup(to);

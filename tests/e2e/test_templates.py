@@ -67,10 +67,10 @@ class Templates(Receiving):
         self.sim.add_templates([ORDER, WELCOME, PHOTO, PAUSED, LOGIN_CODE])
         self.waba = self.sim.info()["waba_id"]
 
-    def start(self, **options):
+    def start(self, env=None, **options):
         opts = {"waba_id": self.waba}
         opts.update(options)
-        self.host = self.start_receiving_host(options=opts)
+        self.host = self.start_receiving_host(options=opts, env=env)
         return self.host
 
     def inbound(self, sender=ANNA, text="hello"):
@@ -178,7 +178,7 @@ class Templates(Receiving):
         self.refused_line(ANNA, "paused because of low quality")
         self.command(ANNA, "/template order_update #42 | Anna")
         line = self.refused_line(ANNA, "Missing: {{2}} (e.g. A-7), button1=URL_SUFFIX")
-        self.assertIn("takes: {{1}} (e.g. #42)", line["message"])
+        self.assertIn("takes: header {{1}} (e.g. #42)", line["message"])
         self.command(ANNA, "/template order_update #42 | Anna | A-7 | more | button1=x")
         self.refused_line(ANNA, "1 value too many.")
         self.command(ANNA, "/template order_update %s | Anna | A-7 | button1=x" % ("x" * 61))
@@ -250,9 +250,28 @@ class Templates(Receiving):
         self.refused_line(BEN, "/template NAME")
         offer = self.host.wait_for({"event": "request", "kind": "fields"})
         self.assertIn("service window with this customer has closed", offer["secondary"])
+        # more text while it is open: refused again, but offered once
+        self.host.send_im(BEN, "hello?")
+        self.refused_line(BEN, "/template NAME")
+        self.host.expect_none({"event": "request"}, 1)
         self.host.call({"cmd": "answer", "id": offer["id"], "action": 1})
+        # once it was cancelled, the next text offers it again
+        self.host.send_im(BEN, "anyone?")
+        self.refused_line(BEN, "/template NAME")
+        again = self.host.wait_for({"event": "request", "kind": "fields"})
+        self.host.call({"cmd": "answer", "id": again["id"], "action": 1})
         time.sleep(0.5)
         self.assertEqual(len(self.sim.sent()), 1)
+
+    def test_daily_refresh(self):
+        self.start(env={"WABIZ_TEST_TEMPLATE_CHECK_S": "1"})
+        self.command(ANNA, "/templates")
+        self.host.wait_for({"event": "write", "conv": ANNA, "message": contains("Message templates")})
+        time.sleep(2.5)
+        self.assertEqual(len(self.catalogue_fetches()), 1)
+        # a day later the catalogue is fetched again, without a use
+        self.host.call({"cmd": "ipc", "plugin": "prpl-wabiz", "name": "clock-advance", "arg": str(24 * 3600 + 60)})
+        wait_until(lambda: len(self.catalogue_fetches()) == 2, timeout=30)
 
     def test_usage_limit_backs_off(self):
         self.start()
@@ -265,6 +284,40 @@ class Templates(Receiving):
         self.refused_line(ANNA, "usage limit for template requests is reached")
         time.sleep(0.5)
         self.assertEqual(len(self.catalogue_fetches()), 1)
+        self.assertEqual(self.template_sends(), [])
+
+    def test_sign_off_while_fetching_and_uploading(self):
+        """Signing off with a fetch and an upload in flight: what waited is
+        told, nothing is sent, and the next sign-on works."""
+        self.start()
+        self.inbound()
+        self.sim.fault(path="/message_templates", delay_ms=3000)
+        self.command(ANNA, "/template order_update #1 | Anna | A-1 | button1=A-1")
+        self.command(ANNA, "/templates")
+        time.sleep(0.5)
+        self.host.disconnect()
+        self.refused_line(ANNA, "the account went offline")
+        self.host.connect()
+        self.host.wait_for("signed-on", timeout=60)
+        path = os.path.join(self.user_dir, "shoes.jpg")
+        with open(path, "wb") as f:
+            f.write(jpeg())
+        self.sim.fault(path="/media", delay_ms=3000)
+        self.command(ANNA, "/template new_arrival header=%s | Red | code=A" % path)
+        time.sleep(0.5)
+        self.host.disconnect()
+        self.refused_line(ANNA, "the account went offline while the header file was uploading")
+        self.host.connect()
+        self.host.wait_for("signed-on", timeout=60)
+        time.sleep(3.5)
+        self.assertEqual(self.template_sends(), [])
+        # a dialog open at sign-off is closed and freed
+        self.host.call({"cmd": "buddy_menu", "who": ANNA, "label": "Send template..."})
+        step1 = self.host.wait_for({"event": "request", "kind": "fields"})
+        self.host.call({"cmd": "answer", "id": step1["id"], "fields": {"template": "order_update (en_US, UTILITY)"}})
+        self.host.wait_for({"event": "request", "kind": "fields", "primary": contains("order_update")})
+        self.host.disconnect()
+        self.assertEqual(self.host.quit(timeout=60), 0)
         self.assertEqual(self.template_sends(), [])
 
     def test_catalogue_paging_and_templates_list(self):
@@ -292,6 +345,11 @@ class Templates(Receiving):
         self.assertEqual(len(self.catalogue_fetches()), 4)
         self.assertNotIn("bulk_000", listing["message"])
         self.assertIn("bulk_001", listing["message"])
+        # the account action shows the same list in a window
+        self.host.call({"cmd": "account_action", "name": "Message templates..."})
+        shown = self.host.wait_for({"event": "notify", "kind": "formatted", "title": contains("message templates")})
+        self.assertIn("order_update (en_US): APPROVED, UTILITY, quality", shown["text"])
+        self.assertIn("bulk_299 (en)", shown["text"])
 
     def test_status_webhook_told_and_kept_across_restart(self):
         self.start()
@@ -309,14 +367,20 @@ class Templates(Receiving):
         self.host.wait_for({"event": "write", "conv": "notices",
                             "message": contains("welcome&quot; (de) is now in category UTILITY")})
         wait_until(lambda: len(self.catalogue_fetches()) == 3, timeout=30)
+        # a quality change is kept without a notice
+        self.sim.set_template_quality("welcome", "de", "RED")
+        wait_until(lambda: len(self.catalogue_fetches()) == 4, timeout=30)
+        self.command(ANNA, "/templates welcome")
+        self.host.wait_for({"event": "write", "conv": ANNA, "message": contains("welcome (de): APPROVED, UTILITY, quality RED")})
         self.restart()
         self.command(ANNA, "/templates")
         listing = self.host.wait_for({"event": "write", "conv": ANNA, "message": contains("Message templates")})
         self.assertIn("order_update (en_US): PAUSED", listing["message"])
         self.assertIn("welcome (de): APPROVED, UTILITY", listing["message"])
+        self.assertIn("welcome (de): APPROVED, UTILITY, quality RED", listing["message"])
         # read from the store: not fetched again within the day
         time.sleep(0.5)
-        self.assertEqual(len(self.catalogue_fetches()), 3)
+        self.assertEqual(len(self.catalogue_fetches()), 4)
 
     def test_failures_are_readable(self):
         self.start()

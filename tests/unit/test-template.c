@@ -152,7 +152,7 @@ test_parse_positional(void)
   /* header {{1}}, body {{1}} {{2}} {{3}} ({{1}} twice is one slot), URL suffix, quick reply payload */
   g_assert_cmpuint(tpl->slots->len, ==, 6);
   g_assert_cmpstr(slots, ==,
-                  "{{1}} (e.g. #42), {{1}} (e.g. Ann), {{2}} (e.g. A-7), {{3}} (e.g. today), "
+                  "header {{1}} (e.g. #42), {{1}} (e.g. Ann), {{2}} (e.g. A-7), {{3}} (e.g. today), "
                   "button1=URL_SUFFIX (e.g. https://shop.example/t/A-7), [button2=PAYLOAD]");
   g_assert_cmpuint(((WaTemplateSlot *) g_ptr_array_index(tpl->slots, 0))->max, ==, 60);
   g_assert_cmpuint(((WaTemplateSlot *) g_ptr_array_index(tpl->slots, 1))->max, ==, 1024);
@@ -340,6 +340,44 @@ test_carousel(void)
                "Missing: card2.header=FILE_OR_MEDIA_ID (IMAGE).");
 }
 
+/* A named header placeholder and a location header. */
+static void
+test_named_header_and_location(void)
+{
+  static const char named_json[] =
+    "{\"name\":\"visit\",\"language\":\"en\",\"status\":\"APPROVED\",\"parameter_format\":\"NAMED\","
+    "\"components\":[{\"type\":\"HEADER\",\"format\":\"TEXT\",\"text\":\"For {{customer}}\",\"example\":"
+    "{\"header_text_named_params\":[{\"param_name\":\"customer\",\"example\":\"Ann\"}]}},"
+    "{\"type\":\"BODY\",\"text\":\"See you at {{time}}\"}]}";
+  static const char where_json[] =
+    "{\"name\":\"where\",\"language\":\"en\",\"status\":\"APPROVED\",\"components\":[{\"type\":\"HEADER\","
+    "\"format\":\"LOCATION\"},{\"type\":\"BODY\",\"text\":\"We are here.\"}]}";
+  g_autoptr(GPtrArray) cat = catalogue();
+  g_autoptr(WaTemplate) named = load(named_json);
+  g_autoptr(WaTemplate) where = load(where_json);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *slots = wa_template_describe_slots(named);
+  g_autoptr(GPtrArray) v1 = fill_ok(named, cat, "visit time=10:00 | customer=Ann");
+  g_autofree char *p1 = wa_template_payload(named, v1, FALSE, &error);
+  g_autofree char *c1 = components_of(p1);
+  g_autoptr(GPtrArray) v2 = fill_ok(where, cat, "where header=52.5, 13.25, Shop, Main St 1");
+  g_autofree char *p2 = wa_template_payload(where, v2, FALSE, &error);
+  g_autofree char *c2 = components_of(p2);
+  g_autoptr(GPtrArray) v3 = fill_ok(where, cat, "where header=95, 13.40");
+
+  g_assert_cmpstr(slots, ==, "customer= (e.g. Ann), time=");
+  g_assert_cmpstr(c1, ==,
+                  "[{\"type\":\"header\",\"parameters\":[{\"type\":\"text\",\"parameter_name\":\"customer\","
+                  "\"text\":\"Ann\"}]},{\"type\":\"body\",\"parameters\":[{\"type\":\"text\",\"parameter_name\":"
+                  "\"time\",\"text\":\"10:00\"}]}]");
+  g_assert_cmpstr(c2, ==,
+                  "[{\"type\":\"header\",\"parameters\":[{\"type\":\"location\",\"location\":{\"latitude\":52.5,"
+                  "\"longitude\":13.25,\"name\":\"Shop\",\"address\":\"Main St 1\"}}]}]");
+  /* a latitude past 90 does not read */
+  g_assert_null(wa_template_payload(where, v3, FALSE, &error));
+  g_assert_error(error, WA_TEMPLATE_ERROR, WA_TEMPLATE_ERROR_PARAMETERS);
+}
+
 static void
 test_otp(void)
 {
@@ -369,10 +407,10 @@ test_validation(void)
   g_autofree char *long_line = g_strdup_printf("order_update %s | Ann | A-7 | today | button1=A", long61);
 
   fill_refused(tpl, cat, "order_update #42 | Ann", "Missing: {{2}} (e.g. A-7), {{3}} (e.g. today), button1=URL_SUFFIX");
-  fill_refused(tpl, cat, "order_update #42 | Ann", "Template \"order_update\" (en_US) takes: {{1}} (e.g. #42)");
+  fill_refused(tpl, cat, "order_update #42 | Ann", "Template \"order_update\" (en_US) takes: header {{1}} (e.g. #42)");
   fill_refused(tpl, cat, "order_update #42 | Ann | A-7 | today | extra | more | button1=A", "2 values too many.");
   g_ptr_array_unref(fill_ok(tpl, cat, ok_line));
-  fill_refused(tpl, cat, long_line, "{{1}} (e.g. #42) is too long (61 characters; at most 60)");
+  fill_refused(tpl, cat, long_line, "header {{1}} (e.g. #42) is too long (61 characters; at most 60)");
   /* a body value: 1024 with other components, 32768 in a body-only template */
   {
     g_autofree char *big = g_strnfill(1025, 'y');
@@ -627,6 +665,7 @@ main(int argc, char **argv)
   g_test_add_func("/template/media-coupon-offer", test_media_coupon_offer);
   g_test_add_func("/template/carousel", test_carousel);
   g_test_add_func("/template/otp", test_otp);
+  g_test_add_func("/template/named-header-and-location", test_named_header_and_location);
   g_test_add_func("/template/validation", test_validation);
   g_test_add_func("/template/pick", test_pick);
   g_test_add_func("/template/page", test_page);
