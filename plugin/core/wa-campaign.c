@@ -239,7 +239,7 @@ wa_campaign_progress_text(guint sent, guint total, guint failed, guint skipped, 
   g_string_append_printf(s, ngettext(", %u failed", ", %u failed", failed), failed);
   g_string_append_printf(s, ngettext(", %u skipped", ", %u skipped", skipped), skipped);
   if (eta_s >= 0)
-    g_string_append_printf(s, _(", about %" G_GINT64_FORMAT " s left"), eta_s);
+    g_string_append_printf(s, _(", about %d s left"), (int) MIN(eta_s, G_MAXINT));
   return g_string_free(s, FALSE);
 }
 
