@@ -70,6 +70,7 @@ typedef struct {
   char *to;
   char *params; /* JSON {"to":..., "v":[...]} */
   guint generation;
+  gboolean confirmed; /* the agent agreed to send it again within 24 hours */
 } Pending;
 
 struct _WabizCampaigns {
@@ -82,6 +83,8 @@ struct _WabizCampaigns {
   gboolean told_full;     /* the chat was told the daily limit is reached */
   GQueue fetched;         /* Pending*: consent not yet checked */
   GQueue ready;           /* Pending*: allowed */
+  GQueue repeats;         /* Pending*: got this template within 24 hours; the agent is asked */
+  gpointer asking;        /* the open question about the repeats, or NULL */
   guint after_seq;
   guint generation; /* changes when the active campaign stops: late answers are dropped */
   gboolean fetching;
@@ -124,6 +127,8 @@ camp_free(Camp *c)
 static void
 pending_free(Pending *p)
 {
+  if (p == NULL)
+    return;
   g_free(p->recipient_id);
   g_free(p->customer_id);
   g_free(p->to);
@@ -361,6 +366,13 @@ runner_clear(WabizCampaigns *cs)
     pending_free(p);
   while ((p = g_queue_pop_head(&cs->ready)) != NULL)
     pending_free(p);
+  while ((p = g_queue_pop_head(&cs->repeats)) != NULL)
+    pending_free(p);
+  if (cs->asking != NULL) {
+    gpointer asking = g_steal_pointer(&cs->asking);
+
+    purple_request_close(PURPLE_REQUEST_ACTION, asking);
+  }
   cs->after_seq = 0;
   cs->exhausted = FALSE;
   cs->generation++;
@@ -523,9 +535,11 @@ begun_cb(const WaStoreSendResult *results, guint n, const GError *error, gpointe
         wa_sender_submit(wa->sender, results[i].entry, p->to);
       break;
     case WA_STORE_SEND_REPEAT:
-      skip(cs, p->recipient_id, "sent-within-24h");
-      if (c != NULL)
-        camp_member(cs, c, p->to, _("this template went to them in the last 24 hours"));
+      /* still pending: the agent decides once the others are done */
+      if (b->generation == cs->generation) {
+        g_queue_push_tail(&cs->repeats, p);
+        b->pendings->pdata[i] = NULL;
+      }
       break;
     case WA_STORE_SEND_NOT_RUNNING:
       /* paused or cancelled meanwhile: still pending (or cancelled) */
@@ -611,7 +625,7 @@ begin_ready(WabizCampaigns *cs)
     send.type = "template";
     send.body = line;
     send.payload = payload;
-    send.confirmed = FALSE;
+    send.confirmed = p->confirmed;
     send.count_reach = reach;
     if (reach)
       wa_portfolio_note(cs->portfolio, p->to, 0);
@@ -731,6 +745,53 @@ ended_cb(const WaStoreCampaign *sc, const GError *error, gpointer data)
 }
 
 static void
+repeats_send(WabizCampaigns *cs, int choice)
+{
+  Pending *p;
+
+  cs->asking = NULL;
+  while ((p = g_queue_pop_head(&cs->repeats)) != NULL) {
+    p->confirmed = TRUE;
+    g_queue_push_tail(&cs->ready, p);
+  }
+  run(cs);
+}
+
+static void
+repeats_skip(WabizCampaigns *cs, int choice)
+{
+  Pending *p;
+
+  cs->asking = NULL;
+  while ((p = g_queue_pop_head(&cs->repeats)) != NULL) {
+    skip(cs, p->recipient_id, "sent-within-24h");
+    if (cs->active != NULL)
+      camp_member(cs, cs->active, p->to, _("this template went to them in the last 24 hours"));
+    pending_free(p);
+  }
+  run(cs);
+}
+
+/* Customers who got this template in the last 24 hours (another campaign):
+ * sent again only when the agent says so. */
+static void
+ask_repeats(WabizCampaigns *cs)
+{
+  WabizAccount *wa = cs->wa;
+  guint n = g_queue_get_length(&cs->repeats);
+  g_autofree char *question = g_strdup_printf(
+    ngettext("%u customer got template %s in the last 24 hours (from another campaign). Send it to them again?",
+             "%u customers got template %s in the last 24 hours (from another campaign). Send it to them again?", n),
+    n, cs->active->template_name);
+
+  camp_say(cs, cs->active, question);
+  cs->asking = purple_request_action(wa->gc, _("Send notification"), question,
+                                     _("Cancel skips them; they are listed in the report as sent-within-24h."), 1,
+                                     wa->account, NULL, NULL, cs, 2, wabiz_caption_yes(_("Send _again")),
+                                     G_CALLBACK(repeats_send), wabiz_caption_no(), G_CALLBACK(repeats_skip));
+}
+
+static void
 run(WabizCampaigns *cs)
 {
   WabizAccount *wa = cs->wa;
@@ -767,8 +828,13 @@ run(WabizCampaigns *cs)
   begin_ready(cs);
   /* the end: nothing pending, every send answered (the store's counts say;
    * asked at most every SETTLE_US while answers are still to come) */
-  if (cs->exhausted && !cs->fetching && cs->checking == 0 && !cs->beginning && !cs->settling &&
-      g_queue_is_empty(&cs->fetched) && g_queue_is_empty(&cs->ready) &&
+  if (cs->exhausted && !cs->fetching && cs->checking == 0 && !cs->beginning && cs->asking == NULL &&
+      !g_queue_is_empty(&cs->repeats) && g_queue_is_empty(&cs->fetched) && g_queue_is_empty(&cs->ready)) {
+    ask_repeats(cs);
+    return;
+  }
+  if (cs->exhausted && !cs->fetching && cs->checking == 0 && !cs->beginning && !cs->settling && cs->asking == NULL &&
+      g_queue_is_empty(&cs->repeats) && g_queue_is_empty(&cs->fetched) && g_queue_is_empty(&cs->ready) &&
       (g_hash_table_size(cs->owned) == 0 || now >= cs->settle_at_us)) {
     Fetch *f = g_new0(Fetch, 1);
 
@@ -1853,6 +1919,7 @@ wabiz_campaigns_start(WabizAccount *wa)
   portfolio_join(cs);
   g_queue_init(&cs->fetched);
   g_queue_init(&cs->ready);
+  g_queue_init(&cs->repeats);
   wa->campaigns = cs;
   cs->progress_timer = purple_timeout_add_seconds(PROGRESS_S, progress_fired, cs);
   cs->schedule_timer = purple_timeout_add_seconds(1, schedule_fired, cs);
@@ -1871,6 +1938,8 @@ wabiz_campaigns_stop(WabizAccount *wa)
   if (cs == NULL)
     return;
   wabiz_store_release(wa, cs);
+  /* closed with the connection's requests already (wabiz_close) */
+  cs->asking = NULL;
   runner_clear(cs);
   while (cs->plans != NULL) {
     /* not freed again when the store closes */

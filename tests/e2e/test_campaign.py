@@ -189,6 +189,10 @@ class Campaign(Receiving):
         self.notify("spring_sale " + first)
         self.campaign_chat()
         self.notify("spring_sale " + second)
+        # the 30 the first one reached: the agent is asked, and says no
+        ask = self.host.wait_for({"event": "request", "kind": "action",
+                                  "primary": contains("30 customers got template spring_sale")}, timeout=120)
+        self.host.answer(ask["id"], action=1)
         chats = set()
         for _ in range(2):
             line = self.host.wait_for({"event": "write", "conv": regex("^Campaign [0-9a-f]{8}: "),
@@ -261,6 +265,21 @@ class Campaign(Receiving):
         self.host.wait_for({"event": "write", "conv": chat, "message": contains("Cancelled")}, timeout=30)
         report = self.report(chat)
         self.assertEqual(sorted(r["code"] for r in report if r["status"] == "skipped"), ["cancelled"] * 10)
+
+    def test_repeat_within_a_day_only_when_the_agent_confirms(self):
+        path = self.write_csv("again.csv", [(number(i), "A%d" % i, "5 %", "opt-in") for i in range(5)])
+        self.start()
+        self.notify("spring_sale " + path)
+        self.host.wait_for({"event": "write", "conv": regex("^Campaign "), "message": contains("Campaign finished")},
+                           timeout=60)
+        self.notify("spring_sale " + path)
+        ask = self.host.wait_for({"event": "request", "kind": "action",
+                                  "primary": contains("5 customers got template spring_sale")}, timeout=60)
+        self.assertEqual(len(self.template_sends()), 5, "sent again before the agent agreed")
+        self.host.answer(ask["id"], action=0)
+        wait_until(lambda: len(self.template_sends()) == 10, timeout=60, what="10 sends")
+        tos = [m["to"].lstrip("+") for m in self.template_sends()]
+        self.assertEqual(sorted(tos), sorted([number(i) for i in range(5)] * 2))
 
     def test_buddy_group_with_fixed_values(self):
         self.start()
