@@ -84,6 +84,7 @@ struct _WabizCampaigns {
   GQueue fetched;         /* Pending*: consent not yet checked */
   GQueue ready;           /* Pending*: allowed */
   GQueue repeats;         /* Pending*: got this template within 24 hours; the agent is asked */
+  GHashTable *checks;     /* Pending*: consent being checked (freed here if the account signs off first) */
   gpointer asking;        /* the open question about the repeats, or NULL */
   guint after_seq;
   guint generation; /* changes when the active campaign stops: late answers are dropped */
@@ -647,6 +648,7 @@ checked_cb(WabizAccount *wa, WaConsentVerdict verdict, const char *why, gpointer
   Pending *p = data;
   WabizCampaigns *cs = p->cs;
 
+  g_hash_table_steal(cs->checks, p);
   cs->checking--;
   if (p->generation != cs->generation || cs->active == NULL) {
     pending_free(p);
@@ -821,6 +823,7 @@ run(WabizCampaigns *cs)
     Pending *p = g_queue_pop_head(&cs->fetched);
 
     cs->checking++;
+    g_hash_table_add(cs->checks, p);
     wabiz_consent_check_verdict(wa, p->customer_id, p->to, cs->active->category, checked_cb, p);
     if (cs->active == NULL)
       return;
@@ -1191,6 +1194,8 @@ wabiz_campaign_chat_text(WabizAccount *wa, int id, const char *text)
 
 /* ---- planning: /notify and the one question --------------------------------- */
 
+typedef struct _Plan Plan;
+
 typedef struct {
   char *to;
   char *customer_id;
@@ -1198,9 +1203,10 @@ typedef struct {
   WaCsvConsent consent;
   const char *skip; /* reason code, or NULL */
   char *why;
+  Plan *plan; /* while its consent is checked */
 } Item;
 
-typedef struct {
+struct _Plan {
   WabizCampaigns *cs;
   char *conv_name; /* where the agent asked (answers go there) */
   PurpleConversationType conv_type;
@@ -1213,7 +1219,7 @@ typedef struct {
   guint step;
   char *campaign_id;
   gint64 start_at; /* Unix s; 0: at once */
-} Plan;
+};
 
 static void
 item_free(Item *it)
@@ -1306,14 +1312,13 @@ recorded_cb(WabizAccount *wa, WaConsentScopes recorded, const GError *error, gpo
 static void
 verdict_cb(WabizAccount *wa, WaConsentVerdict verdict, const char *why, gpointer data)
 {
-  ItemAsk *a = data;
-  Plan *p = a->plan;
+  Item *it = data;
+  Plan *p = it->plan;
 
   if (verdict != WA_CONSENT_ALLOWED) {
-    a->item->skip = wa_campaign_consent_reason(verdict);
-    a->item->why = g_strdup(why);
+    it->skip = wa_campaign_consent_reason(verdict);
+    it->why = g_strdup(why);
   }
-  g_free(a);
   if (--p->waiting == 0)
     plan_next(p);
 }
@@ -1578,15 +1583,12 @@ plan_next(Plan *p)
   case 2: /* consent as it stands now */
     for (guint i = 0; i < p->items->len; i++) {
       Item *it = g_ptr_array_index(p->items, i);
-      ItemAsk *a;
 
       if (it->customer_id == NULL)
         continue;
-      a = g_new0(ItemAsk, 1);
-      a->plan = p;
-      a->item = it;
+      it->plan = p;
       p->waiting++;
-      wabiz_consent_check_verdict(wa, it->customer_id, it->to, p->tpl->category, verdict_cb, a);
+      wabiz_consent_check_verdict(wa, it->customer_id, it->to, p->tpl->category, verdict_cb, it);
     }
     if (p->waiting == 0)
       plan_next(p);
@@ -1920,6 +1922,7 @@ wabiz_campaigns_start(WabizAccount *wa)
   g_queue_init(&cs->fetched);
   g_queue_init(&cs->ready);
   g_queue_init(&cs->repeats);
+  cs->checks = g_hash_table_new_full(g_direct_hash, g_direct_equal, (GDestroyNotify) pending_free, NULL);
   wa->campaigns = cs;
   cs->progress_timer = purple_timeout_add_seconds(PROGRESS_S, progress_fired, cs);
   cs->schedule_timer = purple_timeout_add_seconds(1, schedule_fired, cs);
@@ -1953,6 +1956,7 @@ wabiz_campaigns_stop(WabizAccount *wa)
   g_hash_table_destroy(cs->camps);
   g_hash_table_destroy(cs->owned);
   g_hash_table_destroy(cs->begun);
+  g_hash_table_destroy(cs->checks);
   g_hash_table_destroy(cs->owner);
   g_hash_table_destroy(cs->by_to);
   wa_pace_free(cs->pace);
