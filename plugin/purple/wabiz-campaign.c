@@ -181,7 +181,12 @@ camp_member(WabizCampaigns *cs, Camp *c, const char *to, const char *why)
 
   if (chat == NULL || to == NULL || purple_conv_chat_find_user(chat, to))
     return;
-  purple_conv_chat_add_user(chat, to, why, PURPLE_CBFLAGS_NONE, FALSE);
+  {
+    /* the reason may hold the API's text: markup only once escaped */
+    g_autofree char *escaped = why != NULL ? g_markup_escape_text(why, -1) : NULL;
+
+    purple_conv_chat_add_user(chat, to, escaped, PURPLE_CBFLAGS_NONE, FALSE);
+  }
 }
 
 static Camp *
