@@ -40,9 +40,10 @@
 #define CHECKS_IN_FLIGHT 64
 #define BEGIN_BATCH 100
 #define SETTLE_US (1 * G_USEC_PER_SEC)
-/* requests in flight: as many as the rate needs for this round trip (so the
- * rate, not the latency, sets the pace), and no more, so that a slow API does
- * not collect requests until they time out (and become uncertain) */
+/* requests in flight: as many as the rate needs for the measured round trip
+ * (so the rate, not the latency, sets the pace), counted with at most
+ * ROUND_TRIP_US: an API that answers slower than that gets no more requests
+ * (they would pile up until they time out and become uncertain) */
 #define ROUND_TRIP_US (250 * 1000) /* the first guess */
 #define MAX_IN_FLIGHT 256
 
@@ -593,7 +594,8 @@ begin_ready(WabizCampaigns *cs)
     gboolean reach;
 
     if (g_hash_table_size(cs->owned) + b->pendings->len >=
-        MIN(MAX_IN_FLIGHT, wa_pace_in_flight_for(wa_pace_configured_rate(cs->pace), cs->round_trip_us)))
+        MIN(MAX_IN_FLIGHT,
+            wa_pace_in_flight_for(wa_pace_configured_rate(cs->pace), MIN(cs->round_trip_us, ROUND_TRIP_US))))
       break;
     if (wa_pace_pair_next_at(cs->pace, p->to) > g_get_monotonic_time())
       break; /* 131056: this customer waits; the others keep their order behind */
