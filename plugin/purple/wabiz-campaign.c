@@ -61,6 +61,7 @@ typedef struct {
   gint64 since_us;  /* monotonic: when this session started sending it */
   guint sent_since; /* SENT when it did */
   gboolean told_done;
+  gboolean opened; /* its chat was opened this session: closed by the agent, only news reopens it */
 } Camp;
 
 /* A recipient on its way: fetched, consent being checked, ready to begin. */
@@ -161,23 +162,32 @@ camp_conv(WabizCampaigns *cs, Camp *c, gboolean create)
   conv = serv_got_joined_chat(cs->wa->gc, c->chat_id, name);
   if (conv != NULL)
     purple_conversation_set_logging(conv, FALSE);
+  c->opened = TRUE;
   return conv;
+}
+
+/* A line in the campaign's chat; @news opens it again when the agent closed
+ * it (progress lines and members do not). */
+static void
+camp_write(WabizCampaigns *cs, Camp *c, const char *text, gboolean news)
+{
+  PurpleConversation *conv = camp_conv(cs, c, news || !c->opened);
+
+  if (conv != NULL)
+    wabiz_conv_write_plain(conv, text, PURPLE_MESSAGE_SYSTEM | PURPLE_MESSAGE_NO_LOG, 0);
 }
 
 static void
 camp_say(WabizCampaigns *cs, Camp *c, const char *text)
 {
-  PurpleConversation *conv = camp_conv(cs, c, TRUE);
-
-  if (conv != NULL)
-    wabiz_conv_write_plain(conv, text, PURPLE_MESSAGE_SYSTEM | PURPLE_MESSAGE_NO_LOG, 0);
+  camp_write(cs, c, text, TRUE);
 }
 
 /* A failed or skipped recipient joins the chat's member list. */
 static void
 camp_member(WabizCampaigns *cs, Camp *c, const char *to, const char *why)
 {
-  PurpleConversation *conv = camp_conv(cs, c, TRUE);
+  PurpleConversation *conv = camp_conv(cs, c, !c->opened);
   PurpleConvChat *chat = conv != NULL ? purple_conversation_get_chat_data(conv) : NULL;
 
   if (chat == NULL || to == NULL || purple_conv_chat_find_user(chat, to))
@@ -286,7 +296,7 @@ progress_cb(const WaStoreCampaign *sc, const GError *error, gpointer data)
     text = g_steal_pointer(&more);
   }
   if (!a->final || !c->told_done)
-    camp_say(cs, c, text);
+    camp_write(cs, c, text, FALSE);
   if (a->final)
     camp_finished(cs, c, sc);
   progress_ask_free(a);

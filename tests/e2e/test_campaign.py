@@ -276,7 +276,15 @@ class Campaign(Receiving):
         ask = self.host.wait_for({"event": "request", "kind": "action",
                                   "primary": contains("5 customers got template spring_sale")}, timeout=60)
         self.assertEqual(len(self.template_sends()), 5, "sent again before the agent agreed")
+        # the agent closes the campaign's chat: progress lines do not open it again
+        chat = self.host.wait_for({"event": "write", "conv": regex("^Campaign "),
+                                   "message": contains("5 customers got template")})["conv"]
+        self.host.close_conv(chat)
+        self.host.consume_all({"event": "write", "conv": chat})
+        self.host.expect_none({"event": "write", "conv": chat}, 4.0)
         self.host.answer(ask["id"], action=0)
+        # news does
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=60)
         wait_until(lambda: len(self.template_sends()) == 10, timeout=60, what="10 sends")
         tos = [m["to"].lstrip("+") for m in self.template_sends()]
         self.assertEqual(sorted(tos), sorted([number(i) for i in range(5)] * 2))
