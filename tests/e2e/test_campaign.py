@@ -289,6 +289,19 @@ class Campaign(Receiving):
         tos = [m["to"].lstrip("+") for m in self.template_sends()]
         self.assertEqual(sorted(tos), sorted([number(i) for i in range(5)] * 2))
 
+    def test_send_notification_action_asks_for_the_fields(self):
+        path = self.write_csv("action.csv", [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(3)])
+        self.start()
+        self.host.call({"cmd": "account_action", "name": "Send notification..."})
+        form = self.host.wait_for({"event": "request", "kind": "fields"}, timeout=30)
+        self.host.answer(form["id"], fields={"template": "spring_sale", "language": "", "recipients": path})
+        ask = self.host.wait_for({"event": "request", "kind": "action", "title": "Send notification"}, timeout=60)
+        self.assertIn("to 3 customers", ask["primary"])
+        self.host.answer(ask["id"], action=0)
+        chat = self.campaign_chat()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=60)
+        self.assertEqual(sorted(m["to"].lstrip("+") for m in self.template_sends()), [number(i) for i in range(3)])
+
     def test_buddy_group_with_fixed_values(self):
         self.start()
         for i in range(5):
