@@ -156,6 +156,9 @@ camp_conv(WabizCampaigns *cs, Camp *c, gboolean create)
   PurpleConversation *conv = purple_find_chat(cs->wa->gc, c->chat_id);
   g_autofree char *name = NULL;
 
+  /* after a reconnect the chat is still there, but left: joined again */
+  if (conv != NULL && purple_conv_chat_has_left(PURPLE_CONV_CHAT(conv)))
+    conv = NULL;
   if (conv != NULL || !create)
     return conv;
   name = wa_campaign_chat_name(c->id, c->name);

@@ -219,6 +219,14 @@ class Campaign(Receiving):
         chat = line["conv"]
         time.sleep(2.0)
         self.assertEqual(self.template_sends(), [], "sent before its time")
+        # signed off and on (the chat stays, left) ...
+        self.host.disconnect()
+        self.host.wait_for({"event": "signed-off"}, timeout=30)
+        self.host.connect()
+        self.host.wait_for({"event": "signed-on"}, timeout=60)
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign reopened: scheduled")},
+                           timeout=60)
+        # ... and a new process
         self.host.quit()
         self.host.close()
         self.host = self.start_receiving_host(options={"waba_id": self.waba})
