@@ -372,7 +372,8 @@ progress_all(WabizCampaigns *cs)
 
   g_hash_table_iter_init(&iter, cs->camps);
   while (g_hash_table_iter_next(&iter, NULL, &value))
-    progress_one(cs, value, FALSE);
+    if (!((Camp *) value)->told_done)
+      progress_one(cs, value, FALSE);
 }
 
 /* ---- the runner ------------------------------------------------------------- */
@@ -1842,12 +1843,24 @@ listed_cb(GPtrArray *campaigns, const GError *error, gpointer data)
   for (guint i = 0; i < campaigns->len; i++) {
     const WaStoreCampaign *sc = g_ptr_array_index(campaigns, i);
     Camp *c = camp_add(cs, sc);
-    Owned *o = g_new0(Owned, 1);
+    Owned *o;
 
+    if (sc->state == WA_STORE_CAMPAIGN_DONE || sc->state == WA_STORE_CAMPAIGN_DRAFT) {
+      /* over (or never confirmed): known, so /report works in its chat if
+       * that is still open, but not reopened */
+      c->told_done = TRUE;
+      continue;
+    }
+    /* sends still under way (a cancelled campaign's too) answer to it */
+    o = g_new0(Owned, 1);
     o->cs = cs;
     o->campaign_id = g_strdup(sc->id);
     wa_store_campaign_recipients(cs->wa->store, sc->id, WA_STORE_RECIPIENT_MASK(WA_STORE_RECIPIENT_SENDING), 0, 0,
                                  sending_cb, wabiz_store_hold(cs->wa, o, (GDestroyNotify) owned_free));
+    if (sc->state == WA_STORE_CAMPAIGN_CANCELLED) {
+      c->told_done = TRUE;
+      continue;
+    }
     camp_say(cs, c,
              c->state == WA_STORE_CAMPAIGN_PAUSED      ? _("Campaign reopened: paused (/resume goes on).")
              : c->state == WA_STORE_CAMPAIGN_SCHEDULED ? _("Campaign reopened: scheduled, it starts at its time.")
@@ -1946,11 +1959,8 @@ wabiz_campaigns_start(WabizAccount *wa)
   wa->campaigns = cs;
   cs->progress_timer = purple_timeout_add_seconds(PROGRESS_S, progress_fired, cs);
   cs->schedule_timer = purple_timeout_add_seconds(1, schedule_fired, cs);
-  wa_store_campaign_list(wa->store,
-                         WA_STORE_CAMPAIGN_MASK(WA_STORE_CAMPAIGN_RUNNING) |
-                           WA_STORE_CAMPAIGN_MASK(WA_STORE_CAMPAIGN_PAUSED) |
-                           WA_STORE_CAMPAIGN_MASK(WA_STORE_CAMPAIGN_SCHEDULED),
-                         listed_cb, wabiz_store_hold(wa, cs, keep));
+  /* every campaign: those not over reopen, the others stay known for /report */
+  wa_store_campaign_list(wa->store, 0xff, listed_cb, wabiz_store_hold(wa, cs, keep));
 }
 
 void

@@ -324,6 +324,19 @@ class Campaign(Receiving):
         self.assertEqual(sorted(m["to"].lstrip("+") for m in sent), sorted(number(i) for i in range(5)))
         for m in sent:
             self.assertEqual(m["request"]["template"]["components"][0]["parameters"][0]["text"], "Monday")
+        # signed off and on again: the finished campaign's chat still writes its report
+        self.host.disconnect()
+        self.host.wait_for({"event": "signed-off"}, timeout=30)
+        self.host.connect()
+        self.host.wait_for({"event": "signed-on"}, timeout=60)
+        # (known once the store has listed the campaigns, right after sign-on)
+        path = os.path.join(self.dir, "after.csv")
+        wait_until(lambda: self.host.command(chat, "/report " + path)["status"] == "ok", timeout=30,
+                   what="/report known after the reconnect")
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("written to")}, timeout=30)
+        with open(path) as f:
+            self.assertEqual(len(f.read().strip().splitlines()), 6)
+        self.assertEqual(self.host.events({"event": "write", "conv": chat, "message": contains("reopened")}), [])
 
 
 if __name__ == "__main__":
