@@ -630,6 +630,18 @@ wa_sender_enqueue(WaSender *sender, const char *customer_id, const char *to, con
 }
 
 void
+wa_sender_submit(WaSender *sender, const WaStoreOutbox *entry, const char *to)
+{
+  CustomerQueue *q;
+
+  g_return_if_fail(entry != NULL && to != NULL);
+  q = queue_get(sender, to);
+  if (!queue_has(q, entry->id))
+    g_queue_push_tail(&q->items, outgoing_new(entry));
+  pump(q);
+}
+
+void
 wa_sender_resend(WaSender *sender, const WaStoreOutbox *entry, const char *to, WaSenderQueuedFunc queued, gpointer data)
 {
   WaStoreOutboxChange change = {.state = WA_STORE_OUTBOX_QUEUED};

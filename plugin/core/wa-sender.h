@@ -110,6 +110,12 @@ void wa_sender_enqueue_text(WaSender *sender, const char *customer_id, const cha
 void wa_sender_enqueue(WaSender *sender, const char *customer_id, const char *to, const char *type, const char *line,
                        const char *payload, WaSenderQueuedFunc queued, gpointer data);
 
+/* Sends @entry, already QUEUED in the store by someone else (a campaign's
+ * wa_store_campaign_begin_sends), to @to in its turn: nothing is written
+ * before its SENDING, as for any queued entry. An entry already in @to's
+ * queue is not added twice. */
+void wa_sender_submit(WaSender *sender, const WaStoreOutbox *entry, const char *to);
+
 /* Puts @entry (UNCERTAIN or FAILED, as wa_store_outbox_list gives it) back
  * in the queue of @to: the agent decided to send it again. */
 void wa_sender_resend(WaSender *sender, const WaStoreOutbox *entry, const char *to, WaSenderQueuedFunc queued,

@@ -83,6 +83,8 @@ wabiz_chat_send(PurpleConnection *gc, int id, const char *message, PurpleMessage
   /* BitlBee runs no libpurple commands: a line starting with / or ! is one */
   if (wabiz_bitlbee() && wabiz_bitlbee_chat_text(conv, &text))
     return 0;
+  if (wabiz_campaign_chat_text(wa, id, text))
+    return 0;
   if (address == NULL) {
     wabiz_conv_write_plain(conv, _("Not sent: this chat has no valid WhatsApp group ID."), PURPLE_MESSAGE_ERROR, 0);
     return 0;

@@ -336,6 +336,7 @@ typedef struct _Check {
   char *to;
   WaConsentCategory category;
   WabizConsentFunc done;
+  WabizConsentVerdictFunc verdict_done; /* instead of done (wabiz_consent_check_verdict) */
   gpointer data;
   WaConsentFacts facts;
   char *sources[2]; /* owned: facts.marketing.source, facts.utility.source */
@@ -374,7 +375,10 @@ check_end(Check *c, const GError *error)
     verdict = wa_consent_decide(c->category, &c->facts, utility_policy(c->wa));
     why = wa_consent_verdict_text(verdict, &c->facts, wabiz_bitlbee() ? '!' : '/');
   }
-  c->done(c->wa, error == NULL && verdict == WA_CONSENT_ALLOWED, why, c->data);
+  if (c->verdict_done != NULL)
+    c->verdict_done(c->wa, error != NULL ? WA_CONSENT_NO_MARKETING_OPT_IN : verdict, why, c->data);
+  else
+    c->done(c->wa, error == NULL && verdict == WA_CONSENT_ALLOWED, why, c->data);
   check_free(c);
 }
 
@@ -466,6 +470,26 @@ wabiz_consent_check(WabizAccount *wa, const char *customer_id, const char *to, c
   c = check_new(wa, customer_id, to, check_end);
   c->category = wa_consent_category_parse(category, NULL);
   c->done = done;
+  c->data = data;
+  if (wa->store == NULL) {
+    g_autoptr(GError) error = store_closed();
+
+    check_end(c, error);
+    return;
+  }
+  check_step(c);
+}
+
+void
+wabiz_consent_check_verdict(WabizAccount *wa, const char *customer_id, const char *to, const char *category,
+                            WabizConsentVerdictFunc done, gpointer data)
+{
+  Check *c;
+
+  g_return_if_fail(wa != NULL && done != NULL);
+  c = check_new(wa, customer_id, to, check_end);
+  c->category = wa_consent_category_parse(category, NULL);
+  c->verdict_done = done;
   c->data = data;
   if (wa->store == NULL) {
     g_autoptr(GError) error = store_closed();

@@ -846,6 +846,15 @@ apply_status(WabizApplying *ap, const WaStatus *st)
   job->update.wamid = st->id;
   job->update.outbox_id = wa_sender_parse_callback_data(st->biz_opaque_callback_data);
   job->update.error_text = job->reason;
+  /* a campaign's recipient keeps the status's pricing and error code (the
+   * store ignores entries that are not a campaign's) */
+  if (job->update.outbox_id != 0 && (st->pricing_category != NULL || st->errors->len > 0)) {
+    const WaGraphError *first = st->errors->len > 0 ? g_ptr_array_index(st->errors, 0) : NULL;
+
+    wa_store_campaign_outbox_note(ap->wa->store, job->update.outbox_id,
+                                  first != NULL && first->code > 0 && first->code <= G_MAXINT ? (gint) first->code : 0,
+                                  st->pricing_category, NULL, NULL);
+  }
   job->update.timestamp = st->timestamp > 0 ? st->timestamp : wabiz_now();
   defer(ap, start_status, job, (GDestroyNotify) status_job_free, TRUE);
 }

@@ -121,6 +121,7 @@ phone_number_cb(WaGraphReply *reply, gpointer data)
   wabiz_outbox_start(wa);
   wabiz_media_start(wa);
   wabiz_templates_start(wa);
+  wabiz_campaigns_start(wa);
   wabiz_window_load(wa);
   wabiz_link_start(wa);
 }
@@ -206,6 +207,7 @@ wabiz_close(PurpleConnection *gc)
   wabiz_link_stop(wa);
   wabiz_window_stop(wa);
   wabiz_kinds_stop(wa);
+  wabiz_campaigns_stop(wa);
   wabiz_templates_stop(wa);
   wabiz_file_stop(wa);
   wabiz_outbox_stop(wa);

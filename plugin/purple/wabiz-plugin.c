@@ -83,8 +83,10 @@ wabiz_actions(PurplePlugin *plugin, gpointer context)
       g_list_append(actions, purple_plugin_action_new(_("Change store passphrase..."), wabiz_passphrase_change_action));
   if (wa != NULL && wa->store != NULL && wa->store_header != NULL)
     actions = g_list_append(actions, purple_plugin_action_new(_("Rotate store key..."), wabiz_store_rotate_action));
-  if (wa != NULL && wa->templates != NULL)
+  if (wa != NULL && wa->templates != NULL) {
     actions = g_list_append(actions, purple_plugin_action_new(_("Message templates..."), wabiz_templates_action));
+    actions = g_list_append(actions, purple_plugin_action_new(_("Send notification..."), wabiz_campaign_action));
+  }
   return actions;
 }
 
@@ -171,6 +173,21 @@ static const struct {
    NULL},
   {"consent", "", wabiz_cmd_consent,
    N_("consent: show this customer's consent per scope (with source and time) and which templates may go now."), NULL},
+  {"notify", "s", wabiz_cmd_notify,
+   N_("notify TEMPLATE [LANG] FILE.csv, or notify TEMPLATE [LANG] @GROUP [V1 | V2 ...]: send a template to many "
+      "customers (a campaign): from a CSV file (columns to, one per placeholder, optional consent) or to a buddy "
+      "group with the same values for all; asks once before sending, then reports in the campaign's own chat."),
+   NULL, PURPLE_CMD_FLAG_CHAT},
+  {"pause", "", wabiz_cmd_campaign, N_("pause: in a campaign's chat, stop sending until /resume."), NULL,
+   PURPLE_CMD_FLAG_CHAT},
+  {"resume", "", wabiz_cmd_campaign, N_("resume: in a campaign's chat, go on sending."), NULL, PURPLE_CMD_FLAG_CHAT},
+  {"cancel", "", wabiz_cmd_campaign,
+   N_("cancel: in a campaign's chat, send to nobody else (what is already under way finishes)."), NULL,
+   PURPLE_CMD_FLAG_CHAT},
+  {"report", "s", wabiz_cmd_campaign,
+   N_("report FILE: in a campaign's chat, write every recipient's outcome to FILE (CSV: recipient, message id, "
+      "status, code, pricing category)."),
+   NULL, PURPLE_CMD_FLAG_CHAT},
 };
 
 static PurpleCmdId command_ids[G_N_ELEMENTS(commands)];
@@ -405,6 +422,28 @@ init_plugin(PurplePlugin *plugin)
     };
 
     add_list_option(_("Utility templates"), WABIZ_OPT_UTILITY_CONSENT, utility, G_N_ELEMENTS(utility));
+  }
+  {
+    static const char *const throughput[][2] = {
+      {N_("80 messages per second"), "80"},
+      {N_("1,000 messages per second"), "1000"},
+      {N_("20 messages per second (shared with the Business app)"), "20"},
+    };
+
+    add_list_option(_("Campaign throughput"), WABIZ_OPT_CAMPAIGN_THROUGHPUT, throughput, G_N_ELEMENTS(throughput));
+  }
+  {
+    static const char *const portfolio[][2] = {
+      {N_("As the API says"), "api"},
+      {N_("250 customers a day"), "250"},
+      {N_("2,000 customers a day"), "2000"},
+      {N_("10,000 customers a day"), "10000"},
+      {N_("100,000 customers a day"), "100000"},
+      {N_("Unlimited"), "0"},
+    };
+
+    add_list_option(_("Daily limit of customers reached with templates"), WABIZ_OPT_PORTFOLIO_LIMIT, portfolio,
+                    G_N_ELEMENTS(portfolio));
     add_string_option(_("Opt-out keywords (whole message; comma-separated; case and accents ignored)"),
                       WABIZ_OPT_OPTOUT_KEYWORDS, WABIZ_DEFAULT_OPTOUT_KEYWORDS);
     add_string_option(_("Template button payloads that opt out of marketing (comma-separated)"),

@@ -60,6 +60,11 @@ on_sent(gpointer user, const char *customer, guint64 id, const WaSendResult *res
   WabizAccount *wa = from_user(user);
 
   purple_debug_info("wabiz", "outbox %" G_GUINT64_FORMAT " accepted\n", id);
+  if (wabiz_campaign_outcome(wa, id, customer, WABIZ_CAMPAIGN_SENT, NULL)) {
+    wabiz_link_sent(wa);
+    return;
+  }
+  wabiz_campaign_chat_sent(wa);
   wabiz_outbox_answered(wa, id, customer, FALSE, NULL);
   forget_announced(wa, customer, TRUE);
   wabiz_link_sent(wa);
@@ -104,6 +109,8 @@ on_failed(gpointer user, const char *customer, guint64 id, const WaGraphError *e
 {
   WabizAccount *wa = from_user(user);
 
+  if (wabiz_campaign_outcome(wa, id, customer, WABIZ_CAMPAIGN_FAILED, error))
+    return;
   forget_announced(wa, customer, FALSE);
   wabiz_report_unsent(wa->account, customer, error, FALSE);
 }
@@ -113,6 +120,8 @@ on_uncertain(gpointer user, const char *customer, guint64 id, const WaGraphError
 {
   WabizAccount *wa = from_user(user);
 
+  if (wabiz_campaign_outcome(wa, id, customer, WABIZ_CAMPAIGN_UNCERTAIN, error))
+    return;
   forget_announced(wa, customer, FALSE);
   wabiz_outbox_answered(wa, id, customer, TRUE, error);
 }
@@ -123,6 +132,8 @@ static void
 on_skipped(gpointer user, const char *customer, guint64 id)
 {
   purple_debug_info("wabiz", "outbox %" G_GUINT64_FORMAT " skipped\n", id);
+  if (wabiz_campaign_outcome(from_user(user), id, customer, WABIZ_CAMPAIGN_SKIPPED, NULL))
+    return;
   forget_announced(from_user(user), customer, TRUE);
 }
 
@@ -133,6 +144,8 @@ on_waiting(gpointer user, const char *customer, guint waiting, guint retry_ms, c
   g_autofree char *reason = NULL;
   g_autofree char *text = NULL;
 
+  if (wabiz_campaign_waiting(wa, customer, error))
+    return; /* the campaign paces itself; its conversation tells */
   if (g_hash_table_contains(wa->announced, customer))
     return; /* said once per outage; the next line is "sent" or a failure */
   g_hash_table_add(wa->announced, g_strdup(customer));

@@ -424,6 +424,18 @@ with_catalogue(WabizAccount *wa, ReadyFunc func, gpointer data, GDestroyNotify f
     sync_now(wa);
 }
 
+void
+wabiz_templates_with(WabizAccount *wa, WabizTemplatesReadyFunc func, gpointer data, GDestroyNotify free_data)
+{
+  with_catalogue(wa, func, data, free_data);
+}
+
+GPtrArray *
+wabiz_templates_catalogue(WabizAccount *wa)
+{
+  return wa->templates != NULL ? wa->templates->catalogue : NULL;
+}
+
 static gboolean
 daily_cb(gpointer data)
 {

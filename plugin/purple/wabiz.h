@@ -83,6 +83,13 @@
 #define WABIZ_DEFAULT_OPTOUT_KEYWORDS "STOP, STOPP, UNSUBSCRIBE, ABMELDEN"
 #define WABIZ_OPT_OPTOUT_PAYLOADS "optout_payloads"
 #define WABIZ_DEFAULT_OPTOUT_PAYLOADS "STOP, UNSUBSCRIBE"
+/* campaigns (wabiz-campaign.c): the number's throughput in messages per second
+ * (list: 80, 1000, 20 for numbers shared with the Business app) */
+#define WABIZ_OPT_CAMPAIGN_THROUGHPUT "campaign_throughput"
+/* the portfolio's daily limit of customers reached with templates (list: "api" = as
+ * the API's whatsapp_business_manager_messaging_limit says, 250, 2000, 10000,
+ * 100000, 0 = unlimited), shared by the accounts of one WABA */
+#define WABIZ_OPT_PORTFOLIO_LIMIT "portfolio_limit"
 
 /* Buddy node settings: the store's pseudonymous customer id, and what older
  * versions kept here. */
@@ -101,6 +108,7 @@ typedef struct _ResendDialog ResendDialog;
 typedef struct _WabizCompose WabizCompose;
 typedef struct _WabizMediaState WabizMediaState;
 typedef struct _WabizTemplates WabizTemplates;
+typedef struct _WabizCampaigns WabizCampaigns;
 
 typedef struct _WabizAccount {
   PurpleAccount *account;
@@ -182,6 +190,8 @@ typedef struct _WabizAccount {
   WabizMediaState *media;
   /* message templates (wabiz-template.c) */
   WabizTemplates *templates;
+  /* notifications to many customers (wabiz-campaign.c) */
+  WabizCampaigns *campaigns;
 } WabizAccount;
 
 /* wabiz-loop.c */
@@ -491,6 +501,11 @@ gboolean wabiz_templates_webhook(WabizAccount *wa, const WaChange *change);
 PurpleCmdRet wabiz_cmd_template(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 PurpleCmdRet wabiz_cmd_templates(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
 void wabiz_templates_action(PurplePluginAction *action);
+/* Calls @func once the catalogue is there (@error: why it could not be had);
+ * wabiz_templates_catalogue() then gives it (WaTemplate*, borrowed). */
+typedef void (*WabizTemplatesReadyFunc)(WabizAccount *wa, const char *error, gpointer data);
+void wabiz_templates_with(WabizAccount *wa, WabizTemplatesReadyFunc func, gpointer data, GDestroyNotify free_data);
+GPtrArray *wabiz_templates_catalogue(WabizAccount *wa);
 /* The "Send template..." dialog for customer @to (not in BitlBee); @offered:
  * text just went into a closed window (nothing said when no template can go). */
 void wabiz_template_dialog(WabizAccount *wa, const char *to, gboolean offered);
@@ -504,6 +519,10 @@ typedef void (*WabizConsentFunc)(WabizAccount *wa, gboolean allowed, const char 
  * account signs off first: the store's pending requests are dropped.) */
 void wabiz_consent_check(WabizAccount *wa, const char *customer_id, const char *to, const char *category,
                          WabizConsentFunc done, gpointer data);
+/* As wabiz_consent_check(), with the verdict (WA_CONSENT_ALLOWED or why not). */
+typedef void (*WabizConsentVerdictFunc)(WabizAccount *wa, WaConsentVerdict verdict, const char *why, gpointer data);
+void wabiz_consent_check_verdict(WabizAccount *wa, const char *customer_id, const char *to, const char *category,
+                                 WabizConsentVerdictFunc done, gpointer data);
 /* @recorded: the scopes a row was written for (a repeated automatic change
  * writes none); @error when the store failed. */
 typedef void (*WabizConsentRecordFunc)(WabizAccount *wa, WaConsentScopes recorded, const GError *error, gpointer data);
@@ -536,6 +555,29 @@ guint wabiz_consent_preferences(WabizAccount *wa, const WaChange *change, WabizC
 /* A send to @who failed with @error: 131050 records a marketing opt-out. */
 guint wabiz_consent_api_error(WabizAccount *wa, const char *who, const WaGraphError *error,
                               WabizConsentSettledFunc settled, gpointer data);
+
+/* wabiz-campaign.c: notifications to many customers */
+void wabiz_campaigns_start(WabizAccount *wa); /* signed on: campaigns of earlier sessions reopen */
+void wabiz_campaigns_stop(WabizAccount *wa);
+PurpleCmdRet wabiz_cmd_notify(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+PurpleCmdRet wabiz_cmd_campaign(PurpleConversation *conv, const char *cmd, char **args, char **error, void *data);
+void wabiz_campaign_action(PurplePluginAction *action);
+/* Whether chat @id is a campaign's conversation; then @text typed there is answered. */
+gboolean wabiz_campaign_chat_text(WabizAccount *wa, int id, const char *text);
+/* The outbox's events for campaign sends (outbox id @id to @to): TRUE when
+ * the send was a campaign's (its conversation is not written to). */
+typedef enum {
+  WABIZ_CAMPAIGN_SENT,
+  WABIZ_CAMPAIGN_FAILED,
+  WABIZ_CAMPAIGN_UNCERTAIN,
+  WABIZ_CAMPAIGN_SKIPPED,
+} WabizCampaignOutcome;
+gboolean wabiz_campaign_outcome(WabizAccount *wa, guint64 id, const char *to, WabizCampaignOutcome outcome,
+                                const WaGraphError *error);
+gboolean wabiz_campaign_waiting(WabizAccount *wa, const char *to, const WaGraphError *error);
+/* One of the agent's own messages went out: it used the number's throughput,
+ * which campaigns then leave (the chat never waits for them). */
+void wabiz_campaign_chat_sent(WabizAccount *wa);
 
 /* wabiz-plugin.c */
 const char *wabiz_account_string(PurpleAccount *account, const char *key);

@@ -207,6 +207,41 @@ class BitlBeeHost(Receiving):
         self.assertEqual(len(self.sim.sent()), 1)
         self.assert_nothing_hidden(host)
 
+    def test_notify_typed_as_text_asks_with_ok_and_reports_in_its_chat(self):
+        from test_campaign import PROMO, number
+        self.sim.add_templates([PROMO])
+        path = os.path.join(self.user_dir, "customers.csv")
+        with open(path, "w") as f:
+            f.write("to,1,2,consent\n")
+            for i in range(5):
+                f.write("%s,C%d,5 %%,opt-in\n" % (number(i), i))
+            f.write("%s,Nobody,5 %%,\n" % number(9))
+        host = self.start_bitlbee(options={"waba_id": self.sim.info()["waba_id"]})
+        host.send_im("wabiz", "!notify spring_sale " + path)
+        ask = host.wait_for({"event": "request", "kind": "action"}, timeout=60)
+        # BitlBee shows the question's first line only and answers OK or Cancel
+        self.assertEqual(ask["actions"], ["OK", "Cancel"])
+        self.assertIn("to 5 customers", ask["primary"])
+        self.assertIn("Skipped: 1 no consent", ask["primary"])
+        host.wait_for(plugin_line("wabiz", "Skipped: 1 no consent"))
+        host.answer(ask["id"], action=0)
+        done = host.wait_for({"event": "write", "conv": regex("^Campaign [0-9a-f]{8}: "),
+                              "message": contains("Campaign finished: 5 sent")}, timeout=60)
+        self.assertTrue(done["bitlbee_shows"], done)
+        chat = done["conv"]
+        self.assertEqual(sorted(m["to"].lstrip("+") for m in self.sim.sent()), sorted(number(i) for i in range(5)))
+        report = os.path.join(self.user_dir, "report.csv")
+        host.chat_send(chat, "!report " + report)
+        line = host.wait_for({"event": "write", "conv": chat, "message": contains("written to")}, timeout=30)
+        self.assertTrue(line["bitlbee_shows"], line)
+        with open(report) as f:
+            self.assertEqual(len(f.read().strip().splitlines()), 7)
+        # text typed into the campaign's chat is not sent anywhere
+        host.chat_send(chat, "hello everyone")
+        host.wait_for({"event": "write", "conv": chat, "message": contains("nothing typed here is sent")})
+        time.sleep(0.5)
+        self.assertEqual(len(self.sim.sent()), 5)
+
     def test_files_by_command_and_by_dcc(self):
         host = self.start_bitlbee()
         self.sim.inbound("send me the prices", sender=ANNA)

@@ -1,0 +1,343 @@
+"""Notifications to many customers (campaigns) end to end: /notify with a
+CSV file of a few hundred recipients with mixed consent, invalid and
+duplicate rows, asked once (who receives it, who is skipped and why), sent
+through the outbox at the throughput option against injected 130429 and
+131056, each eligible recipient exactly once (the simulator's /_sim/sent)
+and the CSV report; pause and resume; kill -9 in the middle and a restart
+that goes on without sending anyone twice; two overlapping campaigns that
+never send the same template to a customer twice in a day; a buddy group
+with fixed values."""
+
+import csv
+import os
+import tempfile
+import time
+
+from harness import Receiving, contains, main, regex, wait_until
+
+PROMO = {
+    "name": "spring_sale", "language": "en", "category": "MARKETING",
+    "components": [{"type": "BODY", "text": "Hi {{1}}, spring sale: {{2}} off today."}]}
+
+NOTE = {
+    "name": "store_note", "language": "en", "category": "UTILITY",
+    "components": [{"type": "BODY", "text": "Our store is closed on {{1}}."}]}
+
+
+def number(i):
+    return "4917%08d" % (10000000 + i)
+
+
+class Campaign(Receiving):
+
+    def setUp(self):
+        super().setUp()
+        self.sim.add_templates([PROMO, NOTE])
+        # the number's throughput at the simulator: well above the option's
+        self.sim.config(throughput_mps=5000, pair_burst=1000)
+        self.waba = self.sim.info()["waba_id"]
+        self.dir = tempfile.mkdtemp(prefix="wabiz-campaign-")
+
+    def start(self, **options):
+        opts = {"waba_id": self.waba, "campaign_throughput": "80", "send_retry_delay_ms": 50}
+        opts.update(options)
+        self.host = self.start_receiving_host(options=opts)
+        return self.host
+
+    def write_csv(self, name, rows, header=("to", "1", "2", "consent")):
+        path = os.path.join(self.dir, name)
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            for row in rows:
+                w.writerow(row)
+        return path
+
+    def notify(self, text, answer=0, conv="notices"):
+        """/notify; answers its one question; returns the question."""
+        result = self.host.command(conv, "/notify " + text)
+        self.assertEqual(result["status"], "ok", result)
+        ask = self.host.wait_for({"event": "request", "kind": "action", "title": "Send notification"}, timeout=60)
+        self.host.answer(ask["id"], action=answer)
+        return ask
+
+    def campaign_chat(self):
+        line = self.host.wait_for({"event": "write", "conv": regex("^Campaign [0-9a-f]{8}: "),
+                                   "message": contains("Sending template")}, timeout=60)
+        return line["conv"]
+
+    def template_sends(self, name="spring_sale"):
+        return [m for m in self.sim.sent() if m["type"] == "template" and m["request"]["template"]["name"] == name]
+
+    def report(self, chat):
+        path = os.path.join(self.dir, "report-%d.csv" % time.monotonic_ns())
+        result = self.host.command(chat, "/report " + path)
+        self.assertEqual(result["status"], "ok", result)
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("written to")}, timeout=30)
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def mixed_rows(self, count):
+        """Every third opted in, every third without consent, every third
+        opted out; returns the rows and the numbers that may receive it."""
+        rows, eligible = [], []
+        for i in range(count):
+            consent = ("opt-in", "", "opt-out")[i % 3]
+            rows.append((number(i), "Customer %d" % i, "%d %%" % (10 + i % 20), consent))
+            if consent == "opt-in":
+                eligible.append(number(i))
+        return rows, eligible
+
+    def test_mixed_consent_with_rate_faults_each_once_and_report(self):
+        count = int(os.environ.get("WABIZ_CAMPAIGN_SIZE", "2000"))
+        rows, eligible = self.mixed_rows(count)
+        rows += [("12", "Too short", "5 %", "opt-in"), ("not a number", "X", "5 %", "opt-in"),
+                 (number(0), "Again", "5 %", "opt-in")]
+        path = self.write_csv("mixed.csv", rows)
+        self.start()
+        # throughput reached now and then, and one customer's pair limit
+        # (a few: each 130429 halves the campaign's rate, which recovers slowly)
+        self.sim.fault(path="/messages", code=130429, probability=0.05, seed=1, count=2)
+        self.sim.fault(path="/messages", code=131056, probability=0.03, seed=2, count=10)
+        ask = self.notify("spring_sale " + path)
+        text = ask["primary"] + " " + (ask["secondary"] or "")
+        self.assertIn("to %d customers" % len(eligible), text)
+        self.assertIn("opted out", text)
+        self.assertIn("no consent", text)
+        self.assertIn("2 invalid number", text)
+        self.assertIn("1 duplicate", text)
+        self.assertIn("MARKETING, billed as marketing", text)
+        chat = self.campaign_chat()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=120)
+        sent = self.template_sends()
+        tos = [m["to"].lstrip("+") for m in sent]
+        self.assertEqual(len(tos), len(set(tos)), "a customer got it twice")
+        self.assertEqual(sorted(tos), sorted(eligible))
+        # the values went to the right customers
+        for m in sent[:20]:
+            i = int(m["to"].lstrip("+")[4:]) - 10000000
+            body = m["request"]["template"]["components"][0]["parameters"]
+            self.assertEqual(body[0]["text"], "Customer %d" % i)
+        codes = [r.get("error_code") for r in self.sim.requests()]
+        self.assertEqual(codes.count(130429), 2)
+        self.assertEqual(codes.count(131056), 10)
+        report = self.report(chat)
+        by_to = {r["recipient"]: r for r in report}
+        self.assertEqual(len(report), count)  # the invalid and duplicate lines are not recipients
+        for to in eligible:
+            self.assertIn(by_to[to]["status"], ("sent", "delivered", "read"), by_to[to])
+            self.assertTrue(by_to[to]["message_id"].startswith("wamid."), by_to[to])
+            self.assertEqual(by_to[to]["pricing_category"], "marketing")
+        for i in range(count):
+            r = by_to[number(i)]
+            if i % 3 == 1:
+                self.assertEqual((r["status"], r["code"]), ("skipped", "no-consent"))
+            elif i % 3 == 2:
+                self.assertEqual((r["status"], r["code"]), ("skipped", "opted-out"))
+
+    def test_pause_and_resume(self):
+        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(150)]
+        path = self.write_csv("pause.csv", rows)
+        self.start(campaign_throughput="20")
+        self.notify("spring_sale " + path)
+        chat = self.campaign_chat()
+        wait_until(lambda: len(self.template_sends()) >= 10, timeout=60, what="10 sends")
+        self.assertEqual(self.host.command(chat, "/pause")["status"], "ok")
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Paused")}, timeout=30)
+        time.sleep(1.0)  # sends under way finish
+        paused_at = len(self.template_sends())
+        time.sleep(2.0)
+        self.assertEqual(len(self.template_sends()), paused_at, "sent while paused")
+        self.assertLess(paused_at, 150)
+        self.assertEqual(self.host.command(chat, "/resume")["status"], "ok")
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=120)
+        tos = [m["to"].lstrip("+") for m in self.template_sends()]
+        self.assertEqual(sorted(tos), sorted(number(i) for i in range(150)))
+
+    def test_killed_mid_campaign_then_resumed_without_duplicates(self):
+        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(300)]
+        path = self.write_csv("kill.csv", rows)
+        # answers slow enough that some are in flight at the kill
+        self.sim.config(latency_ms=100)
+        host = self.start(campaign_throughput="80")
+        self.notify("spring_sale " + path)
+        chat = self.campaign_chat()
+        wait_until(lambda: len(self.template_sends()) >= 60, timeout=60, what="60 sends")
+        host.kill()  # SIGKILL
+        before = len(self.template_sends())
+        self.assertLess(before, 300)
+        self.host = self.start_receiving_host(options={"waba_id": self.waba, "send_retry_delay_ms": 50})
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign reopened")}, timeout=60)
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=120)
+        tos = [m["to"].lstrip("+") for m in self.template_sends()]
+        self.assertEqual(len(tos), len(set(tos)), "a customer got it twice after the kill")
+        report = self.report(chat)
+        self.assertEqual(len(report), 300)
+        for r in report:
+            # sent, or uncertain (under way at the kill: not sent again)
+            self.assertIn(r["status"], ("sent", "delivered", "read", "uncertain"), r)
+            if r["status"] == "uncertain":
+                self.assertIn(r["recipient"], tos + [r["recipient"]])
+        missing = {number(i) for i in range(300)} - set(tos)
+        uncertain = {r["recipient"] for r in report if r["status"] == "uncertain"}
+        self.assertLessEqual(missing, uncertain, "an eligible recipient neither sent nor listed as uncertain")
+
+    def test_two_overlapping_campaigns_send_once_a_day(self):
+        first = self.write_csv("first.csv", [(number(i), "A%d" % i, "5 %", "opt-in") for i in range(0, 60)])
+        second = self.write_csv("second.csv", [(number(i), "B%d" % i, "5 %", "opt-in") for i in range(30, 90)])
+        self.start(campaign_throughput="20")
+        self.notify("spring_sale " + first)
+        self.campaign_chat()
+        self.notify("spring_sale " + second)
+        # the 30 the first one reached: the agent is asked, and says no
+        ask = self.host.wait_for({"event": "request", "kind": "action",
+                                  "primary": contains("30 customers got template spring_sale")}, timeout=120)
+        self.host.answer(ask["id"], action=1)
+        chats = set()
+        for _ in range(2):
+            line = self.host.wait_for({"event": "write", "conv": regex("^Campaign [0-9a-f]{8}: "),
+                                       "message": contains("Campaign finished")}, timeout=120)
+            chats.add(line["conv"])
+        self.assertEqual(len(chats), 2)
+        tos = [m["to"].lstrip("+") for m in self.template_sends()]
+        self.assertEqual(len(tos), len(set(tos)), "a customer got the template twice in a day")
+        self.assertEqual(set(tos), {number(i) for i in range(90)})
+        repeats = []
+        for chat in chats:
+            repeats += [r for r in self.report(chat) if r["code"] == "sent-within-24h"]
+        self.assertEqual(sorted(r["recipient"] for r in repeats), sorted(number(i) for i in range(30, 60)))
+
+    def test_scheduled_start_survives_a_restart(self):
+        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(20)]
+        path = self.write_csv("later.csv", rows)
+        hhmm = time.strftime("%H:%M", time.localtime(time.time() + 2 * 3600))
+        self.start()
+        ask = self.notify("spring_sale %s at %s" % (path, hhmm))
+        self.assertIn("Starts at %s" % hhmm, ask["primary"] + " " + (ask["secondary"] or ""))
+        line = self.host.wait_for({"event": "write", "conv": regex("^Campaign [0-9a-f]{8}: "),
+                                   "message": contains("scheduled for %s" % hhmm)}, timeout=60)
+        chat = line["conv"]
+        time.sleep(2.0)
+        self.assertEqual(self.template_sends(), [], "sent before its time")
+        # signed off and on (the chat stays, left) ...
+        self.host.disconnect()
+        self.host.wait_for({"event": "signed-off"}, timeout=30)
+        self.host.connect()
+        self.host.wait_for({"event": "signed-on"}, timeout=60)
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign reopened: scheduled")},
+                           timeout=60)
+        # ... and a new process
+        self.host.quit()
+        self.host.close()
+        self.host = self.start_receiving_host(options={"waba_id": self.waba})
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign reopened: scheduled")},
+                           timeout=60)
+        time.sleep(1.5)
+        self.assertEqual(self.template_sends(), [], "sent before its time after the restart")
+        self.host.call({"cmd": "ipc", "plugin": "prpl-wabiz", "name": "clock-advance", "arg": str(2 * 3600 + 60)})
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Starting now")}, timeout=30)
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=60)
+        tos = sorted(m["to"].lstrip("+") for m in self.template_sends())
+        self.assertEqual(tos, sorted(number(i) for i in range(20)))
+
+    def test_final_errors_recorded_without_retry(self):
+        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(10)]
+        path = self.write_csv("final.csv", rows)
+        self.start(campaign_throughput="20")
+        self.sim.fault(path="/messages", code=131049, count=2)
+        self.sim.fault(path="/messages", code=131026, count=1)
+        self.notify("spring_sale " + path)
+        chat = self.campaign_chat()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished: 7 sent, 3 failed")},
+                           timeout=60)
+        posts = [r for r in self.sim.requests() if r["path"].endswith("/messages") and r["method"] == "POST"]
+        self.assertEqual(len(posts), 10, "a final error was retried")
+        report = self.report(chat)
+        codes = sorted(r["code"] for r in report if r["status"] == "failed")
+        self.assertEqual(codes, ["131026", "131049", "131049"])
+        # the failed are the chat's members
+        self.assertEqual(len(self.sim.sent()), 7)
+
+    def test_portfolio_daily_limit_waits_then_cancel(self):
+        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(260)]
+        path = self.write_csv("limit.csv", rows)
+        self.start(portfolio_limit="250")
+        self.notify("spring_sale " + path)
+        chat = self.campaign_chat()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("daily limit of 250 customers")},
+                           timeout=60)
+        wait_until(lambda: len(self.template_sends()) == 250, timeout=30, what="250 sends")
+        time.sleep(1.5)
+        self.assertEqual(len(self.template_sends()), 250, "sent beyond the daily limit")
+        self.assertEqual(self.host.command(chat, "/cancel")["status"], "ok")
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Cancelled")}, timeout=30)
+        report = self.report(chat)
+        self.assertEqual(sorted(r["code"] for r in report if r["status"] == "skipped"), ["cancelled"] * 10)
+
+    def test_repeat_within_a_day_only_when_the_agent_confirms(self):
+        path = self.write_csv("again.csv", [(number(i), "A%d" % i, "5 %", "opt-in") for i in range(5)])
+        self.start()
+        self.notify("spring_sale " + path)
+        self.host.wait_for({"event": "write", "conv": regex("^Campaign "), "message": contains("Campaign finished")},
+                           timeout=60)
+        self.notify("spring_sale " + path)
+        ask = self.host.wait_for({"event": "request", "kind": "action",
+                                  "primary": contains("5 customers got template spring_sale")}, timeout=60)
+        self.assertEqual(len(self.template_sends()), 5, "sent again before the agent agreed")
+        # the agent closes the campaign's chat: progress lines do not open it again
+        chat = self.host.wait_for({"event": "write", "conv": regex("^Campaign "),
+                                   "message": contains("5 customers got template")})["conv"]
+        self.host.close_conv(chat)
+        self.host.consume_all({"event": "write", "conv": chat})
+        self.host.expect_none({"event": "write", "conv": chat}, 4.0)
+        self.host.answer(ask["id"], action=0)
+        # news does
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=60)
+        wait_until(lambda: len(self.template_sends()) == 10, timeout=60, what="10 sends")
+        tos = [m["to"].lstrip("+") for m in self.template_sends()]
+        self.assertEqual(sorted(tos), sorted([number(i) for i in range(5)] * 2))
+
+    def test_send_notification_action_asks_for_the_fields(self):
+        path = self.write_csv("action.csv", [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(3)])
+        self.start()
+        self.host.call({"cmd": "account_action", "name": "Send notification..."})
+        form = self.host.wait_for({"event": "request", "kind": "fields"}, timeout=30)
+        self.host.answer(form["id"], fields={"template": "spring_sale", "language": "", "recipients": path})
+        ask = self.host.wait_for({"event": "request", "kind": "action", "title": "Send notification"}, timeout=60)
+        self.assertIn("to 3 customers", ask["primary"])
+        self.host.answer(ask["id"], action=0)
+        chat = self.campaign_chat()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=60)
+        self.assertEqual(sorted(m["to"].lstrip("+") for m in self.template_sends()), [number(i) for i in range(3)])
+
+    def test_buddy_group_with_fixed_values(self):
+        self.start()
+        for i in range(5):
+            self.host.add_buddy(number(i), group="Regulars")
+        self.sim.config(templates={"store_note": "UTILITY"})
+        # utility templates need an opt-in by default; the option lets them go
+        self.host.set_option("utility_consent", "not_required")
+        self.notify("store_note @Regulars Monday")
+        chat = self.campaign_chat()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=60)
+        sent = self.template_sends("store_note")
+        self.assertEqual(sorted(m["to"].lstrip("+") for m in sent), sorted(number(i) for i in range(5)))
+        for m in sent:
+            self.assertEqual(m["request"]["template"]["components"][0]["parameters"][0]["text"], "Monday")
+        # signed off and on again: the finished campaign's chat still writes its report
+        self.host.disconnect()
+        self.host.wait_for({"event": "signed-off"}, timeout=30)
+        self.host.connect()
+        self.host.wait_for({"event": "signed-on"}, timeout=60)
+        # (known once the store has listed the campaigns, right after sign-on)
+        path = os.path.join(self.dir, "after.csv")
+        wait_until(lambda: self.host.command(chat, "/report " + path)["status"] == "ok", timeout=30,
+                   what="/report known after the reconnect")
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("written to")}, timeout=30)
+        with open(path) as f:
+            self.assertEqual(len(f.read().strip().splitlines()), 6)
+        self.assertEqual(self.host.events({"event": "write", "conv": chat, "message": contains("reopened")}), [])
+
+
+if __name__ == "__main__":
+    main()

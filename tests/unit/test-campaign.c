@@ -1,0 +1,177 @@
+/* test-campaign.c: the pure parts of campaigns (plugin/core/wa-campaign.c):
+ * the /notify arguments (file, language, quoted group and fixed values),
+ * consent reason codes, pricing categories, the campaign chat id space
+ * (never a WhatsApp group's), the progress line and the report's rows. */
+#include "wa-campaign.h"
+
+#include <string.h>
+
+static void
+test_args(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(WaCampaignArgs) a = wa_campaign_args_parse("order_update orders.csv", &error);
+  g_autoptr(WaCampaignArgs) b = wa_campaign_args_parse("  order_update en_US /tmp/my orders.csv ", &error);
+  g_autoptr(WaCampaignArgs) c = wa_campaign_args_parse("promo de @\"VIP customers\" Anna | 10 %", &error);
+  g_autoptr(WaCampaignArgs) d = wa_campaign_args_parse("promo @vip", &error);
+  g_autoptr(WaCampaignArgs) e = wa_campaign_args_parse("promo en", &error);
+  WaCampaignArgs *bad;
+
+  g_assert_no_error(error);
+  g_assert_cmpstr(a->name, ==, "order_update");
+  g_assert_null(a->language);
+  g_assert_cmpstr(a->file, ==, "orders.csv");
+  g_assert_null(a->group);
+  g_assert_cmpstr(b->language, ==, "en_US");
+  g_assert_cmpstr(b->file, ==, "/tmp/my orders.csv");
+  g_assert_cmpstr(c->language, ==, "de");
+  g_assert_cmpstr(c->group, ==, "VIP customers");
+  g_assert_cmpstr(c->values, ==, "Anna | 10 %");
+  g_assert_null(c->file);
+  g_assert_null(d->language);
+  g_assert_cmpstr(d->group, ==, "vip");
+  g_assert_cmpstr(d->values, ==, "");
+  /* a lone second word is the file, not a language */
+  g_assert_null(e->language);
+  g_assert_cmpstr(e->file, ==, "en");
+  for (guint i = 0; i < 4; i++) {
+    static const char *const wrong[] = {"", "promo", "promo @", "promo @\"unterminated"};
+
+    bad = wa_campaign_args_parse(wrong[i], &error);
+    g_assert_null(bad);
+    g_assert_error(error, WA_CAMPAIGN_ERROR, WA_CAMPAIGN_ERROR_SYNTAX);
+    g_clear_error(&error);
+  }
+}
+
+static void
+test_start_at(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(WaCampaignArgs) a = wa_campaign_args_parse("promo orders.csv at 07:30", &error);
+  g_autoptr(WaCampaignArgs) b = wa_campaign_args_parse("promo de @vip Anna | 5 at 23:59", &error);
+  g_autoptr(WaCampaignArgs) c = wa_campaign_args_parse("promo orders at 7.csv", &error);
+  g_autoptr(GTimeZone) utc = g_time_zone_new_utc();
+  g_autoptr(GTimeZone) berlin = g_time_zone_new_identifier("Europe/Berlin");
+  gint64 at = 0;
+  /* 2026-12-07 18:00:00 UTC */
+  const gint64 now = 1796666400;
+
+  g_assert_no_error(error);
+  g_assert_cmpstr(a->file, ==, "orders.csv");
+  g_assert_cmpstr(a->start, ==, "07:30");
+  g_assert_cmpstr(b->group, ==, "vip");
+  g_assert_cmpstr(b->values, ==, "Anna | 5");
+  g_assert_cmpstr(b->start, ==, "23:59");
+  g_assert_cmpstr(c->file, ==, "orders at 7.csv");
+  g_assert_null(c->start);
+  /* later today, or tomorrow once passed */
+  g_assert_true(wa_campaign_start_at("19:15", now, utc, &at));
+  g_assert_cmpint(at, ==, now + 75 * 60);
+  g_assert_true(wa_campaign_start_at("18:00", now, utc, &at));
+  g_assert_cmpint(at, ==, now + 24 * 3600);
+  g_assert_true(wa_campaign_start_at("07:30", now, utc, &at));
+  g_assert_cmpint(at, ==, now + (13 * 60 + 30) * 60);
+  /* local time: 19:15 in Berlin (UTC+1 in December) is 18:15 UTC */
+  if (berlin != NULL && g_strcmp0(g_time_zone_get_identifier(berlin), "UTC") != 0) {
+    g_assert_true(wa_campaign_start_at("19:15", now, berlin, &at));
+    g_assert_cmpint(at, ==, now + 15 * 60);
+  }
+  g_assert_false(wa_campaign_start_at("24:00", now, utc, &at));
+  g_assert_false(wa_campaign_start_at("7:30", now, utc, &at));
+  g_assert_false(wa_campaign_start_at(NULL, now, utc, &at));
+}
+
+static void
+test_reasons_and_pricing(void)
+{
+  g_assert_null(wa_campaign_consent_reason(WA_CONSENT_ALLOWED));
+  g_assert_cmpstr(wa_campaign_consent_reason(WA_CONSENT_SUPPRESSED_ERASURE), ==, "suppressed");
+  g_assert_cmpstr(wa_campaign_consent_reason(WA_CONSENT_SUPPRESSED_OPT_OUT), ==, "suppressed");
+  g_assert_cmpstr(wa_campaign_consent_reason(WA_CONSENT_OPTED_OUT_MARKETING), ==, "opted-out");
+  g_assert_cmpstr(wa_campaign_consent_reason(WA_CONSENT_OPTED_OUT_EVERYTHING), ==, "opted-out");
+  g_assert_cmpstr(wa_campaign_consent_reason(WA_CONSENT_NO_MARKETING_OPT_IN), ==, "no-consent");
+  g_assert_cmpstr(wa_campaign_consent_reason(WA_CONSENT_NO_UTILITY_OPT_IN), ==, "no-consent");
+  g_assert_cmpstr(wa_campaign_pricing_category("MARKETING"), ==, "marketing");
+  g_assert_cmpstr(wa_campaign_pricing_category("MARKETING_LITE"), ==, "marketing");
+  g_assert_cmpstr(wa_campaign_pricing_category("utility"), ==, "utility");
+  g_assert_cmpstr(wa_campaign_pricing_category("AUTHENTICATION"), ==, "authentication");
+  g_assert_null(wa_campaign_pricing_category("SERVICE"));
+  g_assert_null(wa_campaign_pricing_category(NULL));
+}
+
+static void
+test_chat_ids(void)
+{
+  /* WhatsApp groups use (hash & 0x3fffffff) + 1: at most 2^30 */
+  for (guint i = 0; i < 2000; i++) {
+    g_autofree char *id = g_strdup_printf("%032x", g_random_int());
+    int chat = wa_campaign_chat_id(id);
+
+    g_assert_cmpint(chat, >, WA_CAMPAIGN_CHAT_ID_BASE);
+    g_assert_true(wa_campaign_chat_id_is_campaign(chat));
+    g_assert_cmpint(chat, ==, wa_campaign_chat_id(id));
+  }
+  g_assert_false(wa_campaign_chat_id_is_campaign(0x3fffffff + 1));
+  g_assert_false(wa_campaign_chat_id_is_campaign(1));
+  {
+    g_autofree char *name = wa_campaign_chat_name("0123456789abcdef0123456789abcdef", "order_update");
+
+    g_assert_cmpstr(name, ==, "Campaign 01234567: order_update");
+  }
+}
+
+static void
+test_progress(void)
+{
+  g_autofree char *a = wa_campaign_progress_text(120, 300, 2, 5, 38.4, 5);
+  g_autofree char *b = wa_campaign_progress_text(0, 0, 0, 0, -1, -1);
+
+  g_assert_cmpstr(a, ==, "Sent 120/300 (40 %), 38/s, 2 failed, 5 skipped, about 5 s left");
+  g_assert_cmpstr(b, ==, "Sent 0/0 (100 %), 0 failed, 0 skipped");
+}
+
+static void
+test_report(void)
+{
+  GString *out = g_string_new(NULL);
+  WaStoreRecipient sent = {.state = WA_STORE_RECIPIENT_SENT, .wamid = "wamid.A", .status = WA_STORE_STATUS_READ};
+  WaStoreRecipient delivered = {.state = WA_STORE_RECIPIENT_SENT,
+                                .wamid = "wamid.B",
+                                .status = WA_STORE_STATUS_DELIVERED,
+                                .pricing = "utility"};
+  WaStoreRecipient failed = {.state = WA_STORE_RECIPIENT_FAILED, .error_code = 131049};
+  WaStoreRecipient skipped = {.state = WA_STORE_RECIPIENT_SKIPPED, .reason = "no-consent"};
+  WaStoreRecipient uncertain = {.state = WA_STORE_RECIPIENT_UNCERTAIN};
+  WaStoreRecipient late_fail = {.state = WA_STORE_RECIPIENT_SENT, .wamid = "wamid.C", .status = WA_STORE_STATUS_FAILED};
+
+  wa_campaign_report_header(out);
+  wa_campaign_report_row(out, "491701234567", &sent, "marketing");
+  wa_campaign_report_row(out, "491701234568", &delivered, "marketing");
+  wa_campaign_report_row(out, "491701234569", &failed, "marketing");
+  wa_campaign_report_row(out, "491701234570", &skipped, "marketing");
+  wa_campaign_report_row(out, "491701234571", &uncertain, "marketing");
+  wa_campaign_report_row(out, "491701234572", &late_fail, "marketing");
+  g_assert_cmpstr(out->str, ==,
+                  "recipient,message_id,status,code,pricing_category\r\n"
+                  "491701234567,wamid.A,read,,marketing\r\n"
+                  "491701234568,wamid.B,delivered,,utility\r\n"
+                  "491701234569,,failed,131049,marketing\r\n"
+                  "491701234570,,skipped,no-consent,\r\n"
+                  "491701234571,,uncertain,,marketing\r\n"
+                  "491701234572,wamid.C,failed,,marketing\r\n");
+  g_string_free(out, TRUE);
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/campaign/args", test_args);
+  g_test_add_func("/campaign/start-at", test_start_at);
+  g_test_add_func("/campaign/reasons-and-pricing", test_reasons_and_pricing);
+  g_test_add_func("/campaign/chat-ids", test_chat_ids);
+  g_test_add_func("/campaign/progress", test_progress);
+  g_test_add_func("/campaign/report", test_report);
+  return g_test_run();
+}
