@@ -975,7 +975,7 @@ wabiz_campaign_outcome(WabizAccount *wa, guint64 id, const char *to, WabizCampai
       camp_member(cs, c, to, reason);
     /* 131050: the customer stopped marketing messages (recorded in the ledger) */
     if (outcome == WABIZ_CAMPAIGN_FAILED)
-      wabiz_consent_api_error(wa, to, error);
+      wabiz_consent_api_error(wa, to, error, NULL, NULL);
     wa_pace_pair_forget(cs->pace, to);
     break;
   }
