@@ -659,7 +659,9 @@ export_message(WaStore *store, JsonBuilder *builder, sqlite3_stmt *stmt, const c
 {
   g_autoptr(WaStoreMessage) message = wa_store_read_message(store, stmt);
   const WaKey *key = wa_store_customer_key(store, customer_id, NULL);
-  char *raw = key != NULL ? wa_store_open_col(key, "messages", "raw", message->id, stmt, 13, &message->tampered) : NULL;
+  char *raw = key != NULL ? wa_store_open_col(key, "messages", "raw", message->id, stmt, WA_STORE_MESSAGE_N_COLUMNS,
+                                              &message->tampered)
+                          : NULL;
 
   add_string(builder, "id", message->id);
   add_string(builder, "direction", direction_name(message->direction));

@@ -390,16 +390,13 @@ answer_message(Request *req)
     ((WaStoreMessageFunc) req->cb)(req->error == NULL ? mr->message : NULL, req->error, req->data);
 }
 
-/* A message stored and not marked shown yet is on its way to its
- * conversation as a live line (inbound messages are stored ahead of their
- * lines, a batch at a time): history leaves it out. */
 static gboolean
 run_history(WaStore *store, Request *req, GError **error)
 {
   MessageRequest *mr = (MessageRequest *) req;
   sqlite3_stmt *stmt = wa_store_sql(store, error,
                                     "SELECT * FROM (SELECT " WA_STORE_MESSAGE_COLUMNS ", m.rowid AS r FROM messages m "
-                                    "WHERE m.customer_id = ?1 AND m.shown = 1 "
+                                    "WHERE m.customer_id = ?1 "
                                     "ORDER BY m.timestamp DESC, m.rowid DESC LIMIT ?2) "
                                     "ORDER BY timestamp, r",
                                     "ti", mr->customer_id, (gint64) mr->limit);

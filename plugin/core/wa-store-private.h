@@ -159,7 +159,8 @@ gboolean wa_store_audit_row(WaStore *store, gint64 at, const char *action, const
 /* SELECT list and reader for WaStoreMessage rows. */
 #define WA_STORE_MESSAGE_COLUMNS                                                                 \
   "m.id, m.customer_id, m.direction, m.type, m.body, m.caption, m.wamid, m.error, m.timestamp, " \
-  "m.status, m.status_time, m.outbox_id, m.expired"
+  "m.status, m.status_time, m.outbox_id, m.expired, m.shown"
+#define WA_STORE_MESSAGE_N_COLUMNS 14 /* a column selected after them is this one */
 WaStoreMessage *wa_store_read_message(WaStore *store, sqlite3_stmt *stmt);
 #define WA_STORE_OUTBOX_COLUMNS                                                        \
   "o.id, o.message_id, o.customer_id, o.state, o.payload, o.preview_url, o.attempts, " \

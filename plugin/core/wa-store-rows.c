@@ -125,6 +125,7 @@ wa_store_read_message(WaStore *store, sqlite3_stmt *stmt)
   message->status_time = sqlite3_column_int64(stmt, 10);
   message->outbox_id = (guint64) sqlite3_column_int64(stmt, 11);
   message->expired = sqlite3_column_int(stmt, 12) != 0;
+  message->shown = sqlite3_column_int(stmt, 13) != 0;
   key = message->id != NULL && message->customer_id != NULL ? wa_store_customer_key(store, message->customer_id, NULL)
                                                             : NULL;
   if (key == NULL) {

@@ -133,6 +133,7 @@ typedef struct {
   gint64 status_time; /* the latest status's timestamp, or 0 */
   guint64 outbox_id;  /* ours: the outbox entry; else 0 */
   gboolean expired;   /* body and caption deleted by retention */
+  gboolean shown;     /* shown to the agent (wa_store_message_mark_shown); ours always */
   gboolean tampered;  /* a sealed field did not open: it is NULL here */
 } WaStoreMessage;
 
@@ -459,8 +460,8 @@ typedef void (*WaStoreStatusFunc)(const WaStoreStatusResult *result, const GErro
 void wa_store_message_status(WaStore *store, const WaStoreStatusUpdate *update, WaStoreStatusFunc done, gpointer data);
 /* By wamid; NULL when not found. */
 void wa_store_message_find(WaStore *store, const char *wamid, WaStoreMessageFunc done, gpointer data);
-/* The last @limit messages of @customer_id, oldest first, decrypted;
- * inbound messages not yet marked shown are left out. */
+/* The last @limit messages of @customer_id, oldest first, decrypted (with
+ * those not yet marked shown: see WaStoreMessage.shown). */
 void wa_store_history(WaStore *store, const char *customer_id, guint limit, WaStoreMessagesFunc done, gpointer data);
 
 /* ---- outbox -------------------------------------------------------------------------- */

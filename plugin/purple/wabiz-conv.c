@@ -138,6 +138,10 @@ history_cb(GPtrArray *messages, const GError *error, gpointer data)
     g_autofree char *text = NULL;
     g_autofree char *html = NULL;
 
+    /* stored and not marked shown yet: on its way here as a live line
+     * (inbound messages are stored ahead of their lines, a batch at a time) */
+    if (!m->shown)
+      continue;
     if (!wabiz_history_mark_shown(wa, m->id))
       continue;
     if (m->body != NULL)
