@@ -460,16 +460,16 @@ check_step(Check *c)
   check_step(c);
 }
 
-void
-wabiz_consent_check(WabizAccount *wa, const char *customer_id, const char *to, const char *category,
-                    WabizConsentFunc done, gpointer data)
+/* Starts a check whose answer goes to @done or @verdict_done (one is NULL). */
+static void
+check_start(WabizAccount *wa, const char *customer_id, const char *to, const char *category, WabizConsentFunc done,
+            WabizConsentVerdictFunc verdict_done, gpointer data)
 {
-  Check *c;
+  Check *c = check_new(wa, customer_id, to, check_end);
 
-  g_return_if_fail(wa != NULL && done != NULL);
-  c = check_new(wa, customer_id, to, check_end);
   c->category = wa_consent_category_parse(category, NULL);
   c->done = done;
+  c->verdict_done = verdict_done;
   c->data = data;
   if (wa->store == NULL) {
     g_autoptr(GError) error = store_closed();
@@ -481,23 +481,19 @@ wabiz_consent_check(WabizAccount *wa, const char *customer_id, const char *to, c
 }
 
 void
+wabiz_consent_check(WabizAccount *wa, const char *customer_id, const char *to, const char *category,
+                    WabizConsentFunc done, gpointer data)
+{
+  g_return_if_fail(wa != NULL && done != NULL);
+  check_start(wa, customer_id, to, category, done, NULL, data);
+}
+
+void
 wabiz_consent_check_verdict(WabizAccount *wa, const char *customer_id, const char *to, const char *category,
                             WabizConsentVerdictFunc done, gpointer data)
 {
-  Check *c;
-
   g_return_if_fail(wa != NULL && done != NULL);
-  c = check_new(wa, customer_id, to, check_end);
-  c->category = wa_consent_category_parse(category, NULL);
-  c->verdict_done = done;
-  c->data = data;
-  if (wa->store == NULL) {
-    g_autoptr(GError) error = store_closed();
-
-    check_end(c, error);
-    return;
-  }
-  check_step(c);
+  check_start(wa, customer_id, to, category, NULL, done, data);
 }
 
 /* ---- /consent: the state per scope ------------------------------------------------- */
