@@ -321,9 +321,11 @@ wants_transfer(WabizAccount *wa, const WaStoreMedia *m)
   const char *images = purple_account_get_string(wa->account, WABIZ_OPT_MEDIA_IMAGES, WABIZ_MEDIA_IMAGES_INLINE);
   gboolean picture = g_strcmp0(m->type, "image") == 0 || g_strcmp0(m->type, "sticker") == 0;
 
-  /* BitlBee would stage the decrypted file in /tmp (its DCC): the line and
-   * !save instead */
-  if (wabiz_bitlbee() || (m->timestamp > 0 && wabiz_now() - m->timestamp > LATE_S))
+  /* BitlBee stages the decrypted file in /tmp before its DCC SEND: offered
+   * unless the account's option turns that off (then the line and !save) */
+  if (wabiz_bitlbee() && !purple_account_get_bool(wa->account, WABIZ_OPT_BITLBEE_TRANSFERS, TRUE))
+    return FALSE;
+  if (m->timestamp > 0 && wabiz_now() - m->timestamp > LATE_S)
     return FALSE;
   return !picture || g_strcmp0(images, WABIZ_MEDIA_IMAGES_INLINE) != 0;
 }

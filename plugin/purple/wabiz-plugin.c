@@ -373,6 +373,10 @@ init_plugin(PurplePlugin *plugin)
                                                 WABIZ_OPT_MEDIA_RETRY_MS, 30000));
   prpl_info.protocol_options =
     g_list_append(prpl_info.protocol_options,
+                  purple_account_option_bool_new(_("BitlBee: offer attachments as file transfers (staged in /tmp)"),
+                                                 WABIZ_OPT_BITLBEE_TRANSFERS, TRUE));
+  prpl_info.protocol_options =
+    g_list_append(prpl_info.protocol_options,
                   purple_account_option_int_new(_("First retry delay for unsent messages (milliseconds)"),
                                                 WABIZ_OPT_RETRY_DELAY_MS, 1000));
   add_string_option(_("Default template language (such as en_US; for templates in several languages)"),

@@ -70,6 +70,9 @@
 #define WABIZ_MEDIA_IMAGES_INLINE "inline"
 #define WABIZ_MEDIA_IMAGES_TRANSFER "transfer"
 #define WABIZ_MEDIA_IMAGES_BOTH "both"
+/* BitlBee: offer attachments as file transfers (DCC SEND to the IRC client; BitlBee
+ * stages them unencrypted in /tmp first) */
+#define WABIZ_OPT_BITLBEE_TRANSFERS "bitlbee_transfers"
 /* templates (wabiz-template.c): the language /template uses when a template
  * has several; marketing templates through POST /{phone-number-id}/marketing_messages */
 #define WABIZ_OPT_TEMPLATE_LANGUAGE "template_language"

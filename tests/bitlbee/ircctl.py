@@ -29,18 +29,27 @@ Matches
     text, every other key when equal; a value may also be a callable (given
     the attribute), e.g. lambda text: text.startswith("x").
 
+DCC
+    dcc_offer(line) reads a CTCP "DCC SEND name address port size" (what an
+    IRC server or BitlBee sends to offer a file) into a DccOffer, or None;
+    dcc_get(offer) connects to it, reads the file while acknowledging each
+    chunk with the 4-byte total, as IRC clients do, and returns the bytes.
+
 Failures raise IrcError (an AssertionError) whose message holds what was
 awaited and the conversation so far (">>" sent, "<<" received), so a failing
 test shows why. Every deadline is multiplied by HOSTCTL_TIMEOUT_FACTOR, as in
 tests/host/hostctl.py.
 """
 
+import collections
 import os
+import shlex
 import socket
+import struct
 import threading
 import time
 
-__all__ = ["Irc", "IrcError", "Line", "parse_line", "TIMEOUT_FACTOR"]
+__all__ = ["Irc", "IrcError", "Line", "parse_line", "TIMEOUT_FACTOR", "DccOffer", "dcc_offer", "dcc_get"]
 
 DEFAULT_TIMEOUT = 20.0
 # Multiplies every timeout (for valgrind or sanitizer runs), as hostctl does.
@@ -97,6 +106,45 @@ def parse_line(raw):
     if trailing is not None:
         params.append(trailing)
     return Line(raw, prefix, command, params)
+
+
+DccOffer = collections.namedtuple("DccOffer", "name host port size")
+
+
+def dcc_offer(line):
+    """The DccOffer of a CTCP DCC SEND in line's text (a file name may be
+    quoted; the address is one 32-bit number or a dotted one), else None."""
+    text = line.text if isinstance(line, Line) else line
+    if not (text.startswith("\x01DCC SEND ") and text.endswith("\x01")):
+        return None
+    try:
+        words = shlex.split(text[len("\x01DCC SEND "):-1])
+    except ValueError:
+        return None
+    if len(words) < 4 or not (words[-3].replace(".", "").isdigit() and words[-2].isdigit()
+                              and words[-1].isdigit()):
+        return None
+    address = words[-3]
+    host = socket.inet_ntoa(struct.pack(">I", int(address))) if "." not in address else address
+    return DccOffer(" ".join(words[:-3]), host, int(words[-2]), int(words[-1]))
+
+
+def dcc_get(offer, timeout=None):
+    """Connects to a DCC SEND offer and reads offer.size bytes, acknowledging
+    each chunk with the total so far (4 bytes, big-endian); returns them."""
+    data = bytearray()
+    with socket.create_connection((offer.host, offer.port), timeout=_scaled(timeout)) as conn:
+        conn.settimeout(_scaled(timeout))
+        while len(data) < offer.size:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            conn.sendall(struct.pack(">I", len(data) & 0xFFFFFFFF))
+    if len(data) != offer.size:
+        raise IrcError("DCC %s from %s:%d: %d of %d bytes" % (offer.name, offer.host, offer.port,
+                                                            len(data), offer.size))
+    return bytes(data)
 
 
 def _matches(line, match):

@@ -28,7 +28,7 @@ sys.path.insert(0, HERE)
 
 from bitlbeectl import BitlBee  # noqa: E402
 from harness import DEFAULT_APP_SECRET, RECEIVER_ARGS, VERIFY_TOKEN, Receiving, main, wait_until  # noqa: E402
-from ircctl import TIMEOUT_FACTOR, Irc  # noqa: E402
+from ircctl import TIMEOUT_FACTOR, Irc, dcc_get, dcc_offer  # noqa: E402
 
 NICK = "agent"
 ANNA = "491701234567"
@@ -161,7 +161,11 @@ class BitlBeeScenario(Receiving):
     def start_receiving(self):
         """Signs on and points the simulator's webhooks at the receiver
         (its URL from the receiver itself: `wabiz-receiver --status`)."""
-        self.sign_on()
+        return self.start_receiving_with(None)
+
+    def start_receiving_with(self, options):
+        """start_receiving() with further account options."""
+        self.sign_on(options=options)
 
         def url():
             status = self.receiver_status()
@@ -282,6 +286,53 @@ class BitlBeeIrc(BitlBeeScenario):
                          [("application/pdf", "invoice.pdf", len(data))])
         self.assertEqual(sent[-1]["request"]["document"], {"id": uploads[0]["id"], "filename": "invoice.pdf"})
         self.irc.wait_for(told(ANNA, "[Document] invoice.pdf"), timeout=30)
+
+    def test_document_from_the_customer_offered_by_dcc(self):
+        """A customer's document is offered to the IRC client as a DCC SEND
+        from the customer's nick, carrying exactly the file the API served;
+        a picture stays a line (with !save), never an offer."""
+        self.start_receiving()
+        self.customer_writes("hello")
+        document = b"%PDF-1.4\n" + bytes(range(256)) * 300 + b"%%EOF\n"
+        media = self.sim.media(document, mime_type="application/pdf")
+        self.sim.inbound_media("document", media, filename="terms.pdf", sender=ANNA)
+        self.irc.wait_for(told(ANNA, "Document 1 (terms.pdf", "received. Type /save 1"), timeout=30)
+        offer_line = self.irc.wait_for(lambda l: l.command == "PRIVMSG" and l.source == nick_of(ANNA)
+                                       and dcc_offer(l) is not None, timeout=30)
+        offer = dcc_offer(offer_line)
+        self.assertEqual((offer.name, offer.size), ("terms.pdf", len(document)))
+        self.assertEqual(dcc_get(offer, timeout=30), document)
+        picture = b"\xff\xd8\xff\xe0" + b"picture bytes " * 500
+        self.sim.inbound_media("image", self.sim.media(picture, mime_type="image/jpeg"), caption="receipt",
+                               sender=ANNA)
+        self.irc.wait_for(told(ANNA, "Image 2 (7 KB) received. Type /save 2"), timeout=30)
+        self.irc.expect_none(lambda l: l.command == "PRIVMSG" and dcc_offer(l) is not None, 2.0)
+        self.assertEqual(self.sim.sent(), [])
+
+    def test_template_sent_by_command(self):
+        """!templates to the wabiz contact lists the catalogue; !template
+        NAME values in the customer's query sends it, and the rendered
+        template comes back as the agent's own line."""
+        from test_templates import ORDER
+        self.sim.add_templates([ORDER])
+        self.start_receiving_with({"waba_id": self.sim.info()["waba_id"]})
+        self.customer_writes("Where is my order?")
+        self.irc.say("wabiz", "!templates")
+        self.irc.wait_for(notice("order_update (en_US): APPROVED, UTILITY"), timeout=30)
+        self.irc.say(nick_of(ANNA), "!template order_update #42")
+        self.irc.wait_for(told(ANNA, "Not sent: Missing: {{1}}"), timeout=ISSUE11_WAIT)
+        self.irc.say(nick_of(ANNA), "!template order_update #42 | Anna | A-7 | button1=A-7")
+        sent = self.sim.wait_for_sent(1)
+        template = sent[0]["request"]["template"]
+        self.assertEqual((template["name"], template["language"]), ("order_update", {"code": "en_US"}))
+        self.assertEqual(sent[0]["to"].lstrip("+"), ANNA)
+        rendered = self.irc.wait_for(lambda l: l.command == "PRIVMSG" and l.source == NICK
+                                     and l.target == nick_of(ANNA) and "[Template order_update, UTILITY]" in l.text,
+                                     timeout=30)
+        self.irc.wait_for(lambda l: l.command == "PRIVMSG" and l.source == NICK and l.time >= rendered.time
+                          and "Hi Anna, order A-7 ships today." in l.text, timeout=ISSUE11_WAIT)
+        time.sleep(0.5)
+        self.assertEqual(len(self.sim.sent()), 1)
 
     def test_reply_with_markup_characters_unchanged(self):
         """What an agent types in IRC is plain text: < > & and quotes reach

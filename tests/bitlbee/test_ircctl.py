@@ -3,7 +3,9 @@ parsing, registration, PING answered, wait_for / expect_none semantics, and a
 hang-up reported at once with the conversation."""
 
 import os
+import socket
 import sys
+import threading
 import time
 import unittest
 
@@ -13,7 +15,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "host"))
 sys.path.insert(0, HERE)
 
 from fakeirc import FakeIrcServer  # noqa: E402
-from ircctl import Irc, IrcError, parse_line  # noqa: E402
+from ircctl import DccOffer, Irc, IrcError, dcc_get, dcc_offer, parse_line  # noqa: E402
 
 
 class ParseLine(unittest.TestCase):
@@ -38,6 +40,58 @@ class ParseLine(unittest.TestCase):
         self.assertEqual((line.source, line.command, line.params), ("", "PING", [""]))
         line = parse_line("ping token")
         self.assertEqual((line.command, line.params, line.text), ("PING", ["token"], "token"))
+
+
+class Dcc(unittest.TestCase):
+
+    def test_offer_parsed_numeric_and_dotted_quoted_name(self):
+        line = parse_line(":_49170!u@h PRIVMSG agent :\x01DCC SEND report.pdf 2130706433 5000 123\x01")
+        self.assertEqual(dcc_offer(line), DccOffer("report.pdf", "127.0.0.1", 5000, 123))
+        self.assertEqual(dcc_offer('\x01DCC SEND "my file.txt" 10.0.0.2 6000 7\x01'),
+                         DccOffer("my file.txt", "10.0.0.2", 6000, 7))
+        self.assertIsNone(dcc_offer("DCC SEND report.pdf 2130706433 5000 123"))
+        self.assertIsNone(dcc_offer("\x01DCC CHAT chat 2130706433 5000\x01"))
+
+    def test_get_reads_the_file_and_acknowledges_it(self):
+        data = bytes(range(256)) * 1000
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        acks = []
+
+        def serve():
+            conn, _ = listener.accept()
+            with conn:
+                for start in range(0, len(data), 10000):
+                    conn.sendall(data[start:start + 10000])
+                while not acks or acks[-1] < len(data):
+                    got = conn.recv(4)
+                    if len(got) < 4:
+                        break
+                    acks.append(int.from_bytes(got, "big"))
+        sender = threading.Thread(target=serve)
+        sender.start()
+        got = dcc_get(DccOffer("f", "127.0.0.1", listener.getsockname()[1], len(data)))
+        sender.join(10)
+        self.assertEqual(got, data)
+        self.assertEqual(acks[-1], len(data))
+
+    def test_get_fails_on_a_short_file(self):
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def serve():
+            conn, _ = listener.accept()
+            with conn:
+                conn.sendall(b"abc")
+        sender = threading.Thread(target=serve)
+        sender.start()
+        with self.assertRaises(IrcError):
+            dcc_get(DccOffer("f", "127.0.0.1", listener.getsockname()[1], 10))
+        sender.join(10)
 
 
 class Client(unittest.TestCase):
