@@ -289,12 +289,27 @@ class BitlBeeHost(Receiving):
         host.wait_for(plugin_line(ANNA, "Saved to " + out))
         with open(os.path.join(out, "whatsapp-image-1.jpg"), "rb") as f:
             self.assertEqual(f.read(), picture)
-        # a document: the line, no file transfer (BitlBee would stage it unencrypted in /tmp)
+        # a document: the line and a file transfer (BitlBee's DCC SEND); declined, /save still works
         document = self.sim.media(b"%PDF-1.4 terms", mime_type="application/pdf")
         self.sim.inbound_media("document", document, filename="terms.pdf", sender=ANNA)
         host.wait_for(plugin_line(ANNA, "Document 2 (terms.pdf, 14 bytes) received. Type /save 2"))
-        host.expect_none({"event": "request"}, 1.0)
+        offer = host.wait_for({"event": "request", "kind": "action"}, timeout=30)
+        self.assertIn("terms.pdf", offer["primary"])
+        host.answer(offer["id"], action=1)
+        host.send_im(ANNA, "!save 2 " + out)
+        host.wait_for(plugin_line(ANNA, "Saved to " + out))
+        with open(os.path.join(out, "terms.pdf"), "rb") as f:
+            self.assertEqual(f.read(), b"%PDF-1.4 terms")
         self.assertEqual(self.sim.sent(), [])
+        # only the picture's and the document's lines, no offer for the picture
+        self.assertEqual(len(host.events({"event": "request"})), 1)
+
+    def test_attachment_transfers_turned_off(self):
+        host = self.start_bitlbee(options={"media_retry_delay_ms": 200, "bitlbee_transfers": False})
+        document = self.sim.media(b"%PDF-1.4 terms", mime_type="application/pdf")
+        self.sim.inbound_media("document", document, filename="terms.pdf", sender=ANNA)
+        host.wait_for(plugin_line(ANNA, "Document 1 (terms.pdf, 14 bytes) received. Type /save 1"))
+        host.expect_none({"event": "request"}, 1.0)
         self.assert_nothing_hidden(host)
 
     def test_service_window_as_presence_and_away_message(self):
