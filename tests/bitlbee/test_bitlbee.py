@@ -334,6 +334,37 @@ class BitlBeeIrc(BitlBeeScenario):
         time.sleep(0.5)
         self.assertEqual(len(self.sim.sent()), 1)
 
+    def test_notify_answered_with_yes_reports_in_its_chat(self):
+        """!notify TEMPLATE CSV to the wabiz contact asks BitlBee's question
+        (OK/Cancel, answered "yes" in &bitlbee); the campaign sends to those
+        with consent and its lines come in a channel of its own."""
+        from test_campaign import PROMO, number
+        self.sim.add_templates([PROMO])
+        path = os.path.join(self.bee.base, "customers.csv")
+        with open(path, "w") as f:
+            f.write("to,1,2,consent\n")
+            for i in range(3):
+                f.write("%s,C%d,5 %%,opt-in\n" % (number(i), i))
+            f.write("%s,Nobody,5 %%,\n" % number(9))
+        self.start_receiving_with({"waba_id": self.sim.info()["waba_id"]})
+        self.irc.say("wabiz", "!notify spring_sale " + path)
+        self.irc.wait_for(notice("Skipped: 1 no consent"), timeout=30)
+        # BitlBee's query: the question from root, answered in &bitlbee
+        self.irc.wait_for(from_root("to 3 customers"), timeout=30)
+        self.root("yes")
+        sent = self.sim.wait_for_sent(3)
+        self.assertEqual(sorted(m["to"].lstrip("+") for m in sent), sorted(number(i) for i in range(3)))
+        # the campaign's chat is a channel BitlBee joins the agent to, its lines from "wabiz"
+        joined = self.irc.wait_for(lambda l: l.command == "JOIN" and l.source == NICK
+                                   and l.text.startswith("#Campaign"), timeout=30)
+        channel = joined.text
+        self.irc.wait_for({"command": "PRIVMSG", "source": "wabiz", "target": channel,
+                           "text": "[wabiz] Sending template spring_sale (en)"}, timeout=30)
+        self.irc.wait_for({"command": "PRIVMSG", "source": "wabiz", "target": channel,
+                           "text": "[wabiz] Campaign finished: 3 sent, 0 failed, 1 skipped"}, timeout=60)
+        time.sleep(0.5)
+        self.assertEqual(len(self.sim.sent()), 3)
+
     def test_reply_with_markup_characters_unchanged(self):
         """What an agent types in IRC is plain text: < > & and quotes reach
         the customer as typed."""
