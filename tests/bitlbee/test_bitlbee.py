@@ -296,7 +296,7 @@ class BitlBeeIrc(BitlBeeScenario):
         document = b"%PDF-1.4\n" + bytes(range(256)) * 300 + b"%%EOF\n"
         media = self.sim.media(document, mime_type="application/pdf")
         self.sim.inbound_media("document", media, filename="terms.pdf", sender=ANNA)
-        self.irc.wait_for(told(ANNA, "Document 1 (terms.pdf", "received. Type /save 1"), timeout=30)
+        self.irc.wait_for(told(ANNA, "Document 1 (terms.pdf", "received. Type !save 1"), timeout=30)
         offer_line = self.irc.wait_for(lambda l: l.command == "PRIVMSG" and l.source == nick_of(ANNA)
                                        and dcc_offer(l) is not None, timeout=30)
         offer = dcc_offer(offer_line)
@@ -305,7 +305,7 @@ class BitlBeeIrc(BitlBeeScenario):
         picture = b"\xff\xd8\xff\xe0" + b"picture bytes " * 500
         self.sim.inbound_media("image", self.sim.media(picture, mime_type="image/jpeg"), caption="receipt",
                                sender=ANNA)
-        self.irc.wait_for(told(ANNA, "Image 2 (7 KB) received. Type /save 2"), timeout=30)
+        self.irc.wait_for(told(ANNA, "Image 2 (7 KB) received. Type !save 2"), timeout=30)
         self.irc.expect_none(lambda l: l.command == "PRIVMSG" and dcc_offer(l) is not None, 2.0)
         self.assertEqual(self.sim.sent(), [])
 

@@ -281,7 +281,7 @@ class BitlBeeHost(Receiving):
         self.sim.inbound_media("image", media, caption="the receipt", sender=ANNA)
         host.wait_for({"event": "write", "conv": ANNA, "via": "im", "bitlbee_shows": True,
                        "message": contains("the receipt")})
-        line = host.wait_for(plugin_line(ANNA, "Type /save 1 to save it"))
+        line = host.wait_for(plugin_line(ANNA, "Type !save 1 to save it"))
         self.assertIn("Image 1 (7 KB)", line["message"])
         out = os.path.join(self.user_dir, "saved")
         os.mkdir(out)
@@ -292,7 +292,7 @@ class BitlBeeHost(Receiving):
         # a document: the line and a file transfer (BitlBee's DCC SEND); declined, /save still works
         document = self.sim.media(b"%PDF-1.4 terms", mime_type="application/pdf")
         self.sim.inbound_media("document", document, filename="terms.pdf", sender=ANNA)
-        host.wait_for(plugin_line(ANNA, "Document 2 (terms.pdf, 14 bytes) received. Type /save 2"))
+        host.wait_for(plugin_line(ANNA, "Document 2 (terms.pdf, 14 bytes) received. Type !save 2"))
         offer = host.wait_for({"event": "request", "kind": "action"}, timeout=30)
         self.assertIn("terms.pdf", offer["primary"])
         host.answer(offer["id"], action=1)
@@ -308,7 +308,7 @@ class BitlBeeHost(Receiving):
         host = self.start_bitlbee(options={"media_retry_delay_ms": 200, "bitlbee_transfers": False})
         document = self.sim.media(b"%PDF-1.4 terms", mime_type="application/pdf")
         self.sim.inbound_media("document", document, filename="terms.pdf", sender=ANNA)
-        host.wait_for(plugin_line(ANNA, "Document 1 (terms.pdf, 14 bytes) received. Type /save 1"))
+        host.wait_for(plugin_line(ANNA, "Document 1 (terms.pdf, 14 bytes) received. Type !save 1"))
         host.expect_none({"event": "request"}, 1.0)
         self.assert_nothing_hidden(host)
 
