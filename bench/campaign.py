@@ -116,6 +116,8 @@ def run(args, rate):
     per_second = collections.Counter(m["time"] for m in sent)
     first, last = min(per_second), max(per_second)
     inner = [per_second.get(s, 0) for s in range(first + 1, last)]
+    if args.per_second:
+        print("#   sends per second: %s" % " ".join(str(per_second.get(s, 0)) for s in range(first, last + 1)))
     steady = sum(inner) / len(inner) if inner else float("nan")
     counts = collections.Counter(m["to"].lstrip("+") for m in sent)
     hz = os.sysconf("SC_CLK_TCK")
@@ -137,6 +139,7 @@ def main():
     parser.add_argument("--rates", default="80,1000")
     parser.add_argument("--recipients", type=int, default=10000)
     parser.add_argument("--latency-ms", type=int, default=50)
+    parser.add_argument("--per-second", action="store_true", help="print the sends of each second")
     parser.add_argument("--sim", help="another simulator binary (a before/after figure)")
     args = parser.parse_args()
     print("# bench/campaign.py, %s UTC" % time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
