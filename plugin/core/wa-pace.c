@@ -259,6 +259,7 @@ struct _WaPortfolio {
   WaClock *clock;
   guint limit;
   GHashTable *reached; /* key -> gint64* latest reach (Unix s) */
+  gint64 oldest;       /* no reach is older (G_MAXINT64: none): prune walks only when one may be out */
 };
 
 WaPortfolio *
@@ -272,6 +273,7 @@ wa_portfolio_new(WaClock *clock, guint limit)
   portfolio->clock = clock;
   portfolio->limit = limit;
   portfolio->reached = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  portfolio->oldest = G_MAXINT64;
   return portfolio;
 }
 
@@ -324,7 +326,9 @@ wa_portfolio_limit(WaPortfolio *portfolio)
   return portfolio->limit;
 }
 
-/* Forgets reaches older than the window. */
+/* Forgets reaches older than the window. Asked before every campaign send:
+ * it walks the reaches only when the oldest of them is out of the window
+ * (a walk per send cost O(recipients) each). */
 static void
 prune(WaPortfolio *portfolio)
 {
@@ -332,10 +336,15 @@ prune(WaPortfolio *portfolio)
   GHashTableIter iter;
   gpointer value;
 
+  if (portfolio->oldest > oldest)
+    return;
+  portfolio->oldest = G_MAXINT64;
   g_hash_table_iter_init(&iter, portfolio->reached);
   while (g_hash_table_iter_next(&iter, NULL, &value))
     if (*(gint64 *) value <= oldest)
       g_hash_table_iter_remove(&iter);
+    else
+      portfolio->oldest = MIN(portfolio->oldest, *(gint64 *) value);
 }
 
 void
@@ -356,6 +365,7 @@ wa_portfolio_note(WaPortfolio *portfolio, const char *key, gint64 at)
   known = g_new(gint64, 1);
   *known = at;
   g_hash_table_insert(portfolio->reached, g_strdup(key), known);
+  portfolio->oldest = MIN(portfolio->oldest, at);
 }
 
 guint

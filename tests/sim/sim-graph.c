@@ -175,12 +175,11 @@ management_calls (Sim *sim, gboolean current, gint64 *oldest)
   gint64 calls = current ? 1 : 0;
 
   *oldest = now;
-  for (guint i = 0; i < sim->requests_log->len; i++)
+  for (guint i = 0; i < sim->management_times->len; i++)
     {
-      JsonObject *e = json_node_get_object (g_ptr_array_index (sim->requests_log, i));
-      gint64 t = json_object_get_int_member (e, "time");
+      gint64 t = g_array_index (sim->management_times, gint64, i);
 
-      if (now - t < 3600 && json_object_get_boolean_member_with_default (e, "management", FALSE))
+      if (now - t < 3600)
         {
           calls++;
           *oldest = MIN (*oldest, t);
@@ -243,6 +242,7 @@ log_request (GraphRequest *req, guint status, gint64 error_code, gboolean reset)
 {
   Sim *sim = req->sim;
   JsonBuilder *b = sim_log_entry_begin (&sim->requests_seq);
+  gint64 now = sim_clock_now (&sim->clock);
 
   json_builder_set_member_name (b, "method");
   json_builder_add_string_value (b, req->method);
@@ -279,8 +279,10 @@ log_request (GraphRequest *req, guint status, gint64 error_code, gboolean reset)
   json_builder_set_member_name (b, "management");
   json_builder_add_boolean_value (b, req->management);
   json_builder_set_member_name (b, "time");
-  json_builder_add_int_value (b, sim_clock_now (&sim->clock));
+  json_builder_add_int_value (b, now);
   sim_log_entry_end (sim->requests_log, b);
+  if (req->management)
+    g_array_append_val (sim->management_times, now);
   /* never the token, never the query (it could hold one) */
   if (reset)
     g_printerr ("sim: %s %s -> connection reset\n", req->method, req->path);

@@ -37,6 +37,13 @@ on_request (SoupServer *server, SoupServerMessage *msg, const char *path, GHashT
     sim_graph_handle (sim, msg, path);
 }
 
+/* Connections the kernel completes before the simulator accepts them. A
+ * client starting many sends at once (a campaign at 1,000/s) opens dozens of
+ * connections together; GLib's default backlog of 10 made the kernel drop
+ * the others' handshakes, and their requests waited unanswered, never seen
+ * here (test_sim.py, test_connection_burst_waits_in_the_backlog). */
+#define LISTEN_BACKLOG 1024
+
 /* libsoup 3.2's own listener leaks a socket reference per connection, so
  * connections are accepted here and handed to the server (docs/ARCHITECTURE.md,
  * Rules: SoupServer). */
@@ -107,7 +114,7 @@ graph_socket_new (GSocketFamily family, GError **error)
   if (socket == NULL)
     return NULL;
   g_socket_set_blocking (socket, FALSE);
-  g_socket_set_listen_backlog (socket, 128);
+  g_socket_set_listen_backlog (socket, LISTEN_BACKLOG);
   return socket;
 }
 
@@ -308,6 +315,7 @@ listen_on (Sim *sim, GInetAddress *address, int port, int *bound_port, GError **
   g_autoptr (GSocketAddress) effective = NULL;
   GSocketService *service = g_socket_service_new ();
 
+  g_socket_listener_set_backlog (G_SOCKET_LISTENER (service), LISTEN_BACKLOG);
   if (!g_socket_listener_add_address (G_SOCKET_LISTENER (service), wanted, G_SOCKET_TYPE_STREAM,
                                       G_SOCKET_PROTOCOL_TCP, NULL, &effective, error))
     {

@@ -97,11 +97,13 @@ sim_state_init (Sim *sim)
   sim->sent_log = g_ptr_array_new_with_free_func ((GDestroyNotify)json_node_unref);
   sim->reads_log = g_ptr_array_new_with_free_func ((GDestroyNotify)json_node_unref);
   sim->requests_log = g_ptr_array_new_with_free_func ((GDestroyNotify)json_node_unref);
+  sim->management_times = g_array_new (FALSE, FALSE, sizeof (gint64));
   sim->sent = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify)sim_sent_free);
   sim->inbound = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   sim->windows = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   sim->buckets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   sim->portfolio = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  sim->portfolio_oldest = G_MAXINT64;
   sim->status_timers = g_ptr_array_new ();
   sim->paused = g_ptr_array_new ();
 }
@@ -117,6 +119,7 @@ sim_state_clear (Sim *sim)
   g_clear_pointer (&sim->sent_log, g_ptr_array_unref);
   g_clear_pointer (&sim->reads_log, g_ptr_array_unref);
   g_clear_pointer (&sim->requests_log, g_ptr_array_unref);
+  g_clear_pointer (&sim->management_times, g_array_unref);
   g_clear_pointer (&sim->sent, g_hash_table_unref);
   g_clear_pointer (&sim->inbound, g_hash_table_unref);
   g_clear_pointer (&sim->windows, g_hash_table_unref);
@@ -139,12 +142,14 @@ sim_state_reset (Sim *sim)
   g_ptr_array_set_size (sim->sent_log, 0);
   g_ptr_array_set_size (sim->reads_log, 0);
   g_ptr_array_set_size (sim->requests_log, 0);
+  g_array_set_size (sim->management_times, 0);
   sim->sent_seq = sim->reads_seq = sim->requests_seq = 0;
   g_hash_table_remove_all (sim->sent);
   g_hash_table_remove_all (sim->inbound);
   g_hash_table_remove_all (sim->windows);
   g_hash_table_remove_all (sim->buckets);
   g_hash_table_remove_all (sim->portfolio);
+  sim->portfolio_oldest = G_MAXINT64;
   sim_webhook_reset (sim->webhook);
 }
 
@@ -282,6 +287,23 @@ portfolio_expired (gpointer key, gpointer value, gpointer now)
   return *(gint64 *)now - *(gint64 *)value >= 24 * 3600;
 }
 
+/* Drops the customers reached 24 hours or more ago; a walk over the
+ * portfolio only when its oldest entry is that old (not on every send). */
+static void
+portfolio_prune (Sim *sim, gint64 now)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  if (sim->portfolio_oldest == G_MAXINT64 || now - sim->portfolio_oldest < 24 * 3600)
+    return;
+  g_hash_table_foreach_remove (sim->portfolio, portfolio_expired, &now);
+  sim->portfolio_oldest = G_MAXINT64;
+  g_hash_table_iter_init (&iter, sim->portfolio);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    sim->portfolio_oldest = MIN (sim->portfolio_oldest, *(gint64 *)value);
+}
+
 /* A template reaches @customer outside a service window: FALSE when that
  * would be one unique customer more than portfolio_limit in 24 hours (the
  * customer is then not counted). */
@@ -290,13 +312,14 @@ sim_portfolio_reach (Sim *sim, const char *customer)
 {
   gint64 now = sim_clock_now (&sim->clock);
 
-  g_hash_table_foreach_remove (sim->portfolio, portfolio_expired, &now);
+  portfolio_prune (sim, now);
   if (g_hash_table_contains (sim->portfolio, customer))
     return TRUE;
   if (sim->knobs.portfolio_limit > 0
       && g_hash_table_size (sim->portfolio) >= sim->knobs.portfolio_limit)
     return FALSE;
   g_hash_table_insert (sim->portfolio, g_strdup (customer), g_memdup2 (&now, sizeof now));
+  sim->portfolio_oldest = MIN (sim->portfolio_oldest, now);
   return TRUE;
 }
 
@@ -319,7 +342,7 @@ sim_portfolio_describe (Sim *sim)
   GHashTableIter iter;
   gpointer key;
 
-  g_hash_table_foreach_remove (sim->portfolio, portfolio_expired, &now);
+  portfolio_prune (sim, now);
   g_hash_table_iter_init (&iter, sim->portfolio);
   while (g_hash_table_iter_next (&iter, &key, NULL))
     g_ptr_array_add (keys, key);

@@ -101,6 +101,9 @@ typedef struct
   GPtrArray *sent_log;
   GPtrArray *reads_log;
   GPtrArray *requests_log;
+  /* gint64: the time of each logged management call (a header counts them
+   * on every answer; the log itself grows with every send) */
+  GArray *management_times;
   gint64 sent_seq;
   gint64 reads_seq;
   gint64 requests_seq;
@@ -112,6 +115,9 @@ typedef struct
   GHashTable *portfolio;    /* customer -> gint64* when a template outside a window reached them */
   GPtrArray *status_timers; /* pending automatic statuses (SimStatusTimer*) */
   GPtrArray *paused;        /* Graph requests held by a fault (sim-graph.c owns them) */
+
+  /* the smallest time in portfolio (G_MAXINT64: none): nothing expires before it */
+  gint64 portfolio_oldest;
 
   /* the Graph port: a second listener whose connections a "refuse" fault
    * refuses (sim-main.c); the main port and /_sim/ are never refused */

@@ -13,6 +13,8 @@ import hashlib
 import http.client
 import json
 import os
+import select
+import signal
 import socket
 import subprocess
 import sys
@@ -633,6 +635,51 @@ def test_throughput(sim, hooks):
     graph_error(sim.send(text("+4917000000008")), 400, 130429, "the bucket is empty again",
                 subcode=2494055)
     eq(len(sim.sent()), 4, "rate-limited sends are not recorded")
+
+
+def test_connection_burst_waits_in_the_backlog(sim, hooks):
+    """A client that opens many connections at once (a campaign at 1,000/s
+    starts up to a hundred sends together): while the simulator is not
+    accepting (stopped here), the kernel completes them all into the
+    listening socket's backlog, and each is answered afterwards. With a
+    short backlog the ones beyond it got no answer to their SYN: the client
+    waited and the simulator never saw the request."""
+    count = 300
+    targets = [sim.base_url, sim.info()["graph_url"]]
+    socks = []
+    sim.proc.send_signal(signal.SIGSTOP)
+    try:
+        for url in targets:
+            host, port = url.rsplit("/", 1)[-1].rsplit(":", 1)
+            for _ in range(count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.setblocking(False)
+                s.connect_ex((host.strip("[]"), int(port)))
+                socks.append(s)
+        pending = {s.fileno(): s for s in socks}
+        poller = select.poll()
+        for fd in pending:
+            poller.register(fd, select.POLLOUT)
+        deadline = time.monotonic() + 3
+        while pending and time.monotonic() < deadline:
+            for fd, _ in poller.poll(200):
+                if pending[fd].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    del pending[fd]
+                poller.unregister(fd)
+        eq(len(pending), 0, "connections not completed while the simulator was not accepting")
+    finally:
+        sim.proc.send_signal(signal.SIGCONT)
+    try:
+        for s in socks:
+            s.setblocking(True)
+            s.settimeout(30)
+            s.sendall(b"GET /_sim/info HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n\r\n")
+        for s in socks:
+            head = s.recv(64)
+            ok(head.startswith(b"HTTP/1.1 200"), "each connection answered: %r" % head)
+    finally:
+        for s in socks:
+            s.close()
 
 
 def test_pair_limit(sim, hooks):

@@ -344,6 +344,18 @@ test_portfolio_rolling(Fixture *f, gconstpointer data)
   g_assert_cmpuint(wa_portfolio_count(account_a), ==, 0);
   g_assert_true(wa_portfolio_allows(account_a, "447700900123"));
   g_assert_cmpint(wa_portfolio_next_slot_at(account_a), ==, 0);
+  /* reaches of different ages each leave when their own day is over (the
+   * portfolio walks its reaches only when the oldest is out) */
+  now = wa_clock_wall_s(f->clock);
+  wa_portfolio_note(account_a, "4915112345678", now - 20 * 3600);
+  wa_portfolio_note(account_a, "14155550123", now - 2 * 3600);
+  g_assert_cmpuint(wa_portfolio_count(account_a), ==, 2);
+  wa_clock_fake_advance(f->clock, (gint64) 5 * 3600 * SEC);
+  g_assert_cmpuint(wa_portfolio_count(account_a), ==, 1);
+  wa_clock_fake_advance(f->clock, (gint64) 17 * 3600 * SEC - SEC);
+  g_assert_cmpuint(wa_portfolio_count(account_a), ==, 1);
+  wa_clock_fake_advance(f->clock, (gint64) SEC);
+  g_assert_cmpuint(wa_portfolio_count(account_a), ==, 0);
   /* unlimited */
   wa_portfolio_note(account_a, "a", 0);
   wa_portfolio_note(account_a, "b", 0);
