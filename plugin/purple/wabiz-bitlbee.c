@@ -48,10 +48,33 @@ wabiz_caption_no(void)
   return wabiz_bitlbee() ? "Cancel" : _("Cancel");
 }
 
+/* Whether a command name starts at @p: "/" after the line's start, a space,
+ * "(" or the end of an entity or tag, then one of the plugin's commands,
+ * then neither a letter, digit, "_", "-" nor "/" (so URLs and paths stay). */
+static gsize
+command_at(const char *line, const char *p)
+{
+  gsize n = 0;
+
+  if (*p != '/' || (p > line && !g_ascii_isspace(p[-1]) && p[-1] != '(' && p[-1] != ';' && p[-1] != '>'))
+    return 0;
+  while (g_ascii_islower(p[1 + n]))
+    n++;
+  if (n == 0 || g_ascii_isalnum(p[1 + n]) || strchr("_-/", p[1 + n]) != NULL || !wabiz_command_known(p + 1, n))
+    return 0;
+  return n;
+}
+
+/* The plugin's lines name its commands "/name"; in an IRC client "/name" is
+ * the client's own command, so in BitlBee they read "!name". */
 char *
 wabiz_bitlbee_mark(const char *html)
 {
-  return g_strconcat(WABIZ_MARK " ", html, NULL);
+  GString *out = g_string_new(WABIZ_MARK " ");
+
+  for (const char *p = html; *p != '\0'; p++)
+    g_string_append_c(out, command_at(html, p) > 0 ? '!' : *p);
+  return g_string_free(out, FALSE);
 }
 
 char *

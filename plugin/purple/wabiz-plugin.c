@@ -3,6 +3,8 @@
  * wabiz-login.c and wabiz-send.c. */
 #include "wabiz.h"
 
+#include <string.h>
+
 #include <locale.h>
 
 #include "wabiz-config.h"
@@ -191,6 +193,17 @@ static const struct {
 };
 
 static PurpleCmdId command_ids[G_N_ELEMENTS(commands)];
+
+gboolean
+wabiz_command_known(const char *name, gsize len)
+{
+  if (len == 4 && strncmp(name, "help", 4) == 0)
+    return TRUE;
+  for (guint i = 0; i < G_N_ELEMENTS(commands); i++)
+    if (strlen(commands[i].name) == len && strncmp(commands[i].name, name, len) == 0)
+      return TRUE;
+  return FALSE;
+}
 
 static void
 commands_register(void)

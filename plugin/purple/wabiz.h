@@ -397,7 +397,8 @@ gboolean wabiz_is_notices(const char *name);
  * untranslated OK and Cancel it can answer. */
 const char *wabiz_caption_yes(const char *caption);
 const char *wabiz_caption_no(void);
-/* "[wabiz] " + @html: a line of the plugin's in BitlBee. */
+/* "[wabiz] " + @html: a line of the plugin's in BitlBee, the commands it
+ * names written "!name" (typed so in an IRC client). */
 char *wabiz_bitlbee_mark(const char *html);
 /* A customer's @text that starts with the marker gets a backslash first. */
 char *wabiz_bitlbee_escape(const char *text);
@@ -583,6 +584,8 @@ gboolean wabiz_campaign_waiting(WabizAccount *wa, const char *to, const WaGraphE
 void wabiz_campaign_chat_sent(WabizAccount *wa);
 
 /* wabiz-plugin.c */
+/* Whether the @len bytes at @name are the name of one of the plugin's commands (or "help"). */
+gboolean wabiz_command_known(const char *name, gsize len);
 const char *wabiz_account_string(PurpleAccount *account, const char *key);
 WabizAccount *wabiz_account_data(PurpleAccount *account);
 void wabiz_connect_signals(void);

@@ -491,7 +491,7 @@ class BitlBeeIrc(BitlBeeScenario):
         self.start_receiving()
         self.irc.say("wabiz", "!help")
         help_line = self.irc.wait_for(notice("Commands"))
-        self.irc.wait_for(notice("/rotatekey"))
+        self.irc.wait_for(notice("!rotatekey"))
         self.irc.say("wabiz", "hello?")
         self.irc.wait_for(notice("This contact is the plugin itself"))
         self.irc.say("wabiz", "!resend")

@@ -86,11 +86,11 @@ class BitlBeeHost(Receiving):
         host.wait_for({"event": "write", "conv": ANNA, "via": "im", "message": "hi"})
         host.send_im(ANNA, "!help")
         help_line = host.wait_for(plugin_line(ANNA, "Commands"))
-        for name in ("/help", "/resend", "/export", "/erase"):
+        for name in ("!help", "!resend", "!export", "!erase"):
             self.assertIn(name, help_line["message"])
         host.send_im(ANNA, "/nosuchthing now")
         refusal = host.wait_for(plugin_line(ANNA, "Not sent: /nosuchthing is not a command here"))
-        self.assertIn("/export", refusal["message"])
+        self.assertIn("!export", refusal["message"])
         # an account command: its answer comes from the wabiz contact
         host.send_im(ANNA, "/resend")
         host.wait_for(plugin_line("wabiz", "No message is waiting for a decision"))
@@ -122,7 +122,7 @@ class BitlBeeHost(Receiving):
         self.assertIn("!optin marketing", refused["message"])
         host.send_im(ANNA, "!help")
         help_line = host.wait_for(plugin_line(ANNA, "Commands"))
-        for name in ("/optin", "/optout", "/consent"):
+        for name in ("!optin", "!optout", "!consent"):
             self.assertIn(name, help_line["message"])
         self.assertEqual(self.sim.sent(), [])  # the commands went nowhere
         self.assert_nothing_hidden(host)
@@ -168,11 +168,11 @@ class BitlBeeHost(Receiving):
             self.assertTrue(line["bitlbee_shows"], line)
         # a refusal is told, nothing is sent
         host.send_im(ANNA, "!buttons Which shop? | A | B | C | D")
-        host.wait_for(plugin_line(ANNA, "/buttons failed: Not sent: WhatsApp allows at most 3 buttons"))
+        host.wait_for(plugin_line(ANNA, "!buttons failed: Not sent: WhatsApp allows at most 3 buttons"))
         host.send_im(ANNA, "!help")
         help_line = host.wait_for(plugin_line(ANNA, "Commands"))
-        for name in ("/reply [N] TEXT", "/react [EMOJI]", "/location LAT LON", "/buttons BODY", "/list BUTTON",
-                     "/askphone"):
+        for name in ("!reply [N] TEXT", "!react [EMOJI]", "!location LAT LON", "!buttons BODY", "!list BUTTON",
+                     "!askphone"):
             self.assertIn(name, help_line["message"])
         time.sleep(0.5)
         self.assertEqual(len(self.sim.sent()), 2)
@@ -202,7 +202,7 @@ class BitlBeeHost(Receiving):
         self.assertTrue(line["bitlbee_shows"], line)
         self.assertIn("Hi Anna, order A-7 ships today.", line["message"])
         host.send_im(ANNA, "!help")
-        self.assertIn("/template NAME [LANG]", host.wait_for(plugin_line(ANNA, "Commands"))["message"])
+        self.assertIn("!template NAME [LANG]", host.wait_for(plugin_line(ANNA, "Commands"))["message"])
         time.sleep(0.5)
         self.assertEqual(len(self.sim.sent()), 1)
         self.assert_nothing_hidden(host)
@@ -251,7 +251,7 @@ class BitlBeeHost(Receiving):
         with open(path, "wb") as f:
             f.write(b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n")
         host.send_im(ANNA, "!help")
-        self.assertIn("/sendfile", host.wait_for(plugin_line(ANNA, "Commands"))["message"])
+        self.assertIn("!sendfile", host.wait_for(plugin_line(ANNA, "Commands"))["message"])
         # typed as text: BitlBee runs no libpurple command
         host.send_im(ANNA, '/sendfile "%s" this week\'s prices' % path)
         host.wait_for(plugin_line(ANNA, "Uploading [Document] price list.pdf"))
@@ -375,7 +375,7 @@ class BitlBeeHost(Receiving):
         host.send_im(ANNA, "lost answer")
         host.wait_for(plugin_line(ANNA, "may or may not have been sent"))
         host.send_im(ANNA, "/resend")
-        host.wait_for(plugin_line("wabiz", "Answer with /resend all"))
+        host.wait_for(plugin_line("wabiz", "Answer with !resend all"))
         host.expect_none({"event": "request"}, 0.5)
         host.send_im("wabiz", "!resend list")
         host.wait_for(plugin_line("wabiz", "May have been sent to +" + ANNA))
