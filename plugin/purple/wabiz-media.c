@@ -532,12 +532,10 @@ done_cb(const WaDownloadResult *result, gpointer data)
     if (result->mime_type != NULL && job->media->mime_type == NULL)
       job->media->mime_type = g_strdup(result->mime_type);
     what = describe(job->media);
-    /* in BitlBee "/save" would be the IRC client's own command: "!save" */
     if (wants_inline(wa, job->media) && show_inline(wa, job->media))
       line = g_strdup_printf(_("%s received (shown above; /save %u saves it)."), what, job->media->number);
     else
-      line = g_strdup_printf(_("%s received. Type %csave %u to save it."), what, wabiz_bitlbee() ? '!' : '/',
-                             job->media->number);
+      line = g_strdup_printf(_("%s received. Type /save %u to save it."), what, job->media->number);
     say(wa, job->media, line, PURPLE_MESSAGE_SYSTEM);
     if (wants_transfer(wa, job->media))
       offer_transfer(wa, job->media);
