@@ -105,7 +105,17 @@ struct _WabizCampaigns {
   guint progress_timer;
   guint schedule_timer; /* every second: scheduled campaigns whose time came */
   GList *plans;         /* Plan*: being read or waiting for the agent's answer */
+  /* sends begun before a restart and not yet sent (the outbox leaves them
+   * to the runner): outbox id (guint64*) -> WaStoreOutbox*, until their
+   * recipient is read; then in resumed, submitted at the pace, never begun again */
+  GHashTable *queued;
+  GQueue resumed; /* Resumed* */
 };
+
+typedef struct {
+  WaStoreOutbox *entry;
+  char *to;
+} Resumed;
 
 /* WABA id -> WaPortfolio*: the daily limit counts across the accounts of one
  * business in this messenger (each holds a reference). */
@@ -115,6 +125,14 @@ static void run(WabizCampaigns *cs);
 static char *local_hhmm(gint64 at);
 static void progress_all(WabizCampaigns *cs);
 static void activate_next(WabizCampaigns *cs);
+
+static void
+resumed_free(Resumed *r)
+{
+  wa_store_outbox_free(r->entry);
+  g_free(r->to);
+  g_free(r);
+}
 
 static void
 camp_free(Camp *c)
@@ -576,6 +594,22 @@ begun_cb(const WaStoreSendResult *results, guint n, const GError *error, gpointe
   run(cs);
 }
 
+/* Sends begun before a restart and not sent yet: handed to the outbox as the
+ * pace allows, before any new one (they already have their outbox entry). */
+static void
+submit_resumed(WabizCampaigns *cs)
+{
+  Resumed *r;
+
+  while ((r = g_queue_peek_head(&cs->resumed)) != NULL) {
+    if (wa_pace_pair_next_at(cs->pace, r->to) > g_get_monotonic_time() || !wa_pace_try_take(cs->pace, WA_PACE_CAMPAIGN))
+      break;
+    g_queue_pop_head(&cs->resumed);
+    wa_sender_submit(cs->wa->sender, r->entry, r->to);
+    resumed_free(r);
+  }
+}
+
 /* Begins the sends of as many ready recipients as the pace allows now. */
 static void
 begin_ready(WabizCampaigns *cs)
@@ -828,6 +862,7 @@ run(WabizCampaigns *cs)
     cs->tick = purple_timeout_add(TICK_MS, tick_fired, cs);
   if (wa_pace_paused_until(cs->pace) > now)
     return; /* 131057: a minute's pause */
+  submit_resumed(cs);
   if (!cs->fetching && !cs->exhausted &&
       g_queue_get_length(&cs->fetched) + g_queue_get_length(&cs->ready) < FETCH_BATCH) {
     Fetch *f = g_new0(Fetch, 1);
@@ -1824,10 +1859,45 @@ sending_cb(GPtrArray *recipients, const GError *error, gpointer data)
     const WaStoreRecipient *r = g_ptr_array_index(recipients, i);
     g_autofree char *to = params_read(r->params, NULL);
 
-    if (to != NULL && r->outbox_id != 0)
-      own(cs, r->outbox_id, r->id, to, o->campaign_id);
+    WaStoreOutbox *entry;
+
+    if (to == NULL || r->outbox_id == 0)
+      continue;
+    own(cs, r->outbox_id, r->id, to, o->campaign_id);
+    entry = g_hash_table_lookup(cs->queued, &r->outbox_id);
+    if (entry != NULL) {
+      Resumed *q = g_new0(Resumed, 1);
+
+      q->entry = wa_store_outbox_copy(entry);
+      q->to = g_steal_pointer(&to);
+      g_hash_table_remove(cs->queued, &r->outbox_id);
+      g_queue_push_tail(&cs->resumed, q);
+    }
   }
   owned_free(o);
+  run(cs);
+}
+
+/* The campaign sends still queued in the outbox (read before the campaigns:
+ * the store answers in order). */
+static void
+queued_cb(GPtrArray *entries, const GError *error, gpointer data)
+{
+  Fetch *f = data;
+  WabizCampaigns *cs = f->cs;
+
+  wabiz_store_release(cs->wa, f);
+  g_free(f);
+  for (guint i = 0; error == NULL && i < entries->len; i++) {
+    const WaStoreOutbox *entry = g_ptr_array_index(entries, i);
+    guint64 *key;
+
+    if (!entry->campaign || entry->tampered)
+      continue;
+    key = g_new(guint64, 1);
+    *key = entry->id;
+    g_hash_table_replace(cs->queued, key, wa_store_outbox_copy(entry));
+  }
 }
 
 static void
@@ -1959,6 +2029,15 @@ wabiz_campaigns_start(WabizAccount *wa)
   wa->campaigns = cs;
   cs->progress_timer = purple_timeout_add_seconds(PROGRESS_S, progress_fired, cs);
   cs->schedule_timer = purple_timeout_add_seconds(1, schedule_fired, cs);
+  cs->queued = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, (GDestroyNotify) wa_store_outbox_free);
+  g_queue_init(&cs->resumed);
+  {
+    Fetch *f = g_new0(Fetch, 1);
+
+    f->cs = cs;
+    wa_store_outbox_list(wa->store, WA_STORE_OUTBOX_MASK(WA_STORE_OUTBOX_QUEUED), queued_cb,
+                         wabiz_store_hold(wa, f, g_free));
+  }
   /* every campaign: those not over reopen, the others stay known for /report */
   wa_store_campaign_list(wa->store, 0xff, listed_cb, wabiz_store_hold(wa, cs, keep));
 }
@@ -1989,6 +2068,8 @@ wabiz_campaigns_stop(WabizAccount *wa)
   g_hash_table_destroy(cs->checks);
   g_hash_table_destroy(cs->owner);
   g_hash_table_destroy(cs->by_to);
+  g_hash_table_destroy(cs->queued);
+  g_queue_clear_full(&cs->resumed, (GDestroyNotify) resumed_free);
   wa_pace_free(cs->pace);
   portfolio_leave(cs);
   g_free(cs);

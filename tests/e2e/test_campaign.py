@@ -182,6 +182,34 @@ class Campaign(Receiving):
         uncertain = {r["recipient"] for r in report if r["status"] == "uncertain"}
         self.assertLessEqual(missing, uncertain, "an eligible recipient neither sent nor listed as uncertain")
 
+    def test_queued_at_the_kill_go_out_paced_after_restart(self):
+        count = 120
+        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(count)]
+        path = self.write_csv("queued.csv", rows)
+        # maintenance (131057), answered late: the runner begins many sends
+        # before the first answer; each goes back to the outbox's queue, to be
+        # tried again only after a minute
+        self.sim.config(latency_ms=1000, maintenance=True)
+        host = self.start(campaign_throughput="1000", send_retry_delay_ms=60000)
+        self.notify("spring_sale " + path)
+        chat = self.campaign_chat()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("maintenance")}, timeout=60)
+        time.sleep(2.0)  # the answers of those under way
+        refused = {r["seq"] for r in self.sim.requests() if r.get("error_code") == 131057}
+        host.kill()  # SIGKILL, with sends queued in the outbox
+        self.assertEqual(self.template_sends(), [])
+        self.assertGreaterEqual(len(refused), 40)
+        self.sim.config(maintenance=False, latency_ms=0)
+        self.host = self.start_receiving_host(
+            options={"waba_id": self.waba, "campaign_throughput": "20", "send_retry_delay_ms": 50})
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=120)
+        sent = self.template_sends()
+        tos = [m["to"].lstrip("+") for m in sent]
+        self.assertEqual(sorted(tos), sorted(number(i) for i in range(count)), "each exactly once")
+        # the queued ones go first, at 20/s (not all at once by the outbox)
+        times = [m["time"] for m in sent[:len(refused)]]
+        self.assertGreaterEqual(times[-1] - times[0], len(refused) // 20 - 1, times)
+
     def test_two_overlapping_campaigns_send_once_a_day(self):
         first = self.write_csv("first.csv", [(number(i), "A%d" % i, "5 %", "opt-in") for i in range(0, 60)])
         second = self.write_csv("second.csv", [(number(i), "B%d" % i, "5 %", "opt-in") for i in range(30, 90)])
