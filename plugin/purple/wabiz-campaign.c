@@ -1347,7 +1347,11 @@ ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer da
   ItemAsk *a = data;
   const WaStoreCustomer *customer = update != NULL ? update->customer : NULL;
 
-  if (error != NULL || customer == NULL) {
+  if (g_error_matches(error, WA_STORE_ERROR, WA_STORE_ERROR_SUPPRESSED)) {
+    /* erased or listed as opted out: refused, and no record is made for it */
+    a->item->skip = "suppressed";
+    a->item->why = g_strdup(_("on the suppression list (erased, or listed as opted out)"));
+  } else if (error != NULL || customer == NULL) {
     a->item->skip = "invalid-number";
     a->item->why = g_strdup(error != NULL ? error->message : "?");
   } else {
@@ -1609,14 +1613,17 @@ plan_next(Plan *p)
     return;
   }
   switch (p->step++) {
-  case 0: /* every recipient a customer record */
+  case 0: /* every recipient a customer record, none for a suppressed number */
     for (guint i = 0; i < p->items->len; i++) {
       ItemAsk *a = g_new0(ItemAsk, 1);
+      gboolean bsuid;
 
       a->plan = p;
       a->item = g_ptr_array_index(p->items, i);
+      bsuid = wa_id_is_bsuid(a->item->to);
       p->waiting++;
-      wabiz_store_ensure_address(wa, a->item->to, ensured_cb, wabiz_store_hold(wa, a, g_free));
+      wa_store_customer_ensure(wa->store, bsuid ? NULL : a->item->to, bsuid ? a->item->to : NULL, NULL,
+                               WA_STORE_ENSURE_REFUSE_SUPPRESSED, ensured_cb, wabiz_store_hold(wa, a, g_free));
     }
     if (p->waiting == 0)
       plan_next(p);

@@ -210,6 +210,28 @@ class Campaign(Receiving):
         times = [m["time"] for m in sent[:len(refused)]]
         self.assertGreaterEqual(times[-1] - times[0], len(refused) // 20 - 1, times)
 
+    def test_suppressed_numbers_refused_without_a_record(self):
+        self.start()
+        erased = number(0)
+        self.sim.inbound("hi", sender=erased, name="Erased")
+        self.host.wait_for({"event": "write", "conv": erased, "message": "hi"}, timeout=30)
+        self.host.command(erased, "/erase")
+        self.host.answer(self.host.wait_for({"event": "request", "kind": "action"}, timeout=30)["id"], action=0)
+        self.host.wait_for({"event": "write", "conv": erased, "message": contains("was erased")}, timeout=30)
+        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(3)]
+        ask = self.notify("spring_sale " + self.write_csv("suppressed.csv", rows))
+        text = ask["primary"] + " " + (ask["secondary"] or "")
+        self.assertIn("to 2 customers", text)
+        self.assertIn("1 suppressed", text)
+        chat = self.campaign_chat()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=60)
+        self.assertEqual(sorted(m["to"].lstrip("+") for m in self.template_sends()), [number(1), number(2)])
+        # no record was made for it (nor its file's opt-in recorded): an
+        # opt-in is still refused as for a number without one
+        self.host.command(erased, "/optin")
+        self.host.wait_for({"event": "write", "conv": erased,
+                            "message": contains("This number is on the suppression list")}, timeout=30)
+
     def test_two_overlapping_campaigns_send_once_a_day(self):
         first = self.write_csv("first.csv", [(number(i), "A%d" % i, "5 %", "opt-in") for i in range(0, 60)])
         second = self.write_csv("second.csv", [(number(i), "B%d" % i, "5 %", "opt-in") for i in range(30, 90)])
