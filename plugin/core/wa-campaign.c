@@ -195,6 +195,34 @@ wa_campaign_consent_reason(WaConsentVerdict verdict)
   }
 }
 
+char *
+wa_campaign_closed_country(const char *to, const char *codes)
+{
+  g_auto(GStrv) parts = NULL;
+
+  if (to == NULL || codes == NULL)
+    return NULL;
+  if (*to == '+')
+    to++;
+  for (const char *s = to; *s != '\0'; s++)
+    if (!g_ascii_isdigit(*s))
+      return NULL;
+  parts = g_strsplit(codes, ",", -1);
+  for (guint i = 0; parts[i] != NULL; i++) {
+    const char *code = g_strstrip(parts[i]);
+    gsize n;
+
+    if (*code == '+')
+      code++;
+    n = strlen(code);
+    if (n == 0 || n > 4 || strspn(code, "0123456789") != n)
+      continue;
+    if (strlen(to) > n && strncmp(to, code, n) == 0)
+      return g_strdup(code);
+  }
+  return NULL;
+}
+
 const char *
 wa_campaign_pricing_category(const char *category)
 {

@@ -46,6 +46,12 @@ gboolean wa_campaign_start_at(const char *hhmm, gint64 now, GTimeZone *tz, gint6
  * consent refusal; NULL for WA_CONSENT_ALLOWED. */
 const char *wa_campaign_consent_reason(WaConsentVerdict verdict);
 
+/* The calling code in @codes (comma-separated country calling codes such as
+ * "98, +7") that number @to (digits, maybe with a leading '+') starts with, as
+ * a new string; NULL when none does, for a BSUID or anything not a number.
+ * Campaigns skip such recipients of MARKETING templates ("closed-country"). */
+char *wa_campaign_closed_country(const char *to, const char *codes);
+
 /* The pricing category Meta bills a template of @category under
  * ("marketing", "utility", "authentication"); NULL when unknown. */
 const char *wa_campaign_pricing_category(const char *category);

@@ -697,11 +697,30 @@ begin_ready(WabizCampaigns *cs)
                                 begun_cb, wabiz_store_hold(wa, b, (GDestroyNotify) begin_free));
 }
 
+/* A MARKETING template to a number of a country the account lists as closed
+ * to marketing: TRUE, and *@why says so. */
+static gboolean
+closed_country(WabizAccount *wa, const char *category, const char *to, char **why)
+{
+  g_autofree char *code = NULL;
+
+  if (category == NULL || g_ascii_strncasecmp(category, "MARKETING", 9) != 0)
+    return FALSE;
+  code =
+    wa_campaign_closed_country(to, purple_account_get_string(wa->account, WABIZ_OPT_MARKETING_CLOSED_COUNTRIES, NULL));
+  if (code == NULL)
+    return FALSE;
+  g_free(*why);
+  *why = g_strdup_printf(_("closed to marketing in their country (+%s)"), code);
+  return TRUE;
+}
+
 static void
 checked_cb(WabizAccount *wa, WaConsentVerdict verdict, const char *why, gpointer data)
 {
   Pending *p = data;
   WabizCampaigns *cs = p->cs;
+  g_autofree char *closed = NULL;
 
   g_hash_table_steal(cs->checks, p);
   cs->checking--;
@@ -713,6 +732,10 @@ checked_cb(WabizAccount *wa, WaConsentVerdict verdict, const char *why, gpointer
     /* refused right before the send: recorded, with the reason */
     skip(cs, p->recipient_id, wa_campaign_consent_reason(verdict));
     camp_member(cs, cs->active, p->to, why);
+    pending_free(p);
+  } else if (closed_country(wa, cs->active->category, p->to, &closed)) {
+    skip(cs, p->recipient_id, "closed-country");
+    camp_member(cs, cs->active, p->to, closed);
     pending_free(p);
   } else {
     g_queue_push_tail(&cs->ready, p);
@@ -1378,6 +1401,8 @@ verdict_cb(WabizAccount *wa, WaConsentVerdict verdict, const char *why, gpointer
   if (verdict != WA_CONSENT_ALLOWED) {
     it->skip = wa_campaign_consent_reason(verdict);
     it->why = g_strdup(why);
+  } else if (closed_country(wa, p->tpl->category, it->to, &it->why)) {
+    it->skip = "closed-country";
   }
   if (--p->waiting == 0)
     plan_next(p);
@@ -1448,6 +1473,8 @@ reason_text(const char *code)
     return _("duplicate");
   if (g_strcmp0(code, "invalid-values") == 0)
     return _("missing or invalid values");
+  if (g_strcmp0(code, "closed-country") == 0)
+    return _("closed to marketing in their country");
   return code;
 }
 

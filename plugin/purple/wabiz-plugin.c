@@ -444,6 +444,8 @@ init_plugin(PurplePlugin *plugin)
 
     add_list_option(_("Daily limit of customers reached with templates"), WABIZ_OPT_PORTFOLIO_LIMIT, portfolio,
                     G_N_ELEMENTS(portfolio));
+    add_string_option(_("Country calling codes closed to marketing templates (comma-separated, such as 7, 98)"),
+                      WABIZ_OPT_MARKETING_CLOSED_COUNTRIES, "");
     add_string_option(_("Opt-out keywords (whole message; comma-separated; case and accents ignored)"),
                       WABIZ_OPT_OPTOUT_KEYWORDS, WABIZ_DEFAULT_OPTOUT_KEYWORDS);
     add_string_option(_("Template button payloads that opt out of marketing (comma-separated)"),

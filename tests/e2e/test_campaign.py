@@ -232,6 +232,20 @@ class Campaign(Receiving):
         self.host.wait_for({"event": "write", "conv": erased,
                             "message": contains("This number is on the suppression list")}, timeout=30)
 
+    def test_marketing_skips_closed_countries(self):
+        closed = "989121234567"
+        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(2)] + [(closed, "Ali", "5 %", "opt-in")]
+        self.start(marketing_closed_countries="7, +98")
+        ask = self.notify("spring_sale " + self.write_csv("closed.csv", rows))
+        text = ask["primary"] + " " + (ask["secondary"] or "")
+        self.assertIn("to 2 customers", text)
+        self.assertIn("1 closed to marketing in their country", text)
+        chat = self.campaign_chat()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=60)
+        self.assertEqual(sorted(m["to"].lstrip("+") for m in self.template_sends()), [number(0), number(1)])
+        by_to = {r["recipient"]: r for r in self.report(chat)}
+        self.assertEqual((by_to[closed]["status"], by_to[closed]["code"]), ("skipped", "closed-country"))
+
     def test_two_overlapping_campaigns_send_once_a_day(self):
         first = self.write_csv("first.csv", [(number(i), "A%d" % i, "5 %", "opt-in") for i in range(0, 60)])
         second = self.write_csv("second.csv", [(number(i), "B%d" % i, "5 %", "opt-in") for i in range(30, 90)])

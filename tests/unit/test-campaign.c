@@ -1,6 +1,6 @@
 /* test-campaign.c: the pure parts of campaigns (plugin/core/wa-campaign.c):
  * the /notify arguments (file, language, quoted group and fixed values),
- * consent reason codes, pricing categories, the campaign chat id space
+ * consent reason codes, countries closed to marketing, pricing categories, the campaign chat id space
  * (never a WhatsApp group's), the progress line and the report's rows. */
 #include "wa-campaign.h"
 
@@ -42,6 +42,32 @@ test_args(void)
     g_assert_error(error, WA_CAMPAIGN_ERROR, WA_CAMPAIGN_ERROR_SYNTAX);
     g_clear_error(&error);
   }
+}
+
+static void
+test_closed_country(void)
+{
+  static const struct {
+    const char *to, *codes, *code;
+  } cases[] = {
+    {"989121234567", "98", "98"},        /* Iran */
+    {"+79161234567", " +7 , 98", "7"},   /* leading '+', blanks */
+    {"4917012345678", "7, 98", NULL},    /* none matches */
+    {"4917012345678", "", NULL},         /* default: none closed */
+    {"4917012345678", "49x, , +", NULL}, /* what is not a code is ignored */
+    {"98", "98", NULL},                  /* the code alone is no number */
+    {"US.1234567890123456", "1", NULL},  /* a BSUID has no country */
+    {"12025550123", "1,1242", "1"},      /* the first listed that matches */
+    {"12425550123", "1242,1", "1242"},
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *code = wa_campaign_closed_country(cases[i].to, cases[i].codes);
+
+    g_assert_cmpstr(code, ==, cases[i].code);
+  }
+  g_assert_null(wa_campaign_closed_country(NULL, "98"));
+  g_assert_null(wa_campaign_closed_country("989121234567", NULL));
 }
 
 static void
@@ -169,6 +195,7 @@ main(int argc, char **argv)
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/campaign/args", test_args);
   g_test_add_func("/campaign/start-at", test_start_at);
+  g_test_add_func("/campaign/closed-country", test_closed_country);
   g_test_add_func("/campaign/reasons-and-pricing", test_reasons_and_pricing);
   g_test_add_func("/campaign/chat-ids", test_chat_ids);
   g_test_add_func("/campaign/progress", test_progress);
