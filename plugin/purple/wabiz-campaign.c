@@ -1539,7 +1539,48 @@ plan_ask(Plan *p)
   plan_say(p, secondary, PURPLE_MESSAGE_SYSTEM | PURPLE_MESSAGE_NO_LOG);
 }
 
-/* The recipients from the CSV file or the buddy group. */
+/* A recipient with the same @values as the others (group, selection). */
+static void
+plan_add(Plan *p, const char *to, GPtrArray *values)
+{
+  Item *it = g_new0(Item, 1);
+
+  it->to = g_strdup(to);
+  it->values = g_ptr_array_new_with_free_func(g_free);
+  for (guint s = 0; s < values->len; s++)
+    g_ptr_array_add(it->values, g_strdup(g_ptr_array_index(values, s)));
+  g_ptr_array_add(p->items, it);
+}
+
+/* A selection's item: a buddy of the account by name, then by its alias
+ * (case ignored), else a phone number (national ones with @cc) or a BSUID;
+ * NULL when it is none of them. */
+static char *
+selection_address(WabizAccount *wa, const char *item, const char *cc)
+{
+  PurpleBuddy *buddy = purple_find_buddy(wa->account, item);
+  g_autofree char *want = g_utf8_casefold(item, -1);
+  GSList *all;
+  char *found = NULL;
+
+  if (wabiz_is_notices(item) || wa_group_address_id(item) != NULL)
+    return NULL; /* no customer */
+  if (buddy != NULL)
+    return g_strdup(purple_buddy_get_name(buddy));
+  all = purple_find_buddies(wa->account, NULL);
+  for (GSList *l = all; l != NULL && found == NULL; l = l->next) {
+    const char *alias = purple_buddy_get_alias(l->data);
+    g_autofree char *have = alias != NULL ? g_utf8_casefold(alias, -1) : NULL;
+
+    if (have != NULL && g_str_equal(have, want) && !wabiz_is_notices(purple_buddy_get_name(l->data)) &&
+        wa_group_address_id(purple_buddy_get_name(l->data)) == NULL)
+      found = g_strdup(purple_buddy_get_name(l->data));
+  }
+  g_slist_free(all);
+  return found != NULL ? found : wa_customer_id_normalize(item, cc, NULL);
+}
+
+/* The recipients from the CSV file, the buddy group or the selection. */
 static gboolean
 plan_read(Plan *p, GError **error)
 {
@@ -1587,7 +1628,7 @@ plan_read(Plan *p, GError **error)
     }
     return TRUE;
   } else {
-    PurpleGroup *group = purple_find_group(p->args->group);
+    PurpleGroup *group = p->args->group != NULL ? purple_find_group(p->args->group) : NULL;
     g_autofree char *line = g_strdup_printf("%s %s", p->tpl->name, p->args->values);
     g_autoptr(WaTemplateArgs) targs = wa_template_args_parse(line, NULL, error);
     g_autoptr(GPtrArray) values = targs != NULL ? wa_template_fill(p->tpl, targs, error) : NULL;
@@ -1595,6 +1636,23 @@ plan_read(Plan *p, GError **error)
 
     if (values == NULL)
       return FALSE;
+    if (p->args->selection != NULL) {
+      for (guint i = 0; p->args->selection[i] != NULL; i++) {
+        g_autofree char *to = selection_address(wa, p->args->selection[i], cc);
+
+        if (to == NULL) {
+          p->problems[WA_CSV_PROBLEM_INVALID_NUMBER]++;
+          continue;
+        }
+        if (g_hash_table_contains(seen, to)) {
+          p->problems[WA_CSV_PROBLEM_DUPLICATE]++;
+          continue;
+        }
+        g_hash_table_add(seen, g_strdup(to));
+        plan_add(p, to, values);
+      }
+      return TRUE;
+    }
     if (group == NULL) {
       g_set_error(error, WA_CAMPAIGN_ERROR, WA_CAMPAIGN_ERROR_SYNTAX, _("there is no buddy group \"%s\""),
                   p->args->group);
@@ -1607,7 +1665,6 @@ plan_read(Plan *p, GError **error)
         PurpleBuddy *buddy = PURPLE_BLIST_NODE_IS_BUDDY(b) ? (PurpleBuddy *) b : NULL;
         const char *name =
           buddy != NULL && purple_buddy_get_account(buddy) == wa->account ? purple_buddy_get_name(buddy) : NULL;
-        Item *it;
 
         if (name == NULL || wabiz_is_notices(name) || wa_group_address_id(name) != NULL)
           continue;
@@ -1616,12 +1673,7 @@ plan_read(Plan *p, GError **error)
           continue;
         }
         g_hash_table_add(seen, g_strdup(name));
-        it = g_new0(Item, 1);
-        it->to = g_strdup(name);
-        it->values = g_ptr_array_new_with_free_func(g_free);
-        for (guint s = 0; s < values->len; s++)
-          g_ptr_array_add(it->values, g_strdup(g_ptr_array_index(values, s)));
-        g_ptr_array_add(p->items, it);
+        plan_add(p, name, values);
       }
     }
     return TRUE;
@@ -1860,10 +1912,12 @@ wabiz_campaign_action(PurplePluginAction *action)
                                                                               FALSE));
   purple_request_field_set_required(purple_request_fields_get_field(fields, "template"), TRUE);
   purple_request_field_set_required(purple_request_fields_get_field(fields, "recipients"), TRUE);
-  purple_request_fields(gc, _("Send notification"), _("Send a template to many customers"),
-                        _("Recipients: a CSV file (columns: to, one per placeholder, optional consent), or @GROUP "
-                          "followed by the values for everyone (V1 | V2). You confirm once before anything is sent."),
-                        fields, _("_Next"), G_CALLBACK(action_ok), _("Cancel"), NULL, wa->account, NULL, NULL, gc);
+  purple_request_fields(
+    gc, _("Send notification"), _("Send a template to many customers"),
+    _("Recipients: a CSV file (columns: to, one per placeholder, optional consent), @GROUP, or "
+      "numbers or buddy names separated by commas (+NUMBER,\"Anna Schmidt\",...; one alone: "
+      "+NUMBER or \"NAME\"), then the values for everyone (V1 | V2). You confirm once before anything is sent."),
+    fields, _("_Next"), G_CALLBACK(action_ok), _("Cancel"), NULL, wa->account, NULL, NULL, gc);
 }
 
 /* ---- sign-on and sign-off ------------------------------------------------------ */

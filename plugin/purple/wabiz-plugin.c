@@ -174,9 +174,12 @@ static const struct {
   {"consent", "", wabiz_cmd_consent,
    N_("consent: show this customer's consent per scope (with source and time) and which templates may go now."), NULL},
   {"notify", "s", wabiz_cmd_notify,
-   N_("notify TEMPLATE [LANG] FILE.csv, or notify TEMPLATE [LANG] @GROUP [V1 | V2 ...]: send a template to many "
-      "customers (a campaign): from a CSV file (columns to, one per placeholder, optional consent) or to a buddy "
-      "group with the same values for all; asks once before sending, then reports in the campaign's own chat."),
+   N_("notify TEMPLATE [LANG] FILE.csv, notify TEMPLATE [LANG] @GROUP [V1 | V2 ...], or notify TEMPLATE [LANG] "
+      "+NUMBER,+NUMBER,... [V1 | V2 ...]: send a template to many customers (a campaign): from a CSV file (columns "
+      "to, one per placeholder, optional consent), to a buddy group, or to a selection (numbers or buddy names "
+      "separated by commas, no blanks around them, \"quoted\" when they have blanks; one alone: +NUMBER, \"NAME\" "
+      "or NAME,) with the same values for all; asks once before "
+      "sending, then reports in the campaign's own chat."),
    NULL, PURPLE_CMD_FLAG_CHAT},
   {"pause", "", wabiz_cmd_campaign, N_("pause: in a campaign's chat, stop sending until /resume."), NULL,
    PURPLE_CMD_FLAG_CHAT},

@@ -246,6 +246,25 @@ class Campaign(Receiving):
         by_to = {r["recipient"]: r for r in self.report(chat)}
         self.assertEqual((by_to[closed]["status"], by_to[closed]["code"]), ("skipped", "closed-country"))
 
+    def test_selection_of_numbers_and_buddy_names(self):
+        self.start()
+        self.host.add_buddy(number(1), alias="Anna Schmidt")
+        self.host.add_buddy(number(2))
+        self.sim.config(templates={"store_note": "UTILITY"})
+        self.host.set_option("utility_consent", "not_required")
+        # a number, a buddy's alias (case ignored), a buddy's name, a repeat and a wrong one
+        ask = self.notify('store_note +%s,"anna schmidt",%s,+%s,nobody Monday' % (number(0), number(2), number(0)))
+        text = ask["primary"] + " " + (ask["secondary"] or "")
+        self.assertIn("to 3 customers", text)
+        self.assertIn("1 duplicate", text)
+        self.assertIn("1 invalid number", text)
+        chat = self.campaign_chat()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=60)
+        sent = self.template_sends("store_note")
+        self.assertEqual(sorted(m["to"].lstrip("+") for m in sent), [number(0), number(1), number(2)])
+        for m in sent:
+            self.assertEqual(m["request"]["template"]["components"][0]["parameters"][0]["text"], "Monday")
+
     def test_two_overlapping_campaigns_send_once_a_day(self):
         first = self.write_csv("first.csv", [(number(i), "A%d" % i, "5 %", "opt-in") for i in range(0, 60)])
         second = self.write_csv("second.csv", [(number(i), "B%d" % i, "5 %", "opt-in") for i in range(30, 90)])
