@@ -109,7 +109,8 @@ struct _WabizCampaigns {
    * to the runner): outbox id (guint64*) -> WaStoreOutbox*, until their
    * recipient is read; then in resumed, submitted at the pace, never begun again */
   GHashTable *queued;
-  GQueue resumed; /* Resumed* */
+  GQueue resumed;     /* Resumed* */
+  guint resume_timer; /* while resumed is not empty (whichever campaign runs, if any) */
 };
 
 typedef struct {
@@ -596,11 +597,13 @@ begun_cb(const WaStoreSendResult *results, guint n, const GError *error, gpointe
 
 /* Sends begun before a restart and not sent yet: handed to the outbox as the
  * pace allows, before any new one (they already have their outbox entry). */
-static void
+static gboolean
 submit_resumed(WabizCampaigns *cs)
 {
   Resumed *r;
 
+  if (cs->wa->sender == NULL)
+    return !g_queue_is_empty(&cs->resumed);
   while ((r = g_queue_peek_head(&cs->resumed)) != NULL) {
     if (wa_pace_pair_next_at(cs->pace, r->to) > g_get_monotonic_time() || !wa_pace_try_take(cs->pace, WA_PACE_CAMPAIGN))
       break;
@@ -608,6 +611,20 @@ submit_resumed(WabizCampaigns *cs)
     wa_sender_submit(cs->wa->sender, r->entry, r->to);
     resumed_free(r);
   }
+  return !g_queue_is_empty(&cs->resumed);
+}
+
+/* Paused, cancelled or waiting campaigns' sends too: under way before the
+ * restart, they go out as they would have in the session (paced). */
+static gboolean
+resume_fired(gpointer data)
+{
+  WabizCampaigns *cs = data;
+
+  if (submit_resumed(cs))
+    return G_SOURCE_CONTINUE;
+  cs->resume_timer = 0;
+  return G_SOURCE_REMOVE;
 }
 
 /* Begins the sends of as many ready recipients as the pace allows now. */
@@ -1963,7 +1980,8 @@ sending_cb(GPtrArray *recipients, const GError *error, gpointer data)
     }
   }
   owned_free(o);
-  run(cs);
+  if (!g_queue_is_empty(&cs->resumed) && cs->resume_timer == 0)
+    cs->resume_timer = purple_timeout_add(TICK_MS, resume_fired, cs);
 }
 
 /* The campaign sends still queued in the outbox (read before the campaigns:
@@ -2150,6 +2168,8 @@ wabiz_campaigns_stop(WabizAccount *wa)
     purple_timeout_remove(cs->progress_timer);
   if (cs->schedule_timer != 0)
     purple_timeout_remove(cs->schedule_timer);
+  if (cs->resume_timer != 0)
+    purple_timeout_remove(cs->resume_timer);
   g_hash_table_destroy(cs->camps);
   g_hash_table_destroy(cs->owned);
   g_hash_table_destroy(cs->begun);

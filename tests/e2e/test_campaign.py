@@ -182,19 +182,23 @@ class Campaign(Receiving):
         uncertain = {r["recipient"] for r in report if r["status"] == "uncertain"}
         self.assertLessEqual(missing, uncertain, "an eligible recipient neither sent nor listed as uncertain")
 
-    def test_queued_at_the_kill_go_out_paced_after_restart(self):
-        count = 120
+    def queue_then_kill(self, count, pause=False):
+        """A campaign of `count` whose first sends are left QUEUED in the
+        outbox at a kill -9 (maintenance, 131057, answered late: the runner
+        begins many before the first answer, each goes back to the queue to be
+        tried again only after a minute); then a restart at 20/s. Returns the
+        campaign's chat and how many were queued."""
         rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(count)]
         path = self.write_csv("queued.csv", rows)
-        # maintenance (131057), answered late: the runner begins many sends
-        # before the first answer; each goes back to the outbox's queue, to be
-        # tried again only after a minute
         self.sim.config(latency_ms=1000, maintenance=True)
         host = self.start(campaign_throughput="1000", send_retry_delay_ms=60000)
         self.notify("spring_sale " + path)
         chat = self.campaign_chat()
         self.host.wait_for({"event": "write", "conv": chat, "message": contains("maintenance")}, timeout=60)
         time.sleep(2.0)  # the answers of those under way
+        if pause:
+            self.assertEqual(self.host.command(chat, "/pause")["status"], "ok")
+            self.host.wait_for({"event": "write", "conv": chat, "message": contains("Paused")}, timeout=30)
         refused = {r["seq"] for r in self.sim.requests() if r.get("error_code") == 131057}
         host.kill()  # SIGKILL, with sends queued in the outbox
         self.assertEqual(self.template_sends(), [])
@@ -202,13 +206,30 @@ class Campaign(Receiving):
         self.sim.config(maintenance=False, latency_ms=0)
         self.host = self.start_receiving_host(
             options={"waba_id": self.waba, "campaign_throughput": "20", "send_retry_delay_ms": 50})
+        return chat, len(refused)
+
+    def test_queued_of_a_paused_campaign_go_out_after_restart_and_no_more(self):
+        chat, queued = self.queue_then_kill(150, pause=True)
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign reopened: paused")},
+                           timeout=60)
+        # under way before the kill: they go (as they would have in the session), paced
+        wait_until(lambda: len(self.template_sends()) >= queued, timeout=60, what="the queued sends")
+        time.sleep(1.0)
+        sent = self.template_sends()
+        self.assertEqual(len(sent), queued, "sent while paused")
+        self.assertEqual(len({m["to"] for m in sent}), queued)
+        self.assertGreaterEqual(sent[-1]["time"] - sent[0]["time"], queued // 20 - 1)
+
+    def test_queued_at_the_kill_go_out_paced_after_restart(self):
+        count = 120
+        chat, queued = self.queue_then_kill(count)
         self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=120)
         sent = self.template_sends()
         tos = [m["to"].lstrip("+") for m in sent]
         self.assertEqual(sorted(tos), sorted(number(i) for i in range(count)), "each exactly once")
         # the queued ones go first, at 20/s (not all at once by the outbox)
-        times = [m["time"] for m in sent[:len(refused)]]
-        self.assertGreaterEqual(times[-1] - times[0], len(refused) // 20 - 1, times)
+        times = [m["time"] for m in sent[:queued]]
+        self.assertGreaterEqual(times[-1] - times[0], queued // 20 - 1, times)
 
     def test_suppressed_numbers_refused_without_a_record(self):
         self.start()
