@@ -17,6 +17,7 @@ wa_campaign_args_free(WaCampaignArgs *args)
   g_free(args->language);
   g_free(args->file);
   g_free(args->group);
+  g_strfreev(args->selection);
   g_free(args->values);
   g_free(args->start);
   g_free(args);
@@ -62,7 +63,9 @@ static gboolean
 syntax_error(GError **error)
 {
   g_set_error_literal(error, WA_CAMPAIGN_ERROR, WA_CAMPAIGN_ERROR_SYNTAX,
-                      _("Use: notify TEMPLATE [LANG] FILE.csv, or notify TEMPLATE [LANG] @GROUP [V1 | V2 ...]"));
+                      _("Use: notify TEMPLATE [LANG] FILE.csv, notify TEMPLATE [LANG] @GROUP [V1 | V2 ...], or "
+                        "notify TEMPLATE [LANG] +NUMBER,+NUMBER,... [V1 | V2 ...] (numbers or buddy names, "
+                        "\"quoted\" when they have blanks)"));
   return FALSE;
 }
 
@@ -88,6 +91,74 @@ parse_group(WaCampaignArgs *args, const char *s, GError **error)
     args->group = g_strndup(start, s - start);
   }
   args->values = g_strstrip(g_strdup(s));
+  return TRUE;
+}
+
+/* Reads a selection at @s: items separated by commas, each a word or a
+ * "quoted name" (blanks allowed inside); *@end is where it stops. Returns the
+ * items (empty ones dropped) and sets *@commas; NULL on an unterminated quote. */
+static GPtrArray *
+scan_selection(const char *s, const char **end, guint *commas)
+{
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(g_free);
+
+  *commas = 0;
+  for (;;) {
+    const char *start = s;
+
+    if (*s == '"') {
+      const char *close = strchr(s + 1, '"');
+
+      if (close == NULL)
+        return NULL;
+      if (close > s + 1)
+        g_ptr_array_add(items, g_strndup(s + 1, close - s - 1));
+      s = close + 1;
+    } else {
+      while (*s != '\0' && *s != ',' && !g_ascii_isspace(*s))
+        s++;
+      if (s > start)
+        g_ptr_array_add(items, g_strndup(start, s - start));
+    }
+    if (*s != ',')
+      break;
+    (*commas)++;
+    s++;
+  }
+  *end = s;
+  return g_steal_pointer(&items);
+}
+
+/* @s starts a selection: '+' or a quote first, or items with a comma between
+ * them, and not one word ending in ".csv" (a file). */
+static gboolean
+is_selection(const char *s)
+{
+  const char *end;
+  guint commas;
+  g_autoptr(GPtrArray) items = scan_selection(s, &end, &commas);
+  gsize n = end - s;
+
+  if (*s == '+' || *s == '"')
+    return TRUE;
+  if (items == NULL || commas == 0)
+    return FALSE;
+  return !(n >= 4 && g_ascii_strncasecmp(end - 4, ".csv", 4) == 0);
+}
+
+/* The recipients of a selection and the values after it. */
+static gboolean
+parse_selection(WaCampaignArgs *args, const char *s, GError **error)
+{
+  const char *end;
+  guint commas;
+  g_autoptr(GPtrArray) items = scan_selection(s, &end, &commas);
+
+  if (items == NULL || items->len == 0 || (*end != '\0' && !g_ascii_isspace(*end)))
+    return syntax_error(error);
+  g_ptr_array_add(items, NULL);
+  args->selection = (char **) g_ptr_array_free(g_steal_pointer(&items), FALSE);
+  args->values = g_strstrip(g_strdup(end));
   return TRUE;
 }
 
@@ -167,6 +238,9 @@ wa_campaign_args_parse(const char *text, GError **error)
   if (*rest == '@') {
     if (!parse_group(args, rest, error))
       return NULL;
+  } else if (is_selection(rest)) {
+    if (!parse_selection(args, rest, error))
+      return NULL;
   } else {
     args->file = g_strstrip(g_strdup(rest));
     if (*args->file == '\0')
@@ -193,6 +267,34 @@ wa_campaign_consent_reason(WaConsentVerdict verdict)
   default:
     return "no-consent";
   }
+}
+
+char *
+wa_campaign_closed_country(const char *to, const char *codes)
+{
+  g_auto(GStrv) parts = NULL;
+
+  if (to == NULL || codes == NULL)
+    return NULL;
+  if (*to == '+')
+    to++;
+  for (const char *s = to; *s != '\0'; s++)
+    if (!g_ascii_isdigit(*s))
+      return NULL;
+  parts = g_strsplit(codes, ",", -1);
+  for (guint i = 0; parts[i] != NULL; i++) {
+    const char *code = g_strstrip(parts[i]);
+    gsize n;
+
+    if (*code == '+')
+      code++;
+    n = strlen(code);
+    if (n == 0 || n > 4 || strspn(code, "0123456789") != n)
+      continue;
+    if (strlen(to) > n && strncmp(to, code, n) == 0)
+      return g_strdup(code);
+  }
+  return NULL;
 }
 
 const char *

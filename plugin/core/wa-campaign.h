@@ -20,17 +20,23 @@ typedef enum {
 } WaCampaignError;
 
 /* /notify TEMPLATE [LANG] FILE.csv  or  /notify TEMPLATE [LANG] @GROUP [V | V ...]
- * either followed by "at HH:MM" (a scheduled start, local time).
+ * or  /notify TEMPLATE [LANG] R1,R2,... [V | V ...]  (a selection), each
+ * followed by "at HH:MM" (a scheduled start, local time).
  * GROUP is one word or "a quoted name"; the values after it fill the
- * template's placeholders for every member. LANG is taken when the second
+ * template's placeholders for every member. A selection is numbers or buddy
+ * names (or aliases) separated by commas, without blanks around them; a name
+ * with blanks is quoted ("Anna Schmidt"). It starts with '+' or a quote, or
+ * holds a comma (and is not one word ending in ".csv", a file); empty items
+ * are dropped, so one recipient alone is +NUMBER, "NAME" or NAME, . LANG is taken when the second
  * word looks like a language code (en, en_US, pt_BR, ...) and more follows. */
 typedef struct {
   char *name;
-  char *language; /* NULL when not given */
-  char *file;     /* the CSV file, or NULL */
-  char *group;    /* the buddy group, or NULL */
-  char *values;   /* group form: the text after the group ("" when none) */
-  char *start;    /* "HH:MM" from a trailing "at HH:MM", or NULL: at once */
+  char *language;   /* NULL when not given */
+  char *file;       /* the CSV file, or NULL */
+  char *group;      /* the buddy group, or NULL */
+  char **selection; /* the selection: its recipients (numbers or buddy names), or NULL */
+  char *values;     /* group and selection forms: the text after them ("" when none) */
+  char *start;      /* "HH:MM" from a trailing "at HH:MM", or NULL: at once */
 } WaCampaignArgs;
 
 void wa_campaign_args_free(WaCampaignArgs *args);
@@ -45,6 +51,12 @@ gboolean wa_campaign_start_at(const char *hhmm, gint64 now, GTimeZone *tz, gint6
 /* The reason code (plaintext, kept in the store and the report) of a
  * consent refusal; NULL for WA_CONSENT_ALLOWED. */
 const char *wa_campaign_consent_reason(WaConsentVerdict verdict);
+
+/* The calling code in @codes (comma-separated country calling codes such as
+ * "98, +7") that number @to (digits, maybe with a leading '+') starts with, as
+ * a new string; NULL when none does, for a BSUID or anything not a number.
+ * Campaigns skip such recipients of MARKETING templates ("closed-country"). */
+char *wa_campaign_closed_country(const char *to, const char *codes);
 
 /* The pricing category Meta bills a template of @category under
  * ("marketing", "utility", "authentication"); NULL when unknown. */

@@ -688,6 +688,8 @@ restore_customers_cb(GPtrArray *customers, const GError *error, gpointer data)
 
     if (to == NULL || entry->tampered)
       continue; /* erased, or unreadable: nothing to send it to */
+    if (entry->campaign)
+      continue; /* its campaign's runner submits it at its pace */
     q = queue_get(sender, to);
     if (queue_has(q, entry->id))
       continue;

@@ -123,8 +123,9 @@ void wa_sender_resend(WaSender *sender, const WaStoreOutbox *entry, const char *
 
 /* At sign-on: loads the QUEUED entries from the store and sends them in
  * their order (after anything queued meanwhile for the same customer would
- * be wrong, so call it before accepting new messages). @done gets the
- * number restored. */
+ * be wrong, so call it before accepting new messages). Campaign entries
+ * (WaStoreOutbox.campaign) are left to their runner, which paces them
+ * through wa_sender_submit(). @done gets the number restored. */
 typedef void (*WaSenderRestoredFunc)(guint restored, const GError *error, gpointer data);
 void wa_sender_restore(WaSender *sender, WaSenderRestoredFunc done, gpointer data);
 

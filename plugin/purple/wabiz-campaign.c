@@ -105,7 +105,18 @@ struct _WabizCampaigns {
   guint progress_timer;
   guint schedule_timer; /* every second: scheduled campaigns whose time came */
   GList *plans;         /* Plan*: being read or waiting for the agent's answer */
+  /* sends begun before a restart and not yet sent (the outbox leaves them
+   * to the runner): outbox id (guint64*) -> WaStoreOutbox*, until their
+   * recipient is read; then in resumed, submitted at the pace, never begun again */
+  GHashTable *queued;
+  GQueue resumed;     /* Resumed* */
+  guint resume_timer; /* while resumed is not empty (whichever campaign runs, if any) */
 };
+
+typedef struct {
+  WaStoreOutbox *entry;
+  char *to;
+} Resumed;
 
 /* WABA id -> WaPortfolio*: the daily limit counts across the accounts of one
  * business in this messenger (each holds a reference). */
@@ -115,6 +126,14 @@ static void run(WabizCampaigns *cs);
 static char *local_hhmm(gint64 at);
 static void progress_all(WabizCampaigns *cs);
 static void activate_next(WabizCampaigns *cs);
+
+static void
+resumed_free(Resumed *r)
+{
+  wa_store_outbox_free(r->entry);
+  g_free(r->to);
+  g_free(r);
+}
 
 static void
 camp_free(Camp *c)
@@ -576,6 +595,38 @@ begun_cb(const WaStoreSendResult *results, guint n, const GError *error, gpointe
   run(cs);
 }
 
+/* Sends begun before a restart and not sent yet: handed to the outbox as the
+ * pace allows, before any new one (they already have their outbox entry). */
+static gboolean
+submit_resumed(WabizCampaigns *cs)
+{
+  Resumed *r;
+
+  if (cs->wa->sender == NULL)
+    return !g_queue_is_empty(&cs->resumed);
+  while ((r = g_queue_peek_head(&cs->resumed)) != NULL) {
+    if (wa_pace_pair_next_at(cs->pace, r->to) > g_get_monotonic_time() || !wa_pace_try_take(cs->pace, WA_PACE_CAMPAIGN))
+      break;
+    g_queue_pop_head(&cs->resumed);
+    wa_sender_submit(cs->wa->sender, r->entry, r->to);
+    resumed_free(r);
+  }
+  return !g_queue_is_empty(&cs->resumed);
+}
+
+/* Paused, cancelled or waiting campaigns' sends too: under way before the
+ * restart, they go out as they would have in the session (paced). */
+static gboolean
+resume_fired(gpointer data)
+{
+  WabizCampaigns *cs = data;
+
+  if (submit_resumed(cs))
+    return G_SOURCE_CONTINUE;
+  cs->resume_timer = 0;
+  return G_SOURCE_REMOVE;
+}
+
 /* Begins the sends of as many ready recipients as the pace allows now. */
 static void
 begin_ready(WabizCampaigns *cs)
@@ -663,11 +714,30 @@ begin_ready(WabizCampaigns *cs)
                                 begun_cb, wabiz_store_hold(wa, b, (GDestroyNotify) begin_free));
 }
 
+/* A MARKETING template to a number of a country the account lists as closed
+ * to marketing: TRUE, and *@why says so. */
+static gboolean
+closed_country(WabizAccount *wa, const char *category, const char *to, char **why)
+{
+  g_autofree char *code = NULL;
+
+  if (category == NULL || g_ascii_strncasecmp(category, "MARKETING", 9) != 0)
+    return FALSE;
+  code =
+    wa_campaign_closed_country(to, purple_account_get_string(wa->account, WABIZ_OPT_MARKETING_CLOSED_COUNTRIES, NULL));
+  if (code == NULL)
+    return FALSE;
+  g_free(*why);
+  *why = g_strdup_printf(_("closed to marketing in their country (+%s)"), code);
+  return TRUE;
+}
+
 static void
 checked_cb(WabizAccount *wa, WaConsentVerdict verdict, const char *why, gpointer data)
 {
   Pending *p = data;
   WabizCampaigns *cs = p->cs;
+  g_autofree char *closed = NULL;
 
   g_hash_table_steal(cs->checks, p);
   cs->checking--;
@@ -679,6 +749,10 @@ checked_cb(WabizAccount *wa, WaConsentVerdict verdict, const char *why, gpointer
     /* refused right before the send: recorded, with the reason */
     skip(cs, p->recipient_id, wa_campaign_consent_reason(verdict));
     camp_member(cs, cs->active, p->to, why);
+    pending_free(p);
+  } else if (closed_country(wa, cs->active->category, p->to, &closed)) {
+    skip(cs, p->recipient_id, "closed-country");
+    camp_member(cs, cs->active, p->to, closed);
     pending_free(p);
   } else {
     g_queue_push_tail(&cs->ready, p);
@@ -828,6 +902,7 @@ run(WabizCampaigns *cs)
     cs->tick = purple_timeout_add(TICK_MS, tick_fired, cs);
   if (wa_pace_paused_until(cs->pace) > now)
     return; /* 131057: a minute's pause */
+  submit_resumed(cs);
   if (!cs->fetching && !cs->exhausted &&
       g_queue_get_length(&cs->fetched) + g_queue_get_length(&cs->ready) < FETCH_BATCH) {
     Fetch *f = g_new0(Fetch, 1);
@@ -1312,7 +1387,11 @@ ensured_cb(const WaStoreCustomerUpdate *update, const GError *error, gpointer da
   ItemAsk *a = data;
   const WaStoreCustomer *customer = update != NULL ? update->customer : NULL;
 
-  if (error != NULL || customer == NULL) {
+  if (g_error_matches(error, WA_STORE_ERROR, WA_STORE_ERROR_SUPPRESSED)) {
+    /* erased or listed as opted out: refused, and no record is made for it */
+    a->item->skip = "suppressed";
+    a->item->why = g_strdup(_("on the suppression list (erased, or listed as opted out)"));
+  } else if (error != NULL || customer == NULL) {
     a->item->skip = "invalid-number";
     a->item->why = g_strdup(error != NULL ? error->message : "?");
   } else {
@@ -1339,6 +1418,8 @@ verdict_cb(WabizAccount *wa, WaConsentVerdict verdict, const char *why, gpointer
   if (verdict != WA_CONSENT_ALLOWED) {
     it->skip = wa_campaign_consent_reason(verdict);
     it->why = g_strdup(why);
+  } else if (closed_country(wa, p->tpl->category, it->to, &it->why)) {
+    it->skip = "closed-country";
   }
   if (--p->waiting == 0)
     plan_next(p);
@@ -1409,6 +1490,8 @@ reason_text(const char *code)
     return _("duplicate");
   if (g_strcmp0(code, "invalid-values") == 0)
     return _("missing or invalid values");
+  if (g_strcmp0(code, "closed-country") == 0)
+    return _("closed to marketing in their country");
   return code;
 }
 
@@ -1473,7 +1556,48 @@ plan_ask(Plan *p)
   plan_say(p, secondary, PURPLE_MESSAGE_SYSTEM | PURPLE_MESSAGE_NO_LOG);
 }
 
-/* The recipients from the CSV file or the buddy group. */
+/* A recipient with the same @values as the others (group, selection). */
+static void
+plan_add(Plan *p, const char *to, GPtrArray *values)
+{
+  Item *it = g_new0(Item, 1);
+
+  it->to = g_strdup(to);
+  it->values = g_ptr_array_new_with_free_func(g_free);
+  for (guint s = 0; s < values->len; s++)
+    g_ptr_array_add(it->values, g_strdup(g_ptr_array_index(values, s)));
+  g_ptr_array_add(p->items, it);
+}
+
+/* A selection's item: a buddy of the account by name, then by its alias
+ * (case ignored), else a phone number (national ones with @cc) or a BSUID;
+ * NULL when it is none of them. */
+static char *
+selection_address(WabizAccount *wa, const char *item, const char *cc)
+{
+  PurpleBuddy *buddy = purple_find_buddy(wa->account, item);
+  g_autofree char *want = g_utf8_casefold(item, -1);
+  GSList *all;
+  char *found = NULL;
+
+  if (wabiz_is_notices(item) || wa_group_address_id(item) != NULL)
+    return NULL; /* no customer */
+  if (buddy != NULL)
+    return g_strdup(purple_buddy_get_name(buddy));
+  all = purple_find_buddies(wa->account, NULL);
+  for (GSList *l = all; l != NULL && found == NULL; l = l->next) {
+    const char *alias = purple_buddy_get_alias(l->data);
+    g_autofree char *have = alias != NULL ? g_utf8_casefold(alias, -1) : NULL;
+
+    if (have != NULL && g_str_equal(have, want) && !wabiz_is_notices(purple_buddy_get_name(l->data)) &&
+        wa_group_address_id(purple_buddy_get_name(l->data)) == NULL)
+      found = g_strdup(purple_buddy_get_name(l->data));
+  }
+  g_slist_free(all);
+  return found != NULL ? found : wa_customer_id_normalize(item, cc, NULL);
+}
+
+/* The recipients from the CSV file, the buddy group or the selection. */
 static gboolean
 plan_read(Plan *p, GError **error)
 {
@@ -1521,7 +1645,7 @@ plan_read(Plan *p, GError **error)
     }
     return TRUE;
   } else {
-    PurpleGroup *group = purple_find_group(p->args->group);
+    PurpleGroup *group = p->args->group != NULL ? purple_find_group(p->args->group) : NULL;
     g_autofree char *line = g_strdup_printf("%s %s", p->tpl->name, p->args->values);
     g_autoptr(WaTemplateArgs) targs = wa_template_args_parse(line, NULL, error);
     g_autoptr(GPtrArray) values = targs != NULL ? wa_template_fill(p->tpl, targs, error) : NULL;
@@ -1529,6 +1653,23 @@ plan_read(Plan *p, GError **error)
 
     if (values == NULL)
       return FALSE;
+    if (p->args->selection != NULL) {
+      for (guint i = 0; p->args->selection[i] != NULL; i++) {
+        g_autofree char *to = selection_address(wa, p->args->selection[i], cc);
+
+        if (to == NULL) {
+          p->problems[WA_CSV_PROBLEM_INVALID_NUMBER]++;
+          continue;
+        }
+        if (g_hash_table_contains(seen, to)) {
+          p->problems[WA_CSV_PROBLEM_DUPLICATE]++;
+          continue;
+        }
+        g_hash_table_add(seen, g_strdup(to));
+        plan_add(p, to, values);
+      }
+      return TRUE;
+    }
     if (group == NULL) {
       g_set_error(error, WA_CAMPAIGN_ERROR, WA_CAMPAIGN_ERROR_SYNTAX, _("there is no buddy group \"%s\""),
                   p->args->group);
@@ -1541,7 +1682,6 @@ plan_read(Plan *p, GError **error)
         PurpleBuddy *buddy = PURPLE_BLIST_NODE_IS_BUDDY(b) ? (PurpleBuddy *) b : NULL;
         const char *name =
           buddy != NULL && purple_buddy_get_account(buddy) == wa->account ? purple_buddy_get_name(buddy) : NULL;
-        Item *it;
 
         if (name == NULL || wabiz_is_notices(name) || wa_group_address_id(name) != NULL)
           continue;
@@ -1550,12 +1690,7 @@ plan_read(Plan *p, GError **error)
           continue;
         }
         g_hash_table_add(seen, g_strdup(name));
-        it = g_new0(Item, 1);
-        it->to = g_strdup(name);
-        it->values = g_ptr_array_new_with_free_func(g_free);
-        for (guint s = 0; s < values->len; s++)
-          g_ptr_array_add(it->values, g_strdup(g_ptr_array_index(values, s)));
-        g_ptr_array_add(p->items, it);
+        plan_add(p, name, values);
       }
     }
     return TRUE;
@@ -1574,14 +1709,17 @@ plan_next(Plan *p)
     return;
   }
   switch (p->step++) {
-  case 0: /* every recipient a customer record */
+  case 0: /* every recipient a customer record, none for a suppressed number */
     for (guint i = 0; i < p->items->len; i++) {
       ItemAsk *a = g_new0(ItemAsk, 1);
+      gboolean bsuid;
 
       a->plan = p;
       a->item = g_ptr_array_index(p->items, i);
+      bsuid = wa_id_is_bsuid(a->item->to);
       p->waiting++;
-      wabiz_store_ensure_address(wa, a->item->to, ensured_cb, wabiz_store_hold(wa, a, g_free));
+      wa_store_customer_ensure(wa->store, bsuid ? NULL : a->item->to, bsuid ? a->item->to : NULL, NULL,
+                               WA_STORE_ENSURE_REFUSE_SUPPRESSED, ensured_cb, wabiz_store_hold(wa, a, g_free));
     }
     if (p->waiting == 0)
       plan_next(p);
@@ -1791,10 +1929,12 @@ wabiz_campaign_action(PurplePluginAction *action)
                                                                               FALSE));
   purple_request_field_set_required(purple_request_fields_get_field(fields, "template"), TRUE);
   purple_request_field_set_required(purple_request_fields_get_field(fields, "recipients"), TRUE);
-  purple_request_fields(gc, _("Send notification"), _("Send a template to many customers"),
-                        _("Recipients: a CSV file (columns: to, one per placeholder, optional consent), or @GROUP "
-                          "followed by the values for everyone (V1 | V2). You confirm once before anything is sent."),
-                        fields, _("_Next"), G_CALLBACK(action_ok), _("Cancel"), NULL, wa->account, NULL, NULL, gc);
+  purple_request_fields(
+    gc, _("Send notification"), _("Send a template to many customers"),
+    _("Recipients: a CSV file (columns: to, one per placeholder, optional consent), @GROUP, or "
+      "numbers or buddy names separated by commas (+NUMBER,\"Anna Schmidt\",...; one alone: "
+      "+NUMBER or \"NAME\"), then the values for everyone (V1 | V2). You confirm once before anything is sent."),
+    fields, _("_Next"), G_CALLBACK(action_ok), _("Cancel"), NULL, wa->account, NULL, NULL, gc);
 }
 
 /* ---- sign-on and sign-off ------------------------------------------------------ */
@@ -1824,10 +1964,46 @@ sending_cb(GPtrArray *recipients, const GError *error, gpointer data)
     const WaStoreRecipient *r = g_ptr_array_index(recipients, i);
     g_autofree char *to = params_read(r->params, NULL);
 
-    if (to != NULL && r->outbox_id != 0)
-      own(cs, r->outbox_id, r->id, to, o->campaign_id);
+    WaStoreOutbox *entry;
+
+    if (to == NULL || r->outbox_id == 0)
+      continue;
+    own(cs, r->outbox_id, r->id, to, o->campaign_id);
+    entry = g_hash_table_lookup(cs->queued, &r->outbox_id);
+    if (entry != NULL) {
+      Resumed *q = g_new0(Resumed, 1);
+
+      q->entry = wa_store_outbox_copy(entry);
+      q->to = g_steal_pointer(&to);
+      g_hash_table_remove(cs->queued, &r->outbox_id);
+      g_queue_push_tail(&cs->resumed, q);
+    }
   }
   owned_free(o);
+  if (!g_queue_is_empty(&cs->resumed) && cs->resume_timer == 0)
+    cs->resume_timer = purple_timeout_add(TICK_MS, resume_fired, cs);
+}
+
+/* The campaign sends still queued in the outbox (read before the campaigns:
+ * the store answers in order). */
+static void
+queued_cb(GPtrArray *entries, const GError *error, gpointer data)
+{
+  Fetch *f = data;
+  WabizCampaigns *cs = f->cs;
+
+  wabiz_store_release(cs->wa, f);
+  g_free(f);
+  for (guint i = 0; error == NULL && i < entries->len; i++) {
+    const WaStoreOutbox *entry = g_ptr_array_index(entries, i);
+    guint64 *key;
+
+    if (!entry->campaign || entry->tampered)
+      continue;
+    key = g_new(guint64, 1);
+    *key = entry->id;
+    g_hash_table_replace(cs->queued, key, wa_store_outbox_copy(entry));
+  }
 }
 
 static void
@@ -1959,6 +2135,15 @@ wabiz_campaigns_start(WabizAccount *wa)
   wa->campaigns = cs;
   cs->progress_timer = purple_timeout_add_seconds(PROGRESS_S, progress_fired, cs);
   cs->schedule_timer = purple_timeout_add_seconds(1, schedule_fired, cs);
+  cs->queued = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, (GDestroyNotify) wa_store_outbox_free);
+  g_queue_init(&cs->resumed);
+  {
+    Fetch *f = g_new0(Fetch, 1);
+
+    f->cs = cs;
+    wa_store_outbox_list(wa->store, WA_STORE_OUTBOX_MASK(WA_STORE_OUTBOX_QUEUED), queued_cb,
+                         wabiz_store_hold(wa, f, g_free));
+  }
   /* every campaign: those not over reopen, the others stay known for /report */
   wa_store_campaign_list(wa->store, 0xff, listed_cb, wabiz_store_hold(wa, cs, keep));
 }
@@ -1983,12 +2168,16 @@ wabiz_campaigns_stop(WabizAccount *wa)
     purple_timeout_remove(cs->progress_timer);
   if (cs->schedule_timer != 0)
     purple_timeout_remove(cs->schedule_timer);
+  if (cs->resume_timer != 0)
+    purple_timeout_remove(cs->resume_timer);
   g_hash_table_destroy(cs->camps);
   g_hash_table_destroy(cs->owned);
   g_hash_table_destroy(cs->begun);
   g_hash_table_destroy(cs->checks);
   g_hash_table_destroy(cs->owner);
   g_hash_table_destroy(cs->by_to);
+  g_hash_table_destroy(cs->queued);
+  g_queue_clear_full(&cs->resumed, (GDestroyNotify) resumed_free);
   wa_pace_free(cs->pace);
   portfolio_leave(cs);
   g_free(cs);

@@ -176,9 +176,12 @@ static const struct {
   {"consent", "", wabiz_cmd_consent,
    N_("consent: show this customer's consent per scope (with source and time) and which templates may go now."), NULL},
   {"notify", "s", wabiz_cmd_notify,
-   N_("notify TEMPLATE [LANG] FILE.csv, or notify TEMPLATE [LANG] @GROUP [V1 | V2 ...]: send a template to many "
-      "customers (a campaign): from a CSV file (columns to, one per placeholder, optional consent) or to a buddy "
-      "group with the same values for all; asks once before sending, then reports in the campaign's own chat."),
+   N_("notify TEMPLATE [LANG] FILE.csv, notify TEMPLATE [LANG] @GROUP [V1 | V2 ...], or notify TEMPLATE [LANG] "
+      "+NUMBER,+NUMBER,... [V1 | V2 ...]: send a template to many customers (a campaign): from a CSV file (columns "
+      "to, one per placeholder, optional consent), to a buddy group, or to a selection (numbers or buddy names "
+      "separated by commas, no blanks around them, \"quoted\" when they have blanks; one alone: +NUMBER, \"NAME\" "
+      "or NAME,) with the same values for all; asks once before "
+      "sending, then reports in the campaign's own chat."),
    NULL, PURPLE_CMD_FLAG_CHAT},
   {"pause", "", wabiz_cmd_campaign, N_("pause: in a campaign's chat, stop sending until /resume."), NULL,
    PURPLE_CMD_FLAG_CHAT},
@@ -461,6 +464,8 @@ init_plugin(PurplePlugin *plugin)
 
     add_list_option(_("Daily limit of customers reached with templates"), WABIZ_OPT_PORTFOLIO_LIMIT, portfolio,
                     G_N_ELEMENTS(portfolio));
+    add_string_option(_("Country calling codes closed to marketing templates (comma-separated, such as 7, 98)"),
+                      WABIZ_OPT_MARKETING_CLOSED_COUNTRIES, "");
     add_string_option(_("Opt-out keywords (whole message; comma-separated; case and accents ignored)"),
                       WABIZ_OPT_OPTOUT_KEYWORDS, WABIZ_DEFAULT_OPTOUT_KEYWORDS);
     add_string_option(_("Template button payloads that opt out of marketing (comma-separated)"),

@@ -93,6 +93,9 @@
  * the API's whatsapp_business_manager_messaging_limit says, 250, 2000, 10000,
  * 100000, 0 = unlimited), shared by the accounts of one WABA */
 #define WABIZ_OPT_PORTFOLIO_LIMIT "portfolio_limit"
+/* country calling codes (comma-separated, default none) where WhatsApp does not
+ * deliver marketing templates: campaigns skip those numbers ("closed-country") */
+#define WABIZ_OPT_MARKETING_CLOSED_COUNTRIES "marketing_closed_countries"
 
 /* Buddy node settings: the store's pseudonymous customer id, and what older
  * versions kept here. */

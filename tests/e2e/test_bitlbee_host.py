@@ -208,8 +208,8 @@ class BitlBeeHost(Receiving):
         self.assert_nothing_hidden(host)
 
     def test_notify_typed_as_text_asks_with_ok_and_reports_in_its_chat(self):
-        from test_campaign import PROMO, number
-        self.sim.add_templates([PROMO])
+        from test_campaign import NOTE, PROMO, number
+        self.sim.add_templates([PROMO, NOTE])
         path = os.path.join(self.user_dir, "customers.csv")
         with open(path, "w") as f:
             f.write("to,1,2,consent\n")
@@ -241,6 +241,15 @@ class BitlBeeHost(Receiving):
         host.wait_for({"event": "write", "conv": chat, "message": contains("nothing typed here is sent")})
         time.sleep(0.5)
         self.assertEqual(len(self.sim.sent()), 5)
+        # a selection typed as text: numbers separated by commas, then the values
+        host.set_option("utility_consent", "not_required")
+        host.send_im("wabiz", "!notify store_note +%s,+%s Monday" % (number(5), number(6)))
+        ask = host.wait_for({"event": "request", "kind": "action"}, timeout=60)
+        self.assertIn("to 2 customers", ask["primary"])
+        host.answer(ask["id"], action=0)
+        host.wait_for({"event": "write", "conv": regex("^Campaign [0-9a-f]{8}: store_note"),
+                       "message": contains("Campaign finished: 2 sent")}, timeout=60)
+        self.assertEqual(sorted(m["to"].lstrip("+") for m in self.sim.sent()[5:]), [number(5), number(6)])
 
     def test_files_by_command_and_by_dcc(self):
         host = self.start_bitlbee()

@@ -182,6 +182,121 @@ class Campaign(Receiving):
         uncertain = {r["recipient"] for r in report if r["status"] == "uncertain"}
         self.assertLessEqual(missing, uncertain, "an eligible recipient neither sent nor listed as uncertain")
 
+    def queue_then_kill(self, count, pause=False):
+        """A campaign of `count` whose first sends are left QUEUED in the
+        outbox at a kill -9 (maintenance, 131057, answered late: the runner
+        begins many before the first answer, each goes back to the queue to be
+        tried again only after a minute); then a restart at 20/s. Returns the
+        campaign's chat and how many were queued."""
+        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(count)]
+        path = self.write_csv("queued.csv", rows)
+        self.sim.config(latency_ms=1000, maintenance=True)
+        host = self.start(campaign_throughput="1000", send_retry_delay_ms=60000)
+        self.notify("spring_sale " + path)
+        chat = self.campaign_chat()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("maintenance")}, timeout=60)
+        # every request answered (none held by the latency, the count stable),
+        # then time for the plugin to queue them again in its store
+        slow = 3 if os.environ.get("WABIZ_SANITIZED") == "1" else 1
+
+        def answered():
+            before = len(self.sim.requests())
+            if self.sim.control("GET", "fault")["paused"] != 0:
+                return False
+            time.sleep(slow)
+            return self.sim.control("GET", "fault")["paused"] == 0 and len(self.sim.requests()) == before
+        wait_until(answered, timeout=60, what="every send answered")
+        time.sleep(slow)
+        if pause:
+            self.assertEqual(self.host.command(chat, "/pause")["status"], "ok")
+            self.host.wait_for({"event": "write", "conv": chat, "message": contains("Paused")}, timeout=30)
+        refused = {r["seq"] for r in self.sim.requests() if r.get("error_code") == 131057}
+        host.kill()  # SIGKILL, with sends queued in the outbox
+        self.assertEqual(self.template_sends(), [])
+        self.assertGreaterEqual(len(refused), 40)
+        self.sim.config(maintenance=False, latency_ms=0)
+        self.host = self.start_receiving_host(
+            options={"waba_id": self.waba, "campaign_throughput": "20", "send_retry_delay_ms": 50})
+        return chat, len(refused)
+
+    def test_queued_of_a_paused_campaign_go_out_after_restart_and_no_more(self):
+        chat, queued = self.queue_then_kill(150, pause=True)
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign reopened: paused")},
+                           timeout=60)
+        # under way before the kill: they go (as they would have in the session), paced
+        wait_until(lambda: len(self.template_sends()) >= queued, timeout=60, what="the queued sends")
+        time.sleep(1.0)
+        sent = self.template_sends()
+        self.assertEqual(len(sent), queued, "sent while paused")
+        self.assertEqual(len({m["to"] for m in sent}), queued)
+        self.assertGreaterEqual(sent[-1]["time"] - sent[0]["time"], queued // 20 - 1)
+
+    def test_queued_at_the_kill_go_out_paced_after_restart(self):
+        count = 120
+        chat, queued = self.queue_then_kill(count)
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=120)
+        sent = self.template_sends()
+        tos = [m["to"].lstrip("+") for m in sent]
+        self.assertEqual(sorted(tos), sorted(number(i) for i in range(count)), "each exactly once")
+        # the queued ones go first, at 20/s (not all at once by the outbox)
+        times = [m["time"] for m in sent[:queued]]
+        self.assertGreaterEqual(times[-1] - times[0], queued // 20 - 1, times)
+
+    def test_suppressed_numbers_refused_without_a_record(self):
+        self.start()
+        erased = number(0)
+        self.sim.inbound("hi", sender=erased, name="Erased")
+        self.host.wait_for({"event": "write", "conv": erased, "message": "hi"}, timeout=30)
+        self.host.command(erased, "/erase")
+        self.host.answer(self.host.wait_for({"event": "request", "kind": "action"}, timeout=30)["id"], action=0)
+        self.host.wait_for({"event": "write", "conv": erased, "message": contains("was erased")}, timeout=30)
+        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(3)]
+        ask = self.notify("spring_sale " + self.write_csv("suppressed.csv", rows))
+        text = ask["primary"] + " " + (ask["secondary"] or "")
+        self.assertIn("to 2 customers", text)
+        self.assertIn("1 suppressed", text)
+        chat = self.campaign_chat()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=60)
+        self.assertEqual(sorted(m["to"].lstrip("+") for m in self.template_sends()), [number(1), number(2)])
+        # no record was made for it (nor its file's opt-in recorded): an
+        # opt-in is still refused as for a number without one
+        self.host.command(erased, "/optin")
+        self.host.wait_for({"event": "write", "conv": erased,
+                            "message": contains("This number is on the suppression list")}, timeout=30)
+
+    def test_marketing_skips_closed_countries(self):
+        closed = "989121234567"
+        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(2)] + [(closed, "Ali", "5 %", "opt-in")]
+        self.start(marketing_closed_countries="7, +98")
+        ask = self.notify("spring_sale " + self.write_csv("closed.csv", rows))
+        text = ask["primary"] + " " + (ask["secondary"] or "")
+        self.assertIn("to 2 customers", text)
+        self.assertIn("1 closed to marketing in their country", text)
+        chat = self.campaign_chat()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=60)
+        self.assertEqual(sorted(m["to"].lstrip("+") for m in self.template_sends()), [number(0), number(1)])
+        by_to = {r["recipient"]: r for r in self.report(chat)}
+        self.assertEqual((by_to[closed]["status"], by_to[closed]["code"]), ("skipped", "closed-country"))
+
+    def test_selection_of_numbers_and_buddy_names(self):
+        self.start()
+        self.host.add_buddy(number(1), alias="Anna Schmidt")
+        self.host.add_buddy(number(2))
+        self.sim.config(templates={"store_note": "UTILITY"})
+        self.host.set_option("utility_consent", "not_required")
+        # a number, a buddy's alias (case ignored), a buddy's name, a repeat and a wrong one
+        ask = self.notify('store_note +%s,"anna schmidt",%s,+%s,nobody Monday' % (number(0), number(2), number(0)))
+        text = ask["primary"] + " " + (ask["secondary"] or "")
+        self.assertIn("to 3 customers", text)
+        self.assertIn("1 duplicate", text)
+        self.assertIn("1 invalid number", text)
+        chat = self.campaign_chat()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=60)
+        sent = self.template_sends("store_note")
+        self.assertEqual(sorted(m["to"].lstrip("+") for m in sent), [number(0), number(1), number(2)])
+        for m in sent:
+            self.assertEqual(m["request"]["template"]["components"][0]["parameters"][0]["text"], "Monday")
+
     def test_two_overlapping_campaigns_send_once_a_day(self):
         first = self.write_csv("first.csv", [(number(i), "A%d" % i, "5 %", "opt-in") for i in range(0, 60)])
         second = self.write_csv("second.csv", [(number(i), "B%d" % i, "5 %", "opt-in") for i in range(30, 90)])

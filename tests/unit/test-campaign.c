@@ -1,6 +1,6 @@
 /* test-campaign.c: the pure parts of campaigns (plugin/core/wa-campaign.c):
  * the /notify arguments (file, language, quoted group and fixed values),
- * consent reason codes, pricing categories, the campaign chat id space
+ * consent reason codes, countries closed to marketing, pricing categories, the campaign chat id space
  * (never a WhatsApp group's), the progress line and the report's rows. */
 #include "wa-campaign.h"
 
@@ -34,14 +34,92 @@ test_args(void)
   /* a lone second word is the file, not a language */
   g_assert_null(e->language);
   g_assert_cmpstr(e->file, ==, "en");
-  for (guint i = 0; i < 4; i++) {
-    static const char *const wrong[] = {"", "promo", "promo @", "promo @\"unterminated"};
+  for (guint i = 0; i < 5; i++) {
+    static const char *const wrong[] = {"", "promo", "promo @", "promo @\"unterminated", "promo ,,"};
 
     bad = wa_campaign_args_parse(wrong[i], &error);
     g_assert_null(bad);
     g_assert_error(error, WA_CAMPAIGN_ERROR, WA_CAMPAIGN_ERROR_SYNTAX);
     g_clear_error(&error);
   }
+}
+
+static void
+test_selection(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(WaCampaignArgs) a = wa_campaign_args_parse("promo en +491701234567,+491709876543 Anna | 10 %", &error);
+  g_autoptr(WaCampaignArgs) b = wa_campaign_args_parse("promo +491701234567", &error);
+  g_autoptr(WaCampaignArgs) c = wa_campaign_args_parse("promo Anna,,Ben, at 09:00", &error);
+  g_autoptr(WaCampaignArgs) d = wa_campaign_args_parse("promo Anna,", &error);
+  g_autoptr(WaCampaignArgs) e = wa_campaign_args_parse("promo a,b.csv", &error);
+  g_autoptr(WaCampaignArgs) f = wa_campaign_args_parse("promo /tmp/my orders,2024.csv", &error);
+  g_autoptr(WaCampaignArgs) g = wa_campaign_args_parse("promo \"Anna Schmidt\",Ben 10 %", &error);
+  g_autoptr(WaCampaignArgs) h = wa_campaign_args_parse("promo \"Anna Schmidt\"", &error);
+  WaCampaignArgs *bad;
+
+  g_assert_no_error(error);
+  g_assert_cmpstr(a->language, ==, "en");
+  g_assert_cmpuint(g_strv_length(a->selection), ==, 2);
+  g_assert_cmpstr(a->selection[0], ==, "+491701234567");
+  g_assert_cmpstr(a->selection[1], ==, "+491709876543");
+  g_assert_cmpstr(a->values, ==, "Anna | 10 %");
+  g_assert_null(a->file);
+  g_assert_null(a->group);
+  g_assert_cmpuint(g_strv_length(b->selection), ==, 1);
+  g_assert_cmpstr(b->values, ==, "");
+  /* empty items dropped; the start time is not a value */
+  g_assert_cmpuint(g_strv_length(c->selection), ==, 2);
+  g_assert_cmpstr(c->selection[1], ==, "Ben");
+  g_assert_cmpstr(c->start, ==, "09:00");
+  g_assert_cmpuint(g_strv_length(d->selection), ==, 1);
+  g_assert_cmpstr(d->selection[0], ==, "Anna");
+  /* a CSV file, even with a comma in its name */
+  g_assert_null(e->selection);
+  g_assert_cmpstr(e->file, ==, "a,b.csv");
+  g_assert_null(f->selection);
+  g_assert_cmpstr(f->file, ==, "/tmp/my orders,2024.csv");
+  /* a quoted name with blanks */
+  g_assert_cmpuint(g_strv_length(g->selection), ==, 2);
+  g_assert_cmpstr(g->selection[0], ==, "Anna Schmidt");
+  g_assert_cmpstr(g->selection[1], ==, "Ben");
+  g_assert_cmpstr(g->values, ==, "10 %");
+  g_assert_cmpuint(g_strv_length(h->selection), ==, 1);
+  g_assert_cmpstr(h->values, ==, "");
+  for (guint i = 0; i < 3; i++) {
+    static const char *const wrong[] = {"promo \"Anna", "promo \"Anna\"x,Ben", "promo \"\""};
+
+    bad = wa_campaign_args_parse(wrong[i], &error);
+    g_assert_null(bad);
+    g_assert_error(error, WA_CAMPAIGN_ERROR, WA_CAMPAIGN_ERROR_SYNTAX);
+    g_clear_error(&error);
+  }
+}
+
+static void
+test_closed_country(void)
+{
+  static const struct {
+    const char *to, *codes, *code;
+  } cases[] = {
+    {"989121234567", "98", "98"},        /* Iran */
+    {"+79161234567", " +7 , 98", "7"},   /* leading '+', blanks */
+    {"4917012345678", "7, 98", NULL},    /* none matches */
+    {"4917012345678", "", NULL},         /* default: none closed */
+    {"4917012345678", "49x, , +", NULL}, /* what is not a code is ignored */
+    {"98", "98", NULL},                  /* the code alone is no number */
+    {"US.1234567890123456", "1", NULL},  /* a BSUID has no country */
+    {"12025550123", "1,1242", "1"},      /* the first listed that matches */
+    {"12425550123", "1242,1", "1242"},
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *code = wa_campaign_closed_country(cases[i].to, cases[i].codes);
+
+    g_assert_cmpstr(code, ==, cases[i].code);
+  }
+  g_assert_null(wa_campaign_closed_country(NULL, "98"));
+  g_assert_null(wa_campaign_closed_country("989121234567", NULL));
 }
 
 static void
@@ -168,7 +246,9 @@ main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/campaign/args", test_args);
+  g_test_add_func("/campaign/selection", test_selection);
   g_test_add_func("/campaign/start-at", test_start_at);
+  g_test_add_func("/campaign/closed-country", test_closed_country);
   g_test_add_func("/campaign/reasons-and-pricing", test_reasons_and_pricing);
   g_test_add_func("/campaign/chat-ids", test_chat_ids);
   g_test_add_func("/campaign/progress", test_progress);
