@@ -53,6 +53,8 @@ struct _WaHttpCall {
   gpointer sink_data;
   gboolean cancelled;
   gboolean finished;
+  gboolean repeatable; /* a GET or an upload: safe to send twice */
+  gboolean repeated;   /* tried again on a new connection once */
   CURLcode result;
   char errbuf[CURL_ERROR_SIZE];
 };
@@ -304,6 +306,36 @@ dispatch(WaHttp *http, WaHttpCall *call)
 
 static void really_free(WaHttp *http);
 
+/* Whether @call failed on a kept-alive connection the server had closed
+ * (nothing answered, the connection was reused): a server may close an idle
+ * connection just as a request goes out on it. */
+static gboolean
+stale_connection(WaHttpCall *call, CURLcode result)
+{
+  long status = 0;
+  long connects = 0;
+
+  if (result != CURLE_SEND_ERROR && result != CURLE_RECV_ERROR && result != CURLE_GOT_NOTHING)
+    return FALSE;
+  return curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 0 &&
+         curl_easy_getinfo(call->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects == 0;
+}
+
+/* Sends @call (taken off the multi handle) once more, on a new connection. */
+static gboolean
+repeat_fresh(WaHttp *http, WaHttpCall *call)
+{
+  http_log("HTTP %s %s: the kept-alive connection was closed (%s), sending again on a new one", call->method,
+           call->log_url, call->errbuf[0] != '\0' ? call->errbuf : curl_easy_strerror(call->result));
+  call->repeated = TRUE;
+  call->errbuf[0] = '\0';
+  call->progress_last = 0;
+  g_byte_array_set_size(call->body, 0);
+  g_hash_table_remove_all(call->resp_headers);
+  curl_easy_setopt(call->easy, CURLOPT_FRESH_CONNECT, 1L);
+  return curl_multi_add_handle(http->multi, call->easy) == CURLM_OK;
+}
+
 static void
 check_done(WaHttp *http)
 {
@@ -318,8 +350,11 @@ check_done(WaHttp *http)
       continue;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &call);
     call->result = msg->data.result;
-    call->finished = TRUE;
     curl_multi_remove_handle(http->multi, call->easy);
+    if (call->repeatable && !call->repeated && !call->sink_stopped && !call->too_large &&
+        stale_connection(call, call->result) && repeat_fresh(http, call))
+      continue;
+    call->finished = TRUE;
     g_hash_table_remove(http->calls, call);
     g_ptr_array_add(done, call);
   }
@@ -610,6 +645,7 @@ wa_http_start(WaHttp *http, const WaHttpRequest *request, WaHttpCallback callbac
   }
   call->headers = curl_slist_append(call->headers, "Expect:");
   call->headers = curl_slist_append(call->headers, "Accept: application/json");
+  call->repeatable = request->form != NULL || g_strcmp0(call->method, "GET") == 0;
   if (request->form != NULL) {
     /* libcurl writes the Content-Type with the boundary, and POSTs */
     call->mime = form_new(easy, request);

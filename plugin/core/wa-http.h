@@ -90,7 +90,10 @@ void wa_http_set_timeouts(WaHttp *http, guint connect_ms, guint total_ms);
 void wa_http_set_max_body(WaHttp *http, gsize max_body);
 
 /* Starts a request. Returns a handle valid until the callback has returned or
- * wa_http_cancel() was called. */
+ * wa_http_cancel() was called. A GET or an upload (@form) that fails on a
+ * kept-alive connection the server had closed, before any answer, is sent
+ * once more on a new connection (both are safe to send twice); other
+ * requests are never sent again here. */
 WaHttpCall *wa_http_start(WaHttp *http, const WaHttpRequest *request, WaHttpCallback callback, gpointer data);
 /* The callback will not be called. */
 void wa_http_cancel(WaHttpCall *call);

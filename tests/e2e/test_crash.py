@@ -264,7 +264,11 @@ class Crash(Receiving):
         """Killed at inbound-acked, the point where the receiver confirmed
         the first batch's ACK (it deleted the batch's events): whatever
         else the run did, the receiver holds at most the other events, and
-        the restart shows each message once."""
+        the restart shows each message once, but for lines of a later
+        batch shown before the kill whose "shown" marks were not recorded
+        yet (the crash rule: the simulator delivers in parallel, so a later
+        batch may have started): at most the events shown in the first run
+        that the receiver still held, each at most twice."""
         total = 10
         host = self.start_run("inbound-acked:1")
         self.post(total)
@@ -279,10 +283,17 @@ class Crash(Receiving):
         self.assertIsNotNone(pending)
         self.assertLess(pending[0], total, "the receiver did not have the first ACK")
         self.assertGreaterEqual(pending[0], total - shown)
+        # events shown before the kill and not acknowledged: their lines
+        # may have been shown without their marks recorded
+        unacked_shown = pending[0] - (total - shown)
+        before = {line["n"] for line in self.lines(run=0) if line["live"]}
         host = self.start_run()
         self.wait_all_shown(host, total, timeout=60)
         self.assertEqual(host.quit(), 0)
-        self.check_exactly_once(total)
+        again = {line["n"] for line in self.lines(run=1) if line["live"]} & before
+        self.assertLessEqual(len(again), unacked_shown,
+                             "more lines shown again than events shown and not acknowledged before the kill")
+        self.check_exactly_once(total, may_repeat=again)
 
     def test_statuses_of_one_event_killed_mid_way(self):
         """One event with the statuses of five messages the business sent

@@ -274,6 +274,58 @@ test_loopback_bypasses_proxy(void)
   server_free(api);
 }
 
+/* A server may close a kept-alive connection just as the next request goes
+ * out on it: a GET and an upload are sent once more, on a new connection
+ * (the cut request is seen, then the repeat from another port); once. */
+static void
+test_closed_keepalive_repeated(void)
+{
+  Server *srv = server_new();
+  WaHttp *http = wa_http_new(wa_loop_glib(), "purple-wabiz/test");
+  WaGraph *graph = wa_graph_new(http, srv->base, "T", NULL);
+  /* larger than what the sockets buffer: the client is still sending when
+   * the connection closes */
+  gsize size = 16 * 1024 * 1024;
+  g_autoptr(GBytes) bytes = g_bytes_new_take(g_malloc0(size), size);
+  Result r = {0};
+
+  /* a GET opens the connection, the upload finds it closing */
+  server_script(srv, 200, "{\"id\":\"1\"}");
+  server_script_cut(srv);
+  server_script(srv, 200, "{\"id\":\"777\"}");
+  wa_graph_get(graph, "1", NULL, graph_cb, &r);
+  test_wait_count(r.done, 1, WAIT_S);
+  g_assert_null(r.error);
+  result_clear(&r);
+  wa_graph_upload_media_bytes(graph, "1", bytes, "image/png", "a.png", graph_cb, &r);
+  test_wait_count(r.done, 1, WAIT_S);
+  g_assert_null(r.error);
+  result_clear(&r);
+  g_assert_cmpuint(srv->seen->len, ==, 3);
+  g_assert_cmpuint(seen(srv, 1)->remote_port, ==, seen(srv, 0)->remote_port);
+  g_assert_cmpuint(seen(srv, 2)->remote_port, !=, seen(srv, 1)->remote_port);
+  g_assert_cmpuint(strlen(seen(srv, 2)->body), >, 0);
+
+  /* cut again on the new connection: once is enough, it fails */
+  server_script(srv, 200, "{\"id\":\"2\"}");
+  server_script_cut(srv);
+  server_script_cut(srv);
+  server_script(srv, 200, "{\"id\":\"778\"}");
+  wa_graph_get(graph, "2", NULL, graph_cb, &r);
+  test_wait_count(r.done, 1, WAIT_S);
+  result_clear(&r);
+  wa_graph_upload_media_bytes(graph, "1", bytes, "image/png", "a.png", graph_cb, &r);
+  test_wait_count(r.done, 1, WAIT_S);
+  g_assert_nonnull(r.error);
+  g_assert_cmpint(r.error->klass, ==, WA_ERROR_CLASS_NETWORK);
+  result_clear(&r);
+  g_assert_cmpuint(srv->seen->len, ==, 6);
+
+  wa_graph_free(graph);
+  wa_http_free(http);
+  server_free(srv);
+}
+
 static void
 test_cancel_and_free(void)
 {
@@ -872,6 +924,7 @@ main(int argc, char **argv)
   g_test_add_func("/graph/proxy-used", test_proxy_used);
   g_test_add_func("/graph/loopback-bypasses-proxy", test_loopback_bypasses_proxy);
   g_test_add_func("/graph/cancel-and-free", test_cancel_and_free);
+  g_test_add_func("/graph/closed-keepalive-repeated", test_closed_keepalive_repeated);
   g_test_add_func("/graph/text-message-json", test_text_message_json);
   g_test_add_func("/graph/send-result", test_send_result);
   g_test_add_func("/sender/callback-data", test_callback_data);

@@ -25,6 +25,9 @@ typedef struct {
   char *body;
   guint delay_ms;
   gboolean drop;      /* close the connection without answering */
+  gboolean cut;       /* close it as soon as the request's headers arrived: the
+                       * client is still sending its body (a server closing a
+                       * kept-alive connection as a request goes out on it) */
   char *content_type; /* NULL: application/json */
   char *location;     /* a Location header, or NULL */
   GPtrArray *raw;     /* GBytes*: when set, the connection is taken from libsoup and
@@ -220,6 +223,36 @@ handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable
   g_timeout_add(sc != NULL ? sc->delay_ms : 20, delayed_answer, d);
 }
 
+/* The request @msg is cut: recorded without its body, its connection
+ * closed before the body is read (unread data makes that a reset). */
+static inline void
+cut_at_headers(SoupServerMessage *msg, gpointer data)
+{
+  Server *srv = data;
+  Seen *s = g_new0(Seen, 1);
+  GIOStream *stream;
+
+  scripted_free(g_queue_pop_head(&srv->script));
+  s->method = g_strdup(soup_server_message_get_method(msg));
+  s->path = g_strdup(g_uri_get_path(soup_server_message_get_uri(msg)));
+  s->body = g_strdup("");
+  s->remote_port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(soup_server_message_get_remote_address(msg)));
+  g_ptr_array_add(srv->seen, s);
+  stream = soup_server_message_steal_connection(msg);
+  g_io_stream_close(stream, NULL, NULL);
+  g_object_unref(stream);
+}
+
+static inline void
+request_started(SoupServer *server, SoupServerMessage *msg, gpointer data)
+{
+  Server *srv = data;
+  Scripted *sc = g_queue_peek_head(&srv->script);
+
+  if (sc != NULL && sc->cut)
+    g_signal_connect(msg, "got-headers", G_CALLBACK(cut_at_headers), srv);
+}
+
 static inline Server *
 server_new(void)
 {
@@ -232,6 +265,7 @@ server_new(void)
   srv->seen = g_ptr_array_new_with_free_func(seen_free);
   g_queue_init(&srv->script);
   soup_server_add_handler(srv->server, NULL, handler, srv, NULL);
+  g_signal_connect(srv->server, "request-started", G_CALLBACK(request_started), srv);
   g_assert_true(soup_server_listen_local(srv->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error));
   g_assert_no_error(error);
   uris = soup_server_get_uris(srv->server);
@@ -259,6 +293,15 @@ server_script_drop(Server *srv)
   Scripted *sc = g_new0(Scripted, 1);
   sc->drop = TRUE;
   sc->body = g_strdup("");
+  g_queue_push_tail(&srv->script, sc);
+}
+
+/* Queues a request cut while it is sent (see Scripted.cut). */
+static inline void
+server_script_cut(Server *srv)
+{
+  Scripted *sc = g_new0(Scripted, 1);
+  sc->cut = TRUE;
   g_queue_push_tail(&srv->script, sc);
 }
 
