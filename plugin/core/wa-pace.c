@@ -245,13 +245,6 @@ wa_pace_pair_hits(WaPace *pace, const char *key)
   state = g_hash_table_lookup(pace->pairs, key);
   return state != NULL ? state->hits : 0;
 }
-
-void
-wa_pace_pair_forget(WaPace *pace, const char *key)
-{
-  wa_pace_pair_ok(pace, key);
-}
-
 /* ---- portfolio ---- */
 
 struct _WaPortfolio {

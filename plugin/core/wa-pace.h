@@ -46,8 +46,8 @@
  * them at sign-on with wa_portfolio_note().
  *
  * Must not: read the system clock, allocate per send beyond the pair and
- * portfolio tables (pair entries go on success or wa_pace_pair_forget()),
- * or log customer keys. */
+ * portfolio tables (a pair entry goes with wa_pace_pair_ok()), or log
+ * customer keys. */
 #pragma once
 
 #include <glib.h>
@@ -112,13 +112,12 @@ guint wa_pace_in_flight_for(guint rate, gint64 round_trip_us);
 /* 131056 for customer @key (any stable string: the customer id): the wait
  * in µs before their next send (4^X s), and that customer's next_at moves. */
 gint64 wa_pace_pair_hit(WaPace *pace, const char *key);
-/* A send to @key was accepted: X back to 0. */
+/* A send to @key was accepted, or ended for good: X back to 0, the entry gone. */
 void wa_pace_pair_ok(WaPace *pace, const char *key);
 /* Monotonic µs from which @key may get a send (earlier than now: at once). */
 gint64 wa_pace_pair_next_at(WaPace *pace, const char *key);
 /* Consecutive 131056 hits of @key (X). */
 guint wa_pace_pair_hits(WaPace *pace, const char *key);
-void wa_pace_pair_forget(WaPace *pace, const char *key);
 
 /* ---- portfolio ---- */
 

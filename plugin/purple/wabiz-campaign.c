@@ -96,10 +96,8 @@ struct _WabizCampaigns {
   gboolean beginning;   /* a begin_sends in flight */
   gboolean settling;    /* the end is being checked */
   gint64 settle_at_us;  /* monotonic: not asked again before */
-  GHashTable *owned;    /* outbox id (guint64*) -> recipient id: campaign sends in flight */
+  GHashTable *owned;    /* outbox id (guint64*) -> Sending: campaign sends in flight */
   GHashTable *by_to;    /* address -> outbox id (guint64*) */
-  GHashTable *owner;    /* outbox id -> campaign id */
-  GHashTable *begun;    /* outbox id -> gint64*: monotonic µs it was handed to the outbox */
   gint64 round_trip_us; /* how long a send takes to be answered (moving average) */
   guint tick;
   guint progress_timer;
@@ -478,25 +476,34 @@ params_read(const char *params, GPtrArray **values)
   return g_strdup(to);
 }
 
+/* A campaign send handed to the outbox, until its answer. */
+typedef struct {
+  guint64 outbox_id; /* the key */
+  char *recipient_id;
+  char *campaign_id;
+  gint64 begun_us; /* monotonic: when it was handed over (the round trip) */
+} Sending;
+
+static void
+sending_free(Sending *s)
+{
+  g_free(s->recipient_id);
+  g_free(s->campaign_id);
+  g_free(s);
+}
+
 static void
 own(WabizCampaigns *cs, guint64 outbox_id, const char *recipient_id, const char *to, const char *campaign_id)
 {
-  guint64 *key = g_new(guint64, 1);
-  guint64 *id2 = g_new(guint64, 1);
-  guint64 *id3 = g_new(guint64, 1);
+  Sending *s = g_new0(Sending, 1);
+  guint64 *id = g_new(guint64, 1);
 
-  *key = *id2 = *id3 = outbox_id;
-  g_hash_table_replace(cs->owned, key, g_strdup(recipient_id));
-  {
-    guint64 *id4 = g_new(guint64, 1);
-    gint64 *at = g_new(gint64, 1);
-
-    *id4 = outbox_id;
-    *at = g_get_monotonic_time();
-    g_hash_table_replace(cs->begun, id4, at);
-  }
-  g_hash_table_replace(cs->by_to, g_strdup(to), id2);
-  g_hash_table_replace(cs->owner, id3, g_strdup(campaign_id));
+  s->outbox_id = *id = outbox_id;
+  s->recipient_id = g_strdup(recipient_id);
+  s->campaign_id = g_strdup(campaign_id);
+  s->begun_us = g_get_monotonic_time();
+  g_hash_table_replace(cs->owned, &s->outbox_id, s);
+  g_hash_table_replace(cs->by_to, g_strdup(to), id);
 }
 
 typedef struct {
@@ -1027,18 +1034,17 @@ wabiz_campaign_outcome(WabizAccount *wa, guint64 id, const char *to, WabizCampai
                        const WaGraphError *error)
 {
   WabizCampaigns *cs = wa->campaigns;
-  const char *recipient_id = cs != NULL ? g_hash_table_lookup(cs->owned, &id) : NULL;
-  const char *campaign_id;
+  Sending *sending = cs != NULL ? g_hash_table_lookup(cs->owned, &id) : NULL;
+  const char *recipient_id;
   Camp *c;
 
-  if (recipient_id == NULL)
+  if (sending == NULL)
     return FALSE;
-  campaign_id = g_hash_table_lookup(cs->owner, &id);
-  c = campaign_id != NULL ? g_hash_table_lookup(cs->camps, campaign_id) : NULL;
+  recipient_id = sending->recipient_id;
+  c = g_hash_table_lookup(cs->camps, sending->campaign_id);
   switch (outcome) {
   case WABIZ_CAMPAIGN_SENT:
     wa_pace_pair_ok(cs->pace, to);
-    wa_pace_pair_forget(cs->pace, to);
     break;
   case WABIZ_CAMPAIGN_FAILED:
   case WABIZ_CAMPAIGN_UNCERTAIN: {
@@ -1051,25 +1057,15 @@ wabiz_campaign_outcome(WabizAccount *wa, guint64 id, const char *to, WabizCampai
     /* 131050: the customer stopped marketing messages (recorded in the ledger) */
     if (outcome == WABIZ_CAMPAIGN_FAILED)
       wabiz_consent_api_error(wa, to, error, NULL, NULL);
-    wa_pace_pair_forget(cs->pace, to);
+    wa_pace_pair_ok(cs->pace, to); /* its pair backoff ends with it */
     break;
   }
   case WABIZ_CAMPAIGN_SKIPPED:
   default:
     break;
   }
-  {
-    gint64 *at = g_hash_table_lookup(cs->begun, &id);
-
-    if (at != NULL) {
-      gint64 took = g_get_monotonic_time() - *at;
-
-      cs->round_trip_us = (cs->round_trip_us * 7 + took) / 8;
-    }
-  }
-  g_hash_table_remove(cs->begun, &id);
-  g_hash_table_remove(cs->owned, &id);
-  g_hash_table_remove(cs->owner, &id);
+  cs->round_trip_us = (cs->round_trip_us * 7 + (g_get_monotonic_time() - sending->begun_us)) / 8;
+  g_hash_table_remove(cs->owned, &id); /* frees sending */
   g_hash_table_remove(cs->by_to, to);
   run(cs);
   return TRUE;
@@ -2121,10 +2117,8 @@ wabiz_campaigns_start(WabizAccount *wa)
     mps = WA_PACE_RATE_DEFAULT;
   cs->wa = wa;
   cs->camps = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) camp_free);
-  cs->owned = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
-  cs->begun = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+  cs->owned = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, (GDestroyNotify) sending_free);
   cs->round_trip_us = ROUND_TRIP_US;
-  cs->owner = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
   cs->by_to = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   cs->pace = wa_pace_new(wa_clock_system(), (guint) mps);
   portfolio_join(cs);
@@ -2172,9 +2166,7 @@ wabiz_campaigns_stop(WabizAccount *wa)
     purple_timeout_remove(cs->resume_timer);
   g_hash_table_destroy(cs->camps);
   g_hash_table_destroy(cs->owned);
-  g_hash_table_destroy(cs->begun);
   g_hash_table_destroy(cs->checks);
-  g_hash_table_destroy(cs->owner);
   g_hash_table_destroy(cs->by_to);
   g_hash_table_destroy(cs->queued);
   g_queue_clear_full(&cs->resumed, (GDestroyNotify) resumed_free);
