@@ -7,6 +7,7 @@ ids remembered as shown this session are bounded: an older one's line can
 come back as history when its conversation is opened again."""
 
 import collections
+import os
 import re
 import time
 
@@ -30,13 +31,15 @@ class Apply(Receiving):
         return sum(a["pending"] for a in status["accounts"]) if status is not None else None
 
     def test_backlog_of_thousands_shown_once_in_order_and_acked(self):
-        total = 3000
+        # under the sanitizers (every allocation unwinds its stack) the
+        # receiver takes in about 10 deliveries a second on a loaded machine
+        total = 1000 if os.environ.get("WABIZ_SANITIZED") == "1" else 3000
         host = self.start_receiving_host()
         self.assertEqual(host.quit(), 0)
         self.hosts.remove(host)
         host.close()
         self.sim.inbound_bulk(CUSTOMERS, total, text=TEXT, name="Customer")
-        self.wait_delivered(total, timeout=300)
+        self.wait_delivered(total, timeout=300 * TIMEOUT_FACTOR)
         self.assertEqual(self.pending(), total)
         # a retried delivery may land after later ones of its chain: its
         # place in a customer's order is not known

@@ -232,7 +232,11 @@ class Receipts(Receiving):
     def test_tooltip_and_get_info_show_the_last_status_and_pricing_category(self):
         host = self.start_receiving_host()
         wamids = self.send_three(host)
+        # the simulator delivers in parallel: the automatic "sent" statuses
+        # (pricing "service") first, then the category's own status
+        self.wait_delivered(4)
         self.sim.status(wamids[2], "sent", category="galactic_promo")
+        self.wait_delivered(5)
         self.sim.status(wamids[2], "read")
         # an older message's status does not replace the last one's
         self.sim.status(wamids[0], "delivered")
