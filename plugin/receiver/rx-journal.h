@@ -40,6 +40,7 @@ typedef enum {
 } RxJournalError;
 
 typedef struct _RxJournal RxJournal;
+typedef struct _RxPrepared RxPrepared;
 
 /* One accepted webhook change, routed to one account. */
 typedef struct {
@@ -50,6 +51,7 @@ typedef struct {
   char *field;                                 /* changes[].field */
   JsonNode *value;                             /* changes[].value (an object); owned */
   gint64 max_pending;                          /* the account's cap on pending sealed bytes; 0 = none */
+  RxPrepared *prepared; /* private: its dedupe keys and envelope, made by rx_journal_append */
 } RxChange;
 
 RxChange *rx_change_new(const char *account, const guint8 *public_key, const char *waba_id, gint64 entry_time,
@@ -82,7 +84,9 @@ typedef void (*RxJournalNewFunc)(const char *account, gint64 last_seq, gpointer 
 void rx_journal_set_new_func(RxJournal *journal, RxJournalNewFunc func, gpointer data);
 
 /* Deduplicates, seals and stores @changes (RxChange*, taken) at Unix time @now,
- * in one transaction shared with other queued appends. A change whose bytes
+ * in one transaction shared with other queued appends. The changes' dedupe
+ * keys and envelopes are made here, on the caller's thread (each value
+ * serialised once); the worker only records, seals and inserts. A change whose bytes
  * (entry id and time, field, value) were journalled before is dropped as a
  * duplicate (a replayed delivery). A message or status
  * already seen (or seen earlier in the same batch) is removed from the value's
