@@ -459,6 +459,36 @@ answer(RxJournal *journal, Request *req)
   g_source_unref(source);
 }
 
+static gboolean
+answers_dispatch(gpointer data)
+{
+  GPtrArray *answers = data;
+
+  for (guint i = 0; i < answers->len; i++)
+    answer_dispatch(g_ptr_array_index(answers, i));
+  return G_SOURCE_REMOVE;
+}
+
+/* Hands every request of @answers (taken, with request_free as its free
+ * function) to the context in one source, in order: one wake-up of the
+ * context per group commit instead of one per request. */
+static void
+answer_all(RxJournal *journal, GPtrArray *answers)
+{
+  GSource *source;
+
+  if (answers->len == 0) {
+    g_ptr_array_unref(answers);
+    return;
+  }
+  source = g_idle_source_new();
+  g_source_set_priority(source, G_PRIORITY_DEFAULT);
+  g_source_set_callback(source, answers_dispatch, answers, (GDestroyNotify) g_ptr_array_unref);
+  g_source_set_static_name(source, "rx-journal answers");
+  g_source_attach(source, journal->context);
+  g_source_unref(source);
+}
+
 /* ---- dedupe and sealing ------------------------------------------------- */
 
 /* Keyed hash of @n_parts strings joined with NUL bytes: "m\0<account>\0<message id>",
@@ -546,6 +576,10 @@ typedef struct {
 
 struct _RxPrepared {
   gboolean hashed; /* FALSE when hashing failed: the worker refuses the change */
+  /* the value is only messages and statuses (and routine members), each with
+   * an id: their keys decide everything the change key would, so it is not
+   * recorded (a random B-tree page less to write per event) */
+  gboolean ids_cover;
   guint8 change_hash[JOURNAL_HASH_BYTES];
   GArray *elements; /* ElementKey */
   char *plain;      /* the envelope of the whole value (wiped when freed) */
@@ -566,6 +600,12 @@ prepared_free(RxPrepared *prep)
     g_free(prep->plain);
   }
   g_free(prep);
+}
+
+static gboolean
+member_is_routine(const char *name)
+{
+  return strcmp(name, "messaging_product") == 0 || strcmp(name, "metadata") == 0 || strcmp(name, "contacts") == 0;
 }
 
 /* The members of @value that dedupe_value() filters, in its order: the
@@ -607,7 +647,8 @@ envelope_around(const RxChange *change, const char *value_text, gint64 now)
  * bytes of the change (its entry's id and time, its field, its value as JSON):
  * a replayed delivery of any field is journalled once; messages and statuses
  * are also deduplicated by id, since Meta sends the same message again in
- * other envelopes. */
+ * other envelopes (and when ids are all a change has, they alone are
+ * recorded: ids_cover). */
 static RxPrepared *
 prepare_change(RxJournal *journal, const RxChange *change, gint64 now)
 {
@@ -627,13 +668,16 @@ prepare_change(RxJournal *journal, const RxChange *change, gint64 now)
     JsonObject *in = json_node_get_object(change->value);
     g_autoptr(GList) names = json_object_get_members(in);
 
+    prep->ids_cover = TRUE;
     for (GList *l = names; l != NULL; l = l->next) {
       JsonNode *member = json_object_get_member(in, l->data);
       gboolean statuses = strcmp(l->data, "statuses") == 0;
       JsonArray *array;
 
-      if (!is_list_member(l->data) || !JSON_NODE_HOLDS_ARRAY(member))
+      if (!is_list_member(l->data) || !JSON_NODE_HOLDS_ARRAY(member)) {
+        prep->ids_cover = prep->ids_cover && !is_list_member(l->data) && member_is_routine(l->data);
         continue;
+      }
       array = json_node_get_array(member);
       for (guint i = 0; i < json_array_get_length(array); i++) {
         JsonNode *element = json_array_get_element(array, i);
@@ -641,6 +685,7 @@ prepare_change(RxJournal *journal, const RxChange *change, gint64 now)
         g_autofree char *id = obj != NULL ? wa_json_dup_id(obj, "id") : NULL;
         ElementKey key = {0};
 
+        prep->ids_cover = prep->ids_cover && id != NULL;
         if (id != NULL) {
           const char *status = statuses ? wa_json_get_string(obj, "status") : NULL;
           const char *element_parts[] = {statuses ? "s" : "m", parts[1], id, status != NULL ? status : ""};
@@ -652,6 +697,8 @@ prepare_change(RxJournal *journal, const RxChange *change, gint64 now)
         g_array_append_val(prep->elements, key);
       }
     }
+    /* a change of empty lists has nothing but its bytes to be known by */
+    prep->ids_cover = prep->ids_cover && prep->elements->len > 0;
   }
   prep->plain = envelope_around(change, value_text, now);
   sodium_memzero(value_text, strlen(value_text));
@@ -678,12 +725,6 @@ filter_array(JsonArray *in, const GArray *fresh, guint *cursor)
       json_array_add_element(out, json_node_ref(element));
   }
   return out;
-}
-
-static gboolean
-member_is_routine(const char *name)
-{
-  return strcmp(name, "messaging_product") == 0 || strcmp(name, "metadata") == 0 || strcmp(name, "contacts") == 0;
 }
 
 /* The value to journal for @change, sharing (never modifying) the caller's
@@ -1015,7 +1056,7 @@ append_one(RxJournal *journal, Request *req, GError **error)
       g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE, "cannot hash a dedupe key");
       return APPEND_REQUEST_FAILED;
     }
-    if (!record_hash(journal, prep->change_hash, req->now, &fresh, error))
+    if (!prep->ids_cover && !record_hash(journal, prep->change_hash, req->now, &fresh, error))
       return APPEND_DB_FAILED;
     if (!fresh) {
       req->duplicates++;
@@ -1071,6 +1112,7 @@ worker_append(RxJournal *journal, GPtrArray *batch)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GHashTable) last = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  GPtrArray *answers = g_ptr_array_new_full(batch->len + 1, request_free);
   GHashTableIter iter;
   gpointer account, seq;
 
@@ -1118,7 +1160,7 @@ worker_append(RxJournal *journal, GPtrArray *batch)
       while (g_hash_table_iter_next(&iter, &account, &seq))
         last_seq_update(last, account, *(gint64 *) seq);
     }
-    answer(journal, req);
+    g_ptr_array_add(answers, req);
   }
   /* then one notification per account that got events, with its highest seq */
   g_hash_table_iter_init(&iter, last);
@@ -1128,8 +1170,9 @@ worker_append(RxJournal *journal, GPtrArray *batch)
     note->account = g_strdup(account);
     note->seq = *(gint64 *) seq;
     note->notifier = g_atomic_rc_box_acquire(journal->notifier);
-    answer(journal, note);
+    g_ptr_array_add(answers, note);
   }
+  answer_all(journal, answers);
   return;
 
 failed:
@@ -1142,8 +1185,9 @@ failed:
 
     g_clear_error(&req->error);
     fail_request(req, error);
-    answer(journal, req);
+    g_ptr_array_add(answers, req);
   }
+  answer_all(journal, answers);
 }
 
 /* ---- the other requests ----------------------------------------------- */

@@ -832,6 +832,56 @@ test_keys_of_older_journals(Fixture *f, gconstpointer data)
   append_one(f, statuses_change(f, "wamid.S1:read"), NOW, 1, 0);
 }
 
+/* Dedupe hashes in the journal (it is closed and opened again to count them). */
+static gint64
+seen_rows(Fixture *f)
+{
+  g_autofree char *db_path = g_build_filename(f->dir, "journal.db", NULL);
+  sqlite3 *db = NULL;
+  sqlite3_stmt *stmt = NULL;
+  gint64 rows;
+
+  rx_journal_close(f->journal);
+  f->journal = NULL;
+  g_assert_cmpint(sqlite3_open(db_path, &db), ==, SQLITE_OK);
+  g_assert_cmpint(sqlite3_prepare_v2(db, "SELECT count(*) FROM seen", -1, &stmt, NULL), ==, SQLITE_OK);
+  g_assert_cmpint(sqlite3_step(stmt), ==, SQLITE_ROW);
+  rows = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  g_assert_cmpint(sqlite3_close(db), ==, SQLITE_OK);
+  f->journal = open_journal(f, 0);
+  return rows;
+}
+
+/* A change made only of messages and statuses with ids is known by their
+ * keys alone (one hash per message, not two); a change with anything else
+ * (a message without id, "errors", an empty list) also gets the key of its
+ * bytes, and its replay is still dropped. */
+static void
+test_keys_per_event(Fixture *f, gconstpointer data)
+{
+  g_autofree char *with_errors = messages_json("wamid.3", "\"errors\":[{\"code\":131000}]");
+  g_autofree char *without_id = messages_json("wamid.4,-", NULL);
+  static const char empty[] = "{" METADATA ",\"messages\":[]}";
+
+  append_one(f, messages_change(f, ACCOUNT, "wamid.1"), NOW, 1, 0);
+  g_assert_cmpint(seen_rows(f), ==, 1);
+  append_one(f, statuses_change(f, "wamid.1:sent,wamid.1:delivered"), NOW, 1, 0);
+  g_assert_cmpint(seen_rows(f), ==, 3);
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "messages", with_errors), NOW, 1, 0);
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "messages", without_id), NOW, 1, 0);
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "messages", empty), NOW, 1, 0);
+  g_assert_cmpint(seen_rows(f), ==, 3 + 2 + 2 + 1);
+
+  /* replays: all dropped, nothing recorded */
+  append_one(f, messages_change(f, ACCOUNT, "wamid.1"), NOW + 1, 0, 1);
+  append_one(f, statuses_change(f, "wamid.1:sent,wamid.1:delivered"), NOW + 1, 0, 1);
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "messages", with_errors), NOW + 1, 0, 1);
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "messages", without_id), NOW + 1, 0, 1);
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "messages", empty), NOW + 1, 0, 1);
+  g_assert_cmpint(seen_rows(f), ==, 8);
+}
+
 static RxChange *
 capped_change(Fixture *f, const char *ids, gint64 max_pending)
 {
@@ -1469,6 +1519,7 @@ main(int argc, char **argv)
   ADD("duplicates-with-errors", test_duplicates_with_errors, FALSE);
   ADD("replay-any-field", test_replay_any_field, FALSE);
   ADD("keys-of-older-journals", test_keys_of_older_journals, FALSE);
+  ADD("keys-per-event", test_keys_per_event, FALSE);
   ADD("pending-cap", test_pending_cap, FALSE);
   ADD("free-space-floor", test_free_space_floor, FALSE);
   ADD("ack", test_ack, FALSE);
