@@ -10,16 +10,21 @@
  * the worker too.
  *
  * The worker is the serial stage of ingest, so what does not need the
- * connection is done before: rx_journal_append() serialises each change's
- * value once, on the caller's thread, hashes its dedupe keys from those bytes
- * and makes its envelope around them (RxPrepared). The worker records the
+ * connection is done before, on a second thread (the preparer, which every
+ * request passes through in order): it serialises each change's value once,
+ * hashes its dedupe keys from those bytes and makes its envelope around them
+ * (RxPrepared), so the caller's thread (the receiver's main loop, which
+ * parses and verifies the requests) does not either. The worker records the
  * keys, seals (one key agreement per account and transaction) and inserts;
  * it builds an envelope again only for a change that dedupe shortened.
  *
- * Threads and JSON: the worker only reads the callers' JSON trees and takes
- * JsonNode references (which are atomic); JsonObject and JsonArray reference
- * counts are not, so every RxChange is freed on the context's thread, together
- * with the answer to its append, never on the worker.
+ * Threads and JSON: the preparer and the worker only read the callers' JSON
+ * trees and take JsonNode references (which are atomic); JsonObject and
+ * JsonArray reference counts are not, so every RxChange is freed on the
+ * context's thread, together with the answer to its append, never on the
+ * worker. json-glib's generator takes (and drops) a JsonObject reference of
+ * the tree it writes: only the one preparer thread serialises callers' trees,
+ * and the trees of one append are the caller's no more until it is answered.
  *
  * Must not: call back on the worker thread, log message content, ids, hashes
  * or keys, modify a caller's JSON, or change the process umask. */
@@ -149,7 +154,10 @@ static const char *const statement_sql[ST_COUNT] = {
 
 struct _RxJournal {
   GMainContext *context;
-  GAsyncQueue *queue; /* Request* */
+  GAsyncQueue *inbox; /* Request*: every request, in order, to the preparer */
+  gint in_inbox;      /* requests the preparer has not passed on yet (atomic) */
+  GThread *preparer;  /* makes appends' keys and envelopes, passes all on */
+  GAsyncQueue *queue; /* Request*: from the preparer to the worker */
   GThread *worker;
   Notifier *notifier;
 
@@ -1502,6 +1510,39 @@ worker_main(gpointer data)
   return NULL;
 }
 
+/* The preparer: every request passes through it in order; appends get their
+ * keys and envelopes (prepare_change) on the way to the worker. */
+static gpointer
+preparer_main(gpointer data)
+{
+  RxJournal *journal = data;
+
+  for (;;) {
+    Request *req = g_async_queue_pop(journal->inbox);
+    RequestKind kind = req->kind;
+
+    if (kind == REQ_APPEND) {
+      for (guint i = 0; i < req->changes->len; i++) {
+        RxChange *change = g_ptr_array_index(req->changes, i);
+
+        g_clear_pointer(&change->prepared, prepared_free);
+        change->prepared = prepare_change(journal, change, req->now);
+      }
+    }
+    g_async_queue_push(journal->queue, req); /* the worker's from here on */
+    g_atomic_int_dec_and_test(&journal->in_inbox);
+    if (kind == REQ_STOP)
+      return NULL;
+  }
+}
+
+static void
+submit(RxJournal *journal, Request *req)
+{
+  g_atomic_int_inc(&journal->in_inbox);
+  g_async_queue_push(journal->inbox, req);
+}
+
 /* ---- opening ------------------------------------------------------------ */
 
 /* A file error (G_FILE_ERROR, from wa-file.c) as the journal's open error. */
@@ -1697,6 +1738,7 @@ journal_free(RxJournal *journal)
   }
   g_clear_pointer(&journal->notifier, notifier_release);
   g_clear_pointer(&journal->queue, g_async_queue_unref);
+  g_clear_pointer(&journal->inbox, g_async_queue_unref);
   g_clear_pointer(&journal->context, g_main_context_unref);
   g_clear_pointer(&journal->pending_bytes, g_hash_table_unref);
   g_clear_pointer(&journal->batch_bytes, g_hash_table_unref);
@@ -1728,6 +1770,7 @@ rx_journal_open(const char *dir, GMainContext *context, gint64 max_page_count, G
   g_cond_init(&journal->hold_cond);
   journal->context = g_main_context_ref(context != NULL ? context : g_main_context_default());
   journal->queue = g_async_queue_new();
+  journal->inbox = g_async_queue_new();
   journal->notifier = notifier_new();
   journal->dir = g_strdup(dir);
   journal->pending_bytes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
@@ -1764,6 +1807,13 @@ rx_journal_open(const char *dir, GMainContext *context, gint64 max_page_count, G
     g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "cannot start the journal thread: %s", local->message);
     goto failed;
   }
+  journal->preparer = g_thread_try_new("rx-prepare", preparer_main, journal, &local);
+  if (journal->preparer == NULL) {
+    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "cannot start the journal thread: %s", local->message);
+    g_async_queue_push(journal->queue, request_new(REQ_STOP));
+    g_thread_join(journal->worker);
+    goto failed;
+  }
   return journal;
 
 failed:
@@ -1779,7 +1829,9 @@ rx_journal_close(RxJournal *journal)
   /* everything queued before STOP is processed and answered; the answers
    * are idle sources on the context, which run whenever it is iterated
    * again (or are freed with it) */
-  g_async_queue_push(journal->queue, request_new(REQ_STOP));
+  submit(journal, request_new(REQ_STOP));
+  g_thread_join(journal->preparer);
+  journal->preparer = NULL;
   g_thread_join(journal->worker);
   journal->worker = NULL;
   /* no one can fetch from a closed journal: stop announcing new events */
@@ -1811,18 +1863,12 @@ rx_journal_append(RxJournal *journal, GPtrArray *changes, gint64 now, RxAppendFu
 
   g_return_if_fail(journal != NULL);
   g_return_if_fail(changes != NULL);
-  for (guint i = 0; i < changes->len; i++) {
-    RxChange *change = g_ptr_array_index(changes, i);
-
-    g_clear_pointer(&change->prepared, prepared_free);
-    change->prepared = prepare_change(journal, change, now);
-  }
   req = request_new(REQ_APPEND);
   req->changes = changes;
   req->now = now;
   req->cb.append = done;
   req->data = data;
-  g_async_queue_push(journal->queue, req);
+  submit(journal, req);
 }
 
 void
@@ -1839,7 +1885,7 @@ rx_journal_fetch(RxJournal *journal, const char *account, gint64 after_seq, guin
   req->limit = limit;
   req->cb.fetch = done;
   req->data = data;
-  g_async_queue_push(journal->queue, req);
+  submit(journal, req);
 }
 
 static void
@@ -1853,7 +1899,7 @@ queue_done_request(RxJournal *journal, RequestKind kind, const char *account, co
   req->seq = seq;
   req->cb.done = done;
   req->data = data;
-  g_async_queue_push(journal->queue, req);
+  submit(journal, req);
 }
 
 void
@@ -1891,7 +1937,7 @@ rx_journal_load_accounts(RxJournal *journal, GError **error)
   /* through the worker, which owns the connection; waits for its answer */
   req = request_new(REQ_LOAD_ACCOUNTS);
   req->reply = g_async_queue_new();
-  g_async_queue_push(journal->queue, req);
+  submit(journal, req);
   req = g_async_queue_pop(req->reply);
   if (req->error != NULL) {
     g_propagate_error(error, g_steal_pointer(&req->error));
@@ -1912,7 +1958,7 @@ rx_journal_pending(RxJournal *journal, RxCountsFunc done, gpointer data)
   req = request_new(REQ_PENDING);
   req->cb.counts = done;
   req->data = data;
-  g_async_queue_push(journal->queue, req);
+  submit(journal, req);
 }
 
 void
@@ -1926,7 +1972,7 @@ rx_journal_expire(RxJournal *journal, gint64 now, gint64 horizon_s, RxDoneFunc d
   req->horizon = horizon_s;
   req->cb.done = done;
   req->data = data;
-  g_async_queue_push(journal->queue, req);
+  submit(journal, req);
 }
 
 /* Test hook, not in rx-journal.h (tests/unit/test-journal.c declares it):
@@ -1936,10 +1982,13 @@ rx_journal_expire(RxJournal *journal, gint64 now, gint64 horizon_s, RxDoneFunc d
 void
 rx_journal_test_hold(RxJournal *journal, gboolean hold)
 {
+  /* what the test queued while held reaches the worker before it goes on */
+  while (!hold && g_atomic_int_get(&journal->in_inbox) > 0)
+    g_usleep(1000);
   g_mutex_lock(&journal->hold_lock);
   journal->held = hold;
   g_cond_broadcast(&journal->hold_cond);
   g_mutex_unlock(&journal->hold_lock);
   if (hold)
-    g_async_queue_push(journal->queue, request_new(REQ_HOLD));
+    submit(journal, request_new(REQ_HOLD));
 }
