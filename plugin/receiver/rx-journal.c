@@ -573,7 +573,7 @@ envelope_json(const RxChange *change, JsonNode *value, gint64 now)
   return wa_json_to_string(node);
 }
 
-/* ---- an append's keys and envelope, made on the caller's thread -------- */
+/* ---- an append's keys and envelope, made on the preparer thread ------- */
 
 /* The keyed hash of one element of a "messages" or "statuses" array, in the
  * order dedupe_value() meets them. */
