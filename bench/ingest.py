@@ -10,8 +10,9 @@ over rx.sock on port 0, as tests/receiver/rxctl.py does; no plugin subscribed,
 so every accepted event stays pending in the journal) and bench/node-peer.js
 (without and with --fsync), runs bench/loadgen (build/bench/loadgen) against
 each at the offered rates (0: as fast as possible), and prints one table row per
-target and rate, the journal's growth per 100,000 pending events, and the
-machine. Every run posts new ids, so nothing is a duplicate. --baseline also
+target and rate (with the target's CPU time, its processes' user and system
+time, per 1,000 accepted events), the journal's growth per 100,000 pending
+events, the load average and the machine. Every run posts new ids, so nothing is a duplicate. --baseline also
 measures the wabiz-receiver of another build (an earlier commit) in the same run.
 """
 
@@ -56,6 +57,39 @@ def loadgen(build, url, rate, seconds, connections, statuses=0):
     return figures
 
 
+def process_tree(pid):
+    """@pid and its descendants (the confined receiver runs under a monitor)."""
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        try:
+            for task in os.listdir("/proc/%d/task" % p):
+                with open("/proc/%d/task/%s/children" % (p, task)) as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return pids
+
+
+def cpu_seconds(pid):
+    """User and system CPU time of @pid's process tree so far, in seconds."""
+    ticks = 0
+    for p in process_tree(pid):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def load_average():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def dir_bytes(directory, names):
     total = 0
     for name in names:
@@ -76,6 +110,7 @@ class ReceiverTarget:
         with self.rx.client() as client:
             answer = client.register(self.account.registration(port=0, max_pending_bytes=1 << 40))
         self.url = answer["url"]
+        self.pid = self.rx.proc.pid
         self.base_bytes = self.journal_bytes()
 
     def journal_bytes(self):
@@ -102,6 +137,7 @@ class NodeTarget:
         if not match:
             raise RuntimeError("node-peer.js did not start: %r" % line)
         self.url = "http://127.0.0.1:%s/webhook" % match.group(1)
+        self.pid = self.proc.pid
 
     def stop(self):
         self.proc.terminate()
@@ -122,6 +158,7 @@ def main():
     rates = [float(r) for r in args.rates.split(",")]
     only = args.only.split(",")
 
+    load_before = load_average()
     workdir = tempfile.mkdtemp(prefix="wabiz-bench-")
     rows = []
     growth = None
@@ -139,8 +176,14 @@ def main():
             target = make()
             try:
                 for rate in rates:
+                    cpu = cpu_seconds(target.pid)
                     figures = loadgen(args.build, target.url, rate, args.seconds, args.connections,
                                       args.statuses)
+                    accepted = int(figures.get("accepted", 0))
+                    # the target's own CPU time per 1,000 accepted events: less
+                    # sensitive to the machine's other load than the rates
+                    figures["cpu_ms_per_1000"] = "%.0f" % ((cpu_seconds(target.pid) - cpu) * 1e6 / accepted
+                                                           if accepted else 0)
                     rows.append((target.name, rate, figures))
                     print("%-16s %-6s %s" % (target.name, int(rate) or "max",
                                              " ".join("%s=%s" % kv for kv in figures.items())),
@@ -155,13 +198,14 @@ def main():
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print("| target | offered/s | accepted/s | p50 ms | p99 ms | max ms | errors | connections opened |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| target | offered/s | accepted/s | p50 ms | p99 ms | max ms | errors | connections opened "
+          "| CPU ms per 1,000 |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, rate, f in rows:
-        print("| %s | %s | %s | %s | %s | %s | %s | %s |"
+        print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |"
               % (name, "{:,}".format(int(rate)) if rate else "max",
                  "{:,}".format(int(float(f["accepted_per_s"]))), f["p50_ms"], f["p99_ms"], f["max_ms"],
-                 f["errors"], f["connects"]))
+                 f["errors"], f["connects"], f["cpu_ms_per_1000"]))
     maxima = {name: float(f["accepted_per_s"]) for name, rate, f in rows if rate == 0}
     if "wabiz-receiver" in maxima and maxima.get("node"):
         print("\nratio wabiz-receiver / node at maximum: %.2f" % (maxima["wabiz-receiver"] / maxima["node"]))
@@ -170,6 +214,7 @@ def main():
               % (growth[1], growth[0], "{:,}".format(growth[2])))
     print("body: %s bytes; %d connections; %.0f s per rate" % (rows[0][2]["body_bytes"] if rows else "?",
                                                                 args.connections, args.seconds))
+    print("load average (1, 5, 15 min): %s before, %s after" % (load_before, load_average()))
     print("machine: %d cores (nproc), %s, %s, node %s" % (
         os.cpu_count(), cpu_model(), platform.platform(),
         subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()))

@@ -9,10 +9,22 @@
  * sealed and committed in one transaction (group commit); checkpoints run on
  * the worker too.
  *
- * Threads and JSON: the worker only reads the callers' JSON trees and takes
- * JsonNode references (which are atomic); JsonObject and JsonArray reference
- * counts are not, so every RxChange is freed on the context's thread, together
- * with the answer to its append, never on the worker.
+ * The worker is the serial stage of ingest, so what does not need the
+ * connection is done before, on a second thread (the preparer, which every
+ * request passes through in order): it serialises each change's value once,
+ * hashes its dedupe keys from those bytes and makes its envelope around them
+ * (RxPrepared), so the caller's thread (the receiver's main loop, which
+ * parses and verifies the requests) does not either. The worker records the
+ * keys, seals (one key agreement per account and transaction) and inserts;
+ * it builds an envelope again only for a change that dedupe shortened.
+ *
+ * Threads and JSON: the preparer and the worker only read the callers' JSON
+ * trees and take JsonNode references (which are atomic); JsonObject and
+ * JsonArray reference counts are not, so every RxChange is freed on the
+ * context's thread, together with the answer to its append, never on the
+ * worker. json-glib's generator takes (and drops) a JsonObject reference of
+ * the tree it writes: only the one preparer thread serialises callers' trees,
+ * and the trees of one append are the caller's no more until it is answered.
  *
  * Must not: call back on the worker thread, log message content, ids, hashes
  * or keys, modify a caller's JSON, or change the process umask. */
@@ -142,7 +154,10 @@ static const char *const statement_sql[ST_COUNT] = {
 
 struct _RxJournal {
   GMainContext *context;
-  GAsyncQueue *queue; /* Request* */
+  GAsyncQueue *inbox; /* Request*: every request, in order, to the preparer */
+  gint in_inbox;      /* requests the preparer has not passed on yet (atomic) */
+  GThread *preparer;  /* makes appends' keys and envelopes, passes all on */
+  GAsyncQueue *queue; /* Request*: from the preparer to the worker */
   GThread *worker;
   Notifier *notifier;
 
@@ -234,6 +249,8 @@ request_free(gpointer data)
 
 /* ---- public value types ----------------------------------------------- */
 
+static void prepared_free(RxPrepared *prep);
+
 RxChange *
 rx_change_new(const char *account, const guint8 *public_key, const char *waba_id, gint64 entry_time, const char *field,
               JsonNode *value)
@@ -258,6 +275,7 @@ rx_change_free(RxChange *change)
   g_free(change->waba_id);
   g_free(change->field);
   g_clear_pointer(&change->value, json_node_unref);
+  g_clear_pointer(&change->prepared, prepared_free);
   g_free(change);
 }
 
@@ -449,6 +467,36 @@ answer(RxJournal *journal, Request *req)
   g_source_unref(source);
 }
 
+static gboolean
+answers_dispatch(gpointer data)
+{
+  GPtrArray *answers = data;
+
+  for (guint i = 0; i < answers->len; i++)
+    answer_dispatch(g_ptr_array_index(answers, i));
+  return G_SOURCE_REMOVE;
+}
+
+/* Hands every request of @answers (taken, with request_free as its free
+ * function) to the context in one source, in order: one wake-up of the
+ * context per group commit instead of one per request. */
+static void
+answer_all(RxJournal *journal, GPtrArray *answers)
+{
+  GSource *source;
+
+  if (answers->len == 0) {
+    g_ptr_array_unref(answers);
+    return;
+  }
+  source = g_idle_source_new();
+  g_source_set_priority(source, G_PRIORITY_DEFAULT);
+  g_source_set_callback(source, answers_dispatch, answers, (GDestroyNotify) g_ptr_array_unref);
+  g_source_set_static_name(source, "rx-journal answers");
+  g_source_attach(source, journal->context);
+  g_source_unref(source);
+}
+
 /* ---- dedupe and sealing ------------------------------------------------- */
 
 /* Keyed hash of @n_parts strings joined with NUL bytes: "m\0<account>\0<message id>",
@@ -473,162 +521,24 @@ dedupe_hash(RxJournal *journal, const char *const *parts, guint n_parts, guint8 
   return rc == 0;
 }
 
-/* Records the key made of @parts (see dedupe_hash). *@fresh is TRUE when it
- * was not seen before (in the journal or earlier in this transaction). */
+/* Records @hash (see dedupe_hash). *@fresh is TRUE when it was not seen
+ * before (in the journal or earlier in this transaction). */
 static gboolean
-record_key(RxJournal *journal, const char *const *parts, guint n_parts, gint64 now, gboolean *fresh, GError **error)
+record_hash(RxJournal *journal, const guint8 hash[JOURNAL_HASH_BYTES], gint64 now, gboolean *fresh, GError **error)
 {
-  guint8 hash[JOURNAL_HASH_BYTES];
-  sqlite3_stmt *stmt;
+  sqlite3_stmt *stmt = statement(journal, ST_SEEN_INSERT, error);
   int rc;
 
-  if (!dedupe_hash(journal, parts, n_parts, hash)) {
-    g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE, "cannot hash a dedupe key");
-    return FALSE;
-  }
-  stmt = statement(journal, ST_SEEN_INSERT, error);
   if (stmt == NULL)
     return FALSE;
-  rc = sqlite3_bind_blob(stmt, 1, hash, sizeof hash, SQLITE_TRANSIENT);
+  rc = sqlite3_bind_blob(stmt, 1, hash, JOURNAL_HASH_BYTES, SQLITE_STATIC);
   if (rc == SQLITE_OK)
     rc = sqlite3_bind_int64(stmt, 2, now);
-  sodium_memzero(hash, sizeof hash);
   if (bind_failed(journal, stmt, rc, error))
     return FALSE;
   if (!statement_run(journal, stmt, "cannot record a dedupe key", error))
     return FALSE;
   *fresh = sqlite3_changes(journal->db) > 0;
-  return TRUE;
-}
-
-/* Records the bytes of @change as Meta sent them (its entry's id and time,
- * its field and value): a replayed delivery of any field is journalled once.
- * Messages and statuses are also deduplicated by id (filter_array), since Meta
- * sends the same message again in other envelopes. */
-static gboolean
-record_change(RxJournal *journal, const RxChange *change, gint64 now, gboolean *fresh, GError **error)
-{
-  g_autofree char *value = change->value != NULL ? wa_json_to_string(change->value) : g_strdup("");
-  g_autofree char *entry_time = g_strdup_printf("%" G_GINT64_FORMAT, change->entry_time);
-  const char *parts[] = {"c",
-                         change->account,
-                         change->field != NULL ? change->field : "",
-                         change->waba_id != NULL ? change->waba_id : "",
-                         entry_time,
-                         value};
-
-  return record_key(journal, parts, G_N_ELEMENTS(parts), now, fresh, error);
-}
-
-/* A new array with the elements of @in whose key was not seen; objects
- * without an id are kept (the plugin shows what it can of them), elements
- * that are not objects are left out (counted in @junk): nothing can read them. */
-static JsonArray *
-filter_array(RxJournal *journal, const char *account, JsonArray *in, gboolean statuses, gint64 now, guint *kept,
-             guint *dropped, guint *junk, GError **error)
-{
-  g_autoptr(JsonArray) out = json_array_new();
-  guint len = json_array_get_length(in);
-
-  for (guint i = 0; i < len; i++) {
-    JsonNode *element = json_array_get_element(in, i);
-    JsonObject *obj = JSON_NODE_HOLDS_OBJECT(element) ? json_node_get_object(element) : NULL;
-    g_autofree char *id = wa_json_dup_id(obj, "id");
-    gboolean fresh = TRUE;
-
-    if (obj == NULL) {
-      (*junk)++;
-      continue;
-    }
-    if (id != NULL) {
-      const char *status = statuses ? wa_json_get_string(obj, "status") : NULL;
-      const char *parts[] = {statuses ? "s" : "m", account, id, status != NULL ? status : ""};
-
-      if (!record_key(journal, parts, statuses ? 4 : 3, now, &fresh, error))
-        return NULL;
-    }
-    if (!fresh) {
-      (*dropped)++;
-      continue;
-    }
-    json_array_add_element(out, json_node_ref(element));
-    (*kept)++;
-  }
-  return g_steal_pointer(&out);
-}
-
-static gboolean
-member_is_routine(const char *name)
-{
-  return strcmp(name, "messaging_product") == 0 || strcmp(name, "metadata") == 0 || strcmp(name, "contacts") == 0;
-}
-
-/* The value to journal for @change, sharing (never modifying) the caller's
- * nodes. *@value is NULL when the change had nothing new: only duplicates
- * (*@duplicate TRUE) or only elements nothing can read. */
-static gboolean
-dedupe_value(RxJournal *journal, const RxChange *change, gint64 now, JsonNode **value, gboolean *duplicate,
-             GError **error)
-{
-  JsonObject *in;
-  g_autoptr(JsonObject) out = NULL;
-  g_autoptr(GList) names = NULL;
-  guint kept = 0;
-  guint dropped = 0;
-  guint junk = 0;
-  gboolean other = FALSE;
-
-  *value = NULL;
-  *duplicate = FALSE;
-  if (change->value == NULL) {
-    *value = json_node_new(JSON_NODE_NULL);
-    return TRUE;
-  }
-  if (!JSON_NODE_HOLDS_OBJECT(change->value) ||
-      (!json_object_has_member(json_node_get_object(change->value), "messages") &&
-       !json_object_has_member(json_node_get_object(change->value), "statuses"))) {
-    *value = json_node_ref(change->value);
-    return TRUE;
-  }
-
-  in = json_node_get_object(change->value);
-  out = json_object_new();
-  names = json_object_get_members(in);
-  for (GList *l = names; l != NULL; l = l->next) {
-    const char *name = l->data;
-    JsonNode *member = json_object_get_member(in, name);
-    gboolean is_list = strcmp(name, "messages") == 0 || strcmp(name, "statuses") == 0;
-
-    if (is_list && !JSON_NODE_HOLDS_ARRAY(member)) {
-      junk++; /* "messages" or "statuses" that is not an array: left out */
-      continue;
-    }
-    if (is_list) {
-      guint kept_here = 0;
-      JsonArray *filtered = filter_array(journal, change->account, json_node_get_array(member),
-                                         strcmp(name, "statuses") == 0, now, &kept_here, &dropped, &junk, error);
-
-      if (filtered == NULL)
-        return FALSE;
-      kept += kept_here;
-      /* an array emptied by dedupe is left out, as Meta would have sent it;
-       * one that arrived empty stays */
-      if (kept_here == 0 && json_array_get_length(json_node_get_array(member)) > 0)
-        json_array_unref(filtered);
-      else
-        json_object_set_array_member(out, name, filtered);
-      continue;
-    }
-    if (!member_is_routine(name))
-      other = TRUE;
-    json_object_set_member(out, name, json_node_ref(member));
-  }
-
-  if ((dropped > 0 || junk > 0) && kept == 0 && !other) {
-    *duplicate = dropped > 0;
-    return TRUE; /* nothing new, nothing else: drop the change */
-  }
-  *value = json_node_init_object(json_node_alloc(), out);
   return TRUE;
 }
 
@@ -661,6 +571,260 @@ envelope_json(const RxChange *change, JsonNode *value, gint64 now)
   node = json_node_init_object(json_node_alloc(), root);
   json_object_unref(root);
   return wa_json_to_string(node);
+}
+
+/* ---- an append's keys and envelope, made on the preparer thread ------- */
+
+/* The keyed hash of one element of a "messages" or "statuses" array, in the
+ * order dedupe_value() meets them. */
+typedef struct {
+  gboolean has_id; /* an object with an id: the hash is its key */
+  guint8 hash[JOURNAL_HASH_BYTES];
+} ElementKey;
+
+struct _RxPrepared {
+  gboolean hashed; /* FALSE when hashing failed: the worker refuses the change */
+  /* the value is only messages and statuses (and routine members), each with
+   * an id: their keys decide everything the change key would, so it is not
+   * recorded (a random B-tree page less to write per event) */
+  gboolean ids_cover;
+  guint8 change_hash[JOURNAL_HASH_BYTES];
+  GArray *elements; /* ElementKey */
+  char *plain;      /* the envelope of the whole value (wiped when freed) */
+};
+
+static void
+prepared_free(RxPrepared *prep)
+{
+  if (prep == NULL)
+    return;
+  sodium_memzero(prep->change_hash, sizeof prep->change_hash);
+  if (prep->elements != NULL) {
+    sodium_memzero(prep->elements->data, (gsize) prep->elements->len * sizeof(ElementKey));
+    g_array_unref(prep->elements);
+  }
+  if (prep->plain != NULL) {
+    sodium_memzero(prep->plain, strlen(prep->plain));
+    g_free(prep->plain);
+  }
+  g_free(prep);
+}
+
+static gboolean
+member_is_routine(const char *name)
+{
+  return strcmp(name, "messaging_product") == 0 || strcmp(name, "metadata") == 0 || strcmp(name, "contacts") == 0;
+}
+
+/* The members of @value that dedupe_value() filters, in its order: the
+ * "messages" and "statuses" arrays of an object value. */
+static gboolean
+is_list_member(const char *name)
+{
+  return strcmp(name, "messages") == 0 || strcmp(name, "statuses") == 0;
+}
+
+/* The envelope of @change with its value serialised as @value_text, made
+ * without serialising the value again: json-glib writes the envelope around
+ * a null value (the last thing it writes, PROTOCOL.md), and @value_text takes
+ * the null's place. The same bytes as envelope_json() with the value. */
+static char *
+envelope_around(const RxChange *change, const char *value_text, gint64 now)
+{
+  static const char tail[] = "null}]}]}";
+  g_autoptr(JsonNode) null = json_node_new(JSON_NODE_NULL);
+  char *skeleton = envelope_json(change, null, now);
+  gsize len = strlen(skeleton);
+  GString *plain;
+
+  if (change->value == NULL)
+    return skeleton;
+  if (!g_str_has_suffix(skeleton, tail)) { /* not json-glib's layout: serialise it all */
+    g_free(skeleton);
+    return envelope_json(change, change->value, now);
+  }
+  plain = g_string_sized_new(len + strlen(value_text));
+  g_string_append_len(plain, skeleton, (gssize) (len - strlen(tail)));
+  g_string_append(plain, value_text);
+  g_string_append(plain, tail + strlen("null"));
+  g_free(skeleton);
+  return g_string_free(plain, FALSE);
+}
+
+/* Hashes @change's keys and makes its envelope. The change key covers the
+ * bytes of the change (its entry's id and time, its field, its value as JSON):
+ * a replayed delivery of any field is journalled once; messages and statuses
+ * are also deduplicated by id, since Meta sends the same message again in
+ * other envelopes (and when ids are all a change has, they alone are
+ * recorded: ids_cover). */
+static RxPrepared *
+prepare_change(RxJournal *journal, const RxChange *change, gint64 now)
+{
+  RxPrepared *prep = g_new0(RxPrepared, 1);
+  char *value_text = change->value != NULL ? wa_json_to_string(change->value) : g_strdup("");
+  g_autofree char *entry_time = g_strdup_printf("%" G_GINT64_FORMAT, change->entry_time);
+  const char *parts[] = {"c",
+                         change->account != NULL ? change->account : "",
+                         change->field != NULL ? change->field : "",
+                         change->waba_id != NULL ? change->waba_id : "",
+                         entry_time,
+                         value_text};
+
+  prep->hashed = dedupe_hash(journal, parts, G_N_ELEMENTS(parts), prep->change_hash);
+  prep->elements = g_array_new(FALSE, TRUE, sizeof(ElementKey));
+  if (change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value)) {
+    JsonObject *in = json_node_get_object(change->value);
+    g_autoptr(GList) names = json_object_get_members(in);
+
+    prep->ids_cover = TRUE;
+    for (GList *l = names; l != NULL; l = l->next) {
+      JsonNode *member = json_object_get_member(in, l->data);
+      gboolean statuses = strcmp(l->data, "statuses") == 0;
+      JsonArray *array;
+
+      if (!is_list_member(l->data) || !JSON_NODE_HOLDS_ARRAY(member)) {
+        prep->ids_cover = prep->ids_cover && !is_list_member(l->data) && member_is_routine(l->data);
+        continue;
+      }
+      array = json_node_get_array(member);
+      for (guint i = 0; i < json_array_get_length(array); i++) {
+        JsonNode *element = json_array_get_element(array, i);
+        JsonObject *obj = JSON_NODE_HOLDS_OBJECT(element) ? json_node_get_object(element) : NULL;
+        g_autofree char *id = obj != NULL ? wa_json_dup_id(obj, "id") : NULL;
+        ElementKey key = {0};
+
+        prep->ids_cover = prep->ids_cover && id != NULL;
+        if (id != NULL) {
+          const char *status = statuses ? wa_json_get_string(obj, "status") : NULL;
+          const char *element_parts[] = {statuses ? "s" : "m", parts[1], id, status != NULL ? status : ""};
+
+          key.has_id = TRUE;
+          if (!dedupe_hash(journal, element_parts, statuses ? 4 : 3, key.hash))
+            prep->hashed = FALSE;
+        }
+        g_array_append_val(prep->elements, key);
+      }
+    }
+    /* a change of empty lists has nothing but its bytes to be known by */
+    prep->ids_cover = prep->ids_cover && prep->elements->len > 0;
+  }
+  prep->plain = envelope_around(change, value_text, now);
+  sodium_memzero(value_text, strlen(value_text));
+  g_free(value_text);
+  return prep;
+}
+
+/* ---- dedupe on the worker ------------------------------------------------- */
+
+/* A new array with the elements of @in whose key was not seen; objects
+ * without an id are kept (the plugin shows what it can of them), elements
+ * that are not objects are left out: nothing can read them. @fresh holds a
+ * gboolean per element of every list, in order, from @*cursor on. */
+static JsonArray *
+filter_array(JsonArray *in, const GArray *fresh, guint *cursor)
+{
+  JsonArray *out = json_array_new();
+  guint len = json_array_get_length(in);
+
+  for (guint i = 0; i < len; i++) {
+    JsonNode *element = json_array_get_element(in, i);
+
+    if (g_array_index(fresh, gboolean, (*cursor)++) && JSON_NODE_HOLDS_OBJECT(element))
+      json_array_add_element(out, json_node_ref(element));
+  }
+  return out;
+}
+
+/* The value to journal for @change, sharing (never modifying) the caller's
+ * nodes: the keys of its messages and statuses are recorded, and *@value is
+ * NULL when nothing is to be removed (the prepared envelope holds the
+ * change as it came), a new value without what was seen or unreadable, or
+ * NULL with *@drop when the change had nothing new: only duplicates
+ * (*@duplicate TRUE) or only elements nothing can read. */
+static gboolean
+dedupe_value(RxJournal *journal, const RxChange *change, gint64 now, JsonNode **value, gboolean *drop,
+             gboolean *duplicate, GError **error)
+{
+  const GArray *keys = change->prepared->elements;
+  JsonObject *in;
+  g_autoptr(JsonObject) out = NULL;
+  g_autoptr(GList) names = NULL;
+  g_autoptr(GArray) fresh = NULL;
+  guint kept = 0;
+  guint dropped = 0;
+  guint junk = 0;
+  guint cursor = 0;
+  gboolean other = FALSE;
+
+  *value = NULL;
+  *drop = FALSE;
+  *duplicate = FALSE;
+  if (change->value == NULL || !JSON_NODE_HOLDS_OBJECT(change->value))
+    return TRUE;
+
+  /* the keys, and what they leave */
+  in = json_node_get_object(change->value);
+  names = json_object_get_members(in);
+  fresh = g_array_sized_new(FALSE, FALSE, sizeof(gboolean), keys->len);
+  for (GList *l = names; l != NULL; l = l->next) {
+    JsonNode *member = json_object_get_member(in, l->data);
+    JsonArray *array;
+
+    if (!is_list_member(l->data)) {
+      other = other || !member_is_routine(l->data);
+      continue;
+    }
+    if (!JSON_NODE_HOLDS_ARRAY(member)) {
+      junk++; /* "messages" or "statuses" that is not an array: left out */
+      continue;
+    }
+    array = json_node_get_array(member);
+    for (guint i = 0; i < json_array_get_length(array); i++) {
+      const ElementKey *key = &g_array_index(keys, ElementKey, fresh->len);
+      gboolean is_fresh = TRUE;
+
+      if (!JSON_NODE_HOLDS_OBJECT(json_array_get_element(array, i)))
+        junk++;
+      else if (key->has_id && !record_hash(journal, key->hash, now, &is_fresh, error))
+        return FALSE;
+      else if (is_fresh)
+        kept++;
+      else
+        dropped++;
+      g_array_append_val(fresh, is_fresh);
+    }
+  }
+  if (dropped == 0 && junk == 0)
+    return TRUE; /* nothing to remove */
+  if (kept == 0 && !other) {
+    *drop = TRUE;
+    *duplicate = dropped > 0;
+    return TRUE; /* nothing new, nothing else: drop the change */
+  }
+
+  /* a value without them */
+  out = json_object_new();
+  for (GList *l = names; l != NULL; l = l->next) {
+    const char *name = l->data;
+    JsonNode *member = json_object_get_member(in, name);
+    JsonArray *filtered;
+
+    if (!is_list_member(name)) {
+      json_object_set_member(out, name, json_node_ref(member));
+      continue;
+    }
+    if (!JSON_NODE_HOLDS_ARRAY(member))
+      continue;
+    filtered = filter_array(json_node_get_array(member), fresh, &cursor);
+    /* an array emptied by dedupe is left out, as Meta would have sent it;
+     * one that arrived empty stays */
+    if (json_array_get_length(filtered) == 0 && json_array_get_length(json_node_get_array(member)) > 0)
+      json_array_unref(filtered);
+    else
+      json_object_set_array_member(out, name, filtered);
+  }
+  *value = json_node_init_object(json_node_alloc(), out);
+  return TRUE;
 }
 
 static gboolean
@@ -880,10 +1044,13 @@ append_one(RxJournal *journal, Request *req, GError **error)
   req->last = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   for (guint i = 0; i < req->changes->len; i++) {
     const RxChange *change = g_ptr_array_index(req->changes, i);
+    const RxPrepared *prep = change->prepared;
     g_autoptr(JsonNode) value = NULL;
     g_autoptr(GBytes) sealed = NULL;
+    gboolean drop = FALSE;
     gboolean duplicate = FALSE;
-    char *plain;
+    char *rebuilt = NULL;
+    const char *plain;
     gint64 seq = 0;
     gboolean fresh = TRUE;
     WaSealer *sealer;
@@ -893,25 +1060,34 @@ append_one(RxJournal *journal, Request *req, GError **error)
                           "cannot store a change without an account");
       return APPEND_REQUEST_FAILED;
     }
-    if (!record_change(journal, change, req->now, &fresh, error))
+    if (!prep->hashed) {
+      g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE, "cannot hash a dedupe key");
+      return APPEND_REQUEST_FAILED;
+    }
+    if (!prep->ids_cover && !record_hash(journal, prep->change_hash, req->now, &fresh, error))
       return APPEND_DB_FAILED;
     if (!fresh) {
       req->duplicates++;
       continue;
     }
-    if (!dedupe_value(journal, change, req->now, &value, &duplicate, error))
+    if (!dedupe_value(journal, change, req->now, &value, &drop, &duplicate, error))
       return APPEND_DB_FAILED;
-    if (value == NULL) {
+    if (drop) {
       if (duplicate)
         req->duplicates++;
       continue;
     }
+    /* the envelope made with the change, unless dedupe removed something */
+    if (value != NULL)
+      rebuilt = envelope_json(change, value, req->now);
+    plain = rebuilt != NULL ? rebuilt : prep->plain;
     sealer = sealer_for(journal, change->public_key);
-    plain = envelope_json(change, value, req->now);
     if (sealer != NULL)
       sealed = wa_sealer_seal(sealer, plain, strlen(plain));
-    sodium_memzero(plain, strlen(plain));
-    g_free(plain);
+    if (rebuilt != NULL) {
+      sodium_memzero(rebuilt, strlen(rebuilt));
+      g_free(rebuilt);
+    }
     if (sealed == NULL) {
       g_set_error_literal(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_STORAGE,
                           "cannot seal an event to the account's public key");
@@ -944,6 +1120,7 @@ worker_append(RxJournal *journal, GPtrArray *batch)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GHashTable) last = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  GPtrArray *answers = g_ptr_array_new_full(batch->len + 1, request_free);
   GHashTableIter iter;
   gpointer account, seq;
 
@@ -991,7 +1168,7 @@ worker_append(RxJournal *journal, GPtrArray *batch)
       while (g_hash_table_iter_next(&iter, &account, &seq))
         last_seq_update(last, account, *(gint64 *) seq);
     }
-    answer(journal, req);
+    g_ptr_array_add(answers, req);
   }
   /* then one notification per account that got events, with its highest seq */
   g_hash_table_iter_init(&iter, last);
@@ -1001,8 +1178,9 @@ worker_append(RxJournal *journal, GPtrArray *batch)
     note->account = g_strdup(account);
     note->seq = *(gint64 *) seq;
     note->notifier = g_atomic_rc_box_acquire(journal->notifier);
-    answer(journal, note);
+    g_ptr_array_add(answers, note);
   }
+  answer_all(journal, answers);
   return;
 
 failed:
@@ -1015,8 +1193,9 @@ failed:
 
     g_clear_error(&req->error);
     fail_request(req, error);
-    answer(journal, req);
+    g_ptr_array_add(answers, req);
   }
+  answer_all(journal, answers);
 }
 
 /* ---- the other requests ----------------------------------------------- */
@@ -1331,6 +1510,39 @@ worker_main(gpointer data)
   return NULL;
 }
 
+/* The preparer: every request passes through it in order; appends get their
+ * keys and envelopes (prepare_change) on the way to the worker. */
+static gpointer
+preparer_main(gpointer data)
+{
+  RxJournal *journal = data;
+
+  for (;;) {
+    Request *req = g_async_queue_pop(journal->inbox);
+    RequestKind kind = req->kind;
+
+    if (kind == REQ_APPEND) {
+      for (guint i = 0; i < req->changes->len; i++) {
+        RxChange *change = g_ptr_array_index(req->changes, i);
+
+        g_clear_pointer(&change->prepared, prepared_free);
+        change->prepared = prepare_change(journal, change, req->now);
+      }
+    }
+    g_async_queue_push(journal->queue, req); /* the worker's from here on */
+    g_atomic_int_dec_and_test(&journal->in_inbox);
+    if (kind == REQ_STOP)
+      return NULL;
+  }
+}
+
+static void
+submit(RxJournal *journal, Request *req)
+{
+  g_atomic_int_inc(&journal->in_inbox);
+  g_async_queue_push(journal->inbox, req);
+}
+
 /* ---- opening ------------------------------------------------------------ */
 
 /* A file error (G_FILE_ERROR, from wa-file.c) as the journal's open error. */
@@ -1526,6 +1738,7 @@ journal_free(RxJournal *journal)
   }
   g_clear_pointer(&journal->notifier, notifier_release);
   g_clear_pointer(&journal->queue, g_async_queue_unref);
+  g_clear_pointer(&journal->inbox, g_async_queue_unref);
   g_clear_pointer(&journal->context, g_main_context_unref);
   g_clear_pointer(&journal->pending_bytes, g_hash_table_unref);
   g_clear_pointer(&journal->batch_bytes, g_hash_table_unref);
@@ -1557,6 +1770,7 @@ rx_journal_open(const char *dir, GMainContext *context, gint64 max_page_count, G
   g_cond_init(&journal->hold_cond);
   journal->context = g_main_context_ref(context != NULL ? context : g_main_context_default());
   journal->queue = g_async_queue_new();
+  journal->inbox = g_async_queue_new();
   journal->notifier = notifier_new();
   journal->dir = g_strdup(dir);
   journal->pending_bytes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
@@ -1593,6 +1807,13 @@ rx_journal_open(const char *dir, GMainContext *context, gint64 max_page_count, G
     g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "cannot start the journal thread: %s", local->message);
     goto failed;
   }
+  journal->preparer = g_thread_try_new("rx-prepare", preparer_main, journal, &local);
+  if (journal->preparer == NULL) {
+    g_set_error(error, RX_JOURNAL_ERROR, RX_JOURNAL_ERROR_OPEN, "cannot start the journal thread: %s", local->message);
+    g_async_queue_push(journal->queue, request_new(REQ_STOP));
+    g_thread_join(journal->worker);
+    goto failed;
+  }
   return journal;
 
 failed:
@@ -1608,7 +1829,9 @@ rx_journal_close(RxJournal *journal)
   /* everything queued before STOP is processed and answered; the answers
    * are idle sources on the context, which run whenever it is iterated
    * again (or are freed with it) */
-  g_async_queue_push(journal->queue, request_new(REQ_STOP));
+  submit(journal, request_new(REQ_STOP));
+  g_thread_join(journal->preparer);
+  journal->preparer = NULL;
   g_thread_join(journal->worker);
   journal->worker = NULL;
   /* no one can fetch from a closed journal: stop announcing new events */
@@ -1645,7 +1868,7 @@ rx_journal_append(RxJournal *journal, GPtrArray *changes, gint64 now, RxAppendFu
   req->now = now;
   req->cb.append = done;
   req->data = data;
-  g_async_queue_push(journal->queue, req);
+  submit(journal, req);
 }
 
 void
@@ -1662,7 +1885,7 @@ rx_journal_fetch(RxJournal *journal, const char *account, gint64 after_seq, guin
   req->limit = limit;
   req->cb.fetch = done;
   req->data = data;
-  g_async_queue_push(journal->queue, req);
+  submit(journal, req);
 }
 
 static void
@@ -1676,7 +1899,7 @@ queue_done_request(RxJournal *journal, RequestKind kind, const char *account, co
   req->seq = seq;
   req->cb.done = done;
   req->data = data;
-  g_async_queue_push(journal->queue, req);
+  submit(journal, req);
 }
 
 void
@@ -1714,7 +1937,7 @@ rx_journal_load_accounts(RxJournal *journal, GError **error)
   /* through the worker, which owns the connection; waits for its answer */
   req = request_new(REQ_LOAD_ACCOUNTS);
   req->reply = g_async_queue_new();
-  g_async_queue_push(journal->queue, req);
+  submit(journal, req);
   req = g_async_queue_pop(req->reply);
   if (req->error != NULL) {
     g_propagate_error(error, g_steal_pointer(&req->error));
@@ -1735,7 +1958,7 @@ rx_journal_pending(RxJournal *journal, RxCountsFunc done, gpointer data)
   req = request_new(REQ_PENDING);
   req->cb.counts = done;
   req->data = data;
-  g_async_queue_push(journal->queue, req);
+  submit(journal, req);
 }
 
 void
@@ -1749,7 +1972,7 @@ rx_journal_expire(RxJournal *journal, gint64 now, gint64 horizon_s, RxDoneFunc d
   req->horizon = horizon_s;
   req->cb.done = done;
   req->data = data;
-  g_async_queue_push(journal->queue, req);
+  submit(journal, req);
 }
 
 /* Test hook, not in rx-journal.h (tests/unit/test-journal.c declares it):
@@ -1759,10 +1982,13 @@ rx_journal_expire(RxJournal *journal, gint64 now, gint64 horizon_s, RxDoneFunc d
 void
 rx_journal_test_hold(RxJournal *journal, gboolean hold)
 {
+  /* what the test queued while held reaches the worker before it goes on */
+  while (!hold && g_atomic_int_get(&journal->in_inbox) > 0)
+    g_usleep(1000);
   g_mutex_lock(&journal->hold_lock);
   journal->held = hold;
   g_cond_broadcast(&journal->hold_cond);
   g_mutex_unlock(&journal->hold_lock);
   if (hold)
-    g_async_queue_push(journal->queue, request_new(REQ_HOLD));
+    submit(journal, request_new(REQ_HOLD));
 }

@@ -3,8 +3,9 @@
  * One database file per receiver, <dir>/journal.db, created 0600 inside the
  * 0700 state directory before SQLite opens it. A single worker thread owns the
  * only connection (WAL, synchronous=FULL, locking_mode=EXCLUSIVE, auto-checkpoint
- * off, checkpoints from the worker): every request below is queued to it and
- * its answer comes back as a callback on the GMainContext given at open.
+ * off, checkpoints from the worker): every request below is queued to it (in
+ * order, through a second thread that prepares appends) and its answer comes
+ * back as a callback on the GMainContext given at open.
  * Appends queued while a transaction is open join the next one (group commit).
  *
  * The journal holds: registrations (JSON text per account), sealed events per
@@ -40,6 +41,7 @@ typedef enum {
 } RxJournalError;
 
 typedef struct _RxJournal RxJournal;
+typedef struct _RxPrepared RxPrepared;
 
 /* One accepted webhook change, routed to one account. */
 typedef struct {
@@ -50,6 +52,7 @@ typedef struct {
   char *field;                                 /* changes[].field */
   JsonNode *value;                             /* changes[].value (an object); owned */
   gint64 max_pending;                          /* the account's cap on pending sealed bytes; 0 = none */
+  RxPrepared *prepared;                        /* private: its dedupe keys and envelope (rx-journal.c) */
 } RxChange;
 
 RxChange *rx_change_new(const char *account, const guint8 *public_key, const char *waba_id, gint64 entry_time,
@@ -82,7 +85,10 @@ typedef void (*RxJournalNewFunc)(const char *account, gint64 last_seq, gpointer 
 void rx_journal_set_new_func(RxJournal *journal, RxJournalNewFunc func, gpointer data);
 
 /* Deduplicates, seals and stores @changes (RxChange*, taken) at Unix time @now,
- * in one transaction shared with other queued appends. A change whose bytes
+ * in one transaction shared with other queued appends. The changes' dedupe
+ * keys and envelopes are made on the journal's preparer thread (each value
+ * serialised once), not on the caller's nor on the worker, which only
+ * records, seals and inserts. A change whose bytes
  * (entry id and time, field, value) were journalled before is dropped as a
  * duplicate (a replayed delivery). A message or status
  * already seen (or seen earlier in the same batch) is removed from the value's

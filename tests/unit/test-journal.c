@@ -769,6 +769,119 @@ test_replay_any_field(Fixture *f, gconstpointer data)
   g_assert_cmpuint(events->len, ==, G_N_ELEMENTS(fields) + 2);
 }
 
+/* The keyed hash of @parts joined with NUL bytes, under the journal's key,
+ * as PROTOCOL.md and rx-journal.c document the dedupe keys. */
+static void
+documented_key(Fixture *f, const char *const *parts, guint n_parts, guint8 out[32])
+{
+  g_autofree char *path = g_build_filename(f->dir, "journal.key", NULL);
+  g_autofree char *key = NULL;
+  gsize len = 0;
+  crypto_generichash_state state;
+
+  g_assert_true(g_file_get_contents(path, &key, &len, NULL));
+  g_assert_cmpuint(len, ==, 32);
+  g_assert_cmpint(crypto_generichash_init(&state, (const guint8 *) key, len, 32), ==, 0);
+  for (guint i = 0; i < n_parts; i++)
+    g_assert_cmpint(crypto_generichash_update(&state, (const guint8 *) parts[i], strlen(parts[i]) + (i + 1 < n_parts)),
+                    ==, 0);
+  g_assert_cmpint(crypto_generichash_final(&state, out, 32), ==, 0);
+}
+
+/* Dedupe keys recorded by earlier receivers (a change by its field, entry
+ * and value as JSON; a message by id; a status by id and status) still drop
+ * the replays after an upgrade: the keys are made from the same bytes. */
+static void
+test_keys_of_older_journals(Fixture *f, gconstpointer data)
+{
+  static const char update[] = "{\"phone_number\":\"15550001111\",\"event\":\"VERIFIED_ACCOUNT\"}";
+  g_autofree char *entry_time = g_strdup_printf("%d", ENTRY_TIME);
+  const char *change_parts[] = {"c", ACCOUNT, "account_update", WABA, entry_time, update};
+  const char *message_parts[] = {"m", ACCOUNT, "wamid.K1"};
+  const char *status_parts[] = {"s", ACCOUNT, "wamid.S1", "delivered"};
+  const char *const *keys[] = {change_parts, message_parts, status_parts};
+  const guint n_parts[] = {G_N_ELEMENTS(change_parts), G_N_ELEMENTS(message_parts), G_N_ELEMENTS(status_parts)};
+  g_autofree char *db_path = g_build_filename(f->dir, "journal.db", NULL);
+  sqlite3 *db = NULL;
+  sqlite3_stmt *stmt = NULL;
+
+  rx_journal_close(f->journal);
+  f->journal = NULL;
+  g_assert_cmpint(sqlite3_open(db_path, &db), ==, SQLITE_OK);
+  g_assert_cmpint(sqlite3_prepare_v2(db, "INSERT INTO seen (hash, at) VALUES (?1, ?2)", -1, &stmt, NULL), ==,
+                  SQLITE_OK);
+  for (guint i = 0; i < G_N_ELEMENTS(keys); i++) {
+    guint8 hash[32];
+
+    documented_key(f, keys[i], n_parts[i], hash);
+    g_assert_cmpint(sqlite3_bind_blob(stmt, 1, hash, sizeof hash, SQLITE_TRANSIENT), ==, SQLITE_OK);
+    g_assert_cmpint(sqlite3_bind_int64(stmt, 2, NOW), ==, SQLITE_OK);
+    g_assert_cmpint(sqlite3_step(stmt), ==, SQLITE_DONE);
+    sqlite3_reset(stmt);
+  }
+  sqlite3_finalize(stmt);
+  g_assert_cmpint(sqlite3_close(db), ==, SQLITE_OK);
+  f->journal = open_journal(f, 0);
+
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "account_update", update), NOW, 0, 1);
+  append_one(f, messages_change(f, ACCOUNT, "wamid.K1"), NOW, 0, 1);
+  append_one(f, statuses_change(f, "wamid.S1:delivered"), NOW, 0, 1);
+  /* what was not recorded is news */
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME + 1, "account_update", update), NOW, 1, 0);
+  append_one(f, messages_change(f, ACCOUNT, "wamid.K2"), NOW, 1, 0);
+  append_one(f, statuses_change(f, "wamid.S1:read"), NOW, 1, 0);
+}
+
+/* Dedupe hashes in the journal (it is closed and opened again to count them). */
+static gint64
+seen_rows(Fixture *f)
+{
+  g_autofree char *db_path = g_build_filename(f->dir, "journal.db", NULL);
+  sqlite3 *db = NULL;
+  sqlite3_stmt *stmt = NULL;
+  gint64 rows;
+
+  rx_journal_close(f->journal);
+  f->journal = NULL;
+  g_assert_cmpint(sqlite3_open(db_path, &db), ==, SQLITE_OK);
+  g_assert_cmpint(sqlite3_prepare_v2(db, "SELECT count(*) FROM seen", -1, &stmt, NULL), ==, SQLITE_OK);
+  g_assert_cmpint(sqlite3_step(stmt), ==, SQLITE_ROW);
+  rows = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  g_assert_cmpint(sqlite3_close(db), ==, SQLITE_OK);
+  f->journal = open_journal(f, 0);
+  return rows;
+}
+
+/* A change made only of messages and statuses with ids is known by their
+ * keys alone (one hash per message, not two); a change with anything else
+ * (a message without id, "errors", an empty list) also gets the key of its
+ * bytes, and its replay is still dropped. */
+static void
+test_keys_per_event(Fixture *f, gconstpointer data)
+{
+  g_autofree char *with_errors = messages_json("wamid.3", "\"errors\":[{\"code\":131000}]");
+  g_autofree char *without_id = messages_json("wamid.4,-", NULL);
+  static const char empty[] = "{" METADATA ",\"messages\":[]}";
+
+  append_one(f, messages_change(f, ACCOUNT, "wamid.1"), NOW, 1, 0);
+  g_assert_cmpint(seen_rows(f), ==, 1);
+  append_one(f, statuses_change(f, "wamid.1:sent,wamid.1:delivered"), NOW, 1, 0);
+  g_assert_cmpint(seen_rows(f), ==, 3);
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "messages", with_errors), NOW, 1, 0);
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "messages", without_id), NOW, 1, 0);
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "messages", empty), NOW, 1, 0);
+  g_assert_cmpint(seen_rows(f), ==, 3 + 2 + 2 + 1);
+
+  /* replays: all dropped, nothing recorded */
+  append_one(f, messages_change(f, ACCOUNT, "wamid.1"), NOW + 1, 0, 1);
+  append_one(f, statuses_change(f, "wamid.1:sent,wamid.1:delivered"), NOW + 1, 0, 1);
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "messages", with_errors), NOW + 1, 0, 1);
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "messages", without_id), NOW + 1, 0, 1);
+  append_one(f, change_new(f, ACCOUNT, WABA, ENTRY_TIME, "messages", empty), NOW + 1, 0, 1);
+  g_assert_cmpint(seen_rows(f), ==, 8);
+}
+
 static RxChange *
 capped_change(Fixture *f, const char *ids, gint64 max_pending)
 {
@@ -1405,6 +1518,8 @@ main(int argc, char **argv)
   ADD("shared-subtree", test_shared_subtree, FALSE);
   ADD("duplicates-with-errors", test_duplicates_with_errors, FALSE);
   ADD("replay-any-field", test_replay_any_field, FALSE);
+  ADD("keys-of-older-journals", test_keys_of_older_journals, FALSE);
+  ADD("keys-per-event", test_keys_per_event, FALSE);
   ADD("pending-cap", test_pending_cap, FALSE);
   ADD("free-space-floor", test_free_space_floor, FALSE);
   ADD("ack", test_ack, FALSE);
