@@ -526,7 +526,7 @@ begin_one(WaStore *store, CampaignRequest *cr, const WaStoreCampaign *campaign, 
     return TRUE;
   }
   if (!wa_store_outbox_insert(store, now, customer_id, send->type != NULL ? send->type : "template", send->body,
-                              send->payload, FALSE, &outbox_id, error) ||
+                              send->payload, FALSE, send->start, &outbox_id, error) ||
       !wa_store_sql_exec(store, error,
                          "UPDATE campaign_recipients SET state = ?2, outbox_id = ?3, updated = ?4 WHERE id = ?1",
                          "tiui", send->recipient_id, (gint64) WA_STORE_RECIPIENT_SENDING, outbox_id, now) ||

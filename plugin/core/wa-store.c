@@ -1041,6 +1041,18 @@ configure(WaStore *store, GError **error)
   int rc;
 
   rc = wa_sqlite_setup(store->db);
+  /* the statement journal of a group commit's savepoints (a page's old
+   * content, the first time a request changes it) stays in memory: past
+   * 64 KiB SQLite spills it to a file in /var/tmp, outside the store's
+   * private directory, and writes every page there twice (a campaign's
+   * batches made 8,000 such writes a second) */
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(store->db, "PRAGMA temp_store = MEMORY", NULL, NULL, NULL);
+  /* a campaign's working set (its recipients, their outbox entries and
+   * messages, with their indexes) stays in the page cache: 2 MiB (the
+   * default) re-read pages from the file on every batch */
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(store->db, "PRAGMA cache_size = -16384", NULL, NULL, NULL);
   if (rc != SQLITE_OK)
     return open_sqlite_error(store, rc, "cannot configure the store", error);
   /* a newer schema is refused before anything (even the journal mode) changes */
