@@ -76,6 +76,7 @@ struct _WaStore {
   GCond hold_cond;
   gboolean held;
   gint commits;           /* atomic: transactions committed by group commits */
+  gint key_loads;         /* atomic: customer keys unwrapped (not found in the cache) */
   gint rotate_fail_after; /* atomic: > 0: a rotation slice fails after re-keying this many customers */
 
   /* ---- worker ---- */

@@ -31,6 +31,7 @@
 /* wa-store.c's test hooks (deliberately not in wa-store.h). */
 void wa_store_test_hold(WaStore *store, gboolean hold);
 guint wa_store_test_commits(WaStore *store);
+guint wa_store_test_key_loads(WaStore *store);
 void wa_store_test_set_extra_migration(const char *sql);
 void wa_store_test_rotate_fail_after(WaStore *store, guint customers);
 
@@ -1932,6 +1933,29 @@ test_no_temporary_files(Fixture *f, gconstpointer data)
   close(fd);
 }
 
+/* The keys of the last 700 customers used stay unwrapped: a campaign at
+ * 1,000/s uses each recipient's key again after up to about 660 others
+ * (read, checked, begun, in flight). */
+static void
+test_key_cache_spans_a_campaign(Fixture *f, gconstpointer data)
+{
+  g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
+  guint loads;
+
+  store_ready(f, 0);
+  for (guint i = 0; i < 700; i++) {
+    g_autofree char *wa_id = g_strdup_printf("4917%08u", 10000000 + i);
+    g_autofree char *wamid = g_strdup_printf("wamid.key%u", i);
+
+    g_ptr_array_add(ids, inbound(f, wa_id, NULL, NULL, wamid, "hello", NOW));
+  }
+  loads = wa_store_test_key_loads(f->store);
+  for (guint i = 0; i < ids->len; i++) {
+    g_autoptr(WaStoreOutbox) entry = enqueue(f, ids->pdata[i], "your parcel");
+  }
+  g_assert_cmpuint(wa_store_test_key_loads(f->store), ==, loads);
+}
+
 /* ---- storage failures and group commit ---------------------------------------------- */
 
 static void
@@ -2867,6 +2891,7 @@ main(int argc, char **argv)
   ADD("erase", test_erase);
   ADD("retention", test_retention);
   ADD("no-temporary-files", test_no_temporary_files);
+  ADD("key-cache-spans-a-campaign", test_key_cache_spans_a_campaign);
   ADD("storage-full", test_storage_full);
   ADD("group-commit", test_group_commit);
   ADD("close-runs-queued", test_close_runs_queued);
