@@ -97,7 +97,7 @@ new_outbox_id(WaStore *store, guint64 *out, GError **error)
 
 gboolean
 wa_store_outbox_insert(WaStore *store, gint64 now, const char *customer_id, const char *type, const char *body,
-                       const char *payload, gboolean preview_url, gboolean sending, guint64 *out_id, GError **error)
+                       const char *payload, gboolean preview_url, gboolean sending, WaStoreOutbox **out, GError **error)
 {
   const WaKey *key;
   g_autofree char *message_id = NULL;
@@ -130,26 +130,26 @@ wa_store_outbox_insert(WaStore *store, gint64 now, const char *customer_id, cons
         "uttibiii", id, message_id, customer_id, (gint64) (sending ? WA_STORE_OUTBOX_SENDING : WA_STORE_OUTBOX_QUEUED),
         sealed_payload, (gint64) (preview_url ? 1 : 0), now, (gint64) (sending ? 1 : 0)))
     return FALSE;
-  *out_id = id;
+  *out = g_new0(WaStoreOutbox, 1);
+  (*out)->id = id;
+  (*out)->message_id = g_steal_pointer(&message_id);
+  (*out)->customer_id = g_strdup(customer_id);
+  (*out)->state = sending ? WA_STORE_OUTBOX_SENDING : WA_STORE_OUTBOX_QUEUED;
+  (*out)->body = g_strdup(body);
+  (*out)->payload = g_strdup(payload);
+  (*out)->preview_url = preview_url;
+  (*out)->attempts = sending ? 1 : 0;
+  (*out)->created = (*out)->updated = now;
   return TRUE;
-}
-
-gboolean
-wa_store_outbox_read(WaStore *store, guint64 id, WaStoreOutbox **out, GError **error)
-{
-  return read_outbox_by_id(store, id, out, error);
 }
 
 static gboolean
 run_enqueue(WaStore *store, Request *req, GError **error)
 {
   OutboxRequest *obx = (OutboxRequest *) req;
-  guint64 id;
 
-  if (!wa_store_outbox_insert(store, req->now, obx->customer_id, obx->type, obx->body, obx->payload, obx->preview_url,
-                              FALSE, &id, error))
-    return FALSE;
-  return read_outbox_by_id(store, id, &obx->entry, error);
+  return wa_store_outbox_insert(store, req->now, obx->customer_id, obx->type, obx->body, obx->payload, obx->preview_url,
+                                FALSE, &obx->entry, error);
 }
 
 static gboolean

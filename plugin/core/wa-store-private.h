@@ -213,14 +213,12 @@ gboolean wa_store_raise_newest_inbound(WaStore *store, const char *customer_id, 
 /* ---- outbox (wa-store-outbox.c) ---- */
 
 /* Inserts an outbox entry and its OUT message for @customer_id inside the
- * open transaction (worker); *@out_id gets the entry's id. The entry is
- * QUEUED, or SENDING (its first attempt) with @sending: its request starts
- * as soon as this transaction is committed. */
+ * open transaction (worker); *@out gets the entry as written (not read back:
+ * campaign FALSE). The entry is QUEUED, or SENDING (its first attempt) with
+ * @sending: its request starts as soon as this transaction is committed. */
 gboolean wa_store_outbox_insert(WaStore *store, gint64 now, const char *customer_id, const char *type, const char *body,
-                                const char *payload, gboolean preview_url, gboolean sending, guint64 *out_id,
+                                const char *payload, gboolean preview_url, gboolean sending, WaStoreOutbox **out,
                                 GError **error);
-/* The entry @id, or NULL in *@out (no error) when there is none. */
-gboolean wa_store_outbox_read(WaStore *store, guint64 id, WaStoreOutbox **out, GError **error);
 
 /* ---- campaigns (wa-store-campaigns.c) ---- */
 
