@@ -1950,9 +1950,8 @@ test_key_cache_spans_a_campaign(Fixture *f, gconstpointer data)
     g_ptr_array_add(ids, inbound(f, wa_id, NULL, NULL, wamid, "hello", NOW));
   }
   loads = wa_store_test_key_loads(f->store);
-  for (guint i = 0; i < ids->len; i++) {
-    g_autoptr(WaStoreOutbox) entry = enqueue(f, ids->pdata[i], "your parcel");
-  }
+  for (guint i = 0; i < ids->len; i++)
+    wa_store_outbox_free(enqueue(f, ids->pdata[i], "your parcel"));
   g_assert_cmpuint(wa_store_test_key_loads(f->store), ==, loads);
 }
 
