@@ -12,7 +12,7 @@ sends the simulator refused (130429), and whether each recipient got
 exactly one send.
 
     bench/campaign.py [--build build] [--rates 80,1000] [--recipients 10000]
-                      [--latency-ms 50]
+                      [--latency-ms 50] [--plugin-build OTHER_BUILD]
 
 Not a test: it prints figures and the machine.
 """
@@ -85,8 +85,9 @@ def run(args, rate):
                 # no daily limit of customers reached (the simulator says TIER_2K)
                 "portfolio_limit": "0"}
         env = {"WABIZ_RECEIVER": receiver, "WABIZ_TEST_HOOKS": "1"}
-        host.start(binary=os.path.join(build, "tests", "host", "wabiz-host"),
-                   plugin_dir=os.path.join(build, "plugin", "purple", "test"), user_dir=user_dir,
+        pbuild = os.path.abspath(args.plugin_build or args.build)
+        host.start(binary=os.path.join(pbuild, "tests", "host", "wabiz-host"),
+                   plugin_dir=os.path.join(pbuild, "plugin", "purple", "test"), user_dir=user_dir,
                    account=sim.pnid, password=sim.token, options=opts, env=env, timeout=60)
         host.wait_for("signed-on", timeout=60)
         result = host.command("notices", "/notify bench_promo " + path)
@@ -144,10 +145,13 @@ def main():
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--per-second", action="store_true", help="print the sends of each second")
     parser.add_argument("--sim", help="another simulator binary (a before/after figure)")
+    parser.add_argument("--plugin-build", help="the host and plugin of another build directory, with this "
+                        "build's simulator and receiver (a before/after figure)")
     args = parser.parse_args()
     print("# bench/campaign.py, %s UTC" % time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
     print("# machine: %s" % machine())
     print("# %d opted-in recipients, simulator latency %d ms" % (args.recipients, args.latency_ms))
+    print("# plugin: %s" % os.path.abspath(args.plugin_build or args.build))
     print("| limit/s | steady-state sends/s | % of limit | whole run/s (wall s) | host CPU per message (µs) "
           "| simulator CPU per message (µs) | POSTs / refused 130429 | listen overflows | exactly once |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -16,6 +16,7 @@ typedef struct {
   char *body;
   char *payload; /* a composed message (wa-compose.h), or NULL for text */
   gboolean preview_url;
+  gboolean marked; /* already SENDING in the store (a campaign's, begun with start): not recorded again */
 } Outgoing;
 
 typedef struct {
@@ -249,6 +250,7 @@ outgoing_new(const WaStoreOutbox *entry)
   o->body = g_strdup(entry->body);
   o->payload = g_strdup(entry->payload);
   o->preview_url = entry->preview_url;
+  o->marked = entry->state == WA_STORE_OUTBOX_SENDING;
   return o;
 }
 
@@ -555,6 +557,13 @@ pump(CustomerQueue *q)
   head = g_queue_peek_head(&q->items);
   if (head == NULL)
     return;
+  if (head->marked) {
+    /* its SENDING was committed with its outbox entry; a retry records
+     * QUEUED and then SENDING again, as for any other */
+    head->marked = FALSE;
+    start_request(q);
+    return;
+  }
   /* SENDING committed before the request: after a crash it is uncertain */
   job = job_new(sender, JOB_MARK);
   job->to = g_strdup(q->to);
@@ -846,8 +855,16 @@ wa_sender_detach_store(WaSender *sender, WaSenderIdFunc not_started, gpointer da
   }
   g_hash_table_remove_all(sender->jobs);
   g_hash_table_iter_init(&iter, sender->queues);
-  while (g_hash_table_iter_next(&iter, NULL, &value))
-    ((CustomerQueue *) value)->marking = FALSE;
+  while (g_hash_table_iter_next(&iter, NULL, &value)) {
+    CustomerQueue *q = value;
+
+    q->marking = FALSE;
+    /* SENDING in the store, but their request never started */
+    for (GList *l = q->items.head; l != NULL && not_started != NULL; l = l->next) {
+      if (((Outgoing *) l->data)->marked)
+        not_started(((Outgoing *) l->data)->id, data);
+    }
+  }
   sender->store = NULL;
   sender->restoring = FALSE;
   sender->not_started = not_started;

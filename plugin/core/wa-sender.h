@@ -112,8 +112,11 @@ void wa_sender_enqueue(WaSender *sender, const char *customer_id, const char *to
 
 /* Sends @entry, already QUEUED in the store by someone else (a campaign's
  * wa_store_campaign_begin_sends), to @to in its turn: nothing is written
- * before its SENDING, as for any queued entry. An entry already in @to's
- * queue is not added twice. */
+ * before its SENDING, as for any queued entry. An entry already SENDING
+ * (begun with start) is not recorded again: its request starts at once when
+ * it is the head of @to's queue, and one that has not started when the store
+ * is detached is named to not_started. An entry already in @to's queue is
+ * not added twice. */
 void wa_sender_submit(WaSender *sender, const WaStoreOutbox *entry, const char *to);
 
 /* Puts @entry (UNCERTAIN or FAILED, as wa_store_outbox_list gives it) back

@@ -504,7 +504,6 @@ begin_one(WaStore *store, CampaignRequest *cr, const WaStoreCampaign *campaign, 
   g_autofree char *customer_id = NULL;
   gint64 state = 0, last = 0;
   gboolean found = FALSE, sent_before = FALSE;
-  guint64 outbox_id;
   WaStoreOutbox *entry = NULL;
 
   result->recipient_id = send->recipient_id;
@@ -526,10 +525,14 @@ begin_one(WaStore *store, CampaignRequest *cr, const WaStoreCampaign *campaign, 
     return TRUE;
   }
   if (!wa_store_outbox_insert(store, now, customer_id, send->type != NULL ? send->type : "template", send->body,
-                              send->payload, FALSE, &outbox_id, error) ||
-      !wa_store_sql_exec(store, error,
+                              send->payload, FALSE, send->start, &entry, error))
+    return FALSE;
+  /* the entry as written, not read back (and decrypted) */
+  entry->campaign = TRUE;
+  g_ptr_array_add(cr->entries, entry);
+  if (!wa_store_sql_exec(store, error,
                          "UPDATE campaign_recipients SET state = ?2, outbox_id = ?3, updated = ?4 WHERE id = ?1",
-                         "tiui", send->recipient_id, (gint64) WA_STORE_RECIPIENT_SENDING, outbox_id, now) ||
+                         "tiui", send->recipient_id, (gint64) WA_STORE_RECIPIENT_SENDING, entry->id, now) ||
       !wa_store_sql_exec(store, error,
                          "INSERT INTO template_sends (customer_id, template, at) VALUES (?1, ?2, ?3) "
                          "ON CONFLICT (customer_id, template) DO UPDATE SET at = excluded.at",
@@ -540,9 +543,6 @@ begin_one(WaStore *store, CampaignRequest *cr, const WaStoreCampaign *campaign, 
                                               "ON CONFLICT (customer_id) DO UPDATE SET at = excluded.at",
                                               "ti", customer_id, now))
     return FALSE;
-  if (!wa_store_outbox_read(store, outbox_id, &entry, error))
-    return FALSE;
-  g_ptr_array_add(cr->entries, entry);
   result->outcome = WA_STORE_SEND_BEGUN;
   result->entry = entry;
   return TRUE;

@@ -97,7 +97,7 @@ new_outbox_id(WaStore *store, guint64 *out, GError **error)
 
 gboolean
 wa_store_outbox_insert(WaStore *store, gint64 now, const char *customer_id, const char *type, const char *body,
-                       const char *payload, gboolean preview_url, guint64 *out_id, GError **error)
+                       const char *payload, gboolean preview_url, gboolean sending, WaStoreOutbox **out, GError **error)
 {
   const WaKey *key;
   g_autofree char *message_id = NULL;
@@ -125,31 +125,31 @@ wa_store_outbox_insert(WaStore *store, gint64 now, const char *customer_id, cons
                          sealed_body, now, id) ||
       !wa_store_sql_exec(
         store, error,
-        "INSERT INTO outbox (id, message_id, customer_id, state, payload, preview_url, created, updated) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        "uttibii", id, message_id, customer_id, (gint64) WA_STORE_OUTBOX_QUEUED, sealed_payload,
-        (gint64) (preview_url ? 1 : 0), now))
+        "INSERT INTO outbox (id, message_id, customer_id, state, payload, preview_url, created, updated, attempts) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+        "uttibiii", id, message_id, customer_id, (gint64) (sending ? WA_STORE_OUTBOX_SENDING : WA_STORE_OUTBOX_QUEUED),
+        sealed_payload, (gint64) (preview_url ? 1 : 0), now, (gint64) (sending ? 1 : 0)))
     return FALSE;
-  *out_id = id;
+  *out = g_new0(WaStoreOutbox, 1);
+  (*out)->id = id;
+  (*out)->message_id = g_steal_pointer(&message_id);
+  (*out)->customer_id = g_strdup(customer_id);
+  (*out)->state = sending ? WA_STORE_OUTBOX_SENDING : WA_STORE_OUTBOX_QUEUED;
+  (*out)->body = g_strdup(body);
+  (*out)->payload = g_strdup(payload);
+  (*out)->preview_url = preview_url;
+  (*out)->attempts = sending ? 1 : 0;
+  (*out)->created = (*out)->updated = now;
   return TRUE;
-}
-
-gboolean
-wa_store_outbox_read(WaStore *store, guint64 id, WaStoreOutbox **out, GError **error)
-{
-  return read_outbox_by_id(store, id, out, error);
 }
 
 static gboolean
 run_enqueue(WaStore *store, Request *req, GError **error)
 {
   OutboxRequest *obx = (OutboxRequest *) req;
-  guint64 id;
 
-  if (!wa_store_outbox_insert(store, req->now, obx->customer_id, obx->type, obx->body, obx->payload, obx->preview_url,
-                              &id, error))
-    return FALSE;
-  return read_outbox_by_id(store, id, &obx->entry, error);
+  return wa_store_outbox_insert(store, req->now, obx->customer_id, obx->type, obx->body, obx->payload, obx->preview_url,
+                                FALSE, &obx->entry, error);
 }
 
 static gboolean
@@ -266,7 +266,30 @@ run_outbox_update(WaStore *store, Request *req, GError **error)
                          "UPDATE outbox SET state = ?2, attempts = ?3, next_attempt = ?4, updated = ?5 WHERE id = ?1",
                          "uiiii", obx->outbox_id, (gint64) obx->state, attempts, next_attempt, req->now))
     return FALSE;
-  return read_outbox_by_id(store, obx->outbox_id, &obx->entry, error);
+  /* the entry as written, without reading (and decrypting) it again */
+  current->state = obx->state;
+  current->attempts = (guint) attempts;
+  current->next_attempt = next_attempt;
+  current->updated = req->now;
+  switch (obx->state) {
+  case WA_STORE_OUTBOX_SENT:
+    wa_store_wipe_free(current->wamid);
+    current->wamid = g_strdup(obx->wamid);
+    g_clear_pointer(&current->error, wa_store_wipe_free);
+    break;
+  case WA_STORE_OUTBOX_QUEUED:
+    g_clear_pointer(&current->error, wa_store_wipe_free);
+    break;
+  case WA_STORE_OUTBOX_FAILED:
+  case WA_STORE_OUTBOX_UNCERTAIN:
+    wa_store_wipe_free(current->error);
+    current->error = g_strdup(obx->error_text);
+    break;
+  case WA_STORE_OUTBOX_SENDING:
+    break;
+  }
+  obx->entry = g_steal_pointer(&current);
+  return TRUE;
 }
 
 static gboolean

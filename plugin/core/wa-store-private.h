@@ -76,6 +76,7 @@ struct _WaStore {
   GCond hold_cond;
   gboolean held;
   gint commits;           /* atomic: transactions committed by group commits */
+  gint key_loads;         /* atomic: customer keys unwrapped (not found in the cache) */
   gint rotate_fail_after; /* atomic: > 0: a rotation slice fails after re-keying this many customers */
 
   /* ---- worker ---- */
@@ -211,12 +212,13 @@ gboolean wa_store_raise_newest_inbound(WaStore *store, const char *customer_id, 
 
 /* ---- outbox (wa-store-outbox.c) ---- */
 
-/* Inserts an outbox entry (QUEUED) and its OUT message for @customer_id
- * inside the open transaction (worker); *@out_id gets the entry's id. */
+/* Inserts an outbox entry and its OUT message for @customer_id inside the
+ * open transaction (worker); *@out gets the entry as written (not read back:
+ * campaign FALSE). The entry is QUEUED, or SENDING (its first attempt) with
+ * @sending: its request starts as soon as this transaction is committed. */
 gboolean wa_store_outbox_insert(WaStore *store, gint64 now, const char *customer_id, const char *type, const char *body,
-                                const char *payload, gboolean preview_url, guint64 *out_id, GError **error);
-/* The entry @id, or NULL in *@out (no error) when there is none. */
-gboolean wa_store_outbox_read(WaStore *store, guint64 id, WaStoreOutbox **out, GError **error);
+                                const char *payload, gboolean preview_url, gboolean sending, WaStoreOutbox **out,
+                                GError **error);
 
 /* ---- campaigns (wa-store-campaigns.c) ---- */
 

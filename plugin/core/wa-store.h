@@ -669,10 +669,14 @@ typedef struct {
   const char *payload;  /* what the sender sends (JSON), or NULL (one of body and payload) */
   gboolean confirmed;   /* the agent confirmed sending this template again within 24 hours */
   gboolean count_reach; /* a template outside an open window: counts for the portfolio's daily limit */
+  /* the caller starts the request as soon as the answer comes
+   * (wa_sender_submit): the entry is recorded SENDING, its first attempt, in
+   * this same transaction instead of QUEUED and SENDING in two */
+  gboolean start;
 } WaStoreCampaignSend;
 
 typedef enum {
-  WA_STORE_SEND_BEGUN = 0,       /* SENDING, with its outbox entry (QUEUED): send it */
+  WA_STORE_SEND_BEGUN = 0,       /* SENDING, with its outbox entry (QUEUED, or SENDING with start): send it */
   WA_STORE_SEND_REPEAT = 1,      /* this template went to this customer within 24 h: not begun (ask the agent) */
   WA_STORE_SEND_NOT_PENDING = 2, /* the recipient is not PENDING (already begun, skipped, erased) */
   WA_STORE_SEND_NOT_RUNNING = 3, /* the campaign is not RUNNING: nothing begun */
@@ -692,7 +696,9 @@ typedef void (*WaStoreSendsFunc)(const WaStoreSendResult *results, guint n, cons
  * PENDING recipient becomes SENDING with a new outbox entry (QUEUED) for
  * its customer, the template send is recorded (and the portfolio reach when
  * count_reach); see the rules above. The caller then sends each entry
- * through the outbox (QUEUED -> SENDING -> ...). */
+ * through the outbox (QUEUED -> SENDING -> ...; with start, SENDING -> ...:
+ * the synced commit of this request is the SENDING that must be on disk
+ * before the request starts). */
 void wa_store_campaign_begin_sends(WaStore *store, const char *campaign_id, const WaStoreCampaignSend *sends, guint n,
                                    WaStoreSendsFunc done, gpointer data);
 /* PENDING -> SKIPPED with @reason (e.g. consent checked again right before

@@ -14,8 +14,9 @@
  * the number's throughput (wa-pace.c: campaign class, so the agent's chats
  * go first; 130429 slows, 131057 pauses a minute, 131056 delays only that
  * customer) and begins the sends in one store request
- * (wa_store_campaign_begin_sends: the recipient's outbox entry and the
- * once-a-day template record in one transaction), then hands each entry to
+ * (wa_store_campaign_begin_sends: the recipient's outbox entry, already
+ * SENDING, and the once-a-day template record in one transaction, one
+ * synced commit for the batch), then hands each entry to
  * the outbox (wa_sender_submit), so many requests are in flight across
  * customers. The outbox's answers move the recipients (a store trigger);
  * after kill -9 those in flight are uncertain and never resent
@@ -707,6 +708,10 @@ begin_ready(WabizCampaigns *cs)
     send.payload = payload;
     send.confirmed = p->confirmed;
     send.count_reach = reach;
+    /* handed to the outbox as soon as it is begun: one synced commit per
+     * batch records the recipients and their entries SENDING before their
+     * requests start (the outbox does not record each one again) */
+    send.start = TRUE;
     if (reach)
       wa_portfolio_note(cs->portfolio, p->to, 0);
     g_array_append_val(b->sends, send);

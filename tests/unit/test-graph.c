@@ -731,6 +731,49 @@ test_detach_while_marking(Fixture *f, gconstpointer data)
   g_clear_pointer(&f->sender, wa_sender_free);
 }
 
+/* An entry SENDING in the store for @to (as a campaign begins one with start). */
+static WaStoreOutbox *
+sending_entry(Fixture *f, const char *to, const char *body)
+{
+  WaStoreOutboxChange change = {.state = WA_STORE_OUTBOX_SENDING};
+  g_auto(StoreWait) queued = {0};
+  g_auto(StoreWait) w = {0};
+
+  wa_store_outbox_enqueue(f->ts.store, test_customer(&f->ts, to), "text", body, NULL, FALSE, on_outbox, &queued);
+  test_wait_count(queued.done, 1, WAIT_S);
+  g_assert_no_error(queued.error);
+  wa_store_outbox_update(f->ts.store, queued.entry->id, &change, on_outbox, &w);
+  test_wait_count(w.done, 1, WAIT_S);
+  g_assert_no_error(w.error);
+  g_assert_cmpint(w.entry->state, ==, WA_STORE_OUTBOX_SENDING);
+  return g_steal_pointer(&w.entry);
+}
+
+/* An entry submitted SENDING is sent without recording SENDING again (the
+ * store would refuse it and the send be skipped); one that has not started
+ * when the store is detached is named, so that it can be queued again. */
+static void
+test_submitted_sending_not_recorded_again(Fixture *f, gconstpointer data)
+{
+  g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(guint64));
+  g_autoptr(WaStoreOutbox) a = sending_entry(f, "491", "begun a");
+  g_autoptr(WaStoreOutbox) b = sending_entry(f, "492", "begun b");
+
+  wa_sender_submit(f->sender, a, "491");
+  test_wait_count(f->log.sent, 1, WAIT_S);
+  store_settle(&f->ts);
+  g_assert_cmpuint(f->srv->seen->len, ==, 1);
+  g_assert_cmpint(test_state_of(&f->ts, "begun a"), ==, WA_STORE_OUTBOX_SENT);
+  wa_sender_pause(f->sender);
+  wa_sender_submit(f->sender, b, "492");
+  wa_sender_detach_store(f->sender, note_id, ids);
+  test_store_close(&f->ts);
+  g_assert_cmpuint(ids->len, ==, 1);
+  g_assert_cmpuint(g_array_index(ids, guint64, 0), ==, b->id);
+  g_assert_cmpuint(f->srv->seen->len, ==, 1);
+  g_clear_pointer(&f->sender, wa_sender_free);
+}
+
 static void
 test_unreachable_retried(void)
 {
@@ -943,6 +986,7 @@ main(int argc, char **argv)
   ADD("/sender/pause-and-foreach", test_pause_and_foreach);
   ADD("/sender/resolved-while-waiting-is-skipped", test_resolved_while_waiting_is_skipped);
   ADD("/sender/stored-before-http", test_stored_before_http);
+  ADD("/sender/submitted-sending-not-recorded-again", test_submitted_sending_not_recorded_again);
   ADD("/sender/restore-after-restart", test_restore_after_restart);
   ADD("/sender/detach-while-marking", test_detach_while_marking);
   g_test_add_func("/graph/read-message-json", test_read_message_json);

@@ -597,6 +597,55 @@ test_begin_sends(Fixture *f, gconstpointer data)
   g_free(ids[1]);
 }
 
+/* A send begun with start: its entry is SENDING (its first attempt) in the
+ * same commit, so the outbox goes on to the answer without recording it
+ * again; after a restart it is uncertain like any request under way. */
+static void
+test_begin_started(Fixture *f, gconstpointer data)
+{
+  char *ids[2] = {NULL};
+  g_autoptr(WaStoreCampaign) campaign = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  g_autoptr(GPtrArray) report = NULL;
+  g_auto(Wait) w = {0}, again = {0};
+  WaStoreOutboxChange change = {.state = WA_STORE_OUTBOX_SENDING};
+  WaStoreCampaignSend sends[2] = {{0}};
+  const WaStoreOutbox *entry;
+
+  store_ready(f);
+  ids[0] = customer(f, WA_ID_A);
+  ids[1] = customer(f, WA_ID_B);
+  campaign = running(f, "parcel_out", ids, 2, &list);
+  for (guint i = 0; i < 2; i++) {
+    sends[i].recipient_id = RECIPIENT(list, i)->id;
+    sends[i].type = "template";
+    sends[i].body = "Your parcel is out for delivery";
+    sends[i].payload = "{\"template\":{\"name\":\"parcel\"}}";
+    sends[i].start = TRUE;
+  }
+  wa_store_campaign_begin_sends(f->store, campaign->id, sends, 2, on_sends, &w);
+  wait_for(&w);
+  g_assert_no_error(w.error);
+  g_assert_cmpint(outcome(&w, 0), ==, WA_STORE_SEND_BEGUN);
+  entry = w.entries->pdata[0];
+  g_assert_cmpint(entry->state, ==, WA_STORE_OUTBOX_SENDING);
+  g_assert_cmpuint(entry->attempts, ==, 1);
+  g_assert_true(entry->campaign);
+  /* not SENDING twice */
+  wa_store_outbox_update(f->store, entry->id, &change, on_outbox, &again);
+  wait_for(&again);
+  g_assert_error(again.error, WA_STORE_ERROR, WA_STORE_ERROR_INVALID);
+  outbox_move(f, entry->id, WA_STORE_OUTBOX_SENT, "wamid.STARTED");
+  reopen(f);
+  report = recipients(f, campaign->id, ~0u);
+  g_assert_cmpint(RECIPIENT(report, 0)->state, ==, WA_STORE_RECIPIENT_SENT);
+  g_assert_cmpstr(RECIPIENT(report, 0)->wamid, ==, "wamid.STARTED");
+  /* under way at the restart: uncertain, never begun again */
+  g_assert_cmpint(RECIPIENT(report, 1)->state, ==, WA_STORE_RECIPIENT_UNCERTAIN);
+  g_free(ids[0]);
+  g_free(ids[1]);
+}
+
 /* A restart (as after kill -9: the store state is what was committed)
  * leaves a begun recipient SENDING only while its entry is still queued,
  * UNCERTAIN once its entry was in flight; neither is begun again. */
@@ -1071,6 +1120,7 @@ main(int argc, char **argv)
   ADD("states", test_campaign_states);
   ADD("begin-sends", test_begin_sends);
   ADD("uncertain-after-restart", test_uncertain_after_restart);
+  ADD("begin-started", test_begin_started);
   ADD("once-a-day", test_once_a_day);
   ADD("portfolio-reach-and-erasure", test_portfolio_reach_and_erasure);
   ADD("retention-of-params", test_retention_of_params);

@@ -21,13 +21,17 @@
 #include <json-glib/json-glib.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "wa-json.h"
 
 /* wa-store.c's test hooks (deliberately not in wa-store.h). */
 void wa_store_test_hold(WaStore *store, gboolean hold);
 guint wa_store_test_commits(WaStore *store);
+guint wa_store_test_key_loads(WaStore *store);
 void wa_store_test_set_extra_migration(const char *sql);
 void wa_store_test_rotate_fail_after(WaStore *store, guint customers);
 
@@ -1893,6 +1897,64 @@ test_retention(Fixture *f, gconstpointer data)
   g_assert_false(file_contains_text(f->path, "an old message"));
 }
 
+/* SQLITE_TMPDIR for this process (main): a directory nothing else uses. */
+static char *sqlite_tmpdir;
+
+/* A request that changes many pages (retention over 300 messages, more than
+ * 64 KiB of its savepoint's statement journal) leaves no temporary file:
+ * the journal stays in memory, not in a file outside the store's directory
+ * (and every page written twice). */
+static void
+test_no_temporary_files(Fixture *f, gconstpointer data)
+{
+  g_autofree char *id = NULL;
+  g_autofree char *body = g_strnfill(600, 'x');
+  g_auto(Wait) w = {0};
+  char events[4096];
+  ssize_t n;
+  int fd;
+
+  store_ready(f, 0);
+  for (guint i = 0; i < 300; i++) {
+    g_autofree char *wamid = g_strdup_printf("wamid.old%u", i);
+
+    g_free(id);
+    id = inbound(f, WA_ID_A, NULL, NAME_A, wamid, body, NOW - 40 * DAY + i);
+  }
+  fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  g_assert_cmpint(fd, >=, 0);
+  g_assert_cmpint(inotify_add_watch(fd, sqlite_tmpdir, IN_CREATE), >=, 0);
+  wa_store_apply_retention(f->store, 30 * DAY, on_count, &w);
+  done_ok(f, &w);
+  g_assert_cmpuint(w.count, ==, 300);
+  n = read(fd, events, sizeof events);
+  g_assert_cmpint(n, <, 0); /* nothing was created there */
+  g_assert_cmpint(errno, ==, EAGAIN);
+  close(fd);
+}
+
+/* The keys of the last 700 customers used stay unwrapped: a campaign at
+ * 1,000/s uses each recipient's key again after up to about 660 others
+ * (read, checked, begun, in flight). */
+static void
+test_key_cache_spans_a_campaign(Fixture *f, gconstpointer data)
+{
+  g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
+  guint loads;
+
+  store_ready(f, 0);
+  for (guint i = 0; i < 700; i++) {
+    g_autofree char *wa_id = g_strdup_printf("4917%08u", 10000000 + i);
+    g_autofree char *wamid = g_strdup_printf("wamid.key%u", i);
+
+    g_ptr_array_add(ids, inbound(f, wa_id, NULL, NULL, wamid, "hello", NOW));
+  }
+  loads = wa_store_test_key_loads(f->store);
+  for (guint i = 0; i < ids->len; i++)
+    wa_store_outbox_free(enqueue(f, ids->pdata[i], "your parcel"));
+  g_assert_cmpuint(wa_store_test_key_loads(f->store), ==, loads);
+}
+
 /* ---- storage failures and group commit ---------------------------------------------- */
 
 static void
@@ -2791,7 +2853,13 @@ test_media(Fixture *f, gconstpointer data)
 int
 main(int argc, char **argv)
 {
+  int rc;
+
   g_test_init(&argc, &argv, NULL);
+  /* before SQLite reads it, at its first open */
+  sqlite_tmpdir = g_dir_make_tmp("wabiz-test-sqlite-tmp-XXXXXX", NULL);
+  g_assert_nonnull(sqlite_tmpdir);
+  g_setenv("SQLITE_TMPDIR", sqlite_tmpdir, TRUE);
 
 #define ADD(name, func) g_test_add("/store/" name, Fixture, NULL, fixture_set_up, func, fixture_tear_down)
   ADD("files-and-modes", test_files_and_modes);
@@ -2821,6 +2889,8 @@ main(int argc, char **argv)
   ADD("export", test_export);
   ADD("erase", test_erase);
   ADD("retention", test_retention);
+  ADD("no-temporary-files", test_no_temporary_files);
+  ADD("key-cache-spans-a-campaign", test_key_cache_spans_a_campaign);
   ADD("storage-full", test_storage_full);
   ADD("group-commit", test_group_commit);
   ADD("close-runs-queued", test_close_runs_queued);
@@ -2829,5 +2899,8 @@ main(int argc, char **argv)
   ADD("rotate-key", test_rotate_key);
   ADD("rotate-interrupted", test_rotate_interrupted);
 #undef ADD
-  return g_test_run();
+  rc = g_test_run();
+  g_rmdir(sqlite_tmpdir);
+  g_free(sqlite_tmpdir);
+  return rc;
 }
