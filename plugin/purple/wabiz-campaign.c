@@ -1316,6 +1316,11 @@ struct _Plan {
   guint step;
   char *campaign_id;
   gint64 start_at; /* Unix s; 0: at once */
+  /* the recipients' rows, made a slice per turn of the loop */
+  GArray *rows;      /* WaStoreRecipientNew */
+  GPtrArray *params; /* char*: the rows' params */
+  guint next_row;    /* the next item to make a row of */
+  guint rows_slice;  /* the source making the next slice; 0: none */
 };
 
 static void
@@ -1339,6 +1344,10 @@ plan_free(Plan *p)
   g_clear_pointer(&p->tpl, wa_template_free);
   g_clear_pointer(&p->items, g_ptr_array_unref);
   g_free(p->campaign_id);
+  if (p->rows_slice != 0)
+    purple_timeout_remove(p->rows_slice);
+  g_clear_pointer(&p->rows, g_array_unref);
+  g_clear_pointer(&p->params, g_ptr_array_unref);
   g_free(p);
 }
 
@@ -1698,6 +1707,59 @@ plan_read(Plan *p, GError **error)
   }
 }
 
+/* Rows made in one turn of the loop: 10,000 recipients' params took 43 ms
+ * of the main loop in one go. */
+#define PLAN_ROWS_SLICE 256
+
+static gboolean plan_rows_cb(gpointer data);
+
+/* Makes the next slice of the recipients' rows; the last one sends them
+ * to the store in one request. */
+static void
+plan_rows(Plan *p)
+{
+  WabizAccount *wa = p->cs->wa;
+  guint end = MIN(p->next_row + PLAN_ROWS_SLICE, p->items->len);
+
+  for (; p->next_row < end; p->next_row++) {
+    Item *it = g_ptr_array_index(p->items, p->next_row);
+    WaStoreRecipientNew row = {0};
+    char *params;
+
+    if (it->customer_id == NULL)
+      continue;
+    params = params_json(it->to, it->values);
+    g_ptr_array_add(p->params, params);
+    row.customer_id = it->customer_id;
+    row.params = params;
+    row.skip_reason = it->skip;
+    g_array_append_val(p->rows, row);
+  }
+  if (p->next_row < p->items->len) {
+    p->rows_slice = purple_timeout_add(0, plan_rows_cb, p);
+    return;
+  }
+  if (wa->store == NULL) {
+    plan_free(p);
+    return;
+  }
+  wa_store_campaign_add_recipients(wa->store, p->campaign_id, (WaStoreRecipientNew *) p->rows->data, p->rows->len,
+                                   added_cb, wabiz_store_hold(wa, p, (GDestroyNotify) plan_free));
+  /* the request has its copy */
+  g_clear_pointer(&p->rows, g_array_unref);
+  g_clear_pointer(&p->params, g_ptr_array_unref);
+}
+
+static gboolean
+plan_rows_cb(gpointer data)
+{
+  Plan *p = data;
+
+  p->rows_slice = 0;
+  plan_rows(p);
+  return G_SOURCE_REMOVE;
+}
+
 /* The plan's steps, each waiting for all of its store requests. */
 static void
 plan_next(Plan *p)
@@ -1764,28 +1826,12 @@ plan_next(Plan *p)
                              wabiz_store_hold(wa, p, (GDestroyNotify) plan_free));
     return;
   }
-  case 11: { /* its recipients, in one request */
-    g_autoptr(GArray) rows = g_array_new(FALSE, TRUE, sizeof(WaStoreRecipientNew));
-    g_autoptr(GPtrArray) strings = g_ptr_array_new_with_free_func(g_free);
-
-    for (guint i = 0; i < p->items->len; i++) {
-      Item *it = g_ptr_array_index(p->items, i);
-      WaStoreRecipientNew row = {0};
-      char *params;
-
-      if (it->customer_id == NULL)
-        continue;
-      params = params_json(it->to, it->values);
-      g_ptr_array_add(strings, params);
-      row.customer_id = it->customer_id;
-      row.params = params;
-      row.skip_reason = it->skip;
-      g_array_append_val(rows, row);
-    }
-    wa_store_campaign_add_recipients(wa->store, p->campaign_id, (WaStoreRecipientNew *) rows->data, rows->len, added_cb,
-                                     wabiz_store_hold(wa, p, (GDestroyNotify) plan_free));
+  case 11: /* its recipients, in one request */
+    p->rows = g_array_new(FALSE, TRUE, sizeof(WaStoreRecipientNew));
+    p->params = g_ptr_array_new_with_free_func(g_free);
+    p->next_row = 0;
+    plan_rows(p);
     return;
-  }
   case 12: /* running, or waiting for its time (kept across restarts) */
     wa_store_campaign_set_state(wa->store, p->campaign_id,
                                 p->start_at > 0 ? WA_STORE_CAMPAIGN_SCHEDULED : WA_STORE_CAMPAIGN_RUNNING, -1,
