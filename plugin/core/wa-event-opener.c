@@ -3,7 +3,8 @@
  * Jobs go to the worker through an async queue and stay in the loop's own
  * queue (in push order) until taken; the worker marks each done when it is
  * opened, the last thing it touches, and wakes the loop through a pipe (one
- * byte until the loop has read it). Must not: let the worker touch a job
+ * byte until the loop has read it) for each WAKE_EVERY events or when it
+ * has caught up. Must not: let the worker touch a job
  * after marking it done, or keep plaintext beyond the parse. */
 #include "wa-event-opener.h"
 
@@ -89,21 +90,31 @@ wake(WaEventOpener *opener)
     ;
 }
 
+/* The loop is told when this many more events are opened, or when the
+ * worker has nothing left to do: not once per event (waking the loop's
+ * thread for each would preempt the store's writer on a busy machine). */
+#define WAKE_EVERY 32
+
 static gpointer
 worker_main(gpointer data)
 {
   WaEventOpener *opener = data;
   WaSealOpener *seal = wa_seal_opener_new(opener->pair);
+  guint untold = 0;
   Job *job;
 
   while ((job = g_async_queue_pop(opener->jobs))->kind != JOB_STOP) {
     if (job->kind == JOB_DISPOSE) {
       job_free(job);
-      continue;
+    } else {
+      open_job(seal, job);
+      g_atomic_int_set(&job->done, 1);
+      untold++;
     }
-    open_job(seal, job);
-    g_atomic_int_set(&job->done, 1);
-    wake(opener);
+    if (untold > 0 && (untold >= WAKE_EVERY || g_async_queue_length(opener->jobs) <= 0)) {
+      wake(opener);
+      untold = 0;
+    }
   }
   job_free(job);
   wa_seal_opener_free(seal); /* wipes the kept shared key */
@@ -191,6 +202,17 @@ wa_event_opener_pop(WaEventOpener *opener)
   job->opened = (WaOpenedEvent){0};
   job_free(job);
   return event;
+}
+
+guint
+wa_event_opener_ready(WaEventOpener *opener, guint at_most)
+{
+  guint n = 0;
+
+  for (GList *l = opener->pending.head; l != NULL && n < at_most && g_atomic_int_get(&((Job *) l->data)->done);
+       l = l->next)
+    n++;
+  return n;
 }
 
 guint

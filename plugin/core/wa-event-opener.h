@@ -49,6 +49,10 @@ const WaOpenedEvent *wa_event_opener_peek(WaEventOpener *opener);
  * wa_opened_event_free() or wa_event_opener_dispose()). */
 WaOpenedEvent *wa_event_opener_pop(WaEventOpener *opener);
 
+/* How many events, from the oldest not taken, are opened (counting up to
+ * @at_most). */
+guint wa_event_opener_ready(WaEventOpener *opener, guint at_most);
+
 /* Events pushed and not taken yet, opened or not. */
 guint wa_event_opener_length(WaEventOpener *opener);
 

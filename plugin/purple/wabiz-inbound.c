@@ -962,6 +962,17 @@ apply_change(WabizApplying *ap, const WaChange *change)
 
 static void apply_next(WabizAccount *wa);
 
+/* Whether a batch can start: a full one is opened, or every queued event is
+ * (a batch as small as the opener's pace would cost one commit for a few
+ * events). */
+static gboolean
+batch_ready(WabizAccount *wa)
+{
+  guint ready = wa->opener != NULL ? wa_event_opener_ready(wa->opener, APPLY_BATCH_EVENTS) : 0;
+
+  return ready > 0 && (ready == APPLY_BATCH_EVENTS || ready == wa_event_opener_length(wa->opener));
+}
+
 static gboolean
 next_cb(gpointer data)
 {
@@ -972,12 +983,12 @@ next_cb(gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* Applying the next events waits for a turn of the loop, and for the first
- * of them to be opened: a backlog never holds the UI. */
+/* Applying the next events waits for a turn of the loop, and for them to be
+ * opened: a backlog never holds the UI. */
 static void
 schedule_next(WabizAccount *wa)
 {
-  if (wa->inbound_slice == 0 && wa->opener != NULL && wa_event_opener_peek(wa->opener) != NULL)
+  if (wa->inbound_slice == 0 && wa->applying == NULL && batch_ready(wa))
     wa->inbound_slice = purple_timeout_add(0, next_cb, wa);
 }
 
@@ -1088,7 +1099,7 @@ apply_next(WabizAccount *wa)
   WabizApplying *ap;
   gint64 until;
 
-  if (wa->applying != NULL || wa->opener == NULL || wa_event_opener_peek(wa->opener) == NULL)
+  if (wa->applying != NULL || !batch_ready(wa))
     return;
   until = g_get_monotonic_time() + APPLY_SLICE_US;
   ap = g_new0(WabizApplying, 1);
