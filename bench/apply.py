@@ -10,7 +10,10 @@ records the largest gap between two ticks). Reported: shown events/s (the
 first to the last live line), the time from sign-on to the last line, the
 largest main-loop gap, that every message was shown exactly once, and the
 CPU time per event of the host's main thread and of its other threads
-(from /proc: a figure the load of a shared machine moves less than rates).
+(from /proc: a figure the load of a shared machine moves less than rates),
+and the turns of the main loop over 15 ms with the CPU time the main thread
+had in each (the plugin's test hook WABIZ_SLOW_TURNS: a long turn with
+little CPU is the thread waiting for a core).
 
     bench/apply.py [--build build] [--events 30000,50000] [--customers 16]
                    [--per-body 1] [--perf | --sched] [--plugin-build OTHER_BUILD]
@@ -116,11 +119,13 @@ class Bench:
             return None
         return sum(a["pending"] for a in json.loads(out.stdout)["accounts"])
 
-    def host(self, sim, user_dir, wrapper=()):
+    def host(self, sim, user_dir, wrapper=(), slow_turns=None):
         host = Host()
         opts = {"api_base_url": sim.base_url + "/v25.0", "http_timeout": 10, "app_secret": DEFAULT_APP_SECRET,
                 "verify_token": "bench-verify-token", "webhook_port": 0}
         env = {"WABIZ_RECEIVER": self.receiver, "WABIZ_TEST_HOOKS": "1"}
+        if slow_turns is not None:
+            env["WABIZ_SLOW_TURNS"] = slow_turns
         host.start(binary=self.host_bin, plugin_dir=self.plugin_dir, user_dir=user_dir, account=sim.pnid,
                    password=sim.token, options=opts, env=env, wrapper=wrapper, timeout=60)
         return host
@@ -153,7 +158,8 @@ class Bench:
                 wrapper = ("perf", "record", "--call-graph", "dwarf,16384", "-F", "499", "-o", "perf-apply-%d.data" % total, "--")
             elif self.args.sched:
                 wrapper = ("perf", "sched", "record", "-o", "sched-apply-%d.data" % total, "--")
-            host = self.host(sim, user_dir, wrapper)
+            slow_turns = os.path.join(user_dir, "slow-turns")
+            host = self.host(sim, user_dir, wrapper, slow_turns)
             host.gap_meter("start")
             signed_on = host.wait_for("signed-on", timeout=120)["_t"]
             cpu_before = thread_cpu(host.proc.pid) if not wrapper else {}
@@ -188,6 +194,10 @@ class Bench:
                         print("# out of order in %s: %r" % (conv, bad[:5]), file=sys.stderr)
                         break
             self.assertEqual(host.quit(timeout=120), 0)
+            turns = []
+            if os.path.exists(slow_turns):
+                with open(slow_turns) as f:
+                    turns = [tuple(float(x) for x in line.split()) for line in f if line.strip()]
             span = lines[-1]["_t"] - lines[0]["_t"]
             return {
                 "events": total, "fill_s": fill,
@@ -201,6 +211,7 @@ class Bench:
                 "missing": len(set(range(total)) - set(counts)),
                 "twice": sum(1 for c in counts.values() if c > 1), "retried": retried,
                 "cpu_us": cpu,
+                "slow_turns": turns,
                 "sched": sched_waits("sched-apply-%d.data" % total, host_pid) if self.args.sched else None,
             }
         finally:
@@ -247,6 +258,13 @@ def main():
             % (r["missing"], r["twice"], r["in_order"], r["retried"]),
             "%.0f / %s" % (cpu["main"], others) if cpu else "n/a"),
             flush=True)
+        turns = r["slow_turns"]
+        if turns:
+            longest = max(turns)
+            busiest = max(turns, key=lambda t: t[1])
+            print("# turns of the main loop over 15 ms (whole run, the plugin's test hook): %d; longest %.1f ms "
+                  "(%.1f ms of it on a core); most CPU in one turn %.1f ms (of %.1f ms)" % (
+                      len(turns), longest[0], longest[1], busiest[1], busiest[0]), flush=True)
         if r["sched"] is not None:
             print("# main thread (perf sched): longest wait for a core %.1f ms (the five longest: %s), waits over "
                   "15 ms: %d, longest run without sleeping %.1f ms" % (
