@@ -138,8 +138,11 @@ test_many_in_order(void)
       wa_opened_event_free(event);
     }
   }
+  /* told about once per 32 (a wake per event would preempt the store's
+   * writer): pushing is far quicker than opening, so the worker catches up
+   * only at the end */
   g_assert_cmpuint(fx.ready, >, 0);
-  g_assert_cmpuint(fx.ready, <=, (guint) n);
+  g_assert_cmpuint(fx.ready, <=, (guint) n / 8);
 }
 
 /* Freed with events still queued (sign-off during a backlog): it stops at
