@@ -650,8 +650,7 @@ wa_webhook_prepare_stored(WaWebhook *webhook)
         WaMessage *msg = g_ptr_array_index(change->messages, i);
 
         if (msg->raw != NULL && msg->group_id == NULL && msg->stored == NULL)
-          msg->stored =
-            wa_change_event_for_one(change, "messages", msg->raw, wa_change_find_contact(change, msg));
+          msg->stored = wa_change_event_for_one(change, "messages", msg->raw, wa_change_find_contact(change, msg));
       }
     } else if (g_strcmp0(change->field, "smb_message_echoes") == 0) {
       for (guint i = 0; i < change->echoes->len; i++) {

@@ -1204,9 +1204,9 @@ wabiz_inbound_queue(WabizAccount *wa, gint64 seq, GBytes *sealed)
 
     wa->opener = wa_event_opener_new(wabiz_loop(), wa->keys, opened_cb, wa, &error);
     if (wa->opener == NULL) {
-      g_autofree char *text = g_strdup_printf(
-        _("Received events cannot be opened (%s): they stay with the receiver until the next sign-on."),
-        error->message);
+      g_autofree char *text =
+        g_strdup_printf(_("Received events cannot be opened (%s): they stay with the receiver until the next sign-on."),
+                        error->message);
 
       wabiz_notice(wa, text);
     }
