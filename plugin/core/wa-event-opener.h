@@ -5,7 +5,10 @@
  * parsed (wa_webhook_parse, wa_webhook_prepare_stored) on a worker thread,
  * so that a backlog costs the messenger's main loop only the applying.
  * Opened events are taken back on the loop in the order they were pushed;
- * the loop is told through a pipe watched with the injected WaLoop.
+ * the loop is told through a pipe watched with the injected WaLoop. A
+ * webhook changes threads whole: the loop keeps no reference into its JSON
+ * trees past wa_event_opener_dispose() (JsonObject and JsonArray reference
+ * counts are not atomic).
  * Must not: call back into the caller from the worker, or hand out an event
  * before every earlier one. */
 #pragma once
