@@ -209,6 +209,60 @@ marked_cb(const GError *error, gpointer data)
   finish_one(ap);
 }
 
+/* "Shown" marks wait for the end of the turn of the loop that showed their
+ * lines and go to the store together, so that they share one transaction
+ * (the store's group commit) instead of one each. Every later store write
+ * of the inbound path sends them first (marks_flush), so the next lines
+ * still queue behind them. */
+typedef struct {
+  char *message_id;
+  WabizApplying *ap;
+} DueMark;
+
+static void
+marks_flush(WabizAccount *wa)
+{
+  if (wa->marks_timer != 0) {
+    purple_timeout_remove(wa->marks_timer);
+    wa->marks_timer = 0;
+  }
+  for (guint i = 0; wa->marks_due != NULL && i < wa->marks_due->len; i++) {
+    DueMark *m = g_ptr_array_index(wa->marks_due, i);
+
+    if (wa->store != NULL)
+      wa_store_message_mark_shown(wa->store, m->message_id, marked_cb, m->ap);
+    g_free(m->message_id);
+    g_free(m);
+  }
+  if (wa->marks_due != NULL)
+    g_ptr_array_set_size(wa->marks_due, 0);
+}
+
+static gboolean
+marks_cb(gpointer data)
+{
+  WabizAccount *wa = data;
+
+  wa->marks_timer = 0;
+  marks_flush(wa);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+mark_shown(WabizApplying *ap, const char *message_id)
+{
+  WabizAccount *wa = ap->wa;
+  DueMark *m = g_new(DueMark, 1);
+
+  m->message_id = g_strdup(message_id);
+  m->ap = ap;
+  if (wa->marks_due == NULL)
+    wa->marks_due = g_ptr_array_new();
+  g_ptr_array_add(wa->marks_due, m);
+  if (wa->marks_timer == 0)
+    wa->marks_timer = purple_timeout_add(0, marks_cb, wa);
+}
+
 /* Whether a stored message is to be shown now: not when an earlier session
  * showed it (marked in the store) or this one did (live or as history). One
  * not yet marked is marked. The event's next message or status waits for
@@ -227,7 +281,7 @@ should_show_id(WabizApplying *ap, const char *message_id, gboolean shown_before)
   if (!shown_before) {
     ap->pending++;
     ap->marking++;
-    wa_store_message_mark_shown(ap->wa->store, message_id, marked_cb, ap);
+    mark_shown(ap, message_id);
     follow(ap);
   } else {
     next_message(ap);
@@ -423,6 +477,7 @@ look_up_referral(MessageJob *job)
     show_looked_up(job);
     return;
   }
+  marks_flush(job->ap->wa);
   wa_store_setting_get(wa->store, job->customer_id, SETTING_REFERRAL, referral_cb,
                        wabiz_store_hold(wa, job, (GDestroyNotify) message_job_free));
 }
@@ -459,6 +514,7 @@ look_up(MessageJob *job)
     look_up_referral(job);
     return;
   }
+  marks_flush(job->ap->wa);
   wa_store_message_find(job->ap->wa->store, ref, found_cb,
                         wabiz_store_hold(job->ap->wa, job, (GDestroyNotify) message_job_free));
 }
@@ -529,6 +585,7 @@ start_message(gpointer data)
 {
   MessageJob *job = data;
 
+  marks_flush(job->ap->wa);
   wa_store_inbound(job->ap->wa->store, &job->in, stored_cb,
                    wabiz_store_hold(job->ap->wa, job, (GDestroyNotify) message_job_free));
 }
@@ -683,6 +740,7 @@ store_elsewhere(StatusJob *job)
   out.type = "unknown";
   out.timestamp = st->timestamp > 0 ? st->timestamp : wabiz_now();
   job->ap->pending++;
+  marks_flush(wa);
   wa_store_inbound(wa->store, &out, elsewhere_stored_cb, wabiz_store_hold(wa, job, (GDestroyNotify) status_job_free));
 }
 
@@ -730,6 +788,7 @@ start_status(gpointer data)
 {
   StatusJob *job = data;
 
+  marks_flush(job->ap->wa);
   wa_store_message_status(job->ap->wa->store, &job->update, status_stored_cb,
                           wabiz_store_hold(job->ap->wa, job, (GDestroyNotify) status_job_free));
 }
@@ -820,6 +879,7 @@ start_echo(gpointer data)
 {
   EchoJob *job = data;
 
+  marks_flush(job->ap->wa);
   wa_store_inbound(job->ap->wa->store, &job->in, echo_stored_cb,
                    wabiz_store_hold(job->ap->wa, job, (GDestroyNotify) echo_job_free));
 }
@@ -1226,6 +1286,7 @@ wabiz_inbound_stop(WabizAccount *wa)
     wa->inbound_slice = 0;
   }
   g_clear_pointer(&wa->opener, wa_event_opener_free); /* before the keys it borrows */
+  marks_flush(wa); /* their lines were shown */
   for (GSList *l = wa->orphans; l != NULL; l = l->next)
     ((WabizApplying *) l->data)->orphaned = TRUE;
   if (wa->applying != NULL) {
@@ -1241,4 +1302,5 @@ void
 wabiz_inbound_forget_orphans(WabizAccount *wa)
 {
   g_slist_free_full(g_steal_pointer(&wa->orphans), (GDestroyNotify) applying_free);
+  g_clear_pointer(&wa->marks_due, g_ptr_array_unref); /* empty: sent at the stop */
 }

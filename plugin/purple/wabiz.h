@@ -160,6 +160,8 @@ typedef struct _WabizAccount {
   GHashTable *shown;               /* store message ids shown this session (live or as history) */
   GQueue shown_order;              /* the same ids (owned by shown), oldest first */
   guint inbound_slice;             /* timer applying the next slice */
+  GPtrArray *marks_due;            /* DueMark*: "shown" marks not yet sent to the store (wabiz-inbound.c) */
+  guint marks_timer;               /* sends them at the end of the turn of the loop */
   gint64 last_event_us;            /* monotonic time of the last event from the receiver */
   guint silence_timer;             /* warns when sends succeed but no webhook arrives */
   gint64 silence_from_us;
