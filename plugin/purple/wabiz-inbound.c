@@ -1286,7 +1286,8 @@ wabiz_inbound_stop(WabizAccount *wa)
     wa->inbound_slice = 0;
   }
   g_clear_pointer(&wa->opener, wa_event_opener_free); /* before the keys it borrows */
-  marks_flush(wa); /* their lines were shown */
+  /* their lines were shown */
+  marks_flush(wa);
   for (GSList *l = wa->orphans; l != NULL; l = l->next)
     ((WabizApplying *) l->data)->orphaned = TRUE;
   if (wa->applying != NULL) {
