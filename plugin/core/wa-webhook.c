@@ -6,6 +6,8 @@
 #include "wa-webhook.h"
 
 #include <math.h>
+#include <sodium.h>
+#include <string.h>
 
 #include "wa-json.h"
 
@@ -555,6 +557,121 @@ wa_change_find_call_contact(const WaChange *change, const WaCall *call)
 
 /* --- freeing ------------------------------------------------------------ */
 
+/* The entry of value.contacts[] that @contact was read from, or NULL. */
+static JsonNode *
+contact_json(const WaChange *change, const WaContact *contact)
+{
+  JsonObject *value =
+    change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value) ? json_node_get_object(change->value) : NULL;
+  JsonArray *contacts = value != NULL ? wa_json_get_array(value, "contacts") : NULL;
+  guint n = contacts != NULL ? json_array_get_length(contacts) : 0;
+
+  for (guint i = 0; contact != NULL && i < n; i++) {
+    JsonObject *c = wa_json_array_get_object(contacts, i);
+    g_autofree char *wa_id = c != NULL ? wa_json_dup_id(c, "wa_id") : NULL;
+
+    if (c != NULL && g_strcmp0(wa_id, contact->wa_id) == 0 &&
+        g_strcmp0(wa_json_get_string(c, "user_id"), contact->user_id) == 0)
+      return json_array_get_element(contacts, i);
+  }
+  return NULL;
+}
+
+char *
+wa_change_event_for_one(const WaChange *change, const char *member, JsonNode *item, const WaContact *contact)
+{
+  JsonObject *value =
+    change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value) ? json_node_get_object(change->value) : NULL;
+  JsonNode *metadata = value != NULL ? json_object_get_member(value, "metadata") : NULL;
+  JsonNode *contact_node = contact_json(change, contact);
+  const char *product = value != NULL ? wa_json_get_string(value, "messaging_product") : NULL;
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  g_autoptr(JsonNode) root = NULL;
+
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "object");
+  json_builder_add_string_value(b, "whatsapp_business_account");
+  json_builder_set_member_name(b, "entry");
+  json_builder_begin_array(b);
+  json_builder_begin_object(b);
+  if (change->waba_id != NULL) {
+    json_builder_set_member_name(b, "id");
+    json_builder_add_string_value(b, change->waba_id);
+  }
+  if (change->entry_time > 0) {
+    json_builder_set_member_name(b, "time");
+    json_builder_add_int_value(b, change->entry_time);
+  }
+  json_builder_set_member_name(b, "changes");
+  json_builder_begin_array(b);
+  json_builder_begin_object(b);
+  if (change->field != NULL) {
+    json_builder_set_member_name(b, "field");
+    json_builder_add_string_value(b, change->field);
+  }
+  json_builder_set_member_name(b, "value");
+  json_builder_begin_object(b);
+  if (product != NULL) {
+    json_builder_set_member_name(b, "messaging_product");
+    json_builder_add_string_value(b, product);
+  }
+  if (metadata != NULL) {
+    json_builder_set_member_name(b, "metadata");
+    json_builder_add_value(b, json_node_copy(metadata));
+  }
+  if (contact_node != NULL) {
+    json_builder_set_member_name(b, "contacts");
+    json_builder_begin_array(b);
+    json_builder_add_value(b, json_node_copy(contact_node));
+    json_builder_end_array(b);
+  }
+  json_builder_set_member_name(b, member);
+  json_builder_begin_array(b);
+  json_builder_add_value(b, json_node_copy(item));
+  json_builder_end_array(b);
+  json_builder_end_object(b); /* value */
+  json_builder_end_object(b); /* change */
+  json_builder_end_array(b);
+  json_builder_end_object(b); /* entry */
+  json_builder_end_array(b);
+  json_builder_end_object(b);
+  root = json_builder_get_root(b);
+  return json_to_string(root, FALSE);
+}
+
+void
+wa_webhook_prepare_stored(WaWebhook *webhook)
+{
+  for (guint c = 0; webhook != NULL && c < webhook->changes->len; c++) {
+    const WaChange *change = g_ptr_array_index(webhook->changes, c);
+
+    if (g_strcmp0(change->field, "messages") == 0) {
+      for (guint i = 0; i < change->messages->len; i++) {
+        WaMessage *msg = g_ptr_array_index(change->messages, i);
+
+        if (msg->raw != NULL && msg->group_id == NULL && msg->stored == NULL)
+          msg->stored = wa_change_event_for_one(change, "messages", msg->raw, wa_change_find_contact(change, msg));
+      }
+    } else if (g_strcmp0(change->field, "smb_message_echoes") == 0) {
+      for (guint i = 0; i < change->echoes->len; i++) {
+        WaEcho *echo = g_ptr_array_index(change->echoes, i);
+
+        if (echo->raw != NULL && echo->stored == NULL)
+          echo->stored = wa_change_event_for_one(change, "message_echoes", echo->raw, NULL);
+      }
+    }
+  }
+}
+
+static void
+wipe_free(char *text)
+{
+  if (text == NULL)
+    return;
+  sodium_memzero(text, strlen(text));
+  g_free(text);
+}
+
 void
 wa_shared_contact_free(WaSharedContact *c)
 {
@@ -658,6 +775,7 @@ wa_message_free(WaMessage *m)
   g_free(m->unsupported_type);
   g_clear_pointer(&m->errors, g_ptr_array_unref);
   g_clear_pointer(&m->raw, json_node_unref);
+  wipe_free(m->stored);
   g_free(m);
 }
 
@@ -695,6 +813,7 @@ wa_echo_free(WaEcho *e)
   g_free(e->type);
   g_free(e->text);
   g_clear_pointer(&e->raw, json_node_unref);
+  wipe_free(e->stored);
   g_free(e);
 }
 

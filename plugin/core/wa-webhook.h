@@ -147,6 +147,7 @@ typedef struct {
 
   GPtrArray *errors; /* WaGraphError*: unsupported types, failed media (131052) */
   JsonNode *raw;     /* the message object as received */
+  char *stored;      /* the event as kept with this message alone (wa_webhook_prepare_stored), or NULL */
 } WaMessage;
 
 /* value.statuses[]: delivery state of one of our sends. */
@@ -181,6 +182,7 @@ typedef struct {
   char *text;       /* text.body; NULL when absent (not a text echo) */
   gint64 timestamp; /* Unix seconds; 0 when absent */
   JsonNode *raw;    /* the echo object as received */
+  char *stored;     /* the event as kept with this echo alone (wa_webhook_prepare_stored), or NULL */
 } WaEcho;
 
 /* value.groups[] (fields group_lifecycle_update, group_participants_update,
@@ -244,6 +246,19 @@ WaWebhook *wa_webhook_parse(const char *body, gsize len, GError **error);
  * message->from, else whose user_id equals message->from_user_id. NULL when
  * none matches. Owned by @change. */
 const WaContact *wa_change_find_contact(const WaChange *change, const WaMessage *message);
+
+/* What is kept of an event with one customer's message: Meta's envelope
+ * around a value holding only @member = [@item] and that customer's @contact
+ * (may be NULL), with the change's field and metadata. A change may carry
+ * several customers' messages; stored whole with each, erasing one customer
+ * would leave their words in another's stored event. A new string. */
+char *wa_change_event_for_one(const WaChange *change, const char *member, JsonNode *item, const WaContact *contact);
+
+/* Fills ->stored of every customer's message (not a group's) and every echo
+ * of @webhook that has its raw object, with wa_change_event_for_one(): done
+ * once, where the webhook is parsed (off the messenger's main loop). Freed,
+ * and wiped, with the webhook. */
+void wa_webhook_prepare_stored(WaWebhook *webhook);
 
 void wa_webhook_free(WaWebhook *webhook);
 void wa_change_free(WaChange *change);

@@ -1,7 +1,8 @@
 /* wabiz-inbound.c: applying events from wabiz-receiver.
  *
- * Each event is opened with the account's key, parsed as a one-change webhook
- * body (plugin/core wa-webhook) and applied: customers' messages become
+ * Each event is opened with the account's key and parsed as a one-change
+ * webhook body (plugin/core wa-webhook) on the opener's thread
+ * (wa-event-opener), then applied here, in the order the events came: customers' messages become
  * incoming IMs from buddies (created on first contact), statuses of our sends
  * record progress and explain failures, messages the business sent elsewhere
  * are shown as sent, groups go to their chats, account-level events to the
@@ -14,20 +15,15 @@
  * (which escapes it), or acknowledge an event before applying it. */
 #include "wabiz.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "wa-describe.h"
 #include "wa-json.h"
 #include "wa-attach.h"
+#include "wa-event-opener.h"
 
-
-static void
-event_free(WabizEvent *event)
-{
-  g_bytes_unref(event->sealed);
-  g_clear_pointer(&event->webhook, wa_webhook_free);
-  g_free(event);
-}
 
 /* ---- late deliveries ------------------------------------------------------ */
 
@@ -112,8 +108,7 @@ typedef struct {
   WabizApplying *ap;
   const WaChange *change;
   const WaMessage *msg;
-  char *raw;         /* what of the event concerns this message (event_for_one) */
-  WaStoreInbound in; /* borrows from change, msg, raw and media */
+  WaStoreInbound in; /* borrows from change, msg (its stored event) and media */
   /* an attachment to download (borrows from msg) */
   WaStoreInboundMedia media;
   /* once stored, what its line needs from the store (look_up) */
@@ -136,7 +131,6 @@ wipe_free(char *text)
 static void
 message_job_free(MessageJob *job)
 {
-  wipe_free(job->raw);
   g_free(job->message_id);
   g_free(job->customer_id);
   wipe_free(job->quoted);
@@ -215,6 +209,60 @@ marked_cb(const GError *error, gpointer data)
   finish_one(ap);
 }
 
+/* "Shown" marks wait for the end of the turn of the loop that showed their
+ * lines and go to the store together, so that they share one transaction
+ * (the store's group commit) instead of one each. Every later store write
+ * of the inbound path sends them first (marks_flush), so the next lines
+ * still queue behind them. */
+typedef struct {
+  char *message_id;
+  WabizApplying *ap;
+} DueMark;
+
+static void
+marks_flush(WabizAccount *wa)
+{
+  if (wa->marks_timer != 0) {
+    purple_timeout_remove(wa->marks_timer);
+    wa->marks_timer = 0;
+  }
+  for (guint i = 0; wa->marks_due != NULL && i < wa->marks_due->len; i++) {
+    DueMark *m = g_ptr_array_index(wa->marks_due, i);
+
+    if (wa->store != NULL)
+      wa_store_message_mark_shown(wa->store, m->message_id, marked_cb, m->ap);
+    g_free(m->message_id);
+    g_free(m);
+  }
+  if (wa->marks_due != NULL)
+    g_ptr_array_set_size(wa->marks_due, 0);
+}
+
+static gboolean
+marks_cb(gpointer data)
+{
+  WabizAccount *wa = data;
+
+  wa->marks_timer = 0;
+  marks_flush(wa);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+mark_shown(WabizApplying *ap, const char *message_id)
+{
+  WabizAccount *wa = ap->wa;
+  DueMark *m = g_new(DueMark, 1);
+
+  m->message_id = g_strdup(message_id);
+  m->ap = ap;
+  if (wa->marks_due == NULL)
+    wa->marks_due = g_ptr_array_new();
+  g_ptr_array_add(wa->marks_due, m);
+  if (wa->marks_timer == 0)
+    wa->marks_timer = purple_timeout_add(0, marks_cb, wa);
+}
+
 /* Whether a stored message is to be shown now: not when an earlier session
  * showed it (marked in the store) or this one did (live or as history). One
  * not yet marked is marked. The event's next message or status waits for
@@ -233,7 +281,7 @@ should_show_id(WabizApplying *ap, const char *message_id, gboolean shown_before)
   if (!shown_before) {
     ap->pending++;
     ap->marking++;
-    wa_store_message_mark_shown(ap->wa->store, message_id, marked_cb, ap);
+    mark_shown(ap, message_id);
     follow(ap);
   } else {
     next_message(ap);
@@ -429,6 +477,7 @@ look_up_referral(MessageJob *job)
     show_looked_up(job);
     return;
   }
+  marks_flush(job->ap->wa);
   wa_store_setting_get(wa->store, job->customer_id, SETTING_REFERRAL, referral_cb,
                        wabiz_store_hold(wa, job, (GDestroyNotify) message_job_free));
 }
@@ -465,6 +514,7 @@ look_up(MessageJob *job)
     look_up_referral(job);
     return;
   }
+  marks_flush(job->ap->wa);
   wa_store_message_find(job->ap->wa->store, ref, found_cb,
                         wabiz_store_hold(job->ap->wa, job, (GDestroyNotify) message_job_free));
 }
@@ -535,94 +585,9 @@ start_message(gpointer data)
 {
   MessageJob *job = data;
 
+  marks_flush(job->ap->wa);
   wa_store_inbound(job->ap->wa->store, &job->in, stored_cb,
                    wabiz_store_hold(job->ap->wa, job, (GDestroyNotify) message_job_free));
-}
-
-/* The entry of value.contacts[] that @contact was read from, or NULL. */
-static JsonNode *
-contact_json(const WaChange *change, const WaContact *contact)
-{
-  JsonObject *value =
-    change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value) ? json_node_get_object(change->value) : NULL;
-  JsonArray *contacts = value != NULL ? wa_json_get_array(value, "contacts") : NULL;
-  guint n = contacts != NULL ? json_array_get_length(contacts) : 0;
-
-  for (guint i = 0; contact != NULL && i < n; i++) {
-    JsonObject *c = wa_json_array_get_object(contacts, i);
-    g_autofree char *wa_id = c != NULL ? wa_json_dup_id(c, "wa_id") : NULL;
-
-    if (c != NULL && g_strcmp0(wa_id, contact->wa_id) == 0 &&
-        g_strcmp0(wa_json_get_string(c, "user_id"), contact->user_id) == 0)
-      return json_array_get_element(contacts, i);
-  }
-  return NULL;
-}
-
-/* What is kept of an event with one customer's message: Meta's envelope
- * around a value holding only @member = [@item] and that customer's
- * @contact (may be NULL), with the change's field and metadata. A change
- * may carry several customers' messages; stored whole with each, erasing one
- * customer would leave their words in another's stored event. */
-static char *
-event_for_one(const WaChange *change, const char *member, JsonNode *item, JsonNode *contact)
-{
-  JsonObject *value =
-    change->value != NULL && JSON_NODE_HOLDS_OBJECT(change->value) ? json_node_get_object(change->value) : NULL;
-  JsonNode *metadata = value != NULL ? json_object_get_member(value, "metadata") : NULL;
-  const char *product = value != NULL ? wa_json_get_string(value, "messaging_product") : NULL;
-  g_autoptr(JsonBuilder) b = json_builder_new();
-  g_autoptr(JsonNode) root = NULL;
-
-  json_builder_begin_object(b);
-  json_builder_set_member_name(b, "object");
-  json_builder_add_string_value(b, "whatsapp_business_account");
-  json_builder_set_member_name(b, "entry");
-  json_builder_begin_array(b);
-  json_builder_begin_object(b);
-  if (change->waba_id != NULL) {
-    json_builder_set_member_name(b, "id");
-    json_builder_add_string_value(b, change->waba_id);
-  }
-  if (change->entry_time > 0) {
-    json_builder_set_member_name(b, "time");
-    json_builder_add_int_value(b, change->entry_time);
-  }
-  json_builder_set_member_name(b, "changes");
-  json_builder_begin_array(b);
-  json_builder_begin_object(b);
-  if (change->field != NULL) {
-    json_builder_set_member_name(b, "field");
-    json_builder_add_string_value(b, change->field);
-  }
-  json_builder_set_member_name(b, "value");
-  json_builder_begin_object(b);
-  if (product != NULL) {
-    json_builder_set_member_name(b, "messaging_product");
-    json_builder_add_string_value(b, product);
-  }
-  if (metadata != NULL) {
-    json_builder_set_member_name(b, "metadata");
-    json_builder_add_value(b, json_node_copy(metadata));
-  }
-  if (contact != NULL) {
-    json_builder_set_member_name(b, "contacts");
-    json_builder_begin_array(b);
-    json_builder_add_value(b, json_node_copy(contact));
-    json_builder_end_array(b);
-  }
-  json_builder_set_member_name(b, member);
-  json_builder_begin_array(b);
-  json_builder_add_value(b, json_node_copy(item));
-  json_builder_end_array(b);
-  json_builder_end_object(b); /* value */
-  json_builder_end_object(b); /* change */
-  json_builder_end_array(b);
-  json_builder_end_object(b); /* entry */
-  json_builder_end_array(b);
-  json_builder_end_object(b);
-  root = json_builder_get_root(b);
-  return json_to_string(root, FALSE);
 }
 
 static void
@@ -658,8 +623,7 @@ apply_message(WabizApplying *ap, const WaChange *change, const WaMessage *msg)
   job->ap = ap;
   job->change = change;
   job->msg = msg;
-  job->raw = msg->raw != NULL ? event_for_one(change, "messages", msg->raw, contact_json(change, contact)) : NULL;
-  in.raw = job->raw;
+  in.raw = msg->stored; /* made on the opener's thread (wa_webhook_prepare_stored) */
   if (msg->media_id != NULL && wa_attach_type_downloads(msg->type)) {
     job->media.media_id = msg->media_id;
     job->media.mime_type = msg->mime_type;
@@ -776,6 +740,7 @@ store_elsewhere(StatusJob *job)
   out.type = "unknown";
   out.timestamp = st->timestamp > 0 ? st->timestamp : wabiz_now();
   job->ap->pending++;
+  marks_flush(wa);
   wa_store_inbound(wa->store, &out, elsewhere_stored_cb, wabiz_store_hold(wa, job, (GDestroyNotify) status_job_free));
 }
 
@@ -823,6 +788,7 @@ start_status(gpointer data)
 {
   StatusJob *job = data;
 
+  marks_flush(job->ap->wa);
   wa_store_message_status(job->ap->wa->store, &job->update, status_stored_cb,
                           wabiz_store_hold(job->ap->wa, job, (GDestroyNotify) status_job_free));
 }
@@ -868,8 +834,7 @@ typedef struct {
   char *to;
   char *text;
   gint64 timestamp;
-  char *raw;         /* what of the event concerns this echo (event_for_one) */
-  WaStoreInbound in; /* borrows from the event (ap->webhook) and raw */
+  WaStoreInbound in; /* borrows from the event (ap->webhook) */
 } EchoJob;
 
 static void
@@ -877,7 +842,6 @@ echo_job_free(EchoJob *job)
 {
   g_free(job->to);
   wipe_free(job->text);
-  wipe_free(job->raw);
   g_free(job);
 }
 
@@ -915,6 +879,7 @@ start_echo(gpointer data)
 {
   EchoJob *job = data;
 
+  marks_flush(job->ap->wa);
   wa_store_inbound(job->ap->wa->store, &job->in, echo_stored_cb,
                    wabiz_store_hold(job->ap->wa, job, (GDestroyNotify) echo_job_free));
 }
@@ -948,8 +913,7 @@ apply_echoes(WabizApplying *ap, const WaChange *change)
     out.wamid = echo->id;
     out.type = echo->type != NULL ? echo->type : "unknown";
     out.body = echo->text;
-    job->raw = event_for_one(change, "message_echoes", echo->raw, NULL);
-    out.raw = job->raw;
+    out.raw = echo->stored;
     out.timestamp = job->timestamp > 0 ? job->timestamp : wabiz_now();
     job->in = out;
     defer(ap, start_echo, job, (GDestroyNotify) echo_job_free, FALSE);
@@ -1054,9 +1018,22 @@ apply_change(WabizApplying *ap, const WaChange *change)
   }
 }
 
-/* ---- events --------------------------------------------------------------- */
+/* ---- events ---------------------------------------------------------------
+ * Events are opened and parsed on the opener's thread (wa-event-opener) in
+ * the order they came; the loop takes them back in that order. */
 
 static void apply_next(WabizAccount *wa);
+
+/* Whether a batch can start: a full one is opened, or every queued event is
+ * (a batch as small as the opener's pace would cost one commit for a few
+ * events). */
+static gboolean
+batch_ready(WabizAccount *wa)
+{
+  guint ready = wa->opener != NULL ? wa_event_opener_ready(wa->opener, APPLY_BATCH_EVENTS) : 0;
+
+  return ready > 0 && (ready == APPLY_BATCH_EVENTS || ready == wa_event_opener_length(wa->opener));
+}
 
 static gboolean
 next_cb(gpointer data)
@@ -1068,12 +1045,12 @@ next_cb(gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* Applying the next event waits for a turn of the loop: a backlog never
- * holds the UI. */
+/* Applying the next events waits for a turn of the loop, and for them to be
+ * opened: a backlog never holds the UI. */
 static void
 schedule_next(WabizAccount *wa)
 {
-  if (wa->inbound_slice == 0 && !g_queue_is_empty(&wa->inbound))
+  if (wa->inbound_slice == 0 && wa->applying == NULL && batch_ready(wa))
     wa->inbound_slice = purple_timeout_add(0, next_cb, wa);
 }
 
@@ -1081,7 +1058,14 @@ static void
 applying_free(WabizApplying *ap)
 {
   g_queue_clear_full(&ap->deferred, (GDestroyNotify) deferred_free);
-  g_clear_pointer(&ap->webhook, g_ptr_array_unref);
+  /* freed on the opener's thread while there is one */
+  for (guint i = 0; i < ap->webhook->len; i++) {
+    if (ap->wa->opener != NULL)
+      wa_event_opener_dispose(ap->wa->opener, g_ptr_array_index(ap->webhook, i));
+    else
+      wa_webhook_free(g_ptr_array_index(ap->webhook, i));
+  }
+  g_ptr_array_unref(ap->webhook);
   g_free(ap);
 }
 
@@ -1122,36 +1106,24 @@ finish_one(WabizApplying *ap)
   applying_free(ap);
 }
 
+/* The webhook of an opened event, or NULL (told in the notices) when it
+ * could not be opened or read. */
 static WaWebhook *
-open_event(WabizAccount *wa, WabizEvent *event)
+take_webhook(WabizAccount *wa, WaOpenedEvent *event)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) plain = NULL;
-  WaWebhook *webhook;
-  gsize len = 0;
-  const guint8 *data = g_bytes_get_data(event->sealed, &len);
+  g_autofree char *text = NULL;
 
-  if (wa->opener == NULL)
-    wa->opener = wa_seal_opener_new(wa->keys);
-  plain =
-    wa->opener != NULL ? wa_seal_opener_open(wa->opener, data, len, &error) : wa_seal_open(wa->keys, data, len, &error);
-  if (plain == NULL) {
-    g_autofree char *text =
-      g_strdup_printf(_("A webhook event could not be opened and was skipped (%s). It was sealed to another key: "
-                        "was this account's key replaced?"),
-                      error->message);
-    wabiz_notice(wa, text);
-    return NULL;
-  }
-  data = g_bytes_get_data(plain, &len);
-  webhook = wa_webhook_parse((const char *) data, len, &error);
-  if (webhook == NULL) {
-    g_autofree char *text = g_strdup_printf(_("A webhook event could not be read and was skipped: %s"), error->message);
-    wabiz_notice(wa, text);
-    return NULL;
-  }
-  sodium_memzero((void *) data, len);
-  return webhook;
+  if (event->webhook != NULL)
+    return g_steal_pointer(&event->webhook);
+  if (!event->unsealed)
+    text = g_strdup_printf(_("A webhook event could not be opened and was skipped (%s). It was sealed to another key: "
+                             "was this account's key replaced?"),
+                           event->error != NULL ? event->error->message : "?");
+  else
+    text = g_strdup_printf(_("A webhook event could not be read and was skipped: %s"),
+                           event->error != NULL ? event->error->message : "?");
+  wabiz_notice(wa, text);
+  return NULL;
 }
 
 /* Whether every line of @webhook waits for its store write (customers'
@@ -1176,98 +1148,131 @@ batchable(const WaWebhook *webhook)
   return TRUE;
 }
 
-/* Events are opened (decrypted and parsed) for at most this long in one
- * turn of the loop ahead of their batch: while a batch waits for its store
- * commit, the next one gets ready. */
-#define OPEN_AHEAD_SLICE_US 4000
+/* Events are taken into a batch for at most this long in one turn of the
+ * loop. */
+#define APPLY_SLICE_US 4000
 
-static gboolean open_ahead_cb(gpointer data);
-
-/* Opens the next events (a batch of at most APPLY_BATCH_EVENTS) and starts
- * applying them. */
+/* Starts applying the next opened events (a batch of at most
+ * APPLY_BATCH_EVENTS). */
 static void
 apply_next(WabizAccount *wa)
 {
-  WabizEvent *event;
+  const WaOpenedEvent *head;
   WabizApplying *ap;
   gint64 until;
 
-  if (wa->applying != NULL || g_queue_is_empty(&wa->inbound))
+  if (wa->applying != NULL || !batch_ready(wa))
     return;
-  until = g_get_monotonic_time() + OPEN_AHEAD_SLICE_US;
+  until = g_get_monotonic_time() + APPLY_SLICE_US;
   ap = g_new0(WabizApplying, 1);
   ap->wa = wa;
-  ap->webhook = g_ptr_array_new_with_free_func((GDestroyNotify) wa_webhook_free);
+  ap->webhook = g_ptr_array_new();
   ap->pending = 1; /* held while the batch's writes are queued */
   wa->applying = ap;
-  for (guint n = 0; n < APPLY_BATCH_EVENTS && (event = g_queue_pop_head(&wa->inbound)) != NULL; n++) {
-    WaWebhook *webhook = NULL;
-
-    /* events not opened ahead are opened here, for at most a slice */
-    if (n > 0 && !event->opened && g_get_monotonic_time() >= until) {
-      g_queue_push_head(&wa->inbound, event);
-      break;
-    }
-
+  for (guint n = 0; n < APPLY_BATCH_EVENTS && (head = wa_event_opener_peek(wa->opener)) != NULL; n++) {
     /* re-sent after a lost acknowledgement (the receiver's seq only grows):
      * already shown in this session */
-    if (event->seq > wa->applied_seq)
-      webhook = event->opened ? g_steal_pointer(&event->webhook) : open_event(wa, event);
-    if (webhook != NULL && n > 0 && !batchable(webhook)) {
-      event->webhook = webhook;
-      event->opened = TRUE;
-      g_queue_push_head(&wa->inbound, event); /* the next batch starts with it */
-      break;
-    }
+    gboolean fresh = head->seq > wa->applied_seq;
+    WaOpenedEvent *event;
+    WaWebhook *webhook;
+
+    if (n > 0 && (g_get_monotonic_time() >= until || (fresh && head->webhook != NULL && !batchable(head->webhook))))
+      break; /* the next batch starts with it */
+    event = wa_event_opener_pop(wa->opener);
     ap->seq = MAX(ap->seq, event->seq);
-    if (webhook != NULL) {
-      g_ptr_array_add(ap->webhook, webhook);
-      for (guint i = 0; i < webhook->changes->len; i++)
-        apply_change(ap, g_ptr_array_index(webhook->changes, i));
-    }
-    event_free(event);
-    if (webhook != NULL && !batchable(webhook))
+    webhook = fresh ? take_webhook(wa, event) : NULL;
+    wa_opened_event_free(event);
+    if (webhook == NULL)
+      continue;
+    g_ptr_array_add(ap->webhook, webhook);
+    for (guint i = 0; i < webhook->changes->len; i++)
+      apply_change(ap, g_ptr_array_index(webhook->changes, i));
+    if (!batchable(webhook))
       break; /* and the next batch waits for its lines */
   }
   run_next(ap);
-  if (!g_queue_is_empty(&wa->inbound) && wa->inbound_open == 0)
-    wa->inbound_open = purple_timeout_add(0, open_ahead_cb, wa);
   finish_one(ap);
 }
 
-
-static gboolean
-open_ahead_cb(gpointer data)
+static void
+opened_cb(gpointer data)
 {
-  WabizAccount *wa = data;
-  gint64 until = g_get_monotonic_time() + OPEN_AHEAD_SLICE_US;
+  schedule_next(data);
+}
 
-  for (GList *l = wa->inbound.head; l != NULL; l = l->next) {
-    WabizEvent *event = l->data;
+/* ---- long turns of the loop (test builds) -----------------------------------
+ * With WABIZ_SLOW_TURNS=<file> (and the test hooks on), every turn of the
+ * main loop (from poll's return to the next poll: checking and dispatching
+ * what was ready) longer than SLOW_TURN_US is appended to <file> as "<wall
+ * ms> <CPU ms of the thread>": a long turn with little CPU is the thread
+ * waiting for a core, one with as much CPU is work (bench/apply.py). */
+#define SLOW_TURN_US 15000
 
-    if (event->opened || event->seq <= wa->applied_seq)
-      continue;
-    if (g_get_monotonic_time() >= until)
-      return G_SOURCE_CONTINUE;
-    event->webhook = open_event(wa, event);
-    event->opened = TRUE;
+static GPollFunc slow_poll_next;
+static char *slow_path;
+static gint64 slow_wall_us; /* when poll returned */
+static gint64 slow_cpu_us;
+
+static gint64
+thread_cpu_us(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (gint64) ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+static gint
+slow_poll(GPollFD *fds, guint n, gint timeout)
+{
+  gint64 now = g_get_monotonic_time();
+  gint ret;
+
+  if (slow_wall_us > 0 && now - slow_wall_us > SLOW_TURN_US) {
+    FILE *f = fopen(slow_path, "a");
+
+    if (f != NULL) {
+      fprintf(f, "%.1f %.1f\n", (double) (now - slow_wall_us) / 1000.0,
+              (double) (thread_cpu_us() - slow_cpu_us) / 1000.0);
+      fclose(f);
+    }
   }
-  wa->inbound_open = 0;
-  return G_SOURCE_REMOVE;
+  ret = slow_poll_next(fds, n, timeout);
+  slow_wall_us = g_get_monotonic_time();
+  slow_cpu_us = thread_cpu_us();
+  return ret;
+}
+
+static void
+watch_slow_turns(void)
+{
+  const char *path = wabiz_test_env("WABIZ_SLOW_TURNS");
+
+  if (path == NULL || slow_path != NULL || !g_main_context_is_owner(g_main_context_default()))
+    return;
+  slow_path = g_strdup(path); /* kept for the process */
+  slow_poll_next = g_main_context_get_poll_func(NULL);
+  g_main_context_set_poll_func(NULL, slow_poll);
 }
 
 void
 wabiz_inbound_queue(WabizAccount *wa, gint64 seq, GBytes *sealed)
 {
-  WabizEvent *event = g_new0(WabizEvent, 1);
+  watch_slow_turns();
+  if (wa->opener == NULL && wa->keys != NULL) {
+    g_autoptr(GError) error = NULL;
 
-  event->seq = seq;
-  event->sealed = g_bytes_ref(sealed);
-  g_queue_push_tail(&wa->inbound, event);
-  if (wa->applying == NULL)
-    schedule_next(wa);
-  else if (wa->inbound_open == 0)
-    wa->inbound_open = purple_timeout_add(0, open_ahead_cb, wa);
+    wa->opener = wa_event_opener_new(wabiz_loop(), wa->keys, opened_cb, wa, &error);
+    if (wa->opener == NULL) {
+      g_autofree char *text =
+        g_strdup_printf(_("Received events cannot be opened (%s): they stay with the receiver until the next sign-on."),
+                        error->message);
+
+      wabiz_notice(wa, text);
+    }
+  }
+  if (wa->opener != NULL)
+    wa_event_opener_push(wa->opener, seq, sealed);
 }
 
 /* Events not yet applied are dropped (the receiver sends them again); one
@@ -1280,11 +1285,9 @@ wabiz_inbound_stop(WabizAccount *wa)
     purple_timeout_remove(wa->inbound_slice);
     wa->inbound_slice = 0;
   }
-  if (wa->inbound_open != 0) {
-    purple_timeout_remove(wa->inbound_open);
-    wa->inbound_open = 0;
-  }
-  g_queue_clear_full(&wa->inbound, (GDestroyNotify) event_free);
+  g_clear_pointer(&wa->opener, wa_event_opener_free); /* before the keys it borrows */
+  /* their lines were shown */
+  marks_flush(wa);
   for (GSList *l = wa->orphans; l != NULL; l = l->next)
     ((WabizApplying *) l->data)->orphaned = TRUE;
   if (wa->applying != NULL) {
@@ -1300,4 +1303,5 @@ void
 wabiz_inbound_forget_orphans(WabizAccount *wa)
 {
   g_slist_free_full(g_steal_pointer(&wa->orphans), (GDestroyNotify) applying_free);
+  g_clear_pointer(&wa->marks_due, g_ptr_array_unref); /* empty: sent at the stop */
 }

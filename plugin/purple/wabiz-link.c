@@ -437,7 +437,6 @@ wabiz_link_stop(WabizAccount *wa)
     purple_timeout_remove(wa->silence_timer);
   wa->silence_timer = 0;
   g_clear_pointer(&wa->rx, wa_rxclient_free);
-  g_clear_pointer(&wa->opener, wa_seal_opener_free); /* before the keys it borrows */
   g_clear_pointer(&wa->keys, wa_keypair_free);
   g_clear_pointer(&wa->rx_dir, g_free);
   g_clear_pointer(&wa->rx_url, g_free);

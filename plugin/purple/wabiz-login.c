@@ -153,7 +153,6 @@ wabiz_login(PurpleAccount *account)
   wa->gc = gc;
   wa->pnid = g_strstrip(g_strdup(purple_account_get_username(account)));
   wa->announced = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-  g_queue_init(&wa->inbound);
   purple_connection_set_protocol_data(gc, wa);
   gc->flags |= PURPLE_CONNECTION_NO_BGCOLOR | PURPLE_CONNECTION_NO_FONTSIZE | PURPLE_CONNECTION_NO_URLDESC |
                PURPLE_CONNECTION_NO_IMAGES;

@@ -144,7 +144,7 @@ typedef struct _WabizAccount {
 
   /* receiving (wabiz-link.c, wabiz-inbound.c) */
   WaKeyPair *keys;
-  WaSealOpener *opener; /* opens events with the shared key of their batch kept (wabiz-inbound.c) */
+  struct _WaEventOpener *opener; /* opens and parses events on its thread (wabiz-inbound.c) */
   WaRxclient *rx;
   char *rx_dir;
   char *rx_url;       /* where the receiver listens for this account */
@@ -155,13 +155,13 @@ typedef struct _WabizAccount {
   gboolean rx_told;                /* the notices conversation has the set-up text */
   gboolean old_told;               /* the notices said that deliveries older than Meta's retries arrived */
   char *rx_listen_error;           /* the receiver cannot listen for this account: why (as last told) */
-  GQueue inbound;                  /* WabizEvent* received, not yet applied */
   struct _WabizApplying *applying; /* the event being stored and shown */
   GSList *orphans;                 /* batches still waiting for the store: of a lost link, or for their marks */
   GHashTable *shown;               /* store message ids shown this session (live or as history) */
   GQueue shown_order;              /* the same ids (owned by shown), oldest first */
   guint inbound_slice;             /* timer applying the next slice */
-  guint inbound_open;              /* timer opening queued events ahead of their batch */
+  GPtrArray *marks_due;            /* DueMark*: "shown" marks not yet sent to the store (wabiz-inbound.c) */
+  guint marks_timer;               /* sends them at the end of the turn of the loop */
   gint64 last_event_us;            /* monotonic time of the last event from the receiver */
   guint silence_timer;             /* warns when sends succeed but no webhook arrives */
   gint64 silence_from_us;
@@ -363,12 +363,6 @@ void wabiz_link_stop(WabizAccount *wa);
 void wabiz_link_sent(WabizAccount *wa);
 
 /* wabiz-inbound.c */
-typedef struct {
-  gint64 seq;
-  GBytes *sealed;
-  gboolean opened;    /* opened ahead of its batch (webhook NULL: it could not be) */
-  WaWebhook *webhook; /* once opened */
-} WabizEvent;
 typedef struct _WabizApplying WabizApplying;
 void wabiz_inbound_queue(WabizAccount *wa, gint64 seq, GBytes *sealed);
 void wabiz_inbound_stop(WabizAccount *wa);
