@@ -814,22 +814,53 @@ cmd_search_button(const HostCmd *cmd)
  * that held it, from the plugin or libpurple). Off until asked. */
 #define GAP_METER_INTERVAL_MS 5
 
+/* intervals kept for the percentile: an hour of ticks at most */
+#define GAP_METER_KEPT (3600 * 1000 / GAP_METER_INTERVAL_MS)
+
 static struct {
 	guint timer;
 	gint64 last;    /* monotonic time of the last tick, µs */
 	gint64 max_gap; /* µs */
 	gint64 ticks;
+	GArray *intervals; /* gint64 µs between two ticks, since the start */
 } gap_meter;
 
 static gboolean
 gap_meter_tick(gpointer data)
 {
 	gint64 now = g_get_monotonic_time();
+	gint64 gap = now - gap_meter.last;
 
-	gap_meter.max_gap = MAX(gap_meter.max_gap, now - gap_meter.last);
+	gap_meter.max_gap = MAX(gap_meter.max_gap, gap);
 	gap_meter.last = now;
 	gap_meter.ticks++;
+	if (gap_meter.intervals->len < GAP_METER_KEPT)
+		g_array_append_val(gap_meter.intervals, gap);
 	return G_SOURCE_CONTINUE;
+}
+
+static gint
+compare_gint64(gconstpointer a, gconstpointer b)
+{
+	gint64 x = *(const gint64 *)a, y = *(const gint64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The 99th percentile of the intervals between ticks (nearest rank), µs;
+ * 0 before the second tick. */
+static gint64
+gap_meter_p99(void)
+{
+	g_autoptr(GArray) sorted = NULL;
+	guint rank;
+
+	if (gap_meter.intervals == NULL || gap_meter.intervals->len == 0)
+		return 0;
+	sorted = g_array_copy(gap_meter.intervals);
+	g_array_sort(sorted, compare_gint64);
+	rank = (sorted->len * 99 + 99) / 100; /* ceil(len * 0.99), 1-based */
+	return g_array_index(sorted, gint64, rank - 1);
 }
 
 static void
@@ -847,6 +878,9 @@ cmd_gap_meter(const HostCmd *cmd)
 		gap_meter.last = g_get_monotonic_time();
 		gap_meter.max_gap = 0;
 		gap_meter.ticks = 0;
+		if (gap_meter.intervals == NULL)
+			gap_meter.intervals = g_array_new(FALSE, FALSE, sizeof(gint64));
+		g_array_set_size(gap_meter.intervals, 0);
 	} else if (strcmp(action, "stop") == 0) {
 		if (gap_meter.timer != 0)
 			g_source_remove(gap_meter.timer);
@@ -860,7 +894,25 @@ cmd_gap_meter(const HostCmd *cmd)
 	host_add_int(b, "interval_ms", GAP_METER_INTERVAL_MS);
 	host_add_int(b, "max_gap_us", gap_meter.max_gap);
 	host_add_int(b, "ticks", gap_meter.ticks);
+	host_add_int(b, "p99_gap_us", gap_meter_p99());
 	host_event_emit(b);
+}
+
+/* Holds the main loop for "ms" milliseconds (a known stall, for the gap
+ * meter's own test). */
+static void
+cmd_stall(const HostCmd *cmd)
+{
+	gint64 ms;
+
+	if (!arg_int(cmd, "ms", 0, &ms))
+		return;
+	if (ms < 0 || ms > 10000) {
+		host_cmd_error(cmd, "ms must be 0 to 10000");
+		return;
+	}
+	g_usleep((gulong)ms * 1000);
+	host_cmd_ok(cmd);
 }
 
 static void
@@ -904,6 +956,7 @@ static const struct {
 	{ "close_notify", cmd_close_notify },
 	{ "search_button", cmd_search_button },
 	{ "gap_meter", cmd_gap_meter },
+	{ "stall", cmd_stall },
 	{ "quit", cmd_quit },
 };
 
@@ -1051,6 +1104,7 @@ host_commands_stop(void)
 		g_source_remove(gap_meter.timer);
 		gap_meter.timer = 0;
 	}
+	g_clear_pointer(&gap_meter.intervals, g_array_unref);
 	if (in_watch != 0) {
 		g_source_remove(in_watch);
 		in_watch = 0;

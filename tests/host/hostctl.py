@@ -347,6 +347,13 @@ class Host:
         with self._cond:
             return [e for e in self._events if matches(e, match)]
 
+    def count_since(self, start, match=None):
+        """How many events from index START on match, and the index to
+        start from next time (a long run counts only what is new)."""
+        with self._cond:
+            end = len(self._events)
+            return sum(1 for e in self._events[start:end] if matches(e, match)), end
+
     def unconsumed(self, match=None):
         """The unconsumed events that match, oldest first (not consumed)."""
         with self._cond:

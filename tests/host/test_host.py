@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -419,6 +420,30 @@ class HostTest(HostTestCase):
         host.wait_for("signed-off")
         srv.wait_line(lambda line: line.startswith("QUIT"))
         self.assertEqual(host.invalid_lines(), [])
+
+    def test_gap_meter(self):
+        sock = closed_port_socket()
+        self.addCleanup(sock.close)
+        host = self.start(sock.getsockname()[1], no_enable=True)
+        meter = host.gap_meter("start")
+        self.assertEqual((meter["running"], meter["interval_ms"], meter["max_gap_us"], meter["p99_gap_us"]),
+                         (True, 5, 0, 0))
+        host.call({"cmd": "stall", "ms": 80}, timeout=60)
+        # two hundred ticks or more after the stall: it is the largest
+        # interval, and one in a hundred at most, so not the 99th percentile
+        deadline = time.monotonic() + 120
+        while host.gap_meter("read")["ticks"] < 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        meter = host.gap_meter("read")
+        self.assertGreaterEqual(meter["max_gap_us"], 80000, meter)
+        self.assertGreaterEqual(meter["p99_gap_us"], 4000, meter)
+        self.assertLess(meter["p99_gap_us"], meter["max_gap_us"], meter)
+        err = host.call({"cmd": "stall", "ms": 10001}, expect_error=True)
+        self.assertIn("0 to 10000", err["message"])
+        meter = host.gap_meter("reset")
+        self.assertEqual((meter["max_gap_us"], meter["p99_gap_us"], meter["ticks"]), (0, 0, 0))
+        self.assertFalse(host.gap_meter("stop")["running"])
+        self.assertEqual(host.quit(timeout=60), 0)
 
 
 class PluginTest(HostTestCase):
