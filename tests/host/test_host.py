@@ -438,6 +438,18 @@ class HostTest(HostTestCase):
         self.assertGreaterEqual(meter["max_gap_us"], 80000, meter)
         self.assertGreaterEqual(meter["p99_gap_us"], 4000, meter)
         self.assertLess(meter["p99_gap_us"], meter["max_gap_us"], meter)
+        # asleep: the loop was held, but not by work
+        self.assertLess(meter["gap_cpu_us"], 40000, meter)
+        meter = host.gap_meter("reset")
+        host.call({"cmd": "stall", "ms": 80, "busy": True}, timeout=60)
+        deadline = time.monotonic() + 120
+        while host.gap_meter("read")["ticks"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        meter = host.gap_meter("read")
+        self.assertGreaterEqual(meter["max_gap_us"], 80000, meter)
+        self.assertGreaterEqual(meter["gap_cpu_us"], 80000, meter)
+        self.assertGreaterEqual(meter["max_cpu_us"], 80000, meter)
+        self.assertLessEqual(meter["gap_cpu_us"] + meter["gap_wait_us"], meter["max_gap_us"] + 5000, meter)
         err = host.call({"cmd": "stall", "ms": 10001}, expect_error=True)
         self.assertIn("0 to 10000", err["message"])
         meter = host.gap_meter("reset")
