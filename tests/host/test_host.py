@@ -661,6 +661,30 @@ class PluginTest(HostTestCase):
         self.finish(host)
 
 
+    def test_slow_dispatch(self):
+        host = self.start_ht(env={"WABIZ_HOST_SLOW_MS": "30"})
+        host.wait_for("signed-on", timeout=60)
+        host.command("cust", "/htslow 5")
+        host.command("cust", "/htslow 60")
+        slow = host.wait_for("slow-dispatch", timeout=60)
+        self.assertEqual(slow["kind"], "timeout")
+        self.assertTrue(slow["module"].endswith("libhosttest.so"), slow)
+        self.assertGreaterEqual(slow["wall_us"], 60000, slow)
+        self.assertLess(slow["cpu_us"], slow["wall_us"], slow)  # asleep
+        out = subprocess.run(["addr2line", "-f", "-e", slow["module"], slow["offset"]],
+                             capture_output=True, text=True)
+        if out.returncode == 0 and "??" not in out.stdout:
+            self.assertEqual(out.stdout.splitlines()[0], "ht_slow_fired", out.stdout)
+        host.expect_none("slow-dispatch", 0.5)  # the 5 ms one is not reported
+        self.finish(host)
+
+        host = self.start_ht()  # off without the variable
+        host.wait_for("signed-on", timeout=60)
+        host.command("cust", "/htslow 60")
+        host.expect_none("slow-dispatch", 1.0)
+        self.finish(host)
+
+
 class ValgrindTest(HostTestCase):
     """A short session under valgrind: no invalid access, no definite leak
     outside the suppressions (valgrind.supp)."""
