@@ -27,23 +27,32 @@ the machine. Scenarios:
             of --campaign-rates sends/s (the simulator's throughput limit, 50
             ms answers, as bench/campaign.py); measured from the
             confirmation to "Campaign finished".
+  pidgin    for reference, Pidgin 2.14 under Xvfb (xvfb-run) with the
+            plugin, signed on to the simulator, during ingest as above: the
+            gap meter is bench/gap-preload.c in LD_PRELOAD (compiled here
+            with cc), which writes each second's largest gap and p99.
 
-    bench/responsiveness.py [--build build] [--only ingest,history,campaign]
+    bench/responsiveness.py [--build build] [--only ingest,history,campaign,pidgin]
                             [--rate 1000] [--seconds 20] [--history 20000]
                             [--convs 50] [--per-conv 100]
                             [--campaign-rates 80,1000] [--campaign-seconds 20]
                             [--perf SCENARIO]
 
---perf SCENARIO records that scenario's host with `perf record -g`
-(perf-responsiveness-SCENARIO.data in the current directory). Not a test:
-it prints figures and the machine.
+Callbacks that hold the loop 15 ms or more are named (wabiz-host's
+WABIZ_HOST_SLOW_MS, resolved with addr2line). --perf SCENARIO records that
+scenario's host with `perf record --call-graph dwarf -k mono`
+(perf-responsiveness-SCENARIO.data in the current directory) and prints the
+monotonic start of the slowest callbacks, to pick their samples out of
+`perf script`. Not a test: it prints figures and the machine.
 """
 
 import argparse
 import csv
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -61,6 +70,8 @@ from hostctl import Host, contains, has, regex  # noqa: E402
 from simctl import DEFAULT_APP_SECRET, Sim, wait_until  # noqa: E402
 
 RECV = {"event": "write", "flags": has("recv")}
+SLOW_MS = 15  # wabiz-host reports callbacks that hold the loop this long
+PERF_NOTES = False
 HISTORY = {"event": "write", "flags": has("no-linkify")}
 
 
@@ -88,12 +99,13 @@ class Run:
         opts.update(self.extra_options)
         wrapper = ()
         if perf:
-            wrapper = ("perf", "record", "-g", "-F", "999", "-o", "perf-responsiveness-%s.data" % self.name, "--")
+            wrapper = ("perf", "record", "--call-graph", "dwarf,8192", "-k", "mono", "-F", "300", "-o", "perf-responsiveness-%s.data" % self.name, "--")
         self.host = Host()
         self.host.start(binary=os.path.join(self.build, "tests", "host", "wabiz-host"),
                         plugin_dir=os.path.join(self.build, "plugin", "purple", "test"), user_dir=self.user_dir,
                         account=self.sim.pnid, password=self.sim.token, options=opts,
-                        env={"WABIZ_RECEIVER": self.receiver, "WABIZ_TEST_HOOKS": "1"}, wrapper=wrapper,
+                        env={"WABIZ_RECEIVER": self.receiver, "WABIZ_TEST_HOOKS": "1",
+                             "WABIZ_HOST_SLOW_MS": str(SLOW_MS)}, wrapper=wrapper,
                         timeout=60)
         notice = self.host.wait_for({"event": "write", "message": lambda m: "webhook receiver listens on" in m},
                                     timeout=120)
@@ -122,11 +134,41 @@ class Run:
         shutil.rmtree(self.user_dir, True)
 
 
-def row(scenario, idle, busy, note):
-    print("| %s | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f | %s | %s |" % (
+_names = {}
+
+
+def function_name(event):
+    """The slow callback's function: addr2line on its module and offset."""
+    key = (event.get("module"), event.get("offset"))
+    if key not in _names:
+        name = event.get("nearest_symbol") or "?"
+        if key[0] and key[1]:
+            out = subprocess.run(["addr2line", "-f", "-e", key[0], key[1]], capture_output=True, text=True)
+            if out.returncode == 0 and out.stdout and not out.stdout.startswith("??"):
+                name = out.stdout.split()[0]
+        _names[key] = "%s (%s)" % (name, os.path.basename(key[0] or "?"))
+    return _names[key]
+
+
+def slow_dispatches(host, since):
+    """The callbacks that held the loop SLOW_MS or more since SINCE
+    (time.monotonic()): "N: function cpu/wall ms, ..." by CPU time."""
+    events = [e for e in host.events("slow-dispatch") if e["_t"] >= since]
+    events.sort(key=lambda e: e["cpu_us"], reverse=True)
+    if PERF_NOTES:
+        for e in events[:5]:
+            # with --perf: where to look in the profile (perf record -k mono)
+            print("#   slow callback %s: start %.6f s (monotonic), %.1f ms CPU, %.1f ms wall"
+                  % (function_name(e), e["start_us"] / 1e6, ms(e["cpu_us"]), ms(e["wall_us"])))
+    return "%d%s" % (len(events), "".join("; %s %.1f/%.1f" % (function_name(e), ms(e["cpu_us"]), ms(e["wall_us"]))
+                                          for e in events[:3]))
+
+
+def row(scenario, idle, busy, note, slow):
+    print("| %s | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f | %s | %s | %s |" % (
         scenario, ms(idle["max_gap_us"]), ms(idle["p99_gap_us"]), ms(busy["max_gap_us"]),
         ms(busy["p99_gap_us"]), ms(busy["gap_cpu_us"]), ms(busy["gap_wait_us"]), ms(busy["max_cpu_us"]),
-        "yes" if busy["max_gap_us"] <= 20000 else "**no**", note), flush=True)
+        slow, "yes" if busy["max_gap_us"] <= 20000 else "**no**", note), flush=True)
 
 
 def ingest(args):
@@ -135,6 +177,7 @@ def ingest(args):
         host = run.start_host(args.perf == "ingest")
         idle = run.idle()
         host.gap_meter("reset")
+        since = time.monotonic()
         cmd = [os.path.join(run.build, "bench", "loadgen"), "--url", run.url, "--secret", DEFAULT_APP_SECRET,
                "--pnid", run.sim.pnid, "--waba", run.sim.waba_id, "--connections", "16",
                "--rate", str(args.rate), "--seconds", str(args.seconds)]
@@ -153,7 +196,8 @@ def ingest(args):
         run.quit_host()
         row("ingest at %d/s for %g s (1 customer, 16 connections)" % (args.rate, args.seconds), idle, busy,
             "%d accepted (%s/s, p99 %s ms), %d shown" % (accepted, figures.get("accepted_per_s", "?"),
-                                                        figures.get("p99_ms", "?"), shown[0]))
+                                                        figures.get("p99_ms", "?"), shown[0]),
+            slow_dispatches(host, since))
     finally:
         run.close()
 
@@ -182,6 +226,7 @@ def history(args):
         host = run.start_host(args.perf == "history")
         idle = run.idle()
         host.gap_meter("reset")
+        since = time.monotonic()
         host.focus(long_one, timeout=60)
         host.wait_for(dict(HISTORY, conv=long_one), timeout=120)
         wait_until(lambda: len(host.events(dict(HISTORY, conv=long_one))) >= 20, timeout=120, interval=0.1,
@@ -189,18 +234,24 @@ def history(args):
         time.sleep(0.5)
         one = host.gap_meter("read")
         row("history: one conversation opened (%d stored messages)" % args.history, idle, one,
-            "%d history lines" % len(host.events(dict(HISTORY, conv=long_one))))
+            "%d history lines" % len(host.events(dict(HISTORY, conv=long_one))), slow_dispatches(host, since))
 
         host.gap_meter("reset")
+        since = time.monotonic()
         for conv in others:
             host.send({"cmd": "focus", "conv": conv})
-        expected = 20 * len(others) if args.per_conv >= 20 else args.per_conv * len(others)
-        wait_until(lambda: len(host.events(HISTORY)) - 20 >= expected, timeout=300, interval=0.2,
+        expected = min(20, args.per_conv) * len(others)
+        wanted = set(others)
+
+        def history_lines():
+            return len([e for e in host.events(HISTORY) if e.get("conv") in wanted])
+
+        wait_until(lambda: history_lines() >= expected, timeout=300, interval=0.2,
                    what="%d history lines" % expected)
         time.sleep(0.5)
         many = host.gap_meter("read")
         row("history: %d conversations opened at once (%d stored messages each)" % (len(others), args.per_conv),
-            idle, many, "%d history lines" % (len(host.events(HISTORY)) - 20))
+            idle, many, "%d history lines" % history_lines(), slow_dispatches(host, since))
         run.quit_host()
     finally:
         run.close()
@@ -226,7 +277,7 @@ def campaign(args, rate):
             raise SystemExit("/notify: %r" % result)
         ask = host.wait_for({"event": "request", "kind": "action", "title": "Send notification"}, timeout=120)
         host.gap_meter("reset")
-        t0 = time.monotonic()
+        t0 = since = time.monotonic()
         host.answer(ask["id"], action=0)
         host.wait_for({"event": "write", "conv": regex("^Campaign [0-9a-f]{8}: "),
                        "message": contains("Campaign finished")}, timeout=recipients / rate * 4 + 120)
@@ -235,15 +286,99 @@ def campaign(args, rate):
         sent = len([m for m in run.sim.sent() if m["type"] == "template"])
         run.quit_host()
         row("campaign at %d/s (%d recipients)" % (rate, recipients), idle, busy,
-            "%d sent in %.1f s (%.0f/s)" % (sent, wall, sent / wall))
+            "%d sent in %.1f s (%.0f/s)" % (sent, wall, sent / wall), slow_dispatches(host, since))
     finally:
+        run.close()
+
+
+def receiver_pending(run):
+    out = subprocess.run([run.receiver, "--dir", os.path.join(run.user_dir, "wabiz", "receiver"), "--status"],
+                         capture_output=True, text=True, timeout=60)
+    return sum(a["pending"] for a in json.loads(out.stdout)["accounts"]) if out.returncode == 0 else None
+
+
+def gap_lines(path, start, end):
+    """The gap-preload lines of seconds that lie within [start, end]:
+    (largest gap, p99) in µs."""
+    rows = []
+    with open(path) as f:
+        for line in f:
+            t, largest, p99, _ = line.split()
+            if start + 1 <= float(t) <= end:
+                rows.append((int(largest), int(p99)))
+    return rows
+
+
+def pidgin(args):
+    """Pidgin under Xvfb with the plugin (signed on to the simulator) and
+    bench/gap-preload.c in LD_PRELOAD: idle, then ingest as in ingest()."""
+    if shutil.which("pidgin") is None or shutil.which("xvfb-run") is None:
+        print("# pidgin: not measured (pidgin or xvfb-run is missing)")
+        return
+    run = Run(args, "pidgin")
+    proc = None
+    try:
+        preload = os.path.join(run.user_dir, "gap-preload.so")
+        glib = subprocess.run(["pkg-config", "--cflags", "--libs", "glib-2.0"], capture_output=True, text=True,
+                              check=True).stdout.split()
+        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", preload, os.path.join(HERE, "gap-preload.c")] + glib,
+                       check=True)
+        # the host creates the account (password remembered), the store and
+        # its key file, and starts the receiver, which stays running
+        run.start_host()
+        run.quit_host()
+        run.host = None
+        os.makedirs(os.path.join(run.user_dir, "plugins"), exist_ok=True)
+        os.symlink(os.path.join(run.build, "plugin", "purple", "test", "libwabiz.so"),
+                   os.path.join(run.user_dir, "plugins", "libwabiz.so"))
+        gap_file = os.path.join(run.user_dir, "gap.txt")
+        env = dict(os.environ, LD_PRELOAD=preload, WABIZ_GAP_FILE=gap_file, WABIZ_RECEIVER=run.receiver,
+                   WABIZ_TEST_HOOKS="1", DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent", NO_AT_BRIDGE="1")
+        with open(os.path.join(run.user_dir, "pidgin.log"), "w") as log:
+            proc = subprocess.Popen(["xvfb-run", "-a", "pidgin", "-c", run.user_dir, "-l", run.sim.pnid],
+                                    env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        # signed on and applying: one message is acknowledged
+        run.sim.webhook(url=run.url, app_secret=DEFAULT_APP_SECRET, retry_base_ms=100)
+        run.sim.inbound_bulk(["4915%09d" % 300000000], 1, text="hello {n}")
+        wait_until(lambda: os.path.exists(gap_file) and receiver_pending(run) == 0, timeout=120, interval=0.5,
+                   what="Pidgin signed on and applying")
+        time.sleep(2)
+        idle_start = time.monotonic()
+        time.sleep(args.idle + 1)
+        idle_end = busy_start = time.monotonic()
+        cmd = [os.path.join(run.build, "bench", "loadgen"), "--url", run.url, "--secret", DEFAULT_APP_SECRET,
+               "--pnid", run.sim.pnid, "--waba", run.sim.waba_id, "--connections", "16",
+               "--rate", str(args.rate), "--seconds", str(args.seconds)]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds * 10 + 120)
+        figures = dict(kv.split("=", 1) for kv in out.stdout.split())
+        wait_until(lambda: receiver_pending(run) == 0, timeout=600, interval=0.5, what="every event shown")
+        time.sleep(1.5)
+        busy_end = time.monotonic()
+        idle = gap_lines(gap_file, idle_start, idle_end)
+        busy = gap_lines(gap_file, busy_start, busy_end)
+        if not idle or not busy:
+            raise SystemExit("pidgin: no gap lines (%s)" % gap_file)
+        largest = max(g for g, _ in busy)
+        print("| Pidgin 2.14 under Xvfb: ingest at %d/s for %g s | %.1f / %.1f | %.1f / %.1f (p99: the worst "
+              "second's) | n/a | n/a | n/a | %s | %s accepted (%s/s, p99 %s ms), all acknowledged (shown) |" % (
+                  args.rate, args.seconds, ms(max(g for g, _ in idle)), ms(max(p for _, p in idle)), ms(largest),
+                  ms(max(p for _, p in busy)), "yes" if largest <= 20000 else "**no**", figures.get("accepted"),
+                  figures.get("accepted_per_s"), figures.get("p99_ms")), flush=True)
+    finally:
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         run.close()
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build", default=os.path.join(SRC, "build"))
-    parser.add_argument("--only", default="ingest,history,campaign")
+    parser.add_argument("--only", default="ingest,history,campaign,pidgin")
     parser.add_argument("--idle", type=float, default=5, help="seconds measured idle before each scenario")
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20)
@@ -255,12 +390,15 @@ def main():
     parser.add_argument("--perf", choices=("ingest", "history", "campaign"))
     args = parser.parse_args()
     only = args.only.split(",")
+    global PERF_NOTES
+    PERF_NOTES = args.perf is not None
     print("# bench/responsiveness.py, %s UTC" % time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
     print("# machine: %s" % machine())
     print("| scenario | idle: largest gap / p99 (ms) | busy: largest gap / p99 (ms) "
           "| in the largest gap: main thread's CPU / waiting for a core (ms) | most CPU between two ticks (ms) "
-          "| largest gap within 20 ms | what was done |")
-    print("|---|---|---|---|---|---|---|")
+          "| callbacks held %d ms or more: count; the longest by CPU, CPU/wall ms "
+          "| largest gap within 20 ms | what was done |" % SLOW_MS)
+    print("|---|---|---|---|---|---|---|---|")
     if "ingest" in only:
         ingest(args)
     if "history" in only:
@@ -268,6 +406,8 @@ def main():
     if "campaign" in only:
         for rate in [int(n) for n in args.campaign_rates.split(",")]:
             campaign(args, rate)
+    if "pidgin" in only:
+        pidgin(args)
     print("# load after: %.1f %.1f %.1f" % os.getloadavg())
 
 

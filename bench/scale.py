@@ -100,6 +100,8 @@ def main():
                         "before/after figure); the host, receiver, simulator and scale-store come from --build")
     parser.add_argument("--close-convs", action="store_true",
                         help="close the conversations after each step (libpurple frees their lines)")
+    parser.add_argument("--slow-ms", type=int, default=0,
+                        help="report the host's callbacks that held the main loop this long (WABIZ_HOST_SLOW_MS)")
     parser.add_argument("--keep", metavar="DIR",
                         help="build the store in DIR and keep it; a later run with the same DIR reuses it")
     args = parser.parse_args()
@@ -120,7 +122,8 @@ def main():
                 options={"api_base_url": sim.base_url + "/v25.0", "http_timeout": 10,
                          "app_secret": DEFAULT_APP_SECRET, "verify_token": "bench-verify-token",
                          "webhook_port": 0},
-                env={"WABIZ_RECEIVER": receiver, "WABIZ_TEST_HOOKS": "1"}, timeout=60)
+                env=dict({"WABIZ_RECEIVER": receiver, "WABIZ_TEST_HOOKS": "1"},
+                         **({"WABIZ_HOST_SLOW_MS": str(args.slow_ms)} if args.slow_ms else {})), timeout=60)
         return h
 
     print("# bench/scale.py, %s UTC" % time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
@@ -177,10 +180,19 @@ def main():
                 done += count
                 wait_until(lambda: lines_shown() >= done, timeout=3600 * 4, interval=1, what="%d lines" % done)
                 rss.append((done, rss_kib(second.proc.pid)))
-                step_gap = second.gap_meter("read")["max_gap_us"]
+                step_gap = second.gap_meter("read")
                 second.gap_meter("reset")
                 print("| RSS after %d more messages applied (largest main-loop gap of the step) | %.1f MiB (%.1f ms) |"
-                      % (done, rss[-1][1] / 1024.0, step_gap / 1000.0), flush=True)
+                      % (done, rss[-1][1] / 1024.0, step_gap["max_gap_us"] / 1000.0), flush=True)
+                if "gap_cpu_us" in step_gap:
+                    print("#   in that gap: main thread CPU %.1f ms, waiting for a core %.1f ms; most CPU between "
+                          "two ticks %.1f ms" % (step_gap["gap_cpu_us"] / 1000.0, step_gap["gap_wait_us"] / 1000.0,
+                                                 step_gap["max_cpu_us"] / 1000.0), flush=True)
+                slow = second.consume_all("slow-dispatch")
+                for e in sorted(slow, key=lambda e: e["wall_us"], reverse=True)[:5]:
+                    print("#   slow callback: %s+%s (%s), %.1f ms wall, %.1f ms CPU"
+                          % (os.path.basename(e.get("module", "?")), e.get("offset"), e.get("nearest_symbol"),
+                             e["wall_us"] / 1000.0, e["cpu_us"] / 1000.0), flush=True)
                 if args.close_convs:
                     # libpurple keeps every line of an open conversation
                     # (its message history): closed, they are freed

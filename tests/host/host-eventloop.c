@@ -61,6 +61,7 @@ slow_report(const char *kind, gpointer func, gint64 wall_start, gint64 cpu_start
 		host_add_string(b, "offset", offset);
 		host_add_string(b, "nearest_symbol", info.dli_sname);
 	}
+	host_add_int(b, "start_us", wall_start); /* g_get_monotonic_time(): perf record -k mono */
 	host_add_int(b, "wall_us", wall);
 	host_add_int(b, "cpu_us", thread_cpu_us() - cpu_start);
 	host_event_emit(b);
