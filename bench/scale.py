@@ -14,6 +14,11 @@ STEP messages.
 
     bench/scale.py [--build build] [--customers 100000] [--messages 1000000]
                    [--buddies 5000] [--more 100000] [--step 25000]
+                   [--close-convs] [--slow-ms 15] [--keep DIR]
+
+Each step also prints its largest main-loop gap (split into the main
+thread's CPU time and its wait for a core) and, with --slow-ms, the
+callbacks that held the loop that long.
 """
 
 import argparse
@@ -34,6 +39,7 @@ sys.path.insert(0, HERE)
 
 from apply import machine  # noqa: E402
 from hostctl import Host, has  # noqa: E402
+from responsiveness import function_name  # noqa: E402
 from simctl import DEFAULT_APP_SECRET, Sim, wait_until  # noqa: E402
 
 
@@ -190,9 +196,8 @@ def main():
                                                  step_gap["max_cpu_us"] / 1000.0), flush=True)
                 slow = second.consume_all("slow-dispatch")
                 for e in sorted(slow, key=lambda e: e["wall_us"], reverse=True)[:5]:
-                    print("#   slow callback: %s+%s (%s), %.1f ms wall, %.1f ms CPU"
-                          % (os.path.basename(e.get("module", "?")), e.get("offset"), e.get("nearest_symbol"),
-                             e["wall_us"] / 1000.0, e["cpu_us"] / 1000.0), flush=True)
+                    print("#   slow callback: %s, %.1f ms wall, %.1f ms CPU"
+                          % (function_name(e), e["wall_us"] / 1000.0, e["cpu_us"] / 1000.0), flush=True)
                 if args.close_convs:
                     # libpurple keeps every line of an open conversation
                     # (its message history): closed, they are freed
