@@ -14,6 +14,11 @@ STEP messages.
 
     bench/scale.py [--build build] [--customers 100000] [--messages 1000000]
                    [--buddies 5000] [--more 100000] [--step 25000]
+                   [--close-convs] [--slow-ms 15] [--keep DIR]
+
+Each step also prints its largest main-loop gap (split into the main
+thread's CPU time and its wait for a core) and, with --slow-ms, the
+callbacks that held the loop that long.
 """
 
 import argparse
@@ -34,6 +39,7 @@ sys.path.insert(0, HERE)
 
 from apply import machine  # noqa: E402
 from hostctl import Host, has  # noqa: E402
+from responsiveness import function_name  # noqa: E402
 from simctl import DEFAULT_APP_SECRET, Sim, wait_until  # noqa: E402
 
 
@@ -100,6 +106,8 @@ def main():
                         "before/after figure); the host, receiver, simulator and scale-store come from --build")
     parser.add_argument("--close-convs", action="store_true",
                         help="close the conversations after each step (libpurple frees their lines)")
+    parser.add_argument("--slow-ms", type=int, default=0,
+                        help="report the host's callbacks that held the main loop this long (WABIZ_HOST_SLOW_MS)")
     parser.add_argument("--keep", metavar="DIR",
                         help="build the store in DIR and keep it; a later run with the same DIR reuses it")
     args = parser.parse_args()
@@ -120,7 +128,8 @@ def main():
                 options={"api_base_url": sim.base_url + "/v25.0", "http_timeout": 10,
                          "app_secret": DEFAULT_APP_SECRET, "verify_token": "bench-verify-token",
                          "webhook_port": 0},
-                env={"WABIZ_RECEIVER": receiver, "WABIZ_TEST_HOOKS": "1"}, timeout=60)
+                env=dict({"WABIZ_RECEIVER": receiver, "WABIZ_TEST_HOOKS": "1"},
+                         **({"WABIZ_HOST_SLOW_MS": str(args.slow_ms)} if args.slow_ms else {})), timeout=60)
         return h
 
     print("# bench/scale.py, %s UTC" % time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
@@ -162,16 +171,35 @@ def main():
                 url = re.search(r"listens on (http://127\.0\.0\.1:\d+/[^\s<]*)", notice["message"]).group(1)
             sim.webhook(url=url, app_secret=DEFAULT_APP_SECRET, retry_base_ms=100)
             customers = ["4916%09d" % (100000000 + i) for i in range(16)]
+            second.gap_meter("reset")
             done = 0
+            seen = [0, 0, 0]  # lines counted, events scanned for them, for slow callbacks
+
+            def lines_shown():
+                count, seen[1] = second.count_since(seen[1], {"event": "write", "flags": has("recv")})
+                seen[0] += count
+                return seen[0]
+
             while done < args.more:
                 count = min(args.step, args.more - done)
                 sim.inbound_bulk(customers, count, text="more {n}", first=done)
                 done += count
-                wait_until(lambda: len(second.events({"event": "write", "flags": has("recv")})) >= done,
-                           timeout=3600, interval=1, what="%d lines" % done)
+                wait_until(lambda: lines_shown() >= done, timeout=3600 * 4, interval=1, what="%d lines" % done)
                 rss.append((done, rss_kib(second.proc.pid)))
-                print("| RSS after %d more messages applied | %.1f MiB |" % (done, rss[-1][1] / 1024.0),
-                      flush=True)
+                step_gap = second.gap_meter("read")
+                second.gap_meter("reset")
+                print("| RSS after %d more messages applied (largest main-loop gap of the step) | %.1f MiB (%.1f ms) |"
+                      % (done, rss[-1][1] / 1024.0, step_gap["max_gap_us"] / 1000.0), flush=True)
+                if "gap_cpu_us" in step_gap:
+                    print("#   in that gap: main thread CPU %.1f ms, waiting for a core %.1f ms; most CPU between "
+                          "two ticks %.1f ms" % (step_gap["gap_cpu_us"] / 1000.0, step_gap["gap_wait_us"] / 1000.0,
+                                                 step_gap["max_cpu_us"] / 1000.0), flush=True)
+                # only the new events: a scan of every event holds the
+                # reader, and the host, writing its events, would wait
+                slow, seen[2] = second.events_since(seen[2], "slow-dispatch")
+                for e in sorted(slow, key=lambda e: e["wall_us"], reverse=True)[:5]:
+                    print("#   slow callback: %s, %.1f ms wall, %.1f ms CPU"
+                          % (function_name(e), e["wall_us"] / 1000.0, e["cpu_us"] / 1000.0), flush=True)
                 if args.close_convs:
                     # libpurple keeps every line of an open conversation
                     # (its message history): closed, they are freed

@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 /* Deeper input is refused before json-glib sees it (it recurses). */
 #define HOST_MAX_JSON_DEPTH 64
@@ -814,22 +816,92 @@ cmd_search_button(const HostCmd *cmd)
  * that held it, from the plugin or libpurple). Off until asked. */
 #define GAP_METER_INTERVAL_MS 5
 
+/* intervals kept for the percentile: an hour of ticks at most */
+#define GAP_METER_KEPT (3600 * 1000 / GAP_METER_INTERVAL_MS)
+
 static struct {
 	guint timer;
 	gint64 last;    /* monotonic time of the last tick, µs */
 	gint64 max_gap; /* µs */
 	gint64 ticks;
-} gap_meter;
+	GArray *intervals; /* gint64 µs between two ticks, since the start */
+	/* what the main thread did between two ticks, µs: its CPU time and
+	 * its time waiting for a core (the kernel's run-queue delay) */
+	gint64 last_cpu, last_wait;
+	gint64 gap_cpu, gap_wait; /* in the largest gap */
+	gint64 max_cpu;           /* the most CPU time between two ticks */
+	int schedstat;            /* /proc/thread-self/schedstat, -1 if none */
+} gap_meter = { .schedstat = -1 };
+
+/* The main thread's CPU time and run-queue delay so far, µs (the delay
+ * stays 0 without the kernel's schedstat). */
+static void
+gap_meter_thread_times(gint64 *cpu, gint64 *wait)
+{
+	struct timespec ts;
+	char buf[128];
+	ssize_t n;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	*cpu = (gint64)ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
+	*wait = 0;
+	if (gap_meter.schedstat >= 0 &&
+	    (n = pread(gap_meter.schedstat, buf, sizeof buf - 1, 0)) > 0) {
+		char *field;
+
+		buf[n] = '\0';
+		/* "<on cpu ns> <waiting on a run queue ns> <timeslices>" */
+		field = strchr(buf, ' ');
+		if (field != NULL)
+			*wait = g_ascii_strtoll(field + 1, NULL, 10) / 1000;
+	}
+}
 
 static gboolean
 gap_meter_tick(gpointer data)
 {
 	gint64 now = g_get_monotonic_time();
+	gint64 gap = now - gap_meter.last;
+	gint64 cpu, wait;
 
-	gap_meter.max_gap = MAX(gap_meter.max_gap, now - gap_meter.last);
+	gap_meter_thread_times(&cpu, &wait);
+	if (gap > gap_meter.max_gap) {
+		gap_meter.max_gap = gap;
+		gap_meter.gap_cpu = cpu - gap_meter.last_cpu;
+		gap_meter.gap_wait = wait - gap_meter.last_wait;
+	}
+	gap_meter.max_cpu = MAX(gap_meter.max_cpu, cpu - gap_meter.last_cpu);
+	gap_meter.last_cpu = cpu;
+	gap_meter.last_wait = wait;
 	gap_meter.last = now;
 	gap_meter.ticks++;
+	if (gap_meter.intervals->len < GAP_METER_KEPT)
+		g_array_append_val(gap_meter.intervals, gap);
 	return G_SOURCE_CONTINUE;
+}
+
+static gint
+compare_gint64(gconstpointer a, gconstpointer b)
+{
+	gint64 x = *(const gint64 *)a, y = *(const gint64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The 99th percentile of the intervals between ticks (nearest rank), µs;
+ * 0 before the second tick. */
+static gint64
+gap_meter_p99(void)
+{
+	g_autoptr(GArray) sorted = NULL;
+	guint rank;
+
+	if (gap_meter.intervals == NULL || gap_meter.intervals->len == 0)
+		return 0;
+	sorted = g_array_copy(gap_meter.intervals);
+	g_array_sort(sorted, compare_gint64);
+	rank = (sorted->len * 99 + 99) / 100; /* ceil(len * 0.99), 1-based */
+	return g_array_index(sorted, gint64, rank - 1);
 }
 
 static void
@@ -844,9 +916,19 @@ cmd_gap_meter(const HostCmd *cmd)
 		if (gap_meter.timer == 0)
 			gap_meter.timer =
 			        g_timeout_add(GAP_METER_INTERVAL_MS, gap_meter_tick, NULL);
+		if (gap_meter.schedstat < 0)
+			gap_meter.schedstat =
+			        open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
 		gap_meter.last = g_get_monotonic_time();
+		gap_meter_thread_times(&gap_meter.last_cpu, &gap_meter.last_wait);
 		gap_meter.max_gap = 0;
+		gap_meter.gap_cpu = 0;
+		gap_meter.gap_wait = 0;
+		gap_meter.max_cpu = 0;
 		gap_meter.ticks = 0;
+		if (gap_meter.intervals == NULL)
+			gap_meter.intervals = g_array_new(FALSE, FALSE, sizeof(gint64));
+		g_array_set_size(gap_meter.intervals, 0);
 	} else if (strcmp(action, "stop") == 0) {
 		if (gap_meter.timer != 0)
 			g_source_remove(gap_meter.timer);
@@ -860,7 +942,40 @@ cmd_gap_meter(const HostCmd *cmd)
 	host_add_int(b, "interval_ms", GAP_METER_INTERVAL_MS);
 	host_add_int(b, "max_gap_us", gap_meter.max_gap);
 	host_add_int(b, "ticks", gap_meter.ticks);
+	host_add_int(b, "p99_gap_us", gap_meter_p99());
+	host_add_int(b, "gap_cpu_us", gap_meter.gap_cpu);
+	host_add_int(b, "gap_wait_us", gap_meter.gap_wait);
+	host_add_bool(b, "wait_known", gap_meter.schedstat >= 0);
+	host_add_int(b, "max_cpu_us", gap_meter.max_cpu);
 	host_event_emit(b);
+}
+
+/* Holds the main loop for "ms" milliseconds (a known stall, for the gap
+ * meter's own test): asleep, or with "busy" true computing until the main
+ * thread has used that much CPU time. */
+static void
+cmd_stall(const HostCmd *cmd)
+{
+	gint64 ms;
+	gboolean busy = json_object_get_boolean_member_with_default(cmd->obj, "busy", FALSE);
+
+	if (!arg_int(cmd, "ms", 0, &ms))
+		return;
+	if (ms < 0 || ms > 10000) {
+		host_cmd_error(cmd, "ms must be 0 to 10000");
+		return;
+	}
+	if (busy) {
+		gint64 start, now, wait;
+
+		gap_meter_thread_times(&start, &wait);
+		do
+			gap_meter_thread_times(&now, &wait);
+		while (now - start < ms * 1000);
+	} else {
+		g_usleep((gulong)ms * 1000);
+	}
+	host_cmd_ok(cmd);
 }
 
 static void
@@ -904,6 +1019,7 @@ static const struct {
 	{ "close_notify", cmd_close_notify },
 	{ "search_button", cmd_search_button },
 	{ "gap_meter", cmd_gap_meter },
+	{ "stall", cmd_stall },
 	{ "quit", cmd_quit },
 };
 
@@ -1050,6 +1166,11 @@ host_commands_stop(void)
 	if (gap_meter.timer != 0) {
 		g_source_remove(gap_meter.timer);
 		gap_meter.timer = 0;
+	}
+	g_clear_pointer(&gap_meter.intervals, g_array_unref);
+	if (gap_meter.schedstat >= 0) {
+		close(gap_meter.schedstat);
+		gap_meter.schedstat = -1;
 	}
 	if (in_watch != 0) {
 		g_source_remove(in_watch);

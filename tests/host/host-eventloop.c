@@ -2,11 +2,100 @@
  * GLib-based UI (Pidgin, Finch) provides them. */
 #include "host.h"
 
+#include <dlfcn.h>
+#include <time.h>
+
 typedef struct {
 	PurpleInputFunction func;
 	gpointer data;
 	PurpleInputCondition wanted;
 } HostInput;
+
+/* ---- slow dispatches (bench only) ---------------------------------------
+ * With WABIZ_HOST_SLOW_MS=N in the environment, every libpurple timeout
+ * or input callback (the plugin's timers and sockets all come through
+ * these ops) that holds the main loop N ms or more is reported as a
+ * "slow-dispatch" event: its kind, its function (module, offset in it for
+ * addr2line, the nearest exported symbol) and its wall and CPU time. */
+
+static gint64
+slow_ms(void)
+{
+	static gint64 ms = -1;
+
+	if (ms < 0) {
+		const char *env = g_getenv("WABIZ_HOST_SLOW_MS");
+
+		ms = env != NULL ? g_ascii_strtoll(env, NULL, 10) : 0;
+		if (ms < 0)
+			ms = 0;
+	}
+	return ms;
+}
+
+static gint64
+thread_cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (gint64)ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+static void
+slow_report(const char *kind, gpointer func, gint64 wall_start, gint64 cpu_start)
+{
+	gint64 wall = g_get_monotonic_time() - wall_start;
+	Dl_info info = { 0 };
+	JsonBuilder *b;
+	char offset[32];
+
+	if (wall < slow_ms() * 1000)
+		return;
+	b = host_event_new("slow-dispatch");
+	host_add_string(b, "kind", kind);
+	if (dladdr(func, &info) != 0 && info.dli_fname != NULL) {
+		host_add_string(b, "module", info.dli_fname);
+		g_snprintf(offset, sizeof offset, "0x%" G_GINTPTR_MODIFIER "x",
+		           (guintptr)func - (guintptr)info.dli_fbase);
+		host_add_string(b, "offset", offset);
+		host_add_string(b, "nearest_symbol", info.dli_sname);
+	}
+	host_add_int(b, "start_us", wall_start); /* g_get_monotonic_time(): perf record -k mono */
+	host_add_int(b, "wall_us", wall);
+	host_add_int(b, "cpu_us", thread_cpu_us() - cpu_start);
+	host_event_emit(b);
+}
+
+typedef struct {
+	GSourceFunc func;
+	gpointer data;
+} SlowTimeout;
+
+static gboolean
+slow_timeout_dispatch(gpointer user_data)
+{
+	SlowTimeout *t = user_data;
+	gint64 wall = g_get_monotonic_time();
+	gint64 cpu = thread_cpu_us();
+	gboolean again = t->func(t->data);
+
+	slow_report("timeout", (gpointer)t->func, wall, cpu);
+	return again;
+}
+
+static guint
+slow_timeout_add(gboolean seconds, guint interval, GSourceFunc function, gpointer data)
+{
+	SlowTimeout *t = g_new0(SlowTimeout, 1);
+
+	t->func = function;
+	t->data = data;
+	if (seconds)
+		return g_timeout_add_seconds_full(G_PRIORITY_DEFAULT, interval,
+		                                  slow_timeout_dispatch, t, g_free);
+	return g_timeout_add_full(G_PRIORITY_DEFAULT, interval, slow_timeout_dispatch, t, g_free);
+}
 
 #define HOST_READ_COND (G_IO_IN | G_IO_HUP | G_IO_ERR)
 #define HOST_WRITE_COND (G_IO_OUT | G_IO_HUP | G_IO_ERR)
@@ -23,8 +112,14 @@ input_dispatch(GIOChannel *source, GIOCondition condition, gpointer user_data)
 		cond |= PURPLE_INPUT_READ;
 	if ((input->wanted & PURPLE_INPUT_WRITE) && (condition & HOST_WRITE_COND))
 		cond |= PURPLE_INPUT_WRITE;
-	if (cond != 0)
+	if (cond != 0) {
+		gint64 wall = slow_ms() > 0 ? g_get_monotonic_time() : 0;
+		gint64 cpu = slow_ms() > 0 ? thread_cpu_us() : 0;
+
 		input->func(input->data, g_io_channel_unix_get_fd(source), cond);
+		if (slow_ms() > 0)
+			slow_report("input", (gpointer)input->func, wall, cpu);
+	}
 	return TRUE;
 }
 
@@ -55,12 +150,16 @@ host_input_add(int fd, PurpleInputCondition cond, PurpleInputFunction func, gpoi
 static guint
 host_timeout_add(guint interval, GSourceFunc function, gpointer data)
 {
+	if (slow_ms() > 0)
+		return slow_timeout_add(FALSE, interval, function, data);
 	return g_timeout_add(interval, function, data);
 }
 
 static guint
 host_timeout_add_seconds(guint interval, GSourceFunc function, gpointer data)
 {
+	if (slow_ms() > 0)
+		return slow_timeout_add(TRUE, interval, function, data);
 	return g_timeout_add_seconds(interval, function, data);
 }
 

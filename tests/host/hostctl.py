@@ -347,6 +347,20 @@ class Host:
         with self._cond:
             return [e for e in self._events if matches(e, match)]
 
+    def events_since(self, start, match=None):
+        """The events from index START on that match, and the index to
+        start from next time: a long run looks only at what is new, and
+        holds the reader (which a host writing events waits for) briefly."""
+        with self._cond:
+            end = len(self._events)
+            return [e for e in self._events[start:end] if matches(e, match)], end
+
+    def count_since(self, start, match=None):
+        """How many events from index START on match, and the index to
+        start from next time."""
+        events, end = self.events_since(start, match)
+        return len(events), end
+
     def unconsumed(self, match=None):
         """The unconsumed events that match, oldest first (not consumed)."""
         with self._cond:

@@ -138,6 +138,15 @@ search_pick(PurpleConnection *gc, GList *row, gpointer data)
 
 /* --- commands -------------------------------------------------------------- */
 
+/* /htslow MS: a libpurple timeout that holds the main loop MS milliseconds
+ * (the host's slow-dispatch report has to name it). */
+static gboolean
+ht_slow_fired(gpointer data)
+{
+	g_usleep((gulong)GPOINTER_TO_UINT(data) * 1000);
+	return G_SOURCE_REMOVE;
+}
+
 static PurpleCmdRet
 ht_cmd(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error, void *data)
 {
@@ -231,6 +240,11 @@ ht_cmd(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error, 
 		        PURPLE_MESSAGE_SEND | PURPLE_MESSAGE_REMOTE_SEND, time(NULL));
 	} else if (strcmp(cmd, "htnolog") == 0) {
 		purple_conversation_set_logging(conv, FALSE);
+	} else if (strcmp(cmd, "htslow") == 0) {
+		guint64 ms = 0;
+
+		g_ascii_string_to_unsigned(args[0] != NULL ? args[0] : "", 10, 0, 10000, &ms, NULL);
+		purple_timeout_add(0, ht_slow_fired, GUINT_TO_POINTER((guint)ms));
 	} else if (strcmp(cmd, "htfatal") == 0) {
 		purple_connection_error_reason(gc, PURPLE_CONNECTION_ERROR_AUTHENTICATION_FAILED,
 		                               "token refused");
@@ -336,8 +350,8 @@ static gboolean
 ht_load(PurplePlugin *plugin)
 {
 	static const char *const names[] = {
-		"htinput",  "htchoice",  "htaction", "htfields", "htfile",  "htfolder",
-		"htnotify", "htmessage", "htsearch", "htremote", "htnolog", "htfatal",
+		"htinput",   "htchoice", "htaction", "htfields", "htfile",  "htfolder", "htnotify",
+		"htmessage", "htsearch", "htremote", "htnolog",  "htfatal", "htslow",
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS(names); i++) {

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -420,6 +421,42 @@ class HostTest(HostTestCase):
         srv.wait_line(lambda line: line.startswith("QUIT"))
         self.assertEqual(host.invalid_lines(), [])
 
+    def test_gap_meter(self):
+        sock = closed_port_socket()
+        self.addCleanup(sock.close)
+        host = self.start(sock.getsockname()[1], no_enable=True)
+        meter = host.gap_meter("start")
+        self.assertEqual((meter["running"], meter["interval_ms"], meter["max_gap_us"], meter["p99_gap_us"]),
+                         (True, 5, 0, 0))
+        host.call({"cmd": "stall", "ms": 80}, timeout=60)
+        # two hundred ticks or more after the stall: it is the largest
+        # interval, and one in a hundred at most, so not the 99th percentile
+        deadline = time.monotonic() + 120
+        while host.gap_meter("read")["ticks"] < 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        meter = host.gap_meter("read")
+        self.assertGreaterEqual(meter["max_gap_us"], 80000, meter)
+        self.assertGreaterEqual(meter["p99_gap_us"], 4000, meter)
+        self.assertLess(meter["p99_gap_us"], meter["max_gap_us"], meter)
+        # asleep: the loop was held, but not by work
+        self.assertLess(meter["gap_cpu_us"], 40000, meter)
+        meter = host.gap_meter("reset")
+        host.call({"cmd": "stall", "ms": 80, "busy": True}, timeout=60)
+        deadline = time.monotonic() + 120
+        while host.gap_meter("read")["ticks"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        meter = host.gap_meter("read")
+        self.assertGreaterEqual(meter["max_gap_us"], 80000, meter)
+        self.assertGreaterEqual(meter["gap_cpu_us"], 80000, meter)
+        self.assertGreaterEqual(meter["max_cpu_us"], 80000, meter)
+        self.assertLessEqual(meter["gap_cpu_us"] + meter["gap_wait_us"], meter["max_gap_us"] + 5000, meter)
+        err = host.call({"cmd": "stall", "ms": 10001}, expect_error=True)
+        self.assertIn("0 to 10000", err["message"])
+        meter = host.gap_meter("reset")
+        self.assertEqual((meter["max_gap_us"], meter["p99_gap_us"], meter["ticks"]), (0, 0, 0))
+        self.assertFalse(host.gap_meter("stop")["running"])
+        self.assertEqual(host.quit(timeout=60), 0)
+
 
 class PluginTest(HostTestCase):
     """Requests, notifications and writes, driven through prpl-hosttest."""
@@ -621,6 +658,30 @@ class PluginTest(HostTestCase):
         host.wait_for("signed-off")
         host.enable()
         host.wait_for("signed-on")
+        self.finish(host)
+
+
+    def test_slow_dispatch(self):
+        host = self.start_ht(env={"WABIZ_HOST_SLOW_MS": "30"})
+        host.wait_for("signed-on", timeout=60)
+        host.command("cust", "/htslow 5")
+        host.command("cust", "/htslow 60")
+        slow = host.wait_for("slow-dispatch", timeout=60)
+        self.assertEqual(slow["kind"], "timeout")
+        self.assertTrue(slow["module"].endswith("libhosttest.so"), slow)
+        self.assertGreaterEqual(slow["wall_us"], 60000, slow)
+        self.assertLess(slow["cpu_us"], slow["wall_us"], slow)  # asleep
+        out = subprocess.run(["addr2line", "-f", "-e", slow["module"], slow["offset"]],
+                             capture_output=True, text=True)
+        if out.returncode == 0 and "??" not in out.stdout:
+            self.assertEqual(out.stdout.splitlines()[0], "ht_slow_fired", out.stdout)
+        host.expect_none("slow-dispatch", 0.5)  # the 5 ms one is not reported
+        self.finish(host)
+
+        host = self.start_ht()  # off without the variable
+        host.wait_for("signed-on", timeout=60)
+        host.command("cust", "/htslow 60")
+        host.expect_none("slow-dispatch", 1.0)
         self.finish(host)
 
 
