@@ -1150,3 +1150,12 @@ fail:
   /* still reported later, from the loop, as on success */
   wa_loop_timeout_add(loop, 0, work_failed, work);
 }
+
+void
+wa_crypt_wipe_free(char *text)
+{
+  if (text == NULL)
+    return;
+  sodium_memzero(text, strlen(text));
+  g_free(text);
+}

@@ -54,6 +54,8 @@ WaKey *wa_key_new_random(GError **error);
 WaKey *wa_key_from_bytes(const guint8 *bytes, gsize len, GError **error);
 WaKey *wa_key_copy(const WaKey *key);
 void wa_key_free(WaKey *key);
+/* Zeroes the string @text, then frees it; NULL is ignored. */
+void wa_crypt_wipe_free(char *text);
 /* The raw bytes (WA_CRYPT_KEY_BYTES); valid while @key lives. */
 const guint8 *wa_key_bytes(const WaKey *key);
 

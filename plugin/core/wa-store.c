@@ -226,10 +226,7 @@ schema_known_version(void)
 void
 wa_store_wipe_free(char *s)
 {
-  if (s == NULL)
-    return;
-  sodium_memzero(s, strlen(s));
-  g_free(s);
+  wa_crypt_wipe_free(s);
 }
 
 static void

@@ -9,6 +9,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "wa-crypt.h"
 #include "wa-json.h"
 
 G_DEFINE_QUARK(wa - webhook - error - quark, wa_webhook_error)
@@ -663,14 +664,6 @@ wa_webhook_prepare_stored(WaWebhook *webhook)
   }
 }
 
-static void
-wipe_free(char *text)
-{
-  if (text == NULL)
-    return;
-  sodium_memzero(text, strlen(text));
-  g_free(text);
-}
 
 void
 wa_shared_contact_free(WaSharedContact *c)
@@ -775,7 +768,7 @@ wa_message_free(WaMessage *m)
   g_free(m->unsupported_type);
   g_clear_pointer(&m->errors, g_ptr_array_unref);
   g_clear_pointer(&m->raw, json_node_unref);
-  wipe_free(m->stored);
+  wa_crypt_wipe_free(m->stored);
   g_free(m);
 }
 
@@ -813,7 +806,7 @@ wa_echo_free(WaEcho *e)
   g_free(e->type);
   g_free(e->text);
   g_clear_pointer(&e->raw, json_node_unref);
-  wipe_free(e->stored);
+  wa_crypt_wipe_free(e->stored);
   g_free(e);
 }
 

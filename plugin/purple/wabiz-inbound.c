@@ -119,21 +119,13 @@ typedef struct {
   gboolean referral_seen; /* its ad referral was shown for this customer before */
 } MessageJob;
 
-static void
-wipe_free(char *text)
-{
-  if (text == NULL)
-    return;
-  sodium_memzero(text, strlen(text));
-  g_free(text);
-}
 
 static void
 message_job_free(MessageJob *job)
 {
   g_free(job->message_id);
   g_free(job->customer_id);
-  wipe_free(job->quoted);
+  wa_crypt_wipe_free(job->quoted);
   g_free(job);
 }
 
@@ -841,7 +833,7 @@ static void
 echo_job_free(EchoJob *job)
 {
   g_free(job->to);
-  wipe_free(job->text);
+  wa_crypt_wipe_free(job->text);
   g_free(job);
 }
 

@@ -14,20 +14,13 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "wa-crypt.h"
 #include "wa-json.h"
 
 #define MAX_ID_LEN 64
 #define MAX_SECRET_LEN 4096
 #define MAX_PATH_LEN 512
 
-static void
-wipe_free(char *secret)
-{
-  if (secret == NULL)
-    return;
-  sodium_memzero(secret, strlen(secret));
-  g_free(secret);
-}
 
 void
 rx_registration_free(RxRegistration *reg)
@@ -36,8 +29,8 @@ rx_registration_free(RxRegistration *reg)
     return;
   g_free(reg->account);
   g_free(reg->waba_id);
-  wipe_free(reg->app_secret);
-  wipe_free(reg->verify_token);
+  wa_crypt_wipe_free(reg->app_secret);
+  wa_crypt_wipe_free(reg->verify_token);
   g_free(reg->bind);
   g_free(reg->path);
   g_free(reg->public_key_b64);
