@@ -787,7 +787,7 @@ static void
 post_call (Sim *sim, SoupServerMessage *msg, JsonObject *req)
 {
   static const char *const known[]
-      = { "from", "user_id", "name", "event", "status", "duration", "timestamp", NULL };
+      = { "from", "user_id", "name", "event", "status", "duration", "timestamp", "pnid", NULL };
   g_autoptr (GError) error = NULL;
   g_autofree char *id = NULL;
   g_autofree char *body = NULL;
@@ -1079,6 +1079,20 @@ answer_info (Sim *sim, SoupServerMessage *msg)
   json_builder_add_string_value (b, sim->display_number);
   json_builder_set_member_name (b, "verified_name");
   json_builder_add_string_value (b, sim->verified_name);
+  json_builder_set_member_name (b, "numbers");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < sim->numbers->len; i++)
+    {
+      const SimNumber *number = g_ptr_array_index (sim->numbers, i);
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "pnid");
+      json_builder_add_string_value (b, number->pnid);
+      json_builder_set_member_name (b, "display_phone_number");
+      json_builder_add_string_value (b, number->display_number);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
   json_builder_end_object (b);
   answer_builder (msg, 200, b);
 }

@@ -38,11 +38,25 @@ sim_status_timers_cancel (Sim *sim)
   g_ptr_array_set_size (sim->status_timers, 0);
 }
 
-/* Opens {"object":...,"entry":[{"id":WABA,"changes":[{"value":{...metadata */
-static void
-begin_envelope (Sim *sim, JsonBuilder *b)
+/* The number a control request names as "pnid" (default: the first). */
+static const SimNumber *
+request_number (Sim *sim, JsonObject *req, GError **error)
 {
-  g_autofree char *display = sim_digits_only (sim->display_number);
+  const char *pnid = sim_json_string (req, "pnid");
+  const SimNumber *number = sim_number (sim, pnid);
+
+  if (number == NULL)
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                 "pnid %s is not a phone number of this business", pnid);
+  return number;
+}
+
+/* Opens {"object":...,"entry":[{"id":WABA,"changes":[{"value":{...metadata
+ * (of @number, the business number the change is about) */
+static void
+begin_envelope (Sim *sim, const SimNumber *number, JsonBuilder *b)
+{
+  g_autofree char *display = sim_digits_only (number->display_number);
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "object");
@@ -64,7 +78,7 @@ begin_envelope (Sim *sim, JsonBuilder *b)
   json_builder_set_member_name (b, "display_phone_number");
   json_builder_add_string_value (b, display);
   json_builder_set_member_name (b, "phone_number_id");
-  json_builder_add_string_value (b, sim->pnid);
+  json_builder_add_string_value (b, number->pnid);
   json_builder_end_object (b);
 }
 
@@ -93,6 +107,7 @@ sim_status_body (Sim *sim, SimSent *sent, const char *status, gint64 ts, JsonNod
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autofree char *ts_str = g_strdup_printf ("%" G_GINT64_FORMAT, ts);
+  const SimNumber *number = sim_number (sim, sent->pnid);
   gboolean priced = FALSE;
 
   if (g_strcmp0 (status, "sent") == 0)
@@ -102,8 +117,10 @@ sim_status_body (Sim *sim, SimSent *sent, const char *status, gint64 ts, JsonNod
     priced = sent->priced_dr = TRUE;
   if (g_strcmp0 (status, "failed") == 0)
     sent->failed = TRUE;
+  if (number == NULL)
+    number = sim_number (sim, NULL);
 
-  begin_envelope (sim, b);
+  begin_envelope (sim, number, b);
   json_builder_set_member_name (b, "statuses");
   json_builder_begin_array (b);
   json_builder_begin_object (b);
@@ -373,12 +390,15 @@ sim_inbound_body (Sim *sim, JsonObject *req, char **wamid_out, GError **error)
   const char *username = sim_json_string (req, "username");
   const char *type = sim_json_string (req, "type");
   const char *custom_id = sim_json_string (req, "id");
+  const SimNumber *number = request_number (sim, req, error);
   gint64 ts = sim_clock_now (&sim->clock);
   g_autofree char *wamid = NULL;
   g_autofree char *ts_str = NULL;
   JsonNode *payload;
   char *body;
 
+  if (number == NULL)
+    return NULL;
   sim_json_bool (req, "no_phone", &no_phone);
   if (no_phone)
     from = NULL;
@@ -411,7 +431,7 @@ sim_inbound_body (Sim *sim, JsonObject *req, char **wamid_out, GError **error)
   wamid = custom_id ? g_strdup (custom_id) : sim_new_wamid (from ? from : user_id, TRUE);
   ts_str = g_strdup_printf ("%" G_GINT64_FORMAT, ts);
 
-  begin_envelope (sim, b);
+  begin_envelope (sim, number, b);
   if (g_strcmp0 (type, "system") != 0)
     add_sender_contact (b, name, username, from, user_id);
   json_builder_set_member_name (b, "messages");
@@ -446,9 +466,9 @@ sim_inbound_body (Sim *sim, JsonObject *req, char **wamid_out, GError **error)
   if (g_strcmp0 (type, "system") != 0)
     {
       if (from != NULL)
-        sim_window_touch (sim, from, ts);
+        sim_window_touch (sim, number, from, ts);
       if (user_id != NULL)
-        sim_window_touch (sim, user_id, ts);
+        sim_window_touch (sim, number, user_id, ts);
     }
   *wamid_out = g_steal_pointer (&wamid);
   return body;
@@ -490,8 +510,9 @@ sim_inbound_batch_body (Sim *sim, const char *const *senders, guint n_senders, c
   g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
   g_autofree char *ts_str = g_strdup_printf ("%" G_GINT64_FORMAT, ts);
+  const SimNumber *number = sim_number (sim, NULL);
 
-  begin_envelope (sim, b);
+  begin_envelope (sim, number, b);
   json_builder_set_member_name (b, "contacts");
   json_builder_begin_array (b);
   for (guint i = 0; i < count; i++)
@@ -535,7 +556,7 @@ sim_inbound_batch_body (Sim *sim, const char *const *senders, guint n_senders, c
       json_builder_end_object (b);
       json_builder_end_object (b);
       sim_inbound_record (sim, wamid, ts);
-      sim_window_touch (sim, from, ts);
+      sim_window_touch (sim, number, from, ts);
     }
   json_builder_end_array (b);
   return end_envelope (b);
@@ -555,15 +576,17 @@ sim_call_body (Sim *sim, JsonObject *req, char **id_out, GError **error)
   const char *name = sim_json_string (req, "name");
   const char *event = sim_json_string (req, "event");
   const char *status = sim_json_string (req, "status");
-  g_autofree char *display = sim_digits_only (sim->display_number);
+  const SimNumber *number = request_number (sim, req, error);
+  g_autofree char *display = NULL;
   g_autofree char *ts_str = NULL;
   g_autofree char *id = NULL;
   g_autofree char *uuid = g_uuid_string_random ();
   gint64 duration = 0;
   gint64 ts = sim_clock_now (&sim->clock);
 
-  if (!check_sender (from, user_id, error))
+  if (number == NULL || !check_sender (from, user_id, error))
     return NULL;
+  display = sim_digits_only (number->display_number);
   if (event == NULL)
     event = "connect";
   if (g_strcmp0 (event, "connect") != 0 && g_strcmp0 (event, "terminate") != 0)
@@ -578,7 +601,7 @@ sim_call_body (Sim *sim, JsonObject *req, char **id_out, GError **error)
   ts_str = g_strdup_printf ("%" G_GINT64_FORMAT, ts);
   id = g_strdup_printf ("wacid.%s", uuid);
 
-  begin_envelope (sim, b);
+  begin_envelope (sim, number, b);
   add_sender_contact (b, name, NULL, from, user_id);
   json_builder_set_member_name (b, "calls");
   json_builder_begin_array (b);
@@ -615,9 +638,9 @@ sim_call_body (Sim *sim, JsonObject *req, char **id_out, GError **error)
   json_builder_end_object (b);
   json_builder_end_array (b);
   if (from != NULL)
-    sim_window_touch (sim, from, ts);
+    sim_window_touch (sim, number, from, ts);
   if (user_id != NULL)
-    sim_window_touch (sim, user_id, ts);
+    sim_window_touch (sim, number, user_id, ts);
   *id_out = g_steal_pointer (&id);
   return end_envelope_field (b, "calls");
 }
@@ -628,13 +651,14 @@ char *
 sim_user_preferences_body (Sim *sim, JsonObject *req, GError **error)
 {
   static const char *const known[]
-      = { "wa_id", "value", "category", "detail", "timestamp", "name", NULL };
+      = { "wa_id", "value", "category", "detail", "timestamp", "name", "pnid", NULL };
   g_autoptr (JsonBuilder) b = json_builder_new ();
   const char *wa_id = sim_json_string (req, "wa_id");
   const char *value = sim_json_string (req, "value");
   const char *category = sim_json_string (req, "category");
   const char *detail = sim_json_string (req, "detail");
   const char *name = sim_json_string (req, "name");
+  const SimNumber *number = NULL;
   gint64 ts = sim_clock_now (&sim->clock);
   JsonObjectIter iter;
   const char *member;
@@ -654,6 +678,9 @@ sim_user_preferences_body (Sim *sim, JsonObject *req, GError **error)
                            "wa_id (the customer's digits) is required");
       return NULL;
     }
+  number = request_number (sim, req, error);
+  if (number == NULL)
+    return NULL;
   if (value == NULL)
     value = "stop";
   if (g_strcmp0 (value, "stop") != 0 && g_strcmp0 (value, "resume") != 0)
@@ -668,7 +695,7 @@ sim_user_preferences_body (Sim *sim, JsonObject *req, GError **error)
     detail = g_strcmp0 (value, "stop") == 0 ? "User requested to stop marketing messages"
                                             : "User requested to resume marketing messages";
 
-  begin_envelope (sim, b);
+  begin_envelope (sim, number, b);
   json_builder_set_member_name (b, "contacts");
   json_builder_begin_array (b);
   json_builder_begin_object (b);

@@ -32,12 +32,13 @@ typedef struct
   char *authorization; /* raw header value, or NULL */
   char *user_agent;
   char *content_type;
-  char *version;       /* for facebook-api-version */
-  SimFault *fault;     /* a copy of the matching rule, or NULL */
-  gboolean processed;  /* graph_process ran */
-  gboolean marketing;  /* POST /{pnid}/marketing_messages */
-  gboolean management; /* a management call: GET of the number, a template or the catalogue */
-  guint timer;         /* while paused */
+  char *version;           /* for facebook-api-version */
+  SimFault *fault;         /* a copy of the matching rule, or NULL */
+  gboolean processed;      /* graph_process ran */
+  const SimNumber *number; /* the business number in the path, or NULL */
+  gboolean marketing;      /* POST /{pnid}/marketing_messages */
+  gboolean management;     /* a management call: GET of the number, a template or the catalogue */
+  guint timer;             /* while paused */
   Reply reply;
 } GraphRequest;
 
@@ -324,14 +325,14 @@ write_reply (GraphRequest *req, gboolean graph_headers)
 /* ---- GET /{pnid} ---- */
 
 static gboolean
-add_phone_field (Sim *sim, JsonBuilder *b, const char *field)
+add_phone_field (Sim *sim, const SimNumber *number, JsonBuilder *b, const char *field)
 {
   const char *value = NULL;
 
   if (g_strcmp0 (field, "id") == 0)
-    value = sim->pnid;
+    value = number->pnid;
   else if (g_strcmp0 (field, "display_phone_number") == 0)
-    value = sim->display_number;
+    value = number->display_number;
   else if (g_strcmp0 (field, "verified_name") == 0)
     value = sim->verified_name;
   else if (g_strcmp0 (field, "quality_rating") == 0)
@@ -391,7 +392,7 @@ handle_phone_get (GraphRequest *req)
 
       if (*field == '\0' || g_strcmp0 (field, "id") == 0 || !g_hash_table_add (seen, field))
         continue;
-      if (!add_phone_field (sim, b, field))
+      if (!add_phone_field (sim, req->number, b, field))
         {
           g_autofree char *message
               = g_strdup_printf ("(#100) Tried accessing nonexisting field (%s) on node type "
@@ -402,7 +403,7 @@ handle_phone_get (GraphRequest *req)
           return;
         }
     }
-  add_phone_field (sim, b, "id");
+  add_phone_field (sim, req->number, b, "id");
   json_builder_end_object (b);
   reply_json (&req->reply, b);
 }
@@ -420,7 +421,7 @@ log_read (GraphRequest *req, JsonNode *root, const SimSendInfo *info)
   json_builder_set_member_name (b, "typing_indicator");
   json_builder_add_boolean_value (b, info->typing);
   json_builder_set_member_name (b, "pnid");
-  json_builder_add_string_value (b, sim->pnid);
+  json_builder_add_string_value (b, req->number->pnid);
   json_builder_set_member_name (b, "request");
   json_builder_add_value (b, json_node_copy (root));
   json_builder_set_member_name (b, "authorization");
@@ -489,7 +490,7 @@ log_sent (GraphRequest *req, JsonNode *root, const SimSendInfo *info, SimSent *s
   json_builder_set_member_name (b, "wamid");
   json_builder_add_string_value (b, sent->wamid);
   json_builder_set_member_name (b, "pnid");
-  json_builder_add_string_value (b, sim->pnid);
+  json_builder_add_string_value (b, req->number->pnid);
   json_builder_set_member_name (b, "to");
   json_builder_add_string_value (b, info->input);
   json_builder_set_member_name (b, "wa_id");
@@ -613,7 +614,7 @@ handle_send_checked (GraphRequest *req, JsonNode *root, SimSendInfo *info, const
 
   if (info->digits != NULL)
     {
-      g_autofree char *own = sim_digits_only (sim->display_number);
+      g_autofree char *own = sim_digits_only (req->number->display_number);
 
       if (g_strcmp0 (info->digits, own) == 0)
         {
@@ -643,7 +644,7 @@ handle_send_checked (GraphRequest *req, JsonNode *root, SimSendInfo *info, const
                           "Business account is in maintenance mode");
       return;
     }
-  if (!sim_rate_check (sim, customer, &code, &subcode))
+  if (!sim_rate_check (sim, req->number, customer, &code, &subcode))
     {
       if (code == 130429)
         reply_simple_error (&req->reply, 400, code, subcode, NULL, "(#130429) Rate limit hit",
@@ -657,10 +658,10 @@ handle_send_checked (GraphRequest *req, JsonNode *root, SimSendInfo *info, const
       return;
     }
 
-  window_open = sim_window_open (sim, customer);
+  window_open = sim_window_open (sim, req->number, customer);
   sent = g_new0 (SimSent, 1);
   sent->wamid = sim_new_wamid (customer, FALSE);
-  sent->pnid = g_strdup (sim->pnid);
+  sent->pnid = g_strdup (req->number->pnid);
   sent->recipient_id = g_strdup (wa_id);
   sent->user_id = wa_id ? NULL : g_strdup (info->user_id);
   sent->type = g_strdup (info->type);
@@ -783,7 +784,7 @@ handle_upload (GraphRequest *req)
   g_autofree char *id = NULL;
   SimError err = { 0 };
 
-  id = sim_upload_media (req->sim, req->msg, &err);
+  id = sim_upload_media (req->sim, req->number, req->msg, &err);
   if (id == NULL)
     {
       reply_error (&req->reply, &err);
@@ -935,7 +936,7 @@ graph_route (GraphRequest *req)
       reply_simple_error (&req->reply, 400, 2500, 0, NULL, message, NULL);
       return;
     }
-  if (n == 2 && g_strcmp0 (req->method, "GET") == 0 && g_strcmp0 (parts[1], sim->pnid) != 0)
+  if (n == 2 && g_strcmp0 (req->method, "GET") == 0 && sim_number (sim, parts[1]) == NULL)
     {
       /* a media lookup (sim-media.c); unknown ids fall through to Meta's answer */
       g_autoptr (JsonBuilder) answer = NULL;
@@ -973,7 +974,8 @@ graph_route (GraphRequest *req)
           break;
         }
     }
-  if (g_strcmp0 (parts[1], sim->pnid) != 0)
+  req->number = sim_number (sim, parts[1]);
+  if (req->number == NULL)
     {
       unsupported_request (&req->reply, req->method, parts[1]);
       return;

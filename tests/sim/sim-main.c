@@ -292,8 +292,57 @@ set_default (char **value, const char *fallback)
 }
 
 static void
+sim_number_free (SimNumber *number)
+{
+  g_free (number->pnid);
+  g_free (number->display_number);
+  g_free (number);
+}
+
+static SimNumber *
+sim_number_new (const char *pnid, const char *display_number)
+{
+  SimNumber *number = g_new0 (SimNumber, 1);
+
+  number->pnid = g_strdup (pnid);
+  number->display_number = g_strdup (display_number);
+  return number;
+}
+
+/* The first number, then each --number ID=DISPLAY (a phone number id of
+ * digits, not given twice). */
+static gboolean
+numbers_init (Sim *sim, char **more, GError **error)
+{
+  sim->numbers = g_ptr_array_new_with_free_func ((GDestroyNotify)sim_number_free);
+  g_ptr_array_add (sim->numbers, sim_number_new (sim->pnid, sim->display_number));
+  for (guint i = 0; more != NULL && more[i] != NULL; i++)
+    {
+      g_auto (GStrv) parts = g_strsplit (more[i], "=", 2);
+      g_autofree char *digits = NULL;
+
+      if (g_strv_length (parts) != 2 || *parts[0] == '\0' || *parts[1] == '\0')
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "--number needs ID=DISPLAY, got \"%s\"", more[i]);
+          return FALSE;
+        }
+      digits = sim_digits_only (parts[0]);
+      if (strcmp (digits, parts[0]) != 0 || sim_number (sim, parts[0]) != NULL)
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "--number: \"%s\" is not a new phone number id of digits", parts[0]);
+          return FALSE;
+        }
+      g_ptr_array_add (sim->numbers, sim_number_new (parts[0], parts[1]));
+    }
+  return TRUE;
+}
+
+static void
 sim_cli_clear (Sim *sim)
 {
+  g_clear_pointer (&sim->numbers, g_ptr_array_unref);
   g_clear_pointer (&sim->bind, g_free);
   g_clear_pointer (&sim->pnid, g_free);
   g_clear_pointer (&sim->display_number, g_free);
@@ -334,6 +383,7 @@ main (int argc, char **argv)
   Sim sim = { 0 };
   int port = 0;
   char *ready_file = NULL;
+  g_auto (GStrv) more_numbers = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (GOptionContext) context = NULL;
   g_autoptr (GInetAddress) address = NULL;
@@ -349,6 +399,8 @@ main (int argc, char **argv)
           { "pnid", 0, 0, G_OPTION_ARG_STRING, &sim.pnid, "Phone number ID", "ID" },
           { "display-number", 0, 0, G_OPTION_ARG_STRING, &sim.display_number,
             "Display phone number", "NUMBER" },
+          { "number", 0, 0, G_OPTION_ARG_STRING_ARRAY, &more_numbers,
+            "Another phone number of the business (repeatable)", "ID=DISPLAY" },
           { "verified-name", 0, 0, G_OPTION_ARG_STRING, &sim.verified_name,
             "Verified business name", "NAME" },
           { "waba-id", 0, 0, G_OPTION_ARG_STRING, &sim.waba_id, "WhatsApp Business Account ID",
@@ -385,6 +437,12 @@ main (int argc, char **argv)
   set_default (&sim.token, "TEST-TOKEN-OK");
   set_default (&sim.token_noperm, "TEST-TOKEN-NOPERM");
   set_default (&sim.app_secret, "test-app-secret");
+  if (!numbers_init (&sim, more_numbers, &error))
+    {
+      g_printerr ("wabiz-sim: %s\n", error->message);
+      status = 2;
+      goto out_cli;
+    }
 
   address = g_inet_address_new_from_string (sim.bind);
   if (address == NULL)

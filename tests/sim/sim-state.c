@@ -251,13 +251,31 @@ bucket_refill (Sim *sim, const char *key, double capacity, double per_second, gi
   return b;
 }
 
-/* Takes a token from the number's and the pair's bucket, or neither. */
+/* The business's phone number @pnid (NULL: the first), or NULL when it has
+ * no such number. */
+const SimNumber *
+sim_number (Sim *sim, const char *pnid)
+{
+  if (pnid == NULL)
+    return g_ptr_array_index (sim->numbers, 0);
+  for (guint i = 0; i < sim->numbers->len; i++)
+    {
+      const SimNumber *number = g_ptr_array_index (sim->numbers, i);
+
+      if (g_strcmp0 (number->pnid, pnid) == 0)
+        return number;
+    }
+  return NULL;
+}
+
+/* Takes a token from @number's and the pair's bucket, or neither. */
 gboolean
-sim_rate_check (Sim *sim, const char *customer, gint64 *code, gint64 *subcode)
+sim_rate_check (Sim *sim, const SimNumber *number, const char *customer, gint64 *code,
+                gint64 *subcode)
 {
   gint64 now = sim_clock_now_us (&sim->clock);
-  g_autofree char *tkey = g_strconcat ("tp:", sim->pnid, NULL);
-  g_autofree char *pkey = g_strconcat ("pair:", sim->pnid, ":", customer, NULL);
+  g_autofree char *tkey = g_strconcat ("tp:", number->pnid, NULL);
+  g_autofree char *pkey = g_strconcat ("pair:", number->pnid, ":", customer, NULL);
   double mps = sim->knobs.throughput_mps;
   double refill = sim->knobs.pair_refill_s > 0 ? 1.0 / sim->knobs.pair_refill_s : 1e9;
   SimBucket *tp = bucket_refill (sim, tkey, mps, mps, now);
@@ -371,26 +389,37 @@ sim_portfolio_describe (Sim *sim)
   return json_builder_get_root (b);
 }
 
-gboolean
-sim_window_open (Sim *sim, const char *customer)
+/* A window is between one of the business's numbers and one customer. */
+static char *
+window_key (const SimNumber *number, const char *customer)
 {
-  gint64 *last = customer ? g_hash_table_lookup (sim->windows, customer) : NULL;
+  return g_strconcat (number->pnid, ":", customer, NULL);
+}
+
+gboolean
+sim_window_open (Sim *sim, const SimNumber *number, const char *customer)
+{
+  g_autofree char *key = customer ? window_key (number, customer) : NULL;
+  gint64 *last = key ? g_hash_table_lookup (sim->windows, key) : NULL;
 
   return last != NULL && sim_clock_now (&sim->clock) - *last < 24 * 3600;
 }
 
 void
-sim_window_touch (Sim *sim, const char *customer, gint64 ts)
+sim_window_touch (Sim *sim, const SimNumber *number, const char *customer, gint64 ts)
 {
-  gint64 *last = g_hash_table_lookup (sim->windows, customer);
+  char *key = window_key (number, customer);
+  gint64 *last = g_hash_table_lookup (sim->windows, key);
 
   if (last == NULL)
     {
       last = g_new (gint64, 1);
       *last = ts;
-      g_hash_table_insert (sim->windows, g_strdup (customer), last);
+      g_hash_table_insert (sim->windows, key, last);
+      return;
     }
-  else if (ts > *last)
+  g_free (key);
+  if (ts > *last)
     *last = ts;
 }
 

@@ -149,7 +149,7 @@ starts_with_at (GBytes *file, const char *magic, gsize at)
 }
 
 char *
-sim_upload_media (Sim *sim, SoupServerMessage *msg, SimError *err)
+sim_upload_media (Sim *sim, const SimNumber *number, SoupServerMessage *msg, SimError *err)
 {
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
   SoupMessageBody *body = soup_server_message_get_request_body (msg);
@@ -272,7 +272,7 @@ sim_upload_media (Sim *sim, SoupServerMessage *msg, SimError *err)
   json_builder_set_member_name (entry, "id");
   json_builder_add_string_value (entry, u->id);
   json_builder_set_member_name (entry, "pnid");
-  json_builder_add_string_value (entry, sim->pnid);
+  json_builder_add_string_value (entry, number->pnid);
   json_builder_set_member_name (entry, "messaging_product");
   json_builder_add_string_value (entry, product);
   json_builder_set_member_name (entry, "type");

@@ -7,7 +7,7 @@
 #include "sim.h"
 
 /* Parses and checks an upload; on success returns the new media id (owned). */
-char *sim_upload_media (Sim *sim, SoupServerMessage *msg, SimError *err);
+char *sim_upload_media (Sim *sim, const SimNumber *number, SoupServerMessage *msg, SimError *err);
 
 /* A send of @type ("image", "audio", ...) with media object @media: an id
  * must name an upload of a type that kind takes (a sticker a WebP, a voice

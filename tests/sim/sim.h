@@ -11,6 +11,16 @@
 
 typedef struct _SimWebhook SimWebhook;
 
+/* A phone number of the business account: the first from --pnid and
+ * --display-number, more from --number (all share the WABA, its token, its
+ * templates and its portfolio; windows, rate limits and webhooks' metadata
+ * are each number's own). */
+typedef struct
+{
+  char *pnid;
+  char *display_number;
+} SimNumber;
+
 /* Knobs a test may change through POST /_sim/config; reset restores them. */
 typedef struct
 {
@@ -92,6 +102,7 @@ typedef struct
   char *app_secret;
   char *webhook_url;
   char *base_url;
+  GPtrArray *numbers; /* SimNumber*: [0] is pnid / display_number */
 
   SimClock clock;
   SimKnobs knobs;
@@ -110,7 +121,7 @@ typedef struct
 
   GHashTable *sent;         /* wamid -> SimSent* */
   GHashTable *inbound;      /* inbound wamid -> gint64* (its unix time) */
-  GHashTable *windows;      /* customer (wa_id or BSUID) -> gint64* newest inbound time */
+  GHashTable *windows;      /* "pnid:customer" (wa_id or BSUID) -> gint64* newest inbound */
   GHashTable *buckets;      /* key -> SimBucket* */
   GHashTable *portfolio;    /* customer -> gint64* when a template outside a window reached them */
   GPtrArray *status_timers; /* pending automatic statuses (SimStatusTimer*) */
@@ -147,11 +158,13 @@ char *sim_new_wamid (const char *customer, gboolean inbound);
 char *sim_random_token (gsize len);
 char *sim_wa_id_for (Sim *sim, const char *digits);
 char *sim_digits_only (const char *s);
-gboolean sim_rate_check (Sim *sim, const char *customer, gint64 *code, gint64 *subcode);
-gboolean sim_window_open (Sim *sim, const char *customer);
+const SimNumber *sim_number (Sim *sim, const char *pnid);
+gboolean sim_rate_check (Sim *sim, const SimNumber *number, const char *customer, gint64 *code,
+                         gint64 *subcode);
+gboolean sim_window_open (Sim *sim, const SimNumber *number, const char *customer);
 gboolean sim_portfolio_reach (Sim *sim, const char *customer);
 JsonNode *sim_portfolio_describe (Sim *sim);
-void sim_window_touch (Sim *sim, const char *customer, gint64 ts);
+void sim_window_touch (Sim *sim, const SimNumber *number, const char *customer, gint64 ts);
 void sim_inbound_record (Sim *sim, const char *wamid, gint64 ts);
 gboolean sim_inbound_known (Sim *sim, const char *wamid, gint64 *ts);
 JsonBuilder *sim_log_entry_begin (gint64 *seq);

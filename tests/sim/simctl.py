@@ -229,14 +229,17 @@ class Sim:
     Create one with ``Sim.start(binary, **opts)``; ``opts`` are the command
     line options with underscores (``pnid``, ``display_number``,
     ``verified_name``, ``waba_id``, ``token``, ``token_no_permission``,
-    ``app_secret``, ``webhook_url``, ``bind``, ``port``, ``ready_file``).
-    The attributes of the same names hold the values in use.
+    ``app_secret``, ``webhook_url``, ``bind``, ``port``, ``ready_file``;
+    ``number``, a list of ``"ID=DISPLAY"``, adds phone numbers of the same
+    business). The attributes of the same names hold the values in use;
+    ``pnids`` lists every phone number id, the first one first.
     """
 
     def __init__(self, proc, base_url, opts):
         self.proc = proc
         self.base_url = base_url
         self.pnid = opts.get("pnid", DEFAULT_PNID)
+        self.pnids = [self.pnid] + [n.split("=", 1)[0] for n in opts.get("number", ())]
         self.waba_id = opts.get("waba_id", DEFAULT_WABA_ID)
         self.display_number = opts.get("display_number", DEFAULT_DISPLAY_NUMBER)
         self.verified_name = opts.get("verified_name", DEFAULT_VERIFIED_NAME)
@@ -268,7 +271,8 @@ class Sim:
         for key, value in opts.items():
             if value is None:
                 continue
-            args += ["--" + key.replace("_", "-"), str(value)]
+            for one in value if isinstance(value, (list, tuple)) else (value,):
+                args += ["--" + key.replace("_", "-"), str(one)]
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr,
                                 stdin=subprocess.DEVNULL)
         line = b""

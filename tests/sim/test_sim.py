@@ -37,6 +37,10 @@ HREF = "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-co
 
 # ---- small assertion helpers (each one can fail) --------------------------
 
+SECOND_PNID = "106540352242933"
+SECOND_DISPLAY = "+1 555-078-3882"
+
+
 def eq(actual, expected, what):
     if actual != expected:
         raise AssertionError("%s: expected %r, got %r" % (what, expected, actual))
@@ -1214,12 +1218,58 @@ def test_process(sim, hooks):
             received_with(hooks, r["id"])
         finally:
             eq(other.stop(), 0, "clean exit on SIGTERM")
-    for bad in ({"bind": "not-an-address"}, {"port": 70000}, {"no_such_option": 1}):
+    for bad in ({"bind": "not-an-address"}, {"port": 70000}, {"no_such_option": 1},
+                {"number": "106540352242999"}, {"number": "12ab=+1 555-0100"},
+                {"number": ["777=+1 555-0100", "777=+1 555-0101"]}):
         try:
             Sim.start(BINARY, stderr=subprocess.DEVNULL, **bad)
             raise AssertionError("bad option accepted: %r" % bad)
         except SimError:
             pass
+
+
+def test_second_number(sim, hooks):
+    """A second phone number of the business (--number): its own GET, sends,
+    windows, throughput and webhook metadata; the WABA's portfolio is shared."""
+    first, second = sim.pnids
+    status, body, _ = sim.graph("GET", "/v25.0/%s?fields=display_phone_number" % second)
+    eq((status, body), (200, {"display_phone_number": SECOND_DISPLAY, "id": second}), "GET second")
+    eq([n["pnid"] for n in sim.info()["numbers"]], [first, second], "info lists the numbers")
+    number = "4917044440000"
+    r = sim.inbound(**{"from": number}, text="to the second number", pnid=second)
+    value = json.loads(r["body"])["entry"][0]["changes"][0]["value"]
+    eq(value["metadata"], {"display_phone_number": "15550783882", "phone_number_id": second},
+       "inbound metadata names the second number")
+    # the window is the second number's only
+    wamid = sent_ok(sim.graph("POST", sim.messages_path(pnid=second), text(number)), "send from second")
+    st = hooks.wait_status(wamid, "delivered")
+    eq(sim.sent()[-1]["pnid"], second, "sent log names the second number")
+    delivery = [x for x in hooks.snapshot() if wamid.encode() in x.body][-1]
+    eq(json.loads(delivery.body)["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"],
+       second, "status metadata names the sending number")
+    eq(st["recipient_id"], number, "recipient")
+    wamid = sent_ok(sim.send(text(number)), "send from the first number")
+    eq(hooks.wait_status(wamid, "failed")["errors"][0]["code"], 131047, "first number's window closed")
+    # each number has its own throughput
+    sim.clock_freeze()
+    sim.config(throughput_mps=1)
+    sent_ok(sim.send_template("+4917044440001"), "first number, first token")
+    graph_error(sim.send_template("+4917044440002"), 400, 130429, "first number over its limit",
+                subcode=2494055)
+    sent_ok(sim.graph("POST", sim.messages_path(pnid=second),
+                      {"messaging_product": "whatsapp", "to": "+4917044440003", "type": "template",
+                       "template": {"name": "hello_world", "language": {"code": "en_US"}}}),
+            "second number has its own bucket")
+    # the portfolio is the business's: both numbers' templates count
+    customers = sorted(e["customer"] for e in sim.portfolio()["recipients"])
+    eq(customers, ["4917044440001", "4917044440003"], "one portfolio for both numbers")
+    graph_error(sim.graph("GET", "/v25.0/106540352242999"), 400, 100, "unknown number",
+                subcode=33)
+    try:
+        sim.inbound(**{"from": number}, text="x", pnid="106540352242999")
+        raise AssertionError("inbound to an unknown number accepted")
+    except SimError as error:
+        ok("not a phone number of this business" in str(error), "unknown pnid: %s" % error)
 
 
 # ---- media: registry, lookup, signed download ------------------------------
@@ -1816,7 +1866,7 @@ def main():
     BINARY = sys.argv[1]
     wanted = set(sys.argv[2:])
     failed = []
-    with WebhookReceiver() as hooks, Sim.start(BINARY) as sim:
+    with WebhookReceiver() as hooks, Sim.start(BINARY, number=[SECOND_PNID + "=" + SECOND_DISPLAY]) as sim:
         for test in TESTS:
             if wanted and test.__name__ not in wanted:
                 continue
