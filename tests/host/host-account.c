@@ -48,6 +48,17 @@ parse_bool(const char *value, gboolean *out)
 	return FALSE;
 }
 
+void
+host_account_added(PurpleAccount *account, gboolean existing)
+{
+	JsonBuilder *b = host_event_new("account-added");
+
+	host_add_string(b, "username", purple_account_get_username(account));
+	host_add_string(b, "protocol", purple_account_get_protocol_id(account));
+	host_add_bool(b, "existing", existing);
+	host_event_emit(b);
+}
+
 gboolean
 host_account_set_option(PurpleAccount *account, const char *key, const char *value, GError **error)
 {

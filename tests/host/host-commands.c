@@ -16,6 +16,8 @@ struct _HostCmd {
 	char *name;      /* NULL when the line had no usable "cmd" */
 	JsonObject *obj; /* the whole command */
 	JsonNode *tag;   /* echoed in the answer; may be NULL */
+	/* the account named by "account" (a user name), else the host's first */
+	PurpleAccount *account;
 };
 
 static GIOChannel *in_channel;
@@ -32,6 +34,7 @@ host_cmd_copy(const HostCmd *cmd)
 	copy->name = g_strdup(cmd->name);
 	copy->obj = cmd->obj != NULL ? json_object_ref(cmd->obj) : NULL;
 	copy->tag = cmd->tag != NULL ? json_node_copy(cmd->tag) : NULL;
+	copy->account = cmd->account;
 	return copy;
 }
 
@@ -145,7 +148,7 @@ arg_int(const HostCmd *cmd, const char *name, gint64 fallback, gint64 *out)
 static PurpleConnection *
 need_connection(const HostCmd *cmd)
 {
-	PurpleAccount *account = host_get()->account;
+	PurpleAccount *account = cmd->account;
 
 	if (!purple_account_is_connected(account)) {
 		host_cmd_error(cmd, "the account is not connected");
@@ -181,7 +184,7 @@ find_or_open_im(PurpleAccount *account, const char *name)
 static void
 cmd_send(const HostCmd *cmd)
 {
-	PurpleAccount *account = host_get()->account;
+	PurpleAccount *account = cmd->account;
 	const char *to = need_string(cmd, "to");
 	const char *text = to != NULL ? need_string(cmd, "text") : NULL;
 	PurpleConversation *conv;
@@ -251,7 +254,7 @@ cmd_typing(const HostCmd *cmd)
 static void
 cmd_chat_send(const HostCmd *cmd)
 {
-	PurpleAccount *account = host_get()->account;
+	PurpleAccount *account = cmd->account;
 	const char *name = need_string(cmd, "conv");
 	const char *text = name != NULL ? need_string(cmd, "text") : NULL;
 	PurpleConversation *conv;
@@ -322,7 +325,7 @@ cmd_imgstore_add(const HostCmd *cmd)
 static void
 cmd_command(const HostCmd *cmd)
 {
-	PurpleAccount *account = host_get()->account;
+	PurpleAccount *account = cmd->account;
 	const char *name = need_string(cmd, "conv");
 	const char *text = name != NULL ? need_string(cmd, "text") : NULL;
 	PurpleConversation *conv;
@@ -374,6 +377,14 @@ cmd_answer(const HostCmd *cmd)
 	host_cmd_ok(cmd);
 }
 
+/* The host reconnects its first account only (Pidgin's policy). */
+static void
+cancel_reconnect(const HostCmd *cmd)
+{
+	if (cmd->account == host_get()->account)
+		host_conn_cancel_reconnect();
+}
+
 static void
 activate_current_status(PurpleAccount *account)
 {
@@ -385,7 +396,7 @@ activate_current_status(PurpleAccount *account)
 static void
 cmd_enable(const HostCmd *cmd)
 {
-	PurpleAccount *account = host_get()->account;
+	PurpleAccount *account = cmd->account;
 
 	purple_account_set_enabled(account, host_ui_id(), TRUE);
 	activate_current_status(account);
@@ -395,15 +406,15 @@ cmd_enable(const HostCmd *cmd)
 static void
 cmd_disable(const HostCmd *cmd)
 {
-	host_conn_cancel_reconnect();
-	purple_account_set_enabled(host_get()->account, host_ui_id(), FALSE);
+	cancel_reconnect(cmd);
+	purple_account_set_enabled(cmd->account, host_ui_id(), FALSE);
 	host_cmd_ok(cmd);
 }
 
 static void
 cmd_connect(const HostCmd *cmd)
 {
-	PurpleAccount *account = host_get()->account;
+	PurpleAccount *account = cmd->account;
 
 	if (!purple_account_get_enabled(account, host_ui_id())) {
 		host_cmd_error(cmd, "the account is not enabled");
@@ -413,7 +424,7 @@ cmd_connect(const HostCmd *cmd)
 		host_cmd_error(cmd, "the account is already connected or connecting");
 		return;
 	}
-	host_conn_cancel_reconnect();
+	cancel_reconnect(cmd);
 	purple_account_connect(account);
 	host_cmd_ok(cmd);
 }
@@ -421,11 +432,11 @@ cmd_connect(const HostCmd *cmd)
 static void
 cmd_disconnect(const HostCmd *cmd)
 {
-	PurpleAccount *account = host_get()->account;
+	PurpleAccount *account = cmd->account;
 	gboolean was = !purple_account_is_disconnected(account);
 	JsonBuilder *b;
 
-	host_conn_cancel_reconnect();
+	cancel_reconnect(cmd);
 	if (was)
 		purple_account_disconnect(account);
 	b = host_cmd_ok_begin(cmd);
@@ -450,7 +461,7 @@ cmd_cycle(const HostCmd *cmd)
 static void
 cmd_status(const HostCmd *cmd)
 {
-	PurpleAccount *account = host_get()->account;
+	PurpleAccount *account = cmd->account;
 	const char *id = need_string(cmd, "id");
 	const char *message = arg_string(cmd, "message");
 	PurpleStatus *status;
@@ -464,7 +475,7 @@ cmd_status(const HostCmd *cmd)
 		return;
 	}
 	if (!purple_status_is_online(status))
-		host_conn_cancel_reconnect();
+		cancel_reconnect(cmd);
 	if (message != NULL)
 		purple_account_set_status(account, id, TRUE, "message", message, NULL);
 	else
@@ -670,8 +681,7 @@ cmd_close_conv(const HostCmd *cmd)
 
 	if (name == NULL)
 		return;
-	conv = purple_find_conversation_with_account(PURPLE_CONV_TYPE_ANY, name,
-	                                             host_get()->account);
+	conv = purple_find_conversation_with_account(PURPLE_CONV_TYPE_ANY, name, cmd->account);
 	if (conv == NULL) {
 		host_cmd_error(cmd, "no conversation '%s'", name);
 		return;
@@ -693,41 +703,126 @@ cmd_get_info(const HostCmd *cmd)
 	host_cmd_ok(cmd);
 }
 
+/* An option's value as the text an account editor takes; NULL: not a
+ * string, an integer or a boolean. */
+static char *
+option_text(JsonNode *node)
+{
+	GType type;
+
+	if (node == NULL || !JSON_NODE_HOLDS_VALUE(node))
+		return NULL;
+	type = json_node_get_value_type(node);
+	if (type == G_TYPE_STRING)
+		return g_strdup(json_node_get_string(node));
+	if (type == G_TYPE_INT64)
+		return g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(node));
+	if (type == G_TYPE_BOOLEAN)
+		return g_strdup(json_node_get_boolean(node) ? "true" : "false");
+	return NULL;
+}
+
 static void
 cmd_set_option(const HostCmd *cmd)
 {
 	const char *key = need_string(cmd, "key");
-	JsonNode *node = json_object_get_member(cmd->obj, "value");
 	GError *error = NULL;
-	char *text = NULL;
+	char *text;
 
 	if (key == NULL)
 		return;
-	if (node != NULL && JSON_NODE_HOLDS_VALUE(node)) {
-		GType type = json_node_get_value_type(node);
-
-		if (type == G_TYPE_STRING)
-			text = g_strdup(json_node_get_string(node));
-		else if (type == G_TYPE_INT64)
-			text = g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(node));
-		else if (type == G_TYPE_BOOLEAN)
-			text = g_strdup(json_node_get_boolean(node) ? "true" : "false");
-	}
+	text = option_text(json_object_get_member(cmd->obj, "value"));
 	if (text == NULL) {
 		host_cmd_error(cmd, "\"value\" must be a string, an integer or a boolean");
 		return;
 	}
-	if (!host_account_set_option(host_get()->account, key, text, &error))
+	if (!host_account_set_option(cmd->account, key, text, &error))
 		cmd_gerror(cmd, error);
 	else
 		host_cmd_ok(cmd);
 	g_free(text);
 }
 
+/* Sets the options of @account from the object @options; FALSE (answered):
+ * a bad value or an unknown option. */
+static gboolean
+set_options(const HostCmd *cmd, PurpleAccount *account, JsonObject *options)
+{
+	JsonObjectIter iter;
+	const char *key;
+	JsonNode *node;
+
+	json_object_iter_init(&iter, options);
+	while (json_object_iter_next(&iter, &key, &node)) {
+		char *text = option_text(node);
+		GError *error = NULL;
+		gboolean ok;
+
+		if (text == NULL) {
+			host_cmd_error(cmd, "option %s must be a string, an integer or a boolean",
+			               key);
+			return FALSE;
+		}
+		ok = host_account_set_option(account, key, text, &error);
+		g_free(text);
+		if (!ok) {
+			cmd_gerror(cmd, error);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+/* Another account of the host's protocol, as a person adds a second one in
+ * Pidgin's Accounts window: "username", "password", "options" (an object of
+ * protocol options, typed like --option) and "enable" (default true). The
+ * one in the user dir already is reused. Commands name it in "account";
+ * events about it carry its user name in "account". */
+static void
+cmd_add_account(const HostCmd *cmd)
+{
+	const char *username = need_string(cmd, "username");
+	const char *password = arg_string(cmd, "password");
+	JsonNode *options = json_object_get_member(cmd->obj, "options");
+	JsonNode *enable = json_object_get_member(cmd->obj, "enable");
+	PurpleAccount *account;
+	gboolean existing;
+
+	if (username == NULL)
+		return;
+	if ((options != NULL && !JSON_NODE_HOLDS_OBJECT(options)) ||
+	    (enable != NULL && (!JSON_NODE_HOLDS_VALUE(enable) ||
+	                        json_node_get_value_type(enable) != G_TYPE_BOOLEAN))) {
+		host_cmd_error(cmd, "\"options\" must be an object and \"enable\" a boolean");
+		return;
+	}
+	account = purple_accounts_find(username, host_get()->protocol);
+	existing = account != NULL;
+	if (!existing)
+		account = purple_account_new(username, host_get()->protocol);
+	if (password != NULL) {
+		purple_account_set_password(account, password);
+		purple_account_set_remember_password(account, TRUE);
+	}
+	if (options != NULL && !set_options(cmd, account, json_node_get_object(options))) {
+		if (!existing)
+			purple_account_destroy(account);
+		return;
+	}
+	if (!existing)
+		purple_accounts_add(account);
+	host_account_added(account, existing);
+	if (enable == NULL || json_node_get_boolean(enable)) {
+		purple_account_set_enabled(account, host_ui_id(), TRUE);
+		activate_current_status(account);
+	}
+	host_cmd_ok(cmd);
+}
+
 static void
 cmd_add_buddy(const HostCmd *cmd)
 {
-	PurpleAccount *account = host_get()->account;
+	PurpleAccount *account = cmd->account;
 	const char *who = need_string(cmd, "who");
 	const char *alias = arg_string(cmd, "alias");
 	const char *group_name = arg_string(cmd, "group");
@@ -757,7 +852,7 @@ cmd_add_buddy(const HostCmd *cmd)
 static void
 cmd_remove_buddy(const HostCmd *cmd)
 {
-	PurpleAccount *account = host_get()->account;
+	PurpleAccount *account = cmd->account;
 	const char *who = need_string(cmd, "who");
 	PurpleBuddy *buddy;
 
@@ -1014,6 +1109,7 @@ static const struct {
 	{ "account_action", cmd_account_action },
 	{ "ipc", cmd_ipc },
 	{ "set_option", cmd_set_option },
+	{ "add_account", cmd_add_account },
 	{ "add_buddy", cmd_add_buddy },
 	{ "remove_buddy", cmd_remove_buddy },
 	{ "close_notify", cmd_close_notify },
@@ -1085,8 +1181,18 @@ run_line(const char *line, gsize len)
 	    json_node_get_value_type(name) == G_TYPE_STRING)
 		cmd.name = (char *)json_node_get_string(name);
 
+	cmd.account = host_get()->account;
+	if (json_object_has_member(cmd.obj, "account")) {
+		const char *username = arg_string(&cmd, "account");
+
+		cmd.account = username != NULL
+		                      ? purple_accounts_find(username, host_get()->protocol)
+		                      : NULL;
+	}
 	if (cmd.name == NULL) {
 		host_cmd_error(&cmd, "\"cmd\" (a string) is required");
+	} else if (cmd.account == NULL) {
+		host_cmd_error(&cmd, "\"account\" names no account of the host");
 	} else {
 		gsize i;
 

@@ -244,6 +244,7 @@ report_disconnect_reason(PurpleConnection *gc, PurpleConnectionError reason, con
 	host_add_string(b, "reason_name", host_error_name(reason));
 	host_add_bool(b, "fatal", fatal);
 	host_add_string(b, "description", text);
+	host_add_account(b, account);
 	host_event_emit(b);
 
 	if (conn.cycle != NULL) {
@@ -297,7 +298,10 @@ host_connection_ui_ops(void)
 static void
 signing_on_cb(PurpleConnection *gc, gpointer data)
 {
-	host_event_emit(host_event_new("connecting"));
+	JsonBuilder *b = host_event_new("connecting");
+
+	host_add_account(b, purple_connection_get_account(gc));
+	host_event_emit(b);
 }
 
 static void
@@ -306,6 +310,7 @@ signed_on_cb(PurpleConnection *gc, gpointer data)
 	JsonBuilder *b = host_event_new("signed-on");
 
 	host_add_string(b, "display_name", purple_connection_get_display_name(gc));
+	host_add_account(b, purple_connection_get_account(gc));
 	host_event_emit(b);
 
 	if (is_our_account(purple_connection_get_account(gc)))
@@ -322,7 +327,10 @@ signed_on_cb(PurpleConnection *gc, gpointer data)
 static void
 signed_off_cb(PurpleConnection *gc, gpointer data)
 {
-	host_event_emit(host_event_new("signed-off"));
+	JsonBuilder *b = host_event_new("signed-off");
+
+	host_add_account(b, purple_connection_get_account(gc));
+	host_event_emit(b);
 }
 
 static void

@@ -31,6 +31,7 @@ create_conversation(PurpleConversation *conv)
 
 	g_hash_table_replace(created, conv, g_strdup(purple_conversation_get_name(conv)));
 	host_add_conv_members(b, conv);
+	host_add_account(b, purple_conversation_get_account(conv));
 	/* "type" is the name the first users of the host expect. */
 	host_add_string(b, "type", host_conv_type_name(purple_conversation_get_type(conv)));
 	host_event_emit(b);
@@ -60,6 +61,7 @@ emit_write(PurpleConversation *conv, const char *name, const char *alias, const 
 	host_add_string(b, "who", name);
 	host_add_string(b, "alias", alias);
 	host_add_string(b, "message", message);
+	host_add_account(b, purple_conversation_get_account(conv));
 	host_add_message_flags(b, "flags", flags);
 	host_add_int(b, "time", (gint64)mtime);
 	/* Whether libpurple's plaintext log is on at the moment of this line. */

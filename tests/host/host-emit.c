@@ -64,6 +64,13 @@ host_add_string(JsonBuilder *b, const char *key, const char *value)
 }
 
 void
+host_add_account(JsonBuilder *b, PurpleAccount *account)
+{
+	host_add_string(b, "account",
+	                account != NULL ? purple_account_get_username(account) : NULL);
+}
+
+void
 host_add_string_element(JsonBuilder *b, const char *value)
 {
 	add_string_value(b, value);

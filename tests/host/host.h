@@ -57,6 +57,8 @@ JsonBuilder *host_event_new(const char *event);
 void host_event_emit(JsonBuilder *b);
 /* Members; a NULL string becomes JSON null, invalid UTF-8 is repaired. */
 void host_add_string(JsonBuilder *b, const char *key, const char *value);
+/* "account": the user name of @account (the host may run more than one). */
+void host_add_account(JsonBuilder *b, PurpleAccount *account);
 void host_add_int(JsonBuilder *b, const char *key, gint64 value);
 void host_add_bool(JsonBuilder *b, const char *key, gboolean value);
 void host_add_null(JsonBuilder *b, const char *key);
@@ -134,7 +136,9 @@ JsonBuilder *host_cmd_ok_begin(const HostCmd *cmd);
 void host_cmd_ok(const HostCmd *cmd);
 void host_cmd_error(const HostCmd *cmd, const char *format, ...) G_GNUC_PRINTF(2, 3);
 
-/* --- host-account.c: account options --------------------------------- */
+/* --- host-account.c: accounts and their options ---------------------- */
+/* Emits "account-added" for @account (@existing: found in the user dir). */
+void host_account_added(PurpleAccount *account, gboolean existing);
 /* Sets protocol option @key of @account from the text @value, typed by the
  * prpl's protocol_options (string, int, bool or list). */
 gboolean host_account_set_option(PurpleAccount *account, const char *key, const char *value,

@@ -497,11 +497,23 @@ class Host:
         drag and drop, BitlBee's DCC); "xfer" events follow."""
         return self.call({"cmd": "send_file", "to": to, "path": path}, timeout=timeout)
 
-    def command(self, conv, text, timeout=None):
-        """Runs a /command in conversation conv; the answer has "status"
-        (ok, failed, not-found, wrong-args, wrong-prpl, wrong-type) and
-        "error"."""
-        return self.call({"cmd": "command", "conv": conv, "text": text}, timeout)
+    def command(self, conv, text, timeout=None, account=None):
+        """Runs a /command in conversation conv (of ``account``, a user name;
+        default the first account); the answer has "status" (ok, failed,
+        not-found, wrong-args, wrong-prpl, wrong-type) and "error"."""
+        cmd = {"cmd": "command", "conv": conv, "text": text}
+        if account is not None:
+            cmd["account"] = account
+        return self.call(cmd, timeout)
+
+    def add_account(self, username, password=None, options=None, enable=True, timeout=None):
+        """Adds (or reuses) another account of the host's protocol and enables
+        it; other commands name it with "account"."""
+        cmd = {"cmd": "add_account", "username": username, "options": options or {},
+               "enable": enable}
+        if password is not None:
+            cmd["password"] = password
+        return self.call(cmd, timeout)
 
     def answer(self, request_id, action=None, fields=None, value=None, choice=None,
                file=None, timeout=None, expect_error=False):

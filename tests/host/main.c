@@ -197,7 +197,6 @@ setup_account(GError **error)
 	PurpleAccount *account;
 	PurpleSavedStatus *saved;
 	gboolean existing;
-	JsonBuilder *b;
 
 	if (purple_find_prpl(the_host.protocol) == NULL) {
 		char *list = protocol_list();
@@ -226,11 +225,7 @@ setup_account(GError **error)
 		purple_accounts_add(account);
 	the_host.account = account;
 
-	b = host_event_new("account-added");
-	host_add_string(b, "username", purple_account_get_username(account));
-	host_add_string(b, "protocol", purple_account_get_protocol_id(account));
-	host_add_bool(b, "existing", existing);
-	host_event_emit(b);
+	host_account_added(account, existing);
 
 	/* Enabled accounts connect when an online saved status is activated. */
 	if (!the_host.no_enable)

@@ -622,6 +622,35 @@ class PluginTest(HostTestCase):
         host.expect_none({"event": "write", "message": "this will fail"}, 0.2)
         self.finish(host)
 
+    def test_second_account(self):
+        host = self.start_ht()
+        first = host.wait_for("signed-on")
+        self.assertEqual(first["account"], "agent")
+        host.add_account("desk2", options={"display": "Desk 2"})
+        added = host.wait_for({"event": "account-added", "username": "desk2"})
+        self.assertFalse(added["existing"])
+        self.assertEqual(host.wait_for({"event": "signed-on", "account": "desk2"})["display_name"],
+                         "Desk 2")
+        # a command names its account; events say whose they are
+        host.command("cust", "/htremote for desk two", account="desk2")
+        write = host.wait_for({"event": "write", "conv": "cust"})
+        self.assertEqual((write["account"], write["message"]), ("desk2", "for desk two"))
+        host.command("cust", "/htremote for the agent")
+        write = host.wait_for({"event": "write", "conv": "cust"})
+        self.assertEqual((write["account"], write["message"]), ("agent", "for the agent"))
+        # a bad option or account name is refused and adds nothing
+        self.assertIn("mode", host.call({"cmd": "add_account", "username": "desk3",
+                                         "options": {"mode": "zz"}}, expect_error=True)["message"])
+        self.assertIn("names no account", host.call({"cmd": "convs", "account": "desk3"},
+                                                    expect_error=True)["message"])
+        # only the named account goes offline
+        self.assertTrue(host.call({"cmd": "disconnect", "account": "desk2"})["was_connected"])
+        self.assertEqual(host.wait_for("signed-off")["account"], "desk2")
+        host.expect_none("reconnect-scheduled", 0.3)
+        host.send_im("cust", "still here")
+        self.assertEqual(host.wait_for({"event": "write", "flags": has("send")})["account"], "agent")
+        self.finish(host)
+
     def test_options_and_fatal_reason(self):
         host = self.start_ht(options={"mode": "b", "flag": "yes", "display": "Desk 1",
                                       "fail_reason": 0})
