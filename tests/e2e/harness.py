@@ -111,6 +111,21 @@ class Scenario(unittest.TestCase):
         return host
 
 
+    def add_second_number(self, host, **options):
+        """Signs the business's second phone number (the simulator's
+        SECOND_PNID, see TWO_NUMBERS) in as a second account of ``host``,
+        without webhooks; returns its user name."""
+        opts = {"api_base_url": self.api_url(), "send_retry_delay_ms": 50, "http_timeout": 10}
+        opts.update(options)
+        host.add_account(SECOND_PNID, password=self.sim.token, options=opts)
+        host.wait_for({"event": "signed-on", "account": SECOND_PNID}, timeout=60)
+        return SECOND_PNID
+
+
+# a second phone number of the simulator's business: sim_opts = TWO_NUMBERS
+SECOND_PNID = "106540352242933"
+TWO_NUMBERS = {"number": [SECOND_PNID + "=+1 555-078-3882"]}
+
 VERIFY_TOKEN = "e2e-verify-token"
 # small receiver limits so tests never wait on production timeouts
 RECEIVER_ARGS = "--header-timeout 5 --idle-timeout 10 --body-timeout 10"

@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 
-from harness import Receiving, contains, main, regex, wait_until
+from harness import TWO_NUMBERS, Receiving, contains, main, regex, wait_until
 
 PROMO = {
     "name": "spring_sale", "language": "en", "category": "MARKETING",
@@ -29,6 +29,8 @@ def number(i):
 
 
 class Campaign(Receiving):
+
+    sim_opts = TWO_NUMBERS
 
     def setUp(self):
         super().setUp()
@@ -53,11 +55,13 @@ class Campaign(Receiving):
                 w.writerow(row)
         return path
 
-    def notify(self, text, answer=0, conv="notices"):
-        """/notify; answers its one question; returns the question."""
-        result = self.host.command(conv, "/notify " + text)
+    def notify(self, text, answer=0, conv="notices", account=None):
+        """/notify (in a conversation of ``account``, default the first);
+        answers its one question; returns the question."""
+        result = self.host.command(conv, "/notify " + text, account=account)
         self.assertEqual(result["status"], "ok", result)
-        ask = self.host.wait_for({"event": "request", "kind": "action", "title": "Send notification"}, timeout=60)
+        ask = self.host.wait_for({"event": "request", "kind": "action", "title": "Send notification",
+                                  "account": account or self.sim.pnid}, timeout=60)
         self.host.answer(ask["id"], action=answer)
         return ask
 
@@ -388,6 +392,30 @@ class Campaign(Receiving):
         self.host.wait_for({"event": "write", "conv": chat, "message": contains("Cancelled")}, timeout=30)
         report = self.report(chat)
         self.assertEqual(sorted(r["code"] for r in report if r["status"] == "skipped"), ["cancelled"] * 10)
+
+    def test_two_numbers_of_one_business_share_the_daily_limit(self):
+        first = self.write_csv("first.csv", [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(240)])
+        more = self.write_csv("second.csv", [(number(1000 + i), "D%d" % i, "5 %", "opt-in") for i in range(20)])
+        self.start(portfolio_limit="250")
+        second = self.add_second_number(self.host, waba_id=self.waba, portfolio_limit="250",
+                                        campaign_throughput="80")
+        self.notify("spring_sale " + first)
+        self.host.wait_for({"event": "write", "account": self.sim.pnid, "conv": regex("^Campaign "),
+                            "message": contains("Campaign finished")}, timeout=90)
+        self.assertEqual(len(self.template_sends()), 240)
+        # the second number's campaign reaches the business's 250th customer, then waits
+        self.notify("spring_sale " + more, account=second)
+        line = self.host.wait_for({"event": "write", "account": second, "conv": regex("^Campaign "),
+                                   "message": contains("daily limit of 250 customers")}, timeout=60)
+        wait_until(lambda: len(self.template_sends()) == 250, timeout=30, what="250 sends")
+        time.sleep(1.5)
+        sends = self.template_sends()
+        self.assertEqual(len(sends), 250, "sent beyond the business's daily limit")
+        self.assertEqual(len([s for s in sends if s["pnid"] == second]), 10)
+        self.assertEqual(self.sim.portfolio()["used"], 250)
+        self.assertEqual(self.host.command(line["conv"], "/cancel", account=second)["status"], "ok")
+        self.host.wait_for({"event": "write", "account": second, "conv": line["conv"],
+                            "message": contains("Cancelled")}, timeout=30)
 
     def test_repeat_within_a_day_only_when_the_agent_confirms(self):
         path = self.write_csv("again.csv", [(number(i), "A%d" % i, "5 %", "opt-in") for i in range(5)])

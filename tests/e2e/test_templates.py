@@ -10,7 +10,7 @@ import os
 import tempfile
 import time
 
-from harness import Receiving, contains, has, main, wait_until
+from harness import TWO_NUMBERS, Receiving, contains, has, main, wait_until
 
 ANNA = "491701234567"
 BEN = "491709876543"
@@ -61,6 +61,8 @@ def callback_free(request):
 
 
 class Templates(Receiving):
+
+    sim_opts = TWO_NUMBERS
 
     def setUp(self):
         super().setUp()
@@ -262,6 +264,30 @@ class Templates(Receiving):
         self.host.call({"cmd": "answer", "id": again["id"], "action": 1})
         time.sleep(0.5)
         self.assertEqual(len(self.sim.sent()), 1)
+
+    def test_two_numbers_of_one_business_share_one_catalogue_fetch(self):
+        self.start()
+        second = self.add_second_number(self.host, waba_id=self.waba)
+        # the catalogue comes slowly: both numbers want it while it is on its way
+        self.sim.fault(path="/message_templates", method="GET", delay_ms=4000, count=1)
+        self.optin(ANNA, "utility")
+        self.assertEqual(self.host.command(BEN, "/optin utility", account=second)["status"], "ok")
+        self.command(ANNA, "/template order_update en_US #1 | Anna | A-1 | button1=A-1")
+        answer = self.host.command(BEN, "/template order_update en_US #2 | Ben | B-2 | button1=B-2",
+                                   account=second)
+        self.assertEqual(answer["status"], "ok", answer)
+        for account, conv in ((self.sim.pnid, ANNA), (second, BEN)):
+            self.host.wait_for({"event": "write", "account": account, "conv": conv, "flags": has("send"),
+                                "message": contains("[Template order_update, UTILITY]")}, timeout=60)
+        wait_until(lambda: len(self.template_sends()) == 2, timeout=30, what="both templates sent")
+        self.assertEqual(sorted((s["pnid"], s["to"]) for s in self.template_sends()),
+                         sorted([(self.sim.pnid, "+" + ANNA), (second, "+" + BEN)]))
+        self.assertEqual(len(self.catalogue_fetches()), 1, "one fetch for both numbers")
+        # each keeps the catalogue: the list is there without another fetch
+        self.assertEqual(self.host.command(BEN, "/templates", account=second)["status"], "ok")
+        self.host.wait_for({"event": "write", "account": second, "conv": BEN,
+                            "message": contains("order_update")}, timeout=30)
+        self.assertEqual(len(self.catalogue_fetches()), 1)
 
     def test_daily_refresh(self):
         self.start(env={"WABIZ_TEST_TEMPLATE_CHECK_S": "1"})
