@@ -107,37 +107,36 @@ wa_pace_current_rate(WaPace *pace)
   return pace->current;
 }
 
-/* The tokens a send of @klass needs before it (millionths): a whole one for
- * CAMPAIGN; CHAT may leave the bucket owing up to one depth. */
-static gint64
-needed(WaPace *pace, WaPaceClass klass)
-{
-  return klass == WA_PACE_CHAT ? MICRO - depth(pace->current) : MICRO;
-}
-
 gint64
-wa_pace_next_at(WaPace *pace, WaPaceClass klass)
+wa_pace_next_at(WaPace *pace)
 {
-  gint64 now, at, need;
+  gint64 now, at;
 
   g_return_val_if_fail(pace != NULL, 0);
   refill(pace);
   now = wa_clock_mono_us(pace->clock);
-  need = needed(pace, klass);
   at = now;
-  if (pace->tokens < need) /* µs until enough accrued, rounded up */
-    at = now + (need - pace->tokens + pace->current - 1) / pace->current;
+  if (pace->tokens < MICRO) /* µs until a whole token accrued, rounded up */
+    at = now + (MICRO - pace->tokens + pace->current - 1) / pace->current;
   return MAX(at, pace->paused_until);
 }
 
 gboolean
-wa_pace_try_take(WaPace *pace, WaPaceClass klass)
+wa_pace_try_take(WaPace *pace)
 {
   g_return_val_if_fail(pace != NULL, FALSE);
-  if (wa_pace_next_at(pace, klass) > wa_clock_mono_us(pace->clock))
+  if (wa_pace_next_at(pace) > wa_clock_mono_us(pace->clock))
     return FALSE;
   pace->tokens -= MICRO;
   return TRUE;
+}
+
+void
+wa_pace_charge(WaPace *pace)
+{
+  g_return_if_fail(pace != NULL);
+  refill(pace);
+  pace->tokens -= MICRO;
 }
 
 void
@@ -170,16 +169,16 @@ wa_pace_rate_error(WaPace *pace, gint code, const char *key, gint64 *retry_at)
   switch (code) {
   case 130429:
     wa_pace_throttled(pace);
-    *retry_at = wa_pace_next_at(pace, WA_PACE_CAMPAIGN);
+    *retry_at = wa_pace_next_at(pace);
     return TRUE;
   case 131056:
     g_return_val_if_fail(key != NULL, FALSE);
     wa_pace_pair_hit(pace, key);
-    *retry_at = MAX(wa_pace_pair_next_at(pace, key), wa_pace_next_at(pace, WA_PACE_CAMPAIGN));
+    *retry_at = MAX(wa_pace_pair_next_at(pace, key), wa_pace_next_at(pace));
     return TRUE;
   case 131057:
     wa_pace_maintenance(pace);
-    *retry_at = wa_pace_next_at(pace, WA_PACE_CAMPAIGN);
+    *retry_at = wa_pace_next_at(pace);
     return TRUE;
   default:
     return FALSE;

@@ -7,7 +7,7 @@
  * (monotonic time for the throughput, pair limit and pauses; wall time for
  * the portfolio's 24 hours, whose records are kept in the store as Unix
  * seconds). Nothing here sends, sleeps or keeps timers: the caller asks
- * "when may the next send of this class go" and arms its own timer.
+ * "when may the next campaign send go" and arms its own timer.
  *
  * Throughput (WaPace, one per phone number): a token bucket. Tokens accrue
  * at the current rate (messages per second: 80 by default, 1,000 or 20 as
@@ -17,11 +17,10 @@
  * requests may be in flight, so that the rate, not the round trip, sets the
  * pace (wa_pace_in_flight_for() says how many are needed).
  *
- * Priority: a CHAT send (the agent's own messages) never waits for tokens:
- * it takes one even when the bucket is empty (the bucket may owe up to one
- * full depth), and CAMPAIGN sends wait until the debt is paid back and a
- * whole token is there. So the agent's traffic goes first, and the total
- * still keeps to the rate over any second.
+ * Priority: the agent's own messages never wait for tokens: each is charged
+ * (wa_pace_charge) even when the bucket is empty, and campaign sends wait
+ * until the debt is paid back and a whole token is there. So the agent's
+ * traffic goes first, and the total still keeps to the rate.
  *
  * Errors:
  *  - 130429 (throughput reached): wa_pace_throttled() halves the current rate
@@ -30,8 +29,9 @@
  *    grows by a tenth of the configured rate (at least 1/s), back up to the
  *    configured rate (additive increase, multiplicative decrease).
  *  - 131057 (account in maintenance, e.g. a throughput upgrade):
- *    wa_pace_maintenance() pauses every send, CHAT included, for
- *    WA_PACE_MAINTENANCE_S seconds (60).
+ *    wa_pace_maintenance() pauses campaign sends for
+ *    WA_PACE_MAINTENANCE_S seconds (60); the agent's sends meet the error
+ *    themselves and the outbox tries them again.
  *  - 131056 (pair rate limit): wa_pace_pair_hit() makes that customer wait
  *    4^X seconds, X the number of consecutive hits before this one (1 s, 4 s,
  *    16 s, ...; X capped at WA_PACE_PAIR_MAX_EXPONENT); wa_pace_pair_ok()
@@ -63,11 +63,6 @@ G_BEGIN_DECLS
 #define WA_PACE_RECOVER_INTERVAL_S 5
 #define WA_PACE_PAIR_MAX_EXPONENT 6 /* the pair wait stops growing at 4^6 s (about 68 min) */
 
-typedef enum {
-  WA_PACE_CHAT = 0,     /* the agent's conversations: first */
-  WA_PACE_CAMPAIGN = 1, /* campaign sends: what the chat leaves */
-} WaPaceClass;
-
 typedef struct _WaPace WaPace;
 
 /* A limiter at @rate messages per second (> 0) on @clock (borrowed; must
@@ -82,16 +77,20 @@ guint wa_pace_configured_rate(WaPace *pace);
 /* The rate now (lower than configured after 130429). */
 guint wa_pace_current_rate(WaPace *pace);
 
-/* Monotonic time (µs, wa_clock_mono_us) from which a send of @klass may
+/* Monotonic time (µs, wa_clock_mono_us) from which a campaign send may
  * go; now or earlier means at once. */
-gint64 wa_pace_next_at(WaPace *pace, WaPaceClass klass);
-/* Takes a token for a send of @klass when one is allowed now (TRUE); FALSE
+gint64 wa_pace_next_at(WaPace *pace);
+/* Takes a token for a campaign send when one is allowed now (TRUE); FALSE
  * (nothing taken) when the caller must wait until wa_pace_next_at(). */
-gboolean wa_pace_try_take(WaPace *pace, WaPaceClass klass);
+gboolean wa_pace_try_take(WaPace *pace);
+/* A send that went without asking (the agent's chat is never held): its
+ * token is taken even when the bucket has none left, so campaign sends wait
+ * until that debt is paid back and the number's total stays at the rate. */
+void wa_pace_charge(WaPace *pace);
 
 /* 130429: halves the current rate and empties the bucket (see above). */
 void wa_pace_throttled(WaPace *pace);
-/* 131057: no send of any class for WA_PACE_MAINTENANCE_S seconds. */
+/* 131057: no campaign send for WA_PACE_MAINTENANCE_S seconds. */
 void wa_pace_maintenance(WaPace *pace);
 /* Monotonic µs until which sends are paused (0 when not paused). */
 gint64 wa_pace_paused_until(WaPace *pace);

@@ -613,7 +613,7 @@ submit_resumed(WabizCampaigns *cs)
   if (cs->wa->sender == NULL)
     return !g_queue_is_empty(&cs->resumed);
   while ((r = g_queue_peek_head(&cs->resumed)) != NULL) {
-    if (wa_pace_pair_next_at(cs->pace, r->to) > g_get_monotonic_time() || !wa_pace_try_take(cs->pace, WA_PACE_CAMPAIGN))
+    if (wa_pace_pair_next_at(cs->pace, r->to) > g_get_monotonic_time() || !wa_pace_try_take(cs->pace))
       break;
     g_queue_pop_head(&cs->resumed);
     wa_sender_submit(cs->wa->sender, r->entry, r->to);
@@ -688,7 +688,7 @@ begin_ready(WabizCampaigns *cs)
       break;
     }
     cs->told_full = FALSE;
-    if (!wa_pace_try_take(cs->pace, WA_PACE_CAMPAIGN))
+    if (!wa_pace_try_take(cs->pace))
       break;
     g_queue_pop_head(&cs->ready);
     to = params_read(p->params, &values);
@@ -1079,10 +1079,10 @@ wabiz_campaign_outcome(WabizAccount *wa, guint64 id, const char *to, WabizCampai
 void
 wabiz_campaign_chat_sent(WabizAccount *wa)
 {
-  /* a chat token is always taken (the bucket may owe): campaign sends wait
-   * until it is paid back */
+  /* every chat send takes its token, the bucket may owe: campaign sends
+   * wait until it is paid back */
   if (wa->campaigns != NULL)
-    wa_pace_try_take(wa->campaigns->pace, WA_PACE_CHAT);
+    wa_pace_charge(wa->campaigns->pace);
 }
 
 gboolean

@@ -158,6 +158,30 @@ class Campaign(Receiving):
         tos = [m["to"].lstrip("+") for m in self.template_sends()]
         self.assertEqual(sorted(tos), sorted(number(i) for i in range(150)))
 
+    def test_agent_chat_goes_first_and_counts_against_the_throughput(self):
+        anna = "491701234567"
+        path = self.write_csv("chat.csv", [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(150)])
+        self.start(campaign_throughput="20")
+        self.sim.inbound("hello", sender=anna, name="Anna")
+        self.host.wait_for({"event": "write", "conv": anna, "message": contains("hello")}, timeout=30)
+        started = time.monotonic()
+        self.notify("spring_sale " + path)
+        wait_until(lambda: len(self.template_sends()) >= 20, timeout=60, what="20 sends")
+        for i in range(30):
+            self.host.send_im(anna, "answer %d" % i)
+        wait_until(lambda: len(self.template_sends()) == 150, timeout=120, what="150 sends")
+        took = time.monotonic() - started
+        sent = self.sim.sent()
+        last = max(i for i, m in enumerate(sent) if m["type"] == "template")
+        chats = [i for i, m in enumerate(sent) if m["type"] == "text"]
+        # the agent's lines are never held behind the campaign
+        self.assertEqual(len(chats), 30, "the agent's lines waited for the campaign")
+        self.assertTrue(all(i < last for i in chats))
+        # each counts against the number's 20/s: the campaign made room for
+        # them (20 a second and the bucket's depth of 2, over the whole run)
+        self.assertGreaterEqual(took, (150 + 30 - 2) / 20 - 0.25,
+                                "the campaign did not give the agent's lines their share of the throughput")
+
     def test_killed_mid_campaign_then_resumed_without_duplicates(self):
         rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(300)]
         path = self.write_csv("kill.csv", rows)

@@ -1,6 +1,6 @@
 /* test-pace.c: pacing arithmetic (plugin/core/wa-pace.c) on a fake clock:
  * the throughput limit at 80, 1,000 and 20 messages per second without
- * waiting for answers, the agent's chat before campaigns, slow-down and
+ * waiting for answers, the agent's chat charged before campaigns, slow-down and
  * recovery on 130429, the pause on 131057, the pair limit's 4^X backoff
  * on 131056, and the portfolio's rolling 24-hour count shared by accounts.
  * Time only moves when the test moves it. */
@@ -35,20 +35,20 @@ move_to(Fixture *f, gint64 at)
     wa_clock_fake_advance(f->clock, at - now);
 }
 
-/* Sends as fast as @pace lets @klass, each at its next_at, until monotonic
+/* Campaign sends as fast as @pace lets them, each at its next_at, until monotonic
  * @until; returns how many went. */
 static guint
-send_until(Fixture *f, WaPace *pace, WaPaceClass klass, gint64 until)
+send_until(Fixture *f, WaPace *pace, gint64 until)
 {
   guint sent = 0;
 
   for (;;) {
-    gint64 at = wa_pace_next_at(pace, klass);
+    gint64 at = wa_pace_next_at(pace);
 
     if (at > until)
       return sent;
     move_to(f, at);
-    g_assert_true(wa_pace_try_take(pace, klass));
+    g_assert_true(wa_pace_try_take(pace));
     sent++;
   }
 }
@@ -66,13 +66,13 @@ test_throughput(Fixture *f, gconstpointer data)
     gint64 start = wa_clock_mono_us(f->clock);
 
     /* a full bucket's burst at once, then exactly the rate: 10 s of sends */
-    g_assert_cmpuint(send_until(f, pace, WA_PACE_CAMPAIGN, start), ==, cases[i].depth);
-    g_assert_false(wa_pace_try_take(pace, WA_PACE_CAMPAIGN));
-    g_assert_cmpint(wa_pace_next_at(pace, WA_PACE_CAMPAIGN) - start, ==, SEC / cases[i].rate);
-    g_assert_cmpuint(send_until(f, pace, WA_PACE_CAMPAIGN, start + 10 * SEC), ==, 10 * cases[i].rate);
+    g_assert_cmpuint(send_until(f, pace, start), ==, cases[i].depth);
+    g_assert_false(wa_pace_try_take(pace));
+    g_assert_cmpint(wa_pace_next_at(pace) - start, ==, SEC / cases[i].rate);
+    g_assert_cmpuint(send_until(f, pace, start + 10 * SEC), ==, 10 * cases[i].rate);
     /* idle time fills the bucket only to its depth */
     wa_clock_fake_advance(f->clock, 3600 * SEC);
-    g_assert_cmpuint(send_until(f, pace, WA_PACE_CAMPAIGN, wa_clock_mono_us(f->clock)), ==, cases[i].depth);
+    g_assert_cmpuint(send_until(f, pace, wa_clock_mono_us(f->clock)), ==, cases[i].depth);
   }
 }
 
@@ -101,14 +101,14 @@ simulate(Fixture *f, WaPace *pace, guint cap, gint64 rtt, gint64 seconds)
 
     while (first < answers->len && g_array_index(answers, gint64, first) <= now)
       first++;
-    if (answers->len - first < cap && wa_pace_try_take(pace, WA_PACE_CAMPAIGN)) {
+    if (answers->len - first < cap && wa_pace_try_take(pace)) {
       gint64 at = now + rtt;
 
       g_array_append_val(answers, at);
       sent++;
       continue;
     }
-    next = answers->len - first < cap ? wa_pace_next_at(pace, WA_PACE_CAMPAIGN) : g_array_index(answers, gint64, first);
+    next = answers->len - first < cap ? wa_pace_next_at(pace) : g_array_index(answers, gint64, first);
     if (next >= end)
       return sent;
     move_to(f, next);
@@ -135,31 +135,6 @@ test_rate_not_round_trip(Fixture *f, gconstpointer data)
 }
 
 static void
-test_chat_first(Fixture *f, gconstpointer data)
-{
-  g_autoptr(WaPace) pace = wa_pace_new(f->clock, 80);
-  gint64 now = wa_clock_mono_us(f->clock);
-  gint64 campaign_at;
-  guint chats = 0;
-
-  /* a campaign emptied the bucket */
-  g_assert_cmpuint(send_until(f, pace, WA_PACE_CAMPAIGN, now), ==, 8);
-  campaign_at = wa_pace_next_at(pace, WA_PACE_CAMPAIGN);
-  g_assert_cmpint(campaign_at, >, now);
-  /* the agent's messages still go at once, up to a bucket's depth of debt */
-  while (wa_pace_try_take(pace, WA_PACE_CHAT))
-    chats++;
-  g_assert_cmpuint(chats, ==, 8);
-  /* and the campaign waits for the debt to be paid back */
-  g_assert_cmpint(wa_pace_next_at(pace, WA_PACE_CAMPAIGN), ==, now + 9 * (SEC / 80));
-  /* the chat's next one comes before the campaign's */
-  g_assert_cmpint(wa_pace_next_at(pace, WA_PACE_CHAT), ==, now + SEC / 80);
-  g_assert_cmpint(wa_pace_next_at(pace, WA_PACE_CHAT), <, wa_pace_next_at(pace, WA_PACE_CAMPAIGN));
-  /* over a second the total stays within the rate plus one depth */
-  g_assert_cmpuint(send_until(f, pace, WA_PACE_CAMPAIGN, now + SEC), ==, 80 - 8);
-}
-
-static void
 test_slow_down_and_recover(Fixture *f, gconstpointer data)
 {
   g_autoptr(WaPace) pace = wa_pace_new(f->clock, 80);
@@ -169,10 +144,10 @@ test_slow_down_and_recover(Fixture *f, gconstpointer data)
   g_assert_cmpuint(wa_pace_current_rate(pace), ==, 40);
   g_assert_cmpuint(wa_pace_configured_rate(pace), ==, 80);
   /* the bucket is empty: the next campaign send after 1/40 s */
-  g_assert_false(wa_pace_try_take(pace, WA_PACE_CAMPAIGN));
-  g_assert_cmpint(wa_pace_next_at(pace, WA_PACE_CAMPAIGN), ==, now + SEC / 40);
+  g_assert_false(wa_pace_try_take(pace));
+  g_assert_cmpint(wa_pace_next_at(pace), ==, now + SEC / 40);
   /* 10 s at the slowed rate sends 40 per second, not 80 */
-  g_assert_cmpuint(send_until(f, pace, WA_PACE_CAMPAIGN, now + WA_PACE_RECOVER_INTERVAL_S * SEC - 1), <=,
+  g_assert_cmpuint(send_until(f, pace, now + WA_PACE_RECOVER_INTERVAL_S * SEC - 1), <=,
                    40 * WA_PACE_RECOVER_INTERVAL_S);
   /* every interval without 130429 adds a tenth of the configured rate */
   move_to(f, now + WA_PACE_RECOVER_INTERVAL_S * SEC);
@@ -215,6 +190,27 @@ test_set_rate(Fixture *f, gconstpointer data)
   g_assert_cmpuint(wa_pace_current_rate(pace), ==, 18);
 }
 
+/* The agent's chat is sent without asking; each send is charged, however
+ * far the bucket owes, and the campaign waits until the debt is paid. */
+static void
+test_chat_charged(Fixture *f, gconstpointer data)
+{
+  g_autoptr(WaPace) pace = wa_pace_new(f->clock, 20);
+  gint64 now = wa_clock_mono_us(f->clock);
+
+  g_assert_cmpuint(send_until(f, pace, now), ==, 2);
+  for (guint i = 0; i < 30; i++)
+    wa_pace_charge(pace);
+  g_assert_cmpint(wa_pace_next_at(pace), ==, now + 31 * (SEC / 20));
+  /* campaign and chat together: the rate and one depth over two seconds */
+  g_assert_cmpuint(send_until(f, pace, now + 2 * SEC), ==, 2 * 20 - 30);
+  /* while the campaign is slowed down the charge counts the same */
+  wa_pace_throttled(pace);
+  now = wa_clock_mono_us(f->clock);
+  wa_pace_charge(pace);
+  g_assert_cmpint(wa_pace_next_at(pace), >=, now + 2 * (SEC / 10));
+}
+
 static void
 test_maintenance(Fixture *f, gconstpointer data)
 {
@@ -223,15 +219,13 @@ test_maintenance(Fixture *f, gconstpointer data)
 
   wa_pace_maintenance(pace);
   g_assert_cmpint(wa_pace_paused_until(pace), ==, now + 60 * SEC);
-  /* every class waits, the agent's chat too */
-  g_assert_false(wa_pace_try_take(pace, WA_PACE_CHAT));
-  g_assert_false(wa_pace_try_take(pace, WA_PACE_CAMPAIGN));
-  g_assert_cmpint(wa_pace_next_at(pace, WA_PACE_CHAT), ==, now + 60 * SEC);
-  g_assert_cmpint(wa_pace_next_at(pace, WA_PACE_CAMPAIGN), ==, now + 60 * SEC);
+  /* campaign sends wait */
+  g_assert_false(wa_pace_try_take(pace));
+  g_assert_cmpint(wa_pace_next_at(pace), ==, now + 60 * SEC);
   wa_clock_fake_advance(f->clock, 60 * SEC - 1);
-  g_assert_false(wa_pace_try_take(pace, WA_PACE_CAMPAIGN));
+  g_assert_false(wa_pace_try_take(pace));
   wa_clock_fake_advance(f->clock, 1);
-  g_assert_true(wa_pace_try_take(pace, WA_PACE_CAMPAIGN));
+  g_assert_true(wa_pace_try_take(pace));
   g_assert_cmpint(wa_pace_paused_until(pace), ==, 0);
 }
 
@@ -276,7 +270,7 @@ test_rate_errors(Fixture *f, gconstpointer data)
     g_assert_false(wa_pace_rate_error(pace, final[i], "customer-a", &retry_at));
   g_assert_cmpint(retry_at, ==, -1);
   g_assert_cmpuint(wa_pace_current_rate(pace), ==, 80);
-  g_assert_true(wa_pace_try_take(pace, WA_PACE_CAMPAIGN));
+  g_assert_true(wa_pace_try_take(pace));
 
   g_assert_true(wa_pace_rate_error(pace, 130429, "customer-a", &retry_at));
   g_assert_cmpuint(wa_pace_current_rate(pace), ==, 40);
@@ -376,7 +370,7 @@ main(int argc, char **argv)
   ADD("throughput", test_throughput);
   ADD("in-flight", test_in_flight);
   ADD("rate-not-round-trip", test_rate_not_round_trip);
-  ADD("chat-first", test_chat_first);
+  ADD("chat-charged", test_chat_charged);
   ADD("slow-down-and-recover", test_slow_down_and_recover);
   ADD("set-rate", test_set_rate);
   ADD("maintenance", test_maintenance);
