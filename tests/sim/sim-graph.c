@@ -565,7 +565,8 @@ handle_send (GraphRequest *req, JsonNode *root, SimSendInfo *info)
       if (!sim_templates_empty ())
         {
           if (!sim_templates_check_send (sim_json_object (json_node_get_object (root), "template"),
-                                         req->version, &render, &err))
+                                         req->version, sim_clock_now_us (&sim->clock) / 1000,
+                                         &render, &err))
             {
               reply_error (&req->reply, &err);
               sim_error_clear (&err);

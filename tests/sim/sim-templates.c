@@ -1054,8 +1054,11 @@ typedef struct
   const SimTemplate *t;
   gint64 format_code; /* 132018 (v23+) or 132012 */
   gboolean named;
+  gint64 now_ms; /* the simulator's clock: an offer must end after it */
   SimError *err;
 } SendCheck;
+
+#define COUNT_MESSAGE "(#132000) Number of parameters does not match the expected number of params"
 
 static gboolean
 format_error (SendCheck *c, const char *details)
@@ -1071,11 +1074,17 @@ format_error (SendCheck *c, const char *details)
 static gboolean
 count_error (SendCheck *c, const char *part, guint got, guint expected)
 {
-  sim_error_set (c->err, 400, 132000,
-                 "(#132000) Number of parameters does not match the expected number of params",
+  sim_error_set (c->err, 400, 132000, COUNT_MESSAGE,
                  "%s: number of localizable_params (%u) does not match the expected number of "
                  "params (%u)",
                  part, got, expected);
+  return FALSE;
+}
+
+static gboolean
+value_error (SendCheck *c, const char *details)
+{
+  sim_error_set (c->err, 400, 131009, "(#131009) Parameter value is not valid", "%s", details);
   return FALSE;
 }
 
@@ -1099,6 +1108,18 @@ n_params (JsonObject *component)
   JsonArray *params = component ? sim_json_array (component, "parameters") : NULL;
 
   return params ? json_array_get_length (params) : 0;
+}
+
+/* A button's index or a card's card_index: a number or a string of digits
+ * (sim-validate.c has checked which). */
+static gint64
+index_of (JsonObject *obj, const char *member)
+{
+  JsonNode *node = json_object_get_member (obj, member);
+
+  return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING
+             ? g_ascii_strtoll (json_node_get_string (node), NULL, 10)
+             : (gint64)json_node_get_double (node);
 }
 
 /* The text a text-like parameter stands for. */
@@ -1142,12 +1163,12 @@ check_text_params (SendCheck *c, const char *part, const char *def_text, JsonObj
                                      part, i, sim_json_string (param, "type"));
           return format_error (c, details);
         }
-      if (c->named && name == NULL)
+      if (c->named && (name == NULL || *name == '\0'))
         {
-          details = g_strdup_printf ("%s: parameter %u needs a parameter_name: the template "
-                                     "uses named parameters.",
-                                     part, i);
-          return format_error (c, details);
+          /* Meta's answer on every version, not a format error */
+          sim_error_set (c->err, 400, 100, "(#100) Invalid parameter", "%s",
+                         "Parameter name is missing or empty");
+          return FALSE;
         }
       if (!c->named && name != NULL)
         {
@@ -1190,22 +1211,22 @@ too_long (SendCheck *c, const char *part, const char *text, glong max)
   return TRUE;
 }
 
-/* A media or location header: one parameter of that type. */
+/* A media or location header (@part "header", "card 0 header"): one
+ * parameter of that type. */
 static gboolean
-check_header_media (SendCheck *c, const char *format, JsonObject *component)
+check_header_media (SendCheck *c, const char *part, const char *format, JsonObject *component)
 {
   g_autofree char *type = g_ascii_strdown (format, -1);
   JsonArray *params = component ? sim_json_array (component, "parameters") : NULL;
   JsonObject *param;
 
   if (n_params (component) != 1)
-    return count_error (c, "header", n_params (component), 1);
+    return count_error (c, part, n_params (component), 1);
   param = json_array_get_object_element (params, 0);
   if (g_strcmp0 (sim_json_string (param, "type"), type) != 0)
     {
-      g_autofree char *details
-          = g_strdup_printf ("header: Format mismatch, expected %s, received %s", format,
-                             sim_json_string (param, "type"));
+      g_autofree char *details = g_strdup_printf ("%s: Format mismatch, expected %s, received %s",
+                                                  part, format, sim_json_string (param, "type"));
 
       return format_error (c, details);
     }
@@ -1215,36 +1236,36 @@ check_header_media (SendCheck *c, const char *format, JsonObject *component)
   return sim_upload_check_send (type, sim_json_object (param, type), c->err);
 }
 
-static gboolean
-button_error (SendCheck *c, const char *details)
-{
-  sim_error_set (c->err, 400, 131009, "(#131009) Parameter value is not valid", "%s", details);
-  return FALSE;
-}
-
-/* The sub_type a send uses for a button of the template's @type. */
+/* The sub_type a send uses for a button of the template's @type, and the
+ * type of the parameter it takes (NULL: not checked). */
 static const char *
-button_sub_type (const char *type)
+button_sub_type (const char *type, const char **param_type)
 {
-  static const char *const map[][2] = {
-    { "QUICK_REPLY", "quick_reply" },
-    { "URL", "url" },
-    { "COPY_CODE", "copy_code" },
-    { "OTP", "url" },
-    { "FLOW", "flow" },
-    { "CATALOG", "catalog" },
-    { "MPM", "mpm" },
-    { "VOICE_CALL", "voice_call" },
+  static const char *const map[][3] = {
+    { "QUICK_REPLY", "quick_reply", "payload" },
+    { "URL", "url", "text" },
+    { "COPY_CODE", "copy_code", "coupon_code" },
+    { "OTP", "url", "text" },
+    { "FLOW", "flow", NULL },
+    { "CATALOG", "catalog", NULL },
+    { "MPM", "mpm", NULL },
+    { "VOICE_CALL", "voice_call", NULL },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (map); i++)
     if (g_strcmp0 (type, map[i][0]) == 0)
-      return map[i][1];
+      {
+        *param_type = map[i][2];
+        return map[i][1];
+      }
+  *param_type = NULL;
   return NULL;
 }
 
+/* The button components of @send against the template's (or a card's)
+ * @buttons; @part names them in details ("buttons", "card 0 buttons"). */
 static gboolean
-check_buttons (SendCheck *c, JsonArray *buttons, JsonArray *send)
+check_buttons (SendCheck *c, const char *part, JsonArray *buttons, JsonArray *send)
 {
   guint n_buttons = buttons ? json_array_get_length (buttons) : 0;
   g_autofree gboolean *given = g_new0 (gboolean, MAX (n_buttons, 1));
@@ -1252,36 +1273,32 @@ check_buttons (SendCheck *c, JsonArray *buttons, JsonArray *send)
   for (guint i = 0; send && i < json_array_get_length (send); i++)
     {
       JsonObject *comp = json_array_get_object_element (send, i);
-      JsonNode *index_node = json_object_get_member (comp, "index");
       const char *sub_type = sim_json_string (comp, "sub_type");
       gint64 index;
-      JsonObject *button;
-      const char *type, *expected;
+      JsonObject *button, *param;
+      const char *type, *expected, *param_type;
       guint got = n_params (comp), want;
       g_autofree char *details = NULL;
 
       if (g_ascii_strcasecmp (sim_json_string (comp, "type"), "button") != 0)
         continue;
-      index = JSON_NODE_HOLDS_VALUE (index_node)
-                      && json_node_get_value_type (index_node) == G_TYPE_STRING
-                  ? g_ascii_strtoll (json_node_get_string (index_node), NULL, 10)
-                  : (gint64)json_node_get_double (index_node);
+      index = index_of (comp, "index");
       if (index >= n_buttons)
         {
-          details = g_strdup_printf ("buttons: there is no button at index %" G_GINT64_FORMAT
+          details = g_strdup_printf ("%s: there is no button at index %" G_GINT64_FORMAT
                                      "; the template has %u.",
-                                     index, n_buttons);
-          return button_error (c, details);
+                                     part, index, n_buttons);
+          return value_error (c, details);
         }
       button = json_array_get_object_element (buttons, (guint)index);
       type = sim_json_string (button, "type");
-      expected = button_sub_type (type);
+      expected = button_sub_type (type, &param_type);
       if (expected == NULL || g_strcmp0 (expected, sub_type) != 0)
         {
-          details = g_strdup_printf ("buttons: the button at index %" G_GINT64_FORMAT
+          details = g_strdup_printf ("%s: the button at index %" G_GINT64_FORMAT
                                      " is a %s button; sub_type %s does not fit it.",
-                                     index, type ? type : "?", sub_type);
-          return button_error (c, details);
+                                     part, index, type ? type : "?", sub_type);
+          return value_error (c, details);
         }
       given[index] = TRUE;
       if (g_strcmp0 (type, "QUICK_REPLY") == 0)
@@ -1293,7 +1310,17 @@ check_buttons (SendCheck *c, JsonArray *buttons, JsonArray *send)
       else
         want = 1;
       if (got != want)
-        return count_error (c, "buttons", got, want);
+        return count_error (c, part, got, want);
+      param
+          = got > 0 ? json_array_get_object_element (sim_json_array (comp, "parameters"), 0) : NULL;
+      if (param != NULL && param_type != NULL
+          && g_strcmp0 (sim_json_string (param, "type"), param_type) != 0)
+        {
+          details = g_strdup_printf (
+              "%s: the %s button at index %" G_GINT64_FORMAT " takes a %s parameter, received %s.",
+              part, type, index, param_type, sim_json_string (param, "type"));
+          return format_error (c, details);
+        }
     }
   /* a dynamic URL, a copy code or a one-time code must be given */
   for (guint i = 0; i < n_buttons; i++)
@@ -1305,7 +1332,179 @@ check_buttons (SendCheck *c, JsonArray *buttons, JsonArray *send)
       if (!given[i]
           && ((g_strcmp0 (type, "URL") == 0 && url && strstr (url, "{{"))
               || g_strcmp0 (type, "COPY_CODE") == 0 || g_strcmp0 (type, "OTP") == 0))
-        return count_error (c, "buttons", 0, 1);
+        return count_error (c, part, 0, 1);
+    }
+  return TRUE;
+}
+
+/* What a template's components (or a carousel card's) hold. */
+typedef struct
+{
+  const char *header_format; /* NULL: no header */
+  const char *header_text;
+  const char *body_text;
+  const char *footer_text;
+  JsonArray *buttons;
+  JsonArray *cards;  /* a CAROUSEL's */
+  JsonObject *offer; /* a LIMITED_TIME_OFFER's "limited_time_offer" */
+  gboolean only_body;
+} TemplateParts;
+
+static void
+read_parts (JsonArray *defs, TemplateParts *p)
+{
+  memset (p, 0, sizeof *p);
+  p->only_body = TRUE;
+  for (guint i = 0; defs && i < json_array_get_length (defs); i++)
+    {
+      JsonNode *node = json_array_get_element (defs, i);
+      JsonObject *d = JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+      const char *type = d ? sim_json_string (d, "type") : NULL;
+
+      if (type == NULL)
+        continue;
+      if (g_ascii_strcasecmp (type, "HEADER") == 0)
+        {
+          p->header_format = sim_json_string (d, "format") ? sim_json_string (d, "format") : "TEXT";
+          p->header_text = sim_json_string (d, "text");
+        }
+      else if (g_ascii_strcasecmp (type, "BODY") == 0)
+        p->body_text = sim_json_string (d, "text");
+      else if (g_ascii_strcasecmp (type, "FOOTER") == 0)
+        p->footer_text = sim_json_string (d, "text");
+      else if (g_ascii_strcasecmp (type, "BUTTONS") == 0)
+        p->buttons = sim_json_array (d, "buttons");
+      else if (g_ascii_strcasecmp (type, "CAROUSEL") == 0)
+        p->cards = sim_json_array (d, "cards");
+      else if (g_ascii_strcasecmp (type, "LIMITED_TIME_OFFER") == 0)
+        p->offer = sim_json_object (d, "limited_time_offer");
+      if (g_ascii_strcasecmp (type, "BODY") != 0)
+        p->only_body = FALSE;
+    }
+}
+
+/* Header, body and buttons of @send against @p; @prefix ("" or "card 0 ")
+ * starts the parts' names in details. */
+static gboolean
+check_parts (SendCheck *c, const char *prefix, const TemplateParts *p, JsonArray *send,
+             GHashTable *header_values, GHashTable *body_values)
+{
+  g_autofree char *header = g_strconcat (prefix, "header", NULL);
+  g_autofree char *body = g_strconcat (prefix, "body", NULL);
+  g_autofree char *buttons = g_strconcat (prefix, "buttons", NULL);
+
+  if (p->header_format == NULL || g_ascii_strcasecmp (p->header_format, "TEXT") == 0)
+    {
+      if (!check_text_params (c, header, p->header_text ? p->header_text : "",
+                              send_component (send, "header"), header_values))
+        return FALSE;
+    }
+  else if (!check_header_media (c, header, p->header_format, send_component (send, "header")))
+    return FALSE;
+  return check_text_params (c, body, p->body_text ? p->body_text : "",
+                            send_component (send, "body"), body_values)
+         && check_buttons (c, buttons, p->buttons, send);
+}
+
+/* The send's carousel against the template's @cards: as many cards, each
+ * card_index once, each card checked like a template of its own. */
+static gboolean
+check_carousel (SendCheck *c, JsonArray *cards, JsonArray *send)
+{
+  JsonObject *carousel = send_component (send, "carousel");
+  JsonArray *given = carousel ? sim_json_array (carousel, "cards") : NULL;
+  guint want = cards ? json_array_get_length (cards) : 0;
+  guint got = given ? json_array_get_length (given) : 0;
+  g_autofree gboolean *seen = g_new0 (gboolean, MAX (want, 1));
+
+  if (got != want)
+    {
+      sim_error_set (c->err, 400, 132000, COUNT_MESSAGE,
+                     "carousel: number of cards (%u) does not match the number of cards in the "
+                     "template (%u)",
+                     got, want);
+      return FALSE;
+    }
+  for (guint i = 0; i < got; i++)
+    {
+      JsonObject *card = json_array_get_object_element (given, i);
+      gint64 index = index_of (card, "card_index");
+      g_autoptr (GHashTable) header_values
+          = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      g_autoptr (GHashTable) body_values
+          = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      g_autofree char *prefix = NULL, *details = NULL;
+      JsonNode *def;
+      TemplateParts parts;
+
+      if (index >= want)
+        {
+          details = g_strdup_printf ("carousel: there is no card at card_index %" G_GINT64_FORMAT
+                                     "; the template has %u.",
+                                     index, want);
+          return value_error (c, details);
+        }
+      if (seen[index])
+        {
+          details = g_strdup_printf ("carousel: card_index %" G_GINT64_FORMAT " is given twice.",
+                                     index);
+          return value_error (c, details);
+        }
+      seen[index] = TRUE;
+      def = json_array_get_element (cards, (guint)index);
+      read_parts (JSON_NODE_HOLDS_OBJECT (def)
+                      ? sim_json_array (json_node_get_object (def), "components")
+                      : NULL,
+                  &parts);
+      prefix = g_strdup_printf ("card %" G_GINT64_FORMAT " ", index);
+      if (!check_parts (c, prefix, &parts, sim_json_array (card, "components"), header_values,
+                        body_values))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* The send's limited_time_offer component against the template's @offer:
+ * its end (expiration_time_ms, a UNIX time in milliseconds, in the future)
+ * when the offer has an expiration, else nothing. */
+static gboolean
+check_offer (SendCheck *c, JsonObject *offer, JsonArray *send)
+{
+  JsonObject *comp = send_component (send, "limited_time_offer");
+  gboolean expires = FALSE;
+  JsonObject *param;
+  gint64 ms;
+  guint want;
+  g_autofree char *details = NULL;
+
+  if (offer != NULL)
+    sim_json_bool (offer, "has_expiration", &expires);
+  want = expires ? 1 : 0;
+  if (n_params (comp) != want)
+    return count_error (c, "limited_time_offer", n_params (comp), want);
+  if (want == 0)
+    return TRUE;
+  param = json_array_get_object_element (sim_json_array (comp, "parameters"), 0);
+  if (g_strcmp0 (sim_json_string (param, "type"), "limited_time_offer") != 0)
+    {
+      details = g_strdup_printf ("limited_time_offer: parameter 0 is of type %s; this component "
+                                 "takes limited_time_offer.",
+                                 sim_json_string (param, "type"));
+      return format_error (c, details);
+    }
+  if (!sim_json_int (sim_json_object (param, "limited_time_offer"), "expiration_time_ms", &ms))
+    {
+      sim_error_set (c->err, 400, 131008, "(#131008) Required parameter is missing", "%s",
+                     "The parameter limited_time_offer['expiration_time_ms'] is required: the "
+                     "template's offer has an expiration.");
+      return FALSE;
+    }
+  if (ms <= c->now_ms)
+    {
+      details = g_strdup_printf ("limited_time_offer: expiration_time_ms (%" G_GINT64_FORMAT
+                                 ") is not in the future.",
+                                 ms);
+      return value_error (c, details);
     }
   return TRUE;
 }
@@ -1317,8 +1516,8 @@ version_major (const char *version)
 }
 
 gboolean
-sim_templates_check_send (JsonObject *tpl, const char *version, SimTemplateRender *out,
-                          SimError *err)
+sim_templates_check_send (JsonObject *tpl, const char *version, gint64 now_ms,
+                          SimTemplateRender *out, SimError *err)
 {
   const char *name = sim_json_string (tpl, "name");
   JsonObject *language = sim_json_object (tpl, "language");
@@ -1329,9 +1528,7 @@ sim_templates_check_send (JsonObject *tpl, const char *version, SimTemplateRende
       = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr (GHashTable) body_values
       = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  const char *header_text = NULL, *body_text = NULL, *footer_text = NULL, *header_format = NULL;
-  JsonArray *buttons = NULL, *defs;
-  gboolean only_body = TRUE;
+  TemplateParts parts;
   SendCheck c = { 0 };
   GString *text;
 
@@ -1365,47 +1562,19 @@ sim_templates_check_send (JsonObject *tpl, const char *version, SimTemplateRende
   c.t = t;
   c.format_code = version_major (version) >= 23 ? 132018 : 132012;
   c.named = g_strcmp0 (t->parameter_format, "NAMED") == 0;
+  c.now_ms = now_ms;
   c.err = err;
-  defs = json_node_get_array (t->components);
-  for (guint i = 0; i < json_array_get_length (defs); i++)
-    {
-      JsonObject *d = json_array_get_object_element (defs, i);
-      const char *type = sim_json_string (d, "type");
-
-      if (g_strcmp0 (type, "HEADER") == 0)
-        {
-          header_format = sim_json_string (d, "format") ? sim_json_string (d, "format") : "TEXT";
-          header_text = sim_json_string (d, "text");
-        }
-      else if (g_strcmp0 (type, "BODY") == 0)
-        body_text = sim_json_string (d, "text");
-      else if (g_strcmp0 (type, "FOOTER") == 0)
-        footer_text = sim_json_string (d, "text");
-      else if (g_strcmp0 (type, "BUTTONS") == 0)
-        buttons = sim_json_array (d, "buttons");
-      if (g_strcmp0 (type, "BODY") != 0)
-        only_body = FALSE;
-    }
-
-  if (header_format == NULL || g_strcmp0 (header_format, "TEXT") == 0)
-    {
-      if (!check_text_params (&c, "header", header_text ? header_text : "",
-                              send_component (send, "header"), header_values))
-        return FALSE;
-    }
-  else if (!check_header_media (&c, header_format, send_component (send, "header")))
-    return FALSE;
-  if (!check_text_params (&c, "body", body_text ? body_text : "", send_component (send, "body"),
-                          body_values)
-      || !check_buttons (&c, buttons, send))
+  read_parts (json_node_get_array (t->components), &parts);
+  if (!check_parts (&c, "", &parts, send, header_values, body_values)
+      || !check_offer (&c, parts.offer, send) || !check_carousel (&c, parts.cards, send))
     return FALSE;
 
   out->category = g_strdup (t->category);
-  out->header = header_text ? substitute (header_text, header_values) : NULL;
-  out->body = body_text ? substitute (body_text, body_values) : NULL;
-  out->footer = g_strdup (footer_text);
+  out->header = parts.header_text ? substitute (parts.header_text, header_values) : NULL;
+  out->body = parts.body_text ? substitute (parts.body_text, body_values) : NULL;
+  out->footer = g_strdup (parts.footer_text);
   if ((out->header && too_long (&c, "header", out->header, 60))
-      || (out->body && too_long (&c, "body", out->body, only_body ? 32768 : 1024)))
+      || (out->body && too_long (&c, "body", out->body, parts.only_body ? 32768 : 1024)))
     {
       sim_template_render_clear (out);
       return FALSE;

@@ -51,7 +51,9 @@ gboolean sim_templates_empty (void);
 
 /* Checks the "template" object of a send against the catalogue (name and
  * language, status, parameter counts, formats and names, lengths, header
- * media, buttons) with Meta's codes; @version is the path's ("v25.0"):
- * format errors are 132018 from v23 on, 132012 before. Fills @out. */
-gboolean sim_templates_check_send (JsonObject *tpl, const char *version, SimTemplateRender *out,
-                                   SimError *err);
+ * media, buttons, a carousel's cards, a limited-time offer's end) with Meta's
+ * codes; @version is the path's ("v25.0"): format errors are 132018 from v23
+ * on, 132012 before. @now_ms is the simulator's clock in milliseconds (an
+ * offer must end after it). Fills @out. */
+gboolean sim_templates_check_send (JsonObject *tpl, const char *version, gint64 now_ms,
+                                   SimTemplateRender *out, SimError *err);

@@ -603,6 +603,148 @@ check_template_param (JsonObject *param, const char *base, SimError *err)
   if (g_strcmp0 (ptype, "text") == 0 && is_string_node (value)
       && g_utf8_strlen (json_node_get_string (value), -1) > 32768)
     return fail (err, 100, "Param %s['text'] must be at most 32768 characters long.", base);
+  /* a copy-code button's code: at most 15 characters */
+  if (g_strcmp0 (ptype, "coupon_code") == 0)
+    return check_str (param, base, "coupon_code", CHK_NONEMPTY, 15, err, NULL);
+  if (g_strcmp0 (ptype, "limited_time_offer") == 0)
+    {
+      g_autofree char *vbase = g_strdup_printf ("%s['limited_time_offer']", base);
+      JsonNode *ms;
+
+      if (!JSON_NODE_HOLDS_OBJECT (value))
+        return fail (err, 100, "Param %s must be a JSON object.", vbase);
+      ms = json_object_get_member (json_node_get_object (value), "expiration_time_ms");
+      if (ms != NULL
+          && !(JSON_NODE_HOLDS_VALUE (ms) && json_node_get_value_type (ms) == G_TYPE_INT64))
+        return fail (err, 100,
+                     "Param %s['expiration_time_ms'] must be an integer (a UNIX time in "
+                     "milliseconds).",
+                     vbase);
+    }
+  return TRUE;
+}
+
+/* A button's or a card's index: a number or a string of digits; -1 otherwise. */
+static gint64
+index_value (JsonNode *index)
+{
+  if (sim_json_is_number (index))
+    return (gint64)json_node_get_double (index);
+  if (is_string_node (index))
+    {
+      const char *s = json_node_get_string (index);
+      char *end = NULL;
+      gint64 idx = g_ascii_strtoll (s, &end, 10);
+
+      return end == s || *end != '\0' ? -1 : idx;
+    }
+  return -1;
+}
+
+static gboolean check_components (JsonArray *components, const char *base, gboolean in_card,
+                                  SimError *err);
+
+/* {"type":"carousel","cards":[{"card_index":0,"components":[...]}]} */
+static gboolean
+check_cards (JsonObject *comp, const char *base, SimError *err)
+{
+  JsonNode *cards = json_object_get_member (comp, "cards");
+  g_autofree char *cbase = g_strdup_printf ("%s['cards']", base);
+
+  if (cards == NULL || JSON_NODE_HOLDS_NULL (cards))
+    return missing (err, cbase);
+  if (!JSON_NODE_HOLDS_ARRAY (cards))
+    return fail (err, 100, "Param %s must be an array.", cbase);
+  for (guint i = 0; i < json_array_get_length (json_node_get_array (cards)); i++)
+    {
+      JsonNode *node = json_array_get_element (json_node_get_array (cards), i);
+      g_autofree char *card_base = g_strdup_printf ("%s[%u]", cbase, i);
+      g_autofree char *components_base = NULL;
+      JsonObject *card;
+      JsonNode *index, *components;
+
+      if (!JSON_NODE_HOLDS_OBJECT (node))
+        return fail (err, 100, "Param %s must be a JSON object.", card_base);
+      card = json_node_get_object (node);
+      index = json_object_get_member (card, "card_index");
+      if (index == NULL || JSON_NODE_HOLDS_NULL (index))
+        {
+          g_autofree char *path = g_strdup_printf ("%s['card_index']", card_base);
+          return missing (err, path);
+        }
+      if (index_value (index) < 0)
+        return fail (err, 100, "Param %s['card_index'] must be a non-negative integer.", card_base);
+      components_base = g_strdup_printf ("%s['components']", card_base);
+      components = json_object_get_member (card, "components");
+      if (components == NULL || JSON_NODE_HOLDS_NULL (components))
+        return missing (err, components_base);
+      if (!JSON_NODE_HOLDS_ARRAY (components))
+        return fail (err, 100, "Param %s must be an array.", components_base);
+      if (!check_components (json_node_get_array (components), components_base, TRUE, err))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* The components of a template send or of a carousel card: each an object
+ * with a type; buttons with a sub_type and an index 0-9; a carousel's cards
+ * (not inside a card); parameters each with a type and the member it names. */
+static gboolean
+check_components (JsonArray *components, const char *components_base, gboolean in_card,
+                  SimError *err)
+{
+  for (guint i = 0; i < json_array_get_length (components); i++)
+    {
+      JsonNode *node = json_array_get_element (components, i);
+      g_autofree char *base = g_strdup_printf ("%s[%u]", components_base, i);
+      JsonObject *comp;
+      const char *ctype;
+      JsonNode *params;
+
+      if (!JSON_NODE_HOLDS_OBJECT (node))
+        return fail (err, 100, "Param %s must be a JSON object.", base);
+      comp = json_node_get_object (node);
+      if (!check_str (comp, base, "type", CHK_REQUIRED | CHK_NONEMPTY, 0, err, &ctype))
+        return FALSE;
+      if (g_ascii_strcasecmp (ctype, "button") == 0)
+        {
+          JsonNode *index = json_object_get_member (comp, "index");
+          gint64 idx;
+
+          if (!check_str (comp, base, "sub_type", CHK_REQUIRED | CHK_NONEMPTY, 0, err, NULL))
+            return FALSE;
+          if (index == NULL)
+            {
+              g_autofree char *path = g_strdup_printf ("%s['index']", base);
+              return missing (err, path);
+            }
+          idx = index_value (index);
+          if (idx < 0 || idx > 9)
+            return fail (err, 100, "Param %s['index'] must be a number between 0 and 9.", base);
+        }
+      if (g_ascii_strcasecmp (ctype, "carousel") == 0)
+        {
+          if (in_card)
+            return fail (err, 100, "Param %s: a carousel card cannot hold a carousel.", base);
+          if (!check_cards (comp, base, err))
+            return FALSE;
+        }
+      params = json_object_get_member (comp, "parameters");
+      if (params == NULL || JSON_NODE_HOLDS_NULL (params))
+        continue;
+      if (!JSON_NODE_HOLDS_ARRAY (params))
+        return fail (err, 100, "Param %s['parameters'] must be an array.", base);
+      for (guint j = 0; j < json_array_get_length (json_node_get_array (params)); j++)
+        {
+          JsonNode *pnode = json_array_get_element (json_node_get_array (params), j);
+          g_autofree char *pbase = g_strdup_printf ("%s['parameters'][%u]", base, j);
+
+          if (!JSON_NODE_HOLDS_OBJECT (pnode))
+            return fail (err, 100, "Param %s must be a JSON object.", pbase);
+          if (!check_template_param (json_node_get_object (pnode), pbase, err))
+            return FALSE;
+        }
+    }
   return TRUE;
 }
 
@@ -633,62 +775,7 @@ check_template (JsonObject *tpl, SimSendInfo *info, SimError *err)
     return TRUE;
   if (!JSON_NODE_HOLDS_ARRAY (components))
     return fail (err, 100, "Param template['components'] must be an array.");
-  for (guint i = 0; i < json_array_get_length (json_node_get_array (components)); i++)
-    {
-      JsonNode *node = json_array_get_element (json_node_get_array (components), i);
-      g_autofree char *base = g_strdup_printf ("template['components'][%u]", i);
-      JsonObject *comp;
-      const char *ctype;
-      JsonNode *params;
-
-      if (!JSON_NODE_HOLDS_OBJECT (node))
-        return fail (err, 100, "Param %s must be a JSON object.", base);
-      comp = json_node_get_object (node);
-      if (!check_str (comp, base, "type", CHK_REQUIRED | CHK_NONEMPTY, 0, err, &ctype))
-        return FALSE;
-      if (g_ascii_strcasecmp (ctype, "button") == 0)
-        {
-          JsonNode *index = json_object_get_member (comp, "index");
-          gint64 idx = -1;
-
-          if (!check_str (comp, base, "sub_type", CHK_REQUIRED | CHK_NONEMPTY, 0, err, NULL))
-            return FALSE;
-          if (index == NULL)
-            {
-              g_autofree char *path = g_strdup_printf ("%s['index']", base);
-              return missing (err, path);
-            }
-          if (sim_json_is_number (index))
-            idx = (gint64)json_node_get_double (index);
-          else if (is_string_node (index))
-            {
-              const char *s = json_node_get_string (index);
-              char *end = NULL;
-
-              idx = g_ascii_strtoll (s, &end, 10);
-              if (end == s || *end != '\0')
-                idx = -1;
-            }
-          if (idx < 0 || idx > 9)
-            return fail (err, 100, "Param %s['index'] must be a number between 0 and 9.", base);
-        }
-      params = json_object_get_member (comp, "parameters");
-      if (params == NULL || JSON_NODE_HOLDS_NULL (params))
-        continue;
-      if (!JSON_NODE_HOLDS_ARRAY (params))
-        return fail (err, 100, "Param %s['parameters'] must be an array.", base);
-      for (guint j = 0; j < json_array_get_length (json_node_get_array (params)); j++)
-        {
-          JsonNode *pnode = json_array_get_element (json_node_get_array (params), j);
-          g_autofree char *pbase = g_strdup_printf ("%s['parameters'][%u]", base, j);
-
-          if (!JSON_NODE_HOLDS_OBJECT (pnode))
-            return fail (err, 100, "Param %s must be a JSON object.", pbase);
-          if (!check_template_param (json_node_get_object (pnode), pbase, err))
-            return FALSE;
-        }
-    }
-  return TRUE;
+  return check_components (json_node_get_array (components), "template['components']", FALSE, err);
 }
 
 static gboolean

@@ -107,6 +107,41 @@ SAMPLE_TEMPLATES = [
           "code_expiration_minutes": 10},
          {"type": "BUTTONS", "buttons": [
              {"type": "OTP", "otp_type": "COPY_CODE", "text": "Copy code"}]}]},
+    {"name": "summer_picks", "language": "en_US", "category": "MARKETING",
+     "components": [
+         {"type": "BODY", "text": "Summer is here, {{1}}! Swipe through our picks of the week.",
+          "example": {"body_text": [["Anna"]]}},
+         {"type": "CAROUSEL", "cards": [
+             {"components": [
+                 {"type": "HEADER", "format": "IMAGE",
+                  "example": {"header_handle": ["4::aGF0LmpwZw=="]}},
+                 {"type": "BODY", "text": "Straw hat in {{1}}, now {{2}}.",
+                  "example": {"body_text": [["red", "15 EUR"]]}},
+                 {"type": "BUTTONS", "buttons": [
+                     {"type": "QUICK_REPLY", "text": "More like this"},
+                     {"type": "URL", "text": "Buy now", "url": "https://shop.example/p/{{1}}",
+                      "example": ["https://shop.example/p/hat-red"]}]}]},
+             {"components": [
+                 {"type": "HEADER", "format": "IMAGE",
+                  "example": {"header_handle": ["4::dG93ZWwuanBn"]}},
+                 {"type": "BODY", "text": "Beach towel, now {{1}}.",
+                  "example": {"body_text": [["9 EUR"]]}},
+                 {"type": "BUTTONS", "buttons": [
+                     {"type": "QUICK_REPLY", "text": "More like this"},
+                     {"type": "URL", "text": "Buy now", "url": "https://shop.example/p/{{1}}",
+                      "example": ["https://shop.example/p/towel"]}]}]}]}]},
+    {"name": "hot_deal", "language": "en_US", "category": "MARKETING",
+     "components": [
+         {"type": "HEADER", "format": "IMAGE",
+          "example": {"header_handle": ["4::ZGVhbC5qcGc="]}},
+         {"type": "LIMITED_TIME_OFFER",
+          "limited_time_offer": {"text": "Expiring offer!", "has_expiration": True}},
+         {"type": "BODY", "text": "Good news, {{1}}! Use code {{2}} for 25% off all packages.",
+          "example": {"body_text": [["Pablo", "HOT25"]]}},
+         {"type": "BUTTONS", "buttons": [
+             {"type": "COPY_CODE", "example": "HOT25"},
+             {"type": "URL", "text": "Book now", "url": "https://shop.example/offers?code={{1}}",
+              "example": ["https://shop.example/offers?code=n3mtql"]}]}]},
     {"name": "spring_sale", "language": "en_US", "category": "MARKETING", "status": "PAUSED",
      "quality_score": "RED",
      "components": [{"type": "BODY", "text": "Spring deals for {{1}}!",
@@ -150,6 +185,30 @@ SAMPLE_SENDS = {
         {"type": "body", "parameters": _text_params("Mark", "FALL25")},
         {"type": "button", "sub_type": "copy_code", "index": 1,
          "parameters": [{"type": "coupon_code", "coupon_code": "FALL25"}]}],
+    ("summer_picks", "en_US"): [
+        {"type": "body", "parameters": _text_params("Anna")},
+        {"type": "carousel", "cards": [
+            {"card_index": i, "components": [
+                {"type": "header", "parameters": [
+                    {"type": "image", "image": {"link": "https://example.com/card%d.jpg" % i}}]},
+                {"type": "body", "parameters": _text_params(*values)},
+                {"type": "button", "sub_type": "quick_reply", "index": "0",
+                 "parameters": [{"type": "payload", "payload": "MORE_%d" % i}]},
+                {"type": "button", "sub_type": "url", "index": "1",
+                 "parameters": _text_params(suffix)}]}
+            for i, values, suffix in ((0, ("red", "15 EUR"), "hat-red"),
+                                      (1, ("9 EUR",), "towel"))]}],
+    # the offer ends on 2100-01-01 (UNIX milliseconds): after the simulator's clock
+    ("hot_deal", "en_US"): [
+        {"type": "header", "parameters": [
+            {"type": "image", "image": {"link": "https://example.com/deal.jpg"}}]},
+        {"type": "body", "parameters": _text_params("Pablo", "HOT25")},
+        {"type": "limited_time_offer", "parameters": [
+            {"type": "limited_time_offer",
+             "limited_time_offer": {"expiration_time_ms": 4102444800000}}]},
+        {"type": "button", "sub_type": "copy_code", "index": 0,
+         "parameters": [{"type": "coupon_code", "coupon_code": "HOT25"}]},
+        {"type": "button", "sub_type": "url", "index": 1, "parameters": _text_params("n3mtql")}],
     ("login_code", "en_US"): [
         {"type": "body", "parameters": _text_params("123456")},
         {"type": "button", "sub_type": "url", "index": "0", "parameters": _text_params("123456")}],
@@ -672,7 +731,8 @@ class Sim:
     def add_sample_templates(self):
         """Fill the catalogue with SAMPLE_TEMPLATES (positional and named,
         text / image / document headers, URL, quick-reply, copy-code and OTP
-        buttons, each category, and PAUSED, DISABLED and PENDING ones);
+        buttons, a carousel, a limited-time offer, each category, and PAUSED,
+        DISABLED and PENDING ones);
         returns [{id, name, language, replaced}]."""
         return self.add_templates(SAMPLE_TEMPLATES)
 

@@ -1606,17 +1606,24 @@ def test_template_send_checks(sim, hooks):
                 "match the expected number of params (1)")
     graph_error(tsend(sim, "order_update", "en_US", order_components()[:2]), 400, 132000,
                 "dynamic URL button missing")
-    # format errors: 132018 on v23 and later, 132012 before
+    # a NAMED template sent without names: Meta's 100 on every version
     bad = [body_params("Anna", "Montag")]
-    graph_error(tsend(sim, "appointment_named", "de", bad), 400, 132018, "named without names",
+    for version in (None, "v22.0"):
+        graph_error(tsend(sim, "appointment_named", "de", bad, version=version), 400, 100,
+                    "named without names (%s)" % version, message="(#100) Invalid parameter",
+                    details="Parameter name is missing or empty")
+    graph_error(tsend(sim, "appointment_named", "de",
+                      [body_params("Anna", "Montag", names=["first_name", ""])]), 400, 100,
+                "an empty parameter_name", details="Parameter name is missing or empty")
+    # format errors: 132018 on v23 and later, 132012 before
+    unknown = [body_params("Anna", "Montag", names=["first_name", "day"])]
+    graph_error(tsend(sim, "appointment_named", "de", unknown), 400, 132018,
+                "unknown parameter_name",
                 message="(#132018) There was an issue with the parameters in your template.")
-    graph_error(tsend(sim, "appointment_named", "de", bad, version="v22.0"), 400, 132012,
-                "named without names (v22)",
+    graph_error(tsend(sim, "appointment_named", "de", unknown, version="v22.0"), 400, 132012,
+                "unknown parameter_name (v22)",
                 message="(#132012) Parameter format does not match format in the created "
                         "template")
-    graph_error(tsend(sim, "appointment_named", "de",
-                      [body_params("Anna", "Montag", names=["first_name", "day"])]),
-                400, 132018, "unknown parameter_name")
     graph_error(tsend(sim, "order_update", "en_US", order_components(name="two\nlines")), 400,
                 132018, "new line in a parameter",
                 details="Param text cannot have new-line/tab characters or more than 4 "
@@ -1675,6 +1682,154 @@ def test_template_header_media(sim, hooks):
                 details="header: Format mismatch, expected IMAGE, received document")
     graph_error(tsend(sim, "receipt", "en"), 400, 132000, "no header parameter")
     eq(sim.sent()[-1]["template"]["text"], "Your receipt", "media header: body text recorded")
+
+
+def sample_template(name):
+    return [t for t in SAMPLE_TEMPLATES if t["name"] == name][0]
+
+
+def sample_components(name):
+    """A deep copy of the sample's valid send components, to spoil one part."""
+    return json.loads(json.dumps(SAMPLE_SENDS[(name, "en_US")]))
+
+
+def test_template_carousel(sim, hooks):
+    sim.add_template(sample_template("summer_picks"))
+    send = lambda comps, version=None: tsend(sim, "summer_picks", "en_US", comps,  # noqa: E731
+                                             version=version)
+    good = sample_components("summer_picks")
+    sent_ok(send(good), "valid carousel")
+    eq(sim.sent()[-1]["template"]["body"],
+       "Summer is here, Anna! Swipe through our picks of the week.", "body rendered")
+    swapped = sample_components("summer_picks")
+    swapped[1]["cards"].reverse()
+    sent_ok(send(swapped), "cards in any order: card_index places them")
+    media_id = sim.upload(JPEG, "image/jpeg", "hat.jpg")[1]["id"]
+    by_id = sample_components("summer_picks")
+    by_id[1]["cards"][0]["components"][0]["parameters"][0]["image"] = {"id": media_id}
+    sent_ok(send(by_id), "card header by an uploaded id")
+
+    count = "(#132000) Number of parameters does not match the expected number of params"
+    graph_error(send(good[:1]), 400, 132000, "no carousel", message=count,
+                details="carousel: number of cards (0) does not match the number of cards in "
+                        "the template (2)")
+    one = sample_components("summer_picks")
+    del one[1]["cards"][1]
+    graph_error(send(one), 400, 132000, "one card of two",
+                details="carousel: number of cards (1) does not match the number of cards in "
+                        "the template (2)")
+    twice = sample_components("summer_picks")
+    twice[1]["cards"][1]["card_index"] = 0
+    graph_error(send(twice), 400, 131009, "card_index twice",
+                message="(#131009) Parameter value is not valid",
+                details="carousel: card_index 0 is given twice.")
+    beyond = sample_components("summer_picks")
+    beyond[1]["cards"][1]["card_index"] = 2
+    graph_error(send(beyond), 400, 131009, "card_index out of range",
+                details="carousel: there is no card at card_index 2; the template has 2.")
+    video = sample_components("summer_picks")
+    video[1]["cards"][1]["components"][0]["parameters"][0] = {
+        "type": "video", "video": {"link": "https://example.com/towel.mp4"}}
+    graph_error(send(video), 400, 132018, "video in an image card",
+                message="(#132018) There was an issue with the parameters in your template.",
+                details="card 1 header: Format mismatch, expected IMAGE, received video")
+    graph_error(send(video, version="v22.0"), 400, 132012, "video in an image card (v22)",
+                details="card 1 header: Format mismatch, expected IMAGE, received video")
+    no_header = sample_components("summer_picks")
+    del no_header[1]["cards"][0]["components"][0]
+    graph_error(send(no_header), 400, 132000, "card without its header",
+                details="card 0 header: number of localizable_params (0) does not match the "
+                        "expected number of params (1)")
+    short = sample_components("summer_picks")
+    short[1]["cards"][0]["components"][1]["parameters"].pop()
+    graph_error(send(short), 400, 132000, "card body count",
+                details="card 0 body: number of localizable_params (1) does not match the "
+                        "expected number of params (2)")
+    no_url = sample_components("summer_picks")
+    no_url[1]["cards"][1]["components"].pop()
+    graph_error(send(no_url), 400, 132000, "card URL button missing",
+                details="card 1 buttons: number of localizable_params (0) does not match the "
+                        "expected number of params (1)")
+    text_payload = sample_components("summer_picks")
+    text_payload[1]["cards"][0]["components"][2]["parameters"] = [{"type": "text", "text": "x"}]
+    graph_error(send(text_payload), 400, 132018, "quick reply with a text parameter",
+                details="card 0 buttons: the QUICK_REPLY button at index 0 takes a payload "
+                        "parameter, received text.")
+    wrong_sub = sample_components("summer_picks")
+    wrong_sub[1]["cards"][0]["components"][3]["sub_type"] = "quick_reply"
+    graph_error(send(wrong_sub), 400, 131009, "card button sub_type",
+                details="card 0 buttons: the button at index 1 is a URL button; sub_type "
+                        "quick_reply does not fit it.")
+    # the request's shape, before the catalogue
+    no_index = sample_components("summer_picks")
+    del no_index[1]["cards"][0]["card_index"]
+    graph_error(send(no_index), 400, 131008, "card without card_index",
+                message="(#131008) Required parameter is missing",
+                details="The parameter template['components'][1]['cards'][0]['card_index'] is "
+                        "required.")
+    no_cards = sample_components("summer_picks")
+    del no_cards[1]["cards"]
+    graph_error(send(no_cards), 400, 131008, "carousel without cards",
+                details="The parameter template['components'][1]['cards'] is required.")
+    eq(len([m for m in sim.sent() if m["type"] == "template"]), 3, "only the valid sends recorded")
+
+
+def test_template_limited_time_offer(sim, hooks):
+    sim.add_template(sample_template("hot_deal"))
+    send = lambda comps: tsend(sim, "hot_deal", "en_US", comps)  # noqa: E731
+    now_ms = int(sim.clock_freeze()) * 1000
+
+    def offer(ms=None, code="HOT25", **lto):
+        comps = sample_components("hot_deal")
+        if ms is not None:
+            lto["expiration_time_ms"] = ms
+        comps[2]["parameters"][0]["limited_time_offer"] = lto
+        comps[3]["parameters"][0]["coupon_code"] = code
+        return comps
+
+    sent_ok(send(sample_components("hot_deal")), "the sample (ends in 2100)")
+    sent_ok(send(offer(now_ms + 60000)), "ends in a minute")
+    sent_ok(send(offer(now_ms + 60000, code="A" * 15)), "a 15-character coupon")
+    graph_error(send(offer(now_ms - 1)), 400, 131009, "ended a moment ago",
+                message="(#131009) Parameter value is not valid",
+                details="limited_time_offer: expiration_time_ms (%d) is not in the future."
+                % (now_ms - 1))
+    sim.clock_advance(61)
+    graph_error(send(offer(now_ms + 60000)), 400, 131009, "ended on the simulator's clock")
+    count = "(#132000) Number of parameters does not match the expected number of params"
+    graph_error(send([c for c in sample_components("hot_deal")
+                      if c["type"] != "limited_time_offer"]), 400, 132000,
+                "offer end missing", message=count,
+                details="limited_time_offer: number of localizable_params (0) does not match "
+                        "the expected number of params (1)")
+    graph_error(send(offer()), 400, 131008, "no expiration_time_ms",
+                message="(#131008) Required parameter is missing",
+                details="The parameter limited_time_offer['expiration_time_ms'] is required: "
+                        "the template's offer has an expiration.")
+    graph_error(send(offer("4102444800000")), 400, 100, "milliseconds as a string",
+                message="(#100) Invalid parameter",
+                details="Param template['components'][2]['parameters'][0]['limited_time_offer']"
+                        "['expiration_time_ms'] must be an integer (a UNIX time in "
+                        "milliseconds).")
+    graph_error(send(offer(4102444800000, code="A" * 16)), 400, 100, "a 16-character coupon",
+                details="Param template['components'][3]['parameters'][0]['coupon_code'] must "
+                        "be at most 15 characters long.")
+    text_code = sample_components("hot_deal")
+    text_code[3]["parameters"] = [{"type": "text", "text": "HOT25"}]
+    graph_error(send(text_code), 400, 132018, "copy code as text",
+                details="buttons: the COPY_CODE button at index 0 takes a coupon_code "
+                        "parameter, received text.")
+    # an offer without an expiration takes no end
+    no_end = sample_template("hot_deal")
+    no_end["components"][1] = {"type": "LIMITED_TIME_OFFER",
+                               "limited_time_offer": {"text": "Expiring offer!",
+                                                      "has_expiration": False}}
+    sim.add_template(no_end)
+    sent_ok(send([c for c in sample_components("hot_deal") if c["type"] != "limited_time_offer"]),
+            "no expiration: no end needed")
+    graph_error(send(sample_components("hot_deal")), 400, 132000, "no expiration: an end given",
+                details="limited_time_offer: number of localizable_params (1) does not match "
+                        "the expected number of params (0)")
 
 
 def promo_template(**extra):
