@@ -1013,7 +1013,7 @@ add_buttons(JsonBuilder *b, const WaTemplate *tpl, GPtrArray *values, const WaTe
 }
 
 static gboolean
-add_offer(JsonBuilder *b, const WaTemplate *tpl, GPtrArray *values, GError **error)
+add_offer(JsonBuilder *b, const WaTemplate *tpl, GPtrArray *values, gint64 now_ms, GError **error)
 {
   const char *v = value_of(tpl, values, WA_TEMPLATE_SLOT_OFFER_EXPIRY, -1, -1);
   gint64 ms;
@@ -1027,11 +1027,23 @@ add_offer(JsonBuilder *b, const WaTemplate *tpl, GPtrArray *values, GError **err
     g_autoptr(GDateTime) when = g_date_time_new_from_iso8601(v, local);
 
     if (when == NULL) {
+      /* GLib wants the seconds; the hint (YYYY-MM-DDTHH:MM) has none */
+      g_autofree char *with_seconds = g_strconcat(v, ":00", NULL);
+
+      when = g_date_time_new_from_iso8601(with_seconds, local);
+    }
+
+    if (when == NULL) {
       g_set_error(error, WA_TEMPLATE_ERROR, WA_TEMPLATE_ERROR_PARAMETERS,
                   _("the offer's end \"%s\" is not a time such as 2026-12-24T18:00."), v);
       return FALSE;
     }
     ms = g_date_time_to_unix(when) * 1000;
+  }
+  if (ms <= now_ms) {
+    g_set_error(error, WA_TEMPLATE_ERROR, WA_TEMPLATE_ERROR_PARAMETERS,
+                _("the offer's end \"%s\" has passed: give a later time."), v);
+    return FALSE;
   }
   json_builder_begin_object(b);
   json_builder_set_member_name(b, "type");
@@ -1053,7 +1065,8 @@ add_offer(JsonBuilder *b, const WaTemplate *tpl, GPtrArray *values, GError **err
 }
 
 char *
-wa_template_payload(const WaTemplate *tpl, GPtrArray *values, gboolean marketing_endpoint, GError **error)
+wa_template_payload(const WaTemplate *tpl, GPtrArray *values, gboolean marketing_endpoint, gint64 now_ms,
+                    GError **error)
 {
   g_autoptr(JsonBuilder) b = json_builder_new();
   g_autoptr(JsonNode) root = NULL;
@@ -1073,7 +1086,7 @@ wa_template_payload(const WaTemplate *tpl, GPtrArray *values, gboolean marketing
   json_builder_set_member_name(b, "components");
   json_builder_begin_array(b);
   if (!add_params_component(b, tpl, values, -1, "header", TRUE, error) ||
-      !add_params_component(b, tpl, values, -1, "body", FALSE, error) || !add_offer(b, tpl, values, error))
+      !add_params_component(b, tpl, values, -1, "body", FALSE, error) || !add_offer(b, tpl, values, now_ms, error))
     return NULL;
   add_buttons(b, tpl, values, &tpl->main, -1);
   if (tpl->cards->len > 0) {

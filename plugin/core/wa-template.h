@@ -142,9 +142,11 @@ char *wa_template_render(const WaTemplate *tpl, GPtrArray *values);
 /* The outbox payload {"type":"template","template":{...}}; header media
  * values must be a media id or an https link by then (a local file is
  * uploaded first). @marketing_endpoint marks it for POST
- * /{phone-number-id}/marketing_messages. NULL with @error when a value does
- * not read (a location, an expiry). */
-char *wa_template_payload(const WaTemplate *tpl, GPtrArray *values, gboolean marketing_endpoint, GError **error);
+ * /{phone-number-id}/marketing_messages. @now_ms is the wall clock (Unix
+ * milliseconds): a limited-time offer must end after it. NULL with @error
+ * when a value does not read (a location, an expiry) or an offer has ended. */
+char *wa_template_payload(const WaTemplate *tpl, GPtrArray *values, gboolean marketing_endpoint, gint64 now_ms,
+                          GError **error);
 
 /* TRUE for a header media value that is a local file (not a media id or
  * a link). */

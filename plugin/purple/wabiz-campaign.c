@@ -693,7 +693,7 @@ begin_ready(WabizCampaigns *cs)
     g_queue_pop_head(&cs->ready);
     to = params_read(p->params, &values);
     if (to != NULL)
-      payload = wa_template_payload(cs->tpl, values, marketing, &local);
+      payload = wa_template_payload(cs->tpl, values, marketing, wabiz_now() * 1000, &local);
     if (payload == NULL) {
       skip(cs, p->recipient_id, "invalid-values");
       pending_free(p);

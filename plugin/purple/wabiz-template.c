@@ -618,7 +618,7 @@ template_queue(TemplateSend *s)
   g_autoptr(GError) local = NULL;
   gboolean marketing = g_strcmp0(s->tpl->category, "MARKETING") == 0 &&
                        purple_account_get_bool(wa->account, WABIZ_OPT_MARKETING_ENDPOINT, FALSE);
-  g_autofree char *payload = wa_template_payload(s->tpl, s->values, marketing, &local);
+  g_autofree char *payload = wa_template_payload(s->tpl, s->values, marketing, wabiz_now() * 1000, &local);
   WaComposed *composed;
 
   if (payload == NULL) {

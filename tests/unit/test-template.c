@@ -13,6 +13,10 @@
 
 #include <string.h>
 
+/* the wall clock the payloads are built at: 2025-12-06 (an offer ending
+ * 1767225600000, 2026-01-01, is still on) */
+#define NOW_MS G_GINT64_CONSTANT(1765000000000)
+
 static const char *meta_dir;
 
 #define ORDER_UPDATE                                                                                    \
@@ -184,7 +188,7 @@ test_send_positional(void)
   g_assert_cmpstr(line, ==,
                   "[Template order_update, UTILITY]\nOrder #42\nHi Ann, order A-7 ships today. Ann!\nShop Ltd\n"
                   "[Track] [Stop] [Call]");
-  payload = wa_template_payload(tpl, values, FALSE, &error);
+  payload = wa_template_payload(tpl, values, FALSE, NOW_MS, &error);
   g_assert_no_error(error);
   components = components_of(payload);
   g_assert_cmpstr(components, ==,
@@ -206,7 +210,7 @@ test_send_positional(void)
   {
     g_autoptr(GPtrArray) v2 =
       fill_ok(tpl, cat, "order_update #42 | A \\| B | A-7 | today | button1=A-7 | button2=STOP_ME");
-    g_autofree char *p2 = wa_template_payload(tpl, v2, FALSE, &error);
+    g_autofree char *p2 = wa_template_payload(tpl, v2, FALSE, NOW_MS, &error);
 
     g_assert_cmpstr(g_ptr_array_index(v2, 1), ==, "A | B");
     g_assert_nonnull(strstr(p2, "{\"type\":\"button\",\"sub_type\":\"quick_reply\",\"index\":\"1\",\"parameters\":"
@@ -230,7 +234,7 @@ test_named(void)
   values = fill_ok(tpl, cat, "welcome de guests=4 | first_name=Ann Smith");
   line = wa_template_render(tpl, values);
   g_assert_cmpstr(line, ==, "[Template welcome, MARKETING]\nHallo Ann Smith, Tisch fuer 4.");
-  payload = wa_template_payload(tpl, values, TRUE, &error);
+  payload = wa_template_payload(tpl, values, TRUE, NOW_MS, &error);
   g_assert_no_error(error);
   components = components_of(payload);
   g_assert_cmpstr(components, ==,
@@ -273,12 +277,12 @@ test_media_coupon_offer(void)
                   "[COPY_CODE] SAVE10");
   /* a local file must be uploaded first */
   g_assert_true(wa_template_media_is_file(g_ptr_array_index(values, 0)));
-  g_assert_null(wa_template_payload(tpl, values, FALSE, &error));
+  g_assert_null(wa_template_payload(tpl, values, FALSE, NOW_MS, &error));
   g_assert_error(error, WA_TEMPLATE_ERROR, WA_TEMPLATE_ERROR_PARAMETERS);
   g_clear_error(&error);
   g_free(values->pdata[0]);
   values->pdata[0] = g_strdup("2871834006348767");
-  payload = wa_template_payload(tpl, values, FALSE, &error);
+  payload = wa_template_payload(tpl, values, FALSE, NOW_MS, &error);
   g_assert_no_error(error);
   {
     g_autofree char *components = components_of(payload);
@@ -295,7 +299,7 @@ test_media_coupon_offer(void)
   g_free(values->pdata[0]);
   values->pdata[0] = g_strdup("https://files.example/i.pdf");
   g_free(payload);
-  payload = wa_template_payload(tpl, values, FALSE, &error);
+  payload = wa_template_payload(tpl, values, FALSE, NOW_MS, &error);
   g_assert_nonnull(strstr(payload, "\"document\":{\"link\":\"https://files.example/i.pdf\"}"));
   /* a coupon is at most 15 characters; an offer's end must read */
   fill_refused(tpl, cat, "invoice header=1 | 7 | code=0123456789ABCDEF | expires=1",
@@ -303,9 +307,34 @@ test_media_coupon_offer(void)
   g_clear_pointer(&values, g_ptr_array_unref);
   values = fill_ok(tpl, cat, "invoice header=1 | 7 | code=A | expires=next week");
   g_free(payload);
-  payload = wa_template_payload(tpl, values, FALSE, &error);
+  payload = wa_template_payload(tpl, values, FALSE, NOW_MS, &error);
   g_assert_null(payload);
   g_assert_error(error, WA_TEMPLATE_ERROR, WA_TEMPLATE_ERROR_PARAMETERS);
+  g_clear_error(&error);
+  /* an offer that has ended is not sent (Meta refuses it) */
+  g_clear_pointer(&values, g_ptr_array_unref);
+  values = fill_ok(tpl, cat, "invoice header=1 | 7 | code=A | expires=1765000000000");
+  g_assert_null(wa_template_payload(tpl, values, FALSE, NOW_MS, &error));
+  g_assert_error(error, WA_TEMPLATE_ERROR, WA_TEMPLATE_ERROR_PARAMETERS);
+  g_assert_nonnull(strstr(error->message, "has passed"));
+  g_clear_error(&error);
+  g_clear_pointer(&values, g_ptr_array_unref);
+  /* the hint's form, without seconds, reads (local time) */
+  values = fill_ok(tpl, cat, "invoice header=1 | 7 | code=A | expires=2025-12-06T00:00");
+  g_assert_null(wa_template_payload(tpl, values, FALSE, NOW_MS + 2 * 24 * 3600 * 1000, &error));
+  g_assert_error(error, WA_TEMPLATE_ERROR, WA_TEMPLATE_ERROR_PARAMETERS);
+  g_assert_nonnull(strstr(error->message, "has passed"));
+  g_clear_error(&error);
+  g_free(payload);
+  payload = wa_template_payload(tpl, values, FALSE, NOW_MS - 7 * 24 * 3600 * 1000, &error);
+  g_assert_no_error(error);
+  g_assert_nonnull(payload);
+  {
+    g_autoptr(GDateTime) when = g_date_time_new_local(2025, 12, 6, 0, 0, 0);
+    g_autofree char *ms = g_strdup_printf("\"expiration_time_ms\":%" G_GINT64_FORMAT, g_date_time_to_unix(when) * 1000);
+
+    g_assert_nonnull(strstr(payload, ms));
+  }
 }
 
 static void
@@ -318,7 +347,7 @@ test_carousel(void)
   g_autoptr(GPtrArray) values =
     fill_ok(tpl, cat, "summer Ann | card1.header=111 | card1.1=red | card1.button1=hat-red | card2.header=222");
   g_autofree char *line = wa_template_render(tpl, values);
-  g_autofree char *payload = wa_template_payload(tpl, values, FALSE, &error);
+  g_autofree char *payload = wa_template_payload(tpl, values, FALSE, NOW_MS, &error);
   g_autofree char *components = components_of(payload);
 
   g_assert_cmpstr(slots, ==,
@@ -358,10 +387,10 @@ test_named_header_and_location(void)
   g_autoptr(GError) error = NULL;
   g_autofree char *slots = wa_template_describe_slots(named);
   g_autoptr(GPtrArray) v1 = fill_ok(named, cat, "visit time=10:00 | customer=Ann");
-  g_autofree char *p1 = wa_template_payload(named, v1, FALSE, &error);
+  g_autofree char *p1 = wa_template_payload(named, v1, FALSE, NOW_MS, &error);
   g_autofree char *c1 = components_of(p1);
   g_autoptr(GPtrArray) v2 = fill_ok(where, cat, "where header=52.5, 13.25, Shop, Main St 1");
-  g_autofree char *p2 = wa_template_payload(where, v2, FALSE, &error);
+  g_autofree char *p2 = wa_template_payload(where, v2, FALSE, NOW_MS, &error);
   g_autofree char *c2 = components_of(p2);
   g_autoptr(GPtrArray) v3 = fill_ok(where, cat, "where header=95, 13.40");
 
@@ -374,7 +403,7 @@ test_named_header_and_location(void)
                   "[{\"type\":\"header\",\"parameters\":[{\"type\":\"location\",\"location\":{\"latitude\":52.5,"
                   "\"longitude\":13.25,\"name\":\"Shop\",\"address\":\"Main St 1\"}}]}]");
   /* a latitude past 90 does not read */
-  g_assert_null(wa_template_payload(where, v3, FALSE, &error));
+  g_assert_null(wa_template_payload(where, v3, FALSE, NOW_MS, &error));
   g_assert_error(error, WA_TEMPLATE_ERROR, WA_TEMPLATE_ERROR_PARAMETERS);
 }
 
@@ -385,7 +414,7 @@ test_otp(void)
   g_autoptr(WaTemplate) tpl = load(OTP);
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) values = fill_ok(tpl, cat, "login_code 123456");
-  g_autofree char *payload = wa_template_payload(tpl, values, FALSE, &error);
+  g_autofree char *payload = wa_template_payload(tpl, values, FALSE, NOW_MS, &error);
   g_autofree char *components = components_of(payload);
 
   /* the code goes in the body and again in the button */
@@ -621,7 +650,7 @@ test_meta_media_send(void)
   g_ptr_array_add(values, g_strdup("a"));
   g_ptr_array_add(values, g_strdup("b"));
   g_ptr_array_add(values, g_strdup("c"));
-  payload = wa_template_payload(tpl, values, FALSE, &error);
+  payload = wa_template_payload(tpl, values, FALSE, NOW_MS, &error);
   g_assert_no_error(error);
   ours = wa_message_payload_new("15550001", payload, NULL, &error);
   g_assert_no_error(error);
