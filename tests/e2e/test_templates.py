@@ -7,10 +7,14 @@ kept, the closed-window refusal naming /template, readable failures
 (131050, 132001, 131063) and the Marketing Messages endpoint option."""
 
 import os
+import sys
 import tempfile
 import time
 
 from harness import TWO_NUMBERS, Receiving, contains, has, main, wait_until
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sim"))
+from simctl import SAMPLE_TEMPLATES  # noqa: E402
 
 ANNA = "491701234567"
 BEN = "491709876543"
@@ -288,6 +292,33 @@ class Templates(Receiving):
         self.host.wait_for({"event": "write", "account": second, "conv": BEN,
                             "message": contains("order_update")}, timeout=30)
         self.assertEqual(len(self.catalogue_fetches()), 1)
+
+    def test_carousel_and_limited_time_offer_accepted_by_the_api(self):
+        """The simulator checks cards and offers as Meta does: what the
+        plugin sends for them is accepted, and an ended offer never leaves."""
+        self.sim.add_templates([t for t in SAMPLE_TEMPLATES if t["name"] in ("summer_picks", "hot_deal")])
+        self.start()
+        self.optin(ANNA, "marketing")
+        self.command(ANNA, "/template summer_picks en_US Anna | card1.header=https://files.example/hat.jpg"
+                           " | card1.1=red | card1.2=15 EUR | card1.button2=hat-red"
+                           " | card2.header=https://files.example/towel.jpg | card2.1=9 EUR | card2.button2=towel")
+        self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("send"),
+                            "message": contains("[Template summer_picks, MARKETING]")}, timeout=30)
+        self.command(ANNA, "/template hot_deal en_US header=https://files.example/deal.jpg | Pablo | HOT25"
+                           " | code=HOT25 | button2=n3mtql | expires=2100-01-01T00:00")
+        self.host.wait_for({"event": "write", "conv": ANNA, "flags": has("send"),
+                            "message": contains("[Template hot_deal, MARKETING]")}, timeout=30)
+        sent = self.sim.wait_for_sent(2)  # the log has only what the API accepted
+        carousel = [c for c in sent[0]["request"]["template"]["components"] if c["type"] == "carousel"][0]
+        self.assertEqual([card["card_index"] for card in carousel["cards"]], [0, 1])
+        offer = [c for c in sent[1]["request"]["template"]["components"] if c["type"] == "limited_time_offer"][0]
+        self.assertGreater(offer["parameters"][0]["limited_time_offer"]["expiration_time_ms"], time.time() * 1000)
+        # an offer that has ended is refused here and nothing is sent
+        self.command(ANNA, "/template hot_deal en_US header=https://files.example/deal.jpg | Pablo | HOT25"
+                           " | code=HOT25 | button2=n3mtql | expires=2020-01-01T00:00")
+        self.refused_line(ANNA, "has passed")
+        time.sleep(0.5)
+        self.assertEqual(len(self.template_sends()), 2)
 
     def test_daily_refresh(self):
         self.start(env={"WABIZ_TEST_TEMPLATE_CHECK_S": "1"})
