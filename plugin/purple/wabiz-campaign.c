@@ -37,6 +37,7 @@
 
 #define TICK_MS 25
 #define PROGRESS_S 3
+#define RATE_BASE_UNKNOWN G_MAXUINT
 #define FETCH_BATCH 200
 #define CHECKS_IN_FLIGHT 64
 #define BEGIN_BATCH 100
@@ -59,8 +60,8 @@ typedef struct {
   gint64 start_at; /* Unix s; SCHEDULED: when it starts */
   int chat_id;
   /* progress */
-  gint64 since_us;  /* monotonic: when this session started sending it */
-  guint sent_since; /* SENT when it did */
+  gint64 since_us;  /* monotonic: when the rate's count began */
+  guint sent_since; /* SENT then; RATE_BASE_UNKNOWN: the next progress sets both */
   gboolean told_done;
   gboolean opened; /* its chat was opened this session: closed by the agent, only news reopens it */
 } Camp;
@@ -296,7 +297,11 @@ progress_cb(const WaStoreCampaign *sc, const GError *error, gpointer data)
   failed = n[WA_STORE_RECIPIENT_FAILED] + n[WA_STORE_RECIPIENT_UNCERTAIN];
   skipped = n[WA_STORE_RECIPIENT_SKIPPED];
   open = n[WA_STORE_RECIPIENT_PENDING] + n[WA_STORE_RECIPIENT_SENDING];
-  if (c->since_us > 0 && c->state == WA_STORE_CAMPAIGN_RUNNING) {
+  if (c->sent_since == RATE_BASE_UNKNOWN) {
+    /* (re)started: the rate counts what is sent from now on, not before */
+    c->since_us = g_get_monotonic_time();
+    c->sent_since = sent;
+  } else if (c->since_us > 0 && c->state == WA_STORE_CAMPAIGN_RUNNING) {
     double elapsed = (double) (g_get_monotonic_time() - c->since_us) / G_USEC_PER_SEC;
 
     if (elapsed >= 1 && sent >= c->sent_since) {
@@ -988,7 +993,7 @@ activate_ready(WabizAccount *wa, const char *error, gpointer data)
   g_clear_pointer(&cs->tpl, wa_template_free);
   cs->tpl = tpl;
   c->since_us = g_get_monotonic_time();
-  c->sent_since = 0;
+  c->sent_since = RATE_BASE_UNKNOWN;
   run(cs);
 }
 

@@ -10,6 +10,7 @@ with fixed values."""
 
 import csv
 import os
+import re
 import tempfile
 import time
 
@@ -140,23 +141,28 @@ class Campaign(Receiving):
                 self.assertEqual((r["status"], r["code"]), ("skipped", "opted-out"))
 
     def test_pause_and_resume(self):
-        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(150)]
+        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(200)]
         path = self.write_csv("pause.csv", rows)
         self.start(campaign_throughput="20")
         self.notify("spring_sale " + path)
         chat = self.campaign_chat()
-        wait_until(lambda: len(self.template_sends()) >= 10, timeout=60, what="10 sends")
+        wait_until(lambda: len(self.template_sends()) >= 60, timeout=60, what="60 sends")
         self.assertEqual(self.host.command(chat, "/pause")["status"], "ok")
         self.host.wait_for({"event": "write", "conv": chat, "message": contains("Paused")}, timeout=30)
         time.sleep(1.0)  # sends under way finish
         paused_at = len(self.template_sends())
         time.sleep(2.0)
         self.assertEqual(len(self.template_sends()), paused_at, "sent while paused")
-        self.assertLess(paused_at, 150)
+        self.assertLess(paused_at, 200)
         self.assertEqual(self.host.command(chat, "/resume")["status"], "ok")
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Resumed")}, timeout=30)
+        # the progress lines' rate counts what is sent after the resume
+        # (20/s), not what went before the pause
+        rate = self.host.wait_for({"event": "write", "conv": chat, "message": regex(r", \d+/s,")}, timeout=60)
+        self.assertLessEqual(int(re.search(r", (\d+)/s,", rate["message"]).group(1)), 25, rate["message"])
         self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=120)
         tos = [m["to"].lstrip("+") for m in self.template_sends()]
-        self.assertEqual(sorted(tos), sorted(number(i) for i in range(150)))
+        self.assertEqual(sorted(tos), sorted(number(i) for i in range(200)))
 
     def test_agent_chat_goes_first_and_counts_against_the_throughput(self):
         anna = "491701234567"
