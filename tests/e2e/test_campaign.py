@@ -216,12 +216,13 @@ class Campaign(Receiving):
         uncertain = {r["recipient"] for r in report if r["status"] == "uncertain"}
         self.assertLessEqual(missing, uncertain, "an eligible recipient neither sent nor listed as uncertain")
 
-    def queue_then_kill(self, count, pause=False):
+    def queue_then_kill(self, count, stop=None):
         """A campaign of `count` whose first sends are left QUEUED in the
         outbox at a kill -9 (maintenance, 131057, answered late: the runner
         begins many before the first answer, each goes back to the queue to be
-        tried again only after a minute); then a restart at 20/s. Returns the
-        campaign's chat and how many were queued."""
+        tried again only after a minute); `stop` ("pause" or "cancel") is typed
+        in the campaign's chat before the kill; then a restart at 20/s. Returns
+        the campaign's chat and how many were queued."""
         rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(count)]
         path = self.write_csv("queued.csv", rows)
         self.sim.config(latency_ms=1000, maintenance=True)
@@ -241,9 +242,10 @@ class Campaign(Receiving):
             return self.sim.control("GET", "fault")["paused"] == 0 and len(self.sim.requests()) == before
         wait_until(answered, timeout=60, what="every send answered")
         time.sleep(slow)
-        if pause:
-            self.assertEqual(self.host.command(chat, "/pause")["status"], "ok")
-            self.host.wait_for({"event": "write", "conv": chat, "message": contains("Paused")}, timeout=30)
+        if stop is not None:
+            self.assertEqual(self.host.command(chat, "/" + stop)["status"], "ok")
+            self.host.wait_for({"event": "write", "conv": chat,
+                                "message": contains({"pause": "Paused", "cancel": "Cancelled"}[stop])}, timeout=30)
         refused = {r["seq"] for r in self.sim.requests() if r.get("error_code") == 131057}
         host.kill()  # SIGKILL, with sends queued in the outbox
         self.assertEqual(self.template_sends(), [])
@@ -254,7 +256,7 @@ class Campaign(Receiving):
         return chat, len(refused)
 
     def test_queued_of_a_paused_campaign_go_out_after_restart_and_no_more(self):
-        chat, queued = self.queue_then_kill(150, pause=True)
+        chat, queued = self.queue_then_kill(150, stop="pause")
         self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign reopened: paused")},
                            timeout=60)
         # under way before the kill: they go (as they would have in the session), paced
@@ -262,6 +264,16 @@ class Campaign(Receiving):
         time.sleep(1.0)
         sent = self.template_sends()
         self.assertEqual(len(sent), queued, "sent while paused")
+        self.assertEqual(len({m["to"] for m in sent}), queued)
+        self.assertGreaterEqual(sent[-1]["time"] - sent[0]["time"], queued // 20 - 1)
+
+    def test_queued_of_a_cancelled_campaign_go_out_after_restart_and_no_more(self):
+        chat, queued = self.queue_then_kill(150, stop="cancel")
+        # under way before the kill: they go (as they would have in the session), paced
+        wait_until(lambda: len(self.template_sends()) >= queued, timeout=60, what="the queued sends")
+        time.sleep(1.5)
+        sent = self.template_sends()
+        self.assertEqual(len(sent), queued, "sent after the cancel")
         self.assertEqual(len({m["to"] for m in sent}), queued)
         self.assertGreaterEqual(sent[-1]["time"] - sent[0]["time"], queued // 20 - 1)
 
