@@ -12,7 +12,7 @@ largest main-loop gap, that every message was shown exactly once, and the
 CPU time per event of the host's main thread and of its other threads
 (from /proc: a figure the load of a shared machine moves less than rates),
 and the turns of the main loop over 15 ms with the CPU time the main thread
-had in each (the plugin's test hook WABIZ_SLOW_TURNS: a long turn with
+had in each (the test host's WABIZ_SLOW_TURNS: a long turn with
 little CPU is the thread waiting for a core).
 
     bench/apply.py [--build build] [--events 30000,50000] [--customers 16]
@@ -262,7 +262,7 @@ def main():
         if turns:
             longest = max(turns)
             busiest = max(turns, key=lambda t: t[1])
-            print("# turns of the main loop over 15 ms (whole run, the plugin's test hook): %d; longest %.1f ms "
+            print("# turns of the main loop over 15 ms (whole run, the test host's WABIZ_SLOW_TURNS): %d; longest %.1f ms "
                   "(%.1f ms of it on a core); most CPU in one turn %.1f ms (of %.1f ms)" % (
                       len(turns), longest[0], longest[1], busiest[1], busiest[0]), flush=True)
         if r["sched"] is not None:

@@ -15,9 +15,7 @@
  * (which escapes it), or acknowledge an event before applying it. */
 #include "wabiz.h"
 
-#include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "wa-describe.h"
 #include "wa-json.h"
@@ -1192,65 +1190,9 @@ opened_cb(gpointer data)
   schedule_next(data);
 }
 
-/* ---- long turns of the loop (test builds) -----------------------------------
- * With WABIZ_SLOW_TURNS=<file> (and the test hooks on), every turn of the
- * main loop (from poll's return to the next poll: checking and dispatching
- * what was ready) longer than SLOW_TURN_US is appended to <file> as "<wall
- * ms> <CPU ms of the thread>": a long turn with little CPU is the thread
- * waiting for a core, one with as much CPU is work (bench/apply.py). */
-#define SLOW_TURN_US 15000
-
-static GPollFunc slow_poll_next;
-static char *slow_path;
-static gint64 slow_wall_us; /* when poll returned */
-static gint64 slow_cpu_us;
-
-static gint64
-thread_cpu_us(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (gint64) ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
-}
-
-static gint
-slow_poll(GPollFD *fds, guint n, gint timeout)
-{
-  gint64 now = g_get_monotonic_time();
-  gint ret;
-
-  if (slow_wall_us > 0 && now - slow_wall_us > SLOW_TURN_US) {
-    FILE *f = fopen(slow_path, "a");
-
-    if (f != NULL) {
-      fprintf(f, "%.1f %.1f\n", (double) (now - slow_wall_us) / 1000.0,
-              (double) (thread_cpu_us() - slow_cpu_us) / 1000.0);
-      fclose(f);
-    }
-  }
-  ret = slow_poll_next(fds, n, timeout);
-  slow_wall_us = g_get_monotonic_time();
-  slow_cpu_us = thread_cpu_us();
-  return ret;
-}
-
-static void
-watch_slow_turns(void)
-{
-  const char *path = wabiz_test_env("WABIZ_SLOW_TURNS");
-
-  if (path == NULL || slow_path != NULL || !g_main_context_is_owner(g_main_context_default()))
-    return;
-  slow_path = g_strdup(path); /* kept for the process */
-  slow_poll_next = g_main_context_get_poll_func(NULL);
-  g_main_context_set_poll_func(NULL, slow_poll);
-}
-
 void
 wabiz_inbound_queue(WabizAccount *wa, gint64 seq, GBytes *sealed)
 {
-  watch_slow_turns();
   if (wa->opener == NULL && wa->keys != NULL) {
     g_autoptr(GError) error = NULL;
 

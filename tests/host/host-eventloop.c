@@ -3,6 +3,7 @@
 #include "host.h"
 
 #include <dlfcn.h>
+#include <stdio.h>
 #include <time.h>
 
 typedef struct {
@@ -178,8 +179,47 @@ static PurpleEventLoopUiOps eventloop_ops = {
 	.timeout_add_seconds = host_timeout_add_seconds,
 };
 
+/* ---- long turns of the loop (bench only) --------------------------------
+ * With WABIZ_SLOW_TURNS=<file> in the environment, every turn of the main
+ * loop (from poll's return to the next poll: checking and dispatching what
+ * was ready) longer than SLOW_TURN_US is appended to <file> as "<wall ms>
+ * <CPU ms of the thread>": a long turn with little CPU is the thread waiting
+ * for a core, one with as much CPU is work (bench/apply.py). */
+#define SLOW_TURN_US 15000
+
+static GPollFunc slow_poll_next;
+static const char *slow_path;
+static gint64 slow_wall_us; /* when poll returned */
+static gint64 slow_cpu_us;
+
+static gint
+slow_poll(GPollFD *fds, guint n, gint timeout)
+{
+	gint64 now = g_get_monotonic_time();
+	gint ret;
+
+	if (slow_wall_us > 0 && now - slow_wall_us > SLOW_TURN_US) {
+		FILE *f = fopen(slow_path, "a");
+
+		if (f != NULL) {
+			fprintf(f, "%.1f %.1f\n", (double)(now - slow_wall_us) / 1000.0,
+			        (double)(thread_cpu_us() - slow_cpu_us) / 1000.0);
+			fclose(f);
+		}
+	}
+	ret = slow_poll_next(fds, n, timeout);
+	slow_wall_us = g_get_monotonic_time();
+	slow_cpu_us = thread_cpu_us();
+	return ret;
+}
+
 PurpleEventLoopUiOps *
 host_eventloop_ui_ops(void)
 {
+	slow_path = g_getenv("WABIZ_SLOW_TURNS");
+	if (slow_path != NULL && slow_poll_next == NULL) {
+		slow_poll_next = g_main_context_get_poll_func(NULL);
+		g_main_context_set_poll_func(NULL, slow_poll);
+	}
 	return &eventloop_ops;
 }

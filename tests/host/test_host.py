@@ -691,11 +691,23 @@ class PluginTest(HostTestCase):
 
 
     def test_slow_dispatch(self):
-        host = self.start_ht(env={"WABIZ_HOST_SLOW_MS": "30"})
+        turns = os.path.join(tempfile.mkdtemp(prefix="wabiz-host-turns-"), "turns")
+        self.addCleanup(shutil.rmtree, os.path.dirname(turns), True)
+        host = self.start_ht(env={"WABIZ_HOST_SLOW_MS": "30", "WABIZ_SLOW_TURNS": turns})
         host.wait_for("signed-on", timeout=60)
         host.command("cust", "/htslow 5")
         host.command("cust", "/htslow 60")
         slow = host.wait_for("slow-dispatch", timeout=60)
+        # the turn of the loop that ran it is logged as it ends: "<wall ms> <CPU ms>"
+        def logged():
+            if not os.path.exists(turns):
+                return []
+            with open(turns) as f:
+                return [tuple(float(x) for x in line.split()) for line in f if line.endswith("\n")]
+        deadline = time.monotonic() + 30
+        while not any(wall >= 60 and cpu < wall for wall, cpu in logged()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(any(wall >= 60 and cpu < wall for wall, cpu in logged()), logged())
         self.assertEqual(slow["kind"], "timeout")
         self.assertTrue(slow["module"].endswith("libhosttest.so"), slow)
         self.assertGreaterEqual(slow["wall_us"], 60000, slow)
