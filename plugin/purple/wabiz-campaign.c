@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "wa-campaign.h"
+#include "wa-crypt.h"
 #include "wa-csv.h"
 #include "wa-json.h"
 #include "wa-pace.h"
@@ -72,7 +73,7 @@ typedef struct {
   char *recipient_id;
   char *customer_id;
   char *to;
-  char *params; /* JSON {"to":..., "v":[...]} */
+  GPtrArray *values; /* its placeholders' values, read once (wiped when freed) */
   guint generation;
   gboolean confirmed; /* the agent agreed to send it again within 24 hours */
 } Pending;
@@ -154,9 +155,9 @@ pending_free(Pending *p)
   g_free(p->recipient_id);
   g_free(p->customer_id);
   g_free(p->to);
-  if (p->params != NULL) {
-    memset(p->params, 0, strlen(p->params));
-    g_free(p->params);
+  if (p->values != NULL) {
+    g_ptr_array_set_free_func(p->values, (GDestroyNotify) wa_crypt_wipe_free);
+    g_ptr_array_unref(p->values);
   }
   g_free(p);
 }
@@ -661,10 +662,8 @@ begin_ready(WabizCampaigns *cs)
   b->strings = g_ptr_array_new_with_free_func(g_free);
   while (!g_queue_is_empty(&cs->ready) && b->pendings->len < BEGIN_BATCH) {
     Pending *p = g_queue_peek_head(&cs->ready);
-    g_autoptr(GPtrArray) values = NULL;
     g_autoptr(GError) local = NULL;
-    g_autofree char *to = NULL;
-    char *payload = NULL;
+    char *payload;
     char *line;
     WaStoreCampaignSend send = {0};
     WaWindowState window;
@@ -696,15 +695,13 @@ begin_ready(WabizCampaigns *cs)
     if (!wa_pace_try_take(cs->pace))
       break;
     g_queue_pop_head(&cs->ready);
-    to = params_read(p->params, &values);
-    if (to != NULL)
-      payload = wa_template_payload(cs->tpl, values, marketing, wabiz_now() * 1000, &local);
+    payload = wa_template_payload(cs->tpl, p->values, marketing, wabiz_now() * 1000, &local);
     if (payload == NULL) {
       skip(cs, p->recipient_id, "invalid-values");
       pending_free(p);
       continue;
     }
-    line = wa_template_render(cs->tpl, values);
+    line = wa_template_render(cs->tpl, p->values);
     g_ptr_array_add(b->strings, payload);
     g_ptr_array_add(b->strings, line);
     send.recipient_id = p->recipient_id;
@@ -815,8 +812,7 @@ fetched_cb(GPtrArray *recipients, const GError *error, gpointer data)
     p->generation = cs->generation;
     p->recipient_id = g_strdup(r->id);
     p->customer_id = g_strdup(r->customer_id);
-    p->params = g_strdup(r->params);
-    p->to = params_read(r->params, NULL);
+    p->to = params_read(r->params, &p->values);
     if (p->to == NULL) {
       skip(cs, r->id, "unreadable");
       pending_free(p);
