@@ -255,27 +255,25 @@ class Campaign(Receiving):
             options={"waba_id": self.waba, "campaign_throughput": "20", "send_retry_delay_ms": 50})
         return chat, len(refused)
 
+    def only_the_queued_go(self, queued, what):
+        """The sends under way before the kill go, as they would have in the
+        session, paced at 20/s; nothing more goes."""
+        wait_until(lambda: len(self.template_sends()) >= queued, timeout=60, what="the queued sends")
+        time.sleep(1.5)
+        sent = self.template_sends()
+        self.assertEqual(len(sent), queued, what)
+        self.assertEqual(len({m["to"] for m in sent}), queued)
+        self.assertGreaterEqual(sent[-1]["time"] - sent[0]["time"], queued // 20 - 1)
+
     def test_queued_of_a_paused_campaign_go_out_after_restart_and_no_more(self):
         chat, queued = self.queue_then_kill(150, stop="pause")
         self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign reopened: paused")},
                            timeout=60)
-        # under way before the kill: they go (as they would have in the session), paced
-        wait_until(lambda: len(self.template_sends()) >= queued, timeout=60, what="the queued sends")
-        time.sleep(1.0)
-        sent = self.template_sends()
-        self.assertEqual(len(sent), queued, "sent while paused")
-        self.assertEqual(len({m["to"] for m in sent}), queued)
-        self.assertGreaterEqual(sent[-1]["time"] - sent[0]["time"], queued // 20 - 1)
+        self.only_the_queued_go(queued, "sent while paused")
 
     def test_queued_of_a_cancelled_campaign_go_out_after_restart_and_no_more(self):
         chat, queued = self.queue_then_kill(150, stop="cancel")
-        # under way before the kill: they go (as they would have in the session), paced
-        wait_until(lambda: len(self.template_sends()) >= queued, timeout=60, what="the queued sends")
-        time.sleep(1.5)
-        sent = self.template_sends()
-        self.assertEqual(len(sent), queued, "sent after the cancel")
-        self.assertEqual(len({m["to"] for m in sent}), queued)
-        self.assertGreaterEqual(sent[-1]["time"] - sent[0]["time"], queued // 20 - 1)
+        self.only_the_queued_go(queued, "sent after the cancel")
 
     def test_queued_at_the_kill_go_out_paced_after_restart(self):
         count = 120
