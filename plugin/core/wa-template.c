@@ -488,6 +488,9 @@ has_language(GPtrArray *catalogue, const char *name, const char *language)
   return FALSE;
 }
 
+#define ESCAPED_EQUALS '\x01'
+#define ESCAPED_EQUALS_S "\x01"
+
 /* A "key=value" item: the key is lowercase letters, digits, "_" and ".". */
 static gboolean
 split_pair(const char *item, char **key, char **value)
@@ -545,11 +548,17 @@ wa_template_args_parse(const char *text, GPtrArray *catalogue, GError **error)
       p = q;
     }
   }
-  /* the rest: items separated by "|" ("\|" is a bar) */
+  /* the rest: items separated by "|" ("\|" is a bar; "\=" an equals sign
+   * that makes no key=value, kept as ESCAPED_EQUALS until the item is read) */
   for (; *p != '\0'; p++) {
     if (*p == '\\' && p[1] == '|') {
       g_string_append_c(item, '|');
       p++;
+    } else if (*p == '\\' && p[1] == '=') {
+      g_string_append_c(item, ESCAPED_EQUALS);
+      p++;
+    } else if (*p == ESCAPED_EQUALS) {
+      continue; /* a control character nobody types */
     } else if (*p == '|') {
       g_ptr_array_add(items, g_strstrip(g_string_free(item, FALSE)));
       item = g_string_new(NULL);
@@ -567,9 +576,9 @@ wa_template_args_parse(const char *text, GPtrArray *catalogue, GError **error)
 
     if (split_pair(it, &key, &value)) {
       g_ptr_array_add(args->keys, key);
-      g_ptr_array_add(args->values, value);
+      g_ptr_array_add(args->values, g_strdelimit(value, ESCAPED_EQUALS_S, '='));
     } else {
-      g_ptr_array_add(args->positional, g_strdup(it));
+      g_ptr_array_add(args->positional, g_strdelimit(g_strdup(it), ESCAPED_EQUALS_S, '='));
     }
   }
   g_ptr_array_unref(items);
@@ -727,8 +736,10 @@ wa_template_fill(const WaTemplate *tpl, const WaTemplateArgs *args, GError **err
   }
   for (guint k = 0; k < args->keys->len; k++)
     if (!used[k]) {
+      const char *key = g_ptr_array_index(args->keys, k);
       g_autofree char *problem =
-        g_strdup_printf(_("The template has no \"%s\"."), (const char *) g_ptr_array_index(args->keys, k));
+        g_strdup_printf(_("The template has no \"%s\" (a value with an equals sign in it is written %s\\=%s)."), key,
+                        key, (const char *) g_ptr_array_index(args->values, k));
 
       fill_error(error, tpl, problem);
       return NULL;

@@ -256,6 +256,19 @@ test_named(void)
   }
   fill_refused(tpl, cat, "welcome first_name=Ann", "Missing: guests= (e.g. 4).");
   fill_refused(tpl, cat, "welcome first_name=Ann | guests=4 | last_name=S", "has no \"last_name\"");
+  /* an equals sign in a value: "\=" (a bar is "\|") */
+  fill_refused(tpl, cat, "welcome first_name=Ann | guests=4 | a=b", "is written a\\=b");
+  {
+    g_autoptr(GPtrArray) escaped = fill_ok(tpl, cat, "welcome first_name=Ann\\=B\\|C | guests=4");
+
+    g_assert_cmpstr(g_ptr_array_index(escaped, 0), ==, "Ann=B|C");
+  }
+  {
+    g_autoptr(WaTemplate) order = wa_template_pick(cat, "order_update", "en_US", NULL, NULL);
+    g_autoptr(GPtrArray) escaped = fill_ok(order, cat, "order_update en_US #42 | x\\=1 | A-7 | today | button1=A-7");
+
+    g_assert_cmpstr(g_ptr_array_index(escaped, 1), ==, "x=1");
+  }
 }
 
 static void
