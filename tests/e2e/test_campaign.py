@@ -141,7 +141,7 @@ class Campaign(Receiving):
                 self.assertEqual((r["status"], r["code"]), ("skipped", "opted-out"))
 
     def test_pause_and_resume(self):
-        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(200)]
+        rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(250)]
         path = self.write_csv("pause.csv", rows)
         self.start(campaign_throughput="20")
         self.notify("spring_sale " + path)
@@ -153,7 +153,7 @@ class Campaign(Receiving):
         paused_at = len(self.template_sends())
         time.sleep(2.0)
         self.assertEqual(len(self.template_sends()), paused_at, "sent while paused")
-        self.assertLess(paused_at, 200)
+        self.assertLess(paused_at, 250)
         self.assertEqual(self.host.command(chat, "/resume")["status"], "ok")
         self.host.wait_for({"event": "write", "conv": chat, "message": contains("Resumed")}, timeout=30)
         # the progress lines' rate counts what is sent after the resume
@@ -162,30 +162,32 @@ class Campaign(Receiving):
         self.assertLessEqual(int(re.search(r", (\d+)/s,", rate["message"]).group(1)), 25, rate["message"])
         self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=120)
         tos = [m["to"].lstrip("+") for m in self.template_sends()]
-        self.assertEqual(sorted(tos), sorted(number(i) for i in range(200)))
+        self.assertEqual(sorted(tos), sorted(number(i) for i in range(250)))
 
     def test_agent_chat_goes_first_and_counts_against_the_throughput(self):
-        anna = "491701234567"
+        # 30 customers with an open window (each has a queue of their own in
+        # the outbox, so the agent's answers go at once, side by side)
+        customers = ["4916%08d" % (20000000 + i) for i in range(30)]
         path = self.write_csv("chat.csv", [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(150)])
         self.start(campaign_throughput="20")
-        self.sim.inbound("hello", sender=anna, name="Anna")
-        self.host.wait_for({"event": "write", "conv": anna, "message": contains("hello")}, timeout=30)
+        self.sim.inbound_bulk(customers, 30, text="question {n}")
+        for c in customers:
+            self.host.wait_for({"event": "write", "conv": c, "message": contains("question")}, timeout=60)
         started = time.monotonic()
         self.notify("spring_sale " + path)
         wait_until(lambda: len(self.template_sends()) >= 20, timeout=60, what="20 sends")
-        for i in range(30):
-            self.host.send_im(anna, "answer %d" % i)
+        for c in customers:
+            self.host.send_im(c, "an answer")
         wait_until(lambda: len(self.template_sends()) == 150, timeout=120, what="150 sends")
         took = time.monotonic() - started
         sent = self.sim.sent()
         last = max(i for i, m in enumerate(sent) if m["type"] == "template")
-        chats = [i for i, m in enumerate(sent) if m["type"] == "text"]
+        chats = [i for i, m in enumerate(sent) if m["type"] == "text" and i < last]
         # the agent's lines are never held behind the campaign
         self.assertEqual(len(chats), 30, "the agent's lines waited for the campaign")
-        self.assertTrue(all(i < last for i in chats))
         # each counts against the number's 20/s: the campaign made room for
         # them (20 a second and the bucket's depth of 2, over the whole run)
-        self.assertGreaterEqual(took, (150 + 30 - 2) / 20 - 0.25,
+        self.assertGreaterEqual(took, (150 + len(chats) - 2) / 20 - 0.25,
                                 "the campaign did not give the agent's lines their share of the throughput")
 
     def test_killed_mid_campaign_then_resumed_without_duplicates(self):
