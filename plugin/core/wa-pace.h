@@ -83,9 +83,10 @@ gint64 wa_pace_next_at(WaPace *pace);
 /* Takes a token for a campaign send when one is allowed now (TRUE); FALSE
  * (nothing taken) when the caller must wait until wa_pace_next_at(). */
 gboolean wa_pace_try_take(WaPace *pace);
-/* A send that went without asking (the agent's chat is never held): its
- * token is taken even when the bucket has none left, so campaign sends wait
- * until that debt is paid back and the number's total stays at the rate. */
+/* Takes a token for a send that goes now without asking (the agent's chat
+ * is never held), or that wa_pace_next_at() allowed: even when the bucket
+ * has none left, so campaign sends wait until that debt is paid back and
+ * the number's total stays at the rate. */
 void wa_pace_charge(WaPace *pace);
 
 /* 130429: halves the current rate and empties the bucket (see above). */

@@ -692,15 +692,17 @@ begin_ready(WabizCampaigns *cs)
       break;
     }
     cs->told_full = FALSE;
-    if (!wa_pace_try_take(cs->pace))
+    if (wa_pace_next_at(cs->pace) > g_get_monotonic_time())
       break;
     g_queue_pop_head(&cs->ready);
     payload = wa_template_payload(cs->tpl, p->values, marketing, wabiz_now() * 1000, &local);
     if (payload == NULL) {
+      /* nothing goes: no token used (an offer that ended skips the rest at once) */
       skip(cs, p->recipient_id, "invalid-values");
       pending_free(p);
       continue;
     }
+    wa_pace_charge(cs->pace); /* allowed a moment ago: the bucket only grew since */
     line = wa_template_render(cs->tpl, p->values);
     g_ptr_array_add(b->strings, payload);
     g_ptr_array_add(b->strings, line);

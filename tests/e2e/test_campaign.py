@@ -24,6 +24,12 @@ NOTE = {
     "name": "store_note", "language": "en", "category": "UTILITY",
     "components": [{"type": "BODY", "text": "Our store is closed on {{1}}."}]}
 
+OFFER = {
+    "name": "flash_offer", "language": "en", "category": "MARKETING",
+    "components": [{"type": "LIMITED_TIME_OFFER", "limited_time_offer": {"text": "Ends soon", "has_expiration": True}},
+                   {"type": "BODY", "text": "Hi {{1}}, use {{2}} today."},
+                   {"type": "BUTTONS", "buttons": [{"type": "COPY_CODE", "example": "SAVE10"}]}]}
+
 
 def number(i):
     return "4917%08d" % (10000000 + i)
@@ -35,7 +41,7 @@ class Campaign(Receiving):
 
     def setUp(self):
         super().setUp()
-        self.sim.add_templates([PROMO, NOTE])
+        self.sim.add_templates([PROMO, NOTE, OFFER])
         # the number's throughput at the simulator: well above the option's
         self.sim.config(throughput_mps=5000, pair_burst=1000)
         self.waba = self.sim.info()["waba_id"]
@@ -189,6 +195,23 @@ class Campaign(Receiving):
         # them (20 a second and the bucket's depth of 2, over the whole run)
         self.assertGreaterEqual(took, (150 + len(chats) - 2) / 20 - 0.25,
                                 "the campaign did not give the agent's lines their share of the throughput")
+
+    def test_ended_offer_skips_the_rest_at_once(self):
+        """An offer that has ended is not sent; its recipients are skipped
+        without waiting for the throughput (a token is used only by a send)."""
+        rows = [(number(i), "C%d" % i, "SAVE%d" % i, "SAVE%d" % i, "2020-01-01T00:00", "opt-in") for i in range(300)]
+        path = self.write_csv("offer.csv", rows, header=("to", "1", "2", "code", "expires", "consent"))
+        self.start(campaign_throughput="20")
+        self.notify("flash_offer " + path)
+        chat = self.campaign_chat()
+        started = time.monotonic()
+        self.host.wait_for({"event": "write", "conv": chat, "message": contains("Campaign finished")}, timeout=60)
+        # at 20/s the 300 would take 15 s
+        self.assertLess(time.monotonic() - started, 10)
+        self.assertEqual(self.template_sends(name="flash_offer"), [])
+        report = self.report(chat)
+        self.assertEqual({(r["status"], r["code"]) for r in report}, {("skipped", "invalid-values")})
+        self.assertEqual(len(report), 300)
 
     def test_killed_mid_campaign_then_resumed_without_duplicates(self):
         rows = [(number(i), "C%d" % i, "5 %", "opt-in") for i in range(300)]
