@@ -990,8 +990,7 @@ activate_ready(WabizAccount *wa, const char *error, gpointer data)
   }
   g_clear_pointer(&cs->tpl, wa_template_free);
   cs->tpl = tpl;
-  c->since_us = g_get_monotonic_time();
-  c->sent_since = RATE_BASE_UNKNOWN;
+  c->sent_since = RATE_BASE_UNKNOWN; /* the next progress starts the rate's count */
   run(cs);
 }
 
